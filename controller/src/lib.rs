@@ -1,0 +1,1 @@
+//! emu-controller library.

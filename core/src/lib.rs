@@ -1,0 +1,1 @@
+//! Pure logic of emu: every decision is a function of its inputs, with no I/O.
