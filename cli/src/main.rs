@@ -1,1 +1,126 @@
-fn main() {}
+//! emu: Kubernetes service networking on one Linux machine. Cluster lifecycle (`up`, `down`,
+//! `status`) and kubectl's verbs with kubectl's flags and output formats.
+
+mod context;
+mod daemon;
+mod lifecycle;
+mod verbs;
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "emu", version, about = "Kubernetes service networking, emulated on one Linux machine with network namespaces.",
+    after_help = "Start with `sudo emu up scenarios/nginx.yaml`, then `emu get pods -o wide`.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Flags every cluster command shares.
+#[derive(Args, Clone, Debug, Default)]
+pub struct ClusterFlag {
+    /// Cluster to act on (default: $EMU_CLUSTER, else the only running cluster).
+    #[arg(long, global = true, env = "EMU_CLUSTER")]
+    pub cluster: Option<String>,
+}
+
+/// `get`/`describe`/`delete` target flags as kubectl has them.
+#[derive(Args, Clone, Debug, Default)]
+pub struct Scope {
+    /// Namespace (default: default).
+    #[arg(short = 'n', long = "namespace")]
+    pub namespace: Option<String>,
+    /// All namespaces.
+    #[arg(short = 'A', long = "all-namespaces")]
+    pub all_namespaces: bool,
+    /// Label selector, e.g. `run=my-nginx`.
+    #[arg(short = 'l', long = "selector")]
+    pub selector: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create a cluster (nodes, control plane, agents), apply a scenario's manifests and wait until every pod runs.
+    Up {
+        /// Scenario file (`nodes:` and `manifests:`); without it, an empty cluster.
+        file: Option<PathBuf>,
+        /// Number of nodes when no scenario names them (default 2).
+        #[arg(long)]
+        nodes: Option<usize>,
+        /// Keep what was created when a step fails (for inspection).
+        #[arg(long)]
+        retain: bool,
+        /// Seconds to wait for pods to be Running.
+        #[arg(long, default_value_t = 120)]
+        timeout: u64,
+        #[command(flatten)]
+        cluster: ClusterFlag,
+    },
+    /// Delete a cluster: every namespace, link, process and file it created.
+    Down {
+        /// Delete every emu cluster on this machine.
+        #[arg(long)]
+        all: bool,
+        #[command(flatten)]
+        cluster: ClusterFlag,
+    },
+    /// List clusters and the health of their daemons.
+    Status,
+    /// Restart a cluster's controller or a node's agent (pods keep running).
+    Restart {
+        /// `controller` or `agent`.
+        what: String,
+        /// Node, for `agent`.
+        node: Option<String>,
+        #[command(flatten)]
+        cluster: ClusterFlag,
+    },
+    /// Apply manifests (create or update).
+    Apply(verbs::FileArgs),
+    /// Create objects from manifests (fails if they exist).
+    Create(verbs::CreateArgs),
+    /// Display one or many resources.
+    Get(verbs::GetArgs),
+    /// Show details of a resource.
+    Describe(verbs::DescribeArgs),
+    /// Delete resources by file, by name or by label.
+    Delete(verbs::DeleteArgs),
+    /// Set a new size for a Deployment or ReplicaSet.
+    Scale(verbs::ScaleArgs),
+    /// Run a pod with one container.
+    Run(verbs::RunArgs),
+    /// Run a command in a container.
+    Exec(verbs::ExecArgs),
+    /// Print the logs of a container.
+    Logs(verbs::LogsArgs),
+    /// A shell or a command on a node (in the node's network namespace).
+    Ssh(verbs::SshArgs),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Up { file, nodes, retain, timeout, cluster } => lifecycle::up(file, nodes, retain, timeout, cluster),
+        Command::Down { all, cluster } => lifecycle::down(all, cluster),
+        Command::Status => lifecycle::status(),
+        Command::Restart { what, node, cluster } => lifecycle::restart(&what, node.as_deref(), cluster),
+        Command::Apply(a) => verbs::apply(a, false),
+        Command::Create(a) => verbs::create(a),
+        Command::Get(a) => verbs::get(a),
+        Command::Describe(a) => verbs::describe(a),
+        Command::Delete(a) => verbs::delete(a),
+        Command::Scale(a) => verbs::scale(a),
+        Command::Run(a) => verbs::run(a),
+        Command::Exec(a) => verbs::exec(a),
+        Command::Logs(a) => verbs::logs(a),
+        Command::Ssh(a) => verbs::ssh(a),
+    };
+    match result {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("{}", context::render_error(&e));
+            std::process::exit(1);
+        }
+    }
+}

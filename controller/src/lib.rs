@@ -1,1 +1,8 @@
-//! emu-controller library.
+//! emu-controller: the API server of an emu cluster — the object store, watch streams, validation,
+//! the scheduler, IP allocation and the Deployment/ReplicaSet controllers.
+
+pub mod api;
+pub mod controllers;
+pub mod nodes;
+pub mod state;
+pub mod store;

@@ -1,1 +1,12 @@
-//! emu-nodeagent library.
+//! emu-nodeagent: the kubelet + CNI + service proxy of one emulated node.
+//!
+//! The binary has three personalities, chosen by its first argument before any thread starts
+//! (namespace changes need a single-threaded process): `agent` (the default, a tokio daemon living
+//! in its node's network namespace), `shim` (the per-pod supervisor that outlives the agent) and
+//! `nsexec` (joins a container's namespaces and runs a command: `emu exec`).
+
+pub mod agent;
+pub mod cgroup;
+pub mod net;
+pub mod reflector;
+pub mod sandbox;

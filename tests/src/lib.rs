@@ -1,1 +1,211 @@
-//! Helpers for the end-to-end tests in `tests/tests/`.
+//! Helpers for the end-to-end tests in `tests/tests/`: run the real `emu` binary against a
+//! cluster of the test's own name, and always tear it down (also when the test panics).
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+/// The workspace's target directory holding `emu`, `emu-controller` and `emu-nodeagent`
+/// (test binaries live in `target/<profile>/deps`).
+pub fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let dir = exe.parent().and_then(|d| d.parent()).expect("target/<profile>").to_path_buf();
+    assert!(dir.join("emu").exists(), "{} has no `emu`: run `cargo build --workspace` before the tests", dir.display());
+    dir
+}
+
+pub fn emu_path() -> PathBuf {
+    bin_dir().join("emu")
+}
+
+/// Root is needed for namespaces; the suite is run as root (README, CI).
+pub fn require_root() {
+    assert!(nix_is_root(), "the end-to-end tests must run as root (sudo ./scripts/test)");
+}
+
+fn nix_is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    fn from(o: Output) -> Run {
+        Run { code: o.status.code().unwrap_or(-1), stdout: String::from_utf8_lossy(&o.stdout).into(), stderr: String::from_utf8_lossy(&o.stderr).into() }
+    }
+    pub fn ok(self) -> Run {
+        assert_eq!(self.code, 0, "command failed\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        self
+    }
+}
+
+/// Runs `emu ARGS` (no cluster flag) and returns its exit code and output.
+pub fn emu(args: &[&str]) -> Run {
+    Run::from(Command::new(emu_path()).args(args).env_remove("EMU_CLUSTER").output().expect("running emu"))
+}
+
+/// A cluster for one test, removed on drop.
+pub struct Cluster {
+    pub name: String,
+}
+
+impl Cluster {
+    /// `emu up ARGS --cluster NAME`, asserting success.
+    pub fn up(name: &str, args: &[&str]) -> Cluster {
+        require_root();
+        let c = Cluster { name: name.to_string() };
+        // A previous crashed run may have left the same name behind.
+        emu(&["down", "--cluster", name]);
+        let mut all = vec!["up", "--cluster", name];
+        all.extend_from_slice(args);
+        let r = emu(&all);
+        assert_eq!(r.code, 0, "emu up failed\nstdout:\n{}\nstderr:\n{}\n{}", r.stdout, r.stderr, c.logs());
+        c
+    }
+
+    /// `emu ARGS --cluster NAME`.
+    pub fn emu(&self, args: &[&str]) -> Run {
+        let mut all: Vec<&str> = args.to_vec();
+        let pos = all.iter().position(|a| *a == "--").unwrap_or(all.len());
+        all.insert(pos, &self.name);
+        all.insert(pos, "--cluster");
+        emu(&all)
+    }
+
+    /// The daemons' logs, for failure messages.
+    pub fn logs(&self) -> String {
+        let root = PathBuf::from("/run/emu").join(&self.name);
+        let mut out = String::new();
+        let mut files = vec![root.join("controller.log")];
+        if let Ok(nodes) = std::fs::read_dir(root.join("nodes")) {
+            files.extend(nodes.flatten().map(|n| n.path().join("agent.log")));
+        }
+        for f in files {
+            if let Ok(t) = std::fs::read_to_string(&f) {
+                let tail: Vec<&str> = t.lines().rev().take(30).collect();
+                out.push_str(&format!("--- {} (last lines)\n", f.display()));
+                for l in tail.into_iter().rev() {
+                    out.push_str(l);
+                    out.push('\n');
+                }
+            }
+        }
+        out
+    }
+
+    /// Pods as JSON (`emu get pods -o json`), optionally by label selector.
+    pub fn pods(&self, selector: &str) -> Vec<serde_json::Value> {
+        let mut args = vec!["get", "pods", "-o", "json"];
+        if !selector.is_empty() {
+            args.extend(["-l", selector]);
+        }
+        let r = self.emu(&args).ok();
+        let v: serde_json::Value = serde_json::from_str(&r.stdout).expect("get pods -o json");
+        v["items"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// Polls `f` until it returns Some, or panics with `what` and the daemons' logs.
+    pub fn wait_for<T>(&self, what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+        let start = Instant::now();
+        loop {
+            if let Some(v) = f() {
+                return v;
+            }
+            if start.elapsed() > timeout {
+                panic!("timed out after {:?} waiting for {what}\n{}", timeout, self.logs());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let r = emu(&["down", "--cluster", &self.name]);
+        if r.code != 0 && !std::thread::panicking() {
+            panic!("emu down failed: {}{}", r.stdout, r.stderr);
+        }
+    }
+}
+
+/// A snapshot of what the host shows, to prove a cluster left nothing behind and never touched
+/// the host's own network namespace.
+#[derive(Debug, PartialEq, Eq)]
+pub struct HostState {
+    pub links: String,
+    pub addrs: String,
+    pub routes: String,
+    pub nft: String,
+    pub forwarding: String,
+}
+
+fn sh(cmd: &str) -> String {
+    let o = Command::new("sh").arg("-c").arg(cmd).output().expect("sh");
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+impl HostState {
+    pub fn capture() -> HostState {
+        HostState {
+            links: sh("ip -o link show | sed 's/ state [A-Z]*//' | awk '{print $2}' | sort"),
+            addrs: sh("ip -o addr show | awk '{print $2, $4}' | sort"),
+            routes: sh("ip route show table all | sort"),
+            nft: sh("nft list ruleset 2>/dev/null"),
+            forwarding: sh("cat /proc/sys/net/ipv4/ip_forward"),
+        }
+    }
+}
+
+/// Mount points of one cluster (its runtime directory and its named network namespaces).
+pub fn emu_mounts(cluster: &str) -> Vec<String> {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(4).map(str::to_string))
+        .filter(|m| m.starts_with(&format!("/run/emu/{cluster}")) || m.starts_with(&format!("/run/netns/emu-{cluster}-")))
+        .collect()
+}
+
+/// PIDs of processes whose executable is one of emu's daemons, for a given cluster name.
+pub fn emu_processes(cluster: &str) -> Vec<String> {
+    let mut out = vec![];
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else { continue };
+        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+        if (cmd.contains("emu-controller") || cmd.contains("emu-nodeagent")) && (cmd.contains(&format!("--cluster {cluster} ")) || cmd.contains(&format!("/run/emu/{cluster}/"))) {
+            out.push(format!("{} {cmd}", e.file_name().to_string_lossy()));
+        }
+    }
+    out
+}
+
+/// The host PID of a container's main process, from the pod's shim state file.
+pub fn container_pid(cluster: &str, pod: &serde_json::Value, container: &str) -> i32 {
+    let dir = PathBuf::from("/run/emu")
+        .join(cluster)
+        .join("nodes")
+        .join(pod["spec"]["nodeName"].as_str().expect("scheduled pod"))
+        .join("pods")
+        .join(pod["metadata"]["uid"].as_str().expect("uid"));
+    let state: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("state.json")).expect("state.json")).expect("state json");
+    state["containers"].as_array().expect("containers").iter().find(|c| c["name"] == container).expect("container")["pid"]
+        .as_i64()
+        .expect("running container has a pid") as i32
+}
+
+pub fn sigkill(pid: i32) {
+    // SAFETY: kill has no memory-safety preconditions; the PID belongs to a process this test's
+    // cluster started.
+    let r = unsafe { libc::kill(pid, libc::SIGKILL) };
+    assert_eq!(r, 0, "kill -9 {pid}");
+}
+
+/// PID from a daemon's pid file under /run/emu/<cluster>.
+pub fn daemon_pid(cluster: &str, rel: &str) -> i32 {
+    std::fs::read_to_string(PathBuf::from("/run/emu").join(cluster).join(rel)).expect("pid file").trim().parse().expect("pid")
+}

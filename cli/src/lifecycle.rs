@@ -1,0 +1,445 @@
+//! `emu up`, `emu down`, `emu status`, `emu restart`: a cluster's life.
+//!
+//! `up` is a list of named steps, each printed with ✓ or ✗ (STYLE.md 9). Everything it creates is
+//! named after the cluster — network namespaces `emu-<cluster>-…`, the runtime directory
+//! /run/emu/<cluster>, the cgroup emu-<cluster> — so `down` finds and removes all of it, also after
+//! every emu process was killed.
+
+use crate::context::{self, require_root, Ctx};
+use crate::daemon::{self, Spawn};
+use crate::{verbs, ClusterFlag};
+use anyhow::{bail, Context};
+use emu_core::cluster::{ClusterConfig, NodeConfig, Paths};
+use emu_core::{ipam, naming, object, scenario};
+use emu_nodeagent::{cgroup, net};
+use serde_json::Value;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+pub const DEFAULT_CLUSTER: &str = "emu";
+const FABRIC_CIDR: &str = "172.18.0.0/16";
+const POD_CIDR: &str = "10.244.0.0/16";
+const SERVICE_CIDR: &str = "10.96.0.0/12";
+
+/// One named step of `up`: prints `✓ name (time)` or `✗ name: error`.
+fn step<T>(name: &str, f: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<T> {
+    use std::io::IsTerminal;
+    let start = Instant::now();
+    // On a terminal the step shows while it runs and is then overwritten; in logs, one line.
+    let tty = std::io::stdout().is_terminal();
+    if tty {
+        print!(" • {name} …");
+        let _ = std::io::stdout().flush();
+    }
+    let r = f();
+    let ms = start.elapsed().as_millis();
+    let cr = if tty { "\r\x1b[2K" } else { "" };
+    match &r {
+        Ok(_) => println!("{cr} ✓ {name} ({ms} ms)"),
+        Err(e) => println!("{cr} ✗ {name}: {}", context::render_error(e).trim_start_matches("error: ")),
+    }
+    r
+}
+
+/// What `up` will do, fully read and checked before anything is created.
+struct Plan {
+    nodes: Vec<String>,
+    /// (source label, parsed documents)
+    manifests: Vec<(String, Vec<Value>)>,
+}
+
+fn plan(file: Option<&Path>, nodes: Option<usize>) -> anyhow::Result<Plan> {
+    let Some(file) = file else {
+        let n = nodes.unwrap_or(scenario::DEFAULT_NODE_COUNT);
+        if n == 0 || n > scenario::MAX_NODES {
+            bail!("--nodes {n}: give between 1 and {}", scenario::MAX_NODES);
+        }
+        return Ok(Plan { nodes: scenario::default_node_names(n), manifests: vec![] });
+    };
+    let text = std::fs::read_to_string(file).with_context(|| format!("reading scenario {}", file.display()))?;
+    let sc = scenario::parse(&text).with_context(|| format!("scenario {}", file.display()))?;
+    let mut node_names = sc.nodes;
+    if let Some(n) = nodes {
+        if n != node_names.len() {
+            node_names = scenario::default_node_names(n);
+        }
+    }
+    let base = file.parent().unwrap_or(Path::new("."));
+    let mut manifests = Vec::new();
+    for (i, m) in sc.manifests.iter().enumerate() {
+        match m {
+            scenario::ManifestSource::Path(p) => {
+                let path = base.join(p);
+                if !path.exists() {
+                    bail!("scenario {}: manifests[{i}]: file {} does not exist (paths are relative to the scenario file)", file.display(), path.display());
+                }
+                for (label, docs) in verbs::read_manifests(&path)? {
+                    manifests.push((label, docs));
+                }
+            }
+            scenario::ManifestSource::Inline(text) => {
+                let label = format!("{} (manifests[{i}])", file.display());
+                manifests.push((label.clone(), verbs::parse_manifest_text(text, &label)?));
+            }
+        }
+    }
+    for (label, docs) in &manifests {
+        for d in docs {
+            verbs::check_offline(d).with_context(|| label.clone())?;
+        }
+    }
+    Ok(Plan { nodes: node_names, manifests })
+}
+
+pub fn validate_cluster_name(name: &str) -> anyhow::Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 16
+        && name.as_bytes()[0].is_ascii_lowercase()
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+    if !ok {
+        // No '-' so that `emu-<cluster>-…` names can never belong to two clusters.
+        bail!("invalid cluster name {name:?}: use 1-16 lower case letters and digits, starting with a letter (e.g. `demo`, `lab2`)");
+    }
+    Ok(())
+}
+
+pub fn up(file: Option<PathBuf>, nodes: Option<usize>, retain: bool, timeout: u64, flag: ClusterFlag) -> anyhow::Result<i32> {
+    require_root()?;
+    let name = flag.cluster.clone().unwrap_or_else(|| DEFAULT_CLUSTER.to_string());
+    validate_cluster_name(&name)?;
+    let plan = plan(file.as_deref(), nodes)?;
+    let paths = Paths::new(&name);
+    if paths.root.exists() || !net::list_named_netns(&format!("emu-{name}-"))?.is_empty() {
+        bail!("cluster {name:?} already exists: use it, or remove it with `sudo emu down --cluster {name}`");
+    }
+    println!("Creating cluster {name:?} …");
+    let started = Instant::now();
+    let result = bring_up(&name, &paths, &plan, timeout);
+    match result {
+        Ok(pods) => {
+            println!("Cluster {name:?} is ready in {:.2} s: {} nodes, {pods} pods Running.\n", started.elapsed().as_secs_f64(), plan.nodes.len());
+            print_hints(&name);
+            Ok(0)
+        }
+        Err(e) => {
+            if retain {
+                eprintln!("Keeping what was created (--retain); remove it with `sudo emu down --cluster {name}`.");
+            } else {
+                let _ = teardown(&name);
+            }
+            Err(e)
+        }
+    }
+}
+
+fn bring_up(name: &str, paths: &Paths, plan: &Plan, timeout: u64) -> anyhow::Result<usize> {
+    let rt = context::runtime()?;
+    let fabric: ipam::Ipv4Cidr = FABRIC_CIDR.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let config = ClusterConfig {
+        name: name.to_string(),
+        nodes: plan
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| NodeConfig { name: n.clone(), index: i, internal_ip: ipam::fabric_ip(fabric, i).to_string() })
+            .collect(),
+        fabric_cidr: FABRIC_CIDR.into(),
+        pod_cidr: POD_CIDR.into(),
+        node_prefix: 24,
+        service_cidr: SERVICE_CIDR.into(),
+    };
+    let cgroup_dir = cgroup::cluster_dir(name).context("emu needs cgroup v2 to keep track of a cluster's processes")?;
+    step(&format!("Creating {} nodes ({})", config.nodes.len(), plan.nodes.join(", ")), || {
+        std::fs::create_dir_all(&paths.root)?;
+        std::fs::set_permissions(&paths.root, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
+        std::fs::write(paths.config(), serde_json::to_vec_pretty(&config)?)?;
+        cgroup::ensure(&cgroup_dir)?;
+        let fabric_name = naming::netns_fabric(name);
+        net::create_named_netns(&fabric_name)?;
+        let fabric_ns = net::netns_path(&fabric_name);
+        rt.block_on(net::setup_fabric(&fabric_ns))?;
+        for n in &config.nodes {
+            let ns_name = naming::netns_node(name, &n.name);
+            net::create_named_netns(&ns_name)?;
+            std::fs::create_dir_all(paths.node_dir(&n.name))?;
+            let ip = n.internal_ip.parse()?;
+            rt.block_on(net::connect_node(&fabric_ns, &net::netns_path(&ns_name), &naming::fabric_port(n.index), ip, fabric.prefix))?;
+        }
+        Ok(())
+    })?;
+    step("Starting the control plane (emu-controller)", || {
+        start_controller(paths, name, &cgroup_dir)?;
+        wait_for_controller(&rt, paths, Duration::from_secs(10))
+    })?;
+    let mut client = rt.block_on(emu_proto::connect_unix(&paths.socket()))?;
+    step("Starting node agents", || {
+        for n in &config.nodes {
+            start_agent(paths, name, &n.name, &cgroup_dir)?;
+        }
+        wait_until(Duration::from_secs(20), "nodes to register and become Ready", || {
+            let nodes = rt.block_on(verbs::list(&mut client, "Node", "", ""))?;
+            Ok(nodes.len() == config.nodes.len() && nodes.iter().all(is_node_ready))
+        })
+    })?;
+    for (label, docs) in &plan.manifests {
+        if docs.is_empty() {
+            continue;
+        }
+        let lines = step(&format!("Applying {label}"), || rt.block_on(verbs::apply_docs(&mut client, docs.clone(), false)))?;
+        for l in lines {
+            println!("     {l}");
+        }
+    }
+    let mut count = 0;
+    step("Waiting for pods to be Running", || {
+        wait_until(Duration::from_secs(timeout), "pods to be Running", || {
+            let pods = rt.block_on(verbs::list(&mut client, "Pod", "", ""))?;
+            for p in &pods {
+                if let Some(reason) = stuck_reason(p) {
+                    bail!("pod {}/{} cannot start: {reason}", object::namespace(p), object::name(p));
+                }
+            }
+            count = pods.len();
+            // Workload controllers create their pods asynchronously: wait for them to count every
+            // replica ready, then for every pod.
+            let mut settled = true;
+            for kind in ["Deployment", "ReplicaSet"] {
+                for w in rt.block_on(verbs::list(&mut client, kind, "", ""))? {
+                    let want = w["spec"]["replicas"].as_i64().unwrap_or(1);
+                    let observed = w["status"]["observedGeneration"].as_i64().unwrap_or(0) >= w["metadata"]["generation"].as_i64().unwrap_or(1);
+                    settled &= observed && w["status"]["readyReplicas"].as_i64().unwrap_or(0) == want;
+                }
+            }
+            Ok(settled && pods.iter().all(|p| p["status"]["phase"] == "Running" && pod_ready(p)))
+        })
+    })?;
+    Ok(count)
+}
+
+fn pod_ready(p: &Value) -> bool {
+    p["status"]["conditions"].as_array().is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
+}
+
+fn is_node_ready(n: &Value) -> bool {
+    n["status"]["conditions"].as_array().is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
+}
+
+/// A container state that will not get better by waiting.
+fn stuck_reason(p: &Value) -> Option<String> {
+    p["status"]["containerStatuses"].as_array()?.iter().find_map(|c| {
+        let w = &c["state"]["waiting"];
+        match w["reason"].as_str()? {
+            r @ ("ErrImagePull" | "ImagePullBackOff" | "CrashLoopBackOff" | "CreateContainerError") => {
+                Some(format!("container {:?}: {r}: {}", c["name"].as_str().unwrap_or(""), w["message"].as_str().unwrap_or("")))
+            }
+            _ => None,
+        }
+    })
+}
+
+fn wait_until(timeout: Duration, what: &str, mut f: impl FnMut() -> anyhow::Result<bool>) -> anyhow::Result<()> {
+    let start = Instant::now();
+    loop {
+        if f()? {
+            return Ok(());
+        }
+        if start.elapsed() > timeout {
+            bail!("timed out after {} s waiting for {what}", timeout.as_secs());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn wait_for_controller(rt: &tokio::runtime::Runtime, paths: &Paths, timeout: Duration) -> anyhow::Result<()> {
+    wait_until(timeout, "the controller to answer", || {
+        Ok(rt.block_on(async {
+            match emu_proto::connect_unix(&paths.socket()).await {
+                Ok(mut c) => c.cluster_info(emu_proto::ClusterInfoRequest {}).await.is_ok(),
+                Err(_) => false,
+            }
+        }))
+    })
+}
+
+fn start_controller(paths: &Paths, cluster: &str, cgroup_dir: &Path) -> anyhow::Result<()> {
+    let exe = context::sibling_binary("emu-controller")?;
+    daemon::spawn(Spawn {
+        exe: &exe,
+        args: vec!["--cluster".into(), cluster.into()],
+        log: &paths.controller_log(),
+        cgroup: Some(&cgroup_dir.join("controller")),
+        netns: None,
+    })?;
+    Ok(())
+}
+
+fn start_agent(paths: &Paths, cluster: &str, node: &str, cgroup_dir: &Path) -> anyhow::Result<()> {
+    let exe = context::sibling_binary("emu-nodeagent")?;
+    std::fs::create_dir_all(paths.node_dir(node))?;
+    daemon::spawn(Spawn {
+        exe: &exe,
+        args: vec!["agent".into(), "--cluster".into(), cluster.into(), "--node".into(), node.into()],
+        log: &paths.agent_log(node),
+        cgroup: Some(&cgroup_dir.join(format!("node-{node}")).join("agent")),
+        netns: Some(&net::netns_path(&naming::netns_node(cluster, node))),
+    })?;
+    Ok(())
+}
+
+fn print_hints(cluster: &str) {
+    let flag = if cluster == DEFAULT_CLUSTER { String::new() } else { format!(" --cluster {cluster}") };
+    println!("Try:");
+    println!("  emu get pods -o wide{flag}                 # pods, their IPs and nodes");
+    println!("  emu exec{flag} POD -- curl -s http://POD_IP  # pod to pod, across nodes, no NAT");
+    println!("  emu ssh{flag} NODE -- ip route              # a node's routes to the other nodes' pods");
+    println!("  emu logs{flag} POD                          # nginx's access log");
+    println!("  sudo emu down{flag}                         # remove everything");
+}
+
+pub fn down(all: bool, flag: ClusterFlag) -> anyhow::Result<i32> {
+    require_root()?;
+    let names: Vec<String> = if all {
+        let mut n = context::clusters();
+        // Also clusters whose runtime directory is gone but whose namespaces are left.
+        for ns in net::list_named_netns("emu-")? {
+            if let Some(c) = ns.strip_prefix("emu-").and_then(|r| r.split('-').next()) {
+                if !n.iter().any(|x| x == c) {
+                    n.push(c.to_string());
+                }
+            }
+        }
+        n
+    } else {
+        match &flag.cluster {
+            Some(c) => {
+                validate_cluster_name(c)?;
+                vec![c.clone()]
+            }
+            None => vec![context::resolve(&flag)?],
+        }
+    };
+    for name in names {
+        let start = Instant::now();
+        let existed = Paths::new(&name).root.exists() || !net::list_named_netns(&format!("emu-{name}-"))?.is_empty();
+        teardown(&name)?;
+        if existed {
+            println!("Deleted cluster {name:?} ({} ms).", start.elapsed().as_millis());
+        } else {
+            println!("Cluster {name:?} does not exist: nothing to delete.");
+        }
+    }
+    Ok(0)
+}
+
+/// Removes every trace of a cluster: processes (through its cgroup, else its PID files), network
+/// namespaces (links die with them), mounts under its runtime directory, the directory itself.
+pub fn teardown(name: &str) -> anyhow::Result<()> {
+    let paths = Paths::new(name);
+    match cgroup::cluster_dir(name) {
+        Ok(dir) => cgroup::kill_and_remove(&dir, Duration::from_secs(10)).with_context(|| format!("stopping the processes of cluster {name:?}"))?,
+        Err(_) => kill_by_pid_files(&paths),
+    }
+    for ns in net::list_named_netns(&format!("emu-{name}-"))? {
+        net::delete_named_netns(&ns)?;
+    }
+    unmount_under(&paths.root);
+    if paths.root.exists() {
+        std::fs::remove_dir_all(&paths.root).with_context(|| format!("removing {}", paths.root.display()))?;
+    }
+    Ok(())
+}
+
+fn kill_by_pid_files(paths: &Paths) {
+    let mut pids = vec![];
+    pids.extend(daemon::read_pid(&paths.controller_pid()));
+    if let Ok(nodes) = std::fs::read_dir(paths.root.join("nodes")) {
+        for n in nodes.flatten() {
+            pids.extend(daemon::read_pid(&n.path().join("agent.pid")));
+            if let Ok(pods) = std::fs::read_dir(n.path().join("pods")) {
+                pids.extend(pods.flatten().filter_map(|p| daemon::read_pid(&p.path().join("shim.pid"))));
+            }
+        }
+    }
+    for pid in pids {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+    }
+}
+
+/// Detaches any mount left under `root` in the host's mount namespace (deepest first).
+fn unmount_under(root: &Path) {
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else { return };
+    let mut points: Vec<PathBuf> = info.lines().filter_map(|l| l.split_whitespace().nth(4).map(PathBuf::from)).filter(|p| p.starts_with(root)).collect();
+    points.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    for p in points {
+        let _ = nix::mount::umount2(&p, nix::mount::MntFlags::MNT_DETACH);
+    }
+}
+
+pub fn status() -> anyhow::Result<i32> {
+    require_root()?;
+    let names = context::clusters();
+    if names.is_empty() {
+        eprintln!("No emu cluster is running. Start one with `sudo emu up scenarios/nginx.yaml`.");
+        return Ok(0);
+    }
+    let mut rows = vec![vec!["CLUSTER".to_string(), "NODES".into(), "CONTROLLER".into(), "AGENTS".into(), "PODS".into()]];
+    for name in names {
+        let paths = Paths::new(&name);
+        let config: Option<ClusterConfig> = std::fs::read(paths.config()).ok().and_then(|b| serde_json::from_slice(&b).ok());
+        let nodes = config.as_ref().map(|c| c.nodes.len()).unwrap_or(0);
+        let controller = daemon::read_pid(&paths.controller_pid()).is_some_and(|p| daemon::alive(p, "emu-controller"));
+        let agents = config
+            .as_ref()
+            .map(|c| c.nodes.iter().filter(|n| daemon::read_pid(&paths.agent_pid(&n.name)).is_some_and(|p| daemon::alive(p, "emu-nodeagent"))).count())
+            .unwrap_or(0);
+        let pods = if controller {
+            Ctx::open(&ClusterFlag { cluster: Some(name.clone()) })
+                .and_then(|mut ctx| {
+                    let mut client = ctx.client.clone();
+                    let pods = ctx.block_on(verbs::list(&mut client, "Pod", "", ""))?;
+                    ctx.client = client;
+                    Ok(pods.len().to_string())
+                })
+                .unwrap_or_else(|_| "?".into())
+        } else {
+            "?".into()
+        };
+        rows.push(vec![name, nodes.to_string(), if controller { "running".into() } else { "stopped".into() }, format!("{agents}/{nodes}"), pods]);
+    }
+    print!("{}", emu_core::printers::tabwrite(&rows, 6, 3));
+    Ok(0)
+}
+
+pub fn restart(what: &str, node: Option<&str>, flag: ClusterFlag) -> anyhow::Result<i32> {
+    require_root()?;
+    let name = context::resolve(&flag)?;
+    let paths = Paths::new(&name);
+    let cgroup_dir = cgroup::cluster_dir(&name)?;
+    let stop = |pidfile: &Path, program: &str| {
+        if let Some(pid) = daemon::read_pid(pidfile).filter(|p| daemon::alive(*p, program)) {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM);
+            let _ = wait_until(Duration::from_secs(5), program, || Ok(!daemon::alive(pid, program)));
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+        }
+    };
+    match (what, node) {
+        ("controller", _) => {
+            stop(&paths.controller_pid(), "emu-controller");
+            start_controller(&paths, &name, &cgroup_dir)?;
+            wait_for_controller(&context::runtime()?, &paths, Duration::from_secs(10))?;
+            println!("controller of cluster {name:?} restarted");
+        }
+        ("agent", Some(node)) => {
+            let config: ClusterConfig = serde_json::from_slice(&std::fs::read(paths.config())?)?;
+            if config.node(node).is_none() {
+                bail!("node {node:?} is not part of cluster {name:?}");
+            }
+            stop(&paths.agent_pid(node), "emu-nodeagent");
+            start_agent(&paths, &name, node, &cgroup_dir)?;
+            println!("agent of node {node:?} restarted");
+        }
+        _ => bail!("usage: emu restart controller | emu restart agent NODE"),
+    }
+    Ok(0)
+}

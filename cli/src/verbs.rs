@@ -1,0 +1,746 @@
+//! kubectl's verbs against an emu cluster, with kubectl's flags, result lines and output formats.
+
+use crate::context::{api_error, require_root, Ctx};
+use crate::{ClusterFlag, Scope};
+use anyhow::{bail, Context};
+use clap::Args;
+use emu_core::kinds::{self, ResourceKind};
+use emu_core::{defaults, manifest, object, printers, validation};
+use emu_proto::api_client::ApiClient;
+use emu_proto::{ApplyRequest, DeleteRequest, ListRequest, Object, ObjectRef, ScaleRequest};
+use serde_json::{json, Value};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use tonic::transport::Channel;
+
+type Client = ApiClient<Channel>;
+
+fn now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Manifests
+
+/// Reads a file, a directory (its .yaml/.yml/.json files, sorted) or `-` (stdin) into documents,
+/// labelled by file for error messages.
+pub fn read_manifests(path: &Path) -> anyhow::Result<Vec<(String, Vec<Value>)>> {
+    if path == Path::new("-") {
+        let mut text = String::new();
+        std::io::stdin().read_to_string(&mut text)?;
+        return Ok(vec![("STDIN".into(), parse_manifest_text(&text, "STDIN")?)]);
+    }
+    let meta = std::fs::metadata(path).with_context(|| format!("the path {:?} does not exist", path.display().to_string()))?;
+    let files: Vec<PathBuf> = if meta.is_dir() {
+        let mut f: Vec<PathBuf> = std::fs::read_dir(path)?
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml" || e == "json"))
+            .collect();
+        f.sort();
+        f
+    } else {
+        vec![path.to_path_buf()]
+    };
+    files
+        .into_iter()
+        .map(|f| {
+            let text = std::fs::read_to_string(&f).with_context(|| format!("reading {}", f.display()))?;
+            let label = f.display().to_string();
+            Ok((label.clone(), parse_manifest_text(&text, &label)?))
+        })
+        .collect()
+}
+
+pub fn parse_manifest_text(text: &str, label: &str) -> anyhow::Result<Vec<Value>> {
+    let docs = manifest::parse_documents(text).map_err(|e| anyhow::anyhow!("error parsing {label}: {e}"))?;
+    Ok(docs.into_iter().map(|d| d.value).collect())
+}
+
+/// The checks the API server makes that need no cluster: known kind, defaults, validation. `up`
+/// runs them on every document before it creates anything.
+pub fn check_offline(doc: &Value) -> anyhow::Result<()> {
+    let kind = object::kind(doc);
+    let api_version = object::str_at(doc, &["apiVersion"]).unwrap_or("");
+    if kinds::by_kind(kind).filter(|rk| rk.api_version() == api_version).is_none() {
+        bail!(
+            "resource mapping not found for name: {:?} namespace: {:?}: no matches for kind {kind:?} in version {api_version:?}\nensure CRDs are installed first",
+            object::name(doc),
+            object::namespace(doc)
+        );
+    }
+    let mut d = doc.clone();
+    defaults::apply_defaults(&mut d);
+    validation::validate(&d).map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(())
+}
+
+pub async fn apply_docs(client: &mut Client, docs: Vec<Value>, create_only: bool) -> anyhow::Result<Vec<String>> {
+    let objects = docs.iter().map(|d| Object { json: d.to_string() }).collect();
+    let resp = client.apply(ApplyRequest { objects, create_only, dry_run: false }).await.map_err(api_error)?.into_inner();
+    Ok(resp
+        .results
+        .iter()
+        .map(|r| {
+            let rr = r.r#ref.clone().unwrap_or_default();
+            let q = kinds::by_kind(&rr.kind).map(|k| k.qualified()).unwrap_or_else(|| rr.kind.to_lowercase());
+            format!("{q}/{} {}", rr.name, r.action)
+        })
+        .collect())
+}
+
+pub async fn list(client: &mut Client, kind: &str, namespace: &str, selector: &str) -> anyhow::Result<Vec<Value>> {
+    let resp = client
+        .list(ListRequest { kind: kind.into(), namespace: namespace.into(), label_selector: selector.into(), field_selector: String::new() })
+        .await
+        .map_err(api_error)?
+        .into_inner();
+    resp.items.iter().map(|o| Ok(serde_json::from_str(&o.json)?)).collect()
+}
+
+pub async fn get_one(client: &mut Client, kind: &str, namespace: &str, name: &str) -> anyhow::Result<Value> {
+    let o = client.get(ObjectRef { kind: kind.into(), namespace: namespace.into(), name: name.into() }).await.map_err(api_error)?.into_inner();
+    Ok(serde_json::from_str(&o.json)?)
+}
+
+#[derive(Args, Debug)]
+pub struct FileArgs {
+    /// Manifest file, directory, or `-` for stdin.
+    #[arg(short = 'f', long = "filename", required = true)]
+    pub files: Vec<PathBuf>,
+    #[arg(short = 'n', long = "namespace")]
+    pub namespace: Option<String>,
+    #[command(flatten)]
+    pub cluster: ClusterFlag,
+}
+
+#[derive(Args, Debug)]
+pub struct CreateArgs {
+    #[command(flatten)]
+    pub files: FileArgs,
+}
+
+fn load_all(files: &[PathBuf], namespace: Option<&str>) -> anyhow::Result<Vec<Value>> {
+    let mut docs = Vec::new();
+    for f in files {
+        for (_, mut d) in read_manifests(f)? {
+            if let Some(ns) = namespace {
+                for doc in &mut d {
+                    if object::namespace(doc).is_empty() {
+                        object::metadata_mut(doc).insert("namespace".into(), json!(ns));
+                    }
+                }
+            }
+            docs.extend(d);
+        }
+    }
+    Ok(docs)
+}
+
+pub fn apply(a: FileArgs, create_only: bool) -> anyhow::Result<i32> {
+    require_root()?;
+    let docs = load_all(&a.files, a.namespace.as_deref())?;
+    for d in &docs {
+        check_offline(d)?;
+    }
+    let mut ctx = Ctx::open(&a.cluster)?;
+    let mut client = ctx.client.clone();
+    let lines = ctx.block_on(apply_docs(&mut client, docs, create_only))?;
+    ctx.client = client;
+    for l in lines {
+        println!("{l}");
+    }
+    Ok(0)
+}
+
+pub fn create(a: CreateArgs) -> anyhow::Result<i32> {
+    apply(a.files, true)
+}
+
+// ---------------------------------------------------------------------------------------------
+// get / describe
+
+#[derive(Args, Debug)]
+pub struct GetArgs {
+    /// Resource type(s) (`pods`, `po,deploy`, `pod/NAME`) and optional names.
+    #[arg(required = true)]
+    pub targets: Vec<String>,
+    /// Output format: wide, yaml, json, name, jsonpath=…, custom-columns=….
+    #[arg(short = 'o', long = "output")]
+    pub output: Option<String>,
+    #[command(flatten)]
+    pub scope: Scope,
+    #[arg(long = "show-labels")]
+    pub show_labels: bool,
+    #[arg(long = "no-headers")]
+    pub no_headers: bool,
+    /// Label keys to show as columns.
+    #[arg(short = 'L', long = "label-columns", value_delimiter = ',')]
+    pub label_columns: Vec<String>,
+    #[command(flatten)]
+    pub cluster: ClusterFlag,
+}
+
+/// `TYPE NAME...`, `TYPE1,TYPE2`, or `TYPE/NAME ...` into (kind, names) groups.
+fn parse_targets(targets: &[String]) -> anyhow::Result<Vec<(&'static ResourceKind, Vec<String>)>> {
+    let lookup = |t: &str| kinds::lookup(t).ok_or_else(|| anyhow::anyhow!("the server doesn't have a resource type {t:?}"));
+    if targets.iter().any(|t| t.contains('/')) {
+        let mut out: Vec<(&'static ResourceKind, Vec<String>)> = Vec::new();
+        for t in targets {
+            let (k, n) = t.split_once('/').ok_or_else(|| anyhow::anyhow!("there is no need to specify a resource type as a separate argument when passing arguments in resource/name form (e.g. 'emu get resource/<resource_name>' instead of 'emu get resource resource/<resource_name>')"))?;
+            let rk = lookup(k)?;
+            match out.iter_mut().find(|(r, _)| r.kind == rk.kind) {
+                Some((_, names)) => names.push(n.to_string()),
+                None => out.push((rk, vec![n.to_string()])),
+            }
+        }
+        return Ok(out);
+    }
+    let kinds: Vec<&'static ResourceKind> = targets[0].split(',').map(lookup).collect::<anyhow::Result<_>>()?;
+    let names = targets[1..].to_vec();
+    Ok(kinds.into_iter().map(|k| (k, names.clone())).collect())
+}
+
+fn scope_namespace(scope: &Scope, rk: &ResourceKind) -> String {
+    if !rk.namespaced || scope.all_namespaces {
+        String::new()
+    } else {
+        scope.namespace.clone().unwrap_or_else(|| "default".into())
+    }
+}
+
+async fn fetch(client: &mut Client, rk: &ResourceKind, names: &[String], scope: &Scope) -> anyhow::Result<Vec<Value>> {
+    let ns = scope_namespace(scope, rk);
+    if names.is_empty() {
+        return list(client, rk.kind, &ns, scope.selector.as_deref().unwrap_or("")).await;
+    }
+    let mut out = Vec::new();
+    for n in names {
+        out.push(get_one(client, rk.kind, if ns.is_empty() { "default" } else { &ns }, n).await?);
+    }
+    Ok(out)
+}
+
+pub fn get(a: GetArgs) -> anyhow::Result<i32> {
+    let groups = parse_targets(&a.targets)?;
+    let mut ctx = Ctx::open(&a.cluster)?;
+    let mut client = ctx.client.clone();
+    let output = a.output.clone().unwrap_or_default();
+    let many_kinds = groups.len() > 1;
+    let mut all = Vec::new();
+    let mut printed_any = false;
+    let mut exit = 0;
+    for (rk, names) in &groups {
+        let objs = match ctx.block_on(fetch(&mut client, rk, names, &a.scope)) {
+            Ok(o) => o,
+            Err(e) => {
+                eprintln!("{}", crate::context::render_error(&e));
+                exit = 1;
+                continue;
+            }
+        };
+        match output.as_str() {
+            "" | "wide" => {
+                if objs.is_empty() {
+                    continue;
+                }
+                let opts = printers::TableOptions {
+                    wide: output == "wide",
+                    all_namespaces: a.scope.all_namespaces && rk.namespaced,
+                    no_headers: a.no_headers,
+                    show_labels: a.show_labels,
+                    label_columns: a.label_columns.clone(),
+                    kind_prefix: many_kinds,
+                };
+                if printed_any {
+                    println!();
+                }
+                print!("{}", printers::table(rk.kind, &objs, &opts, now()));
+                printed_any = true;
+            }
+            "name" => {
+                for o in &objs {
+                    println!("{}", printers::resource_name(rk.kind, object::name(o)));
+                }
+                printed_any |= !objs.is_empty();
+            }
+            _ => all.extend(objs),
+        }
+    }
+    ctx.client = client;
+    let single = groups.len() == 1 && groups[0].1.len() == 1;
+    let doc = if single && all.len() == 1 { all[0].clone() } else { printers::list_object(all.clone()) };
+    match output.as_str() {
+        "" | "wide" | "name" => {
+            if !printed_any && exit == 0 {
+                let ns = a.scope.namespace.clone().unwrap_or_else(|| "default".into());
+                if a.scope.all_namespaces || groups.iter().all(|(rk, _)| !rk.namespaced) {
+                    eprintln!("No resources found");
+                } else {
+                    eprintln!("No resources found in {ns} namespace.");
+                }
+            }
+        }
+        "yaml" => print!("{}", printers::to_yaml(&doc)),
+        "json" => print!("{}", printers::to_json(&doc)),
+        o if o.starts_with("jsonpath=") || o.starts_with("jsonpath-as-json=") => {
+            let tmpl = o.split_once('=').map(|x| x.1).unwrap_or("");
+            print!("{}", printers::jsonpath(tmpl, &doc).map_err(|e| anyhow::anyhow!("error executing jsonpath {tmpl:?}: {e}"))?);
+        }
+        o if o.starts_with("custom-columns=") => {
+            print!("{}", printers::custom_columns(&o["custom-columns=".len()..], &all).map_err(|e| anyhow::anyhow!("{e}"))?);
+        }
+        o => bail!("unable to match a printer suitable for the output format {o:?}, allowed formats are: custom-columns,json,jsonpath,name,wide,yaml"),
+    }
+    Ok(exit)
+}
+
+#[derive(Args, Debug)]
+pub struct DescribeArgs {
+    /// Resource type and names (`pod NAME`, `pod/NAME`, `deployment my-nginx`).
+    #[arg(required = true)]
+    pub targets: Vec<String>,
+    #[command(flatten)]
+    pub scope: Scope,
+    #[command(flatten)]
+    pub cluster: ClusterFlag,
+}
+
+pub fn describe(a: DescribeArgs) -> anyhow::Result<i32> {
+    let groups = parse_targets(&a.targets)?;
+    let mut ctx = Ctx::open(&a.cluster)?;
+    let mut client = ctx.client.clone();
+    let mut first = true;
+    for (rk, names) in &groups {
+        let objs = ctx.block_on(fetch(&mut client, rk, names, &a.scope))?;
+        for o in &objs {
+            let related = ctx.block_on(related_objects(&mut client, rk.kind, o))?;
+            if !first {
+                println!("\n");
+            }
+            first = false;
+            print!("{}", printers::describe(rk.kind, o, &related, now()));
+        }
+    }
+    ctx.client = client;
+    Ok(0)
+}
+
+/// Objects a describer needs beside the object itself.
+async fn related_objects(client: &mut Client, kind: &str, o: &Value) -> anyhow::Result<Vec<Value>> {
+    let ns = object::namespace(o);
+    Ok(match kind {
+        "Deployment" => {
+            let mut r = list(client, "ReplicaSet", ns, "").await?;
+            r.extend(list(client, "Pod", ns, "").await?);
+            r
+        }
+        "ReplicaSet" => list(client, "Pod", ns, "").await?,
+        "Node" => list(client, "Pod", "", "").await?.into_iter().filter(|p| p["spec"]["nodeName"] == object::name(o)).collect(),
+        "Service" => {
+            let mut r = list(client, "EndpointSlice", ns, "").await.unwrap_or_default();
+            r.extend(list(client, "Endpoints", ns, "").await.unwrap_or_default());
+            r
+        }
+        _ => vec![],
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// delete / scale
+
+#[derive(Args, Debug)]
+pub struct DeleteArgs {
+    /// `TYPE NAME...` or `TYPE/NAME...`.
+    pub targets: Vec<String>,
+    #[arg(short = 'f', long = "filename")]
+    pub files: Vec<PathBuf>,
+    #[command(flatten)]
+    pub scope: Scope,
+    /// Delete every object of the type in the namespace.
+    #[arg(long)]
+    pub all: bool,
+    /// Seconds to give pods to stop (default: their own terminationGracePeriodSeconds).
+    #[arg(long = "grace-period", default_value_t = -1)]
+    pub grace_period: i64,
+    /// Return without waiting for the objects to be gone.
+    #[arg(long = "wait", default_value_t = true, action = clap::ArgAction::Set)]
+    pub wait: bool,
+    #[command(flatten)]
+    pub cluster: ClusterFlag,
+}
+
+pub fn delete(a: DeleteArgs) -> anyhow::Result<i32> {
+    let mut refs: Vec<(&'static ResourceKind, String, String)> = Vec::new();
+    let mut ctx = Ctx::open(&a.cluster)?;
+    let mut client = ctx.client.clone();
+    if !a.files.is_empty() {
+        for d in load_all(&a.files, a.scope.namespace.as_deref())? {
+            let rk = kinds::by_kind(object::kind(&d)).ok_or_else(|| anyhow::anyhow!("unknown kind {:?}", object::kind(&d)))?;
+            let ns = if rk.namespaced { object::namespace(&d).to_string() } else { String::new() };
+            refs.push((rk, if ns.is_empty() && rk.namespaced { "default".into() } else { ns }, object::name(&d).to_string()));
+        }
+    } else {
+        if a.targets.is_empty() {
+            bail!("You must provide one or more resources by argument or filename.");
+        }
+        for (rk, names) in parse_targets(&a.targets)? {
+            let ns = scope_namespace(&a.scope, rk);
+            if names.is_empty() {
+                if !a.all && a.scope.selector.is_none() {
+                    bail!("resource(s) were provided, but no name was specified");
+                }
+                for o in ctx.block_on(list(&mut client, rk.kind, &ns, a.scope.selector.as_deref().unwrap_or("")))? {
+                    refs.push((rk, object::namespace(&o).to_string(), object::name(&o).to_string()));
+                }
+            } else {
+                for n in names {
+                    refs.push((rk, if ns.is_empty() && rk.namespaced { "default".into() } else { ns.clone() }, n));
+                }
+            }
+        }
+    }
+    let mut exit = 0;
+    let mut waiting = Vec::new();
+    for (rk, ns, name) in refs {
+        let r = ObjectRef { kind: rk.kind.into(), namespace: ns.clone(), name: name.clone() };
+        match ctx.block_on(client.delete(DeleteRequest { r#ref: Some(r), force: false, grace_period_seconds: a.grace_period })) {
+            Ok(_) => {
+                println!("{} {name:?} deleted", rk.qualified());
+                waiting.push((rk, ns, name));
+            }
+            Err(s) => {
+                eprintln!("{}", crate::context::render_error(&api_error(s)));
+                exit = 1;
+            }
+        }
+    }
+    if a.wait {
+        // kubectl waits until the objects are really gone (pods: after their containers stopped).
+        let deadline = Instant::now() + Duration::from_secs(120);
+        for (rk, ns, name) in waiting {
+            while Instant::now() < deadline && ctx.block_on(get_one(&mut client, rk.kind, &ns, &name)).is_ok() {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+    ctx.client = client;
+    Ok(exit)
+}
+
+#[derive(Args, Debug)]
+pub struct ScaleArgs {
+    /// `deployment NAME`, `deployment/NAME`, `rs NAME`.
+    #[arg(required = true)]
+    pub targets: Vec<String>,
+    #[arg(long)]
+    pub replicas: i32,
+    #[arg(short = 'n', long = "namespace")]
+    pub namespace: Option<String>,
+    #[command(flatten)]
+    pub cluster: ClusterFlag,
+}
+
+pub fn scale(a: ScaleArgs) -> anyhow::Result<i32> {
+    let mut ctx = Ctx::open(&a.cluster)?;
+    let mut client = ctx.client.clone();
+    let ns = a.namespace.clone().unwrap_or_else(|| "default".into());
+    for (rk, names) in parse_targets(&a.targets)? {
+        if !matches!(rk.kind, "Deployment" | "ReplicaSet") {
+            bail!("cannot scale {}: only deployments and replicasets can be scaled", rk.plural);
+        }
+        for n in names {
+            let r = ObjectRef { kind: rk.kind.into(), namespace: ns.clone(), name: n.clone() };
+            ctx.block_on(client.scale(ScaleRequest { r#ref: Some(r), replicas: a.replicas })).map_err(api_error)?;
+            println!("{}/{n} scaled", rk.qualified());
+        }
+    }
+    ctx.client = client;
+    Ok(0)
+}
+
+// ---------------------------------------------------------------------------------------------
+// run / exec / logs / ssh
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    pub name: String,
+    #[arg(long)]
+    pub image: String,
+    /// Always, OnFailure or Never.
+    #[arg(long, default_value = "Always")]
+    pub restart: String,
+    /// Delete the pod when the attached session ends.
+    #[arg(long)]
+    pub rm: bool,
+    #[arg(short = 'i', long)]
+    pub stdin: bool,
+    #[arg(short = 't', long)]
+    pub tty: bool,
+    /// Treat the arguments after `--` as the command rather than the image's arguments.
+    #[arg(long)]
+    pub command: bool,
+    #[arg(long = "env")]
+    pub env: Vec<String>,
+    #[arg(short = 'l', long = "labels")]
+    pub labels: Option<String>,
+    #[arg(long)]
+    pub port: Option<u16>,
+    #[arg(short = 'n', long = "namespace")]
+    pub namespace: Option<String>,
+    #[arg(last = true)]
+    pub args: Vec<String>,
+    #[command(flatten)]
+    pub cluster: ClusterFlag,
+}
+
+pub fn run(a: RunArgs) -> anyhow::Result<i32> {
+    if !matches!(a.restart.as_str(), "Always" | "OnFailure" | "Never") {
+        bail!("invalid restart policy: {}", a.restart);
+    }
+    if a.rm && !(a.stdin || a.tty) {
+        bail!("--rm should only be used for attached containers");
+    }
+    let mut ctx = Ctx::open(&a.cluster)?;
+    let mut client = ctx.client.clone();
+    let ns = a.namespace.clone().unwrap_or_else(|| "default".into());
+    let labels: serde_json::Map<String, Value> = match &a.labels {
+        Some(l) => l.split(',').filter_map(|kv| kv.split_once('=')).map(|(k, v)| (k.to_string(), json!(v))).collect(),
+        None => [("run".to_string(), json!(a.name))].into_iter().collect(),
+    };
+    let mut container = json!({"name": a.name, "image": a.image});
+    if !a.args.is_empty() {
+        container[if a.command { "command" } else { "args" }] = json!(a.args);
+    }
+    if !a.env.is_empty() {
+        container["env"] = json!(a.env.iter().map(|e| {
+            let (k, v) = e.split_once('=').unwrap_or((e.as_str(), ""));
+            json!({"name": k, "value": v})
+        }).collect::<Vec<_>>());
+    }
+    if let Some(p) = a.port {
+        container["ports"] = json!([{"containerPort": p}]);
+    }
+    if a.stdin {
+        container["stdin"] = json!(true);
+        container["stdinOnce"] = json!(true);
+    }
+    if a.tty {
+        container["tty"] = json!(true);
+    }
+    let pod = json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": a.name, "namespace": ns, "labels": labels},
+        "spec": {"containers": [container], "restartPolicy": a.restart}});
+    check_offline(&pod)?;
+    ctx.block_on(apply_docs(&mut client, vec![pod], true))?;
+    if !(a.stdin || a.tty) {
+        println!("pod/{} created", a.name);
+        return Ok(0);
+    }
+    // Attached: wait for the container, then run a session in it. emu cannot attach to the
+    // container's own stdin, so the session is a fresh process of the same command.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let pod = loop {
+        let p = ctx.block_on(get_one(&mut client, "Pod", &ns, &a.name))?;
+        if p["status"]["phase"] == "Running" || Instant::now() > deadline {
+            break p;
+        }
+        if let Some(w) = p["status"]["containerStatuses"][0]["state"]["waiting"]["reason"].as_str().filter(|r| *r == "ErrImagePull") {
+            bail!("pod {}: {w}: {}", a.name, p["status"]["containerStatuses"][0]["state"]["waiting"]["message"].as_str().unwrap_or(""));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    if a.tty {
+        eprintln!("If you don't see a command prompt, try pressing enter.");
+    }
+    let argv = if a.args.is_empty() { vec!["sh".to_string()] } else { a.args.clone() };
+    let code = exec_in(&ctx, &pod, &a.name, &argv, a.tty)?;
+    if a.rm {
+        let r = ObjectRef { kind: "Pod".into(), namespace: ns.clone(), name: a.name.clone() };
+        let _ = ctx.block_on(client.delete(DeleteRequest { r#ref: Some(r), force: false, grace_period_seconds: 1 }));
+        println!("pod \"{}\" deleted", a.name);
+    }
+    ctx.client = client;
+    Ok(code)
+}
+
+#[derive(Args, Debug)]
+pub struct ExecArgs {
+    pub pod: String,
+    #[arg(short = 'c', long = "container")]
+    pub container: Option<String>,
+    #[arg(short = 'i', long)]
+    pub stdin: bool,
+    #[arg(short = 't', long)]
+    pub tty: bool,
+    #[arg(short = 'n', long = "namespace")]
+    pub namespace: Option<String>,
+    #[arg(last = true, required = true)]
+    pub command: Vec<String>,
+    #[command(flatten)]
+    pub cluster: ClusterFlag,
+}
+
+/// Finds a pod (`NAME`, `pod/NAME`, or `deployment/NAME` for its first pod).
+fn find_pod(ctx: &Ctx, client: &mut Client, target: &str, ns: &str) -> anyhow::Result<Value> {
+    let (kind, name) = target.split_once('/').unwrap_or(("pod", target));
+    let rk = kinds::lookup(kind).ok_or_else(|| anyhow::anyhow!("the server doesn't have a resource type {kind:?}"))?;
+    if rk.kind == "Pod" {
+        return ctx.block_on(get_one(client, "Pod", ns, name));
+    }
+    let owner = ctx.block_on(get_one(client, rk.kind, ns, name))?;
+    let sel = emu_core::selector::Selector::from_label_selector(&owner["spec"]["selector"]).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let pods = ctx.block_on(list(client, "Pod", ns, &sel.to_string()))?;
+    pods.into_iter().find(|p| p["status"]["phase"] == "Running").ok_or_else(|| anyhow::anyhow!("no running pod found for {target}"))
+}
+
+fn pick_container(pod: &Value, wanted: Option<&str>) -> anyhow::Result<String> {
+    let names: Vec<String> = pod["spec"]["containers"].as_array().into_iter().flatten().filter_map(|c| c["name"].as_str().map(str::to_string)).collect();
+    match wanted {
+        Some(c) if names.iter().any(|n| n == c) => Ok(c.to_string()),
+        Some(c) => bail!("container {c} is not valid for pod {}", object::name(pod)),
+        None => {
+            let first = names.first().cloned().context("pod has no containers")?;
+            if names.len() > 1 {
+                eprintln!("Defaulted container {first:?} out of: {}", names.join(", "));
+            }
+            Ok(first)
+        }
+    }
+}
+
+fn pod_dir(ctx: &Ctx, pod: &Value) -> anyhow::Result<PathBuf> {
+    let node = pod["spec"]["nodeName"].as_str().filter(|n| !n.is_empty()).ok_or_else(|| anyhow::anyhow!("pod {} is not scheduled to a node yet", object::name(pod)))?;
+    Ok(ctx.paths.pod_dir(node, object::uid(pod)))
+}
+
+fn exec_in(ctx: &Ctx, pod: &Value, container: &str, argv: &[String], tty: bool) -> anyhow::Result<i32> {
+    if pod["status"]["phase"] != "Running" {
+        bail!("cannot exec into a container in a completed pod; current phase is {}", pod["status"]["phase"].as_str().unwrap_or("Pending"));
+    }
+    let exe = crate::context::sibling_binary("emu-nodeagent")?;
+    let dir = pod_dir(ctx, pod)?;
+    let mut cmd = std::process::Command::new(exe);
+    cmd.arg("nsexec").arg(&dir).arg(container);
+    if tty {
+        cmd.arg("--tty");
+    }
+    cmd.arg("--").args(argv);
+    let status = cmd.status().context("running emu-nodeagent nsexec")?;
+    Ok(status.code().unwrap_or(128 + std::os::unix::process::ExitStatusExt::signal(&status).unwrap_or(0)))
+}
+
+pub fn exec(a: ExecArgs) -> anyhow::Result<i32> {
+    let ctx = Ctx::open(&a.cluster)?;
+    let mut client = ctx.client.clone();
+    let ns = a.namespace.clone().unwrap_or_else(|| "default".into());
+    let pod = find_pod(&ctx, &mut client, &a.pod, &ns)?;
+    let container = pick_container(&pod, a.container.as_deref())?;
+    exec_in(&ctx, &pod, &container, &a.command, a.tty)
+}
+
+#[derive(Args, Debug)]
+pub struct LogsArgs {
+    pub pod: String,
+    #[arg(short = 'c', long = "container")]
+    pub container: Option<String>,
+    #[arg(short = 'f', long)]
+    pub follow: bool,
+    #[arg(short = 'p', long)]
+    pub previous: bool,
+    #[arg(long)]
+    pub tail: Option<usize>,
+    #[arg(short = 'n', long = "namespace")]
+    pub namespace: Option<String>,
+    #[command(flatten)]
+    pub cluster: ClusterFlag,
+}
+
+pub fn logs(a: LogsArgs) -> anyhow::Result<i32> {
+    use std::io::{Seek, Write};
+    let ctx = Ctx::open(&a.cluster)?;
+    let mut client = ctx.client.clone();
+    let ns = a.namespace.clone().unwrap_or_else(|| "default".into());
+    let pod = find_pod(&ctx, &mut client, &a.pod, &ns)?;
+    let container = pick_container(&pod, a.container.as_deref())?;
+    let dir = pod_dir(&ctx, &pod)?;
+    let path = if a.previous {
+        emu_nodeagent::sandbox::previous_log_path(&dir, &container)
+    } else {
+        emu_nodeagent::sandbox::log_path(&dir, &container)
+    };
+    let text = std::fs::read(&path).unwrap_or_default();
+    let text = match a.tail {
+        Some(n) => {
+            let lines: Vec<&[u8]> = text.split_inclusive(|b| *b == b'\n').collect();
+            lines[lines.len().saturating_sub(n)..].concat()
+        }
+        None => text,
+    };
+    let mut out = std::io::stdout();
+    out.write_all(&text)?;
+    out.flush()?;
+    if a.follow {
+        let mut offset = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        loop {
+            std::thread::sleep(Duration::from_millis(100));
+            if !dir.exists() {
+                return Ok(0);
+            }
+            if let Ok(mut f) = std::fs::File::open(&path) {
+                let len = f.metadata()?.len();
+                if len < offset {
+                    offset = 0;
+                }
+                if len > offset {
+                    f.seek(std::io::SeekFrom::Start(offset))?;
+                    let mut buf = Vec::new();
+                    f.read_to_end(&mut buf)?;
+                    out.write_all(&buf)?;
+                    out.flush()?;
+                    offset += buf.len() as u64;
+                }
+            }
+        }
+    }
+    Ok(0)
+}
+
+#[derive(Args, Debug)]
+pub struct SshArgs {
+    pub node: String,
+    #[arg(last = true)]
+    pub command: Vec<String>,
+    #[command(flatten)]
+    pub cluster: ClusterFlag,
+}
+
+/// Runs a command (default: a login shell) inside the node's network namespace.
+pub fn ssh(a: SshArgs) -> anyhow::Result<i32> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    require_root()?;
+    let cluster = crate::context::resolve(&a.cluster)?;
+    let paths = emu_core::cluster::Paths::new(&cluster);
+    let config: emu_core::cluster::ClusterConfig = serde_json::from_slice(&std::fs::read(paths.config())?)?;
+    if config.node(&a.node).is_none() {
+        bail!("node {:?} not found in cluster {cluster:?} (nodes: {})", a.node, config.nodes.iter().map(|n| n.name.as_str()).collect::<Vec<_>>().join(", "));
+    }
+    let ns_path = emu_nodeagent::net::netns_path(&emu_core::naming::netns_node(&cluster, &a.node));
+    let ns = std::fs::File::open(&ns_path).with_context(|| format!("opening {}", ns_path.display()))?;
+    let argv = if a.command.is_empty() { vec![std::env::var("SHELL").unwrap_or_else(|_| "/bin/bash".into())] } else { a.command.clone() };
+    let mut cmd = std::process::Command::new(&argv[0]);
+    cmd.args(&argv[1..]).env("EMU_NODE", &a.node);
+    if a.command.is_empty() {
+        cmd.env("PS1", format!("root@{}:\\w# ", a.node));
+    }
+    let fd = ns.as_raw_fd();
+    // SAFETY: runs in the forked child before exec; setns is async-signal-safe and `fd` was opened
+    // before the fork.
+    unsafe {
+        cmd.pre_exec(move || if libc::setns(fd, libc::CLONE_NEWNET) < 0 { Err(std::io::Error::last_os_error()) } else { Ok(()) });
+    }
+    let status = cmd.status().with_context(|| format!("running {:?} on node {}", argv[0], a.node))?;
+    Ok(status.code().unwrap_or(1))
+}

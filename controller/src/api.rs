@@ -1,0 +1,334 @@
+//! The gRPC API: what `emu` and the node agents call. Every write goes through the store, which
+//! assigns resource versions and feeds the watch streams; every write also wakes the controllers.
+
+use crate::state::{now, Shared};
+use crate::store::{ObjectKey, StoreError, WatchEventType, WatchStart};
+use emu_core::{defaults, kinds, naming, object, validation};
+use emu_proto::watch_event::Type as EventType;
+use emu_proto::{api_server::Api, *};
+use serde_json::{json, Value};
+use std::pin::Pin;
+use tokio_stream::{wrappers::ReceiverStream, Stream};
+use tonic::{Request, Response, Status};
+
+pub struct ApiService {
+    pub shared: Shared,
+}
+
+/// Maps a store error to a gRPC status whose code the CLI turns back into kubectl's
+/// `Error from server (<Reason>): <message>`.
+pub fn status_of(err: StoreError) -> Status {
+    let msg = err.to_string();
+    match err {
+        StoreError::NotFound { .. } => Status::not_found(msg),
+        StoreError::AlreadyExists { .. } => Status::already_exists(msg),
+        StoreError::Conflict { .. } => Status::aborted(msg),
+        StoreError::Invalid(_) => Status::invalid_argument(msg),
+        _ => Status::internal(msg),
+    }
+}
+
+fn parse_object(o: &Object) -> Result<Value, Status> {
+    serde_json::from_str(&o.json).map_err(|e| Status::invalid_argument(format!("object is not valid JSON: {e}")))
+}
+
+fn to_object(v: &Value) -> Object {
+    Object { json: v.to_string() }
+}
+
+/// Checks the kind, fills the namespace, applies API defaults and validates; the same steps for
+/// every document before any of them is written, so a bad document changes nothing.
+pub fn admit(shared: &Shared, mut v: Value) -> Result<(Value, &'static kinds::ResourceKind), Status> {
+    let kind_name = object::kind(&v).to_string();
+    let api_version = object::str_at(&v, &["apiVersion"]).unwrap_or("").to_string();
+    let Some(rk) = kinds::by_kind(&kind_name).filter(|rk| rk.api_version() == api_version) else {
+        return Err(Status::invalid_argument(format!(
+            "resource mapping not found for name: {:?} namespace: {:?}: no matches for kind {:?} in version {:?}\nensure CRDs are installed first",
+            object::name(&v),
+            object::namespace(&v),
+            kind_name,
+            api_version
+        )));
+    };
+    if rk.namespaced {
+        if object::namespace(&v).is_empty() {
+            object::metadata_mut(&mut v).insert("namespace".into(), json!("default"));
+        }
+        let ns = object::namespace(&v).to_string();
+        let key = ObjectKey { kind: "Namespace".into(), namespace: String::new(), name: ns.clone() };
+        if shared.store.get(&key).is_none() {
+            return Err(Status::not_found(format!("namespaces {ns:?} not found")));
+        }
+    } else {
+        object::metadata_mut(&mut v).remove("namespace");
+    }
+    if object::name(&v).is_empty() {
+        if let Some(base) = object::str_at(&v, &["metadata", "generateName"]).map(str::to_string) {
+            let name = naming::generate_name(&base, rand::random());
+            object::metadata_mut(&mut v).insert("name".into(), json!(name));
+        }
+    }
+    defaults::apply_defaults(&mut v);
+    validation::validate(&v).map_err(|e| Status::invalid_argument(e.to_string()))?;
+    Ok((v, rk))
+}
+
+/// What `kubectl apply` changes on an existing object: the user's metadata and spec (and data for
+/// config objects); the server keeps status, identity and system fields.
+fn merge_for_apply(existing: &Value, desired: &Value) -> Value {
+    let mut merged = existing.clone();
+    let Some(m) = merged.as_object_mut() else { return desired.clone() };
+    if let Some(d) = desired.as_object() {
+        for (k, v) in d {
+            if k != "metadata" && k != "status" {
+                m.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    let meta = object::metadata_mut(&mut merged);
+    for key in ["labels", "annotations"] {
+        match object::at(desired, &["metadata", key]) {
+            Some(v) => meta.insert(key.into(), v.clone()),
+            None => meta.remove(key),
+        };
+    }
+    meta.remove("resourceVersion");
+    merged
+}
+
+#[tonic::async_trait]
+impl Api for ApiService {
+    async fn apply(&self, req: Request<ApplyRequest>) -> Result<Response<ApplyResponse>, Status> {
+        let req = req.into_inner();
+        let mut admitted = Vec::with_capacity(req.objects.len());
+        for o in &req.objects {
+            admitted.push(admit(&self.shared, parse_object(o)?)?);
+        }
+        // Refuse create-only conflicts before writing anything.
+        if req.create_only {
+            for (v, rk) in &admitted {
+                let key = ObjectKey::of(v).map_err(status_of)?;
+                if self.shared.store.get(&key).is_some() {
+                    return Err(Status::already_exists(format!("{} {:?} already exists", crate::state::plural_group(rk), key.name)));
+                }
+            }
+        }
+        let mut results = Vec::new();
+        for (v, _) in admitted {
+            let key = ObjectKey::of(&v).map_err(status_of)?;
+            let rref = Some(ObjectRef { kind: key.kind.clone(), namespace: key.namespace.clone(), name: key.name.clone() });
+            if req.dry_run {
+                results.push(ApplyResult { r#ref: rref, action: "created (dry run)".into(), object: Some(to_object(&v)) });
+                continue;
+            }
+            let (action, stored) = match self.shared.store.get(&key) {
+                None => ("created", self.shared.store.create(v).map_err(status_of)?),
+                Some(existing) => {
+                    let merged = merge_for_apply(&existing, &v);
+                    let before = object::str_at(&existing, &["metadata", "resourceVersion"]).map(str::to_string);
+                    let stored = self.shared.store.update(merged).map_err(status_of)?;
+                    let after = object::str_at(&stored, &["metadata", "resourceVersion"]).map(str::to_string);
+                    (if before == after { "unchanged" } else { "configured" }, stored)
+                }
+            };
+            results.push(ApplyResult { r#ref: rref, action: action.into(), object: Some(to_object(&stored)) });
+        }
+        self.shared.changed();
+        Ok(Response::new(ApplyResponse { results }))
+    }
+
+    async fn get(&self, req: Request<ObjectRef>) -> Result<Response<Object>, Status> {
+        let r = req.into_inner();
+        let key = key_of(&r)?;
+        match self.shared.store.get(&key) {
+            Some(v) => Ok(Response::new(to_object(&v))),
+            None => Err(not_found(&key)),
+        }
+    }
+
+    async fn list(&self, req: Request<ListRequest>) -> Result<Response<ListResponse>, Status> {
+        let r = req.into_inner();
+        let rk = kinds::by_kind(&r.kind).ok_or_else(|| Status::invalid_argument(format!("unknown kind {:?}", r.kind)))?;
+        let ns = (rk.namespaced && !r.namespace.is_empty()).then_some(r.namespace.as_str());
+        let selector = emu_core::selector::Selector::parse(&r.label_selector).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let field = parse_field_selector(&r.field_selector)?;
+        let (items, rv) = self.shared.store.list(rk.kind, ns);
+        let items = items
+            .iter()
+            .filter(|v| selector.matches(&object::labels(v)) && field.iter().all(|(path, want)| field_value(v, path) == *want))
+            .map(to_object)
+            .collect();
+        Ok(Response::new(ListResponse { items, resource_version: rv }))
+    }
+
+    async fn delete(&self, req: Request<DeleteRequest>) -> Result<Response<DeleteResponse>, Status> {
+        let r = req.into_inner();
+        let key = key_of(r.r#ref.as_ref().ok_or_else(|| Status::invalid_argument("delete: ref is required"))?)?;
+        let existing = self.shared.store.get(&key).ok_or_else(|| not_found(&key))?;
+        if key.kind == "Namespace" && matches!(key.name.as_str(), "default" | "kube-system" | "kube-public") {
+            return Err(Status::permission_denied(format!("namespaces {:?} is forbidden: this namespace may not be deleted", key.name)));
+        }
+        let on_node = object::str_at(&existing, &["spec", "nodeName"]).is_some_and(|n| !n.is_empty());
+        let deleted = if key.kind == "Pod" && on_node && !r.force {
+            // Graceful: the node agent stops the containers, then removes the pod with `force`.
+            if object::is_terminating(&existing) {
+                existing
+            } else {
+                let mut v = existing;
+                let grace = if r.grace_period_seconds >= 0 {
+                    r.grace_period_seconds
+                } else {
+                    object::at(&v, &["spec", "terminationGracePeriodSeconds"]).and_then(Value::as_i64).unwrap_or(30)
+                };
+                let meta = object::metadata_mut(&mut v);
+                meta.insert("deletionTimestamp".into(), json!(object::rfc3339(now())));
+                meta.insert("deletionGracePeriodSeconds".into(), json!(grace));
+                self.shared.store.update(v).map_err(status_of)?
+            }
+        } else {
+            self.shared.store.delete(&key).map_err(status_of)?
+        };
+        self.shared.changed();
+        Ok(Response::new(DeleteResponse { object: Some(to_object(&deleted)) }))
+    }
+
+    async fn scale(&self, req: Request<ScaleRequest>) -> Result<Response<Object>, Status> {
+        let r = req.into_inner();
+        let key = key_of(r.r#ref.as_ref().ok_or_else(|| Status::invalid_argument("scale: ref is required"))?)?;
+        if r.replicas < 0 {
+            return Err(Status::invalid_argument(format!("The {} {:?} is invalid: spec.replicas: Invalid value: {}: must be greater than or equal to 0", key.kind, key.name, r.replicas)));
+        }
+        let mut v = self.shared.store.get(&key).ok_or_else(|| not_found(&key))?;
+        object::object_mut(&mut v, "spec").insert("replicas".into(), json!(r.replicas));
+        let v = self.shared.store.update(v).map_err(status_of)?;
+        self.shared.changed();
+        Ok(Response::new(to_object(&v)))
+    }
+
+    async fn update_status(&self, req: Request<UpdateStatusRequest>) -> Result<Response<UpdateStatusResponse>, Status> {
+        let r = req.into_inner();
+        let v = parse_object(r.object.as_ref().ok_or_else(|| Status::invalid_argument("update_status: object is required"))?)?;
+        let key = ObjectKey::of(&v).map_err(status_of)?;
+        let mut stored = self.shared.store.get(&key).ok_or_else(|| not_found(&key))?;
+        if let (Some(a), Some(b)) = (object::at(&v, &["metadata", "uid"]), object::at(&stored, &["metadata", "uid"])) {
+            if a != b {
+                return Err(not_found(&key));
+            }
+        }
+        stored["status"] = v.get("status").cloned().unwrap_or(json!({}));
+        let stored = self.shared.store.update(stored).map_err(status_of)?;
+        self.shared.changed();
+        Ok(Response::new(UpdateStatusResponse { object: Some(to_object(&stored)) }))
+    }
+
+    type WatchStream = Pin<Box<dyn Stream<Item = Result<WatchEvent, Status>> + Send + 'static>>;
+
+    async fn watch(&self, req: Request<WatchRequest>) -> Result<Response<Self::WatchStream>, Status> {
+        let r = req.into_inner();
+        let from_rv = r.resource_version;
+        let (start, mut rx) = self.shared.store.watch(from_rv);
+        let (tx, out) = tokio::sync::mpsc::channel(4096);
+        let wanted = move |v: &Value| -> bool {
+            let kind = object::kind(v);
+            (r.kinds.is_empty() || r.kinds.iter().any(|k| k == kind))
+                && (r.node_name.is_empty() || kind != "Pod" || object::str_at(v, &["spec", "nodeName"]) == Some(r.node_name.as_str()))
+        };
+        tokio::spawn(async move {
+            let event = |t: EventType, v: &Value, rv: u64| Ok(WatchEvent { r#type: t as i32, object: Some(to_object(v)), resource_version: rv });
+            let synced_rv = match start {
+                WatchStart::Reset { objects, resource_version } => {
+                    if tx.send(event(EventType::Reset, &json!({}), resource_version)).await.is_err() {
+                        return;
+                    }
+                    for o in objects.iter().filter(|o| wanted(o)) {
+                        if tx.send(event(EventType::Added, o, resource_version)).await.is_err() {
+                            return;
+                        }
+                    }
+                    resource_version
+                }
+                WatchStart::Resume { events } => {
+                    let mut last = from_rv;
+                    for e in events {
+                        last = e.resource_version;
+                        if wanted(&e.object) && tx.send(event(type_of(&e.kind), &e.object, e.resource_version)).await.is_err() {
+                            return;
+                        }
+                    }
+                    last
+                }
+            };
+            if tx.send(event(EventType::Synced, &json!({}), synced_rv)).await.is_err() {
+                return;
+            }
+            while let Some(e) = rx.recv().await {
+                if wanted(&e.object) && tx.send(event(type_of(&e.kind), &e.object, e.resource_version)).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(out))))
+    }
+
+    async fn register_node(&self, req: Request<RegisterNodeRequest>) -> Result<Response<RegisterNodeResponse>, Status> {
+        let r = req.into_inner();
+        let node = parse_object(r.node.as_ref().ok_or_else(|| Status::invalid_argument("register_node: node is required"))?)?;
+        let stored = crate::nodes::register(&self.shared, node).map_err(status_of)?;
+        self.shared.changed();
+        Ok(Response::new(RegisterNodeResponse { node: Some(to_object(&stored)) }))
+    }
+
+    async fn heartbeat(&self, req: Request<HeartbeatRequest>) -> Result<Response<HeartbeatResponse>, Status> {
+        let r = req.into_inner();
+        crate::nodes::heartbeat(&self.shared, &r.node_name).map_err(status_of)?;
+        Ok(Response::new(HeartbeatResponse {}))
+    }
+
+    async fn cluster_info(&self, _req: Request<ClusterInfoRequest>) -> Result<Response<ClusterInfoResponse>, Status> {
+        let c = &self.shared.cluster;
+        Ok(Response::new(ClusterInfoResponse {
+            cluster_name: c.name.clone(),
+            pod_cidr: c.pod_cidr.clone(),
+            service_cidr: c.service_cidr.clone(),
+            resource_version: self.shared.store.resource_version(),
+            version: emu_core::cluster::KUBERNETES_VERSION.into(),
+        }))
+    }
+}
+
+fn type_of(t: &WatchEventType) -> EventType {
+    match t {
+        WatchEventType::Added => EventType::Added,
+        WatchEventType::Modified => EventType::Modified,
+        WatchEventType::Deleted => EventType::Deleted,
+    }
+}
+
+fn key_of(r: &ObjectRef) -> Result<ObjectKey, Status> {
+    let rk = kinds::by_kind(&r.kind).ok_or_else(|| Status::invalid_argument(format!("unknown kind {:?}", r.kind)))?;
+    let namespace = if rk.namespaced { if r.namespace.is_empty() { "default".into() } else { r.namespace.clone() } } else { String::new() };
+    Ok(ObjectKey { kind: rk.kind.to_string(), namespace, name: r.name.clone() })
+}
+
+fn not_found(key: &ObjectKey) -> Status {
+    let plural = kinds::by_kind(&key.kind).map(|rk| crate::state::plural_group(rk)).unwrap_or_else(|| key.kind.to_lowercase());
+    Status::not_found(format!("{plural} {:?} not found", key.name))
+}
+
+fn parse_field_selector(s: &str) -> Result<Vec<(String, String)>, Status> {
+    s.split(',')
+        .filter(|p| !p.trim().is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once("==").or_else(|| p.split_once('=')).ok_or_else(|| Status::invalid_argument(format!("invalid field selector {p:?}")))?;
+            match k.trim() {
+                "spec.nodeName" | "metadata.name" | "metadata.namespace" | "status.phase" => Ok((k.trim().to_string(), v.trim().to_string())),
+                other => Err(Status::invalid_argument(format!("field label not supported: {other}"))),
+            }
+        })
+        .collect()
+}
+
+fn field_value(v: &Value, path: &str) -> String {
+    let parts: Vec<&str> = path.split('.').collect();
+    object::str_at(v, &parts).unwrap_or("").to_string()
+}

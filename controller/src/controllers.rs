@@ -1,0 +1,336 @@
+//! The controllers: level-triggered loops that read the whole store and converge it.
+//!
+//! After any write (or once a second) `reconcile_all` recomputes what should exist from what does:
+//! Deployments own ReplicaSets (named `<deployment>-<pod-template-hash>`), ReplicaSets own Pods
+//! (named `<replicaset>-<5 random chars>`), the scheduler binds pending pods to nodes and gives them
+//! an IP from the node's pod CIDR, and the garbage collector removes what lost its owner.
+
+use crate::state::{now, Shared};
+use crate::store::ObjectKey;
+use emu_core::{defaults, ipam, naming, object, scheduler};
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+/// Annotation holding the IP the controller allocated to a pod; the node agent sets up the pod's
+/// network with it and reports it as `status.podIP` once the sandbox is ready.
+pub use emu_core::podspec::POD_IP_ANNOTATION;
+
+pub async fn run(shared: Shared) {
+    let mut last_ip: HashMap<String, Ipv4Addr> = HashMap::new();
+    loop {
+        tokio::select! {
+            _ = shared.wake.notified() => {}
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+        // Let a burst of writes land before recomputing.
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        let before = shared.store.resource_version();
+        crate::nodes::check_liveness(&shared);
+        collect_garbage(&shared);
+        sync_deployments(&shared);
+        sync_replicasets(&shared);
+        schedule_pods(&shared, &mut last_ip);
+        if shared.store.resource_version() != before {
+            shared.changed();
+        }
+    }
+}
+
+fn key(kind: &str, ns: &str, name: &str) -> ObjectKey {
+    ObjectKey { kind: kind.into(), namespace: ns.into(), name: name.into() }
+}
+
+fn owner_ref(owner: &Value, api_version: &str, kind: &str) -> Value {
+    json!([{ "apiVersion": api_version, "kind": kind, "name": object::name(owner), "uid": object::uid(owner),
+             "controller": true, "blockOwnerDeletion": true }])
+}
+
+fn update(shared: &Shared, v: Value) {
+    if let Err(e) = shared.store.update(v) {
+        tracing::debug!(error = %e, "controller update lost a race; next pass retries");
+    }
+}
+
+fn sync_deployments(shared: &Shared) {
+    let (deployments, _) = shared.store.list("Deployment", None);
+    let (replicasets, _) = shared.store.list("ReplicaSet", None);
+    let (pods, _) = shared.store.list("Pod", None);
+    for d in deployments.iter().filter(|d| !object::is_terminating(d)) {
+        let ns = object::namespace(d);
+        let template = d["spec"]["template"].clone();
+        let hash = naming::pod_template_hash(&template, None);
+        let rs_name = format!("{}-{hash}", object::name(d));
+        let replicas = d["spec"]["replicas"].as_i64().unwrap_or(1);
+        let owned: Vec<&Value> = replicasets.iter().filter(|rs| object::controller_uid(rs) == Some(object::uid(d))).collect();
+        let current = owned.iter().find(|rs| object::name(rs) == rs_name);
+        match current {
+            None => {
+                let mut labels = template["metadata"]["labels"].clone();
+                labels["pod-template-hash"] = json!(hash);
+                let mut selector = d["spec"]["selector"].clone();
+                selector["matchLabels"]["pod-template-hash"] = json!(hash);
+                let mut rs_template = template.clone();
+                rs_template["metadata"]["labels"] = labels.clone();
+                let revision = owned.len() + 1;
+                let mut rs = json!({
+                    "apiVersion": "apps/v1", "kind": "ReplicaSet",
+                    "metadata": { "name": rs_name, "namespace": ns, "labels": labels,
+                        "annotations": { "deployment.kubernetes.io/desired-replicas": replicas.to_string(),
+                            "deployment.kubernetes.io/max-replicas": (replicas + (replicas + 3) / 4).to_string(),
+                            "deployment.kubernetes.io/revision": revision.to_string() },
+                        "ownerReferences": owner_ref(d, "apps/v1", "Deployment") },
+                    "spec": { "replicas": replicas, "selector": selector, "template": rs_template },
+                });
+                defaults::apply_defaults(&mut rs);
+                if let Err(e) = shared.store.create(rs) {
+                    tracing::debug!(error = %e, "creating replicaset");
+                }
+            }
+            Some(rs) if rs["spec"]["replicas"].as_i64() != Some(replicas) => {
+                let mut rs = (*rs).clone();
+                rs["spec"]["replicas"] = json!(replicas);
+                object::set_annotation(&mut rs, "deployment.kubernetes.io/desired-replicas", &replicas.to_string());
+                update(shared, rs);
+            }
+            Some(_) => {}
+        }
+        // Older templates scale to zero (a plain "Recreate"-like roll; rolling updates come later).
+        for rs in owned.iter().filter(|rs| object::name(rs) != rs_name && rs["spec"]["replicas"].as_i64() != Some(0)) {
+            let mut rs = (*rs).clone();
+            rs["spec"]["replicas"] = json!(0);
+            update(shared, rs);
+        }
+        // Status, counted over the pods of every owned ReplicaSet.
+        let owned_uids: HashSet<&str> = owned.iter().map(|rs| object::uid(rs)).collect();
+        let mine: Vec<&Value> = pods.iter().filter(|p| object::controller_uid(p).is_some_and(|u| owned_uids.contains(u)) && !object::is_terminating(p)).collect();
+        let ready = mine.iter().filter(|p| pod_ready(p)).count() as i64;
+        let updated = mine.iter().filter(|p| object::labels(p).get("pod-template-hash") == Some(&hash)).count() as i64;
+        let total = mine.len() as i64;
+        let mut status = json!({ "observedGeneration": d["metadata"]["generation"], "replicas": total,
+            "updatedReplicas": updated, "readyReplicas": ready, "availableReplicas": ready });
+        if total - ready > 0 {
+            status["unavailableReplicas"] = json!(total - ready);
+        }
+        for k in ["replicas", "updatedReplicas", "readyReplicas", "availableReplicas"] {
+            if status[k] == json!(0) {
+                status.as_object_mut().map(|m| m.remove(k));
+            }
+        }
+        status["conditions"] = deployment_conditions(d, ready >= replicas, &rs_name);
+        if d["status"] != status {
+            let mut d = d.clone();
+            d["status"] = status;
+            update(shared, d);
+        }
+    }
+}
+
+fn deployment_conditions(d: &Value, available: bool, rs_name: &str) -> Value {
+    let old = d["status"]["conditions"].as_array().cloned().unwrap_or_default();
+    let ts = object::rfc3339(now());
+    let cond = |t: &str, status: &str, reason: &str, message: String| {
+        // Keep timestamps when nothing changed, so the status settles.
+        let prev = old.iter().find(|c| c["type"] == t && c["status"] == status && c["reason"] == reason);
+        let (probe, transition) = prev.map(|c| (c["lastUpdateTime"].clone(), c["lastTransitionTime"].clone())).unwrap_or((json!(ts), json!(ts)));
+        json!({"type": t, "status": status, "reason": reason, "message": message, "lastUpdateTime": probe, "lastTransitionTime": transition})
+    };
+    json!([
+        if available { cond("Available", "True", "MinimumReplicasAvailable", "Deployment has minimum availability.".into()) }
+        else { cond("Available", "False", "MinimumReplicasUnavailable", "Deployment does not have minimum availability.".into()) },
+        cond("Progressing", "True", "NewReplicaSetAvailable", format!("ReplicaSet \"{rs_name}\" has successfully progressed.")),
+    ])
+}
+
+pub fn pod_ready(p: &Value) -> bool {
+    p["status"]["conditions"].as_array().is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
+}
+
+fn pod_finished(p: &Value) -> bool {
+    matches!(p["status"]["phase"].as_str(), Some("Succeeded" | "Failed"))
+}
+
+fn sync_replicasets(shared: &Shared) {
+    let (replicasets, _) = shared.store.list("ReplicaSet", None);
+    let (pods, _) = shared.store.list("Pod", None);
+    for rs in replicasets.iter().filter(|rs| !object::is_terminating(rs)) {
+        let ns = object::namespace(rs);
+        let want = rs["spec"]["replicas"].as_i64().unwrap_or(1).max(0) as usize;
+        let mut active: Vec<&Value> = pods
+            .iter()
+            .filter(|p| object::controller_uid(p) == Some(object::uid(rs)) && !object::is_terminating(p) && !pod_finished(p))
+            .collect();
+        if active.len() < want {
+            for _ in active.len()..want {
+                let mut pod = json!({
+                    "apiVersion": "v1", "kind": "Pod",
+                    "metadata": { "generateName": format!("{}-", object::name(rs)), "namespace": ns,
+                        "labels": rs["spec"]["template"]["metadata"]["labels"],
+                        "ownerReferences": owner_ref(rs, "apps/v1", "ReplicaSet") },
+                    "spec": rs["spec"]["template"]["spec"],
+                    "status": { "phase": "Pending", "qosClass": "BestEffort" },
+                });
+                if let Some(a) = rs["spec"]["template"]["metadata"].get("annotations") {
+                    pod["metadata"]["annotations"] = a.clone();
+                }
+                defaults::apply_defaults(&mut pod);
+                for _attempt in 0..5 {
+                    let mut p = pod.clone();
+                    p["metadata"]["name"] = json!(naming::generate_name(&format!("{}-", object::name(rs)), rand::random()));
+                    match shared.store.create(p) {
+                        Ok(_) => break,
+                        Err(crate::store::StoreError::AlreadyExists { .. }) => continue,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "creating pod");
+                            break;
+                        }
+                    }
+                }
+            }
+        } else if active.len() > want {
+            // Victims first: unscheduled, pending, not ready, more restarts, newest (NAME-7).
+            active.sort_by_key(|p| {
+                let scheduled = p["spec"]["nodeName"].as_str().is_some_and(|n| !n.is_empty());
+                let running = p["status"]["phase"] == "Running";
+                let restarts: i64 = p["status"]["containerStatuses"].as_array().map(|cs| cs.iter().filter_map(|c| c["restartCount"].as_i64()).sum()).unwrap_or(0);
+                let created = object::str_at(p, &["metadata", "creationTimestamp"]).and_then(object::parse_rfc3339).unwrap_or(0);
+                (scheduled, running, pod_ready(p), std::cmp::Reverse(restarts), std::cmp::Reverse(created), object::name(p).to_string())
+            });
+            for victim in &active[..active.len() - want] {
+                delete_pod(shared, victim);
+            }
+        }
+        let mine: Vec<&Value> = pods.iter().filter(|p| object::controller_uid(p) == Some(object::uid(rs)) && !object::is_terminating(p) && !pod_finished(p)).collect();
+        let ready = mine.iter().filter(|p| pod_ready(p)).count();
+        let mut status = json!({ "replicas": mine.len(), "fullyLabeledReplicas": mine.len(), "readyReplicas": ready,
+            "availableReplicas": ready, "observedGeneration": rs["metadata"]["generation"] });
+        for k in ["fullyLabeledReplicas", "readyReplicas", "availableReplicas"] {
+            if status[k] == json!(0) {
+                status.as_object_mut().map(|m| m.remove(k));
+            }
+        }
+        if rs["status"] != status {
+            let mut rs = rs.clone();
+            rs["status"] = status;
+            update(shared, rs);
+        }
+    }
+}
+
+/// Deletes a pod the way the API does: gracefully when a node runs it, at once otherwise.
+fn delete_pod(shared: &Shared, pod: &Value) {
+    let k = key("Pod", object::namespace(pod), object::name(pod));
+    let on_node = pod["spec"]["nodeName"].as_str().is_some_and(|n| !n.is_empty());
+    if !on_node {
+        let _ = shared.store.delete(&k);
+        return;
+    }
+    if object::is_terminating(pod) {
+        return;
+    }
+    let mut p = pod.clone();
+    let grace = p["spec"]["terminationGracePeriodSeconds"].as_i64().unwrap_or(30);
+    p["metadata"]["deletionTimestamp"] = json!(object::rfc3339(now()));
+    p["metadata"]["deletionGracePeriodSeconds"] = json!(grace);
+    update(shared, p);
+}
+
+fn schedule_pods(shared: &Shared, last_ip: &mut HashMap<String, Ipv4Addr>) {
+    let (pods, _) = shared.store.list("Pod", None);
+    let pending: Vec<&Value> = pods.iter().filter(|p| p["spec"]["nodeName"].as_str().is_none_or(str::is_empty) && !object::is_terminating(p)).collect();
+    if pending.is_empty() {
+        return;
+    }
+    let (nodes, _) = shared.store.list("Node", None);
+    let (services, _) = shared.store.list("Service", None);
+    let service_selectors: Vec<(String, BTreeMap<String, String>)> = services
+        .iter()
+        .filter_map(|s| {
+            let sel = object::string_map(s["spec"].get("selector"));
+            (!sel.is_empty()).then(|| (object::namespace(s).to_string(), sel))
+        })
+        .collect();
+    let candidates: Vec<scheduler::NodeCandidate> = nodes
+        .iter()
+        .map(|n| scheduler::NodeCandidate {
+            name: object::name(n).to_string(),
+            ready: crate::nodes::is_ready(n),
+            schedulable: n["spec"]["unschedulable"].as_bool() != Some(true),
+            labels: object::labels(n),
+        })
+        .collect();
+    let mut bound: Vec<Value> = pods.iter().filter(|p| p["spec"]["nodeName"].as_str().is_some_and(|n| !n.is_empty())).cloned().collect();
+    for pod in pending {
+        let Some(node_name) = scheduler::schedule(pod, &candidates, &bound, &service_selectors) else { continue };
+        let Some(node) = nodes.iter().find(|n| object::name(n) == node_name) else { continue };
+        let Some(cidr) = node["spec"]["podCIDR"].as_str().and_then(|c| c.parse::<ipam::Ipv4Cidr>().ok()) else { continue };
+        let used: HashSet<Ipv4Addr> = bound
+            .iter()
+            .filter(|p| p["spec"]["nodeName"] == node_name.as_str())
+            .filter_map(|p| object::annotation(p, POD_IP_ANNOTATION)?.parse().ok())
+            .collect();
+        let Some(ip) = ipam::allocate_pod_ip(cidr, &used, last_ip.get(&node_name).copied()) else {
+            tracing::warn!(node = %node_name, "pod CIDR {cidr} is full");
+            continue;
+        };
+        let mut p = pod.clone();
+        p["spec"]["nodeName"] = json!(node_name);
+        object::set_annotation(&mut p, POD_IP_ANNOTATION, &ip.to_string());
+        let ts = object::rfc3339(now());
+        p["status"]["conditions"] = json!([{"type": "PodScheduled", "status": "True", "lastProbeTime": null, "lastTransitionTime": ts}]);
+        match shared.store.update(p) {
+            Ok(stored) => {
+                last_ip.insert(node_name, ip);
+                bound.push(stored);
+            }
+            Err(e) => tracing::debug!(error = %e, "binding pod"),
+        }
+    }
+}
+
+/// Removes objects whose controlling owner is gone (background cascading deletion), objects of
+/// deleted namespaces, and pods bound to nodes that no longer exist.
+fn collect_garbage(shared: &Shared) {
+    let mut uids: HashSet<String> = HashSet::new();
+    let kinds = ["Deployment", "ReplicaSet", "Pod"];
+    let lists: Vec<Vec<Value>> = kinds.iter().map(|k| shared.store.list(k, None).0).collect();
+    for list in &lists {
+        uids.extend(list.iter().map(|v| object::uid(v).to_string()));
+    }
+    let namespaces: HashSet<String> = shared.store.list("Namespace", None).0.iter().map(|n| object::name(n).to_string()).collect();
+    let nodes: HashSet<String> = shared.store.list("Node", None).0.iter().map(|n| object::name(n).to_string()).collect();
+    for (kind, list) in kinds.iter().zip(&lists) {
+        for v in list {
+            let orphan = object::controller_uid(v).is_some_and(|u| !uids.contains(u));
+            let lost_ns = !namespaces.contains(object::namespace(v));
+            if orphan || lost_ns {
+                if *kind == "Pod" {
+                    delete_pod(shared, v);
+                } else {
+                    let _ = shared.store.delete(&key(kind, object::namespace(v), object::name(v)));
+                }
+            }
+        }
+    }
+    for p in &lists[2] {
+        if p["spec"]["nodeName"].as_str().is_some_and(|n| !n.is_empty() && !nodes.contains(n)) {
+            let _ = shared.store.delete(&key("Pod", object::namespace(p), object::name(p)));
+        }
+    }
+}
+
+/// Namespaces every cluster has from the start.
+pub fn ensure_builtin_namespaces(shared: &Shared) {
+    for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+        if shared.store.get(&key("Namespace", "", ns)).is_none() {
+            let mut v = json!({"apiVersion": "v1", "kind": "Namespace",
+                "metadata": {"name": ns, "labels": {"kubernetes.io/metadata.name": ns}},
+                "status": {"phase": "Active"}});
+            defaults::apply_defaults(&mut v);
+            if let Err(e) = shared.store.create(v) {
+                tracing::warn!(error = %e, namespace = ns, "creating built-in namespace");
+            }
+        }
+    }
+}

@@ -1,0 +1,51 @@
+//! State shared by the API handlers and the controllers.
+
+use crate::store::Store;
+use emu_core::cluster::ClusterConfig;
+use emu_core::kinds::ResourceKind;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+#[derive(Clone)]
+pub struct Shared(Arc<Inner>);
+
+pub struct Inner {
+    pub store: Store,
+    pub cluster: ClusterConfig,
+    /// Wakes the controllers after any write.
+    pub wake: tokio::sync::Notify,
+    /// Last heartbeat per node. Kept in memory (like a Lease, not a write per beat): after a
+    /// controller restart every node gets a fresh grace period.
+    pub heartbeats: Mutex<HashMap<String, Instant>>,
+}
+
+impl std::ops::Deref for Shared {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl Shared {
+    pub fn new(store: Store, cluster: ClusterConfig) -> Shared {
+        Shared(Arc::new(Inner { store, cluster, wake: tokio::sync::Notify::new(), heartbeats: Mutex::new(HashMap::new()) }))
+    }
+
+    pub fn changed(&self) {
+        self.wake.notify_one();
+    }
+}
+
+pub fn now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+/// `pods`, `deployments.apps`: how API messages name a resource type.
+pub fn plural_group(rk: &ResourceKind) -> String {
+    if rk.group.is_empty() {
+        rk.plural.to_string()
+    } else {
+        format!("{}.{}", rk.plural, rk.group)
+    }
+}

@@ -1,0 +1,103 @@
+//! The shape of one emu cluster: its name, nodes and address ranges, and where its runtime state
+//! lives. Written once by `emu up` (as `cluster.json` in the runtime directory) and read by every
+//! daemon, so all of them agree on names and ranges.
+
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// Where every cluster keeps its runtime state. Everything under `<RUNTIME_ROOT>/<cluster>` belongs
+/// to that cluster and is removed by `emu down`.
+pub const RUNTIME_ROOT: &str = "/run/emu";
+
+/// Kubernetes version the emulated nodes report (kubelet version, `emu version`).
+pub const KUBERNETES_VERSION: &str = "v1.33.0";
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterConfig {
+    pub name: String,
+    pub nodes: Vec<NodeConfig>,
+    /// The node network (the "fabric"), e.g. 172.18.0.0/16.
+    pub fabric_cidr: String,
+    /// The cluster's pod network, cut into one /`node_prefix` per node, e.g. 10.244.0.0/16.
+    pub pod_cidr: String,
+    pub node_prefix: u8,
+    /// Virtual IPs of Services, e.g. 10.96.0.0/12.
+    pub service_cidr: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeConfig {
+    pub name: String,
+    /// 0-based position in the cluster; fixes the node's fabric address and port name.
+    pub index: usize,
+    /// InternalIP on the fabric.
+    pub internal_ip: String,
+}
+
+impl ClusterConfig {
+    pub fn node(&self, name: &str) -> Option<&NodeConfig> {
+        self.nodes.iter().find(|n| n.name == name)
+    }
+}
+
+/// Paths of one cluster's runtime state.
+#[derive(Clone, Debug)]
+pub struct Paths {
+    pub root: PathBuf,
+}
+
+impl Paths {
+    pub fn new(cluster: &str) -> Paths {
+        Paths { root: PathBuf::from(RUNTIME_ROOT).join(cluster) }
+    }
+    pub fn config(&self) -> PathBuf {
+        self.root.join("cluster.json")
+    }
+    pub fn socket(&self) -> PathBuf {
+        self.root.join("controller.sock")
+    }
+    pub fn store(&self) -> PathBuf {
+        self.root.join("store.redb")
+    }
+    pub fn controller_pid(&self) -> PathBuf {
+        self.root.join("controller.pid")
+    }
+    pub fn controller_log(&self) -> PathBuf {
+        self.root.join("controller.log")
+    }
+    pub fn node_dir(&self, node: &str) -> PathBuf {
+        self.root.join("nodes").join(node)
+    }
+    pub fn agent_pid(&self, node: &str) -> PathBuf {
+        self.node_dir(node).join("agent.pid")
+    }
+    pub fn agent_log(&self, node: &str) -> PathBuf {
+        self.node_dir(node).join("agent.log")
+    }
+    pub fn pods_dir(&self, node: &str) -> PathBuf {
+        self.node_dir(node).join("pods")
+    }
+    pub fn pod_dir(&self, node: &str, pod_uid: &str) -> PathBuf {
+        self.pods_dir(node).join(pod_uid)
+    }
+}
+
+/// Name of the cgroup (v2) directory that holds every process of a cluster, relative to the cgroup2
+/// mount. `emu down` kills the whole tree at once through `cgroup.kill`.
+pub fn cgroup_name(cluster: &str) -> String {
+    format!("emu-{cluster}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_are_under_the_cluster_root() {
+        let p = Paths::new("demo");
+        assert_eq!(p.socket(), PathBuf::from("/run/emu/demo/controller.sock"));
+        assert_eq!(p.pod_dir("n1", "u"), PathBuf::from("/run/emu/demo/nodes/n1/pods/u"));
+    }
+}

@@ -1,0 +1,386 @@
+//! The image catalog: what an image name means when no registry is reachable.
+//!
+//! A profile says which host programs an image runs (from Debian's packages, visible in every
+//! container under a read-only `/usr`), its default ENTRYPOINT/CMD/ENV/WORKDIR, and the files the
+//! real image has at the same paths, so that the tutorial's volume mounts land where they would.
+//! This module is pure data plus lookup and the Kubernetes rules that combine a profile with a
+//! container spec (command/args, environment, /etc/passwd); the shim does the file work.
+
+/// One image of the catalog.
+#[derive(Debug)]
+pub struct ImageProfile {
+    /// `repo` (any tag matches, e.g. `nginx`) or `repo:tag` (only that tag, e.g.
+    /// `radial/busyboxplus:curl`), with Docker Hub's `docker.io/library/` prefix removed.
+    pub name: &'static str,
+    /// ENTRYPOINT; replaced by the container's `command`.
+    pub entrypoint: &'static [&'static str],
+    /// CMD; replaced by the container's `args`, dropped when only `command` is given.
+    pub cmd: &'static [&'static str],
+    /// ENV, in image order; PATH first.
+    pub env: &'static [(&'static str, &'static str)],
+    /// WORKDIR (`/` when the image sets none).
+    pub working_dir: &'static str,
+    /// Files of the image's own layers (outside the host's `/usr`).
+    pub files: &'static [ImageFile],
+    /// `(path, target)` symlinks of the image, e.g. nginx's log files pointing at /dev/stdout.
+    pub symlinks: &'static [(&'static str, &'static str)],
+    /// Directories the image has (mode 0755, root-owned), created before files and symlinks.
+    pub dirs: &'static [&'static str],
+    /// Users of the image besides `root` and `nobody`, each with a group of the same name and id.
+    pub users: &'static [ImageUser],
+    /// `/bin` is a directory of busybox applet links (busybox-based images) instead of Debian's
+    /// merged-usr symlink to `/usr/bin`; PATH then starts with `/bin`.
+    pub busybox_bin: bool,
+    /// EXPOSE.
+    pub exposed_ports: &'static [u16],
+}
+
+/// A file of an image.
+#[derive(Debug)]
+pub struct ImageFile {
+    pub path: &'static str,
+    pub mode: u32,
+    pub source: FileSource,
+}
+
+/// Where a file's content comes from.
+#[derive(Debug)]
+pub enum FileSource {
+    /// This text.
+    Inline(&'static str),
+    /// A copy of this host file (the Debian package's version of what the image ships); skipped
+    /// when the host lacks it.
+    Host(&'static str),
+}
+
+/// A user (and same-named group) of an image's /etc/passwd and /etc/group.
+#[derive(Debug)]
+pub struct ImageUser {
+    pub name: &'static str,
+    pub uid: u32,
+    pub gid: u32,
+    pub home: &'static str,
+    pub shell: &'static str,
+}
+
+/// An image name that the catalog cannot resolve. The message lists the catalog, because that is
+/// what the user needs to pick an image that works.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "failed to pull image \"{image}\": not in emu's image catalog (no registry is reachable); \
+     known images: {known}"
+)]
+pub struct UnknownImage {
+    pub image: String,
+    known: String,
+}
+
+/// PATH of the Debian- and Alpine-based official images.
+const STD_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+/// PATH for busybox images: busybox's applets in /bin win over the host's programs in /usr/bin.
+const BUSYBOX_PATH: &str = "/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin";
+
+/// The official image's main config, directive for directive (log format `main` included, so
+/// access-log lines look the same).
+const NGINX_CONF: &str = r#"user  nginx;
+worker_processes  auto;
+
+error_log  /var/log/nginx/error.log notice;
+pid        /var/run/nginx.pid;
+
+events {
+    worker_connections  1024;
+}
+
+http {
+    include       /etc/nginx/mime.types;
+    default_type  application/octet-stream;
+
+    log_format  main  '$remote_addr - $remote_user [$time_local] "$request" '
+                      '$status $body_bytes_sent "$http_referer" '
+                      '"$http_user_agent" "$http_x_forwarded_for"';
+
+    access_log  /var/log/nginx/access.log  main;
+
+    sendfile        on;
+
+    keepalive_timeout  65;
+
+    include /etc/nginx/conf.d/*.conf;
+}
+"#;
+
+/// The official image's default server (IPv4 only: its IPv6 listener is added at start-up by an
+/// entrypoint script only when the kernel has IPv6, which we do not emulate).
+const NGINX_DEFAULT_CONF: &str = r#"server {
+    listen       80;
+    server_name  localhost;
+
+    location / {
+        root   /usr/share/nginx/html;
+        index  index.html index.htm;
+    }
+
+    error_page   500 502 503 504  /50x.html;
+    location = /50x.html {
+        root   /usr/share/nginx/html;
+    }
+}
+"#;
+
+/// The official image's entrypoint runs configuration scripts before exec'ing its arguments and
+/// says so in the container log; ours has nothing to configure but keeps the log's last line.
+const NGINX_ENTRYPOINT: &str = r#"#!/bin/sh
+set -e
+if [ "$1" = "nginx" ] || [ "$1" = "nginx-debug" ]; then
+    echo "$0: Configuration complete; ready for start up"
+fi
+exec "$@"
+"#;
+
+/// curlimages/curl's entrypoint: arguments that are options, or not a command, go to curl.
+const CURL_ENTRYPOINT: &str = r#"#!/bin/sh
+set -e
+if [ "${1#-}" != "$1" ] || [ -z "$(command -v "$1")" ]; then
+    set -- curl "$@"
+fi
+exec "$@"
+"#;
+
+static CATALOG: &[ImageProfile] = &[
+    ImageProfile {
+        name: "nginx",
+        entrypoint: &["/docker-entrypoint.sh"],
+        cmd: &["nginx", "-g", "daemon off;"],
+        env: &[("PATH", STD_PATH)],
+        working_dir: "/",
+        files: &[
+            ImageFile { path: "/docker-entrypoint.sh", mode: 0o755, source: FileSource::Inline(NGINX_ENTRYPOINT) },
+            ImageFile { path: "/etc/nginx/nginx.conf", mode: 0o644, source: FileSource::Inline(NGINX_CONF) },
+            ImageFile {
+                path: "/etc/nginx/conf.d/default.conf",
+                mode: 0o644,
+                source: FileSource::Inline(NGINX_DEFAULT_CONF),
+            },
+            ImageFile { path: "/etc/nginx/mime.types", mode: 0o644, source: FileSource::Host("/etc/nginx/mime.types") },
+            ImageFile {
+                path: "/etc/nginx/fastcgi_params",
+                mode: 0o644,
+                source: FileSource::Host("/etc/nginx/fastcgi_params"),
+            },
+            ImageFile { path: "/etc/nginx/scgi_params", mode: 0o644, source: FileSource::Host("/etc/nginx/scgi_params") },
+            ImageFile { path: "/etc/nginx/uwsgi_params", mode: 0o644, source: FileSource::Host("/etc/nginx/uwsgi_params") },
+        ],
+        // The real image sends its logs to the container's stdout/stderr this way.
+        symlinks: &[("/var/log/nginx/access.log", "/dev/stdout"), ("/var/log/nginx/error.log", "/dev/stderr")],
+        // /var/lib/nginx: temp dirs of Debian's build; /var/cache/nginx: the official image's.
+        dirs: &["/etc/nginx/conf.d", "/var/log/nginx", "/var/cache/nginx", "/var/lib/nginx", "/docker-entrypoint.d"],
+        users: &[ImageUser { name: "nginx", uid: 101, gid: 101, home: "/nonexistent", shell: "/bin/false" }],
+        busybox_bin: false,
+        exposed_ports: &[80],
+    },
+    ImageProfile {
+        name: "busybox",
+        entrypoint: &[],
+        cmd: &["sh"],
+        env: &[("PATH", BUSYBOX_PATH)],
+        working_dir: "/",
+        files: &[],
+        symlinks: &[],
+        dirs: &[],
+        users: &[],
+        busybox_bin: true,
+        exposed_ports: &[],
+    },
+    ImageProfile {
+        name: "radial/busyboxplus:curl",
+        entrypoint: &[],
+        cmd: &["sh"],
+        env: &[("PATH", BUSYBOX_PATH)],
+        working_dir: "/",
+        files: &[],
+        symlinks: &[],
+        dirs: &[],
+        users: &[],
+        busybox_bin: true,
+        exposed_ports: &[],
+    },
+    ImageProfile {
+        name: "curlimages/curl",
+        entrypoint: &["/entrypoint.sh"],
+        cmd: &["curl"],
+        env: &[("PATH", BUSYBOX_PATH)],
+        working_dir: "/home/curl_user",
+        files: &[ImageFile { path: "/entrypoint.sh", mode: 0o755, source: FileSource::Inline(CURL_ENTRYPOINT) }],
+        symlinks: &[],
+        dirs: &["/home/curl_user"],
+        users: &[],
+        busybox_bin: true,
+        exposed_ports: &[],
+    },
+];
+
+/// Every profile, in catalog order.
+pub fn catalog() -> &'static [ImageProfile] {
+    CATALOG
+}
+
+/// Resolves an image reference as a container runtime would normalize it: `nginx`, `nginx:1.25`,
+/// `docker.io/library/nginx:latest`, `nginx@sha256:…`, `radial/busyboxplus:curl`.
+pub fn resolve(image: &str) -> Result<&'static ImageProfile, UnknownImage> {
+    let (repo, tag) = normalize(image);
+    CATALOG
+        .iter()
+        .find(|p| match p.name.split_once(':') {
+            Some((r, t)) => r == repo && t == tag,
+            None => p.name == repo,
+        })
+        .ok_or_else(|| UnknownImage { image: image.to_string(), known: known_images() })
+}
+
+/// `(repository without Docker Hub's domain and library/ prefix, tag)`; the tag defaults to
+/// `latest` and a digest is ignored (the catalog has one build per name).
+fn normalize(image: &str) -> (&str, &str) {
+    let image = image.split_once('@').map_or(image, |(name, _digest)| name);
+    // A tag is a ':' after the last '/', so `localhost:5000/x` keeps its port.
+    let slash = image.rfind('/').map_or(0, |i| i + 1);
+    let (repo, tag) = match image[slash..].rfind(':') {
+        Some(i) => (&image[..slash + i], &image[slash + i + 1..]),
+        None => (image, "latest"),
+    };
+    let repo = ["docker.io/", "index.docker.io/", "registry-1.docker.io/"]
+        .iter()
+        .find_map(|d| repo.strip_prefix(d))
+        .unwrap_or(repo);
+    (repo.strip_prefix("library/").unwrap_or(repo), tag)
+}
+
+fn known_images() -> String {
+    let names: Vec<String> = CATALOG
+        .iter()
+        .map(|p| if p.name.contains(':') { p.name.to_string() } else { format!("{} (any tag)", p.name) })
+        .collect();
+    names.join(", ")
+}
+
+impl ImageProfile {
+    /// The process argv, as Kubernetes combines a container's `command`/`args` with the image:
+    /// `command` replaces ENTRYPOINT and (without `args`) drops CMD; `args` replaces CMD.
+    pub fn argv(&self, command: &[String], args: &[String]) -> Vec<String> {
+        let owned = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let mut argv = if command.is_empty() { owned(self.entrypoint) } else { command.to_vec() };
+        if !args.is_empty() {
+            argv.extend_from_slice(args);
+        } else if command.is_empty() {
+            argv.extend(owned(self.cmd));
+        }
+        argv
+    }
+
+    /// The process environment in the order a container runtime builds it: the image's PATH,
+    /// HOSTNAME, the rest of the image's ENV, then the container's env (a container value replaces
+    /// an image value in place), TERM for a tty, HOME last when nobody set it.
+    pub fn process_env(&self, hostname: &str, env: &[(String, String)], tty: bool) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = Vec::new();
+        let set = |out: &mut Vec<(String, String)>, k: &str, v: &str| {
+            match out.iter_mut().find(|(key, _)| key == k) {
+                Some(slot) => slot.1 = v.to_string(),
+                None => out.push((k.to_string(), v.to_string())),
+            }
+        };
+        let path = self.env.iter().find(|(k, _)| *k == "PATH").map_or(STD_PATH, |(_, v)| *v);
+        set(&mut out, "PATH", path);
+        set(&mut out, "HOSTNAME", hostname);
+        for (k, v) in self.env {
+            set(&mut out, k, v);
+        }
+        for (k, v) in env {
+            set(&mut out, k, v);
+        }
+        if tty && !out.iter().any(|(k, _)| k == "TERM") {
+            set(&mut out, "TERM", "xterm");
+        }
+        if !out.iter().any(|(k, _)| k == "HOME") {
+            set(&mut out, "HOME", "/root");
+        }
+        out
+    }
+
+    /// /etc/passwd: root, the image's users, nobody.
+    pub fn passwd(&self) -> String {
+        let mut s = String::from("root:x:0:0:root:/root:/bin/sh\n");
+        for u in self.users {
+            s += &format!("{}:x:{}:{}:{}:{}:{}\n", u.name, u.uid, u.gid, u.name, u.home, u.shell);
+        }
+        s + "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"
+    }
+
+    /// /etc/group: root, one group per image user, nogroup.
+    pub fn group(&self) -> String {
+        let mut s = String::from("root:x:0:\n");
+        for u in self.users {
+            s += &format!("{}:x:{}:\n", u.name, u.gid);
+        }
+        s + "nogroup:x:65534:\n"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(v: &[&str]) -> Vec<String> {
+        v.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn resolves_docker_hub_spellings() {
+        for name in ["nginx", "nginx:1.25", "nginx:latest", "docker.io/library/nginx:latest", "library/nginx", "nginx@sha256:abc"] {
+            assert_eq!(resolve(name).map(|p| p.name), Ok("nginx"), "{name}");
+        }
+        assert_eq!(resolve("busybox:1.37").map(|p| p.name), Ok("busybox"));
+        assert_eq!(resolve("radial/busyboxplus:curl").map(|p| p.name), Ok("radial/busyboxplus:curl"));
+        assert_eq!(resolve("docker.io/curlimages/curl:8.5.0").map(|p| p.name), Ok("curlimages/curl"));
+    }
+
+    #[test]
+    fn unknown_images_list_the_catalog() {
+        for name in ["radial/busyboxplus", "quay.io/nginx", "nginxx", "localhost:5000/nginx"] {
+            let err = resolve(name).expect_err(name);
+            let msg = err.to_string();
+            assert!(msg.starts_with(&format!("failed to pull image \"{name}\"")), "{msg}");
+            assert!(msg.contains("nginx (any tag), busybox (any tag), radial/busyboxplus:curl"), "{msg}");
+        }
+    }
+
+    #[test]
+    fn command_and_args_follow_kubernetes() {
+        let nginx = resolve("nginx").expect("nginx");
+        assert_eq!(nginx.argv(&[], &[]), s(&["/docker-entrypoint.sh", "nginx", "-g", "daemon off;"]));
+        assert_eq!(nginx.argv(&s(&["sleep"]), &[]), s(&["sleep"]));
+        assert_eq!(nginx.argv(&[], &s(&["nginx-debug"])), s(&["/docker-entrypoint.sh", "nginx-debug"]));
+        assert_eq!(nginx.argv(&s(&["sh", "-c"]), &s(&["echo"])), s(&["sh", "-c", "echo"]));
+        assert_eq!(resolve("busybox").expect("busybox").argv(&[], &[]), s(&["sh"]));
+    }
+
+    #[test]
+    fn env_order_and_overrides() {
+        let bb = resolve("busybox").expect("busybox");
+        let env = bb.process_env("pod-a", &[("A".into(), "1".into()), ("PATH".into(), "/x".into())], true);
+        let keys: Vec<&str> = env.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, ["PATH", "HOSTNAME", "A", "TERM", "HOME"]);
+        assert_eq!(env[0].1, "/x");
+        assert_eq!(env[1].1, "pod-a");
+        assert!(bb.process_env("p", &[], false)[0].1.starts_with("/bin:"));
+    }
+
+    #[test]
+    fn passwd_has_root_image_users_and_nobody() {
+        let nginx = resolve("nginx").expect("nginx");
+        let passwd = nginx.passwd();
+        assert!(passwd.starts_with("root:x:0:0:"));
+        assert!(passwd.contains("\nnginx:x:101:101:"));
+        assert!(passwd.ends_with("nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"));
+        assert!(nginx.group().contains("\nnginx:x:101:\n"));
+    }
+}

@@ -1,0 +1,182 @@
+//! The resource kinds emu serves, with the names kubectl accepts for them.
+
+/// One API resource: its Kind, the names kubectl accepts on the command line, and its API group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResourceKind {
+    pub kind: &'static str,
+    pub plural: &'static str,
+    pub singular: &'static str,
+    pub short_names: &'static [&'static str],
+    /// "" for the core group, else e.g. "apps" or "discovery.k8s.io".
+    pub group: &'static str,
+    pub version: &'static str,
+    pub namespaced: bool,
+}
+
+impl ResourceKind {
+    /// `v1`, `apps/v1`: the object's `apiVersion` field.
+    pub fn api_version(&self) -> String {
+        if self.group.is_empty() {
+            self.version.to_string()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
+    }
+
+    /// What kubectl prints in result lines: `pod`, `deployment.apps`.
+    pub fn qualified(&self) -> String {
+        if self.group.is_empty() {
+            self.singular.to_string()
+        } else {
+            format!("{}.{}", self.singular, self.group)
+        }
+    }
+
+    /// What the API server uses in NotFound/AlreadyExists messages: `pods`, `deployments.apps`.
+    pub fn qualified_plural(&self) -> String {
+        if self.group.is_empty() {
+            self.plural.to_string()
+        } else {
+            format!("{}.{}", self.plural, self.group)
+        }
+    }
+
+    fn answers_to(&self, name: &str) -> bool {
+        name.eq_ignore_ascii_case(self.plural)
+            || name.eq_ignore_ascii_case(self.singular)
+            || name.eq_ignore_ascii_case(self.kind)
+            || self
+                .short_names
+                .iter()
+                .any(|s| name.eq_ignore_ascii_case(s))
+    }
+}
+
+const fn core(
+    kind: &'static str,
+    plural: &'static str,
+    singular: &'static str,
+    short_names: &'static [&'static str],
+    namespaced: bool,
+) -> ResourceKind {
+    ResourceKind {
+        kind,
+        plural,
+        singular,
+        short_names,
+        group: "",
+        version: "v1",
+        namespaced,
+    }
+}
+
+pub const KINDS: &[ResourceKind] = &[
+    core("Pod", "pods", "pod", &["po"], true),
+    core("Node", "nodes", "node", &["no"], false),
+    core("Namespace", "namespaces", "namespace", &["ns"], false),
+    ResourceKind {
+        kind: "Deployment",
+        plural: "deployments",
+        singular: "deployment",
+        short_names: &["deploy"],
+        group: "apps",
+        version: "v1",
+        namespaced: true,
+    },
+    ResourceKind {
+        kind: "ReplicaSet",
+        plural: "replicasets",
+        singular: "replicaset",
+        short_names: &["rs"],
+        group: "apps",
+        version: "v1",
+        namespaced: true,
+    },
+    core("Service", "services", "service", &["svc"], true),
+    core("Endpoints", "endpoints", "endpoints", &["ep"], true),
+    ResourceKind {
+        kind: "EndpointSlice",
+        plural: "endpointslices",
+        singular: "endpointslice",
+        short_names: &[],
+        group: "discovery.k8s.io",
+        version: "v1",
+        namespaced: true,
+    },
+    core("ConfigMap", "configmaps", "configmap", &["cm"], true),
+    core("Secret", "secrets", "secret", &[], true),
+    core("Event", "events", "event", &["ev"], true),
+];
+
+/// Resolves a kubectl resource argument: plural, singular, short name or Kind, in any case,
+/// optionally qualified by group (`deployments.apps`) or version and group (`deployments.v1.apps`).
+pub fn lookup(name: &str) -> Option<&'static ResourceKind> {
+    if let Some(k) = KINDS.iter().find(|k| k.answers_to(name)) {
+        return Some(k);
+    }
+    let (resource, qualifier) = name.split_once('.')?;
+    KINDS.iter().find(|k| {
+        !k.group.is_empty()
+            && k.answers_to(resource)
+            && (qualifier == k.group || qualifier == format!("{}.{}", k.version, k.group))
+    })
+}
+
+/// Exact Kind match (`Deployment`), as found in a manifest's `kind` field.
+pub fn by_kind(kind: &str) -> Option<&'static ResourceKind> {
+    KINDS.iter().find(|k| k.kind == kind)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kubectl_names_resolve() {
+        for (arg, kind) in [
+            ("po", "Pod"),
+            ("pod", "Pod"),
+            ("pods", "Pod"),
+            ("Pod", "Pod"),
+            ("deploy", "Deployment"),
+            ("deployment", "Deployment"),
+            ("deployments.apps", "Deployment"),
+            ("deployment.v1.apps", "Deployment"),
+            ("rs", "ReplicaSet"),
+            ("no", "Node"),
+            ("node", "Node"),
+            ("ns", "Namespace"),
+            ("svc", "Service"),
+            ("ep", "Endpoints"),
+            ("endpoints", "Endpoints"),
+            ("endpointslices", "EndpointSlice"),
+            ("endpointslices.discovery.k8s.io", "EndpointSlice"),
+            ("cm", "ConfigMap"),
+            ("secret", "Secret"),
+            ("ev", "Event"),
+        ] {
+            assert_eq!(lookup(arg).map(|k| k.kind), Some(kind), "{arg}");
+        }
+        assert!(lookup("pods.apps").is_none());
+        assert!(lookup("widgets").is_none());
+    }
+
+    #[test]
+    fn printed_names() {
+        let d = by_kind("Deployment").unwrap();
+        assert_eq!(d.api_version(), "apps/v1");
+        assert_eq!(d.qualified(), "deployment.apps");
+        assert_eq!(d.qualified_plural(), "deployments.apps");
+        let p = by_kind("Pod").unwrap();
+        assert_eq!(
+            (p.api_version().as_str(), p.qualified().as_str()),
+            ("v1", "pod")
+        );
+        assert_eq!(
+            by_kind("EndpointSlice").unwrap().qualified(),
+            "endpointslice.discovery.k8s.io"
+        );
+        assert!(by_kind("deployment").is_none());
+        assert!(!by_kind("Node").unwrap().namespaced);
+    }
+}

@@ -1,0 +1,230 @@
+//! Go renderings of JSON values: `encoding/json` (sorted keys, HTML-safe escaping) for `-o json`
+//! and jsonpath, `fmt`'s `%v` for custom-columns, and Go's float formats.
+
+use serde_json::{Number, Value};
+
+/// `kubectl get -o json` (CLI-21): 4-space indent, keys sorted, `<`,`>`,`&` escaped, trailing newline.
+pub fn to_json(value: &Value) -> String {
+    let mut out = String::new();
+    write_json(&mut out, value, Some(0));
+    out.push('\n');
+    out
+}
+
+/// `json.Marshal`: compact, keys sorted (jsonpath prints maps and lists this way).
+pub(crate) fn to_json_compact(value: &Value) -> String {
+    let mut out = String::new();
+    write_json(&mut out, value, None);
+    out
+}
+
+/// `indent` is the current depth when pretty-printing, `None` for compact output.
+fn write_json(out: &mut String, value: &Value, indent: Option<usize>) {
+    let newline = |out: &mut String, depth: usize| {
+        out.push('\n');
+        out.extend(std::iter::repeat_n(' ', 4 * depth));
+    };
+    match value {
+        Value::Null => out.push_str("null"),
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Number(n) => out.push_str(&json_number(n)),
+        Value::String(s) => write_json_string(out, s),
+        Value::Array(items) if items.is_empty() => out.push_str("[]"),
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                if let Some(depth) = indent {
+                    newline(out, depth + 1);
+                }
+                write_json(out, item, indent.map(|d| d + 1));
+            }
+            if let Some(depth) = indent {
+                newline(out, depth);
+            }
+            out.push(']');
+        }
+        Value::Object(map) if map.is_empty() => out.push_str("{}"),
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (i, key) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                if let Some(depth) = indent {
+                    newline(out, depth + 1);
+                }
+                write_json_string(out, key);
+                out.push(':');
+                if indent.is_some() {
+                    out.push(' ');
+                }
+                write_json(out, &map[key], indent.map(|d| d + 1));
+            }
+            if let Some(depth) = indent {
+                newline(out, depth);
+            }
+            out.push('}');
+        }
+    }
+}
+
+/// Go's `encoding/json` string escaping with HTML escaping on (its default).
+fn write_json_string(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => {
+                out.push_str(&format!("\\u{:04x}", c as u32))
+            }
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// Numbers as Go prints them after decoding into `interface{}` the way kubectl does: integers
+/// stay integers; floats use `encoding/json`'s format.
+fn json_number(n: &Number) -> String {
+    match n.as_f64() {
+        Some(f) if !n.is_i64() && !n.is_u64() => {
+            let abs = f.abs();
+            if abs != 0.0 && !(1e-6..1e21).contains(&abs) {
+                // Go: exponent form with at least one exponent digit and an explicit sign.
+                let e = format!("{f:e}");
+                match e.split_once('e') {
+                    Some((m, exp)) if !exp.starts_with('-') => format!("{m}e+{exp}"),
+                    _ => e,
+                }
+            } else {
+                format!("{f}")
+            }
+        }
+        _ => n.to_string(),
+    }
+}
+
+/// Go's `strconv.FormatFloat(f, 'g', -1, 64)`, which is also what `%v` prints for a float64.
+pub(crate) fn go_float(f: f64) -> String {
+    if f.is_nan() {
+        return "NaN".into();
+    }
+    if f.is_infinite() {
+        return if f > 0.0 {
+            "+Inf".into()
+        } else {
+            "-Inf".into()
+        };
+    }
+    if f == 0.0 {
+        return if f.is_sign_negative() {
+            "-0".into()
+        } else {
+            "0".into()
+        };
+    }
+    let sci = format!("{f:e}"); // shortest digits, e.g. "1.5e6"
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    // strconv's 'g' with the shortest precision switches to %e when exp < -4 || exp >= 6.
+    let eprec = 6;
+    if exp < -4 || exp >= eprec {
+        format!(
+            "{mantissa}e{}{:02}",
+            if exp < 0 { '-' } else { '+' },
+            exp.abs()
+        )
+    } else {
+        format!("{f}")
+    }
+}
+
+/// Go's `fmt.Sprint` of a decoded JSON value: `map[k:v]` with sorted keys, `[a b]`, `<nil>`.
+pub(crate) fn go_sprint(value: &Value) -> String {
+    let mut out = String::new();
+    sprint_into(&mut out, value);
+    out
+}
+
+fn sprint_into(out: &mut String, value: &Value) {
+    match value {
+        Value::Null => out.push_str("<nil>"),
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Number(n) if n.is_i64() || n.is_u64() => out.push_str(&n.to_string()),
+        Value::Number(n) => out.push_str(&go_float(n.as_f64().unwrap_or(0.0))),
+        Value::String(s) => out.push_str(s),
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(' ');
+                }
+                sprint_into(out, item);
+            }
+            out.push(']');
+        }
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            out.push_str("map[");
+            for (i, key) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(' ');
+                }
+                out.push_str(key);
+                out.push(':');
+                sprint_into(out, &map[key]);
+            }
+            out.push(']');
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn json_is_sorted_indented_and_html_escaped() {
+        let v = json!({"b": [1, {"y": "<a&b>", "x": []}], "a": {}, "c": "line\nbreak"});
+        assert_eq!(
+            to_json(&v),
+            "{\n    \"a\": {},\n    \"b\": [\n        1,\n        {\n            \"x\": [],\n            \"y\": \"\\u003ca\\u0026b\\u003e\"\n        }\n    ],\n    \"c\": \"line\\nbreak\"\n}\n"
+        );
+        assert_eq!(to_json_compact(&v), "{\"a\":{},\"b\":[1,{\"x\":[],\"y\":\"\\u003ca\\u0026b\\u003e\"}],\"c\":\"line\\nbreak\"}");
+    }
+
+    #[test]
+    fn go_value_formatting() {
+        assert_eq!(
+            go_sprint(&json!([{"ip": "10.244.3.4"}])),
+            "[map[ip:10.244.3.4]]"
+        );
+        assert_eq!(
+            go_sprint(&json!({"b": 1, "a": [true, null]})),
+            "map[a:[true <nil>] b:1]"
+        );
+        assert_eq!(go_float(1.5), "1.5");
+        assert_eq!(go_float(1e6), "1e+06");
+        assert_eq!(go_float(123456.0), "123456");
+        assert_eq!(go_float(1234567.0), "1.234567e+06");
+        assert_eq!(go_float(0.0001), "0.0001");
+        assert_eq!(go_float(0.00001), "1e-05");
+        assert_eq!(json_number(&Number::from_f64(2.5).unwrap()), "2.5");
+        assert_eq!(json_number(&Number::from_f64(1e-7).unwrap()), "1e-7");
+        assert_eq!(json_number(&Number::from_f64(1e21).unwrap()), "1e+21");
+    }
+}

@@ -1,0 +1,1356 @@
+//! Object validation with the API server's own messages (reference §3.4).
+//!
+//! Call after `defaults::apply_defaults`, as the API server does; fields that defaulting fills
+//! (protocols, policies) are treated as valid when absent. Checks follow the order of
+//! Kubernetes' `validation.go`, so multi-cause errors list causes in the same order.
+
+use crate::selector::{string_map, Selector};
+use serde_json::{Map, Value};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+/// The type of a field error, with the offending value already in Go's `%v`/`%q`/`%#v` form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FieldErrorKind {
+    Required,
+    NotFound(String),
+    Invalid(String),
+    Duplicate(String),
+    /// The value and the supported values (unquoted).
+    Unsupported(String, Vec<String>),
+    Forbidden,
+    TooLong,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    /// Dotted path: `spec.template.spec.containers[0].image`.
+    pub field: String,
+    pub kind: FieldErrorKind,
+    pub detail: String,
+}
+
+impl fmt::Display for FieldError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: ", self.field)?;
+        match &self.kind {
+            FieldErrorKind::Required => f.write_str("Required value")?,
+            FieldErrorKind::NotFound(v) => write!(f, "Not found: {v}")?,
+            FieldErrorKind::Invalid(v) => write!(f, "Invalid value: {v}")?,
+            FieldErrorKind::Duplicate(v) => write!(f, "Duplicate value: {v}")?,
+            FieldErrorKind::Unsupported(v, _) => write!(f, "Unsupported value: {v}")?,
+            FieldErrorKind::Forbidden => f.write_str("Forbidden")?,
+            FieldErrorKind::TooLong => f.write_str("Too long")?,
+        }
+        if !self.detail.is_empty() {
+            write!(f, ": {}", self.detail)?;
+        }
+        Ok(())
+    }
+}
+
+/// A rejected object: kubectl prints it as `The Deployment "x" is invalid: ...`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invalid {
+    pub kind: String,
+    pub name: String,
+    pub causes: Vec<FieldError>,
+}
+
+impl fmt::Display for Invalid {
+    /// kubectl's layout: one cause inline, several as `* ` lines after `is invalid: `.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "The {} {:?} is invalid", self.kind, self.name)?;
+        // kubectl drops causes whose text repeats an earlier one.
+        let mut seen = BTreeSet::new();
+        let causes: Vec<String> = self
+            .causes
+            .iter()
+            .map(|c| c.to_string())
+            .filter(|c| seen.insert(c.clone()))
+            .collect();
+        match causes.as_slice() {
+            [] => Ok(()),
+            [one] => write!(f, ": {one}"),
+            many => {
+                f.write_str(": ")?;
+                many.iter().try_for_each(|c| write!(f, "\n* {c}"))
+            }
+        }
+    }
+}
+
+impl std::error::Error for Invalid {}
+
+/// Validates an object of a known kind (the caller checks kinds first).
+pub fn validate(obj: &Value) -> Result<(), Invalid> {
+    let kind = obj["kind"].as_str().unwrap_or_default();
+    let mut v = V::default();
+    let name_check: fn(&str) -> Vec<String> = match kind {
+        "Namespace" => dns1123_label_errors,
+        "Service" => dns1035_label_errors,
+        _ => dns1123_subdomain_errors,
+    };
+    v.object_meta(&obj["metadata"], name_check);
+    match kind {
+        "Pod" => v.pod_spec(&obj["spec"], "spec"),
+        "Deployment" => v.workload(&obj["spec"], true),
+        "ReplicaSet" => v.workload(&obj["spec"], false),
+        "Service" => v.service(&obj["spec"]),
+        "ConfigMap" => v.config_data(obj, false),
+        "Secret" => v.config_data(obj, true),
+        _ => {}
+    }
+    if v.errs.is_empty() {
+        return Ok(());
+    }
+    let name = obj["metadata"]["name"].as_str().unwrap_or_default();
+    Err(Invalid {
+        kind: kind.to_string(),
+        name: name.to_string(),
+        causes: v.errs,
+    })
+}
+
+// ---- Name and label syntax (k8s.io/apimachinery/pkg/util/validation), reusable by callers.
+
+const DNS1123_LABEL_FMT: &str = "[a-z0-9]([-a-z0-9]*[a-z0-9])?";
+const DNS1035_LABEL_FMT: &str = "[a-z]([-a-z0-9]*[a-z0-9])?";
+const QUALIFIED_NAME_FMT: &str = "([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]";
+const QUALIFIED_NAME_MSG: &str =
+    "must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character";
+
+/// Go's `RegexError`: the message, examples, and the regex.
+fn regex_error(msg: &str, fmt: &str, examples: &[&str]) -> String {
+    let mut s = format!("{msg} (e.g. ");
+    for (i, e) in examples.iter().enumerate() {
+        if i > 0 {
+            s.push_str(" or ");
+        }
+        s.push_str(&format!("'{e}', "));
+    }
+    s + &format!("regex used for validation is '{fmt}')")
+}
+
+fn max_len_error(n: usize) -> String {
+    format!("must be no more than {n} characters")
+}
+
+fn is_alnum_lower(c: u8) -> bool {
+    c.is_ascii_lowercase() || c.is_ascii_digit()
+}
+
+/// `[a-z0-9]([-a-z0-9]*[a-z0-9])?` (or with a letter first for DNS-1035).
+fn matches_label(s: &str, letter_first: bool) -> bool {
+    let b = s.as_bytes();
+    let (Some(&first), Some(&last)) = (b.first(), b.last()) else {
+        return false;
+    };
+    (if letter_first {
+        first.is_ascii_lowercase()
+    } else {
+        is_alnum_lower(first)
+    }) && is_alnum_lower(last)
+        && b.iter().all(|&c| is_alnum_lower(c) || c == b'-')
+}
+
+fn matches_subdomain(s: &str) -> bool {
+    s.split('.').all(|l| matches_label(l, false))
+}
+
+/// `([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]`
+fn matches_qualified_name(s: &str) -> bool {
+    let b = s.as_bytes();
+    let (Some(&first), Some(&last)) = (b.first(), b.last()) else {
+        return false;
+    };
+    first.is_ascii_alphanumeric()
+        && last.is_ascii_alphanumeric()
+        && b.iter()
+            .all(|&c| c.is_ascii_alphanumeric() || b"-_.".contains(&c))
+}
+
+pub fn dns1123_label_errors(s: &str) -> Vec<String> {
+    if s.len() > 63 {
+        return vec![max_len_error(63)];
+    }
+    if matches_label(s, false) {
+        vec![]
+    } else if matches_subdomain(s) {
+        vec!["must not contain dots".into()]
+    } else {
+        let msg = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character";
+        vec![regex_error(msg, DNS1123_LABEL_FMT, &["my-name", "123-abc"])]
+    }
+}
+
+pub fn dns1035_label_errors(s: &str) -> Vec<String> {
+    let mut errs = vec![];
+    if s.len() > 63 {
+        errs.push(max_len_error(63));
+    }
+    if !matches_label(s, true) {
+        let msg = "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character";
+        errs.push(regex_error(msg, DNS1035_LABEL_FMT, &["my-name", "abc-123"]));
+    }
+    errs
+}
+
+pub fn dns1123_subdomain_errors(s: &str) -> Vec<String> {
+    let mut errs = vec![];
+    if s.len() > 253 {
+        errs.push(max_len_error(253));
+    }
+    if !matches_subdomain(s) {
+        let msg = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character";
+        errs.push(regex_error(
+            msg,
+            &format!("{DNS1123_LABEL_FMT}(\\.{DNS1123_LABEL_FMT})*"),
+            &["example.com"],
+        ));
+    }
+    errs
+}
+
+/// Label and annotation keys: an optional DNS subdomain prefix and `/`, then a name.
+pub fn qualified_name_errors(s: &str) -> Vec<String> {
+    let name_err = || {
+        regex_error(
+            QUALIFIED_NAME_MSG,
+            QUALIFIED_NAME_FMT,
+            &["MyName", "my.name", "123-abc"],
+        )
+    };
+    let mut errs = vec![];
+    let parts: Vec<&str> = s.split('/').collect();
+    let name = match parts.as_slice() {
+        [name] => name,
+        [prefix, name] => {
+            if prefix.is_empty() {
+                errs.push("prefix part must be non-empty".to_string());
+            } else {
+                errs.extend(dns1123_subdomain_errors(prefix).into_iter().map(|m| format!("prefix part {m}")));
+            }
+            name
+        }
+        _ => {
+            return vec![format!(
+                "a qualified name {} with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')",
+                name_err()
+            )]
+        }
+    };
+    if name.is_empty() {
+        errs.push("name part must be non-empty".into());
+    } else if name.len() > 63 {
+        errs.push(format!("name part {}", max_len_error(63)));
+    }
+    if !matches_qualified_name(name) {
+        errs.push(format!("name part {}", name_err()));
+    }
+    errs
+}
+
+pub fn label_value_errors(s: &str) -> Vec<String> {
+    let mut errs = vec![];
+    if s.len() > 63 {
+        errs.push(max_len_error(63));
+    }
+    if !s.is_empty() && !matches_qualified_name(s) {
+        let msg = "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character";
+        errs.push(regex_error(
+            msg,
+            &format!("({QUALIFIED_NAME_FMT})?"),
+            &["MyValue", "my_value", "12345"],
+        ));
+    }
+    errs
+}
+
+/// Named ports (container ports, targetPort names): IANA_SVC_NAME rules.
+pub fn port_name_errors(s: &str) -> Vec<String> {
+    let mut errs = vec![];
+    if s.len() > 15 {
+        errs.push(max_len_error(15));
+    }
+    if s.is_empty() || !s.bytes().all(|c| is_alnum_lower(c) || c == b'-') {
+        errs.push("must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)".into());
+    }
+    if !s.bytes().any(|c| c.is_ascii_lowercase()) {
+        errs.push("must contain at least one letter (a-z)".into());
+    }
+    if s.contains("--") {
+        errs.push("must not contain consecutive hyphens".into());
+    }
+    if s.starts_with('-') || s.ends_with('-') {
+        errs.push("must not begin or end with a hyphen".into());
+    }
+    errs
+}
+
+/// ConfigMap and Secret data keys (CLI-28).
+pub fn config_key_errors(s: &str) -> Vec<String> {
+    let mut errs = vec![];
+    if s.len() > 253 {
+        errs.push(max_len_error(253));
+    }
+    if s.is_empty()
+        || !s
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || b"-._".contains(&c))
+    {
+        let msg = "a valid config key must consist of alphanumeric characters, '-', '_' or '.'";
+        errs.push(regex_error(
+            msg,
+            "[-._a-zA-Z0-9]+",
+            &["key.name", "KEY_NAME", "key-name"],
+        ));
+    }
+    if s == "." {
+        errs.push("must not be '.'".into());
+    } else if s == ".." {
+        errs.push("must not be '..'".into());
+    } else if s.starts_with("..") {
+        errs.push("must not start with '..'".into());
+    }
+    errs
+}
+
+fn port_num_error(p: i64) -> Option<&'static str> {
+    (!(1..=65535).contains(&p)).then_some("must be between 1 and 65535, inclusive")
+}
+
+// ---- Go value formatting for messages.
+
+/// Go's `%q`.
+pub fn go_quote(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                out.push_str(&format!("\\x{:02x}", c as u32))
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// Go's `%#v` of a `map[string]string` (keys sorted, as fmt prints maps).
+pub fn go_string_map(m: Option<&BTreeMap<String, String>>) -> String {
+    match m {
+        None => "map[string]string(nil)".into(),
+        Some(m) => {
+            let body: Vec<String> = m
+                .iter()
+                .map(|(k, v)| format!("{}:{}", go_quote(k), go_quote(v)))
+                .collect();
+            format!("map[string]string{{{}}}", body.join(", "))
+        }
+    }
+}
+
+fn go_string_slice(items: &[String]) -> String {
+    let body: Vec<String> = items.iter().map(|s| go_quote(s)).collect();
+    format!("[]string{{{}}}", body.join(", "))
+}
+
+/// A JSON value as Go would print the decoded value: strings quoted, numbers bare.
+fn go_value(v: &Value) -> String {
+    match v {
+        Value::String(s) => go_quote(s),
+        Value::Null => "null".into(),
+        other => other.to_string(),
+    }
+}
+
+fn go_label_selector(sel: &Value) -> String {
+    let labels = sel.get("matchLabels").map(string_map);
+    let exprs = match sel.get("matchExpressions").and_then(Value::as_array) {
+        None => "[]v1.LabelSelectorRequirement(nil)".to_string(),
+        Some(list) => {
+            let items: Vec<String> = list
+                .iter()
+                .map(|e| {
+                    let values: Vec<String> = string_list(&e["values"]);
+                    format!(
+                        "v1.LabelSelectorRequirement{{Key:{}, Operator:{}, Values:{}}}",
+                        go_quote(e["key"].as_str().unwrap_or_default()),
+                        go_quote(e["operator"].as_str().unwrap_or_default()),
+                        if e["values"].is_null() {
+                            "[]string(nil)".into()
+                        } else {
+                            go_string_slice(&values)
+                        }
+                    )
+                })
+                .collect();
+            format!("[]v1.LabelSelectorRequirement{{{}}}", items.join(", "))
+        }
+    };
+    format!(
+        "v1.LabelSelector{{MatchLabels:{}, MatchExpressions:{}}}",
+        go_string_map(labels.as_ref()),
+        exprs
+    )
+}
+
+fn string_list(v: &Value) -> Vec<String> {
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s.as_str().map(str::to_string))
+        .collect()
+}
+
+// ---- The validator.
+
+#[derive(Default)]
+struct V {
+    errs: Vec<FieldError>,
+}
+
+fn empty() -> &'static Map<String, Value> {
+    static EMPTY: std::sync::OnceLock<Map<String, Value>> = std::sync::OnceLock::new();
+    EMPTY.get_or_init(Map::new)
+}
+
+impl V {
+    fn push(&mut self, field: impl Into<String>, kind: FieldErrorKind, detail: impl Into<String>) {
+        self.errs.push(FieldError {
+            field: field.into(),
+            kind,
+            detail: detail.into(),
+        });
+    }
+
+    fn required(&mut self, field: impl Into<String>, detail: &str) {
+        self.push(field, FieldErrorKind::Required, detail);
+    }
+
+    fn invalid(&mut self, field: impl Into<String>, value: String, detail: impl Into<String>) {
+        self.push(field, FieldErrorKind::Invalid(value), detail);
+    }
+
+    fn unsupported(&mut self, field: impl Into<String>, value: &str, supported: &[&str]) {
+        let quoted: Vec<String> = supported.iter().map(|s| go_quote(s)).collect();
+        let kind = FieldErrorKind::Unsupported(
+            go_quote(value),
+            supported.iter().map(|s| s.to_string()).collect(),
+        );
+        self.push(
+            field,
+            kind,
+            format!("supported values: {}", quoted.join(", ")),
+        );
+    }
+
+    fn type_error(&mut self, field: &str, v: &Value, want: &str) {
+        self.invalid(field, go_value(v), format!("must be of type {want}"));
+    }
+
+    /// A string field: None when absent or null; a wrong type is reported.
+    fn str<'a>(&mut self, obj: &'a Value, key: &str, field: &str) -> Option<&'a str> {
+        match obj.get(key)? {
+            Value::Null => None,
+            Value::String(s) => Some(s),
+            other => {
+                self.type_error(field, other, "string");
+                None
+            }
+        }
+    }
+
+    fn int(&mut self, obj: &Value, key: &str, field: &str) -> Option<i64> {
+        match obj.get(key)? {
+            Value::Null => None,
+            Value::Number(n) if n.is_i64() => n.as_i64(),
+            other => {
+                self.type_error(field, other, "integer");
+                None
+            }
+        }
+    }
+
+    fn array<'a>(&mut self, obj: &'a Value, key: &str, field: &str) -> &'a [Value] {
+        match obj.get(key) {
+            Some(Value::Array(a)) => a,
+            None | Some(Value::Null) => &[],
+            Some(other) => {
+                self.type_error(field, other, "array");
+                &[]
+            }
+        }
+    }
+
+    fn object<'a>(&mut self, obj: &'a Value, key: &str, field: &str) -> &'a Map<String, Value> {
+        match obj.get(key) {
+            Some(Value::Object(m)) => m,
+            None | Some(Value::Null) => empty(),
+            Some(other) => {
+                self.type_error(field, other, "object");
+                empty()
+            }
+        }
+    }
+
+    /// A `map[string]string` field (labels, selectors); None when absent.
+    fn string_map(
+        &mut self,
+        obj: &Value,
+        key: &str,
+        field: &str,
+    ) -> Option<BTreeMap<String, String>> {
+        if obj.get(key).is_none_or(Value::is_null) {
+            return None;
+        }
+        let mut out = BTreeMap::new();
+        for (k, v) in self.object(obj, key, field) {
+            match v {
+                Value::String(s) => {
+                    out.insert(k.clone(), s.clone());
+                }
+                other => self.type_error(&format!("{field}[{k}]"), other, "string"),
+            }
+        }
+        Some(out)
+    }
+
+    fn nonnegative(&mut self, obj: &Value, key: &str, field: &str) {
+        if let Some(n) = self.int(obj, key, field).filter(|&n| n < 0) {
+            self.invalid(field, n.to_string(), "must be greater than or equal to 0");
+        }
+    }
+
+    fn each_msg(&mut self, field: &str, value: &str, msgs: Vec<String>) {
+        for m in msgs {
+            self.invalid(field, go_quote(value), m);
+        }
+    }
+
+    fn object_meta(&mut self, meta: &Value, name_check: fn(&str) -> Vec<String>) {
+        let generate = self
+            .str(meta, "generateName", "metadata.generateName")
+            .unwrap_or_default();
+        if !generate.is_empty() {
+            // The server appends a suffix, so a trailing '-' is fine in the prefix.
+            let masked = generate
+                .strip_suffix('-')
+                .map_or(generate.to_string(), |p| format!("{p}a"));
+            self.each_msg("metadata.generateName", generate, name_check(&masked));
+        }
+        match self.str(meta, "name", "metadata.name").unwrap_or_default() {
+            // A generated name is filled in before validation.
+            "" if generate.is_empty() => {
+                self.required("metadata.name", "name or generateName is required")
+            }
+            "" => {}
+            name => self.each_msg("metadata.name", name, name_check(name)),
+        }
+        if let Some(ns) = self
+            .str(meta, "namespace", "metadata.namespace")
+            .filter(|s| !s.is_empty())
+        {
+            self.each_msg("metadata.namespace", ns, dns1123_label_errors(ns));
+        }
+        self.labels(meta, "labels", "metadata.labels");
+        self.annotations(meta, "metadata.annotations");
+    }
+
+    fn labels(&mut self, obj: &Value, key: &str, field: &str) {
+        for (k, v) in self.string_map(obj, key, field).unwrap_or_default() {
+            self.each_msg(field, &k, qualified_name_errors(&k));
+            self.each_msg(field, &v, label_value_errors(&v));
+        }
+    }
+
+    fn annotations(&mut self, meta: &Value, field: &str) {
+        let annotations = self
+            .string_map(meta, "annotations", field)
+            .unwrap_or_default();
+        let mut total = 0;
+        for (k, v) in &annotations {
+            self.each_msg(field, k, qualified_name_errors(&k.to_lowercase()));
+            total += k.len() + v.len();
+        }
+        const LIMIT: usize = 256 * 1024;
+        if total > LIMIT {
+            self.push(
+                field,
+                FieldErrorKind::TooLong,
+                format!("may not be more than {LIMIT} bytes"),
+            );
+        }
+    }
+
+    fn pod_spec(&mut self, spec: &Value, p: &str) {
+        let volumes = self.volumes(spec, p);
+        let mut names = BTreeSet::new();
+        let containers = self.array(spec, "containers", &format!("{p}.containers"));
+        if containers.is_empty() {
+            self.required(format!("{p}.containers"), "");
+        }
+        for (i, c) in containers.iter().enumerate() {
+            self.container(c, &format!("{p}.containers[{i}]"), &volumes, &mut names);
+        }
+        for (i, c) in self
+            .array(spec, "initContainers", &format!("{p}.initContainers"))
+            .iter()
+            .enumerate()
+        {
+            self.container(c, &format!("{p}.initContainers[{i}]"), &volumes, &mut names);
+        }
+        if let Some(policy) = self.str(spec, "restartPolicy", &format!("{p}.restartPolicy")) {
+            if !["Always", "OnFailure", "Never"].contains(&policy) {
+                self.unsupported(
+                    format!("{p}.restartPolicy"),
+                    policy,
+                    &["Always", "OnFailure", "Never"],
+                );
+            }
+        }
+        if let Some(policy) = self.str(spec, "dnsPolicy", &format!("{p}.dnsPolicy")) {
+            let valid = ["ClusterFirstWithHostNet", "ClusterFirst", "Default", "None"];
+            if !valid.contains(&policy) {
+                self.unsupported(format!("{p}.dnsPolicy"), policy, &valid);
+            }
+        }
+        self.labels(spec, "nodeSelector", &format!("{p}.nodeSelector"));
+        for key in ["hostname", "subdomain"] {
+            let field = format!("{p}.{key}");
+            if let Some(h) = self.str(spec, key, &field).filter(|h| !h.is_empty()) {
+                self.each_msg(&field, h, dns1123_label_errors(h));
+            }
+        }
+    }
+
+    /// Validates `volumes` and returns their names for the volume mount checks.
+    fn volumes(&mut self, spec: &Value, p: &str) -> BTreeSet<String> {
+        let mut names = BTreeSet::new();
+        for (i, vol) in self
+            .array(spec, "volumes", &format!("{p}.volumes"))
+            .iter()
+            .enumerate()
+        {
+            let at = format!("{p}.volumes[{i}]");
+            if vol.get("secret").is_some_and(Value::is_object)
+                && self
+                    .str(
+                        &vol["secret"],
+                        "secretName",
+                        &format!("{at}.secret.secretName"),
+                    )
+                    .unwrap_or_default()
+                    .is_empty()
+            {
+                self.required(format!("{at}.secret.secretName"), "");
+            }
+            if vol.get("configMap").is_some_and(Value::is_object)
+                && self
+                    .str(&vol["configMap"], "name", &format!("{at}.configMap.name"))
+                    .unwrap_or_default()
+                    .is_empty()
+            {
+                self.required(format!("{at}.configMap.name"), "");
+            }
+            let name = self
+                .str(vol, "name", &format!("{at}.name"))
+                .unwrap_or_default();
+            if name.is_empty() {
+                self.required(format!("{at}.name"), "");
+            } else {
+                self.each_msg(&format!("{at}.name"), name, dns1123_label_errors(name));
+            }
+            if !names.insert(name.to_string()) {
+                self.push(
+                    format!("{at}.name"),
+                    FieldErrorKind::Duplicate(go_quote(name)),
+                    "",
+                );
+            }
+        }
+        names
+    }
+
+    fn container(
+        &mut self,
+        c: &Value,
+        at: &str,
+        volumes: &BTreeSet<String>,
+        names: &mut BTreeSet<String>,
+    ) {
+        let name = self
+            .str(c, "name", &format!("{at}.name"))
+            .unwrap_or_default();
+        if name.is_empty() {
+            self.required(format!("{at}.name"), "");
+        } else {
+            self.each_msg(&format!("{at}.name"), name, dns1123_label_errors(name));
+        }
+        if self
+            .str(c, "image", &format!("{at}.image"))
+            .unwrap_or_default()
+            .is_empty()
+        {
+            self.required(format!("{at}.image"), "");
+        }
+        if let Some(p) = self.str(
+            c,
+            "terminationMessagePolicy",
+            &format!("{at}.terminationMessagePolicy"),
+        ) {
+            if !["File", "FallbackToLogsOnError"].contains(&p) {
+                self.unsupported(
+                    format!("{at}.terminationMessagePolicy"),
+                    p,
+                    &["File", "FallbackToLogsOnError"],
+                );
+            }
+        }
+        self.container_ports(c, at);
+        for (i, env) in self
+            .array(c, "env", &format!("{at}.env"))
+            .iter()
+            .enumerate()
+        {
+            let field = format!("{at}.env[{i}].name");
+            let name = self.str(env, "name", &field).unwrap_or_default();
+            if name.is_empty() {
+                self.required(&field, "");
+                self.invalid(
+                    &field,
+                    go_quote(name),
+                    "environment variable name must be non-empty",
+                );
+            } else if name
+                .chars()
+                .any(|c| !c.is_ascii_graphic() && c != ' ' || c == '=')
+            {
+                // Relaxed env var names (default since 1.32): printable ASCII except '='.
+                self.invalid(&field, go_quote(name), "a valid environment variable name must consist only of printable ASCII characters other than '='");
+            }
+        }
+        let mut mount_paths = BTreeSet::new();
+        for (i, m) in self
+            .array(c, "volumeMounts", &format!("{at}.volumeMounts"))
+            .iter()
+            .enumerate()
+        {
+            let mat = format!("{at}.volumeMounts[{i}]");
+            let vol = self
+                .str(m, "name", &format!("{mat}.name"))
+                .unwrap_or_default();
+            if vol.is_empty() {
+                self.required(format!("{mat}.name"), "");
+            }
+            if !volumes.contains(vol) {
+                self.push(
+                    format!("{mat}.name"),
+                    FieldErrorKind::NotFound(go_quote(vol)),
+                    "",
+                );
+            }
+            let path = self
+                .str(m, "mountPath", &format!("{mat}.mountPath"))
+                .unwrap_or_default();
+            if path.is_empty() {
+                self.required(format!("{mat}.mountPath"), "");
+            }
+            if !mount_paths.insert(path.to_string()) {
+                self.invalid(format!("{mat}.mountPath"), go_quote(path), "must be unique");
+            }
+        }
+        if let Some(p) = self.str(c, "imagePullPolicy", &format!("{at}.imagePullPolicy")) {
+            if !["Always", "IfNotPresent", "Never"].contains(&p) {
+                self.unsupported(
+                    format!("{at}.imagePullPolicy"),
+                    p,
+                    &["Always", "IfNotPresent", "Never"],
+                );
+            }
+        }
+        // Names are unique across containers and init containers.
+        if !names.insert(name.to_string()) {
+            self.push(
+                format!("{at}.name"),
+                FieldErrorKind::Duplicate(go_quote(name)),
+                "",
+            );
+        }
+    }
+
+    fn container_ports(&mut self, c: &Value, at: &str) {
+        let mut names = BTreeSet::new();
+        for (i, port) in self
+            .array(c, "ports", &format!("{at}.ports"))
+            .iter()
+            .enumerate()
+        {
+            let pat = format!("{at}.ports[{i}]");
+            if let Some(name) = self
+                .str(port, "name", &format!("{pat}.name"))
+                .filter(|n| !n.is_empty())
+            {
+                let msgs = port_name_errors(name);
+                if !msgs.is_empty() {
+                    self.each_msg(&format!("{pat}.name"), name, msgs);
+                } else if !names.insert(name.to_string()) {
+                    self.push(
+                        format!("{pat}.name"),
+                        FieldErrorKind::Duplicate(go_quote(name)),
+                        "",
+                    );
+                }
+            }
+            match self.int(port, "containerPort", &format!("{pat}.containerPort")) {
+                None | Some(0) => self.required(format!("{pat}.containerPort"), ""),
+                Some(n) => {
+                    if let Some(msg) = port_num_error(n) {
+                        self.invalid(format!("{pat}.containerPort"), n.to_string(), msg);
+                    }
+                }
+            }
+            if let Some(n) = self
+                .int(port, "hostPort", &format!("{pat}.hostPort"))
+                .filter(|&n| n != 0)
+            {
+                if let Some(msg) = port_num_error(n) {
+                    self.invalid(format!("{pat}.hostPort"), n.to_string(), msg);
+                }
+            }
+            self.protocol(port, &pat);
+        }
+    }
+
+    fn protocol(&mut self, port: &Value, at: &str) {
+        if let Some(p) = self.str(port, "protocol", &format!("{at}.protocol")) {
+            if !["SCTP", "TCP", "UDP"].contains(&p) {
+                self.unsupported(format!("{at}.protocol"), p, &["SCTP", "TCP", "UDP"]);
+            }
+        }
+    }
+
+    /// Deployment and ReplicaSet specs (apps validation).
+    fn workload(&mut self, spec: &Value, deployment: bool) {
+        self.nonnegative(spec, "replicas", "spec.replicas");
+        if !deployment {
+            self.nonnegative(spec, "minReadySeconds", "spec.minReadySeconds");
+        }
+        let selector_value = spec.get("selector").cloned().unwrap_or(Value::Null);
+        if selector_value.is_null() {
+            self.required("spec.selector", "");
+        } else {
+            self.labels(&selector_value, "matchLabels", "spec.selector.matchLabels");
+            self.label_selector_requirements(&selector_value);
+            let n = selector_value["matchLabels"]
+                .as_object()
+                .map_or(0, Map::len)
+                + selector_value["matchExpressions"]
+                    .as_array()
+                    .map_or(0, Vec::len);
+            if n == 0 {
+                // Kubernetes says "deployment" for ReplicaSets too.
+                self.invalid(
+                    "spec.selector",
+                    go_label_selector(&selector_value),
+                    "empty selector is invalid for deployment",
+                );
+            }
+        }
+        let template = &spec["template"];
+        match Selector::from_label_selector(&selector_value) {
+            Err(_) => self.invalid(
+                "spec.selector",
+                go_label_selector(&selector_value),
+                "invalid label selector",
+            ),
+            Ok(selector) => {
+                // Type errors in these labels are reported once, below.
+                let labels = template["metadata"]
+                    .get("labels")
+                    .filter(|l| !l.is_null())
+                    .map(string_map);
+                if !selector.is_empty() && !selector.matches(&labels.clone().unwrap_or_default()) {
+                    self.invalid(
+                        "spec.template.metadata.labels",
+                        go_string_map(labels.as_ref()),
+                        "`selector` does not match template `labels`",
+                    );
+                }
+                // Kubernetes reports template labels at `spec.template.labels` (sic).
+                self.labels(&template["metadata"], "labels", "spec.template.labels");
+                self.annotations(&template["metadata"], "spec.template.annotations");
+                self.pod_spec(&template["spec"], "spec.template.spec");
+                let policy = template["spec"]["restartPolicy"]
+                    .as_str()
+                    .unwrap_or("Always");
+                if policy != "Always" {
+                    self.unsupported("spec.template.spec.restartPolicy", policy, &["Always"]);
+                }
+                if !template["spec"]["activeDeadlineSeconds"].is_null() {
+                    let msg = "activeDeadlineSeconds in ReplicaSet is not Supported";
+                    self.push(
+                        "spec.template.spec.activeDeadlineSeconds",
+                        FieldErrorKind::Forbidden,
+                        msg,
+                    );
+                }
+            }
+        }
+        if deployment {
+            self.nonnegative(spec, "minReadySeconds", "spec.minReadySeconds");
+            self.nonnegative(spec, "revisionHistoryLimit", "spec.revisionHistoryLimit");
+            self.nonnegative(
+                spec,
+                "progressDeadlineSeconds",
+                "spec.progressDeadlineSeconds",
+            );
+        }
+    }
+
+    fn label_selector_requirements(&mut self, selector: &Value) {
+        let exprs = self.array(
+            selector,
+            "matchExpressions",
+            "spec.selector.matchExpressions",
+        );
+        for (i, e) in exprs.iter().enumerate() {
+            let at = format!("spec.selector.matchExpressions[{i}]");
+            let values = string_list(&e["values"]);
+            match self
+                .str(e, "operator", &format!("{at}.operator"))
+                .unwrap_or_default()
+            {
+                "In" | "NotIn" if values.is_empty() => self.required(
+                    format!("{at}.values"),
+                    "must be specified when `operator` is 'In' or 'NotIn'",
+                ),
+                "Exists" | "DoesNotExist" if !values.is_empty() => self.push(
+                    format!("{at}.values"),
+                    FieldErrorKind::Forbidden,
+                    "may not be specified when `operator` is 'Exists' or 'DoesNotExist'",
+                ),
+                "In" | "NotIn" | "Exists" | "DoesNotExist" => {}
+                op => self.invalid(
+                    format!("{at}.operator"),
+                    go_quote(op),
+                    "not a valid selector operator",
+                ),
+            }
+            let key = self.str(e, "key", &format!("{at}.key")).unwrap_or_default();
+            self.each_msg(&format!("{at}.key"), key, qualified_name_errors(key));
+            for (j, v) in values.iter().enumerate() {
+                self.each_msg(&format!("{at}.values[{j}]"), v, label_value_errors(v));
+            }
+        }
+    }
+
+    fn service(&mut self, spec: &Value) {
+        let ty = self.str(spec, "type", "spec.type").unwrap_or("ClusterIP");
+        let cluster_ip = spec["clusterIPs"][0]
+            .as_str()
+            .or(spec["clusterIP"].as_str())
+            .unwrap_or_default();
+        let headless = cluster_ip == "None";
+        let ports = self.array(spec, "ports", "spec.ports");
+        if ports.is_empty() && !headless && ty != "ExternalName" {
+            self.required("spec.ports", "");
+        }
+        match ty {
+            "NodePort" | "LoadBalancer" if headless => self.invalid(
+                "spec.clusterIPs[0]",
+                go_quote("None"),
+                format!("may not be set to 'None' for {ty} services"),
+            ),
+            "ExternalName" => {
+                let cname = self
+                    .str(spec, "externalName", "spec.externalName")
+                    .unwrap_or_default();
+                let cname = cname.strip_suffix('.').unwrap_or(cname);
+                if cname.is_empty() {
+                    self.required("spec.externalName", "");
+                } else {
+                    self.each_msg("spec.externalName", cname, dns1123_subdomain_errors(cname));
+                }
+            }
+            _ => {}
+        }
+        let mut names = BTreeSet::new();
+        for (i, port) in ports.iter().enumerate() {
+            let at = format!("spec.ports[{i}]");
+            let name = self
+                .str(port, "name", &format!("{at}.name"))
+                .unwrap_or_default();
+            if ports.len() > 1 && name.is_empty() {
+                self.required(format!("{at}.name"), "");
+            } else if !name.is_empty() {
+                self.each_msg(&format!("{at}.name"), name, dns1123_label_errors(name));
+                if !names.insert(name.to_string()) {
+                    self.push(
+                        format!("{at}.name"),
+                        FieldErrorKind::Duplicate(go_quote(name)),
+                        "",
+                    );
+                }
+            }
+            let number = self.int(port, "port", &format!("{at}.port")).unwrap_or(0);
+            if let Some(msg) = port_num_error(number) {
+                self.invalid(format!("{at}.port"), number.to_string(), msg);
+            }
+            self.protocol(port, &at);
+            match port.get("targetPort") {
+                None | Some(Value::Null) => {}
+                Some(Value::String(s)) => {
+                    self.each_msg(&format!("{at}.targetPort"), s, port_name_errors(s))
+                }
+                Some(Value::Number(n)) => {
+                    let n = n.as_i64().unwrap_or(-1);
+                    if let Some(msg) = port_num_error(n) {
+                        self.invalid(format!("{at}.targetPort"), n.to_string(), msg);
+                    }
+                }
+                Some(other) => {
+                    self.type_error(&format!("{at}.targetPort"), other, "integer or string")
+                }
+            }
+        }
+        if spec.get("selector").is_some() {
+            self.labels(spec, "selector", "spec.selector");
+        }
+        let affinity = self
+            .str(spec, "sessionAffinity", "spec.sessionAffinity")
+            .unwrap_or("None");
+        if !["ClientIP", "None"].contains(&affinity) {
+            self.unsupported("spec.sessionAffinity", affinity, &["ClientIP", "None"]);
+        }
+        if !cluster_ip.is_empty() && !headless && cluster_ip.parse::<std::net::IpAddr>().is_err() {
+            let msg = "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)";
+            self.invalid("spec.clusterIPs[0]", go_quote(cluster_ip), msg);
+        }
+        let types = ["ClusterIP", "ExternalName", "LoadBalancer", "NodePort"];
+        if !types.contains(&ty) {
+            self.unsupported("spec.type", ty, &types);
+        }
+        let mut node_ports = BTreeSet::new();
+        let mut port_keys = BTreeSet::new();
+        for (i, port) in ports.iter().enumerate() {
+            let protocol = port["protocol"].as_str().unwrap_or("TCP");
+            let node_port = port["nodePort"].as_i64().unwrap_or(0);
+            if ty == "ClusterIP" && node_port != 0 {
+                let msg = "may not be used when `type` is 'ClusterIP'";
+                self.push(
+                    format!("spec.ports[{i}].nodePort"),
+                    FieldErrorKind::Forbidden,
+                    msg,
+                );
+            }
+            if node_port != 0 && !node_ports.insert((protocol, node_port)) {
+                self.push(
+                    format!("spec.ports[{i}].nodePort"),
+                    FieldErrorKind::Duplicate(node_port.to_string()),
+                    "",
+                );
+            }
+            let number = port["port"].as_i64().unwrap_or(0);
+            if !port_keys.insert((protocol, number)) {
+                // Go prints the (protocol, port) key as a ServicePort struct.
+                let repr = format!(
+                    "core.ServicePort{{Name:\"\", Protocol:{}, AppProtocol:(*string)(nil), Port:{number}, TargetPort:intstr.IntOrString{{Type:0, IntVal:0, StrVal:\"\"}}, NodePort:0}}",
+                    go_quote(protocol)
+                );
+                self.push(
+                    format!("spec.ports[{i}]"),
+                    FieldErrorKind::Duplicate(repr),
+                    "",
+                );
+            }
+        }
+        let external = ty == "NodePort"
+            || ty == "LoadBalancer"
+            || !spec["externalIPs"].as_array().is_none_or(Vec::is_empty);
+        if let Some(policy) = self.str(spec, "externalTrafficPolicy", "spec.externalTrafficPolicy")
+        {
+            if !external {
+                self.invalid(
+                    "spec.externalTrafficPolicy",
+                    go_quote(policy),
+                    "may only be set for externally-accessible services",
+                );
+            } else if !["Cluster", "Local"].contains(&policy) {
+                self.unsupported("spec.externalTrafficPolicy", policy, &["Cluster", "Local"]);
+            }
+        }
+        if let Some(policy) = self.str(spec, "internalTrafficPolicy", "spec.internalTrafficPolicy")
+        {
+            if !["Cluster", "Local"].contains(&policy) {
+                self.unsupported("spec.internalTrafficPolicy", policy, &["Cluster", "Local"]);
+            }
+        }
+    }
+
+    /// ConfigMap/Secret keys, and the two keys a TLS Secret must have.
+    fn config_data(&mut self, obj: &Value, secret: bool) {
+        let mut seen = BTreeSet::new();
+        let sections: &[&str] = if secret {
+            &["data", "stringData"]
+        } else {
+            &["data", "binaryData"]
+        };
+        for section in sections {
+            for (k, v) in self.object(obj, section, section) {
+                let field = format!("{section}[{k}]");
+                self.each_msg(&field, k, config_key_errors(k));
+                if !v.is_string() {
+                    self.type_error(&field, v, "string");
+                }
+                if !secret && !seen.insert(k.clone()) {
+                    self.invalid(&field, go_quote(k), "duplicate of key present in `data`");
+                }
+            }
+        }
+        if secret && obj["type"].as_str() == Some("kubernetes.io/tls") {
+            for key in ["tls.crt", "tls.key"] {
+                if obj["data"].get(key).is_none() && obj["stringData"].get(key).is_none() {
+                    self.required(format!("data[{key}]"), "");
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn deployment(selector: Value, template_labels: Value) -> Value {
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "my-nginx"},
+            "spec": {"replicas": 2, "selector": selector, "template": {
+                "metadata": {"labels": template_labels},
+                "spec": {"containers": [{"name": "my-nginx", "image": "nginx", "ports": [{"containerPort": 80}]}]}}}})
+    }
+
+    fn message(obj: &Value) -> String {
+        validate(obj).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn tutorial_objects_are_valid() {
+        validate(&deployment(
+            json!({"matchLabels": {"run": "my-nginx"}}),
+            json!({"run": "my-nginx"}),
+        ))
+        .unwrap();
+        let svc = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "my-nginx", "labels": {"run": "my-nginx"}},
+            "spec": {"type": "NodePort", "selector": {"run": "my-nginx"}, "ports": [
+                {"port": 8080, "targetPort": 80, "protocol": "TCP", "name": "http"},
+                {"port": 443, "protocol": "TCP", "name": "https"}]}});
+        validate(&svc).unwrap();
+    }
+
+    #[test]
+    fn tutorial_manifest_parses_defaults_and_validates() {
+        let text = "---\n{\n  apiVersion: \"apps/v1\",\n  kind: \"Deployment\",\n  metadata: {\n    name: \"my-nginx\",\n  },\n  spec: {\n    selector: { matchLabels: { run: \"my-nginx\", }, },\n    replicas: 2,\n    template: {\n      metadata: { labels: { run: \"my-nginx\", }, },\n      spec: {\n        containers: [{\n          name: \"my-nginx\",\n          image: \"nginx\",\n          ports: [{ containerPort: 80, }],\n        }],\n      },\n    },\n  },\n}\n";
+        let mut obj = crate::manifest::parse_documents(text).unwrap().remove(0).value;
+        crate::defaults::apply_defaults(&mut obj);
+        validate(&obj).unwrap();
+        obj["spec"]["template"]["metadata"]["labels"]["run"] = json!("x");
+        assert!(message(&obj).ends_with("map[string]string{\"run\":\"x\"}: `selector` does not match template `labels`"));
+    }
+
+    #[test]
+    fn selector_mismatch_uses_kubernetes_wording() {
+        let d = deployment(
+            json!({"matchLabels": {"run": "other"}}),
+            json!({"run": "x"}),
+        );
+        assert_eq!(
+            message(&d),
+            "The Deployment \"my-nginx\" is invalid: spec.template.metadata.labels: Invalid value: map[string]string{\"run\":\"x\"}: `selector` does not match template `labels`"
+        );
+    }
+
+    #[test]
+    fn missing_selector_gives_two_causes() {
+        let d = deployment(Value::Null, json!({"app": "nginx"}));
+        assert_eq!(
+            message(&d),
+            "The Deployment \"my-nginx\" is invalid: \n* spec.selector: Required value\n* spec.template.metadata.labels: Invalid value: map[string]string{\"app\":\"nginx\"}: `selector` does not match template `labels`"
+        );
+    }
+
+    #[test]
+    fn pod_spec_errors_under_template_path() {
+        let mut d = deployment(json!({"matchLabels": {"run": "x"}}), json!({"run": "x"}));
+        d["spec"]["replicas"] = json!(-1);
+        d["spec"]["template"]["spec"] = json!({"containers": [
+            {"name": "web", "image": "", "ports": [{"containerPort": 70000, "protocol": "HTTP"}]},
+            {"name": "web", "image": "nginx", "env": [{"name": "A=B"}]}],
+            "restartPolicy": "Never"});
+        let causes: Vec<String> = validate(&d)
+            .unwrap_err()
+            .causes
+            .iter()
+            .map(|c| c.to_string())
+            .collect();
+        assert_eq!(
+            causes,
+            [
+                "spec.replicas: Invalid value: -1: must be greater than or equal to 0",
+                "spec.template.spec.containers[0].image: Required value",
+                "spec.template.spec.containers[0].ports[0].containerPort: Invalid value: 70000: must be between 1 and 65535, inclusive",
+                "spec.template.spec.containers[0].ports[0].protocol: Unsupported value: \"HTTP\": supported values: \"SCTP\", \"TCP\", \"UDP\"",
+                "spec.template.spec.containers[1].env[0].name: Invalid value: \"A=B\": a valid environment variable name must consist only of printable ASCII characters other than '='",
+                "spec.template.spec.containers[1].name: Duplicate value: \"web\"",
+                "spec.template.spec.restartPolicy: Unsupported value: \"Never\": supported values: \"Always\"",
+            ]
+        );
+    }
+
+    #[test]
+    fn pod_errors() {
+        let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "Bad_Name"}, "spec": {}});
+        let msg = message(&pod);
+        assert!(msg.starts_with("The Pod \"Bad_Name\" is invalid: \n* metadata.name: Invalid value: \"Bad_Name\": a lowercase RFC 1123 subdomain"), "{msg}");
+        assert!(
+            msg.ends_with("\n* spec.containers: Required value"),
+            "{msg}"
+        );
+
+        let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {
+            "restartPolicy": "Sometimes",
+            "volumes": [{"name": "conf", "configMap": {"name": "c"}}],
+            "containers": [{"name": "Web", "image": "nginx", "volumeMounts": [{"name": "cfg", "mountPath": "/etc"}]}]}});
+        let causes: Vec<String> = validate(&pod)
+            .unwrap_err()
+            .causes
+            .iter()
+            .map(|c| c.to_string())
+            .collect();
+        assert_eq!(causes, [
+            "spec.containers[0].name: Invalid value: \"Web\": a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')",
+            "spec.containers[0].volumeMounts[0].name: Not found: \"cfg\"",
+            "spec.restartPolicy: Unsupported value: \"Sometimes\": supported values: \"Always\", \"OnFailure\", \"Never\"",
+        ]);
+        let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {"containers": [{"image": "nginx"}]}});
+        assert_eq!(
+            message(&pod),
+            "The Pod \"p\" is invalid: spec.containers[0].name: Required value"
+        );
+    }
+
+    #[test]
+    fn names_and_labels() {
+        let svc = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "1web"}, "spec": {"ports": [{"port": 80}]}});
+        assert_eq!(message(&svc), "The Service \"1web\" is invalid: metadata.name: Invalid value: \"1web\": a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')");
+        let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "a.b"}});
+        assert_eq!(message(&ns), "The Namespace \"a.b\" is invalid: metadata.name: Invalid value: \"a.b\": must not contain dots");
+        let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {}});
+        assert_eq!(message(&ns), "The Namespace \"\" is invalid: metadata.name: Required value: name or generateName is required");
+        let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"generateName": "my-nginx-5b56ccd65f-", "labels": {"a/b/c": "x", "ok": "-x", "n": 1}},
+            "spec": {"containers": [{"name": "c", "image": "i"}]}});
+        let causes: Vec<String> = validate(&pod)
+            .unwrap_err()
+            .causes
+            .iter()
+            .map(|c| c.to_string())
+            .collect();
+        assert_eq!(causes, [
+            "metadata.labels[n]: Invalid value: 1: must be of type string",
+            "metadata.labels: Invalid value: \"a/b/c\": a qualified name must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]') with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')",
+            "metadata.labels: Invalid value: \"-x\": a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')",
+        ]);
+        assert!(qualified_name_errors("kubernetes.io/service-name").is_empty());
+        assert!(label_value_errors("").is_empty());
+        assert_eq!(
+            dns1123_label_errors(&"a".repeat(64)),
+            ["must be no more than 63 characters"]
+        );
+    }
+
+    #[test]
+    fn service_errors() {
+        let svc = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"}, "spec": {
+            "sessionAffinity": "Sticky", "externalTrafficPolicy": "Local",
+            "ports": [{"port": 70000}, {"port": 80, "nodePort": 30080, "name": "http"}, {"port": 80, "name": "http", "targetPort": "web"}]}});
+        let causes: Vec<String> = validate(&svc)
+            .unwrap_err()
+            .causes
+            .iter()
+            .map(|c| c.to_string())
+            .collect();
+        assert_eq!(causes, [
+            "spec.ports[0].name: Required value",
+            "spec.ports[0].port: Invalid value: 70000: must be between 1 and 65535, inclusive",
+            "spec.ports[2].name: Duplicate value: \"http\"",
+            "spec.sessionAffinity: Unsupported value: \"Sticky\": supported values: \"ClientIP\", \"None\"",
+            "spec.ports[1].nodePort: Forbidden: may not be used when `type` is 'ClusterIP'",
+            "spec.ports[2]: Duplicate value: core.ServicePort{Name:\"\", Protocol:\"TCP\", AppProtocol:(*string)(nil), Port:80, TargetPort:intstr.IntOrString{Type:0, IntVal:0, StrVal:\"\"}, NodePort:0}",
+            "spec.externalTrafficPolicy: Invalid value: \"Local\": may only be set for externally-accessible services",
+        ]);
+        let svc = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"}, "spec": {"clusterIP": "10.0.0.300", "ports": [{"port": 80}]}});
+        assert_eq!(message(&svc), "The Service \"s\" is invalid: spec.clusterIPs[0]: Invalid value: \"10.0.0.300\": must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)");
+        let svc = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"}, "spec": {"type": "NodePort", "clusterIP": "None", "ports": [{"port": 80}]}});
+        assert_eq!(message(&svc), "The Service \"s\" is invalid: spec.clusterIPs[0]: Invalid value: \"None\": may not be set to 'None' for NodePort services");
+    }
+
+    #[test]
+    fn empty_selector_and_bad_operator() {
+        let d = deployment(json!({}), json!({"run": "x"}));
+        assert_eq!(message(&d), "The Deployment \"my-nginx\" is invalid: spec.selector: Invalid value: v1.LabelSelector{MatchLabels:map[string]string(nil), MatchExpressions:[]v1.LabelSelectorRequirement(nil)}: empty selector is invalid for deployment");
+        let mut rs = deployment(
+            json!({"matchExpressions": [{"key": "run", "operator": "Is", "values": ["x"]}]}),
+            json!({"run": "x"}),
+        );
+        rs["kind"] = json!("ReplicaSet");
+        let causes: Vec<String> = validate(&rs)
+            .unwrap_err()
+            .causes
+            .iter()
+            .map(|c| c.to_string())
+            .collect();
+        assert_eq!(causes[0], "spec.selector.matchExpressions[0].operator: Invalid value: \"Is\": not a valid selector operator");
+        assert!(causes[1].starts_with("spec.selector: Invalid value: v1.LabelSelector{MatchLabels:map[string]string(nil), MatchExpressions:[]v1.LabelSelectorRequirement{v1.LabelSelectorRequirement{Key:\"run\", Operator:\"Is\", Values:[]string{\"x\"}}}}: invalid label selector"), "{}", causes[1]);
+    }
+
+    #[test]
+    fn secrets_and_configmaps() {
+        let s = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "nginxsecret"}, "type": "kubernetes.io/tls", "data": {"tls.crt": "YQ=="}});
+        assert_eq!(
+            message(&s),
+            "The Secret \"nginxsecret\" is invalid: data[tls.key]: Required value"
+        );
+        let c = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"default.conf": "x", "a b": "y"}});
+        assert!(message(&c).starts_with("The ConfigMap \"c\" is invalid: data[a b]: Invalid value: \"a b\": a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+')"));
+    }
+
+    #[test]
+    fn invalid_display_dedups_and_handles_no_causes() {
+        let c = FieldError {
+            field: "spec.x".into(),
+            kind: FieldErrorKind::Required,
+            detail: String::new(),
+        };
+        let i = Invalid {
+            kind: "Pod".into(),
+            name: "p".into(),
+            causes: vec![c.clone(), c],
+        };
+        assert_eq!(
+            i.to_string(),
+            "The Pod \"p\" is invalid: spec.x: Required value"
+        );
+        let none = Invalid {
+            kind: "Pod".into(),
+            name: "p".into(),
+            causes: vec![],
+        };
+        assert_eq!(none.to_string(), "The Pod \"p\" is invalid");
+    }
+}

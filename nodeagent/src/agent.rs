@@ -1,0 +1,451 @@
+//! The node agent: registers its node, keeps routes to the other nodes' pod CIDRs, and runs the
+//! pods bound to its node. Level-triggered: on every change and every tick it compares the pods the
+//! controller wants here with the sandboxes that exist and converges, so a restarted agent simply
+//! re-adopts the running shims (their `shim.pid` files) without restarting anything.
+
+use crate::reflector::{self, Snapshot};
+use crate::{cgroup, net, sandbox};
+use anyhow::{bail, Context};
+use clap::Parser;
+use emu_core::cluster::{ClusterConfig, NodeConfig, Paths};
+use emu_core::{ipam, naming, object};
+use emu_proto::api_client::ApiClient;
+use serde_json::{json, Value};
+use std::collections::{HashMap, HashSet};
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tonic::transport::Channel;
+
+#[derive(Parser, Debug)]
+#[command(name = "emu-nodeagent", about = "The node agent of one emu node (started by `emu up` inside the node's network namespace).")]
+struct Args {
+    #[arg(long)]
+    cluster: String,
+    #[arg(long)]
+    node: String,
+}
+
+/// Entry point of `emu-nodeagent agent ...`.
+pub fn main(args: Vec<String>) -> anyhow::Result<()> {
+    let args = Args::parse_from(std::iter::once("emu-nodeagent".to_string()).chain(args));
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("EMU_LOG").unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    runtime.block_on(run(args))
+}
+
+struct Agent {
+    cluster: ClusterConfig,
+    node: NodeConfig,
+    paths: Paths,
+    node_ns: PathBuf,
+    pod_cidr: ipam::Ipv4Cidr,
+    gateway: Ipv4Addr,
+    shim_exe: PathBuf,
+    pods_cgroup: Option<PathBuf>,
+    client: ApiClient<Channel>,
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let paths = Paths::new(&args.cluster);
+    let cluster: ClusterConfig = serde_json::from_slice(&std::fs::read(paths.config()).with_context(|| format!("reading {}", paths.config().display()))?)?;
+    let node = cluster.node(&args.node).cloned().with_context(|| format!("node {:?} is not in cluster {:?}", args.node, args.cluster))?;
+    std::fs::create_dir_all(paths.pods_dir(&node.name))?;
+    std::fs::write(paths.agent_pid(&node.name), std::process::id().to_string())?;
+
+    let mut client = connect(&paths).await?;
+    let registered = client
+        .register_node(emu_proto::RegisterNodeRequest { node: Some(emu_proto::Object { json: node_object(&node).to_string() }) })
+        .await
+        .context("registering the node")?
+        .into_inner();
+    let registered: Value = serde_json::from_str(&registered.node.context("register_node returned no node")?.json)?;
+    let pod_cidr: ipam::Ipv4Cidr = object::str_at(&registered, &["spec", "podCIDR"]).context("node has no podCIDR")?.parse().map_err(|e| anyhow::anyhow!("podCIDR: {e}"))?;
+    let gateway = ipam::gateway(pod_cidr);
+    let node_ns = net::netns_path(&naming::netns_node(&cluster.name, &node.name));
+    net::setup_node(&node_ns, gateway, pod_cidr.prefix).await.context("setting up the node's bridge cni0")?;
+    let pods_cgroup = cgroup::cluster_dir(&cluster.name).ok().map(|d| d.join(format!("node-{}", node.name)).join("pods"));
+    let agent = Arc::new(Agent {
+        shim_exe: std::env::current_exe()?,
+        cluster,
+        node,
+        paths,
+        node_ns,
+        pod_cidr,
+        gateway,
+        pods_cgroup,
+        client,
+    });
+    tracing::info!(node = %agent.node.name, pod_cidr = %agent.pod_cidr, "node agent ready");
+
+    tokio::spawn(heartbeats(agent.clone()));
+    let (node_tx, node_rx) = tokio::sync::watch::channel(Snapshot::default());
+    tokio::spawn(reflector::run(agent.paths.socket(), vec!["Node".into()], String::new(), node_tx));
+    tokio::spawn(sync_routes(agent.clone(), node_rx));
+    let (pod_tx, pod_rx) = tokio::sync::watch::channel(Snapshot::default());
+    tokio::spawn(reflector::run(agent.paths.socket(), vec!["Pod".into()], agent.node.name.clone(), pod_tx));
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        r = sync_pods(agent.clone(), pod_rx) => r,
+        _ = term.recv() => {
+            // Pods outlive the agent (their shims are separate processes): just leave.
+            tracing::info!("agent stopping; pods keep running");
+            Ok(())
+        }
+    }
+}
+
+async fn connect(paths: &Paths) -> anyhow::Result<ApiClient<Channel>> {
+    let mut last = None;
+    for _ in 0..300 {
+        match emu_proto::connect_unix(&paths.socket()).await {
+            Ok(c) => return Ok(c),
+            Err(e) => last = Some(e),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    bail!("cannot reach the controller at {}: {:?}", paths.socket().display(), last)
+}
+
+fn node_object(node: &NodeConfig) -> Value {
+    let uname = nix::sys::utsname::uname().ok();
+    let kernel = uname.as_ref().map(|u| u.release().to_string_lossy().into_owned()).unwrap_or_default();
+    let os_image = std::fs::read_to_string("/etc/os-release")
+        .ok()
+        .and_then(|t| t.lines().find_map(|l| l.strip_prefix("PRETTY_NAME=").map(|v| v.trim_matches('"').to_string())))
+        .unwrap_or_else(|| "Linux".into());
+    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).to_string();
+    let resources = json!({"cpu": cpus, "memory": "2Gi", "pods": "110", "ephemeral-storage": "10Gi"});
+    json!({
+        "apiVersion": "v1", "kind": "Node",
+        "metadata": {"name": node.name, "labels": {
+            "beta.kubernetes.io/arch": "amd64", "beta.kubernetes.io/os": "linux",
+            "kubernetes.io/arch": "amd64", "kubernetes.io/hostname": node.name, "kubernetes.io/os": "linux"}},
+        "spec": {},
+        "status": {
+            "addresses": [{"type": "InternalIP", "address": node.internal_ip}, {"type": "Hostname", "address": node.name}],
+            "capacity": resources, "allocatable": resources,
+            "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
+            "nodeInfo": {"architecture": "amd64", "bootID": "", "containerRuntimeVersion": format!("emu://{}", env!("CARGO_PKG_VERSION")),
+                "kernelVersion": kernel, "kubeProxyVersion": emu_core::cluster::KUBERNETES_VERSION,
+                "kubeletVersion": emu_core::cluster::KUBERNETES_VERSION, "machineID": "", "operatingSystem": "linux",
+                "osImage": os_image, "systemUUID": ""},
+        },
+    })
+}
+
+async fn heartbeats(agent: Arc<Agent>) {
+    let mut client = agent.client.clone();
+    loop {
+        if let Err(e) = client.heartbeat(emu_proto::HeartbeatRequest { node_name: agent.node.name.clone() }).await {
+            tracing::debug!(error = %e, "heartbeat failed");
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+}
+
+/// Routes to every other node's pod CIDR via that node's fabric address.
+async fn sync_routes(agent: Arc<Agent>, mut rx: tokio::sync::watch::Receiver<Snapshot>) {
+    loop {
+        let snap = rx.borrow_and_update().clone();
+        if snap.synced {
+            let routes: Vec<(Ipv4Addr, u8, Ipv4Addr)> = snap
+                .objects
+                .values()
+                .filter(|n| object::name(n) != agent.node.name)
+                .filter_map(|n| {
+                    let cidr: ipam::Ipv4Cidr = object::str_at(n, &["spec", "podCIDR"])?.parse().ok()?;
+                    let via = n["status"]["addresses"].as_array()?.iter().find(|a| a["type"] == "InternalIP")?["address"].as_str()?.parse().ok()?;
+                    Some((cidr.addr, cidr.prefix, via))
+                })
+                .collect();
+            if let Err(e) = net::sync_routes(&agent.node_ns, &routes).await {
+                tracing::warn!(error = %format!("{e:#}"), "syncing routes");
+            }
+        }
+        tokio::select! {
+            r = rx.changed() => if r.is_err() { return },
+            _ = tokio::time::sleep(Duration::from_secs(10)) => {}
+        }
+    }
+}
+
+/// What the agent knows about one local sandbox between passes.
+#[derive(Default)]
+struct Local {
+    /// Pods whose sandbox is being created or torn down by a task right now.
+    busy: HashSet<String>,
+    /// The last status sent per pod uid, so unchanged statuses are not re-sent.
+    sent: HashMap<String, Value>,
+}
+
+async fn sync_pods(agent: Arc<Agent>, mut rx: tokio::sync::watch::Receiver<Snapshot>) -> anyhow::Result<()> {
+    let local = Arc::new(std::sync::Mutex::new(Local::default()));
+    loop {
+        let snap = rx.borrow_and_update().clone();
+        if snap.synced {
+            reconcile(&agent, &snap, &local).await;
+        }
+        tokio::select! {
+            r = rx.changed() => if r.is_err() { bail!("pod watch ended") },
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+        }
+    }
+}
+
+async fn reconcile(agent: &Arc<Agent>, snap: &Snapshot, local: &Arc<std::sync::Mutex<Local>>) {
+    let wanted: HashMap<String, Arc<Value>> = snap.objects.values().map(|p| (object::uid(p).to_string(), p.clone())).collect();
+    // Sandboxes on disk that no pod wants any more (deleted while the agent was away).
+    if let Ok(entries) = std::fs::read_dir(agent.paths.pods_dir(&agent.node.name)) {
+        for e in entries.flatten() {
+            let uid = e.file_name().to_string_lossy().into_owned();
+            if !wanted.contains_key(&uid) && claim(local, &uid) {
+                let (agent, local) = (agent.clone(), local.clone());
+                tokio::spawn(async move {
+                    if let Err(e) = remove_sandbox(&agent, &uid, Duration::from_secs(2)).await {
+                        tracing::warn!(pod_uid = %uid, error = %format!("{e:#}"), "removing orphaned sandbox");
+                    }
+                    release(&local, &uid);
+                });
+            }
+        }
+    }
+    for (uid, pod) in wanted {
+        let pod_dir = agent.paths.pod_dir(&agent.node.name, &uid);
+        if object::is_terminating(&pod) {
+            if claim(local, &uid) {
+                let (agent, local) = (agent.clone(), local.clone());
+                tokio::spawn(async move {
+                    let grace = pod["metadata"]["deletionGracePeriodSeconds"].as_u64().unwrap_or(30);
+                    if let Err(e) = remove_sandbox(&agent, &uid, Duration::from_secs(grace)).await {
+                        tracing::warn!(pod = %object::name(&pod), error = %format!("{e:#}"), "stopping pod");
+                    }
+                    let mut client = agent.client.clone();
+                    let r = emu_proto::ObjectRef { kind: "Pod".into(), namespace: object::namespace(&pod).into(), name: object::name(&pod).into() };
+                    let _ = client.delete(emu_proto::DeleteRequest { r#ref: Some(r), force: true, grace_period_seconds: -1 }).await;
+                    if let Ok(mut l) = local.lock() {
+                        l.sent.remove(&uid);
+                    }
+                    release(&local, &uid);
+                });
+            }
+            continue;
+        }
+        if sandbox::running_shim(&pod_dir).is_none() {
+            if claim(local, &uid) {
+                let (agent, local) = (agent.clone(), local.clone());
+                tokio::spawn(async move {
+                    if let Err(e) = create_sandbox(&agent, &pod).await {
+                        tracing::warn!(pod = %object::name(&pod), error = %format!("{e:#}"), "creating sandbox");
+                        report(&agent, &local, &pod, pending_status(&pod, "ContainerCreating", &format!("{e:#}"))).await;
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                    release(&local, &uid);
+                });
+            }
+            continue;
+        }
+        if local.lock().map(|l| l.busy.contains(&uid)).unwrap_or(true) {
+            continue;
+        }
+        if let Ok(state) = sandbox::read_state(&pod_dir) {
+            let status = pod_status(agent, &pod, &state);
+            report(agent, local, &pod, status).await;
+        }
+    }
+}
+
+fn claim(local: &std::sync::Mutex<Local>, uid: &str) -> bool {
+    local.lock().map(|mut l| l.busy.insert(uid.to_string())).unwrap_or(false)
+}
+
+fn release(local: &std::sync::Mutex<Local>, uid: &str) {
+    if let Ok(mut l) = local.lock() {
+        l.busy.remove(uid);
+    }
+}
+
+async fn report(agent: &Agent, local: &std::sync::Mutex<Local>, pod: &Value, status: Value) {
+    let uid = object::uid(pod).to_string();
+    let unchanged = local.lock().map(|l| l.sent.get(&uid) == Some(&status)).unwrap_or(false);
+    if unchanged && pod["status"] == status {
+        return;
+    }
+    let mut v = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": object::name(pod), "namespace": object::namespace(pod), "uid": uid}});
+    v["status"] = status.clone();
+    let mut client = agent.client.clone();
+    match client.update_status(emu_proto::UpdateStatusRequest { object: Some(emu_proto::Object { json: v.to_string() }) }).await {
+        Ok(_) => {
+            if let Ok(mut l) = local.lock() {
+                l.sent.insert(uid, status);
+            }
+        }
+        Err(e) => tracing::debug!(error = %e, "status update failed"),
+    }
+}
+
+async fn create_sandbox(agent: &Agent, pod: &Value) -> anyhow::Result<()> {
+    let uid = object::uid(pod);
+    let name = object::name(pod);
+    let ip: Ipv4Addr = object::annotation(pod, emu_core::podspec::POD_IP_ANNOTATION)
+        .context("pod has no IP allocated yet")?
+        .parse()
+        .context("pod IP annotation")?;
+    let pod_dir = agent.paths.pod_dir(&agent.node.name, uid);
+    std::fs::create_dir_all(&pod_dir).with_context(|| format!("creating {}", pod_dir.display()))?;
+    let netns_name = naming::netns_pod(&agent.cluster.name, uid);
+    net::create_named_netns(&netns_name).with_context(|| format!("creating network namespace {netns_name}"))?;
+    let pod_ns = net::netns_path(&netns_name);
+    net::setup_pod(&agent.node_ns, &pod_ns, &naming::pod_host_veth(uid), ip, agent.pod_cidr.prefix, agent.gateway)
+        .await
+        .with_context(|| format!("setting up the network of pod {name}"))?;
+    let spec = sandbox_spec(agent, pod, ip);
+    let tmp = pod_dir.join("sandbox.json.tmp");
+    std::fs::write(&tmp, serde_json::to_vec_pretty(&spec)?)?;
+    std::fs::rename(&tmp, pod_dir.join("sandbox.json"))?;
+    std::fs::write(pod_dir.join("pod.json"), serde_json::to_vec(&json!({"namespace": object::namespace(pod), "name": name, "ip": ip.to_string()}))?)?;
+    let cgroup = agent.pods_cgroup.as_ref().map(|d| d.join(uid));
+    if let Some(dir) = &cgroup {
+        cgroup::ensure(dir)?;
+    }
+    let (exe, dir) = (agent.shim_exe.clone(), pod_dir.clone());
+    let pid = tokio::task::spawn_blocking(move || sandbox::spawn_shim(&exe, &dir, &pod_ns, cgroup.as_deref()))
+        .await?
+        .context("starting the pod's shim")?;
+    tracing::info!(pod = %name, ip = %ip, shim_pid = pid, "sandbox started");
+    Ok(())
+}
+
+async fn remove_sandbox(agent: &Agent, uid: &str, grace: Duration) -> anyhow::Result<()> {
+    let pod_dir = agent.paths.pod_dir(&agent.node.name, uid);
+    let dir = pod_dir.clone();
+    tokio::task::spawn_blocking(move || sandbox::stop_shim(&dir, grace)).await??;
+    net::teardown_pod(&agent.node_ns, &naming::pod_host_veth(uid)).await?;
+    net::delete_named_netns(&naming::netns_pod(&agent.cluster.name, uid))?;
+    if let Some(d) = &agent.pods_cgroup {
+        let _ = std::fs::remove_dir(d.join(uid));
+    }
+    let _ = std::fs::remove_dir_all(&pod_dir);
+    Ok(())
+}
+
+fn sandbox_spec(agent: &Agent, pod: &Value, ip: Ipv4Addr) -> sandbox::SandboxSpec {
+    let ns = object::namespace(pod);
+    let name = object::name(pod);
+    let hostname = pod["spec"]["hostname"].as_str().unwrap_or(name).chars().take(63).collect::<String>();
+    let containers = pod["spec"]["containers"]
+        .as_array()
+        .map(|cs| {
+            cs.iter()
+                .map(|c| sandbox::ContainerSpec {
+                    name: c["name"].as_str().unwrap_or("").into(),
+                    image: c["image"].as_str().unwrap_or("").into(),
+                    command: strings(&c["command"]),
+                    args: strings(&c["args"]),
+                    env: container_env(c, pod, ip, &agent.node),
+                    working_dir: c["workingDir"].as_str().map(str::to_string),
+                    tty: c["tty"].as_bool().unwrap_or(false),
+                    stdin: c["stdin"].as_bool().unwrap_or(false),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    sandbox::SandboxSpec {
+        cluster: agent.cluster.name.clone(),
+        namespace: ns.into(),
+        pod_name: name.into(),
+        pod_uid: object::uid(pod).into(),
+        hostname: hostname.clone(),
+        restart_policy: pod["spec"]["restartPolicy"].as_str().unwrap_or("Always").into(),
+        termination_grace_seconds: pod["spec"]["terminationGracePeriodSeconds"].as_u64().unwrap_or(30),
+        hosts_file: emu_core::podspec::hosts_file(pod, &ip.to_string()),
+        resolv_conf: emu_core::podspec::resolv_conf(pod),
+        containers,
+    }
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array().map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect()).unwrap_or_default()
+}
+
+/// The container's environment from its manifest (values and the downward API fields a pod can
+/// know about itself). Service variables join in with the services issue.
+fn container_env(c: &Value, pod: &Value, ip: Ipv4Addr, node: &NodeConfig) -> Vec<(String, String)> {
+    let mut env = Vec::new();
+    for e in c["env"].as_array().into_iter().flatten() {
+        let Some(name) = e["name"].as_str() else { continue };
+        let value = if let Some(v) = e["value"].as_str() {
+            Some(v.to_string())
+        } else if let Some(path) = e["valueFrom"]["fieldRef"]["fieldPath"].as_str() {
+            match path {
+                "metadata.name" => Some(object::name(pod).to_string()),
+                "metadata.namespace" => Some(object::namespace(pod).to_string()),
+                "metadata.uid" => Some(object::uid(pod).to_string()),
+                "spec.nodeName" => Some(node.name.clone()),
+                "status.podIP" => Some(ip.to_string()),
+                "status.hostIP" => Some(node.internal_ip.clone()),
+                "spec.serviceAccountName" => Some(pod["spec"]["serviceAccountName"].as_str().unwrap_or("default").to_string()),
+                _ => None,
+            }
+        } else {
+            Some(String::new())
+        };
+        if let Some(v) = value {
+            env.push((name.to_string(), v));
+        }
+    }
+    env
+}
+
+fn pending_status(pod: &Value, reason: &str, message: &str) -> Value {
+    let mut status = pod["status"].clone();
+    status["phase"] = json!("Pending");
+    let cs: Vec<Value> = pod["spec"]["containers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| json!({"name": c["name"], "image": c["image"], "imageID": "", "ready": false, "started": false, "restartCount": 0,
+            "lastState": {}, "state": {"waiting": {"reason": reason, "message": message}}}))
+        .collect();
+    status["containerStatuses"] = json!(cs);
+    status
+}
+
+fn pod_status(agent: &Agent, pod: &Value, state: &sandbox::SandboxState) -> Value {
+    let ip = object::annotation(pod, emu_core::podspec::POD_IP_ANNOTATION).unwrap_or("");
+    let input = emu_core::podspec::StatusInput {
+        host_ip: agent.node.internal_ip.clone(),
+        pod_ip: ip.to_string(),
+        containers: state
+            .containers
+            .iter()
+            .map(|c| emu_core::podspec::ContainerObservation {
+                name: c.name.clone(),
+                image: c.image.clone(),
+                restart_count: c.restart_count,
+                container_id: c.pid.map(|p| format!("emu://{}-{p}", object::uid(pod))),
+                state: match &c.state {
+                    sandbox::ContainerState::Waiting { reason, message } => emu_core::podspec::Observed::Waiting { reason: reason.clone(), message: message.clone() },
+                    sandbox::ContainerState::Running { started_at } => emu_core::podspec::Observed::Running { started_at: started_at.clone() },
+                    sandbox::ContainerState::Terminated(t) => emu_core::podspec::Observed::Terminated(terminated(t)),
+                },
+                last_terminated: c.last_terminated.as_ref().map(terminated),
+            })
+            .collect(),
+    };
+    emu_core::podspec::pod_status(pod, &input)
+}
+
+fn terminated(t: &sandbox::Terminated) -> emu_core::podspec::TerminatedObservation {
+    emu_core::podspec::TerminatedObservation {
+        exit_code: t.exit_code,
+        signal: t.signal,
+        reason: t.reason.clone(),
+        started_at: t.started_at.clone(),
+        finished_at: t.finished_at.clone(),
+    }
+}

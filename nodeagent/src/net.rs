@@ -1,0 +1,270 @@
+//! Network plumbing with netlink: namespaces, the fabric bridge, node and pod links, routes.
+//!
+//! Topology (DESIGN.md): the fabric netns holds bridge `fabric0`; each node netns plugs into it
+//! with `eth0` (a veth whose other end is a port of `fabric0`), owns bridge `cni0` with the first
+//! address of its pod CIDR and forwards between them; each pod netns has `eth0`, a veth to `cni0`,
+//! and a default route via the `cni0` address. Only pods have a default route, and it ends in
+//! their node, which has routes only to the fabric and to the pod CIDRs: nothing leaves emu.
+//!
+//! Threads and namespaces (STYLE.md 6): no tokio worker ever calls `setns`. To act inside a
+//! namespace we open a netlink socket on a short-lived std thread that entered it; a socket keeps
+//! the namespace it was created in, so tokio drives it afterwards from any thread. Each veth end is
+//! created directly in its final namespace (IFLA_NET_NS_FD on the peer), never moved.
+
+mod ipcmd;
+mod netlink;
+mod netns;
+
+use std::net::Ipv4Addr;
+use std::os::fd::AsRawFd;
+use std::path::Path;
+
+use rtnetlink::packet_route::link::{InfoData, InfoVeth, LinkAttribute, LinkMessage};
+use rtnetlink::{LinkBridgePort, LinkUnspec, LinkVeth};
+
+pub use ipcmd::setup_pod_with_ip_commands;
+pub use netlink::{Netlink, EMU_ROUTE_PROTOCOL};
+pub use netns::{
+    create_named_netns, delete_named_netns, list_named_netns, netns_path, write_sysctls,
+};
+
+/// The bridge in the fabric namespace that every node's `eth0` plugs into.
+pub const FABRIC_BRIDGE: &str = "fabric0";
+/// The bridge in each node namespace that every pod's `eth0` plugs into.
+pub const CNI_BRIDGE: &str = "cni0";
+/// The name of the node's and the pod's interface, as in Kubernetes.
+pub const ETH0: &str = "eth0";
+
+/// What failed, in which namespace, and why. The cause is part of the message (not a `source`)
+/// so that a single `%err` in a log line says everything.
+#[derive(Debug, thiserror::Error)]
+pub enum NetError {
+    /// A namespace could not be created, entered, mounted or listed, or a sysctl written.
+    #[error("network namespace {ns}: {op}: {cause}{hint}", hint = root_hint(cause))]
+    Netns {
+        ns: String,
+        op: String,
+        cause: std::io::Error,
+    },
+    /// A netlink request was refused by the kernel.
+    #[error("network namespace {ns}: {op}: {cause}{hint}", hint = root_hint(cause))]
+    Netlink {
+        ns: String,
+        op: String,
+        cause: std::io::Error,
+    },
+    /// Something that must exist first does not (e.g. `cni0` before a pod is set up).
+    #[error("network namespace {ns}: {what}")]
+    Missing { ns: String, what: String },
+    /// An `ip` command failed.
+    #[error("`{argv}` failed ({status}): {stderr}")]
+    Command {
+        argv: String,
+        status: String,
+        stderr: String,
+    },
+}
+
+fn root_hint(cause: &std::io::Error) -> &'static str {
+    if cause.raw_os_error() == Some(libc::EPERM) {
+        " (emu's network set-up needs root)"
+    } else {
+        ""
+    }
+}
+
+pub type Result<T, E = NetError> = std::result::Result<T, E>;
+
+/// Brings up `lo` and the bridge `fabric0` in the fabric namespace. Idempotent.
+pub async fn setup_fabric(fabric_ns: &Path) -> Result<()> {
+    let nl = Netlink::open(Some(fabric_ns)).await?;
+    nl.set_up("lo", true).await?;
+    nl.ensure_bridge(FABRIC_BRIDGE, None).await?;
+    Ok(())
+}
+
+/// Plugs a node into the fabric: veth `port` (in the fabric, a port of `fabric0`) <-> `eth0`
+/// (created directly in the node), both up, `node_ip/prefix` on `eth0`, `lo` up. Idempotent.
+pub async fn connect_node(
+    fabric_ns: &Path,
+    node_ns: &Path,
+    port: &str,
+    node_ip: Ipv4Addr,
+    prefix: u8,
+) -> Result<()> {
+    let [fabric, node] = open_pair(fabric_ns, node_ns).await?;
+    let bridge = (FABRIC_BRIDGE, "setup_fabric");
+    tokio::try_join!(
+        plug_veth(&fabric, port, bridge, &node, node_ns),
+        node.set_up("lo", true)
+    )?;
+    configure_eth0(&node, node_ip, prefix, None).await
+}
+
+/// Prepares a node for pods: bridge `cni0` up with `cni_gateway/pod_prefix` (the first address
+/// of the node's pod CIDR), IPv4 forwarding on, ICMP redirects off. Idempotent.
+pub async fn setup_node(node_ns: &Path, cni_gateway: Ipv4Addr, pod_prefix: u8) -> Result<()> {
+    let nl = Netlink::open(Some(node_ns)).await?;
+    nl.set_up("lo", true).await?;
+    // A bridge takes the lowest MAC of its ports unless one was set; a fixed MAC keeps the
+    // gateway's ARP entry in every pod valid when pods come and go.
+    let [a, b, c, d] = cni_gateway.octets();
+    let cni0 = nl
+        .ensure_bridge(CNI_BRIDGE, Some([0x02, 0x45, a, b, c, d]))
+        .await?;
+    nl.replace_addr(CNI_BRIDGE, cni0, cni_gateway, pod_prefix)
+        .await?;
+    // Redirects off: a pod reaching a service whose endpoint sits on the same cni0 is forwarded
+    // back out of cni0 after DNAT, and a redirect would teach the client to bypass the service.
+    // The effective value is `all OR <dev>`, so every existing interface is set too.
+    netns::configure_node_sysctls(node_ns).await
+}
+
+/// Makes the node's routes to other nodes' pod CIDRs exactly `routes` (net, prefix, via): adds
+/// the missing ones, replaces changed ones and deletes the ones emu added before that are no
+/// longer listed (emu's routes carry protocol [`EMU_ROUTE_PROTOCOL`]; others are not touched).
+pub async fn sync_routes(node_ns: &Path, routes: &[(Ipv4Addr, u8, Ipv4Addr)]) -> Result<()> {
+    Netlink::open(Some(node_ns))
+        .await?
+        .sync_routes(routes)
+        .await
+}
+
+/// Sets up a pod's network: veth `host_veth` (in the node, a port of `cni0` in hairpin mode, up)
+/// <-> `eth0` (created directly in the pod namespace) with `pod_ip/prefix`, `lo` up and a default
+/// route via `gateway`. Idempotent: an existing pair is completed, a half pair is rebuilt.
+pub async fn setup_pod(
+    node_ns: &Path,
+    pod_ns: &Path,
+    host_veth: &str,
+    pod_ip: Ipv4Addr,
+    prefix: u8,
+    gateway: Ipv4Addr,
+) -> Result<()> {
+    let [node, pod] = open_pair(node_ns, pod_ns).await?;
+    let bridge = (CNI_BRIDGE, "setup_node");
+    tokio::try_join!(
+        plug_veth(&node, host_veth, bridge, &pod, pod_ns),
+        pod.set_up("lo", true)
+    )?;
+    // Hairpin lets a pod reach itself through its service (the packet leaves and re-enters the
+    // same bridge port after DNAT).
+    let hairpin = LinkBridgePort::new(0).name(host_veth).hairpin(true).build();
+    let hairpin = node.run(
+        format!("set hairpin on {host_veth}"),
+        node.handle().link().set_port(hairpin).execute(),
+    );
+    tokio::try_join!(hairpin, configure_eth0(&pod, pod_ip, prefix, Some(gateway))).map(drop)
+}
+
+/// Address, up and (for pods) default route on `eth0`.
+async fn configure_eth0(
+    nl: &Netlink,
+    ip: Ipv4Addr,
+    prefix: u8,
+    gateway: Option<Ipv4Addr>,
+) -> Result<()> {
+    let eth0 = nl.require_index(ETH0).await?;
+    nl.replace_addr(ETH0, eth0, ip, prefix).await?;
+    nl.set_up(ETH0, true).await?;
+    match gateway {
+        Some(gw) => nl.replace_default_route(eth0, gw).await,
+        None => Ok(()),
+    }
+}
+
+/// Deletes the pod's host-side veth if present; its peer in the pod dies with it.
+pub async fn teardown_pod(node_ns: &Path, host_veth: &str) -> Result<()> {
+    let nl = Netlink::open(Some(node_ns)).await?;
+    if let Some(index) = nl.link_index(host_veth).await? {
+        nl.delete_link(host_veth, index).await?;
+    }
+    Ok(())
+}
+
+/// Sets link `name` in namespace `ns` up or down (e.g. to cut a node off the fabric). Taking a
+/// link down makes the kernel drop the routes through it: run [`sync_routes`] after bringing it
+/// back up.
+pub async fn set_link_up(ns: &Path, name: &str, up: bool) -> Result<()> {
+    Netlink::open(Some(ns)).await?.set_up(name, up).await
+}
+
+async fn open_pair(a: &Path, b: &Path) -> Result<[Netlink; 2]> {
+    let mut v = Netlink::open_all(&[a, b]).await?;
+    let second = v.pop();
+    match (v.pop(), second) {
+        (Some(a), Some(b)) => Ok([a, b]),
+        _ => unreachable!("open_all returns one handle per namespace"),
+    }
+}
+
+/// Ensures veth `outer` (in `outer_nl`'s namespace, a port of bridge `bridge.0`, up) paired with
+/// `eth0` in `inner_ns`. A pair whose ends point at each other is kept; otherwise the ends are
+/// deleted and the pair created anew, with `eth0` born in `inner_ns`. `bridge.1` names the step
+/// that creates the bridge, for the error when it is missing.
+async fn plug_veth(
+    outer_nl: &Netlink,
+    outer: &str,
+    (bridge, bridge_step): (&str, &str),
+    inner_nl: &Netlink,
+    inner_ns: &Path,
+) -> Result<()> {
+    let (br, o, i) = tokio::try_join!(
+        outer_nl.link(bridge),
+        outer_nl.link(outer),
+        inner_nl.link(ETH0)
+    )?;
+    let bridge = br
+        .map(|b| b.header.index)
+        .ok_or_else(|| NetError::Missing {
+            ns: outer_nl.ns().to_string(),
+            what: format!("bridge {bridge} does not exist; run {bridge_step} first"),
+        })?;
+    if let (Some(o), Some(i)) = (&o, &i) {
+        if veth_peer(o) == Some(i.header.index) && veth_peer(i) == Some(o.header.index) {
+            let msg = LinkUnspec::new_with_index(o.header.index)
+                .controller(bridge)
+                .up()
+                .build();
+            let req = outer_nl.handle().link().change(msg).execute();
+            return outer_nl
+                .run(format!("attach {outer} to bridge and set up"), req)
+                .await;
+        }
+    }
+    if let Some(o) = o {
+        outer_nl.delete_link(outer, o.header.index).await?;
+    }
+    if let Some(i) = i {
+        inner_nl.delete_link(ETH0, i.header.index).await?;
+    }
+    let inner_fd = std::fs::File::open(inner_ns).map_err(|cause| NetError::Netns {
+        ns: inner_ns.display().to_string(),
+        op: "open".into(),
+        cause,
+    })?;
+    // The peer cannot be created up: a veth refuses to open before its pair is linked
+    // (ENOTCONN), so callers bring `eth0` up in its namespace.
+    let peer = LinkUnspec::new_with_name(ETH0)
+        .setns_by_fd(inner_fd.as_raw_fd())
+        .build();
+    let msg = LinkVeth::new(outer, ETH0)
+        .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
+        .controller(bridge)
+        .up()
+        .build();
+    let op = format!("create veth {outer} <-> {ETH0} in {}", inner_ns.display());
+    let res = outer_nl
+        .run(op, outer_nl.handle().link().add(msg).execute())
+        .await;
+    drop(inner_fd); // the kernel resolved the fd while handling the request
+    res
+}
+
+/// The ifindex (in the peer's namespace) of a veth's other end.
+fn veth_peer(link: &LinkMessage) -> Option<u32> {
+    link.attributes.iter().find_map(|a| match a {
+        LinkAttribute::Link(i) => Some(*i),
+        _ => None,
+    })
+}

@@ -1,0 +1,254 @@
+//! A container's pid 1 between clone and exec: it builds its root filesystem, enters it, drops
+//! its capabilities and execs the entrypoint.
+//!
+//! Runs as pid 1 of a fresh PID namespace in a fresh mount namespace, inside the pod's network,
+//! UTS and IPC namespaces. Every mount made here lives only in this mount namespace: when the
+//! container's last process exits the kernel drops them all, so neither the host nor the shim
+//! ever has a container mount to clean up.
+//!
+//! The root is a tmpfs (the private writable layer, fresh for every run, like a container's
+//! upper layer) holding: the host's /usr read-only (Debian is merged-usr, so /bin, /lib, /lib64
+//! and /sbin are symlinks into it), a small /etc of its own, the image's files, and fresh /proc,
+//! /sys (read-only) and /dev.
+
+use std::fs;
+use std::os::fd::RawFd;
+use std::os::unix::fs::{symlink, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use emu_core::images::{FileSource, ImageProfile};
+use nix::mount::{MntFlags, MsFlags};
+
+use super::{drop_capabilities, exec, find_executable, reset_signals};
+
+/// Everything the child needs, prepared by the shim before cloning.
+pub(super) struct Plan<'a> {
+    pub profile: &'static ImageProfile,
+    /// `<pod_dir>/containers/<c>/rootfs`: the mount point of the new root.
+    pub rootfs: PathBuf,
+    /// `<pod_dir>/etc`: the pod's hosts, resolv.conf and hostname, shared by its containers.
+    pub etc_dir: PathBuf,
+    pub applets: &'a [String],
+    pub argv: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub working_dir: String,
+}
+
+/// Sets up the container and execs it; returns only the reason it could not.
+pub(super) fn run(plan: &Plan, log: RawFd, devnull: RawFd) -> String {
+    match setup(plan, log, devnull) {
+        Ok(program) => exec(&program, &plan.argv, &plan.env),
+        Err(e) => e,
+    }
+}
+
+fn setup(plan: &Plan, log: RawFd, devnull: RawFd) -> Result<PathBuf, String> {
+    // SAFETY: prctl, setsid and dup2 only change this process's attributes and descriptors.
+    unsafe {
+        // A container must not outlive its supervisor (e.g. a SIGKILLed shim).
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+        libc::setsid();
+        if libc::dup2(devnull, 0) < 0 || libc::dup2(log, 1) < 0 || libc::dup2(log, 2) < 0 {
+            return Err(format!("redirecting stdio: {}", std::io::Error::last_os_error()));
+        }
+    }
+    reset_signals();
+    build_rootfs(plan)?;
+    enter_root(&plan.rootfs)?;
+    let wd = plan.working_dir.as_str();
+    // Runtimes create a missing working directory, as Docker's WORKDIR would have.
+    let _ = fs::create_dir_all(wd);
+    nix::unistd::chdir(wd).map_err(|e| format!("workingDir {wd:?}: {e}"))?;
+    drop_capabilities()?;
+    let program = plan.argv.first().ok_or("no command specified: the image has no ENTRYPOINT/CMD and the container no command/args")?;
+    find_executable(program, &plan.env)
+}
+
+fn build_rootfs(plan: &Plan) -> Result<(), String> {
+    let r = plan.rootfs.as_path();
+    let at = |p: &str| r.join(p.trim_start_matches('/'));
+    // Nothing we mount may propagate back to the host.
+    mount(None, Path::new("/"), None, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None)?;
+    mount(Some("tmpfs"), r, Some("tmpfs"), MsFlags::MS_NOSUID, Some("mode=755"))?;
+    for (dir, mode) in [
+        ("etc", 0o755),
+        ("var/log", 0o755),
+        ("var/lib", 0o755),
+        ("var/cache", 0o755),
+        ("var/tmp", 0o1777),
+        ("tmp", 0o1777),
+        ("run/lock", 0o755),
+        ("root", 0o700),
+        ("home", 0o755),
+        ("mnt", 0o755),
+        ("opt", 0o755),
+        ("srv", 0o755),
+        ("proc", 0o555),
+        ("sys", 0o555),
+        ("dev", 0o755),
+        ("usr", 0o755),
+    ] {
+        make_dir(&at(dir), mode)?;
+    }
+    link("/run", &at("var/run"))?;
+    link("/run/lock", &at("var/lock"))?;
+    bind(Path::new("/usr"), &at("usr"), true)?;
+
+    if plan.profile.busybox_bin {
+        make_dir(&at("bin"), 0o755)?;
+        link("/usr/bin/busybox", &at("bin/busybox"))?;
+        for applet in plan.applets.iter().filter(|a| !a.contains('/')) {
+            link("busybox", &at(&format!("bin/{applet}")))?;
+        }
+    }
+    // Merged /usr: mirror the host's top-level symlinks (/bin -> usr/bin, /lib64 -> usr/lib64...).
+    for name in ["bin", "sbin", "lib", "lib32", "lib64", "libx32"] {
+        if let (Ok(target), false) = (fs::read_link(Path::new("/").join(name)), at(name).exists()) {
+            link(&target.to_string_lossy(), &at(name))?;
+        }
+    }
+
+    build_etc(plan, r)?;
+    for dir in plan.profile.dirs {
+        make_dir(&at(dir), 0o755)?;
+    }
+    for file in plan.profile.files {
+        let dst = at(file.path);
+        let content = match &file.source {
+            FileSource::Inline(text) => text.as_bytes().to_vec(),
+            FileSource::Host(host) => match fs::read(host) {
+                Ok(bytes) => bytes,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(format!("image {}: reading host file {host}: {e}", plan.profile.name)),
+            },
+        };
+        write_file(&dst, &content, file.mode)?;
+    }
+    for (path, target) in plan.profile.symlinks {
+        link(target, &at(path))?;
+    }
+
+    mount(Some("proc"), &at("proc"), Some("proc"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC, None)?;
+    // Root without CAP_NET_ADMIN may still write the netns's sysctls (the files are root's), so
+    // /proc/sys is read-only, as container runtimes make it.
+    for p in ["proc/sys", "proc/sysrq-trigger"] {
+        // Kernels without magic SysRq have no sysrq-trigger.
+        if at(p).exists() {
+            bind(&at(p), &at(p), true)?;
+        }
+    }
+    let ro = MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    mount(Some("sysfs"), &at("sys"), Some("sysfs"), ro, None)?;
+    build_dev(&at("dev"))
+}
+
+fn build_etc(plan: &Plan, r: &Path) -> Result<(), String> {
+    let etc = r.join("etc");
+    write_file(&etc.join("passwd"), plan.profile.passwd().as_bytes(), 0o644)?;
+    write_file(&etc.join("group"), plan.profile.group().as_bytes(), 0o644)?;
+    let nsswitch = "passwd: files\ngroup: files\nshadow: files\nhosts: files dns\nnetworks: files\n\
+                    protocols: files\nservices: files\nethers: files\nrpc: files\n";
+    write_file(&etc.join("nsswitch.conf"), nsswitch.as_bytes(), 0o644)?;
+    link("/proc/self/mounts", &etc.join("mtab"))?;
+    // The dynamic linker's cache and the name databases of the host's glibc, which runs everything.
+    for name in ["ld.so.cache", "services", "protocols"] {
+        match fs::read(Path::new("/etc").join(name)) {
+            Ok(bytes) => write_file(&etc.join(name), &bytes, 0o644)?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(format!("reading /etc/{name}: {e}")),
+        }
+    }
+    let certs = Path::new("/etc/ssl/certs");
+    if certs.is_dir() {
+        make_dir(&etc.join("ssl/certs"), 0o755)?;
+        bind(certs, &etc.join("ssl/certs"), true)?;
+    }
+    // Kubelet bind-mounts these from the pod's directory, so all containers share them.
+    for name in ["hosts", "resolv.conf", "hostname"] {
+        write_file(&etc.join(name), b"", 0o644)?;
+        bind(&plan.etc_dir.join(name), &etc.join(name), false)?;
+    }
+    Ok(())
+}
+
+/// A minimal /dev: the usual character devices bound from the host, a private devpts, /dev/shm.
+fn build_dev(dev: &Path) -> Result<(), String> {
+    mount(Some("tmpfs"), dev, Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME, Some("mode=755,size=65536k"))?;
+    for name in ["null", "zero", "full", "random", "urandom", "tty"] {
+        write_file(&dev.join(name), b"", 0o666)?;
+        bind(&Path::new("/dev").join(name), &dev.join(name), false)?;
+    }
+    make_dir(&dev.join("pts"), 0o755)?;
+    mount(
+        Some("devpts"),
+        &dev.join("pts"),
+        Some("devpts"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+        Some("newinstance,ptmxmode=0666,mode=0620,gid=5"),
+    )?;
+    link("pts/ptmx", &dev.join("ptmx"))?;
+    make_dir(&dev.join("shm"), 0o1777)?;
+    let nosuid_nodev_noexec = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    mount(Some("shm"), &dev.join("shm"), Some("tmpfs"), nosuid_nodev_noexec, Some("mode=1777,size=65536k"))?;
+    for (name, target) in
+        [("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")]
+    {
+        link(target, &dev.join(name))?;
+    }
+    Ok(())
+}
+
+/// Makes the built tree the root and detaches the host's, so no host path is reachable.
+fn enter_root(rootfs: &Path) -> Result<(), String> {
+    nix::unistd::chdir(rootfs).map_err(|e| format!("chdir {}: {e}", rootfs.display()))?;
+    // pivot_root(".", ".") stacks the old root on top of the new one; unmounting "." then
+    // detaches it, leaving the new root (no put_old directory needed).
+    nix::unistd::pivot_root(".", ".").map_err(|e| format!("pivot_root {}: {e}", rootfs.display()))?;
+    nix::mount::umount2(".", MntFlags::MNT_DETACH).map_err(|e| format!("detaching the host root: {e}"))?;
+    nix::unistd::chdir("/").map_err(|e| format!("chdir /: {e}"))
+}
+
+fn mount(src: Option<&str>, target: &Path, fstype: Option<&str>, flags: MsFlags, data: Option<&str>) -> Result<(), String> {
+    nix::mount::mount(src, target, fstype, flags, data)
+        .map_err(|e| format!("mounting {} on {}: {e}", src.or(fstype).unwrap_or("(remount)"), target.display()))
+}
+
+/// Bind-mounts `src` on `dst`, read-only if asked (a bind mount takes its read-only flag only
+/// from a second, remounting call).
+fn bind(src: &Path, dst: &Path, readonly: bool) -> Result<(), String> {
+    nix::mount::mount(Some(src), dst, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
+        .map_err(|e| format!("bind-mounting {} on {}: {e}", src.display(), dst.display()))?;
+    if readonly {
+        let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
+        nix::mount::mount(None::<&str>, dst, None::<&str>, flags, None::<&str>)
+            .map_err(|e| format!("making {} read-only: {e}", dst.display()))?;
+    }
+    Ok(())
+}
+
+fn make_dir(path: &Path, mode: u32) -> Result<(), String> {
+    fs::create_dir_all(path)
+        .and_then(|()| fs::set_permissions(path, fs::Permissions::from_mode(mode)))
+        .map_err(|e| format!("creating {}: {e}", path.display()))
+}
+
+fn write_file(path: &Path, content: &[u8], mode: u32) -> Result<(), String> {
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent).map_err(|e| format!("creating {}: {e}", parent.display()))?;
+    }
+    fs::write(path, content)
+        .and_then(|()| fs::set_permissions(path, fs::Permissions::from_mode(mode)))
+        .map_err(|e| format!("writing {}: {e}", path.display()))
+}
+
+fn link(target: &str, path: &Path) -> Result<(), String> {
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent).map_err(|e| format!("creating {}: {e}", parent.display()))?;
+    }
+    match symlink(target, path) {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+            Err(format!("linking {} -> {target}: {e}", path.display()))
+        }
+        _ => Ok(()),
+    }
+}

@@ -1,0 +1,464 @@
+//! The shim: one single-threaded supervisor per pod.
+//!
+//! It waits for signals with `sigtimedwait` (all of them blocked, so nothing is lost between
+//! waits): SIGCHLD means a container exited, SIGTERM/SIGINT mean stop the pod, a timeout means a
+//! back-off expired. Being single-threaded is what makes forking containers with `clone` and
+//! entering namespaces safe.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read};
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+
+use emu_core::images::{self, ImageProfile};
+use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+use tracing::{error, info, warn};
+
+use super::container::{self, Plan};
+use super::*;
+
+/// Kubelet's container restart back-off: 10 s doubling to 5 min, forgotten after 10 min of running.
+const BACKOFF_INITIAL: Duration = Duration::from_secs(10);
+const BACKOFF_MAX: Duration = Duration::from_secs(300);
+const BACKOFF_RESET: Duration = Duration::from_secs(600);
+
+/// The `shim` personality: `emu-nodeagent shim <pod_dir>`. Forks the daemon, whose pid the
+/// parent writes to `shim.pid` before exiting (so [`spawn_shim`] can return it), then supervises
+/// the pod until SIGTERM. Must be called before any thread exists.
+pub fn shim_main(pod_dir: &Path) -> ! {
+    // Block the signals we wait for before forking, so a SIGTERM sent as soon as `shim.pid`
+    // exists stays pending instead of killing the shim before it can clean up.
+    let mut mask = SigSet::empty();
+    for sig in [Signal::SIGCHLD, Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
+        mask.add(sig);
+    }
+    if let Err(e) = nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&mask), None) {
+        eprintln!("emu shim {}: blocking signals: {e}", pod_dir.display());
+        std::process::exit(1);
+    }
+    // SAFETY: the process is single-threaded (shim_main runs before any thread is started).
+    match unsafe { nix::unistd::fork() } {
+        Err(e) => {
+            eprintln!("emu shim {}: fork: {e}", pod_dir.display());
+            std::process::exit(1);
+        }
+        Ok(nix::unistd::ForkResult::Parent { child }) => {
+            let code = match write_atomic(&pod_dir.join(SHIM_PID), format!("{child}\n").as_bytes()) {
+                Ok(()) => 0,
+                Err(e) => {
+                    eprintln!("emu shim {}: writing {SHIM_PID}: {e}", pod_dir.display());
+                    let _ = nix::sys::signal::kill(child, Signal::SIGKILL);
+                    1
+                }
+            };
+            std::process::exit(code);
+        }
+        Ok(nix::unistd::ForkResult::Child) => {}
+    }
+    tracing_subscriber::fmt().with_ansi(false).with_writer(io::stderr).init();
+    match run(pod_dir, &mask) {
+        Ok(()) => {
+            info!(pod_dir = %pod_dir.display(), "shim exits");
+            std::process::exit(0)
+        }
+        Err(e) => {
+            error!(pod_dir = %pod_dir.display(), "shim failed: {e}");
+            std::process::exit(1)
+        }
+    }
+}
+
+fn run(pod_dir: &Path, mask: &SigSet) -> io::Result<()> {
+    let spec = read_spec(pod_dir)?;
+    info!(pod = %format!("{}/{}", spec.namespace, spec.pod_name), pid = std::process::id(), "shim starts");
+    // The pod's UTS and IPC namespaces, shared by its containers (the network one was joined
+    // before exec).
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWUTS | nix::sched::CloneFlags::CLONE_NEWIPC)
+        .map_err(|e| io::Error::other(format!("unsharing UTS and IPC namespaces: {e}")))?;
+    nix::unistd::sethostname(&spec.hostname)
+        .map_err(|e| io::Error::other(format!("setting hostname {:?}: {e}", spec.hostname)))?;
+    let etc = pod_dir.join(ETC_DIR);
+    fs::create_dir_all(&etc)?;
+    fs::write(etc.join("hosts"), &spec.hosts_file)?;
+    fs::write(etc.join("resolv.conf"), &spec.resolv_conf)?;
+    fs::write(etc.join("hostname"), format!("{}\n", spec.hostname))?;
+    fs::create_dir_all(pod_dir.join("logs"))?;
+
+    let mut pod = Pod::new(pod_dir, spec);
+    for i in 0..pod.containers.len() {
+        pod.start(i);
+    }
+    pod.write_state();
+    loop {
+        let now = Instant::now();
+        let timeout = pod.containers.iter().filter_map(|c| c.restart_at).min().map(|t| t.saturating_duration_since(now));
+        match wait_signal(mask, timeout) {
+            Some(libc::SIGTERM) | Some(libc::SIGINT) => break,
+            _ => {}
+        }
+        pod.reap();
+        let now = Instant::now();
+        for i in 0..pod.containers.len() {
+            if pod.containers[i].restart_at.is_some_and(|t| t <= now) {
+                pod.containers[i].restart_at = None;
+                pod.containers[i].status.restart_count += 1;
+                pod.start(i);
+            }
+        }
+        pod.write_state();
+    }
+    let grace = read_pid(&pod_dir.join(STOP_FILE))
+        .map_or(Duration::from_secs(pod.spec.termination_grace_seconds), |s| Duration::from_secs(s.max(0) as u64));
+    pod.stop(mask, grace);
+    pod.write_state();
+    // The rootfs mounts lived in the containers' mount namespaces and died with them.
+    match fs::remove_dir_all(pod_dir.join(CONTAINERS_DIR)) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// Waits for one of `mask`'s signals, at most `timeout` (forever if None); None on timeout.
+fn wait_signal(mask: &SigSet, timeout: Option<Duration>) -> Option<i32> {
+    let ts = timeout.map(|t| libc::timespec { tv_sec: t.as_secs() as libc::time_t, tv_nsec: t.subsec_nanos() as _ });
+    let ts_ptr = ts.as_ref().map_or(std::ptr::null(), |t| t as *const libc::timespec);
+    // SAFETY: the sigset and timespec outlive the call; a null siginfo pointer is allowed.
+    let sig = unsafe { libc::sigtimedwait(mask.as_ref(), std::ptr::null_mut(), ts_ptr) };
+    (sig > 0).then_some(sig)
+}
+
+/// What to do after a container exited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AfterExit {
+    Stay,
+    RestartNow,
+    RestartAfter(Duration),
+}
+
+/// Kubelet's decision: the restart policy says whether, the back-off says when. The first restart
+/// is immediate; each further one waits the current back-off, which then doubles. Returns the
+/// decision and the new back-off.
+fn after_exit(policy: &str, exit_code: i32, ran_for: Duration, backoff: Option<Duration>) -> (AfterExit, Option<Duration>) {
+    let restart = match policy {
+        "Never" => false,
+        "OnFailure" => exit_code != 0,
+        _ => true,
+    };
+    if !restart {
+        return (AfterExit::Stay, backoff);
+    }
+    match backoff.filter(|_| ran_for < BACKOFF_RESET) {
+        None => (AfterExit::RestartNow, Some(BACKOFF_INITIAL)),
+        Some(b) => (AfterExit::RestartAfter(b), Some((b * 2).min(BACKOFF_MAX))),
+    }
+}
+
+/// A duration as Go prints it in kubelet's messages: `10s`, `1m20s`, `5m0s`.
+fn go_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    if s < 60 {
+        format!("{s}s")
+    } else {
+        format!("{}m{}s", s / 60, s % 60)
+    }
+}
+
+struct Container {
+    spec: ContainerSpec,
+    profile: Option<&'static ImageProfile>,
+    status: ContainerStatus,
+    /// When the current run started: monotonic (for the back-off reset) and as shown.
+    started: Option<(Instant, String)>,
+    backoff: Option<Duration>,
+    restart_at: Option<Instant>,
+}
+
+struct Pod {
+    dir: PathBuf,
+    spec: SandboxSpec,
+    containers: Vec<Container>,
+    /// Busybox's applet names, for images whose /bin is busybox.
+    applets: Vec<String>,
+    stopping: bool,
+}
+
+impl Pod {
+    fn new(dir: &Path, spec: SandboxSpec) -> Pod {
+        let containers: Vec<Container> = spec
+            .containers
+            .iter()
+            .map(|c| {
+                let profile = images::resolve(&c.image);
+                let state = match &profile {
+                    Ok(_) => ContainerState::Waiting { reason: "ContainerCreating".into(), message: String::new() },
+                    Err(e) => ContainerState::Waiting { reason: "ErrImagePull".into(), message: e.to_string() },
+                };
+                Container {
+                    spec: c.clone(),
+                    profile: profile.ok(),
+                    status: ContainerStatus {
+                        name: c.name.clone(),
+                        image: c.image.clone(),
+                        restart_count: 0,
+                        state,
+                        last_terminated: None,
+                        pid: None,
+                    },
+                    started: None,
+                    backoff: None,
+                    restart_at: None,
+                }
+            })
+            .collect();
+        let applets = if containers.iter().any(|c| c.profile.is_some_and(|p| p.busybox_bin)) {
+            busybox_applets().unwrap_or_else(|e| {
+                warn!("listing busybox applets: {e}; busybox images get only /bin/busybox");
+                Vec::new()
+            })
+        } else {
+            Vec::new()
+        };
+        Pod { dir: dir.to_path_buf(), spec, containers, applets, stopping: false }
+    }
+
+    /// Starts container `i` (a no-op for an unknown image). A container that cannot be started
+    /// ends as `StartError`, with the reason in its log.
+    fn start(&mut self, i: usize) {
+        let c = &self.containers[i];
+        let Some(profile) = c.profile else { return };
+        let name = c.spec.name.clone();
+        let log = log_path(&self.dir, &name);
+        // The previous run's log stays readable for `logs --previous`.
+        if log.exists() {
+            if let Err(e) = fs::rename(&log, previous_log_path(&self.dir, &name)) {
+                warn!(container = %name, "rotating log: {e}");
+            }
+        }
+        let plan = Plan {
+            profile,
+            rootfs: self.dir.join(CONTAINERS_DIR).join(&name).join("rootfs"),
+            etc_dir: self.dir.join(ETC_DIR),
+            applets: &self.applets,
+            argv: profile.argv(&c.spec.command, &c.spec.args),
+            env: profile.process_env(&self.spec.hostname, &c.spec.env, c.spec.tty),
+            working_dir: c.spec.working_dir.clone().unwrap_or_else(|| profile.working_dir.to_string()),
+        };
+        let started_at = rfc3339(SystemTime::now());
+        let result = spawn_container(&plan, &log);
+        let c = &mut self.containers[i];
+        match result {
+            Ok((pid, None)) => {
+                info!(container = %name, pid, argv = ?plan.argv, "container started");
+                c.status.state = ContainerState::Running { started_at: started_at.clone() };
+                c.status.pid = Some(pid);
+                c.started = Some((Instant::now(), started_at));
+            }
+            Ok((pid, Some(msg))) => {
+                warn!(container = %name, "container failed to start: {msg}");
+                // The child exits right after reporting; collect it here so that the exit is
+                // recorded as a start error rather than as the entrypoint's exit.
+                let _ = waitpid(Pid::from_raw(pid), None);
+                c.started = Some((Instant::now(), started_at));
+                self.exited(i, 128, None, "StartError");
+            }
+            Err(e) => {
+                warn!(container = %name, "container failed to start: {e}");
+                let _ = fs::write(&log, format!("emu: starting container {name:?}: {e}\n"));
+                c.started = Some((Instant::now(), started_at));
+                self.exited(i, 128, None, "StartError");
+            }
+        }
+    }
+
+    /// Collects every exited child without blocking.
+    fn reap(&mut self) {
+        loop {
+            let (pid, code, sig) = match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(pid, code)) => (pid, code, None),
+                Ok(WaitStatus::Signaled(pid, sig, _)) => (pid, 128 + sig as i32, Some(sig as i32)),
+                Ok(WaitStatus::StillAlive) | Err(_) => return,
+                Ok(_) => continue,
+            };
+            let Some(i) = self.containers.iter().position(|c| c.status.pid == Some(pid.as_raw())) else {
+                continue;
+            };
+            let reason = if code == 0 { "Completed" } else { "Error" };
+            info!(container = %self.containers[i].spec.name, exit_code = code, "container exited");
+            self.exited(i, code, sig, reason);
+        }
+    }
+
+    /// Records an exit and applies the restart policy.
+    fn exited(&mut self, i: usize, exit_code: i32, signal: Option<i32>, reason: &str) {
+        let (policy, pod_ref) = (
+            self.spec.restart_policy.clone(),
+            format!("{}_{}({})", self.spec.pod_name, self.spec.namespace, self.spec.pod_uid),
+        );
+        let c = &mut self.containers[i];
+        let (ran_for, started_at) = c.started.take().map_or((Duration::ZERO, String::new()), |(t, s)| (t.elapsed(), s));
+        let term = Terminated {
+            exit_code,
+            signal,
+            reason: reason.to_string(),
+            started_at,
+            finished_at: rfc3339(SystemTime::now()),
+        };
+        c.status.pid = None;
+        let (action, backoff) = if self.stopping {
+            (AfterExit::Stay, c.backoff)
+        } else {
+            after_exit(&policy, exit_code, ran_for, c.backoff)
+        };
+        c.backoff = backoff;
+        match action {
+            AfterExit::Stay => c.status.state = ContainerState::Terminated(term),
+            AfterExit::RestartNow => {
+                c.status.last_terminated = Some(term);
+                c.status.restart_count += 1;
+                self.start(i);
+            }
+            AfterExit::RestartAfter(wait) => {
+                c.status.last_terminated = Some(term);
+                c.status.state = ContainerState::Waiting {
+                    reason: "CrashLoopBackOff".into(),
+                    message: format!(
+                        "back-off {} restarting failed container={} pod={pod_ref}",
+                        go_duration(wait),
+                        c.spec.name
+                    ),
+                };
+                c.restart_at = Some(Instant::now() + wait);
+            }
+        }
+    }
+
+    /// Stops every container: SIGTERM, then SIGKILL after `grace` (a pid 1 ignores signals it
+    /// has no handler for, so `sleep` only goes with SIGKILL, as in Kubernetes).
+    fn stop(&mut self, mask: &SigSet, grace: Duration) {
+        self.stopping = true;
+        info!(grace_s = grace.as_secs(), "stopping containers");
+        for c in &mut self.containers {
+            c.restart_at = None;
+            if let Some(pid) = c.status.pid {
+                let _ = signal(pid, libc::SIGTERM);
+            }
+        }
+        let deadline = Instant::now() + grace;
+        while self.containers.iter().any(|c| c.status.pid.is_some()) {
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            wait_signal(mask, Some(deadline - now));
+            self.reap();
+        }
+        for c in &self.containers {
+            if let Some(pid) = c.status.pid {
+                warn!(container = %c.spec.name, "grace period over, killing");
+                let _ = signal(pid, libc::SIGKILL);
+            }
+        }
+        while self.containers.iter().any(|c| c.status.pid.is_some()) {
+            wait_signal(mask, Some(Duration::from_secs(1)));
+            self.reap();
+        }
+    }
+
+    fn write_state(&self) {
+        let state = SandboxState {
+            shim_pid: std::process::id() as i32,
+            containers: self.containers.iter().map(|c| c.status.clone()).collect(),
+        };
+        let result = serde_json::to_vec_pretty(&state)
+            .map_err(io::Error::other)
+            .and_then(|json| write_atomic(&self.dir.join(STATE_JSON), &json));
+        if let Err(e) = result {
+            error!("writing {STATE_JSON}: {e}");
+        }
+    }
+}
+
+/// Clones the container's pid 1 into new PID and mount namespaces and waits until it has exec'd
+/// (Ok((pid, None))) or reported why it could not (Ok((pid, Some(reason)))).
+fn spawn_container(plan: &Plan, log_file: &Path) -> io::Result<(i32, Option<String>)> {
+    let log = OpenOptions::new().create(true).append(true).open(log_file)?;
+    let devnull = File::open("/dev/null")?;
+    fs::create_dir_all(&plan.rootfs)?;
+    let (rd, wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(io::Error::from)?;
+    // SAFETY: a raw clone without a new stack behaves like fork(2); the shim is single-threaded,
+    // so the child's copy of the heap and of every lock is consistent. The child only runs
+    // `container::run`, which ends in exec or `_exit`, and never returns here.
+    let pid = unsafe {
+        libc::syscall(libc::SYS_clone, (libc::CLONE_NEWPID | libc::CLONE_NEWNS | libc::SIGCHLD) as libc::c_ulong, 0usize, 0usize, 0usize, 0usize)
+    };
+    if pid < 0 {
+        return Err(io::Error::other(format!("clone: {}", io::Error::last_os_error())));
+    }
+    if pid == 0 {
+        drop(rd);
+        let msg = container::run(plan, log.as_raw_fd(), devnull.as_raw_fd());
+        let line = format!("emu: starting container: {msg}\n");
+        // SAFETY: plain writes to descriptors we own, then _exit without running the parent's
+        // atexit handlers or flushing its buffers.
+        unsafe {
+            libc::write(wr.as_raw_fd(), msg.as_ptr().cast(), msg.len());
+            libc::write(2, line.as_ptr().cast(), line.len());
+            libc::_exit(128);
+        }
+    }
+    drop(wr);
+    let mut msg = String::new();
+    File::from(rd).read_to_string(&mut msg)?;
+    Ok((pid as i32, (!msg.is_empty()).then_some(msg)))
+}
+
+/// `busybox --list`: the applets to link into a busybox image's /bin.
+fn busybox_applets() -> io::Result<Vec<String>> {
+    let out = std::process::Command::new("/usr/bin/busybox").arg("--list").output()?;
+    if !out.status.success() {
+        return Err(io::Error::other(format!("/usr/bin/busybox --list: {}", out.status)));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).split_whitespace().map(str::to_string).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIN: Duration = Duration::from_secs(60);
+
+    #[test]
+    fn restart_policy_decides_whether() {
+        assert_eq!(after_exit("Never", 1, MIN, None).0, AfterExit::Stay);
+        assert_eq!(after_exit("OnFailure", 0, MIN, None).0, AfterExit::Stay);
+        assert_eq!(after_exit("OnFailure", 2, MIN, None).0, AfterExit::RestartNow);
+        assert_eq!(after_exit("Always", 0, MIN, None).0, AfterExit::RestartNow);
+    }
+
+    #[test]
+    fn backoff_doubles_to_five_minutes_and_resets_after_ten_of_running() {
+        let mut backoff = None;
+        let mut waits = Vec::new();
+        for _ in 0..8 {
+            let (action, next) = after_exit("Always", 1, Duration::ZERO, backoff);
+            waits.push(match action {
+                AfterExit::RestartNow => 0,
+                AfterExit::RestartAfter(d) => d.as_secs(),
+                AfterExit::Stay => unreachable!(),
+            });
+            backoff = next;
+        }
+        assert_eq!(waits, [0, 10, 20, 40, 80, 160, 300, 300]);
+        assert_eq!(after_exit("Always", 1, 10 * MIN, backoff).0, AfterExit::RestartNow);
+    }
+
+    #[test]
+    fn durations_print_like_go() {
+        assert_eq!(go_duration(Duration::from_secs(10)), "10s");
+        assert_eq!(go_duration(Duration::from_secs(80)), "1m20s");
+        assert_eq!(go_duration(Duration::from_secs(300)), "5m0s");
+    }
+}

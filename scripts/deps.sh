@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Installs the system packages emu needs, if any is missing, and says what it does.
+# Sourced by scripts/up and scripts/test; safe to run again.
+set -euo pipefail
+
+emu_need_packages() {
+  local missing=()
+  command -v nft >/dev/null || missing+=(nftables)
+  command -v ip >/dev/null || missing+=(iproute2)
+  command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
+  command -v curl >/dev/null || missing+=(curl)
+  command -v busybox >/dev/null || missing+=(busybox)
+  command -v dig >/dev/null || missing+=(dnsutils)
+  command -v setpriv >/dev/null || missing+=(util-linux)
+  if [ "${EMU_WITH_VAGRANT:-0}" = 1 ]; then
+    command -v vagrant >/dev/null || missing+=(vagrant)
+  fi
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "==> Installing missing system packages: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+  # Debian's nginx package starts a host nginx on port 80; emu runs its own nginx inside pods only.
+  if [ -n "${missing[*]:-}" ] && [[ " ${missing[*]} " == *" nginx-light "* ]]; then
+    if command -v systemctl >/dev/null && systemctl is-active --quiet nginx 2>/dev/null; then
+      systemctl stop nginx || true
+    fi
+  fi
+  return 0
+}
+
+emu_need_root() {
+  if [ "$(id -u)" != 0 ]; then
+    echo "error: run this as root (it installs packages and creates network namespaces): sudo $0 $*" >&2
+    exit 1
+  fi
+}
+
+emu_build() {
+  command -v cargo >/dev/null || { echo "error: cargo (the Rust toolchain) is required: https://rustup.rs" >&2; exit 1; }
+  echo "==> Building emu (cargo build --workspace)"
+  cargo build --workspace --quiet
+}

@@ -1,0 +1,160 @@
+//! emu's benchmark (`sudo ./scripts/bench`): prints figures, asserts nothing.
+//!
+//! 1. `emu up scenarios/nginx.yaml` until every pod is Running, median of 5 (goal ≤ 1 s);
+//! 2. pod start latency, apply → Running, for 100 pods on 4 nodes: p50 and p99 (goal p99 ≤ 100 ms);
+//! 3. pod network set-up per pod with netlink against the same with `ip` commands, in this run
+//!    (goal ≥ 10× faster);
+//! 4. RSS of the controller and the agents at 4 nodes / 100 pods (goal ≤ 50 MB);
+//! 5. `emu down` time (goal ≤ 1 s).
+
+use emu_tests::{emu, require_root};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+use tokio_stream::StreamExt;
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    v[v.len() / 2]
+}
+
+fn percentile(v: &mut [f64], p: f64) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    let idx = ((p / 100.0) * v.len() as f64).ceil() as usize;
+    v[idx.saturating_sub(1).min(v.len() - 1)]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn check(r: emu_tests::Run, what: &str) {
+    if r.code != 0 {
+        eprintln!("{what} failed:\n{}{}", r.stdout, r.stderr);
+        std::process::exit(1);
+    }
+}
+
+fn main() {
+    require_root();
+    let scenario = concat!(env!("CARGO_MANIFEST_DIR"), "/../scenarios/nginx.yaml");
+    emu(&["down", "--cluster", "bench"]);
+
+    // 1 and 5: up and down of the tutorial scenario.
+    let (mut ups, mut downs) = (vec![], vec![]);
+    for _ in 0..5 {
+        let t = Instant::now();
+        check(emu(&["up", "--cluster", "bench", scenario]), "emu up");
+        ups.push(ms(t.elapsed()));
+        let t = Instant::now();
+        check(emu(&["down", "--cluster", "bench"]), "emu down");
+        downs.push(ms(t.elapsed()));
+    }
+
+    // 2 and 4: 100 pods on 4 nodes.
+    check(emu(&["up", "--cluster", "bench", "--nodes", "4"]), "emu up --nodes 4");
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let (mut latencies, rss) = rt.block_on(hundred_pods());
+    check(emu(&["down", "--cluster", "bench"]), "emu down");
+
+    // 3: network set-up, netlink vs ip commands.
+    let (netlink, ipcmd) = rt.block_on(network_setup(100));
+
+    println!("emu benchmark ({} cores)", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    println!("  emu up scenarios/nginx.yaml → all pods Running   median of 5: {:7.1} ms   (goal ≤ 1000 ms)", median(&mut ups));
+    println!("  pod start, apply → Running, 100 pods / 4 nodes   p50: {:7.1} ms   p99: {:7.1} ms   (goal p99 ≤ 100 ms)", percentile(&mut latencies, 50.0), percentile(&mut latencies, 99.0));
+    println!("  pod network set-up per pod                       netlink: {:6.2} ms   ip commands: {:6.2} ms   ratio {:5.1}×   (goal ≥ 10×)", netlink, ipcmd, ipcmd / netlink);
+    println!("  RSS of controller + 4 agents at 100 pods         {:7.1} MB   (goal ≤ 50 MB)", rss);
+    println!("  emu down                                         median of 5: {:7.1} ms   (goal ≤ 1000 ms)", median(&mut downs));
+}
+
+fn rss_mb(pid: i32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok()))
+        .unwrap_or(0.0)
+        / 1024.0
+}
+
+async fn hundred_pods() -> (Vec<f64>, f64) {
+    let socket = emu_core::cluster::Paths::new("bench").socket();
+    let mut client = emu_proto::connect_unix(&socket).await.expect("controller");
+    let mut watch = client
+        .watch(emu_proto::WatchRequest { kinds: vec!["Pod".into()], node_name: String::new(), resource_version: 0 })
+        .await
+        .expect("watch")
+        .into_inner();
+    // Wait for the initial list to finish.
+    while let Some(Ok(ev)) = watch.next().await {
+        if ev.r#type == emu_proto::watch_event::Type::Synced as i32 {
+            break;
+        }
+    }
+    let pods: Vec<emu_proto::Object> = (0..100)
+        .map(|i| emu_proto::Object {
+            json: serde_json::json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": format!("bench-{i}"), "namespace": "default", "labels": {"app": "bench"}},
+                "spec": {"containers": [{"name": "web", "image": "nginx"}]}})
+            .to_string(),
+        })
+        .collect();
+    let start = Instant::now();
+    client.apply(emu_proto::ApplyRequest { objects: pods, create_only: true, dry_run: false }).await.expect("apply");
+    let mut running: HashMap<String, f64> = HashMap::new();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while running.len() < 100 && Instant::now() < deadline {
+        let Ok(Some(Ok(ev))) = tokio::time::timeout(Duration::from_secs(5), watch.next()).await else { break };
+        let Some(o) = ev.object else { continue };
+        let v: Value = serde_json::from_str(&o.json).unwrap_or_default();
+        let ready = v["status"]["conditions"].as_array().is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"));
+        if v["status"]["phase"] == "Running" && ready {
+            running.entry(v["metadata"]["name"].as_str().unwrap_or("").to_string()).or_insert_with(|| ms(start.elapsed()));
+        }
+    }
+    if running.len() < 100 {
+        eprintln!("only {} of 100 pods became Running", running.len());
+    }
+    let root = std::path::PathBuf::from("/run/emu/bench");
+    let mut rss = rss_mb(emu_tests::daemon_pid("bench", "controller.pid"));
+    for i in 1..=4 {
+        rss += rss_mb(emu_tests::daemon_pid("bench", &format!("nodes/node-{i}/agent.pid")));
+    }
+    let _ = root;
+    (running.into_values().collect(), rss)
+}
+
+/// Sets up `n` pod networks on one node twice — with netlink and with `ip` commands — in
+/// namespaces of this process's own, and returns the mean time per pod of each (ms).
+async fn network_setup(n: usize) -> (f64, f64) {
+    use emu_nodeagent::net;
+    let prefix = format!("emu-bnet{}", std::process::id());
+    let node_name = format!("{prefix}-node");
+    net::create_named_netns(&node_name).expect("node netns");
+    let node_ns = net::netns_path(&node_name);
+    let gateway: std::net::Ipv4Addr = "10.250.0.1".parse().unwrap();
+    net::setup_node(&node_ns, gateway, 16).await.expect("node bridge");
+    let mut times = [0.0f64; 2];
+    for (round, use_ip) in [false, true].into_iter().enumerate() {
+        let mut pods = vec![];
+        for i in 0..n {
+            let name = format!("{prefix}-p{round}-{i}");
+            net::create_named_netns(&name).expect("pod netns");
+            pods.push(name);
+        }
+        let t = Instant::now();
+        for (i, name) in pods.iter().enumerate() {
+            let ip = std::net::Ipv4Addr::new(10, 250, (round * 100 + i / 200 + 1) as u8, (i % 200 + 2) as u8);
+            let veth = format!("vb{round}x{i}");
+            if use_ip {
+                net::setup_pod_with_ip_commands(&node_ns, &net::netns_path(name), &veth, ip, 16, gateway).expect("ip setup");
+            } else {
+                net::setup_pod(&node_ns, &net::netns_path(name), &veth, ip, 16, gateway).await.expect("netlink setup");
+            }
+        }
+        times[round] = ms(t.elapsed()) / n as f64;
+        for name in &pods {
+            let _ = net::delete_named_netns(name);
+        }
+    }
+    let _ = net::delete_named_netns(&node_name);
+    (times[0], times[1])
+}
