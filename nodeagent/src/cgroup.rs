@@ -51,9 +51,12 @@ pub fn kill_and_remove(dir: &Path, timeout: Duration) -> io::Result<()> {
             let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
         }
     }
+    // A killed process leaves the cgroup only once its parent has reaped it. Daemons and shims are
+    // orphans, reaped by PID 1, which on some hosts (minimal init systems in VMs) does so only
+    // every second or so: wait for `populated 0`, not just for an empty `cgroup.procs`.
     let start = Instant::now();
     loop {
-        if procs_recursive(dir)?.is_empty() {
+        if procs_recursive(dir)?.is_empty() && !populated(dir) {
             break;
         }
         if start.elapsed() > timeout {
@@ -62,6 +65,10 @@ pub fn kill_and_remove(dir: &Path, timeout: Duration) -> io::Result<()> {
         std::thread::sleep(Duration::from_millis(10));
     }
     remove_tree(dir)
+}
+
+fn populated(dir: &Path) -> bool {
+    std::fs::read_to_string(dir.join("cgroup.events")).map(|e| e.lines().any(|l| l == "populated 1")).unwrap_or(false)
 }
 
 fn procs_recursive(dir: &Path) -> io::Result<Vec<i32>> {
