@@ -2,7 +2,7 @@
 
 use crate::ClusterFlag;
 use anyhow::{bail, Context as _};
-use emu_core::cluster::{ClusterConfig, Paths, RUNTIME_ROOT};
+use emu_core::cluster::{Paths, RUNTIME_ROOT};
 use emu_proto::api_client::ApiClient;
 use std::path::PathBuf;
 use tonic::transport::Channel;
@@ -48,9 +48,7 @@ fn list_or_none(v: &[String]) -> String {
 }
 
 pub struct Ctx {
-    pub cluster: String,
     pub paths: Paths,
-    pub config: ClusterConfig,
     pub client: ApiClient<Channel>,
     pub rt: tokio::runtime::Runtime,
 }
@@ -60,13 +58,12 @@ impl Ctx {
         require_root()?;
         let cluster = resolve(flag)?;
         let paths = Paths::new(&cluster);
-        let config: ClusterConfig = serde_json::from_slice(&std::fs::read(paths.config())?).context("reading cluster.json")?;
         let rt = runtime()?;
         let socket = paths.socket();
         let client = rt
             .block_on(emu_proto::connect_unix(&socket))
             .with_context(|| format!("cannot reach the controller of cluster {cluster:?} at {} (is it running? `emu status`)", socket.display()))?;
-        Ok(Ctx { cluster, paths, config, client, rt })
+        Ok(Ctx { paths, client, rt })
     }
 
     pub fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {

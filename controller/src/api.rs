@@ -109,7 +109,7 @@ impl Api for ApiService {
             for (v, rk) in &admitted {
                 let key = ObjectKey::of(v).map_err(status_of)?;
                 if self.shared.store.get(&key).is_some() {
-                    return Err(Status::already_exists(format!("{} {:?} already exists", crate::state::plural_group(rk), key.name)));
+                    return Err(Status::already_exists(format!("{} {:?} already exists", rk.qualified_plural(), key.name)));
                 }
             }
         }
@@ -311,7 +311,7 @@ fn key_of(r: &ObjectRef) -> Result<ObjectKey, Status> {
 }
 
 fn not_found(key: &ObjectKey) -> Status {
-    let plural = kinds::by_kind(&key.kind).map(|rk| crate::state::plural_group(rk)).unwrap_or_else(|| key.kind.to_lowercase());
+    let plural = kinds::by_kind(&key.kind).map(|rk| rk.qualified_plural()).unwrap_or_else(|| key.kind.to_lowercase());
     Status::not_found(format!("{plural} {:?} not found", key.name))
 }
 

@@ -2,7 +2,6 @@
 
 use crate::store::Store;
 use emu_core::cluster::ClusterConfig;
-use emu_core::kinds::ResourceKind;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -39,13 +38,4 @@ impl Shared {
 
 pub fn now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
-}
-
-/// `pods`, `deployments.apps`: how API messages name a resource type.
-pub fn plural_group(rk: &ResourceKind) -> String {
-    if rk.group.is_empty() {
-        rk.plural.to_string()
-    } else {
-        format!("{}.{}", rk.plural, rk.group)
-    }
 }
