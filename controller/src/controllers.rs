@@ -13,10 +13,6 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
-/// Annotation holding the IP the controller allocated to a pod; the node agent sets up the pod's
-/// network with it and reports it as `status.podIP` once the sandbox is ready.
-pub use emu_core::podspec::POD_IP_ANNOTATION;
-
 pub async fn run(shared: Shared) {
     let mut last_ip: HashMap<String, Ipv4Addr> = HashMap::new();
     loop {
@@ -268,7 +264,7 @@ fn schedule_pods(shared: &Shared, last_ip: &mut HashMap<String, Ipv4Addr>) {
         let used: HashSet<Ipv4Addr> = bound
             .iter()
             .filter(|p| p["spec"]["nodeName"] == node_name.as_str())
-            .filter_map(|p| object::annotation(p, POD_IP_ANNOTATION)?.parse().ok())
+            .filter_map(|p| emu_core::podspec::allocated_ip(p)?.parse().ok())
             .collect();
         let Some(ip) = ipam::allocate_pod_ip(cidr, &used, last_ip.get(&node_name).copied()) else {
             tracing::warn!(node = %node_name, "pod CIDR {cidr} is full");
@@ -276,7 +272,8 @@ fn schedule_pods(shared: &Shared, last_ip: &mut HashMap<String, Ipv4Addr>) {
         };
         let mut p = pod.clone();
         p["spec"]["nodeName"] = json!(node_name);
-        object::set_annotation(&mut p, POD_IP_ANNOTATION, &ip.to_string());
+        p["status"]["podIP"] = json!(ip.to_string());
+        p["status"]["podIPs"] = json!([{"ip": ip.to_string()}]);
         let ts = object::rfc3339(now());
         p["status"]["conditions"] = json!([{"type": "PodScheduled", "status": "True", "lastProbeTime": null, "lastTransitionTime": ts}]);
         match shared.store.update(p) {

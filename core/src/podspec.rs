@@ -4,9 +4,12 @@
 use crate::object;
 use serde_json::{json, Value};
 
-/// Annotation holding the IP the controller allocated to a pod; the node agent sets up the pod's
-/// network with it and reports it as `status.podIP` once the sandbox exists.
-pub const POD_IP_ANNOTATION: &str = "emu.dev/pod-ip";
+/// The IP the controller allocated to a pod when it bound it to a node (`status.podIP`, written
+/// with the binding so that allocation and binding are one atomic write); the node agent sets up
+/// the pod's network with it.
+pub fn allocated_ip(pod: &Value) -> Option<&str> {
+    pod["status"]["podIP"].as_str().filter(|s| !s.is_empty())
+}
 
 pub const CLUSTER_DOMAIN: &str = "cluster.local";
 pub const CLUSTER_DNS: &str = "10.96.0.10";

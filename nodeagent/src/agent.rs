@@ -291,7 +291,7 @@ async fn report(agent: &Agent, local: &std::sync::Mutex<Local>, pod: &Value, sta
 async fn create_sandbox(agent: &Agent, pod: &Value) -> anyhow::Result<()> {
     let uid = object::uid(pod);
     let name = object::name(pod);
-    let ip: Ipv4Addr = object::annotation(pod, emu_core::podspec::POD_IP_ANNOTATION)
+    let ip: Ipv4Addr = emu_core::podspec::allocated_ip(pod)
         .context("pod has no IP allocated yet")?
         .parse()
         .context("pod IP annotation")?;
@@ -416,7 +416,7 @@ fn pending_status(pod: &Value, reason: &str, message: &str) -> Value {
 }
 
 fn pod_status(agent: &Agent, pod: &Value, state: &sandbox::SandboxState) -> Value {
-    let ip = object::annotation(pod, emu_core::podspec::POD_IP_ANNOTATION).unwrap_or("");
+    let ip = emu_core::podspec::allocated_ip(pod).unwrap_or("");
     let input = emu_core::podspec::StatusInput {
         host_ip: agent.node.internal_ip.clone(),
         pod_ip: ip.to_string(),
