@@ -38,7 +38,8 @@ fn to_object(v: &Value) -> Object {
 
 /// Checks the kind, fills the namespace, applies API defaults and validates; the same steps for
 /// every document before any of them is written, so a bad document changes nothing.
-pub fn admit(shared: &Shared, mut v: Value) -> Result<(Value, &'static kinds::ResourceKind), Status> {
+/// `new_namespaces` are namespaces created by the same request (they may hold its other objects).
+pub fn admit(shared: &Shared, mut v: Value, new_namespaces: &[String]) -> Result<(Value, &'static kinds::ResourceKind), Status> {
     let kind_name = object::kind(&v).to_string();
     let api_version = object::str_at(&v, &["apiVersion"]).unwrap_or("").to_string();
     let Some(rk) = kinds::by_kind(&kind_name).filter(|rk| rk.api_version() == api_version) else {
@@ -56,7 +57,7 @@ pub fn admit(shared: &Shared, mut v: Value) -> Result<(Value, &'static kinds::Re
         }
         let ns = object::namespace(&v).to_string();
         let key = ObjectKey { kind: "Namespace".into(), namespace: String::new(), name: ns.clone() };
-        if shared.store.get(&key).is_none() {
+        if shared.store.get(&key).is_none() && !new_namespaces.contains(&ns) {
             return Err(Status::not_found(format!("namespaces {ns:?} not found")));
         }
     } else {
@@ -73,26 +74,45 @@ pub fn admit(shared: &Shared, mut v: Value) -> Result<(Value, &'static kinds::Re
     Ok((v, rk))
 }
 
-/// What `kubectl apply` changes on an existing object: the user's metadata and spec (and data for
-/// config objects); the server keeps status, identity and system fields.
-fn merge_for_apply(existing: &Value, desired: &Value) -> Value {
-    let mut merged = existing.clone();
-    let Some(m) = merged.as_object_mut() else { return desired.clone() };
-    if let Some(d) = desired.as_object() {
-        for (k, v) in d {
-            if k != "metadata" && k != "status" {
-                m.insert(k.clone(), v.clone());
+/// Where `kubectl apply` keeps the configuration it applied last, for its three-way merge.
+pub const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// `kubectl apply`'s three-way merge on JSON: fields the user sets now replace the live ones (maps
+/// merge key by key, lists are replaced), fields the user set last time but no longer sets are
+/// removed, and fields only the system set (a pod's `nodeName`, any `status`) are kept.
+pub fn three_way_merge(live: &Value, last: Option<&Value>, desired: &Value) -> Value {
+    match (live, desired) {
+        (Value::Object(l), Value::Object(d)) => {
+            let mut out = l.clone();
+            for (k, dv) in d {
+                let merged = match l.get(k) {
+                    Some(lv) => three_way_merge(lv, last.and_then(|x| x.get(k)), dv),
+                    None => dv.clone(),
+                };
+                out.insert(k.clone(), merged);
             }
+            if let Some(Value::Object(prev)) = last {
+                for k in prev.keys() {
+                    if !d.contains_key(k) {
+                        out.remove(k);
+                    }
+                }
+            }
+            Value::Object(out)
         }
+        _ => desired.clone(),
     }
-    let meta = object::metadata_mut(&mut merged);
-    for key in ["labels", "annotations"] {
-        match object::at(desired, &["metadata", key]) {
-            Some(v) => meta.insert(key.into(), v.clone()),
-            None => meta.remove(key),
-        };
+}
+
+fn merge_for_apply(existing: &Value, user: &Value) -> Value {
+    let last: Option<Value> = object::annotation(existing, LAST_APPLIED).and_then(|t| serde_json::from_str(t).ok());
+    let mut desired = user.clone();
+    if let Some(m) = desired.as_object_mut() {
+        m.remove("status");
     }
-    meta.remove("resourceVersion");
+    let mut merged = three_way_merge(existing, last.as_ref(), &desired);
+    object::set_annotation(&mut merged, LAST_APPLIED, &format!("{}\n", emu_core::manifest::canonical_json(user)));
+    object::metadata_mut(&mut merged).remove("resourceVersion");
     merged
 }
 
@@ -101,8 +121,12 @@ impl Api for ApiService {
     async fn apply(&self, req: Request<ApplyRequest>) -> Result<Response<ApplyResponse>, Status> {
         let req = req.into_inner();
         let mut admitted = Vec::with_capacity(req.objects.len());
-        for o in &req.objects {
-            admitted.push(admit(&self.shared, parse_object(o)?)?);
+        let mut originals = Vec::with_capacity(req.objects.len());
+        let parsed: Vec<Value> = req.objects.iter().map(parse_object).collect::<Result<_, _>>()?;
+        let new_namespaces: Vec<String> = parsed.iter().filter(|v| object::kind(v) == "Namespace").map(|v| object::name(v).to_string()).collect();
+        for original in parsed {
+            admitted.push(admit(&self.shared, original.clone(), &new_namespaces)?);
+            originals.push(original);
         }
         // Refuse create-only conflicts before writing anything.
         if req.create_only {
@@ -114,7 +138,7 @@ impl Api for ApiService {
             }
         }
         let mut results = Vec::new();
-        for (v, _) in admitted {
+        for ((mut v, _), original) in admitted.into_iter().zip(originals) {
             let key = ObjectKey::of(&v).map_err(status_of)?;
             let rref = Some(ObjectRef { kind: key.kind.clone(), namespace: key.namespace.clone(), name: key.name.clone() });
             if req.dry_run {
@@ -122,9 +146,17 @@ impl Api for ApiService {
                 continue;
             }
             let (action, stored) = match self.shared.store.get(&key) {
-                None => ("created", self.shared.store.create(v).map_err(status_of)?),
+                None => {
+                    if !req.create_only {
+                        object::set_annotation(&mut v, LAST_APPLIED, &format!("{}\n", emu_core::manifest::canonical_json(&original)));
+                    }
+                    ("created", self.shared.store.create(v).map_err(status_of)?)
+                }
                 Some(existing) => {
-                    let merged = merge_for_apply(&existing, &v);
+                    // Merge what the user wrote (then default the result, as the API server does).
+                    let mut merged = merge_for_apply(&existing, &original);
+                    defaults::apply_defaults(&mut merged);
+                    validation::validate(&merged).map_err(|e| Status::invalid_argument(e.to_string()))?;
                     let before = object::str_at(&existing, &["metadata", "resourceVersion"]).map(str::to_string);
                     let stored = self.shared.store.update(merged).map_err(status_of)?;
                     let after = object::str_at(&stored, &["metadata", "resourceVersion"]).map(str::to_string);
@@ -331,4 +363,25 @@ fn parse_field_selector(s: &str) -> Result<Vec<(String, String)>, Status> {
 fn field_value(v: &Value, path: &str) -> String {
     let parts: Vec<&str> = path.split('.').collect();
     object::str_at(v, &parts).unwrap_or("").to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::three_way_merge;
+    use serde_json::json;
+
+    #[test]
+    fn apply_keeps_system_fields_and_drops_removed_ones() {
+        let live = json!({"spec": {"nodeName": "n1", "replicas": 2, "paused": true, "template": {"a": 1}}, "status": {"phase": "Running"}});
+        let last = json!({"spec": {"replicas": 2, "paused": true}});
+        let desired = json!({"spec": {"replicas": 3, "template": {"b": 2}}});
+        let merged = three_way_merge(&live, Some(&last), &desired);
+        assert_eq!(merged, json!({"spec": {"nodeName": "n1", "replicas": 3, "template": {"a": 1, "b": 2}}, "status": {"phase": "Running"}}));
+    }
+
+    #[test]
+    fn lists_are_replaced() {
+        let merged = three_way_merge(&json!({"l": [1, 2, 3]}), None, &json!({"l": [4]}));
+        assert_eq!(merged, json!({"l": [4]}));
+    }
 }

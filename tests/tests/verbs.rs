@@ -1,0 +1,130 @@
+//! kubectl's verbs and output formats against a running cluster, and choosing among clusters.
+
+use emu_tests::{emu, Cluster};
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+const SCENARIO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../scenarios/nginx.yaml");
+
+#[test]
+fn get_describe_and_output_formats() {
+    let c = Cluster::up("tverbs", &[SCENARIO]);
+    // Namespaces that exist from the start.
+    let ns = c.emu(&["get", "ns"]).ok().stdout;
+    for want in ["default", "kube-system"] {
+        assert!(ns.lines().any(|l| l.starts_with(&format!("{want} ")) && l.contains("Active")), "{ns}");
+    }
+    // -o name, jsonpath, custom-columns.
+    let names = c.emu(&["get", "pods", "-l", "run=my-nginx", "-o", "name"]).ok().stdout;
+    assert_eq!(names.lines().count(), 2);
+    assert!(names.lines().all(|l| l.starts_with("pod/my-nginx-")), "{names}");
+    let ips = c.emu(&["get", "pods", "-o", "jsonpath={.items[*].status.podIP}"]).ok().stdout;
+    assert_eq!(ips.split(' ').count(), 2, "{ips}");
+    assert!(ips.split(' ').all(|ip| ip.starts_with("10.244.")), "{ips}");
+    let cc = c.emu(&["get", "pods", "-o", "custom-columns=POD_IP:.status.podIPs"]).ok().stdout;
+    let mut lines = cc.lines();
+    assert_eq!(lines.next(), Some("POD_IP"));
+    assert!(lines.all(|l| l.starts_with("[map[ip:10.244.") && l.ends_with("]]")), "{cc}");
+    // -o yaml of a single object: sorted keys, no List wrapper.
+    let y = c.emu(&["get", "deployment", "my-nginx", "-o", "yaml"]).ok().stdout;
+    assert!(y.starts_with("apiVersion: apps/v1\nkind: Deployment\nmetadata:\n"), "{y}");
+    // Several kinds in one get: prefixed names, one blank line between tables.
+    let both = c.emu(&["get", "deploy,rs"]).ok().stdout;
+    assert!(both.contains("deployment.apps/my-nginx") && both.contains("\n\nNAME ") && both.contains("replicaset.apps/my-nginx-"), "{both}");
+    // -A adds NAMESPACE; an empty namespace says so on stderr.
+    assert!(c.emu(&["get", "pods", "-A"]).ok().stdout.starts_with("NAMESPACE "));
+    let empty = c.emu(&["get", "pods", "-n", "kube-public"]).ok();
+    assert_eq!(empty.stdout, "");
+    assert_eq!(empty.stderr.trim(), "No resources found in kube-public namespace.");
+    // Nodes: wide columns, InternalIP on the fabric.
+    let nodes = c.emu(&["get", "nodes", "-o", "wide"]).ok().stdout;
+    assert!(nodes.starts_with("NAME ") && nodes.contains("INTERNAL-IP") && nodes.contains("172.18.0.2") && nodes.contains("kubernetes-minion-905m"), "{nodes}");
+    // describe.
+    let pod = names.lines().next().unwrap().trim_start_matches("pod/").to_string();
+    let d = c.emu(&["describe", "pod", &pod]).ok().stdout;
+    assert!(d.starts_with(&format!("Name:             {pod}\nNamespace:        default\n")), "{d}");
+    assert!(d.contains("Controlled By:  ReplicaSet/my-nginx-") && d.contains("Status:           Running"), "{d}");
+    let d = c.emu(&["describe", "deployment", "my-nginx"]).ok().stdout;
+    assert!(d.contains("Replicas:               2 desired | 2 updated | 2 total | 2 available | 0 unavailable"), "{d}");
+    let d = c.emu(&["describe", "node", "kubernetes-minion-905m"]).ok().stdout;
+    assert!(d.starts_with("Name:               kubernetes-minion-905m\n"), "{d}");
+    // NotFound in kubectl's words.
+    let nf = c.emu(&["get", "deployment", "nope"]);
+    assert_ne!(nf.code, 0);
+    assert_eq!(nf.stderr.trim(), "Error from server (NotFound): deployments.apps \"nope\" not found");
+}
+
+#[test]
+fn apply_from_stdin_run_logs_and_delete() {
+    let c = Cluster::up("tverbs2", &["--nodes", "1"]);
+    let manifest = "apiVersion: v1\nkind: Namespace\nmetadata: {name: lab}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: talker, namespace: lab}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: c\n    image: busybox\n    command: [sh, -c, 'echo hello from talker; sleep 3600']\n";
+    let mut child = Command::new(emu_tests::emu_path())
+        .args(["apply", "-f", "-", "--cluster", "tverbs2"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(manifest.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "namespace/lab created\npod/talker created\n");
+    c.wait_for("talker's log", Duration::from_secs(20), || {
+        let r = c.emu(&["logs", "talker", "-n", "lab"]);
+        (r.code == 0 && r.stdout == "hello from talker\n").then_some(())
+    });
+    // Re-applying the same manifest changes nothing, and keeps the pod on its node.
+    let path = std::env::temp_dir().join(format!("emu-verbs-{}.yaml", std::process::id()));
+    std::fs::write(&path, manifest).unwrap();
+    let node = c.emu(&["get", "pod", "talker", "-n", "lab", "-o", "jsonpath={.spec.nodeName}"]).ok().stdout;
+    let r = c.emu(&["apply", "-f", path.to_str().unwrap()]).ok();
+    assert_eq!(r.stdout, "namespace/lab unchanged\npod/talker unchanged\n");
+    assert_eq!(c.emu(&["get", "pod", "talker", "-n", "lab", "-o", "jsonpath={.spec.nodeName}"]).ok().stdout, node);
+
+    // kubectl run: a pod with label run=NAME, env and a command.
+    let r = c.emu(&["run", "web", "--image=nginx", "--port=80", "--env=COLOR=blue", "--labels=app=web,tier=front"]).ok();
+    assert_eq!(r.stdout.trim(), "pod/web created");
+    c.wait_for("web Running", Duration::from_secs(20), || {
+        c.pods("app=web").first().filter(|p| p["status"]["phase"] == "Running").cloned()
+    });
+    assert_eq!(c.emu(&["exec", "web", "--", "printenv", "COLOR"]).ok().stdout, "blue\n");
+    let r = c.emu(&["run", "once", "--image=busybox", "--restart=Never", "--", "sh", "-c", "echo done"]).ok();
+    assert_eq!(r.stdout.trim(), "pod/once created");
+    c.wait_for("once Completed", Duration::from_secs(20), || {
+        let t = c.emu(&["get", "pod", "once"]).ok().stdout;
+        t.contains("Completed").then_some(())
+    });
+
+    // delete by name, by label and by file.
+    assert_eq!(c.emu(&["delete", "pod", "once"]).ok().stdout.trim(), "pod \"once\" deleted");
+    assert_eq!(c.emu(&["delete", "pods", "-l", "app=web"]).ok().stdout.trim(), "pod \"web\" deleted");
+    let d = c.emu(&["delete", "-f", path.to_str().unwrap()]).ok().stdout;
+    assert!(d.contains("namespace \"lab\" deleted") && d.contains("pod \"talker\" deleted"), "{d}");
+    let left = c.emu(&["get", "pods", "-A", "-o", "name"]).ok().stdout;
+    assert_eq!(left, "", "everything deleted");
+}
+
+#[test]
+fn clusters_side_by_side_and_selection() {
+    let a = Cluster::up("tsidea", &["--nodes", "1"]);
+    let b = Cluster::up("tsideb", &["--nodes", "3"]);
+    assert_eq!(a.emu(&["get", "nodes", "-o", "name"]).ok().stdout.lines().count(), 1);
+    assert_eq!(b.emu(&["get", "nodes", "-o", "name"]).ok().stdout.lines().count(), 3);
+    // EMU_CLUSTER picks the cluster when --cluster is absent.
+    let out = Command::new(emu_tests::emu_path()).args(["get", "nodes", "-o", "name"]).env("EMU_CLUSTER", "tsideb").output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 3);
+    // With several clusters and no choice, the error says how to choose.
+    let r = emu(&["get", "nodes"]);
+    if r.code != 0 {
+        assert!(r.stderr.contains("--cluster") && r.stderr.contains("EMU_CLUSTER"), "{}", r.stderr);
+    }
+    // A cluster that does not exist.
+    let r = emu(&["get", "nodes", "--cluster", "nosuchcluster"]);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("does not exist"), "{}", r.stderr);
+    let s = emu(&["status"]).ok().stdout;
+    assert!(s.contains("tsidea") && s.contains("tsideb"), "{s}");
+    // Invalid cluster names are refused before anything is created.
+    let r = emu(&["up", "--cluster", "Bad_Name"]);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("invalid cluster name"), "{}", r.stderr);
+}
