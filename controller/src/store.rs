@@ -17,7 +17,6 @@ use std::ops::Bound;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use redb::backends::FileBackend;
 use redb::{BackendError, Database, ReadableTable, StorageBackend, TableDefinition};
@@ -90,29 +89,12 @@ impl fmt::Display for ObjectKey {
     }
 }
 
-/// The "plural.group" text Kubernetes puts in its error messages.
+/// The "plural.group" text Kubernetes puts in its error messages; a kind emu does not serve gets
+/// the lower-case "+s" guess.
 fn resource_name(kind: &str) -> String {
-    let known = match kind {
-        "Pod" => "pods",
-        "Deployment" => "deployments.apps",
-        "ReplicaSet" => "replicasets.apps",
-        "DaemonSet" => "daemonsets.apps",
-        "StatefulSet" => "statefulsets.apps",
-        "Node" => "nodes",
-        "Namespace" => "namespaces",
-        "Service" => "services",
-        "Endpoints" => "endpoints",
-        "EndpointSlice" => "endpointslices.discovery.k8s.io",
-        "ConfigMap" => "configmaps",
-        "Secret" => "secrets",
-        "Event" => "events",
-        "ServiceAccount" => "serviceaccounts",
-        "Ingress" => "ingresses.networking.k8s.io",
-        "IngressClass" => "ingressclasses.networking.k8s.io",
-        "Job" => "jobs.batch",
-        _ => return format!("{}s", kind.to_lowercase()),
-    };
-    known.to_string()
+    emu_core::kinds::by_kind(kind)
+        .map(|rk| rk.qualified_plural())
+        .unwrap_or_else(|| format!("{}s", kind.to_lowercase()))
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -309,7 +291,7 @@ impl Store {
         meta.insert("uid".into(), new_uid().into());
         meta.insert(
             "creationTimestamp".into(),
-            format_rfc3339(unix_now()).into(),
+            emu_core::object::rfc3339(crate::state::now()).into(),
         );
         if has_spec {
             meta.insert("generation".into(), 1.into());
@@ -319,12 +301,7 @@ impl Store {
         if inner.objects.contains_key(&key) {
             return Err(StoreError::already_exists(&key));
         }
-        let rv = inner.rv + 1;
-        set_resource_version(&mut obj, rv);
-        self.persist(&key, Some(&obj), rv)?;
-        let obj = Arc::new(obj);
-        inner.objects.insert(key, obj.clone());
-        self.publish(&mut inner, WatchEventType::Added, obj.clone(), rv);
+        let obj = self.write_next(&mut inner, key, obj, WatchEventType::Added)?;
         drop(inner);
         Ok((*obj).clone())
     }
@@ -370,12 +347,7 @@ impl Store {
             return Ok((*stored).clone());
         }
 
-        let rv = inner.rv + 1;
-        set_resource_version(&mut obj, rv);
-        self.persist(&key, Some(&obj), rv)?;
-        let obj = Arc::new(obj);
-        inner.objects.insert(key, obj.clone());
-        self.publish(&mut inner, WatchEventType::Modified, obj.clone(), rv);
+        let obj = self.write_next(&mut inner, key, obj, WatchEventType::Modified)?;
         drop(inner);
         Ok((*obj).clone())
     }
@@ -434,6 +406,24 @@ impl Store {
         // Inner is changed only after a successful commit, in steps that cannot panic halfway in
         // a way that breaks it, so a poisoned lock still guards consistent data.
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Stores `obj` as the next resource version: durably, in the cache, and to the watchers.
+    /// The caller holds the lock throughout, so events leave in resource-version order.
+    fn write_next(
+        &self,
+        inner: &mut Inner,
+        key: ObjectKey,
+        mut obj: Value,
+        kind: WatchEventType,
+    ) -> Result<Arc<Value>, StoreError> {
+        let rv = inner.rv + 1;
+        set_resource_version(&mut obj, rv);
+        self.persist(&key, Some(&obj), rv)?;
+        let obj = Arc::new(obj);
+        inner.objects.insert(key, obj.clone());
+        self.publish(inner, kind, obj.clone(), rv);
+        Ok(obj)
     }
 
     /// Writes one object change and the new resource version in one redb transaction.
@@ -535,35 +525,6 @@ fn new_uid() -> String {
         &hex[12..16],
         &hex[16..20],
         &hex[20..]
-    )
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
-/// Seconds since the epoch as RFC 3339 UTC, second precision ("2026-11-22T04:00:00Z").
-fn format_rfc3339(secs: u64) -> String {
-    let days = i64::try_from(secs / 86_400).unwrap_or(0);
-    let rem = secs % 86_400;
-    // Civil date from a day count (Howard Hinnant's days-to-civil algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3_600,
-        rem % 3_600 / 60,
-        rem % 60
     )
 }
 
@@ -1072,13 +1033,6 @@ mod tests {
         assert!(store
             .get(&key("Pod", "default", &format!("p{}", acked - 1)))
             .is_some());
-    }
-
-    #[test]
-    fn timestamps_are_rfc3339_utc() {
-        assert_eq!(format_rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(format_rfc3339(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(format_rfc3339(1_795_320_000), "2026-11-22T04:00:00Z");
     }
 
     #[test]

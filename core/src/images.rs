@@ -147,6 +147,23 @@ fi
 exec "$@"
 "#;
 
+/// A busybox-based image that starts a shell; busybox's applets stand in for its tools.
+const fn busybox_shell(name: &'static str) -> ImageProfile {
+    ImageProfile {
+        name,
+        entrypoint: &[],
+        cmd: &["sh"],
+        env: &[("PATH", BUSYBOX_PATH)],
+        working_dir: "/",
+        files: &[],
+        symlinks: &[],
+        dirs: &[],
+        users: &[],
+        busybox_bin: true,
+        exposed_ports: &[],
+    }
+}
+
 static CATALOG: &[ImageProfile] = &[
     ImageProfile {
         name: "nginx",
@@ -179,44 +196,15 @@ static CATALOG: &[ImageProfile] = &[
         busybox_bin: false,
         exposed_ports: &[80],
     },
+    busybox_shell("busybox"),
+    busybox_shell("radial/busyboxplus:curl"),
     ImageProfile {
-        name: "busybox",
-        entrypoint: &[],
-        cmd: &["sh"],
-        env: &[("PATH", BUSYBOX_PATH)],
-        working_dir: "/",
-        files: &[],
-        symlinks: &[],
-        dirs: &[],
-        users: &[],
-        busybox_bin: true,
-        exposed_ports: &[],
-    },
-    ImageProfile {
-        name: "radial/busyboxplus:curl",
-        entrypoint: &[],
-        cmd: &["sh"],
-        env: &[("PATH", BUSYBOX_PATH)],
-        working_dir: "/",
-        files: &[],
-        symlinks: &[],
-        dirs: &[],
-        users: &[],
-        busybox_bin: true,
-        exposed_ports: &[],
-    },
-    ImageProfile {
-        name: "curlimages/curl",
         entrypoint: &["/entrypoint.sh"],
         cmd: &["curl"],
-        env: &[("PATH", BUSYBOX_PATH)],
         working_dir: "/home/curl_user",
         files: &[ImageFile { path: "/entrypoint.sh", mode: 0o755, source: FileSource::Inline(CURL_ENTRYPOINT) }],
-        symlinks: &[],
         dirs: &["/home/curl_user"],
-        users: &[],
-        busybox_bin: true,
-        exposed_ports: &[],
+        ..busybox_shell("curlimages/curl")
     },
 ];
 

@@ -52,7 +52,9 @@ impl ResourceKind {
     }
 }
 
-const fn core(
+/// A `v1` resource of API group `group` ("" for the core group).
+const fn v1(
+    group: &'static str,
     kind: &'static str,
     plural: &'static str,
     singular: &'static str,
@@ -64,48 +66,25 @@ const fn core(
         plural,
         singular,
         short_names,
-        group: "",
+        group,
         version: "v1",
         namespaced,
     }
 }
 
+#[rustfmt::skip] // a table, one resource a line
 pub const KINDS: &[ResourceKind] = &[
-    core("Pod", "pods", "pod", &["po"], true),
-    core("Node", "nodes", "node", &["no"], false),
-    core("Namespace", "namespaces", "namespace", &["ns"], false),
-    ResourceKind {
-        kind: "Deployment",
-        plural: "deployments",
-        singular: "deployment",
-        short_names: &["deploy"],
-        group: "apps",
-        version: "v1",
-        namespaced: true,
-    },
-    ResourceKind {
-        kind: "ReplicaSet",
-        plural: "replicasets",
-        singular: "replicaset",
-        short_names: &["rs"],
-        group: "apps",
-        version: "v1",
-        namespaced: true,
-    },
-    core("Service", "services", "service", &["svc"], true),
-    core("Endpoints", "endpoints", "endpoints", &["ep"], true),
-    ResourceKind {
-        kind: "EndpointSlice",
-        plural: "endpointslices",
-        singular: "endpointslice",
-        short_names: &[],
-        group: "discovery.k8s.io",
-        version: "v1",
-        namespaced: true,
-    },
-    core("ConfigMap", "configmaps", "configmap", &["cm"], true),
-    core("Secret", "secrets", "secret", &[], true),
-    core("Event", "events", "event", &["ev"], true),
+    v1("", "Pod", "pods", "pod", &["po"], true),
+    v1("", "Node", "nodes", "node", &["no"], false),
+    v1("", "Namespace", "namespaces", "namespace", &["ns"], false),
+    v1("apps", "Deployment", "deployments", "deployment", &["deploy"], true),
+    v1("apps", "ReplicaSet", "replicasets", "replicaset", &["rs"], true),
+    v1("", "Service", "services", "service", &["svc"], true),
+    v1("", "Endpoints", "endpoints", "endpoints", &["ep"], true),
+    v1("discovery.k8s.io", "EndpointSlice", "endpointslices", "endpointslice", &[], true),
+    v1("", "ConfigMap", "configmaps", "configmap", &["cm"], true),
+    v1("", "Secret", "secrets", "secret", &[], true),
+    v1("", "Event", "events", "event", &["ev"], true),
 ];
 
 /// Resolves a kubectl resource argument: plural, singular, short name or Kind, in any case,

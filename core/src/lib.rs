@@ -2,6 +2,7 @@
 pub mod cluster;
 pub mod scenario;
 pub mod object;
+pub mod time;
 pub mod kinds;
 pub mod manifest;
 pub mod validation;

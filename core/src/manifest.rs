@@ -5,7 +5,6 @@
 //! before it are still usable by the caller.
 
 use serde_json::Value;
-use std::fmt::Write as _;
 
 /// One object from a manifest.
 #[derive(Debug, Clone, PartialEq)]
@@ -227,65 +226,8 @@ fn parse_yaml_stream(text: &str) -> Result<Vec<(usize, usize, Value)>, ManifestE
     Ok(out)
 }
 
-/// Compact JSON with object keys sorted at every level and Go's HTML escaping, i.e. what Go's
-/// `json.Marshal` prints for the same data. Deterministic, so it also serves as a hash input.
-pub fn canonical_json(value: &Value) -> String {
-    let mut out = String::new();
-    write_canonical(value, &mut out);
-    out
-}
-
-fn write_canonical(value: &Value, out: &mut String) {
-    match value {
-        Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            out.push('{');
-            for (i, k) in keys.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_go_string(k, out);
-                out.push(':');
-                write_canonical(&map[k.as_str()], out);
-            }
-            out.push('}');
-        }
-        Value::Array(items) => {
-            out.push('[');
-            for (i, v) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_canonical(v, out);
-            }
-            out.push(']');
-        }
-        Value::String(s) => write_go_string(s, out),
-        other => out.push_str(&other.to_string()),
-    }
-}
-
-fn write_go_string(s: &str, out: &mut String) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-}
+// kubectl reports documents as `json.Marshal` prints them; the printers own that rendering.
+pub use crate::printers::canonical_json;
 
 #[cfg(test)]
 mod tests {

@@ -324,21 +324,8 @@ fn port_num_error(p: i64) -> Option<&'static str> {
 
 /// Go's `%q`.
 pub fn go_quote(s: &str) -> String {
-    let mut out = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                out.push_str(&format!("\\x{:02x}", c as u32))
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
+    let mut out = String::new();
+    crate::printers::write_quoted(&mut out, s, crate::printers::Quote::Go);
     out
 }
 
@@ -478,6 +465,21 @@ impl V {
         }
     }
 
+    /// The elements of the array field `{p}.{key}`, each with its path `{p}.{key}[i]`.
+    fn items<'a>(
+        &mut self,
+        obj: &'a Value,
+        key: &str,
+        p: &str,
+    ) -> impl Iterator<Item = (String, &'a Value)> + 'a {
+        let field = format!("{p}.{key}");
+        let items = self.array(obj, key, &field);
+        items
+            .iter()
+            .enumerate()
+            .map(move |(i, v)| (format!("{field}[{i}]"), v))
+    }
+
     fn array<'a>(&mut self, obj: &'a Value, key: &str, field: &str) -> &'a [Value] {
         match obj.get(key) {
             Some(Value::Array(a)) => a,
@@ -531,6 +533,40 @@ impl V {
     fn each_msg(&mut self, field: &str, value: &str, msgs: Vec<String>) {
         for m in msgs {
             self.invalid(field, go_quote(value), m);
+        }
+    }
+
+    /// An optional string field that must be one of `supported` when set.
+    fn one_of(&mut self, obj: &Value, key: &str, field: &str, supported: &[&str]) {
+        if let Some(v) = self.str(obj, key, field) {
+            if !supported.contains(&v) {
+                self.unsupported(field, v, supported);
+            }
+        }
+    }
+
+    /// A string field that must be set and non-empty; "" when it is not.
+    fn required_str<'a>(&mut self, obj: &'a Value, key: &str, field: &str) -> &'a str {
+        let v = self.str(obj, key, field).unwrap_or_default();
+        if v.is_empty() {
+            self.required(field, "");
+        }
+        v
+    }
+
+    /// A required name that must be a DNS-1123 label (volumes, containers); "" when unset.
+    fn required_label<'a>(&mut self, obj: &'a Value, key: &str, field: &str) -> &'a str {
+        let name = self.required_str(obj, key, field);
+        if !name.is_empty() {
+            self.each_msg(field, name, dns1123_label_errors(name));
+        }
+        name
+    }
+
+    /// Reports `name` at `field` as a Duplicate when `seen` already holds it.
+    fn unique(&mut self, field: String, name: &str, seen: &mut BTreeSet<String>) {
+        if !seen.insert(name.to_string()) {
+            self.push(field, FieldErrorKind::Duplicate(go_quote(name)), "");
         }
     }
 
@@ -599,28 +635,18 @@ impl V {
         for (i, c) in containers.iter().enumerate() {
             self.container(c, &format!("{p}.containers[{i}]"), &volumes, &mut names);
         }
-        for (i, c) in self
-            .array(spec, "initContainers", &format!("{p}.initContainers"))
-            .iter()
-            .enumerate()
-        {
-            self.container(c, &format!("{p}.initContainers[{i}]"), &volumes, &mut names);
+        for (at, c) in self.items(spec, "initContainers", p) {
+            self.container(c, &at, &volumes, &mut names);
         }
-        if let Some(policy) = self.str(spec, "restartPolicy", &format!("{p}.restartPolicy")) {
-            if !["Always", "OnFailure", "Never"].contains(&policy) {
-                self.unsupported(
-                    format!("{p}.restartPolicy"),
-                    policy,
-                    &["Always", "OnFailure", "Never"],
-                );
-            }
-        }
-        if let Some(policy) = self.str(spec, "dnsPolicy", &format!("{p}.dnsPolicy")) {
-            let valid = ["ClusterFirstWithHostNet", "ClusterFirst", "Default", "None"];
-            if !valid.contains(&policy) {
-                self.unsupported(format!("{p}.dnsPolicy"), policy, &valid);
-            }
-        }
+        let restart = ["Always", "OnFailure", "Never"];
+        self.one_of(
+            spec,
+            "restartPolicy",
+            &format!("{p}.restartPolicy"),
+            &restart,
+        );
+        let dns = ["ClusterFirstWithHostNet", "ClusterFirst", "Default", "None"];
+        self.one_of(spec, "dnsPolicy", &format!("{p}.dnsPolicy"), &dns);
         self.labels(spec, "nodeSelector", &format!("{p}.nodeSelector"));
         for key in ["hostname", "subdomain"] {
             let field = format!("{p}.{key}");
@@ -633,47 +659,19 @@ impl V {
     /// Validates `volumes` and returns their names for the volume mount checks.
     fn volumes(&mut self, spec: &Value, p: &str) -> BTreeSet<String> {
         let mut names = BTreeSet::new();
-        for (i, vol) in self
-            .array(spec, "volumes", &format!("{p}.volumes"))
-            .iter()
-            .enumerate()
-        {
-            let at = format!("{p}.volumes[{i}]");
-            if vol.get("secret").is_some_and(Value::is_object)
-                && self
-                    .str(
-                        &vol["secret"],
-                        "secretName",
-                        &format!("{at}.secret.secretName"),
-                    )
-                    .unwrap_or_default()
-                    .is_empty()
-            {
-                self.required(format!("{at}.secret.secretName"), "");
-            }
-            if vol.get("configMap").is_some_and(Value::is_object)
-                && self
-                    .str(&vol["configMap"], "name", &format!("{at}.configMap.name"))
-                    .unwrap_or_default()
-                    .is_empty()
-            {
-                self.required(format!("{at}.configMap.name"), "");
-            }
-            let name = self
-                .str(vol, "name", &format!("{at}.name"))
-                .unwrap_or_default();
-            if name.is_empty() {
-                self.required(format!("{at}.name"), "");
-            } else {
-                self.each_msg(&format!("{at}.name"), name, dns1123_label_errors(name));
-            }
-            if !names.insert(name.to_string()) {
-                self.push(
-                    format!("{at}.name"),
-                    FieldErrorKind::Duplicate(go_quote(name)),
-                    "",
+        for (at, vol) in self.items(spec, "volumes", p) {
+            if vol.get("secret").is_some_and(Value::is_object) {
+                self.required_str(
+                    &vol["secret"],
+                    "secretName",
+                    &format!("{at}.secret.secretName"),
                 );
             }
+            if vol.get("configMap").is_some_and(Value::is_object) {
+                self.required_str(&vol["configMap"], "name", &format!("{at}.configMap.name"));
+            }
+            let name = self.required_label(vol, "name", &format!("{at}.name"));
+            self.unique(format!("{at}.name"), name, &mut names);
         }
         names
     }
@@ -685,41 +683,18 @@ impl V {
         volumes: &BTreeSet<String>,
         names: &mut BTreeSet<String>,
     ) {
-        let name = self
-            .str(c, "name", &format!("{at}.name"))
-            .unwrap_or_default();
-        if name.is_empty() {
-            self.required(format!("{at}.name"), "");
-        } else {
-            self.each_msg(&format!("{at}.name"), name, dns1123_label_errors(name));
-        }
-        if self
-            .str(c, "image", &format!("{at}.image"))
-            .unwrap_or_default()
-            .is_empty()
-        {
-            self.required(format!("{at}.image"), "");
-        }
-        if let Some(p) = self.str(
+        let name = self.required_label(c, "name", &format!("{at}.name"));
+        self.required_str(c, "image", &format!("{at}.image"));
+        let field = format!("{at}.terminationMessagePolicy");
+        self.one_of(
             c,
             "terminationMessagePolicy",
-            &format!("{at}.terminationMessagePolicy"),
-        ) {
-            if !["File", "FallbackToLogsOnError"].contains(&p) {
-                self.unsupported(
-                    format!("{at}.terminationMessagePolicy"),
-                    p,
-                    &["File", "FallbackToLogsOnError"],
-                );
-            }
-        }
+            &field,
+            &["File", "FallbackToLogsOnError"],
+        );
         self.container_ports(c, at);
-        for (i, env) in self
-            .array(c, "env", &format!("{at}.env"))
-            .iter()
-            .enumerate()
-        {
-            let field = format!("{at}.env[{i}].name");
+        for (env_at, env) in self.items(c, "env", at) {
+            let field = format!("{env_at}.name");
             let name = self.str(env, "name", &field).unwrap_or_default();
             if name.is_empty() {
                 self.required(&field, "");
@@ -737,18 +712,8 @@ impl V {
             }
         }
         let mut mount_paths = BTreeSet::new();
-        for (i, m) in self
-            .array(c, "volumeMounts", &format!("{at}.volumeMounts"))
-            .iter()
-            .enumerate()
-        {
-            let mat = format!("{at}.volumeMounts[{i}]");
-            let vol = self
-                .str(m, "name", &format!("{mat}.name"))
-                .unwrap_or_default();
-            if vol.is_empty() {
-                self.required(format!("{mat}.name"), "");
-            }
+        for (mat, m) in self.items(c, "volumeMounts", at) {
+            let vol = self.required_str(m, "name", &format!("{mat}.name"));
             if !volumes.contains(vol) {
                 self.push(
                     format!("{mat}.name"),
@@ -756,43 +721,25 @@ impl V {
                     "",
                 );
             }
-            let path = self
-                .str(m, "mountPath", &format!("{mat}.mountPath"))
-                .unwrap_or_default();
-            if path.is_empty() {
-                self.required(format!("{mat}.mountPath"), "");
-            }
+            let path = self.required_str(m, "mountPath", &format!("{mat}.mountPath"));
             if !mount_paths.insert(path.to_string()) {
                 self.invalid(format!("{mat}.mountPath"), go_quote(path), "must be unique");
             }
         }
-        if let Some(p) = self.str(c, "imagePullPolicy", &format!("{at}.imagePullPolicy")) {
-            if !["Always", "IfNotPresent", "Never"].contains(&p) {
-                self.unsupported(
-                    format!("{at}.imagePullPolicy"),
-                    p,
-                    &["Always", "IfNotPresent", "Never"],
-                );
-            }
-        }
+        let pull = ["Always", "IfNotPresent", "Never"];
+        self.one_of(
+            c,
+            "imagePullPolicy",
+            &format!("{at}.imagePullPolicy"),
+            &pull,
+        );
         // Names are unique across containers and init containers.
-        if !names.insert(name.to_string()) {
-            self.push(
-                format!("{at}.name"),
-                FieldErrorKind::Duplicate(go_quote(name)),
-                "",
-            );
-        }
+        self.unique(format!("{at}.name"), name, names);
     }
 
     fn container_ports(&mut self, c: &Value, at: &str) {
         let mut names = BTreeSet::new();
-        for (i, port) in self
-            .array(c, "ports", &format!("{at}.ports"))
-            .iter()
-            .enumerate()
-        {
-            let pat = format!("{at}.ports[{i}]");
+        for (pat, port) in self.items(c, "ports", at) {
             if let Some(name) = self
                 .str(port, "name", &format!("{pat}.name"))
                 .filter(|n| !n.is_empty())
@@ -800,12 +747,8 @@ impl V {
                 let msgs = port_name_errors(name);
                 if !msgs.is_empty() {
                     self.each_msg(&format!("{pat}.name"), name, msgs);
-                } else if !names.insert(name.to_string()) {
-                    self.push(
-                        format!("{pat}.name"),
-                        FieldErrorKind::Duplicate(go_quote(name)),
-                        "",
-                    );
+                } else {
+                    self.unique(format!("{pat}.name"), name, &mut names);
                 }
             }
             match self.int(port, "containerPort", &format!("{pat}.containerPort")) {
@@ -829,11 +772,12 @@ impl V {
     }
 
     fn protocol(&mut self, port: &Value, at: &str) {
-        if let Some(p) = self.str(port, "protocol", &format!("{at}.protocol")) {
-            if !["SCTP", "TCP", "UDP"].contains(&p) {
-                self.unsupported(format!("{at}.protocol"), p, &["SCTP", "TCP", "UDP"]);
-            }
-        }
+        self.one_of(
+            port,
+            "protocol",
+            &format!("{at}.protocol"),
+            &["SCTP", "TCP", "UDP"],
+        );
     }
 
     /// Deployment and ReplicaSet specs (apps validation).
@@ -991,13 +935,7 @@ impl V {
                 self.required(format!("{at}.name"), "");
             } else if !name.is_empty() {
                 self.each_msg(&format!("{at}.name"), name, dns1123_label_errors(name));
-                if !names.insert(name.to_string()) {
-                    self.push(
-                        format!("{at}.name"),
-                        FieldErrorKind::Duplicate(go_quote(name)),
-                        "",
-                    );
-                }
+                self.unique(format!("{at}.name"), name, &mut names);
             }
             let number = self.int(port, "port", &format!("{at}.port")).unwrap_or(0);
             if let Some(msg) = port_num_error(number) {
@@ -1023,12 +961,12 @@ impl V {
         if spec.get("selector").is_some() {
             self.labels(spec, "selector", "spec.selector");
         }
-        let affinity = self
-            .str(spec, "sessionAffinity", "spec.sessionAffinity")
-            .unwrap_or("None");
-        if !["ClientIP", "None"].contains(&affinity) {
-            self.unsupported("spec.sessionAffinity", affinity, &["ClientIP", "None"]);
-        }
+        self.one_of(
+            spec,
+            "sessionAffinity",
+            "spec.sessionAffinity",
+            &["ClientIP", "None"],
+        );
         if !cluster_ip.is_empty() && !headless && cluster_ip.parse::<std::net::IpAddr>().is_err() {
             let msg = "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)";
             self.invalid("spec.clusterIPs[0]", go_quote(cluster_ip), msg);
@@ -1086,12 +1024,8 @@ impl V {
                 self.unsupported("spec.externalTrafficPolicy", policy, &["Cluster", "Local"]);
             }
         }
-        if let Some(policy) = self.str(spec, "internalTrafficPolicy", "spec.internalTrafficPolicy")
-        {
-            if !["Cluster", "Local"].contains(&policy) {
-                self.unsupported("spec.internalTrafficPolicy", policy, &["Cluster", "Local"]);
-            }
-        }
+        let field = "spec.internalTrafficPolicy";
+        self.one_of(spec, "internalTrafficPolicy", field, &["Cluster", "Local"]);
     }
 
     /// ConfigMap/Secret keys, and the two keys a TLS Secret must have.
@@ -1140,6 +1074,11 @@ mod tests {
         validate(obj).unwrap_err().to_string()
     }
 
+    fn causes(obj: &Value) -> Vec<String> {
+        let err = validate(obj).unwrap_err();
+        err.causes.iter().map(|c| c.to_string()).collect()
+    }
+
     #[test]
     fn tutorial_objects_are_valid() {
         validate(&deployment(
@@ -1157,11 +1096,16 @@ mod tests {
     #[test]
     fn tutorial_manifest_parses_defaults_and_validates() {
         let text = "---\n{\n  apiVersion: \"apps/v1\",\n  kind: \"Deployment\",\n  metadata: {\n    name: \"my-nginx\",\n  },\n  spec: {\n    selector: { matchLabels: { run: \"my-nginx\", }, },\n    replicas: 2,\n    template: {\n      metadata: { labels: { run: \"my-nginx\", }, },\n      spec: {\n        containers: [{\n          name: \"my-nginx\",\n          image: \"nginx\",\n          ports: [{ containerPort: 80, }],\n        }],\n      },\n    },\n  },\n}\n";
-        let mut obj = crate::manifest::parse_documents(text).unwrap().remove(0).value;
+        let mut obj = crate::manifest::parse_documents(text)
+            .unwrap()
+            .remove(0)
+            .value;
         crate::defaults::apply_defaults(&mut obj);
         validate(&obj).unwrap();
         obj["spec"]["template"]["metadata"]["labels"]["run"] = json!("x");
-        assert!(message(&obj).ends_with("map[string]string{\"run\":\"x\"}: `selector` does not match template `labels`"));
+        assert!(message(&obj).ends_with(
+            "map[string]string{\"run\":\"x\"}: `selector` does not match template `labels`"
+        ));
     }
 
     #[test]
@@ -1193,12 +1137,7 @@ mod tests {
             {"name": "web", "image": "", "ports": [{"containerPort": 70000, "protocol": "HTTP"}]},
             {"name": "web", "image": "nginx", "env": [{"name": "A=B"}]}],
             "restartPolicy": "Never"});
-        let causes: Vec<String> = validate(&d)
-            .unwrap_err()
-            .causes
-            .iter()
-            .map(|c| c.to_string())
-            .collect();
+        let causes = causes(&d);
         assert_eq!(
             causes,
             [
@@ -1227,12 +1166,7 @@ mod tests {
             "restartPolicy": "Sometimes",
             "volumes": [{"name": "conf", "configMap": {"name": "c"}}],
             "containers": [{"name": "Web", "image": "nginx", "volumeMounts": [{"name": "cfg", "mountPath": "/etc"}]}]}});
-        let causes: Vec<String> = validate(&pod)
-            .unwrap_err()
-            .causes
-            .iter()
-            .map(|c| c.to_string())
-            .collect();
+        let causes = causes(&pod);
         assert_eq!(causes, [
             "spec.containers[0].name: Invalid value: \"Web\": a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')",
             "spec.containers[0].volumeMounts[0].name: Not found: \"cfg\"",
@@ -1255,12 +1189,7 @@ mod tests {
         assert_eq!(message(&ns), "The Namespace \"\" is invalid: metadata.name: Required value: name or generateName is required");
         let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"generateName": "my-nginx-5b56ccd65f-", "labels": {"a/b/c": "x", "ok": "-x", "n": 1}},
             "spec": {"containers": [{"name": "c", "image": "i"}]}});
-        let causes: Vec<String> = validate(&pod)
-            .unwrap_err()
-            .causes
-            .iter()
-            .map(|c| c.to_string())
-            .collect();
+        let causes = causes(&pod);
         assert_eq!(causes, [
             "metadata.labels[n]: Invalid value: 1: must be of type string",
             "metadata.labels: Invalid value: \"a/b/c\": a qualified name must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]') with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')",
@@ -1279,12 +1208,7 @@ mod tests {
         let svc = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"}, "spec": {
             "sessionAffinity": "Sticky", "externalTrafficPolicy": "Local",
             "ports": [{"port": 70000}, {"port": 80, "nodePort": 30080, "name": "http"}, {"port": 80, "name": "http", "targetPort": "web"}]}});
-        let causes: Vec<String> = validate(&svc)
-            .unwrap_err()
-            .causes
-            .iter()
-            .map(|c| c.to_string())
-            .collect();
+        let causes = causes(&svc);
         assert_eq!(causes, [
             "spec.ports[0].name: Required value",
             "spec.ports[0].port: Invalid value: 70000: must be between 1 and 65535, inclusive",
@@ -1309,12 +1233,7 @@ mod tests {
             json!({"run": "x"}),
         );
         rs["kind"] = json!("ReplicaSet");
-        let causes: Vec<String> = validate(&rs)
-            .unwrap_err()
-            .causes
-            .iter()
-            .map(|c| c.to_string())
-            .collect();
+        let causes = causes(&rs);
         assert_eq!(causes[0], "spec.selector.matchExpressions[0].operator: Invalid value: \"Is\": not a valid selector operator");
         assert!(causes[1].starts_with("spec.selector: Invalid value: v1.LabelSelector{MatchLabels:map[string]string(nil), MatchExpressions:[]v1.LabelSelectorRequirement{v1.LabelSelectorRequirement{Key:\"run\", Operator:\"Is\", Values:[]string{\"x\"}}}}: invalid label selector"), "{}", causes[1]);
     }

@@ -42,6 +42,13 @@ macro_rules! line {
     }};
 }
 
+/// `title: value` at `level`, left out when the value is empty (kubectl's `if x != ""`).
+fn line_if_set(w: &mut String, level: usize, title: &str, value: &str) {
+    if !value.is_empty() {
+        line!(w, level, "{title}:\t{value}\n");
+    }
+}
+
 fn meta<'a>(obj: &'a Value, field: &str) -> &'a str {
     str_at(obj, &["metadata", field])
 }
@@ -177,7 +184,7 @@ fn describe_events(w: &mut String, events: &[&Value], now: i64) {
     let time_of = |e: &Value, field: &str| {
         at(e, &[field])
             .and_then(Value::as_str)
-            .and_then(super::time::parse_rfc3339)
+            .and_then(crate::time::parse_rfc3339_nanos)
     };
     events.sort_by_key(|e| time_of(e, "lastTimestamp"));
     line!(w, 0, "Events:\n  Type\tReason\tAge\tFrom\tMessage\n");
@@ -250,9 +257,7 @@ fn pod(w: &mut String, pod: &Value, now: i64) {
         ("runtimeClassName", "Runtime Class Name"),
         ("serviceAccountName", "Service Account"),
     ] {
-        if !str_at(spec, &[field]).is_empty() {
-            line!(w, 0, "{title}:\t{}\n", str_at(spec, &[field]));
-        }
+        line_if_set(w, 0, title, str_at(spec, &[field]));
     }
     match str_at(spec, &["nodeName"]) {
         "" => line!(w, 0, "Node:\t<none>\n"),
@@ -283,9 +288,7 @@ fn pod(w: &mut String, pod: &Value, now: i64) {
         _ => line!(w, 0, "Status:\t{phase}\n"),
     }
     for (field, title) in [("reason", "Reason"), ("message", "Message")] {
-        if !str_at(status, &[field]).is_empty() {
-            line!(w, 0, "{title}:\t{}\n", str_at(status, &[field]));
-        }
+        line_if_set(w, 0, title, str_at(status, &[field]));
     }
     seccomp(w, 0, at(spec, &["securityContext", "seccompProfile"]));
     line!(w, 0, "IP:\t{}\n", str_at(status, &["podIP"]));
@@ -307,14 +310,12 @@ fn pod(w: &mut String, pod: &Value, now: i64) {
             str_at(owner, &["name"])
         );
     }
-    if !str_at(status, &["nominatedNodeName"]).is_empty() {
-        line!(
-            w,
-            0,
-            "NominatedNodeName:\t{}\n",
-            str_at(status, &["nominatedNodeName"])
-        );
-    }
+    line_if_set(
+        w,
+        0,
+        "NominatedNodeName",
+        str_at(status, &["nominatedNodeName"]),
+    );
     if let Some(resources) = spec.get("resources").filter(|r| r.is_object()) {
         line!(w, 0, "Resources:\n");
         describe_resources(w, resources, 1);
@@ -523,15 +524,11 @@ fn container_state(w: &mut String, title: &str, state: &Value) {
         line!(w, 3, "Started:\t{}\n", time(running, "startedAt"));
     } else if let Some(waiting) = state.get("waiting").filter(|v| v.is_object()) {
         line!(w, 2, "{title}:\tWaiting\n");
-        if !str_at(waiting, &["reason"]).is_empty() {
-            line!(w, 3, "Reason:\t{}\n", str_at(waiting, &["reason"]));
-        }
+        line_if_set(w, 3, "Reason", str_at(waiting, &["reason"]));
     } else if let Some(t) = state.get("terminated").filter(|v| v.is_object()) {
         line!(w, 2, "{title}:\tTerminated\n");
         for (field, label) in [("reason", "Reason"), ("message", "Message")] {
-            if !str_at(t, &[field]).is_empty() {
-                line!(w, 3, "{label}:\t{}\n", str_at(t, &[field]));
-            }
+            line_if_set(w, 3, label, str_at(t, &[field]));
         }
         line!(w, 3, "Exit Code:\t{}\n", int_at(t, &["exitCode"]));
         if int_at(t, &["signal"]) > 0 {
@@ -1134,9 +1131,7 @@ fn node(w: &mut String, node: &Value, related: &[Value], now: i64) {
     ] {
         line!(w, 1, "{title}:\t{}\n", str_at(status, &["nodeInfo", field]));
     }
-    if !str_at(node, &["spec", "podCIDR"]).is_empty() {
-        line!(w, 0, "PodCIDR:\t{}\n", str_at(node, &["spec", "podCIDR"]));
-    }
+    line_if_set(w, 0, "PodCIDR", str_at(node, &["spec", "podCIDR"]));
     let cidrs: Vec<&str> = list_at(node, &["spec", "podCIDRs"])
         .iter()
         .filter_map(Value::as_str)
@@ -1144,14 +1139,7 @@ fn node(w: &mut String, node: &Value, related: &[Value], now: i64) {
     if !cidrs.is_empty() {
         line!(w, 0, "PodCIDRs:\t{}\n", cidrs.join(","));
     }
-    if !str_at(node, &["spec", "providerID"]).is_empty() {
-        line!(
-            w,
-            0,
-            "ProviderID:\t{}\n",
-            str_at(node, &["spec", "providerID"])
-        );
-    }
+    line_if_set(w, 0, "ProviderID", str_at(node, &["spec", "providerID"]));
     let pods: Vec<&Value> = related
         .iter()
         .filter(|p| str_at(p, &["kind"]) == "Pod" && str_at(p, &["spec", "nodeName"]) == name)
@@ -1383,14 +1371,12 @@ fn pod_template(w: &mut String, template: &Value) {
             at(template, &["metadata", "annotations"]),
         );
     }
-    if !str_at(spec, &["serviceAccountName"]).is_empty() {
-        line!(
-            w,
-            1,
-            "Service Account:\t{}\n",
-            str_at(spec, &["serviceAccountName"])
-        );
-    }
+    line_if_set(
+        w,
+        1,
+        "Service Account",
+        str_at(spec, &["serviceAccountName"]),
+    );
     if !list_at(spec, &["initContainers"]).is_empty() {
         containers(
             w,
@@ -1411,14 +1397,12 @@ fn pod_template(w: &mut String, template: &Value) {
     );
     volumes(w, list_at(spec, &["volumes"]), "  ");
     topology_spread(w, list_at(spec, &["topologySpreadConstraints"]), "  ");
-    if !str_at(spec, &["priorityClassName"]).is_empty() {
-        line!(
-            w,
-            1,
-            "Priority Class Name:\t{}\n",
-            str_at(spec, &["priorityClassName"])
-        );
-    }
+    line_if_set(
+        w,
+        1,
+        "Priority Class Name",
+        str_at(spec, &["priorityClassName"]),
+    );
     labels_multiline(w, "  Node-Selectors", spec.get("nodeSelector"));
     tolerations_multiline(w, "  Tolerations", list_at(spec, &["tolerations"]));
 }
@@ -1443,7 +1427,7 @@ fn replica_sets<'a>(d: &Value, related: &'a [Value]) -> (Vec<&'a Value>, Option<
     owned.sort_by_key(|rs| {
         let created = at(rs, &["metadata", "creationTimestamp"]).and_then(Value::as_str);
         (
-            created.and_then(super::time::parse_rfc3339),
+            created.and_then(crate::time::parse_rfc3339_nanos),
             meta(rs, "name").to_string(),
         )
     });
@@ -1541,22 +1525,13 @@ fn service(w: &mut String, svc: &Value, related: &[Value]) {
             strings("externalIPs").join(",")
         );
     }
-    if !str_at(spec, &["loadBalancerIP"]).is_empty() {
-        line!(
-            w,
-            0,
-            "Desired LoadBalancer IP:\t{}\n",
-            str_at(spec, &["loadBalancerIP"])
-        );
-    }
-    if !str_at(spec, &["externalName"]).is_empty() {
-        line!(
-            w,
-            0,
-            "External Name:\t{}\n",
-            str_at(spec, &["externalName"])
-        );
-    }
+    line_if_set(
+        w,
+        0,
+        "Desired LoadBalancer IP",
+        str_at(spec, &["loadBalancerIP"]),
+    );
+    line_if_set(w, 0, "External Name", str_at(spec, &["externalName"]));
     let ingress = list_at(svc, &["status", "loadBalancer", "ingress"]);
     if !ingress.is_empty() {
         let entries: Vec<String> = ingress
@@ -1622,14 +1597,12 @@ fn service(w: &mut String, svc: &Value, related: &[Value]) {
         "Session Affinity:\t{}\n",
         str_at(spec, &["sessionAffinity"])
     );
-    if !str_at(spec, &["externalTrafficPolicy"]).is_empty() {
-        line!(
-            w,
-            0,
-            "External Traffic Policy:\t{}\n",
-            str_at(spec, &["externalTrafficPolicy"])
-        );
-    }
+    line_if_set(
+        w,
+        0,
+        "External Traffic Policy",
+        str_at(spec, &["externalTrafficPolicy"]),
+    );
     if let Some(policy) = spec.get("internalTrafficPolicy").and_then(Value::as_str) {
         line!(w, 0, "Internal Traffic Policy:\t{policy}\n");
     }

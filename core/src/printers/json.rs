@@ -11,8 +11,10 @@ pub fn to_json(value: &Value) -> String {
     out
 }
 
-/// `json.Marshal`: compact, keys sorted (jsonpath prints maps and lists this way).
-pub(crate) fn to_json_compact(value: &Value) -> String {
+/// Go's `json.Marshal`: compact, keys sorted at every level, HTML-safe escaping. jsonpath prints
+/// maps and lists this way, kubectl's last-applied annotation is this, and being deterministic it
+/// also serves as a hash input.
+pub fn canonical_json(value: &Value) -> String {
     let mut out = String::new();
     write_json(&mut out, value, None);
     out
@@ -28,7 +30,7 @@ fn write_json(out: &mut String, value: &Value, indent: Option<usize>) {
         Value::Null => out.push_str("null"),
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
         Value::Number(n) => out.push_str(&json_number(n)),
-        Value::String(s) => write_json_string(out, s),
+        Value::String(s) => write_quoted(out, s, Quote::Json),
         Value::Array(items) if items.is_empty() => out.push_str("[]"),
         Value::Array(items) => {
             out.push('[');
@@ -58,7 +60,7 @@ fn write_json(out: &mut String, value: &Value, indent: Option<usize>) {
                 if let Some(depth) = indent {
                     newline(out, depth + 1);
                 }
-                write_json_string(out, key);
+                write_quoted(out, key, Quote::Json);
                 out.push(':');
                 if indent.is_some() {
                     out.push(' ');
@@ -73,8 +75,19 @@ fn write_json(out: &mut String, value: &Value, indent: Option<usize>) {
     }
 }
 
-/// Go's `encoding/json` string escaping with HTML escaping on (its default).
-fn write_json_string(out: &mut String, s: &str) {
+/// The two ways Go quotes a string.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Quote {
+    /// `encoding/json` with HTML escaping on (its default): `<`, `>`, `&`, U+2028, U+2029 and
+    /// other control characters as `\u00XX`.
+    Json,
+    /// `fmt`'s `%q`: other control characters as `\xXX`.
+    Go,
+}
+
+/// Appends `s` double-quoted and escaped in `style`.
+pub(crate) fn write_quoted(out: &mut String, s: &str, style: Quote) {
+    let json = style == Quote::Json;
     out.push('"');
     for c in s.chars() {
         match c {
@@ -85,10 +98,13 @@ fn write_json_string(out: &mut String, s: &str) {
             '\t' => out.push_str("\\t"),
             '\u{8}' => out.push_str("\\b"),
             '\u{c}' => out.push_str("\\f"),
-            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => {
+            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' if json => {
                 out.push_str(&format!("\\u{:04x}", c as u32))
             }
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c if json && (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c if (c as u32) < 0x20 || c == '\u{7f}' => {
+                out.push_str(&format!("\\x{:02x}", c as u32))
+            }
             c => out.push(c),
         }
     }
@@ -204,7 +220,18 @@ mod tests {
             to_json(&v),
             "{\n    \"a\": {},\n    \"b\": [\n        1,\n        {\n            \"x\": [],\n            \"y\": \"\\u003ca\\u0026b\\u003e\"\n        }\n    ],\n    \"c\": \"line\\nbreak\"\n}\n"
         );
-        assert_eq!(to_json_compact(&v), "{\"a\":{},\"b\":[1,{\"x\":[],\"y\":\"\\u003ca\\u0026b\\u003e\"}],\"c\":\"line\\nbreak\"}");
+        assert_eq!(canonical_json(&v), "{\"a\":{},\"b\":[1,{\"x\":[],\"y\":\"\\u003ca\\u0026b\\u003e\"}],\"c\":\"line\\nbreak\"}");
+    }
+
+    #[test]
+    fn json_and_go_quoting_differ_only_where_go_does() {
+        let quote = |style| {
+            let mut out = String::new();
+            write_quoted(&mut out, "a\"\t\u{1}<&", style);
+            out
+        };
+        assert_eq!(quote(Quote::Json), "\"a\\\"\\t\\u0001\\u003c\\u0026\"");
+        assert_eq!(quote(Quote::Go), "\"a\\\"\\t\\x01<&\"");
     }
 
     #[test]

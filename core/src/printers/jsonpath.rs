@@ -8,7 +8,7 @@ use std::borrow::Cow;
 
 use serde_json::Value;
 
-use super::json::{go_float, go_sprint, to_json_compact};
+use super::json::{canonical_json, go_float, go_sprint};
 use super::PrintError;
 
 /// Renders `template` against `root` (an object, or a List for several objects).
@@ -88,7 +88,7 @@ fn relaxed_path(path: &str) -> Result<String, PrintError> {
 /// How one result prints: maps and lists as compact JSON, scalars as Go's `fmt.Print`.
 fn result_text(v: &Value) -> String {
     match v {
-        Value::Object(_) | Value::Array(_) => to_json_compact(v),
+        Value::Object(_) | Value::Array(_) => canonical_json(v),
         Value::Number(n) if !n.is_i64() && !n.is_u64() => go_float(n.as_f64().unwrap_or(0.0)),
         other => go_sprint(other),
     }

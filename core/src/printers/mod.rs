@@ -17,7 +17,8 @@ mod yaml;
 use serde_json::Value;
 
 pub use describe::describe;
-pub use json::to_json;
+pub(crate) use json::{write_quoted, Quote};
+pub use json::{canonical_json, to_json};
 pub use jsonpath::{custom_columns, jsonpath};
 pub use tables::{table, TableOptions};
 pub use tabwriter::tabwrite;

@@ -222,7 +222,7 @@ fn has_condition(pod: &Value, kind: &str) -> bool {
 fn last_finished(status: &Value) -> Option<(i64, u32)> {
     at(status, &["lastState", "terminated", "finishedAt"])
         .and_then(Value::as_str)
-        .and_then(time::parse_rfc3339)
+        .and_then(crate::time::parse_rfc3339_nanos)
 }
 
 /// The pod row, following `printPod`: READY, the STATUS reason precedence, RESTARTS with the age

@@ -104,34 +104,20 @@ impl<'a> Layout<'a> {
 mod tests {
     use super::*;
 
-    fn rows(lines: &[&[&str]]) -> Vec<Vec<String>> {
-        lines
-            .iter()
-            .map(|l| l.iter().map(|s| s.to_string()).collect())
+    /// Rows from text with `\t` between cells and `\n` between rows.
+    fn rows(text: &str) -> Vec<Vec<String>> {
+        text.lines()
+            .map(|l| l.split('\t').map(String::from).collect())
             .collect()
     }
 
     #[test]
     fn kubectl_service_table_cli1() {
         let out = tabwrite(
-            &rows(&[
-                &[
-                    "NAME",
-                    "TYPE",
-                    "CLUSTER-IP",
-                    "EXTERNAL-IP",
-                    "PORT(S)",
-                    "AGE",
-                ],
-                &[
-                    "my-nginx",
-                    "ClusterIP",
-                    "10.0.162.149",
-                    "<none>",
-                    "80/TCP",
-                    "21s",
-                ],
-            ]),
+            &rows(
+                "NAME\tTYPE\tCLUSTER-IP\tEXTERNAL-IP\tPORT(S)\tAGE\n\
+                 my-nginx\tClusterIP\t10.0.162.149\t<none>\t80/TCP\t21s",
+            ),
             6,
             3,
         );
@@ -144,7 +130,7 @@ mod tests {
 
     #[test]
     fn min_width_and_unpadded_last_column() {
-        let out = tabwrite(&rows(&[&["A", "B"], &["C", "DDDDDDDDDD"]]), 6, 3);
+        let out = tabwrite(&rows("A\tB\nC\tDDDDDDDDDD"), 6, 3);
         assert_eq!(out, "A     B\nC     DDDDDDDDDD\n");
     }
 

@@ -76,6 +76,26 @@ impl Emitter {
         self.indention = true;
     }
 
+    /// A line break inside a single-quoted or literal scalar.
+    fn text_break(&mut self, c: char, breaks: &mut bool) {
+        self.write_break(c);
+        self.indention = true;
+        *breaks = true;
+    }
+
+    /// A character of a single-quoted or literal scalar: after line breaks the line is indented
+    /// first. `doubled` writes it twice (a quote inside single quotes).
+    fn text_char(&mut self, c: char, indent: usize, breaks: &mut bool, doubled: bool) {
+        if std::mem::take(breaks) {
+            self.write_indent(indent);
+        }
+        if doubled {
+            self.put(c);
+        }
+        self.put(c);
+        self.indention = false;
+    }
+
     fn write_indicator(
         &mut self,
         indicator: &str,
@@ -204,20 +224,10 @@ impl Emitter {
                 if !breaks && c == '\n' {
                     self.put_break();
                 }
-                self.write_break(c);
-                self.indention = true;
-                breaks = true;
+                self.text_break(c, &mut breaks);
             } else {
-                if breaks {
-                    self.write_indent(indent);
-                }
-                if c == '\'' {
-                    self.put('\'');
-                }
-                self.put(c);
-                self.indention = false;
+                self.text_char(c, indent, &mut breaks, c == '\'');
                 spaces = false;
-                breaks = false;
             }
         }
         self.write_indicator("'", false, false, false);
@@ -309,16 +319,9 @@ impl Emitter {
         let mut breaks = true;
         for &c in &chars {
             if is_break(c) {
-                self.write_break(c);
-                self.indention = true;
-                breaks = true;
+                self.text_break(c, &mut breaks);
             } else {
-                if breaks {
-                    self.write_indent(indent);
-                }
-                self.put(c);
-                self.indention = false;
-                breaks = false;
+                self.text_char(c, indent, &mut breaks, false);
             }
         }
     }

@@ -287,19 +287,7 @@ fn signal(pid: i32, sig: i32) -> io::Result<()> {
 
 /// RFC 3339 in UTC with seconds, as the Kubernetes API prints times (`2024-05-01T12:00:00Z`).
 fn rfc3339(t: SystemTime) -> String {
-    let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    emu_core::object::rfc3339(t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64))
 }
 
 /// The capabilities a container keeps: the container runtimes' default set. Without NET_ADMIN
