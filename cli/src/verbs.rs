@@ -559,6 +559,10 @@ pub fn run(a: RunArgs) -> anyhow::Result<i32> {
     if a.rm {
         let r = ObjectRef { kind: "Pod".into(), namespace: ns.clone(), name: a.name.clone() };
         let _ = ctx.block_on(client.delete(DeleteRequest { r#ref: Some(r), force: false, grace_period_seconds: 1 }));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline && ctx.block_on(get_one(&mut client, "Pod", &ns, &a.name)).is_ok() {
+            std::thread::sleep(Duration::from_millis(50));
+        }
         println!("pod \"{}\" deleted", a.name);
     }
     ctx.client = client;

@@ -94,6 +94,20 @@ fn apply_from_stdin_run_logs_and_delete() {
         t.contains("Completed").then_some(())
     });
 
+    // An attached throw-away pod (the tutorial's `kubectl run -i --tty ... --restart=Never --rm`):
+    // the session's exit code comes back and the pod is gone afterwards.
+    let mut child = Command::new(emu_tests::emu_path())
+        .args(["run", "dns-test", "-i", "--rm", "--restart=Never", "--image=busybox:1.37", "--cluster", "tverbs2"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"hostname; exit 3\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "dns-test\npod \"dns-test\" deleted\n");
+    assert!(c.pods("run=dns-test").is_empty());
+
     // delete by name, by label and by file.
     assert_eq!(c.emu(&["delete", "pod", "once"]).ok().stdout.trim(), "pod \"once\" deleted");
     assert_eq!(c.emu(&["delete", "pods", "-l", "app=web"]).ok().stdout.trim(), "pod \"web\" deleted");

@@ -7,7 +7,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -174,6 +174,9 @@ struct Container {
     started: Option<(Instant, String)>,
     backoff: Option<Duration>,
     restart_at: Option<Instant>,
+    /// For `stdin: true` containers: the write end of the pipe that is their stdin, held open so
+    /// that a shell waits for input (as it would attached to kubectl) instead of reading EOF.
+    stdin_holder: Option<OwnedFd>,
 }
 
 struct Pod {
@@ -210,6 +213,7 @@ impl Pod {
                     started: None,
                     backoff: None,
                     restart_at: None,
+                    stdin_holder: None,
                 }
             })
             .collect();
@@ -247,16 +251,17 @@ impl Pod {
             working_dir: c.spec.working_dir.clone().unwrap_or_else(|| profile.working_dir.to_string()),
         };
         let started_at = rfc3339(SystemTime::now());
-        let result = spawn_container(&plan, &log);
+        let result = spawn_container(&plan, &log, self.containers[i].spec.stdin);
         let c = &mut self.containers[i];
         match result {
-            Ok((pid, None)) => {
+            Ok((pid, None, holder)) => {
+                c.stdin_holder = holder;
                 info!(container = %name, pid, argv = ?plan.argv, "container started");
                 c.status.state = ContainerState::Running { started_at: started_at.clone() };
                 c.status.pid = Some(pid);
                 c.started = Some((Instant::now(), started_at));
             }
-            Ok((pid, Some(msg))) => {
+            Ok((pid, Some(msg), _)) => {
                 warn!(container = %name, "container failed to start: {msg}");
                 // The child exits right after reporting; collect it here so that the exit is
                 // recorded as a start error rather than as the entrypoint's exit.
@@ -382,10 +387,16 @@ impl Pod {
 }
 
 /// Clones the container's pid 1 into new PID and mount namespaces and waits until it has exec'd
-/// (Ok((pid, None))) or reported why it could not (Ok((pid, Some(reason)))).
-fn spawn_container(plan: &Plan, log_file: &Path) -> io::Result<(i32, Option<String>)> {
+/// (Ok((pid, None, _))) or reported why it could not (Ok((pid, Some(reason), _))). With
+/// `keep_stdin_open`, the container's stdin is a pipe whose write end is returned.
+fn spawn_container(plan: &Plan, log_file: &Path, keep_stdin_open: bool) -> io::Result<(i32, Option<String>, Option<OwnedFd>)> {
     let log = OpenOptions::new().create(true).append(true).open(log_file)?;
-    let devnull = File::open("/dev/null")?;
+    let (stdin, holder): (OwnedFd, Option<OwnedFd>) = if keep_stdin_open {
+        let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(io::Error::from)?;
+        (r, Some(w))
+    } else {
+        (File::open("/dev/null")?.into(), None)
+    };
     fs::create_dir_all(&plan.rootfs)?;
     let (rd, wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(io::Error::from)?;
     // SAFETY: a raw clone without a new stack behaves like fork(2); the shim is single-threaded,
@@ -399,7 +410,8 @@ fn spawn_container(plan: &Plan, log_file: &Path) -> io::Result<(i32, Option<Stri
     }
     if pid == 0 {
         drop(rd);
-        let msg = container::run(plan, log.as_raw_fd(), devnull.as_raw_fd());
+        drop(holder);
+        let msg = container::run(plan, log.as_raw_fd(), stdin.as_raw_fd());
         let line = format!("emu: starting container: {msg}\n");
         // SAFETY: plain writes to descriptors we own, then _exit without running the parent's
         // atexit handlers or flushing its buffers.
@@ -412,7 +424,7 @@ fn spawn_container(plan: &Plan, log_file: &Path) -> io::Result<(i32, Option<Stri
     drop(wr);
     let mut msg = String::new();
     File::from(rd).read_to_string(&mut msg)?;
-    Ok((pid as i32, (!msg.is_empty()).then_some(msg)))
+    Ok((pid as i32, (!msg.is_empty()).then_some(msg), holder))
 }
 
 /// `busybox --list`: the applets to link into a busybox image's /bin.
