@@ -29,7 +29,7 @@ const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const RV_KEY: &str = "resourceVersion";
 
 /// Events kept in memory for watchers that reconnect.
-const HISTORY: usize = 10_000;
+const HISTORY: usize = 1_000;
 /// Events buffered per watcher; a watcher this far behind is dropped and must reconnect.
 const WATCH_BUFFER: usize = 4_096;
 
@@ -231,7 +231,10 @@ impl Store {
         file.set_permissions(Permissions::from_mode(0o600))
             .map_err(|e| db_err("setting mode 0600 on", &e))?;
         let backend = SyncOnlyOnClose(FileBackend::new(file).map_err(|e| db_err("opening", &e))?);
+        // Every object also lives in memory (`objects`), so redb's page cache only needs to hold
+        // the pages of the transaction being written: keep it small, it is resident memory.
         let db = Database::builder()
+            .set_cache_size(2 << 20)
             .create_with_backend(backend)
             .map_err(|e| db_err("opening (is another emu-controller using it?)", &e))?;
 

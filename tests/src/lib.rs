@@ -9,9 +9,13 @@ use std::time::{Duration, Instant};
 /// (test binaries live in `target/<profile>/deps`).
 pub fn bin_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
-    let dir = exe.parent().and_then(|d| d.parent()).expect("target/<profile>").to_path_buf();
-    assert!(dir.join("emu").exists(), "{} has no `emu`: run `cargo build --workspace` before the tests", dir.display());
-    dir
+    let here = exe.parent().expect("binary directory").to_path_buf();
+    // Binaries of the workspace sit in target/<profile>; test binaries one level down, in deps/.
+    let candidates = [here.clone(), here.parent().map(PathBuf::from).unwrap_or_default()];
+    candidates
+        .into_iter()
+        .find(|d| d.join("emu").exists())
+        .unwrap_or_else(|| panic!("no `emu` next to {}: run `cargo build --workspace` first", here.display()))
 }
 
 pub fn emu_path() -> PathBuf {
@@ -156,7 +160,8 @@ impl HostState {
             addrs: sh("ip -o addr show | awk '{print $2, $4}' | sort"),
             routes: sh("ip route show table all | sort"),
             nft: sh("nft list ruleset 2>/dev/null"),
-            forwarding: sh("cat /proc/sys/net/ipv4/ip_forward"),
+            // The host's IP sysctls (forwarding, per-interface defaults); counters are left out.
+            forwarding: sh("for f in /proc/sys/net/ipv4/ip_forward /proc/sys/net/ipv4/conf/all/* /proc/sys/net/ipv4/conf/default/* /proc/sys/net/ipv6/conf/all/*; do printf '%s=' \"$f\"; cat \"$f\" 2>/dev/null | tr '\\n' ' '; echo; done"),
         }
     }
 }

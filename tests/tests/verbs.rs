@@ -94,6 +94,18 @@ fn apply_from_stdin_run_logs_and_delete() {
         t.contains("Completed").then_some(())
     });
 
+    // A container that keeps failing: Error, then CrashLoopBackOff with RESTARTS counting up.
+    c.emu(&["run", "crash", "--image=busybox", "--", "sh", "-c", "echo failing; exit 1"]).ok();
+    let row = c.wait_for("CrashLoopBackOff", Duration::from_secs(30), || {
+        let t = c.emu(&["get", "pod", "crash"]).ok().stdout;
+        t.lines().nth(1).filter(|r| r.contains("CrashLoopBackOff")).map(str::to_string)
+    });
+    let cols: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(cols[1], "0/1", "{row}");
+    assert!(cols[3].parse::<u32>().unwrap_or(0) >= 1, "RESTARTS counts up: {row}");
+    assert!(c.emu(&["logs", "crash"]).ok().stdout.contains("failing"));
+    c.emu(&["delete", "pod", "crash", "--grace-period=0"]).ok();
+
     // An attached throw-away pod (the tutorial's `kubectl run -i --tty ... --restart=Never --rm`):
     // the session's exit code comes back and the pod is gone afterwards.
     let mut child = Command::new(emu_tests::emu_path())
