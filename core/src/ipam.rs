@@ -135,12 +135,56 @@ pub fn allocate_pod_ip(
 }
 
 /// A node's address on the fabric (its InternalIP): node i (0-based) = network + i + 2, leaving
-/// .1 for the fabric bridge.
+/// .1 for the control plane ([`control_plane_ip`]).
 pub fn fabric_ip(fabric: Ipv4Cidr, node_index: usize) -> Ipv4Addr {
     let offset = u32::try_from(node_index)
         .unwrap_or(u32::MAX)
         .saturating_add(2);
     Ipv4Addr::from(u32::from(fabric.network()).wrapping_add(offset))
+}
+
+/// The control plane's address on the fabric (network + 1): where the API server answers behind
+/// the `kubernetes` Service.
+pub fn control_plane_ip(fabric: Ipv4Cidr) -> Ipv4Addr {
+    fabric.nth(1).unwrap_or(fabric.network())
+}
+
+/// The size of the lower band of a service CIDR, kept for addresses users choose (SVC-6):
+/// `min(max(16, size/16), 256)`.
+pub fn service_static_band(cidr: Ipv4Cidr) -> u64 {
+    (cidr.size() / 16).clamp(16, 256)
+}
+
+/// A free ClusterIP (SVC-6): picked from the upper band at a position given by `entropy` (so
+/// picks look random, as the API server's do) and probing upwards from there; the lower band is
+/// used only when the upper one is full. Network and broadcast addresses are never given out.
+pub fn allocate_service_ip(cidr: Ipv4Cidr, used: &HashSet<Ipv4Addr>, entropy: u64) -> Option<Ipv4Addr> {
+    let network = u64::from(u32::from(cidr.network()));
+    let end = u64::from(u32::from(cidr.broadcast())); // exclusive
+    let lower_end = (network + service_static_band(cidr)).min(end);
+    let free_in = |from: u64, to: u64, start: u64| {
+        let count = to.saturating_sub(from);
+        (0..count)
+            .map(|i| Ipv4Addr::from(u32::try_from(from + (start + i) % count).unwrap_or_default()))
+            .find(|ip| !used.contains(ip))
+    };
+    let upper = lower_end.max(network + 1);
+    let span = end.saturating_sub(upper).max(1);
+    free_in(upper, end, entropy % span).or_else(|| free_in(network + 1, lower_end, 0))
+}
+
+/// Checks a ClusterIP the user asked for (SVC-7): inside the range and free. The error is the API
+/// server's field error (ERR-9, ERR-10).
+pub fn check_requested_service_ip(cidr: Ipv4Cidr, requested: Ipv4Addr, used: &HashSet<Ipv4Addr>) -> Result<(), String> {
+    let prefix = format!("spec.clusterIPs: Invalid value: []string{{\"{requested}\"}}: failed to allocate IP {requested}: ");
+    let reserved = requested == cidr.network() || requested == cidr.broadcast();
+    if !cidr.contains(requested) || reserved {
+        return Err(format!("{prefix}the provided IP ({requested}) is not in the valid range. The range of valid IPs is {cidr}"));
+    }
+    if used.contains(&requested) {
+        return Err(format!("{prefix}provided IP is already allocated"));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -236,6 +280,46 @@ mod tests {
         assert_eq!(
             allocate_pod_ip(cidr("10.0.0.0/30"), &HashSet::new(), None),
             Some(ip("10.0.0.2"))
+        );
+    }
+
+    #[test]
+    fn service_ips_come_from_the_upper_band_and_look_random() {
+        let cidr: Ipv4Cidr = "10.96.0.0/12".parse().unwrap();
+        assert_eq!(service_static_band(cidr), 256);
+        let mut used = HashSet::new();
+        let a = allocate_service_ip(cidr, &used, 12345).unwrap();
+        let b = allocate_service_ip(cidr, &used, 987_654_321).unwrap();
+        assert!(a != b && cidr.contains(a) && cidr.contains(b));
+        for ip in [a, b] {
+            assert!(u32::from(ip) >= u32::from(Ipv4Addr::new(10, 96, 1, 0)), "{ip} is in the static band");
+        }
+        used.insert(a);
+        assert_ne!(allocate_service_ip(cidr, &used, 12345), Some(a), "a used address is skipped");
+        // A tiny range: upper band full, the lower band is used; then nothing is left.
+        let small: Ipv4Cidr = "10.0.0.0/28".parse().unwrap();
+        assert_eq!(service_static_band(small), 16);
+        let mut used = HashSet::new();
+        for _ in 0..14 {
+            let ip = allocate_service_ip(small, &used, 7).unwrap();
+            assert!(ip != small.network() && ip != small.broadcast());
+            assert!(used.insert(ip));
+        }
+        assert_eq!(allocate_service_ip(small, &used, 7), None);
+    }
+
+    #[test]
+    fn requested_service_ips_err9_err10() {
+        let cidr: Ipv4Cidr = "10.96.0.0/12".parse().unwrap();
+        let used: HashSet<Ipv4Addr> = [Ipv4Addr::new(10, 96, 0, 10)].into();
+        assert_eq!(check_requested_service_ip(cidr, Ipv4Addr::new(10, 96, 0, 20), &used), Ok(()));
+        assert_eq!(
+            check_requested_service_ip(cidr, Ipv4Addr::new(1, 1, 1, 1), &used).unwrap_err(),
+            "spec.clusterIPs: Invalid value: []string{\"1.1.1.1\"}: failed to allocate IP 1.1.1.1: the provided IP (1.1.1.1) is not in the valid range. The range of valid IPs is 10.96.0.0/12"
+        );
+        assert_eq!(
+            check_requested_service_ip(cidr, Ipv4Addr::new(10, 96, 0, 10), &used).unwrap_err(),
+            "spec.clusterIPs: Invalid value: []string{\"10.96.0.10\"}: failed to allocate IP 10.96.0.10: provided IP is already allocated"
         );
     }
 }

@@ -14,3 +14,8 @@ pub mod scheduler;
 pub mod images;
 pub mod podspec;
 pub mod printers;
+pub mod expose;
+pub mod endpoints;
+pub mod proxy;
+pub mod svcenv;
+pub mod probe;

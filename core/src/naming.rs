@@ -68,6 +68,15 @@ pub fn netns_fabric(cluster: &str) -> String {
     format!("emu-{cluster}-fabric")
 }
 
+/// The control plane's network namespace: the controller lives there, with the control-plane
+/// address on the fabric (where the `kubernetes` Service's endpoint points).
+pub fn netns_control(cluster: &str) -> String {
+    format!("emu-{cluster}-control")
+}
+
+/// The fabric-side end of the control plane's veth.
+pub const CONTROL_FABRIC_PORT: &str = "veth-cp";
+
 /// A node's network namespace.
 pub fn netns_node(cluster: &str, node: &str) -> String {
     format!("emu-{cluster}-node-{node}")

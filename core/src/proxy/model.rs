@@ -1,0 +1,317 @@
+//! The proxy's model of one node's view of the cluster, built from Service and EndpointSlice
+//! objects, and the choice of which endpoints take traffic.
+
+use crate::ipam::Ipv4Cidr;
+use crate::object;
+use crate::validation;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::Ipv4Addr;
+
+/// SVC-13: `sessionAffinityConfig.clientIP.timeoutSeconds` when the Service does not say.
+pub const DEFAULT_AFFINITY_TIMEOUT: u32 = 10800;
+
+/// The label that ties an EndpointSlice to its Service (EP-4, SVC-18).
+const LABEL_SERVICE_NAME: &str = "kubernetes.io/service-name";
+
+/// Everything the ruleset of one node depends on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProxyInput {
+    pub node_name: String,
+    /// The cluster's pod network (10.244.0.0/16): traffic from outside it is masqueraded (NET-4).
+    pub cluster_pod_cidr: Ipv4Cidr,
+    /// The ClusterIP range (10.96.0.0/12): addresses in it that no Service owns are dropped.
+    pub service_cidr: Ipv4Cidr,
+    /// Sorted by namespace, then name.
+    pub services: Vec<ServiceModel>,
+}
+
+/// One Service with a ClusterIP (types ClusterIP, NodePort and LoadBalancer).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceModel {
+    pub namespace: String,
+    pub name: String,
+    pub cluster_ip: Ipv4Addr,
+    /// `Some(seconds)` for `sessionAffinity: ClientIP` (SVC-13).
+    pub affinity_timeout: Option<u32>,
+    /// `internalTrafficPolicy: Local` (SVC-16).
+    pub internal_local: bool,
+    /// In the Service's spec order.
+    pub ports: Vec<PortModel>,
+    // Extension point (NodePort/LoadBalancer, a later issue): node_port, external_local,
+    // load_balancer_ips and external_ips go here; the renderer gives them their own map.
+}
+
+/// One port of a Service and the endpoints behind it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortModel {
+    /// `""` for an unnamed port.
+    pub name: String,
+    pub protocol: Protocol,
+    pub port: u16,
+    /// Every endpoint the EndpointSlices list for this port, usable or not, sorted by IP then
+    /// port, one per IP:port.
+    pub endpoints: Vec<EndpointModel>,
+}
+
+/// One address of an EndpointSlice, with the slice port's number (the pod's target port; SVC-12:
+/// a named targetPort may resolve to a different number on each pod).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointModel {
+    pub ip: Ipv4Addr,
+    pub port: u16,
+    pub node_name: Option<String>,
+    pub ready: bool,
+    pub serving: bool,
+    pub terminating: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Protocol {
+    Tcp,
+    Udp,
+    Sctp,
+}
+
+impl Protocol {
+    /// The Kubernetes spelling (`TCP`); absent means TCP.
+    pub fn from_k8s(s: Option<&str>) -> Option<Protocol> {
+        match s.unwrap_or("TCP") {
+            "TCP" => Some(Protocol::Tcp),
+            "UDP" => Some(Protocol::Udp),
+            "SCTP" => Some(Protocol::Sctp),
+            _ => None,
+        }
+    }
+
+    /// The nft spelling, as in `meta l4proto tcp`.
+    pub fn nft(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+            Protocol::Sctp => "sctp",
+        }
+    }
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.nft())
+    }
+}
+
+/// Which endpoints of one Service port take new connections on this node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Backends<'a> {
+    /// Balance over these (never empty).
+    Use(Vec<&'a EndpointModel>),
+    /// `internalTrafficPolicy: Local` and endpoints exist, but none on this node: drop, so the
+    /// client times out (SVC-16).
+    NoneLocal,
+    /// No usable endpoint anywhere: reject, so the client sees "Connection refused" (NET-2).
+    None,
+}
+
+/// NET-3: the ready endpoints; when none is ready, the serving ones that are terminating (so a
+/// rolling update's last pods keep answering). With `internal_local`, the same choice among the
+/// endpoints on `node_name` only (SVC-16); whether the Service has endpoints at all is decided
+/// cluster-wide, as kube-proxy does (none anywhere → reject; only elsewhere → drop).
+pub fn usable_endpoints<'a>(
+    node_name: &str,
+    internal_local: bool,
+    endpoints: &'a [EndpointModel],
+) -> Backends<'a> {
+    fn choose<'a>(eps: impl Iterator<Item = &'a EndpointModel> + Clone) -> Vec<&'a EndpointModel> {
+        let ready: Vec<_> = eps.clone().filter(|e| e.ready).collect();
+        if !ready.is_empty() {
+            return ready;
+        }
+        eps.filter(|e| e.serving && e.terminating).collect()
+    }
+    let cluster = choose(endpoints.iter());
+    if cluster.is_empty() {
+        return Backends::None;
+    }
+    if !internal_local {
+        return Backends::Use(cluster);
+    }
+    let local = choose(
+        endpoints
+            .iter()
+            .filter(|e| e.node_name.as_deref() == Some(node_name)),
+    );
+    if local.is_empty() {
+        Backends::NoneLocal
+    } else {
+        Backends::Use(local)
+    }
+}
+
+/// The model of `node_name`'s proxy from Service (v1) and EndpointSlice (discovery.k8s.io/v1)
+/// objects. Services without a ClusterIP (headless, ExternalName: NET-8) are left out, and so are
+/// those whose names could not be nft identifiers (the API server never stores such names). A
+/// port's endpoints come from the slices of the same namespace labelled
+/// `kubernetes.io/service-name: <service>`, matching the slice port by name and protocol.
+pub fn input_from_objects(
+    node_name: &str,
+    cluster_pod_cidr: Ipv4Cidr,
+    service_cidr: Ipv4Cidr,
+    services: &[Value],
+    slices: &[Value],
+) -> ProxyInput {
+    // Slices by (namespace, service), in name order so that merging duplicates is deterministic.
+    let mut by_service: BTreeMap<(&str, &str), Vec<&Value>> = BTreeMap::new();
+    for slice in slices {
+        let Some(svc) = object::str_at(slice, &["metadata", "labels", LABEL_SERVICE_NAME]) else {
+            continue;
+        };
+        if !matches!(object::str_at(slice, &["addressType"]), None | Some("IPv4")) {
+            continue;
+        }
+        by_service
+            .entry((object::namespace(slice), svc))
+            .or_default()
+            .push(slice);
+    }
+    for list in by_service.values_mut() {
+        list.sort_by_key(|s| object::name(s));
+    }
+
+    let mut models: Vec<ServiceModel> = services
+        .iter()
+        .filter_map(|svc| {
+            let slices = by_service
+                .get(&(object::namespace(svc), object::name(svc)))
+                .map(Vec::as_slice)
+                .unwrap_or_default();
+            service_model(svc, slices)
+        })
+        .collect();
+    models.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+    models.dedup_by(|a, b| a.namespace == b.namespace && a.name == b.name);
+    ProxyInput {
+        node_name: node_name.to_string(),
+        cluster_pod_cidr,
+        service_cidr,
+        services: models,
+    }
+}
+
+fn service_model(svc: &Value, slices: &[&Value]) -> Option<ServiceModel> {
+    let (namespace, name) = (object::namespace(svc), object::name(svc));
+    // Chain names embed these (render.rs); anything else could break the nft script.
+    if !validation::dns1123_label_errors(namespace).is_empty()
+        || !validation::dns1123_label_errors(name).is_empty()
+    {
+        return None;
+    }
+    let spec = svc.get("spec")?;
+    if !matches!(
+        object::str_at(spec, &["type"]).unwrap_or("ClusterIP"),
+        "ClusterIP" | "NodePort" | "LoadBalancer"
+    ) {
+        return None;
+    }
+    // "None" (headless), "" and IPv6 addresses all fail to parse: no VIP to program.
+    let cluster_ip: Ipv4Addr = object::str_at(spec, &["clusterIP"])?.parse().ok()?;
+    let affinity_timeout =
+        (object::str_at(spec, &["sessionAffinity"]) == Some("ClientIP")).then(|| {
+            object::at(
+                spec,
+                &["sessionAffinityConfig", "clientIP", "timeoutSeconds"],
+            )
+            .and_then(Value::as_u64)
+            .and_then(|t| u32::try_from(t).ok())
+            .filter(|&t| t > 0)
+            .unwrap_or(DEFAULT_AFFINITY_TIMEOUT)
+        });
+    let internal_local = object::str_at(spec, &["internalTrafficPolicy"]) == Some("Local");
+    // Protocol and port identify a Service port (validation forbids duplicates; a duplicate
+    // here would name one chain twice).
+    let mut seen = std::collections::BTreeSet::new();
+    let ports = spec
+        .get("ports")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|p| {
+            let name = object::str_at(p, &["name"]).unwrap_or("").to_string();
+            let protocol = Protocol::from_k8s(object::str_at(p, &["protocol"]))?;
+            let port = p
+                .get("port")
+                .and_then(Value::as_u64)
+                .and_then(|n| u16::try_from(n).ok())?;
+            if !seen.insert((protocol, port)) {
+                return None;
+            }
+            let endpoints = port_endpoints(slices, &name, protocol);
+            Some(PortModel {
+                name,
+                protocol,
+                port,
+                endpoints,
+            })
+        })
+        .collect();
+    Some(ServiceModel {
+        namespace: namespace.to_string(),
+        name: name.to_string(),
+        cluster_ip,
+        affinity_timeout,
+        internal_local,
+        ports,
+    })
+}
+
+/// The endpoints of one Service port across its slices, one per IP:port.
+fn port_endpoints(slices: &[&Value], port_name: &str, protocol: Protocol) -> Vec<EndpointModel> {
+    let mut found: BTreeMap<(Ipv4Addr, u16), EndpointModel> = BTreeMap::new();
+    for slice in slices {
+        let slice_ports = slice.get("ports").and_then(Value::as_array);
+        let Some(port) = slice_ports.into_iter().flatten().find_map(|p| {
+            let same = object::str_at(p, &["name"]).unwrap_or("") == port_name
+                && Protocol::from_k8s(object::str_at(p, &["protocol"])) == Some(protocol);
+            same.then(|| p.get("port")?.as_u64().and_then(|n| u16::try_from(n).ok()))?
+        }) else {
+            continue;
+        };
+        let endpoints = slice.get("endpoints").and_then(Value::as_array);
+        for ep in endpoints.into_iter().flatten() {
+            // Consumers use the first address only (the API allows exactly one today).
+            let Some(ip) = object::at(ep, &["addresses"])
+                .and_then(|a| a.get(0))
+                .and_then(Value::as_str)
+                .and_then(|s| s.parse::<Ipv4Addr>().ok())
+            else {
+                continue;
+            };
+            // EndpointConditions: nil ready/serving mean true, nil terminating means false.
+            let cond = |k: &str, absent: bool| {
+                object::at(ep, &["conditions", k])
+                    .and_then(Value::as_bool)
+                    .unwrap_or(absent)
+            };
+            let model = EndpointModel {
+                ip,
+                port,
+                node_name: object::str_at(ep, &["nodeName"])
+                    .filter(|n| !n.is_empty())
+                    .map(str::to_string),
+                ready: cond("ready", true),
+                serving: cond("serving", true),
+                terminating: cond("terminating", false),
+            };
+            // The same endpoint in two slices (a slice being rewritten): keep the more usable.
+            let rank = |e: &EndpointModel| (e.ready, e.serving, !e.terminating);
+            match found.get(&(ip, port)) {
+                Some(have) if rank(have) >= rank(&model) => {}
+                _ => {
+                    found.insert((ip, port), model);
+                }
+            }
+        }
+    }
+    found.into_values().collect()
+}
