@@ -159,6 +159,10 @@ fn bring_up(name: &str, paths: &Paths, plan: &Plan, timeout: u64) -> anyhow::Res
         net::create_named_netns(&fabric_name)?;
         let fabric_ns = net::netns_path(&fabric_name);
         rt.block_on(net::setup_fabric(&fabric_ns))?;
+        let control = naming::netns_control(name);
+        net::create_named_netns(&control)?;
+        let control_ip = ipam::control_plane_ip(fabric);
+        rt.block_on(net::connect_node(&fabric_ns, &net::netns_path(&control), naming::CONTROL_FABRIC_PORT, control_ip, fabric.prefix))?;
         for n in &config.nodes {
             let ns_name = naming::netns_node(name, &n.name);
             net::create_named_netns(&ns_name)?;
@@ -269,7 +273,9 @@ fn start_controller(paths: &Paths, cluster: &str, cgroup_dir: &Path) -> anyhow::
         args: vec!["--cluster".into(), cluster.into()],
         log: &paths.controller_log(),
         cgroup: Some(&cgroup_dir.join("controller")),
-        netns: None,
+        // Its own namespace on the fabric: the API server's HTTPS port answers there, behind
+        // the `kubernetes` Service.
+        netns: Some(&net::netns_path(&naming::netns_control(cluster))),
     })?;
     Ok(())
 }

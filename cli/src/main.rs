@@ -88,6 +88,8 @@ enum Command {
     Delete(verbs::DeleteArgs),
     /// Set a new size for a Deployment or ReplicaSet.
     Scale(verbs::ScaleArgs),
+    /// Expose a deployment, replicaset, pod or service as a new Service.
+    Expose(verbs::ExposeArgs),
     /// Run a pod with one container.
     Run(verbs::RunArgs),
     /// Run a command in a container.
@@ -111,6 +113,7 @@ fn main() {
         Command::Describe(a) => verbs::describe(a),
         Command::Delete(a) => verbs::delete(a),
         Command::Scale(a) => verbs::scale(a),
+        Command::Expose(a) => verbs::expose(a),
         Command::Run(a) => verbs::run(a),
         Command::Exec(a) => verbs::exec(a),
         Command::Logs(a) => verbs::logs(a),

@@ -222,8 +222,16 @@ async fn fetch(client: &mut Client, rk: &ResourceKind, names: &[String], scope: 
     Ok(out)
 }
 
+/// kubectl ≥ 1.33 warns on every read or write of v1 Endpoints (EP-6).
+fn warn_if_endpoints(groups: &[(&'static ResourceKind, Vec<String>)]) {
+    if groups.iter().any(|(rk, _)| rk.kind == "Endpoints") {
+        eprintln!("Warning: v1 Endpoints is deprecated in v1.33+; use discovery.k8s.io/v1 EndpointSlice");
+    }
+}
+
 pub fn get(a: GetArgs) -> anyhow::Result<i32> {
     let groups = parse_targets(&a.targets)?;
+    warn_if_endpoints(&groups);
     let mut ctx = Ctx::open(&a.cluster)?;
     let mut client = ctx.client.clone();
     let output = a.output.clone().unwrap_or_default();
@@ -309,6 +317,7 @@ pub struct DescribeArgs {
 
 pub fn describe(a: DescribeArgs) -> anyhow::Result<i32> {
     let groups = parse_targets(&a.targets)?;
+    warn_if_endpoints(&groups);
     let mut ctx = Ctx::open(&a.cluster)?;
     let mut client = ctx.client.clone();
     let mut first = true;
@@ -456,6 +465,81 @@ pub fn scale(a: ScaleArgs) -> anyhow::Result<i32> {
             println!("{}/{n} scaled", rk.qualified());
         }
     }
+    ctx.client = client;
+    Ok(0)
+}
+
+// ---------------------------------------------------------------------------------------------
+// expose
+
+#[derive(Args, Debug)]
+pub struct ExposeArgs {
+    /// `TYPE NAME` or `TYPE/NAME` of a deployment, replicaset, pod or service.
+    #[arg(required = true, num_args = 1..=2)]
+    pub target: Vec<String>,
+    /// The port the service serves on (default: the container ports).
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// The port (number or name) on the pods to direct traffic to (default: the port).
+    #[arg(long = "target-port")]
+    pub target_port: Option<String>,
+    /// The name of the service (default: the object's name).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// ClusterIP, NodePort, LoadBalancer or ExternalName.
+    #[arg(long = "type")]
+    pub service_type: Option<String>,
+    /// TCP, UDP or SCTP (default: the container port's).
+    #[arg(long)]
+    pub protocol: Option<String>,
+    /// Labels of the service (default: the object's labels).
+    #[arg(short = 'l', long)]
+    pub labels: Option<String>,
+    /// Selector of the service (default: the object's).
+    #[arg(long)]
+    pub selector: Option<String>,
+    /// ClusterIP to ask for, or `None` for a headless service.
+    #[arg(long = "cluster-ip")]
+    pub cluster_ip: Option<String>,
+    /// None or ClientIP.
+    #[arg(long = "session-affinity")]
+    pub session_affinity: Option<String>,
+    /// Additional external IPs (comma separated).
+    #[arg(long = "external-ip")]
+    pub external_ip: Option<String>,
+    #[arg(short = 'n', long = "namespace")]
+    pub namespace: Option<String>,
+    #[command(flatten)]
+    pub cluster: ClusterFlag,
+}
+
+pub fn expose(a: ExposeArgs) -> anyhow::Result<i32> {
+    let groups = parse_targets(&a.target)?;
+    let [(rk, names)] = groups.as_slice() else { bail!("expose takes one resource: TYPE NAME or TYPE/NAME") };
+    let [name] = names.as_slice() else { bail!("expose takes one resource: TYPE NAME or TYPE/NAME") };
+    if !matches!(rk.kind, "Deployment" | "ReplicaSet" | "Pod" | "Service") {
+        bail!("cannot expose a {}", rk.kind);
+    }
+    let mut ctx = Ctx::open(&a.cluster)?;
+    let mut client = ctx.client.clone();
+    let ns = a.namespace.clone().unwrap_or_else(|| "default".into());
+    let target = ctx.block_on(get_one(&mut client, rk.kind, &ns, name))?;
+    let opts = emu_core::expose::ExposeOptions {
+        name: a.name,
+        port: a.port,
+        target_port: a.target_port,
+        protocol: a.protocol,
+        service_type: a.service_type,
+        labels: a.labels,
+        selector: a.selector,
+        cluster_ip: a.cluster_ip,
+        session_affinity: a.session_affinity,
+        external_ip: a.external_ip,
+    };
+    let svc = emu_core::expose::service_for(&target, &opts).map_err(|e| anyhow::anyhow!(e))?;
+    let svc_name = object::name(&svc).to_string();
+    ctx.block_on(apply_docs(&mut client, vec![svc], true))?;
+    println!("service/{svc_name} exposed");
     ctx.client = client;
     Ok(0)
 }

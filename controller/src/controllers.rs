@@ -15,6 +15,7 @@ use std::time::Duration;
 
 pub async fn run(shared: Shared) {
     let mut last_ip: HashMap<String, Ipv4Addr> = HashMap::new();
+    let mut endpoints = crate::endpoints::EndpointsController::default();
     loop {
         tokio::select! {
             _ = shared.wake.notified() => {}
@@ -28,6 +29,7 @@ pub async fn run(shared: Shared) {
         sync_deployments(&shared);
         sync_replicasets(&shared);
         schedule_pods(&shared, &mut last_ip);
+        endpoints.sync(&shared);
         if shared.store.resource_version() != before {
             shared.changed();
         }
@@ -290,7 +292,8 @@ fn schedule_pods(shared: &Shared, last_ip: &mut HashMap<String, Ipv4Addr>) {
 /// deleted namespaces, and pods bound to nodes that no longer exist.
 fn collect_garbage(shared: &Shared) {
     let mut uids: HashSet<String> = HashSet::new();
-    let kinds = ["Deployment", "ReplicaSet", "Pod"];
+    // Pods third: their list is used again below.
+    let kinds = ["Deployment", "ReplicaSet", "Pod", "Service", "EndpointSlice"];
     let lists: Vec<Vec<Value>> = kinds.iter().map(|k| shared.store.list(k, None).0).collect();
     for list in &lists {
         uids.extend(list.iter().map(|v| object::uid(v).to_string()));

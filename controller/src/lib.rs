@@ -3,6 +3,10 @@
 
 pub mod api;
 pub mod controllers;
+pub mod endpoints;
+pub mod https;
 pub mod nodes;
+pub mod pki;
+pub mod services;
 pub mod state;
 pub mod store;

@@ -2,8 +2,10 @@
 
 use anyhow::Context;
 use clap::Parser;
-use emu_controller::{api::ApiService, controllers, state::Shared, store::Store};
-use emu_core::cluster::{ClusterConfig, Paths};
+use emu_controller::{api::ApiService, controllers, https, pki::ClusterPki, services, state::Shared, store::Store};
+use emu_core::cluster::{ClusterConfig, Paths, KUBERNETES_VERSION};
+use emu_core::ipam;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::os::unix::fs::PermissionsExt;
 use tokio_stream::wrappers::UnixListenerStream;
 
@@ -32,6 +34,7 @@ async fn serve() -> anyhow::Result<()> {
     let store = Store::open(&paths.store()).with_context(|| format!("opening store {}", paths.store().display()))?;
     let shared = Shared::new(store, config);
     controllers::ensure_builtin_namespaces(&shared);
+    emu_controller::services::ensure_kubernetes_service(&shared);
 
     let socket = paths.socket();
     // A socket file left by a killed controller would make bind fail.
@@ -41,15 +44,53 @@ async fn serve() -> anyhow::Result<()> {
     std::fs::write(paths.controller_pid(), std::process::id().to_string())?;
     tracing::info!(cluster = %args.cluster, socket = %socket.display(), "controller serving");
 
+    // Stops the HTTPS endpoint with the gRPC server: on SIGTERM, or when `serve` returns and
+    // drops the sender.
+    let (stop, mut stopped) = tokio::sync::watch::channel(());
+    match https_endpoint(&paths, &shared).await {
+        Ok((listener, tls)) => {
+            tokio::spawn(https::serve(listener, tls, KUBERNETES_VERSION, async move {
+                let _ = stopped.changed().await;
+            }));
+        }
+        Err(e) => tracing::warn!(error = format!("{e:#}"), "HTTPS endpoint not started; the gRPC API serves without it"),
+    }
+
     tokio::spawn(controllers::run(shared.clone()));
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tonic::transport::Server::builder()
         .add_service(emu_proto::api_server::ApiServer::new(ApiService { shared }).max_decoding_message_size(256 * 1024 * 1024))
         .serve_with_incoming_shutdown(UnixListenerStream::new(listener), async move {
             term.recv().await;
+            let _ = stop.send(());
         })
         .await?;
     Ok(())
+}
+
+/// The HTTPS endpoint behind Service `default/kubernetes` (ClusterIP:443 → control plane:6443):
+/// the cluster CA (kept in `<runtime dir>/pki` so it survives a restart), a serving certificate
+/// for every address a client may use, and the listener. `emu up` runs the controller in a
+/// namespace that owns the control plane's fabric address, so the wildcard bind lands there.
+/// Optional: everything in emu talks gRPC, so a failure here is only a warning.
+async fn https_endpoint(paths: &Paths, shared: &Shared) -> anyhow::Result<(tokio::net::TcpListener, tokio_rustls::TlsAcceptor)> {
+    let pki_dir = paths.root.join("pki");
+    let pki = ClusterPki::load_or_create(&pki_dir)?;
+    let service_cidr: ipam::Ipv4Cidr =
+        shared.cluster.service_cidr.parse().map_err(|e| anyhow::anyhow!("service CIDR {:?}: {e}", shared.cluster.service_cidr))?;
+    // The `kubernetes` Service's ClusterIP (the first address of the range), the control plane's
+    // fabric address (its Endpoints) and loopback, for a client inside the controller's namespace.
+    let sans: Vec<String> = [service_cidr.nth(1), services::api_server_ip(shared), Some(Ipv4Addr::LOCALHOST)]
+        .into_iter()
+        .flatten()
+        .map(|ip| ip.to_string())
+        .collect();
+    let (cert, key) = pki.server_cert(&sans)?;
+    let tls = https::acceptor(&cert, &key)?;
+    let addr = SocketAddr::from((Ipv4Addr::UNSPECIFIED, services::API_SERVER_PORT));
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
+    tracing::info!(%addr, sans = sans.join(","), ca = %pki_dir.join(emu_controller::pki::CA_CERT_FILE).display(), "HTTPS endpoint serving");
+    Ok((listener, tls))
 }
 
 /// glibc gives every thread that allocates its own malloc arena; for a small daemon with a few

@@ -17,6 +17,9 @@ pub struct Inner {
     /// Last heartbeat per node. Kept in memory (like a Lease, not a write per beat): after a
     /// controller restart every node gets a fresh grace period.
     pub heartbeats: Mutex<HashMap<String, Instant>>,
+    /// Held while a write allocates cluster-wide resources (ClusterIPs), so two requests never
+    /// hand out the same one.
+    pub allocation: Mutex<()>,
 }
 
 impl std::ops::Deref for Shared {
@@ -28,7 +31,7 @@ impl std::ops::Deref for Shared {
 
 impl Shared {
     pub fn new(store: Store, cluster: ClusterConfig) -> Shared {
-        Shared(Arc::new(Inner { store, cluster, wake: tokio::sync::Notify::new(), heartbeats: Mutex::new(HashMap::new()) }))
+        Shared(Arc::new(Inner { store, cluster, wake: tokio::sync::Notify::new(), heartbeats: Mutex::new(HashMap::new()), allocation: Mutex::new(()) }))
     }
 
     pub fn changed(&self) {

@@ -69,6 +69,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let gateway = ipam::gateway(pod_cidr);
     let node_ns = net::netns_path(&naming::netns_node(&cluster.name, &node.name));
     net::setup_node(&node_ns, gateway, pod_cidr.prefix).await.context("setting up the node's bridge cni0")?;
+    let service_cidr: ipam::Ipv4Cidr = cluster.service_cidr.parse().map_err(|e| anyhow::anyhow!("service CIDR: {e}"))?;
+    net::route_service_cidr(&node_ns, service_cidr.addr, service_cidr.prefix).await.context("routing the service CIDR")?;
     let pods_cgroup = cgroup::cluster_dir(&cluster.name).ok().map(|d| d.join(format!("node-{}", node.name)).join("pods"));
     let agent = Arc::new(Agent {
         shim_exe: std::env::current_exe()?,
@@ -88,7 +90,19 @@ async fn run(args: Args) -> anyhow::Result<()> {
     tokio::spawn(reflector::run(agent.paths.socket(), vec!["Node".into()], String::new(), node_tx));
     tokio::spawn(sync_routes(agent.clone(), node_rx));
     let (pod_tx, pod_rx) = tokio::sync::watch::channel(Snapshot::default());
-    tokio::spawn(reflector::run(agent.paths.socket(), vec!["Pod".into()], agent.node.name.clone(), pod_tx));
+    // Services travel in the same stream as this node's pods, so a pod always arrives after
+    // every Service created before it: its containers get their variables (ENV-7).
+    tokio::spawn(reflector::run(agent.paths.socket(), vec!["Pod".into(), "Service".into()], agent.node.name.clone(), pod_tx));
+    // The service proxy sees every Service and EndpointSlice of the cluster.
+    let (proxy_tx, proxy_rx) = tokio::sync::watch::channel(Snapshot::default());
+    tokio::spawn(reflector::run(agent.paths.socket(), vec!["Service".into(), "EndpointSlice".into()], String::new(), proxy_tx));
+    let proxy_cfg = crate::service_proxy::ProxyConfig {
+        node_name: agent.node.name.clone(),
+        cluster_pod_cidr: agent.cluster.pod_cidr.parse().map_err(|e| anyhow::anyhow!("pod CIDR: {e}"))?,
+        service_cidr,
+    };
+    // The agent lives in its node's network namespace: a plain `nft` programs that namespace.
+    tokio::spawn(crate::service_proxy::run(proxy_cfg, Arc::new(crate::nft::RealNft::new()), proxy_rx));
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
         r = sync_pods(agent.clone(), pod_rx) => r,
@@ -175,6 +189,10 @@ async fn sync_routes(agent: Arc<Agent>, mut rx: tokio::sync::watch::Receiver<Sna
     }
 }
 
+/// How long a deleted running pod keeps serving before its containers are stopped, so that the
+/// endpoints controller and every node's proxy can drop it first.
+const ENDPOINT_DRAIN: Duration = Duration::from_millis(300);
+
 /// What the agent knows about one local sandbox between passes.
 #[derive(Default)]
 struct Local {
@@ -182,6 +200,9 @@ struct Local {
     busy: HashSet<String>,
     /// The last status sent per pod uid, so unchanged statuses are not re-sent.
     sent: HashMap<String, Value>,
+    /// The Services (namespace/name@resourceVersion) the pods' service variables were last
+    /// written from: when they change, every pod's `service-env.json` is rewritten.
+    services_seen: String,
 }
 
 async fn sync_pods(agent: Arc<Agent>, mut rx: tokio::sync::watch::Receiver<Snapshot>) -> anyhow::Result<()> {
@@ -199,7 +220,10 @@ async fn sync_pods(agent: Arc<Agent>, mut rx: tokio::sync::watch::Receiver<Snaps
 }
 
 async fn reconcile(agent: &Arc<Agent>, snap: &Snapshot, local: &Arc<std::sync::Mutex<Local>>) {
-    let wanted: HashMap<String, Arc<Value>> = snap.objects.values().map(|p| (object::uid(p).to_string(), p.clone())).collect();
+    let wanted: HashMap<String, Arc<Value>> = snap.objects.values().filter(|v| object::kind(v) == "Pod").map(|p| (object::uid(p).to_string(), p.clone())).collect();
+    let services: Arc<Vec<Value>> = Arc::new(snap.objects.values().filter(|v| object::kind(v) == "Service").map(|v| (**v).clone()).collect());
+    let fingerprint: String = services.iter().map(|s| format!("{}/{}@{};", object::namespace(s), object::name(s), object::str_at(s, &["metadata", "resourceVersion"]).unwrap_or(""))).collect();
+    let services_changed = local.lock().map(|mut l| std::mem::replace(&mut l.services_seen, fingerprint.clone()) != fingerprint).unwrap_or(false);
     // Sandboxes on disk that no pod wants any more (deleted while the agent was away).
     if let Ok(entries) = std::fs::read_dir(agent.paths.pods_dir(&agent.node.name)) {
         for e in entries.flatten() {
@@ -222,6 +246,13 @@ async fn reconcile(agent: &Arc<Agent>, snap: &Snapshot, local: &Arc<std::sync::M
                 let (agent, local) = (agent.clone(), local.clone());
                 tokio::spawn(async move {
                     let grace = pod["metadata"]["deletionGracePeriodSeconds"].as_u64().unwrap_or(30);
+                    // Give every node's proxy a moment to drop the pod from its services before
+                    // its containers stop accepting connections (what a preStop sleep does in
+                    // Kubernetes): clients of a Service then never reach a closed port.
+                    let drain = ENDPOINT_DRAIN.min(Duration::from_secs(grace));
+                    if !drain.is_zero() && pod["status"]["phase"] == "Running" {
+                        tokio::time::sleep(drain).await;
+                    }
                     if let Err(e) = remove_sandbox(&agent, &uid, Duration::from_secs(grace)).await {
                         tracing::warn!(pod = %object::name(&pod), error = %format!("{e:#}"), "stopping pod");
                     }
@@ -238,9 +269,9 @@ async fn reconcile(agent: &Arc<Agent>, snap: &Snapshot, local: &Arc<std::sync::M
         }
         if sandbox::running_shim(&pod_dir).is_none() {
             if claim(local, &uid) {
-                let (agent, local) = (agent.clone(), local.clone());
+                let (agent, local, services) = (agent.clone(), local.clone(), services.clone());
                 tokio::spawn(async move {
-                    match create_sandbox(&agent, &pod).await {
+                    match create_sandbox(&agent, &pod, &services).await {
                         Ok(()) => report_first_start(&agent, &local, &pod).await,
                         Err(e) => {
                             tracing::warn!(pod = %object::name(&pod), error = %format!("{e:#}"), "creating sandbox");
@@ -255,6 +286,12 @@ async fn reconcile(agent: &Arc<Agent>, snap: &Snapshot, local: &Arc<std::sync::M
         }
         if local.lock().map(|l| l.busy.contains(&uid)).unwrap_or(true) {
             continue;
+        }
+        if services_changed {
+            // Containers that start from now on (restarts) see the Services as they are now.
+            if let Err(e) = sandbox::write_service_env(&pod_dir, &service_env(&pod, &services)) {
+                tracing::warn!(pod = %object::name(&pod), error = %e, "writing service variables");
+            }
         }
         if let Ok(state) = sandbox::read_state(&pod_dir) {
             let status = pod_status(agent, &pod, &state);
@@ -311,7 +348,13 @@ async fn report(agent: &Agent, local: &std::sync::Mutex<Local>, pod: &Value, sta
     }
 }
 
-async fn create_sandbox(agent: &Agent, pod: &Value) -> anyhow::Result<()> {
+/// The Service variables of a pod's containers (ENV-1..ENV-8), from the Services known now.
+fn service_env(pod: &Value, services: &[Value]) -> Vec<(String, String)> {
+    let links = pod["spec"]["enableServiceLinks"].as_bool().unwrap_or(true);
+    emu_core::svcenv::service_env(object::namespace(pod), links, services)
+}
+
+async fn create_sandbox(agent: &Agent, pod: &Value, services: &[Value]) -> anyhow::Result<()> {
     let uid = object::uid(pod);
     let name = object::name(pod);
     let ip: Ipv4Addr = emu_core::podspec::allocated_ip(pod)
@@ -330,6 +373,7 @@ async fn create_sandbox(agent: &Agent, pod: &Value) -> anyhow::Result<()> {
     let tmp = pod_dir.join("sandbox.json.tmp");
     std::fs::write(&tmp, serde_json::to_vec_pretty(&spec)?)?;
     std::fs::rename(&tmp, pod_dir.join("sandbox.json"))?;
+    sandbox::write_service_env(&pod_dir, &service_env(pod, services)).context("writing the service variables")?;
     std::fs::write(pod_dir.join("pod.json"), serde_json::to_vec(&json!({"namespace": object::namespace(pod), "name": name, "ip": ip.to_string()}))?)?;
     let cgroup = agent.pods_cgroup.as_ref().map(|d| d.join(uid));
     if let Some(dir) = &cgroup {

@@ -8,5 +8,8 @@
 pub mod agent;
 pub mod cgroup;
 pub mod net;
+pub mod nft;
+pub mod probe;
 pub mod reflector;
 pub mod sandbox;
+pub mod service_proxy;

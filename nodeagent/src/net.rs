@@ -112,7 +112,7 @@ pub async fn setup_node(node_ns: &Path, cni_gateway: Ipv4Addr, pod_prefix: u8) -
     let cni0 = nl
         .ensure_bridge(CNI_BRIDGE, Some([0x02, 0x45, a, b, c, d]))
         .await?;
-    nl.replace_addr(CNI_BRIDGE, cni0, cni_gateway, pod_prefix)
+    nl.replace_addr(CNI_BRIDGE, cni0, cni_gateway, pod_prefix, true)
         .await?;
     // Redirects off: a pod reaching a service whose endpoint sits on the same cni0 is forwarded
     // back out of cni0 after DNAT, and a redirect would teach the client to bypass the service.
@@ -158,6 +158,13 @@ pub async fn setup_pod(
 }
 
 /// Address, up and (for pods) default route on `eth0`.
+///
+/// A pod gets its address without the prefix route (`noprefixroute`) and only a default route
+/// via its node (`onlink`): every packet it sends, even to a pod on the same `cni0`, is routed by
+/// the node. Otherwise a service endpoint would answer a client on the same bridge directly at
+/// layer 2, past the node's conntrack, and the client would get a reply from the pod IP instead of
+/// the ClusterIP it connected to (kube-proxy relies on br_netfilter for this; emu cannot load
+/// kernel modules or change host sysctls).
 async fn configure_eth0(
     nl: &Netlink,
     ip: Ipv4Addr,
@@ -165,12 +172,24 @@ async fn configure_eth0(
     gateway: Option<Ipv4Addr>,
 ) -> Result<()> {
     let eth0 = nl.require_index(ETH0).await?;
-    nl.replace_addr(ETH0, eth0, ip, prefix).await?;
+    nl.replace_addr(ETH0, eth0, ip, prefix, gateway.is_none()).await?;
     nl.set_up(ETH0, true).await?;
     match gateway {
-        Some(gw) => nl.replace_default_route(eth0, gw).await,
+        Some(gw) => nl.replace_default_route(eth0, gw, true).await,
         None => Ok(()),
     }
+}
+
+/// Routes the service CIDR out of the node's `eth0`, so that a process in the node (`emu ssh
+/// NODE -- curl <ClusterIP>`) has a route to a ClusterIP at all: the nft `output` hook rewrites
+/// the destination only after that first route lookup. The source address chosen is the node's
+/// InternalIP, which the proxy masquerades, as kube-proxy does for host-network clients.
+/// Nothing leaves emu this way: `eth0` ends in the fabric, and the proxy drops traffic to
+/// service addresses it does not translate.
+pub async fn route_service_cidr(node_ns: &Path, net: Ipv4Addr, prefix: u8) -> Result<()> {
+    let nl = Netlink::open(Some(node_ns)).await?;
+    let eth0 = nl.require_index(ETH0).await?;
+    nl.replace_device_route(net, prefix, eth0, ETH0).await
 }
 
 /// Deletes the pod's host-side veth if present; its peer in the pod dies with it.

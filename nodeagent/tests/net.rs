@@ -157,6 +157,9 @@ async fn fabric_two_nodes_and_pods() {
             .unwrap();
         net::setup_node(&node_a, A_GW, 24).await.unwrap();
         net::setup_node(&node_b, B_GW, 24).await.unwrap();
+        net::route_service_cidr(&node_a, Ipv4Addr::new(10, 96, 0, 0), 12)
+            .await
+            .unwrap();
         net::sync_routes(&node_a, &[(Ipv4Addr::new(10, 244, 2, 0), 24, B_IP)])
             .await
             .unwrap();
@@ -175,18 +178,23 @@ async fn fabric_two_nodes_and_pods() {
     // The node's routes are exactly: the fabric, its pod CIDR, the other node's pod CIDR.
     assert_eq!(
         ip(&node_a, &["route"]),
-        "10.244.1.0/24 dev cni0 proto kernel scope link src 10.244.1.1 \n\
+        "10.96.0.0/12 dev eth0 scope link \n\
+         10.244.1.0/24 dev cni0 proto kernel scope link src 10.244.1.1 \n\
          10.244.2.0/24 via 172.18.0.3 dev eth0 proto 69 \n\
          172.18.0.0/16 dev eth0 proto kernel scope link src 172.18.0.2 \n"
     );
+    // A pod's only route is its default route via the node (no route for its own /24: even
+    // same-node traffic is routed by the node, so the service proxy sees both directions).
     assert_eq!(
-        ip(&pod_a, &["route", "show", "default"]),
-        "default via 10.244.1.1 dev eth0 \n"
+        ip(&pod_a, &["route"]),
+        "default via 10.244.1.1 dev eth0 onlink \n"
     );
     assert_eq!(
-        ip(&pod_b2, &["route", "show", "default"]),
-        "default via 10.244.2.1 dev eth0 \n"
+        ip(&pod_b2, &["route"]),
+        "default via 10.244.2.1 dev eth0 onlink \n"
     );
+    let addr = ip(&pod_a, &["addr", "show", "eth0"]);
+    assert!(addr.contains("inet 10.244.1.2/24 ") && addr.contains("scope global noprefixroute eth0"), "{addr}");
     for ns in [&fabric, &node_a, &node_b] {
         assert_eq!(
             ip(ns, &["route", "show", "default"]),

@@ -44,7 +44,7 @@ fn containment_while_running() {
         }
         for line in r.lines().filter(|l| !l.starts_with("local") && !l.starts_with("broadcast") && !l.starts_with("multicast") && !l.contains("fe80::") && !l.starts_with("default")) {
             let dest = line.split_whitespace().next().unwrap_or("");
-            let inside = dest.starts_with("10.244.") || dest.starts_with("172.18.") || dest.starts_with("127.") || dest.starts_with("ff00::") || dest.starts_with("::1") || dest.starts_with("fe80");
+            let inside = dest.starts_with("10.244.") || dest.starts_with("10.96.") || dest.starts_with("172.18.") || dest.starts_with("127.") || dest.starts_with("ff00::") || dest.starts_with("::1") || dest.starts_with("fe80");
             assert!(inside, "{ns} has a route outside the emulator's ranges: {line}");
         }
     }

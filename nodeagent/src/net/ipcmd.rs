@@ -41,10 +41,10 @@ pub fn setup_pod_with_ip_commands(
             "on",
         ],
         &["-n", pod, "link", "set", "lo", "up"],
-        &["-n", pod, "addr", "add", &addr, "dev", ETH0],
+        &["-n", pod, "addr", "add", &addr, "dev", ETH0, "noprefixroute"],
         &["-n", pod, "link", "set", ETH0, "up"],
         &[
-            "-n", pod, "route", "add", "default", "via", &gw, "dev", ETH0,
+            "-n", pod, "route", "add", "default", "via", &gw, "dev", ETH0, "onlink",
         ],
     ];
     steps.iter().try_for_each(|args| ip(args))

@@ -6,8 +6,9 @@ use std::path::Path;
 
 use futures::TryStreamExt;
 use rtnetlink::packet_route::link::LinkMessage;
+use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags};
 use rtnetlink::packet_route::route::{
-    RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol,
+    RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope,
 };
 use rtnetlink::{Handle, LinkBridge, LinkUnspec, RouteMessageBuilder};
 
@@ -166,33 +167,57 @@ impl Netlink {
     }
 
     /// Adds `ip/prefix` to link `name` (index `index`); an existing equal address is kept.
+    /// Without `prefix_route` the kernel adds no route for the prefix (`noprefixroute`).
     pub async fn replace_addr(
         &self,
         name: &str,
         index: u32,
         ip: Ipv4Addr,
         prefix: u8,
+        prefix_route: bool,
     ) -> Result<()> {
-        let req = self
+        let mut req = self
             .handle
             .address()
             .add(index, IpAddr::V4(ip), prefix)
-            .replace()
-            .execute();
-        self.run(format!("add address {ip}/{prefix} to {name}"), req)
+            .replace();
+        if !prefix_route {
+            req.message_mut()
+                .attributes
+                .push(AddressAttribute::Flags(AddressFlags::Noprefixroute));
+        }
+        let how = if prefix_route { "" } else { " noprefixroute" };
+        self.run(format!("add address {ip}/{prefix}{how} to {name}"), req.execute())
             .await
     }
 
     /// Makes the default route go via `gateway` on link `index` (protocol `boot`, as
-    /// `ip route add` sets, so a pod looks the same whichever way it was set up).
-    pub async fn replace_default_route(&self, index: u32, gateway: Ipv4Addr) -> Result<()> {
-        let msg = RouteMessageBuilder::<Ipv4Addr>::new()
+    /// `ip route add` sets, so a pod looks the same whichever way it was set up). `onlink`: the
+    /// gateway is reachable on the link even though no route covers it.
+    pub async fn replace_default_route(&self, index: u32, gateway: Ipv4Addr, onlink: bool) -> Result<()> {
+        let mut msg = RouteMessageBuilder::<Ipv4Addr>::new()
             .gateway(gateway)
             .output_interface(index)
+            .protocol(RouteProtocol::Boot);
+        if onlink {
+            msg = msg.onlink();
+        }
+        let req = self.handle.route().add(msg.build()).replace().execute();
+        self.run(format!("set default route via {gateway}"), req)
+            .await
+    }
+
+    /// Routes `net/prefix` straight out of link `index` (no gateway; protocol `boot`, so
+    /// [`Self::sync_routes`] leaves it alone).
+    pub async fn replace_device_route(&self, net: Ipv4Addr, prefix: u8, index: u32, dev: &str) -> Result<()> {
+        let msg = RouteMessageBuilder::<Ipv4Addr>::new()
+            .destination_prefix(net, prefix)
+            .output_interface(index)
+            .scope(RouteScope::Link)
             .protocol(RouteProtocol::Boot)
             .build();
         let req = self.handle.route().add(msg).replace().execute();
-        self.run(format!("set default route via {gateway}"), req)
+        self.run(format!("set route {net}/{prefix} dev {dev}"), req)
             .await
     }
 

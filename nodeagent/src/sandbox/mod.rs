@@ -10,7 +10,7 @@
 //! with [`running_shim`] and stops it with [`stop_shim`].
 //!
 //! Files in `<pod_dir>`:
-//! - `sandbox.json` (agent), `state.json`, `shim.pid`, `shim.log` (shim), `stop` (grace seconds
+//! - `sandbox.json`, `service-env.json` (agent), `state.json`, `shim.pid`, `shim.log` (shim), `stop` (grace seconds
 //!   written by [`stop_shim`] just before SIGTERM)
 //! - `etc/{hosts,resolv.conf,hostname}`: bind-mounted into every container, as kubelet does
 //! - `logs/<c>.log`, `logs/<c>.previous.log`: container stdout+stderr ([`log_path`])
@@ -88,6 +88,10 @@ pub struct ContainerStatus {
     pub last_terminated: Option<Terminated>,
     /// Host pid of the container's pid 1 while it runs.
     pub pid: Option<i32>,
+    /// The environment its current run started with (manifest and Service variables), which
+    /// `emu exec` gives the commands it runs there, as `kubectl exec` does.
+    #[serde(default)]
+    pub env: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -224,6 +228,21 @@ pub fn previous_log_path(pod_dir: &Path, container: &str) -> PathBuf {
     pod_dir.join("logs").join(format!("{container}.previous.log"))
 }
 
+/// The Service environment variables (ENV-1..ENV-4) a container of this pod gets when it starts
+/// now. The agent keeps `<pod_dir>/service-env.json` current as Services come and go; the shim
+/// reads it at every container start, so a restarted container sees the Services of its
+/// restart time and a running one keeps what it started with (ENV-7).
+pub fn write_service_env(pod_dir: &Path, vars: &[(String, String)]) -> io::Result<()> {
+    let data = serde_json::to_vec(vars).map_err(io::Error::other)?;
+    write_atomic(&pod_dir.join(SERVICE_ENV_JSON), &data)
+}
+
+/// What [`write_service_env`] wrote last (nothing when the file is missing or unreadable).
+pub fn read_service_env(pod_dir: &Path) -> Vec<(String, String)> {
+    fs::read(pod_dir.join(SERVICE_ENV_JSON)).ok().and_then(|d| serde_json::from_slice(&d).ok()).unwrap_or_default()
+}
+
+const SERVICE_ENV_JSON: &str = "service-env.json";
 const SANDBOX_JSON: &str = "sandbox.json";
 const STATE_JSON: &str = "state.json";
 const SHIM_PID: &str = "shim.pid";
@@ -409,6 +428,7 @@ mod tests {
                 state: ContainerState::Waiting { reason: "CrashLoopBackOff".into(), message: "m".into() },
                 last_terminated: None,
                 pid: None,
+                env: vec![("A".into(), "1".into())],
             }],
         };
         let json = serde_json::to_string(&state).expect("serialize");

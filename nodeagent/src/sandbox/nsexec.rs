@@ -56,7 +56,9 @@ fn enter(args: &[String]) -> Result<i32, (i32, String)> {
         return Err(fail(format!("container {name:?} of pod {pod} is not running (pid {pid} is gone)")));
     }
     let profile = images::resolve(&cspec.image).map_err(|e| fail(e.to_string()))?;
-    let env = profile.process_env(&spec.hostname, &cspec.env, tty);
+    // The environment the container's run started with (older shims did not record it).
+    let started_with = if status.env.is_empty() { &cspec.env } else { &status.env };
+    let env = profile.process_env(&spec.hostname, started_with, tty);
     let wd = cspec.working_dir.clone().unwrap_or_else(|| profile.working_dir.to_string());
 
     // Open every namespace first: after entering the mount namespace, /proc is the container's.

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
 use emu_core::images::{self, ImageProfile};
+use emu_core::svcenv;
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
@@ -209,6 +210,7 @@ impl Pod {
                         state,
                         last_terminated: None,
                         pid: None,
+                        env: Vec::new(),
                     },
                     started: None,
                     backoff: None,
@@ -241,13 +243,18 @@ impl Pod {
                 warn!(container = %name, "rotating log: {e}");
             }
         }
+        // The Service variables are those the agent recorded for this pod when the container
+        // starts (ENV-7: a restart sees Services created since), under the declared ones (ENV-9).
+        let env = svcenv::container_env(&c.spec.env, &read_service_env(&self.dir));
+        let command = svcenv::expand_command(&c.spec.command, &env);
+        let args = svcenv::expand_command(&c.spec.args, &env);
         let plan = Plan {
             profile,
             rootfs: self.dir.join(CONTAINERS_DIR).join(&name).join("rootfs"),
             etc_dir: self.dir.join(ETC_DIR),
             applets: &self.applets,
-            argv: profile.argv(&c.spec.command, &c.spec.args),
-            env: profile.process_env(&self.spec.hostname, &c.spec.env, c.spec.tty),
+            argv: profile.argv(&command, &args),
+            env: profile.process_env(&self.spec.hostname, &env, c.spec.tty),
             working_dir: c.spec.working_dir.clone().unwrap_or_else(|| profile.working_dir.to_string()),
         };
         let started_at = rfc3339(SystemTime::now());
@@ -259,6 +266,7 @@ impl Pod {
                 info!(container = %name, pid, argv = ?plan.argv, "container started");
                 c.status.state = ContainerState::Running { started_at: started_at.clone() };
                 c.status.pid = Some(pid);
+                c.status.env = env;
                 c.started = Some((Instant::now(), started_at));
             }
             Ok((pid, Some(msg), _)) => {

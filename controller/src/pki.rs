@@ -1,0 +1,416 @@
+//! The cluster's certificate authority and the API server's serving certificate.
+//!
+//! Pods reach the API server as `https://kubernetes.default.svc` (Service `default/kubernetes`,
+//! 10.96.0.1:443 → the control plane's fabric address :6443). A client checks the server against
+//! the cluster CA, as it would in a kubeadm cluster, so the CA has to outlive a controller restart:
+//! its certificate and key are kept on disk and reloaded. The serving certificate is cheap and is
+//! issued anew at every start (its key never touches the disk).
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType,
+};
+use rustls::client::danger::ServerCertVerifier;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, DnsName, ServerName, UnixTime};
+use std::fs;
+use std::io::{self, Write};
+use std::net::IpAddr;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+pub const CA_CERT_FILE: &str = "ca.crt";
+pub const CA_KEY_FILE: &str = "ca.key";
+/// The last serving certificate issued, written only so it can be inspected with `openssl x509`.
+pub const SERVER_CERT_FILE: &str = "apiserver.crt";
+
+/// Subject CN of the CA, as kubeadm names its cluster CA.
+const CA_COMMON_NAME: &str = "kubernetes";
+/// Subject CN of the serving certificate, as kubeadm names it.
+const SERVER_COMMON_NAME: &str = "kube-apiserver";
+/// DNS names the API server answers to from inside the cluster, whatever the caller adds.
+const SERVER_DNS_NAMES: [&str; 5] =
+    ["kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local", "localhost"];
+
+/// kubeadm's CA lives ten years; an emu cluster's runtime directory never comes close.
+const CA_VALIDITY: Duration = Duration::from_secs(3650 * 24 * 60 * 60);
+/// kubeadm's leaf lifetime. The serving certificate is re-issued at every controller start anyway.
+const SERVER_VALIDITY: Duration = Duration::from_secs(365 * 24 * 60 * 60);
+/// Certificates start a little in the past so a client whose clock lags slightly (or that
+/// truncates to whole seconds) doesn't see them as not yet valid.
+const BACKDATE: Duration = Duration::from_secs(5 * 60);
+
+#[derive(Debug, thiserror::Error)]
+pub enum PkiError {
+    #[error("{action} {}: {source}", path.display())]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{what} {}: {source}", path.display())]
+    Cert {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: rcgen::Error,
+    },
+    #[error("{} is not a PEM certificate: {source}", path.display())]
+    Pem {
+        path: PathBuf,
+        #[source]
+        source: rustls::pki_types::pem::Error,
+    },
+    #[error("{} exists but {} is missing; remove {} to make a new cluster CA (clients must then be given the new ca.crt)",
+        dir.join(CA_CERT_FILE).display(), dir.join(CA_KEY_FILE).display(), dir.display())]
+    MissingKey { dir: PathBuf },
+    #[error("the cluster CA in {} does not sign verifiable certificates ({source}); ca.crt and ca.key probably do not belong together: remove {} to make a new CA",
+        dir.display(), dir.display())]
+    Unusable {
+        dir: PathBuf,
+        #[source]
+        source: rustls::Error,
+    },
+    #[error("subject alternative name {0:?} is neither an IP address nor a DNS name")]
+    InvalidSan(String),
+}
+
+pub type Result<T, E = PkiError> = std::result::Result<T, E>;
+
+/// The cluster CA, loaded from (or first created in) its directory.
+pub struct ClusterPki {
+    dir: PathBuf,
+    ca_pem: String,
+    ca_der: CertificateDer<'static>,
+    issuer: Issuer<'static, KeyPair>,
+}
+
+impl std::fmt::Debug for ClusterPki {
+    // Hand-written so the CA's private key can never end up in a log line.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterPki").field("dir", &self.dir).finish_non_exhaustive()
+    }
+}
+
+impl ClusterPki {
+    /// Loads the CA kept in `dir`, or creates one there (and `dir`, mode 0700) if there is none.
+    ///
+    /// `ca.crt` is written last and is what marks a complete CA: without it a new CA is made
+    /// (overwriting a stray key of a creation cut short). With it but without `ca.key`, or with a
+    /// key that does not match, this fails rather than silently replacing a CA that clients may
+    /// already trust.
+    pub fn load_or_create(dir: &Path) -> Result<ClusterPki> {
+        fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(io_err("creating", dir))?;
+        let cert_path = dir.join(CA_CERT_FILE);
+        let key_path = dir.join(CA_KEY_FILE);
+        match fs::read_to_string(&cert_path) {
+            Ok(ca_pem) => {
+                let key_pem = match fs::read_to_string(&key_path) {
+                    Ok(pem) => pem,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(PkiError::MissingKey { dir: dir.to_owned() }),
+                    Err(source) => return Err(PkiError::Io { action: "reading", path: key_path, source }),
+                };
+                let key = KeyPair::from_pem(&key_pem).map_err(|source| PkiError::Cert { what: "parsing key", path: key_path, source })?;
+                let ca_der = CertificateDer::from_pem_slice(ca_pem.as_bytes())
+                    .map_err(|source| PkiError::Pem { path: cert_path.clone(), source })?;
+                // Only the subject, key identifier method and key usages of the issuer go into
+                // issued certificates; they come from the same parameters that made ca.crt. The
+                // self-check below proves that ca.crt and the rebuilt issuer really agree.
+                let pki = ClusterPki {
+                    dir: dir.to_owned(),
+                    ca_pem,
+                    ca_der,
+                    issuer: Issuer::new(ca_params(SystemTime::now()), key),
+                };
+                pki.issue(&["kubernetes".to_owned()])?;
+                Ok(pki)
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Self::create(dir),
+            Err(source) => Err(PkiError::Io { action: "reading", path: cert_path, source }),
+        }
+    }
+
+    fn create(dir: &Path) -> Result<ClusterPki> {
+        let cert_path = dir.join(CA_CERT_FILE);
+        let key = KeyPair::generate().map_err(|source| PkiError::Cert { what: "generating the CA key for", path: cert_path.clone(), source })?;
+        let params = ca_params(SystemTime::now());
+        let cert = params.self_signed(&key).map_err(|source| PkiError::Cert { what: "signing", path: cert_path.clone(), source })?;
+        write_atomically(&dir.join(CA_KEY_FILE), key.serialize_pem().as_bytes(), 0o600)?;
+        let ca_pem = cert.pem();
+        write_atomically(&cert_path, ca_pem.as_bytes(), 0o644)?;
+        Ok(ClusterPki { dir: dir.to_owned(), ca_pem, ca_der: cert.der().clone(), issuer: Issuer::new(params, key) })
+    }
+
+    /// The CA certificate (PEM), for clients to trust.
+    pub fn ca_pem(&self) -> &str {
+        &self.ca_pem
+    }
+
+    /// Issues the API server's serving certificate: CN `kube-apiserver`, the in-cluster DNS names
+    /// of the `kubernetes` Service and `localhost`, plus `sans` (IP addresses such as the Service's
+    /// ClusterIP and the control plane's address, or more DNS names). Returns (certificate PEM,
+    /// private key PEM); the certificate is also written to `apiserver.crt` for inspection.
+    pub fn server_cert(&self, sans: &[String]) -> Result<(String, String)> {
+        let (cert_pem, key_pem) = self.issue(sans)?;
+        write_atomically(&self.dir.join(SERVER_CERT_FILE), cert_pem.as_bytes(), 0o644)?;
+        Ok((cert_pem, key_pem))
+    }
+
+    /// Issues a serving certificate and checks it the way a client will, against the CA
+    /// certificate on disk and for every requested name: a CA whose files disagree shows up here,
+    /// at start-up, instead of as handshake failures in every pod.
+    fn issue(&self, sans: &[String]) -> Result<(String, String)> {
+        let cert_path = self.dir.join(SERVER_CERT_FILE);
+        let names = server_names(sans)?;
+        let mut params = CertificateParams::default();
+        params.distinguished_name = DistinguishedName::new();
+        params.distinguished_name.push(DnType::CommonName, SERVER_COMMON_NAME);
+        params.subject_alt_names = names.iter().map(|n| n.san.clone()).collect();
+        params.is_ca = IsCa::ExplicitNoCa;
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        params.use_authority_key_identifier_extension = true;
+        let now = SystemTime::now();
+        params.not_before = (now - BACKDATE).into();
+        params.not_after = (now + SERVER_VALIDITY).into();
+        // The serial defaults to a digest of the (fresh) public key, so every issue differs.
+        let key = KeyPair::generate().map_err(|source| PkiError::Cert { what: "generating a key for", path: cert_path.clone(), source })?;
+        let cert = params.signed_by(&key, &self.issuer).map_err(|source| PkiError::Cert { what: "signing", path: cert_path, source })?;
+
+        let unusable = |source| PkiError::Unusable { dir: self.dir.clone(), source };
+        let verifier = self.verifier().map_err(unusable)?;
+        for name in &names {
+            verifier.verify_server_cert(cert.der(), &[], &name.server_name, &[], UnixTime::now()).map_err(unusable)?;
+        }
+        Ok((cert.pem(), key.serialize_pem()))
+    }
+
+    /// A rustls verifier trusting exactly this CA.
+    fn verifier(&self) -> std::result::Result<Arc<rustls::client::WebPkiServerVerifier>, rustls::Error> {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(self.ca_der.clone())?;
+        rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), Arc::new(rustls::crypto::ring::default_provider()))
+            .build()
+            .map_err(|e| rustls::Error::General(e.to_string()))
+    }
+}
+
+/// The CA's parameters. Rebuilt on every load: the issuer of each certificate is taken from them,
+/// so they must stay what they were when an existing ca.crt was made (the subject above all).
+fn ca_params(now: SystemTime) -> CertificateParams {
+    let mut params = CertificateParams::default();
+    params.distinguished_name = DistinguishedName::new();
+    params.distinguished_name.push(DnType::CommonName, CA_COMMON_NAME);
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+    params.not_before = (now - BACKDATE).into();
+    params.not_after = (now + CA_VALIDITY).into();
+    params
+}
+
+/// One name of the serving certificate, both as it is written into the certificate and as a
+/// client asks for it.
+struct ServerNameSan {
+    san: SanType,
+    server_name: ServerName<'static>,
+}
+
+/// The built-in DNS names followed by `extra`, without duplicates, each parsed as an IP address
+/// or else a DNS name.
+fn server_names(extra: &[String]) -> Result<Vec<ServerNameSan>> {
+    let mut seen = Vec::<String>::new();
+    let mut out = Vec::new();
+    for raw in SERVER_DNS_NAMES.iter().map(|s| s.to_string()).chain(extra.iter().cloned()) {
+        let s = raw.trim().to_owned();
+        if seen.contains(&s) {
+            continue;
+        }
+        let name = match s.parse::<IpAddr>() {
+            Ok(ip) => ServerNameSan { san: SanType::IpAddress(ip), server_name: ServerName::IpAddress(ip.into()) },
+            Err(_) => {
+                let dns = DnsName::try_from(s.clone()).map_err(|_| PkiError::InvalidSan(raw.clone()))?;
+                let ia5 = s.as_str().try_into().map_err(|_| PkiError::InvalidSan(raw.clone()))?;
+                ServerNameSan { san: SanType::DnsName(ia5), server_name: ServerName::DnsName(dns) }
+            }
+        };
+        seen.push(s);
+        out.push(name);
+    }
+    Ok(out)
+}
+
+fn io_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> PkiError + 'a {
+    move |source| PkiError::Io { action, path: path.to_owned(), source }
+}
+
+/// Writes `path` through a temporary file and a rename, so a reader (or a restarted controller)
+/// never sees half a key, and with exactly `mode` whatever the umask.
+fn write_atomically(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(&tmp)
+        .map_err(io_err("creating", &tmp))?;
+    // `mode` above only applies to a new file and is filtered by the umask.
+    file.set_permissions(fs::Permissions::from_mode(mode)).map_err(io_err("setting the mode of", &tmp))?;
+    file.write_all(contents).map_err(io_err("writing", &tmp))?;
+    drop(file);
+    fs::rename(&tmp, path).map_err(io_err("renaming to", path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sans() -> Vec<String> {
+        ["10.96.0.1", "172.18.0.1", "127.0.0.1"].map(String::from).to_vec()
+    }
+
+    fn mode(path: &Path) -> u32 {
+        fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn creates_the_ca_once_and_reloads_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("pki");
+        let first = ClusterPki::load_or_create(&dir).unwrap();
+        assert!(first.ca_pem().starts_with("-----BEGIN CERTIFICATE-----"));
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(&dir.join(CA_CERT_FILE)), 0o644);
+        assert_eq!(mode(&dir.join(CA_KEY_FILE)), 0o600);
+        assert_eq!(fs::read_to_string(dir.join(CA_CERT_FILE)).unwrap(), first.ca_pem());
+
+        let again = ClusterPki::load_or_create(&dir).unwrap();
+        assert_eq!(again.ca_pem(), first.ca_pem());
+        // A certificate issued by the reloaded CA is trusted by a client holding the first ca.crt.
+        let (cert, _) = again.server_cert(&sans()).unwrap();
+        let verifier = first.verifier().unwrap();
+        let der = CertificateDer::from_pem_slice(cert.as_bytes()).unwrap();
+        let name = ServerName::try_from("kubernetes.default.svc").unwrap();
+        verifier.verify_server_cert(&der, &[], &name, &[], UnixTime::now()).unwrap();
+    }
+
+    #[test]
+    fn server_cert_verifies_for_every_in_cluster_name_and_no_other() {
+        let tmp = tempfile::tempdir().unwrap();
+        let pki = ClusterPki::load_or_create(tmp.path()).unwrap();
+        let (cert, key) = pki.server_cert(&sans()).unwrap();
+        assert!(key.contains("PRIVATE KEY"));
+        assert_eq!(fs::read_to_string(tmp.path().join(SERVER_CERT_FILE)).unwrap(), cert);
+        assert!(!tmp.path().join("apiserver.key").exists());
+
+        let der = CertificateDer::from_pem_slice(cert.as_bytes()).unwrap();
+        let verifier = pki.verifier().unwrap();
+        let check = |name: &str| {
+            let name = ServerName::try_from(name.to_owned()).unwrap();
+            verifier.verify_server_cert(&der, &[], &name, &[], UnixTime::now())
+        };
+        for name in SERVER_DNS_NAMES.iter().copied().chain(["10.96.0.1", "172.18.0.1", "127.0.0.1"]) {
+            check(name).unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
+        for name in ["kubernetes.example.com", "10.96.0.2", "::1"] {
+            assert!(check(name).is_err(), "{name} should not be accepted");
+        }
+    }
+
+    #[test]
+    fn server_cert_from_another_ca_is_rejected() {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (a, b) = (ClusterPki::load_or_create(a.path()).unwrap(), ClusterPki::load_or_create(b.path()).unwrap());
+        assert_ne!(a.ca_pem(), b.ca_pem());
+        let (cert, _) = b.server_cert(&sans()).unwrap();
+        let der = CertificateDer::from_pem_slice(cert.as_bytes()).unwrap();
+        let name = ServerName::try_from("kubernetes").unwrap();
+        let err = a.verifier().unwrap().verify_server_cert(&der, &[], &name, &[], UnixTime::now()).unwrap_err();
+        // Every cluster's CA is named `kubernetes` (as in kubeadm), so the other CA is found by
+        // name and it is the signature that fails.
+        assert!(err.to_string().contains("BadSignature"), "{err}");
+    }
+
+    #[test]
+    fn extra_dns_names_are_added_and_bad_ones_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let pki = ClusterPki::load_or_create(tmp.path()).unwrap();
+        // Duplicates of the built-in names are dropped, not written twice.
+        let (cert, _) = pki.server_cert(&["api.emu.local".to_owned(), "kubernetes".to_owned()]).unwrap();
+        let der = CertificateDer::from_pem_slice(cert.as_bytes()).unwrap();
+        let name = ServerName::try_from("api.emu.local").unwrap();
+        pki.verifier().unwrap().verify_server_cert(&der, &[], &name, &[], UnixTime::now()).unwrap();
+
+        let err = pki.server_cert(&["not a name".to_owned()]).unwrap_err();
+        assert_eq!(err.to_string(), "subject alternative name \"not a name\" is neither an IP address nor a DNS name");
+    }
+
+    #[test]
+    fn a_ca_with_a_missing_or_foreign_key_is_refused_not_replaced() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let pki = ClusterPki::load_or_create(dir).unwrap();
+
+        fs::remove_file(dir.join(CA_KEY_FILE)).unwrap();
+        let err = ClusterPki::load_or_create(dir).unwrap_err();
+        assert!(matches!(err, PkiError::MissingKey { .. }), "{err}");
+        assert!(err.to_string().contains("ca.key is missing"), "{err}");
+
+        fs::write(dir.join(CA_KEY_FILE), KeyPair::generate().unwrap().serialize_pem()).unwrap();
+        let err = ClusterPki::load_or_create(dir).unwrap_err();
+        assert!(matches!(err, PkiError::Unusable { .. }), "{err}");
+        assert!(err.to_string().contains(&dir.display().to_string()), "{err}");
+        // The CA that clients may trust is left as it was.
+        assert_eq!(fs::read_to_string(dir.join(CA_CERT_FILE)).unwrap(), pki.ca_pem());
+    }
+
+    #[test]
+    fn a_key_without_its_certificate_is_replaced() {
+        // ca.key alone is what a creation cut short leaves behind; nobody can trust it yet.
+        let tmp = tempfile::tempdir().unwrap();
+        fs::write(tmp.path().join(CA_KEY_FILE), "garbage").unwrap();
+        let pki = ClusterPki::load_or_create(tmp.path()).unwrap();
+        assert!(KeyPair::from_pem(&fs::read_to_string(tmp.path().join(CA_KEY_FILE)).unwrap()).is_ok());
+        pki.server_cert(&sans()).unwrap();
+    }
+
+    /// What an operator would look at: openssl's view of the files (skipped without openssl).
+    #[test]
+    fn openssl_agrees() {
+        let Ok(out) = std::process::Command::new("openssl").arg("version").output() else { return };
+        if !out.status.success() {
+            return;
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let pki = ClusterPki::load_or_create(tmp.path()).unwrap();
+        pki.server_cert(&sans()).unwrap();
+        let run = |args: &[&str]| {
+            let out = std::process::Command::new("openssl").args(args).current_dir(tmp.path()).output().unwrap();
+            assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+            String::from_utf8(out.stdout).unwrap()
+        };
+        let verified = run(&["verify", "-purpose", "sslserver", "-CAfile", CA_CERT_FILE, SERVER_CERT_FILE]);
+        assert!(verified.contains(": OK"), "{verified}");
+        let ca = run(&["x509", "-in", CA_CERT_FILE, "-noout", "-subject", "-ext", "basicConstraints"]);
+        assert!(ca.contains("CN = kubernetes") || ca.contains("CN=kubernetes"), "{ca}");
+        assert!(ca.contains("CA:TRUE"), "{ca}");
+        let server = run(&["x509", "-in", SERVER_CERT_FILE, "-noout", "-subject", "-ext", "subjectAltName"]);
+        assert!(server.contains("kube-apiserver"), "{server}");
+        for san in [
+            "DNS:kubernetes,",
+            "DNS:kubernetes.default,",
+            "DNS:kubernetes.default.svc,",
+            "DNS:kubernetes.default.svc.cluster.local",
+            "DNS:localhost",
+            "IP Address:10.96.0.1",
+            "IP Address:172.18.0.1",
+            "IP Address:127.0.0.1",
+        ] {
+            assert!(server.contains(san), "{san} missing from {server}");
+        }
+    }
+}

@@ -1,0 +1,92 @@
+//! The node's service proxy loop (kube-proxy's job): watches Services and EndpointSlices, renders
+//! the node's nftables ruleset with [`emu_core::proxy`] and applies it through an [`NftRunner`].
+//!
+//! Level-triggered: every change recomputes the whole desired model. The first sync (and every
+//! sync after a failure, and a periodic one that repairs drift) loads the full ruleset; in between
+//! only the difference from the last applied model is sent, so one endpoint change is a tiny
+//! transaction however many services exist.
+
+use crate::nft::NftRunner;
+use crate::reflector::Snapshot;
+use emu_core::{ipam, object, proxy};
+use serde_json::Value;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How often the full ruleset is re-applied even without changes (repairs drift).
+const FULL_RESYNC: Duration = Duration::from_secs(60);
+
+pub struct ProxyConfig {
+    pub node_name: String,
+    pub cluster_pod_cidr: ipam::Ipv4Cidr,
+    pub service_cidr: ipam::Ipv4Cidr,
+}
+
+/// The proxy's model of a snapshot of Services and EndpointSlices.
+pub fn model(cfg: &ProxyConfig, snap: &Snapshot) -> proxy::ProxyInput {
+    let (mut services, mut slices): (Vec<Value>, Vec<Value>) = (Vec::new(), Vec::new());
+    for v in snap.objects.values() {
+        match object::kind(v) {
+            "Service" => services.push((**v).clone()),
+            "EndpointSlice" => slices.push((**v).clone()),
+            _ => {}
+        }
+    }
+    proxy::input_from_objects(&cfg.node_name, cfg.cluster_pod_cidr, cfg.service_cidr, &services, &slices)
+}
+
+/// Runs forever: one sync per change of the snapshot (changes arriving during a sync are
+/// coalesced into the next one).
+pub async fn run(cfg: ProxyConfig, nft: Arc<dyn NftRunner>, mut rx: tokio::sync::watch::Receiver<Snapshot>) {
+    let mut applied: Option<proxy::ProxyInput> = None;
+    let mut last_full = Instant::now();
+    loop {
+        let snap = rx.borrow_and_update().clone();
+        if snap.synced {
+            let want = model(&cfg, &snap);
+            let full = applied.is_none() || last_full.elapsed() >= FULL_RESYNC;
+            let script = match (&applied, full) {
+                (Some(old), false) => proxy::render_update(old, &want),
+                // A full sync also deletes what is in the table but no longer wanted (drift, or
+                // what a failed transaction or an earlier agent left).
+                _ => {
+                    let lister = nft.clone();
+                    let listing = tokio::task::spawn_blocking(move || lister.list()).await.ok().and_then(Result::ok).unwrap_or_default();
+                    proxy::render_resync(&want, &proxy::parse_listing(&listing))
+                }
+            };
+            let started = Instant::now();
+            let result = if script.is_empty() {
+                Ok(())
+            } else {
+                let nft = nft.clone();
+                let script_for_nft = script.clone();
+                tokio::task::spawn_blocking(move || nft.apply(&script_for_nft))
+                    .await
+                    .unwrap_or_else(|e| Err(crate::nft::NftError::from_panic(e.to_string())))
+            };
+            match result {
+                Ok(()) => {
+                    if !script.is_empty() {
+                        tracing::info!(services = want.services.len(), full, bytes = script.len(), elapsed_ms = started.elapsed().as_millis() as u64, "service rules synced");
+                        tracing::trace!(%script, "nft script");
+                    }
+                    if full {
+                        last_full = Instant::now();
+                    }
+                    applied = Some(want);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, full, "syncing service rules failed; the next sync loads the full ruleset");
+                    applied = None;
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    continue;
+                }
+            }
+        }
+        tokio::select! {
+            r = rx.changed() => if r.is_err() { return },
+            _ = tokio::time::sleep(FULL_RESYNC) => {}
+        }
+    }
+}
