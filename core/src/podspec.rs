@@ -88,6 +88,9 @@ pub struct ContainerObservation {
     pub container_id: Option<String>,
     pub state: Observed,
     pub last_terminated: Option<TerminatedObservation>,
+    /// Whether its readiness probe passes (true for a container without one): a running
+    /// container is ready only when this holds (EP-3).
+    pub probe_ready: bool,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -137,7 +140,7 @@ pub fn pod_status(pod: &Value, input: &StatusInput) -> Value {
                     }
                     (json!({"waiting": w}), false, false)
                 }
-                Observed::Running { started_at } => (json!({"running": {"startedAt": started_at}}), true, true),
+                Observed::Running { started_at } => (json!({"running": {"startedAt": started_at}}), c.probe_ready, true),
                 Observed::Terminated(t) => (json!({"terminated": terminated_json(t)}), false, false),
             };
             let mut v = json!({"name": c.name, "image": c.image, "imageID": format!("emu://image/{}", c.image),
@@ -150,6 +153,7 @@ pub fn pod_status(pod: &Value, input: &StatusInput) -> Value {
         })
         .collect();
     let all_running = !input.containers.is_empty() && input.containers.iter().all(|c| matches!(c.state, Observed::Running { .. }));
+    let container_ready = |c: &ContainerObservation| matches!(c.state, Observed::Running { .. }) && c.probe_ready;
     let all_terminated = !input.containers.is_empty() && input.containers.iter().all(|c| matches!(c.state, Observed::Terminated(_)));
     let ever_started = input.containers.iter().any(|c| !matches!(c.state, Observed::Waiting { .. }) || c.restart_count > 0 || c.last_terminated.is_some());
     let all_succeeded = input.containers.iter().all(|c| matches!(&c.state, Observed::Terminated(t) if t.exit_code == 0));
@@ -171,13 +175,13 @@ pub fn pod_status(pod: &Value, input: &StatusInput) -> Value {
         let s = if ok { "True" } else { "False" };
         let mut c = json!({"type": t, "status": s, "lastProbeTime": null, "lastTransitionTime": now_or_old(t, s)});
         if !ok && (t == "Ready" || t == "ContainersReady") {
-            let names: Vec<&str> = input.containers.iter().filter(|c| !matches!(c.state, Observed::Running { .. })).map(|c| c.name.as_str()).collect();
+            let names: Vec<&str> = input.containers.iter().filter(|c| !container_ready(c)).map(|c| c.name.as_str()).collect();
             c["reason"] = json!("ContainersNotReady");
             c["message"] = json!(format!("containers with unready status: [{}]", names.join(" ")));
         }
         c
     };
-    let ready = all_running;
+    let ready = all_running && input.containers.iter().all(container_ready);
     let mut status = json!({
         "phase": phase,
         "conditions": [cond("PodReadyToStartContainers", true), cond("Initialized", true), cond("Ready", ready),
@@ -245,7 +249,7 @@ mod tests {
     fn running_pod_is_ready() {
         let input = StatusInput { host_ip: "172.18.0.2".into(), pod_ip: "10.244.1.5".into(), containers: vec![ContainerObservation {
             name: "c".into(), image: "nginx".into(), restart_count: 0, container_id: None,
-            state: Observed::Running { started_at: "2026-11-22T04:00:00Z".into() }, last_terminated: None }] };
+            state: Observed::Running { started_at: "2026-11-22T04:00:00Z".into() }, last_terminated: None, probe_ready: true }] };
         let s = pod_status(&pod(), &input);
         assert_eq!(s["phase"], "Running");
         assert_eq!(s["podIPs"], json!([{"ip": "10.244.1.5"}]));
@@ -253,11 +257,25 @@ mod tests {
     }
 
     #[test]
+    fn running_pod_waits_for_its_readiness_probe() {
+        let input = StatusInput { host_ip: "h".into(), pod_ip: "p".into(), containers: vec![ContainerObservation {
+            name: "web".into(), image: "nginx".into(), restart_count: 0, container_id: None,
+            state: Observed::Running { started_at: "2026-11-22T04:00:00Z".into() }, last_terminated: None, probe_ready: false }] };
+        let s = pod_status(&pod(), &input);
+        assert_eq!(s["phase"], "Running");
+        assert_eq!(s["containerStatuses"][0]["ready"], false);
+        assert_eq!(s["containerStatuses"][0]["started"], true);
+        let ready = s["conditions"].as_array().unwrap().iter().find(|c| c["type"] == "Ready").unwrap();
+        assert_eq!(ready["status"], "False");
+        assert_eq!(ready["message"], "containers with unready status: [web]");
+    }
+
+    #[test]
     fn crash_looping_pod_stays_running_phase() {
         let input = StatusInput { host_ip: "h".into(), pod_ip: "p".into(), containers: vec![ContainerObservation {
             name: "c".into(), image: "busybox".into(), restart_count: 2, container_id: None,
             state: Observed::Waiting { reason: "CrashLoopBackOff".into(), message: "back-off".into() },
-            last_terminated: Some(TerminatedObservation { exit_code: 1, signal: None, reason: "Error".into(), started_at: "2026-11-22T04:00:00Z".into(), finished_at: "2026-11-22T04:00:01Z".into() }) }] };
+            last_terminated: Some(TerminatedObservation { exit_code: 1, signal: None, reason: "Error".into(), started_at: "2026-11-22T04:00:00Z".into(), finished_at: "2026-11-22T04:00:01Z".into() }), probe_ready: true }] };
         let s = pod_status(&pod(), &input);
         assert_eq!(s["phase"], "Running");
         assert_eq!(s["containerStatuses"][0]["state"]["waiting"]["reason"], "CrashLoopBackOff");

@@ -49,6 +49,7 @@ struct Agent {
     shim_exe: PathBuf,
     pods_cgroup: Option<PathBuf>,
     client: ApiClient<Channel>,
+    readiness: Arc<crate::readiness::Readiness>,
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
@@ -82,6 +83,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         gateway,
         pods_cgroup,
         client,
+        readiness: Arc::default(),
     });
     tracing::info!(node = %agent.node.name, pod_cidr = %agent.pod_cidr, "node agent ready");
 
@@ -203,6 +205,8 @@ struct Local {
     /// The Services (namespace/name@resourceVersion) the pods' service variables were last
     /// written from: when they change, every pod's `service-env.json` is rewritten.
     services_seen: String,
+    /// Pods whose readiness prober task runs.
+    probing: HashSet<String>,
 }
 
 async fn sync_pods(agent: Arc<Agent>, mut rx: tokio::sync::watch::Receiver<Snapshot>) -> anyhow::Result<()> {
@@ -286,6 +290,17 @@ async fn reconcile(agent: &Arc<Agent>, snap: &Snapshot, local: &Arc<std::sync::M
         }
         if local.lock().map(|l| l.busy.contains(&uid)).unwrap_or(true) {
             continue;
+        }
+        if crate::readiness::has_readiness_probe(&pod) && local.lock().map(|mut l| l.probing.insert(uid.clone())).unwrap_or(false) {
+            if let Some(ip) = emu_core::podspec::allocated_ip(&pod).and_then(|ip| ip.parse().ok()) {
+                let (readiness, pod, dir, exe, local, uid) = (agent.readiness.clone(), pod.clone(), pod_dir.clone(), agent.shim_exe.clone(), local.clone(), uid.clone());
+                tokio::spawn(async move {
+                    crate::readiness::probe_pod(readiness, pod, ip, dir, exe).await;
+                    if let Ok(mut l) = local.lock() {
+                        l.probing.remove(&uid);
+                    }
+                });
+            }
         }
         if services_changed {
             // Containers that start from now on (restarts) see the Services as they are now.
@@ -501,6 +516,7 @@ fn pod_status(agent: &Agent, pod: &Value, state: &sandbox::SandboxState) -> Valu
                     sandbox::ContainerState::Terminated(t) => emu_core::podspec::Observed::Terminated(terminated(t)),
                 },
                 last_terminated: c.last_terminated.as_ref().map(terminated),
+                probe_ready: agent.readiness.container_ready(pod, &c.name),
             })
             .collect(),
     };

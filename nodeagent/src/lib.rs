@@ -10,6 +10,7 @@ pub mod cgroup;
 pub mod net;
 pub mod nft;
 pub mod probe;
+pub mod readiness;
 pub mod reflector;
 pub mod sandbox;
 pub mod service_proxy;

@@ -1,0 +1,119 @@
+//! Readiness probing of this node's pods (kubelet's prober workers): one task per pod that has a
+//! container with a `readinessProbe`, running the probes when [`ProbeTracker`] says they are due
+//! and recording each container's readiness in [`Readiness`], which the agent reads when it
+//! reports the pod's status (READY `0/1` until the probe passes; the endpoints controller then
+//! leaves the pod out of its Services).
+
+use crate::probe::{run_probe, ExecTarget};
+use crate::sandbox::{self, ContainerState};
+use emu_core::probe::{probe_action, ProbeTracker};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How often a prober looks at its pod's containers between probes (restarts, new runs).
+const TICK: Duration = Duration::from_millis(100);
+
+/// Each probed container's readiness, by pod uid and container name.
+#[derive(Default)]
+pub struct Readiness {
+    by_pod: Mutex<HashMap<String, HashMap<String, bool>>>,
+}
+
+impl Readiness {
+    /// Whether `container` of the pod passes its readiness probe: true without a probe, false
+    /// until its first probe has passed.
+    pub fn container_ready(&self, pod: &Value, container: &str) -> bool {
+        if readiness_probe(pod, container).is_none() {
+            return true;
+        }
+        let by_pod = self.by_pod.lock().unwrap_or_else(|e| e.into_inner());
+        by_pod.get(emu_core::object::uid(pod)).and_then(|c| c.get(container)).copied().unwrap_or(false)
+    }
+
+    fn set(&self, uid: &str, container: &str, ready: bool) {
+        let mut by_pod = self.by_pod.lock().unwrap_or_else(|e| e.into_inner());
+        by_pod.entry(uid.to_string()).or_default().insert(container.to_string(), ready);
+    }
+
+    fn forget(&self, uid: &str) {
+        self.by_pod.lock().unwrap_or_else(|e| e.into_inner()).remove(uid);
+    }
+}
+
+fn readiness_probe<'a>(pod: &'a Value, container: &str) -> Option<&'a Value> {
+    pod["spec"]["containers"]
+        .as_array()?
+        .iter()
+        .find(|c| c["name"] == container)?
+        .get("readinessProbe")
+        .filter(|p| p.is_object())
+}
+
+/// Whether any container of the pod has a readiness probe (and so needs a prober).
+pub fn has_readiness_probe(pod: &Value) -> bool {
+    pod["spec"]["containers"].as_array().into_iter().flatten().any(|c| c.get("readinessProbe").is_some_and(Value::is_object))
+}
+
+/// One container's prober state: the run it is probing and that run's tracker.
+struct Probed {
+    run: (u32, String),
+    tracker: ProbeTracker,
+}
+
+/// Probes the pod's containers until its sandbox is gone. `nodeagent_exe` runs exec probes
+/// (`emu-nodeagent nsexec`, as `emu exec` does).
+pub async fn probe_pod(readiness: Arc<Readiness>, pod: Arc<Value>, pod_ip: Ipv4Addr, pod_dir: PathBuf, nodeagent_exe: PathBuf) {
+    let uid = emu_core::object::uid(&pod).to_string();
+    let epoch = Instant::now();
+    let now_ms = || epoch.elapsed().as_millis() as u64;
+    let mut probed: HashMap<String, Probed> = HashMap::new();
+    loop {
+        let Ok(state) = sandbox::read_state(&pod_dir) else {
+            if !pod_dir.exists() {
+                break;
+            }
+            tokio::time::sleep(TICK).await;
+            continue;
+        };
+        for c in pod["spec"]["containers"].as_array().into_iter().flatten() {
+            let Some(name) = c["name"].as_str() else { continue };
+            let Some(probe) = readiness_probe(&pod, name) else { continue };
+            let running = state.containers.iter().find(|s| s.name == name).and_then(|s| match &s.state {
+                ContainerState::Running { started_at } => Some((s.restart_count, started_at.clone())),
+                _ => None,
+            });
+            let Some(run) = running else {
+                // Not running: not ready, and the next run starts probing afresh.
+                probed.remove(name);
+                readiness.set(&uid, name, false);
+                continue;
+            };
+            let entry = probed.entry(name.to_string()).or_insert_with(|| Probed { run: run.clone(), tracker: ProbeTracker::for_container(c, now_ms()) });
+            if entry.run != run {
+                *entry = Probed { run, tracker: ProbeTracker::for_container(c, now_ms()) };
+            }
+            let started = now_ms();
+            if !entry.tracker.due(started) {
+                continue;
+            }
+            let success = match probe_action(probe, c) {
+                Ok(action) => {
+                    let target = ExecTarget { nodeagent_exe: nodeagent_exe.clone(), pod_dir: pod_dir.clone(), container: name.to_string() };
+                    run_probe(&action, pod_ip, Some(target), Duration::from_millis(entry.tracker.timeout_ms())).await
+                }
+                Err(reason) => {
+                    tracing::debug!(pod = %emu_core::object::name(&pod), container = name, %reason, "readiness probe cannot run");
+                    false
+                }
+            };
+            entry.tracker.record(success, started);
+            readiness.set(&uid, name, entry.tracker.ready());
+        }
+        tokio::time::sleep(TICK).await;
+    }
+    readiness.forget(&uid);
+}
