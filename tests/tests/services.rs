@@ -189,3 +189,88 @@ fn endpoints_and_rules_follow_pods_without_failed_requests() {
     assert!(ok > 20, "the client must have looped: {log}");
     assert_eq!(failed, 0, "{failed} failed requests during the replacement ({ok} ok)");
 }
+
+const PROBED_PODS: &str = r#"
+apiVersion: v1
+kind: Service
+metadata: {name: probed}
+spec:
+  selector: {probe: "yes"}
+  ports: [{port: 80}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: by-exec, labels: {probe: "yes"}}
+spec:
+  containers:
+  - name: web
+    image: nginx
+    readinessProbe:
+      exec: {command: [cat, /tmp/ready]}
+      periodSeconds: 1
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: by-http, labels: {probe: "yes"}}
+spec:
+  containers:
+  - name: web
+    image: nginx
+    readinessProbe:
+      httpGet: {path: /, port: 80}
+      periodSeconds: 1
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: by-tcp, labels: {probe: "yes"}}
+spec:
+  containers:
+  - name: web
+    image: nginx
+    readinessProbe:
+      tcpSocket: {port: 8081}
+      periodSeconds: 1
+"#;
+
+fn ready_column(c: &Cluster, pod: &str) -> String {
+    let table = c.emu(&["get", "pod", pod]).ok().stdout;
+    table.lines().nth(1).and_then(|l| l.split_whitespace().nth(1)).unwrap_or("").to_string()
+}
+
+#[test]
+fn readiness_probes_gate_ready_and_endpoints() {
+    let c = Cluster::up("tsvcprobe", &[]);
+    let manifest = std::env::temp_dir().join("emu-test-tsvcprobe.yaml");
+    std::fs::write(&manifest, PROBED_PODS).unwrap();
+    c.emu(&["apply", "-f", manifest.to_str().unwrap()]).ok();
+    let pod_ip = |name: &str| c.wait_for(&format!("{name} has an IP"), Duration::from_secs(20), || {
+        let p: Value = serde_json::from_str(&c.emu(&["get", "pod", name, "-o", "json"]).ok().stdout).ok()?;
+        (p["status"]["phase"] == "Running").then(|| ip(&p))
+    });
+    let (exec_ip, http_ip, tcp_ip) = (pod_ip("by-exec"), pod_ip("by-http"), pod_ip("by-tcp"));
+    let ready_endpoints = || c.emu(&["get", "ep", "probed"]).ok().stdout;
+
+    // httpGet on nginx's page passes at once; the others do not pass.
+    c.wait_for("by-http ready", Duration::from_secs(5), || (ready_column(&c, "by-http") == "1/1").then_some(()));
+    c.wait_for("by-http in the endpoints", Duration::from_secs(2), || ready_endpoints().contains(&format!("{http_ip}:80")).then_some(()));
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(ready_column(&c, "by-exec"), "0/1");
+    assert_eq!(ready_column(&c, "by-tcp"), "0/1");
+    let ep = ready_endpoints();
+    assert!(!ep.contains(&exec_ip) && !ep.contains(&tcp_ip), "unready pods are not ready endpoints: {ep}");
+    let slices = c.emu(&["get", "endpointslices", "-l", "kubernetes.io/service-name=probed", "-o", "json"]).ok().stdout;
+    let slices: Value = serde_json::from_str(&slices).unwrap();
+    let endpoints: Vec<&Value> = slices["items"].as_array().unwrap().iter().flat_map(|s| s["endpoints"].as_array().unwrap().iter()).collect();
+    assert_eq!(endpoints.len(), 3, "the slice lists every pod, ready or not: {slices}");
+    let tcp = endpoints.iter().find(|e| e["addresses"][0] == tcp_ip.as_str()).unwrap();
+    assert_eq!(tcp["conditions"]["ready"], false);
+
+    // The exec probe passes once its file exists, and fails again (3 failures) once it is gone.
+    c.emu(&["exec", "by-exec", "--", "sh", "-c", "echo ok > /tmp/ready"]).ok();
+    c.wait_for("by-exec ready", Duration::from_secs(3), || (ready_column(&c, "by-exec") == "1/1").then_some(()));
+    c.wait_for("by-exec in the endpoints", Duration::from_secs(2), || ready_endpoints().contains(&format!("{exec_ip}:80")).then_some(()));
+    c.emu(&["exec", "by-exec", "--", "rm", "/tmp/ready"]).ok();
+    c.wait_for("by-exec unready", Duration::from_secs(6), || (ready_column(&c, "by-exec") == "0/1").then_some(()));
+    c.wait_for("by-exec out of the endpoints", Duration::from_secs(2), || (!ready_endpoints().contains(&exec_ip)).then_some(()));
+    let _ = std::fs::remove_file(manifest);
+}
