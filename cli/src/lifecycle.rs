@@ -86,7 +86,8 @@ fn plan(file: Option<&Path>, nodes: Option<usize>) -> anyhow::Result<Plan> {
     }
     for (label, docs) in &manifests {
         for d in docs {
-            verbs::check_offline(d).with_context(|| label.clone())?;
+            // Rendered here: an API error wrapped in context would print without the label.
+            verbs::check_offline(d).map_err(|e| anyhow::anyhow!("{label}: {}", context::render_error(&e).trim_start_matches("error: ")))?;
         }
     }
     Ok(Plan { nodes: node_names, manifests })
@@ -300,6 +301,9 @@ fn print_hints(cluster: &str) {
     println!("  emu exec{flag} POD -- curl -s http://POD_IP  # pod to pod, across nodes, no NAT");
     println!("  emu ssh{flag} NODE -- ip route              # a node's routes to the other nodes' pods");
     println!("  emu logs{flag} POD                          # nginx's access log");
+    println!("  emu expose{flag} deployment/my-nginx        # a Service: one ClusterIP in front of the pods");
+    println!("  emu get svc,ep{flag}                        # services, their ClusterIPs and endpoints");
+    println!("  emu ssh{flag} NODE -- curl -s http://CLUSTER_IP  # through the node's service rules");
     println!("  sudo emu down{flag}                         # remove everything");
 }
 

@@ -274,3 +274,29 @@ fn readiness_probes_gate_ready_and_endpoints() {
     c.wait_for("by-exec out of the endpoints", Duration::from_secs(2), || (!ready_endpoints().contains(&exec_ip)).then_some(()));
     let _ = std::fs::remove_file(manifest);
 }
+
+#[test]
+fn service_first_scenario_spreads_pods_and_gives_them_variables_then_delete_svc() {
+    let c = Cluster::up("tsvcfirst", &[concat!(env!("CARGO_MANIFEST_DIR"), "/../scenarios/nginx-with-service.yaml")]);
+    let vip = cluster_ip(&c, "my-nginx");
+    let pods = ready_pods(&c, "run=my-nginx", 2);
+    let nodes: std::collections::BTreeSet<&str> = pods.iter().filter_map(|p| p["spec"]["nodeName"].as_str()).collect();
+    assert_eq!(nodes.len(), 2, "pods of a service spread over the nodes");
+    for p in &pods {
+        assert!(service_env(&c, &name(p)).contains(&format!("MY_NGINX_SERVICE_HOST={vip}")), "created after the service");
+    }
+    let page = c.emu(&["exec", &name(&pods[0]), "--", "curl", "-s", "--max-time", "5", &format!("http://{vip}/")]).ok().stdout;
+    assert!(page.contains("Welcome to nginx!"), "{page}");
+
+    // `delete svc` removes the Service, its Endpoints and slices, and every node's rules for it.
+    assert_eq!(c.emu(&["delete", "svc", "my-nginx"]).ok().stdout, "service \"my-nginx\" deleted\n");
+    c.wait_for("endpoints gone", Duration::from_secs(2), || (c.emu(&["get", "ep", "my-nginx"]).code != 0).then_some(()));
+    c.wait_for("slices gone", Duration::from_secs(2), || {
+        (!c.emu(&["get", "endpointslices"]).ok().stdout.contains("my-nginx")).then_some(())
+    });
+    c.wait_for("rules gone on every node", Duration::from_secs(2), || {
+        node_names(&c).iter().all(|n| !c.emu(&["ssh", n, "--", "nft", "list", "table", "ip", "emu"]).ok().stdout.contains(&vip)).then_some(())
+    });
+    let refused = c.emu(&["exec", &name(&pods[0]), "--", "curl", "-s", "--max-time", "2", &format!("http://{vip}/")]);
+    assert_ne!(refused.code, 0, "a deleted service's ClusterIP answers nothing");
+}
