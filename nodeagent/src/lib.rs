@@ -7,6 +7,7 @@
 
 pub mod agent;
 pub mod cgroup;
+pub mod conntrack;
 pub mod net;
 pub mod nft;
 pub mod probe;

@@ -74,6 +74,11 @@ pub async fn run(cfg: ProxyConfig, nft: Arc<dyn NftRunner>, mut rx: tokio::sync:
                     if full {
                         last_full = Instant::now();
                     }
+                    let stale = applied.as_ref().map(|old| proxy::stale_udp_flows(old, &want)).unwrap_or_default();
+                    if !stale.is_empty() {
+                        // After the rules: a new datagram must not recreate the entry toward the old endpoint.
+                        let _ = tokio::task::spawn_blocking(move || crate::conntrack::delete_udp_flows(&stale)).await;
+                    }
                     applied = Some(want);
                 }
                 Err(e) => {

@@ -315,3 +315,79 @@ fn port_endpoints(slices: &[&Value], port_name: &str, protocol: Protocol) -> Vec
     }
     found.into_values().collect()
 }
+
+/// A UDP flow that conntrack may still send to an endpoint this node no longer uses for the
+/// service: UDP has no connection to end, so until its entry is deleted every datagram of the
+/// same 5-tuple keeps going to the old endpoint (kube-proxy deletes these too).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct StaleUdpFlow {
+    pub cluster_ip: Ipv4Addr,
+    pub port: u16,
+    pub endpoint_ip: Ipv4Addr,
+}
+
+/// The UDP flows to delete from conntrack after moving from `old` to `new`: for every UDP
+/// service port, each endpoint that took traffic on this node before and no longer does
+/// (deleted, unready, or the whole service gone).
+pub fn stale_udp_flows(old: &ProxyInput, new: &ProxyInput) -> Vec<StaleUdpFlow> {
+    let used = |input: &ProxyInput| -> std::collections::BTreeSet<StaleUdpFlow> {
+        let mut flows = std::collections::BTreeSet::new();
+        for svc in &input.services {
+            for port in svc.ports.iter().filter(|p| p.protocol == Protocol::Udp) {
+                if let Backends::Use(eps) = usable_endpoints(&input.node_name, svc.internal_local, &port.endpoints) {
+                    flows.extend(eps.iter().map(|e| StaleUdpFlow { cluster_ip: svc.cluster_ip, port: port.port, endpoint_ip: e.ip }));
+                }
+            }
+        }
+        flows
+    };
+    let now = used(new);
+    used(old).into_iter().filter(|f| !now.contains(f)).collect()
+}
+
+#[cfg(test)]
+mod stale_udp_tests {
+    use super::*;
+
+    fn input(endpoints: &[(&str, bool)], protocol: Protocol) -> ProxyInput {
+        ProxyInput {
+            node_name: "n1".into(),
+            cluster_pod_cidr: "10.244.0.0/16".parse().unwrap(),
+            service_cidr: "10.96.0.0/12".parse().unwrap(),
+            services: vec![ServiceModel {
+                namespace: "kube-system".into(),
+                name: "kube-dns".into(),
+                cluster_ip: "10.96.0.10".parse().unwrap(),
+                affinity_timeout: None,
+                internal_local: false,
+                ports: vec![PortModel {
+                    name: "dns".into(),
+                    protocol,
+                    port: 53,
+                    endpoints: endpoints
+                        .iter()
+                        .map(|(ip, ready)| EndpointModel { ip: ip.parse().unwrap(), port: 53, node_name: None, ready: *ready, serving: *ready, terminating: false })
+                        .collect(),
+                }],
+            }],
+        }
+    }
+
+    #[test]
+    fn a_removed_or_unready_udp_endpoint_is_stale() {
+        let before = input(&[("10.244.0.2", true), ("10.244.1.2", true), ("10.244.1.3", true)], Protocol::Udp);
+        let after = input(&[("10.244.0.2", true), ("10.244.1.3", false)], Protocol::Udp);
+        let flow = |ip: &str| StaleUdpFlow { cluster_ip: "10.96.0.10".parse().unwrap(), port: 53, endpoint_ip: ip.parse().unwrap() };
+        assert_eq!(stale_udp_flows(&before, &after), vec![flow("10.244.1.2"), flow("10.244.1.3")]);
+        assert_eq!(stale_udp_flows(&after, &before), vec![], "added endpoints leave nothing stale");
+        let gone = ProxyInput { services: vec![], ..before.clone() };
+        assert_eq!(stale_udp_flows(&before, &gone).len(), 3, "a deleted service's flows are all stale");
+    }
+
+    #[test]
+    fn tcp_endpoints_are_never_flushed() {
+        let before = input(&[("10.244.0.2", true)], Protocol::Tcp);
+        let after = input(&[], Protocol::Tcp);
+        assert!(stale_udp_flows(&before, &after).is_empty(), "TCP connections end by themselves");
+    }
+}
