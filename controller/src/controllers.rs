@@ -16,6 +16,7 @@ use std::time::Duration;
 pub async fn run(shared: Shared) {
     let mut last_ip: HashMap<String, Ipv4Addr> = HashMap::new();
     let mut endpoints = crate::endpoints::EndpointsController::default();
+    let mut control_routes = crate::control_routes::ControlRoutes::new(&shared);
     loop {
         tokio::select! {
             _ = shared.wake.notified() => {}
@@ -30,6 +31,7 @@ pub async fn run(shared: Shared) {
         sync_replicasets(&shared);
         schedule_pods(&shared, &mut last_ip);
         endpoints.sync(&shared);
+        control_routes.sync(&shared);
         if shared.store.resource_version() != before {
             shared.changed();
         }
@@ -292,8 +294,9 @@ fn schedule_pods(shared: &Shared, last_ip: &mut HashMap<String, Ipv4Addr>) {
 /// deleted namespaces, and pods bound to nodes that no longer exist.
 fn collect_garbage(shared: &Shared) {
     let mut uids: HashSet<String> = HashSet::new();
-    // Pods third: their list is used again below.
-    let kinds = ["Deployment", "ReplicaSet", "Pod", "Service", "EndpointSlice"];
+    // Pods third: their list is used again below. Endpoints own the slices mirrored from them
+    // (SVC-18), so their uids must be known here too.
+    let kinds = ["Deployment", "ReplicaSet", "Pod", "Service", "EndpointSlice", "Endpoints"];
     let lists: Vec<Vec<Value>> = kinds.iter().map(|k| shared.store.list(k, None).0).collect();
     for list in &lists {
         uids.extend(list.iter().map(|v| object::uid(v).to_string()));

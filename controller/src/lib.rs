@@ -2,6 +2,7 @@
 //! the scheduler, IP allocation and the Deployment/ReplicaSet controllers.
 
 pub mod api;
+pub mod control_routes;
 pub mod controllers;
 pub mod endpoints;
 pub mod https;
