@@ -1,6 +1,6 @@
 //! kubectl's verbs against an emu cluster, with kubectl's flags, result lines and output formats.
 
-use crate::context::{api_error, require_root, Ctx};
+use crate::context::{api_error, require_root, ApiError, Ctx};
 use crate::{ClusterFlag, Scope};
 use anyhow::{bail, Context};
 use clap::Args;
@@ -72,7 +72,9 @@ pub fn check_offline(doc: &Value) -> anyhow::Result<()> {
     }
     let mut d = doc.clone();
     defaults::apply_defaults(&mut d);
-    validation::validate(&d).map_err(|e| anyhow::anyhow!("{e}"))?;
+    // An API error, so that it prints as kubectl prints a 422 (`The Service "x" is invalid: ...`),
+    // without the `error: ` prefix other failures get.
+    validation::validate(&d).map_err(|e| ApiError(e.to_string()))?;
     Ok(())
 }
 
