@@ -243,6 +243,47 @@ eval {{ local $SIG{{ALRM}} = sub {{ die "timeout\n" }}; alarm 1; $s->recv($r, 15
 }
 
 #[test]
+fn udp_flow_moves_to_another_endpoint_when_its_endpoint_goes() {
+    let c = Cluster::up("tspudpgo", &[]);
+    // Two echo pods that answer with their own name.
+    let echo = |pod: &str| {
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: {pod}, labels: {{app: echo}}}}\nspec:\n  containers:\n  - name: echo\n    image: busybox\n    \
+             command: [perl, -MIO::Socket::INET, -e, '$s = IO::Socket::INET->new(LocalPort => 5353, Proto => \"udp\") or die; while ($s->recv($m, 1500)) {{ $s->send($ENV{{HOSTNAME}}) }}']\n---\n"
+        )
+    };
+    let manifest = format!(
+        "{}{}apiVersion: v1\nkind: Service\nmetadata: {{name: echo}}\nspec:\n  selector: {{app: echo}}\n  ports: [{{port: 53, targetPort: 5353, protocol: UDP}}]\n",
+        echo("echo-a"),
+        echo("echo-b")
+    );
+    apply(&c, "echo.yaml", &manifest).ok();
+    let (a, b) = (ready_pod(&c, "echo-a"), ready_pod(&c, "echo-b"));
+    wait_endpoints(&c, "echo", &[format!("{}:5353", ip(&a)), format!("{}:5353", ip(&b))]);
+    let vip = cluster_ip(&c, "echo");
+    // One socket, so one 5-tuple and one conntrack entry for the whole run: which pod answers
+    // is fixed until that entry goes.
+    let script = format!(
+        r#"use IO::Select; $s = IO::Socket::INET->new(PeerAddr => "{vip}:53", Proto => "udp") or die; $| = 1;
+while (1) {{ $s->send("q"); $r = ""; if (IO::Select->new($s)->can_read(0.2)) {{ $s->recv($r, 1500) }} print(($r eq "" ? "miss" : $r), "\n"); select(undef, undef, undef, 0.1) }}"#
+    );
+    c.emu(&["run", "asker", "--image=busybox", "--", "perl", "-MIO::Socket::INET", "-e", &script]).ok();
+    let answering = c.wait_for("the asker getting answers", Duration::from_secs(10), || {
+        let log = c.emu(&["logs", "asker"]).stdout;
+        log.lines().rev().find(|l| l.starts_with("echo-")).map(str::to_string)
+    });
+    let other = if answering == "echo-a" { "echo-b" } else { "echo-a" };
+    c.emu(&["delete", "pod", &answering, "--wait=false"]).ok();
+    // The flow's conntrack entry goes with the endpoint: the same socket is answered by the
+    // other pod (without the flush it would get nothing for the entry's 120 s).
+    c.wait_for("the other pod answering the same flow", Duration::from_secs(4), || {
+        let log = c.emu(&["logs", "asker", "--tail", "3"]).ok().stdout;
+        let last: Vec<&str> = log.lines().collect();
+        (last.len() == 3 && last.iter().all(|l| *l == other)).then_some(())
+    });
+}
+
+#[test]
 fn headless_service_has_no_cluster_ip_and_no_env_vars() {
     let c = Cluster::up("tsphl", &[SCENARIO]);
     let pods = ready_pods(&c, "run=my-nginx", 2);
