@@ -13,10 +13,25 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
+/// What the controllers remember from one pass to the next.
+struct ControllerState {
+    last_ip: HashMap<String, Ipv4Addr>,
+    endpoints: crate::endpoints::EndpointsController,
+    control_routes: crate::control_routes::ControlRoutes,
+}
+
+impl ControllerState {
+    fn new(shared: &Shared) -> ControllerState {
+        ControllerState {
+            last_ip: HashMap::new(),
+            endpoints: crate::endpoints::EndpointsController::default(),
+            control_routes: crate::control_routes::ControlRoutes::new(shared),
+        }
+    }
+}
+
 pub async fn run(shared: Shared) {
-    let mut last_ip: HashMap<String, Ipv4Addr> = HashMap::new();
-    let mut endpoints = crate::endpoints::EndpointsController::default();
-    let mut control_routes = crate::control_routes::ControlRoutes::new(&shared);
+    let mut state = Some(ControllerState::new(&shared));
     loop {
         tokio::select! {
             _ = shared.wake.notified() => {}
@@ -24,18 +39,39 @@ pub async fn run(shared: Shared) {
         }
         // Let a burst of writes land before recomputing.
         tokio::time::sleep(Duration::from_millis(2)).await;
-        let before = shared.store.resource_version();
-        crate::nodes::check_liveness(&shared);
-        collect_garbage(&shared);
-        sync_deployments(&shared);
-        sync_replicasets(&shared);
-        schedule_pods(&shared, &mut last_ip);
-        endpoints.sync(&shared);
-        control_routes.sync(&shared);
-        if shared.store.resource_version() != before {
-            shared.changed();
-        }
+        // A pass reads the whole store: off the async workers, so API calls and watch streams
+        // are served while it runs.
+        let (s, mut st) = (shared.clone(), state.take().expect("state is returned by every pass"));
+        state = match tokio::task::spawn_blocking(move || {
+            reconcile_all(&s, &mut st);
+            st
+        })
+        .await
+        {
+            Ok(st) => Some(st),
+            Err(e) => {
+                tracing::error!(error = %e, "a controller pass panicked; starting over with fresh state");
+                Some(ControllerState::new(&shared))
+            }
+        };
     }
+}
+
+fn reconcile_all(shared: &Shared, st: &mut ControllerState) {
+    let started = std::time::Instant::now();
+    let before = shared.store.resource_version();
+    crate::nodes::check_liveness(shared);
+    collect_garbage(shared);
+    sync_deployments(shared);
+    sync_replicasets(shared);
+    schedule_pods(shared, &mut st.last_ip);
+    st.endpoints.sync(shared);
+    st.control_routes.sync(shared);
+    if shared.store.resource_version() != before {
+        shared.changed();
+    }
+    // What an endpoint change waits for before its slice is written (EMU_LOG=debug).
+    tracing::debug!(elapsed_us = started.elapsed().as_micros() as u64, "controller pass");
 }
 
 fn key(kind: &str, ns: &str, name: &str) -> ObjectKey {
@@ -236,6 +272,18 @@ fn delete_pod(shared: &Shared, pod: &Value) {
     update(shared, p);
 }
 
+/// How long pods wait for the cluster's nodes to register before being scheduled on fewer.
+const NODES_REGISTER_WITHIN: Duration = Duration::from_secs(10);
+
+/// While the cluster comes up, pods wait until every node of the cluster has registered (or
+/// for [`NODES_REGISTER_WITHIN`]): otherwise the first node to register would get every pod
+/// created before the others came, the DNS pods of a fresh cluster among them (in Kubernetes
+/// they wait for the nodes to turn Ready the same way).
+fn bootstrapping(shared: &Shared, nodes: &[Value]) -> bool {
+    let registered = shared.cluster.nodes.iter().filter(|n| nodes.iter().any(|v| object::name(v) == n.name && crate::nodes::is_ready(v))).count();
+    registered < shared.cluster.nodes.len() && shared.started.elapsed() < NODES_REGISTER_WITHIN
+}
+
 fn schedule_pods(shared: &Shared, last_ip: &mut HashMap<String, Ipv4Addr>) {
     let (pods, _) = shared.store.list("Pod", None);
     let pending: Vec<&Value> = pods.iter().filter(|p| p["spec"]["nodeName"].as_str().is_none_or(str::is_empty) && !object::is_terminating(p)).collect();
@@ -243,6 +291,9 @@ fn schedule_pods(shared: &Shared, last_ip: &mut HashMap<String, Ipv4Addr>) {
         return;
     }
     let (nodes, _) = shared.store.list("Node", None);
+    if bootstrapping(shared, &nodes) {
+        return;
+    }
     let (services, _) = shared.store.list("Service", None);
     let service_selectors: Vec<(String, BTreeMap<String, String>)> = services
         .iter()

@@ -7,7 +7,7 @@ use crate::state::{now, Shared};
 use crate::store::ObjectKey;
 use emu_core::{endpoints, object};
 use serde_json::Value;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 const MANAGED_BY: &str = "endpointslice.kubernetes.io/managed-by";
 const SLICE_CONTROLLER: &str = "endpointslice-controller.k8s.io";
@@ -36,6 +36,15 @@ impl EndpointsController {
         let (services, _) = shared.store.list("Service", None);
         let (pods, _) = shared.store.list("Pod", None);
         let (all_slices, _) = shared.store.list("EndpointSlice", None);
+        // One index per pass: looking slices up per Service must not scan them all (1,000
+        // Services × 1,000 slices made every pass, and so every write, take seconds).
+        let mut slices_by_owner: HashMap<(&str, &str, &str), Vec<&Value>> = HashMap::new();
+        for s in &all_slices {
+            let labels = &s["metadata"]["labels"];
+            if let (Some(svc), Some(manager)) = (labels[SERVICE_NAME].as_str(), labels[MANAGED_BY].as_str()) {
+                slices_by_owner.entry((object::namespace(s), svc, manager)).or_default().push(s);
+            }
+        }
         let mut pods_by_ns: BTreeMap<&str, Vec<Value>> = BTreeMap::new();
         for p in &pods {
             pods_by_ns.entry(object::namespace(p)).or_default().push(p.clone());
@@ -47,15 +56,7 @@ impl EndpointsController {
             let (ns, name) = (object::namespace(svc), object::name(svc));
             let ns_pods = pods_by_ns.get(ns).map(Vec::as_slice).unwrap_or(&[]);
             let labelled = |controller: &str| -> Vec<Value> {
-                all_slices
-                    .iter()
-                    .filter(|s| object::namespace(s) == ns)
-                    .filter(|s| {
-                        let l = object::labels(s);
-                        l.get(SERVICE_NAME).map(String::as_str) == Some(name) && l.get(MANAGED_BY).map(String::as_str) == Some(controller)
-                    })
-                    .cloned()
-                    .collect()
+                slices_by_owner.get(&(ns, name, controller)).map(|v| v.iter().map(|s| (*s).clone()).collect()).unwrap_or_default()
             };
             let endpoints_key = key("Endpoints", ns, name);
             let live_endpoints = shared.store.get(&endpoints_key);
@@ -81,12 +82,14 @@ impl EndpointsController {
         }
         // Mirrored slices of an Endpoints object whose Service is gone (or never existed) go too.
         let (all_endpoints, _) = shared.store.list("Endpoints", None);
+        let service_names: HashSet<(&str, &str)> = services.iter().map(|s| (object::namespace(s), object::name(s))).collect();
         for ep in &all_endpoints {
             let (ns, name) = (object::namespace(ep), object::name(ep));
-            if services.iter().any(|s| object::namespace(s) == ns && object::name(s) == name) {
+            if service_names.contains(&(ns, name)) {
                 continue;
             }
-            let existing: Vec<Value> = all_slices.iter().filter(|s| object::namespace(s) == ns).cloned().collect();
+            let Some(mirrored) = slices_by_owner.get(&(ns, name, MIRROR_CONTROLLER)) else { continue };
+            let existing: Vec<Value> = mirrored.iter().map(|s| (*s).clone()).collect();
             let changes = endpoints::mirrored_slices(None, Some(ep), &existing, &mut entropy);
             apply_slice_changes(shared, ns, name, changes);
         }

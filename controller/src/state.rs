@@ -10,6 +10,8 @@ use std::time::Instant;
 pub struct Shared(Arc<Inner>);
 
 pub struct Inner {
+    /// When this controller process started.
+    pub started: Instant,
     pub store: Store,
     pub cluster: ClusterConfig,
     /// Wakes the controllers after any write.
@@ -31,7 +33,14 @@ impl std::ops::Deref for Shared {
 
 impl Shared {
     pub fn new(store: Store, cluster: ClusterConfig) -> Shared {
-        Shared(Arc::new(Inner { store, cluster, wake: tokio::sync::Notify::new(), heartbeats: Mutex::new(HashMap::new()), allocation: Mutex::new(()) }))
+        Shared(Arc::new(Inner {
+            store,
+            cluster,
+            wake: tokio::sync::Notify::new(),
+            heartbeats: Mutex::new(HashMap::new()),
+            allocation: Mutex::new(()),
+            started: Instant::now(),
+        }))
     }
 
     pub fn changed(&self) {

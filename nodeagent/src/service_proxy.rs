@@ -7,7 +7,7 @@
 //! transaction however many services exist.
 
 use crate::nft::NftRunner;
-use crate::reflector::Snapshot;
+use emu_proto::reflector::Snapshot;
 use emu_core::{ipam, object, proxy};
 use serde_json::Value;
 use std::sync::Arc;
@@ -43,7 +43,9 @@ pub async fn run(cfg: ProxyConfig, nft: Arc<dyn NftRunner>, mut rx: tokio::sync:
     loop {
         let snap = rx.borrow_and_update().clone();
         if snap.synced {
+            let modelled = Instant::now();
             let want = model(&cfg, &snap);
+            let model_us = modelled.elapsed().as_micros() as u64;
             let full = applied.is_none() || last_full.elapsed() >= FULL_RESYNC;
             let script = match (&applied, full) {
                 (Some(old), false) => proxy::render_update(old, &want),
@@ -68,7 +70,7 @@ pub async fn run(cfg: ProxyConfig, nft: Arc<dyn NftRunner>, mut rx: tokio::sync:
             match result {
                 Ok(()) => {
                     if !script.is_empty() {
-                        tracing::info!(services = want.services.len(), full, bytes = script.len(), elapsed_ms = started.elapsed().as_millis() as u64, "service rules synced");
+                        tracing::info!(services = want.services.len(), full, bytes = script.len(), model_us, elapsed_ms = started.elapsed().as_millis() as u64, "service rules synced");
                         tracing::trace!(%script, "nft script");
                     }
                     if full {

@@ -113,6 +113,33 @@ impl Cluster {
         v["items"].as_array().cloned().unwrap_or_default()
     }
 
+    /// Writes `yaml` to a file of this test's own and applies it.
+    pub fn apply(&self, file: &str, yaml: &str) -> Run {
+        let dir = std::env::temp_dir().join(format!("emu-{}-{}", self.name, std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(file);
+        std::fs::write(&path, yaml).unwrap();
+        self.emu(&["apply", "-f", path.to_str().unwrap()])
+    }
+
+    /// A Service's ClusterIP.
+    pub fn cluster_ip(&self, svc: &str) -> String {
+        self.emu(&["get", "svc", svc, "-o", "jsonpath={.spec.clusterIP}"]).ok().stdout.trim().to_string()
+    }
+
+    /// Waits until the pod `pod` (default namespace) is Running and Ready; returns it.
+    pub fn ready_pod(&self, pod: &str) -> serde_json::Value {
+        self.wait_for(&format!("pod {pod} ready"), Duration::from_secs(20), || self.pods("").into_iter().find(|p| name(p) == pod && is_ready(p)))
+    }
+
+    /// Waits for `count` ready pods with this label selector.
+    pub fn ready_pods(&self, selector: &str, count: usize) -> Vec<serde_json::Value> {
+        self.wait_for(&format!("{count} ready pods {selector}"), Duration::from_secs(20), || {
+            let pods = self.pods(selector);
+            (pods.len() == count && pods.iter().all(is_ready)).then_some(pods)
+        })
+    }
+
     /// Polls `f` until it returns Some, or panics with `what` and the daemons' logs.
     pub fn wait_for<T>(&self, what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
         let start = Instant::now();
@@ -213,4 +240,20 @@ pub fn sigkill(pid: i32) {
 /// PID from a daemon's pid file under /run/emu/<cluster>.
 pub fn daemon_pid(cluster: &str, rel: &str) -> i32 {
     std::fs::read_to_string(PathBuf::from("/run/emu").join(cluster).join(rel)).expect("pid file").trim().parse().expect("pid")
+}
+
+/// An object's name.
+pub fn name(v: &serde_json::Value) -> String {
+    v["metadata"]["name"].as_str().unwrap_or("").to_string()
+}
+
+/// A pod's IP.
+pub fn pod_ip(p: &serde_json::Value) -> String {
+    p["status"]["podIP"].as_str().unwrap_or("").to_string()
+}
+
+/// Whether a pod is Ready and not being deleted.
+pub fn is_ready(p: &serde_json::Value) -> bool {
+    p["metadata"]["deletionTimestamp"].is_null()
+        && p["status"]["conditions"].as_array().into_iter().flatten().any(|c| c["type"] == "Ready" && c["status"] == "True")
 }

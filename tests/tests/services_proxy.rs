@@ -5,58 +5,18 @@
 //!
 //! Every request goes to addresses inside the test cluster's own namespaces (`emu exec`, `emu ssh`).
 
-use emu_tests::{Cluster, Run};
+use emu_tests::{name, pod_ip as ip, Cluster};
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 const SCENARIO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../scenarios/nginx.yaml");
 const CLIENT_IMAGE: &str = "--image=radial/busyboxplus:curl";
 
-fn name(p: &Value) -> String {
-    p["metadata"]["name"].as_str().unwrap_or("").to_string()
-}
-
-fn ip(p: &Value) -> String {
-    p["status"]["podIP"].as_str().unwrap_or("").to_string()
-}
-
-/// Writes `yaml` to a file of this test's own and applies it.
-fn apply(c: &Cluster, file: &str, yaml: &str) -> Run {
-    let dir = std::env::temp_dir().join(format!("emu-{}-{}", c.name, std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path: PathBuf = dir.join(file);
-    std::fs::write(&path, yaml).unwrap();
-    c.emu(&["apply", "-f", path.to_str().unwrap()])
-}
-
-fn cluster_ip(c: &Cluster, svc: &str) -> String {
-    c.emu(&["get", "svc", svc, "-o", "jsonpath={.spec.clusterIP}"]).ok().stdout.trim().to_string()
-}
-
-fn is_ready(p: &Value) -> bool {
-    p["metadata"]["deletionTimestamp"].is_null()
-        && p["status"]["conditions"].as_array().into_iter().flatten().any(|c| c["type"] == "Ready" && c["status"] == "True")
-}
-
-/// Waits until the pod `pod` is Running and Ready; returns it.
-fn ready_pod(c: &Cluster, pod: &str) -> Value {
-    c.wait_for(&format!("pod {pod} ready"), Duration::from_secs(20), || c.pods("").into_iter().find(|p| name(p) == pod && is_ready(p)))
-}
-
-/// Waits for `count` ready pods with this label selector.
-fn ready_pods(c: &Cluster, selector: &str, count: usize) -> Vec<Value> {
-    c.wait_for(&format!("{count} ready pods {selector}"), Duration::from_secs(20), || {
-        let pods = c.pods(selector);
-        (pods.len() == count && pods.iter().all(is_ready)).then_some(pods)
-    })
-}
-
 /// Starts a client pod that only sleeps (curl, ping and perl are there).
 fn client(c: &Cluster, pod: &str) -> Value {
     c.emu(&["run", pod, CLIENT_IMAGE, "--", "sleep", "3600"]).ok();
-    ready_pod(c, pod)
+    c.ready_pod(pod)
 }
 
 /// Waits until `get ep SVC` lists every one of `want` (`ip:port`).
@@ -100,15 +60,13 @@ fn httpd_pod(pod: &str, label: &str, port: u16) -> String {
 #[test]
 fn hairpin_a_pod_reaches_itself_through_its_service() {
     let c = Cluster::up("tsphair", &[]);
-    apply(
-        &c,
-        "solo.yaml",
+    c.apply("solo.yaml",
         "apiVersion: v1\nkind: Pod\nmetadata: {name: solo, labels: {app: solo}}\nspec:\n  containers: [{name: web, image: nginx, ports: [{containerPort: 80}]}]\n\
          ---\napiVersion: v1\nkind: Service\nmetadata: {name: solo}\nspec:\n  selector: {app: solo}\n  ports: [{port: 80}]\n",
     )
     .ok();
-    let pod = ready_pod(&c, "solo");
-    let vip = cluster_ip(&c, "solo");
+    let pod = c.ready_pod("solo");
+    let vip = c.cluster_ip("solo");
     // The service has exactly one endpoint: the pod itself.
     let ep = wait_endpoints(&c, "solo", &[format!("{}:80", ip(&pod))]);
     assert_eq!(ep.lines().nth(1).unwrap().split_whitespace().nth(1), Some(format!("{}:80", ip(&pod)).as_str()), "{ep}");
@@ -131,10 +89,8 @@ fn hairpin_a_pod_reaches_itself_through_its_service() {
 #[test]
 fn session_affinity_client_ip_sticks_to_one_endpoint() {
     let c = Cluster::up("tspaff", &[SCENARIO]);
-    let pods = ready_pods(&c, "run=my-nginx", 2);
-    apply(
-        &c,
-        "sticky.yaml",
+    let pods = c.ready_pods("run=my-nginx", 2);
+    c.apply("sticky.yaml",
         "apiVersion: v1\nkind: Service\nmetadata: {name: sticky}\nspec:\n  selector: {run: my-nginx}\n  sessionAffinity: ClientIP\n  ports: [{port: 80}]\n",
     )
     .ok();
@@ -143,7 +99,7 @@ fn session_affinity_client_ip_sticks_to_one_endpoint() {
     assert!(yaml.contains("  sessionAffinity: ClientIP\n"), "{yaml}");
     assert!(yaml.contains("  sessionAffinityConfig:\n    clientIP:\n      timeoutSeconds: 10800\n"), "{yaml}");
 
-    let vip = cluster_ip(&c, "sticky");
+    let vip = c.cluster_ip("sticky");
     wait_endpoints(&c, "sticky", &pods.iter().map(|p| format!("{}:80", ip(p))).collect::<Vec<_>>());
     client(&c, "client");
     wait_reachable(&c, "client", &format!("http://{vip}/?warm-up"));
@@ -168,8 +124,8 @@ fn named_target_port_resolves_per_pod() {
         "apiVersion: v1\nkind: Service\nmetadata: {name: named}\nspec:\n  selector: {app: named}\n  ports: [{port: 80, targetPort: web}]\n".into(),
     ]
     .join("---\n");
-    apply(&c, "named.yaml", &yaml).ok();
-    let (a, b) = (ready_pod(&c, "web-a"), ready_pod(&c, "web-b"));
+    c.apply("named.yaml", &yaml).ok();
+    let (a, b) = (c.ready_pod("web-a"), c.ready_pod("web-b"));
     let want = [format!("{}:8080", ip(&a)), format!("{}:9090", ip(&b))];
     let ep = wait_endpoints(&c, "named", &want);
     // Exactly these two pairs, in `get ep`'s byte-wise IP order.
@@ -184,7 +140,7 @@ fn named_target_port_resolves_per_pod() {
     let (ia, ib) = (ip(&a), ip(&b));
     assert_eq!(ports, [("8080", ia.as_str()), ("9090", ib.as_str())], "{slices}");
 
-    let vip = cluster_ip(&c, "named");
+    let vip = c.cluster_ip("named");
     client(&c, "client");
     wait_reachable(&c, "client", &format!("http://{vip}/"));
     let script = format!("for i in $(seq 40); do curl -sf --max-time 2 http://{vip}/ || echo FAIL; done");
@@ -198,9 +154,7 @@ fn named_target_port_resolves_per_pod() {
 fn udp_service_answers_through_the_cluster_ip() {
     let c = Cluster::up("tspudp", &[]);
     // A UDP echo server (perl from the host's /usr, which every container sees).
-    apply(
-        &c,
-        "echo.yaml",
+    c.apply("echo.yaml",
         r#"apiVersion: v1
 kind: Pod
 metadata: {name: echo, labels: {app: echo}}
@@ -220,11 +174,11 @@ spec:
 "#,
     )
     .ok();
-    let echo = ready_pod(&c, "echo");
+    let echo = c.ready_pod("echo");
     let table = c.emu(&["get", "svc", "echo"]).ok().stdout;
     assert_eq!(table.lines().nth(1).unwrap().split_whitespace().nth(4), Some("53/UDP"), "{table}");
     wait_endpoints(&c, "echo", &[format!("{}:5353", ip(&echo))]);
-    let vip = cluster_ip(&c, "echo");
+    let vip = c.cluster_ip("echo");
     client(&c, "client");
     // A connected UDP socket takes replies only from VIP:53, so a reply proves the reverse NAT too.
     // Each attempt is a new socket (a new 5-tuple), so an early miss leaves no stale flow behind.
@@ -257,10 +211,10 @@ fn udp_flow_moves_to_another_endpoint_when_its_endpoint_goes() {
         echo("echo-a"),
         echo("echo-b")
     );
-    apply(&c, "echo.yaml", &manifest).ok();
-    let (a, b) = (ready_pod(&c, "echo-a"), ready_pod(&c, "echo-b"));
+    c.apply("echo.yaml", &manifest).ok();
+    let (a, b) = (c.ready_pod("echo-a"), c.ready_pod("echo-b"));
     wait_endpoints(&c, "echo", &[format!("{}:5353", ip(&a)), format!("{}:5353", ip(&b))]);
-    let vip = cluster_ip(&c, "echo");
+    let vip = c.cluster_ip("echo");
     // One socket, so one 5-tuple and one conntrack entry for the whole run: which pod answers
     // is fixed until that entry goes.
     let script = format!(
@@ -286,10 +240,8 @@ while (1) {{ $s->send("q"); $r = ""; if (IO::Select->new($s)->can_read(0.2)) {{ 
 #[test]
 fn headless_service_has_no_cluster_ip_and_no_env_vars() {
     let c = Cluster::up("tsphl", &[SCENARIO]);
-    let pods = ready_pods(&c, "run=my-nginx", 2);
-    apply(
-        &c,
-        "svcs.yaml",
+    let pods = c.ready_pods("run=my-nginx", 2);
+    c.apply("svcs.yaml",
         "apiVersion: v1\nkind: Service\nmetadata: {name: hl}\nspec:\n  clusterIP: None\n  selector: {run: my-nginx}\n  ports: [{port: 80}]\n\
          ---\napiVersion: v1\nkind: Service\nmetadata: {name: vis}\nspec:\n  selector: {run: my-nginx}\n  ports: [{port: 80}]\n",
     )
@@ -297,13 +249,13 @@ fn headless_service_has_no_cluster_ip_and_no_env_vars() {
     let table = c.emu(&["get", "svc", "hl"]).ok().stdout;
     let row: Vec<&str> = table.lines().nth(1).unwrap().split_whitespace().collect();
     assert_eq!(&row[..5], &["hl", "ClusterIP", "None", "<none>", "80/TCP"], "{table}");
-    assert_eq!(cluster_ip(&c, "hl"), "None");
+    assert_eq!(c.cluster_ip("hl"), "None");
     wait_endpoints(&c, "hl", &pods.iter().map(|p| format!("{}:80", ip(p))).collect::<Vec<_>>());
 
     // A pod started after both Services: the ClusterIP Service's variables, none of the headless one's.
     client(&c, "late");
     let env = c.emu(&["exec", "late", "--", "printenv"]).ok().stdout;
-    let vis = cluster_ip(&c, "vis");
+    let vis = c.cluster_ip("vis");
     assert!(env.lines().any(|l| l == format!("VIS_SERVICE_HOST={vis}")), "{env}");
     let hl: Vec<&str> = env.lines().filter(|l| l.starts_with("HL_")).collect();
     assert!(hl.is_empty(), "headless Services give no variables (ENV-2): {hl:?}");
@@ -312,14 +264,14 @@ fn headless_service_has_no_cluster_ip_and_no_env_vars() {
 #[test]
 fn selectorless_service_uses_the_users_endpoints() {
     let c = Cluster::up("tspnosel", &[]);
-    apply(&c, "pods.yaml", &[httpd_pod("web-a", "a", 8080), httpd_pod("web-b", "b", 8080)].join("---\n")).ok();
-    let (a, _b) = (ready_pod(&c, "web-a"), ready_pod(&c, "web-b"));
+    c.apply("pods.yaml", &[httpd_pod("web-a", "a", 8080), httpd_pod("web-b", "b", 8080)].join("---\n")).ok();
+    let (a, _b) = (c.ready_pod("web-a"), c.ready_pod("web-b"));
     let yaml = format!(
         "apiVersion: v1\nkind: Service\nmetadata: {{name: manual}}\nspec:\n  ports: [{{port: 80, targetPort: 8080}}]\n\
          ---\napiVersion: v1\nkind: Endpoints\nmetadata: {{name: manual}}\nsubsets:\n- addresses: [{{ip: {}}}]\n  ports: [{{port: 8080}}]\n",
         ip(&a)
     );
-    let r = apply(&c, "manual.yaml", &yaml).ok();
+    let r = c.apply("manual.yaml", &yaml).ok();
     assert_eq!(r.stdout, "service/manual created\nendpoints/manual created\n");
     let ep = c.emu(&["get", "ep", "manual"]).ok().stdout;
     assert_eq!(ep.lines().nth(1).unwrap().split_whitespace().nth(1), Some(format!("{}:8080", ip(&a)).as_str()), "{ep}");
@@ -340,7 +292,7 @@ fn selectorless_service_uses_the_users_endpoints() {
     assert_eq!(&row[..4], &[slice_name.as_str(), "IPv4", "8080", ip(&a).as_str()], "{table}");
 
     // web-b asks the ClusterIP; only web-a, named in the Endpoints, answers, every time.
-    let vip = cluster_ip(&c, "manual");
+    let vip = c.cluster_ip("manual");
     wait_reachable(&c, "web-b", &format!("http://{vip}/"));
     let script = format!("for i in $(seq 30); do curl -sf --max-time 2 http://{vip}/ || echo FAIL; sleep 0.03; done");
     let out = c.emu(&["exec", "web-b", "--", "sh", "-c", &script]).ok().stdout;
@@ -354,10 +306,14 @@ fn selectorless_service_uses_the_users_endpoints() {
 #[test]
 fn service_without_endpoints_refuses_at_once() {
     let c = Cluster::up("tsprefuse", &[]);
-    apply(&c, "empty.yaml", "apiVersion: v1\nkind: Service\nmetadata: {name: empty}\nspec:\n  selector: {app: nothing}\n  ports: [{port: 80}]\n").ok();
-    let ep = c.emu(&["get", "ep", "empty"]).ok().stdout;
+    c.apply("empty.yaml", "apiVersion: v1\nkind: Service\nmetadata: {name: empty}\nspec:\n  selector: {app: nothing}\n  ports: [{port: 80}]\n").ok();
+    // The endpoints controller writes the (empty) Endpoints object on its next pass.
+    let ep = c.wait_for("the Endpoints object", Duration::from_secs(5), || {
+        let r = c.emu(&["get", "ep", "empty"]);
+        (r.code == 0).then_some(r.stdout)
+    });
     assert_eq!(ep.lines().nth(1).unwrap().split_whitespace().nth(1), Some("<none>"), "{ep}");
-    let vip = cluster_ip(&c, "empty");
+    let vip = c.cluster_ip("empty");
     client(&c, "client");
     let url = format!("http://{vip}/");
     let attempt = || {
@@ -382,9 +338,9 @@ fn service_without_endpoints_refuses_at_once() {
 #[test]
 fn cluster_ip_does_not_answer_ping() {
     let c = Cluster::up("tspping", &[SCENARIO]);
-    let pods = ready_pods(&c, "run=my-nginx", 2);
+    let pods = c.ready_pods("run=my-nginx", 2);
     c.emu(&["expose", "deployment/my-nginx"]).ok();
-    let vip = cluster_ip(&c, "my-nginx");
+    let vip = c.cluster_ip("my-nginx");
     client(&c, "client");
     // The Service works, and ping works for a pod IP (so a failure below is the ClusterIP's).
     wait_reachable(&c, "client", &format!("http://{vip}/"));
@@ -399,7 +355,7 @@ fn bad_services_are_rejected_with_kubernetes_messages() {
     let c = Cluster::up("tspbad", &["--nodes", "1"]);
     let svc = |name: &str, spec: &str| format!("apiVersion: v1\nkind: Service\nmetadata: {{name: {name}}}\nspec:\n  selector: {{app: x}}\n{spec}");
     // One Service whose ClusterIP the last cases collide with.
-    apply(&c, "taken.yaml", &svc("taken", "  clusterIP: 10.96.100.100\n  ports: [{port: 80}]\n")).ok();
+    c.apply("taken.yaml", &svc("taken", "  clusterIP: 10.96.100.100\n  ports: [{port: 80}]\n")).ok();
     let before = service_names(&c);
     assert_eq!(before, ["kubernetes", "taken"]);
 
@@ -457,7 +413,7 @@ fn bad_services_are_rejected_with_kubernetes_messages() {
         .iter()
         .enumerate()
     {
-        let r = apply(&c, &format!("multi-{i}.yaml"), &[cm, &good, bad].join("---\n"));
+        let r = c.apply(&format!("multi-{i}.yaml"), &[cm, &good, bad].join("---\n"));
         assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
         assert!(r.stderr.starts_with("The Service \"multi-bad\" is invalid: "), "{}", r.stderr);
         assert_eq!(service_names(&c), before, "no Service of the file may be created");
@@ -465,7 +421,7 @@ fn bad_services_are_rejected_with_kubernetes_messages() {
         assert!(!cms.contains("multi-cm"), "no ConfigMap of the file may be created: {cms}");
     }
     // The ClusterIP the rejected Services asked for is still the first Service's.
-    assert_eq!(cluster_ip(&c, "taken"), "10.96.100.100");
+    assert_eq!(c.cluster_ip("taken"), "10.96.100.100");
 }
 
 #[test]
@@ -474,9 +430,9 @@ fn two_clusters_with_the_same_cluster_ip_do_not_cross() {
     let svc = "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  clusterIP: 10.96.100.100\n  selector: {run: my-nginx}\n  ports: [{port: 80}]\n";
     let mut pods = vec![];
     for c in &clusters {
-        let p = ready_pods(c, "run=my-nginx", 2);
-        apply(c, "web.yaml", svc).ok();
-        assert_eq!(cluster_ip(c, "web"), "10.96.100.100");
+        let p = c.ready_pods("run=my-nginx", 2);
+        c.apply("web.yaml", svc).ok();
+        assert_eq!(c.cluster_ip("web"), "10.96.100.100");
         wait_endpoints(c, "web", &p.iter().map(|x| format!("{}:80", ip(x))).collect::<Vec<_>>());
         wait_reachable(c, &name(&p[0]), "http://10.96.100.100/?warm-up");
         pods.push(p);

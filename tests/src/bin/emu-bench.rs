@@ -28,9 +28,13 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
+/// The benchmark's own cluster name (others may run clusters on the same machine).
+const CLUSTER: &str = "bnchpods";
+
 fn check(r: emu_tests::Run, what: &str) {
     if r.code != 0 {
         eprintln!("{what} failed:\n{}{}", r.stdout, r.stderr);
+        emu(&["down", "--cluster", CLUSTER]);
         std::process::exit(1);
     }
 }
@@ -38,28 +42,28 @@ fn check(r: emu_tests::Run, what: &str) {
 fn main() {
     require_root();
     let scenario = concat!(env!("CARGO_MANIFEST_DIR"), "/../scenarios/nginx.yaml");
-    emu(&["down", "--cluster", "bench"]);
+    emu(&["down", "--cluster", CLUSTER]);
 
     // 1 and 5: up and down of the tutorial scenario.
     let (mut ups, mut downs) = (vec![], vec![]);
     for _ in 0..5 {
         let t = Instant::now();
-        check(emu(&["up", "--cluster", "bench", scenario]), "emu up");
+        check(emu(&["up", "--cluster", CLUSTER, scenario]), "emu up");
         ups.push(ms(t.elapsed()));
         let t = Instant::now();
-        check(emu(&["down", "--cluster", "bench"]), "emu down");
+        check(emu(&["down", "--cluster", CLUSTER]), "emu down");
         downs.push(ms(t.elapsed()));
     }
 
     // 2 and 4: 100 pods on 4 nodes, one after another (latency) and all at once (a burst).
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-    check(emu(&["up", "--cluster", "bench", "--nodes", "4"]), "emu up --nodes 4");
-    let mut latencies = rt.block_on(hundred_pods("bench", false));
-    let rss = daemons_rss("bench", 4);
-    check(emu(&["down", "--cluster", "bench"]), "emu down");
-    check(emu(&["up", "--cluster", "bench", "--nodes", "4"]), "emu up --nodes 4");
-    let mut burst = rt.block_on(hundred_pods("bench", true));
-    check(emu(&["down", "--cluster", "bench"]), "emu down");
+    check(emu(&["up", "--cluster", CLUSTER, "--nodes", "4"]), "emu up --nodes 4");
+    let mut latencies = rt.block_on(hundred_pods(CLUSTER, false));
+    let rss = daemons_rss(CLUSTER, 4);
+    check(emu(&["down", "--cluster", CLUSTER]), "emu down");
+    check(emu(&["up", "--cluster", CLUSTER, "--nodes", "4"]), "emu up --nodes 4");
+    let mut burst = rt.block_on(hundred_pods(CLUSTER, true));
+    check(emu(&["down", "--cluster", CLUSTER]), "emu down");
 
     // 3: network set-up, netlink vs ip commands.
     let (netlink, ipcmd) = rt.block_on(network_setup(100));
