@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the system packages emu needs, if any is missing, and says what it does.
-# Sourced by scripts/up and scripts/test; safe to run again.
+# Sourced by scripts/up, scripts/test and scripts/bench; safe to run again.
 set -euo pipefail
 
 emu_need_packages() {
@@ -12,8 +12,18 @@ emu_need_packages() {
   command -v busybox >/dev/null || missing+=(busybox)
   command -v dig >/dev/null || missing+=(dnsutils)
   command -v setpriv >/dev/null || missing+=(util-linux)
+  command -v conntrack >/dev/null || [ -x /usr/sbin/conntrack ] || missing+=(conntrack)
   if [ "${EMU_WITH_VAGRANT:-0}" = 1 ]; then
     command -v vagrant >/dev/null || missing+=(vagrant)
+  fi
+  # The benchmark's data path throughput; a pod runs the host's iperf3 (core/src/images.rs).
+  # The DNS benchmark's load generator (dnsperf) and its baseline server (dnsmasq, run by a
+  # pod from the host's /usr): dnsmasq-base is the program alone, without the dnsmasq
+  # package's service, so nothing starts listening on the host.
+  if [ "${EMU_WITH_BENCH:-0}" = 1 ]; then
+    command -v iperf3 >/dev/null || missing+=(iperf3)
+    command -v dnsperf >/dev/null || missing+=(dnsperf)
+    [ -x /usr/sbin/dnsmasq ] || missing+=(dnsmasq-base)
   fi
   if [ ${#missing[@]} -gt 0 ]; then
     echo "==> Installing missing system packages: ${missing[*]}"

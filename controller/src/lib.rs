@@ -1,6 +1,7 @@
 //! emu-controller: the API server of an emu cluster — the object store, watch streams, validation,
 //! the scheduler, IP allocation and the Deployment/ReplicaSet controllers.
 
+pub mod addons;
 pub mod api;
 pub mod control_routes;
 pub mod controllers;

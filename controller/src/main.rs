@@ -35,6 +35,7 @@ async fn serve() -> anyhow::Result<()> {
     let shared = Shared::new(store, config);
     controllers::ensure_builtin_namespaces(&shared);
     emu_controller::services::ensure_kubernetes_service(&shared);
+    emu_controller::addons::ensure_cluster_dns(&shared);
 
     let socket = paths.socket();
     // A socket file left by a killed controller would make bind fail.

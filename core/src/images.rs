@@ -33,7 +33,23 @@ pub struct ImageProfile {
     pub busybox_bin: bool,
     /// EXPOSE.
     pub exposed_ports: &'static [u16],
+    /// What emu itself puts into the container (an emu program standing in for the image's own,
+    /// access to the cluster's API).
+    pub emu_mounts: &'static [EmuMount],
 }
+
+/// Something of emu's bind-mounted into a container, read-only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmuMount {
+    /// The emu program `program` (installed next to emu-nodeagent) at `path`.
+    Program { program: &'static str, path: &'static str },
+    /// The controller's API socket at `path`: for the cluster's own add-ons (DNS), as their
+    /// service account lets them read the API in Kubernetes.
+    ApiSocket { path: &'static str },
+}
+
+/// Where add-on images find the cluster's API socket (also as /var/run/…, which links to /run).
+pub const API_SOCKET_IN_CONTAINER: &str = "/run/emu/api.sock";
 
 /// A file of an image.
 #[derive(Debug)]
@@ -161,6 +177,7 @@ const fn busybox_shell(name: &'static str) -> ImageProfile {
         users: &[],
         busybox_bin: true,
         exposed_ports: &[],
+        emu_mounts: &[],
     }
 }
 
@@ -195,6 +212,7 @@ static CATALOG: &[ImageProfile] = &[
         users: &[ImageUser { name: "nginx", uid: 101, gid: 101, home: "/nonexistent", shell: "/bin/false" }],
         busybox_bin: false,
         exposed_ports: &[80],
+        emu_mounts: &[],
     },
     busybox_shell("busybox"),
     busybox_shell("radial/busyboxplus:curl"),
@@ -206,7 +224,44 @@ static CATALOG: &[ImageProfile] = &[
         dirs: &["/home/curl_user"],
         ..busybox_shell("curlimages/curl")
     },
+    coredns("registry.k8s.io/coredns/coredns"),
+    coredns("coredns/coredns"),
+    // tutum/dnsutils: Ubuntu with dig and nslookup (seed 003 runs `sleep infinity` in it).
+    ImageProfile {
+        name: "tutum/dnsutils",
+        entrypoint: &[],
+        cmd: &["/bin/bash"],
+        env: &[("PATH", STD_PATH)],
+        working_dir: "/",
+        files: &[],
+        symlinks: &[],
+        dirs: &[],
+        users: &[],
+        busybox_bin: false,
+        exposed_ports: &[],
+        emu_mounts: &[],
+    },
 ];
+
+/// The CoreDNS image (distroless: just `/coredns`), with emu's DNS server as `/coredns`; it
+/// reads the cluster's Services and endpoints through the API socket, as CoreDNS does through
+/// the API server.
+const fn coredns(name: &'static str) -> ImageProfile {
+    ImageProfile {
+        name,
+        entrypoint: &["/coredns"],
+        cmd: &[],
+        env: &[("PATH", STD_PATH)],
+        working_dir: "/",
+        files: &[],
+        symlinks: &[],
+        dirs: &["/etc/coredns"],
+        users: &[],
+        busybox_bin: false,
+        exposed_ports: &[53, 9153],
+        emu_mounts: &[EmuMount::Program { program: "emu-dns", path: "/coredns" }, EmuMount::ApiSocket { path: API_SOCKET_IN_CONTAINER }],
+    }
+}
 
 /// Every profile, in catalog order.
 pub fn catalog() -> &'static [ImageProfile] {

@@ -33,18 +33,48 @@ pub fn hosts_file(pod: &Value, pod_ip: &str) -> String {
     s
 }
 
-/// `/etc/resolv.conf` for the pod's dnsPolicy (ClusterFirst, the default; `None` with dnsConfig).
-/// `Default` gives the node's resolver, which in emu has no upstream: an empty file.
-pub fn resolv_conf(pod: &Value) -> String {
+/// The resolver settings of a resolv.conf file: nameservers, search domains, options.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ResolverConfig {
+    pub nameservers: Vec<String>,
+    pub searches: Vec<String>,
+    pub options: Vec<String>,
+}
+
+/// Reads a resolv.conf (the last `search`/`domain` line wins, as in glibc).
+pub fn parse_resolv_conf(text: &str) -> ResolverConfig {
+    let mut cfg = ResolverConfig::default();
+    for line in text.lines() {
+        let mut words = line.split_whitespace();
+        match words.next() {
+            Some("nameserver") => cfg.nameservers.extend(words.next().map(str::to_string)),
+            Some("search" | "domain") => cfg.searches = words.map(str::to_string).collect(),
+            Some("options") => cfg.options.extend(words.map(str::to_string)),
+            _ => {}
+        }
+    }
+    cfg
+}
+
+/// `/etc/resolv.conf` for the pod's dnsPolicy (DNS-18..22): `ClusterFirst` (the default) points
+/// at the cluster DNS, with the node's search domains after the cluster's; `Default` is the
+/// node's own file (`node`: in emu the host's /etc/resolv.conf, whose servers no emu namespace
+/// can reach); `None` takes everything from `dnsConfig`, which is merged in every case.
+pub fn resolv_conf(pod: &Value, node: &ResolverConfig) -> String {
     let ns = object::namespace(pod);
     let policy = pod["spec"]["dnsPolicy"].as_str().unwrap_or("ClusterFirst");
     let (mut servers, mut searches, mut options): (Vec<String>, Vec<String>, Vec<String>) = match policy {
-        "None" | "Default" => (vec![], vec![], vec![]),
-        _ => (
-            vec![CLUSTER_DNS.into()],
-            vec![format!("{ns}.svc.{CLUSTER_DOMAIN}"), format!("svc.{CLUSTER_DOMAIN}"), CLUSTER_DOMAIN.into()],
-            vec!["ndots:5".into()],
-        ),
+        "None" => (vec![], vec![], vec![]),
+        "Default" => (node.nameservers.clone(), node.searches.clone(), node.options.clone()),
+        _ => {
+            let mut searches = vec![format!("{ns}.svc.{CLUSTER_DOMAIN}"), format!("svc.{CLUSTER_DOMAIN}"), CLUSTER_DOMAIN.into()];
+            for s in &node.searches {
+                if !searches.contains(s) {
+                    searches.push(s.clone());
+                }
+            }
+            (vec![CLUSTER_DNS.into()], searches, vec!["ndots:5".into()])
+        }
     };
     let cfg = &pod["spec"]["dnsConfig"];
     for s in cfg["nameservers"].as_array().into_iter().flatten().filter_map(Value::as_str) {
@@ -228,7 +258,21 @@ mod tests {
 
     #[test]
     fn cluster_first_resolv_conf() {
-        assert_eq!(resolv_conf(&pod()), "search default.svc.cluster.local svc.cluster.local cluster.local\nnameserver 10.96.0.10\noptions ndots:5\n");
+        assert_eq!(resolv_conf(&pod(), &ResolverConfig::default()), "search default.svc.cluster.local svc.cluster.local cluster.local\nnameserver 10.96.0.10\noptions ndots:5\n");
+        let node = parse_resolv_conf("# host\nnameserver 192.0.2.53\nsearch corp.example cluster.local\noptions timeout:1\n");
+        assert_eq!(
+            resolv_conf(&pod(), &node),
+            "search default.svc.cluster.local svc.cluster.local cluster.local corp.example\nnameserver 10.96.0.10\noptions ndots:5\n",
+            "the node's search domains follow the cluster's; its servers and options are dropped"
+        );
+    }
+
+    #[test]
+    fn default_policy_is_the_nodes_resolver() {
+        let mut p = pod();
+        p["spec"]["dnsPolicy"] = json!("Default");
+        let node = parse_resolv_conf("nameserver 192.0.2.53\nnameserver 192.0.2.54\nsearch corp.example\noptions timeout:1 attempts:2\n");
+        assert_eq!(resolv_conf(&p, &node), "search corp.example\nnameserver 192.0.2.53\nnameserver 192.0.2.54\noptions timeout:1 attempts:2\n");
     }
 
     #[test]
@@ -237,7 +281,7 @@ mod tests {
         p["spec"]["dnsPolicy"] = json!("None");
         p["spec"]["dnsConfig"] = json!({"nameservers": ["192.0.2.1"], "searches": ["ns1.svc.cluster-domain.example", "my.dns.search.suffix"],
             "options": [{"name": "ndots", "value": "2"}, {"name": "edns0"}]});
-        assert_eq!(resolv_conf(&p), "search ns1.svc.cluster-domain.example my.dns.search.suffix\nnameserver 192.0.2.1\noptions ndots:2 edns0\n");
+        assert_eq!(resolv_conf(&p, &parse_resolv_conf("nameserver 192.0.2.53\n")), "search ns1.svc.cluster-domain.example my.dns.search.suffix\nnameserver 192.0.2.1\noptions ndots:2 edns0\n");
     }
 
     #[test]

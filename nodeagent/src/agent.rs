@@ -3,7 +3,7 @@
 //! controller wants here with the sandboxes that exist and converges, so a restarted agent simply
 //! re-adopts the running shims (their `shim.pid` files) without restarting anything.
 
-use crate::reflector::{self, Snapshot};
+use emu_proto::reflector::{self, Snapshot};
 use crate::{cgroup, net, sandbox};
 use anyhow::{bail, Context};
 use clap::Parser;
@@ -202,19 +202,18 @@ struct Local {
     busy: HashSet<String>,
     /// The last status sent per pod uid, so unchanged statuses are not re-sent.
     sent: HashMap<String, Value>,
-    /// The Services (namespace/name@resourceVersion) the pods' service variables were last
-    /// written from: when they change, every pod's `service-env.json` is rewritten.
-    services_seen: String,
     /// Pods whose readiness prober task runs.
     probing: HashSet<String>,
 }
 
 async fn sync_pods(agent: Arc<Agent>, mut rx: tokio::sync::watch::Receiver<Snapshot>) -> anyhow::Result<()> {
     let local = Arc::new(std::sync::Mutex::new(Local::default()));
+    let mut services = ServicesSeen::default();
     loop {
         let snap = rx.borrow_and_update().clone();
         if snap.synced {
-            reconcile(&agent, &snap, &local).await;
+            let changed = services.update(&snap);
+            reconcile(&agent, &snap, &local, &services.services, changed).await;
         }
         tokio::select! {
             r = rx.changed() => if r.is_err() { bail!("pod watch ended") },
@@ -223,11 +222,37 @@ async fn sync_pods(agent: Arc<Agent>, mut rx: tokio::sync::watch::Receiver<Snaps
     }
 }
 
-async fn reconcile(agent: &Arc<Agent>, snap: &Snapshot, local: &Arc<std::sync::Mutex<Local>>) {
+/// The Services of the latest snapshot, recomputed only when the snapshot changes (the pod loop
+/// also runs on a 100 ms tick, which must stay cheap with thousands of Services).
+#[derive(Default)]
+struct ServicesSeen {
+    snapshot: Option<Arc<emu_proto::reflector::Cache>>,
+    /// (namespace, name, resourceVersion) of each Service, to tell real changes apart.
+    versions: Vec<(String, String, String)>,
+    services: Arc<Vec<Value>>,
+}
+
+impl ServicesSeen {
+    /// Takes in `snap`; true when its Services differ from the previous snapshot's.
+    fn update(&mut self, snap: &Snapshot) -> bool {
+        if self.snapshot.as_ref().is_some_and(|s| Arc::ptr_eq(s, &snap.objects)) {
+            return false;
+        }
+        self.snapshot = Some(snap.objects.clone());
+        let services: Vec<Value> = snap.objects.values().filter(|v| object::kind(v) == "Service").map(|v| (**v).clone()).collect();
+        let versions: Vec<(String, String, String)> = services
+            .iter()
+            .map(|s| (object::namespace(s).into(), object::name(s).into(), object::str_at(s, &["metadata", "resourceVersion"]).unwrap_or("").into()))
+            .collect();
+        let changed = versions != self.versions;
+        self.versions = versions;
+        self.services = Arc::new(services);
+        changed
+    }
+}
+
+async fn reconcile(agent: &Arc<Agent>, snap: &Snapshot, local: &Arc<std::sync::Mutex<Local>>, services: &Arc<Vec<Value>>, services_changed: bool) {
     let wanted: HashMap<String, Arc<Value>> = snap.objects.values().filter(|v| object::kind(v) == "Pod").map(|p| (object::uid(p).to_string(), p.clone())).collect();
-    let services: Arc<Vec<Value>> = Arc::new(snap.objects.values().filter(|v| object::kind(v) == "Service").map(|v| (**v).clone()).collect());
-    let fingerprint: String = services.iter().map(|s| format!("{}/{}@{};", object::namespace(s), object::name(s), object::str_at(s, &["metadata", "resourceVersion"]).unwrap_or(""))).collect();
-    let services_changed = local.lock().map(|mut l| std::mem::replace(&mut l.services_seen, fingerprint.clone()) != fingerprint).unwrap_or(false);
     // Sandboxes on disk that no pod wants any more (deleted while the agent was away).
     if let Ok(entries) = std::fs::read_dir(agent.paths.pods_dir(&agent.node.name)) {
         for e in entries.flatten() {
@@ -445,9 +470,15 @@ fn sandbox_spec(agent: &Agent, pod: &Value, ip: Ipv4Addr) -> sandbox::SandboxSpe
         restart_policy: pod["spec"]["restartPolicy"].as_str().unwrap_or("Always").into(),
         termination_grace_seconds: pod["spec"]["terminationGracePeriodSeconds"].as_u64().unwrap_or(30),
         hosts_file: emu_core::podspec::hosts_file(pod, &ip.to_string()),
-        resolv_conf: emu_core::podspec::resolv_conf(pod),
+        resolv_conf: emu_core::podspec::resolv_conf(pod, &node_resolver()),
         containers,
     }
+}
+
+/// The node's resolver for dnsPolicy `Default`: emu's nodes share the host's /etc/resolv.conf
+/// (its servers are unreachable from inside the emulator, as containment requires).
+fn node_resolver() -> emu_core::podspec::ResolverConfig {
+    emu_core::podspec::parse_resolv_conf(&std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default())
 }
 
 fn strings(v: &Value) -> Vec<String> {

@@ -12,6 +12,5 @@ pub mod net;
 pub mod nft;
 pub mod probe;
 pub mod readiness;
-pub mod reflector;
 pub mod sandbox;
 pub mod service_proxy;

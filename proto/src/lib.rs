@@ -1,7 +1,9 @@
 //! The gRPC API of emu: generated client and server code for `proto/emu.proto`, plus the Unix-socket
-//! connector every client uses.
-#![allow(clippy::all)]
+//! connector every client uses, and the reconnecting watch cache ([`reflector`]) the daemons share.
 
+pub mod reflector;
+
+#[allow(clippy::all)]
 pub mod v1 {
     tonic::include_proto!("emu.v1");
 }

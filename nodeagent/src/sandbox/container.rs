@@ -32,6 +32,8 @@ pub(super) struct Plan<'a> {
     pub argv: Vec<String>,
     pub env: Vec<(String, String)>,
     pub working_dir: String,
+    /// Host paths bind-mounted read-only at container paths (the profile's emu mounts).
+    pub emu_binds: Vec<(PathBuf, String)>,
 }
 
 /// Sets up the container and execs it; returns only the reason it could not.
@@ -126,6 +128,15 @@ fn build_rootfs(plan: &Plan) -> Result<(), String> {
     }
     for (path, target) in plan.profile.symlinks {
         link(target, &at(path))?;
+    }
+    for (host, path) in &plan.emu_binds {
+        let dst = at(path);
+        // Before entering the new root, a symlink in the path (/var/run -> /run) would lead out
+        // of it into the host's tree.
+        make_dirs_in_root(r, Path::new(path).parent().unwrap_or(Path::new("/")))?;
+        // A bind mount needs a file to cover.
+        write_file(&dst, b"", 0o644)?;
+        bind(host, &dst, true)?;
     }
 
     mount(Some("proc"), &at("proc"), Some("proc"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC, None)?;
@@ -222,6 +233,21 @@ fn bind(src: &Path, dst: &Path, readonly: bool) -> Result<(), String> {
         let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
         nix::mount::mount(None::<&str>, dst, None::<&str>, flags, None::<&str>)
             .map_err(|e| format!("making {} read-only: {e}", dst.display()))?;
+    }
+    Ok(())
+}
+
+/// Creates `dir` (absolute, as the container sees it) under `root`, refusing to pass through a
+/// symlink.
+fn make_dirs_in_root(root: &Path, dir: &Path) -> Result<(), String> {
+    let mut at = root.to_path_buf();
+    for part in dir.components().filter(|c| matches!(c, std::path::Component::Normal(_))) {
+        at.push(part);
+        match fs::symlink_metadata(&at) {
+            Ok(m) if m.file_type().is_symlink() => return Err(format!("{} is a symlink in the container's root", dir.display())),
+            Ok(_) => {}
+            Err(_) => make_dir(&at, 0o755)?,
+        }
     }
     Ok(())
 }

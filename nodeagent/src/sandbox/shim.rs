@@ -256,6 +256,7 @@ impl Pod {
             argv: profile.argv(&command, &args),
             env: profile.process_env(&self.spec.hostname, &env, c.spec.tty),
             working_dir: c.spec.working_dir.clone().unwrap_or_else(|| profile.working_dir.to_string()),
+            emu_binds: emu_binds(profile, &self.spec.cluster),
         };
         let started_at = rfc3339(SystemTime::now());
         let result = spawn_container(&plan, &log, self.containers[i].spec.stdin);
@@ -481,4 +482,18 @@ mod tests {
         assert_eq!(go_duration(Duration::from_secs(80)), "1m20s");
         assert_eq!(go_duration(Duration::from_secs(300)), "5m0s");
     }
+}
+
+/// The host side of a profile's emu mounts: emu programs are installed next to this one (the
+/// shim is emu-nodeagent), the API socket is the cluster's.
+fn emu_binds(profile: &ImageProfile, cluster: &str) -> Vec<(PathBuf, String)> {
+    let exe = std::env::current_exe().unwrap_or_default();
+    profile
+        .emu_mounts
+        .iter()
+        .map(|m| match *m {
+            images::EmuMount::Program { program, path } => (exe.with_file_name(program), path.to_string()),
+            images::EmuMount::ApiSocket { path } => (emu_core::cluster::Paths::new(cluster).socket(), path.to_string()),
+        })
+        .collect()
 }
