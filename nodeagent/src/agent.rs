@@ -329,7 +329,7 @@ async fn reconcile(agent: &Arc<Agent>, snap: &Snapshot, local: &Arc<std::sync::M
         }
         if services_changed {
             // Containers that start from now on (restarts) see the Services as they are now.
-            if let Err(e) = sandbox::write_service_env(&pod_dir, &service_env(&pod, &services)) {
+            if let Err(e) = sandbox::write_service_env(&pod_dir, &service_env(&pod, services)) {
                 tracing::warn!(pod = %object::name(&pod), error = %e, "writing service variables");
             }
         }

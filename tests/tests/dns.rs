@@ -181,7 +181,7 @@ fn losing_a_dns_pod_does_not_interrupt_resolution() {
     dnsutils(&c);
     // 150 lookups, 20 ms apart, each with its own deadline (glibc: 1 s, 1 attempt).
     let script = r#"ok=0; fail=0; for i in $(seq 150); do if getent hosts my-nginx >/dev/null; then ok=$((ok+1)); else fail=$((fail+1)); fi; sleep 0.02; done; echo "$ok $fail""#;
-    let mut lookups = std::process::Command::new(emu_tests::emu_path())
+    let lookups = std::process::Command::new(emu_tests::emu_path())
         .args(["exec", "--cluster", &c.name, "dnsutils", "--", "sh", "-c", &format!("echo 'options timeout:1 attempts:1' >> /etc/resolv.conf; {script}")])
         .stdout(std::process::Stdio::piped())
         .spawn()

@@ -445,6 +445,20 @@ fn busybox_applets() -> io::Result<Vec<String>> {
     Ok(String::from_utf8_lossy(&out.stdout).split_whitespace().map(str::to_string).collect())
 }
 
+/// The host side of a profile's emu mounts: emu programs are installed next to this one (the
+/// shim is emu-nodeagent), the API socket is the cluster's.
+fn emu_binds(profile: &ImageProfile, cluster: &str) -> Vec<(PathBuf, String)> {
+    let exe = std::env::current_exe().unwrap_or_default();
+    profile
+        .emu_mounts
+        .iter()
+        .map(|m| match *m {
+            images::EmuMount::Program { program, path } => (exe.with_file_name(program), path.to_string()),
+            images::EmuMount::ApiSocket { path } => (emu_core::cluster::Paths::new(cluster).socket(), path.to_string()),
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -482,18 +496,4 @@ mod tests {
         assert_eq!(go_duration(Duration::from_secs(80)), "1m20s");
         assert_eq!(go_duration(Duration::from_secs(300)), "5m0s");
     }
-}
-
-/// The host side of a profile's emu mounts: emu programs are installed next to this one (the
-/// shim is emu-nodeagent), the API socket is the cluster's.
-fn emu_binds(profile: &ImageProfile, cluster: &str) -> Vec<(PathBuf, String)> {
-    let exe = std::env::current_exe().unwrap_or_default();
-    profile
-        .emu_mounts
-        .iter()
-        .map(|m| match *m {
-            images::EmuMount::Program { program, path } => (exe.with_file_name(program), path.to_string()),
-            images::EmuMount::ApiSocket { path } => (emu_core::cluster::Paths::new(cluster).socket(), path.to_string()),
-        })
-        .collect()
 }
