@@ -4,7 +4,9 @@
 fn vagrantfile_validates() {
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
     let out = std::process::Command::new("vagrant")
-        .arg("validate")
+        // Validating the provider needs one installed (VirtualBox, libvirt), which a CI machine
+        // or a lab's host may not have: the Vagrantfile itself is what is checked here.
+        .args(["validate", "--ignore-provider"])
         .current_dir(root)
         .env("VAGRANT_CHECKPOINT_DISABLE", "1")
         .output()
