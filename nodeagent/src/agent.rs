@@ -192,8 +192,9 @@ async fn sync_routes(agent: Arc<Agent>, mut rx: tokio::sync::watch::Receiver<Sna
 }
 
 /// How long a deleted running pod keeps serving before its containers are stopped, so that the
-/// endpoints controller and every node's proxy can drop it first.
-const ENDPOINT_DRAIN: Duration = Duration::from_millis(300);
+/// endpoints controller and every node's proxy can drop it first (300 ms was too short on a
+/// loaded machine: a request then reached a closed port).
+const ENDPOINT_DRAIN: Duration = Duration::from_secs(1);
 
 /// What the agent knows about one local sandbox between passes.
 #[derive(Default)]
