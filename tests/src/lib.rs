@@ -257,3 +257,48 @@ pub fn is_ready(p: &serde_json::Value) -> bool {
     p["metadata"]["deletionTimestamp"].is_null()
         && p["status"]["conditions"].as_array().into_iter().flatten().any(|c| c["type"] == "Ready" && c["status"] == "True")
 }
+
+/// What the benchmark binaries share.
+pub mod bench {
+    use super::{emu, Cluster};
+    use anyhow::bail;
+    use std::time::{Duration, Instant};
+
+    /// A cluster of the benchmark's own, deleted when dropped (also while unwinding from a panic).
+    pub fn cluster_up(name: &str, nodes: usize) -> anyhow::Result<Cluster> {
+        // A crashed earlier run may have left the same name behind.
+        emu(&["down", "--cluster", name]);
+        let c = Cluster {
+            name: name.to_string(),
+        };
+        let r = c.emu(&["up", "--nodes", &nodes.to_string()]);
+        if r.code != 0 {
+            bail!(
+                "emu up --cluster {name} --nodes {nodes} failed:\n{}{}\n{}",
+                r.stdout,
+                r.stderr,
+                c.logs()
+            );
+        }
+        Ok(c)
+    }
+
+    /// Polls `f` every `every` until it returns Some, or fails naming `what`.
+    pub fn poll<T>(
+        what: &str,
+        timeout: Duration,
+        every: Duration,
+        mut f: impl FnMut() -> Option<T>,
+    ) -> anyhow::Result<T> {
+        let start = Instant::now();
+        loop {
+            if let Some(v) = f() {
+                return Ok(v);
+            }
+            if start.elapsed() > timeout {
+                bail!("timed out after {timeout:?} waiting for {what}");
+            }
+            std::thread::sleep(every);
+        }
+    }
+}

@@ -31,7 +31,7 @@ use emu_core::proxy::{
     render_full, render_update, EndpointModel, PortModel, Protocol, ProxyInput, ServiceModel,
 };
 use emu_nodeagent::nft::{NftRunner, RealNft};
-use emu_tests::{emu, require_root, Cluster};
+use emu_tests::{bench::{cluster_up, poll}, require_root};
 use serde_json::{json, Value};
 use std::fmt::Write as _;
 use std::io::{BufRead as _, Read as _, Write as _};
@@ -409,25 +409,6 @@ fn nft_alone() {
     drop(ns);
 }
 
-/// A cluster of the benchmark's own, deleted when dropped (also while unwinding from a panic).
-fn cluster_up(name: &str, nodes: usize) -> anyhow::Result<Cluster> {
-    // A crashed earlier run may have left the same name behind.
-    emu(&["down", "--cluster", name]);
-    let c = Cluster {
-        name: name.to_string(),
-    };
-    let r = c.emu(&["up", "--nodes", &nodes.to_string()]);
-    if r.code != 0 {
-        bail!(
-            "emu up --cluster {name} --nodes {nodes} failed:\n{}{}\n{}",
-            r.stdout,
-            r.stderr,
-            c.logs()
-        );
-    }
-    Ok(c)
-}
-
 fn object(v: &Value) -> emu_proto::Object {
     emu_proto::Object {
         json: v.to_string(),
@@ -465,25 +446,6 @@ fn in_netns(netns: &str, args: &[&str]) -> anyhow::Result<String> {
         );
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-/// Polls `f` every `every` until it returns Some, or fails naming `what`.
-fn poll<T>(
-    what: &str,
-    timeout: Duration,
-    every: Duration,
-    mut f: impl FnMut() -> Option<T>,
-) -> anyhow::Result<T> {
-    let start = Instant::now();
-    loop {
-        if let Some(v) = f() {
-            return Ok(v);
-        }
-        if start.elapsed() > timeout {
-            bail!("timed out after {timeout:?} waiting for {what}");
-        }
-        std::thread::sleep(every);
-    }
 }
 
 const EP_CLUSTER: &str = "bnchep";
