@@ -1,42 +1,24 @@
 //! The tutorial's "Creating a Service", "Accessing the Service" sections and the service proxy's
 //! data path, on real emulated clusters.
 
-use emu_tests::Cluster;
+use emu_tests::{is_ready, name, pod_ip as ip, Cluster};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 const SCENARIO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../scenarios/nginx.yaml");
 
-fn ip(p: &Value) -> String {
-    p["status"]["podIP"].as_str().unwrap_or("").to_string()
-}
-
-fn name(p: &Value) -> String {
-    p["metadata"]["name"].as_str().unwrap_or("").to_string()
-}
-
 fn node_names(c: &Cluster) -> Vec<String> {
     let nodes: Value = serde_json::from_str(&c.emu(&["get", "nodes", "-o", "json"]).ok().stdout).unwrap();
     nodes["items"].as_array().unwrap().iter().map(|n| n["metadata"]["name"].as_str().unwrap().to_string()).collect()
 }
 
-fn cluster_ip(c: &Cluster, svc: &str) -> String {
-    c.emu(&["get", "svc", svc, "-o", "jsonpath={.spec.clusterIP}"]).ok().stdout.trim().to_string()
-}
-
-/// Running pods with all containers ready, by label.
+/// `count` ready pods by label, not counting pods being deleted (unlike `Cluster::ready_pods`,
+/// which waits for them to go: here a replacement runs while its predecessor terminates).
 fn ready_pods(c: &Cluster, selector: &str, count: usize) -> Vec<Value> {
     c.wait_for(&format!("{count} ready pods {selector}"), Duration::from_secs(30), || {
-        let pods: Vec<Value> = c
-            .pods(selector)
-            .into_iter()
-            .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
-            .collect();
-        let ready = pods.iter().filter(|p| {
-            p["status"]["conditions"].as_array().into_iter().flatten().any(|c| c["type"] == "Ready" && c["status"] == "True")
-        });
-        (pods.len() == count && ready.count() == count).then_some(pods)
+        let pods: Vec<Value> = c.pods(selector).into_iter().filter(|p| p["metadata"]["deletionTimestamp"].is_null()).collect();
+        (pods.len() == count && pods.iter().all(is_ready)).then_some(pods)
     })
 }
 
@@ -68,7 +50,7 @@ fn tutorial_creating_and_accessing_the_service() {
     assert_eq!(again.code, 1);
     assert_eq!(again.stderr.trim(), "Error from server (AlreadyExists): services \"my-nginx\" already exists");
 
-    let vip = cluster_ip(&c, "my-nginx");
+    let vip = c.cluster_ip("my-nginx");
     let octets: Vec<u8> = vip.split('.').map(|o| o.parse().unwrap()).collect();
     assert!(octets[0] == 10 && (96..112).contains(&octets[1]), "ClusterIP {vip} must come from 10.96.0.0/12");
     let table = c.emu(&["get", "svc", "my-nginx"]).ok().stdout;
@@ -142,7 +124,7 @@ fn tutorial_creating_and_accessing_the_service() {
 fn endpoints_and_rules_follow_pods_without_failed_requests() {
     let c = Cluster::up("tsvcep", &[SCENARIO]);
     c.emu(&["expose", "deployment/my-nginx"]).ok();
-    let vip = cluster_ip(&c, "my-nginx");
+    let vip = c.cluster_ip("my-nginx");
     let pods = ready_pods(&c, "run=my-nginx", 2);
     let nodes = node_names(&c);
     let rules_have = |pod_ip: &str| -> Vec<bool> {
@@ -278,7 +260,7 @@ fn readiness_probes_gate_ready_and_endpoints() {
 #[test]
 fn service_first_scenario_spreads_pods_and_gives_them_variables_then_delete_svc() {
     let c = Cluster::up("tsvcfirst", &[concat!(env!("CARGO_MANIFEST_DIR"), "/../scenarios/nginx-with-service.yaml")]);
-    let vip = cluster_ip(&c, "my-nginx");
+    let vip = c.cluster_ip("my-nginx");
     let pods = ready_pods(&c, "run=my-nginx", 2);
     let nodes: std::collections::BTreeSet<&str> = pods.iter().filter_map(|p| p["spec"]["nodeName"].as_str()).collect();
     assert_eq!(nodes.len(), 2, "pods of a service spread over the nodes");
