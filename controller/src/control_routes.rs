@@ -31,7 +31,7 @@ impl ControlRoutes {
         if !self.enabled {
             return;
         }
-        let (nodes, _) = shared.store.list("Node", None);
+        let (nodes, _) = shared.store.list_shared("Node", None);
         let want: BTreeMap<String, String> = nodes
             .iter()
             .filter_map(|n| {

@@ -1,23 +1,52 @@
-//! The controllers: level-triggered loops that read the whole store and converge it.
+//! The controllers: level-triggered loops that read the store and converge it.
 //!
-//! After any write (or once a second) `reconcile_all` recomputes what should exist from what does:
+//! After any write (or once a second) `reconcile_all` recomputes what should exist from what does
+//! (the endpoints controller and the garbage collector only for what changed since the last pass,
+//! with a pass over everything every [`FULL_PASS_EVERY`]):
 //! Deployments own ReplicaSets (named `<deployment>-<pod-template-hash>`), ReplicaSets own Pods
 //! (named `<replicaset>-<5 random chars>`), the scheduler binds pending pods to nodes and gives them
 //! an IP from the node's pod CIDR, and the garbage collector removes what lost its owner.
 
 use crate::state::{now, Shared};
-use crate::store::ObjectKey;
+use crate::store::{Change, ObjectKey, WatchEventType};
 use emu_core::{defaults, ipam, naming, object, scheduler};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::Ipv4Addr;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// What the controllers remember from one pass to the next.
 struct ControllerState {
     last_ip: HashMap<String, Ipv4Addr>,
     endpoints: crate::endpoints::EndpointsController,
     control_routes: crate::control_routes::ControlRoutes,
+    /// The store's version up to which every change has been looked at.
+    seen: u64,
+    last_full_pass: Option<Instant>,
+}
+
+/// How often a pass looks at everything, not only at what changed: a safety net for what no
+/// change announces (an object created pointing at an owner that was already gone).
+const FULL_PASS_EVERY: Duration = Duration::from_secs(10);
+
+/// What a pass looks at.
+pub enum Changes {
+    /// Everything: the first pass, a periodic one, or when the store's history no longer reaches
+    /// back to the last pass.
+    All,
+    /// The changes since the last pass, oldest first (a deleted object as it last was).
+    Some(Vec<Change>),
+}
+
+impl Changes {
+    /// Whether something may have lost its owner, namespace or node.
+    fn may_orphan(&self) -> bool {
+        match self {
+            Changes::All => true,
+            Changes::Some(events) => events.iter().any(|(t, _)| *t == WatchEventType::Deleted),
+        }
+    }
 }
 
 impl ControllerState {
@@ -26,7 +55,24 @@ impl ControllerState {
             last_ip: HashMap::new(),
             endpoints: crate::endpoints::EndpointsController::default(),
             control_routes: crate::control_routes::ControlRoutes::new(shared),
+            seen: 0,
+            last_full_pass: None,
         }
+    }
+
+    /// The changes since the last pass (and marks them seen).
+    fn changes(&mut self, shared: &Shared) -> Changes {
+        let full_due = self.last_full_pass.is_none_or(|t| t.elapsed() >= FULL_PASS_EVERY);
+        if !full_due {
+            if let Some((events, rv)) = shared.store.changes_since(self.seen) {
+                self.seen = rv;
+                return Changes::Some(events);
+            }
+        }
+        // Read before the pass reads anything: what changes meanwhile is seen by the next one.
+        self.seen = shared.store.resource_version();
+        self.last_full_pass = Some(Instant::now());
+        Changes::All
     }
 }
 
@@ -60,12 +106,15 @@ pub async fn run(shared: Shared) {
 fn reconcile_all(shared: &Shared, st: &mut ControllerState) {
     let started = std::time::Instant::now();
     let before = shared.store.resource_version();
+    let changes = st.changes(shared);
     crate::nodes::check_liveness(shared);
-    collect_garbage(shared);
+    if changes.may_orphan() {
+        collect_garbage(shared);
+    }
     sync_deployments(shared);
     sync_replicasets(shared);
     schedule_pods(shared, &mut st.last_ip);
-    st.endpoints.sync(shared);
+    st.endpoints.sync(shared, &changes);
     st.control_routes.sync(shared);
     if shared.store.resource_version() != before {
         shared.changed();
@@ -90,16 +139,16 @@ fn update(shared: &Shared, v: Value) {
 }
 
 fn sync_deployments(shared: &Shared) {
-    let (deployments, _) = shared.store.list("Deployment", None);
-    let (replicasets, _) = shared.store.list("ReplicaSet", None);
-    let (pods, _) = shared.store.list("Pod", None);
+    let (deployments, _) = shared.store.list_shared("Deployment", None);
+    let (replicasets, _) = shared.store.list_shared("ReplicaSet", None);
+    let (pods, _) = shared.store.list_shared("Pod", None);
     for d in deployments.iter().filter(|d| !object::is_terminating(d)) {
         let ns = object::namespace(d);
         let template = d["spec"]["template"].clone();
         let hash = naming::pod_template_hash(&template, None);
         let rs_name = format!("{}-{hash}", object::name(d));
         let replicas = d["spec"]["replicas"].as_i64().unwrap_or(1);
-        let owned: Vec<&Value> = replicasets.iter().filter(|rs| object::controller_uid(rs) == Some(object::uid(d))).collect();
+        let owned: Vec<&Value> = replicasets.iter().map(|v| &**v).filter(|rs| object::controller_uid(rs) == Some(object::uid(d))).collect();
         let current = owned.iter().find(|rs| object::name(rs) == rs_name);
         match current {
             None => {
@@ -140,7 +189,7 @@ fn sync_deployments(shared: &Shared) {
         }
         // Status, counted over the pods of every owned ReplicaSet.
         let owned_uids: HashSet<&str> = owned.iter().map(|rs| object::uid(rs)).collect();
-        let mine: Vec<&Value> = pods.iter().filter(|p| object::controller_uid(p).is_some_and(|u| owned_uids.contains(u)) && !object::is_terminating(p)).collect();
+        let mine: Vec<&Value> = pods.iter().map(|v| &**v).filter(|p| object::controller_uid(p).is_some_and(|u| owned_uids.contains(u)) && !object::is_terminating(p)).collect();
         let ready = mine.iter().filter(|p| pod_ready(p)).count() as i64;
         let updated = mine.iter().filter(|p| object::labels(p).get("pod-template-hash") == Some(&hash)).count() as i64;
         let total = mine.len() as i64;
@@ -156,7 +205,7 @@ fn sync_deployments(shared: &Shared) {
         }
         status["conditions"] = deployment_conditions(d, ready >= replicas, &rs_name);
         if d["status"] != status {
-            let mut d = d.clone();
+            let mut d = (**d).clone();
             d["status"] = status;
             update(shared, d);
         }
@@ -188,13 +237,14 @@ fn pod_finished(p: &Value) -> bool {
 }
 
 fn sync_replicasets(shared: &Shared) {
-    let (replicasets, _) = shared.store.list("ReplicaSet", None);
-    let (pods, _) = shared.store.list("Pod", None);
+    let (replicasets, _) = shared.store.list_shared("ReplicaSet", None);
+    let (pods, _) = shared.store.list_shared("Pod", None);
     for rs in replicasets.iter().filter(|rs| !object::is_terminating(rs)) {
         let ns = object::namespace(rs);
         let want = rs["spec"]["replicas"].as_i64().unwrap_or(1).max(0) as usize;
         let mut active: Vec<&Value> = pods
             .iter()
+            .map(|v| &**v)
             .filter(|p| object::controller_uid(p) == Some(object::uid(rs)) && !object::is_terminating(p) && !pod_finished(p))
             .collect();
         if active.len() < want {
@@ -237,7 +287,7 @@ fn sync_replicasets(shared: &Shared) {
                 delete_pod(shared, victim);
             }
         }
-        let mine: Vec<&Value> = pods.iter().filter(|p| object::controller_uid(p) == Some(object::uid(rs)) && !object::is_terminating(p) && !pod_finished(p)).collect();
+        let mine: Vec<&Value> = pods.iter().map(|v| &**v).filter(|p| object::controller_uid(p) == Some(object::uid(rs)) && !object::is_terminating(p) && !pod_finished(p)).collect();
         let ready = mine.iter().filter(|p| pod_ready(p)).count();
         let mut status = json!({ "replicas": mine.len(), "fullyLabeledReplicas": mine.len(), "readyReplicas": ready,
             "availableReplicas": ready, "observedGeneration": rs["metadata"]["generation"] });
@@ -247,7 +297,7 @@ fn sync_replicasets(shared: &Shared) {
             }
         }
         if rs["status"] != status {
-            let mut rs = rs.clone();
+            let mut rs = (**rs).clone();
             rs["status"] = status;
             update(shared, rs);
         }
@@ -279,22 +329,22 @@ const NODES_REGISTER_WITHIN: Duration = Duration::from_secs(10);
 /// for [`NODES_REGISTER_WITHIN`]): otherwise the first node to register would get every pod
 /// created before the others came, the DNS pods of a fresh cluster among them (in Kubernetes
 /// they wait for the nodes to turn Ready the same way).
-fn bootstrapping(shared: &Shared, nodes: &[Value]) -> bool {
+fn bootstrapping(shared: &Shared, nodes: &[Arc<Value>]) -> bool {
     let registered = shared.cluster.nodes.iter().filter(|n| nodes.iter().any(|v| object::name(v) == n.name && crate::nodes::is_ready(v))).count();
     registered < shared.cluster.nodes.len() && shared.started.elapsed() < NODES_REGISTER_WITHIN
 }
 
 fn schedule_pods(shared: &Shared, last_ip: &mut HashMap<String, Ipv4Addr>) {
-    let (pods, _) = shared.store.list("Pod", None);
-    let pending: Vec<&Value> = pods.iter().filter(|p| p["spec"]["nodeName"].as_str().is_none_or(str::is_empty) && !object::is_terminating(p)).collect();
+    let (pods, _) = shared.store.list_shared("Pod", None);
+    let pending: Vec<&Value> = pods.iter().map(|v| &**v).filter(|p| p["spec"]["nodeName"].as_str().is_none_or(str::is_empty) && !object::is_terminating(p)).collect();
     if pending.is_empty() {
         return;
     }
-    let (nodes, _) = shared.store.list("Node", None);
+    let (nodes, _) = shared.store.list_shared("Node", None);
     if bootstrapping(shared, &nodes) {
         return;
     }
-    let (services, _) = shared.store.list("Service", None);
+    let (services, _) = shared.store.list_shared("Service", None);
     let service_selectors: Vec<(String, BTreeMap<String, String>)> = services
         .iter()
         .filter_map(|s| {
@@ -311,7 +361,7 @@ fn schedule_pods(shared: &Shared, last_ip: &mut HashMap<String, Ipv4Addr>) {
             labels: object::labels(n),
         })
         .collect();
-    let mut bound: Vec<Value> = pods.iter().filter(|p| p["spec"]["nodeName"].as_str().is_some_and(|n| !n.is_empty())).cloned().collect();
+    let mut bound: Vec<Arc<Value>> = pods.iter().filter(|p| p["spec"]["nodeName"].as_str().is_some_and(|n| !n.is_empty())).cloned().collect();
     for pod in pending {
         let Some(node_name) = scheduler::schedule(pod, &candidates, &bound, &service_selectors) else { continue };
         let Some(node) = nodes.iter().find(|n| object::name(n) == node_name) else { continue };
@@ -334,7 +384,7 @@ fn schedule_pods(shared: &Shared, last_ip: &mut HashMap<String, Ipv4Addr>) {
         match shared.store.update(p) {
             Ok(stored) => {
                 last_ip.insert(node_name, ip);
-                bound.push(stored);
+                bound.push(Arc::new(stored));
             }
             Err(e) => tracing::debug!(error = %e, "binding pod"),
         }
@@ -348,12 +398,12 @@ fn collect_garbage(shared: &Shared) {
     // Pods third: their list is used again below. Endpoints own the slices mirrored from them
     // (SVC-18), so their uids must be known here too.
     let kinds = ["Deployment", "ReplicaSet", "Pod", "Service", "EndpointSlice", "Endpoints"];
-    let lists: Vec<Vec<Value>> = kinds.iter().map(|k| shared.store.list(k, None).0).collect();
+    let lists: Vec<Vec<Arc<Value>>> = kinds.iter().map(|k| shared.store.list_shared(k, None).0).collect();
     for list in &lists {
         uids.extend(list.iter().map(|v| object::uid(v).to_string()));
     }
-    let namespaces: HashSet<String> = shared.store.list("Namespace", None).0.iter().map(|n| object::name(n).to_string()).collect();
-    let nodes: HashSet<String> = shared.store.list("Node", None).0.iter().map(|n| object::name(n).to_string()).collect();
+    let namespaces: HashSet<String> = shared.store.list_shared("Namespace", None).0.iter().map(|n| object::name(n).to_string()).collect();
+    let nodes: HashSet<String> = shared.store.list_shared("Node", None).0.iter().map(|n| object::name(n).to_string()).collect();
     for (kind, list) in kinds.iter().zip(&lists) {
         for v in list {
             let orphan = object::controller_uid(v).is_some_and(|u| !uids.contains(u));

@@ -61,9 +61,9 @@ pub fn heartbeat(shared: &Shared, name: &str) -> Result<(), StoreError> {
 
 /// Marks nodes whose heartbeats stopped as NotReady (status Unknown, as the node controller does).
 pub fn check_liveness(shared: &Shared) {
-    let (nodes, _) = shared.store.list("Node", None);
+    let (nodes, _) = shared.store.list_shared("Node", None);
     let Ok(beats) = shared.heartbeats.lock().map(|b| b.clone()) else { return };
-    for mut node in nodes {
+    for node in nodes {
         let name = object::name(&node).to_string();
         let last = beats.get(&name).copied();
         let stale = last.is_none_or(|t| t.elapsed() > NODE_GRACE);
@@ -75,6 +75,7 @@ pub fn check_liveness(shared: &Shared) {
                 }
                 continue;
             }
+            let mut node = (*node).clone();
             set_ready(&mut node, false, "NodeStatusUnknown", "Kubelet stopped posting node status.");
             let _ = shared.store.update(node);
         }

@@ -158,6 +158,9 @@ pub struct WatchEvent {
     pub resource_version: u64,
 }
 
+/// One change as [`Store::changes_since`] lists it.
+pub type Change = (WatchEventType, Arc<Value>);
+
 #[derive(Debug)]
 pub enum WatchStart {
     /// The watcher must replace its whole cache with `objects` (all kinds), current as of
@@ -255,30 +258,38 @@ impl Store {
     }
 
     pub fn get(&self, key: &ObjectKey) -> Option<Value> {
-        let obj = self.lock().objects.get(key).cloned();
-        obj.map(|o| (*o).clone())
+        self.get_shared(key).map(|o| (*o).clone())
+    }
+
+    /// [`Store::get`] without copying the object.
+    pub fn get_shared(&self, key: &ObjectKey) -> Option<Arc<Value>> {
+        self.lock().objects.get(key).cloned()
     }
 
     /// The objects of `kind` (in `namespace`, or all), sorted by namespace then name, and the
     /// resource version the list is current at.
     pub fn list(&self, kind: &str, namespace: Option<&str>) -> (Vec<Value>, u64) {
-        let (shared, rv) = {
-            let inner = self.lock();
-            let start = ObjectKey {
-                kind: kind.into(),
-                namespace: namespace.unwrap_or_default().into(),
-                name: String::new(),
-            };
-            let items: Vec<Arc<Value>> = inner
-                .objects
-                .range(start..)
-                .take_while(|(k, _)| k.kind == kind && namespace.is_none_or(|ns| k.namespace == ns))
-                .map(|(_, v)| v.clone())
-                .collect();
-            (items, inner.rv)
-        };
+        let (shared, rv) = self.list_shared(kind, namespace);
         // Deep copies are made outside the lock.
         (shared.iter().map(|o| (**o).clone()).collect(), rv)
+    }
+
+    /// [`Store::list`] without copying the objects: what the controllers read on every pass
+    /// (copying thousands of objects per pass made each endpoint change wait for it).
+    pub fn list_shared(&self, kind: &str, namespace: Option<&str>) -> (Vec<Arc<Value>>, u64) {
+        let inner = self.lock();
+        let start = ObjectKey {
+            kind: kind.into(),
+            namespace: namespace.unwrap_or_default().into(),
+            name: String::new(),
+        };
+        let items: Vec<Arc<Value>> = inner
+            .objects
+            .range(start..)
+            .take_while(|(k, _)| k.kind == kind && namespace.is_none_or(|ns| k.namespace == ns))
+            .map(|(_, v)| v.clone())
+            .collect();
+        (items, inner.rv)
     }
 
     pub fn resource_version(&self) -> u64 {
@@ -403,6 +414,20 @@ impl Store {
             },
             rx,
         )
+    }
+
+    /// What changed after version `from`, oldest first (a deleted object as it last was), and
+    /// the version the list is current at; None when the retained history no longer reaches
+    /// back to `from` (the caller must then look at everything). Lets the controllers work on
+    /// what changed instead of on every object at each pass.
+    pub fn changes_since(&self, from: u64) -> Option<(Vec<Change>, u64)> {
+        let inner = self.lock();
+        if from < inner.history_base || from > inner.rv {
+            return None;
+        }
+        let skip = usize::try_from(from - inner.history_base).ok()?;
+        let changes = inner.history.iter().skip(skip).map(|r| (r.kind, r.object.clone())).collect();
+        Some((changes, inner.rv))
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -854,6 +879,28 @@ mod tests {
                 WatchStart::Reset { .. } => panic!("from {from} must resume"),
             }
         }
+    }
+
+    #[test]
+    fn changes_since_lists_what_changed_while_the_history_reaches_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_with(&dir.path().join("s"), 5, 100).unwrap();
+        for i in 0..8 {
+            store.create(pod("default", &format!("p{i}"))).unwrap();
+        }
+        store.delete(&key("Pod", "default", "p7")).unwrap();
+        // History holds versions 5..=9.
+        let (changes, rv) = store.changes_since(7).expect("within the history");
+        assert_eq!(rv, 9);
+        let seen: Vec<(WatchEventType, &str)> = changes
+            .iter()
+            .map(|(t, o)| (*t, o["metadata"]["name"].as_str().unwrap()))
+            .collect();
+        // A deleted object comes as it last was.
+        assert_eq!(seen, [(WatchEventType::Added, "p7"), (WatchEventType::Deleted, "p7")]);
+        assert_eq!(store.changes_since(9).expect("nothing new").0.len(), 0);
+        assert!(store.changes_since(3).is_none(), "older than the history");
+        assert!(store.changes_since(10).is_none(), "newer than the store");
     }
 
     #[test]

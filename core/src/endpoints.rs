@@ -15,6 +15,7 @@
 //!   (EP-8: insertion order); a batch of new endpoints is appended sorted by IP (byte-wise), so the
 //!   result does not depend on the order of the pod list.
 
+use std::borrow::Borrow;
 use crate::naming;
 use crate::object;
 use crate::selector::Selector;
@@ -76,6 +77,12 @@ fn service_selector(svc: &Value) -> Option<Selector> {
     (!sel.is_empty()).then(|| Selector::from_map(&sel))
 }
 
+/// Whether the Service's selector picks a pod with these labels: the pods whose labels change
+/// tell the controller which Services to look at again. False for Services without a selector.
+pub fn selects(svc: &Value, pod_labels: &BTreeMap<String, String>) -> bool {
+    service_selector(svc).is_some_and(|sel| sel.matches(pod_labels))
+}
+
 fn cluster_ip(svc: &Value) -> &str {
     object::str_at(svc, &["spec", "clusterIP"]).unwrap_or("")
 }
@@ -96,9 +103,10 @@ fn protocol(port: &Value) -> &str {
 /// with their IP. Terminating pods are included only when `include_terminating` (always for
 /// slices, only with publishNotReadyAddresses for Endpoints). emu's pod network is IPv4-only, so
 /// a pod whose IP is not IPv4 is skipped (an IPv4 slice could not hold it).
-fn selected_pods<'a>(svc: &Value, selector: &Selector, pods: &'a [Value], include_terminating: bool) -> Vec<(&'a Value, String)> {
+fn selected_pods<'a, P: Borrow<Value>>(svc: &Value, selector: &Selector, pods: &'a [P], include_terminating: bool) -> Vec<(&'a Value, String)> {
     let ns = object::namespace(svc);
     pods.iter()
+        .map(Borrow::borrow)
         .filter(|p| object::namespace(p) == ns && selector.matches(&object::labels(p)))
         .filter(|p| !matches!(object::str_at(p, &["status", "phase"]), Some("Succeeded" | "Failed")))
         .filter(|p| include_terminating || !object::is_terminating(p))
@@ -179,7 +187,7 @@ struct PortAddresses {
 /// Service has no selector or is ExternalName (then a user's Endpoints, if any, is left alone).
 /// `now` (RFC 3339) becomes the `last-change-trigger-time` annotation. Compare with the stored
 /// object through [`endpoints_equal`] and write with [`endpoints_for_update`].
-pub fn desired_endpoints(svc: &Value, pods: &[Value], now: &str) -> Option<Value> {
+pub fn desired_endpoints<P: Borrow<Value>>(svc: &Value, pods: &[P], now: &str) -> Option<Value> {
     let selector = service_selector(svc)?;
     let publish = publish_not_ready(svc);
     let ports = service_ports(svc);
@@ -401,10 +409,11 @@ fn pod_endpoint(svc: &Value, pod: &Value, ip: &str) -> Value {
 /// slice that would be deleted while another is created is rewritten in place instead (as
 /// upstream does), so a steady state yields no writes and churn rarely creates names.
 /// `entropy` supplies the random suffix of new slice names.
-pub fn desired_slices(svc: &Value, pods: &[Value], existing: &[Value], now: &str, entropy: &mut dyn FnMut() -> [u8; 5]) -> SliceChanges {
+pub fn desired_slices<P: Borrow<Value>, S: Borrow<Value>>(svc: &Value, pods: &[P], existing: &[S], now: &str, entropy: &mut dyn FnMut() -> [u8; 5]) -> SliceChanges {
     let svc_name = object::name(svc);
     let existing: Vec<&Value> = existing
         .iter()
+        .map(Borrow::borrow)
         .filter(|s| object::str_at(s, &["metadata", "labels", LABEL_MANAGED_BY]) == Some(MANAGED_BY_CONTROLLER))
         .filter(|s| object::str_at(s, &["metadata", "labels", LABEL_SERVICE_NAME]) == Some(svc_name))
         .collect();
@@ -453,10 +462,11 @@ pub fn desired_slices(svc: &Value, pods: &[Value], existing: &[Value], now: &str
 /// `notReadyAddresses`; addresses that are not IP addresses are skipped; at most 1000 per subset.
 /// The slice copies the Endpoints' labels and annotations (not the trigger time or kubectl's
 /// last-applied configuration), and is owned by the Endpoints object, as upstream does.
-pub fn mirrored_slices(svc: Option<&Value>, endpoints: Option<&Value>, existing: &[Value], entropy: &mut dyn FnMut() -> [u8; 5]) -> SliceChanges {
+pub fn mirrored_slices<S: Borrow<Value>>(svc: Option<&Value>, endpoints: Option<&Value>, existing: &[S], entropy: &mut dyn FnMut() -> [u8; 5]) -> SliceChanges {
     let svc_name = svc.or(endpoints).map(object::name).unwrap_or("");
     let existing: Vec<&Value> = existing
         .iter()
+        .map(Borrow::borrow)
         .filter(|s| object::str_at(s, &["metadata", "labels", LABEL_MANAGED_BY]) == Some(MANAGED_BY_MIRRORING))
         .filter(|s| object::str_at(s, &["metadata", "labels", LABEL_SERVICE_NAME]) == Some(svc_name))
         .collect();

@@ -1,6 +1,7 @@
 //! Pod placement: filter the nodes a pod may run on, then spread pods like the default
 //! scheduler's spreading does (by owner, then by Service), then balance totals.
 
+use std::borrow::Borrow;
 use crate::selector::{labels_of, string_map, Selector};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -27,7 +28,7 @@ pub struct NodeCandidate {
 pub fn schedule(
     pod: &Value,
     nodes: &[NodeCandidate],
-    bound_pods: &[Value],
+    bound_pods: &[impl Borrow<Value>],
     service_selectors: &[(String, BTreeMap<String, String>)],
 ) -> Option<String> {
     if let Some(name) = pod["spec"]["nodeName"].as_str().filter(|n| !n.is_empty()) {
@@ -59,6 +60,7 @@ pub fn schedule(
         .min_by_key(|n| {
             let on_node: Vec<&Value> = bound_pods
                 .iter()
+                .map(Borrow::borrow)
                 .filter(|p| p["spec"]["nodeName"].as_str() == Some(n.name.as_str()))
                 .collect();
             let same_owner = owner.map_or(0, |uid| {
@@ -96,6 +98,8 @@ fn controller_uid(obj: &Value) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const NO_PODS: &[Value] = &[];
     use serde_json::json;
 
     fn node(name: &str) -> NodeCandidate {
@@ -117,7 +121,7 @@ mod tests {
     fn two_replicas_spread_over_two_nodes() {
         let nodes = [node("worker-a"), node("worker-b")];
         let first = pod("my-nginx-1", "rs-uid", json!({"run": "my-nginx"}), None);
-        let a = schedule(&first, &nodes, &[], &[]).unwrap();
+        let a = schedule(&first, &nodes, NO_PODS, &[]).unwrap();
         assert_eq!(a, "worker-a"); // tie broken by name
         let bound = [pod(
             "my-nginx-1",
@@ -193,21 +197,21 @@ mod tests {
         nodes[1].schedulable = false;
         nodes[2].labels.insert("disk".into(), "ssd".into());
         let p = pod("p", "o", json!({}), None);
-        assert_eq!(schedule(&p, &nodes, &[], &[]).unwrap(), "c");
+        assert_eq!(schedule(&p, &nodes, NO_PODS, &[]).unwrap(), "c");
         let mut picky = p.clone();
         picky["spec"]["nodeSelector"] = json!({"disk": "hdd"});
-        assert_eq!(schedule(&picky, &nodes, &[], &[]), None);
+        assert_eq!(schedule(&picky, &nodes, NO_PODS, &[]), None);
         picky["spec"]["nodeSelector"] = json!({"disk": "ssd"});
-        assert_eq!(schedule(&picky, &nodes, &[], &[]).unwrap(), "c");
+        assert_eq!(schedule(&picky, &nodes, NO_PODS, &[]).unwrap(), "c");
         // Bound pods keep their node, even a NotReady one; unknown nodes give None.
         assert_eq!(
-            schedule(&pod("p", "o", json!({}), Some("a")), &nodes, &[], &[]).unwrap(),
+            schedule(&pod("p", "o", json!({}), Some("a")), &nodes, NO_PODS, &[]).unwrap(),
             "a"
         );
         assert_eq!(
-            schedule(&pod("p", "o", json!({}), Some("zz")), &nodes, &[], &[]),
+            schedule(&pod("p", "o", json!({}), Some("zz")), &nodes, NO_PODS, &[]),
             None
         );
-        assert_eq!(schedule(&p, &[], &[], &[]), None);
+        assert_eq!(schedule(&p, &[], NO_PODS, &[]), None);
     }
 }

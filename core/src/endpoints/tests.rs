@@ -1,6 +1,8 @@
 use super::*;
 use serde_json::json;
 
+/// No pods, or no slices.
+const NONE: &[Value] = &[];
 const NOW: &str = "2026-11-22T04:00:00Z";
 const LATER: &str = "2026-11-22T04:05:00Z";
 
@@ -82,8 +84,8 @@ fn no_endpoints_for_selectorless_or_external_name() {
     ext["spec"]["type"] = json!("ExternalName");
     assert_eq!(desired_endpoints(&ext, &[pod("a", "10.244.1.2", true)], NOW), None);
     // Their slices, if any were left, are deleted and none created.
-    let existing = desired_slices(&http_svc(), &[], &[], NOW, &mut counter()).create;
-    let ch = desired_slices(&ext, &[], &existing, NOW, &mut counter());
+    let existing = desired_slices(&http_svc(), NONE, NONE, NOW, &mut counter()).create;
+    let ch = desired_slices(&ext, NONE, &existing, NOW, &mut counter());
     assert_eq!(ch.delete, vec![object::name(&existing[0]).to_string()]);
     assert!(ch.create.is_empty() && ch.update.is_empty());
 }
@@ -108,7 +110,7 @@ fn which_pods_are_endpoints() {
     assert_eq!(subsets.len(), 1);
     assert_eq!(addr_ips(&subsets[0], "addresses"), ["10.244.1.2"]);
     assert_eq!(addr_ips(&subsets[0], "notReadyAddresses"), ["10.244.1.7"]);
-    let ch = desired_slices(&http_svc(), &pods, &[], NOW, &mut counter());
+    let ch = desired_slices(&http_svc(), &pods, NONE, NOW, &mut counter());
     assert_eq!(ch.create.len(), 1);
     assert_eq!(ips(&ch.create[0]), ["10.244.1.2", "10.244.1.7"]);
 }
@@ -168,7 +170,7 @@ fn endpoints_shape() {
 
 #[test]
 fn endpoints_without_pods_have_no_subsets_and_unnamed_ports_no_name() {
-    let ep = desired_endpoints(&http_svc(), &[], NOW).unwrap();
+    let ep = desired_endpoints(&http_svc(), NONE, NOW).unwrap();
     assert!(ep.get("subsets").is_none(), "{ep}");
     let ep = desired_endpoints(&http_svc(), &[pod("a", "10.244.1.2", true)], NOW).unwrap();
     assert_eq!(ep["subsets"][0]["ports"], json!([{"port": 80, "protocol": "TCP"}]));
@@ -185,7 +187,7 @@ fn headless_endpoints() {
     assert_eq!(addr_ips(&ep["subsets"][0], "addresses"), ["10.244.1.2"]);
     assert!(ep["subsets"][0].get("ports").is_none());
     // A plain Service with labels and no headless label: none added.
-    let ep = desired_endpoints(&http_svc(), &[], NOW).unwrap();
+    let ep = desired_endpoints(&http_svc(), NONE, NOW).unwrap();
     assert_eq!(ep["metadata"]["labels"], json!({"run": "my-nginx"}));
 }
 
@@ -266,7 +268,7 @@ fn endpoints_are_stable_and_compare_meaningfully() {
 
 #[test]
 fn update_keeps_stored_metadata() {
-    let mut stored = desired_endpoints(&http_svc(), &[], NOW).unwrap();
+    let mut stored = desired_endpoints(&http_svc(), NONE, NOW).unwrap();
     stored["metadata"]["uid"] = json!("ep-uid");
     stored["metadata"]["resourceVersion"] = json!("7");
     stored["metadata"]["annotations"]["note"] = json!("kept");
@@ -279,7 +281,7 @@ fn update_keeps_stored_metadata() {
     assert_eq!(out["subsets"], desired["subsets"]);
     assert!(endpoints_equal(&out, &desired));
     // Back to no pods: the subsets key goes away.
-    let empty = endpoints_for_update(&out, &desired_endpoints(&http_svc(), &[], LATER).unwrap());
+    let empty = endpoints_for_update(&out, &desired_endpoints(&http_svc(), NONE, LATER).unwrap());
     assert!(empty.get("subsets").is_none());
 }
 
@@ -299,7 +301,7 @@ fn endpoints_capped_at_1000_addresses() {
 
 #[test]
 fn placeholder_slice_when_nothing_matches() {
-    let ch = desired_slices(&http_svc(), &[], &[], NOW, &mut counter());
+    let ch = desired_slices(&http_svc(), NONE, NONE, NOW, &mut counter());
     assert!(ch.update.is_empty() && ch.delete.is_empty());
     assert_eq!(
         ch.create,
@@ -314,7 +316,7 @@ fn placeholder_slice_when_nothing_matches() {
     );
     // Steady: the placeholder stays, nothing is written.
     let stored = apply(&[], &ch);
-    assert!(desired_slices(&http_svc(), &[], &stored, LATER, &mut counter()).is_empty());
+    assert!(desired_slices(&http_svc(), NONE, &stored, LATER, &mut counter()).is_empty());
 }
 
 #[test]
@@ -326,7 +328,7 @@ fn slice_shape_and_conditions() {
     named["spec"]["hostname"] = json!("web-0");
     named["spec"]["subdomain"] = json!("my-nginx");
     let pods = [named, pod("b", "10.244.1.3", false), terminating(pod("c", "10.244.1.4", true))];
-    let ch = desired_slices(&s, &pods, &[], NOW, &mut counter());
+    let ch = desired_slices(&s, &pods, NONE, NOW, &mut counter());
     assert_eq!(ch.create.len(), 1);
     let slice = &ch.create[0];
     assert_eq!(slice["metadata"]["labels"][LABEL_HEADLESS], "");
@@ -344,7 +346,7 @@ fn slice_shape_and_conditions() {
     );
     // publishNotReadyAddresses: all ready (SVC-19), other conditions unchanged.
     s["spec"]["publishNotReadyAddresses"] = json!(true);
-    let ch = desired_slices(&s, &pods, &[], NOW, &mut counter());
+    let ch = desired_slices(&s, &pods, NONE, NOW, &mut counter());
     let conds: Vec<Value> = ch.create[0]["endpoints"].as_array().unwrap().iter().map(|e| e["conditions"].clone()).collect();
     assert_eq!(conds, [json!({"ready": true, "serving": true, "terminating": false}), json!({"ready": true, "serving": false, "terminating": false}),
         json!({"ready": true, "serving": true, "terminating": true})]);
@@ -354,7 +356,7 @@ fn slice_shape_and_conditions() {
 fn steady_state_writes_nothing_and_changes_write_in_place() {
     let svc = http_svc();
     let pods = vec![pod("a", "10.244.1.2", true), pod("b", "10.244.1.3", true)];
-    let stored = apply(&[], &desired_slices(&svc, &pods, &[], NOW, &mut counter()));
+    let stored = apply(&[], &desired_slices(&svc, &pods, NONE, NOW, &mut counter()));
     assert_eq!(stored.len(), 1);
     assert!(desired_slices(&svc, &pods, &stored, LATER, &mut counter()).is_empty());
 
@@ -377,7 +379,7 @@ fn steady_state_writes_nothing_and_changes_write_in_place() {
     assert_eq!(ch.update[0]["endpoints"][0]["conditions"]["ready"], false);
 
     // All pods gone: the same slice becomes the placeholder (no create, no delete).
-    let ch = desired_slices(&svc, &[], &stored, LATER, &mut counter());
+    let ch = desired_slices(&svc, NONE, &stored, LATER, &mut counter());
     assert!(ch.create.is_empty() && ch.delete.is_empty(), "{ch:?}");
     assert_eq!(object::name(&ch.update[0]), object::name(&stored[0]));
     assert_eq!((ch.update[0]["endpoints"].clone(), ch.update[0]["ports"].clone()), (Value::Null, Value::Null));
@@ -402,7 +404,7 @@ fn pods_lacking_a_named_port_get_a_slice_without_ports() {
     let s = svc(json!([{"name": "web", "port": 80, "protocol": "TCP", "targetPort": "http"}]));
     let mut lacking = pod("b", "10.244.1.3", true);
     lacking["spec"]["containers"][0]["ports"] = json!([]);
-    let ch = desired_slices(&s, &[pod("a", "10.244.1.2", true), lacking], &[], NOW, &mut counter());
+    let ch = desired_slices(&s, &[pod("a", "10.244.1.2", true), lacking], NONE, NOW, &mut counter());
     assert_eq!(ch.create.len(), 2);
     let with: Vec<(Value, Vec<&str>)> = ch.create.iter().map(|c| (c["ports"].clone(), ips(c))).collect();
     assert!(with.contains(&(json!([{"name": "web", "port": 80, "protocol": "TCP"}]), vec!["10.244.1.2"])), "{with:?}");
@@ -414,7 +416,7 @@ fn pods_lacking_a_named_port_get_a_slice_without_ports() {
 fn at_most_100_endpoints_per_slice() {
     let svc = http_svc();
     let pods: Vec<Value> = (0..250).map(|i| pod(&format!("p{i}"), &format!("10.244.{}.{}", i / 200, i % 200 + 1), true)).collect();
-    let ch = desired_slices(&svc, &pods, &[], NOW, &mut counter());
+    let ch = desired_slices(&svc, &pods, NONE, NOW, &mut counter());
     let mut sizes: Vec<usize> = ch.create.iter().map(|c| ips(c).len()).collect();
     sizes.sort();
     assert_eq!(sizes, [50, 100, 100]);
@@ -432,7 +434,7 @@ fn at_most_100_endpoints_per_slice() {
 fn foreign_and_stale_slices() {
     let svc = http_svc();
     let pods = [pod("a", "10.244.1.2", true)];
-    let mut stored = apply(&[], &desired_slices(&svc, &pods, &[], NOW, &mut counter()));
+    let mut stored = apply(&[], &desired_slices(&svc, &pods, NONE, NOW, &mut counter()));
     // A slice left by an earlier Service of the same name (other uid) is deleted, not reused.
     let mut stale = stored[0].clone();
     stale["metadata"]["name"] = json!("my-nginx-zzzzz");
@@ -449,7 +451,7 @@ fn foreign_and_stale_slices() {
 #[test]
 fn new_names_avoid_existing_ones() {
     let svc = http_svc();
-    let stored = apply(&[], &desired_slices(&svc, &[pod("a", "10.244.1.2", true)], &[], NOW, &mut counter()));
+    let stored = apply(&[], &desired_slices(&svc, &[pod("a", "10.244.1.2", true)], NONE, NOW, &mut counter()));
     assert_eq!(object::name(&stored[0]), "my-nginx-bbbbb");
     // A pod with another port set needs a new slice; the first name drawn is taken.
     let mut lacking = http_svc();
@@ -480,7 +482,7 @@ fn user_endpoints() -> Value {
 
 #[test]
 fn mirrors_user_endpoints() {
-    let ch = mirrored_slices(Some(&selectorless()), Some(&user_endpoints()), &[], &mut counter());
+    let ch = mirrored_slices(Some(&selectorless()), Some(&user_endpoints()), NONE, &mut counter());
     assert_eq!(
         ch.create,
         vec![json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
@@ -513,7 +515,7 @@ fn mirroring_groups_by_ports_and_family() {
         {"addresses": [{"ip": "192.0.2.2"}], "ports": [{"name": "a", "port": 1}]},
         {"addresses": [{"ip": "2001:db8::1"}], "ports": [{"name": "a", "port": 1}]},
         {"addresses": [{"ip": "192.0.2.3"}], "ports": [{"name": "b", "port": 2, "protocol": "UDP"}]}]);
-    let ch = mirrored_slices(Some(&selectorless()), Some(&ep), &[], &mut counter());
+    let ch = mirrored_slices(Some(&selectorless()), Some(&ep), NONE, &mut counter());
     let mut got: Vec<(String, Vec<&str>)> = ch.create.iter().map(|c| (c["addressType"].as_str().unwrap().to_string(), ips(c))).collect();
     got.sort();
     assert_eq!(got, [("IPv4".into(), vec!["192.0.2.1", "192.0.2.2"]), ("IPv4".into(), vec!["192.0.2.3"]), ("IPv6".into(), vec!["2001:db8::1"])]);
@@ -521,7 +523,7 @@ fn mirroring_groups_by_ports_and_family() {
 
 #[test]
 fn mirrored_slices_go_away() {
-    let stored = apply(&[], &mirrored_slices(Some(&selectorless()), Some(&user_endpoints()), &[], &mut counter()));
+    let stored = apply(&[], &mirrored_slices(Some(&selectorless()), Some(&user_endpoints()), NONE, &mut counter()));
     let all_deleted = SliceChanges { delete: vec!["my-nginx-bbbbb".into()], ..Default::default() };
     // Endpoints deleted, Service deleted, Service given a selector, skip-mirror label, no subsets.
     assert_eq!(mirrored_slices(Some(&selectorless()), None, &stored, &mut counter()), all_deleted);
@@ -534,7 +536,7 @@ fn mirrored_slices_go_away() {
     empty.as_object_mut().unwrap().remove("subsets");
     assert_eq!(mirrored_slices(Some(&selectorless()), Some(&empty), &stored, &mut counter()), all_deleted);
     // The endpoints controller's own slices are never touched by mirroring.
-    let controller_slices = apply(&[], &desired_slices(&http_svc(), &[], &[], NOW, &mut counter()));
+    let controller_slices = apply(&[], &desired_slices(&http_svc(), NONE, NONE, NOW, &mut counter()));
     assert!(mirrored_slices(Some(&selectorless()), None, &controller_slices, &mut counter()).is_empty());
 }
 
@@ -542,7 +544,7 @@ fn mirrored_slices_go_away() {
 fn single_mirrored_slice() {
     let (svc, ep) = (selectorless(), user_endpoints());
     let first = mirrored_slice(&svc, &ep, None, &mut counter()).expect("a slice");
-    assert_eq!(first, mirrored_slices(Some(&svc), Some(&ep), &[], &mut counter()).create[0]);
+    assert_eq!(first, mirrored_slices(Some(&svc), Some(&ep), NONE, &mut counter()).create[0]);
     let stored = apply(&[], &SliceChanges { create: vec![first], ..Default::default() });
     // Unchanged: the stored slice itself comes back (equal, so the caller writes nothing).
     let same = mirrored_slice(&svc, &ep, Some(&stored[0]), &mut counter()).unwrap();
@@ -556,4 +558,16 @@ fn single_mirrored_slice() {
     assert_eq!(w["ports"][0]["port"], 80);
     // Nothing to mirror.
     assert_eq!(mirrored_slice(&http_svc(), &ep, Some(&stored[0]), &mut counter()), None);
+}
+
+#[test]
+fn selects_by_the_selector_only() {
+    let labels = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> { pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect() };
+    assert!(selects(&http_svc(), &labels(&[("run", "my-nginx"), ("tier", "web")])));
+    assert!(!selects(&http_svc(), &labels(&[("run", "other")])));
+    assert!(!selects(&http_svc(), &labels(&[])));
+    assert!(!selects(&selectorless(), &labels(&[("run", "my-nginx")])));
+    let mut external = http_svc();
+    external["spec"]["type"] = json!("ExternalName");
+    assert!(!selects(&external, &labels(&[("run", "my-nginx")])));
 }
