@@ -1,15 +1,15 @@
 //! The node's service proxy loop (kube-proxy's job): watches Services and EndpointSlices, renders
 //! the node's nftables ruleset with [`emu_core::proxy`] and applies it through an [`NftRunner`].
 //!
-//! Level-triggered: every change recomputes the whole desired model. The first sync (and every
+//! Level-triggered: every change recomputes the whole desired model (reusing the models of the
+//! Services whose objects did not change). The first sync (and every
 //! sync after a failure, and a periodic one that repairs drift) loads the full ruleset; in between
 //! only the difference from the last applied model is sent, so one endpoint change is a tiny
 //! transaction however many services exist.
 
 use crate::nft::NftRunner;
 use emu_proto::reflector::Snapshot;
-use emu_core::{ipam, object, proxy};
-use serde_json::Value;
+use emu_core::{ipam, proxy};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -22,30 +22,25 @@ pub struct ProxyConfig {
     pub service_cidr: ipam::Ipv4Cidr,
 }
 
-/// The proxy's model of a snapshot of Services and EndpointSlices.
-pub fn model(cfg: &ProxyConfig, snap: &Snapshot) -> proxy::ProxyInput {
-    let (mut services, mut slices): (Vec<Value>, Vec<Value>) = (Vec::new(), Vec::new());
-    for v in snap.objects.values() {
-        match object::kind(v) {
-            "Service" => services.push((**v).clone()),
-            "EndpointSlice" => slices.push((**v).clone()),
-            _ => {}
-        }
-    }
-    proxy::input_from_objects(&cfg.node_name, cfg.cluster_pod_cidr, cfg.service_cidr, &services, &slices)
+/// The proxy's model of a snapshot of Services and EndpointSlices; `cache` keeps the models of
+/// the Services whose objects did not change since the last snapshot.
+pub fn model(cfg: &ProxyConfig, snap: &Snapshot, cache: &mut proxy::ModelCache) -> proxy::ProxyInput {
+    let of_kind = |kind: &'static str| snap.objects.iter().filter(move |(k, _)| k.0 == kind).map(|(_, v)| v);
+    cache.input(&cfg.node_name, cfg.cluster_pod_cidr, cfg.service_cidr, of_kind("Service"), of_kind("EndpointSlice"))
 }
 
 /// Runs forever: one sync per change of the snapshot (changes arriving during a sync are
 /// coalesced into the next one).
 pub async fn run(cfg: ProxyConfig, nft: Arc<dyn NftRunner>, mut rx: tokio::sync::watch::Receiver<Snapshot>) {
     let mut applied: Option<proxy::ProxyInput> = None;
+    let mut models = proxy::ModelCache::default();
     let mut last_full = Instant::now();
     loop {
         let snap = rx.borrow_and_update().clone();
         if snap.synced {
             let modelled = Instant::now();
-            let want = model(&cfg, &snap);
-            let model_us = modelled.elapsed().as_micros() as u64;
+            let want = model(&cfg, &snap, &mut models);
+            let (model_us, remodelled) = (modelled.elapsed().as_micros() as u64, models.remodelled());
             let full = applied.is_none() || last_full.elapsed() >= FULL_RESYNC;
             let script = match (&applied, full) {
                 (Some(old), false) => proxy::render_update(old, &want),
@@ -70,7 +65,7 @@ pub async fn run(cfg: ProxyConfig, nft: Arc<dyn NftRunner>, mut rx: tokio::sync:
             match result {
                 Ok(()) => {
                     if !script.is_empty() {
-                        tracing::info!(services = want.services.len(), full, bytes = script.len(), model_us, elapsed_ms = started.elapsed().as_millis() as u64, "service rules synced");
+                        tracing::info!(services = want.services.len(), full, bytes = script.len(), model_us, remodelled, elapsed_ms = started.elapsed().as_millis() as u64, "service rules synced");
                         tracing::trace!(%script, "nft script");
                     }
                     if full {

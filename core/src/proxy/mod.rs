@@ -19,7 +19,7 @@ pub mod trace;
 mod tests;
 
 pub use model::{
-    input_from_objects, stale_udp_flows, usable_endpoints, Backends, StaleUdpFlow, EndpointModel, PortModel, Protocol, ProxyInput,
+    input_from_objects, stale_udp_flows, ModelCache, usable_endpoints, Backends, StaleUdpFlow, EndpointModel, PortModel, Protocol, ProxyInput,
     ServiceModel, DEFAULT_AFFINITY_TIMEOUT,
 };
 pub use render::{

@@ -1455,3 +1455,52 @@ fn tracer_follows_jumps_returns_and_marks() {
         Outcome::Untouched { masquerade: false }
     );
 }
+
+/// The model cache gives what `input_from_objects` gives, and models again only the Services
+/// whose object or slices are new objects.
+#[test]
+fn model_cache_reuses_the_models_of_unchanged_services() {
+    use std::sync::Arc;
+    let services: Vec<Arc<Value>> = [
+        service("default", "kubernetes", "10.96.0.1", &[("https", "TCP", 443)]),
+        service("default", "my-nginx", "10.96.0.20", &[("", "TCP", 80)]),
+        service("default", "headless", "None", &[("", "TCP", 80)]),
+    ]
+    .into_iter()
+    .map(Arc::new)
+    .collect();
+    let nginx_slice = |ip: &str| {
+        Arc::new(slice("default", "my-nginx", "my-nginx-fghij", &[("", "TCP", 80)], &[(ip, "node-b", Cond::Ready)]))
+    };
+    let mut slices = vec![
+        Arc::new(slice("default", "kubernetes", "kubernetes", &[("https", "TCP", 6443)], &[("172.18.0.1", "", Cond::Ready)])),
+        nginx_slice("10.244.1.5"),
+    ];
+    let expected = |services: &[Arc<Value>], slices: &[Arc<Value>]| {
+        let plain = |v: &[Arc<Value>]| v.iter().map(|o| (**o).clone()).collect::<Vec<_>>();
+        input(&plain(services), &plain(slices))
+    };
+    let mut cache = ModelCache::default();
+    let cached = |cache: &mut ModelCache, services: &[Arc<Value>], slices: &[Arc<Value>]| {
+        cache.input(NODE, cidr("10.244.0.0/16"), cidr("10.96.0.0/12"), services, slices)
+    };
+
+    assert_eq!(cached(&mut cache, &services, &slices), expected(&services, &slices));
+    assert_eq!(cache.remodelled(), 3);
+    // The same objects: nothing is modelled again.
+    assert_eq!(cached(&mut cache, &services, &slices), expected(&services, &slices));
+    assert_eq!(cache.remodelled(), 0);
+    // An endpoint change: only its Service.
+    slices[1] = nginx_slice("10.244.1.6");
+    let after = cached(&mut cache, &services, &slices);
+    assert_eq!(after, expected(&services, &slices));
+    assert_eq!(cache.remodelled(), 1);
+    assert_eq!(after.services[1].ports[0].endpoints[0].ip.to_string(), "10.244.1.6");
+    // A slice going away and a Service going away.
+    slices.pop();
+    assert_eq!(cached(&mut cache, &services[..1], &slices), expected(&services[..1], &slices));
+    assert_eq!(cache.remodelled(), 0);
+    assert_eq!(cached(&mut cache, &services, &slices), expected(&services, &slices));
+    assert_eq!(cache.remodelled(), 2);
+}
+
