@@ -1,5 +1,6 @@
 //! Feeding the catalog: a reflector on the controller's watch (reconnecting, resuming from the
-//! last resource version), and a new [`Catalog`] swapped in for every snapshot it publishes.
+//! last resource version), and a new [`Catalog`] swapped in for the snapshots it publishes
+//! (coalesced over [`REBUILD_DELAY`]).
 //! Level-triggered: each catalog is built from the complete set of objects, never patched, so a
 //! missed event or a reconnect cannot leave stale records behind.
 
@@ -8,7 +9,7 @@ use crate::server::SharedCatalog;
 use emu_proto::reflector::{self, Snapshot};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// The kinds the catalog is built from. Pods only when pod records are verified: with the
 /// default `pods insecure` no answer needs them, and every pod of the cluster would otherwise
@@ -27,15 +28,26 @@ pub async fn follow_controller(socket: PathBuf, config: CatalogConfig, shared: A
     let (tx, mut rx) = tokio::sync::watch::channel(Snapshot::<Option<DnsObject>>::default());
     // Only what the catalog needs of each object is cached, not the object.
     tokio::spawn(reflector::run_projected(socket, watched_kinds(config.pod_records), String::new(), tx, catalog::project));
-    // Snapshots that arrive during a rebuild are coalesced by the watch channel: the next
-    // rebuild takes the newest.
+    // Snapshots that arrive during a rebuild, or within REBUILD_DELAY of the change that
+    // started it, are coalesced by the watch channel: the rebuild takes the newest.
     while rx.changed().await.is_ok() {
+        if rx.borrow().synced && shared.load().is_synced() {
+            tokio::time::sleep(REBUILD_DELAY).await;
+        }
         let snapshot = rx.borrow_and_update().clone();
         if snapshot.synced {
-            install(&snapshot, &config, &shared);
+            // Off the async workers: they keep answering queries while it runs.
+            let (config, shared) = (config.clone(), shared.clone());
+            let _ = tokio::task::spawn_blocking(move || install(&snapshot, &config, &shared)).await;
         }
     }
 }
+
+/// How long a change waits for the ones that follow it before the catalog is rebuilt. A burst
+/// (a rollout, a namespace deleted, a thousand Services applied) then costs one rebuild, and a
+/// single change leaves the CPU to the node agents programming the same change into the
+/// service rules first (their goal is 50 ms, DNS's is 1 s). The first catalog is not delayed.
+const REBUILD_DELAY: Duration = Duration::from_millis(50);
 
 fn install(snapshot: &Snapshot<Option<DnsObject>>, config: &CatalogConfig, shared: &SharedCatalog) {
     let started = Instant::now();
