@@ -276,6 +276,10 @@ impl Api for ApiService {
         };
         tokio::spawn(async move {
             let event = |t: EventType, v: &Value, rv: u64| Ok(WatchEvent { r#type: t as i32, object: Some(to_object(v)), resource_version: rv });
+            // Stored events carry their JSON: encoded once, whoever watches.
+            let encoded = |e: &crate::store::WatchEvent| {
+                Ok(WatchEvent { r#type: type_of(&e.kind) as i32, object: Some(Object { json: e.json.to_string() }), resource_version: e.resource_version })
+            };
             let synced_rv = match start {
                 WatchStart::Reset { objects, resource_version } => {
                     if tx.send(event(EventType::Reset, &json!({}), resource_version)).await.is_err() {
@@ -292,7 +296,7 @@ impl Api for ApiService {
                     let mut last = from_rv;
                     for e in events {
                         last = e.resource_version;
-                        if wanted(&e.object) && tx.send(event(type_of(&e.kind), &e.object, e.resource_version)).await.is_err() {
+                        if wanted(&e.object) && tx.send(encoded(&e)).await.is_err() {
                             return;
                         }
                     }
@@ -303,7 +307,7 @@ impl Api for ApiService {
                 return;
             }
             while let Some(e) = rx.recv().await {
-                if wanted(&e.object) && tx.send(event(type_of(&e.kind), &e.object, e.resource_version)).await.is_err() {
+                if wanted(&e.object) && tx.send(encoded(&e)).await.is_err() {
                     return;
                 }
             }

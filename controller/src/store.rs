@@ -154,7 +154,10 @@ pub enum WatchEventType {
 #[derive(Clone, Debug, PartialEq)]
 pub struct WatchEvent {
     pub kind: WatchEventType,
-    pub object: Value,
+    /// Shared by every watcher: an event is neither copied nor encoded once per watcher.
+    pub object: Arc<Value>,
+    /// `object` as JSON (as written to redb).
+    pub json: Arc<str>,
     pub resource_version: u64,
 }
 
@@ -178,6 +181,7 @@ pub enum WatchStart {
 struct Retained {
     kind: WatchEventType,
     object: Arc<Value>,
+    json: Arc<str>,
     resource_version: u64,
 }
 
@@ -185,7 +189,8 @@ impl Retained {
     fn to_event(&self) -> WatchEvent {
         WatchEvent {
             kind: self.kind,
-            object: (*self.object).clone(),
+            object: self.object.clone(),
+            json: self.json.clone(),
             resource_version: self.resource_version,
         }
     }
@@ -292,6 +297,18 @@ impl Store {
         (items, inner.rv)
     }
 
+    /// The objects of `kind` in `namespace` whose names start with `prefix`, in name order.
+    pub fn list_shared_prefixed(&self, kind: &str, namespace: &str, prefix: &str) -> Vec<Arc<Value>> {
+        let inner = self.lock();
+        let start = ObjectKey { kind: kind.into(), namespace: namespace.into(), name: prefix.into() };
+        inner
+            .objects
+            .range(start..)
+            .take_while(|(k, _)| k.kind == kind && k.namespace == namespace && k.name.starts_with(prefix))
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+
     pub fn resource_version(&self) -> u64 {
         self.lock().rv
     }
@@ -379,8 +396,9 @@ impl Store {
         inner.objects.remove(key);
         let mut last = (*stored).clone();
         set_resource_version(&mut last, rv);
+        let json = Arc::from(last.to_string());
         let last = Arc::new(last);
-        self.publish(&mut inner, WatchEventType::Deleted, last.clone(), rv);
+        self.publish(&mut inner, WatchEventType::Deleted, last.clone(), json, rv);
         drop(inner);
         Ok((*last).clone())
     }
@@ -447,17 +465,18 @@ impl Store {
     ) -> Result<Arc<Value>, StoreError> {
         let rv = inner.rv + 1;
         set_resource_version(&mut obj, rv);
-        self.persist(&key, Some(&obj), rv)?;
+        let json = self.persist(&key, Some(&obj), rv)?.unwrap_or_default();
         let obj = Arc::new(obj);
         inner.objects.insert(key, obj.clone());
-        self.publish(inner, kind, obj.clone(), rv);
+        self.publish(inner, kind, obj.clone(), json, rv);
         Ok(obj)
     }
 
-    /// Writes one object change and the new resource version in one redb transaction.
-    fn persist(&self, key: &ObjectKey, obj: Option<&Value>, rv: u64) -> Result<(), StoreError> {
+    /// Writes one object change and the new resource version in one redb transaction; returns
+    /// the object as written.
+    fn persist(&self, key: &ObjectKey, obj: Option<&Value>, rv: u64) -> Result<Option<Arc<str>>, StoreError> {
         let bytes = obj
-            .map(serde_json::to_vec)
+            .map(serde_json::to_string)
             .transpose()
             .map_err(|e| StoreError::Invalid(format!("{key}: cannot be encoded as JSON: {e}")))?;
         let write = || -> Result<(), redb::Error> {
@@ -466,7 +485,7 @@ impl Store {
                 let mut objects = txn.open_table(OBJECTS)?;
                 let k = (key.kind.as_str(), key.namespace.as_str(), key.name.as_str());
                 match &bytes {
-                    Some(b) => objects.insert(k, b.as_slice())?,
+                    Some(b) => objects.insert(k, b.as_bytes())?,
                     None => objects.remove(k)?,
                 };
                 txn.open_table(META)?.insert(RV_KEY, rv)?;
@@ -475,14 +494,16 @@ impl Store {
             Ok(())
         };
         write()
-            .map_err(|e| StoreError::Db(format!("writing {key} to {}: {e}", self.path.display())))
+            .map_err(|e| StoreError::Db(format!("writing {key} to {}: {e}", self.path.display())))?;
+        Ok(bytes.map(Arc::from))
     }
 
-    fn publish(&self, inner: &mut Inner, kind: WatchEventType, object: Arc<Value>, rv: u64) {
+    fn publish(&self, inner: &mut Inner, kind: WatchEventType, object: Arc<Value>, json: Arc<str>, rv: u64) {
         inner.rv = rv;
         let event = Retained {
             kind,
             object,
+            json,
             resource_version: rv,
         };
         // A full or closed channel drops the watcher: it reconnects from its last version.
@@ -772,7 +793,7 @@ mod tests {
         assert_eq!(store.get(&key("Pod", "default", "web")), None);
         let ev = rx.try_recv().unwrap();
         assert_eq!(
-            (ev.kind, ev.resource_version, &ev.object),
+            (ev.kind, ev.resource_version, &*ev.object),
             (WatchEventType::Deleted, 2, &gone)
         );
         let err = store.delete(&key("Pod", "default", "web")).unwrap_err();
@@ -879,6 +900,18 @@ mod tests {
                 WatchStart::Reset { .. } => panic!("from {from} must resume"),
             }
         }
+    }
+
+    #[test]
+    fn list_shared_prefixed_lists_by_name_prefix_within_one_namespace() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s")).unwrap();
+        for (ns, name) in [("default", "web"), ("default", "web-a"), ("default", "web-b"), ("default", "webx"), ("other", "web-c")] {
+            store.create(pod(ns, name)).unwrap();
+        }
+        let listed: Vec<Value> = store.list_shared_prefixed("Pod", "default", "web-").iter().map(|v| (**v).clone()).collect();
+        assert_eq!(names(&listed), ["default/web-a", "default/web-b"]);
+        assert!(store.list_shared_prefixed("Service", "default", "web-").is_empty());
     }
 
     #[test]
@@ -1020,8 +1053,8 @@ mod tests {
         let k = ObjectKey::of(&ev.object).unwrap();
         match ev.kind {
             WatchEventType::Deleted => assert!(cache.remove(&k).is_some()),
-            WatchEventType::Added => assert!(cache.insert(k, ev.object).is_none()),
-            WatchEventType::Modified => assert!(cache.insert(k, ev.object).is_some()),
+            WatchEventType::Added => assert!(cache.insert(k, (*ev.object).clone()).is_none()),
+            WatchEventType::Modified => assert!(cache.insert(k, (*ev.object).clone()).is_some()),
         }
     }
 
