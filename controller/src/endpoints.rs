@@ -12,7 +12,7 @@
 use crate::controllers::Changes;
 use crate::state::{now, Shared};
 use crate::store::{Change, ObjectKey, WatchEventType};
-use emu_core::{endpoints, object};
+use emu_core::{endpoints, naming, object};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
@@ -161,21 +161,17 @@ fn entropy() -> [u8; 5] {
     rand::random()
 }
 
-type SlicesByOwner = HashMap<(String, &'static str), Vec<Arc<Value>>>;
-
 /// What one pass reads, loaded per namespace when first needed.
 struct Pass {
     shared: Shared,
     ts: String,
     pods: HashMap<String, Vec<Arc<Value>>>,
     services: HashMap<String, Vec<Arc<Value>>>,
-    /// Namespace → (Service, managing controller) → the slices labelled so.
-    slices: HashMap<String, SlicesByOwner>,
 }
 
 impl Pass {
     fn new(shared: &Shared) -> Pass {
-        Pass { shared: shared.clone(), ts: object::rfc3339(now()), pods: HashMap::new(), services: HashMap::new(), slices: HashMap::new() }
+        Pass { shared: shared.clone(), ts: object::rfc3339(now()), pods: HashMap::new(), services: HashMap::new() }
     }
 
     fn pods(&mut self, ns: &str) -> &[Arc<Value>] {
@@ -188,25 +184,17 @@ impl Pass {
         self.services.entry(ns.to_string()).or_insert_with(|| store.list_shared("Service", Some(ns)).0)
     }
 
-    /// The slices of one Service made by one controller, as the pass started.
-    fn slices(&mut self, ns: &str, service: &str, manager: &'static str) -> Vec<Arc<Value>> {
-        let store = &self.shared.store;
-        let by_owner = self.slices.entry(ns.to_string()).or_insert_with(|| {
-            let mut by_owner = SlicesByOwner::new();
-            for s in store.list_shared("EndpointSlice", Some(ns)).0 {
-                let labels = &s["metadata"]["labels"];
-                let manager = match labels[MANAGED_BY].as_str() {
-                    Some(SLICE_CONTROLLER) => SLICE_CONTROLLER,
-                    Some(MIRROR_CONTROLLER) => MIRROR_CONTROLLER,
-                    _ => continue,
-                };
-                if let Some(svc) = labels[SERVICE_NAME].as_str() {
-                    by_owner.entry((svc.to_string(), manager)).or_default().push(s.clone());
-                }
-            }
-            by_owner
+    /// The slices of one Service made by one controller. Both controllers name their slices
+    /// `generateName: <service>-`, so they are found by that prefix, not by scanning every
+    /// slice of the namespace (which took most of a pass at 1,000 Services).
+    fn slices(&self, ns: &str, service: &str, manager: &'static str) -> Vec<Arc<Value>> {
+        let prefix = naming::generated_prefix(&format!("{service}-")).to_string();
+        let mut slices = self.shared.store.list_shared_prefixed("EndpointSlice", ns, &prefix);
+        slices.retain(|s| {
+            let labels = &s["metadata"]["labels"];
+            labels[SERVICE_NAME].as_str() == Some(service) && labels[MANAGED_BY].as_str() == Some(manager)
         });
-        by_owner.get(&(service.to_string(), manager)).cloned().unwrap_or_default()
+        slices
     }
 }
 

@@ -56,11 +56,17 @@ pub fn name_suffix(entropy: [u8; 5]) -> String {
 /// What the API server makes of `generateName: <base>`: the base cut to 58 characters, plus a
 /// random suffix (`my-nginx-5b56ccd65f-x9zkq`).
 pub fn generate_name(base: &str, entropy: [u8; 5]) -> String {
+    format!("{}{}", generated_prefix(base), name_suffix(entropy))
+}
+
+/// What every name generated from `generateName: <base>` starts with: the base cut to 58
+/// characters.
+pub fn generated_prefix(base: &str) -> &str {
     let mut cut = base.len().min(MAX_GENERATE_BASE);
     while !base.is_char_boundary(cut) {
         cut -= 1;
     }
-    format!("{}{}", &base[..cut], name_suffix(entropy))
+    &base[..cut]
 }
 
 /// The fabric (node network) namespace of a cluster.
