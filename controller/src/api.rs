@@ -126,13 +126,13 @@ impl Api for ApiService {
         let new_namespaces: Vec<String> = parsed.iter().filter(|v| object::kind(v) == "Namespace").map(|v| object::name(v).to_string()).collect();
         // Held until every object is written: allocations are checked against the store.
         let _allocation = self.shared.allocation.lock().unwrap_or_else(|e| e.into_inner());
-        let mut taken_ips = std::collections::HashSet::new();
+        let mut cluster_ips = crate::services::ClusterIpsInUse::default();
         for original in parsed {
             let (mut v, rk) = admit(&self.shared, original.clone(), &new_namespaces)?;
             if rk.kind == "Service" {
                 let existing = ObjectKey::of(&v).ok().and_then(|k| self.shared.store.get(&k));
                 let existing = existing.filter(|_| !req.create_only);
-                crate::services::assign_cluster_ip(&self.shared, &mut v, existing.as_ref(), &mut taken_ips).map_err(Status::invalid_argument)?;
+                crate::services::assign_cluster_ip(&self.shared, &mut v, existing.as_ref(), &mut cluster_ips).map_err(Status::invalid_argument)?;
             }
             admitted.push((v, rk));
             originals.push(original);

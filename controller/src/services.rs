@@ -12,7 +12,7 @@ use std::net::Ipv4Addr;
 pub fn used_cluster_ips(shared: &Shared) -> HashSet<Ipv4Addr> {
     shared
         .store
-        .list("Service", None)
+        .list_shared("Service", None)
         .0
         .iter()
         .flat_map(|s| {
@@ -27,6 +27,19 @@ pub fn used_cluster_ips(shared: &Shared) -> HashSet<Ipv4Addr> {
         .collect()
 }
 
+/// The ClusterIPs in use while one request is admitted: those of the stored Services, read once
+/// (when the first Service of the request needs an address: reading them for every Service made
+/// an apply of thousands of Services take minutes), and those handed out to earlier Services of
+/// the same request, so that one apply never hands out an address twice.
+#[derive(Default)]
+pub struct ClusterIpsInUse(Option<HashSet<Ipv4Addr>>);
+
+impl ClusterIpsInUse {
+    fn get(&mut self, shared: &Shared) -> &mut HashSet<Ipv4Addr> {
+        self.0.get_or_insert_with(|| used_cluster_ips(shared))
+    }
+}
+
 fn invalid(svc: &Value, cause: String) -> String {
     format!("The Service {:?} is invalid: {cause}", object::name(svc))
 }
@@ -38,10 +51,9 @@ fn requested_cluster_ip(spec: &Value) -> &str {
 
 /// Fills what the registry fills on a Service (SVC-4, SVC-6, SVC-7): on create a ClusterIP (the
 /// requested one, checked, or a free one) with `clusterIPs`, `ipFamilies` and `ipFamilyPolicy`;
-/// on update it refuses a changed ClusterIP. `taken` holds the addresses handed out earlier in the
-/// same request (and gets this one), so one apply of several Services never hands out one twice.
-/// Errors are the API server's messages; nothing is written here.
-pub fn assign_cluster_ip(shared: &Shared, svc: &mut Value, existing: Option<&Value>, taken: &mut HashSet<Ipv4Addr>) -> Result<(), String> {
+/// on update it refuses a changed ClusterIP. `in_use` gets the address handed out. Errors are the
+/// API server's messages; nothing is written here.
+pub fn assign_cluster_ip(shared: &Shared, svc: &mut Value, existing: Option<&Value>, in_use: &mut ClusterIpsInUse) -> Result<(), String> {
     let ty = svc["spec"]["type"].as_str().unwrap_or("ClusterIP").to_string();
     let requested = requested_cluster_ip(&svc["spec"]).to_string();
     if let Some(live) = existing {
@@ -71,19 +83,18 @@ pub fn assign_cluster_ip(shared: &Shared, svc: &mut Value, existing: Option<&Val
         }
     } else {
         let cidr: ipam::Ipv4Cidr = shared.cluster.service_cidr.parse().map_err(|e| format!("service CIDR of the cluster: {e}"))?;
-        let mut used = used_cluster_ips(shared);
-        used.extend(taken.iter().copied());
+        let used = in_use.get(shared);
         let ip = if requested.is_empty() {
-            ipam::allocate_service_ip(cidr, &used, rand::random()).ok_or_else(|| {
+            ipam::allocate_service_ip(cidr, used, rand::random()).ok_or_else(|| {
                 invalid(svc, format!("spec.clusterIPs: Internal error: failed to allocate a serviceIP: range is full ({cidr})"))
             })?
         } else {
             // The format was checked by validation (ERR-8).
             let ip: Ipv4Addr = requested.parse().map_err(|_| invalid(svc, format!("spec.clusterIPs[0]: Invalid value: {requested:?}: must be a valid IP address")))?;
-            ipam::check_requested_service_ip(cidr, ip, &used).map_err(|e| invalid(svc, e))?;
+            ipam::check_requested_service_ip(cidr, ip, used).map_err(|e| invalid(svc, e))?;
             ip
         };
-        taken.insert(ip);
+        used.insert(ip);
         let spec = &mut svc["spec"];
         spec["clusterIP"] = json!(ip.to_string());
         spec["clusterIPs"] = json!([ip.to_string()]);
