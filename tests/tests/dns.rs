@@ -1,6 +1,7 @@
 //! Cluster DNS (issue 4) on real emulated clusters: the tutorial's "DNS" section, names from
 //! glibc (getent, curl, dig) and busybox resolvers, SRV, PTR, headless, ExternalName, NXDOMAIN
-//! speed, a DNS pod lost under load, and resolv.conf by dnsPolicy.
+//! speed, a pod's hostname and subdomain, a DNS pod lost under load, and resolv.conf by
+//! dnsPolicy.
 //!
 //! Every query goes to the cluster's own DNS service, from inside its pods.
 
@@ -173,6 +174,42 @@ fn headless_service_follows_ready_pods() {
         (dig_short(&c, &["hl.default.svc.cluster.local"]) == vec![pod_ip(&pods[1])]).then_some(())
     });
     assert!(unready_at.elapsed() < Duration::from_secs(1));
+}
+
+/// A pod with `hostname` and `subdomain` under a headless Service of that name (DNS-3, DNS-5,
+/// DNS-24, DNS-25).
+#[test]
+fn pod_hostname_and_subdomain_give_it_a_name() {
+    let c = Cluster::up("tdnshost", &[]);
+    c.apply(
+        "named.yaml",
+        r#"apiVersion: v1
+kind: Service
+metadata: {name: team}
+spec:
+  clusterIP: None
+  selector: {app: team}
+  ports: [{name: http, port: 80}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: member, labels: {app: team}}
+spec:
+  hostname: web-0
+  subdomain: team
+  containers: [{name: c, image: busybox, command: [sleep, "3600"]}]
+"#,
+    )
+    .ok();
+    dnsutils(&c);
+    let ip = pod_ip(&c.ready_pod("member"));
+    let fqdn = "web-0.team.default.svc.cluster.local";
+    c.wait_for("the pod's own name in DNS", Duration::from_secs(5), || (dig_short(&c, &[fqdn]) == vec![ip.clone()]).then_some(()));
+    assert_eq!(dig_short(&c, &["-x", &ip]), vec![format!("{fqdn}.")], "PTR of the pod's IP");
+    // Inside the pod: its hostname, and its FQDN in the kubelet-style /etc/hosts.
+    assert_eq!(c.emu(&["exec", "member", "--", "hostname"]).ok().stdout.trim(), "web-0");
+    let hosts = c.emu(&["exec", "member", "--", "cat", "/etc/hosts"]).ok().stdout;
+    assert!(hosts.lines().any(|l| l == format!("{ip}\t{fqdn}\tweb-0")), "{hosts}");
 }
 
 #[test]
