@@ -5,7 +5,7 @@
 //!
 //! Every request goes to addresses inside the test cluster's own namespaces (`emu exec`, `emu ssh`).
 
-use emu_tests::{name, pod_ip as ip, Cluster};
+use emu_tests::{is_ready, name, pod_ip as ip, Cluster};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -426,10 +426,20 @@ fn bad_services_are_rejected_with_kubernetes_messages() {
 
 #[test]
 fn two_clusters_with_the_same_cluster_ip_do_not_cross() {
-    let clusters = [Cluster::up("tspa", &[SCENARIO]), Cluster::up("tspb", &[SCENARIO])];
+    let clusters = [Cluster::up("tspa", &[]), Cluster::up("tspb", &[])];
     let svc = "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  clusterIP: 10.96.100.100\n  selector: {run: my-nginx}\n  ports: [{port: 80}]\n";
+    let deployment = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../scenarios/run-my-nginx.yaml")).unwrap();
     let mut pods = vec![];
     for c in &clusters {
+        // The nginx pods only once the DNS pods are placed: both clusters then hand out the
+        // same pod IPs in the same order (with the scenario applied during start-up, which of
+        // them got a node's first address depended on timing).
+        c.wait_for("both DNS pods ready", Duration::from_secs(20), || {
+            let dns: Value = serde_json::from_str(&c.emu(&["get", "pods", "-n", "kube-system", "-o", "json"]).ok().stdout).ok()?;
+            let items = dns["items"].as_array()?;
+            (items.len() == 2 && items.iter().all(is_ready)).then_some(())
+        });
+        c.apply("run-my-nginx.yaml", &deployment).ok();
         let p = c.ready_pods("run=my-nginx", 2);
         c.apply("web.yaml", svc).ok();
         assert_eq!(c.cluster_ip("web"), "10.96.100.100");
