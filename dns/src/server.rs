@@ -15,7 +15,7 @@ use crate::answer::{self, Response};
 use crate::catalog::Catalog;
 use crate::http::{self, Reply, Router};
 use crate::metrics::{Metrics, Observation, Transport};
-use hickory_proto::op::{Edns, Header, HeaderCounts, MessageType, Metadata, OpCode, Query, ResponseCode};
+use hickory_proto::op::{emit_message_parts, Edns, Header, HeaderCounts, MessageType, Metadata, OpCode, Query, ResponseCode};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncoder};
 use hickory_server::net::runtime::Time;
 use hickory_server::net::xfer::Protocol;
@@ -348,18 +348,26 @@ impl Handler {
         let query = single_query(&request);
         let (metadata, response) = self.respond(&request, query);
         let edns = response_edns(&request);
-        let mut builder = MessageResponseBuilder::new(&request.queries, None);
-        if let Some(edns) = &edns {
-            builder.edns(edns);
-        }
-        let message = builder.build(metadata, &response.answers, &response.authorities, [], &response.additionals);
         // As hickory's encoder does for UDP: cut to what the client offers (RFC 6891), or to 512
         // bytes without EDNS (RFC 1035 4.2.1); a cut answer has TC set.
         let mut bytes = Vec::with_capacity(512);
         let mut encoder = BinEncoder::new(&mut bytes);
         encoder.set_max_size(edns.as_ref().map_or(512, Edns::max_payload));
-        let rcode = match message.destructive_emit(&mut encoder) {
-            Ok(info) => info.response_code,
+        // The question is encoded like the records (not copied from the request as hickory-server
+        // does), so that answer names point at it: 65 bytes for an A answer instead of 97, as
+        // CoreDNS and dnsmasq send.
+        let encoded = emit_message_parts(
+            &metadata,
+            &mut request.queries.queries().iter().map(|q| q.original()),
+            &mut response.answers.iter(),
+            &mut response.authorities.iter(),
+            &mut response.additionals.iter(),
+            edns.as_ref(),
+            None,
+            &mut encoder,
+        );
+        let rcode = match encoded {
+            Ok(header) => header.metadata.response_code,
             Err(e) => {
                 tracing::warn!(error = %e, client = %src, "encoding a DNS response");
                 bytes.clear();

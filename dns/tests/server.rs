@@ -111,6 +111,9 @@ async fn answers_over_udp_and_tcp() {
         assert_eq!(m.answers[0].name.to_ascii(), "My-Nginx.default.svc.cluster.local.");
         assert_eq!(m.answers[0].ttl, 30);
     }
+    // The answer's name is a pointer to the question: header 12 + question 36 + 4, answer
+    // 2 + 10 + 4 bytes, as CoreDNS and dnsmasq send it.
+    assert_eq!(ask_udp(addrs.dns_udp, &q).await.1, 68, "UDP answer compressed");
 }
 
 #[tokio::test]
