@@ -49,6 +49,7 @@ pub mod http;
 pub mod metrics;
 pub mod names;
 pub mod server;
+mod udp_batch;
 
 pub use answer::{answer, shuffle_addresses, Response};
 pub use catalog::{Catalog, CatalogConfig, PodRecords};
