@@ -336,7 +336,13 @@ fn bootstrapping(shared: &Shared, nodes: &[Arc<Value>]) -> bool {
 
 fn schedule_pods(shared: &Shared, last_ip: &mut HashMap<String, Ipv4Addr>) {
     let (pods, _) = shared.store.list_shared("Pod", None);
-    let pending: Vec<&Value> = pods.iter().map(|v| &**v).filter(|p| p["spec"]["nodeName"].as_str().is_none_or(str::is_empty) && !object::is_terminating(p)).collect();
+    // Pods without a node, and pods created with `spec.nodeName` (they skip the scheduler, as in
+    // Kubernetes) that have no IP yet.
+    let pending: Vec<&Value> = pods
+        .iter()
+        .map(|v| &**v)
+        .filter(|p| !object::is_terminating(p) && (bound_node(p).is_none() || (emu_core::podspec::allocated_ip(p).is_none() && p["status"]["phase"].as_str().is_none_or(|ph| ph == "Pending"))))
+        .collect();
     if pending.is_empty() {
         return;
     }
@@ -361,9 +367,13 @@ fn schedule_pods(shared: &Shared, last_ip: &mut HashMap<String, Ipv4Addr>) {
             labels: object::labels(n),
         })
         .collect();
-    let mut bound: Vec<Arc<Value>> = pods.iter().filter(|p| p["spec"]["nodeName"].as_str().is_some_and(|n| !n.is_empty())).cloned().collect();
+    let mut bound: Vec<Arc<Value>> = pods.iter().filter(|p| bound_node(p).is_some()).cloned().collect();
     for pod in pending {
-        let Some(node_name) = scheduler::schedule(pod, &candidates, &bound, &service_selectors) else { continue };
+        let chosen = match bound_node(pod) {
+            Some(node) => Some(node.to_string()),
+            None => scheduler::schedule(pod, &candidates, &bound, &service_selectors),
+        };
+        let Some(node_name) = chosen else { continue };
         let Some(node) = nodes.iter().find(|n| object::name(n) == node_name) else { continue };
         let Some(cidr) = node["spec"]["podCIDR"].as_str().and_then(|c| c.parse::<ipam::Ipv4Cidr>().ok()) else { continue };
         let used: HashSet<Ipv4Addr> = bound
@@ -389,6 +399,11 @@ fn schedule_pods(shared: &Shared, last_ip: &mut HashMap<String, Ipv4Addr>) {
             Err(e) => tracing::debug!(error = %e, "binding pod"),
         }
     }
+}
+
+/// The node a pod is bound to, if any.
+fn bound_node(pod: &Value) -> Option<&str> {
+    pod["spec"]["nodeName"].as_str().filter(|n| !n.is_empty())
 }
 
 /// Removes objects whose controlling owner is gone (background cascading deletion), objects of

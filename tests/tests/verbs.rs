@@ -155,3 +155,25 @@ fn clusters_side_by_side_and_selection() {
     assert_ne!(r.code, 0);
     assert!(r.stderr.contains("invalid cluster name"), "{}", r.stderr);
 }
+
+/// A pod created with `spec.nodeName` skips the scheduler, as in Kubernetes, and still gets an
+/// address from that node's pod CIDR.
+#[test]
+fn a_pod_with_a_node_name_runs_there() {
+    let c = Cluster::up("tnodename", &["--nodes", "2"]);
+    let nodes = c.emu(&["get", "nodes", "-o", "json"]).ok().stdout;
+    let nodes: serde_json::Value = serde_json::from_str(&nodes).unwrap();
+    let last = &nodes["items"].as_array().unwrap().last().unwrap().clone();
+    let node = last["metadata"]["name"].as_str().unwrap();
+    let cidr = last["spec"]["podCIDR"].as_str().unwrap();
+    c.apply(
+        "pinned.yaml",
+        &format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: pinned}}\nspec:\n  nodeName: {node}\n  containers: [{{name: c, image: busybox, command: [sleep, \"3600\"]}}]\n"),
+    )
+    .ok();
+    let pod = c.ready_pod("pinned");
+    assert_eq!(pod["spec"]["nodeName"], node);
+    let ip = emu_tests::pod_ip(&pod);
+    let prefix = cidr.rsplit_once('.').unwrap().0;
+    assert!(ip.starts_with(&format!("{prefix}.")), "{ip} not in {cidr}");
+}
