@@ -269,6 +269,7 @@ impl Api for ApiService {
         let from_rv = r.resource_version;
         let (start, mut rx) = self.shared.store.watch(from_rv);
         let (tx, out) = tokio::sync::mpsc::channel(4096);
+        let mut stopping = self.shared.stopping.subscribe();
         let wanted = move |v: &Value| -> bool {
             let kind = object::kind(v);
             (r.kinds.is_empty() || r.kinds.iter().any(|k| k == kind))
@@ -306,7 +307,12 @@ impl Api for ApiService {
             if tx.send(event(EventType::Synced, &json!({}), synced_rv)).await.is_err() {
                 return;
             }
-            while let Some(e) = rx.recv().await {
+            loop {
+                let event = tokio::select! {
+                    e = rx.recv() => e,
+                    _ = stopping.wait_for(|s| *s) => None,
+                };
+                let Some(e) = event else { return };
                 if wanted(&e.object) && tx.send(encoded(&e)).await.is_err() {
                     return;
                 }

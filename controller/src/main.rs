@@ -59,10 +59,13 @@ async fn serve() -> anyhow::Result<()> {
 
     tokio::spawn(controllers::run(shared.clone()));
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let stopping = shared.clone();
     tonic::transport::Server::builder()
         .add_service(emu_proto::api_server::ApiServer::new(ApiService { shared }).max_decoding_message_size(256 * 1024 * 1024))
         .serve_with_incoming_shutdown(UnixListenerStream::new(listener), async move {
             term.recv().await;
+            tracing::info!("SIGTERM: stopping");
+            stopping.stop();
             let _ = stop.send(());
         })
         .await?;

@@ -22,6 +22,9 @@ pub struct Inner {
     /// Held while a write allocates cluster-wide resources (ClusterIPs), so two requests never
     /// hand out the same one.
     pub allocation: Mutex<()>,
+    /// Turns true when the controller stops: watch streams end then, or the gRPC server's
+    /// graceful shutdown would wait for them forever.
+    pub stopping: tokio::sync::watch::Sender<bool>,
 }
 
 impl std::ops::Deref for Shared {
@@ -40,7 +43,13 @@ impl Shared {
             heartbeats: Mutex::new(HashMap::new()),
             allocation: Mutex::new(()),
             started: Instant::now(),
+            stopping: tokio::sync::watch::channel(false).0,
         }))
+    }
+
+    /// Ends every watch stream: the controller is stopping.
+    pub fn stop(&self) {
+        self.stopping.send_replace(true);
     }
 
     pub fn changed(&self) {

@@ -52,6 +52,14 @@ fn controller_sigkill_keeps_objects_and_pods() {
         let p = c.pods("run=my-nginx");
         (p.len() == 3 && p.iter().all(|p| p["status"]["phase"] == "Running")).then_some(())
     });
+    // A live controller, with every agent and DNS pod watching, stops on SIGTERM by itself
+    // (`emu restart` kills it only after 5 s): its watch streams end with it.
+    let started = std::time::Instant::now();
+    c.emu(&["restart", "controller"]).ok();
+    assert!(started.elapsed() < Duration::from_secs(4), "restart took {:?}", started.elapsed());
+    let log = std::fs::read_to_string(format!("/run/emu/{}/controller.log", c.name)).unwrap();
+    assert!(log.contains("SIGTERM: stopping"), "{log}");
+    c.wait_for("pods listed again", Duration::from_secs(10), || (c.pods("run=my-nginx").len() == 3).then_some(()));
 }
 
 #[test]
