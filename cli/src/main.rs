@@ -4,6 +4,7 @@
 mod context;
 mod daemon;
 mod lifecycle;
+mod tls;
 mod verbs;
 
 use clap::{Args, Parser, Subcommand};
@@ -98,6 +99,46 @@ enum Command {
     Logs(verbs::LogsArgs),
     /// A shell or a command on a node (in the node's network namespace).
     Ssh(verbs::SshArgs),
+    /// Generate files (no cluster needed).
+    Gen {
+        #[command(subcommand)]
+        what: Generate,
+    },
+}
+
+#[derive(Subcommand)]
+enum Generate {
+    /// A self-signed certificate and its key (PEM), the tutorial's `make keys` without go, make
+    /// or openssl: `emu gen cert --cn my-nginx --key /tmp/nginx.key --cert /tmp/nginx.crt`.
+    Cert {
+        /// Common name; the certificate is valid for it as a DNS name too.
+        #[arg(long)]
+        cn: String,
+        /// More DNS names or IP addresses the certificate is valid for.
+        #[arg(long)]
+        san: Vec<String>,
+        /// Where to write the private key (mode 0600).
+        #[arg(long)]
+        key: PathBuf,
+        /// Where to write the certificate.
+        #[arg(long)]
+        cert: PathBuf,
+    },
+}
+
+fn gen_cert(cn: &str, sans: &[String], key_path: &std::path::Path, cert_path: &std::path::Path) -> anyhow::Result<i32> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let (cert, key) = tls::self_signed(cn, sans).map_err(anyhow::Error::msg)?;
+    let write = |path: &std::path::Path, mode: u32, text: &str| -> anyhow::Result<()> {
+        let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(mode).open(path)?;
+        f.write_all(text.as_bytes())?;
+        Ok(())
+    };
+    write(key_path, 0o600, &key).map_err(|e| anyhow::anyhow!("writing the key to {}: {e}", key_path.display()))?;
+    write(cert_path, 0o644, &cert).map_err(|e| anyhow::anyhow!("writing the certificate to {}: {e}", cert_path.display()))?;
+    println!("certificate {} and key {} written (CN {cn}, self-signed)", cert_path.display(), key_path.display());
+    Ok(0)
 }
 
 fn main() {
@@ -118,6 +159,7 @@ fn main() {
         Command::Exec(a) => verbs::exec(a),
         Command::Logs(a) => verbs::logs(a),
         Command::Ssh(a) => verbs::ssh(a),
+        Command::Gen { what: Generate::Cert { cn, san, key, cert } } => gen_cert(&cn, &san, &key, &cert),
     };
     match result {
         Ok(code) => std::process::exit(code),

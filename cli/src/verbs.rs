@@ -118,9 +118,41 @@ pub struct FileArgs {
 }
 
 #[derive(Args, Debug)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct CreateArgs {
+    #[command(subcommand)]
+    pub what: Option<CreateWhat>,
     #[command(flatten)]
     pub files: FileArgs,
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum CreateWhat {
+    /// Create a Secret.
+    Secret {
+        #[command(subcommand)]
+        kind: SecretKind,
+    },
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum SecretKind {
+    /// A `kubernetes.io/tls` Secret (keys `tls.crt`, `tls.key`) from a certificate and its key in
+    /// PEM files, checked to belong together first.
+    Tls(TlsSecretArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct TlsSecretArgs {
+    pub name: String,
+    /// PEM certificate (chain) file.
+    #[arg(long)]
+    pub cert: PathBuf,
+    /// PEM private key file.
+    #[arg(long)]
+    pub key: PathBuf,
+    #[arg(short = 'n', long = "namespace")]
+    pub namespace: Option<String>,
 }
 
 fn load_all(files: &[PathBuf], namespace: Option<&str>) -> anyhow::Result<Vec<Value>> {
@@ -157,7 +189,45 @@ pub fn apply(a: FileArgs, create_only: bool) -> anyhow::Result<i32> {
 }
 
 pub fn create(a: CreateArgs) -> anyhow::Result<i32> {
-    apply(a.files, true)
+    match a.what {
+        None => apply(a.files, true),
+        Some(CreateWhat::Secret { kind: SecretKind::Tls(t) }) => create_tls_secret(t, &a.files.cluster),
+    }
+}
+
+/// `kubectl create secret tls` (CLI-27): the files must hold a certificate and its own key;
+/// nothing is created otherwise.
+fn create_tls_secret(t: TlsSecretArgs, cluster: &ClusterFlag) -> anyhow::Result<i32> {
+    require_root()?;
+    let (cert, key) = (read_input_file(&t.cert)?, read_input_file(&t.key)?);
+    crate::tls::check_pair(&cert, &key).map_err(anyhow::Error::msg)?;
+    let mut secret = tls_secret(&t.name, &cert, &key);
+    if let Some(ns) = &t.namespace {
+        object::metadata_mut(&mut secret).insert("namespace".into(), json!(ns));
+    }
+    let ctx = Ctx::open(cluster)?;
+    let mut client = ctx.client.clone();
+    for line in ctx.block_on(apply_docs(&mut client, vec![secret], true))? {
+        println!("{line}");
+    }
+    Ok(0)
+}
+
+/// The Secret `kubectl create secret tls` makes: exactly the two files' bytes, base64 in `data`.
+fn tls_secret(name: &str, cert: &[u8], key: &[u8]) -> Value {
+    use base64::Engine as _;
+    let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
+    json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "type": "kubernetes.io/tls",
+        "data": {"tls.crt": b64(cert), "tls.key": b64(key)}})
+}
+
+/// A file named on the command line, with Go's wording when it cannot be read (`open PATH: no
+/// such file or directory`), as kubectl reports it.
+fn read_input_file(path: &Path) -> anyhow::Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| {
+        let reason = e.raw_os_error().map(|n| nix::errno::Errno::from_raw(n).desc().to_lowercase()).unwrap_or_else(|| e.to_string());
+        anyhow::anyhow!("open {}: {reason}", path.display())
+    })
 }
 
 // ---------------------------------------------------------------------------------------------

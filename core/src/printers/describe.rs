@@ -27,6 +27,8 @@ pub fn describe(kind: &str, obj: &Value, related: &[Value], now: i64) -> String 
         "Node" => node(&mut w, obj, related, now),
         "Deployment" => deployment(&mut w, obj, related),
         "Service" => service(&mut w, obj, related),
+        // kubectl shows no events for a Secret.
+        "Secret" => return tabwrite_text(&secret(obj), 0, 2),
         _ => generic(&mut w, obj),
     }
     describe_events(&mut w, &events, now);
@@ -60,6 +62,27 @@ fn generic(w: &mut String, obj: &Value) {
     }
     labels_multiline(w, "Labels", at(obj, &["metadata", "labels"]));
     annotations_multiline(w, "Annotations", at(obj, &["metadata", "annotations"]));
+}
+
+/// `describeSecret`: the type and the size of every value, never the values.
+fn secret(obj: &Value) -> String {
+    let mut w = String::new();
+    generic(&mut w, obj);
+    line!(w, 0, "\nType:\t{}\n", obj["type"].as_str().unwrap_or(""));
+    line!(w, 0, "\nData\n====\n");
+    let mut sizes: Vec<(&String, usize)> = at(obj, &["data"]).and_then(Value::as_object).into_iter().flatten().map(|(k, v)| (k, base64_decoded_len(v.as_str().unwrap_or("")))).collect();
+    sizes.sort();
+    for (key, size) in sizes {
+        line!(w, 0, "{key}:\t{size} bytes\n");
+    }
+    w
+}
+
+/// How many bytes a (padded, standard) base64 text decodes to.
+fn base64_decoded_len(text: &str) -> usize {
+    let text = text.trim_end();
+    let padding = text.bytes().rev().take_while(|b| *b == b'=').count();
+    (text.len() / 4 * 3).saturating_sub(padding)
 }
 
 // ---- shared blocks ----------------------------------------------------------------------------

@@ -379,3 +379,17 @@ Events:              <none>
 "
     );
 }
+
+#[test]
+fn secret_shows_sizes_never_values() {
+    let secret = json!({"kind": "Secret", "type": "kubernetes.io/tls",
+        "metadata": {"name": "nginxsecret", "namespace": "default"},
+        // "secret-cert" (11 bytes), "key" (3), "ab" (2)
+        "data": {"tls.key": "a2V5", "tls.crt": "c2VjcmV0LWNlcnQ=", "x": "YWI="}});
+    let out = describe("Secret", &secret, &[], NOW);
+    assert_eq!(
+        out,
+        "Name:         nginxsecret\nNamespace:    default\nLabels:       <none>\nAnnotations:  <none>\n\nType:  kubernetes.io/tls\n\nData\n====\ntls.crt:  11 bytes\ntls.key:  3 bytes\nx:        2 bytes\n"
+    );
+    assert!(!out.contains("c2Vj") && !out.contains("secret-cert"));
+}

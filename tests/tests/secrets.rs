@@ -1,0 +1,68 @@
+//! Secrets (issue 5, first part): `emu gen cert` in place of the tutorial's `make keys`, and
+//! `emu create secret tls` with kubectl's checks.
+
+use emu_tests::{emu, Cluster};
+use std::path::PathBuf;
+
+/// A directory for the test's files, removed on drop (also when the test fails).
+struct Scratch(PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The tutorial's steps: keys, then `create secret tls nginxsecret`; bad input creates nothing.
+#[test]
+fn gen_cert_and_create_secret_tls() {
+    let dir = Scratch(std::env::temp_dir().join(format!("emu-tsecret-{}", std::process::id())));
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let path = |f: &str| dir.0.join(f).to_str().unwrap().to_string();
+    let (key, cert) = (path("nginx.key"), path("nginx.crt"));
+    let made = emu(&["gen", "cert", "--cn", "my-nginx", "--key", &key, "--cert", &cert]).ok();
+    assert!(made.stdout.contains("written"), "{}", made.stdout);
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600, "the key is for root only");
+    // What openssl would tell of it: a CA for my-nginx.
+    let text = std::process::Command::new("openssl").args(["x509", "-in", &cert, "-noout", "-text"]).output();
+    if let Some(out) = text.ok().filter(|o| o.status.success()) {
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("CN = my-nginx, O = my-nginx") && text.contains("DNS:my-nginx") && text.contains("CA:TRUE"), "{text}");
+    }
+
+    let c = Cluster::up("tsecret", &[]);
+    let r = c.emu(&["create", "secret", "tls", "nginxsecret", "--key", &key, "--cert", &cert]).ok();
+    assert_eq!(r.stdout, "secret/nginxsecret created\n");
+    let secret: serde_json::Value = serde_json::from_str(&c.emu(&["get", "secret", "nginxsecret", "-o", "json"]).ok().stdout).unwrap();
+    assert_eq!(secret["type"], "kubernetes.io/tls");
+    let keys: Vec<&String> = secret["data"].as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["tls.crt", "tls.key"]);
+    let table = c.emu(&["get", "secrets"]).ok().stdout;
+    assert!(table.lines().any(|l| l.split_whitespace().take(3).eq(["nginxsecret", "kubernetes.io/tls", "2"])), "{table}");
+    let described = c.emu(&["describe", "secret", "nginxsecret"]).ok().stdout;
+    let cert_len = std::fs::metadata(&cert).unwrap().len();
+    assert!(described.contains(&format!("tls.crt:  {cert_len} bytes")), "{described}");
+    assert!(!described.contains("BEGIN"), "values never shown: {described}");
+
+    // Bad input: a clear message, exit 1, nothing created.
+    let (other_key, other_cert) = (path("other.key"), path("other.crt"));
+    emu(&["gen", "cert", "--cn", "other", "--key", &other_key, "--cert", &other_cert]).ok();
+    std::fs::write(path("notes.txt"), "not PEM at all\n").unwrap();
+    let (missing, notes) = (path("missing.crt"), path("notes.txt"));
+    let cases = [
+        (&other_key, &cert, "error: tls: private key does not match public key".to_string()),
+        (&key, &missing, format!("error: open {missing}: no such file or directory")),
+        (&notes, &cert, "error: tls: failed to find any PEM data in key input".to_string()),
+        (&key, &notes, "error: tls: failed to find any PEM data in certificate input".to_string()),
+    ];
+    for (k, crt, want) in cases {
+        let r = c.emu(&["create", "secret", "tls", "bad", "--key", k, "--cert", crt]);
+        assert_eq!((r.code, r.stderr.trim_end()), (1, want.as_str()), "--key {k} --cert {crt}");
+    }
+    let names = c.emu(&["get", "secrets", "-o", "name"]).ok().stdout;
+    assert_eq!(names, "secret/nginxsecret\n", "nothing else was created");
+    // Again under the same name: the API server's answer.
+    let again = c.emu(&["create", "secret", "tls", "nginxsecret", "--key", &key, "--cert", &cert]);
+    assert_eq!((again.code, again.stderr.trim_end()), (1, "Error from server (AlreadyExists): secrets \"nginxsecret\" already exists"));
+}
