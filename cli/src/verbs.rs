@@ -5,7 +5,7 @@ use crate::{ClusterFlag, Scope};
 use anyhow::{bail, Context};
 use clap::Args;
 use emu_core::kinds::{self, ResourceKind};
-use emu_core::{defaults, manifest, object, printers, validation};
+use emu_core::{configdata, defaults, manifest, object, printers, validation};
 use emu_proto::api_client::ApiClient;
 use emu_proto::{ApplyRequest, DeleteRequest, ListRequest, Object, ObjectRef, ScaleRequest};
 use serde_json::{json, Value};
@@ -133,6 +133,9 @@ pub enum CreateWhat {
         #[command(subcommand)]
         kind: SecretKind,
     },
+    /// Create a ConfigMap from files, directories and literal values.
+    #[command(visible_alias = "cm")]
+    Configmap(DataArgs),
 }
 
 #[derive(clap::Subcommand, Debug)]
@@ -140,6 +143,23 @@ pub enum SecretKind {
     /// A `kubernetes.io/tls` Secret (keys `tls.crt`, `tls.key`) from a certificate and its key in
     /// PEM files, checked to belong together first.
     Tls(TlsSecretArgs),
+    /// An Opaque Secret from files, directories and literal values.
+    Generic(DataArgs),
+}
+
+/// `create configmap` / `create secret generic`: the object's name and where its data comes from.
+#[derive(Args, Debug)]
+pub struct DataArgs {
+    pub name: String,
+    /// `[KEY=]PATH`: a file (key: its name, unless given) or a directory (a key per regular file
+    /// in it).
+    #[arg(long = "from-file")]
+    pub from_file: Vec<String>,
+    /// `KEY=VALUE`.
+    #[arg(long = "from-literal")]
+    pub from_literal: Vec<String>,
+    #[arg(short = 'n', long = "namespace")]
+    pub namespace: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -192,7 +212,61 @@ pub fn create(a: CreateArgs) -> anyhow::Result<i32> {
     match a.what {
         None => apply(a.files, true),
         Some(CreateWhat::Secret { kind: SecretKind::Tls(t) }) => create_tls_secret(t, &a.files.cluster),
+        Some(CreateWhat::Secret { kind: SecretKind::Generic(d) }) => create_from_data(configdata::Target::Secret, d, &a.files.cluster),
+        Some(CreateWhat::Configmap(d)) => create_from_data(configdata::Target::ConfigMap, d, &a.files.cluster),
     }
+}
+
+/// `kubectl create configmap` / `create secret generic` (CLI-28): files first, then literals.
+fn create_from_data(target: configdata::Target, d: DataArgs, cluster: &ClusterFlag) -> anyhow::Result<i32> {
+    require_root()?;
+    let mut entries = Vec::new();
+    for arg in &d.from_file {
+        if let configdata::Source::File { key, path } = configdata::file_source(arg).map_err(anyhow::Error::msg)? {
+            entries.extend(read_file_source(key, &path)?);
+        }
+    }
+    for arg in &d.from_literal {
+        if let configdata::Source::Literal { key, value } = configdata::literal_source(arg).map_err(anyhow::Error::msg)? {
+            entries.push((key, value.into_bytes()));
+        }
+    }
+    let object = configdata::build(target, &d.name, &entries).map_err(anyhow::Error::msg)?;
+    create_one(object, d.namespace.as_deref(), cluster)
+}
+
+/// The entries of one `--from-file`: the file, or each regular file directly in the directory
+/// (subdirectories and symlinks are skipped, as kubectl does), in name order.
+fn read_file_source(key: Option<String>, path: &Path) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
+    let meta = std::fs::metadata(path).map_err(|e| go_io_error("stat", path, e))?;
+    if !meta.is_dir() {
+        return Ok(vec![(key.unwrap_or_else(|| configdata::file_key(path)), read_input_file(path)?)]);
+    }
+    if key.is_some() {
+        bail!("cannot give a key name for a directory path");
+    }
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(path).map_err(|e| go_io_error("open", path, e))? {
+        let entry = entry?;
+        if entry.file_type()?.is_file() {
+            files.push(entry.path());
+        }
+    }
+    files.sort();
+    files.iter().map(|f| Ok((configdata::file_key(f), read_input_file(f)?))).collect()
+}
+
+/// Creates `object` (in `namespace`, or the default) and prints kubectl's `kind/name created`.
+fn create_one(mut object: Value, namespace: Option<&str>, cluster: &ClusterFlag) -> anyhow::Result<i32> {
+    if let Some(ns) = namespace {
+        object::metadata_mut(&mut object).insert("namespace".into(), json!(ns));
+    }
+    let ctx = Ctx::open(cluster)?;
+    let mut client = ctx.client.clone();
+    for line in ctx.block_on(apply_docs(&mut client, vec![object], true))? {
+        println!("{line}");
+    }
+    Ok(0)
 }
 
 /// `kubectl create secret tls` (CLI-27): the files must hold a certificate and its own key;
@@ -201,16 +275,7 @@ fn create_tls_secret(t: TlsSecretArgs, cluster: &ClusterFlag) -> anyhow::Result<
     require_root()?;
     let (cert, key) = (read_input_file(&t.cert)?, read_input_file(&t.key)?);
     crate::tls::check_pair(&cert, &key).map_err(anyhow::Error::msg)?;
-    let mut secret = tls_secret(&t.name, &cert, &key);
-    if let Some(ns) = &t.namespace {
-        object::metadata_mut(&mut secret).insert("namespace".into(), json!(ns));
-    }
-    let ctx = Ctx::open(cluster)?;
-    let mut client = ctx.client.clone();
-    for line in ctx.block_on(apply_docs(&mut client, vec![secret], true))? {
-        println!("{line}");
-    }
-    Ok(0)
+    create_one(tls_secret(&t.name, &cert, &key), t.namespace.as_deref(), cluster)
 }
 
 /// The Secret `kubectl create secret tls` makes: exactly the two files' bytes, base64 in `data`.
@@ -224,10 +289,13 @@ fn tls_secret(name: &str, cert: &[u8], key: &[u8]) -> Value {
 /// A file named on the command line, with Go's wording when it cannot be read (`open PATH: no
 /// such file or directory`), as kubectl reports it.
 fn read_input_file(path: &Path) -> anyhow::Result<Vec<u8>> {
-    std::fs::read(path).map_err(|e| {
-        let reason = e.raw_os_error().map(|n| nix::errno::Errno::from_raw(n).desc().to_lowercase()).unwrap_or_else(|| e.to_string());
-        anyhow::anyhow!("open {}: {reason}", path.display())
-    })
+    std::fs::read(path).map_err(|e| go_io_error("open", path, e))
+}
+
+/// An I/O error as Go words it: `OP PATH: no such file or directory`.
+fn go_io_error(op: &str, path: &Path, e: std::io::Error) -> anyhow::Error {
+    let reason = e.raw_os_error().map(|n| nix::errno::Errno::from_raw(n).desc().to_lowercase()).unwrap_or_else(|| e.to_string());
+    anyhow::anyhow!("{op} {}: {reason}", path.display())
 }
 
 // ---------------------------------------------------------------------------------------------

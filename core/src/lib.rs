@@ -19,3 +19,4 @@ pub mod endpoints;
 pub mod proxy;
 pub mod svcenv;
 pub mod probe;
+pub mod configdata;

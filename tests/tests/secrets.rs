@@ -2,7 +2,7 @@
 //! `emu create secret tls` with kubectl's checks.
 
 use emu_tests::{emu, Cluster};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// A directory for the test's files, removed on drop (also when the test fails).
 struct Scratch(PathBuf);
@@ -65,4 +65,54 @@ fn gen_cert_and_create_secret_tls() {
     // Again under the same name: the API server's answer.
     let again = c.emu(&["create", "secret", "tls", "nginxsecret", "--key", &key, "--cert", &cert]);
     assert_eq!((again.code, again.stderr.trim_end()), (1, "Error from server (AlreadyExists): secrets \"nginxsecret\" already exists"));
+}
+
+/// The seeds' `kubectl create configmap nginxconfigmap --from-file=default.conf`, a directory,
+/// literals, and `create secret generic`; bad input creates nothing.
+#[test]
+fn create_configmap_and_generic_secret() {
+    let dir = Scratch(std::env::temp_dir().join(format!("emu-tcm-{}", std::process::id())));
+    let conf = dir.0.join("conf");
+    std::fs::create_dir_all(conf.join("sub")).unwrap();
+    let default_conf = "server {\n    listen 80 default_server;\n}\n";
+    std::fs::write(dir.0.join("default.conf"), default_conf).unwrap();
+    std::fs::write(conf.join("a.txt"), "A").unwrap();
+    std::fs::write(conf.join("b.bin"), [0xffu8, 0x00]).unwrap();
+    std::fs::write(conf.join("sub").join("skipped.txt"), "in a subdirectory").unwrap();
+    let p = |f: &Path| f.to_str().unwrap().to_string();
+    let c = Cluster::up("tconfigmap", &[]);
+
+    let r = c.emu(&["create", "configmap", "nginxconfigmap", &format!("--from-file={}", p(&dir.0.join("default.conf")))]).ok();
+    assert_eq!(r.stdout, "configmap/nginxconfigmap created\n");
+    let cm: serde_json::Value = serde_json::from_str(&c.emu(&["get", "cm", "nginxconfigmap", "-o", "json"]).ok().stdout).unwrap();
+    assert_eq!(cm["data"], serde_json::json!({"default.conf": default_conf}));
+
+    c.emu(&["create", "cm", "mixed", &format!("--from-file={}", p(&conf)), &format!("--from-file=renamed={}", p(&dir.0.join("default.conf"))), "--from-literal=mode=debug"]).ok();
+    let cm: serde_json::Value = serde_json::from_str(&c.emu(&["get", "configmap", "mixed", "-o", "json"]).ok().stdout).unwrap();
+    assert_eq!(cm["data"], serde_json::json!({"a.txt": "A", "renamed": default_conf, "mode": "debug"}));
+    assert_eq!(cm["binaryData"], serde_json::json!({"b.bin": "/wA="}));
+    let table = c.emu(&["get", "configmaps"]).ok().stdout;
+    assert!(table.lines().any(|l| l.split_whitespace().take(2).eq(["mixed", "4"])), "{table}");
+
+    c.emu(&["create", "secret", "generic", "creds", "--from-literal=user=admin", "--from-literal=pass=s3cr=t"]).ok();
+    let s: serde_json::Value = serde_json::from_str(&c.emu(&["get", "secret", "creds", "-o", "json"]).ok().stdout).unwrap();
+    assert_eq!((&s["type"], &s["data"]), (&serde_json::json!("Opaque"), &serde_json::json!({"user": "YWRtaW4=", "pass": "czNjcj10"})));
+
+    let missing = p(&dir.0.join("missing.conf"));
+    let dir_with_key = format!("--from-file=x={}", p(&conf));
+    let cases = [
+        (vec!["create", "configmap", "bad", "--from-literal=a b=x"], "error: \"a b\" is not a valid key name for a ConfigMap: a valid config key"),
+        (vec!["create", "configmap", "bad", "--from-literal=k=1", "--from-literal=k=2"], "error: cannot add key \"k\", another key by that name already exists in Data for ConfigMap \"bad\""),
+        (vec!["create", "configmap", "bad", "--from-literal=novalue"], "error: invalid literal source novalue, expected key=value"),
+        (vec!["create", "secret", "generic", "bad", dir_with_key.as_str()], "error: cannot give a key name for a directory path"),
+    ];
+    for (args, want) in &cases {
+        let r = c.emu(args);
+        assert_eq!(r.code, 1, "{args:?}");
+        assert!(r.stderr.starts_with(want), "{args:?}: {}", r.stderr);
+    }
+    let r = c.emu(&["create", "configmap", "bad", &format!("--from-file={missing}")]);
+    assert_eq!((r.code, r.stderr.trim_end()), (1, format!("error: stat {missing}: no such file or directory").as_str()));
+    let names = c.emu(&["get", "configmaps,secrets", "-o", "name"]).ok().stdout;
+    assert!(!names.contains("/bad"), "nothing of the bad commands was created: {names}");
 }
