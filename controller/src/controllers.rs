@@ -115,6 +115,7 @@ fn reconcile_all(shared: &Shared, st: &mut ControllerState) {
     sync_replicasets(shared);
     schedule_pods(shared, &mut st.last_ip);
     st.endpoints.sync(shared, &changes);
+    publish_root_ca(shared, &changes);
     st.control_routes.sync(shared);
     if shared.store.resource_version() != before {
         shared.changed();
@@ -435,6 +436,51 @@ fn collect_garbage(shared: &Shared) {
     for p in &lists[2] {
         if p["spec"]["nodeName"].as_str().is_some_and(|n| !n.is_empty() && !nodes.contains(n)) {
             let _ = shared.store.delete(&key("Pod", object::namespace(p), object::name(p)));
+        }
+    }
+}
+
+/// The ConfigMap holding the cluster CA in every namespace.
+pub const ROOT_CA_CONFIGMAP: &str = "kube-root-ca.crt";
+
+/// Every namespace has ConfigMap `kube-root-ca.crt` with the cluster CA as `ca.crt`, as
+/// Kubernetes' root-ca-cert-publisher keeps it: made with the namespace, put back when deleted or
+/// changed.
+fn publish_root_ca(shared: &Shared, changes: &Changes) {
+    let Some(ca) = shared.root_ca.get() else { return };
+    let touched = match changes {
+        Changes::All => true,
+        Changes::Some(events) => events.iter().any(|(_, v)| match object::kind(v) {
+            "Namespace" => true,
+            "ConfigMap" => object::name(v) == ROOT_CA_CONFIGMAP,
+            _ => false,
+        }),
+    };
+    if !touched {
+        return;
+    }
+    let want = json!({"ca.crt": ca});
+    for ns in shared.store.list_shared("Namespace", None).0.iter().filter(|n| !object::is_terminating(n)) {
+        let ns = object::name(ns);
+        match shared.store.get_shared(&key("ConfigMap", ns, ROOT_CA_CONFIGMAP)) {
+            None => {
+                let cm = json!({"apiVersion": "v1", "kind": "ConfigMap",
+                    "metadata": {"name": ROOT_CA_CONFIGMAP, "namespace": ns, "annotations": {"kubernetes.io/description":
+                        "Contains a CA bundle that can be used to verify the kube-apiserver when using internal endpoints such as the internal service IP or kubernetes.default.svc. No other usage is guaranteed across distributions of Kubernetes clusters."}},
+                    "data": want});
+                if let Err(e) = shared.store.create(cm) {
+                    tracing::debug!(error = %e, namespace = ns, "publishing the root CA");
+                }
+            }
+            Some(cm) if cm["data"] != want || cm.get("binaryData").is_some() => {
+                let mut cm = (*cm).clone();
+                cm["data"] = want.clone();
+                if let Some(m) = cm.as_object_mut() {
+                    m.remove("binaryData");
+                }
+                update(shared, cm);
+            }
+            Some(_) => {}
         }
     }
 }

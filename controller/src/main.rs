@@ -80,6 +80,7 @@ async fn serve() -> anyhow::Result<()> {
 async fn https_endpoint(paths: &Paths, shared: &Shared) -> anyhow::Result<(tokio::net::TcpListener, tokio_rustls::TlsAcceptor)> {
     let pki_dir = paths.root.join("pki");
     let pki = ClusterPki::load_or_create(&pki_dir)?;
+    let _ = shared.root_ca.set(pki.ca_pem().to_string());
     let service_cidr: ipam::Ipv4Cidr =
         shared.cluster.service_cidr.parse().map_err(|e| anyhow::anyhow!("service CIDR {:?}: {e}", shared.cluster.service_cidr))?;
     // The `kubernetes` Service's ClusterIP (the first address of the range), the control plane's

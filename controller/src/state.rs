@@ -25,6 +25,9 @@ pub struct Inner {
     /// Turns true when the controller stops: watch streams end then, or the gRPC server's
     /// graceful shutdown would wait for them forever.
     pub stopping: tokio::sync::watch::Sender<bool>,
+    /// The cluster CA's certificate (PEM), once loaded: published in every namespace as
+    /// ConfigMap `kube-root-ca.crt`.
+    pub root_ca: std::sync::OnceLock<String>,
 }
 
 impl std::ops::Deref for Shared {
@@ -44,6 +47,7 @@ impl Shared {
             allocation: Mutex::new(()),
             started: Instant::now(),
             stopping: tokio::sync::watch::channel(false).0,
+            root_ca: std::sync::OnceLock::new(),
         }))
     }
 

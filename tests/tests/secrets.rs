@@ -116,3 +116,22 @@ fn create_configmap_and_generic_secret() {
     let names = c.emu(&["get", "configmaps,secrets", "-o", "name"]).ok().stdout;
     assert!(!names.contains("/bad"), "nothing of the bad commands was created: {names}");
 }
+
+/// Every namespace has ConfigMap `kube-root-ca.crt` with the cluster CA, kept there as
+/// Kubernetes' root-ca-cert-publisher keeps it.
+#[test]
+fn every_namespace_has_the_cluster_ca() {
+    let c = Cluster::up("trootca", &[]);
+    let ca = std::fs::read_to_string(format!("/run/emu/{}/pki/ca.crt", c.name)).unwrap();
+    let published = |ns: &str| {
+        let r = c.emu(&["get", "configmap", "kube-root-ca.crt", "-n", ns, "-o", "json"]);
+        (r.code == 0).then(|| serde_json::from_str::<serde_json::Value>(&r.stdout).unwrap()["data"]["ca.crt"].as_str().unwrap_or("").to_string())
+    };
+    for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+        assert_eq!(published(ns).as_deref(), Some(ca.as_str()), "{ns}");
+    }
+    c.apply("ns.yaml", "apiVersion: v1\nkind: Namespace\nmetadata: {name: lab}\n").ok();
+    c.wait_for("the CA in a new namespace", std::time::Duration::from_secs(5), || (published("lab")? == ca).then_some(()));
+    c.emu(&["delete", "configmap", "kube-root-ca.crt"]).ok();
+    c.wait_for("the CA put back", std::time::Duration::from_secs(5), || (published("default")? == ca).then_some(()));
+}
