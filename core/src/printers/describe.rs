@@ -29,6 +29,7 @@ pub fn describe(kind: &str, obj: &Value, related: &[Value], now: i64) -> String 
         "Service" => service(&mut w, obj, related),
         // kubectl shows no events for a Secret.
         "Secret" => return tabwrite_text(&secret(obj), 0, 2),
+        "ConfigMap" => config_map(&mut w, obj),
         _ => generic(&mut w, obj),
     }
     describe_events(&mut w, &events, now);
@@ -76,6 +77,25 @@ fn secret(obj: &Value) -> String {
         line!(w, 0, "{key}:\t{size} bytes\n");
     }
     w
+}
+
+/// `describeConfigMap`: every value in full (they are not secret), binary ones by size.
+fn config_map(w: &mut String, obj: &Value) {
+    generic(w, obj);
+    let sorted = |section: &str| -> Vec<(&String, &Value)> {
+        let mut entries: Vec<(&String, &Value)> = at(obj, &[section]).and_then(Value::as_object).into_iter().flatten().collect();
+        entries.sort_by_key(|(k, _)| *k);
+        entries
+    };
+    line!(w, 0, "\nData\n====\n");
+    for (key, value) in sorted("data") {
+        line!(w, 0, "{key}:\n----\n{}\n\n", value.as_str().unwrap_or(""));
+    }
+    line!(w, 0, "\nBinaryData\n====\n");
+    for (key, value) in sorted("binaryData") {
+        line!(w, 0, "{key}: {} bytes\n", base64_decoded_len(value.as_str().unwrap_or("")));
+    }
+    line!(w, 0, "\n");
 }
 
 /// How many bytes a (padded, standard) base64 text decodes to.

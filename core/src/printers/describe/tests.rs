@@ -393,3 +393,13 @@ fn secret_shows_sizes_never_values() {
     );
     assert!(!out.contains("c2Vj") && !out.contains("secret-cert"));
 }
+
+#[test]
+fn configmap_shows_values_and_binary_sizes() {
+    let cm = json!({"kind": "ConfigMap", "metadata": {"name": "nginxconfigmap", "namespace": "default"},
+        "data": {"default.conf": "server {\n    listen 80;\n}\n", "a": "x"}, "binaryData": {"logo": "/wA="}});
+    assert_eq!(
+        describe("ConfigMap", &cm, &[], NOW),
+        "Name:         nginxconfigmap\nNamespace:    default\nLabels:       <none>\nAnnotations:  <none>\n\nData\n====\na:\n----\nx\n\ndefault.conf:\n----\nserver {\n    listen 80;\n}\n\n\n\nBinaryData\n====\nlogo: 2 bytes\n\nEvents:  <none>\n"
+    );
+}
