@@ -138,3 +138,124 @@ mod tests {
         assert_eq!(build(Target::Secret, "s", &[entry("a", b"x"), entry("a", b"y")]), Err("cannot add key a, another key by that name already exists".into()));
     }
 }
+
+/// Why a container's variables cannot be set (kubelet's messages; the pod then waits in
+/// `CreateContainerConfigError` until the object or key exists).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EnvError {
+    #[error("{} {name:?} not found", kind.to_lowercase())]
+    NotFound { kind: &'static str, name: String },
+    #[error("couldn't find key {key} in {kind} {namespace}/{name}")]
+    NoKey { kind: &'static str, namespace: String, name: String, key: String },
+}
+
+/// A Secret's or ConfigMap's value for `key`, as text (a Secret's base64 decoded).
+fn value_of(kind: &str, object: &Value, key: &str) -> Option<String> {
+    if kind == "Secret" {
+        let text = object["data"][key].as_str()?;
+        let bytes = base64::engine::general_purpose::STANDARD.decode(text).ok()?;
+        return Some(String::from_utf8_lossy(&bytes).into_owned());
+    }
+    object["data"][key].as_str().map(str::to_string)
+}
+
+/// Looks up a Secret or ConfigMap of the pod's namespace by kind and name.
+pub type Lookup<'a> = &'a dyn Fn(&str, &str) -> Option<Value>;
+
+/// What [`env_from_objects`] resolves: the `envFrom` variables, and per `env` entry the value of
+/// its Secret or ConfigMap reference (None for other entries and missing optional ones).
+pub type ObjectVars = (Vec<(String, String)>, Vec<Option<String>>);
+
+/// The variables of a container's `envFrom` (ConfigMaps and Secrets in order, each key with the
+/// source's `prefix`; keys that are not valid variable names are skipped, as kubelet does), then
+/// of `env`'s `secretKeyRef`/`configMapKeyRef` entries by name; `None` for an entry that is not
+/// one of those. A missing object or key fails unless marked `optional`.
+pub fn env_from_objects(container: &Value, namespace: &str, lookup: Lookup) -> Result<ObjectVars, EnvError> {
+    let mut from = Vec::new();
+    for source in container["envFrom"].as_array().into_iter().flatten() {
+        let (kind, reference) = match (source.get("configMapRef"), source.get("secretRef")) {
+            (Some(r), _) => ("ConfigMap", r),
+            (_, Some(r)) => ("Secret", r),
+            _ => continue,
+        };
+        let name = reference["name"].as_str().unwrap_or("");
+        let Some(object) = lookup(kind, name) else {
+            if reference["optional"].as_bool() == Some(true) {
+                continue;
+            }
+            return Err(EnvError::NotFound { kind, name: name.into() });
+        };
+        let prefix = source["prefix"].as_str().unwrap_or("");
+        let mut keys: Vec<&String> = object["data"].as_object().into_iter().flatten().map(|(k, _)| k).collect();
+        keys.sort();
+        for key in keys {
+            let var = format!("{prefix}{key}");
+            if validation::env_var_name_errors(&var).is_empty() {
+                from.extend(value_of(kind, &object, key).map(|v| (var, v)));
+            }
+        }
+    }
+    let mut refs = Vec::new();
+    for entry in container["env"].as_array().into_iter().flatten() {
+        let value_from = &entry["valueFrom"];
+        let (kind, reference) = match (value_from.get("configMapKeyRef"), value_from.get("secretKeyRef")) {
+            (Some(r), _) => ("ConfigMap", r),
+            (_, Some(r)) => ("Secret", r),
+            _ => {
+                refs.push(None);
+                continue;
+            }
+        };
+        let (name, key) = (reference["name"].as_str().unwrap_or(""), reference["key"].as_str().unwrap_or(""));
+        let optional = reference["optional"].as_bool() == Some(true);
+        let value = match lookup(kind, name) {
+            Some(object) => match value_of(kind, &object, key) {
+                Some(v) => Some(v),
+                None if optional => None,
+                None => return Err(EnvError::NoKey { kind, namespace: namespace.into(), name: name.into(), key: key.into() }),
+            },
+            None if optional => None,
+            None => return Err(EnvError::NotFound { kind, name: name.into() }),
+        };
+        refs.push(value);
+    }
+    Ok((from, refs))
+}
+
+#[cfg(test)]
+mod env_tests {
+    use super::*;
+
+    fn objects(kind: &str, name: &str) -> Option<Value> {
+        match (kind, name) {
+            ("Secret", "creds") => Some(json!({"data": {"user": "YWRtaW4=", "pass": "czNjcj10"}})),
+            ("ConfigMap", "settings") => Some(json!({"data": {"MODE": "debug", "LEVEL": "3"}})),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn env_from_and_key_refs_resolve() {
+        let c = json!({
+            "envFrom": [{"configMapRef": {"name": "settings"}, "prefix": "APP_"}, {"secretRef": {"name": "nope", "optional": true}},
+                        {"configMapRef": {"name": "settings"}, "prefix": "X="}],
+            "env": [{"name": "A", "value": "1"},
+                    {"name": "USER", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "user"}}},
+                    {"name": "MODE", "valueFrom": {"configMapKeyRef": {"name": "settings", "key": "MODE"}}},
+                    {"name": "GONE", "valueFrom": {"configMapKeyRef": {"name": "settings", "key": "gone", "optional": true}}}]});
+        let (from, refs) = env_from_objects(&c, "default", &objects).unwrap();
+        // "X=LEVEL" is not a variable name: skipped.
+        assert_eq!(from, [("APP_LEVEL".to_string(), "3".to_string()), ("APP_MODE".into(), "debug".into())]);
+        assert_eq!(refs, [None, Some("admin".into()), Some("debug".into()), None]);
+    }
+
+    #[test]
+    fn missing_objects_and_keys_are_named() {
+        let missing = json!({"env": [{"name": "X", "valueFrom": {"secretKeyRef": {"name": "late", "key": "k"}}}]});
+        assert_eq!(env_from_objects(&missing, "default", &objects).unwrap_err().to_string(), "secret \"late\" not found");
+        let no_key = json!({"env": [{"name": "X", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "token"}}}]});
+        assert_eq!(env_from_objects(&no_key, "default", &objects).unwrap_err().to_string(), "couldn't find key token in Secret default/creds");
+        let from = json!({"envFrom": [{"configMapRef": {"name": "absent"}}]});
+        assert_eq!(env_from_objects(&from, "default", &objects).unwrap_err().to_string(), "configmap \"absent\" not found");
+    }
+}

@@ -289,6 +289,18 @@ pub fn port_name_errors(s: &str) -> Vec<String> {
 }
 
 /// ConfigMap and Secret data keys (CLI-28).
+/// A container variable's name (relaxed rule, the default since 1.32): printable ASCII other
+/// than '='. Empty when valid.
+pub fn env_var_name_errors(name: &str) -> Vec<String> {
+    if name.is_empty() {
+        return vec!["environment variable name must be non-empty".into()];
+    }
+    if name.chars().any(|c| !c.is_ascii_graphic() && c != ' ' || c == '=') {
+        return vec!["a valid environment variable name must consist only of printable ASCII characters other than '='".into()];
+    }
+    Vec::new()
+}
+
 pub fn config_key_errors(s: &str) -> Vec<String> {
     let mut errs = vec![];
     if s.len() > 253 {
@@ -703,10 +715,7 @@ impl V {
                     go_quote(name),
                     "environment variable name must be non-empty",
                 );
-            } else if name
-                .chars()
-                .any(|c| !c.is_ascii_graphic() && c != ' ' || c == '=')
-            {
+            } else if !env_var_name_errors(name).is_empty() {
                 // Relaxed env var names (default since 1.32): printable ASCII except '='.
                 self.invalid(&field, go_quote(name), "a valid environment variable name must consist only of printable ASCII characters other than '='");
             }

@@ -8,7 +8,7 @@ use crate::{cgroup, net, sandbox};
 use anyhow::{bail, Context};
 use clap::Parser;
 use emu_core::cluster::{ClusterConfig, NodeConfig, Paths};
-use emu_core::{ipam, naming, object};
+use emu_core::{configdata, ipam, naming, object};
 use emu_proto::api_client::ApiClient;
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
@@ -94,7 +94,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let (pod_tx, pod_rx) = tokio::sync::watch::channel(Snapshot::default());
     // Services travel in the same stream as this node's pods, so a pod always arrives after
     // every Service created before it: its containers get their variables (ENV-7).
-    tokio::spawn(reflector::run(agent.paths.socket(), vec!["Pod".into(), "Service".into()], agent.node.name.clone(), pod_tx));
+    // Secrets and ConfigMaps too: containers' variables come from them (envFrom, valueFrom).
+    let pod_kinds = ["Pod", "Service", "Secret", "ConfigMap"].map(String::from).to_vec();
+    tokio::spawn(reflector::run(agent.paths.socket(), pod_kinds, agent.node.name.clone(), pod_tx));
     // The service proxy sees every Service and EndpointSlice of the cluster.
     let (proxy_tx, proxy_rx) = tokio::sync::watch::channel(Snapshot::default());
     tokio::spawn(reflector::run(agent.paths.socket(), vec!["Service".into(), "EndpointSlice".into()], String::new(), proxy_tx));
@@ -299,13 +301,15 @@ async fn reconcile(agent: &Arc<Agent>, snap: &Snapshot, local: &Arc<std::sync::M
         }
         if sandbox::running_shim(&pod_dir).is_none() {
             if claim(local, &uid) {
-                let (agent, local, services) = (agent.clone(), local.clone(), services.clone());
+                let (agent, local, services, objects) = (agent.clone(), local.clone(), services.clone(), snap.objects.clone());
                 tokio::spawn(async move {
-                    match create_sandbox(&agent, &pod, &services).await {
+                    match create_sandbox(&agent, &pod, &services, &objects).await {
                         Ok(()) => report_first_start(&agent, &local, &pod).await,
                         Err(e) => {
                             tracing::warn!(pod = %object::name(&pod), error = %format!("{e:#}"), "creating sandbox");
-                            report(&agent, &local, &pod, pending_status(&pod, "ContainerCreating", &format!("{e:#}"))).await;
+                            // A missing Secret or ConfigMap: waiting for it, as kubelet does.
+                            let reason = if e.downcast_ref::<configdata::EnvError>().is_some() { "CreateContainerConfigError" } else { "ContainerCreating" };
+                            report(&agent, &local, &pod, pending_status(&pod, reason, &format!("{e:#}"))).await;
                             tokio::time::sleep(Duration::from_secs(1)).await;
                         }
                     }
@@ -395,13 +399,15 @@ fn service_env(pod: &Value, services: &[Value]) -> Vec<(String, String)> {
     emu_core::svcenv::service_env(object::namespace(pod), links, services)
 }
 
-async fn create_sandbox(agent: &Agent, pod: &Value, services: &[Value]) -> anyhow::Result<()> {
+async fn create_sandbox(agent: &Agent, pod: &Value, services: &[Value], objects: &reflector::Cache) -> anyhow::Result<()> {
     let uid = object::uid(pod);
     let name = object::name(pod);
     let ip: Ipv4Addr = emu_core::podspec::allocated_ip(pod)
         .context("pod has no IP allocated yet")?
         .parse()
         .context("pod IP annotation")?;
+    // First, so that a missing Secret or ConfigMap leaves nothing to clean up.
+    let spec = sandbox_spec(agent, pod, ip, objects)?;
     let pod_dir = agent.paths.pod_dir(&agent.node.name, uid);
     std::fs::create_dir_all(&pod_dir).with_context(|| format!("creating {}", pod_dir.display()))?;
     let netns_name = naming::netns_pod(&agent.cluster.name, uid);
@@ -410,7 +416,6 @@ async fn create_sandbox(agent: &Agent, pod: &Value, services: &[Value]) -> anyho
     net::setup_pod(&agent.node_ns, &pod_ns, &naming::pod_host_veth(uid), ip, agent.pod_cidr.prefix, agent.gateway)
         .await
         .with_context(|| format!("setting up the network of pod {name}"))?;
-    let spec = sandbox_spec(agent, pod, ip);
     let tmp = pod_dir.join("sandbox.json.tmp");
     std::fs::write(&tmp, serde_json::to_vec_pretty(&spec)?)?;
     std::fs::rename(&tmp, pod_dir.join("sandbox.json"))?;
@@ -441,28 +446,32 @@ async fn remove_sandbox(agent: &Agent, uid: &str, grace: Duration) -> anyhow::Re
     Ok(())
 }
 
-fn sandbox_spec(agent: &Agent, pod: &Value, ip: Ipv4Addr) -> sandbox::SandboxSpec {
+fn sandbox_spec(agent: &Agent, pod: &Value, ip: Ipv4Addr, objects: &reflector::Cache) -> Result<sandbox::SandboxSpec, configdata::EnvError> {
     let ns = object::namespace(pod);
     let name = object::name(pod);
     let hostname = pod["spec"]["hostname"].as_str().unwrap_or(name).chars().take(63).collect::<String>();
+    let lookup = |kind: &str, name: &str| objects.get(&(kind.to_string(), ns.to_string(), name.to_string())).map(|v| (**v).clone());
     let containers = pod["spec"]["containers"]
         .as_array()
         .map(|cs| {
             cs.iter()
-                .map(|c| sandbox::ContainerSpec {
-                    name: c["name"].as_str().unwrap_or("").into(),
-                    image: c["image"].as_str().unwrap_or("").into(),
-                    command: strings(&c["command"]),
-                    args: strings(&c["args"]),
-                    env: container_env(c, pod, ip, &agent.node),
-                    working_dir: c["workingDir"].as_str().map(str::to_string),
-                    tty: c["tty"].as_bool().unwrap_or(false),
-                    stdin: c["stdin"].as_bool().unwrap_or(false),
+                .map(|c| {
+                    Ok(sandbox::ContainerSpec {
+                        name: c["name"].as_str().unwrap_or("").into(),
+                        image: c["image"].as_str().unwrap_or("").into(),
+                        command: strings(&c["command"]),
+                        args: strings(&c["args"]),
+                        env: container_env(c, pod, ip, &agent.node, &lookup)?,
+                        working_dir: c["workingDir"].as_str().map(str::to_string),
+                        tty: c["tty"].as_bool().unwrap_or(false),
+                        stdin: c["stdin"].as_bool().unwrap_or(false),
+                    })
                 })
-                .collect()
+                .collect::<Result<Vec<_>, _>>()
         })
+        .transpose()?
         .unwrap_or_default();
-    sandbox::SandboxSpec {
+    Ok(sandbox::SandboxSpec {
         cluster: agent.cluster.name.clone(),
         namespace: ns.into(),
         pod_name: name.into(),
@@ -473,7 +482,7 @@ fn sandbox_spec(agent: &Agent, pod: &Value, ip: Ipv4Addr) -> sandbox::SandboxSpe
         hosts_file: emu_core::podspec::hosts_file(pod, &ip.to_string()),
         resolv_conf: emu_core::podspec::resolv_conf(pod, &node_resolver()),
         containers,
-    }
+    })
 }
 
 /// The node's resolver for dnsPolicy `Default`: emu's nodes share the host's /etc/resolv.conf
@@ -486,13 +495,19 @@ fn strings(v: &Value) -> Vec<String> {
     v.as_array().map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect()).unwrap_or_default()
 }
 
-/// The container's environment from its manifest (values and the downward API fields a pod can
-/// know about itself). Service variables join in with the services issue.
-fn container_env(c: &Value, pod: &Value, ip: Ipv4Addr, node: &NodeConfig) -> Vec<(String, String)> {
-    let mut env = Vec::new();
-    for e in c["env"].as_array().into_iter().flatten() {
+/// The container's environment from its manifest: `envFrom` first, then `env` (values, the
+/// downward API fields a pod can know about itself, and keys of Secrets and ConfigMaps). Service
+/// variables join in when the container starts.
+fn container_env(c: &Value, pod: &Value, ip: Ipv4Addr, node: &NodeConfig, lookup: configdata::Lookup) -> Result<Vec<(String, String)>, configdata::EnvError> {
+    let (mut env, refs) = configdata::env_from_objects(c, object::namespace(pod), lookup)?;
+    for (e, from_object) in c["env"].as_array().into_iter().flatten().zip(refs) {
         let Some(name) = e["name"].as_str() else { continue };
-        let value = if let Some(v) = e["value"].as_str() {
+        let value = if from_object.is_some() {
+            from_object
+        } else if e["valueFrom"]["secretKeyRef"].is_object() || e["valueFrom"]["configMapKeyRef"].is_object() {
+            // An optional reference to what does not exist: the variable is not set.
+            None
+        } else if let Some(v) = e["value"].as_str() {
             Some(v.to_string())
         } else if let Some(path) = e["valueFrom"]["fieldRef"]["fieldPath"].as_str() {
             match path {
@@ -512,7 +527,7 @@ fn container_env(c: &Value, pod: &Value, ip: Ipv4Addr, node: &NodeConfig) -> Vec
             env.push((name.to_string(), v));
         }
     }
-    env
+    Ok(env)
 }
 
 fn pending_status(pod: &Value, reason: &str, message: &str) -> Value {

@@ -135,3 +135,40 @@ fn every_namespace_has_the_cluster_ca() {
     c.emu(&["delete", "configmap", "kube-root-ca.crt"]).ok();
     c.wait_for("the CA put back", std::time::Duration::from_secs(5), || (published("default")? == ca).then_some(()));
 }
+
+/// Variables from Secrets and ConfigMaps (`valueFrom`, `envFrom`); a pod whose Secret does not
+/// exist yet waits in CreateContainerConfigError and starts once it is created; an optional one
+/// starts at once.
+#[test]
+fn container_variables_from_secrets_and_configmaps() {
+    let c = Cluster::up("tsecenv", &[]);
+    c.emu(&["create", "configmap", "settings", "--from-literal=MODE=debug", "--from-literal=LEVEL=3"]).ok();
+    c.emu(&["create", "secret", "generic", "creds", "--from-literal=user=admin"]).ok();
+    let pod = |name: &str, secret: &str, optional: bool| {
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  containers:\n  - name: c\n    image: busybox\n    command: [sleep, \"3600\"]\n    envFrom: [{{configMapRef: {{name: settings}}, prefix: APP_}}]\n    env:\n    - {{name: USER, valueFrom: {{secretKeyRef: {{name: {secret}, key: user, optional: {optional}}}}}}}\n    - {{name: MODE, valueFrom: {{configMapKeyRef: {{name: settings, key: MODE}}}}}}\n"
+        )
+    };
+    c.apply("env.yaml", &pod("reader", "creds", false)).ok();
+    c.ready_pod("reader");
+    let env = c.emu(&["exec", "reader", "--", "env"]).ok().stdout;
+    for want in ["USER=admin", "MODE=debug", "APP_MODE=debug", "APP_LEVEL=3"] {
+        assert!(env.lines().any(|l| l == want), "{want} in {env}");
+    }
+
+    c.apply("late.yaml", &pod("waiter", "late", false)).ok();
+    c.apply("optional.yaml", &pod("relaxed", "absent", true)).ok();
+    let relaxed = c.emu(&["exec", &emu_tests::name(&c.ready_pod("relaxed")), "--", "env"]).ok().stdout;
+    assert!(!relaxed.contains("USER="), "an optional missing key sets nothing: {relaxed}");
+    c.wait_for("the waiting pod's reason", std::time::Duration::from_secs(10), || {
+        let p = c.pods("").into_iter().find(|p| emu_tests::name(p) == "waiter")?;
+        let waiting = &p["status"]["containerStatuses"][0]["state"]["waiting"];
+        (waiting["reason"] == "CreateContainerConfigError" && waiting["message"] == "secret \"late\" not found").then_some(())
+    });
+    let table = c.emu(&["get", "pod", "waiter"]).ok().stdout;
+    assert!(table.contains("CreateContainerConfigError"), "{table}");
+    c.emu(&["create", "secret", "generic", "late", "--from-literal=user=later"]).ok();
+    c.ready_pod("waiter");
+    let env = c.emu(&["exec", "waiter", "--", "env"]).ok().stdout;
+    assert!(env.lines().any(|l| l == "USER=later"), "{env}");
+}
