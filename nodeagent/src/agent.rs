@@ -456,12 +456,14 @@ fn sandbox_spec(agent: &Agent, pod: &Value, ip: Ipv4Addr, objects: &reflector::C
         .map(|cs| {
             cs.iter()
                 .map(|c| {
+                    let (env, literal_env) = container_env(c, pod, ip, &agent.node, &lookup)?;
                     Ok(sandbox::ContainerSpec {
                         name: c["name"].as_str().unwrap_or("").into(),
                         image: c["image"].as_str().unwrap_or("").into(),
                         command: strings(&c["command"]),
                         args: strings(&c["args"]),
-                        env: container_env(c, pod, ip, &agent.node, &lookup)?,
+                        env,
+                        literal_env,
                         working_dir: c["workingDir"].as_str().map(str::to_string),
                         tty: c["tty"].as_bool().unwrap_or(false),
                         stdin: c["stdin"].as_bool().unwrap_or(false),
@@ -495,13 +497,23 @@ fn strings(v: &Value) -> Vec<String> {
     v.as_array().map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect()).unwrap_or_default()
 }
 
+/// A container's variables in order, and the names among them not to `$(VAR)`-expand.
+type ContainerEnv = (Vec<(String, String)>, Vec<String>);
+
 /// The container's environment from its manifest: `envFrom` first, then `env` (values, the
-/// downward API fields a pod can know about itself, and keys of Secrets and ConfigMaps). Service
+/// downward API fields a pod can know about itself, and keys of Secrets and ConfigMaps), and the
+/// names whose values are not literal `value:`s (those are not `$(VAR)`-expanded). Service
 /// variables join in when the container starts.
-fn container_env(c: &Value, pod: &Value, ip: Ipv4Addr, node: &NodeConfig, lookup: configdata::Lookup) -> Result<Vec<(String, String)>, configdata::EnvError> {
+fn container_env(c: &Value, pod: &Value, ip: Ipv4Addr, node: &NodeConfig, lookup: configdata::Lookup) -> Result<ContainerEnv, configdata::EnvError> {
     let (mut env, refs) = configdata::env_from_objects(c, object::namespace(pod), lookup)?;
+    let mut literal: Vec<String> = env.iter().map(|(name, _)| name.clone()).collect();
     for (e, from_object) in c["env"].as_array().into_iter().flatten().zip(refs) {
         let Some(name) = e["name"].as_str() else { continue };
+        // The last declaration of a name decides, as its value does.
+        literal.retain(|n| n != name);
+        if e.get("value").is_none() {
+            literal.push(name.to_string());
+        }
         let value = if from_object.is_some() {
             from_object
         } else if e["valueFrom"]["secretKeyRef"].is_object() || e["valueFrom"]["configMapKeyRef"].is_object() {
@@ -527,7 +539,7 @@ fn container_env(c: &Value, pod: &Value, ip: Ipv4Addr, node: &NodeConfig, lookup
             env.push((name.to_string(), v));
         }
     }
-    Ok(env)
+    Ok((env, literal))
 }
 
 fn pending_status(pod: &Value, reason: &str, message: &str) -> Value {

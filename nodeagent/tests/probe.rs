@@ -168,6 +168,7 @@ fn busybox_pod(netns: &Netns) -> Pod {
             command: vec!["sh".into(), "-c".into(), "touch /tmp/ready; sleep 3600".into()],
             args: vec![],
             env: vec![],
+            literal_env: vec![],
             working_dir: None,
             tty: false,
             stdin: false,

@@ -139,6 +139,7 @@ fn container(name: &str, image: &str, command: &[&str]) -> ContainerSpec {
         command: command.iter().map(|s| s.to_string()).collect(),
         args: vec![],
         env: vec![("GREETING".into(), "hello".into())],
+        literal_env: vec![],
         working_dir: None,
         tty: false,
         stdin: false,

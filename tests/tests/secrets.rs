@@ -143,16 +143,17 @@ fn every_namespace_has_the_cluster_ca() {
 fn container_variables_from_secrets_and_configmaps() {
     let c = Cluster::up("tsecenv", &[]);
     c.emu(&["create", "configmap", "settings", "--from-literal=MODE=debug", "--from-literal=LEVEL=3"]).ok();
-    c.emu(&["create", "secret", "generic", "creds", "--from-literal=user=admin"]).ok();
+    c.emu(&["create", "secret", "generic", "creds", "--from-literal=user=admin", "--from-literal=note=$(MODE) stays"]).ok();
     let pod = |name: &str, secret: &str, optional: bool| {
         format!(
-            "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  containers:\n  - name: c\n    image: busybox\n    command: [sleep, \"3600\"]\n    envFrom: [{{configMapRef: {{name: settings}}, prefix: APP_}}]\n    env:\n    - {{name: USER, valueFrom: {{secretKeyRef: {{name: {secret}, key: user, optional: {optional}}}}}}}\n    - {{name: MODE, valueFrom: {{configMapKeyRef: {{name: settings, key: MODE}}}}}}\n"
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  containers:\n  - name: c\n    image: busybox\n    command: [sleep, \"3600\"]\n    envFrom: [{{configMapRef: {{name: settings}}, prefix: APP_}}]\n    env:\n    - {{name: USER, valueFrom: {{secretKeyRef: {{name: {secret}, key: user, optional: {optional}}}}}}}\n    - {{name: MODE, valueFrom: {{configMapKeyRef: {{name: settings, key: MODE}}}}}}\n    - {{name: NOTE, valueFrom: {{secretKeyRef: {{name: {secret}, key: note, optional: true}}}}}}\n    - {{name: SAID, value: \"mode $(MODE)\"}}\n"
         )
     };
     c.apply("env.yaml", &pod("reader", "creds", false)).ok();
     c.ready_pod("reader");
     let env = c.emu(&["exec", "reader", "--", "env"]).ok().stdout;
-    for want in ["USER=admin", "MODE=debug", "APP_MODE=debug", "APP_LEVEL=3"] {
+    // Only literal values are expanded; a Secret's `$(MODE)` stays as written.
+    for want in ["USER=admin", "MODE=debug", "APP_MODE=debug", "APP_LEVEL=3", "NOTE=$(MODE) stays", "SAID=mode debug"] {
         assert!(env.lines().any(|l| l == want), "{want} in {env}");
     }
 

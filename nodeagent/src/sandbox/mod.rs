@@ -66,6 +66,10 @@ pub struct ContainerSpec {
     pub args: Vec<String>,
     /// The container's environment, in order (service variables, `env:`); image ENV comes first.
     pub env: Vec<(String, String)>,
+    /// Names in `env` whose values are used as they are: from Secrets, ConfigMaps or the pod's
+    /// own fields. Kubelet expands `$(VAR)` only in literal `value:`s.
+    #[serde(default)]
+    pub literal_env: Vec<String>,
     pub working_dir: Option<String>,
     pub tty: bool,
     pub stdin: bool,

@@ -245,7 +245,13 @@ impl Pod {
         }
         // The Service variables are those the agent recorded for this pod when the container
         // starts (ENV-7: a restart sees Services created since), under the declared ones (ENV-9).
-        let env = svcenv::container_env(&c.spec.env, &read_service_env(&self.dir));
+        let declared: Vec<svcenv::DeclaredVar> = c
+            .spec
+            .env
+            .iter()
+            .map(|(name, value)| svcenv::DeclaredVar { name: name.clone(), value: value.clone(), expand: !c.spec.literal_env.contains(name) })
+            .collect();
+        let env = svcenv::container_env_declared(&declared, &read_service_env(&self.dir));
         let command = svcenv::expand_command(&c.spec.command, &env);
         let args = svcenv::expand_command(&c.spec.args, &env);
         let plan = Plan {
