@@ -426,11 +426,13 @@ fn data_path_dnat_reject_drop_hairpin() {
 
     // The server: reports the peer of every connection it accepts.
     let (tx, rx) = mpsc::channel();
+    let (listening_tx, listening) = mpsc::channel();
     let stop = Arc::new(AtomicBool::new(false));
     let stop_server = stop.clone();
     let server_thread = in_netns(&server.path(), move || {
         let listener = TcpListener::bind("0.0.0.0:8080").expect("bind");
         listener.set_nonblocking(true).expect("nonblocking");
+        let _ = listening_tx.send(());
         while !stop_server.load(Ordering::SeqCst) {
             match listener.accept() {
                 Ok((_, peer)) => {
@@ -445,6 +447,9 @@ fn data_path_dnat_reject_drop_hairpin() {
             .unwrap_or_else(|_| panic!("{what}: no connection arrived"))
     };
     let short = Duration::from_secs(2);
+    // Connecting before the server thread has bound its port is refused (a loaded CI machine
+    // showed it).
+    listening.recv_timeout(Duration::from_secs(5)).expect("the server listening");
 
     // Pod → ClusterIP: DNAT to the endpoint, the client's own address kept (NET-4).
     let (r, _) = connect(&client.path(), (ip("10.96.0.20"), 80), short);
