@@ -283,6 +283,28 @@ pub mod bench {
         Ok(c)
     }
 
+    /// The controller's gRPC client.
+    pub type ApiClient = emu_proto::api_client::ApiClient<tonic::transport::Channel>;
+
+    /// [`cluster_up`] and a client of its controller.
+    pub fn cluster_with_client(rt: &tokio::runtime::Runtime, name: &str, nodes: usize) -> anyhow::Result<(Cluster, ApiClient)> {
+        use anyhow::Context as _;
+        let cluster = cluster_up(name, nodes)?;
+        let socket = emu_core::cluster::Paths::new(name).socket();
+        let client = rt.block_on(emu_proto::connect_unix(&socket)).with_context(|| format!("connecting to {}", socket.display()))?;
+        Ok((cluster, client))
+    }
+
+    /// One ApplyRequest with every object: what `emu apply -f` of a multi-document file sends.
+    pub async fn apply(client: &mut ApiClient, objects: &[serde_json::Value]) -> anyhow::Result<()> {
+        let objects_json = objects.iter().map(|v| emu_proto::Object { json: v.to_string() }).collect();
+        client
+            .apply(emu_proto::ApplyRequest { objects: objects_json, create_only: false, dry_run: false })
+            .await
+            .map_err(|s| anyhow::anyhow!("apply of {} objects: {}", objects.len(), s.message()))?;
+        Ok(())
+    }
+
     /// Polls `f` every `every` until it returns Some, or fails naming `what`.
     pub fn poll<T>(
         what: &str,

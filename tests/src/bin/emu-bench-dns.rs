@@ -27,7 +27,7 @@
 
 use anyhow::{anyhow, bail, Context as _};
 use emu_core::naming;
-use emu_tests::{bench::{cluster_up, poll}, emu_path, is_ready, require_root, Cluster};
+use emu_tests::{bench::{apply, cluster_with_client, poll}, emu_path, is_ready, require_root, Cluster};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::io::Write as _;
@@ -139,27 +139,6 @@ fn ms(secs: f64) -> String {
     } else {
         "lost".into()
     }
-}
-
-/// One ApplyRequest with every object: what `emu apply -f` of a multi-document file sends.
-async fn apply(
-    client: &mut emu_proto::api_client::ApiClient<tonic::transport::Channel>,
-    objects: &[Value],
-) -> anyhow::Result<()> {
-    client
-        .apply(emu_proto::ApplyRequest {
-            objects: objects
-                .iter()
-                .map(|v| emu_proto::Object {
-                    json: v.to_string(),
-                })
-                .collect(),
-            create_only: false,
-            dry_run: false,
-        })
-        .await
-        .map_err(|s| anyhow!("apply of {} objects: {}", objects.len(), s.message()))?;
-    Ok(())
 }
 
 /// Pods of one namespace as JSON; empty when `emu get` fails (the caller polls).
@@ -465,11 +444,7 @@ fn dns_bench(rt: &tokio::runtime::Runtime, scratch: &Scratch) -> anyhow::Result<
     println!(
         "  one emu DNS pod against dnsmasq in a pod of the same kind, 2-node cluster ({CLUSTER})"
     );
-    let cluster = cluster_up(CLUSTER, 2)?;
-    let socket = emu_core::cluster::Paths::new(CLUSTER).socket();
-    let mut client = rt
-        .block_on(emu_proto::connect_unix(&socket))
-        .with_context(|| format!("connecting to {}", socket.display()))?;
+    let (cluster, mut client) = cluster_with_client(rt, CLUSTER, 2)?;
 
     let dns_pods = poll(
         "2 ready DNS pods (kube-system/coredns)",

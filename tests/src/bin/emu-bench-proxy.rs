@@ -31,7 +31,7 @@ use emu_core::proxy::{
     render_full, render_update, EndpointModel, PortModel, Protocol, ProxyInput, ServiceModel,
 };
 use emu_nodeagent::nft::{NftRunner, RealNft};
-use emu_tests::{bench::{cluster_up, poll}, require_root};
+use emu_tests::{bench::{apply, cluster_with_client, poll}, require_root};
 use serde_json::{json, Value};
 use std::fmt::Write as _;
 use std::io::{BufRead as _, Read as _, Write as _};
@@ -409,27 +409,6 @@ fn nft_alone() {
     drop(ns);
 }
 
-fn object(v: &Value) -> emu_proto::Object {
-    emu_proto::Object {
-        json: v.to_string(),
-    }
-}
-
-async fn apply(
-    client: &mut emu_proto::api_client::ApiClient<tonic::transport::Channel>,
-    objects: &[Value],
-) -> anyhow::Result<()> {
-    client
-        .apply(emu_proto::ApplyRequest {
-            objects: objects.iter().map(object).collect(),
-            create_only: false,
-            dry_run: false,
-        })
-        .await
-        .map_err(|s| anyhow!("apply of {} objects: {}", objects.len(), s.message()))?;
-    Ok(())
-}
-
 /// `ip netns exec NETNS ARGS…`, its stdout; an error carries the argv and stderr.
 fn in_netns(netns: &str, args: &[&str]) -> anyhow::Result<String> {
     let out = Command::new("ip")
@@ -524,14 +503,10 @@ fn endpoint_change_in_cluster(rt: &tokio::runtime::Runtime) -> anyhow::Result<()
     println!(
         "  one endpoint change in a {EP_NODES}-node cluster ({EP_CLUSTER}) with {EP_SERVICES} selectorless services × {EP_NODES} endpoints"
     );
-    let cluster = cluster_up(EP_CLUSTER, EP_NODES)?;
+    let (cluster, mut client) = cluster_with_client(rt, EP_CLUSTER, EP_NODES)?;
     let nodes: Vec<String> = (1..=EP_NODES)
         .map(|i| naming::netns_node(EP_CLUSTER, &format!("node-{i}")))
         .collect();
-    let socket = emu_core::cluster::Paths::new(EP_CLUSTER).socket();
-    let mut client = rt
-        .block_on(emu_proto::connect_unix(&socket))
-        .with_context(|| format!("connecting to {}", socket.display()))?;
 
     // Endpoint IPs outside the pod and service ranges, as for external backends.
     let base = Ipv4Addr::new(10, 250, 0, 0);
@@ -817,11 +792,7 @@ fn data_path(rt: &tokio::runtime::Runtime) -> anyhow::Result<()> {
     println!(
         "  data path in a 2-node cluster ({DP_CLUSTER}): client pod → server pod by pod IP and by ClusterIP (one endpoint)"
     );
-    let cluster = cluster_up(DP_CLUSTER, 2)?;
-    let socket = emu_core::cluster::Paths::new(DP_CLUSTER).socket();
-    let mut client = rt
-        .block_on(emu_proto::connect_unix(&socket))
-        .with_context(|| format!("connecting to {}", socket.display()))?;
+    let (cluster, mut client) = cluster_with_client(rt, DP_CLUSTER, 2)?;
     // The iperf3 server is a real pod: the busybox profile runs the host's /usr/bin/iperf3.
     // The clients are pods that sleep; the benchmark runs iperf3 and its connection loop in
     // their network namespaces with `ip netns exec`/setns, which is all the data path sees of
