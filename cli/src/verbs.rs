@@ -71,6 +71,7 @@ pub fn check_offline(doc: &Value) -> anyhow::Result<()> {
         );
     }
     let mut d = doc.clone();
+    emu_core::configdata::decode(&mut d).map_err(|e| ApiError(format!("Error from server (BadRequest): {e}")))?;
     defaults::apply_defaults(&mut d);
     // An API error, so that it prints as kubectl prints a 422 (`The Service "x" is invalid: ...`),
     // without the `error: ` prefix other failures get.

@@ -69,6 +69,7 @@ pub fn admit(shared: &Shared, mut v: Value, new_namespaces: &[String]) -> Result
             object::metadata_mut(&mut v).insert("name".into(), json!(name));
         }
     }
+    emu_core::configdata::decode(&mut v).map_err(Status::invalid_argument)?;
     defaults::apply_defaults(&mut v);
     validation::validate(&v).map_err(|e| Status::invalid_argument(e.to_string()))?;
     Ok((v, rk))
