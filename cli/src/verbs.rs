@@ -477,10 +477,12 @@ pub fn describe(a: DescribeArgs) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-/// Objects a describer needs beside the object itself.
+/// Objects a describer needs beside the object itself: the object's Events for every kind, plus
+/// what the kind's describer reads.
 async fn related_objects(client: &mut Client, kind: &str, o: &Value) -> anyhow::Result<Vec<Value>> {
     let ns = object::namespace(o);
-    Ok(match kind {
+    let mut related = object_events(client, kind, o).await;
+    related.extend(match kind {
         "Deployment" => {
             let mut r = list(client, "ReplicaSet", ns, "").await?;
             r.extend(list(client, "Pod", ns, "").await?);
@@ -494,7 +496,32 @@ async fn related_objects(client: &mut Client, kind: &str, o: &Value) -> anyhow::
             r
         }
         _ => vec![],
-    })
+    });
+    Ok(related)
+}
+
+/// The Events whose involvedObject is `o`, by name and kind. The API cannot select events by
+/// involvedObject, so they are listed and filtered here; the describer then also checks the
+/// namespace and uid (an older object of the same name is someone else). Events of a
+/// cluster-scoped object are recorded in `default` (or wherever the reporter chose), so all
+/// namespaces are searched for them. Like kubectl, a failure to read events leaves the section
+/// empty rather than failing the describe.
+async fn object_events(client: &mut Client, kind: &str, o: &Value) -> Vec<Value> {
+    // kubectl's Secret describer shows no events, so there is nothing to fetch.
+    if kind == "Secret" {
+        return Vec::new();
+    }
+    let ns = if kinds::by_kind(kind).is_some_and(|k| k.namespaced) { object::namespace(o) } else { "" };
+    let name = object::name(o);
+    list(client, "Event", ns, "")
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|e| {
+            let involved = |field: &str| object::str_at(e, &["involvedObject", field]).unwrap_or("");
+            involved("name") == name && (involved("kind").is_empty() || involved("kind") == kind)
+        })
+        .collect()
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -20,3 +20,4 @@ pub mod proxy;
 pub mod svcenv;
 pub mod probe;
 pub mod configdata;
+pub mod events;

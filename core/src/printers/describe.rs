@@ -207,12 +207,17 @@ fn events_for<'a>(kind: &str, obj: &Value, related: &'a [Value]) -> Vec<&'a Valu
         let got = str_at(e, &["involvedObject", field]);
         want.is_empty() || got.is_empty() || got == want
     };
+    // kubelet reports a Node's events with the node's name as uid (the controllers use the real
+    // uid); kubectl's node describer searches for both.
+    let uid_agrees = |e: &Value| {
+        agrees(e, "uid", uid) || (kind == "Node" && str_at(e, &["involvedObject", "uid"]) == name)
+    };
     related
         .iter()
         .filter(|e| {
             str_at(e, &["kind"]) == "Event" && str_at(e, &["involvedObject", "name"]) == name
         })
-        .filter(|e| agrees(e, "namespace", ns) && agrees(e, "uid", uid) && agrees(e, "kind", kind))
+        .filter(|e| agrees(e, "namespace", ns) && uid_agrees(e) && agrees(e, "kind", kind))
         .collect()
 }
 

@@ -33,16 +33,17 @@ pub fn table(kind: &str, objects: &[Value], opts: &TableOptions, now: i64) -> St
     }
     let printer = printer(kind);
     let with_namespace = opts.all_namespaces && !CLUSTER_SCOPED.contains(&kind);
+    let columns = printer.header(opts.wide);
+    // kubectl prefixes the column of format "name" with the kind; an Event table shows that
+    // column only with `-o wide` (as its last), so without it nothing is prefixed.
+    let name_column = columns.iter().position(|c| *c == "NAME");
     let mut rows = Vec::with_capacity(objects.len() + 1);
     if !opts.no_headers {
         let mut header: Vec<String> = Vec::new();
         if with_namespace {
             header.push("NAMESPACE".into());
         }
-        header.extend(printer.columns.iter().map(|c| c.to_string()));
-        if opts.wide {
-            header.extend(printer.wide.iter().map(|c| c.to_string()));
-        }
+        header.extend(columns.iter().map(|c| c.to_string()));
         header.extend(
             opts.label_columns
                 .iter()
@@ -59,8 +60,8 @@ pub fn table(kind: &str, objects: &[Value], opts: &TableOptions, now: i64) -> St
             row.push(str_at(obj, &["metadata", "namespace"]).to_string());
         }
         let mut cells = (printer.row)(obj, opts.wide, now);
-        if opts.kind_prefix {
-            cells[0] = resource_name(kind, &cells[0]);
+        if let Some(i) = name_column.filter(|_| opts.kind_prefix) {
+            cells[i] = resource_name(kind, &cells[i]);
         }
         row.extend(cells.into_iter().map(cut_at_newline));
         let labels = at(obj, &["metadata", "labels"]);
@@ -98,16 +99,50 @@ fn cut_at_newline(cell: String) -> String {
 }
 
 struct Printer {
-    columns: &'static [&'static str],
-    wide: &'static [&'static str],
-    /// All cells of one object, including the wide ones when asked for.
+    /// Column titles in kubectl's order, each with whether only `-o wide` shows it (kubectl's
+    /// column priority 1). Wide columns mostly come last, but not always: an Event's MESSAGE
+    /// sits between them.
+    columns: Vec<(&'static str, bool)>,
+    /// All cells of one object, including the wide ones when asked for, in header order.
     row: RowFn,
+}
+
+impl Printer {
+    /// The titles shown with or without `-o wide`.
+    fn header(&self, wide: bool) -> Vec<&'static str> {
+        self.columns
+            .iter()
+            .filter(|(_, wide_only)| wide || !wide_only)
+            .map(|(title, _)| *title)
+            .collect()
+    }
 }
 
 /// `(object, wide, now) -> cells`
 type RowFn = fn(&Value, bool, i64) -> Vec<String>;
 
+/// The Event table (`printEvent`), in kubectl's column order; `true` marks `-o wide` columns.
+const EVENT_COLUMNS: [(&str, bool); 10] = [
+    ("LAST SEEN", false),
+    ("TYPE", false),
+    ("REASON", false),
+    ("OBJECT", false),
+    ("SUBOBJECT", true),
+    ("SOURCE", true),
+    ("MESSAGE", false),
+    ("FIRST SEEN", true),
+    ("COUNT", true),
+    ("NAME", true),
+];
+
 fn printer(kind: &str) -> Printer {
+    if kind == "Event" {
+        return Printer {
+            columns: EVENT_COLUMNS.to_vec(),
+            row: event_row,
+        };
+    }
+    // Every other kind: the plain columns, then the wide ones.
     let (columns, wide, row): (&[&str], &[&str], RowFn) = match kind {
         "Pod" => (
             &["NAME", "READY", "STATUS", "RESTARTS", "AGE"],
@@ -170,7 +205,12 @@ fn printer(kind: &str) -> Printer {
         // What kubectl shows for kinds without a dedicated printer.
         _ => (&["NAME", "AGE"], &[], default_row),
     };
-    Printer { columns, wide, row }
+    let columns = columns.iter().map(|c| (*c, false));
+    let wide = wide.iter().map(|c| (*c, true));
+    Printer {
+        columns: columns.chain(wide).collect(),
+        row,
+    }
 }
 
 fn name(obj: &Value) -> String {
@@ -652,6 +692,70 @@ fn endpointslice_row(slice: &Value, _wide: bool, now: i64) -> Vec<String> {
     ]
 }
 
+// ---- Event ----------------------------------------------------------------------------------------
+
+/// kubectl's `printEvent`. Events are listed in API order (by name, which groups them by
+/// object): `kubectl get events` does not sort unless asked to with `--sort-by`.
+fn event_row(e: &Value, wide: bool, now: i64) -> Vec<String> {
+    let set = |path: &[&str]| !str_at(e, path).is_empty();
+    let since = |path: &[&str]| time::since(at(e, path).and_then(Value::as_str), now);
+    // Legacy events carry first/lastTimestamp; events.k8s.io ones carry eventTime and, once
+    // repeated, a series.
+    let first_seen = if set(&["firstTimestamp"]) {
+        since(&["firstTimestamp"])
+    } else {
+        since(&["eventTime"])
+    };
+    let mut last_seen = if set(&["lastTimestamp"]) {
+        since(&["lastTimestamp"])
+    } else {
+        first_seen.clone()
+    };
+    let mut count = int_at(e, &["count"]);
+    if let Some(series) = e.get("series").filter(|s| s.is_object()) {
+        last_seen = since(&["series", "lastObservedTime"]);
+        count = int_at(series, &["count"]);
+    } else if count == 0 {
+        // Singleton events of the new API have no count.
+        count = 1;
+    }
+    let kind = str_at(e, &["involvedObject", "kind"]).to_lowercase();
+    let object = match str_at(e, &["involvedObject", "name"]) {
+        "" => kind,
+        name => format!("{kind}/{name}"),
+    };
+    let message = str_at(e, &["message"]).trim().to_string();
+    let mut row = vec![
+        last_seen,
+        str_at(e, &["type"]).to_string(),
+        str_at(e, &["reason"]).to_string(),
+        object,
+    ];
+    if wide {
+        // `formatEventSource`: the legacy source, else the reporting fields; `component, host`.
+        let first_non_empty = |a: &[&str], b: &[&str]| match str_at(e, a) {
+            "" => str_at(e, b),
+            s => s,
+        };
+        let component = first_non_empty(&["source", "component"], &["reportingComponent"]);
+        let source = match first_non_empty(&["source", "host"], &["reportingInstance"]) {
+            "" => component.to_string(),
+            host => format!("{component}, {host}"),
+        };
+        row.extend([
+            str_at(e, &["involvedObject", "fieldPath"]).to_string(),
+            source,
+            message,
+            first_seen,
+            count.to_string(),
+            name(e),
+        ]);
+    } else {
+        row.push(message);
+    }
+    row
+}
+
 // ---- Secret, ConfigMap, ServiceAccount (CLI-12, CLI-13) ------------------------------------------
 
 fn key_count(obj: &Value, field: &str) -> usize {
@@ -982,6 +1086,122 @@ mod tests {
             "default   Active   13s\n"
         );
         assert_eq!(table("Pod", &[], &TableOptions::default(), NOW), "");
+    }
+
+    fn event(name: &str, ty: &str, reason: &str, pod: &str, message: &str) -> Value {
+        json!({"kind": "Event", "metadata": {"name": name, "namespace": "default"},
+               "involvedObject": {"apiVersion": "v1", "kind": "Pod", "name": pod, "namespace": "default"},
+               "type": ty, "reason": reason, "message": message, "count": 1,
+               "firstTimestamp": "2024-05-01T10:00:00Z", "lastTimestamp": "2024-05-01T10:00:00Z"})
+    }
+
+    /// The tutorial's pod stuck on a missing Secret: scheduled 13s ago, FailedMount twice since.
+    fn mount_events() -> [Value; 2] {
+        let scheduled = event(
+            "my-nginx-5b56ccd65f-abcde.17cb6a4f00000000",
+            "Normal",
+            "Scheduled",
+            "my-nginx-5b56ccd65f-abcde",
+            "Successfully assigned default/my-nginx-5b56ccd65f-abcde to node-1",
+        );
+        let mut failed = event(
+            "my-nginx-5b56ccd65f-abcde.17cb6a5000000000",
+            "Warning",
+            "FailedMount",
+            "my-nginx-5b56ccd65f-abcde",
+            "MountVolume.SetUp failed for volume \"secret-volume\" : secret \"nginxsecret\" not found\n",
+        );
+        failed["source"] = json!({"component": "kubelet", "host": "node-1"});
+        failed["firstTimestamp"] = json!("2024-05-01T10:00:08Z");
+        failed["lastTimestamp"] = json!("2024-05-01T10:00:10Z");
+        failed["count"] = json!(2);
+        let mut scheduled = scheduled;
+        scheduled["reportingComponent"] = json!("default-scheduler");
+        [scheduled, failed]
+    }
+
+    #[test]
+    fn events_in_api_order() {
+        assert_eq!(
+            table("Event", &mount_events(), &TableOptions::default(), NOW),
+            "LAST SEEN   TYPE      REASON        OBJECT                          MESSAGE\n\
+             13s         Normal    Scheduled     pod/my-nginx-5b56ccd65f-abcde   Successfully assigned default/my-nginx-5b56ccd65f-abcde to node-1\n\
+             3s          Warning   FailedMount   pod/my-nginx-5b56ccd65f-abcde   MountVolume.SetUp failed for volume \"secret-volume\" : secret \"nginxsecret\" not found\n"
+        );
+        let opts = TableOptions {
+            all_namespaces: true,
+            no_headers: true,
+            ..Default::default()
+        };
+        assert_eq!(
+            table("Event", &mount_events()[1..], &opts, NOW),
+            "default   3s    Warning   FailedMount   pod/my-nginx-5b56ccd65f-abcde   MountVolume.SetUp failed for volume \"secret-volume\" : secret \"nginxsecret\" not found\n"
+        );
+    }
+
+    #[test]
+    fn events_wide_interleave_message_and_name_last() {
+        let opts = TableOptions {
+            wide: true,
+            kind_prefix: true,
+            ..Default::default()
+        };
+        assert_eq!(
+            table("Event", &mount_events(), &opts, NOW),
+            "LAST SEEN   TYPE      REASON        OBJECT                          SUBOBJECT   SOURCE              MESSAGE                                                                                FIRST SEEN   COUNT   NAME\n\
+             13s         Normal    Scheduled     pod/my-nginx-5b56ccd65f-abcde               default-scheduler   Successfully assigned default/my-nginx-5b56ccd65f-abcde to node-1                      13s          1       event/my-nginx-5b56ccd65f-abcde.17cb6a4f00000000\n\
+             3s          Warning   FailedMount   pod/my-nginx-5b56ccd65f-abcde               kubelet, node-1     MountVolume.SetUp failed for volume \"secret-volume\" : secret \"nginxsecret\" not found   5s           2       event/my-nginx-5b56ccd65f-abcde.17cb6a5000000000\n"
+        );
+        // Without -o wide there is no NAME column, so several kinds in one `get` leave the
+        // Event rows as they are (kubectl decorates only the name column).
+        let opts = TableOptions {
+            kind_prefix: true,
+            ..Default::default()
+        };
+        assert_eq!(event_row(&mount_events()[0], false, NOW)[0], "13s");
+        assert!(table("Event", &mount_events(), &opts, NOW).starts_with("LAST SEEN   TYPE"));
+        assert!(!table("Event", &mount_events(), &opts, NOW).contains("event/"));
+    }
+
+    #[test]
+    fn events_k8s_io_series_and_unnamed_objects() {
+        // An events.k8s.io-style event: eventTime and a series instead of timestamps and count.
+        let e = json!({"kind": "Event", "metadata": {"name": "x.1", "namespace": "default"},
+            "involvedObject": {"kind": "Node"}, "type": "Normal", "reason": "RegisteredNode",
+            "message": "Node node-1 event: Registered Node node-1 in Controller",
+            "eventTime": "2024-05-01T10:00:10.500000Z", "reportingComponent": "node-controller",
+            "series": {"count": 3, "lastObservedTime": "2024-05-01T10:00:12.000000Z"}});
+        assert_eq!(
+            event_row(&e, true, NOW),
+            [
+                "1s",
+                "Normal",
+                "RegisteredNode",
+                "node",
+                "",
+                "node-controller",
+                "Node node-1 event: Registered Node node-1 in Controller",
+                "2s",
+                "3",
+                "x.1"
+            ]
+        );
+        let bare = json!({"kind": "Event", "metadata": {"name": "y"}, "involvedObject": {"kind": "Pod", "name": "p"}});
+        assert_eq!(
+            event_row(&bare, true, NOW),
+            [
+                "<unknown>",
+                "",
+                "",
+                "pod/p",
+                "",
+                "",
+                "",
+                "<unknown>",
+                "1",
+                "y"
+            ]
+        );
     }
 
     #[test]

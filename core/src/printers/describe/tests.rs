@@ -403,3 +403,128 @@ fn configmap_shows_values_and_binary_sizes() {
         "Name:         nginxconfigmap\nNamespace:    default\nLabels:       <none>\nAnnotations:  <none>\n\nData\n====\na:\n----\nx\n\ndefault.conf:\n----\nserver {\n    listen 80;\n}\n\n\n\nBinaryData\n====\nlogo: 2 bytes\n\nEvents:  <none>\n"
     );
 }
+
+/// What kubelet records for a pod whose Secret volume cannot be mounted: built with
+/// `crate::events` as the node agent does, first at 10:00:16, again at 10:00:18.
+fn failed_mount_event() -> Value {
+    let mut pod = nginx_pod();
+    pod["apiVersion"] = json!("v1");
+    let mut e = crate::events::new_event(
+        &pod,
+        crate::events::WARNING,
+        "FailedMount",
+        "MountVolume.SetUp failed for volume \"secret-volume\" : secret \"nginxsecret\" not found",
+        "kubelet",
+        "node-1",
+        "2024-05-01T10:00:16Z",
+        0x17cb_6a4f_3c2d_1e00,
+    );
+    crate::events::repeat(&mut e, "2024-05-01T10:00:18Z");
+    e
+}
+
+#[test]
+fn pod_shows_repeated_failed_mount() {
+    let out = describe("Pod", &nginx_pod(), &[failed_mount_event()], NOW);
+    assert!(
+        out.ends_with(
+            "Events:
+  Type     Reason       Age              From     Message
+  ----     ------       ----             ----     -------
+  Warning  FailedMount  3s (x2 over 5s)  kubelet  MountVolume.SetUp failed for volume \"secret-volume\" : secret \"nginxsecret\" not found
+"
+        ),
+        "{out}"
+    );
+
+    // Sorted by last timestamp, columns widened by the longest cell.
+    let scheduled = json!({"kind": "Event", "type": "Normal", "reason": "Scheduled",
+        "message": "Successfully assigned default/my-nginx-5b56ccd65f-4vbrb to node-1",
+        "involvedObject": {"kind": "Pod", "name": "my-nginx-5b56ccd65f-4vbrb", "namespace": "default", "uid": "pod-uid"},
+        "source": {"component": "default-scheduler"}, "firstTimestamp": "2024-05-01T10:00:00Z",
+        "lastTimestamp": "2024-05-01T10:00:00Z", "count": 1});
+    // Another pod's event and an event about an older pod of the same name are not this pod's.
+    let mut other_pod = failed_mount_event();
+    other_pod["involvedObject"]["name"] = json!("my-nginx-5b56ccd65f-x9zkq");
+    let mut old_incarnation = failed_mount_event();
+    old_incarnation["involvedObject"]["uid"] = json!("old-uid");
+    let related = [failed_mount_event(), other_pod, old_incarnation, scheduled];
+    let out = describe("Pod", &nginx_pod(), &related, NOW);
+    assert!(
+        out.ends_with(
+            "Events:
+  Type     Reason       Age              From               Message
+  ----     ------       ----             ----               -------
+  Normal   Scheduled    21s              default-scheduler  Successfully assigned default/my-nginx-5b56ccd65f-4vbrb to node-1
+  Warning  FailedMount  3s (x2 over 5s)  kubelet            MountVolume.SetUp failed for volume \"secret-volume\" : secret \"nginxsecret\" not found
+"
+        ),
+        "{out}"
+    );
+}
+
+#[test]
+fn every_describer_but_secrets_shows_events() {
+    let event_about = |kind: &str, name: &str, ns: &str, uid: &str| {
+        json!({"kind": "Event", "type": "Normal", "reason": "Tested", "message": "m",
+               "involvedObject": {"kind": kind, "name": name, "namespace": ns, "uid": uid},
+               "source": {"component": "emu"}, "firstTimestamp": "2024-05-01T10:00:20Z",
+               "lastTimestamp": "2024-05-01T10:00:20Z", "count": 1})
+    };
+    let row = "  Normal  Tested  1s    emu   m\n";
+    let svc = nginx_service();
+    let cm = json!({"kind": "ConfigMap", "metadata": {"name": "c", "namespace": "default", "uid": "cm-uid"}});
+    let deploy = json!({"kind": "Deployment", "metadata": {"name": "d", "namespace": "default", "uid": "d-uid"},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "d"}}, "template": {"spec": {"containers": []}}}});
+    for (kind, obj, uid) in [
+        ("Service", &svc, "svc-uid"),
+        ("ConfigMap", &cm, "cm-uid"),
+        ("Deployment", &deploy, "d-uid"),
+    ] {
+        let name = obj["metadata"]["name"].as_str().unwrap();
+        let out = describe(kind, obj, &[event_about(kind, name, "default", uid)], NOW);
+        assert!(out.ends_with(row), "{kind}:\n{out}");
+        // The same name in another namespace, or another kind, is someone else.
+        let elsewhere = [
+            event_about(kind, name, "other", uid),
+            event_about("Pod", name, "default", ""),
+        ];
+        let out = describe(kind, obj, &elsewhere, NOW);
+        assert!(
+            out.contains("Events:") && out.ends_with("<none>\n"),
+            "{kind}:\n{out}"
+        );
+    }
+
+    // kubectl's Secret describer prints no Events section at all.
+    let secret = json!({"kind": "Secret", "type": "Opaque", "metadata": {"name": "s", "namespace": "default", "uid": "s-uid"}});
+    let out = describe(
+        "Secret",
+        &secret,
+        &[event_about("Secret", "s", "default", "s-uid")],
+        NOW,
+    );
+    assert!(!out.contains("Events"), "{out}");
+}
+
+#[test]
+fn node_events_by_uid_or_by_name() {
+    // Node events live in `default` (the recorder's namespace for cluster-scoped objects) with
+    // an empty involvedObject.namespace; kubelet uses the node name as uid.
+    let node = json!({"kind": "Node", "metadata": {"name": "node-1", "uid": "n-uid"}});
+    let event = |uid: &str, reason: &str| {
+        json!({"kind": "Event", "metadata": {"namespace": "default"}, "type": "Normal", "reason": reason,
+               "message": "m", "involvedObject": {"kind": "Node", "name": "node-1", "uid": uid},
+               "source": {"component": "kubelet", "host": "node-1"}, "firstTimestamp": "2024-05-01T10:00:20Z",
+               "lastTimestamp": "2024-05-01T10:00:20Z", "count": 1})
+    };
+    let related = [
+        event("node-1", "Starting"),
+        event("n-uid", "RegisteredNode"),
+        event("gone", "Stale"),
+    ];
+    let out = describe("Node", &node, &related, NOW);
+    assert!(out.contains("  Normal  Starting"), "{out}");
+    assert!(out.contains("  Normal  RegisteredNode"), "{out}");
+    assert!(!out.contains("Stale"), "{out}");
+}
