@@ -21,3 +21,4 @@ pub mod svcenv;
 pub mod probe;
 pub mod configdata;
 pub mod events;
+pub mod volumes;

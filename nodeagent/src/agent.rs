@@ -8,7 +8,7 @@ use crate::{cgroup, net, sandbox};
 use anyhow::{bail, Context};
 use clap::Parser;
 use emu_core::cluster::{ClusterConfig, NodeConfig, Paths};
-use emu_core::{configdata, ipam, naming, object};
+use emu_core::{configdata, ipam, naming, object, volumes};
 use emu_proto::api_client::ApiClient;
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
@@ -207,16 +207,70 @@ struct Local {
     sent: HashMap<String, Value>,
     /// Pods whose readiness prober task runs.
     probing: HashSet<String>,
+    /// The volume files last written per pod uid.
+    volumes: HashMap<String, Vec<(String, volumes::Payload)>>,
+    /// The last event recorded per (pod uid, reason, message), to count repeats as kubelet's
+    /// event recorder does instead of making a new Event each time.
+    events: HashMap<(String, String, String), Recorded>,
+}
+
+/// An Event the agent wrote, and when it may be counted again.
+struct Recorded {
+    event: Value,
+    next: tokio::time::Instant,
+    backoff: Duration,
+}
+
+/// How often a repeating failure (a pod retried every second while its Secret is missing) adds
+/// to its Event's count: doubling from 1 s to kubelet's volume retry cap of 2 min 2 s.
+const EVENT_BACKOFF_INITIAL: Duration = Duration::from_secs(1);
+const EVENT_BACKOFF_MAX: Duration = Duration::from_secs(122);
+
+/// Records an Event about `pod` with kubelet as its source: a new one, or a repeat counted on
+/// the one recorded before.
+async fn record_event(agent: &Agent, local: &std::sync::Mutex<Local>, pod: &Value, event_type: &str, reason: &str, message: &str) {
+    let key = (object::uid(pod).to_string(), reason.to_string(), message.to_string());
+    let wall = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let stamp = emu_core::time::rfc3339(wall.as_secs() as i64);
+    let now = tokio::time::Instant::now();
+    let (event, backoff) = {
+        let Ok(l) = local.lock() else { return };
+        match l.events.get(&key) {
+            Some(r) if now < r.next => return,
+            Some(r) => {
+                let mut e = r.event.clone();
+                emu_core::events::repeat(&mut e, &stamp);
+                (e, (r.backoff * 2).min(EVENT_BACKOFF_MAX))
+            }
+            None => (
+                emu_core::events::new_event(pod, event_type, reason, message, "kubelet", &agent.node.name, &stamp, wall.as_nanos()),
+                EVENT_BACKOFF_INITIAL,
+            ),
+        }
+    };
+    let mut client = agent.client.clone();
+    let request = emu_proto::ApplyRequest { objects: vec![emu_proto::Object { json: event.to_string() }], create_only: false, dry_run: false };
+    match client.apply(request).await {
+        Ok(_) => {
+            if let Ok(mut l) = local.lock() {
+                l.events.insert(key, Recorded { event, next: now + backoff, backoff });
+            }
+        }
+        Err(e) => tracing::debug!(error = %e, reason, "recording an event failed"),
+    }
 }
 
 async fn sync_pods(agent: Arc<Agent>, mut rx: tokio::sync::watch::Receiver<Snapshot>) -> anyhow::Result<()> {
     let local = Arc::new(std::sync::Mutex::new(Local::default()));
     let mut services = ServicesSeen::default();
+    let mut last_objects: Option<Arc<reflector::Cache>> = None;
     loop {
         let snap = rx.borrow_and_update().clone();
         if snap.synced {
+            let objects_changed = !last_objects.as_ref().is_some_and(|o| Arc::ptr_eq(o, &snap.objects));
+            last_objects = Some(snap.objects.clone());
             let changed = services.update(&snap);
-            reconcile(&agent, &snap, &local, &services.services, changed).await;
+            reconcile(&agent, &snap, &local, &services.services, changed, objects_changed).await;
         }
         tokio::select! {
             r = rx.changed() => if r.is_err() { bail!("pod watch ended") },
@@ -254,7 +308,36 @@ impl ServicesSeen {
     }
 }
 
-async fn reconcile(agent: &Arc<Agent>, snap: &Snapshot, local: &Arc<std::sync::Mutex<Local>>, services: &Arc<Vec<Value>>, services_changed: bool) {
+/// Brings a running pod's volumes up to date with its Secrets and ConfigMaps (VOL-5). What was
+/// written last is remembered, so an unchanged pod costs a comparison; after an agent restart
+/// the files themselves are compared once. An object that is gone leaves the files as they are,
+/// as in kubelet.
+async fn sync_volumes(agent: &Agent, local: &std::sync::Mutex<Local>, pod: &Value, shim_pid: i32, objects: &reflector::Cache) {
+    if !pod["spec"]["volumes"].as_array().is_some_and(|v| v.iter().any(|v| volumes::object_source(v).is_some())) {
+        return;
+    }
+    let uid = object::uid(pod).to_string();
+    let Ok(payloads) = volume_payloads(pod, objects) else { return };
+    if local.lock().map(|l| l.volumes.get(&uid) == Some(&payloads)).unwrap_or(true) {
+        return;
+    }
+    let pod_dir = agent.paths.pod_dir(&agent.node.name, &uid);
+    let written = payloads.clone();
+    match tokio::task::spawn_blocking(move || write_volumes(shim_pid, &pod_dir, &written)).await {
+        Ok(Ok(changed)) => {
+            if changed > 0 {
+                tracing::info!(pod = %object::name(pod), volumes = changed, "volumes updated");
+            }
+            if let Ok(mut l) = local.lock() {
+                l.volumes.insert(uid, payloads);
+            }
+        }
+        Ok(Err(e)) => tracing::warn!(pod = %object::name(pod), error = %format!("{e:#}"), "updating volumes"),
+        Err(e) => tracing::warn!(pod = %object::name(pod), error = %e, "updating volumes"),
+    }
+}
+
+async fn reconcile(agent: &Arc<Agent>, snap: &Snapshot, local: &Arc<std::sync::Mutex<Local>>, services: &Arc<Vec<Value>>, services_changed: bool, objects_changed: bool) {
     let wanted: HashMap<String, Arc<Value>> = snap.objects.values().filter(|v| object::kind(v) == "Pod").map(|p| (object::uid(p).to_string(), p.clone())).collect();
     // Sandboxes on disk that no pod wants any more (deleted while the agent was away).
     if let Ok(entries) = std::fs::read_dir(agent.paths.pods_dir(&agent.node.name)) {
@@ -293,13 +376,15 @@ async fn reconcile(agent: &Arc<Agent>, snap: &Snapshot, local: &Arc<std::sync::M
                     let _ = client.delete(emu_proto::DeleteRequest { r#ref: Some(r), force: true, grace_period_seconds: -1 }).await;
                     if let Ok(mut l) = local.lock() {
                         l.sent.remove(&uid);
+                        l.volumes.remove(&uid);
+                        l.events.retain(|(u, _, _), _| *u != uid);
                     }
                     release(&local, &uid);
                 });
             }
             continue;
         }
-        if sandbox::running_shim(&pod_dir).is_none() {
+        let Some(shim_pid) = sandbox::running_shim(&pod_dir) else {
             if claim(local, &uid) {
                 let (agent, local, services, objects) = (agent.clone(), local.clone(), services.clone(), snap.objects.clone());
                 tokio::spawn(async move {
@@ -308,8 +393,16 @@ async fn reconcile(agent: &Arc<Agent>, snap: &Snapshot, local: &Arc<std::sync::M
                         Err(e) => {
                             tracing::warn!(pod = %object::name(&pod), error = %format!("{e:#}"), "creating sandbox");
                             // A missing Secret or ConfigMap: waiting for it, as kubelet does.
-                            let reason = if e.downcast_ref::<configdata::EnvError>().is_some() { "CreateContainerConfigError" } else { "ContainerCreating" };
-                            report(&agent, &local, &pod, pending_status(&pod, reason, &format!("{e:#}"))).await;
+                            // Kubelet says why a volume is missing in an event only.
+                            let status = if let Some(mount) = e.downcast_ref::<MountError>() {
+                                record_event(&agent, &local, &pod, "Warning", "FailedMount", &mount.to_string()).await;
+                                pending_status(&pod, "ContainerCreating", "")
+                            } else if e.downcast_ref::<configdata::EnvError>().is_some() {
+                                pending_status(&pod, "CreateContainerConfigError", &format!("{e:#}"))
+                            } else {
+                                pending_status(&pod, "ContainerCreating", &format!("{e:#}"))
+                            };
+                            report(&agent, &local, &pod, status).await;
                             tokio::time::sleep(Duration::from_secs(1)).await;
                         }
                     }
@@ -317,7 +410,7 @@ async fn reconcile(agent: &Arc<Agent>, snap: &Snapshot, local: &Arc<std::sync::M
                 });
             }
             continue;
-        }
+        };
         if local.lock().map(|l| l.busy.contains(&uid)).unwrap_or(true) {
             continue;
         }
@@ -331,6 +424,9 @@ async fn reconcile(agent: &Arc<Agent>, snap: &Snapshot, local: &Arc<std::sync::M
                     }
                 });
             }
+        }
+        if objects_changed {
+            sync_volumes(agent, local, &pod, shim_pid, &snap.objects).await;
         }
         if services_changed {
             // Containers that start from now on (restarts) see the Services as they are now.
@@ -408,6 +504,7 @@ async fn create_sandbox(agent: &Agent, pod: &Value, services: &[Value], objects:
         .context("pod IP annotation")?;
     // First, so that a missing Secret or ConfigMap leaves nothing to clean up.
     let spec = sandbox_spec(agent, pod, ip, objects)?;
+    let payloads = volume_payloads(pod, objects)?;
     let pod_dir = agent.paths.pod_dir(&agent.node.name, uid);
     std::fs::create_dir_all(&pod_dir).with_context(|| format!("creating {}", pod_dir.display()))?;
     let netns_name = naming::netns_pod(&agent.cluster.name, uid);
@@ -417,7 +514,13 @@ async fn create_sandbox(agent: &Agent, pod: &Value, services: &[Value], objects:
         .await
         .with_context(|| format!("setting up the network of pod {name}"))?;
     let tmp = pod_dir.join("sandbox.json.tmp");
-    std::fs::write(&tmp, serde_json::to_vec_pretty(&spec)?)?;
+    // Root's only: container variables may come from Secrets.
+    {
+        use std::io::Write as _;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
+        f.write_all(&serde_json::to_vec_pretty(&spec)?)?;
+    }
     std::fs::rename(&tmp, pod_dir.join("sandbox.json"))?;
     sandbox::write_service_env(&pod_dir, &service_env(pod, services)).context("writing the service variables")?;
     std::fs::write(pod_dir.join("pod.json"), serde_json::to_vec(&json!({"namespace": object::namespace(pod), "name": name, "ip": ip.to_string()}))?)?;
@@ -429,6 +532,9 @@ async fn create_sandbox(agent: &Agent, pod: &Value, services: &[Value], objects:
     let pid = tokio::task::spawn_blocking(move || sandbox::spawn_shim(&exe, &dir, &pod_ns, cgroup.as_deref()))
         .await?
         .context("starting the pod's shim")?;
+    if !payloads.is_empty() {
+        tokio::task::spawn_blocking(move || write_volumes(pid, &pod_dir, &payloads)).await?.context("filling the pod's volumes")?;
+    }
     tracing::info!(pod = %name, ip = %ip, shim_pid = pid, "sandbox started");
     Ok(())
 }
@@ -451,6 +557,15 @@ fn sandbox_spec(agent: &Agent, pod: &Value, ip: Ipv4Addr, objects: &reflector::C
     let name = object::name(pod);
     let hostname = pod["spec"]["hostname"].as_str().unwrap_or(name).chars().take(63).collect::<String>();
     let lookup = |kind: &str, name: &str| objects.get(&(kind.to_string(), ns.to_string(), name.to_string())).map(|v| (**v).clone());
+    let volumes: Vec<sandbox::VolumeSpec> = pod["spec"]["volumes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| {
+            let (kind, _) = volumes::object_source(v)?;
+            Some(sandbox::VolumeSpec { name: v["name"].as_str().unwrap_or("").into(), secret: kind == "Secret" })
+        })
+        .collect();
     let containers = pod["spec"]["containers"]
         .as_array()
         .map(|cs| {
@@ -467,6 +582,7 @@ fn sandbox_spec(agent: &Agent, pod: &Value, ip: Ipv4Addr, objects: &reflector::C
                         working_dir: c["workingDir"].as_str().map(str::to_string),
                         tty: c["tty"].as_bool().unwrap_or(false),
                         stdin: c["stdin"].as_bool().unwrap_or(false),
+                        mounts: volume_mounts(c, &volumes),
                     })
                 })
                 .collect::<Result<Vec<_>, _>>()
@@ -484,7 +600,69 @@ fn sandbox_spec(agent: &Agent, pod: &Value, ip: Ipv4Addr, objects: &reflector::C
         hosts_file: emu_core::podspec::hosts_file(pod, &ip.to_string()),
         resolv_conf: emu_core::podspec::resolv_conf(pod, &node_resolver()),
         containers,
+        volumes,
     })
+}
+
+/// A container's mounts of the pod's Secret and ConfigMap volumes (other kinds of volume are
+/// not emulated: their mounts are left out).
+fn volume_mounts(c: &Value, volumes: &[sandbox::VolumeSpec]) -> Vec<sandbox::MountSpec> {
+    c["volumeMounts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|m| volumes.iter().any(|v| m["name"] == v.name.as_str()))
+        .map(|m| sandbox::MountSpec {
+            volume: m["name"].as_str().unwrap_or("").into(),
+            path: m["mountPath"].as_str().unwrap_or("").into(),
+            sub_path: m["subPath"].as_str().filter(|s| !s.is_empty()).map(str::to_string),
+        })
+        .collect()
+}
+
+/// A volume that cannot be set up, as kubelet reports it in a `FailedMount` event.
+#[derive(Debug, thiserror::Error)]
+#[error("MountVolume.SetUp failed for volume {volume:?} : {error}")]
+struct MountError {
+    volume: String,
+    error: volumes::VolumeError,
+}
+
+/// The files of each of the pod's Secret and ConfigMap volumes, from the objects known now.
+fn volume_payloads(pod: &Value, objects: &reflector::Cache) -> Result<Vec<(String, volumes::Payload)>, MountError> {
+    let ns = object::namespace(pod);
+    let lookup = |kind: &str, name: &str| objects.get(&(kind.to_string(), ns.to_string(), name.to_string())).map(|v| (**v).clone());
+    let mut out = Vec::new();
+    for v in pod["spec"]["volumes"].as_array().into_iter().flatten() {
+        let name = v["name"].as_str().unwrap_or("").to_string();
+        match volumes::payload(v, &lookup) {
+            None => {}
+            Some(Ok(payload)) => out.push((name, payload)),
+            Some(Err(error)) => return Err(MountError { volume: name, error }),
+        }
+    }
+    // A subPath must stay inside its volume (the API refuses others; checked again here).
+    for c in pod["spec"]["containers"].as_array().into_iter().flatten() {
+        for m in c["volumeMounts"].as_array().into_iter().flatten() {
+            if let Some(sub) = m["subPath"].as_str().filter(|s| !s.is_empty()) {
+                volumes::check_path(sub).map_err(|error| MountError { volume: m["name"].as_str().unwrap_or("").into(), error })?;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Writes each volume's files into the running shim's tmpfs (waiting for the shim to have
+/// mounted it); returns how many volumes changed. Blocks (call from a blocking context).
+fn write_volumes(shim_pid: i32, pod_dir: &std::path::Path, payloads: &[(String, volumes::Payload)]) -> anyhow::Result<usize> {
+    let mut changed = 0;
+    for (name, payload) in payloads {
+        let dir = sandbox::volumes::wait_mounted(shim_pid, pod_dir, name, Duration::from_secs(10))?;
+        if sandbox::volumes::write_payload(&dir, payload).with_context(|| format!("writing volume {name:?}"))? {
+            changed += 1;
+        }
+    }
+    Ok(changed)
 }
 
 /// The node's resolver for dnsPolicy `Default`: emu's nodes share the host's /etc/resolv.conf

@@ -172,7 +172,9 @@ fn busybox_pod(netns: &Netns) -> Pod {
             working_dir: None,
             tty: false,
             stdin: false,
+            mounts: vec![],
         }],
+        volumes: vec![],
     };
     std::fs::write(dir.path().join("sandbox.json"), serde_json::to_vec(&spec).expect("json")).expect("sandbox.json");
     let shim = spawn_shim(Path::new(BIN), dir.path(), &Path::new("/run/netns").join(&netns.0), None).expect("spawn_shim");

@@ -143,6 +143,7 @@ fn container(name: &str, image: &str, command: &[&str]) -> ContainerSpec {
         working_dir: None,
         tty: false,
         stdin: false,
+        mounts: vec![],
     }
 }
 
@@ -159,6 +160,7 @@ fn spec(pod: &str, restart_policy: &str, containers: Vec<ContainerSpec>) -> Sand
         resolv_conf: "search default.svc.cluster.local svc.cluster.local cluster.local\nnameserver 10.96.0.10\noptions ndots:5\n"
             .into(),
         containers,
+        volumes: vec![],
     }
 }
 

@@ -34,6 +34,9 @@ pub(super) struct Plan<'a> {
     pub working_dir: String,
     /// Host paths bind-mounted read-only at container paths (the profile's emu mounts).
     pub emu_binds: Vec<(PathBuf, String)>,
+    /// The pod's volumes (or one file or directory of one) bind-mounted read-only at container
+    /// paths, parents first; they hide what the image has there (VOL-3).
+    pub volume_binds: Vec<(PathBuf, String)>,
 }
 
 /// Sets up the container and execs it; returns only the reason it could not.
@@ -139,6 +142,18 @@ fn build_rootfs(plan: &Plan) -> Result<(), String> {
         bind(host, &dst, true)?;
     }
 
+    for (source, path) in &plan.volume_binds {
+        let dst = resolve_in_root(r, path)?;
+        let is_dir = fs::metadata(source).map_err(|e| format!("volume source {}: {e}", source.display()))?.is_dir();
+        // `dst` has no symlink left in it: creating what is missing stays inside the root.
+        if is_dir {
+            fs::create_dir_all(&dst).map_err(|e| format!("creating {}: {e}", dst.display()))?;
+        } else if !dst.exists() {
+            write_file(&dst, b"", 0o644)?;
+        }
+        bind(source, &dst, true)?;
+    }
+
     mount(Some("proc"), &at("proc"), Some("proc"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC, None)?;
     // Root without CAP_NET_ADMIN may still write the netns's sysctls (the files are root's), so
     // /proc/sys is read-only, as container runtimes make it.
@@ -237,6 +252,51 @@ fn bind(src: &Path, dst: &Path, readonly: bool) -> Result<(), String> {
     Ok(())
 }
 
+/// Where the container path `path` is under `root`, following symlinks of the container's tree
+/// as the container will see them (an absolute link target starts again at `root`), so that a
+/// mount at `/var/run/secrets/…` lands in `/run/secrets/…` as in a container runtime, and never
+/// outside `root`. Missing parts are left as they are (to be created).
+fn resolve_in_root(root: &Path, path: &str) -> Result<PathBuf, String> {
+    let mut pending: Vec<std::ffi::OsString> = Path::new(path)
+        .components()
+        .rev()
+        .filter_map(|c| match c {
+            std::path::Component::Normal(p) => Some(p.to_os_string()),
+            std::path::Component::ParentDir => Some("..".into()),
+            _ => None,
+        })
+        .collect();
+    let mut at: Vec<std::ffi::OsString> = Vec::new();
+    let mut links = 0;
+    while let Some(part) = pending.pop() {
+        if part == ".." {
+            at.pop();
+            continue;
+        }
+        let candidate: PathBuf = root.join(at.iter().collect::<PathBuf>()).join(&part);
+        match fs::read_link(&candidate) {
+            Ok(target) => {
+                links += 1;
+                if links > 40 {
+                    return Err(format!("{path}: too many levels of symbolic links in the container's root"));
+                }
+                if target.is_absolute() {
+                    at.clear();
+                }
+                for c in target.components().rev() {
+                    match c {
+                        std::path::Component::Normal(p) => pending.push(p.to_os_string()),
+                        std::path::Component::ParentDir => pending.push("..".into()),
+                        _ => {}
+                    }
+                }
+            }
+            Err(_) => at.push(part),
+        }
+    }
+    Ok(root.join(at.iter().collect::<PathBuf>()))
+}
+
 /// Creates `dir` (absolute, as the container sees it) under `root`, refusing to pass through a
 /// symlink.
 fn make_dirs_in_root(root: &Path, dir: &Path) -> Result<(), String> {
@@ -276,5 +336,30 @@ fn link(target: &str, path: &Path) -> Result<(), String> {
             Err(format!("linking {} -> {target}: {e}", path.display()))
         }
         _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn container_paths_follow_the_containers_own_symlinks() {
+        let tmp = tempfile::tempdir().unwrap();
+        let r = tmp.path();
+        fs::create_dir_all(r.join("run")).unwrap();
+        fs::create_dir_all(r.join("etc/nginx")).unwrap();
+        symlink("/run", r.join("var-run")).unwrap();
+        symlink("../etc/nginx", r.join("run/conf")).unwrap();
+        symlink("/../../..", r.join("escape")).unwrap();
+        assert_eq!(resolve_in_root(r, "/var-run/secrets/x").unwrap(), r.join("run/secrets/x"));
+        assert_eq!(resolve_in_root(r, "/var-run/conf/ssl").unwrap(), r.join("etc/nginx/ssl"));
+        assert_eq!(resolve_in_root(r, "/etc/nginx/conf.d").unwrap(), r.join("etc/nginx/conf.d"));
+        // `..` cannot climb out of the root, through a link or not.
+        assert_eq!(resolve_in_root(r, "/escape/etc").unwrap(), r.join("etc"));
+        assert_eq!(resolve_in_root(r, "/../../etc").unwrap(), r.join("etc"));
+        assert_eq!(resolve_in_root(r, "/etc/x/../nginx").unwrap(), r.join("etc/nginx"));
+        symlink("loop", r.join("loop")).unwrap();
+        assert!(resolve_in_root(r, "/loop/x").is_err());
     }
 }

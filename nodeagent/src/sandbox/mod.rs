@@ -21,6 +21,7 @@
 mod container;
 mod nsexec;
 mod shim;
+pub mod volumes;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -53,6 +54,29 @@ pub struct SandboxSpec {
     /// Content of the pod's `/etc/resolv.conf` (DNS-18..22), rendered by the agent.
     pub resolv_conf: String,
     pub containers: Vec<ContainerSpec>,
+    /// The pod's Secret and ConfigMap volumes: directories of a tmpfs of the shim's, filled by
+    /// the agent ([`volumes`]); containers start once each has its files.
+    #[serde(default)]
+    pub volumes: Vec<VolumeSpec>,
+}
+
+/// A Secret or ConfigMap volume of a [`SandboxSpec`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VolumeSpec {
+    pub name: String,
+    /// A Secret's (its directory is `drwxrwxrwt`) rather than a ConfigMap's.
+    pub secret: bool,
+}
+
+/// Where a container sees a volume (`volumeMounts[]`), always read-only: Secret and ConfigMap
+/// volumes are, whatever the manifest says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MountSpec {
+    pub volume: String,
+    pub path: String,
+    /// One file or directory of the volume instead of all of it; it keeps what it had when the
+    /// container started (subPath mounts get no updates, VOL-5).
+    pub sub_path: Option<String>,
 }
 
 /// One container of a [`SandboxSpec`].
@@ -73,6 +97,9 @@ pub struct ContainerSpec {
     pub working_dir: Option<String>,
     pub tty: bool,
     pub stdin: bool,
+    /// The container's volume mounts, in manifest order.
+    #[serde(default)]
+    pub mounts: Vec<MountSpec>,
 }
 
 /// What the shim reports: `<pod_dir>/state.json`.
@@ -270,9 +297,11 @@ fn read_pid(path: &Path) -> io::Result<i32> {
 }
 
 /// Writes a file so that readers see the old or the new content, never a mix (tmp + rename).
+/// Root's only: the state holds container variables, which may come from Secrets.
 fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
     let tmp = path.with_extension("tmp");
-    let mut f = File::create(&tmp)?;
+    let mut f = OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
     f.write_all(data)?;
     fs::rename(&tmp, path)
 }

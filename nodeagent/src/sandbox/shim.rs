@@ -77,8 +77,11 @@ fn run(pod_dir: &Path, mask: &SigSet) -> io::Result<()> {
     info!(pod = %format!("{}/{}", spec.namespace, spec.pod_name), pid = std::process::id(), "shim starts");
     // The pod's UTS and IPC namespaces, shared by its containers (the network one was joined
     // before exec).
-    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWUTS | nix::sched::CloneFlags::CLONE_NEWIPC)
-        .map_err(|e| io::Error::other(format!("unsharing UTS and IPC namespaces: {e}")))?;
+    // And a mount namespace of its own, for the pod's volumes: they are visible to the pod's
+    // containers (cloned from here) and not to the host, and vanish with the pod.
+    use nix::sched::CloneFlags;
+    nix::sched::unshare(CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC | CloneFlags::CLONE_NEWNS)
+        .map_err(|e| io::Error::other(format!("unsharing UTS, IPC and mount namespaces: {e}")))?;
     nix::unistd::sethostname(&spec.hostname)
         .map_err(|e| io::Error::other(format!("setting hostname {:?}: {e}", spec.hostname)))?;
     let etc = pod_dir.join(ETC_DIR);
@@ -87,18 +90,30 @@ fn run(pod_dir: &Path, mask: &SigSet) -> io::Result<()> {
     fs::write(etc.join("resolv.conf"), &spec.resolv_conf)?;
     fs::write(etc.join("hostname"), format!("{}\n", spec.hostname))?;
     fs::create_dir_all(pod_dir.join("logs"))?;
+    mount_volumes(pod_dir, &spec.volumes)?;
 
     let mut pod = Pod::new(pod_dir, spec);
-    for i in 0..pod.containers.len() {
-        pod.start(i);
-    }
     pod.write_state();
-    loop {
+    // Containers start with their volumes' files in place, as kubelet mounts before it starts
+    // anything; the agent writes them as soon as the directories exist.
+    let mut stopped = false;
+    while !volumes_filled(pod_dir, &pod.spec.volumes) {
+        if matches!(wait_signal(mask, Some(Duration::from_millis(5))), Some(libc::SIGTERM) | Some(libc::SIGINT)) {
+            stopped = true;
+            break;
+        }
+    }
+    if !stopped {
+        for i in 0..pod.containers.len() {
+            pod.start(i);
+        }
+        pod.write_state();
+    }
+    while !stopped {
         let now = Instant::now();
         let timeout = pod.containers.iter().filter_map(|c| c.restart_at).min().map(|t| t.saturating_duration_since(now));
-        match wait_signal(mask, timeout) {
-            Some(libc::SIGTERM) | Some(libc::SIGINT) => break,
-            _ => {}
+        if matches!(wait_signal(mask, timeout), Some(libc::SIGTERM) | Some(libc::SIGINT)) {
+            break;
         }
         pod.reap();
         let now = Instant::now();
@@ -120,6 +135,37 @@ fn run(pod_dir: &Path, mask: &SigSet) -> io::Result<()> {
         Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
         _ => Ok(()),
     }
+}
+
+/// Mounts the tmpfs that holds the pod's volumes (only in the shim's mount namespace, made
+/// private first so nothing propagates to the host) and makes each volume's directory in it.
+fn mount_volumes(pod_dir: &Path, specs: &[VolumeSpec]) -> io::Result<()> {
+    use nix::mount::MsFlags;
+    let err = |what: String| move |e: nix::Error| io::Error::other(format!("{what}: {e}"));
+    nix::mount::mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>)
+        .map_err(err("making the shim's mounts private".into()))?;
+    if specs.is_empty() {
+        return Ok(());
+    }
+    let root = pod_dir.join(volumes::VOLUMES_DIR);
+    fs::create_dir_all(&root)?;
+    // A version of every volume at once, plus room for one being replaced: Secrets and
+    // ConfigMaps are at most 1 MiB each.
+    let size_mib = 2 * specs.len() + 1;
+    let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    nix::mount::mount(Some("tmpfs"), &root, Some("tmpfs"), flags, Some(format!("mode=0755,size={size_mib}m").as_str()))
+        .map_err(err(format!("mounting a tmpfs on {}", root.display())))?;
+    for v in specs {
+        let dir = volumes::volume_dir(pod_dir, &v.name);
+        fs::create_dir(&dir)?;
+        fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(volumes::top_dir_mode(v.secret)))?;
+    }
+    Ok(())
+}
+
+/// Every volume has its first version (`..data`).
+fn volumes_filled(pod_dir: &Path, specs: &[VolumeSpec]) -> bool {
+    specs.iter().all(|v| volumes::volume_dir(pod_dir, &v.name).join(emu_core::volumes::DATA_DIR_LINK).exists())
 }
 
 /// Waits for one of `mask`'s signals, at most `timeout` (forever if None); None on timeout.
@@ -263,6 +309,7 @@ impl Pod {
             env: profile.process_env(&self.spec.hostname, &env, c.spec.tty),
             working_dir: c.spec.working_dir.clone().unwrap_or_else(|| profile.working_dir.to_string()),
             emu_binds: emu_binds(profile, &self.spec.cluster),
+            volume_binds: volume_binds(&self.dir, &c.spec.mounts),
         };
         let started_at = rfc3339(SystemTime::now());
         let result = spawn_container(&plan, &log, self.containers[i].spec.stdin);
@@ -270,7 +317,8 @@ impl Pod {
         match result {
             Ok((pid, None, holder)) => {
                 c.stdin_holder = holder;
-                info!(container = %name, pid, argv = ?plan.argv, "container started");
+                // The program only: expanded arguments may hold values from Secrets.
+                info!(container = %name, pid, program = %plan.argv.first().map_or("", String::as_str), "container started");
                 c.status.state = ContainerState::Running { started_at: started_at.clone() };
                 c.status.pid = Some(pid);
                 c.status.env = env;
@@ -463,6 +511,24 @@ fn emu_binds(profile: &ImageProfile, cluster: &str) -> Vec<(PathBuf, String)> {
             images::EmuMount::ApiSocket { path } => (emu_core::cluster::Paths::new(cluster).socket(), path.to_string()),
         })
         .collect()
+}
+
+/// The container's volume mounts as (source in the shim's mount namespace, container path),
+/// parents before their children.
+fn volume_binds(pod_dir: &Path, mounts: &[MountSpec]) -> Vec<(PathBuf, String)> {
+    let mut binds: Vec<(PathBuf, String)> = mounts
+        .iter()
+        .map(|m| {
+            let dir = volumes::volume_dir(pod_dir, &m.volume);
+            let source = match m.sub_path.as_deref().filter(|s| !s.is_empty()) {
+                Some(sub) => dir.join(sub),
+                None => dir,
+            };
+            (source, m.path.clone())
+        })
+        .collect();
+    binds.sort_by_key(|(_, path)| Path::new(path).components().count());
+    binds
 }
 
 #[cfg(test)]
