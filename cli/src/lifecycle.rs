@@ -84,6 +84,9 @@ fn plan(file: Option<&Path>, nodes: Option<usize>) -> anyhow::Result<Plan> {
             }
         }
     }
+    let secrets = certificate_secrets(&sc.certificates, &manifests, &file.display().to_string())?;
+    let at = certificates_position(&sc.certificates, &manifests);
+    manifests.splice(at..at, secrets);
     for (label, docs) in &manifests {
         for d in docs {
             // Rendered here: an API error wrapped in context would print without the label.
@@ -91,6 +94,59 @@ fn plan(file: Option<&Path>, nodes: Option<usize>) -> anyhow::Result<Plan> {
         }
     }
     Ok(Plan { nodes: node_names, manifests })
+}
+
+/// The scenario's `certificates:` as Secrets, one `(label, [Secret])` each: a fresh self-signed
+/// certificate and key per entry, as the tutorial's `make keys` and `kubectl create secret tls`
+/// make them. A Secret of the same name in the manifests would silently replace it, so that is
+/// refused.
+fn certificate_secrets(certificates: &[scenario::Certificate], manifests: &[(String, Vec<Value>)], file: &str) -> anyhow::Result<Vec<(String, Vec<Value>)>> {
+    let mut out = Vec::new();
+    for (i, c) in certificates.iter().enumerate() {
+        let clash = manifests.iter().find(|(_, docs)| {
+            docs.iter().any(|d| object::kind(d) == "Secret" && object::name(d) == c.secret && namespace_or_default(d) == c.namespace)
+        });
+        if let Some((label, _)) = clash {
+            bail!(
+                "scenario {file}: scenario field `certificates[{i}].secret`: {label} also defines Secret {}/{}: keep one of them (rename the certificate's secret or drop the manifest's)",
+                c.namespace,
+                c.secret
+            );
+        }
+        let made = |d: &Value| object::kind(d) == "Namespace" && object::name(d) == c.namespace;
+        if !BUILTIN_NAMESPACES.contains(&c.namespace.as_str()) && !manifests.iter().any(|(_, docs)| docs.iter().any(made)) {
+            bail!(
+                "scenario {file}: scenario field `certificates[{i}].namespace`: namespace {:?} does not exist when the Secret is made: add a Namespace manifest for it, or leave namespace out (default)",
+                c.namespace
+            );
+        }
+        let (cert, key) = crate::tls::self_signed(&c.common_name, &c.sans)
+            .map_err(|e| anyhow::anyhow!("scenario {file}: scenario field `certificates[{i}]`: making the certificate: {e}"))?;
+        out.push((format!("{file} (certificates[{i}])"), vec![c.secret_object(cert.as_bytes(), key.as_bytes())]));
+    }
+    Ok(out)
+}
+
+/// The namespaces a new cluster has (the controller makes them).
+const BUILTIN_NAMESPACES: [&str; 4] = ["default", "kube-system", "kube-public", "kube-node-lease"];
+
+fn namespace_or_default(doc: &Value) -> &str {
+    match object::namespace(doc) {
+        "" => "default",
+        ns => ns,
+    }
+}
+
+/// Where the certificates' Secrets go among the manifests: first, as in the tutorial (secret,
+/// then the workloads that mount it) — unless a Secret's namespace is made by the manifests;
+/// then right after the last source that makes one.
+fn certificates_position(certificates: &[scenario::Certificate], manifests: &[(String, Vec<Value>)]) -> usize {
+    manifests
+        .iter()
+        .rposition(|(_, docs)| {
+            docs.iter().any(|d| object::kind(d) == "Namespace" && certificates.iter().any(|c| c.namespace == object::name(d)))
+        })
+        .map_or(0, |i| i + 1)
 }
 
 pub fn validate_cluster_name(name: &str) -> anyhow::Result<()> {
@@ -452,4 +508,130 @@ pub fn restart(what: &str, node: Option<&str>, flag: ClusterFlag) -> anyhow::Res
         _ => bail!("usage: emu restart controller | emu restart agent NODE"),
     }
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine as _;
+
+    const SCENARIOS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../scenarios");
+
+    fn decoded(secret: &Value, key: &str) -> String {
+        let b64 = secret["data"][key].as_str().unwrap_or_else(|| panic!("no data[{key}] in {secret}"));
+        String::from_utf8(base64::engine::general_purpose::STANDARD.decode(b64).unwrap()).unwrap()
+    }
+
+    /// A scenario with its manifests in a fresh directory.
+    fn scenario_dir(files: &[(&str, &str)]) -> PathBuf {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("emu-lifecycle-test-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        for (name, text) in files {
+            std::fs::write(dir.join(name), text).unwrap();
+        }
+        dir
+    }
+
+    /// Every scenario in scenarios/ plans offline (files read, certificates made, every document
+    /// checked), and every other file there is a manifest some scenario applies.
+    #[test]
+    fn every_shipped_scenario_plans() {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(SCENARIOS)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
+            .collect();
+        files.sort();
+        let mut applied = std::collections::BTreeSet::new();
+        let mut manifests = vec![];
+        let mut planned = 0;
+        for f in &files {
+            match scenario::parse(&std::fs::read_to_string(f).unwrap()) {
+                Ok(sc) => {
+                    plan(Some(f), None).unwrap_or_else(|e| panic!("{}: {e:#}", f.display()));
+                    for m in sc.manifests {
+                        if let scenario::ManifestSource::Path(p) = m {
+                            applied.insert(std::fs::canonicalize(f.parent().unwrap().join(p)).unwrap());
+                        }
+                    }
+                    planned += 1;
+                }
+                Err(e) => manifests.push((f, e)),
+            }
+        }
+        for (f, e) in manifests {
+            assert!(applied.contains(&std::fs::canonicalize(f).unwrap()), "{} is neither a scenario ({e}) nor applied by one", f.display());
+        }
+        assert!(planned >= 4, "{planned} scenarios");
+    }
+
+    #[test]
+    fn the_secure_scenario_makes_its_tls_secret_first() {
+        let p = plan(Some(&Path::new(SCENARIOS).join("nginx-secure.yaml")), None).unwrap();
+        let (label, docs) = &p.manifests[0];
+        assert!(label.ends_with("nginx-secure.yaml (certificates[0])"), "{label}");
+        let secret = &docs[0];
+        assert_eq!((object::kind(secret), object::name(secret), object::namespace(secret)), ("Secret", "nginxsecret", "default"));
+        assert_eq!(secret["type"], "kubernetes.io/tls");
+        assert_eq!(secret["data"].as_object().unwrap().len(), 2);
+        let (cert, key) = (decoded(secret, "tls.crt"), decoded(secret, "tls.key"));
+        assert!(cert.starts_with("-----BEGIN CERTIFICATE-----"), "{cert}");
+        assert_eq!(crate::tls::check_pair(cert.as_bytes(), key.as_bytes()), Ok(()));
+        // Then the tutorial's objects, in its order.
+        let kinds: Vec<(&str, &str)> = p.manifests[1..].iter().flat_map(|(_, d)| d.iter().map(|o| (object::kind(o), object::name(o)))).collect();
+        assert_eq!(
+            kinds,
+            [("ConfigMap", "nginxconfigmap"), ("Service", "my-nginx"), ("Deployment", "my-nginx"), ("Deployment", "curl-deployment")]
+        );
+        // Every `emu up` makes a new certificate: none is checked in to expire.
+        let again = plan(Some(&Path::new(SCENARIOS).join("nginx-secure.yaml")), None).unwrap();
+        assert_ne!(decoded(&again.manifests[0].1[0], "tls.key"), key);
+    }
+
+    #[test]
+    fn the_opaque_scenario_uses_the_older_key_names() {
+        let p = plan(Some(&Path::new(SCENARIOS).join("nginx-secure-opaque.yaml")), None).unwrap();
+        let secret = &p.manifests[0].1[0];
+        assert_eq!(secret["type"], "Opaque");
+        let keys: Vec<&String> = secret["data"].as_object().unwrap().keys().collect();
+        assert_eq!(keys, ["nginx.crt", "nginx.key"]);
+        assert_eq!(crate::tls::check_pair(decoded(secret, "nginx.crt").as_bytes(), decoded(secret, "nginx.key").as_bytes()), Ok(()));
+        assert!(!p.manifests.iter().any(|(_, d)| d.iter().any(|o| object::kind(o) == "ConfigMap")));
+    }
+
+    #[test]
+    fn a_secret_in_a_namespace_of_the_scenario_follows_that_namespace() {
+        let dir = scenario_dir(&[
+            ("sc.yaml", "certificates:\n  - {secret: s, commonName: web, namespace: demo}\nmanifests:\n  - a.yaml\n  - ns.yaml\n  - b.yaml\n"),
+            ("a.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n"),
+            ("ns.yaml", "apiVersion: v1\nkind: Namespace\nmetadata: {name: demo}\n"),
+            ("b.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: b, namespace: demo}\n"),
+        ]);
+        let p = plan(Some(&dir.join("sc.yaml")), None).unwrap();
+        let order: Vec<&str> = p.manifests.iter().map(|(_, d)| object::name(&d[0])).collect();
+        assert_eq!(order, ["a", "demo", "s", "b"]);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn certificate_secrets_that_cannot_be_made_are_refused_before_anything_is_created() {
+        let dir = scenario_dir(&[
+            ("missing-ns.yaml", "certificates:\n  - {secret: s, commonName: web, namespace: demo}\n"),
+            ("clash.yaml", "certificates:\n  - {secret: nginxsecret, commonName: my-nginx}\nmanifests:\n  - secret.yaml\n"),
+            ("secret.yaml", "apiVersion: v1\nkind: Secret\nmetadata: {name: nginxsecret}\nstringData: {a: b}\n"),
+            ("bad.yaml", "certificates:\n  - {secret: s, commonName: web, certKey: nginx.crt}\n"),
+        ]);
+        let err = |f: &str| format!("{:#}", plan(Some(&dir.join(f)), None).err().unwrap_or_else(|| panic!("{f} planned")));
+        let e = err("missing-ns.yaml");
+        assert!(e.contains("scenario field `certificates[0].namespace`: namespace \"demo\" does not exist"), "{e}");
+        let e = err("clash.yaml");
+        assert!(e.contains("scenario field `certificates[0].secret`: ") && e.contains("secret.yaml also defines Secret default/nginxsecret"), "{e}");
+        let e = err("bad.yaml");
+        assert!(e.contains("scenario field `certificates[0].certKey`: a kubernetes.io/tls Secret keeps this under \"tls.crt\""), "{e}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 }

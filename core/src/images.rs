@@ -181,38 +181,75 @@ const fn busybox_shell(name: &'static str) -> ImageProfile {
     }
 }
 
-static CATALOG: &[ImageProfile] = &[
-    ImageProfile {
-        name: "nginx",
-        entrypoint: &["/docker-entrypoint.sh"],
-        cmd: &["nginx", "-g", "daemon off;"],
-        env: &[("PATH", STD_PATH)],
-        working_dir: "/",
-        files: &[
-            ImageFile { path: "/docker-entrypoint.sh", mode: 0o755, source: FileSource::Inline(NGINX_ENTRYPOINT) },
+/// The official nginx image's files: its entrypoint script if it has one (images before nginx
+/// 1.19 have none), and `$default_conf` as its default server (images built `FROM nginx` replace
+/// just that file).
+macro_rules! nginx_files {
+    ($(entrypoint: $entrypoint:expr,)? default_conf: $default_conf:expr) => {
+        &[
+            $(ImageFile { path: "/docker-entrypoint.sh", mode: 0o755, source: FileSource::Inline($entrypoint) },)?
             ImageFile { path: "/etc/nginx/nginx.conf", mode: 0o644, source: FileSource::Inline(NGINX_CONF) },
-            ImageFile {
-                path: "/etc/nginx/conf.d/default.conf",
-                mode: 0o644,
-                source: FileSource::Inline(NGINX_DEFAULT_CONF),
-            },
+            ImageFile { path: "/etc/nginx/conf.d/default.conf", mode: 0o644, source: FileSource::Inline($default_conf) },
             ImageFile { path: "/etc/nginx/mime.types", mode: 0o644, source: FileSource::Host("/etc/nginx/mime.types") },
-            ImageFile {
-                path: "/etc/nginx/fastcgi_params",
-                mode: 0o644,
-                source: FileSource::Host("/etc/nginx/fastcgi_params"),
-            },
+            ImageFile { path: "/etc/nginx/fastcgi_params", mode: 0o644, source: FileSource::Host("/etc/nginx/fastcgi_params") },
             ImageFile { path: "/etc/nginx/scgi_params", mode: 0o644, source: FileSource::Host("/etc/nginx/scgi_params") },
             ImageFile { path: "/etc/nginx/uwsgi_params", mode: 0o644, source: FileSource::Host("/etc/nginx/uwsgi_params") },
-        ],
-        // The real image sends its logs to the container's stdout/stderr this way.
-        symlinks: &[("/var/log/nginx/access.log", "/dev/stdout"), ("/var/log/nginx/error.log", "/dev/stderr")],
-        // /var/lib/nginx: temp dirs of Debian's build; /var/cache/nginx: the official image's.
-        dirs: &["/etc/nginx/conf.d", "/var/log/nginx", "/var/cache/nginx", "/var/lib/nginx", "/docker-entrypoint.d"],
-        users: &[ImageUser { name: "nginx", uid: 101, gid: 101, home: "/nonexistent", shell: "/bin/false" }],
-        busybox_bin: false,
-        exposed_ports: &[80],
-        emu_mounts: &[],
+        ]
+    };
+}
+
+const NGINX: ImageProfile = ImageProfile {
+    name: "nginx",
+    entrypoint: &["/docker-entrypoint.sh"],
+    cmd: &["nginx", "-g", "daemon off;"],
+    env: &[("PATH", STD_PATH)],
+    working_dir: "/",
+    files: nginx_files!(entrypoint: NGINX_ENTRYPOINT, default_conf: NGINX_DEFAULT_CONF),
+    // The real image sends its logs to the container's stdout/stderr this way.
+    symlinks: &[("/var/log/nginx/access.log", "/dev/stdout"), ("/var/log/nginx/error.log", "/dev/stderr")],
+    // /var/lib/nginx: temp dirs of Debian's build; /var/cache/nginx: the official image's.
+    dirs: &["/etc/nginx/conf.d", "/var/log/nginx", "/var/cache/nginx", "/var/lib/nginx", "/docker-entrypoint.d"],
+    users: &[ImageUser { name: "nginx", uid: 101, gid: 101, home: "/nonexistent", shell: "/bin/false" }],
+    busybox_bin: false,
+    exposed_ports: &[80],
+    emu_mounts: &[],
+};
+
+/// The default server of kubernetes/examples' staging/https-nginx, which its Dockerfile copies
+/// over nginx's: HTTP on 80 (also IPv6) and HTTPS on 443 with the certificate and key that the
+/// tutorial's Secret volume puts into /etc/nginx/ssl. (The tutorial now replaces this file with a
+/// ConfigMap whose server uses `tls.crt`/`tls.key`, the keys of a `kubernetes.io/tls` Secret.)
+const NGINXHTTPS_DEFAULT_CONF: &str = r#"server {
+        listen 80 default_server;
+        listen [::]:80 default_server ipv6only=on;
+
+        listen 443 ssl;
+
+        root /usr/share/nginx/html;
+        index index.html;
+
+        server_name localhost;
+        ssl_certificate /etc/nginx/ssl/nginx.crt;
+        ssl_certificate_key /etc/nginx/ssl/nginx.key;
+
+        location / {
+                try_files $uri $uri/ =404;
+        }
+}
+"#;
+
+static CATALOG: &[ImageProfile] = &[
+    NGINX,
+    // The tutorial's HTTPS server ("Securing the Service"): nginx of its time (before the
+    // official image had /docker-entrypoint.sh) with the https-nginx example's default server.
+    // Only tag 1.0: later builds of that example run a reload script instead of nginx.
+    ImageProfile {
+        name: "bprashanth/nginxhttps:1.0",
+        entrypoint: &[],
+        files: nginx_files!(default_conf: NGINXHTTPS_DEFAULT_CONF),
+        dirs: &["/etc/nginx/conf.d", "/var/log/nginx", "/var/cache/nginx", "/var/lib/nginx"],
+        exposed_ports: &[80, 443],
+        ..NGINX
     },
     busybox_shell("busybox"),
     busybox_shell("radial/busyboxplus:curl"),
@@ -388,12 +425,50 @@ mod tests {
 
     #[test]
     fn unknown_images_list_the_catalog() {
-        for name in ["radial/busyboxplus", "quay.io/nginx", "nginxx", "localhost:5000/nginx"] {
+        for name in ["radial/busyboxplus", "quay.io/nginx", "nginxx", "localhost:5000/nginx", "bprashanth/nginxhttps", "bprashanth/nginxhttps:2.0"] {
             let err = resolve(name).expect_err(name);
             let msg = err.to_string();
             assert!(msg.starts_with(&format!("failed to pull image \"{name}\"")), "{msg}");
-            assert!(msg.contains("nginx (any tag), busybox (any tag), radial/busyboxplus:curl"), "{msg}");
+            assert!(msg.contains("nginx (any tag), bprashanth/nginxhttps:1.0, busybox (any tag), radial/busyboxplus:curl"), "{msg}");
         }
+    }
+
+    #[test]
+    fn nginxhttps_is_tag_1_0_only() {
+        for name in ["bprashanth/nginxhttps:1.0", "docker.io/bprashanth/nginxhttps:1.0", "index.docker.io/bprashanth/nginxhttps:1.0"] {
+            assert_eq!(resolve(name).map(|p| p.name), Ok("bprashanth/nginxhttps:1.0"), "{name}");
+        }
+        assert!(resolve("bprashanth/nginxhttps").is_err(), "`latest` is a later build that runs a reload script");
+    }
+
+    #[test]
+    fn nginxhttps_is_nginx_with_the_https_example_server() {
+        let https = resolve("bprashanth/nginxhttps:1.0").expect("nginxhttps");
+        let nginx = resolve("nginx").expect("nginx");
+        // No /docker-entrypoint.sh in the nginx image of its time: CMD runs nginx directly.
+        assert_eq!(https.argv(&[], &[]), s(&["nginx", "-g", "daemon off;"]));
+        assert_eq!(https.argv(&s(&["sh"]), &[]), s(&["sh"]));
+        assert_eq!(https.exposed_ports, &[80, 443]);
+        let file = |p: &ImageProfile, path: &str| match p.files.iter().find(|f| f.path == path).map(|f| &f.source) {
+            Some(FileSource::Inline(text)) => Some(text.to_string()),
+            Some(FileSource::Host(host)) => Some(format!("host:{host}")),
+            None => None,
+        };
+        let conf = file(https, "/etc/nginx/conf.d/default.conf").expect("default.conf");
+        assert!(conf.contains("        listen 443 ssl;\n"), "{conf}");
+        assert!(conf.contains("        listen [::]:80 default_server ipv6only=on;\n"), "{conf}");
+        assert!(conf.contains("        ssl_certificate /etc/nginx/ssl/nginx.crt;\n        ssl_certificate_key /etc/nginx/ssl/nginx.key;\n"), "{conf}");
+        assert!(conf.contains("        root /usr/share/nginx/html;\n        index index.html;\n"), "{conf}");
+        assert!(conf.contains("                try_files $uri $uri/ =404;\n"), "{conf}");
+        assert_eq!(file(https, "/docker-entrypoint.sh"), None);
+        // Everything else is nginx's.
+        for path in ["/etc/nginx/nginx.conf", "/etc/nginx/mime.types", "/etc/nginx/fastcgi_params", "/etc/nginx/scgi_params", "/etc/nginx/uwsgi_params"] {
+            assert_eq!(file(https, path), file(nginx, path), "{path}");
+            assert!(file(https, path).is_some(), "{path}");
+        }
+        assert_eq!(https.passwd(), nginx.passwd());
+        assert_eq!(https.symlinks, nginx.symlinks);
+        assert!(!https.dirs.contains(&"/docker-entrypoint.d"));
     }
 
     #[test]

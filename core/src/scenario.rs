@@ -1,7 +1,17 @@
-//! The scenario file: which nodes a cluster has and which manifests `emu up` applies.
+//! The scenario file: which nodes a cluster has, which certificates `emu up` makes and which
+//! manifests it applies.
 //!
 //! ```yaml
+//! name: nginx-secure                 # optional, and an optional `description:`
 //! nodes: [kubernetes-minion-905m, kubernetes-minion-ljyd]   # or a count: `nodes: 3`
+//! certificates:                      # optional: Secrets made before the manifests are applied
+//!   - secret: nginxsecret            # the Secret's name
+//!     commonName: my-nginx           # CN and O of a fresh self-signed certificate
+//!     namespace: default             # optional, default `default`
+//!     type: kubernetes.io/tls        # optional: kubernetes.io/tls (default) or Opaque
+//!     certKey: tls.crt               # optional key names in the Secret (Opaque only may
+//!     keyKey: tls.key                #   change them, e.g. nginx.crt / nginx.key)
+//!     sans: [my-nginx.default.svc]   # optional further DNS names or IP addresses
 //! manifests:
 //!   - run-my-nginx.yaml          # a path, relative to the scenario file
 //!   - |                          # or inline YAML text (one or more documents)
@@ -9,16 +19,63 @@
 //!     kind: Namespace
 //!     metadata: {name: demo}
 //! ```
-//! Later issues add `steps:`. Reading the files a scenario names is the caller's job; this module
-//! only decides what the scenario says.
+//! `certificates:` stands in for the tutorial's `make keys` and `kubectl create secret tls`: a
+//! certificate checked into a scenario would expire, one made at `emu up` does not.
+//!
+//! Later issues add `steps:`. Reading the files a scenario names and generating the keys are the
+//! caller's job; this module only decides what the scenario says and which Secret holds a
+//! certificate.
 
+use crate::validation;
+use base64::Engine as _;
 use serde::Deserialize;
+use serde_json::{json, Value};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Scenario {
     pub name: Option<String>,
     pub nodes: Vec<String>,
     pub manifests: Vec<ManifestSource>,
+    pub certificates: Vec<Certificate>,
+}
+
+/// A self-signed certificate and its key, stored as a Secret (`certificates:`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Certificate {
+    /// The Secret's name.
+    pub secret: String,
+    pub namespace: String,
+    /// Subject CN and O, as the tutorial's `make keys` sets them; also a subjectAltName.
+    pub common_name: String,
+    /// Further subjectAltNames (DNS names or IP addresses).
+    pub sans: Vec<String>,
+    /// [`TLS_SECRET_TYPE`] or `Opaque`.
+    pub secret_type: String,
+    /// The Secret's key holding the certificate (PEM).
+    pub cert_key: String,
+    /// The Secret's key holding the private key (PEM).
+    pub key_key: String,
+}
+
+pub const TLS_SECRET_TYPE: &str = "kubernetes.io/tls";
+
+impl Certificate {
+    /// The Secret holding `cert_pem` and `key_pem` under the chosen keys, as `kubectl create
+    /// secret tls` makes it (or `kubectl create secret generic --from-file` for Opaque): the
+    /// bytes base64 in `data`.
+    pub fn secret_object(&self, cert_pem: &[u8], key_pem: &[u8]) -> Value {
+        let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
+        let mut data = serde_json::Map::new();
+        data.insert(self.cert_key.clone(), json!(b64(cert_pem)));
+        data.insert(self.key_key.clone(), json!(b64(key_pem)));
+        json!({
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": self.secret, "namespace": self.namespace},
+            "type": self.secret_type,
+            "data": data,
+        })
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -35,6 +92,8 @@ pub enum ScenarioError {
     Yaml(String),
     #[error("scenario field `nodes`: {0}")]
     Nodes(String),
+    #[error("scenario field `certificates[{index}].{field}`: {message}")]
+    Certificate { index: usize, field: &'static str, message: String },
 }
 
 #[derive(Deserialize)]
@@ -48,6 +107,22 @@ struct RawScenario {
     nodes: Option<RawNodes>,
     #[serde(default)]
     manifests: Vec<String>,
+    #[serde(default)]
+    certificates: Vec<RawCertificate>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawCertificate {
+    secret: Option<String>,
+    common_name: Option<String>,
+    namespace: Option<String>,
+    #[serde(rename = "type")]
+    secret_type: Option<String>,
+    cert_key: Option<String>,
+    key_key: Option<String>,
+    #[serde(default)]
+    sans: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -99,7 +174,78 @@ pub fn parse(text: &str) -> Result<Scenario, ScenarioError> {
         .into_iter()
         .map(|m| if m.contains('\n') || m.contains(':') && m.contains(' ') { ManifestSource::Inline(m) } else { ManifestSource::Path(m) })
         .collect();
-    Ok(Scenario { name: raw.name, nodes, manifests })
+    let mut certificates: Vec<Certificate> = Vec::new();
+    for (index, raw) in raw.certificates.into_iter().enumerate() {
+        let c = certificate(index, raw)?;
+        if certificates.iter().any(|o| o.secret == c.secret && o.namespace == c.namespace) {
+            return Err(ScenarioError::Certificate {
+                index,
+                field: "secret",
+                message: format!("Secret {}/{} is already made by an earlier entry: give each certificate its own Secret", c.namespace, c.secret),
+            });
+        }
+        certificates.push(c);
+    }
+    Ok(Scenario { name: raw.name, nodes, manifests, certificates })
+}
+
+/// One `certificates:` entry, checked field by field.
+fn certificate(index: usize, raw: RawCertificate) -> Result<Certificate, ScenarioError> {
+    let err = |field: &'static str, message: String| ScenarioError::Certificate { index, field, message };
+    let errors = |errs: Vec<String>| errs.join("; ");
+    let secret = raw.secret.ok_or_else(|| err("secret", "required: the name of the Secret to create, e.g. `secret: nginxsecret`".into()))?;
+    let e = validation::dns1123_subdomain_errors(&secret);
+    if !e.is_empty() {
+        return Err(err("secret", format!("invalid Secret name {secret:?}: {}", errors(e))));
+    }
+    let namespace = raw.namespace.unwrap_or_else(|| "default".into());
+    let e = validation::dns1123_label_errors(&namespace);
+    if !e.is_empty() {
+        return Err(err("namespace", format!("invalid namespace {namespace:?}: {}", errors(e))));
+    }
+    let common_name =
+        raw.common_name.ok_or_else(|| err("commonName", "required: the certificate's subject, e.g. `commonName: my-nginx` (the Service's name)".into()))?;
+    if !is_certificate_name(&common_name) {
+        return Err(err(
+            "commonName",
+            format!("{common_name:?}: the certificate is also valid for this name, so it must be a DNS name (lower case letters, digits, '-' and '.') or an IP address"),
+        ));
+    }
+    if let Some(bad) = raw.sans.iter().find(|n| !is_certificate_name(n)) {
+        return Err(err("sans", format!("{bad:?}: must be a DNS name (lower case letters, digits, '-' and '.', optionally after \"*.\") or an IP address")));
+    }
+    let secret_type = raw.secret_type.unwrap_or_else(|| TLS_SECRET_TYPE.into());
+    if secret_type != TLS_SECRET_TYPE && secret_type != "Opaque" {
+        return Err(err(
+            "type",
+            format!("unsupported Secret type {secret_type:?}: use {TLS_SECRET_TYPE} (keys tls.crt and tls.key) or Opaque (key names of your choice, e.g. nginx.crt and nginx.key)"),
+        ));
+    }
+    let key = |field: &'static str, given: Option<String>, default: &str| {
+        let name = given.unwrap_or_else(|| default.into());
+        let e = validation::config_key_errors(&name);
+        if !e.is_empty() {
+            return Err(err(field, format!("invalid key {name:?}: {}", errors(e))));
+        }
+        if secret_type == TLS_SECRET_TYPE && name != default {
+            return Err(err(
+                field,
+                format!("a {TLS_SECRET_TYPE} Secret keeps this under {default:?}, not {name:?}: leave {field} out, or set `type: Opaque`"),
+            ));
+        }
+        Ok(name)
+    };
+    let cert_key = key("certKey", raw.cert_key, "tls.crt")?;
+    let key_key = key("keyKey", raw.key_key, "tls.key")?;
+    if cert_key == key_key {
+        return Err(err("keyKey", format!("{key_key:?} is also certKey: the certificate and the key need keys of their own")));
+    }
+    Ok(Certificate { secret, namespace, common_name, sans: raw.sans, secret_type, cert_key, key_key })
+}
+
+/// A name a certificate can be valid for: an IP address or a DNS name, possibly a wildcard.
+fn is_certificate_name(name: &str) -> bool {
+    name.parse::<std::net::IpAddr>().is_ok() || validation::dns1123_subdomain_errors(name.strip_prefix("*.").unwrap_or(name)).is_empty()
 }
 
 /// Node names become parts of namespace names and hostnames: a DNS label, kept short.
@@ -136,5 +282,79 @@ mod tests {
         assert!(matches!(parse("nodes: 0"), Err(ScenarioError::Nodes(_))));
         assert!(matches!(parse("nodez: 2"), Err(ScenarioError::Yaml(_))));
         assert!(matches!(parse("nodes: [a, a]"), Err(ScenarioError::Nodes(_))));
+    }
+
+    fn cert_error(text: &str) -> String {
+        match parse(text) {
+            Err(e @ ScenarioError::Certificate { .. }) => e.to_string(),
+            other => panic!("expected a certificates error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn certificates_default_to_a_tls_secret_in_default() {
+        let s = parse("certificates:\n  - secret: nginxsecret\n    commonName: my-nginx\n").unwrap();
+        assert_eq!(
+            s.certificates,
+            vec![Certificate {
+                secret: "nginxsecret".into(),
+                namespace: "default".into(),
+                common_name: "my-nginx".into(),
+                sans: vec![],
+                secret_type: "kubernetes.io/tls".into(),
+                cert_key: "tls.crt".into(),
+                key_key: "tls.key".into(),
+            }]
+        );
+        assert!(parse("nodes: 2").unwrap().certificates.is_empty());
+    }
+
+    #[test]
+    fn certificates_opaque_with_the_older_key_names() {
+        let text = "certificates:\n  - secret: nginxsecret\n    commonName: my-nginx\n    namespace: demo\n    type: Opaque\n    certKey: nginx.crt\n    keyKey: nginx.key\n    sans: [my-nginx.demo.svc, 10.96.0.20, \"*.my-nginx.demo\"]\n";
+        let c = &parse(text).unwrap().certificates[0];
+        assert_eq!((c.namespace.as_str(), c.secret_type.as_str(), c.cert_key.as_str(), c.key_key.as_str()), ("demo", "Opaque", "nginx.crt", "nginx.key"));
+        assert_eq!(c.sans, ["my-nginx.demo.svc", "10.96.0.20", "*.my-nginx.demo"]);
+    }
+
+    #[test]
+    fn certificate_errors_name_the_field_and_the_fix() {
+        let base = "certificates:\n  - secret: nginxsecret\n    commonName: my-nginx\n";
+        assert!(cert_error("certificates:\n  - commonName: my-nginx\n").starts_with("scenario field `certificates[0].secret`: required:"));
+        assert!(cert_error("certificates:\n  - secret: s\n").starts_with("scenario field `certificates[0].commonName`: required:"));
+        let e = cert_error("certificates:\n  - secret: Nginx_Secret\n    commonName: my-nginx\n");
+        assert!(e.starts_with("scenario field `certificates[0].secret`: invalid Secret name \"Nginx_Secret\": a lowercase RFC 1123 subdomain"), "{e}");
+        assert!(cert_error(&format!("{base}    namespace: a.b\n")).starts_with("scenario field `certificates[0].namespace`: invalid namespace \"a.b\""));
+        assert!(cert_error("certificates:\n  - secret: s\n    commonName: My Nginx\n").starts_with("scenario field `certificates[0].commonName`: \"My Nginx\""));
+        assert!(cert_error(&format!("{base}    sans: [\"not a name\"]\n")).starts_with("scenario field `certificates[0].sans`: \"not a name\": must be a DNS name"));
+        let e = cert_error(&format!("{base}    type: kubernetes.io/basic-auth\n"));
+        assert!(e.starts_with("scenario field `certificates[0].type`: unsupported Secret type \"kubernetes.io/basic-auth\": use kubernetes.io/tls"), "{e}");
+        let e = cert_error(&format!("{base}    certKey: nginx.crt\n"));
+        assert_eq!(e, "scenario field `certificates[0].certKey`: a kubernetes.io/tls Secret keeps this under \"tls.crt\", not \"nginx.crt\": leave certKey out, or set `type: Opaque`");
+        assert!(cert_error(&format!("{base}    type: Opaque\n    keyKey: a/b\n")).starts_with("scenario field `certificates[0].keyKey`: invalid key \"a/b\": a valid config key"));
+        assert!(cert_error(&format!("{base}    type: Opaque\n    keyKey: tls.crt\n")).starts_with("scenario field `certificates[0].keyKey`: \"tls.crt\" is also certKey"));
+        let e = cert_error(&format!("{base}  - secret: nginxsecret\n    commonName: other\n"));
+        assert!(e.starts_with("scenario field `certificates[1].secret`: Secret default/nginxsecret is already made"), "{e}");
+        // The same name in another namespace is another Secret.
+        assert!(parse(&format!("{base}  - secret: nginxsecret\n    commonName: other\n    namespace: kube-system\n")).is_ok());
+    }
+
+    #[test]
+    fn unknown_certificate_fields_are_refused() {
+        let e = parse("certificates:\n  - secret: s\n    commonName: c\n    cn: c\n").unwrap_err();
+        assert!(matches!(&e, ScenarioError::Yaml(m) if m.contains("cn")), "{e}");
+    }
+
+    #[test]
+    fn the_secret_object_holds_the_pem_base64() {
+        let tls = parse("certificates:\n  - secret: nginxsecret\n    commonName: my-nginx\n").unwrap().certificates.remove(0);
+        assert_eq!(
+            tls.secret_object(b"CERT", b"KEY"),
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "nginxsecret", "namespace": "default"},
+                "type": "kubernetes.io/tls", "data": {"tls.crt": "Q0VSVA==", "tls.key": "S0VZ"}})
+        );
+        let opaque = Certificate { secret_type: "Opaque".into(), cert_key: "nginx.crt".into(), key_key: "nginx.key".into(), ..tls };
+        let o = opaque.secret_object(b"CERT", b"KEY");
+        assert_eq!((&o["type"], &o["data"]["nginx.crt"], &o["data"]["nginx.key"]), (&json!("Opaque"), &json!("Q0VSVA=="), &json!("S0VZ")));
     }
 }
