@@ -147,28 +147,42 @@ impl Api for ApiService {
                 }
             }
         }
-        let mut results = Vec::new();
+        // Every update is merged and checked before anything is written, so that a bad document
+        // anywhere in the request changes nothing.
+        let mut writes = Vec::with_capacity(admitted.len());
         for ((mut v, _), original) in admitted.into_iter().zip(originals) {
             let key = ObjectKey::of(&v).map_err(status_of)?;
+            match self.shared.store.get(&key).filter(|_| !req.dry_run) {
+                None => {
+                    if !req.create_only {
+                        object::set_annotation(&mut v, LAST_APPLIED, &format!("{}\n", emu_core::manifest::canonical_json(&original)));
+                    }
+                    writes.push((key, None, v));
+                }
+                Some(existing) => {
+                    // Merge what the user wrote (then decode and default the result, as the API
+                    // server does).
+                    let mut merged = merge_for_apply(&existing, &original);
+                    emu_core::configdata::decode(&mut merged).map_err(Status::invalid_argument)?;
+                    defaults::apply_defaults(&mut merged);
+                    validation::validate(&merged).map_err(|e| Status::invalid_argument(e.to_string()))?;
+                    validation::validate_update(&existing, &merged).map_err(|e| Status::invalid_argument(e.to_string()))?;
+                    writes.push((key, Some(existing), merged));
+                }
+            }
+        }
+        let mut results = Vec::new();
+        for (key, existing, v) in writes {
             let rref = Some(ObjectRef { kind: key.kind.clone(), namespace: key.namespace.clone(), name: key.name.clone() });
             if req.dry_run {
                 results.push(ApplyResult { r#ref: rref, action: "created (dry run)".into(), object: Some(to_object(&v)) });
                 continue;
             }
-            let (action, stored) = match self.shared.store.get(&key) {
-                None => {
-                    if !req.create_only {
-                        object::set_annotation(&mut v, LAST_APPLIED, &format!("{}\n", emu_core::manifest::canonical_json(&original)));
-                    }
-                    ("created", self.shared.store.create(v).map_err(status_of)?)
-                }
+            let (action, stored) = match existing {
+                None => ("created", self.shared.store.create(v).map_err(status_of)?),
                 Some(existing) => {
-                    // Merge what the user wrote (then default the result, as the API server does).
-                    let mut merged = merge_for_apply(&existing, &original);
-                    defaults::apply_defaults(&mut merged);
-                    validation::validate(&merged).map_err(|e| Status::invalid_argument(e.to_string()))?;
                     let before = object::str_at(&existing, &["metadata", "resourceVersion"]).map(str::to_string);
-                    let stored = self.shared.store.update(merged).map_err(status_of)?;
+                    let stored = self.shared.store.update(v).map_err(status_of)?;
                     let after = object::str_at(&stored, &["metadata", "resourceVersion"]).map(str::to_string);
                     (if before == after { "unchanged" } else { "configured" }, stored)
                 }

@@ -112,6 +112,42 @@ pub fn validate(obj: &Value) -> Result<(), Invalid> {
     })
 }
 
+/// The rules of an update beyond those of the new object alone (`ValidateSecretUpdate`,
+/// `ValidateConfigMapUpdate`): a Secret's `type` never changes, and an object marked
+/// `immutable: true` keeps its data and the mark.
+pub fn validate_update(old: &Value, new: &Value) -> Result<(), Invalid> {
+    let kind = new["kind"].as_str().unwrap_or_default();
+    let mut v = V::default();
+    let sections: &[&str] = match kind {
+        "Secret" => &["data"],
+        "ConfigMap" => &["data", "binaryData"],
+        _ => return Ok(()),
+    };
+    if kind == "Secret" {
+        // The API server defaults the type before comparing.
+        let type_of = |o: &Value| o["type"].as_str().unwrap_or("Opaque").to_string();
+        if type_of(old) != type_of(new) {
+            v.invalid("type", go_quote(&type_of(new)), "field is immutable");
+        }
+    }
+    if old["immutable"].as_bool() == Some(true) {
+        const WHY: &str = "field is immutable when `immutable` is set";
+        if new["immutable"].as_bool() != Some(true) {
+            v.push("immutable", FieldErrorKind::Forbidden, WHY);
+        }
+        for section in sections {
+            let empty = |o: &Value| o.get(*section).is_none_or(|d| d.as_object().is_some_and(|m| m.is_empty()));
+            if old.get(*section) != new.get(*section) && !(empty(old) && empty(new)) {
+                v.push(*section, FieldErrorKind::Forbidden, WHY);
+            }
+        }
+    }
+    if v.errs.is_empty() {
+        return Ok(());
+    }
+    Err(Invalid { kind: kind.to_string(), name: new["metadata"]["name"].as_str().unwrap_or_default().to_string(), causes: v.errs })
+}
+
 // ---- Name and label syntax (k8s.io/apimachinery/pkg/util/validation), reusable by callers.
 
 const DNS1123_LABEL_FMT: &str = "[a-z0-9]([-a-z0-9]*[a-z0-9])?";
@@ -1256,6 +1292,32 @@ mod tests {
         );
         let c = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"default.conf": "x", "a b": "y"}});
         assert!(message(&c).starts_with("The ConfigMap \"c\" is invalid: data[a b]: Invalid value: \"a b\": a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+')"));
+    }
+
+    #[test]
+    fn secret_type_and_immutable_objects_cannot_change() {
+        let old = json!({"kind": "Secret", "metadata": {"name": "s"}, "type": "kubernetes.io/tls", "data": {"tls.crt": "YQ==", "tls.key": "Yg=="}});
+        let mut new = old.clone();
+        new["type"] = json!("Opaque");
+        assert_eq!(
+            validate_update(&old, &new).unwrap_err().to_string(),
+            "The Secret \"s\" is invalid: type: Invalid value: \"Opaque\": field is immutable"
+        );
+        let untyped = json!({"kind": "Secret", "metadata": {"name": "s"}});
+        assert!(validate_update(&untyped, &json!({"kind": "Secret", "metadata": {"name": "s"}, "type": "Opaque"})).is_ok());
+
+        let old = json!({"kind": "ConfigMap", "metadata": {"name": "c"}, "immutable": true, "data": {"a": "1"}});
+        assert!(validate_update(&old, &old).is_ok());
+        let mut new = old.clone();
+        new["data"]["a"] = json!("2");
+        new["immutable"] = json!(false);
+        assert_eq!(
+            validate_update(&old, &new).unwrap_err().to_string(),
+            "The ConfigMap \"c\" is invalid: \n* immutable: Forbidden: field is immutable when `immutable` is set\n* data: Forbidden: field is immutable when `immutable` is set"
+        );
+        // Not marked: anything but a Secret's type may change.
+        let free = json!({"kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"a": "1"}});
+        assert!(validate_update(&free, &json!({"kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"a": "2"}, "immutable": true})).is_ok());
     }
 
     #[test]

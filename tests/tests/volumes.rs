@@ -121,6 +121,16 @@ spec:
     assert!(!bad.stderr.contains("c2VjcmV0"), "the value is not echoed: {}", bad.stderr);
     assert_ne!(c.emu(&["get", "secret", "bad"]).code, 0);
 
+    // VOL-7: a Secret's type never changes; a bad update anywhere in a manifest changes nothing.
+    let both = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: fresh}\ndata: {a: b}\n---\n\
+                apiVersion: v1\nkind: Secret\nmetadata: {name: strings}\ntype: kubernetes.io/tls\ndata: {tls.crt: YQ==, tls.key: YQ==}\n";
+    let r = c.apply("both.yaml", both);
+    assert_eq!((r.code, r.stderr.trim_end()), (1, "The Secret \"strings\" is invalid: type: Invalid value: \"kubernetes.io/tls\": field is immutable"));
+    assert_ne!(c.emu(&["get", "configmap", "fresh"]).code, 0, "nothing of the manifest was applied");
+    c.apply("frozen.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: frozen}\nimmutable: true\ndata: {a: b}\n").ok();
+    let r = c.apply("frozen.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: frozen}\nimmutable: true\ndata: {a: c}\n");
+    assert!(r.stderr.contains("data: Forbidden: field is immutable when `immutable` is set"), "{}", r.stderr);
+
     // In clear, the value is only in the pod's own spec and state (its variables, as a
     // container runtime keeps them), readable by root only; never in a log.
     let root = std::path::PathBuf::from("/run/emu").join(&c.name);
