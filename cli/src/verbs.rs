@@ -137,6 +137,9 @@ pub enum CreateWhat {
     /// Create a ConfigMap from files, directories and literal values.
     #[command(visible_alias = "cm")]
     Configmap(DataArgs),
+    /// Create a Namespace.
+    #[command(visible_alias = "ns")]
+    Namespace { name: String },
 }
 
 #[derive(clap::Subcommand, Debug)]
@@ -215,6 +218,12 @@ pub fn create(a: CreateArgs) -> anyhow::Result<i32> {
         Some(CreateWhat::Secret { kind: SecretKind::Tls(t) }) => create_tls_secret(t, &a.files.cluster),
         Some(CreateWhat::Secret { kind: SecretKind::Generic(d) }) => create_from_data(configdata::Target::Secret, d, &a.files.cluster),
         Some(CreateWhat::Configmap(d)) => create_from_data(configdata::Target::ConfigMap, d, &a.files.cluster),
+        Some(CreateWhat::Namespace { name }) => {
+            require_root()?;
+            let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
+            check_offline(&ns)?;
+            create_one(ns, None, &a.files.cluster)
+        }
     }
 }
 

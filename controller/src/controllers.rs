@@ -438,6 +438,29 @@ fn collect_garbage(shared: &Shared) {
             let _ = shared.store.delete(&key("Pod", object::namespace(p), object::name(p)));
         }
     }
+    // Everything else namespaced (Secrets, ConfigMaps, Events, …) goes with its namespace.
+    for rk in emu_core::kinds::KINDS.iter().filter(|rk| rk.namespaced && !kinds.contains(&rk.kind)) {
+        for v in shared.store.list_shared(rk.kind, None).0.iter().filter(|v| !namespaces.contains(object::namespace(v))) {
+            let _ = shared.store.delete(&key(rk.kind, object::namespace(v), object::name(v)));
+        }
+    }
+    expire_events(shared, now());
+}
+
+/// How long an Event is kept after it last happened (kube-apiserver's `--event-ttl` default).
+const EVENT_TTL_SECONDS: i64 = 3600;
+
+/// Removes Events that last happened more than [`EVENT_TTL_SECONDS`] before `now`.
+fn expire_events(shared: &Shared, now: i64) {
+    for e in shared.store.list_shared("Event", None).0.iter() {
+        let last = ["lastTimestamp", "eventTime", "firstTimestamp"]
+            .iter()
+            .find_map(|f| e[*f].as_str().and_then(emu_core::time::parse_rfc3339))
+            .or_else(|| object::str_at(e, &["metadata", "creationTimestamp"]).and_then(emu_core::time::parse_rfc3339));
+        if last.is_some_and(|t| now - t > EVENT_TTL_SECONDS) {
+            let _ = shared.store.delete(&key("Event", object::namespace(e), object::name(e)));
+        }
+    }
 }
 
 /// The ConfigMap holding the cluster CA in every namespace.

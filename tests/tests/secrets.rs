@@ -173,3 +173,40 @@ fn container_variables_from_secrets_and_configmaps() {
     let env = c.emu(&["exec", "waiter", "--", "env"]).ok().stdout;
     assert!(env.lines().any(|l| l == "USER=later"), "{env}");
 }
+
+/// A deleted namespace takes its Secrets, ConfigMaps and Events with it (they were left behind
+/// and came back with a namespace of the same name), and Events expire an hour after they last
+/// happened, as with kube-apiserver's default --event-ttl.
+#[test]
+fn namespaces_take_their_objects_and_old_events_expire() {
+    let c = Cluster::up("tnsgc", &["--nodes", "1"]);
+    c.emu(&["create", "namespace", "lab"]).ok();
+    c.emu(&["create", "secret", "generic", "creds", "-n", "lab", "--from-literal=a=b"]).ok();
+    c.emu(&["create", "configmap", "conf", "-n", "lab", "--from-literal=a=b"]).ok();
+    c.emu(&["delete", "namespace", "lab"]).ok();
+    c.emu(&["create", "namespace", "lab"]).ok();
+    let names = c.wait_for("the new namespace's own ConfigMap", std::time::Duration::from_secs(10), || {
+        let out = c.emu(&["get", "secrets,configmaps", "-n", "lab", "-o", "name"]).stdout;
+        out.contains("kube-root-ca.crt").then_some(out)
+    });
+    assert_eq!(names, "configmap/kube-root-ca.crt\n", "nothing of the old namespace came back");
+
+    let event = |name: &str, at: &str| {
+        format!(
+            "apiVersion: v1\nkind: Event\nmetadata: {{name: {name}}}\ninvolvedObject: {{kind: Pod, name: web, namespace: default}}\n\
+             reason: Test\nmessage: m\ntype: Normal\nfirstTimestamp: \"{at}\"\nlastTimestamp: \"{at}\"\ncount: 1\n"
+        )
+    };
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let old = emu_core::time::rfc3339(now - 3601 - 60);
+    let fresh = emu_core::time::rfc3339(now - 60);
+    c.emu(&["create", "configmap", "tick"]).ok();
+    c.apply("events.yaml", &format!("{}---\n{}", event("web.old", &old), event("web.fresh", &fresh))).ok();
+    // A deletion has the garbage collector run at once (else within 10 s).
+    c.emu(&["delete", "configmap", "tick"]).ok();
+    let left = c.wait_for("the old event to expire", std::time::Duration::from_secs(15), || {
+        let out = c.emu(&["get", "events", "-o", "name"]).stdout;
+        (!out.contains("web.old")).then_some(out)
+    });
+    assert!(left.contains("event/web.fresh"), "{left}");
+}
