@@ -425,7 +425,9 @@ async fn reconcile(agent: &Arc<Agent>, snap: &Snapshot, local: &Arc<std::sync::M
                 });
             }
         }
-        if objects_changed {
+        // Also until a pod's volumes are known written (a first write that failed, an agent
+        // that restarted).
+        if objects_changed || !local.lock().map(|l| l.volumes.contains_key(&uid)).unwrap_or(true) {
             sync_volumes(agent, local, &pod, shim_pid, &snap.objects).await;
         }
         if services_changed {
