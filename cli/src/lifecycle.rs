@@ -21,6 +21,8 @@ pub const DEFAULT_CLUSTER: &str = "emu";
 const FABRIC_CIDR: &str = "172.18.0.0/16";
 const POD_CIDR: &str = "10.244.0.0/16";
 const SERVICE_CIDR: &str = "10.96.0.0/12";
+/// The outside world (TEST-NET-2): the external client and the nodes' ExternalIPs.
+const OUTSIDE_CIDR: &str = "198.51.100.0/24";
 
 /// One named step of `up`: prints `✓ name (time)` or `✗ name: error`.
 fn step<T>(name: &str, f: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<T> {
@@ -193,18 +195,25 @@ pub fn up(file: Option<PathBuf>, nodes: Option<usize>, retain: bool, timeout: u6
 fn bring_up(name: &str, paths: &Paths, plan: &Plan, timeout: u64) -> anyhow::Result<usize> {
     let rt = context::runtime()?;
     let fabric: ipam::Ipv4Cidr = FABRIC_CIDR.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let outside: ipam::Ipv4Cidr = OUTSIDE_CIDR.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
     let config = ClusterConfig {
         name: name.to_string(),
         nodes: plan
             .nodes
             .iter()
             .enumerate()
-            .map(|(i, n)| NodeConfig { name: n.clone(), index: i, internal_ip: ipam::fabric_ip(fabric, i).to_string() })
+            .map(|(i, n)| NodeConfig {
+                name: n.clone(),
+                index: i,
+                internal_ip: ipam::fabric_ip(fabric, i).to_string(),
+                external_ip: ipam::fabric_ip(outside, i).to_string(),
+            })
             .collect(),
         fabric_cidr: FABRIC_CIDR.into(),
         pod_cidr: POD_CIDR.into(),
         node_prefix: 24,
         service_cidr: SERVICE_CIDR.into(),
+        outside_cidr: OUTSIDE_CIDR.into(),
     };
     let cgroup_dir = cgroup::cluster_dir(name).context("emu needs cgroup v2 to keep track of a cluster's processes")?;
     step(&format!("Creating {} nodes ({})", config.nodes.len(), plan.nodes.join(", ")), || {
@@ -220,12 +229,18 @@ fn bring_up(name: &str, paths: &Paths, plan: &Plan, timeout: u64) -> anyhow::Res
         net::create_named_netns(&control)?;
         let control_ip = ipam::control_plane_ip(fabric);
         rt.block_on(net::connect_node(&fabric_ns, &net::netns_path(&control), naming::CONTROL_FABRIC_PORT, control_ip, fabric.prefix))?;
+        // The outside world: the external client's address, then each node's ExternalIP.
+        let outside_name = naming::netns_outside(name);
+        net::create_named_netns(&outside_name)?;
+        let outside_ns = net::netns_path(&outside_name);
+        rt.block_on(net::setup_outside(&outside_ns, ipam::outside_client_ip(outside), outside.prefix))?;
         for n in &config.nodes {
             let ns_name = naming::netns_node(name, &n.name);
             net::create_named_netns(&ns_name)?;
             std::fs::create_dir_all(paths.node_dir(&n.name))?;
-            let ip = n.internal_ip.parse()?;
-            rt.block_on(net::connect_node(&fabric_ns, &net::netns_path(&ns_name), &naming::fabric_port(n.index), ip, fabric.prefix))?;
+            let (node_ns, ip, external) = (net::netns_path(&ns_name), n.internal_ip.parse()?, n.external_ip.parse()?);
+            rt.block_on(net::connect_node(&fabric_ns, &node_ns, &naming::fabric_port(n.index), ip, fabric.prefix))?;
+            rt.block_on(net::connect_outside(&outside_ns, &node_ns, &naming::outside_port(n.index), external, outside.prefix))?;
         }
         Ok(())
     })?;

@@ -99,6 +99,9 @@ enum Command {
     Logs(verbs::LogsArgs),
     /// A shell or a command on a node (in the node's network namespace).
     Ssh(verbs::SshArgs),
+    /// A shell or a command as the external client, in the outside world (where the nodes'
+    /// ExternalIPs are).
+    Outside(verbs::OutsideArgs),
     /// Generate files (no cluster needed).
     Gen {
         #[command(subcommand)]
@@ -159,6 +162,7 @@ fn main() {
         Command::Exec(a) => verbs::exec(a),
         Command::Logs(a) => verbs::logs(a),
         Command::Ssh(a) => verbs::ssh(a),
+        Command::Outside(a) => verbs::outside(a),
         Command::Gen { what: Generate::Cert { cn, san, key, cert } } => gen_cert(&cn, &san, &key, &cert),
     };
     match result {

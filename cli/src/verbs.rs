@@ -983,8 +983,6 @@ pub struct SshArgs {
 
 /// Runs a command (default: a login shell) inside the node's network namespace.
 pub fn ssh(a: SshArgs) -> anyhow::Result<i32> {
-    use std::os::fd::AsRawFd;
-    use std::os::unix::process::CommandExt;
     require_root()?;
     let cluster = crate::context::resolve(&a.cluster)?;
     let paths = emu_core::cluster::Paths::new(&cluster);
@@ -993,12 +991,40 @@ pub fn ssh(a: SshArgs) -> anyhow::Result<i32> {
         bail!("node {:?} not found in cluster {cluster:?} (nodes: {})", a.node, config.nodes.iter().map(|n| n.name.as_str()).collect::<Vec<_>>().join(", "));
     }
     let ns_path = emu_nodeagent::net::netns_path(&emu_core::naming::netns_node(&cluster, &a.node));
-    let ns = std::fs::File::open(&ns_path).with_context(|| format!("opening {}", ns_path.display()))?;
-    let argv = if a.command.is_empty() { vec![std::env::var("SHELL").unwrap_or_else(|_| "/bin/bash".into())] } else { a.command.clone() };
+    run_in_netns(&ns_path, &a.command, &[("EMU_NODE", a.node.as_str())], &format!("node {}", a.node), &a.node)
+}
+
+#[derive(Args, Debug)]
+pub struct OutsideArgs {
+    #[arg(last = true)]
+    pub command: Vec<String>,
+    #[command(flatten)]
+    pub cluster: ClusterFlag,
+}
+
+/// Runs a command (default: a shell) as the external client, in the outside world's network
+/// namespace: it reaches the nodes' ExternalIPs (and what they expose), nothing else.
+pub fn outside(a: OutsideArgs) -> anyhow::Result<i32> {
+    require_root()?;
+    let cluster = crate::context::resolve(&a.cluster)?;
+    let ns_path = emu_nodeagent::net::netns_path(&emu_core::naming::netns_outside(&cluster));
+    if !ns_path.exists() {
+        bail!("cluster {cluster:?} has no outside world (it was made by an older emu): recreate it with `sudo emu down` and `sudo emu up`");
+    }
+    run_in_netns(&ns_path, &a.command, &[], "the outside world", "outside")
+}
+
+/// Runs `command` (a shell when empty, prompting `root@<prompt_host>`) in the network namespace
+/// at `ns_path`, passing its exit code through.
+fn run_in_netns(ns_path: &Path, command: &[String], env: &[(&str, &str)], what: &str, prompt_host: &str) -> anyhow::Result<i32> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    let ns = std::fs::File::open(ns_path).with_context(|| format!("opening {}", ns_path.display()))?;
+    let argv = if command.is_empty() { vec![std::env::var("SHELL").unwrap_or_else(|_| "/bin/bash".into())] } else { command.to_vec() };
     let mut cmd = std::process::Command::new(&argv[0]);
-    cmd.args(&argv[1..]).env("EMU_NODE", &a.node);
-    if a.command.is_empty() {
-        cmd.env("PS1", format!("root@{}:\\w# ", a.node));
+    cmd.args(&argv[1..]).envs(env.iter().copied());
+    if command.is_empty() {
+        cmd.env("PS1", format!("root@{prompt_host}:\\w# "));
     }
     let fd = ns.as_raw_fd();
     // SAFETY: runs in the forked child before exec; setns is async-signal-safe and `fd` was opened
@@ -1006,6 +1032,6 @@ pub fn ssh(a: SshArgs) -> anyhow::Result<i32> {
     unsafe {
         cmd.pre_exec(move || if libc::setns(fd, libc::CLONE_NEWNET) < 0 { Err(std::io::Error::last_os_error()) } else { Ok(()) });
     }
-    let status = cmd.status().with_context(|| format!("running {:?} on node {}", argv[0], a.node))?;
+    let status = cmd.status().with_context(|| format!("running {:?} in {what}", argv[0]))?;
     Ok(status.code().unwrap_or(1))
 }

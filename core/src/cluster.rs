@@ -24,6 +24,10 @@ pub struct ClusterConfig {
     pub node_prefix: u8,
     /// Virtual IPs of Services, e.g. 10.96.0.0/12.
     pub service_cidr: String,
+    /// The outside world's network (198.51.100.0/24, TEST-NET-2): the external client has its
+    /// first address, node i the (i+2)th as ExternalIP. Empty for clusters made before it existed.
+    #[serde(default)]
+    pub outside_cidr: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -34,6 +38,9 @@ pub struct NodeConfig {
     pub index: usize,
     /// InternalIP on the fabric.
     pub internal_ip: String,
+    /// ExternalIP in the outside world (`eth1`); empty when the cluster has none.
+    #[serde(default)]
+    pub external_ip: String,
 }
 
 impl ClusterConfig {

@@ -143,6 +143,12 @@ pub fn fabric_ip(fabric: Ipv4Cidr, node_index: usize) -> Ipv4Addr {
     Ipv4Addr::from(u32::from(fabric.network()).wrapping_add(offset))
 }
 
+/// The external client's address in the outside world (network + 1); node i has
+/// [`fabric_ip`]`(outside, i)` there, as on the fabric.
+pub fn outside_client_ip(outside: Ipv4Cidr) -> Ipv4Addr {
+    outside.nth(1).unwrap_or(outside.network())
+}
+
 /// The control plane's address on the fabric (network + 1): where the API server answers behind
 /// the `kubernetes` Service.
 pub fn control_plane_ip(fabric: Ipv4Cidr) -> Ipv4Addr {

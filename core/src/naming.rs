@@ -74,6 +74,17 @@ pub fn netns_fabric(cluster: &str) -> String {
     format!("emu-{cluster}-fabric")
 }
 
+/// The outside world's network namespace: the "internet" where nodes have their ExternalIPs
+/// and the external client of `emu outside` lives.
+pub fn netns_outside(cluster: &str) -> String {
+    format!("emu-{cluster}-ext")
+}
+
+/// The outside-world end of node `node_index`'s `eth1` veth.
+pub fn outside_port(node_index: usize) -> String {
+    format!("veth-x{node_index}")
+}
+
 /// The control plane's network namespace: the controller lives there, with the control-plane
 /// address on the fabric (where the `kubernetes` Service's endpoint points).
 pub fn netns_control(cluster: &str) -> String {

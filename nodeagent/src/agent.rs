@@ -146,7 +146,7 @@ fn node_object(node: &NodeConfig) -> Value {
             "kubernetes.io/arch": "amd64", "kubernetes.io/hostname": node.name, "kubernetes.io/os": "linux"}},
         "spec": {},
         "status": {
-            "addresses": [{"type": "InternalIP", "address": node.internal_ip}, {"type": "Hostname", "address": node.name}],
+            "addresses": node_addresses(node),
             "capacity": resources, "allocatable": resources,
             "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
             "nodeInfo": {"architecture": "amd64", "bootID": "", "containerRuntimeVersion": format!("emu://{}", env!("CARGO_PKG_VERSION")),
@@ -155,6 +155,16 @@ fn node_object(node: &NodeConfig) -> Value {
                 "osImage": os_image, "systemUUID": ""},
         },
     })
+}
+
+/// The node's addresses as a cloud node lists them; the ExternalIP last, as in the tutorial's
+/// `kubectl get nodes -o yaml | grep ExternalIP -C 1` (followed by `allocatable:`).
+fn node_addresses(node: &NodeConfig) -> Value {
+    let mut addresses = vec![json!({"type": "InternalIP", "address": node.internal_ip}), json!({"type": "Hostname", "address": node.name})];
+    if !node.external_ip.is_empty() {
+        addresses.push(json!({"type": "ExternalIP", "address": node.external_ip}));
+    }
+    json!(addresses)
 }
 
 async fn heartbeats(agent: Arc<Agent>) {

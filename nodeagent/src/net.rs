@@ -34,6 +34,10 @@ pub const FABRIC_BRIDGE: &str = "fabric0";
 pub const CNI_BRIDGE: &str = "cni0";
 /// The name of the node's and the pod's interface, as in Kubernetes.
 pub const ETH0: &str = "eth0";
+/// The bridge of the outside world that every node's `eth1` plugs into.
+pub const OUTSIDE_BRIDGE: &str = "ext0";
+/// A node's interface to the outside world, holding its ExternalIP.
+pub const ETH1: &str = "eth1";
 
 /// What failed, in which namespace, and why. The cause is part of the message (not a `source`)
 /// so that a single `%err` in a log line says everything.
@@ -95,10 +99,28 @@ pub async fn connect_node(
     let [fabric, node] = open_pair(fabric_ns, node_ns).await?;
     let bridge = (FABRIC_BRIDGE, "setup_fabric");
     tokio::try_join!(
-        plug_veth(&fabric, port, bridge, &node, node_ns),
+        plug_veth(&fabric, port, bridge, &node, node_ns, ETH0),
         node.set_up("lo", true)
     )?;
-    configure_eth0(&node, node_ip, prefix, None).await
+    configure_link(&node, ETH0, node_ip, prefix, None).await
+}
+
+/// Brings up the outside world (the "internet" of DESIGN.md): `lo` and bridge `ext0` holding
+/// `client_ip/prefix`, the address of the external client that `emu outside` runs as. The
+/// namespace has no other address and no route beyond that subnet. Idempotent.
+pub async fn setup_outside(outside_ns: &Path, client_ip: Ipv4Addr, prefix: u8) -> Result<()> {
+    let nl = Netlink::open(Some(outside_ns)).await?;
+    nl.set_up("lo", true).await?;
+    let bridge = nl.ensure_bridge(OUTSIDE_BRIDGE, None).await?;
+    nl.replace_addr(OUTSIDE_BRIDGE, bridge, client_ip, prefix, true).await
+}
+
+/// Gives a node its ExternalIP: veth `port` (in the outside world, a port of `ext0`) <-> `eth1`
+/// (created directly in the node) with `external_ip/prefix`, both up. Idempotent.
+pub async fn connect_outside(outside_ns: &Path, node_ns: &Path, port: &str, external_ip: Ipv4Addr, prefix: u8) -> Result<()> {
+    let [outside, node] = open_pair(outside_ns, node_ns).await?;
+    plug_veth(&outside, port, (OUTSIDE_BRIDGE, "setup_outside"), &node, node_ns, ETH1).await?;
+    configure_link(&node, ETH1, external_ip, prefix, None).await
 }
 
 /// Prepares a node for pods: bridge `cni0` up with `cni_gateway/pod_prefix` (the first address
@@ -144,7 +166,7 @@ pub async fn setup_pod(
     let [node, pod] = open_pair(node_ns, pod_ns).await?;
     let bridge = (CNI_BRIDGE, "setup_node");
     tokio::try_join!(
-        plug_veth(&node, host_veth, bridge, &pod, pod_ns),
+        plug_veth(&node, host_veth, bridge, &pod, pod_ns, ETH0),
         pod.set_up("lo", true)
     )?;
     // Hairpin lets a pod reach itself through its service (the packet leaves and re-enters the
@@ -154,10 +176,10 @@ pub async fn setup_pod(
         format!("set hairpin on {host_veth}"),
         node.handle().link().set_port(hairpin).execute(),
     );
-    tokio::try_join!(hairpin, configure_eth0(&pod, pod_ip, prefix, Some(gateway))).map(drop)
+    tokio::try_join!(hairpin, configure_link(&pod, ETH0, pod_ip, prefix, Some(gateway))).map(drop)
 }
 
-/// Address, up and (for pods) default route on `eth0`.
+/// Address, up and (for pods) default route on `eth0` (a node's `eth1`: address and up).
 ///
 /// A pod gets its address without the prefix route (`noprefixroute`) and only a default route
 /// via its node (`onlink`): every packet it sends, even to a pod on the same `cni0`, is routed by
@@ -165,17 +187,18 @@ pub async fn setup_pod(
 /// layer 2, past the node's conntrack, and the client would get a reply from the pod IP instead of
 /// the ClusterIP it connected to (kube-proxy relies on br_netfilter for this; emu cannot load
 /// kernel modules or change host sysctls).
-async fn configure_eth0(
+async fn configure_link(
     nl: &Netlink,
+    name: &str,
     ip: Ipv4Addr,
     prefix: u8,
     gateway: Option<Ipv4Addr>,
 ) -> Result<()> {
-    let eth0 = nl.require_index(ETH0).await?;
-    nl.replace_addr(ETH0, eth0, ip, prefix, gateway.is_none()).await?;
-    nl.set_up(ETH0, true).await?;
+    let index = nl.require_index(name).await?;
+    nl.replace_addr(name, index, ip, prefix, gateway.is_none()).await?;
+    nl.set_up(name, true).await?;
     match gateway {
-        Some(gw) => nl.replace_default_route(eth0, gw, true).await,
+        Some(gw) => nl.replace_default_route(index, gw, true).await,
         None => Ok(()),
     }
 }
@@ -227,11 +250,12 @@ async fn plug_veth(
     (bridge, bridge_step): (&str, &str),
     inner_nl: &Netlink,
     inner_ns: &Path,
+    inner: &str,
 ) -> Result<()> {
     let (br, o, i) = tokio::try_join!(
         outer_nl.link(bridge),
         outer_nl.link(outer),
-        inner_nl.link(ETH0)
+        inner_nl.link(inner)
     )?;
     let bridge = br
         .map(|b| b.header.index)
@@ -255,7 +279,7 @@ async fn plug_veth(
         outer_nl.delete_link(outer, o.header.index).await?;
     }
     if let Some(i) = i {
-        inner_nl.delete_link(ETH0, i.header.index).await?;
+        inner_nl.delete_link(inner, i.header.index).await?;
     }
     let inner_fd = std::fs::File::open(inner_ns).map_err(|cause| NetError::Netns {
         ns: inner_ns.display().to_string(),
@@ -264,15 +288,15 @@ async fn plug_veth(
     })?;
     // The peer cannot be created up: a veth refuses to open before its pair is linked
     // (ENOTCONN), so callers bring `eth0` up in its namespace.
-    let peer = LinkUnspec::new_with_name(ETH0)
+    let peer = LinkUnspec::new_with_name(inner)
         .setns_by_fd(inner_fd.as_raw_fd())
         .build();
-    let msg = LinkVeth::new(outer, ETH0)
+    let msg = LinkVeth::new(outer, inner)
         .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
         .controller(bridge)
         .up()
         .build();
-    let op = format!("create veth {outer} <-> {ETH0} in {}", inner_ns.display());
+    let op = format!("create veth {outer} <-> {inner} in {}", inner_ns.display());
     let res = outer_nl
         .run(op, outer_nl.handle().link().add(msg).execute())
         .await;

@@ -1,0 +1,46 @@
+//! The outside world (issue 6, first part): a namespace standing for the internet where every
+//! node has an ExternalIP on `eth1` and the external client of `emu outside` lives.
+
+use emu_tests::{pod_ip, Cluster};
+
+#[test]
+fn nodes_have_external_ips_and_the_outside_reaches_only_them() {
+    let c = Cluster::up("toutside", &["--nodes", "2"]);
+    let wide = c.emu(&["get", "nodes", "-o", "wide"]).ok().stdout;
+    let rows: Vec<Vec<&str>> = wide.lines().skip(1).map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(rows.len(), 2, "{wide}");
+    for (i, row) in rows.iter().enumerate() {
+        // NAME STATUS ROLES AGE VERSION INTERNAL-IP EXTERNAL-IP …
+        assert_eq!((row[5], row[6]), (format!("172.18.0.{}", i + 2).as_str(), format!("198.51.100.{}", i + 2).as_str()), "{wide}");
+    }
+    // The tutorial's `kubectl get nodes -o yaml | grep ExternalIP -C 1`.
+    let yaml = c.emu(&["get", "nodes", "-o", "yaml"]).ok().stdout;
+    let lines: Vec<&str> = yaml.lines().collect();
+    let at = lines.iter().position(|l| l.trim() == "type: ExternalIP").expect("an ExternalIP address");
+    assert_eq!(lines[at - 1].trim(), "- address: 198.51.100.2");
+    assert_eq!(lines[at + 1].trim(), "allocatable:");
+
+    // The external client: 198.51.100.1, a route to its own subnet only.
+    let addr = c.emu(&["outside", "--", "ip", "-4", "-o", "addr", "show", "ext0"]).ok().stdout;
+    assert!(addr.contains("198.51.100.1/24"), "{addr}");
+    let routes = c.emu(&["outside", "--", "ip", "route"]).ok().stdout;
+    assert_eq!(routes.lines().count(), 1, "{routes}");
+    assert!(!routes.contains("default"), "{routes}");
+    for ip in ["198.51.100.2", "198.51.100.3"] {
+        c.emu(&["outside", "--", "busybox", "ping", "-c", "1", "-W", "2", ip]).ok();
+    }
+    // A node knows the outside world on eth1.
+    let eth1 = c.emu(&["ssh", "node-1", "--", "ip", "-4", "-o", "addr", "show", "eth1"]).ok().stdout;
+    assert!(eth1.contains("198.51.100.2/24"), "{eth1}");
+
+    // Pods and ClusterIPs are not reachable from outside.
+    c.apply("web.yaml", "apiVersion: v1\nkind: Pod\nmetadata: {name: web, labels: {app: web}}\nspec:\n  containers: [{name: web, image: nginx}]\n").ok();
+    let pod = c.ready_pod("web");
+    c.emu(&["expose", "pod", "web", "--port", "80"]).ok();
+    for target in [pod_ip(&pod), c.cluster_ip("web")] {
+        let r = c.emu(&["outside", "--", "curl", "-sS", "-m", "2", &format!("http://{target}")]);
+        assert_ne!(r.code, 0, "{target} must not be reachable from outside: {}", r.stdout);
+    }
+    // The exit code of the command is passed through, and a shell runs when none is given.
+    assert_eq!(c.emu(&["outside", "--", "sh", "-c", "exit 3"]).code, 3);
+}
