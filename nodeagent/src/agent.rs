@@ -104,6 +104,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         node_name: agent.node.name.clone(),
         cluster_pod_cidr: agent.cluster.pod_cidr.parse().map_err(|e| anyhow::anyhow!("pod CIDR: {e}"))?,
         service_cidr,
+        node_ips: [&agent.node.internal_ip, &agent.node.external_ip].iter().filter_map(|ip| ip.parse().ok()).collect(),
     };
     // The agent lives in its node's network namespace: a plain `nft` programs that namespace.
     tokio::spawn(crate::service_proxy::run(proxy_cfg, Arc::new(crate::nft::RealNft::new()), proxy_rx));

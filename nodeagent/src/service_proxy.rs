@@ -20,13 +20,17 @@ pub struct ProxyConfig {
     pub node_name: String,
     pub cluster_pod_cidr: ipam::Ipv4Cidr,
     pub service_cidr: ipam::Ipv4Cidr,
+    /// Where this node's node ports answer: its InternalIP and ExternalIP.
+    pub node_ips: Vec<std::net::Ipv4Addr>,
 }
 
 /// The proxy's model of a snapshot of Services and EndpointSlices; `cache` keeps the models of
 /// the Services whose objects did not change since the last snapshot.
 pub fn model(cfg: &ProxyConfig, snap: &Snapshot, cache: &mut proxy::ModelCache) -> proxy::ProxyInput {
     let of_kind = |kind: &'static str| snap.objects.iter().filter(move |(k, _)| k.0 == kind).map(|(_, v)| v);
-    cache.input(&cfg.node_name, cfg.cluster_pod_cidr, cfg.service_cidr, of_kind("Service"), of_kind("EndpointSlice"))
+    let mut input = cache.input(&cfg.node_name, cfg.cluster_pod_cidr, cfg.service_cidr, of_kind("Service"), of_kind("EndpointSlice"));
+    input.node_ips = cfg.node_ips.clone();
+    input
 }
 
 /// Runs forever: one sync per change of the snapshot (changes arriving during a sync are

@@ -44,3 +44,51 @@ fn nodes_have_external_ips_and_the_outside_reaches_only_them() {
     // The exit code of the command is passed through, and a shell runs when none is given.
     assert_eq!(c.emu(&["outside", "--", "sh", "-c", "exit 3"]).code, 3);
 }
+
+/// NET-6: a node port answers on every node's ExternalIP, also where no endpoint runs; with
+/// `Cluster` the pod sees a node address, with `Local` the client's own and only nodes with an
+/// endpoint answer.
+#[test]
+fn node_ports_from_the_outside_world() {
+    let c = Cluster::up("tnodeportx", &["--nodes", "2"]);
+    c.apply(
+        "web.yaml",
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n  replicas: 1\n  selector: {matchLabels: {app: web}}\n  \
+         template:\n    metadata: {labels: {app: web}}\n    spec: {containers: [{name: web, image: nginx}]}\n",
+    )
+    .ok();
+    let pod = c.ready_pods("app=web", 1).remove(0);
+    let (pod_name, pod_node) = (emu_tests::name(&pod), pod["spec"]["nodeName"].as_str().unwrap().to_string());
+    let service = |policy: &str| {
+        format!(
+            "apiVersion: v1\nkind: Service\nmetadata: {{name: web}}\nspec:\n  type: NodePort\n  externalTrafficPolicy: {policy}\n  \
+             selector: {{app: web}}\n  ports: [{{port: 80, nodePort: 30080}}]\n"
+        )
+    };
+    c.apply("svc.yaml", &service("Cluster")).ok();
+    let nodes = [("node-1", "198.51.100.2"), ("node-2", "198.51.100.3")];
+    let get = |ip: &str| c.emu(&["outside", "--", "curl", "-sS", "-m", "3", &format!("http://{ip}:30080/")]);
+    for (node, ip) in nodes {
+        let page = c.wait_for(&format!("node port on {node}"), std::time::Duration::from_secs(10), || {
+            let r = get(ip);
+            (r.code == 0).then_some(r.stdout)
+        });
+        assert!(page.contains("Welcome to nginx!"), "{node}: {page}");
+    }
+    let clients = || -> Vec<String> {
+        let log = c.emu(&["logs", &pod_name]).ok().stdout;
+        log.lines().filter(|l| l.contains("GET / ")).map(|l| l.split_whitespace().next().unwrap_or("").to_string()).collect()
+    };
+    let seen = clients();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert!(seen.iter().all(|ip| ip != "198.51.100.1"), "Cluster policy: the pod sees a node address, not the client: {seen:?}");
+
+    c.apply("svc.yaml", &service("Local")).ok();
+    let (with_pod, without) = if pod_node == "node-1" { (nodes[0], nodes[1]) } else { (nodes[1], nodes[0]) };
+    c.wait_for("Local policy on the node without the pod", std::time::Duration::from_secs(10), || (get(without.1).code != 0).then_some(()));
+    let page = get(with_pod.1).ok().stdout;
+    assert!(page.contains("Welcome to nginx!"), "{page}");
+    assert_eq!(clients().last().map(String::as_str), Some("198.51.100.1"), "Local policy keeps the client's address");
+    // Timing out, not refused: the node drops.
+    assert_eq!(get(without.1).code, 28, "curl's timeout on {}", without.0);
+}

@@ -23,6 +23,6 @@ pub use model::{
     ServiceModel, DEFAULT_AFFINITY_TIMEOUT,
 };
 pub use render::{
-    affinity_set_name, endpoint_chain_name, parse_listing, render_full, render_recreate,
+    affinity_set_name, endpoint_chain_name, external_chain_name, parse_listing, render_full, render_recreate,
     render_resync, render_update, service_chain_name, TableObjects, MASQUERADE_MARK, TABLE,
 };

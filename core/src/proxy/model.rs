@@ -27,6 +27,9 @@ pub struct ProxyInput {
     pub service_cidr: Ipv4Cidr,
     /// Sorted by namespace, then name.
     pub services: Vec<ServiceModel>,
+    /// The node's own addresses where node ports answer (InternalIP, ExternalIP: kube-proxy's
+    /// `--nodeport-addresses primary`, never loopback; NET-6). Empty: no node ports.
+    pub node_ips: Vec<Ipv4Addr>,
 }
 
 /// One Service with a ClusterIP (types ClusterIP, NodePort and LoadBalancer).
@@ -41,8 +44,9 @@ pub struct ServiceModel {
     pub internal_local: bool,
     /// In the Service's spec order.
     pub ports: Vec<PortModel>,
-    // Extension point (NodePort/LoadBalancer, a later issue): node_port, external_local,
-    // load_balancer_ips and external_ips go here; the renderer gives them their own map.
+    /// `externalTrafficPolicy: Local` of a NodePort or LoadBalancer Service: traffic from
+    /// outside the cluster goes to this node's endpoints only and keeps its source (NET-6).
+    pub external_local: bool,
 }
 
 /// One port of a Service and the endpoints behind it.
@@ -52,6 +56,8 @@ pub struct PortModel {
     pub name: String,
     pub protocol: Protocol,
     pub port: u16,
+    /// The port opened on every node's addresses (types NodePort and LoadBalancer).
+    pub node_port: Option<u16>,
     /// Every endpoint the EndpointSlices list for this port, usable or not, sorted by IP then
     /// port, one per IP:port.
     pub endpoints: Vec<EndpointModel>,
@@ -211,6 +217,7 @@ fn proxy_input(
         cluster_pod_cidr,
         service_cidr,
         services: models,
+        node_ips: Vec::new(),
     }
 }
 
@@ -323,12 +330,11 @@ fn service_model(svc: &Value, slices: &[&Value]) -> Option<ServiceModel> {
         return None;
     }
     let spec = svc.get("spec")?;
-    if !matches!(
-        object::str_at(spec, &["type"]).unwrap_or("ClusterIP"),
-        "ClusterIP" | "NodePort" | "LoadBalancer"
-    ) {
+    let service_type = object::str_at(spec, &["type"]).unwrap_or("ClusterIP");
+    if !matches!(service_type, "ClusterIP" | "NodePort" | "LoadBalancer") {
         return None;
     }
+    let exposed = service_type != "ClusterIP";
     // "None" (headless), "" and IPv6 addresses all fail to parse: no VIP to program.
     let cluster_ip: Ipv4Addr = object::str_at(spec, &["clusterIP"])?.parse().ok()?;
     let affinity_timeout =
@@ -362,11 +368,17 @@ fn service_model(svc: &Value, slices: &[&Value]) -> Option<ServiceModel> {
             if !seen.insert((protocol, port)) {
                 return None;
             }
+            let node_port = p
+                .get("nodePort")
+                .and_then(Value::as_u64)
+                .and_then(|n| u16::try_from(n).ok())
+                .filter(|&n| exposed && n > 0);
             let endpoints = port_endpoints(slices, &name, protocol);
             Some(PortModel {
                 name,
                 protocol,
                 port,
+                node_port,
                 endpoints,
             })
         })
@@ -378,6 +390,7 @@ fn service_model(svc: &Value, slices: &[&Value]) -> Option<ServiceModel> {
         affinity_timeout,
         internal_local,
         ports,
+        external_local: exposed && object::str_at(spec, &["externalTrafficPolicy"]) == Some("Local"),
     })
 }
 
@@ -476,16 +489,19 @@ mod stale_udp_tests {
                 cluster_ip: "10.96.0.10".parse().unwrap(),
                 affinity_timeout: None,
                 internal_local: false,
+                external_local: false,
                 ports: vec![PortModel {
                     name: "dns".into(),
                     protocol,
                     port: 53,
+                    node_port: None,
                     endpoints: endpoints
                         .iter()
                         .map(|(ip, ready)| EndpointModel { ip: ip.parse().unwrap(), port: 53, node_name: None, ready: *ready, serving: *ready, terminating: false })
                         .collect(),
                 }],
             }],
+            node_ips: vec![],
         }
     }
 

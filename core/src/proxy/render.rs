@@ -13,6 +13,10 @@
 //! | verdict map ClusterIP . proto . port → service chain | `service-ips` |
 //! | verdict map ClusterIP . proto . port → reject/drop, ports without endpoints | `no-endpoint-services` |
 //! | set of all ClusterIPs | `cluster-ips` |
+//! | chain taking one Service port's node-port traffic (externalTrafficPolicy) | `ext-<namespace>/<service>/<proto>/<port>` |
+//! | verdict map proto . node port → external chain | `service-nodeports` |
+//! | verdict map proto . node port → reject/drop, node ports without endpoints | `no-endpoint-nodeports` |
+//! | set of the node's addresses where node ports answer | `nodeport-ips` |
 //!
 //! Endpoints that need nothing but the DNAT are DNATed by the service chain's rule itself.
 //!
@@ -39,10 +43,19 @@ const CLUSTER_IPS_CHECK: &str = "cluster-ips-check";
 const MASQUERADING: &str = "masquerading";
 const MARK_FOR_MASQUERADE: &str = "mark-for-masquerade";
 const REJECT_CHAIN: &str = "reject-chain";
+const SERVICE_NODEPORTS: &str = "service-nodeports";
+const NO_ENDPOINT_NODEPORTS: &str = "no-endpoint-nodeports";
+const NODEPORT_IPS: &str = "nodeport-ips";
 
 /// `svc-<ns>/<name>/<proto>/<port>`: the chain that picks an endpoint for one Service port.
 pub fn service_chain_name(svc: &ServiceModel, port: &PortModel) -> String {
     format!("svc-{}", port_path(svc, port))
+}
+
+/// `ext-<ns>/<name>/<proto>/<port>`: the chain that takes traffic to one Service port's node
+/// port and applies its externalTrafficPolicy.
+pub fn external_chain_name(svc: &ServiceModel, port: &PortModel) -> String {
+    format!("ext-{}", port_path(svc, port))
 }
 
 /// `ep-<ns>/<name>/<proto>/<port>/<ip>/<target port>`: the chain that DNATs to one endpoint.
@@ -204,14 +217,19 @@ struct ServiceObjects {
 // replies, so established flows stay on their endpoint when the rules change (NET-3), and the
 // filter checks look at new connections only for the same reason.
 //
-// NodePort and LoadBalancer (a later issue) hook in at `services`: a `service-nodeports` map
-// `inet_proto . inet_service : verdict` consulted for the node's own addresses (`fib daddr type
-// local`), external chains per Service applying externalTrafficPolicy, LB and external IPs as
-// more `service-ips` elements, and their no-endpoint verdicts in `no-endpoint-services`.
+// Node ports (NET-6) hook in at the same places: `services` looks `meta l4proto . th dport` up
+// in `service-nodeports` for packets to the node's own addresses (`nodeport-ips`: InternalIP and
+// ExternalIP, never loopback), going to ext-<…>, which marks for masquerade (Cluster policy: the
+// reply must come back through this node) or not (Local: the client's address is kept), then
+// picks an endpoint like svc-<…>, among this node's endpoints only for Local. Node ports without
+// a usable endpoint are in `no-endpoint-nodeports`, checked by `service-endpoints-check`: reject,
+// or drop when Local has endpoints only elsewhere. LoadBalancer IPs (a later part) become more
+// `service-ips` elements.
 fn fixed_chains(input: &ProxyInput) -> Vec<Chain> {
     let svc_cidr = input.service_cidr;
     let pod_cidr = input.cluster_pod_cidr;
     let key = "ip daddr . meta l4proto . th dport";
+    let port_key = "meta l4proto . th dport";
     vec![
         Chain::base(
             "filter-prerouting",
@@ -272,11 +290,15 @@ fn fixed_chains(input: &ProxyInput) -> Vec<Chain> {
             vec![
                 format!("ip daddr {svc_cidr} ip saddr != {pod_cidr} jump {MARK_FOR_MASQUERADE}"),
                 format!("{key} vmap @{SERVICE_IPS}"),
+                format!("ip daddr @{NODEPORT_IPS} {port_key} vmap @{SERVICE_NODEPORTS}"),
             ],
         ),
         Chain::regular(
             SERVICE_ENDPOINTS_CHECK,
-            vec![format!("{key} vmap @{NO_ENDPOINT_SERVICES}")],
+            vec![
+                format!("{key} vmap @{NO_ENDPOINT_SERVICES}"),
+                format!("ip daddr @{NODEPORT_IPS} {port_key} vmap @{NO_ENDPOINT_NODEPORTS}"),
+            ],
         ),
         Chain::regular(
             CLUSTER_IPS_CHECK,
@@ -305,7 +327,23 @@ fn fixed_chains(input: &ProxyInput) -> Vec<Chain> {
 
 fn fixed_sets() -> Vec<Set> {
     let verdict_map = "type ipv4_addr . inet_proto . inet_service : verdict ;";
+    let port_verdict_map = "type inet_proto . inet_service : verdict ;";
     vec![
+        Set {
+            name: SERVICE_NODEPORTS.into(),
+            keyword: "map",
+            spec: port_verdict_map,
+        },
+        Set {
+            name: NO_ENDPOINT_NODEPORTS.into(),
+            keyword: "map",
+            spec: port_verdict_map,
+        },
+        Set {
+            name: NODEPORT_IPS.into(),
+            keyword: "set",
+            spec: "type ipv4_addr ;",
+        },
         Set {
             name: SERVICE_IPS.into(),
             keyword: "map",
@@ -324,81 +362,104 @@ fn fixed_sets() -> Vec<Set> {
     ]
 }
 
-/// The chains and affinity sets of one Service.
+/// The chains and affinity sets of one Service: per port, the service chain (ClusterIP traffic,
+/// internalTrafficPolicy) and for a node port the external chain (externalTrafficPolicy), both
+/// choosing among endpoint targets the same way.
 fn service_objects(input: &ProxyInput, svc: &ServiceModel) -> ServiceObjects {
     let mut objects = ServiceObjects::default();
+    // Endpoint chains (and affinity sets) already made: both chains of a port may use one.
+    let mut made = BTreeSet::new();
     for port in &svc.ports {
-        let Backends::Use(eps) =
-            usable_endpoints(&input.node_name, svc.internal_local, &port.endpoints)
-        else {
+        if let Backends::Use(eps) = usable_endpoints(&input.node_name, svc.internal_local, &port.endpoints) {
+            let rules = choose_endpoint(input, svc, port, &eps, &mut objects, &mut made, Vec::new());
+            objects.chains.push(Chain::regular(service_chain_name(svc, port), rules));
+        }
+        if port.node_port.is_none() {
             continue;
-        };
-        let n = eps.len();
-        let mut rules = Vec::with_capacity(2 * n);
-        // What the service chain does once it picked endpoint k: DNAT right there, or go to the
-        // endpoint's chain when the endpoint needs more than the DNAT.
-        let mut targets = Vec::with_capacity(n);
-        for ep in &eps {
-            let dnat = format!(
-                "meta l4proto {} dnat ip to {}:{}",
-                port.protocol, ep.ip, ep.port
-            );
-            // Hairpin (NET-5): a pod load-balanced to itself must see the connection come from
-            // elsewhere. Only endpoints on this node can be their own client here (a pod's
-            // connections are DNATed on its own node); an endpoint of unknown node (a hand-made
-            // slice) is treated as local, to be safe.
-            let hairpin = ep.node_name.as_deref().is_none_or(|n| n == input.node_name);
-            if !hairpin && svc.affinity_timeout.is_none() {
-                // A chain holding only the DNAT would cost a chain and a rule more per endpoint:
-                // about a third of a full sync's time at 10,000 Services.
-                targets.push(dnat);
-                continue;
-            }
-            let chain = endpoint_chain_name(svc, port, ep);
-            let mut ep_rules = Vec::with_capacity(3);
-            if hairpin {
-                ep_rules.push(format!("ip saddr {} jump {MARK_FOR_MASQUERADE}", ep.ip));
-            }
-            if let Some(timeout) = svc.affinity_timeout {
-                let set = affinity_set_name(svc, port, ep);
-                // A client that the set remembers goes back to this endpoint (SVC-13).
-                rules.push(format!("ip saddr @{set} goto {chain}"));
-                // The timeout goes on each entry, not on the set: the kernel refuses to re-add a
-                // set with another timeout, and a Service's timeoutSeconds may change.
-                ep_rules.push(format!("update @{set} {{ ip saddr timeout {timeout}s }}"));
-                objects.sets.push(Set {
-                    name: set,
-                    keyword: "set",
-                    spec: AFFINITY_SPEC,
-                });
-            }
-            ep_rules.push(dnat);
-            // Before the service chain: a table block must declare a chain before a goto to it.
-            objects.chains.push(Chain::regular(chain.clone(), ep_rules));
-            targets.push(format!("goto {chain}"));
         }
-        // Uniform choice with one rule per endpoint: rule k is reached with probability
-        // (N-k)/N and takes 1/(N-k) of that, so every endpoint gets 1/N. (kube-proxy's anonymous
-        // `numgen … vmap {}` per Service costs an anonymous set each, quadratic at load time.)
-        for (k, target) in targets.iter().enumerate() {
-            if k + 1 < n {
-                rules.push(format!("numgen random mod {} == 0 {target}", n - k));
-            } else {
-                rules.push(target.clone());
-            }
+        if let Backends::Use(eps) = usable_endpoints(&input.node_name, svc.external_local, &port.endpoints) {
+            // Cluster: SNAT to this node, so that replies come back through it (the backend
+            // sees a node address). Local: this node's endpoints only, the client's address kept.
+            let first = if svc.external_local { Vec::new() } else { vec![format!("jump {MARK_FOR_MASQUERADE}")] };
+            let rules = choose_endpoint(input, svc, port, &eps, &mut objects, &mut made, first);
+            objects.chains.push(Chain::regular(external_chain_name(svc, port), rules));
         }
-        objects
-            .chains
-            .push(Chain::regular(service_chain_name(svc, port), rules));
     }
     objects
 }
 
-/// The contents of `service-ips`, `no-endpoint-services` and `cluster-ips`. When two Services
+/// The rules that pick one of `eps` for a new connection, after `rules`: DNAT right there, or go
+/// to the endpoint's chain when the endpoint needs more than the DNAT (made once, in `objects`).
+fn choose_endpoint(
+    input: &ProxyInput,
+    svc: &ServiceModel,
+    port: &PortModel,
+    eps: &[&EndpointModel],
+    objects: &mut ServiceObjects,
+    made: &mut BTreeSet<String>,
+    mut rules: Vec<String>,
+) -> Vec<String> {
+    let n = eps.len();
+    rules.reserve(2 * n);
+    let mut targets = Vec::with_capacity(n);
+    for ep in eps {
+        let dnat = format!("meta l4proto {} dnat ip to {}:{}", port.protocol, ep.ip, ep.port);
+        // Hairpin (NET-5): a pod load-balanced to itself must see the connection come from
+        // elsewhere. Only endpoints on this node can be their own client here (a pod's
+        // connections are DNATed on its own node); an endpoint of unknown node (a hand-made
+        // slice) is treated as local, to be safe.
+        let hairpin = ep.node_name.as_deref().is_none_or(|n| n == input.node_name);
+        if !hairpin && svc.affinity_timeout.is_none() {
+            // A chain holding only the DNAT would cost a chain and a rule more per endpoint:
+            // about a third of a full sync's time at 10,000 Services.
+            targets.push(dnat);
+            continue;
+        }
+        let chain = endpoint_chain_name(svc, port, ep);
+        let fresh = made.insert(chain.clone());
+        let mut ep_rules = Vec::with_capacity(3);
+        if hairpin {
+            ep_rules.push(format!("ip saddr {} jump {MARK_FOR_MASQUERADE}", ep.ip));
+        }
+        if let Some(timeout) = svc.affinity_timeout {
+            let set = affinity_set_name(svc, port, ep);
+            // A client that the set remembers goes back to this endpoint (SVC-13).
+            rules.push(format!("ip saddr @{set} goto {chain}"));
+            // The timeout goes on each entry, not on the set: the kernel refuses to re-add a
+            // set with another timeout, and a Service's timeoutSeconds may change.
+            ep_rules.push(format!("update @{set} {{ ip saddr timeout {timeout}s }}"));
+            if fresh {
+                objects.sets.push(Set { name: set, keyword: "set", spec: AFFINITY_SPEC });
+            }
+        }
+        ep_rules.push(dnat);
+        if fresh {
+            // Before the chains that go to it: a table block must declare a chain first.
+            objects.chains.push(Chain::regular(chain.clone(), ep_rules));
+        }
+        targets.push(format!("goto {chain}"));
+    }
+    // Uniform choice with one rule per endpoint: rule k is reached with probability (N-k)/N and
+    // takes 1/(N-k) of that, so every endpoint gets 1/N. (kube-proxy's anonymous
+    // `numgen … vmap {}` per Service costs an anonymous set each, quadratic at load time.)
+    for (k, target) in targets.iter().enumerate() {
+        if k + 1 < n {
+            rules.push(format!("numgen random mod {} == 0 {target}", n - k));
+        } else {
+            rules.push(target.clone());
+        }
+    }
+    rules
+}
+
+/// The contents of the owned maps and sets (`service-ips`, `no-endpoint-services`,
+/// `cluster-ips`, the node-port maps and `nodeport-ips`). When two Services
 /// claim one address (never, with the API server's allocator), the first in sort order wins
 /// rather than failing the whole transaction.
 fn elements(input: &ProxyInput) -> Elements {
-    elements_of(input, &input.services)
+    let mut el = elements_of(input, &input.services);
+    el.insert(NODEPORT_IPS, input.node_ips.iter().map(|ip| (ip.to_string(), String::new())).collect());
+    el
 }
 
 /// The elements `services` (of `input`) contribute, first come first served.
@@ -407,7 +468,7 @@ fn elements_of<'a>(
     services: impl IntoIterator<Item = &'a ServiceModel>,
 ) -> Elements {
     let mut el = Elements::new();
-    for name in [SERVICE_IPS, NO_ENDPOINT_SERVICES, CLUSTER_IPS] {
+    for name in [SERVICE_IPS, NO_ENDPOINT_SERVICES, CLUSTER_IPS, SERVICE_NODEPORTS, NO_ENDPOINT_NODEPORTS] {
         el.insert(name, BTreeMap::new());
     }
     for svc in services {
@@ -430,6 +491,20 @@ fn elements_of<'a>(
                     Backends::NoneLocal => (NO_ENDPOINT_SERVICES, "drop".to_string()),
                     Backends::None => (NO_ENDPOINT_SERVICES, format!("goto {REJECT_CHAIN}")),
                 };
+            el.get_mut(map).expect("inserted above").insert(key, value);
+        }
+        for port in &svc.ports {
+            let Some(node_port) = port.node_port else { continue };
+            let key = format!("{} . {node_port}", port.protocol);
+            if el[SERVICE_NODEPORTS].contains_key(&key) || el[NO_ENDPOINT_NODEPORTS].contains_key(&key) {
+                continue;
+            }
+            let (map, value) = match usable_endpoints(&input.node_name, svc.external_local, &port.endpoints) {
+                Backends::Use(_) => (SERVICE_NODEPORTS, format!("goto {}", external_chain_name(svc, port))),
+                // Local with endpoints only elsewhere: this node drops, the client times out.
+                Backends::NoneLocal => (NO_ENDPOINT_NODEPORTS, "drop".to_string()),
+                Backends::None => (NO_ENDPOINT_NODEPORTS, format!("goto {REJECT_CHAIN}")),
+            };
             el.get_mut(map).expect("inserted above").insert(key, value);
         }
     }
@@ -649,7 +724,7 @@ impl Update {
         let empty = BTreeMap::new();
         for (set, after) in new {
             let before = old.get(set).unwrap_or(&empty);
-            let with_values = *set != CLUSTER_IPS;
+            let with_values = *set != CLUSTER_IPS && *set != NODEPORT_IPS;
             // A changed value (e.g. reject → goto svc-…) is a delete and an add.
             let gone: Vec<(&String, &String)> = before
                 .iter()
@@ -733,6 +808,13 @@ pub fn render_update(old: &ProxyInput, new: &ProxyInput) -> String {
         let before = elements_of(old, changed.iter().filter_map(|(b, _)| *b));
         let after = elements_of(new, changed.iter().filter_map(|(_, a)| *a));
         update.elements(&before, &after);
+    }
+    if old.node_ips != new.node_ips {
+        let ips = |input: &ProxyInput| {
+            let set = input.node_ips.iter().map(|ip| (ip.to_string(), String::new())).collect();
+            Elements::from([(NODEPORT_IPS, set)])
+        };
+        update.elements(&ips(old), &ips(new));
     }
     update.finish(&new.node_name)
 }

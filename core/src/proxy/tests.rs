@@ -1297,7 +1297,7 @@ fn syncs_keep_affinity_entries_of_endpoints_that_stay() {
 fn listing(t: &Table) -> String {
     let mut out = String::from("table ip emu {\n");
     for name in t.set_names() {
-        let kind = if ["service-ips", "no-endpoint-services"].contains(&name) {
+        let kind = if ["service-ips", "no-endpoint-services", "service-nodeports", "no-endpoint-nodeports"].contains(&name) {
             "map"
         } else {
             "set"
@@ -1504,3 +1504,102 @@ fn model_cache_reuses_the_models_of_unchanged_services() {
     assert_eq!(cache.remodelled(), 2);
 }
 
+
+// ---------------------------------------------------------------------------------------------
+// Node ports (NET-6)
+
+/// The tutorial's NodePort Service `my-nginx` (http 8080 → 80 on 31704, https 443 on 32453) with
+/// a pod on node-a and one on node-b; `local-web` (externalTrafficPolicy Local, 30080) with its
+/// only pod on node-b; `idle` (30090) without endpoints. Seen from node-a, whose node ports
+/// answer on its InternalIP and ExternalIP.
+fn nodeports() -> ProxyInput {
+    let exposed = |mut svc: Value, node_ports: &[u16], local: bool| {
+        svc["spec"]["type"] = json!("NodePort");
+        if local {
+            svc["spec"]["externalTrafficPolicy"] = json!("Local");
+        }
+        for (p, n) in svc["spec"]["ports"].as_array_mut().unwrap().iter_mut().zip(node_ports) {
+            p["nodePort"] = json!(n);
+        }
+        svc
+    };
+    let mut input = input(
+        &[
+            exposed(service("default", "my-nginx", "10.96.0.20", &[("http", "TCP", 8080), ("https", "TCP", 443)]), &[31704, 32453], false),
+            exposed(service("default", "local-web", "10.96.0.30", &[("", "TCP", 80)]), &[30080], true),
+            exposed(service("default", "idle", "10.96.0.40", &[("", "TCP", 80)]), &[30090], false),
+        ],
+        &[
+            slice("default", "my-nginx", "my-nginx-1", &[("http", "TCP", 80), ("https", "TCP", 443)],
+                &[("10.244.0.5", NODE, Cond::Ready), ("10.244.1.5", "node-b", Cond::Ready)]),
+            slice("default", "local-web", "local-web-1", &[("", "TCP", 80)], &[("10.244.1.7", "node-b", Cond::Ready)]),
+        ],
+    );
+    input.node_ips = vec![ip("172.18.0.2"), ip("198.51.100.2")];
+    input
+}
+
+#[test]
+fn golden_nodeports() {
+    golden("nodeports", &nodeports());
+}
+
+#[test]
+fn node_ports_answer_on_the_nodes_addresses_with_snat_for_cluster_policy() {
+    let t = table(&nodeports());
+    for node_ip in ["198.51.100.2", "172.18.0.2"] {
+        // From outside (arrives on an interface): any endpoint, SNAT to this node.
+        let out = trace(&t, &pod("198.51.100.1", node_ip, Proto::Tcp, 31704));
+        assert_eq!(dnat(&out), pairs(&[("10.244.0.5:80", true), ("10.244.1.5:80", true)]), "{node_ip}");
+        let out = trace(&t, &pod("198.51.100.1", node_ip, Proto::Tcp, 32453));
+        assert_eq!(dnat(&out), pairs(&[("10.244.0.5:443", true), ("10.244.1.5:443", true)]), "{node_ip}");
+    }
+    // A process of the node itself, to its own address.
+    let p = Packet::new(Origin::Node, ip("172.18.0.2"), ip("172.18.0.2"), Proto::Tcp, 31704);
+    assert_eq!(dnat(&trace(&t, &p)), pairs(&[("10.244.0.5:80", true), ("10.244.1.5:80", true)]));
+    // Not on other addresses (loopback, another node's), not on other ports, not for UDP.
+    for (dst, port, proto) in [("127.0.0.1", 31704, Proto::Tcp), ("198.51.100.3", 31704, Proto::Tcp), ("198.51.100.2", 31705, Proto::Tcp), ("198.51.100.2", 31704, Proto::Udp)] {
+        assert_eq!(trace(&t, &pod("198.51.100.1", dst, proto, port)), Outcome::Untouched { masquerade: false }, "{dst}:{port}");
+    }
+}
+
+#[test]
+fn local_policy_keeps_the_client_and_drops_without_a_local_endpoint() {
+    // node-a has no pod of local-web: it drops (the client times out).
+    let t = table(&nodeports());
+    assert_eq!(trace(&t, &pod("198.51.100.1", "198.51.100.2", Proto::Tcp, 30080)), Outcome::Drop);
+    // node-b has one: only it, the client's address kept.
+    let mut on_b = nodeports();
+    on_b.node_name = "node-b".into();
+    on_b.node_ips = vec![ip("172.18.0.3"), ip("198.51.100.3")];
+    let t = table(&on_b);
+    let out = trace(&t, &pod("198.51.100.1", "198.51.100.3", Proto::Tcp, 30080));
+    assert_eq!(dnat(&out), pairs(&[("10.244.1.7:80", false)]));
+    // The ClusterIP still balances cluster-wide (externalTrafficPolicy is about node ports).
+    let t = table(&nodeports());
+    assert_eq!(dnat(&trace(&t, &pod("10.244.0.9", "10.96.0.30", Proto::Tcp, 80))), pairs(&[("10.244.1.7:80", false)]));
+}
+
+#[test]
+fn node_ports_without_endpoints_reject() {
+    let t = table(&nodeports());
+    assert_eq!(trace(&t, &pod("198.51.100.1", "198.51.100.2", Proto::Tcp, 30090)), Outcome::Reject);
+}
+
+#[test]
+fn node_port_updates_equal_full_renders() {
+    let np = nodeports();
+    check_update(&tutorial(), &np, "tutorial → node ports");
+    check_update(&np, &tutorial(), "node ports → tutorial");
+    // Back to ClusterIP: the node port goes, the ClusterIP stays.
+    let closed = with_service(np.clone(), |s| s.ports.iter_mut().for_each(|p| p.node_port = None), "my-nginx");
+    check_update(&np, &closed, "node ports closed");
+    let t = table(&closed);
+    assert_eq!(trace(&t, &pod("198.51.100.1", "198.51.100.2", Proto::Tcp, 31704)), Outcome::Untouched { masquerade: false });
+    // Cluster → Local and back.
+    let local = with_service(np.clone(), |s| s.external_local = true, "my-nginx");
+    check_update(&np, &local, "to Local");
+    check_update(&local, &np, "to Cluster");
+    let t = table(&local);
+    assert_eq!(dnat(&trace(&t, &pod("198.51.100.1", "198.51.100.2", Proto::Tcp, 31704))), pairs(&[("10.244.0.5:80", false)]));
+}

@@ -214,6 +214,8 @@ enum Expr {
     Masquerade,
     /// `ip daddr . meta l4proto . th dport vmap @MAP`
     Vmap(String),
+    /// `meta l4proto . th dport vmap @MAP` (node ports: protocol and port only)
+    PortVmap(String),
     Verdict(Verdict),
 }
 
@@ -239,7 +241,7 @@ impl Rule {
             | Expr::Daddr {
                 addr: Addr::Set(s), ..
             } => Some(s.as_str()),
-            Expr::Update { set, .. } | Expr::Vmap(set) => Some(set.as_str()),
+            Expr::Update { set, .. } | Expr::Vmap(set) | Expr::PortVmap(set) => Some(set.as_str()),
             _ => None,
         })
     }
@@ -684,6 +686,10 @@ fn parse_rule(words: &[&str]) -> Result<Rule, String> {
                 };
                 (expr, if negate { 4 } else { 3 })
             }
+            ["meta", "l4proto", ".", "th", "dport", "vmap", map, ..] => {
+                let map = map.strip_prefix('@').ok_or("vmap needs @map")?;
+                (Expr::PortVmap(map.to_string()), 7)
+            }
             ["meta", "l4proto", proto, ..] => (Expr::L4proto(proto.to_string()), 3),
             ["meta", "mark", "&", mask, "==", value, ..] => (
                 Expr::MarkIs {
@@ -753,7 +759,7 @@ fn parse_rule(words: &[&str]) -> Result<Rule, String> {
         };
         let is_verdict = matches!(
             expr,
-            Expr::Verdict(_) | Expr::Vmap(_) | Expr::Dnat { .. } | Expr::Masquerade
+            Expr::Verdict(_) | Expr::Vmap(_) | Expr::PortVmap(_) | Expr::Dnat { .. } | Expr::Masquerade
         );
         exprs.push(expr);
         rest = &rest[used..];
@@ -997,8 +1003,12 @@ impl Table {
                     path.masquerade = true;
                     return Ok(vec![Flow::Accept(path)]);
                 }
-                Expr::Vmap(map) => {
-                    let key = format!("{} . {} . {}", packet.dst, packet.proto.nft(), packet.dport);
+                Expr::Vmap(map) | Expr::PortVmap(map) => {
+                    let key = if matches!(e, Expr::PortVmap(_)) {
+                        format!("{} . {}", packet.proto.nft(), packet.dport)
+                    } else {
+                        format!("{} . {} . {}", packet.dst, packet.proto.nft(), packet.dport)
+                    };
                     let value = self
                         .sets
                         .get(map)

@@ -119,10 +119,12 @@ fn synthetic(n: usize) -> ProxyInput {
                 cluster_ip: nth(Ipv4Addr::new(10, 96, 0, 2), i),
                 affinity_timeout: None,
                 internal_local: false,
+                external_local: false,
                 ports: vec![PortModel {
                     name: "http".into(),
                     protocol: Protocol::Tcp,
                     port: 80,
+                    node_port: None,
                     endpoints,
                 }],
             }
@@ -133,6 +135,7 @@ fn synthetic(n: usize) -> ProxyInput {
         cluster_pod_cidr: cidr("10.244.0.0/16"),
         service_cidr: cidr("10.96.0.0/12"),
         services,
+        node_ips: vec![],
     };
     input
         .services
