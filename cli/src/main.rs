@@ -4,6 +4,7 @@
 mod context;
 mod daemon;
 mod lifecycle;
+mod portforward;
 mod tls;
 mod verbs;
 
@@ -102,6 +103,8 @@ enum Command {
     /// A shell or a command as the external client, in the outside world (where the nodes'
     /// ExternalIPs are).
     Outside(verbs::OutsideArgs),
+    /// Forward local ports (on 127.0.0.1) to a pod, or to a pod of a Service or Deployment.
+    PortForward(portforward::PortForwardArgs),
     /// Generate files (no cluster needed).
     Gen {
         #[command(subcommand)]
@@ -163,6 +166,7 @@ fn main() {
         Command::Logs(a) => verbs::logs(a),
         Command::Ssh(a) => verbs::ssh(a),
         Command::Outside(a) => verbs::outside(a),
+        Command::PortForward(a) => portforward::port_forward(a),
         Command::Gen { what: Generate::Cert { cn, san, key, cert } } => gen_cert(&cn, &san, &key, &cert),
     };
     match result {

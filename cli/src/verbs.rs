@@ -847,15 +847,25 @@ pub struct ExecArgs {
     pub cluster: ClusterFlag,
 }
 
-/// Finds a pod (`NAME`, `pod/NAME`, or `deployment/NAME` for its first pod).
-fn find_pod(ctx: &Ctx, client: &mut Client, target: &str, ns: &str) -> anyhow::Result<Value> {
+/// The pod `TYPE/NAME` (or `NAME`, a pod) stands for: the pod itself, or a running pod of a
+/// Deployment's, ReplicaSet's or Service's selector, as kubectl picks one.
+pub(crate) fn find_pod(ctx: &Ctx, client: &mut Client, target: &str, ns: &str) -> anyhow::Result<Value> {
     let (kind, name) = target.split_once('/').unwrap_or(("pod", target));
     let rk = kinds::lookup(kind).ok_or_else(|| anyhow::anyhow!("the server doesn't have a resource type {kind:?}"))?;
     if rk.kind == "Pod" {
         return ctx.block_on(get_one(client, "Pod", ns, name));
     }
     let owner = ctx.block_on(get_one(client, rk.kind, ns, name))?;
-    let sel = emu_core::selector::Selector::from_label_selector(&owner["spec"]["selector"]).map_err(|e| anyhow::anyhow!("{e}"))?;
+    // A Service's selector is a plain label map; the workloads' a LabelSelector.
+    let sel = if rk.kind == "Service" {
+        let labels = emu_core::selector::string_map(&owner["spec"]["selector"]);
+        if labels.is_empty() {
+            bail!("invalid service '{name}': Service is defined without a selector");
+        }
+        emu_core::selector::Selector::from_map(&labels)
+    } else {
+        emu_core::selector::Selector::from_label_selector(&owner["spec"]["selector"]).map_err(|e| anyhow::anyhow!("{e}"))?
+    };
     let pods = ctx.block_on(list(client, "Pod", ns, &sel.to_string()))?;
     pods.into_iter().find(|p| p["status"]["phase"] == "Running").ok_or_else(|| anyhow::anyhow!("no running pod found for {target}"))
 }
