@@ -39,7 +39,8 @@ fn to_object(v: &Value) -> Object {
 /// Checks the kind, fills the namespace, applies API defaults and validates; the same steps for
 /// every document before any of them is written, so a bad document changes nothing.
 /// `new_namespaces` are namespaces created by the same request (they may hold its other objects).
-pub fn admit(shared: &Shared, mut v: Value, new_namespaces: &[String]) -> Result<(Value, &'static kinds::ResourceKind), Status> {
+/// `may_update`: an existing object of the same name is updated (else the request only creates).
+pub fn admit(shared: &Shared, mut v: Value, new_namespaces: &[String], may_update: bool) -> Result<(Value, &'static kinds::ResourceKind), Status> {
     let kind_name = object::kind(&v).to_string();
     let api_version = object::str_at(&v, &["apiVersion"]).unwrap_or("").to_string();
     let Some(rk) = kinds::by_kind(&kind_name).filter(|rk| rk.api_version() == api_version) else {
@@ -71,6 +72,14 @@ pub fn admit(shared: &Shared, mut v: Value, new_namespaces: &[String]) -> Result
     }
     emu_core::configdata::decode(&mut v).map_err(Status::invalid_argument)?;
     defaults::apply_defaults(&mut v);
+    if rk.kind == "Service" && may_update {
+        // An update: what the new type no longer uses and the user left as it was is cleared
+        // before validation (SVC-11), so that an edited Service changes its type with its node
+        // ports still written in.
+        if let Some(live) = ObjectKey::of(&v).ok().and_then(|k| shared.store.get(&k)) {
+            emu_core::nodeports::drop_type_dependent_fields(&live, &mut v);
+        }
+    }
     validation::validate(&v).map_err(|e| Status::invalid_argument(e.to_string()))?;
     Ok((v, rk))
 }
@@ -129,7 +138,7 @@ impl Api for ApiService {
         let _allocation = self.shared.allocation.lock().unwrap_or_else(|e| e.into_inner());
         let mut cluster_ips = crate::services::ClusterIpsInUse::default();
         for original in parsed {
-            let (mut v, rk) = admit(&self.shared, original.clone(), &new_namespaces)?;
+            let (mut v, rk) = admit(&self.shared, original.clone(), &new_namespaces, !req.create_only)?;
             if rk.kind == "Service" {
                 let existing = ObjectKey::of(&v).ok().and_then(|k| self.shared.store.get(&k));
                 let existing = existing.filter(|_| !req.create_only);
@@ -148,12 +157,18 @@ impl Api for ApiService {
             }
         }
         // Every update is merged and checked before anything is written, so that a bad document
-        // anywhere in the request changes nothing.
+        // anywhere in the request changes nothing. Node ports are allocated here, in document
+        // order, once an update's merged object is known.
+        let mut node_ports = crate::services::NodePortsInUse::default();
         let mut writes = Vec::with_capacity(admitted.len());
-        for ((mut v, _), original) in admitted.into_iter().zip(originals) {
+        for ((mut v, rk), original) in admitted.into_iter().zip(originals) {
             let key = ObjectKey::of(&v).map_err(status_of)?;
+            let service = rk.kind == "Service";
             match self.shared.store.get(&key).filter(|_| !req.dry_run) {
                 None => {
+                    if service {
+                        crate::services::assign_node_ports(&self.shared, &mut v, None, &mut node_ports)?;
+                    }
                     if !req.create_only {
                         object::set_annotation(&mut v, LAST_APPLIED, &format!("{}\n", emu_core::manifest::canonical_json(&original)));
                     }
@@ -165,8 +180,14 @@ impl Api for ApiService {
                     let mut merged = merge_for_apply(&existing, &original);
                     emu_core::configdata::decode(&mut merged).map_err(Status::invalid_argument)?;
                     defaults::apply_defaults(&mut merged);
+                    if service {
+                        crate::services::prepare_update(&existing, &mut merged);
+                    }
                     validation::validate(&merged).map_err(|e| Status::invalid_argument(e.to_string()))?;
                     validation::validate_update(&existing, &merged).map_err(|e| Status::invalid_argument(e.to_string()))?;
+                    if service {
+                        crate::services::assign_node_ports(&self.shared, &mut merged, Some(&existing), &mut node_ports)?;
+                    }
                     writes.push((key, Some(existing), merged));
                 }
             }

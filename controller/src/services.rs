@@ -1,12 +1,15 @@
-//! Services in the API server: ClusterIP allocation (the registry's part of a create), and the
-//! objects every cluster has from the start (`default/kubernetes` and its endpoints).
+//! Services in the API server: ClusterIP and node port allocation (the registry's part of a
+//! create or update), and the objects every cluster has from the start (`default/kubernetes` and
+//! its endpoints).
 
 use crate::state::Shared;
 use crate::store::ObjectKey;
+use emu_core::nodeports::{self, NodePortError, NodePortsHeld};
 use emu_core::{defaults, ipam, object};
 use serde_json::{json, Value};
 use std::collections::HashSet;
 use std::net::Ipv4Addr;
+use tonic::Status;
 
 /// ClusterIPs taken by stored Services (headless and ExternalName ones take none).
 pub fn used_cluster_ips(shared: &Shared) -> HashSet<Ipv4Addr> {
@@ -105,6 +108,52 @@ pub fn assign_cluster_ip(shared: &Shared, svc: &mut Value, existing: Option<&Val
     Ok(())
 }
 
+/// The node ports in use while one request is admitted, as [`ClusterIpsInUse`]: those of the
+/// stored Services, read once (when the first Service of the request needs them), then kept up
+/// to date with what the request's Services take and release, so that one apply never hands
+/// out a port twice.
+#[derive(Default)]
+pub struct NodePortsInUse(Option<NodePortsHeld>);
+
+impl NodePortsInUse {
+    fn get(&mut self, shared: &Shared) -> &mut NodePortsHeld {
+        self.0.get_or_insert_with(|| {
+            let (services, _) = shared.store.list_shared("Service", None);
+            NodePortsHeld::from_services(services.iter().map(|s| &**s))
+        })
+    }
+}
+
+/// Fills the node ports of a Service being created (`existing` None) or updated (`svc` is then
+/// the merged, defaulted and validated object; see [`prepare_update`]): the registry's step of
+/// SVC-9, SVC-10 and SVC-15, see [`nodeports::allocate_node_ports`]. `in_use` records what the
+/// Service holds afterwards. Errors are the API server's (a 422 naming the field, or a 500);
+/// nothing is written here.
+pub fn assign_node_ports(shared: &Shared, svc: &mut Value, existing: Option<&Value>, in_use: &mut NodePortsInUse) -> Result<(), Status> {
+    let needs = nodeports::needs_node_ports(svc) || nodeports::needs_health_check(svc);
+    if !needs && existing.is_none_or(|live| nodeports::held_ports(live).is_empty()) {
+        return Ok(());
+    }
+    let held = in_use.get(shared);
+    let holder = nodeports::holder_of(svc);
+    let name = object::name(svc).to_string();
+    let ports = nodeports::allocate_node_ports(svc, existing, nodeports::NODE_PORT_RANGE, held, rand::random()).map_err(|e| match e {
+        NodePortError::Invalid(cause) => Status::invalid_argument(format!("The Service {name:?} is invalid: {cause}")),
+        NodePortError::Internal(_) => Status::internal(e.to_string()),
+    })?;
+    held.set_held(&holder, &ports);
+    Ok(())
+}
+
+/// What the API server does to an updated Service before validating it (SVC-11): fields its new
+/// type no longer uses are cleared where the user left them as they were, and the node ports
+/// the live Service holds are put back on ports that come without one (the merge replaced the
+/// list of ports; kubectl's strategic merge would have kept them).
+pub fn prepare_update(live: &Value, svc: &mut Value) {
+    nodeports::drop_type_dependent_fields(live, svc);
+    nodeports::restore_allocated(live, svc);
+}
+
 fn set_default(v: &mut Value, key: &str, value: Value) {
     if v.get(key).is_none_or(Value::is_null) {
         v[key] = value;
@@ -148,5 +197,197 @@ pub fn ensure_kubernetes_service(shared: &Shared) {
                 tracing::warn!(error = %e, object = %key.name, kind = %key.kind, "creating built-in object");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::ApiService;
+    use crate::store::Store;
+    use emu_core::cluster::ClusterConfig;
+    use emu_proto::{api_server::Api, ApplyRequest, Object};
+    use tonic::Request;
+
+    struct Api1 {
+        api: ApiService,
+        _dir: tempfile::TempDir,
+    }
+
+    fn api() -> Api1 {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("store.redb")).unwrap();
+        let config = ClusterConfig {
+            name: "t".into(),
+            nodes: vec![],
+            fabric_cidr: "172.18.0.0/16".into(),
+            pod_cidr: "10.244.0.0/16".into(),
+            node_prefix: 24,
+            service_cidr: "10.96.0.0/12".into(),
+            outside_cidr: String::new(),
+        };
+        let shared = Shared::new(store, config);
+        shared.store.create(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default"}})).unwrap();
+        Api1 { api: ApiService { shared }, _dir: dir }
+    }
+
+    impl Api1 {
+        async fn send(&self, docs: &[Value], create_only: bool) -> Result<Vec<String>, Status> {
+            let objects = docs.iter().map(|d| Object { json: d.to_string() }).collect();
+            let r = self.api.apply(Request::new(ApplyRequest { objects, create_only, dry_run: false })).await?;
+            Ok(r.into_inner().results.into_iter().map(|r| r.action).collect())
+        }
+
+        async fn apply(&self, docs: &[Value]) -> Result<Vec<String>, Status> {
+            self.send(docs, false).await
+        }
+
+        fn svc(&self, name: &str) -> Value {
+            let key = ObjectKey { kind: "Service".into(), namespace: "default".into(), name: name.into() };
+            self.api.shared.store.get(&key).unwrap_or_else(|| panic!("no Service {name}"))
+        }
+
+        fn node_ports(&self, name: &str) -> Vec<i64> {
+            self.svc(name)["spec"]["ports"].as_array().unwrap().iter().map(|p| p["nodePort"].as_i64().unwrap_or(0)).collect()
+        }
+    }
+
+    /// The tutorial's Service (nginx-secure-app.yaml), as `type`.
+    fn my_nginx(ty: &str) -> Value {
+        json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "my-nginx", "labels": {"run": "my-nginx"}},
+            "spec": {"type": ty, "ports": [{"port": 8080, "targetPort": 80, "protocol": "TCP", "name": "http"},
+                {"port": 443, "protocol": "TCP", "name": "https"}], "selector": {"run": "my-nginx"}}})
+    }
+
+    fn one_port(name: &str, ty: &str, node_port: Option<i64>) -> Value {
+        let mut port = json!({"port": 80});
+        if let Some(np) = node_port {
+            port["nodePort"] = json!(np);
+        }
+        json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name}, "spec": {"type": ty, "selector": {"app": name}, "ports": [port]}})
+    }
+
+    fn error(r: Result<Vec<String>, Status>) -> (tonic::Code, String) {
+        let e = r.unwrap_err();
+        (e.code(), e.message().to_string())
+    }
+
+    #[tokio::test]
+    async fn tutorial_node_ports_are_allocated_kept_and_released() {
+        let a = api();
+        assert_eq!(a.apply(&[my_nginx("NodePort")]).await.unwrap(), ["created"]);
+        let ports = a.node_ports("my-nginx");
+        assert!(ports[0] != ports[1] && ports.iter().all(|p| (30086..=32767).contains(p)), "{ports:?}");
+        assert_eq!(a.svc("my-nginx")["spec"]["externalTrafficPolicy"], "Cluster");
+        // The same manifest again: nothing changes.
+        assert_eq!(a.apply(&[my_nginx("NodePort")]).await.unwrap(), ["unchanged"]);
+        assert_eq!(a.node_ports("my-nginx"), ports);
+        // NodePort → LoadBalancer keeps them.
+        assert_eq!(a.apply(&[my_nginx("LoadBalancer")]).await.unwrap(), ["configured"]);
+        assert_eq!(a.node_ports("my-nginx"), ports);
+        assert_eq!(a.svc("my-nginx")["spec"]["allocateLoadBalancerNodePorts"], true);
+        // → ClusterIP: released, and the policies only node ports use go too.
+        a.apply(&[my_nginx("ClusterIP")]).await.unwrap();
+        let spec = a.svc("my-nginx")["spec"].clone();
+        assert_eq!(a.node_ports("my-nginx"), [0, 0]);
+        assert!(spec.get("externalTrafficPolicy").is_none() && spec.get("allocateLoadBalancerNodePorts").is_none(), "{spec}");
+        // Another Service may now take one of them.
+        a.apply(&[one_port("other", "NodePort", Some(ports[0]))]).await.unwrap();
+        // Back to NodePort: new ones.
+        a.apply(&[my_nginx("NodePort")]).await.unwrap();
+        let again = a.node_ports("my-nginx");
+        assert!(again.iter().all(|p| (30000..=32767).contains(p) && *p != ports[0]), "{again:?}");
+    }
+
+    #[tokio::test]
+    async fn an_edited_object_changes_type_with_its_node_ports_in() {
+        let a = api();
+        a.apply(&[my_nginx("NodePort")]).await.unwrap();
+        // What `get -o yaml` shows, with only the type changed.
+        let mut edited = a.svc("my-nginx");
+        edited["spec"]["type"] = json!("ClusterIP");
+        assert_eq!(a.apply(&[edited.clone()]).await.unwrap(), ["configured"]);
+        assert_eq!(a.node_ports("my-nginx"), [0, 0]);
+        // A node port set anew on a ClusterIP Service is refused (ERR-4).
+        let before = a.svc("my-nginx");
+        let mut bad = my_nginx("ClusterIP");
+        bad["spec"]["ports"][1]["nodePort"] = json!(30443);
+        let (code, msg) = error(a.apply(&[bad]).await);
+        assert_eq!(code, tonic::Code::InvalidArgument);
+        assert_eq!(msg, "The Service \"my-nginx\" is invalid: spec.ports[1].nodePort: Forbidden: may not be used when `type` is 'ClusterIP'");
+        assert_eq!(a.svc("my-nginx"), before);
+    }
+
+    #[tokio::test]
+    async fn user_chosen_ports_and_the_errors_err1_err2() {
+        let a = api();
+        a.apply(&[one_port("first", "NodePort", Some(30080))]).await.unwrap();
+        assert_eq!(a.node_ports("first"), [30080], "a port the user chose is kept");
+        let cases = [
+            (one_port("grab", "NodePort", Some(30080)), "The Service \"grab\" is invalid: spec.ports[0].nodePort: Invalid value: 30080: provided port is already allocated"),
+            (
+                one_port("low", "NodePort", Some(80)),
+                "The Service \"low\" is invalid: spec.ports[0].nodePort: Invalid value: 80: provided port is not in the valid range. The range of valid ports is 30000-32767",
+            ),
+            (one_port("plain", "ClusterIP", Some(30081)), "The Service \"plain\" is invalid: spec.ports[0].nodePort: Forbidden: may not be used when `type` is 'ClusterIP'"),
+        ];
+        let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cm"}, "data": {"a": "b"}});
+        let rv = a.api.shared.store.resource_version();
+        for (bad, want) in &cases {
+            for create_only in [false, true] {
+                let (code, msg) = error(a.send(std::slice::from_ref(bad), create_only).await);
+                assert_eq!((code, msg.as_str()), (tonic::Code::InvalidArgument, *want));
+            }
+            // With good documents around it: none of them is written.
+            let (_, msg) = error(a.apply(&[cm.clone(), one_port("good", "NodePort", None), bad.clone()]).await);
+            assert_eq!(msg, *want);
+        }
+        assert_eq!(a.api.shared.store.resource_version(), rv, "nothing was written");
+        // An update asking for another Service's port changes nothing either, nor do the good
+        // documents around it.
+        a.apply(&[one_port("second", "NodePort", Some(30091))]).await.unwrap();
+        let rv = a.api.shared.store.resource_version();
+        let (_, msg) = error(a.apply(&[one_port("first", "NodePort", Some(30080)), my_nginx("NodePort"), one_port("second", "NodePort", Some(30080))]).await);
+        assert_eq!(msg, "The Service \"second\" is invalid: spec.ports[0].nodePort: Invalid value: 30080: provided port is already allocated");
+        assert_eq!(a.api.shared.store.resource_version(), rv, "nothing was written");
+        assert_eq!((a.node_ports("first"), a.node_ports("second")), (vec![30080], vec![30091]));
+        // Releasing a port and taking it in the same request works, in document order.
+        a.apply(&[one_port("first", "ClusterIP", None), one_port("second", "NodePort", Some(30080))]).await.unwrap();
+        assert_eq!((a.node_ports("first"), a.node_ports("second")), (vec![0], vec![30080]));
+    }
+
+    #[tokio::test]
+    async fn one_request_never_gives_a_port_twice_and_create_allocates() {
+        let a = api();
+        let many: Vec<Value> = (0..40).map(|i| one_port(&format!("s{i}"), "NodePort", None)).collect();
+        a.apply(&many).await.unwrap();
+        let ports: HashSet<i64> = (0..40).map(|i| a.node_ports(&format!("s{i}"))[0]).collect();
+        assert_eq!(ports.len(), 40);
+        // `create -f` / `expose`: the create-only path allocates too.
+        assert_eq!(a.send(&[one_port("made", "NodePort", None)], true).await.unwrap(), ["created"]);
+        assert!(a.node_ports("made")[0] >= 30000);
+    }
+
+    #[tokio::test]
+    async fn health_check_node_port_for_load_balancer_local() {
+        let a = api();
+        let mut local = my_nginx("LoadBalancer");
+        local["spec"]["externalTrafficPolicy"] = json!("Local");
+        a.apply(&[local.clone()]).await.unwrap();
+        let hc = a.svc("my-nginx")["spec"]["healthCheckNodePort"].as_i64().unwrap();
+        assert!((30000..=32767).contains(&hc) && !a.node_ports("my-nginx").contains(&hc));
+        assert_eq!(a.apply(&[local.clone()]).await.unwrap(), ["unchanged"]);
+        // Another value for it is refused; the policy back to Cluster releases it.
+        let mut moved = local.clone();
+        moved["spec"]["healthCheckNodePort"] = json!(hc + 1 - 2 * i64::from(hc == 32767));
+        let (_, msg) = error(a.apply(&[moved]).await);
+        assert_eq!(msg, "The Service \"my-nginx\" is invalid: spec.healthCheckNodePort: Forbidden: field is immutable");
+        a.apply(&[my_nginx("LoadBalancer")]).await.unwrap();
+        assert!(a.svc("my-nginx")["spec"].get("healthCheckNodePort").is_none());
+        // NodePort + Local: none.
+        let mut np = my_nginx("NodePort");
+        np["spec"]["externalTrafficPolicy"] = json!("Local");
+        a.apply(&[np]).await.unwrap();
+        assert!(a.svc("my-nginx")["spec"].get("healthCheckNodePort").is_none());
     }
 }

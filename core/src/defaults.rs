@@ -380,5 +380,16 @@ mod tests {
             json!({"kind": "Service", "spec": {"type": "ExternalName", "externalName": "example.com"}}),
         );
         assert!(ext["spec"].get("internalTrafficPolicy").is_none());
+        assert!(ext["spec"].get("externalTrafficPolicy").is_none());
+        let lb = defaulted(json!({"kind": "Service", "spec": {"type": "LoadBalancer", "ports": [{"port": 80}]}}));
+        let spec = &lb["spec"];
+        assert_eq!(
+            [&spec["externalTrafficPolicy"], &spec["internalTrafficPolicy"], &spec["allocateLoadBalancerNodePorts"]],
+            [&json!("Cluster"), &json!("Cluster"), &json!(true)]
+        );
+        // A policy the user chose is kept; node ports are not defaulting's.
+        let local = defaulted(json!({"kind": "Service", "spec": {"type": "NodePort", "externalTrafficPolicy": "Local", "ports": [{"port": 80}]}}));
+        assert_eq!(local["spec"]["externalTrafficPolicy"], "Local");
+        assert!(local["spec"]["ports"][0].get("nodePort").is_none() && local["spec"].get("healthCheckNodePort").is_none());
     }
 }

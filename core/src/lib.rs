@@ -10,6 +10,7 @@ pub mod defaults;
 pub mod selector;
 pub mod naming;
 pub mod ipam;
+pub mod nodeports;
 pub mod scheduler;
 pub mod images;
 pub mod podspec;

@@ -113,14 +113,23 @@ pub fn validate(obj: &Value) -> Result<(), Invalid> {
 }
 
 /// The rules of an update beyond those of the new object alone (`ValidateSecretUpdate`,
-/// `ValidateConfigMapUpdate`): a Secret's `type` never changes, and an object marked
-/// `immutable: true` keeps its data and the mark.
+/// `ValidateConfigMapUpdate`, `ValidateServiceUpdate`): a Secret's `type` never changes, an
+/// object marked `immutable: true` keeps its data and the mark, and a Service that keeps needing
+/// a `healthCheckNodePort` keeps its value.
 pub fn validate_update(old: &Value, new: &Value) -> Result<(), Invalid> {
     let kind = new["kind"].as_str().unwrap_or_default();
     let mut v = V::default();
     let sections: &[&str] = match kind {
         "Secret" => &["data"],
         "ConfigMap" => &["data", "binaryData"],
+        "Service" => {
+            use crate::nodeports::needs_health_check;
+            let port = |s: &Value| s["spec"]["healthCheckNodePort"].as_i64().unwrap_or(0);
+            if needs_health_check(old) && needs_health_check(new) && port(old) != port(new) {
+                v.push("spec.healthCheckNodePort", FieldErrorKind::Forbidden, "field is immutable");
+            }
+            &[]
+        }
         _ => return Ok(()),
     };
     if kind == "Secret" {
@@ -1069,6 +1078,16 @@ impl V {
                 self.unsupported("spec.externalTrafficPolicy", policy, &["Cluster", "Local"]);
             }
         }
+        // `validateServiceExternalTrafficPolicy`: the registry fills it when needed (SVC-15).
+        let health_check = spec["healthCheckNodePort"].as_i64().unwrap_or(0);
+        let needs_health_check = ty == "LoadBalancer" && spec["externalTrafficPolicy"].as_str() == Some("Local");
+        if health_check != 0 && !needs_health_check {
+            self.invalid(
+                "spec.healthCheckNodePort",
+                health_check.to_string(),
+                "may only be set when `type` is 'LoadBalancer' and `externalTrafficPolicy` is 'Local'",
+            );
+        }
         let field = "spec.internalTrafficPolicy";
         self.one_of(spec, "internalTrafficPolicy", field, &["Cluster", "Local"]);
     }
@@ -1267,6 +1286,26 @@ mod tests {
         assert_eq!(message(&svc), "The Service \"s\" is invalid: spec.clusterIPs[0]: Invalid value: \"10.0.0.300\": must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)");
         let svc = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"}, "spec": {"type": "NodePort", "clusterIP": "None", "ports": [{"port": 80}]}});
         assert_eq!(message(&svc), "The Service \"s\" is invalid: spec.clusterIPs[0]: Invalid value: \"None\": may not be set to 'None' for NodePort services");
+    }
+
+    #[test]
+    fn health_check_node_port_rules() {
+        let svc = |ty: &str, policy: &str, hc: i64| {
+            json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"}, "spec": {
+                "type": ty, "externalTrafficPolicy": policy, "healthCheckNodePort": hc, "ports": [{"port": 80}]}})
+        };
+        validate(&svc("LoadBalancer", "Local", 30500)).unwrap();
+        validate(&svc("NodePort", "Cluster", 0)).unwrap();
+        for (ty, policy) in [("NodePort", "Local"), ("LoadBalancer", "Cluster")] {
+            assert_eq!(
+                message(&svc(ty, policy, 30500)),
+                "The Service \"s\" is invalid: spec.healthCheckNodePort: Invalid value: 30500: may only be set when `type` is 'LoadBalancer' and `externalTrafficPolicy` is 'Local'"
+            );
+        }
+        let err = validate_update(&svc("LoadBalancer", "Local", 30500), &svc("LoadBalancer", "Local", 30501)).unwrap_err();
+        assert_eq!(err.to_string(), "The Service \"s\" is invalid: spec.healthCheckNodePort: Forbidden: field is immutable");
+        validate_update(&svc("LoadBalancer", "Local", 30500), &svc("LoadBalancer", "Cluster", 0)).unwrap();
+        validate_update(&svc("NodePort", "Cluster", 0), &svc("LoadBalancer", "Local", 30501)).unwrap();
     }
 
     #[test]

@@ -51,6 +51,17 @@ fn check_https(c: &Cluster, cert: &str) {
     assert!(r.stderr.contains(&format!("no alternative certificate subject name matches target host name '{cluster_ip}'")), "{}", r.stderr);
     let r = c.emu(&["exec", "deploy/curl-deployment", "--", "curl", "-sSk", &format!("https://{cluster_ip}")]).ok();
     assert!(r.stdout.contains("Welcome to nginx!"));
+
+    // "Exposing the Service": the https node port answers on every node's ExternalIP, also on
+    // the node without the nginx pod.
+    let node_port = c.emu(&["get", "svc", "my-nginx", "-o", "jsonpath={.spec.ports[?(@.name==\"https\")].nodePort}"]).ok().stdout;
+    let node_port: u16 = node_port.trim().parse().unwrap_or_else(|_| panic!("https nodePort: {node_port:?}"));
+    let nodes: serde_json::Value = serde_json::from_str(&c.emu(&["get", "nodes", "-o", "json"]).ok().stdout).unwrap();
+    for n in nodes["items"].as_array().unwrap() {
+        let external = n["status"]["addresses"].as_array().unwrap().iter().find(|a| a["type"] == "ExternalIP").unwrap()["address"].as_str().unwrap();
+        let page = c.emu(&["outside", "--", "curl", "-sSk", "-m", "5", &format!("https://{external}:{node_port}")]).ok().stdout;
+        assert!(page.contains("<h1>Welcome to nginx!</h1>"), "{external}:{node_port}: {page}");
+    }
 }
 
 /// The current tutorial typed command by command: keys, `create secret tls`, the ConfigMap
