@@ -23,6 +23,8 @@ const POD_CIDR: &str = "10.244.0.0/16";
 const SERVICE_CIDR: &str = "10.96.0.0/12";
 /// The outside world (TEST-NET-2): the external client and the nodes' ExternalIPs.
 const OUTSIDE_CIDR: &str = "198.51.100.0/24";
+/// The cloud load balancer's addresses (TEST-NET-3), in the outside world.
+const LOAD_BALANCER_CIDR: &str = "203.0.113.0/24";
 
 /// One named step of `up`: prints `✓ name (time)` or `✗ name: error`.
 fn step<T>(name: &str, f: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<T> {
@@ -214,6 +216,7 @@ fn bring_up(name: &str, paths: &Paths, plan: &Plan, timeout: u64) -> anyhow::Res
         node_prefix: 24,
         service_cidr: SERVICE_CIDR.into(),
         outside_cidr: OUTSIDE_CIDR.into(),
+        load_balancer_cidr: LOAD_BALANCER_CIDR.into(),
     };
     let cgroup_dir = cgroup::cluster_dir(name).context("emu needs cgroup v2 to keep track of a cluster's processes")?;
     step(&format!("Creating {} nodes ({})", config.nodes.len(), plan.nodes.join(", ")), || {
@@ -233,7 +236,8 @@ fn bring_up(name: &str, paths: &Paths, plan: &Plan, timeout: u64) -> anyhow::Res
         let outside_name = naming::netns_outside(name);
         net::create_named_netns(&outside_name)?;
         let outside_ns = net::netns_path(&outside_name);
-        rt.block_on(net::setup_outside(&outside_ns, ipam::outside_client_ip(outside), outside.prefix))?;
+        let pool: ipam::Ipv4Cidr = LOAD_BALANCER_CIDR.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
+        rt.block_on(net::setup_outside(&outside_ns, ipam::outside_client_ip(outside), outside.prefix, (pool.network(), pool.prefix)))?;
         for n in &config.nodes {
             let ns_name = naming::netns_node(name, &n.name);
             net::create_named_netns(&ns_name)?;
@@ -253,6 +257,7 @@ fn bring_up(name: &str, paths: &Paths, plan: &Plan, timeout: u64) -> anyhow::Res
         for n in &config.nodes {
             start_agent(paths, name, &n.name, &cgroup_dir)?;
         }
+        start_cloud(paths, name, &cgroup_dir)?;
         wait_until(Duration::from_secs(20), "nodes to register and become Ready", || {
             let nodes = rt.block_on(verbs::list(&mut client, "Node", "", ""))?;
             Ok(nodes.len() == config.nodes.len() && nodes.iter().all(is_node_ready))
@@ -352,6 +357,20 @@ fn start_controller(paths: &Paths, cluster: &str, cgroup_dir: &Path) -> anyhow::
     Ok(())
 }
 
+/// The cloud load balancer, in the outside world (it forwards there, and health-checks the
+/// nodes from there).
+fn start_cloud(paths: &Paths, cluster: &str, cgroup_dir: &Path) -> anyhow::Result<()> {
+    let exe = context::sibling_binary("emu-nodeagent")?;
+    daemon::spawn(Spawn {
+        exe: &exe,
+        args: vec!["cloud".into(), "--cluster".into(), cluster.into()],
+        log: &paths.root.join("cloud.log"),
+        cgroup: Some(&cgroup_dir.join("cloud")),
+        netns: Some(&net::netns_path(&naming::netns_outside(cluster))),
+    })?;
+    Ok(())
+}
+
 fn start_agent(paths: &Paths, cluster: &str, node: &str, cgroup_dir: &Path) -> anyhow::Result<()> {
     let exe = context::sibling_binary("emu-nodeagent")?;
     std::fs::create_dir_all(paths.node_dir(node))?;
@@ -434,6 +453,7 @@ pub fn teardown(name: &str) -> anyhow::Result<()> {
 fn kill_by_pid_files(paths: &Paths) {
     let mut pids = vec![];
     pids.extend(daemon::read_pid(&paths.controller_pid()));
+    pids.extend(daemon::read_pid(&paths.root.join("cloud.pid")));
     if let Ok(nodes) = std::fs::read_dir(paths.root.join("nodes")) {
         for n in nodes.flatten() {
             pids.extend(daemon::read_pid(&n.path().join("agent.pid")));

@@ -168,6 +168,7 @@ impl Api for ApiService {
                 None => {
                     if service {
                         crate::services::assign_node_ports(&self.shared, &mut v, None, &mut node_ports)?;
+                        crate::services::check_load_balancer_ip(&self.shared, &v)?;
                     }
                     if !req.create_only {
                         object::set_annotation(&mut v, LAST_APPLIED, &format!("{}\n", emu_core::manifest::canonical_json(&original)));
@@ -187,6 +188,7 @@ impl Api for ApiService {
                     validation::validate_update(&existing, &merged).map_err(|e| Status::invalid_argument(e.to_string()))?;
                     if service {
                         crate::services::assign_node_ports(&self.shared, &mut merged, Some(&existing), &mut node_ports)?;
+                        crate::services::check_load_balancer_ip(&self.shared, &merged)?;
                     }
                     writes.push((key, Some(existing), merged));
                 }

@@ -126,6 +126,27 @@ impl NodePortsInUse {
 
 /// Fills the node ports of a Service being created (`existing` None) or updated (`svc` is then
 /// the merged, defaulted and validated object; see [`prepare_update`]): the registry's step of
+/// Checks `spec.loadBalancerIP` against the cluster's cloud: inside its pool and not held by
+/// another Service (requested or assigned), as a cloud provider would refuse it; nothing is
+/// written here.
+pub fn check_load_balancer_ip(shared: &Shared, svc: &Value) -> Result<(), Status> {
+    let Ok(pool) = shared.cluster.load_balancer_cidr.parse::<ipam::Ipv4Cidr>() else { return Ok(()) };
+    let me = (object::namespace(svc), object::name(svc));
+    let services = shared.store.list_shared("Service", None).0;
+    let held_by = |ip: Ipv4Addr| {
+        services
+            .iter()
+            .filter(|o| (object::namespace(o), object::name(o)) != me)
+            .find(|o| {
+                emu_core::loadbalancer::ingress_ips(o).contains(&ip)
+                    || emu_core::loadbalancer::requested_ip(o).and_then(|r| r.parse::<Ipv4Addr>().ok()) == Some(ip)
+            })
+            .map(|o| format!("{}/{}", object::namespace(o), object::name(o)))
+    };
+    emu_core::loadbalancer::check_requested_ip(svc, pool, held_by)
+        .map_err(|cause| Status::invalid_argument(format!("The Service {:?} is invalid: {cause}", object::name(svc))))
+}
+
 /// SVC-9, SVC-10 and SVC-15, see [`nodeports::allocate_node_ports`]. `in_use` records what the
 /// Service holds afterwards. Errors are the API server's (a 422 naming the field, or a 500);
 /// nothing is written here.

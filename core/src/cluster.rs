@@ -28,6 +28,10 @@ pub struct ClusterConfig {
     /// first address, node i the (i+2)th as ExternalIP. Empty for clusters made before it existed.
     #[serde(default)]
     pub outside_cidr: String,
+    /// The cloud load balancer's pool (203.0.113.0/24, TEST-NET-3): LoadBalancer Services' external
+    /// addresses, reachable in the outside world. Empty for clusters made before it existed.
+    #[serde(default)]
+    pub load_balancer_cidr: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -23,3 +23,4 @@ pub mod probe;
 pub mod configdata;
 pub mod events;
 pub mod volumes;
+pub mod loadbalancer;

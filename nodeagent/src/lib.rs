@@ -2,11 +2,13 @@
 //!
 //! The binary has three personalities, chosen by its first argument before any thread starts
 //! (namespace changes need a single-threaded process): `agent` (the default, a tokio daemon living
-//! in its node's network namespace), `shim` (the per-pod supervisor that outlives the agent) and
+//! in its node's network namespace), `cloud` (the cloud load balancer, living in the outside
+//! world), `shim` (the per-pod supervisor that outlives the agent) and
 //! `nsexec` (joins a container's namespaces and runs a command: `emu exec`).
 
 pub mod agent;
 pub mod cgroup;
+pub mod cloud;
 pub mod conntrack;
 pub mod net;
 pub mod nft;

@@ -16,6 +16,7 @@ fn main() {
     }
     let result = match args.get(1).map(String::as_str) {
         Some("agent") => emu_nodeagent::agent::main(args[2..].to_vec()),
+        Some("cloud") => emu_nodeagent::cloud::main(args[2..].to_vec()),
         _ => emu_nodeagent::agent::main(args[1..].to_vec()),
     };
     if let Err(err) = result {

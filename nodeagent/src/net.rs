@@ -106,13 +106,16 @@ pub async fn connect_node(
 }
 
 /// Brings up the outside world (the "internet" of DESIGN.md): `lo` and bridge `ext0` holding
-/// `client_ip/prefix`, the address of the external client that `emu outside` runs as. The
-/// namespace has no other address and no route beyond that subnet. Idempotent.
-pub async fn setup_outside(outside_ns: &Path, client_ip: Ipv4Addr, prefix: u8) -> Result<()> {
+/// `client_ip/prefix`, the address of the external client that `emu outside` runs as, and a
+/// route for the cloud load balancer's pool on `ext0`, so that a connection to a balancer
+/// address gets as far as the balancer's DNAT (addresses no balancer holds go unanswered). The
+/// namespace has no other address and no route out. Idempotent.
+pub async fn setup_outside(outside_ns: &Path, client_ip: Ipv4Addr, prefix: u8, (pool, pool_prefix): (Ipv4Addr, u8)) -> Result<()> {
     let nl = Netlink::open(Some(outside_ns)).await?;
     nl.set_up("lo", true).await?;
     let bridge = nl.ensure_bridge(OUTSIDE_BRIDGE, None).await?;
-    nl.replace_addr(OUTSIDE_BRIDGE, bridge, client_ip, prefix, true).await
+    nl.replace_addr(OUTSIDE_BRIDGE, bridge, client_ip, prefix, true).await?;
+    nl.replace_device_route(pool, pool_prefix, bridge, OUTSIDE_BRIDGE).await
 }
 
 /// Gives a node its ExternalIP: veth `port` (in the outside world, a port of `ext0`) <-> `eth1`

@@ -24,7 +24,9 @@ fn nodes_have_external_ips_and_the_outside_reaches_only_them() {
     let addr = c.emu(&["outside", "--", "ip", "-4", "-o", "addr", "show", "ext0"]).ok().stdout;
     assert!(addr.contains("198.51.100.1/24"), "{addr}");
     let routes = c.emu(&["outside", "--", "ip", "route"]).ok().stdout;
-    assert_eq!(routes.lines().count(), 1, "{routes}");
+    // Its own subnet and the load balancer pool, on ext0.
+    assert_eq!(routes.lines().count(), 2, "{routes}");
+    assert!(routes.contains("203.0.113.0/24 dev ext0"), "{routes}");
     assert!(!routes.contains("default"), "{routes}");
     for ip in ["198.51.100.2", "198.51.100.3"] {
         c.emu(&["outside", "--", "busybox", "ping", "-c", "1", "-W", "2", ip]).ok();

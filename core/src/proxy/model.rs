@@ -47,6 +47,10 @@ pub struct ServiceModel {
     /// `externalTrafficPolicy: Local` of a NodePort or LoadBalancer Service: traffic from
     /// outside the cluster goes to this node's endpoints only and keeps its source (NET-6).
     pub external_local: bool,
+    /// The balancer addresses of a LoadBalancer Service (`status.loadBalancer.ingress`, `ipMode`
+    /// VIP): handled on every node like its node ports, so that traffic from inside the cluster
+    /// to them never leaves for the balancer (NET-7).
+    pub load_balancer_ips: Vec<Ipv4Addr>,
 }
 
 /// One port of a Service and the endpoints behind it.
@@ -391,6 +395,17 @@ fn service_model(svc: &Value, slices: &[&Value]) -> Option<ServiceModel> {
         internal_local,
         ports,
         external_local: exposed && object::str_at(spec, &["externalTrafficPolicy"]) == Some("Local"),
+        load_balancer_ips: if service_type == "LoadBalancer" {
+            object::at(svc, &["status", "loadBalancer", "ingress"])
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter(|i| i["ipMode"].as_str().is_none_or(|m| m == "VIP"))
+                .filter_map(|i| i["ip"].as_str()?.parse().ok())
+                .collect()
+        } else {
+            Vec::new()
+        },
     })
 }
 
@@ -490,6 +505,7 @@ mod stale_udp_tests {
                 affinity_timeout: None,
                 internal_local: false,
                 external_local: false,
+                load_balancer_ips: vec![],
                 ports: vec![PortModel {
                     name: "dns".into(),
                     protocol,

@@ -493,6 +493,23 @@ fn elements_of<'a>(
                 };
             el.get_mut(map).expect("inserted above").insert(key, value);
         }
+        for (lb, port) in svc.load_balancer_ips.iter().flat_map(|ip| svc.ports.iter().map(move |p| (ip, p))) {
+            let key = format!("{lb} . {} . {}", port.protocol, port.port);
+            if el[SERVICE_IPS].contains_key(&key) || el[NO_ENDPOINT_SERVICES].contains_key(&key) {
+                continue;
+            }
+            // As traffic to the node port: external policy, SNAT with Cluster.
+            let (policy_local, chain) = match port.node_port {
+                Some(_) => (svc.external_local, external_chain_name(svc, port)),
+                None => (svc.internal_local, service_chain_name(svc, port)),
+            };
+            let (map, value) = match usable_endpoints(&input.node_name, policy_local, &port.endpoints) {
+                Backends::Use(_) => (SERVICE_IPS, format!("goto {chain}")),
+                Backends::NoneLocal => (NO_ENDPOINT_SERVICES, "drop".to_string()),
+                Backends::None => (NO_ENDPOINT_SERVICES, format!("goto {REJECT_CHAIN}")),
+            };
+            el.get_mut(map).expect("inserted above").insert(key, value);
+        }
         for port in &svc.ports {
             let Some(node_port) = port.node_port else { continue };
             let key = format!("{} . {node_port}", port.protocol);

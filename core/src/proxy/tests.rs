@@ -1603,3 +1603,19 @@ fn node_port_updates_equal_full_renders() {
     let t = table(&local);
     assert_eq!(dnat(&trace(&t, &pod("198.51.100.1", "198.51.100.2", Proto::Tcp, 31704))), pairs(&[("10.244.0.5:80", false)]));
 }
+
+#[test]
+fn load_balancer_addresses_are_handled_on_the_node_like_its_node_ports() {
+    let np = nodeports();
+    let lb = with_service(np.clone(), |s| s.load_balancer_ips = vec![ip("203.0.113.1")], "my-nginx");
+    check_update(&np, &lb, "balancer address added");
+    check_update(&lb, &np, "balancer address gone");
+    let t = table(&lb);
+    // From a pod: the external chain (Cluster: SNAT), never out to the balancer.
+    let out = trace(&t, &pod("10.244.0.9", "203.0.113.1", Proto::Tcp, 443));
+    assert_eq!(dnat(&out), pairs(&[("10.244.0.5:443", true), ("10.244.1.5:443", true)]));
+    // Ports the Service does not have are left alone.
+    assert_eq!(trace(&t, &pod("10.244.0.9", "203.0.113.1", Proto::Tcp, 444)), Outcome::Untouched { masquerade: false });
+    let local = with_service(lb, |s| s.external_local = true, "my-nginx");
+    assert_eq!(dnat(&trace(&table(&local), &pod("10.244.0.9", "203.0.113.1", Proto::Tcp, 8080))), pairs(&[("10.244.0.5:80", false)]));
+}

@@ -120,6 +120,7 @@ fn synthetic(n: usize) -> ProxyInput {
                 affinity_timeout: None,
                 internal_local: false,
                 external_local: false,
+                load_balancer_ips: vec![],
                 ports: vec![PortModel {
                     name: "http".into(),
                     protocol: Protocol::Tcp,

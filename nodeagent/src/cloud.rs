@@ -1,0 +1,158 @@
+//! The emulated cloud load balancer (`emu-nodeagent cloud`): one daemon living in the outside
+//! world's network namespace, doing what a cloud controller manager and the cloud's balancers do
+//! for LoadBalancer Services (NET-7, "instance" mode):
+//!
+//! - gives each one an address from the pool (or its `loadBalancerIP`) in
+//!   `status.loadBalancer.ingress`, as soon as the Service is seen;
+//! - health-checks every node on the Service's node port (a TCP connect to ExternalIP:nodePort,
+//!   as a classic cloud balancer's default TCP check does): with `externalTrafficPolicy: Local`
+//!   only nodes with a local endpoint accept, the others drop (NET-6), so traffic goes only to
+//!   nodes with endpoints;
+//! - forwards each balancer address and port to the healthy nodes' node ports with nftables
+//!   (table `ip emu-cloud`, [`emu_core::loadbalancer::render`]), keeping the client's address.
+//!
+//! Level-triggered: every change of Services or Nodes and every health-check round (1 s) computes
+//! the wanted table and applies it when it differs from the last one applied.
+
+use crate::nft::NftRunner;
+use anyhow::Context;
+use clap::Parser;
+use emu_core::cluster::{ClusterConfig, Paths};
+use emu_core::loadbalancer::{self, BalancerModel};
+use emu_core::{ipam, object};
+use emu_proto::reflector::{self, Snapshot};
+use serde_json::{json, Value};
+use std::collections::{BTreeSet, HashMap};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Parser, Debug)]
+#[command(name = "emu-nodeagent cloud", about = "The cloud load balancer of an emu cluster (started by `emu up` in the outside world).")]
+struct Args {
+    #[arg(long)]
+    cluster: String,
+}
+
+/// How often the nodes are checked, and how long a check may take.
+const CHECK_EVERY: Duration = Duration::from_secs(1);
+const CHECK_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// Entry point of `emu-nodeagent cloud --cluster NAME`.
+pub fn main(args: Vec<String>) -> anyhow::Result<()> {
+    let args = Args::parse_from(std::iter::once("emu-nodeagent cloud".to_string()).chain(args));
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("EMU_LOG").unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
+    runtime.block_on(run(args))
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let paths = Paths::new(&args.cluster);
+    let cluster: ClusterConfig = serde_json::from_slice(&std::fs::read(paths.config()).with_context(|| format!("reading {}", paths.config().display()))?)?;
+    let pool: ipam::Ipv4Cidr = cluster.load_balancer_cidr.parse().map_err(|e| anyhow::anyhow!("load balancer pool: {e}"))?;
+    std::fs::write(paths.root.join("cloud.pid"), std::process::id().to_string())?;
+    let client = emu_proto::connect_unix(&paths.socket()).await.context("connecting to the controller")?;
+    let (tx, mut rx) = tokio::sync::watch::channel(Snapshot::default());
+    tokio::spawn(reflector::run(paths.socket(), vec!["Service".into(), "Node".into()], String::new(), tx));
+    let nft: Arc<dyn NftRunner> = Arc::new(crate::nft::RealNft::new());
+    let mut applied: Option<String> = None;
+    tracing::info!(pool = %pool, "cloud load balancer ready");
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    loop {
+        let snap = rx.borrow_and_update().clone();
+        if snap.synced {
+            let services: Vec<Arc<Value>> = snap.objects.values().filter(|v| object::kind(v) == "Service" && loadbalancer::is_load_balancer(v)).cloned().collect();
+            let nodes: Vec<Ipv4Addr> = snap.objects.values().filter(|v| object::kind(v) == "Node").filter_map(|n| external_ip(n)).collect();
+            let addresses = assign_addresses(&client, &services, pool).await;
+            let balancers = check_nodes(&services, &addresses, &nodes).await;
+            let script = loadbalancer::render(&balancers);
+            if applied.as_deref() != Some(script.as_str()) {
+                let (runner, text) = (nft.clone(), script.clone());
+                match tokio::task::spawn_blocking(move || runner.apply(&text)).await {
+                    Ok(Ok(())) => {
+                        let healthy: Vec<String> = balancers.iter().map(|b| format!("{}/{}={}:{:?}", b.namespace, b.name, b.ip, b.healthy_nodes)).collect();
+                        tracing::info!(balancers = ?healthy, "balancers programmed");
+                        applied = Some(script);
+                    }
+                    Ok(Err(e)) => tracing::warn!(error = %e, "programming the balancers failed"),
+                    Err(e) => tracing::warn!(error = %e, "programming the balancers failed"),
+                }
+            }
+        }
+        tokio::select! {
+            r = rx.changed() => if r.is_err() { return Ok(()) },
+            _ = tokio::time::sleep(CHECK_EVERY) => {}
+            _ = term.recv() => return Ok(()),
+        }
+    }
+}
+
+fn external_ip(node: &Value) -> Option<Ipv4Addr> {
+    node["status"]["addresses"].as_array()?.iter().find(|a| a["type"] == "ExternalIP")?["address"].as_str()?.parse().ok()
+}
+
+/// Each LoadBalancer Service's balancer address: the one in its status, else a new one from the
+/// pool (its `loadBalancerIP` when given), written to `status.loadBalancer.ingress`. The API server
+/// refused requests outside the pool or taken by another Service.
+async fn assign_addresses(client: &emu_proto::api_client::ApiClient<tonic::transport::Channel>, services: &[Arc<Value>], pool: ipam::Ipv4Cidr) -> HashMap<(String, String), Ipv4Addr> {
+    let key = |s: &Value| (object::namespace(s).to_string(), object::name(s).to_string());
+    let mut out = HashMap::new();
+    let mut used: BTreeSet<Ipv4Addr> = BTreeSet::new();
+    // Addresses already held first, so that a new Service never takes one.
+    for s in services {
+        let current = loadbalancer::ingress_ips(s).into_iter().next();
+        let wanted: Option<Ipv4Addr> = loadbalancer::requested_ip(s).and_then(|r| r.parse().ok());
+        if let Some(ip) = current.filter(|ip| wanted.is_none_or(|w| w == *ip)) {
+            used.insert(ip);
+            out.insert(key(s), ip);
+        }
+    }
+    let pending: Vec<&Arc<Value>> = services.iter().filter(|s| !out.contains_key(&key(s))).collect();
+    for s in pending {
+        let Some(ip) = loadbalancer::choose_ip(s, pool, &used) else {
+            tracing::warn!(service = %format!("{}/{}", object::namespace(s), object::name(s)), pool = %pool, "no free load balancer address");
+            continue;
+        };
+        let status = json!({"apiVersion": "v1", "kind": "Service",
+            "metadata": {"namespace": object::namespace(s), "name": object::name(s), "uid": object::uid(s)},
+            "status": {"loadBalancer": {"ingress": [{"ip": ip.to_string(), "ipMode": "VIP"}]}}});
+        let mut client = client.clone();
+        match client.update_status(emu_proto::UpdateStatusRequest { object: Some(emu_proto::Object { json: status.to_string() }) }).await {
+            Ok(_) => {
+                tracing::info!(service = %format!("{}/{}", object::namespace(s), object::name(s)), ip = %ip, "load balancer address assigned");
+                used.insert(ip);
+                out.insert(key(s), ip);
+            }
+            Err(e) => tracing::warn!(error = %e, "writing a load balancer status failed"),
+        }
+    }
+    out
+}
+
+/// The balancers with the nodes that pass their health check now: a TCP connect to each node's
+/// ExternalIP on the Service's first node port, all checks at once.
+async fn check_nodes(services: &[Arc<Value>], addresses: &HashMap<(String, String), Ipv4Addr>, nodes: &[Ipv4Addr]) -> Vec<BalancerModel> {
+    let mut balancers = Vec::new();
+    for s in services {
+        let (ns, name) = (object::namespace(s).to_string(), object::name(s).to_string());
+        let Some(ip) = addresses.get(&(ns.clone(), name.clone())) else { continue };
+        let listeners = loadbalancer::listeners(s);
+        let Some(check_port) = listeners.iter().find(|l| l.protocol == emu_core::proxy::Protocol::Tcp).map(|l| l.node_port) else {
+            // UDP-only balancers cannot be checked with a connect: every node is taken.
+            balancers.push(BalancerModel { namespace: ns, name, ip: *ip, listeners, healthy_nodes: nodes.to_vec() });
+            continue;
+        };
+        let checks = nodes.iter().map(|n| {
+            let addr = SocketAddr::from((*n, check_port));
+            async move { matches!(tokio::time::timeout(CHECK_TIMEOUT, tokio::net::TcpStream::connect(addr)).await, Ok(Ok(_))) }
+        });
+        let results = futures::future::join_all(checks).await;
+        let healthy_nodes = nodes.iter().zip(results).filter(|(_, ok)| *ok).map(|(n, _)| *n).collect();
+        balancers.push(BalancerModel { namespace: ns, name, ip: *ip, listeners, healthy_nodes });
+    }
+    balancers.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+    balancers
+}
