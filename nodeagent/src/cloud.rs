@@ -4,10 +4,10 @@
 //!
 //! - gives each one an address from the pool (or its `loadBalancerIP`) in
 //!   `status.loadBalancer.ingress`, as soon as the Service is seen;
-//! - health-checks every node on the Service's node port (a TCP connect to ExternalIP:nodePort,
-//!   as a classic cloud balancer's default TCP check does): with `externalTrafficPolicy: Local`
-//!   only nodes with a local endpoint accept, the others drop (NET-6), so traffic goes only to
-//!   nodes with endpoints;
+//! - health-checks every node: with `externalTrafficPolicy: Local` an HTTP GET of the Service's
+//!   `healthCheckNodePort`, where the node's proxy answers 200 only with a local endpoint (as
+//!   clouds probe it), so traffic goes only to nodes with endpoints; otherwise a TCP connect to
+//!   the node port (a classic balancer's default check);
 //! - forwards each balancer address and port to the healthy nodes' node ports with nftables
 //!   (table `ip emu-cloud`, [`emu_core::loadbalancer::render`]), keeping the client's address.
 //!
@@ -132,8 +132,9 @@ async fn assign_addresses(client: &emu_proto::api_client::ApiClient<tonic::trans
     out
 }
 
-/// The balancers with the nodes that pass their health check now: a TCP connect to each node's
-/// ExternalIP on the Service's first node port, all checks at once.
+/// The balancers with the nodes that pass their health check now, all checks at once: an HTTP
+/// GET of the health check node port for Local Services, a TCP connect to the first node port
+/// for the others.
 async fn check_nodes(services: &[Arc<Value>], addresses: &HashMap<(String, String), Ipv4Addr>, nodes: &[Ipv4Addr]) -> Vec<BalancerModel> {
     let mut balancers = Vec::new();
     for s in services {
@@ -145,9 +146,15 @@ async fn check_nodes(services: &[Arc<Value>], addresses: &HashMap<(String, Strin
             balancers.push(BalancerModel { namespace: ns, name, ip: *ip, listeners, healthy_nodes: nodes.to_vec() });
             continue;
         };
+        // With Local, the node's proxy says on the health check node port whether it has
+        // endpoints (what clouds probe); otherwise the node port itself must accept.
+        let health_port = (object::str_at(s, &["spec", "externalTrafficPolicy"]) == Some("Local"))
+            .then(|| object::at(s, &["spec", "healthCheckNodePort"]).and_then(Value::as_u64).and_then(|p| u16::try_from(p).ok()))
+            .flatten();
         let checks = nodes.iter().map(|n| {
-            let addr = SocketAddr::from((*n, check_port));
-            async move { matches!(tokio::time::timeout(CHECK_TIMEOUT, tokio::net::TcpStream::connect(addr)).await, Ok(Ok(_))) }
+            let addr = SocketAddr::from((*n, health_port.unwrap_or(check_port)));
+            let http = health_port.is_some();
+            async move { tokio::time::timeout(CHECK_TIMEOUT, check(addr, http)).await.unwrap_or(false) }
         });
         let results = futures::future::join_all(checks).await;
         let healthy_nodes = nodes.iter().zip(results).filter(|(_, ok)| *ok).map(|(n, _)| *n).collect();
@@ -155,4 +162,20 @@ async fn check_nodes(services: &[Arc<Value>], addresses: &HashMap<(String, Strin
     }
     balancers.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
     balancers
+}
+
+/// One health check of a node: the connection is accepted and, for `http`, `GET /healthz`
+/// answers 200.
+async fn check(addr: SocketAddr, http: bool) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(mut conn) = tokio::net::TcpStream::connect(addr).await else { return false };
+    if !http {
+        return true;
+    }
+    let request = format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: emu-cloud-health-check\r\nConnection: close\r\n\r\n");
+    if conn.write_all(request.as_bytes()).await.is_err() {
+        return false;
+    }
+    let mut head = [0u8; 12];
+    conn.read_exact(&mut head).await.is_ok() && &head[9..12] == b"200"
 }

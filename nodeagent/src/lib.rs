@@ -10,6 +10,7 @@ pub mod agent;
 pub mod cgroup;
 pub mod cloud;
 pub mod conntrack;
+pub mod health;
 pub mod net;
 pub mod nft;
 pub mod probe;

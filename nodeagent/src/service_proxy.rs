@@ -38,6 +38,7 @@ pub fn model(cfg: &ProxyConfig, snap: &Snapshot, cache: &mut proxy::ModelCache) 
 pub async fn run(cfg: ProxyConfig, nft: Arc<dyn NftRunner>, mut rx: tokio::sync::watch::Receiver<Snapshot>) {
     let mut applied: Option<proxy::ProxyInput> = None;
     let mut models = proxy::ModelCache::default();
+    let mut health = crate::health::HealthServer::start();
     let mut last_full = Instant::now();
     loop {
         let snap = rx.borrow_and_update().clone();
@@ -80,6 +81,7 @@ pub async fn run(cfg: ProxyConfig, nft: Arc<dyn NftRunner>, mut rx: tokio::sync:
                         // After the rules: a new datagram must not recreate the entry toward the old endpoint.
                         let _ = tokio::task::spawn_blocking(move || crate::conntrack::delete_udp_flows(&stale)).await;
                     }
+                    health.update(health_check_ports(&want));
                     applied = Some(want);
                 }
                 Err(e) => {
@@ -95,4 +97,23 @@ pub async fn run(cfg: ProxyConfig, nft: Arc<dyn NftRunner>, mut rx: tokio::sync:
             _ = tokio::time::sleep(FULL_RESYNC) => {}
         }
     }
+}
+
+/// What each health check node port reports on this node: the Service's ready endpoints here.
+fn health_check_ports(input: &proxy::ProxyInput) -> std::collections::BTreeMap<u16, crate::health::ServiceHealth> {
+    input
+        .services
+        .iter()
+        .filter_map(|svc| {
+            let port = svc.health_check_node_port?;
+            let local: std::collections::BTreeSet<std::net::Ipv4Addr> = svc
+                .ports
+                .iter()
+                .flat_map(|p| p.endpoints.iter())
+                .filter(|e| e.ready && e.node_name.as_deref() == Some(input.node_name.as_str()))
+                .map(|e| e.ip)
+                .collect();
+            Some((port, crate::health::ServiceHealth { namespace: svc.namespace.clone(), name: svc.name.clone(), local_endpoints: local.len() }))
+        })
+        .collect()
 }

@@ -57,6 +57,18 @@ fn the_tutorials_load_balancer() {
     edit(&c, |s| s["spec"]["externalTrafficPolicy"] = "Local".into());
     assert!(service(&c)["spec"]["healthCheckNodePort"].as_u64().is_some());
     let pod_node = c.pods("run=my-nginx")[0]["spec"]["nodeName"].as_str().unwrap().to_string();
+    // Each node's proxy answers on the health check node port as kube-proxy does.
+    let hcnp = service(&c)["spec"]["healthCheckNodePort"].as_u64().unwrap().to_string();
+    for (node, ip) in [("kubernetes-minion-905m", "198.51.100.2"), ("kubernetes-minion-ljyd", "198.51.100.3")] {
+        let (want_code, want_count) = if node == pod_node { ("200", 1) } else { ("503", 0) };
+        let out = c.wait_for(&format!("{node}'s health check answer"), Duration::from_secs(5), || {
+            let r = c.emu(&["outside", "--", "curl", "-s", "-m", "2", "-w", "\n%{http_code}", &format!("http://{ip}:{hcnp}/healthz")]).stdout;
+            r.ends_with(want_code).then_some(r)
+        });
+        assert!(out.contains(&format!("\"localEndpoints\": {want_count},")) && out.contains("\"name\": \"my-nginx\""), "{node}: {out}");
+    }
+    let healthz = c.emu(&["ssh", &pod_node, "--", "curl", "-s", "http://127.0.0.1:10256/healthz"]).ok().stdout;
+    assert!(healthz.contains("\"nodeEligible\": true"), "{healthz}");
     let cloud_log = PathBuf::from("/run/emu").join(&c.name).join("cloud.log");
     c.wait_for("the balancer to drop the node without the pod", Duration::from_secs(10), || {
         let log = std::fs::read_to_string(&cloud_log).unwrap_or_default();

@@ -51,6 +51,9 @@ pub struct ServiceModel {
     /// VIP): handled on every node like its node ports, so that traffic from inside the cluster
     /// to them never leaves for the balancer (NET-7).
     pub load_balancer_ips: Vec<Ipv4Addr>,
+    /// `healthCheckNodePort` (LoadBalancer with Local policy): where this node tells balancers
+    /// whether it has endpoints of the Service (SVC-15). Not part of the rules.
+    pub health_check_node_port: Option<u16>,
 }
 
 /// One port of a Service and the endpoints behind it.
@@ -395,6 +398,10 @@ fn service_model(svc: &Value, slices: &[&Value]) -> Option<ServiceModel> {
         internal_local,
         ports,
         external_local: exposed && object::str_at(spec, &["externalTrafficPolicy"]) == Some("Local"),
+        health_check_node_port: object::at(spec, &["healthCheckNodePort"])
+            .and_then(Value::as_u64)
+            .and_then(|n| u16::try_from(n).ok())
+            .filter(|&n| n > 0 && service_type == "LoadBalancer"),
         load_balancer_ips: if service_type == "LoadBalancer" {
             object::at(svc, &["status", "loadBalancer", "ingress"])
                 .and_then(Value::as_array)
@@ -506,6 +513,7 @@ mod stale_udp_tests {
                 internal_local: false,
                 external_local: false,
                 load_balancer_ips: vec![],
+                health_check_node_port: None,
                 ports: vec![PortModel {
                     name: "dns".into(),
                     protocol,

@@ -121,6 +121,7 @@ fn synthetic(n: usize) -> ProxyInput {
                 internal_local: false,
                 external_local: false,
                 load_balancer_ips: vec![],
+                health_check_node_port: None,
                 ports: vec![PortModel {
                     name: "http".into(),
                     protocol: Protocol::Tcp,
