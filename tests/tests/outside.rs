@@ -43,6 +43,13 @@ fn nodes_have_external_ips_and_the_outside_reaches_only_them() {
         let r = c.emu(&["outside", "--", "curl", "-sS", "-m", "2", &format!("http://{target}")]);
         assert_ne!(r.code, 0, "{target} must not be reachable from outside: {}", r.stdout);
     }
+    // Nor from the host: its routing table leads nowhere into the cluster (asked, not tried:
+    // a packet to these addresses would leave through the host's own default route).
+    for target in [pod_ip(&pod), c.cluster_ip("web"), "198.51.100.2".to_string(), "203.0.113.1".to_string()] {
+        let route = std::process::Command::new("ip").args(["route", "get", &target]).output().unwrap();
+        let route = String::from_utf8_lossy(&route.stdout);
+        assert!(!["veth", "fabric0", "cni0", "ext0", "eth1"].iter().any(|d| route.contains(d)), "the host routes {target} into emu: {route}");
+    }
     // The exit code of the command is passed through, and a shell runs when none is given.
     assert_eq!(c.emu(&["outside", "--", "sh", "-c", "exit 3"]).code, 3);
 }
