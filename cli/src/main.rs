@@ -3,6 +3,7 @@
 
 mod context;
 mod daemon;
+mod edit;
 mod lifecycle;
 mod portforward;
 mod tls;
@@ -88,6 +89,10 @@ enum Command {
     Describe(verbs::DescribeArgs),
     /// Delete resources by file, by name or by label.
     Delete(verbs::DeleteArgs),
+    /// Edit a resource in $KUBE_EDITOR, $EDITOR or vi, and save it back whole.
+    Edit(edit::EditArgs),
+    /// Update fields of a resource with a strategic merge, JSON merge or JSON patch.
+    Patch(edit::PatchArgs),
     /// Set a new size for a Deployment or ReplicaSet.
     Scale(verbs::ScaleArgs),
     /// Expose a deployment, replicaset, pod or service as a new Service.
@@ -159,6 +164,8 @@ fn main() {
         Command::Get(a) => verbs::get(a),
         Command::Describe(a) => verbs::describe(a),
         Command::Delete(a) => verbs::delete(a),
+        Command::Edit(a) => edit::edit(a),
+        Command::Patch(a) => edit::patch(a),
         Command::Scale(a) => verbs::scale(a),
         Command::Expose(a) => verbs::expose(a),
         Command::Run(a) => verbs::run(a),

@@ -126,29 +126,108 @@ fn merge_for_apply(existing: &Value, user: &Value) -> Value {
     merged
 }
 
-#[tonic::async_trait]
-impl Api for ApiService {
-    async fn apply(&self, req: Request<ApplyRequest>) -> Result<Response<ApplyResponse>, Status> {
-        let req = req.into_inner();
-        let mut admitted = Vec::with_capacity(req.objects.len());
-        let mut originals = Vec::with_capacity(req.objects.len());
-        let parsed: Vec<Value> = req.objects.iter().map(parse_object).collect::<Result<_, _>>()?;
+/// How a write request treats objects that already exist.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum WriteMode {
+    /// `kubectl apply`: create, or three-way merge into the stored object.
+    Apply,
+    /// `kubectl create`: existing objects fail the request.
+    Create,
+    /// `kubectl replace` (PUT): the object must exist and is replaced whole.
+    Replace,
+}
+
+/// What a PUT of `user` over `existing` asks to store, before decoding, defaults and validation:
+/// the user's object whole, with what a PUT of the main resource cannot set taken from the stored
+/// object: `status` (it has its own writers), and a Service's ClusterIP and IP family fields the
+/// user left out (`patchAllocatedValues`; a changed ClusterIP is refused by `assign_cluster_ip`,
+/// and node ports are restored by [`crate::services::prepare_update`]). `resourceVersion` stays as
+/// the user sent it, for the store's optimistic concurrency check.
+fn replacement(existing: &Value, user: &Value) -> Value {
+    let mut v = user.clone();
+    for field in ["name", "namespace", "uid", "creationTimestamp"] {
+        match object::at(existing, &["metadata", field]) {
+            Some(x) => object::metadata_mut(&mut v).insert(field.into(), x.clone()),
+            None => object::metadata_mut(&mut v).remove(field),
+        };
+    }
+    match existing.get("status") {
+        Some(status) => v["status"] = status.clone(),
+        None => {
+            if let Some(m) = v.as_object_mut() {
+                m.remove("status");
+            }
+        }
+    }
+    if object::kind(existing) == "Service" && v["spec"]["type"] != "ExternalName" {
+        let unset = |x: Option<&Value>| x.is_none_or(|x| x.is_null() || x == "" || x.as_array().is_some_and(Vec::is_empty));
+        let spec = object::object_mut(&mut v, "spec");
+        for k in ["clusterIP", "clusterIPs", "ipFamilies", "ipFamilyPolicy"] {
+            if let Some(live) = existing["spec"].get(k).filter(|_| unset(spec.get(k))) {
+                spec.insert(k.into(), live.clone());
+            }
+        }
+    }
+    v
+}
+
+/// Kubernetes' 409 for a write carrying a resourceVersion the object no longer has.
+fn conflict(key: &ObjectKey) -> Status {
+    status_of(StoreError::Conflict { kind_plural_group: plural(key), name: key.name.clone() })
+}
+
+impl ApiService {
+    /// An update's new object (`desired`: the merged or replacing object) through the API server's
+    /// update pipeline: decode, defaults, a Service's type-dependent fields and allocated values
+    /// (SVC-11), validation of the object and of the change, then node ports and the
+    /// load-balancer address against the cluster. Nothing is written here.
+    fn admit_update(&self, existing: &Value, mut desired: Value, node_ports: &mut crate::services::NodePortsInUse) -> Result<Value, Status> {
+        let service = object::kind(&desired) == "Service";
+        emu_core::configdata::decode(&mut desired).map_err(Status::invalid_argument)?;
+        defaults::apply_defaults(&mut desired);
+        if service {
+            crate::services::prepare_update(existing, &mut desired);
+        }
+        validation::validate(&desired).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        validation::validate_update(existing, &desired).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        if service {
+            crate::services::assign_node_ports(&self.shared, &mut desired, Some(existing), node_ports)?;
+            crate::services::check_load_balancer_ip(&self.shared, &desired)?;
+        }
+        Ok(desired)
+    }
+
+    /// Apply, create and replace: every object is admitted, merged and checked before anything
+    /// is written, so that a bad document anywhere in the request changes nothing.
+    fn write_objects(&self, objects: &[Object], mode: WriteMode, dry_run: bool) -> Result<Vec<ApplyResult>, Status> {
+        let mut admitted = Vec::with_capacity(objects.len());
+        let mut originals = Vec::with_capacity(objects.len());
+        let parsed: Vec<Value> = objects.iter().map(parse_object).collect::<Result<_, _>>()?;
         let new_namespaces: Vec<String> = parsed.iter().filter(|v| object::kind(v) == "Namespace").map(|v| object::name(v).to_string()).collect();
         // Held until every object is written: allocations are checked against the store.
         let _allocation = self.shared.allocation.lock().unwrap_or_else(|e| e.into_inner());
         let mut cluster_ips = crate::services::ClusterIpsInUse::default();
         for original in parsed {
-            let (mut v, rk) = admit(&self.shared, original.clone(), &new_namespaces, !req.create_only)?;
+            let (mut v, rk) = admit(&self.shared, original.clone(), &new_namespaces, mode != WriteMode::Create)?;
+            // Read (a copy) only where needed: an apply of thousands of objects reads each once.
+            let needs_live = mode == WriteMode::Replace || (rk.kind == "Service" && mode == WriteMode::Apply);
+            let existing = ObjectKey::of(&v).ok().filter(|_| needs_live).and_then(|k| self.shared.store.get(&k));
+            if mode == WriteMode::Replace {
+                let key = ObjectKey::of(&v).map_err(status_of)?;
+                let Some(live) = &existing else { return Err(not_found(&key)) };
+                let wanted = object::str_at(&v, &["metadata", "resourceVersion"]).filter(|rv| !rv.is_empty());
+                if wanted.is_some_and(|rv| Some(rv) != object::str_at(live, &["metadata", "resourceVersion"])) {
+                    return Err(conflict(&key));
+                }
+            }
             if rk.kind == "Service" {
-                let existing = ObjectKey::of(&v).ok().and_then(|k| self.shared.store.get(&k));
-                let existing = existing.filter(|_| !req.create_only);
                 crate::services::assign_cluster_ip(&self.shared, &mut v, existing.as_ref(), &mut cluster_ips).map_err(Status::invalid_argument)?;
             }
             admitted.push((v, rk));
             originals.push(original);
         }
         // Refuse create-only conflicts before writing anything.
-        if req.create_only {
+        if mode == WriteMode::Create {
             for (v, rk) in &admitted {
                 let key = ObjectKey::of(v).map_err(status_of)?;
                 if self.shared.store.get(&key).is_some() {
@@ -156,48 +235,38 @@ impl Api for ApiService {
                 }
             }
         }
-        // Every update is merged and checked before anything is written, so that a bad document
-        // anywhere in the request changes nothing. Node ports are allocated here, in document
-        // order, once an update's merged object is known.
+        // Node ports are allocated here, in document order, once an update's new object is known.
         let mut node_ports = crate::services::NodePortsInUse::default();
         let mut writes = Vec::with_capacity(admitted.len());
         for ((mut v, rk), original) in admitted.into_iter().zip(originals) {
             let key = ObjectKey::of(&v).map_err(status_of)?;
-            let service = rk.kind == "Service";
-            match self.shared.store.get(&key).filter(|_| !req.dry_run) {
+            match self.shared.store.get(&key).filter(|_| !dry_run) {
                 None => {
-                    if service {
+                    if rk.kind == "Service" {
                         crate::services::assign_node_ports(&self.shared, &mut v, None, &mut node_ports)?;
                         crate::services::check_load_balancer_ip(&self.shared, &v)?;
                     }
-                    if !req.create_only {
+                    if mode == WriteMode::Apply {
                         object::set_annotation(&mut v, LAST_APPLIED, &format!("{}\n", emu_core::manifest::canonical_json(&original)));
                     }
                     writes.push((key, None, v));
                 }
                 Some(existing) => {
-                    // Merge what the user wrote (then decode and default the result, as the API
-                    // server does).
-                    let mut merged = merge_for_apply(&existing, &original);
-                    emu_core::configdata::decode(&mut merged).map_err(Status::invalid_argument)?;
-                    defaults::apply_defaults(&mut merged);
-                    if service {
-                        crate::services::prepare_update(&existing, &mut merged);
-                    }
-                    validation::validate(&merged).map_err(|e| Status::invalid_argument(e.to_string()))?;
-                    validation::validate_update(&existing, &merged).map_err(|e| Status::invalid_argument(e.to_string()))?;
-                    if service {
-                        crate::services::assign_node_ports(&self.shared, &mut merged, Some(&existing), &mut node_ports)?;
-                        crate::services::check_load_balancer_ip(&self.shared, &merged)?;
-                    }
-                    writes.push((key, Some(existing), merged));
+                    // What the user wrote, merged (apply) or whole (replace), then decoded and
+                    // defaulted as the API server does.
+                    let desired = match mode {
+                        WriteMode::Replace => replacement(&existing, &original),
+                        _ => merge_for_apply(&existing, &original),
+                    };
+                    let updated = self.admit_update(&existing, desired, &mut node_ports)?;
+                    writes.push((key, Some(existing), updated));
                 }
             }
         }
         let mut results = Vec::new();
         for (key, existing, v) in writes {
             let rref = Some(ObjectRef { kind: key.kind.clone(), namespace: key.namespace.clone(), name: key.name.clone() });
-            if req.dry_run {
+            if dry_run {
                 results.push(ApplyResult { r#ref: rref, action: "created (dry run)".into(), object: Some(to_object(&v)) });
                 continue;
             }
@@ -213,6 +282,21 @@ impl Api for ApiService {
             results.push(ApplyResult { r#ref: rref, action: action.into(), object: Some(to_object(&stored)) });
         }
         self.shared.changed();
+        Ok(results)
+    }
+}
+
+#[tonic::async_trait]
+impl Api for ApiService {
+    async fn apply(&self, req: Request<ApplyRequest>) -> Result<Response<ApplyResponse>, Status> {
+        let req = req.into_inner();
+        let mode = if req.create_only { WriteMode::Create } else { WriteMode::Apply };
+        let results = self.write_objects(&req.objects, mode, req.dry_run)?;
+        Ok(Response::new(ApplyResponse { results }))
+    }
+
+    async fn replace(&self, req: Request<ReplaceRequest>) -> Result<Response<ApplyResponse>, Status> {
+        let results = self.write_objects(&req.into_inner().objects, WriteMode::Replace, false)?;
         Ok(Response::new(ApplyResponse { results }))
     }
 
@@ -399,9 +483,13 @@ fn key_of(r: &ObjectRef) -> Result<ObjectKey, Status> {
     Ok(ObjectKey { kind: rk.kind.to_string(), namespace, name: r.name.clone() })
 }
 
+/// `services`, `deployments.apps`: how the API server names a kind in its messages.
+fn plural(key: &ObjectKey) -> String {
+    kinds::by_kind(&key.kind).map(|rk| rk.qualified_plural()).unwrap_or_else(|| key.kind.to_lowercase())
+}
+
 fn not_found(key: &ObjectKey) -> Status {
-    let plural = kinds::by_kind(&key.kind).map(|rk| rk.qualified_plural()).unwrap_or_else(|| key.kind.to_lowercase());
-    Status::not_found(format!("{plural} {:?} not found", key.name))
+    Status::not_found(format!("{} {:?} not found", plural(key), key.name))
 }
 
 fn parse_field_selector(s: &str) -> Result<Vec<(String, String)>, Status> {

@@ -124,8 +124,6 @@ impl NodePortsInUse {
     }
 }
 
-/// Fills the node ports of a Service being created (`existing` None) or updated (`svc` is then
-/// the merged, defaulted and validated object; see [`prepare_update`]): the registry's step of
 /// Checks `spec.loadBalancerIP` against the cluster's cloud: inside its pool and not held by
 /// another Service (requested or assigned), as a cloud provider would refuse it; nothing is
 /// written here.
@@ -147,6 +145,8 @@ pub fn check_load_balancer_ip(shared: &Shared, svc: &Value) -> Result<(), Status
         .map_err(|cause| Status::invalid_argument(format!("The Service {:?} is invalid: {cause}", object::name(svc))))
 }
 
+/// Fills the node ports of a Service being created (`existing` None) or updated (`svc` is then
+/// the merged, defaulted and validated object; see [`prepare_update`]): the registry's step of
 /// SVC-9, SVC-10 and SVC-15, see [`nodeports::allocate_node_ports`]. `in_use` records what the
 /// Service holds afterwards. Errors are the API server's (a 422 naming the field, or a 500);
 /// nothing is written here.
@@ -227,7 +227,7 @@ mod tests {
     use crate::api::ApiService;
     use crate::store::Store;
     use emu_core::cluster::ClusterConfig;
-    use emu_proto::{api_server::Api, ApplyRequest, Object};
+    use emu_proto::{api_server::Api, ApplyRequest, Object, ReplaceRequest, UpdateStatusRequest};
     use tonic::Request;
 
     struct Api1 {
@@ -246,6 +246,7 @@ mod tests {
             node_prefix: 24,
             service_cidr: "10.96.0.0/12".into(),
             outside_cidr: String::new(),
+            load_balancer_cidr: "203.0.113.0/24".into(),
         };
         let shared = Shared::new(store, config);
         shared.store.create(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default"}})).unwrap();
@@ -261,6 +262,13 @@ mod tests {
 
         async fn apply(&self, docs: &[Value]) -> Result<Vec<String>, Status> {
             self.send(docs, false).await
+        }
+
+        /// `kubectl replace` (a PUT of each document).
+        async fn replace(&self, docs: &[Value]) -> Result<Vec<String>, Status> {
+            let objects = docs.iter().map(|d| Object { json: d.to_string() }).collect();
+            let r = self.api.replace(Request::new(ReplaceRequest { objects })).await?;
+            Ok(r.into_inner().results.into_iter().map(|r| r.action).collect())
         }
 
         fn svc(&self, name: &str) -> Value {
@@ -410,5 +418,99 @@ mod tests {
         np["spec"]["externalTrafficPolicy"] = json!("Local");
         a.apply(&[np]).await.unwrap();
         assert!(a.svc("my-nginx")["spec"].get("healthCheckNodePort").is_none());
+    }
+
+    #[tokio::test]
+    async fn a_replaced_service_keeps_what_the_registry_allocated() {
+        let a = api();
+        a.apply(&[my_nginx("NodePort")]).await.unwrap();
+        let before = a.svc("my-nginx");
+        let (ip, ports) = (before["spec"]["clusterIP"].clone(), a.node_ports("my-nginx"));
+        // `kubectl edit`: what `get -o yaml` shows, the type changed.
+        let mut edited = before.clone();
+        edited["spec"]["type"] = json!("LoadBalancer");
+        assert_eq!(a.replace(&[edited.clone()]).await.unwrap(), ["configured"]);
+        let after = a.svc("my-nginx");
+        assert_eq!((&after["spec"]["clusterIP"], a.node_ports("my-nginx")), (&ip, ports.clone()));
+        assert_eq!(after["metadata"]["uid"], before["metadata"]["uid"]);
+        assert_eq!(after["metadata"]["creationTimestamp"], before["metadata"]["creationTimestamp"]);
+        // The same object again (its version updated): nothing to write.
+        edited["metadata"]["resourceVersion"] = after["metadata"]["resourceVersion"].clone();
+        assert_eq!(a.replace(&[edited]).await.unwrap(), ["unchanged"]);
+        // A bare manifest: the ClusterIP, its families and the node ports are put back, while what
+        // a PUT replaces (labels) goes; uid and creationTimestamp cannot be forged.
+        let mut bare = my_nginx("NodePort");
+        bare["metadata"] = json!({"name": "my-nginx", "uid": "forged", "creationTimestamp": "2001-01-01T00:00:00Z"});
+        assert_eq!(a.replace(&[bare]).await.unwrap(), ["configured"]);
+        let svc = a.svc("my-nginx");
+        assert_eq!((&svc["spec"]["clusterIP"], &svc["spec"]["clusterIPs"], &svc["spec"]["ipFamilies"]), (&ip, &json!([ip]), &json!(["IPv4"])));
+        assert_eq!((svc["spec"]["type"].as_str(), a.node_ports("my-nginx")), (Some("NodePort"), ports));
+        assert!(svc["metadata"].get("labels").is_none(), "{svc}");
+        assert_eq!(svc["metadata"]["uid"], before["metadata"]["uid"]);
+        assert_eq!(svc["metadata"]["creationTimestamp"], before["metadata"]["creationTimestamp"]);
+        // → ClusterIP with the node ports still written in: they are cleared (SVC-11).
+        let mut plain = a.svc("my-nginx");
+        plain["spec"]["type"] = json!("ClusterIP");
+        a.replace(&[plain]).await.unwrap();
+        assert_eq!((a.node_ports("my-nginx"), &a.svc("my-nginx")["spec"]["clusterIP"]), (vec![0, 0], &ip));
+    }
+
+    #[tokio::test]
+    async fn replace_refuses_stale_versions_missing_objects_and_taken_ports() {
+        let a = api();
+        a.apply(&[my_nginx("NodePort"), one_port("other", "NodePort", Some(30080))]).await.unwrap();
+        let stale = a.svc("my-nginx");
+        let mut changed = stale.clone();
+        changed["spec"]["sessionAffinity"] = json!("ClientIP");
+        a.replace(&[changed]).await.unwrap();
+        let current = a.svc("my-nginx");
+        let rv = a.api.shared.store.resource_version();
+        let mut late = stale.clone();
+        late["spec"]["type"] = json!("LoadBalancer");
+        let (code, msg) = error(a.replace(&[late.clone()]).await);
+        assert_eq!(code, tonic::Code::Aborted);
+        assert_eq!(
+            msg,
+            "Operation cannot be fulfilled on services \"my-nginx\": the object has been modified; please apply your changes to the latest version and try again"
+        );
+        // Without a version the replace is unconditional.
+        late["metadata"].as_object_mut().unwrap().remove("resourceVersion");
+        let mut nope = one_port("nope", "ClusterIP", None);
+        nope["metadata"]["resourceVersion"] = json!("1");
+        let (code, msg) = error(a.replace(&[late.clone(), nope]).await);
+        assert_eq!((code, msg.as_str()), (tonic::Code::NotFound, "services \"nope\" not found"));
+        let mut grab = current.clone();
+        grab["spec"]["ports"][1]["nodePort"] = json!(30080);
+        let (code, msg) = error(a.replace(&[late.clone(), grab]).await);
+        assert_eq!(code, tonic::Code::InvalidArgument);
+        assert_eq!(msg, "The Service \"my-nginx\" is invalid: spec.ports[1].nodePort: Invalid value: 30080: provided port is already allocated");
+        assert_eq!(a.api.shared.store.resource_version(), rv, "nothing was written");
+        assert_eq!(a.svc("my-nginx"), current);
+        assert_eq!(a.replace(&[late]).await.unwrap(), ["configured"]);
+        assert_eq!(a.svc("my-nginx")["spec"]["sessionAffinity"], "None", "a PUT replaces the whole spec");
+    }
+
+    #[tokio::test]
+    async fn replace_keeps_the_status_until_the_type_drops_it() {
+        let a = api();
+        a.apply(&[my_nginx("LoadBalancer")]).await.unwrap();
+        let mut with_status = a.svc("my-nginx");
+        with_status["status"] = json!({"loadBalancer": {"ingress": [{"ip": "203.0.113.1", "ipMode": "VIP"}]}});
+        a.api.update_status(Request::new(UpdateStatusRequest { object: Some(Object { json: with_status.to_string() }) })).await.unwrap();
+        // Status is not writable through the main resource: a PUT without it (or with another)
+        // keeps the stored one.
+        let mut put = a.svc("my-nginx");
+        put["status"] = json!({"loadBalancer": {}});
+        put["spec"]["externalTrafficPolicy"] = json!("Local");
+        assert_eq!(a.replace(&[put]).await.unwrap(), ["configured"]);
+        assert_eq!(a.svc("my-nginx")["status"]["loadBalancer"]["ingress"][0]["ip"], "203.0.113.1");
+        assert!(a.svc("my-nginx")["spec"]["healthCheckNodePort"].as_i64().is_some());
+        // No longer a load balancer: the address goes with the type.
+        let mut plain = a.svc("my-nginx");
+        plain["spec"]["type"] = json!("ClusterIP");
+        a.replace(&[plain]).await.unwrap();
+        let svc = a.svc("my-nginx");
+        assert_eq!(svc["status"]["loadBalancer"], json!({}));
+        assert!(svc["spec"].get("healthCheckNodePort").is_none() && svc["spec"].get("externalTrafficPolicy").is_none(), "{svc}");
     }
 }

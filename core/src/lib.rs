@@ -24,3 +24,4 @@ pub mod configdata;
 pub mod events;
 pub mod volumes;
 pub mod loadbalancer;
+pub mod patch;
