@@ -169,6 +169,7 @@ fn port(protocol: Protocol, number: u16, endpoints: Vec<EndpointModel>) -> PortM
         name: String::new(),
         protocol,
         port: number,
+        node_port: None,
         endpoints,
     }
 }
@@ -181,6 +182,9 @@ fn service(name: &str, cluster_ip: &str, ports: Vec<PortModel>) -> ServiceModel 
         affinity_timeout: None,
         internal_local: false,
         ports,
+        external_local: false,
+        load_balancer_ips: vec![],
+        health_check_node_port: None,
     }
 }
 
@@ -191,6 +195,7 @@ fn model(mut services: Vec<ServiceModel>) -> ProxyInput {
         cluster_pod_cidr: cidr("10.244.0.0/16"),
         service_cidr: cidr("10.96.0.0/12"),
         services,
+        node_ips: vec![],
     }
 }
 
