@@ -13,6 +13,8 @@ emu_need_packages() {
   command -v dig >/dev/null || missing+=(dnsutils)
   command -v setpriv >/dev/null || missing+=(util-linux)
   command -v conntrack >/dev/null || [ -x /usr/sbin/conntrack ] || missing+=(conntrack)
+  # Link impairments (emu fault delay/loss/…) queue packets with the NFQUEUE target.
+  command -v iptables-restore >/dev/null || [ -x /usr/sbin/iptables-restore ] || missing+=(iptables)
   if [ "${EMU_WITH_VAGRANT:-0}" = 1 ]; then
     command -v vagrant >/dev/null || missing+=(vagrant)
   fi

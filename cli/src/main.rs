@@ -4,6 +4,7 @@
 mod context;
 mod daemon;
 mod edit;
+mod fault;
 mod lifecycle;
 mod portforward;
 mod tls;
@@ -108,6 +109,8 @@ enum Command {
     /// A shell or a command as the external client, in the outside world (where the nodes'
     /// ExternalIPs are).
     Outside(verbs::OutsideArgs),
+    /// Network faults: partitions, delay, loss, … on the emulated links (`emu fault list`, `clear`).
+    Fault(fault::FaultArgs),
     /// Forward local ports (on 127.0.0.1) to a pod, or to a pod of a Service or Deployment.
     PortForward(portforward::PortForwardArgs),
     /// Generate files (no cluster needed).
@@ -174,6 +177,7 @@ fn main() {
         Command::Ssh(a) => verbs::ssh(a),
         Command::Outside(a) => verbs::outside(a),
         Command::PortForward(a) => portforward::port_forward(a),
+        Command::Fault(a) => fault::fault(a),
         Command::Gen { what: Generate::Cert { cn, san, key, cert } } => gen_cert(&cn, &san, &key, &cert),
     };
     match result {

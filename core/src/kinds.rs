@@ -85,6 +85,8 @@ pub const KINDS: &[ResourceKind] = &[
     v1("", "ConfigMap", "configmaps", "configmap", &["cm"], true),
     v1("", "Secret", "secrets", "secret", &[], true),
     v1("", "Event", "events", "event", &["ev"], true),
+    // emu's own: a network fault in force (`emu fault`), applied by the node agents.
+    v1("emu.dev", "Fault", "faults", "fault", &[], false),
 ];
 
 /// Resolves a kubectl resource argument: plural, singular, short name or Kind, in any case,

@@ -24,4 +24,5 @@ pub mod configdata;
 pub mod events;
 pub mod volumes;
 pub mod loadbalancer;
+pub mod faults;
 pub mod patch;

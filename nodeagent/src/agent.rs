@@ -88,6 +88,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     tracing::info!(node = %agent.node.name, pod_cidr = %agent.pod_cidr, "node agent ready");
 
     tokio::spawn(heartbeats(agent.clone()));
+    tokio::spawn(crate::faults::run(agent.cluster.clone(), agent.node.clone(), agent.paths.socket()));
     let (node_tx, node_rx) = tokio::sync::watch::channel(Snapshot::default());
     tokio::spawn(reflector::run(agent.paths.socket(), vec!["Node".into()], String::new(), node_tx));
     tokio::spawn(sync_routes(agent.clone(), node_rx));
@@ -178,21 +179,25 @@ async fn heartbeats(agent: Arc<Agent>) {
     }
 }
 
+/// The routes a node needs, from the Node objects: every other node's pod CIDR via its
+/// InternalIP on the fabric, as (network, prefix, via).
+pub fn node_routes<'a>(nodes: impl Iterator<Item = &'a Value>, me: &str) -> Vec<(Ipv4Addr, u8, Ipv4Addr)> {
+    nodes
+        .filter(|n| object::kind(n) == "Node" && object::name(n) != me)
+        .filter_map(|n| {
+            let cidr: ipam::Ipv4Cidr = object::str_at(n, &["spec", "podCIDR"])?.parse().ok()?;
+            let via = n["status"]["addresses"].as_array()?.iter().find(|a| a["type"] == "InternalIP")?["address"].as_str()?.parse().ok()?;
+            Some((cidr.addr, cidr.prefix, via))
+        })
+        .collect()
+}
+
 /// Routes to every other node's pod CIDR via that node's fabric address.
 async fn sync_routes(agent: Arc<Agent>, mut rx: tokio::sync::watch::Receiver<Snapshot>) {
     loop {
         let snap = rx.borrow_and_update().clone();
         if snap.synced {
-            let routes: Vec<(Ipv4Addr, u8, Ipv4Addr)> = snap
-                .objects
-                .values()
-                .filter(|n| object::name(n) != agent.node.name)
-                .filter_map(|n| {
-                    let cidr: ipam::Ipv4Cidr = object::str_at(n, &["spec", "podCIDR"])?.parse().ok()?;
-                    let via = n["status"]["addresses"].as_array()?.iter().find(|a| a["type"] == "InternalIP")?["address"].as_str()?.parse().ok()?;
-                    Some((cidr.addr, cidr.prefix, via))
-                })
-                .collect();
+            let routes = node_routes(snap.objects.values().map(|n| n.as_ref()), &agent.node.name);
             if let Err(e) = net::sync_routes(&agent.node_ns, &routes).await {
                 tracing::warn!(error = %format!("{e:#}"), "syncing routes");
             }

@@ -1,0 +1,186 @@
+//! `emu fault …`: network faults for labs and tests (issue 7). Each command records a Fault
+//! object (`emu.dev/v1`) in the API; the node agents apply it to the emulated links (netem in
+//! both directions, the partition's drop rules, a link down) and revert it when it is deleted.
+//! Nothing here touches a namespace itself.
+
+use crate::context::{api_error, Ctx};
+use crate::verbs::{list, Client};
+use crate::ClusterFlag;
+use anyhow::bail;
+use clap::{Args, Subcommand};
+use emu_core::faults::{self, FaultSpec, Netem, Target};
+use emu_core::object;
+use emu_proto::{ApplyRequest, DeleteRequest, Object, ObjectRef};
+
+#[derive(Args, Debug)]
+pub struct FaultArgs {
+    #[command(subcommand)]
+    pub command: FaultCommand,
+    /// Namespace of a `pod/NAME` target (default: default).
+    #[arg(short = 'n', long = "namespace", global = true)]
+    pub namespace: Option<String>,
+    #[command(flatten)]
+    pub cluster: ClusterFlag,
+}
+
+/// TARGET is a node name or `pod/NAME`.
+#[derive(Subcommand, Debug)]
+pub enum FaultCommand {
+    /// Drop traffic between two groups of nodes (comma-separated names) and their pods.
+    Partition {
+        a: String,
+        b: String,
+        /// Only from the first group to the second.
+        #[arg(long)]
+        one_way: bool,
+    },
+    /// Delay every packet crossing the target's link, both ways (a round trip through it takes
+    /// twice as long more).
+    Delay {
+        target: String,
+        delay: String,
+        #[arg(long)]
+        jitter: Option<String>,
+        /// Correlation of successive delays, e.g. 25%.
+        #[arg(long)]
+        correlation: Option<String>,
+    },
+    /// Lose this share of the packets crossing the target's link, each way.
+    Loss {
+        target: String,
+        percent: String,
+        /// Correlation of successive losses (bursts), e.g. 25%.
+        #[arg(long)]
+        correlation: Option<String>,
+    },
+    /// Duplicate this share of the packets.
+    Duplicate { target: String, percent: String },
+    /// Corrupt a bit in this share of the packets.
+    Corrupt { target: String, percent: String },
+    /// Send this share of the packets at once while the others wait `--delay` (reordering).
+    Reorder {
+        target: String,
+        percent: String,
+        #[arg(long, default_value = "10ms")]
+        delay: String,
+    },
+    /// Limit the link's rate, e.g. 1mbit.
+    Rate { target: String, rate: String },
+    /// Take a node's link down (or bring it back up).
+    Link { node: String, state: String },
+    /// The faults in force.
+    List,
+    /// Revert the named faults, or all.
+    Clear { names: Vec<String> },
+}
+
+pub fn fault(a: FaultArgs) -> anyhow::Result<i32> {
+    let ctx = Ctx::open(&a.cluster)?;
+    let mut client = ctx.client.clone();
+    let config: emu_core::cluster::ClusterConfig = serde_json::from_slice(&std::fs::read(ctx.paths.config())?)?;
+    let nodes: Vec<String> = config.nodes.iter().map(|n| n.name.clone()).collect();
+    let existing = ctx.block_on(list(&mut client, faults::KIND, "", ""))?;
+    let ns = a.namespace.clone().unwrap_or_else(|| "default".into());
+    let target = |t: &str| -> Target {
+        match t.strip_prefix("pod/").or_else(|| t.strip_prefix("pods/")).or_else(|| t.strip_prefix("po/")) {
+            Some(pod) => Target::Pod { namespace: ns.clone(), name: pod.to_string() },
+            None => Target::Node(t.to_string()),
+        }
+    };
+    let pct = |s: &str| faults::parse_percent(s).map_err(anyhow::Error::msg);
+    let ms = |s: &str| faults::parse_duration_ms(s).map_err(anyhow::Error::msg);
+    let netem = |t: &str, netem: Netem| FaultSpec::Netem { target: target(t), netem };
+    let (kind, spec) = match &a.command {
+        FaultCommand::List => return list_faults(&existing, &nodes),
+        FaultCommand::Clear { names } => return clear(&ctx, &mut client, &existing, names),
+        FaultCommand::Partition { a, b, one_way } => {
+            let split = |s: &str| s.split(',').filter(|n| !n.is_empty()).map(str::to_string).collect();
+            ("partition", FaultSpec::Partition { a: split(a), b: split(b), one_way: *one_way })
+        }
+        FaultCommand::Delay { target: t, delay, jitter, correlation } => {
+            let n = Netem {
+                delay_ms: Some(ms(delay)?),
+                jitter_ms: jitter.as_deref().map(ms).transpose()?,
+                delay_correlation: correlation.as_deref().map(pct).transpose()?,
+                ..Default::default()
+            };
+            ("delay", netem(t, n))
+        }
+        FaultCommand::Loss { target: t, percent, correlation } => {
+            let n = Netem { loss: Some(pct(percent)?), loss_correlation: correlation.as_deref().map(pct).transpose()?, ..Default::default() };
+            ("loss", netem(t, n))
+        }
+        FaultCommand::Duplicate { .. } => {
+            // See emu_nodeagent::linkemu: no netem in this kernel, and NFQUEUE cannot copy.
+            bail!("duplicate: not available here: the kernel has no netem (sch_netem) and emu's link emulator cannot copy packets")
+        }
+        FaultCommand::Corrupt { target: t, percent } => ("corrupt", netem(t, Netem { corrupt: Some(pct(percent)?), ..Default::default() })),
+        FaultCommand::Reorder { target: t, percent, delay } => {
+            ("reorder", netem(t, Netem { reorder: Some(pct(percent)?), delay_ms: Some(ms(delay)?), ..Default::default() }))
+        }
+        FaultCommand::Rate { target: t, rate } => {
+            ("rate", netem(t, Netem { rate: Some(faults::parse_rate(rate).map_err(anyhow::Error::msg)?), ..Default::default() }))
+        }
+        FaultCommand::Link { node, state } => match state.as_str() {
+            "down" => ("link-down", FaultSpec::LinkDown { node: node.clone() }),
+            "up" => {
+                let down: Vec<String> = existing
+                    .iter()
+                    .filter(|f| matches!(faults::parse(f, &nodes), Ok(FaultSpec::LinkDown { node: n }) if n == *node))
+                    .map(|f| object::name(f).to_string())
+                    .collect();
+                if down.is_empty() {
+                    println!("node {node}'s link is up");
+                    return Ok(0);
+                }
+                return clear(&ctx, &mut client, &existing, &down);
+            }
+            other => bail!("link state {other:?}: use down or up"),
+        },
+    };
+    let name = faults::next_name(kind, &existing);
+    let object = faults::to_object(&name, &spec);
+    // The same checks the agents make, so that a bad fault is refused here with its reason.
+    faults::parse(&object, &nodes).map_err(|e| anyhow::anyhow!("fault {name}: {e}"))?;
+    let request = ApplyRequest { objects: vec![Object { json: object.to_string() }], create_only: true, dry_run: false };
+    ctx.block_on(client.apply(request)).map_err(api_error)?;
+    let (_, target, details) = faults::describe(&spec);
+    println!("fault/{name} created: {target} {details}");
+    Ok(0)
+}
+
+fn list_faults(existing: &[serde_json::Value], nodes: &[String]) -> anyhow::Result<i32> {
+    if existing.is_empty() {
+        println!("No faults in force.");
+        return Ok(0);
+    }
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+    let mut rows = vec![["NAME", "TYPE", "TARGET", "DETAILS", "AGE"].map(String::from).to_vec()];
+    for f in existing {
+        let (kind, target, details) = match faults::parse(f, nodes) {
+            Ok(spec) => faults::describe(&spec),
+            Err(e) => ("invalid".into(), "-".into(), e),
+        };
+        let created = object::str_at(f, &["metadata", "creationTimestamp"]).and_then(emu_core::time::parse_rfc3339);
+        let age = created.map_or("<unknown>".into(), |t| emu_core::printers::human_duration(now - t));
+        rows.push(vec![object::name(f).to_string(), kind, target, details, age]);
+    }
+    print!("{}", emu_core::printers::tabwrite(&rows, 0, 3));
+    Ok(0)
+}
+
+fn clear(ctx: &Ctx, client: &mut Client, existing: &[serde_json::Value], names: &[String]) -> anyhow::Result<i32> {
+    let chosen: Vec<&serde_json::Value> = existing.iter().filter(|f| names.is_empty() || names.iter().any(|n| n == object::name(f))).collect();
+    if let Some(missing) = names.iter().find(|n| !existing.iter().any(|f| object::name(f) == n.as_str())) {
+        bail!("fault {missing:?} not found (see `emu fault list`)");
+    }
+    if chosen.is_empty() {
+        println!("No faults in force.");
+    }
+    for f in chosen {
+        let r = ObjectRef { kind: faults::KIND.into(), namespace: String::new(), name: object::name(f).into() };
+        ctx.block_on(client.delete(DeleteRequest { r#ref: Some(r), force: true, grace_period_seconds: -1 })).map_err(api_error)?;
+        println!("fault/{} cleared", object::name(f));
+    }
+    Ok(0)
+}

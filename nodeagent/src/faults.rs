@@ -1,0 +1,198 @@
+//! The faults of one node (issue 7), applied by its agent from the Fault objects: netem on the
+//! node's link in both directions (its `eth0`, and the fabric's end of it for what comes in) and
+//! on its pods' links (the pod's `eth0` and the node's end), the partition table, and the link
+//! going down. Level-triggered: every change (and every few seconds) compares what the faults
+//! want with what was applied; a fault deleted is reverted, and a restarted agent starts from a
+//! clean state. The agent's own traffic to the controller goes over a Unix socket, so no fault
+//! cuts it off from the API.
+
+use emu_core::cluster::{ClusterConfig, NodeConfig};
+use emu_core::faults::{self, FaultSpec, Target};
+use emu_core::{naming, object};
+use emu_proto::reflector::{self, Snapshot};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Default)]
+struct Applied {
+    partition: Option<String>,
+    /// The `mangle` rules sending links' packets to the link emulator.
+    queue_rules: Option<Vec<String>>,
+    link_down: Option<bool>,
+}
+
+/// The queues of the node's own link (out, in) and the first of its pods' links.
+const NODE_QUEUE: u16 = 100;
+const POD_QUEUES: u16 = 200;
+
+/// Runs forever in the agent.
+pub async fn run(cluster: ClusterConfig, node: NodeConfig, socket: PathBuf) {
+    let (tx, mut rx) = tokio::sync::watch::channel(Snapshot::default());
+    let kinds = ["Fault", "Node", "Pod"].map(String::from).to_vec();
+    tokio::spawn(reflector::run(socket, kinds, node.name.clone(), tx));
+    let nft: Arc<dyn crate::nft::NftRunner> = Arc::new(crate::nft::RealNft::new());
+    let mut applied = Applied::default();
+    let node_ns = crate::net::netns_path(&naming::netns_node(&cluster.name, &node.name));
+    let emulator = crate::linkemu::LinkEmulator::start();
+    loop {
+        let snap = rx.borrow_and_update().clone();
+        if snap.synced {
+            reconcile(&cluster, &node, &snap, &nft, &node_ns, &emulator, &mut applied).await;
+        }
+        tokio::select! {
+            r = rx.changed() => if r.is_err() { return },
+            _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+        }
+    }
+}
+
+async fn reconcile(
+    cluster: &ClusterConfig,
+    node: &NodeConfig,
+    snap: &Snapshot,
+    nft: &Arc<dyn crate::nft::NftRunner>,
+    node_ns: &Path,
+    emulator: &crate::linkemu::LinkEmulator,
+    applied: &mut Applied,
+) {
+    let node_names: Vec<String> = cluster.nodes.iter().map(|n| n.name.clone()).collect();
+    let specs: Vec<(String, FaultSpec)> = snap
+        .objects
+        .values()
+        .filter(|v| object::kind(v) == faults::KIND)
+        .filter_map(|f| match faults::parse(f, &node_names) {
+            Ok(spec) => Some((object::name(f).to_string(), spec)),
+            Err(e) => {
+                tracing::warn!(fault = %object::name(f), error = %e, "ignoring an invalid fault");
+                None
+            }
+        })
+        .collect();
+
+    // The partition table: every node's InternalIP and pod CIDR by name.
+    let addresses: BTreeMap<String, Vec<String>> = snap
+        .objects
+        .values()
+        .filter(|v| object::kind(v) == "Node")
+        .map(|n| {
+            let mut list: Vec<String> = n["status"]["addresses"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|a| a["type"] == "InternalIP")
+                .filter_map(|a| a["address"].as_str().map(str::to_string))
+                .collect();
+            list.extend(object::str_at(n, &["spec", "podCIDR"]).map(str::to_string));
+            (object::name(n).to_string(), list)
+        })
+        .collect();
+    let script = faults::partition_script(&specs, &addresses);
+    if applied.partition.as_deref() != Some(script.as_str()) {
+        let (runner, text) = (nft.clone(), script.clone());
+        match tokio::task::spawn_blocking(move || runner.apply(&text)).await {
+            Ok(Ok(())) => {
+                tracing::info!(partitions = specs.iter().filter(|(_, s)| matches!(s, FaultSpec::Partition { .. })).count(), "partition rules applied");
+                applied.partition = Some(script);
+            }
+            Ok(Err(e)) => tracing::warn!(error = %e, "applying the partition rules failed"),
+            Err(e) => tracing::warn!(error = %e, "applying the partition rules failed"),
+        }
+    }
+
+    // Link impairments: the node's link (eth0, both directions) and its pods' links (their
+    // veths on this node), each direction to a queue of the link emulator.
+    let by_target = faults::netem_by_target(&specs);
+    let mut queues: BTreeMap<u16, emu_core::faults::Netem> = BTreeMap::new();
+    let mut rules: Vec<String> = Vec::new();
+    let mut queue_link = |dev: &str, q: u16, netem: &emu_core::faults::Netem| {
+        // Leaving through `dev`, and arriving through it.
+        rules.push(format!("-A POSTROUTING -o {dev} -j NFQUEUE --queue-num {q} --queue-bypass"));
+        rules.push(format!("-A PREROUTING -i {dev} -j NFQUEUE --queue-num {} --queue-bypass", q + 1));
+        queues.insert(q, netem.clone());
+        queues.insert(q + 1, netem.clone());
+    };
+    if let Some(n) = by_target.get(&Target::Node(node.name.clone())) {
+        queue_link(crate::net::ETH0, NODE_QUEUE, n);
+    }
+    let mut next = POD_QUEUES;
+    for (target, netem) in &by_target {
+        let Target::Pod { namespace, name } = target else { continue };
+        let pod = snap.objects.values().find(|p| object::kind(p) == "Pod" && object::namespace(p) == namespace && object::name(p) == name);
+        if let Some(pod) = pod {
+            queue_link(&naming::pod_host_veth(object::uid(pod)), next, netem);
+            next += 2;
+        }
+    }
+    // The emulator knows a queue before packets are sent to it.
+    emulator.set(queues);
+    if applied.queue_rules.as_ref() != Some(&rules) {
+        match mangle_rules(&rules).await {
+            Ok(()) => {
+                tracing::info!(rules = ?rules, "link impairments set");
+                applied.queue_rules = Some(rules);
+            }
+            // Without iptables there is nothing to undo either.
+            Err(e) if rules.is_empty() && applied.queue_rules.is_none() => {
+                tracing::debug!(error = %e, "no link impairments to clear");
+                applied.queue_rules = Some(rules);
+            }
+            Err(e) => tracing::warn!(error = %e, "setting link impairments failed"),
+        }
+    }
+
+    // The node's link.
+    let down = specs.iter().any(|(_, s)| matches!(s, FaultSpec::LinkDown { node: n } if *n == node.name));
+    if applied.link_down != Some(down) {
+        match set_link(cluster, node, snap, node_ns, down).await {
+            Ok(()) => {
+                tracing::info!(down, "node link set");
+                applied.link_down = Some(down);
+            }
+            Err(e) => tracing::warn!(error = %e, "setting the node's link failed"),
+        }
+    }
+}
+
+/// Takes the node's `eth0` down or up. The kernel drops the routes through a link that goes
+/// down, so bringing it up puts back the node's routes to the service CIDR and to the other
+/// nodes' pods.
+async fn set_link(cluster: &ClusterConfig, node: &NodeConfig, snap: &Snapshot, node_ns: &Path, down: bool) -> Result<(), String> {
+    crate::net::set_link_up(node_ns, crate::net::ETH0, !down).await.map_err(|e| e.to_string())?;
+    if down {
+        return Ok(());
+    }
+    let service: emu_core::ipam::Ipv4Cidr = cluster.service_cidr.parse().map_err(|e| format!("service CIDR: {e}"))?;
+    crate::net::route_service_cidr(node_ns, service.addr, service.prefix).await.map_err(|e| e.to_string())?;
+    let routes = crate::agent::node_routes(snap.objects.values().map(|n| n.as_ref()), &node.name);
+    crate::net::sync_routes(node_ns, &routes).await.map_err(|e| e.to_string())
+}
+
+/// Makes the node's `mangle` table exactly `rules` (iptables-restore replaces the table in one
+/// transaction). iptables, not nft: the kernel has NFQUEUE only as an x_tables target.
+async fn mangle_rules(rules: &[String]) -> Result<(), String> {
+    let mut input = String::from("*mangle\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n");
+    for r in rules {
+        input.push_str(r);
+        input.push('\n');
+    }
+    input.push_str("COMMIT\n");
+    tokio::task::spawn_blocking(move || {
+        use std::io::Write;
+        let mut child = std::process::Command::new("iptables-restore")
+            .stdin(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("running iptables-restore: {e}"))?;
+        child.stdin.take().map(|mut i| i.write_all(input.as_bytes())).transpose().map_err(|e| e.to_string())?;
+        let out = child.wait_with_output().map_err(|e| e.to_string())?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!("iptables-restore: {}", String::from_utf8_lossy(&out.stderr).trim()))
+        }
+    })
+    .await
+    .map_err(|e| e.to_string())?
+}
