@@ -178,9 +178,105 @@ fn clear(ctx: &Ctx, client: &mut Client, existing: &[serde_json::Value], names: 
         println!("No faults in force.");
     }
     for f in chosen {
+        // A stopped node is started again before its record goes.
+        if let Some(node) = f["spec"]["nodeStop"]["node"].as_str() {
+            start_node(ctx, client, node)?;
+        }
         let r = ObjectRef { kind: faults::KIND.into(), namespace: String::new(), name: object::name(f).into() };
         ctx.block_on(client.delete(DeleteRequest { r#ref: Some(r), force: true, grace_period_seconds: -1 })).map_err(api_error)?;
         println!("fault/{} cleared", object::name(f));
     }
     Ok(0)
+}
+
+#[derive(Args, Debug)]
+pub struct NodeArgs {
+    #[command(subcommand)]
+    pub command: NodeCommand,
+    #[command(flatten)]
+    pub cluster: ClusterFlag,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum NodeCommand {
+    /// Stop a node: its agent and pods frozen, its links down (a node that lost power, as its
+    /// peers see it). Its heartbeats stop: NotReady, then its pods are evicted.
+    Stop { node: String },
+    /// Start a stopped node again: links up, agent and pods running on.
+    Start { node: String },
+}
+
+pub fn node(a: NodeArgs) -> anyhow::Result<i32> {
+    let ctx = Ctx::open(&a.cluster)?;
+    let mut client = ctx.client.clone();
+    let config: emu_core::cluster::ClusterConfig = serde_json::from_slice(&std::fs::read(ctx.paths.config())?)?;
+    let nodes: Vec<String> = config.nodes.iter().map(|n| n.name.clone()).collect();
+    let existing = ctx.block_on(list(&mut client, faults::KIND, "", ""))?;
+    let stopped = |node: &str| existing.iter().find(|f| f["spec"]["nodeStop"]["node"] == node).map(|f| object::name(f).to_string());
+    match a.command {
+        NodeCommand::Stop { node } => {
+            if !nodes.contains(&node) {
+                bail!("node {node:?} not found in the cluster (nodes: {})", nodes.join(", "));
+            }
+            if stopped(&node).is_some() {
+                println!("node/{node} is already stopped");
+                return Ok(0);
+            }
+            let name = format!("node-stop-{node}");
+            let object = faults::to_object(&name, &FaultSpec::NodeStop { node: node.clone() });
+            let request = ApplyRequest { objects: vec![Object { json: object.to_string() }], create_only: true, dry_run: false };
+            ctx.block_on(client.apply(request)).map_err(api_error)?;
+            freeze(&ctx, &node, true)?;
+            set_links(&ctx, &node, false)?;
+            println!("node/{node} stopped: agent and pods frozen, links down");
+        }
+        NodeCommand::Start { node } => {
+            let Some(name) = stopped(&node) else {
+                println!("node/{node} is not stopped");
+                return Ok(0);
+            };
+            start_node(&ctx, &mut client, &node)?;
+            let r = ObjectRef { kind: faults::KIND.into(), namespace: String::new(), name };
+            ctx.block_on(client.delete(DeleteRequest { r#ref: Some(r), force: true, grace_period_seconds: -1 })).map_err(api_error)?;
+            println!("node/{node} started");
+        }
+    }
+    Ok(0)
+}
+
+/// Links up (with the routes the kernel dropped when they went down), then the agent and pods
+/// thawed.
+fn start_node(ctx: &Ctx, client: &mut Client, node: &str) -> anyhow::Result<()> {
+    set_links(ctx, node, true)?;
+    let cluster = ctx.paths.root.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let config: emu_core::cluster::ClusterConfig = serde_json::from_slice(&std::fs::read(ctx.paths.config())?)?;
+    let node_ns = emu_nodeagent::net::netns_path(&emu_core::naming::netns_node(&cluster, node));
+    let service: emu_core::ipam::Ipv4Cidr = config.service_cidr.parse().map_err(|e| anyhow::anyhow!("service CIDR: {e}"))?;
+    let nodes = ctx.block_on(list(client, "Node", "", ""))?;
+    let routes = emu_nodeagent::agent::node_routes(nodes.iter(), node);
+    ctx.block_on(async {
+        emu_nodeagent::net::route_service_cidr(&node_ns, service.addr, service.prefix).await?;
+        emu_nodeagent::net::sync_routes(&node_ns, &routes).await
+    })?;
+    freeze(ctx, node, false)
+}
+
+/// Freezes or thaws everything of the node: its agent and its pods' shims and containers (the
+/// node's cgroup).
+fn freeze(ctx: &Ctx, node: &str, frozen: bool) -> anyhow::Result<()> {
+    let cluster = ctx.paths.root.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let dir = emu_nodeagent::cgroup::cluster_dir(&cluster)?.join(format!("node-{node}"));
+    std::fs::write(dir.join("cgroup.freeze"), if frozen { "1" } else { "0" })
+        .map_err(|e| anyhow::anyhow!("{} the processes of node {node} ({}): {e}", if frozen { "freezing" } else { "thawing" }, dir.display()))
+}
+
+/// The node's links (eth0 to the fabric, eth1 to the outside world) down or up.
+fn set_links(ctx: &Ctx, node: &str, up: bool) -> anyhow::Result<()> {
+    let cluster = ctx.paths.root.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let node_ns = emu_nodeagent::net::netns_path(&emu_core::naming::netns_node(&cluster, node));
+    ctx.block_on(async {
+        emu_nodeagent::net::set_link_up(&node_ns, emu_nodeagent::net::ETH0, up).await?;
+        emu_nodeagent::net::set_link_up(&node_ns, emu_nodeagent::net::ETH1, up).await
+    })?;
+    Ok(())
 }

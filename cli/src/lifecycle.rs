@@ -49,6 +49,7 @@ fn step<T>(name: &str, f: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<
 /// What `up` will do, fully read and checked before anything is created.
 struct Plan {
     nodes: Vec<String>,
+    node_failure: scenario::NodeFailure,
     /// (source label, parsed documents)
     manifests: Vec<(String, Vec<Value>)>,
 }
@@ -59,7 +60,7 @@ fn plan(file: Option<&Path>, nodes: Option<usize>) -> anyhow::Result<Plan> {
         if n == 0 || n > scenario::MAX_NODES {
             bail!("--nodes {n}: give between 1 and {}", scenario::MAX_NODES);
         }
-        return Ok(Plan { nodes: scenario::default_node_names(n), manifests: vec![] });
+        return Ok(Plan { nodes: scenario::default_node_names(n), node_failure: Default::default(), manifests: vec![] });
     };
     let text = std::fs::read_to_string(file).with_context(|| format!("reading scenario {}", file.display()))?;
     let sc = scenario::parse(&text).with_context(|| format!("scenario {}", file.display()))?;
@@ -97,7 +98,7 @@ fn plan(file: Option<&Path>, nodes: Option<usize>) -> anyhow::Result<Plan> {
             verbs::check_offline(d).map_err(|e| anyhow::anyhow!("{label}: {}", context::render_error(&e).trim_start_matches("error: ")))?;
         }
     }
-    Ok(Plan { nodes: node_names, manifests })
+    Ok(Plan { nodes: node_names, node_failure: sc.node_failure, manifests })
 }
 
 /// The scenario's `certificates:` as Secrets, one `(label, [Secret])` each: a fresh self-signed
@@ -217,6 +218,8 @@ fn bring_up(name: &str, paths: &Paths, plan: &Plan, timeout: u64) -> anyhow::Res
         service_cidr: SERVICE_CIDR.into(),
         outside_cidr: OUTSIDE_CIDR.into(),
         load_balancer_cidr: LOAD_BALANCER_CIDR.into(),
+        node_grace_seconds: plan.node_failure.not_ready_after.unwrap_or(emu_core::cluster::DEFAULT_NODE_GRACE_SECONDS),
+        eviction_seconds: plan.node_failure.evict_after,
     };
     let cgroup_dir = cgroup::cluster_dir(name).context("emu needs cgroup v2 to keep track of a cluster's processes")?;
     step(&format!("Creating {} nodes ({})", config.nodes.len(), plan.nodes.join(", ")), || {

@@ -111,6 +111,8 @@ enum Command {
     Outside(verbs::OutsideArgs),
     /// Network faults: partitions, delay, loss, … on the emulated links (`emu fault list`, `clear`).
     Fault(fault::FaultArgs),
+    /// Stop or start a node (`emu node stop NODE`: its agent and pods frozen, links down).
+    Node(fault::NodeArgs),
     /// Forward local ports (on 127.0.0.1) to a pod, or to a pod of a Service or Deployment.
     PortForward(portforward::PortForwardArgs),
     /// Generate files (no cluster needed).
@@ -178,6 +180,7 @@ fn main() {
         Command::Outside(a) => verbs::outside(a),
         Command::PortForward(a) => portforward::port_forward(a),
         Command::Fault(a) => fault::fault(a),
+        Command::Node(a) => fault::node(a),
         Command::Gen { what: Generate::Cert { cn, san, key, cert } } => gen_cert(&cn, &san, &key, &cert),
     };
     match result {

@@ -108,6 +108,7 @@ fn reconcile_all(shared: &Shared, st: &mut ControllerState) {
     let before = shared.store.resource_version();
     let changes = st.changes(shared);
     crate::nodes::check_liveness(shared);
+    crate::nodes::handle_unreachable_pods(shared, |pod| delete_pod(shared, pod));
     if changes.may_orphan() {
         collect_garbage(shared);
     }

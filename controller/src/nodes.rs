@@ -4,10 +4,12 @@ use crate::state::{now, Shared};
 use crate::store::{ObjectKey, StoreError};
 use emu_core::{ipam, object};
 use serde_json::{json, Value};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// How long a node may go without a heartbeat before it is marked NotReady (Kubernetes: 40 s).
-pub const NODE_GRACE: Duration = Duration::from_secs(20);
+/// The taint a node gets when its heartbeats stop (status Unknown), as the node lifecycle
+/// controller sets it; pods tolerate it for their `tolerationSeconds`, then are evicted.
+pub const UNREACHABLE_TAINT: &str = "node.kubernetes.io/unreachable";
 
 /// Creates or refreshes a Node. A node keeps its pod CIDR across agent restarts; a new node takes
 /// the CIDR of its index in the cluster configuration (node i → 10.244.(i+1).0/24).
@@ -53,6 +55,7 @@ pub fn heartbeat(shared: &Shared, name: &str) -> Result<(), StoreError> {
     if !is_ready(&node) {
         let mut node = node;
         set_ready(&mut node, true, "KubeletReady", "kubelet is posting ready status");
+        set_unreachable_taint(&mut node, false);
         shared.store.update(node)?;
         shared.changed();
     }
@@ -66,7 +69,7 @@ pub fn check_liveness(shared: &Shared) {
     for node in nodes {
         let name = object::name(&node).to_string();
         let last = beats.get(&name).copied();
-        let stale = last.is_none_or(|t| t.elapsed() > NODE_GRACE);
+        let stale = last.is_none_or(|t| t.elapsed() > Duration::from_secs(shared.cluster.node_grace_seconds));
         if stale && is_ready(&node) {
             if last.is_none() {
                 // Controller restarted: give the node a full grace period from now.
@@ -77,9 +80,90 @@ pub fn check_liveness(shared: &Shared) {
             }
             let mut node = (*node).clone();
             set_ready(&mut node, false, "NodeStatusUnknown", "Kubelet stopped posting node status.");
+            set_unreachable_taint(&mut node, true);
             let _ = shared.store.update(node);
         }
     }
+}
+
+/// Adds or removes the NoExecute taint of an unreachable node.
+fn set_unreachable_taint(node: &mut Value, on: bool) {
+    let spec = object::object_mut(node, "spec");
+    let mut taints: Vec<Value> = spec.get("taints").and_then(Value::as_array).cloned().unwrap_or_default();
+    taints.retain(|t| t["key"] != UNREACHABLE_TAINT);
+    if on {
+        taints.push(json!({"key": UNREACHABLE_TAINT, "effect": "NoExecute", "timeAdded": object::rfc3339(now())}));
+    }
+    if taints.is_empty() {
+        spec.remove("taints");
+    } else {
+        spec.insert("taints".into(), json!(taints));
+    }
+}
+
+/// When a node's pods go: the taint's time plus how long the pod tolerates it.
+fn evict_at(node: &Value, pod: &Value, override_seconds: Option<u64>) -> Option<i64> {
+    let added = node["spec"]["taints"].as_array()?.iter().find(|t| t["key"] == UNREACHABLE_TAINT)?["timeAdded"].as_str().and_then(object::parse_rfc3339)?;
+    let tolerated = override_seconds.map(|s| s as i64).or_else(|| {
+        pod["spec"]["tolerations"].as_array().into_iter().flatten().find_map(|t| {
+            let matches = (t["key"] == UNREACHABLE_TAINT || t["key"].is_null()) && t["effect"].as_str().is_none_or(|e| e == "NoExecute");
+            // A toleration without tolerationSeconds tolerates forever.
+            matches.then(|| t["tolerationSeconds"].as_i64().unwrap_or(i64::MAX / 2))
+        })
+    });
+    // No toleration: evicted at once.
+    Some(added.saturating_add(tolerated.unwrap_or(0)))
+}
+
+/// What the node lifecycle controller does for pods on NotReady nodes: their Ready condition
+/// turns False at once (so endpoints drop them), and once their toleration of the unreachable
+/// taint runs out they are deleted: gracefully, so they stay Terminating until the node comes
+/// back and stops them, while their ReplicaSets replace them at once.
+pub fn handle_unreachable_pods(shared: &Shared, delete: impl Fn(&Value)) {
+    let (nodes, _) = shared.store.list_shared("Node", None);
+    let unready: Vec<&Arc<Value>> = nodes.iter().filter(|n| !is_ready(n)).collect();
+    if unready.is_empty() {
+        return;
+    }
+    let (pods, _) = shared.store.list_shared("Pod", None);
+    let now = now();
+    for node in unready {
+        for pod in pods.iter().filter(|p| p["spec"]["nodeName"] == object::name(node) && !object::is_terminating(p)) {
+            if evict_at(node, pod, shared.cluster.eviction_seconds).is_some_and(|at| now >= at) {
+                tracing::info!(pod = %format!("{}/{}", object::namespace(pod), object::name(pod)), node = %object::name(node), "evicting a pod of an unreachable node");
+                delete(pod);
+                continue;
+            }
+            if let Some(unready_pod) = mark_not_ready(pod) {
+                let _ = shared.store.update(unready_pod);
+            }
+        }
+    }
+}
+
+/// The pod with its Ready condition False, or None when it already is.
+fn mark_not_ready(pod: &Value) -> Option<Value> {
+    let conditions = pod["status"]["conditions"].as_array()?;
+    let ready = conditions.iter().find(|c| c["type"] == "Ready")?;
+    if ready["status"] != "True" {
+        return None;
+    }
+    let mut p = pod.clone();
+    for c in p["status"]["conditions"].as_array_mut()?.iter_mut() {
+        if c["type"] == "Ready" || c["type"] == "ContainersReady" {
+            c["status"] = json!("False");
+            c["lastTransitionTime"] = json!(object::rfc3339(now()));
+        }
+    }
+    if let Some(cs) = p["status"]["containerStatuses"].as_array_mut() {
+        for c in cs {
+            c["ready"] = json!(false);
+        }
+    }
+    if let Some(m) = p["metadata"].as_object_mut() {
+        m.remove("resourceVersion");
+    }
+    Some(p)
 }
 
 pub fn is_ready(node: &Value) -> bool {

@@ -247,6 +247,8 @@ mod tests {
             service_cidr: "10.96.0.0/12".into(),
             outside_cidr: String::new(),
             load_balancer_cidr: "203.0.113.0/24".into(),
+            node_grace_seconds: emu_core::cluster::DEFAULT_NODE_GRACE_SECONDS,
+            eviction_seconds: None,
         };
         let shared = Shared::new(store, config);
         shared.store.create(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default"}})).unwrap();

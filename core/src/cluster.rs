@@ -32,6 +32,22 @@ pub struct ClusterConfig {
     /// addresses, reachable in the outside world. Empty for clusters made before it existed.
     #[serde(default)]
     pub load_balancer_cidr: String,
+    /// How long a node may miss heartbeats (every 2 s) before it turns NotReady. Kubernetes'
+    /// node-monitor-grace-period is 40 s; emu's default is short enough for tests.
+    #[serde(default = "default_node_grace_seconds")]
+    pub node_grace_seconds: u64,
+    /// How long pods stay on a NotReady node before they are evicted (and replaced by their
+    /// ReplicaSets). None: each pod's own toleration of `node.kubernetes.io/unreachable`
+    /// (300 s unless the pod says otherwise, as in Kubernetes).
+    #[serde(default)]
+    pub eviction_seconds: Option<u64>,
+}
+
+/// emu's default for [`ClusterConfig::node_grace_seconds`].
+pub const DEFAULT_NODE_GRACE_SECONDS: u64 = 10;
+
+fn default_node_grace_seconds() -> u64 {
+    DEFAULT_NODE_GRACE_SECONDS
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

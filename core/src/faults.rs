@@ -22,6 +22,9 @@ pub enum FaultSpec {
     Partition { a: Vec<String>, b: Vec<String>, one_way: bool },
     /// Impairments of a node's link (`eth0`) or a pod's, in both directions.
     Netem { target: Target, netem: Netem },
+    /// The node is stopped (`emu node stop`): its agent and pods frozen, its links down. The CLI
+    /// applies it (a frozen agent cannot); agents ignore it.
+    NodeStop { node: String },
     /// The node's link is down.
     LinkDown { node: String },
 }
@@ -180,6 +183,7 @@ pub fn to_object(name: &str, spec: &FaultSpec) -> Value {
     let spec = match spec {
         FaultSpec::Partition { a, b, one_way } => json!({"partition": {"a": a, "b": b, "oneWay": one_way}}),
         FaultSpec::LinkDown { node } => json!({"linkDown": {"node": node}}),
+        FaultSpec::NodeStop { node } => json!({"nodeStop": {"node": node}}),
         FaultSpec::Netem { target, netem } => {
             let mut n = netem.to_json();
             match target {
@@ -215,12 +219,15 @@ pub fn parse(obj: &Value, nodes: &[String]) -> Result<FaultSpec, String> {
         }
         return Ok(FaultSpec::Partition { a, b, one_way: spec["partition"]["oneWay"].as_bool() == Some(true) });
     }
+    if spec["nodeStop"].is_object() {
+        return Ok(FaultSpec::NodeStop { node: node("spec.nodeStop.node", &spec["nodeStop"]["node"])? });
+    }
     if spec["linkDown"].is_object() {
         return Ok(FaultSpec::LinkDown { node: node("spec.linkDown.node", &spec["linkDown"]["node"])? });
     }
     let n = &spec["netem"];
     if !n.is_object() {
-        return Err("spec: give one of partition, linkDown or netem".into());
+        return Err("spec: give one of partition, linkDown, nodeStop or netem".into());
     }
     let target = match (n.get("node"), n["pod"].as_str()) {
         (Some(name), None) => Target::Node(node("spec.netem.node", name)?),
@@ -261,6 +268,7 @@ pub fn describe(spec: &FaultSpec) -> (String, String, String) {
             ("partition".into(), format!("{} {arrow} {}", a.join(","), b.join(",")), if *one_way { "one way".into() } else { "both ways".into() })
         }
         FaultSpec::LinkDown { node } => ("link-down".into(), format!("node/{node}"), "eth0 down".into()),
+        FaultSpec::NodeStop { node } => ("node-stop".into(), format!("node/{node}"), "agent and pods frozen, links down".into()),
         FaultSpec::Netem { target, netem } => ("netem".into(), target.to_string(), netem.args().join(" ")),
     }
 }
@@ -339,6 +347,7 @@ mod tests {
         let specs = [
             FaultSpec::Partition { a: vec!["node-1".into()], b: vec!["node-2".into(), "node-3".into()], one_way: true },
             FaultSpec::LinkDown { node: "node-2".into() },
+            FaultSpec::NodeStop { node: "node-3".into() },
             FaultSpec::Netem { target: Target::Node("node-1".into()), netem: Netem { delay_ms: Some(100.0), jitter_ms: Some(10.0), ..Default::default() } },
             FaultSpec::Netem { target: Target::Pod { namespace: "default".into(), name: "web".into() }, netem: Netem { loss: Some(20.0), rate: Some("1mbit".into()), ..Default::default() } },
         ];

@@ -37,6 +37,17 @@ pub struct Scenario {
     pub nodes: Vec<String>,
     pub manifests: Vec<ManifestSource>,
     pub certificates: Vec<Certificate>,
+    /// `nodeFailure:` how fast a silent node is declared NotReady and its pods evicted.
+    pub node_failure: NodeFailure,
+}
+
+/// `nodeFailure: {notReadyAfter: 4s, evictAfter: 6s}` (whole seconds).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NodeFailure {
+    /// None: emu's default ([`crate::cluster::DEFAULT_NODE_GRACE_SECONDS`]).
+    pub not_ready_after: Option<u64>,
+    /// None: each pod's toleration of the unreachable taint (300 s by default).
+    pub evict_after: Option<u64>,
 }
 
 /// A self-signed certificate and its key, stored as a Secret (`certificates:`).
@@ -94,6 +105,19 @@ pub enum ScenarioError {
     Nodes(String),
     #[error("scenario field `certificates[{index}].{field}`: {message}")]
     Certificate { index: usize, field: &'static str, message: String },
+    #[error("scenario field `nodeFailure.{field}`: {message}")]
+    NodeFailure { field: &'static str, message: String },
+}
+
+/// `4s`, `1m`, `90s` → seconds (at least 1).
+fn seconds(field: &'static str, text: &str) -> Result<u64, ScenarioError> {
+    let err = || ScenarioError::NodeFailure { field, message: format!("{text:?}: give whole seconds or minutes, e.g. 5s or 1m") };
+    let (num, scale) = match (text.strip_suffix('s'), text.strip_suffix('m')) {
+        (Some(n), _) => (n, 1),
+        (_, Some(n)) => (n, 60),
+        _ => return Err(err()),
+    };
+    num.parse::<u64>().ok().filter(|v| *v > 0).map(|v| v * scale).ok_or_else(err)
 }
 
 #[derive(Deserialize)]
@@ -109,6 +133,15 @@ struct RawScenario {
     manifests: Vec<String>,
     #[serde(default)]
     certificates: Vec<RawCertificate>,
+    #[serde(default, rename = "nodeFailure")]
+    node_failure: Option<RawNodeFailure>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawNodeFailure {
+    not_ready_after: Option<String>,
+    evict_after: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -186,7 +219,14 @@ pub fn parse(text: &str) -> Result<Scenario, ScenarioError> {
         }
         certificates.push(c);
     }
-    Ok(Scenario { name: raw.name, nodes, manifests, certificates })
+    let node_failure = match raw.node_failure {
+        None => NodeFailure::default(),
+        Some(f) => NodeFailure {
+            not_ready_after: f.not_ready_after.as_deref().map(|t| seconds("notReadyAfter", t)).transpose()?,
+            evict_after: f.evict_after.as_deref().map(|t| seconds("evictAfter", t)).transpose()?,
+        },
+    };
+    Ok(Scenario { name: raw.name, nodes, manifests, certificates, node_failure })
 }
 
 /// One `certificates:` entry, checked field by field.
@@ -356,5 +396,20 @@ mod tests {
         let opaque = Certificate { secret_type: "Opaque".into(), cert_key: "nginx.crt".into(), key_key: "nginx.key".into(), ..tls };
         let o = opaque.secret_object(b"CERT", b"KEY");
         assert_eq!((&o["type"], &o["data"]["nginx.crt"], &o["data"]["nginx.key"]), (&json!("Opaque"), &json!("Q0VSVA=="), &json!("S0VZ")));
+    }
+}
+
+#[cfg(test)]
+mod node_failure_tests {
+    use super::*;
+
+    #[test]
+    fn node_failure_timings() {
+        let sc = parse("nodes: 2\nnodeFailure: {notReadyAfter: 4s, evictAfter: 1m}\n").unwrap();
+        assert_eq!(sc.node_failure, NodeFailure { not_ready_after: Some(4), evict_after: Some(60) });
+        assert_eq!(parse("nodes: 2\n").unwrap().node_failure, NodeFailure::default());
+        let e = parse("nodes: 2\nnodeFailure: {notReadyAfter: soon}\n").unwrap_err().to_string();
+        assert_eq!(e, "scenario field `nodeFailure.notReadyAfter`: \"soon\": give whole seconds or minutes, e.g. 5s or 1m");
+        assert!(parse("nodes: 2\nnodeFailure: {after: 4s}\n").is_err());
     }
 }
