@@ -92,7 +92,7 @@ pub fn fault(a: FaultArgs) -> anyhow::Result<i32> {
     let netem = |t: &str, netem: Netem| FaultSpec::Netem { target: target(t), netem };
     let (kind, spec) = match &a.command {
         FaultCommand::List => return list_faults(&existing, &nodes),
-        FaultCommand::Clear { names } => return clear(&ctx, &mut client, &existing, names),
+        FaultCommand::Clear { names } => return print_lines(clear(&ctx, &mut client, &existing, names)),
         FaultCommand::Partition { a, b, one_way } => {
             let split = |s: &str| s.split(',').filter(|n| !n.is_empty()).map(str::to_string).collect();
             ("partition", FaultSpec::Partition { a: split(a), b: split(b), one_way: *one_way })
@@ -133,20 +133,25 @@ pub fn fault(a: FaultArgs) -> anyhow::Result<i32> {
                     println!("node {node}'s link is up");
                     return Ok(0);
                 }
-                return clear(&ctx, &mut client, &existing, &down);
+                return print_lines(clear(&ctx, &mut client, &existing, &down));
             }
             other => bail!("link state {other:?}: use down or up"),
         },
     };
     let name = faults::next_name(kind, &existing);
-    let object = faults::to_object(&name, &spec);
+    println!("{}", record(&ctx, &mut client, &nodes, &name, &spec)?);
+    Ok(0)
+}
+
+/// Records the fault `name` (which must be new); returns the line that says so.
+pub(crate) fn record(ctx: &Ctx, client: &mut Client, nodes: &[String], name: &str, spec: &FaultSpec) -> anyhow::Result<String> {
+    let object = faults::to_object(name, spec);
     // The same checks the agents make, so that a bad fault is refused here with its reason.
-    faults::parse(&object, &nodes).map_err(|e| anyhow::anyhow!("fault {name}: {e}"))?;
+    faults::parse(&object, nodes).map_err(|e| anyhow::anyhow!("fault {name}: {e}"))?;
     let request = ApplyRequest { objects: vec![Object { json: object.to_string() }], create_only: true, dry_run: false };
     ctx.block_on(client.apply(request)).map_err(api_error)?;
-    let (_, target, details) = faults::describe(&spec);
-    println!("fault/{name} created: {target} {details}");
-    Ok(0)
+    let (_, target, details) = faults::describe(spec);
+    Ok(format!("fault/{name} created: {target} {details}"))
 }
 
 fn list_faults(existing: &[serde_json::Value], nodes: &[String]) -> anyhow::Result<i32> {
@@ -169,14 +174,23 @@ fn list_faults(existing: &[serde_json::Value], nodes: &[String]) -> anyhow::Resu
     Ok(0)
 }
 
-fn clear(ctx: &Ctx, client: &mut Client, existing: &[serde_json::Value], names: &[String]) -> anyhow::Result<i32> {
+fn print_lines(lines: anyhow::Result<Vec<String>>) -> anyhow::Result<i32> {
+    for l in lines? {
+        println!("{l}");
+    }
+    Ok(0)
+}
+
+/// Reverts the named faults of `existing` (all when `names` is empty); returns a line for each.
+pub(crate) fn clear(ctx: &Ctx, client: &mut Client, existing: &[serde_json::Value], names: &[String]) -> anyhow::Result<Vec<String>> {
     let chosen: Vec<&serde_json::Value> = existing.iter().filter(|f| names.is_empty() || names.iter().any(|n| n == object::name(f))).collect();
     if let Some(missing) = names.iter().find(|n| !existing.iter().any(|f| object::name(f) == n.as_str())) {
         bail!("fault {missing:?} not found (see `emu fault list`)");
     }
     if chosen.is_empty() {
-        println!("No faults in force.");
+        return Ok(vec!["No faults in force.".into()]);
     }
+    let mut lines = Vec::new();
     for f in chosen {
         // A stopped node is started again before its record goes.
         if let Some(node) = f["spec"]["nodeStop"]["node"].as_str() {
@@ -184,9 +198,9 @@ fn clear(ctx: &Ctx, client: &mut Client, existing: &[serde_json::Value], names: 
         }
         let r = ObjectRef { kind: faults::KIND.into(), namespace: String::new(), name: object::name(f).into() };
         ctx.block_on(client.delete(DeleteRequest { r#ref: Some(r), force: true, grace_period_seconds: -1 })).map_err(api_error)?;
-        println!("fault/{} cleared", object::name(f));
+        lines.push(format!("fault/{} cleared", object::name(f)));
     }
-    Ok(0)
+    Ok(lines)
 }
 
 #[derive(Args, Debug)]
@@ -209,39 +223,42 @@ pub enum NodeCommand {
 pub fn node(a: NodeArgs) -> anyhow::Result<i32> {
     let ctx = Ctx::open(&a.cluster)?;
     let mut client = ctx.client.clone();
+    let (node, stop) = match a.command {
+        NodeCommand::Stop { node } => (node, true),
+        NodeCommand::Start { node } => (node, false),
+    };
+    println!("{}", stop_or_start(&ctx, &mut client, &node, stop)?);
+    Ok(0)
+}
+
+/// `emu node stop|start NODE`; returns the line that says what happened.
+pub(crate) fn stop_or_start(ctx: &Ctx, client: &mut Client, node: &str, stop: bool) -> anyhow::Result<String> {
     let config: emu_core::cluster::ClusterConfig = serde_json::from_slice(&std::fs::read(ctx.paths.config())?)?;
     let nodes: Vec<String> = config.nodes.iter().map(|n| n.name.clone()).collect();
-    let existing = ctx.block_on(list(&mut client, faults::KIND, "", ""))?;
-    let stopped = |node: &str| existing.iter().find(|f| f["spec"]["nodeStop"]["node"] == node).map(|f| object::name(f).to_string());
-    match a.command {
-        NodeCommand::Stop { node } => {
-            if !nodes.contains(&node) {
-                bail!("node {node:?} not found in the cluster (nodes: {})", nodes.join(", "));
-            }
-            if stopped(&node).is_some() {
-                println!("node/{node} is already stopped");
-                return Ok(0);
-            }
-            let name = format!("node-stop-{node}");
-            let object = faults::to_object(&name, &FaultSpec::NodeStop { node: node.clone() });
-            let request = ApplyRequest { objects: vec![Object { json: object.to_string() }], create_only: true, dry_run: false };
-            ctx.block_on(client.apply(request)).map_err(api_error)?;
-            freeze(&ctx, &node, true)?;
-            set_links(&ctx, &node, false)?;
-            println!("node/{node} stopped: agent and pods frozen, links down");
+    let existing = ctx.block_on(list(client, faults::KIND, "", ""))?;
+    let stopped = existing.iter().find(|f| f["spec"]["nodeStop"]["node"] == node).map(|f| object::name(f).to_string());
+    if stop {
+        if !nodes.iter().any(|n| n == node) {
+            bail!("node {node:?} not found in the cluster (nodes: {})", nodes.join(", "));
         }
-        NodeCommand::Start { node } => {
-            let Some(name) = stopped(&node) else {
-                println!("node/{node} is not stopped");
-                return Ok(0);
-            };
-            start_node(&ctx, &mut client, &node)?;
-            let r = ObjectRef { kind: faults::KIND.into(), namespace: String::new(), name };
-            ctx.block_on(client.delete(DeleteRequest { r#ref: Some(r), force: true, grace_period_seconds: -1 })).map_err(api_error)?;
-            println!("node/{node} started");
+        if stopped.is_some() {
+            return Ok(format!("node/{node} is already stopped"));
         }
+        let name = format!("node-stop-{node}");
+        let object = faults::to_object(&name, &FaultSpec::NodeStop { node: node.to_string() });
+        let request = ApplyRequest { objects: vec![Object { json: object.to_string() }], create_only: true, dry_run: false };
+        ctx.block_on(client.apply(request)).map_err(api_error)?;
+        freeze(ctx, node, true)?;
+        set_links(ctx, node, false)?;
+        return Ok(format!("node/{node} stopped: agent and pods frozen, links down"));
     }
-    Ok(0)
+    let Some(name) = stopped else {
+        return Ok(format!("node/{node} is not stopped"));
+    };
+    start_node(ctx, client, node)?;
+    let r = ObjectRef { kind: faults::KIND.into(), namespace: String::new(), name };
+    ctx.block_on(client.delete(DeleteRequest { r#ref: Some(r), force: true, grace_period_seconds: -1 })).map_err(api_error)?;
+    Ok(format!("node/{node} started"))
 }
 
 /// Links up (with the routes the kernel dropped when they went down), then the agent and pods

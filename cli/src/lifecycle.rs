@@ -10,6 +10,7 @@ use crate::daemon::{self, Spawn};
 use crate::{verbs, ClusterFlag};
 use anyhow::{bail, Context};
 use emu_core::cluster::{ClusterConfig, NodeConfig, Paths};
+use emu_core::steps::{self, Daemon};
 use emu_core::{ipam, naming, object, scenario};
 use emu_nodeagent::{cgroup, net};
 use serde_json::Value;
@@ -26,9 +27,13 @@ const OUTSIDE_CIDR: &str = "198.51.100.0/24";
 /// The cloud load balancer's addresses (TEST-NET-3), in the outside world.
 const LOAD_BALANCER_CIDR: &str = "203.0.113.0/24";
 
-/// One named step of `up`: prints `✓ name (time)` or `✗ name: error`.
-fn step<T>(name: &str, f: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<T> {
+/// One named step of `up`: prints `✓ name (time)` or `✗ name: error`; when `quiet` (`emu test`
+/// reports the bring-up as one line), nothing, and an error names the step.
+fn step<T>(quiet: bool, name: &str, f: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<T> {
     use std::io::IsTerminal;
+    if quiet {
+        return f().map_err(|e| e.context(name.to_string()));
+    }
     let start = Instant::now();
     // On a terminal the step shows while it runs and is then overwritten; in logs, one line.
     let tty = std::io::stdout().is_terminal();
@@ -46,21 +51,56 @@ fn step<T>(name: &str, f: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<
     r
 }
 
-/// What `up` will do, fully read and checked before anything is created.
-struct Plan {
-    nodes: Vec<String>,
+/// (source label, parsed documents) of a manifest file or of inline YAML.
+pub(crate) type Manifests = Vec<(String, Vec<Value>)>;
+
+/// What `up` (and `emu test`) will do, fully read and checked before anything is created.
+pub(crate) struct Plan {
+    /// `name:` of the scenario.
+    pub name: Option<String>,
+    pub nodes: Vec<String>,
     node_failure: scenario::NodeFailure,
-    /// (source label, parsed documents)
-    manifests: Vec<(String, Vec<Value>)>,
+    manifests: Manifests,
+    /// The scenario's steps, each with the documents an `apply` step applies.
+    pub steps: Vec<(steps::Step, Manifests)>,
+    pub seed: Option<u64>,
 }
 
-fn plan(file: Option<&Path>, nodes: Option<usize>) -> anyhow::Result<Plan> {
+/// The documents of a `manifests:` entry or an `apply:` step (`field` names it in errors).
+fn read_source(file: &Path, field: &str, source: &scenario::ManifestSource) -> anyhow::Result<Manifests> {
+    match source {
+        scenario::ManifestSource::Path(p) => {
+            let path = file.parent().unwrap_or(Path::new(".")).join(p);
+            if !path.exists() {
+                bail!("scenario {}: {field}: file {} does not exist (paths are relative to the scenario file)", file.display(), path.display());
+            }
+            verbs::read_manifests(&path)
+        }
+        scenario::ManifestSource::Inline(text) => {
+            let label = format!("{} ({field})", file.display());
+            Ok(vec![(label.clone(), verbs::parse_manifest_text(text, &label)?)])
+        }
+    }
+}
+
+/// The checks the API server makes that need no cluster, on every document.
+fn check_manifests(manifests: &Manifests) -> anyhow::Result<()> {
+    for (label, docs) in manifests {
+        for d in docs {
+            // Rendered here: an API error wrapped in context would print without the label.
+            verbs::check_offline(d).map_err(|e| anyhow::anyhow!("{label}: {}", context::render_error(&e).trim_start_matches("error: ")))?;
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn plan(file: Option<&Path>, nodes: Option<usize>) -> anyhow::Result<Plan> {
     let Some(file) = file else {
         let n = nodes.unwrap_or(scenario::DEFAULT_NODE_COUNT);
         if n == 0 || n > scenario::MAX_NODES {
             bail!("--nodes {n}: give between 1 and {}", scenario::MAX_NODES);
         }
-        return Ok(Plan { nodes: scenario::default_node_names(n), node_failure: Default::default(), manifests: vec![] });
+        return Ok(Plan { name: None, nodes: scenario::default_node_names(n), node_failure: Default::default(), manifests: vec![], steps: vec![], seed: None });
     };
     let text = std::fs::read_to_string(file).with_context(|| format!("reading scenario {}", file.display()))?;
     let sc = scenario::parse(&text).with_context(|| format!("scenario {}", file.display()))?;
@@ -70,35 +110,24 @@ fn plan(file: Option<&Path>, nodes: Option<usize>) -> anyhow::Result<Plan> {
             node_names = scenario::default_node_names(n);
         }
     }
-    let base = file.parent().unwrap_or(Path::new("."));
     let mut manifests = Vec::new();
     for (i, m) in sc.manifests.iter().enumerate() {
-        match m {
-            scenario::ManifestSource::Path(p) => {
-                let path = base.join(p);
-                if !path.exists() {
-                    bail!("scenario {}: manifests[{i}]: file {} does not exist (paths are relative to the scenario file)", file.display(), path.display());
-                }
-                for (label, docs) in verbs::read_manifests(&path)? {
-                    manifests.push((label, docs));
-                }
-            }
-            scenario::ManifestSource::Inline(text) => {
-                let label = format!("{} (manifests[{i}])", file.display());
-                manifests.push((label.clone(), verbs::parse_manifest_text(text, &label)?));
-            }
-        }
+        manifests.extend(read_source(file, &format!("manifests[{i}]"), m)?);
     }
     let secrets = certificate_secrets(&sc.certificates, &manifests, &file.display().to_string())?;
     let at = certificates_position(&sc.certificates, &manifests);
     manifests.splice(at..at, secrets);
-    for (label, docs) in &manifests {
-        for d in docs {
-            // Rendered here: an API error wrapped in context would print without the label.
-            verbs::check_offline(d).map_err(|e| anyhow::anyhow!("{label}: {}", context::render_error(&e).trim_start_matches("error: ")))?;
-        }
+    check_manifests(&manifests)?;
+    let mut planned = Vec::new();
+    for (i, s) in sc.steps.into_iter().enumerate() {
+        let docs = match &s.action {
+            steps::Action::Apply(source) => read_source(file, &format!("steps[{i}].apply"), source)?,
+            _ => vec![],
+        };
+        check_manifests(&docs)?;
+        planned.push((s, docs));
     }
-    Ok(Plan { nodes: node_names, node_failure: sc.node_failure, manifests })
+    Ok(Plan { name: sc.name, nodes: node_names, node_failure: sc.node_failure, manifests, steps: planned, seed: sc.seed })
 }
 
 /// The scenario's `certificates:` as Secrets, one `(label, [Secret])` each: a fresh self-signed
@@ -171,16 +200,20 @@ pub fn up(file: Option<PathBuf>, nodes: Option<usize>, retain: bool, timeout: u6
     let name = flag.cluster.clone().unwrap_or_else(|| DEFAULT_CLUSTER.to_string());
     validate_cluster_name(&name)?;
     let plan = plan(file.as_deref(), nodes)?;
-    let paths = Paths::new(&name);
-    if paths.root.exists() || !net::list_named_netns(&format!("emu-{name}-"))?.is_empty() {
+    let exists = cluster_exists(&name)?;
+    if exists {
         bail!("cluster {name:?} already exists: use it, or remove it with `sudo emu down --cluster {name}`");
     }
     println!("Creating cluster {name:?} …");
     let started = Instant::now();
-    let result = bring_up(&name, &paths, &plan, timeout);
+    let result = bring_up(&name, &plan, timeout, false);
     match result {
         Ok(pods) => {
             println!("Cluster {name:?} is ready in {:.2} s: {} nodes, {pods} pods Running.\n", started.elapsed().as_secs_f64(), plan.nodes.len());
+            if !plan.steps.is_empty() {
+                let file = file.as_deref().map(|f| f.display().to_string()).unwrap_or_default();
+                println!("The scenario has {} steps: `emu up` does not run them; `sudo emu test {file}` does, on a cluster of its own.\n", plan.steps.len());
+            }
             print_hints(&name);
             Ok(0)
         }
@@ -195,7 +228,15 @@ pub fn up(file: Option<PathBuf>, nodes: Option<usize>, retain: bool, timeout: u6
     }
 }
 
-fn bring_up(name: &str, paths: &Paths, plan: &Plan, timeout: u64) -> anyhow::Result<usize> {
+/// Whether anything of cluster `name` is on this machine (its directory or a namespace).
+pub(crate) fn cluster_exists(name: &str) -> anyhow::Result<bool> {
+    Ok(Paths::new(name).root.exists() || !net::list_named_netns(&format!("emu-{name}-"))?.is_empty())
+}
+
+/// Creates cluster `name` as `plan` says and waits until every pod runs; returns the number of
+/// pods. The caller checked that the name is free, and tears down what is left on failure.
+pub(crate) fn bring_up(name: &str, plan: &Plan, timeout: u64, quiet: bool) -> anyhow::Result<usize> {
+    let paths = &Paths::new(name);
     let rt = context::runtime()?;
     let fabric: ipam::Ipv4Cidr = FABRIC_CIDR.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
     let outside: ipam::Ipv4Cidr = OUTSIDE_CIDR.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -222,7 +263,7 @@ fn bring_up(name: &str, paths: &Paths, plan: &Plan, timeout: u64) -> anyhow::Res
         eviction_seconds: plan.node_failure.evict_after,
     };
     let cgroup_dir = cgroup::cluster_dir(name).context("emu needs cgroup v2 to keep track of a cluster's processes")?;
-    step(&format!("Creating {} nodes ({})", config.nodes.len(), plan.nodes.join(", ")), || {
+    step(quiet, &format!("Creating {} nodes ({})", config.nodes.len(), plan.nodes.join(", ")), || {
         std::fs::create_dir_all(&paths.root)?;
         std::fs::set_permissions(&paths.root, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
         std::fs::write(paths.config(), serde_json::to_vec_pretty(&config)?)?;
@@ -251,12 +292,12 @@ fn bring_up(name: &str, paths: &Paths, plan: &Plan, timeout: u64) -> anyhow::Res
         }
         Ok(())
     })?;
-    step("Starting the control plane (emu-controller)", || {
+    step(quiet, "Starting the control plane (emu-controller)", || {
         start_controller(paths, name, &cgroup_dir)?;
         wait_for_controller(&rt, paths, Duration::from_secs(10))
     })?;
     let mut client = rt.block_on(emu_proto::connect_unix(&paths.socket()))?;
-    step("Starting node agents", || {
+    step(quiet, "Starting node agents", || {
         for n in &config.nodes {
             start_agent(paths, name, &n.name, &cgroup_dir)?;
         }
@@ -270,13 +311,13 @@ fn bring_up(name: &str, paths: &Paths, plan: &Plan, timeout: u64) -> anyhow::Res
         if docs.is_empty() {
             continue;
         }
-        let lines = step(&format!("Applying {label}"), || rt.block_on(verbs::apply_docs(&mut client, docs.clone(), false)))?;
-        for l in lines {
+        let lines = step(quiet, &format!("Applying {label}"), || rt.block_on(verbs::apply_docs(&mut client, docs.clone(), false)))?;
+        for l in lines.iter().filter(|_| !quiet) {
             println!("     {l}");
         }
     }
     let mut count = 0;
-    step("Waiting for pods to be Running", || {
+    step(quiet, "Waiting for pods to be Running", || {
         wait_until(Duration::from_secs(timeout), "pods to be Running", || {
             let pods = rt.block_on(verbs::list(&mut client, "Pod", "", ""))?;
             for p in &pods {
@@ -518,34 +559,62 @@ pub fn status() -> anyhow::Result<i32> {
 pub fn restart(what: &str, node: Option<&str>, flag: ClusterFlag) -> anyhow::Result<i32> {
     require_root()?;
     let name = context::resolve(&flag)?;
-    let paths = Paths::new(&name);
-    let cgroup_dir = cgroup::cluster_dir(&name)?;
-    let stop = |pidfile: &Path, program: &str| {
-        if let Some(pid) = daemon::read_pid(pidfile).filter(|p| daemon::alive(*p, program)) {
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM);
-            let _ = wait_until(Duration::from_secs(5), program, || Ok(!daemon::alive(pid, program)));
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
-        }
+    let daemon = match (what, node) {
+        ("controller", _) => Daemon::Controller,
+        ("agent", Some(node)) => Daemon::Agent(node.to_string()),
+        _ => bail!("usage: emu restart controller | emu restart agent NODE"),
     };
-    match (what, node) {
-        ("controller", _) => {
-            stop(&paths.controller_pid(), "emu-controller");
-            start_controller(&paths, &name, &cgroup_dir)?;
-            wait_for_controller(&context::runtime()?, &paths, Duration::from_secs(10))?;
-            println!("controller of cluster {name:?} restarted");
-        }
-        ("agent", Some(node)) => {
+    restart_daemon(&name, &daemon)?;
+    match daemon {
+        Daemon::Controller => println!("controller of cluster {name:?} restarted"),
+        Daemon::Agent(node) => println!("agent of node {node:?} restarted"),
+    }
+    Ok(0)
+}
+
+/// The pid file and program name of a daemon of cluster `name`; an agent's node must exist.
+fn daemon_pid_file(name: &str, daemon: &Daemon) -> anyhow::Result<(PathBuf, &'static str)> {
+    let paths = Paths::new(name);
+    match daemon {
+        Daemon::Controller => Ok((paths.controller_pid(), "emu-controller")),
+        Daemon::Agent(node) => {
             let config: ClusterConfig = serde_json::from_slice(&std::fs::read(paths.config())?)?;
             if config.node(node).is_none() {
                 bail!("node {node:?} is not part of cluster {name:?}");
             }
-            stop(&paths.agent_pid(node), "emu-nodeagent");
-            start_agent(&paths, &name, node, &cgroup_dir)?;
-            println!("agent of node {node:?} restarted");
+            Ok((paths.agent_pid(node), "emu-nodeagent"))
         }
-        _ => bail!("usage: emu restart controller | emu restart agent NODE"),
     }
-    Ok(0)
+}
+
+/// Stops a daemon (SIGTERM, SIGKILL after 5 s; nothing when it is not running) and starts it
+/// again; the controller is waited for until it answers.
+pub(crate) fn restart_daemon(name: &str, daemon: &Daemon) -> anyhow::Result<()> {
+    let paths = Paths::new(name);
+    let cgroup_dir = cgroup::cluster_dir(name)?;
+    let (pidfile, program) = daemon_pid_file(name, daemon)?;
+    if let Some(pid) = daemon::read_pid(&pidfile).filter(|p| daemon::alive(*p, program)) {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM);
+        let _ = wait_until(Duration::from_secs(5), program, || Ok(!daemon::alive(pid, program)));
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+    }
+    match daemon {
+        Daemon::Controller => {
+            start_controller(&paths, name, &cgroup_dir)?;
+            wait_for_controller(&context::runtime()?, &paths, Duration::from_secs(10))
+        }
+        Daemon::Agent(node) => start_agent(&paths, name, node, &cgroup_dir),
+    }
+}
+
+/// SIGKILL of a running daemon, found by its pid file (a crash, as `kill -9` makes one); returns
+/// its pid.
+pub(crate) fn kill_daemon(name: &str, daemon: &Daemon) -> anyhow::Result<i32> {
+    let (pidfile, program) = daemon_pid_file(name, daemon)?;
+    let pid = daemon::read_pid(&pidfile).filter(|p| daemon::alive(*p, program)).ok_or_else(|| anyhow::anyhow!("the {} is not running (pid file {})", daemon.describe(), pidfile.display()))?;
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL).with_context(|| format!("kill -9 {pid} ({program})"))?;
+    wait_until(Duration::from_secs(5), program, || Ok(!daemon::alive(pid, program)))?;
+    Ok(pid)
 }
 
 #[cfg(test)]
@@ -591,6 +660,11 @@ mod tests {
             match scenario::parse(&std::fs::read_to_string(f).unwrap()) {
                 Ok(sc) => {
                     plan(Some(f), None).unwrap_or_else(|e| panic!("{}: {e:#}", f.display()));
+                    // The scripted scenarios (`emu test`) say what they check, and check something.
+                    if f.file_name().is_some_and(|n| n.to_string_lossy().starts_with("test-")) {
+                        assert!(!sc.steps.is_empty(), "{} has no steps", f.display());
+                        assert!(std::fs::read_to_string(f).unwrap().starts_with("# "), "{} has no header comment", f.display());
+                    }
                     for m in sc.manifests {
                         if let scenario::ManifestSource::Path(p) = m {
                             applied.insert(std::fs::canonicalize(f.parent().unwrap().join(p)).unwrap());
@@ -605,6 +679,29 @@ mod tests {
             assert!(applied.contains(&std::fs::canonicalize(f).unwrap()), "{} is neither a scenario ({e}) nor applied by one", f.display());
         }
         assert!(planned >= 4, "{planned} scenarios");
+    }
+
+    #[test]
+    fn steps_are_planned_with_their_manifests_before_anything_is_created() {
+        let dir = scenario_dir(&[
+            ("sc.yaml", "nodes: 2\nseed: 42\nsteps:\n  - apply: web.yaml\n  - wait: {pods: {selector: app=web, ready: 1}}\n  - apply: |\n      apiVersion: v1\n      kind: ConfigMap\n      metadata: {name: x}\n"),
+            ("web.yaml", "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec: {selector: {app: web}, ports: [{port: 80}]}\n"),
+            ("missing.yaml", "steps:\n  - sleep: 1s\n  - apply: nowhere.yaml\n"),
+            ("invalid.yaml", "steps:\n  - apply: |\n      apiVersion: v1\n      kind: Service\n      metadata: {name: Web}\n"),
+            ("badstep.yaml", "steps:\n  - wait: {pods: {selector: app=web, ready: two}}\n"),
+        ]);
+        let p = plan(Some(&dir.join("sc.yaml")), None).unwrap();
+        assert_eq!(p.seed, Some(42));
+        let applied: Vec<Vec<&str>> = p.steps.iter().map(|(_, m)| m.iter().flat_map(|(_, d)| d.iter().map(object::name)).collect()).collect();
+        assert_eq!(applied, [vec!["web"], vec![], vec!["x"]]);
+        let err = |f: &str| format!("{:#}", plan(Some(&dir.join(f)), None).err().unwrap_or_else(|| panic!("{f} planned")));
+        let e = err("missing.yaml");
+        assert!(e.contains("steps[1].apply: file ") && e.contains("nowhere.yaml does not exist (paths are relative to the scenario file)"), "{e}");
+        let e = err("invalid.yaml");
+        assert!(e.contains("(steps[0].apply): The Service \"Web\" is invalid"), "{e}");
+        let e = err("badstep.yaml");
+        assert!(e.contains("scenario field `steps[0].wait.pods.ready`: expected a whole number"), "{e}");
+        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]

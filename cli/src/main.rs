@@ -7,6 +7,7 @@ mod edit;
 mod fault;
 mod lifecycle;
 mod portforward;
+mod testrun;
 mod tls;
 mod verbs;
 
@@ -71,6 +72,8 @@ enum Command {
     },
     /// List clusters and the health of their daemons.
     Status,
+    /// Run scenarios' steps, each on a fresh cluster, and report every step (✓/✗, JUnit XML).
+    Test(testrun::TestArgs),
     /// Restart a cluster's controller or a node's agent (pods keep running).
     Restart {
         /// `controller` or `agent`.
@@ -163,6 +166,7 @@ fn main() {
         Command::Up { file, nodes, retain, timeout, cluster } => lifecycle::up(file, nodes, retain, timeout, cluster),
         Command::Down { all, cluster } => lifecycle::down(all, cluster),
         Command::Status => lifecycle::status(),
+        Command::Test(a) => testrun::test(a),
         Command::Restart { what, node, cluster } => lifecycle::restart(&what, node.as_deref(), cluster),
         Command::Apply(a) => verbs::apply(a, false),
         Command::Create(a) => verbs::create(a),

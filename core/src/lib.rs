@@ -26,3 +26,5 @@ pub mod volumes;
 pub mod loadbalancer;
 pub mod faults;
 pub mod patch;
+pub mod steps;
+pub mod checks;

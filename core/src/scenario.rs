@@ -22,16 +22,16 @@
 //! `certificates:` stands in for the tutorial's `make keys` and `kubectl create secret tls`: a
 //! certificate checked into a scenario would expire, one made at `emu up` does not.
 //!
-//! Later issues add `steps:`. Reading the files a scenario names and generating the keys are the
-//! caller's job; this module only decides what the scenario says and which Secret holds a
-//! certificate.
+//! `steps:` (and `seed:`) script what `emu test` does once the cluster is up: see
+//! [`crate::steps`]. Reading the files a scenario names and generating the keys are the caller's
+//! job; this module only decides what the scenario says and which Secret holds a certificate.
 
-use crate::validation;
+use crate::{steps, validation};
 use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Scenario {
     pub name: Option<String>,
     pub nodes: Vec<String>,
@@ -39,6 +39,10 @@ pub struct Scenario {
     pub certificates: Vec<Certificate>,
     /// `nodeFailure:` how fast a silent node is declared NotReady and its pods evicted.
     pub node_failure: NodeFailure,
+    /// `steps:` for `emu test`.
+    pub steps: Vec<steps::Step>,
+    /// `seed:` for the steps' random choices (None: a fresh one per run, shown in the report).
+    pub seed: Option<u64>,
 }
 
 /// `nodeFailure: {notReadyAfter: 4s, evictAfter: 6s}` (whole seconds).
@@ -107,6 +111,8 @@ pub enum ScenarioError {
     Certificate { index: usize, field: &'static str, message: String },
     #[error("scenario field `nodeFailure.{field}`: {message}")]
     NodeFailure { field: &'static str, message: String },
+    #[error(transparent)]
+    Steps(#[from] steps::StepError),
 }
 
 /// `4s`, `1m`, `90s` → seconds (at least 1).
@@ -135,6 +141,11 @@ struct RawScenario {
     certificates: Vec<RawCertificate>,
     #[serde(default, rename = "nodeFailure")]
     node_failure: Option<RawNodeFailure>,
+    /// Checked by [`steps::parse`], which names each bad field by its path.
+    #[serde(default)]
+    steps: Vec<Value>,
+    #[serde(default)]
+    seed: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -202,11 +213,7 @@ pub fn parse(text: &str) -> Result<Scenario, ScenarioError> {
             return Err(ScenarioError::Nodes(format!("node {name:?} is listed twice")));
         }
     }
-    let manifests = raw
-        .manifests
-        .into_iter()
-        .map(|m| if m.contains('\n') || m.contains(':') && m.contains(' ') { ManifestSource::Inline(m) } else { ManifestSource::Path(m) })
-        .collect();
+    let manifests = raw.manifests.iter().map(|m| manifest_source(m)).collect();
     let mut certificates: Vec<Certificate> = Vec::new();
     for (index, raw) in raw.certificates.into_iter().enumerate() {
         let c = certificate(index, raw)?;
@@ -226,7 +233,18 @@ pub fn parse(text: &str) -> Result<Scenario, ScenarioError> {
             evict_after: f.evict_after.as_deref().map(|t| seconds("evictAfter", t)).transpose()?,
         },
     };
-    Ok(Scenario { name: raw.name, nodes, manifests, certificates, node_failure })
+    let steps = steps::parse(&raw.steps, &nodes)?;
+    Ok(Scenario { name: raw.name, nodes, manifests, certificates, node_failure, steps, seed: raw.seed })
+}
+
+/// A manifest entry (or `apply:` step): YAML text when it has a line break or a `key: value`,
+/// else a path.
+pub fn manifest_source(text: &str) -> ManifestSource {
+    if text.contains('\n') || text.contains(':') && text.contains(' ') {
+        ManifestSource::Inline(text.to_string())
+    } else {
+        ManifestSource::Path(text.to_string())
+    }
 }
 
 /// One `certificates:` entry, checked field by field.
@@ -411,5 +429,22 @@ mod node_failure_tests {
         let e = parse("nodes: 2\nnodeFailure: {notReadyAfter: soon}\n").unwrap_err().to_string();
         assert_eq!(e, "scenario field `nodeFailure.notReadyAfter`: \"soon\": give whole seconds or minutes, e.g. 5s or 1m");
         assert!(parse("nodes: 2\nnodeFailure: {after: 4s}\n").is_err());
+    }
+}
+
+#[cfg(test)]
+mod steps_tests {
+    use super::*;
+
+    #[test]
+    fn steps_and_seed() {
+        let sc = parse("nodes: 2\nseed: 42\nsteps:\n  - name: settle\n    sleep: 1s\n  - node: {stop: node-2}\n").unwrap();
+        assert_eq!(sc.seed, Some(42));
+        assert_eq!(sc.steps.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), ["settle", "stop node node-2"]);
+        assert!(parse("nodes: 2\n").unwrap().steps.is_empty());
+        // Steps are checked against the scenario's own nodes.
+        let e = parse("nodes: [a, b]\nsteps:\n  - node: {stop: node-2}\n").unwrap_err();
+        assert_eq!(e.to_string(), "scenario field `steps[0].node.stop`: node \"node-2\" is not in the cluster: use one of a, b");
+        assert!(matches!(parse("steps: {sleep: 1s}\n"), Err(ScenarioError::Yaml(_))), "steps is a list");
     }
 }

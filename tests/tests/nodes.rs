@@ -40,12 +40,11 @@ fn a_stopped_node_loses_its_pods_to_the_others() {
     let described = c.emu(&["describe", "node", &victim_node]).ok().stdout;
     assert!(described.contains("node.kubernetes.io/unreachable:NoExecute"), "{described}");
     // Evicted after 4 s, replaced on the node that is left.
-    let replaced = c.wait_for("replacements on the other node", Duration::from_secs(15), || {
+    c.wait_for("replacements on the other node", Duration::from_secs(15), || {
         let pods = c.pods("app=web");
         let fresh: Vec<&serde_json::Value> = pods.iter().filter(|p| is_ready(p) && p["spec"]["nodeName"] != victim_node.as_str()).collect();
         (fresh.len() == 2).then_some(())
     });
-    let _ = replaced;
     println!("NotReady after {not_ready:?}, replaced after {:?}", stopped.elapsed());
     assert_eq!(endpoints(&c).split_whitespace().count(), 2, "both endpoints on the node that is left");
 

@@ -109,11 +109,13 @@ fn run(pod_dir: &Path, mask: &SigSet) -> io::Result<()> {
         }
         pod.write_state();
     }
+    // Until SIGTERM (at once when it came while waiting for the volumes).
     while !stopped {
         let now = Instant::now();
         let timeout = pod.containers.iter().filter_map(|c| c.restart_at).min().map(|t| t.saturating_duration_since(now));
         if matches!(wait_signal(mask, timeout), Some(libc::SIGTERM) | Some(libc::SIGINT)) {
-            break;
+            stopped = true;
+            continue;
         }
         pod.reap();
         let now = Instant::now();
