@@ -64,14 +64,24 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     tokio::spawn(feed::follow_controller(args.socket, config, catalog));
 
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let run = server.run();
+    tokio::pin!(run);
     tokio::select! {
-        result = server.run() => result.context("serving DNS"),
-        _ = term.recv() => {
-            tracing::info!("SIGTERM: stopping");
-            Ok(())
-        }
+        result = &mut run => return result.context("serving DNS"),
+        _ = term.recv() => {}
+    }
+    // CoreDNS as kubeadm configures it (`health { lameduck 5s }`): keep answering a while after
+    // SIGTERM, so that clients still sent here by a node that has not yet dropped this endpoint
+    // get answers rather than timeouts.
+    tracing::info!(lameduck_s = LAMEDUCK.as_secs(), "SIGTERM: serving on for the lame-duck period, then stopping");
+    tokio::select! {
+        result = &mut run => result.context("serving DNS"),
+        _ = tokio::time::sleep(LAMEDUCK) => Ok(()),
     }
 }
+
+/// How long the server answers after SIGTERM.
+const LAMEDUCK: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// A CoreDNS manifest runs the image with `-conf /etc/coredns/Corefile`; emu's server has its
 /// configuration built in, so that pair is accepted and dropped rather than refused.
