@@ -144,7 +144,16 @@ async fn reconcile(
 
     // The node's link.
     let down = specs.iter().any(|(_, s)| matches!(s, FaultSpec::LinkDown { node: n } if *n == node.name));
-    if applied.link_down != Some(down) {
+    // At the agent's start (nothing applied yet) a link that is up is left alone: its routes
+    // are the route syncer's, and this snapshot may not list every node yet (putting routes
+    // back from it would delete the others'). Only a link an earlier agent left down is raised.
+    let change = match applied.link_down {
+        Some(prev) => prev != down,
+        None => down || !link_is_up(node_ns).await,
+    };
+    if !change {
+        applied.link_down = Some(down);
+    } else {
         match set_link(cluster, node, snap, node_ns, down).await {
             Ok(()) => {
                 tracing::info!(down, "node link set");
@@ -153,6 +162,20 @@ async fn reconcile(
             Err(e) => tracing::warn!(error = %e, "setting the node's link failed"),
         }
     }
+}
+
+/// Whether the node's `eth0` is up (operstate), as an earlier agent may have left it down.
+async fn link_is_up(node_ns: &Path) -> bool {
+    let ns = node_ns.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        std::process::Command::new("ip")
+            .args(["-n", &ns.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(), "-o", "link", "show", crate::net::ETH0])
+            .output()
+            .map(|o| !String::from_utf8_lossy(&o.stdout).contains("state DOWN"))
+            .unwrap_or(true)
+    })
+    .await
+    .unwrap_or(true)
 }
 
 /// Takes the node's `eth0` down or up. The kernel drops the routes through a link that goes
