@@ -54,6 +54,11 @@ pub struct Ctx {
 }
 
 impl Ctx {
+    /// The cluster's name (its runtime directory is `/run/emu/<name>`).
+    pub fn cluster(&self) -> String {
+        self.paths.root.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+    }
+
     pub fn open(flag: &ClusterFlag) -> anyhow::Result<Ctx> {
         require_root()?;
         let cluster = resolve(flag)?;

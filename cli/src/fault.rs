@@ -265,7 +265,7 @@ pub(crate) fn stop_or_start(ctx: &Ctx, client: &mut Client, node: &str, stop: bo
 /// thawed.
 fn start_node(ctx: &Ctx, client: &mut Client, node: &str) -> anyhow::Result<()> {
     set_links(ctx, node, true)?;
-    let cluster = ctx.paths.root.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let cluster = ctx.cluster();
     let config: emu_core::cluster::ClusterConfig = serde_json::from_slice(&std::fs::read(ctx.paths.config())?)?;
     let node_ns = emu_nodeagent::net::netns_path(&emu_core::naming::netns_node(&cluster, node));
     let service: emu_core::ipam::Ipv4Cidr = config.service_cidr.parse().map_err(|e| anyhow::anyhow!("service CIDR: {e}"))?;
@@ -281,7 +281,7 @@ fn start_node(ctx: &Ctx, client: &mut Client, node: &str) -> anyhow::Result<()> 
 /// Freezes or thaws everything of the node: its agent and its pods' shims and containers (the
 /// node's cgroup).
 fn freeze(ctx: &Ctx, node: &str, frozen: bool) -> anyhow::Result<()> {
-    let cluster = ctx.paths.root.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let cluster = ctx.cluster();
     let dir = emu_nodeagent::cgroup::cluster_dir(&cluster)?.join(format!("node-{node}"));
     std::fs::write(dir.join("cgroup.freeze"), if frozen { "1" } else { "0" })
         .map_err(|e| anyhow::anyhow!("{} the processes of node {node} ({}): {e}", if frozen { "freezing" } else { "thawing" }, dir.display()))
@@ -289,7 +289,7 @@ fn freeze(ctx: &Ctx, node: &str, frozen: bool) -> anyhow::Result<()> {
 
 /// The node's links (eth0 to the fabric, eth1 to the outside world) down or up.
 fn set_links(ctx: &Ctx, node: &str, up: bool) -> anyhow::Result<()> {
-    let cluster = ctx.paths.root.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let cluster = ctx.cluster();
     let node_ns = emu_nodeagent::net::netns_path(&emu_core::naming::netns_node(&cluster, node));
     ctx.block_on(async {
         emu_nodeagent::net::set_link_up(&node_ns, emu_nodeagent::net::ETH0, up).await?;

@@ -101,7 +101,7 @@ pub fn port_forward(a: PortForwardArgs) -> anyhow::Result<i32> {
         Some("Service") => Some(ctx.block_on(crate::verbs::get_one(&mut client, "Service", &ns, name))?),
         _ => None,
     };
-    let netns = emu_nodeagent::net::netns_path(&emu_core::naming::netns_pod(&cluster_of(&ctx), object::uid(&pod)));
+    let netns = emu_nodeagent::net::netns_path(&emu_core::naming::netns_pod(&ctx.cluster(), object::uid(&pod)));
     let mut listeners = Vec::new();
     for (local, remote) in &wanted {
         let target = pod_port(service.as_ref(), &pod, remote)?;
@@ -122,10 +122,6 @@ pub fn port_forward(a: PortForwardArgs) -> anyhow::Result<i32> {
     }
     eprintln!("error: lost connection to pod");
     Ok(1)
-}
-
-fn cluster_of(ctx: &Ctx) -> String {
-    ctx.paths.root.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
 }
 
 /// Accepts connections on `listener` and pipes each to `localhost:target` in the pod.
