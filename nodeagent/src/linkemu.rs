@@ -19,6 +19,8 @@ use std::time::{Duration, Instant};
 #[derive(Clone, Default)]
 pub struct LinkEmulator {
     config: Arc<Mutex<BTreeMap<u16, Netem>>>,
+    /// Bumped by every [`LinkEmulator::set`], so the thread re-reads the map only after a change.
+    generation: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// What one queue remembers between packets.
@@ -38,11 +40,11 @@ impl LinkEmulator {
     /// Starts the thread (in the calling process's network namespace: the node's).
     pub fn start() -> LinkEmulator {
         let emu = LinkEmulator::default();
-        let config = emu.config.clone();
+        let (config, generation) = (emu.config.clone(), emu.generation.clone());
         std::thread::Builder::new()
             .name("link-emulator".into())
             .spawn(move || {
-                if let Err(e) = run(&config) {
+                if let Err(e) = run(&config, &generation) {
                     tracing::error!(error = %e, "the link emulator stopped; impaired links pass packets unchanged");
                 }
             })
@@ -53,7 +55,10 @@ impl LinkEmulator {
     /// The impairment of each queue now; queues not listed pass their packets at once.
     pub fn set(&self, queues: BTreeMap<u16, Netem>) {
         if let Ok(mut c) = self.config.lock() {
-            *c = queues;
+            if *c != queues {
+                *c = queues;
+                self.generation.fetch_add(1, std::sync::atomic::Ordering::Release);
+            }
         }
     }
 }
@@ -74,7 +79,7 @@ fn chance(percent: f64, correlation: Option<f64>, last: bool) -> bool {
     }
 }
 
-fn run(config: &Mutex<BTreeMap<u16, Netem>>) -> std::io::Result<()> {
+fn run(config: &Mutex<BTreeMap<u16, Netem>>, generation: &std::sync::atomic::AtomicU64) -> std::io::Result<()> {
     let mut queue = nfq::Queue::open()?;
     queue.set_nonblocking(true);
     let mut bound: BTreeSet<u16> = BTreeSet::new();
@@ -82,8 +87,13 @@ fn run(config: &Mutex<BTreeMap<u16, Netem>>) -> std::io::Result<()> {
     let mut held: HashMap<u64, nfq::Message> = HashMap::new();
     let mut due: BinaryHeap<Reverse<(Instant, u64)>> = BinaryHeap::new();
     let mut seq = 0u64;
+    let (mut wanted, mut seen) = (BTreeMap::new(), None);
     loop {
-        let wanted = config.lock().map(|c| c.clone()).unwrap_or_default();
+        let current = generation.load(std::sync::atomic::Ordering::Acquire);
+        if seen != Some(current) {
+            wanted = config.lock().map(|c| c.clone()).unwrap_or_default();
+            seen = Some(current);
+        }
         let new: Vec<u16> = wanted.keys().filter(|q| !bound.contains(q)).copied().collect();
         for q in &new {
             let setup = (|| {
