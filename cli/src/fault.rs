@@ -53,7 +53,7 @@ pub enum FaultCommand {
         #[arg(long)]
         correlation: Option<String>,
     },
-    /// Duplicate this share of the packets.
+    /// Send this share of the packets crossing the target's link twice, each way.
     Duplicate { target: String, percent: String },
     /// Corrupt a bit in this share of the packets.
     Corrupt { target: String, percent: String },
@@ -110,10 +110,7 @@ pub fn fault(a: FaultArgs) -> anyhow::Result<i32> {
             let n = Netem { loss: Some(pct(percent)?), loss_correlation: correlation.as_deref().map(pct).transpose()?, ..Default::default() };
             ("loss", netem(t, n))
         }
-        FaultCommand::Duplicate { .. } => {
-            // See emu_nodeagent::linkemu: no netem in this kernel, and NFQUEUE cannot copy.
-            bail!("duplicate: not available here: the kernel has no netem (sch_netem) and emu's link emulator cannot copy packets")
-        }
+        FaultCommand::Duplicate { target: t, percent } => ("duplicate", netem(t, Netem { duplicate: Some(pct(percent)?), ..Default::default() })),
         FaultCommand::Corrupt { target: t, percent } => ("corrupt", netem(t, Netem { corrupt: Some(pct(percent)?), ..Default::default() })),
         FaultCommand::Reorder { target: t, percent, delay } => {
             ("reorder", netem(t, Netem { reorder: Some(pct(percent)?), delay_ms: Some(ms(delay)?), ..Default::default() }))

@@ -568,8 +568,8 @@ fn target(at: At, nodes: &[String]) -> R<Target> {
 
 /// `fault: {<kind>: {…}, name: NAME}` → (kind for the default name, spec).
 fn fault(at: At, nodes: &[String]) -> R<(Option<String>, &'static str, FaultSpec)> {
-    const FAULTS: [&str; 7] = ["partition", "delay", "loss", "corrupt", "reorder", "rate", "linkDown"];
-    let m = at.map(&["partition", "delay", "loss", "corrupt", "reorder", "rate", "linkDown", "name"], "fault: {delay: {target: node-1, delay: 100ms}}")?;
+    const FAULTS: [&str; 8] = ["partition", "delay", "loss", "duplicate", "corrupt", "reorder", "rate", "linkDown"];
+    let m = at.map(&["partition", "delay", "loss", "duplicate", "corrupt", "reorder", "rate", "linkDown", "name"], "fault: {delay: {target: node-1, delay: 100ms}}")?;
     let kinds: Vec<&str> = FAULTS.iter().copied().filter(|k| m.contains_key(*k)).collect();
     let [kind] = kinds[..] else {
         return err(at.path, format!("give one fault: {}", FAULTS.join(", ")));
@@ -613,6 +613,10 @@ fn fault(at: At, nodes: &[String]) -> R<(Option<String>, &'static str, FaultSpec
             f.map(&["target", "namespace", "percent", "correlation"], "loss: {target: node-1, percent: 20%}")?;
             let n = Netem { loss: Some(req(f, "percent", "e.g. 20%", percent)?), loss_correlation: opt(f, "correlation", percent)?, ..Default::default() };
             netem(f, n)
+        }
+        "duplicate" => {
+            f.map(&["target", "namespace", "percent"], "duplicate: {target: node-1, percent: 1%}")?;
+            netem(f, Netem { duplicate: Some(req(f, "percent", "e.g. 1%", percent)?), ..Default::default() })
         }
         "corrupt" => {
             f.map(&["target", "namespace", "percent"], "corrupt: {target: node-1, percent: 1%}")?;

@@ -1,6 +1,6 @@
-//! The faults of one node (issue 7), applied by its agent from the Fault objects: netem on the
-//! node's link in both directions (its `eth0`, and the fabric's end of it for what comes in) and
-//! on its pods' links (the pod's `eth0` and the node's end), the partition table, and the link
+//! The faults of one node (issue 7), applied by its agent from the Fault objects: impairments of
+//! the node's link (its `eth0`) and of its pods' links (the node's end of their veths), each in
+//! both directions through the link emulator, the partition table, and the link
 //! going down. Level-triggered: every change (and every few seconds) compares what the faults
 //! want with what was applied; a fault deleted is reverted, and a restarted agent starts from a
 //! clean state. The agent's own traffic to the controller goes over a Unix socket, so no fault
@@ -9,6 +9,7 @@
 use emu_core::cluster::{ClusterConfig, NodeConfig};
 use emu_core::faults::{self, FaultSpec, Target};
 use emu_core::{naming, object};
+use crate::linkemu::{QueueConfig, COPY_MARK, DNAT_BIT, REPLY_BIT, SNAT_BIT, UNTRACKED_MARK};
 use emu_proto::reflector::{self, Snapshot};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -18,8 +19,9 @@ use std::time::Duration;
 #[derive(Default)]
 struct Applied {
     partition: Option<String>,
-    /// The `mangle` rules sending links' packets to the link emulator.
-    queue_rules: Option<Vec<String>>,
+    /// The `mangle` rules sending links' packets to the link emulator, by namespace (None: the
+    /// node's; a pod's by name).
+    queue_rules: BTreeMap<Option<String>, Vec<String>>,
     link_down: Option<bool>,
 }
 
@@ -101,44 +103,82 @@ async fn reconcile(
         }
     }
 
-    // Link impairments: the node's link (eth0, both directions) and its pods' links (their
-    // veths on this node), each direction to a queue of the link emulator.
+    // Link impairments: the node's link (its eth0) and its pods' links (their eth0, in the
+    // pods' namespaces), each direction to a queue of the link emulator.
     let by_target = faults::netem_by_target(&specs);
-    let mut queues: BTreeMap<u16, emu_core::faults::Netem> = BTreeMap::new();
-    let mut rules: Vec<String> = Vec::new();
-    let mut queue_link = |dev: &str, q: u16, netem: &emu_core::faults::Netem| {
-        // Leaving through `dev`, and arriving through it.
-        rules.push(format!("-A POSTROUTING -o {dev} -j NFQUEUE --queue-num {q} --queue-bypass"));
-        rules.push(format!("-A PREROUTING -i {dev} -j NFQUEUE --queue-num {} --queue-bypass", q + 1));
-        queues.insert(q, netem.clone());
-        queues.insert(q + 1, netem.clone());
+    let mut queues: BTreeMap<u16, QueueConfig> = BTreeMap::new();
+    // The mangle rules of each namespace: None for the node's, else a pod's namespace name.
+    let mut rules: BTreeMap<Option<String>, Vec<String>> = BTreeMap::new();
+    let mut queue_link = |netns: Option<String>, q: u16, netem: &emu_core::faults::Netem| {
+        let dev = crate::net::ETH0;
+        let list = rules.entry(netns.clone()).or_default();
+        // The emulator's own duplicates pass (they were queued once already).
+        let copies = format!("-m mark --mark {COPY_MARK:#x}/{COPY_MARK:#x} -j RETURN");
+        list.push(format!("-A POSTROUTING {copies}"));
+        list.push(format!("-A PREROUTING {copies}"));
+        // Leaving through `dev`, and arriving through it. What conntrack knows of a packet
+        // leaving the node tells the emulator how to copy it (see crate::linkemu); a pod
+        // translates nothing.
+        if netem.duplicate.is_some() && netns.is_none() {
+            for (matched, bit) in [("--ctstate DNAT", DNAT_BIT), ("--ctstate SNAT", SNAT_BIT), ("--ctdir REPLY", REPLY_BIT)] {
+                list.push(format!("-A POSTROUTING -o {dev} -m conntrack {matched} -j MARK --or-mark {bit:#x}"));
+            }
+        }
+        list.push(format!("-A POSTROUTING -o {dev} -j NFQUEUE --queue-num {q} --queue-bypass"));
+        list.push(format!("-A PREROUTING -i {dev} -j NFQUEUE --queue-num {} --queue-bypass", q + 1));
+        let netns = netns.map(|n| crate::net::netns_path(&n));
+        queues.insert(q, QueueConfig { netem: netem.clone(), leaving: true, netns: netns.clone() });
+        queues.insert(q + 1, QueueConfig { netem: netem.clone(), leaving: false, netns });
     };
     if let Some(n) = by_target.get(&Target::Node(node.name.clone())) {
-        queue_link(crate::net::ETH0, NODE_QUEUE, n);
+        queue_link(None, NODE_QUEUE, n);
     }
     let mut next = POD_QUEUES;
     for (target, netem) in &by_target {
         let Target::Pod { namespace, name } = target else { continue };
-        let pod = snap.objects.values().find(|p| object::kind(p) == "Pod" && object::namespace(p) == namespace && object::name(p) == name);
-        if let Some(pod) = pod {
-            queue_link(&naming::pod_host_veth(object::uid(pod)), next, netem);
+        let pod = snap.objects.values().find(|p| {
+            object::kind(p) == "Pod" && object::namespace(p) == namespace && object::name(p) == name && object::str_at(p, &["spec", "nodeName"]) == Some(node.name.as_str())
+        });
+        let Some(pod) = pod else { continue };
+        let netns = naming::netns_pod(&cluster.name, object::uid(pod));
+        // A pod whose sandbox is not there yet gets its rules on a later pass.
+        if crate::net::netns_path(&netns).exists() {
+            queue_link(Some(netns), next, netem);
             next += 2;
         }
     }
     // The emulator knows a queue before packets are sent to it.
     emulator.set(queues);
-    if applied.queue_rules.as_ref() != Some(&rules) {
-        match mangle_rules(&rules).await {
+    // Namespaces that had rules and have none now are emptied (a pod's that is gone is forgotten).
+    let emptied: Vec<Option<String>> = applied.queue_rules.keys().filter(|n| !rules.contains_key(*n)).cloned().collect();
+    for netns in emptied {
+        rules.insert(netns, Vec::new());
+    }
+    for (netns, list) in rules {
+        if applied.queue_rules.get(&netns) == Some(&list) {
+            continue;
+        }
+        if let Some(name) = &netns {
+            if list.is_empty() && !crate::net::netns_path(name).exists() {
+                applied.queue_rules.remove(&netns);
+                continue;
+            }
+        }
+        match mangle_rules(netns.as_deref(), &list).await {
             Ok(()) => {
-                tracing::info!(rules = ?rules, "link impairments set");
-                applied.queue_rules = Some(rules);
+                tracing::info!(netns = ?netns, rules = ?list, "link impairments set");
+                if list.is_empty() && netns.is_some() {
+                    applied.queue_rules.remove(&netns);
+                } else {
+                    applied.queue_rules.insert(netns, list);
+                }
             }
             // Without iptables there is nothing to undo either.
-            Err(e) if rules.is_empty() && applied.queue_rules.is_none() => {
+            Err(e) if list.is_empty() && !applied.queue_rules.contains_key(&netns) => {
                 tracing::debug!(error = %e, "no link impairments to clear");
-                applied.queue_rules = Some(rules);
+                applied.queue_rules.insert(netns, list);
             }
-            Err(e) => tracing::warn!(error = %e, "setting link impairments failed"),
+            Err(e) => tracing::warn!(netns = ?netns, error = %e, "setting link impairments failed"),
         }
     }
 
@@ -192,18 +232,32 @@ async fn set_link(cluster: &ClusterConfig, node: &NodeConfig, snap: &Snapshot, n
     crate::net::sync_routes(node_ns, &routes).await.map_err(|e| e.to_string())
 }
 
-/// Makes the node's `mangle` table exactly `rules` (iptables-restore replaces the table in one
-/// transaction). iptables, not nft: the kernel has NFQUEUE only as an x_tables target.
-async fn mangle_rules(rules: &[String]) -> Result<(), String> {
+/// Makes the `mangle` table of the node (or of the pod's namespace `netns`) exactly `rules` (iptables-restore replaces the table in one
+/// transaction), and its `raw` table send the link emulator's untracked duplicates untracked
+/// while there are rules. iptables, not nft: the kernel has NFQUEUE only as an x_tables target.
+async fn mangle_rules(netns: Option<&str>, rules: &[String]) -> Result<(), String> {
     let mut input = String::from("*mangle\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n");
     for r in rules {
         input.push_str(r);
         input.push('\n');
     }
+    input.push_str("COMMIT\n*raw\n:PREROUTING ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n");
+    if !rules.is_empty() {
+        input.push_str(&format!("-A OUTPUT -m mark --mark {UNTRACKED_MARK:#x}/{UNTRACKED_MARK:#x} -j CT --notrack\n"));
+    }
     input.push_str("COMMIT\n");
+    let netns = netns.map(str::to_string);
     tokio::task::spawn_blocking(move || {
         use std::io::Write;
-        let mut child = std::process::Command::new("iptables-restore")
+        let mut command = match &netns {
+            Some(name) => {
+                let mut c = std::process::Command::new("ip");
+                c.args(["netns", "exec", name, "iptables-restore"]);
+                c
+            }
+            None => std::process::Command::new("iptables-restore"),
+        };
+        let mut child = command
             .stdin(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()

@@ -1,24 +1,63 @@
 //! Link impairments in user space: delay, jitter (with correlation), loss (random, or in bursts
-//! through correlation), corruption, reordering and a rate limit, for the packets that the
+//! through correlation), duplication, corruption, reordering and a rate limit, for the packets that the
 //! node's `mangle` rules send to an NFQUEUE (one queue per link and direction, see
 //! [`crate::faults`]).
 //!
 //! Why not `tc netem`: the kernels emu runs on here are built without `sch_netem` (and without
 //! `fq`/`etf`, which could hold packets until a time), so a qdisc cannot delay a packet. A queued
 //! packet is held here until its time, then accepted: the same effect, for the packets of an
-//! emulated link. Duplication would need re-injecting a copy, which NFQUEUE cannot do; it is
-//! refused by `emu fault` with that reason.
+//! emulated link.
+//!
+//! A duplicate is a copy of the packet sent again through a raw socket of the node, right after
+//! the original is released, carrying [`COPY_MARK`] so that the queue rules let it pass. It
+//! must leave the node as the original does, translated alike:
+//! - A packet *arriving* on a link has not been translated yet (its hook runs before NAT): its
+//!   copy goes through conntrack as the original does and gets the same translation.
+//! - A packet *leaving* has had part of its translation: the destination of a request to a
+//!   Service, the destination of a reply to a masqueraded client; the source of either may
+//!   still be rewritten after the hook. The queue rules mark what conntrack knows of the packet
+//!   ([`REPLY_BIT`], [`DNAT_BIT`], [`SNAT_BIT`]); a copy whose translation so far is none goes
+//!   through conntrack (which translates it in full), one whose translation is complete is sent
+//!   untracked ([`UNTRACKED_MARK`], the node's `raw` table), and the rare packet that is
+//!   neither (a Service request the node also masquerades) is not duplicated.
 
 use emu_core::faults::Netem;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+/// The mark of every duplicate the emulator sends: the queue rules skip it.
+pub const COPY_MARK: u32 = 0x200;
+/// The mark of a duplicate that the node's `raw` table sends untracked.
+pub const UNTRACKED_MARK: u32 = 0x400;
+/// Marks the queue rules set on a packet leaving a link that is duplicated: conntrack's
+/// `--ctstate DNAT`, `--ctstate SNAT` and `--ctdir REPLY`.
+pub const DNAT_BIT: u32 = 0x800;
+pub const SNAT_BIT: u32 = 0x1000;
+pub const REPLY_BIT: u32 = 0x2000;
+/// Emu's service rules mark the first packet of a connection the node will masquerade (it has
+/// no SNAT state yet when it leaves through the hook).
+use emu_core::proxy::MASQUERADE_MARK;
+
+/// What one queue does to its packets.
+#[derive(Clone, Debug, PartialEq)]
+pub struct QueueConfig {
+    pub netem: Netem,
+    /// Whether the queue holds the packets leaving the link (its `POSTROUTING` hook) rather than
+    /// those arriving (`PREROUTING`).
+    pub leaving: bool,
+    /// The network namespace whose rules queue the packets: None for the node's, a pod's for a
+    /// pod's link (its `eth0`: the node's end of it is a bridge port, which the node's IP
+    /// hooks do not see, and traffic between pods of one node never leaves the bridge).
+    pub netns: Option<PathBuf>,
+}
 
 /// The impairments per queue number, shared with the thread that applies them.
 #[derive(Clone, Default)]
 pub struct LinkEmulator {
-    config: Arc<Mutex<BTreeMap<u16, Netem>>>,
+    config: Arc<Mutex<BTreeMap<u16, QueueConfig>>>,
     /// Bumped by every [`LinkEmulator::set`], so the thread re-reads the map only after a change.
     generation: Arc<std::sync::atomic::AtomicU64>,
 }
@@ -53,7 +92,7 @@ impl LinkEmulator {
     }
 
     /// The impairment of each queue now; queues not listed pass their packets at once.
-    pub fn set(&self, queues: BTreeMap<u16, Netem>) {
+    pub fn set(&self, queues: BTreeMap<u16, QueueConfig>) {
         if let Ok(mut c) = self.config.lock() {
             if *c != queues {
                 *c = queues;
@@ -79,101 +118,84 @@ fn chance(percent: f64, correlation: Option<f64>, last: bool) -> bool {
     }
 }
 
-fn run(config: &Mutex<BTreeMap<u16, Netem>>, generation: &std::sync::atomic::AtomicU64) -> std::io::Result<()> {
-    let mut queue = nfq::Queue::open()?;
-    queue.set_nonblocking(true);
-    let mut bound: BTreeSet<u16> = BTreeSet::new();
+/// The queues of one network namespace (the node's, or a pod's for a pod's link).
+struct Link {
+    queue: nfq::Queue,
+    copies: Copies,
+    bound: BTreeSet<u16>,
+}
+
+impl Link {
+    /// Opens the queue socket and the raw sockets in `netns` (None: the node's, this thread's).
+    fn open(netns: Option<&PathBuf>) -> std::io::Result<Link> {
+        let open = || -> std::io::Result<Link> {
+            let mut queue = nfq::Queue::open()?;
+            queue.set_nonblocking(true);
+            Ok(Link { queue, copies: Copies::open()?, bound: BTreeSet::new() })
+        };
+        let Some(path) = netns else { return open() };
+        // A socket belongs to the namespace it was opened in: open these on a thread of their
+        // own that enters the pod's (this thread keeps the node's).
+        let path = path.clone();
+        std::thread::spawn(move || {
+            netns_rs::get_from_path(&path).and_then(|ns| ns.enter()).map_err(|e| std::io::Error::other(format!("entering {}: {e}", path.display())))?;
+            open()
+        })
+        .join()
+        .map_err(|_| std::io::Error::other("the namespace thread panicked"))?
+    }
+}
+
+/// A packet held until its time, with the mark of its copy if it is to be duplicated.
+struct Held {
+    netns: Option<PathBuf>,
+    msg: nfq::Message,
+    copy: Option<u32>,
+}
+
+fn run(config: &Mutex<BTreeMap<u16, QueueConfig>>, generation: &std::sync::atomic::AtomicU64) -> std::io::Result<()> {
+    let mut links: BTreeMap<Option<PathBuf>, Link> = BTreeMap::new();
+    links.insert(None, Link::open(None)?);
     let mut states: HashMap<u16, QueueState> = HashMap::new();
-    let mut held: HashMap<u64, nfq::Message> = HashMap::new();
+    let mut held: HashMap<u64, Held> = HashMap::new();
     let mut due: BinaryHeap<Reverse<(Instant, u64)>> = BinaryHeap::new();
     let mut seq = 0u64;
-    let (mut wanted, mut seen) = (BTreeMap::new(), None);
+    let (mut wanted, mut seen): (BTreeMap<u16, QueueConfig>, _) = (BTreeMap::new(), None);
     loop {
         let current = generation.load(std::sync::atomic::Ordering::Acquire);
         if seen != Some(current) {
             wanted = config.lock().map(|c| c.clone()).unwrap_or_default();
             seen = Some(current);
-        }
-        let new: Vec<u16> = wanted.keys().filter(|q| !bound.contains(q)).copied().collect();
-        for q in &new {
-            let setup = (|| {
-                queue.bind(*q)?;
-                queue.set_copy_range(*q, 0xffff)?;
-                queue.set_queue_max_len(*q, 16384)?;
-                queue.set_fail_open(*q, true)
-            })();
-            match setup {
-                Ok(()) => {
-                    bound.insert(*q);
-                }
-                Err(e) => tracing::warn!(queue = q, error = %e, "binding a link queue failed"),
-            }
-        }
-        for q in bound.iter().filter(|q| !wanted.contains_key(q)).copied().collect::<Vec<_>>() {
-            let _ = queue.unbind(q);
-            bound.remove(&q);
-            states.remove(&q);
+            sync_links(&mut links, &wanted, &mut held, &mut states);
         }
         // Everything queued now.
-        loop {
-            let mut msg = match queue.recv() {
-                Ok(m) => m,
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => break,
-                Err(e) => return Err(e),
-            };
-            let now = Instant::now();
-            let Some(netem) = wanted.get(&msg.get_queue_num()) else {
-                msg.set_verdict(nfq::Verdict::Accept);
-                verdict(&mut queue, msg);
-                continue;
-            };
-            let state = states.entry(msg.get_queue_num()).or_default();
-            if let Some(loss) = netem.loss {
-                let lost = chance(loss, netem.loss_correlation, state.last_lost);
-                state.last_lost = lost;
-                if lost {
-                    msg.set_verdict(nfq::Verdict::Drop);
-                    verdict(&mut queue, msg);
+        for (netns, link) in links.iter_mut() {
+            loop {
+                let mut msg = match link.queue.recv() {
+                    Ok(m) => m,
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => break,
+                    Err(e) => return Err(e),
+                };
+                let now = Instant::now();
+                let Some(QueueConfig { netem, leaving, .. }) = wanted.get(&msg.get_queue_num()) else {
+                    msg.set_verdict(nfq::Verdict::Accept);
+                    verdict(&mut link.queue, msg);
                     continue;
+                };
+                let state = states.entry(msg.get_queue_num()).or_default();
+                let Some((at, copy)) = impair(netem, *leaving, state, &mut msg, now) else {
+                    msg.set_verdict(nfq::Verdict::Drop);
+                    verdict(&mut link.queue, msg);
+                    continue;
+                };
+                if at <= now {
+                    release(link, msg, copy);
+                } else {
+                    seq += 1;
+                    held.insert(seq, Held { netns: netns.clone(), msg, copy });
+                    due.push(Reverse((at, seq)));
                 }
-            }
-            if netem.corrupt.is_some_and(|c| uniform() < c / 100.0) {
-                corrupt(&mut msg);
-            }
-            let mut at = now;
-            if let Some(d) = netem.delay_ms {
-                let reordered = netem.reorder.is_some_and(|r| uniform() < r / 100.0);
-                if !reordered {
-                    let mut jitter = 0.0;
-                    if let Some(j) = netem.jitter_ms {
-                        let fresh = 2.0 * uniform() - 1.0;
-                        let c = netem.delay_correlation.unwrap_or(0.0) / 100.0;
-                        state.last_jitter = c * state.last_jitter + (1.0 - c) * fresh;
-                        jitter = j * state.last_jitter;
-                    }
-                    at = now + Duration::from_secs_f64(((d + jitter).max(0.0)) / 1000.0);
-                    // Without jitter a link keeps its order, as netem's tfifo does.
-                    if netem.jitter_ms.is_none() {
-                        at = at.max(state.last_due.unwrap_or(at));
-                    }
-                }
-            }
-            if let Some(rate) = netem.rate.as_deref().and_then(rate_bits_per_second) {
-                let bits = (msg.get_original_len() as f64) * 8.0;
-                let start = state.busy_until.map_or(now, |b| b.max(now));
-                let done = start + Duration::from_secs_f64(bits / rate);
-                state.busy_until = Some(done);
-                at = at.max(done);
-            }
-            state.last_due = Some(at);
-            if at <= now {
-                msg.set_verdict(nfq::Verdict::Accept);
-                verdict(&mut queue, msg);
-            } else {
-                seq += 1;
-                held.insert(seq, msg);
-                due.push(Reverse((at, seq)));
             }
         }
         // Release what is due.
@@ -183,14 +205,172 @@ fn run(config: &Mutex<BTreeMap<u16, Netem>>, generation: &std::sync::atomic::Ato
                 break;
             }
             due.pop();
-            if let Some(mut msg) = held.remove(&id) {
-                msg.set_verdict(nfq::Verdict::Accept);
-                verdict(&mut queue, msg);
+            if let Some(h) = held.remove(&id) {
+                if let Some(link) = links.get_mut(&h.netns) {
+                    release(link, h.msg, h.copy);
+                }
             }
         }
-        let idle = if bound.is_empty() { Duration::from_millis(50) } else { Duration::from_micros(500) };
+        let idle = if wanted.is_empty() { Duration::from_millis(50) } else { Duration::from_micros(500) };
         let sleep = due.peek().map_or(idle, |Reverse((at, _))| at.saturating_duration_since(Instant::now()).min(idle));
         std::thread::sleep(sleep);
+    }
+}
+
+/// Binds the queues wanted (opening the sockets of a pod's namespace when first needed) and
+/// unbinds the others; the sockets of a namespace no longer impaired are closed, after letting
+/// go what they held.
+fn sync_links(links: &mut BTreeMap<Option<PathBuf>, Link>, wanted: &BTreeMap<u16, QueueConfig>, held: &mut HashMap<u64, Held>, states: &mut HashMap<u16, QueueState>) {
+    for (q, cfg) in wanted {
+        if !links.contains_key(&cfg.netns) {
+            match Link::open(cfg.netns.as_ref()) {
+                Ok(link) => {
+                    links.insert(cfg.netns.clone(), link);
+                }
+                Err(e) => {
+                    tracing::warn!(queue = q, error = %e, "opening a link queue failed");
+                    continue;
+                }
+            }
+        }
+        let link = links.get_mut(&cfg.netns).expect("opened above");
+        if link.bound.contains(q) {
+            continue;
+        }
+        let setup = (|| {
+            link.queue.bind(*q)?;
+            link.queue.set_copy_range(*q, 0xffff)?;
+            link.queue.set_queue_max_len(*q, 16384)?;
+            link.queue.set_fail_open(*q, true)
+        })();
+        match setup {
+            Ok(()) => {
+                link.bound.insert(*q);
+            }
+            Err(e) => tracing::warn!(queue = q, error = %e, "binding a link queue failed"),
+        }
+    }
+    for (netns, link) in links.iter_mut() {
+        for q in link.bound.iter().filter(|q| wanted.get(q).is_none_or(|c| c.netns != *netns)).copied().collect::<Vec<_>>() {
+            let _ = link.queue.unbind(q);
+            link.bound.remove(&q);
+            states.remove(&q);
+        }
+    }
+    let unused: Vec<Option<PathBuf>> = links.iter().filter(|(n, l)| n.is_some() && l.bound.is_empty()).map(|(n, _)| n.clone()).collect();
+    for netns in unused {
+        let mut link = links.remove(&netns).expect("listed above");
+        for id in held.iter().filter(|(_, h)| h.netns == netns).map(|(id, _)| *id).collect::<Vec<_>>() {
+            let h = held.remove(&id).expect("listed above");
+            release(&mut link, h.msg, h.copy);
+        }
+    }
+}
+
+/// What the link does to a packet: None when it is lost, else when it leaves and the mark of its
+/// copy if it is duplicated (corruption is done on `msg`).
+fn impair(netem: &Netem, leaving: bool, state: &mut QueueState, msg: &mut nfq::Message, now: Instant) -> Option<(Instant, Option<u32>)> {
+    if let Some(loss) = netem.loss {
+        let lost = chance(loss, netem.loss_correlation, state.last_lost);
+        state.last_lost = lost;
+        if lost {
+            return None;
+        }
+    }
+    if netem.corrupt.is_some_and(|c| uniform() < c / 100.0) {
+        corrupt(msg);
+    }
+    let copy = netem.duplicate.filter(|d| uniform() < d / 100.0).and_then(|_| copy_mark(leaving, msg.get_nfmark()));
+    let mut at = now;
+    if let Some(d) = netem.delay_ms {
+        let reordered = netem.reorder.is_some_and(|r| uniform() < r / 100.0);
+        if !reordered {
+            let mut jitter = 0.0;
+            if let Some(j) = netem.jitter_ms {
+                let fresh = 2.0 * uniform() - 1.0;
+                let c = netem.delay_correlation.unwrap_or(0.0) / 100.0;
+                state.last_jitter = c * state.last_jitter + (1.0 - c) * fresh;
+                jitter = j * state.last_jitter;
+            }
+            at = now + Duration::from_secs_f64(((d + jitter).max(0.0)) / 1000.0);
+            // Without jitter a link keeps its order, as netem's tfifo does.
+            if netem.jitter_ms.is_none() {
+                at = at.max(state.last_due.unwrap_or(at));
+            }
+        }
+    }
+    if let Some(rate) = netem.rate.as_deref().and_then(rate_bits_per_second) {
+        let bits = (msg.get_original_len() as f64) * 8.0;
+        let start = state.busy_until.map_or(now, |b| b.max(now));
+        let done = start + Duration::from_secs_f64(bits / rate);
+        state.busy_until = Some(done);
+        at = at.max(done);
+    }
+    state.last_due = Some(at);
+    Some((at, copy))
+}
+
+/// The mark of the duplicate of a packet leaving (or arriving) with mark `packet_mark`, or None
+/// when it cannot be copied faithfully (see the module's comment).
+fn copy_mark(leaving: bool, packet_mark: u32) -> Option<u32> {
+    if !leaving {
+        return Some(COPY_MARK);
+    }
+    let reply = packet_mark & REPLY_BIT != 0;
+    let dnat = packet_mark & DNAT_BIT != 0;
+    let snat = packet_mark & (SNAT_BIT | MASQUERADE_MARK) != 0;
+    // Translated so far: a request's destination when DNATed, a reply's when SNATed.
+    let translated = if reply { snat } else { dnat };
+    // Still to translate: a request's source when SNATed, a reply's when DNATed.
+    let pending = if reply { dnat } else { snat };
+    match (translated, pending) {
+        (false, _) => Some(COPY_MARK),
+        (true, false) => Some(COPY_MARK | UNTRACKED_MARK),
+        (true, true) => None,
+    }
+}
+
+/// Lets a packet go on, then sends its copy if it has one (after, so that the original's
+/// connection is confirmed before the copy meets conntrack).
+fn release(link: &mut Link, mut msg: nfq::Message, copy: Option<u32>) {
+    let packet = copy.map(|_| msg.get_payload().to_vec());
+    msg.set_verdict(nfq::Verdict::Accept);
+    verdict(&mut link.queue, msg);
+    if let (Some(mark), Some(packet)) = (copy, packet) {
+        if let Err(e) = link.copies.send(&packet, mark) {
+            tracing::debug!(error = %e, "sending a duplicate failed");
+        }
+    }
+}
+
+/// Raw IPv4 sockets of the node sending duplicates as they are (IP header included), one per
+/// mark.
+struct Copies {
+    tracked: std::os::fd::OwnedFd,
+    untracked: std::os::fd::OwnedFd,
+}
+
+impl Copies {
+    fn open() -> std::io::Result<Copies> {
+        use nix::sys::socket::{setsockopt, socket, sockopt, AddressFamily, SockFlag, SockProtocol, SockType};
+        let open = |mark: u32| -> std::io::Result<std::os::fd::OwnedFd> {
+            let fd = socket(AddressFamily::Inet, SockType::Raw, SockFlag::SOCK_CLOEXEC, SockProtocol::Raw)?;
+            setsockopt(&fd, sockopt::Mark, &mark)?;
+            Ok(fd)
+        };
+        Ok(Copies { tracked: open(COPY_MARK)?, untracked: open(COPY_MARK | UNTRACKED_MARK)? })
+    }
+
+    /// Sends `packet` (an IPv4 packet) to its destination.
+    fn send(&self, packet: &[u8], mark: u32) -> std::io::Result<()> {
+        use nix::sys::socket::{sendto, MsgFlags, SockaddrIn};
+        if packet.len() < 20 || packet[0] >> 4 != 4 {
+            return Ok(());
+        }
+        let dst = SockaddrIn::new(packet[16], packet[17], packet[18], packet[19], 0);
+        let fd = if mark & UNTRACKED_MARK != 0 { &self.untracked } else { &self.tracked };
+        sendto(std::os::fd::AsRawFd::as_raw_fd(fd), packet, &dst, MsgFlags::empty())?;
+        Ok(())
     }
 }
 
@@ -232,6 +412,24 @@ mod tests {
         assert_eq!(rate_bits_per_second("500kbit"), Some(5e5));
         assert_eq!(rate_bits_per_second("100kbps"), Some(8e5));
         assert_eq!(rate_bits_per_second("fast"), None);
+    }
+
+    #[test]
+    fn duplicates_are_translated_as_their_originals() {
+        // Arriving: always through conntrack.
+        assert_eq!(copy_mark(false, DNAT_BIT | SNAT_BIT), Some(COPY_MARK));
+        // Leaving, nothing translated yet (pod to pod, or a reply to a Service client whose
+        // source is still to be put back): through conntrack.
+        assert_eq!(copy_mark(true, 0), Some(COPY_MARK));
+        assert_eq!(copy_mark(true, REPLY_BIT | DNAT_BIT), Some(COPY_MARK));
+        // A Service request (destination translated), a reply to a masqueraded client
+        // (destination put back): as it is, untracked.
+        assert_eq!(copy_mark(true, DNAT_BIT), Some(COPY_MARK | UNTRACKED_MARK));
+        assert_eq!(copy_mark(true, REPLY_BIT | SNAT_BIT), Some(COPY_MARK | UNTRACKED_MARK));
+        // A Service request the node masquerades (first packet or later): not copied.
+        assert_eq!(copy_mark(true, DNAT_BIT | MASQUERADE_MARK), None);
+        assert_eq!(copy_mark(true, DNAT_BIT | SNAT_BIT), None);
+        assert_eq!(copy_mark(true, REPLY_BIT | SNAT_BIT | DNAT_BIT), None);
     }
 
     #[test]
