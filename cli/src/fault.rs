@@ -9,6 +9,7 @@ use crate::ClusterFlag;
 use anyhow::bail;
 use clap::{Args, Subcommand};
 use emu_core::faults::{self, FaultSpec, Netem, Target};
+use emu_core::steps::{Daemon, NodeOp};
 use emu_core::object;
 use emu_proto::{ApplyRequest, DeleteRequest, Object, ObjectRef};
 
@@ -190,8 +191,8 @@ pub(crate) fn clear(ctx: &Ctx, client: &mut Client, existing: &[serde_json::Valu
     let mut lines = Vec::new();
     for f in chosen {
         // A stopped node is started again before its record goes.
-        if let Some(node) = f["spec"]["nodeStop"]["node"].as_str() {
-            start_node(ctx, client, node)?;
+        if f["spec"]["nodeStop"]["node"].is_string() {
+            start_node(ctx, client, f)?;
         }
         let r = ObjectRef { kind: faults::KIND.into(), namespace: String::new(), name: object::name(f).into() };
         ctx.block_on(client.delete(DeleteRequest { r#ref: Some(r), force: true, grace_period_seconds: -1 })).map_err(api_error)?;
@@ -212,55 +213,116 @@ pub struct NodeArgs {
 pub enum NodeCommand {
     /// Stop a node: its agent and pods frozen, its links down (a node that lost power, as its
     /// peers see it). Its heartbeats stop: NotReady, then its pods are evicted.
-    Stop { node: String },
-    /// Start a stopped node again: links up, agent and pods running on.
+    Stop {
+        node: String,
+        /// Kill its agent and pods instead of freezing them: `start` then boots it afresh (the
+        /// agent restarts the pods that were not evicted meanwhile).
+        #[arg(long)]
+        kill: bool,
+    },
+    /// Start a stopped node again: links up, agent and pods running on (or restarted).
     Start { node: String },
+    /// Remove a node for good (`kubectl delete node` once the machine is gone): its processes
+    /// and namespaces go, its Node object and pods are deleted, its ReplicaSets' pods are
+    /// replaced on the other nodes.
+    Remove { node: String },
 }
 
 pub fn node(a: NodeArgs) -> anyhow::Result<i32> {
     let ctx = Ctx::open(&a.cluster)?;
     let mut client = ctx.client.clone();
-    let (node, stop) = match a.command {
-        NodeCommand::Stop { node } => (node, true),
-        NodeCommand::Start { node } => (node, false),
+    let (node, op) = match a.command {
+        NodeCommand::Stop { node, kill } => (node, NodeOp::Stop { kill }),
+        NodeCommand::Start { node } => (node, NodeOp::Start),
+        NodeCommand::Remove { node } => (node, NodeOp::Remove),
     };
-    println!("{}", stop_or_start(&ctx, &mut client, &node, stop)?);
+    println!("{}", node_op(&ctx, &mut client, &node, op)?);
     Ok(0)
 }
 
-/// `emu node stop|start NODE`; returns the line that says what happened.
-pub(crate) fn stop_or_start(ctx: &Ctx, client: &mut Client, node: &str, stop: bool) -> anyhow::Result<String> {
+/// `emu node stop|start|remove NODE`; returns the line that says what happened.
+pub(crate) fn node_op(ctx: &Ctx, client: &mut Client, node: &str, op: NodeOp) -> anyhow::Result<String> {
     let config: emu_core::cluster::ClusterConfig = serde_json::from_slice(&std::fs::read(ctx.paths.config())?)?;
     let nodes: Vec<String> = config.nodes.iter().map(|n| n.name.clone()).collect();
-    let existing = ctx.block_on(list(client, faults::KIND, "", ""))?;
-    let stopped = existing.iter().find(|f| f["spec"]["nodeStop"]["node"] == node).map(|f| object::name(f).to_string());
-    if stop {
-        if !nodes.iter().any(|n| n == node) {
-            bail!("node {node:?} not found in the cluster (nodes: {})", nodes.join(", "));
-        }
-        if stopped.is_some() {
-            return Ok(format!("node/{node} is already stopped"));
-        }
-        let name = format!("node-stop-{node}");
-        let object = faults::to_object(&name, &FaultSpec::NodeStop { node: node.to_string() });
-        let request = ApplyRequest { objects: vec![Object { json: object.to_string() }], create_only: true, dry_run: false };
-        ctx.block_on(client.apply(request)).map_err(api_error)?;
-        freeze(ctx, node, true)?;
-        set_links(ctx, node, false)?;
-        return Ok(format!("node/{node} stopped: agent and pods frozen, links down"));
+    if !nodes.iter().any(|n| n == node) {
+        bail!("node {node:?} not found in the cluster (nodes: {})", nodes.join(", "));
     }
-    let Some(name) = stopped else {
-        return Ok(format!("node/{node} is not stopped"));
-    };
-    start_node(ctx, client, node)?;
-    let r = ObjectRef { kind: faults::KIND.into(), namespace: String::new(), name };
-    ctx.block_on(client.delete(DeleteRequest { r#ref: Some(r), force: true, grace_period_seconds: -1 })).map_err(api_error)?;
-    Ok(format!("node/{node} started"))
+    let existing = ctx.block_on(list(client, faults::KIND, "", ""))?;
+    let stopped = existing.iter().find(|f| f["spec"]["nodeStop"]["node"] == node);
+    match op {
+        NodeOp::Stop { kill } => {
+            if stopped.is_some() {
+                return Ok(format!("node/{node} is already stopped"));
+            }
+            let name = format!("node-stop-{node}");
+            let object = faults::to_object(&name, &FaultSpec::NodeStop { node: node.to_string(), kill });
+            let request = ApplyRequest { objects: vec![Object { json: object.to_string() }], create_only: true, dry_run: false };
+            ctx.block_on(client.apply(request)).map_err(api_error)?;
+            set_links(ctx, node, false)?;
+            if kill {
+                kill_processes(ctx, node)?;
+                Ok(format!("node/{node} stopped: agent and pods killed, links down"))
+            } else {
+                freeze(ctx, node, true)?;
+                Ok(format!("node/{node} stopped: agent and pods frozen, links down"))
+            }
+        }
+        NodeOp::Start => {
+            let Some(fault) = stopped else {
+                return Ok(format!("node/{node} is not stopped"));
+            };
+            let name = object::name(fault).to_string();
+            start_node(ctx, client, fault)?;
+            let r = ObjectRef { kind: faults::KIND.into(), namespace: String::new(), name };
+            ctx.block_on(client.delete(DeleteRequest { r#ref: Some(r), force: true, grace_period_seconds: -1 })).map_err(api_error)?;
+            Ok(format!("node/{node} started"))
+        }
+        NodeOp::Remove => remove_node(ctx, client, &config, node, &existing),
+    }
+}
+
+/// Removes `node` from the cluster: processes killed, the faults that name it cleared, its
+/// Node object deleted (the controller then deletes its pods, as Kubernetes' pod garbage
+/// collector does, and their ReplicaSets replace them), its namespaces deleted, and the cluster
+/// configuration without it.
+fn remove_node(ctx: &Ctx, client: &mut Client, config: &emu_core::cluster::ClusterConfig, node: &str, existing: &[serde_json::Value]) -> anyhow::Result<String> {
+    if config.nodes.len() == 1 {
+        bail!("node {node:?} is the cluster's only node: remove the cluster instead (`sudo emu down`)");
+    }
+    let nodes: Vec<String> = config.nodes.iter().map(|n| n.name.clone()).collect();
+    kill_processes(ctx, node)?;
+    for f in existing.iter().filter(|f| faults::parse(f, &nodes).is_ok_and(|spec| faults::names_node(&spec, node))) {
+        let r = ObjectRef { kind: faults::KIND.into(), namespace: String::new(), name: object::name(f).into() };
+        ctx.block_on(client.delete(DeleteRequest { r#ref: Some(r), force: true, grace_period_seconds: -1 })).map_err(api_error)?;
+    }
+    let r = ObjectRef { kind: "Node".into(), namespace: String::new(), name: node.into() };
+    match ctx.block_on(client.delete(DeleteRequest { r#ref: Some(r), force: true, grace_period_seconds: -1 })) {
+        Ok(_) => {}
+        // Never registered, or removed by hand already.
+        Err(e) if e.code() == tonic::Code::NotFound => {}
+        Err(e) => return Err(api_error(e)),
+    }
+    // The pods' namespaces (their sandboxes are listed in the node's directory), then the node's:
+    // the links die with them.
+    let cluster = ctx.cluster();
+    if let Ok(entries) = std::fs::read_dir(ctx.paths.pods_dir(node)) {
+        for uid in entries.flatten().map(|e| e.file_name().to_string_lossy().into_owned()) {
+            emu_nodeagent::net::delete_named_netns(&emu_core::naming::netns_pod(&cluster, &uid))?;
+        }
+    }
+    emu_nodeagent::net::delete_named_netns(&emu_core::naming::netns_node(&cluster, node))?;
+    let mut config = config.clone();
+    config.nodes.retain(|n| n.name != node);
+    std::fs::write(ctx.paths.config(), serde_json::to_vec_pretty(&config)?)?;
+    let _ = std::fs::remove_dir_all(ctx.paths.node_dir(node));
+    Ok(format!("node/{node} removed"))
 }
 
 /// Links up (with the routes the kernel dropped when they went down), then the agent and pods
-/// thawed.
-fn start_node(ctx: &Ctx, client: &mut Client, node: &str) -> anyhow::Result<()> {
+/// thawed, or, for a node whose processes were killed, its agent started (it restarts the pods
+/// still bound to the node).
+fn start_node(ctx: &Ctx, client: &mut Client, stop: &serde_json::Value) -> anyhow::Result<()> {
+    let node = stop["spec"]["nodeStop"]["node"].as_str().unwrap_or_default();
     set_links(ctx, node, true)?;
     let cluster = ctx.cluster();
     let config: emu_core::cluster::ClusterConfig = serde_json::from_slice(&std::fs::read(ctx.paths.config())?)?;
@@ -272,7 +334,22 @@ fn start_node(ctx: &Ctx, client: &mut Client, node: &str) -> anyhow::Result<()> 
         emu_nodeagent::net::route_service_cidr(&node_ns, service.addr, service.prefix).await?;
         emu_nodeagent::net::sync_routes(&node_ns, &routes).await
     })?;
-    freeze(ctx, node, false)
+    if stop["spec"]["nodeStop"]["kill"].as_bool() == Some(true) {
+        crate::lifecycle::restart_daemon(&cluster, &Daemon::Agent(node.to_string()))
+    } else {
+        freeze(ctx, node, false)
+    }
+}
+
+/// SIGKILL to everything of the node: its agent, its pods' shims and containers (the node's
+/// cgroup). Their namespaces, links and rules stay, as after a power loss.
+fn kill_processes(ctx: &Ctx, node: &str) -> anyhow::Result<()> {
+    let dir = emu_nodeagent::cgroup::cluster_dir(&ctx.cluster())?.join(format!("node-{node}"));
+    // A frozen process cannot die: thaw first (a node stopped, then removed).
+    if dir.join("cgroup.freeze").exists() {
+        let _ = std::fs::write(dir.join("cgroup.freeze"), "0");
+    }
+    emu_nodeagent::cgroup::kill_and_remove(&dir, std::time::Duration::from_secs(10)).map_err(|e| anyhow::anyhow!("killing the processes of node {node} ({}): {e}", dir.display()))
 }
 
 /// Freezes or thaws everything of the node: its agent and its pods' shims and containers (the

@@ -495,10 +495,10 @@ impl Runner {
                 let lines = fault::clear(&ctx, &mut client, &existing, names.as_deref().unwrap_or_default())?;
                 Ok(Verdict::pass(lines.join(", ")))
             }
-            Action::Node { node, stop } => {
+            Action::Node { node, op } => {
                 let ctx = self.ctx()?;
                 let mut client = ctx.client.clone();
-                Ok(Verdict::pass(fault::stop_or_start(&ctx, &mut client, node, *stop)?))
+                Ok(Verdict::pass(fault::node_op(&ctx, &mut client, node, *op)?))
             }
             Action::Restart(d) => {
                 lifecycle::restart_daemon(&self.cluster, d)?;

@@ -22,9 +22,9 @@ pub enum FaultSpec {
     Partition { a: Vec<String>, b: Vec<String>, one_way: bool },
     /// Impairments of a node's link (`eth0`) or a pod's, in both directions.
     Netem { target: Target, netem: Netem },
-    /// The node is stopped (`emu node stop`): its agent and pods frozen, its links down. The CLI
-    /// applies it (a frozen agent cannot); agents ignore it.
-    NodeStop { node: String },
+    /// The node is stopped (`emu node stop`): its agent and pods frozen (or killed, as a power
+    /// loss does), its links down. The CLI applies it (a stopped agent cannot); agents ignore it.
+    NodeStop { node: String, kill: bool },
     /// The node's link is down.
     LinkDown { node: String },
 }
@@ -183,7 +183,7 @@ pub fn to_object(name: &str, spec: &FaultSpec) -> Value {
     let spec = match spec {
         FaultSpec::Partition { a, b, one_way } => json!({"partition": {"a": a, "b": b, "oneWay": one_way}}),
         FaultSpec::LinkDown { node } => json!({"linkDown": {"node": node}}),
-        FaultSpec::NodeStop { node } => json!({"nodeStop": {"node": node}}),
+        FaultSpec::NodeStop { node, kill } => json!({"nodeStop": {"node": node, "kill": kill}}),
         FaultSpec::Netem { target, netem } => {
             let mut n = netem.to_json();
             match target {
@@ -220,7 +220,8 @@ pub fn parse(obj: &Value, nodes: &[String]) -> Result<FaultSpec, String> {
         return Ok(FaultSpec::Partition { a, b, one_way: spec["partition"]["oneWay"].as_bool() == Some(true) });
     }
     if spec["nodeStop"].is_object() {
-        return Ok(FaultSpec::NodeStop { node: node("spec.nodeStop.node", &spec["nodeStop"]["node"])? });
+        let kill = spec["nodeStop"]["kill"].as_bool() == Some(true);
+        return Ok(FaultSpec::NodeStop { node: node("spec.nodeStop.node", &spec["nodeStop"]["node"])?, kill });
     }
     if spec["linkDown"].is_object() {
         return Ok(FaultSpec::LinkDown { node: node("spec.linkDown.node", &spec["linkDown"]["node"])? });
@@ -260,6 +261,16 @@ pub fn parse(obj: &Value, nodes: &[String]) -> Result<FaultSpec, String> {
     Ok(FaultSpec::Netem { target, netem })
 }
 
+/// Whether `spec` names `node` (a fault to drop with the node when it is removed).
+pub fn names_node(spec: &FaultSpec, node: &str) -> bool {
+    match spec {
+        FaultSpec::Partition { a, b, .. } => a.iter().chain(b).any(|n| n == node),
+        FaultSpec::NodeStop { node: n, .. } | FaultSpec::LinkDown { node: n } => n == node,
+        FaultSpec::Netem { target: Target::Node(n), .. } => n == node,
+        FaultSpec::Netem { target: Target::Pod { .. }, .. } => false,
+    }
+}
+
 /// One line of `emu fault list`: TYPE, TARGET, DETAILS.
 pub fn describe(spec: &FaultSpec) -> (String, String, String) {
     match spec {
@@ -268,7 +279,10 @@ pub fn describe(spec: &FaultSpec) -> (String, String, String) {
             ("partition".into(), format!("{} {arrow} {}", a.join(","), b.join(",")), if *one_way { "one way".into() } else { "both ways".into() })
         }
         FaultSpec::LinkDown { node } => ("link-down".into(), format!("node/{node}"), "eth0 down".into()),
-        FaultSpec::NodeStop { node } => ("node-stop".into(), format!("node/{node}"), "agent and pods frozen, links down".into()),
+        FaultSpec::NodeStop { node, kill } => {
+            let how = if *kill { "agent and pods killed, links down" } else { "agent and pods frozen, links down" };
+            ("node-stop".into(), format!("node/{node}"), how.into())
+        }
         FaultSpec::Netem { target, netem } => ("netem".into(), target.to_string(), netem.args().join(" ")),
     }
 }
@@ -347,13 +361,23 @@ mod tests {
         let specs = [
             FaultSpec::Partition { a: vec!["node-1".into()], b: vec!["node-2".into(), "node-3".into()], one_way: true },
             FaultSpec::LinkDown { node: "node-2".into() },
-            FaultSpec::NodeStop { node: "node-3".into() },
+            FaultSpec::NodeStop { node: "node-3".into(), kill: false },
+            FaultSpec::NodeStop { node: "node-2".into(), kill: true },
             FaultSpec::Netem { target: Target::Node("node-1".into()), netem: Netem { delay_ms: Some(100.0), jitter_ms: Some(10.0), ..Default::default() } },
             FaultSpec::Netem { target: Target::Pod { namespace: "default".into(), name: "web".into() }, netem: Netem { loss: Some(20.0), rate: Some("1mbit".into()), ..Default::default() } },
         ];
         for spec in specs {
             assert_eq!(parse(&to_object("f", &spec), &nodes()), Ok(spec.clone()));
         }
+    }
+
+    #[test]
+    fn a_node_is_named_by_its_partitions_and_its_own_faults() {
+        let partition = FaultSpec::Partition { a: vec!["node-1".into()], b: vec!["node-2".into(), "node-3".into()], one_way: false };
+        assert!(names_node(&partition, "node-3") && !names_node(&partition, "node-4"));
+        assert!(names_node(&FaultSpec::LinkDown { node: "node-2".into() }, "node-2"));
+        let pod = FaultSpec::Netem { target: Target::Pod { namespace: "default".into(), name: "node-2".into() }, netem: Netem { loss: Some(1.0), ..Default::default() } };
+        assert!(!names_node(&pod, "node-2"));
     }
 
     #[test]

@@ -18,7 +18,7 @@
 //!            expect: {successRate: 0.95, answeredBy: 2}}
 //!   - fault: {delay: {target: node-1, delay: 100ms, jitter: 10ms}}
 //!   - clear: all
-//!   - node: {stop: node-2}
+//!   - node: {stop: node-2}                  # kill: true (killed, not frozen); {start: …}; {remove: …}
 //!   - kill: {selector: app=web}              # or {pod: NAME}, controller, {agent: NODE}
 //!   - restart: controller                    # or {agent: NODE}
 //!   - sleep: 2s
@@ -61,12 +61,22 @@ pub enum Action {
     Fault { name: String, spec: FaultSpec },
     /// Faults to revert; None: all (a stopped node is started again).
     Clear(Option<Vec<String>>),
-    Node { node: String, stop: bool },
+    Node { node: String, op: NodeOp },
     Restart(Daemon),
     Kill(Kill),
     Sleep { ms: u64 },
     Background(Load),
     Stop { load: String, expect: LoadExpect },
+}
+
+/// What a `node` step does to its node.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum NodeOp {
+    /// Its processes frozen, or killed; its links down.
+    Stop { kill: bool },
+    Start,
+    /// Gone from the cluster, as `kubectl delete node` after the machine is gone.
+    Remove,
 }
 
 /// `KIND/NAME` or `NAMESPACE/KIND/NAME` (kind as kubectl takes it: `deploy`, `svc`, …).
@@ -744,19 +754,32 @@ fn step(path: &str, v: &Value, nodes: &[String], track: &mut Track) -> R<Step> {
                 }
             }
             "node" => {
-                let m = a.map(&["stop", "start"], "node: {stop: node-2}")?;
-                let stop = m.contains_key("stop");
-                if m.len() != 1 {
-                    return err(a.path, "give `stop: NODE` or `start: NODE`");
+                let m = a.map(&["stop", "start", "remove", "kill"], "node: {stop: node-2}")?;
+                let verbs: Vec<&str> = ["stop", "start", "remove"].into_iter().filter(|k| m.contains_key(*k)).collect();
+                let [verb] = verbs[..] else {
+                    return err(a.path, "give `stop: NODE` (with `kill: true` to kill its processes rather than freeze them), `start: NODE` or `remove: NODE`");
+                };
+                let kill = opt(a, "kill", boolean)?;
+                if kill.is_some() && verb != "stop" {
+                    return err(a.path, "`kill` goes with `stop`");
                 }
-                let node = req(a, if stop { "stop" } else { "start" }, "", |n| node_name(n, nodes))?;
+                let node = req(a, verb, "", |n| node_name(n, nodes))?;
                 let fault = format!("node-stop-{node}");
-                if stop {
-                    track.faults.insert(fault);
-                } else {
-                    track.faults.remove(&fault);
-                }
-                Action::Node { node, stop }
+                let op = match verb {
+                    "stop" => {
+                        track.faults.insert(fault);
+                        NodeOp::Stop { kill: kill.unwrap_or(false) }
+                    }
+                    "start" => {
+                        track.faults.remove(&fault);
+                        NodeOp::Start
+                    }
+                    _ => {
+                        track.faults.remove(&fault);
+                        NodeOp::Remove
+                    }
+                };
+                Action::Node { node, op }
             }
             "restart" => Action::Restart(daemon(a, nodes, "restart: {agent: node-1}")?),
             "kill" => {
@@ -856,7 +879,10 @@ impl Action {
             }
             Action::Clear(None) => "clear all faults".into(),
             Action::Clear(Some(names)) => format!("clear {}", names.join(", ")),
-            Action::Node { node, stop } => format!("{} node {node}", if *stop { "stop" } else { "start" }),
+            Action::Node { node, op: NodeOp::Stop { kill: false } } => format!("stop node {node}"),
+            Action::Node { node, op: NodeOp::Stop { kill: true } } => format!("stop node {node} (killed)"),
+            Action::Node { node, op: NodeOp::Start } => format!("start node {node}"),
+            Action::Node { node, op: NodeOp::Remove } => format!("remove node {node}"),
             Action::Restart(d) => format!("restart {}", d.describe()),
             Action::Kill(Kill::Daemon(d)) => format!("kill {}", d.describe()),
             Action::Kill(Kill::Pod { name, .. }) => format!("kill pod {name}"),
@@ -917,6 +943,9 @@ mod tests {
             json!({"background": {"name": "load", "from": {"pod": "client"}, "url": "http://$WEB_SERVICE_HOST/", "interval": "100ms", "expect": {"maxFailures": 0}}}),
             json!({"stop": {"load": "load", "expect": {"failuresStopWithin": "5s"}}}),
             json!({"clear": "all"}),
+            json!({"fault": {"duplicate": {"target": "node-3", "percent": "5%"}}}),
+            json!({"node": {"stop": "node-3", "kill": true}}),
+            json!({"node": {"remove": "node-3"}}),
         ];
         let parsed = parse(&steps, &nodes()).unwrap();
         let names: Vec<&str> = parsed.iter().map(|s| s.name.as_str()).collect();
@@ -947,6 +976,9 @@ mod tests {
                 "start load load: http://$WEB_SERVICE_HOST/ from client every 100ms",
                 "stop load load",
                 "clear all faults",
+                "fault duplicate-1: node/node-3 duplicate 5%",
+                "stop node node-3 (killed)",
+                "remove node node-3",
             ]
         );
         assert_eq!(parsed[4].timeout_ms, 10_000);
@@ -1016,6 +1048,8 @@ mod tests {
             (json!({"delete": ["svc/a", "deploymnt/web"]}), "scenario field `steps[0].delete[1]`: \"deploymnt/web\": the server doesn't have a resource type \"deploymnt\""),
             (json!({"wait": {"pods": {"selector": "app in (", "ready": 1}}}), "scenario field `steps[0].wait.pods.selector`: invalid selector"),
             (json!({"timeout": "0s", "sleep": "1s"}), "scenario field `steps[0].timeout`: must be more than 0"),
+            (json!({"node": {"start": "node-2", "kill": true}}), "scenario field `steps[0].node`: `kill` goes with `stop`"),
+            (json!({"node": {"stop": "node-2", "remove": "node-2"}}), "scenario field `steps[0].node`: give `stop: NODE`"),
         ];
         for (step, want) in cases {
             let got = one(step.clone()).map(|s| format!("{s:?}")).unwrap_err();

@@ -601,6 +601,7 @@ fn sandbox_spec(agent: &Agent, pod: &Value, ip: Ipv4Addr, objects: &reflector::C
                         tty: c["tty"].as_bool().unwrap_or(false),
                         stdin: c["stdin"].as_bool().unwrap_or(false),
                         mounts: volume_mounts(c, &volumes),
+                        restarts_before: restarts_before(pod, c["name"].as_str().unwrap_or("")),
                     })
                 })
                 .collect::<Result<Vec<_>, _>>()
@@ -750,6 +751,18 @@ fn pending_status(pod: &Value, reason: &str, message: &str) -> Value {
         .collect();
     status["containerStatuses"] = json!(cs);
     status
+}
+
+/// The restart count a container of a new sandbox starts from: one more than it had if it ran
+/// before on this node (its sandbox lost: the node's processes killed, a reboot), as kubelet
+/// counts a container re-created for the same pod.
+fn restarts_before(pod: &Value, container: &str) -> u32 {
+    let statuses = pod["status"]["containerStatuses"].as_array().into_iter().flatten();
+    statuses
+        .filter(|s| s["name"] == container && s["containerID"].as_str().is_some_and(|id| !id.is_empty()))
+        .map(|s| s["restartCount"].as_u64().unwrap_or(0) as u32 + 1)
+        .next()
+        .unwrap_or(0)
 }
 
 fn pod_status(agent: &Agent, pod: &Value, state: &sandbox::SandboxState) -> Value {

@@ -173,6 +173,7 @@ fn busybox_pod(netns: &Netns) -> Pod {
             tty: false,
             stdin: false,
             mounts: vec![],
+            restarts_before: 0,
         }],
         volumes: vec![],
     };

@@ -144,6 +144,7 @@ fn container(name: &str, image: &str, command: &[&str]) -> ContainerSpec {
         tty: false,
         stdin: false,
         mounts: vec![],
+        restarts_before: 0,
     }
 }
 

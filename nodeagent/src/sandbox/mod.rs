@@ -100,6 +100,10 @@ pub struct ContainerSpec {
     /// The container's volume mounts, in manifest order.
     #[serde(default)]
     pub mounts: Vec<MountSpec>,
+    /// Its restart count when the sandbox is created (not 0 when an earlier sandbox of the pod
+    /// was lost).
+    #[serde(default)]
+    pub restarts_before: u32,
 }
 
 /// What the shim reports: `<pod_dir>/state.json`.

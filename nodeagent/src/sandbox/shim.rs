@@ -254,7 +254,7 @@ impl Pod {
                     status: ContainerStatus {
                         name: c.name.clone(),
                         image: c.image.clone(),
-                        restart_count: 0,
+                        restart_count: c.restarts_before,
                         state,
                         last_terminated: None,
                         pid: None,
