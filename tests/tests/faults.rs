@@ -182,3 +182,51 @@ fn duplication_copies_packets_both_ways_and_connections_survive_it() {
         (!c.emu(&["exec", "p2", "--", "ping", "-c", "20", "-i", "0.05", &ip1]).ok().stdout.contains("DUP!")).then_some(())
     });
 }
+
+/// Each ping's round-trip time in milliseconds (busybox: `… seq=3 ttl=62 time=50.123 ms`).
+fn rtts(c: &Cluster, from: &str, args: &[&str]) -> Vec<f64> {
+    let out = c.emu(&[&["exec", from, "--", "ping"], args].concat()).stdout;
+    out.lines().filter_map(|l| l.split("time=").nth(1)?.split_whitespace().next()?.parse().ok()).collect()
+}
+
+#[test]
+fn corruption_reordering_and_rate_show_inside_pods() {
+    let c = Cluster::up("tfcorrupt", &["--nodes", "2"]);
+    let ip1 = pinned(&c, "p1", "node-1");
+    pinned(&c, "p2", "node-2");
+
+    // 30% corruption on node-1's link: a bit of the payload flips, so p1 counts the echo
+    // requests that reach it with a bad ICMP checksum (and answers only the others).
+    c.emu(&["fault", "corrupt", "node-1", "30%"]).ok();
+    c.wait_for("the corruption", Duration::from_secs(5), || c.emu(&["fault", "list"]).ok().stdout.contains("corrupt 30%").then_some(()));
+    std::thread::sleep(Duration::from_millis(500));
+    let bad = counter(&c, "p1", "/proc/net/snmp", "Icmp:", "InCsumErrors");
+    // Ended by `timeout`: busybox ping takes the send time in a corrupted reply as it is and
+    // may wait for ever (its own -w too) for the last replies.
+    c.emu(&["exec", "p2", "--", "timeout", "5", "ping", "-q", "-c", "300", "-i", "0.005", &ip1]);
+    let bad = counter(&c, "p1", "/proc/net/snmp", "Icmp:", "InCsumErrors") - bad;
+    println!("{bad} of 300 echo requests corrupted");
+    assert!((45..=135).contains(&bad), "{bad} of 300 echo requests corrupted");
+    c.emu(&["fault", "clear"]).ok();
+
+    // Reordering: half the packets go at once, the others wait 50 ms, each way; round trips
+    // take about 0, 50 or 100 ms.
+    c.emu(&["fault", "reorder", "node-1", "50%", "--delay", "50ms"]).ok();
+    c.wait_for("the reordering", Duration::from_secs(5), || (rtts(&c, "p2", &["-c", "3", &ip1]).iter().any(|t| *t > 40.0)).then_some(()));
+    let times = rtts(&c, "p2", &["-c", "40", "-i", "0.05", &ip1]);
+    let fast = times.iter().filter(|t| **t < 20.0).count();
+    let slow = times.iter().filter(|t| **t > 90.0).count();
+    println!("round trips: {fast} fast, {slow} slow of {}", times.len());
+    assert!(times.len() >= 35 && fast >= 3 && slow >= 3, "{times:?}");
+    c.emu(&["fault", "clear"]).ok();
+
+    // 1 Mbit/s on p1's link: a 1,428-byte packet takes 11.4 ms to pass each way.
+    c.emu(&["fault", "rate", "pod/p1", "1mbit"]).ok();
+    c.wait_for("the rate limit", Duration::from_secs(5), || (rtts(&c, "p2", &["-c", "1", "-s", "1400", &ip1]).iter().any(|t| *t > 15.0)).then_some(()));
+    let times = rtts(&c, "p2", &["-c", "10", "-i", "0.2", "-s", "1400", &ip1]);
+    let average = times.iter().sum::<f64>() / times.len() as f64;
+    println!("1,428-byte round trips at 1 Mbit/s: {average:.1} ms on average");
+    assert!(times.len() == 10 && (20.0..=35.0).contains(&average), "{times:?}");
+    let small = rtts(&c, "p2", &["-c", "5", "-i", "0.2", &ip1]);
+    assert!(small.iter().sum::<f64>() / 5.0 < 10.0, "84-byte packets pass quickly: {small:?}");
+}
