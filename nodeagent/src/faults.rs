@@ -1,7 +1,7 @@
 //! The faults of one node (issue 7), applied by its agent from the Fault objects: impairments of
-//! the node's link (its `eth0`) and of its pods' links (the node's end of their veths), each in
-//! both directions through the link emulator, the partition table, and the link
-//! going down. Level-triggered: every change (and every few seconds) compares what the faults
+//! the node's link (its `eth0`) and of its pods' links (their `eth0`, in the pods' own
+//! namespaces), each in both directions through the link emulator, the partition table, and the
+//! link going down. Level-triggered: every change (and every few seconds) compares what the faults
 //! want with what was applied; a fault deleted is reverted, and a restarted agent starts from a
 //! clean state. The agent's own traffic to the controller goes over a Unix socket, so no fault
 //! cuts it off from the API.
@@ -232,9 +232,9 @@ async fn set_link(cluster: &ClusterConfig, node: &NodeConfig, snap: &Snapshot, n
     crate::net::sync_routes(node_ns, &routes).await.map_err(|e| e.to_string())
 }
 
-/// Makes the `mangle` table of the node (or of the pod's namespace `netns`) exactly `rules` (iptables-restore replaces the table in one
-/// transaction), and its `raw` table send the link emulator's untracked duplicates untracked
-/// while there are rules. iptables, not nft: the kernel has NFQUEUE only as an x_tables target.
+/// Makes the `mangle` table of the node (or of the pod's namespace `netns`) exactly `rules`
+/// (iptables-restore replaces the table in one transaction), and its `raw` table send the link
+/// emulator's untracked duplicates untracked while there are rules. iptables, not nft: the kernel has NFQUEUE only as an x_tables target.
 async fn mangle_rules(netns: Option<&str>, rules: &[String]) -> Result<(), String> {
     let mut input = String::from("*mangle\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n");
     for r in rules {

@@ -1,7 +1,7 @@
 //! Link impairments in user space: delay, jitter (with correlation), loss (random, or in bursts
-//! through correlation), duplication, corruption, reordering and a rate limit, for the packets that the
-//! node's `mangle` rules send to an NFQUEUE (one queue per link and direction, see
-//! [`crate::faults`]).
+//! through correlation), duplication, corruption, reordering and a rate limit, for the packets
+//! that `mangle` rules (the node's, or a pod's for a pod's link) send to an NFQUEUE (one queue per
+//! link and direction, see [`crate::faults`]).
 //!
 //! Why not `tc netem`: the kernels emu runs on here are built without `sch_netem` (and without
 //! `fq`/`etf`, which could hold packets until a time), so a qdisc cannot delay a packet. A queued
@@ -22,6 +22,9 @@
 //!   neither (a Service request the node also masquerades) is not duplicated.
 
 use emu_core::faults::Netem;
+// Emu's service rules mark the first packet of a connection the node will masquerade (it has no
+// SNAT state yet when it leaves through the hook).
+use emu_core::proxy::MASQUERADE_MARK;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
 use std::path::PathBuf;
@@ -37,9 +40,6 @@ pub const UNTRACKED_MARK: u32 = 0x400;
 pub const DNAT_BIT: u32 = 0x800;
 pub const SNAT_BIT: u32 = 0x1000;
 pub const REPLY_BIT: u32 = 0x2000;
-/// Emu's service rules mark the first packet of a connection the node will masquerade (it has
-/// no SNAT state yet when it leaves through the hook).
-use emu_core::proxy::MASQUERADE_MARK;
 
 /// What one queue does to its packets.
 #[derive(Clone, Debug, PartialEq)]
