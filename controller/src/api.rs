@@ -188,6 +188,9 @@ impl ApiService {
         if service {
             crate::services::prepare_update(existing, &mut desired);
         }
+        if object::kind(&desired) == "Pod" {
+            emu_core::serviceaccount::keep_api_access(existing, &mut desired);
+        }
         validation::validate(&desired).map_err(|e| Status::invalid_argument(e.to_string()))?;
         validation::validate_update(existing, &desired).map_err(|e| Status::invalid_argument(e.to_string()))?;
         if service {
@@ -245,6 +248,9 @@ impl ApiService {
                     if rk.kind == "Service" {
                         crate::services::assign_node_ports(&self.shared, &mut v, None, &mut node_ports)?;
                         crate::services::check_load_balancer_ip(&self.shared, &v)?;
+                    }
+                    if rk.kind == "Pod" {
+                        emu_core::serviceaccount::add_api_access(&mut v, &naming::name_suffix(rand::random()));
                     }
                     if mode == WriteMode::Apply {
                         object::set_annotation(&mut v, LAST_APPLIED, &format!("{}\n", emu_core::manifest::canonical_json(&original)));
@@ -466,6 +472,21 @@ impl Api for ApiService {
             resource_version: self.shared.store.resource_version(),
             version: emu_core::cluster::KUBERNETES_VERSION.into(),
         }))
+    }
+
+    /// A token bound to a pod that exists (its uid too), as TokenRequest issues for kubelet.
+    async fn create_token(&self, req: Request<TokenRequest>) -> Result<Response<TokenResponse>, Status> {
+        let r = req.into_inner();
+        let signer = self.shared.tokens.get().ok_or_else(|| Status::unavailable("the service-account token signer is not loaded"))?;
+        let key = ObjectKey { kind: "Pod".into(), namespace: r.namespace.clone(), name: r.pod_name.clone() };
+        let pod = self.shared.store.get(&key).filter(|p| object::uid(p) == r.pod_uid).ok_or_else(|| not_found(&key))?;
+        // TokenRequest's own floor: ten minutes.
+        let ttl = if r.expiration_seconds > 0 { r.expiration_seconds.max(600) } else { emu_core::serviceaccount::TOKEN_EXPIRATION_SECONDS };
+        let service_account = if r.service_account.is_empty() { pod["spec"]["serviceAccountName"].as_str().unwrap_or("default").to_string() } else { r.service_account };
+        let subject = emu_core::serviceaccount::TokenSubject { namespace: r.namespace, service_account, pod_name: r.pod_name, pod_uid: r.pod_uid };
+        let now = crate::state::now();
+        let token = signer.issue(&subject, now, ttl).map_err(|e| Status::internal(e.to_string()))?;
+        Ok(Response::new(TokenResponse { token, issued_at: now, expires_at: now + ttl }))
     }
 }
 

@@ -266,6 +266,7 @@ fn sync_replicasets(shared: &Shared) {
                 for _attempt in 0..5 {
                     let mut p = pod.clone();
                     p["metadata"]["name"] = json!(naming::generate_name(&format!("{}-", object::name(rs)), rand::random()));
+                    emu_core::serviceaccount::add_api_access(&mut p, &naming::name_suffix(rand::random()));
                     match shared.store.create(p) {
                         Ok(_) => break,
                         Err(crate::store::StoreError::AlreadyExists { .. }) => continue,

@@ -70,11 +70,14 @@ pub fn acceptor(cert_pem: &str, key_pem: &str) -> Result<TlsAcceptor, HttpsError
 /// dropped. `version` is the Kubernetes version to report, e.g. `v1.33.0`. Never fails: a client
 /// that misbehaves only loses its own connection, and accept errors (such as running out of file
 /// descriptors) are logged and retried.
-pub async fn serve(listener: TcpListener, tls: TlsAcceptor, version: &'static str, shutdown: impl Future) {
-    serve_with(listener, tls, version, shutdown, CONNECTION_TIMEOUT).await
+/// Who presented a bearer token: its user, or None when the token is not valid.
+pub type Authenticator = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
+pub async fn serve(listener: TcpListener, tls: TlsAcceptor, version: &'static str, authn: Authenticator, shutdown: impl Future) {
+    serve_with(listener, tls, version, authn, shutdown, CONNECTION_TIMEOUT).await
 }
 
-async fn serve_with(listener: TcpListener, tls: TlsAcceptor, version: &'static str, shutdown: impl Future, timeout: Duration) {
+async fn serve_with(listener: TcpListener, tls: TlsAcceptor, version: &'static str, authn: Authenticator, shutdown: impl Future, timeout: Duration) {
     let mut shutdown = std::pin::pin!(shutdown);
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let mut connections = JoinSet::new();
@@ -100,10 +103,10 @@ async fn serve_with(listener: TcpListener, tls: TlsAcceptor, version: &'static s
                 }
             },
         };
-        let tls = tls.clone();
+        let (tls, authn) = (tls.clone(), authn.clone());
         connections.spawn(async move {
             let _slot = slot;
-            match tokio::time::timeout(timeout, connection(&tls, stream, peer, version)).await {
+            match tokio::time::timeout(timeout, connection(&tls, stream, peer, version, &*authn)).await {
                 Ok(Ok(())) => {}
                 // Port scanners, plain-HTTP clients and clients that distrust our CA end here;
                 // that is their problem, not the server's, hence debug.
@@ -115,7 +118,7 @@ async fn serve_with(listener: TcpListener, tls: TlsAcceptor, version: &'static s
     tracing::debug!(open = connections.len(), "https endpoint shutting down");
 }
 
-async fn connection(tls: &TlsAcceptor, stream: TcpStream, peer: SocketAddr, version: &str) -> io::Result<()> {
+async fn connection(tls: &TlsAcceptor, stream: TcpStream, peer: SocketAddr, version: &str, authn: &(dyn Fn(&str) -> Option<String> + Send + Sync)) -> io::Result<()> {
     let mut stream = tls.accept(stream).await?;
     let mut buf = Vec::with_capacity(1024);
     let head_len = loop {
@@ -130,7 +133,7 @@ async fn connection(tls: &TlsAcceptor, stream: TcpStream, peer: SocketAddr, vers
         }
     };
     let response = match head_len {
-        Some(end) => respond(&buf[..end], version),
+        Some(end) => respond(&buf[..end], version, authn),
         None => Response::text(431, "Request Header Fields Too Large", "431 Request Header Fields Too Large"),
     };
     tracing::trace!(%peer, status = response.status, "https request");
@@ -209,9 +212,23 @@ impl Response {
 }
 
 /// The answer to a request whose head (request line and headers, up to the blank line) is `head`.
-fn respond(head: &[u8], version: &str) -> Response {
+/// A bearer token is checked first, as kube-apiserver authenticates before it authorizes: one
+/// that `authn` does not accept gets 401 whatever the path; a valid one makes the request its
+/// user's, which (with no RBAC bindings in emu) may see what anonymous users may see.
+fn respond(head: &[u8], version: &str, authn: &dyn Fn(&str) -> Option<String>) -> Response {
     let Some(request) = Request::parse(head) else {
         return Response::text(400, "Bad Request", "400 Bad Request");
+    };
+    let user = match request.bearer {
+        None => "system:anonymous".to_string(),
+        Some(token) => match authn(token) {
+            Some(user) => user,
+            None => {
+                let mut r = Response::json(401, "Unauthorized", status_json(401, "Unauthorized", "Unauthorized".into(), false, request.pretty));
+                r.head_only = request.method == "HEAD";
+                return r;
+            }
+        },
     };
     let mut response = match (request.method, request.path) {
         // The non-resource URLs `system:public-info-viewer` lets anyone GET.
@@ -220,7 +237,7 @@ fn respond(head: &[u8], version: &str) -> Response {
         (method, path) => {
             // RBAC's verb for a non-resource request is the lower-cased HTTP method.
             let verb = method.to_ascii_lowercase();
-            Response::json(403, "Forbidden", forbidden_json(&verb, path, request.pretty))
+            Response::json(403, "Forbidden", forbidden_json(&user, &verb, path, request.pretty))
         }
     };
     response.head_only = request.method == "HEAD";
@@ -233,6 +250,8 @@ struct Request<'a> {
     path: &'a str,
     /// Whether kube-apiserver would indent a JSON answer to this request.
     pretty: bool,
+    /// The token of an `Authorization: Bearer` header.
+    bearer: Option<&'a str>,
 }
 
 impl<'a> Request<'a> {
@@ -248,15 +267,14 @@ impl<'a> Request<'a> {
         if !path.starts_with('/') {
             return None;
         }
-        let user_agent = lines
-            .filter_map(|l| l.split_once(':'))
-            .find(|(name, _)| name.trim().eq_ignore_ascii_case("user-agent"))
-            .map(|(_, value)| value.trim())
-            .unwrap_or("");
+        let headers: Vec<(&str, &str)> = lines.filter_map(|l| l.split_once(':')).map(|(n, v)| (n.trim(), v.trim())).collect();
+        let header = |name: &str| headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| *v);
+        let user_agent = header("user-agent").unwrap_or("");
+        let bearer = header("authorization").and_then(|v| v.split_once(' ')).filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer")).map(|(_, t)| t.trim());
         // kube-apiserver indents for `?pretty=true` and for clients that show JSON to a person.
         let pretty = query.split('&').any(|p| matches!(p, "pretty=true" | "pretty=1" | "pretty"))
             || ["curl", "Wget", "Mozilla/"].iter().any(|p| user_agent.starts_with(p));
-        Some(Request { method, path, pretty })
+        Some(Request { method, path, pretty, bearer })
     }
 }
 
@@ -314,31 +332,29 @@ struct Status {
     status: &'static str,
     message: String,
     reason: &'static str,
-    details: Empty,
+    /// A 403 has empty details; a 401 none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    details: Option<Empty>,
     code: u16,
 }
 
 #[derive(Serialize)]
 struct Empty {}
 
-/// The Status kube-apiserver answers an anonymous request for a path it may not see: compact with
-/// a trailing newline, or indented without one when `pretty`, as its JSON serializer does.
-fn forbidden_json(verb: &str, path: &str, pretty: bool) -> String {
-    let status = Status {
-        kind: "Status",
-        api_version: "v1",
-        metadata: Empty {},
-        status: "Failure",
-        message: format!("forbidden: User \"system:anonymous\" cannot {verb} path \"{path}\""),
-        reason: "Forbidden",
-        details: Empty {},
-        code: 403,
-    };
+/// A failure Status: compact with a trailing newline, or indented without one when `pretty`, as
+/// kube-apiserver's JSON serializer writes it.
+fn status_json(code: u16, reason: &'static str, message: String, details: bool, pretty: bool) -> String {
+    let status = Status { kind: "Status", api_version: "v1", metadata: Empty {}, status: "Failure", message, reason, details: details.then_some(Empty {}), code };
     if pretty {
         serde_json::to_string_pretty(&status).expect("serializing plain strings cannot fail")
     } else {
         serde_json::to_string(&status).expect("serializing plain strings cannot fail") + "\n"
     }
+}
+
+/// The Status kube-apiserver answers a request for a path its user may not see.
+fn forbidden_json(user: &str, verb: &str, path: &str, pretty: bool) -> String {
+    status_json(403, "Forbidden", format!("forbidden: User \"{user}\" cannot {verb} path \"{path}\""), true, pretty)
 }
 
 /// An HTTP `Date` value (IMF-fixdate, always GMT), e.g. `Sun, 06 Nov 1994 08:49:37 GMT`.
@@ -388,7 +404,7 @@ mod tests {
 
     #[test]
     fn routes() {
-        let get = |head: &str| respond(head.as_bytes(), VERSION);
+        let get = |head: &str| respond(head.as_bytes(), VERSION, &no_tokens);
         let ok = get("GET /version?timeout=32s HTTP/1.1\r\nHost: kubernetes\r\n\r\n");
         assert_eq!((ok.status, ok.content_type), (200, "application/json"));
         assert!(ok.body.contains("\"gitVersion\": \"v1.33.0\""));
@@ -412,9 +428,30 @@ mod tests {
         assert_eq!(get("GET /healthz HTTP/1.0\n\n").status, 200);
     }
 
+    /// An authenticator that accepts no token.
+    fn no_tokens(_: &str) -> Option<String> {
+        None
+    }
+
+    #[test]
+    fn bearer_tokens_are_authenticated_before_anything_is_authorized() {
+        let authn = |t: &str| (t == "good").then(|| "system:serviceaccount:default:default".to_string());
+        let get = |head: &str| respond(head.as_bytes(), VERSION, &authn);
+        let r = get("GET /api/v1/namespaces/default/pods HTTP/1.1\r\nAuthorization: Bearer good\r\n\r\n");
+        assert_eq!(r.status, 403);
+        assert!(r.body.contains("User \\\"system:serviceaccount:default:default\\\" cannot get path \\\"/api/v1/namespaces/default/pods\\\""), "{}", r.body);
+        assert_eq!(get("GET /version HTTP/1.1\r\nauthorization: bearer good\r\n\r\n").status, 200);
+        // A token it does not accept: 401 wherever it goes, kube-apiserver's Status without details.
+        for path in ["/version", "/api"] {
+            let r = get(&format!("GET {path} HTTP/1.1\r\nAuthorization: Bearer forged\r\n\r\n"));
+            assert_eq!(r.status, 401, "{path}");
+            assert_eq!(r.body, "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{},\"status\":\"Failure\",\"message\":\"Unauthorized\",\"reason\":\"Unauthorized\",\"code\":401}\n");
+        }
+    }
+
     #[test]
     fn curl_gets_indented_json() {
-        let r = respond(b"GET /api/v1/pods?pretty HTTP/1.1\r\nuser-agent: curl/7.88.1\r\n\r\n", VERSION);
+        let r = respond(b"GET /api/v1/pods?pretty HTTP/1.1\r\nuser-agent: curl/7.88.1\r\n\r\n", VERSION, &no_tokens);
         assert_eq!(
             r.body,
             "{\n  \"kind\": \"Status\",\n  \"apiVersion\": \"v1\",\n  \"metadata\": {},\n  \"status\": \"Failure\",\n  \"message\": \"forbidden: User \\\"system:anonymous\\\" cannot get path \\\"/api/v1/pods\\\"\",\n  \"reason\": \"Forbidden\",\n  \"details\": {},\n  \"code\": 403\n}"
@@ -424,9 +461,9 @@ mod tests {
     #[test]
     fn malformed_requests_get_400() {
         for head in ["", "GET\r\n\r\n", "GET /version\r\n\r\n", "get /version HTTP/1.1\r\n\r\n", "GET version HTTP/1.1\r\n\r\n", "GET /version SPDY/3\r\n\r\n", "\u{0}\u{1}\r\n\r\n"] {
-            assert_eq!(respond(head.as_bytes(), VERSION).status, 400, "{head:?}");
+            assert_eq!(respond(head.as_bytes(), VERSION, &no_tokens).status, 400, "{head:?}");
         }
-        assert_eq!(respond(b"GET /\xff HTTP/1.1\r\n\r\n", VERSION).status, 400);
+        assert_eq!(respond(b"GET /\xff HTTP/1.1\r\n\r\n", VERSION, &no_tokens).status, 400);
     }
 
     #[test]
@@ -474,7 +511,7 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(serve_with(listener, tls, VERSION, stopped, timeout));
+        let task = tokio::spawn(serve_with(listener, tls, VERSION, Arc::new(no_tokens), stopped, timeout));
         Server { port, ca_pem: pki.ca_pem().to_owned(), dir, stop: Some(stop), task }
     }
 

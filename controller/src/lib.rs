@@ -12,3 +12,4 @@ pub mod pki;
 pub mod services;
 pub mod state;
 pub mod store;
+pub mod tokens;

@@ -48,9 +48,22 @@ async fn serve() -> anyhow::Result<()> {
     // Stops the HTTPS endpoint with the gRPC server: on SIGTERM, or when `serve` returns and
     // drops the sender.
     let (stop, mut stopped) = tokio::sync::watch::channel(());
-    match https_endpoint(&paths, &shared).await {
+    let https = https_endpoint(&paths, &shared).await;
+    // Service-account tokens are signed with a key kept next to the CA (VOL-8).
+    match emu_controller::tokens::TokenSigner::load_or_create(&paths.root.join("pki")) {
+        Ok(signer) => {
+            let _ = shared.tokens.set(std::sync::Arc::new(signer));
+        }
+        Err(e) => tracing::warn!(error = format!("{e:#}"), "no service-account tokens: pods' token files stay empty"),
+    }
+    match https {
         Ok((listener, tls)) => {
-            tokio::spawn(https::serve(listener, tls, KUBERNETES_VERSION, async move {
+            let tokens = shared.clone();
+            let authn: https::Authenticator = std::sync::Arc::new(move |token: &str| {
+                let subject = tokens.tokens.get()?.check(token, emu_controller::state::now()).ok()?;
+                Some(subject.username())
+            });
+            tokio::spawn(https::serve(listener, tls, KUBERNETES_VERSION, authn, async move {
                 let _ = stopped.changed().await;
             }));
         }

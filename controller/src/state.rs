@@ -28,6 +28,8 @@ pub struct Inner {
     /// The cluster CA's certificate (PEM), once loaded: published in every namespace as
     /// ConfigMap `kube-root-ca.crt`.
     pub root_ca: std::sync::OnceLock<String>,
+    /// The service-account token signer, once loaded.
+    pub tokens: std::sync::OnceLock<Arc<crate::tokens::TokenSigner>>,
 }
 
 impl std::ops::Deref for Shared {
@@ -48,6 +50,7 @@ impl Shared {
             started: Instant::now(),
             stopping: tokio::sync::watch::channel(false).0,
             root_ca: std::sync::OnceLock::new(),
+            tokens: std::sync::OnceLock::new(),
         }))
     }
 

@@ -23,6 +23,7 @@ pub mod probe;
 pub mod configdata;
 pub mod events;
 pub mod volumes;
+pub mod serviceaccount;
 pub mod loadbalancer;
 pub mod faults;
 pub mod patch;

@@ -23,7 +23,7 @@ fn fnv32a(data: &[u8], mut h: u32) -> u32 {
     h
 }
 
-fn fnv64a(data: &[u8]) -> u64 {
+pub(crate) fn fnv64a(data: &[u8]) -> u64 {
     data.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
     })

@@ -40,6 +40,11 @@ pub enum VolumeError {
     BadData { kind: &'static str, name: String, key: String },
     #[error("invalid path {path:?}: {why}")]
     BadPath { path: String, why: &'static str },
+    /// Kubelet's message when the token request fails.
+    #[error("failed to fetch token: the API server issued none")]
+    NoToken,
+    #[error("unsupported downward API field {field:?}")]
+    BadField { field: String },
 }
 
 /// The kind of object a volume projects and the volume source (`secret:` or `configMap:`);
@@ -49,6 +54,70 @@ pub fn object_source(volume: &Value) -> Option<(&'static str, &Value)> {
         return Some(("Secret", s));
     }
     volume.get("configMap").filter(|s| s.is_object()).map(|s| ("ConfigMap", s))
+}
+
+/// Whether `volume` is one whose files the agent writes: a Secret's, a ConfigMap's, or a
+/// projected one.
+pub fn has_files(volume: &Value) -> bool {
+    object_source(volume).is_some() || volume.get("projected").is_some_and(Value::is_object)
+}
+
+/// The files of any volume the agent writes ([`payload`], and projected volumes); `pod` is the
+/// pod (for downward API items), `token` its service-account token when a source asks for one.
+pub fn payload_for_pod(volume: &Value, lookup: Lookup, pod: &Value, token: Option<&str>) -> Option<Result<Payload, VolumeError>> {
+    if let Some(projected) = volume.get("projected").filter(|p| p.is_object()) {
+        return Some(projected_payload(projected, lookup, pod, token));
+    }
+    payload(volume, lookup)
+}
+
+/// A projected volume's files: those of each source (Secret and ConfigMap items, downward API
+/// items, the service-account token) together, with the volume's `defaultMode` unless an item
+/// gives its own `mode`.
+fn projected_payload(projected: &Value, lookup: Lookup, pod: &Value, token: Option<&str>) -> Result<Payload, VolumeError> {
+    let default_mode = mode_of(&projected["defaultMode"]).unwrap_or(DEFAULT_MODE);
+    let mut payload = Payload::new();
+    for source in projected["sources"].as_array().into_iter().flatten() {
+        if let Some(t) = source.get("serviceAccountToken").filter(|t| t.is_object()) {
+            let path = t["path"].as_str().unwrap_or("token");
+            check_path(path)?;
+            let token = token.ok_or(VolumeError::NoToken)?;
+            payload.insert(path.into(), FileProjection { data: token.as_bytes().to_vec(), mode: default_mode });
+        }
+        for (kind, key) in [("Secret", "secret"), ("ConfigMap", "configMap")] {
+            if let Some(s) = source.get(key).filter(|s| s.is_object()) {
+                // A projected source names its object `name` and takes the volume's mode.
+                let mut s = s.clone();
+                s["secretName"] = s["name"].clone();
+                s["defaultMode"] = serde_json::json!(default_mode);
+                payload.extend(payload_of(kind, &s, lookup)?);
+            }
+        }
+        for item in source["downwardAPI"]["items"].as_array().into_iter().flatten() {
+            let path = item["path"].as_str().unwrap_or("");
+            check_path(path)?;
+            let field = item["fieldRef"]["fieldPath"].as_str().unwrap_or("");
+            let data = downward_field(pod, field).ok_or_else(|| VolumeError::BadField { field: field.into() })?;
+            payload.insert(path.into(), FileProjection { data: data.into_bytes(), mode: mode_of(&item["mode"]).unwrap_or(default_mode) });
+        }
+    }
+    Ok(payload)
+}
+
+/// A downward API file's content: the pod's name, namespace, uid, or its labels or annotations
+/// as `key="value"` lines, sorted.
+fn downward_field(pod: &Value, field: &str) -> Option<String> {
+    let meta = &pod["metadata"];
+    match field {
+        "metadata.name" | "metadata.namespace" | "metadata.uid" => Some(meta[&field["metadata.".len()..]].as_str().unwrap_or_default().to_string()),
+        "metadata.labels" | "metadata.annotations" => {
+            let map = meta[&field["metadata.".len()..]].as_object().cloned().unwrap_or_default();
+            let mut lines: Vec<String> = map.iter().map(|(k, v)| format!("{k}={:?}", v.as_str().unwrap_or_default())).collect();
+            lines.sort();
+            Some(lines.join("\n"))
+        }
+        _ => None,
+    }
 }
 
 /// The files of a Secret or ConfigMap volume: every key (a ConfigMap's `binaryData` too) as a
@@ -195,6 +264,24 @@ mod tests {
         let vol = json!({"name": "c", "configMap": {"name": "nginxconfigmap", "defaultMode": 0o400}});
         let p = payload(&vol, &objects).unwrap().unwrap();
         assert_eq!(files(&p), vec![("default.conf", &b"server {}\n"[..], 0o400), ("logo.bin", &[0u8, 1][..], 0o400)]);
+    }
+
+    #[test]
+    fn the_api_access_volume_holds_the_token_the_ca_and_the_namespace() {
+        let mut pod = json!({"kind": "Pod", "metadata": {"name": "web", "namespace": "default", "labels": {"app": "web", "tier": "front"}},
+            "spec": {"containers": [{"name": "c", "image": "nginx"}]}});
+        crate::serviceaccount::add_api_access(&mut pod, "x9zkq");
+        let vol = pod["spec"]["volumes"][0].clone();
+        let lookup = |kind: &str, name: &str| (kind == "ConfigMap" && name == "kube-root-ca.crt").then(|| json!({"data": {"ca.crt": "PEM"}}));
+        let p = payload_for_pod(&vol, &lookup, &pod, Some("jwt")).unwrap().unwrap();
+        assert_eq!(files(&p), vec![("ca.crt", &b"PEM"[..], 0o644), ("namespace", &b"default"[..], 0o644), ("token", &b"jwt"[..], 0o644)]);
+        // Without a token (the API server issued none) the volume cannot be set up.
+        assert_eq!(payload_for_pod(&vol, &lookup, &pod, None).unwrap(), Err(VolumeError::NoToken));
+        assert!(has_files(&vol) && !has_files(&json!({"name": "x", "emptyDir": {}})));
+        // Downward API labels, one `key="value"` line each.
+        let labels = json!({"projected": {"sources": [{"downwardAPI": {"items": [{"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}, "mode": 0o400}]}}]}});
+        let p = payload_for_pod(&labels, &lookup, &pod, None).unwrap().unwrap();
+        assert_eq!(files(&p), vec![("labels", &b"app=\"web\"\ntier=\"front\""[..], 0o400)]);
     }
 
     #[test]

@@ -50,6 +50,16 @@ struct Agent {
     pods_cgroup: Option<PathBuf>,
     client: ApiClient<Channel>,
     readiness: Arc<crate::readiness::Readiness>,
+    /// Service-account tokens per pod uid (VOL-8), renewed at 80% of their lifetime.
+    tokens: std::sync::Mutex<HashMap<String, PodToken>>,
+}
+
+/// A pod's service-account token and when the API server issued it.
+#[derive(Clone)]
+struct PodToken {
+    token: String,
+    issued_at: i64,
+    ttl: i64,
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
@@ -84,6 +94,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         pods_cgroup,
         client,
         readiness: Arc::default(),
+        tokens: std::sync::Mutex::default(),
     });
     tracing::info!(node = %agent.node.name, pod_cidr = %agent.pod_cidr, "node agent ready");
 
@@ -329,11 +340,12 @@ impl ServicesSeen {
 /// the files themselves are compared once. An object that is gone leaves the files as they are,
 /// as in kubelet.
 async fn sync_volumes(agent: &Agent, local: &std::sync::Mutex<Local>, pod: &Value, shim_pid: i32, objects: &reflector::Cache) {
-    if !pod["spec"]["volumes"].as_array().is_some_and(|v| v.iter().any(|v| volumes::object_source(v).is_some())) {
+    if !pod["spec"]["volumes"].as_array().is_some_and(|v| v.iter().any(volumes::has_files)) {
         return;
     }
     let uid = object::uid(pod).to_string();
-    let Ok(payloads) = volume_payloads(pod, objects) else { return };
+    let token = pod_token(agent, pod).await;
+    let Ok(payloads) = volume_payloads(pod, objects, token.as_deref()) else { return };
     if local.lock().map(|l| l.volumes.get(&uid) == Some(&payloads)).unwrap_or(true) {
         return;
     }
@@ -390,6 +402,9 @@ async fn reconcile(agent: &Arc<Agent>, snap: &Snapshot, local: &Arc<std::sync::M
                     let mut client = agent.client.clone();
                     let r = emu_proto::ObjectRef { kind: "Pod".into(), namespace: object::namespace(&pod).into(), name: object::name(&pod).into() };
                     let _ = client.delete(emu_proto::DeleteRequest { r#ref: Some(r), force: true, grace_period_seconds: -1 }).await;
+                    if let Ok(mut t) = agent.tokens.lock() {
+                        t.remove(&uid);
+                    }
                     if let Ok(mut l) = local.lock() {
                         l.sent.remove(&uid);
                         l.volumes.remove(&uid);
@@ -443,7 +458,7 @@ async fn reconcile(agent: &Arc<Agent>, snap: &Snapshot, local: &Arc<std::sync::M
         }
         // Also until a pod's volumes are known written (a first write that failed, an agent
         // that restarted).
-        if objects_changed || !local.lock().map(|l| l.volumes.contains_key(&uid)).unwrap_or(true) {
+        if objects_changed || !local.lock().map(|l| l.volumes.contains_key(&uid)).unwrap_or(true) || token_due(agent, &uid) {
             sync_volumes(agent, local, &pod, shim_pid, &snap.objects).await;
         }
         if services_changed {
@@ -522,7 +537,8 @@ async fn create_sandbox(agent: &Agent, pod: &Value, services: &[Value], objects:
         .context("pod IP annotation")?;
     // First, so that a missing Secret or ConfigMap leaves nothing to clean up.
     let spec = sandbox_spec(agent, pod, ip, objects)?;
-    let payloads = volume_payloads(pod, objects)?;
+    let token = pod_token(agent, pod).await;
+    let payloads = volume_payloads(pod, objects, token.as_deref())?;
     let pod_dir = agent.paths.pod_dir(&agent.node.name, uid);
     std::fs::create_dir_all(&pod_dir).with_context(|| format!("creating {}", pod_dir.display()))?;
     let netns_name = naming::netns_pod(&agent.cluster.name, uid);
@@ -579,9 +595,11 @@ fn sandbox_spec(agent: &Agent, pod: &Value, ip: Ipv4Addr, objects: &reflector::C
         .as_array()
         .into_iter()
         .flatten()
-        .filter_map(|v| {
-            let (kind, _) = volumes::object_source(v)?;
-            Some(sandbox::VolumeSpec { name: v["name"].as_str().unwrap_or("").into(), secret: kind == "Secret" })
+        .filter(|v| volumes::has_files(v))
+        .map(|v| {
+            // Secret and projected volumes are tmpfs to kubelet (`drwxrwxrwt`), ConfigMaps not.
+            let secret = v["projected"].is_object() || volumes::object_source(v).is_some_and(|(kind, _)| kind == "Secret");
+            sandbox::VolumeSpec { name: v["name"].as_str().unwrap_or("").into(), secret }
         })
         .collect();
     let containers = pod["spec"]["containers"]
@@ -648,13 +666,13 @@ struct MountError {
 }
 
 /// The files of each of the pod's Secret and ConfigMap volumes, from the objects known now.
-fn volume_payloads(pod: &Value, objects: &reflector::Cache) -> Result<Vec<(String, volumes::Payload)>, MountError> {
+fn volume_payloads(pod: &Value, objects: &reflector::Cache, token: Option<&str>) -> Result<Vec<(String, volumes::Payload)>, MountError> {
     let ns = object::namespace(pod);
     let lookup = |kind: &str, name: &str| objects.get(&(kind.to_string(), ns.to_string(), name.to_string())).map(|v| (**v).clone());
     let mut out = Vec::new();
     for v in pod["spec"]["volumes"].as_array().into_iter().flatten() {
         let name = v["name"].as_str().unwrap_or("").to_string();
-        match volumes::payload(v, &lookup) {
+        match volumes::payload_for_pod(v, &lookup, pod, token) {
             None => {}
             Some(Ok(payload)) => out.push((name, payload)),
             Some(Err(error)) => return Err(MountError { volume: name, error }),
@@ -669,6 +687,48 @@ fn volume_payloads(pod: &Value, objects: &reflector::Cache) -> Result<Vec<(Strin
         }
     }
     Ok(out)
+}
+
+/// Whether the pod's token is due for renewal (its volume is then written again).
+fn token_due(agent: &Agent, uid: &str) -> bool {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+    agent.tokens.lock().ok().and_then(|t| t.get(uid).map(|t| emu_core::serviceaccount::needs_renewal(t.issued_at, t.ttl, now))).unwrap_or(false)
+}
+
+/// The pod's service-account token when one of its volumes projects it: the one the API server
+/// issued for it, or a new one when there is none yet or it has lived 80% of its lifetime (as
+/// kubelet renews it). None when the pod needs none or the API server issued none (its volume
+/// then waits, as with a missing Secret).
+async fn pod_token(agent: &Agent, pod: &Value) -> Option<String> {
+    let wanted = pod["spec"]["volumes"].as_array()?.iter().flat_map(|v| v["projected"]["sources"].as_array().into_iter().flatten()).find_map(|s| s.get("serviceAccountToken").filter(|t| t.is_object()))?;
+    let uid = object::uid(pod).to_string();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+    let cached = agent.tokens.lock().ok().and_then(|t| t.get(&uid).cloned());
+    if let Some(t) = cached.as_ref().filter(|t| !emu_core::serviceaccount::needs_renewal(t.issued_at, t.ttl, now)) {
+        return Some(t.token.clone());
+    }
+    let request = emu_proto::TokenRequest {
+        namespace: object::namespace(pod).into(),
+        service_account: pod["spec"]["serviceAccountName"].as_str().unwrap_or("default").into(),
+        pod_name: object::name(pod).into(),
+        pod_uid: uid.clone(),
+        expiration_seconds: wanted["expirationSeconds"].as_i64().unwrap_or(emu_core::serviceaccount::TOKEN_EXPIRATION_SECONDS),
+    };
+    match agent.client.clone().create_token(request).await {
+        Ok(r) => {
+            let r = r.into_inner();
+            let token = PodToken { token: r.token, issued_at: r.issued_at, ttl: r.expires_at - r.issued_at };
+            if let Ok(mut t) = agent.tokens.lock() {
+                t.insert(uid, token.clone());
+            }
+            Some(token.token)
+        }
+        Err(e) => {
+            tracing::warn!(pod = %object::name(pod), error = %e.message(), "requesting the pod's service-account token");
+            // A token still valid serves until the API server answers again.
+            cached.filter(|t| now < t.issued_at + t.ttl).map(|t| t.token)
+        }
+    }
 }
 
 /// Writes each volume's files into the running shim's tmpfs (waiting for the shim to have

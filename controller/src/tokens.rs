@@ -1,0 +1,81 @@
+//! Service-account tokens (VOL-8): the API server's signing key (ES256, kept next to the cluster
+//! CA so tokens outlive a controller restart), tokens issued for pods (the TokenRequest that
+//! kubelet makes for a pod's `kube-api-access` volume) and their check when a client presents
+//! one to the HTTPS endpoint.
+
+use emu_core::serviceaccount::{self, TokenError, TokenSubject};
+use ring::rand::SystemRandom;
+use ring::signature::{EcdsaKeyPair, KeyPair, UnparsedPublicKey, ECDSA_P256_SHA256_FIXED, ECDSA_P256_SHA256_FIXED_SIGNING};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+/// The signing key's file in the PKI directory (PKCS#8, 0600).
+pub const KEY_FILE: &str = "sa.key";
+
+pub struct TokenSigner {
+    key: EcdsaKeyPair,
+    rng: SystemRandom,
+    /// Key id in the token header: a digest of the public key, as kube-apiserver derives it.
+    kid: String,
+}
+
+impl TokenSigner {
+    /// Loads the key kept in `dir`, or makes one there.
+    pub fn load_or_create(dir: &Path) -> anyhow::Result<TokenSigner> {
+        let rng = SystemRandom::new();
+        let path = dir.join(KEY_FILE);
+        let pkcs8 = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700).create(dir)?;
+                let doc = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).map_err(|_| anyhow::anyhow!("generating the service-account key"))?;
+                let tmp = dir.join(format!("{KEY_FILE}.tmp"));
+                std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?.write_all(doc.as_ref())?;
+                std::fs::rename(&tmp, &path)?;
+                doc.as_ref().to_vec()
+            }
+            Err(e) => return Err(anyhow::anyhow!("reading {}: {e}", path.display())),
+        };
+        let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &pkcs8, &rng).map_err(|e| anyhow::anyhow!("{}: not an ES256 key: {e}", path.display()))?;
+        let digest = ring::digest::digest(&ring::digest::SHA256, key.public_key().as_ref());
+        let kid = base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, &digest.as_ref()[..20]);
+        Ok(TokenSigner { key, rng, kid })
+    }
+
+    /// A token for `subject`, valid from `now` (seconds) for `ttl` seconds.
+    pub fn issue(&self, subject: &TokenSubject, now: i64, ttl: i64) -> anyhow::Result<String> {
+        let input = serviceaccount::signing_input("ES256", &self.kid, subject, now, ttl);
+        let signature = self.key.sign(&self.rng, input.as_bytes()).map_err(|_| anyhow::anyhow!("signing a token"))?;
+        Ok(serviceaccount::token(&input, signature.as_ref()))
+    }
+
+    /// Who `token` speaks for, if this key signed it and it is valid at `now`.
+    pub fn check(&self, token: &str, now: i64) -> Result<TokenSubject, TokenError> {
+        let public = UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, self.key.public_key().as_ref());
+        serviceaccount::check(token, now, |input, signature| public.verify(input, signature).is_ok())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_checked_by_the_key_that_signed_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let signer = TokenSigner::load_or_create(dir.path()).unwrap();
+        let subject = TokenSubject { namespace: "default".into(), service_account: "default".into(), pod_name: "web".into(), pod_uid: "u".into() };
+        let token = signer.issue(&subject, 1_000, 3607).unwrap();
+        assert_eq!(signer.check(&token, 1_001), Ok(subject.clone()));
+        assert_eq!(signer.check(&token, 4_607), Err(TokenError::Expired));
+        // The same key after a restart; another cluster's key refuses it.
+        assert_eq!(TokenSigner::load_or_create(dir.path()).unwrap().check(&token, 1_001), Ok(subject));
+        let other = tempfile::tempdir().unwrap();
+        assert_eq!(TokenSigner::load_or_create(other.path()).unwrap().check(&token, 1_001), Err(TokenError::Signature));
+        let mut forged = token.clone();
+        forged.insert(token.find('.').unwrap() + 3, 'x');
+        assert!(signer.check(&forged, 1_001).is_err());
+        assert_eq!(std::fs::metadata(dir.path().join(KEY_FILE)).map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777).unwrap(), 0o600);
+    }
+}
