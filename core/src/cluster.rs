@@ -63,6 +63,24 @@ pub struct NodeConfig {
     pub external_ip: String,
 }
 
+/// The node's table that keeps its edge as a cloud network keeps it: what arrives from the
+/// outside world (`eth1`) must be for the node's own ExternalIP (node ports, the load
+/// balancer's forwarded traffic, replies); a packet for a pod or a ClusterIP is dropped, as a VPC
+/// never delivers those from the internet. Empty when the node has no ExternalIP.
+pub const EDGE_TABLE: &str = "ip emu-edge";
+
+impl NodeConfig {
+    pub fn edge_script(&self) -> String {
+        if self.external_ip.is_empty() {
+            return String::new();
+        }
+        format!(
+            "table {EDGE_TABLE}\ndelete table {EDGE_TABLE}\ntable {EDGE_TABLE} {{\n  chain prerouting {{\n    type filter hook prerouting priority -300; policy accept;\n    iifname \"eth1\" ip daddr != {} counter drop\n  }}\n}}\n",
+            self.external_ip
+        )
+    }
+}
+
 impl ClusterConfig {
     pub fn node(&self, name: &str) -> Option<&NodeConfig> {
         self.nodes.iter().find(|n| n.name == name)
@@ -120,6 +138,16 @@ pub fn cgroup_name(cluster: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_node_edge_takes_only_its_own_external_ip() {
+        let mut n = NodeConfig { name: "node-1".into(), index: 0, internal_ip: "172.18.0.2".into(), external_ip: "198.51.100.2".into() };
+        let script = n.edge_script();
+        assert!(script.starts_with("table ip emu-edge\ndelete table ip emu-edge\n"), "{script}");
+        assert!(script.contains("iifname \"eth1\" ip daddr != 198.51.100.2 counter drop"), "{script}");
+        n.external_ip.clear();
+        assert_eq!(n.edge_script(), "");
+    }
 
     #[test]
     fn paths_are_under_the_cluster_root() {

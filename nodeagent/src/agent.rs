@@ -80,6 +80,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let gateway = ipam::gateway(pod_cidr);
     let node_ns = net::netns_path(&naming::netns_node(&cluster.name, &node.name));
     net::setup_node(&node_ns, gateway, pod_cidr.prefix).await.context("setting up the node's bridge cni0")?;
+    let edge = node.edge_script();
+    if !edge.is_empty() {
+        use crate::nft::NftRunner as _;
+        tokio::task::spawn_blocking(move || crate::nft::RealNft::new().apply(&edge)).await?.context("setting up the node's edge filter")?;
+    }
     let service_cidr: ipam::Ipv4Cidr = cluster.service_cidr.parse().map_err(|e| anyhow::anyhow!("service CIDR: {e}"))?;
     net::route_service_cidr(&node_ns, service_cidr.addr, service_cidr.prefix).await.context("routing the service CIDR")?;
     let pods_cgroup = cgroup::cluster_dir(&cluster.name).ok().map(|d| d.join(format!("node-{}", node.name)).join("pods"));

@@ -43,6 +43,22 @@ fn nodes_have_external_ips_and_the_outside_reaches_only_them() {
         let r = c.emu(&["outside", "--", "curl", "-sS", "-m", "2", &format!("http://{target}")]);
         assert_ne!(r.code, 0, "{target} must not be reachable from outside: {}", r.stdout);
     }
+    // Not even with a route to them through a node (added here, inside the outside world): a
+    // node takes from eth1 only what is for its own ExternalIP, as a cloud network does.
+    let node_ip = if pod["spec"]["nodeName"] == "node-1" { "198.51.100.2" } else { "198.51.100.3" };
+    for net in ["10.244.0.0/16", "10.96.0.0/12"] {
+        c.emu(&["outside", "--", "ip", "route", "add", net, "via", node_ip]).ok();
+    }
+    for target in [pod_ip(&pod), c.cluster_ip("web")] {
+        let r = c.emu(&["outside", "--", "curl", "-sS", "-m", "2", &format!("http://{target}")]);
+        assert_ne!(r.code, 0, "{target} must not be reachable through a node's eth1: {}", r.stdout);
+    }
+    let node = pod["spec"]["nodeName"].as_str().unwrap();
+    let table = c.emu(&["ssh", node, "--", "nft", "list", "table", "ip", "emu-edge"]).ok().stdout;
+    assert!(table.contains(&format!("iifname \"eth1\" ip daddr != {node_ip} counter packets")) && !table.contains("counter packets 0 "), "{table}");
+    for net in ["10.244.0.0/16", "10.96.0.0/12"] {
+        c.emu(&["outside", "--", "ip", "route", "del", net]).ok();
+    }
     // Nor from the host: its routing table leads nowhere into the cluster (asked, not tried:
     // a packet to these addresses would leave through the host's own default route).
     for target in [pod_ip(&pod), c.cluster_ip("web"), "198.51.100.2".to_string(), "203.0.113.1".to_string()] {
