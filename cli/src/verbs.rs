@@ -592,9 +592,10 @@ pub fn delete(a: DeleteArgs) -> anyhow::Result<i32> {
     for (rk, ns, name) in refs {
         let r = ObjectRef { kind: rk.kind.into(), namespace: ns.clone(), name: name.clone() };
         match ctx.block_on(client.delete(DeleteRequest { r#ref: Some(r), force: false, grace_period_seconds: a.grace_period })) {
-            Ok(_) => {
+            Ok(r) => {
                 println!("{} {name:?} deleted", rk.qualified());
-                waiting.push((rk, ns, name));
+                let uid = r.into_inner().object.and_then(|o| serde_json::from_str::<serde_json::Value>(&o.json).ok()).map(|o| object::uid(&o).to_string());
+                waiting.push((rk, ns, name, uid));
             }
             Err(s) => {
                 eprintln!("{}", crate::context::render_error(&api_error(s)));
@@ -605,9 +606,14 @@ pub fn delete(a: DeleteArgs) -> anyhow::Result<i32> {
     if a.wait {
         // kubectl waits until the objects are really gone (pods: after their containers stopped).
         let deadline = Instant::now() + Duration::from_secs(120);
-        for (rk, ns, name) in waiting {
-            while Instant::now() < deadline && ctx.block_on(get_one(&mut client, rk.kind, &ns, &name)).is_ok() {
-                std::thread::sleep(Duration::from_millis(50));
+        // Gone, or another object of the same name (a controller that puts it back: kubectl
+        // waits on the UID too).
+        for (rk, ns, name, uid) in waiting {
+            while Instant::now() < deadline {
+                match ctx.block_on(get_one(&mut client, rk.kind, &ns, &name)) {
+                    Ok(o) if uid.as_deref().is_none_or(|u| u.is_empty() || u == object::uid(&o)) => std::thread::sleep(Duration::from_millis(50)),
+                    _ => break,
+                }
             }
         }
     }
