@@ -331,10 +331,15 @@ const NODES_REGISTER_WITHIN: Duration = Duration::from_secs(10);
 /// While the cluster comes up, pods wait until every node of the cluster has registered (or
 /// for [`NODES_REGISTER_WITHIN`]): otherwise the first node to register would get every pod
 /// created before the others came, the DNS pods of a fresh cluster among them (in Kubernetes
-/// they wait for the nodes to turn Ready the same way).
+/// they wait for the nodes to turn Ready the same way). A node that registered once counts,
+/// whatever became of it since: one stopped or removed early must not hold the replacements of
+/// its pods until the window ends.
 fn bootstrapping(shared: &Shared, nodes: &[Arc<Value>]) -> bool {
-    let registered = shared.cluster.nodes.iter().filter(|n| nodes.iter().any(|v| object::name(v) == n.name && crate::nodes::is_ready(v))).count();
-    registered < shared.cluster.nodes.len() && shared.started.elapsed() < NODES_REGISTER_WITHIN
+    if shared.started.elapsed() >= NODES_REGISTER_WITHIN {
+        return false;
+    }
+    let Ok(seen) = shared.heartbeats.lock() else { return false };
+    shared.cluster.nodes.iter().any(|n| !seen.contains_key(&n.name) && !nodes.iter().any(|v| object::name(v) == n.name))
 }
 
 fn schedule_pods(shared: &Shared, last_ip: &mut HashMap<String, Ipv4Addr>) {
