@@ -59,6 +59,11 @@ impl Ctx {
         self.paths.root.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
     }
 
+    /// The cluster's configuration (`cluster.json`): its nodes, CIDRs, timings.
+    pub fn config(&self) -> anyhow::Result<emu_core::cluster::ClusterConfig> {
+        Ok(serde_json::from_slice(&std::fs::read(self.paths.config())?)?)
+    }
+
     pub fn open(flag: &ClusterFlag) -> anyhow::Result<Ctx> {
         require_root()?;
         let cluster = resolve(flag)?;

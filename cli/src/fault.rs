@@ -78,7 +78,7 @@ pub enum FaultCommand {
 pub fn fault(a: FaultArgs) -> anyhow::Result<i32> {
     let ctx = Ctx::open(&a.cluster)?;
     let mut client = ctx.client.clone();
-    let config: emu_core::cluster::ClusterConfig = serde_json::from_slice(&std::fs::read(ctx.paths.config())?)?;
+    let config = ctx.config()?;
     let nodes: Vec<String> = config.nodes.iter().map(|n| n.name.clone()).collect();
     let existing = ctx.block_on(list(&mut client, faults::KIND, "", ""))?;
     let ns = a.namespace.clone().unwrap_or_else(|| "default".into());
@@ -157,7 +157,7 @@ fn list_faults(existing: &[serde_json::Value], nodes: &[String]) -> anyhow::Resu
         println!("No faults in force.");
         return Ok(0);
     }
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+    let now = emu_core::time::now();
     let mut rows = vec![["NAME", "TYPE", "TARGET", "DETAILS", "AGE"].map(String::from).to_vec()];
     for f in existing {
         let (kind, target, details) = match faults::parse(f, nodes) {
@@ -194,11 +194,17 @@ pub(crate) fn clear(ctx: &Ctx, client: &mut Client, existing: &[serde_json::Valu
         if f["spec"]["nodeStop"]["node"].is_string() {
             start_node(ctx, client, f)?;
         }
-        let r = ObjectRef { kind: faults::KIND.into(), namespace: String::new(), name: object::name(f).into() };
-        ctx.block_on(client.delete(DeleteRequest { r#ref: Some(r), force: true, grace_period_seconds: -1 })).map_err(api_error)?;
+        delete_fault(ctx, client, object::name(f))?;
         lines.push(format!("fault/{} cleared", object::name(f)));
     }
     Ok(lines)
+}
+
+/// Deletes the Fault `name` (the agents revert it).
+fn delete_fault(ctx: &Ctx, client: &mut Client, name: &str) -> anyhow::Result<()> {
+    let r = ObjectRef { kind: faults::KIND.into(), namespace: String::new(), name: name.into() };
+    ctx.block_on(client.delete(DeleteRequest { r#ref: Some(r), force: true, grace_period_seconds: -1 })).map_err(api_error)?;
+    Ok(())
 }
 
 #[derive(Args, Debug)]
@@ -242,7 +248,7 @@ pub fn node(a: NodeArgs) -> anyhow::Result<i32> {
 
 /// `emu node stop|start|remove NODE`; returns the line that says what happened.
 pub(crate) fn node_op(ctx: &Ctx, client: &mut Client, node: &str, op: NodeOp) -> anyhow::Result<String> {
-    let config: emu_core::cluster::ClusterConfig = serde_json::from_slice(&std::fs::read(ctx.paths.config())?)?;
+    let config = ctx.config()?;
     let nodes: Vec<String> = config.nodes.iter().map(|n| n.name.clone()).collect();
     if !nodes.iter().any(|n| n == node) {
         bail!("node {node:?} not found in the cluster (nodes: {})", nodes.join(", "));
@@ -271,10 +277,8 @@ pub(crate) fn node_op(ctx: &Ctx, client: &mut Client, node: &str, op: NodeOp) ->
             let Some(fault) = stopped else {
                 return Ok(format!("node/{node} is not stopped"));
             };
-            let name = object::name(fault).to_string();
             start_node(ctx, client, fault)?;
-            let r = ObjectRef { kind: faults::KIND.into(), namespace: String::new(), name };
-            ctx.block_on(client.delete(DeleteRequest { r#ref: Some(r), force: true, grace_period_seconds: -1 })).map_err(api_error)?;
+            delete_fault(ctx, client, object::name(fault))?;
             Ok(format!("node/{node} started"))
         }
         NodeOp::Remove => remove_node(ctx, client, &config, node, &existing),
@@ -292,8 +296,7 @@ fn remove_node(ctx: &Ctx, client: &mut Client, config: &emu_core::cluster::Clust
     let nodes: Vec<String> = config.nodes.iter().map(|n| n.name.clone()).collect();
     kill_processes(ctx, node)?;
     for f in existing.iter().filter(|f| faults::parse(f, &nodes).is_ok_and(|spec| faults::names_node(&spec, node))) {
-        let r = ObjectRef { kind: faults::KIND.into(), namespace: String::new(), name: object::name(f).into() };
-        ctx.block_on(client.delete(DeleteRequest { r#ref: Some(r), force: true, grace_period_seconds: -1 })).map_err(api_error)?;
+        delete_fault(ctx, client, object::name(f))?;
     }
     let r = ObjectRef { kind: "Node".into(), namespace: String::new(), name: node.into() };
     match ctx.block_on(client.delete(DeleteRequest { r#ref: Some(r), force: true, grace_period_seconds: -1 })) {
@@ -325,15 +328,10 @@ fn start_node(ctx: &Ctx, client: &mut Client, stop: &serde_json::Value) -> anyho
     let node = stop["spec"]["nodeStop"]["node"].as_str().unwrap_or_default();
     set_links(ctx, node, true)?;
     let cluster = ctx.cluster();
-    let config: emu_core::cluster::ClusterConfig = serde_json::from_slice(&std::fs::read(ctx.paths.config())?)?;
+    let config = ctx.config()?;
     let node_ns = emu_nodeagent::net::netns_path(&emu_core::naming::netns_node(&cluster, node));
-    let service: emu_core::ipam::Ipv4Cidr = config.service_cidr.parse().map_err(|e| anyhow::anyhow!("service CIDR: {e}"))?;
     let nodes = ctx.block_on(list(client, "Node", "", ""))?;
-    let routes = emu_nodeagent::agent::node_routes(nodes.iter(), node);
-    ctx.block_on(async {
-        emu_nodeagent::net::route_service_cidr(&node_ns, service.addr, service.prefix).await?;
-        emu_nodeagent::net::sync_routes(&node_ns, &routes).await
-    })?;
+    ctx.block_on(emu_nodeagent::agent::restore_routes(&node_ns, &config.service_cidr, nodes.iter(), node))?;
     if stop["spec"]["nodeStop"]["kill"].as_bool() == Some(true) {
         crate::lifecycle::restart_daemon(&cluster, &Daemon::Agent(node.to_string()))
     } else {
@@ -344,7 +342,7 @@ fn start_node(ctx: &Ctx, client: &mut Client, stop: &serde_json::Value) -> anyho
 /// SIGKILL to everything of the node: its agent, its pods' shims and containers (the node's
 /// cgroup). Their namespaces, links and rules stay, as after a power loss.
 fn kill_processes(ctx: &Ctx, node: &str) -> anyhow::Result<()> {
-    let dir = emu_nodeagent::cgroup::cluster_dir(&ctx.cluster())?.join(format!("node-{node}"));
+    let dir = node_cgroup(ctx, node)?;
     // A frozen process cannot die: thaw first (a node stopped, then removed).
     if dir.join("cgroup.freeze").exists() {
         let _ = std::fs::write(dir.join("cgroup.freeze"), "0");
@@ -355,10 +353,14 @@ fn kill_processes(ctx: &Ctx, node: &str) -> anyhow::Result<()> {
 /// Freezes or thaws everything of the node: its agent and its pods' shims and containers (the
 /// node's cgroup).
 fn freeze(ctx: &Ctx, node: &str, frozen: bool) -> anyhow::Result<()> {
-    let cluster = ctx.cluster();
-    let dir = emu_nodeagent::cgroup::cluster_dir(&cluster)?.join(format!("node-{node}"));
+    let dir = node_cgroup(ctx, node)?;
     std::fs::write(dir.join("cgroup.freeze"), if frozen { "1" } else { "0" })
         .map_err(|e| anyhow::anyhow!("{} the processes of node {node} ({}): {e}", if frozen { "freezing" } else { "thawing" }, dir.display()))
+}
+
+/// The node's cgroup: its agent, shims and containers.
+fn node_cgroup(ctx: &Ctx, node: &str) -> anyhow::Result<std::path::PathBuf> {
+    Ok(emu_nodeagent::cgroup::node_dir(&emu_nodeagent::cgroup::cluster_dir(&ctx.cluster())?, node))
 }
 
 /// The node's links (eth0 to the fabric, eth1 to the outside world) down or up.

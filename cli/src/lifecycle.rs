@@ -422,7 +422,7 @@ fn start_agent(paths: &Paths, cluster: &str, node: &str, cgroup_dir: &Path) -> a
         exe: &exe,
         args: vec!["agent".into(), "--cluster".into(), cluster.into(), "--node".into(), node.into()],
         log: &paths.agent_log(node),
-        cgroup: Some(&cgroup_dir.join(format!("node-{node}")).join("agent")),
+        cgroup: Some(&cgroup::node_dir(cgroup_dir, node).join("agent")),
         netns: Some(&net::netns_path(&naming::netns_node(cluster, node))),
     })?;
     Ok(())

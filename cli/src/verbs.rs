@@ -12,13 +12,10 @@ use serde_json::{json, Value};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+use emu_core::time::now;
 use tonic::transport::Channel;
 
 pub(crate) type Client = ApiClient<Channel>;
-
-fn now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
-}
 
 // ---------------------------------------------------------------------------------------------
 // Manifests

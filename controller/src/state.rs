@@ -64,6 +64,4 @@ impl Shared {
     }
 }
 
-pub fn now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
-}
+pub use emu_core::time::now;

@@ -1,7 +1,7 @@
 //! Network faults (issue 7) as pure functions: the `Fault` object (`emu.dev/v1`, cluster-scoped)
 //! that `emu fault …` records in the API, its validation, and what a node agent does for the
-//! faults that concern its node: `tc netem` arguments for a link and the nftables table of a
-//! partition. The agents apply them (level-triggered, so a restarted agent applies them again,
+//! faults that concern its node: the impairments of each link (netem's model, applied by the
+//! agent's link emulator) and the nftables table of a partition. The agents apply them (level-triggered, so a restarted agent applies them again,
 //! and deleting the object reverts them).
 
 use crate::object;
@@ -79,7 +79,8 @@ impl Netem {
         }
     }
 
-    /// The arguments after `tc qdisc replace dev DEV root netem`.
+    /// The impairments as `tc netem` spells them (`delay 100ms 10ms loss 20%`), for `emu fault
+    /// list`.
     pub fn args(&self) -> Vec<String> {
         let ms = |v: f64| format!("{v}ms");
         let pct = |v: f64| format!("{v}%");

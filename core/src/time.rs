@@ -2,6 +2,11 @@
 //! calendar. The one home of civil-date arithmetic in emu (the store, the controllers, the node
 //! agent and the printers all use it).
 
+/// Now, in unix seconds (0 on a clock before 1970).
+pub fn now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+}
+
 /// RFC 3339 UTC timestamp with second precision, as Kubernetes writes them
 /// (`2026-11-22T04:00:00Z`).
 pub fn rfc3339(unix_seconds: i64) -> String {

@@ -87,7 +87,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
     let service_cidr: ipam::Ipv4Cidr = cluster.service_cidr.parse().map_err(|e| anyhow::anyhow!("service CIDR: {e}"))?;
     net::route_service_cidr(&node_ns, service_cidr.addr, service_cidr.prefix).await.context("routing the service CIDR")?;
-    let pods_cgroup = cgroup::cluster_dir(&cluster.name).ok().map(|d| d.join(format!("node-{}", node.name)).join("pods"));
+    let pods_cgroup = cgroup::cluster_dir(&cluster.name).ok().map(|d| cgroup::node_dir(&d, &node.name).join("pods"));
     let agent = Arc::new(Agent {
         shim_exe: std::env::current_exe()?,
         cluster,
@@ -206,6 +206,16 @@ pub fn node_routes<'a>(nodes: impl Iterator<Item = &'a Value>, me: &str) -> Vec<
             Some((cidr.addr, cidr.prefix, via))
         })
         .collect()
+}
+
+/// Puts back the routes the kernel dropped when the node's link went down: to the service CIDR,
+/// and to the other nodes' pods (`nodes`: the Node objects).
+pub async fn restore_routes<'a>(node_ns: &std::path::Path, service_cidr: &str, nodes: impl Iterator<Item = &'a Value>, me: &str) -> anyhow::Result<()> {
+    let service: ipam::Ipv4Cidr = service_cidr.parse().map_err(|e| anyhow::anyhow!("service CIDR {service_cidr:?}: {e}"))?;
+    let routes = node_routes(nodes, me);
+    net::route_service_cidr(node_ns, service.addr, service.prefix).await?;
+    net::sync_routes(node_ns, &routes).await?;
+    Ok(())
 }
 
 /// Routes to every other node's pod CIDR via that node's fabric address.
@@ -407,9 +417,6 @@ async fn reconcile(agent: &Arc<Agent>, snap: &Snapshot, local: &Arc<std::sync::M
                     let mut client = agent.client.clone();
                     let r = emu_proto::ObjectRef { kind: "Pod".into(), namespace: object::namespace(&pod).into(), name: object::name(&pod).into() };
                     let _ = client.delete(emu_proto::DeleteRequest { r#ref: Some(r), force: true, grace_period_seconds: -1 }).await;
-                    if let Ok(mut t) = agent.tokens.lock() {
-                        t.remove(&uid);
-                    }
                     if let Ok(mut l) = local.lock() {
                         l.sent.remove(&uid);
                         l.volumes.remove(&uid);
@@ -588,6 +595,9 @@ async fn remove_sandbox(agent: &Agent, uid: &str, grace: Duration) -> anyhow::Re
         let _ = std::fs::remove_dir(d.join(uid));
     }
     let _ = std::fs::remove_dir_all(&pod_dir);
+    if let Ok(mut t) = agent.tokens.lock() {
+        t.remove(uid);
+    }
     Ok(())
 }
 
@@ -670,7 +680,8 @@ struct MountError {
     error: volumes::VolumeError,
 }
 
-/// The files of each of the pod's Secret and ConfigMap volumes, from the objects known now.
+/// The files of each of the pod's Secret, ConfigMap and projected volumes, from the objects known
+/// now and the pod's token.
 fn volume_payloads(pod: &Value, objects: &reflector::Cache, token: Option<&str>) -> Result<Vec<(String, volumes::Payload)>, MountError> {
     let ns = object::namespace(pod);
     let lookup = |kind: &str, name: &str| objects.get(&(kind.to_string(), ns.to_string(), name.to_string())).map(|v| (**v).clone());
@@ -696,7 +707,7 @@ fn volume_payloads(pod: &Value, objects: &reflector::Cache, token: Option<&str>)
 
 /// Whether the pod's token is due for renewal (its volume is then written again).
 fn token_due(agent: &Agent, uid: &str) -> bool {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+    let now = emu_core::time::now();
     agent.tokens.lock().ok().and_then(|t| t.get(uid).map(|t| emu_core::serviceaccount::needs_renewal(t.issued_at, t.ttl, now))).unwrap_or(false)
 }
 
@@ -707,7 +718,7 @@ fn token_due(agent: &Agent, uid: &str) -> bool {
 async fn pod_token(agent: &Agent, pod: &Value) -> Option<String> {
     let wanted = pod["spec"]["volumes"].as_array()?.iter().flat_map(|v| v["projected"]["sources"].as_array().into_iter().flatten()).find_map(|s| s.get("serviceAccountToken").filter(|t| t.is_object()))?;
     let uid = object::uid(pod).to_string();
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+    let now = emu_core::time::now();
     let cached = agent.tokens.lock().ok().and_then(|t| t.get(&uid).cloned());
     if let Some(t) = cached.as_ref().filter(|t| !emu_core::serviceaccount::needs_renewal(t.issued_at, t.ttl, now)) {
         return Some(t.token.clone());

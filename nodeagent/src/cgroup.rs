@@ -25,6 +25,12 @@ pub fn cluster_dir(cluster: &str) -> io::Result<PathBuf> {
     Ok(cgroup2_root()?.join(emu_core::cluster::cgroup_name(cluster)))
 }
 
+/// A node's cgroup under its cluster's: its agent (`agent`) and its pods (`pods/<uid>`), so that
+/// freezing or killing the node takes them all.
+pub fn node_dir(cluster_dir: &Path, node: &str) -> PathBuf {
+    cluster_dir.join(format!("node-{node}"))
+}
+
 /// Creates the cgroup directory (and parents) if missing.
 pub fn ensure(dir: &Path) -> io::Result<()> {
     std::fs::create_dir_all(dir)

@@ -226,10 +226,8 @@ async fn set_link(cluster: &ClusterConfig, node: &NodeConfig, snap: &Snapshot, n
     if down {
         return Ok(());
     }
-    let service: emu_core::ipam::Ipv4Cidr = cluster.service_cidr.parse().map_err(|e| format!("service CIDR: {e}"))?;
-    crate::net::route_service_cidr(node_ns, service.addr, service.prefix).await.map_err(|e| e.to_string())?;
-    let routes = crate::agent::node_routes(snap.objects.values().map(|n| n.as_ref()), &node.name);
-    crate::net::sync_routes(node_ns, &routes).await.map_err(|e| e.to_string())
+    let nodes = snap.objects.values().map(|n| n.as_ref());
+    crate::agent::restore_routes(node_ns, &cluster.service_cidr, nodes, &node.name).await.map_err(|e| format!("{e:#}"))
 }
 
 /// Makes the `mangle` table of the node (or of the pod's namespace `netns`) exactly `rules`
