@@ -75,7 +75,10 @@ fn namespace(rk: &ResourceKind, flag: Option<String>) -> String {
 /// another object. A left-out namespace is the object's own.
 fn same_identity(live: &Value, new: &Value) -> bool {
     let ns = |v: &Value| object::namespace(v).to_string();
-    live["apiVersion"] == new["apiVersion"] && object::kind(live) == object::kind(new) && object::name(live) == object::name(new) && (ns(new).is_empty() || ns(new) == ns(live))
+    live["apiVersion"] == new["apiVersion"]
+        && object::kind(live) == object::kind(new)
+        && object::name(live) == object::name(new)
+        && (ns(new).is_empty() || ns(new) == ns(live))
 }
 
 /// Sends `obj` whole with the Replace call; the action the API took ("configured" or "unchanged").
@@ -102,7 +105,10 @@ pub fn patch(a: PatchArgs) -> anyhow::Result<i32> {
         let live = ctx.block_on(crate::verbs::get_one(&mut client, rk.kind, &ns, &name))?;
         let patched = patch::apply(ty, &live, &patch)?;
         if !same_identity(&live, &patched) {
-            bail!("the patch changes the apiVersion, kind, name or namespace of {}/{name}, which a patch cannot: create the other object instead", rk.qualified());
+            bail!(
+                "the patch changes the apiVersion, kind, name or namespace of {}/{name}, which a patch cannot: create the other object instead",
+                rk.qualified()
+            );
         }
         match ctx.block_on(replace_one(&mut client, &patched)) {
             Ok(action) => {
@@ -267,7 +273,8 @@ impl Editor {
 
     fn launch(&self, file: &Path) -> anyhow::Result<()> {
         let argv = self.argv(file);
-        let status = std::process::Command::new(&argv[0]).args(&argv[1..]).status().with_context(|| format!("there was a problem with the editor {:?}", self.args))?;
+        let status =
+            std::process::Command::new(&argv[0]).args(&argv[1..]).status().with_context(|| format!("there was a problem with the editor {:?}", self.args))?;
         if !status.success() {
             bail!("there was a problem with the editor {:?}: {status}", self.args);
         }
@@ -439,7 +446,8 @@ mod tests {
             "The Service \"my-nginx\" is invalid: spec.ports[0].nodePort: Invalid value: 80: provided port is not in the valid range. The range of valid ports is 30000-32767",
         );
         let reason = api_reason("services", "my-nginx", &invalid);
-        let many = tonic::Status::invalid_argument("The Service \"my-nginx\" is invalid: \n* spec.type: Unsupported value: \"Nope\"\n* spec.ports: Required value");
+        let many =
+            tonic::Status::invalid_argument("The Service \"my-nginx\" is invalid: \n* spec.type: Unsupported value: \"Nope\"\n* spec.ports: Required value");
         let conflict = tonic::Status::aborted("Operation cannot be fulfilled on services \"my-nginx\": the object has been modified; please apply your changes to the latest version and try again");
         let text = header(&[reason, api_reason("services", "my-nginx", &many), api_reason("services", "my-nginx", &conflict)]);
         assert_eq!(

@@ -9,8 +9,8 @@ use crate::ClusterFlag;
 use anyhow::bail;
 use clap::{Args, Subcommand};
 use emu_core::faults::{self, FaultSpec, Netem, Target};
-use emu_core::steps::{Daemon, NodeOp};
 use emu_core::object;
+use emu_core::steps::{Daemon, NodeOp};
 use emu_proto::{ApplyRequest, DeleteRequest, Object, ObjectRef};
 
 #[derive(Args, Debug)]
@@ -289,7 +289,13 @@ pub(crate) fn node_op(ctx: &Ctx, client: &mut Client, node: &str, op: NodeOp) ->
 /// Node object deleted (the controller then deletes its pods, as Kubernetes' pod garbage
 /// collector does, and their ReplicaSets replace them), its namespaces deleted, and the cluster
 /// configuration without it.
-fn remove_node(ctx: &Ctx, client: &mut Client, config: &emu_core::cluster::ClusterConfig, node: &str, existing: &[serde_json::Value]) -> anyhow::Result<String> {
+fn remove_node(
+    ctx: &Ctx,
+    client: &mut Client,
+    config: &emu_core::cluster::ClusterConfig,
+    node: &str,
+    existing: &[serde_json::Value],
+) -> anyhow::Result<String> {
     if config.nodes.len() == 1 {
         bail!("node {node:?} is the cluster's only node: remove the cluster instead (`sudo emu down`)");
     }
@@ -347,7 +353,8 @@ fn kill_processes(ctx: &Ctx, node: &str) -> anyhow::Result<()> {
     if dir.join("cgroup.freeze").exists() {
         let _ = std::fs::write(dir.join("cgroup.freeze"), "0");
     }
-    emu_nodeagent::cgroup::kill_and_remove(&dir, std::time::Duration::from_secs(10)).map_err(|e| anyhow::anyhow!("killing the processes of node {node} ({}): {e}", dir.display()))
+    emu_nodeagent::cgroup::kill_and_remove(&dir, std::time::Duration::from_secs(10))
+        .map_err(|e| anyhow::anyhow!("killing the processes of node {node} ({}): {e}", dir.display()))
 }
 
 /// Freezes or thaws everything of the node: its agent and its pods' shims and containers (the

@@ -137,9 +137,9 @@ pub(crate) fn plan(file: Option<&Path>, nodes: Option<usize>) -> anyhow::Result<
 fn certificate_secrets(certificates: &[scenario::Certificate], manifests: &[(String, Vec<Value>)], file: &str) -> anyhow::Result<Vec<(String, Vec<Value>)>> {
     let mut out = Vec::new();
     for (i, c) in certificates.iter().enumerate() {
-        let clash = manifests.iter().find(|(_, docs)| {
-            docs.iter().any(|d| object::kind(d) == "Secret" && object::name(d) == c.secret && namespace_or_default(d) == c.namespace)
-        });
+        let clash = manifests
+            .iter()
+            .find(|(_, docs)| docs.iter().any(|d| object::kind(d) == "Secret" && object::name(d) == c.secret && namespace_or_default(d) == c.namespace));
         if let Some((label, _)) = clash {
             bail!(
                 "scenario {file}: scenario field `certificates[{i}].secret`: {label} also defines Secret {}/{}: keep one of them (rename the certificate's secret or drop the manifest's)",
@@ -177,17 +177,13 @@ fn namespace_or_default(doc: &Value) -> &str {
 fn certificates_position(certificates: &[scenario::Certificate], manifests: &[(String, Vec<Value>)]) -> usize {
     manifests
         .iter()
-        .rposition(|(_, docs)| {
-            docs.iter().any(|d| object::kind(d) == "Namespace" && certificates.iter().any(|c| c.namespace == object::name(d)))
-        })
+        .rposition(|(_, docs)| docs.iter().any(|d| object::kind(d) == "Namespace" && certificates.iter().any(|c| c.namespace == object::name(d))))
         .map_or(0, |i| i + 1)
 }
 
 pub fn validate_cluster_name(name: &str) -> anyhow::Result<()> {
-    let ok = !name.is_empty()
-        && name.len() <= 16
-        && name.as_bytes()[0].is_ascii_lowercase()
-        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+    let ok =
+        !name.is_empty() && name.len() <= 16 && name.as_bytes()[0].is_ascii_lowercase() && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
     if !ok {
         // No '-' so that `emu-<cluster>-…` names can never belong to two clusters.
         bail!("invalid cluster name {name:?}: use 1-16 lower case letters and digits, starting with a letter (e.g. `demo`, `lab2`)");
@@ -611,7 +607,9 @@ pub(crate) fn restart_daemon(name: &str, daemon: &Daemon) -> anyhow::Result<()> 
 /// its pid.
 pub(crate) fn kill_daemon(name: &str, daemon: &Daemon) -> anyhow::Result<i32> {
     let (pidfile, program) = daemon_pid_file(name, daemon)?;
-    let pid = daemon::read_pid(&pidfile).filter(|p| daemon::alive(*p, program)).ok_or_else(|| anyhow::anyhow!("the {} is not running (pid file {})", daemon.describe(), pidfile.display()))?;
+    let pid = daemon::read_pid(&pidfile)
+        .filter(|p| daemon::alive(*p, program))
+        .ok_or_else(|| anyhow::anyhow!("the {} is not running (pid file {})", daemon.describe(), pidfile.display()))?;
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL).with_context(|| format!("kill -9 {pid} ({program})"))?;
     wait_until(Duration::from_secs(5), program, || Ok(!daemon::alive(pid, program)))?;
     Ok(pid)
@@ -646,12 +644,8 @@ mod tests {
     /// checked), and every other file there is a manifest some scenario applies.
     #[test]
     fn every_shipped_scenario_plans() {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(SCENARIOS)
-            .unwrap()
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
-            .collect();
+        let mut files: Vec<PathBuf> =
+            std::fs::read_dir(SCENARIOS).unwrap().flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml")).collect();
         files.sort();
         let mut applied = std::collections::BTreeSet::new();
         let mut manifests = vec![];
@@ -718,10 +712,7 @@ mod tests {
         assert_eq!(crate::tls::check_pair(cert.as_bytes(), key.as_bytes()), Ok(()));
         // Then the tutorial's objects, in its order.
         let kinds: Vec<(&str, &str)> = p.manifests[1..].iter().flat_map(|(_, d)| d.iter().map(|o| (object::kind(o), object::name(o)))).collect();
-        assert_eq!(
-            kinds,
-            [("ConfigMap", "nginxconfigmap"), ("Service", "my-nginx"), ("Deployment", "my-nginx"), ("Deployment", "curl-deployment")]
-        );
+        assert_eq!(kinds, [("ConfigMap", "nginxconfigmap"), ("Service", "my-nginx"), ("Deployment", "my-nginx"), ("Deployment", "curl-deployment")]);
         // Every `emu up` makes a new certificate: none is checked in to expire.
         let again = plan(Some(&Path::new(SCENARIOS).join("nginx-secure.yaml")), None).unwrap();
         assert_ne!(decoded(&again.manifests[0].1[0], "tls.key"), key);

@@ -15,8 +15,12 @@ use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(name = "emu", version, about = "Kubernetes service networking, emulated on one Linux machine with network namespaces.",
-    after_help = "Start with `sudo emu up scenarios/nginx.yaml`, then `emu get pods -o wide`.")]
+#[command(
+    name = "emu",
+    version,
+    about = "Kubernetes service networking, emulated on one Linux machine with network namespaces.",
+    after_help = "Start with `sudo emu up scenarios/nginx.yaml`, then `emu get pods -o wide`."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -49,17 +49,18 @@ fn parse_port_arg(arg: &str) -> anyhow::Result<(Option<u16>, String)> {
 
 /// A pod's container port named `name`.
 fn named_container_port(pod: &Value, name: &str) -> Option<u16> {
-    pod["spec"]["containers"].as_array()?.iter().flat_map(|c| c["ports"].as_array().into_iter().flatten()).find_map(|p| {
-        (p["name"] == name).then(|| p["containerPort"].as_u64().and_then(|n| u16::try_from(n).ok())).flatten()
-    })
+    pod["spec"]["containers"]
+        .as_array()?
+        .iter()
+        .flat_map(|c| c["ports"].as_array().into_iter().flatten())
+        .find_map(|p| (p["name"] == name).then(|| p["containerPort"].as_u64().and_then(|n| u16::try_from(n).ok())).flatten())
 }
 
 /// The pod port `remote` means: for a Service, its port's targetPort (a number, or a container
 /// port name resolved in the pod); for a pod, a number or one of its container port names.
 fn pod_port(service: Option<&Value>, pod: &Value, remote: &str) -> anyhow::Result<u16> {
-    let by_name = |name: &str| {
-        named_container_port(pod, name).ok_or_else(|| anyhow::anyhow!("Pod '{}' does not have a named port '{name}'", object::name(pod)))
-    };
+    let by_name =
+        |name: &str| named_container_port(pod, name).ok_or_else(|| anyhow::anyhow!("Pod '{}' does not have a named port '{name}'", object::name(pod)));
     let Some(svc) = service else {
         return match remote.parse::<u16>() {
             Ok(n) => Ok(n),

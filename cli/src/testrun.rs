@@ -278,7 +278,9 @@ fn run_script(s: &Script, driver: &mut dyn Driver, printer: &Printer) -> SuiteRe
     }
 
     if s.retain && ours {
-        println!("Kept cluster {cluster:?} (--retain): look with `emu get pods -A -o wide --cluster {cluster}`, remove it with `sudo emu down --cluster {cluster}`.");
+        println!(
+            "Kept cluster {cluster:?} (--retain): look with `emu get pods -A -o wide --cluster {cluster}`, remove it with `sudo emu down --cluster {cluster}`."
+        );
     } else if ours {
         printer.running("cluster down");
         let t = Instant::now();
@@ -479,7 +481,10 @@ impl Runner {
                 let out = run_bounded(self.command(&h.from, &argv), left())?;
                 let answers = checks::parse_answers(&out.stdout);
                 if answers.is_empty() && !out.timed_out && out.code != 0 {
-                    return Ok(Verdict::fail(format!("the client to run from {}", h.from), format!("exit code {} ({})", out.code, checks::excerpt(&out.stderr, 200))));
+                    return Ok(Verdict::fail(
+                        format!("the client to run from {}", h.from),
+                        format!("exit code {} ({})", out.code, checks::excerpt(&out.stderr, 200)),
+                    ));
                 }
                 Ok(checks::check_http(h, &answers))
             }
@@ -558,7 +563,9 @@ impl Runner {
                 },
                 Condition::Endpoints { namespace, service, count } => match self.endpoints(namespace, service) {
                     Ok(ep) => checks::check_endpoints(service, *count, ep.as_ref()),
-                    Err(e) => Verdict { ok: false, got: format!("no answer from the API ({})", render_error(&e)), ..checks::check_endpoints(service, *count, None) },
+                    Err(e) => {
+                        Verdict { ok: false, got: format!("no answer from the API ({})", render_error(&e)), ..checks::check_endpoints(service, *count, None) }
+                    }
                 },
                 Condition::Command(cmd) => {
                     let out = run_bounded(self.command(&cmd.place, &cmd.argv), deadline.saturating_duration_since(Instant::now()))?;
@@ -721,7 +728,17 @@ mod tests {
         let mut fake = Fake::default();
         let r = run_script(&script(&steps, false), &mut fake, &Printer { tty: false });
         assert_eq!(fake.calls, ["up", "run 0", "run 1", "run 2", "stop load", "down"]);
-        assert_eq!(outcomes(&r), ["✓ cluster up", "✓ start load load: http://198.51.100.2/ from outside every 200ms", "✓ sleep 1s", "✓ sleep 2s", "✓ stop load load", "✓ cluster down"]);
+        assert_eq!(
+            outcomes(&r),
+            [
+                "✓ cluster up",
+                "✓ start load load: http://198.51.100.2/ from outside every 200ms",
+                "✓ sleep 1s",
+                "✓ sleep 2s",
+                "✓ stop load load",
+                "✓ cluster down"
+            ]
+        );
         assert!(!r.failed());
     }
 
@@ -738,7 +755,10 @@ mod tests {
         let mut fake = Fake { up_fails: true, ..Default::default() };
         let r = run_script(&script(&steps, false), &mut fake, &Printer { tty: false });
         assert_eq!(fake.calls, ["up", "down"]);
-        assert_eq!(outcomes(&r), ["✗ cluster up", "- start load load: http://198.51.100.2/ from outside every 200ms", "- sleep 1s", "- sleep 2s", "✓ cluster down"]);
+        assert_eq!(
+            outcomes(&r),
+            ["✗ cluster up", "- start load load: http://198.51.100.2/ from outside every 200ms", "- sleep 1s", "- sleep 2s", "✓ cluster down"]
+        );
     }
 
     #[test]

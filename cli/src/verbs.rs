@@ -5,6 +5,7 @@ use crate::{ClusterFlag, Scope};
 use anyhow::{bail, Context};
 use clap::Args;
 use emu_core::kinds::{self, ResourceKind};
+use emu_core::time::now;
 use emu_core::{configdata, defaults, manifest, object, printers, validation};
 use emu_proto::api_client::ApiClient;
 use emu_proto::{ApplyRequest, DeleteRequest, ListRequest, Object, ObjectRef, ScaleRequest};
@@ -12,7 +13,6 @@ use serde_json::{json, Value};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-use emu_core::time::now;
 use tonic::transport::Channel;
 
 pub(crate) type Client = ApiClient<Channel>;
@@ -30,11 +30,8 @@ pub fn read_manifests(path: &Path) -> anyhow::Result<Vec<(String, Vec<Value>)>> 
     }
     let meta = std::fs::metadata(path).with_context(|| format!("the path {:?} does not exist", path.display().to_string()))?;
     let files: Vec<PathBuf> = if meta.is_dir() {
-        let mut f: Vec<PathBuf> = std::fs::read_dir(path)?
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml" || e == "json"))
-            .collect();
+        let mut f: Vec<PathBuf> =
+            std::fs::read_dir(path)?.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml" || e == "json")).collect();
         f.sort();
         f
     } else {
@@ -778,10 +775,14 @@ pub fn run(a: RunArgs) -> anyhow::Result<i32> {
         container[if a.command { "command" } else { "args" }] = json!(a.args);
     }
     if !a.env.is_empty() {
-        container["env"] = json!(a.env.iter().map(|e| {
-            let (k, v) = e.split_once('=').unwrap_or((e.as_str(), ""));
-            json!({"name": k, "value": v})
-        }).collect::<Vec<_>>());
+        container["env"] = json!(a
+            .env
+            .iter()
+            .map(|e| {
+                let (k, v) = e.split_once('=').unwrap_or((e.as_str(), ""));
+                json!({"name": k, "value": v})
+            })
+            .collect::<Vec<_>>());
     }
     if let Some(p) = a.port {
         container["ports"] = json!([{"containerPort": p}]);
@@ -889,7 +890,10 @@ fn pick_container(pod: &Value, wanted: Option<&str>) -> anyhow::Result<String> {
 }
 
 fn pod_dir(ctx: &Ctx, pod: &Value) -> anyhow::Result<PathBuf> {
-    let node = pod["spec"]["nodeName"].as_str().filter(|n| !n.is_empty()).ok_or_else(|| anyhow::anyhow!("pod {} is not scheduled to a node yet", object::name(pod)))?;
+    let node = pod["spec"]["nodeName"]
+        .as_str()
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| anyhow::anyhow!("pod {} is not scheduled to a node yet", object::name(pod)))?;
     Ok(ctx.paths.pod_dir(node, object::uid(pod)))
 }
 
@@ -943,11 +947,7 @@ pub fn logs(a: LogsArgs) -> anyhow::Result<i32> {
     let pod = find_pod(&ctx, &mut client, &a.pod, &ns)?;
     let container = pick_container(&pod, a.container.as_deref())?;
     let dir = pod_dir(&ctx, &pod)?;
-    let path = if a.previous {
-        emu_nodeagent::sandbox::previous_log_path(&dir, &container)
-    } else {
-        emu_nodeagent::sandbox::log_path(&dir, &container)
-    };
+    let path = if a.previous { emu_nodeagent::sandbox::previous_log_path(&dir, &container) } else { emu_nodeagent::sandbox::log_path(&dir, &container) };
     let text = std::fs::read(&path).unwrap_or_default();
     let text = match a.tail {
         Some(n) => {

@@ -365,7 +365,10 @@ impl Api for ApiService {
         let r = req.into_inner();
         let key = key_of(r.r#ref.as_ref().ok_or_else(|| Status::invalid_argument("scale: ref is required"))?)?;
         if r.replicas < 0 {
-            return Err(Status::invalid_argument(format!("The {} {:?} is invalid: spec.replicas: Invalid value: {}: must be greater than or equal to 0", key.kind, key.name, r.replicas)));
+            return Err(Status::invalid_argument(format!(
+                "The {} {:?} is invalid: spec.replicas: Invalid value: {}: must be greater than or equal to 0",
+                key.kind, key.name, r.replicas
+            )));
         }
         let mut v = self.shared.store.get(&key).ok_or_else(|| not_found(&key))?;
         object::object_mut(&mut v, "spec").insert("replicas".into(), json!(r.replicas));
@@ -482,7 +485,8 @@ impl Api for ApiService {
         let pod = self.shared.store.get(&key).filter(|p| object::uid(p) == r.pod_uid).ok_or_else(|| not_found(&key))?;
         // TokenRequest's own floor: ten minutes.
         let ttl = if r.expiration_seconds > 0 { r.expiration_seconds.max(600) } else { emu_core::serviceaccount::TOKEN_EXPIRATION_SECONDS };
-        let service_account = if r.service_account.is_empty() { pod["spec"]["serviceAccountName"].as_str().unwrap_or("default").to_string() } else { r.service_account };
+        let service_account =
+            if r.service_account.is_empty() { pod["spec"]["serviceAccountName"].as_str().unwrap_or("default").to_string() } else { r.service_account };
         let subject = emu_core::serviceaccount::TokenSubject { namespace: r.namespace, service_account, pod_name: r.pod_name, pod_uid: r.pod_uid };
         let now = crate::state::now();
         let token = signer.issue(&subject, now, ttl).map_err(|e| Status::internal(e.to_string()))?;
@@ -500,7 +504,15 @@ fn type_of(t: &WatchEventType) -> EventType {
 
 fn key_of(r: &ObjectRef) -> Result<ObjectKey, Status> {
     let rk = kinds::by_kind(&r.kind).ok_or_else(|| Status::invalid_argument(format!("unknown kind {:?}", r.kind)))?;
-    let namespace = if rk.namespaced { if r.namespace.is_empty() { "default".into() } else { r.namespace.clone() } } else { String::new() };
+    let namespace = if rk.namespaced {
+        if r.namespace.is_empty() {
+            "default".into()
+        } else {
+            r.namespace.clone()
+        }
+    } else {
+        String::new()
+    };
     Ok(ObjectKey { kind: rk.kind.to_string(), namespace, name: r.name.clone() })
 }
 

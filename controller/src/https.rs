@@ -118,7 +118,13 @@ async fn serve_with(listener: TcpListener, tls: TlsAcceptor, version: &'static s
     tracing::debug!(open = connections.len(), "https endpoint shutting down");
 }
 
-async fn connection(tls: &TlsAcceptor, stream: TcpStream, peer: SocketAddr, version: &str, authn: &(dyn Fn(&str) -> Option<String> + Send + Sync)) -> io::Result<()> {
+async fn connection(
+    tls: &TlsAcceptor,
+    stream: TcpStream,
+    peer: SocketAddr,
+    version: &str,
+    authn: &(dyn Fn(&str) -> Option<String> + Send + Sync),
+) -> io::Result<()> {
     let mut stream = tls.accept(stream).await?;
     let mut buf = Vec::with_capacity(1024);
     let head_len = loop {
@@ -344,7 +350,8 @@ struct Empty {}
 /// A failure Status: compact with a trailing newline, or indented without one when `pretty`, as
 /// kube-apiserver's JSON serializer writes it.
 fn status_json(code: u16, reason: &'static str, message: String, details: bool, pretty: bool) -> String {
-    let status = Status { kind: "Status", api_version: "v1", metadata: Empty {}, status: "Failure", message, reason, details: details.then_some(Empty {}), code };
+    let status =
+        Status { kind: "Status", api_version: "v1", metadata: Empty {}, status: "Failure", message, reason, details: details.then_some(Empty {}), code };
     if pretty {
         serde_json::to_string_pretty(&status).expect("serializing plain strings cannot fail")
     } else {
@@ -375,11 +382,7 @@ fn http_date(t: SystemTime) -> String {
     let year = yoe + era * 400 + i64::from(month <= 2);
     const WEEKDAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"]; // 1970-01-01 was a Thursday
     const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
-    format!(
-        "{}, {day:02} {} {year} {h:02}:{m:02}:{s:02} GMT",
-        WEEKDAYS[days.rem_euclid(7) as usize],
-        MONTHS[(month - 1) as usize]
-    )
+    format!("{}, {day:02} {} {year} {h:02}:{m:02}:{s:02} GMT", WEEKDAYS[days.rem_euclid(7) as usize], MONTHS[(month - 1) as usize])
 }
 
 #[cfg(test)]
@@ -460,7 +463,15 @@ mod tests {
 
     #[test]
     fn malformed_requests_get_400() {
-        for head in ["", "GET\r\n\r\n", "GET /version\r\n\r\n", "get /version HTTP/1.1\r\n\r\n", "GET version HTTP/1.1\r\n\r\n", "GET /version SPDY/3\r\n\r\n", "\u{0}\u{1}\r\n\r\n"] {
+        for head in [
+            "",
+            "GET\r\n\r\n",
+            "GET /version\r\n\r\n",
+            "get /version HTTP/1.1\r\n\r\n",
+            "GET version HTTP/1.1\r\n\r\n",
+            "GET /version SPDY/3\r\n\r\n",
+            "\u{0}\u{1}\r\n\r\n",
+        ] {
             assert_eq!(respond(head.as_bytes(), VERSION, &no_tokens).status, 400, "{head:?}");
         }
         assert_eq!(respond(b"GET /\xff HTTP/1.1\r\n\r\n", VERSION, &no_tokens).status, 400);

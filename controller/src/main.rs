@@ -98,11 +98,8 @@ async fn https_endpoint(paths: &Paths, shared: &Shared) -> anyhow::Result<(tokio
         shared.cluster.service_cidr.parse().map_err(|e| anyhow::anyhow!("service CIDR {:?}: {e}", shared.cluster.service_cidr))?;
     // The `kubernetes` Service's ClusterIP (the first address of the range), the control plane's
     // fabric address (its Endpoints) and loopback, for a client inside the controller's namespace.
-    let sans: Vec<String> = [service_cidr.nth(1), services::api_server_ip(shared), Some(Ipv4Addr::LOCALHOST)]
-        .into_iter()
-        .flatten()
-        .map(|ip| ip.to_string())
-        .collect();
+    let sans: Vec<String> =
+        [service_cidr.nth(1), services::api_server_ip(shared), Some(Ipv4Addr::LOCALHOST)].into_iter().flatten().map(|ip| ip.to_string()).collect();
     let (cert, key) = pki.server_cert(&sans)?;
     let tls = https::acceptor(&cert, &key)?;
     let addr = SocketAddr::from((Ipv4Addr::UNSPECIFIED, services::API_SERVER_PORT));

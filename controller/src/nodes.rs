@@ -21,7 +21,11 @@ pub fn register(shared: &Shared, mut node: Value) -> Result<Value, StoreError> {
             object::str_at(&existing, &["spec", "podCIDR"]).unwrap_or_default().to_string()
         }
         _ => {
-            let index = shared.cluster.node(&name).map(|n| n.index).ok_or_else(|| StoreError::Invalid(format!("node {name:?} is not part of cluster {:?}", shared.cluster.name)))?;
+            let index = shared
+                .cluster
+                .node(&name)
+                .map(|n| n.index)
+                .ok_or_else(|| StoreError::Invalid(format!("node {name:?} is not part of cluster {:?}", shared.cluster.name)))?;
             let cluster_cidr: ipam::Ipv4Cidr = shared.cluster.pod_cidr.parse().map_err(|e| StoreError::Invalid(format!("cluster pod CIDR: {e}")))?;
             ipam::node_pod_cidr(cluster_cidr, index, shared.cluster.node_prefix)
                 .ok_or_else(|| StoreError::Invalid(format!("pod CIDR {} has no room for node {index}", shared.cluster.pod_cidr)))?
@@ -167,9 +171,7 @@ fn mark_not_ready(pod: &Value) -> Option<Value> {
 }
 
 pub fn is_ready(node: &Value) -> bool {
-    node["status"]["conditions"]
-        .as_array()
-        .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
+    node["status"]["conditions"].as_array().is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
 }
 
 fn set_ready(node: &mut Value, ready: bool, reason: &str, message: &str) {

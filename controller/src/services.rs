@@ -88,12 +88,12 @@ pub fn assign_cluster_ip(shared: &Shared, svc: &mut Value, existing: Option<&Val
         let cidr: ipam::Ipv4Cidr = shared.cluster.service_cidr.parse().map_err(|e| format!("service CIDR of the cluster: {e}"))?;
         let used = in_use.get(shared);
         let ip = if requested.is_empty() {
-            ipam::allocate_service_ip(cidr, used, rand::random()).ok_or_else(|| {
-                invalid(svc, format!("spec.clusterIPs: Internal error: failed to allocate a serviceIP: range is full ({cidr})"))
-            })?
+            ipam::allocate_service_ip(cidr, used, rand::random())
+                .ok_or_else(|| invalid(svc, format!("spec.clusterIPs: Internal error: failed to allocate a serviceIP: range is full ({cidr})")))?
         } else {
             // The format was checked by validation (ERR-8).
-            let ip: Ipv4Addr = requested.parse().map_err(|_| invalid(svc, format!("spec.clusterIPs[0]: Invalid value: {requested:?}: must be a valid IP address")))?;
+            let ip: Ipv4Addr =
+                requested.parse().map_err(|_| invalid(svc, format!("spec.clusterIPs[0]: Invalid value: {requested:?}: must be a valid IP address")))?;
             ipam::check_requested_service_ip(cidr, ip, used).map_err(|e| invalid(svc, e))?;
             ip
         };

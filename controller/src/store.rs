@@ -45,27 +45,15 @@ impl ObjectKey {
     pub fn of(obj: &Value) -> Result<ObjectKey, StoreError> {
         let kind = obj.get("kind").and_then(Value::as_str).unwrap_or_default();
         if kind.is_empty() {
-            return Err(StoreError::Invalid(
-                "object has no kind: set \"kind\" (e.g. \"Pod\")".into(),
-            ));
+            return Err(StoreError::Invalid("object has no kind: set \"kind\" (e.g. \"Pod\")".into()));
         }
         let meta = obj.get("metadata");
-        let field = |f: &str| {
-            meta.and_then(|m| m.get(f))
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-        };
+        let field = |f: &str| meta.and_then(|m| m.get(f)).and_then(Value::as_str).unwrap_or_default();
         let (namespace, name) = (field("namespace"), field("name"));
         if name.is_empty() {
-            return Err(StoreError::Invalid(format!(
-                "{kind}: metadata.name: Required value: name is required"
-            )));
+            return Err(StoreError::Invalid(format!("{kind}: metadata.name: Required value: name is required")));
         }
-        Ok(ObjectKey {
-            kind: kind.into(),
-            namespace: namespace.into(),
-            name: name.into(),
-        })
+        Ok(ObjectKey { kind: kind.into(), namespace: namespace.into(), name: name.into() })
     }
 
     fn resource(&self) -> String {
@@ -78,13 +66,7 @@ impl fmt::Display for ObjectKey {
         if self.namespace.is_empty() {
             write!(f, "{} \"{}\"", self.resource(), self.name)
         } else {
-            write!(
-                f,
-                "{} \"{}/{}\"",
-                self.resource(),
-                self.namespace,
-                self.name
-            )
+            write!(f, "{} \"{}/{}\"", self.resource(), self.namespace, self.name)
         }
     }
 }
@@ -92,31 +74,20 @@ impl fmt::Display for ObjectKey {
 /// The "plural.group" text Kubernetes puts in its error messages; a kind emu does not serve gets
 /// the lower-case "+s" guess.
 fn resource_name(kind: &str) -> String {
-    emu_core::kinds::by_kind(kind)
-        .map(|rk| rk.qualified_plural())
-        .unwrap_or_else(|| format!("{}s", kind.to_lowercase()))
+    emu_core::kinds::by_kind(kind).map(|rk| rk.qualified_plural()).unwrap_or_else(|| format!("{}s", kind.to_lowercase()))
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("{kind_plural_group} \"{name}\" not found")]
-    NotFound {
-        kind_plural_group: String,
-        name: String,
-    },
+    NotFound { kind_plural_group: String, name: String },
     #[error("{kind_plural_group} \"{name}\" already exists")]
-    AlreadyExists {
-        kind_plural_group: String,
-        name: String,
-    },
+    AlreadyExists { kind_plural_group: String, name: String },
     #[error(
         "Operation cannot be fulfilled on {kind_plural_group} \"{name}\": the object has been \
          modified; please apply your changes to the latest version and try again"
     )]
-    Conflict {
-        kind_plural_group: String,
-        name: String,
-    },
+    Conflict { kind_plural_group: String, name: String },
     #[error("{0}")]
     Invalid(String),
     #[error("object store: {0}")]
@@ -125,22 +96,13 @@ pub enum StoreError {
 
 impl StoreError {
     fn not_found(key: &ObjectKey) -> Self {
-        StoreError::NotFound {
-            kind_plural_group: key.resource(),
-            name: key.name.clone(),
-        }
+        StoreError::NotFound { kind_plural_group: key.resource(), name: key.name.clone() }
     }
     fn already_exists(key: &ObjectKey) -> Self {
-        StoreError::AlreadyExists {
-            kind_plural_group: key.resource(),
-            name: key.name.clone(),
-        }
+        StoreError::AlreadyExists { kind_plural_group: key.resource(), name: key.name.clone() }
     }
     fn conflict(key: &ObjectKey) -> Self {
-        StoreError::Conflict {
-            kind_plural_group: key.resource(),
-            name: key.name.clone(),
-        }
+        StoreError::Conflict { kind_plural_group: key.resource(), name: key.name.clone() }
     }
 }
 
@@ -168,10 +130,7 @@ pub type Change = (WatchEventType, Arc<Value>);
 pub enum WatchStart {
     /// The watcher must replace its whole cache with `objects` (all kinds), current as of
     /// `resource_version`.
-    Reset {
-        objects: Vec<Value>,
-        resource_version: u64,
-    },
+    Reset { objects: Vec<Value>, resource_version: u64 },
     /// The events the watcher missed since the version it asked for, oldest first.
     Resume { events: Vec<WatchEvent> },
 }
@@ -187,12 +146,7 @@ struct Retained {
 
 impl Retained {
     fn to_event(&self) -> WatchEvent {
-        WatchEvent {
-            kind: self.kind,
-            object: self.object.clone(),
-            json: self.json.clone(),
-            resource_version: self.resource_version,
-        }
+        WatchEvent { kind: self.kind, object: self.object.clone(), json: self.json.clone(), resource_version: self.resource_version }
     }
 }
 
@@ -219,25 +173,11 @@ impl Store {
         Self::open_with(path, HISTORY, WATCH_BUFFER)
     }
 
-    fn open_with(
-        path: &Path,
-        history_limit: usize,
-        watch_buffer: usize,
-    ) -> Result<Store, StoreError> {
-        let db_err = |what: &str, e: &dyn fmt::Display| {
-            StoreError::Db(format!("{what} {}: {e}", path.display()))
-        };
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(path)
-            .map_err(|e| db_err("opening", &e))?;
+    fn open_with(path: &Path, history_limit: usize, watch_buffer: usize) -> Result<Store, StoreError> {
+        let db_err = |what: &str, e: &dyn fmt::Display| StoreError::Db(format!("{what} {}: {e}", path.display()));
+        let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(0o600).open(path).map_err(|e| db_err("opening", &e))?;
         // The mode above only applies to a new file; the store holds Secrets, so tighten an old one.
-        file.set_permissions(Permissions::from_mode(0o600))
-            .map_err(|e| db_err("setting mode 0600 on", &e))?;
+        file.set_permissions(Permissions::from_mode(0o600)).map_err(|e| db_err("setting mode 0600 on", &e))?;
         let backend = SyncOnlyOnClose(FileBackend::new(file).map_err(|e| db_err("opening", &e))?);
         // Every object also lives in memory (`objects`), so redb's page cache only needs to hold
         // the pages of the transaction being written: keep it small, it is resident memory.
@@ -252,13 +192,7 @@ impl Store {
             path: path.to_path_buf(),
             history_limit,
             watch_buffer,
-            inner: Mutex::new(Inner {
-                objects,
-                rv,
-                history: VecDeque::new(),
-                history_base: rv,
-                watchers: Vec::new(),
-            }),
+            inner: Mutex::new(Inner { objects, rv, history: VecDeque::new(), history_base: rv, watchers: Vec::new() }),
         })
     }
 
@@ -283,17 +217,9 @@ impl Store {
     /// (copying thousands of objects per pass made each endpoint change wait for it).
     pub fn list_shared(&self, kind: &str, namespace: Option<&str>) -> (Vec<Arc<Value>>, u64) {
         let inner = self.lock();
-        let start = ObjectKey {
-            kind: kind.into(),
-            namespace: namespace.unwrap_or_default().into(),
-            name: String::new(),
-        };
-        let items: Vec<Arc<Value>> = inner
-            .objects
-            .range(start..)
-            .take_while(|(k, _)| k.kind == kind && namespace.is_none_or(|ns| k.namespace == ns))
-            .map(|(_, v)| v.clone())
-            .collect();
+        let start = ObjectKey { kind: kind.into(), namespace: namespace.unwrap_or_default().into(), name: String::new() };
+        let items: Vec<Arc<Value>> =
+            inner.objects.range(start..).take_while(|(k, _)| k.kind == kind && namespace.is_none_or(|ns| k.namespace == ns)).map(|(_, v)| v.clone()).collect();
         (items, inner.rv)
     }
 
@@ -320,10 +246,7 @@ impl Store {
         let has_spec = obj.get("spec").is_some();
         let meta = metadata_mut(&mut obj, &key)?;
         meta.insert("uid".into(), new_uid().into());
-        meta.insert(
-            "creationTimestamp".into(),
-            emu_core::object::rfc3339(crate::state::now()).into(),
-        );
+        meta.insert("creationTimestamp".into(), emu_core::object::rfc3339(crate::state::now()).into());
         if has_spec {
             meta.insert("generation".into(), 1.into());
         }
@@ -343,11 +266,7 @@ impl Store {
     pub fn update(&self, mut obj: Value) -> Result<Value, StoreError> {
         let key = ObjectKey::of(&obj)?;
         let mut inner = self.lock();
-        let stored = inner
-            .objects
-            .get(&key)
-            .cloned()
-            .ok_or_else(|| StoreError::not_found(&key))?;
+        let stored = inner.objects.get(&key).cloned().ok_or_else(|| StoreError::not_found(&key))?;
         let stored_meta = stored.get("metadata");
         let stored_field = |f: &str| stored_meta.and_then(|m| m.get(f)).cloned();
         let stored_rv = stored_field("resourceVersion").unwrap_or(Value::Null);
@@ -386,11 +305,7 @@ impl Store {
     /// Removes an object and returns its last state, carrying the deletion's resource version.
     pub fn delete(&self, key: &ObjectKey) -> Result<Value, StoreError> {
         let mut inner = self.lock();
-        let stored = inner
-            .objects
-            .get(key)
-            .cloned()
-            .ok_or_else(|| StoreError::not_found(key))?;
+        let stored = inner.objects.get(key).cloned().ok_or_else(|| StoreError::not_found(key))?;
         let rv = inner.rv + 1;
         self.persist(key, None, rv)?;
         inner.objects.remove(key);
@@ -425,13 +340,7 @@ impl Store {
         let resource_version = inner.rv;
         drop(inner);
         let objects = shared.iter().map(|o| (**o).clone()).collect();
-        (
-            WatchStart::Reset {
-                objects,
-                resource_version,
-            },
-            rx,
-        )
+        (WatchStart::Reset { objects, resource_version }, rx)
     }
 
     /// What changed after version `from`, oldest first (a deleted object as it last was), and
@@ -456,13 +365,7 @@ impl Store {
 
     /// Stores `obj` as the next resource version: durably, in the cache, and to the watchers.
     /// The caller holds the lock throughout, so events leave in resource-version order.
-    fn write_next(
-        &self,
-        inner: &mut Inner,
-        key: ObjectKey,
-        mut obj: Value,
-        kind: WatchEventType,
-    ) -> Result<Arc<Value>, StoreError> {
+    fn write_next(&self, inner: &mut Inner, key: ObjectKey, mut obj: Value, kind: WatchEventType) -> Result<Arc<Value>, StoreError> {
         let rv = inner.rv + 1;
         set_resource_version(&mut obj, rv);
         let json = self.persist(&key, Some(&obj), rv)?.unwrap_or_default();
@@ -475,10 +378,7 @@ impl Store {
     /// Writes one object change and the new resource version in one redb transaction; returns
     /// the object as written.
     fn persist(&self, key: &ObjectKey, obj: Option<&Value>, rv: u64) -> Result<Option<Arc<str>>, StoreError> {
-        let bytes = obj
-            .map(serde_json::to_string)
-            .transpose()
-            .map_err(|e| StoreError::Invalid(format!("{key}: cannot be encoded as JSON: {e}")))?;
+        let bytes = obj.map(serde_json::to_string).transpose().map_err(|e| StoreError::Invalid(format!("{key}: cannot be encoded as JSON: {e}")))?;
         let write = || -> Result<(), redb::Error> {
             let txn = self.db.begin_write()?;
             {
@@ -493,23 +393,15 @@ impl Store {
             txn.commit()?;
             Ok(())
         };
-        write()
-            .map_err(|e| StoreError::Db(format!("writing {key} to {}: {e}", self.path.display())))?;
+        write().map_err(|e| StoreError::Db(format!("writing {key} to {}: {e}", self.path.display())))?;
         Ok(bytes.map(Arc::from))
     }
 
     fn publish(&self, inner: &mut Inner, kind: WatchEventType, object: Arc<Value>, json: Arc<str>, rv: u64) {
         inner.rv = rv;
-        let event = Retained {
-            kind,
-            object,
-            json,
-            resource_version: rv,
-        };
+        let event = Retained { kind, object, json, resource_version: rv };
         // A full or closed channel drops the watcher: it reconnects from its last version.
-        inner
-            .watchers
-            .retain(|tx| tx.try_send(event.to_event()).is_ok());
+        inner.watchers.retain(|tx| tx.try_send(event.to_event()).is_ok());
         inner.history.push_back(event);
         while inner.history.len() > self.history_limit {
             if let Some(old) = inner.history.pop_front() {
@@ -528,14 +420,8 @@ fn load(db: &Database) -> Result<(BTreeMap<ObjectKey, Arc<Value>>, u64), redb::E
         for entry in table.iter()? {
             let (k, v) = entry?;
             let (kind, namespace, name) = k.value();
-            let key = ObjectKey {
-                kind: kind.into(),
-                namespace: namespace.into(),
-                name: name.into(),
-            };
-            let obj: Value = serde_json::from_slice(v.value()).map_err(|e| {
-                redb::Error::Corrupted(format!("object {key} is not valid JSON: {e}"))
-            })?;
+            let key = ObjectKey { kind: kind.into(), namespace: namespace.into(), name: name.into() };
+            let obj: Value = serde_json::from_slice(v.value()).map_err(|e| redb::Error::Corrupted(format!("object {key} is not valid JSON: {e}")))?;
             objects.insert(key, Arc::new(obj));
         }
         let meta = txn.open_table(META)?;
@@ -546,13 +432,8 @@ fn load(db: &Database) -> Result<(BTreeMap<ObjectKey, Arc<Value>>, u64), redb::E
     Ok((objects, rv))
 }
 
-fn metadata_mut<'a>(
-    obj: &'a mut Value,
-    key: &ObjectKey,
-) -> Result<&'a mut Map<String, Value>, StoreError> {
-    obj.get_mut("metadata")
-        .and_then(Value::as_object_mut)
-        .ok_or_else(|| StoreError::Invalid(format!("{key}: metadata must be an object")))
+fn metadata_mut<'a>(obj: &'a mut Value, key: &ObjectKey) -> Result<&'a mut Map<String, Value>, StoreError> {
+    obj.get_mut("metadata").and_then(Value::as_object_mut).ok_or_else(|| StoreError::Invalid(format!("{key}: metadata must be an object")))
 }
 
 fn set_resource_version(obj: &mut Value, rv: u64) {
@@ -567,14 +448,7 @@ fn new_uid() -> String {
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
     let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..]
-    )
+    format!("{}-{}-{}-{}-{}", &hex[..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..])
 }
 
 /// redb's file backend, except that a commit does not wait for fsync.
@@ -617,11 +491,7 @@ impl StorageBackend for SyncOnlyOnClose {
     fn try_lock_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<bool, BackendError> {
         self.0.try_lock_range(start, end)
     }
-    fn try_lock_shared_range(
-        &self,
-        start: Bound<u64>,
-        end: Bound<u64>,
-    ) -> Result<bool, BackendError> {
+    fn try_lock_shared_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<bool, BackendError> {
         self.0.try_lock_shared_range(start, end)
     }
     fn lock_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<(), BackendError> {
@@ -650,11 +520,7 @@ mod tests {
     }
 
     fn key(kind: &str, ns: &str, name: &str) -> ObjectKey {
-        ObjectKey {
-            kind: kind.into(),
-            namespace: ns.into(),
-            name: name.into(),
-        }
+        ObjectKey { kind: kind.into(), namespace: ns.into(), name: name.into() }
     }
 
     fn meta<'a>(obj: &'a Value, field: &str) -> &'a Value {
@@ -662,15 +528,7 @@ mod tests {
     }
 
     fn names(objs: &[Value]) -> Vec<String> {
-        objs.iter()
-            .map(|o| {
-                format!(
-                    "{}/{}",
-                    o["metadata"]["namespace"].as_str().unwrap_or(""),
-                    o["metadata"]["name"].as_str().unwrap()
-                )
-            })
-            .collect()
+        objs.iter().map(|o| format!("{}/{}", o["metadata"]["namespace"].as_str().unwrap_or(""), o["metadata"]["name"].as_str().unwrap())).collect()
     }
 
     #[test]
@@ -684,11 +542,7 @@ mod tests {
         assert_eq!(uid.len(), 36);
         assert_eq!(&uid[14..15], "4", "UUID version 4: {uid}");
         let ts = meta(&created, "creationTimestamp").as_str().unwrap();
-        assert_eq!(
-            (ts.len(), &ts[4..5], &ts[10..11], &ts[19..]),
-            (20, "-", "T", "Z"),
-            "{ts}"
-        );
+        assert_eq!((ts.len(), &ts[4..5], &ts[10..11], &ts[19..]), (20, "-", "T", "Z"), "{ts}");
         assert_eq!(meta(&created, "resourceVersion"), "1");
         assert_eq!(meta(&created, "generation"), 1);
         assert_eq!(store.resource_version(), 1);
@@ -707,22 +561,13 @@ mod tests {
         for (ns, name) in [("b", "x"), ("a", "z"), ("a-b", "a"), ("a", "B"), ("a", "a")] {
             store.create(pod(ns, name)).unwrap();
         }
-        store
-            .create(json!({"kind": "Node", "metadata": {"name": "n1"}}))
-            .unwrap();
-        store
-            .create(
-                json!({"kind": "Service", "metadata": {"name": "s", "namespace": "a"}, "spec": {}}),
-            )
-            .unwrap();
+        store.create(json!({"kind": "Node", "metadata": {"name": "n1"}})).unwrap();
+        store.create(json!({"kind": "Service", "metadata": {"name": "s", "namespace": "a"}, "spec": {}})).unwrap();
 
         let (pods, rv) = store.list("Pod", None);
         assert_eq!(names(&pods), ["a/B", "a/a", "a/z", "a-b/a", "b/x"]);
         assert_eq!(rv, 7);
-        assert_eq!(
-            names(&store.list("Pod", Some("a")).0),
-            ["a/B", "a/a", "a/z"]
-        );
+        assert_eq!(names(&store.list("Pod", Some("a")).0), ["a/B", "a/a", "a/z"]);
         assert!(store.list("Pod", Some("c")).0.is_empty());
         assert_eq!(names(&store.list("Node", None).0), ["/n1"]);
         assert!(store.list("Deployment", None).0.is_empty());
@@ -742,10 +587,7 @@ mod tests {
         assert_eq!(meta(&v2, "resourceVersion"), "2");
         assert_eq!(meta(&v2, "generation"), 1);
         assert_eq!(meta(&v2, "uid"), meta(&v1, "uid"));
-        assert_eq!(
-            meta(&v2, "creationTimestamp"),
-            meta(&v1, "creationTimestamp")
-        );
+        assert_eq!(meta(&v2, "creationTimestamp"), meta(&v1, "creationTimestamp"));
 
         // A stale version conflicts.
         let mut stale = v1.clone();
@@ -761,10 +603,7 @@ mod tests {
         // Without a version the update is unconditional; a spec change bumps the generation.
         let mut spec = v2.clone();
         spec["spec"]["nodeName"] = json!("n1");
-        spec["metadata"]
-            .as_object_mut()
-            .unwrap()
-            .remove("resourceVersion");
+        spec["metadata"].as_object_mut().unwrap().remove("resourceVersion");
         let v3 = store.update(spec).unwrap();
         assert_eq!(meta(&v3, "resourceVersion"), "3");
         assert_eq!(meta(&v3, "generation"), 2);
@@ -792,10 +631,7 @@ mod tests {
         assert_eq!(meta(&gone, "resourceVersion"), "2");
         assert_eq!(store.get(&key("Pod", "default", "web")), None);
         let ev = rx.try_recv().unwrap();
-        assert_eq!(
-            (ev.kind, ev.resource_version, &*ev.object),
-            (WatchEventType::Deleted, 2, &gone)
-        );
+        assert_eq!((ev.kind, ev.resource_version, &*ev.object), (WatchEventType::Deleted, 2, &gone));
         let err = store.delete(&key("Pod", "default", "web")).unwrap_err();
         assert_eq!(err.to_string(), "pods \"web\" not found");
     }
@@ -807,25 +643,14 @@ mod tests {
         let deploy = json!({"apiVersion": "apps/v1", "kind": "Deployment",
                             "metadata": {"name": "my-nginx", "namespace": "default"}, "spec": {}});
         store.create(deploy.clone()).unwrap();
-        assert_eq!(
-            store.create(deploy).unwrap_err().to_string(),
-            "deployments.apps \"my-nginx\" already exists"
-        );
-        let err = store
-            .delete(&key("EndpointSlice", "default", "x"))
-            .unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "endpointslices.discovery.k8s.io \"x\" not found"
-        );
+        assert_eq!(store.create(deploy).unwrap_err().to_string(), "deployments.apps \"my-nginx\" already exists");
+        let err = store.delete(&key("EndpointSlice", "default", "x")).unwrap_err();
+        assert_eq!(err.to_string(), "endpointslices.discovery.k8s.io \"x\" not found");
         assert!(matches!(
             store.create(json!({"kind": "Pod", "metadata": {}})),
             Err(StoreError::Invalid(m)) if m.contains("metadata.name")
         ));
-        assert!(matches!(
-            ObjectKey::of(&json!({"metadata": {"name": "x"}})),
-            Err(StoreError::Invalid(_))
-        ));
+        assert!(matches!(ObjectKey::of(&json!({"metadata": {"name": "x"}})), Err(StoreError::Invalid(_))));
     }
 
     #[test]
@@ -850,13 +675,7 @@ mod tests {
         assert_eq!(store.resource_version(), 4);
         assert_eq!(store.list("Pod", None), (objects, 4));
         // A watcher from before the restart has to re-list; one that is current resumes.
-        assert!(matches!(
-            store.watch(2).0,
-            WatchStart::Reset {
-                resource_version: 4,
-                ..
-            }
-        ));
+        assert!(matches!(store.watch(2).0, WatchStart::Reset { resource_version: 4, .. }));
         assert!(matches!(store.watch(4).0, WatchStart::Resume { events } if events.is_empty()));
         let c = store.create(pod("default", "c")).unwrap();
         assert_eq!(meta(&c, "resourceVersion"), "5");
@@ -881,10 +700,7 @@ mod tests {
         // History holds versions 6..=10.
         for from in [0, 4, 11] {
             match store.watch(from).0 {
-                WatchStart::Reset {
-                    objects,
-                    resource_version,
-                } => {
+                WatchStart::Reset { objects, resource_version } => {
                     assert_eq!((objects.len(), resource_version), (10, 10), "from {from}");
                 }
                 WatchStart::Resume { .. } => panic!("from {from} must reset"),
@@ -925,10 +741,7 @@ mod tests {
         // History holds versions 5..=9.
         let (changes, rv) = store.changes_since(7).expect("within the history");
         assert_eq!(rv, 9);
-        let seen: Vec<(WatchEventType, &str)> = changes
-            .iter()
-            .map(|(t, o)| (*t, o["metadata"]["name"].as_str().unwrap()))
-            .collect();
+        let seen: Vec<(WatchEventType, &str)> = changes.iter().map(|(t, o)| (*t, o["metadata"]["name"].as_str().unwrap())).collect();
         // A deleted object comes as it last was.
         assert_eq!(seen, [(WatchEventType::Added, "p7"), (WatchEventType::Deleted, "p7")]);
         assert_eq!(store.changes_since(9).expect("nothing new").0.len(), 0);
@@ -948,14 +761,9 @@ mod tests {
                 assert_eq!(ev.resource_version, i + 1);
             }
         }
-        let got: Vec<u64> = std::iter::from_fn(|| slow.try_recv().ok())
-            .map(|e| e.resource_version)
-            .collect();
+        let got: Vec<u64> = std::iter::from_fn(|| slow.try_recv().ok()).map(|e| e.resource_version).collect();
         assert_eq!(got, [1, 2, 3]);
-        assert_eq!(
-            slow.try_recv(),
-            Err(mpsc::error::TryRecvError::Disconnected)
-        );
+        assert_eq!(slow.try_recv(), Err(mpsc::error::TryRecvError::Disconnected));
         assert_eq!(fast.try_recv(), Err(mpsc::error::TryRecvError::Empty));
         // It reconnects from the last version it saw and misses nothing.
         match store.watch(3).0 {
@@ -1000,32 +808,21 @@ mod tests {
         let done = loop {
             let (start, mut rx) = store.watch(last);
             match start {
-                WatchStart::Reset {
-                    objects,
-                    resource_version,
-                } => {
+                WatchStart::Reset { objects, resource_version } => {
                     assert!(last == 0, "history of 10000 must cover this test");
-                    cache = objects
-                        .into_iter()
-                        .map(|o| (ObjectKey::of(&o).unwrap(), o))
-                        .collect();
+                    cache = objects.into_iter().map(|o| (ObjectKey::of(&o).unwrap(), o)).collect();
                     last = resource_version;
                 }
                 WatchStart::Resume { events } => {
                     for ev in events {
-                        assert_eq!(
-                            ev.resource_version,
-                            last + 1,
-                            "resumed events must follow on"
-                        );
+                        assert_eq!(ev.resource_version, last + 1, "resumed events must follow on");
                         apply(&mut cache, ev, &mut last);
                     }
                 }
             }
             // Read a few live events, then drop the stream and reconnect from `last`.
             for _ in 0..25 {
-                let timeout =
-                    tokio::time::timeout(std::time::Duration::from_secs(2), rx.recv()).await;
+                let timeout = tokio::time::timeout(std::time::Duration::from_secs(2), rx.recv()).await;
                 match timeout {
                     Ok(Some(ev)) => {
                         assert_eq!(ev.resource_version, last + 1, "live events must follow on");
@@ -1068,10 +865,7 @@ mod tests {
         let store = Store::open(Path::new(&path)).unwrap();
         for i in 0.. {
             let created = store.create(pod("default", &format!("p{i}"))).unwrap();
-            println!(
-                "acked {}",
-                meta(&created, "resourceVersion").as_str().unwrap()
-            );
+            println!("acked {}", meta(&created, "resourceVersion").as_str().unwrap());
         }
     }
 
@@ -1081,12 +875,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s");
         let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                "store::tests::sigkill_child_writer",
-                "--nocapture",
-                "--test-threads=1",
-            ])
+            .args(["--exact", "store::tests::sigkill_child_writer", "--nocapture", "--test-threads=1"])
             .env("EMU_STORE_SIGKILL_CHILD", &path)
             .stdout(std::process::Stdio::piped())
             .spawn()
@@ -1107,34 +896,21 @@ mod tests {
             }
         }
         let store = Store::open(&path).unwrap();
-        assert!(
-            store.resource_version() >= acked,
-            "rv {} < acknowledged {acked}",
-            store.resource_version()
-        );
+        assert!(store.resource_version() >= acked, "rv {} < acknowledged {acked}", store.resource_version());
         assert!(store.list("Pod", None).0.len() as u64 >= acked);
-        assert!(store
-            .get(&key("Pod", "default", &format!("p{}", acked - 1)))
-            .is_some());
+        assert!(store.get(&key("Pod", "default", &format!("p{}", acked - 1))).is_some());
     }
 
     #[test]
     #[ignore = "timing; run with --ignored --nocapture"]
     fn bench_10k_creates() {
-        let dir = tempfile::tempdir_in(
-            std::env::var_os("EMU_BENCH_DIR").unwrap_or_else(|| "/var/tmp".into()),
-        )
-        .unwrap();
+        let dir = tempfile::tempdir_in(std::env::var_os("EMU_BENCH_DIR").unwrap_or_else(|| "/var/tmp".into())).unwrap();
         let store = Store::open(&dir.path().join("s")).unwrap();
         let start = Instant::now();
         for i in 0..10_000 {
             store.create(pod("default", &format!("pod-{i}"))).unwrap();
         }
         let took = start.elapsed();
-        println!(
-            "10k creates: {took:?} ({:.0}/s) in {}",
-            10_000.0 / took.as_secs_f64(),
-            dir.path().display()
-        );
+        println!("10k creates: {took:?} ({:.0}/s) in {}", 10_000.0 / took.as_secs_f64(), dir.path().display());
     }
 }

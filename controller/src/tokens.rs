@@ -29,7 +29,8 @@ impl TokenSigner {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700).create(dir)?;
-                let doc = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).map_err(|_| anyhow::anyhow!("generating the service-account key"))?;
+                let doc =
+                    EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).map_err(|_| anyhow::anyhow!("generating the service-account key"))?;
                 let tmp = dir.join(format!("{KEY_FILE}.tmp"));
                 std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?.write_all(doc.as_ref())?;
                 std::fs::rename(&tmp, &path)?;
@@ -37,7 +38,8 @@ impl TokenSigner {
             }
             Err(e) => return Err(anyhow::anyhow!("reading {}: {e}", path.display())),
         };
-        let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &pkcs8, &rng).map_err(|e| anyhow::anyhow!("{}: not an ES256 key: {e}", path.display()))?;
+        let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &pkcs8, &rng)
+            .map_err(|e| anyhow::anyhow!("{}: not an ES256 key: {e}", path.display()))?;
         let digest = ring::digest::digest(&ring::digest::SHA256, key.public_key().as_ref());
         let kid = base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, &digest.as_ref()[..20]);
         Ok(TokenSigner { key, rng, kid })

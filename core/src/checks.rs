@@ -277,7 +277,8 @@ pub fn check_load(expect: &LoadExpect, stats: &LoadStats) -> Verdict {
 }
 
 fn is_ready(p: &Value) -> bool {
-    p["metadata"]["deletionTimestamp"].is_null() && p["status"]["conditions"].as_array().into_iter().flatten().any(|c| c["type"] == "Ready" && c["status"] == "True")
+    p["metadata"]["deletionTimestamp"].is_null()
+        && p["status"]["conditions"].as_array().into_iter().flatten().any(|c| c["type"] == "Ready" && c["status"] == "True")
 }
 
 /// `wait: {pods: …}` against the pods its selector lists (namespace and selector applied).
@@ -349,7 +350,14 @@ pub fn pick(seed: u64, salt: u64, n: usize) -> usize {
 /// characters, as cluster names must be (≤ 16, lower-case letters and digits, a letter first).
 pub fn cluster_name(stem: &str, key: &str) -> String {
     let lower = stem.to_ascii_lowercase();
-    let letters: String = lower.strip_prefix("test").filter(|r| !r.is_empty()).unwrap_or(&lower).chars().filter(|c| c.is_ascii_lowercase() || c.is_ascii_digit()).take(10).collect();
+    let letters: String = lower
+        .strip_prefix("test")
+        .filter(|r| !r.is_empty())
+        .unwrap_or(&lower)
+        .chars()
+        .filter(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        .take(10)
+        .collect();
     let letters = if letters.starts_with(|c: char| c.is_ascii_lowercase()) { letters } else { format!("t{}", &letters[..letters.len().min(9)]) };
     // FNV-1a.
     let hash = key.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3));
@@ -479,7 +487,10 @@ mod tests {
         assert_eq!(check_command(&e, 0, "ok\n", "").message(), "expected a non-zero exit code, got exit code 0 (stdout \"ok\")");
         let e = Expect { stdout_contains: Some("Welcome".into()), stdout_matches: Some(r"Address: 10\.96\.\d+\.\d+".into()), ..Default::default() };
         assert_eq!(check_command(&e, 0, "404 Not Found\n", "").message(), "expected stdout to contain \"Welcome\", got \"404 Not Found\"");
-        assert_eq!(check_command(&e, 0, "Welcome\nAddress: 1.2.3.4", "").message(), "expected stdout to match /Address: 10\\.96\\.\\d+\\.\\d+/, got \"Welcome⏎Address: 1.2.3.4\"");
+        assert_eq!(
+            check_command(&e, 0, "Welcome\nAddress: 1.2.3.4", "").message(),
+            "expected stdout to match /Address: 10\\.96\\.\\d+\\.\\d+/, got \"Welcome⏎Address: 1.2.3.4\""
+        );
         assert!(check_command(&e, 0, "Welcome\nAddress: 10.96.0.12\n", "").ok);
     }
 
@@ -504,7 +515,10 @@ mod tests {
         // What that prints: a body, a failure, an error page.
         let out = "web-a\n\n@@emu 200 0.002 0\n\n@@emu 000 2.001 28\n<html>503</html>\n@@emu 503 0.001 0\nweb-b\n@@emu 200 0.003 0\n";
         let answers = parse_answers(out);
-        assert_eq!(answers.iter().map(|a| (a.ok(), a.first_line.as_str())).collect::<Vec<_>>(), [(true, "web-a"), (false, ""), (false, "<html>503</html>"), (true, "web-b")]);
+        assert_eq!(
+            answers.iter().map(|a| (a.ok(), a.first_line.as_str())).collect::<Vec<_>>(),
+            [(true, "web-a"), (false, ""), (false, "<html>503</html>"), (true, "web-b")]
+        );
         let v = check_http(&http(4, 0.9, None), &answers);
         assert_eq!(v.message(), "expected a success rate of at least 0.9, got 0.50 (2 of 4 succeeded; failures: 1× HTTP 503, 1× curl exit 28 (timed out))");
         assert!(check_http(&http(4, 0.5, Some(AnsweredBy::Count(2))), &answers).ok);
@@ -512,7 +526,10 @@ mod tests {
         assert_eq!(v.message(), "expected answers from at least 3 distinct pods, got 2 (web-a ×1, web-b ×1)");
         let v = check_http(&http(4, 0.5, Some(AnsweredBy::Pods(vec!["web-a".into()]))), &answers);
         assert_eq!(v.message(), "expected answers from exactly web-a, got web-a ×1, web-b ×1");
-        assert_eq!(check_http(&http(4, 0.5, Some(AnsweredBy::Pods(vec!["web-b".into(), "web-a".into()]))), &answers).got, "2 of 4 succeeded; failures: 1× HTTP 503, 1× curl exit 28 (timed out); answered by web-a ×1, web-b ×1");
+        assert_eq!(
+            check_http(&http(4, 0.5, Some(AnsweredBy::Pods(vec!["web-b".into(), "web-a".into()]))), &answers).got,
+            "2 of 4 succeeded; failures: 1× HTTP 503, 1× curl exit 28 (timed out); answered by web-a ×1, web-b ×1"
+        );
         // Requests the step's timeout cut off count as failed.
         let v = check_http(&http(6, 1.0, None), &answers);
         assert!(v.got.ends_with("2× no answer (step timed out))"), "{}", v.got);
@@ -529,7 +546,10 @@ mod tests {
             insecure: false,
             expect: LoadExpect::default(),
         };
-        assert_eq!(load_script(&l), "while :; do curl -s -m 1 -o /dev/null -w '\\n@@emu %{http_code} %{time_total}' \"http://198.51.100.2:30080\"; echo \" $?\"; sleep 0.2; done");
+        assert_eq!(
+            load_script(&l),
+            "while :; do curl -s -m 1 -o /dev/null -w '\\n@@emu %{http_code} %{time_total}' \"http://198.51.100.2:30080\"; echo \" $?\"; sleep 0.2; done"
+        );
         let lines = [("@@emu 200 0.001 0", 100), ("", 150), ("@@emu 000 1.000 28", 2300), ("@@emu 000 1.000 28", 3500), ("@@emu 200 0.002 0", 3800)];
         let samples: Vec<Sample> = lines.iter().filter_map(|(l, t)| parse_load_line(l, *t)).collect();
         assert_eq!(samples.iter().map(|s| s.at_ms).collect::<Vec<_>>(), [99, 1300, 2500, 3798]);
@@ -537,7 +557,10 @@ mod tests {
         assert_eq!(stats.summary(), "4 requests, 2 ok, 2 failed (2× curl exit 28 (timed out); first at 1.3 s, last at 2.5 s)");
         assert!(check_load(&LoadExpect { max_failures: Some(2), failures_stop_within_ms: Some(1200) }, &stats).ok);
         let v = check_load(&LoadExpect { max_failures: Some(1), ..Default::default() }, &stats);
-        assert_eq!(v.message(), "expected at most 1 failed requests, got 4 requests, 2 ok, 2 failed (2× curl exit 28 (timed out); first at 1.3 s, last at 2.5 s)");
+        assert_eq!(
+            v.message(),
+            "expected at most 1 failed requests, got 4 requests, 2 ok, 2 failed (2× curl exit 28 (timed out); first at 1.3 s, last at 2.5 s)"
+        );
         let v = check_load(&LoadExpect { failures_stop_within_ms: Some(1000), ..Default::default() }, &stats);
         assert!(v.message().starts_with("expected failures to stop within 1s of the first, got failures for 1.2 s ("), "{}", v.message());
         assert!(!check_load(&LoadExpect::default(), &LoadStats::default()).ok);
@@ -550,12 +573,28 @@ mod tests {
     #[test]
     fn pod_conditions() {
         let pods = [pod("a", "node-1", true), pod("b", "node-2", true), pod("c", "node-2", false)];
-        let c = |ready, total, nodes, node: Option<&str>| PodsCondition { namespace: "default".into(), selector: "app=web".into(), ready, total, nodes, node: node.map(str::to_string) };
+        let c = |ready, total, nodes, node: Option<&str>| PodsCondition {
+            namespace: "default".into(),
+            selector: "app=web".into(),
+            ready,
+            total,
+            nodes,
+            node: node.map(str::to_string),
+        };
         assert!(check_pods(&c(Some(2), None, Some(2), None), &pods).ok);
-        assert_eq!(check_pods(&c(Some(3), None, None, None), &pods).message(), "expected at least 3 Ready matching app=web, got 2 Ready of 3 pods on 2 nodes (node-1, node-2)");
-        assert_eq!(check_pods(&c(None, Some(2), None, None), &pods).message(), "expected exactly 2 pods matching app=web, got 2 Ready of 3 pods on 2 nodes (node-1, node-2)");
+        assert_eq!(
+            check_pods(&c(Some(3), None, None, None), &pods).message(),
+            "expected at least 3 Ready matching app=web, got 2 Ready of 3 pods on 2 nodes (node-1, node-2)"
+        );
+        assert_eq!(
+            check_pods(&c(None, Some(2), None, None), &pods).message(),
+            "expected exactly 2 pods matching app=web, got 2 Ready of 3 pods on 2 nodes (node-1, node-2)"
+        );
         assert!(check_pods(&c(Some(1), Some(2), None, Some("node-2")), &pods).ok);
-        assert_eq!(check_pods(&c(Some(2), None, None, Some("node-2")), &pods).message(), "expected at least 2 Ready matching app=web on node-2, got 1 Ready of 2 pods on node-2");
+        assert_eq!(
+            check_pods(&c(Some(2), None, None, Some("node-2")), &pods).message(),
+            "expected at least 2 Ready matching app=web on node-2, got 1 Ready of 2 pods on node-2"
+        );
         let mut leaving = pod("d", "node-1", true);
         leaving["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");
         assert!(!check_pods(&c(Some(2), None, None, Some("node-1")), &[pods[0].clone(), leaving]).ok, "a pod being deleted is not Ready");
@@ -586,7 +625,10 @@ mod tests {
         assert_eq!(a, cluster_name("test-node-loss", "/a/scenarios/test-node-loss.yaml"));
         for stem in ["test", "2fast", "Very_Long-Scenario-Name-Indeed", "ü"] {
             let n = cluster_name(stem, stem);
-            assert!(n.len() <= 16 && n.starts_with(|c: char| c.is_ascii_lowercase()) && n.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()), "{stem} → {n}");
+            assert!(
+                n.len() <= 16 && n.starts_with(|c: char| c.is_ascii_lowercase()) && n.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()),
+                "{stem} → {n}"
+            );
         }
     }
 
@@ -603,7 +645,15 @@ mod tests {
             ],
         };
         let lines: Vec<String> = suite.cases.iter().map(case_line).collect();
-        assert_eq!(lines, ["✓ cluster up (1.2 s)", "✓ stop load (0.1 s) — 10 requests, 10 ok, 0 failed", "✗ curl <web> (5.0 s): expected \"a\", got \"b\"", "- later (not run)"]);
+        assert_eq!(
+            lines,
+            [
+                "✓ cluster up (1.2 s)",
+                "✓ stop load (0.1 s) — 10 requests, 10 ok, 0 failed",
+                "✗ curl <web> (5.0 s): expected \"a\", got \"b\"",
+                "- later (not run)"
+            ]
+        );
         assert_eq!(
             junit(&[suite]),
             r#"<?xml version="1.0" encoding="UTF-8"?>

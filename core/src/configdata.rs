@@ -10,10 +10,16 @@ use std::path::{Path, PathBuf};
 /// One `--from-literal` or `--from-file` argument.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
-    Literal { key: String, value: String },
+    Literal {
+        key: String,
+        value: String,
+    },
     /// `--from-file=[KEY=]PATH`: without a key, the file's base name (or, for a directory, each
     /// regular file's name in it).
-    File { key: Option<String>, path: PathBuf },
+    File {
+        key: Option<String>,
+        path: PathBuf,
+    },
 }
 
 /// `--from-literal=KEY=VALUE` (the value may itself contain `=`).

@@ -83,14 +83,9 @@ fn pod_admission(spec: &mut Value) {
     set(spec, "preemptionPolicy", json!("PreemptLowerPriority"));
     set(spec, "tolerations", json!([]));
     if let Some(tolerations) = spec["tolerations"].as_array_mut() {
-        for key in [
-            "node.kubernetes.io/not-ready",
-            "node.kubernetes.io/unreachable",
-        ] {
+        for key in ["node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"] {
             let tolerated = tolerations.iter().any(|t| {
-                let key_ok = t["key"].as_str() == Some(key)
-                    || (t["key"].as_str().unwrap_or_default().is_empty()
-                        && t["operator"].as_str() == Some("Exists"));
+                let key_ok = t["key"].as_str() == Some(key) || (t["key"].as_str().unwrap_or_default().is_empty() && t["operator"].as_str() == Some("Exists"));
                 let effect = t["effect"].as_str().unwrap_or_default();
                 key_ok && (effect.is_empty() || effect == "NoExecute")
             });
@@ -103,15 +98,7 @@ fn pod_admission(spec: &mut Value) {
 
 fn container(c: &mut Value) {
     let image = c["image"].as_str().unwrap_or_default();
-    set(
-        c,
-        "imagePullPolicy",
-        json!(if image_tag(image) == "latest" {
-            "Always"
-        } else {
-            "IfNotPresent"
-        }),
-    );
+    set(c, "imagePullPolicy", json!(if image_tag(image) == "latest" { "Always" } else { "IfNotPresent" }));
     set(c, "terminationMessagePath", json!("/dev/termination-log"));
     set(c, "terminationMessagePolicy", json!("File"));
     set(c, "resources", json!({}));
@@ -165,11 +152,7 @@ fn namespace(obj: &mut Value) {
     let name = obj["metadata"]["name"].clone();
     if name.is_string() {
         // Every namespace carries its own name as a label (1.21+).
-        set(
-            object_at(object_at(obj, "metadata"), "labels"),
-            "kubernetes.io/metadata.name",
-            name,
-        );
+        set(object_at(object_at(obj, "metadata"), "labels"), "kubernetes.io/metadata.name", name);
     }
     set(object_at(obj, "spec"), "finalizers", json!(["kubernetes"]));
     set(object_at(obj, "status"), "phase", json!("Active"));
@@ -228,11 +211,9 @@ mod tests {
 
     #[test]
     fn pod_like_the_api_server() {
-        let pod = defaulted(
-            json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {
+        let pod = defaulted(json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {
             "containers": [{"name": "c", "image": "nginx", "ports": [{"containerPort": 80}]}],
-            "volumes": [{"name": "s", "secret": {"secretName": "nginxsecret"}}]}}),
-        );
+            "volumes": [{"name": "s", "secret": {"secretName": "nginxsecret"}}]}}));
         let spec = &pod["spec"];
         for (k, v) in [
             ("dnsPolicy", json!("ClusterFirst")),
@@ -259,19 +240,14 @@ mod tests {
             json!({"name": "c", "image": "nginx", "ports": [{"containerPort": 80, "protocol": "TCP"}],
             "imagePullPolicy": "Always", "terminationMessagePath": "/dev/termination-log", "terminationMessagePolicy": "File", "resources": {}})
         );
-        assert_eq!(
-            spec["volumes"][0]["secret"],
-            json!({"secretName": "nginxsecret", "defaultMode": 420})
-        );
+        assert_eq!(spec["volumes"][0]["secret"], json!({"secretName": "nginxsecret", "defaultMode": 420}));
     }
 
     #[test]
     fn existing_tolerations_and_values_are_kept() {
-        let pod = defaulted(
-            json!({"kind": "Pod", "spec": {"restartPolicy": "Never", "tolerations": [
+        let pod = defaulted(json!({"kind": "Pod", "spec": {"restartPolicy": "Never", "tolerations": [
             {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 5}],
-            "containers": [{"name": "c", "image": "busybox:1.37", "imagePullPolicy": "Never"}]}}),
-        );
+            "containers": [{"name": "c", "image": "busybox:1.37", "imagePullPolicy": "Never"}]}}));
         assert_eq!(pod["spec"]["restartPolicy"], "Never");
         let t = pod["spec"]["tolerations"].as_array().unwrap();
         assert_eq!(t.len(), 2);
@@ -287,35 +263,19 @@ mod tests {
         assert_eq!(image_tag("bprashanth/nginxhttps:1.0"), "1.0");
         assert_eq!(image_tag("localhost:5000/app"), "latest");
         assert_eq!(image_tag("nginx@sha256:abc"), "");
-        let pod = defaulted(
-            json!({"kind": "Pod", "spec": {"containers": [{"name": "c", "image": "radial/busyboxplus:curl"}]}}),
-        );
-        assert_eq!(
-            pod["spec"]["containers"][0]["imagePullPolicy"],
-            "IfNotPresent"
-        );
+        let pod = defaulted(json!({"kind": "Pod", "spec": {"containers": [{"name": "c", "image": "radial/busyboxplus:curl"}]}}));
+        assert_eq!(pod["spec"]["containers"][0]["imagePullPolicy"], "IfNotPresent");
     }
 
     #[test]
     fn deployment_and_template() {
-        let d = defaulted(
-            json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "my-nginx"},
+        let d = defaulted(json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "my-nginx"},
             "spec": {"selector": {"matchLabels": {"run": "my-nginx"}}, "template": {"metadata": {"labels": {"run": "my-nginx"}},
-            "spec": {"containers": [{"name": "my-nginx", "image": "nginx"}]}}}}),
-        );
+            "spec": {"containers": [{"name": "my-nginx", "image": "nginx"}]}}}}));
         let spec = &d["spec"];
         assert_eq!(spec["replicas"], 1);
-        assert_eq!(
-            spec["strategy"],
-            json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}})
-        );
-        assert_eq!(
-            (
-                spec["revisionHistoryLimit"].clone(),
-                spec["progressDeadlineSeconds"].clone()
-            ),
-            (json!(10), json!(600))
-        );
+        assert_eq!(spec["strategy"], json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}}));
+        assert_eq!((spec["revisionHistoryLimit"].clone(), spec["progressDeadlineSeconds"].clone()), (json!(10), json!(600)));
         let tspec = &spec["template"]["spec"];
         assert_eq!(tspec["restartPolicy"], "Always");
         assert_eq!(tspec["containers"][0]["terminationMessagePolicy"], "File");
@@ -323,33 +283,22 @@ mod tests {
         assert!(tspec.get("serviceAccountName").is_none() && tspec.get("tolerations").is_none());
         assert!(tspec.get("enableServiceLinks").is_none());
 
-        let recreate = defaulted(
-            json!({"kind": "Deployment", "spec": {"replicas": 0, "strategy": {"type": "Recreate"}}}),
-        );
+        let recreate = defaulted(json!({"kind": "Deployment", "spec": {"replicas": 0, "strategy": {"type": "Recreate"}}}));
         assert_eq!(recreate["spec"]["strategy"], json!({"type": "Recreate"}));
         assert_eq!(recreate["spec"]["replicas"], 0);
-        let rs = defaulted(
-            json!({"kind": "ReplicaSet", "spec": {"template": {"spec": {"containers": []}}}}),
-        );
+        let rs = defaulted(json!({"kind": "ReplicaSet", "spec": {"template": {"spec": {"containers": []}}}}));
         assert_eq!(rs["spec"]["replicas"], 1);
     }
 
     #[test]
     fn namespace_and_service() {
-        let ns = defaulted(
-            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "dev"}}),
-        );
+        let ns = defaulted(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "dev"}}));
         assert_eq!(ns["spec"], json!({"finalizers": ["kubernetes"]}));
-        assert_eq!(
-            ns["metadata"]["labels"],
-            json!({"kubernetes.io/metadata.name": "dev"})
-        );
+        assert_eq!(ns["metadata"]["labels"], json!({"kubernetes.io/metadata.name": "dev"}));
         assert_eq!(ns["status"], json!({"phase": "Active"}));
 
-        let svc = defaulted(
-            json!({"kind": "Service", "spec": {"type": "NodePort", "ports": [
-            {"port": 8080, "targetPort": 80, "name": "http"}, {"port": 443, "name": "https"}]}}),
-        );
+        let svc = defaulted(json!({"kind": "Service", "spec": {"type": "NodePort", "ports": [
+            {"port": 8080, "targetPort": 80, "name": "http"}, {"port": 443, "name": "https"}]}}));
         let spec = &svc["spec"];
         assert_eq!(
             spec["ports"],
@@ -357,28 +306,15 @@ mod tests {
             {"port": 8080, "targetPort": 80, "name": "http", "protocol": "TCP"},
             {"port": 443, "name": "https", "protocol": "TCP", "targetPort": 443}])
         );
-        assert_eq!(
-            (
-                spec["sessionAffinity"].clone(),
-                spec["externalTrafficPolicy"].clone()
-            ),
-            (json!("None"), json!("Cluster"))
-        );
+        assert_eq!((spec["sessionAffinity"].clone(), spec["externalTrafficPolicy"].clone()), (json!("None"), json!("Cluster")));
         assert_eq!(spec["internalTrafficPolicy"], "Cluster");
         assert_eq!(svc["status"], json!({"loadBalancer": {}}));
 
-        let sticky = defaulted(
-            json!({"kind": "Service", "spec": {"sessionAffinity": "ClientIP", "ports": [{"port": 80}]}}),
-        );
-        assert_eq!(
-            sticky["spec"]["sessionAffinityConfig"],
-            json!({"clientIP": {"timeoutSeconds": 10800}})
-        );
+        let sticky = defaulted(json!({"kind": "Service", "spec": {"sessionAffinity": "ClientIP", "ports": [{"port": 80}]}}));
+        assert_eq!(sticky["spec"]["sessionAffinityConfig"], json!({"clientIP": {"timeoutSeconds": 10800}}));
         assert_eq!(sticky["spec"]["type"], "ClusterIP");
         assert!(sticky["spec"].get("externalTrafficPolicy").is_none());
-        let ext = defaulted(
-            json!({"kind": "Service", "spec": {"type": "ExternalName", "externalName": "example.com"}}),
-        );
+        let ext = defaulted(json!({"kind": "Service", "spec": {"type": "ExternalName", "externalName": "example.com"}}));
         assert!(ext["spec"].get("internalTrafficPolicy").is_none());
         assert!(ext["spec"].get("externalTrafficPolicy").is_none());
         let lb = defaulted(json!({"kind": "Service", "spec": {"type": "LoadBalancer", "ports": [{"port": 80}]}}));

@@ -15,11 +15,11 @@
 //!   (EP-8: insertion order); a batch of new endpoints is appended sorted by IP (byte-wise), so the
 //!   result does not depend on the order of the pod list.
 
-use std::borrow::Borrow;
 use crate::naming;
 use crate::object;
 use crate::selector::Selector;
 use serde_json::{json, Map, Value};
+use std::borrow::Borrow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::IpAddr;
 
@@ -59,11 +59,7 @@ impl SliceChanges {
 
 /// The pod's `Ready` condition is `"True"`.
 pub fn pod_is_ready(pod: &Value) -> bool {
-    object::at(pod, &["status", "conditions"])
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .any(|c| c["type"] == "Ready" && c["status"] == "True")
+    object::at(pod, &["status", "conditions"]).and_then(Value::as_array).into_iter().flatten().any(|c| c["type"] == "Ready" && c["status"] == "True")
 }
 
 /// The Service's selector, or None when it has none (an empty `selector: {}` counts as none:
@@ -156,8 +152,7 @@ fn endpoints_port(svc_port: &Value, number: u16) -> Value {
 /// `spec.subdomain` names this Service (same namespace, which selection already ensures).
 fn endpoint_hostname<'a>(svc: &Value, pod: &'a Value) -> Option<&'a str> {
     let hostname = object::str_at(pod, &["spec", "hostname"]).filter(|h| !h.is_empty())?;
-    (object::str_at(pod, &["spec", "subdomain"]) == Some(object::name(svc)) && object::namespace(pod) == object::namespace(svc))
-        .then_some(hostname)
+    (object::str_at(pod, &["spec", "subdomain"]) == Some(object::name(svc)) && object::namespace(pod) == object::namespace(svc)).then_some(hostname)
 }
 
 fn pod_ref(pod: &Value) -> Value {
@@ -409,7 +404,13 @@ fn pod_endpoint(svc: &Value, pod: &Value, ip: &str) -> Value {
 /// slice that would be deleted while another is created is rewritten in place instead (as
 /// upstream does), so a steady state yields no writes and churn rarely creates names.
 /// `entropy` supplies the random suffix of new slice names.
-pub fn desired_slices<P: Borrow<Value>, S: Borrow<Value>>(svc: &Value, pods: &[P], existing: &[S], now: &str, entropy: &mut dyn FnMut() -> [u8; 5]) -> SliceChanges {
+pub fn desired_slices<P: Borrow<Value>, S: Borrow<Value>>(
+    svc: &Value,
+    pods: &[P],
+    existing: &[S],
+    now: &str,
+    entropy: &mut dyn FnMut() -> [u8; 5],
+) -> SliceChanges {
     let svc_name = object::name(svc);
     let existing: Vec<&Value> = existing
         .iter()
@@ -675,13 +676,8 @@ fn reconcile(template: &SliceTemplate, mut groups: Groups, existing: &[&Value], 
                 }
             }
         }
-        let new_slice = |endpoints: Vec<Value>| Planned {
-            base: None,
-            key: key.clone(),
-            address_type: group.address_type.clone(),
-            ports: group.ports.clone(),
-            endpoints,
-        };
+        let new_slice =
+            |endpoints: Vec<Value>| Planned { base: None, key: key.clone(), address_type: group.address_type.clone(), ports: group.ports.clone(), endpoints };
         if want_placeholder && key == placeholder_key && !kept.iter().any(|p| p.key == key) {
             created.push(new_slice(vec![]));
         }

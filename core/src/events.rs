@@ -66,11 +66,7 @@ pub fn new_event(
 pub fn repeat(event: &mut Value, now_rfc3339: &str) {
     // An event written without a count (the events.k8s.io API leaves singletons at 0) has
     // happened once.
-    let count = event
-        .get("count")
-        .and_then(Value::as_i64)
-        .filter(|c| *c > 0)
-        .unwrap_or(1);
+    let count = event.get("count").and_then(Value::as_i64).filter(|c| *c > 0).unwrap_or(1);
     if let Some(map) = event.as_object_mut() {
         map.insert("count".into(), json!(count + 1));
         map.insert("lastTimestamp".into(), json!(now_rfc3339));
@@ -94,8 +90,7 @@ pub fn is_same_event(existing: &Value, new: &Value) -> bool {
         &["reason"],
         &["message"],
     ];
-    KEY.iter()
-        .all(|path| str_at(existing, path).unwrap_or("") == str_at(new, path).unwrap_or(""))
+    KEY.iter().all(|path| str_at(existing, path).unwrap_or("") == str_at(new, path).unwrap_or(""))
 }
 
 /// `reference.GetReference`: the object's identity, with Go's `omitempty` (a Node's reference
@@ -106,9 +101,7 @@ fn object_reference(obj: &Value) -> Value {
     // reference must still say which API the kind lives in.
     let api_version = match str_at(obj, &["apiVersion"]) {
         Some(v) if !v.is_empty() => v.to_string(),
-        _ => kinds::by_kind(kind)
-            .map(|k| k.api_version())
-            .unwrap_or_default(),
+        _ => kinds::by_kind(kind).map(|k| k.api_version()).unwrap_or_default(),
     };
     non_empty(&[
         ("apiVersion", &api_version),
@@ -116,20 +109,13 @@ fn object_reference(obj: &Value) -> Value {
         ("name", name(obj)),
         ("namespace", namespace(obj)),
         ("uid", uid(obj)),
-        (
-            "resourceVersion",
-            str_at(obj, &["metadata", "resourceVersion"]).unwrap_or(""),
-        ),
+        ("resourceVersion", str_at(obj, &["metadata", "resourceVersion"]).unwrap_or("")),
     ])
 }
 
 /// A JSON map of the non-empty pairs (Go's `omitempty` on string fields).
 fn non_empty(pairs: &[(&str, &str)]) -> Value {
-    let map: Map<String, Value> = pairs
-        .iter()
-        .filter(|(_, v)| !v.is_empty())
-        .map(|(k, v)| (k.to_string(), json!(v)))
-        .collect();
+    let map: Map<String, Value> = pairs.iter().filter(|(_, v)| !v.is_empty()).map(|(k, v)| (k.to_string(), json!(v))).collect();
     Value::Object(map)
 }
 
@@ -144,21 +130,11 @@ mod tests {
                "spec": {"nodeName": "node-1"}})
     }
 
-    const MOUNT_FAILED: &str =
-        "MountVolume.SetUp failed for volume \"secret-volume\" : secret \"nginxsecret\" not found";
+    const MOUNT_FAILED: &str = "MountVolume.SetUp failed for volume \"secret-volume\" : secret \"nginxsecret\" not found";
 
     #[test]
     fn failed_mount_like_kubelet() {
-        let e = new_event(
-            &pod(),
-            WARNING,
-            "FailedMount",
-            MOUNT_FAILED,
-            "kubelet",
-            "node-1",
-            "2024-05-01T10:00:16Z",
-            0x17cb_6a4f_3c2d_1e00,
-        );
+        let e = new_event(&pod(), WARNING, "FailedMount", MOUNT_FAILED, "kubelet", "node-1", "2024-05-01T10:00:16Z", 0x17cb_6a4f_3c2d_1e00);
         assert_eq!(
             e,
             json!({
@@ -186,60 +162,18 @@ mod tests {
         // A Node read without apiVersion, without resourceVersion: the reference says v1 and
         // carries no empty fields.
         let node = json!({"kind": "Node", "metadata": {"name": "node-1", "uid": "node-uid"}});
-        let e = new_event(
-            &node,
-            NORMAL,
-            "Starting",
-            "Starting kubelet.",
-            "kubelet",
-            "node-1",
-            "2024-05-01T10:00:00Z",
-            255,
-        );
-        assert_eq!(
-            e["metadata"],
-            json!({"name": "node-1.ff", "namespace": "default"})
-        );
-        assert_eq!(
-            e["involvedObject"],
-            json!({"apiVersion": "v1", "kind": "Node", "name": "node-1", "uid": "node-uid"})
-        );
+        let e = new_event(&node, NORMAL, "Starting", "Starting kubelet.", "kubelet", "node-1", "2024-05-01T10:00:00Z", 255);
+        assert_eq!(e["metadata"], json!({"name": "node-1.ff", "namespace": "default"}));
+        assert_eq!(e["involvedObject"], json!({"apiVersion": "v1", "kind": "Node", "name": "node-1", "uid": "node-uid"}));
         // A reporter without a host keeps `source` free of an empty host.
-        let e = new_event(
-            &node,
-            NORMAL,
-            "X",
-            "m",
-            "emu-controller",
-            "",
-            "2024-05-01T10:00:00Z",
-            1,
-        );
+        let e = new_event(&node, NORMAL, "X", "m", "emu-controller", "", "2024-05-01T10:00:00Z", 1);
         assert_eq!(e["source"], json!({"component": "emu-controller"}));
     }
 
     #[test]
     fn repeats_count_up_and_keep_identity() {
-        let mut e = new_event(
-            &pod(),
-            WARNING,
-            "FailedMount",
-            MOUNT_FAILED,
-            "kubelet",
-            "node-1",
-            "2024-05-01T10:00:16Z",
-            1,
-        );
-        let again = new_event(
-            &pod(),
-            WARNING,
-            "FailedMount",
-            MOUNT_FAILED,
-            "kubelet",
-            "node-1",
-            "2024-05-01T10:00:18Z",
-            2,
-        );
+        let mut e = new_event(&pod(), WARNING, "FailedMount", MOUNT_FAILED, "kubelet", "node-1", "2024-05-01T10:00:16Z", 1);
+        let again = new_event(&pod(), WARNING, "FailedMount", MOUNT_FAILED, "kubelet", "node-1", "2024-05-01T10:00:18Z", 2);
         assert!(is_same_event(&e, &again));
         repeat(&mut e, "2024-05-01T10:00:18Z");
         assert_eq!(e["count"], 2);
@@ -251,16 +185,7 @@ mod tests {
         repeat(&mut singleton, "2024-05-01T10:00:18Z");
         assert_eq!(singleton["count"], 2);
 
-        let other = new_event(
-            &pod(),
-            WARNING,
-            "FailedMount",
-            "other message",
-            "kubelet",
-            "node-1",
-            "2024-05-01T10:00:18Z",
-            3,
-        );
+        let other = new_event(&pod(), WARNING, "FailedMount", "other message", "kubelet", "node-1", "2024-05-01T10:00:18Z", 3);
         assert!(!is_same_event(&e, &other));
     }
 }

@@ -210,7 +210,8 @@ pub fn parse(obj: &Value, nodes: &[String]) -> Result<FaultSpec, String> {
         }
     };
     let group = |field: &str| -> Result<Vec<String>, String> {
-        let list = spec["partition"][field].as_array().filter(|l| !l.is_empty()).ok_or_else(|| format!("spec.partition.{field}: give one or more node names"))?;
+        let list =
+            spec["partition"][field].as_array().filter(|l| !l.is_empty()).ok_or_else(|| format!("spec.partition.{field}: give one or more node names"))?;
         list.iter().map(|n| node(&format!("spec.partition.{field}"), n)).collect()
     };
     if spec["partition"].is_object() {
@@ -365,7 +366,10 @@ mod tests {
             FaultSpec::NodeStop { node: "node-3".into(), kill: false },
             FaultSpec::NodeStop { node: "node-2".into(), kill: true },
             FaultSpec::Netem { target: Target::Node("node-1".into()), netem: Netem { delay_ms: Some(100.0), jitter_ms: Some(10.0), ..Default::default() } },
-            FaultSpec::Netem { target: Target::Pod { namespace: "default".into(), name: "web".into() }, netem: Netem { loss: Some(20.0), rate: Some("1mbit".into()), ..Default::default() } },
+            FaultSpec::Netem {
+                target: Target::Pod { namespace: "default".into(), name: "web".into() },
+                netem: Netem { loss: Some(20.0), rate: Some("1mbit".into()), ..Default::default() },
+            },
         ];
         for spec in specs {
             assert_eq!(parse(&to_object("f", &spec), &nodes()), Ok(spec.clone()));
@@ -377,7 +381,10 @@ mod tests {
         let partition = FaultSpec::Partition { a: vec!["node-1".into()], b: vec!["node-2".into(), "node-3".into()], one_way: false };
         assert!(names_node(&partition, "node-3") && !names_node(&partition, "node-4"));
         assert!(names_node(&FaultSpec::LinkDown { node: "node-2".into() }, "node-2"));
-        let pod = FaultSpec::Netem { target: Target::Pod { namespace: "default".into(), name: "node-2".into() }, netem: Netem { loss: Some(1.0), ..Default::default() } };
+        let pod = FaultSpec::Netem {
+            target: Target::Pod { namespace: "default".into(), name: "node-2".into() },
+            netem: Netem { loss: Some(1.0), ..Default::default() },
+        };
         assert!(!names_node(&pod, "node-2"));
     }
 
@@ -388,9 +395,18 @@ mod tests {
             parse(&obj(json!({"partition": {"a": ["node-9"], "b": ["node-2"]}})), &nodes()),
             Err("spec.partition.a: node \"node-9\" is not in the cluster (nodes: node-1, node-2, node-3)".into())
         );
-        assert_eq!(parse(&obj(json!({"partition": {"a": ["node-1"], "b": ["node-1"]}})), &nodes()), Err("spec.partition: node \"node-1\" is on both sides".into()));
-        assert_eq!(parse(&obj(json!({"netem": {"node": "node-1", "loss": "120%"}})), &nodes()), Err("spec.netem.loss: invalid percentage \"120%\": between 0% and 100%".into()));
-        assert_eq!(parse(&obj(json!({"netem": {"node": "node-1", "delay": "fast"}})), &nodes()), Err("spec.netem.delay: invalid duration \"fast\": use a number with ms, s or us (e.g. 100ms)".into()));
+        assert_eq!(
+            parse(&obj(json!({"partition": {"a": ["node-1"], "b": ["node-1"]}})), &nodes()),
+            Err("spec.partition: node \"node-1\" is on both sides".into())
+        );
+        assert_eq!(
+            parse(&obj(json!({"netem": {"node": "node-1", "loss": "120%"}})), &nodes()),
+            Err("spec.netem.loss: invalid percentage \"120%\": between 0% and 100%".into())
+        );
+        assert_eq!(
+            parse(&obj(json!({"netem": {"node": "node-1", "delay": "fast"}})), &nodes()),
+            Err("spec.netem.delay: invalid duration \"fast\": use a number with ms, s or us (e.g. 100ms)".into())
+        );
         assert_eq!(parse(&obj(json!({"netem": {"node": "node-1", "jitter": "5ms"}})), &nodes()), Err("spec.netem.jitter: needs a delay".into()));
         assert!(parse(&obj(json!({"netem": {"node": "node-1"}})), &nodes()).is_err());
         assert!(parse(&obj(json!({})), &nodes()).is_err());
@@ -402,7 +418,10 @@ mod tests {
     fn netem_of_one_link_merges_in_name_order() {
         let node = Target::Node("node-1".into());
         let f = |name: &str, netem: Netem| (name.to_string(), FaultSpec::Netem { target: node.clone(), netem });
-        let faults = [f("loss-1", Netem { loss: Some(20.0), ..Default::default() }), f("delay-1", Netem { delay_ms: Some(100.0), loss: Some(5.0), ..Default::default() })];
+        let faults = [
+            f("loss-1", Netem { loss: Some(20.0), ..Default::default() }),
+            f("delay-1", Netem { delay_ms: Some(100.0), loss: Some(5.0), ..Default::default() }),
+        ];
         assert_eq!(netem_by_target(&faults)[&node].args(), ["delay", "100ms", "loss", "20%"]);
     }
 

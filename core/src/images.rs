@@ -328,18 +328,12 @@ fn normalize(image: &str) -> (&str, &str) {
         Some(i) => (&image[..slash + i], &image[slash + i + 1..]),
         None => (image, "latest"),
     };
-    let repo = ["docker.io/", "index.docker.io/", "registry-1.docker.io/"]
-        .iter()
-        .find_map(|d| repo.strip_prefix(d))
-        .unwrap_or(repo);
+    let repo = ["docker.io/", "index.docker.io/", "registry-1.docker.io/"].iter().find_map(|d| repo.strip_prefix(d)).unwrap_or(repo);
     (repo.strip_prefix("library/").unwrap_or(repo), tag)
 }
 
 fn known_images() -> String {
-    let names: Vec<String> = CATALOG
-        .iter()
-        .map(|p| if p.name.contains(':') { p.name.to_string() } else { format!("{} (any tag)", p.name) })
-        .collect();
+    let names: Vec<String> = CATALOG.iter().map(|p| if p.name.contains(':') { p.name.to_string() } else { format!("{} (any tag)", p.name) }).collect();
     names.join(", ")
 }
 
@@ -362,11 +356,9 @@ impl ImageProfile {
     /// an image value in place), TERM for a tty, HOME last when nobody set it.
     pub fn process_env(&self, hostname: &str, env: &[(String, String)], tty: bool) -> Vec<(String, String)> {
         let mut out: Vec<(String, String)> = Vec::new();
-        let set = |out: &mut Vec<(String, String)>, k: &str, v: &str| {
-            match out.iter_mut().find(|(key, _)| key == k) {
-                Some(slot) => slot.1 = v.to_string(),
-                None => out.push((k.to_string(), v.to_string())),
-            }
+        let set = |out: &mut Vec<(String, String)>, k: &str, v: &str| match out.iter_mut().find(|(key, _)| key == k) {
+            Some(slot) => slot.1 = v.to_string(),
+            None => out.push((k.to_string(), v.to_string())),
         };
         let path = self.env.iter().find(|(k, _)| *k == "PATH").map_or(STD_PATH, |(_, v)| *v);
         set(&mut out, "PATH", path);

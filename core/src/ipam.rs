@@ -27,17 +27,10 @@ impl FromStr for Ipv4Cidr {
     type Err = CidrError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let err = |reason| CidrError {
-            input: s.to_string(),
-            reason,
-        };
+        let err = |reason| CidrError { input: s.to_string(), reason };
         let (addr, prefix) = s.split_once('/').ok_or_else(|| err("missing /prefix"))?;
         let addr = addr.parse().map_err(|_| err("not an IPv4 address"))?;
-        let prefix = prefix
-            .parse::<u8>()
-            .ok()
-            .filter(|&p| p <= 32)
-            .ok_or_else(|| err("prefix must be 0..32"))?;
+        let prefix = prefix.parse::<u8>().ok().filter(|&p| p <= 32).ok_or_else(|| err("prefix must be 0..32"))?;
         Ok(Ipv4Cidr { addr, prefix })
     }
 }
@@ -50,16 +43,11 @@ impl fmt::Display for Ipv4Cidr {
 
 impl Ipv4Cidr {
     pub fn new(addr: Ipv4Addr, prefix: u8) -> Self {
-        Ipv4Cidr {
-            addr,
-            prefix: prefix.min(32),
-        }
+        Ipv4Cidr { addr, prefix: prefix.min(32) }
     }
 
     fn mask(&self) -> u32 {
-        u32::MAX
-            .checked_shl(32 - u32::from(self.prefix))
-            .unwrap_or(0)
+        u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0)
     }
 
     /// Number of addresses, network and broadcast included.
@@ -87,11 +75,7 @@ impl Ipv4Cidr {
 
 /// The pod CIDR of node `node_index` (0-based): the index-th `/node_prefix` block of the cluster
 /// CIDR. None when the block does not exist (prefix too short, or out of blocks).
-pub fn node_pod_cidr(
-    cluster_cidr: Ipv4Cidr,
-    node_index: usize,
-    node_prefix: u8,
-) -> Option<Ipv4Cidr> {
+pub fn node_pod_cidr(cluster_cidr: Ipv4Cidr, node_index: usize, node_prefix: u8) -> Option<Ipv4Cidr> {
     if node_prefix < cluster_cidr.prefix || node_prefix > 32 {
         return None;
     }
@@ -99,10 +83,7 @@ pub fn node_pod_cidr(
     let index = u64::try_from(node_index).ok().filter(|&i| i < blocks)?;
     let block = Ipv4Cidr::new(Ipv4Addr::UNSPECIFIED, node_prefix).size();
     let base = u64::from(u32::from(cluster_cidr.network())) + index * block;
-    Some(Ipv4Cidr::new(
-        Ipv4Addr::from(u32::try_from(base).ok()?),
-        node_prefix,
-    ))
+    Some(Ipv4Cidr::new(Ipv4Addr::from(u32::try_from(base).ok()?), node_prefix))
 }
 
 /// The first host address: the node's `cni0` bridge and its pods' default gateway.
@@ -113,11 +94,7 @@ pub fn gateway(cidr: Ipv4Cidr) -> Ipv4Addr {
 /// The next free pod address after `last` (round robin, so a replacement pod gets a new IP, as
 /// host-local IPAM does), skipping the network address, the gateway and the broadcast address.
 /// None when the block is full.
-pub fn allocate_pod_ip(
-    cidr: Ipv4Cidr,
-    used: &HashSet<Ipv4Addr>,
-    last: Option<Ipv4Addr>,
-) -> Option<Ipv4Addr> {
+pub fn allocate_pod_ip(cidr: Ipv4Cidr, used: &HashSet<Ipv4Addr>, last: Option<Ipv4Addr>) -> Option<Ipv4Addr> {
     // Usable: network+2 ..= broadcast-1.
     let first = u64::from(u32::from(cidr.network())) + 2;
     let end = u64::from(u32::from(cidr.broadcast())); // exclusive
@@ -129,17 +106,13 @@ pub fn allocate_pod_ip(
         Some(l) if (first..end).contains(&l) => l + 1 - first,
         _ => 0,
     };
-    (0..count)
-        .map(|i| Ipv4Addr::from(u32::try_from(first + (start + i) % count).unwrap_or_default()))
-        .find(|ip| !used.contains(ip))
+    (0..count).map(|i| Ipv4Addr::from(u32::try_from(first + (start + i) % count).unwrap_or_default())).find(|ip| !used.contains(ip))
 }
 
 /// A node's address on the fabric (its InternalIP): node i (0-based) = network + i + 2, leaving
 /// .1 for the control plane ([`control_plane_ip`]).
 pub fn fabric_ip(fabric: Ipv4Cidr, node_index: usize) -> Ipv4Addr {
-    let offset = u32::try_from(node_index)
-        .unwrap_or(u32::MAX)
-        .saturating_add(2);
+    let offset = u32::try_from(node_index).unwrap_or(u32::MAX).saturating_add(2);
     Ipv4Addr::from(u32::from(fabric.network()).wrapping_add(offset))
 }
 
@@ -170,9 +143,7 @@ pub fn allocate_service_ip(cidr: Ipv4Cidr, used: &HashSet<Ipv4Addr>, entropy: u6
     let lower_end = (network + service_static_band(cidr)).min(end);
     let free_in = |from: u64, to: u64, start: u64| {
         let count = to.saturating_sub(from);
-        (0..count)
-            .map(|i| Ipv4Addr::from(u32::try_from(from + (start + i) % count).unwrap_or_default()))
-            .find(|ip| !used.contains(ip))
+        (0..count).map(|i| Ipv4Addr::from(u32::try_from(from + (start + i) % count).unwrap_or_default())).find(|ip| !used.contains(ip))
     };
     let upper = lower_end.max(network + 1);
     let span = end.saturating_sub(upper).max(1);
@@ -209,10 +180,7 @@ mod tests {
     fn parse_and_arithmetic() {
         let c = cidr("10.244.3.7/24");
         assert_eq!(c.to_string(), "10.244.3.7/24");
-        assert_eq!(
-            (c.network(), c.broadcast(), c.size()),
-            (ip("10.244.3.0"), ip("10.244.3.255"), 256)
-        );
+        assert_eq!((c.network(), c.broadcast(), c.size()), (ip("10.244.3.0"), ip("10.244.3.255"), 256));
         assert!(c.contains(ip("10.244.3.200")) && !c.contains(ip("10.244.4.1")));
         assert_eq!(c.nth(10), Some(ip("10.244.3.10")));
         assert_eq!(c.nth(256), None);
@@ -229,18 +197,12 @@ mod tests {
         let cluster = cidr("10.244.0.0/16");
         assert_eq!(node_pod_cidr(cluster, 0, 24), Some(cidr("10.244.0.0/24")));
         assert_eq!(node_pod_cidr(cluster, 3, 24), Some(cidr("10.244.3.0/24")));
-        assert_eq!(
-            node_pod_cidr(cluster, 255, 24),
-            Some(cidr("10.244.255.0/24"))
-        );
+        assert_eq!(node_pod_cidr(cluster, 255, 24), Some(cidr("10.244.255.0/24")));
         assert_eq!(node_pod_cidr(cluster, 256, 24), None);
         assert_eq!(node_pod_cidr(cluster, 0, 8), None);
         assert_eq!(gateway(cidr("10.244.3.0/24")), ip("10.244.3.1"));
         let fabric = cidr("172.18.0.0/16");
-        assert_eq!(
-            (fabric_ip(fabric, 0), fabric_ip(fabric, 1)),
-            (ip("172.18.0.2"), ip("172.18.0.3"))
-        );
+        assert_eq!((fabric_ip(fabric, 0), fabric_ip(fabric, 1)), (ip("172.18.0.2"), ip("172.18.0.3")));
     }
 
     #[test]
@@ -257,15 +219,9 @@ mod tests {
         used.insert(b);
         assert_eq!(allocate_pod_ip(c, &used, Some(b)), Some(ip("10.244.1.4")));
         // Wraps around past the broadcast address, skipping network and gateway.
-        assert_eq!(
-            allocate_pod_ip(c, &used, Some(ip("10.244.1.254"))),
-            Some(ip("10.244.1.2"))
-        );
+        assert_eq!(allocate_pod_ip(c, &used, Some(ip("10.244.1.254"))), Some(ip("10.244.1.2")));
         // A `last` outside the block starts from the beginning.
-        assert_eq!(
-            allocate_pod_ip(c, &used, Some(ip("192.168.0.1"))),
-            Some(ip("10.244.1.2"))
-        );
+        assert_eq!(allocate_pod_ip(c, &used, Some(ip("192.168.0.1"))), Some(ip("10.244.1.2")));
     }
 
     #[test]
@@ -275,18 +231,9 @@ mod tests {
         assert_eq!(allocate_pod_ip(c, &used, None), None);
         let mut almost = used.clone();
         almost.remove(&ip("10.244.1.4"));
-        assert_eq!(
-            allocate_pod_ip(c, &almost, Some(ip("10.244.1.5"))),
-            Some(ip("10.244.1.4"))
-        );
-        assert_eq!(
-            allocate_pod_ip(cidr("10.0.0.0/31"), &HashSet::new(), None),
-            None
-        );
-        assert_eq!(
-            allocate_pod_ip(cidr("10.0.0.0/30"), &HashSet::new(), None),
-            Some(ip("10.0.0.2"))
-        );
+        assert_eq!(allocate_pod_ip(c, &almost, Some(ip("10.244.1.5"))), Some(ip("10.244.1.4")));
+        assert_eq!(allocate_pod_ip(cidr("10.0.0.0/31"), &HashSet::new(), None), None);
+        assert_eq!(allocate_pod_ip(cidr("10.0.0.0/30"), &HashSet::new(), None), Some(ip("10.0.0.2")));
     }
 
     #[test]

@@ -45,10 +45,7 @@ impl ResourceKind {
         name.eq_ignore_ascii_case(self.plural)
             || name.eq_ignore_ascii_case(self.singular)
             || name.eq_ignore_ascii_case(self.kind)
-            || self
-                .short_names
-                .iter()
-                .any(|s| name.eq_ignore_ascii_case(s))
+            || self.short_names.iter().any(|s| name.eq_ignore_ascii_case(s))
     }
 }
 
@@ -61,15 +58,7 @@ const fn v1(
     short_names: &'static [&'static str],
     namespaced: bool,
 ) -> ResourceKind {
-    ResourceKind {
-        kind,
-        plural,
-        singular,
-        short_names,
-        group,
-        version: "v1",
-        namespaced,
-    }
+    ResourceKind { kind, plural, singular, short_names, group, version: "v1", namespaced }
 }
 
 #[rustfmt::skip] // a table, one resource a line
@@ -96,11 +85,7 @@ pub fn lookup(name: &str) -> Option<&'static ResourceKind> {
         return Some(k);
     }
     let (resource, qualifier) = name.split_once('.')?;
-    KINDS.iter().find(|k| {
-        !k.group.is_empty()
-            && k.answers_to(resource)
-            && (qualifier == k.group || qualifier == format!("{}.{}", k.version, k.group))
-    })
+    KINDS.iter().find(|k| !k.group.is_empty() && k.answers_to(resource) && (qualifier == k.group || qualifier == format!("{}.{}", k.version, k.group)))
 }
 
 /// Exact Kind match (`Deployment`), as found in a manifest's `kind` field.
@@ -149,14 +134,8 @@ mod tests {
         assert_eq!(d.qualified(), "deployment.apps");
         assert_eq!(d.qualified_plural(), "deployments.apps");
         let p = by_kind("Pod").unwrap();
-        assert_eq!(
-            (p.api_version().as_str(), p.qualified().as_str()),
-            ("v1", "pod")
-        );
-        assert_eq!(
-            by_kind("EndpointSlice").unwrap().qualified(),
-            "endpointslice.discovery.k8s.io"
-        );
+        assert_eq!((p.api_version().as_str(), p.qualified().as_str()), ("v1", "pod"));
+        assert_eq!(by_kind("EndpointSlice").unwrap().qualified(), "endpointslice.discovery.k8s.io");
         assert!(by_kind("deployment").is_none());
         assert!(!by_kind("Node").unwrap().namespaced);
     }

@@ -19,30 +19,14 @@ pub struct Document {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ManifestError {
     #[error("error parsing document {document} (line {line}): {message}")]
-    Syntax {
-        document: usize,
-        line: usize,
-        message: String,
-    },
+    Syntax { document: usize, line: usize, message: String },
     /// kubectl's wording (apimachinery's missingKindErr), with the document as compact JSON.
     #[error("document {document} (line {line}): Object 'Kind' is missing in '{json}'")]
-    MissingKind {
-        document: usize,
-        line: usize,
-        json: String,
-    },
+    MissingKind { document: usize, line: usize, json: String },
     #[error("document {document} (line {line}): Object 'apiVersion' is missing in '{json}'")]
-    MissingApiVersion {
-        document: usize,
-        line: usize,
-        json: String,
-    },
+    MissingApiVersion { document: usize, line: usize, json: String },
     #[error("document {document} (line {line}): expected an object with apiVersion and kind, found {found}")]
-    NotAnObject {
-        document: usize,
-        line: usize,
-        found: &'static str,
-    },
+    NotAnObject { document: usize, line: usize, found: &'static str },
 }
 
 /// Parses a YAML (or JSON) stream into objects. Empty documents are skipped, `kind: List` (and
@@ -65,15 +49,10 @@ pub fn parse_documents(text: &str) -> Result<Vec<Document>, ManifestError> {
                     let mut item = item.clone();
                     if let (Value::Object(m), false) = (&mut item, item_kind.is_empty()) {
                         m.entry("kind").or_insert_with(|| item_kind.into());
-                        m.entry("apiVersion")
-                            .or_insert_with(|| value["apiVersion"].clone());
+                        m.entry("apiVersion").or_insert_with(|| value["apiVersion"].clone());
                     }
                     check_object(&item, index, line)?;
-                    out.push(Document {
-                        index,
-                        line,
-                        value: item,
-                    });
+                    out.push(Document { index, line, value: item });
                 }
             }
             _ => out.push(Document { index, line, value }),
@@ -91,30 +70,14 @@ fn check_object(value: &Value, document: usize, line: usize) -> Result<(), Manif
             Value::Bool(_) => "a boolean",
             _ => "null",
         };
-        return Err(ManifestError::NotAnObject {
-            document,
-            line,
-            found,
-        });
+        return Err(ManifestError::NotAnObject { document, line, found });
     };
-    let present = |k: &str| {
-        map.get(k)
-            .and_then(Value::as_str)
-            .is_some_and(|s| !s.is_empty())
-    };
+    let present = |k: &str| map.get(k).and_then(Value::as_str).is_some_and(|s| !s.is_empty());
     if !present("kind") {
-        return Err(ManifestError::MissingKind {
-            document,
-            line,
-            json: canonical_json(value),
-        });
+        return Err(ManifestError::MissingKind { document, line, json: canonical_json(value) });
     }
     if !present("apiVersion") {
-        return Err(ManifestError::MissingApiVersion {
-            document,
-            line,
-            json: canonical_json(value),
-        });
+        return Err(ManifestError::MissingApiVersion { document, line, json: canonical_json(value) });
     }
     Ok(())
 }
@@ -147,8 +110,7 @@ fn line_of(text: &str, byte: usize) -> usize {
 
 /// A line that starts a new document: `---` alone or followed by whitespace (content may follow).
 fn is_document_start(line: &str) -> bool {
-    line.strip_prefix("---")
-        .is_some_and(|rest| rest.is_empty() || rest.starts_with([' ', '\t', '\r', '\n']))
+    line.strip_prefix("---").is_some_and(|rest| rest.is_empty() || rest.starts_with([' ', '\t', '\r', '\n']))
 }
 
 /// The first line (1-based, relative) that holds content: not blank, not a comment, not a
@@ -180,9 +142,7 @@ fn parse_yaml_stream(text: &str) -> Result<Vec<(usize, usize, Value)>, ManifestE
     for (i, line) in text.split_inclusive('\n').enumerate() {
         if is_document_start(line) {
             // A chunk with directives but no content belongs to the document that follows.
-            let carry = chunks.last().is_some_and(|(_, c)| {
-                first_content_line(c).is_none() && c.lines().any(|l| l.starts_with('%'))
-            });
+            let carry = chunks.last().is_some_and(|(_, c)| first_content_line(c).is_none() && c.lines().any(|l| l.starts_with('%')));
             if !carry {
                 chunks.push((i + 1, String::new()));
             }
@@ -198,27 +158,18 @@ fn parse_yaml_stream(text: &str) -> Result<Vec<(usize, usize, Value)>, ManifestE
         };
         let index = out.len() + 1;
         let line = start + rel - 1;
-        let value: Value =
-            serde_saphyr::from_str_with_options(&chunk, yaml_options()).map_err(|e| {
-                let e = e.without_snippet();
-                let at = e.location().map(|l| l.line() as usize).filter(|&l| l > 0);
-                let message = match e {
-                    // Go's YAML library wording, which is what kubectl users know.
-                    serde_saphyr::Error::DuplicateMappingKey { key: Some(k), .. } => {
-                        format!("key {k:?} already set in map")
-                    }
-                    e => serde_saphyr::MessageFormatter::format_message(
-                        &serde_saphyr::DefaultMessageFormatter,
-                        e,
-                    )
-                    .into_owned(),
-                };
-                ManifestError::Syntax {
-                    document: index,
-                    line: at.map_or(line, |l| start + l - 1),
-                    message,
+        let value: Value = serde_saphyr::from_str_with_options(&chunk, yaml_options()).map_err(|e| {
+            let e = e.without_snippet();
+            let at = e.location().map(|l| l.line() as usize).filter(|&l| l > 0);
+            let message = match e {
+                // Go's YAML library wording, which is what kubectl users know.
+                serde_saphyr::Error::DuplicateMappingKey { key: Some(k), .. } => {
+                    format!("key {k:?} already set in map")
                 }
-            })?;
+                e => serde_saphyr::MessageFormatter::format_message(&serde_saphyr::DefaultMessageFormatter, e).into_owned(),
+            };
+            ManifestError::Syntax { document: index, line: at.map_or(line, |l| start + l - 1), message }
+        })?;
         if !value.is_null() {
             out.push((index, line, value));
         }
@@ -269,31 +220,19 @@ mod tests {
         assert_eq!((docs[0].index, docs[0].line), (1, 2));
         let d = &docs[0].value;
         assert_eq!(d["metadata"], json!({"name": "my-nginx"}));
-        assert_eq!(
-            d["spec"]["selector"],
-            json!({"matchLabels": {"run": "my-nginx"}})
-        );
+        assert_eq!(d["spec"]["selector"], json!({"matchLabels": {"run": "my-nginx"}}));
         assert_eq!(d["spec"]["replicas"], json!(2));
-        assert_eq!(
-            d["spec"]["template"]["spec"]["containers"][0]["ports"],
-            json!([{"containerPort": 80}])
-        );
+        assert_eq!(d["spec"]["template"]["spec"]["containers"][0]["ports"], json!([{"containerPort": 80}]));
         // Block style with flow leaves, as users often write it.
         let mixed = "metadata: { name: my-nginx, labels: { run: \"my-nginx\", }, }\nkind: Pod\napiVersion: v1\n";
-        assert_eq!(
-            parse_documents(mixed).unwrap()[0].value["metadata"]["labels"]["run"],
-            "my-nginx"
-        );
+        assert_eq!(parse_documents(mixed).unwrap()[0].value["metadata"]["labels"]["run"], "my-nginx");
     }
 
     #[test]
     fn two_flow_documents_like_nginx_secure_app() {
         let text = format!("---\n{{\n  apiVersion: \"v1\",\n  kind: \"Service\",\n  metadata: {{ name: \"my-nginx\", }},\n}}\n{}", RUN_MY_NGINX);
         let docs = parse_documents(&text).unwrap();
-        let got: Vec<_> = docs
-            .iter()
-            .map(|d| (d.index, d.line, d.value["kind"].as_str().unwrap()))
-            .collect();
+        let got: Vec<_> = docs.iter().map(|d| (d.index, d.line, d.value["kind"].as_str().unwrap())).collect();
         assert_eq!(got, [(1, 2, "Service"), (2, 8, "Deployment")]);
     }
 
@@ -301,71 +240,36 @@ mod tests {
     fn syntax_error_names_document_and_line() {
         let text = "apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n---\n# second\napiVersion: v1\nkind: Pod\nmetadata:\n  name: b: c\n";
         let err = parse_documents(text).unwrap_err();
-        let ManifestError::Syntax {
-            document,
-            line,
-            ref message,
-        } = err
-        else {
-            panic!("{err}")
-        };
+        let ManifestError::Syntax { document, line, ref message } = err else { panic!("{err}") };
         assert_eq!((document, line), (2, 9), "{err}");
-        assert!(
-            message.contains("mapping values are not allowed"),
-            "{message}"
-        );
-        assert!(
-            err.to_string()
-                .starts_with("error parsing document 2 (line 9): mapping values are not allowed"),
-            "{err}"
-        );
+        assert!(message.contains("mapping values are not allowed"), "{message}");
+        assert!(err.to_string().starts_with("error parsing document 2 (line 9): mapping values are not allowed"), "{err}");
     }
 
     #[test]
     fn multiple_documents_empty_ones_skipped_and_lines() {
         let text = "# header\n---\n---\napiVersion: v1\nkind: Service\nmetadata: {name: s}\n---\n\n\napiVersion: v1\nkind: Pod\nmetadata: {name: p}\n...\n";
         let docs = parse_documents(text).unwrap();
-        let got: Vec<_> = docs
-            .iter()
-            .map(|d| (d.index, d.line, d.value["kind"].as_str().unwrap()))
-            .collect();
+        let got: Vec<_> = docs.iter().map(|d| (d.index, d.line, d.value["kind"].as_str().unwrap())).collect();
         assert_eq!(got, [(1, 4, "Service"), (2, 10, "Pod")]);
     }
 
     #[test]
     fn missing_kind_uses_kubectl_wording() {
-        let err =
-            parse_documents("metadata:\n  name: x\n  labels: {b: '<1>', a: z}\n").unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            r#"document 1 (line 1): Object 'Kind' is missing in '{"metadata":{"labels":{"a":"z","b":"\u003c1\u003e"},"name":"x"}}'"#
-        );
+        let err = parse_documents("metadata:\n  name: x\n  labels: {b: '<1>', a: z}\n").unwrap_err();
+        assert_eq!(err.to_string(), r#"document 1 (line 1): Object 'Kind' is missing in '{"metadata":{"labels":{"a":"z","b":"\u003c1\u003e"},"name":"x"}}'"#);
         let err = parse_documents("kind: Pod\n").unwrap_err();
-        assert!(
-            matches!(err, ManifestError::MissingApiVersion { .. }),
-            "{err}"
-        );
+        assert!(matches!(err, ManifestError::MissingApiVersion { .. }), "{err}");
         let err = parse_documents("kind: Pod\nkind: Service\n").unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            r#"error parsing document 1 (line 2): key "kind" already set in map"#
-        );
+        assert_eq!(err.to_string(), r#"error parsing document 1 (line 2): key "kind" already set in map"#);
         let err = parse_documents("- a\n").unwrap_err();
-        assert!(
-            matches!(
-                err,
-                ManifestError::NotAnObject {
-                    found: "a list",
-                    ..
-                }
-            ),
-            "{err}"
-        );
+        assert!(matches!(err, ManifestError::NotAnObject { found: "a list", .. }), "{err}");
     }
 
     #[test]
     fn lists_are_expanded() {
-        let text = "apiVersion: v1\nkind: List\nitems:\n- {apiVersion: v1, kind: Pod, metadata: {name: a}}\n- {apiVersion: v1, kind: Service, metadata: {name: b}}\n";
+        let text =
+            "apiVersion: v1\nkind: List\nitems:\n- {apiVersion: v1, kind: Pod, metadata: {name: a}}\n- {apiVersion: v1, kind: Service, metadata: {name: b}}\n";
         let docs = parse_documents(text).unwrap();
         assert_eq!(docs.len(), 2);
         assert_eq!(docs[1].value["kind"], "Service");
@@ -386,19 +290,13 @@ mod tests {
     fn json_streams() {
         let text = "{\"apiVersion\": \"v1\", \"kind\": \"Pod\", \"metadata\": {\"name\": \"a\"}}\n\n{\"apiVersion\": \"v1\",\n\t\"kind\": \"Pod\"}\n";
         let docs = parse_documents(text).unwrap();
-        assert_eq!(
-            docs.iter().map(|d| (d.index, d.line)).collect::<Vec<_>>(),
-            [(1, 1), (2, 3)]
-        );
+        assert_eq!(docs.iter().map(|d| (d.index, d.line)).collect::<Vec<_>>(), [(1, 1), (2, 3)]);
     }
 
     #[test]
     fn two_documents_like_nginx_secure_app() {
         let text = "apiVersion: v1\nkind: Service\nmetadata:\n  name: my-nginx\n  labels:\n    run: my-nginx\nspec:\n  type: NodePort\n  ports:\n  - port: 8080\n    targetPort: 80\n    protocol: TCP\n    name: http\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: my-nginx\nspec: {}\n";
         let docs = parse_documents(text).unwrap();
-        assert_eq!(
-            docs.iter().map(|d| (d.index, d.line)).collect::<Vec<_>>(),
-            [(1, 1), (2, 15)]
-        );
+        assert_eq!(docs.iter().map(|d| (d.index, d.line)).collect::<Vec<_>>(), [(1, 1), (2, 15)]);
     }
 }

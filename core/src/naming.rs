@@ -24,9 +24,7 @@ fn fnv32a(data: &[u8], mut h: u32) -> u32 {
 }
 
 pub(crate) fn fnv64a(data: &[u8]) -> u64 {
-    data.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
+    data.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
 }
 
 /// The `pod-template-hash` of a Deployment's pod template: FNV-32a over a canonical dump (plus
@@ -39,18 +37,12 @@ pub fn pod_template_hash(template: &Value, collision_count: Option<i32>) -> Stri
         bytes[..4].copy_from_slice(&(c as u32).to_le_bytes());
         h = fnv32a(&bytes, h);
     }
-    h.to_string()
-        .bytes()
-        .map(|d| SUFFIX_ALPHABET[usize::from(d) % SUFFIX_ALPHABET.len()] as char)
-        .collect()
+    h.to_string().bytes().map(|d| SUFFIX_ALPHABET[usize::from(d) % SUFFIX_ALPHABET.len()] as char).collect()
 }
 
 /// Five characters from `SUFFIX_ALPHABET`, one per entropy byte (the caller supplies randomness).
 pub fn name_suffix(entropy: [u8; 5]) -> String {
-    entropy
-        .iter()
-        .map(|&b| SUFFIX_ALPHABET[usize::from(b) % SUFFIX_ALPHABET.len()] as char)
-        .collect()
+    entropy.iter().map(|&b| SUFFIX_ALPHABET[usize::from(b) % SUFFIX_ALPHABET.len()] as char).collect()
 }
 
 /// What the API server makes of `generateName: <base>`: the base cut to 58 characters, plus a
@@ -124,10 +116,7 @@ pub fn validate_cluster_name(name: &str) -> Result<(), String> {
         return Err("cluster name must not be empty".into());
     }
     if name.len() > CLUSTER_NAME_MAX {
-        return Err(format!(
-            "cluster name {name:?} is {} characters long; use at most {CLUSTER_NAME_MAX} (it prefixes namespace names)",
-            name.len()
-        ));
+        return Err(format!("cluster name {name:?} is {} characters long; use at most {CLUSTER_NAME_MAX} (it prefixes namespace names)", name.len()));
     }
     match dns1123_label_errors(name).into_iter().next() {
         Some(msg) => Err(format!("cluster name {name:?} is invalid: {msg}")),
@@ -155,31 +144,19 @@ mod tests {
 
     #[test]
     fn digit_mapping_is_kubernetes_safe_encoding() {
-        let map: String = "0123456789"
-            .bytes()
-            .map(|d| SUFFIX_ALPHABET[usize::from(d) % 27] as char)
-            .collect();
+        let map: String = "0123456789".bytes().map(|d| SUFFIX_ALPHABET[usize::from(d) % 27] as char).collect();
         assert_eq!(map, "456789bcdf");
     }
 
     #[test]
     fn suffixes_and_generated_names() {
         for seed in 0..=255u8 {
-            let s = name_suffix([
-                seed,
-                seed.wrapping_mul(7),
-                seed ^ 0x5a,
-                255 - seed,
-                seed / 3,
-            ]);
+            let s = name_suffix([seed, seed.wrapping_mul(7), seed ^ 0x5a, 255 - seed, seed / 3]);
             assert_eq!(s.len(), 5);
             assert!(s.bytes().all(|c| SUFFIX_ALPHABET.contains(&c)), "{s}");
         }
         assert_eq!(name_suffix([0, 1, 26, 27, 255]), "bc9bq");
-        assert_eq!(
-            generate_name("my-nginx-5b56ccd65f-", [0; 5]),
-            "my-nginx-5b56ccd65f-bbbbb"
-        );
+        assert_eq!(generate_name("my-nginx-5b56ccd65f-", [0; 5]), "my-nginx-5b56ccd65f-bbbbb");
         let long = generate_name(&"a".repeat(80), [1; 5]);
         assert_eq!(long.len(), 63);
         assert!(long.starts_with(&"a".repeat(58)) && long.ends_with("ccccc"));
@@ -194,10 +171,7 @@ mod tests {
         assert_ne!(fabric_port(1), fabric_port(11));
         let v = pod_host_veth("6f1c2d3e-1111-4a2b-9c3d-0123456789ab");
         assert_eq!(v.len(), IFNAME_MAX);
-        assert!(
-            v.starts_with("veth") && v[4..].chars().all(|c| c.is_ascii_hexdigit()),
-            "{v}"
-        );
+        assert!(v.starts_with("veth") && v[4..].chars().all(|c| c.is_ascii_hexdigit()), "{v}");
         assert_eq!(v, pod_host_veth("6f1c2d3e-1111-4a2b-9c3d-0123456789ab"));
         assert_ne!(v, pod_host_veth("6f1c2d3e-1111-4a2b-9c3d-0123456789ac"));
     }
@@ -206,9 +180,7 @@ mod tests {
     fn cluster_names() {
         assert!(validate_cluster_name("lab").is_ok());
         assert!(validate_cluster_name(&"a".repeat(20)).is_ok());
-        assert!(validate_cluster_name(&"a".repeat(21))
-            .unwrap_err()
-            .contains("at most 20"));
+        assert!(validate_cluster_name(&"a".repeat(21)).unwrap_err().contains("at most 20"));
         assert!(validate_cluster_name("Lab").is_err());
         assert!(validate_cluster_name("a.b").is_err());
         assert!(validate_cluster_name("").is_err());

@@ -75,9 +75,7 @@ pub fn allocate_node_port(range: PortRange, used: impl Fn(u16) -> bool, entropy:
             return None;
         }
         let start = u32::try_from(entropy % u64::from(count)).unwrap_or_default();
-        (0..count)
-            .filter_map(|i| u16::try_from(from + (start + i) % count).ok())
-            .find(|p| !used(*p))
+        (0..count).filter_map(|i| u16::try_from(from + (start + i) % count).ok()).find(|p| !used(*p))
     };
     free_in(first + band, range.size().saturating_sub(band)).or_else(|| free_in(first, band))
 }
@@ -316,7 +314,11 @@ pub fn allocate_node_ports(svc: &mut Value, live: Option<&Value>, range: PortRan
     let mut entropy = seed;
     let mut chosen: BTreeSet<u16> = BTreeSet::new();
     let invalid = |i: usize, value: i64, e: PortError| {
-        NodePortError::Invalid(FieldError { field: format!("spec.ports[{i}].nodePort"), kind: FieldErrorKind::Invalid(value.to_string()), detail: e.to_string() })
+        NodePortError::Invalid(FieldError {
+            field: format!("spec.ports[{i}].nodePort"),
+            kind: FieldErrorKind::Invalid(value.to_string()),
+            detail: e.to_string(),
+        })
     };
     if needs_node_ports(svc) {
         let count = ports(svc).len();
@@ -383,9 +385,13 @@ mod tests {
 
     /// The tutorial's `my-nginx` (defaulted: protocols and targetPorts filled).
     fn my_nginx(ty: &str) -> Value {
-        svc("my-nginx", ty, json!([
+        svc(
+            "my-nginx",
+            ty,
+            json!([
             {"name": "http", "port": 8080, "protocol": "TCP", "targetPort": 80},
-            {"name": "https", "port": 443, "protocol": "TCP", "targetPort": 443}]))
+            {"name": "https", "port": 443, "protocol": "TCP", "targetPort": 443}]),
+        )
     }
 
     fn node_ports_of(v: &Value) -> Vec<i64> {
@@ -548,8 +554,12 @@ mod tests {
         restore_allocated(&live, &mut lb);
         assert_eq!(node_ports_of(&lb), node_ports_of(&live));
         // A port renumbered keeps its node port by name; a new port gets a new one.
-        let mut changed = svc("my-nginx", "NodePort", json!([
-            {"name": "http", "port": 8081, "protocol": "TCP"}, {"name": "https", "port": 443, "protocol": "TCP"}, {"name": "extra", "port": 9000, "protocol": "TCP"}]));
+        let mut changed = svc(
+            "my-nginx",
+            "NodePort",
+            json!([
+            {"name": "http", "port": 8081, "protocol": "TCP"}, {"name": "https", "port": 443, "protocol": "TCP"}, {"name": "extra", "port": 9000, "protocol": "TCP"}]),
+        );
         restore_allocated(&live, &mut changed);
         assert_eq!(&node_ports_of(&changed)[..2], &node_ports_of(&live)[..]);
         assert_eq!(node_ports_of(&changed)[2], 0);
@@ -558,8 +568,12 @@ mod tests {
         assert!(got[2] != 0 && !got[..2].contains(&got[2]), "{got:?}");
         // A value the user gives to another port is not handed out again.
         let http = node_ports_of(&live)[0];
-        let mut swapped = svc("my-nginx", "NodePort", json!([
-            {"name": "http", "port": 8080, "protocol": "TCP"}, {"name": "https", "port": 443, "protocol": "TCP", "nodePort": http}]));
+        let mut swapped = svc(
+            "my-nginx",
+            "NodePort",
+            json!([
+            {"name": "http", "port": 8080, "protocol": "TCP"}, {"name": "https", "port": 443, "protocol": "TCP", "nodePort": http}]),
+        );
         restore_allocated(&live, &mut swapped);
         assert_eq!(node_ports_of(&swapped), [0, http]);
         // The two ports of one number share theirs when restored (SVC-10).

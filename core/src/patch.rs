@@ -223,9 +223,9 @@ fn apply_operation(doc: &mut Value, op: &Map<String, Value>) -> Result<(), Strin
     let path = || field("path").ok_or_else(|| format!("{kind} operation failed to decode path: missing value"));
     let from = || field("from").ok_or_else(|| format!("{kind} operation failed to decode from: operation, missing from field: missing value"));
     let value = || {
-        op.get("value").cloned().ok_or_else(|| {
-            format!("invalid operation {}: failed to decode 'value': operation, missing value field: missing value", Value::Object(op.clone()))
-        })
+        op.get("value")
+            .cloned()
+            .ok_or_else(|| format!("invalid operation {}: failed to decode 'value': operation, missing value field: missing value", Value::Object(op.clone())))
     };
     match kind {
         "add" => add(doc, &path()?, value()?),
@@ -342,7 +342,8 @@ fn replace(doc: &mut Value, path: &str, value: Value) -> Result<(), String> {
 fn move_value(doc: &mut Value, from: &str, path: &str) -> Result<(), String> {
     let (parent, key) = parent_mut(doc, from).ok_or_else(|| format!("move operation does not apply: doc is missing from path: {from}: missing value"))?;
     let value = take(parent, &key).map_err(|e| format!("error in move for path: '{key}': {e}"))?;
-    let (parent, key) = parent_mut(doc, path).ok_or_else(|| format!("move operation does not apply: doc is missing destination path: {path}: missing value"))?;
+    let (parent, key) =
+        parent_mut(doc, path).ok_or_else(|| format!("move operation does not apply: doc is missing destination path: {path}: missing value"))?;
     insert(parent, &key, value).map_err(|e| format!("error in move for path: '{path}': {e}"))
 }
 
@@ -350,7 +351,8 @@ fn copy(doc: &mut Value, from: &str, path: &str) -> Result<(), String> {
     let missing = || format!("copy operation does not apply: doc is missing from path: {from}: missing value");
     let (parent, key) = parent_mut(doc, from).ok_or_else(missing)?;
     let value = child_mut(parent, &key).ok_or_else(missing)?.clone();
-    let (parent, key) = parent_mut(doc, path).ok_or_else(|| format!("copy operation does not apply: doc is missing destination path: {path}: missing value"))?;
+    let (parent, key) =
+        parent_mut(doc, path).ok_or_else(|| format!("copy operation does not apply: doc is missing destination path: {path}: missing value"))?;
     insert(parent, &key, value).map_err(|e| format!("error while adding value during copy: {e}"))
 }
 
@@ -488,7 +490,10 @@ mod tests {
         assert!(ports.iter().all(|p| p.get("nodePort").is_none()), "{ports:?}");
         assert_eq!(out["spec"]["extra"], json!({"port": 1}));
         // The whole document, and a test of an absent field against null.
-        assert_eq!(json_patch(&svc, &json!([{"op": "test", "path": "/spec/nope", "value": null}, {"op": "replace", "path": "", "value": {"a": 1}}])).unwrap(), json!({"a": 1}));
+        assert_eq!(
+            json_patch(&svc, &json!([{"op": "test", "path": "/spec/nope", "value": null}, {"op": "replace", "path": "", "value": {"a": 1}}])).unwrap(),
+            json!({"a": 1})
+        );
     }
 
     #[test]
@@ -496,20 +501,35 @@ mod tests {
         let svc = my_nginx();
         let cases = [
             (json!([{"op": "replace", "path": "/spec/foo", "value": 1}]), "replace operation does not apply: doc is missing key: /spec/foo: missing value"),
-            (json!([{"op": "replace", "path": "/spec/foo/bar", "value": 1}]), "replace operation does not apply: doc is missing path: /spec/foo/bar: missing value"),
+            (
+                json!([{"op": "replace", "path": "/spec/foo/bar", "value": 1}]),
+                "replace operation does not apply: doc is missing path: /spec/foo/bar: missing value",
+            ),
             (json!([{"op": "add", "path": "/nope/x", "value": 1}]), "add operation does not apply: doc is missing path: \"/nope/x\": missing value"),
-            (json!([{"op": "add", "path": "/spec/ports/9", "value": 1}]), "error in add for path: '/spec/ports/9': Unable to access invalid index: 9: invalid index referenced"),
+            (
+                json!([{"op": "add", "path": "/spec/ports/9", "value": 1}]),
+                "error in add for path: '/spec/ports/9': Unable to access invalid index: 9: invalid index referenced",
+            ),
             (
                 json!([{"op": "add", "path": "/spec/ports/x", "value": 1}]),
                 "error in add for path: '/spec/ports/x': value was not a proper array index: 'x': strconv.Atoi: parsing \"x\": invalid syntax",
             ),
             (json!([{"op": "remove", "path": "/spec/foo"}]), "error in remove for path: '/spec/foo': Unable to remove nonexistent key: foo: missing value"),
             (json!([{"op": "remove", "path": "/a/b"}]), "remove operation does not apply: doc is missing path: \"/a/b\": missing value"),
-            (json!([{"op": "remove", "path": "/spec/ports/2"}]), "error in remove for path: '/spec/ports/2': Unable to access invalid index: 2: invalid index referenced"),
+            (
+                json!([{"op": "remove", "path": "/spec/ports/2"}]),
+                "error in remove for path: '/spec/ports/2': Unable to access invalid index: 2: invalid index referenced",
+            ),
             (json!([{"op": "test", "path": "/spec/type", "value": "ClusterIP"}]), "testing value /spec/type failed: test failed"),
             (json!([{"op": "move", "from": "/x/y", "path": "/spec/z"}]), "move operation does not apply: doc is missing from path: /x/y: missing value"),
-            (json!([{"op": "move", "from": "/spec/type", "path": "/x/y"}]), "move operation does not apply: doc is missing destination path: /x/y: missing value"),
-            (json!([{"op": "copy", "from": "/spec/nope", "path": "/spec/z"}]), "copy operation does not apply: doc is missing from path: /spec/nope: missing value"),
+            (
+                json!([{"op": "move", "from": "/spec/type", "path": "/x/y"}]),
+                "move operation does not apply: doc is missing destination path: /x/y: missing value",
+            ),
+            (
+                json!([{"op": "copy", "from": "/spec/nope", "path": "/spec/z"}]),
+                "copy operation does not apply: doc is missing from path: /spec/nope: missing value",
+            ),
             (json!([{"op": "frobnicate", "path": "/spec"}]), "Unexpected kind: frobnicate"),
             (json!([{"op": "add", "value": 1}]), "add operation failed to decode path: missing value"),
             (

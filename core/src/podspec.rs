@@ -188,7 +188,11 @@ pub fn pod_status(pod: &Value, input: &StatusInput) -> Value {
     let ever_started = input.containers.iter().any(|c| !matches!(c.state, Observed::Waiting { .. }) || c.restart_count > 0 || c.last_terminated.is_some());
     let all_succeeded = input.containers.iter().all(|c| matches!(&c.state, Observed::Terminated(t) if t.exit_code == 0));
     let phase = if all_terminated && restart_policy != "Always" && (restart_policy == "Never" || all_succeeded) {
-        if all_succeeded { "Succeeded" } else { "Failed" }
+        if all_succeeded {
+            "Succeeded"
+        } else {
+            "Failed"
+        }
     } else if ever_started {
         "Running"
     } else {
@@ -258,7 +262,10 @@ mod tests {
 
     #[test]
     fn cluster_first_resolv_conf() {
-        assert_eq!(resolv_conf(&pod(), &ResolverConfig::default()), "search default.svc.cluster.local svc.cluster.local cluster.local\nnameserver 10.96.0.10\noptions ndots:5\n");
+        assert_eq!(
+            resolv_conf(&pod(), &ResolverConfig::default()),
+            "search default.svc.cluster.local svc.cluster.local cluster.local\nnameserver 10.96.0.10\noptions ndots:5\n"
+        );
         let node = parse_resolv_conf("# host\nnameserver 192.0.2.53\nsearch corp.example cluster.local\noptions timeout:1\n");
         assert_eq!(
             resolv_conf(&pod(), &node),
@@ -281,7 +288,10 @@ mod tests {
         p["spec"]["dnsPolicy"] = json!("None");
         p["spec"]["dnsConfig"] = json!({"nameservers": ["192.0.2.1"], "searches": ["ns1.svc.cluster-domain.example", "my.dns.search.suffix"],
             "options": [{"name": "ndots", "value": "2"}, {"name": "edns0"}]});
-        assert_eq!(resolv_conf(&p, &parse_resolv_conf("nameserver 192.0.2.53\n")), "search ns1.svc.cluster-domain.example my.dns.search.suffix\nnameserver 192.0.2.1\noptions ndots:2 edns0\n");
+        assert_eq!(
+            resolv_conf(&p, &parse_resolv_conf("nameserver 192.0.2.53\n")),
+            "search ns1.svc.cluster-domain.example my.dns.search.suffix\nnameserver 192.0.2.1\noptions ndots:2 edns0\n"
+        );
     }
 
     #[test]
@@ -291,9 +301,19 @@ mod tests {
 
     #[test]
     fn running_pod_is_ready() {
-        let input = StatusInput { host_ip: "172.18.0.2".into(), pod_ip: "10.244.1.5".into(), containers: vec![ContainerObservation {
-            name: "c".into(), image: "nginx".into(), restart_count: 0, container_id: None,
-            state: Observed::Running { started_at: "2026-11-22T04:00:00Z".into() }, last_terminated: None, probe_ready: true }] };
+        let input = StatusInput {
+            host_ip: "172.18.0.2".into(),
+            pod_ip: "10.244.1.5".into(),
+            containers: vec![ContainerObservation {
+                name: "c".into(),
+                image: "nginx".into(),
+                restart_count: 0,
+                container_id: None,
+                state: Observed::Running { started_at: "2026-11-22T04:00:00Z".into() },
+                last_terminated: None,
+                probe_ready: true,
+            }],
+        };
         let s = pod_status(&pod(), &input);
         assert_eq!(s["phase"], "Running");
         assert_eq!(s["podIPs"], json!([{"ip": "10.244.1.5"}]));
@@ -302,9 +322,19 @@ mod tests {
 
     #[test]
     fn running_pod_waits_for_its_readiness_probe() {
-        let input = StatusInput { host_ip: "h".into(), pod_ip: "p".into(), containers: vec![ContainerObservation {
-            name: "web".into(), image: "nginx".into(), restart_count: 0, container_id: None,
-            state: Observed::Running { started_at: "2026-11-22T04:00:00Z".into() }, last_terminated: None, probe_ready: false }] };
+        let input = StatusInput {
+            host_ip: "h".into(),
+            pod_ip: "p".into(),
+            containers: vec![ContainerObservation {
+                name: "web".into(),
+                image: "nginx".into(),
+                restart_count: 0,
+                container_id: None,
+                state: Observed::Running { started_at: "2026-11-22T04:00:00Z".into() },
+                last_terminated: None,
+                probe_ready: false,
+            }],
+        };
         let s = pod_status(&pod(), &input);
         assert_eq!(s["phase"], "Running");
         assert_eq!(s["containerStatuses"][0]["ready"], false);
@@ -316,10 +346,25 @@ mod tests {
 
     #[test]
     fn crash_looping_pod_stays_running_phase() {
-        let input = StatusInput { host_ip: "h".into(), pod_ip: "p".into(), containers: vec![ContainerObservation {
-            name: "c".into(), image: "busybox".into(), restart_count: 2, container_id: None,
-            state: Observed::Waiting { reason: "CrashLoopBackOff".into(), message: "back-off".into() },
-            last_terminated: Some(TerminatedObservation { exit_code: 1, signal: None, reason: "Error".into(), started_at: "2026-11-22T04:00:00Z".into(), finished_at: "2026-11-22T04:00:01Z".into() }), probe_ready: true }] };
+        let input = StatusInput {
+            host_ip: "h".into(),
+            pod_ip: "p".into(),
+            containers: vec![ContainerObservation {
+                name: "c".into(),
+                image: "busybox".into(),
+                restart_count: 2,
+                container_id: None,
+                state: Observed::Waiting { reason: "CrashLoopBackOff".into(), message: "back-off".into() },
+                last_terminated: Some(TerminatedObservation {
+                    exit_code: 1,
+                    signal: None,
+                    reason: "Error".into(),
+                    started_at: "2026-11-22T04:00:00Z".into(),
+                    finished_at: "2026-11-22T04:00:01Z".into(),
+                }),
+                probe_ready: true,
+            }],
+        };
         let s = pod_status(&pod(), &input);
         assert_eq!(s["phase"], "Running");
         assert_eq!(s["containerStatuses"][0]["state"]["waiting"]["reason"], "CrashLoopBackOff");

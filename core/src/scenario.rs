@@ -286,10 +286,7 @@ fn certificate(index: usize, raw: RawCertificate) -> Result<Certificate, Scenari
             return Err(err(field, format!("invalid key {name:?}: {}", errors(e))));
         }
         if secret_type == TLS_SECRET_TYPE && name != default {
-            return Err(err(
-                field,
-                format!("a {TLS_SECRET_TYPE} Secret keeps this under {default:?}, not {name:?}: leave {field} out, or set `type: Opaque`"),
-            ));
+            return Err(err(field, format!("a {TLS_SECRET_TYPE} Secret keeps this under {default:?}, not {name:?}: leave {field} out, or set `type: Opaque`")));
         }
         Ok(name)
     };
@@ -309,11 +306,7 @@ fn is_certificate_name(name: &str) -> bool {
 /// Node names become parts of namespace names and hostnames: a DNS label, kept short.
 pub fn is_node_name(name: &str) -> bool {
     let b = name.as_bytes();
-    !b.is_empty()
-        && b.len() <= 40
-        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
-        && b[0] != b'-'
-        && b[b.len() - 1] != b'-'
+    !b.is_empty() && b.len() <= 40 && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-') && b[0] != b'-' && b[b.len() - 1] != b'-'
 }
 
 #[cfg(test)]
@@ -384,13 +377,17 @@ mod tests {
         assert!(e.starts_with("scenario field `certificates[0].secret`: invalid Secret name \"Nginx_Secret\": a lowercase RFC 1123 subdomain"), "{e}");
         assert!(cert_error(&format!("{base}    namespace: a.b\n")).starts_with("scenario field `certificates[0].namespace`: invalid namespace \"a.b\""));
         assert!(cert_error("certificates:\n  - secret: s\n    commonName: My Nginx\n").starts_with("scenario field `certificates[0].commonName`: \"My Nginx\""));
-        assert!(cert_error(&format!("{base}    sans: [\"not a name\"]\n")).starts_with("scenario field `certificates[0].sans`: \"not a name\": must be a DNS name"));
+        assert!(
+            cert_error(&format!("{base}    sans: [\"not a name\"]\n")).starts_with("scenario field `certificates[0].sans`: \"not a name\": must be a DNS name")
+        );
         let e = cert_error(&format!("{base}    type: kubernetes.io/basic-auth\n"));
         assert!(e.starts_with("scenario field `certificates[0].type`: unsupported Secret type \"kubernetes.io/basic-auth\": use kubernetes.io/tls"), "{e}");
         let e = cert_error(&format!("{base}    certKey: nginx.crt\n"));
         assert_eq!(e, "scenario field `certificates[0].certKey`: a kubernetes.io/tls Secret keeps this under \"tls.crt\", not \"nginx.crt\": leave certKey out, or set `type: Opaque`");
-        assert!(cert_error(&format!("{base}    type: Opaque\n    keyKey: a/b\n")).starts_with("scenario field `certificates[0].keyKey`: invalid key \"a/b\": a valid config key"));
-        assert!(cert_error(&format!("{base}    type: Opaque\n    keyKey: tls.crt\n")).starts_with("scenario field `certificates[0].keyKey`: \"tls.crt\" is also certKey"));
+        assert!(cert_error(&format!("{base}    type: Opaque\n    keyKey: a/b\n"))
+            .starts_with("scenario field `certificates[0].keyKey`: invalid key \"a/b\": a valid config key"));
+        assert!(cert_error(&format!("{base}    type: Opaque\n    keyKey: tls.crt\n"))
+            .starts_with("scenario field `certificates[0].keyKey`: \"tls.crt\" is also certKey"));
         let e = cert_error(&format!("{base}  - secret: nginxsecret\n    commonName: other\n"));
         assert!(e.starts_with("scenario field `certificates[1].secret`: Secret default/nginxsecret is already made"), "{e}");
         // The same name in another namespace is another Secret.

@@ -31,18 +31,12 @@ impl Requirement {
         }
         for (i, v) in values.iter().enumerate() {
             if let Some(msg) = label_value_errors(v).into_iter().next() {
-                return Err(SelectorError(format!(
-                    "values[{i}][{key}]: Invalid value: {v:?}: {msg}"
-                )));
+                return Err(SelectorError(format!("values[{i}][{key}]: Invalid value: {v:?}: {msg}")));
             }
         }
         values.sort();
         values.dedup();
-        Ok(Requirement {
-            key: key.to_string(),
-            op,
-            values,
-        })
+        Ok(Requirement { key: key.to_string(), op, values })
     }
 
     fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
@@ -189,12 +183,7 @@ impl Parser {
             Some(Token::NotEq) => Op::NotEquals,
             Some(Token::Ident(s)) if s == "in" => Op::In,
             Some(Token::Ident(s)) if s == "notin" => Op::NotIn,
-            _ => {
-                return Err(Self::unexpected(
-                    self.next(),
-                    "'=', '!=', '==', 'in', 'notin'",
-                ))
-            }
+            _ => return Err(Self::unexpected(self.next(), "'=', '!=', '==', 'in', 'notin'")),
         };
         self.next();
         let values = if matches!(op, Op::In | Op::NotIn) {
@@ -238,10 +227,7 @@ impl Selector {
     /// Parses kubectl's `-l` syntax: `k=v`, `k==v`, `k!=v`, `k in (a,b)`, `k notin (a,b)`, `k`,
     /// `!k`, joined by commas (AND). The empty string selects everything.
     pub fn parse(s: &str) -> Result<Selector, SelectorError> {
-        let mut p = Parser {
-            tokens: tokenize(s),
-            pos: 0,
-        };
+        let mut p = Parser { tokens: tokenize(s), pos: 0 };
         let mut requirements = Vec::new();
         while p.peek().is_some() {
             requirements.push(p.requirement()?);
@@ -258,60 +244,30 @@ impl Selector {
     /// nothing; an empty one selects everything.
     pub fn from_label_selector(sel: &Value) -> Result<Selector, SelectorError> {
         let obj = match sel {
-            Value::Null => {
-                return Ok(Selector {
-                    requirements: vec![],
-                    nothing: true,
-                })
-            }
+            Value::Null => return Ok(Selector { requirements: vec![], nothing: true }),
             Value::Object(o) => o,
-            other => {
-                return Err(SelectorError(format!(
-                    "a label selector must be an object, not {other}"
-                )))
-            }
+            other => return Err(SelectorError(format!("a label selector must be an object, not {other}"))),
         };
         let mut requirements = Vec::new();
         if let Some(labels) = obj.get("matchLabels").and_then(Value::as_object) {
             for (k, v) in labels {
-                let v = v
-                    .as_str()
-                    .ok_or_else(|| SelectorError(format!("matchLabels[{k}] must be a string")))?;
+                let v = v.as_str().ok_or_else(|| SelectorError(format!("matchLabels[{k}] must be a string")))?;
                 requirements.push(Requirement::new(k, Op::Equals, vec![v.to_string()])?);
             }
         }
-        for expr in obj
-            .get("matchExpressions")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
+        for expr in obj.get("matchExpressions").and_then(Value::as_array).into_iter().flatten() {
             let key = expr["key"].as_str().unwrap_or_default();
-            let values: Vec<String> = expr["values"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|v| {
-                    v.as_str()
-                        .map(str::to_string)
-                        .unwrap_or_else(|| v.to_string())
-                })
-                .collect();
+            let values: Vec<String> =
+                expr["values"].as_array().into_iter().flatten().map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())).collect();
             let op = match expr["operator"].as_str().unwrap_or_default() {
                 "In" => Op::In,
                 "NotIn" => Op::NotIn,
                 "Exists" => Op::Exists,
                 "DoesNotExist" => Op::DoesNotExist,
-                other => {
-                    return Err(SelectorError(format!(
-                        "{other:?} is not a valid label selector operator"
-                    )))
-                }
+                other => return Err(SelectorError(format!("{other:?} is not a valid label selector operator"))),
             };
             if matches!(op, Op::In | Op::NotIn) && values.is_empty() {
-                return Err(SelectorError(format!(
-                    "for 'in', 'notin' operators, values set can't be empty (key {key:?})"
-                )));
+                return Err(SelectorError(format!("for 'in', 'notin' operators, values set can't be empty (key {key:?})")));
             }
             requirements.push(Requirement::new(key, op, values)?);
         }
@@ -320,23 +276,13 @@ impl Selector {
 
     /// The equality selector of a Service's `spec.selector` (or a ReplicaSet's matchLabels).
     pub fn from_map(labels: &BTreeMap<String, String>) -> Selector {
-        let requirements = labels
-            .iter()
-            .map(|(k, v)| Requirement {
-                key: k.clone(),
-                op: Op::Equals,
-                values: vec![v.clone()],
-            })
-            .collect();
+        let requirements = labels.iter().map(|(k, v)| Requirement { key: k.clone(), op: Op::Equals, values: vec![v.clone()] }).collect();
         Self::from_requirements(requirements)
     }
 
     fn from_requirements(mut requirements: Vec<Requirement>) -> Selector {
         requirements.sort_by(|a, b| a.key.cmp(&b.key));
-        Selector {
-            requirements,
-            nothing: false,
-        }
+        Selector { requirements, nothing: false }
     }
 
     pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
@@ -368,11 +314,7 @@ pub fn labels_of(obj: &Value) -> BTreeMap<String, String> {
 
 /// A JSON object of strings as a map, skipping non-string values.
 pub fn string_map(v: &Value) -> BTreeMap<String, String> {
-    v.as_object()
-        .into_iter()
-        .flatten()
-        .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
-        .collect()
+    v.as_object().into_iter().flatten().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))).collect()
 }
 
 #[cfg(test)]
@@ -381,10 +323,7 @@ mod tests {
     use serde_json::json;
 
     fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     #[test]
@@ -405,11 +344,7 @@ mod tests {
             ("", true, true),
         ] {
             let s = Selector::parse(sel).unwrap_or_else(|e| panic!("{sel}: {e}"));
-            assert_eq!(
-                (s.matches(&web), s.matches(&bare)),
-                (on_web, on_bare),
-                "{sel}"
-            );
+            assert_eq!((s.matches(&web), s.matches(&bare)), (on_web, on_bare), "{sel}");
         }
         assert!(Selector::parse("").unwrap().is_empty());
     }
@@ -417,10 +352,7 @@ mod tests {
     #[test]
     fn canonical_display() {
         let s = Selector::parse("tier in (web,db),!x, run=my-nginx,y, z notin (b,a,a)").unwrap();
-        assert_eq!(
-            s.to_string(),
-            "run=my-nginx,tier in (db,web),!x,y,z notin (a,b)"
-        );
+        assert_eq!(s.to_string(), "run=my-nginx,tier in (db,web),!x,y,z notin (a,b)");
         let e = Selector::parse("a==b,c!=d,e=").unwrap();
         assert_eq!(e.to_string(), "a==b,c!=d,e=");
         assert!(e.matches(&labels(&[("a", "b"), ("e", "")])));
@@ -428,31 +360,13 @@ mod tests {
 
     #[test]
     fn parse_errors() {
-        for bad in [
-            "a b",
-            "a in b",
-            "a in (b",
-            "=b",
-            "a=b,",
-            "a,,b",
-            "a=b c",
-            "a=b=c",
-            "-bad=1",
-            "a=not valid!",
-            "a=-x",
-        ] {
+        for bad in ["a b", "a in b", "a in (b", "=b", "a=b,", "a,,b", "a=b c", "a=b=c", "-bad=1", "a=not valid!", "a=-x"] {
             assert!(Selector::parse(bad).is_err(), "{bad} should fail");
         }
         let err = Selector::parse("a=b c").unwrap_err().to_string();
-        assert!(
-            err.starts_with("unable to parse requirement: found 'c'"),
-            "{err}"
-        );
+        assert!(err.starts_with("unable to parse requirement: found 'c'"), "{err}");
         let err = Selector::parse("x=-y").unwrap_err().to_string();
-        assert!(
-            err.contains(r#"values[0][x]: Invalid value: "-y": a valid label must be"#),
-            "{err}"
-        );
+        assert!(err.contains(r#"values[0][x]: Invalid value: "-y": a valid label must be"#), "{err}");
     }
 
     #[test]
@@ -461,16 +375,9 @@ mod tests {
             {"key": "tier", "operator": "In", "values": ["web"]},
             {"key": "canary", "operator": "DoesNotExist"}]});
         let s = Selector::from_label_selector(&sel).unwrap();
-        assert_eq!(
-            s.to_string(),
-            "canary,run=my-nginx,tier in (web)".replace("canary", "!canary")
-        );
+        assert_eq!(s.to_string(), "canary,run=my-nginx,tier in (web)".replace("canary", "!canary"));
         assert!(s.matches(&labels(&[("run", "my-nginx"), ("tier", "web")])));
-        assert!(!s.matches(&labels(&[
-            ("run", "my-nginx"),
-            ("tier", "web"),
-            ("canary", "1")
-        ])));
+        assert!(!s.matches(&labels(&[("run", "my-nginx"), ("tier", "web"), ("canary", "1")])));
 
         let nothing = Selector::from_label_selector(&Value::Null).unwrap();
         assert!(!nothing.matches(&BTreeMap::new()) && !nothing.is_empty());
@@ -478,9 +385,6 @@ mod tests {
         assert!(everything.matches(&BTreeMap::new()) && everything.is_empty());
         let bad = json!({"matchExpressions": [{"key": "a", "operator": "Foo"}]});
         assert!(Selector::from_label_selector(&bad).is_err());
-        assert_eq!(
-            Selector::from_map(&labels(&[("b", "2"), ("a", "1")])).to_string(),
-            "a=1,b=2"
-        );
+        assert_eq!(Selector::from_map(&labels(&[("b", "2"), ("a", "1")])).to_string(), "a=1,b=2");
     }
 }

@@ -163,12 +163,12 @@ mod tests {
 
     fn pod() -> Value {
         json!({"kind": "Pod", "metadata": {"name": "web", "namespace": "default"}, "spec": {
-            "volumes": [{"name": "conf", "configMap": {"name": "c"}}],
-            "initContainers": [{"name": "init", "image": "busybox"}],
-            "containers": [
-                {"name": "web", "image": "nginx", "volumeMounts": [{"name": "conf", "mountPath": "/etc/nginx/conf.d"}]},
-                {"name": "own", "image": "busybox", "volumeMounts": [{"name": "conf", "mountPath": MOUNT_PATH}]},
-            ]}})
+        "volumes": [{"name": "conf", "configMap": {"name": "c"}}],
+        "initContainers": [{"name": "init", "image": "busybox"}],
+        "containers": [
+            {"name": "web", "image": "nginx", "volumeMounts": [{"name": "conf", "mountPath": "/etc/nginx/conf.d"}]},
+            {"name": "own", "image": "busybox", "volumeMounts": [{"name": "conf", "mountPath": MOUNT_PATH}]},
+        ]}})
     }
 
     #[test]
@@ -208,7 +208,8 @@ mod tests {
         let subject = TokenSubject { namespace: "default".into(), service_account: "default".into(), pod_name: "web".into(), pod_uid: "u-1".into() };
         let input = signing_input("ES256", "k1", &subject, 1_000, 3607);
         let t = token(&input, b"sig");
-        let claims: Value = serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(input.split('.').nth(1).unwrap()).unwrap()).unwrap();
+        let claims: Value =
+            serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(input.split('.').nth(1).unwrap()).unwrap()).unwrap();
         assert_eq!((claims["sub"].as_str(), claims["exp"].as_i64()), (Some("system:serviceaccount:default:default"), Some(4_607)));
         assert_eq!(check(&t, 2_000, |i, s| i == input.as_bytes() && s == b"sig"), Ok(subject.clone()));
         assert_eq!(subject.username(), "system:serviceaccount:default:default");

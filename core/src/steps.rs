@@ -53,27 +53,44 @@ pub struct Step {
 pub enum Action {
     Apply(ManifestSource),
     Delete(Vec<ObjectName>),
-    Scale { namespace: String, deployment: String, replicas: i32 },
+    Scale {
+        namespace: String,
+        deployment: String,
+        replicas: i32,
+    },
     Wait(Condition),
     Run(Command),
     Http(Http),
     /// A Fault object of this name (given, or the next free `<kind>-<n>` as `emu fault` names it).
-    Fault { name: String, spec: FaultSpec },
+    Fault {
+        name: String,
+        spec: FaultSpec,
+    },
     /// Faults to revert; None: all (a stopped node is started again).
     Clear(Option<Vec<String>>),
-    Node { node: String, op: NodeOp },
+    Node {
+        node: String,
+        op: NodeOp,
+    },
     Restart(Daemon),
     Kill(Kill),
-    Sleep { ms: u64 },
+    Sleep {
+        ms: u64,
+    },
     Background(Load),
-    Stop { load: String, expect: LoadExpect },
+    Stop {
+        load: String,
+        expect: LoadExpect,
+    },
 }
 
 /// What a `node` step does to its node.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum NodeOp {
     /// Its processes frozen, or killed; its links down.
-    Stop { kill: bool },
+    Stop {
+        kill: bool,
+    },
     Start,
     /// Gone from the cluster, as `kubectl delete node` after the machine is gone.
     Remove,
@@ -244,7 +261,8 @@ pub struct StepError {
 }
 
 /// What a step can do: one of these keys per step, besides `name` and `timeout`.
-const KINDS: [&str; 16] = ["apply", "delete", "scale", "wait", "exec", "ssh", "outside", "http", "fault", "clear", "node", "restart", "kill", "sleep", "background", "stop"];
+const KINDS: [&str; 16] =
+    ["apply", "delete", "scale", "wait", "exec", "ssh", "outside", "http", "fault", "clear", "node", "restart", "kill", "sleep", "background", "stop"];
 
 /// A value and where it is in the file, for error messages.
 #[derive(Clone, Copy)]
@@ -579,7 +597,10 @@ fn target(at: At, nodes: &[String]) -> R<Target> {
 /// `fault: {<kind>: {…}, name: NAME}` → (kind for the default name, spec).
 fn fault(at: At, nodes: &[String]) -> R<(Option<String>, &'static str, FaultSpec)> {
     const FAULTS: [&str; 8] = ["partition", "delay", "loss", "duplicate", "corrupt", "reorder", "rate", "linkDown"];
-    let m = at.map(&["partition", "delay", "loss", "duplicate", "corrupt", "reorder", "rate", "linkDown", "name"], "fault: {delay: {target: node-1, delay: 100ms}}")?;
+    let m = at.map(
+        &["partition", "delay", "loss", "duplicate", "corrupt", "reorder", "rate", "linkDown", "name"],
+        "fault: {delay: {target: node-1, delay: 100ms}}",
+    )?;
     let kinds: Vec<&str> = FAULTS.iter().copied().filter(|k| m.contains_key(*k)).collect();
     let [kind] = kinds[..] else {
         return err(at.path, format!("give one fault: {}", FAULTS.join(", ")));
@@ -634,7 +655,11 @@ fn fault(at: At, nodes: &[String]) -> R<(Option<String>, &'static str, FaultSpec
         }
         "reorder" => {
             f.map(&["target", "namespace", "percent", "delay"], "reorder: {target: node-1, percent: 25%, delay: 10ms}")?;
-            let n = Netem { reorder: Some(req(f, "percent", "e.g. 25%", percent)?), delay_ms: Some(opt(f, "delay", netem_duration)?.unwrap_or(10.0)), ..Default::default() };
+            let n = Netem {
+                reorder: Some(req(f, "percent", "e.g. 25%", percent)?),
+                delay_ms: Some(opt(f, "delay", netem_duration)?.unwrap_or(10.0)),
+                ..Default::default()
+            };
             netem(f, n)
         }
         "rate" => {
@@ -728,7 +753,9 @@ fn step(path: &str, v: &Value, nodes: &[String], track: &mut Track) -> R<Step> {
             "fault" => {
                 let (name, kind, spec) = fault(a, nodes)?;
                 let name = match name {
-                    Some(n) if track.faults.contains(&n) => return err(&format!("{}.name", a.path), format!("fault {n:?} is already in force: give another name, or clear it first")),
+                    Some(n) if track.faults.contains(&n) => {
+                        return err(&format!("{}.name", a.path), format!("fault {n:?} is already in force: give another name, or clear it first"))
+                    }
                     Some(n) => n,
                     None => (1..).map(|i| format!("{kind}-{i}")).find(|n| !track.faults.contains(n)).unwrap_or_default(),
                 };
@@ -747,7 +774,10 @@ fn step(path: &str, v: &Value, nodes: &[String], track: &mut Track) -> R<Step> {
                     for n in &names {
                         if !track.faults.remove(n) {
                             let known: Vec<&String> = track.faults.iter().collect();
-                            return err(a.path, format!("no fault {n:?} is in force at this step: give `all` or names of faults made by earlier steps ({known:?})"));
+                            return err(
+                                a.path,
+                                format!("no fault {n:?} is in force at this step: give `all` or names of faults made by earlier steps ({known:?})"),
+                            );
                         }
                     }
                     Action::Clear(Some(names))
@@ -790,13 +820,21 @@ fn step(path: &str, v: &Value, nodes: &[String], track: &mut Track) -> R<Step> {
                     match (m.contains_key("pod"), m.contains_key("selector")) {
                         (true, false) => Action::Kill(Kill::Pod { namespace: namespace(a)?, name: req(a, "pod", "", string)? }),
                         (false, true) => Action::Kill(Kill::Selector { namespace: namespace(a)?, selector: req(a, "selector", "", selector)? }),
-                        _ => return err(a.path, "give `controller`, `{agent: NODE}`, `{pod: NAME}` or `{selector: app=web}` (one pod of them, chosen with the seed)"),
+                        _ => {
+                            return err(
+                                a.path,
+                                "give `controller`, `{agent: NODE}`, `{pod: NAME}` or `{selector: app=web}` (one pod of them, chosen with the seed)",
+                            )
+                        }
                     }
                 }
             }
             "sleep" => Action::Sleep { ms: duration(a)? },
             "background" => {
-                a.map(&["name", "from", "url", "interval", "requestTimeout", "insecure", "expect"], "background: {name: load, from: outside, url: \"http://198.51.100.2:30080\"}")?;
+                a.map(
+                    &["name", "from", "url", "interval", "requestTimeout", "insecure", "expect"],
+                    "background: {name: load, from: outside, url: \"http://198.51.100.2:30080\"}",
+                )?;
                 let name = req(a, "name", "the load's name, for `stop:` and the report", string)?;
                 if !track.loads.insert(name.clone()) {
                     return err(&format!("{}.name", a.path), format!("load {name:?} is already running: stop it first or give another name"));
@@ -853,7 +891,9 @@ impl Action {
                 let kinds: Vec<&str> = t.lines().filter_map(|l| l.trim().strip_prefix("kind:")).map(str::trim).collect();
                 format!("apply {}", if kinds.is_empty() { "inline manifest".into() } else { kinds.join(", ") })
             }
-            Action::Delete(objects) => format!("delete {}", objects.iter().map(|o| format!("{}/{}", o.kind.to_lowercase(), o.name)).collect::<Vec<_>>().join(", ")),
+            Action::Delete(objects) => {
+                format!("delete {}", objects.iter().map(|o| format!("{}/{}", o.kind.to_lowercase(), o.name)).collect::<Vec<_>>().join(", "))
+            }
             Action::Scale { deployment, replicas, .. } => format!("scale deployment/{deployment} to {replicas}"),
             Action::Wait(Condition::Pods(p)) => {
                 let mut what = Vec::new();
@@ -984,17 +1024,23 @@ mod tests {
         assert_eq!(parsed[4].timeout_ms, 10_000);
         assert_eq!(parsed[0].timeout_ms, DEFAULT_TIMEOUT_MS);
         assert_eq!(parsed[1].action, Action::Apply(ManifestSource::Inline("apiVersion: v1\nkind: Namespace\nmetadata: {name: x}\n".into())));
-        assert_eq!(parsed[2].action, Action::Delete(vec![
-            ObjectName { namespace: "default".into(), kind: "Deployment".into(), name: "web".into() },
-            ObjectName { namespace: "kube-system".into(), kind: "Service".into(), name: "x".into() },
-        ]));
+        assert_eq!(
+            parsed[2].action,
+            Action::Delete(vec![
+                ObjectName { namespace: "default".into(), kind: "Deployment".into(), name: "web".into() },
+                ObjectName { namespace: "kube-system".into(), kind: "Service".into(), name: "x".into() },
+            ])
+        );
         let Action::Run(c) = &parsed[7].action else { panic!() };
         assert_eq!(c.argv, ["curl", "-s", "http://web"]);
         let Action::Run(c) = &parsed[8].action else { panic!() };
         assert_eq!(c.argv, ["sh", "-c", "ip route"]);
         assert_eq!(c.expect.exit_code, ExitCode::Is(0));
         let Action::Http(h) = &parsed[10].action else { panic!() };
-        assert_eq!((h.requests, h.request_timeout_ms, h.expect.success_rate, &h.expect.answered_by), (5, DEFAULT_REQUEST_TIMEOUT_MS, 0.9, &Some(AnsweredBy::Count(2))));
+        assert_eq!(
+            (h.requests, h.request_timeout_ms, h.expect.success_rate, &h.expect.answered_by),
+            (5, DEFAULT_REQUEST_TIMEOUT_MS, 0.9, &Some(AnsweredBy::Count(2)))
+        );
         let Action::Stop { expect, .. } = &parsed[22].action else { panic!() };
         assert_eq!(expect.failures_stop_within_ms, Some(5000));
     }

@@ -133,8 +133,7 @@ pub struct DeclaredVar {
 
 /// [`container_env_declared`] for a container whose declared values are all literal `value:`s.
 pub fn container_env(declared: &[(String, String)], service_vars: &[(String, String)]) -> Vec<(String, String)> {
-    let declared: Vec<DeclaredVar> =
-        declared.iter().map(|(name, value)| DeclaredVar { name: name.clone(), value: value.clone(), expand: true }).collect();
+    let declared: Vec<DeclaredVar> = declared.iter().map(|(name, value)| DeclaredVar { name: name.clone(), value: value.clone(), expand: true }).collect();
     container_env_declared(&declared, service_vars)
 }
 
@@ -148,11 +147,7 @@ pub fn container_env_declared(declared: &[DeclaredVar], service_vars: &[(String,
     for var in declared {
         let value = if var.expand && !var.value.is_empty() {
             let lookup = |name: &str| -> Option<String> {
-                resolved
-                    .iter()
-                    .find(|(k, _)| k == name)
-                    .map(|(_, v)| v.clone())
-                    .or_else(|| services.get(name).map(|v| v.to_string()))
+                resolved.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()).or_else(|| services.get(name).map(|v| v.to_string()))
             };
             expand(&var.value, &lookup)
         } else {
@@ -189,9 +184,13 @@ mod tests {
     }
 
     fn my_nginx() -> Value {
-        let mut s = service("default", "my-nginx", "10.0.162.149",
+        let mut s = service(
+            "default",
+            "my-nginx",
+            "10.0.162.149",
             json!([{"name": "http", "port": 8080, "protocol": "TCP", "targetPort": 80, "nodePort": 31000},
-                {"name": "https", "port": 443, "protocol": "TCP", "nodePort": 32000}]));
+                {"name": "https", "port": 443, "protocol": "TCP", "nodePort": 32000}]),
+        );
         s["spec"]["type"] = json!("NodePort");
         s
     }
@@ -247,8 +246,7 @@ mod tests {
         assert_eq!(env, expected, "no nodePort anywhere");
         // `kubectl expose` with one unnamed port: only HOST and PORT among *SERVICE*.
         let exposed = service("default", "my-nginx", c, json!([{"port": 80, "protocol": "TCP", "targetPort": 80}]));
-        let service_vars: Vec<String> =
-            service_env("default", true, &[exposed]).into_iter().filter(|(k, _)| k.contains("SERVICE")).map(|(k, _)| k).collect();
+        let service_vars: Vec<String> = service_env("default", true, &[exposed]).into_iter().filter(|(k, _)| k.contains("SERVICE")).map(|(k, _)| k).collect();
         assert_eq!(service_vars, ["MY_NGINX_SERVICE_HOST", "MY_NGINX_SERVICE_PORT"]);
     }
 
@@ -281,8 +279,7 @@ mod tests {
 
     #[test]
     fn names_protocols_and_ipv6() {
-        let svc = service("default", "redis-primary", "fd00::1",
-            json!([{"name": "http-web", "port": 80}, {"name": "dns", "port": 53, "protocol": "UDP"}]));
+        let svc = service("default", "redis-primary", "fd00::1", json!([{"name": "http-web", "port": 80}, {"name": "dns", "port": 53, "protocol": "UDP"}]));
         let env = env_map(&service_env("default", true, &[svc]));
         assert_eq!(env["REDIS_PRIMARY_SERVICE_HOST"], "fd00::1");
         assert_eq!(env["REDIS_PRIMARY_SERVICE_PORT"], "80");
@@ -336,8 +333,12 @@ mod tests {
         let tail: Vec<(String, String)> = env[env.len() - 4..].to_vec();
         assert_eq!(
             tail,
-            [("KUBERNETES_SERVICE_PORT".into(), "8443".into()), ("API".into(), "https://10.96.0.1:8443".into()),
-                ("LATER".into(), "$(NEXT)".into()), ("NEXT".into(), "n".into())],
+            [
+                ("KUBERNETES_SERVICE_PORT".into(), "8443".into()),
+                ("API".into(), "https://10.96.0.1:8443".into()),
+                ("LATER".into(), "$(NEXT)".into()),
+                ("NEXT".into(), "n".into())
+            ],
             "declared vars expand over earlier declared ones first, never later ones"
         );
         assert!(env[..env.len() - 4].iter().all(|(k, _)| k.starts_with("KUBERNETES_")));

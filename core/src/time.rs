@@ -10,17 +10,9 @@ pub fn now() -> i64 {
 /// RFC 3339 UTC timestamp with second precision, as Kubernetes writes them
 /// (`2026-11-22T04:00:00Z`).
 pub fn rfc3339(unix_seconds: i64) -> String {
-    let (days, secs) = (
-        unix_seconds.div_euclid(86_400),
-        unix_seconds.rem_euclid(86_400),
-    );
+    let (days, secs) = (unix_seconds.div_euclid(86_400), unix_seconds.rem_euclid(86_400));
     let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60
-    )
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", secs / 3600, secs / 60 % 60, secs % 60)
 }
 
 /// Parses an RFC 3339 timestamp into unix seconds, dropping any fraction (see
@@ -35,9 +27,7 @@ pub fn parse_rfc3339_nanos(s: &str) -> Option<(i64, u32)> {
     let b = s.as_bytes();
     let num = |range: std::ops::Range<usize>| -> Option<i64> {
         let part = s.get(range)?;
-        part.bytes()
-            .all(|c| c.is_ascii_digit())
-            .then(|| part.parse().ok())?
+        part.bytes().all(|c| c.is_ascii_digit()).then(|| part.parse().ok())?
     };
     if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
         return None;
@@ -47,12 +37,7 @@ pub fn parse_rfc3339_nanos(s: &str) -> Option<(i64, u32)> {
     }
     let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
     let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&month)
-        || !(1..=31).contains(&day)
-        || hour > 23
-        || minute > 59
-        || second > 60
-    {
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 {
         return None;
     }
     let mut i = 19;
@@ -80,10 +65,7 @@ pub fn parse_rfc3339_nanos(s: &str) -> Option<(i64, u32)> {
         _ => return None,
     };
     let days = days_from_civil(year, month, day);
-    Some((
-        days * 86_400 + hour * 3600 + minute * 60 + second - offset,
-        nanos,
-    ))
+    Some((days * 86_400 + hour * 3600 + minute * 60 + second - offset, nanos))
 }
 
 // Howard Hinnant's civil-calendar algorithms (public domain arithmetic).
@@ -128,13 +110,7 @@ mod tests {
 
     #[test]
     fn fractions_and_offsets() {
-        assert_eq!(
-            parse_rfc3339_nanos("2024-05-01T10:00:00Z"),
-            Some((1_714_557_600, 0))
-        );
-        assert_eq!(
-            parse_rfc3339_nanos("2024-05-01T12:00:00.5+02:00"),
-            Some((1_714_557_600, 500_000_000))
-        );
+        assert_eq!(parse_rfc3339_nanos("2024-05-01T10:00:00Z"), Some((1_714_557_600, 0)));
+        assert_eq!(parse_rfc3339_nanos("2024-05-01T12:00:00.5+02:00"), Some((1_714_557_600, 500_000_000)));
     }
 }

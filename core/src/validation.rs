@@ -63,12 +63,7 @@ impl fmt::Display for Invalid {
         write!(f, "The {} {:?} is invalid", self.kind, self.name)?;
         // kubectl drops causes whose text repeats an earlier one.
         let mut seen = BTreeSet::new();
-        let causes: Vec<String> = self
-            .causes
-            .iter()
-            .map(|c| c.to_string())
-            .filter(|c| seen.insert(c.clone()))
-            .collect();
+        let causes: Vec<String> = self.causes.iter().map(|c| c.to_string()).filter(|c| seen.insert(c.clone())).collect();
         match causes.as_slice() {
             [] => Ok(()),
             [one] => write!(f, ": {one}"),
@@ -105,11 +100,7 @@ pub fn validate(obj: &Value) -> Result<(), Invalid> {
         return Ok(());
     }
     let name = obj["metadata"]["name"].as_str().unwrap_or_default();
-    Err(Invalid {
-        kind: kind.to_string(),
-        name: name.to_string(),
-        causes: v.errs,
-    })
+    Err(Invalid { kind: kind.to_string(), name: name.to_string(), causes: v.errs })
 }
 
 /// The rules of an update beyond those of the new object alone (`ValidateSecretUpdate`,
@@ -162,8 +153,7 @@ pub fn validate_update(old: &Value, new: &Value) -> Result<(), Invalid> {
 const DNS1123_LABEL_FMT: &str = "[a-z0-9]([-a-z0-9]*[a-z0-9])?";
 const DNS1035_LABEL_FMT: &str = "[a-z]([-a-z0-9]*[a-z0-9])?";
 const QUALIFIED_NAME_FMT: &str = "([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]";
-const QUALIFIED_NAME_MSG: &str =
-    "must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character";
+const QUALIFIED_NAME_MSG: &str = "must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character";
 
 /// Go's `RegexError`: the message, examples, and the regex.
 fn regex_error(msg: &str, fmt: &str, examples: &[&str]) -> String {
@@ -191,12 +181,7 @@ fn matches_label(s: &str, letter_first: bool) -> bool {
     let (Some(&first), Some(&last)) = (b.first(), b.last()) else {
         return false;
     };
-    (if letter_first {
-        first.is_ascii_lowercase()
-    } else {
-        is_alnum_lower(first)
-    }) && is_alnum_lower(last)
-        && b.iter().all(|&c| is_alnum_lower(c) || c == b'-')
+    (if letter_first { first.is_ascii_lowercase() } else { is_alnum_lower(first) }) && is_alnum_lower(last) && b.iter().all(|&c| is_alnum_lower(c) || c == b'-')
 }
 
 fn matches_subdomain(s: &str) -> bool {
@@ -209,10 +194,7 @@ fn matches_qualified_name(s: &str) -> bool {
     let (Some(&first), Some(&last)) = (b.first(), b.last()) else {
         return false;
     };
-    first.is_ascii_alphanumeric()
-        && last.is_ascii_alphanumeric()
-        && b.iter()
-            .all(|&c| c.is_ascii_alphanumeric() || b"-_.".contains(&c))
+    first.is_ascii_alphanumeric() && last.is_ascii_alphanumeric() && b.iter().all(|&c| c.is_ascii_alphanumeric() || b"-_.".contains(&c))
 }
 
 pub fn dns1123_label_errors(s: &str) -> Vec<String> {
@@ -248,24 +230,14 @@ pub fn dns1123_subdomain_errors(s: &str) -> Vec<String> {
     }
     if !matches_subdomain(s) {
         let msg = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character";
-        errs.push(regex_error(
-            msg,
-            &format!("{DNS1123_LABEL_FMT}(\\.{DNS1123_LABEL_FMT})*"),
-            &["example.com"],
-        ));
+        errs.push(regex_error(msg, &format!("{DNS1123_LABEL_FMT}(\\.{DNS1123_LABEL_FMT})*"), &["example.com"]));
     }
     errs
 }
 
 /// Label and annotation keys: an optional DNS subdomain prefix and `/`, then a name.
 pub fn qualified_name_errors(s: &str) -> Vec<String> {
-    let name_err = || {
-        regex_error(
-            QUALIFIED_NAME_MSG,
-            QUALIFIED_NAME_FMT,
-            &["MyName", "my.name", "123-abc"],
-        )
-    };
+    let name_err = || regex_error(QUALIFIED_NAME_MSG, QUALIFIED_NAME_FMT, &["MyName", "my.name", "123-abc"]);
     let mut errs = vec![];
     let parts: Vec<&str> = s.split('/').collect();
     let name = match parts.as_slice() {
@@ -278,12 +250,7 @@ pub fn qualified_name_errors(s: &str) -> Vec<String> {
             }
             name
         }
-        _ => {
-            return vec![format!(
-                "a qualified name {} with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')",
-                name_err()
-            )]
-        }
+        _ => return vec![format!("a qualified name {} with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')", name_err())],
     };
     if name.is_empty() {
         errs.push("name part must be non-empty".into());
@@ -303,11 +270,7 @@ pub fn label_value_errors(s: &str) -> Vec<String> {
     }
     if !s.is_empty() && !matches_qualified_name(s) {
         let msg = "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character";
-        errs.push(regex_error(
-            msg,
-            &format!("({QUALIFIED_NAME_FMT})?"),
-            &["MyValue", "my_value", "12345"],
-        ));
+        errs.push(regex_error(msg, &format!("({QUALIFIED_NAME_FMT})?"), &["MyValue", "my_value", "12345"]));
     }
     errs
 }
@@ -351,17 +314,9 @@ pub fn config_key_errors(s: &str) -> Vec<String> {
     if s.len() > 253 {
         errs.push(max_len_error(253));
     }
-    if s.is_empty()
-        || !s
-            .bytes()
-            .all(|c| c.is_ascii_alphanumeric() || b"-._".contains(&c))
-    {
+    if s.is_empty() || !s.bytes().all(|c| c.is_ascii_alphanumeric() || b"-._".contains(&c)) {
         let msg = "a valid config key must consist of alphanumeric characters, '-', '_' or '.'";
-        errs.push(regex_error(
-            msg,
-            "[-._a-zA-Z0-9]+",
-            &["key.name", "KEY_NAME", "key-name"],
-        ));
+        errs.push(regex_error(msg, "[-._a-zA-Z0-9]+", &["key.name", "KEY_NAME", "key-name"]));
     }
     if s == "." {
         errs.push("must not be '.'".into());
@@ -391,10 +346,7 @@ pub fn go_string_map(m: Option<&BTreeMap<String, String>>) -> String {
     match m {
         None => "map[string]string(nil)".into(),
         Some(m) => {
-            let body: Vec<String> = m
-                .iter()
-                .map(|(k, v)| format!("{}:{}", go_quote(k), go_quote(v)))
-                .collect();
+            let body: Vec<String> = m.iter().map(|(k, v)| format!("{}:{}", go_quote(k), go_quote(v))).collect();
             format!("map[string]string{{{}}}", body.join(", "))
         }
     }
@@ -427,30 +379,18 @@ fn go_label_selector(sel: &Value) -> String {
                         "v1.LabelSelectorRequirement{{Key:{}, Operator:{}, Values:{}}}",
                         go_quote(e["key"].as_str().unwrap_or_default()),
                         go_quote(e["operator"].as_str().unwrap_or_default()),
-                        if e["values"].is_null() {
-                            "[]string(nil)".into()
-                        } else {
-                            go_string_slice(&values)
-                        }
+                        if e["values"].is_null() { "[]string(nil)".into() } else { go_string_slice(&values) }
                     )
                 })
                 .collect();
             format!("[]v1.LabelSelectorRequirement{{{}}}", items.join(", "))
         }
     };
-    format!(
-        "v1.LabelSelector{{MatchLabels:{}, MatchExpressions:{}}}",
-        go_string_map(labels.as_ref()),
-        exprs
-    )
+    format!("v1.LabelSelector{{MatchLabels:{}, MatchExpressions:{}}}", go_string_map(labels.as_ref()), exprs)
 }
 
 fn string_list(v: &Value) -> Vec<String> {
-    v.as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|s| s.as_str().map(str::to_string))
-        .collect()
+    v.as_array().into_iter().flatten().filter_map(|s| s.as_str().map(str::to_string)).collect()
 }
 
 // ---- The validator.
@@ -467,11 +407,7 @@ fn empty() -> &'static Map<String, Value> {
 
 impl V {
     fn push(&mut self, field: impl Into<String>, kind: FieldErrorKind, detail: impl Into<String>) {
-        self.errs.push(FieldError {
-            field: field.into(),
-            kind,
-            detail: detail.into(),
-        });
+        self.errs.push(FieldError { field: field.into(), kind, detail: detail.into() });
     }
 
     fn required(&mut self, field: impl Into<String>, detail: &str) {
@@ -484,15 +420,8 @@ impl V {
 
     fn unsupported(&mut self, field: impl Into<String>, value: &str, supported: &[&str]) {
         let quoted: Vec<String> = supported.iter().map(|s| go_quote(s)).collect();
-        let kind = FieldErrorKind::Unsupported(
-            go_quote(value),
-            supported.iter().map(|s| s.to_string()).collect(),
-        );
-        self.push(
-            field,
-            kind,
-            format!("supported values: {}", quoted.join(", ")),
-        );
+        let kind = FieldErrorKind::Unsupported(go_quote(value), supported.iter().map(|s| s.to_string()).collect());
+        self.push(field, kind, format!("supported values: {}", quoted.join(", ")));
     }
 
     fn type_error(&mut self, field: &str, v: &Value, want: &str) {
@@ -523,18 +452,10 @@ impl V {
     }
 
     /// The elements of the array field `{p}.{key}`, each with its path `{p}.{key}[i]`.
-    fn items<'a>(
-        &mut self,
-        obj: &'a Value,
-        key: &str,
-        p: &str,
-    ) -> impl Iterator<Item = (String, &'a Value)> + 'a {
+    fn items<'a>(&mut self, obj: &'a Value, key: &str, p: &str) -> impl Iterator<Item = (String, &'a Value)> + 'a {
         let field = format!("{p}.{key}");
         let items = self.array(obj, key, &field);
-        items
-            .iter()
-            .enumerate()
-            .map(move |(i, v)| (format!("{field}[{i}]"), v))
+        items.iter().enumerate().map(move |(i, v)| (format!("{field}[{i}]"), v))
     }
 
     fn array<'a>(&mut self, obj: &'a Value, key: &str, field: &str) -> &'a [Value] {
@@ -560,12 +481,7 @@ impl V {
     }
 
     /// A `map[string]string` field (labels, selectors); None when absent.
-    fn string_map(
-        &mut self,
-        obj: &Value,
-        key: &str,
-        field: &str,
-    ) -> Option<BTreeMap<String, String>> {
+    fn string_map(&mut self, obj: &Value, key: &str, field: &str) -> Option<BTreeMap<String, String>> {
         if obj.get(key).is_none_or(Value::is_null) {
             return None;
         }
@@ -628,28 +544,19 @@ impl V {
     }
 
     fn object_meta(&mut self, meta: &Value, name_check: fn(&str) -> Vec<String>) {
-        let generate = self
-            .str(meta, "generateName", "metadata.generateName")
-            .unwrap_or_default();
+        let generate = self.str(meta, "generateName", "metadata.generateName").unwrap_or_default();
         if !generate.is_empty() {
             // The server appends a suffix, so a trailing '-' is fine in the prefix.
-            let masked = generate
-                .strip_suffix('-')
-                .map_or(generate.to_string(), |p| format!("{p}a"));
+            let masked = generate.strip_suffix('-').map_or(generate.to_string(), |p| format!("{p}a"));
             self.each_msg("metadata.generateName", generate, name_check(&masked));
         }
         match self.str(meta, "name", "metadata.name").unwrap_or_default() {
             // A generated name is filled in before validation.
-            "" if generate.is_empty() => {
-                self.required("metadata.name", "name or generateName is required")
-            }
+            "" if generate.is_empty() => self.required("metadata.name", "name or generateName is required"),
             "" => {}
             name => self.each_msg("metadata.name", name, name_check(name)),
         }
-        if let Some(ns) = self
-            .str(meta, "namespace", "metadata.namespace")
-            .filter(|s| !s.is_empty())
-        {
+        if let Some(ns) = self.str(meta, "namespace", "metadata.namespace").filter(|s| !s.is_empty()) {
             self.each_msg("metadata.namespace", ns, dns1123_label_errors(ns));
         }
         self.labels(meta, "labels", "metadata.labels");
@@ -664,9 +571,7 @@ impl V {
     }
 
     fn annotations(&mut self, meta: &Value, field: &str) {
-        let annotations = self
-            .string_map(meta, "annotations", field)
-            .unwrap_or_default();
+        let annotations = self.string_map(meta, "annotations", field).unwrap_or_default();
         let mut total = 0;
         for (k, v) in &annotations {
             self.each_msg(field, k, qualified_name_errors(&k.to_lowercase()));
@@ -674,11 +579,7 @@ impl V {
         }
         const LIMIT: usize = 256 * 1024;
         if total > LIMIT {
-            self.push(
-                field,
-                FieldErrorKind::TooLong,
-                format!("may not be more than {LIMIT} bytes"),
-            );
+            self.push(field, FieldErrorKind::TooLong, format!("may not be more than {LIMIT} bytes"));
         }
     }
 
@@ -696,12 +597,7 @@ impl V {
             self.container(c, &at, &volumes, &mut names);
         }
         let restart = ["Always", "OnFailure", "Never"];
-        self.one_of(
-            spec,
-            "restartPolicy",
-            &format!("{p}.restartPolicy"),
-            &restart,
-        );
+        self.one_of(spec, "restartPolicy", &format!("{p}.restartPolicy"), &restart);
         let dns = ["ClusterFirstWithHostNet", "ClusterFirst", "Default", "None"];
         self.one_of(spec, "dnsPolicy", &format!("{p}.dnsPolicy"), &dns);
         self.labels(spec, "nodeSelector", &format!("{p}.nodeSelector"));
@@ -718,11 +614,7 @@ impl V {
         let mut names = BTreeSet::new();
         for (at, vol) in self.items(spec, "volumes", p) {
             if vol.get("secret").is_some_and(Value::is_object) {
-                self.required_str(
-                    &vol["secret"],
-                    "secretName",
-                    &format!("{at}.secret.secretName"),
-                );
+                self.required_str(&vol["secret"], "secretName", &format!("{at}.secret.secretName"));
             }
             if vol.get("configMap").is_some_and(Value::is_object) {
                 self.required_str(&vol["configMap"], "name", &format!("{at}.configMap.name"));
@@ -733,33 +625,18 @@ impl V {
         names
     }
 
-    fn container(
-        &mut self,
-        c: &Value,
-        at: &str,
-        volumes: &BTreeSet<String>,
-        names: &mut BTreeSet<String>,
-    ) {
+    fn container(&mut self, c: &Value, at: &str, volumes: &BTreeSet<String>, names: &mut BTreeSet<String>) {
         let name = self.required_label(c, "name", &format!("{at}.name"));
         self.required_str(c, "image", &format!("{at}.image"));
         let field = format!("{at}.terminationMessagePolicy");
-        self.one_of(
-            c,
-            "terminationMessagePolicy",
-            &field,
-            &["File", "FallbackToLogsOnError"],
-        );
+        self.one_of(c, "terminationMessagePolicy", &field, &["File", "FallbackToLogsOnError"]);
         self.container_ports(c, at);
         for (env_at, env) in self.items(c, "env", at) {
             let field = format!("{env_at}.name");
             let name = self.str(env, "name", &field).unwrap_or_default();
             if name.is_empty() {
                 self.required(&field, "");
-                self.invalid(
-                    &field,
-                    go_quote(name),
-                    "environment variable name must be non-empty",
-                );
+                self.invalid(&field, go_quote(name), "environment variable name must be non-empty");
             } else if !env_var_name_errors(name).is_empty() {
                 // Relaxed env var names (default since 1.32): printable ASCII except '='.
                 self.invalid(&field, go_quote(name), "a valid environment variable name must consist only of printable ASCII characters other than '='");
@@ -769,11 +646,7 @@ impl V {
         for (mat, m) in self.items(c, "volumeMounts", at) {
             let vol = self.required_str(m, "name", &format!("{mat}.name"));
             if !volumes.contains(vol) {
-                self.push(
-                    format!("{mat}.name"),
-                    FieldErrorKind::NotFound(go_quote(vol)),
-                    "",
-                );
+                self.push(format!("{mat}.name"), FieldErrorKind::NotFound(go_quote(vol)), "");
             }
             let path = self.required_str(m, "mountPath", &format!("{mat}.mountPath"));
             if !mount_paths.insert(path.to_string()) {
@@ -781,12 +654,7 @@ impl V {
             }
         }
         let pull = ["Always", "IfNotPresent", "Never"];
-        self.one_of(
-            c,
-            "imagePullPolicy",
-            &format!("{at}.imagePullPolicy"),
-            &pull,
-        );
+        self.one_of(c, "imagePullPolicy", &format!("{at}.imagePullPolicy"), &pull);
         // Names are unique across containers and init containers.
         self.unique(format!("{at}.name"), name, names);
     }
@@ -794,10 +662,7 @@ impl V {
     fn container_ports(&mut self, c: &Value, at: &str) {
         let mut names = BTreeSet::new();
         for (pat, port) in self.items(c, "ports", at) {
-            if let Some(name) = self
-                .str(port, "name", &format!("{pat}.name"))
-                .filter(|n| !n.is_empty())
-            {
+            if let Some(name) = self.str(port, "name", &format!("{pat}.name")).filter(|n| !n.is_empty()) {
                 let msgs = port_name_errors(name);
                 if !msgs.is_empty() {
                     self.each_msg(&format!("{pat}.name"), name, msgs);
@@ -813,10 +678,7 @@ impl V {
                     }
                 }
             }
-            if let Some(n) = self
-                .int(port, "hostPort", &format!("{pat}.hostPort"))
-                .filter(|&n| n != 0)
-            {
+            if let Some(n) = self.int(port, "hostPort", &format!("{pat}.hostPort")).filter(|&n| n != 0) {
                 if let Some(msg) = port_num_error(n) {
                     self.invalid(format!("{pat}.hostPort"), n.to_string(), msg);
                 }
@@ -826,12 +688,7 @@ impl V {
     }
 
     fn protocol(&mut self, port: &Value, at: &str) {
-        self.one_of(
-            port,
-            "protocol",
-            &format!("{at}.protocol"),
-            &["SCTP", "TCP", "UDP"],
-        );
+        self.one_of(port, "protocol", &format!("{at}.protocol"), &["SCTP", "TCP", "UDP"]);
     }
 
     /// Deployment and ReplicaSet specs (apps validation).
@@ -846,100 +703,54 @@ impl V {
         } else {
             self.labels(&selector_value, "matchLabels", "spec.selector.matchLabels");
             self.label_selector_requirements(&selector_value);
-            let n = selector_value["matchLabels"]
-                .as_object()
-                .map_or(0, Map::len)
-                + selector_value["matchExpressions"]
-                    .as_array()
-                    .map_or(0, Vec::len);
+            let n = selector_value["matchLabels"].as_object().map_or(0, Map::len) + selector_value["matchExpressions"].as_array().map_or(0, Vec::len);
             if n == 0 {
                 // Kubernetes says "deployment" for ReplicaSets too.
-                self.invalid(
-                    "spec.selector",
-                    go_label_selector(&selector_value),
-                    "empty selector is invalid for deployment",
-                );
+                self.invalid("spec.selector", go_label_selector(&selector_value), "empty selector is invalid for deployment");
             }
         }
         let template = &spec["template"];
         match Selector::from_label_selector(&selector_value) {
-            Err(_) => self.invalid(
-                "spec.selector",
-                go_label_selector(&selector_value),
-                "invalid label selector",
-            ),
+            Err(_) => self.invalid("spec.selector", go_label_selector(&selector_value), "invalid label selector"),
             Ok(selector) => {
                 // Type errors in these labels are reported once, below.
-                let labels = template["metadata"]
-                    .get("labels")
-                    .filter(|l| !l.is_null())
-                    .map(string_map);
+                let labels = template["metadata"].get("labels").filter(|l| !l.is_null()).map(string_map);
                 if !selector.is_empty() && !selector.matches(&labels.clone().unwrap_or_default()) {
-                    self.invalid(
-                        "spec.template.metadata.labels",
-                        go_string_map(labels.as_ref()),
-                        "`selector` does not match template `labels`",
-                    );
+                    self.invalid("spec.template.metadata.labels", go_string_map(labels.as_ref()), "`selector` does not match template `labels`");
                 }
                 // Kubernetes reports template labels at `spec.template.labels` (sic).
                 self.labels(&template["metadata"], "labels", "spec.template.labels");
                 self.annotations(&template["metadata"], "spec.template.annotations");
                 self.pod_spec(&template["spec"], "spec.template.spec");
-                let policy = template["spec"]["restartPolicy"]
-                    .as_str()
-                    .unwrap_or("Always");
+                let policy = template["spec"]["restartPolicy"].as_str().unwrap_or("Always");
                 if policy != "Always" {
                     self.unsupported("spec.template.spec.restartPolicy", policy, &["Always"]);
                 }
                 if !template["spec"]["activeDeadlineSeconds"].is_null() {
                     let msg = "activeDeadlineSeconds in ReplicaSet is not Supported";
-                    self.push(
-                        "spec.template.spec.activeDeadlineSeconds",
-                        FieldErrorKind::Forbidden,
-                        msg,
-                    );
+                    self.push("spec.template.spec.activeDeadlineSeconds", FieldErrorKind::Forbidden, msg);
                 }
             }
         }
         if deployment {
             self.nonnegative(spec, "minReadySeconds", "spec.minReadySeconds");
             self.nonnegative(spec, "revisionHistoryLimit", "spec.revisionHistoryLimit");
-            self.nonnegative(
-                spec,
-                "progressDeadlineSeconds",
-                "spec.progressDeadlineSeconds",
-            );
+            self.nonnegative(spec, "progressDeadlineSeconds", "spec.progressDeadlineSeconds");
         }
     }
 
     fn label_selector_requirements(&mut self, selector: &Value) {
-        let exprs = self.array(
-            selector,
-            "matchExpressions",
-            "spec.selector.matchExpressions",
-        );
+        let exprs = self.array(selector, "matchExpressions", "spec.selector.matchExpressions");
         for (i, e) in exprs.iter().enumerate() {
             let at = format!("spec.selector.matchExpressions[{i}]");
             let values = string_list(&e["values"]);
-            match self
-                .str(e, "operator", &format!("{at}.operator"))
-                .unwrap_or_default()
-            {
-                "In" | "NotIn" if values.is_empty() => self.required(
-                    format!("{at}.values"),
-                    "must be specified when `operator` is 'In' or 'NotIn'",
-                ),
-                "Exists" | "DoesNotExist" if !values.is_empty() => self.push(
-                    format!("{at}.values"),
-                    FieldErrorKind::Forbidden,
-                    "may not be specified when `operator` is 'Exists' or 'DoesNotExist'",
-                ),
+            match self.str(e, "operator", &format!("{at}.operator")).unwrap_or_default() {
+                "In" | "NotIn" if values.is_empty() => self.required(format!("{at}.values"), "must be specified when `operator` is 'In' or 'NotIn'"),
+                "Exists" | "DoesNotExist" if !values.is_empty() => {
+                    self.push(format!("{at}.values"), FieldErrorKind::Forbidden, "may not be specified when `operator` is 'Exists' or 'DoesNotExist'")
+                }
                 "In" | "NotIn" | "Exists" | "DoesNotExist" => {}
-                op => self.invalid(
-                    format!("{at}.operator"),
-                    go_quote(op),
-                    "not a valid selector operator",
-                ),
+                op => self.invalid(format!("{at}.operator"), go_quote(op), "not a valid selector operator"),
             }
             let key = self.str(e, "key", &format!("{at}.key")).unwrap_or_default();
             self.each_msg(&format!("{at}.key"), key, qualified_name_errors(key));
@@ -951,25 +762,18 @@ impl V {
 
     fn service(&mut self, spec: &Value) {
         let ty = self.str(spec, "type", "spec.type").unwrap_or("ClusterIP");
-        let cluster_ip = spec["clusterIPs"][0]
-            .as_str()
-            .or(spec["clusterIP"].as_str())
-            .unwrap_or_default();
+        let cluster_ip = spec["clusterIPs"][0].as_str().or(spec["clusterIP"].as_str()).unwrap_or_default();
         let headless = cluster_ip == "None";
         let ports = self.array(spec, "ports", "spec.ports");
         if ports.is_empty() && !headless && ty != "ExternalName" {
             self.required("spec.ports", "");
         }
         match ty {
-            "NodePort" | "LoadBalancer" if headless => self.invalid(
-                "spec.clusterIPs[0]",
-                go_quote("None"),
-                format!("may not be set to 'None' for {ty} services"),
-            ),
+            "NodePort" | "LoadBalancer" if headless => {
+                self.invalid("spec.clusterIPs[0]", go_quote("None"), format!("may not be set to 'None' for {ty} services"))
+            }
             "ExternalName" => {
-                let cname = self
-                    .str(spec, "externalName", "spec.externalName")
-                    .unwrap_or_default();
+                let cname = self.str(spec, "externalName", "spec.externalName").unwrap_or_default();
                 let cname = cname.strip_suffix('.').unwrap_or(cname);
                 if cname.is_empty() {
                     self.required("spec.externalName", "");
@@ -982,9 +786,7 @@ impl V {
         let mut names = BTreeSet::new();
         for (i, port) in ports.iter().enumerate() {
             let at = format!("spec.ports[{i}]");
-            let name = self
-                .str(port, "name", &format!("{at}.name"))
-                .unwrap_or_default();
+            let name = self.str(port, "name", &format!("{at}.name")).unwrap_or_default();
             if ports.len() > 1 && name.is_empty() {
                 self.required(format!("{at}.name"), "");
             } else if !name.is_empty() {
@@ -998,29 +800,20 @@ impl V {
             self.protocol(port, &at);
             match port.get("targetPort") {
                 None | Some(Value::Null) => {}
-                Some(Value::String(s)) => {
-                    self.each_msg(&format!("{at}.targetPort"), s, port_name_errors(s))
-                }
+                Some(Value::String(s)) => self.each_msg(&format!("{at}.targetPort"), s, port_name_errors(s)),
                 Some(Value::Number(n)) => {
                     let n = n.as_i64().unwrap_or(-1);
                     if let Some(msg) = port_num_error(n) {
                         self.invalid(format!("{at}.targetPort"), n.to_string(), msg);
                     }
                 }
-                Some(other) => {
-                    self.type_error(&format!("{at}.targetPort"), other, "integer or string")
-                }
+                Some(other) => self.type_error(&format!("{at}.targetPort"), other, "integer or string"),
             }
         }
         if spec.get("selector").is_some() {
             self.labels(spec, "selector", "spec.selector");
         }
-        self.one_of(
-            spec,
-            "sessionAffinity",
-            "spec.sessionAffinity",
-            &["ClientIP", "None"],
-        );
+        self.one_of(spec, "sessionAffinity", "spec.sessionAffinity", &["ClientIP", "None"]);
         if !cluster_ip.is_empty() && !headless && cluster_ip.parse::<std::net::IpAddr>().is_err() {
             let msg = "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)";
             self.invalid("spec.clusterIPs[0]", go_quote(cluster_ip), msg);
@@ -1036,18 +829,10 @@ impl V {
             let node_port = port["nodePort"].as_i64().unwrap_or(0);
             if ty == "ClusterIP" && node_port != 0 {
                 let msg = "may not be used when `type` is 'ClusterIP'";
-                self.push(
-                    format!("spec.ports[{i}].nodePort"),
-                    FieldErrorKind::Forbidden,
-                    msg,
-                );
+                self.push(format!("spec.ports[{i}].nodePort"), FieldErrorKind::Forbidden, msg);
             }
             if node_port != 0 && !node_ports.insert((protocol, node_port)) {
-                self.push(
-                    format!("spec.ports[{i}].nodePort"),
-                    FieldErrorKind::Duplicate(node_port.to_string()),
-                    "",
-                );
+                self.push(format!("spec.ports[{i}].nodePort"), FieldErrorKind::Duplicate(node_port.to_string()), "");
             }
             let number = port["port"].as_i64().unwrap_or(0);
             if !port_keys.insert((protocol, number)) {
@@ -1056,24 +841,13 @@ impl V {
                     "core.ServicePort{{Name:\"\", Protocol:{}, AppProtocol:(*string)(nil), Port:{number}, TargetPort:intstr.IntOrString{{Type:0, IntVal:0, StrVal:\"\"}}, NodePort:0}}",
                     go_quote(protocol)
                 );
-                self.push(
-                    format!("spec.ports[{i}]"),
-                    FieldErrorKind::Duplicate(repr),
-                    "",
-                );
+                self.push(format!("spec.ports[{i}]"), FieldErrorKind::Duplicate(repr), "");
             }
         }
-        let external = ty == "NodePort"
-            || ty == "LoadBalancer"
-            || !spec["externalIPs"].as_array().is_none_or(Vec::is_empty);
-        if let Some(policy) = self.str(spec, "externalTrafficPolicy", "spec.externalTrafficPolicy")
-        {
+        let external = ty == "NodePort" || ty == "LoadBalancer" || !spec["externalIPs"].as_array().is_none_or(Vec::is_empty);
+        if let Some(policy) = self.str(spec, "externalTrafficPolicy", "spec.externalTrafficPolicy") {
             if !external {
-                self.invalid(
-                    "spec.externalTrafficPolicy",
-                    go_quote(policy),
-                    "may only be set for externally-accessible services",
-                );
+                self.invalid("spec.externalTrafficPolicy", go_quote(policy), "may only be set for externally-accessible services");
             } else if !["Cluster", "Local"].contains(&policy) {
                 self.unsupported("spec.externalTrafficPolicy", policy, &["Cluster", "Local"]);
             }
@@ -1095,11 +869,7 @@ impl V {
     /// ConfigMap/Secret keys, and the two keys a TLS Secret must have.
     fn config_data(&mut self, obj: &Value, secret: bool) {
         let mut seen = BTreeSet::new();
-        let sections: &[&str] = if secret {
-            &["data", "stringData"]
-        } else {
-            &["data", "binaryData"]
-        };
+        let sections: &[&str] = if secret { &["data", "stringData"] } else { &["data", "binaryData"] };
         for section in sections {
             for (k, v) in self.object(obj, section, section) {
                 let field = format!("{section}[{k}]");
@@ -1145,11 +915,7 @@ mod tests {
 
     #[test]
     fn tutorial_objects_are_valid() {
-        validate(&deployment(
-            json!({"matchLabels": {"run": "my-nginx"}}),
-            json!({"run": "my-nginx"}),
-        ))
-        .unwrap();
+        validate(&deployment(json!({"matchLabels": {"run": "my-nginx"}}), json!({"run": "my-nginx"}))).unwrap();
         let svc = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "my-nginx", "labels": {"run": "my-nginx"}},
             "spec": {"type": "NodePort", "selector": {"run": "my-nginx"}, "ports": [
                 {"port": 8080, "targetPort": 80, "protocol": "TCP", "name": "http"},
@@ -1160,24 +926,16 @@ mod tests {
     #[test]
     fn tutorial_manifest_parses_defaults_and_validates() {
         let text = "---\n{\n  apiVersion: \"apps/v1\",\n  kind: \"Deployment\",\n  metadata: {\n    name: \"my-nginx\",\n  },\n  spec: {\n    selector: { matchLabels: { run: \"my-nginx\", }, },\n    replicas: 2,\n    template: {\n      metadata: { labels: { run: \"my-nginx\", }, },\n      spec: {\n        containers: [{\n          name: \"my-nginx\",\n          image: \"nginx\",\n          ports: [{ containerPort: 80, }],\n        }],\n      },\n    },\n  },\n}\n";
-        let mut obj = crate::manifest::parse_documents(text)
-            .unwrap()
-            .remove(0)
-            .value;
+        let mut obj = crate::manifest::parse_documents(text).unwrap().remove(0).value;
         crate::defaults::apply_defaults(&mut obj);
         validate(&obj).unwrap();
         obj["spec"]["template"]["metadata"]["labels"]["run"] = json!("x");
-        assert!(message(&obj).ends_with(
-            "map[string]string{\"run\":\"x\"}: `selector` does not match template `labels`"
-        ));
+        assert!(message(&obj).ends_with("map[string]string{\"run\":\"x\"}: `selector` does not match template `labels`"));
     }
 
     #[test]
     fn selector_mismatch_uses_kubernetes_wording() {
-        let d = deployment(
-            json!({"matchLabels": {"run": "other"}}),
-            json!({"run": "x"}),
-        );
+        let d = deployment(json!({"matchLabels": {"run": "other"}}), json!({"run": "x"}));
         assert_eq!(
             message(&d),
             "The Deployment \"my-nginx\" is invalid: spec.template.metadata.labels: Invalid value: map[string]string{\"run\":\"x\"}: `selector` does not match template `labels`"
@@ -1221,10 +979,7 @@ mod tests {
         let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "Bad_Name"}, "spec": {}});
         let msg = message(&pod);
         assert!(msg.starts_with("The Pod \"Bad_Name\" is invalid: \n* metadata.name: Invalid value: \"Bad_Name\": a lowercase RFC 1123 subdomain"), "{msg}");
-        assert!(
-            msg.ends_with("\n* spec.containers: Required value"),
-            "{msg}"
-        );
+        assert!(msg.ends_with("\n* spec.containers: Required value"), "{msg}");
 
         let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {
             "restartPolicy": "Sometimes",
@@ -1237,10 +992,7 @@ mod tests {
             "spec.restartPolicy: Unsupported value: \"Sometimes\": supported values: \"Always\", \"OnFailure\", \"Never\"",
         ]);
         let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {"containers": [{"image": "nginx"}]}});
-        assert_eq!(
-            message(&pod),
-            "The Pod \"p\" is invalid: spec.containers[0].name: Required value"
-        );
+        assert_eq!(message(&pod), "The Pod \"p\" is invalid: spec.containers[0].name: Required value");
     }
 
     #[test]
@@ -1261,10 +1013,7 @@ mod tests {
         ]);
         assert!(qualified_name_errors("kubernetes.io/service-name").is_empty());
         assert!(label_value_errors("").is_empty());
-        assert_eq!(
-            dns1123_label_errors(&"a".repeat(64)),
-            ["must be no more than 63 characters"]
-        );
+        assert_eq!(dns1123_label_errors(&"a".repeat(64)), ["must be no more than 63 characters"]);
     }
 
     #[test]
@@ -1283,7 +1032,10 @@ mod tests {
             "spec.externalTrafficPolicy: Invalid value: \"Local\": may only be set for externally-accessible services",
         ]);
         let svc = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"}, "spec": {"clusterIP": "10.0.0.300", "ports": [{"port": 80}]}});
-        assert_eq!(message(&svc), "The Service \"s\" is invalid: spec.clusterIPs[0]: Invalid value: \"10.0.0.300\": must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)");
+        assert_eq!(
+            message(&svc),
+            "The Service \"s\" is invalid: spec.clusterIPs[0]: Invalid value: \"10.0.0.300\": must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)"
+        );
         let svc = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"}, "spec": {"type": "NodePort", "clusterIP": "None", "ports": [{"port": 80}]}});
         assert_eq!(message(&svc), "The Service \"s\" is invalid: spec.clusterIPs[0]: Invalid value: \"None\": may not be set to 'None' for NodePort services");
     }
@@ -1312,10 +1064,7 @@ mod tests {
     fn empty_selector_and_bad_operator() {
         let d = deployment(json!({}), json!({"run": "x"}));
         assert_eq!(message(&d), "The Deployment \"my-nginx\" is invalid: spec.selector: Invalid value: v1.LabelSelector{MatchLabels:map[string]string(nil), MatchExpressions:[]v1.LabelSelectorRequirement(nil)}: empty selector is invalid for deployment");
-        let mut rs = deployment(
-            json!({"matchExpressions": [{"key": "run", "operator": "Is", "values": ["x"]}]}),
-            json!({"run": "x"}),
-        );
+        let mut rs = deployment(json!({"matchExpressions": [{"key": "run", "operator": "Is", "values": ["x"]}]}), json!({"run": "x"}));
         rs["kind"] = json!("ReplicaSet");
         let causes = causes(&rs);
         assert_eq!(causes[0], "spec.selector.matchExpressions[0].operator: Invalid value: \"Is\": not a valid selector operator");
@@ -1325,10 +1074,7 @@ mod tests {
     #[test]
     fn secrets_and_configmaps() {
         let s = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "nginxsecret"}, "type": "kubernetes.io/tls", "data": {"tls.crt": "YQ=="}});
-        assert_eq!(
-            message(&s),
-            "The Secret \"nginxsecret\" is invalid: data[tls.key]: Required value"
-        );
+        assert_eq!(message(&s), "The Secret \"nginxsecret\" is invalid: data[tls.key]: Required value");
         let c = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"default.conf": "x", "a b": "y"}});
         assert!(message(&c).starts_with("The ConfigMap \"c\" is invalid: data[a b]: Invalid value: \"a b\": a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+')"));
     }
@@ -1338,10 +1084,7 @@ mod tests {
         let old = json!({"kind": "Secret", "metadata": {"name": "s"}, "type": "kubernetes.io/tls", "data": {"tls.crt": "YQ==", "tls.key": "Yg=="}});
         let mut new = old.clone();
         new["type"] = json!("Opaque");
-        assert_eq!(
-            validate_update(&old, &new).unwrap_err().to_string(),
-            "The Secret \"s\" is invalid: type: Invalid value: \"Opaque\": field is immutable"
-        );
+        assert_eq!(validate_update(&old, &new).unwrap_err().to_string(), "The Secret \"s\" is invalid: type: Invalid value: \"Opaque\": field is immutable");
         let untyped = json!({"kind": "Secret", "metadata": {"name": "s"}});
         assert!(validate_update(&untyped, &json!({"kind": "Secret", "metadata": {"name": "s"}, "type": "Opaque"})).is_ok());
 
@@ -1361,25 +1104,10 @@ mod tests {
 
     #[test]
     fn invalid_display_dedups_and_handles_no_causes() {
-        let c = FieldError {
-            field: "spec.x".into(),
-            kind: FieldErrorKind::Required,
-            detail: String::new(),
-        };
-        let i = Invalid {
-            kind: "Pod".into(),
-            name: "p".into(),
-            causes: vec![c.clone(), c],
-        };
-        assert_eq!(
-            i.to_string(),
-            "The Pod \"p\" is invalid: spec.x: Required value"
-        );
-        let none = Invalid {
-            kind: "Pod".into(),
-            name: "p".into(),
-            causes: vec![],
-        };
+        let c = FieldError { field: "spec.x".into(), kind: FieldErrorKind::Required, detail: String::new() };
+        let i = Invalid { kind: "Pod".into(), name: "p".into(), causes: vec![c.clone(), c] };
+        assert_eq!(i.to_string(), "The Pod \"p\" is invalid: spec.x: Required value");
+        let none = Invalid { kind: "Pod".into(), name: "p".into(), causes: vec![] };
         assert_eq!(none.to_string(), "The Pod \"p\" is invalid");
     }
 }

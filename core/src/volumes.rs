@@ -153,11 +153,7 @@ fn payload_of(kind: &'static str, source: &Value, lookup: Lookup) -> Result<Payl
                     if optional {
                         continue;
                     }
-                    return Err(if kind == "Secret" {
-                        VolumeError::NoSecretKey { key: key.into() }
-                    } else {
-                        VolumeError::NoConfigKey { key: key.into() }
-                    });
+                    return Err(if kind == "Secret" { VolumeError::NoSecretKey { key: key.into() } } else { VolumeError::NoConfigKey { key: key.into() } });
                 };
                 let path = item["path"].as_str().unwrap_or(key);
                 check_path(path)?;
@@ -173,9 +169,11 @@ fn payload_of(kind: &'static str, source: &Value, lookup: Lookup) -> Result<Payl
 /// decoded.
 fn values(kind: &'static str, name: &str, object: &Value) -> Result<BTreeMap<String, Vec<u8>>, VolumeError> {
     let b64 = |key: &str, v: &Value| {
-        base64::engine::general_purpose::STANDARD
-            .decode(v.as_str().unwrap_or(""))
-            .map_err(|_| VolumeError::BadData { kind, name: name.into(), key: key.into() })
+        base64::engine::general_purpose::STANDARD.decode(v.as_str().unwrap_or("")).map_err(|_| VolumeError::BadData {
+            kind,
+            name: name.into(),
+            key: key.into(),
+        })
     };
     let mut out = BTreeMap::new();
     for (key, v) in object["data"].as_object().into_iter().flatten() {
@@ -279,7 +277,8 @@ mod tests {
         assert_eq!(payload_for_pod(&vol, &lookup, &pod, None).unwrap(), Err(VolumeError::NoToken));
         assert!(has_files(&vol) && !has_files(&json!({"name": "x", "emptyDir": {}})));
         // Downward API labels, one `key="value"` line each.
-        let labels = json!({"projected": {"sources": [{"downwardAPI": {"items": [{"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}, "mode": 0o400}]}}]}});
+        let labels =
+            json!({"projected": {"sources": [{"downwardAPI": {"items": [{"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}, "mode": 0o400}]}}]}});
         let p = payload_for_pod(&labels, &lookup, &pod, None).unwrap().unwrap();
         assert_eq!(files(&p), vec![("labels", &b"app=\"web\"\ntier=\"front\""[..], 0o400)]);
     }

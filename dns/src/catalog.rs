@@ -245,11 +245,8 @@ impl Catalog {
 
     fn index_reverse(&mut self) {
         for service in self.namespaces.values().flat_map(HashMap::values) {
-            let entry = |endpoint: Option<&Arc<str>>| ReverseEntry {
-                endpoint: endpoint.cloned(),
-                service: service.name.clone(),
-                namespace: service.namespace.clone(),
-            };
+            let entry =
+                |endpoint: Option<&Arc<str>>| ReverseEntry { endpoint: endpoint.cloned(), service: service.name.clone(), namespace: service.namespace.clone() };
             match &service.kind {
                 ServiceKind::ExternalName(_) => continue,
                 ServiceKind::ClusterIp(ips) => {

@@ -54,4 +54,3 @@ mod udp_batch;
 pub use answer::{answer, shuffle_addresses, Response};
 pub use catalog::{Catalog, CatalogConfig, PodRecords};
 pub use server::{BoundAddrs, DnsServer, ServerError, ServerOptions, SharedCatalog};
-

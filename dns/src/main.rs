@@ -58,7 +58,8 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         .init();
     let config = CatalogConfig::new(&args.cluster_domain, args.pods)?;
     let catalog = Arc::new(SharedCatalog::new(Catalog::unsynced(config.clone())));
-    let options = ServerOptions { dns: args.listen, metrics: Some(args.metrics), health: Some(args.health), ready: Some(args.ready), ..ServerOptions::default() };
+    let options =
+        ServerOptions { dns: args.listen, metrics: Some(args.metrics), health: Some(args.health), ready: Some(args.ready), ..ServerOptions::default() };
     let server = DnsServer::bind(&options, catalog.clone()).await?;
     tracing::info!(dns = %server.addrs().dns_udp, metrics = %args.metrics, zone = %config.zone, socket = %args.socket.display(), "DNS server listening");
     tokio::spawn(feed::follow_controller(args.socket, config, catalog));

@@ -93,12 +93,7 @@ pub struct Metrics {
 
 impl Metrics {
     pub fn new(server: String) -> Self {
-        Self {
-            server,
-            requests: Default::default(),
-            responses: Default::default(),
-            durations: Default::default(),
-        }
+        Self { server, requests: Default::default(), responses: Default::default(), durations: Default::default() }
     }
 
     pub fn record(&self, o: &Observation) {
@@ -189,14 +184,7 @@ mod tests {
     use super::*;
 
     fn observation(qtype: RecordType, rcode: ResponseCode, micros: u64) -> Observation {
-        Observation {
-            transport: Transport::Udp,
-            ipv6_client: false,
-            qtype: Some(qtype),
-            rcode,
-            in_cluster_zone: true,
-            elapsed: Duration::from_micros(micros),
-        }
+        Observation { transport: Transport::Udp, ipv6_client: false, qtype: Some(qtype), rcode, in_cluster_zone: true, elapsed: Duration::from_micros(micros) }
     }
 
     #[test]

@@ -71,13 +71,7 @@ pub struct ServerOptions {
 impl Default for ServerOptions {
     fn default() -> Self {
         let any = |port: u16| SocketAddr::from(([0, 0, 0, 0], port));
-        Self {
-            dns: any(53),
-            metrics: Some(any(9153)),
-            health: Some(any(8080)),
-            ready: Some(any(8181)),
-            tcp_idle_timeout: Duration::from_secs(10),
-        }
+        Self { dns: any(53), metrics: Some(any(9153)), health: Some(any(8080)), ready: Some(any(8181)), tcp_idle_timeout: Duration::from_secs(10) }
     }
 }
 

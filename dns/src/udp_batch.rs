@@ -25,8 +25,7 @@ impl BatchReceiver {
         let mut buffers: Vec<Vec<u8>> = (0..count).map(|_| vec![0u8; size]).collect();
         // SAFETY: all-zero is a valid sockaddr_storage (plain integers and arrays).
         let mut senders: Vec<libc::sockaddr_storage> = vec![unsafe { zeroed() }; count];
-        let mut iovecs: Vec<libc::iovec> =
-            buffers.iter_mut().map(|b| libc::iovec { iov_base: b.as_mut_ptr().cast(), iov_len: b.len() }).collect();
+        let mut iovecs: Vec<libc::iovec> = buffers.iter_mut().map(|b| libc::iovec { iov_base: b.as_mut_ptr().cast(), iov_len: b.len() }).collect();
         let headers = senders
             .iter_mut()
             .zip(iovecs.iter_mut())

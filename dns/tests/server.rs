@@ -18,7 +18,8 @@ const TIMEOUT: Duration = Duration::from_secs(5);
 const BIG_HEADLESS_ENDPOINTS: usize = 60;
 
 fn objects() -> Vec<Value> {
-    let endpoints: Vec<Value> = (0..BIG_HEADLESS_ENDPOINTS).map(|i| json!({"addresses": [format!("10.244.1.{}", i + 10)], "conditions": {"ready": true}})).collect();
+    let endpoints: Vec<Value> =
+        (0..BIG_HEADLESS_ENDPOINTS).map(|i| json!({"addresses": [format!("10.244.1.{}", i + 10)], "conditions": {"ready": true}})).collect();
     vec![
         json!({"kind": "Namespace", "metadata": {"name": "default"}}),
         json!({"kind": "Service", "metadata": {"name": "my-nginx", "namespace": "default"},
@@ -92,10 +93,13 @@ async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
 }
 
 fn a_records(m: &Message) -> Vec<String> {
-    m.answers.iter().filter_map(|r| match &r.data {
-        RData::A(a) => Some(a.0.to_string()),
-        _ => None,
-    }).collect()
+    m.answers
+        .iter()
+        .filter_map(|r| match &r.data {
+            RData::A(a) => Some(a.0.to_string()),
+            _ => None,
+        })
+        .collect()
 }
 
 #[tokio::test]

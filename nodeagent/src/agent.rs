@@ -3,13 +3,13 @@
 //! controller wants here with the sandboxes that exist and converges, so a restarted agent simply
 //! re-adopts the running shims (their `shim.pid` files) without restarting anything.
 
-use emu_proto::reflector::{self, Snapshot};
 use crate::{cgroup, net, sandbox};
 use anyhow::{bail, Context};
 use clap::Parser;
 use emu_core::cluster::{ClusterConfig, NodeConfig, Paths};
 use emu_core::{configdata, ipam, naming, object, volumes};
 use emu_proto::api_client::ApiClient;
+use emu_proto::reflector::{self, Snapshot};
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
 use std::net::Ipv4Addr;
@@ -76,7 +76,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .context("registering the node")?
         .into_inner();
     let registered: Value = serde_json::from_str(&registered.node.context("register_node returned no node")?.json)?;
-    let pod_cidr: ipam::Ipv4Cidr = object::str_at(&registered, &["spec", "podCIDR"]).context("node has no podCIDR")?.parse().map_err(|e| anyhow::anyhow!("podCIDR: {e}"))?;
+    let pod_cidr: ipam::Ipv4Cidr =
+        object::str_at(&registered, &["spec", "podCIDR"]).context("node has no podCIDR")?.parse().map_err(|e| anyhow::anyhow!("podCIDR: {e}"))?;
     let gateway = ipam::gateway(pod_cidr);
     let node_ns = net::netns_path(&naming::netns_node(&cluster.name, &node.name));
     net::setup_node(&node_ns, gateway, pod_cidr.prefix).await.context("setting up the node's bridge cni0")?;
@@ -284,10 +285,9 @@ async fn record_event(agent: &Agent, local: &std::sync::Mutex<Local>, pod: &Valu
                 emu_core::events::repeat(&mut e, &stamp);
                 (e, (r.backoff * 2).min(EVENT_BACKOFF_MAX))
             }
-            None => (
-                emu_core::events::new_event(pod, event_type, reason, message, "kubelet", &agent.node.name, &stamp, wall.as_nanos()),
-                EVENT_BACKOFF_INITIAL,
-            ),
+            None => {
+                (emu_core::events::new_event(pod, event_type, reason, message, "kubelet", &agent.node.name, &stamp, wall.as_nanos()), EVENT_BACKOFF_INITIAL)
+            }
         }
     };
     let mut client = agent.client.clone();
@@ -380,8 +380,16 @@ async fn sync_volumes(agent: &Agent, local: &std::sync::Mutex<Local>, pod: &Valu
     }
 }
 
-async fn reconcile(agent: &Arc<Agent>, snap: &Snapshot, local: &Arc<std::sync::Mutex<Local>>, services: &Arc<Vec<Value>>, services_changed: bool, objects_changed: bool) {
-    let wanted: HashMap<String, Arc<Value>> = snap.objects.values().filter(|v| object::kind(v) == "Pod").map(|p| (object::uid(p).to_string(), p.clone())).collect();
+async fn reconcile(
+    agent: &Arc<Agent>,
+    snap: &Snapshot,
+    local: &Arc<std::sync::Mutex<Local>>,
+    services: &Arc<Vec<Value>>,
+    services_changed: bool,
+    objects_changed: bool,
+) {
+    let wanted: HashMap<String, Arc<Value>> =
+        snap.objects.values().filter(|v| object::kind(v) == "Pod").map(|p| (object::uid(p).to_string(), p.clone())).collect();
     // Sandboxes on disk that no pod wants any more (deleted while the agent was away).
     if let Ok(entries) = std::fs::read_dir(agent.paths.pods_dir(&agent.node.name)) {
         for e in entries.flatten() {
@@ -459,7 +467,8 @@ async fn reconcile(agent: &Arc<Agent>, snap: &Snapshot, local: &Arc<std::sync::M
         }
         if crate::readiness::has_readiness_probe(&pod) && local.lock().map(|mut l| l.probing.insert(uid.clone())).unwrap_or(false) {
             if let Some(ip) = emu_core::podspec::allocated_ip(&pod).and_then(|ip| ip.parse().ok()) {
-                let (readiness, pod, dir, exe, local, uid) = (agent.readiness.clone(), pod.clone(), pod_dir.clone(), agent.shim_exe.clone(), local.clone(), uid.clone());
+                let (readiness, pod, dir, exe, local, uid) =
+                    (agent.readiness.clone(), pod.clone(), pod_dir.clone(), agent.shim_exe.clone(), local.clone(), uid.clone());
                 tokio::spawn(async move {
                     crate::readiness::probe_pod(readiness, pod, ip, dir, exe).await;
                     if let Ok(mut l) = local.lock() {
@@ -543,10 +552,7 @@ fn service_env(pod: &Value, services: &[Value]) -> Vec<(String, String)> {
 async fn create_sandbox(agent: &Agent, pod: &Value, services: &[Value], objects: &reflector::Cache) -> anyhow::Result<()> {
     let uid = object::uid(pod);
     let name = object::name(pod);
-    let ip: Ipv4Addr = emu_core::podspec::allocated_ip(pod)
-        .context("pod has no IP allocated yet")?
-        .parse()
-        .context("pod IP annotation")?;
+    let ip: Ipv4Addr = emu_core::podspec::allocated_ip(pod).context("pod has no IP allocated yet")?.parse().context("pod IP annotation")?;
     // First, so that a missing Secret or ConfigMap leaves nothing to clean up.
     let spec = sandbox_spec(agent, pod, ip, objects)?;
     let token = pod_token(agent, pod).await;
@@ -575,9 +581,7 @@ async fn create_sandbox(agent: &Agent, pod: &Value, services: &[Value], objects:
         cgroup::ensure(dir)?;
     }
     let (exe, dir) = (agent.shim_exe.clone(), pod_dir.clone());
-    let pid = tokio::task::spawn_blocking(move || sandbox::spawn_shim(&exe, &dir, &pod_ns, cgroup.as_deref()))
-        .await?
-        .context("starting the pod's shim")?;
+    let pid = tokio::task::spawn_blocking(move || sandbox::spawn_shim(&exe, &dir, &pod_ns, cgroup.as_deref())).await?.context("starting the pod's shim")?;
     if !payloads.is_empty() {
         tokio::task::spawn_blocking(move || write_volumes(pid, &pod_dir, &payloads)).await?.context("filling the pod's volumes")?;
     }
@@ -716,7 +720,11 @@ fn token_due(agent: &Agent, uid: &str) -> bool {
 /// kubelet renews it). None when the pod needs none or the API server issued none (its volume
 /// then waits, as with a missing Secret).
 async fn pod_token(agent: &Agent, pod: &Value) -> Option<String> {
-    let wanted = pod["spec"]["volumes"].as_array()?.iter().flat_map(|v| v["projected"]["sources"].as_array().into_iter().flatten()).find_map(|s| s.get("serviceAccountToken").filter(|t| t.is_object()))?;
+    let wanted = pod["spec"]["volumes"]
+        .as_array()?
+        .iter()
+        .flat_map(|v| v["projected"]["sources"].as_array().into_iter().flatten())
+        .find_map(|s| s.get("serviceAccountToken").filter(|t| t.is_object()))?;
     let uid = object::uid(pod).to_string();
     let now = emu_core::time::now();
     let cached = agent.tokens.lock().ok().and_then(|t| t.get(&uid).cloned());
@@ -822,8 +830,10 @@ fn pending_status(pod: &Value, reason: &str, message: &str) -> Value {
         .as_array()
         .into_iter()
         .flatten()
-        .map(|c| json!({"name": c["name"], "image": c["image"], "imageID": "", "ready": false, "started": false, "restartCount": 0,
-            "lastState": {}, "state": {"waiting": {"reason": reason, "message": message}}}))
+        .map(|c| {
+            json!({"name": c["name"], "image": c["image"], "imageID": "", "ready": false, "started": false, "restartCount": 0,
+            "lastState": {}, "state": {"waiting": {"reason": reason, "message": message}}})
+        })
         .collect();
     status["containerStatuses"] = json!(cs);
     status
@@ -855,7 +865,9 @@ fn pod_status(agent: &Agent, pod: &Value, state: &sandbox::SandboxState) -> Valu
                 restart_count: c.restart_count,
                 container_id: c.pid.map(|p| format!("emu://{}-{p}", object::uid(pod))),
                 state: match &c.state {
-                    sandbox::ContainerState::Waiting { reason, message } => emu_core::podspec::Observed::Waiting { reason: reason.clone(), message: message.clone() },
+                    sandbox::ContainerState::Waiting { reason, message } => {
+                        emu_core::podspec::Observed::Waiting { reason: reason.clone(), message: message.clone() }
+                    }
                     sandbox::ContainerState::Running { started_at } => emu_core::podspec::Observed::Running { started_at: started_at.clone() },
                     sandbox::ContainerState::Terminated(t) => emu_core::podspec::Observed::Terminated(terminated(t)),
                 },

@@ -18,7 +18,9 @@ pub fn cgroup2_root() -> io::Result<PathBuf> {
             (fstype == "cgroup2").then(|| PathBuf::from(dir))
         })
         .min_by_key(|p| p.as_os_str().len())
-        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no cgroup2 file system is mounted: emu needs cgroup v2 (mount -t cgroup2 none /sys/fs/cgroup/unified)"))
+        .ok_or_else(|| {
+            io::Error::new(io::ErrorKind::NotFound, "no cgroup2 file system is mounted: emu needs cgroup v2 (mount -t cgroup2 none /sys/fs/cgroup/unified)")
+        })
 }
 
 pub fn cluster_dir(cluster: &str) -> io::Result<PathBuf> {

@@ -64,7 +64,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
     loop {
         let snap = rx.borrow_and_update().clone();
         if snap.synced {
-            let services: Vec<Arc<Value>> = snap.objects.values().filter(|v| object::kind(v) == "Service" && loadbalancer::is_load_balancer(v)).cloned().collect();
+            let services: Vec<Arc<Value>> =
+                snap.objects.values().filter(|v| object::kind(v) == "Service" && loadbalancer::is_load_balancer(v)).cloned().collect();
             let nodes: Vec<Ipv4Addr> = snap.objects.values().filter(|v| object::kind(v) == "Node").filter_map(|n| external_ip(n)).collect();
             let addresses = assign_addresses(&client, &services, pool).await;
             let balancers = check_nodes(&services, &addresses, &nodes).await;
@@ -97,7 +98,11 @@ fn external_ip(node: &Value) -> Option<Ipv4Addr> {
 /// Each LoadBalancer Service's balancer address: the one in its status, else a new one from the
 /// pool (its `loadBalancerIP` when given), written to `status.loadBalancer.ingress`. The API server
 /// refused requests outside the pool or taken by another Service.
-async fn assign_addresses(client: &emu_proto::api_client::ApiClient<tonic::transport::Channel>, services: &[Arc<Value>], pool: ipam::Ipv4Cidr) -> HashMap<(String, String), Ipv4Addr> {
+async fn assign_addresses(
+    client: &emu_proto::api_client::ApiClient<tonic::transport::Channel>,
+    services: &[Arc<Value>],
+    pool: ipam::Ipv4Cidr,
+) -> HashMap<(String, String), Ipv4Addr> {
     let key = |s: &Value| (object::namespace(s).to_string(), object::name(s).to_string());
     let mut out = HashMap::new();
     let mut used: BTreeSet<Ipv4Addr> = BTreeSet::new();

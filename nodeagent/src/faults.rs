@@ -6,10 +6,10 @@
 //! clean state. The agent's own traffic to the controller goes over a Unix socket, so no fault
 //! cuts it off from the API.
 
+use crate::linkemu::{QueueConfig, COPY_MARK, DNAT_BIT, REPLY_BIT, SNAT_BIT, UNTRACKED_MARK};
 use emu_core::cluster::{ClusterConfig, NodeConfig};
 use emu_core::faults::{self, FaultSpec, Target};
 use emu_core::{naming, object};
-use crate::linkemu::{QueueConfig, COPY_MARK, DNAT_BIT, REPLY_BIT, SNAT_BIT, UNTRACKED_MARK};
 use emu_proto::reflector::{self, Snapshot};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -137,7 +137,10 @@ async fn reconcile(
     for (target, netem) in &by_target {
         let Target::Pod { namespace, name } = target else { continue };
         let pod = snap.objects.values().find(|p| {
-            object::kind(p) == "Pod" && object::namespace(p) == namespace && object::name(p) == name && object::str_at(p, &["spec", "nodeName"]) == Some(node.name.as_str())
+            object::kind(p) == "Pod"
+                && object::namespace(p) == namespace
+                && object::name(p) == name
+                && object::str_at(p, &["spec", "nodeName"]) == Some(node.name.as_str())
         });
         let Some(pod) = pod else { continue };
         let netns = naming::netns_pod(&cluster.name, object::uid(pod));
@@ -234,7 +237,8 @@ async fn set_link(cluster: &ClusterConfig, node: &NodeConfig, snap: &Snapshot, n
 /// (iptables-restore replaces the table in one transaction), and its `raw` table send the link
 /// emulator's untracked duplicates untracked while there are rules. iptables, not nft: the kernel has NFQUEUE only as an x_tables target.
 async fn mangle_rules(netns: Option<&str>, rules: &[String]) -> Result<(), String> {
-    let mut input = String::from("*mangle\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n");
+    let mut input =
+        String::from("*mangle\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n");
     for r in rules {
         input.push_str(r);
         input.push('\n');
@@ -255,11 +259,8 @@ async fn mangle_rules(netns: Option<&str>, rules: &[String]) -> Result<(), Strin
             }
             None => std::process::Command::new("iptables-restore"),
         };
-        let mut child = command
-            .stdin(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .map_err(|e| format!("running iptables-restore: {e}"))?;
+        let mut child =
+            command.stdin(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().map_err(|e| format!("running iptables-restore: {e}"))?;
         child.stdin.take().map(|mut i| i.write_all(input.as_bytes())).transpose().map_err(|e| e.to_string())?;
         let out = child.wait_with_output().map_err(|e| e.to_string())?;
         if out.status.success() {

@@ -4,9 +4,9 @@
 //! `:10256/healthz` (and `/livez`) for the proxy itself (NET-10). The agent lives in its node's
 //! network namespace, so the listeners are the node's.
 
+use emu_core::time::now;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
-use emu_core::time::now;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
@@ -157,7 +157,10 @@ mod tests {
     fn a_service_answers_as_kube_proxy_does() {
         let s = ServiceHealth { namespace: "default".into(), name: "my-nginx".into(), local_endpoints: 1 };
         let r = service_response(&s);
-        assert!(r.starts_with("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Content-Type-Options: nosniff\r\nX-Load-Balancing-Endpoint-Weight: 1\r\n"), "{r}");
+        assert!(
+            r.starts_with("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Content-Type-Options: nosniff\r\nX-Load-Balancing-Endpoint-Weight: 1\r\n"),
+            "{r}"
+        );
         assert!(r.ends_with("\r\n\r\n{\n\t\"service\": {\n\t\t\"namespace\": \"default\",\n\t\t\"name\": \"my-nginx\"\n\t},\n\t\"localEndpoints\": 1,\n\t\"serviceProxyHealthy\": true\n}"), "{r}");
         let none = service_response(&ServiceHealth { local_endpoints: 0, ..s });
         assert!(none.starts_with("HTTP/1.1 503 Service Unavailable\r\n") && none.contains("\"localEndpoints\": 0"), "{none}");

@@ -220,7 +220,12 @@ fn run(config: &Mutex<BTreeMap<u16, QueueConfig>>, generation: &std::sync::atomi
 /// Binds the queues wanted (opening the sockets of a pod's namespace when first needed) and
 /// unbinds the others; the sockets of a namespace no longer impaired are closed, after letting
 /// go what they held.
-fn sync_links(links: &mut BTreeMap<Option<PathBuf>, Link>, wanted: &BTreeMap<u16, QueueConfig>, held: &mut HashMap<u64, Held>, states: &mut HashMap<u16, QueueState>) {
+fn sync_links(
+    links: &mut BTreeMap<Option<PathBuf>, Link>,
+    wanted: &BTreeMap<u16, QueueConfig>,
+    held: &mut HashMap<u64, Held>,
+    states: &mut HashMap<u16, QueueState>,
+) {
     for (q, cfg) in wanted {
         if !links.contains_key(&cfg.netns) {
             match Link::open(cfg.netns.as_ref()) {

@@ -24,9 +24,7 @@ use rtnetlink::{LinkBridgePort, LinkUnspec, LinkVeth};
 
 pub use ipcmd::setup_pod_with_ip_commands;
 pub use netlink::{Netlink, EMU_ROUTE_PROTOCOL};
-pub use netns::{
-    create_named_netns, delete_named_netns, list_named_netns, netns_path, write_sysctls,
-};
+pub use netns::{create_named_netns, delete_named_netns, list_named_netns, netns_path, write_sysctls};
 
 /// The bridge in the fabric namespace that every node's `eth0` plugs into.
 pub const FABRIC_BRIDGE: &str = "fabric0";
@@ -45,28 +43,16 @@ pub const ETH1: &str = "eth1";
 pub enum NetError {
     /// A namespace could not be created, entered, mounted or listed, or a sysctl written.
     #[error("network namespace {ns}: {op}: {cause}{hint}", hint = root_hint(cause))]
-    Netns {
-        ns: String,
-        op: String,
-        cause: std::io::Error,
-    },
+    Netns { ns: String, op: String, cause: std::io::Error },
     /// A netlink request was refused by the kernel.
     #[error("network namespace {ns}: {op}: {cause}{hint}", hint = root_hint(cause))]
-    Netlink {
-        ns: String,
-        op: String,
-        cause: std::io::Error,
-    },
+    Netlink { ns: String, op: String, cause: std::io::Error },
     /// Something that must exist first does not (e.g. `cni0` before a pod is set up).
     #[error("network namespace {ns}: {what}")]
     Missing { ns: String, what: String },
     /// An `ip` command failed.
     #[error("`{argv}` failed ({status}): {stderr}")]
-    Command {
-        argv: String,
-        status: String,
-        stderr: String,
-    },
+    Command { argv: String, status: String, stderr: String },
 }
 
 fn root_hint(cause: &std::io::Error) -> &'static str {
@@ -89,19 +75,10 @@ pub async fn setup_fabric(fabric_ns: &Path) -> Result<()> {
 
 /// Plugs a node into the fabric: veth `port` (in the fabric, a port of `fabric0`) <-> `eth0`
 /// (created directly in the node), both up, `node_ip/prefix` on `eth0`, `lo` up. Idempotent.
-pub async fn connect_node(
-    fabric_ns: &Path,
-    node_ns: &Path,
-    port: &str,
-    node_ip: Ipv4Addr,
-    prefix: u8,
-) -> Result<()> {
+pub async fn connect_node(fabric_ns: &Path, node_ns: &Path, port: &str, node_ip: Ipv4Addr, prefix: u8) -> Result<()> {
     let [fabric, node] = open_pair(fabric_ns, node_ns).await?;
     let bridge = (FABRIC_BRIDGE, "setup_fabric");
-    tokio::try_join!(
-        plug_veth(&fabric, port, bridge, &node, node_ns, ETH0),
-        node.set_up("lo", true)
-    )?;
+    tokio::try_join!(plug_veth(&fabric, port, bridge, &node, node_ns, ETH0), node.set_up("lo", true))?;
     configure_link(&node, ETH0, node_ip, prefix, None).await
 }
 
@@ -134,11 +111,8 @@ pub async fn setup_node(node_ns: &Path, cni_gateway: Ipv4Addr, pod_prefix: u8) -
     // A bridge takes the lowest MAC of its ports unless one was set; a fixed MAC keeps the
     // gateway's ARP entry in every pod valid when pods come and go.
     let [a, b, c, d] = cni_gateway.octets();
-    let cni0 = nl
-        .ensure_bridge(CNI_BRIDGE, Some([0x02, 0x45, a, b, c, d]))
-        .await?;
-    nl.replace_addr(CNI_BRIDGE, cni0, cni_gateway, pod_prefix, true)
-        .await?;
+    let cni0 = nl.ensure_bridge(CNI_BRIDGE, Some([0x02, 0x45, a, b, c, d])).await?;
+    nl.replace_addr(CNI_BRIDGE, cni0, cni_gateway, pod_prefix, true).await?;
     // Redirects off: a pod reaching a service whose endpoint sits on the same cni0 is forwarded
     // back out of cni0 after DNAT, and a redirect would teach the client to bypass the service.
     // The effective value is `all OR <dev>`, so every existing interface is set too.
@@ -149,36 +123,20 @@ pub async fn setup_node(node_ns: &Path, cni_gateway: Ipv4Addr, pod_prefix: u8) -
 /// the missing ones, replaces changed ones and deletes the ones emu added before that are no
 /// longer listed (emu's routes carry protocol [`EMU_ROUTE_PROTOCOL`]; others are not touched).
 pub async fn sync_routes(node_ns: &Path, routes: &[(Ipv4Addr, u8, Ipv4Addr)]) -> Result<()> {
-    Netlink::open(Some(node_ns))
-        .await?
-        .sync_routes(routes)
-        .await
+    Netlink::open(Some(node_ns)).await?.sync_routes(routes).await
 }
 
 /// Sets up a pod's network: veth `host_veth` (in the node, a port of `cni0` in hairpin mode, up)
 /// <-> `eth0` (created directly in the pod namespace) with `pod_ip/prefix`, `lo` up and a default
 /// route via `gateway`. Idempotent: an existing pair is completed, a half pair is rebuilt.
-pub async fn setup_pod(
-    node_ns: &Path,
-    pod_ns: &Path,
-    host_veth: &str,
-    pod_ip: Ipv4Addr,
-    prefix: u8,
-    gateway: Ipv4Addr,
-) -> Result<()> {
+pub async fn setup_pod(node_ns: &Path, pod_ns: &Path, host_veth: &str, pod_ip: Ipv4Addr, prefix: u8, gateway: Ipv4Addr) -> Result<()> {
     let [node, pod] = open_pair(node_ns, pod_ns).await?;
     let bridge = (CNI_BRIDGE, "setup_node");
-    tokio::try_join!(
-        plug_veth(&node, host_veth, bridge, &pod, pod_ns, ETH0),
-        pod.set_up("lo", true)
-    )?;
+    tokio::try_join!(plug_veth(&node, host_veth, bridge, &pod, pod_ns, ETH0), pod.set_up("lo", true))?;
     // Hairpin lets a pod reach itself through its service (the packet leaves and re-enters the
     // same bridge port after DNAT).
     let hairpin = LinkBridgePort::new(0).name(host_veth).hairpin(true).build();
-    let hairpin = node.run(
-        format!("set hairpin on {host_veth}"),
-        node.handle().link().set_port(hairpin).execute(),
-    );
+    let hairpin = node.run(format!("set hairpin on {host_veth}"), node.handle().link().set_port(hairpin).execute());
     tokio::try_join!(hairpin, configure_link(&pod, ETH0, pod_ip, prefix, Some(gateway))).map(drop)
 }
 
@@ -190,13 +148,7 @@ pub async fn setup_pod(
 /// layer 2, past the node's conntrack, and the client would get a reply from the pod IP instead of
 /// the ClusterIP it connected to (kube-proxy relies on br_netfilter for this; emu cannot load
 /// kernel modules or change host sysctls).
-async fn configure_link(
-    nl: &Netlink,
-    name: &str,
-    ip: Ipv4Addr,
-    prefix: u8,
-    gateway: Option<Ipv4Addr>,
-) -> Result<()> {
+async fn configure_link(nl: &Netlink, name: &str, ip: Ipv4Addr, prefix: u8, gateway: Option<Ipv4Addr>) -> Result<()> {
     let index = nl.require_index(name).await?;
     nl.replace_addr(name, index, ip, prefix, gateway.is_none()).await?;
     nl.set_up(name, true).await?;
@@ -247,35 +199,16 @@ async fn open_pair(a: &Path, b: &Path) -> Result<[Netlink; 2]> {
 /// `eth0` in `inner_ns`. A pair whose ends point at each other is kept; otherwise the ends are
 /// deleted and the pair created anew, with `eth0` born in `inner_ns`. `bridge.1` names the step
 /// that creates the bridge, for the error when it is missing.
-async fn plug_veth(
-    outer_nl: &Netlink,
-    outer: &str,
-    (bridge, bridge_step): (&str, &str),
-    inner_nl: &Netlink,
-    inner_ns: &Path,
-    inner: &str,
-) -> Result<()> {
-    let (br, o, i) = tokio::try_join!(
-        outer_nl.link(bridge),
-        outer_nl.link(outer),
-        inner_nl.link(inner)
-    )?;
+async fn plug_veth(outer_nl: &Netlink, outer: &str, (bridge, bridge_step): (&str, &str), inner_nl: &Netlink, inner_ns: &Path, inner: &str) -> Result<()> {
+    let (br, o, i) = tokio::try_join!(outer_nl.link(bridge), outer_nl.link(outer), inner_nl.link(inner))?;
     let bridge = br
         .map(|b| b.header.index)
-        .ok_or_else(|| NetError::Missing {
-            ns: outer_nl.ns().to_string(),
-            what: format!("bridge {bridge} does not exist; run {bridge_step} first"),
-        })?;
+        .ok_or_else(|| NetError::Missing { ns: outer_nl.ns().to_string(), what: format!("bridge {bridge} does not exist; run {bridge_step} first") })?;
     if let (Some(o), Some(i)) = (&o, &i) {
         if veth_peer(o) == Some(i.header.index) && veth_peer(i) == Some(o.header.index) {
-            let msg = LinkUnspec::new_with_index(o.header.index)
-                .controller(bridge)
-                .up()
-                .build();
+            let msg = LinkUnspec::new_with_index(o.header.index).controller(bridge).up().build();
             let req = outer_nl.handle().link().change(msg).execute();
-            return outer_nl
-                .run(format!("attach {outer} to bridge and set up"), req)
-                .await;
+            return outer_nl.run(format!("attach {outer} to bridge and set up"), req).await;
         }
     }
     if let Some(o) = o {
@@ -284,25 +217,13 @@ async fn plug_veth(
     if let Some(i) = i {
         inner_nl.delete_link(inner, i.header.index).await?;
     }
-    let inner_fd = std::fs::File::open(inner_ns).map_err(|cause| NetError::Netns {
-        ns: inner_ns.display().to_string(),
-        op: "open".into(),
-        cause,
-    })?;
+    let inner_fd = std::fs::File::open(inner_ns).map_err(|cause| NetError::Netns { ns: inner_ns.display().to_string(), op: "open".into(), cause })?;
     // The peer cannot be created up: a veth refuses to open before its pair is linked
     // (ENOTCONN), so callers bring `eth0` up in its namespace.
-    let peer = LinkUnspec::new_with_name(inner)
-        .setns_by_fd(inner_fd.as_raw_fd())
-        .build();
-    let msg = LinkVeth::new(outer, inner)
-        .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
-        .controller(bridge)
-        .up()
-        .build();
+    let peer = LinkUnspec::new_with_name(inner).setns_by_fd(inner_fd.as_raw_fd()).build();
+    let msg = LinkVeth::new(outer, inner).set_info_data(InfoData::Veth(InfoVeth::Peer(peer))).controller(bridge).up().build();
     let op = format!("create veth {outer} <-> {inner} in {}", inner_ns.display());
-    let res = outer_nl
-        .run(op, outer_nl.handle().link().add(msg).execute())
-        .await;
+    let res = outer_nl.run(op, outer_nl.handle().link().add(msg).execute()).await;
     drop(inner_fd); // the kernel resolved the fd while handling the request
     res
 }

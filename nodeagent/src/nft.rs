@@ -34,9 +34,7 @@ pub enum NftError {
 impl NftError {
     /// For a caller whose blocking task died (a `JoinError`'s text).
     pub fn from_panic(reason: impl Into<String>) -> Self {
-        NftError::Panicked {
-            reason: reason.into(),
-        }
+        NftError::Panicked { reason: reason.into() }
     }
 }
 
@@ -68,23 +66,16 @@ impl Default for RealNft {
 impl RealNft {
     /// `nft` from PATH, in the caller's network namespace.
     pub fn new() -> Self {
-        RealNft {
-            program: vec!["nft".to_string()],
-        }
+        RealNft { program: vec!["nft".to_string()] }
     }
 
     /// Runs `prefix… -f -` instead (the last word of `prefix` being nft itself).
     pub fn with_command(prefix: &[&str]) -> Self {
-        RealNft {
-            program: prefix.iter().map(|s| s.to_string()).collect(),
-        }
+        RealNft { program: prefix.iter().map(|s| s.to_string()).collect() }
     }
 
     fn run(&self, args: &[&str], stdin: Option<&str>) -> Result<String, NftError> {
-        let (program, rest) = self.program.split_first().ok_or_else(|| NftError::Spawn {
-            argv: String::new(),
-            reason: "empty command".into(),
-        })?;
+        let (program, rest) = self.program.split_first().ok_or_else(|| NftError::Spawn { argv: String::new(), reason: "empty command".into() })?;
         let argv = {
             let mut words: Vec<&str> = self.program.iter().map(String::as_str).collect();
             words.extend_from_slice(args);
@@ -93,18 +84,11 @@ impl RealNft {
         let mut child = Command::new(program)
             .args(rest)
             .args(args)
-            .stdin(if stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
+            .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .map_err(|e| NftError::Spawn {
-                argv: argv.clone(),
-                reason: e.to_string(),
-            })?;
+            .map_err(|e| NftError::Spawn { argv: argv.clone(), reason: e.to_string() })?;
         // Write from another thread: nft could fill its output pipes before reading everything.
         let output = std::thread::scope(|s| {
             if let (Some(script), Some(mut pipe)) = (stdin, child.stdin.take()) {
@@ -115,10 +99,7 @@ impl RealNft {
             }
             child.wait_with_output()
         })
-        .map_err(|e| NftError::Spawn {
-            argv: argv.clone(),
-            reason: e.to_string(),
-        })?;
+        .map_err(|e| NftError::Spawn { argv: argv.clone(), reason: e.to_string() })?;
         if output.status.success() {
             return Ok(String::from_utf8_lossy(&output.stdout).into_owned());
         }
@@ -126,9 +107,7 @@ impl RealNft {
         Err(NftError::Failed {
             argv,
             status: output.status.to_string(),
-            context: stdin
-                .map(|s| script_context(s, &stderr))
-                .unwrap_or_default(),
+            context: stdin.map(|s| script_context(s, &stderr)).unwrap_or_default(),
             stderr: truncate(stderr.trim(), MAX_STDERR),
         })
     }
@@ -230,9 +209,7 @@ impl NftRunner for FakeNft {
         state.attempts += 1;
         if state.fail_next > 0 {
             state.fail_next -= 1;
-            return Err(NftError::Injected {
-                attempt: state.attempts,
-            });
+            return Err(NftError::Injected { attempt: state.attempts });
         }
         state.scripts.push(script.to_string());
         Ok(())
@@ -264,48 +241,29 @@ mod tests {
 
     #[test]
     fn runner_is_object_safe() {
-        let runners: Vec<Box<dyn NftRunner>> =
-            vec![Box::new(FakeNft::new()), Box::new(RealNft::new())];
+        let runners: Vec<Box<dyn NftRunner>> = vec![Box::new(FakeNft::new()), Box::new(RealNft::new())];
         assert_eq!(runners.len(), 2);
     }
 
     #[test]
     fn failed_command_carries_argv_status_stderr_and_script_lines() {
         // `sh -c` stands in for nft: it complains the way nft does about line 4 of its stdin.
-        let fake_nft = RealNft::with_command(&[
-            "sh",
-            "-c",
-            "cat >/dev/null; echo '/dev/stdin:4:1-3: Error: syntax error' >&2; exit 1",
-            "nft",
-        ]);
+        let fake_nft = RealNft::with_command(&["sh", "-c", "cat >/dev/null; echo '/dev/stdin:4:1-3: Error: syntax error' >&2; exit 1", "nft"]);
         let script = "l1\nl2\nl3\nbad line\nl5\nl6\nl7\n";
         let err = fake_nft.apply(script).expect_err("must fail");
-        let NftError::Failed {
-            argv,
-            status,
-            stderr,
-            context,
-        } = &err
-        else {
-            panic!("unexpected {err:?}")
-        };
+        let NftError::Failed { argv, status, stderr, context } = &err else { panic!("unexpected {err:?}") };
         assert!(argv.ends_with("nft -f -"), "{argv}");
         assert!(status.contains('1'), "{status}");
         assert_eq!(stderr, "/dev/stdin:4:1-3: Error: syntax error");
         assert!(context.contains(">     4 bad line"), "{context}");
-        assert!(
-            context.contains("     2 l2") && context.contains("     6 l6"),
-            "{context}"
-        );
+        assert!(context.contains("     2 l2") && context.contains("     6 l6"), "{context}");
         assert!(!context.contains("l7"), "{context}");
         assert!(err.to_string().contains("bad line"), "{err}");
     }
 
     #[test]
     fn missing_program_is_a_spawn_error() {
-        let err = RealNft::with_command(&["/nonexistent/nft"])
-            .apply("x")
-            .expect_err("must fail");
+        let err = RealNft::with_command(&["/nonexistent/nft"]).apply("x").expect_err("must fail");
         assert!(matches!(err, NftError::Spawn { .. }), "{err:?}");
         assert!(err.to_string().contains("/nonexistent/nft -f -"), "{err}");
     }

@@ -206,10 +206,7 @@ mod tests {
     #[test]
     fn request_text() {
         let req = http_request("10.244.1.5".into(), 8080, "/healthz", &[]);
-        assert_eq!(
-            req,
-            "GET /healthz HTTP/1.1\r\nHost: 10.244.1.5:8080\r\nUser-Agent: kube-probe/1.33\r\nAccept: */*\r\nConnection: close\r\n\r\n"
-        );
+        assert_eq!(req, "GET /healthz HTTP/1.1\r\nHost: 10.244.1.5:8080\r\nUser-Agent: kube-probe/1.33\r\nAccept: */*\r\nConnection: close\r\n\r\n");
         let req = http_request("10.244.1.5".into(), 80, "/", &[("host".into(), "example.com".into()), ("X-A".into(), "b".into())]);
         assert_eq!(req, "GET / HTTP/1.1\r\nUser-Agent: kube-probe/1.33\r\nAccept: */*\r\nhost: example.com\r\nX-A: b\r\nConnection: close\r\n\r\n");
         assert!(http_request("fd00::1".into(), 80, "/", &[]).contains("Host: [fd00::1]:80\r\n"));

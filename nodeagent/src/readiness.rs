@@ -45,12 +45,7 @@ impl Readiness {
 }
 
 fn readiness_probe<'a>(pod: &'a Value, container: &str) -> Option<&'a Value> {
-    pod["spec"]["containers"]
-        .as_array()?
-        .iter()
-        .find(|c| c["name"] == container)?
-        .get("readinessProbe")
-        .filter(|p| p.is_object())
+    pod["spec"]["containers"].as_array()?.iter().find(|c| c["name"] == container)?.get("readinessProbe").filter(|p| p.is_object())
 }
 
 /// Whether any container of the pod has a readiness probe (and so needs a prober).

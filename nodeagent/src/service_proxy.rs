@@ -8,8 +8,8 @@
 //! transaction however many services exist.
 
 use crate::nft::NftRunner;
-use emu_proto::reflector::Snapshot;
 use emu_core::{ipam, proxy};
+use emu_proto::reflector::Snapshot;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -63,14 +63,20 @@ pub async fn run(cfg: ProxyConfig, nft: Arc<dyn NftRunner>, mut rx: tokio::sync:
             } else {
                 let nft = nft.clone();
                 let script_for_nft = script.clone();
-                tokio::task::spawn_blocking(move || nft.apply(&script_for_nft))
-                    .await
-                    .unwrap_or_else(|e| Err(crate::nft::NftError::from_panic(e.to_string())))
+                tokio::task::spawn_blocking(move || nft.apply(&script_for_nft)).await.unwrap_or_else(|e| Err(crate::nft::NftError::from_panic(e.to_string())))
             };
             match result {
                 Ok(()) => {
                     if !script.is_empty() {
-                        tracing::info!(services = want.services.len(), full, bytes = script.len(), model_us, remodelled, elapsed_ms = started.elapsed().as_millis() as u64, "service rules synced");
+                        tracing::info!(
+                            services = want.services.len(),
+                            full,
+                            bytes = script.len(),
+                            model_us,
+                            remodelled,
+                            elapsed_ms = started.elapsed().as_millis() as u64,
+                            "service rules synced"
+                        );
                         tracing::trace!(%script, "nft script");
                     }
                     if full {

@@ -10,8 +10,7 @@ use std::time::{Duration, Instant};
 
 use emu_core::ipam::Ipv4Cidr;
 use emu_core::proxy::{
-    affinity_set_name, parse_listing, render_full, render_resync, render_update, EndpointModel,
-    PortModel, Protocol, ProxyInput, ServiceModel,
+    affinity_set_name, parse_listing, render_full, render_resync, render_update, EndpointModel, PortModel, Protocol, ProxyInput, ServiceModel,
 };
 use emu_nodeagent::nft::{NftRunner, RealNft};
 
@@ -36,9 +35,7 @@ impl Netns {
     }
 
     fn apply(&self, script: &str, what: &str) {
-        self.nft()
-            .apply(script)
-            .unwrap_or_else(|e| panic!("{what} in {}: {e}", self.name));
+        self.nft().apply(script).unwrap_or_else(|e| panic!("{what} in {}: {e}", self.name));
     }
 
     fn exec(&self, args: &[&str]) -> String {
@@ -58,9 +55,7 @@ impl Netns {
 
 impl Drop for Netns {
     fn drop(&mut self) {
-        let out = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .output();
+        let out = Command::new("ip").args(["netns", "del", &self.name]).output();
         if !out.is_ok_and(|o| o.status.success()) {
             eprintln!("cleanup: could not delete netns {}", self.name);
         }
@@ -68,16 +63,9 @@ impl Drop for Netns {
 }
 
 fn ok(args: &[&str]) -> String {
-    let out = Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .expect("spawn");
+    let out = Command::new(args[0]).args(&args[1..]).output().expect("spawn");
     let text = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(
-        out.status.success(),
-        "{args:?} failed: {text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{args:?} failed: {text}{}", String::from_utf8_lossy(&out.stderr));
     text
 }
 
@@ -103,10 +91,7 @@ fn normalise(listing: &str) -> String {
         }
         depth = (depth + line.matches('{').count()).saturating_sub(line.matches('}').count());
     }
-    let mut out: Vec<String> = blocks
-        .into_iter()
-        .map(|b| sort_elements(&b.join("\n")))
-        .collect();
+    let mut out: Vec<String> = blocks.into_iter().map(|b| sort_elements(&b.join("\n"))).collect();
     out.sort();
     out.join("\n\n")
 }
@@ -137,12 +122,7 @@ fn sort_elements(block: &str) -> String {
         })
         .collect();
     items.sort();
-    format!(
-        "{}elements = {{ {} }}{}",
-        &block[..start],
-        items.join(", "),
-        &block[end + 1..]
-    )
+    format!("{}elements = {{ {} }}{}", &block[..start], items.join(", "), &block[end + 1..])
 }
 
 fn ip(s: &str) -> Ipv4Addr {
@@ -154,24 +134,11 @@ fn cidr(s: &str) -> Ipv4Cidr {
 }
 
 fn ep(addr: &str, port: u16, node: &str) -> EndpointModel {
-    EndpointModel {
-        ip: ip(addr),
-        port,
-        node_name: Some(node.to_string()),
-        ready: true,
-        serving: true,
-        terminating: false,
-    }
+    EndpointModel { ip: ip(addr), port, node_name: Some(node.to_string()), ready: true, serving: true, terminating: false }
 }
 
 fn port(protocol: Protocol, number: u16, endpoints: Vec<EndpointModel>) -> PortModel {
-    PortModel {
-        name: String::new(),
-        protocol,
-        port: number,
-        node_port: None,
-        endpoints,
-    }
+    PortModel { name: String::new(), protocol, port: number, node_port: None, endpoints }
 }
 
 fn service(name: &str, cluster_ip: &str, ports: Vec<PortModel>) -> ServiceModel {
@@ -190,54 +157,26 @@ fn service(name: &str, cluster_ip: &str, ports: Vec<PortModel>) -> ServiceModel 
 
 fn model(mut services: Vec<ServiceModel>) -> ProxyInput {
     services.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
-    ProxyInput {
-        node_name: NODE.into(),
-        cluster_pod_cidr: cidr("10.244.0.0/16"),
-        service_cidr: cidr("10.96.0.0/12"),
-        services,
-        node_ips: vec![],
-    }
+    ProxyInput { node_name: NODE.into(), cluster_pod_cidr: cidr("10.244.0.0/16"), service_cidr: cidr("10.96.0.0/12"), services, node_ips: vec![] }
 }
 
 /// A web Service with three endpoints, DNS on UDP and TCP, a Service without endpoints and a
 /// Local one whose only endpoint is elsewhere.
 fn base() -> ProxyInput {
-    let web_eps = vec![
-        ep("10.244.0.5", 8080, NODE),
-        ep("10.244.1.5", 8080, "node-b"),
-        ep("10.244.2.5", 8080, "node-c"),
-    ];
+    let web_eps = vec![ep("10.244.0.5", 8080, NODE), ep("10.244.1.5", 8080, "node-b"), ep("10.244.2.5", 8080, "node-c")];
     let dns_eps = || vec![ep("10.244.0.2", 53, NODE), ep("10.244.1.2", 53, "node-b")];
-    let mut local = service(
-        "local",
-        "10.96.0.40",
-        vec![port(
-            Protocol::Tcp,
-            80,
-            vec![ep("10.244.1.9", 80, "node-b")],
-        )],
-    );
+    let mut local = service("local", "10.96.0.40", vec![port(Protocol::Tcp, 80, vec![ep("10.244.1.9", 80, "node-b")])]);
     local.internal_local = true;
     model(vec![
         service("web", "10.96.0.20", vec![port(Protocol::Tcp, 80, web_eps)]),
-        service(
-            "dns",
-            "10.96.0.10",
-            vec![
-                port(Protocol::Udp, 53, dns_eps()),
-                port(Protocol::Tcp, 53, dns_eps()),
-            ],
-        ),
+        service("dns", "10.96.0.10", vec![port(Protocol::Udp, 53, dns_eps()), port(Protocol::Tcp, 53, dns_eps())]),
         service("empty", "10.96.0.30", vec![port(Protocol::Tcp, 80, vec![])]),
         local,
     ])
 }
 
 fn change(mut m: ProxyInput, name: &str, f: impl FnOnce(&mut ServiceModel)) -> ProxyInput {
-    f(m.services
-        .iter_mut()
-        .find(|s| s.name == name)
-        .expect("service"));
+    f(m.services.iter_mut().find(|s| s.name == name).expect("service"));
     m
 }
 
@@ -249,15 +188,7 @@ fn one_endpoint_removed() -> ProxyInput {
 
 fn service_added() -> ProxyInput {
     let mut m = base();
-    m.services.push(service(
-        "api",
-        "10.96.0.50",
-        vec![port(
-            Protocol::Sctp,
-            9000,
-            vec![ep("10.244.1.7", 9001, "node-b")],
-        )],
-    ));
+    m.services.push(service("api", "10.96.0.50", vec![port(Protocol::Sctp, 9000, vec![ep("10.244.1.7", 9001, "node-b")])]));
     model(m.services)
 }
 
@@ -272,30 +203,18 @@ fn full_sync_applies_on_an_empty_namespace_and_is_idempotent() {
     ns.apply(&render_full(&base()), "first full sync");
     let first = ns.listing();
     assert!(first.contains("chain svc-default/web/tcp/80 {"), "{first}");
-    assert!(
-        first.contains("10.96.0.30 . tcp . 80 : goto reject-chain"),
-        "{first}"
-    );
+    assert!(first.contains("10.96.0.30 . tcp . 80 : goto reject-chain"), "{first}");
     ns.apply(&render_full(&base()), "second full sync");
     assert_eq!(normalise(&ns.listing()), normalise(&first));
     // The terse listing names every chain.
     let objects = parse_listing(&ns.nft().list().expect("list"));
-    assert!(
-        objects
-            .chains
-            .contains("ep-default/web/tcp/80/10.244.0.5/8080"),
-        "{objects:?}"
-    );
+    assert!(objects.chains.contains("ep-default/web/tcp/80/10.244.0.5/8080"), "{objects:?}");
     assert!(objects.maps.contains("service-ips"), "{objects:?}");
 }
 
 #[test]
 fn updates_give_the_same_table_as_a_full_sync() {
-    let cases = [
-        ("one endpoint removed", one_endpoint_removed()),
-        ("service added", service_added()),
-        ("affinity turned on", affinity_on()),
-    ];
+    let cases = [("one endpoint removed", one_endpoint_removed()), ("service added", service_added()), ("affinity turned on", affinity_on())];
     for (what, new) in cases {
         let updated = Netns::new();
         updated.apply(&render_full(&base()), "full sync of the old state");
@@ -305,17 +224,10 @@ fn updates_give_the_same_table_as_a_full_sync() {
         let fresh = Netns::new();
         fresh.apply(&render_full(&new), "full sync of the new state");
         let (got, want) = (normalise(&updated.listing()), normalise(&fresh.listing()));
-        assert!(
-            got == want,
-            "{what}:\n--- after update ---\n{got}\n--- full sync ---\n{want}"
-        );
+        assert!(got == want, "{what}:\n--- after update ---\n{got}\n--- full sync ---\n{want}");
         // A full sync on top of updates is still a no-op.
         updated.apply(&render_full(&new), "full sync after the update");
-        assert_eq!(
-            normalise(&updated.listing()),
-            want,
-            "{what}: full sync after update"
-        );
+        assert_eq!(normalise(&updated.listing()), want, "{what}: full sync after update");
     }
 }
 
@@ -335,22 +247,12 @@ fn resync_deletes_leftovers() {
 #[test]
 fn affinity_entries_survive_syncs_and_updates() {
     let sticky = affinity_on();
-    let web = sticky
-        .services
-        .iter()
-        .find(|s| s.name == "web")
-        .expect("web");
+    let web = sticky.services.iter().find(|s| s.name == "web").expect("web");
     let set = affinity_set_name(web, &web.ports[0], &web.ports[0].endpoints[0]);
     let ns = Netns::new();
     ns.apply(&render_full(&sticky), "full sync");
-    ns.apply(
-        &format!("add element ip emu {set} {{ 10.244.3.3 timeout 1h }}\n"),
-        "a client remembered",
-    );
-    let remembered = |ns: &Netns| {
-        ns.exec(&["nft", "list", "set", "ip", "emu", &set])
-            .contains("10.244.3.3")
-    };
+    ns.apply(&format!("add element ip emu {set} {{ 10.244.3.3 timeout 1h }}\n"), "a client remembered");
+    let remembered = |ns: &Netns| ns.exec(&["nft", "list", "set", "ip", "emu", &set]).contains("10.244.3.3");
     assert!(remembered(&ns));
     ns.apply(&render_full(&sticky), "second full sync");
     assert!(remembered(&ns), "a full sync lost the affinity entry");
@@ -365,10 +267,7 @@ fn affinity_entries_survive_syncs_and_updates() {
 // The rules on a real data path: one node with two pods on its bridge.
 
 /// Runs `f` on a new thread inside the namespace at `path` (the thread is ours alone).
-fn in_netns<T: Send + 'static>(
-    path: &str,
-    f: impl FnOnce() -> T + Send + 'static,
-) -> std::thread::JoinHandle<T> {
+fn in_netns<T: Send + 'static>(path: &str, f: impl FnOnce() -> T + Send + 'static) -> std::thread::JoinHandle<T> {
     let file = std::fs::File::open(path).expect("open netns");
     std::thread::spawn(move || {
         nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
@@ -395,36 +294,18 @@ fn data_path_dnat_reject_drop_hairpin() {
     node.exec(&["ip", "link", "set", "cni0", "up"]);
     // The node's own traffic to ClusterIPs needs a route before nft sees it (see render.rs).
     node.exec(&["ip", "route", "add", "10.96.0.0/12", "dev", "cni0"]);
-    for (pod, veth, addr) in [
-        (&client, "vclient", "10.244.0.2/24"),
-        (&server, "vserver", "10.244.0.3/24"),
-    ] {
-        node.exec(&[
-            "ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", &pod.name,
-        ]);
+    for (pod, veth, addr) in [(&client, "vclient", "10.244.0.2/24"), (&server, "vserver", "10.244.0.3/24")] {
+        node.exec(&["ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", &pod.name]);
         node.exec(&["ip", "link", "set", veth, "master", "cni0", "up"]);
         // Hairpin: the bridge may send a frame back out of the port it came from (NET-5).
-        node.exec(&[
-            "ip",
-            "link",
-            "set",
-            veth,
-            "type",
-            "bridge_slave",
-            "hairpin",
-            "on",
-        ]);
+        node.exec(&["ip", "link", "set", veth, "type", "bridge_slave", "hairpin", "on"]);
         pod.exec(&["ip", "addr", "add", addr, "dev", "eth0"]);
         pod.exec(&["ip", "link", "set", "eth0", "up"]);
         pod.exec(&["ip", "link", "set", "lo", "up"]);
         pod.exec(&["ip", "route", "add", "default", "via", "10.244.0.1"]);
     }
     let rules = model(vec![
-        service(
-            "web",
-            "10.96.0.20",
-            vec![port(Protocol::Tcp, 80, vec![ep("10.244.0.3", 8080, NODE)])],
-        ),
+        service("web", "10.96.0.20", vec![port(Protocol::Tcp, 80, vec![ep("10.244.0.3", 8080, NODE)])]),
         service("empty", "10.96.0.30", vec![port(Protocol::Tcp, 80, vec![])]),
     ]);
     node.apply(&render_full(&rules), "rules");
@@ -447,10 +328,7 @@ fn data_path_dnat_reject_drop_hairpin() {
             }
         }
     });
-    let peer = |what: &str| {
-        rx.recv_timeout(Duration::from_secs(2))
-            .unwrap_or_else(|_| panic!("{what}: no connection arrived"))
-    };
+    let peer = |what: &str| rx.recv_timeout(Duration::from_secs(2)).unwrap_or_else(|_| panic!("{what}: no connection arrived"));
     let short = Duration::from_secs(2);
     // Connecting before the server thread has bound its port is refused (a loaded CI machine
     // showed it).
@@ -472,45 +350,20 @@ fn data_path_dnat_reject_drop_hairpin() {
     assert_eq!(peer("node -> web").to_string(), "10.244.0.1");
 
     // No endpoints, and a port the Service does not have: refused at once (NET-1, NET-2).
-    for (to, what) in [
-        ((ip("10.96.0.30"), 80), "no endpoints"),
-        ((ip("10.96.0.20"), 81), "undefined port"),
-    ] {
+    for (to, what) in [((ip("10.96.0.30"), 80), "no endpoints"), ((ip("10.96.0.20"), 81), "undefined port")] {
         let (r, took) = connect(&client.path(), to, short);
         let kind = r.expect_err(what).kind();
         assert_eq!(kind, std::io::ErrorKind::ConnectionRefused, "{what}");
-        assert!(
-            took < Duration::from_millis(500),
-            "{what}: refused only after {took:?}"
-        );
+        assert!(took < Duration::from_millis(500), "{what}: refused only after {took:?}");
     }
 
     // An unallocated service address: silently dropped, the client times out.
-    let (r, took) = connect(
-        &client.path(),
-        (ip("10.96.0.99"), 80),
-        Duration::from_millis(700),
-    );
-    assert_eq!(
-        r.expect_err("unallocated").kind(),
-        std::io::ErrorKind::TimedOut
-    );
+    let (r, took) = connect(&client.path(), (ip("10.96.0.99"), 80), Duration::from_millis(700));
+    assert_eq!(r.expect_err("unallocated").kind(), std::io::ErrorKind::TimedOut);
     assert!(took >= Duration::from_millis(600), "{took:?}");
 
     // No echo reply from a ClusterIP.
-    let out = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &client.name,
-            "busybox",
-            "ping",
-            "-c1",
-            "-W1",
-            "10.96.0.20",
-        ])
-        .output()
-        .expect("ping");
+    let out = Command::new("ip").args(["netns", "exec", &client.name, "busybox", "ping", "-c1", "-W1", "10.96.0.20"]).output().expect("ping");
     assert!(!out.status.success(), "ping of a ClusterIP was answered");
 
     stop.store(true, Ordering::SeqCst);

@@ -61,7 +61,8 @@ async fn http_probe_status_codes_and_request() {
     assert!(run_probe(&http(ok, "/healthz", &[("X-Probe", "yes")]), LOCAL, None, SECOND).await);
     let req = requests.recv().await.expect("request seen");
     assert!(req.starts_with("GET /healthz HTTP/1.1\r\n"), "{req}");
-    for line in [format!("Host: 127.0.0.1:{ok}"), "User-Agent: kube-probe/1.33".into(), "Accept: */*".into(), "Connection: close".into(), "X-Probe: yes".into()] {
+    for line in [format!("Host: 127.0.0.1:{ok}"), "User-Agent: kube-probe/1.33".into(), "Accept: */*".into(), "Connection: close".into(), "X-Probe: yes".into()]
+    {
         assert!(req.contains(&format!("{line}\r\n")), "missing {line:?} in {req}");
     }
     let (redirect, _) = http_server("HTTP/1.1 302 Found").await;

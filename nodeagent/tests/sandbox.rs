@@ -12,8 +12,7 @@ use std::sync::Once;
 use std::time::{Duration, Instant};
 
 use emu_nodeagent::sandbox::{
-    log_path, previous_log_path, read_state, running_shim, spawn_shim, stop_shim, ContainerSpec, ContainerState,
-    ContainerStatus, SandboxSpec, SandboxState,
+    log_path, previous_log_path, read_state, running_shim, spawn_shim, stop_shim, ContainerSpec, ContainerState, ContainerStatus, SandboxSpec, SandboxState,
 };
 
 const BIN: &str = env!("CARGO_BIN_EXE_emu-nodeagent");
@@ -85,14 +84,7 @@ impl Pod {
     }
 
     fn exec(&self, container: &str, argv: &[&str]) -> Output {
-        Command::new(BIN)
-            .arg("nsexec")
-            .arg(self.path())
-            .arg(container)
-            .arg("--")
-            .args(argv)
-            .output()
-            .expect("running nsexec")
+        Command::new(BIN).arg("nsexec").arg(self.path()).arg(container).arg("--").args(argv).output().expect("running nsexec")
     }
 
     /// Stops the shim and reaps it (we are its subreaper): returns its exit code.
@@ -158,8 +150,7 @@ fn spec(pod: &str, restart_policy: &str, containers: Vec<ContainerSpec>) -> Sand
         restart_policy: restart_policy.into(),
         termination_grace_seconds: 2,
         hosts_file: format!("# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n10.244.1.5\t{pod}\n"),
-        resolv_conf: "search default.svc.cluster.local svc.cluster.local cluster.local\nnameserver 10.96.0.10\noptions ndots:5\n"
-            .into(),
+        resolv_conf: "search default.svc.cluster.local svc.cluster.local cluster.local\nnameserver 10.96.0.10\noptions ndots:5\n".into(),
         containers,
         volumes: vec![],
     }
@@ -310,14 +301,10 @@ fn nginx_and_busybox_pod() {
 #[test]
 fn crash_loops_back_off_and_policies_apply() {
     let netns = Netns::new();
-    let pod = Pod::start(
-        &netns,
-        &spec("crashy", "Always", vec![container("crash", "busybox:1.37", &["sh", "-c", "echo boom; exit 3"])]),
-    );
+    let pod = Pod::start(&netns, &spec("crashy", "Always", vec![container("crash", "busybox:1.37", &["sh", "-c", "echo boom; exit 3"])]));
     // First restart immediate, then the 10 s back-off.
-    let crash = pod.wait_container("crash", Duration::from_secs(10), |c| {
-        matches!(&c.state, ContainerState::Waiting { reason, .. } if reason == "CrashLoopBackOff")
-    });
+    let crash =
+        pod.wait_container("crash", Duration::from_secs(10), |c| matches!(&c.state, ContainerState::Waiting { reason, .. } if reason == "CrashLoopBackOff"));
     assert_eq!(crash.restart_count, 1);
     let ContainerState::Waiting { message, .. } = &crash.state else { unreachable!() };
     assert_eq!(message, "back-off 10s restarting failed container=crash pod=crashy_default(0c6c3a9e-1111-4222-8333-444455556666)");
@@ -328,14 +315,8 @@ fn crash_loops_back_off_and_policies_apply() {
 
     // OnFailure: a container that succeeds stays Completed; one that cannot start is a StartError
     // and is retried.
-    let pod = Pod::start(
-        &netns,
-        &spec(
-            "batch",
-            "OnFailure",
-            vec![container("ok", "busybox", &["true"]), container("missing", "busybox", &["no-such-binary"])],
-        ),
-    );
+    let pod =
+        Pod::start(&netns, &spec("batch", "OnFailure", vec![container("ok", "busybox", &["true"]), container("missing", "busybox", &["no-such-binary"])]));
     let ok = pod.wait_container("ok", Duration::from_secs(10), |c| matches!(c.state, ContainerState::Terminated(_)));
     let ContainerState::Terminated(t) = &ok.state else { unreachable!() };
     assert_eq!((t.exit_code, t.reason.as_str(), ok.restart_count), (0, "Completed", 0));

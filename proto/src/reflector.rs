@@ -7,12 +7,12 @@
 
 use crate::watch_event::Type as EventType;
 use crate::WatchRequest;
+use futures::FutureExt;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use futures::FutureExt;
 use tokio_stream::StreamExt;
 
 /// (kind, namespace, name) → object (or what a projection keeps of it, see [`run_projected`]).

@@ -209,7 +209,9 @@ pub fn emu_processes(cluster: &str) -> Vec<String> {
     for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
         let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else { continue };
         let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
-        if (cmd.contains("emu-controller") || cmd.contains("emu-nodeagent")) && (cmd.contains(&format!("--cluster {cluster} ")) || cmd.contains(&format!("/run/emu/{cluster}/"))) {
+        if (cmd.contains("emu-controller") || cmd.contains("emu-nodeagent"))
+            && (cmd.contains(&format!("--cluster {cluster} ")) || cmd.contains(&format!("/run/emu/{cluster}/")))
+        {
             out.push(format!("{} {cmd}", e.file_name().to_string_lossy()));
         }
     }
@@ -268,17 +270,10 @@ pub mod bench {
     pub fn cluster_up(name: &str, nodes: usize) -> anyhow::Result<Cluster> {
         // A crashed earlier run may have left the same name behind.
         emu(&["down", "--cluster", name]);
-        let c = Cluster {
-            name: name.to_string(),
-        };
+        let c = Cluster { name: name.to_string() };
         let r = c.emu(&["up", "--nodes", &nodes.to_string()]);
         if r.code != 0 {
-            bail!(
-                "emu up --cluster {name} --nodes {nodes} failed:\n{}{}\n{}",
-                r.stdout,
-                r.stderr,
-                c.logs()
-            );
+            bail!("emu up --cluster {name} --nodes {nodes} failed:\n{}{}\n{}", r.stdout, r.stderr, c.logs());
         }
         Ok(c)
     }
@@ -306,12 +301,7 @@ pub mod bench {
     }
 
     /// Polls `f` every `every` until it returns Some, or fails naming `what`.
-    pub fn poll<T>(
-        what: &str,
-        timeout: Duration,
-        every: Duration,
-        mut f: impl FnMut() -> Option<T>,
-    ) -> anyhow::Result<T> {
+    pub fn poll<T>(what: &str, timeout: Duration, every: Duration, mut f: impl FnMut() -> Option<T>) -> anyhow::Result<T> {
         let start = Instant::now();
         loop {
             if let Some(v) = f() {

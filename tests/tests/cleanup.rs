@@ -42,7 +42,9 @@ fn containment_while_running() {
             assert!(ns.contains("-pod-"), "{ns} must not have a default route: {line}");
             assert!(line.starts_with("default via 10.244."), "{ns}: {line}");
         }
-        for line in r.lines().filter(|l| !l.starts_with("local") && !l.starts_with("broadcast") && !l.starts_with("multicast") && !l.contains("fe80::") && !l.starts_with("default")) {
+        for line in r.lines().filter(|l| {
+            !l.starts_with("local") && !l.starts_with("broadcast") && !l.starts_with("multicast") && !l.contains("fe80::") && !l.starts_with("default")
+        }) {
             let dest = line.split_whitespace().next().unwrap_or("");
             // The outside world's TEST-NETs (198.51.100.0/24 clients and ExternalIPs, 203.0.113.0/24
             // balancers) exist only inside emu's namespaces too.
@@ -88,8 +90,12 @@ fn down_after_sigkill_of_everything_and_repeated_cycles_leave_nothing() {
 
 fn cgroup_root() -> String {
     let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
-    mounts.lines().filter_map(|l| {
-        let f: Vec<&str> = l.split_whitespace().collect();
-        (f.get(2) == Some(&"cgroup2")).then(|| f[1].to_string())
-    }).min_by_key(|p| p.len()).expect("cgroup2 mount")
+    mounts
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.get(2) == Some(&"cgroup2")).then(|| f[1].to_string())
+        })
+        .min_by_key(|p| p.len())
+        .expect("cgroup2 mount")
 }

@@ -42,8 +42,7 @@ fn tutorial_dns_section() {
     let row: Vec<&str> = svc.lines().nth(1).unwrap_or("").split_whitespace().collect();
     assert_eq!(&row[..5], &["kube-dns", "ClusterIP", "10.96.0.10", "<none>", "53/UDP,53/TCP,9153/TCP"], "{svc}");
     let pods: serde_json::Value = serde_json::from_str(&c.emu(&["get", "pods", "-n", "kube-system", "-o", "json"]).ok().stdout).unwrap();
-    let dns_nodes: std::collections::BTreeSet<&str> =
-        pods["items"].as_array().unwrap().iter().filter_map(|p| p["spec"]["nodeName"].as_str()).collect();
+    let dns_nodes: std::collections::BTreeSet<&str> = pods["items"].as_array().unwrap().iter().filter_map(|p| p["spec"]["nodeName"].as_str()).collect();
     assert_eq!(dns_nodes.len(), 2, "two DNS pods on two nodes: {pods}");
 
     let vip = c.cluster_ip("my-nginx");
@@ -89,7 +88,11 @@ fn names_resolve_like_kubernetes() {
     assert_eq!(dig_short(&c, &["-x", "10.96.0.10"]), vec!["kube-dns.kube-system.svc.cluster.local.".to_string()]);
 
     // ExternalName is a CNAME.
-    c.apply("ext.yaml", "apiVersion: v1\nkind: Service\nmetadata: {name: ext}\nspec:\n  type: ExternalName\n  externalName: my-nginx.default.svc.cluster.local\n").ok();
+    c.apply(
+        "ext.yaml",
+        "apiVersion: v1\nkind: Service\nmetadata: {name: ext}\nspec:\n  type: ExternalName\n  externalName: my-nginx.default.svc.cluster.local\n",
+    )
+    .ok();
     let cname = c.wait_for("the ExternalName's CNAME", Duration::from_secs(2), || {
         let out = c.emu(&["exec", "dnsutils", "--", "dig", "ext.default.svc.cluster.local", "CNAME", "+noall", "+answer"]).ok().stdout;
         out.contains("CNAME").then_some(out)
@@ -107,7 +110,8 @@ fn nxdomain_is_fast_also_through_the_search_list() {
     assert!(ms < 10, "NXDOMAIN took {ms} ms");
     // glibc with ndots:5 tries the three search domains, then the name itself: all NXDOMAIN,
     // and all of it in under 10 ms (timed inside the pod, without process start-up).
-    let script = r#"use Time::HiRes qw(time); $t = time; $r = gethostbyname("nothing-here"); printf("%s %.2f\n", defined($r) ? "found" : "absent", (time - $t) * 1000)"#;
+    let script =
+        r#"use Time::HiRes qw(time); $t = time; $r = gethostbyname("nothing-here"); printf("%s %.2f\n", defined($r) ? "found" : "absent", (time - $t) * 1000)"#;
     let out = c.emu(&["exec", "dnsutils", "--", "perl", "-e", script]).ok().stdout;
     let (answer, ms) = out.trim().split_once(' ').unwrap();
     assert_eq!(answer, "absent");

@@ -140,7 +140,11 @@ fn patch_changes_the_type_in_place() {
 
     // Refused patches change nothing: a missing path, bad JSON, an unknown type, a node port
     // another Service holds.
-    c.apply("other.yaml", "apiVersion: v1\nkind: Service\nmetadata: {name: other}\nspec:\n  type: NodePort\n  selector: {app: other}\n  ports: [{port: 80, nodePort: 30080}]\n").ok();
+    c.apply(
+        "other.yaml",
+        "apiVersion: v1\nkind: Service\nmetadata: {name: other}\nspec:\n  type: NodePort\n  selector: {app: other}\n  ports: [{port: 80, nodePort: 30080}]\n",
+    )
+    .ok();
     assert_eq!(patch(&c, &["-p", to_node_port]).0, 0);
     let before = service(&c);
     let cases: [(&[&str], &str); 4] = [

@@ -52,7 +52,10 @@ fn partition_cuts_across_and_clear_restores() {
 
     // Bad input names what is wrong and records nothing.
     let r = c.emu(&["fault", "partition", "node-1", "node-9"]);
-    assert_eq!((r.code, r.stderr.trim_end()), (1, "error: fault partition-1: spec.partition.b: node \"node-9\" is not in the cluster (nodes: node-1, node-2, node-3)"));
+    assert_eq!(
+        (r.code, r.stderr.trim_end()),
+        (1, "error: fault partition-1: spec.partition.b: node \"node-9\" is not in the cluster (nodes: node-1, node-2, node-3)")
+    );
     let r = c.emu(&["fault", "loss", "node-1", "120%"]);
     assert_eq!((r.code, r.stderr.trim_end()), (1, "error: invalid percentage \"120%\": between 0% and 100%"));
     assert_eq!(c.emu(&["fault", "list"]).ok().stdout, "No faults in force.\n");

@@ -87,9 +87,15 @@ fn the_tutorials_load_balancer() {
         format!("apiVersion: v1\nkind: Service\nmetadata: {{name: other}}\nspec:\n  type: LoadBalancer\n  loadBalancerIP: {ip}\n  selector: {{run: my-nginx}}\n  ports: [{{port: 80}}]\n")
     };
     let r = c.apply("other.yaml", &other("203.0.113.1"));
-    assert_eq!((r.code, r.stderr.trim_end()), (1, "The Service \"other\" is invalid: spec.loadBalancerIP: Invalid value: \"203.0.113.1\": already in use by Service default/my-nginx"));
+    assert_eq!(
+        (r.code, r.stderr.trim_end()),
+        (1, "The Service \"other\" is invalid: spec.loadBalancerIP: Invalid value: \"203.0.113.1\": already in use by Service default/my-nginx")
+    );
     let r = c.apply("other.yaml", &other("192.0.2.10"));
-    assert_eq!((r.code, r.stderr.trim_end()), (1, "The Service \"other\" is invalid: spec.loadBalancerIP: Invalid value: \"192.0.2.10\": not in the load balancer pool 203.0.113.0/24"));
+    assert_eq!(
+        (r.code, r.stderr.trim_end()),
+        (1, "The Service \"other\" is invalid: spec.loadBalancerIP: Invalid value: \"192.0.2.10\": not in the load balancer pool 203.0.113.0/24")
+    );
     assert_ne!(c.emu(&["get", "svc", "other"]).code, 0);
     // A free address of the pool, as asked.
     c.apply("other.yaml", &other("203.0.113.50")).ok();

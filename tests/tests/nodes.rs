@@ -78,7 +78,9 @@ fn a_killed_node_restarts_its_pods_when_started() {
     let r = c.emu(&["node", "stop", "node-2", "--kill"]).ok();
     assert_eq!(r.stdout, "node/node-2 stopped: agent and pods killed, links down\n");
     // Dead, or a zombie that its new parent has not reaped yet.
-    let alive = |pid: i32| std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| s.rsplit(')').next().is_some_and(|rest| !rest.trim_start().starts_with('Z')));
+    let alive = |pid: i32| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| s.rsplit(')').next().is_some_and(|rest| !rest.trim_start().starts_with('Z')))
+    };
     assert!(!alive(before) && !alive(agent), "nginx ({before}) and the agent ({agent}) are gone");
     assert!(c.emu(&["fault", "list"]).ok().stdout.contains("agent and pods killed, links down"));
     assert_ne!(c.emu(&["exec", "client", "--", "ping", "-c", "1", "-W", "1", &ip]).code, 0, "the node is unreachable");
@@ -133,5 +135,14 @@ fn a_removed_node_leaves_the_cluster_and_its_pods_are_replaced() {
         (!c.emu(&["ssh", other, "--", "ip", "route"]).ok().stdout.contains(&victim_cidr)).then_some(())
     });
     let r = c.emu(&["node", "start", &victim]);
-    assert_eq!((r.code, r.stderr.trim_end().to_string()), (1, format!("error: node \"{victim}\" not found in the cluster (nodes: {})", [survivor, other].iter().copied().collect::<std::collections::BTreeSet<_>>().into_iter().collect::<Vec<_>>().join(", "))));
+    assert_eq!(
+        (r.code, r.stderr.trim_end().to_string()),
+        (
+            1,
+            format!(
+                "error: node \"{victim}\" not found in the cluster (nodes: {})",
+                [survivor, other].iter().copied().collect::<std::collections::BTreeSet<_>>().into_iter().collect::<Vec<_>>().join(", ")
+            )
+        )
+    );
 }

@@ -90,7 +90,13 @@ fn a_broken_expectation_fails_shows_expected_and_got_and_leaves_nothing() {
     assert!(lines.iter().any(|l| l.starts_with(" ✗ say hello (") && l.ends_with("): expected stdout to contain \"goodbye\", got \"hello\"")), "{}", r.stdout);
     assert!(lines.contains(&" - never runs (not run)"), "{}", r.stdout);
     // The load stops with the scenario and reports (its requests were refused: nothing listens).
-    assert!(lines.iter().any(|l| l.starts_with(" ✓ stop load load (end of scenario) (") && l.contains(" failed (") && l.contains("× curl exit 7 (could not connect)")), "{}", r.stdout);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with(" ✓ stop load load (end of scenario) (") && l.contains(" failed (") && l.contains("× curl exit 7 (could not connect)")),
+        "{}",
+        r.stdout
+    );
     assert!(lines.iter().any(|l| l.starts_with(" ✓ cluster down (")), "{}", r.stdout);
     assert!(r.stdout.contains("1 scenario: 0 passed, 1 failed ("), "{}", r.stdout);
     assert_gone("tbroken");
@@ -99,7 +105,10 @@ fn a_broken_expectation_fails_shows_expected_and_got_and_leaves_nothing() {
     assert!(xml.contains("<testsuites name=\"emu test\" tests=\"6\" failures=\"1\" "), "{xml}");
     assert!(xml.contains("<testcase name=\"say hello\" classname=\"broken\" time=\""), "{xml}");
     assert!(xml.contains("<failure message=\"expected stdout to contain &quot;goodbye&quot;, got &quot;hello&quot;\">"), "{xml}");
-    assert!(xml.contains("<testcase name=\"never runs\" classname=\"broken\" time=\"0.000\">\n      <skipped message=\"not run: an earlier step failed\"/>"), "{xml}");
+    assert!(
+        xml.contains("<testcase name=\"never runs\" classname=\"broken\" time=\"0.000\">\n      <skipped message=\"not run: an earlier step failed\"/>"),
+        "{xml}"
+    );
     let _ = std::fs::remove_dir_all(file.parent().unwrap());
 }
 
@@ -123,7 +132,13 @@ fn retain_keeps_the_cluster_and_says_how_to_remove_it() {
     let c = Cluster { name: "tretain".into() };
     let r = emu(&["test", "--retain", "--cluster", "tretain", file.to_str().unwrap()]);
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
-    assert!(r.stdout.contains("Kept cluster \"tretain\" (--retain): look with `emu get pods -A -o wide --cluster tretain`, remove it with `sudo emu down --cluster tretain`."), "{}", r.stdout);
+    assert!(
+        r.stdout.contains(
+            "Kept cluster \"tretain\" (--retain): look with `emu get pods -A -o wide --cluster tretain`, remove it with `sudo emu down --cluster tretain`."
+        ),
+        "{}",
+        r.stdout
+    );
     assert!(!r.stdout.contains("cluster down"), "{}", r.stdout);
     assert_eq!(c.emu(&["get", "nodes", "-o", "name"]).ok().stdout, "node/node-1\n");
     // Run again: the kept cluster is not touched, and the run says why it cannot start.

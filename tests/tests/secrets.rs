@@ -87,7 +87,15 @@ fn create_configmap_and_generic_secret() {
     let cm: serde_json::Value = serde_json::from_str(&c.emu(&["get", "cm", "nginxconfigmap", "-o", "json"]).ok().stdout).unwrap();
     assert_eq!(cm["data"], serde_json::json!({"default.conf": default_conf}));
 
-    c.emu(&["create", "cm", "mixed", &format!("--from-file={}", p(&conf)), &format!("--from-file=renamed={}", p(&dir.0.join("default.conf"))), "--from-literal=mode=debug"]).ok();
+    c.emu(&[
+        "create",
+        "cm",
+        "mixed",
+        &format!("--from-file={}", p(&conf)),
+        &format!("--from-file=renamed={}", p(&dir.0.join("default.conf"))),
+        "--from-literal=mode=debug",
+    ])
+    .ok();
     let cm: serde_json::Value = serde_json::from_str(&c.emu(&["get", "configmap", "mixed", "-o", "json"]).ok().stdout).unwrap();
     assert_eq!(cm["data"], serde_json::json!({"a.txt": "A", "renamed": default_conf, "mode": "debug"}));
     assert_eq!(cm["binaryData"], serde_json::json!({"b.bin": "/wA="}));
@@ -102,7 +110,10 @@ fn create_configmap_and_generic_secret() {
     let dir_with_key = format!("--from-file=x={}", p(&conf));
     let cases = [
         (vec!["create", "configmap", "bad", "--from-literal=a b=x"], "error: \"a b\" is not a valid key name for a ConfigMap: a valid config key"),
-        (vec!["create", "configmap", "bad", "--from-literal=k=1", "--from-literal=k=2"], "error: cannot add key \"k\", another key by that name already exists in Data for ConfigMap \"bad\""),
+        (
+            vec!["create", "configmap", "bad", "--from-literal=k=1", "--from-literal=k=2"],
+            "error: cannot add key \"k\", another key by that name already exists in Data for ConfigMap \"bad\"",
+        ),
         (vec!["create", "configmap", "bad", "--from-literal=novalue"], "error: invalid literal source novalue, expected key=value"),
         (vec!["create", "secret", "generic", "bad", dir_with_key.as_str()], "error: cannot give a key name for a directory path"),
     ];

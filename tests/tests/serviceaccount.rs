@@ -51,9 +51,13 @@ fn every_pod_gets_a_token_the_ca_and_its_namespace() {
 
     // The token: a JWT bound to the pod, which the API server authenticates.
     let token = c.emu(&["exec", "client", "--", "cat", &format!("{DIR}/token")]).ok().stdout;
-    let claims: serde_json::Value = serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(token.split('.').nth(1).unwrap()).unwrap()).unwrap();
+    let claims: serde_json::Value =
+        serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(token.split('.').nth(1).unwrap()).unwrap()).unwrap();
     assert_eq!(claims["sub"], "system:serviceaccount:default:default");
-    assert_eq!((claims["kubernetes.io"]["pod"]["name"].as_str(), claims["kubernetes.io"]["pod"]["uid"].as_str()), (Some("client"), client["metadata"]["uid"].as_str()));
+    assert_eq!(
+        (claims["kubernetes.io"]["pod"]["name"].as_str(), claims["kubernetes.io"]["pod"]["uid"].as_str()),
+        (Some("client"), client["metadata"]["uid"].as_str())
+    );
     assert_eq!(claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(), 3607);
     let bearer = format!("-H \"Authorization: Bearer $(cat {DIR}/token)\"");
     let answer = curl_api(&c, "client", "default", &bearer, "/api/v1/namespaces/default/pods");

@@ -110,7 +110,12 @@ fn tutorial_creating_and_accessing_the_service() {
             ]
         );
         let env = c.emu(&["exec", &name(p), "--", "printenv"]).ok().stdout;
-        for want in [format!("MY_NGINX_PORT=tcp://{vip}:80"), format!("MY_NGINX_PORT_80_TCP_ADDR={vip}"), "MY_NGINX_PORT_80_TCP_PROTO=tcp".into(), "KUBERNETES_PORT_443_TCP=tcp://10.96.0.1:443".into()] {
+        for want in [
+            format!("MY_NGINX_PORT=tcp://{vip}:80"),
+            format!("MY_NGINX_PORT_80_TCP_ADDR={vip}"),
+            "MY_NGINX_PORT_80_TCP_PROTO=tcp".into(),
+            "KUBERNETES_PORT_443_TCP=tcp://10.96.0.1:443".into(),
+        ] {
             assert!(env.lines().any(|l| l == want), "{want} missing in {env}");
         }
     }
@@ -139,8 +144,16 @@ fn endpoints_and_rules_follow_pods_without_failed_requests() {
     c.wait_for("rules for both pods on every node", Duration::from_secs(5), || pods.iter().all(|p| rules_have(&ip(p)).iter().all(|b| *b)).then_some(()));
 
     // A client loops on the ClusterIP while the pods are replaced one by one.
-    c.emu(&["run", "looper", "--image=radial/busyboxplus:curl", "--", "sh", "-c",
-        &format!("while true; do if curl -s -o /dev/null --max-time 2 http://{vip}/; then echo ok; else echo FAIL; fi; sleep 0.02; done")]).ok();
+    c.emu(&[
+        "run",
+        "looper",
+        "--image=radial/busyboxplus:curl",
+        "--",
+        "sh",
+        "-c",
+        &format!("while true; do if curl -s -o /dev/null --max-time 2 http://{vip}/; then echo ok; else echo FAIL; fi; sleep 0.02; done"),
+    ])
+    .ok();
     c.wait_for("looper running", Duration::from_secs(20), || (c.pods("run=looper").first()?["status"]["phase"] == "Running").then_some(()));
     std::thread::sleep(Duration::from_millis(500));
 
@@ -225,10 +238,12 @@ fn readiness_probes_gate_ready_and_endpoints() {
     let manifest = std::env::temp_dir().join("emu-test-tsvcprobe.yaml");
     std::fs::write(&manifest, PROBED_PODS).unwrap();
     c.emu(&["apply", "-f", manifest.to_str().unwrap()]).ok();
-    let pod_ip = |name: &str| c.wait_for(&format!("{name} has an IP"), Duration::from_secs(20), || {
-        let p: Value = serde_json::from_str(&c.emu(&["get", "pod", name, "-o", "json"]).ok().stdout).ok()?;
-        (p["status"]["phase"] == "Running").then(|| ip(&p))
-    });
+    let pod_ip = |name: &str| {
+        c.wait_for(&format!("{name} has an IP"), Duration::from_secs(20), || {
+            let p: Value = serde_json::from_str(&c.emu(&["get", "pod", name, "-o", "json"]).ok().stdout).ok()?;
+            (p["status"]["phase"] == "Running").then(|| ip(&p))
+        })
+    };
     let (exec_ip, http_ip, tcp_ip) = (pod_ip("by-exec"), pod_ip("by-http"), pod_ip("by-tcp"));
     let ready_endpoints = || c.emu(&["get", "ep", "probed"]).ok().stdout;
 
@@ -273,9 +288,7 @@ fn service_first_scenario_spreads_pods_and_gives_them_variables_then_delete_svc(
     // `delete svc` removes the Service, its Endpoints and slices, and every node's rules for it.
     assert_eq!(c.emu(&["delete", "svc", "my-nginx"]).ok().stdout, "service \"my-nginx\" deleted\n");
     c.wait_for("endpoints gone", Duration::from_secs(2), || (c.emu(&["get", "ep", "my-nginx"]).code != 0).then_some(()));
-    c.wait_for("slices gone", Duration::from_secs(2), || {
-        (!c.emu(&["get", "endpointslices"]).ok().stdout.contains("my-nginx")).then_some(())
-    });
+    c.wait_for("slices gone", Duration::from_secs(2), || (!c.emu(&["get", "endpointslices"]).ok().stdout.contains("my-nginx")).then_some(()));
     c.wait_for("rules gone on every node", Duration::from_secs(2), || {
         node_names(&c).iter().all(|n| !c.emu(&["ssh", n, "--", "nft", "list", "table", "ip", "emu"]).ok().stdout.contains(&vip)).then_some(())
     });

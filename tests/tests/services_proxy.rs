@@ -90,7 +90,8 @@ fn hairpin_a_pod_reaches_itself_through_its_service() {
 fn session_affinity_client_ip_sticks_to_one_endpoint() {
     let c = Cluster::up("tspaff", &[SCENARIO]);
     let pods = c.ready_pods("run=my-nginx", 2);
-    c.apply("sticky.yaml",
+    c.apply(
+        "sticky.yaml",
         "apiVersion: v1\nkind: Service\nmetadata: {name: sticky}\nspec:\n  selector: {run: my-nginx}\n  sessionAffinity: ClientIP\n  ports: [{port: 80}]\n",
     )
     .ok();
@@ -241,7 +242,8 @@ while (1) {{ $s->send("q"); $r = ""; if (IO::Select->new($s)->can_read(0.2)) {{ 
 fn headless_service_has_no_cluster_ip_and_no_env_vars() {
     let c = Cluster::up("tsphl", &[SCENARIO]);
     let pods = c.ready_pods("run=my-nginx", 2);
-    c.apply("svcs.yaml",
+    c.apply(
+        "svcs.yaml",
         "apiVersion: v1\nkind: Service\nmetadata: {name: hl}\nspec:\n  clusterIP: None\n  selector: {run: my-nginx}\n  ports: [{port: 80}]\n\
          ---\napiVersion: v1\nkind: Service\nmetadata: {name: vis}\nspec:\n  selector: {run: my-nginx}\n  ports: [{port: 80}]\n",
     )
@@ -364,10 +366,7 @@ fn bad_services_are_rejected_with_kubernetes_messages() {
             svc("two-ports", "  ports: [{port: 80}, {port: 81}]\n"),
             "The Service \"two-ports\" is invalid: \n* spec.ports[0].name: Required value\n* spec.ports[1].name: Required value",
         ),
-        (
-            svc("one-unnamed", "  ports: [{name: http, port: 80}, {port: 81}]\n"),
-            "The Service \"one-unnamed\" is invalid: spec.ports[1].name: Required value",
-        ),
+        (svc("one-unnamed", "  ports: [{name: http, port: 80}, {port: 81}]\n"), "The Service \"one-unnamed\" is invalid: spec.ports[1].name: Required value"),
         (
             svc("dup-names", "  ports: [{name: http, port: 80}, {name: http, port: 81}]\n"),
             "The Service \"dup-names\" is invalid: spec.ports[1].name: Duplicate value: \"http\"",
@@ -409,9 +408,10 @@ fn bad_services_are_rejected_with_kubernetes_messages() {
     // validation (duplicate port names) and by the allocator (ClusterIP taken).
     let cm = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: multi-cm}\ndata: {a: b}\n";
     let good = svc("multi-good", "  ports: [{port: 80}]\n");
-    for (i, bad) in [svc("multi-bad", "  ports: [{name: h, port: 80}, {name: h, port: 81}]\n"), svc("multi-bad", "  clusterIP: 10.96.100.100\n  ports: [{port: 80}]\n")]
-        .iter()
-        .enumerate()
+    for (i, bad) in
+        [svc("multi-bad", "  ports: [{name: h, port: 80}, {name: h, port: 81}]\n"), svc("multi-bad", "  clusterIP: 10.96.100.100\n  ports: [{port: 80}]\n")]
+            .iter()
+            .enumerate()
     {
         let r = c.apply(&format!("multi-{i}.yaml"), &[cm, &good, bad].join("---\n"));
         assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);

@@ -99,7 +99,10 @@ spec:
     assert_eq!(r.stdout.trim(), "pod/two created");
     c.wait_for("pod two Running", Duration::from_secs(20), || {
         let p = c.pods("app=two");
-        (p.len() == 1 && p[0]["status"]["phase"] == "Running" && p[0]["status"]["containerStatuses"].as_array().is_some_and(|cs| cs.iter().all(|s| s["ready"] == true))).then_some(())
+        (p.len() == 1
+            && p[0]["status"]["phase"] == "Running"
+            && p[0]["status"]["containerStatuses"].as_array().is_some_and(|cs| cs.iter().all(|s| s["ready"] == true)))
+        .then_some(())
     });
     let out = c.emu(&["exec", "two", "-c", "client", "--", "curl", "-s", "http://localhost/"]).ok().stdout;
     assert!(out.contains("Welcome to nginx!"), "{out}");

@@ -59,12 +59,8 @@ fn get_describe_and_output_formats() {
 fn apply_from_stdin_run_logs_and_delete() {
     let c = Cluster::up("tverbs2", &["--nodes", "1"]);
     let manifest = "apiVersion: v1\nkind: Namespace\nmetadata: {name: lab}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: talker, namespace: lab}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: c\n    image: busybox\n    command: [sh, -c, 'echo hello from talker; sleep 3600']\n";
-    let mut child = Command::new(emu_tests::emu_path())
-        .args(["apply", "-f", "-", "--cluster", "tverbs2"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child =
+        Command::new(emu_tests::emu_path()).args(["apply", "-f", "-", "--cluster", "tverbs2"]).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
     child.stdin.take().unwrap().write_all(manifest.as_bytes()).unwrap();
     let out = child.wait_with_output().unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), "namespace/lab created\npod/talker created\n");
@@ -83,9 +79,7 @@ fn apply_from_stdin_run_logs_and_delete() {
     // kubectl run: a pod with label run=NAME, env and a command.
     let r = c.emu(&["run", "web", "--image=nginx", "--port=80", "--env=COLOR=blue", "--labels=app=web,tier=front"]).ok();
     assert_eq!(r.stdout.trim(), "pod/web created");
-    c.wait_for("web Running", Duration::from_secs(20), || {
-        c.pods("app=web").first().filter(|p| p["status"]["phase"] == "Running").cloned()
-    });
+    c.wait_for("web Running", Duration::from_secs(20), || c.pods("app=web").first().filter(|p| p["status"]["phase"] == "Running").cloned());
     assert_eq!(c.emu(&["exec", "web", "--", "printenv", "COLOR"]).ok().stdout, "blue\n");
     let r = c.emu(&["run", "once", "--image=busybox", "--restart=Never", "--", "sh", "-c", "echo done"]).ok();
     assert_eq!(r.stdout.trim(), "pod/once created");

@@ -263,7 +263,10 @@ fn endpoints_are_stable_and_compare_meaningfully() {
     assert!(!endpoints_equal(&stored, &desired_endpoints(&http_svc(), &pods[..2], LATER).unwrap()));
     // Null and absent lists mean the same.
     assert!(endpoints_equal(&json!({"subsets": null}), &json!({})));
-    assert!(endpoints_equal(&json!({"subsets": [{"addresses": [{"ip": "1.2.3.4"}], "notReadyAddresses": null}]}), &json!({"subsets": [{"addresses": [{"ip": "1.2.3.4"}]}]})));
+    assert!(endpoints_equal(
+        &json!({"subsets": [{"addresses": [{"ip": "1.2.3.4"}], "notReadyAddresses": null}]}),
+        &json!({"subsets": [{"addresses": [{"ip": "1.2.3.4"}]}]})
+    ));
 }
 
 #[test]
@@ -348,8 +351,14 @@ fn slice_shape_and_conditions() {
     s["spec"]["publishNotReadyAddresses"] = json!(true);
     let ch = desired_slices(&s, &pods, NONE, NOW, &mut counter());
     let conds: Vec<Value> = ch.create[0]["endpoints"].as_array().unwrap().iter().map(|e| e["conditions"].clone()).collect();
-    assert_eq!(conds, [json!({"ready": true, "serving": true, "terminating": false}), json!({"ready": true, "serving": false, "terminating": false}),
-        json!({"ready": true, "serving": true, "terminating": true})]);
+    assert_eq!(
+        conds,
+        [
+            json!({"ready": true, "serving": true, "terminating": false}),
+            json!({"ready": true, "serving": false, "terminating": false}),
+            json!({"ready": true, "serving": true, "terminating": true})
+        ]
+    );
 }
 
 #[test]

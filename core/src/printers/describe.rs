@@ -11,10 +11,7 @@ use super::quantity::{canonical, Quantity};
 use super::tables::node_roles;
 use super::tabwriter::tabwrite_text;
 use super::time::{rfc1123z, since};
-use super::{
-    at, bool_at, format_labels, int_at, int_or_string, list_at, selector_string, str_at,
-    string_pairs,
-};
+use super::{at, bool_at, format_labels, int_at, int_or_string, list_at, selector_string, str_at, string_pairs};
 
 /// `kubectl describe <kind> <name>`. `related` holds the other objects a describer needs, taken by
 /// kind: Events (all kinds), Pods (Node), ReplicaSets (Deployment), EndpointSlices (Service), a
@@ -71,7 +68,8 @@ fn secret(obj: &Value) -> String {
     generic(&mut w, obj);
     line!(w, 0, "\nType:\t{}\n", obj["type"].as_str().unwrap_or(""));
     line!(w, 0, "\nData\n====\n");
-    let mut sizes: Vec<(&String, usize)> = at(obj, &["data"]).and_then(Value::as_object).into_iter().flatten().map(|(k, v)| (k, base64_decoded_len(v.as_str().unwrap_or("")))).collect();
+    let mut sizes: Vec<(&String, usize)> =
+        at(obj, &["data"]).and_then(Value::as_object).into_iter().flatten().map(|(k, v)| (k, base64_decoded_len(v.as_str().unwrap_or("")))).collect();
     sizes.sort();
     for (key, size) in sizes {
         line!(w, 0, "{key}:\t{size} bytes\n");
@@ -127,10 +125,7 @@ fn labels_multiline(w: &mut String, title: &str, map: Option<&Value>) {
 fn annotations_multiline(w: &mut String, title: &str, map: Option<&Value>) {
     const MAX: usize = 140;
     line!(w, 0, "{title}:\t");
-    let pairs: Vec<_> = string_pairs(map)
-        .into_iter()
-        .filter(|(k, _)| *k != "kubectl.kubernetes.io/last-applied-configuration")
-        .collect();
+    let pairs: Vec<_> = string_pairs(map).into_iter().filter(|(k, _)| *k != "kubectl.kubernetes.io/last-applied-configuration").collect();
     if pairs.is_empty() {
         w.push_str("<none>\n");
     }
@@ -173,11 +168,7 @@ fn tolerations_multiline(w: &mut String, title: &str, tolerations: &[Value]) {
         if i > 0 {
             w.push('\t');
         }
-        let (key, value, effect) = (
-            str_at(t, &["key"]),
-            str_at(t, &["value"]),
-            str_at(t, &["effect"]),
-        );
+        let (key, value, effect) = (str_at(t, &["key"]), str_at(t, &["value"]), str_at(t, &["effect"]));
         w.push_str(key);
         if !value.is_empty() {
             let _ = write!(w, "={value}");
@@ -186,11 +177,7 @@ fn tolerations_multiline(w: &mut String, title: &str, tolerations: &[Value]) {
             let _ = write!(w, ":{effect}");
         }
         if str_at(t, &["operator"]) == "Exists" && value.is_empty() {
-            w.push_str(if key.is_empty() && effect.is_empty() {
-                "op=Exists"
-            } else {
-                " op=Exists"
-            });
+            w.push_str(if key.is_empty() && effect.is_empty() { "op=Exists" } else { " op=Exists" });
         }
         if let Some(secs) = at(t, &["tolerationSeconds"]).and_then(Value::as_i64) {
             let _ = write!(w, " for {secs}s");
@@ -209,14 +196,10 @@ fn events_for<'a>(kind: &str, obj: &Value, related: &'a [Value]) -> Vec<&'a Valu
     };
     // kubelet reports a Node's events with the node's name as uid (the controllers use the real
     // uid); kubectl's node describer searches for both.
-    let uid_agrees = |e: &Value| {
-        agrees(e, "uid", uid) || (kind == "Node" && str_at(e, &["involvedObject", "uid"]) == name)
-    };
+    let uid_agrees = |e: &Value| agrees(e, "uid", uid) || (kind == "Node" && str_at(e, &["involvedObject", "uid"]) == name);
     related
         .iter()
-        .filter(|e| {
-            str_at(e, &["kind"]) == "Event" && str_at(e, &["involvedObject", "name"]) == name
-        })
+        .filter(|e| str_at(e, &["kind"]) == "Event" && str_at(e, &["involvedObject", "name"]) == name)
         .filter(|e| agrees(e, "namespace", ns) && uid_agrees(e) && agrees(e, "kind", kind))
         .collect()
 }
@@ -229,35 +212,19 @@ fn describe_events(w: &mut String, events: &[&Value], now: i64) {
         return;
     }
     let mut events = events.to_vec();
-    let time_of = |e: &Value, field: &str| {
-        at(e, &[field])
-            .and_then(Value::as_str)
-            .and_then(crate::time::parse_rfc3339_nanos)
-    };
+    let time_of = |e: &Value, field: &str| at(e, &[field]).and_then(Value::as_str).and_then(crate::time::parse_rfc3339_nanos);
     events.sort_by_key(|e| time_of(e, "lastTimestamp"));
     line!(w, 0, "Events:\n  Type\tReason\tAge\tFrom\tMessage\n");
     line!(w, 1, "----\t------\t----\t----\t-------\n");
     for e in events {
         let ts = |path: &[&str]| since(at(e, path).and_then(Value::as_str), now);
-        let first = if time_of(e, "eventTime").is_some() {
-            ts(&["eventTime"])
-        } else {
-            ts(&["firstTimestamp"])
-        };
+        let first = if time_of(e, "eventTime").is_some() { ts(&["eventTime"]) } else { ts(&["firstTimestamp"]) };
         let interval = match e.get("series").filter(|s| s.is_object()) {
             Some(series) => {
-                format!(
-                    "{} (x{} over {first})",
-                    ts(&["series", "lastObservedTime"]),
-                    int_at(series, &["count"])
-                )
+                format!("{} (x{} over {first})", ts(&["series", "lastObservedTime"]), int_at(series, &["count"]))
             }
             None if int_at(e, &["count"]) > 1 => {
-                format!(
-                    "{} (x{} over {first})",
-                    ts(&["lastTimestamp"]),
-                    int_at(e, &["count"])
-                )
+                format!("{} (x{} over {first})", ts(&["lastTimestamp"]), int_at(e, &["count"]))
             }
             None => first,
         };
@@ -265,21 +232,12 @@ fn describe_events(w: &mut String, events: &[&Value], now: i64) {
             "" => str_at(e, &["reportingComponent"]),
             s => s,
         };
-        line!(
-            w,
-            1,
-            "{}\t{}\t{interval}\t{source}\t{}\n",
-            str_at(e, &["type"]),
-            str_at(e, &["reason"]),
-            str_at(e, &["message"]).trim()
-        );
+        line!(w, 1, "{}\t{}\t{interval}\t{source}\t{}\n", str_at(e, &["type"]), str_at(e, &["reason"]), str_at(e, &["message"]).trim());
     }
 }
 
 fn controller_of(obj: &Value) -> Option<&Value> {
-    list_at(obj, &["metadata", "ownerReferences"])
-        .iter()
-        .find(|r| bool_at(r, &["controller"]))
+    list_at(obj, &["metadata", "ownerReferences"]).iter().find(|r| bool_at(r, &["controller"]))
 }
 
 fn print_bool(b: bool) -> &'static str {
@@ -300,11 +258,8 @@ fn pod(w: &mut String, pod: &Value, now: i64) {
     if let Some(p) = spec.get("priority").and_then(Value::as_i64) {
         line!(w, 0, "Priority:\t{p}\n");
     }
-    for (field, title) in [
-        ("priorityClassName", "Priority Class Name"),
-        ("runtimeClassName", "Runtime Class Name"),
-        ("serviceAccountName", "Service Account"),
-    ] {
+    for (field, title) in [("priorityClassName", "Priority Class Name"), ("runtimeClassName", "Runtime Class Name"), ("serviceAccountName", "Service Account")]
+    {
         line_if_set(w, 0, title, str_at(spec, &[field]));
     }
     match str_at(spec, &["nodeName"]) {
@@ -320,18 +275,8 @@ fn pod(w: &mut String, pod: &Value, now: i64) {
     let deletion = at(pod, &["metadata", "deletionTimestamp"]).and_then(Value::as_str);
     match deletion {
         Some(ts) if phase != "Failed" && phase != "Succeeded" => {
-            line!(
-                w,
-                0,
-                "Status:\tTerminating (lasts {})\n",
-                since(Some(ts), now)
-            );
-            line!(
-                w,
-                0,
-                "Termination Grace Period:\t{}s\n",
-                int_at(pod, &["metadata", "deletionGracePeriodSeconds"])
-            );
+            line!(w, 0, "Status:\tTerminating (lasts {})\n", since(Some(ts), now));
+            line!(w, 0, "Termination Grace Period:\t{}s\n", int_at(pod, &["metadata", "deletionGracePeriodSeconds"]));
         }
         _ => line!(w, 0, "Status:\t{phase}\n"),
     }
@@ -350,47 +295,19 @@ fn pod(w: &mut String, pod: &Value, now: i64) {
         }
     }
     if let Some(owner) = controller_of(pod) {
-        line!(
-            w,
-            0,
-            "Controlled By:\t{}/{}\n",
-            str_at(owner, &["kind"]),
-            str_at(owner, &["name"])
-        );
+        line!(w, 0, "Controlled By:\t{}/{}\n", str_at(owner, &["kind"]), str_at(owner, &["name"]));
     }
-    line_if_set(
-        w,
-        0,
-        "NominatedNodeName",
-        str_at(status, &["nominatedNodeName"]),
-    );
+    line_if_set(w, 0, "NominatedNodeName", str_at(status, &["nominatedNodeName"]));
     if let Some(resources) = spec.get("resources").filter(|r| r.is_object()) {
         line!(w, 0, "Resources:\n");
         describe_resources(w, resources, 1);
     }
     if !list_at(spec, &["initContainers"]).is_empty() {
-        containers(
-            w,
-            "Init Containers",
-            list_at(spec, &["initContainers"]),
-            list_at(status, &["initContainerStatuses"]),
-            Some(pod),
-            "",
-        );
+        containers(w, "Init Containers", list_at(spec, &["initContainers"]), list_at(status, &["initContainerStatuses"]), Some(pod), "");
     }
-    containers(
-        w,
-        "Containers",
-        list_at(spec, &["containers"]),
-        list_at(status, &["containerStatuses"]),
-        Some(pod),
-        "",
-    );
+    containers(w, "Containers", list_at(spec, &["containers"]), list_at(status, &["containerStatuses"]), Some(pod), "");
     if !list_at(spec, &["ephemeralContainers"]).is_empty() {
-        let (specs, statuses) = (
-            list_at(spec, &["ephemeralContainers"]),
-            list_at(status, &["ephemeralContainerStatuses"]),
-        );
+        let (specs, statuses) = (list_at(spec, &["ephemeralContainers"]), list_at(status, &["ephemeralContainerStatuses"]));
         containers(w, "Ephemeral Containers", specs, statuses, Some(pod), "");
     }
     let conditions = list_at(status, &["conditions"]);
@@ -399,23 +316,14 @@ fn pod(w: &mut String, pod: &Value, now: i64) {
         line!(w, 0, "Readiness Gates:\n  Type\tStatus\n");
         for g in gates {
             let kind = str_at(g, &["conditionType"]);
-            let value = conditions
-                .iter()
-                .find(|c| str_at(c, &["type"]) == kind)
-                .map_or("<none>", |c| str_at(c, &["status"]));
+            let value = conditions.iter().find(|c| str_at(c, &["type"]) == kind).map_or("<none>", |c| str_at(c, &["status"]));
             line!(w, 1, "{kind} \t{value} \n");
         }
     }
     if !conditions.is_empty() {
         line!(w, 0, "Conditions:\n  Type\tStatus\n");
         for c in conditions {
-            line!(
-                w,
-                1,
-                "{} \t{} \n",
-                str_at(c, &["type"]),
-                str_at(c, &["status"])
-            );
+            line!(w, 1, "{} \t{} \n", str_at(c, &["type"]), str_at(c, &["status"]));
         }
     }
     volumes(w, list_at(spec, &["volumes"]), "");
@@ -427,19 +335,9 @@ fn pod(w: &mut String, pod: &Value, now: i64) {
 
 fn seccomp(w: &mut String, level: usize, profile: Option<&Value>) {
     if let Some(profile) = profile.filter(|p| p.is_object()) {
-        line!(
-            w,
-            level,
-            "SeccompProfile:\t{}\n",
-            str_at(profile, &["type"])
-        );
+        line!(w, level, "SeccompProfile:\t{}\n", str_at(profile, &["type"]));
         if str_at(profile, &["type"]) == "Localhost" {
-            line!(
-                w,
-                level + 1,
-                "LocalhostProfile:\t{}\n",
-                str_at(profile, &["localhostProfile"])
-            );
+            line!(w, level + 1, "LocalhostProfile:\t{}\n", str_at(profile, &["localhostProfile"]));
         }
     }
 }
@@ -455,13 +353,7 @@ fn topology_spread(w: &mut String, constraints: &[Value], space: &str) {
         if i > 0 {
             let _ = write!(w, "{space}\t");
         }
-        let _ = write!(
-            w,
-            "{}:{} when max skew {} is exceeded",
-            str_at(c, &["topologyKey"]),
-            str_at(c, &["whenUnsatisfiable"]),
-            int_at(c, &["maxSkew"])
-        );
+        let _ = write!(w, "{}:{} when max skew {} is exceeded", str_at(c, &["topologyKey"]), str_at(c, &["whenUnsatisfiable"]), int_at(c, &["maxSkew"]));
         if let Some(sel) = c.get("labelSelector").filter(|s| s.is_object()) {
             let sel = match selector_string(Some(sel)) {
                 s if s.is_empty() => "<none>".to_string(),
@@ -474,20 +366,8 @@ fn topology_spread(w: &mut String, constraints: &[Value], space: &str) {
 }
 
 /// `describeContainers`: with statuses for a pod, without for a pod template.
-fn containers(
-    w: &mut String,
-    label: &str,
-    specs: &[Value],
-    statuses: &[Value],
-    pod: Option<&Value>,
-    space: &str,
-) {
-    line!(
-        w,
-        0,
-        "{space}{label}:{}\n",
-        if specs.is_empty() { " <none>" } else { "" }
-    );
+fn containers(w: &mut String, label: &str, specs: &[Value], statuses: &[Value], pod: Option<&Value>, space: &str) {
+    line!(w, 0, "{space}{label}:{}\n", if specs.is_empty() { " <none>" } else { "" });
     let name_indent = if space.is_empty() { "" } else { " " };
     for c in specs {
         let name = str_at(c, &["name"]);
@@ -505,19 +385,9 @@ fn containers(
             "" => "TCP".to_string(),
             s => s.to_string(),
         };
-        let container_ports: Vec<String> = ports
-            .iter()
-            .map(|p| format!("{}/{}", int_at(p, &["containerPort"]), proto(p)))
-            .collect();
-        let host_ports: Vec<String> = ports
-            .iter()
-            .map(|p| format!("{}/{}", int_at(p, &["hostPort"]), proto(p)))
-            .collect();
-        let (port_title, host_title) = if ports.len() > 1 {
-            ("Ports", "Host Ports")
-        } else {
-            ("Port", "Host Port")
-        };
+        let container_ports: Vec<String> = ports.iter().map(|p| format!("{}/{}", int_at(p, &["containerPort"]), proto(p))).collect();
+        let host_ports: Vec<String> = ports.iter().map(|p| format!("{}/{}", int_at(p, &["hostPort"]), proto(p))).collect();
+        let (port_title, host_title) = if ports.len() > 1 { ("Ports", "Host Ports") } else { ("Port", "Host Port") };
         let or_none = |v: Vec<String>| {
             if v.is_empty() {
                 "<none>".to_string()
@@ -550,11 +420,7 @@ fn containers(
         if let Some(resources) = c.get("resources") {
             describe_resources(w, resources, 2);
         }
-        for (field, title) in [
-            ("livenessProbe", "Liveness"),
-            ("readinessProbe", "Readiness"),
-            ("startupProbe", "Startup"),
-        ] {
+        for (field, title) in [("livenessProbe", "Liveness"), ("readinessProbe", "Readiness"), ("startupProbe", "Startup")] {
             if let Some(probe) = c.get(field).filter(|p| p.is_object()) {
                 line!(w, 2, "{title}:\t{}\n", describe_probe(probe));
             }
@@ -621,10 +487,7 @@ fn describe_probe(probe: &Value) -> String {
         }
     };
     if let Some(exec) = probe.get("exec").filter(|v| v.is_object()) {
-        let cmd: Vec<&str> = list_at(exec, &["command"])
-            .iter()
-            .filter_map(Value::as_str)
-            .collect();
+        let cmd: Vec<&str> = list_at(exec, &["command"]).iter().filter_map(Value::as_str).collect();
         return format!("exec [{}] {attrs}", cmd.join(" "));
     }
     if let Some(http) = probe.get("httpGet").filter(|v| v.is_object()) {
@@ -633,36 +496,17 @@ fn describe_probe(probe: &Value) -> String {
             s => s.to_lowercase(),
         };
         let host = str_at(http, &["host"]);
-        let port = http
-            .get("port")
-            .map(|p| int_or_string(Some(p)))
-            .unwrap_or_default();
-        let host = if port.is_empty() {
-            host.to_string()
-        } else {
-            join_host_port(host, &port)
-        };
+        let port = http.get("port").map(|p| int_or_string(Some(p))).unwrap_or_default();
+        let host = if port.is_empty() { host.to_string() } else { join_host_port(host, &port) };
         let path = str_at(http, &["path"]);
-        let slash = if !path.is_empty() && !path.starts_with('/') {
-            "/"
-        } else {
-            ""
-        };
+        let slash = if !path.is_empty() && !path.starts_with('/') { "/" } else { "" };
         return format!("http-get {scheme}://{host}{slash}{path} {attrs}");
     }
     if let Some(tcp) = probe.get("tcpSocket").filter(|v| v.is_object()) {
-        return format!(
-            "tcp-socket {}:{} {attrs}",
-            str_at(tcp, &["host"]),
-            int_or_string(tcp.get("port"))
-        );
+        return format!("tcp-socket {}:{} {attrs}", str_at(tcp, &["host"]), int_or_string(tcp.get("port")));
     }
     if let Some(grpc) = probe.get("grpc").filter(|v| v.is_object()) {
-        return format!(
-            "grpc <pod>:{} {} {attrs}",
-            int_at(grpc, &["port"]),
-            str_at(grpc, &["service"])
-        );
+        return format!("grpc <pod>:{} {} {attrs}", int_at(grpc, &["port"]), str_at(grpc, &["service"]));
     }
     format!("unknown {attrs}")
 }
@@ -680,30 +524,15 @@ fn env_from(w: &mut String, sources: &[Value]) {
         };
         let optional = bool_at(r, &["optional"]);
         match str_at(s, &["prefix"]) {
-            "" => line!(
-                w,
-                3,
-                "{}\t{from}\tOptional: {optional}\n",
-                str_at(r, &["name"])
-            ),
-            prefix => line!(
-                w,
-                3,
-                "{}\t{from} with prefix '{prefix}'\tOptional: {optional}\n",
-                str_at(r, &["name"])
-            ),
+            "" => line!(w, 3, "{}\t{from}\tOptional: {optional}\n", str_at(r, &["name"])),
+            prefix => line!(w, 3, "{}\t{from} with prefix '{prefix}'\tOptional: {optional}\n", str_at(r, &["name"])),
         }
     }
 }
 
 fn env(w: &mut String, container: &Value, pod: Option<&Value>) {
     let vars = list_at(container, &["env"]);
-    line!(
-        w,
-        2,
-        "Environment:{}\n",
-        if vars.is_empty() { "\t<none>" } else { "" }
-    );
+    line!(w, 2, "Environment:{}\n", if vars.is_empty() { "\t<none>" } else { "" });
     for e in vars {
         let name = str_at(e, &["name"]);
         let Some(from) = e.get("valueFrom").filter(|v| v.is_object()) else {
@@ -732,14 +561,7 @@ fn env(w: &mut String, container: &Value, pod: Option<&Value>) {
             }
             line!(w, 3, "{name}:\t{value} ({resource})\n");
         } else if let Some(r) = from.get("secretKeyRef").filter(|v| v.is_object()) {
-            line!(
-                w,
-                3,
-                "{name}:\t<set to the key '{}' in secret '{}'>\tOptional: {}\n",
-                str_at(r, &["key"]),
-                str_at(r, &["name"]),
-                bool_at(r, &["optional"])
-            );
+            line!(w, 3, "{name}:\t<set to the key '{}' in secret '{}'>\tOptional: {}\n", str_at(r, &["key"]), str_at(r, &["name"]), bool_at(r, &["optional"]));
         } else if let Some(r) = from.get("configMapKeyRef").filter(|v| v.is_object()) {
             line!(
                 w,
@@ -765,16 +587,10 @@ fn field_path_value(pod: &Value, path: &str) -> String {
     }
     let format_map = |field: &str| {
         let pairs = string_pairs(at(pod, &["metadata", field]));
-        pairs
-            .iter()
-            .map(|(k, v)| format!("{k}={v:?}"))
-            .collect::<Vec<_>>()
-            .join("\n")
+        pairs.iter().map(|(k, v)| format!("{k}={v:?}")).collect::<Vec<_>>().join("\n")
     };
     match path {
-        "metadata.name" | "metadata.namespace" | "metadata.uid" => {
-            meta(pod, &path["metadata.".len()..]).to_string()
-        }
+        "metadata.name" | "metadata.namespace" | "metadata.uid" => meta(pod, &path["metadata.".len()..]).to_string(),
         "metadata.labels" => format_map("labels"),
         "metadata.annotations" => format_map("annotations"),
         _ => String::new(),
@@ -790,16 +606,8 @@ fn resource_field_value(container: &Value, field: &Value) -> String {
     };
     let amount = Quantity::of(at(container, &["resources", kind, name]).and_then(Value::as_str));
     let divisor = Quantity::of(field.get("divisor").and_then(Value::as_str));
-    let divisor = if divisor.is_zero() {
-        Quantity::of(Some("1"))
-    } else {
-        divisor
-    };
-    let (n, d) = if name == "cpu" {
-        (amount.milli(), divisor.milli())
-    } else {
-        (amount.value(), divisor.value())
-    };
+    let divisor = if divisor.is_zero() { Quantity::of(Some("1")) } else { divisor };
+    let (n, d) = if name == "cpu" { (amount.milli(), divisor.milli()) } else { (amount.value(), divisor.value()) };
     if d == 0 {
         return String::new();
     }
@@ -808,43 +616,21 @@ fn resource_field_value(container: &Value, field: &Value) -> String {
 
 fn mounts(w: &mut String, container: &Value) {
     let mut mounts: Vec<&Value> = list_at(container, &["volumeMounts"]).iter().collect();
-    line!(
-        w,
-        2,
-        "Mounts:{}\n",
-        if mounts.is_empty() { "\t<none>" } else { "" }
-    );
+    line!(w, 2, "Mounts:{}\n", if mounts.is_empty() { "\t<none>" } else { "" });
     mounts.sort_by_key(|m| str_at(m, &["mountPath"]));
     for m in mounts {
-        let mut flags = vec![if bool_at(m, &["readOnly"]) {
-            "ro".to_string()
-        } else {
-            "rw".to_string()
-        }];
+        let mut flags = vec![if bool_at(m, &["readOnly"]) { "ro".to_string() } else { "rw".to_string() }];
         if !str_at(m, &["subPath"]).is_empty() {
             flags.push(format!("path={:?}", str_at(m, &["subPath"])));
         }
-        line!(
-            w,
-            3,
-            "{} from {} ({})\n",
-            str_at(m, &["mountPath"]),
-            str_at(m, &["name"]),
-            flags.join(",")
-        );
+        line!(w, 3, "{} from {} ({})\n", str_at(m, &["mountPath"]), str_at(m, &["name"]), flags.join(","));
     }
     let mut devices: Vec<&Value> = list_at(container, &["volumeDevices"]).iter().collect();
     if !devices.is_empty() {
         line!(w, 2, "Devices:\n");
         devices.sort_by_key(|d| str_at(d, &["devicePath"]));
         for d in devices {
-            line!(
-                w,
-                3,
-                "{} from {}\n",
-                str_at(d, &["devicePath"]),
-                str_at(d, &["name"])
-            );
+            line!(w, 3, "{} from {}\n", str_at(d, &["devicePath"]), str_at(d, &["name"]));
         }
     }
 }
@@ -868,19 +654,11 @@ fn volumes(w: &mut String, volumes: &[Value], space: &str) {
             line!(w, 2, "Path:\t{}\n", str_at(s, &["path"]));
             line!(w, 2, "HostPathType:\t{kind}\n");
         } else if let Some(s) = source("emptyDir") {
-            let limit = match s
-                .get("sizeLimit")
-                .and_then(Value::as_str)
-                .and_then(Quantity::parse)
-            {
+            let limit = match s.get("sizeLimit").and_then(Value::as_str).and_then(Quantity::parse) {
                 Some(q) if q.milli() > 0 => q.to_string(),
                 _ => "<unset>".to_string(),
             };
-            line!(
-                w,
-                2,
-                "Type:\tEmptyDir (a temporary directory that shares a pod's lifetime)\n"
-            );
+            line!(w, 2, "Type:\tEmptyDir (a temporary directory that shares a pod's lifetime)\n");
             line!(w, 2, "Medium:\t{}\n", str_at(s, &["medium"]));
             line!(w, 2, "SizeLimit:\t{limit}\n");
         } else if let Some(s) = source("secret") {
@@ -888,19 +666,11 @@ fn volumes(w: &mut String, volumes: &[Value], space: &str) {
             line!(w, 2, "SecretName:\t{}\n", str_at(s, &["secretName"]));
             line!(w, 2, "Optional:\t{}\n", bool_at(s, &["optional"]));
         } else if let Some(s) = source("configMap") {
-            line!(
-                w,
-                2,
-                "Type:\tConfigMap (a volume populated by a ConfigMap)\n"
-            );
+            line!(w, 2, "Type:\tConfigMap (a volume populated by a ConfigMap)\n");
             line!(w, 2, "Name:\t{}\n", str_at(s, &["name"]));
             line!(w, 2, "Optional:\t{}\n", bool_at(s, &["optional"]));
         } else if let Some(s) = source("projected") {
-            line!(
-                w,
-                2,
-                "Type:\tProjected (a volume that contains injected data from multiple sources)\n"
-            );
+            line!(w, 2, "Type:\tProjected (a volume that contains injected data from multiple sources)\n");
             for src in list_at(s, &["sources"]) {
                 if let Some(secret) = src.get("secret").filter(|x| x.is_object()) {
                     line!(w, 2, "SecretName:\t{}\n", str_at(secret, &["name"]));
@@ -910,11 +680,8 @@ fn volumes(w: &mut String, volumes: &[Value], space: &str) {
                 } else if let Some(cm) = src.get("configMap").filter(|x| x.is_object()) {
                     line!(w, 2, "ConfigMapName:\t{}\n", str_at(cm, &["name"]));
                     line!(w, 2, "Optional:\t{}\n", bool_at(cm, &["optional"]));
-                } else if let Some(token) = src.get("serviceAccountToken").filter(|x| x.is_object())
-                {
-                    let secs = at(token, &["expirationSeconds"])
-                        .and_then(Value::as_i64)
-                        .unwrap_or(3600);
+                } else if let Some(token) = src.get("serviceAccountToken").filter(|x| x.is_object()) {
+                    let secs = at(token, &["expirationSeconds"]).and_then(Value::as_i64).unwrap_or(3600);
                     line!(w, 2, "TokenExpirationSeconds:\t{secs}\n");
                 }
             }
@@ -923,38 +690,18 @@ fn volumes(w: &mut String, volumes: &[Value], space: &str) {
             line!(w, 2, "ClaimName:\t{}\n", str_at(s, &["claimName"]));
             line!(w, 2, "ReadOnly:\t{}\n", bool_at(s, &["readOnly"]));
         } else if let Some(s) = source("downwardAPI") {
-            line!(
-                w,
-                2,
-                "Type:\tDownwardAPI (a volume populated by information about the pod)\n"
-            );
+            line!(w, 2, "Type:\tDownwardAPI (a volume populated by information about the pod)\n");
             line!(w, 2, "Items:\n");
             for item in list_at(s, &["items"]) {
                 if let Some(f) = item.get("fieldRef").filter(|x| x.is_object()) {
-                    line!(
-                        w,
-                        3,
-                        "{} -> {}\n",
-                        str_at(f, &["fieldPath"]),
-                        str_at(item, &["path"])
-                    );
+                    line!(w, 3, "{} -> {}\n", str_at(f, &["fieldPath"]), str_at(item, &["path"]));
                 }
                 if let Some(r) = item.get("resourceFieldRef").filter(|x| x.is_object()) {
-                    line!(
-                        w,
-                        3,
-                        "{} -> {}\n",
-                        str_at(r, &["resource"]),
-                        str_at(item, &["path"])
-                    );
+                    line!(w, 3, "{} -> {}\n", str_at(r, &["resource"]), str_at(item, &["path"]));
                 }
             }
         } else if let Some(s) = source("nfs") {
-            line!(
-                w,
-                2,
-                "Type:\tNFS (an NFS mount that lasts the lifetime of a pod)\n"
-            );
+            line!(w, 2, "Type:\tNFS (an NFS mount that lasts the lifetime of a pod)\n");
             line!(w, 2, "Server:\t{}\n", str_at(s, &["server"]));
             line!(w, 2, "Path:\t{}\n", str_at(s, &["path"]));
             line!(w, 2, "ReadOnly:\t{}\n", bool_at(s, &["readOnly"]));
@@ -969,9 +716,7 @@ fn pod_resources(pod: &Value) -> [std::collections::BTreeMap<String, Quantity>; 
     let sum = |field: &str| {
         let mut total: std::collections::BTreeMap<String, Quantity> = Default::default();
         let spec = &pod["spec"];
-        let sidecars = list_at(spec, &["initContainers"])
-            .iter()
-            .filter(|c| str_at(c, &["restartPolicy"]) == "Always");
+        let sidecars = list_at(spec, &["initContainers"]).iter().filter(|c| str_at(c, &["restartPolicy"]) == "Always");
         for c in list_at(spec, &["containers"]).iter().chain(sidecars) {
             for (name, q) in string_pairs(at(c, &["resources", field])) {
                 let entry = total.entry(name.to_string()).or_default();
@@ -979,10 +724,7 @@ fn pod_resources(pod: &Value) -> [std::collections::BTreeMap<String, Quantity>; 
             }
         }
         // An init container runs alone, so it only raises the total if it asks for more.
-        for c in list_at(spec, &["initContainers"])
-            .iter()
-            .filter(|c| str_at(c, &["restartPolicy"]) != "Always")
-        {
+        for c in list_at(spec, &["initContainers"]).iter().filter(|c| str_at(c, &["restartPolicy"]) != "Always") {
             for (name, q) in string_pairs(at(c, &["resources", field])) {
                 let q = Quantity::of(Some(q));
                 let entry = total.entry(name.to_string()).or_default();
@@ -1002,17 +744,11 @@ fn pod_resources(pod: &Value) -> [std::collections::BTreeMap<String, Quantity>; 
 
 /// `qos.GetPodQOS`, unless the status already says.
 fn qos_class(pod: &Value) -> String {
-    if let Some(q) = at(pod, &["status", "qosClass"])
-        .and_then(Value::as_str)
-        .filter(|q| !q.is_empty())
-    {
+    if let Some(q) = at(pod, &["status", "qosClass"]).and_then(Value::as_str).filter(|q| !q.is_empty()) {
         return q.to_string();
     }
     let spec = &pod["spec"];
-    let all: Vec<&Value> = list_at(spec, &["containers"])
-        .iter()
-        .chain(list_at(spec, &["initContainers"]))
-        .collect();
+    let all: Vec<&Value> = list_at(spec, &["containers"]).iter().chain(list_at(spec, &["initContainers"])).collect();
     let compute = |c: &Value, field: &str| -> Vec<(String, Quantity)> {
         string_pairs(at(c, &["resources", field]))
             .into_iter()
@@ -1041,10 +777,7 @@ fn qos_class(pod: &Value) -> String {
     if requests.is_empty() && limits.is_empty() {
         return "BestEffort".into();
     }
-    let same = requests.len() == limits.len()
-        && requests
-            .iter()
-            .all(|(k, v)| limits.get(k).is_some_and(|l| l.milli() == v.milli()));
+    let same = requests.len() == limits.len() && requests.iter().all(|(k, v)| limits.get(k).is_some_and(|l| l.milli() == v.milli()));
     if guaranteed && same {
         "Guaranteed".into()
     } else {
@@ -1059,24 +792,10 @@ fn node(w: &mut String, node: &Value, related: &[Value], now: i64) {
     let status = &node["status"];
     line!(w, 0, "Name:\t{name}\n");
     let roles = node_roles(node);
-    line!(
-        w,
-        0,
-        "Roles:\t{}\n",
-        if roles.is_empty() {
-            "<none>".to_string()
-        } else {
-            roles.join(",")
-        }
-    );
+    line!(w, 0, "Roles:\t{}\n", if roles.is_empty() { "<none>".to_string() } else { roles.join(",") });
     labels_multiline(w, "Labels", at(node, &["metadata", "labels"]));
     annotations_multiline(w, "Annotations", at(node, &["metadata", "annotations"]));
-    line!(
-        w,
-        0,
-        "CreationTimestamp:\t{}\n",
-        rfc1123z(at(node, &["metadata", "creationTimestamp"]).and_then(Value::as_str))
-    );
+    line!(w, 0, "CreationTimestamp:\t{}\n", rfc1123z(at(node, &["metadata", "creationTimestamp"]).and_then(Value::as_str)));
     let mut taints: Vec<&Value> = list_at(node, &["spec", "taints"]).iter().collect();
     taints.sort_by_key(|t| format!("{},{}", str_at(t, &["effect"]), str_at(t, &["key"])));
     line!(w, 0, "Taints:\t");
@@ -1092,44 +811,21 @@ fn node(w: &mut String, node: &Value, related: &[Value], now: i64) {
             v => writeln!(w, "{}={v}:{}", str_at(t, &["key"]), str_at(t, &["effect"])),
         };
     }
-    line!(
-        w,
-        0,
-        "Unschedulable:\t{}\n",
-        bool_at(node, &["spec", "unschedulable"])
-    );
-    if let Some(lease) = related
-        .iter()
-        .find(|o| str_at(o, &["kind"]) == "Lease" && meta(o, "name") == name)
-    {
+    line!(w, 0, "Unschedulable:\t{}\n", bool_at(node, &["spec", "unschedulable"]));
+    if let Some(lease) = related.iter().find(|o| str_at(o, &["kind"]) == "Lease" && meta(o, "name") == name) {
         let spec_time = |f: &str| match at(lease, &["spec", f]).and_then(Value::as_str) {
             Some(t) => rfc1123z(Some(t)),
             None => "<unset>".to_string(),
         };
         line!(w, 0, "Lease:\n");
-        line!(
-            w,
-            1,
-            "HolderIdentity:\t{}\n",
-            at(lease, &["spec", "holderIdentity"])
-                .and_then(Value::as_str)
-                .unwrap_or("<unset>")
-        );
+        line!(w, 1, "HolderIdentity:\t{}\n", at(lease, &["spec", "holderIdentity"]).and_then(Value::as_str).unwrap_or("<unset>"));
         line!(w, 1, "AcquireTime:\t{}\n", spec_time("acquireTime"));
         line!(w, 1, "RenewTime:\t{}\n", spec_time("renewTime"));
     }
     let conditions = list_at(status, &["conditions"]);
     if !conditions.is_empty() {
-        line!(
-            w,
-            0,
-            "Conditions:\n  Type\tStatus\tLastHeartbeatTime\tLastTransitionTime\tReason\tMessage\n"
-        );
-        line!(
-            w,
-            1,
-            "----\t------\t-----------------\t------------------\t------\t-------\n"
-        );
+        line!(w, 0, "Conditions:\n  Type\tStatus\tLastHeartbeatTime\tLastTransitionTime\tReason\tMessage\n");
+        line!(w, 1, "----\t------\t-----------------\t------------------\t------\t-------\n");
         for c in conditions {
             let time = |f: &str| rfc1123z(at(c, &[f]).and_then(Value::as_str));
             line!(
@@ -1147,13 +843,7 @@ fn node(w: &mut String, node: &Value, related: &[Value], now: i64) {
     }
     line!(w, 0, "Addresses:\n");
     for a in list_at(status, &["addresses"]) {
-        line!(
-            w,
-            1,
-            "{}:\t{}\n",
-            str_at(a, &["type"]),
-            str_at(a, &["address"])
-        );
+        line!(w, 1, "{}:\t{}\n", str_at(a, &["type"]), str_at(a, &["address"]));
     }
     for (field, title) in [("capacity", "Capacity"), ("allocatable", "Allocatable")] {
         let pairs = string_pairs(status.get(field));
@@ -1180,10 +870,7 @@ fn node(w: &mut String, node: &Value, related: &[Value], now: i64) {
         line!(w, 1, "{title}:\t{}\n", str_at(status, &["nodeInfo", field]));
     }
     line_if_set(w, 0, "PodCIDR", str_at(node, &["spec", "podCIDR"]));
-    let cidrs: Vec<&str> = list_at(node, &["spec", "podCIDRs"])
-        .iter()
-        .filter_map(Value::as_str)
-        .collect();
+    let cidrs: Vec<&str> = list_at(node, &["spec", "podCIDRs"]).iter().filter_map(Value::as_str).collect();
     if !cidrs.is_empty() {
         line!(w, 0, "PodCIDRs:\t{}\n", cidrs.join(","));
     }
@@ -1208,29 +895,14 @@ fn node_resources(w: &mut String, status: &Value, pods: &[&Value], now: i64) {
     let cpu_pct = |q: Quantity| percent(q.milli(), alloc("cpu").milli());
     let value_pct = |q: Quantity, name: &str| percent(q.value(), alloc(name).value());
     line!(w, 0, "Non-terminated Pods:\t({} in total)\n", pods.len());
-    line!(
-        w,
-        1,
-        "Namespace\tName\t\tCPU Requests\tCPU Limits\tMemory Requests\tMemory Limits\tAge\n"
-    );
-    line!(
-        w,
-        1,
-        "---------\t----\t\t------------\t----------\t---------------\t-------------\t---\n"
-    );
+    line!(w, 1, "Namespace\tName\t\tCPU Requests\tCPU Limits\tMemory Requests\tMemory Limits\tAge\n");
+    line!(w, 1, "---------\t----\t\t------------\t----------\t---------------\t-------------\t---\n");
     let mut total_req: std::collections::BTreeMap<String, Quantity> = Default::default();
     let mut total_lim: std::collections::BTreeMap<String, Quantity> = Default::default();
     for pod in pods {
         let [req, lim] = pod_resources(pod);
-        let get = |m: &std::collections::BTreeMap<String, Quantity>, k: &str| {
-            m.get(k).copied().unwrap_or_default()
-        };
-        let (cr, cl, mr, ml) = (
-            get(&req, "cpu"),
-            get(&lim, "cpu"),
-            get(&req, "memory"),
-            get(&lim, "memory"),
-        );
+        let get = |m: &std::collections::BTreeMap<String, Quantity>, k: &str| m.get(k).copied().unwrap_or_default();
+        let (cr, cl, mr, ml) = (get(&req, "cpu"), get(&lim, "cpu"), get(&req, "memory"), get(&lim, "memory"));
         line!(
             w,
             1,
@@ -1250,60 +922,24 @@ fn node_resources(w: &mut String, status: &Value, pods: &[&Value], now: i64) {
             }
         }
     }
-    line!(
-        w,
-        0,
-        "Allocated resources:\n  (Total limits may be over 100 percent, i.e., overcommitted.)\n"
-    );
+    line!(w, 0, "Allocated resources:\n  (Total limits may be over 100 percent, i.e., overcommitted.)\n");
     line!(w, 1, "Resource\tRequests\tLimits\n");
     line!(w, 1, "--------\t--------\t------\n");
-    let get = |m: &std::collections::BTreeMap<String, Quantity>, k: &str| {
-        m.get(k).copied().unwrap_or_default()
-    };
+    let get = |m: &std::collections::BTreeMap<String, Quantity>, k: &str| m.get(k).copied().unwrap_or_default();
     let (cr, cl) = (get(&total_req, "cpu"), get(&total_lim, "cpu"));
-    line!(
-        w,
-        1,
-        "cpu\t{cr} ({}%)\t{cl} ({}%)\n",
-        cpu_pct(cr),
-        cpu_pct(cl)
-    );
+    line!(w, 1, "cpu\t{cr} ({}%)\t{cl} ({}%)\n", cpu_pct(cr), cpu_pct(cl));
     for name in ["memory", "ephemeral-storage"] {
         let (r, l) = (get(&total_req, name), get(&total_lim, name));
-        line!(
-            w,
-            1,
-            "{name}\t{r} ({}%)\t{l} ({}%)\n",
-            value_pct(r, name),
-            value_pct(l, name)
-        );
+        line!(w, 1, "{name}\t{r} ({}%)\t{l} ({}%)\n", value_pct(r, name), value_pct(l, name));
     }
-    let resources: Vec<&str> = string_pairs(Some(allocatable))
-        .into_iter()
-        .map(|(k, _)| k)
-        .collect();
+    let resources: Vec<&str> = string_pairs(Some(allocatable)).into_iter().map(|(k, _)| k).collect();
     for name in resources.iter().filter(|r| r.starts_with("hugepages-")) {
         let (r, l) = (get(&total_req, name), get(&total_lim, name));
-        line!(
-            w,
-            1,
-            "{name}\t{r} ({}%)\t{l} ({}%)\n",
-            value_pct(r, name),
-            value_pct(l, name)
-        );
+        line!(w, 1, "{name}\t{r} ({}%)\t{l} ({}%)\n", value_pct(r, name), value_pct(l, name));
     }
     let standard = ["cpu", "memory", "ephemeral-storage", "pods"];
-    for name in resources
-        .iter()
-        .filter(|r| !r.starts_with("hugepages-") && !standard.contains(r))
-    {
-        line!(
-            w,
-            1,
-            "{name}\t{}\t{}\n",
-            get(&total_req, name),
-            get(&total_lim, name)
-        );
+    for name in resources.iter().filter(|r| !r.starts_with("hugepages-") && !standard.contains(r)) {
+        line!(w, 1, "{name}\t{}\t{}\n", get(&total_req, name), get(&total_lim, name));
     }
 }
 
@@ -1314,20 +950,10 @@ fn deployment(w: &mut String, d: &Value, related: &[Value]) {
     let status = &d["status"];
     line!(w, 0, "Name:\t{}\n", meta(d, "name"));
     line!(w, 0, "Namespace:\t{}\n", meta(d, "namespace"));
-    line!(
-        w,
-        0,
-        "CreationTimestamp:\t{}\n",
-        rfc1123z(at(d, &["metadata", "creationTimestamp"]).and_then(Value::as_str))
-    );
+    line!(w, 0, "CreationTimestamp:\t{}\n", rfc1123z(at(d, &["metadata", "creationTimestamp"]).and_then(Value::as_str)));
     labels_multiline(w, "Labels", at(d, &["metadata", "labels"]));
     annotations_multiline(w, "Annotations", at(d, &["metadata", "annotations"]));
-    line!(
-        w,
-        0,
-        "Selector:\t{}\n",
-        selector_string(spec.get("selector"))
-    );
+    line!(w, 0, "Selector:\t{}\n", selector_string(spec.get("selector")));
     let replicas = spec.get("replicas").and_then(Value::as_i64).unwrap_or(1);
     let count = |f: &str| int_at(status, &[f]);
     line!(
@@ -1339,26 +965,10 @@ fn deployment(w: &mut String, d: &Value, related: &[Value]) {
         count("availableReplicas"),
         count("unavailableReplicas")
     );
-    line!(
-        w,
-        0,
-        "StrategyType:\t{}\n",
-        str_at(spec, &["strategy", "type"])
-    );
-    line!(
-        w,
-        0,
-        "MinReadySeconds:\t{}\n",
-        int_at(spec, &["minReadySeconds"])
-    );
+    line!(w, 0, "StrategyType:\t{}\n", str_at(spec, &["strategy", "type"]));
+    line!(w, 0, "MinReadySeconds:\t{}\n", int_at(spec, &["minReadySeconds"]));
     if let Some(ru) = at(spec, &["strategy", "rollingUpdate"]).filter(|r| r.is_object()) {
-        line!(
-            w,
-            0,
-            "RollingUpdateStrategy:\t{} max unavailable, {} max surge\n",
-            int_or_string(ru.get("maxUnavailable")),
-            int_or_string(ru.get("maxSurge"))
-        );
+        line!(w, 0, "RollingUpdateStrategy:\t{} max unavailable, {} max surge\n", int_or_string(ru.get("maxUnavailable")), int_or_string(ru.get("maxSurge")));
     }
     pod_template(w, &spec["template"]);
     let conditions = list_at(status, &["conditions"]);
@@ -1366,14 +976,7 @@ fn deployment(w: &mut String, d: &Value, related: &[Value]) {
         line!(w, 0, "Conditions:\n  Type\tStatus\tReason\n");
         line!(w, 1, "----\t------\t------\n");
         for c in conditions {
-            line!(
-                w,
-                1,
-                "{} \t{}\t{}\n",
-                str_at(c, &["type"]),
-                str_at(c, &["status"]),
-                str_at(c, &["reason"])
-            );
+            line!(w, 1, "{} \t{}\t{}\n", str_at(c, &["type"]), str_at(c, &["status"]), str_at(c, &["reason"]));
         }
     }
     let (old, new) = replica_sets(d, related);
@@ -1383,25 +986,14 @@ fn deployment(w: &mut String, d: &Value, related: &[Value]) {
         }
         sets.iter()
             .map(|rs| {
-                let desired = at(rs, &["spec", "replicas"])
-                    .and_then(Value::as_i64)
-                    .unwrap_or(1);
-                format!(
-                    "{} ({}/{desired} replicas created)",
-                    meta(rs, "name"),
-                    int_at(rs, &["status", "replicas"])
-                )
+                let desired = at(rs, &["spec", "replicas"]).and_then(Value::as_i64).unwrap_or(1);
+                format!("{} ({}/{desired} replicas created)", meta(rs, "name"), int_at(rs, &["status", "replicas"]))
             })
             .collect::<Vec<_>>()
             .join(", ")
     };
     line!(w, 0, "OldReplicaSets:\t{}\n", summary(&old));
-    line!(
-        w,
-        0,
-        "NewReplicaSet:\t{}\n",
-        summary(&new.into_iter().collect::<Vec<_>>())
-    );
+    line!(w, 0, "NewReplicaSet:\t{}\n", summary(&new.into_iter().collect::<Vec<_>>()));
 }
 
 /// `DescribePodTemplate` (deployment describe's "Pod Template:" section).
@@ -1409,48 +1001,17 @@ fn pod_template(w: &mut String, template: &Value) {
     line!(w, 0, "Pod Template:\n");
     let spec = &template["spec"];
     labels_multiline(w, "  Labels", at(template, &["metadata", "labels"]));
-    if at(template, &["metadata", "annotations"])
-        .and_then(Value::as_object)
-        .is_some_and(|m| !m.is_empty())
-    {
-        annotations_multiline(
-            w,
-            "  Annotations",
-            at(template, &["metadata", "annotations"]),
-        );
+    if at(template, &["metadata", "annotations"]).and_then(Value::as_object).is_some_and(|m| !m.is_empty()) {
+        annotations_multiline(w, "  Annotations", at(template, &["metadata", "annotations"]));
     }
-    line_if_set(
-        w,
-        1,
-        "Service Account",
-        str_at(spec, &["serviceAccountName"]),
-    );
+    line_if_set(w, 1, "Service Account", str_at(spec, &["serviceAccountName"]));
     if !list_at(spec, &["initContainers"]).is_empty() {
-        containers(
-            w,
-            "Init Containers",
-            list_at(spec, &["initContainers"]),
-            &[],
-            None,
-            "  ",
-        );
+        containers(w, "Init Containers", list_at(spec, &["initContainers"]), &[], None, "  ");
     }
-    containers(
-        w,
-        "Containers",
-        list_at(spec, &["containers"]),
-        &[],
-        None,
-        "  ",
-    );
+    containers(w, "Containers", list_at(spec, &["containers"]), &[], None, "  ");
     volumes(w, list_at(spec, &["volumes"]), "  ");
     topology_spread(w, list_at(spec, &["topologySpreadConstraints"]), "  ");
-    line_if_set(
-        w,
-        1,
-        "Priority Class Name",
-        str_at(spec, &["priorityClassName"]),
-    );
+    line_if_set(w, 1, "Priority Class Name", str_at(spec, &["priorityClassName"]));
     labels_multiline(w, "  Node-Selectors", spec.get("nodeSelector"));
     tolerations_multiline(w, "  Tolerations", list_at(spec, &["tolerations"]));
 }
@@ -1466,25 +1027,17 @@ fn replica_sets<'a>(d: &Value, related: &'a [Value]) -> (Vec<&'a Value>, Option<
             controller_of(rs).is_some_and(|o| {
                 str_at(o, &["kind"]) == "Deployment"
                     && str_at(o, &["name"]) == name
-                    && (uid.is_empty()
-                        || str_at(o, &["uid"]).is_empty()
-                        || str_at(o, &["uid"]) == uid)
+                    && (uid.is_empty() || str_at(o, &["uid"]).is_empty() || str_at(o, &["uid"]) == uid)
             })
         })
         .collect();
     owned.sort_by_key(|rs| {
         let created = at(rs, &["metadata", "creationTimestamp"]).and_then(Value::as_str);
-        (
-            created.and_then(crate::time::parse_rfc3339_nanos),
-            meta(rs, "name").to_string(),
-        )
+        (created.and_then(crate::time::parse_rfc3339_nanos), meta(rs, "name").to_string())
     });
     let without_hash = |template: &Value| {
         let mut t = template.clone();
-        if let Some(labels) = t
-            .pointer_mut("/metadata/labels")
-            .and_then(Value::as_object_mut)
-        {
+        if let Some(labels) = t.pointer_mut("/metadata/labels").and_then(Value::as_object_mut) {
             labels.remove("pod-template-hash");
             if labels.is_empty() {
                 if let Some(m) = t.pointer_mut("/metadata").and_then(Value::as_object_mut) {
@@ -1495,37 +1048,17 @@ fn replica_sets<'a>(d: &Value, related: &'a [Value]) -> (Vec<&'a Value>, Option<
         t
     };
     let wanted = without_hash(&d["spec"]["template"]);
-    let revision = |o: &Value| {
-        str_at(
-            o,
-            &[
-                "metadata",
-                "annotations",
-                "deployment.kubernetes.io/revision",
-            ],
-        )
-        .to_string()
-    };
+    let revision = |o: &Value| str_at(o, &["metadata", "annotations", "deployment.kubernetes.io/revision"]).to_string();
     let new = owned
         .iter()
         .copied()
         .find(|rs| without_hash(&rs["spec"]["template"]) == wanted)
-        .or_else(|| {
-            owned
-                .iter()
-                .copied()
-                .find(|rs| !revision(d).is_empty() && revision(rs) == revision(d))
-        });
+        .or_else(|| owned.iter().copied().find(|rs| !revision(d).is_empty() && revision(rs) == revision(d)));
     let new_name = new.map(|rs| meta(rs, "name"));
     let old = owned
         .into_iter()
         .filter(|rs| Some(meta(rs, "name")) != new_name)
-        .filter(|rs| {
-            at(rs, &["spec", "replicas"])
-                .and_then(Value::as_i64)
-                .unwrap_or(1)
-                != 0
-        })
+        .filter(|rs| at(rs, &["spec", "replicas"]).and_then(Value::as_i64).unwrap_or(1) != 0)
         .collect();
     (old, new)
 }
@@ -1544,12 +1077,7 @@ fn service(w: &mut String, svc: &Value, related: &[Value]) {
     if let Some(policy) = spec.get("ipFamilyPolicy").and_then(Value::as_str) {
         line!(w, 0, "IP Family Policy:\t{policy}\n");
     }
-    let strings = |field: &str| -> Vec<&str> {
-        list_at(spec, &[field])
-            .iter()
-            .filter_map(Value::as_str)
-            .collect()
-    };
+    let strings = |field: &str| -> Vec<&str> { list_at(spec, &[field]).iter().filter_map(Value::as_str).collect() };
     let joined_or_none = |v: Vec<&str>| {
         if v.is_empty() {
             "<none>".to_string()
@@ -1557,28 +1085,13 @@ fn service(w: &mut String, svc: &Value, related: &[Value]) {
             v.join(",")
         }
     };
-    line!(
-        w,
-        0,
-        "IP Families:\t{}\n",
-        joined_or_none(strings("ipFamilies"))
-    );
+    line!(w, 0, "IP Families:\t{}\n", joined_or_none(strings("ipFamilies")));
     line!(w, 0, "IP:\t{}\n", str_at(spec, &["clusterIP"]));
     line!(w, 0, "IPs:\t{}\n", joined_or_none(strings("clusterIPs")));
     if !strings("externalIPs").is_empty() {
-        line!(
-            w,
-            0,
-            "External IPs:\t{}\n",
-            strings("externalIPs").join(",")
-        );
+        line!(w, 0, "External IPs:\t{}\n", strings("externalIPs").join(","));
     }
-    line_if_set(
-        w,
-        0,
-        "Desired LoadBalancer IP",
-        str_at(spec, &["loadBalancerIP"]),
-    );
+    line_if_set(w, 0, "Desired LoadBalancer IP", str_at(spec, &["loadBalancerIP"]));
     line_if_set(w, 0, "External Name", str_at(spec, &["externalName"]));
     let ingress = list_at(svc, &["status", "loadBalancer", "ingress"]);
     if !ingress.is_empty() {
@@ -1609,66 +1122,26 @@ fn service(w: &mut String, svc: &Value, related: &[Value]) {
             n => n,
         };
         let proto = str_at(p, &["protocol"]);
-        line!(
-            w,
-            0,
-            "Port:\t{port_name}\t{}/{proto}\n",
-            int_at(p, &["port"])
-        );
-        line!(
-            w,
-            0,
-            "TargetPort:\t{}/{proto}\n",
-            int_or_string(p.get("targetPort"))
-        );
+        line!(w, 0, "Port:\t{port_name}\t{}/{proto}\n", int_at(p, &["port"]));
+        line!(w, 0, "TargetPort:\t{}/{proto}\n", int_or_string(p.get("targetPort")));
         if let Some(app) = p.get("appProtocol").and_then(Value::as_str) {
             line!(w, 0, "AppProtocol:\t{app}\n");
         }
         if int_at(p, &["nodePort"]) != 0 {
-            line!(
-                w,
-                0,
-                "NodePort:\t{port_name}\t{}/{proto}\n",
-                int_at(p, &["nodePort"])
-            );
+            line!(w, 0, "NodePort:\t{port_name}\t{}/{proto}\n", int_at(p, &["nodePort"]));
         }
-        line!(
-            w,
-            0,
-            "Endpoints:\t{}\n",
-            slice_endpoints(&slices, str_at(p, &["name"]))
-        );
+        line!(w, 0, "Endpoints:\t{}\n", slice_endpoints(&slices, str_at(p, &["name"])));
     }
-    line!(
-        w,
-        0,
-        "Session Affinity:\t{}\n",
-        str_at(spec, &["sessionAffinity"])
-    );
-    line_if_set(
-        w,
-        0,
-        "External Traffic Policy",
-        str_at(spec, &["externalTrafficPolicy"]),
-    );
+    line!(w, 0, "Session Affinity:\t{}\n", str_at(spec, &["sessionAffinity"]));
+    line_if_set(w, 0, "External Traffic Policy", str_at(spec, &["externalTrafficPolicy"]));
     if let Some(policy) = spec.get("internalTrafficPolicy").and_then(Value::as_str) {
         line!(w, 0, "Internal Traffic Policy:\t{policy}\n");
     }
     if int_at(spec, &["healthCheckNodePort"]) != 0 {
-        line!(
-            w,
-            0,
-            "HealthCheck NodePort:\t{}\n",
-            int_at(spec, &["healthCheckNodePort"])
-        );
+        line!(w, 0, "HealthCheck NodePort:\t{}\n", int_at(spec, &["healthCheckNodePort"]));
     }
     if !strings("loadBalancerSourceRanges").is_empty() {
-        line!(
-            w,
-            0,
-            "LoadBalancer Source Ranges:\t{}\n",
-            strings("loadBalancerSourceRanges").join(",")
-        );
+        line!(w, 0, "LoadBalancer Source Ranges:\t{}\n", strings("loadBalancerSourceRanges").join(","));
     }
     if let Some(td) = spec.get("trafficDistribution").and_then(Value::as_str) {
         line!(w, 0, "Traffic Distribution:\t{td}\n");
@@ -1685,11 +1158,7 @@ fn slice_endpoints(slices: &[&Value], port_name: &str) -> String {
     for slice in slices {
         let ready: Vec<&str> = list_at(slice, &["endpoints"])
             .iter()
-            .filter(|e| {
-                at(e, &["conditions", "ready"])
-                    .and_then(Value::as_bool)
-                    .unwrap_or(true)
-            })
+            .filter(|e| at(e, &["conditions", "ready"]).and_then(Value::as_bool).unwrap_or(true))
             .filter_map(|e| list_at(e, &["addresses"]).first().and_then(Value::as_str))
             .collect();
         let ports = list_at(slice, &["ports"]);
@@ -1699,13 +1168,7 @@ fn slice_endpoints(slices: &[&Value], port_name: &str) -> String {
         }
         for port in ports.iter().filter(|p| str_at(p, &["name"]) == port_name) {
             let number = int_at(port, &["port"]);
-            list.extend(ready.iter().map(|ip| {
-                if ip.contains(':') {
-                    format!("[{ip}]:{number}")
-                } else {
-                    format!("{ip}:{number}")
-                }
-            }));
+            list.extend(ready.iter().map(|ip| if ip.contains(':') { format!("[{ip}]:{number}") } else { format!("{ip}:{number}") }));
         }
     }
     let shown = list.iter().take(3).cloned().collect::<Vec<_>>().join(",");

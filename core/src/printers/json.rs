@@ -98,13 +98,9 @@ pub(crate) fn write_quoted(out: &mut String, s: &str, style: Quote) {
             '\t' => out.push_str("\\t"),
             '\u{8}' => out.push_str("\\b"),
             '\u{c}' => out.push_str("\\f"),
-            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' if json => {
-                out.push_str(&format!("\\u{:04x}", c as u32))
-            }
+            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' if json => out.push_str(&format!("\\u{:04x}", c as u32)),
             c if json && (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c if (c as u32) < 0x20 || c == '\u{7f}' => {
-                out.push_str(&format!("\\x{:02x}", c as u32))
-            }
+            c if (c as u32) < 0x20 || c == '\u{7f}' => out.push_str(&format!("\\x{:02x}", c as u32)),
             c => out.push(c),
         }
     }
@@ -138,18 +134,10 @@ pub(crate) fn go_float(f: f64) -> String {
         return "NaN".into();
     }
     if f.is_infinite() {
-        return if f > 0.0 {
-            "+Inf".into()
-        } else {
-            "-Inf".into()
-        };
+        return if f > 0.0 { "+Inf".into() } else { "-Inf".into() };
     }
     if f == 0.0 {
-        return if f.is_sign_negative() {
-            "-0".into()
-        } else {
-            "0".into()
-        };
+        return if f.is_sign_negative() { "-0".into() } else { "0".into() };
     }
     let sci = format!("{f:e}"); // shortest digits, e.g. "1.5e6"
     let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
@@ -157,11 +145,7 @@ pub(crate) fn go_float(f: f64) -> String {
     // strconv's 'g' with the shortest precision switches to %e when exp < -4 || exp >= 6.
     let eprec = 6;
     if exp < -4 || exp >= eprec {
-        format!(
-            "{mantissa}e{}{:02}",
-            if exp < 0 { '-' } else { '+' },
-            exp.abs()
-        )
+        format!("{mantissa}e{}{:02}", if exp < 0 { '-' } else { '+' }, exp.abs())
     } else {
         format!("{f}")
     }
@@ -236,14 +220,8 @@ mod tests {
 
     #[test]
     fn go_value_formatting() {
-        assert_eq!(
-            go_sprint(&json!([{"ip": "10.244.3.4"}])),
-            "[map[ip:10.244.3.4]]"
-        );
-        assert_eq!(
-            go_sprint(&json!({"b": 1, "a": [true, null]})),
-            "map[a:[true <nil>] b:1]"
-        );
+        assert_eq!(go_sprint(&json!([{"ip": "10.244.3.4"}])), "[map[ip:10.244.3.4]]");
+        assert_eq!(go_sprint(&json!({"b": 1, "a": [true, null]})), "map[a:[true <nil>] b:1]");
         assert_eq!(go_float(1.5), "1.5");
         assert_eq!(go_float(1e6), "1e+06");
         assert_eq!(go_float(123456.0), "123456");

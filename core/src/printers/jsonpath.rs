@@ -13,14 +13,8 @@ use super::PrintError;
 
 /// Renders `template` against `root` (an object, or a List for several objects).
 pub fn jsonpath(template: &str, root: &Value) -> Result<String, PrintError> {
-    let nodes = parse(template).map_err(|reason| PrintError::JsonPathParse {
-        template: template.into(),
-        reason,
-    })?;
-    let results = find_results(&nodes, root).map_err(|reason| PrintError::JsonPathExecute {
-        template: template.into(),
-        reason,
-    })?;
+    let nodes = parse(template).map_err(|reason| PrintError::JsonPathParse { template: template.into(), reason })?;
+    let results = find_results(&nodes, root).map_err(|reason| PrintError::JsonPathExecute { template: template.into(), reason })?;
     let mut out = String::new();
     for values in results {
         let texts: Vec<String> = values.iter().map(|v| result_text(v)).collect();
@@ -37,14 +31,9 @@ pub fn custom_columns(spec: &str, objects: &[Value]) -> Result<String, PrintErro
     let mut headers = Vec::new();
     let mut columns = Vec::new();
     for part in spec.split(',') {
-        let (header, path) = part
-            .split_once(':')
-            .ok_or_else(|| PrintError::CustomColumnSpec(part.into()))?;
+        let (header, path) = part.split_once(':').ok_or_else(|| PrintError::CustomColumnSpec(part.into()))?;
         let template = relaxed_path(path)?;
-        let nodes = parse(&template).map_err(|reason| PrintError::JsonPathParse {
-            template: template.clone(),
-            reason,
-        })?;
+        let nodes = parse(&template).map_err(|reason| PrintError::JsonPathParse { template: template.clone(), reason })?;
         headers.push(header.to_string());
         columns.push((template, nodes));
     }
@@ -52,11 +41,7 @@ pub fn custom_columns(spec: &str, objects: &[Value]) -> Result<String, PrintErro
     for obj in objects {
         let mut row = Vec::with_capacity(columns.len());
         for (template, nodes) in &columns {
-            let results =
-                find_results(nodes, obj).map_err(|reason| PrintError::JsonPathExecute {
-                    template: template.clone(),
-                    reason,
-                })?;
+            let results = find_results(nodes, obj).map_err(|reason| PrintError::JsonPathExecute { template: template.clone(), reason })?;
             let mut cells: Vec<String> = Vec::new();
             if results.first().is_none_or(Vec::is_empty) {
                 cells.push("<none>".into());
@@ -74,10 +59,7 @@ fn relaxed_path(path: &str) -> Result<String, PrintError> {
     if path.is_empty() {
         return Ok(String::new());
     }
-    let inner = path
-        .strip_prefix('{')
-        .and_then(|p| p.strip_suffix('}'))
-        .unwrap_or(path);
+    let inner = path.strip_prefix('{').and_then(|p| p.strip_suffix('}')).unwrap_or(path);
     let inner = inner.strip_prefix('.').unwrap_or(inner);
     if inner.is_empty() || inner.contains(['{', '}']) {
         return Err(PrintError::CustomColumnPath(path.into()));
@@ -101,17 +83,9 @@ enum Step {
     Field(String),
     Wildcard,
     Recursive,
-    Slice {
-        start: Option<i64>,
-        end: End,
-        step: Option<i64>,
-    },
+    Slice { start: Option<i64>, end: End, step: Option<i64> },
     Union(Vec<Vec<Step>>),
-    Filter {
-        left: Vec<Step>,
-        op: String,
-        right: Vec<Step>,
-    },
+    Filter { left: Vec<Step>, op: String, right: Vec<Step> },
     Text(String),
     Int(i64),
     Float(f64),
@@ -135,10 +109,7 @@ enum Node {
 }
 
 fn parse(template: &str) -> Result<Vec<Node>, String> {
-    let mut p = Parser {
-        chars: template.chars().collect(),
-        pos: 0,
-    };
+    let mut p = Parser { chars: template.chars().collect(), pos: 0 };
     // Flat list first (text and actions), then `range`/`end` pairs are folded into a tree.
     let mut stack: Vec<(Vec<Step>, Vec<Node>)> = Vec::new();
     let mut nodes: Vec<Node> = Vec::new();
@@ -157,9 +128,7 @@ fn parse(template: &str) -> Result<Vec<Node>, String> {
                 stack.push((steps[1..].to_vec(), std::mem::take(&mut nodes)));
             }
             Some(Step::Ident(id)) if id == "end" => {
-                let (path, outer) = stack
-                    .pop()
-                    .ok_or_else(|| "not in range, nothing to end".to_string())?;
+                let (path, outer) = stack.pop().ok_or_else(|| "not in range, nothing to end".to_string())?;
                 let body = std::mem::replace(&mut nodes, outer);
                 nodes.push(Node::Range(path, body));
             }
@@ -179,11 +148,7 @@ fn parse(template: &str) -> Result<Vec<Node>, String> {
 
 /// Parses a sub-expression (union member, filter operand) as if it were wrapped in `{}`.
 fn parse_sub(text: &str) -> Result<Vec<Step>, String> {
-    Parser {
-        chars: text.chars().collect(),
-        pos: 0,
-    }
-    .steps(false)
+    Parser { chars: text.chars().collect(), pos: 0 }.steps(false)
 }
 
 struct Parser {
@@ -192,10 +157,7 @@ struct Parser {
 }
 
 fn is_terminator(c: char) -> bool {
-    matches!(
-        c,
-        ' ' | '\t' | '\r' | '\n' | '.' | ',' | '[' | ']' | '$' | '@' | '{' | '}'
-    )
+    matches!(c, ' ' | '\t' | '\r' | '\n' | '.' | ',' | '[' | ']' | '$' | '@' | '{' | '}')
 }
 
 fn is_alphanumeric(c: char) -> bool {
@@ -248,11 +210,7 @@ impl Parser {
                 continue;
             }
             let Some(c) = self.next() else {
-                return if braced {
-                    Err("unclosed action".into())
-                } else {
-                    Ok(steps)
-                };
+                return if braced { Err("unclosed action".into()) } else { Ok(steps) };
             };
             match c {
                 '\r' | '\n' => return Err("unclosed action".into()),
@@ -272,12 +230,7 @@ impl Parser {
                     self.pos -= 1;
                     steps.push(self.identifier());
                 }
-                c => {
-                    return Err(format!(
-                        "unrecognized character in action: U+{:04X} {c:?}",
-                        c as u32
-                    ))
-                }
+                c => return Err(format!("unrecognized character in action: U+{:04X} {c:?}", c as u32)),
             }
         }
     }
@@ -326,9 +279,7 @@ impl Parser {
         if let Ok(i) = text.parse::<i64>() {
             return Ok(Step::Int(i));
         }
-        text.parse::<f64>()
-            .map(Step::Float)
-            .map_err(|_| format!("cannot parse number {text}"))
+        text.parse::<f64>().map(Step::Float).map_err(|_| format!("cannot parse number {text}"))
     }
 
     fn quote(&mut self, quote: char) -> Result<Step, String> {
@@ -341,9 +292,7 @@ impl Parser {
             }
         }
         let raw = self.slice(start, self.pos);
-        unquote(&raw)
-            .map(Step::Text)
-            .ok_or_else(|| format!("unquote string {raw} error invalid syntax"))
+        unquote(&raw).map(Step::Text).ok_or_else(|| format!("unquote string {raw} error invalid syntax"))
     }
 
     /// `[...]` after the `[`: union, quoted key or slice.
@@ -362,10 +311,7 @@ impl Parser {
         }
         let parts: Vec<&str> = text.split(',').collect();
         if parts.len() > 1 {
-            let union = parts
-                .iter()
-                .map(|part| parse_sub(&format!("[{}]", part.trim_matches(' '))))
-                .collect::<Result<Vec<_>, _>>()?;
+            let union = parts.iter().map(|part| parse_sub(&format!("[{}]", part.trim_matches(' ')))).collect::<Result<Vec<_>, _>>()?;
             return Ok(vec![Step::Union(union)]);
         }
         if let Some(key) = text.strip_prefix('\'').and_then(|t| t.strip_suffix('\'')) {
@@ -403,28 +349,14 @@ impl Parser {
         let text = self.slice(start, self.pos - 2);
         let is_op = |c: char| matches!(c, '!' | '<' | '>' | '=');
         let split = text.find(is_op).filter(|&i| i > 0).and_then(|i| {
-            let run = text[i..]
-                .find(|c: char| !is_op(c))
-                .map_or(text.len(), |n| i + n);
+            let run = text[i..].find(|c: char| !is_op(c)).map_or(text.len(), |n| i + n);
             // The right operand needs at least one character (`(.+?)$`).
-            let run = if run == text.len() {
-                run.checked_sub(1).filter(|&r| r > i)?
-            } else {
-                run
-            };
+            let run = if run == text.len() { run.checked_sub(1).filter(|&r| r > i)? } else { run };
             Some((&text[..i], &text[i..run], &text[run..]))
         });
         match split {
-            Some((left, op, right)) => Ok(Step::Filter {
-                left: parse_sub(left)?,
-                op: op.to_string(),
-                right: parse_sub(right)?,
-            }),
-            None => Ok(Step::Filter {
-                left: parse_sub(&text)?,
-                op: "exists".into(),
-                right: Vec::new(),
-            }),
+            Some((left, op, right)) => Ok(Step::Filter { left: parse_sub(left)?, op: op.to_string(), right: parse_sub(right)? }),
+            None => Ok(Step::Filter { left: parse_sub(&text)?, op: "exists".into(), right: Vec::new() }),
         }
     }
 }
@@ -433,12 +365,7 @@ impl Parser {
 fn slice(text: &str) -> Result<Step, String> {
     let invalid = || format!("invalid array index {text}");
     let parts: Vec<&str> = text.split(':').collect();
-    let well_formed = |p: &&str| {
-        p.strip_prefix('-')
-            .unwrap_or(p)
-            .bytes()
-            .all(|b| b.is_ascii_digit())
-    };
+    let well_formed = |p: &&str| p.strip_prefix('-').unwrap_or(p).bytes().all(|b| b.is_ascii_digit());
     if parts.len() > 3 || !parts.iter().all(well_formed) {
         return Err(invalid());
     }
@@ -446,9 +373,7 @@ fn slice(text: &str) -> Result<Step, String> {
         if p.is_empty() {
             Ok(None)
         } else {
-            p.parse()
-                .map(Some)
-                .map_err(|_| format!("array index {p} is not a number"))
+            p.parse().map(Some).map_err(|_| format!("array index {p} is not a number"))
         }
     };
     let start = number(parts[0])?;
@@ -532,9 +457,7 @@ fn exec<'a>(nodes: &[Node], cur: Cow<'a, Value>, out: &mut Vec<Vals<'a>>) -> Res
 }
 
 fn eval<'a>(steps: &[Step], input: Vals<'a>) -> Result<Vals<'a>, String> {
-    steps
-        .iter()
-        .try_fold(input, |cur, step| eval_step(step, cur))
+    steps.iter().try_fold(input, |cur, step| eval_step(step, cur))
 }
 
 /// Children chosen by `pick`, keeping borrowed values borrowed.
@@ -585,10 +508,7 @@ fn eval_step<'a>(step: &Step, input: Vals<'a>) -> Result<Vals<'a>, String> {
         Step::Float(f) => literal(Value::from(*f)),
         Step::Bool(b) => literal(Value::from(*b)),
         Step::Ident(id) => return Err(format!("unrecognized identifier {id}")),
-        Step::Field(name) => input
-            .iter()
-            .flat_map(|v| project(v, |v| v.get(name.as_str()).into_iter().collect()))
-            .collect(),
+        Step::Field(name) => input.iter().flat_map(|v| project(v, |v| v.get(name.as_str()).into_iter().collect())).collect(),
         Step::Wildcard => input
             .iter()
             .flat_map(|v| {
@@ -642,20 +562,13 @@ fn eval_step<'a>(step: &Step, input: Vals<'a>) -> Result<Vals<'a>, String> {
                     return Ok(out);
                 }
                 if from >= len || from < 0 {
-                    return Err(format!(
-                        "array index out of bounds: index {from}, length {len}"
-                    ));
+                    return Err(format!("array index out of bounds: index {from}, length {len}"));
                 }
                 if to > len || to < 0 {
-                    return Err(format!(
-                        "array index out of bounds: index {}, length {len}",
-                        to - 1
-                    ));
+                    return Err(format!("array index out of bounds: index {}, length {len}", to - 1));
                 }
                 if from > to {
-                    return Err(format!(
-                        "starting index {from} is greater than ending index {to}"
-                    ));
+                    return Err(format!("starting index {from} is greater than ending index {to}"));
                 }
                 let stride = match step {
                     Some(s) if *s <= 0 => return Err("step must be > 0".into()),
@@ -674,14 +587,9 @@ fn eval_step<'a>(step: &Step, input: Vals<'a>) -> Result<Vals<'a>, String> {
             let mut out = Vec::new();
             for v in &input {
                 if !v.is_array() {
-                    return Err(format!(
-                        "{} is not array or slice and cannot be filtered",
-                        go_sprint(v)
-                    ));
+                    return Err(format!("{} is not array or slice and cannot be filtered", go_sprint(v)));
                 }
-                for item in project(v, |v| {
-                    v.as_array().map(|a| a.iter().collect()).unwrap_or_default()
-                }) {
+                for item in project(v, |v| v.as_array().map(|a| a.iter().collect()).unwrap_or_default()) {
                     let lefts = eval(left, vec![item.clone()]);
                     if op == "exists" {
                         if lefts.is_ok_and(|l| !l.is_empty()) {
@@ -735,10 +643,7 @@ fn compare(op: &str, left: &Value, right: &Value) -> Result<bool, String> {
     }
     let (l, r) = (kind(left).ok_or(BAD_TYPE)?, kind(right).ok_or(BAD_TYPE)?);
     let equal = match (&l, &r) {
-        (K::Bool(_), K::Bool(_))
-        | (K::Int(_), K::Int(_))
-        | (K::Float(_), K::Float(_))
-        | (K::Str(_), K::Str(_)) => l == r,
+        (K::Bool(_), K::Bool(_)) | (K::Int(_), K::Int(_)) | (K::Float(_), K::Float(_)) | (K::Str(_), K::Str(_)) => l == r,
         _ => return Err(MISMATCH.into()),
     };
     let less = || -> Result<bool, String> {
@@ -788,22 +693,10 @@ mod tests {
 
     #[test]
     fn reference_examples() {
-        assert_eq!(
-            jp("{.items[*].status.podIP}", &pods()),
-            "10.244.3.4 10.244.2.5"
-        );
-        assert_eq!(
-            jp("{range .items[*]}{.metadata.name}{\"\\n\"}{end}", &pods()),
-            "my-nginx-4vbrb\nmy-nginx-x9zkq\n"
-        );
+        assert_eq!(jp("{.items[*].status.podIP}", &pods()), "10.244.3.4 10.244.2.5");
+        assert_eq!(jp("{range .items[*]}{.metadata.name}{\"\\n\"}{end}", &pods()), "my-nginx-4vbrb\nmy-nginx-x9zkq\n");
         assert_eq!(jp("{.spec.ports[0].nodePort}", &node()), "31704");
-        assert_eq!(
-            jp(
-                "{.status.addresses[?(@.type==\"InternalIP\")].address}",
-                &node()
-            ),
-            "172.18.0.2"
-        );
+        assert_eq!(jp("{.status.addresses[?(@.type==\"InternalIP\")].address}", &node()), "172.18.0.2");
     }
 
     #[test]
@@ -811,63 +704,30 @@ mod tests {
         let n = node();
         assert_eq!(jp("name: {.metadata.name}!", &n), "name: node-1!");
         assert_eq!(jp("{.status.addresses[-1].type}", &n), "ExternalIP");
-        assert_eq!(
-            jp("{.status.addresses[0:2].type}", &n),
-            "InternalIP ExternalIP"
-        );
-        assert_eq!(
-            jp("{.status.addresses[*]['type']}", &n),
-            "InternalIP ExternalIP"
-        );
+        assert_eq!(jp("{.status.addresses[0:2].type}", &n), "InternalIP ExternalIP");
+        assert_eq!(jp("{.status.addresses[*]['type']}", &n), "InternalIP ExternalIP");
         assert_eq!(jp("{..address}", &n), "172.18.0.2 198.51.100.2");
-        assert_eq!(
-            jp("{.status.capacity}", &n),
-            "{\"cpu\":\"4\",\"pods\":\"110\"}"
-        );
+        assert_eq!(jp("{.status.capacity}", &n), "{\"cpu\":\"4\",\"pods\":\"110\"}");
         assert_eq!(jp("{.status.capacity.*}", &n), "4 110");
         assert_eq!(jp("{.missing.field}", &n), "");
         assert_eq!(jp("{'\\t'}x{\"{\"}", &n), "\tx{");
-        assert_eq!(
-            jp("{.status.addresses[0,1].address}", &n),
-            "172.18.0.2 198.51.100.2"
-        );
-        assert_eq!(
-            jp("{.status.addresses[?(@.type!=\"InternalIP\")].address}", &n),
-            "198.51.100.2"
-        );
-        assert_eq!(
-            jp("{.spec.ports[?(@.nodePort>30000)].nodePort}", &n),
-            "31704"
-        );
-        assert_eq!(
-            jp(
-                "{.items[0].metadata.labels.app\\.kubernetes\\.io/name}",
-                &pods()
-            ),
-            "web"
-        );
+        assert_eq!(jp("{.status.addresses[0,1].address}", &n), "172.18.0.2 198.51.100.2");
+        assert_eq!(jp("{.status.addresses[?(@.type!=\"InternalIP\")].address}", &n), "198.51.100.2");
+        assert_eq!(jp("{.spec.ports[?(@.nodePort>30000)].nodePort}", &n), "31704");
+        assert_eq!(jp("{.items[0].metadata.labels.app\\.kubernetes\\.io/name}", &pods()), "web");
         assert_eq!(
             jp("{range .items[*]}{.metadata.name}:{range .status.podIPs[*]} {.ip}{end};{end}", &pods()),
             "my-nginx-4vbrb: 10.244.3.4;my-nginx-x9zkq: 10.244.2.5;"
         );
-        assert_eq!(
-            jp("{range .items[*]}[{.status.podIPs[0].ip}] {end}", &pods()),
-            "[10.244.3.4] [10.244.2.5] "
-        );
+        assert_eq!(jp("{range .items[*]}[{.status.podIPs[0].ip}] {end}", &pods()), "[10.244.3.4] [10.244.2.5] ");
     }
 
     #[test]
     fn errors_read_like_kubectl() {
         let err = jsonpath("{.items[}", &pods()).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "error parsing jsonpath {.items[}, unterminated array"
-        );
+        assert_eq!(err.to_string(), "error parsing jsonpath {.items[}, unterminated array");
         let err = jsonpath("{.items[5]}", &pods()).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "error executing jsonpath \"{.items[5]}\": Error executing template: array index out of bounds: index 5, length 2"
-        );
+        assert_eq!(err.to_string(), "error executing jsonpath \"{.items[5]}\": Error executing template: array index out of bounds: index 5, length 2");
         assert!(jsonpath("{end}", &pods()).is_err());
         assert!(jsonpath("{.metadata.name", &pods()).is_err());
     }
@@ -876,11 +736,7 @@ mod tests {
     fn custom_columns_render_go_values() {
         let list = pods();
         let items = list["items"].as_array().unwrap();
-        let out = custom_columns(
-            "NAME:.metadata.name,POD_IP:.status.podIPs,LABELS:{.metadata.labels}",
-            items,
-        )
-        .unwrap();
+        let out = custom_columns("NAME:.metadata.name,POD_IP:.status.podIPs,LABELS:{.metadata.labels}", items).unwrap();
         assert_eq!(
             out,
             "NAME             POD_IP                 LABELS\n\
@@ -889,9 +745,6 @@ mod tests {
         );
         let ips = custom_columns("IPS:status.podIPs[*].ip", items).unwrap();
         assert_eq!(ips, "IPS\n10.244.3.4\n10.244.2.5\n");
-        assert_eq!(
-            custom_columns("NAME", items).unwrap_err().to_string(),
-            "unexpected custom-columns spec: NAME, expected <header>:<json-path-expr>"
-        );
+        assert_eq!(custom_columns("NAME", items).unwrap_err().to_string(), "unexpected custom-columns spec: NAME, expected <header>:<json-path-expr>");
     }
 }

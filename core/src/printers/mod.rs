@@ -17,8 +17,8 @@ mod yaml;
 use serde_json::Value;
 
 pub use describe::describe;
-pub(crate) use json::{write_quoted, Quote};
 pub use json::{canonical_json, to_json};
+pub(crate) use json::{write_quoted, Quote};
 pub use jsonpath::{custom_columns, jsonpath};
 pub use tables::{table, TableOptions};
 pub use tabwriter::tabwrite;
@@ -36,9 +36,7 @@ pub enum PrintError {
     NoCustomColumns,
     #[error("unexpected custom-columns spec: {0}, expected <header>:<json-path-expr>")]
     CustomColumnSpec(String),
-    #[error(
-        "unexpected path string {0:?}, expected a 'name1.name2' or '.name1.name2' or '{{name1.name2}}' or '{{.name1.name2}}'"
-    )]
+    #[error("unexpected path string {0:?}, expected a 'name1.name2' or '.name1.name2' or '{{name1.name2}}' or '{{.name1.name2}}'")]
     CustomColumnPath(String),
 }
 
@@ -48,10 +46,7 @@ pub fn list_object(items: Vec<Value>) -> Value {
     list.insert("apiVersion".into(), "v1".into());
     list.insert("items".into(), Value::Array(items));
     list.insert("kind".into(), "List".into());
-    list.insert(
-        "metadata".into(),
-        serde_json::json!({"resourceVersion": ""}),
-    );
+    list.insert("metadata".into(), serde_json::json!({"resourceVersion": ""}));
     Value::Object(list)
 }
 
@@ -89,10 +84,7 @@ fn str_at<'a>(v: &'a Value, path: &[&str]) -> &'a str {
 }
 
 fn list_at<'a>(v: &'a Value, path: &[&str]) -> &'a [Value] {
-    at(v, path)
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or(&[])
+    at(v, path).and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[])
 }
 
 fn int_at(v: &Value, path: &[&str]) -> i64 {
@@ -105,14 +97,8 @@ fn bool_at(v: &Value, path: &[&str]) -> bool {
 
 /// A `map[string]string` field as sorted pairs (non-string values are skipped).
 fn string_pairs(v: Option<&Value>) -> Vec<(&str, &str)> {
-    let mut pairs: Vec<(&str, &str)> = v
-        .and_then(Value::as_object)
-        .map(|m| {
-            m.iter()
-                .filter_map(|(k, v)| Some((k.as_str(), v.as_str()?)))
-                .collect()
-        })
-        .unwrap_or_default();
+    let mut pairs: Vec<(&str, &str)> =
+        v.and_then(Value::as_object).map(|m| m.iter().filter_map(|(k, v)| Some((k.as_str(), v.as_str()?))).collect()).unwrap_or_default();
     pairs.sort();
     pairs
 }
@@ -123,27 +109,17 @@ fn format_labels(v: Option<&Value>) -> String {
     if pairs.is_empty() {
         return "<none>".into();
     }
-    pairs
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join(",")
+    pairs.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")
 }
 
 /// `metav1.LabelSelectorAsSelector(sel).String()`: requirements sorted by key; "" for an empty
 /// selector.
 fn selector_string(sel: Option<&Value>) -> String {
     let Some(sel) = sel else { return String::new() };
-    let mut reqs: Vec<(String, String)> = string_pairs(sel.get("matchLabels"))
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), format!("{k}={v}")))
-        .collect();
+    let mut reqs: Vec<(String, String)> = string_pairs(sel.get("matchLabels")).into_iter().map(|(k, v)| (k.to_string(), format!("{k}={v}"))).collect();
     for expr in list_at(sel, &["matchExpressions"]) {
         let key = str_at(expr, &["key"]);
-        let mut values: Vec<&str> = list_at(expr, &["values"])
-            .iter()
-            .filter_map(Value::as_str)
-            .collect();
+        let mut values: Vec<&str> = list_at(expr, &["values"]).iter().filter_map(Value::as_str).collect();
         values.sort();
         let text = match str_at(expr, &["operator"]) {
             "In" => format!("{key} in ({})", values.join(",")),
@@ -155,10 +131,7 @@ fn selector_string(sel: Option<&Value>) -> String {
         reqs.push((key.to_string(), text));
     }
     reqs.sort_by(|a, b| a.0.cmp(&b.0));
-    reqs.into_iter()
-        .map(|(_, text)| text)
-        .collect::<Vec<_>>()
-        .join(",")
+    reqs.into_iter().map(|(_, text)| text).collect::<Vec<_>>().join(",")
 }
 
 /// An `IntOrString` field as Go's `intstr.String()` prints it.
@@ -172,10 +145,7 @@ fn int_or_string(v: Option<&Value>) -> String {
 
 /// `translateTimestampSince(metadata.creationTimestamp)`.
 fn age(obj: &Value, now: i64) -> String {
-    time::since(
-        at(obj, &["metadata", "creationTimestamp"]).and_then(Value::as_str),
-        now,
-    )
+    time::since(at(obj, &["metadata", "creationTimestamp"]).and_then(Value::as_str), now)
 }
 
 #[cfg(test)]
@@ -190,20 +160,14 @@ mod tests {
         assert_eq!(resource_name("ReplicaSet", "x"), "replicaset.apps/x");
         assert_eq!(resource_name("Node", "x"), "node/x");
         assert_eq!(resource_name("Namespace", "x"), "namespace/x");
-        assert_eq!(
-            resource_name("EndpointSlice", "x"),
-            "endpointslice.discovery.k8s.io/x"
-        );
+        assert_eq!(resource_name("EndpointSlice", "x"), "endpointslice.discovery.k8s.io/x");
         assert_eq!(resource_name("Endpoints", "x"), "endpoints/x");
     }
 
     #[test]
     fn list_object_renders_like_kubectl() {
         let list = list_object(vec![]);
-        assert_eq!(
-            to_yaml(&list),
-            "apiVersion: v1\nitems: []\nkind: List\nmetadata:\n  resourceVersion: \"\"\n"
-        );
+        assert_eq!(to_yaml(&list), "apiVersion: v1\nitems: []\nkind: List\nmetadata:\n  resourceVersion: \"\"\n");
     }
 
     #[test]
@@ -213,10 +177,7 @@ mod tests {
             "matchExpressions": [{"key": "tier", "operator": "In", "values": ["b", "a"]},
                                  {"key": "gone", "operator": "DoesNotExist"}]
         });
-        assert_eq!(
-            selector_string(Some(&sel)),
-            "app=web,!gone,run=my-nginx,tier in (a,b)"
-        );
+        assert_eq!(selector_string(Some(&sel)), "app=web,!gone,run=my-nginx,tier in (a,b)");
         assert_eq!(format_labels(None), "<none>");
     }
 }

@@ -17,9 +17,7 @@ impl Quantity {
             b'+' => (false, &s[1..]),
             _ => (false, s),
         };
-        let number_end = body
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(body.len());
+        let number_end = body.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(body.len());
         let (number, suffix) = body.split_at(number_end);
         let (int, frac) = number.split_once('.').unwrap_or((number, ""));
         if int.is_empty() && frac.is_empty() {
@@ -60,10 +58,7 @@ impl Quantity {
         }
         let scaled = digits.checked_mul(num)?;
         let milli = (scaled + den - 1).div_euclid(den);
-        Some(Quantity {
-            milli: if negative { -milli } else { milli },
-            binary,
-        })
+        Some(Quantity { milli: if negative { -milli } else { milli }, binary })
     }
 
     /// Parses, or zero for a missing or malformed quantity (what a missing map key reads as).
@@ -86,15 +81,8 @@ impl Quantity {
 
     /// `Add`: a zero receiver takes the other operand's format, as in apimachinery.
     pub(crate) fn add(self, other: Quantity) -> Quantity {
-        let binary = if self.is_zero() {
-            other.binary
-        } else {
-            self.binary
-        };
-        Quantity {
-            milli: self.milli + other.milli,
-            binary,
-        }
+        let binary = if self.is_zero() { other.binary } else { self.binary };
+        Quantity { milli: self.milli + other.milli, binary }
     }
 }
 
@@ -165,9 +153,7 @@ mod tests {
         }
         let sum = Quantity::of(Some("128Mi")).add(Quantity::of(Some("64Mi")));
         assert_eq!(sum.to_string(), "192Mi");
-        let mixed = Quantity::default()
-            .add(Quantity::of(Some("100m")))
-            .add(Quantity::of(Some("1")));
+        let mixed = Quantity::default().add(Quantity::of(Some("100m"))).add(Quantity::of(Some("1")));
         assert_eq!(mixed.to_string(), "1100m");
         assert_eq!(Quantity::of(Some("1Ki")).value(), 1024);
     }

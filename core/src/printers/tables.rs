@@ -3,10 +3,7 @@
 
 use serde_json::Value;
 
-use super::{
-    age, at, bool_at, format_labels, int_at, list_at, resource_name, selector_string, str_at,
-    string_pairs, tabwrite, time,
-};
+use super::{age, at, bool_at, format_labels, int_at, list_at, resource_name, selector_string, str_at, string_pairs, tabwrite, time};
 
 /// `kubectl get` flags that change the table.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -44,11 +41,7 @@ pub fn table(kind: &str, objects: &[Value], opts: &TableOptions, now: i64) -> St
             header.push("NAMESPACE".into());
         }
         header.extend(columns.iter().map(|c| c.to_string()));
-        header.extend(
-            opts.label_columns
-                .iter()
-                .map(|l| l.rsplit('/').next().unwrap_or(l).to_uppercase()),
-        );
+        header.extend(opts.label_columns.iter().map(|l| l.rsplit('/').next().unwrap_or(l).to_uppercase()));
         if opts.show_labels {
             header.push("LABELS".into());
         }
@@ -66,13 +59,7 @@ pub fn table(kind: &str, objects: &[Value], opts: &TableOptions, now: i64) -> St
         row.extend(cells.into_iter().map(cut_at_newline));
         let labels = at(obj, &["metadata", "labels"]);
         for key in &opts.label_columns {
-            row.push(
-                labels
-                    .and_then(|l| l.get(key))
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .to_string(),
-            );
+            row.push(labels.and_then(|l| l.get(key)).and_then(Value::as_str).unwrap_or("").to_string());
         }
         if opts.show_labels {
             row.push(format_labels(labels));
@@ -82,13 +69,7 @@ pub fn table(kind: &str, objects: &[Value], opts: &TableOptions, now: i64) -> St
     tabwrite(&rows, 6, 3)
 }
 
-const CLUSTER_SCOPED: [&str; 5] = [
-    "Node",
-    "Namespace",
-    "IngressClass",
-    "PersistentVolume",
-    "StorageClass",
-];
+const CLUSTER_SCOPED: [&str; 5] = ["Node", "Namespace", "IngressClass", "PersistentVolume", "StorageClass"];
 
 /// A cell holding a newline is cut there and marked with `...` (CLI-1).
 fn cut_at_newline(cell: String) -> String {
@@ -110,11 +91,7 @@ struct Printer {
 impl Printer {
     /// The titles shown with or without `-o wide`.
     fn header(&self, wide: bool) -> Vec<&'static str> {
-        self.columns
-            .iter()
-            .filter(|(_, wide_only)| wide || !wide_only)
-            .map(|(title, _)| *title)
-            .collect()
+        self.columns.iter().filter(|(_, wide_only)| wide || !wide_only).map(|(title, _)| *title).collect()
     }
 }
 
@@ -137,80 +114,31 @@ const EVENT_COLUMNS: [(&str, bool); 10] = [
 
 fn printer(kind: &str) -> Printer {
     if kind == "Event" {
-        return Printer {
-            columns: EVENT_COLUMNS.to_vec(),
-            row: event_row,
-        };
+        return Printer { columns: EVENT_COLUMNS.to_vec(), row: event_row };
     }
     // Every other kind: the plain columns, then the wide ones.
     let (columns, wide, row): (&[&str], &[&str], RowFn) = match kind {
-        "Pod" => (
-            &["NAME", "READY", "STATUS", "RESTARTS", "AGE"],
-            &["IP", "NODE", "NOMINATED NODE", "READINESS GATES"],
-            pod_row,
-        ),
-        "Node" => (
-            &["NAME", "STATUS", "ROLES", "AGE", "VERSION"],
-            &[
-                "INTERNAL-IP",
-                "EXTERNAL-IP",
-                "OS-IMAGE",
-                "KERNEL-VERSION",
-                "CONTAINER-RUNTIME",
-            ],
-            node_row,
-        ),
-        "Deployment" => (
-            &["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"],
-            &["CONTAINERS", "IMAGES", "SELECTOR"],
-            deployment_row,
-        ),
-        "ReplicaSet" => (
-            &["NAME", "DESIRED", "CURRENT", "READY", "AGE"],
-            &["CONTAINERS", "IMAGES", "SELECTOR"],
-            replicaset_row,
-        ),
+        "Pod" => (&["NAME", "READY", "STATUS", "RESTARTS", "AGE"], &["IP", "NODE", "NOMINATED NODE", "READINESS GATES"], pod_row),
+        "Node" => {
+            (&["NAME", "STATUS", "ROLES", "AGE", "VERSION"], &["INTERNAL-IP", "EXTERNAL-IP", "OS-IMAGE", "KERNEL-VERSION", "CONTAINER-RUNTIME"], node_row)
+        }
+        "Deployment" => (&["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"], &["CONTAINERS", "IMAGES", "SELECTOR"], deployment_row),
+        "ReplicaSet" => (&["NAME", "DESIRED", "CURRENT", "READY", "AGE"], &["CONTAINERS", "IMAGES", "SELECTOR"], replicaset_row),
         "Namespace" => (&["NAME", "STATUS", "AGE"], &[], namespace_row),
-        "Service" => (
-            &[
-                "NAME",
-                "TYPE",
-                "CLUSTER-IP",
-                "EXTERNAL-IP",
-                "PORT(S)",
-                "AGE",
-            ],
-            &["SELECTOR"],
-            service_row,
-        ),
+        "Service" => (&["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE"], &["SELECTOR"], service_row),
         "Endpoints" => (&["NAME", "ENDPOINTS", "AGE"], &[], endpoints_row),
-        "EndpointSlice" => (
-            &["NAME", "ADDRESSTYPE", "PORTS", "ENDPOINTS", "AGE"],
-            &[],
-            endpointslice_row,
-        ),
+        "EndpointSlice" => (&["NAME", "ADDRESSTYPE", "PORTS", "ENDPOINTS", "AGE"], &[], endpointslice_row),
         "Secret" => (&["NAME", "TYPE", "DATA", "AGE"], &[], secret_row),
         "ConfigMap" => (&["NAME", "DATA", "AGE"], &[], configmap_row),
         "ServiceAccount" => (&["NAME", "SECRETS", "AGE"], &[], serviceaccount_row),
-        "Ingress" => (
-            &["NAME", "CLASS", "HOSTS", "ADDRESS", "PORTS", "AGE"],
-            &[],
-            ingress_row,
-        ),
-        "IngressClass" => (
-            &["NAME", "CONTROLLER", "PARAMETERS", "AGE"],
-            &[],
-            ingressclass_row,
-        ),
+        "Ingress" => (&["NAME", "CLASS", "HOSTS", "ADDRESS", "PORTS", "AGE"], &[], ingress_row),
+        "IngressClass" => (&["NAME", "CONTROLLER", "PARAMETERS", "AGE"], &[], ingressclass_row),
         // What kubectl shows for kinds without a dedicated printer.
         _ => (&["NAME", "AGE"], &[], default_row),
     };
     let columns = columns.iter().map(|c| (*c, false));
     let wide = wide.iter().map(|c| (*c, true));
-    Printer {
-        columns: columns.chain(wide).collect(),
-        row,
-    }
+    Printer { columns: columns.chain(wide).collect(), row }
 }
 
 fn name(obj: &Value) -> String {
@@ -253,32 +181,20 @@ fn default_row(obj: &Value, _wide: bool, now: i64) -> Vec<String> {
 // ---- Pod (CLI-7) ------------------------------------------------------------------------------
 
 fn has_condition(pod: &Value, kind: &str) -> bool {
-    list_at(pod, &["status", "conditions"])
-        .iter()
-        .any(|c| str_at(c, &["type"]) == kind && str_at(c, &["status"]) == "True")
+    list_at(pod, &["status", "conditions"]).iter().any(|c| str_at(c, &["type"]) == kind && str_at(c, &["status"]) == "True")
 }
 
 /// `lastState.terminated.finishedAt` of a container status, as (seconds, nanos).
 fn last_finished(status: &Value) -> Option<(i64, u32)> {
-    at(status, &["lastState", "terminated", "finishedAt"])
-        .and_then(Value::as_str)
-        .and_then(crate::time::parse_rfc3339_nanos)
+    at(status, &["lastState", "terminated", "finishedAt"]).and_then(Value::as_str).and_then(crate::time::parse_rfc3339_nanos)
 }
 
 /// The pod row, following `printPod`: READY, the STATUS reason precedence, RESTARTS with the age
 /// of the last restart.
 fn pod_row(pod: &Value, wide: bool, now: i64) -> Vec<String> {
     let init_specs = list_at(pod, &["spec", "initContainers"]);
-    let is_sidecar = |name: &str| {
-        init_specs
-            .iter()
-            .any(|c| str_at(c, &["name"]) == name && str_at(c, &["restartPolicy"]) == "Always")
-    };
-    let total = list_at(pod, &["spec", "containers"]).len()
-        + init_specs
-            .iter()
-            .filter(|c| str_at(c, &["restartPolicy"]) == "Always")
-            .count();
+    let is_sidecar = |name: &str| init_specs.iter().any(|c| str_at(c, &["name"]) == name && str_at(c, &["restartPolicy"]) == "Always");
+    let total = list_at(pod, &["spec", "containers"]).len() + init_specs.iter().filter(|c| str_at(c, &["restartPolicy"]) == "Always").count();
     let mut ready = 0;
     let phase = str_at(pod, &["status", "phase"]);
     let mut reason = match str_at(pod, &["status", "reason"]) {
@@ -361,11 +277,7 @@ fn pod_row(pod: &Value, wide: bool, now: i64) -> Vec<String> {
             }
         }
         if reason == "Completed" && has_running {
-            reason = if has_condition(pod, "Ready") {
-                "Running".into()
-            } else {
-                "NotReady".into()
-            };
+            reason = if has_condition(pod, "Ready") { "Running".into() } else { "NotReady".into() };
         }
     }
 
@@ -382,18 +294,9 @@ fn pod_row(pod: &Value, wide: bool, now: i64) -> Vec<String> {
         }
         _ => restarts.to_string(),
     };
-    let mut row = vec![
-        name(pod),
-        format!("{ready}/{total}"),
-        reason,
-        restarts,
-        age(pod, now),
-    ];
+    let mut row = vec![name(pod), format!("{ready}/{total}"), reason, restarts, age(pod, now)];
     if wide {
-        let ip = list_at(pod, &["status", "podIPs"])
-            .first()
-            .map(|p| str_at(p, &["ip"]))
-            .unwrap_or("");
+        let ip = list_at(pod, &["status", "podIPs"]).first().map(|p| str_at(p, &["ip"])).unwrap_or("");
         let gates = list_at(pod, &["spec", "readinessGates"]);
         let gates = if gates.is_empty() {
             "<none>".to_string()
@@ -402,20 +305,12 @@ fn pod_row(pod: &Value, wide: bool, now: i64) -> Vec<String> {
                 .iter()
                 .filter(|g| {
                     let kind = str_at(g, &["conditionType"]);
-                    list_at(pod, &["status", "conditions"])
-                        .iter()
-                        .find(|c| str_at(c, &["type"]) == kind)
-                        .is_some_and(|c| str_at(c, &["status"]) == "True")
+                    list_at(pod, &["status", "conditions"]).iter().find(|c| str_at(c, &["type"]) == kind).is_some_and(|c| str_at(c, &["status"]) == "True")
                 })
                 .count();
             format!("{ready}/{}", gates.len())
         };
-        row.extend([
-            or_none(ip),
-            or_none(str_at(pod, &["spec", "nodeName"])),
-            or_none(str_at(pod, &["status", "nominatedNodeName"])),
-            gates,
-        ]);
+        row.extend([or_none(ip), or_none(str_at(pod, &["spec", "nodeName"])), or_none(str_at(pod, &["status", "nominatedNodeName"])), gates]);
     }
     row
 }
@@ -447,10 +342,7 @@ fn node_address(node: &Value, kind: &str) -> String {
 }
 
 fn node_row(node: &Value, wide: bool, now: i64) -> Vec<String> {
-    let mut status = match list_at(node, &["status", "conditions"])
-        .iter()
-        .find(|c| str_at(c, &["type"]) == "Ready")
-    {
+    let mut status = match list_at(node, &["status", "conditions"]).iter().find(|c| str_at(c, &["type"]) == "Ready") {
         Some(c) if str_at(c, &["status"]) == "True" => "Ready".to_string(),
         Some(_) => "NotReady".to_string(),
         None => "Unknown".to_string(),
@@ -459,19 +351,9 @@ fn node_row(node: &Value, wide: bool, now: i64) -> Vec<String> {
         status.push_str(",SchedulingDisabled");
     }
     let roles = node_roles(node);
-    let roles = if roles.is_empty() {
-        "<none>".to_string()
-    } else {
-        roles.join(",")
-    };
+    let roles = if roles.is_empty() { "<none>".to_string() } else { roles.join(",") };
     let info = |field: &str| str_at(node, &["status", "nodeInfo", field]).to_string();
-    let mut row = vec![
-        name(node),
-        status,
-        roles,
-        age(node, now),
-        info("kubeletVersion"),
-    ];
+    let mut row = vec![name(node), status, roles, age(node, now), info("kubeletVersion")];
     if wide {
         let unknown = |s: String| {
             if s.is_empty() {
@@ -502,9 +384,7 @@ fn container_cells(obj: &Value) -> [String; 2] {
 
 /// `spec.replicas`, which defaults to 1.
 fn desired_replicas(obj: &Value) -> i64 {
-    at(obj, &["spec", "replicas"])
-        .and_then(Value::as_i64)
-        .unwrap_or(1)
+    at(obj, &["spec", "replicas"]).and_then(Value::as_i64).unwrap_or(1)
 }
 
 fn deployment_row(d: &Value, wide: bool, now: i64) -> Vec<String> {
@@ -533,21 +413,13 @@ fn replicaset_row(rs: &Value, wide: bool, now: i64) -> Vec<String> {
     ];
     if wide {
         let [names, images] = container_cells(rs);
-        row.extend([
-            names,
-            images,
-            or_none(&selector_string(at(rs, &["spec", "selector"]))),
-        ]);
+        row.extend([names, images, or_none(&selector_string(at(rs, &["spec", "selector"])))]);
     }
     row
 }
 
 fn namespace_row(ns: &Value, _wide: bool, now: i64) -> Vec<String> {
-    vec![
-        name(ns),
-        str_at(ns, &["status", "phase"]).to_string(),
-        age(ns, now),
-    ]
+    vec![name(ns), str_at(ns, &["status", "phase"]).to_string(), age(ns, now)]
 }
 
 // ---- Service (CLI-8), Endpoints (CLI-9, EP-7), EndpointSlice (CLI-10) ---------------------------
@@ -574,23 +446,13 @@ fn load_balancer_addresses(status: &Value, wide: bool) -> String {
 
 fn service_row(svc: &Value, wide: bool, now: i64) -> Vec<String> {
     let svc_type = str_at(svc, &["spec", "type"]);
-    let cluster_ip = list_at(svc, &["spec", "clusterIPs"])
-        .first()
-        .and_then(Value::as_str)
-        .unwrap_or("<none>");
-    let external_ips: Vec<&str> = list_at(svc, &["spec", "externalIPs"])
-        .iter()
-        .filter_map(Value::as_str)
-        .collect();
+    let cluster_ip = list_at(svc, &["spec", "clusterIPs"]).first().and_then(Value::as_str).unwrap_or("<none>");
+    let external_ips: Vec<&str> = list_at(svc, &["spec", "externalIPs"]).iter().filter_map(Value::as_str).collect();
     let external = match svc_type {
         "ClusterIP" | "NodePort" => or_none(&external_ips.join(",")),
         "LoadBalancer" => {
             let lb = load_balancer_addresses(&svc["status"], wide);
-            let mut all: Vec<&str> = if lb.is_empty() {
-                Vec::new()
-            } else {
-                lb.split(',').collect()
-            };
+            let mut all: Vec<&str> = if lb.is_empty() { Vec::new() } else { lb.split(',').collect() };
             all.extend(&external_ips);
             if all.is_empty() {
                 "<pending>".to_string()
@@ -604,11 +466,7 @@ fn service_row(svc: &Value, wide: bool, now: i64) -> Vec<String> {
     let ports: Vec<String> = list_at(svc, &["spec", "ports"])
         .iter()
         .map(|p| {
-            let (port, node_port, proto) = (
-                int_at(p, &["port"]),
-                int_at(p, &["nodePort"]),
-                str_at(p, &["protocol"]),
-            );
+            let (port, node_port, proto) = (int_at(p, &["port"]), int_at(p, &["nodePort"]), str_at(p, &["protocol"]));
             if node_port > 0 {
                 format!("{port}:{node_port}/{proto}")
             } else {
@@ -616,14 +474,7 @@ fn service_row(svc: &Value, wide: bool, now: i64) -> Vec<String> {
             }
         })
         .collect();
-    let mut row = vec![
-        name(svc),
-        svc_type.to_string(),
-        cluster_ip.to_string(),
-        external,
-        or_none(&ports.join(",")),
-        age(svc, now),
-    ];
+    let mut row = vec![name(svc), svc_type.to_string(), cluster_ip.to_string(), external, or_none(&ports.join(",")), age(svc, now)];
     if wide {
         row.push(format_labels(at(svc, &["spec", "selector"])));
     }
@@ -639,10 +490,7 @@ pub(super) fn format_endpoints(ep: &Value) -> String {
     let mut list = Vec::new();
     let mut count = 0;
     for ss in subsets {
-        let addresses: Vec<&str> = list_at(ss, &["addresses"])
-            .iter()
-            .map(|a| str_at(a, &["ip"]))
-            .collect();
+        let addresses: Vec<&str> = list_at(ss, &["addresses"]).iter().map(|a| str_at(a, &["ip"])).collect();
         let ports = list_at(ss, &["ports"]);
         if ports.is_empty() {
             count += addresses.len();
@@ -667,22 +515,11 @@ fn endpointslice_row(slice: &Value, _wide: bool, now: i64) -> Vec<String> {
         .iter()
         .map(|p| match p.get("port").and_then(Value::as_i64) {
             Some(n) => n.to_string(),
-            None => p
-                .get("name")
-                .and_then(Value::as_str)
-                .unwrap_or("*")
-                .to_string(),
+            None => p.get("name").and_then(Value::as_str).unwrap_or("*").to_string(),
         })
         .collect();
-    let addresses: Vec<String> = list_at(slice, &["endpoints"])
-        .iter()
-        .flat_map(|e| {
-            list_at(e, &["addresses"])
-                .iter()
-                .filter_map(Value::as_str)
-                .map(str::to_string)
-        })
-        .collect();
+    let addresses: Vec<String> =
+        list_at(slice, &["endpoints"]).iter().flat_map(|e| list_at(e, &["addresses"]).iter().filter_map(Value::as_str).map(str::to_string)).collect();
     vec![
         name(slice),
         str_at(slice, &["addressType"]).to_string(),
@@ -701,16 +538,8 @@ fn event_row(e: &Value, wide: bool, now: i64) -> Vec<String> {
     let since = |path: &[&str]| time::since(at(e, path).and_then(Value::as_str), now);
     // Legacy events carry first/lastTimestamp; events.k8s.io ones carry eventTime and, once
     // repeated, a series.
-    let first_seen = if set(&["firstTimestamp"]) {
-        since(&["firstTimestamp"])
-    } else {
-        since(&["eventTime"])
-    };
-    let mut last_seen = if set(&["lastTimestamp"]) {
-        since(&["lastTimestamp"])
-    } else {
-        first_seen.clone()
-    };
+    let first_seen = if set(&["firstTimestamp"]) { since(&["firstTimestamp"]) } else { since(&["eventTime"]) };
+    let mut last_seen = if set(&["lastTimestamp"]) { since(&["lastTimestamp"]) } else { first_seen.clone() };
     let mut count = int_at(e, &["count"]);
     if let Some(series) = e.get("series").filter(|s| s.is_object()) {
         last_seen = since(&["series", "lastObservedTime"]);
@@ -725,12 +554,7 @@ fn event_row(e: &Value, wide: bool, now: i64) -> Vec<String> {
         name => format!("{kind}/{name}"),
     };
     let message = str_at(e, &["message"]).trim().to_string();
-    let mut row = vec![
-        last_seen,
-        str_at(e, &["type"]).to_string(),
-        str_at(e, &["reason"]).to_string(),
-        object,
-    ];
+    let mut row = vec![last_seen, str_at(e, &["type"]).to_string(), str_at(e, &["reason"]).to_string(), object];
     if wide {
         // `formatEventSource`: the legacy source, else the reporting fields; `component, host`.
         let first_non_empty = |a: &[&str], b: &[&str]| match str_at(e, a) {
@@ -742,14 +566,7 @@ fn event_row(e: &Value, wide: bool, now: i64) -> Vec<String> {
             "" => component.to_string(),
             host => format!("{component}, {host}"),
         };
-        row.extend([
-            str_at(e, &["involvedObject", "fieldPath"]).to_string(),
-            source,
-            message,
-            first_seen,
-            count.to_string(),
-            name(e),
-        ]);
+        row.extend([str_at(e, &["involvedObject", "fieldPath"]).to_string(), source, message, first_seen, count.to_string(), name(e)]);
     } else {
         row.push(message);
     }
@@ -759,34 +576,19 @@ fn event_row(e: &Value, wide: bool, now: i64) -> Vec<String> {
 // ---- Secret, ConfigMap, ServiceAccount (CLI-12, CLI-13) ------------------------------------------
 
 fn key_count(obj: &Value, field: &str) -> usize {
-    obj.get(field)
-        .and_then(Value::as_object)
-        .map_or(0, |m| m.len())
+    obj.get(field).and_then(Value::as_object).map_or(0, |m| m.len())
 }
 
 fn secret_row(s: &Value, _wide: bool, now: i64) -> Vec<String> {
-    vec![
-        name(s),
-        str_at(s, &["type"]).to_string(),
-        key_count(s, "data").to_string(),
-        age(s, now),
-    ]
+    vec![name(s), str_at(s, &["type"]).to_string(), key_count(s, "data").to_string(), age(s, now)]
 }
 
 fn configmap_row(cm: &Value, _wide: bool, now: i64) -> Vec<String> {
-    vec![
-        name(cm),
-        (key_count(cm, "data") + key_count(cm, "binaryData")).to_string(),
-        age(cm, now),
-    ]
+    vec![name(cm), (key_count(cm, "data") + key_count(cm, "binaryData")).to_string(), age(cm, now)]
 }
 
 fn serviceaccount_row(sa: &Value, _wide: bool, now: i64) -> Vec<String> {
-    vec![
-        name(sa),
-        list_at(sa, &["secrets"]).len().to_string(),
-        age(sa, now),
-    ]
+    vec![name(sa), list_at(sa, &["secrets"]).len().to_string(), age(sa, now)]
 }
 
 // ---- Ingress, IngressClass (CLI-15) --------------------------------------------------------------
@@ -794,13 +596,7 @@ fn serviceaccount_row(sa: &Value, _wide: bool, now: i64) -> Vec<String> {
 fn ingress_row(ing: &Value, wide: bool, now: i64) -> Vec<String> {
     let class = or_none(str_at(ing, &["spec", "ingressClassName"]));
     let rules = list_at(ing, &["spec", "rules"]);
-    let hosts: Vec<String> = rules
-        .iter()
-        .take(3)
-        .map(|r| str_at(r, &["host"]))
-        .filter(|h| !h.is_empty())
-        .map(String::from)
-        .collect();
+    let hosts: Vec<String> = rules.iter().take(3).map(|r| str_at(r, &["host"])).filter(|h| !h.is_empty()).map(String::from).collect();
     let hosts = if hosts.is_empty() {
         "*".to_string()
     } else if rules.len() > 3 {
@@ -808,19 +604,8 @@ fn ingress_row(ing: &Value, wide: bool, now: i64) -> Vec<String> {
     } else {
         hosts.join(",")
     };
-    let ports = if list_at(ing, &["spec", "tls"]).is_empty() {
-        "80"
-    } else {
-        "80, 443"
-    };
-    vec![
-        name(ing),
-        class,
-        hosts,
-        load_balancer_addresses(&ing["status"], wide),
-        ports.to_string(),
-        age(ing, now),
-    ]
+    let ports = if list_at(ing, &["spec", "tls"]).is_empty() { "80" } else { "80, 443" };
+    vec![name(ing), class, hosts, load_balancer_addresses(&ing["status"], wide), ports.to_string(), age(ing, now)]
 }
 
 fn ingressclass_row(ic: &Value, _wide: bool, now: i64) -> Vec<String> {
@@ -834,12 +619,7 @@ fn ingressclass_row(ic: &Value, _wide: bool, now: i64) -> Vec<String> {
         }
         _ => "<none>".to_string(),
     };
-    vec![
-        name(ic),
-        str_at(ic, &["spec", "controller"]).to_string(),
-        params,
-        age(ic, now),
-    ]
+    vec![name(ic), str_at(ic, &["spec", "controller"]).to_string(), params, age(ic, now)]
 }
 
 #[cfg(test)]
@@ -864,19 +644,8 @@ mod tests {
 
     #[test]
     fn pods_wide_cli7() {
-        let pods = [
-            pod("my-nginx-5b56ccd65f-4vbrb", "10.244.3.4", "node-1"),
-            pod("my-nginx-5b56ccd65f-x9zkq", "10.244.2.5", "node-2"),
-        ];
-        let out = table(
-            "Pod",
-            &pods,
-            &TableOptions {
-                wide: true,
-                ..Default::default()
-            },
-            NOW,
-        );
+        let pods = [pod("my-nginx-5b56ccd65f-4vbrb", "10.244.3.4", "node-1"), pod("my-nginx-5b56ccd65f-x9zkq", "10.244.2.5", "node-2")];
+        let out = table("Pod", &pods, &TableOptions { wide: true, ..Default::default() }, NOW);
         assert_eq!(
             out,
             "NAME                        READY   STATUS    RESTARTS   AGE   IP           NODE     NOMINATED NODE   READINESS GATES\n\
@@ -898,26 +667,13 @@ mod tests {
             json!({"phase": "Pending", "containerStatuses": [{"name": "nginx", "ready": false, "restartCount": 0,
                    "state": {"waiting": {"reason": reason}}}]})
         };
-        assert_eq!(
-            status_of(waiting("ContainerCreating")).1,
-            "ContainerCreating"
-        );
+        assert_eq!(status_of(waiting("ContainerCreating")).1, "ContainerCreating");
         assert_eq!(status_of(waiting("ErrImagePull")).1, "ErrImagePull");
-        assert_eq!(
-            status_of(json!({"phase": "Pending"})),
-            ("0/1".into(), "Pending".into(), "0".into())
-        );
+        assert_eq!(status_of(json!({"phase": "Pending"})), ("0/1".into(), "Pending".into(), "0".into()));
         let crash = json!({"phase": "Running", "containerStatuses": [{"name": "nginx", "ready": false, "restartCount": 3,
             "state": {"waiting": {"reason": "CrashLoopBackOff"}},
             "lastState": {"terminated": {"exitCode": 1, "reason": "Error", "finishedAt": "2024-05-01T09:59:32Z"}}}]});
-        assert_eq!(
-            status_of(crash),
-            (
-                "0/1".into(),
-                "CrashLoopBackOff".into(),
-                "3 (41s ago)".into()
-            )
-        );
+        assert_eq!(status_of(crash), ("0/1".into(), "CrashLoopBackOff".into(), "3 (41s ago)".into()));
         let done = |code: i64, reason: &str| {
             json!({"phase": if code == 0 { "Succeeded" } else { "Failed" }, "containerStatuses": [{"name": "nginx",
                    "ready": false, "restartCount": 0, "state": {"terminated": {"exitCode": code, "reason": reason}}}]})
@@ -934,10 +690,7 @@ mod tests {
         p["spec"]["initContainers"] = json!([{"name": "init"}]);
         p["status"] = json!({"phase": "Pending", "initContainerStatuses": [{"name": "init", "ready": false,
             "restartCount": 0, "state": {"running": {}}}]});
-        assert_eq!(
-            pod_row(&p, true, NOW)[2..],
-            ["Init:0/1", "0", "13s", "<none>", "<none>", "<none>", "<none>"]
-        );
+        assert_eq!(pod_row(&p, true, NOW)[2..], ["Init:0/1", "0", "13s", "<none>", "<none>", "<none>", "<none>"]);
     }
 
     #[test]
@@ -947,12 +700,7 @@ mod tests {
                    "spec": {"type": ty, "clusterIP": ip, "clusterIPs": [ip], "ports": ports, "selector": {"run": "my-nginx"}},
                    "status": {"loadBalancer": {}}})
         };
-        let mut kubernetes = svc(
-            "kubernetes",
-            "ClusterIP",
-            "10.96.0.1",
-            json!([{"name": "https", "port": 443, "protocol": "TCP", "targetPort": 6443}]),
-        );
+        let mut kubernetes = svc("kubernetes", "ClusterIP", "10.96.0.1", json!([{"name": "https", "port": 443, "protocol": "TCP", "targetPort": 6443}]));
         kubernetes["metadata"]["creationTimestamp"] = json!("2024-04-26T10:00:00Z");
         let nginx = svc(
             "my-nginx",
@@ -962,42 +710,27 @@ mod tests {
             {"name": "http", "port": 8080, "protocol": "TCP", "targetPort": 80, "nodePort": 31704},
             {"name": "https", "port": 443, "protocol": "TCP", "targetPort": 443, "nodePort": 32453}]),
         );
-        let out = table(
-            "Service",
-            &[kubernetes, nginx],
-            &TableOptions::default(),
-            NOW,
-        );
+        let out = table("Service", &[kubernetes, nginx], &TableOptions::default(), NOW);
         assert_eq!(
             out,
             "NAME         TYPE        CLUSTER-IP      EXTERNAL-IP   PORT(S)                        AGE\n\
              kubernetes   ClusterIP   10.96.0.1       <none>        443/TCP                        5d\n\
              my-nginx     NodePort    10.96.162.149   <none>        8080:31704/TCP,443:32453/TCP   21s\n"
         );
-        let mut lb = svc(
-            "lb",
-            "LoadBalancer",
-            "10.96.0.20",
-            json!([{"port": 80, "protocol": "TCP", "nodePort": 30080}]),
-        );
+        let mut lb = svc("lb", "LoadBalancer", "10.96.0.20", json!([{"port": 80, "protocol": "TCP", "nodePort": 30080}]));
         assert_eq!(service_row(&lb, false, NOW)[3], "<pending>");
-        lb["status"]["loadBalancer"]["ingress"] =
-            json!([{"ip": "203.0.113.10"}, {"ip": "203.0.113.2"}]);
+        lb["status"]["loadBalancer"]["ingress"] = json!([{"ip": "203.0.113.10"}, {"ip": "203.0.113.2"}]);
         assert_eq!(service_row(&lb, false, NOW)[3], "203.0.113.10,...");
         assert_eq!(service_row(&lb, true, NOW)[3], "203.0.113.10,203.0.113.2");
         let headless = svc("h", "ClusterIP", "None", json!([]));
-        assert_eq!(
-            service_row(&headless, true, NOW)[2..5],
-            ["None", "<none>", "<none>"]
-        );
+        assert_eq!(service_row(&headless, true, NOW)[2..5], ["None", "<none>", "<none>"]);
     }
 
     #[test]
     fn endpoints_and_slices_cli9_cli10() {
         let ep = json!({"metadata": {"name": "my-nginx", "creationTimestamp": "2024-05-01T09:58:13Z"},
             "subsets": [{"addresses": [{"ip": "10.244.2.5"}, {"ip": "10.244.3.4"}], "ports": [{"port": 80, "protocol": "TCP"}]}]});
-        let none =
-            json!({"metadata": {"name": "empty", "creationTimestamp": "2024-05-01T09:58:13Z"}});
+        let none = json!({"metadata": {"name": "empty", "creationTimestamp": "2024-05-01T09:58:13Z"}});
         let not_ready = json!({"metadata": {"name": "nr", "creationTimestamp": "2024-05-01T09:58:13Z"},
             "subsets": [{"notReadyAddresses": [{"ip": "10.244.2.5"}], "ports": [{"port": 80}]}]});
         assert_eq!(
@@ -1014,12 +747,8 @@ mod tests {
             table("EndpointSlice", &[slice], &TableOptions::default(), NOW),
             "NAME             ADDRESSTYPE   PORTS   ENDPOINTS               AGE\nmy-nginx-7vzhx   IPv4          80      10.244.2.5,10.244.3.4   21s\n"
         );
-        let placeholder =
-            json!({"metadata": {"name": "x"}, "addressType": "IPv4", "endpoints": []});
-        assert_eq!(
-            endpointslice_row(&placeholder, false, NOW)[2..4],
-            ["<unset>", "<unset>"]
-        );
+        let placeholder = json!({"metadata": {"name": "x"}, "addressType": "IPv4", "endpoints": []});
+        assert_eq!(endpointslice_row(&placeholder, false, NOW)[2..4], ["<unset>", "<unset>"]);
     }
 
     #[test]
@@ -1038,10 +767,7 @@ mod tests {
         let mut cordoned = node;
         cordoned["spec"] = json!({"unschedulable": true});
         cordoned["status"]["conditions"][0]["status"] = json!("Unknown");
-        assert_eq!(
-            node_row(&cordoned, false, NOW)[1],
-            "NotReady,SchedulingDisabled"
-        );
+        assert_eq!(node_row(&cordoned, false, NOW)[1], "NotReady,SchedulingDisabled");
     }
 
     #[test]
@@ -1055,36 +781,22 @@ mod tests {
             "NAME                       READY   UP-TO-DATE   AVAILABLE   AGE   CONTAINERS   IMAGES   SELECTOR\n\
              deployment.apps/my-nginx   2/2     2            2           13s   nginx        nginx    run=my-nginx\n"
         );
-        assert_eq!(
-            replicaset_row(&d, false, NOW),
-            ["my-nginx", "2", "2", "2", "13s"]
-        );
+        assert_eq!(replicaset_row(&d, false, NOW), ["my-nginx", "2", "2", "2", "13s"]);
     }
 
     #[test]
     fn decorations_namespace_labels_headers() {
         let p = pod("web", "10.244.1.2", "node-1");
-        let opts = TableOptions {
-            all_namespaces: true,
-            show_labels: true,
-            label_columns: vec!["run".into(), "app.kubernetes.io/name".into()],
-            ..Default::default()
-        };
+        let opts =
+            TableOptions { all_namespaces: true, show_labels: true, label_columns: vec!["run".into(), "app.kubernetes.io/name".into()], ..Default::default() };
         assert_eq!(
             table("Pod", std::slice::from_ref(&p), &opts, NOW),
             "NAMESPACE   NAME   READY   STATUS    RESTARTS   AGE   RUN        NAME   LABELS\n\
              default     web    1/1     Running   0          13s   my-nginx          pod-template-hash=5b56ccd65f,run=my-nginx\n"
         );
-        let opts = TableOptions {
-            no_headers: true,
-            all_namespaces: true,
-            ..Default::default()
-        };
+        let opts = TableOptions { no_headers: true, all_namespaces: true, ..Default::default() };
         let ns = json!({"metadata": {"name": "default", "creationTimestamp": "2024-05-01T10:00:00Z"}, "status": {"phase": "Active"}});
-        assert_eq!(
-            table("Namespace", &[ns], &opts, NOW),
-            "default   Active   13s\n"
-        );
+        assert_eq!(table("Namespace", &[ns], &opts, NOW), "default   Active   13s\n");
         assert_eq!(table("Pod", &[], &TableOptions::default(), NOW), "");
     }
 
@@ -1128,11 +840,7 @@ mod tests {
              13s         Normal    Scheduled     pod/my-nginx-5b56ccd65f-abcde   Successfully assigned default/my-nginx-5b56ccd65f-abcde to node-1\n\
              3s          Warning   FailedMount   pod/my-nginx-5b56ccd65f-abcde   MountVolume.SetUp failed for volume \"secret-volume\" : secret \"nginxsecret\" not found\n"
         );
-        let opts = TableOptions {
-            all_namespaces: true,
-            no_headers: true,
-            ..Default::default()
-        };
+        let opts = TableOptions { all_namespaces: true, no_headers: true, ..Default::default() };
         assert_eq!(
             table("Event", &mount_events()[1..], &opts, NOW),
             "default   3s    Warning   FailedMount   pod/my-nginx-5b56ccd65f-abcde   MountVolume.SetUp failed for volume \"secret-volume\" : secret \"nginxsecret\" not found\n"
@@ -1141,11 +849,7 @@ mod tests {
 
     #[test]
     fn events_wide_interleave_message_and_name_last() {
-        let opts = TableOptions {
-            wide: true,
-            kind_prefix: true,
-            ..Default::default()
-        };
+        let opts = TableOptions { wide: true, kind_prefix: true, ..Default::default() };
         assert_eq!(
             table("Event", &mount_events(), &opts, NOW),
             "LAST SEEN   TYPE      REASON        OBJECT                          SUBOBJECT   SOURCE              MESSAGE                                                                                FIRST SEEN   COUNT   NAME\n\
@@ -1154,10 +858,7 @@ mod tests {
         );
         // Without -o wide there is no NAME column, so several kinds in one `get` leave the
         // Event rows as they are (kubectl decorates only the name column).
-        let opts = TableOptions {
-            kind_prefix: true,
-            ..Default::default()
-        };
+        let opts = TableOptions { kind_prefix: true, ..Default::default() };
         assert_eq!(event_row(&mount_events()[0], false, NOW)[0], "13s");
         assert!(table("Event", &mount_events(), &opts, NOW).starts_with("LAST SEEN   TYPE"));
         assert!(!table("Event", &mount_events(), &opts, NOW).contains("event/"));
@@ -1173,35 +874,10 @@ mod tests {
             "series": {"count": 3, "lastObservedTime": "2024-05-01T10:00:12.000000Z"}});
         assert_eq!(
             event_row(&e, true, NOW),
-            [
-                "1s",
-                "Normal",
-                "RegisteredNode",
-                "node",
-                "",
-                "node-controller",
-                "Node node-1 event: Registered Node node-1 in Controller",
-                "2s",
-                "3",
-                "x.1"
-            ]
+            ["1s", "Normal", "RegisteredNode", "node", "", "node-controller", "Node node-1 event: Registered Node node-1 in Controller", "2s", "3", "x.1"]
         );
         let bare = json!({"kind": "Event", "metadata": {"name": "y"}, "involvedObject": {"kind": "Pod", "name": "p"}});
-        assert_eq!(
-            event_row(&bare, true, NOW),
-            [
-                "<unknown>",
-                "",
-                "",
-                "pod/p",
-                "",
-                "",
-                "",
-                "<unknown>",
-                "1",
-                "y"
-            ]
-        );
+        assert_eq!(event_row(&bare, true, NOW), ["<unknown>", "", "", "pod/p", "", "", "", "<unknown>", "1", "y"]);
     }
 
     #[test]
@@ -1213,9 +889,6 @@ mod tests {
             "NAME          TYPE                DATA   AGE\nnginxsecret   kubernetes.io/tls   2      60s\n"
         );
         let cm = json!({"metadata": {"name": "kube-root-ca.crt"}, "data": {"ca.crt": "x"}});
-        assert_eq!(
-            configmap_row(&cm, false, NOW),
-            ["kube-root-ca.crt", "1", "<unknown>"]
-        );
+        assert_eq!(configmap_row(&cm, false, NOW), ["kube-root-ca.crt", "1", "<unknown>"]);
     }
 }

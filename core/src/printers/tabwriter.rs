@@ -6,26 +6,14 @@
 
 /// Lays out rows of cells; each row's last cell is the unpadded tail. Rows end with `\n`.
 pub fn tabwrite(rows: &[Vec<String>], min_width: usize, padding: usize) -> String {
-    let lines: Vec<Vec<&str>> = rows
-        .iter()
-        .map(|row| {
-            if row.is_empty() {
-                vec![""]
-            } else {
-                row.iter().map(String::as_str).collect()
-            }
-        })
-        .collect();
+    let lines: Vec<Vec<&str>> = rows.iter().map(|row| if row.is_empty() { vec![""] } else { row.iter().map(String::as_str).collect() }).collect();
     Layout::new(&lines, min_width, padding).run()
 }
 
 /// Lays out text with `\t` between cells and `\n` between lines (what describe writes).
 pub(crate) fn tabwrite_text(text: &str, min_width: usize, padding: usize) -> String {
     let body = text.strip_suffix('\n').unwrap_or(text);
-    let lines: Vec<Vec<&str>> = body
-        .split('\n')
-        .map(|line| line.split('\t').collect())
-        .collect();
+    let lines: Vec<Vec<&str>> = body.split('\n').map(|line| line.split('\t').collect()).collect();
     let mut out = Layout::new(&lines, min_width, padding).run();
     if !text.ends_with('\n') {
         out.pop();
@@ -43,13 +31,7 @@ struct Layout<'a> {
 
 impl<'a> Layout<'a> {
     fn new(lines: &'a [Vec<&'a str>], min_width: usize, padding: usize) -> Self {
-        Layout {
-            lines,
-            min_width,
-            padding,
-            widths: Vec::new(),
-            out: String::new(),
-        }
+        Layout { lines, min_width, padding, widths: Vec::new(), out: String::new() }
     }
 
     fn run(mut self) -> String {
@@ -106,9 +88,7 @@ mod tests {
 
     /// Rows from text with `\t` between cells and `\n` between rows.
     fn rows(text: &str) -> Vec<Vec<String>> {
-        text.lines()
-            .map(|l| l.split('\t').map(String::from).collect())
-            .collect()
+        text.lines().map(|l| l.split('\t').map(String::from).collect()).collect()
     }
 
     #[test]
@@ -137,19 +117,13 @@ mod tests {
     #[test]
     fn lines_without_tabs_end_column_blocks() {
         let text = "Name:\tx\nLonger label:\ty\nSection:\n  IP:\t1.2.3.4\n";
-        assert_eq!(
-            tabwrite_text(text, 0, 2),
-            "Name:          x\nLonger label:  y\nSection:\n  IP:  1.2.3.4\n"
-        );
+        assert_eq!(tabwrite_text(text, 0, 2), "Name:          x\nLonger label:  y\nSection:\n  IP:  1.2.3.4\n");
     }
 
     #[test]
     fn nested_column_blocks() {
         // Only the Port line has a second cell, so its name column is padded on its own.
         let text = "Port:\thttp\t8080/TCP\nTargetPort:\t80/TCP\n";
-        assert_eq!(
-            tabwrite_text(text, 0, 2),
-            "Port:        http  8080/TCP\nTargetPort:  80/TCP\n"
-        );
+        assert_eq!(tabwrite_text(text, 0, 2), "Port:        http  8080/TCP\nTargetPort:  80/TCP\n");
     }
 }

@@ -72,16 +72,12 @@ fn elapsed(secs: i64, nanos: u32, now: i64) -> i64 {
 /// Go's `time.RFC1123Z` layout in UTC (`Mon, 02 Jan 2006 15:04:05 +0000`); a missing timestamp
 /// prints Go's zero time, as kubectl does.
 pub(crate) fn rfc1123z(timestamp: Option<&str>) -> String {
-    let secs = timestamp
-        .and_then(crate::time::parse_rfc3339)
-        .unwrap_or(ZERO_TIME);
+    let secs = timestamp.and_then(crate::time::parse_rfc3339).unwrap_or(ZERO_TIME);
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
     let (year, month, day) = civil_from_days(days);
     const WEEKDAYS: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
+    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
     format!(
         "{}, {:02} {} {:04} {:02}:{:02}:{:02} +0000",
         WEEKDAYS[(days + 4).rem_euclid(7) as usize],
@@ -141,10 +137,7 @@ mod tests {
         assert_eq!(since(Some("2024-05-01T10:00:00Z"), 1_714_557_621), "21s");
         assert_eq!(since(Some("2024-05-01T10:00:00.5Z"), 1_714_557_621), "20s");
         assert_eq!(since(None, 0), "<unknown>");
-        assert_eq!(
-            rfc1123z(Some("2024-05-01T10:00:00Z")),
-            "Wed, 01 May 2024 10:00:00 +0000"
-        );
+        assert_eq!(rfc1123z(Some("2024-05-01T10:00:00Z")), "Wed, 01 May 2024 10:00:00 +0000");
         assert_eq!(rfc1123z(None), "Mon, 01 Jan 0001 00:00:00 +0000");
     }
 }

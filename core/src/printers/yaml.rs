@@ -10,12 +10,7 @@ use serde_json::{Map, Value};
 const BEST_WIDTH: usize = 80;
 
 pub fn to_yaml(value: &Value) -> String {
-    let mut e = Emitter {
-        out: String::new(),
-        column: 0,
-        whitespace: true,
-        indention: true,
-    };
+    let mut e = Emitter { out: String::new(), column: 0, whitespace: true, indention: true };
     match value {
         Value::Object(m) if !m.is_empty() => e.mapping(m, 0),
         Value::Array(a) if !a.is_empty() => e.sequence(a, 0),
@@ -96,13 +91,7 @@ impl Emitter {
         self.indention = false;
     }
 
-    fn write_indicator(
-        &mut self,
-        indicator: &str,
-        need_whitespace: bool,
-        is_whitespace: bool,
-        is_indention: bool,
-    ) {
+    fn write_indicator(&mut self, indicator: &str, need_whitespace: bool, is_whitespace: bool, is_indention: bool) {
         if need_whitespace && !self.whitespace {
             self.put(' ');
         }
@@ -149,12 +138,8 @@ impl Emitter {
             Value::Array(a) => self.sequence(a, parent + 2),
             Value::String(s) => self.string(s, parent + 2, false),
             Value::Null => self.write_plain("null", parent + 2, false),
-            Value::Bool(b) => {
-                self.write_plain(if *b { "true" } else { "false" }, parent + 2, false)
-            }
-            Value::Number(n) if n.is_i64() || n.is_u64() => {
-                self.write_plain(&n.to_string(), parent + 2, false)
-            }
+            Value::Bool(b) => self.write_plain(if *b { "true" } else { "false" }, parent + 2, false),
+            Value::Number(n) if n.is_i64() || n.is_u64() => self.write_plain(&n.to_string(), parent + 2, false),
             Value::Number(n) => {
                 let text = match super::json::go_float(n.as_f64().unwrap_or(0.0)).as_str() {
                     "+Inf" => ".inf".to_string(),
@@ -187,11 +172,7 @@ impl Emitter {
         let mut spaces = false;
         for (i, &c) in chars.iter().enumerate() {
             if c == ' ' {
-                if allow_breaks
-                    && !spaces
-                    && self.column > BEST_WIDTH
-                    && chars.get(i + 1) != Some(&' ')
-                {
+                if allow_breaks && !spaces && self.column > BEST_WIDTH && chars.get(i + 1) != Some(&' ') {
                     self.write_indent(indent);
                 } else {
                     self.put(c);
@@ -273,12 +254,7 @@ impl Emitter {
                 }
                 spaces = false;
             } else if c == ' ' {
-                if allow_breaks
-                    && !spaces
-                    && self.column > BEST_WIDTH
-                    && i > 0
-                    && i + 1 < chars.len()
-                {
+                if allow_breaks && !spaces && self.column > BEST_WIDTH && i > 0 && i + 1 < chars.len() {
                     self.write_indent(indent);
                     if chars[i + 1] == ' ' {
                         self.put('\\');
@@ -363,18 +339,12 @@ struct Analysis {
 /// with content).
 fn analyze(s: &str) -> Analysis {
     if s.is_empty() {
-        return Analysis {
-            multiline: false,
-            block_plain_allowed: true,
-            single_quoted_allowed: true,
-            block_allowed: false,
-        };
+        return Analysis { multiline: false, block_plain_allowed: true, single_quoted_allowed: true, block_allowed: false };
     }
     let chars: Vec<char> = s.chars().collect();
     let mut block_indicators = s.starts_with("---") || s.starts_with("...");
     let (mut line_breaks, mut special) = (false, false);
-    let (mut leading_space, mut leading_break, mut trailing_space, mut trailing_break) =
-        (false, false, false, false);
+    let (mut leading_space, mut leading_break, mut trailing_space, mut trailing_break) = (false, false, false, false);
     let (mut break_space, mut space_break) = (false, false);
     let (mut previous_space, mut previous_break) = (false, false);
     let mut preceded_by_whitespace = true;
@@ -382,12 +352,7 @@ fn analyze(s: &str) -> Analysis {
         let followed_by_whitespace = chars.get(i + 1).is_none_or(|&n| n == ' ' || n == '\t');
         let first = i == 0;
         match c {
-            '#' | ',' | '[' | ']' | '{' | '}' | '&' | '*' | '!' | '|' | '>' | '\'' | '"' | '%'
-            | '@' | '`'
-                if first =>
-            {
-                block_indicators = true
-            }
+            '#' | ',' | '[' | ']' | '{' | '}' | '&' | '*' | '!' | '|' | '>' | '\'' | '"' | '%' | '@' | '`' if first => block_indicators = true,
             '?' | ':' | '-' if first && followed_by_whitespace => block_indicators = true,
             ':' if !first && followed_by_whitespace => block_indicators = true,
             '#' if !first && preceded_by_whitespace => block_indicators = true,
@@ -416,19 +381,8 @@ fn analyze(s: &str) -> Analysis {
         }
         preceded_by_whitespace = c == ' ' || c == '\t' || is_break(c);
     }
-    let mut a = Analysis {
-        multiline: line_breaks,
-        block_plain_allowed: true,
-        single_quoted_allowed: true,
-        block_allowed: true,
-    };
-    if leading_space
-        || leading_break
-        || trailing_space
-        || trailing_break
-        || line_breaks
-        || block_indicators
-    {
+    let mut a = Analysis { multiline: line_breaks, block_plain_allowed: true, single_quoted_allowed: true, block_allowed: true };
+    if leading_space || leading_break || trailing_space || trailing_break || line_breaks || block_indicators {
         a.block_plain_allowed = false;
     }
     if trailing_space {
@@ -451,18 +405,15 @@ fn is_break(c: char) -> bool {
 }
 
 fn is_printable(c: char) -> bool {
-    matches!(c, '\n' | ' '..='~' | '\u{a0}'..='\u{d7ff}')
-        || (('\u{e000}'..='\u{fffd}').contains(&c) && c != '\u{feff}')
+    matches!(c, '\n' | ' '..='~' | '\u{a0}'..='\u{d7ff}') || (('\u{e000}'..='\u{fffd}').contains(&c) && c != '\u{feff}')
 }
 
 /// True if the plain scalar `s` would be read back by go-yaml as null, bool, number or
 /// timestamp (go-yaml v2 `resolve`, plus its base-60 float check), so it must be quoted.
 fn resolves_to_non_string(s: &str) -> bool {
     const SPECIAL: [&str; 38] = [
-        "y", "Y", "yes", "Yes", "YES", "true", "True", "TRUE", "on", "On", "ON", "n", "N", "no",
-        "No", "NO", "false", "False", "FALSE", "off", "Off", "OFF", "~", "null", "Null", "NULL",
-        ".nan", ".NaN", ".NAN", ".inf", ".Inf", ".INF", "+.inf", "+.Inf", "+.INF", "-.inf",
-        "-.Inf", "-.INF",
+        "y", "Y", "yes", "Yes", "YES", "true", "True", "TRUE", "on", "On", "ON", "n", "N", "no", "No", "NO", "false", "False", "FALSE", "off", "Off", "OFF",
+        "~", "null", "Null", "NULL", ".nan", ".NaN", ".NAN", ".inf", ".Inf", ".INF", "+.inf", "+.Inf", "+.INF", "-.inf", "-.Inf", "-.INF",
     ];
     let Some(first) = s.chars().next() else {
         return true;
@@ -472,10 +423,7 @@ fn resolves_to_non_string(s: &str) -> bool {
         '.' => SPECIAL.contains(&s) || s.parse::<f64>().is_ok_and(f64::is_finite),
         '+' | '-' | '0'..='9' => {
             let plain = s.replace('_', "");
-            SPECIAL.contains(&s)
-                || is_timestamp(s)
-                || is_go_int(&plain)
-                || (is_yaml_float(&plain) && plain.parse::<f64>().is_ok_and(f64::is_finite))
+            SPECIAL.contains(&s) || is_timestamp(s) || is_go_int(&plain) || (is_yaml_float(&plain) && plain.parse::<f64>().is_ok_and(f64::is_finite))
         }
         _ => false,
     };
@@ -543,8 +491,7 @@ fn is_base60_float(s: &str) -> bool {
     }
     let mut parts = body.split(':');
     let head = parts.next().unwrap_or("");
-    let head_ok = head.as_bytes().first().is_some_and(u8::is_ascii_digit)
-        && head.bytes().all(|b| b.is_ascii_digit() || b == b'_');
+    let head_ok = head.as_bytes().first().is_some_and(u8::is_ascii_digit) && head.bytes().all(|b| b.is_ascii_digit() || b == b'_');
     let mut groups = 0;
     for part in parts {
         let ok = match part.as_bytes() {
@@ -666,9 +613,7 @@ fn key_less(a: &str, b: &str) -> bool {
         let number = |chars: &[char], mut n: i64| -> (i64, usize) {
             let mut k = i;
             while k < chars.len() && chars[k].is_ascii_digit() {
-                n = n
-                    .wrapping_mul(10)
-                    .wrapping_add(chars[k] as i64 - '0' as i64);
+                n = n.wrapping_mul(10).wrapping_add(chars[k] as i64 - '0' as i64);
                 k += 1;
             }
             (n, k)
@@ -769,11 +714,7 @@ mod tests {
             ("-foo", "-foo"),
         ];
         for (input, want) in cases {
-            assert_eq!(
-                to_yaml(&json!({ "k": input })),
-                format!("k: {want}\n"),
-                "{input:?}"
-            );
+            assert_eq!(to_yaml(&json!({ "k": input })), format!("k: {want}\n"), "{input:?}");
         }
         assert_eq!(to_yaml(&json!({"80": 1, "": 2})), "\"\": 2\n\"80\": 1\n");
     }
@@ -782,20 +723,14 @@ mod tests {
     fn nested_collections() {
         // go-yaml v2 reads a bare `y` as a bool, so even the key `y` is quoted.
         let v = json!({"a": [[1, 2], {}, [], {"x": [{"y": null}]}], "b": {"c": {"d": false}}, "e": 1.5});
-        assert_eq!(
-            to_yaml(&v),
-            "a:\n- - 1\n  - 2\n- {}\n- []\n- x:\n  - \"y\": null\nb:\n  c:\n    d: false\ne: 1.5\n"
-        );
+        assert_eq!(to_yaml(&v), "a:\n- - 1\n  - 2\n- {}\n- []\n- x:\n  - \"y\": null\nb:\n  c:\n    d: false\ne: 1.5\n");
         assert_eq!(to_yaml(&json!({})), "{}\n");
     }
 
     #[test]
     fn block_scalars() {
         let v = json!({"data": {"a": "line1\nline2\n", "b": "no newline\nat end", "c": "two\n\n", "d": "  indented\n"}});
-        assert_eq!(
-            to_yaml(&v),
-            "data:\n  a: |\n    line1\n    line2\n  b: |-\n    no newline\n    at end\n  c: |+\n    two\n\n  d: |2\n      indented\n"
-        );
+        assert_eq!(to_yaml(&v), "data:\n  a: |\n    line1\n    line2\n  b: |-\n    no newline\n    at end\n  c: |+\n    two\n\n  d: |2\n      indented\n");
         // Tabs make a string unprintable for YAML block style: double quotes with escapes.
         assert_eq!(to_yaml(&json!({"a": "x\n\ty\n"})), "a: \"x\\n\\ty\\n\"\n");
     }

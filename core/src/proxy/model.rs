@@ -8,8 +8,8 @@ use serde_json::Value;
 use std::borrow::Borrow;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::sync::Arc;
 use std::net::Ipv4Addr;
+use std::sync::Arc;
 
 /// SVC-13: `sessionAffinityConfig.clientIP.timeoutSeconds` when the Service does not say.
 pub const DEFAULT_AFFINITY_TIMEOUT: u32 = 10800;
@@ -132,11 +132,7 @@ pub enum Backends<'a> {
 /// rolling update's last pods keep answering). With `internal_local`, the same choice among the
 /// endpoints on `node_name` only (SVC-16); whether the Service has endpoints at all is decided
 /// cluster-wide, as kube-proxy does (none anywhere → reject; only elsewhere → drop).
-pub fn usable_endpoints<'a>(
-    node_name: &str,
-    internal_local: bool,
-    endpoints: &'a [EndpointModel],
-) -> Backends<'a> {
+pub fn usable_endpoints<'a>(node_name: &str, internal_local: bool, endpoints: &'a [EndpointModel]) -> Backends<'a> {
     fn choose<'a>(eps: impl Iterator<Item = &'a EndpointModel> + Clone) -> Vec<&'a EndpointModel> {
         let ready: Vec<_> = eps.clone().filter(|e| e.ready).collect();
         if !ready.is_empty() {
@@ -151,11 +147,7 @@ pub fn usable_endpoints<'a>(
     if !internal_local {
         return Backends::Use(cluster);
     }
-    let local = choose(
-        endpoints
-            .iter()
-            .filter(|e| e.node_name.as_deref() == Some(node_name)),
-    );
+    let local = choose(endpoints.iter().filter(|e| e.node_name.as_deref() == Some(node_name)));
     if local.is_empty() {
         Backends::NoneLocal
     } else {
@@ -168,19 +160,10 @@ pub fn usable_endpoints<'a>(
 /// those whose names could not be nft identifiers (the API server never stores such names). A
 /// port's endpoints come from the slices of the same namespace labelled
 /// `kubernetes.io/service-name: <service>`, matching the slice port by name and protocol.
-pub fn input_from_objects(
-    node_name: &str,
-    cluster_pod_cidr: Ipv4Cidr,
-    service_cidr: Ipv4Cidr,
-    services: &[Value],
-    slices: &[Value],
-) -> ProxyInput {
+pub fn input_from_objects(node_name: &str, cluster_pod_cidr: Ipv4Cidr, service_cidr: Ipv4Cidr, services: &[Value], slices: &[Value]) -> ProxyInput {
     let by_service = slices_by_service(slices);
     let models = services.iter().filter_map(|svc| {
-        let slices = by_service
-            .get(&(object::namespace(svc), object::name(svc)))
-            .map(Vec::as_slice)
-            .unwrap_or_default();
+        let slices = by_service.get(&(object::namespace(svc), object::name(svc))).map(Vec::as_slice).unwrap_or_default();
         service_model(svc, slices)
     });
     proxy_input(node_name, cluster_pod_cidr, service_cidr, models.collect())
@@ -188,9 +171,7 @@ pub fn input_from_objects(
 
 /// The IPv4 slices by (namespace, service), in name order so that merging duplicates is
 /// deterministic.
-fn slices_by_service<'a, T: Borrow<Value>>(
-    slices: impl IntoIterator<Item = &'a T>,
-) -> BTreeMap<(&'a str, &'a str), Vec<&'a T>> {
+fn slices_by_service<'a, T: Borrow<Value>>(slices: impl IntoIterator<Item = &'a T>) -> BTreeMap<(&'a str, &'a str), Vec<&'a T>> {
     let mut by_service: BTreeMap<(&str, &str), Vec<&T>> = BTreeMap::new();
     for slice in slices {
         let v: &Value = slice.borrow();
@@ -200,10 +181,7 @@ fn slices_by_service<'a, T: Borrow<Value>>(
         if !matches!(object::str_at(v, &["addressType"]), None | Some("IPv4")) {
             continue;
         }
-        by_service
-            .entry((object::namespace(v), svc))
-            .or_default()
-            .push(slice);
+        by_service.entry((object::namespace(v), svc)).or_default().push(slice);
     }
     for list in by_service.values_mut() {
         list.sort_by_key(|s| object::name((*s).borrow()));
@@ -211,21 +189,10 @@ fn slices_by_service<'a, T: Borrow<Value>>(
     by_service
 }
 
-fn proxy_input(
-    node_name: &str,
-    cluster_pod_cidr: Ipv4Cidr,
-    service_cidr: Ipv4Cidr,
-    mut models: Vec<ServiceModel>,
-) -> ProxyInput {
+fn proxy_input(node_name: &str, cluster_pod_cidr: Ipv4Cidr, service_cidr: Ipv4Cidr, mut models: Vec<ServiceModel>) -> ProxyInput {
     models.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
     models.dedup_by(|a, b| a.namespace == b.namespace && a.name == b.name);
-    ProxyInput {
-        node_name: node_name.to_string(),
-        cluster_pod_cidr,
-        service_cidr,
-        services: models,
-        node_ips: Vec::new(),
-    }
+    ProxyInput { node_name: node_name.to_string(), cluster_pod_cidr, service_cidr, services: models, node_ips: Vec::new() }
 }
 
 /// [`input_from_objects`] for a stream of snapshots of shared objects: a Service is modelled
@@ -295,24 +262,14 @@ impl ModelCache {
         let mut models = Vec::with_capacity(self.services.len());
         self.remodelled = 0;
         for svc in services {
-            let slices: &[&Arc<Value>] = by_service
-                .get(&(object::namespace(svc), object::name(svc)))
-                .map(Vec::as_slice)
-                .unwrap_or_default();
-            let unchanged = |c: &CachedModel| {
-                c.slices.len() == slices.len()
-                    && c.slices.iter().zip(slices).all(|(a, b)| Arc::ptr_eq(a, b))
-            };
+            let slices: &[&Arc<Value>] = by_service.get(&(object::namespace(svc), object::name(svc))).map(Vec::as_slice).unwrap_or_default();
+            let unchanged = |c: &CachedModel| c.slices.len() == slices.len() && c.slices.iter().zip(slices).all(|(a, b)| Arc::ptr_eq(a, b));
             let entry = match self.services.remove(&address(svc)).filter(unchanged) {
                 Some(entry) => entry,
                 None => {
                     self.remodelled += 1;
                     let values: Vec<&Value> = slices.iter().map(|s| s.as_ref()).collect();
-                    CachedModel {
-                        model: service_model(svc, &values),
-                        service: Arc::clone(svc),
-                        slices: slices.iter().map(|s| Arc::clone(s)).collect(),
-                    }
+                    CachedModel { model: service_model(svc, &values), service: Arc::clone(svc), slices: slices.iter().map(|s| Arc::clone(s)).collect() }
                 }
             };
             models.extend(entry.model.clone());
@@ -331,9 +288,7 @@ impl ModelCache {
 fn service_model(svc: &Value, slices: &[&Value]) -> Option<ServiceModel> {
     let (namespace, name) = (object::namespace(svc), object::name(svc));
     // Chain names embed these (render.rs); anything else could break the nft script.
-    if !validation::dns1123_label_errors(namespace).is_empty()
-        || !validation::dns1123_label_errors(name).is_empty()
-    {
+    if !validation::dns1123_label_errors(namespace).is_empty() || !validation::dns1123_label_errors(name).is_empty() {
         return None;
     }
     let spec = svc.get("spec")?;
@@ -344,17 +299,13 @@ fn service_model(svc: &Value, slices: &[&Value]) -> Option<ServiceModel> {
     let exposed = service_type != "ClusterIP";
     // "None" (headless), "" and IPv6 addresses all fail to parse: no VIP to program.
     let cluster_ip: Ipv4Addr = object::str_at(spec, &["clusterIP"])?.parse().ok()?;
-    let affinity_timeout =
-        (object::str_at(spec, &["sessionAffinity"]) == Some("ClientIP")).then(|| {
-            object::at(
-                spec,
-                &["sessionAffinityConfig", "clientIP", "timeoutSeconds"],
-            )
+    let affinity_timeout = (object::str_at(spec, &["sessionAffinity"]) == Some("ClientIP")).then(|| {
+        object::at(spec, &["sessionAffinityConfig", "clientIP", "timeoutSeconds"])
             .and_then(Value::as_u64)
             .and_then(|t| u32::try_from(t).ok())
             .filter(|&t| t > 0)
             .unwrap_or(DEFAULT_AFFINITY_TIMEOUT)
-        });
+    });
     let internal_local = object::str_at(spec, &["internalTrafficPolicy"]) == Some("Local");
     // Protocol and port identify a Service port (validation forbids duplicates; a duplicate
     // here would name one chain twice).
@@ -368,26 +319,13 @@ fn service_model(svc: &Value, slices: &[&Value]) -> Option<ServiceModel> {
         .filter_map(|p| {
             let name = object::str_at(p, &["name"]).unwrap_or("").to_string();
             let protocol = Protocol::from_k8s(object::str_at(p, &["protocol"]))?;
-            let port = p
-                .get("port")
-                .and_then(Value::as_u64)
-                .and_then(|n| u16::try_from(n).ok())?;
+            let port = p.get("port").and_then(Value::as_u64).and_then(|n| u16::try_from(n).ok())?;
             if !seen.insert((protocol, port)) {
                 return None;
             }
-            let node_port = p
-                .get("nodePort")
-                .and_then(Value::as_u64)
-                .and_then(|n| u16::try_from(n).ok())
-                .filter(|&n| exposed && n > 0);
+            let node_port = p.get("nodePort").and_then(Value::as_u64).and_then(|n| u16::try_from(n).ok()).filter(|&n| exposed && n > 0);
             let endpoints = port_endpoints(slices, &name, protocol);
-            Some(PortModel {
-                name,
-                protocol,
-                port,
-                node_port,
-                endpoints,
-            })
+            Some(PortModel { name, protocol, port, node_port, endpoints })
         })
         .collect();
     Some(ServiceModel {
@@ -422,8 +360,7 @@ fn port_endpoints(slices: &[&Value], port_name: &str, protocol: Protocol) -> Vec
     for slice in slices {
         let slice_ports = slice.get("ports").and_then(Value::as_array);
         let Some(port) = slice_ports.into_iter().flatten().find_map(|p| {
-            let same = object::str_at(p, &["name"]).unwrap_or("") == port_name
-                && Protocol::from_k8s(object::str_at(p, &["protocol"])) == Some(protocol);
+            let same = object::str_at(p, &["name"]).unwrap_or("") == port_name && Protocol::from_k8s(object::str_at(p, &["protocol"])) == Some(protocol);
             same.then(|| p.get("port")?.as_u64().and_then(|n| u16::try_from(n).ok()))?
         }) else {
             continue;
@@ -431,25 +368,15 @@ fn port_endpoints(slices: &[&Value], port_name: &str, protocol: Protocol) -> Vec
         let endpoints = slice.get("endpoints").and_then(Value::as_array);
         for ep in endpoints.into_iter().flatten() {
             // Consumers use the first address only (the API allows exactly one today).
-            let Some(ip) = object::at(ep, &["addresses"])
-                .and_then(|a| a.get(0))
-                .and_then(Value::as_str)
-                .and_then(|s| s.parse::<Ipv4Addr>().ok())
-            else {
+            let Some(ip) = object::at(ep, &["addresses"]).and_then(|a| a.get(0)).and_then(Value::as_str).and_then(|s| s.parse::<Ipv4Addr>().ok()) else {
                 continue;
             };
             // EndpointConditions: nil ready/serving mean true, nil terminating means false.
-            let cond = |k: &str, absent: bool| {
-                object::at(ep, &["conditions", k])
-                    .and_then(Value::as_bool)
-                    .unwrap_or(absent)
-            };
+            let cond = |k: &str, absent: bool| object::at(ep, &["conditions", k]).and_then(Value::as_bool).unwrap_or(absent);
             let model = EndpointModel {
                 ip,
                 port,
-                node_name: object::str_at(ep, &["nodeName"])
-                    .filter(|n| !n.is_empty())
-                    .map(str::to_string),
+                node_name: object::str_at(ep, &["nodeName"]).filter(|n| !n.is_empty()).map(str::to_string),
                 ready: cond("ready", true),
                 serving: cond("serving", true),
                 terminating: cond("terminating", false),
@@ -521,7 +448,14 @@ mod stale_udp_tests {
                     node_port: None,
                     endpoints: endpoints
                         .iter()
-                        .map(|(ip, ready)| EndpointModel { ip: ip.parse().unwrap(), port: 53, node_name: None, ready: *ready, serving: *ready, terminating: false })
+                        .map(|(ip, ready)| EndpointModel {
+                            ip: ip.parse().unwrap(),
+                            port: 53,
+                            node_name: None,
+                            ready: *ready,
+                            serving: *ready,
+                            terminating: false,
+                        })
                         .collect(),
                 }],
             }],

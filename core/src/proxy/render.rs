@@ -23,9 +23,7 @@
 //! Every name starts with a letter and contains only `[a-z0-9./-]`, which nft's scanner reads as
 //! one identifier, and none is an nft keyword (`mark` would be: the chain is `mark-for-masquerade`).
 
-use super::model::{
-    usable_endpoints, Backends, EndpointModel, PortModel, ProxyInput, ServiceModel,
-};
+use super::model::{usable_endpoints, Backends, EndpointModel, PortModel, ProxyInput, ServiceModel};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
 
@@ -70,10 +68,7 @@ pub fn affinity_set_name(svc: &ServiceModel, port: &PortModel, ep: &EndpointMode
 }
 
 fn port_path(svc: &ServiceModel, port: &PortModel) -> String {
-    format!(
-        "{}/{}/{}/{}",
-        svc.namespace, svc.name, port.protocol, port.port
-    )
+    format!("{}/{}/{}/{}", svc.namespace, svc.name, port.protocol, port.port)
 }
 
 /// A base chain's `type … hook … priority …`.
@@ -93,39 +88,17 @@ struct Chain {
 
 impl Chain {
     fn regular(name: impl Into<String>, rules: Vec<String>) -> Self {
-        Chain {
-            name: name.into(),
-            hook: None,
-            rules,
-        }
+        Chain { name: name.into(), hook: None, rules }
     }
 
-    fn base(
-        name: &str,
-        kind: &'static str,
-        hook: &'static str,
-        priority: i32,
-        rules: Vec<String>,
-    ) -> Self {
-        Chain {
-            name: name.to_string(),
-            hook: Some(Hook {
-                kind,
-                hook,
-                priority,
-            }),
-            rules,
-        }
+    fn base(name: &str, kind: &'static str, hook: &'static str, priority: i32, rules: Vec<String>) -> Self {
+        Chain { name: name.to_string(), hook: Some(Hook { kind, hook, priority }), rules }
     }
 
     fn declare(&self, out: &mut String) {
         match self.hook {
             // Numeric priorities: nft accepts `dstnat` only on prerouting in family ip.
-            Some(h) => writeln!(
-                out,
-                "add chain {TABLE} {} {{ type {} hook {} priority {} ; policy accept ; }}",
-                self.name, h.kind, h.hook, h.priority
-            ),
+            Some(h) => writeln!(out, "add chain {TABLE} {} {{ type {} hook {} priority {} ; policy accept ; }}", self.name, h.kind, h.hook, h.priority),
             None => writeln!(out, "add chain {TABLE} {}", self.name),
         }
         .expect("writing to a String");
@@ -133,10 +106,7 @@ impl Chain {
 
     /// The chain with its rules, inside a `table ip emu { … }` block.
     fn write_block(&self, out: &mut String) {
-        debug_assert!(
-            self.hook.is_none(),
-            "base chains are declared with `add chain`"
-        );
+        debug_assert!(self.hook.is_none(), "base chains are declared with `add chain`");
         writeln!(out, "\tchain {} {{", self.name).expect("writing to a String");
         for rule in &self.rules {
             writeln!(out, "\t\t{rule}").expect("writing to a String");
@@ -165,12 +135,7 @@ const AFFINITY_SPEC: &str = "type ipv4_addr ; flags dynamic,timeout ;";
 
 impl Set {
     fn declare(&self, out: &mut String) {
-        writeln!(
-            out,
-            "add {} {TABLE} {} {{ {} }}",
-            self.keyword, self.name, self.spec
-        )
-        .expect("writing to a String");
+        writeln!(out, "add {} {TABLE} {} {{ {} }}", self.keyword, self.name, self.spec).expect("writing to a String");
     }
 }
 
@@ -231,27 +196,9 @@ fn fixed_chains(input: &ProxyInput) -> Vec<Chain> {
     let key = "ip daddr . meta l4proto . th dport";
     let port_key = "meta l4proto . th dport";
     vec![
-        Chain::base(
-            "filter-prerouting",
-            "filter",
-            "prerouting",
-            -110,
-            vec![format!("ct state new jump {SERVICE_ENDPOINTS_CHECK}")],
-        ),
-        Chain::base(
-            "filter-output",
-            "filter",
-            "output",
-            -110,
-            vec![format!("ct state new jump {SERVICE_ENDPOINTS_CHECK}")],
-        ),
-        Chain::base(
-            "nat-prerouting",
-            "nat",
-            "prerouting",
-            -100,
-            vec![format!("jump {SERVICES}")],
-        ),
+        Chain::base("filter-prerouting", "filter", "prerouting", -110, vec![format!("ct state new jump {SERVICE_ENDPOINTS_CHECK}")]),
+        Chain::base("filter-output", "filter", "output", -110, vec![format!("ct state new jump {SERVICE_ENDPOINTS_CHECK}")]),
+        Chain::base("nat-prerouting", "nat", "prerouting", -100, vec![format!("jump {SERVICES}")]),
         Chain::base(
             "nat-output",
             "nat",
@@ -264,27 +211,9 @@ fn fixed_chains(input: &ProxyInput) -> Vec<Chain> {
                 format!("jump {SERVICES}"),
             ],
         ),
-        Chain::base(
-            "filter-prerouting-post-dnat",
-            "filter",
-            "prerouting",
-            -90,
-            vec![format!("ct state new jump {CLUSTER_IPS_CHECK}")],
-        ),
-        Chain::base(
-            "filter-output-post-dnat",
-            "filter",
-            "output",
-            -90,
-            vec![format!("ct state new jump {CLUSTER_IPS_CHECK}")],
-        ),
-        Chain::base(
-            "nat-postrouting",
-            "nat",
-            "postrouting",
-            100,
-            vec![format!("jump {MASQUERADING}")],
-        ),
+        Chain::base("filter-prerouting-post-dnat", "filter", "prerouting", -90, vec![format!("ct state new jump {CLUSTER_IPS_CHECK}")]),
+        Chain::base("filter-output-post-dnat", "filter", "output", -90, vec![format!("ct state new jump {CLUSTER_IPS_CHECK}")]),
+        Chain::base("nat-postrouting", "nat", "postrouting", 100, vec![format!("jump {MASQUERADING}")]),
         Chain::regular(
             SERVICES,
             vec![
@@ -295,10 +224,7 @@ fn fixed_chains(input: &ProxyInput) -> Vec<Chain> {
         ),
         Chain::regular(
             SERVICE_ENDPOINTS_CHECK,
-            vec![
-                format!("{key} vmap @{NO_ENDPOINT_SERVICES}"),
-                format!("ip daddr @{NODEPORT_IPS} {port_key} vmap @{NO_ENDPOINT_NODEPORTS}"),
-            ],
+            vec![format!("{key} vmap @{NO_ENDPOINT_SERVICES}"), format!("ip daddr @{NODEPORT_IPS} {port_key} vmap @{NO_ENDPOINT_NODEPORTS}")],
         ),
         Chain::regular(
             CLUSTER_IPS_CHECK,
@@ -317,10 +243,7 @@ fn fixed_chains(input: &ProxyInput) -> Vec<Chain> {
                 "masquerade fully-random".to_string(),
             ],
         ),
-        Chain::regular(
-            MARK_FOR_MASQUERADE,
-            vec![format!("meta mark set meta mark | {MASQUERADE_MARK:#x}")],
-        ),
+        Chain::regular(MARK_FOR_MASQUERADE, vec![format!("meta mark set meta mark | {MASQUERADE_MARK:#x}")]),
         Chain::regular(REJECT_CHAIN, vec!["reject".to_string()]),
     ]
 }
@@ -329,36 +252,12 @@ fn fixed_sets() -> Vec<Set> {
     let verdict_map = "type ipv4_addr . inet_proto . inet_service : verdict ;";
     let port_verdict_map = "type inet_proto . inet_service : verdict ;";
     vec![
-        Set {
-            name: SERVICE_NODEPORTS.into(),
-            keyword: "map",
-            spec: port_verdict_map,
-        },
-        Set {
-            name: NO_ENDPOINT_NODEPORTS.into(),
-            keyword: "map",
-            spec: port_verdict_map,
-        },
-        Set {
-            name: NODEPORT_IPS.into(),
-            keyword: "set",
-            spec: "type ipv4_addr ;",
-        },
-        Set {
-            name: SERVICE_IPS.into(),
-            keyword: "map",
-            spec: verdict_map,
-        },
-        Set {
-            name: NO_ENDPOINT_SERVICES.into(),
-            keyword: "map",
-            spec: verdict_map,
-        },
-        Set {
-            name: CLUSTER_IPS.into(),
-            keyword: "set",
-            spec: "type ipv4_addr ;",
-        },
+        Set { name: SERVICE_NODEPORTS.into(), keyword: "map", spec: port_verdict_map },
+        Set { name: NO_ENDPOINT_NODEPORTS.into(), keyword: "map", spec: port_verdict_map },
+        Set { name: NODEPORT_IPS.into(), keyword: "set", spec: "type ipv4_addr ;" },
+        Set { name: SERVICE_IPS.into(), keyword: "map", spec: verdict_map },
+        Set { name: NO_ENDPOINT_SERVICES.into(), keyword: "map", spec: verdict_map },
+        Set { name: CLUSTER_IPS.into(), keyword: "set", spec: "type ipv4_addr ;" },
     ]
 }
 
@@ -463,34 +362,24 @@ fn elements(input: &ProxyInput) -> Elements {
 }
 
 /// The elements `services` (of `input`) contribute, first come first served.
-fn elements_of<'a>(
-    input: &ProxyInput,
-    services: impl IntoIterator<Item = &'a ServiceModel>,
-) -> Elements {
+fn elements_of<'a>(input: &ProxyInput, services: impl IntoIterator<Item = &'a ServiceModel>) -> Elements {
     let mut el = Elements::new();
     for name in [SERVICE_IPS, NO_ENDPOINT_SERVICES, CLUSTER_IPS, SERVICE_NODEPORTS, NO_ENDPOINT_NODEPORTS] {
         el.insert(name, BTreeMap::new());
     }
     for svc in services {
         let ip = svc.cluster_ip;
-        el.get_mut(CLUSTER_IPS)
-            .expect("inserted above")
-            .entry(ip.to_string())
-            .or_default();
+        el.get_mut(CLUSTER_IPS).expect("inserted above").entry(ip.to_string()).or_default();
         for port in &svc.ports {
             let key = format!("{ip} . {} . {}", port.protocol, port.port);
             if el[SERVICE_IPS].contains_key(&key) || el[NO_ENDPOINT_SERVICES].contains_key(&key) {
                 continue;
             }
-            let (map, value) =
-                match usable_endpoints(&input.node_name, svc.internal_local, &port.endpoints) {
-                    Backends::Use(_) => (
-                        SERVICE_IPS,
-                        format!("goto {}", service_chain_name(svc, port)),
-                    ),
-                    Backends::NoneLocal => (NO_ENDPOINT_SERVICES, "drop".to_string()),
-                    Backends::None => (NO_ENDPOINT_SERVICES, format!("goto {REJECT_CHAIN}")),
-                };
+            let (map, value) = match usable_endpoints(&input.node_name, svc.internal_local, &port.endpoints) {
+                Backends::Use(_) => (SERVICE_IPS, format!("goto {}", service_chain_name(svc, port))),
+                Backends::NoneLocal => (NO_ENDPOINT_SERVICES, "drop".to_string()),
+                Backends::None => (NO_ENDPOINT_SERVICES, format!("goto {REJECT_CHAIN}")),
+            };
             el.get_mut(map).expect("inserted above").insert(key, value);
         }
         for (lb, port) in svc.load_balancer_ips.iter().flat_map(|ip| svc.ports.iter().map(move |p| (ip, p))) {
@@ -528,13 +417,7 @@ fn elements_of<'a>(
     el
 }
 
-fn write_elements(
-    out: &mut String,
-    verb: &str,
-    set: &str,
-    elements: &[(&String, &String)],
-    with_values: bool,
-) {
+fn write_elements(out: &mut String, verb: &str, set: &str, elements: &[(&String, &String)], with_values: bool) {
     if elements.is_empty() {
         return;
     }
@@ -542,12 +425,7 @@ fn write_elements(
     let last = elements.len() - 1;
     for (i, (key, value)) in elements.iter().enumerate() {
         let sep = if i == last { "" } else { "," };
-        if with_values && !value.is_empty() {
-            writeln!(out, "\t{key} : {value}{sep}")
-        } else {
-            writeln!(out, "\t{key}{sep}")
-        }
-        .expect("writing to a String");
+        if with_values && !value.is_empty() { writeln!(out, "\t{key} : {value}{sep}") } else { writeln!(out, "\t{key}{sep}") }.expect("writing to a String");
     }
     out.push_str("}\n");
 }
@@ -603,33 +481,15 @@ pub fn render_full(input: &ProxyInput) -> String {
 /// their elements; then the owned maps are flushed and everything is re-added.
 pub fn render_resync(input: &ProxyInput, existing: &TableObjects) -> String {
     let fixed = fixed_chains(input);
-    let per_service: Vec<ServiceObjects> = input
-        .services
-        .iter()
-        .map(|svc| service_objects(input, svc))
-        .collect();
-    let chains = || {
-        fixed
-            .iter()
-            .chain(per_service.iter().flat_map(|o| o.chains.iter()))
-    };
+    let per_service: Vec<ServiceObjects> = input.services.iter().map(|svc| service_objects(input, svc)).collect();
+    let chains = || fixed.iter().chain(per_service.iter().flat_map(|o| o.chains.iter()));
     let fixed_sets = fixed_sets();
-    let sets = || {
-        fixed_sets
-            .iter()
-            .chain(per_service.iter().flat_map(|o| o.sets.iter()))
-    };
+    let sets = || fixed_sets.iter().chain(per_service.iter().flat_map(|o| o.sets.iter()));
     let elements = elements(input);
 
     let rule_count: usize = chains().map(|c| c.rules.len() + 1).sum();
     let mut out = String::with_capacity(96 * rule_count);
-    writeln!(
-        out,
-        "# emu service proxy: full sync of node {}, {} services",
-        input.node_name,
-        input.services.len()
-    )
-    .expect("writing to a String");
+    writeln!(out, "# emu service proxy: full sync of node {}, {} services", input.node_name, input.services.len()).expect("writing to a String");
     writeln!(out, "add table {TABLE}").expect("writing to a String");
     writeln!(out, "flush table {TABLE}").expect("writing to a String");
     // Declare what rules refer to before the rules: the fixed chains and every set here, the
@@ -641,11 +501,7 @@ pub fn render_resync(input: &ProxyInput, existing: &TableObjects) -> String {
     }
     // Leftovers are empty (flush table) and unreferenced (maps flushed): safe to delete.
     let wanted_chains: BTreeSet<&str> = chains().map(|c| c.name.as_str()).collect();
-    for name in existing
-        .chains
-        .iter()
-        .filter(|n| !wanted_chains.contains(n.as_str()))
-    {
+    for name in existing.chains.iter().filter(|n| !wanted_chains.contains(n.as_str())) {
         writeln!(out, "delete chain {TABLE} {name}").expect("writing to a String");
     }
     let wanted_sets: HashMap<&str, &str> = sets().map(|s| (s.name.as_str(), s.keyword)).collect();
@@ -675,10 +531,7 @@ pub fn render_resync(input: &ProxyInput, existing: &TableObjects) -> String {
 /// Deletes the table and renders it anew: the last resort when [`render_full`] itself fails
 /// (e.g. a base chain left by an older emu with another priority). Forgets ClientIP affinity.
 pub fn render_recreate(input: &ProxyInput) -> String {
-    format!(
-        "add table {TABLE}\ndelete table {TABLE}\n{}",
-        render_full(input)
-    )
+    format!("add table {TABLE}\ndelete table {TABLE}\n{}", render_full(input))
 }
 
 /// Commands of an update, by phase: the phases run in this order so that everything is declared
@@ -705,8 +558,7 @@ impl Update {
                     chain.add_rules(&mut self.add_rules);
                 }
                 Some(was) if was.rules != chain.rules => {
-                    writeln!(self.flush_chains, "flush chain {TABLE} {}", chain.name)
-                        .expect("writing to a String");
+                    writeln!(self.flush_chains, "flush chain {TABLE} {}", chain.name).expect("writing to a String");
                     chain.add_rules(&mut self.add_rules);
                 }
                 Some(_) => {}
@@ -714,10 +566,8 @@ impl Update {
         }
         for chain in old.iter().filter(|c| !after.contains_key(c.name.as_str())) {
             // Flushed first: its rules may refer to chains and sets deleted in this transaction.
-            writeln!(self.flush_chains, "flush chain {TABLE} {}", chain.name)
-                .expect("writing to a String");
-            writeln!(self.delete_chains, "delete chain {TABLE} {}", chain.name)
-                .expect("writing to a String");
+            writeln!(self.flush_chains, "flush chain {TABLE} {}", chain.name).expect("writing to a String");
+            writeln!(self.delete_chains, "delete chain {TABLE} {}", chain.name).expect("writing to a String");
         }
     }
 
@@ -728,12 +578,7 @@ impl Update {
             set.declare(&mut self.declare);
         }
         for set in old.iter().filter(|s| !after.contains(s.name.as_str())) {
-            writeln!(
-                self.delete_sets,
-                "delete {} {TABLE} {}",
-                set.keyword, set.name
-            )
-            .expect("writing to a String");
+            writeln!(self.delete_sets, "delete {} {TABLE} {}", set.keyword, set.name).expect("writing to a String");
         }
     }
 
@@ -743,29 +588,15 @@ impl Update {
             let before = old.get(set).unwrap_or(&empty);
             let with_values = *set != CLUSTER_IPS && *set != NODEPORT_IPS;
             // A changed value (e.g. reject → goto svc-…) is a delete and an add.
-            let gone: Vec<(&String, &String)> = before
-                .iter()
-                .filter(|(k, v)| after.get(*k) != Some(*v))
-                .collect();
-            let added: Vec<(&String, &String)> = after
-                .iter()
-                .filter(|(k, v)| before.get(*k) != Some(*v))
-                .collect();
+            let gone: Vec<(&String, &String)> = before.iter().filter(|(k, v)| after.get(*k) != Some(*v)).collect();
+            let added: Vec<(&String, &String)> = after.iter().filter(|(k, v)| before.get(*k) != Some(*v)).collect();
             write_elements(&mut self.delete_elements, "delete", set, &gone, false);
             write_elements(&mut self.add_elements, "add", set, &added, with_values);
         }
     }
 
     fn finish(self, node: &str) -> String {
-        let parts = [
-            self.declare,
-            self.delete_elements,
-            self.flush_chains,
-            self.add_rules,
-            self.add_elements,
-            self.delete_chains,
-            self.delete_sets,
-        ];
+        let parts = [self.declare, self.delete_elements, self.flush_chains, self.add_rules, self.add_elements, self.delete_chains, self.delete_sets];
         if parts.iter().all(String::is_empty) {
             return String::new();
         }
@@ -792,10 +623,7 @@ pub fn render_update(old: &ProxyInput, new: &ProxyInput) -> String {
     for svc in &new.services {
         pairs.entry((&svc.namespace, &svc.name)).or_default().1 = Some(svc);
     }
-    let changed: Vec<Pair> = pairs
-        .into_values()
-        .filter(|(before, after)| !same_node || before != after)
-        .collect();
+    let changed: Vec<Pair> = pairs.into_values().filter(|(before, after)| !same_node || before != after).collect();
     for (before, after) in &changed {
         let before = before.map(|s| service_objects(old, s)).unwrap_or_default();
         let after = after.map(|s| service_objects(new, s)).unwrap_or_default();
@@ -806,19 +634,12 @@ pub fn render_update(old: &ProxyInput, new: &ProxyInput) -> String {
     // (never with the API server's allocator): then who wins depends on all, so compare all.
     let shared = |input: &ProxyInput| {
         let mut seen = std::collections::HashSet::new();
-        let dup: BTreeSet<_> = input
-            .services
-            .iter()
-            .map(|s| s.cluster_ip)
-            .filter(|ip| !seen.insert(*ip))
-            .collect();
+        let dup: BTreeSet<_> = input.services.iter().map(|s| s.cluster_ip).filter(|ip| !seen.insert(*ip)).collect();
         dup
     };
     let (shared_old, shared_new) = (shared(old), shared(new));
-    let touches_shared = changed
-        .iter()
-        .flat_map(|(b, a)| b.iter().chain(a.iter()))
-        .any(|s| shared_old.contains(&s.cluster_ip) || shared_new.contains(&s.cluster_ip));
+    let touches_shared =
+        changed.iter().flat_map(|(b, a)| b.iter().chain(a.iter())).any(|s| shared_old.contains(&s.cluster_ip) || shared_new.contains(&s.cluster_ip));
     if touches_shared {
         update.elements(&elements(old), &elements(new));
     } else {

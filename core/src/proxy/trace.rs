@@ -68,14 +68,7 @@ pub struct Packet {
 
 impl Packet {
     pub fn new(origin: Origin, src: Ipv4Addr, dst: Ipv4Addr, proto: Proto, dport: u16) -> Self {
-        Packet {
-            src,
-            dst,
-            proto,
-            dport,
-            origin,
-            affinity: None,
-        }
+        Packet { src, dst, proto, dport, origin, affinity: None }
     }
 
     pub fn remembered_by(mut self, endpoint: (Ipv4Addr, u16)) -> Self {
@@ -120,11 +113,7 @@ impl Outcome {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TraceError {
     #[error("nft script, command at line {line}: {message}: {command}")]
-    Script {
-        line: usize,
-        command: String,
-        message: String,
-    },
+    Script { line: usize, command: String, message: String },
     #[error("trace of {packet}: {message}")]
     Trace { packet: String, message: String },
 }
@@ -235,12 +224,7 @@ impl Rule {
 
     fn set_refs(&self) -> impl Iterator<Item = &str> {
         self.exprs.iter().filter_map(|e| match e {
-            Expr::Saddr {
-                addr: Addr::Set(s), ..
-            }
-            | Expr::Daddr {
-                addr: Addr::Set(s), ..
-            } => Some(s.as_str()),
+            Expr::Saddr { addr: Addr::Set(s), .. } | Expr::Daddr { addr: Addr::Set(s), .. } => Some(s.as_str()),
             Expr::Update { set, .. } | Expr::Vmap(set) | Expr::PortVmap(set) => Some(set.as_str()),
             _ => None,
         })
@@ -278,10 +262,7 @@ fn commands(script: &str) -> Vec<(usize, String, Vec<String>)> {
         match &block {
             Block::Table if skip => {}
             Block::Table if line == "}" => block = Block::Outside,
-            Block::Table => match line
-                .strip_prefix("chain ")
-                .and_then(|r| r.strip_suffix('{'))
-            {
+            Block::Table => match line.strip_prefix("chain ").and_then(|r| r.strip_suffix('{')) {
                 Some(name) => {
                     let name = name.trim().to_string();
                     push(i + 1, format!("add chain ip emu {name}"));
@@ -339,12 +320,7 @@ impl Table {
     pub fn apply(&mut self, script: &str) -> Result<(), TraceError> {
         let mut next = self.clone();
         for (line, command, tokens) in commands(script) {
-            next.command(&tokens)
-                .map_err(|message| TraceError::Script {
-                    line,
-                    command: command.clone(),
-                    message,
-                })?;
+            next.command(&tokens).map_err(|message| TraceError::Script { line, command: command.clone(), message })?;
         }
         *self = next;
         Ok(())
@@ -360,9 +336,7 @@ impl Table {
 
     /// The rules of a chain as written.
     pub fn chain_rules(&self, chain: &str) -> Option<Vec<&str>> {
-        self.chains
-            .get(chain)
-            .map(|c| c.rules.iter().map(|r| r.text.as_str()).collect())
+        self.chains.get(chain).map(|c| c.rules.iter().map(|r| r.text.as_str()).collect())
     }
 
     pub fn set_names(&self) -> Vec<&str> {
@@ -371,26 +345,12 @@ impl Table {
 
     /// Elements of a set or map as `key` or `key : value`.
     pub fn set_elements(&self, set: &str) -> Option<Vec<String>> {
-        self.sets.get(set).map(|s| {
-            s.elements
-                .iter()
-                .map(|(k, v)| {
-                    if v.is_empty() {
-                        k.clone()
-                    } else {
-                        format!("{k} : {v}")
-                    }
-                })
-                .collect()
-        })
+        self.sets.get(set).map(|s| s.elements.iter().map(|(k, v)| if v.is_empty() { k.clone() } else { format!("{k} : {v}") }).collect())
     }
 
     /// Adds an element as the packet path would (`update @set`), to check that syncs keep it.
     pub fn add_dynamic_element(&mut self, set: &str, key: &str) -> Result<(), String> {
-        let s = self
-            .sets
-            .get_mut(set)
-            .ok_or_else(|| format!("no set {set}"))?;
+        let s = self.sets.get_mut(set).ok_or_else(|| format!("no set {set}"))?;
         s.elements.insert(key.to_string(), String::new());
         Ok(())
     }
@@ -444,9 +404,7 @@ impl Table {
     }
 
     fn chain_mut(&mut self, name: &str) -> Result<&mut ChainState, String> {
-        self.chains
-            .get_mut(name)
-            .ok_or_else(|| format!("no chain {name}"))
+        self.chains.get_mut(name).ok_or_else(|| format!("no chain {name}"))
     }
 
     fn set_mut(&mut self, name: &str, keyword: &str) -> Result<&mut SetState, String> {
@@ -459,8 +417,7 @@ impl Table {
     fn add_chain(&mut self, name: String, rest: &[&str]) -> Result<(), String> {
         let hook = match rest {
             [] => None,
-            ["{", "type", kind, "hook", hook, "priority", prio, ";", "policy", "accept", ";", "}"] =>
-            {
+            ["{", "type", kind, "hook", hook, "priority", prio, ";", "policy", "accept", ";", "}"] => {
                 let kind = match *kind {
                     "filter" => "filter",
                     "nat" => "nat",
@@ -475,11 +432,7 @@ impl Table {
                     h => return Err(format!("unsupported hook {h}")),
                 };
                 let priority = prio.parse().map_err(|_| format!("bad priority {prio}"))?;
-                Some(Hook {
-                    kind,
-                    hook,
-                    priority,
-                })
+                Some(Hook { kind, hook, priority })
             }
             _ => return Err("unsupported chain declaration".into()),
         };
@@ -490,34 +443,17 @@ impl Table {
             }
             Some(_) => Ok(()),
             None => {
-                self.chains.insert(
-                    name,
-                    ChainState {
-                        hook,
-                        rules: Vec::new(),
-                    },
-                );
+                self.chains.insert(name, ChainState { hook, rules: Vec::new() });
                 Ok(())
             }
         }
     }
 
     fn references_to_chain(&self, name: &str) -> usize {
-        let from_rules = self
-            .chains
-            .iter()
-            .filter(|(c, _)| c.as_str() != name)
-            .flat_map(|(_, c)| c.rules.iter())
-            .flat_map(Rule::chain_refs)
-            .filter(|&r| r == name)
-            .count();
+        let from_rules =
+            self.chains.iter().filter(|(c, _)| c.as_str() != name).flat_map(|(_, c)| c.rules.iter()).flat_map(Rule::chain_refs).filter(|&r| r == name).count();
         let target = [format!("goto {name}"), format!("jump {name}")];
-        let from_maps = self
-            .sets
-            .values()
-            .flat_map(|s| s.elements.values())
-            .filter(|v| target.contains(v))
-            .count();
+        let from_maps = self.sets.values().flat_map(|s| s.elements.values()).filter(|v| target.contains(v)).count();
         from_rules + from_maps
     }
 
@@ -538,19 +474,10 @@ impl Table {
             _ => return Err("a set declaration needs { type … }".into()),
         };
         match self.sets.get(&name) {
-            Some(s) if s.keyword != keyword || s.spec != spec => Err(format!(
-                "{keyword} {name} exists with another declaration (EEXIST)"
-            )),
+            Some(s) if s.keyword != keyword || s.spec != spec => Err(format!("{keyword} {name} exists with another declaration (EEXIST)")),
             Some(_) => Ok(()),
             None => {
-                self.sets.insert(
-                    name,
-                    SetState {
-                        keyword: keyword.to_string(),
-                        spec,
-                        elements: BTreeMap::new(),
-                    },
-                );
+                self.sets.insert(name, SetState { keyword: keyword.to_string(), spec, elements: BTreeMap::new() });
                 Ok(())
             }
         }
@@ -558,12 +485,7 @@ impl Table {
 
     fn delete_set(&mut self, name: &str, keyword: &str) -> Result<(), String> {
         self.set_mut(name, keyword)?;
-        let used = self
-            .chains
-            .values()
-            .flat_map(|c| c.rules.iter())
-            .flat_map(Rule::set_refs)
-            .any(|s| s == name);
+        let used = self.chains.values().flat_map(|c| c.rules.iter()).flat_map(Rule::set_refs).any(|s| s == name);
         if used {
             return Err(format!("{keyword} {name} is still referenced (EBUSY)"));
         }
@@ -612,10 +534,7 @@ impl Table {
                 }
             }
         }
-        let s = self
-            .sets
-            .get_mut(set)
-            .ok_or_else(|| format!("no set or map {set}"))?;
+        let s = self.sets.get_mut(set).ok_or_else(|| format!("no set or map {set}"))?;
         for (key, value) in list {
             match s.elements.get(&key) {
                 Some(v) if *v != value => {
@@ -631,14 +550,9 @@ impl Table {
 
     fn delete_elements(&mut self, set: &str, words: &[&str]) -> Result<(), String> {
         let list = Self::element_list(words)?;
-        let s = self
-            .sets
-            .get_mut(set)
-            .ok_or_else(|| format!("no set or map {set}"))?;
+        let s = self.sets.get_mut(set).ok_or_else(|| format!("no set or map {set}"))?;
         for (key, _) in list {
-            s.elements
-                .remove(&key)
-                .ok_or_else(|| format!("no element {key} (ENOENT)"))?;
+            s.elements.remove(&key).ok_or_else(|| format!("no element {key} (ENOENT)"))?;
         }
         Ok(())
     }
@@ -659,9 +573,7 @@ fn parse_addr(s: &str) -> Result<Addr, String> {
     if s.contains('/') {
         return s.parse().map(Addr::Cidr).map_err(|e| format!("{e}"));
     }
-    s.parse()
-        .map(Addr::Ip)
-        .map_err(|_| format!("bad address {s}"))
+    s.parse().map(Addr::Ip).map_err(|_| format!("bad address {s}"))
 }
 
 /// Parses the rule subset the renderers write.
@@ -675,15 +587,10 @@ fn parse_rule(words: &[&str]) -> Result<Rule, String> {
                 let map = map.strip_prefix('@').ok_or("vmap needs @map")?;
                 (Expr::Vmap(map.to_string()), 10)
             }
-            ["ip", field @ ("saddr" | "daddr"), "!=", addr, ..]
-            | ["ip", field @ ("saddr" | "daddr"), addr, ..] => {
+            ["ip", field @ ("saddr" | "daddr"), "!=", addr, ..] | ["ip", field @ ("saddr" | "daddr"), addr, ..] => {
                 let negate = rest[2] == "!=";
                 let addr = parse_addr(addr)?;
-                let expr = if *field == "saddr" {
-                    Expr::Saddr { negate, addr }
-                } else {
-                    Expr::Daddr { negate, addr }
-                };
+                let expr = if *field == "saddr" { Expr::Saddr { negate, addr } } else { Expr::Daddr { negate, addr } };
                 (expr, if negate { 4 } else { 3 })
             }
             ["meta", "l4proto", ".", "th", "dport", "vmap", map, ..] => {
@@ -691,53 +598,23 @@ fn parse_rule(words: &[&str]) -> Result<Rule, String> {
                 (Expr::PortVmap(map.to_string()), 7)
             }
             ["meta", "l4proto", proto, ..] => (Expr::L4proto(proto.to_string()), 3),
-            ["meta", "mark", "&", mask, "==", value, ..] => (
-                Expr::MarkIs {
-                    mask: parse_u32(mask)?,
-                    value: parse_u32(value)?,
-                },
-                6,
-            ),
-            ["meta", "mark", "set", "meta", "mark", op @ ("|" | "^" | "&"), operand, ..] => (
-                Expr::SetMark {
-                    op: op.chars().next().unwrap_or('|'),
-                    operand: parse_u32(operand)?,
-                },
-                7,
-            ),
+            ["meta", "mark", "&", mask, "==", value, ..] => (Expr::MarkIs { mask: parse_u32(mask)?, value: parse_u32(value)? }, 6),
+            ["meta", "mark", "set", "meta", "mark", op @ ("|" | "^" | "&"), operand, ..] => {
+                (Expr::SetMark { op: op.chars().next().unwrap_or('|'), operand: parse_u32(operand)? }, 7)
+            }
             ["numgen", "random", "mod", m, "==", k, ..] => {
                 let modulus = parse_u32(m)?;
                 if modulus == 0 {
                     return Err("numgen mod 0".into());
                 }
-                (
-                    Expr::Numgen {
-                        modulus,
-                        value: parse_u32(k)?,
-                    },
-                    6,
-                )
+                (Expr::Numgen { modulus, value: parse_u32(k)? }, 6)
             }
-            ["update", set, "{", "ip", "saddr", "timeout", t, "}", ..] => (
-                Expr::Update {
-                    set: set
-                        .strip_prefix('@')
-                        .ok_or("update needs @set")?
-                        .to_string(),
-                    timeout: Some(t.to_string()),
-                },
-                8,
-            ),
-            ["update", set, "{", "ip", "saddr", "}", ..] => (
-                Expr::Update {
-                    set: set
-                        .strip_prefix('@')
-                        .ok_or("update needs @set")?
-                        .to_string(),
-                    timeout: None,
-                },
-                6,
-            ),
+            ["update", set, "{", "ip", "saddr", "timeout", t, "}", ..] => {
+                (Expr::Update { set: set.strip_prefix('@').ok_or("update needs @set")?.to_string(), timeout: Some(t.to_string()) }, 8)
+            }
+            ["update", set, "{", "ip", "saddr", "}", ..] => {
+                (Expr::Update { set: set.strip_prefix('@').ok_or("update needs @set")?.to_string(), timeout: None }, 6)
+            }
             ["dnat", "ip", "to", target, ..] => {
                 let (ip, port) = target.split_once(':').ok_or("dnat needs ip:port")?;
                 let ip = ip.parse().map_err(|_| format!("bad dnat address {ip}"))?;
@@ -757,23 +634,14 @@ fn parse_rule(words: &[&str]) -> Result<Rule, String> {
             ["goto", chain, ..] => (Expr::Verdict(Verdict::Goto(chain.to_string())), 2),
             _ => return Err(format!("unsupported rule syntax at `{}`", rest.join(" "))),
         };
-        let is_verdict = matches!(
-            expr,
-            Expr::Verdict(_) | Expr::Vmap(_) | Expr::PortVmap(_) | Expr::Dnat { .. } | Expr::Masquerade
-        );
+        let is_verdict = matches!(expr, Expr::Verdict(_) | Expr::Vmap(_) | Expr::PortVmap(_) | Expr::Dnat { .. } | Expr::Masquerade);
         exprs.push(expr);
         rest = &rest[used..];
         if is_verdict && !rest.is_empty() {
-            return Err(format!(
-                "words after the rule's verdict: `{}`",
-                rest.join(" ")
-            ));
+            return Err(format!("words after the rule's verdict: `{}`", rest.join(" ")));
         }
     }
-    Ok(Rule {
-        text: words.join(" "),
-        exprs,
-    })
+    Ok(Rule { text: words.join(" "), exprs })
 }
 
 /// The state of one path through the rules.
@@ -803,10 +671,7 @@ impl Table {
     /// Follows the first packet of a connection through the hooks of its origin (prerouting or
     /// output, base chains in priority order), then postrouting.
     pub fn trace(&self, packet: &Packet) -> Result<Outcome, TraceError> {
-        let err = |message: String| TraceError::Trace {
-            packet: format!("{packet:?}"),
-            message,
-        };
+        let err = |message: String| TraceError::Trace { packet: format!("{packet:?}"), message };
         let first_hook = match packet.origin {
             Origin::Pod => "prerouting",
             Origin::Node => "output",
@@ -816,11 +681,7 @@ impl Table {
         // Paths that ended in a drop or reject.
         let mut ended: Vec<Outcome> = Vec::new();
         for hook in [first_hook, "postrouting"] {
-            let mut bases: Vec<(&String, &ChainState)> = self
-                .chains
-                .iter()
-                .filter(|(_, c)| c.hook.is_some_and(|h| h.hook == hook))
-                .collect();
+            let mut bases: Vec<(&String, &ChainState)> = self.chains.iter().filter(|(_, c)| c.hook.is_some_and(|h| h.hook == hook)).collect();
             bases.sort_by_key(|(name, c)| (c.hook.map(|h| h.priority), name.as_str()));
             for (name, base) in bases {
                 let nat = base.hook.is_some_and(|h| h.kind == "nat");
@@ -856,15 +717,8 @@ impl Table {
         }
         let mut candidates: Vec<Candidate> = Vec::new();
         for p in paths {
-            let (ip, port) = p
-                .dnat
-                .ok_or_else(|| err("some paths are DNATed, others not".into()))?;
-            let c = Candidate {
-                ip,
-                port,
-                masquerade: p.masquerade,
-                affinity_timeout: p.affinity_timeout,
-            };
+            let (ip, port) = p.dnat.ok_or_else(|| err("some paths are DNATed, others not".into()))?;
+            let c = Candidate { ip, port, masquerade: p.masquerade, affinity_timeout: p.affinity_timeout };
             if !candidates.contains(&c) {
                 candidates.push(c);
             }
@@ -900,43 +754,23 @@ impl Table {
         owners
     }
 
-    fn addr_matches(
-        &self,
-        addr: &Addr,
-        ip: Ipv4Addr,
-        packet: &Packet,
-        affinity: &BTreeMap<&str, (Ipv4Addr, u16)>,
-    ) -> bool {
+    fn addr_matches(&self, addr: &Addr, ip: Ipv4Addr, packet: &Packet, affinity: &BTreeMap<&str, (Ipv4Addr, u16)>) -> bool {
         match addr {
             Addr::Ip(a) => *a == ip,
             Addr::Cidr(c) => c.contains(ip),
             Addr::Set(name) => match affinity.get(name.as_str()) {
                 // A dynamic affinity set holds the clients the packet says it holds.
                 Some(owner) => ip == packet.src && packet.affinity == Some(*owner),
-                None => self
-                    .sets
-                    .get(name)
-                    .is_some_and(|s| s.elements.contains_key(&ip.to_string())),
+                None => self.sets.get(name).is_some_and(|s| s.elements.contains_key(&ip.to_string())),
             },
         }
     }
 
-    fn eval(
-        &self,
-        chain: &str,
-        packet: &Packet,
-        path: Path,
-        affinity: &BTreeMap<&str, (Ipv4Addr, u16)>,
-        depth: usize,
-    ) -> Result<Vec<Flow>, String> {
+    fn eval(&self, chain: &str, packet: &Packet, path: Path, affinity: &BTreeMap<&str, (Ipv4Addr, u16)>, depth: usize) -> Result<Vec<Flow>, String> {
         if depth > MAX_DEPTH {
             return Err(format!("chain {chain}: jumps nested too deep (a loop?)"));
         }
-        let rules = &self
-            .chains
-            .get(chain)
-            .ok_or_else(|| format!("no chain {chain}"))?
-            .rules;
+        let rules = &self.chains.get(chain).ok_or_else(|| format!("no chain {chain}"))?.rules;
         self.eval_rules(rules, 0, 0, packet, path, affinity, depth)
     }
 
@@ -956,30 +790,17 @@ impl Table {
         let Some(rule) = rules.get(index) else {
             return Ok(vec![Flow::Continue(path)]);
         };
-        let next_rule =
-            |path: Path| self.eval_rules(rules, index + 1, 0, packet, path, affinity, depth);
+        let next_rule = |path: Path| self.eval_rules(rules, index + 1, 0, packet, path, affinity, depth);
         for (i, e) in rule.exprs.iter().enumerate().skip(expr) {
             let matched = match e {
                 Expr::CtStateNew => true,
-                Expr::Saddr { negate, addr } => {
-                    self.addr_matches(addr, packet.src, packet, affinity) != *negate
-                }
-                Expr::Daddr { negate, addr } => {
-                    self.addr_matches(addr, packet.dst, packet, affinity) != *negate
-                }
+                Expr::Saddr { negate, addr } => self.addr_matches(addr, packet.src, packet, affinity) != *negate,
+                Expr::Daddr { negate, addr } => self.addr_matches(addr, packet.dst, packet, affinity) != *negate,
                 Expr::L4proto(p) => p == packet.proto.nft(),
                 Expr::MarkIs { mask, value } => path.mark & mask == *value,
                 Expr::Numgen { .. } => {
                     // Both ways: the rest of this rule, and the next rule.
-                    let mut flows = self.eval_rules(
-                        rules,
-                        index,
-                        i + 1,
-                        packet,
-                        path.clone(),
-                        affinity,
-                        depth,
-                    )?;
+                    let mut flows = self.eval_rules(rules, index, i + 1, packet, path.clone(), affinity, depth)?;
                     flows.extend(next_rule(path)?);
                     return Ok(flows);
                 }
@@ -1009,12 +830,7 @@ impl Table {
                     } else {
                         format!("{} . {} . {}", packet.dst, packet.proto.nft(), packet.dport)
                     };
-                    let value = self
-                        .sets
-                        .get(map)
-                        .ok_or_else(|| format!("no map {map}"))?
-                        .elements
-                        .get(&key);
+                    let value = self.sets.get(map).ok_or_else(|| format!("no map {map}"))?.elements.get(&key);
                     match value.map(String::as_str) {
                         None => false,
                         Some(v) => {
@@ -1026,14 +842,11 @@ impl Table {
                                 ["accept"] => Verdict::Accept,
                                 _ => return Err(format!("unsupported verdict {v} in map {map}")),
                             };
-                            return self
-                                .verdict(&verdict, packet, path, affinity, depth, next_rule);
+                            return self.verdict(&verdict, packet, path, affinity, depth, next_rule);
                         }
                     }
                 }
-                Expr::Verdict(v) => {
-                    return self.verdict(v, packet, path, affinity, depth, next_rule)
-                }
+                Expr::Verdict(v) => return self.verdict(v, packet, path, affinity, depth, next_rule),
             };
             if !matched {
                 return next_rule(path);
@@ -1093,10 +906,5 @@ pub fn describe(table: &Table) -> String {
 
 /// Names of the chains (and sets) in `a` but not `b`, for readable test failures.
 pub fn missing(a: &Table, b: &Table) -> BTreeSet<String> {
-    a.chains
-        .keys()
-        .chain(a.sets.keys())
-        .filter(|n| !b.chains.contains_key(*n) && !b.sets.contains_key(*n))
-        .cloned()
-        .collect()
+    a.chains.keys().chain(a.sets.keys()).filter(|n| !b.chains.contains_key(*n) && !b.sets.contains_key(*n)).cloned().collect()
 }

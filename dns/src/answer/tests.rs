@@ -59,19 +59,27 @@ fn objects() -> Vec<Value> {
         namespace("prod"),
         namespace("empty"),
         service("default", "my-nginx", "10.96.0.11", &[("http", "TCP", 80)]),
-        slice("default", "my-nginx", "my-nginx-abcde", &[("http", "TCP", 80)], &[
-            ("10.244.1.5", Some(true), None),
-            ("10.244.2.5", Some(true), None),
-            ("10.244.1.6", Some(false), None),
-        ]),
+        slice(
+            "default",
+            "my-nginx",
+            "my-nginx-abcde",
+            &[("http", "TCP", 80)],
+            &[("10.244.1.5", Some(true), None), ("10.244.2.5", Some(true), None), ("10.244.1.6", Some(false), None)],
+        ),
         service("default", "no-endpoints", "10.96.0.12", &[("", "TCP", 80)]),
         service("default", "web", "None", &[("web", "TCP", 8080)]),
-        slice("default", "web", "web-xyz12", &[("web", "TCP", 80)], &[
-            ("10.244.1.7", Some(true), Some("web-0")),
-            ("10.244.2.8", Some(true), None),
-            ("10.244.1.9", Some(false), Some("web-2")),
-            ("10.244.2.10", None, None),
-        ]),
+        slice(
+            "default",
+            "web",
+            "web-xyz12",
+            &[("web", "TCP", 80)],
+            &[
+                ("10.244.1.7", Some(true), Some("web-0")),
+                ("10.244.2.8", Some(true), None),
+                ("10.244.1.9", Some(false), Some("web-2")),
+                ("10.244.2.10", None, None),
+            ],
+        ),
         service("default", "unready", "None", &[("web", "TCP", 80)]),
         slice("default", "unready", "unready-1", &[("web", "TCP", 80)], &[("10.244.1.20", Some(false), None)]),
         external_name("default", "db", "my.database.example.com"),
@@ -323,10 +331,16 @@ fn dns_4_an_address_in_two_slices_has_the_ports_of_both() {
     ];
     let catalog = catalog_of(&objects, CatalogConfig::default());
     let target = "10-244-1-5.multi.default.svc.cluster.local.";
-    assert_answers(&ask(&catalog, "_b._udp.multi.default.svc.cluster.local.", RecordType::SRV), &[&format!("_b._udp.multi.default.svc.cluster.local. 30 SRV 0 100 1002 {target}")]);
+    assert_answers(
+        &ask(&catalog, "_b._udp.multi.default.svc.cluster.local.", RecordType::SRV),
+        &[&format!("_b._udp.multi.default.svc.cluster.local. 30 SRV 0 100 1002 {target}")],
+    );
     assert_answers(&ask(&catalog, "multi.default.svc.cluster.local.", RecordType::A), &["multi.default.svc.cluster.local. 30 A 10.244.1.5"]);
     let r = ask(&catalog, "multi.default.svc.cluster.local.", RecordType::SRV);
-    assert_eq!(lines(&r.answers), [format!("multi.default.svc.cluster.local. 30 SRV 0 50 1001 {target}"), format!("multi.default.svc.cluster.local. 30 SRV 0 50 1002 {target}")]);
+    assert_eq!(
+        lines(&r.answers),
+        [format!("multi.default.svc.cluster.local. 30 SRV 0 50 1001 {target}"), format!("multi.default.svc.cluster.local. 30 SRV 0 50 1002 {target}")]
+    );
     assert_eq!(lines(&r.additionals), [format!("{target} 30 A 10.244.1.5")]);
 }
 
@@ -341,7 +355,10 @@ fn dns_5_ptr_of_a_cluster_ip_names_the_service() {
 #[test]
 fn dns_5_ptr_of_an_endpoint_ip_names_the_endpoint() {
     let catalog = cluster();
-    assert_answers(&ask(&catalog, "5.2.244.10.in-addr.arpa.", RecordType::PTR), &["5.2.244.10.in-addr.arpa. 30 PTR 10-244-2-5.my-nginx.default.svc.cluster.local."]);
+    assert_answers(
+        &ask(&catalog, "5.2.244.10.in-addr.arpa.", RecordType::PTR),
+        &["5.2.244.10.in-addr.arpa. 30 PTR 10-244-2-5.my-nginx.default.svc.cluster.local."],
+    );
     assert_answers(&ask(&catalog, "7.1.244.10.in-addr.arpa.", RecordType::PTR), &["7.1.244.10.in-addr.arpa. 30 PTR web-0.web.default.svc.cluster.local."]);
 }
 
@@ -399,12 +416,16 @@ fn dns_6_an_ipv4_looking_external_name_is_not_served() {
 #[test]
 fn dns_6_external_name_into_the_cluster_is_followed() {
     let r = ask(&cluster(), "alias.default.svc.cluster.local.", RecordType::A);
-    assert_answers(&r, &["alias.default.svc.cluster.local. 30 CNAME my-nginx.default.svc.cluster.local.", "my-nginx.default.svc.cluster.local. 30 A 10.96.0.11"]);
+    assert_answers(
+        &r,
+        &["alias.default.svc.cluster.local. 30 CNAME my-nginx.default.svc.cluster.local.", "my-nginx.default.svc.cluster.local. 30 A 10.96.0.11"],
+    );
 }
 
 #[test]
 fn dns_6_a_loop_of_external_names_ends() {
-    let objects = [namespace("default"), external_name("default", "a", "b.default.svc.cluster.local"), external_name("default", "b", "a.default.svc.cluster.local")];
+    let objects =
+        [namespace("default"), external_name("default", "a", "b.default.svc.cluster.local"), external_name("default", "b", "a.default.svc.cluster.local")];
     let r = ask(&catalog_of(&objects, CatalogConfig::default()), "a.default.svc.cluster.local.", RecordType::A);
     assert_eq!(r.rcode, ResponseCode::NoError);
     assert_eq!(r.answers.len(), MAX_CNAME_CHAIN + 1);
@@ -533,11 +554,9 @@ fn dns_14_apex_answers_soa_and_ns() {
 #[test]
 fn dns_15_before_the_first_sync_cluster_names_are_servfail() {
     let catalog = Catalog::unsynced(CatalogConfig::default());
-    for (name, qtype) in [
-        ("my-nginx.default.svc.cluster.local.", RecordType::A),
-        ("cluster.local.", RecordType::SOA),
-        ("11.0.96.10.in-addr.arpa.", RecordType::PTR),
-    ] {
+    for (name, qtype) in
+        [("my-nginx.default.svc.cluster.local.", RecordType::A), ("cluster.local.", RecordType::SOA), ("11.0.96.10.in-addr.arpa.", RecordType::PTR)]
+    {
         let r = ask(&catalog, name, qtype);
         assert_eq!((r.rcode, r.authoritative, r.answers.len()), (ResponseCode::ServFail, false, 0), "{name}");
     }
@@ -639,11 +658,13 @@ fn build_time_at_10k_services() {
         let ip = |base: u32| format!("10.{}.{}.{}", base + (i >> 16), (i >> 8) & 255, i & 255);
         objects.push(service("default", &name, &ip(96), &[("http", "TCP", 80)]));
         let eps = [ip(200), ip(201), ip(202)];
-        objects.push(slice("default", &name, &format!("{name}-x"), &[("http", "TCP", 8080)], &[
-            (&eps[0], Some(true), None),
-            (&eps[1], Some(true), None),
-            (&eps[2], Some(false), None),
-        ]));
+        objects.push(slice(
+            "default",
+            &name,
+            &format!("{name}-x"),
+            &[("http", "TCP", 8080)],
+            &[(&eps[0], Some(true), None), (&eps[1], Some(true), None), (&eps[2], Some(false), None)],
+        ));
     }
     let cached: Vec<crate::catalog::DnsObject> = objects.into_iter().filter_map(crate::catalog::project).collect();
     let rounds: usize = std::env::var("ROUNDS").ok().and_then(|r| r.parse().ok()).unwrap_or(3);

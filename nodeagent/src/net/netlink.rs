@@ -5,11 +5,9 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 
 use futures::TryStreamExt;
-use rtnetlink::packet_route::link::LinkMessage;
 use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags};
-use rtnetlink::packet_route::route::{
-    RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope,
-};
+use rtnetlink::packet_route::link::LinkMessage;
+use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope};
 use rtnetlink::{Handle, LinkBridge, LinkUnspec, RouteMessageBuilder};
 
 use super::{netns, NetError, Result};
@@ -40,16 +38,8 @@ impl Netlink {
             None => {
                 let ns = "(current)".to_string();
                 let (conn, handle, _) =
-                    rtnetlink::new_connection().map_err(|cause| NetError::Netlink {
-                        ns: ns.clone(),
-                        op: "open netlink socket".into(),
-                        cause,
-                    })?;
-                Ok(Netlink {
-                    handle,
-                    ns,
-                    conn: tokio::spawn(conn),
-                })
+                    rtnetlink::new_connection().map_err(|cause| NetError::Netlink { ns: ns.clone(), op: "open netlink socket".into(), cause })?;
+                Ok(Netlink { handle, ns, conn: tokio::spawn(conn) })
             }
             Some(path) => {
                 let mut v = Self::open_all(&[path]).await?;
@@ -68,15 +58,7 @@ impl Netlink {
             rtnetlink::new_connection()
         })
         .await?;
-        Ok(conns
-            .into_iter()
-            .zip(paths)
-            .map(|((conn, handle, _), path)| Netlink {
-                handle,
-                ns: path.display().to_string(),
-                conn: tokio::spawn(conn),
-            })
-            .collect())
+        Ok(conns.into_iter().zip(paths).map(|((conn, handle, _), path)| Netlink { handle, ns: path.display().to_string(), conn: tokio::spawn(conn) }).collect())
     }
 
     /// The underlying rtnetlink handle, for requests this type does not wrap.
@@ -90,16 +72,8 @@ impl Netlink {
     }
 
     /// Awaits a netlink request, naming the namespace and `op` in its error.
-    pub async fn run<T>(
-        &self,
-        op: impl Into<String>,
-        req: impl Future<Output = Result<T, rtnetlink::Error>>,
-    ) -> Result<T> {
-        req.await.map_err(|e| NetError::Netlink {
-            ns: self.ns.clone(),
-            op: op.into(),
-            cause: to_io(e),
-        })
+    pub async fn run<T>(&self, op: impl Into<String>, req: impl Future<Output = Result<T, rtnetlink::Error>>) -> Result<T> {
+        req.await.map_err(|e| NetError::Netlink { ns: self.ns.clone(), op: op.into(), cause: to_io(e) })
     }
 
     /// The link called `name`, if it exists.
@@ -108,11 +82,7 @@ impl Netlink {
         match links.try_next().await {
             Ok(link) => Ok(link),
             Err(e) if errno(&e) == Some(libc::ENODEV) => Ok(None),
-            Err(e) => Err(NetError::Netlink {
-                ns: self.ns.clone(),
-                op: format!("get link {name}"),
-                cause: to_io(e),
-            }),
+            Err(e) => Err(NetError::Netlink { ns: self.ns.clone(), op: format!("get link {name}"), cause: to_io(e) }),
         }
     }
 
@@ -122,23 +92,14 @@ impl Netlink {
 
     /// The index of link `name`, which must exist.
     pub async fn require_index(&self, name: &str) -> Result<u32> {
-        self.link_index(name)
-            .await?
-            .ok_or_else(|| NetError::Missing {
-                ns: self.ns.clone(),
-                what: format!("link {name} does not exist"),
-            })
+        self.link_index(name).await?.ok_or_else(|| NetError::Missing { ns: self.ns.clone(), what: format!("link {name} does not exist") })
     }
 
     pub async fn set_up(&self, name: &str, up: bool) -> Result<()> {
         let msg = LinkUnspec::new_with_name(name);
         let msg = if up { msg.up() } else { msg.down() }.build();
         let state = if up { "up" } else { "down" };
-        self.run(
-            format!("set link {name} {state}"),
-            self.handle.link().change(msg).execute(),
-        )
-        .await
+        self.run(format!("set link {name} {state}"), self.handle.link().change(msg).execute()).await
     }
 
     /// Creates bridge `name` (with MAC `mac` if given) unless it exists, and sets it up.
@@ -149,11 +110,7 @@ impl Netlink {
             if let Some(mac) = mac {
                 msg = msg.address(mac.to_vec());
             }
-            self.run(
-                format!("create bridge {name}"),
-                self.handle.link().add(msg.build()).execute(),
-            )
-            .await?;
+            self.run(format!("create bridge {name}"), self.handle.link().add(msg.build()).execute()).await?;
         }
         self.set_up(name, true).await?;
         self.require_index(name).await
@@ -168,43 +125,25 @@ impl Netlink {
 
     /// Adds `ip/prefix` to link `name` (index `index`); an existing equal address is kept.
     /// Without `prefix_route` the kernel adds no route for the prefix (`noprefixroute`).
-    pub async fn replace_addr(
-        &self,
-        name: &str,
-        index: u32,
-        ip: Ipv4Addr,
-        prefix: u8,
-        prefix_route: bool,
-    ) -> Result<()> {
-        let mut req = self
-            .handle
-            .address()
-            .add(index, IpAddr::V4(ip), prefix)
-            .replace();
+    pub async fn replace_addr(&self, name: &str, index: u32, ip: Ipv4Addr, prefix: u8, prefix_route: bool) -> Result<()> {
+        let mut req = self.handle.address().add(index, IpAddr::V4(ip), prefix).replace();
         if !prefix_route {
-            req.message_mut()
-                .attributes
-                .push(AddressAttribute::Flags(AddressFlags::Noprefixroute));
+            req.message_mut().attributes.push(AddressAttribute::Flags(AddressFlags::Noprefixroute));
         }
         let how = if prefix_route { "" } else { " noprefixroute" };
-        self.run(format!("add address {ip}/{prefix}{how} to {name}"), req.execute())
-            .await
+        self.run(format!("add address {ip}/{prefix}{how} to {name}"), req.execute()).await
     }
 
     /// Makes the default route go via `gateway` on link `index` (protocol `boot`, as
     /// `ip route add` sets, so a pod looks the same whichever way it was set up). `onlink`: the
     /// gateway is reachable on the link even though no route covers it.
     pub async fn replace_default_route(&self, index: u32, gateway: Ipv4Addr, onlink: bool) -> Result<()> {
-        let mut msg = RouteMessageBuilder::<Ipv4Addr>::new()
-            .gateway(gateway)
-            .output_interface(index)
-            .protocol(RouteProtocol::Boot);
+        let mut msg = RouteMessageBuilder::<Ipv4Addr>::new().gateway(gateway).output_interface(index).protocol(RouteProtocol::Boot);
         if onlink {
             msg = msg.onlink();
         }
         let req = self.handle.route().add(msg.build()).replace().execute();
-        self.run(format!("set default route via {gateway}"), req)
-            .await
+        self.run(format!("set default route via {gateway}"), req).await
     }
 
     /// Routes `net/prefix` straight out of link `index` (no gateway; protocol `boot`, so
@@ -217,47 +156,27 @@ impl Netlink {
             .protocol(RouteProtocol::Boot)
             .build();
         let req = self.handle.route().add(msg).replace().execute();
-        self.run(format!("set route {net}/{prefix} dev {dev}"), req)
-            .await
+        self.run(format!("set route {net}/{prefix} dev {dev}"), req).await
     }
 
     /// All IPv4 routes of the main table.
     pub async fn main_routes(&self) -> Result<Vec<RouteMessage>> {
-        let req = self
-            .handle
-            .route()
-            .get(RouteMessageBuilder::<Ipv4Addr>::new().build())
-            .execute();
+        let req = self.handle.route().get(RouteMessageBuilder::<Ipv4Addr>::new().build()).execute();
         let routes: Vec<RouteMessage> = self.run("list routes", req.try_collect()).await?;
-        Ok(routes
-            .into_iter()
-            .filter(|r| r.header.table == RouteHeader::RT_TABLE_MAIN)
-            .collect())
+        Ok(routes.into_iter().filter(|r| r.header.table == RouteHeader::RT_TABLE_MAIN).collect())
     }
 
     /// See [`super::sync_routes`].
     pub async fn sync_routes(&self, want: &[(Ipv4Addr, u8, Ipv4Addr)]) -> Result<()> {
-        let ours: Vec<RouteMessage> = self
-            .main_routes()
-            .await?
-            .into_iter()
-            .filter(|r| r.header.protocol == RouteProtocol::Other(EMU_ROUTE_PROTOCOL))
-            .collect();
+        let ours: Vec<RouteMessage> = self.main_routes().await?.into_iter().filter(|r| r.header.protocol == RouteProtocol::Other(EMU_ROUTE_PROTOCOL)).collect();
         for &(net, prefix, via) in want {
-            if ours
-                .iter()
-                .any(|r| route_key(r) == (net, prefix, Some(via)))
-            {
+            if ours.iter().any(|r| route_key(r) == (net, prefix, Some(via))) {
                 continue;
             }
-            let msg = RouteMessageBuilder::<Ipv4Addr>::new()
-                .destination_prefix(net, prefix)
-                .gateway(via)
-                .protocol(RouteProtocol::Other(EMU_ROUTE_PROTOCOL))
-                .build();
+            let msg =
+                RouteMessageBuilder::<Ipv4Addr>::new().destination_prefix(net, prefix).gateway(via).protocol(RouteProtocol::Other(EMU_ROUTE_PROTOCOL)).build();
             let req = self.handle.route().add(msg).replace().execute();
-            self.run(format!("set route {net}/{prefix} via {via}"), req)
-                .await?;
+            self.run(format!("set route {net}/{prefix} via {via}"), req).await?;
         }
         for r in ours {
             let (net, prefix, via) = route_key(&r);
@@ -267,8 +186,7 @@ impl Netlink {
                     Err(e) if errno(&e) == Some(libc::ESRCH) => {}
                     res => {
                         let via = via.map(|v| format!(" via {v}")).unwrap_or_default();
-                        self.run(format!("delete route {net}/{prefix}{via}"), async { res })
-                            .await?
+                        self.run(format!("delete route {net}/{prefix}{via}"), async { res }).await?
                     }
                 }
             }

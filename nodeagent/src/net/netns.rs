@@ -28,11 +28,7 @@ pub fn netns_path(name: &str) -> PathBuf {
 }
 
 fn netns_err(ns: impl std::fmt::Display, op: &str, cause: io::Error) -> NetError {
-    NetError::Netns {
-        ns: ns.to_string(),
-        op: op.to_string(),
-        cause,
-    }
+    NetError::Netns { ns: ns.to_string(), op: op.to_string(), cause }
 }
 
 /// True if `path` is a namespace bind mount (an nsfs inode), not a leftover empty file.
@@ -53,9 +49,7 @@ pub fn create_named_netns(name: &str) -> Result<()> {
         return Ok(());
     }
     // netns-rs unshares on a thread of its own, so the caller's thread keeps its namespace.
-    NetNs::new_with_env(name, RunNetns)
-        .map(drop)
-        .map_err(|e| netns_err(path.display(), "create", io::Error::other(e.to_string())))
+    NetNs::new_with_env(name, RunNetns).map(drop).map_err(|e| netns_err(path.display(), "create", io::Error::other(e.to_string())))
 }
 
 /// Deletes the named network namespace `name`: unmounts and removes `/run/netns/NAME`. The
@@ -69,9 +63,7 @@ pub fn delete_named_netns(name: &str) -> Result<()> {
         Err(e) => return Err(netns_err(path.display(), "unmount", e.into())),
     }
     match std::fs::remove_file(&path) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => {
-            Err(netns_err(path.display(), "remove", e))
-        }
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(netns_err(path.display(), "remove", e)),
         _ => Ok(()),
     }
 }
@@ -105,40 +97,30 @@ pub(super) async fn in_each_netns<T: Send + 'static>(
 ) -> Result<Vec<T>> {
     let paths: Vec<PathBuf> = paths.iter().map(|p| p.to_path_buf()).collect();
     let (tx, rx) = tokio::sync::oneshot::channel();
-    let spawned = std::thread::Builder::new()
-        .name("emu-netns".into())
-        .spawn(move || {
-            let mut out = Vec::with_capacity(paths.len());
-            for path in &paths {
-                let entered = netns_rs::get_from_path(path)
-                    .and_then(|ns| ns.enter())
-                    .map_err(|e| {
-                        netns_err(path.display(), "enter", io::Error::other(e.to_string()))
-                    });
-                match entered.and_then(|()| f().map_err(|e| netns_err(path.display(), op, e))) {
-                    Ok(v) => out.push(v),
-                    Err(e) => return tx.send(Err(e)),
-                }
+    let spawned = std::thread::Builder::new().name("emu-netns".into()).spawn(move || {
+        let mut out = Vec::with_capacity(paths.len());
+        for path in &paths {
+            let entered =
+                netns_rs::get_from_path(path).and_then(|ns| ns.enter()).map_err(|e| netns_err(path.display(), "enter", io::Error::other(e.to_string())));
+            match entered.and_then(|()| f().map_err(|e| netns_err(path.display(), op, e))) {
+                Ok(v) => out.push(v),
+                Err(e) => return tx.send(Err(e)),
             }
-            tx.send(Ok(out))
-        });
+        }
+        tx.send(Ok(out))
+    });
     spawned.map_err(|e| netns_err("(current)", "spawn namespace thread", e))?;
-    rx.await
-        .map_err(|_| netns_err("(current)", op, io::Error::other("namespace thread died")))?
+    rx.await.map_err(|_| netns_err("(current)", op, io::Error::other("namespace thread died")))?
 }
 
 /// Writes sysctls (`("net/ipv4/ip_forward", "1")`, relative to `/proc/sys`) inside namespace
 /// `ns`. `/proc/sys/net` shows the namespace of the thread that opens it, hence the thread.
 pub async fn write_sysctls(ns: &Path, kv: &[(&str, &str)]) -> Result<()> {
-    let kv: Vec<(String, String)> = kv
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
+    let kv: Vec<(String, String)> = kv.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     in_each_netns(&[ns], "write sysctls", move || {
         for (k, v) in &kv {
             let path = Path::new("/proc/sys").join(k);
-            std::fs::write(&path, v)
-                .map_err(|e| io::Error::new(e.kind(), format!("{} = {v}: {e}", path.display())))?;
+            std::fs::write(&path, v).map_err(|e| io::Error::new(e.kind(), format!("{} = {v}: {e}", path.display())))?;
         }
         Ok(())
     })

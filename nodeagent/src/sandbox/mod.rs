@@ -132,8 +132,13 @@ pub struct ContainerStatus {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ContainerState {
     /// `ContainerCreating`, `CrashLoopBackOff`, `ErrImagePull`.
-    Waiting { reason: String, message: String },
-    Running { started_at: String },
+    Waiting {
+        reason: String,
+        message: String,
+    },
+    Running {
+        started_at: String,
+    },
     Terminated(Terminated),
 }
 
@@ -167,17 +172,10 @@ pub fn spawn_shim(shim_exe: &Path, pod_dir: &Path, netns: &Path, cgroup_dir: Opt
     // The shim runs from `/`, and running_shim compares its argv with the pod directory.
     let pod_dir = &std::path::absolute(pod_dir)?;
     if let Some(pid) = running_shim(pod_dir) {
-        return Err(io::Error::new(
-            io::ErrorKind::AlreadyExists,
-            format!("pod {} already has a running shim (pid {pid}); stop it first", pod_dir.display()),
-        ));
+        return Err(io::Error::new(io::ErrorKind::AlreadyExists, format!("pod {} already has a running shim (pid {pid}); stop it first", pod_dir.display())));
     }
     let log_file = pod_dir.join(SHIM_LOG);
-    let log = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log_file)
-        .map_err(ctx(format!("shim log {}", log_file.display())))?;
+    let log = OpenOptions::new().create(true).append(true).open(&log_file).map_err(ctx(format!("shim log {}", log_file.display())))?;
     let _ = fs::remove_file(pod_dir.join(SHIM_PID));
     let mut cmd = Command::new(shim_exe);
     cmd.arg("shim").arg(pod_dir).current_dir("/").stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log);
@@ -201,11 +199,7 @@ pub fn spawn_shim(shim_exe: &Path, pod_dir: &Path, netns: &Path, cgroup_dir: Opt
     let status = cmd.status().map_err(ctx(format!("starting {} shim", shim_exe.display())))?;
     drop((ns, cgroup));
     if !status.success() {
-        return Err(io::Error::other(format!(
-            "shim for {} exited with {status} before starting; see {}",
-            pod_dir.display(),
-            log_file.display()
-        )));
+        return Err(io::Error::other(format!("shim for {} exited with {status} before starting; see {}", pod_dir.display(), log_file.display())));
     }
     read_pid(&pod_dir.join(SHIM_PID))
 }
@@ -216,8 +210,7 @@ pub fn running_shim(pod_dir: &Path) -> Option<i32> {
     let pid = read_pid(&pod_dir.join(SHIM_PID)).ok()?;
     let cmdline = fs::read(format!("/proc/{pid}/cmdline")).ok()?;
     let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
-    let ours = args.get(1) == Some(&&b"shim"[..])
-        && args.get(2).is_some_and(|a| Path::new(std::ffi::OsStr::from_bytes(a)) == pod_dir);
+    let ours = args.get(1) == Some(&&b"shim"[..]) && args.get(2).is_some_and(|a| Path::new(std::ffi::OsStr::from_bytes(a)) == pod_dir);
     (ours && process_alive(pid)).then_some(pid)
 }
 
@@ -225,8 +218,7 @@ pub fn running_shim(pod_dir: &Path) -> Option<i32> {
 pub fn read_state(pod_dir: &Path) -> io::Result<SandboxState> {
     let path = pod_dir.join(STATE_JSON);
     let text = fs::read(&path)?;
-    serde_json::from_slice(&text)
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", path.display())))
+    serde_json::from_slice(&text).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", path.display())))
 }
 
 /// Stops the pod: SIGTERM to the shim, which stops its containers (SIGTERM, SIGKILL after
@@ -240,10 +232,7 @@ pub fn stop_shim(pod_dir: &Path, grace: Duration) -> io::Result<()> {
             // Containers die with it (parent-death signal); their mounts with their namespaces.
             signal(pid, libc::SIGKILL)?;
             if !wait_gone(pid, Duration::from_secs(5)) {
-                return Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    format!("shim {pid} of {} survived SIGKILL", pod_dir.display()),
-                ));
+                return Err(io::Error::new(io::ErrorKind::TimedOut, format!("shim {pid} of {} survived SIGKILL", pod_dir.display())));
             }
         }
     }
@@ -289,15 +278,12 @@ const ETC_DIR: &str = "etc";
 fn read_spec(pod_dir: &Path) -> io::Result<SandboxSpec> {
     let path = pod_dir.join(SANDBOX_JSON);
     let text = fs::read(&path).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
-    serde_json::from_slice(&text)
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", path.display())))
+    serde_json::from_slice(&text).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", path.display())))
 }
 
 fn read_pid(path: &Path) -> io::Result<i32> {
     let text = fs::read_to_string(path)?;
-    text.trim()
-        .parse()
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", path.display())))
+    text.trim().parse().map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", path.display())))
 }
 
 /// Writes a file so that readers see the old or the new content, never a mix (tmp + rename).
@@ -390,11 +376,7 @@ fn find_executable(prog: &str, env: &[(String, String)]) -> Result<PathBuf, Stri
     use std::os::unix::fs::PermissionsExt;
     let is_exec = |p: &Path| fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
     if prog.contains('/') {
-        return if is_exec(Path::new(prog)) {
-            Ok(PathBuf::from(prog))
-        } else {
-            Err(format!("exec: \"{prog}\": stat {prog}: no such file or directory"))
-        };
+        return if is_exec(Path::new(prog)) { Ok(PathBuf::from(prog)) } else { Err(format!("exec: \"{prog}\": stat {prog}: no such file or directory")) };
     }
     let path = env.iter().find(|(k, _)| k == "PATH").map_or("", |(_, v)| v.as_str());
     path.split(':')
@@ -421,11 +403,7 @@ fn exec(path: &Path, argv: &[String], env: &[(String, String)]) -> String {
 /// Restores what a process-wide setting of ours would leak into a container across exec: the
 /// blocked-signal mask (the shim blocks signals it waits for) and Rust's ignored SIGPIPE.
 fn reset_signals() {
-    let _ = nix::sys::signal::sigprocmask(
-        nix::sys::signal::SigmaskHow::SIG_SETMASK,
-        Some(&nix::sys::signal::SigSet::empty()),
-        None,
-    );
+    let _ = nix::sys::signal::sigprocmask(nix::sys::signal::SigmaskHow::SIG_SETMASK, Some(&nix::sys::signal::SigSet::empty()), None);
     // SAFETY: setting a default disposition installs no Rust handler.
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
@@ -447,10 +425,7 @@ mod tests {
     fn executables_are_looked_up_in_the_container_path() {
         let env = vec![("PATH".to_string(), "/nonexistent:/usr/bin".to_string())];
         assert_eq!(find_executable("env", &env), Ok(PathBuf::from("/usr/bin/env")));
-        assert_eq!(
-            find_executable("no-such-prog", &env),
-            Err("exec: \"no-such-prog\": executable file not found in $PATH".to_string())
-        );
+        assert_eq!(find_executable("no-such-prog", &env), Err("exec: \"no-such-prog\": executable file not found in $PATH".to_string()));
         assert!(find_executable("/no/such", &env).is_err());
     }
 

@@ -82,8 +82,7 @@ fn run(pod_dir: &Path, mask: &SigSet) -> io::Result<()> {
     use nix::sched::CloneFlags;
     nix::sched::unshare(CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC | CloneFlags::CLONE_NEWNS)
         .map_err(|e| io::Error::other(format!("unsharing UTS, IPC and mount namespaces: {e}")))?;
-    nix::unistd::sethostname(&spec.hostname)
-        .map_err(|e| io::Error::other(format!("setting hostname {:?}: {e}", spec.hostname)))?;
+    nix::unistd::sethostname(&spec.hostname).map_err(|e| io::Error::other(format!("setting hostname {:?}: {e}", spec.hostname)))?;
     let etc = pod_dir.join(ETC_DIR);
     fs::create_dir_all(&etc)?;
     fs::write(etc.join("hosts"), &spec.hosts_file)?;
@@ -128,8 +127,7 @@ fn run(pod_dir: &Path, mask: &SigSet) -> io::Result<()> {
         }
         pod.write_state();
     }
-    let grace = read_pid(&pod_dir.join(STOP_FILE))
-        .map_or(Duration::from_secs(pod.spec.termination_grace_seconds), |s| Duration::from_secs(s.max(0) as u64));
+    let grace = read_pid(&pod_dir.join(STOP_FILE)).map_or(Duration::from_secs(pod.spec.termination_grace_seconds), |s| Duration::from_secs(s.max(0) as u64));
     pod.stop(mask, grace);
     pod.write_state();
     // The rootfs mounts lived in the containers' mount namespaces and died with them.
@@ -363,25 +361,12 @@ impl Pod {
 
     /// Records an exit and applies the restart policy.
     fn exited(&mut self, i: usize, exit_code: i32, signal: Option<i32>, reason: &str) {
-        let (policy, pod_ref) = (
-            self.spec.restart_policy.clone(),
-            format!("{}_{}({})", self.spec.pod_name, self.spec.namespace, self.spec.pod_uid),
-        );
+        let (policy, pod_ref) = (self.spec.restart_policy.clone(), format!("{}_{}({})", self.spec.pod_name, self.spec.namespace, self.spec.pod_uid));
         let c = &mut self.containers[i];
         let (ran_for, started_at) = c.started.take().map_or((Duration::ZERO, String::new()), |(t, s)| (t.elapsed(), s));
-        let term = Terminated {
-            exit_code,
-            signal,
-            reason: reason.to_string(),
-            started_at,
-            finished_at: rfc3339(SystemTime::now()),
-        };
+        let term = Terminated { exit_code, signal, reason: reason.to_string(), started_at, finished_at: rfc3339(SystemTime::now()) };
         c.status.pid = None;
-        let (action, backoff) = if self.stopping {
-            (AfterExit::Stay, c.backoff)
-        } else {
-            after_exit(&policy, exit_code, ran_for, c.backoff)
-        };
+        let (action, backoff) = if self.stopping { (AfterExit::Stay, c.backoff) } else { after_exit(&policy, exit_code, ran_for, c.backoff) };
         c.backoff = backoff;
         match action {
             AfterExit::Stay => c.status.state = ContainerState::Terminated(term),
@@ -394,11 +379,7 @@ impl Pod {
                 c.status.last_terminated = Some(term);
                 c.status.state = ContainerState::Waiting {
                     reason: "CrashLoopBackOff".into(),
-                    message: format!(
-                        "back-off {} restarting failed container={} pod={pod_ref}",
-                        go_duration(wait),
-                        c.spec.name
-                    ),
+                    message: format!("back-off {} restarting failed container={} pod={pod_ref}", go_duration(wait), c.spec.name),
                 };
                 c.restart_at = Some(Instant::now() + wait);
             }
@@ -438,13 +419,8 @@ impl Pod {
     }
 
     fn write_state(&self) {
-        let state = SandboxState {
-            shim_pid: std::process::id() as i32,
-            containers: self.containers.iter().map(|c| c.status.clone()).collect(),
-        };
-        let result = serde_json::to_vec_pretty(&state)
-            .map_err(io::Error::other)
-            .and_then(|json| write_atomic(&self.dir.join(STATE_JSON), &json));
+        let state = SandboxState { shim_pid: std::process::id() as i32, containers: self.containers.iter().map(|c| c.status.clone()).collect() };
+        let result = serde_json::to_vec_pretty(&state).map_err(io::Error::other).and_then(|json| write_atomic(&self.dir.join(STATE_JSON), &json));
         if let Err(e) = result {
             error!("writing {STATE_JSON}: {e}");
         }
@@ -467,9 +443,8 @@ fn spawn_container(plan: &Plan, log_file: &Path, keep_stdin_open: bool) -> io::R
     // SAFETY: a raw clone without a new stack behaves like fork(2); the shim is single-threaded,
     // so the child's copy of the heap and of every lock is consistent. The child only runs
     // `container::run`, which ends in exec or `_exit`, and never returns here.
-    let pid = unsafe {
-        libc::syscall(libc::SYS_clone, (libc::CLONE_NEWPID | libc::CLONE_NEWNS | libc::SIGCHLD) as libc::c_ulong, 0usize, 0usize, 0usize, 0usize)
-    };
+    let pid =
+        unsafe { libc::syscall(libc::SYS_clone, (libc::CLONE_NEWPID | libc::CLONE_NEWNS | libc::SIGCHLD) as libc::c_ulong, 0usize, 0usize, 0usize, 0usize) };
     if pid < 0 {
         return Err(io::Error::other(format!("clone: {}", io::Error::last_os_error())));
     }

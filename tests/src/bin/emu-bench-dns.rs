@@ -27,7 +27,10 @@
 
 use anyhow::{anyhow, bail, Context as _};
 use emu_core::naming;
-use emu_tests::{bench::{apply, cluster_with_client, poll}, emu_path, is_ready, require_root, Cluster};
+use emu_tests::{
+    bench::{apply, cluster_with_client, poll},
+    emu_path, is_ready, require_root, Cluster,
+};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::io::Write as _;
@@ -58,30 +61,15 @@ const DNS_CONTAINER: &str = "coredns";
 fn main() {
     require_root();
     // Others' builds and clusters on the same machine show in the figures: say how busy it was.
-    println!(
-        "emu DNS benchmark ({} cores, load average {})",
-        std::thread::available_parallelism().map_or(1, |n| n.get()),
-        loadavg()
-    );
-    for (program, package) in [
-        ("dnsperf", "dnsperf"),
-        ("/usr/sbin/dnsmasq", "dnsmasq-base"),
-    ] {
-        let found = Command::new(program)
-            .arg("--version")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok();
+    println!("emu DNS benchmark ({} cores, load average {})", std::thread::available_parallelism().map_or(1, |n| n.get()), loadavg());
+    for (program, package) in [("dnsperf", "dnsperf"), ("/usr/sbin/dnsmasq", "dnsmasq-base")] {
+        let found = Command::new(program).arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok();
         if !found {
             println!("    skipped: {program} is missing (apt-get install {package}, or run scripts/bench)");
             return;
         }
     }
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
     let scratch = Scratch::new();
     if let Err(e) = dns_bench(&rt, &scratch) {
         println!("    failed: {e:#}");
@@ -90,10 +78,7 @@ fn main() {
 
 /// The 1-minute load average of the machine.
 fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .and_then(|l| l.split_whitespace().next().map(str::to_string))
-        .unwrap_or_else(|| "unknown".into())
+    std::fs::read_to_string("/proc/loadavg").ok().and_then(|l| l.split_whitespace().next().map(str::to_string)).unwrap_or_else(|| "unknown".into())
 }
 
 /// A directory of the benchmark's own for the query files; removed when dropped.
@@ -144,10 +129,7 @@ fn ms(secs: f64) -> String {
 /// Pods of one namespace as JSON; empty when `emu get` fails (the caller polls).
 fn pods(cluster: &Cluster, namespace: &str) -> Vec<Value> {
     let r = cluster.emu(&["get", "pods", "-n", namespace, "-o", "json"]);
-    serde_json::from_str::<Value>(&r.stdout)
-        .ok()
-        .and_then(|v| v["items"].as_array().cloned())
-        .unwrap_or_default()
+    serde_json::from_str::<Value>(&r.stdout).ok().and_then(|v| v["items"].as_array().cloned()).unwrap_or_default()
 }
 
 fn running(p: &Value) -> bool {
@@ -155,10 +137,7 @@ fn running(p: &Value) -> bool {
 }
 
 fn pod_ip(p: &Value) -> anyhow::Result<Ipv4Addr> {
-    p["status"]["podIP"]
-        .as_str()
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| anyhow!("pod {} has no IPv4 podIP", p["metadata"]["name"]))
+    p["status"]["podIP"].as_str().and_then(|s| s.parse().ok()).ok_or_else(|| anyhow!("pod {} has no IPv4 podIP", p["metadata"]["name"]))
 }
 
 fn pod_netns(p: &Value) -> String {
@@ -191,55 +170,31 @@ fn service(i: usize) -> Value {
 /// ClusterIPs of the default namespace's Services, by name.
 fn cluster_ips(cluster: &Cluster) -> anyhow::Result<HashMap<String, Ipv4Addr>> {
     let r = cluster.emu(&["get", "services", "-o", "json"]);
-    let v: Value = serde_json::from_str(&r.stdout)
-        .with_context(|| format!("emu get services -o json: {}", r.stderr.trim()))?;
+    let v: Value = serde_json::from_str(&r.stdout).with_context(|| format!("emu get services -o json: {}", r.stderr.trim()))?;
     Ok(v["items"]
         .as_array()
         .into_iter()
         .flatten()
-        .filter_map(|s| {
-            Some((
-                s["metadata"]["name"].as_str()?.to_string(),
-                s["spec"]["clusterIP"].as_str()?.parse().ok()?,
-            ))
-        })
+        .filter_map(|s| Some((s["metadata"]["name"].as_str()?.to_string(), s["spec"]["clusterIP"].as_str()?.parse().ok()?)))
         .collect())
 }
 
 /// One A query with dig from `netns` to `server`; the answer's addresses.
 fn dig(netns: &str, server: Ipv4Addr, name: &str) -> Vec<String> {
     Command::new("ip")
-        .args([
-            "netns", "exec", netns, "dig", "+short", "+time=1", "+tries=1",
-        ])
+        .args(["netns", "exec", netns, "dig", "+short", "+time=1", "+tries=1"])
         .arg(format!("@{server}"))
         .args([name, "A"])
         .output()
-        .map(|o| {
-            String::from_utf8_lossy(&o.stdout)
-                .lines()
-                .map(str::to_string)
-                .collect()
-        })
+        .map(|o| String::from_utf8_lossy(&o.stdout).lines().map(str::to_string).collect())
         .unwrap_or_default()
 }
 
 /// Waits until `server` answers `name` with `ip`; the time it took.
-fn wait_answer(
-    netns: &str,
-    server: Ipv4Addr,
-    name: &str,
-    ip: Ipv4Addr,
-    timeout: Duration,
-) -> anyhow::Result<Duration> {
+fn wait_answer(netns: &str, server: Ipv4Addr, name: &str, ip: Ipv4Addr, timeout: Duration) -> anyhow::Result<Duration> {
     let t = Instant::now();
     let want = ip.to_string();
-    poll(
-        &format!("{server} to answer {name} A {ip}"),
-        timeout,
-        Duration::from_millis(100),
-        || dig(netns, server, name).contains(&want).then_some(()),
-    )?;
+    poll(&format!("{server} to answer {name} A {ip}"), timeout, Duration::from_millis(100), || dig(netns, server, name).contains(&want).then_some(()))?;
     Ok(t.elapsed())
 }
 
@@ -260,33 +215,18 @@ struct Perf {
 }
 
 fn field<'a>(out: &'a str, label: &str) -> Option<&'a str> {
-    out.lines()
-        .find_map(|l| l.trim_start().strip_prefix(label))
-        .map(str::trim)
+    out.lines().find_map(|l| l.trim_start().strip_prefix(label)).map(str::trim)
 }
 
 fn first_number(s: &str) -> Option<f64> {
-    s.split(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .find(|t| !t.is_empty())
-        .and_then(|t| t.parse().ok())
+    s.split(|c: char| !(c.is_ascii_digit() || c == '.')).find(|t| !t.is_empty()).and_then(|t| t.parse().ok())
 }
 
 fn parse_dnsperf(out: &str) -> anyhow::Result<Perf> {
-    let num = |label: &str| {
-        field(out, label)
-            .and_then(first_number)
-            .ok_or_else(|| anyhow!("no {label:?} in dnsperf's output:\n{out}"))
-    };
-    let response_bytes = field(out, "Average packet size:")
-        .and_then(|s| s.split("response").nth(1))
-        .and_then(first_number)
-        .unwrap_or(f64::NAN);
+    let num = |label: &str| field(out, label).and_then(first_number).ok_or_else(|| anyhow!("no {label:?} in dnsperf's output:\n{out}"));
+    let response_bytes = field(out, "Average packet size:").and_then(|s| s.split("response").nth(1)).and_then(first_number).unwrap_or(f64::NAN);
     // `-v`: `> NOERROR svc1.default.svc.cluster.local A 0.000280` per answer.
-    let latencies = out
-        .lines()
-        .filter_map(|l| l.strip_prefix("> "))
-        .filter_map(|l| l.split_whitespace().last()?.parse::<f64>().ok())
-        .collect();
+    let latencies = out.lines().filter_map(|l| l.strip_prefix("> ")).filter_map(|l| l.split_whitespace().last()?.parse::<f64>().ok()).collect();
     Ok(Perf {
         qps: num("Queries per second:")?,
         sent: num("Queries sent:")? as u64,
@@ -300,13 +240,7 @@ fn parse_dnsperf(out: &str) -> anyhow::Result<Perf> {
 
 /// One dnsperf run of `RUN_SECS` from `netns` against `server`, at `rate` queries per second
 /// (None: as fast as answers come back), with per-query latencies when `verbose`.
-fn dnsperf(
-    netns: &str,
-    server: Ipv4Addr,
-    queries: &Path,
-    rate: Option<u32>,
-    verbose: bool,
-) -> anyhow::Result<Perf> {
+fn dnsperf(netns: &str, server: Ipv4Addr, queries: &Path, rate: Option<u32>, verbose: bool) -> anyhow::Result<Perf> {
     let mut args: Vec<String> = [
         "dnsperf",
         "-s",
@@ -332,20 +266,10 @@ fn dnsperf(
     if verbose {
         args.push("-v".into());
     }
-    let out = Command::new("ip")
-        .args(["netns", "exec", netns])
-        .args(&args)
-        .output()
-        .context("running dnsperf (apt-get install dnsperf)")?;
+    let out = Command::new("ip").args(["netns", "exec", netns]).args(&args).output().context("running dnsperf (apt-get install dnsperf)")?;
     let stdout = String::from_utf8_lossy(&out.stdout);
     if !out.status.success() {
-        bail!(
-            "`ip netns exec {netns} {}` failed ({}): {}{}",
-            args.join(" "),
-            out.status,
-            stdout.trim(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
+        bail!("`ip netns exec {netns} {}` failed ({}): {}{}", args.join(" "), out.status, stdout.trim(), String::from_utf8_lossy(&out.stderr).trim());
     }
     parse_dnsperf(&stdout).with_context(|| format!("`{}`", args.join(" ")))
 }
@@ -355,59 +279,33 @@ fn dnsperf(
 fn container_pid(pod: &Value, container: &str, program: &str) -> anyhow::Result<i32> {
     let uid = pod["metadata"]["uid"].as_str().unwrap_or("");
     let node = pod["spec"]["nodeName"].as_str().unwrap_or("");
-    let state_file = Path::new("/run/emu")
-        .join(CLUSTER)
-        .join("nodes")
-        .join(node)
-        .join("pods")
-        .join(uid)
-        .join("state.json");
-    let state: Value = serde_json::from_slice(
-        &std::fs::read(&state_file).with_context(|| format!("reading {}", state_file.display()))?,
-    )
-    .with_context(|| format!("parsing {}", state_file.display()))?;
+    let state_file = Path::new("/run/emu").join(CLUSTER).join("nodes").join(node).join("pods").join(uid).join("state.json");
+    let state: Value = serde_json::from_slice(&std::fs::read(&state_file).with_context(|| format!("reading {}", state_file.display()))?)
+        .with_context(|| format!("parsing {}", state_file.display()))?;
     let pid = state["containers"]
         .as_array()
         .into_iter()
         .flatten()
         .find(|c| c["name"] == container)
         .and_then(|c| c["pid"].as_i64())
-        .ok_or_else(|| {
-            anyhow!(
-                "{}: no running container {container:?}",
-                state_file.display()
-            )
-        })? as i32;
+        .ok_or_else(|| anyhow!("{}: no running container {container:?}", state_file.display()))? as i32;
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
     let argv0 = cmdline.split(|b| *b == 0).next().unwrap_or_default();
     if !String::from_utf8_lossy(argv0).ends_with(program) {
-        bail!(
-            "PID {pid} of container {container:?} runs {:?}, not {program}",
-            String::from_utf8_lossy(argv0)
-        );
+        bail!("PID {pid} of container {container:?} runs {:?}, not {program}", String::from_utf8_lossy(argv0));
     }
     let pod_ns = std::fs::metadata(format!("/run/netns/{}", pod_netns(pod)))?.ino();
     let proc_ns = std::fs::metadata(format!("/proc/{pid}/ns/net"))?.ino();
     if pod_ns != proc_ns {
-        bail!(
-            "PID {pid} is not in the network namespace of pod {}",
-            pod_netns(pod)
-        );
+        bail!("PID {pid} is not in the network namespace of pod {}", pod_netns(pod));
     }
     Ok(pid)
 }
 
 /// `(VmRSS, RssAnon)` of a process in MB.
 fn rss_mb(pid: i32) -> anyhow::Result<(f64, f64)> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .with_context(|| format!("reading /proc/{pid}/status"))?;
-    let kb = |key: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(key))
-            .and_then(first_number)
-            .ok_or_else(|| anyhow!("no {key} in /proc/{pid}/status"))
-    };
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).with_context(|| format!("reading /proc/{pid}/status"))?;
+    let kb = |key: &str| status.lines().find_map(|l| l.strip_prefix(key)).and_then(first_number).ok_or_else(|| anyhow!("no {key} in /proc/{pid}/status"));
     Ok((kb("VmRSS:")? / 1024.0, kb("RssAnon:")? / 1024.0))
 }
 
@@ -431,34 +329,19 @@ fn summary(runs: &[Perf]) -> (f64, String) {
     let qps = median(runs.iter().map(|p| p.qps).collect());
     let lost: u64 = runs.iter().map(|p| p.sent - p.completed).sum();
     let avg = median(runs.iter().map(|p| p.avg).collect());
-    let detail = format!(
-        "mean latency {}, {lost} lost, response {:.0} B, {}",
-        ms(avg),
-        runs[0].response_bytes,
-        runs[0].rcodes
-    );
+    let detail = format!("mean latency {}, {lost} lost, response {:.0} B, {}", ms(avg), runs[0].response_bytes, runs[0].rcodes);
     (qps, detail)
 }
 
 fn dns_bench(rt: &tokio::runtime::Runtime, scratch: &Scratch) -> anyhow::Result<()> {
-    println!(
-        "  one emu DNS pod against dnsmasq in a pod of the same kind, 2-node cluster ({CLUSTER})"
-    );
+    println!("  one emu DNS pod against dnsmasq in a pod of the same kind, 2-node cluster ({CLUSTER})");
     let (cluster, mut client) = cluster_with_client(rt, CLUSTER, 2)?;
 
-    let dns_pods = poll(
-        "2 ready DNS pods (kube-system/coredns)",
-        Duration::from_secs(60),
-        Duration::from_millis(100),
-        || {
-            let mut p: Vec<Value> = pods(&cluster, "kube-system")
-                .into_iter()
-                .filter(|p| p["metadata"]["labels"]["k8s-app"] == "kube-dns" && running(p))
-                .collect();
-            p.sort_by_key(|p| p["spec"]["nodeName"].as_str().unwrap_or("").to_string());
-            (p.len() == 2).then_some(p)
-        },
-    )
+    let dns_pods = poll("2 ready DNS pods (kube-system/coredns)", Duration::from_secs(60), Duration::from_millis(100), || {
+        let mut p: Vec<Value> = pods(&cluster, "kube-system").into_iter().filter(|p| p["metadata"]["labels"]["k8s-app"] == "kube-dns" && running(p)).collect();
+        p.sort_by_key(|p| p["spec"]["nodeName"].as_str().unwrap_or("").to_string());
+        (p.len() == 2).then_some(p)
+    })
     .map_err(|e| anyhow!("{e}\n{}", cluster.logs()))?;
     // The measured DNS pod, and the client and dnsmasq on its node: the same path to both.
     let (measured, other) = (&dns_pods[0], &dns_pods[1]);
@@ -472,78 +355,39 @@ fn dns_bench(rt: &tokio::runtime::Runtime, scratch: &Scratch) -> anyhow::Result<
     let dnsmasq = "while [ ! -f /tmp/hosts ]; do sleep 0.1; done; \
         exec /usr/sbin/dnsmasq --keep-in-foreground --user=root --pid-file= --log-facility=- \
         --no-resolv --no-hosts --addn-hosts=/tmp/hosts --local-ttl=30";
-    rt.block_on(apply(
-        &mut client,
-        &[
-            busybox_pod("bench-client", node, &["sleep", "100000"]),
-            busybox_pod("bench-dnsmasq", node, &["sh", "-c", dnsmasq]),
-        ],
-    ))?;
-    let bench_pods = poll(
-        "pods bench-client and bench-dnsmasq Running",
-        Duration::from_secs(60),
-        Duration::from_millis(100),
-        || {
-            let p = pods(&cluster, "default");
-            (p.iter().filter(|p| running(p)).count() == 2).then_some(p)
-        },
-    )
+    rt.block_on(apply(&mut client, &[busybox_pod("bench-client", node, &["sleep", "100000"]), busybox_pod("bench-dnsmasq", node, &["sh", "-c", dnsmasq])]))?;
+    let bench_pods = poll("pods bench-client and bench-dnsmasq Running", Duration::from_secs(60), Duration::from_millis(100), || {
+        let p = pods(&cluster, "default");
+        (p.iter().filter(|p| running(p)).count() == 2).then_some(p)
+    })
     .map_err(|e| anyhow!("{e}\n{}", cluster.logs()))?;
-    let by_name = |name: &str| {
-        bench_pods
-            .iter()
-            .find(|p| p["metadata"]["name"] == name)
-            .ok_or_else(|| anyhow!("no pod {name}"))
-    };
+    let by_name = |name: &str| bench_pods.iter().find(|p| p["metadata"]["name"] == name).ok_or_else(|| anyhow!("no pod {name}"));
     let netns = pod_netns(by_name("bench-client")?);
     let dnsmasq_pod = by_name("bench-dnsmasq")?;
     let dnsmasq_ip = pod_ip(dnsmasq_pod)?;
 
     // 1. 1,000 Services in one apply, until the measured DNS pod answers the last one.
     let t = Instant::now();
-    rt.block_on(apply(
-        &mut client,
-        &(0..SERVICES).map(service).collect::<Vec<_>>(),
-    ))?;
+    rt.block_on(apply(&mut client, &(0..SERVICES).map(service).collect::<Vec<_>>()))?;
     let applied = t.elapsed();
     let ips = cluster_ips(&cluster)?;
     let last = service_name(SERVICES - 1);
-    let last_ip = *ips
-        .get(&last)
-        .ok_or_else(|| anyhow!("service {last} has no ClusterIP"))?;
-    wait_answer(
-        &netns,
-        emu_ip,
-        &fqdn(SERVICES - 1),
-        last_ip,
-        Duration::from_secs(60),
-    )?;
+    let last_ip = *ips.get(&last).ok_or_else(|| anyhow!("service {last} has no ClusterIP"))?;
+    wait_answer(&netns, emu_ip, &fqdn(SERVICES - 1), last_ip, Duration::from_secs(60))?;
     let answered = t.elapsed();
     row(
         &format!("{SERVICES} services: apply → answered"),
-        format!(
-            "{:.2} s   (the apply itself {:.2} s; the measured pod answers {last} with its ClusterIP)",
-            answered.as_secs_f64(),
-            applied.as_secs_f64()
-        ),
+        format!("{:.2} s   (the apply itself {:.2} s; the measured pod answers {last} with its ClusterIP)", answered.as_secs_f64(), applied.as_secs_f64()),
     );
 
     // dnsmasq's records: the same names and ClusterIPs, written into its pod's /tmp.
     let mut hosts = String::new();
     for i in 0..SERVICES {
-        let ip = ips
-            .get(&service_name(i))
-            .ok_or_else(|| anyhow!("service {} has no ClusterIP", service_name(i)))?;
+        let ip = ips.get(&service_name(i)).ok_or_else(|| anyhow!("service {} has no ClusterIP", service_name(i)))?;
         hosts.push_str(&format!("{ip} {}\n", fqdn(i)));
     }
     write_into_pod("bench-dnsmasq", "/tmp/hosts", hosts.as_bytes())?;
-    wait_answer(
-        &netns,
-        dnsmasq_ip,
-        &fqdn(SERVICES - 1),
-        last_ip,
-        Duration::from_secs(30),
-    )?;
+    wait_answer(&netns, dnsmasq_ip, &fqdn(SERVICES - 1), last_ip, Duration::from_secs(30))?;
 
     let emu_pid = container_pid(measured, DNS_CONTAINER, "/coredns")?;
     let other_pid = container_pid(other, DNS_CONTAINER, "/coredns")?;
@@ -562,14 +406,8 @@ fn dns_bench(rt: &tokio::runtime::Runtime, scratch: &Scratch) -> anyhow::Result<
     }
     let (emu_qps, emu_detail) = summary(&emu_runs);
     let (dm_qps, dm_detail) = summary(&dnsmasq_runs);
-    let pairs: Vec<f64> = emu_runs
-        .iter()
-        .zip(&dnsmasq_runs)
-        .map(|(e, d)| e.qps / d.qps)
-        .collect();
-    let (lo, hi) = pairs
-        .iter()
-        .fold((f64::MAX, f64::MIN), |(lo, hi), r| (lo.min(*r), hi.max(*r)));
+    let pairs: Vec<f64> = emu_runs.iter().zip(&dnsmasq_runs).map(|(e, d)| e.qps / d.qps).collect();
+    let (lo, hi) = pairs.iter().fold((f64::MAX, f64::MIN), |(lo, hi), r| (lo.min(*r), hi.max(*r)));
     row(
         "queries per second, no rate limit",
         format!(
@@ -583,10 +421,7 @@ fn dns_bench(rt: &tokio::runtime::Runtime, scratch: &Scratch) -> anyhow::Result<
         let (mut emu_lat, mut dm_lat) = (Vec::new(), Vec::new());
         let (mut emu_lost, mut dm_lost) = (0, 0);
         for _ in 0..ROUNDS {
-            for (server, lat, lost) in [
-                (emu_ip, &mut emu_lat, &mut emu_lost),
-                (dnsmasq_ip, &mut dm_lat, &mut dm_lost),
-            ] {
+            for (server, lat, lost) in [(emu_ip, &mut emu_lat, &mut emu_lost), (dnsmasq_ip, &mut dm_lat, &mut dm_lost)] {
                 let p = dnsperf(&netns, server, &queries, Some(rate), true)?;
                 let missing = p.sent.saturating_sub(p.latencies.len() as u64);
                 *lost += p.sent - p.completed;
@@ -597,14 +432,7 @@ fn dns_bench(rt: &tokio::runtime::Runtime, scratch: &Scratch) -> anyhow::Result<
         }
         emu_lat.sort_by(f64::total_cmp);
         dm_lat.sort_by(f64::total_cmp);
-        let fig = |v: &[f64]| {
-            format!(
-                "p50 {}  p99 {}  p99.9 {}",
-                ms(percentile(v, 50.0)),
-                ms(percentile(v, 99.0)),
-                ms(percentile(v, 99.9))
-            )
-        };
+        let fig = |v: &[f64]| format!("p50 {}  p99 {}  p99.9 {}", ms(percentile(v, 50.0)), ms(percentile(v, 99.0)), ms(percentile(v, 99.9)));
         row(
             &format!("latency at {rate} queries/s"),
             format!(
@@ -614,11 +442,7 @@ fn dns_bench(rt: &tokio::runtime::Runtime, scratch: &Scratch) -> anyhow::Result<
                 percentile(&emu_lat, 99.0) / percentile(&dm_lat, 99.0),
                 emu_lat.len(),
                 dm_lat.len(),
-                if emu_lost + dm_lost > 0 {
-                    format!(", lost: emu {emu_lost}, dnsmasq {dm_lost}")
-                } else {
-                    String::new()
-                }
+                if emu_lost + dm_lost > 0 { format!(", lost: emu {emu_lost}, dnsmasq {dm_lost}") } else { String::new() }
             ),
         );
     }
@@ -626,53 +450,29 @@ fn dns_bench(rt: &tokio::runtime::Runtime, scratch: &Scratch) -> anyhow::Result<
     // 3. Memory at 1,000 and 10,000 services.
     row(
         &format!("RSS at {SERVICES} services"),
-        format!(
-            "emu-dns: {} after the runs, {idle_rss} before; other replica {}; dnsmasq {}",
-            rss_text(emu_pid),
-            rss_text(other_pid),
-            rss_text(dnsmasq_pid)
-        ),
+        format!("emu-dns: {} after the runs, {idle_rss} before; other replica {}; dnsmasq {}", rss_text(emu_pid), rss_text(other_pid), rss_text(dnsmasq_pid)),
     );
     let cpu_before = [cpu_secs(emu_pid), cpu_secs(other_pid)];
     let builds_before = catalog_builds(&cluster, measured);
     let probe = Probe::start(&netns, &[emu_ip, dnsmasq_ip], &fqdn(0));
     let t = Instant::now();
-    let grown = rt.block_on(apply(
-        &mut client,
-        &(SERVICES..MORE_SERVICES).map(service).collect::<Vec<_>>(),
-    ));
+    let grown = rt.block_on(apply(&mut client, &(SERVICES..MORE_SERVICES).map(service).collect::<Vec<_>>()));
     let applied = t.elapsed();
     let answered = grown.and_then(|()| {
         let ips = cluster_ips(&cluster)?;
         let last = service_name(MORE_SERVICES - 1);
-        let last_ip = *ips
-            .get(&last)
-            .ok_or_else(|| anyhow!("service {last} has no ClusterIP"))?;
+        let last_ip = *ips.get(&last).ok_or_else(|| anyhow!("service {last} has no ClusterIP"))?;
         let timeout = Duration::from_secs(600);
         wait_answer(&netns, emu_ip, &fqdn(MORE_SERVICES - 1), last_ip, timeout)?;
         let answered = t.elapsed();
-        wait_answer(
-            &netns,
-            pod_ip(other)?,
-            &fqdn(MORE_SERVICES - 1),
-            last_ip,
-            timeout,
-        )?;
+        wait_answer(&netns, pod_ip(other)?, &fqdn(MORE_SERVICES - 1), last_ip, timeout)?;
         Ok((answered, t.elapsed()))
     });
     let probes = probe.stop();
     let (answered, both) = answered?;
     row(
-        &format!(
-            "{} more services: apply → answered",
-            MORE_SERVICES - SERVICES
-        ),
-        format!(
-            "{:.2} s by the measured pod, {:.2} s by both   (the apply itself {:.2} s)",
-            answered.as_secs_f64(),
-            both.as_secs_f64(),
-            applied.as_secs_f64()
-        ),
+        &format!("{} more services: apply → answered", MORE_SERVICES - SERVICES),
+        format!("{:.2} s by the measured pod, {:.2} s by both   (the apply itself {:.2} s)", answered.as_secs_f64(), both.as_secs_f64(), applied.as_secs_f64()),
     );
     for (server, answers) in ["emu", "dnsmasq"].iter().zip(&probes) {
         let mut ok: Vec<f64> = answers.iter().filter_map(|a| *a).collect();
@@ -699,12 +499,9 @@ fn dns_bench(rt: &tokio::runtime::Runtime, scratch: &Scratch) -> anyhow::Result<
     // writing the rules of 10,000 services (tens of seconds per sync at that size), which this
     // benchmark does not wait for; their share of the CPU is printed instead.
     let t = Instant::now();
-    let settled = poll(
-        "both emu-dns processes to go idle",
-        Duration::from_secs(120),
-        Duration::ZERO,
-        || (cpu_share(&[emu_pid, other_pid], Duration::from_secs(1)) < 0.02).then_some(()),
-    );
+    let settled = poll("both emu-dns processes to go idle", Duration::from_secs(120), Duration::ZERO, || {
+        (cpu_share(&[emu_pid, other_pid], Duration::from_secs(1)) < 0.02).then_some(())
+    });
     let agents = cpu_share(&daemon_pids(&cluster), Duration::from_secs(1));
     println!(
         "      emu-dns idle (< 2% of a core over 1 s) {}; the controller and node agents meanwhile use {:.0}% of a core",
@@ -716,22 +513,13 @@ fn dns_bench(rt: &tokio::runtime::Runtime, scratch: &Scratch) -> anyhow::Result<
     );
     let more_queries = query_file(&scratch.0, MORE_SERVICES)?;
     let before_runs = rss_text(emu_pid);
-    let runs = (0..ROUNDS)
-        .map(|_| dnsperf(&netns, emu_ip, &more_queries, None, false))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let runs = (0..ROUNDS).map(|_| dnsperf(&netns, emu_ip, &more_queries, None, false)).collect::<anyhow::Result<Vec<_>>>()?;
     let (qps, detail) = summary(&runs);
     row(
         &format!("RSS at {MORE_SERVICES} services"),
-        format!(
-            "emu-dns: {} after the runs below, {before_runs} before; other replica {}",
-            rss_text(emu_pid),
-            rss_text(other_pid)
-        ),
+        format!("emu-dns: {} after the runs below, {before_runs} before; other replica {}", rss_text(emu_pid), rss_text(other_pid)),
     );
-    row(
-        &format!("emu queries per second, {MORE_SERVICES} names"),
-        format!("{qps:8.0}   ({detail}; median of {ROUNDS} × {RUN_SECS} s)"),
-    );
+    row(&format!("emu queries per second, {MORE_SERVICES} names"), format!("{qps:8.0}   ({detail}; median of {ROUNDS} × {RUN_SECS} s)"));
     drop(cluster);
     Ok(())
 }
@@ -740,17 +528,7 @@ fn dns_bench(rt: &tokio::runtime::Runtime, scratch: &Scratch) -> anyhow::Result<
 /// temporary name, so that a reader waiting for `path` never sees half a file.
 fn write_into_pod(pod: &str, path: &str, data: &[u8]) -> anyhow::Result<()> {
     let script = format!("cat > {path}.part && mv {path}.part {path}");
-    let argv = [
-        "exec",
-        "-i",
-        "--cluster",
-        CLUSTER,
-        pod,
-        "--",
-        "sh",
-        "-c",
-        &script,
-    ];
+    let argv = ["exec", "-i", "--cluster", CLUSTER, pod, "--", "sh", "-c", &script];
     let mut child = Command::new(emu_path())
         .args(argv)
         .stdin(Stdio::piped())
@@ -758,20 +536,10 @@ fn write_into_pod(pod: &str, path: &str, data: &[u8]) -> anyhow::Result<()> {
         .stderr(Stdio::piped())
         .spawn()
         .with_context(|| format!("starting `emu {}`", argv.join(" ")))?;
-    child
-        .stdin
-        .take()
-        .expect("piped stdin")
-        .write_all(data)
-        .with_context(|| format!("writing to `emu {}`", argv.join(" ")))?;
+    child.stdin.take().expect("piped stdin").write_all(data).with_context(|| format!("writing to `emu {}`", argv.join(" ")))?;
     let out = child.wait_with_output()?;
     if !out.status.success() {
-        bail!(
-            "`emu {}` failed ({}): {}",
-            argv.join(" "),
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
+        bail!("`emu {}` failed ({}): {}", argv.join(" "), out.status, String::from_utf8_lossy(&out.stderr).trim());
     }
     Ok(())
 }
@@ -787,11 +555,7 @@ struct Probe {
 impl Probe {
     fn start(netns: &str, servers: &[Ipv4Addr], name: &str) -> Probe {
         let stop = Arc::new(AtomicBool::new(false));
-        let (path, servers, query) = (
-            format!("/run/netns/{netns}"),
-            servers.to_vec(),
-            dns_query(name),
-        );
+        let (path, servers, query) = (format!("/run/netns/{netns}"), servers.to_vec(), dns_query(name));
         let flag = stop.clone();
         let thread = std::thread::spawn(move || {
             let file = std::fs::File::open(&path).with_context(|| format!("opening {path}"))?;
@@ -874,10 +638,7 @@ fn daemon_pids(cluster: &Cluster) -> Vec<i32> {
     if let Ok(nodes) = std::fs::read_dir(root.join("nodes")) {
         files.extend(nodes.flatten().map(|n| n.path().join("agent.pid")));
     }
-    files
-        .iter()
-        .filter_map(|f| std::fs::read_to_string(f).ok()?.trim().parse().ok())
-        .collect()
+    files.iter().filter_map(|f| std::fs::read_to_string(f).ok()?.trim().parse().ok()).collect()
 }
 
 /// CPU time (user + system) of a process in clock ticks.
@@ -885,10 +646,7 @@ fn cpu_ticks(pid: i32) -> u64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     // Fields after the command name, which is in parentheses and may hold spaces.
     let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let f: Vec<u64> = rest
-        .split_whitespace()
-        .map(|x| x.parse().unwrap_or(0))
-        .collect();
+    let f: Vec<u64> = rest.split_whitespace().map(|x| x.parse().unwrap_or(0)).collect();
     // utime and stime are fields 14 and 15 of stat; `rest` starts at field 3.
     f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0)
 }
@@ -912,9 +670,5 @@ fn cpu_share(pids: &[i32], window: Duration) -> f64 {
 /// the controller's objects it installs (each built from all of them).
 fn catalog_builds(cluster: &Cluster, pod: &Value) -> usize {
     let name = pod["metadata"]["name"].as_str().unwrap_or("");
-    cluster
-        .emu(&["logs", "-n", "kube-system", name])
-        .stdout
-        .matches("catalog synced")
-        .count()
+    cluster.emu(&["logs", "-n", "kube-system", name]).stdout.matches("catalog synced").count()
 }

@@ -14,8 +14,8 @@
 
 use emu_tests::bench::{cluster_up, poll};
 use emu_tests::{emu, emu_path, is_ready, name, pod_ip, Cluster};
-use std::path::PathBuf;
 use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -44,10 +44,8 @@ fn scenarios() -> PathBuf {
 
 /// Whether the table `ip emu` of `node` still DNATs to `ip`.
 fn rules_reach(cluster: &str, node: &str, ip: &str) -> bool {
-    let out = Command::new("ip")
-        .args(["netns", "exec", &emu_core::naming::netns_node(cluster, node), "nft", "list", "table", "ip", "emu"])
-        .output()
-        .expect("nft");
+    let out =
+        Command::new("ip").args(["netns", "exec", &emu_core::naming::netns_node(cluster, node), "nft", "list", "table", "ip", "emu"]).output().expect("nft");
     String::from_utf8_lossy(&out.stdout).contains(&format!("to {ip}:"))
 }
 
@@ -58,7 +56,14 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 fn summary(what: &str, mut ms: Vec<f64>) {
     ms.sort_by(f64::total_cmp);
-    println!("{what}: p50 {:.0} ms, p99 {:.0} ms, min {:.0} ms, max {:.0} ms ({} runs)", percentile(&ms, 50.0), percentile(&ms, 99.0), ms[0], ms[ms.len() - 1], ms.len());
+    println!(
+        "{what}: p50 {:.0} ms, p99 {:.0} ms, min {:.0} ms, max {:.0} ms ({} runs)",
+        percentile(&ms, 50.0),
+        percentile(&ms, 99.0),
+        ms[0],
+        ms[ms.len() - 1],
+        ms.len()
+    );
 }
 
 fn web(c: &Cluster) -> anyhow::Result<Vec<serde_json::Value>> {
@@ -99,10 +104,7 @@ fn node_stop() -> anyhow::Result<()> {
     let scenario = dir.join("stop.yaml");
     std::fs::write(
         &scenario,
-        format!(
-            "nodes: 2\nnodeFailure: {{notReadyAfter: 2s, evictAfter: 10m}}\nmanifests:\n  - {}\n",
-            scenarios().join("web.yaml").display()
-        ),
+        format!("nodes: 2\nnodeFailure: {{notReadyAfter: 2s, evictAfter: 10m}}\nmanifests:\n  - {}\n", scenarios().join("web.yaml").display()),
     )?;
     emu(&["down", "--cluster", "bstop"]);
     let c = Cluster { name: "bstop".into() };
@@ -112,7 +114,15 @@ fn node_stop() -> anyhow::Result<()> {
     // The client: a request every 20 ms to node-1's node port, one line per request.
     // Its own process group, so that the shell loop goes with it at the end.
     let mut client = Command::new(emu_path())
-        .args(["outside", "--cluster", &c.name, "--", "sh", "-c", "while true; do if curl -s -m 1 -o /dev/null http://198.51.100.2:30080/; then echo ok; else echo fail; fi; sleep 0.02; done"])
+        .args([
+            "outside",
+            "--cluster",
+            &c.name,
+            "--",
+            "sh",
+            "-c",
+            "while true; do if curl -s -m 1 -o /dev/null http://198.51.100.2:30080/; then echo ok; else echo fail; fi; sleep 0.02; done",
+        ])
         .stdout(Stdio::piped())
         .process_group(0)
         .spawn()?;

@@ -27,11 +27,12 @@
 use anyhow::{anyhow, bail, Context as _};
 use emu_core::ipam::Ipv4Cidr;
 use emu_core::naming;
-use emu_core::proxy::{
-    render_full, render_update, EndpointModel, PortModel, Protocol, ProxyInput, ServiceModel,
-};
+use emu_core::proxy::{render_full, render_update, EndpointModel, PortModel, Protocol, ProxyInput, ServiceModel};
 use emu_nodeagent::nft::{NftRunner, RealNft};
-use emu_tests::{bench::{apply, cluster_with_client, poll}, require_root};
+use emu_tests::{
+    bench::{apply, cluster_with_client, poll},
+    require_root,
+};
 use serde_json::{json, Value};
 use std::fmt::Write as _;
 use std::io::{BufRead as _, Read as _, Write as _};
@@ -55,22 +56,13 @@ impl BenchNetns {
     fn enter() -> BenchNetns {
         let name = format!("emu-bench-proxy-{}", std::process::id());
         let status = Command::new("ip").args(["netns", "add", &name]).status();
-        assert!(
-            status.is_ok_and(|s| s.success()),
-            "ip netns add {name} failed"
-        );
+        assert!(status.is_ok_and(|s| s.success()), "ip netns add {name} failed");
         let ns = BenchNetns { name };
         let file = std::fs::File::open(format!("/run/netns/{}", ns.name)).expect("open the netns");
         // SAFETY: setns with a valid namespace fd that `file` keeps open for the call; it only
         // changes the calling thread's network namespace, and that thread is the benchmark's own.
         let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-        assert_eq!(
-            rc,
-            0,
-            "setns into {}: {}",
-            ns.name,
-            std::io::Error::last_os_error()
-        );
+        assert_eq!(rc, 0, "setns into {}: {}", ns.name, std::io::Error::last_os_error());
         ns
     }
 }
@@ -78,15 +70,9 @@ impl BenchNetns {
 impl Drop for BenchNetns {
     fn drop(&mut self) {
         // `ip netns del` removes the name; the namespace itself ends with this process.
-        let ok = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .status()
-            .is_ok_and(|s| s.success());
+        let ok = Command::new("ip").args(["netns", "del", &self.name]).status().is_ok_and(|s| s.success());
         if !ok {
-            eprintln!(
-                "could not delete netns {}: run `ip netns del {}`",
-                self.name, self.name
-            );
+            eprintln!("could not delete netns {}: run `ip netns del {}`", self.name, self.name);
         }
     }
 }
@@ -122,26 +108,13 @@ fn synthetic(n: usize) -> ProxyInput {
                 external_local: false,
                 load_balancer_ips: vec![],
                 health_check_node_port: None,
-                ports: vec![PortModel {
-                    name: "http".into(),
-                    protocol: Protocol::Tcp,
-                    port: 80,
-                    node_port: None,
-                    endpoints,
-                }],
+                ports: vec![PortModel { name: "http".into(), protocol: Protocol::Tcp, port: 80, node_port: None, endpoints }],
             }
         })
         .collect::<Vec<_>>();
-    let mut input = ProxyInput {
-        node_name: NODES[0].into(),
-        cluster_pod_cidr: cidr("10.244.0.0/16"),
-        service_cidr: cidr("10.96.0.0/12"),
-        services,
-        node_ips: vec![],
-    };
-    input
-        .services
-        .sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+    let mut input =
+        ProxyInput { node_name: NODES[0].into(), cluster_pod_cidr: cidr("10.244.0.0/16"), service_cidr: cidr("10.96.0.0/12"), services, node_ips: vec![] };
+    input.services.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
     input
 }
 
@@ -162,23 +135,9 @@ fn kube_proxy_shape(input: &ProxyInput) -> String {
     let mut elements = Vec::new();
     for svc in &input.services {
         for port in &svc.ports {
-            let chain = format!(
-                "service-{}/{}/{}/{}",
-                svc.namespace, svc.name, port.protocol, port.port
-            );
-            let eps: Vec<(String, &EndpointModel)> = port
-                .endpoints
-                .iter()
-                .map(|ep| {
-                    (
-                        format!(
-                            "endpoint-{}/{}/{}__{}/{}",
-                            svc.namespace, svc.name, port.protocol, ep.ip, ep.port
-                        ),
-                        ep,
-                    )
-                })
-                .collect();
+            let chain = format!("service-{}/{}/{}/{}", svc.namespace, svc.name, port.protocol, port.port);
+            let eps: Vec<(String, &EndpointModel)> =
+                port.endpoints.iter().map(|ep| (format!("endpoint-{}/{}/{}__{}/{}", svc.namespace, svc.name, port.protocol, ep.ip, ep.port), ep)).collect();
             writeln!(out, "add chain ip emu {chain}").expect("string");
             for (name, _) in &eps {
                 writeln!(out, "add chain ip emu {name}").expect("string");
@@ -189,44 +148,16 @@ fn kube_proxy_shape(input: &ProxyInput) -> String {
                 svc.cluster_ip, port.protocol, port.port, input.cluster_pod_cidr
             )
             .expect("string");
-            let vmap: Vec<String> = eps
-                .iter()
-                .enumerate()
-                .map(|(k, (name, _))| format!("{k} : goto {name}"))
-                .collect();
-            writeln!(
-                out,
-                "add rule ip emu {chain} numgen random mod {} vmap {{ {} }}",
-                eps.len(),
-                vmap.join(", ")
-            )
-            .expect("string");
+            let vmap: Vec<String> = eps.iter().enumerate().map(|(k, (name, _))| format!("{k} : goto {name}")).collect();
+            writeln!(out, "add rule ip emu {chain} numgen random mod {} vmap {{ {} }}", eps.len(), vmap.join(", ")).expect("string");
             for (name, ep) in &eps {
-                writeln!(
-                    out,
-                    "add rule ip emu {name} ip saddr {} jump mark-for-masquerade",
-                    ep.ip
-                )
-                .expect("string");
-                writeln!(
-                    out,
-                    "add rule ip emu {name} meta l4proto {} dnat ip to {}:{}",
-                    port.protocol, ep.ip, ep.port
-                )
-                .expect("string");
+                writeln!(out, "add rule ip emu {name} ip saddr {} jump mark-for-masquerade", ep.ip).expect("string");
+                writeln!(out, "add rule ip emu {name} meta l4proto {} dnat ip to {}:{}", port.protocol, ep.ip, ep.port).expect("string");
             }
-            elements.push(format!(
-                "{} . {} . {} : goto {chain}",
-                svc.cluster_ip, port.protocol, port.port
-            ));
+            elements.push(format!("{} . {} . {} : goto {chain}", svc.cluster_ip, port.protocol, port.port));
         }
     }
-    writeln!(
-        out,
-        "add element ip emu service-ips {{ {} }}",
-        elements.join(", ")
-    )
-    .expect("string");
+    writeln!(out, "add element ip emu service-ips {{ {} }}", elements.join(", ")).expect("string");
     out
 }
 
@@ -251,8 +182,7 @@ fn percentile(v: &[Duration], p: f64) -> Duration {
 }
 
 fn fresh_table(nft: &RealNft) {
-    nft.apply("add table ip emu\ndelete table ip emu\n")
-        .expect("delete the table");
+    nft.apply("add table ip emu\ndelete table ip emu\n").expect("delete the table");
 }
 
 /// Median time of loading `script` into a fresh table, over 3 runs.
@@ -261,8 +191,7 @@ fn full_sync(nft: &RealNft, script: &str) -> Duration {
         .map(|_| {
             fresh_table(nft);
             let t = Instant::now();
-            nft.apply(script)
-                .unwrap_or_else(|e| panic!("full sync: {e}"));
+            nft.apply(script).unwrap_or_else(|e| panic!("full sync: {e}"));
             t.elapsed()
         })
         .collect();
@@ -300,28 +229,17 @@ fn median_f64(mut v: Vec<f64>) -> f64 {
 fn main() {
     require_root();
     let args: Vec<String> = std::env::args().skip(1).collect();
-    if let Some(bad) = args
-        .iter()
-        .find(|a| !["nft", "endpoint", "datapath"].contains(&a.as_str()))
-    {
-        eprintln!(
-            "error: unknown section {bad:?}; usage: emu-bench-proxy [nft] [endpoint] [datapath]"
-        );
+    if let Some(bad) = args.iter().find(|a| !["nft", "endpoint", "datapath"].contains(&a.as_str())) {
+        eprintln!("error: unknown section {bad:?}; usage: emu-bench-proxy [nft] [endpoint] [datapath]");
         std::process::exit(2);
     }
     let run = |section: &str| args.is_empty() || args.iter().any(|a| a == section);
-    println!(
-        "emu proxy benchmark ({} cores)",
-        std::thread::available_parallelism().map_or(1, |n| n.get())
-    );
+    println!("emu proxy benchmark ({} cores)", std::thread::available_parallelism().map_or(1, |n| n.get()));
     // Section 1 enters its own network namespace: on a thread of its own.
     if run("nft") && std::thread::spawn(nft_alone).join().is_err() {
         println!("    (the nft section failed; see above)");
     }
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
     if run("endpoint") {
         if let Err(e) = endpoint_change_in_cluster(&rt) {
             println!("    failed: {e:#}");
@@ -338,21 +256,16 @@ fn main() {
 fn nft_alone() {
     let ns = BenchNetns::enter();
     let nft = RealNft::new();
-    println!(
-        "  nft rules alone: one node's table in a private netns ({}), no cluster",
-        ns.name
-    );
+    println!("  nft rules alone: one node's table in a private netns ({}), no cluster", ns.name);
     let mut current = synthetic(1000);
-    nft.apply(&render_full(&current))
-        .expect("full sync at 1000");
+    nft.apply(&render_full(&current)).expect("full sync at 1000");
     let (mut times, mut render_times, mut lines) = (Vec::new(), Vec::new(), Vec::new());
     for change in 0..100 {
         let next = replace_endpoint(&current, change);
         let t = Instant::now();
         let script = render_update(&current, &next);
         render_times.push(t.elapsed());
-        nft.apply(&script)
-            .unwrap_or_else(|e| panic!("update {change}: {e}"));
+        nft.apply(&script).unwrap_or_else(|e| panic!("update {change}: {e}"));
         times.push(t.elapsed());
         lines.push(script.lines().count());
         current = next;
@@ -379,27 +292,15 @@ fn nft_alone() {
         let emu = full_sync(&nft, &ours);
         let theirs = kube_proxy_shape(&input);
         let kube = full_sync(&nft, &theirs);
-        let goal = if n == 10_000 {
-            "; goals ≤ 1.5 s and ≥ 10×"
-        } else {
-            ""
-        };
+        let goal = if n == 10_000 { "; goals ≤ 1.5 s and ≥ 10×" } else { "" };
         row(
             &format!("full sync, {n} services × 3 endpoints"),
-            format!(
-                "emu: {:6.2} s   kube-proxy's shape: {:6.2} s   {:.1}× faster   (median of 3{goal})",
-                secs(emu),
-                secs(kube),
-                secs(kube) / secs(emu)
-            ),
+            format!("emu: {:6.2} s   kube-proxy's shape: {:6.2} s   {:.1}× faster   (median of 3{goal})", secs(emu), secs(kube), secs(kube) / secs(emu)),
         );
         // What the locality of the hairpin rule saves: the same rules with one on every endpoint.
         let mut unknown_nodes = input.clone();
         for svc in &mut unknown_nodes.services {
-            svc.ports[0]
-                .endpoints
-                .iter_mut()
-                .for_each(|e| e.node_name = None);
+            svc.ports[0].endpoints.iter_mut().for_each(|e| e.node_name = None);
         }
         let every = full_sync(&nft, &render_full(&unknown_nodes));
         println!(
@@ -416,18 +317,10 @@ fn nft_alone() {
 
 /// `ip netns exec NETNS ARGS…`, its stdout; an error carries the argv and stderr.
 fn in_netns(netns: &str, args: &[&str]) -> anyhow::Result<String> {
-    let out = Command::new("ip")
-        .args(["netns", "exec", netns])
-        .args(args)
-        .output()
-        .with_context(|| format!("running `ip netns exec {netns} {}`", args.join(" ")))?;
+    let out =
+        Command::new("ip").args(["netns", "exec", netns]).args(args).output().with_context(|| format!("running `ip netns exec {netns} {}`", args.join(" ")))?;
     if !out.status.success() {
-        bail!(
-            "`ip netns exec {netns} {}` failed ({}): {}",
-            args.join(" "),
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
+        bail!("`ip netns exec {netns} {}` failed ({}): {}", args.join(" "), out.status, String::from_utf8_lossy(&out.stderr).trim());
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
@@ -452,11 +345,7 @@ fn ep_service(i: usize) -> Value {
 /// The Endpoints of Service `i`: one address per node (so that each node's rules have the
 /// hairpin check for one endpoint and a plain DNAT for the others, as with pods).
 fn ep_endpoints(i: usize, ips: &[Ipv4Addr]) -> Value {
-    let addresses: Vec<Value> = ips
-        .iter()
-        .enumerate()
-        .map(|(k, ip)| json!({"ip": ip.to_string(), "nodeName": format!("node-{}", k + 1)}))
-        .collect();
+    let addresses: Vec<Value> = ips.iter().enumerate().map(|(k, ip)| json!({"ip": ip.to_string(), "nodeName": format!("node-{}", k + 1)})).collect();
     json!({"apiVersion": "v1", "kind": "Endpoints",
         "metadata": {"name": ep_service_name(i), "namespace": "default"},
         "subsets": [{"addresses": addresses, "ports": [{"name": "http", "protocol": "TCP", "port": EP_TARGET_PORT}]}]})
@@ -469,11 +358,7 @@ struct Monitor {
 }
 
 impl Monitor {
-    fn start(
-        netns: &str,
-        node: usize,
-        tx: mpsc::Sender<(usize, Instant, String)>,
-    ) -> anyhow::Result<Monitor> {
+    fn start(netns: &str, node: usize, tx: mpsc::Sender<(usize, Instant, String)>) -> anyhow::Result<Monitor> {
         let mut child = Command::new("ip")
             .args(["netns", "exec", netns, "nft", "monitor"])
             .stdin(Stdio::null())
@@ -505,19 +390,13 @@ impl Drop for Monitor {
 
 /// Section 2: one endpoint change, measured until the rules of every node have it.
 fn endpoint_change_in_cluster(rt: &tokio::runtime::Runtime) -> anyhow::Result<()> {
-    println!(
-        "  one endpoint change in a {EP_NODES}-node cluster ({EP_CLUSTER}) with {EP_SERVICES} selectorless services × {EP_NODES} endpoints"
-    );
+    println!("  one endpoint change in a {EP_NODES}-node cluster ({EP_CLUSTER}) with {EP_SERVICES} selectorless services × {EP_NODES} endpoints");
     let (cluster, mut client) = cluster_with_client(rt, EP_CLUSTER, EP_NODES)?;
-    let nodes: Vec<String> = (1..=EP_NODES)
-        .map(|i| naming::netns_node(EP_CLUSTER, &format!("node-{i}")))
-        .collect();
+    let nodes: Vec<String> = (1..=EP_NODES).map(|i| naming::netns_node(EP_CLUSTER, &format!("node-{i}"))).collect();
 
     // Endpoint IPs outside the pod and service ranges, as for external backends.
     let base = Ipv4Addr::new(10, 250, 0, 0);
-    let mut ips: Vec<Vec<Ipv4Addr>> = (0..EP_SERVICES)
-        .map(|i| (0..EP_NODES).map(|k| nth(base, EP_NODES * i + k)).collect())
-        .collect();
+    let mut ips: Vec<Vec<Ipv4Addr>> = (0..EP_SERVICES).map(|i| (0..EP_NODES).map(|k| nth(base, EP_NODES * i + k)).collect()).collect();
     let mut objects: Vec<Value> = (0..EP_SERVICES).map(ep_service).collect();
     objects.extend((0..EP_SERVICES).map(|i| ep_endpoints(i, &ips[i])));
     let t = Instant::now();
@@ -525,29 +404,14 @@ fn endpoint_change_in_cluster(rt: &tokio::runtime::Runtime) -> anyhow::Result<()
     let applied = t.elapsed();
     // Every node has a service chain per Service with endpoints.
     let prefix = "chain svc-default/bench-";
-    poll(
-        "the rules of 1000 services on every node",
-        Duration::from_secs(300),
-        Duration::from_millis(100),
-        || {
-            nodes
-                .iter()
-                .all(|ns| {
-                    in_netns(ns, &["nft", "list", "chains", "ip"])
-                        .is_ok_and(|out| out.matches(prefix).count() == EP_SERVICES)
-                })
-                .then_some(())
-        },
-    )
+    poll("the rules of 1000 services on every node", Duration::from_secs(300), Duration::from_millis(100), || {
+        nodes.iter().all(|ns| in_netns(ns, &["nft", "list", "chains", "ip"]).is_ok_and(|out| out.matches(prefix).count() == EP_SERVICES)).then_some(())
+    })
     .map_err(|e| anyhow!("{e}\n{}", cluster.logs()))?;
     let loaded = t.elapsed();
 
     let (tx, rx) = mpsc::channel();
-    let _monitors: Vec<Monitor> = nodes
-        .iter()
-        .enumerate()
-        .map(|(n, ns)| Monitor::start(ns, n, tx.clone()))
-        .collect::<anyhow::Result<_>>()?;
+    let _monitors: Vec<Monitor> = nodes.iter().enumerate().map(|(n, ns)| Monitor::start(ns, n, tx.clone())).collect::<anyhow::Result<_>>()?;
     // Let the monitors subscribe and the controller finish its passes over the initial load.
     std::thread::sleep(Duration::from_secs(2));
 
@@ -600,16 +464,10 @@ fn endpoint_change_in_cluster(rt: &tokio::runtime::Runtime) -> anyhow::Result<()
     let jump = needle.replace(':', "/");
     let listed = nodes
         .iter()
-        .filter(|ns| {
-            in_netns(ns, &["nft", "list", "chain", "ip", "emu", &chain])
-                .is_ok_and(|out| out.contains(&needle) || out.contains(&jump))
-        })
+        .filter(|ns| in_netns(ns, &["nft", "list", "chain", "ip", "emu", &chain]).is_ok_and(|out| out.contains(&needle) || out.contains(&jump)))
         .count();
     if all_nodes.is_empty() {
-        bail!(
-            "no change reached all {EP_NODES} nodes within 10 s\n{}",
-            cluster.logs()
-        );
+        bail!("no change reached all {EP_NODES} nodes within 10 s\n{}", cluster.logs());
     }
     row(
         &format!("Endpoints write → rules on all {EP_NODES} nodes"),
@@ -618,11 +476,7 @@ fn endpoint_change_in_cluster(rt: &tokio::runtime::Runtime) -> anyhow::Result<()
             ms(percentile(&all_nodes, 50.0)),
             ms(percentile(&all_nodes, 99.0)),
             all_nodes.len(),
-            if missed > 0 {
-                format!(", {missed} more not on every node within 10 s")
-            } else {
-                String::new()
-            },
+            if missed > 0 { format!(", {missed} more not on every node within 10 s") } else { String::new() },
         ),
     );
     println!(
@@ -631,9 +485,7 @@ fn endpoint_change_in_cluster(rt: &tokio::runtime::Runtime) -> anyhow::Result<()
         ms(percentile(&acked, 50.0)),
         ms(percentile(&acked, 99.0)),
     );
-    println!(
-        "      (commits seen with `nft monitor` in each node's netns; the last change also in `nft list chain` on {listed} of {EP_NODES} nodes)"
-    );
+    println!("      (commits seen with `nft monitor` in each node's netns; the last change also in `nft list chain` on {listed} of {EP_NODES} nodes)");
     println!(
         "      initial load: {EP_SERVICES} services + Endpoints in one apply ({:.2} s) → rules on all nodes {:.2} s (polled every 0.1 s)",
         secs(applied),
@@ -655,19 +507,14 @@ const CONN_RUNS: usize = 5;
 fn compare(by_pod: &[f64], by_svc: &[f64]) -> (f64, f64, String) {
     let (p, s) = (median_f64(by_pod.to_vec()), median_f64(by_svc.to_vec()));
     let pairs: Vec<f64> = by_pod.iter().zip(by_svc).map(|(p, s)| s / p).collect();
-    let (lo, hi) = pairs
-        .iter()
-        .fold((f64::MAX, f64::MIN), |(lo, hi), r| (lo.min(*r), hi.max(*r)));
+    let (lo, hi) = pairs.iter().fold((f64::MAX, f64::MIN), |(lo, hi), r| (lo.min(*r), hi.max(*r)));
     (p, s, format!("{:.2} (pairs {lo:.2}–{hi:.2})", s / p))
 }
 
 fn running(v: &Value) -> bool {
     v["status"]["phase"] == "Running"
         && v["status"]["podIP"].is_string()
-        && v["status"]["conditions"].as_array().is_some_and(|cs| {
-            cs.iter()
-                .any(|c| c["type"] == "Ready" && c["status"] == "True")
-        })
+        && v["status"]["conditions"].as_array().is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
 }
 
 /// A pod placed on `node` (through the scheduler, which also allocates its IP).
@@ -697,11 +544,7 @@ fn iperf3(netns: &str, ip: Ipv4Addr, reverse: bool) -> anyhow::Result<f64> {
     }
     let mut last_error = String::new();
     for _ in 0..10 {
-        let out = Command::new("ip")
-            .args(["netns", "exec", netns])
-            .args(&args)
-            .output()
-            .context("running iperf3 (apt-get install iperf3)")?;
+        let out = Command::new("ip").args(["netns", "exec", netns]).args(&args).output().context("running iperf3 (apt-get install iperf3)")?;
         let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
         if out.status.success() {
             return v["end"]["sum_received"]["bits_per_second"]
@@ -709,16 +552,10 @@ fn iperf3(netns: &str, ip: Ipv4Addr, reverse: bool) -> anyhow::Result<f64> {
                 .map(|b| b / 1e9)
                 .ok_or_else(|| anyhow!("iperf3 -c {ip}: no end.sum_received in its JSON"));
         }
-        last_error = v["error"]
-            .as_str()
-            .map(str::to_string)
-            .unwrap_or_else(|| String::from_utf8_lossy(&out.stderr).into_owned());
+        last_error = v["error"].as_str().map(str::to_string).unwrap_or_else(|| String::from_utf8_lossy(&out.stderr).into_owned());
         std::thread::sleep(Duration::from_millis(300));
     }
-    bail!(
-        "`ip netns exec {netns} {}` failed: {last_error}",
-        args.join(" ")
-    )
+    bail!("`ip netns exec {netns} {}` failed: {last_error}", args.join(" "))
 }
 
 /// Source ports of the connection loop, one range per target, used in turn. The server and the
@@ -755,48 +592,39 @@ fn one_get(addr: SocketAddrV4, port: u16, buf: &mut [u8]) -> std::io::Result<()>
 /// and the number that failed; source ports from `ports`, starting after `*next`, which is
 /// left for the next round. Runs on a dedicated thread that enters the namespace (never a tokio
 /// worker: STYLE.md 6); its sockets are created there.
-fn connections_per_sec(
-    netns: &str,
-    addr: SocketAddrV4,
-    ports: std::ops::Range<u16>,
-    next: &mut usize,
-    length: Duration,
-) -> anyhow::Result<(f64, usize)> {
+fn connections_per_sec(netns: &str, addr: SocketAddrV4, ports: std::ops::Range<u16>, next: &mut usize, length: Duration) -> anyhow::Result<(f64, usize)> {
     let path = format!("/run/netns/{netns}");
     let mut cursor = *next;
-    let (rate, failed, cursor) =
-        std::thread::spawn(move || -> anyhow::Result<(f64, usize, usize)> {
-            let file = std::fs::File::open(&path).with_context(|| format!("opening {path}"))?;
-            // SAFETY: setns with a valid namespace fd that `file` keeps open for the call; it changes
-            // only this short-lived thread's network namespace.
-            let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-            if rc != 0 {
-                bail!("setns into {path}: {}", std::io::Error::last_os_error());
+    let (rate, failed, cursor) = std::thread::spawn(move || -> anyhow::Result<(f64, usize, usize)> {
+        let file = std::fs::File::open(&path).with_context(|| format!("opening {path}"))?;
+        // SAFETY: setns with a valid namespace fd that `file` keeps open for the call; it changes
+        // only this short-lived thread's network namespace.
+        let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+        if rc != 0 {
+            bail!("setns into {path}: {}", std::io::Error::last_os_error());
+        }
+        let mut buf = vec![0u8; 4096];
+        let (mut ok, mut failed) = (0usize, 0usize);
+        let start = Instant::now();
+        while start.elapsed() < length {
+            let port = ports.start + (cursor % ports.len()) as u16;
+            cursor += 1;
+            match one_get(addr, port, &mut buf) {
+                Ok(()) => ok += 1,
+                Err(_) => failed += 1,
             }
-            let mut buf = vec![0u8; 4096];
-            let (mut ok, mut failed) = (0usize, 0usize);
-            let start = Instant::now();
-            while start.elapsed() < length {
-                let port = ports.start + (cursor % ports.len()) as u16;
-                cursor += 1;
-                match one_get(addr, port, &mut buf) {
-                    Ok(()) => ok += 1,
-                    Err(_) => failed += 1,
-                }
-            }
-            Ok((ok as f64 / start.elapsed().as_secs_f64(), failed, cursor))
-        })
-        .join()
-        .map_err(|_| anyhow!("the connection loop in {netns} panicked"))??;
+        }
+        Ok((ok as f64 / start.elapsed().as_secs_f64(), failed, cursor))
+    })
+    .join()
+    .map_err(|_| anyhow!("the connection loop in {netns} panicked"))??;
     *next = cursor;
     Ok((rate, failed))
 }
 
 /// Section 3: the same server pods reached by pod IP and by ClusterIP.
 fn data_path(rt: &tokio::runtime::Runtime) -> anyhow::Result<()> {
-    println!(
-        "  data path in a 2-node cluster ({DP_CLUSTER}): client pod → server pod by pod IP and by ClusterIP (one endpoint)"
-    );
+    println!("  data path in a 2-node cluster ({DP_CLUSTER}): client pod → server pod by pod IP and by ClusterIP (one endpoint)");
     let (cluster, mut client) = cluster_with_client(rt, DP_CLUSTER, 2)?;
     // The iperf3 server is a real pod: the busybox profile runs the host's /usr/bin/iperf3.
     // The clients are pods that sleep; the benchmark runs iperf3 and its connection loop in
@@ -811,40 +639,20 @@ fn data_path(rt: &tokio::runtime::Runtime) -> anyhow::Result<()> {
         bench_service("bench-web", 80),
     ];
     rt.block_on(apply(&mut client, &objects))?;
-    let pods = poll(
-        "4 pods Running",
-        Duration::from_secs(60),
-        Duration::from_millis(100),
-        || {
-            let pods = cluster.pods("");
-            (pods.iter().filter(|p| running(p)).count() == 4).then_some(pods)
-        },
-    )
+    let pods = poll("4 pods Running", Duration::from_secs(60), Duration::from_millis(100), || {
+        let pods = cluster.pods("");
+        (pods.iter().filter(|p| running(p)).count() == 4).then_some(pods)
+    })
     .map_err(|e| anyhow!("{e}\n{}", cluster.logs()))?;
-    let pod = |name: &str| {
-        pods.iter()
-            .find(|p| p["metadata"]["name"] == name)
-            .expect("pod")
-    };
+    let pod = |name: &str| pods.iter().find(|p| p["metadata"]["name"] == name).expect("pod");
     let pod_ip = |name: &str| -> anyhow::Result<Ipv4Addr> {
-        pod(name)["status"]["podIP"]
-            .as_str()
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| anyhow!("pod {name} has no IPv4 podIP"))
+        pod(name)["status"]["podIP"].as_str().and_then(|s| s.parse().ok()).ok_or_else(|| anyhow!("pod {name} has no IPv4 podIP"))
     };
-    let pod_netns = |name: &str| {
-        naming::netns_pod(
-            DP_CLUSTER,
-            pod(name)["metadata"]["uid"].as_str().unwrap_or(""),
-        )
-    };
+    let pod_netns = |name: &str| naming::netns_pod(DP_CLUSTER, pod(name)["metadata"]["uid"].as_str().unwrap_or(""));
     let cluster_ip = |name: &str| -> anyhow::Result<Ipv4Addr> {
         let r = cluster.emu(&["get", "service", name, "-o", "json"]);
         let v: Value = serde_json::from_str(&r.stdout).unwrap_or_default();
-        v["spec"]["clusterIP"]
-            .as_str()
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| anyhow!("service {name} has no clusterIP: {}{}", r.stdout, r.stderr))
+        v["spec"]["clusterIP"].as_str().and_then(|s| s.parse().ok()).ok_or_else(|| anyhow!("service {name} has no clusterIP: {}{}", r.stdout, r.stderr))
     };
     let (iperf_pod, iperf_svc) = (pod_ip("bench-iperf")?, cluster_ip("bench-iperf")?);
     let (web_pod, web_svc) = (pod_ip("bench-web")?, cluster_ip("bench-web")?);
@@ -855,24 +663,14 @@ fn data_path(rt: &tokio::runtime::Runtime) -> anyhow::Result<()> {
             let chain = format!("svc-default/{svc}/tcp/{port}");
             // A DNAT to the pod, or (on the pod's node) a jump to its endpoint chain.
             let (dnat, jump) = (format!("{ip}:{port}"), format!("/{ip}/{port}"));
-            poll(
-                &format!("{chain} → {dnat} on {node}"),
-                Duration::from_secs(30),
-                Duration::from_millis(100),
-                || {
-                    in_netns(&ns, &["nft", "list", "chain", "ip", "emu", &chain])
-                        .is_ok_and(|out| out.contains(&dnat) || out.contains(&jump))
-                        .then_some(())
-                },
-            )
+            poll(&format!("{chain} → {dnat} on {node}"), Duration::from_secs(30), Duration::from_millis(100), || {
+                in_netns(&ns, &["nft", "list", "chain", "ip", "emu", &chain]).is_ok_and(|out| out.contains(&dnat) || out.contains(&jump)).then_some(())
+            })
             .map_err(|e| anyhow!("{e}\n{}", cluster.logs()))?;
         }
     }
 
-    let clients = [
-        ("other node", pod_netns("bench-far")),
-        ("same node", pod_netns("bench-near")),
-    ];
+    let clients = [("other node", pod_netns("bench-far")), ("same node", pod_netns("bench-near"))];
     for (place, netns) in &clients {
         for (reverse, what) in [(false, "client → server"), (true, "server → client")] {
             let (mut by_pod, mut by_svc) = (Vec::new(), Vec::new());
@@ -884,9 +682,7 @@ fn data_path(rt: &tokio::runtime::Runtime) -> anyhow::Result<()> {
             let (p, s, ratio) = compare(&by_pod, &by_svc);
             row(
                 &format!("iperf3 {what}, {place}"),
-                format!(
-                    "pod IP: {p:6.2} Gbit/s   ClusterIP: {s:6.2} Gbit/s   ratio {ratio}   (medians of {IPERF_RUNS} × 3 s; goal ≥ 0.95)"
-                ),
+                format!("pod IP: {p:6.2} Gbit/s   ClusterIP: {s:6.2} Gbit/s   ratio {ratio}   (medians of {IPERF_RUNS} × 3 s; goal ≥ 0.95)"),
             );
         }
     }
@@ -894,22 +690,10 @@ fn data_path(rt: &tokio::runtime::Runtime) -> anyhow::Result<()> {
         let (mut by_pod, mut by_svc, mut failed) = (Vec::new(), Vec::new(), 0);
         let (mut next_pod, mut next_svc) = (0, 0);
         for _ in 0..CONN_RUNS {
-            let (rate, f) = connections_per_sec(
-                netns,
-                SocketAddrV4::new(web_pod, 80),
-                PORTS_BY_POD,
-                &mut next_pod,
-                Duration::from_secs(1),
-            )?;
+            let (rate, f) = connections_per_sec(netns, SocketAddrV4::new(web_pod, 80), PORTS_BY_POD, &mut next_pod, Duration::from_secs(1))?;
             by_pod.push(rate);
             failed += f;
-            let (rate, f) = connections_per_sec(
-                netns,
-                SocketAddrV4::new(web_svc, 80),
-                PORTS_BY_SVC,
-                &mut next_svc,
-                Duration::from_secs(1),
-            )?;
+            let (rate, f) = connections_per_sec(netns, SocketAddrV4::new(web_svc, 80), PORTS_BY_SVC, &mut next_svc, Duration::from_secs(1))?;
             by_svc.push(rate);
             failed += f;
         }

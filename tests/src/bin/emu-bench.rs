@@ -70,9 +70,22 @@ fn main() {
 
     println!("emu benchmark ({} cores)", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
     println!("  emu up scenarios/nginx.yaml → all pods Running   median of 5: {:7.1} ms   (goal ≤ 1000 ms)", median(&mut ups));
-    println!("  pod start, apply → Running, 100 pods / 4 nodes   p50: {:7.1} ms   p99: {:7.1} ms   (one at a time; goal p99 ≤ 100 ms)", percentile(&mut latencies, 50.0), percentile(&mut latencies, 99.0));
-    println!("    the same 100 pods applied at once              p50: {:7.1} ms   p99: {:7.1} ms   (a burst: throughput)", percentile(&mut burst, 50.0), percentile(&mut burst, 99.0));
-    println!("  pod network set-up per pod                       netlink: {:6.2} ms   ip commands: {:6.2} ms   ratio {:5.1}×   (goal ≥ 10×)", netlink, ipcmd, ipcmd / netlink);
+    println!(
+        "  pod start, apply → Running, 100 pods / 4 nodes   p50: {:7.1} ms   p99: {:7.1} ms   (one at a time; goal p99 ≤ 100 ms)",
+        percentile(&mut latencies, 50.0),
+        percentile(&mut latencies, 99.0)
+    );
+    println!(
+        "    the same 100 pods applied at once              p50: {:7.1} ms   p99: {:7.1} ms   (a burst: throughput)",
+        percentile(&mut burst, 50.0),
+        percentile(&mut burst, 99.0)
+    );
+    println!(
+        "  pod network set-up per pod                       netlink: {:6.2} ms   ip commands: {:6.2} ms   ratio {:5.1}×   (goal ≥ 10×)",
+        netlink,
+        ipcmd,
+        ipcmd / netlink
+    );
     println!("  RSS of controller + 4 agents at 100 pods         {:7.1} MB   (goal ≤ 50 MB)", rss);
     println!("  emu down                                         median of 5: {:7.1} ms   (goal ≤ 1000 ms)", median(&mut downs));
 }
@@ -102,11 +115,8 @@ fn running(v: &Value) -> bool {
 async fn hundred_pods(cluster: &str, burst: bool) -> Vec<f64> {
     let socket = emu_core::cluster::Paths::new(cluster).socket();
     let mut client = emu_proto::connect_unix(&socket).await.expect("controller");
-    let mut watch = client
-        .watch(emu_proto::WatchRequest { kinds: vec!["Pod".into()], node_name: String::new(), resource_version: 0 })
-        .await
-        .expect("watch")
-        .into_inner();
+    let mut watch =
+        client.watch(emu_proto::WatchRequest { kinds: vec!["Pod".into()], node_name: String::new(), resource_version: 0 }).await.expect("watch").into_inner();
     while let Some(Ok(ev)) = watch.next().await {
         if ev.r#type == emu_proto::watch_event::Type::Synced as i32 {
             break;
@@ -120,7 +130,10 @@ async fn hundred_pods(cluster: &str, burst: bool) -> Vec<f64> {
         for i in &batch {
             started.insert(format!("bench-{i}"), t);
         }
-        client.apply(emu_proto::ApplyRequest { objects: batch.iter().map(|i| pod_json(*i)).collect(), create_only: true, dry_run: false }).await.expect("apply");
+        client
+            .apply(emu_proto::ApplyRequest { objects: batch.iter().map(|i| pod_json(*i)).collect(), create_only: true, dry_run: false })
+            .await
+            .expect("apply");
         let deadline = Instant::now() + Duration::from_secs(120);
         while batch.iter().any(|i| !done.contains_key(&format!("bench-{i}"))) && Instant::now() < deadline {
             let Ok(Some(Ok(ev))) = tokio::time::timeout(Duration::from_secs(5), watch.next()).await else { break };

@@ -66,10 +66,7 @@ fn service_endpoints_none_and_empty() {
     svc["spec"]["ports"] = json!([{"port": 80, "protocol": "TCP", "targetPort": 80}]);
     svc["spec"]["type"] = json!("ClusterIP");
     let out = describe("Service", &svc, &[], NOW);
-    assert!(
-        out.contains("Port:                     <unset>  80/TCP\n"),
-        "{out}"
-    );
+    assert!(out.contains("Port:                     <unset>  80/TCP\n"), "{out}");
     assert!(out.contains("Endpoints:                <none>\n"), "{out}");
     let mut slice = nginx_slice();
     slice["ports"] = json!([{"name": "", "port": 80, "protocol": "TCP"}]);
@@ -184,10 +181,8 @@ fn pod_pending_terminated_and_env() {
         {"name": "MY_POD_IP", "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": "status.podIP"}}},
         {"name": "PASSWORD", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}},
         {"name": "GREETING", "value": "hello"}]);
-    pod["spec"]["containers"][0]["resources"] =
-        json!({"limits": {"memory": "128Mi", "cpu": "0.5"}, "requests": {"cpu": "250m"}});
-    pod["spec"]["containers"][0]["readinessProbe"] =
-        json!({"httpGet": {"path": "/", "port": 80, "scheme": "HTTP"}, "periodSeconds": 5});
+    pod["spec"]["containers"][0]["resources"] = json!({"limits": {"memory": "128Mi", "cpu": "0.5"}, "requests": {"cpu": "250m"}});
+    pod["spec"]["containers"][0]["readinessProbe"] = json!({"httpGet": {"path": "/", "port": 80, "scheme": "HTTP"}, "periodSeconds": 5});
     pod["spec"]["containers"][0]["args"] = json!(["-g", "daemon off;"]);
     let out = describe("Pod", &pod, &[], NOW);
     for want in [
@@ -210,8 +205,7 @@ fn pod_pending_terminated_and_env() {
     assert!(!out.contains("Container ID"), "{out}");
 
     let mut crashed = nginx_pod();
-    crashed["status"]["containerStatuses"][0]["state"] =
-        json!({"waiting": {"reason": "CrashLoopBackOff"}});
+    crashed["status"]["containerStatuses"][0]["state"] = json!({"waiting": {"reason": "CrashLoopBackOff"}});
     crashed["status"]["containerStatuses"][0]["lastState"] = json!({"terminated": {"exitCode": 1, "reason": "Error",
         "startedAt": "2024-05-01T10:00:05Z", "finishedAt": "2024-05-01T10:00:06Z"}});
     let out = describe("Pod", &crashed, &[], NOW);
@@ -252,20 +246,8 @@ fn replica_set(name: &str, hash: &str, image: &str, replicas: i64, created: &str
 #[test]
 fn deployment_like_kubectl() {
     let related = [
-        replica_set(
-            "my-nginx-6d4cf56db6",
-            "6d4cf56db6",
-            "nginx:1.14",
-            0,
-            "2024-04-30T10:00:00Z",
-        ),
-        replica_set(
-            "my-nginx-5b56ccd65f",
-            "5b56ccd65f",
-            "nginx",
-            2,
-            "2024-05-01T10:00:00Z",
-        ),
+        replica_set("my-nginx-6d4cf56db6", "6d4cf56db6", "nginx:1.14", 0, "2024-04-30T10:00:00Z"),
+        replica_set("my-nginx-5b56ccd65f", "5b56ccd65f", "nginx", 2, "2024-05-01T10:00:00Z"),
     ];
     let out = describe("Deployment", &nginx_deployment(), &related, NOW);
     assert_eq!(
@@ -323,8 +305,7 @@ fn node_like_kubectl() {
         }
     });
     let mut pod = nginx_pod();
-    pod["spec"]["containers"][0]["resources"] =
-        json!({"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}});
+    pod["spec"]["containers"][0]["resources"] = json!({"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}});
     let out = describe("Node", &node, &[pod], NOW);
     assert_eq!(
         out,
@@ -476,34 +457,19 @@ fn every_describer_but_secrets_shows_events() {
     let cm = json!({"kind": "ConfigMap", "metadata": {"name": "c", "namespace": "default", "uid": "cm-uid"}});
     let deploy = json!({"kind": "Deployment", "metadata": {"name": "d", "namespace": "default", "uid": "d-uid"},
         "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "d"}}, "template": {"spec": {"containers": []}}}});
-    for (kind, obj, uid) in [
-        ("Service", &svc, "svc-uid"),
-        ("ConfigMap", &cm, "cm-uid"),
-        ("Deployment", &deploy, "d-uid"),
-    ] {
+    for (kind, obj, uid) in [("Service", &svc, "svc-uid"), ("ConfigMap", &cm, "cm-uid"), ("Deployment", &deploy, "d-uid")] {
         let name = obj["metadata"]["name"].as_str().unwrap();
         let out = describe(kind, obj, &[event_about(kind, name, "default", uid)], NOW);
         assert!(out.ends_with(row), "{kind}:\n{out}");
         // The same name in another namespace, or another kind, is someone else.
-        let elsewhere = [
-            event_about(kind, name, "other", uid),
-            event_about("Pod", name, "default", ""),
-        ];
+        let elsewhere = [event_about(kind, name, "other", uid), event_about("Pod", name, "default", "")];
         let out = describe(kind, obj, &elsewhere, NOW);
-        assert!(
-            out.contains("Events:") && out.ends_with("<none>\n"),
-            "{kind}:\n{out}"
-        );
+        assert!(out.contains("Events:") && out.ends_with("<none>\n"), "{kind}:\n{out}");
     }
 
     // kubectl's Secret describer prints no Events section at all.
     let secret = json!({"kind": "Secret", "type": "Opaque", "metadata": {"name": "s", "namespace": "default", "uid": "s-uid"}});
-    let out = describe(
-        "Secret",
-        &secret,
-        &[event_about("Secret", "s", "default", "s-uid")],
-        NOW,
-    );
+    let out = describe("Secret", &secret, &[event_about("Secret", "s", "default", "s-uid")], NOW);
     assert!(!out.contains("Events"), "{out}");
 }
 
@@ -518,11 +484,7 @@ fn node_events_by_uid_or_by_name() {
                "source": {"component": "kubelet", "host": "node-1"}, "firstTimestamp": "2024-05-01T10:00:20Z",
                "lastTimestamp": "2024-05-01T10:00:20Z", "count": 1})
     };
-    let related = [
-        event("node-1", "Starting"),
-        event("n-uid", "RegisteredNode"),
-        event("gone", "Stale"),
-    ];
+    let related = [event("node-1", "Starting"), event("n-uid", "RegisteredNode"), event("gone", "Stale")];
     let out = describe("Node", &node, &related, NOW);
     assert!(out.contains("  Normal  Starting"), "{out}");
     assert!(out.contains("  Normal  RegisteredNode"), "{out}");
