@@ -1,6 +1,6 @@
 //! `emu up`, `emu down`, `emu status`, `emu restart`: a cluster's life.
 //!
-//! `up` is a list of named steps, each printed with ✓ or ✗ (STYLE.md 9). Everything it creates is
+//! `up` is a list of named steps, each printed with ✓ or ✗ (docs/architecture.md, "Conventions"). Everything it creates is
 //! named after the cluster — network namespaces `emu-<cluster>-…`, the runtime directory
 //! /run/emu/<cluster>, the cgroup emu-<cluster> — so `down` finds and removes all of it, also after
 //! every emu process was killed.

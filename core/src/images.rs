@@ -263,7 +263,7 @@ static CATALOG: &[ImageProfile] = &[
     },
     coredns("registry.k8s.io/coredns/coredns"),
     coredns("coredns/coredns"),
-    // tutum/dnsutils: Ubuntu with dig and nslookup (seed 003 runs `sleep infinity` in it).
+    // tutum/dnsutils: Ubuntu with dig and nslookup (README.md's DNS section runs `sleep infinity` in it).
     ImageProfile {
         name: "tutum/dnsutils",
         entrypoint: &[],

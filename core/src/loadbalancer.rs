@@ -1,4 +1,4 @@
-//! The emulated cloud load balancer (DESIGN.md "cloud load balancer"), as pure functions: which
+//! The emulated cloud load balancer (docs/architecture.md, "The cloud load balancer"), as pure functions: which
 //! address a LoadBalancer Service gets from the pool, which user requests are refused, and the
 //! nftables table that forwards each balancer address to the nodes' node ports ("instance" mode,
 //! NET-7) in the outside world's namespace. The `emu-nodeagent cloud` daemon does the watching,

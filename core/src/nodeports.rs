@@ -1,4 +1,4 @@
-//! Node ports (reference §3.3: SVC-9, SVC-10, SVC-11, SVC-15): the range, the allocator, and what
+//! Node ports (SVC-9, SVC-10, SVC-11, SVC-15): the range, the allocator, and what
 //! the API server's registry does with a Service's `nodePort`s and `healthCheckNodePort` when the
 //! Service is created or updated. Pure: the caller passes the ports other Services hold and the
 //! randomness, and writes the result.

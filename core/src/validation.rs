@@ -1,4 +1,4 @@
-//! Object validation with the API server's own messages (reference §3.4).
+//! Object validation with the API server's own messages.
 //!
 //! Call after `defaults::apply_defaults`, as the API server does; fields that defaulting fills
 //! (protocols, policies) are treated as valid when absent. Checks follow the order of

@@ -1,6 +1,6 @@
 //! The answer to one question, as a pure function of the [`Catalog`]: the Kubernetes DNS
 //! specification as CoreDNS's `kubernetes` plugin serves it with the kubeadm Corefile
-//! (reference §2, DNS-1 … DNS-16). No I/O and no randomness; the server shuffles address records
+//! (DNS-1 … DNS-16). No I/O and no randomness; the server shuffles address records
 //! afterwards with [`shuffle_addresses`] (the Corefile's `loadbalance`).
 //!
 //! Names in the cluster zone (`<svc>.<ns>.svc.<zone>`, `<ep>.<svc>.<ns>.svc.<zone>`,

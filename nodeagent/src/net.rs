@@ -1,12 +1,12 @@
 //! Network plumbing with netlink: namespaces, the fabric bridge, node and pod links, routes.
 //!
-//! Topology (DESIGN.md): the fabric netns holds bridge `fabric0`; each node netns plugs into it
+//! Topology (docs/architecture.md, "Namespaces and addresses"): the fabric netns holds bridge `fabric0`; each node netns plugs into it
 //! with `eth0` (a veth whose other end is a port of `fabric0`), owns bridge `cni0` with the first
 //! address of its pod CIDR and forwards between them; each pod netns has `eth0`, a veth to `cni0`,
 //! and a default route via the `cni0` address. Only pods have a default route, and it ends in
 //! their node, which has routes only to the fabric and to the pod CIDRs: nothing leaves emu.
 //!
-//! Threads and namespaces (STYLE.md 6): no tokio worker ever calls `setns`. To act inside a
+//! Threads and namespaces (docs/architecture.md, "Conventions"): no tokio worker ever calls `setns`. To act inside a
 //! namespace we open a netlink socket on a short-lived std thread that entered it; a socket keeps
 //! the namespace it was created in, so tokio drives it afterwards from any thread. Each veth end is
 //! created directly in its final namespace (IFLA_NET_NS_FD on the peer), never moved.
@@ -82,7 +82,7 @@ pub async fn connect_node(fabric_ns: &Path, node_ns: &Path, port: &str, node_ip:
     configure_link(&node, ETH0, node_ip, prefix, None).await
 }
 
-/// Brings up the outside world (the "internet" of DESIGN.md): `lo` and bridge `ext0` holding
+/// Brings up the outside world (the cluster's "internet"): `lo` and bridge `ext0` holding
 /// `client_ip/prefix`, the address of the external client that `emu outside` runs as, and a
 /// route for the cloud load balancer's pool on `ext0`, so that a connection to a balancer
 /// address gets as far as the balancer's DNAT (addresses no balancer holds go unanswered). The

@@ -1,4 +1,4 @@
-//! Applying nft scripts: the one side effect of the service proxy (STYLE.md 4). The ruleset is
+//! Applying nft scripts: the one side effect of the service proxy, behind the narrow [`NftRunner`] trait. The ruleset is
 //! decided in `emu_core::proxy`; this module only pipes it to `nft -f -`, or records it.
 //!
 //! Everything here blocks (a full sync of a large table takes a second or more); async callers

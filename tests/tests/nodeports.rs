@@ -1,4 +1,4 @@
-//! Node ports in the API server (issue 6, second part; reference §3.3–3.4): allocation, what
+//! Node ports in the API server (issue 6, second part): allocation, what
 //! re-applying and changing the type do to them, and Kubernetes' errors, through the real `emu`.
 
 use emu_tests::{name, Cluster};

@@ -2,8 +2,8 @@
 //! custom-columns|name`. Objects arrive as Kubernetes JSON (`serde_json::Value`) as the API returns
 //! them after defaulting, so every printer also works on kinds it knows nothing about.
 //!
-//! Reference: shared/reference/k8s-behaviour.md §5 (CLI-0..CLI-24). The layouts follow kubectl's
-//! printers byte for byte where the reference pins them (tabwriter widths, AGE bands, quoting).
+//! Behaviour tags CLI-0..CLI-24 (docs/architecture.md, "Conventions"). The layouts follow kubectl's
+//! printers byte for byte (tabwriter widths, AGE bands, quoting).
 
 mod describe;
 mod json;

@@ -1,4 +1,4 @@
-//! The node's service proxy (kube-proxy's nftables mode, DESIGN.md "Service proxy") as pure
+//! The node's service proxy (kube-proxy's nftables mode; packet paths in docs/architecture.md) as pure
 //! functions: Kubernetes objects → [`ProxyInput`] → nft script for table `ip emu`.
 //!
 //! * [`input_from_objects`] builds the model of one node's view (Services + EndpointSlices);

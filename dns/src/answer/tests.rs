@@ -1,4 +1,4 @@
-//! Every rule of reference §2.1–2.3 (DNS-1 … DNS-17) against small catalogs built from JSON
+//! Every rule of the DNS specification emu serves (DNS-1 … DNS-17) against small catalogs built from JSON
 //! objects shaped as the controller stores them.
 
 use super::*;

@@ -591,7 +591,7 @@ fn one_get(addr: SocketAddrV4, port: u16, buf: &mut [u8]) -> std::io::Result<()>
 /// New connections per second from inside `netns` to `addr` during `length`, one at a time,
 /// and the number that failed; source ports from `ports`, starting after `*next`, which is
 /// left for the next round. Runs on a dedicated thread that enters the namespace (never a tokio
-/// worker: STYLE.md 6); its sockets are created there.
+/// worker: docs/architecture.md, "Conventions"); its sockets are created there.
 fn connections_per_sec(netns: &str, addr: SocketAddrV4, ports: std::ops::Range<u16>, next: &mut usize, length: Duration) -> anyhow::Result<(f64, usize)> {
     let path = format!("/run/netns/{netns}");
     let mut cursor = *next;
