@@ -139,13 +139,14 @@ enum WriteMode {
 
 /// What a PUT of `user` over `existing` asks to store, before decoding, defaults and validation:
 /// the user's object whole, with what a PUT of the main resource cannot set taken from the stored
-/// object: `status` (it has its own writers), and a Service's ClusterIP and IP family fields the
-/// user left out (`patchAllocatedValues`; a changed ClusterIP is refused by `assign_cluster_ip`,
-/// and node ports are restored by [`crate::services::prepare_update`]). `resourceVersion` stays as
-/// the user sent it, for the store's optimistic concurrency check.
+/// object: `status` (it has its own writers), the deletion marks (only a delete sets them), and a
+/// Service's ClusterIP and IP family fields the user left out (`patchAllocatedValues`; a changed
+/// ClusterIP is refused by `assign_cluster_ip`, and node ports are restored by
+/// [`crate::services::prepare_update`]). `resourceVersion` stays as the user sent it, for the
+/// store's optimistic concurrency check.
 fn replacement(existing: &Value, user: &Value) -> Value {
     let mut v = user.clone();
-    for field in ["name", "namespace", "uid", "creationTimestamp"] {
+    for field in ["name", "namespace", "uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds"] {
         match object::at(existing, &["metadata", field]) {
             Some(x) => object::metadata_mut(&mut v).insert(field.into(), x.clone()),
             None => object::metadata_mut(&mut v).remove(field),
@@ -354,6 +355,17 @@ impl Api for ApiService {
                 meta.insert("deletionGracePeriodSeconds".into(), json!(grace));
                 self.shared.store.update(v).map_err(status_of)?
             }
+        } else if object::at(&existing, &["metadata", "finalizers"]).and_then(Value::as_array).is_some_and(|f| !f.is_empty()) {
+            // Kubernetes: an object with finalizers is only marked (Terminating); it goes when its
+            // last finalizer is taken off (see the store's update).
+            let mut v = existing;
+            let marked = object::is_terminating(&v);
+            let meta = object::metadata_mut(&mut v);
+            if !marked {
+                meta.insert("deletionTimestamp".into(), json!(object::rfc3339(now())));
+            }
+            meta.insert("deletionGracePeriodSeconds".into(), json!(0));
+            self.shared.store.update(v).map_err(status_of)?
         } else {
             self.shared.store.delete(&key).map_err(status_of)?
         };
@@ -388,6 +400,12 @@ impl Api for ApiService {
             }
         }
         stored["status"] = v.get("status").cloned().unwrap_or(json!({}));
+        // A status written from what the writer read last (its resourceVersion) conflicts when
+        // the object changed since, as in Kubernetes: writers of one status (each node's agent
+        // its entry of a Fault's) then cannot undo each other's.
+        if let Some(rv) = object::str_at(&v, &["metadata", "resourceVersion"]).filter(|rv| !rv.is_empty()) {
+            object::metadata_mut(&mut stored).insert("resourceVersion".into(), json!(rv));
+        }
         let stored = self.shared.store.update(stored).map_err(status_of)?;
         self.shared.changed();
         Ok(Response::new(UpdateStatusResponse { object: Some(to_object(&stored)) }))
@@ -547,6 +565,71 @@ fn field_value(v: &Value, path: &str) -> String {
 mod tests {
     use super::three_way_merge;
     use serde_json::json;
+
+    mod finalizers {
+        use super::super::*;
+        use crate::store::Store;
+        use emu_core::cluster::ClusterConfig;
+
+        fn api(dir: &std::path::Path) -> ApiService {
+            let store = Store::open(&dir.join("store.redb")).unwrap();
+            // Only the API is exercised: a cluster without nodes, with the fields it needs.
+            let config: ClusterConfig = serde_json::from_value(
+                json!({"name": "t", "nodes": [], "fabricCidr": "172.18.0.0/16", "podCidr": "10.244.0.0/16", "nodePrefix": 24, "serviceCidr": "10.96.0.0/12"}),
+            )
+            .unwrap();
+            ApiService { shared: crate::state::Shared::new(store, config) }
+        }
+
+        fn fault_ref() -> ObjectRef {
+            ObjectRef { kind: "Fault".into(), namespace: String::new(), name: "delay-1".into() }
+        }
+
+        async fn get(api: &ApiService) -> Option<Value> {
+            api.get(Request::new(fault_ref())).await.ok().map(|o| serde_json::from_str(&o.into_inner().json).unwrap())
+        }
+
+        async fn replace(api: &ApiService, v: &Value) -> Result<(), Status> {
+            api.replace(Request::new(ReplaceRequest { objects: vec![Object { json: v.to_string() }] })).await.map(|_| ())
+        }
+
+        #[tokio::test]
+        async fn a_deleted_object_stays_until_its_finalizers_are_taken_off() {
+            let dir = tempfile::tempdir().unwrap();
+            let api = api(dir.path());
+            let fault = json!({"apiVersion": "emu.dev/v1", "kind": "Fault",
+                "metadata": {"name": "delay-1", "finalizers": ["emu.dev/agent-node-1", "emu.dev/agent-node-2"]},
+                "spec": {"netem": {"node": "node-1", "delay": "100ms"}}});
+            let objects = vec![Object { json: fault.to_string() }];
+            api.apply(Request::new(ApplyRequest { objects, create_only: true, dry_run: false })).await.unwrap();
+            let before = get(&api).await.unwrap();
+
+            // Deleted (even with force): marked, not removed.
+            api.delete(Request::new(DeleteRequest { r#ref: Some(fault_ref()), force: true, grace_period_seconds: -1 })).await.unwrap();
+            let marked = get(&api).await.expect("still there while it has finalizers");
+            assert!(object::is_terminating(&marked));
+            assert_eq!(marked["metadata"]["deletionGracePeriodSeconds"], 0);
+
+            // A status written from an older version conflicts.
+            let mut stale = json!({"apiVersion": "emu.dev/v1", "kind": "Fault", "metadata": before["metadata"].clone(), "status": {"x": 1}});
+            stale["metadata"]["resourceVersion"] = before["metadata"]["resourceVersion"].clone();
+            let err = api.update_status(Request::new(UpdateStatusRequest { object: Some(Object { json: stale.to_string() }) })).await.unwrap_err();
+            assert_eq!(err.code(), tonic::Code::Aborted);
+
+            // A PUT keeps the deletion marks; taking off the last finalizer completes the deletion.
+            let mut one = marked.clone();
+            one["metadata"]["finalizers"] = json!(["emu.dev/agent-node-2"]);
+            one["metadata"].as_object_mut().unwrap().remove("deletionTimestamp");
+            replace(&api, &one).await.unwrap();
+            let left = get(&api).await.expect("one finalizer left");
+            assert_eq!(left["metadata"]["deletionTimestamp"], marked["metadata"]["deletionTimestamp"]);
+            let mut none = left.clone();
+            none["metadata"]["finalizers"] = json!([]);
+            assert_eq!(replace(&api, &one).await.unwrap_err().code(), tonic::Code::Aborted, "an older version conflicts");
+            replace(&api, &none).await.unwrap();
+            assert_eq!(get(&api).await, None);
+        }
+    }
 
     #[test]
     fn apply_keeps_system_fields_and_drops_removed_ones() {

@@ -296,6 +296,9 @@ impl Store {
             drop(inner);
             return Ok((*stored).clone());
         }
+        if completes_deletion(&stored, &obj) {
+            return self.remove(&mut inner, &key, obj);
+        }
 
         let obj = self.write_next(&mut inner, key, obj, WatchEventType::Modified)?;
         drop(inner);
@@ -306,15 +309,18 @@ impl Store {
     pub fn delete(&self, key: &ObjectKey) -> Result<Value, StoreError> {
         let mut inner = self.lock();
         let stored = inner.objects.get(key).cloned().ok_or_else(|| StoreError::not_found(key))?;
+        self.remove(&mut inner, key, (*stored).clone())
+    }
+
+    /// Removes `key`, whose last state is `last`; the caller holds the lock.
+    fn remove(&self, inner: &mut Inner, key: &ObjectKey, mut last: Value) -> Result<Value, StoreError> {
         let rv = inner.rv + 1;
         self.persist(key, None, rv)?;
         inner.objects.remove(key);
-        let mut last = (*stored).clone();
         set_resource_version(&mut last, rv);
         let json = Arc::from(last.to_string());
         let last = Arc::new(last);
-        self.publish(&mut inner, WatchEventType::Deleted, last.clone(), json, rv);
-        drop(inner);
+        self.publish(inner, WatchEventType::Deleted, last.clone(), json, rv);
         Ok((*last).clone())
     }
 
@@ -430,6 +436,15 @@ fn load(db: &Database) -> Result<(BTreeMap<ObjectKey, Arc<Value>>, u64), redb::E
     };
     txn.commit()?;
     Ok((objects, rv))
+}
+
+/// Whether an update of `stored` to `new` takes off the last finalizer of an object whose deletion
+/// was asked for: the object then goes (Kubernetes' `shouldDeleteDuringUpdate`). Only objects that
+/// had finalizers: a pod in graceful deletion has none and goes when its agent deletes it.
+fn completes_deletion(stored: &Value, new: &Value) -> bool {
+    let finalizers = |v: &Value| v.pointer("/metadata/finalizers").and_then(Value::as_array).map_or(0, Vec::len);
+    let grace = stored.pointer("/metadata/deletionGracePeriodSeconds").and_then(Value::as_i64).unwrap_or(0);
+    emu_core::object::is_terminating(stored) && grace == 0 && finalizers(stored) > 0 && finalizers(new) == 0
 }
 
 fn metadata_mut<'a>(obj: &'a mut Value, key: &ObjectKey) -> Result<&'a mut Map<String, Value>, StoreError> {
@@ -634,6 +649,35 @@ mod tests {
         assert_eq!((ev.kind, ev.resource_version, &*ev.object), (WatchEventType::Deleted, 2, &gone));
         let err = store.delete(&key("Pod", "default", "web")).unwrap_err();
         assert_eq!(err.to_string(), "pods \"web\" not found");
+    }
+
+    #[test]
+    fn taking_off_the_last_finalizer_of_a_deleted_object_removes_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s")).unwrap();
+        let fault = json!({"apiVersion": "emu.dev/v1", "kind": "Fault", "metadata": {"name": "f", "finalizers": ["a", "b"]}, "spec": {}});
+        let mut v = store.create(fault).unwrap();
+        v["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");
+        v["metadata"]["deletionGracePeriodSeconds"] = json!(0);
+        let mut v = store.update(v).unwrap();
+        v["metadata"]["finalizers"] = json!(["b"]);
+        let mut v = store.update(v).unwrap();
+        assert!(store.get(&key("Fault", "", "f")).is_some(), "one finalizer left");
+        let (_, mut rx) = store.watch(store.resource_version());
+        v["metadata"]["finalizers"] = json!([]);
+        let last = store.update(v).unwrap();
+        assert_eq!(store.get(&key("Fault", "", "f")), None);
+        assert_eq!(rx.try_recv().unwrap().kind, WatchEventType::Deleted);
+        assert_eq!(last["metadata"]["finalizers"], json!([]));
+
+        // Not asked to be deleted, or in a graceful deletion without finalizers: it stays.
+        let mut p = store.create(json!({"kind": "Pod", "metadata": {"name": "p", "namespace": "default", "finalizers": ["a"]}})).unwrap();
+        p["metadata"]["finalizers"] = json!([]);
+        let mut p = store.update(p).unwrap();
+        p["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");
+        p["metadata"]["deletionGracePeriodSeconds"] = json!(0);
+        store.update(p).unwrap();
+        assert!(store.get(&key("Pod", "default", "p")).is_some());
     }
 
     #[test]
