@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 pub const UNREACHABLE_TAINT: &str = "node.kubernetes.io/unreachable";
 
 /// Creates or refreshes a Node. A node keeps its pod CIDR across agent restarts; a new node takes
-/// the CIDR of its index in the cluster configuration (node i → 10.244.(i+1).0/24).
+/// the CIDR of its index in the cluster configuration (node i, counted from 0 → 10.244.i.0/24).
 pub fn register(shared: &Shared, mut node: Value) -> Result<Value, StoreError> {
     let name = object::name(&node).to_string();
     let key = ObjectKey { kind: "Node".into(), namespace: String::new(), name: name.clone() };

@@ -1,6 +1,6 @@
 //! emu-nodeagent: the kubelet + CNI + service proxy of one emulated node.
 //!
-//! The binary has three personalities, chosen by its first argument before any thread starts
+//! The binary has four personalities, chosen by its first argument before any thread starts
 //! (namespace changes need a single-threaded process): `agent` (the default, a tokio daemon living
 //! in its node's network namespace), `cloud` (the cloud load balancer, living in the outside
 //! world), `shim` (the per-pod supervisor that outlives the agent) and

@@ -1,4 +1,4 @@
-//! emu-nodeagent: see the library docs for the three personalities.
+//! emu-nodeagent: see the library docs for its four personalities.
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     // The shim and nsexec change namespaces, which needs a process without threads: dispatch

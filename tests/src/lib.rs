@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-/// The workspace's target directory holding `emu`, `emu-controller` and `emu-nodeagent`
-/// (test binaries live in `target/<profile>/deps`).
+/// The workspace's target directory holding `emu` and the programs it runs
+/// (`emu_core::images::companion_programs`; test binaries live in `target/<profile>/deps`).
 pub fn bin_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
     let here = exe.parent().expect("binary directory").to_path_buf();

@@ -188,8 +188,8 @@ struct ServiceObjects {
 // reply must come back through this node) or not (Local: the client's address is kept), then
 // picks an endpoint like svc-<…>, among this node's endpoints only for Local. Node ports without
 // a usable endpoint are in `no-endpoint-nodeports`, checked by `service-endpoints-check`: reject,
-// or drop when Local has endpoints only elsewhere. LoadBalancer IPs (a later part) become more
-// `service-ips` elements.
+// or drop when Local has endpoints only elsewhere. LoadBalancer IPs are more `service-ips`
+// elements.
 fn fixed_chains(input: &ProxyInput) -> Vec<Chain> {
     let svc_cidr = input.service_cidr;
     let pod_cidr = input.cluster_pod_cidr;
