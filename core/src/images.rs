@@ -36,6 +36,64 @@ pub struct ImageProfile {
     /// What emu itself puts into the container (an emu program standing in for the image's own,
     /// access to the cluster's API).
     pub emu_mounts: &'static [EmuMount],
+    /// The host's programs the image cannot do without: on a machine that lacks one, the image
+    /// cannot be "pulled" (ErrImagePull, naming the package to install).
+    pub host_programs: &'static [HostProgram],
+}
+
+/// A program of the host's (from a Debian package) that an image runs; containers see it under
+/// the read-only `/usr`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HostProgram {
+    pub path: &'static str,
+    /// The Debian package that installs it (what `scripts/deps.sh` installs).
+    pub package: &'static str,
+}
+
+const NGINX_PROGRAM: HostProgram = HostProgram { path: "/usr/sbin/nginx", package: "nginx-light" };
+const BUSYBOX_PROGRAM: HostProgram = HostProgram { path: "/usr/bin/busybox", package: "busybox" };
+const CURL_PROGRAM: HostProgram = HostProgram { path: "/usr/bin/curl", package: "curl" };
+const DIG_PROGRAM: HostProgram = HostProgram { path: "/usr/bin/dig", package: "dnsutils" };
+const NSLOOKUP_PROGRAM: HostProgram = HostProgram { path: "/usr/bin/nslookup", package: "dnsutils" };
+
+/// Why an image of the catalog cannot start on this machine: a program it runs is missing. The
+/// message names the program, where it was looked for, and the command that installs it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MissingProgram {
+    #[error(
+        "failed to pull image \"{image}\": emu runs it with this machine's {path}, which is not installed: \
+         install it with `sudo apt-get install {package}`"
+    )]
+    Host { image: String, path: &'static str, package: &'static str },
+    #[error(
+        "failed to pull image \"{image}\": emu runs it with its own program {program}, which is not in {dir} \
+         (beside emu-nodeagent): install all of emu's programs together with `sudo emu install` \
+         (from emu's source tree: `sudo ./scripts/install`)"
+    )]
+    Emu { image: String, program: &'static str, dir: String },
+}
+
+impl ImageProfile {
+    /// The first program of the image's that `exists` denies, host programs before emu's
+    /// (`emu_dir`: where emu's programs are installed).
+    pub fn missing_program(&self, image: &str, emu_dir: &std::path::Path, exists: impl Fn(&std::path::Path) -> bool) -> Option<MissingProgram> {
+        if let Some(p) = self.host_programs.iter().find(|p| !exists(std::path::Path::new(p.path))) {
+            return Some(MissingProgram::Host { image: image.to_string(), path: p.path, package: p.package });
+        }
+        self.emu_programs().find(|program| !exists(&emu_dir.join(program))).map(|program| MissingProgram::Emu {
+            image: image.to_string(),
+            program,
+            dir: emu_dir.display().to_string(),
+        })
+    }
+
+    /// The names of emu's programs the image runs (installed beside emu-nodeagent).
+    pub fn emu_programs(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.emu_mounts.iter().filter_map(|m| match m {
+            EmuMount::Program { program, .. } => Some(*program),
+            EmuMount::ApiSocket { .. } => None,
+        })
+    }
 }
 
 /// Something of emu's bind-mounted into a container, read-only.
@@ -178,6 +236,7 @@ const fn busybox_shell(name: &'static str) -> ImageProfile {
         busybox_bin: true,
         exposed_ports: &[],
         emu_mounts: &[],
+        host_programs: &[BUSYBOX_PROGRAM],
     }
 }
 
@@ -213,6 +272,7 @@ const NGINX: ImageProfile = ImageProfile {
     busybox_bin: false,
     exposed_ports: &[80],
     emu_mounts: &[],
+    host_programs: &[NGINX_PROGRAM],
 };
 
 /// The default server of kubernetes/examples' staging/https-nginx, which its Dockerfile copies
@@ -252,13 +312,14 @@ static CATALOG: &[ImageProfile] = &[
         ..NGINX
     },
     busybox_shell("busybox"),
-    busybox_shell("radial/busyboxplus:curl"),
+    ImageProfile { host_programs: &[BUSYBOX_PROGRAM, CURL_PROGRAM], ..busybox_shell("radial/busyboxplus:curl") },
     ImageProfile {
         entrypoint: &["/entrypoint.sh"],
         cmd: &["curl"],
         working_dir: "/home/curl_user",
         files: &[ImageFile { path: "/entrypoint.sh", mode: 0o755, source: FileSource::Inline(CURL_ENTRYPOINT) }],
         dirs: &["/home/curl_user"],
+        host_programs: &[BUSYBOX_PROGRAM, CURL_PROGRAM],
         ..busybox_shell("curlimages/curl")
     },
     coredns("registry.k8s.io/coredns/coredns"),
@@ -277,6 +338,7 @@ static CATALOG: &[ImageProfile] = &[
         busybox_bin: false,
         exposed_ports: &[],
         emu_mounts: &[],
+        host_programs: &[DIG_PROGRAM, NSLOOKUP_PROGRAM],
     },
 ];
 
@@ -297,12 +359,30 @@ const fn coredns(name: &'static str) -> ImageProfile {
         busybox_bin: false,
         exposed_ports: &[53, 9153],
         emu_mounts: &[EmuMount::Program { program: "emu-dns", path: "/coredns" }, EmuMount::ApiSocket { path: API_SOCKET_IN_CONTAINER }],
+        host_programs: &[],
     }
 }
 
 /// Every profile, in catalog order.
 pub fn catalog() -> &'static [ImageProfile] {
     CATALOG
+}
+
+/// The daemons `emu` starts: the API server, and the node agent (also the pods' shim and the
+/// cloud load balancer).
+pub const DAEMON_PROGRAMS: &[&str] = &["emu-controller", "emu-nodeagent"];
+
+/// Every program of emu's besides `emu` itself, which must be installed beside it: the daemons and
+/// the programs image profiles run (emu-dns as CoreDNS). The one list the installer
+/// (`emu install`), `emu up`'s check and the tests use.
+pub fn companion_programs() -> Vec<&'static str> {
+    let mut programs: Vec<&'static str> = DAEMON_PROGRAMS.to_vec();
+    for program in CATALOG.iter().flat_map(ImageProfile::emu_programs) {
+        if !programs.contains(&program) {
+            programs.push(program);
+        }
+    }
+    programs
 }
 
 /// Resolves an image reference as a container runtime would normalize it: `nginx`, `nginx:1.25`,
@@ -482,6 +562,36 @@ mod tests {
         assert_eq!(env[0].1, "/x");
         assert_eq!(env[1].1, "pod-a");
         assert!(bb.process_env("p", &[], false)[0].1.starts_with("/bin:"));
+    }
+
+    #[test]
+    fn emu_needs_its_daemons_and_the_dns_server_beside_it() {
+        assert_eq!(companion_programs(), ["emu-controller", "emu-nodeagent", "emu-dns"]);
+    }
+
+    #[test]
+    fn a_missing_program_names_itself_and_its_fix() {
+        let dir = std::path::Path::new("/opt/emu/bin");
+        let nginx = resolve("nginx").expect("nginx");
+        assert_eq!(nginx.missing_program("nginx:1.25", dir, |_| true), None);
+        let err = nginx.missing_program("nginx:1.25", dir, |p| p != std::path::Path::new("/usr/sbin/nginx")).expect("missing");
+        assert_eq!(
+            err.to_string(),
+            "failed to pull image \"nginx:1.25\": emu runs it with this machine's /usr/sbin/nginx, which is not installed: install it with `sudo apt-get install nginx-light`"
+        );
+        let dns = resolve("registry.k8s.io/coredns/coredns:v1.11.1").expect("coredns");
+        let err = dns.missing_program("registry.k8s.io/coredns/coredns:v1.11.1", dir, |p| p != dir.join("emu-dns")).expect("missing");
+        let msg = err.to_string();
+        assert!(msg.contains("its own program emu-dns, which is not in /opt/emu/bin (beside emu-nodeagent)"), "{msg}");
+        assert!(msg.contains("`sudo emu install`"), "{msg}");
+        // Host programs are checked first: the package is the likelier fix.
+        let curl = resolve("curlimages/curl").expect("curl");
+        let err = curl.missing_program("curlimages/curl", dir, |p| !p.starts_with("/usr/bin")).expect("missing");
+        assert!(err.to_string().contains("/usr/bin/busybox"), "{err}");
+        // Every profile names what it runs from the host, except the ones emu provides.
+        for p in catalog() {
+            assert!(!p.host_programs.is_empty() || p.emu_programs().count() > 0, "{}", p.name);
+        }
     }
 
     #[test]

@@ -111,7 +111,7 @@ fn run(pod_dir: &Path, mask: &SigSet) -> io::Result<()> {
     // Until SIGTERM (at once when it came while waiting for the volumes).
     while !stopped {
         let now = Instant::now();
-        let timeout = pod.containers.iter().filter_map(|c| c.restart_at).min().map(|t| t.saturating_duration_since(now));
+        let timeout = pod.containers.iter().flat_map(|c| [c.restart_at, c.pull_at]).flatten().min().map(|t| t.saturating_duration_since(now));
         if matches!(wait_signal(mask, timeout), Some(libc::SIGTERM) | Some(libc::SIGINT)) {
             stopped = true;
             continue;
@@ -122,6 +122,9 @@ fn run(pod_dir: &Path, mask: &SigSet) -> io::Result<()> {
             if pod.containers[i].restart_at.is_some_and(|t| t <= now) {
                 pod.containers[i].restart_at = None;
                 pod.containers[i].status.restart_count += 1;
+                pod.start(i);
+            }
+            if pod.containers[i].pull_at.is_some_and(|t| t <= now) && pod.pull(i) {
                 pod.start(i);
             }
         }
@@ -221,6 +224,10 @@ struct Container {
     started: Option<(Instant, String)>,
     backoff: Option<Duration>,
     restart_at: Option<Instant>,
+    /// When to "pull" the image again: a program it runs was missing from this machine, and may
+    /// be installed meanwhile (kubelet retries a failed pull with the same back-off).
+    pull_at: Option<Instant>,
+    pull_backoff: Option<Duration>,
     /// For `stdin: true` containers: the write end of the pipe that is their stdin, held open so
     /// that a shell waits for input (as it would attached to kubectl) instead of reading EOF.
     stdin_holder: Option<OwnedFd>,
@@ -241,11 +248,12 @@ impl Pod {
             .containers
             .iter()
             .map(|c| {
-                let profile = images::resolve(&c.image);
+                let profile = pull(&c.image);
                 let state = match &profile {
                     Ok(_) => ContainerState::Waiting { reason: "ContainerCreating".into(), message: String::new() },
                     Err(e) => ContainerState::Waiting { reason: "ErrImagePull".into(), message: e.to_string() },
                 };
+                let missing_program = matches!(profile, Err(PullError::MissingProgram(_)));
                 Container {
                     spec: c.clone(),
                     profile: profile.ok(),
@@ -261,19 +269,47 @@ impl Pod {
                     started: None,
                     backoff: None,
                     restart_at: None,
+                    pull_at: missing_program.then(|| Instant::now() + BACKOFF_INITIAL),
+                    pull_backoff: missing_program.then_some(BACKOFF_INITIAL),
                     stdin_holder: None,
                 }
             })
             .collect();
-        let applets = if containers.iter().any(|c| c.profile.is_some_and(|p| p.busybox_bin)) {
-            busybox_applets().unwrap_or_else(|e| {
+        let mut pod = Pod { dir: dir.to_path_buf(), spec, containers, applets: Vec::new(), stopping: false };
+        pod.list_applets_if_needed();
+        pod
+    }
+
+    /// Busybox's applets, once a container runs a busybox image.
+    fn list_applets_if_needed(&mut self) {
+        if self.applets.is_empty() && self.containers.iter().any(|c| c.profile.is_some_and(|p| p.busybox_bin)) {
+            self.applets = busybox_applets().unwrap_or_else(|e| {
                 warn!("listing busybox applets: {e}; busybox images get only /bin/busybox");
                 Vec::new()
-            })
-        } else {
-            Vec::new()
-        };
-        Pod { dir: dir.to_path_buf(), spec, containers, applets, stopping: false }
+            });
+        }
+    }
+
+    /// Pulls container `i`'s image again (its back-off expired); true once it can start.
+    fn pull(&mut self, i: usize) -> bool {
+        let c = &mut self.containers[i];
+        c.pull_at = None;
+        match pull(&c.spec.image) {
+            Ok(profile) => {
+                info!(container = %c.spec.name, image = %c.spec.image, "the image's programs are installed now");
+                c.profile = Some(profile);
+                c.pull_backoff = None;
+                self.list_applets_if_needed();
+                true
+            }
+            Err(e) => {
+                let backoff = c.pull_backoff.unwrap_or(BACKOFF_INITIAL);
+                c.status.state = ContainerState::Waiting { reason: "ErrImagePull".into(), message: e.to_string() };
+                c.pull_at = Some(Instant::now() + backoff);
+                c.pull_backoff = Some((backoff * 2).min(BACKOFF_MAX));
+                false
+            }
+        }
     }
 
     /// Starts container `i` (a no-op for an unknown image). A container that cannot be started
@@ -465,6 +501,34 @@ fn spawn_container(plan: &Plan, log_file: &Path, keep_stdin_open: bool) -> io::R
     let mut msg = String::new();
     File::from(rd).read_to_string(&mut msg)?;
     Ok((pid as i32, (!msg.is_empty()).then_some(msg), holder))
+}
+
+/// Why an image cannot be used on this machine.
+#[derive(Debug, thiserror::Error)]
+enum PullError {
+    /// Not in the catalog: no later attempt can succeed.
+    #[error(transparent)]
+    Unknown(#[from] images::UnknownImage),
+    /// A program it runs is not installed (yet).
+    #[error(transparent)]
+    MissingProgram(#[from] images::MissingProgram),
+}
+
+/// What pulling an image means without a registry: the catalog's profile, provided this machine
+/// has every program it runs (the host's, and emu's own beside this executable).
+fn pull(image: &str) -> Result<&'static ImageProfile, PullError> {
+    let profile = images::resolve(image)?;
+    let exe = std::env::current_exe().unwrap_or_default();
+    let emu_dir = exe.parent().unwrap_or(Path::new("/"));
+    match profile.missing_program(image, emu_dir, is_executable_file) {
+        Some(missing) => Err(missing.into()),
+        None => Ok(profile),
+    }
+}
+
+/// A regular file that root may execute (a file without any execute bit is no program).
+fn is_executable_file(path: &Path) -> bool {
+    path.is_file() && nix::unistd::access(path, nix::unistd::AccessFlags::X_OK).is_ok()
 }
 
 /// `busybox --list`: the applets to link into a busybox image's /bin.
