@@ -170,39 +170,208 @@ impl PatchText {
     fn decode(&self) -> Result<Value, String> {
         match self {
             PatchText::Yaml(v) => Ok(v.clone()),
-            PatchText::Json(text) => serde_json::from_str(text).map_err(|e| go_syntax_error(text, &e)),
+            PatchText::Json(text) => match go_json_syntax(text) {
+                Some(e) => Err(e),
+                None => serde_json::from_str(text).map_err(|e| e.to_string()),
+            },
         }
     }
 }
 
-/// Go's wording of a JSON syntax error that serde_json found: `unexpected end of JSON input`,
-/// or `invalid character 'X' CONTEXT` for the scanner states serde's messages name (anything
-/// else keeps serde's message).
-fn go_syntax_error(text: &str, e: &serde_json::Error) -> String {
-    if e.is_eof() {
-        return "unexpected end of JSON input".into();
+/// Go's `encoding/json` syntax check (`checkValid`): None when `text` is one JSON value, else
+/// Go's message (`invalid character '}' after object key`, `unexpected end of JSON input`).
+/// A port of the states of Go's scanner, which name where in a value a byte went wrong.
+fn go_json_syntax(text: &str) -> Option<String> {
+    let mut scan = Scanner { state: State::BeginValue, stack: Vec::new(), end_top: false };
+    for &c in text.as_bytes() {
+        if let Err(e) = scan.step(c) {
+            return Some(e);
+        }
     }
-    let message = e.to_string();
-    let context = [
-        ("trailing characters", "after top-level value"),
-        ("expected value", "looking for beginning of value"),
-        ("key must be a string", "looking for beginning of object key string"),
-        ("trailing comma", "looking for beginning of value"),
-        ("expected `:`", "after object key"),
-        ("expected `,` or `}`", "after object key:value pair"),
-        ("expected `,` or `]`", "after array element"),
-        ("invalid escape", "in string escape code"),
-        ("control character", "in string literal"),
-    ];
-    let Some((_, context)) = context.iter().find(|(serde, _)| message.starts_with(serde)) else { return message };
-    // serde's line and column (1-based) point at the offending byte, which Go names.
-    let bad = text.lines().nth(e.line().saturating_sub(1)).and_then(|l| l.as_bytes().get(e.column().saturating_sub(1)).copied());
-    match bad {
-        // A comma before `}` leaves Go looking for a key.
-        Some(b'}') if message.starts_with("trailing comma") => "invalid character '}' looking for beginning of object key string".into(),
-        Some(b) => format!("invalid character {} {context}", go_quote_char(b)),
-        None => message,
+    // At the end, a space finishes a number or a literal (or reveals it unfinished).
+    if !scan.end_top {
+        if let Err(e) = scan.step(b' ') {
+            return Some(e);
+        }
     }
+    (!scan.end_top).then(|| "unexpected end of JSON input".to_string())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    BeginValueOrEmpty,
+    BeginValue,
+    BeginStringOrEmpty,
+    BeginString,
+    EndValue,
+    EndTop,
+    InString,
+    InStringEsc,
+    /// After `\u` and this many hex digits.
+    InStringEscU(u8),
+    Neg,
+    /// After a leading `0` (no more digits may follow).
+    Zero,
+    /// In the digits of an integer part.
+    Digits,
+    Dot,
+    Dot0,
+    E,
+    ESign,
+    E0,
+    /// In a literal, at this byte of it.
+    Literal(&'static str, usize),
+}
+
+/// Where the scanner is: in an object before or after a key, or in a list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Nest {
+    ObjectKey,
+    ObjectValue,
+    Array,
+}
+
+struct Scanner {
+    state: State,
+    stack: Vec<Nest>,
+    end_top: bool,
+}
+
+impl Scanner {
+    fn step(&mut self, c: u8) -> Result<(), String> {
+        let space = matches!(c, b' ' | b'\t' | b'\r' | b'\n');
+        let next = match self.state {
+            State::BeginValueOrEmpty if space => return Ok(()),
+            State::BeginValueOrEmpty if c == b']' => return self.end_value(c),
+            State::BeginValueOrEmpty | State::BeginValue => return self.begin_value(c),
+            State::BeginStringOrEmpty if space => return Ok(()),
+            State::BeginStringOrEmpty if c == b'}' => {
+                self.stack.pop();
+                self.stack.push(Nest::ObjectValue);
+                return self.end_value(c);
+            }
+            State::BeginStringOrEmpty | State::BeginString => match c {
+                _ if space => return Ok(()),
+                b'"' => State::InString,
+                _ => return error(c, "looking for beginning of object key string"),
+            },
+            State::EndValue => return self.end_value(c),
+            State::EndTop if space => return Ok(()),
+            State::EndTop => return error(c, "after top-level value"),
+            State::InString => match c {
+                b'"' => State::EndValue,
+                b'\\' => State::InStringEsc,
+                c if c < 0x20 => return error(c, "in string literal"),
+                _ => return Ok(()),
+            },
+            State::InStringEsc => match c {
+                b'b' | b'f' | b'n' | b'r' | b't' | b'\\' | b'/' | b'"' => State::InString,
+                b'u' => State::InStringEscU(0),
+                _ => return error(c, "in string escape code"),
+            },
+            State::InStringEscU(n) if c.is_ascii_hexdigit() => {
+                if n == 3 {
+                    State::InString
+                } else {
+                    State::InStringEscU(n + 1)
+                }
+            }
+            State::InStringEscU(_) => return error(c, "in \\u hexadecimal character escape"),
+            State::Neg => match c {
+                b'0' => State::Zero,
+                b'1'..=b'9' => State::Digits,
+                _ => return error(c, "in numeric literal"),
+            },
+            State::Digits if c.is_ascii_digit() => return Ok(()),
+            State::Digits | State::Zero => match c {
+                b'.' => State::Dot,
+                b'e' | b'E' => State::E,
+                _ => return self.end_value(c),
+            },
+            State::Dot if c.is_ascii_digit() => State::Dot0,
+            State::Dot => return error(c, "after decimal point in numeric literal"),
+            State::Dot0 => match c {
+                _ if c.is_ascii_digit() => return Ok(()),
+                b'e' | b'E' => State::E,
+                _ => return self.end_value(c),
+            },
+            State::E if c == b'+' || c == b'-' => State::ESign,
+            State::E | State::ESign if c.is_ascii_digit() => State::E0,
+            State::E | State::ESign => return error(c, "in exponent of numeric literal"),
+            State::E0 if c.is_ascii_digit() => return Ok(()),
+            State::E0 => return self.end_value(c),
+            State::Literal(word, at) if c == word.as_bytes()[at] => {
+                if at + 1 == word.len() {
+                    State::EndValue
+                } else {
+                    State::Literal(word, at + 1)
+                }
+            }
+            State::Literal(word, at) => return error(c, &format!("in literal {word} (expecting {})", go_quote_char(word.as_bytes()[at]))),
+        };
+        self.state = next;
+        Ok(())
+    }
+
+    fn begin_value(&mut self, c: u8) -> Result<(), String> {
+        self.state = match c {
+            b' ' | b'\t' | b'\r' | b'\n' => return Ok(()),
+            b'{' => {
+                self.stack.push(Nest::ObjectKey);
+                State::BeginStringOrEmpty
+            }
+            b'[' => {
+                self.stack.push(Nest::Array);
+                State::BeginValueOrEmpty
+            }
+            b'"' => State::InString,
+            b'-' => State::Neg,
+            b'0' => State::Zero,
+            b'1'..=b'9' => State::Digits,
+            b't' => State::Literal("true", 1),
+            b'f' => State::Literal("false", 1),
+            b'n' => State::Literal("null", 1),
+            _ => return error(c, "looking for beginning of value"),
+        };
+        Ok(())
+    }
+
+    fn end_value(&mut self, c: u8) -> Result<(), String> {
+        let Some(top) = self.stack.last_mut() else {
+            self.state = State::EndTop;
+            self.end_top = true;
+            return self.step(c);
+        };
+        self.state = match (*top, c) {
+            (_, b' ' | b'\t' | b'\r' | b'\n') => State::EndValue,
+            (Nest::ObjectKey, b':') => {
+                *top = Nest::ObjectValue;
+                State::BeginValue
+            }
+            (Nest::ObjectKey, _) => return error(c, "after object key"),
+            (Nest::ObjectValue, b',') => {
+                *top = Nest::ObjectKey;
+                State::BeginString
+            }
+            (Nest::Array, b',') => State::BeginValue,
+            (Nest::ObjectValue, b'}') | (Nest::Array, b']') => {
+                self.stack.pop();
+                self.end_top = self.stack.is_empty();
+                if self.end_top {
+                    State::EndTop
+                } else {
+                    State::EndValue
+                }
+            }
+            (Nest::ObjectValue, _) => return error(c, "after object key:value pair"),
+            (Nest::Array, _) => return error(c, "after array element"),
+        };
+        Ok(())
+    }
+}
+
+fn error(c: u8, context: &str) -> Result<(), String> {
+    Err(format!("invalid character {} {context}", go_quote_char(c)))
 }
 
 /// Go's `quoteChar`: the byte in single quotes, escaped as `strconv.Quote` escapes it.
@@ -568,7 +737,28 @@ fn directive_field<'a>(key: &'a str, prefix: &str) -> Option<&'a str> {
 }
 
 fn unknown_directive(directive: &Value, map: &Map) -> StrategicError {
-    StrategicError::UnknownDirective { directive: go_value(directive), map: go_value(&Value::Object(map.clone())) }
+    StrategicError::UnknownDirective { directive: go_string(directive), map: go_value(&Value::Object(map.clone())) }
+}
+
+/// Go's `%s` of a decoded JSON value: strings as they are, anything else flagged
+/// (`%!s(int64=5)`), inside maps and lists too (where nil is plain `<nil>`).
+fn go_string(v: &Value) -> String {
+    match v {
+        Value::Null => "%!s(<nil>)".into(),
+        v => go_string_in(v),
+    }
+}
+
+fn go_string_in(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => "<nil>".into(),
+        Value::Bool(b) => format!("%!s(bool={b})"),
+        Value::Number(n) if n.is_i64() => format!("%!s(int64={n})"),
+        Value::Number(n) => format!("%!s(float64={})", go_float(n.as_f64().unwrap_or_default())),
+        Value::Array(a) => format!("[{}]", a.iter().map(go_string_in).collect::<Vec<_>>().join(" ")),
+        Value::Object(m) => format!("map[{}]", m.iter().map(|(k, v)| format!("{k}:{}", go_string_in(v))).collect::<Vec<_>>().join(" ")),
+    }
 }
 
 fn no_merge_key(item: &Value, key: &str) -> StrategicError {
@@ -626,7 +816,7 @@ fn set_element_order(original: &mut Map, patch: &mut Map, schema: Schema) -> Res
 }
 
 fn wrong_type(expected: &'static str, actual: Option<&Value>) -> StrategicError {
-    StrategicError::WrongType { expected, actual: actual.map_or("<nil>", |v| GoType::of(v).name()) }
+    StrategicError::WrongType { expected, actual: GoType::of(actual.unwrap_or(&Value::Null)).name() }
 }
 
 /// The patch's list must name its items in the order `$setElementOrder` gives (deletions and
@@ -817,10 +1007,10 @@ impl GoType {
         }
     }
 
-    /// `reflect.Type`'s name.
+    /// `reflect.Type`'s name, as `%s` prints it.
     fn name(self) -> &'static str {
         match self {
-            GoType::Nil => "<nil>",
+            GoType::Nil => "%!s(<nil>)",
             GoType::Bool => "bool",
             GoType::Int => "int64",
             GoType::Float => "float64",
@@ -1184,6 +1374,19 @@ mod tests {
         assert_eq!(local(PatchType::Json, r#"{"a":1,}"#), "invalid character '}' looking for beginning of object key string");
         assert_eq!(local(PatchType::Json, r#"{"a":[1,]}"#), "invalid character ']' looking for beginning of value");
         assert_eq!(local(PatchType::Json, r#"{"a":"\q"}"#), "invalid character 'q' in string escape code");
+        assert_eq!(local(PatchType::Json, r#"{"a":tru}"#), "invalid character '}' in literal true (expecting 'e')");
+        assert_eq!(local(PatchType::Json, r#"{"a":1.}"#), "invalid character '}' after decimal point in numeric literal");
+        assert_eq!(local(PatchType::Json, r#"{"a":-}"#), "invalid character '}' in numeric literal");
+        assert_eq!(local(PatchType::Json, "{\"a\":\"x\ny\"}"), "invalid character '\\n' in string literal");
+        assert_eq!(local(PatchType::Json, r#"{"a":1e}"#), "invalid character '}' in exponent of numeric literal");
+        assert_eq!(local(PatchType::Json, r#"{"a":"\u12x"}"#), "invalid character 'x' in \\u hexadecimal character escape");
+        assert_eq!(local(PatchType::Json, "{\"a\":[1 2]}"), "invalid character '2' after array element");
+        assert_eq!(local(PatchType::Json, "{\"a\":1 \"b\"}"), "invalid character '\"' after object key:value pair");
+        assert_eq!(local(PatchType::Json, "{\"a\":nul"), "invalid character ' ' in literal null (expecting 'l')");
+        assert_eq!(
+            local(PatchType::Json, "{\"a\":[{}, [], 0, -1.5e+3, \"\\u00e9\", true, false, null]}"),
+            "json: cannot unmarshal object into Go value of type jsonpatch.Patch"
+        );
         assert_eq!(local(PatchType::Json, r#"{"op":"add"}"#), "json: cannot unmarshal object into Go value of type jsonpatch.Patch");
         assert_eq!(local(PatchType::Json, "x"), "json: cannot unmarshal string into Go value of type jsonpatch.Patch");
         assert_eq!(local(PatchType::Json, "[add]"), "json: cannot unmarshal string into Go value of type jsonpatch.Operation");
@@ -1332,6 +1535,9 @@ mod tests {
             (strategic(&svc, json!({"metadata": {"$deleteFromPrimitiveList": ["a"]}})), "invalid patch format of primitive list"),
             (strategic(&svc, json!({"metadata": {"$setElementOrder": ["a"]}})), "invalid patch format of setElementOrder list"),
             (strategic(&svc, json!({"metadata": {"$setElementOrder/finalizers": "a"}})), "expected a []interface {}, but received a string"),
+            (strategic(&svc, json!({"metadata": {"$setElementOrder/finalizers": null}})), "expected a []interface {}, but received a %!s(<nil>)"),
+            (strategic(&svc, json!({"spec": {"ports": [{"port": 443, "$patch": 5}]}})), "unknown patch type: %!s(int64=5) in map: map[$patch:5 port:443]"),
+            (strategic(&svc, json!({"spec": {"ports": [{"port": 443, "$patch": null}]}})), "unknown patch type: %!s(<nil>) in map: map[$patch:<nil> port:443]"),
             (
                 strategic(&web, json!({"spec": {"template": {"spec": {"$deleteFromPrimitiveList/tolerations": [{"key": "x"}]}}}})),
                 "cannot merge lists without merge key for struct",
