@@ -11,6 +11,9 @@ pub const DEFAULT_PERIOD_SECONDS: u64 = 10;
 pub const DEFAULT_TIMEOUT_SECONDS: u64 = 1;
 pub const DEFAULT_SUCCESS_THRESHOLD: u32 = 1;
 pub const DEFAULT_FAILURE_THRESHOLD: u32 = 3;
+/// How soon after a probe of a container that is not ready the next one runs, the first time;
+/// each further probe while it stays not ready waits twice as long, up to `periodSeconds`.
+pub const NOT_READY_RETRY_MS: u64 = 20;
 /// The `User-Agent` kubelet sends with HTTP probes (`kube-probe/<major>.<minor>`).
 pub const USER_AGENT: &str = "kube-probe/1.33";
 
@@ -93,6 +96,18 @@ fn resolve_port(port: &Value, container: &Value) -> Result<u16, String> {
 /// `successThreshold` consecutive successes, and once ready it turns not ready after
 /// `failureThreshold` consecutive failures (kubelet's prober worker). A container without a
 /// readiness probe is ready as soon as it runs ([`ProbeTracker::without_probe`]).
+///
+/// While the container is not ready, probes also run off the period, as Kubernetes allows ("While
+/// a container is not Ready, the ReadinessProbe may be executed at times other than the
+/// configured periodSeconds interval. This is to make the Pod ready faster", `Probe.periodSeconds`
+/// in the API reference): [`NOT_READY_RETRY_MS`] after the previous probe, then twice as long
+/// each time, until the gap is the period. Without them a server that answers its first probe a
+/// few milliseconds too early, as every freshly started one may, waits a whole period: the
+/// cluster DNS, probed every second, made `emu up` take 1.2 s instead of 0.2 s in half the runs.
+/// kubelet triggers such a probe whenever it computes the status of a pod with a container not
+/// ready yet (`prober_manager.go`, `UpdatePodStatus`); emu computes statuses every 100 ms, so a
+/// probe per status would run ten probes a second for as long as a container is not ready, and
+/// they back off instead.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProbeTracker {
     has_probe: bool,
@@ -107,6 +122,9 @@ pub struct ProbeTracker {
     last_result: Option<bool>,
     run: u32,
     ready: bool,
+    /// Probes since the container was last ready (or started): how far the off-period probes
+    /// have backed off.
+    not_ready_probes: u32,
 }
 
 impl ProbeTracker {
@@ -127,6 +145,7 @@ impl ProbeTracker {
             last_result: None,
             run: 0,
             ready: false,
+            not_ready_probes: 0,
         }
     }
 
@@ -154,8 +173,16 @@ impl ProbeTracker {
         }
         match self.last_probe_ms {
             None => self.started_at_ms.saturating_add(self.initial_delay_ms),
+            Some(last) if !self.ready => last.saturating_add(self.not_ready_gap_ms()),
             Some(last) => last.saturating_add(self.period_ms),
         }
+    }
+
+    /// The gap after a probe while the container is not ready: [`NOT_READY_RETRY_MS`], doubled
+    /// for every earlier probe since it was last ready, at most the period.
+    fn not_ready_gap_ms(&self) -> u64 {
+        let doublings = self.not_ready_probes.saturating_sub(1).min(32);
+        NOT_READY_RETRY_MS.saturating_mul(1 << doublings).min(self.period_ms)
     }
 
     /// Whether a probe is due at `now_ms`.
@@ -185,6 +212,7 @@ impl ProbeTracker {
         if self.run >= threshold {
             self.ready = success;
         }
+        self.not_ready_probes = if self.ready { 0 } else { self.not_ready_probes.saturating_add(1) };
     }
 
     pub fn ready(&self) -> bool {
@@ -248,8 +276,8 @@ mod tests {
         let mut t = ProbeTracker::new(&json!({"initialDelaySeconds": 3, "periodSeconds": 2, "timeoutSeconds": 5}), 5_000);
         assert_eq!((t.next_due_ms(), t.timeout_ms()), (8_000, 5_000));
         assert!(!t.due(7_999) && t.due(8_000));
-        t.record(false, 8_000);
-        assert_eq!(t.next_due_ms(), 10_000);
+        t.record(true, 8_000);
+        assert_eq!(t.next_due_ms(), 10_000, "once ready, every period");
         let mut d = ProbeTracker::new(&json!({}), 0);
         d.record(true, 0);
         assert_eq!(d.next_due_ms(), 10_000, "default period 10 s");
@@ -280,6 +308,54 @@ mod tests {
         assert!(t.ready());
         t.record(false, 2);
         assert!(!t.ready());
+    }
+
+    /// The probe times of a not-ready container, from its first probe at `start` on: failures
+    /// until `ready_at_ms` (exclusive), successes from then on, `probes` probes in all.
+    fn schedule(probe: Value, start: u64, ready_at_ms: u64, probes: usize) -> (Vec<u64>, ProbeTracker) {
+        let mut t = ProbeTracker::new(&probe, start);
+        let mut times = vec![];
+        for _ in 0..probes {
+            let now = t.next_due_ms();
+            t.record(now >= ready_at_ms, now);
+            times.push(now);
+        }
+        (times, t)
+    }
+
+    #[test]
+    fn a_container_not_ready_is_probed_again_before_the_period() {
+        // Never ready: 20 ms after the first failure, then twice as long each time, up to the
+        // period, and every period from then on.
+        let (times, t) = schedule(json!({"periodSeconds": 1}), 0, u64::MAX, 10);
+        assert_eq!(times, [0, 20, 60, 140, 300, 620, 1_260, 2_260, 3_260, 4_260]);
+        assert!(!t.ready());
+        let (times, _) = schedule(json!({}), 0, u64::MAX, 12);
+        assert_eq!(&times[9..], [10_220, 20_220, 30_220], "the default period caps the gap at 10 s");
+
+        // Ready: every period, and again quicker once it has turned not ready.
+        let mut t = ProbeTracker::new(&json!({"periodSeconds": 1}), 0);
+        t.record(true, 0);
+        assert_eq!(t.next_due_ms(), 1_000);
+        t.record(false, 1_000);
+        t.record(false, 2_000);
+        assert_eq!(t.next_due_ms(), 3_000, "still ready: below the failure threshold");
+        t.record(false, 3_000);
+        assert!(!t.ready());
+        assert_eq!(t.next_due_ms(), 3_020);
+    }
+
+    #[test]
+    fn a_server_that_answers_just_after_its_first_probe_is_ready_at_once() {
+        // The cluster DNS answers its /ready 503 until it has synced with the API, tens of
+        // milliseconds after it started; a probe that came earlier must not cost a period.
+        let (times, t) = schedule(json!({"httpGet": {"port": 8181, "path": "/ready"}, "periodSeconds": 1}), 0, 45, 4);
+        assert_eq!(times, [0, 20, 60, 1_060]);
+        assert!(t.ready(), "ready at the probe 15 ms after the server was, not a period later");
+        // successThreshold counts the off-period probes too.
+        let (times, t) = schedule(json!({"periodSeconds": 10, "successThreshold": 2}), 0, 1, 3);
+        assert_eq!(times, [0, 20, 60]);
+        assert!(t.ready());
     }
 
     #[test]

@@ -316,6 +316,8 @@ async fn sync_pods(agent: Arc<Agent>, mut rx: tokio::sync::watch::Receiver<Snaps
         }
         tokio::select! {
             r = rx.changed() => if r.is_err() { bail!("pod watch ended") },
+            // A readiness probe's verdict changed: report it now, not at the next tick.
+            _ = agent.readiness.changed.notified() => {}
             _ = tokio::time::sleep(Duration::from_millis(100)) => {}
         }
     }

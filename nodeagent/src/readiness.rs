@@ -14,13 +14,18 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// How often a prober looks at its pod's containers between probes (restarts, new runs).
+/// How often a prober looks at its pod's containers between probes (restarts, new runs); it
+/// wakes sooner when a probe is due sooner.
 const TICK: Duration = Duration::from_millis(100);
 
 /// Each probed container's readiness, by pod uid and container name.
 #[derive(Default)]
 pub struct Readiness {
     by_pod: Mutex<HashMap<String, HashMap<String, bool>>>,
+    /// Notified when a container's readiness changes, so that the agent reports the pod's
+    /// status at once (kubelet's readiness manager updates the status manager the same way)
+    /// rather than at its next periodic pass.
+    pub changed: tokio::sync::Notify,
 }
 
 impl Readiness {
@@ -36,7 +41,10 @@ impl Readiness {
 
     fn set(&self, uid: &str, container: &str, ready: bool) {
         let mut by_pod = self.by_pod.lock().unwrap_or_else(|e| e.into_inner());
-        by_pod.entry(uid.to_string()).or_default().insert(container.to_string(), ready);
+        let before = by_pod.entry(uid.to_string()).or_default().insert(container.to_string(), ready);
+        if before.unwrap_or(false) != ready {
+            self.changed.notify_one();
+        }
     }
 
     fn forget(&self, uid: &str) {
@@ -74,6 +82,7 @@ pub async fn probe_pod(readiness: Arc<Readiness>, pod: Arc<Value>, pod_ip: Ipv4A
             tokio::time::sleep(TICK).await;
             continue;
         };
+        let mut next_due = u64::MAX;
         for c in pod["spec"]["containers"].as_array().into_iter().flatten() {
             let Some(name) = c["name"].as_str() else { continue };
             let Some(probe) = readiness_probe(&pod, name) else { continue };
@@ -93,6 +102,7 @@ pub async fn probe_pod(readiness: Arc<Readiness>, pod: Arc<Value>, pod_ip: Ipv4A
             }
             let started = now_ms();
             if !entry.tracker.due(started) {
+                next_due = next_due.min(entry.tracker.next_due_ms());
                 continue;
             }
             let success = match probe_action(probe, c) {
@@ -107,8 +117,12 @@ pub async fn probe_pod(readiness: Arc<Readiness>, pod: Arc<Value>, pod_ip: Ipv4A
             };
             entry.tracker.record(success, started);
             readiness.set(&uid, name, entry.tracker.ready());
+            next_due = next_due.min(entry.tracker.next_due_ms());
         }
-        tokio::time::sleep(TICK).await;
+        // A container not ready yet is probed again within milliseconds (ProbeTracker): sleep
+        // until then, not a whole tick.
+        let until_due = Duration::from_millis(next_due.saturating_sub(now_ms()).max(1));
+        tokio::time::sleep(TICK.min(until_due)).await;
     }
     readiness.forget(&uid);
 }
