@@ -1,22 +1,21 @@
 //! emu's benchmark (`sudo ./scripts/bench`): prints figures, asserts nothing.
 //!
-//! 1. `emu up scenarios/nginx.yaml` until every pod is Running, median of 5 (goal ≤ 1 s);
+//! 1. `emu up scenarios/nginx.yaml` until every pod is Running and Ready, over 20 runs: p50 and
+//!    max of the whole command (goal ≤ 1 s) and of its step "Waiting for pods to be Running";
 //! 2. pod start latency, apply → Running, for 100 pods on 4 nodes: p50 and p99 (goal p99 ≤ 100 ms);
 //! 3. pod network set-up per pod with netlink against the same with `ip` commands, in this run
 //!    (goal ≥ 10× faster);
 //! 4. RSS of the controller and the agents at 4 nodes / 100 pods (goal ≤ 50 MB);
-//! 5. `emu down` time (goal ≤ 1 s).
+//! 5. `emu down` time, over the same 20 runs (goal ≤ 1 s).
+//!
+//! `emu-bench [up] [pods] [netsetup]` runs only those sections: `up` is 1 and 5, `pods` 2 and 4,
+//! `netsetup` 3.
 
 use emu_tests::{emu, require_root};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 use tokio_stream::StreamExt;
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
-    v[v.len() / 2]
-}
 
 fn percentile(v: &mut [f64], p: f64) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
@@ -27,6 +26,9 @@ fn percentile(v: &mut [f64], p: f64) -> f64 {
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
+
+/// How many times section 1 brings the tutorial up and down: its max is what a user may wait.
+const UP_RUNS: usize = 20;
 
 /// The benchmark's own cluster name (others may run clusters on the same machine).
 const CLUSTER: &str = "bnchpods";
@@ -39,55 +41,86 @@ fn check(r: emu_tests::Run, what: &str) {
     }
 }
 
+/// The time `emu up` printed for one of its steps (`✓ NAME (123 ms)`, its plain-line form).
+fn step_ms(stdout: &str, name: &str) -> Option<f64> {
+    let line = stdout.lines().find(|l| l.trim_start().strip_prefix("✓ ").is_some_and(|rest| rest.starts_with(name)))?;
+    line.rsplit_once('(')?.1.strip_suffix(" ms)")?.parse().ok()
+}
+
+/// `p50 …   max …` of `v` (ms). Over 20 runs a p99 would be the max itself.
+fn spread(v: &mut [f64]) -> String {
+    let max = v.iter().copied().fold(0.0, f64::max);
+    format!("p50: {:7.1} ms   max: {:7.1} ms", percentile(v, 50.0), max)
+}
+
 fn main() {
     require_root();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let Some(bad) = args.iter().find(|a| !["up", "pods", "netsetup"].contains(&a.as_str())) {
+        eprintln!("error: unknown section {bad:?}; usage: emu-bench [up] [pods] [netsetup]");
+        std::process::exit(2);
+    }
+    let run = |section: &str| args.is_empty() || args.iter().any(|a| a == section);
     let scenario = concat!(env!("CARGO_MANIFEST_DIR"), "/../scenarios/nginx.yaml");
     emu(&["down", "--cluster", CLUSTER]);
+    println!("emu benchmark ({} cores)", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
 
     // 1 and 5: up and down of the tutorial scenario.
-    let (mut ups, mut downs) = (vec![], vec![]);
-    for _ in 0..5 {
-        let t = Instant::now();
-        check(emu(&["up", "--cluster", CLUSTER, scenario]), "emu up");
-        ups.push(ms(t.elapsed()));
-        let t = Instant::now();
-        check(emu(&["down", "--cluster", CLUSTER]), "emu down");
-        downs.push(ms(t.elapsed()));
+    if run("up") {
+        let (mut ups, mut waits, mut downs) = (vec![], vec![], vec![]);
+        for _ in 0..UP_RUNS {
+            let t = Instant::now();
+            let r = emu(&["up", "--cluster", CLUSTER, scenario]);
+            let elapsed = ms(t.elapsed());
+            waits.extend(step_ms(&r.stdout, "Waiting for pods to be Running"));
+            check(r, "emu up");
+            ups.push(elapsed);
+            let t = Instant::now();
+            check(emu(&["down", "--cluster", CLUSTER]), "emu down");
+            downs.push(ms(t.elapsed()));
+        }
+        // A start-up that waits for a timer shows as a second mode rather than in the p50.
+        let slow = ups.iter().filter(|t| **t > 1000.0).count();
+        println!("  emu up scenarios/nginx.yaml → all pods Ready     {}   ({UP_RUNS} runs, {slow} over 1 s; goal ≤ 1000 ms)", spread(&mut ups));
+        if waits.len() == ups.len() {
+            println!("    its step \"Waiting for pods to be Running\"    {}", spread(&mut waits));
+        }
+        println!("  emu down                                         {}   (goal ≤ 1000 ms)", spread(&mut downs));
     }
 
     // 2 and 4: 100 pods on 4 nodes, one after another (latency) and all at once (a burst).
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-    check(emu(&["up", "--cluster", CLUSTER, "--nodes", "4"]), "emu up --nodes 4");
-    let mut latencies = rt.block_on(hundred_pods(CLUSTER, false));
-    let rss = daemons_rss(CLUSTER, 4);
-    check(emu(&["down", "--cluster", CLUSTER]), "emu down");
-    check(emu(&["up", "--cluster", CLUSTER, "--nodes", "4"]), "emu up --nodes 4");
-    let mut burst = rt.block_on(hundred_pods(CLUSTER, true));
-    check(emu(&["down", "--cluster", CLUSTER]), "emu down");
+    if run("pods") {
+        check(emu(&["up", "--cluster", CLUSTER, "--nodes", "4"]), "emu up --nodes 4");
+        let mut latencies = rt.block_on(hundred_pods(CLUSTER, false));
+        let rss = daemons_rss(CLUSTER, 4);
+        check(emu(&["down", "--cluster", CLUSTER]), "emu down");
+        check(emu(&["up", "--cluster", CLUSTER, "--nodes", "4"]), "emu up --nodes 4");
+        let mut burst = rt.block_on(hundred_pods(CLUSTER, true));
+        check(emu(&["down", "--cluster", CLUSTER]), "emu down");
+        println!(
+            "  pod start, apply → Running, 100 pods / 4 nodes   p50: {:7.1} ms   p99: {:7.1} ms   (one at a time; goal p99 ≤ 100 ms)",
+            percentile(&mut latencies, 50.0),
+            percentile(&mut latencies, 99.0)
+        );
+        println!(
+            "    the same 100 pods applied at once              p50: {:7.1} ms   p99: {:7.1} ms   (a burst: throughput)",
+            percentile(&mut burst, 50.0),
+            percentile(&mut burst, 99.0)
+        );
+        println!("  RSS of controller + 4 agents at 100 pods         {:7.1} MB   (goal ≤ 50 MB)", rss);
+    }
 
     // 3: network set-up, netlink vs ip commands.
-    let (netlink, ipcmd) = rt.block_on(network_setup(100));
-
-    println!("emu benchmark ({} cores)", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
-    println!("  emu up scenarios/nginx.yaml → all pods Running   median of 5: {:7.1} ms   (goal ≤ 1000 ms)", median(&mut ups));
-    println!(
-        "  pod start, apply → Running, 100 pods / 4 nodes   p50: {:7.1} ms   p99: {:7.1} ms   (one at a time; goal p99 ≤ 100 ms)",
-        percentile(&mut latencies, 50.0),
-        percentile(&mut latencies, 99.0)
-    );
-    println!(
-        "    the same 100 pods applied at once              p50: {:7.1} ms   p99: {:7.1} ms   (a burst: throughput)",
-        percentile(&mut burst, 50.0),
-        percentile(&mut burst, 99.0)
-    );
-    println!(
-        "  pod network set-up per pod                       netlink: {:6.2} ms   ip commands: {:6.2} ms   ratio {:5.1}×   (goal ≥ 10×)",
-        netlink,
-        ipcmd,
-        ipcmd / netlink
-    );
-    println!("  RSS of controller + 4 agents at 100 pods         {:7.1} MB   (goal ≤ 50 MB)", rss);
-    println!("  emu down                                         median of 5: {:7.1} ms   (goal ≤ 1000 ms)", median(&mut downs));
+    if run("netsetup") {
+        let (netlink, ipcmd) = rt.block_on(network_setup(100));
+        println!(
+            "  pod network set-up per pod                       netlink: {:6.2} ms   ip commands: {:6.2} ms   ratio {:5.1}×   (goal ≥ 10×)",
+            netlink,
+            ipcmd,
+            ipcmd / netlink
+        );
+    }
 }
 
 fn rss_mb(pid: i32) -> f64 {
