@@ -2,6 +2,12 @@
 //! object (`emu.dev/v1`) in the API; the node agents apply it to the emulated links (netem in
 //! both directions, the partition's drop rules, a link down) and revert it when it is deleted.
 //! Nothing here touches a namespace itself.
+//!
+//! Each command returns once the fault is in effect (or reverted), unless `--wait=false`: it
+//! follows the Faults until every affected agent has written its entry of `status.appliedOn`
+//! (after a create), or taken its finalizer off (after a delete). A stopped node's agent is
+//! frozen or dead: nothing waits for it; it catches up when the node is started, and `emu node
+//! start` waits for that.
 
 use crate::context::{api_error, Ctx};
 use crate::verbs::{list, Client};
@@ -12,6 +18,28 @@ use emu_core::faults::{self, FaultSpec, Netem, Target};
 use emu_core::object;
 use emu_core::steps::{Daemon, NodeOp};
 use emu_proto::{ApplyRequest, DeleteRequest, Object, ObjectRef};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+/// How long a command waits for the agents to apply or revert what it changed; None: not at all
+/// (`--wait=false`).
+pub(crate) type Wait = Option<Duration>;
+
+/// `--wait` (as kubectl spells a boolean flag: `--wait=false`) and `--timeout`.
+fn wait_of(wait: bool, timeout: Duration) -> Wait {
+    wait.then_some(timeout)
+}
+
+/// `--timeout`: `30s`, `500ms`, `2m`.
+fn timeout_arg(text: &str) -> Result<Duration, String> {
+    emu_core::steps::parse_duration_ms(text).map(Duration::from_millis)
+}
+
+/// `30s`, `1.5s`: a timeout in messages.
+fn seconds(d: Duration) -> String {
+    emu_core::steps::format_duration_ms(d.as_millis() as u64)
+}
 
 #[derive(Args, Debug)]
 pub struct FaultArgs {
@@ -20,6 +48,14 @@ pub struct FaultArgs {
     /// Namespace of a `pod/NAME` target (default: default).
     #[arg(short = 'n', long = "namespace", global = true)]
     pub namespace: Option<String>,
+    /// Return once every affected node's agent has applied the fault (clear: reverted it);
+    /// --wait=false returns at once.
+    #[arg(long = "wait", global = true, default_value_t = true, num_args = 0..=1, require_equals = true, default_missing_value = "true", action = clap::ArgAction::Set)]
+    pub wait: bool,
+    /// How long to wait (with --wait), e.g. 30s, 2m; past it the command fails naming the nodes
+    /// whose agents have not confirmed.
+    #[arg(long, global = true, default_value = "30s", value_parser = timeout_arg)]
+    pub timeout: Duration,
     #[command(flatten)]
     pub cluster: ClusterFlag,
 }
@@ -81,6 +117,7 @@ pub fn fault(a: FaultArgs) -> anyhow::Result<i32> {
     let config = ctx.config()?;
     let nodes: Vec<String> = config.nodes.iter().map(|n| n.name.clone()).collect();
     let existing = ctx.block_on(list(&mut client, faults::KIND, "", ""))?;
+    let wait = wait_of(a.wait, a.timeout);
     let ns = a.namespace.clone().unwrap_or_else(|| "default".into());
     let target = |t: &str| -> Target {
         match t.strip_prefix("pod/").or_else(|| t.strip_prefix("pods/")).or_else(|| t.strip_prefix("po/")) {
@@ -92,8 +129,8 @@ pub fn fault(a: FaultArgs) -> anyhow::Result<i32> {
     let ms = |s: &str| faults::parse_duration_ms(s).map_err(anyhow::Error::msg);
     let netem = |t: &str, netem: Netem| FaultSpec::Netem { target: target(t), netem };
     let (kind, spec) = match &a.command {
-        FaultCommand::List => return list_faults(&existing, &nodes),
-        FaultCommand::Clear { names } => return print_lines(clear(&ctx, &mut client, &existing, names)),
+        FaultCommand::List => return list_faults(&ctx, &mut client, &existing, &nodes),
+        FaultCommand::Clear { names } => return print_lines(clear(&ctx, &mut client, &existing, names, wait)),
         FaultCommand::Partition { a, b, one_way } => {
             let split = |s: &str| s.split(',').filter(|n| !n.is_empty()).map(str::to_string).collect();
             ("partition", FaultSpec::Partition { a: split(a), b: split(b), one_way: *one_way })
@@ -131,42 +168,148 @@ pub fn fault(a: FaultArgs) -> anyhow::Result<i32> {
                     println!("node {node}'s link is up");
                     return Ok(0);
                 }
-                return print_lines(clear(&ctx, &mut client, &existing, &down));
+                return print_lines(clear(&ctx, &mut client, &existing, &down, wait));
             }
             other => bail!("link state {other:?}: use down or up"),
         },
     };
     let name = faults::next_name(kind, &existing);
-    println!("{}", record(&ctx, &mut client, &nodes, &name, &spec)?);
+    println!("{}", record(&ctx, &mut client, &nodes, &name, &spec, wait)?);
     Ok(0)
 }
 
-/// Records the fault `name` (which must be new); returns the line that says so.
-pub(crate) fn record(ctx: &Ctx, client: &mut Client, nodes: &[String], name: &str, spec: &FaultSpec) -> anyhow::Result<String> {
+/// Records the fault `name` (which must be new) and, with `wait`, waits until every affected
+/// node's agent has applied it; returns the line that says so.
+pub(crate) fn record(ctx: &Ctx, client: &mut Client, nodes: &[String], name: &str, spec: &FaultSpec, wait: Wait) -> anyhow::Result<String> {
+    let started = Instant::now();
     let object = faults::to_object(name, spec);
     // The same checks the agents make, so that a bad fault is refused here with its reason.
     faults::parse(&object, nodes).map_err(|e| anyhow::anyhow!("fault {name}: {e}"))?;
     let request = ApplyRequest { objects: vec![Object { json: object.to_string() }], create_only: true, dry_run: false };
-    ctx.block_on(client.apply(request)).map_err(api_error)?;
+    let created = ctx.block_on(client.apply(request)).map_err(api_error)?.into_inner();
+    let uid =
+        created.results.first().and_then(|r| r.object.as_ref()).and_then(|o| serde_json::from_str::<Value>(&o.json).ok()).map(|o| object::uid(&o).to_string());
     let (_, target, details) = faults::describe(spec);
-    Ok(format!("fault/{name} created: {target} {details}"))
+    let line = format!("fault/{name} created: {target} {details}");
+    let Some(timeout) = wait else { return Ok(line) };
+    let pods = pod_nodes(ctx, client, std::slice::from_ref(spec))?;
+    let affected = faults::nodes_affected(spec, |ns, n| pods.get(&(ns.to_string(), n.to_string())).cloned());
+    let mut stopped = Vec::new();
+    let pending = follow(ctx, client, timeout.saturating_sub(started.elapsed()), |all| {
+        stopped = faults::stopped_nodes(&all.values().cloned().collect::<Vec<_>>());
+        match all.get(name).filter(|f| uid.as_deref().is_none_or(|u| u == object::uid(f))) {
+            Some(f) => faults::progress(f, &affected, &stopped).waiting_for,
+            // Cleared meanwhile: nothing to wait for.
+            None => Vec::new(),
+        }
+    })?;
+    if !pending.is_empty() {
+        bail!(
+            "fault/{name} created, but the agent of {} has not applied it within {}: is it running (`emu get nodes`)? \
+             The fault stays recorded until `emu fault clear {name}`",
+            nodes_phrase(&pending),
+            seconds(timeout)
+        );
+    }
+    Ok(line + &stopped_note(&affected, &stopped, "applies"))
 }
 
-fn list_faults(existing: &[serde_json::Value], nodes: &[String]) -> anyhow::Result<i32> {
+/// ` (node-2 is stopped: it applies the fault when started)` for the nodes of `nodes` that are
+/// stopped; empty when none is.
+fn stopped_note(nodes: &[String], stopped: &[String], verb: &str) -> String {
+    let skipped: Vec<String> = nodes.iter().filter(|n| stopped.contains(n)).cloned().collect();
+    match skipped.len() {
+        0 => String::new(),
+        1 => format!(" ({} is stopped: it {verb} the fault when started)", skipped[0]),
+        _ => format!(" ({} are stopped: they {} the fault when started)", skipped.join(", "), verb.trim_end_matches('s')),
+    }
+}
+
+/// `node node-2`, `nodes node-2, node-3`.
+fn nodes_phrase(nodes: &[String]) -> String {
+    format!("{} {}", if nodes.len() == 1 { "node" } else { "nodes" }, nodes.join(", "))
+}
+
+/// The node of each pod that a fault of `specs` targets, by (namespace, name); the pods are
+/// listed only when a fault targets one.
+fn pod_nodes(ctx: &Ctx, client: &mut Client, specs: &[FaultSpec]) -> anyhow::Result<BTreeMap<(String, String), String>> {
+    if !specs.iter().any(|s| matches!(s, FaultSpec::Netem { target: Target::Pod { .. }, .. })) {
+        return Ok(BTreeMap::new());
+    }
+    let pods = ctx.block_on(list(client, "Pod", "", ""))?;
+    Ok(pods
+        .iter()
+        .filter_map(|p| Some(((object::namespace(p).to_string(), object::name(p).to_string()), object::str_at(p, &["spec", "nodeName"])?.to_string())))
+        .collect())
+}
+
+/// Follows the Faults (a watch) until `pending` of them (by name) names nothing, or `timeout`
+/// passes; returns what is pending then (empty: done).
+fn follow(ctx: &Ctx, client: &mut Client, timeout: Duration, mut pending: impl FnMut(&BTreeMap<String, Value>) -> Vec<String>) -> anyhow::Result<Vec<String>> {
+    use emu_proto::watch_event::Type;
+    let deadline = tokio::time::Instant::now() + timeout;
+    ctx.block_on(async {
+        let mut now: BTreeMap<String, Value> = BTreeMap::new();
+        loop {
+            let request = emu_proto::WatchRequest { kinds: vec![faults::KIND.into()], node_name: String::new(), resource_version: 0 };
+            let mut stream = client.watch(request).await.map_err(api_error)?.into_inner();
+            let mut synced = false;
+            loop {
+                let event = match tokio::time::timeout_at(deadline, stream.message()).await {
+                    Err(_) => return Ok(pending(&now)),
+                    Ok(event) => event.map_err(api_error)?,
+                };
+                // The controller ended the watch: watch again (from a fresh list).
+                let Some(event) = event else { break };
+                let object: Option<Value> = event.object.as_ref().and_then(|o| serde_json::from_str(&o.json).ok());
+                match (Type::try_from(event.r#type), object) {
+                    (Ok(Type::Reset), _) => now.clear(),
+                    (Ok(Type::Synced), _) => synced = true,
+                    (Ok(Type::Added | Type::Modified), Some(o)) => {
+                        now.insert(object::name(&o).to_string(), o);
+                    }
+                    (Ok(Type::Deleted), Some(o)) => {
+                        now.remove(object::name(&o));
+                    }
+                    _ => {}
+                }
+                if synced && pending(&now).is_empty() {
+                    return Ok(Vec::new());
+                }
+            }
+        }
+    })
+}
+
+fn list_faults(ctx: &Ctx, client: &mut Client, existing: &[Value], nodes: &[String]) -> anyhow::Result<i32> {
     if existing.is_empty() {
         println!("No faults in force.");
         return Ok(0);
     }
     let now = emu_core::time::now();
-    let mut rows = vec![["NAME", "TYPE", "TARGET", "DETAILS", "AGE"].map(String::from).to_vec()];
-    for f in existing {
-        let (kind, target, details) = match faults::parse(f, nodes) {
-            Ok(spec) => faults::describe(&spec),
-            Err(e) => ("invalid".into(), "-".into(), e),
+    let specs: Vec<Result<FaultSpec, String>> = existing.iter().map(|f| faults::parse(f, nodes)).collect();
+    let pods = pod_nodes(ctx, client, &specs.iter().flatten().cloned().collect::<Vec<_>>())?;
+    let stopped = faults::stopped_nodes(existing);
+    let mut rows = vec![["NAME", "TYPE", "TARGET", "DETAILS", "STATUS", "IN EFFECT ON", "AGE"].map(String::from).to_vec()];
+    for (f, spec) in existing.iter().zip(&specs) {
+        let (kind, target, details) = match spec {
+            Ok(spec) => faults::describe(spec),
+            Err(e) => ("invalid".into(), "-".into(), e.clone()),
+        };
+        let (status, on) = match spec {
+            // Applied by `emu node stop` itself.
+            Ok(FaultSpec::NodeStop { node, .. }) => ("Applied", vec![node.clone()]),
+            Ok(spec) => {
+                let affected = faults::nodes_affected(spec, |ns, n| pods.get(&(ns.to_string(), n.to_string())).cloned());
+                let p = faults::progress(f, &affected, &stopped);
+                (faults::status_word(&p), p.in_effect)
+            }
+            Err(_) => ("Invalid", Vec::new()),
         };
         let created = object::str_at(f, &["metadata", "creationTimestamp"]).and_then(emu_core::time::parse_rfc3339);
         let age = created.map_or("<unknown>".into(), |t| emu_core::printers::human_duration(now - t));
-        rows.push(vec![object::name(f).to_string(), kind, target, details, age]);
+        let on = if on.is_empty() { "<none>".to_string() } else { on.join(",") };
+        rows.push(vec![object::name(f).to_string(), kind, target, details, status.to_string(), on, age]);
     }
     print!("{}", emu_core::printers::tabwrite(&rows, 0, 3));
     Ok(0)
@@ -179,38 +322,83 @@ fn print_lines(lines: anyhow::Result<Vec<String>>) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-/// Reverts the named faults of `existing` (all when `names` is empty); returns a line for each.
-pub(crate) fn clear(ctx: &Ctx, client: &mut Client, existing: &[serde_json::Value], names: &[String]) -> anyhow::Result<Vec<String>> {
-    let chosen: Vec<&serde_json::Value> = existing.iter().filter(|f| names.is_empty() || names.iter().any(|n| n == object::name(f))).collect();
+/// Reverts the named faults of `existing` (all when `names` is empty) and, with `wait`, waits
+/// until every agent that applied them has reverted them; returns a line for each.
+pub(crate) fn clear(ctx: &Ctx, client: &mut Client, existing: &[Value], names: &[String], wait: Wait) -> anyhow::Result<Vec<String>> {
+    let chosen: Vec<&Value> = existing.iter().filter(|f| names.is_empty() || names.iter().any(|n| n == object::name(f))).collect();
     if let Some(missing) = names.iter().find(|n| !existing.iter().any(|f| object::name(f) == n.as_str())) {
         bail!("fault {missing:?} not found (see `emu fault list`)");
     }
     if chosen.is_empty() {
         return Ok(vec!["No faults in force.".into()]);
     }
+    let started = Instant::now();
+    // Stopped nodes are started first (each waiting for its agent to catch up), so that their
+    // agents revert the other faults too.
+    let (stops, others): (Vec<&Value>, Vec<&Value>) = chosen.into_iter().partition(|f| f["spec"]["nodeStop"]["node"].is_string());
     let mut lines = Vec::new();
-    for f in chosen {
-        // A stopped node is started again before its record goes.
-        if f["spec"]["nodeStop"]["node"].is_string() {
-            start_node(ctx, client, f)?;
-        }
-        delete_fault(ctx, client, object::name(f))?;
+    for f in stops {
+        start_node(ctx, client, f, wait.map(|t| t.saturating_sub(started.elapsed())))?;
         lines.push(format!("fault/{} cleared", object::name(f)));
+    }
+    let mut deleted = Vec::new();
+    for f in others {
+        deleted.push((object::name(f).to_string(), delete_fault(ctx, client, object::name(f))?));
+    }
+    let Some(timeout) = wait else {
+        lines.extend(deleted.iter().map(|(name, _)| format!("fault/{name} cleared")));
+        return Ok(lines);
+    };
+    let mut stopped = Vec::new();
+    let mut left: BTreeMap<String, Value> = BTreeMap::new();
+    let pending = follow(ctx, client, timeout.saturating_sub(started.elapsed()), |all| {
+        stopped = faults::stopped_nodes(&all.values().cloned().collect::<Vec<_>>());
+        // The faults deleted here that are still there (not one made again under the same name).
+        left = deleted.iter().filter_map(|(name, uid)| Some((name.clone(), all.get(name).filter(|f| object::uid(f) == uid)?.clone()))).collect();
+        let mut nodes: Vec<String> = left.values().flat_map(|f| faults::progress(f, &[], &stopped).waiting_for).collect();
+        nodes.sort();
+        nodes.dedup();
+        nodes
+    })?;
+    if !pending.is_empty() {
+        let waiting: Vec<String> =
+            left.iter().filter(|(_, f)| !faults::progress(f, &[], &stopped).waiting_for.is_empty()).map(|(n, _)| format!("fault/{n}")).collect();
+        bail!(
+            "the agent of {} has not reverted {} within {}: is it running (`emu get nodes`)? The fault stays (Terminating) until it has",
+            nodes_phrase(&pending),
+            waiting.join(", "),
+            seconds(timeout)
+        );
+    }
+    for (name, _) in &deleted {
+        // Still held by stopped nodes' agents: each reverts it when its node is started.
+        let holders = left.get(name).map(faults::holders).unwrap_or_default();
+        lines.push(format!("fault/{name} cleared{}", stopped_note(&holders, &stopped, "reverts")));
     }
     Ok(lines)
 }
 
-/// Deletes the Fault `name` (the agents revert it).
-fn delete_fault(ctx: &Ctx, client: &mut Client, name: &str) -> anyhow::Result<()> {
+/// Deletes the Fault `name` (the agents revert it, then take their finalizers off); returns its
+/// uid.
+fn delete_fault(ctx: &Ctx, client: &mut Client, name: &str) -> anyhow::Result<String> {
     let r = ObjectRef { kind: faults::KIND.into(), namespace: String::new(), name: name.into() };
-    ctx.block_on(client.delete(DeleteRequest { r#ref: Some(r), force: true, grace_period_seconds: -1 })).map_err(api_error)?;
-    Ok(())
+    let deleted = ctx.block_on(client.delete(DeleteRequest { r#ref: Some(r), force: true, grace_period_seconds: -1 })).map_err(api_error)?.into_inner();
+    let object: Option<Value> = deleted.object.and_then(|o| serde_json::from_str(&o.json).ok());
+    Ok(object.map(|o| object::uid(&o).to_string()).unwrap_or_default())
 }
 
 #[derive(Args, Debug)]
 pub struct NodeArgs {
     #[command(subcommand)]
     pub command: NodeCommand,
+    /// Return once the node is stopped (its processes frozen) or started (its agent caught up
+    /// with the faults that changed meanwhile); --wait=false returns at once.
+    #[arg(long = "wait", global = true, default_value_t = true, num_args = 0..=1, require_equals = true, default_missing_value = "true", action = clap::ArgAction::Set)]
+    pub wait: bool,
+    /// How long to wait (with --wait), e.g. 30s, 2m; past it the command fails saying what its
+    /// agent has not done yet.
+    #[arg(long, global = true, default_value = "30s", value_parser = timeout_arg)]
+    pub timeout: Duration,
     #[command(flatten)]
     pub cluster: ClusterFlag,
 }
@@ -242,12 +430,14 @@ pub fn node(a: NodeArgs) -> anyhow::Result<i32> {
         NodeCommand::Start { node } => (node, NodeOp::Start),
         NodeCommand::Remove { node } => (node, NodeOp::Remove),
     };
-    println!("{}", node_op(&ctx, &mut client, &node, op)?);
+    println!("{}", node_op(&ctx, &mut client, &node, op, wait_of(a.wait, a.timeout))?);
     Ok(0)
 }
 
-/// `emu node stop|start|remove NODE`; returns the line that says what happened.
-pub(crate) fn node_op(ctx: &Ctx, client: &mut Client, node: &str, op: NodeOp) -> anyhow::Result<String> {
+/// `emu node stop|start|remove NODE`; returns the line that says what happened. The links go
+/// down or up (with the node's routes) before it returns; with `wait`, the node's processes are
+/// frozen (or thawed) and, after a start, its agent has caught up with the faults.
+pub(crate) fn node_op(ctx: &Ctx, client: &mut Client, node: &str, op: NodeOp, wait: Wait) -> anyhow::Result<String> {
     let config = ctx.config()?;
     let nodes: Vec<String> = config.nodes.iter().map(|n| n.name.clone()).collect();
     if !nodes.iter().any(|n| n == node) {
@@ -269,7 +459,7 @@ pub(crate) fn node_op(ctx: &Ctx, client: &mut Client, node: &str, op: NodeOp) ->
                 kill_processes(ctx, node)?;
                 Ok(format!("node/{node} stopped: agent and pods killed, links down"))
             } else {
-                freeze(ctx, node, true)?;
+                freeze(ctx, node, true, wait)?;
                 Ok(format!("node/{node} stopped: agent and pods frozen, links down"))
             }
         }
@@ -277,8 +467,7 @@ pub(crate) fn node_op(ctx: &Ctx, client: &mut Client, node: &str, op: NodeOp) ->
             let Some(fault) = stopped else {
                 return Ok(format!("node/{node} is not stopped"));
             };
-            start_node(ctx, client, fault)?;
-            delete_fault(ctx, client, object::name(fault))?;
+            start_node(ctx, client, fault, wait)?;
             Ok(format!("node/{node} started"))
         }
         NodeOp::Remove => remove_node(ctx, client, &config, node, &existing),
@@ -301,6 +490,16 @@ fn remove_node(
     }
     let nodes: Vec<String> = config.nodes.iter().map(|n| n.name.clone()).collect();
     kill_processes(ctx, node)?;
+    // Its agent is gone for good: what it held of each fault is let go for it (as Kubernetes'
+    // controllers clean up after a deleted node), so that no deletion waits for it.
+    for f in existing {
+        ctx.block_on(async {
+            let f = emu_nodeagent::faults::write_back(client, f, emu_nodeagent::faults::Part::Status, |f| faults::with_applied(f, node, None)).await;
+            if let Some(f) = f {
+                emu_nodeagent::faults::write_back(client, &f, emu_nodeagent::faults::Part::Object, |f| faults::with_finalizer(f, node, false)).await;
+            }
+        });
+    }
     for f in existing.iter().filter(|f| faults::parse(f, &nodes).is_ok_and(|spec| faults::names_node(&spec, node))) {
         delete_fault(ctx, client, object::name(f))?;
     }
@@ -329,8 +528,11 @@ fn remove_node(
 
 /// Links up (with the routes the kernel dropped when they went down), then the agent and pods
 /// thawed, or, for a node whose processes were killed, its agent started (it restarts the pods
-/// still bound to the node).
-fn start_node(ctx: &Ctx, client: &mut Client, stop: &serde_json::Value) -> anyhow::Result<()> {
+/// still bound to the node); then the node-stop fault `stop` deleted. With `wait`, until the
+/// agent has caught up: reverted the faults cleared while it was stopped, applied those made
+/// meanwhile, and (a new agent) applied again every fault of its node.
+fn start_node(ctx: &Ctx, client: &mut Client, stop: &Value, wait: Wait) -> anyhow::Result<()> {
+    let began = Instant::now();
     let node = stop["spec"]["nodeStop"]["node"].as_str().unwrap_or_default();
     set_links(ctx, node, true)?;
     let cluster = ctx.cluster();
@@ -338,11 +540,32 @@ fn start_node(ctx: &Ctx, client: &mut Client, stop: &serde_json::Value) -> anyho
     let node_ns = emu_nodeagent::net::netns_path(&emu_core::naming::netns_node(&cluster, node));
     let nodes = ctx.block_on(list(client, "Node", "", ""))?;
     ctx.block_on(emu_nodeagent::agent::restore_routes(&node_ns, &config.service_cidr, nodes.iter(), node))?;
+    // A new agent's entries are newer than its start.
+    let mut after = None;
     if stop["spec"]["nodeStop"]["kill"].as_bool() == Some(true) {
-        crate::lifecycle::restart_daemon(&cluster, &Daemon::Agent(node.to_string()))
+        after = Some(faults::micro_time(std::time::SystemTime::now()));
+        crate::lifecycle::restart_daemon(&cluster, &Daemon::Agent(node.to_string()))?;
     } else {
-        freeze(ctx, node, false)
+        freeze(ctx, node, false, wait)?;
     }
+    delete_fault(ctx, client, object::name(stop))?;
+    let Some(timeout) = wait else { return Ok(()) };
+    let names: Vec<String> = config.nodes.iter().map(|n| n.name.clone()).collect();
+    let all = ctx.block_on(list(client, faults::KIND, "", ""))?;
+    let pods = pod_nodes(ctx, client, &all.iter().filter_map(|f| faults::parse(f, &names).ok()).collect::<Vec<_>>())?;
+    let pod_node = |ns: &str, n: &str| pods.get(&(ns.to_string(), n.to_string())).cloned();
+    let pending = follow(ctx, client, timeout.saturating_sub(began.elapsed()), |all| {
+        let behind = |f: &Value| faults::parse(f, &names).is_ok_and(|spec| !faults::caught_up(f, &spec, node, pod_node, after.as_deref()));
+        all.values().filter(|f| behind(f)).map(|f| object::name(f).to_string()).collect()
+    })?;
+    if !pending.is_empty() {
+        bail!(
+            "node/{node} started, but its agent has not caught up with {} within {} (see `emu fault list`, and the agent's log)",
+            pending.iter().map(|n| format!("fault/{n}")).collect::<Vec<_>>().join(", "),
+            seconds(timeout)
+        );
+    }
+    Ok(())
 }
 
 /// SIGKILL to everything of the node: its agent, its pods' shims and containers (the node's
@@ -358,11 +581,26 @@ fn kill_processes(ctx: &Ctx, node: &str) -> anyhow::Result<()> {
 }
 
 /// Freezes or thaws everything of the node: its agent and its pods' shims and containers (the
-/// node's cgroup).
-fn freeze(ctx: &Ctx, node: &str, frozen: bool) -> anyhow::Result<()> {
+/// node's cgroup). With `wait`, until the kernel says it is done (`frozen` in `cgroup.events`:
+/// freezing a busy cgroup takes a while).
+fn freeze(ctx: &Ctx, node: &str, frozen: bool, wait: Wait) -> anyhow::Result<()> {
     let dir = node_cgroup(ctx, node)?;
+    let doing = if frozen { "freezing" } else { "thawing" };
     std::fs::write(dir.join("cgroup.freeze"), if frozen { "1" } else { "0" })
-        .map_err(|e| anyhow::anyhow!("{} the processes of node {node} ({}): {e}", if frozen { "freezing" } else { "thawing" }, dir.display()))
+        .map_err(|e| anyhow::anyhow!("{doing} the processes of node {node} ({}): {e}", dir.display()))?;
+    let Some(timeout) = wait else { return Ok(()) };
+    let deadline = Instant::now() + timeout;
+    let want = if frozen { "frozen 1" } else { "frozen 0" };
+    loop {
+        let events = std::fs::read_to_string(dir.join("cgroup.events")).unwrap_or_default();
+        if events.lines().any(|l| l == want) {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            bail!("{doing} the processes of node {node}: not done within {} ({}: {})", seconds(timeout), dir.join("cgroup.events").display(), events.trim());
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
 }
 
 /// The node's cgroup: its agent, shims and containers.

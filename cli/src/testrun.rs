@@ -491,19 +491,19 @@ impl Runner {
             Action::Fault { name, spec } => {
                 let ctx = self.ctx()?;
                 let mut client = ctx.client.clone();
-                Ok(Verdict::pass(fault::record(&ctx, &mut client, &self.nodes, name, spec)?))
+                Ok(Verdict::pass(fault::record(&ctx, &mut client, &self.nodes, name, spec, Some(left()))?))
             }
             Action::Clear(names) => {
                 let ctx = self.ctx()?;
                 let mut client = ctx.client.clone();
                 let existing = ctx.block_on(verbs::list(&mut client, emu_core::faults::KIND, "", ""))?;
-                let lines = fault::clear(&ctx, &mut client, &existing, names.as_deref().unwrap_or_default())?;
+                let lines = fault::clear(&ctx, &mut client, &existing, names.as_deref().unwrap_or_default(), Some(left()))?;
                 Ok(Verdict::pass(lines.join(", ")))
             }
             Action::Node { node, op } => {
                 let ctx = self.ctx()?;
                 let mut client = ctx.client.clone();
-                Ok(Verdict::pass(fault::node_op(&ctx, &mut client, node, *op)?))
+                Ok(Verdict::pass(fault::node_op(&ctx, &mut client, node, *op, Some(left()))?))
             }
             Action::Restart(d) => {
                 lifecycle::restart_daemon(&self.cluster, d)?;

@@ -60,6 +60,11 @@ pub struct LinkEmulator {
     config: Arc<Mutex<BTreeMap<u16, QueueConfig>>>,
     /// Bumped by every [`LinkEmulator::set`], so the thread re-reads the map only after a change.
     generation: Arc<std::sync::atomic::AtomicU64>,
+    /// The generation the thread has bound its queues for, and the queues bound then: until a
+    /// queue is bound, its rules let packets pass unimpaired (`--queue-bypass`).
+    synced: Arc<Mutex<(u64, BTreeSet<u16>)>>,
+    /// The thread, woken by a change.
+    thread: Option<std::thread::Thread>,
 }
 
 /// What one queue remembers between packets.
@@ -78,27 +83,39 @@ struct QueueState {
 impl LinkEmulator {
     /// Starts the thread (in the calling process's network namespace: the node's).
     pub fn start() -> LinkEmulator {
-        let emu = LinkEmulator::default();
-        let (config, generation) = (emu.config.clone(), emu.generation.clone());
-        std::thread::Builder::new()
+        let mut emu = LinkEmulator::default();
+        let (config, generation, synced) = (emu.config.clone(), emu.generation.clone(), emu.synced.clone());
+        let handle = std::thread::Builder::new()
             .name("link-emulator".into())
             .spawn(move || {
-                if let Err(e) = run(&config, &generation) {
+                if let Err(e) = run(&config, &generation, &synced) {
                     tracing::error!(error = %e, "the link emulator stopped; impaired links pass packets unchanged");
                 }
             })
             .expect("spawning the link emulator thread");
+        emu.thread = Some(handle.thread().clone());
         emu
     }
 
-    /// The impairment of each queue now; queues not listed pass their packets at once.
-    pub fn set(&self, queues: BTreeMap<u16, QueueConfig>) {
-        if let Ok(mut c) = self.config.lock() {
-            if *c != queues {
-                *c = queues;
-                self.generation.fetch_add(1, std::sync::atomic::Ordering::Release);
+    /// The impairment of each queue now; queues not listed pass their packets at once. Returns
+    /// the generation to ask [`LinkEmulator::bound`] about.
+    pub fn set(&self, queues: BTreeMap<u16, QueueConfig>) -> u64 {
+        let Ok(mut c) = self.config.lock() else { return 0 };
+        if *c != queues {
+            *c = queues;
+            self.generation.fetch_add(1, std::sync::atomic::Ordering::Release);
+            if let Some(t) = &self.thread {
+                t.unpark();
             }
         }
+        self.generation.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// The queues bound once the thread has taken up `generation` of the settings (None: not
+    /// yet).
+    pub fn bound(&self, generation: u64) -> Option<BTreeSet<u16>> {
+        let synced = self.synced.lock().ok()?;
+        (synced.0 >= generation).then(|| synced.1.clone())
     }
 }
 
@@ -153,7 +170,7 @@ struct Held {
     copy: Option<u32>,
 }
 
-fn run(config: &Mutex<BTreeMap<u16, QueueConfig>>, generation: &std::sync::atomic::AtomicU64) -> std::io::Result<()> {
+fn run(config: &Mutex<BTreeMap<u16, QueueConfig>>, generation: &std::sync::atomic::AtomicU64, synced: &Mutex<(u64, BTreeSet<u16>)>) -> std::io::Result<()> {
     let mut links: BTreeMap<Option<PathBuf>, Link> = BTreeMap::new();
     links.insert(None, Link::open(None)?);
     let mut states: HashMap<u16, QueueState> = HashMap::new();
@@ -167,6 +184,9 @@ fn run(config: &Mutex<BTreeMap<u16, QueueConfig>>, generation: &std::sync::atomi
             wanted = config.lock().map(|c| c.clone()).unwrap_or_default();
             seen = Some(current);
             sync_links(&mut links, &wanted, &mut held, &mut states);
+            if let Ok(mut s) = synced.lock() {
+                *s = (current, links.values().flat_map(|l| l.bound.iter().copied()).collect());
+            }
         }
         // Everything queued now.
         for (netns, link) in links.iter_mut() {
@@ -213,7 +233,8 @@ fn run(config: &Mutex<BTreeMap<u16, QueueConfig>>, generation: &std::sync::atomi
         }
         let idle = if wanted.is_empty() { Duration::from_millis(50) } else { Duration::from_micros(500) };
         let sleep = due.peek().map_or(idle, |Reverse((at, _))| at.saturating_duration_since(Instant::now()).min(idle));
-        std::thread::sleep(sleep);
+        // Woken early by a change of the settings (LinkEmulator::set).
+        std::thread::park_timeout(sleep);
     }
 }
 

@@ -233,3 +233,164 @@ fn corruption_reordering_and_rate_show_inside_pods() {
     let small = rtts(&c, "p2", &["-c", "5", "-i", "0.2", &ip1]);
     assert!(small.iter().sum::<f64>() / 5.0 < 10.0, "84-byte packets pass quickly: {small:?}");
 }
+
+/// `emu ARGS`, timed: the run and how long it took to return.
+fn timed(c: &Cluster, args: &[&str]) -> (emu_tests::Run, Duration) {
+    let start = std::time::Instant::now();
+    let r = c.emu(args);
+    (r, start.elapsed())
+}
+
+/// A Fault as JSON.
+fn fault_json(c: &Cluster, name: &str) -> serde_json::Value {
+    serde_json::from_str(&c.emu(&["get", "fault", name, "-o", "json"]).ok().stdout).expect("fault as JSON")
+}
+
+/// The nodes a Fault's status says it is in effect on (`status.appliedOn[*].node`).
+fn applied_on(f: &serde_json::Value) -> Vec<String> {
+    f["status"]["appliedOn"].as_array().into_iter().flatten().map(|e| e["node"].as_str().unwrap_or_default().to_string()).collect()
+}
+
+/// Its finalizers, sorted.
+fn finalizers(f: &serde_json::Value) -> Vec<String> {
+    let mut list: Vec<String> = f["metadata"]["finalizers"].as_array().into_iter().flatten().filter_map(|x| x.as_str().map(str::to_string)).collect();
+    list.sort();
+    list
+}
+
+/// Issue 15: `emu fault …` returns once every affected node's agent has applied the fault (or,
+/// for clear, reverted it), so the next command sees it at its first try, with no retry.
+#[test]
+fn fault_commands_return_once_the_agents_have_applied_or_reverted_them() {
+    let c = Cluster::up("tfwait", &["--nodes", "3"]);
+    let ip1 = pinned(&c, "p1", "node-1");
+    let ip2 = pinned(&c, "p2", "node-2");
+    let ip3 = pinned(&c, "p3", "node-3");
+    assert!(pings(&c, "p1", &ip2) && pings(&c, "p1", &ip3));
+
+    for round in 1..=3 {
+        let (r, took) = timed(&c, &["fault", "partition", "node-1", "node-2,node-3"]);
+        assert_eq!(r.ok().stdout, "fault/partition-1 created: node-1 <-> node-2,node-3 both ways\n");
+        assert!(!pings(&c, "p1", &ip2), "round {round}: the partition is in effect once `emu fault partition` returned ({took:?})");
+        assert!(!pings(&c, "p3", &ip1), "round {round}: both ways");
+        let (r, took_clear) = timed(&c, &["fault", "clear"]);
+        assert_eq!(r.ok().stdout, "fault/partition-1 cleared\n");
+        assert!(pings(&c, "p1", &ip2) && pings(&c, "p3", &ip1), "round {round}: healed once `emu fault clear` returned ({took_clear:?})");
+        println!("round {round}: partition returned in {took:?}, clear in {took_clear:?}");
+    }
+
+    // The Fault says where it is in effect: each agent writes its own entry of status.appliedOn
+    // (for the spec's generation) after putting its finalizer on; node-3 is not in it.
+    c.emu(&["fault", "partition", "node-1", "node-2"]).ok();
+    let f = fault_json(&c, "partition-1");
+    assert_eq!(applied_on(&f), ["node-1", "node-2"], "{f}");
+    assert!(f["status"]["appliedOn"].as_array().unwrap().iter().all(|e| e["observedGeneration"] == 1 && e["since"].is_string()), "{f}");
+    assert_eq!(finalizers(&f), ["emu.dev/agent-node-1", "emu.dev/agent-node-2"]);
+    let listed = c.emu(&["fault", "list"]).ok().stdout;
+    assert!(listed.lines().next().unwrap().contains("STATUS") && listed.contains("both ways   Applied   node-1,node-2"), "{listed}");
+    c.emu(&["fault", "clear", "partition-1"]).ok();
+    assert_eq!(c.emu(&["get", "fault", "partition-1"]).code, 1, "gone once the clear returned");
+
+    // Link impairments (the link emulator has bound its queues) and a link going down.
+    c.emu(&["fault", "delay", "pod/p3", "50ms"]).ok();
+    let rtt = rtt_ms(&c, "p2", &ip3, 1);
+    assert!(rtt > 90.0, "the pod's delay is in effect at once: {rtt} ms");
+    assert_eq!(applied_on(&fault_json(&c, "delay-1")), ["node-3"], "a pod's fault is applied by its node's agent");
+    c.emu(&["fault", "clear"]).ok();
+    let rtt = rtt_ms(&c, "p2", &ip3, 1);
+    assert!(rtt < 20.0, "and gone at once: {rtt} ms");
+    c.emu(&["fault", "link", "node-3", "down"]).ok();
+    assert!(!pings(&c, "p2", &ip3));
+    c.emu(&["fault", "link", "node-3", "up"]).ok();
+    assert!(pings(&c, "p2", &ip3), "the link is up, its routes back, once `emu fault link … up` returned");
+
+    // An agent that is not running: the command says which node has not confirmed; with
+    // --wait=false it returns at once, the fault recorded but applied nowhere yet. The agent
+    // applies it when it runs again.
+    emu_tests::sigkill(emu_tests::daemon_pid("tfwait", "nodes/node-2/agent.pid"));
+    let (r, took) = timed(&c, &["fault", "delay", "node-2", "10ms", "--timeout=1s"]);
+    assert_eq!(
+        (r.code, r.stderr.trim_end()),
+        (1, "error: fault/delay-1 created, but the agent of node node-2 has not applied it within 1s: is it running (`emu get nodes`)? The fault stays recorded until `emu fault clear delay-1`")
+    );
+    assert!(took >= Duration::from_secs(1), "{took:?}");
+    let (r, took) = timed(&c, &["fault", "loss", "node-2", "10%", "--wait=false"]);
+    assert_eq!(r.ok().stdout, "fault/loss-1 created: node/node-2 loss 10%\n");
+    assert!(applied_on(&fault_json(&c, "loss-1")).is_empty(), "--wait=false returned ({took:?}) before any agent applied it");
+    c.emu(&["restart", "agent", "node-2"]).ok();
+    c.wait_for("the restarted agent to apply both", Duration::from_secs(10), || {
+        (applied_on(&fault_json(&c, "delay-1")) == ["node-2"] && applied_on(&fault_json(&c, "loss-1")) == ["node-2"]).then_some(())
+    });
+    // A held fault is not deleted until its agent reverted it: --wait=false returns while it is
+    // (or was) Terminating; without --wait=false, clear waits for the agents.
+    emu_tests::sigkill(emu_tests::daemon_pid("tfwait", "nodes/node-2/agent.pid"));
+    let r = c.emu(&["fault", "clear", "loss-1", "--wait=false"]).ok();
+    assert_eq!(r.stdout, "fault/loss-1 cleared\n");
+    assert!(fault_json(&c, "loss-1")["metadata"]["deletionTimestamp"].is_string(), "Terminating while node-2's agent holds it");
+    let r = c.emu(&["fault", "clear", "--timeout=500ms"]);
+    assert_eq!(
+        (r.code, r.stderr.trim_end()),
+        (1, "error: the agent of node node-2 has not reverted fault/delay-1, fault/loss-1 within 500ms: is it running (`emu get nodes`)? The fault stays (Terminating) until it has")
+    );
+    assert!(c.emu(&["fault", "list"]).ok().stdout.contains("Terminating"));
+    c.emu(&["restart", "agent", "node-2"]).ok();
+    let (r, took) = timed(&c, &["fault", "clear"]);
+    assert_eq!(r.ok().stdout, "fault/delay-1 cleared\nfault/loss-1 cleared\n", "waited {took:?} for the restarted agent");
+    assert_eq!(c.emu(&["fault", "list"]).ok().stdout, "No faults in force.\n");
+}
+
+/// Issue 15: `emu node stop|start` return once in effect: the node's links down (up, with its
+/// routes), and after a start its agent caught up with the faults that changed while it was
+/// stopped. Nothing waits for a stopped node's agent.
+#[test]
+fn node_stop_and_start_return_once_in_effect_and_stopped_agents_catch_up() {
+    let c = Cluster::up("tfnodewait", &["--nodes", "2"]);
+    let ip1 = pinned(&c, "p1", "node-1");
+    let ip2 = pinned(&c, "p2", "node-2");
+
+    let (r, took) = timed(&c, &["node", "stop", "node-2"]);
+    assert_eq!(r.ok().stdout, "node/node-2 stopped: agent and pods frozen, links down\n");
+    assert!(!pings(&c, "p1", &ip2), "node-2 unreachable once `emu node stop` returned ({took:?})");
+    // A fault made while node-2 is stopped: applied by node-1 now, by node-2 when started.
+    let r = c.emu(&["fault", "partition", "node-1", "node-2"]).ok();
+    assert_eq!(r.stdout, "fault/partition-1 created: node-1 <-> node-2 both ways (node-2 is stopped: it applies the fault when started)\n");
+    assert_eq!(applied_on(&fault_json(&c, "partition-1")), ["node-1"]);
+    let (r, took) = timed(&c, &["node", "start", "node-2"]);
+    assert_eq!(r.ok().stdout, "node/node-2 started\n");
+    println!("node stop/start returned in {took:?}");
+    assert_eq!(applied_on(&fault_json(&c, "partition-1")), ["node-1", "node-2"], "node-2's agent caught up before `emu node start` returned");
+
+    // Cleared while node-2 is stopped: node-1 reverts it now, node-2 when started; until then
+    // the Fault stays, Terminating, held by node-2's finalizer.
+    c.emu(&["node", "stop", "node-2"]).ok();
+    let r = c.emu(&["fault", "clear", "partition-1"]).ok();
+    assert_eq!(r.stdout, "fault/partition-1 cleared (node-2 is stopped: it reverts the fault when started)\n");
+    let f = fault_json(&c, "partition-1");
+    assert_eq!((finalizers(&f), applied_on(&f)), (vec!["emu.dev/agent-node-2".to_string()], vec!["node-2".to_string()]));
+    assert!(c.emu(&["fault", "list"]).ok().stdout.contains("Terminating   node-2"));
+    c.emu(&["node", "start", "node-2"]).ok();
+    assert_eq!(c.emu(&["fault", "list"]).ok().stdout, "No faults in force.\n", "reverted by node-2 before `emu node start` returned");
+    assert!(pings(&c, "p1", &ip2) && pings(&c, "p2", &ip1), "links up, routes back, partition gone");
+
+    // Killed and started: the new agent applies the node's faults again before start returns.
+    c.emu(&["fault", "delay", "node-2", "50ms"]).ok();
+    c.emu(&["node", "stop", "node-2", "--kill"]).ok();
+    let (r, took) = timed(&c, &["node", "start", "node-2"]);
+    r.ok();
+    let rtt = rtt_ms(&c, "p1", &ip2, 1);
+    assert!(rtt > 90.0, "the delay is in effect again once `emu node start` returned ({took:?}): {rtt} ms");
+    c.emu(&["fault", "clear"]).ok();
+
+    // --wait=false: stop and start still take the links down and up themselves.
+    c.emu(&["node", "stop", "node-2", "--wait=false"]).ok();
+    assert!(!pings(&c, "p1", &ip2));
+    c.emu(&["node", "start", "node-2", "--wait=false"]).ok();
+    assert!(pings(&c, "p1", &ip2));
+
+    // A removed node's agent is gone for good: what it held is let go, so the faults naming it
+    // go as soon as the other agents have reverted them.
+    c.emu(&["fault", "partition", "node-1", "node-2"]).ok();
+    c.emu(&["node", "stop", "node-2"]).ok();
+    c.emu(&["node", "remove", "node-2"]).ok();
+    c.wait_for("the partition to go", Duration::from_secs(5), || (c.emu(&["fault", "list"]).ok().stdout == "No faults in force.\n").then_some(()));
+}
