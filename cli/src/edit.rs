@@ -20,15 +20,24 @@ use tonic::transport::Channel;
 
 #[derive(Args, Debug)]
 pub struct PatchArgs {
-    /// `TYPE NAME` or `TYPE/NAME`.
-    #[arg(required = true, num_args = 1..=2)]
+    /// `TYPE NAME` or `TYPE/NAME` (none with `--local`).
+    #[arg(num_args = 0..=2)]
     pub target: Vec<String>,
     /// The patch, as JSON or YAML.
-    #[arg(short = 'p', long = "patch", required = true)]
-    pub patch: String,
-    /// strategic (emu's subset of Kubernetes' strategic merge), merge (RFC 7386) or json (RFC 6902).
+    #[arg(short = 'p', long = "patch")]
+    pub patch: Option<String>,
+    /// strategic (Kubernetes' strategic merge), merge (RFC 7386) or json (RFC 6902).
     #[arg(long = "type", default_value = "strategic")]
     pub patch_type: String,
+    /// With `--local`: the objects to patch, from a manifest file, a directory or `-` (stdin).
+    #[arg(short = 'f', long = "filename")]
+    pub files: Vec<PathBuf>,
+    /// Patch the objects of `-f` here and print them, with no cluster and no root (kubectl's `--local`).
+    #[arg(long)]
+    pub local: bool,
+    /// Print the patched objects as json, yaml, name or jsonpath=TEMPLATE (default: `TYPE/NAME patched`).
+    #[arg(short = 'o', long = "output")]
+    pub output: Option<String>,
     #[arg(short = 'n', long = "namespace")]
     pub namespace: Option<String>,
     #[command(flatten)]
@@ -94,10 +103,75 @@ async fn replace_one(client: &mut ApiClient<Channel>, obj: &Value) -> Result<Str
 /// retries as often).
 const PATCH_ATTEMPTS: usize = 5;
 
+/// kubectl's words for a command given no object.
+const NO_OBJECTS: &str = "You must provide one or more resources by argument or filename.
+Example resource specifications include:
+   '-f rsrc.yaml'
+   '--filename=rsrc.json'
+   '<resource> <name>'
+   '<resource>'";
+
+/// `-o` of `emu patch`: what is printed for each patched object.
+enum Output {
+    /// `service/my-nginx patched`, or `patched (no change)`.
+    Line,
+    Name,
+    Json,
+    Yaml,
+    JsonPath(String),
+}
+
+impl Output {
+    fn parse(flag: Option<&str>) -> anyhow::Result<Output> {
+        Ok(match flag {
+            None => Output::Line,
+            Some("name") => Output::Name,
+            Some("json") => Output::Json,
+            Some("yaml") => Output::Yaml,
+            Some(other) => match other.strip_prefix("jsonpath=") {
+                Some(template) => Output::JsonPath(template.to_string()),
+                None => bail!("unable to match a printer suitable for the output format {other:?}, allowed formats are: json,jsonpath,name,yaml"),
+            },
+        })
+    }
+
+    /// The text for `patched`; `changed`: whether the patch changed anything.
+    fn render(&self, patched: &Value, changed: bool) -> anyhow::Result<String> {
+        // kubectl's name of the object: lower-case kind, `.group` outside the core group.
+        let group = patched["apiVersion"].as_str().and_then(|v| v.split_once('/')).map_or("", |(group, _)| group);
+        let name = format!("{}{}{group}/{}", object::kind(patched).to_lowercase(), if group.is_empty() { "" } else { "." }, object::name(patched));
+        Ok(match self {
+            Output::Line => format!("{name} patched{}\n", if changed { "" } else { " (no change)" }),
+            Output::Name => format!("{name}\n"),
+            Output::Json => printers::to_json(patched),
+            Output::Yaml => printers::to_yaml(patched),
+            Output::JsonPath(template) => printers::jsonpath(template, patched)?,
+        })
+    }
+}
+
 pub fn patch(a: PatchArgs) -> anyhow::Result<i32> {
+    // kubectl's order of checks.
+    let text = a.patch.as_deref().unwrap_or_default();
+    if text.is_empty() {
+        return Err(patch::PatchError::Empty.into());
+    }
+    if a.local && !a.target.is_empty() {
+        bail!("cannot specify --local and server resources");
+    }
     let ty: PatchType = a.patch_type.parse()?;
+    let output = Output::parse(a.output.as_deref())?;
+    if a.local {
+        return patch_local(&a.files, ty, &patch::read(text)?, &output, a.namespace.as_deref());
+    }
+    if !a.files.is_empty() {
+        bail!("emu patch reads -f only with --local: name the object to patch in the cluster (TYPE NAME)");
+    }
+    if a.target.is_empty() {
+        bail!("{NO_OBJECTS}");
+    }
     let (rk, name) = target("patch", &a.target)?;
-    let patch = patch::parse(&a.patch)?;
+    let patch = patch::parse(text)?;
     let ns = namespace(rk, a.namespace);
     let ctx = Ctx::open(&a.cluster)?;
     let mut client = ctx.client.clone();
@@ -112,8 +186,12 @@ pub fn patch(a: PatchArgs) -> anyhow::Result<i32> {
         }
         match ctx.block_on(replace_one(&mut client, &patched)) {
             Ok(action) => {
-                let unchanged = if action == "unchanged" { " (no change)" } else { "" };
-                println!("{}/{name} patched{unchanged}", rk.qualified());
+                // Printed as stored (with its new resourceVersion), as the API server returns it.
+                let stored = match output {
+                    Output::Line => patched,
+                    _ => ctx.block_on(crate::verbs::get_one(&mut client, rk.kind, &ns, &name))?,
+                };
+                print!("{}", output.render(&stored, action != "unchanged")?);
                 return Ok(0);
             }
             Err(s) if s.code() == tonic::Code::Aborted && attempt < PATCH_ATTEMPTS => continue,
@@ -121,6 +199,50 @@ pub fn patch(a: PatchArgs) -> anyhow::Result<i32> {
         }
     }
     unreachable!("the last attempt returns")
+}
+
+/// `emu patch --local`: every object of `files` patched here and printed, as `kubectl patch
+/// --local` does: an object that fails does not stop the others, and the failures are told at
+/// the end (one as `error: …`, several one a line).
+fn patch_local(files: &[PathBuf], ty: PatchType, patch: &patch::PatchText, output: &Output, namespace: Option<&str>) -> anyhow::Result<i32> {
+    if files.is_empty() {
+        bail!("{NO_OBJECTS}");
+    }
+    let mut objects = Vec::new();
+    for file in files {
+        if file.as_os_str() != "-" && !file.exists() {
+            bail!("the path {:?} does not exist", file.display().to_string());
+        }
+        objects.extend(crate::verbs::read_manifests(file)?.into_iter().flat_map(|(_, docs)| docs));
+    }
+    let mut failures = Vec::new();
+    for object in &objects {
+        let own = object::namespace(object);
+        let patched = match namespace {
+            Some(flag) if !own.is_empty() && own != flag => Err(anyhow::anyhow!(
+                "the namespace from the provided object {own:?} does not match the namespace {flag:?}. You must pass '--namespace={own}' to perform this operation."
+            )),
+            _ => patch::apply_local(ty, object, patch).map_err(anyhow::Error::from),
+        };
+        match patched {
+            Ok(patched) => print!("{}", output.render(&patched, patched != *object)?),
+            Err(e) => failures.push(e.to_string()),
+        }
+    }
+    // kubectl ends a message with a newline unless it has one (apimachinery's order mismatch
+    // does).
+    let line = |f: &str| if f.ends_with('\n') { f.to_string() } else { format!("{f}\n") };
+    match failures.as_slice() {
+        [] => Ok(0),
+        [one] => {
+            eprint!("error: {}", line(one));
+            Ok(1)
+        }
+        several => {
+            several.iter().for_each(|f| eprint!("{}", line(f)));
+            Ok(1)
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
