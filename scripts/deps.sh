@@ -49,6 +49,15 @@ emu_need_root() {
   fi
 }
 
+# Installs the built emu and every program it runs into ${1:-/usr/local}, with its man pages and
+# shell completions. `emu install` knows the list of programs (emu_core::images::companion_programs),
+# so no script keeps a second one.
+emu_install() {
+  local prefix="${1:-/usr/local}"
+  echo "==> Installing emu into ${prefix} (target/debug/emu install --prefix ${prefix})"
+  target/debug/emu install --prefix "$prefix" >/dev/null
+}
+
 emu_build() {
   command -v cargo >/dev/null || { echo "error: cargo (the Rust toolchain) is required: https://rustup.rs" >&2; exit 1; }
   echo "==> Building emu (cargo build --workspace)"

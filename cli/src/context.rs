@@ -1,10 +1,9 @@
 //! Which cluster a command acts on, how it reaches the controller, and how errors read.
 
-use crate::ClusterFlag;
+use crate::Globals;
 use anyhow::{bail, Context as _};
 use emu_core::cluster::{Paths, RUNTIME_ROOT};
 use emu_proto::api_client::ApiClient;
-use std::path::PathBuf;
 use tonic::transport::Channel;
 
 /// Every emu command changes or reads namespaces and runtime files only root may touch.
@@ -24,9 +23,9 @@ pub fn clusters() -> Vec<String> {
     names
 }
 
-/// `--cluster`, then `EMU_CLUSTER` (clap reads both into the flag), then the only running cluster.
-pub fn resolve(flag: &ClusterFlag) -> anyhow::Result<String> {
-    if let Some(name) = &flag.cluster {
+/// `--cluster` (or `--context`), then `EMU_CLUSTER`, then the only running cluster.
+pub fn resolve(globals: &Globals) -> anyhow::Result<String> {
+    if let Some(name) = &globals.cluster_name() {
         if !Paths::new(name).config().exists() {
             bail!("cluster {name:?} does not exist (running clusters: {}). Create it with `sudo emu up --cluster {name}`.", list_or_none(&clusters()));
         }
@@ -64,9 +63,9 @@ impl Ctx {
         Ok(serde_json::from_slice(&std::fs::read(self.paths.config())?)?)
     }
 
-    pub fn open(flag: &ClusterFlag) -> anyhow::Result<Ctx> {
+    pub fn open(globals: &Globals) -> anyhow::Result<Ctx> {
         require_root()?;
-        let cluster = resolve(flag)?;
+        let cluster = resolve(globals)?;
         let paths = Paths::new(&cluster);
         let rt = runtime()?;
         let socket = paths.socket();
@@ -116,19 +115,4 @@ pub fn render_error(e: &anyhow::Error) -> String {
     } else {
         format!("error: {text}")
     }
-}
-
-/// Directory of the running `emu` binary: `emu-controller` and `emu-nodeagent` live beside it.
-pub fn sibling_binary(name: &str) -> anyhow::Result<PathBuf> {
-    let exe = std::env::current_exe()?;
-    let dir = exe.parent().context("emu has no parent directory")?;
-    let candidate = dir.join(name);
-    if candidate.exists() {
-        return Ok(candidate);
-    }
-    // `cargo test` puts test binaries in target/debug/deps; the daemons are one level up.
-    if let Some(up) = dir.parent().map(|p| p.join(name)).filter(|p| p.exists()) {
-        return Ok(up);
-    }
-    bail!("cannot find {name} next to {}: build the workspace (`cargo build`) or install all three binaries together", exe.display())
 }

@@ -6,7 +6,7 @@
 //! Conflict written in.
 
 use crate::context::{api_error, render_error, Ctx};
-use crate::ClusterFlag;
+use crate::Globals;
 use anyhow::{bail, Context as _};
 use clap::Args;
 use emu_core::kinds::{self, ResourceKind};
@@ -21,7 +21,7 @@ use tonic::transport::Channel;
 #[derive(Args, Debug)]
 pub struct PatchArgs {
     /// `TYPE NAME` or `TYPE/NAME` (none with `--local`).
-    #[arg(num_args = 0..=2)]
+    #[arg(num_args = 0..=2, value_parser = crate::verbs::ResourceArg, hide_possible_values = true)]
     pub target: Vec<String>,
     /// The patch, as JSON or YAML.
     #[arg(short = 'p', long = "patch")]
@@ -38,24 +38,16 @@ pub struct PatchArgs {
     /// Print the patched objects as json, yaml, name or jsonpath=TEMPLATE (default: `TYPE/NAME patched`).
     #[arg(short = 'o', long = "output")]
     pub output: Option<String>,
-    #[arg(short = 'n', long = "namespace")]
-    pub namespace: Option<String>,
-    #[command(flatten)]
-    pub cluster: ClusterFlag,
 }
 
 #[derive(Args, Debug)]
 pub struct EditArgs {
     /// `TYPE NAME` or `TYPE/NAME`.
-    #[arg(required = true, num_args = 1..=2)]
+    #[arg(required = true, num_args = 1..=2, value_parser = crate::verbs::ResourceArg, hide_possible_values = true)]
     pub target: Vec<String>,
     /// The format to edit in: yaml or json.
     #[arg(short = 'o', long = "output", default_value = "yaml")]
     pub output: String,
-    #[arg(short = 'n', long = "namespace")]
-    pub namespace: Option<String>,
-    #[command(flatten)]
-    pub cluster: ClusterFlag,
 }
 
 /// `TYPE NAME` or `TYPE/NAME`: one object.
@@ -150,7 +142,7 @@ impl Output {
     }
 }
 
-pub fn patch(a: PatchArgs) -> anyhow::Result<i32> {
+pub fn patch(a: PatchArgs, g: &Globals) -> anyhow::Result<i32> {
     // kubectl's order of checks.
     let text = a.patch.as_deref().unwrap_or_default();
     if text.is_empty() {
@@ -162,7 +154,7 @@ pub fn patch(a: PatchArgs) -> anyhow::Result<i32> {
     let ty: PatchType = a.patch_type.parse()?;
     let output = Output::parse(a.output.as_deref())?;
     if a.local {
-        return patch_local(&a.files, ty, &patch::read(text)?, &output, a.namespace.as_deref());
+        return patch_local(&a.files, ty, &patch::read(text)?, &output, g.namespace.as_deref());
     }
     if !a.files.is_empty() {
         bail!("emu patch reads -f only with --local: name the object to patch in the cluster (TYPE NAME)");
@@ -172,8 +164,8 @@ pub fn patch(a: PatchArgs) -> anyhow::Result<i32> {
     }
     let (rk, name) = target("patch", &a.target)?;
     let patch = patch::parse(text)?;
-    let ns = namespace(rk, a.namespace);
-    let ctx = Ctx::open(&a.cluster)?;
+    let ns = namespace(rk, g.namespace.clone());
+    let ctx = Ctx::open(g)?;
     let mut client = ctx.client.clone();
     for attempt in 1..=PATCH_ATTEMPTS {
         let live = ctx.block_on(crate::verbs::get_one(&mut client, rk.kind, &ns, &name))?;
@@ -430,15 +422,15 @@ fn preserved(file: &Path) {
     eprintln!("A copy of your changes has been stored to {:?}", file.display().to_string());
 }
 
-pub fn edit(a: EditArgs) -> anyhow::Result<i32> {
+pub fn edit(a: EditArgs, g: &Globals) -> anyhow::Result<i32> {
     let (render, ext): (fn(&Value) -> String, &str) = match a.output.as_str() {
         "yaml" => (printers::to_yaml, "yaml"),
         "json" => (printers::to_json, "json"),
         other => bail!("the edit mode only supports the output formats yaml and json, not {other:?}"),
     };
     let (rk, name) = target("edit", &a.target)?;
-    let ns = namespace(rk, a.namespace);
-    let ctx = Ctx::open(&a.cluster)?;
+    let ns = namespace(rk, g.namespace.clone());
+    let ctx = Ctx::open(g)?;
     let mut client = ctx.client.clone();
     let live = ctx.block_on(crate::verbs::get_one(&mut client, rk.kind, &ns, &name))?;
     let editor = Editor::from_env(|v| std::env::var(v).ok());

@@ -11,7 +11,7 @@
 
 use crate::context::{api_error, Ctx};
 use crate::verbs::{list, Client};
-use crate::ClusterFlag;
+use crate::Globals;
 use anyhow::bail;
 use clap::{Args, Subcommand};
 use emu_core::faults::{self, FaultSpec, Netem, Target};
@@ -45,9 +45,6 @@ fn seconds(d: Duration) -> String {
 pub struct FaultArgs {
     #[command(subcommand)]
     pub command: FaultCommand,
-    /// Namespace of a `pod/NAME` target (default: default).
-    #[arg(short = 'n', long = "namespace", global = true)]
-    pub namespace: Option<String>,
     /// Return once every affected node's agent has applied the fault (clear: reverted it);
     /// --wait=false returns at once.
     #[arg(long = "wait", global = true, default_value_t = true, num_args = 0..=1, require_equals = true, default_missing_value = "true", action = clap::ArgAction::Set)]
@@ -56,8 +53,6 @@ pub struct FaultArgs {
     /// whose agents have not confirmed.
     #[arg(long, global = true, default_value = "30s", value_parser = timeout_arg)]
     pub timeout: Duration,
-    #[command(flatten)]
-    pub cluster: ClusterFlag,
 }
 
 /// TARGET is a node name or `pod/NAME`.
@@ -65,7 +60,9 @@ pub struct FaultArgs {
 pub enum FaultCommand {
     /// Drop traffic between two groups of nodes (comma-separated names) and their pods.
     Partition {
+        /// One side: node names, comma-separated (`node-1,node-2`).
         a: String,
+        /// The other side, likewise.
         b: String,
         /// Only from the first group to the second.
         #[arg(long)]
@@ -74,8 +71,11 @@ pub enum FaultCommand {
     /// Delay every packet crossing the target's link, both ways (a round trip through it takes
     /// twice as long more).
     Delay {
+        /// A node's name, or `pod/NAME` for one pod's link (namespace: -n).
         target: String,
+        /// The delay added each way, e.g. `100ms`.
         delay: String,
+        /// Vary each packet's delay by up to this much either way, e.g. `10ms`.
         #[arg(long)]
         jitter: Option<String>,
         /// Correlation of successive delays, e.g. 25%.
@@ -84,41 +84,69 @@ pub enum FaultCommand {
     },
     /// Lose this share of the packets crossing the target's link, each way.
     Loss {
+        /// A node's name, or `pod/NAME` for one pod's link (namespace: -n).
         target: String,
+        /// The share of packets lost, e.g. `10%`.
         percent: String,
         /// Correlation of successive losses (bursts), e.g. 25%.
         #[arg(long)]
         correlation: Option<String>,
     },
     /// Send this share of the packets crossing the target's link twice, each way.
-    Duplicate { target: String, percent: String },
+    Duplicate {
+        /// A node's name, or `pod/NAME` for one pod's link (namespace: -n).
+        target: String,
+        /// The share of packets sent twice, e.g. `5%`.
+        percent: String,
+    },
     /// Corrupt a bit in this share of the packets.
-    Corrupt { target: String, percent: String },
+    Corrupt {
+        /// A node's name, or `pod/NAME` for one pod's link (namespace: -n).
+        target: String,
+        /// The share of packets corrupted, e.g. `1%`.
+        percent: String,
+    },
     /// Send this share of the packets at once while the others wait `--delay` (reordering).
     Reorder {
+        /// A node's name, or `pod/NAME` for one pod's link (namespace: -n).
         target: String,
+        /// The share of packets sent at once, ahead of the delayed others, e.g. `25%`.
         percent: String,
+        /// How long the other packets wait.
         #[arg(long, default_value = "10ms")]
         delay: String,
     },
     /// Limit the link's rate, e.g. 1mbit.
-    Rate { target: String, rate: String },
+    Rate {
+        /// A node's name, or `pod/NAME` for one pod's link (namespace: -n).
+        target: String,
+        /// The rate, e.g. `1mbit`, `500kbit`.
+        rate: String,
+    },
     /// Take a node's link down (or bring it back up).
-    Link { node: String, state: String },
+    Link {
+        /// The node's name.
+        node: String,
+        /// `down` or `up`.
+        state: String,
+    },
     /// The faults in force.
     List,
     /// Revert the named faults, or all.
-    Clear { names: Vec<String> },
+    Clear {
+        /// The faults' names (`emu fault list`); none: every fault.
+        names: Vec<String>,
+    },
 }
 
-pub fn fault(a: FaultArgs) -> anyhow::Result<i32> {
-    let ctx = Ctx::open(&a.cluster)?;
+pub fn fault(a: FaultArgs, g: &Globals) -> anyhow::Result<i32> {
+    let ctx = Ctx::open(g)?;
     let mut client = ctx.client.clone();
     let config = ctx.config()?;
     let nodes: Vec<String> = config.nodes.iter().map(|n| n.name.clone()).collect();
     let existing = ctx.block_on(list(&mut client, faults::KIND, "", ""))?;
     let wait = wait_of(a.wait, a.timeout);
-    let ns = a.namespace.clone().unwrap_or_else(|| "default".into());
+    let ns = g.namespace_or_default();
     let target = |t: &str| -> Target {
         match t.strip_prefix("pod/").or_else(|| t.strip_prefix("pods/")).or_else(|| t.strip_prefix("po/")) {
             Some(pod) => Target::Pod { namespace: ns.clone(), name: pod.to_string() },
@@ -399,8 +427,6 @@ pub struct NodeArgs {
     /// agent has not done yet.
     #[arg(long, global = true, default_value = "30s", value_parser = timeout_arg)]
     pub timeout: Duration,
-    #[command(flatten)]
-    pub cluster: ClusterFlag,
 }
 
 #[derive(Subcommand, Debug)]
@@ -408,6 +434,7 @@ pub enum NodeCommand {
     /// Stop a node: its agent and pods frozen, its links down (a node that lost power, as its
     /// peers see it). Its heartbeats stop: NotReady, then its pods are evicted.
     Stop {
+        /// The node's name (`emu get nodes`).
         node: String,
         /// Kill its agent and pods instead of freezing them: `start` then boots it afresh (the
         /// agent restarts the pods that were not evicted meanwhile).
@@ -415,15 +442,21 @@ pub enum NodeCommand {
         kill: bool,
     },
     /// Start a stopped node again: links up, agent and pods running on (or restarted).
-    Start { node: String },
+    Start {
+        /// The node's name.
+        node: String,
+    },
     /// Remove a node for good (`kubectl delete node` once the machine is gone): its processes
     /// and namespaces go, its Node object and pods are deleted, its ReplicaSets' pods are
     /// replaced on the other nodes.
-    Remove { node: String },
+    Remove {
+        /// The node's name.
+        node: String,
+    },
 }
 
-pub fn node(a: NodeArgs) -> anyhow::Result<i32> {
-    let ctx = Ctx::open(&a.cluster)?;
+pub fn node(a: NodeArgs, g: &Globals) -> anyhow::Result<i32> {
+    let ctx = Ctx::open(g)?;
     let mut client = ctx.client.clone();
     let (node, op) = match a.command {
         NodeCommand::Stop { node, kill } => (node, NodeOp::Stop { kill }),

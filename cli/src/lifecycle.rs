@@ -7,7 +7,7 @@
 
 use crate::context::{self, require_root, Ctx};
 use crate::daemon::{self, Spawn};
-use crate::{verbs, ClusterFlag};
+use crate::{verbs, Globals};
 use anyhow::{bail, Context};
 use emu_core::cluster::{ClusterConfig, NodeConfig, Paths};
 use emu_core::steps::{self, Daemon};
@@ -191,11 +191,12 @@ pub fn validate_cluster_name(name: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn up(file: Option<PathBuf>, nodes: Option<usize>, retain: bool, timeout: u64, flag: ClusterFlag) -> anyhow::Result<i32> {
+pub fn up(file: Option<PathBuf>, nodes: Option<usize>, retain: bool, timeout: u64, globals: &Globals) -> anyhow::Result<i32> {
     require_root()?;
-    let name = flag.cluster.clone().unwrap_or_else(|| DEFAULT_CLUSTER.to_string());
+    let name = globals.cluster_name().unwrap_or_else(|| DEFAULT_CLUSTER.to_string());
     validate_cluster_name(&name)?;
     let plan = plan(file.as_deref(), nodes)?;
+    crate::install::require_companions()?;
     let exists = cluster_exists(&name)?;
     if exists {
         bail!("cluster {name:?} already exists: use it, or remove it with `sudo emu down --cluster {name}`");
@@ -384,7 +385,7 @@ fn wait_for_controller(rt: &tokio::runtime::Runtime, paths: &Paths, timeout: Dur
 }
 
 fn start_controller(paths: &Paths, cluster: &str, cgroup_dir: &Path) -> anyhow::Result<()> {
-    let exe = context::sibling_binary("emu-controller")?;
+    let exe = crate::install::companion("emu-controller")?;
     daemon::spawn(Spawn {
         exe: &exe,
         args: vec!["--cluster".into(), cluster.into()],
@@ -400,7 +401,7 @@ fn start_controller(paths: &Paths, cluster: &str, cgroup_dir: &Path) -> anyhow::
 /// The cloud load balancer, in the outside world (it forwards there, and health-checks the
 /// nodes from there).
 fn start_cloud(paths: &Paths, cluster: &str, cgroup_dir: &Path) -> anyhow::Result<()> {
-    let exe = context::sibling_binary("emu-nodeagent")?;
+    let exe = crate::install::companion("emu-nodeagent")?;
     daemon::spawn(Spawn {
         exe: &exe,
         args: vec!["cloud".into(), "--cluster".into(), cluster.into()],
@@ -412,7 +413,7 @@ fn start_cloud(paths: &Paths, cluster: &str, cgroup_dir: &Path) -> anyhow::Resul
 }
 
 fn start_agent(paths: &Paths, cluster: &str, node: &str, cgroup_dir: &Path) -> anyhow::Result<()> {
-    let exe = context::sibling_binary("emu-nodeagent")?;
+    let exe = crate::install::companion("emu-nodeagent")?;
     std::fs::create_dir_all(paths.node_dir(node))?;
     daemon::spawn(Spawn {
         exe: &exe,
@@ -437,7 +438,7 @@ fn print_hints(cluster: &str) {
     println!("  sudo emu down{flag}                         # remove everything");
 }
 
-pub fn down(all: bool, flag: ClusterFlag) -> anyhow::Result<i32> {
+pub fn down(all: bool, globals: &Globals) -> anyhow::Result<i32> {
     require_root()?;
     let names: Vec<String> = if all {
         let mut n = context::clusters();
@@ -451,12 +452,12 @@ pub fn down(all: bool, flag: ClusterFlag) -> anyhow::Result<i32> {
         }
         n
     } else {
-        match &flag.cluster {
+        match globals.cluster_name() {
             Some(c) => {
-                validate_cluster_name(c)?;
-                vec![c.clone()]
+                validate_cluster_name(&c)?;
+                vec![c]
             }
-            None => vec![context::resolve(&flag)?],
+            None => vec![context::resolve(globals)?],
         }
     };
     for name in names {
@@ -535,7 +536,7 @@ pub fn status() -> anyhow::Result<i32> {
             .map(|c| c.nodes.iter().filter(|n| daemon::read_pid(&paths.agent_pid(&n.name)).is_some_and(|p| daemon::alive(p, "emu-nodeagent"))).count())
             .unwrap_or(0);
         let pods = if controller {
-            Ctx::open(&ClusterFlag { cluster: Some(name.clone()) })
+            Ctx::open(&Globals::for_cluster(&name))
                 .and_then(|mut ctx| {
                     let mut client = ctx.client.clone();
                     let pods = ctx.block_on(verbs::list(&mut client, "Pod", "", ""))?;
@@ -552,9 +553,9 @@ pub fn status() -> anyhow::Result<i32> {
     Ok(0)
 }
 
-pub fn restart(what: &str, node: Option<&str>, flag: ClusterFlag) -> anyhow::Result<i32> {
+pub fn restart(what: &str, node: Option<&str>, globals: &Globals) -> anyhow::Result<i32> {
     require_root()?;
-    let name = context::resolve(&flag)?;
+    let name = context::resolve(globals)?;
     let daemon = match (what, node) {
         ("controller", _) => Daemon::Controller,
         ("agent", Some(node)) => Daemon::Agent(node.to_string()),

@@ -5,6 +5,7 @@ mod context;
 mod daemon;
 mod edit;
 mod fault;
+mod install;
 mod lifecycle;
 mod portforward;
 mod testrun;
@@ -22,28 +23,51 @@ use std::path::PathBuf;
     after_help = "Start with `sudo emu up scenarios/nginx.yaml`, then `emu get pods -o wide`."
 )]
 struct Cli {
+    #[command(flatten)]
+    globals: Globals,
     #[command(subcommand)]
     command: Command,
 }
 
-/// Flags every cluster command shares.
+/// kubectl's global flags: accepted before the verb (`emu -n kube-system get pods`) as well as
+/// after it, by every command.
 #[derive(Args, Clone, Debug, Default)]
-pub struct ClusterFlag {
-    /// Cluster to act on (default: $EMU_CLUSTER, else the only running cluster).
-    #[arg(long, global = true, env = "EMU_CLUSTER")]
+pub struct Globals {
+    /// The cluster to act on (default: $EMU_CLUSTER, else the only running cluster; `emu up`
+    /// creates "emu"). `--context` takes the same name, or `emu-NAME` as kubeconfig names it.
+    #[arg(long, global = true, visible_alias = "context", value_name = "NAME")]
     pub cluster: Option<String>,
+    /// The namespace of the objects the command names (default: default).
+    #[arg(short = 'n', long, global = true, value_name = "NAMESPACE")]
+    pub namespace: Option<String>,
+}
+
+impl Globals {
+    /// Only `--cluster`/`--context`, or `$EMU_CLUSTER`; `emu-NAME` (a kubeconfig context's
+    /// name) means NAME.
+    pub fn cluster_name(&self) -> Option<String> {
+        let given = self.cluster.clone().or_else(|| std::env::var("EMU_CLUSTER").ok().filter(|c| !c.is_empty()))?;
+        Some(given.strip_prefix("emu-").map(str::to_string).unwrap_or(given))
+    }
+
+    /// The namespace flag, or `default`.
+    pub fn namespace_or_default(&self) -> String {
+        self.namespace.clone().unwrap_or_else(|| "default".into())
+    }
+
+    /// The globals naming one cluster (for commands that act on a cluster they created).
+    pub fn for_cluster(name: &str) -> Globals {
+        Globals { cluster: Some(name.to_string()), namespace: None }
+    }
 }
 
 /// `get`/`describe`/`delete` target flags as kubectl has them.
 #[derive(Args, Clone, Debug, Default)]
 pub struct Scope {
-    /// Namespace (default: default).
-    #[arg(short = 'n', long = "namespace")]
-    pub namespace: Option<String>,
-    /// All namespaces.
+    /// List across all namespaces (a NAMESPACE column comes first).
     #[arg(short = 'A', long = "all-namespaces")]
     pub all_namespaces: bool,
-    /// Label selector, e.g. `run=my-nginx`.
+    /// Label selector, e.g. `run=my-nginx` or `app in (a,b),tier!=db`.
     #[arg(short = 'l', long = "selector")]
     pub selector: Option<String>,
 }
@@ -63,20 +87,17 @@ enum Command {
         /// Seconds to wait for pods to be Running.
         #[arg(long, default_value_t = 120)]
         timeout: u64,
-        #[command(flatten)]
-        cluster: ClusterFlag,
     },
     /// Delete a cluster: every namespace, link, process and file it created.
     Down {
         /// Delete every emu cluster on this machine.
         #[arg(long)]
         all: bool,
-        #[command(flatten)]
-        cluster: ClusterFlag,
     },
     /// List clusters and the health of their daemons.
     Status,
-    /// Run scenarios' steps, each on a fresh cluster, and report every step (✓/✗, JUnit XML).
+    /// Run scenarios' steps, each on a fresh cluster, and report every step (✓/✗, JUnit XML);
+    /// `--cluster NAME` names the cluster (NAME1, NAME2, … with several files).
     Test(testrun::TestArgs),
     /// Restart a cluster's controller or a node's agent (pods keep running).
     Restart {
@@ -84,8 +105,6 @@ enum Command {
         what: String,
         /// Node, for `agent`.
         node: Option<String>,
-        #[command(flatten)]
-        cluster: ClusterFlag,
     },
     /// Apply manifests (create or update).
     Apply(verbs::FileArgs),
@@ -122,6 +141,15 @@ enum Command {
     Node(fault::NodeArgs),
     /// Forward local ports (on 127.0.0.1) to a pod, or to a pod of a Service or Deployment.
     PortForward(portforward::PortForwardArgs),
+    /// Install this emu and every program it runs into PREFIX/bin, with its man pages and shell
+    /// completions (what `scripts/up` and `scripts/install` do after building).
+    Install(install::InstallArgs),
+    /// Print a shell completion script: `source <(emu completion bash)` (or zsh, fish); `emu
+    /// install` puts them where the shells look.
+    Completion {
+        /// The shell: bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
     /// Generate files (no cluster needed).
     Gen {
         #[command(subcommand)]
@@ -166,30 +194,33 @@ fn gen_cert(cn: &str, sans: &[String], key_path: &std::path::Path, cert_path: &s
 
 fn main() {
     let cli = Cli::parse();
+    let g = &cli.globals;
     let result = match cli.command {
-        Command::Up { file, nodes, retain, timeout, cluster } => lifecycle::up(file, nodes, retain, timeout, cluster),
-        Command::Down { all, cluster } => lifecycle::down(all, cluster),
+        Command::Up { file, nodes, retain, timeout } => lifecycle::up(file, nodes, retain, timeout, g),
+        Command::Down { all } => lifecycle::down(all, g),
         Command::Status => lifecycle::status(),
-        Command::Test(a) => testrun::test(a),
-        Command::Restart { what, node, cluster } => lifecycle::restart(&what, node.as_deref(), cluster),
-        Command::Apply(a) => verbs::apply(a, false),
-        Command::Create(a) => verbs::create(a),
-        Command::Get(a) => verbs::get(a),
-        Command::Describe(a) => verbs::describe(a),
-        Command::Delete(a) => verbs::delete(a),
-        Command::Edit(a) => edit::edit(a),
-        Command::Patch(a) => edit::patch(a),
-        Command::Scale(a) => verbs::scale(a),
-        Command::Expose(a) => verbs::expose(a),
-        Command::Run(a) => verbs::run(a),
-        Command::Exec(a) => verbs::exec(a),
-        Command::Logs(a) => verbs::logs(a),
-        Command::Ssh(a) => verbs::ssh(a),
-        Command::Outside(a) => verbs::outside(a),
-        Command::PortForward(a) => portforward::port_forward(a),
-        Command::Fault(a) => fault::fault(a),
-        Command::Node(a) => fault::node(a),
+        Command::Test(a) => testrun::test(a, g),
+        Command::Restart { what, node } => lifecycle::restart(&what, node.as_deref(), g),
+        Command::Apply(a) => verbs::apply(a, g, false),
+        Command::Create(a) => verbs::create(a, g),
+        Command::Get(a) => verbs::get(a, g),
+        Command::Describe(a) => verbs::describe(a, g),
+        Command::Delete(a) => verbs::delete(a, g),
+        Command::Edit(a) => edit::edit(a, g),
+        Command::Patch(a) => edit::patch(a, g),
+        Command::Scale(a) => verbs::scale(a, g),
+        Command::Expose(a) => verbs::expose(a, g),
+        Command::Run(a) => verbs::run(a, g),
+        Command::Exec(a) => verbs::exec(a, g),
+        Command::Logs(a) => verbs::logs(a, g),
+        Command::Ssh(a) => verbs::ssh(a, g),
+        Command::Outside(a) => verbs::outside(a, g),
+        Command::PortForward(a) => portforward::port_forward(a, g),
+        Command::Fault(a) => fault::fault(a, g),
+        Command::Node(a) => fault::node(a, g),
         Command::Gen { what: Generate::Cert { cn, san, key, cert } } => gen_cert(&cn, &san, &key, &cert),
+        Command::Install(a) => install::install(a),
+        Command::Completion { shell } => install::completion(shell),
     };
     match result {
         Ok(code) => std::process::exit(code),
@@ -197,5 +228,43 @@ fn main() {
             eprintln!("{}", context::render_error(&e));
             std::process::exit(1);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    /// Every command, flag and argument says what it is for in `--help`, the man pages and the
+    /// shell completions.
+    #[test]
+    fn every_command_and_argument_has_help() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for a in cmd.get_arguments().filter(|a| !a.is_hide_set() && !a.is_global_set() || path == "emu") {
+                if matches!(a.get_id().as_str(), "help" | "version") {
+                    continue;
+                }
+                if a.get_help().is_none() && a.get_long_help().is_none() {
+                    let name = a.get_long().map(|l| format!("--{l}")).unwrap_or_else(|| a.get_id().to_string().to_uppercase());
+                    missing.push(format!("{path} {name}"));
+                }
+            }
+            for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+                let sub_path = format!("{path} {}", sub.get_name());
+                if sub.get_about().is_none() {
+                    missing.push(sub_path.clone());
+                }
+                walk(sub, &sub_path, missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "emu", &mut missing);
+        assert!(missing.is_empty(), "{} without a help line:\n{}", missing.len(), missing.join("\n"));
     }
 }

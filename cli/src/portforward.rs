@@ -27,10 +27,6 @@ pub struct PortForwardArgs {
     /// Where to listen: loopback only (emu never exposes a cluster beyond this machine).
     #[arg(long, default_value = "127.0.0.1")]
     pub address: String,
-    #[arg(short = 'n', long = "namespace")]
-    pub namespace: Option<String>,
-    #[command(flatten)]
-    pub cluster: crate::ClusterFlag,
 }
 
 /// One `[LOCAL:]REMOTE` argument as written: local port (None: same as remote, Some(0): any
@@ -85,13 +81,13 @@ fn pod_port(service: Option<&Value>, pod: &Value, remote: &str) -> anyhow::Resul
     }
 }
 
-pub fn port_forward(a: PortForwardArgs) -> anyhow::Result<i32> {
+pub fn port_forward(a: PortForwardArgs, g: &crate::Globals) -> anyhow::Result<i32> {
     if !matches!(a.address.as_str(), "127.0.0.1" | "localhost") {
         bail!("--address {}: emu forwards on the host's loopback only (127.0.0.1, localhost)", a.address);
     }
-    let ctx = Ctx::open(&a.cluster)?;
+    let ctx = Ctx::open(g)?;
     let mut client = ctx.client.clone();
-    let ns = a.namespace.clone().unwrap_or_else(|| "default".into());
+    let ns = g.namespace_or_default();
     let wanted: Vec<(Option<u16>, String)> = a.ports.iter().map(|p| parse_port_arg(p)).collect::<anyhow::Result<_>>()?;
     let pod = find_pod(&ctx, &mut client, &a.target, &ns)?;
     if pod["status"]["phase"] != "Running" {

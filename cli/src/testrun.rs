@@ -11,7 +11,7 @@
 
 use crate::context::{api_error, render_error, require_root, Ctx};
 use crate::lifecycle::{self, Manifests, Plan};
-use crate::{fault, verbs, ClusterFlag};
+use crate::{fault, verbs, Globals};
 use anyhow::Context as _;
 use clap::Args;
 use emu_core::checks::{self, CaseReport, LoadStats, Outcome, Sample, SuiteReport, Verdict};
@@ -39,9 +39,6 @@ pub struct TestArgs {
     /// Keep each scenario's cluster for inspection instead of removing it.
     #[arg(long)]
     pub retain: bool,
-    /// Cluster name (default: one made from each file's name); with several files, NAME1, NAME2, …
-    #[arg(long)]
-    pub cluster: Option<String>,
     /// Seconds to wait for the scenario's pods when the cluster comes up.
     #[arg(long, default_value_t = 120)]
     pub timeout: u64,
@@ -76,13 +73,15 @@ fn pause(d: Duration) {
     }
 }
 
-pub fn test(a: TestArgs) -> anyhow::Result<i32> {
+pub fn test(a: TestArgs, globals: &Globals) -> anyhow::Result<i32> {
     require_root()?;
     // Every file is read and checked first: a bad step is refused before any cluster exists.
     let mut runs = Vec::new();
     for (i, file) in a.files.iter().enumerate() {
         let plan = lifecycle::plan(Some(file), None)?;
-        let name = match &a.cluster {
+        // `--cluster` names the cluster (NAME1, NAME2, … with several files); $EMU_CLUSTER does
+        // not: it names a cluster to use, and each scenario needs one of its own.
+        let name = match &globals.cluster {
             Some(c) if a.files.len() == 1 => c.clone(),
             Some(c) => format!("{c}{}", i + 1),
             None => {
@@ -94,6 +93,7 @@ pub fn test(a: TestArgs) -> anyhow::Result<i32> {
         lifecycle::validate_cluster_name(&name)?;
         runs.push((file, plan, name));
     }
+    crate::install::require_companions()?;
     catch_signals()?;
     let started = Instant::now();
     let mut suites = Vec::new();
@@ -392,7 +392,7 @@ impl Runner {
 
     /// A connection to the controller, fresh for each step (it may have been restarted).
     fn ctx(&self) -> anyhow::Result<Ctx> {
-        Ctx::open(&ClusterFlag { cluster: Some(self.cluster.clone()) })
+        Ctx::open(&Globals::for_cluster(&self.cluster))
     }
 
     /// `emu exec|ssh|outside --cluster C … -- ARGV`.

@@ -1,7 +1,7 @@
 //! kubectl's verbs against an emu cluster, with kubectl's flags, result lines and output formats.
 
 use crate::context::{api_error, require_root, ApiError, Ctx};
-use crate::{ClusterFlag, Scope};
+use crate::{Globals, Scope};
 use anyhow::{bail, Context};
 use clap::Args;
 use emu_core::kinds::{self, ResourceKind};
@@ -106,10 +106,6 @@ pub struct FileArgs {
     /// Manifest file, directory, or `-` for stdin.
     #[arg(short = 'f', long = "filename", required = true)]
     pub files: Vec<PathBuf>,
-    #[arg(short = 'n', long = "namespace")]
-    pub namespace: Option<String>,
-    #[command(flatten)]
-    pub cluster: ClusterFlag,
 }
 
 #[derive(Args, Debug)]
@@ -133,7 +129,10 @@ pub enum CreateWhat {
     Configmap(DataArgs),
     /// Create a Namespace.
     #[command(visible_alias = "ns")]
-    Namespace { name: String },
+    Namespace {
+        /// The namespace's name (a DNS label: lower case letters, digits and '-').
+        name: String,
+    },
 }
 
 #[derive(clap::Subcommand, Debug)]
@@ -148,6 +147,7 @@ pub enum SecretKind {
 /// `create configmap` / `create secret generic`: the object's name and where its data comes from.
 #[derive(Args, Debug)]
 pub struct DataArgs {
+    /// The name of the object to create.
     pub name: String,
     /// `[KEY=]PATH`: a file (key: its name, unless given) or a directory (a key per regular file
     /// in it).
@@ -156,12 +156,11 @@ pub struct DataArgs {
     /// `KEY=VALUE`.
     #[arg(long = "from-literal")]
     pub from_literal: Vec<String>,
-    #[arg(short = 'n', long = "namespace")]
-    pub namespace: Option<String>,
 }
 
 #[derive(Args, Debug)]
 pub struct TlsSecretArgs {
+    /// The Secret's name.
     pub name: String,
     /// PEM certificate (chain) file.
     #[arg(long)]
@@ -169,8 +168,6 @@ pub struct TlsSecretArgs {
     /// PEM private key file.
     #[arg(long)]
     pub key: PathBuf,
-    #[arg(short = 'n', long = "namespace")]
-    pub namespace: Option<String>,
 }
 
 fn load_all(files: &[PathBuf], namespace: Option<&str>) -> anyhow::Result<Vec<Value>> {
@@ -190,13 +187,13 @@ fn load_all(files: &[PathBuf], namespace: Option<&str>) -> anyhow::Result<Vec<Va
     Ok(docs)
 }
 
-pub fn apply(a: FileArgs, create_only: bool) -> anyhow::Result<i32> {
+pub fn apply(a: FileArgs, g: &Globals, create_only: bool) -> anyhow::Result<i32> {
     require_root()?;
-    let docs = load_all(&a.files, a.namespace.as_deref())?;
+    let docs = load_all(&a.files, g.namespace.as_deref())?;
     for d in &docs {
         check_offline(d)?;
     }
-    let mut ctx = Ctx::open(&a.cluster)?;
+    let mut ctx = Ctx::open(g)?;
     let mut client = ctx.client.clone();
     let lines = ctx.block_on(apply_docs(&mut client, docs, create_only))?;
     ctx.client = client;
@@ -206,23 +203,23 @@ pub fn apply(a: FileArgs, create_only: bool) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-pub fn create(a: CreateArgs) -> anyhow::Result<i32> {
+pub fn create(a: CreateArgs, g: &Globals) -> anyhow::Result<i32> {
     match a.what {
-        None => apply(a.files, true),
-        Some(CreateWhat::Secret { kind: SecretKind::Tls(t) }) => create_tls_secret(t, &a.files.cluster),
-        Some(CreateWhat::Secret { kind: SecretKind::Generic(d) }) => create_from_data(configdata::Target::Secret, d, &a.files.cluster),
-        Some(CreateWhat::Configmap(d)) => create_from_data(configdata::Target::ConfigMap, d, &a.files.cluster),
+        None => apply(a.files, g, true),
+        Some(CreateWhat::Secret { kind: SecretKind::Tls(t) }) => create_tls_secret(t, g),
+        Some(CreateWhat::Secret { kind: SecretKind::Generic(d) }) => create_from_data(configdata::Target::Secret, d, g),
+        Some(CreateWhat::Configmap(d)) => create_from_data(configdata::Target::ConfigMap, d, g),
         Some(CreateWhat::Namespace { name }) => {
             require_root()?;
             let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
             check_offline(&ns)?;
-            create_one(ns, None, &a.files.cluster)
+            create_one(ns, g)
         }
     }
 }
 
 /// `kubectl create configmap` / `create secret generic` (CLI-28): files first, then literals.
-fn create_from_data(target: configdata::Target, d: DataArgs, cluster: &ClusterFlag) -> anyhow::Result<i32> {
+fn create_from_data(target: configdata::Target, d: DataArgs, g: &Globals) -> anyhow::Result<i32> {
     require_root()?;
     let mut entries = Vec::new();
     for arg in &d.from_file {
@@ -236,7 +233,7 @@ fn create_from_data(target: configdata::Target, d: DataArgs, cluster: &ClusterFl
         }
     }
     let object = configdata::build(target, &d.name, &entries).map_err(anyhow::Error::msg)?;
-    create_one(object, d.namespace.as_deref(), cluster)
+    create_one(object, g)
 }
 
 /// The entries of one `--from-file`: the file, or each regular file directly in the directory
@@ -260,12 +257,12 @@ fn read_file_source(key: Option<String>, path: &Path) -> anyhow::Result<Vec<(Str
     files.iter().map(|f| Ok((configdata::file_key(f), read_input_file(f)?))).collect()
 }
 
-/// Creates `object` (in `namespace`, or the default) and prints kubectl's `kind/name created`.
-fn create_one(mut object: Value, namespace: Option<&str>, cluster: &ClusterFlag) -> anyhow::Result<i32> {
-    if let Some(ns) = namespace {
+/// Creates `object` (in the `-n` namespace, or the default) and prints kubectl's `kind/name created`.
+fn create_one(mut object: Value, g: &Globals) -> anyhow::Result<i32> {
+    if let Some(ns) = &g.namespace {
         object::metadata_mut(&mut object).insert("namespace".into(), json!(ns));
     }
-    let ctx = Ctx::open(cluster)?;
+    let ctx = Ctx::open(g)?;
     let mut client = ctx.client.clone();
     for line in ctx.block_on(apply_docs(&mut client, vec![object], true))? {
         println!("{line}");
@@ -275,11 +272,11 @@ fn create_one(mut object: Value, namespace: Option<&str>, cluster: &ClusterFlag)
 
 /// `kubectl create secret tls` (CLI-27): the files must hold a certificate and its own key;
 /// nothing is created otherwise.
-fn create_tls_secret(t: TlsSecretArgs, cluster: &ClusterFlag) -> anyhow::Result<i32> {
+fn create_tls_secret(t: TlsSecretArgs, g: &Globals) -> anyhow::Result<i32> {
     require_root()?;
     let (cert, key) = (read_input_file(&t.cert)?, read_input_file(&t.key)?);
     crate::tls::check_pair(&cert, &key).map_err(anyhow::Error::msg)?;
-    create_one(tls_secret(&t.name, &cert, &key), t.namespace.as_deref(), cluster)
+    create_one(tls_secret(&t.name, &cert, &key), g)
 }
 
 /// The Secret `kubectl create secret tls` makes: exactly the two files' bytes, base64 in `data`.
@@ -308,22 +305,39 @@ fn go_io_error(op: &str, path: &Path, e: std::io::Error) -> anyhow::Error {
 #[derive(Args, Debug)]
 pub struct GetArgs {
     /// Resource type(s) (`pods`, `po,deploy`, `pod/NAME`) and optional names.
-    #[arg(required = true)]
+    #[arg(required = true, value_parser = ResourceArg, hide_possible_values = true)]
     pub targets: Vec<String>,
     /// Output format: wide, yaml, json, name, jsonpath=…, custom-columns=….
     #[arg(short = 'o', long = "output")]
     pub output: Option<String>,
     #[command(flatten)]
     pub scope: Scope,
+    /// Show each object's labels in a last column, LABELS.
     #[arg(long = "show-labels")]
     pub show_labels: bool,
+    /// Leave out the header line of a table.
     #[arg(long = "no-headers")]
     pub no_headers: bool,
     /// Label keys to show as columns.
     #[arg(short = 'L', long = "label-columns", value_delimiter = ',')]
     pub label_columns: Vec<String>,
-    #[command(flatten)]
-    pub cluster: ClusterFlag,
+}
+
+/// A `TYPE`, `TYPE/NAME` or `NAME` argument: any text parses (it is checked against the kinds
+/// later, with kubectl's messages), and shell completion offers the resource types.
+#[derive(Clone)]
+pub struct ResourceArg;
+
+impl clap::builder::TypedValueParser for ResourceArg {
+    type Value = String;
+
+    fn parse_ref(&self, cmd: &clap::Command, arg: Option<&clap::Arg>, value: &std::ffi::OsStr) -> Result<String, clap::Error> {
+        clap::builder::StringValueParser::new().parse_ref(cmd, arg, value)
+    }
+
+    fn possible_values(&self) -> Option<Box<dyn Iterator<Item = clap::builder::PossibleValue> + '_>> {
+        Some(Box::new(kinds::KINDS.iter().map(|k| clap::builder::PossibleValue::new(k.plural))))
+    }
 }
 
 /// `TYPE NAME...`, `TYPE1,TYPE2`, or `TYPE/NAME ...` into (kind, names) groups.
@@ -346,16 +360,16 @@ fn parse_targets(targets: &[String]) -> anyhow::Result<Vec<(&'static ResourceKin
     Ok(kinds.into_iter().map(|k| (k, names.clone())).collect())
 }
 
-fn scope_namespace(scope: &Scope, rk: &ResourceKind) -> String {
+fn scope_namespace(scope: &Scope, rk: &ResourceKind, g: &Globals) -> String {
     if !rk.namespaced || scope.all_namespaces {
         String::new()
     } else {
-        scope.namespace.clone().unwrap_or_else(|| "default".into())
+        g.namespace_or_default()
     }
 }
 
-async fn fetch(client: &mut Client, rk: &ResourceKind, names: &[String], scope: &Scope) -> anyhow::Result<Vec<Value>> {
-    let ns = scope_namespace(scope, rk);
+async fn fetch(client: &mut Client, rk: &ResourceKind, names: &[String], scope: &Scope, g: &Globals) -> anyhow::Result<Vec<Value>> {
+    let ns = scope_namespace(scope, rk, g);
     if names.is_empty() {
         return list(client, rk.kind, &ns, scope.selector.as_deref().unwrap_or("")).await;
     }
@@ -373,10 +387,10 @@ fn warn_if_endpoints(groups: &[(&'static ResourceKind, Vec<String>)]) {
     }
 }
 
-pub fn get(a: GetArgs) -> anyhow::Result<i32> {
+pub fn get(a: GetArgs, g: &Globals) -> anyhow::Result<i32> {
     let groups = parse_targets(&a.targets)?;
     warn_if_endpoints(&groups);
-    let mut ctx = Ctx::open(&a.cluster)?;
+    let mut ctx = Ctx::open(g)?;
     let mut client = ctx.client.clone();
     let output = a.output.clone().unwrap_or_default();
     let many_kinds = groups.len() > 1;
@@ -384,7 +398,7 @@ pub fn get(a: GetArgs) -> anyhow::Result<i32> {
     let mut printed_any = false;
     let mut exit = 0;
     for (rk, names) in &groups {
-        let objs = match ctx.block_on(fetch(&mut client, rk, names, &a.scope)) {
+        let objs = match ctx.block_on(fetch(&mut client, rk, names, &a.scope, g)) {
             Ok(o) => o,
             Err(e) => {
                 eprintln!("{}", crate::context::render_error(&e));
@@ -426,7 +440,7 @@ pub fn get(a: GetArgs) -> anyhow::Result<i32> {
     match output.as_str() {
         "" | "wide" | "name" => {
             if !printed_any && exit == 0 {
-                let ns = a.scope.namespace.clone().unwrap_or_else(|| "default".into());
+                let ns = g.namespace_or_default();
                 if a.scope.all_namespaces || groups.iter().all(|(rk, _)| !rk.namespaced) {
                     eprintln!("No resources found");
                 } else {
@@ -451,22 +465,20 @@ pub fn get(a: GetArgs) -> anyhow::Result<i32> {
 #[derive(Args, Debug)]
 pub struct DescribeArgs {
     /// Resource type and names (`pod NAME`, `pod/NAME`, `deployment my-nginx`).
-    #[arg(required = true)]
+    #[arg(required = true, value_parser = ResourceArg, hide_possible_values = true)]
     pub targets: Vec<String>,
     #[command(flatten)]
     pub scope: Scope,
-    #[command(flatten)]
-    pub cluster: ClusterFlag,
 }
 
-pub fn describe(a: DescribeArgs) -> anyhow::Result<i32> {
+pub fn describe(a: DescribeArgs, g: &Globals) -> anyhow::Result<i32> {
     let groups = parse_targets(&a.targets)?;
     warn_if_endpoints(&groups);
-    let mut ctx = Ctx::open(&a.cluster)?;
+    let mut ctx = Ctx::open(g)?;
     let mut client = ctx.client.clone();
     let mut first = true;
     for (rk, names) in &groups {
-        let objs = ctx.block_on(fetch(&mut client, rk, names, &a.scope))?;
+        let objs = ctx.block_on(fetch(&mut client, rk, names, &a.scope, g))?;
         for o in &objs {
             let related = ctx.block_on(related_objects(&mut client, rk.kind, o))?;
             if !first {
@@ -533,7 +545,9 @@ async fn object_events(client: &mut Client, kind: &str, o: &Value) -> Vec<Value>
 #[derive(Args, Debug)]
 pub struct DeleteArgs {
     /// `TYPE NAME...` or `TYPE/NAME...`.
+    #[arg(value_parser = ResourceArg, hide_possible_values = true)]
     pub targets: Vec<String>,
+    /// Delete the objects a manifest file, directory or `-` (stdin) names.
     #[arg(short = 'f', long = "filename")]
     pub files: Vec<PathBuf>,
     #[command(flatten)]
@@ -547,16 +561,14 @@ pub struct DeleteArgs {
     /// Return without waiting for the objects to be gone.
     #[arg(long = "wait", default_value_t = true, action = clap::ArgAction::Set)]
     pub wait: bool,
-    #[command(flatten)]
-    pub cluster: ClusterFlag,
 }
 
-pub fn delete(a: DeleteArgs) -> anyhow::Result<i32> {
+pub fn delete(a: DeleteArgs, g: &Globals) -> anyhow::Result<i32> {
     let mut refs: Vec<(&'static ResourceKind, String, String)> = Vec::new();
-    let mut ctx = Ctx::open(&a.cluster)?;
+    let mut ctx = Ctx::open(g)?;
     let mut client = ctx.client.clone();
     if !a.files.is_empty() {
-        for d in load_all(&a.files, a.scope.namespace.as_deref())? {
+        for d in load_all(&a.files, g.namespace.as_deref())? {
             let rk = kinds::by_kind(object::kind(&d)).ok_or_else(|| anyhow::anyhow!("unknown kind {:?}", object::kind(&d)))?;
             let ns = if rk.namespaced { object::namespace(&d).to_string() } else { String::new() };
             refs.push((rk, if ns.is_empty() && rk.namespaced { "default".into() } else { ns }, object::name(&d).to_string()));
@@ -566,7 +578,7 @@ pub fn delete(a: DeleteArgs) -> anyhow::Result<i32> {
             bail!("You must provide one or more resources by argument or filename.");
         }
         for (rk, names) in parse_targets(&a.targets)? {
-            let ns = scope_namespace(&a.scope, rk);
+            let ns = scope_namespace(&a.scope, rk, g);
             if names.is_empty() {
                 if !a.all && a.scope.selector.is_none() {
                     bail!("resource(s) were provided, but no name was specified");
@@ -620,18 +632,15 @@ pub struct ScaleArgs {
     /// `deployment NAME`, `deployment/NAME`, `rs NAME`.
     #[arg(required = true)]
     pub targets: Vec<String>,
+    /// The new number of replicas.
     #[arg(long)]
     pub replicas: i32,
-    #[arg(short = 'n', long = "namespace")]
-    pub namespace: Option<String>,
-    #[command(flatten)]
-    pub cluster: ClusterFlag,
 }
 
-pub fn scale(a: ScaleArgs) -> anyhow::Result<i32> {
-    let mut ctx = Ctx::open(&a.cluster)?;
+pub fn scale(a: ScaleArgs, g: &Globals) -> anyhow::Result<i32> {
+    let mut ctx = Ctx::open(g)?;
     let mut client = ctx.client.clone();
-    let ns = a.namespace.clone().unwrap_or_else(|| "default".into());
+    let ns = g.namespace_or_default();
     for (rk, names) in parse_targets(&a.targets)? {
         if !matches!(rk.kind, "Deployment" | "ReplicaSet") {
             bail!("cannot scale {}: only deployments and replicasets can be scaled", rk.plural);
@@ -684,22 +693,18 @@ pub struct ExposeArgs {
     /// Additional external IPs (comma separated).
     #[arg(long = "external-ip")]
     pub external_ip: Option<String>,
-    #[arg(short = 'n', long = "namespace")]
-    pub namespace: Option<String>,
-    #[command(flatten)]
-    pub cluster: ClusterFlag,
 }
 
-pub fn expose(a: ExposeArgs) -> anyhow::Result<i32> {
+pub fn expose(a: ExposeArgs, g: &Globals) -> anyhow::Result<i32> {
     let groups = parse_targets(&a.target)?;
     let [(rk, names)] = groups.as_slice() else { bail!("expose takes one resource: TYPE NAME or TYPE/NAME") };
     let [name] = names.as_slice() else { bail!("expose takes one resource: TYPE NAME or TYPE/NAME") };
     if !matches!(rk.kind, "Deployment" | "ReplicaSet" | "Pod" | "Service") {
         bail!("cannot expose a {}", rk.kind);
     }
-    let mut ctx = Ctx::open(&a.cluster)?;
+    let mut ctx = Ctx::open(g)?;
     let mut client = ctx.client.clone();
-    let ns = a.namespace.clone().unwrap_or_else(|| "default".into());
+    let ns = g.namespace_or_default();
     let target = ctx.block_on(get_one(&mut client, rk.kind, &ns, name))?;
     let opts = emu_core::expose::ExposeOptions {
         name: a.name,
@@ -726,7 +731,9 @@ pub fn expose(a: ExposeArgs) -> anyhow::Result<i32> {
 
 #[derive(Args, Debug)]
 pub struct RunArgs {
+    /// The pod's name (also its `run` label's value).
     pub name: String,
+    /// The container's image, from emu's image catalog (nginx, busybox, curlimages/curl, …).
     #[arg(long)]
     pub image: String,
     /// Always, OnFailure or Never.
@@ -735,37 +742,39 @@ pub struct RunArgs {
     /// Delete the pod when the attached session ends.
     #[arg(long)]
     pub rm: bool,
+    /// Keep stdin open and attach this terminal's input to the container.
     #[arg(short = 'i', long)]
     pub stdin: bool,
+    /// Give the container a terminal (TTY).
     #[arg(short = 't', long)]
     pub tty: bool,
     /// Treat the arguments after `--` as the command rather than the image's arguments.
     #[arg(long)]
     pub command: bool,
+    /// An environment variable of the container, `NAME=VALUE` (repeatable).
     #[arg(long = "env")]
     pub env: Vec<String>,
+    /// The pod's labels, `k=v,k2=v2` (default: run=NAME).
     #[arg(short = 'l', long = "labels")]
     pub labels: Option<String>,
+    /// The port the container exposes (its containerPort).
     #[arg(long)]
     pub port: Option<u16>,
-    #[arg(short = 'n', long = "namespace")]
-    pub namespace: Option<String>,
+    /// After `--`: the container's arguments (its command with --command).
     #[arg(last = true)]
     pub args: Vec<String>,
-    #[command(flatten)]
-    pub cluster: ClusterFlag,
 }
 
-pub fn run(a: RunArgs) -> anyhow::Result<i32> {
+pub fn run(a: RunArgs, g: &Globals) -> anyhow::Result<i32> {
     if !matches!(a.restart.as_str(), "Always" | "OnFailure" | "Never") {
         bail!("invalid restart policy: {}", a.restart);
     }
     if a.rm && !(a.stdin || a.tty) {
         bail!("--rm should only be used for attached containers");
     }
-    let mut ctx = Ctx::open(&a.cluster)?;
+    let mut ctx = Ctx::open(g)?;
     let mut client = ctx.client.clone();
-    let ns = a.namespace.clone().unwrap_or_else(|| "default".into());
+    let ns = g.namespace_or_default();
     let labels: serde_json::Map<String, Value> = match &a.labels {
         Some(l) => l.split(',').filter_map(|kv| kv.split_once('=')).map(|(k, v)| (k.to_string(), json!(v))).collect(),
         None => [("run".to_string(), json!(a.name))].into_iter().collect(),
@@ -836,19 +845,20 @@ pub fn run(a: RunArgs) -> anyhow::Result<i32> {
 
 #[derive(Args, Debug)]
 pub struct ExecArgs {
+    /// The pod (`NAME` or `pod/NAME`), or `deployment/NAME`, `service/NAME`, … for one of its pods.
     pub pod: String,
+    /// The container (default: the pod's only or first container).
     #[arg(short = 'c', long = "container")]
     pub container: Option<String>,
+    /// Pass this terminal's stdin to the command.
     #[arg(short = 'i', long)]
     pub stdin: bool,
+    /// Give the command a terminal (TTY), e.g. for a shell: `-it POD -- sh`.
     #[arg(short = 't', long)]
     pub tty: bool,
-    #[arg(short = 'n', long = "namespace")]
-    pub namespace: Option<String>,
+    /// After `--`: the command and its arguments.
     #[arg(last = true, required = true)]
     pub command: Vec<String>,
-    #[command(flatten)]
-    pub cluster: ClusterFlag,
 }
 
 /// The pod `TYPE/NAME` (or `NAME`, a pod) stands for: the pod itself, or a running pod of a
@@ -901,7 +911,7 @@ fn exec_in(ctx: &Ctx, pod: &Value, container: &str, argv: &[String], tty: bool) 
     if pod["status"]["phase"] != "Running" {
         bail!("cannot exec into a container in a completed pod; current phase is {}", pod["status"]["phase"].as_str().unwrap_or("Pending"));
     }
-    let exe = crate::context::sibling_binary("emu-nodeagent")?;
+    let exe = crate::install::companion("emu-nodeagent")?;
     let dir = pod_dir(ctx, pod)?;
     let mut cmd = std::process::Command::new(exe);
     cmd.arg("nsexec").arg(&dir).arg(container);
@@ -913,10 +923,10 @@ fn exec_in(ctx: &Ctx, pod: &Value, container: &str, argv: &[String], tty: bool) 
     Ok(status.code().unwrap_or(128 + std::os::unix::process::ExitStatusExt::signal(&status).unwrap_or(0)))
 }
 
-pub fn exec(a: ExecArgs) -> anyhow::Result<i32> {
-    let ctx = Ctx::open(&a.cluster)?;
+pub fn exec(a: ExecArgs, g: &Globals) -> anyhow::Result<i32> {
+    let ctx = Ctx::open(g)?;
     let mut client = ctx.client.clone();
-    let ns = a.namespace.clone().unwrap_or_else(|| "default".into());
+    let ns = g.namespace_or_default();
     let pod = find_pod(&ctx, &mut client, &a.pod, &ns)?;
     let container = pick_container(&pod, a.container.as_deref())?;
     exec_in(&ctx, &pod, &container, &a.command, a.tty)
@@ -924,26 +934,27 @@ pub fn exec(a: ExecArgs) -> anyhow::Result<i32> {
 
 #[derive(Args, Debug)]
 pub struct LogsArgs {
+    /// The pod (`NAME` or `pod/NAME`), or `deployment/NAME`, `service/NAME`, … for one of its pods.
     pub pod: String,
+    /// The container (default: the pod's only or first container).
     #[arg(short = 'c', long = "container")]
     pub container: Option<String>,
+    /// Keep printing the log as it grows (until the pod goes, or Ctrl-C).
     #[arg(short = 'f', long)]
     pub follow: bool,
+    /// The log of the container's previous run (after a restart).
     #[arg(short = 'p', long)]
     pub previous: bool,
+    /// Only the last N lines.
     #[arg(long)]
     pub tail: Option<usize>,
-    #[arg(short = 'n', long = "namespace")]
-    pub namespace: Option<String>,
-    #[command(flatten)]
-    pub cluster: ClusterFlag,
 }
 
-pub fn logs(a: LogsArgs) -> anyhow::Result<i32> {
+pub fn logs(a: LogsArgs, g: &Globals) -> anyhow::Result<i32> {
     use std::io::{Seek, Write};
-    let ctx = Ctx::open(&a.cluster)?;
+    let ctx = Ctx::open(g)?;
     let mut client = ctx.client.clone();
-    let ns = a.namespace.clone().unwrap_or_else(|| "default".into());
+    let ns = g.namespace_or_default();
     let pod = find_pod(&ctx, &mut client, &a.pod, &ns)?;
     let container = pick_container(&pod, a.container.as_deref())?;
     let dir = pod_dir(&ctx, &pod)?;
@@ -987,17 +998,17 @@ pub fn logs(a: LogsArgs) -> anyhow::Result<i32> {
 
 #[derive(Args, Debug)]
 pub struct SshArgs {
+    /// The node's name (`emu get nodes`).
     pub node: String,
+    /// After `--`: the command to run (default: a shell).
     #[arg(last = true)]
     pub command: Vec<String>,
-    #[command(flatten)]
-    pub cluster: ClusterFlag,
 }
 
 /// Runs a command (default: a login shell) inside the node's network namespace.
-pub fn ssh(a: SshArgs) -> anyhow::Result<i32> {
+pub fn ssh(a: SshArgs, g: &Globals) -> anyhow::Result<i32> {
     require_root()?;
-    let cluster = crate::context::resolve(&a.cluster)?;
+    let cluster = crate::context::resolve(g)?;
     let paths = emu_core::cluster::Paths::new(&cluster);
     let config: emu_core::cluster::ClusterConfig = serde_json::from_slice(&std::fs::read(paths.config())?)?;
     if config.node(&a.node).is_none() {
@@ -1009,17 +1020,16 @@ pub fn ssh(a: SshArgs) -> anyhow::Result<i32> {
 
 #[derive(Args, Debug)]
 pub struct OutsideArgs {
+    /// After `--`: the command to run (default: a shell).
     #[arg(last = true)]
     pub command: Vec<String>,
-    #[command(flatten)]
-    pub cluster: ClusterFlag,
 }
 
 /// Runs a command (default: a shell) as the external client, in the outside world's network
 /// namespace: it reaches the nodes' ExternalIPs (and what they expose), nothing else.
-pub fn outside(a: OutsideArgs) -> anyhow::Result<i32> {
+pub fn outside(a: OutsideArgs, g: &Globals) -> anyhow::Result<i32> {
     require_root()?;
-    let cluster = crate::context::resolve(&a.cluster)?;
+    let cluster = crate::context::resolve(g)?;
     let ns_path = emu_nodeagent::net::netns_path(&emu_core::naming::netns_outside(&cluster));
     if !ns_path.exists() {
         bail!("cluster {cluster:?} has no outside world (it was made by an older emu): recreate it with `sudo emu down` and `sudo emu up`");

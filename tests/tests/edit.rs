@@ -149,8 +149,9 @@ fn patch_changes_the_type_in_place() {
     let before = service(&c);
     let cases: [(&[&str], &str); 4] = [
         (
-            &["--type", "json", "-p", r#"[{"op":"replace","path":"/spec/foo","value":1}]"#],
-            "error: replace operation does not apply: doc is missing key: /spec/foo: missing value\n",
+            // (A `replace` of a missing key adds it, as in kubectl: removing one is what fails.)
+            &["--type", "json", "-p", r#"[{"op":"remove","path":"/spec/foo"}]"#],
+            "error: error in remove for path: '/spec/foo': Unable to remove nonexistent key: foo: missing value\n",
         ),
         (&["-p", r#"{"spec":"#], "error: unable to parse \"{\\\"spec\\\":\": EOF while parsing a value at line 1 column 8\n"),
         (&["--type", "jsonpatch", "-p", "{}"], "error: --type must be one of [json merge strategic], not \"jsonpatch\"\n"),

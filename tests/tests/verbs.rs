@@ -171,3 +171,22 @@ fn a_pod_with_a_node_name_runs_there() {
     let prefix = cidr.rsplit_once('.').unwrap().0;
     assert!(ip.starts_with(&format!("{prefix}.")), "{ip} not in {cidr}");
 }
+
+/// kubectl's global flags go before the verb as well as after it: `emu -n kube-system get pods`,
+/// `emu --cluster NAME up`, `emu --context emu-NAME get svc` (kubeconfig's name for it).
+#[test]
+fn global_flags_before_the_verb() {
+    emu(&["down", "--cluster", "tglobal"]);
+    let up = emu(&["--cluster", "tglobal", "up", "--nodes", "1"]);
+    let c = Cluster { name: "tglobal".into() };
+    assert_eq!(up.code, 0, "{}{}", up.stdout, up.stderr);
+    let before = emu(&["--cluster", "tglobal", "-n", "kube-system", "get", "pods", "-o", "name"]).ok().stdout;
+    let after = emu(&["get", "pods", "-o", "name", "-n", "kube-system", "--cluster", "tglobal"]).ok().stdout;
+    assert!(before.lines().count() == 2 && before.lines().all(|l| l.starts_with("pod/coredns-")), "{before}");
+    assert_eq!(before, after);
+    let svc = emu(&["--context", "emu-tglobal", "get", "svc"]).ok().stdout;
+    assert!(svc.lines().any(|l| l.starts_with("kubernetes ") && l.contains("10.96.0.1")), "{svc}");
+    let dns = emu(&["--namespace=kube-system", "--cluster=tglobal", "get", "svc", "kube-dns", "-o", "jsonpath={.spec.clusterIP}"]).ok().stdout;
+    assert_eq!(dns, "10.96.0.10");
+    drop(c);
+}
