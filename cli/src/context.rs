@@ -2,7 +2,7 @@
 
 use crate::Globals;
 use anyhow::{bail, Context as _};
-use emu_core::cluster::{Paths, RUNTIME_ROOT};
+use emu_logic::cluster::{Paths, RUNTIME_ROOT};
 use emu_proto::api_client::ApiClient;
 use tonic::transport::Channel;
 
@@ -59,7 +59,7 @@ impl Ctx {
     }
 
     /// The cluster's configuration (`cluster.json`): its nodes, CIDRs, timings.
-    pub fn config(&self) -> anyhow::Result<emu_core::cluster::ClusterConfig> {
+    pub fn config(&self) -> anyhow::Result<emu_logic::cluster::ClusterConfig> {
         Ok(serde_json::from_slice(&std::fs::read(self.paths.config())?)?)
     }
 

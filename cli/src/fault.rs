@@ -14,10 +14,11 @@ use crate::verbs::{list, Client};
 use crate::Globals;
 use anyhow::bail;
 use clap::{Args, Subcommand};
-use emu_core::faults::{self, FaultSpec, Netem, Target};
-use emu_core::object;
-use emu_core::steps::{Daemon, NodeOp};
+use emu_api::fault::{self, FaultSpec, Netem, Target};
+use emu_api::object;
+use emu_logic::faults;
 use emu_proto::{ApplyRequest, DeleteRequest, Object, ObjectRef};
+use emu_scenario::steps::{Daemon, NodeOp};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -33,12 +34,12 @@ fn wait_of(wait: bool, timeout: Duration) -> Wait {
 
 /// `--timeout`: `30s`, `500ms`, `2m`.
 fn timeout_arg(text: &str) -> Result<Duration, String> {
-    emu_core::steps::parse_duration_ms(text).map(Duration::from_millis)
+    emu_scenario::steps::parse_duration_ms(text).map(Duration::from_millis)
 }
 
 /// `30s`, `1.5s`: a timeout in messages.
 fn seconds(d: Duration) -> String {
-    emu_core::steps::format_duration_ms(d.as_millis() as u64)
+    emu_scenario::steps::format_duration_ms(d.as_millis() as u64)
 }
 
 #[derive(Args, Debug)]
@@ -144,7 +145,7 @@ pub fn fault(a: FaultArgs, g: &Globals) -> anyhow::Result<i32> {
     let mut client = ctx.client.clone();
     let config = ctx.config()?;
     let nodes: Vec<String> = config.nodes.iter().map(|n| n.name.clone()).collect();
-    let existing = ctx.block_on(list(&mut client, faults::KIND, "", ""))?;
+    let existing = ctx.block_on(list(&mut client, fault::KIND, "", ""))?;
     let wait = wait_of(a.wait, a.timeout);
     let ns = g.namespace_or_default();
     let target = |t: &str| -> Target {
@@ -153,8 +154,8 @@ pub fn fault(a: FaultArgs, g: &Globals) -> anyhow::Result<i32> {
             None => Target::Node(t.to_string()),
         }
     };
-    let pct = |s: &str| faults::parse_percent(s).map_err(anyhow::Error::msg);
-    let ms = |s: &str| faults::parse_duration_ms(s).map_err(anyhow::Error::msg);
+    let pct = |s: &str| fault::parse_percent(s).map_err(anyhow::Error::msg);
+    let ms = |s: &str| fault::parse_duration_ms(s).map_err(anyhow::Error::msg);
     let netem = |t: &str, netem: Netem| FaultSpec::Netem { target: target(t), netem };
     let (kind, spec) = match &a.command {
         FaultCommand::List => return list_faults(&ctx, &mut client, &existing, &nodes),
@@ -182,14 +183,14 @@ pub fn fault(a: FaultArgs, g: &Globals) -> anyhow::Result<i32> {
             ("reorder", netem(t, Netem { reorder: Some(pct(percent)?), delay_ms: Some(ms(delay)?), ..Default::default() }))
         }
         FaultCommand::Rate { target: t, rate } => {
-            ("rate", netem(t, Netem { rate: Some(faults::parse_rate(rate).map_err(anyhow::Error::msg)?), ..Default::default() }))
+            ("rate", netem(t, Netem { rate: Some(fault::parse_rate(rate).map_err(anyhow::Error::msg)?), ..Default::default() }))
         }
         FaultCommand::Link { node, state } => match state.as_str() {
             "down" => ("link-down", FaultSpec::LinkDown { node: node.clone() }),
             "up" => {
                 let down: Vec<String> = existing
                     .iter()
-                    .filter(|f| matches!(faults::parse(f, &nodes), Ok(FaultSpec::LinkDown { node: n }) if n == *node))
+                    .filter(|f| matches!(fault::parse(f, &nodes), Ok(FaultSpec::LinkDown { node: n }) if n == *node))
                     .map(|f| object::name(f).to_string())
                     .collect();
                 if down.is_empty() {
@@ -210,9 +211,9 @@ pub fn fault(a: FaultArgs, g: &Globals) -> anyhow::Result<i32> {
 /// node's agent has applied it; returns the line that says so.
 pub(crate) fn record(ctx: &Ctx, client: &mut Client, nodes: &[String], name: &str, spec: &FaultSpec, wait: Wait) -> anyhow::Result<String> {
     let started = Instant::now();
-    let object = faults::to_object(name, spec);
+    let object = fault::to_object(name, spec);
     // The same checks the agents make, so that a bad fault is refused here with its reason.
-    faults::parse(&object, nodes).map_err(|e| anyhow::anyhow!("fault {name}: {e}"))?;
+    fault::parse(&object, nodes).map_err(|e| anyhow::anyhow!("fault {name}: {e}"))?;
     let request = ApplyRequest { objects: vec![Object { json: object.to_string() }], create_only: true, dry_run: false };
     let created = ctx.block_on(client.apply(request)).map_err(api_error)?.into_inner();
     let uid =
@@ -221,7 +222,7 @@ pub(crate) fn record(ctx: &Ctx, client: &mut Client, nodes: &[String], name: &st
     let line = format!("fault/{name} created: {target} {details}");
     let Some(timeout) = wait else { return Ok(line) };
     let pods = pod_nodes(ctx, client, std::slice::from_ref(spec))?;
-    let affected = faults::nodes_affected(spec, |ns, n| pods.get(&(ns.to_string(), n.to_string())).cloned());
+    let affected = fault::nodes_affected(spec, |ns, n| pods.get(&(ns.to_string(), n.to_string())).cloned());
     let mut stopped = Vec::new();
     let pending = follow(ctx, client, timeout.saturating_sub(started.elapsed()), |all| {
         stopped = faults::stopped_nodes(&all.values().cloned().collect::<Vec<_>>());
@@ -279,7 +280,7 @@ fn follow(ctx: &Ctx, client: &mut Client, timeout: Duration, mut pending: impl F
     ctx.block_on(async {
         let mut now: BTreeMap<String, Value> = BTreeMap::new();
         loop {
-            let request = emu_proto::WatchRequest { kinds: vec![faults::KIND.into()], node_name: String::new(), resource_version: 0 };
+            let request = emu_proto::WatchRequest { kinds: vec![fault::KIND.into()], node_name: String::new(), resource_version: 0 };
             let mut stream = client.watch(request).await.map_err(api_error)?.into_inner();
             let mut synced = false;
             loop {
@@ -314,8 +315,8 @@ fn list_faults(ctx: &Ctx, client: &mut Client, existing: &[Value], nodes: &[Stri
         println!("No faults in force.");
         return Ok(0);
     }
-    let now = emu_core::time::now();
-    let specs: Vec<Result<FaultSpec, String>> = existing.iter().map(|f| faults::parse(f, nodes)).collect();
+    let now = emu_api::time::now();
+    let specs: Vec<Result<FaultSpec, String>> = existing.iter().map(|f| fault::parse(f, nodes)).collect();
     let pods = pod_nodes(ctx, client, &specs.iter().flatten().cloned().collect::<Vec<_>>())?;
     let stopped = faults::stopped_nodes(existing);
     let mut rows = vec![["NAME", "TYPE", "TARGET", "DETAILS", "STATUS", "IN EFFECT ON", "AGE"].map(String::from).to_vec()];
@@ -328,18 +329,18 @@ fn list_faults(ctx: &Ctx, client: &mut Client, existing: &[Value], nodes: &[Stri
             // Applied by `emu node stop` itself.
             Ok(FaultSpec::NodeStop { node, .. }) => ("Applied", vec![node.clone()]),
             Ok(spec) => {
-                let affected = faults::nodes_affected(spec, |ns, n| pods.get(&(ns.to_string(), n.to_string())).cloned());
+                let affected = fault::nodes_affected(spec, |ns, n| pods.get(&(ns.to_string(), n.to_string())).cloned());
                 let p = faults::progress(f, &affected, &stopped);
                 (faults::status_word(&p), p.in_effect)
             }
             Err(_) => ("Invalid", Vec::new()),
         };
-        let created = object::str_at(f, &["metadata", "creationTimestamp"]).and_then(emu_core::time::parse_rfc3339);
-        let age = created.map_or("<unknown>".into(), |t| emu_core::printers::human_duration(now - t));
+        let created = object::str_at(f, &["metadata", "creationTimestamp"]).and_then(emu_api::time::parse_rfc3339);
+        let age = created.map_or("<unknown>".into(), |t| emu_kubectl::human_duration(now - t));
         let on = if on.is_empty() { "<none>".to_string() } else { on.join(",") };
         rows.push(vec![object::name(f).to_string(), kind, target, details, status.to_string(), on, age]);
     }
-    print!("{}", emu_core::printers::tabwrite(&rows, 0, 3));
+    print!("{}", emu_kubectl::tabwrite(&rows, 0, 3));
     Ok(0)
 }
 
@@ -409,7 +410,7 @@ pub(crate) fn clear(ctx: &Ctx, client: &mut Client, existing: &[Value], names: &
 /// Deletes the Fault `name` (the agents revert it, then take their finalizers off); returns its
 /// uid.
 fn delete_fault(ctx: &Ctx, client: &mut Client, name: &str) -> anyhow::Result<String> {
-    let r = ObjectRef { kind: faults::KIND.into(), namespace: String::new(), name: name.into() };
+    let r = ObjectRef { kind: fault::KIND.into(), namespace: String::new(), name: name.into() };
     let deleted = ctx.block_on(client.delete(DeleteRequest { r#ref: Some(r), force: true, grace_period_seconds: -1 })).map_err(api_error)?.into_inner();
     let object: Option<Value> = deleted.object.and_then(|o| serde_json::from_str(&o.json).ok());
     Ok(object.map(|o| object::uid(&o).to_string()).unwrap_or_default())
@@ -476,7 +477,7 @@ pub(crate) fn node_op(ctx: &Ctx, client: &mut Client, node: &str, op: NodeOp, wa
     if !nodes.iter().any(|n| n == node) {
         bail!("node {node:?} not found in the cluster (nodes: {})", nodes.join(", "));
     }
-    let existing = ctx.block_on(list(client, faults::KIND, "", ""))?;
+    let existing = ctx.block_on(list(client, fault::KIND, "", ""))?;
     let stopped = existing.iter().find(|f| f["spec"]["nodeStop"]["node"] == node);
     match op {
         NodeOp::Stop { kill } => {
@@ -484,7 +485,7 @@ pub(crate) fn node_op(ctx: &Ctx, client: &mut Client, node: &str, op: NodeOp, wa
                 return Ok(format!("node/{node} is already stopped"));
             }
             let name = format!("node-stop-{node}");
-            let object = faults::to_object(&name, &FaultSpec::NodeStop { node: node.to_string(), kill });
+            let object = fault::to_object(&name, &FaultSpec::NodeStop { node: node.to_string(), kill });
             let request = ApplyRequest { objects: vec![Object { json: object.to_string() }], create_only: true, dry_run: false };
             ctx.block_on(client.apply(request)).map_err(api_error)?;
             set_links(ctx, node, false)?;
@@ -514,7 +515,7 @@ pub(crate) fn node_op(ctx: &Ctx, client: &mut Client, node: &str, op: NodeOp, wa
 fn remove_node(
     ctx: &Ctx,
     client: &mut Client,
-    config: &emu_core::cluster::ClusterConfig,
+    config: &emu_logic::cluster::ClusterConfig,
     node: &str,
     existing: &[serde_json::Value],
 ) -> anyhow::Result<String> {
@@ -533,7 +534,7 @@ fn remove_node(
             }
         });
     }
-    for f in existing.iter().filter(|f| faults::parse(f, &nodes).is_ok_and(|spec| faults::names_node(&spec, node))) {
+    for f in existing.iter().filter(|f| fault::parse(f, &nodes).is_ok_and(|spec| fault::names_node(&spec, node))) {
         delete_fault(ctx, client, object::name(f))?;
     }
     let r = ObjectRef { kind: "Node".into(), namespace: String::new(), name: node.into() };
@@ -548,10 +549,10 @@ fn remove_node(
     let cluster = ctx.cluster();
     if let Ok(entries) = std::fs::read_dir(ctx.paths.pods_dir(node)) {
         for uid in entries.flatten().map(|e| e.file_name().to_string_lossy().into_owned()) {
-            emu_nodeagent::net::delete_named_netns(&emu_core::naming::netns_pod(&cluster, &uid))?;
+            emu_nodeagent::net::delete_named_netns(&emu_api::naming::netns_pod(&cluster, &uid))?;
         }
     }
-    emu_nodeagent::net::delete_named_netns(&emu_core::naming::netns_node(&cluster, node))?;
+    emu_nodeagent::net::delete_named_netns(&emu_api::naming::netns_node(&cluster, node))?;
     let mut config = config.clone();
     config.nodes.retain(|n| n.name != node);
     std::fs::write(ctx.paths.config(), serde_json::to_vec_pretty(&config)?)?;
@@ -570,7 +571,7 @@ fn start_node(ctx: &Ctx, client: &mut Client, stop: &Value, wait: Wait) -> anyho
     set_links(ctx, node, true)?;
     let cluster = ctx.cluster();
     let config = ctx.config()?;
-    let node_ns = emu_nodeagent::net::netns_path(&emu_core::naming::netns_node(&cluster, node));
+    let node_ns = emu_nodeagent::net::netns_path(&emu_api::naming::netns_node(&cluster, node));
     let nodes = ctx.block_on(list(client, "Node", "", ""))?;
     ctx.block_on(emu_nodeagent::agent::restore_routes(&node_ns, &config.service_cidr, nodes.iter(), node))?;
     // A new agent's entries are newer than its start.
@@ -584,11 +585,11 @@ fn start_node(ctx: &Ctx, client: &mut Client, stop: &Value, wait: Wait) -> anyho
     delete_fault(ctx, client, object::name(stop))?;
     let Some(timeout) = wait else { return Ok(()) };
     let names: Vec<String> = config.nodes.iter().map(|n| n.name.clone()).collect();
-    let all = ctx.block_on(list(client, faults::KIND, "", ""))?;
-    let pods = pod_nodes(ctx, client, &all.iter().filter_map(|f| faults::parse(f, &names).ok()).collect::<Vec<_>>())?;
+    let all = ctx.block_on(list(client, fault::KIND, "", ""))?;
+    let pods = pod_nodes(ctx, client, &all.iter().filter_map(|f| fault::parse(f, &names).ok()).collect::<Vec<_>>())?;
     let pod_node = |ns: &str, n: &str| pods.get(&(ns.to_string(), n.to_string())).cloned();
     let pending = follow(ctx, client, timeout.saturating_sub(began.elapsed()), |all| {
-        let behind = |f: &Value| faults::parse(f, &names).is_ok_and(|spec| !faults::caught_up(f, &spec, node, pod_node, after.as_deref()));
+        let behind = |f: &Value| fault::parse(f, &names).is_ok_and(|spec| !faults::caught_up(f, &spec, node, pod_node, after.as_deref()));
         all.values().filter(|f| behind(f)).map(|f| object::name(f).to_string()).collect()
     })?;
     if !pending.is_empty() {
@@ -644,7 +645,7 @@ fn node_cgroup(ctx: &Ctx, node: &str) -> anyhow::Result<std::path::PathBuf> {
 /// The node's links (eth0 to the fabric, eth1 to the outside world) down or up.
 fn set_links(ctx: &Ctx, node: &str, up: bool) -> anyhow::Result<()> {
     let cluster = ctx.cluster();
-    let node_ns = emu_nodeagent::net::netns_path(&emu_core::naming::netns_node(&cluster, node));
+    let node_ns = emu_nodeagent::net::netns_path(&emu_api::naming::netns_node(&cluster, node));
     ctx.block_on(async {
         emu_nodeagent::net::set_link_up(&node_ns, emu_nodeagent::net::ETH0, up).await?;
         emu_nodeagent::net::set_link_up(&node_ns, emu_nodeagent::net::ETH1, up).await

@@ -5,7 +5,7 @@
 
 use anyhow::{bail, Context as _};
 use clap::{Args, CommandFactory};
-use emu_core::images;
+use emu_logic::images;
 use std::path::{Path, PathBuf};
 
 #[derive(Args, Debug)]

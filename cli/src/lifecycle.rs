@@ -9,10 +9,12 @@ use crate::context::{self, require_root, Ctx};
 use crate::daemon::{self, Spawn};
 use crate::{verbs, Globals};
 use anyhow::{bail, Context};
-use emu_core::cluster::{ClusterConfig, NodeConfig, Paths};
-use emu_core::steps::{self, Daemon};
-use emu_core::{ipam, naming, object, scenario};
+use emu_api::{naming, object};
+use emu_logic::cluster::{ClusterConfig, NodeConfig, Paths};
+use emu_logic::ipam;
 use emu_nodeagent::{cgroup, net};
+use emu_scenario::scenario;
+use emu_scenario::steps::{self, Daemon};
 use serde_json::Value;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -256,7 +258,7 @@ pub(crate) fn bring_up(name: &str, plan: &Plan, timeout: u64, quiet: bool) -> an
         service_cidr: SERVICE_CIDR.into(),
         outside_cidr: OUTSIDE_CIDR.into(),
         load_balancer_cidr: LOAD_BALANCER_CIDR.into(),
-        node_grace_seconds: plan.node_failure.not_ready_after.unwrap_or(emu_core::cluster::DEFAULT_NODE_GRACE_SECONDS),
+        node_grace_seconds: plan.node_failure.not_ready_after.unwrap_or(emu_logic::cluster::DEFAULT_NODE_GRACE_SECONDS),
         eviction_seconds: plan.node_failure.evict_after,
     };
     let cgroup_dir = cgroup::cluster_dir(name).context("emu needs cgroup v2 to keep track of a cluster's processes")?;
@@ -549,7 +551,7 @@ pub fn status() -> anyhow::Result<i32> {
         };
         rows.push(vec![name, nodes.to_string(), if controller { "running".into() } else { "stopped".into() }, format!("{agents}/{nodes}"), pods]);
     }
-    print!("{}", emu_core::printers::tabwrite(&rows, 6, 3));
+    print!("{}", emu_kubectl::tabwrite(&rows, 6, 3));
     Ok(0)
 }
 

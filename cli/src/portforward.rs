@@ -9,7 +9,7 @@ use crate::context::Ctx;
 use crate::verbs::find_pod;
 use anyhow::{bail, Context};
 use clap::Args;
-use emu_core::object;
+use emu_api::object;
 use serde_json::Value;
 use std::io::Write;
 use std::net::{TcpListener, TcpStream};
@@ -94,11 +94,11 @@ pub fn port_forward(a: PortForwardArgs, g: &crate::Globals) -> anyhow::Result<i3
         bail!("unable to forward port because pod is not running. Current status={}", pod["status"]["phase"].as_str().unwrap_or("Pending"));
     }
     let (kind, name) = a.target.split_once('/').unwrap_or(("pod", &a.target));
-    let service = match emu_core::kinds::lookup(kind).map(|k| k.kind) {
+    let service = match emu_api::kinds::lookup(kind).map(|k| k.kind) {
         Some("Service") => Some(ctx.block_on(crate::verbs::get_one(&mut client, "Service", &ns, name))?),
         _ => None,
     };
-    let netns = emu_nodeagent::net::netns_path(&emu_core::naming::netns_pod(&ctx.cluster(), object::uid(&pod)));
+    let netns = emu_nodeagent::net::netns_path(&emu_api::naming::netns_pod(&ctx.cluster(), object::uid(&pod)));
     let mut listeners = Vec::new();
     for (local, remote) in &wanted {
         let target = pod_port(service.as_ref(), &pod, remote)?;

@@ -3,7 +3,7 @@
 //! …, got …`, the first failure ending the scenario, the cluster removed afterwards (also after a
 //! failure or Ctrl-C), and JUnit XML for CI.
 //!
-//! What a step's result means is decided in `emu_core::checks`; this module does the I/O: API
+//! What a step's result means is decided in `emu_scenario::checks`; this module does the I/O: API
 //! calls, and `emu exec|ssh|outside` child processes for commands, `http` steps and background
 //! loads. Each child gets a process group of its own, so that a timeout or the end of a load
 //! kills everything it started (inside a pod too: `emu-nodeagent nsexec` keeps the group), and
@@ -14,10 +14,11 @@ use crate::lifecycle::{self, Manifests, Plan};
 use crate::{fault, verbs, Globals};
 use anyhow::Context as _;
 use clap::Args;
-use emu_core::checks::{self, CaseReport, LoadStats, Outcome, Sample, SuiteReport, Verdict};
-use emu_core::steps::{Action, Condition, Kill, Load, LoadExpect, Place, Step};
-use emu_core::{object, steps};
+use emu_api::object;
 use emu_proto::{DeleteRequest, ObjectRef, ScaleRequest};
+use emu_scenario::checks::{self, CaseReport, LoadStats, Outcome, Sample, SuiteReport, Verdict};
+use emu_scenario::steps;
+use emu_scenario::steps::{Action, Condition, Kill, Load, LoadExpect, Place, Step};
 use std::collections::BTreeMap;
 use std::io::{BufRead, Read, Write};
 use std::os::unix::process::CommandExt;
@@ -496,7 +497,7 @@ impl Runner {
             Action::Clear(names) => {
                 let ctx = self.ctx()?;
                 let mut client = ctx.client.clone();
-                let existing = ctx.block_on(verbs::list(&mut client, emu_core::faults::KIND, "", ""))?;
+                let existing = ctx.block_on(verbs::list(&mut client, emu_api::fault::KIND, "", ""))?;
                 let lines = fault::clear(&ctx, &mut client, &existing, names.as_deref().unwrap_or_default(), Some(left()))?;
                 Ok(Verdict::pass(lines.join(", ")))
             }
@@ -715,7 +716,7 @@ mod tests {
 
     fn steps() -> Vec<(Step, Manifests)> {
         let text = "nodes: 2\nsteps:\n  - background: {name: load, from: outside, url: \"http://198.51.100.2/\"}\n  - sleep: 1s\n  - sleep: 2s\n";
-        emu_core::scenario::parse(text).unwrap().steps.into_iter().map(|s| (s, vec![])).collect()
+        emu_scenario::scenario::parse(text).unwrap().steps.into_iter().map(|s| (s, vec![])).collect()
     }
 
     fn outcomes(r: &SuiteReport) -> Vec<String> {

@@ -34,9 +34,8 @@ pub fn check_pair(cert_pem: &[u8], key_pem: &[u8]) -> Result<(), String> {
 /// addresses, with its key (PEM, PKCS#8, ECDSA P-256). Marked as a CA, as `openssl req -x509`
 /// marks its certificates, so that clients can trust it with `--cacert`.
 pub fn self_signed(cn: &str, sans: &[String]) -> Result<(String, String), String> {
-    let usable = |name: &str| {
-        name.parse::<std::net::IpAddr>().is_ok() || emu_core::validation::dns1123_subdomain_errors(name.strip_prefix("*.").unwrap_or(name)).is_empty()
-    };
+    let usable =
+        |name: &str| name.parse::<std::net::IpAddr>().is_ok() || emu_api::syntax::dns1123_subdomain_errors(name.strip_prefix("*.").unwrap_or(name)).is_empty();
     if !usable(cn) {
         return Err(format!(
             "--cn {cn:?}: the certificate is also valid for this name, so it must be a DNS name (lower case letters, digits, '-' and '.') or an IP address"
@@ -56,7 +55,7 @@ pub fn self_signed(cn: &str, sans: &[String]) -> Result<(String, String), String
     // Valid from today for a year (`openssl req -x509 -days 365`), not rcgen's 1975 to 4096.
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
     let day = |unix: i64| {
-        let text = emu_core::time::rfc3339(unix);
+        let text = emu_api::time::rfc3339(unix);
         let field = |range: std::ops::Range<usize>| text.get(range).and_then(|t| t.parse::<i32>().ok()).unwrap_or(1);
         rcgen::date_time_ymd(field(0..4), field(5..7) as u8, field(8..10) as u8)
     };

@@ -4,9 +4,11 @@ use crate::context::{api_error, require_root, ApiError, Ctx};
 use crate::{Globals, Scope};
 use anyhow::{bail, Context};
 use clap::Args;
-use emu_core::kinds::{self, ResourceKind};
-use emu_core::time::now;
-use emu_core::{configdata, defaults, manifest, object, printers, validation};
+use emu_api::kinds::{self, ResourceKind};
+use emu_api::time::now;
+use emu_api::{defaults, manifest, object, validation};
+use emu_kubectl as printers;
+use emu_logic::configdata;
 use emu_proto::api_client::ApiClient;
 use emu_proto::{ApplyRequest, DeleteRequest, ListRequest, Object, ObjectRef, ScaleRequest};
 use serde_json::{json, Value};
@@ -65,7 +67,7 @@ pub fn check_offline(doc: &Value) -> anyhow::Result<()> {
         );
     }
     let mut d = doc.clone();
-    emu_core::configdata::decode(&mut d).map_err(|e| ApiError(format!("Error from server (BadRequest): {e}")))?;
+    emu_logic::configdata::decode(&mut d).map_err(|e| ApiError(format!("Error from server (BadRequest): {e}")))?;
     defaults::apply_defaults(&mut d);
     // An API error, so that it prints as kubectl prints a 422 (`The Service "x" is invalid: ...`),
     // without the `error: ` prefix other failures get.
@@ -706,7 +708,7 @@ pub fn expose(a: ExposeArgs, g: &Globals) -> anyhow::Result<i32> {
     let mut client = ctx.client.clone();
     let ns = g.namespace_or_default();
     let target = ctx.block_on(get_one(&mut client, rk.kind, &ns, name))?;
-    let opts = emu_core::expose::ExposeOptions {
+    let opts = emu_kubectl::expose::ExposeOptions {
         name: a.name,
         port: a.port,
         target_port: a.target_port,
@@ -718,7 +720,7 @@ pub fn expose(a: ExposeArgs, g: &Globals) -> anyhow::Result<i32> {
         session_affinity: a.session_affinity,
         external_ip: a.external_ip,
     };
-    let svc = emu_core::expose::service_for(&target, &opts).map_err(|e| anyhow::anyhow!(e))?;
+    let svc = emu_kubectl::expose::service_for(&target, &opts).map_err(|e| anyhow::anyhow!(e))?;
     let svc_name = object::name(&svc).to_string();
     ctx.block_on(apply_docs(&mut client, vec![svc], true))?;
     println!("service/{svc_name} exposed");
@@ -872,13 +874,13 @@ pub(crate) fn find_pod(ctx: &Ctx, client: &mut Client, target: &str, ns: &str) -
     let owner = ctx.block_on(get_one(client, rk.kind, ns, name))?;
     // A Service's selector is a plain label map; the workloads' a LabelSelector.
     let sel = if rk.kind == "Service" {
-        let labels = emu_core::selector::string_map(&owner["spec"]["selector"]);
+        let labels = emu_api::selector::string_map(&owner["spec"]["selector"]);
         if labels.is_empty() {
             bail!("invalid service '{name}': Service is defined without a selector");
         }
-        emu_core::selector::Selector::from_map(&labels)
+        emu_api::selector::Selector::from_map(&labels)
     } else {
-        emu_core::selector::Selector::from_label_selector(&owner["spec"]["selector"]).map_err(|e| anyhow::anyhow!("{e}"))?
+        emu_api::selector::Selector::from_label_selector(&owner["spec"]["selector"]).map_err(|e| anyhow::anyhow!("{e}"))?
     };
     let pods = ctx.block_on(list(client, "Pod", ns, &sel.to_string()))?;
     pods.into_iter().find(|p| p["status"]["phase"] == "Running").ok_or_else(|| anyhow::anyhow!("no running pod found for {target}"))
@@ -1009,12 +1011,12 @@ pub struct SshArgs {
 pub fn ssh(a: SshArgs, g: &Globals) -> anyhow::Result<i32> {
     require_root()?;
     let cluster = crate::context::resolve(g)?;
-    let paths = emu_core::cluster::Paths::new(&cluster);
-    let config: emu_core::cluster::ClusterConfig = serde_json::from_slice(&std::fs::read(paths.config())?)?;
+    let paths = emu_logic::cluster::Paths::new(&cluster);
+    let config: emu_logic::cluster::ClusterConfig = serde_json::from_slice(&std::fs::read(paths.config())?)?;
     if config.node(&a.node).is_none() {
         bail!("node {:?} not found in cluster {cluster:?} (nodes: {})", a.node, config.nodes.iter().map(|n| n.name.as_str()).collect::<Vec<_>>().join(", "));
     }
-    let ns_path = emu_nodeagent::net::netns_path(&emu_core::naming::netns_node(&cluster, &a.node));
+    let ns_path = emu_nodeagent::net::netns_path(&emu_api::naming::netns_node(&cluster, &a.node));
     run_in_netns(&ns_path, &a.command, &[("EMU_NODE", a.node.as_str())], &format!("node {}", a.node), &a.node)
 }
 
@@ -1030,7 +1032,7 @@ pub struct OutsideArgs {
 pub fn outside(a: OutsideArgs, g: &Globals) -> anyhow::Result<i32> {
     require_root()?;
     let cluster = crate::context::resolve(g)?;
-    let ns_path = emu_nodeagent::net::netns_path(&emu_core::naming::netns_outside(&cluster));
+    let ns_path = emu_nodeagent::net::netns_path(&emu_api::naming::netns_outside(&cluster));
     if !ns_path.exists() {
         bail!("cluster {cluster:?} has no outside world (it was made by an older emu): recreate it with `sudo emu down` and `sudo emu up`");
     }

@@ -8,7 +8,8 @@
 
 use crate::state::Shared;
 use crate::store::ObjectKey;
-use emu_core::{defaults, ipam};
+use emu_api::defaults;
+use emu_logic::ipam;
 use serde_json::{json, Value};
 
 /// The image of the DNS pods: the CoreDNS release kubeadm installs with Kubernetes 1.33.

@@ -3,7 +3,7 @@
 
 use crate::state::{now, Shared};
 use crate::store::{ObjectKey, StoreError, WatchEventType, WatchStart};
-use emu_core::{defaults, kinds, naming, object, validation};
+use emu_api::{defaults, kinds, naming, object, validation};
 use emu_proto::watch_event::Type as EventType;
 use emu_proto::{api_server::Api, *};
 use serde_json::{json, Value};
@@ -70,14 +70,14 @@ pub fn admit(shared: &Shared, mut v: Value, new_namespaces: &[String], may_updat
             object::metadata_mut(&mut v).insert("name".into(), json!(name));
         }
     }
-    emu_core::configdata::decode(&mut v).map_err(Status::invalid_argument)?;
+    emu_logic::configdata::decode(&mut v).map_err(Status::invalid_argument)?;
     defaults::apply_defaults(&mut v);
     if rk.kind == "Service" && may_update {
         // An update: what the new type no longer uses and the user left as it was is cleared
         // before validation (SVC-11), so that an edited Service changes its type with its node
         // ports still written in.
         if let Some(live) = ObjectKey::of(&v).ok().and_then(|k| shared.store.get(&k)) {
-            emu_core::nodeports::drop_type_dependent_fields(&live, &mut v);
+            emu_logic::nodeports::drop_type_dependent_fields(&live, &mut v);
         }
     }
     validation::validate(&v).map_err(|e| Status::invalid_argument(e.to_string()))?;
@@ -121,7 +121,7 @@ fn merge_for_apply(existing: &Value, user: &Value) -> Value {
         m.remove("status");
     }
     let mut merged = three_way_merge(existing, last.as_ref(), &desired);
-    object::set_annotation(&mut merged, LAST_APPLIED, &format!("{}\n", emu_core::manifest::canonical_json(user)));
+    object::set_annotation(&mut merged, LAST_APPLIED, &format!("{}\n", emu_api::json::canonical_json(user)));
     object::metadata_mut(&mut merged).remove("resourceVersion");
     merged
 }
@@ -184,13 +184,13 @@ impl ApiService {
     /// load-balancer address against the cluster. Nothing is written here.
     fn admit_update(&self, existing: &Value, mut desired: Value, node_ports: &mut crate::services::NodePortsInUse) -> Result<Value, Status> {
         let service = object::kind(&desired) == "Service";
-        emu_core::configdata::decode(&mut desired).map_err(Status::invalid_argument)?;
+        emu_logic::configdata::decode(&mut desired).map_err(Status::invalid_argument)?;
         defaults::apply_defaults(&mut desired);
         if service {
             crate::services::prepare_update(existing, &mut desired);
         }
         if object::kind(&desired) == "Pod" {
-            emu_core::serviceaccount::keep_api_access(existing, &mut desired);
+            emu_logic::serviceaccount::keep_api_access(existing, &mut desired);
         }
         validation::validate(&desired).map_err(|e| Status::invalid_argument(e.to_string()))?;
         validation::validate_update(existing, &desired).map_err(|e| Status::invalid_argument(e.to_string()))?;
@@ -251,10 +251,10 @@ impl ApiService {
                         crate::services::check_load_balancer_ip(&self.shared, &v)?;
                     }
                     if rk.kind == "Pod" {
-                        emu_core::serviceaccount::add_api_access(&mut v, &naming::name_suffix(rand::random()));
+                        emu_logic::serviceaccount::add_api_access(&mut v, &naming::name_suffix(rand::random()));
                     }
                     if mode == WriteMode::Apply {
-                        object::set_annotation(&mut v, LAST_APPLIED, &format!("{}\n", emu_core::manifest::canonical_json(&original)));
+                        object::set_annotation(&mut v, LAST_APPLIED, &format!("{}\n", emu_api::json::canonical_json(&original)));
                     }
                     writes.push((key, None, v));
                 }
@@ -320,7 +320,7 @@ impl Api for ApiService {
         let r = req.into_inner();
         let rk = kinds::by_kind(&r.kind).ok_or_else(|| Status::invalid_argument(format!("unknown kind {:?}", r.kind)))?;
         let ns = (rk.namespaced && !r.namespace.is_empty()).then_some(r.namespace.as_str());
-        let selector = emu_core::selector::Selector::parse(&r.label_selector).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let selector = emu_api::selector::Selector::parse(&r.label_selector).map_err(|e| Status::invalid_argument(e.to_string()))?;
         let field = parse_field_selector(&r.field_selector)?;
         let (items, rv) = self.shared.store.list(rk.kind, ns);
         let items = items
@@ -491,7 +491,7 @@ impl Api for ApiService {
             pod_cidr: c.pod_cidr.clone(),
             service_cidr: c.service_cidr.clone(),
             resource_version: self.shared.store.resource_version(),
-            version: emu_core::cluster::KUBERNETES_VERSION.into(),
+            version: emu_logic::cluster::KUBERNETES_VERSION.into(),
         }))
     }
 
@@ -502,10 +502,10 @@ impl Api for ApiService {
         let key = ObjectKey { kind: "Pod".into(), namespace: r.namespace.clone(), name: r.pod_name.clone() };
         let pod = self.shared.store.get(&key).filter(|p| object::uid(p) == r.pod_uid).ok_or_else(|| not_found(&key))?;
         // TokenRequest's own floor: ten minutes.
-        let ttl = if r.expiration_seconds > 0 { r.expiration_seconds.max(600) } else { emu_core::serviceaccount::TOKEN_EXPIRATION_SECONDS };
+        let ttl = if r.expiration_seconds > 0 { r.expiration_seconds.max(600) } else { emu_logic::serviceaccount::TOKEN_EXPIRATION_SECONDS };
         let service_account =
             if r.service_account.is_empty() { pod["spec"]["serviceAccountName"].as_str().unwrap_or("default").to_string() } else { r.service_account };
-        let subject = emu_core::serviceaccount::TokenSubject { namespace: r.namespace, service_account, pod_name: r.pod_name, pod_uid: r.pod_uid };
+        let subject = emu_logic::serviceaccount::TokenSubject { namespace: r.namespace, service_account, pod_name: r.pod_name, pod_uid: r.pod_uid };
         let now = crate::state::now();
         let token = signer.issue(&subject, now, ttl).map_err(|e| Status::internal(e.to_string()))?;
         Ok(Response::new(TokenResponse { token, issued_at: now, expires_at: now + ttl }))
@@ -569,7 +569,7 @@ mod tests {
     mod finalizers {
         use super::super::*;
         use crate::store::Store;
-        use emu_core::cluster::ClusterConfig;
+        use emu_logic::cluster::ClusterConfig;
 
         fn api(dir: &std::path::Path) -> ApiService {
             let store = Store::open(&dir.join("store.redb")).unwrap();

@@ -8,7 +8,7 @@
 //! host) must not touch that namespace's routes.
 
 use crate::state::Shared;
-use emu_core::object;
+use emu_api::object;
 use std::collections::BTreeMap;
 use std::process::Command;
 

@@ -9,7 +9,8 @@
 
 use crate::state::{now, Shared};
 use crate::store::{Change, ObjectKey, WatchEventType};
-use emu_core::{defaults, ipam, naming, object, scheduler};
+use emu_api::{defaults, naming, object};
+use emu_logic::{ipam, scheduler};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::Ipv4Addr;
@@ -270,7 +271,7 @@ fn sync_replicasets(shared: &Shared) {
                 for _attempt in 0..5 {
                     let mut p = pod.clone();
                     p["metadata"]["name"] = json!(naming::generate_name(&format!("{}-", object::name(rs)), rand::random()));
-                    emu_core::serviceaccount::add_api_access(&mut p, &naming::name_suffix(rand::random()));
+                    emu_logic::serviceaccount::add_api_access(&mut p, &naming::name_suffix(rand::random()));
                     match shared.store.create(p) {
                         Ok(_) => break,
                         Err(crate::store::StoreError::AlreadyExists { .. }) => continue,
@@ -360,7 +361,8 @@ fn schedule_pods(shared: &Shared, last_ip: &mut HashMap<String, Ipv4Addr>) {
         .map(|v| &**v)
         .filter(|p| {
             !object::is_terminating(p)
-                && (bound_node(p).is_none() || (emu_core::podspec::allocated_ip(p).is_none() && p["status"]["phase"].as_str().is_none_or(|ph| ph == "Pending")))
+                && (bound_node(p).is_none()
+                    || (emu_logic::podspec::allocated_ip(p).is_none() && p["status"]["phase"].as_str().is_none_or(|ph| ph == "Pending")))
         })
         .collect();
     if pending.is_empty() {
@@ -397,7 +399,7 @@ fn schedule_pods(shared: &Shared, last_ip: &mut HashMap<String, Ipv4Addr>) {
         let Some(node) = nodes.iter().find(|n| object::name(n) == node_name) else { continue };
         let Some(cidr) = node["spec"]["podCIDR"].as_str().and_then(|c| c.parse::<ipam::Ipv4Cidr>().ok()) else { continue };
         let used: HashSet<Ipv4Addr> =
-            bound.iter().filter(|p| p["spec"]["nodeName"] == node_name.as_str()).filter_map(|p| emu_core::podspec::allocated_ip(p)?.parse().ok()).collect();
+            bound.iter().filter(|p| p["spec"]["nodeName"] == node_name.as_str()).filter_map(|p| emu_logic::podspec::allocated_ip(p)?.parse().ok()).collect();
         let Some(ip) = ipam::allocate_pod_ip(cidr, &used, last_ip.get(&node_name).copied()) else {
             tracing::warn!(node = %node_name, "pod CIDR {cidr} is full");
             continue;
@@ -455,7 +457,7 @@ fn collect_garbage(shared: &Shared) {
         }
     }
     // Everything else namespaced (Secrets, ConfigMaps, Events, …) goes with its namespace.
-    for rk in emu_core::kinds::KINDS.iter().filter(|rk| rk.namespaced && !kinds.contains(&rk.kind)) {
+    for rk in emu_api::kinds::KINDS.iter().filter(|rk| rk.namespaced && !kinds.contains(&rk.kind)) {
         for v in shared.store.list_shared(rk.kind, None).0.iter().filter(|v| !namespaces.contains(object::namespace(v))) {
             let _ = shared.store.delete(&key(rk.kind, object::namespace(v), object::name(v)));
         }
@@ -471,8 +473,8 @@ fn expire_events(shared: &Shared, now: i64) {
     for e in shared.store.list_shared("Event", None).0.iter() {
         let last = ["lastTimestamp", "eventTime", "firstTimestamp"]
             .iter()
-            .find_map(|f| e[*f].as_str().and_then(emu_core::time::parse_rfc3339))
-            .or_else(|| object::str_at(e, &["metadata", "creationTimestamp"]).and_then(emu_core::time::parse_rfc3339));
+            .find_map(|f| e[*f].as_str().and_then(emu_api::time::parse_rfc3339))
+            .or_else(|| object::str_at(e, &["metadata", "creationTimestamp"]).and_then(emu_api::time::parse_rfc3339));
         if last.is_some_and(|t| now - t > EVENT_TTL_SECONDS) {
             let _ = shared.store.delete(&key("Event", object::namespace(e), object::name(e)));
         }

@@ -1,5 +1,5 @@
 //! The endpoints controllers: for every Service with a selector, the Endpoints object and the
-//! EndpointSlices that list its pods (decided by [`emu_core::endpoints`]); for a Service without
+//! EndpointSlices that list its pods (decided by [`emu_logic::endpoints`]); for a Service without
 //! selector, the EndpointSlice mirrored from the Endpoints object the user wrote (SVC-18).
 //! Writes happen only when the meaningful content changed, so a steady cluster writes nothing.
 //!
@@ -12,7 +12,8 @@
 use crate::controllers::Changes;
 use crate::state::{now, Shared};
 use crate::store::{Change, ObjectKey, WatchEventType};
-use emu_core::{endpoints, naming, object};
+use emu_api::{naming, object};
+use emu_logic::endpoints;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;

@@ -3,8 +3,8 @@
 use anyhow::Context;
 use clap::Parser;
 use emu_controller::{api::ApiService, controllers, https, pki::ClusterPki, services, state::Shared, store::Store};
-use emu_core::cluster::{ClusterConfig, Paths, KUBERNETES_VERSION};
-use emu_core::ipam;
+use emu_logic::cluster::{ClusterConfig, Paths, KUBERNETES_VERSION};
+use emu_logic::ipam;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::os::unix::fs::PermissionsExt;
 use tokio_stream::wrappers::UnixListenerStream;

@@ -2,7 +2,8 @@
 
 use crate::state::{now, Shared};
 use crate::store::{ObjectKey, StoreError};
-use emu_core::{ipam, object};
+use emu_api::object;
+use emu_logic::ipam;
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::{Duration, Instant};

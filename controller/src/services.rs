@@ -4,8 +4,9 @@
 
 use crate::state::Shared;
 use crate::store::ObjectKey;
-use emu_core::nodeports::{self, NodePortError, NodePortsHeld};
-use emu_core::{defaults, ipam, object};
+use emu_api::{defaults, object};
+use emu_logic::ipam;
+use emu_logic::nodeports::{self, NodePortError, NodePortsHeld};
 use serde_json::{json, Value};
 use std::collections::HashSet;
 use std::net::Ipv4Addr;
@@ -136,12 +137,12 @@ pub fn check_load_balancer_ip(shared: &Shared, svc: &Value) -> Result<(), Status
             .iter()
             .filter(|o| (object::namespace(o), object::name(o)) != me)
             .find(|o| {
-                emu_core::loadbalancer::ingress_ips(o).contains(&ip)
-                    || emu_core::loadbalancer::requested_ip(o).and_then(|r| r.parse::<Ipv4Addr>().ok()) == Some(ip)
+                emu_logic::loadbalancer::ingress_ips(o).contains(&ip)
+                    || emu_logic::loadbalancer::requested_ip(o).and_then(|r| r.parse::<Ipv4Addr>().ok()) == Some(ip)
             })
             .map(|o| format!("{}/{}", object::namespace(o), object::name(o)))
     };
-    emu_core::loadbalancer::check_requested_ip(svc, pool, held_by)
+    emu_logic::loadbalancer::check_requested_ip(svc, pool, held_by)
         .map_err(|cause| Status::invalid_argument(format!("The Service {:?} is invalid: {cause}", object::name(svc))))
 }
 
@@ -226,7 +227,7 @@ mod tests {
     use super::*;
     use crate::api::ApiService;
     use crate::store::Store;
-    use emu_core::cluster::ClusterConfig;
+    use emu_logic::cluster::ClusterConfig;
     use emu_proto::{api_server::Api, ApplyRequest, Object, ReplaceRequest, UpdateStatusRequest};
     use tonic::Request;
 
@@ -247,7 +248,7 @@ mod tests {
             service_cidr: "10.96.0.0/12".into(),
             outside_cidr: String::new(),
             load_balancer_cidr: "203.0.113.0/24".into(),
-            node_grace_seconds: emu_core::cluster::DEFAULT_NODE_GRACE_SECONDS,
+            node_grace_seconds: emu_logic::cluster::DEFAULT_NODE_GRACE_SECONDS,
             eviction_seconds: None,
         };
         let shared = Shared::new(store, config);

@@ -1,7 +1,7 @@
 //! State shared by the API handlers and the controllers.
 
 use crate::store::Store;
-use emu_core::cluster::ClusterConfig;
+use emu_logic::cluster::ClusterConfig;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -64,4 +64,4 @@ impl Shared {
     }
 }
 
-pub use emu_core::time::now;
+pub use emu_api::time::now;

@@ -74,7 +74,7 @@ impl fmt::Display for ObjectKey {
 /// The "plural.group" text Kubernetes puts in its error messages; a kind emu does not serve gets
 /// the lower-case "+s" guess.
 fn resource_name(kind: &str) -> String {
-    emu_core::kinds::by_kind(kind).map(|rk| rk.qualified_plural()).unwrap_or_else(|| format!("{}s", kind.to_lowercase()))
+    emu_api::kinds::by_kind(kind).map(|rk| rk.qualified_plural()).unwrap_or_else(|| format!("{}s", kind.to_lowercase()))
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -246,7 +246,7 @@ impl Store {
         let has_spec = obj.get("spec").is_some();
         let meta = metadata_mut(&mut obj, &key)?;
         meta.insert("uid".into(), new_uid().into());
-        meta.insert("creationTimestamp".into(), emu_core::object::rfc3339(crate::state::now()).into());
+        meta.insert("creationTimestamp".into(), emu_api::object::rfc3339(crate::state::now()).into());
         if has_spec {
             meta.insert("generation".into(), 1.into());
         }
@@ -444,7 +444,7 @@ fn load(db: &Database) -> Result<(BTreeMap<ObjectKey, Arc<Value>>, u64), redb::E
 fn completes_deletion(stored: &Value, new: &Value) -> bool {
     let finalizers = |v: &Value| v.pointer("/metadata/finalizers").and_then(Value::as_array).map_or(0, Vec::len);
     let grace = stored.pointer("/metadata/deletionGracePeriodSeconds").and_then(Value::as_i64).unwrap_or(0);
-    emu_core::object::is_terminating(stored) && grace == 0 && finalizers(stored) > 0 && finalizers(new) == 0
+    emu_api::object::is_terminating(stored) && grace == 0 && finalizers(stored) > 0 && finalizers(new) == 0
 }
 
 fn metadata_mut<'a>(obj: &'a mut Value, key: &ObjectKey) -> Result<&'a mut Map<String, Value>, StoreError> {

@@ -3,7 +3,7 @@
 //! kubelet makes for a pod's `kube-api-access` volume) and their check when a client presents
 //! one to the HTTPS endpoint.
 
-use emu_core::serviceaccount::{self, TokenError, TokenSubject};
+use emu_logic::serviceaccount::{self, TokenError, TokenSubject};
 use ring::rand::SystemRandom;
 use ring::signature::{EcdsaKeyPair, KeyPair, UnparsedPublicKey, ECDSA_P256_SHA256_FIXED, ECDSA_P256_SHA256_FIXED_SIGNING};
 use std::io::Write;

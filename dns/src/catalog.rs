@@ -11,8 +11,8 @@
 //! every catalog built from them, so that a rebuild allocates little.
 
 use crate::names;
-use emu_core::endpoints::LABEL_SERVICE_NAME;
-use emu_core::object;
+use emu_api::object;
+use emu_logic::endpoints::LABEL_SERVICE_NAME;
 use hickory_proto::rr::Name;
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};

@@ -8,7 +8,7 @@
 //!
 //! The decisions are pure functions without I/O: [`catalog`] (objects → what DNS knows) and
 //! [`answer`] (catalog + question → response), unit-tested rule by rule. They live here rather
-//! than in `emu-core` because they are written in hickory's record types. [`server`] and
+//! than in `emu-logic` because they are written in hickory's record types. [`server`] and
 //! [`feed`] are the edges: sockets, and the watch on the controller.
 //!
 //! # Names outside the cluster

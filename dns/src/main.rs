@@ -11,7 +11,7 @@ use std::sync::Arc;
 #[command(name = "emu-dns", about = "emu's cluster DNS server: answers the Kubernetes DNS specification from the controller's Services and EndpointSlices.")]
 struct Args {
     /// The controller's API socket (where emu mounts it into the DNS pods by default).
-    #[arg(long, default_value = emu_core::images::API_SOCKET_IN_CONTAINER)]
+    #[arg(long, default_value = emu_logic::images::API_SOCKET_IN_CONTAINER)]
     socket: PathBuf,
     /// DNS over UDP and TCP.
     #[arg(long, default_value = "0.0.0.0:53")]

@@ -6,8 +6,9 @@
 use crate::{cgroup, net, sandbox};
 use anyhow::{bail, Context};
 use clap::Parser;
-use emu_core::cluster::{ClusterConfig, NodeConfig, Paths};
-use emu_core::{configdata, ipam, naming, object, volumes};
+use emu_api::{naming, object};
+use emu_logic::cluster::{ClusterConfig, NodeConfig, Paths};
+use emu_logic::{configdata, ipam, volumes};
 use emu_proto::api_client::ApiClient;
 use emu_proto::reflector::{self, Snapshot};
 use serde_json::{json, Value};
@@ -169,8 +170,8 @@ fn node_object(node: &NodeConfig) -> Value {
             "capacity": resources, "allocatable": resources,
             "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
             "nodeInfo": {"architecture": "amd64", "bootID": "", "containerRuntimeVersion": format!("emu://{}", env!("CARGO_PKG_VERSION")),
-                "kernelVersion": kernel, "kubeProxyVersion": emu_core::cluster::KUBERNETES_VERSION,
-                "kubeletVersion": emu_core::cluster::KUBERNETES_VERSION, "machineID": "", "operatingSystem": "linux",
+                "kernelVersion": kernel, "kubeProxyVersion": emu_logic::cluster::KUBERNETES_VERSION,
+                "kubeletVersion": emu_logic::cluster::KUBERNETES_VERSION, "machineID": "", "operatingSystem": "linux",
                 "osImage": os_image, "systemUUID": ""},
         },
     })
@@ -274,7 +275,7 @@ const EVENT_BACKOFF_MAX: Duration = Duration::from_secs(122);
 async fn record_event(agent: &Agent, local: &std::sync::Mutex<Local>, pod: &Value, event_type: &str, reason: &str, message: &str) {
     let key = (object::uid(pod).to_string(), reason.to_string(), message.to_string());
     let wall = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    let stamp = emu_core::time::rfc3339(wall.as_secs() as i64);
+    let stamp = emu_api::time::rfc3339(wall.as_secs() as i64);
     let now = tokio::time::Instant::now();
     let (event, backoff) = {
         let Ok(l) = local.lock() else { return };
@@ -282,11 +283,11 @@ async fn record_event(agent: &Agent, local: &std::sync::Mutex<Local>, pod: &Valu
             Some(r) if now < r.next => return,
             Some(r) => {
                 let mut e = r.event.clone();
-                emu_core::events::repeat(&mut e, &stamp);
+                emu_logic::events::repeat(&mut e, &stamp);
                 (e, (r.backoff * 2).min(EVENT_BACKOFF_MAX))
             }
             None => {
-                (emu_core::events::new_event(pod, event_type, reason, message, "kubelet", &agent.node.name, &stamp, wall.as_nanos()), EVENT_BACKOFF_INITIAL)
+                (emu_logic::events::new_event(pod, event_type, reason, message, "kubelet", &agent.node.name, &stamp, wall.as_nanos()), EVENT_BACKOFF_INITIAL)
             }
         }
     };
@@ -468,7 +469,7 @@ async fn reconcile(
             continue;
         }
         if crate::readiness::has_readiness_probe(&pod) && local.lock().map(|mut l| l.probing.insert(uid.clone())).unwrap_or(false) {
-            if let Some(ip) = emu_core::podspec::allocated_ip(&pod).and_then(|ip| ip.parse().ok()) {
+            if let Some(ip) = emu_logic::podspec::allocated_ip(&pod).and_then(|ip| ip.parse().ok()) {
                 let (readiness, pod, dir, exe, local, uid) =
                     (agent.readiness.clone(), pod.clone(), pod_dir.clone(), agent.shim_exe.clone(), local.clone(), uid.clone());
                 tokio::spawn(async move {
@@ -548,13 +549,13 @@ async fn report(agent: &Agent, local: &std::sync::Mutex<Local>, pod: &Value, sta
 /// The Service variables of a pod's containers (ENV-1..ENV-8), from the Services known now.
 fn service_env(pod: &Value, services: &[Value]) -> Vec<(String, String)> {
     let links = pod["spec"]["enableServiceLinks"].as_bool().unwrap_or(true);
-    emu_core::svcenv::service_env(object::namespace(pod), links, services)
+    emu_logic::svcenv::service_env(object::namespace(pod), links, services)
 }
 
 async fn create_sandbox(agent: &Agent, pod: &Value, services: &[Value], objects: &reflector::Cache) -> anyhow::Result<()> {
     let uid = object::uid(pod);
     let name = object::name(pod);
-    let ip: Ipv4Addr = emu_core::podspec::allocated_ip(pod).context("pod has no IP allocated yet")?.parse().context("pod IP annotation")?;
+    let ip: Ipv4Addr = emu_logic::podspec::allocated_ip(pod).context("pod has no IP allocated yet")?.parse().context("pod IP annotation")?;
     // First, so that a missing Secret or ConfigMap leaves nothing to clean up.
     let spec = sandbox_spec(agent, pod, ip, objects)?;
     let token = pod_token(agent, pod).await;
@@ -655,8 +656,8 @@ fn sandbox_spec(agent: &Agent, pod: &Value, ip: Ipv4Addr, objects: &reflector::C
         hostname: hostname.clone(),
         restart_policy: pod["spec"]["restartPolicy"].as_str().unwrap_or("Always").into(),
         termination_grace_seconds: pod["spec"]["terminationGracePeriodSeconds"].as_u64().unwrap_or(30),
-        hosts_file: emu_core::podspec::hosts_file(pod, &ip.to_string()),
-        resolv_conf: emu_core::podspec::resolv_conf(pod, &node_resolver()),
+        hosts_file: emu_logic::podspec::hosts_file(pod, &ip.to_string()),
+        resolv_conf: emu_logic::podspec::resolv_conf(pod, &node_resolver()),
         containers,
         volumes,
     })
@@ -713,8 +714,8 @@ fn volume_payloads(pod: &Value, objects: &reflector::Cache, token: Option<&str>)
 
 /// Whether the pod's token is due for renewal (its volume is then written again).
 fn token_due(agent: &Agent, uid: &str) -> bool {
-    let now = emu_core::time::now();
-    agent.tokens.lock().ok().and_then(|t| t.get(uid).map(|t| emu_core::serviceaccount::needs_renewal(t.issued_at, t.ttl, now))).unwrap_or(false)
+    let now = emu_api::time::now();
+    agent.tokens.lock().ok().and_then(|t| t.get(uid).map(|t| emu_logic::serviceaccount::needs_renewal(t.issued_at, t.ttl, now))).unwrap_or(false)
 }
 
 /// The pod's service-account token when one of its volumes projects it: the one the API server
@@ -728,9 +729,9 @@ async fn pod_token(agent: &Agent, pod: &Value) -> Option<String> {
         .flat_map(|v| v["projected"]["sources"].as_array().into_iter().flatten())
         .find_map(|s| s.get("serviceAccountToken").filter(|t| t.is_object()))?;
     let uid = object::uid(pod).to_string();
-    let now = emu_core::time::now();
+    let now = emu_api::time::now();
     let cached = agent.tokens.lock().ok().and_then(|t| t.get(&uid).cloned());
-    if let Some(t) = cached.as_ref().filter(|t| !emu_core::serviceaccount::needs_renewal(t.issued_at, t.ttl, now)) {
+    if let Some(t) = cached.as_ref().filter(|t| !emu_logic::serviceaccount::needs_renewal(t.issued_at, t.ttl, now)) {
         return Some(t.token.clone());
     }
     let request = emu_proto::TokenRequest {
@@ -738,7 +739,7 @@ async fn pod_token(agent: &Agent, pod: &Value) -> Option<String> {
         service_account: pod["spec"]["serviceAccountName"].as_str().unwrap_or("default").into(),
         pod_name: object::name(pod).into(),
         pod_uid: uid.clone(),
-        expiration_seconds: wanted["expirationSeconds"].as_i64().unwrap_or(emu_core::serviceaccount::TOKEN_EXPIRATION_SECONDS),
+        expiration_seconds: wanted["expirationSeconds"].as_i64().unwrap_or(emu_logic::serviceaccount::TOKEN_EXPIRATION_SECONDS),
     };
     match agent.client.clone().create_token(request).await {
         Ok(r) => {
@@ -772,8 +773,8 @@ fn write_volumes(shim_pid: i32, pod_dir: &std::path::Path, payloads: &[(String, 
 
 /// The node's resolver for dnsPolicy `Default`: emu's nodes share the host's /etc/resolv.conf
 /// (its servers are unreachable from inside the emulator, as containment requires).
-fn node_resolver() -> emu_core::podspec::ResolverConfig {
-    emu_core::podspec::parse_resolv_conf(&std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default())
+fn node_resolver() -> emu_logic::podspec::ResolverConfig {
+    emu_logic::podspec::parse_resolv_conf(&std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default())
 }
 
 fn strings(v: &Value) -> Vec<String> {
@@ -854,35 +855,35 @@ fn restarts_before(pod: &Value, container: &str) -> u32 {
 }
 
 fn pod_status(agent: &Agent, pod: &Value, state: &sandbox::SandboxState) -> Value {
-    let ip = emu_core::podspec::allocated_ip(pod).unwrap_or("");
-    let input = emu_core::podspec::StatusInput {
+    let ip = emu_logic::podspec::allocated_ip(pod).unwrap_or("");
+    let input = emu_logic::podspec::StatusInput {
         host_ip: agent.node.internal_ip.clone(),
         pod_ip: ip.to_string(),
         containers: state
             .containers
             .iter()
-            .map(|c| emu_core::podspec::ContainerObservation {
+            .map(|c| emu_logic::podspec::ContainerObservation {
                 name: c.name.clone(),
                 image: c.image.clone(),
                 restart_count: c.restart_count,
                 container_id: c.pid.map(|p| format!("emu://{}-{p}", object::uid(pod))),
                 state: match &c.state {
                     sandbox::ContainerState::Waiting { reason, message } => {
-                        emu_core::podspec::Observed::Waiting { reason: reason.clone(), message: message.clone() }
+                        emu_logic::podspec::Observed::Waiting { reason: reason.clone(), message: message.clone() }
                     }
-                    sandbox::ContainerState::Running { started_at } => emu_core::podspec::Observed::Running { started_at: started_at.clone() },
-                    sandbox::ContainerState::Terminated(t) => emu_core::podspec::Observed::Terminated(terminated(t)),
+                    sandbox::ContainerState::Running { started_at } => emu_logic::podspec::Observed::Running { started_at: started_at.clone() },
+                    sandbox::ContainerState::Terminated(t) => emu_logic::podspec::Observed::Terminated(terminated(t)),
                 },
                 last_terminated: c.last_terminated.as_ref().map(terminated),
                 probe_ready: agent.readiness.container_ready(pod, &c.name),
             })
             .collect(),
     };
-    emu_core::podspec::pod_status(pod, &input)
+    emu_logic::podspec::pod_status(pod, &input)
 }
 
-fn terminated(t: &sandbox::Terminated) -> emu_core::podspec::TerminatedObservation {
-    emu_core::podspec::TerminatedObservation {
+fn terminated(t: &sandbox::Terminated) -> emu_logic::podspec::TerminatedObservation {
+    emu_logic::podspec::TerminatedObservation {
         exit_code: t.exit_code,
         signal: t.signal,
         reason: t.reason.clone(),

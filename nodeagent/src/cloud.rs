@@ -9,7 +9,7 @@
 //!   clouds probe it), so traffic goes only to nodes with endpoints; otherwise a TCP connect to
 //!   the node port (a classic balancer's default check);
 //! - forwards each balancer address and port to the healthy nodes' node ports with nftables
-//!   (table `ip emu-cloud`, [`emu_core::loadbalancer::render`]), keeping the client's address.
+//!   (table `ip emu-cloud`, [`emu_dataplane::cloud::render`]), keeping the client's address.
 //!
 //! Level-triggered: every change of Services or Nodes and every health-check round (1 s) computes
 //! the wanted table and applies it when it differs from the last one applied.
@@ -17,9 +17,11 @@
 use crate::nft::NftRunner;
 use anyhow::Context;
 use clap::Parser;
-use emu_core::cluster::{ClusterConfig, Paths};
-use emu_core::loadbalancer::{self, BalancerModel};
-use emu_core::{ipam, object};
+use emu_api::object;
+use emu_dataplane::cloud::{self, BalancerModel};
+use emu_logic::cluster::{ClusterConfig, Paths};
+use emu_logic::ipam;
+use emu_logic::loadbalancer;
 use emu_proto::reflector::{self, Snapshot};
 use serde_json::{json, Value};
 use std::collections::{BTreeSet, HashMap};
@@ -69,7 +71,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             let nodes: Vec<Ipv4Addr> = snap.objects.values().filter(|v| object::kind(v) == "Node").filter_map(|n| external_ip(n)).collect();
             let addresses = assign_addresses(&client, &services, pool).await;
             let balancers = check_nodes(&services, &addresses, &nodes).await;
-            let script = loadbalancer::render(&balancers);
+            let script = cloud::render(&balancers);
             if applied.as_deref() != Some(script.as_str()) {
                 let (runner, text) = (nft.clone(), script.clone());
                 match tokio::task::spawn_blocking(move || runner.apply(&text)).await {
@@ -145,8 +147,8 @@ async fn check_nodes(services: &[Arc<Value>], addresses: &HashMap<(String, Strin
     for s in services {
         let (ns, name) = (object::namespace(s).to_string(), object::name(s).to_string());
         let Some(ip) = addresses.get(&(ns.clone(), name.clone())) else { continue };
-        let listeners = loadbalancer::listeners(s);
-        let Some(check_port) = listeners.iter().find(|l| l.protocol == emu_core::proxy::Protocol::Tcp).map(|l| l.node_port) else {
+        let listeners = cloud::listeners(s);
+        let Some(check_port) = listeners.iter().find(|l| l.protocol == emu_dataplane::proxy::Protocol::Tcp).map(|l| l.node_port) else {
             // UDP-only balancers cannot be checked with a connect: every node is taken.
             balancers.push(BalancerModel { namespace: ns, name, ip: *ip, listeners, healthy_nodes: nodes.to_vec() });
             continue;

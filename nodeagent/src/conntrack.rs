@@ -1,8 +1,8 @@
 //! Deleting stale UDP conntrack entries with the `conntrack` tool, in the agent's node namespace:
 //! after an endpoint leaves a UDP service, datagrams of an existing flow would otherwise keep
-//! going to it (`emu_core::proxy::stale_udp_flows` decides which flows).
+//! going to it (`emu_dataplane::proxy::stale_udp_flows` decides which flows).
 
-use emu_core::proxy::StaleUdpFlow;
+use emu_dataplane::proxy::StaleUdpFlow;
 use std::process::{Command, Stdio};
 
 /// Deletes the conntrack entries of each flow. Best effort: a flow with no entry is the common

@@ -12,9 +12,11 @@
 //! has reverted a fault that is deleted (which the finalizer keeps, Terminating, until then).
 
 use crate::linkemu::{QueueConfig, COPY_MARK, DNAT_BIT, REPLY_BIT, SNAT_BIT, UNTRACKED_MARK};
-use emu_core::cluster::{ClusterConfig, NodeConfig};
-use emu_core::faults::{self, FaultSpec, Target};
-use emu_core::{naming, object};
+use emu_api::fault::{self as fault_object, FaultSpec, Target};
+use emu_api::{naming, object};
+use emu_dataplane::faults as fault_rules;
+use emu_logic::cluster::{ClusterConfig, NodeConfig};
+use emu_logic::faults;
 use emu_proto::reflector::{self, Snapshot};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -86,8 +88,8 @@ async fn sync(
     let mut list: Vec<(Value, Option<FaultSpec>)> = snap
         .objects
         .values()
-        .filter(|v| object::kind(v) == faults::KIND)
-        .map(|f| match faults::parse(f, &node_names) {
+        .filter(|v| object::kind(v) == fault_object::KIND)
+        .map(|f| match fault_object::parse(f, &node_names) {
             Ok(spec) => (f.as_ref().clone(), Some(spec)),
             Err(e) => {
                 tracing::warn!(fault = %object::name(f), error = %e, "ignoring an invalid fault");
@@ -108,7 +110,7 @@ async fn sync(
     let mut held = Vec::new();
     for (fault, spec) in &mut list {
         let Some(spec) = spec else { continue };
-        let wanted = !object::is_terminating(fault) && faults::nodes_affected(spec, pod_node).iter().any(|n| n == me);
+        let wanted = !object::is_terminating(fault) && fault_object::nodes_affected(spec, pod_node).iter().any(|n| n == me);
         if !wanted {
             continue;
         }
@@ -179,7 +181,7 @@ pub async fn write_back(client: &mut Client, fault: &Value, how: Part, edit: imp
             // A PUT that completes a deletion returns the last state: it is gone.
             Ok(o) => return o.and_then(|o| serde_json::from_str(&o.json).ok()),
             Err(e) if e.code() == tonic::Code::Aborted => {
-                let r = emu_proto::ObjectRef { kind: faults::KIND.into(), namespace: String::new(), name: object::name(fault).into() };
+                let r = emu_proto::ObjectRef { kind: fault_object::KIND.into(), namespace: String::new(), name: object::name(fault).into() };
                 match client.get(r).await {
                     Ok(o) => current = serde_json::from_str(&o.into_inner().json).ok()?,
                     Err(_) => return None,
@@ -234,7 +236,7 @@ async fn reconcile(
             (object::name(n).to_string(), list)
         })
         .collect();
-    let script = faults::partition_script(specs, &addresses);
+    let script = fault_rules::partition_script(specs, &addresses);
     let mut partitioned = applied.partition.as_deref() == Some(script.as_str());
     if !partitioned {
         let (runner, text) = (nft.clone(), script.clone());
@@ -257,14 +259,14 @@ async fn reconcile(
 
     // Link impairments: the node's link (its eth0) and its pods' links (their eth0, in the
     // pods' namespaces), each direction to a queue of the link emulator.
-    let by_target = faults::netem_by_target(specs);
+    let by_target = fault_rules::netem_by_target(specs);
     // The namespace whose rules carry each target's impairments (None: the node's), and its
     // first queue (out; in is the next).
     let mut queued: Vec<(Target, Option<String>, u16)> = Vec::new();
     let mut queues: BTreeMap<u16, QueueConfig> = BTreeMap::new();
     // The mangle rules of each namespace: None for the node's, else a pod's namespace name.
     let mut rules: BTreeMap<Option<String>, Vec<String>> = BTreeMap::new();
-    let mut queue_link = |netns: Option<String>, q: u16, netem: &emu_core::faults::Netem| {
+    let mut queue_link = |netns: Option<String>, q: u16, netem: &emu_api::fault::Netem| {
         let dev = crate::net::ETH0;
         let list = rules.entry(netns.clone()).or_default();
         // The emulator's own duplicates pass (they were queued once already).

@@ -4,7 +4,7 @@
 //! `:10256/healthz` (and `/livez`) for the proxy itself (NET-10). The agent lives in its node's
 //! network namespace, so the listeners are the node's.
 
-use emu_core::time::now;
+use emu_api::time::now;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -109,8 +109,8 @@ fn respond(state: &State, port: u16, path: &str) -> String {
             "/healthz" | "/livez" => {
                 let body = format!(
                     "{{\"lastUpdated\": {:?},\"currentTime\": {:?}, \"nodeEligible\": true}}",
-                    emu_core::time::rfc3339(state.last_updated),
-                    emu_core::time::rfc3339(now())
+                    emu_api::time::rfc3339(state.last_updated),
+                    emu_api::time::rfc3339(now())
                 );
                 http(200, "application/json", &[], &body)
             }

@@ -21,10 +21,10 @@
 //!   untracked ([`UNTRACKED_MARK`], the node's `raw` table), and the rare packet that is
 //!   neither (a Service request the node also masquerades) is not duplicated.
 
-use emu_core::faults::Netem;
+use emu_api::fault::Netem;
 // Emu's service rules mark the first packet of a connection the node will masquerade (it has no
 // SNAT state yet when it leaves through the hook).
-use emu_core::proxy::MASQUERADE_MARK;
+use emu_dataplane::proxy::MASQUERADE_MARK;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
 use std::path::PathBuf;

@@ -1,5 +1,5 @@
 //! Applying nft scripts: the one side effect of the service proxy, behind the narrow [`NftRunner`] trait. The ruleset is
-//! decided in `emu_core::proxy`; this module only pipes it to `nft -f -`, or records it.
+//! decided in `emu_dataplane::proxy`; this module only pipes it to `nft -f -`, or records it.
 //!
 //! Everything here blocks (a full sync of a large table takes a second or more); async callers
 //! use `spawn_blocking`.
@@ -45,7 +45,7 @@ pub trait NftRunner: Send + Sync {
     fn apply(&self, script: &str) -> Result<(), NftError>;
 
     /// The terse listing (`nft -t list ruleset ip`: names and rules, no set contents) from which
-    /// `emu_core::proxy::parse_listing` finds leftovers for a resync. Empty when there is no table.
+    /// `emu_dataplane::proxy::parse_listing` finds leftovers for a resync. Empty when there is no table.
     fn list(&self) -> Result<String, NftError>;
 }
 

@@ -1,5 +1,5 @@
-//! Runs one probe action ([`emu_core::probe::ProbeAction`]) for a container, as kubelet's prober
-//! does. When to probe and what the results mean is decided by `emu_core::probe::ProbeTracker`.
+//! Runs one probe action ([`emu_logic::probe::ProbeAction`]) for a container, as kubelet's prober
+//! does. When to probe and what the results mean is decided by `emu_logic::probe::ProbeTracker`.
 //!
 //! The agent lives in its node's network namespace, from which pod IPs are routed, so HTTP and
 //! TCP probes connect from here, like kubelet's do from the node. Exec probes run the command
@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
-use emu_core::probe::{ProbeAction, USER_AGENT};
+use emu_logic::probe::{ProbeAction, USER_AGENT};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

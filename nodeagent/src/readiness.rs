@@ -6,7 +6,7 @@
 
 use crate::probe::{run_probe, ExecTarget};
 use crate::sandbox::{self, ContainerState};
-use emu_core::probe::{probe_action, ProbeTracker};
+use emu_logic::probe::{probe_action, ProbeTracker};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
@@ -36,7 +36,7 @@ impl Readiness {
             return true;
         }
         let by_pod = self.by_pod.lock().unwrap_or_else(|e| e.into_inner());
-        by_pod.get(emu_core::object::uid(pod)).and_then(|c| c.get(container)).copied().unwrap_or(false)
+        by_pod.get(emu_api::object::uid(pod)).and_then(|c| c.get(container)).copied().unwrap_or(false)
     }
 
     fn set(&self, uid: &str, container: &str, ready: bool) {
@@ -70,7 +70,7 @@ struct Probed {
 /// Probes the pod's containers until its sandbox is gone. `nodeagent_exe` runs exec probes
 /// (`emu-nodeagent nsexec`, as `emu exec` does).
 pub async fn probe_pod(readiness: Arc<Readiness>, pod: Arc<Value>, pod_ip: Ipv4Addr, pod_dir: PathBuf, nodeagent_exe: PathBuf) {
-    let uid = emu_core::object::uid(&pod).to_string();
+    let uid = emu_api::object::uid(&pod).to_string();
     let epoch = Instant::now();
     let now_ms = || epoch.elapsed().as_millis() as u64;
     let mut probed: HashMap<String, Probed> = HashMap::new();
@@ -111,7 +111,7 @@ pub async fn probe_pod(readiness: Arc<Readiness>, pod: Arc<Value>, pod_ip: Ipv4A
                     run_probe(&action, pod_ip, Some(target), Duration::from_millis(entry.tracker.timeout_ms())).await
                 }
                 Err(reason) => {
-                    tracing::debug!(pod = %emu_core::object::name(&pod), container = name, %reason, "readiness probe cannot run");
+                    tracing::debug!(pod = %emu_api::object::name(&pod), container = name, %reason, "readiness probe cannot run");
                     false
                 }
             };

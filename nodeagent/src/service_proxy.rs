@@ -1,5 +1,5 @@
 //! The node's service proxy loop (kube-proxy's job): watches Services and EndpointSlices, renders
-//! the node's nftables ruleset with [`emu_core::proxy`] and applies it through an [`NftRunner`].
+//! the node's nftables ruleset with [`emu_dataplane::proxy`] and applies it through an [`NftRunner`].
 //!
 //! Level-triggered: every change recomputes the whole desired model (reusing the models of the
 //! Services whose objects did not change). The first sync (and every
@@ -8,7 +8,8 @@
 //! transaction however many services exist.
 
 use crate::nft::NftRunner;
-use emu_core::{ipam, proxy};
+use emu_dataplane::proxy;
+use emu_logic::ipam;
 use emu_proto::reflector::Snapshot;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

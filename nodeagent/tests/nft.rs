@@ -8,10 +8,10 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
-use emu_core::ipam::Ipv4Cidr;
-use emu_core::proxy::{
+use emu_dataplane::proxy::{
     affinity_set_name, parse_listing, render_full, render_resync, render_update, EndpointModel, PortModel, Protocol, ProxyInput, ServiceModel,
 };
+use emu_logic::ipam::Ipv4Cidr;
 use emu_nodeagent::nft::{NftRunner, RealNft};
 
 const NODE: &str = "node-a";

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Once;
 use std::time::{Duration, Instant};
 
-use emu_core::probe::ProbeAction;
+use emu_logic::probe::ProbeAction;
 use emu_nodeagent::probe::{run_probe, ExecTarget};
 use emu_nodeagent::sandbox::{read_state, spawn_shim, stop_shim, ContainerSpec, ContainerState, SandboxSpec};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

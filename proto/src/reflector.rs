@@ -38,7 +38,7 @@ impl<T> Default for Snapshot<T> {
 }
 
 /// The cache key of an object. Read straight from the JSON: this crate must not depend on
-/// `emu-core` (nothing `proto` depends on may depend on `proto`, and it keeps the API crate small).
+/// `emu-api` (the gRPC crate stays independent of the object machinery, and small).
 fn key_of(v: &Value) -> (String, String, String) {
     let text = |pointer: &str| v.pointer(pointer).and_then(Value::as_str).unwrap_or("").to_string();
     (text("/kind"), text("/metadata/namespace"), text("/metadata/name"))

@@ -6,7 +6,7 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 /// The workspace's target directory holding `emu` and the programs it runs
-/// (`emu_core::images::companion_programs`; test binaries live in `target/<profile>/deps`).
+/// (`emu_logic::images::companion_programs`; test binaries live in `target/<profile>/deps`).
 pub fn bin_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
     let here = exe.parent().expect("binary directory").to_path_buf();
@@ -285,7 +285,7 @@ pub mod bench {
     pub fn cluster_with_client(rt: &tokio::runtime::Runtime, name: &str, nodes: usize) -> anyhow::Result<(Cluster, ApiClient)> {
         use anyhow::Context as _;
         let cluster = cluster_up(name, nodes)?;
-        let socket = emu_core::cluster::Paths::new(name).socket();
+        let socket = emu_logic::cluster::Paths::new(name).socket();
         let client = rt.block_on(emu_proto::connect_unix(&socket)).with_context(|| format!("connecting to {}", socket.display()))?;
         Ok((cluster, client))
     }

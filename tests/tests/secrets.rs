@@ -213,8 +213,8 @@ fn namespaces_take_their_objects_and_old_events_expire() {
         )
     };
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
-    let old = emu_core::time::rfc3339(now - 3601 - 60);
-    let fresh = emu_core::time::rfc3339(now - 60);
+    let old = emu_api::time::rfc3339(now - 3601 - 60);
+    let fresh = emu_api::time::rfc3339(now - 60);
     c.emu(&["create", "configmap", "tick"]).ok();
     c.apply("events.yaml", &format!("{}---\n{}", event("web.old", &old), event("web.fresh", &fresh))).ok();
     // A deletion has the garbage collector run at once (else within 10 s).

@@ -16,7 +16,7 @@ use std::os::fd::RawFd;
 use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use emu_core::images::{FileSource, ImageProfile};
+use emu_logic::images::{FileSource, ImageProfile};
 use nix::mount::{MntFlags, MsFlags};
 
 use super::{drop_capabilities, exec, find_executable, reset_signals};

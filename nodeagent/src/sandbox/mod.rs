@@ -329,7 +329,7 @@ fn signal(pid: i32, sig: i32) -> io::Result<()> {
 
 /// RFC 3339 in UTC with seconds, as the Kubernetes API prints times (`2024-05-01T12:00:00Z`).
 fn rfc3339(t: SystemTime) -> String {
-    emu_core::object::rfc3339(t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64))
+    emu_api::object::rfc3339(t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64))
 }
 
 /// The capabilities a container keeps: the container runtimes' default set. Without NET_ADMIN

@@ -8,7 +8,7 @@
 use std::fs::File;
 use std::path::Path;
 
-use emu_core::images;
+use emu_logic::images;
 use nix::sched::CloneFlags;
 use nix::sys::wait::{waitpid, WaitStatus};
 

@@ -11,8 +11,8 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
-use emu_core::images::{self, ImageProfile};
-use emu_core::svcenv;
+use emu_logic::images::{self, ImageProfile};
+use emu_logic::svcenv;
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
@@ -168,7 +168,7 @@ fn mount_volumes(pod_dir: &Path, specs: &[VolumeSpec]) -> io::Result<()> {
 
 /// Every volume has its first version (`..data`).
 fn volumes_filled(pod_dir: &Path, specs: &[VolumeSpec]) -> bool {
-    specs.iter().all(|v| volumes::volume_dir(pod_dir, &v.name).join(emu_core::volumes::DATA_DIR_LINK).exists())
+    specs.iter().all(|v| volumes::volume_dir(pod_dir, &v.name).join(emu_logic::volumes::DATA_DIR_LINK).exists())
 }
 
 /// Waits for one of `mask`'s signals, at most `timeout` (forever if None); None on timeout.
@@ -549,7 +549,7 @@ fn emu_binds(profile: &ImageProfile, cluster: &str) -> Vec<(PathBuf, String)> {
         .iter()
         .map(|m| match *m {
             images::EmuMount::Program { program, path } => (exe.with_file_name(program), path.to_string()),
-            images::EmuMount::ApiSocket { path } => (emu_core::cluster::Paths::new(cluster).socket(), path.to_string()),
+            images::EmuMount::ApiSocket { path } => (emu_logic::cluster::Paths::new(cluster).socket(), path.to_string()),
         })
         .collect()
 }

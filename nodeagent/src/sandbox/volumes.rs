@@ -17,7 +17,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use emu_core::volumes::{self, FileProjection, Payload};
+use emu_logic::volumes::{self, FileProjection, Payload};
 
 /// `<pod_dir>/volumes`: the tmpfs mount point (an empty directory as the host sees it).
 pub const VOLUMES_DIR: &str = "volumes";

@@ -26,7 +26,7 @@
 //!    Then the qps of emu over all 10,000 names.
 
 use anyhow::{anyhow, bail, Context as _};
-use emu_core::naming;
+use emu_api::naming;
 use emu_tests::{
     bench::{apply, cluster_with_client, poll},
     emu_path, is_ready, require_root, Cluster,

@@ -45,7 +45,7 @@ fn scenarios() -> PathBuf {
 /// Whether the table `ip emu` of `node` still DNATs to `ip`.
 fn rules_reach(cluster: &str, node: &str, ip: &str) -> bool {
     let out =
-        Command::new("ip").args(["netns", "exec", &emu_core::naming::netns_node(cluster, node), "nft", "list", "table", "ip", "emu"]).output().expect("nft");
+        Command::new("ip").args(["netns", "exec", &emu_api::naming::netns_node(cluster, node), "nft", "list", "table", "ip", "emu"]).output().expect("nft");
     String::from_utf8_lossy(&out.stdout).contains(&format!("to {ip}:"))
 }
 

@@ -25,9 +25,9 @@
 //! Clusters are deleted at the end of their section, also when it fails.
 
 use anyhow::{anyhow, bail, Context as _};
-use emu_core::ipam::Ipv4Cidr;
-use emu_core::naming;
-use emu_core::proxy::{render_full, render_update, EndpointModel, PortModel, Protocol, ProxyInput, ServiceModel};
+use emu_api::naming;
+use emu_dataplane::proxy::{render_full, render_update, EndpointModel, PortModel, Protocol, ProxyInput, ServiceModel};
+use emu_logic::ipam::Ipv4Cidr;
 use emu_nodeagent::nft::{NftRunner, RealNft};
 use emu_tests::{
     bench::{apply, cluster_with_client, poll},

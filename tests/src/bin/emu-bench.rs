@@ -146,7 +146,7 @@ fn running(v: &Value) -> bool {
 /// Applies 100 pods and returns, per pod, the time from its apply to Running (ms). `burst`: all
 /// in one request; otherwise one after another, each once the previous one runs.
 async fn hundred_pods(cluster: &str, burst: bool) -> Vec<f64> {
-    let socket = emu_core::cluster::Paths::new(cluster).socket();
+    let socket = emu_logic::cluster::Paths::new(cluster).socket();
     let mut client = emu_proto::connect_unix(&socket).await.expect("controller");
     let mut watch =
         client.watch(emu_proto::WatchRequest { kinds: vec!["Pod".into()], node_name: String::new(), resource_version: 0 }).await.expect("watch").into_inner();

@@ -1,0 +1,370 @@
+//! The `Fault` object (`emu.dev/v1`, cluster-scoped) that `emu fault …` records in the API: what
+//! a fault does, its spec as JSON and back, checked with messages that name the field and the
+//! fix, and the nodes it concerns. What the agents record of it is `emu_logic::faults`'s; the
+//! rules that apply it are `emu_dataplane::faults`'s.
+
+use serde_json::{json, Value};
+
+pub const API_VERSION: &str = "emu.dev/v1";
+pub const KIND: &str = "Fault";
+
+/// What a Fault does.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FaultSpec {
+    /// Traffic between the nodes (and their pods) of `a` and of `b` is dropped; only from `a`
+    /// to `b` when `one_way`.
+    Partition { a: Vec<String>, b: Vec<String>, one_way: bool },
+    /// Impairments of a node's link (`eth0`) or a pod's, in both directions.
+    Netem { target: Target, netem: Netem },
+    /// The node is stopped (`emu node stop`): its agent and pods frozen (or killed, as a power
+    /// loss does), its links down. The CLI applies it (a stopped agent cannot); agents ignore it.
+    NodeStop { node: String, kill: bool },
+    /// The node's link is down.
+    LinkDown { node: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Target {
+    Node(String),
+    Pod { namespace: String, name: String },
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Node(n) => write!(f, "node/{n}"),
+            Target::Pod { namespace, name } => write!(f, "pod/{namespace}/{name}"),
+        }
+    }
+}
+
+/// `tc netem` impairments, each applied to every packet crossing the link in either direction.
+/// Durations in milliseconds, probabilities in percent.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Netem {
+    pub delay_ms: Option<f64>,
+    pub jitter_ms: Option<f64>,
+    /// Correlation of successive delays.
+    pub delay_correlation: Option<f64>,
+    pub loss: Option<f64>,
+    /// Correlation of successive losses (bursts).
+    pub loss_correlation: Option<f64>,
+    pub duplicate: Option<f64>,
+    pub corrupt: Option<f64>,
+    /// Share of packets sent at once while the others wait `delay` (needs a delay).
+    pub reorder: Option<f64>,
+    /// A rate limit as tc spells it (`1mbit`, `500kbit`).
+    pub rate: Option<String>,
+}
+
+impl Netem {
+    /// `b`'s settings over `a`'s: two faults on one link add up, the later one winning per field.
+    pub fn merged(&self, later: &Netem) -> Netem {
+        Netem {
+            delay_ms: later.delay_ms.or(self.delay_ms),
+            jitter_ms: later.jitter_ms.or(self.jitter_ms),
+            delay_correlation: later.delay_correlation.or(self.delay_correlation),
+            loss: later.loss.or(self.loss),
+            loss_correlation: later.loss_correlation.or(self.loss_correlation),
+            duplicate: later.duplicate.or(self.duplicate),
+            corrupt: later.corrupt.or(self.corrupt),
+            reorder: later.reorder.or(self.reorder),
+            rate: later.rate.clone().or(self.rate.clone()),
+        }
+    }
+
+    /// The impairments as `tc netem` spells them (`delay 100ms 10ms loss 20%`), for `emu fault
+    /// list`.
+    pub fn args(&self) -> Vec<String> {
+        let ms = |v: f64| format!("{v}ms");
+        let pct = |v: f64| format!("{v}%");
+        let mut out = Vec::new();
+        // netem needs a delay for reordering; a reorder without one gets the smallest.
+        let delay = self.delay_ms.or(self.reorder.map(|_| 1.0));
+        if let Some(d) = delay {
+            out.extend(["delay".to_string(), ms(d)]);
+            if let Some(j) = self.jitter_ms {
+                out.push(ms(j));
+                if let Some(c) = self.delay_correlation {
+                    out.push(pct(c));
+                }
+            }
+        }
+        if let Some(l) = self.loss {
+            out.extend(["loss".to_string(), pct(l)]);
+            if let Some(c) = self.loss_correlation {
+                out.push(pct(c));
+            }
+        }
+        for (word, v) in [("duplicate", self.duplicate), ("corrupt", self.corrupt), ("reorder", self.reorder)] {
+            if let Some(v) = v {
+                out.extend([word.to_string(), pct(v)]);
+            }
+        }
+        if let Some(r) = &self.rate {
+            out.extend(["rate".to_string(), r.clone()]);
+        }
+        out
+    }
+
+    fn to_json(&self) -> Value {
+        let mut m = serde_json::Map::new();
+        let ms = |v: f64| json!(format!("{v}ms"));
+        let pct = |v: f64| json!(format!("{v}%"));
+        for (k, v) in [("delay", self.delay_ms), ("jitter", self.jitter_ms)] {
+            if let Some(v) = v {
+                m.insert(k.into(), ms(v));
+            }
+        }
+        for (k, v) in [
+            ("correlation", self.delay_correlation),
+            ("loss", self.loss),
+            ("lossCorrelation", self.loss_correlation),
+            ("duplicate", self.duplicate),
+            ("corrupt", self.corrupt),
+            ("reorder", self.reorder),
+        ] {
+            if let Some(v) = v {
+                m.insert(k.into(), pct(v));
+            }
+        }
+        if let Some(r) = &self.rate {
+            m.insert("rate".into(), json!(r));
+        }
+        Value::Object(m)
+    }
+}
+
+/// `100ms`, `1.5s`, `250us` → milliseconds.
+pub fn parse_duration_ms(s: &str) -> Result<f64, String> {
+    let bad = || format!("invalid duration {s:?}: use a number with ms, s or us (e.g. 100ms)");
+    let (num, scale) = if let Some(n) = s.strip_suffix("ms") {
+        (n, 1.0)
+    } else if let Some(n) = s.strip_suffix("us") {
+        (n, 0.001)
+    } else if let Some(n) = s.strip_suffix('s') {
+        (n, 1000.0)
+    } else {
+        return Err(bad());
+    };
+    let v: f64 = num.parse().map_err(|_| bad())?;
+    if !(v.is_finite() && v >= 0.0 && v * scale <= 60_000.0) {
+        return Err(format!("invalid duration {s:?}: between 0 and 60s"));
+    }
+    Ok(v * scale)
+}
+
+/// `20%` (or `20`) → 20.0, between 0 and 100.
+pub fn parse_percent(s: &str) -> Result<f64, String> {
+    let v: f64 = s.strip_suffix('%').unwrap_or(s).parse().map_err(|_| format!("invalid percentage {s:?}: use e.g. 20%"))?;
+    if !(0.0..=100.0).contains(&v) {
+        return Err(format!("invalid percentage {s:?}: between 0% and 100%"));
+    }
+    Ok(v)
+}
+
+/// A tc rate (`1mbit`, `500kbit`, `10gbit`, `100bps`).
+pub fn parse_rate(s: &str) -> Result<String, String> {
+    let units = ["bit", "kbit", "mbit", "gbit", "bps", "kbps", "mbps", "gbps"];
+    let unit = units.iter().filter(|u| s.ends_with(*u)).max_by_key(|u| u.len());
+    match unit {
+        Some(u) if s[..s.len() - u.len()].parse::<f64>().is_ok_and(|v| v > 0.0) => Ok(s.to_string()),
+        _ => Err(format!("invalid rate {s:?}: use e.g. 1mbit, 500kbit")),
+    }
+}
+
+/// The Fault object for `spec`.
+pub fn to_object(name: &str, spec: &FaultSpec) -> Value {
+    let spec = match spec {
+        FaultSpec::Partition { a, b, one_way } => json!({"partition": {"a": a, "b": b, "oneWay": one_way}}),
+        FaultSpec::LinkDown { node } => json!({"linkDown": {"node": node}}),
+        FaultSpec::NodeStop { node, kill } => json!({"nodeStop": {"node": node, "kill": kill}}),
+        FaultSpec::Netem { target, netem } => {
+            let mut n = netem.to_json();
+            match target {
+                Target::Node(node) => n["node"] = json!(node),
+                Target::Pod { namespace, name } => n["pod"] = json!(format!("{namespace}/{name}")),
+            }
+            json!({"netem": n})
+        }
+    };
+    json!({"apiVersion": API_VERSION, "kind": KIND, "metadata": {"name": name}, "spec": spec})
+}
+
+/// The spec of a Fault object, checked; `nodes` are the cluster's node names. The message names
+/// the field and the fix.
+pub fn parse(obj: &Value, nodes: &[String]) -> Result<FaultSpec, String> {
+    let spec = &obj["spec"];
+    let node = |field: &str, n: &Value| -> Result<String, String> {
+        let name = n.as_str().unwrap_or("");
+        if nodes.iter().any(|x| x == name) {
+            Ok(name.to_string())
+        } else {
+            Err(format!("{field}: node {name:?} is not in the cluster (nodes: {})", nodes.join(", ")))
+        }
+    };
+    let group = |field: &str| -> Result<Vec<String>, String> {
+        let list =
+            spec["partition"][field].as_array().filter(|l| !l.is_empty()).ok_or_else(|| format!("spec.partition.{field}: give one or more node names"))?;
+        list.iter().map(|n| node(&format!("spec.partition.{field}"), n)).collect()
+    };
+    if spec["partition"].is_object() {
+        let (a, b) = (group("a")?, group("b")?);
+        if let Some(both) = a.iter().find(|n| b.contains(n)) {
+            return Err(format!("spec.partition: node {both:?} is on both sides"));
+        }
+        return Ok(FaultSpec::Partition { a, b, one_way: spec["partition"]["oneWay"].as_bool() == Some(true) });
+    }
+    if spec["nodeStop"].is_object() {
+        let kill = spec["nodeStop"]["kill"].as_bool() == Some(true);
+        return Ok(FaultSpec::NodeStop { node: node("spec.nodeStop.node", &spec["nodeStop"]["node"])?, kill });
+    }
+    if spec["linkDown"].is_object() {
+        return Ok(FaultSpec::LinkDown { node: node("spec.linkDown.node", &spec["linkDown"]["node"])? });
+    }
+    let n = &spec["netem"];
+    if !n.is_object() {
+        return Err("spec: give one of partition, linkDown, nodeStop or netem".into());
+    }
+    let target = match (n.get("node"), n["pod"].as_str()) {
+        (Some(name), None) => Target::Node(node("spec.netem.node", name)?),
+        (None, Some(pod)) => {
+            let (namespace, name) = pod.split_once('/').unwrap_or(("default", pod));
+            Target::Pod { namespace: namespace.into(), name: name.into() }
+        }
+        _ => return Err("spec.netem: give either node or pod (NAMESPACE/NAME)".into()),
+    };
+    let field = |k: &str, parse: fn(&str) -> Result<f64, String>| -> Result<Option<f64>, String> {
+        n.get(k).and_then(Value::as_str).map(|s| parse(s).map_err(|e| format!("spec.netem.{k}: {e}"))).transpose()
+    };
+    let netem = Netem {
+        delay_ms: field("delay", parse_duration_ms)?,
+        jitter_ms: field("jitter", parse_duration_ms)?,
+        delay_correlation: field("correlation", parse_percent)?,
+        loss: field("loss", parse_percent)?,
+        loss_correlation: field("lossCorrelation", parse_percent)?,
+        duplicate: field("duplicate", parse_percent)?,
+        corrupt: field("corrupt", parse_percent)?,
+        reorder: field("reorder", parse_percent)?,
+        rate: n.get("rate").and_then(Value::as_str).map(|r| parse_rate(r).map_err(|e| format!("spec.netem.rate: {e}"))).transpose()?,
+    };
+    if netem == Netem::default() {
+        return Err("spec.netem: give at least one of delay, loss, duplicate, corrupt, reorder, rate".into());
+    }
+    if netem.jitter_ms.is_some() && netem.delay_ms.is_none() {
+        return Err("spec.netem.jitter: needs a delay".into());
+    }
+    Ok(FaultSpec::Netem { target, netem })
+}
+
+/// Whether `spec` names `node` (a fault to drop with the node when it is removed).
+pub fn names_node(spec: &FaultSpec, node: &str) -> bool {
+    match spec {
+        FaultSpec::Partition { a, b, .. } => a.iter().chain(b).any(|n| n == node),
+        FaultSpec::NodeStop { node: n, .. } | FaultSpec::LinkDown { node: n } => n == node,
+        FaultSpec::Netem { target: Target::Node(n), .. } => n == node,
+        FaultSpec::Netem { target: Target::Pod { .. }, .. } => false,
+    }
+}
+
+/// The nodes whose agents apply `spec`: both sides of a partition (a node outside it carries no
+/// traffic between them), the node of a link fault, the node a pod target is bound to
+/// (`pod_node(namespace, name)`; none while it is not bound); none for a node stop, which the CLI
+/// applies itself (the node's agent is what it stops).
+pub fn nodes_affected(spec: &FaultSpec, pod_node: impl Fn(&str, &str) -> Option<String>) -> Vec<String> {
+    let mut nodes: Vec<String> = match spec {
+        FaultSpec::Partition { a, b, .. } => a.iter().chain(b).cloned().collect(),
+        FaultSpec::LinkDown { node } | FaultSpec::Netem { target: Target::Node(node), .. } => vec![node.clone()],
+        FaultSpec::Netem { target: Target::Pod { namespace, name }, .. } => pod_node(namespace, name).into_iter().collect(),
+        FaultSpec::NodeStop { .. } => Vec::new(),
+    };
+    nodes.sort();
+    nodes.dedup();
+    nodes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nodes() -> Vec<String> {
+        vec!["node-1".into(), "node-2".into(), "node-3".into()]
+    }
+
+    #[test]
+    fn netem_arguments_as_tc_takes_them() {
+        let n = Netem { delay_ms: Some(100.0), jitter_ms: Some(10.0), delay_correlation: Some(25.0), loss: Some(20.0), ..Default::default() };
+        assert_eq!(n.args(), ["delay", "100ms", "10ms", "25%", "loss", "20%"]);
+        let n = Netem { reorder: Some(25.0), rate: Some("1mbit".into()), duplicate: Some(1.0), corrupt: Some(0.1), ..Default::default() };
+        assert_eq!(n.args(), ["delay", "1ms", "duplicate", "1%", "corrupt", "0.1%", "reorder", "25%", "rate", "1mbit"]);
+    }
+
+    #[test]
+    fn faults_round_trip_through_their_objects() {
+        let specs = [
+            FaultSpec::Partition { a: vec!["node-1".into()], b: vec!["node-2".into(), "node-3".into()], one_way: true },
+            FaultSpec::LinkDown { node: "node-2".into() },
+            FaultSpec::NodeStop { node: "node-3".into(), kill: false },
+            FaultSpec::NodeStop { node: "node-2".into(), kill: true },
+            FaultSpec::Netem { target: Target::Node("node-1".into()), netem: Netem { delay_ms: Some(100.0), jitter_ms: Some(10.0), ..Default::default() } },
+            FaultSpec::Netem {
+                target: Target::Pod { namespace: "default".into(), name: "web".into() },
+                netem: Netem { loss: Some(20.0), rate: Some("1mbit".into()), ..Default::default() },
+            },
+        ];
+        for spec in specs {
+            assert_eq!(parse(&to_object("f", &spec), &nodes()), Ok(spec.clone()));
+        }
+    }
+
+    #[test]
+    fn a_node_is_named_by_its_partitions_and_its_own_faults() {
+        let partition = FaultSpec::Partition { a: vec!["node-1".into()], b: vec!["node-2".into(), "node-3".into()], one_way: false };
+        assert!(names_node(&partition, "node-3") && !names_node(&partition, "node-4"));
+        assert!(names_node(&FaultSpec::LinkDown { node: "node-2".into() }, "node-2"));
+        let pod = FaultSpec::Netem {
+            target: Target::Pod { namespace: "default".into(), name: "node-2".into() },
+            netem: Netem { loss: Some(1.0), ..Default::default() },
+        };
+        assert!(!names_node(&pod, "node-2"));
+    }
+
+    #[test]
+    fn a_fault_is_applied_by_the_nodes_it_concerns() {
+        let pod_node = |ns: &str, name: &str| (ns == "default" && name == "web").then(|| "node-2".to_string());
+        let partition = FaultSpec::Partition { a: vec!["node-3".into()], b: vec!["node-1".into(), "node-3".into()], one_way: false };
+        assert_eq!(nodes_affected(&partition, pod_node), ["node-1", "node-3"]);
+        assert_eq!(nodes_affected(&FaultSpec::LinkDown { node: "node-2".into() }, pod_node), ["node-2"]);
+        let netem = Netem { loss: Some(1.0), ..Default::default() };
+        let pod = |name: &str| FaultSpec::Netem { target: Target::Pod { namespace: "default".into(), name: name.into() }, netem: netem.clone() };
+        assert_eq!(nodes_affected(&pod("web"), pod_node), ["node-2"]);
+        assert!(nodes_affected(&pod("unbound"), pod_node).is_empty());
+        assert!(nodes_affected(&FaultSpec::NodeStop { node: "node-1".into(), kill: false }, pod_node).is_empty(), "the CLI applies it");
+    }
+
+    #[test]
+    fn bad_faults_name_the_field_and_the_fix() {
+        let obj = |spec: Value| json!({"spec": spec});
+        assert_eq!(
+            parse(&obj(json!({"partition": {"a": ["node-9"], "b": ["node-2"]}})), &nodes()),
+            Err("spec.partition.a: node \"node-9\" is not in the cluster (nodes: node-1, node-2, node-3)".into())
+        );
+        assert_eq!(
+            parse(&obj(json!({"partition": {"a": ["node-1"], "b": ["node-1"]}})), &nodes()),
+            Err("spec.partition: node \"node-1\" is on both sides".into())
+        );
+        assert_eq!(
+            parse(&obj(json!({"netem": {"node": "node-1", "loss": "120%"}})), &nodes()),
+            Err("spec.netem.loss: invalid percentage \"120%\": between 0% and 100%".into())
+        );
+        assert_eq!(
+            parse(&obj(json!({"netem": {"node": "node-1", "delay": "fast"}})), &nodes()),
+            Err("spec.netem.delay: invalid duration \"fast\": use a number with ms, s or us (e.g. 100ms)".into())
+        );
+        assert_eq!(parse(&obj(json!({"netem": {"node": "node-1", "jitter": "5ms"}})), &nodes()), Err("spec.netem.jitter: needs a delay".into()));
+        assert!(parse(&obj(json!({"netem": {"node": "node-1"}})), &nodes()).is_err());
+        assert!(parse(&obj(json!({})), &nodes()).is_err());
+        assert_eq!(parse_rate("fast"), Err("invalid rate \"fast\": use e.g. 1mbit, 500kbit".into()));
+        assert_eq!(parse_duration_ms("1.5s"), Ok(1500.0));
+    }
+}

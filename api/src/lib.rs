@@ -1,0 +1,15 @@
+//! emu's API machinery: the bottom of the workspace. Objects and their kinds, manifests, the
+//! admission steps (defaulting, validation with Kubernetes' messages), label selectors, patches,
+//! generated names, Go's JSON encoding and Kubernetes' timestamps. No printing, no I/O.
+pub mod defaults;
+pub mod fault;
+pub mod json;
+pub mod kinds;
+pub mod manifest;
+pub mod naming;
+pub mod object;
+pub mod patch;
+pub mod selector;
+pub mod syntax;
+pub mod time;
+pub mod validation;

@@ -1,0 +1,939 @@
+//! Object validation with the API server's own messages.
+//!
+//! Call after `defaults::apply_defaults`, as the API server does; fields that defaulting fills
+//! (protocols, policies) are treated as valid when absent. Checks follow the order of
+//! Kubernetes' `validation.go`, so multi-cause errors list causes in the same order.
+
+use crate::selector::{string_map, Selector};
+use crate::syntax::*;
+use serde_json::{Map, Value};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+/// The type of a field error, with the offending value already in Go's `%v`/`%q`/`%#v` form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FieldErrorKind {
+    Required,
+    NotFound(String),
+    Invalid(String),
+    Duplicate(String),
+    /// The value and the supported values (unquoted).
+    Unsupported(String, Vec<String>),
+    Forbidden,
+    TooLong,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    /// Dotted path: `spec.template.spec.containers[0].image`.
+    pub field: String,
+    pub kind: FieldErrorKind,
+    pub detail: String,
+}
+
+impl fmt::Display for FieldError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: ", self.field)?;
+        match &self.kind {
+            FieldErrorKind::Required => f.write_str("Required value")?,
+            FieldErrorKind::NotFound(v) => write!(f, "Not found: {v}")?,
+            FieldErrorKind::Invalid(v) => write!(f, "Invalid value: {v}")?,
+            FieldErrorKind::Duplicate(v) => write!(f, "Duplicate value: {v}")?,
+            FieldErrorKind::Unsupported(v, _) => write!(f, "Unsupported value: {v}")?,
+            FieldErrorKind::Forbidden => f.write_str("Forbidden")?,
+            FieldErrorKind::TooLong => f.write_str("Too long")?,
+        }
+        if !self.detail.is_empty() {
+            write!(f, ": {}", self.detail)?;
+        }
+        Ok(())
+    }
+}
+
+/// A rejected object: kubectl prints it as `The Deployment "x" is invalid: ...`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invalid {
+    pub kind: String,
+    pub name: String,
+    pub causes: Vec<FieldError>,
+}
+
+impl fmt::Display for Invalid {
+    /// kubectl's layout: one cause inline, several as `* ` lines after `is invalid: `.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "The {} {:?} is invalid", self.kind, self.name)?;
+        // kubectl drops causes whose text repeats an earlier one.
+        let mut seen = BTreeSet::new();
+        let causes: Vec<String> = self.causes.iter().map(|c| c.to_string()).filter(|c| seen.insert(c.clone())).collect();
+        match causes.as_slice() {
+            [] => Ok(()),
+            [one] => write!(f, ": {one}"),
+            many => {
+                f.write_str(": ")?;
+                many.iter().try_for_each(|c| write!(f, "\n* {c}"))
+            }
+        }
+    }
+}
+
+impl std::error::Error for Invalid {}
+
+/// Validates an object of a known kind (the caller checks kinds first).
+pub fn validate(obj: &Value) -> Result<(), Invalid> {
+    let kind = obj["kind"].as_str().unwrap_or_default();
+    let mut v = V::default();
+    let name_check: fn(&str) -> Vec<String> = match kind {
+        "Namespace" => dns1123_label_errors,
+        "Service" => dns1035_label_errors,
+        _ => dns1123_subdomain_errors,
+    };
+    v.object_meta(&obj["metadata"], name_check);
+    match kind {
+        "Pod" => v.pod_spec(&obj["spec"], "spec"),
+        "Deployment" => v.workload(&obj["spec"], true),
+        "ReplicaSet" => v.workload(&obj["spec"], false),
+        "Service" => v.service(&obj["spec"]),
+        "ConfigMap" => v.config_data(obj, false),
+        "Secret" => v.config_data(obj, true),
+        _ => {}
+    }
+    if v.errs.is_empty() {
+        return Ok(());
+    }
+    let name = obj["metadata"]["name"].as_str().unwrap_or_default();
+    Err(Invalid { kind: kind.to_string(), name: name.to_string(), causes: v.errs })
+}
+
+/// The rules of an update beyond those of the new object alone (`ValidateSecretUpdate`,
+/// `ValidateConfigMapUpdate`, `ValidateServiceUpdate`): a Secret's `type` never changes, an
+/// object marked `immutable: true` keeps its data and the mark, and a Service that keeps needing
+/// a `healthCheckNodePort` keeps its value.
+pub fn validate_update(old: &Value, new: &Value) -> Result<(), Invalid> {
+    let kind = new["kind"].as_str().unwrap_or_default();
+    let mut v = V::default();
+    let sections: &[&str] = match kind {
+        "Secret" => &["data"],
+        "ConfigMap" => &["data", "binaryData"],
+        "Service" => {
+            let port = |s: &Value| s["spec"]["healthCheckNodePort"].as_i64().unwrap_or(0);
+            if needs_health_check(old) && needs_health_check(new) && port(old) != port(new) {
+                v.push("spec.healthCheckNodePort", FieldErrorKind::Forbidden, "field is immutable");
+            }
+            &[]
+        }
+        _ => return Ok(()),
+    };
+    if kind == "Secret" {
+        // The API server defaults the type before comparing.
+        let type_of = |o: &Value| o["type"].as_str().unwrap_or("Opaque").to_string();
+        if type_of(old) != type_of(new) {
+            v.invalid("type", go_quote(&type_of(new)), "field is immutable");
+        }
+    }
+    if old["immutable"].as_bool() == Some(true) {
+        const WHY: &str = "field is immutable when `immutable` is set";
+        if new["immutable"].as_bool() != Some(true) {
+            v.push("immutable", FieldErrorKind::Forbidden, WHY);
+        }
+        for section in sections {
+            let empty = |o: &Value| o.get(*section).is_none_or(|d| d.as_object().is_some_and(|m| m.is_empty()));
+            if old.get(*section) != new.get(*section) && !(empty(old) && empty(new)) {
+                v.push(*section, FieldErrorKind::Forbidden, WHY);
+            }
+        }
+    }
+    if v.errs.is_empty() {
+        return Ok(());
+    }
+    Err(Invalid { kind: kind.to_string(), name: new["metadata"]["name"].as_str().unwrap_or_default().to_string(), causes: v.errs })
+}
+
+fn port_num_error(p: i64) -> Option<&'static str> {
+    (!(1..=65535).contains(&p)).then_some("must be between 1 and 65535, inclusive")
+}
+
+// ---- Go value formatting for messages.
+
+/// Go's `%q`.
+pub fn go_quote(s: &str) -> String {
+    let mut out = String::new();
+    crate::json::write_quoted(&mut out, s, crate::json::Quote::Go);
+    out
+}
+
+/// Go's `%#v` of a `map[string]string` (keys sorted, as fmt prints maps).
+pub fn go_string_map(m: Option<&BTreeMap<String, String>>) -> String {
+    match m {
+        None => "map[string]string(nil)".into(),
+        Some(m) => {
+            let body: Vec<String> = m.iter().map(|(k, v)| format!("{}:{}", go_quote(k), go_quote(v))).collect();
+            format!("map[string]string{{{}}}", body.join(", "))
+        }
+    }
+}
+
+fn go_string_slice(items: &[String]) -> String {
+    let body: Vec<String> = items.iter().map(|s| go_quote(s)).collect();
+    format!("[]string{{{}}}", body.join(", "))
+}
+
+/// A JSON value as Go would print the decoded value: strings quoted, numbers bare.
+fn go_value(v: &Value) -> String {
+    match v {
+        Value::String(s) => go_quote(s),
+        Value::Null => "null".into(),
+        other => other.to_string(),
+    }
+}
+
+fn go_label_selector(sel: &Value) -> String {
+    let labels = sel.get("matchLabels").map(string_map);
+    let exprs = match sel.get("matchExpressions").and_then(Value::as_array) {
+        None => "[]v1.LabelSelectorRequirement(nil)".to_string(),
+        Some(list) => {
+            let items: Vec<String> = list
+                .iter()
+                .map(|e| {
+                    let values: Vec<String> = string_list(&e["values"]);
+                    format!(
+                        "v1.LabelSelectorRequirement{{Key:{}, Operator:{}, Values:{}}}",
+                        go_quote(e["key"].as_str().unwrap_or_default()),
+                        go_quote(e["operator"].as_str().unwrap_or_default()),
+                        if e["values"].is_null() { "[]string(nil)".into() } else { go_string_slice(&values) }
+                    )
+                })
+                .collect();
+            format!("[]v1.LabelSelectorRequirement{{{}}}", items.join(", "))
+        }
+    };
+    format!("v1.LabelSelector{{MatchLabels:{}, MatchExpressions:{}}}", go_string_map(labels.as_ref()), exprs)
+}
+
+fn string_list(v: &Value) -> Vec<String> {
+    v.as_array().into_iter().flatten().filter_map(|s| s.as_str().map(str::to_string)).collect()
+}
+
+// ---- The validator.
+
+#[derive(Default)]
+struct V {
+    errs: Vec<FieldError>,
+}
+
+fn empty() -> &'static Map<String, Value> {
+    static EMPTY: std::sync::OnceLock<Map<String, Value>> = std::sync::OnceLock::new();
+    EMPTY.get_or_init(Map::new)
+}
+
+impl V {
+    fn push(&mut self, field: impl Into<String>, kind: FieldErrorKind, detail: impl Into<String>) {
+        self.errs.push(FieldError { field: field.into(), kind, detail: detail.into() });
+    }
+
+    fn required(&mut self, field: impl Into<String>, detail: &str) {
+        self.push(field, FieldErrorKind::Required, detail);
+    }
+
+    fn invalid(&mut self, field: impl Into<String>, value: String, detail: impl Into<String>) {
+        self.push(field, FieldErrorKind::Invalid(value), detail);
+    }
+
+    fn unsupported(&mut self, field: impl Into<String>, value: &str, supported: &[&str]) {
+        let quoted: Vec<String> = supported.iter().map(|s| go_quote(s)).collect();
+        let kind = FieldErrorKind::Unsupported(go_quote(value), supported.iter().map(|s| s.to_string()).collect());
+        self.push(field, kind, format!("supported values: {}", quoted.join(", ")));
+    }
+
+    fn type_error(&mut self, field: &str, v: &Value, want: &str) {
+        self.invalid(field, go_value(v), format!("must be of type {want}"));
+    }
+
+    /// A string field: None when absent or null; a wrong type is reported.
+    fn str<'a>(&mut self, obj: &'a Value, key: &str, field: &str) -> Option<&'a str> {
+        match obj.get(key)? {
+            Value::Null => None,
+            Value::String(s) => Some(s),
+            other => {
+                self.type_error(field, other, "string");
+                None
+            }
+        }
+    }
+
+    fn int(&mut self, obj: &Value, key: &str, field: &str) -> Option<i64> {
+        match obj.get(key)? {
+            Value::Null => None,
+            Value::Number(n) if n.is_i64() => n.as_i64(),
+            other => {
+                self.type_error(field, other, "integer");
+                None
+            }
+        }
+    }
+
+    /// The elements of the array field `{p}.{key}`, each with its path `{p}.{key}[i]`.
+    fn items<'a>(&mut self, obj: &'a Value, key: &str, p: &str) -> impl Iterator<Item = (String, &'a Value)> + 'a {
+        let field = format!("{p}.{key}");
+        let items = self.array(obj, key, &field);
+        items.iter().enumerate().map(move |(i, v)| (format!("{field}[{i}]"), v))
+    }
+
+    fn array<'a>(&mut self, obj: &'a Value, key: &str, field: &str) -> &'a [Value] {
+        match obj.get(key) {
+            Some(Value::Array(a)) => a,
+            None | Some(Value::Null) => &[],
+            Some(other) => {
+                self.type_error(field, other, "array");
+                &[]
+            }
+        }
+    }
+
+    fn object<'a>(&mut self, obj: &'a Value, key: &str, field: &str) -> &'a Map<String, Value> {
+        match obj.get(key) {
+            Some(Value::Object(m)) => m,
+            None | Some(Value::Null) => empty(),
+            Some(other) => {
+                self.type_error(field, other, "object");
+                empty()
+            }
+        }
+    }
+
+    /// A `map[string]string` field (labels, selectors); None when absent.
+    fn string_map(&mut self, obj: &Value, key: &str, field: &str) -> Option<BTreeMap<String, String>> {
+        if obj.get(key).is_none_or(Value::is_null) {
+            return None;
+        }
+        let mut out = BTreeMap::new();
+        for (k, v) in self.object(obj, key, field) {
+            match v {
+                Value::String(s) => {
+                    out.insert(k.clone(), s.clone());
+                }
+                other => self.type_error(&format!("{field}[{k}]"), other, "string"),
+            }
+        }
+        Some(out)
+    }
+
+    fn nonnegative(&mut self, obj: &Value, key: &str, field: &str) {
+        if let Some(n) = self.int(obj, key, field).filter(|&n| n < 0) {
+            self.invalid(field, n.to_string(), "must be greater than or equal to 0");
+        }
+    }
+
+    fn each_msg(&mut self, field: &str, value: &str, msgs: Vec<String>) {
+        for m in msgs {
+            self.invalid(field, go_quote(value), m);
+        }
+    }
+
+    /// An optional string field that must be one of `supported` when set.
+    fn one_of(&mut self, obj: &Value, key: &str, field: &str, supported: &[&str]) {
+        if let Some(v) = self.str(obj, key, field) {
+            if !supported.contains(&v) {
+                self.unsupported(field, v, supported);
+            }
+        }
+    }
+
+    /// A string field that must be set and non-empty; "" when it is not.
+    fn required_str<'a>(&mut self, obj: &'a Value, key: &str, field: &str) -> &'a str {
+        let v = self.str(obj, key, field).unwrap_or_default();
+        if v.is_empty() {
+            self.required(field, "");
+        }
+        v
+    }
+
+    /// A required name that must be a DNS-1123 label (volumes, containers); "" when unset.
+    fn required_label<'a>(&mut self, obj: &'a Value, key: &str, field: &str) -> &'a str {
+        let name = self.required_str(obj, key, field);
+        if !name.is_empty() {
+            self.each_msg(field, name, dns1123_label_errors(name));
+        }
+        name
+    }
+
+    /// Reports `name` at `field` as a Duplicate when `seen` already holds it.
+    fn unique(&mut self, field: String, name: &str, seen: &mut BTreeSet<String>) {
+        if !seen.insert(name.to_string()) {
+            self.push(field, FieldErrorKind::Duplicate(go_quote(name)), "");
+        }
+    }
+
+    fn object_meta(&mut self, meta: &Value, name_check: fn(&str) -> Vec<String>) {
+        let generate = self.str(meta, "generateName", "metadata.generateName").unwrap_or_default();
+        if !generate.is_empty() {
+            // The server appends a suffix, so a trailing '-' is fine in the prefix.
+            let masked = generate.strip_suffix('-').map_or(generate.to_string(), |p| format!("{p}a"));
+            self.each_msg("metadata.generateName", generate, name_check(&masked));
+        }
+        match self.str(meta, "name", "metadata.name").unwrap_or_default() {
+            // A generated name is filled in before validation.
+            "" if generate.is_empty() => self.required("metadata.name", "name or generateName is required"),
+            "" => {}
+            name => self.each_msg("metadata.name", name, name_check(name)),
+        }
+        if let Some(ns) = self.str(meta, "namespace", "metadata.namespace").filter(|s| !s.is_empty()) {
+            self.each_msg("metadata.namespace", ns, dns1123_label_errors(ns));
+        }
+        self.labels(meta, "labels", "metadata.labels");
+        self.annotations(meta, "metadata.annotations");
+    }
+
+    fn labels(&mut self, obj: &Value, key: &str, field: &str) {
+        for (k, v) in self.string_map(obj, key, field).unwrap_or_default() {
+            self.each_msg(field, &k, qualified_name_errors(&k));
+            self.each_msg(field, &v, label_value_errors(&v));
+        }
+    }
+
+    fn annotations(&mut self, meta: &Value, field: &str) {
+        let annotations = self.string_map(meta, "annotations", field).unwrap_or_default();
+        let mut total = 0;
+        for (k, v) in &annotations {
+            self.each_msg(field, k, qualified_name_errors(&k.to_lowercase()));
+            total += k.len() + v.len();
+        }
+        const LIMIT: usize = 256 * 1024;
+        if total > LIMIT {
+            self.push(field, FieldErrorKind::TooLong, format!("may not be more than {LIMIT} bytes"));
+        }
+    }
+
+    fn pod_spec(&mut self, spec: &Value, p: &str) {
+        let volumes = self.volumes(spec, p);
+        let mut names = BTreeSet::new();
+        let containers = self.array(spec, "containers", &format!("{p}.containers"));
+        if containers.is_empty() {
+            self.required(format!("{p}.containers"), "");
+        }
+        for (i, c) in containers.iter().enumerate() {
+            self.container(c, &format!("{p}.containers[{i}]"), &volumes, &mut names);
+        }
+        for (at, c) in self.items(spec, "initContainers", p) {
+            self.container(c, &at, &volumes, &mut names);
+        }
+        let restart = ["Always", "OnFailure", "Never"];
+        self.one_of(spec, "restartPolicy", &format!("{p}.restartPolicy"), &restart);
+        let dns = ["ClusterFirstWithHostNet", "ClusterFirst", "Default", "None"];
+        self.one_of(spec, "dnsPolicy", &format!("{p}.dnsPolicy"), &dns);
+        self.labels(spec, "nodeSelector", &format!("{p}.nodeSelector"));
+        for key in ["hostname", "subdomain"] {
+            let field = format!("{p}.{key}");
+            if let Some(h) = self.str(spec, key, &field).filter(|h| !h.is_empty()) {
+                self.each_msg(&field, h, dns1123_label_errors(h));
+            }
+        }
+    }
+
+    /// Validates `volumes` and returns their names for the volume mount checks.
+    fn volumes(&mut self, spec: &Value, p: &str) -> BTreeSet<String> {
+        let mut names = BTreeSet::new();
+        for (at, vol) in self.items(spec, "volumes", p) {
+            if vol.get("secret").is_some_and(Value::is_object) {
+                self.required_str(&vol["secret"], "secretName", &format!("{at}.secret.secretName"));
+            }
+            if vol.get("configMap").is_some_and(Value::is_object) {
+                self.required_str(&vol["configMap"], "name", &format!("{at}.configMap.name"));
+            }
+            let name = self.required_label(vol, "name", &format!("{at}.name"));
+            self.unique(format!("{at}.name"), name, &mut names);
+        }
+        names
+    }
+
+    fn container(&mut self, c: &Value, at: &str, volumes: &BTreeSet<String>, names: &mut BTreeSet<String>) {
+        let name = self.required_label(c, "name", &format!("{at}.name"));
+        self.required_str(c, "image", &format!("{at}.image"));
+        let field = format!("{at}.terminationMessagePolicy");
+        self.one_of(c, "terminationMessagePolicy", &field, &["File", "FallbackToLogsOnError"]);
+        self.container_ports(c, at);
+        for (env_at, env) in self.items(c, "env", at) {
+            let field = format!("{env_at}.name");
+            let name = self.str(env, "name", &field).unwrap_or_default();
+            if name.is_empty() {
+                self.required(&field, "");
+                self.invalid(&field, go_quote(name), "environment variable name must be non-empty");
+            } else if !env_var_name_errors(name).is_empty() {
+                // Relaxed env var names (default since 1.32): printable ASCII except '='.
+                self.invalid(&field, go_quote(name), "a valid environment variable name must consist only of printable ASCII characters other than '='");
+            }
+        }
+        let mut mount_paths = BTreeSet::new();
+        for (mat, m) in self.items(c, "volumeMounts", at) {
+            let vol = self.required_str(m, "name", &format!("{mat}.name"));
+            if !volumes.contains(vol) {
+                self.push(format!("{mat}.name"), FieldErrorKind::NotFound(go_quote(vol)), "");
+            }
+            let path = self.required_str(m, "mountPath", &format!("{mat}.mountPath"));
+            if !mount_paths.insert(path.to_string()) {
+                self.invalid(format!("{mat}.mountPath"), go_quote(path), "must be unique");
+            }
+        }
+        let pull = ["Always", "IfNotPresent", "Never"];
+        self.one_of(c, "imagePullPolicy", &format!("{at}.imagePullPolicy"), &pull);
+        // Names are unique across containers and init containers.
+        self.unique(format!("{at}.name"), name, names);
+    }
+
+    fn container_ports(&mut self, c: &Value, at: &str) {
+        let mut names = BTreeSet::new();
+        for (pat, port) in self.items(c, "ports", at) {
+            if let Some(name) = self.str(port, "name", &format!("{pat}.name")).filter(|n| !n.is_empty()) {
+                let msgs = port_name_errors(name);
+                if !msgs.is_empty() {
+                    self.each_msg(&format!("{pat}.name"), name, msgs);
+                } else {
+                    self.unique(format!("{pat}.name"), name, &mut names);
+                }
+            }
+            match self.int(port, "containerPort", &format!("{pat}.containerPort")) {
+                None | Some(0) => self.required(format!("{pat}.containerPort"), ""),
+                Some(n) => {
+                    if let Some(msg) = port_num_error(n) {
+                        self.invalid(format!("{pat}.containerPort"), n.to_string(), msg);
+                    }
+                }
+            }
+            if let Some(n) = self.int(port, "hostPort", &format!("{pat}.hostPort")).filter(|&n| n != 0) {
+                if let Some(msg) = port_num_error(n) {
+                    self.invalid(format!("{pat}.hostPort"), n.to_string(), msg);
+                }
+            }
+            self.protocol(port, &pat);
+        }
+    }
+
+    fn protocol(&mut self, port: &Value, at: &str) {
+        self.one_of(port, "protocol", &format!("{at}.protocol"), &["SCTP", "TCP", "UDP"]);
+    }
+
+    /// Deployment and ReplicaSet specs (apps validation).
+    fn workload(&mut self, spec: &Value, deployment: bool) {
+        self.nonnegative(spec, "replicas", "spec.replicas");
+        if !deployment {
+            self.nonnegative(spec, "minReadySeconds", "spec.minReadySeconds");
+        }
+        let selector_value = spec.get("selector").cloned().unwrap_or(Value::Null);
+        if selector_value.is_null() {
+            self.required("spec.selector", "");
+        } else {
+            self.labels(&selector_value, "matchLabels", "spec.selector.matchLabels");
+            self.label_selector_requirements(&selector_value);
+            let n = selector_value["matchLabels"].as_object().map_or(0, Map::len) + selector_value["matchExpressions"].as_array().map_or(0, Vec::len);
+            if n == 0 {
+                // Kubernetes says "deployment" for ReplicaSets too.
+                self.invalid("spec.selector", go_label_selector(&selector_value), "empty selector is invalid for deployment");
+            }
+        }
+        let template = &spec["template"];
+        match Selector::from_label_selector(&selector_value) {
+            Err(_) => self.invalid("spec.selector", go_label_selector(&selector_value), "invalid label selector"),
+            Ok(selector) => {
+                // Type errors in these labels are reported once, below.
+                let labels = template["metadata"].get("labels").filter(|l| !l.is_null()).map(string_map);
+                if !selector.is_empty() && !selector.matches(&labels.clone().unwrap_or_default()) {
+                    self.invalid("spec.template.metadata.labels", go_string_map(labels.as_ref()), "`selector` does not match template `labels`");
+                }
+                // Kubernetes reports template labels at `spec.template.labels` (sic).
+                self.labels(&template["metadata"], "labels", "spec.template.labels");
+                self.annotations(&template["metadata"], "spec.template.annotations");
+                self.pod_spec(&template["spec"], "spec.template.spec");
+                let policy = template["spec"]["restartPolicy"].as_str().unwrap_or("Always");
+                if policy != "Always" {
+                    self.unsupported("spec.template.spec.restartPolicy", policy, &["Always"]);
+                }
+                if !template["spec"]["activeDeadlineSeconds"].is_null() {
+                    let msg = "activeDeadlineSeconds in ReplicaSet is not Supported";
+                    self.push("spec.template.spec.activeDeadlineSeconds", FieldErrorKind::Forbidden, msg);
+                }
+            }
+        }
+        if deployment {
+            self.nonnegative(spec, "minReadySeconds", "spec.minReadySeconds");
+            self.nonnegative(spec, "revisionHistoryLimit", "spec.revisionHistoryLimit");
+            self.nonnegative(spec, "progressDeadlineSeconds", "spec.progressDeadlineSeconds");
+        }
+    }
+
+    fn label_selector_requirements(&mut self, selector: &Value) {
+        let exprs = self.array(selector, "matchExpressions", "spec.selector.matchExpressions");
+        for (i, e) in exprs.iter().enumerate() {
+            let at = format!("spec.selector.matchExpressions[{i}]");
+            let values = string_list(&e["values"]);
+            match self.str(e, "operator", &format!("{at}.operator")).unwrap_or_default() {
+                "In" | "NotIn" if values.is_empty() => self.required(format!("{at}.values"), "must be specified when `operator` is 'In' or 'NotIn'"),
+                "Exists" | "DoesNotExist" if !values.is_empty() => {
+                    self.push(format!("{at}.values"), FieldErrorKind::Forbidden, "may not be specified when `operator` is 'Exists' or 'DoesNotExist'")
+                }
+                "In" | "NotIn" | "Exists" | "DoesNotExist" => {}
+                op => self.invalid(format!("{at}.operator"), go_quote(op), "not a valid selector operator"),
+            }
+            let key = self.str(e, "key", &format!("{at}.key")).unwrap_or_default();
+            self.each_msg(&format!("{at}.key"), key, qualified_name_errors(key));
+            for (j, v) in values.iter().enumerate() {
+                self.each_msg(&format!("{at}.values[{j}]"), v, label_value_errors(v));
+            }
+        }
+    }
+
+    fn service(&mut self, spec: &Value) {
+        let ty = self.str(spec, "type", "spec.type").unwrap_or("ClusterIP");
+        let cluster_ip = spec["clusterIPs"][0].as_str().or(spec["clusterIP"].as_str()).unwrap_or_default();
+        let headless = cluster_ip == "None";
+        let ports = self.array(spec, "ports", "spec.ports");
+        if ports.is_empty() && !headless && ty != "ExternalName" {
+            self.required("spec.ports", "");
+        }
+        match ty {
+            "NodePort" | "LoadBalancer" if headless => {
+                self.invalid("spec.clusterIPs[0]", go_quote("None"), format!("may not be set to 'None' for {ty} services"))
+            }
+            "ExternalName" => {
+                let cname = self.str(spec, "externalName", "spec.externalName").unwrap_or_default();
+                let cname = cname.strip_suffix('.').unwrap_or(cname);
+                if cname.is_empty() {
+                    self.required("spec.externalName", "");
+                } else {
+                    self.each_msg("spec.externalName", cname, dns1123_subdomain_errors(cname));
+                }
+            }
+            _ => {}
+        }
+        let mut names = BTreeSet::new();
+        for (i, port) in ports.iter().enumerate() {
+            let at = format!("spec.ports[{i}]");
+            let name = self.str(port, "name", &format!("{at}.name")).unwrap_or_default();
+            if ports.len() > 1 && name.is_empty() {
+                self.required(format!("{at}.name"), "");
+            } else if !name.is_empty() {
+                self.each_msg(&format!("{at}.name"), name, dns1123_label_errors(name));
+                self.unique(format!("{at}.name"), name, &mut names);
+            }
+            let number = self.int(port, "port", &format!("{at}.port")).unwrap_or(0);
+            if let Some(msg) = port_num_error(number) {
+                self.invalid(format!("{at}.port"), number.to_string(), msg);
+            }
+            self.protocol(port, &at);
+            match port.get("targetPort") {
+                None | Some(Value::Null) => {}
+                Some(Value::String(s)) => self.each_msg(&format!("{at}.targetPort"), s, port_name_errors(s)),
+                Some(Value::Number(n)) => {
+                    let n = n.as_i64().unwrap_or(-1);
+                    if let Some(msg) = port_num_error(n) {
+                        self.invalid(format!("{at}.targetPort"), n.to_string(), msg);
+                    }
+                }
+                Some(other) => self.type_error(&format!("{at}.targetPort"), other, "integer or string"),
+            }
+        }
+        if spec.get("selector").is_some() {
+            self.labels(spec, "selector", "spec.selector");
+        }
+        self.one_of(spec, "sessionAffinity", "spec.sessionAffinity", &["ClientIP", "None"]);
+        if !cluster_ip.is_empty() && !headless && cluster_ip.parse::<std::net::IpAddr>().is_err() {
+            let msg = "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)";
+            self.invalid("spec.clusterIPs[0]", go_quote(cluster_ip), msg);
+        }
+        let types = ["ClusterIP", "ExternalName", "LoadBalancer", "NodePort"];
+        if !types.contains(&ty) {
+            self.unsupported("spec.type", ty, &types);
+        }
+        let mut node_ports = BTreeSet::new();
+        let mut port_keys = BTreeSet::new();
+        for (i, port) in ports.iter().enumerate() {
+            let protocol = port["protocol"].as_str().unwrap_or("TCP");
+            let node_port = port["nodePort"].as_i64().unwrap_or(0);
+            if ty == "ClusterIP" && node_port != 0 {
+                let msg = "may not be used when `type` is 'ClusterIP'";
+                self.push(format!("spec.ports[{i}].nodePort"), FieldErrorKind::Forbidden, msg);
+            }
+            if node_port != 0 && !node_ports.insert((protocol, node_port)) {
+                self.push(format!("spec.ports[{i}].nodePort"), FieldErrorKind::Duplicate(node_port.to_string()), "");
+            }
+            let number = port["port"].as_i64().unwrap_or(0);
+            if !port_keys.insert((protocol, number)) {
+                // Go prints the (protocol, port) key as a ServicePort struct.
+                let repr = format!(
+                    "core.ServicePort{{Name:\"\", Protocol:{}, AppProtocol:(*string)(nil), Port:{number}, TargetPort:intstr.IntOrString{{Type:0, IntVal:0, StrVal:\"\"}}, NodePort:0}}",
+                    go_quote(protocol)
+                );
+                self.push(format!("spec.ports[{i}]"), FieldErrorKind::Duplicate(repr), "");
+            }
+        }
+        let external = ty == "NodePort" || ty == "LoadBalancer" || !spec["externalIPs"].as_array().is_none_or(Vec::is_empty);
+        if let Some(policy) = self.str(spec, "externalTrafficPolicy", "spec.externalTrafficPolicy") {
+            if !external {
+                self.invalid("spec.externalTrafficPolicy", go_quote(policy), "may only be set for externally-accessible services");
+            } else if !["Cluster", "Local"].contains(&policy) {
+                self.unsupported("spec.externalTrafficPolicy", policy, &["Cluster", "Local"]);
+            }
+        }
+        // `validateServiceExternalTrafficPolicy`: the registry fills it when needed (SVC-15).
+        let health_check = spec["healthCheckNodePort"].as_i64().unwrap_or(0);
+        let needs_health_check = ty == "LoadBalancer" && spec["externalTrafficPolicy"].as_str() == Some("Local");
+        if health_check != 0 && !needs_health_check {
+            self.invalid(
+                "spec.healthCheckNodePort",
+                health_check.to_string(),
+                "may only be set when `type` is 'LoadBalancer' and `externalTrafficPolicy` is 'Local'",
+            );
+        }
+        let field = "spec.internalTrafficPolicy";
+        self.one_of(spec, "internalTrafficPolicy", field, &["Cluster", "Local"]);
+    }
+
+    /// ConfigMap/Secret keys, and the two keys a TLS Secret must have.
+    fn config_data(&mut self, obj: &Value, secret: bool) {
+        let mut seen = BTreeSet::new();
+        let sections: &[&str] = if secret { &["data", "stringData"] } else { &["data", "binaryData"] };
+        for section in sections {
+            for (k, v) in self.object(obj, section, section) {
+                let field = format!("{section}[{k}]");
+                self.each_msg(&field, k, config_key_errors(k));
+                if !v.is_string() {
+                    self.type_error(&field, v, "string");
+                }
+                if !secret && !seen.insert(k.clone()) {
+                    self.invalid(&field, go_quote(k), "duplicate of key present in `data`");
+                }
+            }
+        }
+        if secret && obj["type"].as_str() == Some("kubernetes.io/tls") {
+            for key in ["tls.crt", "tls.key"] {
+                if obj["data"].get(key).is_none() && obj["stringData"].get(key).is_none() {
+                    self.required(format!("data[{key}]"), "");
+                }
+            }
+        }
+    }
+}
+
+/// A LoadBalancer Service with `externalTrafficPolicy: Local` has a `healthCheckNodePort`
+/// (`NeedsHealthCheck`, SVC-15).
+pub fn needs_health_check(svc: &Value) -> bool {
+    svc["spec"]["type"].as_str() == Some("LoadBalancer") && svc["spec"]["externalTrafficPolicy"].as_str() == Some("Local")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn deployment(selector: Value, template_labels: Value) -> Value {
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "my-nginx"},
+            "spec": {"replicas": 2, "selector": selector, "template": {
+                "metadata": {"labels": template_labels},
+                "spec": {"containers": [{"name": "my-nginx", "image": "nginx", "ports": [{"containerPort": 80}]}]}}}})
+    }
+
+    fn message(obj: &Value) -> String {
+        validate(obj).unwrap_err().to_string()
+    }
+
+    fn causes(obj: &Value) -> Vec<String> {
+        let err = validate(obj).unwrap_err();
+        err.causes.iter().map(|c| c.to_string()).collect()
+    }
+
+    #[test]
+    fn tutorial_objects_are_valid() {
+        validate(&deployment(json!({"matchLabels": {"run": "my-nginx"}}), json!({"run": "my-nginx"}))).unwrap();
+        let svc = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "my-nginx", "labels": {"run": "my-nginx"}},
+            "spec": {"type": "NodePort", "selector": {"run": "my-nginx"}, "ports": [
+                {"port": 8080, "targetPort": 80, "protocol": "TCP", "name": "http"},
+                {"port": 443, "protocol": "TCP", "name": "https"}]}});
+        validate(&svc).unwrap();
+    }
+
+    #[test]
+    fn tutorial_manifest_parses_defaults_and_validates() {
+        let text = "---\n{\n  apiVersion: \"apps/v1\",\n  kind: \"Deployment\",\n  metadata: {\n    name: \"my-nginx\",\n  },\n  spec: {\n    selector: { matchLabels: { run: \"my-nginx\", }, },\n    replicas: 2,\n    template: {\n      metadata: { labels: { run: \"my-nginx\", }, },\n      spec: {\n        containers: [{\n          name: \"my-nginx\",\n          image: \"nginx\",\n          ports: [{ containerPort: 80, }],\n        }],\n      },\n    },\n  },\n}\n";
+        let mut obj = crate::manifest::parse_documents(text).unwrap().remove(0).value;
+        crate::defaults::apply_defaults(&mut obj);
+        validate(&obj).unwrap();
+        obj["spec"]["template"]["metadata"]["labels"]["run"] = json!("x");
+        assert!(message(&obj).ends_with("map[string]string{\"run\":\"x\"}: `selector` does not match template `labels`"));
+    }
+
+    #[test]
+    fn selector_mismatch_uses_kubernetes_wording() {
+        let d = deployment(json!({"matchLabels": {"run": "other"}}), json!({"run": "x"}));
+        assert_eq!(
+            message(&d),
+            "The Deployment \"my-nginx\" is invalid: spec.template.metadata.labels: Invalid value: map[string]string{\"run\":\"x\"}: `selector` does not match template `labels`"
+        );
+    }
+
+    #[test]
+    fn missing_selector_gives_two_causes() {
+        let d = deployment(Value::Null, json!({"app": "nginx"}));
+        assert_eq!(
+            message(&d),
+            "The Deployment \"my-nginx\" is invalid: \n* spec.selector: Required value\n* spec.template.metadata.labels: Invalid value: map[string]string{\"app\":\"nginx\"}: `selector` does not match template `labels`"
+        );
+    }
+
+    #[test]
+    fn pod_spec_errors_under_template_path() {
+        let mut d = deployment(json!({"matchLabels": {"run": "x"}}), json!({"run": "x"}));
+        d["spec"]["replicas"] = json!(-1);
+        d["spec"]["template"]["spec"] = json!({"containers": [
+            {"name": "web", "image": "", "ports": [{"containerPort": 70000, "protocol": "HTTP"}]},
+            {"name": "web", "image": "nginx", "env": [{"name": "A=B"}]}],
+            "restartPolicy": "Never"});
+        let causes = causes(&d);
+        assert_eq!(
+            causes,
+            [
+                "spec.replicas: Invalid value: -1: must be greater than or equal to 0",
+                "spec.template.spec.containers[0].image: Required value",
+                "spec.template.spec.containers[0].ports[0].containerPort: Invalid value: 70000: must be between 1 and 65535, inclusive",
+                "spec.template.spec.containers[0].ports[0].protocol: Unsupported value: \"HTTP\": supported values: \"SCTP\", \"TCP\", \"UDP\"",
+                "spec.template.spec.containers[1].env[0].name: Invalid value: \"A=B\": a valid environment variable name must consist only of printable ASCII characters other than '='",
+                "spec.template.spec.containers[1].name: Duplicate value: \"web\"",
+                "spec.template.spec.restartPolicy: Unsupported value: \"Never\": supported values: \"Always\"",
+            ]
+        );
+    }
+
+    #[test]
+    fn pod_errors() {
+        let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "Bad_Name"}, "spec": {}});
+        let msg = message(&pod);
+        assert!(msg.starts_with("The Pod \"Bad_Name\" is invalid: \n* metadata.name: Invalid value: \"Bad_Name\": a lowercase RFC 1123 subdomain"), "{msg}");
+        assert!(msg.ends_with("\n* spec.containers: Required value"), "{msg}");
+
+        let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {
+            "restartPolicy": "Sometimes",
+            "volumes": [{"name": "conf", "configMap": {"name": "c"}}],
+            "containers": [{"name": "Web", "image": "nginx", "volumeMounts": [{"name": "cfg", "mountPath": "/etc"}]}]}});
+        let causes = causes(&pod);
+        assert_eq!(causes, [
+            "spec.containers[0].name: Invalid value: \"Web\": a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')",
+            "spec.containers[0].volumeMounts[0].name: Not found: \"cfg\"",
+            "spec.restartPolicy: Unsupported value: \"Sometimes\": supported values: \"Always\", \"OnFailure\", \"Never\"",
+        ]);
+        let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {"containers": [{"image": "nginx"}]}});
+        assert_eq!(message(&pod), "The Pod \"p\" is invalid: spec.containers[0].name: Required value");
+    }
+
+    #[test]
+    fn names_and_labels() {
+        let svc = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "1web"}, "spec": {"ports": [{"port": 80}]}});
+        assert_eq!(message(&svc), "The Service \"1web\" is invalid: metadata.name: Invalid value: \"1web\": a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')");
+        let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "a.b"}});
+        assert_eq!(message(&ns), "The Namespace \"a.b\" is invalid: metadata.name: Invalid value: \"a.b\": must not contain dots");
+        let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {}});
+        assert_eq!(message(&ns), "The Namespace \"\" is invalid: metadata.name: Required value: name or generateName is required");
+        let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"generateName": "my-nginx-5b56ccd65f-", "labels": {"a/b/c": "x", "ok": "-x", "n": 1}},
+            "spec": {"containers": [{"name": "c", "image": "i"}]}});
+        let causes = causes(&pod);
+        assert_eq!(causes, [
+            "metadata.labels[n]: Invalid value: 1: must be of type string",
+            "metadata.labels: Invalid value: \"a/b/c\": a qualified name must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]') with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')",
+            "metadata.labels: Invalid value: \"-x\": a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')",
+        ]);
+        assert!(qualified_name_errors("kubernetes.io/service-name").is_empty());
+        assert!(label_value_errors("").is_empty());
+        assert_eq!(dns1123_label_errors(&"a".repeat(64)), ["must be no more than 63 characters"]);
+    }
+
+    #[test]
+    fn service_errors() {
+        let svc = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"}, "spec": {
+            "sessionAffinity": "Sticky", "externalTrafficPolicy": "Local",
+            "ports": [{"port": 70000}, {"port": 80, "nodePort": 30080, "name": "http"}, {"port": 80, "name": "http", "targetPort": "web"}]}});
+        let causes = causes(&svc);
+        assert_eq!(causes, [
+            "spec.ports[0].name: Required value",
+            "spec.ports[0].port: Invalid value: 70000: must be between 1 and 65535, inclusive",
+            "spec.ports[2].name: Duplicate value: \"http\"",
+            "spec.sessionAffinity: Unsupported value: \"Sticky\": supported values: \"ClientIP\", \"None\"",
+            "spec.ports[1].nodePort: Forbidden: may not be used when `type` is 'ClusterIP'",
+            "spec.ports[2]: Duplicate value: core.ServicePort{Name:\"\", Protocol:\"TCP\", AppProtocol:(*string)(nil), Port:80, TargetPort:intstr.IntOrString{Type:0, IntVal:0, StrVal:\"\"}, NodePort:0}",
+            "spec.externalTrafficPolicy: Invalid value: \"Local\": may only be set for externally-accessible services",
+        ]);
+        let svc = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"}, "spec": {"clusterIP": "10.0.0.300", "ports": [{"port": 80}]}});
+        assert_eq!(
+            message(&svc),
+            "The Service \"s\" is invalid: spec.clusterIPs[0]: Invalid value: \"10.0.0.300\": must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)"
+        );
+        let svc = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"}, "spec": {"type": "NodePort", "clusterIP": "None", "ports": [{"port": 80}]}});
+        assert_eq!(message(&svc), "The Service \"s\" is invalid: spec.clusterIPs[0]: Invalid value: \"None\": may not be set to 'None' for NodePort services");
+    }
+
+    #[test]
+    fn health_check_node_port_rules() {
+        let svc = |ty: &str, policy: &str, hc: i64| {
+            json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"}, "spec": {
+                "type": ty, "externalTrafficPolicy": policy, "healthCheckNodePort": hc, "ports": [{"port": 80}]}})
+        };
+        validate(&svc("LoadBalancer", "Local", 30500)).unwrap();
+        validate(&svc("NodePort", "Cluster", 0)).unwrap();
+        for (ty, policy) in [("NodePort", "Local"), ("LoadBalancer", "Cluster")] {
+            assert_eq!(
+                message(&svc(ty, policy, 30500)),
+                "The Service \"s\" is invalid: spec.healthCheckNodePort: Invalid value: 30500: may only be set when `type` is 'LoadBalancer' and `externalTrafficPolicy` is 'Local'"
+            );
+        }
+        let err = validate_update(&svc("LoadBalancer", "Local", 30500), &svc("LoadBalancer", "Local", 30501)).unwrap_err();
+        assert_eq!(err.to_string(), "The Service \"s\" is invalid: spec.healthCheckNodePort: Forbidden: field is immutable");
+        validate_update(&svc("LoadBalancer", "Local", 30500), &svc("LoadBalancer", "Cluster", 0)).unwrap();
+        validate_update(&svc("NodePort", "Cluster", 0), &svc("LoadBalancer", "Local", 30501)).unwrap();
+    }
+
+    #[test]
+    fn empty_selector_and_bad_operator() {
+        let d = deployment(json!({}), json!({"run": "x"}));
+        assert_eq!(message(&d), "The Deployment \"my-nginx\" is invalid: spec.selector: Invalid value: v1.LabelSelector{MatchLabels:map[string]string(nil), MatchExpressions:[]v1.LabelSelectorRequirement(nil)}: empty selector is invalid for deployment");
+        let mut rs = deployment(json!({"matchExpressions": [{"key": "run", "operator": "Is", "values": ["x"]}]}), json!({"run": "x"}));
+        rs["kind"] = json!("ReplicaSet");
+        let causes = causes(&rs);
+        assert_eq!(causes[0], "spec.selector.matchExpressions[0].operator: Invalid value: \"Is\": not a valid selector operator");
+        assert!(causes[1].starts_with("spec.selector: Invalid value: v1.LabelSelector{MatchLabels:map[string]string(nil), MatchExpressions:[]v1.LabelSelectorRequirement{v1.LabelSelectorRequirement{Key:\"run\", Operator:\"Is\", Values:[]string{\"x\"}}}}: invalid label selector"), "{}", causes[1]);
+    }
+
+    #[test]
+    fn secrets_and_configmaps() {
+        let s = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "nginxsecret"}, "type": "kubernetes.io/tls", "data": {"tls.crt": "YQ=="}});
+        assert_eq!(message(&s), "The Secret \"nginxsecret\" is invalid: data[tls.key]: Required value");
+        let c = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"default.conf": "x", "a b": "y"}});
+        assert!(message(&c).starts_with("The ConfigMap \"c\" is invalid: data[a b]: Invalid value: \"a b\": a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+')"));
+    }
+
+    #[test]
+    fn secret_type_and_immutable_objects_cannot_change() {
+        let old = json!({"kind": "Secret", "metadata": {"name": "s"}, "type": "kubernetes.io/tls", "data": {"tls.crt": "YQ==", "tls.key": "Yg=="}});
+        let mut new = old.clone();
+        new["type"] = json!("Opaque");
+        assert_eq!(validate_update(&old, &new).unwrap_err().to_string(), "The Secret \"s\" is invalid: type: Invalid value: \"Opaque\": field is immutable");
+        let untyped = json!({"kind": "Secret", "metadata": {"name": "s"}});
+        assert!(validate_update(&untyped, &json!({"kind": "Secret", "metadata": {"name": "s"}, "type": "Opaque"})).is_ok());
+
+        let old = json!({"kind": "ConfigMap", "metadata": {"name": "c"}, "immutable": true, "data": {"a": "1"}});
+        assert!(validate_update(&old, &old).is_ok());
+        let mut new = old.clone();
+        new["data"]["a"] = json!("2");
+        new["immutable"] = json!(false);
+        assert_eq!(
+            validate_update(&old, &new).unwrap_err().to_string(),
+            "The ConfigMap \"c\" is invalid: \n* immutable: Forbidden: field is immutable when `immutable` is set\n* data: Forbidden: field is immutable when `immutable` is set"
+        );
+        // Not marked: anything but a Secret's type may change.
+        let free = json!({"kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"a": "1"}});
+        assert!(validate_update(&free, &json!({"kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"a": "2"}, "immutable": true})).is_ok());
+    }
+
+    #[test]
+    fn invalid_display_dedups_and_handles_no_causes() {
+        let c = FieldError { field: "spec.x".into(), kind: FieldErrorKind::Required, detail: String::new() };
+        let i = Invalid { kind: "Pod".into(), name: "p".into(), causes: vec![c.clone(), c] };
+        assert_eq!(i.to_string(), "The Pod \"p\" is invalid: spec.x: Required value");
+        let none = Invalid { kind: "Pod".into(), name: "p".into(), causes: vec![] };
+        assert_eq!(none.to_string(), "The Pod \"p\" is invalid");
+    }
+}

@@ -1,0 +1,17 @@
+//! Pure decisions above the API, shared by the controller and the node agents: every decision is
+//! a function of its inputs, with no I/O.
+pub mod cluster;
+pub mod configdata;
+pub mod endpoints;
+pub mod events;
+pub mod faults;
+pub mod images;
+pub mod ipam;
+pub mod loadbalancer;
+pub mod nodeports;
+pub mod podspec;
+pub mod probe;
+pub mod scheduler;
+pub mod serviceaccount;
+pub mod svcenv;
+pub mod volumes;

@@ -1,0 +1,146 @@
+//! Pod placement: filter the nodes a pod may run on, then spread pods like the default
+//! scheduler's spreading does (by owner, then by Service), then balance totals.
+
+use emu_api::selector::{labels_of, string_map, Selector};
+use serde_json::Value;
+use std::borrow::Borrow;
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeCandidate {
+    pub name: String,
+    pub ready: bool,
+    /// False when cordoned (`spec.unschedulable`).
+    pub schedulable: bool,
+    pub labels: BTreeMap<String, String>,
+}
+
+/// Picks a node for `pod`, or None when no node fits.
+///
+/// - A pod with `spec.nodeName` is already bound: that node is returned if it exists, whatever
+///   its state (Kubernetes bypasses the scheduler for such pods).
+/// - Otherwise candidates must be ready, schedulable, and carry every `spec.nodeSelector` label.
+/// - Among them the lowest (pods of the same controller owner, pods of the same Services in the
+///   pod's namespace, all pods) wins, then the node name, so the choice is deterministic.
+///
+/// `bound_pods` are the pods already assigned to nodes (`spec.nodeName` set);
+/// `service_selectors` are the (namespace, selector) pairs of all Services.
+pub fn schedule(
+    pod: &Value,
+    nodes: &[NodeCandidate],
+    bound_pods: &[impl Borrow<Value>],
+    service_selectors: &[(String, BTreeMap<String, String>)],
+) -> Option<String> {
+    if let Some(name) = pod["spec"]["nodeName"].as_str().filter(|n| !n.is_empty()) {
+        return nodes.iter().find(|n| n.name == name).map(|n| n.name.clone());
+    }
+    let node_selector = string_map(&pod["spec"]["nodeSelector"]);
+    let owner = controller_uid(pod);
+    let namespace = namespace_of(pod);
+    let pod_labels = labels_of(pod);
+    // The Services this pod would back; its siblings are the pods they also select.
+    let services: Vec<Selector> = service_selectors
+        .iter()
+        .filter(|(ns, sel)| ns == namespace && !sel.is_empty())
+        .map(|(_, sel)| Selector::from_map(sel))
+        .filter(|s| s.matches(&pod_labels))
+        .collect();
+
+    nodes
+        .iter()
+        .filter(|n| n.ready && n.schedulable)
+        .filter(|n| node_selector.iter().all(|(k, v)| n.labels.get(k) == Some(v)))
+        .min_by_key(|n| {
+            let on_node: Vec<&Value> = bound_pods.iter().map(Borrow::borrow).filter(|p| p["spec"]["nodeName"].as_str() == Some(n.name.as_str())).collect();
+            let same_owner = owner.map_or(0, |uid| on_node.iter().filter(|p| controller_uid(p) == Some(uid)).count());
+            let same_service = on_node
+                .iter()
+                .filter(|p| namespace_of(p) == namespace && !services.is_empty())
+                .filter(|p| {
+                    let labels = labels_of(p);
+                    services.iter().any(|s| s.matches(&labels))
+                })
+                .count();
+            (same_owner, same_service, on_node.len(), n.name.clone())
+        })
+        .map(|n| n.name.clone())
+}
+
+fn namespace_of(obj: &Value) -> &str {
+    obj["metadata"]["namespace"].as_str().unwrap_or("default")
+}
+
+/// The UID of the owner reference with `controller: true`.
+fn controller_uid(obj: &Value) -> Option<&str> {
+    obj["metadata"]["ownerReferences"].as_array()?.iter().find(|r| r["controller"].as_bool() == Some(true)).and_then(|r| r["uid"].as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NO_PODS: &[Value] = &[];
+    use serde_json::json;
+
+    fn node(name: &str) -> NodeCandidate {
+        NodeCandidate { name: name.into(), ready: true, schedulable: true, labels: BTreeMap::new() }
+    }
+
+    fn pod(name: &str, owner: &str, labels: Value, node: Option<&str>) -> Value {
+        json!({"metadata": {"name": name, "namespace": "default", "labels": labels,
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "rs", "uid": owner, "controller": true}]},
+            "spec": {"nodeName": node}})
+    }
+
+    #[test]
+    fn two_replicas_spread_over_two_nodes() {
+        let nodes = [node("worker-a"), node("worker-b")];
+        let first = pod("my-nginx-1", "rs-uid", json!({"run": "my-nginx"}), None);
+        let a = schedule(&first, &nodes, NO_PODS, &[]).unwrap();
+        assert_eq!(a, "worker-a"); // tie broken by name
+        let bound = [pod("my-nginx-1", "rs-uid", json!({"run": "my-nginx"}), Some(&a))];
+        let second = pod("my-nginx-2", "rs-uid", json!({"run": "my-nginx"}), None);
+        assert_eq!(schedule(&second, &nodes, &bound, &[]).unwrap(), "worker-b");
+    }
+
+    #[test]
+    fn owner_spreading_beats_total_load() {
+        let nodes = [node("a"), node("b")];
+        // b is busier overall, but a already runs a sibling.
+        let bound = [pod("x-1", "x", json!({}), Some("a")), pod("other-1", "o", json!({}), Some("b")), pod("other-2", "o", json!({}), Some("b"))];
+        assert_eq!(schedule(&pod("x-2", "x", json!({}), None), &nodes, &bound, &[]).unwrap(), "b");
+        // An unrelated pod goes where there are fewer pods.
+        assert_eq!(schedule(&pod("y-1", "y", json!({}), None), &nodes, &bound, &[]).unwrap(), "a");
+    }
+
+    #[test]
+    fn service_spreading_across_owners() {
+        let nodes = [node("a"), node("b")];
+        let svc = vec![("default".to_string(), BTreeMap::from([("app".to_string(), "web".to_string())]))];
+        let bound = [pod("web-v1", "v1", json!({"app": "web"}), Some("a")), pod("z", "z", json!({}), Some("b")), pod("z2", "z", json!({}), Some("b"))];
+        // A pod of a new owner that backs the same Service avoids node a.
+        assert_eq!(schedule(&pod("web-v2", "v2", json!({"app": "web"}), None), &nodes, &bound, &svc).unwrap(), "b");
+        // The same Service in another namespace does not count.
+        let other_ns = vec![("prod".to_string(), svc[0].1.clone())];
+        assert_eq!(schedule(&pod("web-v2", "v2", json!({"app": "web"}), None), &nodes, &bound, &other_ns).unwrap(), "a");
+    }
+
+    #[test]
+    fn filters() {
+        let mut nodes = vec![node("a"), node("b"), node("c")];
+        nodes[0].ready = false;
+        nodes[1].schedulable = false;
+        nodes[2].labels.insert("disk".into(), "ssd".into());
+        let p = pod("p", "o", json!({}), None);
+        assert_eq!(schedule(&p, &nodes, NO_PODS, &[]).unwrap(), "c");
+        let mut picky = p.clone();
+        picky["spec"]["nodeSelector"] = json!({"disk": "hdd"});
+        assert_eq!(schedule(&picky, &nodes, NO_PODS, &[]), None);
+        picky["spec"]["nodeSelector"] = json!({"disk": "ssd"});
+        assert_eq!(schedule(&picky, &nodes, NO_PODS, &[]).unwrap(), "c");
+        // Bound pods keep their node, even a NotReady one; unknown nodes give None.
+        assert_eq!(schedule(&pod("p", "o", json!({}), Some("a")), &nodes, NO_PODS, &[]).unwrap(), "a");
+        assert_eq!(schedule(&pod("p", "o", json!({}), Some("zz")), &nodes, NO_PODS, &[]), None);
+        assert_eq!(schedule(&p, &[], NO_PODS, &[]), None);
+    }
+}
