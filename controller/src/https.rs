@@ -6,10 +6,18 @@
 //! everything else (anonymous users may read only those paths under Kubernetes' default RBAC
 //! role `system:public-info-viewer`).
 //!
-//! Deliberately tiny: one request per connection (`Connection: close`), no HTTP library. The
-//! answer to a request is a pure function of its head ([`respond`]); the socket side only reads
-//! the head, writes the answer and closes.
+//! HTTP/1.1 is hyper's, over tokio-rustls. The answer to a request is a pure function of the
+//! request, its whole body included ([`Router::route`]): a new path is a new arm there. The
+//! socket side only accepts, shakes hands, reads the body and hands the request to the router.
 
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use serde::Serialize;
@@ -17,22 +25,24 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
-/// A whole connection (handshake, request, answer) must be done within this; a slow or stuck
+/// How long a client may take for the TLS handshake, for each request head (which bounds how
+/// long an idle kept-alive connection stays open) and for each request body; a slow or stuck
 /// client is dropped so it cannot hold a connection slot.
 const CONNECTION_TIMEOUT: Duration = Duration::from_secs(10);
 /// Connections served at once; more wait in the listen backlog. Bounds memory whatever the clients
 /// do (each TLS connection costs some tens of KiB).
 const MAX_CONNECTIONS: usize = 256;
-/// Longest request head accepted (Go's net/http, behind kube-apiserver, allows 1 MiB; nothing a
-/// client sends to these paths comes close to this).
+/// Longest request head accepted, else 431 (Go's net/http, behind kube-apiserver, allows 1 MiB;
+/// nothing a client sends to these paths comes close to this).
 const MAX_HEAD: usize = 16 * 1024;
+/// Longest request body read, else 413: kube-apiserver's limit for a write (3 MiB).
+const MAX_BODY: usize = 3 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum HttpsError {
@@ -61,23 +71,23 @@ pub fn acceptor(cert_pem: &str, key_pem: &str) -> Result<TlsAcceptor, HttpsError
         .with_no_client_auth()
         .with_single_cert(chain, key)?;
     // Clients such as kubectl offer h2 first; answering with http/1.1 keeps them on the only
-    // protocol spoken here.
+    // protocol served here.
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
+
+/// Who presented a bearer token: its user, or None when the token is not valid.
+pub type Authenticator = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
 
 /// Serves HTTPS on `listener` until `shutdown` completes; connections still open then are
 /// dropped. `version` is the Kubernetes version to report, e.g. `v1.33.0`. Never fails: a client
 /// that misbehaves only loses its own connection, and accept errors (such as running out of file
 /// descriptors) are logged and retried.
-/// Who presented a bearer token: its user, or None when the token is not valid.
-pub type Authenticator = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
-
 pub async fn serve(listener: TcpListener, tls: TlsAcceptor, version: &'static str, authn: Authenticator, shutdown: impl Future) {
-    serve_with(listener, tls, version, authn, shutdown, CONNECTION_TIMEOUT).await
+    serve_with(listener, tls, Arc::new(Router { version, authn }), shutdown, CONNECTION_TIMEOUT).await
 }
 
-async fn serve_with(listener: TcpListener, tls: TlsAcceptor, version: &'static str, authn: Authenticator, shutdown: impl Future, timeout: Duration) {
+async fn serve_with(listener: TcpListener, tls: TlsAcceptor, router: Arc<Router>, shutdown: impl Future, timeout: Duration) {
     let mut shutdown = std::pin::pin!(shutdown);
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let mut connections = JoinSet::new();
@@ -103,185 +113,134 @@ async fn serve_with(listener: TcpListener, tls: TlsAcceptor, version: &'static s
                 }
             },
         };
-        let (tls, authn) = (tls.clone(), authn.clone());
+        let (tls, router) = (tls.clone(), router.clone());
         connections.spawn(async move {
             let _slot = slot;
-            match tokio::time::timeout(timeout, connection(&tls, stream, peer, version, &*authn)).await {
-                Ok(Ok(())) => {}
-                // Port scanners, plain-HTTP clients and clients that distrust our CA end here;
-                // that is their problem, not the server's, hence debug.
-                Ok(Err(e)) => tracing::debug!(%peer, error = %e, "https connection failed"),
-                Err(_) => tracing::debug!(%peer, "https client too slow; connection dropped"),
+            // Port scanners, plain-HTTP clients and clients that distrust our CA end here; that
+            // is their problem, not the server's, hence debug.
+            if let Err(e) = connection(&tls, stream, peer, router, timeout).await {
+                tracing::debug!(%peer, error = %e, "https connection failed");
             }
         });
     }
     tracing::debug!(open = connections.len(), "https endpoint shutting down");
 }
 
+/// One client's connection: the TLS handshake, then as many requests as it sends (HTTP/1.1
+/// keep-alive) until it closes, asks to close, or is silent for `timeout`.
 async fn connection(
     tls: &TlsAcceptor,
     stream: TcpStream,
     peer: SocketAddr,
-    version: &str,
-    authn: &(dyn Fn(&str) -> Option<String> + Send + Sync),
-) -> io::Result<()> {
-    let mut stream = tls.accept(stream).await?;
-    let mut buf = Vec::with_capacity(1024);
-    let head_len = loop {
-        if let Some(end) = head_end(&buf) {
-            break Some(end);
+    router: Arc<Router>,
+    timeout: Duration,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let stream = tokio::time::timeout(timeout, tls.accept(stream)).await.map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out"))??;
+    let service = service_fn(move |request: Request<Incoming>| {
+        let router = router.clone();
+        async move {
+            let (head, body) = request.into_parts();
+            // The whole body first, so the router is a plain function and an unread body cannot
+            // turn the connection's close into a reset that destroys the answer.
+            let body = match tokio::time::timeout(timeout, Limited::new(body, MAX_BODY).collect()).await {
+                Ok(Ok(collected)) => collected.to_bytes(),
+                Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => return Ok(too_large()),
+                // A body that fails or stalls: hyper closes the connection without an answer.
+                Ok(Err(e)) => return Err(io::Error::other(e)),
+                Err(_) => return Err(io::Error::new(io::ErrorKind::TimedOut, "request body timed out")),
+            };
+            let request = Request::from_parts(head, body);
+            let response = router.route(&request);
+            tracing::trace!(%peer, method = %request.method(), path = request.uri().path(), status = response.status().as_u16(), "https request");
+            Ok::<_, io::Error>(response)
         }
-        if buf.len() >= MAX_HEAD {
-            break None;
-        }
-        if stream.read_buf(&mut buf).await? == 0 {
-            return Ok(()); // closed before finishing a request: nothing to answer
-        }
-    };
-    let response = match head_len {
-        Some(end) => respond(&buf[..end], version, authn),
-        None => Response::text(431, "Request Header Fields Too Large", "431 Request Header Fields Too Large"),
-    };
-    tracing::trace!(%peer, status = response.status, "https request");
-    stream.write_all(&response.to_bytes(SystemTime::now())).await?;
-    // Sends TLS close_notify, then FIN: the client sees a clean end of the answer.
-    stream.shutdown().await?;
-    // Closing with unread request bytes (a body we never looked at) would make the kernel send a
-    // reset, which can destroy the answer before the client has read it. Wait briefly for the
-    // client to close first, discarding what it still sends.
-    let _ = tokio::time::timeout(Duration::from_secs(1), async {
-        let mut sink = [0u8; 4096];
-        let mut left: usize = 64 * 1024;
-        while left > 0 {
-            match stream.read(&mut sink).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => left = left.saturating_sub(n),
-            }
-        }
-    })
-    .await;
+    });
+    http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(timeout)
+        .max_header_size(MAX_HEAD)
+        // As Go writes them (`Content-Type`), for clients and people that read the raw answer.
+        .title_case_headers(true)
+        .serve_connection(TokioIo::new(stream), service)
+        .await?;
     Ok(())
 }
 
-/// Where the request head ends (the index just past its blank line), if it has ended. Accepts
-/// bare LF line ends as well as CRLF, as HTTP allows recipients to.
-fn head_end(buf: &[u8]) -> Option<usize> {
-    let mut line_start = 0;
-    for (i, &b) in buf.iter().enumerate() {
-        if b == b'\n' {
-            let line = &buf[line_start..i];
-            if line.is_empty() || line == b"\r" {
-                return Some(i + 1);
+/// What a request is answered from: the endpoint's state, shared by every connection.
+struct Router {
+    /// The Kubernetes version reported, e.g. `v1.33.0`.
+    version: &'static str,
+    authn: Authenticator,
+}
+
+impl Router {
+    /// The answer to `request`. A bearer token is checked first, as kube-apiserver authenticates
+    /// before it authorizes: one that `authn` does not accept gets 401 whatever the path; a valid
+    /// one makes the request its user's, which (with no RBAC bindings in emu) may see what
+    /// anonymous users may see. HEAD is answered as GET without the body (by hyper), but like
+    /// kube-apiserver's RBAC, its verb `head` is not one `system:public-info-viewer` grants.
+    fn route(&self, request: &Request<Bytes>) -> Response<Full<Bytes>> {
+        let pretty = pretty(request);
+        let user = match bearer(request) {
+            None => "system:anonymous".to_string(),
+            Some(token) => match (self.authn)(&token) {
+                Some(user) => user,
+                None => return json(StatusCode::UNAUTHORIZED, status_json(401, "Unauthorized", "Unauthorized".into(), false, pretty)),
+            },
+        };
+        let path = request.uri().path();
+        match (request.method(), path) {
+            // The non-resource URLs `system:public-info-viewer` lets anyone GET.
+            (&Method::GET, "/version" | "/version/") => json(StatusCode::OK, version_json(self.version)),
+            (&Method::GET, "/healthz" | "/livez" | "/readyz") => text(StatusCode::OK, "ok"),
+            (method, path) => {
+                // RBAC's verb for a non-resource request is the lower-cased HTTP method.
+                let verb = method.as_str().to_ascii_lowercase();
+                json(StatusCode::FORBIDDEN, forbidden_json(&user, &verb, path, pretty))
             }
-            line_start = i + 1;
         }
-    }
-    None
-}
-
-/// An answer to one request.
-#[derive(Debug, PartialEq, Eq)]
-struct Response {
-    status: u16,
-    reason: &'static str,
-    content_type: &'static str,
-    body: String,
-    /// Answer to HEAD: headers only.
-    head_only: bool,
-}
-
-impl Response {
-    fn text(status: u16, reason: &'static str, body: &str) -> Response {
-        Response { status, reason, content_type: "text/plain; charset=utf-8", body: body.to_owned(), head_only: false }
-    }
-
-    fn json(status: u16, reason: &'static str, body: String) -> Response {
-        Response { status, reason, content_type: "application/json", body, head_only: false }
-    }
-
-    /// The response as sent, headers as kube-apiserver sends them (minus its audit id).
-    fn to_bytes(&self, now: SystemTime) -> Vec<u8> {
-        let mut out = format!(
-            "HTTP/1.1 {} {}\r\nCache-Control: no-cache, private\r\nContent-Type: {}\r\nX-Content-Type-Options: nosniff\r\nDate: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-            self.status,
-            self.reason,
-            self.content_type,
-            http_date(now),
-            self.body.len()
-        )
-        .into_bytes();
-        if !self.head_only {
-            out.extend_from_slice(self.body.as_bytes());
-        }
-        out
     }
 }
 
-/// The answer to a request whose head (request line and headers, up to the blank line) is `head`.
-/// A bearer token is checked first, as kube-apiserver authenticates before it authorizes: one
-/// that `authn` does not accept gets 401 whatever the path; a valid one makes the request its
-/// user's, which (with no RBAC bindings in emu) may see what anonymous users may see.
-fn respond(head: &[u8], version: &str, authn: &dyn Fn(&str) -> Option<String>) -> Response {
-    let Some(request) = Request::parse(head) else {
-        return Response::text(400, "Bad Request", "400 Bad Request");
-    };
-    let user = match request.bearer {
-        None => "system:anonymous".to_string(),
-        Some(token) => match authn(token) {
-            Some(user) => user,
-            None => {
-                let mut r = Response::json(401, "Unauthorized", status_json(401, "Unauthorized", "Unauthorized".into(), false, request.pretty));
-                r.head_only = request.method == "HEAD";
-                return r;
-            }
-        },
-    };
-    let mut response = match (request.method, request.path) {
-        // The non-resource URLs `system:public-info-viewer` lets anyone GET.
-        ("GET", "/version" | "/version/") => Response::json(200, "OK", version_json(version)),
-        ("GET", "/healthz" | "/livez" | "/readyz") => Response::text(200, "OK", "ok"),
-        (method, path) => {
-            // RBAC's verb for a non-resource request is the lower-cased HTTP method.
-            let verb = method.to_ascii_lowercase();
-            Response::json(403, "Forbidden", forbidden_json(&user, &verb, path, request.pretty))
-        }
-    };
-    response.head_only = request.method == "HEAD";
+/// The token of an `Authorization: Bearer` header (scheme case-insensitive).
+fn bearer(request: &Request<Bytes>) -> Option<String> {
+    let value = String::from_utf8_lossy(request.headers().get(header::AUTHORIZATION)?.as_bytes()).into_owned();
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_string())
+}
+
+/// Whether kube-apiserver would indent a JSON answer to this request: for `?pretty=true` and for
+/// clients that show JSON to a person.
+fn pretty(request: &Request<Bytes>) -> bool {
+    let query = request.uri().query().unwrap_or("");
+    let user_agent = request.headers().get(header::USER_AGENT).map(HeaderValue::as_bytes).unwrap_or_default();
+    query.split('&').any(|p| matches!(p, "pretty=true" | "pretty=1" | "pretty"))
+        || [&b"curl"[..], b"Wget", b"Mozilla/"].iter().any(|p| user_agent.starts_with(p))
+}
+
+/// An answer with the headers kube-apiserver sends (minus its audit id); hyper adds `Date` and
+/// `Content-Length`.
+fn reply(status: StatusCode, content_type: &'static str, body: String) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache, private"));
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     response
 }
 
-struct Request<'a> {
-    method: &'a str,
-    /// The path without the query string.
-    path: &'a str,
-    /// Whether kube-apiserver would indent a JSON answer to this request.
-    pretty: bool,
-    /// The token of an `Authorization: Bearer` header.
-    bearer: Option<&'a str>,
+fn text(status: StatusCode, body: &str) -> Response<Full<Bytes>> {
+    reply(status, "text/plain; charset=utf-8", body.to_owned())
 }
 
-impl<'a> Request<'a> {
-    fn parse(head: &'a [u8]) -> Option<Request<'a>> {
-        let head = std::str::from_utf8(head).ok()?;
-        let mut lines = head.lines();
-        let mut parts = lines.next()?.split(' ');
-        let (method, target, protocol) = (parts.next()?, parts.next()?, parts.next()?);
-        if parts.next().is_some() || method.is_empty() || !method.bytes().all(|b| b.is_ascii_uppercase()) || !protocol.starts_with("HTTP/1.") {
-            return None;
-        }
-        let (path, query) = target.split_once('?').unwrap_or((target, ""));
-        if !path.starts_with('/') {
-            return None;
-        }
-        let headers: Vec<(&str, &str)> = lines.filter_map(|l| l.split_once(':')).map(|(n, v)| (n.trim(), v.trim())).collect();
-        let header = |name: &str| headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| *v);
-        let user_agent = header("user-agent").unwrap_or("");
-        let bearer = header("authorization").and_then(|v| v.split_once(' ')).filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer")).map(|(_, t)| t.trim());
-        // kube-apiserver indents for `?pretty=true` and for clients that show JSON to a person.
-        let pretty = query.split('&').any(|p| matches!(p, "pretty=true" | "pretty=1" | "pretty"))
-            || ["curl", "Wget", "Mozilla/"].iter().any(|p| user_agent.starts_with(p));
-        Some(Request { method, path, pretty, bearer })
-    }
+fn json(status: StatusCode, body: String) -> Response<Full<Bytes>> {
+    reply(status, "application/json", body)
+}
+
+/// kube-apiserver's answer to a body over [`MAX_BODY`].
+fn too_large() -> Response<Full<Bytes>> {
+    json(StatusCode::PAYLOAD_TOO_LARGE, status_json(413, "RequestEntityTooLarge", format!("Request entity too large: limit is {MAX_BODY}"), false, false))
 }
 
 /// kube-apiserver's `version.Info`, in its field order.
@@ -364,33 +323,13 @@ fn forbidden_json(user: &str, verb: &str, path: &str, pretty: bool) -> String {
     status_json(403, "Forbidden", format!("forbidden: User \"{user}\" cannot {verb} path \"{path}\""), true, pretty)
 }
 
-/// An HTTP `Date` value (IMF-fixdate, always GMT), e.g. `Sun, 06 Nov 1994 08:49:37 GMT`.
-fn http_date(t: SystemTime) -> String {
-    let secs = t.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-    let days = (secs / 86_400) as i64;
-    let (h, m, s) = (secs % 86_400 / 3600, secs % 3600 / 60, secs % 60);
-    // Days since 1970-01-01 to a proleptic Gregorian date, counting in 400-year eras that start
-    // on 1 March so that the leap day falls at the end of a year.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    const WEEKDAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"]; // 1970-01-01 was a Thursday
-    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
-    format!("{}, {day:02} {} {year} {h:02}:{m:02}:{s:02} GMT", WEEKDAYS[days.rem_euclid(7) as usize], MONTHS[(month - 1) as usize])
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::pki::ClusterPki;
     use rustls::pki_types::ServerName;
     use std::path::Path;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     const VERSION: &str = "v1.33.0";
 
@@ -405,104 +344,86 @@ mod tests {
         assert_eq!(go_arch("aarch64"), "arm64");
     }
 
-    #[test]
-    fn routes() {
-        let get = |head: &str| respond(head.as_bytes(), VERSION, &no_tokens);
-        let ok = get("GET /version?timeout=32s HTTP/1.1\r\nHost: kubernetes\r\n\r\n");
-        assert_eq!((ok.status, ok.content_type), (200, "application/json"));
-        assert!(ok.body.contains("\"gitVersion\": \"v1.33.0\""));
-        for path in ["/healthz", "/livez", "/readyz"] {
-            let r = get(&format!("GET {path} HTTP/1.1\r\n\r\n"));
-            assert_eq!((r.status, r.body.as_str()), (200, "ok"), "{path}");
-        }
-        let api = get("GET /api HTTP/1.1\r\nUser-Agent: kubectl/v1.33.0\r\n\r\n");
-        assert_eq!(api.status, 403);
-        assert_eq!(
-            api.body,
-            "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{},\"status\":\"Failure\",\"message\":\"forbidden: User \\\"system:anonymous\\\" cannot get path \\\"/api\\\"\",\"reason\":\"Forbidden\",\"details\":{},\"code\":403}\n"
-        );
-        // A write to an allowed path is forbidden too, with RBAC's verb in the message.
-        let post = get("POST /version HTTP/1.1\r\nContent-Length: 0\r\n\r\n");
-        assert_eq!(post.status, 403);
-        assert!(post.body.contains("cannot post path \\\"/version\\\""), "{}", post.body);
-        // Sub-checks are not public, as under the default RBAC roles.
-        assert_eq!(get("GET /readyz/ping HTTP/1.1\r\n\r\n").status, 403);
-        // Bare LF line ends are accepted.
-        assert_eq!(get("GET /healthz HTTP/1.0\n\n").status, 200);
-    }
-
     /// An authenticator that accepts no token.
     fn no_tokens(_: &str) -> Option<String> {
         None
     }
 
+    fn router(authn: Authenticator) -> Router {
+        Router { version: VERSION, authn }
+    }
+
+    /// `method target` with `headers`, routed: (status, content type, body).
+    fn ask(router: &Router, method: &str, target: &str, headers: &[(&str, &str)]) -> (u16, String, String) {
+        let mut request = Request::builder().method(method).uri(target);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = router.route(&request.body(Bytes::new()).unwrap());
+        let content_type = response.headers()[header::CONTENT_TYPE].to_str().unwrap().to_string();
+        let status = response.status().as_u16();
+        let body = futures::executor::block_on(response.into_body().collect()).unwrap().to_bytes();
+        (status, content_type, String::from_utf8(body.to_vec()).unwrap())
+    }
+
+    #[test]
+    fn routes() {
+        let r = router(Arc::new(no_tokens));
+        let get = |target: &str, headers: &[(&str, &str)]| ask(&r, "GET", target, headers);
+        let (status, content_type, body) = get("/version?timeout=32s", &[("Host", "kubernetes")]);
+        assert_eq!((status, content_type.as_str()), (200, "application/json"));
+        assert!(body.contains("\"gitVersion\": \"v1.33.0\""));
+        for path in ["/healthz", "/livez", "/readyz"] {
+            assert_eq!(get(path, &[]), (200, "text/plain; charset=utf-8".into(), "ok".into()), "{path}");
+        }
+        let (status, _, body) = get("/api", &[("User-Agent", "kubectl/v1.33.0")]);
+        assert_eq!(status, 403);
+        assert_eq!(
+            body,
+            "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{},\"status\":\"Failure\",\"message\":\"forbidden: User \\\"system:anonymous\\\" cannot get path \\\"/api\\\"\",\"reason\":\"Forbidden\",\"details\":{},\"code\":403}\n"
+        );
+        // A write to an allowed path is forbidden too, with RBAC's verb in the message; so is HEAD.
+        let (status, _, body) = ask(&r, "POST", "/version", &[("Content-Length", "0")]);
+        assert_eq!(status, 403);
+        assert!(body.contains("cannot post path \\\"/version\\\""), "{body}");
+        assert!(ask(&r, "HEAD", "/healthz", &[]).2.contains("cannot head path \\\"/healthz\\\""));
+        // Sub-checks are not public, as under the default RBAC roles.
+        assert_eq!(get("/readyz/ping", &[]).0, 403);
+    }
+
+    #[test]
+    fn answers_carry_kube_apiservers_headers() {
+        let response = router(Arc::new(no_tokens)).route(&Request::get("/healthz").body(Bytes::new()).unwrap());
+        let headers: Vec<(&str, &str)> = response.headers().iter().map(|(k, v)| (k.as_str(), v.to_str().unwrap())).collect();
+        assert_eq!(headers, [("cache-control", "no-cache, private"), ("content-type", "text/plain; charset=utf-8"), ("x-content-type-options", "nosniff")]);
+    }
+
     #[test]
     fn bearer_tokens_are_authenticated_before_anything_is_authorized() {
-        let authn = |t: &str| (t == "good").then(|| "system:serviceaccount:default:default".to_string());
-        let get = |head: &str| respond(head.as_bytes(), VERSION, &authn);
-        let r = get("GET /api/v1/namespaces/default/pods HTTP/1.1\r\nAuthorization: Bearer good\r\n\r\n");
-        assert_eq!(r.status, 403);
-        assert!(r.body.contains("User \\\"system:serviceaccount:default:default\\\" cannot get path \\\"/api/v1/namespaces/default/pods\\\""), "{}", r.body);
-        assert_eq!(get("GET /version HTTP/1.1\r\nauthorization: bearer good\r\n\r\n").status, 200);
+        let r = router(Arc::new(|t: &str| (t == "good").then(|| "system:serviceaccount:default:default".to_string())));
+        let (status, _, body) = ask(&r, "GET", "/api/v1/namespaces/default/pods", &[("Authorization", "Bearer good")]);
+        assert_eq!(status, 403);
+        assert!(body.contains("User \\\"system:serviceaccount:default:default\\\" cannot get path \\\"/api/v1/namespaces/default/pods\\\""), "{body}");
+        assert_eq!(ask(&r, "GET", "/version", &[("authorization", "bearer good")]).0, 200);
         // A token it does not accept: 401 wherever it goes, kube-apiserver's Status without details.
         for path in ["/version", "/api"] {
-            let r = get(&format!("GET {path} HTTP/1.1\r\nAuthorization: Bearer forged\r\n\r\n"));
-            assert_eq!(r.status, 401, "{path}");
-            assert_eq!(r.body, "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{},\"status\":\"Failure\",\"message\":\"Unauthorized\",\"reason\":\"Unauthorized\",\"code\":401}\n");
+            let (status, _, body) = ask(&r, "GET", path, &[("Authorization", "Bearer forged")]);
+            assert_eq!(status, 401, "{path}");
+            assert_eq!(body, "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{},\"status\":\"Failure\",\"message\":\"Unauthorized\",\"reason\":\"Unauthorized\",\"code\":401}\n");
         }
+        // Bytes that are not text do not make a valid token either.
+        let value = HeaderValue::from_bytes(b"Bearer go\xffod").unwrap();
+        let request = Request::get("/version").header(header::AUTHORIZATION, value).body(Bytes::new()).unwrap();
+        assert_eq!(r.route(&request).status(), 401);
     }
 
     #[test]
     fn curl_gets_indented_json() {
-        let r = respond(b"GET /api/v1/pods?pretty HTTP/1.1\r\nuser-agent: curl/7.88.1\r\n\r\n", VERSION, &no_tokens);
+        let (_, _, body) = ask(&router(Arc::new(no_tokens)), "GET", "/api/v1/pods?pretty", &[("user-agent", "curl/7.88.1")]);
         assert_eq!(
-            r.body,
+            body,
             "{\n  \"kind\": \"Status\",\n  \"apiVersion\": \"v1\",\n  \"metadata\": {},\n  \"status\": \"Failure\",\n  \"message\": \"forbidden: User \\\"system:anonymous\\\" cannot get path \\\"/api/v1/pods\\\"\",\n  \"reason\": \"Forbidden\",\n  \"details\": {},\n  \"code\": 403\n}"
         );
-    }
-
-    #[test]
-    fn malformed_requests_get_400() {
-        for head in [
-            "",
-            "GET\r\n\r\n",
-            "GET /version\r\n\r\n",
-            "get /version HTTP/1.1\r\n\r\n",
-            "GET version HTTP/1.1\r\n\r\n",
-            "GET /version SPDY/3\r\n\r\n",
-            "\u{0}\u{1}\r\n\r\n",
-        ] {
-            assert_eq!(respond(head.as_bytes(), VERSION, &no_tokens).status, 400, "{head:?}");
-        }
-        assert_eq!(respond(b"GET /\xff HTTP/1.1\r\n\r\n", VERSION, &no_tokens).status, 400);
-    }
-
-    #[test]
-    fn head_ends_at_the_blank_line() {
-        assert_eq!(head_end(b"GET / HTTP/1.1\r\nHost: x\r\n"), None);
-        assert_eq!(head_end(b"GET / HTTP/1.1\r\nHost: x\r\n\r\nbody"), Some(27));
-        assert_eq!(head_end(b"GET / HTTP/1.0\n\n"), Some(16));
-    }
-
-    #[test]
-    fn response_bytes() {
-        let mut r = Response::text(200, "OK", "ok");
-        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(784_111_777);
-        assert_eq!(
-            String::from_utf8(r.to_bytes(t)).unwrap(),
-            "HTTP/1.1 200 OK\r\nCache-Control: no-cache, private\r\nContent-Type: text/plain; charset=utf-8\r\nX-Content-Type-Options: nosniff\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
-        );
-        r.head_only = true;
-        assert!(String::from_utf8(r.to_bytes(t)).unwrap().ends_with("Content-Length: 2\r\nConnection: close\r\n\r\n"));
-    }
-
-    #[test]
-    fn http_dates() {
-        let at = |secs| http_date(SystemTime::UNIX_EPOCH + Duration::from_secs(secs));
-        assert_eq!(at(0), "Thu, 01 Jan 1970 00:00:00 GMT");
-        assert_eq!(at(784_111_777), "Sun, 06 Nov 1994 08:49:37 GMT");
-        assert_eq!(at(951_782_400), "Tue, 29 Feb 2000 00:00:00 GMT");
-        assert_eq!(at(1_767_225_599), "Wed, 31 Dec 2025 23:59:59 GMT");
     }
 
     /// A running endpoint on 127.0.0.1 with a fresh CA; stops when `stop` is dropped or sent.
@@ -522,7 +443,7 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(serve_with(listener, tls, VERSION, Arc::new(no_tokens), stopped, timeout));
+        let task = tokio::spawn(serve_with(listener, tls, Arc::new(router(Arc::new(no_tokens))), stopped, timeout));
         Server { port, ca_pem: pki.ca_pem().to_owned(), dir, stop: Some(stop), task }
     }
 
@@ -539,17 +460,25 @@ mod tests {
         tokio_rustls::TlsConnector::from(Arc::new(config))
     }
 
-    /// GET `path` as an in-cluster client would (SNI `kubernetes.default.svc`); (status, body).
-    async fn get(port: u16, ca_pem: Option<&str>, path: &str) -> io::Result<(u16, String)> {
+    /// Sends `request` as written over TLS (SNI `kubernetes.default.svc`) and reads until the
+    /// server closes; read_to_string fails on a close without close_notify, so this also checks a
+    /// clean end.
+    async fn raw(port: u16, ca_pem: Option<&str>, request: &[u8]) -> io::Result<String> {
         let tcp = TcpStream::connect(("127.0.0.1", port)).await?;
         let name = ServerName::try_from("kubernetes.default.svc").unwrap();
         let mut tls = client(ca_pem).connect(name, tcp).await?;
-        tls.write_all(format!("GET {path} HTTP/1.1\r\nHost: kubernetes.default.svc\r\nUser-Agent: emu-test\r\nConnection: close\r\n\r\n").as_bytes()).await?;
+        tls.write_all(request).await?;
         // A TLS stream may keep written records buffered until flushed.
         tls.flush().await?;
         let mut answer = String::new();
-        // read_to_string fails on a close without close_notify, so this also checks a clean end.
         tls.read_to_string(&mut answer).await?;
+        Ok(answer)
+    }
+
+    /// GET `path` as an in-cluster client would; (status, body).
+    async fn get(port: u16, ca_pem: Option<&str>, path: &str) -> io::Result<(u16, String)> {
+        let request = format!("GET {path} HTTP/1.1\r\nHost: kubernetes.default.svc\r\nUser-Agent: emu-test\r\nConnection: close\r\n\r\n");
+        let answer = raw(port, ca_pem, request.as_bytes()).await?;
         let (head, body) = answer.split_once("\r\n\r\n").unwrap();
         let status = head.split(' ').nth(1).unwrap().parse().unwrap();
         assert!(head.contains(&format!("Content-Length: {}", body.len())), "{head}");
@@ -593,6 +522,78 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_answer_on_the_wire() {
+        let server = start(CONNECTION_TIMEOUT).await;
+        let ca = Some(server.ca_pem.as_str());
+        let answer = raw(server.port, ca, b"GET /healthz HTTP/1.1\r\nHost: kubernetes\r\nConnection: close\r\n\r\n").await.unwrap();
+        let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+        let mut lines: Vec<&str> = head.lines().collect();
+        let date = lines.iter().position(|l| l.starts_with("Date: ")).expect("a Date header");
+        assert!(lines.remove(date).ends_with(" GMT"), "{head}");
+        assert_eq!(
+            lines,
+            [
+                "HTTP/1.1 200 OK",
+                "Cache-Control: no-cache, private",
+                "Content-Type: text/plain; charset=utf-8",
+                "X-Content-Type-Options: nosniff",
+                "Connection: close",
+                "Content-Length: 2"
+            ]
+        );
+        assert_eq!(body, "ok");
+        // HEAD: the headers of the answer GET would get, the length included, and no body.
+        let answer = raw(server.port, ca, b"HEAD /version HTTP/1.1\r\nHost: kubernetes\r\nUser-Agent: x\r\nConnection: close\r\n\r\n").await.unwrap();
+        assert!(
+            answer.starts_with("HTTP/1.1 403 Forbidden\r\n")
+                && answer.contains(&format!("Content-Length: {}\r\n", forbidden_json("system:anonymous", "head", "/version", false).len()))
+                && answer.ends_with("\r\n\r\n"),
+            "{answer:?}"
+        );
+        // Bare LF line ends are accepted, as HTTP allows recipients to.
+        let answer = raw(server.port, ca, b"GET /healthz HTTP/1.0\n\n").await.unwrap();
+        assert!(answer.starts_with("HTTP/1.0 200 OK\r\n") && answer.ends_with("\r\n\r\nok"), "{answer:?}");
+    }
+
+    #[tokio::test]
+    async fn requests_on_one_connection() {
+        let server = start(CONNECTION_TIMEOUT).await;
+        let ca = Some(server.ca_pem.as_str());
+        // Kept alive: three requests, a body the router is given whole, the last asking to close.
+        let requests = "GET /healthz HTTP/1.1\r\nHost: k\r\n\r\nPOST /api/v1/namespaces HTTP/1.1\r\nHost: k\r\nUser-Agent: x\r\nContent-Length: 5\r\n\r\nhello\
+                        GET /livez HTTP/1.1\r\nHost: k\r\nConnection: close\r\n\r\n";
+        let answer = raw(server.port, ca, requests.as_bytes()).await.unwrap();
+        let statuses: Vec<&str> = answer.match_indices("HTTP/1.1 ").map(|(i, _)| &answer[i + 9..i + 12]).collect();
+        assert_eq!(statuses, ["200", "403", "200"], "{answer}");
+        assert!(answer.contains("cannot post path \\\"/api/v1/namespaces\\\""), "{answer}");
+        // A body over the limit: kube-apiserver's 413.
+        let head = format!("POST /api/v1/namespaces HTTP/1.1\r\nHost: k\r\nUser-Agent: x\r\nContent-Length: {}\r\n\r\n", MAX_BODY + 1);
+        let tcp = TcpStream::connect(("127.0.0.1", server.port)).await.unwrap();
+        let mut tls = client(ca).connect(ServerName::try_from("kubernetes").unwrap(), tcp).await.unwrap();
+        tls.write_all(head.as_bytes()).await.unwrap();
+        tls.write_all(&vec![b'x'; MAX_BODY + 1]).await.unwrap();
+        tls.flush().await.unwrap();
+        let mut answer = vec![0u8; 4096];
+        let n = tls.read(&mut answer).await.unwrap();
+        let answer = String::from_utf8_lossy(&answer[..n]);
+        assert!(answer.starts_with("HTTP/1.1 413 Payload Too Large\r\n"), "{answer}");
+        assert!(
+            answer.ends_with("\"message\":\"Request entity too large: limit is 3145728\",\"reason\":\"RequestEntityTooLarge\",\"code\":413}\n"),
+            "{answer}"
+        );
+    }
+
+    #[tokio::test]
+    async fn malformed_requests_get_400() {
+        let server = start(CONNECTION_TIMEOUT).await;
+        let ca = Some(server.ca_pem.as_str());
+        for request in [&b"GET\r\n\r\n"[..], b"GET /version\r\n\r\n", b"GET /version SPDY/3\r\n\r\n", b"\x00\x01\r\n\r\n", b"GET /\xff HTTP/1.1\r\n\r\n"] {
+            let answer = raw(server.port, ca, request).await.unwrap();
+            assert!(answer.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{request:?}: {answer:?}");
+        }
+    }
+
+    #[tokio::test]
     async fn bad_clients_do_not_stop_the_server() {
         let server = start(Duration::from_millis(300)).await;
         let ca = Some(server.ca_pem.as_str());
@@ -611,6 +612,16 @@ mod tests {
         let mut sink = Vec::new();
         let closed = tokio::time::timeout(Duration::from_secs(5), idle.read_to_end(&mut sink)).await;
         assert!(closed.is_ok(), "an idle client must be dropped after the timeout");
+        // So does one that shakes hands and then says nothing, or stops in the middle of a body.
+        for request in [&b""[..], b"POST /api HTTP/1.1\r\nContent-Length: 10\r\n\r\nabc"] {
+            let tcp = TcpStream::connect(("127.0.0.1", server.port)).await.unwrap();
+            let mut tls = client(ca).connect(ServerName::try_from("kubernetes").unwrap(), tcp).await.unwrap();
+            tls.write_all(request).await.unwrap();
+            tls.flush().await.unwrap();
+            let mut sink = Vec::new();
+            let closed = tokio::time::timeout(Duration::from_secs(5), tls.read_to_end(&mut sink)).await;
+            assert!(closed.is_ok(), "a silent client must be dropped after the timeout ({request:?})");
+        }
         // A head that never ends is cut off at MAX_HEAD.
         let tcp = TcpStream::connect(("127.0.0.1", server.port)).await.unwrap();
         let mut tls = client(ca).connect(ServerName::try_from("kubernetes").unwrap(), tcp).await.unwrap();
