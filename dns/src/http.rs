@@ -1,16 +1,23 @@
-//! A minimal HTTP/1.1 responder for the metrics, health and readiness endpoints: one GET per
-//! connection, answered and closed. Enough for Prometheus, `curl` and the kubelet's probes, and
-//! far smaller than an HTTP stack.
+//! The metrics, health and readiness endpoints: HTTP/1.1 by hyper, one request per connection
+//! (answered with `Connection: close`), each path's answer a [`Reply`] from a [`Router`]. Enough
+//! for Prometheus, `curl` and the kubelet's probes.
 
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::header::{self, HeaderValue};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-/// Longest request head read; anything longer is not one of our clients.
-const MAX_REQUEST_HEAD: usize = 8192;
-/// A client that sends nothing is dropped after this.
+/// A client that sends no request head within this is dropped.
 const READ_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest request head read, else 431; anything longer is not one of our clients.
+const MAX_REQUEST_HEAD: usize = 8192;
 
 /// What a path answers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,12 +45,7 @@ pub async fn serve(listener: TcpListener, router: Router) {
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
-                let router = router.clone();
-                tokio::spawn(async move {
-                    if let Err(e) = respond(stream, &router).await {
-                        tracing::debug!(error = %e, "HTTP request failed");
-                    }
-                });
+                tokio::spawn(connection(stream, router.clone()));
             }
             Err(e) => {
                 tracing::warn!(error = %e, "accepting an HTTP connection");
@@ -54,77 +56,85 @@ pub async fn serve(listener: TcpListener, router: Router) {
     }
 }
 
-async fn respond(mut stream: TcpStream, router: &Router) -> std::io::Result<()> {
-    let head = tokio::time::timeout(READ_TIMEOUT, read_head(&mut stream))
-        .await
-        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "no request head"))??;
-    let reply = match parse_request_line(&head) {
-        Some(("GET" | "HEAD", path)) => router(path),
-        Some(_) => Reply::text(405, "405 method not allowed\n"),
-        None => Reply::text(400, "400 bad request\n"),
-    };
-    let head_only = head.starts_with("HEAD ");
-    stream.write_all(render(&reply, head_only).as_bytes()).await?;
-    stream.shutdown().await
-}
-
-/// Reads until the blank line that ends the request head.
-async fn read_head(stream: &mut TcpStream) -> std::io::Result<String> {
-    let mut buf = Vec::with_capacity(512);
-    let mut chunk = [0u8; 1024];
-    while !buf.windows(4).any(|w| w == b"\r\n\r\n") && !buf.windows(2).any(|w| w == b"\n\n") {
-        let n = stream.read(&mut chunk).await?;
-        if n == 0 || buf.len() + n > MAX_REQUEST_HEAD {
-            break;
-        }
-        buf.extend_from_slice(&chunk[..n]);
+async fn connection(stream: TcpStream, router: Router) {
+    let service = service_fn(move |request: Request<hyper::body::Incoming>| std::future::ready(Ok::<_, Infallible>(respond(&router, &request))));
+    let served = http1::Builder::new()
+        .keep_alive(false)
+        .timer(TokioTimer::new())
+        .header_read_timeout(READ_TIMEOUT)
+        .max_header_size(MAX_REQUEST_HEAD)
+        // As Go's servers write them (`Content-Type`), for people reading the raw answer.
+        .title_case_headers(true)
+        .serve_connection(TokioIo::new(stream), service)
+        .await;
+    if let Err(e) = served {
+        tracing::debug!(error = %e, "HTTP request failed");
     }
-    Ok(String::from_utf8_lossy(&buf).into_owned())
 }
 
-/// `GET /metrics?x=1 HTTP/1.1` → `("GET", "/metrics")`.
-pub fn parse_request_line(head: &str) -> Option<(&str, &str)> {
-    let mut parts = head.lines().next()?.split_whitespace();
-    let method = parts.next()?;
-    let target = parts.next()?;
-    parts.next().filter(|v| v.starts_with("HTTP/"))?;
-    Some((method, target.split('?').next().unwrap_or(target)))
-}
-
-pub fn render(reply: &Reply, head_only: bool) -> String {
-    let reason = match reply.status {
-        200 => "OK",
-        400 => "Bad Request",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        503 => "Service Unavailable",
-        _ => "",
+/// GET and HEAD (hyper leaves out the body) are routed by path; other methods get 405.
+fn respond<B>(router: &Router, request: &Request<B>) -> Response<Full<Bytes>> {
+    let reply = match *request.method() {
+        Method::GET | Method::HEAD => router(request.uri().path()),
+        _ => Reply::text(405, "405 method not allowed\n"),
     };
-    let body = if head_only { "" } else { reply.body.as_str() };
-    format!(
-        "HTTP/1.1 {} {reason}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        reply.status,
-        reply.content_type,
-        reply.body.len()
-    )
+    let mut response = Response::new(Full::new(Bytes::from(reply.body)));
+    *response.status_mut() = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(reply.content_type));
+    response
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http_body_util::BodyExt;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-    #[test]
-    fn request_lines_are_parsed() {
-        assert_eq!(parse_request_line("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"), Some(("GET", "/metrics")));
-        assert_eq!(parse_request_line("GET /ready?verbose HTTP/1.0\r\n\r\n"), Some(("GET", "/ready")));
-        assert_eq!(parse_request_line("GET /metrics\r\n\r\n"), None);
-        assert_eq!(parse_request_line(""), None);
+    fn router() -> Router {
+        Arc::new(|path: &str| match path {
+            "/ready" => Reply::text(200, "OK"),
+            _ => Reply::not_found(),
+        })
     }
 
-    #[test]
-    fn replies_carry_length_and_close() {
-        let text = render(&Reply::text(200, "OK"), false);
-        assert_eq!(text, "HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 2\r\nConnection: close\r\n\r\nOK");
-        assert!(render(&Reply::text(200, "OK"), true).ends_with("\r\n\r\n"));
+    /// `method target` answered: (status, body).
+    async fn ask(method: &str, target: &str) -> (u16, String) {
+        let response = respond(&router(), &Request::builder().method(method).uri(target).body(()).unwrap());
+        let status = response.status().as_u16();
+        (status, String::from_utf8(response.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap())
+    }
+
+    #[tokio::test]
+    async fn methods_and_paths() {
+        assert_eq!(ask("GET", "/ready?verbose").await, (200, "OK".into()));
+        assert_eq!(ask("HEAD", "/ready").await.0, 200);
+        assert_eq!(ask("GET", "/metrics").await, (404, "404 page not found\n".into()));
+        assert_eq!(ask("POST", "/ready").await, (405, "405 method not allowed\n".into()));
+    }
+
+    /// Sends `request` and reads the answer until the server closes.
+    async fn exchange(request: &str) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(serve(listener, router()));
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut answer = String::new();
+        tokio::time::timeout(Duration::from_secs(5), stream.read_to_string(&mut answer)).await.expect("closed after one answer").unwrap();
+        server.abort();
+        answer
+    }
+
+    #[tokio::test]
+    async fn replies_carry_length_and_close() {
+        let answer = exchange("GET /ready HTTP/1.1\r\nHost: x\r\n\r\n").await;
+        let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+        let mut lines: Vec<&str> = head.lines().filter(|l| !l.starts_with("Date: ")).collect();
+        lines.sort();
+        assert_eq!(lines, ["Connection: close", "Content-Length: 2", "Content-Type: text/plain; charset=utf-8", "HTTP/1.1 200 OK"]);
+        assert_eq!(body, "OK");
+        let answer = exchange("HEAD /ready HTTP/1.1\r\nHost: x\r\n\r\n").await;
+        assert!(answer.contains("Content-Length: 2\r\n") && answer.ends_with("\r\n\r\n"), "{answer:?}");
+        assert!(exchange("GET /metrics\r\n\r\n").await.starts_with("HTTP/1.1 400 Bad Request\r\n"));
     }
 }
