@@ -174,15 +174,49 @@ async fn check_nodes(services: &[Arc<Value>], addresses: &HashMap<(String, Strin
 /// One health check of a node: the connection is accepted and, for `http`, `GET /healthz`
 /// answers 200.
 async fn check(addr: SocketAddr, http: bool) -> bool {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let Ok(mut conn) = tokio::net::TcpStream::connect(addr).await else { return false };
+    let Ok(conn) = tokio::net::TcpStream::connect(addr).await else { return false };
     if !http {
         return true;
     }
-    let request = format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: emu-cloud-health-check\r\nConnection: close\r\n\r\n");
-    if conn.write_all(request.as_bytes()).await.is_err() {
-        return false;
+    let request = hyper::Request::get("/healthz")
+        .header(hyper::header::HOST, addr.to_string())
+        .header(hyper::header::USER_AGENT, "emu-cloud-health-check")
+        .header(hyper::header::CONNECTION, "close")
+        .body(http_body_util::Empty::new())
+        .expect("a request of constant parts and an address is valid");
+    matches!(crate::probe::get(conn, request).await, Ok(hyper::StatusCode::OK))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A node port on loopback answering every connection with `answer`; its address.
+    async fn node_port(answer: &'static str) -> SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                let mut buf = [0u8; 1024];
+                let _ = conn.read(&mut buf).await;
+                let _ = conn.write_all(answer.as_bytes()).await;
+            }
+        });
+        addr
     }
-    let mut head = [0u8; 12];
-    conn.read_exact(&mut head).await.is_ok() && &head[9..12] == b"200"
+
+    #[tokio::test]
+    async fn health_checks() {
+        let healthy = node_port("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n").await;
+        assert!(check(healthy, true).await);
+        // kube-proxy's 503 without local endpoints, and anything that is not HTTP, fail.
+        assert!(!check(node_port("HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n").await, true).await);
+        let garbage = node_port("SSH-2.0-OpenSSH_9.2\r\n").await;
+        assert!(!check(garbage, true).await);
+        // Without HTTP, accepting the connection is enough.
+        assert!(check(garbage, false).await);
+        let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap();
+        assert!(!check(closed, false).await);
+    }
 }

@@ -4,14 +4,26 @@
 //! `:10256/healthz` (and `/livez`) for the proxy itself (NET-10). The agent lives in its node's
 //! network namespace, so the listeners are the node's.
 
+use bytes::Bytes;
 use emu_api::time::now;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use std::collections::{BTreeMap, HashMap};
+use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
+use std::time::Duration;
+use tokio::net::{TcpListener, TcpStream};
 
 /// kube-proxy's `--healthz-bind-address` port.
 pub const PROXY_HEALTHZ_PORT: u16 = 10256;
+/// A client that sends no request head within this is dropped (a cloud's health checker sends
+/// its request at once).
+const READ_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What one health check node port reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,36 +86,37 @@ impl HealthServer {
                 }
             };
             loop {
-                let Ok((mut conn, _)) = listener.accept().await else { continue };
-                let state = state.clone();
-                tokio::spawn(async move {
-                    let mut buf = vec![0u8; 4096];
-                    let mut read = 0;
-                    // The request line is enough; wait for the end of the headers to be polite.
-                    while read < buf.len() {
-                        match conn.read(&mut buf[read..]).await {
-                            Ok(0) | Err(_) => break,
-                            Ok(n) => read += n,
-                        }
-                        if buf[..read].windows(4).any(|w| w == b"\r\n\r\n") {
-                            break;
-                        }
-                    }
-                    let path = String::from_utf8_lossy(&buf[..read]).split_whitespace().nth(1).unwrap_or("/").to_string();
-                    let response = match state.lock() {
-                        Ok(s) => respond(&s, port, &path),
-                        Err(_) => http(503, "text/plain", &[], "unavailable"),
-                    };
-                    let _ = conn.write_all(response.as_bytes()).await;
-                    let _ = conn.shutdown().await;
-                });
+                let Ok((conn, _)) = listener.accept().await else { continue };
+                tokio::spawn(connection(conn, state.clone(), port));
             }
         });
         self.listeners.insert(port, task);
     }
 }
 
-fn respond(state: &State, port: u16, path: &str) -> String {
+/// One request per connection, answered whatever its method, as kube-proxy's handlers do.
+async fn connection(conn: TcpStream, state: Arc<Mutex<State>>, port: u16) {
+    let service = service_fn(move |request: Request<Incoming>| {
+        let response = match state.lock() {
+            Ok(s) => respond(&s, port, request.uri().path()),
+            Err(_) => reply(StatusCode::SERVICE_UNAVAILABLE, "text/plain", "unavailable".into()),
+        };
+        std::future::ready(Ok::<_, Infallible>(response))
+    });
+    let served = http1::Builder::new()
+        .keep_alive(false)
+        .timer(TokioTimer::new())
+        .header_read_timeout(READ_TIMEOUT)
+        // As Go's servers write them (`Content-Type`), for people reading the raw answer.
+        .title_case_headers(true)
+        .serve_connection(TokioIo::new(conn), service)
+        .await;
+    if let Err(e) = served {
+        tracing::debug!(port, error = %e, "health check request failed");
+    }
+}
+
+fn respond(state: &State, port: u16, path: &str) -> Response<Full<Bytes>> {
     if port == PROXY_HEALTHZ_PORT {
         return match path {
             "/healthz" | "/livez" => {
@@ -112,57 +125,84 @@ fn respond(state: &State, port: u16, path: &str) -> String {
                     emu_api::time::rfc3339(state.last_updated),
                     emu_api::time::rfc3339(now())
                 );
-                http(200, "application/json", &[], &body)
+                reply(StatusCode::OK, "application/json", body)
             }
-            _ => http(404, "text/plain; charset=utf-8", &[], "404 page not found\n"),
+            _ => reply(StatusCode::NOT_FOUND, "text/plain; charset=utf-8", "404 page not found\n".into()),
         };
     }
     match state.services.get(&port) {
         Some(s) => service_response(s),
-        None => http(503, "text/plain", &[], "no service"),
+        None => reply(StatusCode::SERVICE_UNAVAILABLE, "text/plain", "no service".into()),
     }
 }
 
 /// kube-proxy's answer on a health check node port: any path, JSON with the local endpoint
 /// count, 200 only with local endpoints.
-pub fn service_response(s: &ServiceHealth) -> String {
+fn service_response(s: &ServiceHealth) -> Response<Full<Bytes>> {
     let body = format!(
         "{{\n\t\"service\": {{\n\t\t\"namespace\": {:?},\n\t\t\"name\": {:?}\n\t}},\n\t\"localEndpoints\": {},\n\t\"serviceProxyHealthy\": true\n}}",
         s.namespace, s.name, s.local_endpoints
     );
-    let weight = s.local_endpoints.to_string();
-    let status = if s.local_endpoints > 0 { 200 } else { 503 };
-    http(status, "application/json", &[("X-Content-Type-Options", "nosniff"), ("X-Load-Balancing-Endpoint-Weight", &weight)], &body)
+    let status = if s.local_endpoints > 0 { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let mut response = reply(status, "application/json", body);
+    let headers = response.headers_mut();
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert("x-load-balancing-endpoint-weight", HeaderValue::from(s.local_endpoints));
+    response
 }
 
-fn http(status: u16, content_type: &str, headers: &[(&str, &str)], body: &str) -> String {
-    let reason = match status {
-        200 => "OK",
-        404 => "Not Found",
-        _ => "Service Unavailable",
-    };
-    let mut out = format!("HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\n");
-    for (k, v) in headers {
-        out.push_str(&format!("{k}: {v}\r\n"));
-    }
-    out.push_str(&format!("Content-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()));
-    out
+fn reply(status: StatusCode, content_type: &'static str, body: String) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// `request` sent to a health port of `state` listening on loopback, and the raw answer.
+    async fn exchange(services: &[(u16, ServiceHealth)], request: &str) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let state = State { services: services.iter().map(|(_, s)| (port, s.clone())).collect(), last_updated: 0 };
+        let server = tokio::spawn(async move {
+            let (conn, _) = listener.accept().await.unwrap();
+            connection(conn, Arc::new(Mutex::new(state)), port).await
+        });
+        let mut client = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        client.write_all(request.as_bytes()).await.unwrap();
+        let mut answer = String::new();
+        tokio::time::timeout(Duration::from_secs(5), client.read_to_string(&mut answer)).await.expect("closed after one answer").unwrap();
+        server.await.unwrap();
+        // The date changes; everything else is kube-proxy's answer to the letter.
+        answer.lines().filter(|l| !l.starts_with("Date: ")).collect::<Vec<_>>().join("\n")
+    }
+
+    #[tokio::test]
+    async fn a_service_answers_as_kube_proxy_does() {
+        let s = ServiceHealth { namespace: "default".into(), name: "my-nginx".into(), local_endpoints: 1 };
+        let r = exchange(&[(0, s.clone())], "GET /healthz HTTP/1.1\r\nHost: 198.51.100.2\r\n\r\n").await;
+        assert_eq!(
+            r,
+            "HTTP/1.1 200 OK\nContent-Type: application/json\nX-Content-Type-Options: nosniff\nX-Load-Balancing-Endpoint-Weight: 1\nConnection: close\nContent-Length: 119\n\n{\n\t\"service\": {\n\t\t\"namespace\": \"default\",\n\t\t\"name\": \"my-nginx\"\n\t},\n\t\"localEndpoints\": 1,\n\t\"serviceProxyHealthy\": true\n}"
+        );
+        // Any path and method; 503 without a local endpoint.
+        let none = exchange(&[(0, ServiceHealth { local_endpoints: 0, ..s })], "POST /anything HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n").await;
+        assert!(none.starts_with("HTTP/1.1 503 Service Unavailable\n") && none.contains("\"localEndpoints\": 0"), "{none}");
+        assert!(none.contains("X-Load-Balancing-Endpoint-Weight: 0\n"), "{none}");
+        // A port whose Service has gone.
+        let gone = exchange(&[], "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await;
+        assert!(gone.starts_with("HTTP/1.1 503 Service Unavailable\n") && gone.ends_with("\n\nno service"), "{gone}");
+    }
 
     #[test]
-    fn a_service_answers_as_kube_proxy_does() {
-        let s = ServiceHealth { namespace: "default".into(), name: "my-nginx".into(), local_endpoints: 1 };
-        let r = service_response(&s);
-        assert!(
-            r.starts_with("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Content-Type-Options: nosniff\r\nX-Load-Balancing-Endpoint-Weight: 1\r\n"),
-            "{r}"
-        );
-        assert!(r.ends_with("\r\n\r\n{\n\t\"service\": {\n\t\t\"namespace\": \"default\",\n\t\t\"name\": \"my-nginx\"\n\t},\n\t\"localEndpoints\": 1,\n\t\"serviceProxyHealthy\": true\n}"), "{r}");
-        let none = service_response(&ServiceHealth { local_endpoints: 0, ..s });
-        assert!(none.starts_with("HTTP/1.1 503 Service Unavailable\r\n") && none.contains("\"localEndpoints\": 0"), "{none}");
+    fn the_proxys_own_health() {
+        let state = State { services: HashMap::new(), last_updated: 0 };
+        let r = respond(&state, PROXY_HEALTHZ_PORT, "/healthz");
+        assert_eq!((r.status(), r.headers()[header::CONTENT_TYPE].to_str().unwrap()), (StatusCode::OK, "application/json"));
+        assert_eq!(respond(&state, PROXY_HEALTHZ_PORT, "/foo").status(), StatusCode::NOT_FOUND);
     }
 }

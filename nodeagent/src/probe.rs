@@ -9,11 +9,22 @@ use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::Stdio;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
+use bytes::Bytes;
 use emu_logic::probe::{ProbeAction, USER_AGENT};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use http_body_util::Empty;
+use hyper::{header, Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::TcpStream;
+use tokio::task::JoinSet;
+use tokio_rustls::TlsConnector;
 
 /// Where an exec probe runs: `<exe> nsexec <pod_dir> <container> -- <command>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,67 +84,113 @@ async fn connect(host: Option<&str>, pod_ip: Ipv4Addr, port: u16) -> Result<TcpS
     TcpStream::connect(addr).await.map_err(|e| format!("dial tcp {addr}: {e}"))
 }
 
-/// A minimal HTTP/1.1 GET: success when the status is 200..=399. Redirects are not followed
-/// (kubelet follows them to the same host; a 3xx counts as success either way here).
-///
-/// HTTPS is probed as a plain TCP connect: emu has no TLS client, and kubelet skips certificate
-/// verification anyway, so what an HTTPS probe checks beyond "the port accepts" is only the
-/// status code.
+/// kubelet's httpGet probe: success when the status is 200..=399. Redirects are not followed
+/// (kubelet follows them to the same host; a 3xx counts as success either way here). HTTPS does
+/// the same GET over TLS without verifying the certificate, as kubelet does
+/// (`InsecureSkipVerify`).
 async fn http_get(host: Option<&str>, pod_ip: Ipv4Addr, port: u16, path: &str, scheme: &str, headers: &[(String, String)]) -> Result<(), String> {
-    let mut stream = connect(host, pod_ip, port).await?;
-    if scheme.eq_ignore_ascii_case("HTTPS") {
-        return Ok(());
-    }
-    let request = http_request(host.map_or_else(|| pod_ip.to_string(), str::to_string), port, path, headers);
-    stream.write_all(request.as_bytes()).await.map_err(|e| format!("GET {path}: sending the request: {e}"))?;
-    // Only the status line matters; kubelet reads at most 10 KiB of body, we read none.
-    let mut head = Vec::with_capacity(256);
-    let mut buf = [0u8; 256];
-    while !head.contains(&b'\n') && head.len() < 4096 {
-        let n = stream.read(&mut buf).await.map_err(|e| format!("GET {path}: reading the response: {e}"))?;
-        if n == 0 {
-            break;
-        }
-        head.extend_from_slice(&buf[..n]);
-    }
-    let line = String::from_utf8_lossy(&head);
-    let line = line.lines().next().unwrap_or("");
-    let status = parse_status(line).ok_or_else(|| format!("GET {path}: malformed HTTP response {line:?}"))?;
-    if (200..400).contains(&status) {
+    let target = host.map_or_else(|| pod_ip.to_string(), str::to_string);
+    let request = probe_request(&target, port, path, headers).map_err(|e| format!("GET {path}: {e}"))?;
+    let stream = connect(host, pod_ip, port).await?;
+    let status = if scheme.eq_ignore_ascii_case("HTTPS") {
+        // Sent as SNI when it is a host name (rustls sends none for an IP); the certificate is not
+        // checked against it.
+        let name = ServerName::try_from(target.clone()).map_err(|e| format!("GET {path}: probe host {target:?}: {e}"))?;
+        let tls = insecure_tls().connect(name, stream).await.map_err(|e| format!("GET {path}: TLS handshake with {target}:{port}: {e}"))?;
+        get(tls, request).await
+    } else {
+        get(stream, request).await
+    };
+    let status = status.map_err(|e| format!("GET {path}: {e}"))?;
+    if (200..400).contains(&status.as_u16()) {
         Ok(())
     } else {
-        Err(format!("HTTP probe failed with statuscode: {status}"))
+        Err(format!("HTTP probe failed with statuscode: {}", status.as_u16()))
     }
 }
 
-/// The request kubelet would send: the probe's headers override `Host`, `User-Agent` and
-/// `Accept` (names compared case-insensitively); keep-alives are off.
-fn http_request(host: String, port: u16, path: &str, headers: &[(String, String)]) -> String {
+/// The request kubelet would send to `host:port`: the probe's headers override `Host`,
+/// `User-Agent` and `Accept` (names compared case-insensitively); keep-alives are off.
+fn probe_request(host: &str, port: u16, path: &str, headers: &[(String, String)]) -> Result<Request<Empty<Bytes>>, hyper::http::Error> {
     let has = |name: &str| headers.iter().any(|(k, _)| k.eq_ignore_ascii_case(name));
-    // IPv6 literals are bracketed in Host, as in URLs.
-    let host = if host.contains(':') { format!("[{host}]") } else { host };
-    let mut req = format!("GET {path} HTTP/1.1\r\n");
+    let mut request = Request::get(path);
     if !has("Host") {
-        req.push_str(&format!("Host: {host}:{port}\r\n"));
+        // IPv6 literals are bracketed in Host, as in URLs.
+        let host = if host.contains(':') { format!("[{host}]") } else { host.to_string() };
+        request = request.header(header::HOST, format!("{host}:{port}"));
     }
     if !has("User-Agent") {
-        req.push_str(&format!("User-Agent: {USER_AGENT}\r\n"));
+        request = request.header(header::USER_AGENT, USER_AGENT);
     }
     if !has("Accept") {
-        req.push_str("Accept: */*\r\n");
+        request = request.header(header::ACCEPT, "*/*");
     }
     for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
+        request = request.header(k.as_str(), v.as_str());
     }
-    req.push_str("Connection: close\r\n\r\n");
-    req
+    request.header(header::CONNECTION, "close").body(Empty::new())
 }
 
-/// `HTTP/1.1 200 OK` → 200.
-fn parse_status(line: &str) -> Option<u16> {
-    let mut parts = line.split_whitespace();
-    parts.next().filter(|v| v.starts_with("HTTP/"))?;
-    parts.next()?.parse().ok()
+/// Sends `request` over `io` (a connected TCP stream, or TLS over one) with hyper's HTTP/1.1
+/// client; the status of the answer, whose body is not read.
+pub(crate) async fn get<S>(io: S, request: Request<Empty<Bytes>>) -> Result<StatusCode, hyper::Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    // Header names as Go writes them (`User-Agent`), as kubelet's requests have them.
+    let (mut sender, connection) = hyper::client::conn::http1::Builder::new().title_case_headers(true).handshake(TokioIo::new(io)).await?;
+    // The connection is driven by its own task, which the JoinSet aborts when dropped: nothing
+    // outlives a probe, also one cut short by its timeout.
+    let mut driver = JoinSet::new();
+    driver.spawn(connection);
+    sender.ready().await?;
+    Ok(sender.send_request(request).await?.status())
+}
+
+/// A TLS client that accepts any certificate, as kubelet's probes do: a probe checks that the
+/// container answers, not who it is. The handshake's signatures are still checked.
+fn insecure_tls() -> TlsConnector {
+    static CONNECTOR: LazyLock<TlsConnector> = LazyLock::new(|| {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .expect("ring supports the default protocol versions")
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
+            .with_no_client_auth();
+        TlsConnector::from(Arc::new(config))
+    });
+    CONNECTOR.clone()
+}
+
+/// Accepts whatever certificate the server presents (Go's `InsecureSkipVerify`), but verifies
+/// that the server holds its key, with the provider's algorithms.
+#[derive(Debug)]
+struct AnyCertificate(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(&self, message: &[u8], cert: &CertificateDer<'_>, dss: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(&self, message: &[u8], cert: &CertificateDer<'_>, dss: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
 }
 
 /// Runs the command in the container; success is exit status 0 within `timeout`. On timeout
@@ -203,20 +260,31 @@ async fn kill(child: &mut tokio::process::Child) {
 mod tests {
     use super::*;
 
-    #[test]
-    fn request_text() {
-        let req = http_request("10.244.1.5".into(), 8080, "/healthz", &[]);
-        assert_eq!(req, "GET /healthz HTTP/1.1\r\nHost: 10.244.1.5:8080\r\nUser-Agent: kube-probe/1.33\r\nAccept: */*\r\nConnection: close\r\n\r\n");
-        let req = http_request("10.244.1.5".into(), 80, "/", &[("host".into(), "example.com".into()), ("X-A".into(), "b".into())]);
-        assert_eq!(req, "GET / HTTP/1.1\r\nUser-Agent: kube-probe/1.33\r\nAccept: */*\r\nhost: example.com\r\nX-A: b\r\nConnection: close\r\n\r\n");
-        assert!(http_request("fd00::1".into(), 80, "/", &[]).contains("Host: [fd00::1]:80\r\n"));
+    /// The request's target and headers, as (name, value) in order.
+    fn lines(request: &Request<Empty<Bytes>>) -> (String, Vec<(String, String)>) {
+        let headers = request.headers().iter().map(|(k, v)| (k.to_string(), v.to_str().unwrap().to_string())).collect();
+        (format!("{} {}", request.method(), request.uri()), headers)
     }
 
     #[test]
-    fn status_lines() {
-        assert_eq!(parse_status("HTTP/1.1 200 OK"), Some(200));
-        assert_eq!(parse_status("HTTP/1.0 503 Service Unavailable"), Some(503));
-        assert_eq!(parse_status("SSH-2.0-OpenSSH"), None);
-        assert_eq!(parse_status(""), None);
+    fn request_is_kubelets() {
+        let pairs = |v: &[(&str, &str)]| v.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<Vec<_>>();
+        let req = probe_request("10.244.1.5", 8080, "/healthz", &[]).unwrap();
+        assert_eq!(
+            lines(&req),
+            ("GET /healthz".into(), pairs(&[("host", "10.244.1.5:8080"), ("user-agent", "kube-probe/1.33"), ("accept", "*/*"), ("connection", "close")]))
+        );
+        let req = probe_request("10.244.1.5", 80, "/?a=b", &[("host".into(), "example.com".into()), ("X-A".into(), "b".into())]).unwrap();
+        assert_eq!(
+            lines(&req),
+            (
+                "GET /?a=b".into(),
+                pairs(&[("user-agent", "kube-probe/1.33"), ("accept", "*/*"), ("host", "example.com"), ("x-a", "b"), ("connection", "close")])
+            )
+        );
+        assert_eq!(probe_request("fd00::1", 80, "/", &[]).unwrap().headers()[header::HOST], "[fd00::1]:80");
+        // What cannot be sent is refused before connecting.
+        assert!(probe_request("10.244.1.5", 80, "/a b", &[]).is_err());
+        assert!(probe_request("10.244.1.5", 80, "/", &[("Bad Name".into(), "x".into())]).is_err());
     }
 }

@@ -1,4 +1,4 @@
-//! Real probes: HTTP and TCP against listeners on 127.0.0.1 (standing in for a pod IP), and exec
+//! Real probes: HTTP, HTTPS and TCP against listeners on 127.0.0.1 (standing in for a pod IP), and exec
 //! probes inside a real busybox container (needs root: a network namespace and a pod shim).
 
 use std::net::Ipv4Addr;
@@ -11,36 +11,71 @@ use std::time::{Duration, Instant};
 use emu_logic::probe::ProbeAction;
 use emu_nodeagent::probe::{run_probe, ExecTarget};
 use emu_nodeagent::sandbox::{read_state, spawn_shim, stop_shim, ContainerSpec, ContainerState, SandboxSpec};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use rustls::pki_types::PrivateKeyDer;
+use std::sync::Arc;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
+use tokio_rustls::TlsAcceptor;
 
 const BIN: &str = env!("CARGO_BIN_EXE_emu-nodeagent");
 const LOCAL: Ipv4Addr = Ipv4Addr::LOCALHOST;
 
-/// A one-shot HTTP server per connection answering `status_line`; sends each request's text.
-async fn http_server(status_line: &'static str) -> (u16, mpsc::UnboundedReceiver<String>) {
+/// A one-shot HTTP server per connection answering `status_line`, over TLS with `tls`; sends
+/// each request's text.
+async fn server(status_line: &'static str, tls: Option<TlsAcceptor>) -> (u16, mpsc::UnboundedReceiver<String>) {
     let listener = TcpListener::bind((LOCAL, 0)).await.expect("bind");
     let port = listener.local_addr().expect("addr").port();
     let (tx, rx) = mpsc::unbounded_channel();
     tokio::spawn(async move {
-        while let Ok((mut conn, _)) = listener.accept().await {
-            let tx = tx.clone();
+        while let Ok((conn, _)) = listener.accept().await {
+            let (tx, tls) = (tx.clone(), tls.clone());
             tokio::spawn(async move {
-                let mut req = Vec::new();
-                let mut buf = [0u8; 1024];
-                while !req.ends_with(b"\r\n\r\n") {
-                    match conn.read(&mut buf).await {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => req.extend_from_slice(&buf[..n]),
+                match tls {
+                    Some(tls) => {
+                        if let Ok(conn) = tls.accept(conn).await {
+                            answer(conn, status_line, tx).await;
+                        }
                     }
+                    None => answer(conn, status_line, tx).await,
                 }
-                let _ = tx.send(String::from_utf8_lossy(&req).into_owned());
-                let _ = conn.write_all(format!("{status_line}\r\nContent-Length: 0\r\n\r\n").as_bytes()).await;
             });
         }
     });
     (port, rx)
+}
+
+async fn answer(mut conn: impl AsyncRead + AsyncWrite + Unpin, status_line: &str, tx: mpsc::UnboundedSender<String>) {
+    let mut req = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !req.ends_with(b"\r\n\r\n") {
+        match conn.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => req.extend_from_slice(&buf[..n]),
+        }
+    }
+    let _ = tx.send(String::from_utf8_lossy(&req).into_owned());
+    let _ = conn.write_all(format!("{status_line}\r\nContent-Length: 0\r\n\r\n").as_bytes()).await;
+    let _ = conn.flush().await;
+    let _ = conn.shutdown().await;
+}
+
+async fn http_server(status_line: &'static str) -> (u16, mpsc::UnboundedReceiver<String>) {
+    server(status_line, None).await
+}
+
+/// A TLS acceptor with a self-signed certificate for `name`, which no probe could verify.
+fn self_signed(name: &str) -> TlsAcceptor {
+    let key = rcgen::KeyPair::generate().expect("key");
+    let cert = rcgen::CertificateParams::new(vec![name.to_string()]).expect("params").self_signed(&key).expect("cert");
+    let key = PrivateKeyDer::try_from(key.serialize_der()).expect("key der");
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.der().clone()], key)
+        .expect("server config");
+    TlsAcceptor::from(Arc::new(config))
 }
 
 fn http(port: u16, path: &str, headers: &[(&str, &str)]) -> ProbeAction {
@@ -102,11 +137,56 @@ async fn tcp_probe_open_and_closed() {
     assert!(run_probe(&ProbeAction::TcpSocket { host: None, port: open }, LOCAL, None, SECOND).await);
     drop(listener);
     assert!(!run_probe(&ProbeAction::TcpSocket { host: None, port: open }, LOCAL, None, SECOND).await, "refused");
-    // HTTPS is probed as a TCP connect (no TLS client in emu).
+}
+
+fn https(port: u16, host: Option<&str>) -> ProbeAction {
+    ProbeAction::HttpGet {
+        host: host.map(str::to_string),
+        port,
+        path: "/ready".into(),
+        scheme: "HTTPS".into(),
+        headers: vec![("X-Probe".into(), "tls".into())],
+    }
+}
+
+#[tokio::test]
+async fn https_probe_gets_without_verifying_the_certificate() {
+    // A certificate for another name, signed by nobody: kubelet probes it anyway.
+    let tls = self_signed("not-this-pod.example");
+    let (ok, mut requests) = server("HTTP/1.1 200 OK", Some(tls.clone())).await;
+    assert!(run_probe(&https(ok, None), LOCAL, None, SECOND).await);
+    let req = requests.recv().await.expect("a request over TLS");
+    assert!(req.starts_with("GET /ready HTTP/1.1\r\n"), "{req}");
+    for line in [format!("Host: 127.0.0.1:{ok}"), "User-Agent: kube-probe/1.33".into(), "Accept: */*".into(), "X-Probe: tls".into()] {
+        assert!(req.contains(&format!("{line}\r\n")), "missing {line:?} in {req}");
+    }
+    // The status decides, as over HTTP: 500 fails where a connect alone would have passed.
+    let (error, mut requests) = server("HTTP/1.1 500 Internal Server Error", Some(tls.clone())).await;
+    assert!(!run_probe(&https(error, None), LOCAL, None, SECOND).await, "500 over TLS is a failure");
+    assert!(requests.recv().await.expect("the GET was sent").starts_with("GET /ready "));
+    let (redirect, _) = server("HTTP/1.1 301 Moved Permanently", Some(tls.clone())).await;
+    assert!(run_probe(&https(redirect, None), LOCAL, None, SECOND).await, "3xx is success");
+    // The probe's host wins over the pod IP.
+    assert!(run_probe(&https(ok, Some("127.0.0.1")), Ipv4Addr::new(192, 0, 2, 1), None, SECOND).await);
+    // A plain HTTP server on an HTTPS probe's port (answering the ClientHello as nginx does, with
+    // a 400 in clear text) fails the handshake at once.
     let listener = TcpListener::bind((LOCAL, 0)).await.expect("bind");
-    let tls = listener.local_addr().expect("addr").port();
-    let https = ProbeAction::HttpGet { host: None, port: tls, path: "/".into(), scheme: "HTTPS".into(), headers: vec![] };
-    assert!(run_probe(&https, LOCAL, None, SECOND).await);
+    let plain = listener.local_addr().expect("addr").port();
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            let _ = conn.write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").await;
+        }
+    });
+    let started = Instant::now();
+    assert!(!run_probe(&https(plain, None), LOCAL, None, SECOND).await);
+    assert!(started.elapsed() < Duration::from_millis(500), "took {:?}", started.elapsed());
+    // So does a port that accepts and never shakes hands, within the probe's timeout.
+    let listener = TcpListener::bind((LOCAL, 0)).await.expect("bind");
+    let silent = listener.local_addr().expect("addr").port();
+    let started = Instant::now();
+    assert!(!run_probe(&https(silent, None), LOCAL, None, Duration::from_millis(300)).await);
+    assert!(started.elapsed() < Duration::from_secs(2), "took {:?}", started.elapsed());
+    drop(listener);
 }
 
 #[tokio::test]
