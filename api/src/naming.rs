@@ -61,6 +61,12 @@ pub fn generated_prefix(base: &str) -> &str {
     &base[..cut]
 }
 
+/// Name of the cgroup (v2) directory that holds every process of a cluster, relative to the cgroup2
+/// mount. `emu down` kills the whole tree at once through `cgroup.kill`.
+pub fn cgroup_name(cluster: &str) -> String {
+    format!("emu-{cluster}")
+}
+
 /// The fabric (node network) namespace of a cluster.
 pub fn netns_fabric(cluster: &str) -> String {
     format!("emu-{cluster}-fabric")

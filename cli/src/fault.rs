@@ -549,10 +549,10 @@ fn remove_node(
     let cluster = ctx.cluster();
     if let Ok(entries) = std::fs::read_dir(ctx.paths.pods_dir(node)) {
         for uid in entries.flatten().map(|e| e.file_name().to_string_lossy().into_owned()) {
-            emu_nodeagent::net::delete_named_netns(&emu_api::naming::netns_pod(&cluster, &uid))?;
+            emu_host::net::delete_named_netns(&emu_api::naming::netns_pod(&cluster, &uid))?;
         }
     }
-    emu_nodeagent::net::delete_named_netns(&emu_api::naming::netns_node(&cluster, node))?;
+    emu_host::net::delete_named_netns(&emu_api::naming::netns_node(&cluster, node))?;
     let mut config = config.clone();
     config.nodes.retain(|n| n.name != node);
     std::fs::write(ctx.paths.config(), serde_json::to_vec_pretty(&config)?)?;
@@ -571,7 +571,7 @@ fn start_node(ctx: &Ctx, client: &mut Client, stop: &Value, wait: Wait) -> anyho
     set_links(ctx, node, true)?;
     let cluster = ctx.cluster();
     let config = ctx.config()?;
-    let node_ns = emu_nodeagent::net::netns_path(&emu_api::naming::netns_node(&cluster, node));
+    let node_ns = emu_host::net::netns_path(&emu_api::naming::netns_node(&cluster, node));
     let nodes = ctx.block_on(list(client, "Node", "", ""))?;
     ctx.block_on(emu_nodeagent::agent::restore_routes(&node_ns, &config.service_cidr, nodes.iter(), node))?;
     // A new agent's entries are newer than its start.
@@ -610,7 +610,7 @@ fn kill_processes(ctx: &Ctx, node: &str) -> anyhow::Result<()> {
     if dir.join("cgroup.freeze").exists() {
         let _ = std::fs::write(dir.join("cgroup.freeze"), "0");
     }
-    emu_nodeagent::cgroup::kill_and_remove(&dir, std::time::Duration::from_secs(10))
+    emu_host::cgroup::kill_and_remove(&dir, std::time::Duration::from_secs(10))
         .map_err(|e| anyhow::anyhow!("killing the processes of node {node} ({}): {e}", dir.display()))
 }
 
@@ -639,16 +639,16 @@ fn freeze(ctx: &Ctx, node: &str, frozen: bool, wait: Wait) -> anyhow::Result<()>
 
 /// The node's cgroup: its agent, shims and containers.
 fn node_cgroup(ctx: &Ctx, node: &str) -> anyhow::Result<std::path::PathBuf> {
-    Ok(emu_nodeagent::cgroup::node_dir(&emu_nodeagent::cgroup::cluster_dir(&ctx.cluster())?, node))
+    Ok(emu_host::cgroup::node_dir(&emu_host::cgroup::cluster_dir(&ctx.cluster())?, node))
 }
 
 /// The node's links (eth0 to the fabric, eth1 to the outside world) down or up.
 fn set_links(ctx: &Ctx, node: &str, up: bool) -> anyhow::Result<()> {
     let cluster = ctx.cluster();
-    let node_ns = emu_nodeagent::net::netns_path(&emu_api::naming::netns_node(&cluster, node));
+    let node_ns = emu_host::net::netns_path(&emu_api::naming::netns_node(&cluster, node));
     ctx.block_on(async {
-        emu_nodeagent::net::set_link_up(&node_ns, emu_nodeagent::net::ETH0, up).await?;
-        emu_nodeagent::net::set_link_up(&node_ns, emu_nodeagent::net::ETH1, up).await
+        emu_host::net::set_link_up(&node_ns, emu_host::net::ETH0, up).await?;
+        emu_host::net::set_link_up(&node_ns, emu_host::net::ETH1, up).await
     })?;
     Ok(())
 }

@@ -98,7 +98,7 @@ pub fn port_forward(a: PortForwardArgs, g: &crate::Globals) -> anyhow::Result<i3
         Some("Service") => Some(ctx.block_on(crate::verbs::get_one(&mut client, "Service", &ns, name))?),
         _ => None,
     };
-    let netns = emu_nodeagent::net::netns_path(&emu_api::naming::netns_pod(&ctx.cluster(), object::uid(&pod)));
+    let netns = emu_host::net::netns_path(&emu_api::naming::netns_pod(&ctx.cluster(), object::uid(&pod)));
     let mut listeners = Vec::new();
     for (local, remote) in &wanted {
         let target = pod_port(service.as_ref(), &pod, remote)?;

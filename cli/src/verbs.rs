@@ -1016,7 +1016,7 @@ pub fn ssh(a: SshArgs, g: &Globals) -> anyhow::Result<i32> {
     if config.node(&a.node).is_none() {
         bail!("node {:?} not found in cluster {cluster:?} (nodes: {})", a.node, config.nodes.iter().map(|n| n.name.as_str()).collect::<Vec<_>>().join(", "));
     }
-    let ns_path = emu_nodeagent::net::netns_path(&emu_api::naming::netns_node(&cluster, &a.node));
+    let ns_path = emu_host::net::netns_path(&emu_api::naming::netns_node(&cluster, &a.node));
     run_in_netns(&ns_path, &a.command, &[("EMU_NODE", a.node.as_str())], &format!("node {}", a.node), &a.node)
 }
 
@@ -1032,7 +1032,7 @@ pub struct OutsideArgs {
 pub fn outside(a: OutsideArgs, g: &Globals) -> anyhow::Result<i32> {
     require_root()?;
     let cluster = crate::context::resolve(g)?;
-    let ns_path = emu_nodeagent::net::netns_path(&emu_api::naming::netns_outside(&cluster));
+    let ns_path = emu_host::net::netns_path(&emu_api::naming::netns_outside(&cluster));
     if !ns_path.exists() {
         bail!("cluster {cluster:?} has no outside world (it was made by an older emu): recreate it with `sudo emu down` and `sudo emu up`");
     }

@@ -129,12 +129,6 @@ impl Paths {
     }
 }
 
-/// Name of the cgroup (v2) directory that holds every process of a cluster, relative to the cgroup2
-/// mount. `emu down` kills the whole tree at once through `cgroup.kill`.
-pub fn cgroup_name(cluster: &str) -> String {
-    format!("emu-{cluster}")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,10 +3,11 @@
 //! controller wants here with the sandboxes that exist and converges, so a restarted agent simply
 //! re-adopts the running shims (their `shim.pid` files) without restarting anything.
 
-use crate::{cgroup, net, sandbox};
+use crate::sandbox;
 use anyhow::{bail, Context};
 use clap::Parser;
 use emu_api::{naming, object};
+use emu_host::{cgroup, net};
 use emu_logic::cluster::{ClusterConfig, NodeConfig, Paths};
 use emu_logic::{configdata, ipam, volumes};
 use emu_proto::api_client::ApiClient;
@@ -84,8 +85,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
     net::setup_node(&node_ns, gateway, pod_cidr.prefix).await.context("setting up the node's bridge cni0")?;
     let edge = node.edge_script();
     if !edge.is_empty() {
-        use crate::nft::NftRunner as _;
-        tokio::task::spawn_blocking(move || crate::nft::RealNft::new().apply(&edge)).await?.context("setting up the node's edge filter")?;
+        use emu_host::nft::NftRunner as _;
+        tokio::task::spawn_blocking(move || emu_host::nft::RealNft::new().apply(&edge)).await?.context("setting up the node's edge filter")?;
     }
     let service_cidr: ipam::Ipv4Cidr = cluster.service_cidr.parse().map_err(|e| anyhow::anyhow!("service CIDR: {e}"))?;
     net::route_service_cidr(&node_ns, service_cidr.addr, service_cidr.prefix).await.context("routing the service CIDR")?;
@@ -126,7 +127,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         node_ips: [&agent.node.internal_ip, &agent.node.external_ip].iter().filter_map(|ip| ip.parse().ok()).collect(),
     };
     // The agent lives in its node's network namespace: a plain `nft` programs that namespace.
-    tokio::spawn(crate::service_proxy::run(proxy_cfg, Arc::new(crate::nft::RealNft::new()), proxy_rx));
+    tokio::spawn(crate::service_proxy::run(proxy_cfg, Arc::new(emu_host::nft::RealNft::new()), proxy_rx));
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
         r = sync_pods(agent.clone(), pod_rx) => r,

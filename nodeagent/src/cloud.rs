@@ -14,11 +14,11 @@
 //! Level-triggered: every change of Services or Nodes and every health-check round (1 s) computes
 //! the wanted table and applies it when it differs from the last one applied.
 
-use crate::nft::NftRunner;
 use anyhow::Context;
 use clap::Parser;
 use emu_api::object;
 use emu_dataplane::cloud::{self, BalancerModel};
+use emu_host::nft::NftRunner;
 use emu_logic::cluster::{ClusterConfig, Paths};
 use emu_logic::ipam;
 use emu_logic::loadbalancer;
@@ -59,7 +59,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let client = emu_proto::connect_unix(&paths.socket()).await.context("connecting to the controller")?;
     let (tx, mut rx) = tokio::sync::watch::channel(Snapshot::default());
     tokio::spawn(reflector::run(paths.socket(), vec!["Service".into(), "Node".into()], String::new(), tx));
-    let nft: Arc<dyn NftRunner> = Arc::new(crate::nft::RealNft::new());
+    let nft: Arc<dyn NftRunner> = Arc::new(emu_host::nft::RealNft::new());
     let mut applied: Option<String> = None;
     tracing::info!(pool = %pool, "cloud load balancer ready");
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;

@@ -42,9 +42,9 @@ pub async fn run(cluster: ClusterConfig, node: NodeConfig, socket: PathBuf) {
     let (tx, mut rx) = tokio::sync::watch::channel(Snapshot::default());
     let kinds = ["Fault", "Node", "Pod"].map(String::from).to_vec();
     tokio::spawn(reflector::run(socket.clone(), kinds, node.name.clone(), tx));
-    let nft: Arc<dyn crate::nft::NftRunner> = Arc::new(crate::nft::RealNft::new());
+    let nft: Arc<dyn emu_host::nft::NftRunner> = Arc::new(emu_host::nft::RealNft::new());
     let mut applied = Applied::default();
-    let node_ns = crate::net::netns_path(&naming::netns_node(&cluster.name, &node.name));
+    let node_ns = emu_host::net::netns_path(&naming::netns_node(&cluster.name, &node.name));
     let emulator = crate::linkemu::LinkEmulator::start();
     let mut client: Option<Client> = None;
     // When this agent applied each fault in effect (by uid), for its status entries.
@@ -77,7 +77,7 @@ async fn sync(
     node: &NodeConfig,
     snap: &Snapshot,
     client: &mut Client,
-    nft: &Arc<dyn crate::nft::NftRunner>,
+    nft: &Arc<dyn emu_host::nft::NftRunner>,
     node_ns: &Path,
     emulator: &crate::linkemu::LinkEmulator,
     applied: &mut Applied,
@@ -213,7 +213,7 @@ async fn reconcile(
     node: &NodeConfig,
     snap: &Snapshot,
     specs: &[(String, FaultSpec)],
-    nft: &Arc<dyn crate::nft::NftRunner>,
+    nft: &Arc<dyn emu_host::nft::NftRunner>,
     node_ns: &Path,
     emulator: &crate::linkemu::LinkEmulator,
     applied: &mut Applied,
@@ -267,7 +267,7 @@ async fn reconcile(
     // The mangle rules of each namespace: None for the node's, else a pod's namespace name.
     let mut rules: BTreeMap<Option<String>, Vec<String>> = BTreeMap::new();
     let mut queue_link = |netns: Option<String>, q: u16, netem: &emu_api::fault::Netem| {
-        let dev = crate::net::ETH0;
+        let dev = emu_host::net::ETH0;
         let list = rules.entry(netns.clone()).or_default();
         // The emulator's own duplicates pass (they were queued once already).
         let copies = format!("-m mark --mark {COPY_MARK:#x}/{COPY_MARK:#x} -j RETURN");
@@ -283,7 +283,7 @@ async fn reconcile(
         }
         list.push(format!("-A POSTROUTING -o {dev} -j NFQUEUE --queue-num {q} --queue-bypass"));
         list.push(format!("-A PREROUTING -i {dev} -j NFQUEUE --queue-num {} --queue-bypass", q + 1));
-        let netns = netns.map(|n| crate::net::netns_path(&n));
+        let netns = netns.map(|n| emu_host::net::netns_path(&n));
         queues.insert(q, QueueConfig { netem: netem.clone(), leaving: true, netns: netns.clone() });
         queues.insert(q + 1, QueueConfig { netem: netem.clone(), leaving: false, netns });
     };
@@ -303,7 +303,7 @@ async fn reconcile(
         let Some(pod) = pod else { continue };
         let netns = naming::netns_pod(&cluster.name, object::uid(pod));
         // A pod whose sandbox is not there yet gets its rules on a later pass.
-        if crate::net::netns_path(&netns).exists() {
+        if emu_host::net::netns_path(&netns).exists() {
             queue_link(Some(netns.clone()), next, netem);
             queued.push((target.clone(), Some(netns), next));
             next += 2;
@@ -323,7 +323,7 @@ async fn reconcile(
             continue;
         }
         if let Some(name) = &netns {
-            if list.is_empty() && !crate::net::netns_path(name).exists() {
+            if list.is_empty() && !emu_host::net::netns_path(name).exists() {
                 applied.queue_rules.remove(&netns);
                 continue;
             }
@@ -411,7 +411,7 @@ async fn link_is_up(node_ns: &Path) -> bool {
     let ns = node_ns.to_path_buf();
     tokio::task::spawn_blocking(move || {
         std::process::Command::new("ip")
-            .args(["-n", &ns.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(), "-o", "link", "show", crate::net::ETH0])
+            .args(["-n", &ns.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(), "-o", "link", "show", emu_host::net::ETH0])
             .output()
             .map(|o| !String::from_utf8_lossy(&o.stdout).contains("state DOWN"))
             .unwrap_or(true)
@@ -424,7 +424,7 @@ async fn link_is_up(node_ns: &Path) -> bool {
 /// down, so bringing it up puts back the node's routes to the service CIDR and to the other
 /// nodes' pods.
 async fn set_link(cluster: &ClusterConfig, node: &NodeConfig, snap: &Snapshot, node_ns: &Path, down: bool) -> Result<(), String> {
-    crate::net::set_link_up(node_ns, crate::net::ETH0, !down).await.map_err(|e| e.to_string())?;
+    emu_host::net::set_link_up(node_ns, emu_host::net::ETH0, !down).await.map_err(|e| e.to_string())?;
     if down {
         return Ok(());
     }

@@ -7,14 +7,10 @@
 //! `nsexec` (joins a container's namespaces and runs a command: `emu exec`).
 
 pub mod agent;
-pub mod cgroup;
 pub mod cloud;
-pub mod conntrack;
 pub mod faults;
 pub mod health;
 pub mod linkemu;
-pub mod net;
-pub mod nft;
 pub mod probe;
 pub mod readiness;
 pub mod sandbox;

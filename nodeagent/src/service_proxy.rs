@@ -7,8 +7,8 @@
 //! only the difference from the last applied model is sent, so one endpoint change is a tiny
 //! transaction however many services exist.
 
-use crate::nft::NftRunner;
 use emu_dataplane::proxy;
+use emu_host::nft::NftRunner;
 use emu_logic::ipam;
 use emu_proto::reflector::Snapshot;
 use std::sync::Arc;
@@ -64,7 +64,9 @@ pub async fn run(cfg: ProxyConfig, nft: Arc<dyn NftRunner>, mut rx: tokio::sync:
             } else {
                 let nft = nft.clone();
                 let script_for_nft = script.clone();
-                tokio::task::spawn_blocking(move || nft.apply(&script_for_nft)).await.unwrap_or_else(|e| Err(crate::nft::NftError::from_panic(e.to_string())))
+                tokio::task::spawn_blocking(move || nft.apply(&script_for_nft))
+                    .await
+                    .unwrap_or_else(|e| Err(emu_host::nft::NftError::from_panic(e.to_string())))
             };
             match result {
                 Ok(()) => {
@@ -83,10 +85,16 @@ pub async fn run(cfg: ProxyConfig, nft: Arc<dyn NftRunner>, mut rx: tokio::sync:
                     if full {
                         last_full = Instant::now();
                     }
-                    let stale = applied.as_ref().map(|old| proxy::stale_udp_flows(old, &want)).unwrap_or_default();
+                    let stale: Vec<emu_host::conntrack::UdpFlow> = applied
+                        .as_ref()
+                        .map(|old| proxy::stale_udp_flows(old, &want))
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|f| emu_host::conntrack::UdpFlow { cluster_ip: f.cluster_ip, port: f.port, endpoint_ip: f.endpoint_ip })
+                        .collect();
                     if !stale.is_empty() {
                         // After the rules: a new datagram must not recreate the entry toward the old endpoint.
-                        let _ = tokio::task::spawn_blocking(move || crate::conntrack::delete_udp_flows(&stale)).await;
+                        let _ = tokio::task::spawn_blocking(move || emu_host::conntrack::delete_udp_flows(&stale)).await;
                     }
                     health.update(health_check_ports(&want));
                     applied = Some(want);

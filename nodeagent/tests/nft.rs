@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use emu_dataplane::proxy::{
     affinity_set_name, parse_listing, render_full, render_resync, render_update, EndpointModel, PortModel, Protocol, ProxyInput, ServiceModel,
 };
+use emu_host::nft::{NftRunner, RealNft};
 use emu_logic::ipam::Ipv4Cidr;
-use emu_nodeagent::nft::{NftRunner, RealNft};
 
 const NODE: &str = "node-a";
 

@@ -9,7 +9,7 @@
 //! * [`trace`] parses what the renderers write and follows a packet through it (tests).
 //!
 //! The node agent gathers the objects, calls these, and pipes the script to `nft -f -` inside its
-//! node's network namespace (`emu_nodeagent::nft`).
+//! node's network namespace (`emu_host::nft`).
 
 mod model;
 mod render;

@@ -27,8 +27,8 @@
 use anyhow::{anyhow, bail, Context as _};
 use emu_api::naming;
 use emu_dataplane::proxy::{render_full, render_update, EndpointModel, PortModel, Protocol, ProxyInput, ServiceModel};
+use emu_host::nft::{NftRunner, RealNft};
 use emu_logic::ipam::Ipv4Cidr;
-use emu_nodeagent::nft::{NftRunner, RealNft};
 use emu_tests::{
     bench::{apply, cluster_with_client, poll},
     require_root,

@@ -197,7 +197,7 @@ fn daemons_rss(cluster: &str, nodes: usize) -> f64 {
 /// Sets up `n` pod networks on one node twice — with netlink and with `ip` commands — in
 /// namespaces of this process's own, and returns the mean time per pod of each (ms).
 async fn network_setup(n: usize) -> (f64, f64) {
-    use emu_nodeagent::net;
+    use emu_host::net;
     let prefix = format!("emu-bnet{}", std::process::id());
     let node_name = format!("{prefix}-node");
     net::create_named_netns(&node_name).expect("node netns");

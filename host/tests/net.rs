@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use emu_nodeagent::net::{self, netns_path};
+use emu_host::net::{self, netns_path};
 
 /// Deletes the namespaces it created when dropped.
 struct Namespaces {

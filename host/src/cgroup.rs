@@ -24,7 +24,7 @@ pub fn cgroup2_root() -> io::Result<PathBuf> {
 }
 
 pub fn cluster_dir(cluster: &str) -> io::Result<PathBuf> {
-    Ok(cgroup2_root()?.join(emu_logic::cluster::cgroup_name(cluster)))
+    Ok(cgroup2_root()?.join(emu_api::naming::cgroup_name(cluster)))
 }
 
 /// A node's cgroup under its cluster's: its agent (`agent`) and its pods (`pods/<uid>`), so that
