@@ -19,7 +19,10 @@ pub fn cgroup2_root() -> io::Result<PathBuf> {
         })
         .min_by_key(|p| p.as_os_str().len())
         .ok_or_else(|| {
-            io::Error::new(io::ErrorKind::NotFound, "no cgroup2 file system is mounted: emu needs cgroup v2 (mount -t cgroup2 none /sys/fs/cgroup/unified)")
+            io::Error::new(
+                io::ErrorKind::NotFound,
+                "no cgroup2 file system is mounted: emu needs cgroup v2 (mount -t cgroup2 none /sys/fs/cgroup/unified)",
+            )
         })
 }
 

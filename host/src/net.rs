@@ -24,7 +24,7 @@ use rtnetlink::{LinkBridgePort, LinkUnspec, LinkVeth};
 
 pub use ipcmd::setup_pod_with_ip_commands;
 pub use netlink::{Netlink, EMU_ROUTE_PROTOCOL};
-pub use netns::{create_named_netns, delete_named_netns, list_named_netns, netns_path, write_sysctls};
+pub use netns::{create_named_netns, delete_named_netns, enter_netns, list_named_netns, netns_path, write_sysctls};
 
 /// The bridge in the fabric namespace that every node's `eth0` plugs into.
 pub const FABRIC_BRIDGE: &str = "fabric0";
@@ -199,11 +199,19 @@ async fn open_pair(a: &Path, b: &Path) -> Result<[Netlink; 2]> {
 /// `eth0` in `inner_ns`. A pair whose ends point at each other is kept; otherwise the ends are
 /// deleted and the pair created anew, with `eth0` born in `inner_ns`. `bridge.1` names the step
 /// that creates the bridge, for the error when it is missing.
-async fn plug_veth(outer_nl: &Netlink, outer: &str, (bridge, bridge_step): (&str, &str), inner_nl: &Netlink, inner_ns: &Path, inner: &str) -> Result<()> {
+async fn plug_veth(
+    outer_nl: &Netlink,
+    outer: &str,
+    (bridge, bridge_step): (&str, &str),
+    inner_nl: &Netlink,
+    inner_ns: &Path,
+    inner: &str,
+) -> Result<()> {
     let (br, o, i) = tokio::try_join!(outer_nl.link(bridge), outer_nl.link(outer), inner_nl.link(inner))?;
-    let bridge = br
-        .map(|b| b.header.index)
-        .ok_or_else(|| NetError::Missing { ns: outer_nl.ns().to_string(), what: format!("bridge {bridge} does not exist; run {bridge_step} first") })?;
+    let bridge = br.map(|b| b.header.index).ok_or_else(|| NetError::Missing {
+        ns: outer_nl.ns().to_string(),
+        what: format!("bridge {bridge} does not exist; run {bridge_step} first"),
+    })?;
     if let (Some(o), Some(i)) = (&o, &i) {
         if veth_peer(o) == Some(i.header.index) && veth_peer(i) == Some(o.header.index) {
             let msg = LinkUnspec::new_with_index(o.header.index).controller(bridge).up().build();
@@ -217,7 +225,8 @@ async fn plug_veth(outer_nl: &Netlink, outer: &str, (bridge, bridge_step): (&str
     if let Some(i) = i {
         inner_nl.delete_link(inner, i.header.index).await?;
     }
-    let inner_fd = std::fs::File::open(inner_ns).map_err(|cause| NetError::Netns { ns: inner_ns.display().to_string(), op: "open".into(), cause })?;
+    let inner_fd =
+        std::fs::File::open(inner_ns).map_err(|cause| NetError::Netns { ns: inner_ns.display().to_string(), op: "open".into(), cause })?;
     // The peer cannot be created up: a veth refuses to open before its pair is linked
     // (ENOTCONN), so callers bring `eth0` up in its namespace.
     let peer = LinkUnspec::new_with_name(inner).setns_by_fd(inner_fd.as_raw_fd()).build();

@@ -75,7 +75,8 @@ impl RealNft {
     }
 
     fn run(&self, args: &[&str], stdin: Option<&str>) -> Result<String, NftError> {
-        let (program, rest) = self.program.split_first().ok_or_else(|| NftError::Spawn { argv: String::new(), reason: "empty command".into() })?;
+        let (program, rest) =
+            self.program.split_first().ok_or_else(|| NftError::Spawn { argv: String::new(), reason: "empty command".into() })?;
         let argv = {
             let mut words: Vec<&str> = self.program.iter().map(String::as_str).collect();
             words.extend_from_slice(args);
@@ -248,7 +249,8 @@ mod tests {
     #[test]
     fn failed_command_carries_argv_status_stderr_and_script_lines() {
         // `sh -c` stands in for nft: it complains the way nft does about line 4 of its stdin.
-        let fake_nft = RealNft::with_command(&["sh", "-c", "cat >/dev/null; echo '/dev/stdin:4:1-3: Error: syntax error' >&2; exit 1", "nft"]);
+        let fake_nft =
+            RealNft::with_command(&["sh", "-c", "cat >/dev/null; echo '/dev/stdin:4:1-3: Error: syntax error' >&2; exit 1", "nft"]);
         let script = "l1\nl2\nl3\nbad line\nl5\nl6\nl7\n";
         let err = fake_nft.apply(script).expect_err("must fail");
         let NftError::Failed { argv, status, stderr, context } = &err else { panic!("unexpected {err:?}") };

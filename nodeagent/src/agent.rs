@@ -66,7 +66,8 @@ struct PodToken {
 
 async fn run(args: Args) -> anyhow::Result<()> {
     let paths = Paths::new(&args.cluster);
-    let cluster: ClusterConfig = serde_json::from_slice(&std::fs::read(paths.config()).with_context(|| format!("reading {}", paths.config().display()))?)?;
+    let cluster: ClusterConfig =
+        serde_json::from_slice(&std::fs::read(paths.config()).with_context(|| format!("reading {}", paths.config().display()))?)?;
     let node = cluster.node(&args.node).cloned().with_context(|| format!("node {:?} is not in cluster {:?}", args.node, args.cluster))?;
     std::fs::create_dir_all(paths.pods_dir(&node.name))?;
     std::fs::write(paths.agent_pid(&node.name), std::process::id().to_string())?;
@@ -78,15 +79,19 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .context("registering the node")?
         .into_inner();
     let registered: Value = serde_json::from_str(&registered.node.context("register_node returned no node")?.json)?;
-    let pod_cidr: ipam::Ipv4Cidr =
-        object::str_at(&registered, &["spec", "podCIDR"]).context("node has no podCIDR")?.parse().map_err(|e| anyhow::anyhow!("podCIDR: {e}"))?;
+    let pod_cidr: ipam::Ipv4Cidr = object::str_at(&registered, &["spec", "podCIDR"])
+        .context("node has no podCIDR")?
+        .parse()
+        .map_err(|e| anyhow::anyhow!("podCIDR: {e}"))?;
     let gateway = ipam::gateway(pod_cidr);
     let node_ns = net::netns_path(&naming::netns_node(&cluster.name, &node.name));
     net::setup_node(&node_ns, gateway, pod_cidr.prefix).await.context("setting up the node's bridge cni0")?;
     let edge = node.edge_script();
     if !edge.is_empty() {
         use emu_host::nft::NftRunner as _;
-        tokio::task::spawn_blocking(move || emu_host::nft::RealNft::new().apply(&edge)).await?.context("setting up the node's edge filter")?;
+        tokio::task::spawn_blocking(move || emu_host::nft::RealNft::new().apply(&edge))
+            .await?
+            .context("setting up the node's edge filter")?;
     }
     let service_cidr: ipam::Ipv4Cidr = cluster.service_cidr.parse().map_err(|e| anyhow::anyhow!("service CIDR: {e}"))?;
     net::route_service_cidr(&node_ns, service_cidr.addr, service_cidr.prefix).await.context("routing the service CIDR")?;
@@ -213,7 +218,12 @@ pub fn node_routes<'a>(nodes: impl Iterator<Item = &'a Value>, me: &str) -> Vec<
 
 /// Puts back the routes the kernel dropped when the node's link went down: to the service CIDR,
 /// and to the other nodes' pods (`nodes`: the Node objects).
-pub async fn restore_routes<'a>(node_ns: &std::path::Path, service_cidr: &str, nodes: impl Iterator<Item = &'a Value>, me: &str) -> anyhow::Result<()> {
+pub async fn restore_routes<'a>(
+    node_ns: &std::path::Path,
+    service_cidr: &str,
+    nodes: impl Iterator<Item = &'a Value>,
+    me: &str,
+) -> anyhow::Result<()> {
     let service: ipam::Ipv4Cidr = service_cidr.parse().map_err(|e| anyhow::anyhow!("service CIDR {service_cidr:?}: {e}"))?;
     let routes = node_routes(nodes, me);
     net::route_service_cidr(node_ns, service.addr, service.prefix).await?;
@@ -287,13 +297,15 @@ async fn record_event(agent: &Agent, local: &std::sync::Mutex<Local>, pod: &Valu
                 emu_logic::events::repeat(&mut e, &stamp);
                 (e, (r.backoff * 2).min(EVENT_BACKOFF_MAX))
             }
-            None => {
-                (emu_logic::events::new_event(pod, event_type, reason, message, "kubelet", &agent.node.name, &stamp, wall.as_nanos()), EVENT_BACKOFF_INITIAL)
-            }
+            None => (
+                emu_logic::events::new_event(pod, event_type, reason, message, "kubelet", &agent.node.name, &stamp, wall.as_nanos()),
+                EVENT_BACKOFF_INITIAL,
+            ),
         }
     };
     let mut client = agent.client.clone();
-    let request = emu_proto::ApplyRequest { objects: vec![emu_proto::Object { json: event.to_string() }], create_only: false, dry_run: false };
+    let request =
+        emu_proto::ApplyRequest { objects: vec![emu_proto::Object { json: event.to_string() }], create_only: false, dry_run: false };
     match client.apply(request).await {
         Ok(_) => {
             if let Ok(mut l) = local.lock() {
@@ -345,7 +357,13 @@ impl ServicesSeen {
         let services: Vec<Value> = snap.objects.values().filter(|v| object::kind(v) == "Service").map(|v| (**v).clone()).collect();
         let versions: Vec<(String, String, String)> = services
             .iter()
-            .map(|s| (object::namespace(s).into(), object::name(s).into(), object::str_at(s, &["metadata", "resourceVersion"]).unwrap_or("").into()))
+            .map(|s| {
+                (
+                    object::namespace(s).into(),
+                    object::name(s).into(),
+                    object::str_at(s, &["metadata", "resourceVersion"]).unwrap_or("").into(),
+                )
+            })
             .collect();
         let changed = versions != self.versions;
         self.versions = versions;
@@ -427,7 +445,11 @@ async fn reconcile(
                         tracing::warn!(pod = %object::name(&pod), error = %format!("{e:#}"), "stopping pod");
                     }
                     let mut client = agent.client.clone();
-                    let r = emu_proto::ObjectRef { kind: "Pod".into(), namespace: object::namespace(&pod).into(), name: object::name(&pod).into() };
+                    let r = emu_proto::ObjectRef {
+                        kind: "Pod".into(),
+                        namespace: object::namespace(&pod).into(),
+                        name: object::name(&pod).into(),
+                    };
                     let _ = client.delete(emu_proto::DeleteRequest { r#ref: Some(r), force: true, grace_period_seconds: -1 }).await;
                     if let Ok(mut l) = local.lock() {
                         l.sent.remove(&uid);
@@ -507,7 +529,10 @@ async fn report_first_start(agent: &Agent, local: &std::sync::Mutex<Local>, pod:
     while tokio::time::Instant::now() < deadline {
         if let Ok(state) = sandbox::read_state(&pod_dir) {
             let settled = !state.containers.is_empty()
-                && state.containers.iter().all(|c| !matches!(&c.state, sandbox::ContainerState::Waiting { reason, .. } if reason == "ContainerCreating"));
+                && state
+                    .containers
+                    .iter()
+                    .all(|c| !matches!(&c.state, sandbox::ContainerState::Waiting { reason, .. } if reason == "ContainerCreating"));
             if settled {
                 let status = pod_status(agent, pod, &state);
                 report(agent, local, pod, status).await;
@@ -556,7 +581,8 @@ fn service_env(pod: &Value, services: &[Value]) -> Vec<(String, String)> {
 async fn create_sandbox(agent: &Agent, pod: &Value, services: &[Value], objects: &reflector::Cache) -> anyhow::Result<()> {
     let uid = object::uid(pod);
     let name = object::name(pod);
-    let ip: Ipv4Addr = emu_logic::podspec::allocated_ip(pod).context("pod has no IP allocated yet")?.parse().context("pod IP annotation")?;
+    let ip: Ipv4Addr =
+        emu_logic::podspec::allocated_ip(pod).context("pod has no IP allocated yet")?.parse().context("pod IP annotation")?;
     // First, so that a missing Secret or ConfigMap leaves nothing to clean up.
     let spec = sandbox_spec(agent, pod, ip, objects)?;
     let token = pod_token(agent, pod).await;
@@ -579,13 +605,18 @@ async fn create_sandbox(agent: &Agent, pod: &Value, services: &[Value], objects:
     }
     std::fs::rename(&tmp, pod_dir.join("sandbox.json"))?;
     sandbox::write_service_env(&pod_dir, &service_env(pod, services)).context("writing the service variables")?;
-    std::fs::write(pod_dir.join("pod.json"), serde_json::to_vec(&json!({"namespace": object::namespace(pod), "name": name, "ip": ip.to_string()}))?)?;
+    std::fs::write(
+        pod_dir.join("pod.json"),
+        serde_json::to_vec(&json!({"namespace": object::namespace(pod), "name": name, "ip": ip.to_string()}))?,
+    )?;
     let cgroup = agent.pods_cgroup.as_ref().map(|d| d.join(uid));
     if let Some(dir) = &cgroup {
         cgroup::ensure(dir)?;
     }
     let (exe, dir) = (agent.shim_exe.clone(), pod_dir.clone());
-    let pid = tokio::task::spawn_blocking(move || sandbox::spawn_shim(&exe, &dir, &pod_ns, cgroup.as_deref())).await?.context("starting the pod's shim")?;
+    let pid = tokio::task::spawn_blocking(move || sandbox::spawn_shim(&exe, &dir, &pod_ns, cgroup.as_deref()))
+        .await?
+        .context("starting the pod's shim")?;
     if !payloads.is_empty() {
         tokio::task::spawn_blocking(move || write_volumes(pid, &pod_dir, &payloads)).await?.context("filling the pod's volumes")?;
     }
@@ -609,7 +640,12 @@ async fn remove_sandbox(agent: &Agent, uid: &str, grace: Duration) -> anyhow::Re
     Ok(())
 }
 
-fn sandbox_spec(agent: &Agent, pod: &Value, ip: Ipv4Addr, objects: &reflector::Cache) -> Result<sandbox::SandboxSpec, configdata::EnvError> {
+fn sandbox_spec(
+    agent: &Agent,
+    pod: &Value,
+    ip: Ipv4Addr,
+    objects: &reflector::Cache,
+) -> Result<sandbox::SandboxSpec, configdata::EnvError> {
     let ns = object::namespace(pod);
     let name = object::name(pod);
     let hostname = pod["spec"]["hostname"].as_str().unwrap_or(name).chars().take(63).collect::<String>();
@@ -716,7 +752,12 @@ fn volume_payloads(pod: &Value, objects: &reflector::Cache, token: Option<&str>)
 /// Whether the pod's token is due for renewal (its volume is then written again).
 fn token_due(agent: &Agent, uid: &str) -> bool {
     let now = emu_api::time::now();
-    agent.tokens.lock().ok().and_then(|t| t.get(uid).map(|t| emu_logic::serviceaccount::needs_renewal(t.issued_at, t.ttl, now))).unwrap_or(false)
+    agent
+        .tokens
+        .lock()
+        .ok()
+        .and_then(|t| t.get(uid).map(|t| emu_logic::serviceaccount::needs_renewal(t.issued_at, t.ttl, now)))
+        .unwrap_or(false)
 }
 
 /// The pod's service-account token when one of its volumes projects it: the one the API server
@@ -789,7 +830,13 @@ type ContainerEnv = (Vec<(String, String)>, Vec<String>);
 /// downward API fields a pod can know about itself, and keys of Secrets and ConfigMaps), and the
 /// names whose values are not literal `value:`s (those are not `$(VAR)`-expanded). Service
 /// variables join in when the container starts.
-fn container_env(c: &Value, pod: &Value, ip: Ipv4Addr, node: &NodeConfig, lookup: configdata::Lookup) -> Result<ContainerEnv, configdata::EnvError> {
+fn container_env(
+    c: &Value,
+    pod: &Value,
+    ip: Ipv4Addr,
+    node: &NodeConfig,
+    lookup: configdata::Lookup,
+) -> Result<ContainerEnv, configdata::EnvError> {
     let (mut env, refs) = configdata::env_from_objects(c, object::namespace(pod), lookup)?;
     let mut literal: Vec<String> = env.iter().map(|(name, _)| name.clone()).collect();
     for (e, from_object) in c["env"].as_array().into_iter().flatten().zip(refs) {
@@ -872,7 +919,9 @@ fn pod_status(agent: &Agent, pod: &Value, state: &sandbox::SandboxState) -> Valu
                     sandbox::ContainerState::Waiting { reason, message } => {
                         emu_logic::podspec::Observed::Waiting { reason: reason.clone(), message: message.clone() }
                     }
-                    sandbox::ContainerState::Running { started_at } => emu_logic::podspec::Observed::Running { started_at: started_at.clone() },
+                    sandbox::ContainerState::Running { started_at } => {
+                        emu_logic::podspec::Observed::Running { started_at: started_at.clone() }
+                    }
                     sandbox::ContainerState::Terminated(t) => emu_logic::podspec::Observed::Terminated(terminated(t)),
                 },
                 last_terminated: c.last_terminated.as_ref().map(terminated),

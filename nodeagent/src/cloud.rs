@@ -53,7 +53,8 @@ pub fn main(args: Vec<String>) -> anyhow::Result<()> {
 
 async fn run(args: Args) -> anyhow::Result<()> {
     let paths = Paths::new(&args.cluster);
-    let cluster: ClusterConfig = serde_json::from_slice(&std::fs::read(paths.config()).with_context(|| format!("reading {}", paths.config().display()))?)?;
+    let cluster: ClusterConfig =
+        serde_json::from_slice(&std::fs::read(paths.config()).with_context(|| format!("reading {}", paths.config().display()))?)?;
     let pool: ipam::Ipv4Cidr = cluster.load_balancer_cidr.parse().map_err(|e| anyhow::anyhow!("load balancer pool: {e}"))?;
     std::fs::write(paths.root.join("cloud.pid"), std::process::id().to_string())?;
     let client = emu_proto::connect_unix(&paths.socket()).await.context("connecting to the controller")?;
@@ -76,7 +77,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 let (runner, text) = (nft.clone(), script.clone());
                 match tokio::task::spawn_blocking(move || runner.apply(&text)).await {
                     Ok(Ok(())) => {
-                        let healthy: Vec<String> = balancers.iter().map(|b| format!("{}/{}={}:{:?}", b.namespace, b.name, b.ip, b.healthy_nodes)).collect();
+                        let healthy: Vec<String> =
+                            balancers.iter().map(|b| format!("{}/{}={}:{:?}", b.namespace, b.name, b.ip, b.healthy_nodes)).collect();
                         tracing::info!(balancers = ?healthy, "balancers programmed");
                         applied = Some(script);
                     }

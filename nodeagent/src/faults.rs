@@ -53,7 +53,8 @@ pub async fn run(cluster: ClusterConfig, node: NodeConfig, socket: PathBuf) {
         let snap = rx.borrow_and_update().clone();
         if snap.synced {
             if client.is_none() {
-                client = emu_proto::connect_unix(&socket).await.map_err(|e| tracing::warn!(error = %e, "connecting to the controller")).ok();
+                client =
+                    emu_proto::connect_unix(&socket).await.map_err(|e| tracing::warn!(error = %e, "connecting to the controller")).ok();
             }
             if let Some(c) = client.as_mut() {
                 sync(&cluster, &node, &snap, c, &nft, &node_ns, &emulator, &mut applied, &mut since).await;
@@ -115,7 +116,8 @@ async fn sync(
             continue;
         }
         if let Some(latest) =
-            write_back(client, fault, Part::Object, |f| (!object::is_terminating(f)).then(|| faults::with_finalizer(f, me, true)).flatten()).await
+            write_back(client, fault, Part::Object, |f| (!object::is_terminating(f)).then(|| faults::with_finalizer(f, me, true)).flatten())
+                .await
         {
             *fault = latest;
         }
@@ -181,7 +183,8 @@ pub async fn write_back(client: &mut Client, fault: &Value, how: Part, edit: imp
             // A PUT that completes a deletion returns the last state: it is gone.
             Ok(o) => return o.and_then(|o| serde_json::from_str(&o.json).ok()),
             Err(e) if e.code() == tonic::Code::Aborted => {
-                let r = emu_proto::ObjectRef { kind: fault_object::KIND.into(), namespace: String::new(), name: object::name(fault).into() };
+                let r =
+                    emu_proto::ObjectRef { kind: fault_object::KIND.into(), namespace: String::new(), name: object::name(fault).into() };
                 match client.get(r).await {
                     Ok(o) => current = serde_json::from_str(&o.into_inner().json).ok()?,
                     Err(_) => return None,
@@ -242,7 +245,10 @@ async fn reconcile(
         let (runner, text) = (nft.clone(), script.clone());
         match tokio::task::spawn_blocking(move || runner.apply(&text)).await {
             Ok(Ok(())) => {
-                tracing::info!(partitions = specs.iter().filter(|(_, s)| matches!(s, FaultSpec::Partition { .. })).count(), "partition rules applied");
+                tracing::info!(
+                    partitions = specs.iter().filter(|(_, s)| matches!(s, FaultSpec::Partition { .. })).count(),
+                    "partition rules applied"
+                );
                 applied.partition = Some(script);
                 partitioned = true;
             }
@@ -348,8 +354,9 @@ async fn reconcile(
             }
         }
     }
-    let in_place =
-        |netns: &Option<String>| wanted_rules.get(netns).is_none_or(|want| applied.queue_rules.get(netns).map_or(want.is_empty(), |got| got == want));
+    let in_place = |netns: &Option<String>| {
+        wanted_rules.get(netns).is_none_or(|want| applied.queue_rules.get(netns).map_or(want.is_empty(), |got| got == want))
+    };
     for (name, spec) in specs {
         if let FaultSpec::Netem { target, .. } = spec {
             if queued.iter().any(|(t, netns, q)| t == target && in_place(netns) && bound.contains(q) && bound.contains(&(q + 1))) {
@@ -411,7 +418,14 @@ async fn link_is_up(node_ns: &Path) -> bool {
     let ns = node_ns.to_path_buf();
     tokio::task::spawn_blocking(move || {
         std::process::Command::new("ip")
-            .args(["-n", &ns.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(), "-o", "link", "show", emu_host::net::ETH0])
+            .args([
+                "-n",
+                &ns.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+                "-o",
+                "link",
+                "show",
+                emu_host::net::ETH0,
+            ])
             .output()
             .map(|o| !String::from_utf8_lossy(&o.stdout).contains("state DOWN"))
             .unwrap_or(true)
@@ -436,8 +450,9 @@ async fn set_link(cluster: &ClusterConfig, node: &NodeConfig, snap: &Snapshot, n
 /// (iptables-restore replaces the table in one transaction), and its `raw` table send the link
 /// emulator's untracked duplicates untracked while there are rules. iptables, not nft: the kernel has NFQUEUE only as an x_tables target.
 async fn mangle_rules(netns: Option<&str>, rules: &[String]) -> Result<(), String> {
-    let mut input =
-        String::from("*mangle\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n");
+    let mut input = String::from(
+        "*mangle\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n",
+    );
     for r in rules {
         input.push_str(r);
         input.push('\n');
@@ -458,8 +473,11 @@ async fn mangle_rules(netns: Option<&str>, rules: &[String]) -> Result<(), Strin
             }
             None => std::process::Command::new("iptables-restore"),
         };
-        let mut child =
-            command.stdin(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().map_err(|e| format!("running iptables-restore: {e}"))?;
+        let mut child = command
+            .stdin(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("running iptables-restore: {e}"))?;
         child.stdin.take().map(|mut i| i.write_all(input.as_bytes())).transpose().map_err(|e| e.to_string())?;
         let out = child.wait_with_output().map_err(|e| e.to_string())?;
         if out.status.success() {

@@ -190,7 +190,9 @@ mod tests {
             "HTTP/1.1 200 OK\nContent-Type: application/json\nX-Content-Type-Options: nosniff\nX-Load-Balancing-Endpoint-Weight: 1\nConnection: close\nContent-Length: 119\n\n{\n\t\"service\": {\n\t\t\"namespace\": \"default\",\n\t\t\"name\": \"my-nginx\"\n\t},\n\t\"localEndpoints\": 1,\n\t\"serviceProxyHealthy\": true\n}"
         );
         // Any path and method; 503 without a local endpoint.
-        let none = exchange(&[(0, ServiceHealth { local_endpoints: 0, ..s })], "POST /anything HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n").await;
+        let none =
+            exchange(&[(0, ServiceHealth { local_endpoints: 0, ..s })], "POST /anything HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+                .await;
         assert!(none.starts_with("HTTP/1.1 503 Service Unavailable\n") && none.contains("\"localEndpoints\": 0"), "{none}");
         assert!(none.contains("X-Load-Balancing-Endpoint-Weight: 0\n"), "{none}");
         // A port whose Service has gone.

@@ -155,7 +155,7 @@ impl Link {
         // own that enters the pod's (this thread keeps the node's).
         let path = path.clone();
         std::thread::spawn(move || {
-            netns_rs::get_from_path(&path).and_then(|ns| ns.enter()).map_err(|e| std::io::Error::other(format!("entering {}: {e}", path.display())))?;
+            emu_host::net::enter_netns(&path)?;
             open()
         })
         .join()
@@ -170,7 +170,11 @@ struct Held {
     copy: Option<u32>,
 }
 
-fn run(config: &Mutex<BTreeMap<u16, QueueConfig>>, generation: &std::sync::atomic::AtomicU64, synced: &Mutex<(u64, BTreeSet<u16>)>) -> std::io::Result<()> {
+fn run(
+    config: &Mutex<BTreeMap<u16, QueueConfig>>,
+    generation: &std::sync::atomic::AtomicU64,
+    synced: &Mutex<(u64, BTreeSet<u16>)>,
+) -> std::io::Result<()> {
     let mut links: BTreeMap<Option<PathBuf>, Link> = BTreeMap::new();
     links.insert(None, Link::open(None)?);
     let mut states: HashMap<u16, QueueState> = HashMap::new();

@@ -88,7 +88,14 @@ async fn connect(host: Option<&str>, pod_ip: Ipv4Addr, port: u16) -> Result<TcpS
 /// (kubelet follows them to the same host; a 3xx counts as success either way here). HTTPS does
 /// the same GET over TLS without verifying the certificate, as kubelet does
 /// (`InsecureSkipVerify`).
-async fn http_get(host: Option<&str>, pod_ip: Ipv4Addr, port: u16, path: &str, scheme: &str, headers: &[(String, String)]) -> Result<(), String> {
+async fn http_get(
+    host: Option<&str>,
+    pod_ip: Ipv4Addr,
+    port: u16,
+    path: &str,
+    scheme: &str,
+    headers: &[(String, String)],
+) -> Result<(), String> {
     let target = host.map_or_else(|| pod_ip.to_string(), str::to_string);
     let request = probe_request(&target, port, path, headers).map_err(|e| format!("GET {path}: {e}"))?;
     let stream = connect(host, pod_ip, port).await?;
@@ -180,11 +187,21 @@ impl ServerCertVerifier for AnyCertificate {
         Ok(ServerCertVerified::assertion())
     }
 
-    fn verify_tls12_signature(&self, message: &[u8], cert: &CertificateDer<'_>, dss: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
         verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
     }
 
-    fn verify_tls13_signature(&self, message: &[u8], cert: &CertificateDer<'_>, dss: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
         verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
     }
 
@@ -272,14 +289,23 @@ mod tests {
         let req = probe_request("10.244.1.5", 8080, "/healthz", &[]).unwrap();
         assert_eq!(
             lines(&req),
-            ("GET /healthz".into(), pairs(&[("host", "10.244.1.5:8080"), ("user-agent", "kube-probe/1.33"), ("accept", "*/*"), ("connection", "close")]))
+            (
+                "GET /healthz".into(),
+                pairs(&[("host", "10.244.1.5:8080"), ("user-agent", "kube-probe/1.33"), ("accept", "*/*"), ("connection", "close")])
+            )
         );
         let req = probe_request("10.244.1.5", 80, "/?a=b", &[("host".into(), "example.com".into()), ("X-A".into(), "b".into())]).unwrap();
         assert_eq!(
             lines(&req),
             (
                 "GET /?a=b".into(),
-                pairs(&[("user-agent", "kube-probe/1.33"), ("accept", "*/*"), ("host", "example.com"), ("x-a", "b"), ("connection", "close")])
+                pairs(&[
+                    ("user-agent", "kube-probe/1.33"),
+                    ("accept", "*/*"),
+                    ("host", "example.com"),
+                    ("x-a", "b"),
+                    ("connection", "close")
+                ])
             )
         );
         assert_eq!(probe_request("fd00::1", 80, "/", &[]).unwrap().headers()[header::HOST], "[fd00::1]:80");

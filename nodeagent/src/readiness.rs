@@ -96,7 +96,9 @@ pub async fn probe_pod(readiness: Arc<Readiness>, pod: Arc<Value>, pod_ip: Ipv4A
                 readiness.set(&uid, name, false);
                 continue;
             };
-            let entry = probed.entry(name.to_string()).or_insert_with(|| Probed { run: run.clone(), tracker: ProbeTracker::for_container(c, now_ms()) });
+            let entry = probed
+                .entry(name.to_string())
+                .or_insert_with(|| Probed { run: run.clone(), tracker: ProbeTracker::for_container(c, now_ms()) });
             if entry.run != run {
                 *entry = Probed { run, tracker: ProbeTracker::for_container(c, now_ms()) };
             }

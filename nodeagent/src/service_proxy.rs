@@ -128,7 +128,10 @@ fn health_check_ports(input: &proxy::ProxyInput) -> std::collections::BTreeMap<u
                 .filter(|e| e.ready && e.node_name.as_deref() == Some(input.node_name.as_str()))
                 .map(|e| e.ip)
                 .collect();
-            Some((port, crate::health::ServiceHealth { namespace: svc.namespace.clone(), name: svc.name.clone(), local_endpoints: local.len() }))
+            Some((
+                port,
+                crate::health::ServiceHealth { namespace: svc.namespace.clone(), name: svc.name.clone(), local_endpoints: local.len() },
+            ))
         })
         .collect()
 }

@@ -9,7 +9,8 @@ use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use emu_dataplane::proxy::{
-    affinity_set_name, parse_listing, render_full, render_resync, render_update, EndpointModel, PortModel, Protocol, ProxyInput, ServiceModel,
+    affinity_set_name, parse_listing, render_full, render_resync, render_update, EndpointModel, PortModel, Protocol, ProxyInput,
+    ServiceModel,
 };
 use emu_host::nft::{NftRunner, RealNft};
 use emu_logic::ipam::Ipv4Cidr;
@@ -157,7 +158,13 @@ fn service(name: &str, cluster_ip: &str, ports: Vec<PortModel>) -> ServiceModel 
 
 fn model(mut services: Vec<ServiceModel>) -> ProxyInput {
     services.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
-    ProxyInput { node_name: NODE.into(), cluster_pod_cidr: cidr("10.244.0.0/16"), service_cidr: cidr("10.96.0.0/12"), services, node_ips: vec![] }
+    ProxyInput {
+        node_name: NODE.into(),
+        cluster_pod_cidr: cidr("10.244.0.0/16"),
+        service_cidr: cidr("10.96.0.0/12"),
+        services,
+        node_ips: vec![],
+    }
 }
 
 /// A web Service with three endpoints, DNS on UDP and TCP, a Service without endpoints and a
@@ -214,7 +221,8 @@ fn full_sync_applies_on_an_empty_namespace_and_is_idempotent() {
 
 #[test]
 fn updates_give_the_same_table_as_a_full_sync() {
-    let cases = [("one endpoint removed", one_endpoint_removed()), ("service added", service_added()), ("affinity turned on", affinity_on())];
+    let cases =
+        [("one endpoint removed", one_endpoint_removed()), ("service added", service_added()), ("affinity turned on", affinity_on())];
     for (what, new) in cases {
         let updated = Netns::new();
         updated.apply(&render_full(&base()), "full sync of the old state");
@@ -363,7 +371,8 @@ fn data_path_dnat_reject_drop_hairpin() {
     assert!(took >= Duration::from_millis(600), "{took:?}");
 
     // No echo reply from a ClusterIP.
-    let out = Command::new("ip").args(["netns", "exec", &client.name, "busybox", "ping", "-c1", "-W1", "10.96.0.20"]).output().expect("ping");
+    let out =
+        Command::new("ip").args(["netns", "exec", &client.name, "busybox", "ping", "-c1", "-W1", "10.96.0.20"]).output().expect("ping");
     assert!(!out.status.success(), "ping of a ClusterIP was answered");
 
     stop.store(true, Ordering::SeqCst);

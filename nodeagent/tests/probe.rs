@@ -96,8 +96,13 @@ async fn http_probe_status_codes_and_request() {
     assert!(run_probe(&http(ok, "/healthz", &[("X-Probe", "yes")]), LOCAL, None, SECOND).await);
     let req = requests.recv().await.expect("request seen");
     assert!(req.starts_with("GET /healthz HTTP/1.1\r\n"), "{req}");
-    for line in [format!("Host: 127.0.0.1:{ok}"), "User-Agent: kube-probe/1.33".into(), "Accept: */*".into(), "Connection: close".into(), "X-Probe: yes".into()]
-    {
+    for line in [
+        format!("Host: 127.0.0.1:{ok}"),
+        "User-Agent: kube-probe/1.33".into(),
+        "Accept: */*".into(),
+        "Connection: close".into(),
+        "X-Probe: yes".into(),
+    ] {
         assert!(req.contains(&format!("{line}\r\n")), "missing {line:?} in {req}");
     }
     let (redirect, _) = http_server("HTTP/1.1 302 Found").await;
@@ -109,7 +114,8 @@ async fn http_probe_status_codes_and_request() {
     let (garbage, _) = http_server("SSH-2.0-OpenSSH_9.2").await;
     assert!(!run_probe(&http(garbage, "/", &[]), LOCAL, None, SECOND).await);
     // The probe's host wins over the pod IP.
-    let elsewhere = ProbeAction::HttpGet { host: Some("127.0.0.1".into()), port: ok, path: "/".into(), scheme: "HTTP".into(), headers: vec![] };
+    let elsewhere =
+        ProbeAction::HttpGet { host: Some("127.0.0.1".into()), port: ok, path: "/".into(), scheme: "HTTP".into(), headers: vec![] };
     assert!(run_probe(&elsewhere, Ipv4Addr::new(192, 0, 2, 1), None, SECOND).await);
 }
 
@@ -278,7 +284,8 @@ fn busybox_pod(netns: &Netns) -> Pod {
 async fn exec_probe_in_a_container() {
     let netns = Netns::new();
     let pod = busybox_pod(&netns);
-    let target = |container: &str| Some(ExecTarget { nodeagent_exe: BIN.into(), pod_dir: pod.dir.path().into(), container: container.into() });
+    let target =
+        |container: &str| Some(ExecTarget { nodeagent_exe: BIN.into(), pod_dir: pod.dir.path().into(), container: container.into() });
     let exec = |argv: &[&str]| ProbeAction::Exec { command: argv.iter().map(|s| s.to_string()).collect() };
     let five = Duration::from_secs(5);
 

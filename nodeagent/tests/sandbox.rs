@@ -12,7 +12,8 @@ use std::sync::Once;
 use std::time::{Duration, Instant};
 
 use emu_nodeagent::sandbox::{
-    log_path, previous_log_path, read_state, running_shim, spawn_shim, stop_shim, ContainerSpec, ContainerState, ContainerStatus, SandboxSpec, SandboxState,
+    log_path, previous_log_path, read_state, running_shim, spawn_shim, stop_shim, ContainerSpec, ContainerState, ContainerStatus,
+    SandboxSpec, SandboxState,
 };
 
 const BIN: &str = env!("CARGO_BIN_EXE_emu-nodeagent");
@@ -303,8 +304,11 @@ fn crash_loops_back_off_and_policies_apply() {
     let netns = Netns::new();
     let pod = Pod::start(&netns, &spec("crashy", "Always", vec![container("crash", "busybox:1.37", &["sh", "-c", "echo boom; exit 3"])]));
     // First restart immediate, then the 10 s back-off.
-    let crash =
-        pod.wait_container("crash", Duration::from_secs(10), |c| matches!(&c.state, ContainerState::Waiting { reason, .. } if reason == "CrashLoopBackOff"));
+    let crash = pod.wait_container(
+        "crash",
+        Duration::from_secs(10),
+        |c| matches!(&c.state, ContainerState::Waiting { reason, .. } if reason == "CrashLoopBackOff"),
+    );
     assert_eq!(crash.restart_count, 1);
     let ContainerState::Waiting { message, .. } = &crash.state else { unreachable!() };
     assert_eq!(message, "back-off 10s restarting failed container=crash pod=crashy_default(0c6c3a9e-1111-4222-8333-444455556666)");
@@ -315,8 +319,10 @@ fn crash_loops_back_off_and_policies_apply() {
 
     // OnFailure: a container that succeeds stays Completed; one that cannot start is a StartError
     // and is retried.
-    let pod =
-        Pod::start(&netns, &spec("batch", "OnFailure", vec![container("ok", "busybox", &["true"]), container("missing", "busybox", &["no-such-binary"])]));
+    let pod = Pod::start(
+        &netns,
+        &spec("batch", "OnFailure", vec![container("ok", "busybox", &["true"]), container("missing", "busybox", &["no-such-binary"])]),
+    );
     let ok = pod.wait_container("ok", Duration::from_secs(10), |c| matches!(c.state, ContainerState::Terminated(_)));
     let ContainerState::Terminated(t) = &ok.state else { unreachable!() };
     assert_eq!((t.exit_code, t.reason.as_str(), ok.restart_count), (0, "Completed", 0));

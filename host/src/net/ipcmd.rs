@@ -9,7 +9,14 @@ use super::{NetError, Result, CNI_BRIDGE, ETH0};
 
 /// Same effect as [`super::setup_pod`] (not idempotent), with one `ip` process per step. Both
 /// namespaces must be named ones (`/run/netns/NAME`), since `ip -n` takes names.
-pub fn setup_pod_with_ip_commands(node_ns: &Path, pod_ns: &Path, host_veth: &str, pod_ip: Ipv4Addr, prefix: u8, gateway: Ipv4Addr) -> Result<()> {
+pub fn setup_pod_with_ip_commands(
+    node_ns: &Path,
+    pod_ns: &Path,
+    host_veth: &str,
+    pod_ip: Ipv4Addr,
+    prefix: u8,
+    gateway: Ipv4Addr,
+) -> Result<()> {
     let (node, pod) = (netns_name(node_ns)?, netns_name(pod_ns)?);
     let pod_path = pod_ns.to_string_lossy();
     let addr = format!("{pod_ip}/{prefix}");
@@ -35,7 +42,11 @@ fn netns_name(path: &Path) -> Result<&str> {
 
 fn ip(args: &[&str]) -> Result<()> {
     let argv = || format!("ip {}", args.join(" "));
-    let out = Command::new("ip").args(args).output().map_err(|e| NetError::Command { argv: argv(), status: "not started".into(), stderr: e.to_string() })?;
+    let out = Command::new("ip").args(args).output().map_err(|e| NetError::Command {
+        argv: argv(),
+        status: "not started".into(),
+        stderr: e.to_string(),
+    })?;
     if out.status.success() {
         return Ok(());
     }

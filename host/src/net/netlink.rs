@@ -37,8 +37,11 @@ impl Netlink {
         match netns {
             None => {
                 let ns = "(current)".to_string();
-                let (conn, handle, _) =
-                    rtnetlink::new_connection().map_err(|cause| NetError::Netlink { ns: ns.clone(), op: "open netlink socket".into(), cause })?;
+                let (conn, handle, _) = rtnetlink::new_connection().map_err(|cause| NetError::Netlink {
+                    ns: ns.clone(),
+                    op: "open netlink socket".into(),
+                    cause,
+                })?;
                 Ok(Netlink { handle, ns, conn: tokio::spawn(conn) })
             }
             Some(path) => {
@@ -58,7 +61,11 @@ impl Netlink {
             rtnetlink::new_connection()
         })
         .await?;
-        Ok(conns.into_iter().zip(paths).map(|((conn, handle, _), path)| Netlink { handle, ns: path.display().to_string(), conn: tokio::spawn(conn) }).collect())
+        Ok(conns
+            .into_iter()
+            .zip(paths)
+            .map(|((conn, handle, _), path)| Netlink { handle, ns: path.display().to_string(), conn: tokio::spawn(conn) })
+            .collect())
     }
 
     /// The underlying rtnetlink handle, for requests this type does not wrap.
@@ -168,13 +175,17 @@ impl Netlink {
 
     /// See [`super::sync_routes`].
     pub async fn sync_routes(&self, want: &[(Ipv4Addr, u8, Ipv4Addr)]) -> Result<()> {
-        let ours: Vec<RouteMessage> = self.main_routes().await?.into_iter().filter(|r| r.header.protocol == RouteProtocol::Other(EMU_ROUTE_PROTOCOL)).collect();
+        let ours: Vec<RouteMessage> =
+            self.main_routes().await?.into_iter().filter(|r| r.header.protocol == RouteProtocol::Other(EMU_ROUTE_PROTOCOL)).collect();
         for &(net, prefix, via) in want {
             if ours.iter().any(|r| route_key(r) == (net, prefix, Some(via))) {
                 continue;
             }
-            let msg =
-                RouteMessageBuilder::<Ipv4Addr>::new().destination_prefix(net, prefix).gateway(via).protocol(RouteProtocol::Other(EMU_ROUTE_PROTOCOL)).build();
+            let msg = RouteMessageBuilder::<Ipv4Addr>::new()
+                .destination_prefix(net, prefix)
+                .gateway(via)
+                .protocol(RouteProtocol::Other(EMU_ROUTE_PROTOCOL))
+                .build();
             let req = self.handle.route().add(msg).replace().execute();
             self.run(format!("set route {net}/{prefix} via {via}"), req).await?;
         }

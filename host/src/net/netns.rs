@@ -5,22 +5,13 @@ use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use netns_rs::{Env, NetNs};
+use nix::mount::MsFlags;
+use nix::sched::CloneFlags;
 
 use super::{NetError, Result};
 
+/// `ip netns`' directory.
 const NETNS_DIR: &str = "/run/netns";
-
-/// `ip netns`' directory, spelled `/run/netns` (netns-rs' default is `/var/run/netns`, which is
-/// the same directory only where `/var/run` links to `/run`).
-#[derive(Clone, Copy, Default)]
-struct RunNetns;
-
-impl Env for RunNetns {
-    fn persist_dir(&self) -> PathBuf {
-        PathBuf::from(NETNS_DIR)
-    }
-}
 
 /// `/run/netns/NAME`: where `ip netns` and emu keep the namespace called `name`.
 pub fn netns_path(name: &str) -> PathBuf {
@@ -48,8 +39,48 @@ pub fn create_named_netns(name: &str) -> Result<()> {
     if is_netns(&path).map_err(|e| netns_err(path.display(), "inspect", e))? {
         return Ok(());
     }
-    // netns-rs unshares on a thread of its own, so the caller's thread keeps its namespace.
-    NetNs::new_with_env(name, RunNetns).map(drop).map_err(|e| netns_err(path.display(), "create", io::Error::other(e.to_string())))
+    shared_netns_dir().map_err(|e| netns_err(NETNS_DIR, "prepare", e))?;
+    std::fs::File::create(&path).map_err(|e| netns_err(path.display(), "create", e))?;
+    // Unshared on a thread of its own, so the caller's thread keeps its namespace; the bind mount
+    // keeps the namespace alive after the thread ends.
+    let target = path.clone();
+    let made = std::thread::Builder::new()
+        .name("emu-netns-new".into())
+        .spawn(move || -> io::Result<()> {
+            nix::sched::unshare(CloneFlags::CLONE_NEWNET)?;
+            nix::mount::mount(Some("/proc/thread-self/ns/net"), &target, None::<&str>, MsFlags::MS_BIND, None::<&str>)?;
+            Ok(())
+        })
+        .map_err(|e| netns_err(path.display(), "spawn namespace thread", e))?
+        .join()
+        .map_err(|_| netns_err(path.display(), "create", io::Error::other("namespace thread panicked")))?;
+    made.map_err(|e| {
+        let _ = std::fs::remove_file(&path);
+        netns_err(path.display(), "create", e)
+    })
+}
+
+/// Makes `/run/netns` a shared mount point, as `ip netns add` does, so that a namespace's bind
+/// mount made later shows in every mount namespace that shares it (it is bound onto itself first
+/// when it is not a mount point yet).
+fn shared_netns_dir() -> io::Result<()> {
+    std::fs::create_dir_all(NETNS_DIR)?;
+    let shared = || nix::mount::mount(None::<&str>, NETNS_DIR, None::<&str>, MsFlags::MS_SHARED | MsFlags::MS_REC, None::<&str>);
+    match shared() {
+        Ok(()) => Ok(()),
+        Err(nix::errno::Errno::EINVAL) => {
+            nix::mount::mount(Some(NETNS_DIR), NETNS_DIR, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)?;
+            Ok(shared()?)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Moves the calling thread into the network namespace at `path` for good: only on a thread
+/// made for it (never a tokio worker).
+pub fn enter_netns(path: &Path) -> io::Result<()> {
+    let ns = std::fs::File::open(path).map_err(|e| io::Error::new(e.kind(), format!("opening {}: {e}", path.display())))?;
+    nix::sched::setns(ns, CloneFlags::CLONE_NEWNET).map_err(|e| io::Error::other(format!("entering {}: {e}", path.display())))
 }
 
 /// Deletes the named network namespace `name`: unmounts and removes `/run/netns/NAME`. The
@@ -100,8 +131,7 @@ pub(super) async fn in_each_netns<T: Send + 'static>(
     let spawned = std::thread::Builder::new().name("emu-netns".into()).spawn(move || {
         let mut out = Vec::with_capacity(paths.len());
         for path in &paths {
-            let entered =
-                netns_rs::get_from_path(path).and_then(|ns| ns.enter()).map_err(|e| netns_err(path.display(), "enter", io::Error::other(e.to_string())));
+            let entered = enter_netns(path).map_err(|e| netns_err(path.display(), "enter", e));
             match entered.and_then(|()| f().map_err(|e| netns_err(path.display(), op, e))) {
                 Ok(v) => out.push(v),
                 Err(e) => return tx.send(Err(e)),

@@ -205,12 +205,20 @@ fn build_dev(dev: &Path) -> Result<(), String> {
         bind(&Path::new("/dev").join(name), &dev.join(name), false)?;
     }
     make_dir(&dev.join("pts"), 0o755)?;
-    mount(Some("devpts"), &dev.join("pts"), Some("devpts"), MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC, Some("newinstance,ptmxmode=0666,mode=0620,gid=5"))?;
+    mount(
+        Some("devpts"),
+        &dev.join("pts"),
+        Some("devpts"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+        Some("newinstance,ptmxmode=0666,mode=0620,gid=5"),
+    )?;
     link("pts/ptmx", &dev.join("ptmx"))?;
     make_dir(&dev.join("shm"), 0o1777)?;
     let nosuid_nodev_noexec = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     mount(Some("shm"), &dev.join("shm"), Some("tmpfs"), nosuid_nodev_noexec, Some("mode=1777,size=65536k"))?;
-    for (name, target) in [("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")] {
+    for (name, target) in
+        [("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")]
+    {
         link(target, &dev.join(name))?;
     }
     Ok(())
@@ -227,7 +235,8 @@ fn enter_root(rootfs: &Path) -> Result<(), String> {
 }
 
 fn mount(src: Option<&str>, target: &Path, fstype: Option<&str>, flags: MsFlags, data: Option<&str>) -> Result<(), String> {
-    nix::mount::mount(src, target, fstype, flags, data).map_err(|e| format!("mounting {} on {}: {e}", src.or(fstype).unwrap_or("(remount)"), target.display()))
+    nix::mount::mount(src, target, fstype, flags, data)
+        .map_err(|e| format!("mounting {} on {}: {e}", src.or(fstype).unwrap_or("(remount)"), target.display()))
 }
 
 /// Bind-mounts `src` on `dst`, read-only if asked (a bind mount takes its read-only flag only
@@ -237,7 +246,8 @@ fn bind(src: &Path, dst: &Path, readonly: bool) -> Result<(), String> {
         .map_err(|e| format!("bind-mounting {} on {}: {e}", src.display(), dst.display()))?;
     if readonly {
         let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
-        nix::mount::mount(None::<&str>, dst, None::<&str>, flags, None::<&str>).map_err(|e| format!("making {} read-only: {e}", dst.display()))?;
+        nix::mount::mount(None::<&str>, dst, None::<&str>, flags, None::<&str>)
+            .map_err(|e| format!("making {} read-only: {e}", dst.display()))?;
     }
     Ok(())
 }
@@ -303,14 +313,18 @@ fn make_dirs_in_root(root: &Path, dir: &Path) -> Result<(), String> {
 }
 
 fn make_dir(path: &Path, mode: u32) -> Result<(), String> {
-    fs::create_dir_all(path).and_then(|()| fs::set_permissions(path, fs::Permissions::from_mode(mode))).map_err(|e| format!("creating {}: {e}", path.display()))
+    fs::create_dir_all(path)
+        .and_then(|()| fs::set_permissions(path, fs::Permissions::from_mode(mode)))
+        .map_err(|e| format!("creating {}: {e}", path.display()))
 }
 
 fn write_file(path: &Path, content: &[u8], mode: u32) -> Result<(), String> {
     if let Some(parent) = path.parent() {
         fs::create_dir_all(parent).map_err(|e| format!("creating {}: {e}", parent.display()))?;
     }
-    fs::write(path, content).and_then(|()| fs::set_permissions(path, fs::Permissions::from_mode(mode))).map_err(|e| format!("writing {}: {e}", path.display()))
+    fs::write(path, content)
+        .and_then(|()| fs::set_permissions(path, fs::Permissions::from_mode(mode)))
+        .map_err(|e| format!("writing {}: {e}", path.display()))
 }
 
 fn link(target: &str, path: &Path) -> Result<(), String> {

@@ -172,7 +172,10 @@ pub fn spawn_shim(shim_exe: &Path, pod_dir: &Path, netns: &Path, cgroup_dir: Opt
     // The shim runs from `/`, and running_shim compares its argv with the pod directory.
     let pod_dir = &std::path::absolute(pod_dir)?;
     if let Some(pid) = running_shim(pod_dir) {
-        return Err(io::Error::new(io::ErrorKind::AlreadyExists, format!("pod {} already has a running shim (pid {pid}); stop it first", pod_dir.display())));
+        return Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            format!("pod {} already has a running shim (pid {pid}); stop it first", pod_dir.display()),
+        ));
     }
     let log_file = pod_dir.join(SHIM_LOG);
     let log = OpenOptions::new().create(true).append(true).open(&log_file).map_err(ctx(format!("shim log {}", log_file.display())))?;
@@ -199,7 +202,11 @@ pub fn spawn_shim(shim_exe: &Path, pod_dir: &Path, netns: &Path, cgroup_dir: Opt
     let status = cmd.status().map_err(ctx(format!("starting {} shim", shim_exe.display())))?;
     drop((ns, cgroup));
     if !status.success() {
-        return Err(io::Error::other(format!("shim for {} exited with {status} before starting; see {}", pod_dir.display(), log_file.display())));
+        return Err(io::Error::other(format!(
+            "shim for {} exited with {status} before starting; see {}",
+            pod_dir.display(),
+            log_file.display()
+        )));
     }
     read_pid(&pod_dir.join(SHIM_PID))
 }
@@ -376,7 +383,11 @@ fn find_executable(prog: &str, env: &[(String, String)]) -> Result<PathBuf, Stri
     use std::os::unix::fs::PermissionsExt;
     let is_exec = |p: &Path| fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
     if prog.contains('/') {
-        return if is_exec(Path::new(prog)) { Ok(PathBuf::from(prog)) } else { Err(format!("exec: \"{prog}\": stat {prog}: no such file or directory")) };
+        return if is_exec(Path::new(prog)) {
+            Ok(PathBuf::from(prog))
+        } else {
+            Err(format!("exec: \"{prog}\": stat {prog}: no such file or directory"))
+        };
     }
     let path = env.iter().find(|(k, _)| k == "PATH").map_or("", |(_, v)| v.as_str());
     path.split(':')

@@ -71,7 +71,8 @@ fn enter(args: &[String]) -> Result<i32, (i32, String)> {
     ];
     let mut namespaces = Vec::new();
     for (kind, flag) in kinds {
-        let file = File::open(format!("/proc/{pid}/ns/{kind}")).map_err(|e| fail(format!("opening the {kind} namespace of container {name:?}: {e}")))?;
+        let file = File::open(format!("/proc/{pid}/ns/{kind}"))
+            .map_err(|e| fail(format!("opening the {kind} namespace of container {name:?}: {e}")))?;
         namespaces.push((kind, flag, file));
     }
     for (kind, flag, file) in &namespaces {

@@ -111,7 +111,8 @@ fn run(pod_dir: &Path, mask: &SigSet) -> io::Result<()> {
     // Until SIGTERM (at once when it came while waiting for the volumes).
     while !stopped {
         let now = Instant::now();
-        let timeout = pod.containers.iter().flat_map(|c| [c.restart_at, c.pull_at]).flatten().min().map(|t| t.saturating_duration_since(now));
+        let timeout =
+            pod.containers.iter().flat_map(|c| [c.restart_at, c.pull_at]).flatten().min().map(|t| t.saturating_duration_since(now));
         if matches!(wait_signal(mask, timeout), Some(libc::SIGTERM) | Some(libc::SIGINT)) {
             stopped = true;
             continue;
@@ -130,7 +131,8 @@ fn run(pod_dir: &Path, mask: &SigSet) -> io::Result<()> {
         }
         pod.write_state();
     }
-    let grace = read_pid(&pod_dir.join(STOP_FILE)).map_or(Duration::from_secs(pod.spec.termination_grace_seconds), |s| Duration::from_secs(s.max(0) as u64));
+    let grace = read_pid(&pod_dir.join(STOP_FILE))
+        .map_or(Duration::from_secs(pod.spec.termination_grace_seconds), |s| Duration::from_secs(s.max(0) as u64));
     pod.stop(mask, grace);
     pod.write_state();
     // The rootfs mounts lived in the containers' mount namespaces and died with them.
@@ -331,7 +333,11 @@ impl Pod {
             .spec
             .env
             .iter()
-            .map(|(name, value)| svcenv::DeclaredVar { name: name.clone(), value: value.clone(), expand: !c.spec.literal_env.contains(name) })
+            .map(|(name, value)| svcenv::DeclaredVar {
+                name: name.clone(),
+                value: value.clone(),
+                expand: !c.spec.literal_env.contains(name),
+            })
             .collect();
         let env = svcenv::container_env_declared(&declared, &read_service_env(&self.dir));
         let command = svcenv::expand_command(&c.spec.command, &env);
@@ -397,12 +403,14 @@ impl Pod {
 
     /// Records an exit and applies the restart policy.
     fn exited(&mut self, i: usize, exit_code: i32, signal: Option<i32>, reason: &str) {
-        let (policy, pod_ref) = (self.spec.restart_policy.clone(), format!("{}_{}({})", self.spec.pod_name, self.spec.namespace, self.spec.pod_uid));
+        let (policy, pod_ref) =
+            (self.spec.restart_policy.clone(), format!("{}_{}({})", self.spec.pod_name, self.spec.namespace, self.spec.pod_uid));
         let c = &mut self.containers[i];
         let (ran_for, started_at) = c.started.take().map_or((Duration::ZERO, String::new()), |(t, s)| (t.elapsed(), s));
         let term = Terminated { exit_code, signal, reason: reason.to_string(), started_at, finished_at: rfc3339(SystemTime::now()) };
         c.status.pid = None;
-        let (action, backoff) = if self.stopping { (AfterExit::Stay, c.backoff) } else { after_exit(&policy, exit_code, ran_for, c.backoff) };
+        let (action, backoff) =
+            if self.stopping { (AfterExit::Stay, c.backoff) } else { after_exit(&policy, exit_code, ran_for, c.backoff) };
         c.backoff = backoff;
         match action {
             AfterExit::Stay => c.status.state = ContainerState::Terminated(term),
@@ -455,8 +463,10 @@ impl Pod {
     }
 
     fn write_state(&self) {
-        let state = SandboxState { shim_pid: std::process::id() as i32, containers: self.containers.iter().map(|c| c.status.clone()).collect() };
-        let result = serde_json::to_vec_pretty(&state).map_err(io::Error::other).and_then(|json| write_atomic(&self.dir.join(STATE_JSON), &json));
+        let state =
+            SandboxState { shim_pid: std::process::id() as i32, containers: self.containers.iter().map(|c| c.status.clone()).collect() };
+        let result =
+            serde_json::to_vec_pretty(&state).map_err(io::Error::other).and_then(|json| write_atomic(&self.dir.join(STATE_JSON), &json));
         if let Err(e) = result {
             error!("writing {STATE_JSON}: {e}");
         }
@@ -479,8 +489,16 @@ fn spawn_container(plan: &Plan, log_file: &Path, keep_stdin_open: bool) -> io::R
     // SAFETY: a raw clone without a new stack behaves like fork(2); the shim is single-threaded,
     // so the child's copy of the heap and of every lock is consistent. The child only runs
     // `container::run`, which ends in exec or `_exit`, and never returns here.
-    let pid =
-        unsafe { libc::syscall(libc::SYS_clone, (libc::CLONE_NEWPID | libc::CLONE_NEWNS | libc::SIGCHLD) as libc::c_ulong, 0usize, 0usize, 0usize, 0usize) };
+    let pid = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            (libc::CLONE_NEWPID | libc::CLONE_NEWNS | libc::SIGCHLD) as libc::c_ulong,
+            0usize,
+            0usize,
+            0usize,
+            0usize,
+        )
+    };
     if pid < 0 {
         return Err(io::Error::other(format!("clone: {}", io::Error::last_os_error())));
     }
