@@ -85,7 +85,8 @@ fn pod_admission(spec: &mut Value) {
     if let Some(tolerations) = spec["tolerations"].as_array_mut() {
         for key in ["node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"] {
             let tolerated = tolerations.iter().any(|t| {
-                let key_ok = t["key"].as_str() == Some(key) || (t["key"].as_str().unwrap_or_default().is_empty() && t["operator"].as_str() == Some("Exists"));
+                let key_ok = t["key"].as_str() == Some(key)
+                    || (t["key"].as_str().unwrap_or_default().is_empty() && t["operator"].as_str() == Some("Exists"));
                 let effect = t["effect"].as_str().unwrap_or_default();
                 key_ok && (effect.is_empty() || effect == "NoExecute")
             });
@@ -324,7 +325,8 @@ mod tests {
             [&json!("Cluster"), &json!("Cluster"), &json!(true)]
         );
         // A policy the user chose is kept; node ports are not defaulting's.
-        let local = defaulted(json!({"kind": "Service", "spec": {"type": "NodePort", "externalTrafficPolicy": "Local", "ports": [{"port": 80}]}}));
+        let local =
+            defaulted(json!({"kind": "Service", "spec": {"type": "NodePort", "externalTrafficPolicy": "Local", "ports": [{"port": 80}]}}));
         assert_eq!(local["spec"]["externalTrafficPolicy"], "Local");
         assert!(local["spec"]["ports"][0].get("nodePort").is_none() && local["spec"].get("healthCheckNodePort").is_none());
     }

@@ -204,8 +204,10 @@ pub fn parse(obj: &Value, nodes: &[String]) -> Result<FaultSpec, String> {
         }
     };
     let group = |field: &str| -> Result<Vec<String>, String> {
-        let list =
-            spec["partition"][field].as_array().filter(|l| !l.is_empty()).ok_or_else(|| format!("spec.partition.{field}: give one or more node names"))?;
+        let list = spec["partition"][field]
+            .as_array()
+            .filter(|l| !l.is_empty())
+            .ok_or_else(|| format!("spec.partition.{field}: give one or more node names"))?;
         list.iter().map(|n| node(&format!("spec.partition.{field}"), n)).collect()
     };
     if spec["partition"].is_object() {
@@ -293,7 +295,8 @@ mod tests {
 
     #[test]
     fn netem_arguments_as_tc_takes_them() {
-        let n = Netem { delay_ms: Some(100.0), jitter_ms: Some(10.0), delay_correlation: Some(25.0), loss: Some(20.0), ..Default::default() };
+        let n =
+            Netem { delay_ms: Some(100.0), jitter_ms: Some(10.0), delay_correlation: Some(25.0), loss: Some(20.0), ..Default::default() };
         assert_eq!(n.args(), ["delay", "100ms", "10ms", "25%", "loss", "20%"]);
         let n = Netem { reorder: Some(25.0), rate: Some("1mbit".into()), duplicate: Some(1.0), corrupt: Some(0.1), ..Default::default() };
         assert_eq!(n.args(), ["delay", "1ms", "duplicate", "1%", "corrupt", "0.1%", "reorder", "25%", "rate", "1mbit"]);
@@ -306,7 +309,10 @@ mod tests {
             FaultSpec::LinkDown { node: "node-2".into() },
             FaultSpec::NodeStop { node: "node-3".into(), kill: false },
             FaultSpec::NodeStop { node: "node-2".into(), kill: true },
-            FaultSpec::Netem { target: Target::Node("node-1".into()), netem: Netem { delay_ms: Some(100.0), jitter_ms: Some(10.0), ..Default::default() } },
+            FaultSpec::Netem {
+                target: Target::Node("node-1".into()),
+                netem: Netem { delay_ms: Some(100.0), jitter_ms: Some(10.0), ..Default::default() },
+            },
             FaultSpec::Netem {
                 target: Target::Pod { namespace: "default".into(), name: "web".into() },
                 netem: Netem { loss: Some(20.0), rate: Some("1mbit".into()), ..Default::default() },
@@ -336,7 +342,8 @@ mod tests {
         assert_eq!(nodes_affected(&partition, pod_node), ["node-1", "node-3"]);
         assert_eq!(nodes_affected(&FaultSpec::LinkDown { node: "node-2".into() }, pod_node), ["node-2"]);
         let netem = Netem { loss: Some(1.0), ..Default::default() };
-        let pod = |name: &str| FaultSpec::Netem { target: Target::Pod { namespace: "default".into(), name: name.into() }, netem: netem.clone() };
+        let pod =
+            |name: &str| FaultSpec::Netem { target: Target::Pod { namespace: "default".into(), name: name.into() }, netem: netem.clone() };
         assert_eq!(nodes_affected(&pod("web"), pod_node), ["node-2"]);
         assert!(nodes_affected(&pod("unbound"), pod_node).is_empty());
         assert!(nodes_affected(&FaultSpec::NodeStop { node: "node-1".into(), kill: false }, pod_node).is_empty(), "the CLI applies it");
@@ -361,7 +368,10 @@ mod tests {
             parse(&obj(json!({"netem": {"node": "node-1", "delay": "fast"}})), &nodes()),
             Err("spec.netem.delay: invalid duration \"fast\": use a number with ms, s or us (e.g. 100ms)".into())
         );
-        assert_eq!(parse(&obj(json!({"netem": {"node": "node-1", "jitter": "5ms"}})), &nodes()), Err("spec.netem.jitter: needs a delay".into()));
+        assert_eq!(
+            parse(&obj(json!({"netem": {"node": "node-1", "jitter": "5ms"}})), &nodes()),
+            Err("spec.netem.jitter: needs a delay".into())
+        );
         assert!(parse(&obj(json!({"netem": {"node": "node-1"}})), &nodes()).is_err());
         assert!(parse(&obj(json!({})), &nodes()).is_err());
         assert_eq!(parse_rate("fast"), Err("invalid rate \"fast\": use e.g. 1mbit, 500kbit".into()));

@@ -85,7 +85,9 @@ pub fn lookup(name: &str) -> Option<&'static ResourceKind> {
         return Some(k);
     }
     let (resource, qualifier) = name.split_once('.')?;
-    KINDS.iter().find(|k| !k.group.is_empty() && k.answers_to(resource) && (qualifier == k.group || qualifier == format!("{}.{}", k.version, k.group)))
+    KINDS.iter().find(|k| {
+        !k.group.is_empty() && k.answers_to(resource) && (qualifier == k.group || qualifier == format!("{}.{}", k.version, k.group))
+    })
 }
 
 /// Exact Kind match (`Deployment`), as found in a manifest's `kind` field.

@@ -228,7 +228,8 @@ mod tests {
 
     #[test]
     fn two_flow_documents_like_nginx_secure_app() {
-        let text = format!("---\n{{\n  apiVersion: \"v1\",\n  kind: \"Service\",\n  metadata: {{ name: \"my-nginx\", }},\n}}\n{}", RUN_MY_NGINX);
+        let text =
+            format!("---\n{{\n  apiVersion: \"v1\",\n  kind: \"Service\",\n  metadata: {{ name: \"my-nginx\", }},\n}}\n{}", RUN_MY_NGINX);
         let docs = parse_documents(&text).unwrap();
         let got: Vec<_> = docs.iter().map(|d| (d.index, d.line, d.value["kind"].as_str().unwrap())).collect();
         assert_eq!(got, [(1, 2, "Service"), (2, 8, "Deployment")]);
@@ -236,7 +237,8 @@ mod tests {
 
     #[test]
     fn syntax_error_names_document_and_line() {
-        let text = "apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n---\n# second\napiVersion: v1\nkind: Pod\nmetadata:\n  name: b: c\n";
+        let text =
+            "apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n---\n# second\napiVersion: v1\nkind: Pod\nmetadata:\n  name: b: c\n";
         let err = parse_documents(text).unwrap_err();
         let ManifestError::Syntax { document, line, ref message } = err else { panic!("{err}") };
         assert_eq!((document, line), (2, 9), "{err}");
@@ -255,7 +257,10 @@ mod tests {
     #[test]
     fn missing_kind_uses_kubectl_wording() {
         let err = parse_documents("metadata:\n  name: x\n  labels: {b: '<1>', a: z}\n").unwrap_err();
-        assert_eq!(err.to_string(), r#"document 1 (line 1): Object 'Kind' is missing in '{"metadata":{"labels":{"a":"z","b":"\u003c1\u003e"},"name":"x"}}'"#);
+        assert_eq!(
+            err.to_string(),
+            r#"document 1 (line 1): Object 'Kind' is missing in '{"metadata":{"labels":{"a":"z","b":"\u003c1\u003e"},"name":"x"}}'"#
+        );
         let err = parse_documents("kind: Pod\n").unwrap_err();
         assert!(matches!(err, ManifestError::MissingApiVersion { .. }), "{err}");
         let err = parse_documents("kind: Pod\nkind: Service\n").unwrap_err();

@@ -122,7 +122,10 @@ pub fn validate_cluster_name(name: &str) -> Result<(), String> {
         return Err("cluster name must not be empty".into());
     }
     if name.len() > CLUSTER_NAME_MAX {
-        return Err(format!("cluster name {name:?} is {} characters long; use at most {CLUSTER_NAME_MAX} (it prefixes namespace names)", name.len()));
+        return Err(format!(
+            "cluster name {name:?} is {} characters long; use at most {CLUSTER_NAME_MAX} (it prefixes namespace names)",
+            name.len()
+        ));
     }
     match dns1123_label_errors(name).into_iter().next() {
         Some(msg) => Err(format!("cluster name {name:?} is invalid: {msg}")),
@@ -142,7 +145,8 @@ mod tests {
         assert!((1..=10).contains(&h.len()), "{h}");
         assert!(h.chars().all(|c| "456789bcdf".contains(c)), "{h}");
         // Deterministic and independent of key order.
-        let reordered = json!({"spec": {"containers": [{"image": "nginx", "name": "my-nginx"}]}, "metadata": {"labels": {"run": "my-nginx"}}});
+        let reordered =
+            json!({"spec": {"containers": [{"image": "nginx", "name": "my-nginx"}]}, "metadata": {"labels": {"run": "my-nginx"}}});
         assert_eq!(h, pod_template_hash(&reordered, None));
         assert_ne!(h, pod_template_hash(&t, Some(1)));
         assert_ne!(h, pod_template_hash(&json!({"spec": {}}), None));

@@ -36,7 +36,9 @@ pub fn annotation<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
 }
 
 pub fn string_map(v: Option<&Value>) -> BTreeMap<String, String> {
-    v.and_then(Value::as_object).map(|m| m.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))).collect()).unwrap_or_default()
+    v.and_then(Value::as_object)
+        .map(|m| m.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))).collect())
+        .unwrap_or_default()
 }
 
 /// The uid of the object's managing controller (the ownerReference with `controller: true`).

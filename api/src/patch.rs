@@ -162,7 +162,9 @@ pub fn read(text: &str) -> Result<PatchText, PatchError> {
     if text.trim_start().starts_with('{') {
         return Ok(PatchText::Json(text.to_string()));
     }
-    serde_saphyr::from_str::<Value>(text).map(PatchText::Yaml).map_err(|e| PatchError::Parse { text: text.to_string(), reason: e.to_string() })
+    serde_saphyr::from_str::<Value>(text)
+        .map(PatchText::Yaml)
+        .map_err(|e| PatchError::Parse { text: text.to_string(), reason: e.to_string() })
 }
 
 impl PatchText {
@@ -725,7 +727,9 @@ fn added(mut value: Value) -> Option<Value> {
 fn remove_directives(value: Value) -> Option<Value> {
     match value {
         Value::Object(fields) if fields.contains_key(DIRECTIVE) => None,
-        Value::Object(fields) => Some(Value::Object(fields.into_iter().filter_map(|(k, v)| remove_directives(v).map(|v| (k, v))).collect())),
+        Value::Object(fields) => {
+            Some(Value::Object(fields.into_iter().filter_map(|(k, v)| remove_directives(v).map(|v| (k, v))).collect()))
+        }
         Value::Array(items) => Some(Value::Array(items.into_iter().filter_map(remove_directives).collect())),
         other => Some(other),
     }
@@ -856,14 +860,23 @@ fn check_order(patched: &[Value], order: &[Value], key: Option<&str>) -> Result<
         in_order += 1;
     }
     if at < items.len() {
-        return Err(StrategicError::OrderMismatch { patch: go_value(&Value::Array(patched.to_vec())), order: go_value(&Value::Array(order.to_vec())) });
+        return Err(StrategicError::OrderMismatch {
+            patch: go_value(&Value::Array(patched.to_vec())),
+            order: go_value(&Value::Array(order.to_vec())),
+        });
     }
     Ok(())
 }
 
 /// apimachinery's `mergeSlice`: a list merged as a set of scalars, or by `key` item by item,
 /// then ordered.
-fn merge_list(current: Vec<Value>, patch: Vec<Value>, key: Option<&str>, inner: Schema, delete_list: bool) -> Result<Vec<Value>, StrategicError> {
+fn merge_list(
+    current: Vec<Value>,
+    patch: Vec<Value>,
+    key: Option<&str>,
+    inner: Schema,
+    delete_list: bool,
+) -> Result<Vec<Value>, StrategicError> {
     if current.is_empty() && patch.is_empty() {
         return Ok(current);
     }
@@ -1030,7 +1043,10 @@ fn element_type(current: &[Value], patch: &[Value]) -> Result<GoType, StrategicE
             None if t == GoType::Slice => return Err(StrategicError::ListOfLists),
             None => seen = Some(t),
             Some(s) if s != t => {
-                return Err(StrategicError::MixedList(go_value(&Value::Array(vec![Value::Array(current.to_vec()), Value::Array(patch.to_vec())]))))
+                return Err(StrategicError::MixedList(go_value(&Value::Array(vec![
+                    Value::Array(current.to_vec()),
+                    Value::Array(patch.to_vec()),
+                ]))))
             }
             Some(_) => {}
         }
@@ -1071,7 +1087,9 @@ pub fn json_patch(doc: &Value, patch: &Value) -> Result<Value, PatchError> {
     let ops = match patch {
         Value::Array(ops) => ops.as_slice(),
         Value::Null => &[],
-        other => return Err(PatchError::Json(format!("json: cannot unmarshal {} into Go value of type jsonpatch.Patch", json_type(other)))),
+        other => {
+            return Err(PatchError::Json(format!("json: cannot unmarshal {} into Go value of type jsonpatch.Patch", json_type(other))))
+        }
     };
     // Go decodes the whole patch before applying any of it.
     if let Some(op) = ops.iter().find(|op| !op.is_object() && !op.is_null()) {
@@ -1134,12 +1152,14 @@ fn apply_operation(doc: &mut Value, op: &Map) -> Result<(), String> {
     match op.kind() {
         "add" => {
             let path = op.path().map_err(|_| "add operation failed to decode path: missing value")?;
-            let (parent, key) = find(doc, path).ok_or_else(|| missing("add operation does not apply: doc is missing path", &format!("\"{path}\"")))?;
+            let (parent, key) =
+                find(doc, path).ok_or_else(|| missing("add operation does not apply: doc is missing path", &format!("\"{path}\"")))?;
             insert(parent, &key, op.value().cloned().unwrap_or_default()).map_err(|e| format!("error in add for path: '{path}': {e}"))
         }
         "remove" => {
             let path = op.path().map_err(|_| "remove operation failed to decode path: missing value")?;
-            let (parent, key) = find(doc, path).ok_or_else(|| missing("remove operation does not apply: doc is missing path", &format!("\"{path}\"")))?;
+            let (parent, key) =
+                find(doc, path).ok_or_else(|| missing("remove operation does not apply: doc is missing path", &format!("\"{path}\"")))?;
             take(parent, &key).map(drop).map_err(|e| format!("error in remove for path: '{path}': {e}"))
         }
         "replace" => {
@@ -1162,7 +1182,8 @@ fn apply_operation(doc: &mut Value, op: &Map) -> Result<(), String> {
             get(parent, &key).map_err(|e| format!("error in move for path: '{key}': {e}"))?;
             let value = take(parent, &key).map_err(|e| format!("error in move for path: '{key}': {e}"))?;
             let path = op.path().map_err(|e| format!("move operation failed to decode path: {e}"))?;
-            let (parent, key) = find(doc, path).ok_or_else(|| missing("move operation does not apply: doc is missing destination path", path))?;
+            let (parent, key) =
+                find(doc, path).ok_or_else(|| missing("move operation does not apply: doc is missing destination path", path))?;
             insert(parent, &key, value).map_err(|e| format!("error in move for path: '{path}': {e}"))
         }
         "copy" => {
@@ -1171,7 +1192,8 @@ fn apply_operation(doc: &mut Value, op: &Map) -> Result<(), String> {
             // A missing key copies as null.
             let value = get(parent, &key).map_err(|e| format!("error in copy for from: '{from}': {e}"))?.cloned().unwrap_or_default();
             let path = op.path().map_err(|_| "copy operation failed to decode path: missing value")?;
-            let (parent, key) = find(doc, path).ok_or_else(|| missing("copy operation does not apply: doc is missing destination path", path))?;
+            let (parent, key) =
+                find(doc, path).ok_or_else(|| missing("copy operation does not apply: doc is missing destination path", path))?;
             insert(parent, &key, value).map_err(|e| format!("error while adding value during copy: {e}"))
         }
         "test" => {
@@ -1403,7 +1425,10 @@ mod tests {
         let e = strategic(&fault, json!({"spec": {"a": 2}})).unwrap_err();
         assert_eq!(e.to_string(), "strategic merge patch is not supported for emu.dev/v1, Kind=Fault locally, try --type merge");
         let foo = json!({"apiVersion": "v1", "kind": "Foo"});
-        assert_eq!(strategic(&foo, json!({})).unwrap_err().to_string(), "strategic merge patch is not supported for /v1, Kind=Foo locally, try --type merge");
+        assert_eq!(
+            strategic(&foo, json!({})).unwrap_err().to_string(),
+            "strategic merge patch is not supported for /v1, Kind=Foo locally, try --type merge"
+        );
         assert!(strategic(&json!({"apiVersion": "v1", "kind": "PodList"}), json!({})).is_ok());
         // The result must still be an object with a kind.
         let e = apply_local(PatchType::Merge, &svc, &read(r#"{"kind":null,"spec":null,"metadata":null}"#).unwrap()).unwrap_err();
@@ -1443,22 +1468,28 @@ mod tests {
         // New items go before the object's unless a patched item that was in the object
         // follows them there: live [A, B, C] patched with [D, B] is [D, A, B, C], with [C, A]
         // it is [B, C, A].
-        let spec = pod_spec(&web(), json!({"containers": [{"name": "nginx", "env": [{"name": "D", "value": "4"}, {"name": "B", "value": "x"}]}]}));
+        let spec =
+            pod_spec(&web(), json!({"containers": [{"name": "nginx", "env": [{"name": "D", "value": "4"}, {"name": "B", "value": "x"}]}]}));
         assert_eq!(names(&spec["containers"][0]["env"], "name"), ["D", "A", "B", "C"]);
         assert_eq!(spec["containers"][0]["env"][2], json!({"name": "B", "value": "x"}));
-        let spec = pod_spec(&web(), json!({"containers": [{"name": "nginx", "env": [{"name": "C", "value": "x"}, {"name": "A", "value": "y"}]}]}));
+        let spec =
+            pod_spec(&web(), json!({"containers": [{"name": "nginx", "env": [{"name": "C", "value": "x"}, {"name": "A", "value": "y"}]}]}));
         assert_eq!(names(&spec["containers"][0]["env"], "name"), ["B", "C", "A"]);
         let spec = pod_spec(&web(), json!({"containers": [{"name": "new", "image": "x"}, {"name": "nginx", "image": "y"}]}));
         assert_eq!(names(&spec["containers"], "name"), ["new", "nginx", "sidecar"]);
         // Lists without a merge key are replaced, nulls and all.
-        assert_eq!(pod_spec(&web(), json!({"tolerations": [{"key": "y", "value": null}]}))["tolerations"], json!([{"key": "y", "value": null}]));
+        assert_eq!(
+            pod_spec(&web(), json!({"tolerations": [{"key": "y", "value": null}]}))["tolerations"],
+            json!([{"key": "y", "value": null}])
+        );
         // An empty patch list keeps the object's; a merge key of another type is another key.
         assert_eq!(
             pod_spec(&web(), json!({"containers": [{"name": "nginx", "ports": []}]}))["containers"][0]["ports"],
             web()["spec"]["template"]["spec"]["containers"][0]["ports"]
         );
-        let ports =
-            pod_spec(&web(), json!({"containers": [{"name": "nginx", "ports": [{"containerPort": 80.0, "name": "h"}]}]}))["containers"][0]["ports"].clone();
+        let ports = pod_spec(&web(), json!({"containers": [{"name": "nginx", "ports": [{"containerPort": 80.0, "name": "h"}]}]}))
+            ["containers"][0]["ports"]
+            .clone();
         assert_eq!(ports.as_array().unwrap().len(), 3);
         // Scalar sets: finalizers.
         let out = strategic(&web(), json!({"metadata": {"finalizers": ["c/z", "a/x"]}})).unwrap();
@@ -1479,7 +1510,8 @@ mod tests {
         assert!(spec.get("securityContext").is_none(), "{spec}");
         assert_eq!(spec["containers"][0], json!({"name": "new", "args": null, "env": [{"name": "Q", "$patch": "delete"}]}));
         // A value of another type replaces, cleaned the same way (and so can vanish).
-        let out = strategic(&web(), json!({"spec": {"strategy": "x", "template": {"spec": {"containers": {"$patch": "replace"}}}}})).unwrap();
+        let out =
+            strategic(&web(), json!({"spec": {"strategy": "x", "template": {"spec": {"containers": {"$patch": "replace"}}}}})).unwrap();
         assert_eq!(out["spec"]["strategy"], "x");
         assert!(out["spec"]["template"]["spec"].get("containers").is_none());
     }
@@ -1523,7 +1555,8 @@ mod tests {
     fn strategic_errors_are_apimachinerys() {
         let svc = my_nginx();
         let web = web();
-        let container = |patch: Value| strategic(&web, json!({"spec": {"template": {"spec": {"containers": [patch]}}}})).unwrap_err().to_string();
+        let container =
+            |patch: Value| strategic(&web, json!({"spec": {"template": {"spec": {"containers": [patch]}}}})).unwrap_err().to_string();
         let cases = [
             (
                 strategic(&svc, json!({"spec": {"ports": [{"targetPort": 8080, "name": "x"}]}})),
@@ -1534,10 +1567,22 @@ mod tests {
             (strategic(&svc, json!({"spec": {"$retainKeys": ["type"], "selector": {"a": "b"}}})), "invalid patch format of retainKeys"),
             (strategic(&svc, json!({"metadata": {"$deleteFromPrimitiveList": ["a"]}})), "invalid patch format of primitive list"),
             (strategic(&svc, json!({"metadata": {"$setElementOrder": ["a"]}})), "invalid patch format of setElementOrder list"),
-            (strategic(&svc, json!({"metadata": {"$setElementOrder/finalizers": "a"}})), "expected a []interface {}, but received a string"),
-            (strategic(&svc, json!({"metadata": {"$setElementOrder/finalizers": null}})), "expected a []interface {}, but received a %!s(<nil>)"),
-            (strategic(&svc, json!({"spec": {"ports": [{"port": 443, "$patch": 5}]}})), "unknown patch type: %!s(int64=5) in map: map[$patch:5 port:443]"),
-            (strategic(&svc, json!({"spec": {"ports": [{"port": 443, "$patch": null}]}})), "unknown patch type: %!s(<nil>) in map: map[$patch:<nil> port:443]"),
+            (
+                strategic(&svc, json!({"metadata": {"$setElementOrder/finalizers": "a"}})),
+                "expected a []interface {}, but received a string",
+            ),
+            (
+                strategic(&svc, json!({"metadata": {"$setElementOrder/finalizers": null}})),
+                "expected a []interface {}, but received a %!s(<nil>)",
+            ),
+            (
+                strategic(&svc, json!({"spec": {"ports": [{"port": 443, "$patch": 5}]}})),
+                "unknown patch type: %!s(int64=5) in map: map[$patch:5 port:443]",
+            ),
+            (
+                strategic(&svc, json!({"spec": {"ports": [{"port": 443, "$patch": null}]}})),
+                "unknown patch type: %!s(<nil>) in map: map[$patch:<nil> port:443]",
+            ),
             (
                 strategic(&web, json!({"spec": {"template": {"spec": {"$deleteFromPrimitiveList/tolerations": [{"key": "x"}]}}}})),
                 "cannot merge lists without merge key for struct",
@@ -1613,8 +1658,14 @@ mod tests {
         assert!(one(json!({"op": "add", "path": "/spec/foo"}))["spec"].get("foo").is_some());
         assert!(one(json!({"op": "copy", "from": "/spec/nope", "path": "/spec/foo"}))["spec"].as_object().unwrap().contains_key("foo"));
         // Negative indices count from the end (of the longer list, for `add`).
-        assert_eq!(names(&one(json!({"op": "add", "path": "/spec/ports/-1", "value": {"port": 1}}))["spec"]["ports"], "port"), ["8080", "443", "1"]);
-        assert_eq!(names(&one(json!({"op": "add", "path": "/spec/ports/-3", "value": {"port": 1}}))["spec"]["ports"], "port"), ["1", "8080", "443"]);
+        assert_eq!(
+            names(&one(json!({"op": "add", "path": "/spec/ports/-1", "value": {"port": 1}}))["spec"]["ports"], "port"),
+            ["8080", "443", "1"]
+        );
+        assert_eq!(
+            names(&one(json!({"op": "add", "path": "/spec/ports/-3", "value": {"port": 1}}))["spec"]["ports"], "port"),
+            ["1", "8080", "443"]
+        );
         assert_eq!(names(&one(json!({"op": "remove", "path": "/spec/ports/+1"}))["spec"]["ports"], "port"), ["8080"]);
         // A path without its leading `/` loses its first token; `/` names the empty key.
         assert_eq!(one(json!({"op": "add", "path": "spec/x", "value": 1}))["x"], 1);

@@ -257,8 +257,12 @@ impl Selector {
         }
         for expr in obj.get("matchExpressions").and_then(Value::as_array).into_iter().flatten() {
             let key = expr["key"].as_str().unwrap_or_default();
-            let values: Vec<String> =
-                expr["values"].as_array().into_iter().flatten().map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())).collect();
+            let values: Vec<String> = expr["values"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()))
+                .collect();
             let op = match expr["operator"].as_str().unwrap_or_default() {
                 "In" => Op::In,
                 "NotIn" => Op::NotIn,

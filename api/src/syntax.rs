@@ -5,7 +5,8 @@
 const DNS1123_LABEL_FMT: &str = "[a-z0-9]([-a-z0-9]*[a-z0-9])?";
 const DNS1035_LABEL_FMT: &str = "[a-z]([-a-z0-9]*[a-z0-9])?";
 const QUALIFIED_NAME_FMT: &str = "([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]";
-const QUALIFIED_NAME_MSG: &str = "must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character";
+const QUALIFIED_NAME_MSG: &str =
+    "must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character";
 
 /// Go's `RegexError`: the message, examples, and the regex.
 fn regex_error(msg: &str, fmt: &str, examples: &[&str]) -> String {
@@ -33,7 +34,9 @@ fn matches_label(s: &str, letter_first: bool) -> bool {
     let (Some(&first), Some(&last)) = (b.first(), b.last()) else {
         return false;
     };
-    (if letter_first { first.is_ascii_lowercase() } else { is_alnum_lower(first) }) && is_alnum_lower(last) && b.iter().all(|&c| is_alnum_lower(c) || c == b'-')
+    (if letter_first { first.is_ascii_lowercase() } else { is_alnum_lower(first) })
+        && is_alnum_lower(last)
+        && b.iter().all(|&c| is_alnum_lower(c) || c == b'-')
 }
 
 fn matches_subdomain(s: &str) -> bool {
@@ -102,7 +105,12 @@ pub fn qualified_name_errors(s: &str) -> Vec<String> {
             }
             name
         }
-        _ => return vec![format!("a qualified name {} with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')", name_err())],
+        _ => {
+            return vec![format!(
+                "a qualified name {} with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')",
+                name_err()
+            )]
+        }
     };
     if name.is_empty() {
         errs.push("name part must be non-empty".into());

@@ -459,7 +459,11 @@ impl V {
                 self.invalid(&field, go_quote(name), "environment variable name must be non-empty");
             } else if !env_var_name_errors(name).is_empty() {
                 // Relaxed env var names (default since 1.32): printable ASCII except '='.
-                self.invalid(&field, go_quote(name), "a valid environment variable name must consist only of printable ASCII characters other than '='");
+                self.invalid(
+                    &field,
+                    go_quote(name),
+                    "a valid environment variable name must consist only of printable ASCII characters other than '='",
+                );
             }
         }
         let mut mount_paths = BTreeSet::new();
@@ -523,7 +527,8 @@ impl V {
         } else {
             self.labels(&selector_value, "matchLabels", "spec.selector.matchLabels");
             self.label_selector_requirements(&selector_value);
-            let n = selector_value["matchLabels"].as_object().map_or(0, Map::len) + selector_value["matchExpressions"].as_array().map_or(0, Vec::len);
+            let n = selector_value["matchLabels"].as_object().map_or(0, Map::len)
+                + selector_value["matchExpressions"].as_array().map_or(0, Vec::len);
             if n == 0 {
                 // Kubernetes says "deployment" for ReplicaSets too.
                 self.invalid("spec.selector", go_label_selector(&selector_value), "empty selector is invalid for deployment");
@@ -536,7 +541,11 @@ impl V {
                 // Type errors in these labels are reported once, below.
                 let labels = template["metadata"].get("labels").filter(|l| !l.is_null()).map(string_map);
                 if !selector.is_empty() && !selector.matches(&labels.clone().unwrap_or_default()) {
-                    self.invalid("spec.template.metadata.labels", go_string_map(labels.as_ref()), "`selector` does not match template `labels`");
+                    self.invalid(
+                        "spec.template.metadata.labels",
+                        go_string_map(labels.as_ref()),
+                        "`selector` does not match template `labels`",
+                    );
                 }
                 // Kubernetes reports template labels at `spec.template.labels` (sic).
                 self.labels(&template["metadata"], "labels", "spec.template.labels");
@@ -565,10 +574,14 @@ impl V {
             let at = format!("spec.selector.matchExpressions[{i}]");
             let values = string_list(&e["values"]);
             match self.str(e, "operator", &format!("{at}.operator")).unwrap_or_default() {
-                "In" | "NotIn" if values.is_empty() => self.required(format!("{at}.values"), "must be specified when `operator` is 'In' or 'NotIn'"),
-                "Exists" | "DoesNotExist" if !values.is_empty() => {
-                    self.push(format!("{at}.values"), FieldErrorKind::Forbidden, "may not be specified when `operator` is 'Exists' or 'DoesNotExist'")
+                "In" | "NotIn" if values.is_empty() => {
+                    self.required(format!("{at}.values"), "must be specified when `operator` is 'In' or 'NotIn'")
                 }
+                "Exists" | "DoesNotExist" if !values.is_empty() => self.push(
+                    format!("{at}.values"),
+                    FieldErrorKind::Forbidden,
+                    "may not be specified when `operator` is 'Exists' or 'DoesNotExist'",
+                ),
                 "In" | "NotIn" | "Exists" | "DoesNotExist" => {}
                 op => self.invalid(format!("{at}.operator"), go_quote(op), "not a valid selector operator"),
             }
@@ -804,7 +817,12 @@ mod tests {
     fn pod_errors() {
         let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "Bad_Name"}, "spec": {}});
         let msg = message(&pod);
-        assert!(msg.starts_with("The Pod \"Bad_Name\" is invalid: \n* metadata.name: Invalid value: \"Bad_Name\": a lowercase RFC 1123 subdomain"), "{msg}");
+        assert!(
+            msg.starts_with(
+                "The Pod \"Bad_Name\" is invalid: \n* metadata.name: Invalid value: \"Bad_Name\": a lowercase RFC 1123 subdomain"
+            ),
+            "{msg}"
+        );
         assert!(msg.ends_with("\n* spec.containers: Required value"), "{msg}");
 
         let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {
@@ -863,7 +881,10 @@ mod tests {
             "The Service \"s\" is invalid: spec.clusterIPs[0]: Invalid value: \"10.0.0.300\": must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)"
         );
         let svc = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"}, "spec": {"type": "NodePort", "clusterIP": "None", "ports": [{"port": 80}]}});
-        assert_eq!(message(&svc), "The Service \"s\" is invalid: spec.clusterIPs[0]: Invalid value: \"None\": may not be set to 'None' for NodePort services");
+        assert_eq!(
+            message(&svc),
+            "The Service \"s\" is invalid: spec.clusterIPs[0]: Invalid value: \"None\": may not be set to 'None' for NodePort services"
+        );
     }
 
     #[test]
@@ -910,7 +931,10 @@ mod tests {
         let old = json!({"kind": "Secret", "metadata": {"name": "s"}, "type": "kubernetes.io/tls", "data": {"tls.crt": "YQ==", "tls.key": "Yg=="}});
         let mut new = old.clone();
         new["type"] = json!("Opaque");
-        assert_eq!(validate_update(&old, &new).unwrap_err().to_string(), "The Secret \"s\" is invalid: type: Invalid value: \"Opaque\": field is immutable");
+        assert_eq!(
+            validate_update(&old, &new).unwrap_err().to_string(),
+            "The Secret \"s\" is invalid: type: Invalid value: \"Opaque\": field is immutable"
+        );
         let untyped = json!({"kind": "Secret", "metadata": {"name": "s"}});
         assert!(validate_update(&untyped, &json!({"kind": "Secret", "metadata": {"name": "s"}, "type": "Opaque"})).is_ok());
 
@@ -925,7 +949,9 @@ mod tests {
         );
         // Not marked: anything but a Secret's type may change.
         let free = json!({"kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"a": "1"}});
-        assert!(validate_update(&free, &json!({"kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"a": "2"}, "immutable": true})).is_ok());
+        assert!(
+            validate_update(&free, &json!({"kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"a": "2"}, "immutable": true})).is_ok()
+        );
     }
 
     #[test]

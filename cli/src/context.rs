@@ -17,7 +17,9 @@ pub fn require_root() -> anyhow::Result<()> {
 /// Clusters with a runtime directory on this machine.
 pub fn clusters() -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(RUNTIME_ROOT)
-        .map(|d| d.flatten().filter(|e| e.path().join("cluster.json").exists()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .map(|d| {
+            d.flatten().filter(|e| e.path().join("cluster.json").exists()).map(|e| e.file_name().to_string_lossy().into_owned()).collect()
+        })
         .unwrap_or_default();
     names.sort();
     names
@@ -27,7 +29,10 @@ pub fn clusters() -> Vec<String> {
 pub fn resolve(globals: &Globals) -> anyhow::Result<String> {
     if let Some(name) = &globals.cluster_name() {
         if !Paths::new(name).config().exists() {
-            bail!("cluster {name:?} does not exist (running clusters: {}). Create it with `sudo emu up --cluster {name}`.", list_or_none(&clusters()));
+            bail!(
+                "cluster {name:?} does not exist (running clusters: {}). Create it with `sudo emu up --cluster {name}`.",
+                list_or_none(&clusters())
+            );
         }
         return Ok(name.clone());
     }
@@ -69,9 +74,9 @@ impl Ctx {
         let paths = Paths::new(&cluster);
         let rt = runtime()?;
         let socket = paths.socket();
-        let client = rt
-            .block_on(emu_proto::connect_unix(&socket))
-            .with_context(|| format!("cannot reach the controller of cluster {cluster:?} at {} (is it running? `emu status`)", socket.display()))?;
+        let client = rt.block_on(emu_proto::connect_unix(&socket)).with_context(|| {
+            format!("cannot reach the controller of cluster {cluster:?} at {} (is it running? `emu status`)", socket.display())
+        })?;
         Ok(Ctx { paths, client, rt })
     }
 

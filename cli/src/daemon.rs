@@ -23,7 +23,13 @@ pub fn spawn(s: Spawn) -> anyhow::Result<u32> {
     let cgroup_procs: Option<OwnedFd> = match s.cgroup {
         Some(dir) => {
             std::fs::create_dir_all(dir).with_context(|| format!("creating cgroup {}", dir.display()))?;
-            Some(File::options().write(true).open(dir.join("cgroup.procs")).with_context(|| format!("opening {}/cgroup.procs", dir.display()))?.into())
+            Some(
+                File::options()
+                    .write(true)
+                    .open(dir.join("cgroup.procs"))
+                    .with_context(|| format!("opening {}/cgroup.procs", dir.display()))?
+                    .into(),
+            )
         }
         None => None,
     };
@@ -65,7 +71,8 @@ pub fn alive(pid: i32, program: &str) -> bool {
     std::fs::read(format!("/proc/{pid}/cmdline"))
         .map(|c| c.split(|b| *b == 0).next().is_some_and(|argv0| String::from_utf8_lossy(argv0).ends_with(program)))
         .unwrap_or(false)
-        && !std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| s.rsplit(')').next().is_some_and(|r| r.trim_start().starts_with('Z')))
+        && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .is_ok_and(|s| s.rsplit(')').next().is_some_and(|r| r.trim_start().starts_with('Z')))
 }
 
 pub fn read_pid(path: &Path) -> Option<i32> {

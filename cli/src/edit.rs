@@ -123,7 +123,9 @@ impl Output {
             Some("yaml") => Output::Yaml,
             Some(other) => match other.strip_prefix("jsonpath=") {
                 Some(template) => Output::JsonPath(template.to_string()),
-                None => bail!("unable to match a printer suitable for the output format {other:?}, allowed formats are: json,jsonpath,name,yaml"),
+                None => bail!(
+                    "unable to match a printer suitable for the output format {other:?}, allowed formats are: json,jsonpath,name,yaml"
+                ),
             },
         })
     }
@@ -132,7 +134,8 @@ impl Output {
     fn render(&self, patched: &Value, changed: bool) -> anyhow::Result<String> {
         // kubectl's name of the object: lower-case kind, `.group` outside the core group.
         let group = patched["apiVersion"].as_str().and_then(|v| v.split_once('/')).map_or("", |(group, _)| group);
-        let name = format!("{}{}{group}/{}", object::kind(patched).to_lowercase(), if group.is_empty() { "" } else { "." }, object::name(patched));
+        let name =
+            format!("{}{}{group}/{}", object::kind(patched).to_lowercase(), if group.is_empty() { "" } else { "." }, object::name(patched));
         Ok(match self {
             Output::Line => format!("{name} patched{}\n", if changed { "" } else { " (no change)" }),
             Output::Name => format!("{name}\n"),
@@ -197,7 +200,13 @@ pub fn patch(a: PatchArgs, g: &Globals) -> anyhow::Result<i32> {
 /// `emu patch --local`: every object of `files` patched here and printed, as `kubectl patch
 /// --local` does: an object that fails does not stop the others, and the failures are told at
 /// the end (one as `error: …`, several one a line).
-fn patch_local(files: &[PathBuf], ty: PatchType, patch: &patch::PatchText, output: &Output, namespace: Option<&str>) -> anyhow::Result<i32> {
+fn patch_local(
+    files: &[PathBuf],
+    ty: PatchType,
+    patch: &patch::PatchText,
+    output: &Output,
+    namespace: Option<&str>,
+) -> anyhow::Result<i32> {
     if files.is_empty() {
         bail!("{NO_OBJECTS}");
     }
@@ -388,8 +397,10 @@ impl Editor {
 
     fn launch(&self, file: &Path) -> anyhow::Result<()> {
         let argv = self.argv(file);
-        let status =
-            std::process::Command::new(&argv[0]).args(&argv[1..]).status().with_context(|| format!("there was a problem with the editor {:?}", self.args))?;
+        let status = std::process::Command::new(&argv[0])
+            .args(&argv[1..])
+            .status()
+            .with_context(|| format!("there was a problem with the editor {:?}", self.args))?;
         if !status.success() {
             bail!("there was a problem with the editor {:?}: {status}", self.args);
         }
@@ -525,7 +536,8 @@ mod tests {
 
     #[test]
     fn editors_are_found_and_split_as_kubectl_does() {
-        let env = |pairs: &'static [(&'static str, &'static str)]| move |k: &str| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string());
+        let env =
+            |pairs: &'static [(&'static str, &'static str)]| move |k: &str| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string());
         let file = Path::new("/tmp/emu-edit-1.yaml");
         assert_eq!(Editor::from_env(env(&[])).argv(file), ["vi", "/tmp/emu-edit-1.yaml"]);
         assert_eq!(Editor::from_env(env(&[("EDITOR", "nano"), ("KUBE_EDITOR", "")])).argv(file), ["nano", "/tmp/emu-edit-1.yaml"]);
@@ -561,8 +573,9 @@ mod tests {
             "The Service \"my-nginx\" is invalid: spec.ports[0].nodePort: Invalid value: 80: provided port is not in the valid range. The range of valid ports is 30000-32767",
         );
         let reason = api_reason("services", "my-nginx", &invalid);
-        let many =
-            tonic::Status::invalid_argument("The Service \"my-nginx\" is invalid: \n* spec.type: Unsupported value: \"Nope\"\n* spec.ports: Required value");
+        let many = tonic::Status::invalid_argument(
+            "The Service \"my-nginx\" is invalid: \n* spec.type: Unsupported value: \"Nope\"\n* spec.ports: Required value",
+        );
         let conflict = tonic::Status::aborted("Operation cannot be fulfilled on services \"my-nginx\": the object has been modified; please apply your changes to the latest version and try again");
         let text = header(&[reason, api_reason("services", "my-nginx", &many), api_reason("services", "my-nginx", &conflict)]);
         assert_eq!(

@@ -174,10 +174,13 @@ pub fn fault(a: FaultArgs, g: &Globals) -> anyhow::Result<i32> {
             ("delay", netem(t, n))
         }
         FaultCommand::Loss { target: t, percent, correlation } => {
-            let n = Netem { loss: Some(pct(percent)?), loss_correlation: correlation.as_deref().map(pct).transpose()?, ..Default::default() };
+            let n =
+                Netem { loss: Some(pct(percent)?), loss_correlation: correlation.as_deref().map(pct).transpose()?, ..Default::default() };
             ("loss", netem(t, n))
         }
-        FaultCommand::Duplicate { target: t, percent } => ("duplicate", netem(t, Netem { duplicate: Some(pct(percent)?), ..Default::default() })),
+        FaultCommand::Duplicate { target: t, percent } => {
+            ("duplicate", netem(t, Netem { duplicate: Some(pct(percent)?), ..Default::default() }))
+        }
         FaultCommand::Corrupt { target: t, percent } => ("corrupt", netem(t, Netem { corrupt: Some(pct(percent)?), ..Default::default() })),
         FaultCommand::Reorder { target: t, percent, delay } => {
             ("reorder", netem(t, Netem { reorder: Some(pct(percent)?), delay_ms: Some(ms(delay)?), ..Default::default() }))
@@ -216,8 +219,12 @@ pub(crate) fn record(ctx: &Ctx, client: &mut Client, nodes: &[String], name: &st
     fault::parse(&object, nodes).map_err(|e| anyhow::anyhow!("fault {name}: {e}"))?;
     let request = ApplyRequest { objects: vec![Object { json: object.to_string() }], create_only: true, dry_run: false };
     let created = ctx.block_on(client.apply(request)).map_err(api_error)?.into_inner();
-    let uid =
-        created.results.first().and_then(|r| r.object.as_ref()).and_then(|o| serde_json::from_str::<Value>(&o.json).ok()).map(|o| object::uid(&o).to_string());
+    let uid = created
+        .results
+        .first()
+        .and_then(|r| r.object.as_ref())
+        .and_then(|o| serde_json::from_str::<Value>(&o.json).ok())
+        .map(|o| object::uid(&o).to_string());
     let (_, target, details) = faults::describe(spec);
     let line = format!("fault/{name} created: {target} {details}");
     let Some(timeout) = wait else { return Ok(line) };
@@ -268,13 +275,20 @@ fn pod_nodes(ctx: &Ctx, client: &mut Client, specs: &[FaultSpec]) -> anyhow::Res
     let pods = ctx.block_on(list(client, "Pod", "", ""))?;
     Ok(pods
         .iter()
-        .filter_map(|p| Some(((object::namespace(p).to_string(), object::name(p).to_string()), object::str_at(p, &["spec", "nodeName"])?.to_string())))
+        .filter_map(|p| {
+            Some(((object::namespace(p).to_string(), object::name(p).to_string()), object::str_at(p, &["spec", "nodeName"])?.to_string()))
+        })
         .collect())
 }
 
 /// Follows the Faults (a watch) until `pending` of them (by name) names nothing, or `timeout`
 /// passes; returns what is pending then (empty: done).
-fn follow(ctx: &Ctx, client: &mut Client, timeout: Duration, mut pending: impl FnMut(&BTreeMap<String, Value>) -> Vec<String>) -> anyhow::Result<Vec<String>> {
+fn follow(
+    ctx: &Ctx,
+    client: &mut Client,
+    timeout: Duration,
+    mut pending: impl FnMut(&BTreeMap<String, Value>) -> Vec<String>,
+) -> anyhow::Result<Vec<String>> {
     use emu_proto::watch_event::Type;
     let deadline = tokio::time::Instant::now() + timeout;
     ctx.block_on(async {
@@ -383,15 +397,21 @@ pub(crate) fn clear(ctx: &Ctx, client: &mut Client, existing: &[Value], names: &
     let pending = follow(ctx, client, timeout.saturating_sub(started.elapsed()), |all| {
         stopped = faults::stopped_nodes(&all.values().cloned().collect::<Vec<_>>());
         // The faults deleted here that are still there (not one made again under the same name).
-        left = deleted.iter().filter_map(|(name, uid)| Some((name.clone(), all.get(name).filter(|f| object::uid(f) == uid)?.clone()))).collect();
+        left = deleted
+            .iter()
+            .filter_map(|(name, uid)| Some((name.clone(), all.get(name).filter(|f| object::uid(f) == uid)?.clone())))
+            .collect();
         let mut nodes: Vec<String> = left.values().flat_map(|f| faults::progress(f, &[], &stopped).waiting_for).collect();
         nodes.sort();
         nodes.dedup();
         nodes
     })?;
     if !pending.is_empty() {
-        let waiting: Vec<String> =
-            left.iter().filter(|(_, f)| !faults::progress(f, &[], &stopped).waiting_for.is_empty()).map(|(n, _)| format!("fault/{n}")).collect();
+        let waiting: Vec<String> = left
+            .iter()
+            .filter(|(_, f)| !faults::progress(f, &[], &stopped).waiting_for.is_empty())
+            .map(|(n, _)| format!("fault/{n}"))
+            .collect();
         bail!(
             "the agent of {} has not reverted {} within {}: is it running (`emu get nodes`)? The fault stays (Terminating) until it has",
             nodes_phrase(&pending),
@@ -411,7 +431,10 @@ pub(crate) fn clear(ctx: &Ctx, client: &mut Client, existing: &[Value], names: &
 /// uid.
 fn delete_fault(ctx: &Ctx, client: &mut Client, name: &str) -> anyhow::Result<String> {
     let r = ObjectRef { kind: fault::KIND.into(), namespace: String::new(), name: name.into() };
-    let deleted = ctx.block_on(client.delete(DeleteRequest { r#ref: Some(r), force: true, grace_period_seconds: -1 })).map_err(api_error)?.into_inner();
+    let deleted = ctx
+        .block_on(client.delete(DeleteRequest { r#ref: Some(r), force: true, grace_period_seconds: -1 }))
+        .map_err(api_error)?
+        .into_inner();
     let object: Option<Value> = deleted.object.and_then(|o| serde_json::from_str(&o.json).ok());
     Ok(object.map(|o| object::uid(&o).to_string()).unwrap_or_default())
 }
@@ -528,9 +551,14 @@ fn remove_node(
     // controllers clean up after a deleted node), so that no deletion waits for it.
     for f in existing {
         ctx.block_on(async {
-            let f = emu_nodeagent::faults::write_back(client, f, emu_nodeagent::faults::Part::Status, |f| faults::with_applied(f, node, None)).await;
+            let f =
+                emu_nodeagent::faults::write_back(client, f, emu_nodeagent::faults::Part::Status, |f| faults::with_applied(f, node, None))
+                    .await;
             if let Some(f) = f {
-                emu_nodeagent::faults::write_back(client, &f, emu_nodeagent::faults::Part::Object, |f| faults::with_finalizer(f, node, false)).await;
+                emu_nodeagent::faults::write_back(client, &f, emu_nodeagent::faults::Part::Object, |f| {
+                    faults::with_finalizer(f, node, false)
+                })
+                .await;
             }
         });
     }
@@ -631,7 +659,12 @@ fn freeze(ctx: &Ctx, node: &str, frozen: bool, wait: Wait) -> anyhow::Result<()>
             return Ok(());
         }
         if Instant::now() >= deadline {
-            bail!("{doing} the processes of node {node}: not done within {} ({}: {})", seconds(timeout), dir.join("cgroup.events").display(), events.trim());
+            bail!(
+                "{doing} the processes of node {node}: not done within {} ({}: {})",
+                seconds(timeout),
+                dir.join("cgroup.events").display(),
+                events.trim()
+            );
         }
         std::thread::sleep(Duration::from_millis(2));
     }

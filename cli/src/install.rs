@@ -139,7 +139,19 @@ mod tests {
     #[test]
     fn the_bash_completion_knows_the_verbs_and_resource_types() {
         let script = String::from_utf8(completion_script(clap_complete::Shell::Bash)).expect("utf-8");
-        for word in ["get", "describe", "exec", "fault", "completion", "pods", "services", "deployments", "endpointslices", "--namespace", "--cluster"] {
+        for word in [
+            "get",
+            "describe",
+            "exec",
+            "fault",
+            "completion",
+            "pods",
+            "services",
+            "deployments",
+            "endpointslices",
+            "--namespace",
+            "--cluster",
+        ] {
             assert!(script.contains(word), "{word} missing from the bash completion");
         }
     }

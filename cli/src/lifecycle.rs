@@ -74,7 +74,11 @@ fn read_source(file: &Path, field: &str, source: &scenario::ManifestSource) -> a
         scenario::ManifestSource::Path(p) => {
             let path = file.parent().unwrap_or(Path::new(".")).join(p);
             if !path.exists() {
-                bail!("scenario {}: {field}: file {} does not exist (paths are relative to the scenario file)", file.display(), path.display());
+                bail!(
+                    "scenario {}: {field}: file {} does not exist (paths are relative to the scenario file)",
+                    file.display(),
+                    path.display()
+                );
             }
             verbs::read_manifests(&path)
         }
@@ -102,7 +106,14 @@ pub(crate) fn plan(file: Option<&Path>, nodes: Option<usize>) -> anyhow::Result<
         if n == 0 || n > scenario::MAX_NODES {
             bail!("--nodes {n}: give between 1 and {}", scenario::MAX_NODES);
         }
-        return Ok(Plan { name: None, nodes: scenario::default_node_names(n), node_failure: Default::default(), manifests: vec![], steps: vec![], seed: None });
+        return Ok(Plan {
+            name: None,
+            nodes: scenario::default_node_names(n),
+            node_failure: Default::default(),
+            manifests: vec![],
+            steps: vec![],
+            seed: None,
+        });
     };
     let text = std::fs::read_to_string(file).with_context(|| format!("reading scenario {}", file.display()))?;
     let sc = scenario::parse(&text).with_context(|| format!("scenario {}", file.display()))?;
@@ -136,12 +147,16 @@ pub(crate) fn plan(file: Option<&Path>, nodes: Option<usize>) -> anyhow::Result<
 /// certificate and key per entry, as the tutorial's `make keys` and `kubectl create secret tls`
 /// make them. A Secret of the same name in the manifests would silently replace it, so that is
 /// refused.
-fn certificate_secrets(certificates: &[scenario::Certificate], manifests: &[(String, Vec<Value>)], file: &str) -> anyhow::Result<Vec<(String, Vec<Value>)>> {
+fn certificate_secrets(
+    certificates: &[scenario::Certificate],
+    manifests: &[(String, Vec<Value>)],
+    file: &str,
+) -> anyhow::Result<Vec<(String, Vec<Value>)>> {
     let mut out = Vec::new();
     for (i, c) in certificates.iter().enumerate() {
-        let clash = manifests
-            .iter()
-            .find(|(_, docs)| docs.iter().any(|d| object::kind(d) == "Secret" && object::name(d) == c.secret && namespace_or_default(d) == c.namespace));
+        let clash = manifests.iter().find(|(_, docs)| {
+            docs.iter().any(|d| object::kind(d) == "Secret" && object::name(d) == c.secret && namespace_or_default(d) == c.namespace)
+        });
         if let Some((label, _)) = clash {
             bail!(
                 "scenario {file}: scenario field `certificates[{i}].secret`: {label} also defines Secret {}/{}: keep one of them (rename the certificate's secret or drop the manifest's)",
@@ -179,13 +194,17 @@ fn namespace_or_default(doc: &Value) -> &str {
 fn certificates_position(certificates: &[scenario::Certificate], manifests: &[(String, Vec<Value>)]) -> usize {
     manifests
         .iter()
-        .rposition(|(_, docs)| docs.iter().any(|d| object::kind(d) == "Namespace" && certificates.iter().any(|c| c.namespace == object::name(d))))
+        .rposition(|(_, docs)| {
+            docs.iter().any(|d| object::kind(d) == "Namespace" && certificates.iter().any(|c| c.namespace == object::name(d)))
+        })
         .map_or(0, |i| i + 1)
 }
 
 pub fn validate_cluster_name(name: &str) -> anyhow::Result<()> {
-    let ok =
-        !name.is_empty() && name.len() <= 16 && name.as_bytes()[0].is_ascii_lowercase() && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+    let ok = !name.is_empty()
+        && name.len() <= 16
+        && name.as_bytes()[0].is_ascii_lowercase()
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
     if !ok {
         // No '-' so that `emu-<cluster>-…` names can never belong to two clusters.
         bail!("invalid cluster name {name:?}: use 1-16 lower case letters and digits, starting with a letter (e.g. `demo`, `lab2`)");
@@ -208,10 +227,17 @@ pub fn up(file: Option<PathBuf>, nodes: Option<usize>, retain: bool, timeout: u6
     let result = bring_up(&name, &plan, timeout, false);
     match result {
         Ok(pods) => {
-            println!("Cluster {name:?} is ready in {:.2} s: {} nodes, {pods} pods Running.\n", started.elapsed().as_secs_f64(), plan.nodes.len());
+            println!(
+                "Cluster {name:?} is ready in {:.2} s: {} nodes, {pods} pods Running.\n",
+                started.elapsed().as_secs_f64(),
+                plan.nodes.len()
+            );
             if !plan.steps.is_empty() {
                 let file = file.as_deref().map(|f| f.display().to_string()).unwrap_or_default();
-                println!("The scenario has {} steps: `emu up` does not run them; `sudo emu test {file}` does, on a cluster of its own.\n", plan.steps.len());
+                println!(
+                    "The scenario has {} steps: `emu up` does not run them; `sudo emu test {file}` does, on a cluster of its own.\n",
+                    plan.steps.len()
+                );
             }
             print_hints(&name);
             Ok(0)
@@ -331,7 +357,8 @@ pub(crate) fn bring_up(name: &str, plan: &Plan, timeout: u64, quiet: bool) -> an
             for kind in ["Deployment", "ReplicaSet"] {
                 for w in rt.block_on(verbs::list(&mut client, kind, "", ""))? {
                     let want = w["spec"]["replicas"].as_i64().unwrap_or(1);
-                    let observed = w["status"]["observedGeneration"].as_i64().unwrap_or(0) >= w["metadata"]["generation"].as_i64().unwrap_or(1);
+                    let observed =
+                        w["status"]["observedGeneration"].as_i64().unwrap_or(0) >= w["metadata"]["generation"].as_i64().unwrap_or(1);
                     settled &= observed && w["status"]["readyReplicas"].as_i64().unwrap_or(0) == want;
                 }
             }
@@ -480,7 +507,9 @@ pub fn down(all: bool, globals: &Globals) -> anyhow::Result<i32> {
 pub fn teardown(name: &str) -> anyhow::Result<()> {
     let paths = Paths::new(name);
     match cgroup::cluster_dir(name) {
-        Ok(dir) => cgroup::kill_and_remove(&dir, Duration::from_secs(10)).with_context(|| format!("stopping the processes of cluster {name:?}"))?,
+        Ok(dir) => {
+            cgroup::kill_and_remove(&dir, Duration::from_secs(10)).with_context(|| format!("stopping the processes of cluster {name:?}"))?
+        }
         Err(_) => kill_by_pid_files(&paths),
     }
     for ns in net::list_named_netns(&format!("emu-{name}-"))? {
@@ -513,7 +542,8 @@ fn kill_by_pid_files(paths: &Paths) {
 /// Detaches any mount left under `root` in the host's mount namespace (deepest first).
 fn unmount_under(root: &Path) {
     let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else { return };
-    let mut points: Vec<PathBuf> = info.lines().filter_map(|l| l.split_whitespace().nth(4).map(PathBuf::from)).filter(|p| p.starts_with(root)).collect();
+    let mut points: Vec<PathBuf> =
+        info.lines().filter_map(|l| l.split_whitespace().nth(4).map(PathBuf::from)).filter(|p| p.starts_with(root)).collect();
     points.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
     for p in points {
         let _ = nix::mount::umount2(&p, nix::mount::MntFlags::MNT_DETACH);
@@ -535,7 +565,12 @@ pub fn status() -> anyhow::Result<i32> {
         let controller = daemon::read_pid(&paths.controller_pid()).is_some_and(|p| daemon::alive(p, "emu-controller"));
         let agents = config
             .as_ref()
-            .map(|c| c.nodes.iter().filter(|n| daemon::read_pid(&paths.agent_pid(&n.name)).is_some_and(|p| daemon::alive(p, "emu-nodeagent"))).count())
+            .map(|c| {
+                c.nodes
+                    .iter()
+                    .filter(|n| daemon::read_pid(&paths.agent_pid(&n.name)).is_some_and(|p| daemon::alive(p, "emu-nodeagent")))
+                    .count()
+            })
             .unwrap_or(0);
         let pods = if controller {
             Ctx::open(&Globals::for_cluster(&name))
@@ -549,7 +584,13 @@ pub fn status() -> anyhow::Result<i32> {
         } else {
             "?".into()
         };
-        rows.push(vec![name, nodes.to_string(), if controller { "running".into() } else { "stopped".into() }, format!("{agents}/{nodes}"), pods]);
+        rows.push(vec![
+            name,
+            nodes.to_string(),
+            if controller { "running".into() } else { "stopped".into() },
+            format!("{agents}/{nodes}"),
+            pods,
+        ]);
     }
     print!("{}", emu_kubectl::tabwrite(&rows, 6, 3));
     Ok(0)
@@ -613,7 +654,8 @@ pub(crate) fn kill_daemon(name: &str, daemon: &Daemon) -> anyhow::Result<i32> {
     let pid = daemon::read_pid(&pidfile)
         .filter(|p| daemon::alive(*p, program))
         .ok_or_else(|| anyhow::anyhow!("the {} is not running (pid file {})", daemon.describe(), pidfile.display()))?;
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL).with_context(|| format!("kill -9 {pid} ({program})"))?;
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL)
+        .with_context(|| format!("kill -9 {pid} ({program})"))?;
     wait_until(Duration::from_secs(5), program, || Ok(!daemon::alive(pid, program)))?;
     Ok(pid)
 }
@@ -647,8 +689,12 @@ mod tests {
     /// checked), and every other file there is a manifest some scenario applies.
     #[test]
     fn every_shipped_scenario_plans() {
-        let mut files: Vec<PathBuf> =
-            std::fs::read_dir(SCENARIOS).unwrap().flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml")).collect();
+        let mut files: Vec<PathBuf> = std::fs::read_dir(SCENARIOS)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
+            .collect();
         files.sort();
         let mut applied = std::collections::BTreeSet::new();
         let mut manifests = vec![];
@@ -689,11 +735,15 @@ mod tests {
         ]);
         let p = plan(Some(&dir.join("sc.yaml")), None).unwrap();
         assert_eq!(p.seed, Some(42));
-        let applied: Vec<Vec<&str>> = p.steps.iter().map(|(_, m)| m.iter().flat_map(|(_, d)| d.iter().map(object::name)).collect()).collect();
+        let applied: Vec<Vec<&str>> =
+            p.steps.iter().map(|(_, m)| m.iter().flat_map(|(_, d)| d.iter().map(object::name)).collect()).collect();
         assert_eq!(applied, [vec!["web"], vec![], vec!["x"]]);
         let err = |f: &str| format!("{:#}", plan(Some(&dir.join(f)), None).err().unwrap_or_else(|| panic!("{f} planned")));
         let e = err("missing.yaml");
-        assert!(e.contains("steps[1].apply: file ") && e.contains("nowhere.yaml does not exist (paths are relative to the scenario file)"), "{e}");
+        assert!(
+            e.contains("steps[1].apply: file ") && e.contains("nowhere.yaml does not exist (paths are relative to the scenario file)"),
+            "{e}"
+        );
         let e = err("invalid.yaml");
         assert!(e.contains("(steps[0].apply): The Service \"Web\" is invalid"), "{e}");
         let e = err("badstep.yaml");
@@ -714,8 +764,12 @@ mod tests {
         assert!(cert.starts_with("-----BEGIN CERTIFICATE-----"), "{cert}");
         assert_eq!(crate::tls::check_pair(cert.as_bytes(), key.as_bytes()), Ok(()));
         // Then the tutorial's objects, in its order.
-        let kinds: Vec<(&str, &str)> = p.manifests[1..].iter().flat_map(|(_, d)| d.iter().map(|o| (object::kind(o), object::name(o)))).collect();
-        assert_eq!(kinds, [("ConfigMap", "nginxconfigmap"), ("Service", "my-nginx"), ("Deployment", "my-nginx"), ("Deployment", "curl-deployment")]);
+        let kinds: Vec<(&str, &str)> =
+            p.manifests[1..].iter().flat_map(|(_, d)| d.iter().map(|o| (object::kind(o), object::name(o)))).collect();
+        assert_eq!(
+            kinds,
+            [("ConfigMap", "nginxconfigmap"), ("Service", "my-nginx"), ("Deployment", "my-nginx"), ("Deployment", "curl-deployment")]
+        );
         // Every `emu up` makes a new certificate: none is checked in to expire.
         let again = plan(Some(&Path::new(SCENARIOS).join("nginx-secure.yaml")), None).unwrap();
         assert_ne!(decoded(&again.manifests[0].1[0], "tls.key"), key);
@@ -735,7 +789,10 @@ mod tests {
     #[test]
     fn a_secret_in_a_namespace_of_the_scenario_follows_that_namespace() {
         let dir = scenario_dir(&[
-            ("sc.yaml", "certificates:\n  - {secret: s, commonName: web, namespace: demo}\nmanifests:\n  - a.yaml\n  - ns.yaml\n  - b.yaml\n"),
+            (
+                "sc.yaml",
+                "certificates:\n  - {secret: s, commonName: web, namespace: demo}\nmanifests:\n  - a.yaml\n  - ns.yaml\n  - b.yaml\n",
+            ),
             ("a.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n"),
             ("ns.yaml", "apiVersion: v1\nkind: Namespace\nmetadata: {name: demo}\n"),
             ("b.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: b, namespace: demo}\n"),
@@ -758,7 +815,10 @@ mod tests {
         let e = err("missing-ns.yaml");
         assert!(e.contains("scenario field `certificates[0].namespace`: namespace \"demo\" does not exist"), "{e}");
         let e = err("clash.yaml");
-        assert!(e.contains("scenario field `certificates[0].secret`: ") && e.contains("secret.yaml also defines Secret default/nginxsecret"), "{e}");
+        assert!(
+            e.contains("scenario field `certificates[0].secret`: ") && e.contains("secret.yaml also defines Secret default/nginxsecret"),
+            "{e}"
+        );
         let e = err("bad.yaml");
         assert!(e.contains("scenario field `certificates[0].certKey`: a kubernetes.io/tls Secret keeps this under \"tls.crt\""), "{e}");
         std::fs::remove_dir_all(dir).unwrap();

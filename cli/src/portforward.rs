@@ -35,7 +35,9 @@ fn parse_port_arg(arg: &str) -> anyhow::Result<(Option<u16>, String)> {
     let (local, remote) = match arg.split_once(':') {
         None => (None, arg),
         Some(("", remote)) => (Some(0), remote),
-        Some((local, remote)) => (Some(local.parse().map_err(|_| anyhow::anyhow!("error parsing local port '{local}': not a port number"))?), remote),
+        Some((local, remote)) => {
+            (Some(local.parse().map_err(|_| anyhow::anyhow!("error parsing local port '{local}': not a port number"))?), remote)
+        }
     };
     if remote.is_empty() {
         bail!("invalid port format '{arg}'");
@@ -55,8 +57,9 @@ fn named_container_port(pod: &Value, name: &str) -> Option<u16> {
 /// The pod port `remote` means: for a Service, its port's targetPort (a number, or a container
 /// port name resolved in the pod); for a pod, a number or one of its container port names.
 fn pod_port(service: Option<&Value>, pod: &Value, remote: &str) -> anyhow::Result<u16> {
-    let by_name =
-        |name: &str| named_container_port(pod, name).ok_or_else(|| anyhow::anyhow!("Pod '{}' does not have a named port '{name}'", object::name(pod)));
+    let by_name = |name: &str| {
+        named_container_port(pod, name).ok_or_else(|| anyhow::anyhow!("Pod '{}' does not have a named port '{name}'", object::name(pod)))
+    };
     let Some(svc) = service else {
         return match remote.parse::<u16>() {
             Ok(n) => Ok(n),

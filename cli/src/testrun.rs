@@ -445,7 +445,8 @@ impl Runner {
                 let mut lines = Vec::new();
                 for o in objects {
                     let r = ObjectRef { kind: o.kind.clone(), namespace: o.namespace.clone(), name: o.name.clone() };
-                    ctx.block_on(client.delete(DeleteRequest { r#ref: Some(r), force: false, grace_period_seconds: -1 })).map_err(api_error)?;
+                    ctx.block_on(client.delete(DeleteRequest { r#ref: Some(r), force: false, grace_period_seconds: -1 }))
+                        .map_err(api_error)?;
                     lines.push(format!("{}/{} deleted", o.kind.to_lowercase(), o.name));
                 }
                 // As kubectl, until they are gone (pods: their containers stopped).
@@ -560,13 +561,17 @@ impl Runner {
                     ctx.block_on(verbs::list(&mut client, "Pod", &p.namespace, &p.selector))
                 }) {
                     Ok(pods) => checks::check_pods(p, &pods),
-                    Err(e) => Verdict { ok: false, got: format!("no answer from the API ({})", render_error(&e)), ..checks::check_pods(p, &[]) },
+                    Err(e) => {
+                        Verdict { ok: false, got: format!("no answer from the API ({})", render_error(&e)), ..checks::check_pods(p, &[]) }
+                    }
                 },
                 Condition::Endpoints { namespace, service, count } => match self.endpoints(namespace, service) {
                     Ok(ep) => checks::check_endpoints(service, *count, ep.as_ref()),
-                    Err(e) => {
-                        Verdict { ok: false, got: format!("no answer from the API ({})", render_error(&e)), ..checks::check_endpoints(service, *count, None) }
-                    }
+                    Err(e) => Verdict {
+                        ok: false,
+                        got: format!("no answer from the API ({})", render_error(&e)),
+                        ..checks::check_endpoints(service, *count, None)
+                    },
                 },
                 Condition::Command(cmd) => {
                     let out = run_bounded(self.command(&cmd.place, &cmd.argv), deadline.saturating_duration_since(Instant::now()))?;
@@ -715,7 +720,8 @@ mod tests {
     }
 
     fn steps() -> Vec<(Step, Manifests)> {
-        let text = "nodes: 2\nsteps:\n  - background: {name: load, from: outside, url: \"http://198.51.100.2/\"}\n  - sleep: 1s\n  - sleep: 2s\n";
+        let text =
+            "nodes: 2\nsteps:\n  - background: {name: load, from: outside, url: \"http://198.51.100.2/\"}\n  - sleep: 1s\n  - sleep: 2s\n";
         emu_scenario::scenario::parse(text).unwrap().steps.into_iter().map(|s| (s, vec![])).collect()
     }
 
@@ -758,7 +764,13 @@ mod tests {
         assert_eq!(fake.calls, ["up", "down"]);
         assert_eq!(
             outcomes(&r),
-            ["✗ cluster up", "- start load load: http://198.51.100.2/ from outside every 200ms", "- sleep 1s", "- sleep 2s", "✓ cluster down"]
+            [
+                "✗ cluster up",
+                "- start load load: http://198.51.100.2/ from outside every 200ms",
+                "- sleep 1s",
+                "- sleep 2s",
+                "✓ cluster down"
+            ]
         );
     }
 

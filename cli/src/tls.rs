@@ -12,8 +12,9 @@ use rustls::{Error, InconsistentKeys};
 /// Whether `cert_pem` (one or more certificates, the first being the server's) and `key_pem`
 /// form a pair; the error is what kubectl prints after `error: `.
 pub fn check_pair(cert_pem: &[u8], key_pem: &[u8]) -> Result<(), String> {
-    let certs: Vec<CertificateDer<'static>> =
-        CertificateDer::pem_slice_iter(cert_pem).collect::<Result<_, _>>().map_err(|e| format!("tls: failed to parse certificate PEM data: {e}"))?;
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_pem)
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("tls: failed to parse certificate PEM data: {e}"))?;
     if certs.is_empty() {
         return Err("tls: failed to find any PEM data in certificate input".into());
     }
@@ -34,15 +35,19 @@ pub fn check_pair(cert_pem: &[u8], key_pem: &[u8]) -> Result<(), String> {
 /// addresses, with its key (PEM, PKCS#8, ECDSA P-256). Marked as a CA, as `openssl req -x509`
 /// marks its certificates, so that clients can trust it with `--cacert`.
 pub fn self_signed(cn: &str, sans: &[String]) -> Result<(String, String), String> {
-    let usable =
-        |name: &str| name.parse::<std::net::IpAddr>().is_ok() || emu_api::syntax::dns1123_subdomain_errors(name.strip_prefix("*.").unwrap_or(name)).is_empty();
+    let usable = |name: &str| {
+        name.parse::<std::net::IpAddr>().is_ok()
+            || emu_api::syntax::dns1123_subdomain_errors(name.strip_prefix("*.").unwrap_or(name)).is_empty()
+    };
     if !usable(cn) {
         return Err(format!(
             "--cn {cn:?}: the certificate is also valid for this name, so it must be a DNS name (lower case letters, digits, '-' and '.') or an IP address"
         ));
     }
     if let Some(bad) = sans.iter().find(|s| !usable(s)) {
-        return Err(format!("--san {bad:?}: must be a DNS name (lower case letters, digits, '-' and '.', optionally after \"*.\") or an IP address"));
+        return Err(format!(
+            "--san {bad:?}: must be a DNS name (lower case letters, digits, '-' and '.', optionally after \"*.\") or an IP address"
+        ));
     }
     let mut names = vec![cn.to_string()];
     names.extend(sans.iter().filter(|s| s.as_str() != cn).cloned());

@@ -32,8 +32,11 @@ pub fn read_manifests(path: &Path) -> anyhow::Result<Vec<(String, Vec<Value>)>> 
     }
     let meta = std::fs::metadata(path).with_context(|| format!("the path {:?} does not exist", path.display().to_string()))?;
     let files: Vec<PathBuf> = if meta.is_dir() {
-        let mut f: Vec<PathBuf> =
-            std::fs::read_dir(path)?.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml" || e == "json")).collect();
+        let mut f: Vec<PathBuf> = std::fs::read_dir(path)?
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml" || e == "json"))
+            .collect();
         f.sort();
         f
     } else {
@@ -91,7 +94,12 @@ pub async fn apply_docs(client: &mut Client, docs: Vec<Value>, create_only: bool
 
 pub async fn list(client: &mut Client, kind: &str, namespace: &str, selector: &str) -> anyhow::Result<Vec<Value>> {
     let resp = client
-        .list(ListRequest { kind: kind.into(), namespace: namespace.into(), label_selector: selector.into(), field_selector: String::new() })
+        .list(ListRequest {
+            kind: kind.into(),
+            namespace: namespace.into(),
+            label_selector: selector.into(),
+            field_selector: String::new(),
+        })
         .await
         .map_err(api_error)?
         .into_inner();
@@ -99,7 +107,8 @@ pub async fn list(client: &mut Client, kind: &str, namespace: &str, selector: &s
 }
 
 pub async fn get_one(client: &mut Client, kind: &str, namespace: &str, name: &str) -> anyhow::Result<Value> {
-    let o = client.get(ObjectRef { kind: kind.into(), namespace: namespace.into(), name: name.into() }).await.map_err(api_error)?.into_inner();
+    let o =
+        client.get(ObjectRef { kind: kind.into(), namespace: namespace.into(), name: name.into() }).await.map_err(api_error)?.into_inner();
     Ok(serde_json::from_str(&o.json)?)
 }
 
@@ -602,7 +611,11 @@ pub fn delete(a: DeleteArgs, g: &Globals) -> anyhow::Result<i32> {
         match ctx.block_on(client.delete(DeleteRequest { r#ref: Some(r), force: false, grace_period_seconds: a.grace_period })) {
             Ok(r) => {
                 println!("{} {name:?} deleted", rk.qualified());
-                let uid = r.into_inner().object.and_then(|o| serde_json::from_str::<serde_json::Value>(&o.json).ok()).map(|o| object::uid(&o).to_string());
+                let uid = r
+                    .into_inner()
+                    .object
+                    .and_then(|o| serde_json::from_str::<serde_json::Value>(&o.json).ok())
+                    .map(|o| object::uid(&o).to_string());
                 waiting.push((rk, ns, name, uid));
             }
             Err(s) => {
@@ -619,7 +632,9 @@ pub fn delete(a: DeleteArgs, g: &Globals) -> anyhow::Result<i32> {
         for (rk, ns, name, uid) in waiting {
             while Instant::now() < deadline {
                 match ctx.block_on(get_one(&mut client, rk.kind, &ns, &name)) {
-                    Ok(o) if uid.as_deref().is_none_or(|u| u.is_empty() || u == object::uid(&o)) => std::thread::sleep(Duration::from_millis(50)),
+                    Ok(o) if uid.as_deref().is_none_or(|u| u.is_empty() || u == object::uid(&o)) => {
+                        std::thread::sleep(Duration::from_millis(50))
+                    }
                     _ => break,
                 }
             }
@@ -887,7 +902,8 @@ pub(crate) fn find_pod(ctx: &Ctx, client: &mut Client, target: &str, ns: &str) -
 }
 
 fn pick_container(pod: &Value, wanted: Option<&str>) -> anyhow::Result<String> {
-    let names: Vec<String> = pod["spec"]["containers"].as_array().into_iter().flatten().filter_map(|c| c["name"].as_str().map(str::to_string)).collect();
+    let names: Vec<String> =
+        pod["spec"]["containers"].as_array().into_iter().flatten().filter_map(|c| c["name"].as_str().map(str::to_string)).collect();
     match wanted {
         Some(c) if names.iter().any(|n| n == c) => Ok(c.to_string()),
         Some(c) => bail!("container {c} is not valid for pod {}", object::name(pod)),
@@ -960,7 +976,11 @@ pub fn logs(a: LogsArgs, g: &Globals) -> anyhow::Result<i32> {
     let pod = find_pod(&ctx, &mut client, &a.pod, &ns)?;
     let container = pick_container(&pod, a.container.as_deref())?;
     let dir = pod_dir(&ctx, &pod)?;
-    let path = if a.previous { emu_nodeagent::sandbox::previous_log_path(&dir, &container) } else { emu_nodeagent::sandbox::log_path(&dir, &container) };
+    let path = if a.previous {
+        emu_nodeagent::sandbox::previous_log_path(&dir, &container)
+    } else {
+        emu_nodeagent::sandbox::log_path(&dir, &container)
+    };
     let text = std::fs::read(&path).unwrap_or_default();
     let text = match a.tail {
         Some(n) => {
@@ -1014,7 +1034,11 @@ pub fn ssh(a: SshArgs, g: &Globals) -> anyhow::Result<i32> {
     let paths = emu_logic::cluster::Paths::new(&cluster);
     let config: emu_logic::cluster::ClusterConfig = serde_json::from_slice(&std::fs::read(paths.config())?)?;
     if config.node(&a.node).is_none() {
-        bail!("node {:?} not found in cluster {cluster:?} (nodes: {})", a.node, config.nodes.iter().map(|n| n.name.as_str()).collect::<Vec<_>>().join(", "));
+        bail!(
+            "node {:?} not found in cluster {cluster:?} (nodes: {})",
+            a.node,
+            config.nodes.iter().map(|n| n.name.as_str()).collect::<Vec<_>>().join(", ")
+        );
     }
     let ns_path = emu_host::net::netns_path(&emu_api::naming::netns_node(&cluster, &a.node));
     run_in_netns(&ns_path, &a.command, &[("EMU_NODE", a.node.as_str())], &format!("node {}", a.node), &a.node)

@@ -40,7 +40,12 @@ fn to_object(v: &Value) -> Object {
 /// every document before any of them is written, so a bad document changes nothing.
 /// `new_namespaces` are namespaces created by the same request (they may hold its other objects).
 /// `may_update`: an existing object of the same name is updated (else the request only creates).
-pub fn admit(shared: &Shared, mut v: Value, new_namespaces: &[String], may_update: bool) -> Result<(Value, &'static kinds::ResourceKind), Status> {
+pub fn admit(
+    shared: &Shared,
+    mut v: Value,
+    new_namespaces: &[String],
+    may_update: bool,
+) -> Result<(Value, &'static kinds::ResourceKind), Status> {
     let kind_name = object::kind(&v).to_string();
     let api_version = object::str_at(&v, &["apiVersion"]).unwrap_or("").to_string();
     let Some(rk) = kinds::by_kind(&kind_name).filter(|rk| rk.api_version() == api_version) else {
@@ -182,7 +187,12 @@ impl ApiService {
     /// update pipeline: decode, defaults, a Service's type-dependent fields and allocated values
     /// (SVC-11), validation of the object and of the change, then node ports and the
     /// load-balancer address against the cluster. Nothing is written here.
-    fn admit_update(&self, existing: &Value, mut desired: Value, node_ports: &mut crate::services::NodePortsInUse) -> Result<Value, Status> {
+    fn admit_update(
+        &self,
+        existing: &Value,
+        mut desired: Value,
+        node_ports: &mut crate::services::NodePortsInUse,
+    ) -> Result<Value, Status> {
         let service = object::kind(&desired) == "Service";
         emu_logic::configdata::decode(&mut desired).map_err(Status::invalid_argument)?;
         defaults::apply_defaults(&mut desired);
@@ -207,7 +217,8 @@ impl ApiService {
         let mut admitted = Vec::with_capacity(objects.len());
         let mut originals = Vec::with_capacity(objects.len());
         let parsed: Vec<Value> = objects.iter().map(parse_object).collect::<Result<_, _>>()?;
-        let new_namespaces: Vec<String> = parsed.iter().filter(|v| object::kind(v) == "Namespace").map(|v| object::name(v).to_string()).collect();
+        let new_namespaces: Vec<String> =
+            parsed.iter().filter(|v| object::kind(v) == "Namespace").map(|v| object::name(v).to_string()).collect();
         // Held until every object is written: allocations are checked against the store.
         let _allocation = self.shared.allocation.lock().unwrap_or_else(|e| e.into_inner());
         let mut cluster_ips = crate::services::ClusterIpsInUse::default();
@@ -225,7 +236,8 @@ impl ApiService {
                 }
             }
             if rk.kind == "Service" {
-                crate::services::assign_cluster_ip(&self.shared, &mut v, existing.as_ref(), &mut cluster_ips).map_err(Status::invalid_argument)?;
+                crate::services::assign_cluster_ip(&self.shared, &mut v, existing.as_ref(), &mut cluster_ips)
+                    .map_err(Status::invalid_argument)?;
             }
             admitted.push((v, rk));
             originals.push(original);
@@ -425,10 +437,15 @@ impl Api for ApiService {
                 && (r.node_name.is_empty() || kind != "Pod" || object::str_at(v, &["spec", "nodeName"]) == Some(r.node_name.as_str()))
         };
         tokio::spawn(async move {
-            let event = |t: EventType, v: &Value, rv: u64| Ok(WatchEvent { r#type: t as i32, object: Some(to_object(v)), resource_version: rv });
+            let event =
+                |t: EventType, v: &Value, rv: u64| Ok(WatchEvent { r#type: t as i32, object: Some(to_object(v)), resource_version: rv });
             // Stored events carry their JSON: encoded once, whoever watches.
             let encoded = |e: &crate::store::WatchEvent| {
-                Ok(WatchEvent { r#type: type_of(&e.kind) as i32, object: Some(Object { json: e.json.to_string() }), resource_version: e.resource_version })
+                Ok(WatchEvent {
+                    r#type: type_of(&e.kind) as i32,
+                    object: Some(Object { json: e.json.to_string() }),
+                    resource_version: e.resource_version,
+                })
             };
             let synced_rv = match start {
                 WatchStart::Reset { objects, resource_version } => {
@@ -502,10 +519,15 @@ impl Api for ApiService {
         let key = ObjectKey { kind: "Pod".into(), namespace: r.namespace.clone(), name: r.pod_name.clone() };
         let pod = self.shared.store.get(&key).filter(|p| object::uid(p) == r.pod_uid).ok_or_else(|| not_found(&key))?;
         // TokenRequest's own floor: ten minutes.
-        let ttl = if r.expiration_seconds > 0 { r.expiration_seconds.max(600) } else { emu_logic::serviceaccount::TOKEN_EXPIRATION_SECONDS };
-        let service_account =
-            if r.service_account.is_empty() { pod["spec"]["serviceAccountName"].as_str().unwrap_or("default").to_string() } else { r.service_account };
-        let subject = emu_logic::serviceaccount::TokenSubject { namespace: r.namespace, service_account, pod_name: r.pod_name, pod_uid: r.pod_uid };
+        let ttl =
+            if r.expiration_seconds > 0 { r.expiration_seconds.max(600) } else { emu_logic::serviceaccount::TOKEN_EXPIRATION_SECONDS };
+        let service_account = if r.service_account.is_empty() {
+            pod["spec"]["serviceAccountName"].as_str().unwrap_or("default").to_string()
+        } else {
+            r.service_account
+        };
+        let subject =
+            emu_logic::serviceaccount::TokenSubject { namespace: r.namespace, service_account, pod_name: r.pod_name, pod_uid: r.pod_uid };
         let now = crate::state::now();
         let token = signer.issue(&subject, now, ttl).map_err(|e| Status::internal(e.to_string()))?;
         Ok(Response::new(TokenResponse { token, issued_at: now, expires_at: now + ttl }))
@@ -547,9 +569,14 @@ fn parse_field_selector(s: &str) -> Result<Vec<(String, String)>, Status> {
     s.split(',')
         .filter(|p| !p.trim().is_empty())
         .map(|p| {
-            let (k, v) = p.split_once("==").or_else(|| p.split_once('=')).ok_or_else(|| Status::invalid_argument(format!("invalid field selector {p:?}")))?;
+            let (k, v) = p
+                .split_once("==")
+                .or_else(|| p.split_once('='))
+                .ok_or_else(|| Status::invalid_argument(format!("invalid field selector {p:?}")))?;
             match k.trim() {
-                "spec.nodeName" | "metadata.name" | "metadata.namespace" | "status.phase" => Ok((k.trim().to_string(), v.trim().to_string())),
+                "spec.nodeName" | "metadata.name" | "metadata.namespace" | "status.phase" => {
+                    Ok((k.trim().to_string(), v.trim().to_string()))
+                }
                 other => Err(Status::invalid_argument(format!("field label not supported: {other}"))),
             }
         })
@@ -611,9 +638,13 @@ mod tests {
             assert_eq!(marked["metadata"]["deletionGracePeriodSeconds"], 0);
 
             // A status written from an older version conflicts.
-            let mut stale = json!({"apiVersion": "emu.dev/v1", "kind": "Fault", "metadata": before["metadata"].clone(), "status": {"x": 1}});
+            let mut stale =
+                json!({"apiVersion": "emu.dev/v1", "kind": "Fault", "metadata": before["metadata"].clone(), "status": {"x": 1}});
             stale["metadata"]["resourceVersion"] = before["metadata"]["resourceVersion"].clone();
-            let err = api.update_status(Request::new(UpdateStatusRequest { object: Some(Object { json: stale.to_string() }) })).await.unwrap_err();
+            let err = api
+                .update_status(Request::new(UpdateStatusRequest { object: Some(Object { json: stale.to_string() }) }))
+                .await
+                .unwrap_err();
             assert_eq!(err.code(), tonic::Code::Aborted);
 
             // A PUT keeps the deletion marks; taking off the last finalizer completes the deletion.
@@ -637,7 +668,10 @@ mod tests {
         let last = json!({"spec": {"replicas": 2, "paused": true}});
         let desired = json!({"spec": {"replicas": 3, "template": {"b": 2}}});
         let merged = three_way_merge(&live, Some(&last), &desired);
-        assert_eq!(merged, json!({"spec": {"nodeName": "n1", "replicas": 3, "template": {"a": 1, "b": 2}}, "status": {"phase": "Running"}}));
+        assert_eq!(
+            merged,
+            json!({"spec": {"nodeName": "n1", "replicas": 3, "template": {"a": 1, "b": 2}}, "status": {"phase": "Running"}})
+        );
     }
 
     #[test]

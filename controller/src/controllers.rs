@@ -192,8 +192,11 @@ fn sync_deployments(shared: &Shared) {
         }
         // Status, counted over the pods of every owned ReplicaSet.
         let owned_uids: HashSet<&str> = owned.iter().map(|rs| object::uid(rs)).collect();
-        let mine: Vec<&Value> =
-            pods.iter().map(|v| &**v).filter(|p| object::controller_uid(p).is_some_and(|u| owned_uids.contains(u)) && !object::is_terminating(p)).collect();
+        let mine: Vec<&Value> = pods
+            .iter()
+            .map(|v| &**v)
+            .filter(|p| object::controller_uid(p).is_some_and(|u| owned_uids.contains(u)) && !object::is_terminating(p))
+            .collect();
         let ready = mine.iter().filter(|p| pod_ready(p)).count() as i64;
         let updated = mine.iter().filter(|p| object::labels(p).get("pod-template-hash") == Some(&hash)).count() as i64;
         let total = mine.len() as i64;
@@ -222,7 +225,8 @@ fn deployment_conditions(d: &Value, available: bool, rs_name: &str) -> Value {
     let cond = |t: &str, status: &str, reason: &str, message: String| {
         // Keep timestamps when nothing changed, so the status settles.
         let prev = old.iter().find(|c| c["type"] == t && c["status"] == status && c["reason"] == reason);
-        let (probe, transition) = prev.map(|c| (c["lastUpdateTime"].clone(), c["lastTransitionTime"].clone())).unwrap_or((json!(ts), json!(ts)));
+        let (probe, transition) =
+            prev.map(|c| (c["lastUpdateTime"].clone(), c["lastTransitionTime"].clone())).unwrap_or((json!(ts), json!(ts)));
         json!({"type": t, "status": status, "reason": reason, "message": message, "lastUpdateTime": probe, "lastTransitionTime": transition})
     };
     json!([
@@ -287,8 +291,10 @@ fn sync_replicasets(shared: &Shared) {
             active.sort_by_key(|p| {
                 let scheduled = p["spec"]["nodeName"].as_str().is_some_and(|n| !n.is_empty());
                 let running = p["status"]["phase"] == "Running";
-                let restarts: i64 =
-                    p["status"]["containerStatuses"].as_array().map(|cs| cs.iter().filter_map(|c| c["restartCount"].as_i64()).sum()).unwrap_or(0);
+                let restarts: i64 = p["status"]["containerStatuses"]
+                    .as_array()
+                    .map(|cs| cs.iter().filter_map(|c| c["restartCount"].as_i64()).sum())
+                    .unwrap_or(0);
                 let created = object::str_at(p, &["metadata", "creationTimestamp"]).and_then(object::parse_rfc3339).unwrap_or(0);
                 (scheduled, running, pod_ready(p), std::cmp::Reverse(restarts), std::cmp::Reverse(created), object::name(p).to_string())
             });
@@ -398,8 +404,11 @@ fn schedule_pods(shared: &Shared, last_ip: &mut HashMap<String, Ipv4Addr>) {
         let Some(node_name) = chosen else { continue };
         let Some(node) = nodes.iter().find(|n| object::name(n) == node_name) else { continue };
         let Some(cidr) = node["spec"]["podCIDR"].as_str().and_then(|c| c.parse::<ipam::Ipv4Cidr>().ok()) else { continue };
-        let used: HashSet<Ipv4Addr> =
-            bound.iter().filter(|p| p["spec"]["nodeName"] == node_name.as_str()).filter_map(|p| emu_logic::podspec::allocated_ip(p)?.parse().ok()).collect();
+        let used: HashSet<Ipv4Addr> = bound
+            .iter()
+            .filter(|p| p["spec"]["nodeName"] == node_name.as_str())
+            .filter_map(|p| emu_logic::podspec::allocated_ip(p)?.parse().ok())
+            .collect();
         let Some(ip) = ipam::allocate_pod_ip(cidr, &used, last_ip.get(&node_name).copied()) else {
             tracing::warn!(node = %node_name, "pod CIDR {cidr} is full");
             continue;

@@ -63,7 +63,8 @@ impl EndpointsController {
             list.iter().map(|v| (object::namespace(v).to_string(), object::name(v).to_string())).collect()
         };
         let (pods, _) = shared.store.list_shared("Pod", None);
-        self.pod_labels = pods.iter().map(|p| ((object::namespace(p).to_string(), object::name(p).to_string()), object::labels(p))).collect();
+        self.pod_labels =
+            pods.iter().map(|p| ((object::namespace(p).to_string(), object::name(p).to_string()), object::labels(p))).collect();
         let mut all: BTreeSet<NamespacedName> = named("Service").into_iter().collect();
         all.extend(named("Endpoints"));
         all.extend(self.managed.iter().cloned());

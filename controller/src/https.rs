@@ -135,7 +135,9 @@ async fn connection(
     router: Arc<Router>,
     timeout: Duration,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let stream = tokio::time::timeout(timeout, tls.accept(stream)).await.map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out"))??;
+    let stream = tokio::time::timeout(timeout, tls.accept(stream))
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out"))??;
     let service = service_fn(move |request: Request<Incoming>| {
         let router = router.clone();
         async move {
@@ -240,7 +242,10 @@ fn json(status: StatusCode, body: String) -> Response<Full<Bytes>> {
 
 /// kube-apiserver's answer to a body over [`MAX_BODY`].
 fn too_large() -> Response<Full<Bytes>> {
-    json(StatusCode::PAYLOAD_TOO_LARGE, status_json(413, "RequestEntityTooLarge", format!("Request entity too large: limit is {MAX_BODY}"), false, false))
+    json(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        status_json(413, "RequestEntityTooLarge", format!("Request entity too large: limit is {MAX_BODY}"), false, false),
+    )
 }
 
 /// kube-apiserver's `version.Info`, in its field order.
@@ -309,8 +314,16 @@ struct Empty {}
 /// A failure Status: compact with a trailing newline, or indented without one when `pretty`, as
 /// kube-apiserver's JSON serializer writes it.
 fn status_json(code: u16, reason: &'static str, message: String, details: bool, pretty: bool) -> String {
-    let status =
-        Status { kind: "Status", api_version: "v1", metadata: Empty {}, status: "Failure", message, reason, details: details.then_some(Empty {}), code };
+    let status = Status {
+        kind: "Status",
+        api_version: "v1",
+        metadata: Empty {},
+        status: "Failure",
+        message,
+        reason,
+        details: details.then_some(Empty {}),
+        code,
+    };
     if pretty {
         serde_json::to_string_pretty(&status).expect("serializing plain strings cannot fail")
     } else {
@@ -395,7 +408,10 @@ mod tests {
     fn answers_carry_kube_apiservers_headers() {
         let response = router(Arc::new(no_tokens)).route(&Request::get("/healthz").body(Bytes::new()).unwrap());
         let headers: Vec<(&str, &str)> = response.headers().iter().map(|(k, v)| (k.as_str(), v.to_str().unwrap())).collect();
-        assert_eq!(headers, [("cache-control", "no-cache, private"), ("content-type", "text/plain; charset=utf-8"), ("x-content-type-options", "nosniff")]);
+        assert_eq!(
+            headers,
+            [("cache-control", "no-cache, private"), ("content-type", "text/plain; charset=utf-8"), ("x-content-type-options", "nosniff")]
+        );
     }
 
     #[test]
@@ -403,7 +419,10 @@ mod tests {
         let r = router(Arc::new(|t: &str| (t == "good").then(|| "system:serviceaccount:default:default".to_string())));
         let (status, _, body) = ask(&r, "GET", "/api/v1/namespaces/default/pods", &[("Authorization", "Bearer good")]);
         assert_eq!(status, 403);
-        assert!(body.contains("User \\\"system:serviceaccount:default:default\\\" cannot get path \\\"/api/v1/namespaces/default/pods\\\""), "{body}");
+        assert!(
+            body.contains("User \\\"system:serviceaccount:default:default\\\" cannot get path \\\"/api/v1/namespaces/default/pods\\\""),
+            "{body}"
+        );
         assert_eq!(ask(&r, "GET", "/version", &[("authorization", "bearer good")]).0, 200);
         // A token it does not accept: 401 wherever it goes, kube-apiserver's Status without details.
         for path in ["/version", "/api"] {
@@ -543,7 +562,9 @@ mod tests {
         );
         assert_eq!(body, "ok");
         // HEAD: the headers of the answer GET would get, the length included, and no body.
-        let answer = raw(server.port, ca, b"HEAD /version HTTP/1.1\r\nHost: kubernetes\r\nUser-Agent: x\r\nConnection: close\r\n\r\n").await.unwrap();
+        let answer = raw(server.port, ca, b"HEAD /version HTTP/1.1\r\nHost: kubernetes\r\nUser-Agent: x\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
         assert!(
             answer.starts_with("HTTP/1.1 403 Forbidden\r\n")
                 && answer.contains(&format!("Content-Length: {}\r\n", forbidden_json("system:anonymous", "head", "/version", false).len()))
@@ -578,7 +599,9 @@ mod tests {
         let answer = String::from_utf8_lossy(&answer[..n]);
         assert!(answer.starts_with("HTTP/1.1 413 Payload Too Large\r\n"), "{answer}");
         assert!(
-            answer.ends_with("\"message\":\"Request entity too large: limit is 3145728\",\"reason\":\"RequestEntityTooLarge\",\"code\":413}\n"),
+            answer.ends_with(
+                "\"message\":\"Request entity too large: limit is 3145728\",\"reason\":\"RequestEntityTooLarge\",\"code\":413}\n"
+            ),
             "{answer}"
         );
     }
@@ -587,7 +610,13 @@ mod tests {
     async fn malformed_requests_get_400() {
         let server = start(CONNECTION_TIMEOUT).await;
         let ca = Some(server.ca_pem.as_str());
-        for request in [&b"GET\r\n\r\n"[..], b"GET /version\r\n\r\n", b"GET /version SPDY/3\r\n\r\n", b"\x00\x01\r\n\r\n", b"GET /\xff HTTP/1.1\r\n\r\n"] {
+        for request in [
+            &b"GET\r\n\r\n"[..],
+            b"GET /version\r\n\r\n",
+            b"GET /version SPDY/3\r\n\r\n",
+            b"\x00\x01\r\n\r\n",
+            b"GET /\xff HTTP/1.1\r\n\r\n",
+        ] {
             let answer = raw(server.port, ca, request).await.unwrap();
             assert!(answer.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{request:?}: {answer:?}");
         }

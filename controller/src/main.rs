@@ -29,8 +29,9 @@ async fn serve() -> anyhow::Result<()> {
         .init();
     let args = Args::parse();
     let paths = Paths::new(&args.cluster);
-    let config: ClusterConfig = serde_json::from_slice(&std::fs::read(paths.config()).with_context(|| format!("reading {}", paths.config().display()))?)
-        .with_context(|| format!("parsing {}", paths.config().display()))?;
+    let config: ClusterConfig =
+        serde_json::from_slice(&std::fs::read(paths.config()).with_context(|| format!("reading {}", paths.config().display()))?)
+            .with_context(|| format!("parsing {}", paths.config().display()))?;
     let store = Store::open(&paths.store()).with_context(|| format!("opening store {}", paths.store().display()))?;
     let shared = Shared::new(store, config);
     controllers::ensure_builtin_namespaces(&shared);
@@ -98,8 +99,11 @@ async fn https_endpoint(paths: &Paths, shared: &Shared) -> anyhow::Result<(tokio
         shared.cluster.service_cidr.parse().map_err(|e| anyhow::anyhow!("service CIDR {:?}: {e}", shared.cluster.service_cidr))?;
     // The `kubernetes` Service's ClusterIP (the first address of the range), the control plane's
     // fabric address (its Endpoints) and loopback, for a client inside the controller's namespace.
-    let sans: Vec<String> =
-        [service_cidr.nth(1), services::api_server_ip(shared), Some(Ipv4Addr::LOCALHOST)].into_iter().flatten().map(|ip| ip.to_string()).collect();
+    let sans: Vec<String> = [service_cidr.nth(1), services::api_server_ip(shared), Some(Ipv4Addr::LOCALHOST)]
+        .into_iter()
+        .flatten()
+        .map(|ip| ip.to_string())
+        .collect();
     let (cert, key) = pki.server_cert(&sans)?;
     let tls = https::acceptor(&cert, &key)?;
     let addr = SocketAddr::from((Ipv4Addr::UNSPECIFIED, services::API_SERVER_PORT));

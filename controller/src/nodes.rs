@@ -27,7 +27,8 @@ pub fn register(shared: &Shared, mut node: Value) -> Result<Value, StoreError> {
                 .node(&name)
                 .map(|n| n.index)
                 .ok_or_else(|| StoreError::Invalid(format!("node {name:?} is not part of cluster {:?}", shared.cluster.name)))?;
-            let cluster_cidr: ipam::Ipv4Cidr = shared.cluster.pod_cidr.parse().map_err(|e| StoreError::Invalid(format!("cluster pod CIDR: {e}")))?;
+            let cluster_cidr: ipam::Ipv4Cidr =
+                shared.cluster.pod_cidr.parse().map_err(|e| StoreError::Invalid(format!("cluster pod CIDR: {e}")))?;
             ipam::node_pod_cidr(cluster_cidr, index, shared.cluster.node_prefix)
                 .ok_or_else(|| StoreError::Invalid(format!("pod CIDR {} has no room for node {index}", shared.cluster.pod_cidr)))?
                 .to_string()
@@ -108,7 +109,9 @@ fn set_unreachable_taint(node: &mut Value, on: bool) {
 
 /// When a node's pods go: the taint's time plus how long the pod tolerates it.
 fn evict_at(node: &Value, pod: &Value, override_seconds: Option<u64>) -> Option<i64> {
-    let added = node["spec"]["taints"].as_array()?.iter().find(|t| t["key"] == UNREACHABLE_TAINT)?["timeAdded"].as_str().and_then(object::parse_rfc3339)?;
+    let added = node["spec"]["taints"].as_array()?.iter().find(|t| t["key"] == UNREACHABLE_TAINT)?["timeAdded"]
+        .as_str()
+        .and_then(object::parse_rfc3339)?;
     let tolerated = override_seconds.map(|s| s as i64).or_else(|| {
         pod["spec"]["tolerations"].as_array().into_iter().flatten().find_map(|t| {
             let matches = (t["key"] == UNREACHABLE_TAINT || t["key"].is_null()) && t["effect"].as_str().is_none_or(|e| e == "NoExecute");

@@ -6,7 +6,10 @@
 //! its certificate and key are kept on disk and reloaded. The serving certificate is cheap and is
 //! issued anew at every start (its key never touches the disk).
 
-use rcgen::{BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType};
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
+    SanType,
+};
 use rustls::client::danger::ServerCertVerifier;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, DnsName, ServerName, UnixTime};
@@ -28,7 +31,8 @@ const CA_COMMON_NAME: &str = "kubernetes";
 /// Subject CN of the serving certificate, as kubeadm names it.
 const SERVER_COMMON_NAME: &str = "kube-apiserver";
 /// DNS names the API server answers to from inside the cluster, whatever the caller adds.
-const SERVER_DNS_NAMES: [&str; 5] = ["kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local", "localhost"];
+const SERVER_DNS_NAMES: [&str; 5] =
+    ["kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local", "localhost"];
 
 /// kubeadm's CA lives ten years; an emu cluster's runtime directory never comes close.
 const CA_VALIDITY: Duration = Duration::from_secs(3650 * 24 * 60 * 60);
@@ -110,7 +114,8 @@ impl ClusterPki {
                     Err(source) => return Err(PkiError::Io { action: "reading", path: key_path, source }),
                 };
                 let key = KeyPair::from_pem(&key_pem).map_err(|source| PkiError::Cert { what: "parsing key", path: key_path, source })?;
-                let ca_der = CertificateDer::from_pem_slice(ca_pem.as_bytes()).map_err(|source| PkiError::Pem { path: cert_path.clone(), source })?;
+                let ca_der = CertificateDer::from_pem_slice(ca_pem.as_bytes())
+                    .map_err(|source| PkiError::Pem { path: cert_path.clone(), source })?;
                 // Only the subject, key identifier method and key usages of the issuer go into
                 // issued certificates; they come from the same parameters that made ca.crt. The
                 // self-check below proves that ca.crt and the rebuilt issuer really agree.
@@ -125,7 +130,8 @@ impl ClusterPki {
 
     fn create(dir: &Path) -> Result<ClusterPki> {
         let cert_path = dir.join(CA_CERT_FILE);
-        let key = KeyPair::generate().map_err(|source| PkiError::Cert { what: "generating the CA key for", path: cert_path.clone(), source })?;
+        let key =
+            KeyPair::generate().map_err(|source| PkiError::Cert { what: "generating the CA key for", path: cert_path.clone(), source })?;
         let params = ca_params(SystemTime::now());
         let cert = params.self_signed(&key).map_err(|source| PkiError::Cert { what: "signing", path: cert_path.clone(), source })?;
         write_atomically(&dir.join(CA_KEY_FILE), key.serialize_pem().as_bytes(), 0o600)?;
@@ -242,7 +248,8 @@ fn write_atomically(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     let tmp = PathBuf::from(tmp);
-    let mut file = fs::OpenOptions::new().write(true).create(true).truncate(true).mode(mode).open(&tmp).map_err(io_err("creating", &tmp))?;
+    let mut file =
+        fs::OpenOptions::new().write(true).create(true).truncate(true).mode(mode).open(&tmp).map_err(io_err("creating", &tmp))?;
     // `mode` above only applies to a new file and is filtered by the umask.
     file.set_permissions(fs::Permissions::from_mode(mode)).map_err(io_err("setting the mode of", &tmp))?;
     file.write_all(contents).map_err(io_err("writing", &tmp))?;

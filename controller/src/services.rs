@@ -89,12 +89,14 @@ pub fn assign_cluster_ip(shared: &Shared, svc: &mut Value, existing: Option<&Val
         let cidr: ipam::Ipv4Cidr = shared.cluster.service_cidr.parse().map_err(|e| format!("service CIDR of the cluster: {e}"))?;
         let used = in_use.get(shared);
         let ip = if requested.is_empty() {
-            ipam::allocate_service_ip(cidr, used, rand::random())
-                .ok_or_else(|| invalid(svc, format!("spec.clusterIPs: Internal error: failed to allocate a serviceIP: range is full ({cidr})")))?
+            ipam::allocate_service_ip(cidr, used, rand::random()).ok_or_else(|| {
+                invalid(svc, format!("spec.clusterIPs: Internal error: failed to allocate a serviceIP: range is full ({cidr})"))
+            })?
         } else {
             // The format was checked by validation (ERR-8).
-            let ip: Ipv4Addr =
-                requested.parse().map_err(|_| invalid(svc, format!("spec.clusterIPs[0]: Invalid value: {requested:?}: must be a valid IP address")))?;
+            let ip: Ipv4Addr = requested
+                .parse()
+                .map_err(|_| invalid(svc, format!("spec.clusterIPs[0]: Invalid value: {requested:?}: must be a valid IP address")))?;
             ipam::check_requested_service_ip(cidr, ip, used).map_err(|e| invalid(svc, e))?;
             ip
         };
@@ -346,7 +348,10 @@ mod tests {
         bad["spec"]["ports"][1]["nodePort"] = json!(30443);
         let (code, msg) = error(a.apply(&[bad]).await);
         assert_eq!(code, tonic::Code::InvalidArgument);
-        assert_eq!(msg, "The Service \"my-nginx\" is invalid: spec.ports[1].nodePort: Forbidden: may not be used when `type` is 'ClusterIP'");
+        assert_eq!(
+            msg,
+            "The Service \"my-nginx\" is invalid: spec.ports[1].nodePort: Forbidden: may not be used when `type` is 'ClusterIP'"
+        );
         assert_eq!(a.svc("my-nginx"), before);
     }
 
@@ -379,8 +384,13 @@ mod tests {
         // documents around it.
         a.apply(&[one_port("second", "NodePort", Some(30091))]).await.unwrap();
         let rv = a.api.shared.store.resource_version();
-        let (_, msg) = error(a.apply(&[one_port("first", "NodePort", Some(30080)), my_nginx("NodePort"), one_port("second", "NodePort", Some(30080))]).await);
-        assert_eq!(msg, "The Service \"second\" is invalid: spec.ports[0].nodePort: Invalid value: 30080: provided port is already allocated");
+        let (_, msg) = error(
+            a.apply(&[one_port("first", "NodePort", Some(30080)), my_nginx("NodePort"), one_port("second", "NodePort", Some(30080))]).await,
+        );
+        assert_eq!(
+            msg,
+            "The Service \"second\" is invalid: spec.ports[0].nodePort: Invalid value: 30080: provided port is already allocated"
+        );
         assert_eq!(a.api.shared.store.resource_version(), rv, "nothing was written");
         assert_eq!((a.node_ports("first"), a.node_ports("second")), (vec![30080], vec![30091]));
         // Releasing a port and taking it in the same request works, in document order.
@@ -446,7 +456,10 @@ mod tests {
         bare["metadata"] = json!({"name": "my-nginx", "uid": "forged", "creationTimestamp": "2001-01-01T00:00:00Z"});
         assert_eq!(a.replace(&[bare]).await.unwrap(), ["configured"]);
         let svc = a.svc("my-nginx");
-        assert_eq!((&svc["spec"]["clusterIP"], &svc["spec"]["clusterIPs"], &svc["spec"]["ipFamilies"]), (&ip, &json!([ip]), &json!(["IPv4"])));
+        assert_eq!(
+            (&svc["spec"]["clusterIP"], &svc["spec"]["clusterIPs"], &svc["spec"]["ipFamilies"]),
+            (&ip, &json!([ip]), &json!(["IPv4"]))
+        );
         assert_eq!((svc["spec"]["type"].as_str(), a.node_ports("my-nginx")), (Some("NodePort"), ports));
         assert!(svc["metadata"].get("labels").is_none(), "{svc}");
         assert_eq!(svc["metadata"]["uid"], before["metadata"]["uid"]);
@@ -486,7 +499,10 @@ mod tests {
         grab["spec"]["ports"][1]["nodePort"] = json!(30080);
         let (code, msg) = error(a.replace(&[late.clone(), grab]).await);
         assert_eq!(code, tonic::Code::InvalidArgument);
-        assert_eq!(msg, "The Service \"my-nginx\" is invalid: spec.ports[1].nodePort: Invalid value: 30080: provided port is already allocated");
+        assert_eq!(
+            msg,
+            "The Service \"my-nginx\" is invalid: spec.ports[1].nodePort: Invalid value: 30080: provided port is already allocated"
+        );
         assert_eq!(a.api.shared.store.resource_version(), rv, "nothing was written");
         assert_eq!(a.svc("my-nginx"), current);
         assert_eq!(a.replace(&[late]).await.unwrap(), ["configured"]);

@@ -175,7 +175,14 @@ impl Store {
 
     fn open_with(path: &Path, history_limit: usize, watch_buffer: usize) -> Result<Store, StoreError> {
         let db_err = |what: &str, e: &dyn fmt::Display| StoreError::Db(format!("{what} {}: {e}", path.display()));
-        let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(0o600).open(path).map_err(|e| db_err("opening", &e))?;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(path)
+            .map_err(|e| db_err("opening", &e))?;
         // The mode above only applies to a new file; the store holds Secrets, so tighten an old one.
         file.set_permissions(Permissions::from_mode(0o600)).map_err(|e| db_err("setting mode 0600 on", &e))?;
         let backend = SyncOnlyOnClose(FileBackend::new(file).map_err(|e| db_err("opening", &e))?);
@@ -218,8 +225,12 @@ impl Store {
     pub fn list_shared(&self, kind: &str, namespace: Option<&str>) -> (Vec<Arc<Value>>, u64) {
         let inner = self.lock();
         let start = ObjectKey { kind: kind.into(), namespace: namespace.unwrap_or_default().into(), name: String::new() };
-        let items: Vec<Arc<Value>> =
-            inner.objects.range(start..).take_while(|(k, _)| k.kind == kind && namespace.is_none_or(|ns| k.namespace == ns)).map(|(_, v)| v.clone()).collect();
+        let items: Vec<Arc<Value>> = inner
+            .objects
+            .range(start..)
+            .take_while(|(k, _)| k.kind == kind && namespace.is_none_or(|ns| k.namespace == ns))
+            .map(|(_, v)| v.clone())
+            .collect();
         (items, inner.rv)
     }
 
@@ -384,7 +395,10 @@ impl Store {
     /// Writes one object change and the new resource version in one redb transaction; returns
     /// the object as written.
     fn persist(&self, key: &ObjectKey, obj: Option<&Value>, rv: u64) -> Result<Option<Arc<str>>, StoreError> {
-        let bytes = obj.map(serde_json::to_string).transpose().map_err(|e| StoreError::Invalid(format!("{key}: cannot be encoded as JSON: {e}")))?;
+        let bytes = obj
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(|e| StoreError::Invalid(format!("{key}: cannot be encoded as JSON: {e}")))?;
         let write = || -> Result<(), redb::Error> {
             let txn = self.db.begin_write()?;
             {
@@ -427,7 +441,8 @@ fn load(db: &Database) -> Result<(BTreeMap<ObjectKey, Arc<Value>>, u64), redb::E
             let (k, v) = entry?;
             let (kind, namespace, name) = k.value();
             let key = ObjectKey { kind: kind.into(), namespace: namespace.into(), name: name.into() };
-            let obj: Value = serde_json::from_slice(v.value()).map_err(|e| redb::Error::Corrupted(format!("object {key} is not valid JSON: {e}")))?;
+            let obj: Value =
+                serde_json::from_slice(v.value()).map_err(|e| redb::Error::Corrupted(format!("object {key} is not valid JSON: {e}")))?;
             objects.insert(key, Arc::new(obj));
         }
         let meta = txn.open_table(META)?;
@@ -543,7 +558,9 @@ mod tests {
     }
 
     fn names(objs: &[Value]) -> Vec<String> {
-        objs.iter().map(|o| format!("{}/{}", o["metadata"]["namespace"].as_str().unwrap_or(""), o["metadata"]["name"].as_str().unwrap())).collect()
+        objs.iter()
+            .map(|o| format!("{}/{}", o["metadata"]["namespace"].as_str().unwrap_or(""), o["metadata"]["name"].as_str().unwrap()))
+            .collect()
     }
 
     #[test]

@@ -29,8 +29,8 @@ impl TokenSigner {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700).create(dir)?;
-                let doc =
-                    EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).map_err(|_| anyhow::anyhow!("generating the service-account key"))?;
+                let doc = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+                    .map_err(|_| anyhow::anyhow!("generating the service-account key"))?;
                 let tmp = dir.join(format!("{KEY_FILE}.tmp"));
                 std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?.write_all(doc.as_ref())?;
                 std::fs::rename(&tmp, &path)?;
@@ -67,7 +67,8 @@ mod tests {
     fn tokens_are_checked_by_the_key_that_signed_them() {
         let dir = tempfile::tempdir().unwrap();
         let signer = TokenSigner::load_or_create(dir.path()).unwrap();
-        let subject = TokenSubject { namespace: "default".into(), service_account: "default".into(), pod_name: "web".into(), pod_uid: "u".into() };
+        let subject =
+            TokenSubject { namespace: "default".into(), service_account: "default".into(), pod_name: "web".into(), pod_uid: "u".into() };
         let token = signer.issue(&subject, 1_000, 3607).unwrap();
         assert_eq!(signer.check(&token, 1_001), Ok(subject.clone()));
         assert_eq!(signer.check(&token, 4_607), Err(TokenError::Expired));
@@ -78,6 +79,11 @@ mod tests {
         let mut forged = token.clone();
         forged.insert(token.find('.').unwrap() + 3, 'x');
         assert!(signer.check(&forged, 1_001).is_err());
-        assert_eq!(std::fs::metadata(dir.path().join(KEY_FILE)).map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777).unwrap(), 0o600);
+        assert_eq!(
+            std::fs::metadata(dir.path().join(KEY_FILE))
+                .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777)
+                .unwrap(),
+            0o600
+        );
     }
 }

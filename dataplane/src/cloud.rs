@@ -120,8 +120,14 @@ mod tests {
             script.contains("add rule ip emu-cloud lb-default/my-nginx/tcp/443 numgen random mod 2 == 0 meta l4proto tcp dnat ip to 198.51.100.2:32453\n"),
             "{script}"
         );
-        assert!(script.contains("add rule ip emu-cloud lb-default/my-nginx/tcp/443 meta l4proto tcp dnat ip to 198.51.100.3:32453\n"), "{script}");
-        assert!(script.contains("add element ip emu-cloud balancers { 203.0.113.1 . tcp . 443 : goto lb-default/my-nginx/tcp/443 }"), "{script}");
+        assert!(
+            script.contains("add rule ip emu-cloud lb-default/my-nginx/tcp/443 meta l4proto tcp dnat ip to 198.51.100.3:32453\n"),
+            "{script}"
+        );
+        assert!(
+            script.contains("add element ip emu-cloud balancers { 203.0.113.1 . tcp . 443 : goto lb-default/my-nginx/tcp/443 }"),
+            "{script}"
+        );
         let script = render(&[model(vec![])]);
         assert!(script.contains("203.0.113.1 . tcp . 443 : goto reject-chain"), "{script}");
         assert!(!script.contains("chain ip emu-cloud lb-"), "{script}");

@@ -78,8 +78,17 @@ mod tests {
         ]);
         let both = [("p".to_string(), FaultSpec::Partition { a: vec!["node-1".into()], b: vec!["node-2".into()], one_way: false })];
         let script = partition_script(&both, &addresses);
-        assert!(script.contains("add rule ip emu-faults in ip saddr { 172.18.0.2, 10.244.0.0/24 } ip daddr { 172.18.0.3, 10.244.1.0/24 } drop\n"), "{script}");
-        assert!(script.contains("add rule ip emu-faults out ip saddr { 172.18.0.3, 10.244.1.0/24 } ip daddr { 172.18.0.2, 10.244.0.0/24 } drop\n"), "{script}");
+        assert!(
+            script
+                .contains("add rule ip emu-faults in ip saddr { 172.18.0.2, 10.244.0.0/24 } ip daddr { 172.18.0.3, 10.244.1.0/24 } drop\n"),
+            "{script}"
+        );
+        assert!(
+            script.contains(
+                "add rule ip emu-faults out ip saddr { 172.18.0.3, 10.244.1.0/24 } ip daddr { 172.18.0.2, 10.244.0.0/24 } drop\n"
+            ),
+            "{script}"
+        );
         let one = [("p".to_string(), FaultSpec::Partition { a: vec!["node-1".into()], b: vec!["node-2".into()], one_way: true })];
         assert_eq!(partition_script(&one, &addresses).matches(" drop").count(), 2);
         assert_eq!(partition_script(&[], &addresses), "add table ip emu-faults\ndelete table ip emu-faults\n");

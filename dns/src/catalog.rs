@@ -48,9 +48,13 @@ pub struct CatalogConfig {
 impl CatalogConfig {
     /// `domain` as given on a command line (`cluster.local` or `cluster.local.`).
     pub fn new(domain: &str, pod_records: PodRecords) -> Result<Self, CatalogError> {
-        let mut zone = Name::from_ascii(domain).map_err(|e| CatalogError::BadDomain { domain: domain.to_string(), reason: e.to_string() })?;
+        let mut zone =
+            Name::from_ascii(domain).map_err(|e| CatalogError::BadDomain { domain: domain.to_string(), reason: e.to_string() })?;
         if zone.is_root() {
-            return Err(CatalogError::BadDomain { domain: domain.to_string(), reason: "the root zone cannot be the cluster domain".into() });
+            return Err(CatalogError::BadDomain {
+                domain: domain.to_string(),
+                reason: "the root zone cannot be the cluster domain".into(),
+            });
         }
         zone.set_fqdn(true);
         Ok(Self { zone: zone.to_lowercase(), pod_records, ttl: DEFAULT_TTL })
@@ -245,8 +249,11 @@ impl Catalog {
 
     fn index_reverse(&mut self) {
         for service in self.namespaces.values().flat_map(HashMap::values) {
-            let entry =
-                |endpoint: Option<&Arc<str>>| ReverseEntry { endpoint: endpoint.cloned(), service: service.name.clone(), namespace: service.namespace.clone() };
+            let entry = |endpoint: Option<&Arc<str>>| ReverseEntry {
+                endpoint: endpoint.cloned(),
+                service: service.name.clone(),
+                namespace: service.namespace.clone(),
+            };
             match &service.kind {
                 ServiceKind::ExternalName(_) => continue,
                 ServiceKind::ClusterIp(ips) => {

@@ -57,7 +57,8 @@ pub async fn serve(listener: TcpListener, router: Router) {
 }
 
 async fn connection(stream: TcpStream, router: Router) {
-    let service = service_fn(move |request: Request<hyper::body::Incoming>| std::future::ready(Ok::<_, Infallible>(respond(&router, &request))));
+    let service =
+        service_fn(move |request: Request<hyper::body::Incoming>| std::future::ready(Ok::<_, Infallible>(respond(&router, &request))));
     let served = http1::Builder::new()
         .keep_alive(false)
         .timer(TokioTimer::new())

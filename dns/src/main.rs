@@ -8,7 +8,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 #[derive(Parser)]
-#[command(name = "emu-dns", about = "emu's cluster DNS server: answers the Kubernetes DNS specification from the controller's Services and EndpointSlices.")]
+#[command(
+    name = "emu-dns",
+    about = "emu's cluster DNS server: answers the Kubernetes DNS specification from the controller's Services and EndpointSlices."
+)]
 struct Args {
     /// The controller's API socket (where emu mounts it into the DNS pods by default).
     #[arg(long, default_value = emu_logic::images::API_SOCKET_IN_CONTAINER)]
@@ -58,8 +61,13 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         .init();
     let config = CatalogConfig::new(&args.cluster_domain, args.pods)?;
     let catalog = Arc::new(SharedCatalog::new(Catalog::unsynced(config.clone())));
-    let options =
-        ServerOptions { dns: args.listen, metrics: Some(args.metrics), health: Some(args.health), ready: Some(args.ready), ..ServerOptions::default() };
+    let options = ServerOptions {
+        dns: args.listen,
+        metrics: Some(args.metrics),
+        health: Some(args.health),
+        ready: Some(args.ready),
+        ..ServerOptions::default()
+    };
     let server = DnsServer::bind(&options, catalog.clone()).await?;
     tracing::info!(dns = %server.addrs().dns_udp, metrics = %args.metrics, zone = %config.zone, socket = %args.socket.display(), "DNS server listening");
     tokio::spawn(feed::follow_controller(args.socket, config, catalog));
@@ -116,7 +124,10 @@ mod tests {
     fn corefile_arguments_are_dropped() {
         let args = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         assert_eq!(without_corefile_args(args(&["coredns", "-conf", "/etc/coredns/Corefile"]).into_iter()), args(&["coredns"]));
-        assert_eq!(without_corefile_args(args(&["coredns", "-conf=/x", "--listen", "1.2.3.4:53"]).into_iter()), args(&["coredns", "--listen", "1.2.3.4:53"]));
+        assert_eq!(
+            without_corefile_args(args(&["coredns", "-conf=/x", "--listen", "1.2.3.4:53"]).into_iter()),
+            args(&["coredns", "--listen", "1.2.3.4:53"])
+        );
     }
 
     #[test]

@@ -27,8 +27,14 @@ const TYPES: [RecordType; 12] = [
 ];
 const TYPE_SLOTS: usize = TYPES.len() + 1;
 
-const RCODES: [ResponseCode; 6] =
-    [ResponseCode::NoError, ResponseCode::FormErr, ResponseCode::ServFail, ResponseCode::NXDomain, ResponseCode::NotImp, ResponseCode::Refused];
+const RCODES: [ResponseCode; 6] = [
+    ResponseCode::NoError,
+    ResponseCode::FormErr,
+    ResponseCode::ServFail,
+    ResponseCode::NXDomain,
+    ResponseCode::NotImp,
+    ResponseCode::Refused,
+];
 const RCODE_LABELS: [&str; 7] = ["NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED", "other"];
 const RCODE_SLOTS: usize = RCODE_LABELS.len();
 
@@ -125,7 +131,10 @@ impl Metrics {
                     let n = counter.load(Ordering::Relaxed);
                     if n > 0 {
                         let qtype = type_label(slot);
-                        let _ = writeln!(out, "coredns_dns_requests_total{{{base},proto=\"{transport}\",family=\"{family}\",type=\"{qtype}\"}} {n}");
+                        let _ = writeln!(
+                            out,
+                            "coredns_dns_requests_total{{{base},proto=\"{transport}\",family=\"{family}\",type=\"{qtype}\"}} {n}"
+                        );
                     }
                 }
             }
@@ -184,7 +193,14 @@ mod tests {
     use super::*;
 
     fn observation(qtype: RecordType, rcode: ResponseCode, micros: u64) -> Observation {
-        Observation { transport: Transport::Udp, ipv6_client: false, qtype: Some(qtype), rcode, in_cluster_zone: true, elapsed: Duration::from_micros(micros) }
+        Observation {
+            transport: Transport::Udp,
+            ipv6_client: false,
+            qtype: Some(qtype),
+            rcode,
+            in_cluster_zone: true,
+            elapsed: Duration::from_micros(micros),
+        }
     }
 
     #[test]

@@ -71,7 +71,13 @@ pub struct ServerOptions {
 impl Default for ServerOptions {
     fn default() -> Self {
         let any = |port: u16| SocketAddr::from(([0, 0, 0, 0], port));
-        Self { dns: any(53), metrics: Some(any(9153)), health: Some(any(8080)), ready: Some(any(8181)), tcp_idle_timeout: Duration::from_secs(10) }
+        Self {
+            dns: any(53),
+            metrics: Some(any(9153)),
+            health: Some(any(8080)),
+            ready: Some(any(8181)),
+            tcp_idle_timeout: Duration::from_secs(10),
+        }
     }
 }
 
@@ -116,13 +122,15 @@ impl DnsServer {
         let metrics = Arc::new(Metrics::new(format!("dns://{}", display_listen(dns_udp))));
 
         let mut http = JoinSet::new();
-        let metrics_addr = bind_http(&mut http, "metrics endpoint", options.metrics, metrics_router(metrics.clone(), catalog.clone())).await?;
+        let metrics_addr =
+            bind_http(&mut http, "metrics endpoint", options.metrics, metrics_router(metrics.clone(), catalog.clone())).await?;
         let health = bind_http(&mut http, "health endpoint", options.health, health_router()).await?;
         let ready = bind_http(&mut http, "readiness endpoint", options.ready, ready_router(catalog.clone())).await?;
 
         let handler = Handler { catalog, metrics };
         let socket = udp.into_std().map_err(|source| ServerError::Bind { what: "DNS over UDP", addr: dns_udp, source })?;
-        let udp = UdpLoop::start(socket, handler.clone()).map_err(|source| ServerError::Bind { what: "DNS over UDP", addr: dns_udp, source })?;
+        let udp =
+            UdpLoop::start(socket, handler.clone()).map_err(|source| ServerError::Bind { what: "DNS over UDP", addr: dns_udp, source })?;
         let mut dns = hickory_server::Server::new(handler);
         dns.register_listener(tcp, options.tcp_idle_timeout, TCP_RESPONSE_BUFFER);
         Ok(Self { dns, udp, http, addrs: BoundAddrs { dns_udp, dns_tcp, metrics: metrics_addr, health, ready } })
@@ -236,7 +244,12 @@ async fn bind_dns(addr: SocketAddr) -> Result<(UdpSocket, TcpListener), ServerEr
     }
 }
 
-async fn bind_http(tasks: &mut JoinSet<()>, what: &'static str, addr: Option<SocketAddr>, router: Router) -> Result<Option<SocketAddr>, ServerError> {
+async fn bind_http(
+    tasks: &mut JoinSet<()>,
+    what: &'static str,
+    addr: Option<SocketAddr>,
+    router: Router,
+) -> Result<Option<SocketAddr>, ServerError> {
     let Some(addr) = addr else { return Ok(None) };
     let listener = TcpListener::bind(addr).await.map_err(|source| ServerError::Bind { what, addr, source })?;
     let bound = listener.local_addr().map_err(|source| ServerError::Bind { what, addr, source })?;

@@ -25,7 +25,8 @@ impl BatchReceiver {
         let mut buffers: Vec<Vec<u8>> = (0..count).map(|_| vec![0u8; size]).collect();
         // SAFETY: all-zero is a valid sockaddr_storage (plain integers and arrays).
         let mut senders: Vec<libc::sockaddr_storage> = vec![unsafe { zeroed() }; count];
-        let mut iovecs: Vec<libc::iovec> = buffers.iter_mut().map(|b| libc::iovec { iov_base: b.as_mut_ptr().cast(), iov_len: b.len() }).collect();
+        let mut iovecs: Vec<libc::iovec> =
+            buffers.iter_mut().map(|b| libc::iovec { iov_base: b.as_mut_ptr().cast(), iov_len: b.len() }).collect();
         let headers = senders
             .iter_mut()
             .zip(iovecs.iter_mut())
@@ -56,7 +57,8 @@ impl BatchReceiver {
         // SAFETY: `headers` holds `count` initialised mmsghdr whose buffers and address fields
         // point into `buffers` and `senders`, alive and unmoved for as long as `self`; the kernel
         // writes at most the lengths given.
-        let received = unsafe { libc::recvmmsg(socket.as_raw_fd(), self.headers.as_mut_ptr(), count, libc::MSG_WAITFORONE, std::ptr::null_mut()) };
+        let received =
+            unsafe { libc::recvmmsg(socket.as_raw_fd(), self.headers.as_mut_ptr(), count, libc::MSG_WAITFORONE, std::ptr::null_mut()) };
         if received < 0 {
             return Err(io::Error::last_os_error());
         }

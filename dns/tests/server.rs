@@ -18,8 +18,9 @@ const TIMEOUT: Duration = Duration::from_secs(5);
 const BIG_HEADLESS_ENDPOINTS: usize = 60;
 
 fn objects() -> Vec<Value> {
-    let endpoints: Vec<Value> =
-        (0..BIG_HEADLESS_ENDPOINTS).map(|i| json!({"addresses": [format!("10.244.1.{}", i + 10)], "conditions": {"ready": true}})).collect();
+    let endpoints: Vec<Value> = (0..BIG_HEADLESS_ENDPOINTS)
+        .map(|i| json!({"addresses": [format!("10.244.1.{}", i + 10)], "conditions": {"ready": true}}))
+        .collect();
     vec![
         json!({"kind": "Namespace", "metadata": {"name": "default"}}),
         json!({"kind": "Service", "metadata": {"name": "my-nginx", "namespace": "default"},

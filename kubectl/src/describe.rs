@@ -68,8 +68,12 @@ fn secret(obj: &Value) -> String {
     generic(&mut w, obj);
     line!(w, 0, "\nType:\t{}\n", obj["type"].as_str().unwrap_or(""));
     line!(w, 0, "\nData\n====\n");
-    let mut sizes: Vec<(&String, usize)> =
-        at(obj, &["data"]).and_then(Value::as_object).into_iter().flatten().map(|(k, v)| (k, base64_decoded_len(v.as_str().unwrap_or("")))).collect();
+    let mut sizes: Vec<(&String, usize)> = at(obj, &["data"])
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| (k, base64_decoded_len(v.as_str().unwrap_or(""))))
+        .collect();
     sizes.sort();
     for (key, size) in sizes {
         line!(w, 0, "{key}:\t{size} bytes\n");
@@ -258,8 +262,11 @@ fn pod(w: &mut String, pod: &Value, now: i64) {
     if let Some(p) = spec.get("priority").and_then(Value::as_i64) {
         line!(w, 0, "Priority:\t{p}\n");
     }
-    for (field, title) in [("priorityClassName", "Priority Class Name"), ("runtimeClassName", "Runtime Class Name"), ("serviceAccountName", "Service Account")]
-    {
+    for (field, title) in [
+        ("priorityClassName", "Priority Class Name"),
+        ("runtimeClassName", "Runtime Class Name"),
+        ("serviceAccountName", "Service Account"),
+    ] {
         line_if_set(w, 0, title, str_at(spec, &[field]));
     }
     match str_at(spec, &["nodeName"]) {
@@ -353,7 +360,13 @@ fn topology_spread(w: &mut String, constraints: &[Value], space: &str) {
         if i > 0 {
             let _ = write!(w, "{space}\t");
         }
-        let _ = write!(w, "{}:{} when max skew {} is exceeded", str_at(c, &["topologyKey"]), str_at(c, &["whenUnsatisfiable"]), int_at(c, &["maxSkew"]));
+        let _ = write!(
+            w,
+            "{}:{} when max skew {} is exceeded",
+            str_at(c, &["topologyKey"]),
+            str_at(c, &["whenUnsatisfiable"]),
+            int_at(c, &["maxSkew"])
+        );
         if let Some(sel) = c.get("labelSelector").filter(|s| s.is_object()) {
             let sel = match selector_string(Some(sel)) {
                 s if s.is_empty() => "<none>".to_string(),
@@ -561,7 +574,14 @@ fn env(w: &mut String, container: &Value, pod: Option<&Value>) {
             }
             line!(w, 3, "{name}:\t{value} ({resource})\n");
         } else if let Some(r) = from.get("secretKeyRef").filter(|v| v.is_object()) {
-            line!(w, 3, "{name}:\t<set to the key '{}' in secret '{}'>\tOptional: {}\n", str_at(r, &["key"]), str_at(r, &["name"]), bool_at(r, &["optional"]));
+            line!(
+                w,
+                3,
+                "{name}:\t<set to the key '{}' in secret '{}'>\tOptional: {}\n",
+                str_at(r, &["key"]),
+                str_at(r, &["name"]),
+                bool_at(r, &["optional"])
+            );
         } else if let Some(r) = from.get("configMapKeyRef").filter(|v| v.is_object()) {
             line!(
                 w,
@@ -968,7 +988,13 @@ fn deployment(w: &mut String, d: &Value, related: &[Value]) {
     line!(w, 0, "StrategyType:\t{}\n", str_at(spec, &["strategy", "type"]));
     line!(w, 0, "MinReadySeconds:\t{}\n", int_at(spec, &["minReadySeconds"]));
     if let Some(ru) = at(spec, &["strategy", "rollingUpdate"]).filter(|r| r.is_object()) {
-        line!(w, 0, "RollingUpdateStrategy:\t{} max unavailable, {} max surge\n", int_or_string(ru.get("maxUnavailable")), int_or_string(ru.get("maxSurge")));
+        line!(
+            w,
+            0,
+            "RollingUpdateStrategy:\t{} max unavailable, {} max surge\n",
+            int_or_string(ru.get("maxUnavailable")),
+            int_or_string(ru.get("maxSurge"))
+        );
     }
     pod_template(w, &spec["template"]);
     let conditions = list_at(status, &["conditions"]);

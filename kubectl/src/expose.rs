@@ -86,7 +86,11 @@ pub fn service_for(target: &Value, opts: &ExposeOptions) -> Result<Value, String
         None => selector_of(target)?,
     };
     if selector.is_empty() {
-        return Err(format!("error: the {} {:?} has no selector or labels to select its pods", object::kind(target).to_lowercase(), object::name(target)));
+        return Err(format!(
+            "error: the {} {:?} has no selector or labels to select its pods",
+            object::kind(target).to_lowercase(),
+            object::name(target)
+        ));
     }
     let ports: Vec<(u64, String)> = match opts.port {
         Some(p) => {

@@ -728,7 +728,10 @@ mod tests {
         let err = jsonpath("{.items[}", &pods()).unwrap_err();
         assert_eq!(err.to_string(), "error parsing jsonpath {.items[}, unterminated array");
         let err = jsonpath("{.items[5]}", &pods()).unwrap_err();
-        assert_eq!(err.to_string(), "error executing jsonpath \"{.items[5]}\": Error executing template: array index out of bounds: index 5, length 2");
+        assert_eq!(
+            err.to_string(),
+            "error executing jsonpath \"{.items[5]}\": Error executing template: array index out of bounds: index 5, length 2"
+        );
         assert!(jsonpath("{end}", &pods()).is_err());
         assert!(jsonpath("{.metadata.name", &pods()).is_err());
     }
@@ -746,6 +749,9 @@ mod tests {
         );
         let ips = custom_columns("IPS:status.podIPs[*].ip", items).unwrap();
         assert_eq!(ips, "IPS\n10.244.3.4\n10.244.2.5\n");
-        assert_eq!(custom_columns("NAME", items).unwrap_err().to_string(), "unexpected custom-columns spec: NAME, expected <header>:<json-path-expr>");
+        assert_eq!(
+            custom_columns("NAME", items).unwrap_err().to_string(),
+            "unexpected custom-columns spec: NAME, expected <header>:<json-path-expr>"
+        );
     }
 }

@@ -116,7 +116,8 @@ fn format_labels(v: Option<&Value>) -> String {
 /// selector.
 fn selector_string(sel: Option<&Value>) -> String {
     let Some(sel) = sel else { return String::new() };
-    let mut reqs: Vec<(String, String)> = string_pairs(sel.get("matchLabels")).into_iter().map(|(k, v)| (k.to_string(), format!("{k}={v}"))).collect();
+    let mut reqs: Vec<(String, String)> =
+        string_pairs(sel.get("matchLabels")).into_iter().map(|(k, v)| (k.to_string(), format!("{k}={v}"))).collect();
     for expr in list_at(sel, &["matchExpressions"]) {
         let key = str_at(expr, &["key"]);
         let mut values: Vec<&str> = list_at(expr, &["values"]).iter().filter_map(Value::as_str).collect();

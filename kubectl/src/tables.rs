@@ -119,9 +119,11 @@ fn printer(kind: &str) -> Printer {
     // Every other kind: the plain columns, then the wide ones.
     let (columns, wide, row): (&[&str], &[&str], RowFn) = match kind {
         "Pod" => (&["NAME", "READY", "STATUS", "RESTARTS", "AGE"], &["IP", "NODE", "NOMINATED NODE", "READINESS GATES"], pod_row),
-        "Node" => {
-            (&["NAME", "STATUS", "ROLES", "AGE", "VERSION"], &["INTERNAL-IP", "EXTERNAL-IP", "OS-IMAGE", "KERNEL-VERSION", "CONTAINER-RUNTIME"], node_row)
-        }
+        "Node" => (
+            &["NAME", "STATUS", "ROLES", "AGE", "VERSION"],
+            &["INTERNAL-IP", "EXTERNAL-IP", "OS-IMAGE", "KERNEL-VERSION", "CONTAINER-RUNTIME"],
+            node_row,
+        ),
         "Deployment" => (&["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"], &["CONTAINERS", "IMAGES", "SELECTOR"], deployment_row),
         "ReplicaSet" => (&["NAME", "DESIRED", "CURRENT", "READY", "AGE"], &["CONTAINERS", "IMAGES", "SELECTOR"], replicaset_row),
         "Namespace" => (&["NAME", "STATUS", "AGE"], &[], namespace_row),
@@ -194,7 +196,8 @@ fn last_finished(status: &Value) -> Option<(i64, u32)> {
 fn pod_row(pod: &Value, wide: bool, now: i64) -> Vec<String> {
     let init_specs = list_at(pod, &["spec", "initContainers"]);
     let is_sidecar = |name: &str| init_specs.iter().any(|c| str_at(c, &["name"]) == name && str_at(c, &["restartPolicy"]) == "Always");
-    let total = list_at(pod, &["spec", "containers"]).len() + init_specs.iter().filter(|c| str_at(c, &["restartPolicy"]) == "Always").count();
+    let total =
+        list_at(pod, &["spec", "containers"]).len() + init_specs.iter().filter(|c| str_at(c, &["restartPolicy"]) == "Always").count();
     let mut ready = 0;
     let phase = str_at(pod, &["status", "phase"]);
     let mut reason = match str_at(pod, &["status", "reason"]) {
@@ -305,12 +308,20 @@ fn pod_row(pod: &Value, wide: bool, now: i64) -> Vec<String> {
                 .iter()
                 .filter(|g| {
                     let kind = str_at(g, &["conditionType"]);
-                    list_at(pod, &["status", "conditions"]).iter().find(|c| str_at(c, &["type"]) == kind).is_some_and(|c| str_at(c, &["status"]) == "True")
+                    list_at(pod, &["status", "conditions"])
+                        .iter()
+                        .find(|c| str_at(c, &["type"]) == kind)
+                        .is_some_and(|c| str_at(c, &["status"]) == "True")
                 })
                 .count();
             format!("{ready}/{}", gates.len())
         };
-        row.extend([or_none(ip), or_none(str_at(pod, &["spec", "nodeName"])), or_none(str_at(pod, &["status", "nominatedNodeName"])), gates]);
+        row.extend([
+            or_none(ip),
+            or_none(str_at(pod, &["spec", "nodeName"])),
+            or_none(str_at(pod, &["status", "nominatedNodeName"])),
+            gates,
+        ]);
     }
     row
 }
@@ -518,8 +529,10 @@ fn endpointslice_row(slice: &Value, _wide: bool, now: i64) -> Vec<String> {
             None => p.get("name").and_then(Value::as_str).unwrap_or("*").to_string(),
         })
         .collect();
-    let addresses: Vec<String> =
-        list_at(slice, &["endpoints"]).iter().flat_map(|e| list_at(e, &["addresses"]).iter().filter_map(Value::as_str).map(str::to_string)).collect();
+    let addresses: Vec<String> = list_at(slice, &["endpoints"])
+        .iter()
+        .flat_map(|e| list_at(e, &["addresses"]).iter().filter_map(Value::as_str).map(str::to_string))
+        .collect();
     vec![
         name(slice),
         str_at(slice, &["addressType"]).to_string(),
@@ -700,7 +713,8 @@ mod tests {
                    "spec": {"type": ty, "clusterIP": ip, "clusterIPs": [ip], "ports": ports, "selector": {"run": "my-nginx"}},
                    "status": {"loadBalancer": {}}})
         };
-        let mut kubernetes = svc("kubernetes", "ClusterIP", "10.96.0.1", json!([{"name": "https", "port": 443, "protocol": "TCP", "targetPort": 6443}]));
+        let mut kubernetes =
+            svc("kubernetes", "ClusterIP", "10.96.0.1", json!([{"name": "https", "port": 443, "protocol": "TCP", "targetPort": 6443}]));
         kubernetes["metadata"]["creationTimestamp"] = json!("2024-04-26T10:00:00Z");
         let nginx = svc(
             "my-nginx",
@@ -787,8 +801,12 @@ mod tests {
     #[test]
     fn decorations_namespace_labels_headers() {
         let p = pod("web", "10.244.1.2", "node-1");
-        let opts =
-            TableOptions { all_namespaces: true, show_labels: true, label_columns: vec!["run".into(), "app.kubernetes.io/name".into()], ..Default::default() };
+        let opts = TableOptions {
+            all_namespaces: true,
+            show_labels: true,
+            label_columns: vec!["run".into(), "app.kubernetes.io/name".into()],
+            ..Default::default()
+        };
         assert_eq!(
             table("Pod", std::slice::from_ref(&p), &opts, NOW),
             "NAMESPACE   NAME   READY   STATUS    RESTARTS   AGE   RUN        NAME   LABELS\n\
@@ -874,7 +892,18 @@ mod tests {
             "series": {"count": 3, "lastObservedTime": "2024-05-01T10:00:12.000000Z"}});
         assert_eq!(
             event_row(&e, true, NOW),
-            ["1s", "Normal", "RegisteredNode", "node", "", "node-controller", "Node node-1 event: Registered Node node-1 in Controller", "2s", "3", "x.1"]
+            [
+                "1s",
+                "Normal",
+                "RegisteredNode",
+                "node",
+                "",
+                "node-controller",
+                "Node node-1 event: Registered Node node-1 in Controller",
+                "2s",
+                "3",
+                "x.1"
+            ]
         );
         let bare = json!({"kind": "Event", "metadata": {"name": "y"}, "involvedObject": {"kind": "Pod", "name": "p"}});
         assert_eq!(event_row(&bare, true, NOW), ["<unknown>", "", "", "pod/p", "", "", "", "<unknown>", "1", "y"]);

@@ -6,7 +6,8 @@
 
 /// Lays out rows of cells; each row's last cell is the unpadded tail. Rows end with `\n`.
 pub fn tabwrite(rows: &[Vec<String>], min_width: usize, padding: usize) -> String {
-    let lines: Vec<Vec<&str>> = rows.iter().map(|row| if row.is_empty() { vec![""] } else { row.iter().map(String::as_str).collect() }).collect();
+    let lines: Vec<Vec<&str>> =
+        rows.iter().map(|row| if row.is_empty() { vec![""] } else { row.iter().map(String::as_str).collect() }).collect();
     Layout::new(&lines, min_width, padding).run()
 }
 

@@ -352,7 +352,9 @@ fn analyze(s: &str) -> Analysis {
         let followed_by_whitespace = chars.get(i + 1).is_none_or(|&n| n == ' ' || n == '\t');
         let first = i == 0;
         match c {
-            '#' | ',' | '[' | ']' | '{' | '}' | '&' | '*' | '!' | '|' | '>' | '\'' | '"' | '%' | '@' | '`' if first => block_indicators = true,
+            '#' | ',' | '[' | ']' | '{' | '}' | '&' | '*' | '!' | '|' | '>' | '\'' | '"' | '%' | '@' | '`' if first => {
+                block_indicators = true
+            }
             '?' | ':' | '-' if first && followed_by_whitespace => block_indicators = true,
             ':' if !first && followed_by_whitespace => block_indicators = true,
             '#' if !first && preceded_by_whitespace => block_indicators = true,
@@ -412,8 +414,9 @@ fn is_printable(c: char) -> bool {
 /// timestamp (go-yaml v2 `resolve`, plus its base-60 float check), so it must be quoted.
 fn resolves_to_non_string(s: &str) -> bool {
     const SPECIAL: [&str; 38] = [
-        "y", "Y", "yes", "Yes", "YES", "true", "True", "TRUE", "on", "On", "ON", "n", "N", "no", "No", "NO", "false", "False", "FALSE", "off", "Off", "OFF",
-        "~", "null", "Null", "NULL", ".nan", ".NaN", ".NAN", ".inf", ".Inf", ".INF", "+.inf", "+.Inf", "+.INF", "-.inf", "-.Inf", "-.INF",
+        "y", "Y", "yes", "Yes", "YES", "true", "True", "TRUE", "on", "On", "ON", "n", "N", "no", "No", "NO", "false", "False", "FALSE",
+        "off", "Off", "OFF", "~", "null", "Null", "NULL", ".nan", ".NaN", ".NAN", ".inf", ".Inf", ".INF", "+.inf", "+.Inf", "+.INF",
+        "-.inf", "-.Inf", "-.INF",
     ];
     let Some(first) = s.chars().next() else {
         return true;
@@ -423,7 +426,10 @@ fn resolves_to_non_string(s: &str) -> bool {
         '.' => SPECIAL.contains(&s) || s.parse::<f64>().is_ok_and(f64::is_finite),
         '+' | '-' | '0'..='9' => {
             let plain = s.replace('_', "");
-            SPECIAL.contains(&s) || is_timestamp(s) || is_go_int(&plain) || (is_yaml_float(&plain) && plain.parse::<f64>().is_ok_and(f64::is_finite))
+            SPECIAL.contains(&s)
+                || is_timestamp(s)
+                || is_go_int(&plain)
+                || (is_yaml_float(&plain) && plain.parse::<f64>().is_ok_and(f64::is_finite))
         }
         _ => false,
     };
@@ -730,7 +736,10 @@ mod tests {
     #[test]
     fn block_scalars() {
         let v = json!({"data": {"a": "line1\nline2\n", "b": "no newline\nat end", "c": "two\n\n", "d": "  indented\n"}});
-        assert_eq!(to_yaml(&v), "data:\n  a: |\n    line1\n    line2\n  b: |-\n    no newline\n    at end\n  c: |+\n    two\n\n  d: |2\n      indented\n");
+        assert_eq!(
+            to_yaml(&v),
+            "data:\n  a: |\n    line1\n    line2\n  b: |-\n    no newline\n    at end\n  c: |+\n    two\n\n  d: |2\n      indented\n"
+        );
         // Tabs make a string unprintable for YAML block style: double quotes with escapes.
         assert_eq!(to_yaml(&json!({"a": "x\n\ty\n"})), "a: \"x\\n\\ty\\n\"\n");
     }

@@ -74,7 +74,9 @@ pub fn build(target: Target, name: &str, entries: &[(String, Vec<u8>)]) -> Resul
         }
         if data.contains_key(key) || binary.contains_key(key) {
             return Err(match target {
-                Target::ConfigMap => format!("cannot add key {key:?}, another key by that name already exists in Data for ConfigMap {name:?}"),
+                Target::ConfigMap => {
+                    format!("cannot add key {key:?}, another key by that name already exists in Data for ConfigMap {name:?}")
+                }
                 Target::Secret => format!("cannot add key {key}, another key by that name already exists"),
             });
         }
@@ -108,14 +110,18 @@ mod tests {
         assert_eq!(literal_source("novalue"), Err("invalid literal source novalue, expected key=value".into()));
         assert!(literal_source("=x").is_err());
         assert_eq!(file_source("conf/default.conf"), Ok(Source::File { key: None, path: "conf/default.conf".into() }));
-        assert_eq!(file_source("nginx.conf=conf/default.conf"), Ok(Source::File { key: Some("nginx.conf".into()), path: "conf/default.conf".into() }));
+        assert_eq!(
+            file_source("nginx.conf=conf/default.conf"),
+            Ok(Source::File { key: Some("nginx.conf".into()), path: "conf/default.conf".into() })
+        );
         assert!(file_source("k=").is_err());
         assert_eq!(file_key(Path::new("/tmp/conf/default.conf")), "default.conf");
     }
 
     #[test]
     fn configmap_keeps_text_and_puts_other_bytes_in_binary_data() {
-        let cm = build(Target::ConfigMap, "nginxconfigmap", &[entry("default.conf", b"server {}\n"), entry("logo.bin", &[0xff, 0x00])]).unwrap();
+        let cm =
+            build(Target::ConfigMap, "nginxconfigmap", &[entry("default.conf", b"server {}\n"), entry("logo.bin", &[0xff, 0x00])]).unwrap();
         assert_eq!(
             cm,
             json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "nginxconfigmap"},
@@ -136,12 +142,18 @@ mod tests {
     #[test]
     fn bad_and_duplicate_keys_are_refused() {
         let err = build(Target::ConfigMap, "c", &[entry("a b", b"x")]).unwrap_err();
-        assert!(err.starts_with("\"a b\" is not a valid key name for a ConfigMap: a valid config key must consist of alphanumeric characters"), "{err}");
+        assert!(
+            err.starts_with("\"a b\" is not a valid key name for a ConfigMap: a valid config key must consist of alphanumeric characters"),
+            "{err}"
+        );
         assert_eq!(
             build(Target::ConfigMap, "c", &[entry("a", b"x"), entry("a", &[0xff])]),
             Err("cannot add key \"a\", another key by that name already exists in Data for ConfigMap \"c\"".into())
         );
-        assert_eq!(build(Target::Secret, "s", &[entry("a", b"x"), entry("a", b"y")]), Err("cannot add key a, another key by that name already exists".into()));
+        assert_eq!(
+            build(Target::Secret, "s", &[entry("a", b"x"), entry("a", b"y")]),
+            Err("cannot add key a, another key by that name already exists".into())
+        );
     }
 }
 
@@ -260,7 +272,10 @@ mod env_tests {
         let missing = json!({"env": [{"name": "X", "valueFrom": {"secretKeyRef": {"name": "late", "key": "k"}}}]});
         assert_eq!(env_from_objects(&missing, "default", &objects).unwrap_err().to_string(), "secret \"late\" not found");
         let no_key = json!({"env": [{"name": "X", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "token"}}}]});
-        assert_eq!(env_from_objects(&no_key, "default", &objects).unwrap_err().to_string(), "couldn't find key token in Secret default/creds");
+        assert_eq!(
+            env_from_objects(&no_key, "default", &objects).unwrap_err().to_string(),
+            "couldn't find key token in Secret default/creds"
+        );
         let from = json!({"envFrom": [{"configMapRef": {"name": "absent"}}]});
         assert_eq!(env_from_objects(&from, "default", &objects).unwrap_err().to_string(), "configmap \"absent\" not found");
     }
@@ -310,7 +325,8 @@ mod decode_tests {
 
     #[test]
     fn string_data_is_merged_into_data_and_dropped() {
-        let mut s = json!({"kind": "Secret", "metadata": {"name": "s"}, "data": {"a": "YQ==", "b": "Yg=="}, "stringData": {"b": "B", "c": "c"}});
+        let mut s =
+            json!({"kind": "Secret", "metadata": {"name": "s"}, "data": {"a": "YQ==", "b": "Yg=="}, "stringData": {"b": "B", "c": "c"}});
         decode(&mut s).unwrap();
         assert_eq!(s, json!({"kind": "Secret", "metadata": {"name": "s"}, "data": {"a": "YQ==", "b": "Qg==", "c": "Yw=="}}));
         let mut s = json!({"kind": "Secret", "stringData": {"tls.crt": "x"}});
@@ -326,6 +342,9 @@ mod decode_tests {
         let mut s = json!({"kind": "Secret", "data": {"x": "YQ"}});
         assert!(decode(&mut s).unwrap_err().ends_with("at input byte 0"));
         let mut cm = json!({"kind": "ConfigMap", "data": {"t": "not base64 and fine"}, "binaryData": {"b": "%%%%"}});
-        assert_eq!(decode(&mut cm).unwrap_err(), "ConfigMap in version \"v1\" cannot be handled as a ConfigMap: illegal base64 data at input byte 0");
+        assert_eq!(
+            decode(&mut cm).unwrap_err(),
+            "ConfigMap in version \"v1\" cannot be handled as a ConfigMap: illegal base64 data at input byte 0"
+        );
     }
 }

@@ -59,7 +59,11 @@ impl SliceChanges {
 
 /// The pod's `Ready` condition is `"True"`.
 pub fn pod_is_ready(pod: &Value) -> bool {
-    object::at(pod, &["status", "conditions"]).and_then(Value::as_array).into_iter().flatten().any(|c| c["type"] == "Ready" && c["status"] == "True")
+    object::at(pod, &["status", "conditions"])
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .any(|c| c["type"] == "Ready" && c["status"] == "True")
 }
 
 /// The Service's selector, or None when it has none (an empty `selector: {}` counts as none:
@@ -99,7 +103,12 @@ fn protocol(port: &Value) -> &str {
 /// with their IP. Terminating pods are included only when `include_terminating` (always for
 /// slices, only with publishNotReadyAddresses for Endpoints). emu's pod network is IPv4-only, so
 /// a pod whose IP is not IPv4 is skipped (an IPv4 slice could not hold it).
-fn selected_pods<'a, P: Borrow<Value>>(svc: &Value, selector: &Selector, pods: &'a [P], include_terminating: bool) -> Vec<(&'a Value, String)> {
+fn selected_pods<'a, P: Borrow<Value>>(
+    svc: &Value,
+    selector: &Selector,
+    pods: &'a [P],
+    include_terminating: bool,
+) -> Vec<(&'a Value, String)> {
     let ns = object::namespace(svc);
     pods.iter()
         .map(Borrow::borrow)
@@ -152,7 +161,8 @@ fn endpoints_port(svc_port: &Value, number: u16) -> Value {
 /// `spec.subdomain` names this Service (same namespace, which selection already ensures).
 fn endpoint_hostname<'a>(svc: &Value, pod: &'a Value) -> Option<&'a str> {
     let hostname = object::str_at(pod, &["spec", "hostname"]).filter(|h| !h.is_empty())?;
-    (object::str_at(pod, &["spec", "subdomain"]) == Some(object::name(svc)) && object::namespace(pod) == object::namespace(svc)).then_some(hostname)
+    (object::str_at(pod, &["spec", "subdomain"]) == Some(object::name(svc)) && object::namespace(pod) == object::namespace(svc))
+        .then_some(hostname)
 }
 
 fn pod_ref(pod: &Value) -> Value {
@@ -310,7 +320,9 @@ fn list(v: &Value) -> Vec<Value> {
 fn normalized_subsets(ep: &Value) -> Vec<Value> {
     list(&ep["subsets"])
         .iter()
-        .map(|s| json!({"addresses": list(&s["addresses"]), "notReadyAddresses": list(&s["notReadyAddresses"]), "ports": list(&s["ports"])}))
+        .map(
+            |s| json!({"addresses": list(&s["addresses"]), "notReadyAddresses": list(&s["notReadyAddresses"]), "ports": list(&s["ports"])}),
+        )
         .collect()
 }
 
@@ -463,7 +475,12 @@ pub fn desired_slices<P: Borrow<Value>, S: Borrow<Value>>(
 /// `notReadyAddresses`; addresses that are not IP addresses are skipped; at most 1000 per subset.
 /// The slice copies the Endpoints' labels and annotations (not the trigger time or kubectl's
 /// last-applied configuration), and is owned by the Endpoints object, as upstream does.
-pub fn mirrored_slices<S: Borrow<Value>>(svc: Option<&Value>, endpoints: Option<&Value>, existing: &[S], entropy: &mut dyn FnMut() -> [u8; 5]) -> SliceChanges {
+pub fn mirrored_slices<S: Borrow<Value>>(
+    svc: Option<&Value>,
+    endpoints: Option<&Value>,
+    existing: &[S],
+    entropy: &mut dyn FnMut() -> [u8; 5],
+) -> SliceChanges {
     let svc_name = svc.or(endpoints).map(object::name).unwrap_or("");
     let existing: Vec<&Value> = existing
         .iter()
@@ -676,8 +693,13 @@ fn reconcile(template: &SliceTemplate, mut groups: Groups, existing: &[&Value], 
                 }
             }
         }
-        let new_slice =
-            |endpoints: Vec<Value>| Planned { base: None, key: key.clone(), address_type: group.address_type.clone(), ports: group.ports.clone(), endpoints };
+        let new_slice = |endpoints: Vec<Value>| Planned {
+            base: None,
+            key: key.clone(),
+            address_type: group.address_type.clone(),
+            ports: group.ports.clone(),
+            endpoints,
+        };
         if want_placeholder && key == placeholder_key && !kept.iter().any(|p| p.key == key) {
             created.push(new_slice(vec![]));
         }

@@ -88,7 +88,8 @@ pub fn with_applied(fault: &Value, node: &str, entry: Option<&AppliedOn>) -> Opt
     entries.retain(|e| e.node != node);
     entries.extend(entry.cloned());
     entries.sort_by(|x, y| x.node.cmp(&y.node));
-    let list: Vec<Value> = entries.iter().map(|e| json!({"node": e.node, "since": e.since, "observedGeneration": e.observed_generation})).collect();
+    let list: Vec<Value> =
+        entries.iter().map(|e| json!({"node": e.node, "since": e.since, "observedGeneration": e.observed_generation})).collect();
     let mut status = fault.get("status").cloned().filter(Value::is_object).unwrap_or_else(|| json!({}));
     status["appliedOn"] = json!(list);
     let meta = json!({"name": object::name(fault), "uid": object::uid(fault),
@@ -167,7 +168,13 @@ pub fn status_word(p: &Progress) -> &'static str {
 /// reverted it if it is being deleted, and applied it if it concerns the node (`pod_node` as for
 /// [`nodes_affected`]), after `after` when given (a restarted agent applies everything again; its
 /// entries are newer than its start).
-pub fn caught_up(fault: &Value, spec: &FaultSpec, node: &str, pod_node: impl Fn(&str, &str) -> Option<String>, after: Option<&str>) -> bool {
+pub fn caught_up(
+    fault: &Value,
+    spec: &FaultSpec,
+    node: &str,
+    pod_node: impl Fn(&str, &str) -> Option<String>,
+    after: Option<&str>,
+) -> bool {
     if object::is_terminating(fault) {
         return !holders(fault).iter().any(|n| n == node);
     }
@@ -192,7 +199,11 @@ pub fn describe(spec: &FaultSpec) -> (String, String, String) {
     match spec {
         FaultSpec::Partition { a, b, one_way } => {
             let arrow = if *one_way { "->" } else { "<->" };
-            ("partition".into(), format!("{} {arrow} {}", a.join(","), b.join(",")), if *one_way { "one way".into() } else { "both ways".into() })
+            (
+                "partition".into(),
+                format!("{} {arrow} {}", a.join(","), b.join(",")),
+                if *one_way { "one way".into() } else { "both ways".into() },
+            )
         }
         FaultSpec::LinkDown { node } => ("link-down".into(), format!("node/{node}"), "eth0 down".into()),
         FaultSpec::NodeStop { node, kill } => {
@@ -235,7 +246,8 @@ mod tests {
 
     #[test]
     fn status_entries_are_per_node_and_for_the_current_generation() {
-        let entry = |node: &str, gen: i64| AppliedOn { node: node.into(), since: "2026-01-01T00:00:00.000001Z".into(), observed_generation: gen };
+        let entry =
+            |node: &str, gen: i64| AppliedOn { node: node.into(), since: "2026-01-01T00:00:00.000001Z".into(), observed_generation: gen };
         let f = fault(&[], json!([]), 2);
         let one = with_applied(&f, "node-2", Some(&entry("node-2", 2))).unwrap();
         assert_eq!(
@@ -272,7 +284,8 @@ mod tests {
     #[test]
     fn commands_wait_for_the_agents_that_have_not_confirmed_except_stopped_ones() {
         let affected: Vec<String> = vec!["node-1".into(), "node-2".into(), "node-3".into()];
-        let applied = json!([{"node": "node-1", "since": "s", "observedGeneration": 1}, {"node": "node-2", "since": "s", "observedGeneration": 0}]);
+        let applied =
+            json!([{"node": "node-1", "since": "s", "observedGeneration": 1}, {"node": "node-2", "since": "s", "observedGeneration": 0}]);
         let f = fault(&[], applied, 1);
         let p = progress(&f, &affected, &["node-3".to_string()]);
         assert_eq!(p, Progress { in_effect: vec!["node-1".into()], waiting_for: vec!["node-2".into()], terminating: false });

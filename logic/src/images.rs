@@ -76,7 +76,12 @@ pub enum MissingProgram {
 impl ImageProfile {
     /// The first program of the image's that `exists` denies, host programs before emu's
     /// (`emu_dir`: where emu's programs are installed).
-    pub fn missing_program(&self, image: &str, emu_dir: &std::path::Path, exists: impl Fn(&std::path::Path) -> bool) -> Option<MissingProgram> {
+    pub fn missing_program(
+        &self,
+        image: &str,
+        emu_dir: &std::path::Path,
+        exists: impl Fn(&std::path::Path) -> bool,
+    ) -> Option<MissingProgram> {
         if let Some(p) = self.host_programs.iter().find(|p| !exists(std::path::Path::new(p.path))) {
             return Some(MissingProgram::Host { image: image.to_string(), path: p.path, package: p.package });
         }
@@ -413,7 +418,8 @@ fn normalize(image: &str) -> (&str, &str) {
 }
 
 fn known_images() -> String {
-    let names: Vec<String> = CATALOG.iter().map(|p| if p.name.contains(':') { p.name.to_string() } else { format!("{} (any tag)", p.name) }).collect();
+    let names: Vec<String> =
+        CATALOG.iter().map(|p| if p.name.contains(':') { p.name.to_string() } else { format!("{} (any tag)", p.name) }).collect();
     names.join(", ")
 }
 
@@ -497,7 +503,9 @@ mod tests {
 
     #[test]
     fn unknown_images_list_the_catalog() {
-        for name in ["radial/busyboxplus", "quay.io/nginx", "nginxx", "localhost:5000/nginx", "bprashanth/nginxhttps", "bprashanth/nginxhttps:2.0"] {
+        for name in
+            ["radial/busyboxplus", "quay.io/nginx", "nginxx", "localhost:5000/nginx", "bprashanth/nginxhttps", "bprashanth/nginxhttps:2.0"]
+        {
             let err = resolve(name).expect_err(name);
             let msg = err.to_string();
             assert!(msg.starts_with(&format!("failed to pull image \"{name}\"")), "{msg}");
@@ -529,12 +537,21 @@ mod tests {
         let conf = file(https, "/etc/nginx/conf.d/default.conf").expect("default.conf");
         assert!(conf.contains("        listen 443 ssl;\n"), "{conf}");
         assert!(conf.contains("        listen [::]:80 default_server ipv6only=on;\n"), "{conf}");
-        assert!(conf.contains("        ssl_certificate /etc/nginx/ssl/nginx.crt;\n        ssl_certificate_key /etc/nginx/ssl/nginx.key;\n"), "{conf}");
+        assert!(
+            conf.contains("        ssl_certificate /etc/nginx/ssl/nginx.crt;\n        ssl_certificate_key /etc/nginx/ssl/nginx.key;\n"),
+            "{conf}"
+        );
         assert!(conf.contains("        root /usr/share/nginx/html;\n        index index.html;\n"), "{conf}");
         assert!(conf.contains("                try_files $uri $uri/ =404;\n"), "{conf}");
         assert_eq!(file(https, "/docker-entrypoint.sh"), None);
         // Everything else is nginx's.
-        for path in ["/etc/nginx/nginx.conf", "/etc/nginx/mime.types", "/etc/nginx/fastcgi_params", "/etc/nginx/scgi_params", "/etc/nginx/uwsgi_params"] {
+        for path in [
+            "/etc/nginx/nginx.conf",
+            "/etc/nginx/mime.types",
+            "/etc/nginx/fastcgi_params",
+            "/etc/nginx/scgi_params",
+            "/etc/nginx/uwsgi_params",
+        ] {
             assert_eq!(file(https, path), file(nginx, path), "{path}");
             assert!(file(https, path).is_some(), "{path}");
         }

@@ -36,7 +36,8 @@ pub fn check_requested_ip(svc: &Value, pool: Ipv4Cidr, held_by: impl Fn(Ipv4Addr
     if !is_load_balancer(svc) {
         return Err("spec.loadBalancerIP: Forbidden: may only be used when `type` is 'LoadBalancer'".into());
     }
-    let ip: Ipv4Addr = requested.parse().map_err(|_| format!("spec.loadBalancerIP: Invalid value: {requested:?}: must be a valid IP address"))?;
+    let ip: Ipv4Addr =
+        requested.parse().map_err(|_| format!("spec.loadBalancerIP: Invalid value: {requested:?}: must be a valid IP address"))?;
     if !pool.contains(ip) || ip == pool.network() || ip == pool.broadcast() {
         return Err(format!("spec.loadBalancerIP: Invalid value: {requested:?}: not in the load balancer pool {pool}"));
     }

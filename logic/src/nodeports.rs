@@ -301,7 +301,13 @@ fn next_entropy(state: &mut u64) -> u64 {
 /// held under its own name is a dry run of an existing Service: those count as its own).
 /// `seed` makes the picks random. Returns the ports the Service holds afterwards, for
 /// [`NodePortsHeld::set_held`]; on error `svc` may be half filled and must not be written.
-pub fn allocate_node_ports(svc: &mut Value, live: Option<&Value>, range: PortRange, held: &NodePortsHeld, seed: u64) -> Result<BTreeSet<u16>, NodePortError> {
+pub fn allocate_node_ports(
+    svc: &mut Value,
+    live: Option<&Value>,
+    range: PortRange,
+    held: &NodePortsHeld,
+    seed: u64,
+) -> Result<BTreeSet<u16>, NodePortError> {
     let me = holder_of(svc);
     let own: BTreeSet<u16> = match live {
         Some(l) => node_ports(l).into_iter().filter_map(|p| u16::try_from(p).ok()).collect(),
@@ -338,7 +344,8 @@ pub fn allocate_node_ports(svc: &mut Value, live: Option<&Value>, range: PortRan
                     continue;
                 }
                 let number = port["port"].as_i64().unwrap_or(0);
-                let same_number = ports(svc).iter().filter(|q| q["port"].as_i64().unwrap_or(0) == number).map(node_port_of).find(|np| *np != 0);
+                let same_number =
+                    ports(svc).iter().filter(|q| q["port"].as_i64().unwrap_or(0) == number).map(node_port_of).find(|np| *np != 0);
                 let np = match same_number.and_then(|np| u16::try_from(np).ok()) {
                     Some(np) => np,
                     None => allocate_node_port(range, |p| held.holder(p).is_some() || chosen.contains(&p), next_entropy(&mut entropy))
@@ -465,7 +472,11 @@ mod tests {
             if let Some(np) = np {
                 tcp["nodePort"] = json!(np);
             }
-            svc("dns", "NodePort", json!([{"name": "dns", "port": 53, "protocol": "UDP"}, tcp, {"name": "metrics", "port": 9153, "protocol": "TCP"}]))
+            svc(
+                "dns",
+                "NodePort",
+                json!([{"name": "dns", "port": 53, "protocol": "UDP"}, tcp, {"name": "metrics", "port": 9153, "protocol": "TCP"}]),
+            )
         };
         let mut s = dns(None);
         allocate_node_ports(&mut s, None, NODE_PORT_RANGE, &NodePortsHeld::default(), 7).unwrap();
@@ -483,7 +494,8 @@ mod tests {
         let mut other = svc("other", "NodePort", json!([{"port": 53, "protocol": "UDP", "nodePort": 30080}]));
         let held = NodePortsHeld::from_services([&other]);
         assert_eq!(held.holder(30080), Some("default/other"));
-        let ask = |np: i64, protocol: &str| svc("web", "NodePort", json!([{"name": "a", "port": 80, "protocol": protocol, "nodePort": np}]));
+        let ask =
+            |np: i64, protocol: &str| svc("web", "NodePort", json!([{"name": "a", "port": 80, "protocol": protocol, "nodePort": np}]));
         let mut s = ask(30081, "TCP");
         allocate_node_ports(&mut s, None, NODE_PORT_RANGE, &held, 1).unwrap();
         assert_eq!(node_ports_of(&s), [30081], "a free port the user chose is kept");
@@ -493,9 +505,13 @@ mod tests {
             assert_eq!(message(err), "spec.ports[0].nodePort: Invalid value: 30080: provided port is already allocated");
         }
         let err = allocate_node_ports(&mut ask(80, "TCP"), None, NODE_PORT_RANGE, &held, 1).unwrap_err();
-        assert_eq!(message(err), "spec.ports[0].nodePort: Invalid value: 80: provided port is not in the valid range. The range of valid ports is 30000-32767");
+        assert_eq!(
+            message(err),
+            "spec.ports[0].nodePort: Invalid value: 80: provided port is not in the valid range. The range of valid ports is 30000-32767"
+        );
         // The second port's cause names index 1.
-        let mut two = svc("two", "NodePort", json!([{"name": "a", "port": 80, "nodePort": 30100}, {"name": "b", "port": 81, "nodePort": 30080}]));
+        let mut two =
+            svc("two", "NodePort", json!([{"name": "a", "port": 80, "nodePort": 30100}, {"name": "b", "port": 81, "nodePort": 30080}]));
         let err = allocate_node_ports(&mut two, None, NODE_PORT_RANGE, &held, 1).unwrap_err();
         assert_eq!(message(err), "spec.ports[1].nodePort: Invalid value: 30080: provided port is already allocated");
         // The holder itself may keep it on update.
@@ -507,7 +523,8 @@ mod tests {
     #[test]
     fn fresh_picks_avoid_every_held_port_and_fail_when_full() {
         let small = PortRange { first: 30000, last: 30003 };
-        let held = NodePortsHeld::from_services([&svc("a", "NodePort", json!([{"port": 1, "nodePort": 30000}, {"port": 2, "nodePort": 30001}]))]);
+        let held =
+            NodePortsHeld::from_services([&svc("a", "NodePort", json!([{"port": 1, "nodePort": 30000}, {"port": 2, "nodePort": 30001}]))]);
         let mut s = svc("b", "NodePort", json!([{"name": "x", "port": 1}, {"name": "y", "port": 2}]));
         allocate_node_ports(&mut s, None, small, &held, 3).unwrap();
         let mut got = node_ports_of(&s);
@@ -573,9 +590,11 @@ mod tests {
         restore_allocated(&live, &mut swapped);
         assert_eq!(node_ports_of(&swapped), [0, http]);
         // The two ports of one number share theirs when restored (SVC-10).
-        let mut dns = svc("dns", "NodePort", json!([{"name": "u", "port": 53, "protocol": "UDP"}, {"name": "t", "port": 53, "protocol": "TCP"}]));
+        let mut dns =
+            svc("dns", "NodePort", json!([{"name": "u", "port": 53, "protocol": "UDP"}, {"name": "t", "port": 53, "protocol": "TCP"}]));
         allocate_node_ports(&mut dns, None, NODE_PORT_RANGE, &NodePortsHeld::default(), 1).unwrap();
-        let mut again = svc("dns", "NodePort", json!([{"name": "u", "port": 53, "protocol": "UDP"}, {"name": "t", "port": 53, "protocol": "TCP"}]));
+        let mut again =
+            svc("dns", "NodePort", json!([{"name": "u", "port": 53, "protocol": "UDP"}, {"name": "t", "port": 53, "protocol": "TCP"}]));
         restore_allocated(&dns, &mut again);
         assert_eq!(node_ports_of(&again), node_ports_of(&dns));
     }
@@ -592,7 +611,9 @@ mod tests {
         assert_eq!(node_ports_of(&edited), [0, 0]);
         assert!(ports(&edited).iter().all(|p| p.get("nodePort").is_none()));
         assert!(edited["spec"].get("externalTrafficPolicy").is_none());
-        assert!(allocate_node_ports(&mut edited, Some(&live), NODE_PORT_RANGE, &NodePortsHeld::from_services([&live]), 1).unwrap().is_empty());
+        assert!(allocate_node_ports(&mut edited, Some(&live), NODE_PORT_RANGE, &NodePortsHeld::from_services([&live]), 1)
+            .unwrap()
+            .is_empty());
         // A node port set anew stays, for validation to reject (ERR-4).
         let mut edited = live.clone();
         edited["spec"]["type"] = json!("ClusterIP");
@@ -664,7 +685,10 @@ mod tests {
         let err = allocate_node_ports(&mut other, None, NODE_PORT_RANGE, &all, 5).unwrap_err();
         assert_eq!(
             message(err),
-            format!("Internal error occurred: failed to allocate requested HealthCheck NodePort {0}: provided port is already allocated", node_ports_of(&s)[0])
+            format!(
+                "Internal error occurred: failed to allocate requested HealthCheck NodePort {0}: provided port is already allocated",
+                node_ports_of(&s)[0]
+            )
         );
         // Nor may it be one of the Service's own node ports.
         let mut mine = local("LoadBalancer");

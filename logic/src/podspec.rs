@@ -185,7 +185,8 @@ pub fn pod_status(pod: &Value, input: &StatusInput) -> Value {
     let all_running = !input.containers.is_empty() && input.containers.iter().all(|c| matches!(c.state, Observed::Running { .. }));
     let container_ready = |c: &ContainerObservation| matches!(c.state, Observed::Running { .. }) && c.probe_ready;
     let all_terminated = !input.containers.is_empty() && input.containers.iter().all(|c| matches!(c.state, Observed::Terminated(_)));
-    let ever_started = input.containers.iter().any(|c| !matches!(c.state, Observed::Waiting { .. }) || c.restart_count > 0 || c.last_terminated.is_some());
+    let ever_started =
+        input.containers.iter().any(|c| !matches!(c.state, Observed::Waiting { .. }) || c.restart_count > 0 || c.last_terminated.is_some());
     let all_succeeded = input.containers.iter().all(|c| matches!(&c.state, Observed::Terminated(t) if t.exit_code == 0));
     let phase = if all_terminated && restart_policy != "Always" && (restart_policy == "Never" || all_succeeded) {
         if all_succeeded {
@@ -279,7 +280,10 @@ mod tests {
         let mut p = pod();
         p["spec"]["dnsPolicy"] = json!("Default");
         let node = parse_resolv_conf("nameserver 192.0.2.53\nnameserver 192.0.2.54\nsearch corp.example\noptions timeout:1 attempts:2\n");
-        assert_eq!(resolv_conf(&p, &node), "search corp.example\nnameserver 192.0.2.53\nnameserver 192.0.2.54\noptions timeout:1 attempts:2\n");
+        assert_eq!(
+            resolv_conf(&p, &node),
+            "search corp.example\nnameserver 192.0.2.53\nnameserver 192.0.2.54\noptions timeout:1 attempts:2\n"
+        );
     }
 
     #[test]

@@ -43,7 +43,9 @@ pub fn probe_action(probe: &Value, container: &Value) -> Result<ProbeAction, Str
         };
         let scheme = h["scheme"].as_str().filter(|s| !s.is_empty()).unwrap_or("HTTP").to_uppercase();
         if scheme != "HTTP" && scheme != "HTTPS" {
-            return Err(format!("container {cname:?}: httpGet.scheme: Unsupported value: {scheme:?}: supported values: \"HTTP\", \"HTTPS\""));
+            return Err(format!(
+                "container {cname:?}: httpGet.scheme: Unsupported value: {scheme:?}: supported values: \"HTTP\", \"HTTPS\""
+            ));
         }
         let headers = h["httpHeaders"]
             .as_array()
@@ -254,7 +256,10 @@ mod tests {
     fn tcp_exec_and_errors() {
         // Named ports resolve regardless of protocol; an all-digit name is a number.
         assert_eq!(probe_action(&json!({"tcpSocket": {"port": "dns"}}), &container()), Ok(ProbeAction::TcpSocket { host: None, port: 53 }));
-        assert_eq!(probe_action(&json!({"tcpSocket": {"port": "9000"}}), &container()), Ok(ProbeAction::TcpSocket { host: None, port: 9000 }));
+        assert_eq!(
+            probe_action(&json!({"tcpSocket": {"port": "9000"}}), &container()),
+            Ok(ProbeAction::TcpSocket { host: None, port: 9000 })
+        );
         assert_eq!(
             probe_action(&json!({"exec": {"command": ["cat", "/tmp/ready"]}}), &container()),
             Ok(ProbeAction::Exec { command: vec!["cat".into(), "/tmp/ready".into()] })

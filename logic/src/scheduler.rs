@@ -51,7 +51,8 @@ pub fn schedule(
         .filter(|n| n.ready && n.schedulable)
         .filter(|n| node_selector.iter().all(|(k, v)| n.labels.get(k) == Some(v)))
         .min_by_key(|n| {
-            let on_node: Vec<&Value> = bound_pods.iter().map(Borrow::borrow).filter(|p| p["spec"]["nodeName"].as_str() == Some(n.name.as_str())).collect();
+            let on_node: Vec<&Value> =
+                bound_pods.iter().map(Borrow::borrow).filter(|p| p["spec"]["nodeName"].as_str() == Some(n.name.as_str())).collect();
             let same_owner = owner.map_or(0, |uid| on_node.iter().filter(|p| controller_uid(p) == Some(uid)).count());
             let same_service = on_node
                 .iter()
@@ -107,7 +108,8 @@ mod tests {
     fn owner_spreading_beats_total_load() {
         let nodes = [node("a"), node("b")];
         // b is busier overall, but a already runs a sibling.
-        let bound = [pod("x-1", "x", json!({}), Some("a")), pod("other-1", "o", json!({}), Some("b")), pod("other-2", "o", json!({}), Some("b"))];
+        let bound =
+            [pod("x-1", "x", json!({}), Some("a")), pod("other-1", "o", json!({}), Some("b")), pod("other-2", "o", json!({}), Some("b"))];
         assert_eq!(schedule(&pod("x-2", "x", json!({}), None), &nodes, &bound, &[]).unwrap(), "b");
         // An unrelated pod goes where there are fewer pods.
         assert_eq!(schedule(&pod("y-1", "y", json!({}), None), &nodes, &bound, &[]).unwrap(), "a");
@@ -117,7 +119,11 @@ mod tests {
     fn service_spreading_across_owners() {
         let nodes = [node("a"), node("b")];
         let svc = vec![("default".to_string(), BTreeMap::from([("app".to_string(), "web".to_string())]))];
-        let bound = [pod("web-v1", "v1", json!({"app": "web"}), Some("a")), pod("z", "z", json!({}), Some("b")), pod("z2", "z", json!({}), Some("b"))];
+        let bound = [
+            pod("web-v1", "v1", json!({"app": "web"}), Some("a")),
+            pod("z", "z", json!({}), Some("b")),
+            pod("z2", "z", json!({}), Some("b")),
+        ];
         // A pod of a new owner that backs the same Service avoids node a.
         assert_eq!(schedule(&pod("web-v2", "v2", json!({"app": "web"}), None), &nodes, &bound, &svc).unwrap(), "b");
         // The same Service in another namespace does not count.

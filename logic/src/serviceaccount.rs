@@ -205,11 +205,13 @@ mod tests {
 
     #[test]
     fn tokens_carry_the_pod_and_are_checked() {
-        let subject = TokenSubject { namespace: "default".into(), service_account: "default".into(), pod_name: "web".into(), pod_uid: "u-1".into() };
+        let subject =
+            TokenSubject { namespace: "default".into(), service_account: "default".into(), pod_name: "web".into(), pod_uid: "u-1".into() };
         let input = signing_input("ES256", "k1", &subject, 1_000, 3607);
         let t = token(&input, b"sig");
         let claims: Value =
-            serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(input.split('.').nth(1).unwrap()).unwrap()).unwrap();
+            serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(input.split('.').nth(1).unwrap()).unwrap())
+                .unwrap();
         assert_eq!((claims["sub"].as_str(), claims["exp"].as_i64()), (Some("system:serviceaccount:default:default"), Some(4_607)));
         assert_eq!(check(&t, 2_000, |i, s| i == input.as_bytes() && s == b"sig"), Ok(subject.clone()));
         assert_eq!(subject.username(), "system:serviceaccount:default:default");

@@ -133,7 +133,8 @@ pub struct DeclaredVar {
 
 /// [`container_env_declared`] for a container whose declared values are all literal `value:`s.
 pub fn container_env(declared: &[(String, String)], service_vars: &[(String, String)]) -> Vec<(String, String)> {
-    let declared: Vec<DeclaredVar> = declared.iter().map(|(name, value)| DeclaredVar { name: name.clone(), value: value.clone(), expand: true }).collect();
+    let declared: Vec<DeclaredVar> =
+        declared.iter().map(|(name, value)| DeclaredVar { name: name.clone(), value: value.clone(), expand: true }).collect();
     container_env_declared(&declared, service_vars)
 }
 
@@ -246,7 +247,8 @@ mod tests {
         assert_eq!(env, expected, "no nodePort anywhere");
         // `kubectl expose` with one unnamed port: only HOST and PORT among *SERVICE*.
         let exposed = service("default", "my-nginx", c, json!([{"port": 80, "protocol": "TCP", "targetPort": 80}]));
-        let service_vars: Vec<String> = service_env("default", true, &[exposed]).into_iter().filter(|(k, _)| k.contains("SERVICE")).map(|(k, _)| k).collect();
+        let service_vars: Vec<String> =
+            service_env("default", true, &[exposed]).into_iter().filter(|(k, _)| k.contains("SERVICE")).map(|(k, _)| k).collect();
         assert_eq!(service_vars, ["MY_NGINX_SERVICE_HOST", "MY_NGINX_SERVICE_PORT"]);
     }
 
@@ -279,7 +281,12 @@ mod tests {
 
     #[test]
     fn names_protocols_and_ipv6() {
-        let svc = service("default", "redis-primary", "fd00::1", json!([{"name": "http-web", "port": 80}, {"name": "dns", "port": 53, "protocol": "UDP"}]));
+        let svc = service(
+            "default",
+            "redis-primary",
+            "fd00::1",
+            json!([{"name": "http-web", "port": 80}, {"name": "dns", "port": 53, "protocol": "UDP"}]),
+        );
         let env = env_map(&service_env("default", true, &[svc]));
         assert_eq!(env["REDIS_PRIMARY_SERVICE_HOST"], "fd00::1");
         assert_eq!(env["REDIS_PRIMARY_SERVICE_PORT"], "80");

@@ -109,7 +109,9 @@ fn projected_payload(projected: &Value, lookup: Lookup, pod: &Value, token: Opti
 fn downward_field(pod: &Value, field: &str) -> Option<String> {
     let meta = &pod["metadata"];
     match field {
-        "metadata.name" | "metadata.namespace" | "metadata.uid" => Some(meta[&field["metadata.".len()..]].as_str().unwrap_or_default().to_string()),
+        "metadata.name" | "metadata.namespace" | "metadata.uid" => {
+            Some(meta[&field["metadata.".len()..]].as_str().unwrap_or_default().to_string())
+        }
         "metadata.labels" | "metadata.annotations" => {
             let map = meta[&field["metadata.".len()..]].as_object().cloned().unwrap_or_default();
             let mut lines: Vec<String> = map.iter().map(|(k, v)| format!("{k}={:?}", v.as_str().unwrap_or_default())).collect();
@@ -153,7 +155,11 @@ fn payload_of(kind: &'static str, source: &Value, lookup: Lookup) -> Result<Payl
                     if optional {
                         continue;
                     }
-                    return Err(if kind == "Secret" { VolumeError::NoSecretKey { key: key.into() } } else { VolumeError::NoConfigKey { key: key.into() } });
+                    return Err(if kind == "Secret" {
+                        VolumeError::NoSecretKey { key: key.into() }
+                    } else {
+                        VolumeError::NoConfigKey { key: key.into() }
+                    });
                 };
                 let path = item["path"].as_str().unwrap_or(key);
                 check_path(path)?;
@@ -270,15 +276,15 @@ mod tests {
             "spec": {"containers": [{"name": "c", "image": "nginx"}]}});
         crate::serviceaccount::add_api_access(&mut pod, "x9zkq");
         let vol = pod["spec"]["volumes"][0].clone();
-        let lookup = |kind: &str, name: &str| (kind == "ConfigMap" && name == "kube-root-ca.crt").then(|| json!({"data": {"ca.crt": "PEM"}}));
+        let lookup =
+            |kind: &str, name: &str| (kind == "ConfigMap" && name == "kube-root-ca.crt").then(|| json!({"data": {"ca.crt": "PEM"}}));
         let p = payload_for_pod(&vol, &lookup, &pod, Some("jwt")).unwrap().unwrap();
         assert_eq!(files(&p), vec![("ca.crt", &b"PEM"[..], 0o644), ("namespace", &b"default"[..], 0o644), ("token", &b"jwt"[..], 0o644)]);
         // Without a token (the API server issued none) the volume cannot be set up.
         assert_eq!(payload_for_pod(&vol, &lookup, &pod, None).unwrap(), Err(VolumeError::NoToken));
         assert!(has_files(&vol) && !has_files(&json!({"name": "x", "emptyDir": {}})));
         // Downward API labels, one `key="value"` line each.
-        let labels =
-            json!({"projected": {"sources": [{"downwardAPI": {"items": [{"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}, "mode": 0o400}]}}]}});
+        let labels = json!({"projected": {"sources": [{"downwardAPI": {"items": [{"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}, "mode": 0o400}]}}]}});
         let p = payload_for_pod(&labels, &lookup, &pod, None).unwrap().unwrap();
         assert_eq!(files(&p), vec![("labels", &b"app=\"web\"\ntier=\"front\""[..], 0o400)]);
     }

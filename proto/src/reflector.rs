@@ -186,7 +186,13 @@ mod tests {
 
     #[test]
     fn a_projection_is_cached_instead_of_the_object() {
-        let mut m = Mirror { cache: Cache::new(), fresh: None, rv: 0, synced: true, project: |v: Value| v["spec"]["clusterIP"].as_str().map(str::to_string) };
+        let mut m = Mirror {
+            cache: Cache::new(),
+            fresh: None,
+            rv: 0,
+            synced: true,
+            project: |v: Value| v["spec"]["clusterIP"].as_str().map(str::to_string),
+        };
         m.apply(event(EventType::Added, Some(&service("a")), 1)).unwrap();
         let cached = m.cache.get(&("Service".into(), "default".into(), "a".into())).unwrap();
         assert_eq!(cached.as_deref(), Some("10.96.0.9"));

@@ -52,7 +52,8 @@ pub fn check_command(expect: &Expect, code: i32, stdout: &str, stderr: &str) -> 
             ExitCode::Is(c) => format!("exit code {c}"),
             ExitCode::NonZero => "a non-zero exit code".into(),
         };
-        let output = if stderr.trim().is_empty() { format!("stdout {}", excerpt(stdout, 200)) } else { format!("stderr {}", excerpt(stderr, 200)) };
+        let output =
+            if stderr.trim().is_empty() { format!("stdout {}", excerpt(stdout, 200)) } else { format!("stderr {}", excerpt(stderr, 200)) };
         return Verdict::fail(want, format!("exit code {code} ({output})"));
     }
     if let Some(want) = &expect.stdout_contains {
@@ -190,7 +191,10 @@ pub fn check_http(h: &Http, answers: &[Answer]) -> Verdict {
             want.dedup();
             let seen: Vec<&str> = by.keys().copied().collect();
             if seen != want {
-                return Verdict::fail(format!("answers from exactly {}", want.join(", ")), if answered.is_empty() { "none".into() } else { answered });
+                return Verdict::fail(
+                    format!("answers from exactly {}", want.join(", ")),
+                    if answered.is_empty() { "none".into() } else { answered },
+                );
             }
         }
         _ => {}
@@ -358,7 +362,8 @@ pub fn cluster_name(stem: &str, key: &str) -> String {
         .filter(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
         .take(10)
         .collect();
-    let letters = if letters.starts_with(|c: char| c.is_ascii_lowercase()) { letters } else { format!("t{}", &letters[..letters.len().min(9)]) };
+    let letters =
+        if letters.starts_with(|c: char| c.is_ascii_lowercase()) { letters } else { format!("t{}", &letters[..letters.len().min(9)]) };
     // FNV-1a.
     let hash = key.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3));
     format!("{letters}{:04x}", hash & 0xffff)
@@ -451,7 +456,8 @@ pub fn junit(suites: &[SuiteReport]) -> String {
             secs(s.ms())
         );
         for c in &s.cases {
-            let head = format!("    <testcase name=\"{}\" classname=\"{}\" time=\"{}\"", xml_escape(&c.name), xml_escape(&s.name), secs(c.ms));
+            let head =
+                format!("    <testcase name=\"{}\" classname=\"{}\" time=\"{}\"", xml_escape(&c.name), xml_escape(&s.name), secs(c.ms));
             match &c.outcome {
                 Outcome::Passed(_) => {
                     let _ = writeln!(out, "{head}/>");
@@ -485,7 +491,11 @@ mod tests {
         let e = Expect { exit_code: ExitCode::NonZero, ..Default::default() };
         assert_eq!(check_command(&e, 1, "", ""), Verdict::pass("exit code 1"));
         assert_eq!(check_command(&e, 0, "ok\n", "").message(), "expected a non-zero exit code, got exit code 0 (stdout \"ok\")");
-        let e = Expect { stdout_contains: Some("Welcome".into()), stdout_matches: Some(r"Address: 10\.96\.\d+\.\d+".into()), ..Default::default() };
+        let e = Expect {
+            stdout_contains: Some("Welcome".into()),
+            stdout_matches: Some(r"Address: 10\.96\.\d+\.\d+".into()),
+            ..Default::default()
+        };
         assert_eq!(check_command(&e, 0, "404 Not Found\n", "").message(), "expected stdout to contain \"Welcome\", got \"404 Not Found\"");
         assert_eq!(
             check_command(&e, 0, "Welcome\nAddress: 1.2.3.4", "").message(),
@@ -520,7 +530,10 @@ mod tests {
             [(true, "web-a"), (false, ""), (false, "<html>503</html>"), (true, "web-b")]
         );
         let v = check_http(&http(4, 0.9, None), &answers);
-        assert_eq!(v.message(), "expected a success rate of at least 0.9, got 0.50 (2 of 4 succeeded; failures: 1× HTTP 503, 1× curl exit 28 (timed out))");
+        assert_eq!(
+            v.message(),
+            "expected a success rate of at least 0.9, got 0.50 (2 of 4 succeeded; failures: 1× HTTP 503, 1× curl exit 28 (timed out))"
+        );
         assert!(check_http(&http(4, 0.5, Some(AnsweredBy::Count(2))), &answers).ok);
         let v = check_http(&http(4, 0.5, Some(AnsweredBy::Count(3))), &answers);
         assert_eq!(v.message(), "expected answers from at least 3 distinct pods, got 2 (web-a ×1, web-b ×1)");
@@ -550,7 +563,13 @@ mod tests {
             load_script(&l),
             "while :; do curl -s -m 1 -o /dev/null -w '\\n@@emu %{http_code} %{time_total}' \"http://198.51.100.2:30080\"; echo \" $?\"; sleep 0.2; done"
         );
-        let lines = [("@@emu 200 0.001 0", 100), ("", 150), ("@@emu 000 1.000 28", 2300), ("@@emu 000 1.000 28", 3500), ("@@emu 200 0.002 0", 3800)];
+        let lines = [
+            ("@@emu 200 0.001 0", 100),
+            ("", 150),
+            ("@@emu 000 1.000 28", 2300),
+            ("@@emu 000 1.000 28", 3500),
+            ("@@emu 200 0.002 0", 3800),
+        ];
         let samples: Vec<Sample> = lines.iter().filter_map(|(l, t)| parse_load_line(l, *t)).collect();
         assert_eq!(samples.iter().map(|s| s.at_ms).collect::<Vec<_>>(), [99, 1300, 2500, 3798]);
         let stats = LoadStats::of(&samples);
@@ -602,9 +621,13 @@ mod tests {
 
     #[test]
     fn endpoints_count_ready_addresses() {
-        let ep = json!({"subsets": [{"addresses": [{"ip": "10.244.0.3"}, {"ip": "10.244.1.3"}], "notReadyAddresses": [{"ip": "10.244.1.4"}]}]});
+        let ep =
+            json!({"subsets": [{"addresses": [{"ip": "10.244.0.3"}, {"ip": "10.244.1.3"}], "notReadyAddresses": [{"ip": "10.244.1.4"}]}]});
         assert!(check_endpoints("web", 2, Some(&ep)).ok);
-        assert_eq!(check_endpoints("web", 1, Some(&ep)).message(), "expected 1 ready endpoints of service web, got 2 (10.244.0.3, 10.244.1.3)");
+        assert_eq!(
+            check_endpoints("web", 1, Some(&ep)).message(),
+            "expected 1 ready endpoints of service web, got 2 (10.244.0.3, 10.244.1.3)"
+        );
         assert_eq!(check_endpoints("web", 1, None).message(), "expected 1 ready endpoints of service web, got no Endpoints object");
     }
 
@@ -626,7 +649,9 @@ mod tests {
         for stem in ["test", "2fast", "Very_Long-Scenario-Name-Indeed", "ü"] {
             let n = cluster_name(stem, stem);
             assert!(
-                n.len() <= 16 && n.starts_with(|c: char| c.is_ascii_lowercase()) && n.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()),
+                n.len() <= 16
+                    && n.starts_with(|c: char| c.is_ascii_lowercase())
+                    && n.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()),
                 "{stem} → {n}"
             );
         }

@@ -215,7 +215,10 @@ pub fn parse(text: &str) -> Result<Scenario, ScenarioError> {
             return Err(ScenarioError::Certificate {
                 index,
                 field: "secret",
-                message: format!("Secret {}/{} is already made by an earlier entry: give each certificate its own Secret", c.namespace, c.secret),
+                message: format!(
+                    "Secret {}/{} is already made by an earlier entry: give each certificate its own Secret",
+                    c.namespace, c.secret
+                ),
             });
         }
         certificates.push(c);
@@ -235,7 +238,8 @@ pub fn parse(text: &str) -> Result<Scenario, ScenarioError> {
 fn certificate(index: usize, raw: RawCertificate) -> Result<Certificate, ScenarioError> {
     let err = |field: &'static str, message: String| ScenarioError::Certificate { index, field, message };
     let errors = |errs: Vec<String>| errs.join("; ");
-    let secret = raw.secret.ok_or_else(|| err("secret", "required: the name of the Secret to create, e.g. `secret: nginxsecret`".into()))?;
+    let secret =
+        raw.secret.ok_or_else(|| err("secret", "required: the name of the Secret to create, e.g. `secret: nginxsecret`".into()))?;
     let e = syntax::dns1123_subdomain_errors(&secret);
     if !e.is_empty() {
         return Err(err("secret", format!("invalid Secret name {secret:?}: {}", errors(e))));
@@ -245,8 +249,9 @@ fn certificate(index: usize, raw: RawCertificate) -> Result<Certificate, Scenari
     if !e.is_empty() {
         return Err(err("namespace", format!("invalid namespace {namespace:?}: {}", errors(e))));
     }
-    let common_name =
-        raw.common_name.ok_or_else(|| err("commonName", "required: the certificate's subject, e.g. `commonName: my-nginx` (the Service's name)".into()))?;
+    let common_name = raw
+        .common_name
+        .ok_or_else(|| err("commonName", "required: the certificate's subject, e.g. `commonName: my-nginx` (the Service's name)".into()))?;
     if !is_certificate_name(&common_name) {
         return Err(err(
             "commonName",
@@ -254,7 +259,10 @@ fn certificate(index: usize, raw: RawCertificate) -> Result<Certificate, Scenari
         ));
     }
     if let Some(bad) = raw.sans.iter().find(|n| !is_certificate_name(n)) {
-        return Err(err("sans", format!("{bad:?}: must be a DNS name (lower case letters, digits, '-' and '.', optionally after \"*.\") or an IP address")));
+        return Err(err(
+            "sans",
+            format!("{bad:?}: must be a DNS name (lower case letters, digits, '-' and '.', optionally after \"*.\") or an IP address"),
+        ));
     }
     let secret_type = raw.secret_type.unwrap_or_else(|| TLS_SECRET_TYPE.into());
     if secret_type != TLS_SECRET_TYPE && secret_type != "Opaque" {
@@ -270,7 +278,10 @@ fn certificate(index: usize, raw: RawCertificate) -> Result<Certificate, Scenari
             return Err(err(field, format!("invalid key {name:?}: {}", errors(e))));
         }
         if secret_type == TLS_SECRET_TYPE && name != default {
-            return Err(err(field, format!("a {TLS_SECRET_TYPE} Secret keeps this under {default:?}, not {name:?}: leave {field} out, or set `type: Opaque`")));
+            return Err(err(
+                field,
+                format!("a {TLS_SECRET_TYPE} Secret keeps this under {default:?}, not {name:?}: leave {field} out, or set `type: Opaque`"),
+            ));
         }
         Ok(name)
     };
@@ -290,7 +301,11 @@ fn is_certificate_name(name: &str) -> bool {
 /// Node names become parts of namespace names and hostnames: a DNS label, kept short.
 pub fn is_node_name(name: &str) -> bool {
     let b = name.as_bytes();
-    !b.is_empty() && b.len() <= 40 && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-') && b[0] != b'-' && b[b.len() - 1] != b'-'
+    !b.is_empty()
+        && b.len() <= 40
+        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b[0] != b'-'
+        && b[b.len() - 1] != b'-'
 }
 
 #[cfg(test)]
@@ -348,7 +363,10 @@ mod tests {
     fn certificates_opaque_with_the_older_key_names() {
         let text = "certificates:\n  - secret: nginxsecret\n    commonName: my-nginx\n    namespace: demo\n    type: Opaque\n    certKey: nginx.crt\n    keyKey: nginx.key\n    sans: [my-nginx.demo.svc, 10.96.0.20, \"*.my-nginx.demo\"]\n";
         let c = &parse(text).unwrap().certificates[0];
-        assert_eq!((c.namespace.as_str(), c.secret_type.as_str(), c.cert_key.as_str(), c.key_key.as_str()), ("demo", "Opaque", "nginx.crt", "nginx.key"));
+        assert_eq!(
+            (c.namespace.as_str(), c.secret_type.as_str(), c.cert_key.as_str(), c.key_key.as_str()),
+            ("demo", "Opaque", "nginx.crt", "nginx.key")
+        );
         assert_eq!(c.sans, ["my-nginx.demo.svc", "10.96.0.20", "*.my-nginx.demo"]);
     }
 
@@ -358,14 +376,23 @@ mod tests {
         assert!(cert_error("certificates:\n  - commonName: my-nginx\n").starts_with("scenario field `certificates[0].secret`: required:"));
         assert!(cert_error("certificates:\n  - secret: s\n").starts_with("scenario field `certificates[0].commonName`: required:"));
         let e = cert_error("certificates:\n  - secret: Nginx_Secret\n    commonName: my-nginx\n");
-        assert!(e.starts_with("scenario field `certificates[0].secret`: invalid Secret name \"Nginx_Secret\": a lowercase RFC 1123 subdomain"), "{e}");
-        assert!(cert_error(&format!("{base}    namespace: a.b\n")).starts_with("scenario field `certificates[0].namespace`: invalid namespace \"a.b\""));
-        assert!(cert_error("certificates:\n  - secret: s\n    commonName: My Nginx\n").starts_with("scenario field `certificates[0].commonName`: \"My Nginx\""));
         assert!(
-            cert_error(&format!("{base}    sans: [\"not a name\"]\n")).starts_with("scenario field `certificates[0].sans`: \"not a name\": must be a DNS name")
+            e.starts_with("scenario field `certificates[0].secret`: invalid Secret name \"Nginx_Secret\": a lowercase RFC 1123 subdomain"),
+            "{e}"
         );
+        assert!(cert_error(&format!("{base}    namespace: a.b\n"))
+            .starts_with("scenario field `certificates[0].namespace`: invalid namespace \"a.b\""));
+        assert!(cert_error("certificates:\n  - secret: s\n    commonName: My Nginx\n")
+            .starts_with("scenario field `certificates[0].commonName`: \"My Nginx\""));
+        assert!(cert_error(&format!("{base}    sans: [\"not a name\"]\n"))
+            .starts_with("scenario field `certificates[0].sans`: \"not a name\": must be a DNS name"));
         let e = cert_error(&format!("{base}    type: kubernetes.io/basic-auth\n"));
-        assert!(e.starts_with("scenario field `certificates[0].type`: unsupported Secret type \"kubernetes.io/basic-auth\": use kubernetes.io/tls"), "{e}");
+        assert!(
+            e.starts_with(
+                "scenario field `certificates[0].type`: unsupported Secret type \"kubernetes.io/basic-auth\": use kubernetes.io/tls"
+            ),
+            "{e}"
+        );
         let e = cert_error(&format!("{base}    certKey: nginx.crt\n"));
         assert_eq!(e, "scenario field `certificates[0].certKey`: a kubernetes.io/tls Secret keeps this under \"tls.crt\", not \"nginx.crt\": leave certKey out, or set `type: Opaque`");
         assert!(cert_error(&format!("{base}    type: Opaque\n    keyKey: a/b\n"))

@@ -262,8 +262,24 @@ pub struct StepError {
 }
 
 /// What a step can do: one of these keys per step, besides `name` and `timeout`.
-const KINDS: [&str; 16] =
-    ["apply", "delete", "scale", "wait", "exec", "ssh", "outside", "http", "fault", "clear", "node", "restart", "kill", "sleep", "background", "stop"];
+const KINDS: [&str; 16] = [
+    "apply",
+    "delete",
+    "scale",
+    "wait",
+    "exec",
+    "ssh",
+    "outside",
+    "http",
+    "fault",
+    "clear",
+    "node",
+    "restart",
+    "kill",
+    "sleep",
+    "background",
+    "stop",
+];
 
 /// A value and where it is in the file, for error messages.
 #[derive(Clone, Copy)]
@@ -406,7 +422,8 @@ fn node_name(at: At, nodes: &[String]) -> R<String> {
 
 fn selector(at: At) -> R<String> {
     let s = string(at)?;
-    emu_api::selector::Selector::parse(&s).map_err(|e| StepError { field: at.path.into(), message: format!("invalid selector {s:?}: {e}") })?;
+    emu_api::selector::Selector::parse(&s)
+        .map_err(|e| StepError { field: at.path.into(), message: format!("invalid selector {s:?}: {e}") })?;
     Ok(s)
 }
 
@@ -415,7 +432,10 @@ fn argv(at: At) -> R<Vec<String>> {
     match at.v {
         Value::String(s) if !s.trim().is_empty() => Ok(vec!["sh".into(), "-c".into(), s.clone()]),
         Value::Array(list) if !list.is_empty() => items(at, list, string),
-        _ => err(at.path, "give the command as a list (`[curl, -s, http://web]`) or as one shell string (`\"curl -s http://web | grep nginx\"`)"),
+        _ => err(
+            at.path,
+            "give the command as a list (`[curl, -s, http://web]`) or as one shell string (`\"curl -s http://web | grep nginx\"`)",
+        ),
     }
 }
 
@@ -431,7 +451,8 @@ fn expect(at: At) -> R<Expect> {
     .unwrap_or(ExitCode::Is(0));
     let stdout_matches = opt(at, "stdoutMatches", |a| {
         let re = string(a)?;
-        regex::Regex::new(&re).map_err(|e| StepError { field: a.path.into(), message: format!("invalid regular expression {re:?}: {e}") })?;
+        regex::Regex::new(&re)
+            .map_err(|e| StepError { field: a.path.into(), message: format!("invalid regular expression {re:?}: {e}") })?;
         Ok(re)
     })?;
     Ok(Expect { exit_code, stdout_contains: opt(at, "stdoutContains", string)?, stdout_matches })
@@ -492,7 +513,10 @@ fn url(at: At) -> R<String> {
 }
 
 fn http(at: At, nodes: &[String]) -> R<Http> {
-    at.map(&["from", "url", "requests", "requestTimeout", "retries", "insecure", "expect"], "http: {from: {pod: client}, url: \"http://web\", requests: 10}")?;
+    at.map(
+        &["from", "url", "requests", "requestTimeout", "retries", "insecure", "expect"],
+        "http: {from: {pod: client}, url: \"http://web\", requests: 10}",
+    )?;
     let from = req(at, "from", "where the client runs: `{pod: NAME}`, `{node: NAME}` or `outside`", |a| place(a, nodes))?;
     let url = req(at, "url", "the URL to request, e.g. http://my-nginx", url)?;
     let requests = opt(at, "requests", count)?.unwrap_or(DEFAULT_REQUESTS as u64);
@@ -532,7 +556,10 @@ fn load_expect(at: At) -> R<LoadExpect> {
 fn wait(at: At, nodes: &[String]) -> R<Condition> {
     let m = at.map(&["pods", "endpoints", "command"], "wait: {pods: {selector: app=web, ready: 2}}")?;
     if m.len() != 1 {
-        return err(at.path, "give one condition: `pods: {selector, ready}`, `endpoints: {service, count}` or `command: {exec|ssh|outside: …}`");
+        return err(
+            at.path,
+            "give one condition: `pods: {selector, ready}`, `endpoints: {service, count}` or `command: {exec|ssh|outside: …}`",
+        );
     }
     if let Some(p) = opt(at, "pods", |p| {
         p.map(&["selector", "namespace", "ready", "total", "nodes", "node"], "pods: {selector: app=web, ready: 2}")?;
@@ -545,7 +572,10 @@ fn wait(at: At, nodes: &[String]) -> R<Condition> {
             node: opt(p, "node", |a| node_name(a, nodes))?,
         };
         if c.ready.is_none() && c.total.is_none() && c.nodes.is_none() {
-            return err(p.path, "give `ready: N` (at least N Ready pods), `total: N` (exactly N pods) or `nodes: N` (Ready pods on N nodes)");
+            return err(
+                p.path,
+                "give `ready: N` (at least N Ready pods), `total: N` (exactly N pods) or `nodes: N` (Ready pods on N nodes)",
+            );
         }
         Ok(c)
     })? {
@@ -643,7 +673,11 @@ fn fault(at: At, nodes: &[String]) -> R<(Option<String>, &'static str, FaultSpec
         }
         "loss" => {
             f.map(&["target", "namespace", "percent", "correlation"], "loss: {target: node-1, percent: 20%}")?;
-            let n = Netem { loss: Some(req(f, "percent", "e.g. 20%", percent)?), loss_correlation: opt(f, "correlation", percent)?, ..Default::default() };
+            let n = Netem {
+                loss: Some(req(f, "percent", "e.g. 20%", percent)?),
+                loss_correlation: opt(f, "correlation", percent)?,
+                ..Default::default()
+            };
             netem(f, n)
         }
         "duplicate" => {
@@ -745,7 +779,8 @@ fn step(path: &str, v: &Value, nodes: &[String], track: &mut Track) -> R<Step> {
                 Action::Scale {
                     namespace: namespace(a)?,
                     deployment: req(a, "deployment", "the Deployment's name", string)?,
-                    replicas: i32::try_from(replicas).map_err(|_| StepError { field: format!("{}.replicas", a.path), message: "too large".into() })?,
+                    replicas: i32::try_from(replicas)
+                        .map_err(|_| StepError { field: format!("{}.replicas", a.path), message: "too large".into() })?,
                 }
             }
             "wait" => Action::Wait(wait(a, nodes)?),
@@ -755,7 +790,10 @@ fn step(path: &str, v: &Value, nodes: &[String], track: &mut Track) -> R<Step> {
                 let (name, kind, spec) = fault(a, nodes)?;
                 let name = match name {
                     Some(n) if track.faults.contains(&n) => {
-                        return err(&format!("{}.name", a.path), format!("fault {n:?} is already in force: give another name, or clear it first"))
+                        return err(
+                            &format!("{}.name", a.path),
+                            format!("fault {n:?} is already in force: give another name, or clear it first"),
+                        )
                     }
                     Some(n) => n,
                     None => (1..).map(|i| format!("{kind}-{i}")).find(|n| !track.faults.contains(n)).unwrap_or_default(),
@@ -838,7 +876,10 @@ fn step(path: &str, v: &Value, nodes: &[String], track: &mut Track) -> R<Step> {
                 )?;
                 let name = req(a, "name", "the load's name, for `stop:` and the report", string)?;
                 if !track.loads.insert(name.clone()) {
-                    return err(&format!("{}.name", a.path), format!("load {name:?} is already running: stop it first or give another name"));
+                    return err(
+                        &format!("{}.name", a.path),
+                        format!("load {name:?} is already running: stop it first or give another name"),
+                    );
                 }
                 Action::Background(Load {
                     name,
@@ -929,7 +970,9 @@ impl Action {
             Action::Kill(Kill::Pod { name, .. }) => format!("kill pod {name}"),
             Action::Kill(Kill::Selector { selector, .. }) => format!("kill a pod of {selector}"),
             Action::Sleep { ms } => format!("sleep {}", format_duration_ms(*ms)),
-            Action::Background(l) => format!("start load {}: {} from {} every {}", l.name, l.url, l.from, format_duration_ms(l.interval_ms)),
+            Action::Background(l) => {
+                format!("start load {}: {} from {} every {}", l.name, l.url, l.from, format_duration_ms(l.interval_ms))
+            }
             Action::Stop { load, .. } => format!("stop load {load}"),
         }
     }
@@ -1024,7 +1067,10 @@ mod tests {
         );
         assert_eq!(parsed[4].timeout_ms, 10_000);
         assert_eq!(parsed[0].timeout_ms, DEFAULT_TIMEOUT_MS);
-        assert_eq!(parsed[1].action, Action::Apply(ManifestSource::Inline("apiVersion: v1\nkind: Namespace\nmetadata: {name: x}\n".into())));
+        assert_eq!(
+            parsed[1].action,
+            Action::Apply(ManifestSource::Inline("apiVersion: v1\nkind: Namespace\nmetadata: {name: x}\n".into()))
+        );
         assert_eq!(
             parsed[2].action,
             Action::Delete(vec![

@@ -40,7 +40,11 @@ pub struct Run {
 
 impl Run {
     fn from(o: Output) -> Run {
-        Run { code: o.status.code().unwrap_or(-1), stdout: String::from_utf8_lossy(&o.stdout).into(), stderr: String::from_utf8_lossy(&o.stderr).into() }
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into(),
+            stderr: String::from_utf8_lossy(&o.stderr).into(),
+        }
     }
     pub fn ok(self) -> Run {
         assert_eq!(self.code, 0, "command failed\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
@@ -129,7 +133,9 @@ impl Cluster {
 
     /// Waits until the pod `pod` (default namespace) is Running and Ready; returns it.
     pub fn ready_pod(&self, pod: &str) -> serde_json::Value {
-        self.wait_for(&format!("pod {pod} ready"), Duration::from_secs(20), || self.pods("").into_iter().find(|p| name(p) == pod && is_ready(p)))
+        self.wait_for(&format!("pod {pod} ready"), Duration::from_secs(20), || {
+            self.pods("").into_iter().find(|p| name(p) == pod && is_ready(p))
+        })
     }
 
     /// Waits for `count` ready pods with this label selector.

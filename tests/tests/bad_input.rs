@@ -25,11 +25,18 @@ fn bad_scenarios_change_nothing() {
     let s = write("missing.yaml", "nodes: 2\nmanifests:\n  - does-not-exist.yaml\n");
     let r = emu(&["up", "--cluster", "tbad1", s.to_str().unwrap()]);
     assert_ne!(r.code, 0);
-    assert!(r.stderr.contains("manifests[0]") && r.stderr.contains("does-not-exist.yaml") && r.stderr.contains("does not exist"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("manifests[0]") && r.stderr.contains("does-not-exist.yaml") && r.stderr.contains("does not exist"),
+        "{}",
+        r.stderr
+    );
     nothing_left("tbad1");
 
     // Malformed YAML: the document number and line.
-    write("broken.yaml", "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: a\n---\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: [b\n");
+    write(
+        "broken.yaml",
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: a\n---\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: [b\n",
+    );
     let s = write("s-broken.yaml", "nodes: 1\nmanifests: [broken.yaml]\n");
     let r = emu(&["up", "--cluster", "tbad2", s.to_str().unwrap()]);
     assert_ne!(r.code, 0);
@@ -69,7 +76,10 @@ fn bad_manifests_against_a_running_cluster() {
     assert_ne!(r.code, 0);
     assert!(r.stderr.contains("The Pod \"empty\" is invalid") && r.stderr.contains("spec.containers: Required value"), "{}", r.stderr);
     // A multi-document file with one bad document creates nothing.
-    let p = write("half.yaml", "apiVersion: v1\nkind: Namespace\nmetadata: {name: half}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: bad}\nspec: {}\n");
+    let p = write(
+        "half.yaml",
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: half}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: bad}\nspec: {}\n",
+    );
     assert_ne!(c.emu(&["apply", "-f", p.to_str().unwrap()]).code, 0);
     let ns = c.emu(&["get", "namespaces"]).ok().stdout;
     assert!(!ns.contains("half"), "nothing applied: {ns}");

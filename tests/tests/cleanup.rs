@@ -43,12 +43,18 @@ fn containment_while_running() {
             assert!(line.starts_with("default via 10.244."), "{ns}: {line}");
         }
         for line in r.lines().filter(|l| {
-            !l.starts_with("local") && !l.starts_with("broadcast") && !l.starts_with("multicast") && !l.contains("fe80::") && !l.starts_with("default")
+            !l.starts_with("local")
+                && !l.starts_with("broadcast")
+                && !l.starts_with("multicast")
+                && !l.contains("fe80::")
+                && !l.starts_with("default")
         }) {
             let dest = line.split_whitespace().next().unwrap_or("");
             // The outside world's TEST-NETs (198.51.100.0/24 clients and ExternalIPs, 203.0.113.0/24
             // balancers) exist only inside emu's namespaces too.
-            let inside = ["10.244.", "10.96.", "172.18.", "127.", "198.51.100.", "203.0.113.", "ff00::", "::1", "fe80"].iter().any(|p| dest.starts_with(p));
+            let inside = ["10.244.", "10.96.", "172.18.", "127.", "198.51.100.", "203.0.113.", "ff00::", "::1", "fe80"]
+                .iter()
+                .any(|p| dest.starts_with(p));
             assert!(inside, "{ns} has a route outside the emulator's ranges: {line}");
         }
     }
@@ -63,7 +69,11 @@ fn down_after_sigkill_of_everything_and_repeated_cycles_leave_nothing() {
         // SIGKILL every process of the cluster (daemons, shims, containers).
         let procs = std::fs::read_to_string(format!("{}/emu-tkill/controller/cgroup.procs", cgroup_root())).unwrap_or_default();
         assert!(!procs.trim().is_empty(), "the controller lives in the cluster's cgroup");
-        let all = Command::new("sh").arg("-c").arg(format!("find {}/emu-tkill -name cgroup.procs -exec cat {{}} +", cgroup_root())).output().unwrap();
+        let all = Command::new("sh")
+            .arg("-c")
+            .arg(format!("find {}/emu-tkill -name cgroup.procs -exec cat {{}} +", cgroup_root()))
+            .output()
+            .unwrap();
         for pid in String::from_utf8_lossy(&all.stdout).lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
             // SAFETY: these PIDs are in the test cluster's own cgroup.
             unsafe { libc::kill(pid, libc::SIGKILL) };

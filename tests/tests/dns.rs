@@ -42,7 +42,8 @@ fn tutorial_dns_section() {
     let row: Vec<&str> = svc.lines().nth(1).unwrap_or("").split_whitespace().collect();
     assert_eq!(&row[..5], &["kube-dns", "ClusterIP", "10.96.0.10", "<none>", "53/UDP,53/TCP,9153/TCP"], "{svc}");
     let pods: serde_json::Value = serde_json::from_str(&c.emu(&["get", "pods", "-n", "kube-system", "-o", "json"]).ok().stdout).unwrap();
-    let dns_nodes: std::collections::BTreeSet<&str> = pods["items"].as_array().unwrap().iter().filter_map(|p| p["spec"]["nodeName"].as_str()).collect();
+    let dns_nodes: std::collections::BTreeSet<&str> =
+        pods["items"].as_array().unwrap().iter().filter_map(|p| p["spec"]["nodeName"].as_str()).collect();
     assert_eq!(dns_nodes.len(), 2, "two DNS pods on two nodes: {pods}");
 
     let vip = c.cluster_ip("my-nginx");
@@ -61,7 +62,9 @@ fn names_resolve_like_kubernetes() {
     let vip = c.cluster_ip("my-nginx");
     dnsutils(&c);
     curl_pod(&c);
-    for host in ["my-nginx", "my-nginx.default", "my-nginx.default.svc", "my-nginx.default.svc.cluster.local", "MY-NGINX.Default.svc.cluster.local"] {
+    for host in
+        ["my-nginx", "my-nginx.default", "my-nginx.default.svc", "my-nginx.default.svc.cluster.local", "MY-NGINX.Default.svc.cluster.local"]
+    {
         assert_eq!(getent(&c, host).as_deref(), Some(vip.as_str()), "glibc: {host}");
         // busybox's applets resolve through the C library's resolver (Debian's busybox is
         // linked with glibc): ping prints the address it resolved (a ClusterIP never answers).
@@ -79,7 +82,9 @@ fn names_resolve_like_kubernetes() {
         .ok();
     let data_ip = c.emu(&["get", "svc", "data", "-n", "lab", "-o", "jsonpath={.spec.clusterIP}"]).ok().stdout;
     assert_eq!(getent(&c, "data"), None, "not in the pod's namespace");
-    c.wait_for("data.lab resolving", Duration::from_secs(2), || (getent(&c, "data.lab").as_deref() == Some(data_ip.as_str())).then_some(()));
+    c.wait_for("data.lab resolving", Duration::from_secs(2), || {
+        (getent(&c, "data.lab").as_deref() == Some(data_ip.as_str())).then_some(())
+    });
 
     // SRV for a named port, PTR for a ClusterIP.
     let srv = dig_short(&c, &["SRV", "_http._tcp.data.lab.svc.cluster.local"]);
@@ -104,14 +109,15 @@ fn names_resolve_like_kubernetes() {
 fn nxdomain_is_fast_also_through_the_search_list() {
     let c = Cluster::up("tdnsnx", &[]);
     dnsutils(&c);
-    let status = c.emu(&["exec", "dnsutils", "--", "dig", "nothing-here.default.svc.cluster.local", "+noall", "+comments", "+stats"]).ok().stdout;
+    let status =
+        c.emu(&["exec", "dnsutils", "--", "dig", "nothing-here.default.svc.cluster.local", "+noall", "+comments", "+stats"]).ok().stdout;
     assert!(status.contains("status: NXDOMAIN"), "{status}");
-    let ms: u64 = status.lines().find_map(|l| l.strip_prefix(";; Query time: ")).and_then(|t| t.split_whitespace().next()?.parse().ok()).unwrap();
+    let ms: u64 =
+        status.lines().find_map(|l| l.strip_prefix(";; Query time: ")).and_then(|t| t.split_whitespace().next()?.parse().ok()).unwrap();
     assert!(ms < 10, "NXDOMAIN took {ms} ms");
     // glibc with ndots:5 tries the three search domains, then the name itself: all NXDOMAIN,
     // and all of it in under 10 ms (timed inside the pod, without process start-up).
-    let script =
-        r#"use Time::HiRes qw(time); $t = time; $r = gethostbyname("nothing-here"); printf("%s %.2f\n", defined($r) ? "found" : "absent", (time - $t) * 1000)"#;
+    let script = r#"use Time::HiRes qw(time); $t = time; $r = gethostbyname("nothing-here"); printf("%s %.2f\n", defined($r) ? "found" : "absent", (time - $t) * 1000)"#;
     let out = c.emu(&["exec", "dnsutils", "--", "perl", "-e", script]).ok().stdout;
     let (answer, ms) = out.trim().split_once(' ').unwrap();
     assert_eq!(answer, "absent");
@@ -223,7 +229,16 @@ fn losing_a_dns_pod_does_not_interrupt_resolution() {
     // 150 lookups, 20 ms apart, each with its own deadline (glibc: 1 s, 1 attempt).
     let script = r#"ok=0; fail=0; for i in $(seq 150); do if getent hosts my-nginx >/dev/null; then ok=$((ok+1)); else fail=$((fail+1)); fi; sleep 0.02; done; echo "$ok $fail""#;
     let lookups = std::process::Command::new(emu_tests::emu_path())
-        .args(["exec", "--cluster", &c.name, "dnsutils", "--", "sh", "-c", &format!("echo 'options timeout:1 attempts:1' >> /etc/resolv.conf; {script}")])
+        .args([
+            "exec",
+            "--cluster",
+            &c.name,
+            "dnsutils",
+            "--",
+            "sh",
+            "-c",
+            &format!("echo 'options timeout:1 attempts:1' >> /etc/resolv.conf; {script}"),
+        ])
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();

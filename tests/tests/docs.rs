@@ -36,11 +36,18 @@ fn repo_root() -> PathBuf {
 /// The repository's files, relative to its root: what git tracks plus new files it does not
 /// ignore; without git (an unpacked archive), every file of the tree outside `target/` and `.git/`.
 fn repo_files(root: &Path) -> Vec<PathBuf> {
-    let listed = std::process::Command::new("git").arg("-C").arg(root).args(["ls-files", "-z", "--cached", "--others", "--exclude-standard"]).output();
+    let listed = std::process::Command::new("git")
+        .arg("-C")
+        .arg(root)
+        .args(["ls-files", "-z", "--cached", "--others", "--exclude-standard"])
+        .output();
     let mut files: Vec<PathBuf> = match listed {
-        Ok(out) if out.status.success() => {
-            out.stdout.split(|b| *b == 0).filter(|p| !p.is_empty()).map(|p| PathBuf::from(String::from_utf8_lossy(p).into_owned())).collect()
-        }
+        Ok(out) if out.status.success() => out
+            .stdout
+            .split(|b| *b == 0)
+            .filter(|p| !p.is_empty())
+            .map(|p| PathBuf::from(String::from_utf8_lossy(p).into_owned()))
+            .collect(),
         _ => {
             let mut found = Vec::new();
             walk(root, Path::new(""), &mut found);
@@ -164,7 +171,12 @@ fn slug(heading: &str) -> String {
         rest = &rest[open + mid + close + 1..];
     }
     text.push_str(rest);
-    text.trim().to_lowercase().chars().filter(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | ' ')).map(|c| if c == ' ' { '-' } else { c }).collect()
+    text.trim()
+        .to_lowercase()
+        .chars()
+        .filter(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | ' '))
+        .map(|c| if c == ' ' { '-' } else { c })
+        .collect()
 }
 
 /// The anchors of a Markdown text's headings, with GitHub's `-1`, `-2` suffixes for repeats.
@@ -286,7 +298,9 @@ fn readme_links_to_the_architecture_document() {
     let readme = std::fs::read_to_string(root.join("README.md")).expect("README.md");
     let links: Vec<String> = prose_lines(&readme, false).iter().flat_map(|(_, l)| link_targets(l)).collect();
     assert!(
-        links.iter().any(|t| normalize(Path::new(""), t.split('#').next().unwrap_or("")).is_some_and(|p| p == Path::new("docs/architecture.md"))),
+        links
+            .iter()
+            .any(|t| normalize(Path::new(""), t.split('#').next().unwrap_or("")).is_some_and(|p| p == Path::new("docs/architecture.md"))),
         "README.md must link to docs/architecture.md; its links are: {links:?}"
     );
 }

@@ -95,7 +95,8 @@ fn the_tutorials_edit_to_load_balancer() {
 
     // In JSON: back to ClusterIP, which releases the node
     // ports and the address and keeps the ClusterIP.
-    let (code, stdout, stderr) = emu_env(&c, &[("EDITOR", "sed -i 's/\"LoadBalancer\"/\"ClusterIP\"/'")], &["edit", "svc", "my-nginx", "-o", "json"]);
+    let (code, stdout, stderr) =
+        emu_env(&c, &[("EDITOR", "sed -i 's/\"LoadBalancer\"/\"ClusterIP\"/'")], &["edit", "svc", "my-nginx", "-o", "json"]);
     assert_eq!((code, stdout.as_str(), stderr.as_str()), (0, "service/my-nginx edited\n", ""));
     let cells = row(&c);
     assert_eq!(cells[1..5], ["ClusterIP".to_string(), ip, "<none>".into(), "8080/TCP,443/TCP".into()]);
@@ -125,7 +126,8 @@ fn patch_changes_the_type_in_place() {
     assert_eq!(node_ports(&service(&c)), ports);
 
     // → ClusterIP with a JSON patch: node ports and the address are released.
-    let to_cluster_ip = r#"[{"op":"test","path":"/spec/type","value":"LoadBalancer"},{"op":"replace","path":"/spec/type","value":"ClusterIP"}]"#;
+    let to_cluster_ip =
+        r#"[{"op":"test","path":"/spec/type","value":"LoadBalancer"},{"op":"replace","path":"/spec/type","value":"ClusterIP"}]"#;
     assert_eq!(patch(&c, &["--type", "json", "-p", to_cluster_ip]).0, 0);
     let svc = service(&c);
     assert_eq!((svc["spec"]["type"].as_str(), node_ports(&svc), c.cluster_ip("my-nginx")), (Some("ClusterIP"), vec![0, 0], ip));
@@ -192,7 +194,10 @@ fn an_invalid_edit_reopens_the_editor_with_the_error() {
     let lines: Vec<&str> = stderr.lines().collect();
     assert_eq!(lines.len(), 3, "{stderr}");
     assert_eq!(lines[0], "error: services \"my-nginx\" is invalid");
-    let copy = lines[1].strip_prefix("A copy of your changes has been stored to \"").and_then(|l| l.strip_suffix('"')).unwrap_or_else(|| panic!("{stderr}"));
+    let copy = lines[1]
+        .strip_prefix("A copy of your changes has been stored to \"")
+        .and_then(|l| l.strip_suffix('"'))
+        .unwrap_or_else(|| panic!("{stderr}"));
     assert_eq!(lines[2], "error: Edit cancelled, no valid changes were saved.");
 
     // The second time the file starts with the API server's error, above the user's text.
@@ -233,7 +238,12 @@ fn an_invalid_edit_reopens_the_editor_with_the_error() {
         ),
         "{stderr}"
     );
-    let copy = stderr.lines().nth(1).and_then(|l| l.strip_prefix("A copy of your changes has been stored to \"")).and_then(|l| l.strip_suffix('"')).unwrap();
+    let copy = stderr
+        .lines()
+        .nth(1)
+        .and_then(|l| l.strip_prefix("A copy of your changes has been stored to \""))
+        .and_then(|l| l.strip_suffix('"'))
+        .unwrap();
     let _ = std::fs::remove_file(copy);
     let svc = service(&c);
     assert_eq!((svc["spec"]["type"].as_str(), svc["spec"]["sessionAffinity"].as_str()), (Some("NodePort"), Some("ClientIP")));

@@ -225,7 +225,9 @@ fn corruption_reordering_and_rate_show_inside_pods() {
 
     // 1 Mbit/s on p1's link: a 1,428-byte packet takes 11.4 ms to pass each way.
     c.emu(&["fault", "rate", "pod/p1", "1mbit"]).ok();
-    c.wait_for("the rate limit", Duration::from_secs(5), || (rtts(&c, "p2", &["-c", "1", "-s", "1400", &ip1]).iter().any(|t| *t > 15.0)).then_some(()));
+    c.wait_for("the rate limit", Duration::from_secs(5), || {
+        (rtts(&c, "p2", &["-c", "1", "-s", "1400", &ip1]).iter().any(|t| *t > 15.0)).then_some(())
+    });
     let times = rtts(&c, "p2", &["-c", "10", "-i", "0.2", "-s", "1400", &ip1]);
     let average = times.iter().sum::<f64>() / times.len() as f64;
     println!("1,428-byte round trips at 1 Mbit/s: {average:.1} ms on average");
@@ -253,7 +255,8 @@ fn applied_on(f: &serde_json::Value) -> Vec<String> {
 
 /// Its finalizers, sorted.
 fn finalizers(f: &serde_json::Value) -> Vec<String> {
-    let mut list: Vec<String> = f["metadata"]["finalizers"].as_array().into_iter().flatten().filter_map(|x| x.as_str().map(str::to_string)).collect();
+    let mut list: Vec<String> =
+        f["metadata"]["finalizers"].as_array().into_iter().flatten().filter_map(|x| x.as_str().map(str::to_string)).collect();
     list.sort();
     list
 }
@@ -358,7 +361,11 @@ fn node_stop_and_start_return_once_in_effect_and_stopped_agents_catch_up() {
     let (r, took) = timed(&c, &["node", "start", "node-2"]);
     assert_eq!(r.ok().stdout, "node/node-2 started\n");
     println!("node stop/start returned in {took:?}");
-    assert_eq!(applied_on(&fault_json(&c, "partition-1")), ["node-1", "node-2"], "node-2's agent caught up before `emu node start` returned");
+    assert_eq!(
+        applied_on(&fault_json(&c, "partition-1")),
+        ["node-1", "node-2"],
+        "node-2's agent caught up before `emu node start` returned"
+    );
 
     // Cleared while node-2 is stopped: node-1 reverts it now, node-2 when started; until then
     // the Fault stays, Terminating, held by node-2's finalizer.
@@ -392,5 +399,7 @@ fn node_stop_and_start_return_once_in_effect_and_stopped_agents_catch_up() {
     c.emu(&["fault", "partition", "node-1", "node-2"]).ok();
     c.emu(&["node", "stop", "node-2"]).ok();
     c.emu(&["node", "remove", "node-2"]).ok();
-    c.wait_for("the partition to go", Duration::from_secs(5), || (c.emu(&["fault", "list"]).ok().stdout == "No faults in force.\n").then_some(()));
+    c.wait_for("the partition to go", Duration::from_secs(5), || {
+        (c.emu(&["fault", "list"]).ok().stdout == "No faults in force.\n").then_some(())
+    });
 }

@@ -25,7 +25,8 @@ fn check_https(c: &Cluster, cert: &str) {
     c.ready_pods("app=curlpod", 1);
     // The tutorial reads the pod IP this way: `[map[ip:10.244.3.5]]`.
     let column = c.emu(&["get", "pods", "-l", "run=my-nginx", "-o", "custom-columns=POD_IP:.status.podIPs"]).ok().stdout;
-    let ip = column.lines().nth(1).and_then(|l| l.strip_prefix("[map[ip:")).and_then(|l| l.strip_suffix("]]")).expect("POD_IP row").to_string();
+    let ip =
+        column.lines().nth(1).and_then(|l| l.strip_prefix("[map[ip:")).and_then(|l| l.strip_suffix("]]")).expect("POD_IP row").to_string();
 
     // `node $ curl -k https://<pod IP>` from every node.
     for node in ["kubernetes-minion-905m", "kubernetes-minion-ljyd"] {
@@ -58,7 +59,8 @@ fn check_https(c: &Cluster, cert: &str) {
     let node_port: u16 = node_port.trim().parse().unwrap_or_else(|_| panic!("https nodePort: {node_port:?}"));
     let nodes: serde_json::Value = serde_json::from_str(&c.emu(&["get", "nodes", "-o", "json"]).ok().stdout).unwrap();
     for n in nodes["items"].as_array().unwrap() {
-        let external = n["status"]["addresses"].as_array().unwrap().iter().find(|a| a["type"] == "ExternalIP").unwrap()["address"].as_str().unwrap();
+        let external =
+            n["status"]["addresses"].as_array().unwrap().iter().find(|a| a["type"] == "ExternalIP").unwrap()["address"].as_str().unwrap();
         let page = c.emu(&["outside", "--", "curl", "-sSk", "-m", "5", &format!("https://{external}:{node_port}")]).ok().stdout;
         assert!(page.contains("<h1>Welcome to nginx!</h1>"), "{external}:{node_port}: {page}");
     }

@@ -133,7 +133,11 @@ fn emu_up_refuses_to_start_without_all_of_its_programs() {
     assert!(stderr.contains(&format!("emu's program emu-dns is missing (looked for {})", dns.display())), "{stderr}");
     assert!(stderr.contains("sudo ./scripts/install"), "{stderr}");
     assert!(!Path::new("/run/emu/instmiss").exists(), "nothing may be created");
-    assert!(!std::fs::read_dir("/run/netns").into_iter().flatten().flatten().any(|e| e.file_name().to_string_lossy().starts_with("emu-instmiss-")));
+    assert!(!std::fs::read_dir("/run/netns")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|e| e.file_name().to_string_lossy().starts_with("emu-instmiss-")));
 }
 
 /// A pod whose image's program is missing from the machine (nginx, hidden here by an empty,
@@ -180,11 +184,13 @@ fn a_missing_image_program_stops_emu_up_at_once_and_says_how_to_fix_it() {
     let bin = emu_tests::bin_dir();
     let path = PathBuf::from(format!("{}:/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin", bin.display()));
     let started = Instant::now();
-    let (code, stdout, stderr) = run_in_own_mount_namespace(script, &[("EMPTY", &empty), ("NGINX_COPY", &nginx_copy), ("REPO", &repo), ("PATH", &path)]);
+    let (code, stdout, stderr) =
+        run_in_own_mount_namespace(script, &[("EMPTY", &empty), ("NGINX_COPY", &nginx_copy), ("REPO", &repo), ("PATH", &path)]);
     assert_eq!(code, 0, "stdout:\n{stdout}\nstderr:\n{stderr}");
     assert!(stdout.contains("emu up exited 1 after"), "{stdout}");
     // Well before the 120 s it would wait for pods that start late.
-    let waited_ms: u64 = stdout.split("emu up exited 1 after ").nth(1).and_then(|r| r.split(' ').next()).and_then(|n| n.parse().ok()).expect("duration");
+    let waited_ms: u64 =
+        stdout.split("emu up exited 1 after ").nth(1).and_then(|r| r.split(' ').next()).and_then(|n| n.parse().ok()).expect("duration");
     assert!(waited_ms < 30_000, "emu up waited {waited_ms} ms before giving up");
     assert!(stdout.contains("✗ Waiting for pods to be Running: pod default/my-nginx-"), "{stdout}");
     assert!(
@@ -236,7 +242,8 @@ fn completion_and_man_pages_are_installed() {
     assert!(roff.contains("Leave out the header line of a table"), "{roff}");
     assert!(roff.contains("The namespace of the objects the command names"), "{roff}");
     if Command::new("man").arg("--version").output().is_ok_and(|o| o.status.success()) {
-        let out = Command::new("man").arg("-l").arg(man.join("emu-get.1")).env("MANWIDTH", "200").env("MANPAGER", "cat").output().expect("man");
+        let out =
+            Command::new("man").arg("-l").arg(man.join("emu-get.1")).env("MANWIDTH", "200").env("MANPAGER", "cat").output().expect("man");
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(text.contains("--show-labels") && text.contains("Leave out the header line of a table"), "{text}");
     }

@@ -25,7 +25,8 @@ fn edit(c: &Cluster, change: impl FnOnce(&mut Value)) {
 fn the_tutorials_load_balancer() {
     let c = Cluster::up("tlb", &[&scenario("nginx-secure.yaml")]);
     let ports_before = c.emu(&["get", "svc", "my-nginx"]).ok().stdout;
-    let node_ports: Vec<String> = ports_before.lines().nth(1).unwrap().split_whitespace().nth(4).unwrap().split(',').map(str::to_string).collect();
+    let node_ports: Vec<String> =
+        ports_before.lines().nth(1).unwrap().split_whitespace().nth(4).unwrap().split(',').map(str::to_string).collect();
 
     edit(&c, |s| s["spec"]["type"] = "LoadBalancer".into());
     let edited = Instant::now();
@@ -62,7 +63,8 @@ fn the_tutorials_load_balancer() {
     for (node, ip) in [("kubernetes-minion-905m", "198.51.100.2"), ("kubernetes-minion-ljyd", "198.51.100.3")] {
         let (want_code, want_count) = if node == pod_node { ("200", 1) } else { ("503", 0) };
         let out = c.wait_for(&format!("{node}'s health check answer"), Duration::from_secs(5), || {
-            let r = c.emu(&["outside", "--", "curl", "-s", "-m", "2", "-w", "\n%{http_code}", &format!("http://{ip}:{hcnp}/healthz")]).stdout;
+            let r =
+                c.emu(&["outside", "--", "curl", "-s", "-m", "2", "-w", "\n%{http_code}", &format!("http://{ip}:{hcnp}/healthz")]).stdout;
             r.ends_with(want_code).then_some(r)
         });
         assert!(out.contains(&format!("\"localEndpoints\": {want_count},")) && out.contains("\"name\": \"my-nginx\""), "{node}: {out}");

@@ -101,7 +101,10 @@ fn tutorial_node_ports_kept_checked_and_released() {
             svc("plain", "  ports: [{port: 80, nodePort: 30081}]\n"),
             "The Service \"plain\" is invalid: spec.ports[0].nodePort: Forbidden: may not be used when `type` is 'ClusterIP'",
         ),
-        (taken_by_update, "The Service \"my-nginx\" is invalid: spec.ports[0].nodePort: Invalid value: 30080: provided port is already allocated"),
+        (
+            taken_by_update,
+            "The Service \"my-nginx\" is invalid: spec.ports[0].nodePort: Invalid value: 30080: provided port is already allocated",
+        ),
     ];
     for (i, (yaml, want)) in cases.iter().enumerate() {
         for verb in ["apply", "create"] {

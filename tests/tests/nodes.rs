@@ -49,7 +49,9 @@ fn a_stopped_node_loses_its_pods_to_the_others() {
     assert_eq!(endpoints(&c).split_whitespace().count(), 2, "both endpoints on the node that is left");
 
     c.emu(&["node", "start", &victim_node]).ok();
-    c.wait_for("the node Ready again", Duration::from_secs(10), || (!c.emu(&["get", "node", &victim_node]).ok().stdout.contains("NotReady")).then_some(()));
+    c.wait_for("the node Ready again", Duration::from_secs(10), || {
+        (!c.emu(&["get", "node", &victim_node]).ok().stdout.contains("NotReady")).then_some(())
+    });
     c.wait_for("the evicted pods to go", Duration::from_secs(20), || {
         let names: Vec<String> = c.pods("app=web").iter().map(name).collect();
         (!lost.iter().any(|l| names.contains(l))).then_some(())
@@ -79,7 +81,8 @@ fn a_killed_node_restarts_its_pods_when_started() {
     assert_eq!(r.stdout, "node/node-2 stopped: agent and pods killed, links down\n");
     // Dead, or a zombie that its new parent has not reaped yet.
     let alive = |pid: i32| {
-        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| s.rsplit(')').next().is_some_and(|rest| !rest.trim_start().starts_with('Z')))
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .is_ok_and(|s| s.rsplit(')').next().is_some_and(|rest| !rest.trim_start().starts_with('Z')))
     };
     assert!(!alive(before) && !alive(agent), "nginx ({before}) and the agent ({agent}) are gone");
     assert!(c.emu(&["fault", "list"]).ok().stdout.contains("agent and pods killed, links down"));

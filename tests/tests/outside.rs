@@ -36,7 +36,11 @@ fn nodes_have_external_ips_and_the_outside_reaches_only_them() {
     assert!(eth1.contains("198.51.100.2/24"), "{eth1}");
 
     // Pods and ClusterIPs are not reachable from outside.
-    c.apply("web.yaml", "apiVersion: v1\nkind: Pod\nmetadata: {name: web, labels: {app: web}}\nspec:\n  containers: [{name: web, image: nginx}]\n").ok();
+    c.apply(
+        "web.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: web, labels: {app: web}}\nspec:\n  containers: [{name: web, image: nginx}]\n",
+    )
+    .ok();
     let pod = c.ready_pod("web");
     c.emu(&["expose", "pod", "web", "--port", "80"]).ok();
     for target in [pod_ip(&pod), c.cluster_ip("web")] {
@@ -55,7 +59,10 @@ fn nodes_have_external_ips_and_the_outside_reaches_only_them() {
     }
     let node = pod["spec"]["nodeName"].as_str().unwrap();
     let table = c.emu(&["ssh", node, "--", "nft", "list", "table", "ip", "emu-edge"]).ok().stdout;
-    assert!(table.contains(&format!("iifname \"eth1\" ip daddr != {node_ip} counter packets")) && !table.contains("counter packets 0 "), "{table}");
+    assert!(
+        table.contains(&format!("iifname \"eth1\" ip daddr != {node_ip} counter packets")) && !table.contains("counter packets 0 "),
+        "{table}"
+    );
     for net in ["10.244.0.0/16", "10.96.0.0/12"] {
         c.emu(&["outside", "--", "ip", "route", "del", net]).ok();
     }
@@ -64,7 +71,10 @@ fn nodes_have_external_ips_and_the_outside_reaches_only_them() {
     for target in [pod_ip(&pod), c.cluster_ip("web"), "198.51.100.2".to_string(), "203.0.113.1".to_string()] {
         let route = std::process::Command::new("ip").args(["route", "get", &target]).output().unwrap();
         let route = String::from_utf8_lossy(&route.stdout);
-        assert!(!["veth", "fabric0", "cni0", "ext0", "eth1"].iter().any(|d| route.contains(d)), "the host routes {target} into emu: {route}");
+        assert!(
+            !["veth", "fabric0", "cni0", "ext0", "eth1"].iter().any(|d| route.contains(d)),
+            "the host routes {target} into emu: {route}"
+        );
     }
     // The exit code of the command is passed through, and a shell runs when none is given.
     assert_eq!(c.emu(&["outside", "--", "sh", "-c", "exit 3"]).code, 3);

@@ -226,7 +226,11 @@ fn run(program: &Path, dir: &Path, c: &Case) -> (i32, String, String) {
         cmd.args(["-o", c.output]);
     }
     // Neither a kubeconfig nor an emu cluster has a say in a local patch.
-    let out = cmd.env("KUBECONFIG", "/dev/null").env_remove("EMU_CLUSTER").output().unwrap_or_else(|e| panic!("running {}: {e}", program.display()));
+    let out = cmd
+        .env("KUBECONFIG", "/dev/null")
+        .env_remove("EMU_CLUSTER")
+        .output()
+        .unwrap_or_else(|e| panic!("running {}: {e}", program.display()));
     (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
 }
 

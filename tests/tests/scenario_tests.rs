@@ -23,7 +23,8 @@ fn scenario(test: &str, text: &str) -> PathBuf {
 fn assert_gone(cluster: &str) {
     assert!(!Path::new("/run/emu").join(cluster).exists(), "/run/emu/{cluster} is left");
     let netns = Command::new("ip").args(["netns", "list"]).output().unwrap();
-    let left: Vec<String> = String::from_utf8_lossy(&netns.stdout).lines().filter(|l| l.starts_with(&format!("emu-{cluster}-"))).map(str::to_string).collect();
+    let left: Vec<String> =
+        String::from_utf8_lossy(&netns.stdout).lines().filter(|l| l.starts_with(&format!("emu-{cluster}-"))).map(str::to_string).collect();
     assert!(left.is_empty(), "namespaces left: {left:?}");
     assert_eq!(emu_processes(cluster), Vec::<String>::new());
 }
@@ -87,13 +88,17 @@ fn a_broken_expectation_fails_shows_expected_and_got_and_leaves_nothing() {
     println!("{}{}", r.stdout, r.stderr);
     assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
     let lines: Vec<&str> = r.stdout.lines().collect();
-    assert!(lines.iter().any(|l| l.starts_with(" ✗ say hello (") && l.ends_with("): expected stdout to contain \"goodbye\", got \"hello\"")), "{}", r.stdout);
+    assert!(
+        lines.iter().any(|l| l.starts_with(" ✗ say hello (") && l.ends_with("): expected stdout to contain \"goodbye\", got \"hello\"")),
+        "{}",
+        r.stdout
+    );
     assert!(lines.contains(&" - never runs (not run)"), "{}", r.stdout);
     // The load stops with the scenario and reports (its requests were refused: nothing listens).
     assert!(
-        lines
-            .iter()
-            .any(|l| l.starts_with(" ✓ stop load load (end of scenario) (") && l.contains(" failed (") && l.contains("× curl exit 7 (could not connect)")),
+        lines.iter().any(|l| l.starts_with(" ✓ stop load load (end of scenario) (")
+            && l.contains(" failed (")
+            && l.contains("× curl exit 7 (could not connect)")),
         "{}",
         r.stdout
     );
@@ -118,7 +123,11 @@ fn bad_steps_are_refused_before_any_cluster_exists() {
     let file = scenario("badsteps", "nodes: 1\nsteps:\n  - sleep: 1s\n  - wait: {pods: {selector: app=web, ready: two}}\n");
     let r = emu(&["test", "--cluster", "tbadsteps", file.to_str().unwrap()]);
     assert_eq!(r.code, 1);
-    assert!(r.stderr.contains("scenario field `steps[1].wait.pods.ready`: expected a whole number (0 or more), got \"two\""), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("scenario field `steps[1].wait.pods.ready`: expected a whole number (0 or more), got \"two\""),
+        "{}",
+        r.stderr
+    );
     assert_eq!(r.stdout, "");
     assert_gone("tbadsteps");
     let _ = std::fs::remove_dir_all(file.parent().unwrap());

@@ -109,7 +109,10 @@ fn create_configmap_and_generic_secret() {
     let missing = p(&dir.0.join("missing.conf"));
     let dir_with_key = format!("--from-file=x={}", p(&conf));
     let cases = [
-        (vec!["create", "configmap", "bad", "--from-literal=a b=x"], "error: \"a b\" is not a valid key name for a ConfigMap: a valid config key"),
+        (
+            vec!["create", "configmap", "bad", "--from-literal=a b=x"],
+            "error: \"a b\" is not a valid key name for a ConfigMap: a valid config key",
+        ),
         (
             vec!["create", "configmap", "bad", "--from-literal=k=1", "--from-literal=k=2"],
             "error: cannot add key \"k\", another key by that name already exists in Data for ConfigMap \"bad\"",
@@ -136,7 +139,8 @@ fn every_namespace_has_the_cluster_ca() {
     let ca = std::fs::read_to_string(format!("/run/emu/{}/pki/ca.crt", c.name)).unwrap();
     let published = |ns: &str| {
         let r = c.emu(&["get", "configmap", "kube-root-ca.crt", "-n", ns, "-o", "json"]);
-        (r.code == 0).then(|| serde_json::from_str::<serde_json::Value>(&r.stdout).unwrap()["data"]["ca.crt"].as_str().unwrap_or("").to_string())
+        (r.code == 0)
+            .then(|| serde_json::from_str::<serde_json::Value>(&r.stdout).unwrap()["data"]["ca.crt"].as_str().unwrap_or("").to_string())
     };
     for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
         assert_eq!(published(ns).as_deref(), Some(ca.as_str()), "{ns}");

@@ -32,9 +32,15 @@ fn every_pod_gets_a_token_the_ca_and_its_namespace() {
     let volume_name = volume["name"].as_str().unwrap().to_string();
     assert!(volume_name.starts_with("kube-api-access-") && volume_name.len() == "kube-api-access-".len() + 5, "{volume}");
     assert_eq!(volume["projected"]["sources"][0]["serviceAccountToken"]["expirationSeconds"], 3607);
-    assert_eq!(client["spec"]["containers"][0]["volumeMounts"][0], serde_json::json!({"name": volume_name, "readOnly": true, "mountPath": DIR}));
+    assert_eq!(
+        client["spec"]["containers"][0]["volumeMounts"][0],
+        serde_json::json!({"name": volume_name, "readOnly": true, "mountPath": DIR})
+    );
     let described = c.emu(&["describe", "pod", "client"]).ok().stdout;
-    assert!(described.contains(&format!("{DIR} from {volume_name} (ro)")) && described.contains("Type:                    Projected"), "{described}");
+    assert!(
+        described.contains(&format!("{DIR} from {volume_name} (ro)")) && described.contains("Type:                    Projected"),
+        "{described}"
+    );
 
     // The files, in kubelet's layout, read-only.
     let listing = c.emu(&["exec", "client", "--", "ls", "-a", DIR]).ok().stdout;
@@ -52,7 +58,8 @@ fn every_pod_gets_a_token_the_ca_and_its_namespace() {
     // The token: a JWT bound to the pod, which the API server authenticates.
     let token = c.emu(&["exec", "client", "--", "cat", &format!("{DIR}/token")]).ok().stdout;
     let claims: serde_json::Value =
-        serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(token.split('.').nth(1).unwrap()).unwrap()).unwrap();
+        serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(token.split('.').nth(1).unwrap()).unwrap())
+            .unwrap();
     assert_eq!(claims["sub"], "system:serviceaccount:default:default");
     assert_eq!(
         (claims["kubernetes.io"]["pod"]["name"].as_str(), claims["kubernetes.io"]["pod"]["uid"].as_str()),
@@ -61,7 +68,10 @@ fn every_pod_gets_a_token_the_ca_and_its_namespace() {
     assert_eq!(claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(), 3607);
     let bearer = format!("-H \"Authorization: Bearer $(cat {DIR}/token)\"");
     let answer = curl_api(&c, "client", "default", &bearer, "/api/v1/namespaces/default/pods");
-    assert!(answer.contains(r#"forbidden: User \"system:serviceaccount:default:default\" cannot get path \"/api/v1/namespaces/default/pods\""#), "{answer}");
+    assert!(
+        answer.contains(r#"forbidden: User \"system:serviceaccount:default:default\" cannot get path \"/api/v1/namespaces/default/pods\""#),
+        "{answer}"
+    );
     assert!(curl_api(&c, "client", "team", &bearer, "/api").contains("system:serviceaccount:team:default"));
     assert!(curl_api(&c, "client", "default", "", "/api").contains(r#"User \"system:anonymous\""#));
     let forged = format!("-H \"Authorization: Bearer $(cat {DIR}/token)x\"");
@@ -76,7 +86,8 @@ fn every_pod_gets_a_token_the_ca_and_its_namespace() {
     )
     .ok();
     let pods = c.ready_pods("app=web", 2);
-    let names: std::collections::BTreeSet<String> = pods.iter().map(|p| p["spec"]["volumes"][0]["name"].as_str().unwrap_or_default().to_string()).collect();
+    let names: std::collections::BTreeSet<String> =
+        pods.iter().map(|p| p["spec"]["volumes"][0]["name"].as_str().unwrap_or_default().to_string()).collect();
     assert_eq!(names.len(), 2, "{:?} for {:?}", names, pods.iter().map(name).collect::<Vec<_>>());
     let token = c.emu(&["exec", &name(&pods[0]), "--", "cat", &format!("{DIR}/token")]).ok().stdout;
     assert_eq!(token.split('.').count(), 3);

@@ -43,7 +43,10 @@ fn tutorial_creating_and_accessing_the_service() {
     let before = ready_pods(&c, "run=my-nginx", 2);
     let old_pod = name(&before[0]);
     // Pods started before the service know only the `kubernetes` service.
-    assert_eq!(service_env(&c, &old_pod), ["KUBERNETES_SERVICE_HOST=10.96.0.1", "KUBERNETES_SERVICE_PORT=443", "KUBERNETES_SERVICE_PORT_HTTPS=443"]);
+    assert_eq!(
+        service_env(&c, &old_pod),
+        ["KUBERNETES_SERVICE_HOST=10.96.0.1", "KUBERNETES_SERVICE_PORT=443", "KUBERNETES_SERVICE_PORT_HTTPS=443"]
+    );
 
     assert_eq!(c.emu(&["expose", "deployment/my-nginx"]).ok().stdout, "service/my-nginx exposed\n");
     let again = c.emu(&["expose", "deployment/my-nginx"]);
@@ -82,7 +85,9 @@ fn tutorial_creating_and_accessing_the_service() {
 
     // 200 new connections from a third pod: both endpoints answer, each 30–70%.
     c.emu(&["run", "client", "--image=radial/busyboxplus:curl", "--", "sleep", "3600"]).ok();
-    c.wait_for("client pod Running", Duration::from_secs(20), || (c.pods("run=client").first()?["status"]["phase"] == "Running").then_some(()));
+    c.wait_for("client pod Running", Duration::from_secs(20), || {
+        (c.pods("run=client").first()?["status"]["phase"] == "Running").then_some(())
+    });
     let loop_cmd = format!("for i in $(seq 200); do curl -s -o /dev/null --max-time 5 http://{vip}/lb-check; done");
     c.emu(&["exec", "client", "--", "sh", "-c", &loop_cmd]).ok();
     let counts = c.wait_for("200 logged requests", Duration::from_secs(5), || {
@@ -141,7 +146,9 @@ fn endpoints_and_rules_follow_pods_without_failed_requests() {
             })
             .collect()
     };
-    c.wait_for("rules for both pods on every node", Duration::from_secs(5), || pods.iter().all(|p| rules_have(&ip(p)).iter().all(|b| *b)).then_some(()));
+    c.wait_for("rules for both pods on every node", Duration::from_secs(5), || {
+        pods.iter().all(|p| rules_have(&ip(p)).iter().all(|b| *b)).then_some(())
+    });
 
     // A client loops on the ClusterIP while the pods are replaced one by one.
     c.emu(&[
@@ -166,7 +173,9 @@ fn endpoints_and_rules_follow_pods_without_failed_requests() {
             let ep = c.emu(&["get", "ep", "my-nginx"]).ok().stdout;
             (!ep.contains(&format!("{}:80", ip(victim)))).then_some(())
         });
-        c.wait_for("the deleted pod to leave every node's rules", Duration::from_secs(1), || rules_have(&ip(victim)).iter().all(|b| !b).then_some(()));
+        c.wait_for("the deleted pod to leave every node's rules", Duration::from_secs(1), || {
+            rules_have(&ip(victim)).iter().all(|b| !b).then_some(())
+        });
         assert!(deleted_at.elapsed() < Duration::from_millis(1500));
         // Its replacement joins within 1 s of being ready.
         let fresh = ready_pods(&c, "run=my-nginx", 2);
@@ -257,7 +266,8 @@ fn readiness_probes_gate_ready_and_endpoints() {
     assert!(!ep.contains(&exec_ip) && !ep.contains(&tcp_ip), "unready pods are not ready endpoints: {ep}");
     let slices = c.emu(&["get", "endpointslices", "-l", "kubernetes.io/service-name=probed", "-o", "json"]).ok().stdout;
     let slices: Value = serde_json::from_str(&slices).unwrap();
-    let endpoints: Vec<&Value> = slices["items"].as_array().unwrap().iter().flat_map(|s| s["endpoints"].as_array().unwrap().iter()).collect();
+    let endpoints: Vec<&Value> =
+        slices["items"].as_array().unwrap().iter().flat_map(|s| s["endpoints"].as_array().unwrap().iter()).collect();
     assert_eq!(endpoints.len(), 3, "the slice lists every pod, ready or not: {slices}");
     let tcp = endpoints.iter().find(|e| e["addresses"][0] == tcp_ip.as_str()).unwrap();
     assert_eq!(tcp["conditions"]["ready"], false);
@@ -288,9 +298,14 @@ fn service_first_scenario_spreads_pods_and_gives_them_variables_then_delete_svc(
     // `delete svc` removes the Service, its Endpoints and slices, and every node's rules for it.
     assert_eq!(c.emu(&["delete", "svc", "my-nginx"]).ok().stdout, "service \"my-nginx\" deleted\n");
     c.wait_for("endpoints gone", Duration::from_secs(2), || (c.emu(&["get", "ep", "my-nginx"]).code != 0).then_some(()));
-    c.wait_for("slices gone", Duration::from_secs(2), || (!c.emu(&["get", "endpointslices"]).ok().stdout.contains("my-nginx")).then_some(()));
+    c.wait_for("slices gone", Duration::from_secs(2), || {
+        (!c.emu(&["get", "endpointslices"]).ok().stdout.contains("my-nginx")).then_some(())
+    });
     c.wait_for("rules gone on every node", Duration::from_secs(2), || {
-        node_names(&c).iter().all(|n| !c.emu(&["ssh", n, "--", "nft", "list", "table", "ip", "emu"]).ok().stdout.contains(&vip)).then_some(())
+        node_names(&c)
+            .iter()
+            .all(|n| !c.emu(&["ssh", n, "--", "nft", "list", "table", "ip", "emu"]).ok().stdout.contains(&vip))
+            .then_some(())
     });
     let refused = c.emu(&["exec", &name(&pods[0]), "--", "curl", "-s", "--max-time", "2", &format!("http://{vip}/")]);
     assert_ne!(refused.code, 0, "a deleted service's ClusterIP answers nothing");

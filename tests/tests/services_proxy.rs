@@ -72,7 +72,8 @@ fn hairpin_a_pod_reaches_itself_through_its_service() {
     assert_eq!(ep.lines().nth(1).unwrap().split_whitespace().nth(1), Some(format!("{}:80", ip(&pod)).as_str()), "{ep}");
     wait_reachable(&c, "solo", &format!("http://{vip}/?warm-up"));
 
-    let script = format!("n=0; for i in $(seq 50); do curl -sf -o /dev/null --max-time 2 'http://{vip}/?hair' && n=$((n+1)); done; echo $n");
+    let script =
+        format!("n=0; for i in $(seq 50); do curl -sf -o /dev/null --max-time 2 'http://{vip}/?hair' && n=$((n+1)); done; echo $n");
     let answered = c.emu(&["exec", "solo", "--", "sh", "-c", &script]).ok().stdout;
     assert_eq!(answered.trim(), "50", "answered requests of 50");
     let log = c.emu(&["logs", "solo"]).ok().stdout;
@@ -122,7 +123,8 @@ fn named_target_port_resolves_per_pod() {
     let yaml = [
         httpd_pod("web-a", "named", 8080),
         httpd_pod("web-b", "named", 9090),
-        "apiVersion: v1\nkind: Service\nmetadata: {name: named}\nspec:\n  selector: {app: named}\n  ports: [{port: 80, targetPort: web}]\n".into(),
+        "apiVersion: v1\nkind: Service\nmetadata: {name: named}\nspec:\n  selector: {app: named}\n  ports: [{port: 80, targetPort: web}]\n"
+            .into(),
     ]
     .join("---\n");
     c.apply("named.yaml", &yaml).ok();
@@ -308,7 +310,11 @@ fn selectorless_service_uses_the_users_endpoints() {
 #[test]
 fn service_without_endpoints_refuses_at_once() {
     let c = Cluster::up("tsprefuse", &[]);
-    c.apply("empty.yaml", "apiVersion: v1\nkind: Service\nmetadata: {name: empty}\nspec:\n  selector: {app: nothing}\n  ports: [{port: 80}]\n").ok();
+    c.apply(
+        "empty.yaml",
+        "apiVersion: v1\nkind: Service\nmetadata: {name: empty}\nspec:\n  selector: {app: nothing}\n  ports: [{port: 80}]\n",
+    )
+    .ok();
     // The endpoints controller writes the (empty) Endpoints object on its next pass.
     let ep = c.wait_for("the Endpoints object", Duration::from_secs(5), || {
         let r = c.emu(&["get", "ep", "empty"]);
@@ -355,7 +361,9 @@ fn cluster_ip_does_not_answer_ping() {
 #[test]
 fn bad_services_are_rejected_with_kubernetes_messages() {
     let c = Cluster::up("tspbad", &["--nodes", "1"]);
-    let svc = |name: &str, spec: &str| format!("apiVersion: v1\nkind: Service\nmetadata: {{name: {name}}}\nspec:\n  selector: {{app: x}}\n{spec}");
+    let svc = |name: &str, spec: &str| {
+        format!("apiVersion: v1\nkind: Service\nmetadata: {{name: {name}}}\nspec:\n  selector: {{app: x}}\n{spec}")
+    };
     // One Service whose ClusterIP the last cases collide with.
     c.apply("taken.yaml", &svc("taken", "  clusterIP: 10.96.100.100\n  ports: [{port: 80}]\n")).ok();
     let before = service_names(&c);
@@ -408,10 +416,12 @@ fn bad_services_are_rejected_with_kubernetes_messages() {
     // validation (duplicate port names) and by the allocator (ClusterIP taken).
     let cm = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: multi-cm}\ndata: {a: b}\n";
     let good = svc("multi-good", "  ports: [{port: 80}]\n");
-    for (i, bad) in
-        [svc("multi-bad", "  ports: [{name: h, port: 80}, {name: h, port: 81}]\n"), svc("multi-bad", "  clusterIP: 10.96.100.100\n  ports: [{port: 80}]\n")]
-            .iter()
-            .enumerate()
+    for (i, bad) in [
+        svc("multi-bad", "  ports: [{name: h, port: 80}, {name: h, port: 81}]\n"),
+        svc("multi-bad", "  clusterIP: 10.96.100.100\n  ports: [{port: 80}]\n"),
+    ]
+    .iter()
+    .enumerate()
     {
         let r = c.apply(&format!("multi-{i}.yaml"), &[cm, &good, bad].join("---\n"));
         assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
@@ -459,7 +469,10 @@ fn two_clusters_with_the_same_cluster_ip_do_not_cross() {
     std::thread::scope(|s| {
         for (c, p) in clusters.iter().zip(&pods) {
             s.spawn(move || {
-                let script = format!("for i in $(seq 30); do curl -sf -o /dev/null --max-time 2 'http://10.96.100.100/?from-{}' || echo FAIL; done", c.name);
+                let script = format!(
+                    "for i in $(seq 30); do curl -sf -o /dev/null --max-time 2 'http://10.96.100.100/?from-{}' || echo FAIL; done",
+                    c.name
+                );
                 let out = c.emu(&["exec", &name(&p[1]), "--", "sh", "-c", &script]).ok().stdout;
                 assert!(!out.contains("FAIL"), "{}: {out}", c.name);
             });

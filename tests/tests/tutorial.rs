@@ -25,7 +25,10 @@ fn tutorial_pods_spread_and_talk_without_nat() {
     // Two different nodes, each pod's IP inside its node's pod CIDR.
     let nodes: Value = serde_json::from_str(&c.emu(&["get", "nodes", "-o", "json"]).ok().stdout).unwrap();
     let cidr_of = |node: &str| -> String {
-        nodes["items"].as_array().unwrap().iter().find(|n| n["metadata"]["name"] == node).unwrap()["spec"]["podCIDR"].as_str().unwrap().to_string()
+        nodes["items"].as_array().unwrap().iter().find(|n| n["metadata"]["name"] == node).unwrap()["spec"]["podCIDR"]
+            .as_str()
+            .unwrap()
+            .to_string()
     };
     let n0 = pods[0]["spec"]["nodeName"].as_str().unwrap();
     let n1 = pods[1]["spec"]["nodeName"].as_str().unwrap();
@@ -124,7 +127,8 @@ fn restarts_replacements_and_scaling() {
     emu_tests::sigkill(pid);
     c.wait_for("a restart", Duration::from_secs(20), || {
         let p = c.pods("run=my-nginx").into_iter().find(|p| name(p) == victim)?;
-        (p["status"]["containerStatuses"][0]["restartCount"].as_i64() == Some(1) && p["status"]["containerStatuses"][0]["ready"] == true).then_some(())
+        (p["status"]["containerStatuses"][0]["restartCount"].as_i64() == Some(1) && p["status"]["containerStatuses"][0]["ready"] == true)
+            .then_some(())
     });
     let table = c.emu(&["get", "pods", &victim]).ok().stdout;
     let row: Vec<&str> = table.lines().nth(1).unwrap().split_whitespace().collect();

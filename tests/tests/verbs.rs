@@ -31,7 +31,10 @@ fn get_describe_and_output_formats() {
     assert!(y.starts_with("apiVersion: apps/v1\nkind: Deployment\nmetadata:\n"), "{y}");
     // Several kinds in one get: prefixed names, one blank line between tables.
     let both = c.emu(&["get", "deploy,rs"]).ok().stdout;
-    assert!(both.contains("deployment.apps/my-nginx") && both.contains("\n\nNAME ") && both.contains("replicaset.apps/my-nginx-"), "{both}");
+    assert!(
+        both.contains("deployment.apps/my-nginx") && both.contains("\n\nNAME ") && both.contains("replicaset.apps/my-nginx-"),
+        "{both}"
+    );
     // -A adds NAMESPACE; an empty namespace says so on stderr.
     assert!(c.emu(&["get", "pods", "-A"]).ok().stdout.starts_with("NAMESPACE "));
     let empty = c.emu(&["get", "pods", "-n", "kube-public"]).ok();
@@ -39,7 +42,13 @@ fn get_describe_and_output_formats() {
     assert_eq!(empty.stderr.trim(), "No resources found in kube-public namespace.");
     // Nodes: wide columns, InternalIP on the fabric.
     let nodes = c.emu(&["get", "nodes", "-o", "wide"]).ok().stdout;
-    assert!(nodes.starts_with("NAME ") && nodes.contains("INTERNAL-IP") && nodes.contains("172.18.0.2") && nodes.contains("kubernetes-minion-905m"), "{nodes}");
+    assert!(
+        nodes.starts_with("NAME ")
+            && nodes.contains("INTERNAL-IP")
+            && nodes.contains("172.18.0.2")
+            && nodes.contains("kubernetes-minion-905m"),
+        "{nodes}"
+    );
     // describe.
     let pod = names.lines().next().unwrap().trim_start_matches("pod/").to_string();
     let d = c.emu(&["describe", "pod", &pod]).ok().stdout;
@@ -59,8 +68,12 @@ fn get_describe_and_output_formats() {
 fn apply_from_stdin_run_logs_and_delete() {
     let c = Cluster::up("tverbs2", &["--nodes", "1"]);
     let manifest = "apiVersion: v1\nkind: Namespace\nmetadata: {name: lab}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: talker, namespace: lab}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: c\n    image: busybox\n    command: [sh, -c, 'echo hello from talker; sleep 3600']\n";
-    let mut child =
-        Command::new(emu_tests::emu_path()).args(["apply", "-f", "-", "--cluster", "tverbs2"]).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+    let mut child = Command::new(emu_tests::emu_path())
+        .args(["apply", "-f", "-", "--cluster", "tverbs2"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
     child.stdin.take().unwrap().write_all(manifest.as_bytes()).unwrap();
     let out = child.wait_with_output().unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), "namespace/lab created\npod/talker created\n");
@@ -186,7 +199,8 @@ fn global_flags_before_the_verb() {
     assert_eq!(before, after);
     let svc = emu(&["--context", "emu-tglobal", "get", "svc"]).ok().stdout;
     assert!(svc.lines().any(|l| l.starts_with("kubernetes ") && l.contains("10.96.0.1")), "{svc}");
-    let dns = emu(&["--namespace=kube-system", "--cluster=tglobal", "get", "svc", "kube-dns", "-o", "jsonpath={.spec.clusterIP}"]).ok().stdout;
+    let dns =
+        emu(&["--namespace=kube-system", "--cluster=tglobal", "get", "svc", "kube-dns", "-o", "jsonpath={.spec.clusterIP}"]).ok().stdout;
     assert_eq!(dns, "10.96.0.10");
     drop(c);
 }

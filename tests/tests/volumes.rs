@@ -111,13 +111,21 @@ spec:
     assert!(!mounts.iter().any(|m| m.contains("/volumes")), "{mounts:?}");
     let dir = pod_dir(&c, &pod);
     // VOL-6: stringData is merged into data and never read back; bad base64 creates nothing.
-    c.apply("strings.yaml", "apiVersion: v1\nkind: Secret\nmetadata: {name: strings}\ndata: {a: YQ==, b: Yg==}\nstringData: {b: B, c: c}\n").ok();
+    c.apply(
+        "strings.yaml",
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: strings}\ndata: {a: YQ==, b: Yg==}\nstringData: {b: B, c: c}\n",
+    )
+    .ok();
     let read: serde_json::Value = serde_json::from_str(&c.emu(&["get", "secret", "strings", "-o", "json"]).ok().stdout).unwrap();
     assert_eq!(read["data"], serde_json::json!({"a": "YQ==", "b": "Qg==", "c": "Yw=="}));
     assert!(read.get("stringData").is_none());
     let bad = c.apply("bad.yaml", "apiVersion: v1\nkind: Secret\nmetadata: {name: bad}\ndata: {x: \"c2VjcmV0LXZhbHVl!!\"}\n");
     assert_eq!(bad.code, 1);
-    assert!(bad.stderr.contains("Secret in version \"v1\" cannot be handled as a Secret: illegal base64 data at input byte 16"), "{}", bad.stderr);
+    assert!(
+        bad.stderr.contains("Secret in version \"v1\" cannot be handled as a Secret: illegal base64 data at input byte 16"),
+        "{}",
+        bad.stderr
+    );
     assert!(!bad.stderr.contains("c2VjcmV0"), "the value is not echoed: {}", bad.stderr);
     assert_ne!(c.emu(&["get", "secret", "bad"]).code, 0);
 
@@ -125,7 +133,10 @@ spec:
     let both = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: fresh}\ndata: {a: b}\n---\n\
                 apiVersion: v1\nkind: Secret\nmetadata: {name: strings}\ntype: kubernetes.io/tls\ndata: {tls.crt: YQ==, tls.key: YQ==}\n";
     let r = c.apply("both.yaml", both);
-    assert_eq!((r.code, r.stderr.trim_end()), (1, "The Secret \"strings\" is invalid: type: Invalid value: \"kubernetes.io/tls\": field is immutable"));
+    assert_eq!(
+        (r.code, r.stderr.trim_end()),
+        (1, "The Secret \"strings\" is invalid: type: Invalid value: \"kubernetes.io/tls\": field is immutable")
+    );
     assert_ne!(c.emu(&["get", "configmap", "fresh"]).code, 0, "nothing of the manifest was applied");
     c.apply("frozen.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: frozen}\nimmutable: true\ndata: {a: b}\n").ok();
     let r = c.apply("frozen.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: frozen}\nimmutable: true\ndata: {a: c}\n");
@@ -180,7 +191,8 @@ spec:
     // A reader loops in the pod while the ConfigMap changes four times.
     let name = c.name.clone();
     let reader = std::thread::spawn(move || {
-        let script = "end=$(( $(date +%s) + 8 )); while [ $(date +%s) -lt $end ]; do uniq -c < /etc/cfg/data | tr -s ' ' | tr '\\n' ';'; echo; done";
+        let script =
+            "end=$(( $(date +%s) + 8 )); while [ $(date +%s) -lt $end ]; do uniq -c < /etc/cfg/data | tr -s ' ' | tr '\\n' ';'; echo; done";
         emu_tests::emu(&["exec", "reader", "--cluster", &name, "--", "sh", "-c", script])
     });
     let mut delays = Vec::new();

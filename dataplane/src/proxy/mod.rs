@@ -19,10 +19,10 @@ pub mod trace;
 mod tests;
 
 pub use model::{
-    input_from_objects, stale_udp_flows, usable_endpoints, Backends, EndpointModel, ModelCache, PortModel, Protocol, ProxyInput, ServiceModel, StaleUdpFlow,
-    DEFAULT_AFFINITY_TIMEOUT,
+    input_from_objects, stale_udp_flows, usable_endpoints, Backends, EndpointModel, ModelCache, PortModel, Protocol, ProxyInput,
+    ServiceModel, StaleUdpFlow, DEFAULT_AFFINITY_TIMEOUT,
 };
 pub use render::{
-    affinity_set_name, endpoint_chain_name, external_chain_name, parse_listing, render_full, render_recreate, render_resync, render_update, service_chain_name,
-    TableObjects, MASQUERADE_MARK, TABLE,
+    affinity_set_name, endpoint_chain_name, external_chain_name, parse_listing, render_full, render_recreate, render_resync, render_update,
+    service_chain_name, TableObjects, MASQUERADE_MARK, TABLE,
 };

@@ -160,7 +160,13 @@ pub fn usable_endpoints<'a>(node_name: &str, internal_local: bool, endpoints: &'
 /// those whose names could not be nft identifiers (the API server never stores such names). A
 /// port's endpoints come from the slices of the same namespace labelled
 /// `kubernetes.io/service-name: <service>`, matching the slice port by name and protocol.
-pub fn input_from_objects(node_name: &str, cluster_pod_cidr: Ipv4Cidr, service_cidr: Ipv4Cidr, services: &[Value], slices: &[Value]) -> ProxyInput {
+pub fn input_from_objects(
+    node_name: &str,
+    cluster_pod_cidr: Ipv4Cidr,
+    service_cidr: Ipv4Cidr,
+    services: &[Value],
+    slices: &[Value],
+) -> ProxyInput {
     let by_service = slices_by_service(slices);
     let models = services.iter().filter_map(|svc| {
         let slices = by_service.get(&(object::namespace(svc), object::name(svc))).map(Vec::as_slice).unwrap_or_default();
@@ -262,14 +268,19 @@ impl ModelCache {
         let mut models = Vec::with_capacity(self.services.len());
         self.remodelled = 0;
         for svc in services {
-            let slices: &[&Arc<Value>] = by_service.get(&(object::namespace(svc), object::name(svc))).map(Vec::as_slice).unwrap_or_default();
+            let slices: &[&Arc<Value>] =
+                by_service.get(&(object::namespace(svc), object::name(svc))).map(Vec::as_slice).unwrap_or_default();
             let unchanged = |c: &CachedModel| c.slices.len() == slices.len() && c.slices.iter().zip(slices).all(|(a, b)| Arc::ptr_eq(a, b));
             let entry = match self.services.remove(&address(svc)).filter(unchanged) {
                 Some(entry) => entry,
                 None => {
                     self.remodelled += 1;
                     let values: Vec<&Value> = slices.iter().map(|s| s.as_ref()).collect();
-                    CachedModel { model: service_model(svc, &values), service: Arc::clone(svc), slices: slices.iter().map(|s| Arc::clone(s)).collect() }
+                    CachedModel {
+                        model: service_model(svc, &values),
+                        service: Arc::clone(svc),
+                        slices: slices.iter().map(|s| Arc::clone(s)).collect(),
+                    }
                 }
             };
             models.extend(entry.model.clone());
@@ -360,7 +371,8 @@ fn port_endpoints(slices: &[&Value], port_name: &str, protocol: Protocol) -> Vec
     for slice in slices {
         let slice_ports = slice.get("ports").and_then(Value::as_array);
         let Some(port) = slice_ports.into_iter().flatten().find_map(|p| {
-            let same = object::str_at(p, &["name"]).unwrap_or("") == port_name && Protocol::from_k8s(object::str_at(p, &["protocol"])) == Some(protocol);
+            let same = object::str_at(p, &["name"]).unwrap_or("") == port_name
+                && Protocol::from_k8s(object::str_at(p, &["protocol"])) == Some(protocol);
             same.then(|| p.get("port")?.as_u64().and_then(|n| u16::try_from(n).ok()))?
         }) else {
             continue;
@@ -368,7 +380,9 @@ fn port_endpoints(slices: &[&Value], port_name: &str, protocol: Protocol) -> Vec
         let endpoints = slice.get("endpoints").and_then(Value::as_array);
         for ep in endpoints.into_iter().flatten() {
             // Consumers use the first address only (the API allows exactly one today).
-            let Some(ip) = object::at(ep, &["addresses"]).and_then(|a| a.get(0)).and_then(Value::as_str).and_then(|s| s.parse::<Ipv4Addr>().ok()) else {
+            let Some(ip) =
+                object::at(ep, &["addresses"]).and_then(|a| a.get(0)).and_then(Value::as_str).and_then(|s| s.parse::<Ipv4Addr>().ok())
+            else {
                 continue;
             };
             // EndpointConditions: nil ready/serving mean true, nil terminating means false.

@@ -98,7 +98,11 @@ impl Chain {
     fn declare(&self, out: &mut String) {
         match self.hook {
             // Numeric priorities: nft accepts `dstnat` only on prerouting in family ip.
-            Some(h) => writeln!(out, "add chain {TABLE} {} {{ type {} hook {} priority {} ; policy accept ; }}", self.name, h.kind, h.hook, h.priority),
+            Some(h) => writeln!(
+                out,
+                "add chain {TABLE} {} {{ type {} hook {} priority {} ; policy accept ; }}",
+                self.name, h.kind, h.hook, h.priority
+            ),
             None => writeln!(out, "add chain {TABLE} {}", self.name),
         }
         .expect("writing to a String");
@@ -224,7 +228,10 @@ fn fixed_chains(input: &ProxyInput) -> Vec<Chain> {
         ),
         Chain::regular(
             SERVICE_ENDPOINTS_CHECK,
-            vec![format!("{key} vmap @{NO_ENDPOINT_SERVICES}"), format!("ip daddr @{NODEPORT_IPS} {port_key} vmap @{NO_ENDPOINT_NODEPORTS}")],
+            vec![
+                format!("{key} vmap @{NO_ENDPOINT_SERVICES}"),
+                format!("ip daddr @{NODEPORT_IPS} {port_key} vmap @{NO_ENDPOINT_NODEPORTS}"),
+            ],
         ),
         Chain::regular(
             CLUSTER_IPS_CHECK,
@@ -425,7 +432,8 @@ fn write_elements(out: &mut String, verb: &str, set: &str, elements: &[(&String,
     let last = elements.len() - 1;
     for (i, (key, value)) in elements.iter().enumerate() {
         let sep = if i == last { "" } else { "," };
-        if with_values && !value.is_empty() { writeln!(out, "\t{key} : {value}{sep}") } else { writeln!(out, "\t{key}{sep}") }.expect("writing to a String");
+        if with_values && !value.is_empty() { writeln!(out, "\t{key} : {value}{sep}") } else { writeln!(out, "\t{key}{sep}") }
+            .expect("writing to a String");
     }
     out.push_str("}\n");
 }
@@ -489,7 +497,8 @@ pub fn render_resync(input: &ProxyInput, existing: &TableObjects) -> String {
 
     let rule_count: usize = chains().map(|c| c.rules.len() + 1).sum();
     let mut out = String::with_capacity(96 * rule_count);
-    writeln!(out, "# emu service proxy: full sync of node {}, {} services", input.node_name, input.services.len()).expect("writing to a String");
+    writeln!(out, "# emu service proxy: full sync of node {}, {} services", input.node_name, input.services.len())
+        .expect("writing to a String");
     writeln!(out, "add table {TABLE}").expect("writing to a String");
     writeln!(out, "flush table {TABLE}").expect("writing to a String");
     // Declare what rules refer to before the rules: the fixed chains and every set here, the
@@ -596,7 +605,15 @@ impl Update {
     }
 
     fn finish(self, node: &str) -> String {
-        let parts = [self.declare, self.delete_elements, self.flush_chains, self.add_rules, self.add_elements, self.delete_chains, self.delete_sets];
+        let parts = [
+            self.declare,
+            self.delete_elements,
+            self.flush_chains,
+            self.add_rules,
+            self.add_elements,
+            self.delete_chains,
+            self.delete_sets,
+        ];
         if parts.iter().all(String::is_empty) {
             return String::new();
         }
@@ -638,8 +655,10 @@ pub fn render_update(old: &ProxyInput, new: &ProxyInput) -> String {
         dup
     };
     let (shared_old, shared_new) = (shared(old), shared(new));
-    let touches_shared =
-        changed.iter().flat_map(|(b, a)| b.iter().chain(a.iter())).any(|s| shared_old.contains(&s.cluster_ip) || shared_new.contains(&s.cluster_ip));
+    let touches_shared = changed
+        .iter()
+        .flat_map(|(b, a)| b.iter().chain(a.iter()))
+        .any(|s| shared_old.contains(&s.cluster_ip) || shared_new.contains(&s.cluster_ip));
     if touches_shared {
         update.elements(&elements(old), &elements(new));
     } else {

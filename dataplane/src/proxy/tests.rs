@@ -99,7 +99,13 @@ fn tutorial() -> ProxyInput {
                 &[("dns", "UDP", 53), ("dns-tcp", "TCP", 53)],
                 &[("10.244.0.2", "node-a", Cond::Ready), ("10.244.1.2", "node-b", Cond::Ready)],
             ),
-            slice("default", "my-nginx", "my-nginx-fghij", &[("", "TCP", 80)], &[("10.244.1.5", "node-b", Cond::Ready), ("10.244.0.5", "node-a", Cond::Ready)]),
+            slice(
+                "default",
+                "my-nginx",
+                "my-nginx-fghij",
+                &[("", "TCP", 80)],
+                &[("10.244.1.5", "node-b", Cond::Ready), ("10.244.0.5", "node-a", Cond::Ready)],
+            ),
         ],
     )
 }
@@ -114,7 +120,13 @@ fn affinity() -> ProxyInput {
     input(
         &[sticky, short],
         &[
-            slice("default", "sticky", "sticky-1", &[("http", "TCP", 8080)], &[("10.244.0.5", "node-a", Cond::Ready), ("10.244.1.5", "node-b", Cond::Ready)]),
+            slice(
+                "default",
+                "sticky",
+                "sticky-1",
+                &[("http", "TCP", 8080)],
+                &[("10.244.0.5", "node-a", Cond::Ready), ("10.244.1.5", "node-b", Cond::Ready)],
+            ),
             slice("default", "sticky-short", "sticky-short-1", &[("", "UDP", 5000)], &[("10.244.1.6", "node-b", Cond::Ready)]),
         ],
     )
@@ -142,13 +154,23 @@ fn edge() -> ProxyInput {
             slice("apps", "empty", "empty-1", &[], &[]),
             slice("apps", "unready", "unready-1", &[("", "TCP", 80)], &[("10.244.0.10", "node-a", Cond::NotReady)]),
             slice("apps", "local-none", "local-none-1", &[("", "TCP", 80)], &[("10.244.1.11", "node-b", Cond::Ready)]),
-            slice("apps", "local-here", "local-here-1", &[("", "TCP", 80)], &[("10.244.0.12", "node-a", Cond::Ready), ("10.244.1.12", "node-b", Cond::Ready)]),
+            slice(
+                "apps",
+                "local-here",
+                "local-here-1",
+                &[("", "TCP", 80)],
+                &[("10.244.0.12", "node-a", Cond::Ready), ("10.244.1.12", "node-b", Cond::Ready)],
+            ),
             slice(
                 "apps",
                 "draining",
                 "draining-1",
                 &[("", "TCP", 80)],
-                &[("10.244.0.13", "node-a", Cond::Terminating), ("10.244.1.13", "node-b", Cond::Gone), ("10.244.2.13", "node-c", Cond::Terminating)],
+                &[
+                    ("10.244.0.13", "node-a", Cond::Terminating),
+                    ("10.244.1.13", "node-b", Cond::Gone),
+                    ("10.244.2.13", "node-c", Cond::Terminating),
+                ],
             ),
             slice("apps", "signal", "signal-1", &[("", "SCTP", 9999)], &[("10.244.1.14", "node-b", Cond::Ready)]),
             slice("apps", "named", "named-1", &[("http", "TCP", 8080)], &[("10.244.0.15", "node-a", Cond::Ready)]),
@@ -239,7 +261,14 @@ fn input_reads_conditions_with_api_defaults_and_dedupes() {
     assert_eq!(
         eps,
         &[
-            EndpointModel { ip: ip("10.244.0.8"), port: 80, node_name: Some("node-b".into()), ready: true, serving: true, terminating: false },
+            EndpointModel {
+                ip: ip("10.244.0.8"),
+                port: 80,
+                node_name: Some("node-b".into()),
+                ready: true,
+                serving: true,
+                terminating: false
+            },
             EndpointModel { ip: ip("10.244.0.9"), port: 80, node_name: None, ready: true, serving: true, terminating: false },
         ]
     );
@@ -269,7 +298,8 @@ fn ips(b: &Backends) -> Vec<String> {
 
 #[test]
 fn usable_endpoints_are_ready_else_serving_terminating() {
-    let eps = [ep("10.244.0.1", NODE, true, true, false), ep("10.244.0.2", NODE, false, true, true), ep("10.244.0.3", NODE, false, false, false)];
+    let eps =
+        [ep("10.244.0.1", NODE, true, true, false), ep("10.244.0.2", NODE, false, true, true), ep("10.244.0.3", NODE, false, false, false)];
     assert_eq!(ips(&usable_endpoints(NODE, false, &eps)), ["10.244.0.1"]);
     assert_eq!(ips(&usable_endpoints(NODE, false, &eps[1..])), ["10.244.0.2"]);
     // Terminating and no longer serving, or just not ready: nothing to use.
@@ -282,7 +312,11 @@ fn usable_endpoints_are_ready_else_serving_terminating() {
 
 #[test]
 fn usable_endpoints_with_local_policy_stay_on_the_node() {
-    let eps = [ep("10.244.0.1", NODE, true, true, false), ep("10.244.1.1", "node-b", true, true, false), ep("10.244.0.2", NODE, false, true, true)];
+    let eps = [
+        ep("10.244.0.1", NODE, true, true, false),
+        ep("10.244.1.1", "node-b", true, true, false),
+        ep("10.244.0.2", NODE, false, true, true),
+    ];
     assert_eq!(ips(&usable_endpoints(NODE, true, &eps)), ["10.244.0.1"]);
     assert_eq!(ips(&usable_endpoints("node-b", true, &eps)), ["10.244.1.1"]);
     // node-a's fallback is its own terminating endpoint, not node-b's ready one.
@@ -306,7 +340,12 @@ fn golden(name: &str, input: &ProxyInput) {
         std::fs::write(&path, &got).expect("write golden");
     }
     let want = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e} (run with UPDATE_GOLDEN=1 to create it)", path.display()));
-    assert!(got == want, "render_full differs from {} (UPDATE_GOLDEN=1 rewrites it after review):\n{}", path.display(), first_difference(&want, &got));
+    assert!(
+        got == want,
+        "render_full differs from {} (UPDATE_GOLDEN=1 rewrites it after review):\n{}",
+        path.display(),
+        first_difference(&want, &got)
+    );
     // Every golden script is also in the tracer's (and so the checks') reach.
     load(&got).unwrap_or_else(|e| panic!("{name}: {e}"));
 }
@@ -478,8 +517,12 @@ fn affinity_remembers_and_returns_clients() {
     let t = table(&affinity());
     let out = trace(&t, &pod("10.244.2.9", "10.96.0.30", Proto::Tcp, 80));
     let Outcome::Dnat { candidates } = &out else { panic!("expected DNAT, got {out:?}") };
-    let got: Vec<(String, Option<String>)> = candidates.iter().map(|c| (format!("{}:{}", c.ip, c.port), c.affinity_timeout.clone())).collect();
-    assert_eq!(got, [("10.244.0.5:8080".to_string(), Some("10800s".to_string())), ("10.244.1.5:8080".to_string(), Some("10800s".to_string())),]);
+    let got: Vec<(String, Option<String>)> =
+        candidates.iter().map(|c| (format!("{}:{}", c.ip, c.port), c.affinity_timeout.clone())).collect();
+    assert_eq!(
+        got,
+        [("10.244.0.5:8080".to_string(), Some("10800s".to_string())), ("10.244.1.5:8080".to_string(), Some("10800s".to_string())),]
+    );
     for remembered in [(ip("10.244.0.5"), 8080), (ip("10.244.1.5"), 8080)] {
         let p = pod("10.244.2.9", "10.96.0.30", Proto::Tcp, 80).remembered_by(remembered);
         assert_eq!(trace(&t, &p).endpoints(), [remembered]);
@@ -545,7 +588,8 @@ fn endpoint_choice_is_uniform() {
     // Rule k catches 1/(N-k) of what reaches it: each of N endpoints gets 1/N.
     let eps: Vec<(String, String, Cond)> = (0..5).map(|i| (format!("10.244.0.{}", 20 + i), NODE.to_string(), Cond::Ready)).collect();
     let refs: Vec<(&str, &str, Cond)> = eps.iter().map(|(a, n, c)| (a.as_str(), n.as_str(), *c)).collect();
-    let model = input(&[service("ns", "five", "10.96.0.60", &[("", "TCP", 80)])], &[slice("ns", "five", "five-1", &[("", "TCP", 80)], &refs)]);
+    let model =
+        input(&[service("ns", "five", "10.96.0.60", &[("", "TCP", 80)])], &[slice("ns", "five", "five-1", &[("", "TCP", 80)], &refs)]);
     let t = table(&model);
     let rules = t.chain_rules("svc-ns/five/tcp/80").expect("service chain");
     let mut reach = 1.0f64;
@@ -573,14 +617,20 @@ fn endpoint_chains_only_where_more_than_a_dnat_is_needed() {
     // The remote one cannot: the service chain DNATs to it directly.
     assert_eq!(t.chain_rules("ep-default/my-nginx/tcp/80/10.244.1.5/80"), None);
     let svc = t.chain_rules("svc-default/my-nginx/tcp/80").expect("service chain");
-    assert_eq!(svc, ["numgen random mod 2 == 0 goto ep-default/my-nginx/tcp/80/10.244.0.5/80", "meta l4proto tcp dnat ip to 10.244.1.5:80"]);
+    assert_eq!(
+        svc,
+        ["numgen random mod 2 == 0 goto ep-default/my-nginx/tcp/80/10.244.0.5/80", "meta l4proto tcp dnat ip to 10.244.1.5:80"]
+    );
     // The kubernetes endpoint has no node: treated as local, to be safe.
     let api = t.chain_rules("ep-default/kubernetes/tcp/443/172.18.0.1/6443").expect("api ep");
     assert_eq!(api[0], "ip saddr 172.18.0.1 jump mark-for-masquerade");
     // With affinity every endpoint has a chain (it records the client).
     let sticky = table(&affinity());
     let remote = sticky.chain_rules("ep-default/sticky/tcp/80/10.244.1.5/8080").expect("affinity ep");
-    assert_eq!(remote, ["update @aff-default/sticky/tcp/80/10.244.1.5/8080 { ip saddr timeout 10800s }", "meta l4proto tcp dnat ip to 10.244.1.5:8080"]);
+    assert_eq!(
+        remote,
+        ["update @aff-default/sticky/tcp/80/10.244.1.5/8080 { ip saddr timeout 10800s }", "meta l4proto tcp dnat ip to 10.244.1.5:8080"]
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -710,13 +760,15 @@ fn updates_equal_full_renders() {
 
 #[test]
 fn one_endpoint_change_among_a_thousand_services_is_a_tiny_update() {
-    let services: Vec<Value> =
-        (0..1000).map(|i| service("bench", &format!("svc-{i}"), &format!("10.96.{}.{}", i / 250, i % 250 + 1), &[("", "TCP", 80)])).collect();
+    let services: Vec<Value> = (0..1000)
+        .map(|i| service("bench", &format!("svc-{i}"), &format!("10.96.{}.{}", i / 250, i % 250 + 1), &[("", "TCP", 80)]))
+        .collect();
     let slices: Vec<Value> = (0..1000)
         .map(|i| {
             let eps: Vec<String> = (0..3).map(|k| format!("10.244.{k}.{}", i % 250 + 2)).collect();
             // The second endpoint of each Service runs on this node (so it has a chain).
-            let eps: Vec<(&str, &str, Cond)> = eps.iter().enumerate().map(|(k, e)| (e.as_str(), if k == 1 { NODE } else { "node-b" }, Cond::Ready)).collect();
+            let eps: Vec<(&str, &str, Cond)> =
+                eps.iter().enumerate().map(|(k, e)| (e.as_str(), if k == 1 { NODE } else { "node-b" }, Cond::Ready)).collect();
             slice("bench", &format!("svc-{i}"), &format!("svc-{i}-1"), &[("", "TCP", 8080)], &eps)
         })
         .collect();
@@ -758,7 +810,11 @@ fn syncs_keep_affinity_entries_of_endpoints_that_stay() {
 fn listing(t: &Table) -> String {
     let mut out = String::from("table ip emu {\n");
     for name in t.set_names() {
-        let kind = if ["service-ips", "no-endpoint-services", "service-nodeports", "no-endpoint-nodeports"].contains(&name) { "map" } else { "set" };
+        let kind = if ["service-ips", "no-endpoint-services", "service-nodeports", "no-endpoint-nodeports"].contains(&name) {
+            "map"
+        } else {
+            "set"
+        };
         out.push_str(&format!("\t{kind} {name} {{\n\t\ttype ipv4_addr\n\t}}\n\n"));
     }
     for name in t.chain_names() {
@@ -877,9 +933,12 @@ fn model_cache_reuses_the_models_of_unchanged_services() {
     .into_iter()
     .map(Arc::new)
     .collect();
-    let nginx_slice = |ip: &str| Arc::new(slice("default", "my-nginx", "my-nginx-fghij", &[("", "TCP", 80)], &[(ip, "node-b", Cond::Ready)]));
-    let mut slices =
-        vec![Arc::new(slice("default", "kubernetes", "kubernetes", &[("https", "TCP", 6443)], &[("172.18.0.1", "", Cond::Ready)])), nginx_slice("10.244.1.5")];
+    let nginx_slice =
+        |ip: &str| Arc::new(slice("default", "my-nginx", "my-nginx-fghij", &[("", "TCP", 80)], &[(ip, "node-b", Cond::Ready)]));
+    let mut slices = vec![
+        Arc::new(slice("default", "kubernetes", "kubernetes", &[("https", "TCP", 6443)], &[("172.18.0.1", "", Cond::Ready)])),
+        nginx_slice("10.244.1.5"),
+    ];
     let expected = |services: &[Arc<Value>], slices: &[Arc<Value>]| {
         let plain = |v: &[Arc<Value>]| v.iter().map(|o| (**o).clone()).collect::<Vec<_>>();
         input(&plain(services), &plain(slices))
@@ -966,9 +1025,12 @@ fn node_ports_answer_on_the_nodes_addresses_with_snat_for_cluster_policy() {
     let p = Packet::new(Origin::Node, ip("172.18.0.2"), ip("172.18.0.2"), Proto::Tcp, 31704);
     assert_eq!(dnat(&trace(&t, &p)), pairs(&[("10.244.0.5:80", true), ("10.244.1.5:80", true)]));
     // Not on other addresses (loopback, another node's), not on other ports, not for UDP.
-    for (dst, port, proto) in
-        [("127.0.0.1", 31704, Proto::Tcp), ("198.51.100.3", 31704, Proto::Tcp), ("198.51.100.2", 31705, Proto::Tcp), ("198.51.100.2", 31704, Proto::Udp)]
-    {
+    for (dst, port, proto) in [
+        ("127.0.0.1", 31704, Proto::Tcp),
+        ("198.51.100.3", 31704, Proto::Tcp),
+        ("198.51.100.2", 31705, Proto::Tcp),
+        ("198.51.100.2", 31704, Proto::Udp),
+    ] {
         assert_eq!(trace(&t, &pod("198.51.100.1", dst, proto, port)), Outcome::Untouched { masquerade: false }, "{dst}:{port}");
     }
 }

@@ -450,8 +450,14 @@ impl Table {
     }
 
     fn references_to_chain(&self, name: &str) -> usize {
-        let from_rules =
-            self.chains.iter().filter(|(c, _)| c.as_str() != name).flat_map(|(_, c)| c.rules.iter()).flat_map(Rule::chain_refs).filter(|&r| r == name).count();
+        let from_rules = self
+            .chains
+            .iter()
+            .filter(|(c, _)| c.as_str() != name)
+            .flat_map(|(_, c)| c.rules.iter())
+            .flat_map(Rule::chain_refs)
+            .filter(|&r| r == name)
+            .count();
         let target = [format!("goto {name}"), format!("jump {name}")];
         let from_maps = self.sets.values().flat_map(|s| s.elements.values()).filter(|v| target.contains(v)).count();
         from_rules + from_maps
@@ -681,7 +687,8 @@ impl Table {
         // Paths that ended in a drop or reject.
         let mut ended: Vec<Outcome> = Vec::new();
         for hook in [first_hook, "postrouting"] {
-            let mut bases: Vec<(&String, &ChainState)> = self.chains.iter().filter(|(_, c)| c.hook.is_some_and(|h| h.hook == hook)).collect();
+            let mut bases: Vec<(&String, &ChainState)> =
+                self.chains.iter().filter(|(_, c)| c.hook.is_some_and(|h| h.hook == hook)).collect();
             bases.sort_by_key(|(name, c)| (c.hook.map(|h| h.priority), name.as_str()));
             for (name, base) in bases {
                 let nat = base.hook.is_some_and(|h| h.kind == "nat");
@@ -766,7 +773,14 @@ impl Table {
         }
     }
 
-    fn eval(&self, chain: &str, packet: &Packet, path: Path, affinity: &BTreeMap<&str, (Ipv4Addr, u16)>, depth: usize) -> Result<Vec<Flow>, String> {
+    fn eval(
+        &self,
+        chain: &str,
+        packet: &Packet,
+        path: Path,
+        affinity: &BTreeMap<&str, (Ipv4Addr, u16)>,
+        depth: usize,
+    ) -> Result<Vec<Flow>, String> {
         if depth > MAX_DEPTH {
             return Err(format!("chain {chain}: jumps nested too deep (a loop?)"));
         }

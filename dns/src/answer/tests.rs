@@ -157,7 +157,10 @@ fn dns_1_dual_stack_service_answers_both_families() {
     svc["spec"]["clusterIPs"] = json!(["10.96.0.30", "fd00:10:96::30"]);
     let catalog = catalog_of(&[namespace("default"), svc], CatalogConfig::default());
     assert_answers(&ask(&catalog, "dual.default.svc.cluster.local.", RecordType::A), &["dual.default.svc.cluster.local. 30 A 10.96.0.30"]);
-    assert_answers(&ask(&catalog, "dual.default.svc.cluster.local.", RecordType::AAAA), &["dual.default.svc.cluster.local. 30 AAAA fd00:10:96::30"]);
+    assert_answers(
+        &ask(&catalog, "dual.default.svc.cluster.local.", RecordType::AAAA),
+        &["dual.default.svc.cluster.local. 30 AAAA fd00:10:96::30"],
+    );
 }
 
 #[test]
@@ -224,8 +227,14 @@ fn dns_2_loadbalance_shuffles_addresses_and_keeps_cnames_first() {
 #[test]
 fn dns_3_endpoint_hostname_and_dashed_ip_names() {
     let catalog = cluster();
-    assert_answers(&ask(&catalog, "web-0.web.default.svc.cluster.local.", RecordType::A), &["web-0.web.default.svc.cluster.local. 30 A 10.244.1.7"]);
-    assert_answers(&ask(&catalog, "10-244-2-8.web.default.svc.cluster.local.", RecordType::A), &["10-244-2-8.web.default.svc.cluster.local. 30 A 10.244.2.8"]);
+    assert_answers(
+        &ask(&catalog, "web-0.web.default.svc.cluster.local.", RecordType::A),
+        &["web-0.web.default.svc.cluster.local. 30 A 10.244.1.7"],
+    );
+    assert_answers(
+        &ask(&catalog, "10-244-2-8.web.default.svc.cluster.local.", RecordType::A),
+        &["10-244-2-8.web.default.svc.cluster.local. 30 A 10.244.2.8"],
+    );
     // An endpoint with a hostname is named by it only.
     assert_nxdomain(&ask(&catalog, "10-244-1-7.web.default.svc.cluster.local.", RecordType::A));
     // Not ready: no name.
@@ -335,11 +344,17 @@ fn dns_4_an_address_in_two_slices_has_the_ports_of_both() {
         &ask(&catalog, "_b._udp.multi.default.svc.cluster.local.", RecordType::SRV),
         &[&format!("_b._udp.multi.default.svc.cluster.local. 30 SRV 0 100 1002 {target}")],
     );
-    assert_answers(&ask(&catalog, "multi.default.svc.cluster.local.", RecordType::A), &["multi.default.svc.cluster.local. 30 A 10.244.1.5"]);
+    assert_answers(
+        &ask(&catalog, "multi.default.svc.cluster.local.", RecordType::A),
+        &["multi.default.svc.cluster.local. 30 A 10.244.1.5"],
+    );
     let r = ask(&catalog, "multi.default.svc.cluster.local.", RecordType::SRV);
     assert_eq!(
         lines(&r.answers),
-        [format!("multi.default.svc.cluster.local. 30 SRV 0 50 1001 {target}"), format!("multi.default.svc.cluster.local. 30 SRV 0 50 1002 {target}")]
+        [
+            format!("multi.default.svc.cluster.local. 30 SRV 0 50 1001 {target}"),
+            format!("multi.default.svc.cluster.local. 30 SRV 0 50 1002 {target}")
+        ]
     );
     assert_eq!(lines(&r.additionals), [format!("{target} 30 A 10.244.1.5")]);
 }
@@ -359,7 +374,10 @@ fn dns_5_ptr_of_an_endpoint_ip_names_the_endpoint() {
         &ask(&catalog, "5.2.244.10.in-addr.arpa.", RecordType::PTR),
         &["5.2.244.10.in-addr.arpa. 30 PTR 10-244-2-5.my-nginx.default.svc.cluster.local."],
     );
-    assert_answers(&ask(&catalog, "7.1.244.10.in-addr.arpa.", RecordType::PTR), &["7.1.244.10.in-addr.arpa. 30 PTR web-0.web.default.svc.cluster.local."]);
+    assert_answers(
+        &ask(&catalog, "7.1.244.10.in-addr.arpa.", RecordType::PTR),
+        &["7.1.244.10.in-addr.arpa. 30 PTR web-0.web.default.svc.cluster.local."],
+    );
 }
 
 #[test]
@@ -418,14 +436,20 @@ fn dns_6_external_name_into_the_cluster_is_followed() {
     let r = ask(&cluster(), "alias.default.svc.cluster.local.", RecordType::A);
     assert_answers(
         &r,
-        &["alias.default.svc.cluster.local. 30 CNAME my-nginx.default.svc.cluster.local.", "my-nginx.default.svc.cluster.local. 30 A 10.96.0.11"],
+        &[
+            "alias.default.svc.cluster.local. 30 CNAME my-nginx.default.svc.cluster.local.",
+            "my-nginx.default.svc.cluster.local. 30 A 10.96.0.11",
+        ],
     );
 }
 
 #[test]
 fn dns_6_a_loop_of_external_names_ends() {
-    let objects =
-        [namespace("default"), external_name("default", "a", "b.default.svc.cluster.local"), external_name("default", "b", "a.default.svc.cluster.local")];
+    let objects = [
+        namespace("default"),
+        external_name("default", "a", "b.default.svc.cluster.local"),
+        external_name("default", "b", "a.default.svc.cluster.local"),
+    ];
     let r = ask(&catalog_of(&objects, CatalogConfig::default()), "a.default.svc.cluster.local.", RecordType::A);
     assert_eq!(r.rcode, ResponseCode::NoError);
     assert_eq!(r.answers.len(), MAX_CNAME_CHAIN + 1);
@@ -437,7 +461,10 @@ fn dns_6_a_loop_of_external_names_ends() {
 #[test]
 fn dns_7_pod_records_answer_any_dashed_ip_in_an_existing_namespace() {
     let catalog = cluster();
-    assert_answers(&ask(&catalog, "10-244-1-99.default.pod.cluster.local.", RecordType::A), &["10-244-1-99.default.pod.cluster.local. 30 A 10.244.1.99"]);
+    assert_answers(
+        &ask(&catalog, "10-244-1-99.default.pod.cluster.local.", RecordType::A),
+        &["10-244-1-99.default.pod.cluster.local. 30 A 10.244.1.99"],
+    );
     assert_answers(&ask(&catalog, "1-2-3-4.empty.pod.cluster.local.", RecordType::A), &["1-2-3-4.empty.pod.cluster.local. 30 A 1.2.3.4"]);
     assert_nodata(&ask(&catalog, "10-244-1-99.default.pod.cluster.local.", RecordType::AAAA));
     assert_nxdomain(&ask(&catalog, "10-244-1-99.missing.pod.cluster.local.", RecordType::A));
@@ -455,7 +482,10 @@ fn dns_7_pod_records_disabled_and_verified() {
     objects.push(json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "default"},
         "status": {"podIP": "10.244.1.99", "podIPs": [{"ip": "10.244.1.99"}]}}));
     let verified = catalog_of(&objects, CatalogConfig::new("cluster.local", PodRecords::Verified).unwrap());
-    assert_answers(&ask(&verified, "10-244-1-99.default.pod.cluster.local.", RecordType::A), &["10-244-1-99.default.pod.cluster.local. 30 A 10.244.1.99"]);
+    assert_answers(
+        &ask(&verified, "10-244-1-99.default.pod.cluster.local.", RecordType::A),
+        &["10-244-1-99.default.pod.cluster.local. 30 A 10.244.1.99"],
+    );
     assert_nxdomain(&ask(&verified, "10-244-1-99.prod.pod.cluster.local.", RecordType::A));
     assert_nxdomain(&ask(&verified, "10-244-1-98.default.pod.cluster.local.", RecordType::A));
 }
@@ -522,7 +552,9 @@ fn dns_11_names_that_do_not_exist_are_nxdomain() {
 #[test]
 fn dns_12_intermediate_names_are_nodata() {
     let catalog = cluster();
-    for name in ["svc.cluster.local.", "pod.cluster.local.", "default.svc.cluster.local.", "empty.svc.cluster.local.", "default.pod.cluster.local."] {
+    for name in
+        ["svc.cluster.local.", "pod.cluster.local.", "default.svc.cluster.local.", "empty.svc.cluster.local.", "default.pod.cluster.local."]
+    {
         assert_nodata(&ask(&catalog, name, RecordType::A));
     }
     assert_nxdomain(&ask(&catalog, "missing.svc.cluster.local.", RecordType::A));
@@ -535,7 +567,10 @@ fn dns_12_intermediate_names_are_nodata() {
 fn dns_14_soa_timers_and_ttl_cap() {
     let config = CatalogConfig { ttl: 600, ..CatalogConfig::default() };
     let r = ask(&catalog_of(&objects(), config), "nope.default.svc.cluster.local.", RecordType::A);
-    assert_eq!(lines(&r.authorities), ["cluster.local. 300 SOA ns.dns.cluster.local. hostmaster.cluster.local. 1700000000 7200 1800 86400 600"]);
+    assert_eq!(
+        lines(&r.authorities),
+        ["cluster.local. 300 SOA ns.dns.cluster.local. hostmaster.cluster.local. 1700000000 7200 1800 86400 600"]
+    );
 }
 
 #[test]
@@ -554,9 +589,11 @@ fn dns_14_apex_answers_soa_and_ns() {
 #[test]
 fn dns_15_before_the_first_sync_cluster_names_are_servfail() {
     let catalog = Catalog::unsynced(CatalogConfig::default());
-    for (name, qtype) in
-        [("my-nginx.default.svc.cluster.local.", RecordType::A), ("cluster.local.", RecordType::SOA), ("11.0.96.10.in-addr.arpa.", RecordType::PTR)]
-    {
+    for (name, qtype) in [
+        ("my-nginx.default.svc.cluster.local.", RecordType::A),
+        ("cluster.local.", RecordType::SOA),
+        ("11.0.96.10.in-addr.arpa.", RecordType::PTR),
+    ] {
         let r = ask(&catalog, name, qtype);
         assert_eq!((r.rcode, r.authoritative, r.answers.len()), (ResponseCode::ServFail, false, 0), "{name}");
     }
@@ -631,7 +668,8 @@ fn cached_dns_objects_give_the_same_answers_as_whole_objects() {
     full.push(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "default"}}));
     let cached: Vec<DnsObject> = full.iter().cloned().filter_map(crate::catalog::project).collect();
     assert_eq!(cached.len(), full.len() - 2, "the ConfigMap and the IPv4-looking ExternalName are not kept");
-    let (from_full, from_cached) = (catalog_of(&full, CatalogConfig::default()), Catalog::from_objects(&cached, CatalogConfig::default(), SERIAL));
+    let (from_full, from_cached) =
+        (catalog_of(&full, CatalogConfig::default()), Catalog::from_objects(&cached, CatalogConfig::default(), SERIAL));
     assert_eq!(from_full.counts(), from_cached.counts());
     for (name, qtype) in [
         ("my-nginx.default.svc.cluster.local.", RecordType::A),

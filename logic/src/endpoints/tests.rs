@@ -464,7 +464,8 @@ fn new_names_avoid_existing_ones() {
     assert_eq!(object::name(&stored[0]), "my-nginx-bbbbb");
     // A pod with another port set needs a new slice; the first name drawn is taken.
     let mut lacking = http_svc();
-    lacking["spec"]["ports"] = json!([{"name": "web", "port": 80, "targetPort": "http"}, {"name": "m", "port": 9000, "targetPort": "metrics"}]);
+    lacking["spec"]["ports"] =
+        json!([{"name": "web", "port": 80, "targetPort": "http"}, {"name": "m", "port": 9000, "targetPort": "metrics"}]);
     let mut p2 = pod("b", "10.244.1.3", true);
     p2["spec"]["containers"][0]["ports"] = json!([{"name": "http", "containerPort": 80}, {"name": "metrics", "containerPort": 9000}]);
     let ch = desired_slices(&lacking, &[pod("a", "10.244.1.2", true), p2], &stored, LATER, &mut counter());
@@ -527,7 +528,10 @@ fn mirroring_groups_by_ports_and_family() {
     let ch = mirrored_slices(Some(&selectorless()), Some(&ep), NONE, &mut counter());
     let mut got: Vec<(String, Vec<&str>)> = ch.create.iter().map(|c| (c["addressType"].as_str().unwrap().to_string(), ips(c))).collect();
     got.sort();
-    assert_eq!(got, [("IPv4".into(), vec!["192.0.2.1", "192.0.2.2"]), ("IPv4".into(), vec!["192.0.2.3"]), ("IPv6".into(), vec!["2001:db8::1"])]);
+    assert_eq!(
+        got,
+        [("IPv4".into(), vec!["192.0.2.1", "192.0.2.2"]), ("IPv4".into(), vec!["192.0.2.3"]), ("IPv6".into(), vec!["2001:db8::1"])]
+    );
 }
 
 #[test]
@@ -571,7 +575,8 @@ fn single_mirrored_slice() {
 
 #[test]
 fn selects_by_the_selector_only() {
-    let labels = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> { pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect() };
+    let labels =
+        |pairs: &[(&str, &str)]| -> BTreeMap<String, String> { pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect() };
     assert!(selects(&http_svc(), &labels(&[("run", "my-nginx"), ("tier", "web")])));
     assert!(!selects(&http_svc(), &labels(&[("run", "other")])));
     assert!(!selects(&http_svc(), &labels(&[])));

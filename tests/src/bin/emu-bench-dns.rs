@@ -78,7 +78,10 @@ fn main() {
 
 /// The 1-minute load average of the machine.
 fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg").ok().and_then(|l| l.split_whitespace().next().map(str::to_string)).unwrap_or_else(|| "unknown".into())
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "unknown".into())
 }
 
 /// A directory of the benchmark's own for the query files; removed when dropped.
@@ -194,7 +197,9 @@ fn dig(netns: &str, server: Ipv4Addr, name: &str) -> Vec<String> {
 fn wait_answer(netns: &str, server: Ipv4Addr, name: &str, ip: Ipv4Addr, timeout: Duration) -> anyhow::Result<Duration> {
     let t = Instant::now();
     let want = ip.to_string();
-    poll(&format!("{server} to answer {name} A {ip}"), timeout, Duration::from_millis(100), || dig(netns, server, name).contains(&want).then_some(()))?;
+    poll(&format!("{server} to answer {name} A {ip}"), timeout, Duration::from_millis(100), || {
+        dig(netns, server, name).contains(&want).then_some(())
+    })?;
     Ok(t.elapsed())
 }
 
@@ -224,9 +229,11 @@ fn first_number(s: &str) -> Option<f64> {
 
 fn parse_dnsperf(out: &str) -> anyhow::Result<Perf> {
     let num = |label: &str| field(out, label).and_then(first_number).ok_or_else(|| anyhow!("no {label:?} in dnsperf's output:\n{out}"));
-    let response_bytes = field(out, "Average packet size:").and_then(|s| s.split("response").nth(1)).and_then(first_number).unwrap_or(f64::NAN);
+    let response_bytes =
+        field(out, "Average packet size:").and_then(|s| s.split("response").nth(1)).and_then(first_number).unwrap_or(f64::NAN);
     // `-v`: `> NOERROR svc1.default.svc.cluster.local A 0.000280` per answer.
-    let latencies = out.lines().filter_map(|l| l.strip_prefix("> ")).filter_map(|l| l.split_whitespace().last()?.parse::<f64>().ok()).collect();
+    let latencies =
+        out.lines().filter_map(|l| l.strip_prefix("> ")).filter_map(|l| l.split_whitespace().last()?.parse::<f64>().ok()).collect();
     Ok(Perf {
         qps: num("Queries per second:")?,
         sent: num("Queries sent:")? as u64,
@@ -266,10 +273,17 @@ fn dnsperf(netns: &str, server: Ipv4Addr, queries: &Path, rate: Option<u32>, ver
     if verbose {
         args.push("-v".into());
     }
-    let out = Command::new("ip").args(["netns", "exec", netns]).args(&args).output().context("running dnsperf (apt-get install dnsperf)")?;
+    let out =
+        Command::new("ip").args(["netns", "exec", netns]).args(&args).output().context("running dnsperf (apt-get install dnsperf)")?;
     let stdout = String::from_utf8_lossy(&out.stdout);
     if !out.status.success() {
-        bail!("`ip netns exec {netns} {}` failed ({}): {}{}", args.join(" "), out.status, stdout.trim(), String::from_utf8_lossy(&out.stderr).trim());
+        bail!(
+            "`ip netns exec {netns} {}` failed ({}): {}{}",
+            args.join(" "),
+            out.status,
+            stdout.trim(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
     }
     parse_dnsperf(&stdout).with_context(|| format!("`{}`", args.join(" ")))
 }
@@ -305,7 +319,9 @@ fn container_pid(pod: &Value, container: &str, program: &str) -> anyhow::Result<
 /// `(VmRSS, RssAnon)` of a process in MB.
 fn rss_mb(pid: i32) -> anyhow::Result<(f64, f64)> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).with_context(|| format!("reading /proc/{pid}/status"))?;
-    let kb = |key: &str| status.lines().find_map(|l| l.strip_prefix(key)).and_then(first_number).ok_or_else(|| anyhow!("no {key} in /proc/{pid}/status"));
+    let kb = |key: &str| {
+        status.lines().find_map(|l| l.strip_prefix(key)).and_then(first_number).ok_or_else(|| anyhow!("no {key} in /proc/{pid}/status"))
+    };
     Ok((kb("VmRSS:")? / 1024.0, kb("RssAnon:")? / 1024.0))
 }
 
@@ -338,7 +354,8 @@ fn dns_bench(rt: &tokio::runtime::Runtime, scratch: &Scratch) -> anyhow::Result<
     let (cluster, mut client) = cluster_with_client(rt, CLUSTER, 2)?;
 
     let dns_pods = poll("2 ready DNS pods (kube-system/coredns)", Duration::from_secs(60), Duration::from_millis(100), || {
-        let mut p: Vec<Value> = pods(&cluster, "kube-system").into_iter().filter(|p| p["metadata"]["labels"]["k8s-app"] == "kube-dns" && running(p)).collect();
+        let mut p: Vec<Value> =
+            pods(&cluster, "kube-system").into_iter().filter(|p| p["metadata"]["labels"]["k8s-app"] == "kube-dns" && running(p)).collect();
         p.sort_by_key(|p| p["spec"]["nodeName"].as_str().unwrap_or("").to_string());
         (p.len() == 2).then_some(p)
     })
@@ -355,7 +372,10 @@ fn dns_bench(rt: &tokio::runtime::Runtime, scratch: &Scratch) -> anyhow::Result<
     let dnsmasq = "while [ ! -f /tmp/hosts ]; do sleep 0.1; done; \
         exec /usr/sbin/dnsmasq --keep-in-foreground --user=root --pid-file= --log-facility=- \
         --no-resolv --no-hosts --addn-hosts=/tmp/hosts --local-ttl=30";
-    rt.block_on(apply(&mut client, &[busybox_pod("bench-client", node, &["sleep", "100000"]), busybox_pod("bench-dnsmasq", node, &["sh", "-c", dnsmasq])]))?;
+    rt.block_on(apply(
+        &mut client,
+        &[busybox_pod("bench-client", node, &["sleep", "100000"]), busybox_pod("bench-dnsmasq", node, &["sh", "-c", dnsmasq])],
+    ))?;
     let bench_pods = poll("pods bench-client and bench-dnsmasq Running", Duration::from_secs(60), Duration::from_millis(100), || {
         let p = pods(&cluster, "default");
         (p.iter().filter(|p| running(p)).count() == 2).then_some(p)
@@ -377,7 +397,11 @@ fn dns_bench(rt: &tokio::runtime::Runtime, scratch: &Scratch) -> anyhow::Result<
     let answered = t.elapsed();
     row(
         &format!("{SERVICES} services: apply → answered"),
-        format!("{:.2} s   (the apply itself {:.2} s; the measured pod answers {last} with its ClusterIP)", answered.as_secs_f64(), applied.as_secs_f64()),
+        format!(
+            "{:.2} s   (the apply itself {:.2} s; the measured pod answers {last} with its ClusterIP)",
+            answered.as_secs_f64(),
+            applied.as_secs_f64()
+        ),
     );
 
     // dnsmasq's records: the same names and ClusterIPs, written into its pod's /tmp.
@@ -432,7 +456,8 @@ fn dns_bench(rt: &tokio::runtime::Runtime, scratch: &Scratch) -> anyhow::Result<
         }
         emu_lat.sort_by(f64::total_cmp);
         dm_lat.sort_by(f64::total_cmp);
-        let fig = |v: &[f64]| format!("p50 {}  p99 {}  p99.9 {}", ms(percentile(v, 50.0)), ms(percentile(v, 99.0)), ms(percentile(v, 99.9)));
+        let fig =
+            |v: &[f64]| format!("p50 {}  p99 {}  p99.9 {}", ms(percentile(v, 50.0)), ms(percentile(v, 99.0)), ms(percentile(v, 99.9)));
         row(
             &format!("latency at {rate} queries/s"),
             format!(
@@ -450,7 +475,12 @@ fn dns_bench(rt: &tokio::runtime::Runtime, scratch: &Scratch) -> anyhow::Result<
     // 3. Memory at 1,000 and 10,000 services.
     row(
         &format!("RSS at {SERVICES} services"),
-        format!("emu-dns: {} after the runs, {idle_rss} before; other replica {}; dnsmasq {}", rss_text(emu_pid), rss_text(other_pid), rss_text(dnsmasq_pid)),
+        format!(
+            "emu-dns: {} after the runs, {idle_rss} before; other replica {}; dnsmasq {}",
+            rss_text(emu_pid),
+            rss_text(other_pid),
+            rss_text(dnsmasq_pid)
+        ),
     );
     let cpu_before = [cpu_secs(emu_pid), cpu_secs(other_pid)];
     let builds_before = catalog_builds(&cluster, measured);
@@ -472,7 +502,12 @@ fn dns_bench(rt: &tokio::runtime::Runtime, scratch: &Scratch) -> anyhow::Result<
     let (answered, both) = answered?;
     row(
         &format!("{} more services: apply → answered", MORE_SERVICES - SERVICES),
-        format!("{:.2} s by the measured pod, {:.2} s by both   (the apply itself {:.2} s)", answered.as_secs_f64(), both.as_secs_f64(), applied.as_secs_f64()),
+        format!(
+            "{:.2} s by the measured pod, {:.2} s by both   (the apply itself {:.2} s)",
+            answered.as_secs_f64(),
+            both.as_secs_f64(),
+            applied.as_secs_f64()
+        ),
     );
     for (server, answers) in ["emu", "dnsmasq"].iter().zip(&probes) {
         let mut ok: Vec<f64> = answers.iter().filter_map(|a| *a).collect();

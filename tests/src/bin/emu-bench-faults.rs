@@ -44,8 +44,10 @@ fn scenarios() -> PathBuf {
 
 /// Whether the table `ip emu` of `node` still DNATs to `ip`.
 fn rules_reach(cluster: &str, node: &str, ip: &str) -> bool {
-    let out =
-        Command::new("ip").args(["netns", "exec", &emu_api::naming::netns_node(cluster, node), "nft", "list", "table", "ip", "emu"]).output().expect("nft");
+    let out = Command::new("ip")
+        .args(["netns", "exec", &emu_api::naming::netns_node(cluster, node), "nft", "list", "table", "ip", "emu"])
+        .output()
+        .expect("nft");
     String::from_utf8_lossy(&out.stdout).contains(&format!("to {ip}:"))
 }
 
@@ -69,7 +71,8 @@ fn summary(what: &str, mut ms: Vec<f64>) {
 fn web(c: &Cluster) -> anyhow::Result<Vec<serde_json::Value>> {
     poll("2 ready web pods", Duration::from_secs(60), Duration::from_millis(50), || {
         let pods = c.pods("app=web");
-        let ready: Vec<serde_json::Value> = pods.into_iter().filter(|p| is_ready(p) && p["metadata"]["deletionTimestamp"].is_null()).collect();
+        let ready: Vec<serde_json::Value> =
+            pods.into_iter().filter(|p| is_ready(p) && p["metadata"]["deletionTimestamp"].is_null()).collect();
         (ready.len() == 2).then_some(ready)
     })
 }
@@ -104,7 +107,10 @@ fn node_stop() -> anyhow::Result<()> {
     let scenario = dir.join("stop.yaml");
     std::fs::write(
         &scenario,
-        format!("nodes: 2\nnodeFailure: {{notReadyAfter: 2s, evictAfter: 10m}}\nmanifests:\n  - {}\n", scenarios().join("web.yaml").display()),
+        format!(
+            "nodes: 2\nnodeFailure: {{notReadyAfter: 2s, evictAfter: 10m}}\nmanifests:\n  - {}\n",
+            scenarios().join("web.yaml").display()
+        ),
     )?;
     emu(&["down", "--cluster", "bstop"]);
     let c = Cluster { name: "bstop".into() };
@@ -147,7 +153,9 @@ fn node_stop() -> anyhow::Result<()> {
             anyhow::bail!("no web pod on node-2 to lose: {:?}", pods.iter().map(|p| p["spec"]["nodeName"].clone()).collect::<Vec<_>>());
         };
         let ip = pod_ip(victim);
-        poll("node-1's rules for the pod", Duration::from_secs(10), Duration::from_millis(10), || rules_reach(&c.name, "node-1", &ip).then_some(()))?;
+        poll("node-1's rules for the pod", Duration::from_secs(10), Duration::from_millis(10), || {
+            rules_reach(&c.name, "node-1", &ip).then_some(())
+        })?;
         let start = Instant::now();
         c.emu(&["node", "stop", "node-2"]).ok();
         poll("the stopped node's pod out of node-1's rules", Duration::from_secs(30), Duration::from_millis(5), || {
@@ -155,7 +163,9 @@ fn node_stop() -> anyhow::Result<()> {
         })?;
         times.push(start.elapsed().as_secs_f64() * 1000.0);
         c.emu(&["node", "start", "node-2"]).ok();
-        poll("node-2's pod back in node-1's rules", Duration::from_secs(30), Duration::from_millis(20), || rules_reach(&c.name, "node-1", &ip).then_some(()))?;
+        poll("node-2's pod back in node-1's rules", Duration::from_secs(30), Duration::from_millis(20), || {
+            rules_reach(&c.name, "node-1", &ip).then_some(())
+        })?;
     }
     // SAFETY: kill(2) of the process group this program started (its pid is the group's id).
     unsafe { libc::kill(-(client.id() as i32), libc::SIGKILL) };

@@ -112,8 +112,13 @@ fn synthetic(n: usize) -> ProxyInput {
             }
         })
         .collect::<Vec<_>>();
-    let mut input =
-        ProxyInput { node_name: NODES[0].into(), cluster_pod_cidr: cidr("10.244.0.0/16"), service_cidr: cidr("10.96.0.0/12"), services, node_ips: vec![] };
+    let mut input = ProxyInput {
+        node_name: NODES[0].into(),
+        cluster_pod_cidr: cidr("10.244.0.0/16"),
+        service_cidr: cidr("10.96.0.0/12"),
+        services,
+        node_ips: vec![],
+    };
     input.services.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
     input
 }
@@ -136,8 +141,11 @@ fn kube_proxy_shape(input: &ProxyInput) -> String {
     for svc in &input.services {
         for port in &svc.ports {
             let chain = format!("service-{}/{}/{}/{}", svc.namespace, svc.name, port.protocol, port.port);
-            let eps: Vec<(String, &EndpointModel)> =
-                port.endpoints.iter().map(|ep| (format!("endpoint-{}/{}/{}__{}/{}", svc.namespace, svc.name, port.protocol, ep.ip, ep.port), ep)).collect();
+            let eps: Vec<(String, &EndpointModel)> = port
+                .endpoints
+                .iter()
+                .map(|ep| (format!("endpoint-{}/{}/{}__{}/{}", svc.namespace, svc.name, port.protocol, ep.ip, ep.port), ep))
+                .collect();
             writeln!(out, "add chain ip emu {chain}").expect("string");
             for (name, _) in &eps {
                 writeln!(out, "add chain ip emu {name}").expect("string");
@@ -295,7 +303,12 @@ fn nft_alone() {
         let goal = if n == 10_000 { "; goals ≤ 1.5 s and ≥ 10×" } else { "" };
         row(
             &format!("full sync, {n} services × 3 endpoints"),
-            format!("emu: {:6.2} s   kube-proxy's shape: {:6.2} s   {:.1}× faster   (median of 3{goal})", secs(emu), secs(kube), secs(kube) / secs(emu)),
+            format!(
+                "emu: {:6.2} s   kube-proxy's shape: {:6.2} s   {:.1}× faster   (median of 3{goal})",
+                secs(emu),
+                secs(kube),
+                secs(kube) / secs(emu)
+            ),
         );
         // What the locality of the hairpin rule saves: the same rules with one on every endpoint.
         let mut unknown_nodes = input.clone();
@@ -317,8 +330,11 @@ fn nft_alone() {
 
 /// `ip netns exec NETNS ARGS…`, its stdout; an error carries the argv and stderr.
 fn in_netns(netns: &str, args: &[&str]) -> anyhow::Result<String> {
-    let out =
-        Command::new("ip").args(["netns", "exec", netns]).args(args).output().with_context(|| format!("running `ip netns exec {netns} {}`", args.join(" ")))?;
+    let out = Command::new("ip")
+        .args(["netns", "exec", netns])
+        .args(args)
+        .output()
+        .with_context(|| format!("running `ip netns exec {netns} {}`", args.join(" ")))?;
     if !out.status.success() {
         bail!("`ip netns exec {netns} {}` failed ({}): {}", args.join(" "), out.status, String::from_utf8_lossy(&out.stderr).trim());
     }
@@ -345,7 +361,8 @@ fn ep_service(i: usize) -> Value {
 /// The Endpoints of Service `i`: one address per node (so that each node's rules have the
 /// hairpin check for one endpoint and a plain DNAT for the others, as with pods).
 fn ep_endpoints(i: usize, ips: &[Ipv4Addr]) -> Value {
-    let addresses: Vec<Value> = ips.iter().enumerate().map(|(k, ip)| json!({"ip": ip.to_string(), "nodeName": format!("node-{}", k + 1)})).collect();
+    let addresses: Vec<Value> =
+        ips.iter().enumerate().map(|(k, ip)| json!({"ip": ip.to_string(), "nodeName": format!("node-{}", k + 1)})).collect();
     json!({"apiVersion": "v1", "kind": "Endpoints",
         "metadata": {"name": ep_service_name(i), "namespace": "default"},
         "subsets": [{"addresses": addresses, "ports": [{"name": "http", "protocol": "TCP", "port": EP_TARGET_PORT}]}]})
@@ -390,7 +407,9 @@ impl Drop for Monitor {
 
 /// Section 2: one endpoint change, measured until the rules of every node have it.
 fn endpoint_change_in_cluster(rt: &tokio::runtime::Runtime) -> anyhow::Result<()> {
-    println!("  one endpoint change in a {EP_NODES}-node cluster ({EP_CLUSTER}) with {EP_SERVICES} selectorless services × {EP_NODES} endpoints");
+    println!(
+        "  one endpoint change in a {EP_NODES}-node cluster ({EP_CLUSTER}) with {EP_SERVICES} selectorless services × {EP_NODES} endpoints"
+    );
     let (cluster, mut client) = cluster_with_client(rt, EP_CLUSTER, EP_NODES)?;
     let nodes: Vec<String> = (1..=EP_NODES).map(|i| naming::netns_node(EP_CLUSTER, &format!("node-{i}"))).collect();
 
@@ -405,13 +424,17 @@ fn endpoint_change_in_cluster(rt: &tokio::runtime::Runtime) -> anyhow::Result<()
     // Every node has a service chain per Service with endpoints.
     let prefix = "chain svc-default/bench-";
     poll("the rules of 1000 services on every node", Duration::from_secs(300), Duration::from_millis(100), || {
-        nodes.iter().all(|ns| in_netns(ns, &["nft", "list", "chains", "ip"]).is_ok_and(|out| out.matches(prefix).count() == EP_SERVICES)).then_some(())
+        nodes
+            .iter()
+            .all(|ns| in_netns(ns, &["nft", "list", "chains", "ip"]).is_ok_and(|out| out.matches(prefix).count() == EP_SERVICES))
+            .then_some(())
     })
     .map_err(|e| anyhow!("{e}\n{}", cluster.logs()))?;
     let loaded = t.elapsed();
 
     let (tx, rx) = mpsc::channel();
-    let _monitors: Vec<Monitor> = nodes.iter().enumerate().map(|(n, ns)| Monitor::start(ns, n, tx.clone())).collect::<anyhow::Result<_>>()?;
+    let _monitors: Vec<Monitor> =
+        nodes.iter().enumerate().map(|(n, ns)| Monitor::start(ns, n, tx.clone())).collect::<anyhow::Result<_>>()?;
     // Let the monitors subscribe and the controller finish its passes over the initial load.
     std::thread::sleep(Duration::from_secs(2));
 
@@ -464,7 +487,9 @@ fn endpoint_change_in_cluster(rt: &tokio::runtime::Runtime) -> anyhow::Result<()
     let jump = needle.replace(':', "/");
     let listed = nodes
         .iter()
-        .filter(|ns| in_netns(ns, &["nft", "list", "chain", "ip", "emu", &chain]).is_ok_and(|out| out.contains(&needle) || out.contains(&jump)))
+        .filter(|ns| {
+            in_netns(ns, &["nft", "list", "chain", "ip", "emu", &chain]).is_ok_and(|out| out.contains(&needle) || out.contains(&jump))
+        })
         .count();
     if all_nodes.is_empty() {
         bail!("no change reached all {EP_NODES} nodes within 10 s\n{}", cluster.logs());
@@ -544,7 +569,8 @@ fn iperf3(netns: &str, ip: Ipv4Addr, reverse: bool) -> anyhow::Result<f64> {
     }
     let mut last_error = String::new();
     for _ in 0..10 {
-        let out = Command::new("ip").args(["netns", "exec", netns]).args(&args).output().context("running iperf3 (apt-get install iperf3)")?;
+        let out =
+            Command::new("ip").args(["netns", "exec", netns]).args(&args).output().context("running iperf3 (apt-get install iperf3)")?;
         let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
         if out.status.success() {
             return v["end"]["sum_received"]["bits_per_second"]
@@ -592,7 +618,13 @@ fn one_get(addr: SocketAddrV4, port: u16, buf: &mut [u8]) -> std::io::Result<()>
 /// and the number that failed; source ports from `ports`, starting after `*next`, which is
 /// left for the next round. Runs on a dedicated thread that enters the namespace (never a tokio
 /// worker: docs/architecture.md, "Conventions"); its sockets are created there.
-fn connections_per_sec(netns: &str, addr: SocketAddrV4, ports: std::ops::Range<u16>, next: &mut usize, length: Duration) -> anyhow::Result<(f64, usize)> {
+fn connections_per_sec(
+    netns: &str,
+    addr: SocketAddrV4,
+    ports: std::ops::Range<u16>,
+    next: &mut usize,
+    length: Duration,
+) -> anyhow::Result<(f64, usize)> {
     let path = format!("/run/netns/{netns}");
     let mut cursor = *next;
     let (rate, failed, cursor) = std::thread::spawn(move || -> anyhow::Result<(f64, usize, usize)> {
@@ -652,7 +684,10 @@ fn data_path(rt: &tokio::runtime::Runtime) -> anyhow::Result<()> {
     let cluster_ip = |name: &str| -> anyhow::Result<Ipv4Addr> {
         let r = cluster.emu(&["get", "service", name, "-o", "json"]);
         let v: Value = serde_json::from_str(&r.stdout).unwrap_or_default();
-        v["spec"]["clusterIP"].as_str().and_then(|s| s.parse().ok()).ok_or_else(|| anyhow!("service {name} has no clusterIP: {}{}", r.stdout, r.stderr))
+        v["spec"]["clusterIP"]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| anyhow!("service {name} has no clusterIP: {}{}", r.stdout, r.stderr))
     };
     let (iperf_pod, iperf_svc) = (pod_ip("bench-iperf")?, cluster_ip("bench-iperf")?);
     let (web_pod, web_svc) = (pod_ip("bench-web")?, cluster_ip("bench-web")?);
@@ -664,7 +699,9 @@ fn data_path(rt: &tokio::runtime::Runtime) -> anyhow::Result<()> {
             // A DNAT to the pod, or (on the pod's node) a jump to its endpoint chain.
             let (dnat, jump) = (format!("{ip}:{port}"), format!("/{ip}/{port}"));
             poll(&format!("{chain} → {dnat} on {node}"), Duration::from_secs(30), Duration::from_millis(100), || {
-                in_netns(&ns, &["nft", "list", "chain", "ip", "emu", &chain]).is_ok_and(|out| out.contains(&dnat) || out.contains(&jump)).then_some(())
+                in_netns(&ns, &["nft", "list", "chain", "ip", "emu", &chain])
+                    .is_ok_and(|out| out.contains(&dnat) || out.contains(&jump))
+                    .then_some(())
             })
             .map_err(|e| anyhow!("{e}\n{}", cluster.logs()))?;
         }
@@ -682,7 +719,9 @@ fn data_path(rt: &tokio::runtime::Runtime) -> anyhow::Result<()> {
             let (p, s, ratio) = compare(&by_pod, &by_svc);
             row(
                 &format!("iperf3 {what}, {place}"),
-                format!("pod IP: {p:6.2} Gbit/s   ClusterIP: {s:6.2} Gbit/s   ratio {ratio}   (medians of {IPERF_RUNS} × 3 s; goal ≥ 0.95)"),
+                format!(
+                    "pod IP: {p:6.2} Gbit/s   ClusterIP: {s:6.2} Gbit/s   ratio {ratio}   (medians of {IPERF_RUNS} × 3 s; goal ≥ 0.95)"
+                ),
             );
         }
     }
@@ -690,10 +729,12 @@ fn data_path(rt: &tokio::runtime::Runtime) -> anyhow::Result<()> {
         let (mut by_pod, mut by_svc, mut failed) = (Vec::new(), Vec::new(), 0);
         let (mut next_pod, mut next_svc) = (0, 0);
         for _ in 0..CONN_RUNS {
-            let (rate, f) = connections_per_sec(netns, SocketAddrV4::new(web_pod, 80), PORTS_BY_POD, &mut next_pod, Duration::from_secs(1))?;
+            let (rate, f) =
+                connections_per_sec(netns, SocketAddrV4::new(web_pod, 80), PORTS_BY_POD, &mut next_pod, Duration::from_secs(1))?;
             by_pod.push(rate);
             failed += f;
-            let (rate, f) = connections_per_sec(netns, SocketAddrV4::new(web_svc, 80), PORTS_BY_SVC, &mut next_svc, Duration::from_secs(1))?;
+            let (rate, f) =
+                connections_per_sec(netns, SocketAddrV4::new(web_svc, 80), PORTS_BY_SVC, &mut next_svc, Duration::from_secs(1))?;
             by_svc.push(rate);
             failed += f;
         }

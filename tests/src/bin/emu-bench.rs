@@ -81,7 +81,10 @@ fn main() {
         }
         // A start-up that waits for a timer shows as a second mode rather than in the p50.
         let slow = ups.iter().filter(|t| **t > 1000.0).count();
-        println!("  emu up scenarios/nginx.yaml → all pods Ready     {}   ({UP_RUNS} runs, {slow} over 1 s; goal ≤ 1000 ms)", spread(&mut ups));
+        println!(
+            "  emu up scenarios/nginx.yaml → all pods Ready     {}   ({UP_RUNS} runs, {slow} over 1 s; goal ≤ 1000 ms)",
+            spread(&mut ups)
+        );
         if waits.len() == ups.len() {
             println!("    its step \"Waiting for pods to be Running\"    {}", spread(&mut waits));
         }
@@ -140,7 +143,8 @@ fn pod_json(i: usize) -> emu_proto::Object {
 }
 
 fn running(v: &Value) -> bool {
-    v["status"]["phase"] == "Running" && v["status"]["conditions"].as_array().is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
+    v["status"]["phase"] == "Running"
+        && v["status"]["conditions"].as_array().is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
 }
 
 /// Applies 100 pods and returns, per pod, the time from its apply to Running (ms). `burst`: all
@@ -148,8 +152,11 @@ fn running(v: &Value) -> bool {
 async fn hundred_pods(cluster: &str, burst: bool) -> Vec<f64> {
     let socket = emu_logic::cluster::Paths::new(cluster).socket();
     let mut client = emu_proto::connect_unix(&socket).await.expect("controller");
-    let mut watch =
-        client.watch(emu_proto::WatchRequest { kinds: vec!["Pod".into()], node_name: String::new(), resource_version: 0 }).await.expect("watch").into_inner();
+    let mut watch = client
+        .watch(emu_proto::WatchRequest { kinds: vec!["Pod".into()], node_name: String::new(), resource_version: 0 })
+        .await
+        .expect("watch")
+        .into_inner();
     while let Some(Ok(ev)) = watch.next().await {
         if ev.r#type == emu_proto::watch_event::Type::Synced as i32 {
             break;
