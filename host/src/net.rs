@@ -14,6 +14,7 @@
 mod ipcmd;
 mod netlink;
 mod netns;
+mod ops;
 
 use std::net::Ipv4Addr;
 use std::os::fd::AsRawFd;
@@ -25,6 +26,9 @@ use rtnetlink::{LinkBridgePort, LinkUnspec, LinkVeth};
 pub use ipcmd::setup_pod_with_ip_commands;
 pub use netlink::{Netlink, EMU_ROUTE_PROTOCOL};
 pub use netns::{create_named_netns, delete_named_netns, enter_netns, list_named_netns, netns_path, write_sysctls};
+pub use ops::{
+    route_changes, sync_emu_routes, FakeNamespaces, FakeNet, Links, NamedNamespaces, Namespaces, NetCall, RealNet, Route, Routes,
+};
 
 /// The bridge in the fabric namespace that every node's `eth0` plugs into.
 pub const FABRIC_BRIDGE: &str = "fabric0";
@@ -53,6 +57,9 @@ pub enum NetError {
     /// An `ip` command failed.
     #[error("`{argv}` failed ({status}): {stderr}")]
     Command { argv: String, status: String, stderr: String },
+    /// A fake ([`FakeNet`]) was told to fail.
+    #[error("{op} #{attempt} failed on purpose (FakeNet told to fail)")]
+    Injected { op: String, attempt: usize },
 }
 
 fn root_hint(cause: &std::io::Error) -> &'static str {
@@ -123,7 +130,7 @@ pub async fn setup_node(node_ns: &Path, cni_gateway: Ipv4Addr, pod_prefix: u8) -
 /// the missing ones, replaces changed ones and deletes the ones emu added before that are no
 /// longer listed (emu's routes carry protocol [`EMU_ROUTE_PROTOCOL`]; others are not touched).
 pub async fn sync_routes(node_ns: &Path, routes: &[(Ipv4Addr, u8, Ipv4Addr)]) -> Result<()> {
-    Netlink::open(Some(node_ns)).await?.sync_routes(routes).await
+    ops::sync_emu_routes(&Netlink::open(Some(node_ns)).await?, routes).await
 }
 
 /// Sets up a pod's network: veth `host_veth` (in the node, a port of `cni0` in hairpin mode, up)

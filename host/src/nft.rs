@@ -1,16 +1,14 @@
-//! Applying nft scripts: the one side effect of the service proxy, behind the narrow [`NftRunner`] trait. The ruleset is
-//! decided in `emu_dataplane::proxy`; this module only pipes it to `nft -f -`, or records it.
+//! Applying nft scripts (the service proxy's table, a node's partition and edge tables, the cloud
+//! balancer's), behind the narrow [`NftRunner`] trait. The rulesets are decided in
+//! `emu_dataplane`; this module only pipes them to `nft -f -`, or records them.
 //!
 //! Everything here blocks (a full sync of a large table takes a second or more); async callers
 //! use `spawn_blocking`.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
 use std::sync::Mutex;
 
-/// At most this much of nft's stderr goes into an error (a broken 100k-line script can make nft
-/// print an error per line).
-const MAX_STDERR: usize = 4000;
+use crate::command::{self, truncate, MAX_STDERR};
+use crate::fake::Recorder;
 
 /// What failed, with the command, its exit status and what nft said.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -75,32 +73,9 @@ impl RealNft {
     }
 
     fn run(&self, args: &[&str], stdin: Option<&str>) -> Result<String, NftError> {
-        let (program, rest) =
-            self.program.split_first().ok_or_else(|| NftError::Spawn { argv: String::new(), reason: "empty command".into() })?;
-        let argv = {
-            let mut words: Vec<&str> = self.program.iter().map(String::as_str).collect();
-            words.extend_from_slice(args);
-            words.join(" ")
-        };
-        let mut child = Command::new(program)
-            .args(rest)
-            .args(args)
-            .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| NftError::Spawn { argv: argv.clone(), reason: e.to_string() })?;
-        // Write from another thread: nft could fill its output pipes before reading everything.
-        let output = std::thread::scope(|s| {
-            if let (Some(script), Some(mut pipe)) = (stdin, child.stdin.take()) {
-                s.spawn(move || {
-                    // A write error means nft exited early; its status and stderr tell why.
-                    let _ = pipe.write_all(script.as_bytes());
-                });
-            }
-            child.wait_with_output()
-        })
-        .map_err(|e| NftError::Spawn { argv: argv.clone(), reason: e.to_string() })?;
+        let words: Vec<&str> = self.program.iter().map(String::as_str).chain(args.iter().copied()).collect();
+        let (argv, output) = command::run(&words, stdin);
+        let output = output.map_err(|e| NftError::Spawn { argv: argv.clone(), reason: e.to_string() })?;
         if output.status.success() {
             return Ok(String::from_utf8_lossy(&output.stdout).into_owned());
         }
@@ -123,17 +98,6 @@ impl NftRunner for RealNft {
         // The whole family rather than `list table ip emu`, which fails when the table is absent.
         self.run(&["-t", "list", "ruleset", "ip"], None)
     }
-}
-
-fn truncate(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_string();
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}… ({} more bytes)", &s[..end], s.len() - end)
 }
 
 /// nft names script lines as `/dev/stdin:LINE:COLS: Error: …`; show the script around the first.
@@ -162,15 +126,8 @@ fn script_context(script: &str, stderr: &str) -> String {
 /// Records scripts instead of running them; can be told to fail.
 #[derive(Debug, Default)]
 pub struct FakeNft {
-    state: Mutex<FakeState>,
-}
-
-#[derive(Debug, Default)]
-struct FakeState {
-    scripts: Vec<String>,
-    attempts: usize,
-    fail_next: usize,
-    listing: String,
+    scripts: Recorder<String>,
+    listing: Mutex<String>,
 }
 
 impl FakeNft {
@@ -180,44 +137,37 @@ impl FakeNft {
 
     /// The next `n` applies fail (and are not recorded).
     pub fn fail_next(&self, n: usize) {
-        self.lock().fail_next = n;
+        self.scripts.fail_next(n);
     }
 
     /// The scripts applied successfully, oldest first.
     pub fn scripts(&self) -> Vec<String> {
-        self.lock().scripts.clone()
+        self.scripts.calls()
+    }
+
+    /// The scripts applied successfully since the last call, oldest first.
+    pub fn take_scripts(&self) -> Vec<String> {
+        self.scripts.take()
     }
 
     /// How many applies were attempted, failed ones included.
     pub fn attempts(&self) -> usize {
-        self.lock().attempts
+        self.scripts.attempts()
     }
 
     /// What [`NftRunner::list`] returns from now on.
     pub fn set_listing(&self, listing: &str) {
-        self.lock().listing = listing.to_string();
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, FakeState> {
-        // A test that panicked while holding the lock left consistent data (plain pushes).
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        *self.listing.lock().unwrap_or_else(|e| e.into_inner()) = listing.to_string();
     }
 }
 
 impl NftRunner for FakeNft {
     fn apply(&self, script: &str) -> Result<(), NftError> {
-        let mut state = self.lock();
-        state.attempts += 1;
-        if state.fail_next > 0 {
-            state.fail_next -= 1;
-            return Err(NftError::Injected { attempt: state.attempts });
-        }
-        state.scripts.push(script.to_string());
-        Ok(())
+        self.scripts.attempt(Some(script.to_string())).map_err(|attempt| NftError::Injected { attempt })
     }
 
     fn list(&self) -> Result<String, NftError> {
-        Ok(self.lock().listing.clone())
+        Ok(self.listing.lock().unwrap_or_else(|e| e.into_inner()).clone())
     }
 }
 
@@ -276,13 +226,5 @@ mod tests {
         let script = "x".repeat(300_000);
         let counts = RealNft::with_command(&["sh", "-c", "test \"$(wc -c)\" -eq 300000", "nft"]);
         counts.apply(&script).expect("all bytes arrive");
-    }
-
-    #[test]
-    fn long_stderr_is_truncated() {
-        let s = "é".repeat(5000);
-        let t = truncate(&s, MAX_STDERR);
-        assert!(t.len() < MAX_STDERR + 40, "{}", t.len());
-        assert!(t.ends_with("more bytes)"));
     }
 }

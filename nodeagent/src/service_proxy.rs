@@ -94,7 +94,12 @@ pub async fn run(cfg: ProxyConfig, nft: Arc<dyn NftRunner>, mut rx: tokio::sync:
                         .collect();
                     if !stale.is_empty() {
                         // After the rules: a new datagram must not recreate the entry toward the old endpoint.
-                        let _ = tokio::task::spawn_blocking(move || emu_host::conntrack::delete_udp_flows(&stale)).await;
+                        use emu_host::conntrack::Conntrack as _;
+                        let deleted =
+                            tokio::task::spawn_blocking(move || emu_host::conntrack::RealConntrack.delete_udp_flows(&stale)).await;
+                        if let Ok(Err(e)) = deleted {
+                            tracing::warn!(error = %e, "stale UDP flows to removed endpoints stay until they expire");
+                        }
                     }
                     health.update(health_check_ports(&want));
                     applied = Some(want);

@@ -6,14 +6,15 @@ use std::path::Path;
 
 use futures::TryStreamExt;
 use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags};
-use rtnetlink::packet_route::link::LinkMessage;
+use rtnetlink::packet_route::link::{LinkFlags, LinkMessage};
 use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope};
 use rtnetlink::{Handle, LinkBridge, LinkUnspec, RouteMessageBuilder};
 
+use super::ops::{Links, Route, Routes};
 use super::{netns, NetError, Result};
 
 /// The route protocol number that marks routes emu owns (`ip route` shows `proto 69`), so that
-/// [`Netlink::sync_routes`] can delete stale ones without touching anybody else's.
+/// [`super::sync_emu_routes`] can delete stale ones without touching anybody else's.
 pub const EMU_ROUTE_PROTOCOL: u8 = 0x45;
 
 /// A netlink (rtnetlink) handle whose socket lives in one network namespace. The connection task
@@ -154,7 +155,7 @@ impl Netlink {
     }
 
     /// Routes `net/prefix` straight out of link `index` (no gateway; protocol `boot`, so
-    /// [`Self::sync_routes`] leaves it alone).
+    /// [`super::sync_emu_routes`] leaves it alone).
     pub async fn replace_device_route(&self, net: Ipv4Addr, prefix: u8, index: u32, dev: &str) -> Result<()> {
         let msg = RouteMessageBuilder::<Ipv4Addr>::new()
             .destination_prefix(net, prefix)
@@ -172,37 +173,62 @@ impl Netlink {
         let routes: Vec<RouteMessage> = self.run("list routes", req.try_collect()).await?;
         Ok(routes.into_iter().filter(|r| r.header.table == RouteHeader::RT_TABLE_MAIN).collect())
     }
+}
 
-    /// See [`super::sync_routes`].
-    pub async fn sync_routes(&self, want: &[(Ipv4Addr, u8, Ipv4Addr)]) -> Result<()> {
-        let ours: Vec<RouteMessage> =
-            self.main_routes().await?.into_iter().filter(|r| r.header.protocol == RouteProtocol::Other(EMU_ROUTE_PROTOCOL)).collect();
-        for &(net, prefix, via) in want {
-            if ours.iter().any(|r| route_key(r) == (net, prefix, Some(via))) {
-                continue;
-            }
-            let msg = RouteMessageBuilder::<Ipv4Addr>::new()
-                .destination_prefix(net, prefix)
-                .gateway(via)
-                .protocol(RouteProtocol::Other(EMU_ROUTE_PROTOCOL))
-                .build();
-            let req = self.handle.route().add(msg).replace().execute();
-            self.run(format!("set route {net}/{prefix} via {via}"), req).await?;
+#[async_trait::async_trait]
+impl Routes for Netlink {
+    async fn list(&self) -> Result<Vec<Route>> {
+        let routes = self.main_routes().await?;
+        let routes = routes.iter().map(|r| {
+            let (dst, prefix, via) = route_key(r);
+            Route { dst, prefix, via, emu: r.header.protocol == RouteProtocol::Other(EMU_ROUTE_PROTOCOL) }
+        });
+        Ok(routes.collect())
+    }
+
+    async fn replace_emu_route(&self, dst: Ipv4Addr, prefix: u8, via: Ipv4Addr) -> Result<()> {
+        let msg = RouteMessageBuilder::<Ipv4Addr>::new()
+            .destination_prefix(dst, prefix)
+            .gateway(via)
+            .protocol(RouteProtocol::Other(EMU_ROUTE_PROTOCOL))
+            .build();
+        let req = self.handle.route().add(msg).replace().execute();
+        self.run(format!("set route {dst}/{prefix} via {via}"), req).await
+    }
+
+    async fn replace_device_route(&self, dst: Ipv4Addr, prefix: u8, dev: &str) -> Result<()> {
+        let index = self.require_index(dev).await?;
+        Netlink::replace_device_route(self, dst, prefix, index, dev).await
+    }
+
+    async fn delete(&self, route: &Route) -> Result<()> {
+        let mut msg = RouteMessageBuilder::<Ipv4Addr>::new().destination_prefix(route.dst, route.prefix);
+        if let Some(via) = route.via {
+            msg = msg.gateway(via);
         }
-        for r in ours {
-            let (net, prefix, via) = route_key(&r);
-            if !want.iter().any(|&(n, p, _)| (n, p) == (net, prefix)) {
-                let req = self.handle.route().del(r).execute();
-                match req.await {
-                    Err(e) if errno(&e) == Some(libc::ESRCH) => {}
-                    res => {
-                        let via = via.map(|v| format!(" via {v}")).unwrap_or_default();
-                        self.run(format!("delete route {net}/{prefix}{via}"), async { res }).await?
-                    }
-                }
+        if route.emu {
+            msg = msg.protocol(RouteProtocol::Other(EMU_ROUTE_PROTOCOL));
+        }
+        match self.handle.route().del(msg.build()).execute().await {
+            Err(e) if errno(&e) == Some(libc::ESRCH) => Ok(()),
+            res => {
+                let via = route.via.map(|v| format!(" via {v}")).unwrap_or_default();
+                self.run(format!("delete route {}/{}{via}", route.dst, route.prefix), async { res }).await
             }
         }
-        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl Links for Netlink {
+    async fn set_up(&self, name: &str, up: bool) -> Result<()> {
+        Netlink::set_up(self, name, up).await
+    }
+
+    async fn is_up(&self, name: &str) -> Result<bool> {
+        let link = self.link(name).await?;
+        let link = link.ok_or_else(|| NetError::Missing { ns: self.ns.clone(), what: format!("link {name} does not exist") })?;
+        Ok(link.header.flags.contains(LinkFlags::Up))
     }
 }
 
