@@ -132,7 +132,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         node_ips: [&agent.node.internal_ip, &agent.node.external_ip].iter().filter_map(|ip| ip.parse().ok()).collect(),
     };
     // The agent lives in its node's network namespace: a plain `nft` programs that namespace.
-    tokio::spawn(crate::service_proxy::run(proxy_cfg, Arc::new(emu_host::nft::RealNft::new()), proxy_rx));
+    tokio::spawn(crate::service_proxy::run(proxy_cfg, crate::service_proxy::ProxyHost::real(), proxy_rx));
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
         r = sync_pods(agent.clone(), pod_rx) => r,

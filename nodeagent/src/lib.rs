@@ -15,3 +15,4 @@ pub mod probe;
 pub mod readiness;
 pub mod sandbox;
 pub mod service_proxy;
+pub mod trigger;
