@@ -2,6 +2,7 @@
 //! cluster runs), so that `-o yaml` shows what Kubernetes shows. Only absent fields are filled;
 //! applying twice changes nothing. Allocations (ClusterIPs, node ports, names) are not done here.
 
+use crate::typed::{IntOrString, Service};
 use serde_json::{json, Map, Value};
 
 pub fn apply_defaults(obj: &mut Value) {
@@ -19,7 +20,7 @@ pub fn apply_defaults(obj: &mut Value) {
             pod_spec(object_at(object_at(spec, "template"), "spec"));
         }
         "Namespace" => namespace(obj),
-        "Service" => service(obj),
+        "Service" => service_json(obj),
         _ => {}
     }
 }
@@ -160,42 +161,44 @@ fn namespace(obj: &mut Value) {
 }
 
 /// SVC-1..3 and SVC-5 (no allocation: clusterIP, ipFamilies and nodePorts are the registry's).
-fn service(obj: &mut Value) {
-    let spec = object_at(obj, "spec");
-    set(spec, "type", json!("ClusterIP"));
-    set(spec, "sessionAffinity", json!("None"));
-    let ty = spec["type"].as_str().unwrap_or_default().to_string();
+pub fn service(svc: &mut Service) {
+    let spec = svc.spec.get_or_insert_default();
+    let ty = spec.type_.get_or_insert_with(|| "ClusterIP".into()).clone();
+    spec.session_affinity.get_or_insert_with(|| "None".into());
     if ty != "ExternalName" {
-        set(spec, "internalTrafficPolicy", json!("Cluster"));
-        each_mut(spec, "ports", |p| {
-            set(p, "protocol", json!("TCP"));
+        spec.internal_traffic_policy.get_or_insert_with(|| "Cluster".into());
+        for p in spec.ports.iter_mut().flatten() {
+            p.protocol.get_or_insert_with(|| "TCP".into());
             // targetPort defaults to the port (an explicit 0 counts as unset).
-            if p["targetPort"] == json!(0) {
-                p["targetPort"] = Value::Null;
+            if p.target_port == Some(IntOrString::Int(0)) || p.target_port.is_none() {
+                p.target_port = Some(IntOrString::Int(p.port));
             }
-            let port = p["port"].clone();
-            set(p, "targetPort", port);
-        });
+        }
     }
     if ty == "NodePort" || ty == "LoadBalancer" {
-        set(spec, "externalTrafficPolicy", json!("Cluster"));
+        spec.external_traffic_policy.get_or_insert_with(|| "Cluster".into());
     }
     if ty == "LoadBalancer" {
-        set(spec, "allocateLoadBalancerNodePorts", json!(true));
+        spec.allocate_load_balancer_node_ports.get_or_insert(true);
     }
-    match spec["sessionAffinity"].as_str() {
+    match spec.session_affinity.as_deref() {
         Some("ClientIP") => {
-            let config = object_at(object_at(spec, "sessionAffinityConfig"), "clientIP");
-            set(config, "timeoutSeconds", json!(10800));
+            let config = spec.session_affinity_config.get_or_insert_default().client_ip.get_or_insert_default();
+            config.timeout_seconds.get_or_insert(10800);
         }
-        Some("None") => {
-            if let Some(m) = spec.as_object_mut() {
-                m.remove("sessionAffinityConfig");
-            }
-        }
+        Some("None") => spec.session_affinity_config = None,
         _ => {}
     }
-    set(object_at(obj, "status"), "loadBalancer", json!({}));
+    svc.status.get_or_insert_default().load_balancer.get_or_insert_default();
+}
+
+/// [`service`] on a Service's JSON (objects the controller makes itself); JSON that does not
+/// decode is left as it is.
+fn service_json(obj: &mut Value) {
+    if let Ok(mut svc) = crate::typed::decode::<Service>(obj) {
+        service(&mut svc);
+        *obj = crate::typed::encode(&svc);
+    }
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! emu's API machinery: the bottom of the workspace. Objects and their kinds, manifests, the
 //! admission steps (defaulting, validation with Kubernetes' messages), label selectors, patches,
 //! generated names, Go's JSON encoding and Kubernetes' timestamps. No printing, no I/O.
+pub mod admission;
 pub mod defaults;
 pub mod fault;
 pub mod json;
@@ -12,4 +13,5 @@ pub mod patch;
 pub mod selector;
 pub mod syntax;
 pub mod time;
+pub mod typed;
 pub mod validation;

@@ -6,6 +6,7 @@
 
 use crate::selector::{string_map, Selector};
 use crate::syntax::*;
+use crate::typed::{IntOrString, ObjectMeta, Service, ServiceSpec};
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -92,7 +93,14 @@ pub fn validate(obj: &Value) -> Result<(), Invalid> {
         "Pod" => v.pod_spec(&obj["spec"], "spec"),
         "Deployment" => v.workload(&obj["spec"], true),
         "ReplicaSet" => v.workload(&obj["spec"], false),
-        "Service" => v.service(&obj["spec"]),
+        "Service" => {
+            return match crate::typed::decode::<Service>(obj) {
+                Ok(svc) => validate_service(&svc),
+                Err(e) => {
+                    Err(Invalid { kind: kind.into(), name: obj["metadata"]["name"].as_str().unwrap_or_default().into(), causes: vec![e.0] })
+                }
+            }
+        }
         "ConfigMap" => v.config_data(obj, false),
         "Secret" => v.config_data(obj, true),
         _ => {}
@@ -114,13 +122,6 @@ pub fn validate_update(old: &Value, new: &Value) -> Result<(), Invalid> {
     let sections: &[&str] = match kind {
         "Secret" => &["data"],
         "ConfigMap" => &["data", "binaryData"],
-        "Service" => {
-            let port = |s: &Value| s["spec"]["healthCheckNodePort"].as_i64().unwrap_or(0);
-            if needs_health_check(old) && needs_health_check(new) && port(old) != port(new) {
-                v.push("spec.healthCheckNodePort", FieldErrorKind::Forbidden, "field is immutable");
-            }
-            &[]
-        }
         _ => return Ok(()),
     };
     if kind == "Secret" {
@@ -178,7 +179,7 @@ fn go_string_slice(items: &[String]) -> String {
 }
 
 /// A JSON value as Go would print the decoded value: strings quoted, numbers bare.
-fn go_value(v: &Value) -> String {
+pub fn go_value(v: &Value) -> String {
     match v {
         Value::String(s) => go_quote(s),
         Value::Null => "null".into(),
@@ -226,6 +227,13 @@ fn empty() -> &'static Map<String, Value> {
 }
 
 impl V {
+    fn finish(self, kind: &str, name: &str) -> Result<(), Invalid> {
+        if self.errs.is_empty() {
+            return Ok(());
+        }
+        Err(Invalid { kind: kind.to_string(), name: name.to_string(), causes: self.errs })
+    }
+
     fn push(&mut self, field: impl Into<String>, kind: FieldErrorKind, detail: impl Into<String>) {
         self.errs.push(FieldError { field: field.into(), kind, detail: detail.into() });
     }
@@ -593,11 +601,51 @@ impl V {
         }
     }
 
-    fn service(&mut self, spec: &Value) {
-        let ty = self.str(spec, "type", "spec.type").unwrap_or("ClusterIP");
-        let cluster_ip = spec["clusterIPs"][0].as_str().or(spec["clusterIP"].as_str()).unwrap_or_default();
+    /// ObjectMeta of a decoded object: [`V::object_meta`]'s checks on the type.
+    fn typed_meta(&mut self, meta: &ObjectMeta, name_check: fn(&str) -> Vec<String>) {
+        let generate = meta.generate_name.as_deref().unwrap_or_default();
+        if !generate.is_empty() {
+            let masked = generate.strip_suffix('-').map_or(generate.to_string(), |p| format!("{p}a"));
+            self.each_msg("metadata.generateName", generate, name_check(&masked));
+        }
+        match meta.name.as_deref().unwrap_or_default() {
+            "" if generate.is_empty() => self.required("metadata.name", "name or generateName is required"),
+            "" => {}
+            name => self.each_msg("metadata.name", name, name_check(name)),
+        }
+        if let Some(ns) = meta.namespace.as_deref().filter(|s| !s.is_empty()) {
+            self.each_msg("metadata.namespace", ns, dns1123_label_errors(ns));
+        }
+        self.label_map(meta.labels.as_ref(), "metadata.labels");
+        let mut total = 0;
+        for (k, v) in meta.annotations.iter().flatten() {
+            self.each_msg("metadata.annotations", k, qualified_name_errors(&k.to_lowercase()));
+            total += k.len() + v.len();
+        }
+        const LIMIT: usize = 256 * 1024;
+        if total > LIMIT {
+            self.push("metadata.annotations", FieldErrorKind::TooLong, format!("may not be more than {LIMIT} bytes"));
+        }
+    }
+
+    fn label_map(&mut self, labels: Option<&BTreeMap<String, String>>, field: &str) {
+        for (k, v) in labels.into_iter().flatten() {
+            self.each_msg(field, k, qualified_name_errors(k));
+            self.each_msg(field, v, label_value_errors(v));
+        }
+    }
+
+    fn typed_one_of(&mut self, value: Option<&str>, field: &str, supported: &[&str]) {
+        if let Some(v) = value.filter(|v| !supported.contains(v)) {
+            self.unsupported(field, v, supported);
+        }
+    }
+
+    fn service(&mut self, spec: &ServiceSpec) {
+        let ty = spec.type_.as_deref().unwrap_or("ClusterIP");
+        let cluster_ip = requested_cluster_ip(spec);
         let headless = cluster_ip == "None";
-        let ports = self.array(spec, "ports", "spec.ports");
+        let ports = spec.ports.as_deref().unwrap_or_default();
         if ports.is_empty() && !headless && ty != "ExternalName" {
             self.required("spec.ports", "");
         }
@@ -606,7 +654,7 @@ impl V {
                 self.invalid("spec.clusterIPs[0]", go_quote("None"), format!("may not be set to 'None' for {ty} services"))
             }
             "ExternalName" => {
-                let cname = self.str(spec, "externalName", "spec.externalName").unwrap_or_default();
+                let cname = spec.external_name.as_deref().unwrap_or_default();
                 let cname = cname.strip_suffix('.').unwrap_or(cname);
                 if cname.is_empty() {
                     self.required("spec.externalName", "");
@@ -619,34 +667,29 @@ impl V {
         let mut names = BTreeSet::new();
         for (i, port) in ports.iter().enumerate() {
             let at = format!("spec.ports[{i}]");
-            let name = self.str(port, "name", &format!("{at}.name")).unwrap_or_default();
+            let name = port.name.as_deref().unwrap_or_default();
             if ports.len() > 1 && name.is_empty() {
                 self.required(format!("{at}.name"), "");
             } else if !name.is_empty() {
                 self.each_msg(&format!("{at}.name"), name, dns1123_label_errors(name));
                 self.unique(format!("{at}.name"), name, &mut names);
             }
-            let number = self.int(port, "port", &format!("{at}.port")).unwrap_or(0);
-            if let Some(msg) = port_num_error(number) {
-                self.invalid(format!("{at}.port"), number.to_string(), msg);
+            if let Some(msg) = port_num_error(i64::from(port.port)) {
+                self.invalid(format!("{at}.port"), port.port.to_string(), msg);
             }
-            self.protocol(port, &at);
-            match port.get("targetPort") {
-                None | Some(Value::Null) => {}
-                Some(Value::String(s)) => self.each_msg(&format!("{at}.targetPort"), s, port_name_errors(s)),
-                Some(Value::Number(n)) => {
-                    let n = n.as_i64().unwrap_or(-1);
-                    if let Some(msg) = port_num_error(n) {
+            self.typed_one_of(port.protocol.as_deref(), &format!("{at}.protocol"), &["SCTP", "TCP", "UDP"]);
+            match &port.target_port {
+                None => {}
+                Some(IntOrString::String(s)) => self.each_msg(&format!("{at}.targetPort"), s, port_name_errors(s)),
+                Some(IntOrString::Int(n)) => {
+                    if let Some(msg) = port_num_error(i64::from(*n)) {
                         self.invalid(format!("{at}.targetPort"), n.to_string(), msg);
                     }
                 }
-                Some(other) => self.type_error(&format!("{at}.targetPort"), other, "integer or string"),
             }
         }
-        if spec.get("selector").is_some() {
-            self.labels(spec, "selector", "spec.selector");
-        }
-        self.one_of(spec, "sessionAffinity", "spec.sessionAffinity", &["ClientIP", "None"]);
+        self.label_map(spec.selector.as_ref(), "spec.selector");
+        self.typed_one_of(spec.session_affinity.as_deref(), "spec.sessionAffinity", &["ClientIP", "None"]);
         if !cluster_ip.is_empty() && !headless && cluster_ip.parse::<std::net::IpAddr>().is_err() {
             let msg = "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)";
             self.invalid("spec.clusterIPs[0]", go_quote(cluster_ip), msg);
@@ -658,8 +701,8 @@ impl V {
         let mut node_ports = BTreeSet::new();
         let mut port_keys = BTreeSet::new();
         for (i, port) in ports.iter().enumerate() {
-            let protocol = port["protocol"].as_str().unwrap_or("TCP");
-            let node_port = port["nodePort"].as_i64().unwrap_or(0);
+            let protocol = port.protocol.as_deref().unwrap_or("TCP");
+            let node_port = port.node_port.unwrap_or(0);
             if ty == "ClusterIP" && node_port != 0 {
                 let msg = "may not be used when `type` is 'ClusterIP'";
                 self.push(format!("spec.ports[{i}].nodePort"), FieldErrorKind::Forbidden, msg);
@@ -667,7 +710,7 @@ impl V {
             if node_port != 0 && !node_ports.insert((protocol, node_port)) {
                 self.push(format!("spec.ports[{i}].nodePort"), FieldErrorKind::Duplicate(node_port.to_string()), "");
             }
-            let number = port["port"].as_i64().unwrap_or(0);
+            let number = port.port;
             if !port_keys.insert((protocol, number)) {
                 // Go prints the (protocol, port) key as a ServicePort struct.
                 let repr = format!(
@@ -677,8 +720,8 @@ impl V {
                 self.push(format!("spec.ports[{i}]"), FieldErrorKind::Duplicate(repr), "");
             }
         }
-        let external = ty == "NodePort" || ty == "LoadBalancer" || !spec["externalIPs"].as_array().is_none_or(Vec::is_empty);
-        if let Some(policy) = self.str(spec, "externalTrafficPolicy", "spec.externalTrafficPolicy") {
+        let external = ty == "NodePort" || ty == "LoadBalancer" || !spec.external_ips.as_ref().is_none_or(Vec::is_empty);
+        if let Some(policy) = spec.external_traffic_policy.as_deref() {
             if !external {
                 self.invalid("spec.externalTrafficPolicy", go_quote(policy), "may only be set for externally-accessible services");
             } else if !["Cluster", "Local"].contains(&policy) {
@@ -686,17 +729,15 @@ impl V {
             }
         }
         // `validateServiceExternalTrafficPolicy`: the registry fills it when needed (SVC-15).
-        let health_check = spec["healthCheckNodePort"].as_i64().unwrap_or(0);
-        let needs_health_check = ty == "LoadBalancer" && spec["externalTrafficPolicy"].as_str() == Some("Local");
-        if health_check != 0 && !needs_health_check {
+        let health_check = spec.health_check_node_port.unwrap_or(0);
+        if health_check != 0 && !spec_needs_health_check(spec) {
             self.invalid(
                 "spec.healthCheckNodePort",
                 health_check.to_string(),
                 "may only be set when `type` is 'LoadBalancer' and `externalTrafficPolicy` is 'Local'",
             );
         }
-        let field = "spec.internalTrafficPolicy";
-        self.one_of(spec, "internalTrafficPolicy", field, &["Cluster", "Local"]);
+        self.typed_one_of(spec.internal_traffic_policy.as_deref(), "spec.internalTrafficPolicy", &["Cluster", "Local"]);
     }
 
     /// ConfigMap/Secret keys, and the two keys a TLS Secret must have.
@@ -727,8 +768,36 @@ impl V {
 
 /// A LoadBalancer Service with `externalTrafficPolicy: Local` has a `healthCheckNodePort`
 /// (`NeedsHealthCheck`, SVC-15).
-pub fn needs_health_check(svc: &Value) -> bool {
-    svc["spec"]["type"].as_str() == Some("LoadBalancer") && svc["spec"]["externalTrafficPolicy"].as_str() == Some("Local")
+pub fn needs_health_check(svc: &Service) -> bool {
+    svc.spec.as_ref().is_some_and(spec_needs_health_check)
+}
+
+fn spec_needs_health_check(spec: &ServiceSpec) -> bool {
+    spec.type_.as_deref() == Some("LoadBalancer") && spec.external_traffic_policy.as_deref() == Some("Local")
+}
+
+/// The ClusterIP the user asked for: `clusterIPs[0]`, else `clusterIP` ("" for none).
+pub fn requested_cluster_ip(spec: &ServiceSpec) -> &str {
+    spec.cluster_ips.as_ref().and_then(|ips| ips.first()).or(spec.cluster_ip.as_ref()).map(String::as_str).unwrap_or_default()
+}
+
+/// Validates a decoded Service (after [`crate::defaults::service`]).
+pub fn validate_service(svc: &Service) -> Result<(), Invalid> {
+    let mut v = V::default();
+    v.typed_meta(&svc.metadata, dns1035_label_errors);
+    v.service(&svc.spec.clone().unwrap_or_default());
+    v.finish("Service", svc.metadata.name.as_deref().unwrap_or_default())
+}
+
+/// `ValidateServiceUpdate` beyond the new object alone: a Service that keeps needing a
+/// `healthCheckNodePort` keeps its value.
+pub fn validate_service_update(old: &Service, new: &Service) -> Result<(), Invalid> {
+    let mut v = V::default();
+    let port = |s: &Service| s.spec.as_ref().and_then(|s| s.health_check_node_port).unwrap_or(0);
+    if needs_health_check(old) && needs_health_check(new) && port(old) != port(new) {
+        v.push("spec.healthCheckNodePort", FieldErrorKind::Forbidden, "field is immutable");
+    }
+    v.finish("Service", new.metadata.name.as_deref().unwrap_or_default())
 }
 
 #[cfg(test)]
@@ -901,10 +970,12 @@ mod tests {
                 "The Service \"s\" is invalid: spec.healthCheckNodePort: Invalid value: 30500: may only be set when `type` is 'LoadBalancer' and `externalTrafficPolicy` is 'Local'"
             );
         }
-        let err = validate_update(&svc("LoadBalancer", "Local", 30500), &svc("LoadBalancer", "Local", 30501)).unwrap_err();
+        let update =
+            |old: Value, new: Value| validate_service_update(&crate::typed::decode(&old).unwrap(), &crate::typed::decode(&new).unwrap());
+        let err = update(svc("LoadBalancer", "Local", 30500), svc("LoadBalancer", "Local", 30501)).unwrap_err();
         assert_eq!(err.to_string(), "The Service \"s\" is invalid: spec.healthCheckNodePort: Forbidden: field is immutable");
-        validate_update(&svc("LoadBalancer", "Local", 30500), &svc("LoadBalancer", "Cluster", 0)).unwrap();
-        validate_update(&svc("NodePort", "Cluster", 0), &svc("LoadBalancer", "Local", 30501)).unwrap();
+        update(svc("LoadBalancer", "Local", 30500), svc("LoadBalancer", "Cluster", 0)).unwrap();
+        update(svc("NodePort", "Cluster", 0), svc("LoadBalancer", "Local", 30501)).unwrap();
     }
 
     #[test]

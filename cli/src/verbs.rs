@@ -6,7 +6,7 @@ use anyhow::{bail, Context};
 use clap::Args;
 use emu_api::kinds::{self, ResourceKind};
 use emu_api::time::now;
-use emu_api::{defaults, manifest, object, validation};
+use emu_api::{manifest, object};
 use emu_kubectl as printers;
 use emu_logic::configdata;
 use emu_proto::api_client::ApiClient;
@@ -60,22 +60,15 @@ pub fn parse_manifest_text(text: &str, label: &str) -> anyhow::Result<Vec<Value>
 /// The checks the API server makes that need no cluster: known kind, defaults, validation. `up`
 /// runs them on every document before it creates anything.
 pub fn check_offline(doc: &Value) -> anyhow::Result<()> {
-    let kind = object::kind(doc);
-    let api_version = object::str_at(doc, &["apiVersion"]).unwrap_or("");
-    if kinds::by_kind(kind).filter(|rk| rk.api_version() == api_version).is_none() {
-        bail!(
-            "resource mapping not found for name: {:?} namespace: {:?}: no matches for kind {kind:?} in version {api_version:?}\nensure CRDs are installed first",
-            object::name(doc),
-            object::namespace(doc)
-        );
+    use emu_api::admission::{self, AdmissionError};
+    match admission::admit(doc.clone(), &admission::Offline) {
+        Ok(_) => Ok(()),
+        Err(e @ AdmissionError::NoMatch { .. }) => Err(anyhow::anyhow!("{e}")),
+        Err(AdmissionError::BadRequest(msg)) => Err(ApiError(format!("Error from server (BadRequest): {msg}")).into()),
+        // An API error, so that it prints as kubectl prints a 422 (`The Service "x" is invalid: ...`),
+        // without the `error: ` prefix other failures get.
+        Err(e) => Err(ApiError(e.to_string()).into()),
     }
-    let mut d = doc.clone();
-    emu_logic::configdata::decode(&mut d).map_err(|e| ApiError(format!("Error from server (BadRequest): {e}")))?;
-    defaults::apply_defaults(&mut d);
-    // An API error, so that it prints as kubectl prints a 422 (`The Service "x" is invalid: ...`),
-    // without the `error: ` prefix other failures get.
-    validation::validate(&d).map_err(|e| ApiError(e.to_string()))?;
-    Ok(())
 }
 
 pub async fn apply_docs(client: &mut Client, docs: Vec<Value>, create_only: bool) -> anyhow::Result<Vec<String>> {

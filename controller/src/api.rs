@@ -3,7 +3,9 @@
 
 use crate::state::{now, Shared};
 use crate::store::{ObjectKey, StoreError, WatchEventType, WatchStart};
-use emu_api::{defaults, kinds, naming, object, validation};
+use emu_api::admission::{self, AdmissionError, Admitted};
+use emu_api::typed::{self, Service};
+use emu_api::{kinds, naming, object, validation};
 use emu_proto::watch_event::Type as EventType;
 use emu_proto::{api_server::Api, *};
 use serde_json::{json, Value};
@@ -36,57 +38,65 @@ fn to_object(v: &Value) -> Object {
     Object { json: v.to_string() }
 }
 
-/// Checks the kind, fills the namespace, applies API defaults and validates; the same steps for
-/// every document before any of them is written, so a bad document changes nothing.
-/// `new_namespaces` are namespaces created by the same request (they may hold its other objects).
-/// `may_update`: an existing object of the same name is updated (else the request only creates).
-pub fn admit(
-    shared: &Shared,
-    mut v: Value,
-    new_namespaces: &[String],
-    may_update: bool,
-) -> Result<(Value, &'static kinds::ResourceKind), Status> {
-    let kind_name = object::kind(&v).to_string();
-    let api_version = object::str_at(&v, &["apiVersion"]).unwrap_or("").to_string();
-    let Some(rk) = kinds::by_kind(&kind_name).filter(|rk| rk.api_version() == api_version) else {
-        return Err(Status::invalid_argument(format!(
-            "resource mapping not found for name: {:?} namespace: {:?}: no matches for kind {:?} in version {:?}\nensure CRDs are installed first",
-            object::name(&v),
-            object::namespace(&v),
-            kind_name,
-            api_version
-        )));
-    };
-    if rk.namespaced {
-        if object::namespace(&v).is_empty() {
-            object::metadata_mut(&mut v).insert("namespace".into(), json!("default"));
-        }
-        let ns = object::namespace(&v).to_string();
-        let key = ObjectKey { kind: "Namespace".into(), namespace: String::new(), name: ns.clone() };
-        if shared.store.get(&key).is_none() && !new_namespaces.contains(&ns) {
-            return Err(Status::not_found(format!("namespaces {ns:?} not found")));
-        }
-    } else {
-        object::metadata_mut(&mut v).remove("namespace");
+/// Admission as the API server runs it ([`admission::admit`]): namespaces from the store (or
+/// created by the same request), random generated names, and an update's registry steps.
+struct Server<'a> {
+    shared: &'a Shared,
+    /// Namespaces created by the same request (they may hold its other objects).
+    new_namespaces: &'a [String],
+    update: Registry<'a>,
+}
+
+/// Which of the registry's steps an updated Service takes before validation (SVC-11).
+enum Registry<'a> {
+    /// A create, or a request that only creates.
+    Create,
+    /// The user's document of a request that may update: the live Service's type-dependent
+    /// fields the user left as they were are cleared.
+    MayUpdate,
+    /// The merged or replacing object of an update of `live`.
+    UpdateOf(&'a Service),
+}
+
+impl admission::Context for Server<'_> {
+    fn namespace_exists(&self, ns: &str) -> bool {
+        let key = ObjectKey { kind: "Namespace".into(), namespace: String::new(), name: ns.to_string() };
+        self.new_namespaces.iter().any(|n| n == ns) || self.shared.store.get(&key).is_some()
     }
-    if object::name(&v).is_empty() {
-        if let Some(base) = object::str_at(&v, &["metadata", "generateName"]).map(str::to_string) {
-            let name = naming::generate_name(&base, rand::random());
-            object::metadata_mut(&mut v).insert("name".into(), json!(name));
-        }
+
+    fn name_entropy(&self) -> Option<[u8; 5]> {
+        Some(rand::random())
     }
-    emu_logic::configdata::decode(&mut v).map_err(Status::invalid_argument)?;
-    defaults::apply_defaults(&mut v);
-    if rk.kind == "Service" && may_update {
-        // An update: what the new type no longer uses and the user left as it was is cleared
-        // before validation (SVC-11), so that an edited Service changes its type with its node
-        // ports still written in.
-        if let Some(live) = ObjectKey::of(&v).ok().and_then(|k| shared.store.get(&k)) {
-            emu_logic::nodeports::drop_type_dependent_fields(&live, &mut v);
+
+    fn before_validation(&self, object: &mut typed::Object) {
+        let typed::Object::Service(svc) = object else { return };
+        match self.update {
+            Registry::Create => {}
+            Registry::MayUpdate => {
+                let (namespace, name) = typed::key(&svc.metadata);
+                let key = ObjectKey { kind: "Service".into(), namespace: namespace.into(), name: name.into() };
+                if let Some(live) = self.shared.store.get(&key).and_then(|v| typed::decode::<Service>(&v).ok()) {
+                    emu_logic::nodeports::drop_type_dependent_fields(&live, svc);
+                }
+            }
+            Registry::UpdateOf(live) => crate::services::prepare_update(live, svc),
         }
     }
-    validation::validate(&v).map_err(|e| Status::invalid_argument(e.to_string()))?;
-    Ok((v, rk))
+}
+
+fn admission_status(e: AdmissionError) -> Status {
+    match e {
+        AdmissionError::NamespaceNotFound(_) => Status::not_found(e.to_string()),
+        _ => Status::invalid_argument(e.to_string()),
+    }
+}
+
+/// Admits one document of a request ([`admission::admit`]); the same steps for every document
+/// before any of them is written, so a bad document changes nothing. `may_update`: an existing
+/// object of the same name is updated (else the request only creates).
+fn admit(shared: &Shared, v: Value, new_namespaces: &[String], may_update: bool) -> Result<Admitted, Status> {
+    let update = if may_update { Registry::MayUpdate } else { Registry::Create };
+    admission::admit(v, &Server { shared, new_namespaces, update }).map_err(admission_status)
 }
 
 /// Where `kubectl apply` keeps the configuration it applied last, for its three-way merge.
@@ -187,28 +197,29 @@ impl ApiService {
     /// update pipeline: decode, defaults, a Service's type-dependent fields and allocated values
     /// (SVC-11), validation of the object and of the change, then node ports and the
     /// load-balancer address against the cluster. Nothing is written here.
-    fn admit_update(
-        &self,
-        existing: &Value,
-        mut desired: Value,
-        node_ports: &mut crate::services::NodePortsInUse,
-    ) -> Result<Value, Status> {
-        let service = object::kind(&desired) == "Service";
-        emu_logic::configdata::decode(&mut desired).map_err(Status::invalid_argument)?;
-        defaults::apply_defaults(&mut desired);
-        if service {
-            crate::services::prepare_update(existing, &mut desired);
+    fn admit_update(&self, existing: &Value, desired: Value, node_ports: &mut crate::services::NodePortsInUse) -> Result<Value, Status> {
+        let live: Option<Service> = (object::kind(existing) == "Service").then(|| typed::decode(existing).ok()).flatten();
+        let update = live.as_ref().map_or(Registry::Create, Registry::UpdateOf);
+        let admitted =
+            admission::admit(desired, &Server { shared: &self.shared, new_namespaces: &[], update }).map_err(admission_status)?;
+        let invalid = |e: validation::Invalid| Status::invalid_argument(e.to_string());
+        match admitted.object {
+            typed::Object::Service(mut svc) => {
+                let live = live.as_ref().ok_or_else(|| Status::internal("the stored Service does not decode"))?;
+                validation::validate_service_update(live, &svc).map_err(invalid)?;
+                crate::services::assign_node_ports(&self.shared, &mut svc, Some(live), node_ports)?;
+                crate::services::check_load_balancer_ip(&self.shared, &svc)?;
+                Ok(typed::encode(&svc))
+            }
+            other => {
+                let mut desired = other.to_json();
+                if object::kind(&desired) == "Pod" {
+                    emu_logic::serviceaccount::keep_api_access(existing, &mut desired);
+                }
+                validation::validate_update(existing, &desired).map_err(invalid)?;
+                Ok(desired)
+            }
         }
-        if object::kind(&desired) == "Pod" {
-            emu_logic::serviceaccount::keep_api_access(existing, &mut desired);
-        }
-        validation::validate(&desired).map_err(|e| Status::invalid_argument(e.to_string()))?;
-        validation::validate_update(existing, &desired).map_err(|e| Status::invalid_argument(e.to_string()))?;
-        if service {
-            crate::services::assign_node_ports(&self.shared, &mut desired, Some(existing), node_ports)?;
-            crate::services::check_load_balancer_ip(&self.shared, &desired)?;
-        }
-        Ok(desired)
     }
 
     /// Apply, create and replace: every object is admitted, merged and checked before anything
@@ -223,7 +234,9 @@ impl ApiService {
         let _allocation = self.shared.allocation.lock().unwrap_or_else(|e| e.into_inner());
         let mut cluster_ips = crate::services::ClusterIpsInUse::default();
         for original in parsed {
-            let (mut v, rk) = admit(&self.shared, original.clone(), &new_namespaces, mode != WriteMode::Create)?;
+            let mut a = admit(&self.shared, original.clone(), &new_namespaces, mode != WriteMode::Create)?;
+            let rk = a.kind;
+            let v = a.to_json();
             // Read (a copy) only where needed: an apply of thousands of objects reads each once.
             let needs_live = mode == WriteMode::Replace || (rk.kind == "Service" && mode == WriteMode::Apply);
             let existing = ObjectKey::of(&v).ok().filter(|_| needs_live).and_then(|k| self.shared.store.get(&k));
@@ -235,33 +248,35 @@ impl ApiService {
                     return Err(conflict(&key));
                 }
             }
-            if rk.kind == "Service" {
-                crate::services::assign_cluster_ip(&self.shared, &mut v, existing.as_ref(), &mut cluster_ips)
-                    .map_err(Status::invalid_argument)?;
+            if let typed::Object::Service(svc) = &mut a.object {
+                let live: Option<Service> = existing.as_ref().and_then(|e| typed::decode(e).ok());
+                crate::services::assign_cluster_ip(&self.shared, svc, live.as_ref(), &mut cluster_ips).map_err(Status::invalid_argument)?;
             }
-            admitted.push((v, rk));
+            admitted.push(a);
             originals.push(original);
         }
         // Refuse create-only conflicts before writing anything.
         if mode == WriteMode::Create {
-            for (v, rk) in &admitted {
-                let key = ObjectKey::of(v).map_err(status_of)?;
+            for a in &admitted {
+                let key = ObjectKey::of(&a.to_json()).map_err(status_of)?;
                 if self.shared.store.get(&key).is_some() {
-                    return Err(Status::already_exists(format!("{} {:?} already exists", rk.qualified_plural(), key.name)));
+                    return Err(Status::already_exists(format!("{} {:?} already exists", a.kind.qualified_plural(), key.name)));
                 }
             }
         }
         // Node ports are allocated here, in document order, once an update's new object is known.
         let mut node_ports = crate::services::NodePortsInUse::default();
         let mut writes = Vec::with_capacity(admitted.len());
-        for ((mut v, rk), original) in admitted.into_iter().zip(originals) {
-            let key = ObjectKey::of(&v).map_err(status_of)?;
+        for (mut a, original) in admitted.into_iter().zip(originals) {
+            let rk = a.kind;
+            let key = ObjectKey::of(&a.to_json()).map_err(status_of)?;
             match self.shared.store.get(&key).filter(|_| !dry_run) {
                 None => {
-                    if rk.kind == "Service" {
-                        crate::services::assign_node_ports(&self.shared, &mut v, None, &mut node_ports)?;
-                        crate::services::check_load_balancer_ip(&self.shared, &v)?;
+                    if let typed::Object::Service(svc) = &mut a.object {
+                        crate::services::assign_node_ports(&self.shared, svc, None, &mut node_ports)?;
+                        crate::services::check_load_balancer_ip(&self.shared, svc)?;
                     }
+                    let mut v = a.to_json();
                     if rk.kind == "Pod" {
                         emu_logic::serviceaccount::add_api_access(&mut v, &naming::name_suffix(rand::random()));
                     }

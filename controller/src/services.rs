@@ -4,29 +4,28 @@
 
 use crate::state::Shared;
 use crate::store::ObjectKey;
-use emu_api::{defaults, object};
-use emu_logic::ipam;
+use emu_api::defaults;
+use emu_api::typed::{self, Service};
+use emu_api::validation::requested_cluster_ip;
 use emu_logic::nodeports::{self, NodePortError, NodePortsHeld};
-use serde_json::{json, Value};
+use emu_logic::{ipam, loadbalancer};
+use serde_json::json;
 use std::collections::HashSet;
 use std::net::Ipv4Addr;
 use tonic::Status;
 
+/// The stored Services, decoded.
+pub fn stored_services(shared: &Shared) -> Vec<Service> {
+    typed::decode_all(shared.store.list_shared("Service", None).0.iter().map(|s| &**s))
+}
+
 /// ClusterIPs taken by stored Services (headless and ExternalName ones take none).
 pub fn used_cluster_ips(shared: &Shared) -> HashSet<Ipv4Addr> {
-    shared
-        .store
-        .list_shared("Service", None)
-        .0
+    stored_services(shared)
         .iter()
-        .flat_map(|s| {
-            s["spec"]["clusterIPs"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .chain(std::iter::once(&s["spec"]["clusterIP"]))
-                .filter_map(|ip| ip.as_str()?.parse().ok())
-                .collect::<Vec<Ipv4Addr>>()
+        .filter_map(|s| s.spec.as_ref())
+        .flat_map(|spec| {
+            spec.cluster_ips.iter().flatten().chain(&spec.cluster_ip).filter_map(|ip| ip.parse().ok()).collect::<Vec<Ipv4Addr>>()
         })
         .collect()
 }
@@ -44,47 +43,42 @@ impl ClusterIpsInUse {
     }
 }
 
-fn invalid(svc: &Value, cause: String) -> String {
-    format!("The Service {:?} is invalid: {cause}", object::name(svc))
+fn name_of(svc: &Service) -> &str {
+    svc.metadata.name.as_deref().unwrap_or_default()
 }
 
-/// The ClusterIP the user asked for: `clusterIPs[0]`, else `clusterIP` (empty: none).
-fn requested_cluster_ip(spec: &Value) -> &str {
-    spec["clusterIPs"][0].as_str().or(spec["clusterIP"].as_str()).unwrap_or_default()
+fn invalid(svc: &Service, cause: String) -> String {
+    format!("The Service {:?} is invalid: {cause}", name_of(svc))
 }
 
 /// Fills what the registry fills on a Service (SVC-4, SVC-6, SVC-7): on create a ClusterIP (the
 /// requested one, checked, or a free one) with `clusterIPs`, `ipFamilies` and `ipFamilyPolicy`;
 /// on update it refuses a changed ClusterIP. `in_use` gets the address handed out. Errors are the
 /// API server's messages; nothing is written here.
-pub fn assign_cluster_ip(shared: &Shared, svc: &mut Value, existing: Option<&Value>, in_use: &mut ClusterIpsInUse) -> Result<(), String> {
-    let ty = svc["spec"]["type"].as_str().unwrap_or("ClusterIP").to_string();
-    let requested = requested_cluster_ip(&svc["spec"]).to_string();
+pub fn assign_cluster_ip(
+    shared: &Shared,
+    svc: &mut Service,
+    existing: Option<&Service>,
+    in_use: &mut ClusterIpsInUse,
+) -> Result<(), String> {
+    let spec = svc.spec.clone().unwrap_or_default();
+    let ty = spec.type_.as_deref().unwrap_or("ClusterIP");
+    let requested = requested_cluster_ip(&spec).to_string();
     if let Some(live) = existing {
-        let current = requested_cluster_ip(&live["spec"]);
+        let current = live.spec.as_ref().map(requested_cluster_ip).unwrap_or_default();
         if !requested.is_empty() && !current.is_empty() && requested != current {
             return Err(invalid(svc, format!("spec.clusterIPs[0]: Invalid value: []string{{{requested:?}}}: may not change once set")));
         }
         return Ok(());
     }
     if ty == "ExternalName" {
-        if let Some(spec) = svc["spec"].as_object_mut() {
-            for k in ["clusterIP", "clusterIPs", "ipFamilies", "ipFamilyPolicy"] {
-                spec.remove(k);
-            }
-        }
+        let spec = svc.spec.get_or_insert_default();
+        (spec.cluster_ip, spec.cluster_ips, spec.ip_families, spec.ip_family_policy) = (None, None, None, None);
         return Ok(());
     }
-    let spec = &mut svc["spec"];
-    let has_selector = spec["selector"].as_object().is_some_and(|m| !m.is_empty());
-    if requested == "None" {
-        spec["clusterIP"] = json!("None");
-        spec["clusterIPs"] = json!(["None"]);
-        // A headless Service without selector is "dual-stack" even on a single-stack cluster (SVC-4).
-        if !has_selector {
-            set_default(spec, "ipFamilyPolicy", json!("RequireDualStack"));
-            set_default(spec, "ipFamilies", json!(["IPv4", "IPv6"]));
-        }
+    let has_selector = spec.selector.as_ref().is_some_and(|m| !m.is_empty());
+    let ip = if requested == "None" {
+        "None".to_string()
     } else {
         let cidr: ipam::Ipv4Cidr = shared.cluster.service_cidr.parse().map_err(|e| format!("service CIDR of the cluster: {e}"))?;
         let used = in_use.get(shared);
@@ -101,13 +95,18 @@ pub fn assign_cluster_ip(shared: &Shared, svc: &mut Value, existing: Option<&Val
             ip
         };
         used.insert(ip);
-        let spec = &mut svc["spec"];
-        spec["clusterIP"] = json!(ip.to_string());
-        spec["clusterIPs"] = json!([ip.to_string()]);
+        ip.to_string()
+    };
+    let spec = svc.spec.get_or_insert_default();
+    spec.cluster_ip = Some(ip.clone());
+    spec.cluster_ips = Some(vec![ip.clone()]);
+    // A headless Service without selector is "dual-stack" even on a single-stack cluster (SVC-4).
+    if ip == "None" && !has_selector {
+        spec.ip_family_policy.get_or_insert_with(|| "RequireDualStack".into());
+        spec.ip_families.get_or_insert_with(|| vec!["IPv4".into(), "IPv6".into()]);
     }
-    let spec = &mut svc["spec"];
-    set_default(spec, "ipFamilyPolicy", json!("SingleStack"));
-    set_default(spec, "ipFamilies", json!(["IPv4"]));
+    spec.ip_family_policy.get_or_insert_with(|| "SingleStack".into());
+    spec.ip_families.get_or_insert_with(|| vec!["IPv4".into()]);
     Ok(())
 }
 
@@ -120,32 +119,32 @@ pub struct NodePortsInUse(Option<NodePortsHeld>);
 
 impl NodePortsInUse {
     fn get(&mut self, shared: &Shared) -> &mut NodePortsHeld {
-        self.0.get_or_insert_with(|| {
-            let (services, _) = shared.store.list_shared("Service", None);
-            NodePortsHeld::from_services(services.iter().map(|s| &**s))
-        })
+        self.0.get_or_insert_with(|| NodePortsHeld::from_services(&stored_services(shared)))
     }
 }
 
 /// Checks `spec.loadBalancerIP` against the cluster's cloud: inside its pool and not held by
 /// another Service (requested or assigned), as a cloud provider would refuse it; nothing is
 /// written here.
-pub fn check_load_balancer_ip(shared: &Shared, svc: &Value) -> Result<(), Status> {
+pub fn check_load_balancer_ip(shared: &Shared, svc: &Service) -> Result<(), Status> {
     let Ok(pool) = shared.cluster.load_balancer_cidr.parse::<ipam::Ipv4Cidr>() else { return Ok(()) };
-    let me = (object::namespace(svc), object::name(svc));
-    let services = shared.store.list_shared("Service", None).0;
+    if loadbalancer::requested_ip(svc).is_none() {
+        return Ok(());
+    }
+    let me = typed::key(&svc.metadata);
+    let services = stored_services(shared);
     let held_by = |ip: Ipv4Addr| {
         services
             .iter()
-            .filter(|o| (object::namespace(o), object::name(o)) != me)
+            .filter(|o| typed::key(&o.metadata) != me)
             .find(|o| {
-                emu_logic::loadbalancer::ingress_ips(o).contains(&ip)
-                    || emu_logic::loadbalancer::requested_ip(o).and_then(|r| r.parse::<Ipv4Addr>().ok()) == Some(ip)
+                loadbalancer::ingress_ips(o).contains(&ip)
+                    || loadbalancer::requested_ip(o).and_then(|r| r.parse::<Ipv4Addr>().ok()) == Some(ip)
             })
-            .map(|o| format!("{}/{}", object::namespace(o), object::name(o)))
+            .map(|o| format!("{}/{}", typed::key(&o.metadata).0, typed::key(&o.metadata).1))
     };
-    emu_logic::loadbalancer::check_requested_ip(svc, pool, held_by)
-        .map_err(|cause| Status::invalid_argument(format!("The Service {:?} is invalid: {cause}", object::name(svc))))
+    loadbalancer::check_requested_ip(svc, pool, held_by)
+        .map_err(|cause| Status::invalid_argument(format!("The Service {:?} is invalid: {cause}", name_of(svc))))
 }
 
 /// Fills the node ports of a Service being created (`existing` None) or updated (`svc` is then
@@ -153,14 +152,19 @@ pub fn check_load_balancer_ip(shared: &Shared, svc: &Value) -> Result<(), Status
 /// SVC-9, SVC-10 and SVC-15, see [`nodeports::allocate_node_ports`]. `in_use` records what the
 /// Service holds afterwards. Errors are the API server's (a 422 naming the field, or a 500);
 /// nothing is written here.
-pub fn assign_node_ports(shared: &Shared, svc: &mut Value, existing: Option<&Value>, in_use: &mut NodePortsInUse) -> Result<(), Status> {
+pub fn assign_node_ports(
+    shared: &Shared,
+    svc: &mut Service,
+    existing: Option<&Service>,
+    in_use: &mut NodePortsInUse,
+) -> Result<(), Status> {
     let needs = nodeports::needs_node_ports(svc) || nodeports::needs_health_check(svc);
     if !needs && existing.is_none_or(|live| nodeports::held_ports(live).is_empty()) {
         return Ok(());
     }
     let held = in_use.get(shared);
     let holder = nodeports::holder_of(svc);
-    let name = object::name(svc).to_string();
+    let name = name_of(svc).to_string();
     let ports = nodeports::allocate_node_ports(svc, existing, nodeports::NODE_PORT_RANGE, held, rand::random()).map_err(|e| match e {
         NodePortError::Invalid(cause) => Status::invalid_argument(format!("The Service {name:?} is invalid: {cause}")),
         NodePortError::Internal(_) => Status::internal(e.to_string()),
@@ -173,15 +177,9 @@ pub fn assign_node_ports(shared: &Shared, svc: &mut Value, existing: Option<&Val
 /// type no longer uses are cleared where the user left them as they were, and the node ports
 /// the live Service holds are put back on ports that come without one (the merge replaced the
 /// list of ports; kubectl's strategic merge would have kept them).
-pub fn prepare_update(live: &Value, svc: &mut Value) {
+pub fn prepare_update(live: &Service, svc: &mut Service) {
     nodeports::drop_type_dependent_fields(live, svc);
     nodeports::restore_allocated(live, svc);
-}
-
-fn set_default(v: &mut Value, key: &str, value: Value) {
-    if v.get(key).is_none_or(Value::is_null) {
-        v[key] = value;
-    }
 }
 
 /// The API server's address on the fabric, where the `kubernetes` Service's endpoint points.
@@ -231,6 +229,7 @@ mod tests {
     use crate::store::Store;
     use emu_logic::cluster::ClusterConfig;
     use emu_proto::{api_server::Api, ApplyRequest, Object, ReplaceRequest, UpdateStatusRequest};
+    use serde_json::Value;
     use tonic::Request;
 
     struct Api1 {

@@ -5,8 +5,7 @@
 //! applies.
 
 use crate::proxy::Protocol;
-use emu_api::object;
-use serde_json::Value;
+use emu_api::typed::Service;
 use std::fmt::Write as _;
 use std::net::Ipv4Addr;
 
@@ -32,16 +31,16 @@ pub struct BalancerModel {
 }
 
 /// The listeners of a LoadBalancer Service: its ports with node ports.
-pub fn listeners(svc: &Value) -> Vec<ListenerModel> {
-    object::at(svc, &["spec", "ports"])
-        .and_then(Value::as_array)
+pub fn listeners(svc: &Service) -> Vec<ListenerModel> {
+    let ports = svc.spec.as_ref().and_then(|s| s.ports.as_ref());
+    ports
         .into_iter()
         .flatten()
         .filter_map(|p| {
             Some(ListenerModel {
-                protocol: Protocol::from_k8s(p["protocol"].as_str())?,
-                port: u16::try_from(p["port"].as_u64()?).ok()?,
-                node_port: u16::try_from(p["nodePort"].as_u64()?).ok().filter(|&n| n > 0)?,
+                protocol: Protocol::from_k8s(p.protocol.as_deref())?,
+                port: u16::try_from(p.port).ok()?,
+                node_port: u16::try_from(p.node_port?).ok().filter(|&n| n > 0)?,
             })
         })
         .collect()
@@ -92,9 +91,10 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn lb(name: &str) -> Value {
-        json!({"metadata": {"namespace": "default", "name": name},
-            "spec": {"type": "LoadBalancer", "ports": [{"name": "https", "protocol": "TCP", "port": 443, "nodePort": 32453}, {"port": 80}]}})
+    fn lb(name: &str) -> Service {
+        emu_api::typed::decode(&json!({"apiVersion": "v1", "kind": "Service", "metadata": {"namespace": "default", "name": name},
+            "spec": {"type": "LoadBalancer", "ports": [{"name": "https", "protocol": "TCP", "port": 443, "nodePort": 32453}, {"port": 80}]}}))
+        .unwrap()
     }
 
     fn ip(s: &str) -> Ipv4Addr {

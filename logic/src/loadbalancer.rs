@@ -3,35 +3,30 @@
 //! which user requests are refused. Its forwarding table is `emu_dataplane::cloud`'s.
 
 use crate::ipam::Ipv4Cidr;
-use emu_api::object;
-use serde_json::Value;
+use emu_api::typed::Service;
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 
 /// `spec.loadBalancerIP`, when set.
-pub fn requested_ip(svc: &Value) -> Option<&str> {
-    object::str_at(svc, &["spec", "loadBalancerIP"]).filter(|s| !s.is_empty())
+pub fn requested_ip(svc: &Service) -> Option<&str> {
+    svc.spec.as_ref()?.load_balancer_ip.as_deref().filter(|s| !s.is_empty())
 }
 
 /// The addresses in `status.loadBalancer.ingress`.
-pub fn ingress_ips(svc: &Value) -> Vec<Ipv4Addr> {
-    object::at(svc, &["status", "loadBalancer", "ingress"])
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|i| i["ip"].as_str()?.parse().ok())
-        .collect()
+pub fn ingress_ips(svc: &Service) -> Vec<Ipv4Addr> {
+    let ingress = svc.status.as_ref().and_then(|s| s.load_balancer.as_ref()).and_then(|lb| lb.ingress.as_ref());
+    ingress.into_iter().flatten().filter_map(|i| i.ip.as_deref()?.parse().ok()).collect()
 }
 
 /// Whether the Service is one the balancer serves.
-pub fn is_load_balancer(svc: &Value) -> bool {
-    object::str_at(svc, &["spec", "type"]) == Some("LoadBalancer")
+pub fn is_load_balancer(svc: &Service) -> bool {
+    svc.spec.as_ref().and_then(|s| s.type_.as_deref()) == Some("LoadBalancer")
 }
 
 /// The API server's check of `spec.loadBalancerIP` against emu's cloud: a valid address, only on
 /// a LoadBalancer Service, inside the pool, and not another Service's (`held_by` names the
 /// Service holding an address, if any). The message is the field error, without the object.
-pub fn check_requested_ip(svc: &Value, pool: Ipv4Cidr, held_by: impl Fn(Ipv4Addr) -> Option<String>) -> Result<(), String> {
+pub fn check_requested_ip(svc: &Service, pool: Ipv4Cidr, held_by: impl Fn(Ipv4Addr) -> Option<String>) -> Result<(), String> {
     let Some(requested) = requested_ip(svc) else { return Ok(()) };
     if !is_load_balancer(svc) {
         return Err("spec.loadBalancerIP: Forbidden: may only be used when `type` is 'LoadBalancer'".into());
@@ -49,7 +44,7 @@ pub fn check_requested_ip(svc: &Value, pool: Ipv4Cidr, held_by: impl Fn(Ipv4Addr
 
 /// The balancer address for a Service: the one it asked for, else the lowest free one of the
 /// pool (labs read better with 203.0.113.1, .2, … than with random addresses).
-pub fn choose_ip(svc: &Value, pool: Ipv4Cidr, used: &BTreeSet<Ipv4Addr>) -> Option<Ipv4Addr> {
+pub fn choose_ip(svc: &Service, pool: Ipv4Cidr, used: &BTreeSet<Ipv4Addr>) -> Option<Ipv4Addr> {
     if let Some(ip) = requested_ip(svc).and_then(|r| r.parse().ok()) {
         return Some(ip);
     }
@@ -65,13 +60,13 @@ mod tests {
         "203.0.113.0/24".parse().unwrap()
     }
 
-    fn lb(name: &str, requested: Option<&str>) -> Value {
-        let mut v = json!({"metadata": {"namespace": "default", "name": name},
+    fn lb(name: &str, requested: Option<&str>) -> Service {
+        let mut v = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"namespace": "default", "name": name},
             "spec": {"type": "LoadBalancer", "ports": [{"name": "https", "protocol": "TCP", "port": 443, "nodePort": 32453}, {"port": 80}]}});
         if let Some(ip) = requested {
             v["spec"]["loadBalancerIP"] = json!(ip);
         }
-        v
+        emu_api::typed::decode(&v).unwrap()
     }
 
     #[test]
@@ -107,7 +102,7 @@ mod tests {
             "spec.loadBalancerIP: Invalid value: \"203.0.113.9\": already in use by Service default/other"
         );
         let mut cluster_ip = lb("a", Some("203.0.113.9"));
-        cluster_ip["spec"]["type"] = json!("NodePort");
+        cluster_ip.spec.as_mut().unwrap().type_ = Some("NodePort".into());
         assert_eq!(
             check_requested_ip(&cluster_ip, pool(), none).unwrap_err(),
             "spec.loadBalancerIP: Forbidden: may only be used when `type` is 'LoadBalancer'"

@@ -9,8 +9,8 @@
 //! Only inside one Service may a number serve two protocols: 53/TCP and 53/UDP get the same port
 //! (SVC-10), and validation rejects the same number twice for one protocol (ERR-3).
 
+use emu_api::typed::{Service, ServicePort, ServiceSpec};
 use emu_api::validation::{FieldError, FieldErrorKind};
-use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 
@@ -110,12 +110,16 @@ impl fmt::Display for NodePortError {
 
 impl std::error::Error for NodePortError {}
 
-fn spec_type(svc: &Value) -> &str {
-    svc["spec"]["type"].as_str().unwrap_or("ClusterIP")
+fn spec(svc: &Service) -> Option<&ServiceSpec> {
+    svc.spec.as_ref()
+}
+
+fn spec_type(svc: &Service) -> &str {
+    spec(svc).and_then(|s| s.type_.as_deref()).unwrap_or("ClusterIP")
 }
 
 /// NodePort and LoadBalancer Services have node ports.
-pub fn needs_node_ports(svc: &Value) -> bool {
+pub fn needs_node_ports(svc: &Service) -> bool {
     matches!(spec_type(svc), "NodePort" | "LoadBalancer")
 }
 
@@ -123,52 +127,51 @@ pub use emu_api::validation::needs_health_check;
 
 /// Reachable from outside: NodePort, LoadBalancer, or a ClusterIP with `externalIPs`
 /// (`ExternallyAccessible`); only these may set `externalTrafficPolicy`.
-pub fn externally_accessible(svc: &Value) -> bool {
-    needs_node_ports(svc) || (spec_type(svc) == "ClusterIP" && svc["spec"]["externalIPs"].as_array().is_some_and(|a| !a.is_empty()))
+pub fn externally_accessible(svc: &Service) -> bool {
+    needs_node_ports(svc)
+        || (spec_type(svc) == "ClusterIP" && spec(svc).and_then(|s| s.external_ips.as_ref()).is_some_and(|a| !a.is_empty()))
 }
 
 /// Whether ports without a `nodePort` get one: always for NodePort, for LoadBalancer unless
 /// `allocateLoadBalancerNodePorts: false` (`shouldAllocateNodePorts`).
-fn should_allocate(svc: &Value) -> bool {
+fn should_allocate(svc: &Service) -> bool {
     match spec_type(svc) {
         "NodePort" => true,
-        "LoadBalancer" => svc["spec"]["allocateLoadBalancerNodePorts"].as_bool() != Some(false),
+        "LoadBalancer" => spec(svc).and_then(|s| s.allocate_load_balancer_node_ports) != Some(false),
         _ => false,
     }
 }
 
-fn node_port_of(port: &Value) -> i64 {
-    port["nodePort"].as_i64().unwrap_or(0)
+fn node_port_of(port: &ServicePort) -> i64 {
+    i64::from(port.node_port.unwrap_or(0))
 }
 
-fn health_check_port(svc: &Value) -> i64 {
-    svc["spec"]["healthCheckNodePort"].as_i64().unwrap_or(0)
+fn health_check_port(svc: &Service) -> i64 {
+    i64::from(spec(svc).and_then(|s| s.health_check_node_port).unwrap_or(0))
 }
 
-fn ports(svc: &Value) -> &[Value] {
-    svc["spec"]["ports"].as_array().map(Vec::as_slice).unwrap_or_default()
+fn ports(svc: &Service) -> &[ServicePort] {
+    spec(svc).and_then(|s| s.ports.as_deref()).unwrap_or_default()
 }
 
-fn node_ports(svc: &Value) -> BTreeSet<i64> {
+fn ports_mut(svc: &mut Service) -> &mut [ServicePort] {
+    svc.spec.get_or_insert_default().ports.as_deref_mut().unwrap_or_default()
+}
+
+fn node_ports(svc: &Service) -> BTreeSet<i64> {
     ports(svc).iter().map(node_port_of).filter(|p| *p != 0).collect()
 }
 
-fn remove_spec_field(svc: &mut Value, key: &str) {
-    if let Some(spec) = svc["spec"].as_object_mut() {
-        spec.remove(key);
-    }
-}
-
 /// The node ports a stored Service holds: its `nodePort`s and its `healthCheckNodePort`.
-pub fn held_ports(svc: &Value) -> BTreeSet<u16> {
+pub fn held_ports(svc: &Service) -> BTreeSet<u16> {
     let hc = Some(health_check_port(svc)).filter(|p| *p != 0);
     node_ports(svc).into_iter().chain(hc).filter_map(|p| u16::try_from(p).ok()).collect()
 }
 
 /// `namespace/name`: who holds a port in [`NodePortsHeld`].
-pub fn holder_of(svc: &Value) -> String {
-    let meta = &svc["metadata"];
-    format!("{}/{}", meta["namespace"].as_str().unwrap_or("default"), meta["name"].as_str().unwrap_or_default())
+pub fn holder_of(svc: &Service) -> String {
+    let meta = &svc.metadata;
+    format!("{}/{}", meta.namespace.as_deref().unwrap_or("default"), meta.name.as_deref().unwrap_or_default())
 }
 
 /// The node ports held cluster-wide, each with the Service that holds it.
@@ -177,7 +180,7 @@ pub struct NodePortsHeld(HashMap<u16, String>);
 
 impl NodePortsHeld {
     /// What the stored Services hold.
-    pub fn from_services<'a>(services: impl IntoIterator<Item = &'a Value>) -> NodePortsHeld {
+    pub fn from_services<'a>(services: impl IntoIterator<Item = &'a Service>) -> NodePortsHeld {
         let mut held = NodePortsHeld::default();
         for svc in services {
             let holder = holder_of(svc);
@@ -211,34 +214,32 @@ impl NodePortsHeld {
 /// needs a field, the value the user left as it was is cleared, so that an edited Service can
 /// change its type without deleting the fields by hand, while a value the user set anew stays
 /// and is then rejected by validation (ERR-4).
-pub fn drop_type_dependent_fields(live: &Value, svc: &mut Value) {
+pub fn drop_type_dependent_fields(live: &Service, svc: &mut Service) {
     if needs_node_ports(live) && !needs_node_ports(svc) {
         // Ports may be added, removed or changed, as long as no node port is new.
         if node_ports(svc).is_subset(&node_ports(live)) {
-            if let Some(ports) = svc["spec"]["ports"].as_array_mut() {
-                for p in ports.iter_mut().filter_map(Value::as_object_mut) {
-                    p.remove("nodePort");
-                }
+            for p in ports_mut(svc) {
+                p.node_port = None;
             }
         }
     }
     if needs_health_check(live) && !needs_health_check(svc) && health_check_port(live) == health_check_port(svc) {
-        remove_spec_field(svc, "healthCheckNodePort");
+        svc.spec.get_or_insert_default().health_check_node_port = None;
     }
     if spec_type(live) == "LoadBalancer" && spec_type(svc) != "LoadBalancer" {
-        let field = |v: &Value| v["spec"]["allocateLoadBalancerNodePorts"].as_bool();
+        let field = |v: &Service| spec(v).and_then(|s| s.allocate_load_balancer_node_ports);
         if field(live).is_some() && field(live) == field(svc) {
-            remove_spec_field(svc, "allocateLoadBalancerNodePorts");
+            svc.spec.get_or_insert_default().allocate_load_balancer_node_ports = None;
         }
         // No longer a load balancer: its status goes with it.
-        if svc.get("status").is_some_and(Value::is_object) {
-            svc["status"]["loadBalancer"] = json!({});
+        if let Some(status) = svc.status.as_mut() {
+            status.load_balancer = Some(Default::default());
         }
     }
     if externally_accessible(live) && !externally_accessible(svc) {
-        let field = |v: &Value| v["spec"]["externalTrafficPolicy"].as_str().unwrap_or_default().to_string();
+        let field = |v: &Service| spec(v).and_then(|s| s.external_traffic_policy.clone()).unwrap_or_default();
         if field(live) == field(svc) {
-            remove_spec_field(svc, "externalTrafficPolicy");
+            svc.spec.get_or_insert_default().external_traffic_policy = None;
         }
     }
 }
@@ -250,31 +251,29 @@ pub fn drop_type_dependent_fields(live: &Value, svc: &mut Value) {
 /// another port of the new Service already uses is not handed out twice, except to a port of
 /// the same number (53/TCP and 53/UDP share theirs, SVC-10). The `healthCheckNodePort` is kept
 /// likewise.
-pub fn restore_allocated(live: &Value, svc: &mut Value) {
+pub fn restore_allocated(live: &Service, svc: &mut Service) {
     if needs_node_ports(live) && needs_node_ports(svc) {
-        let old = ports(live).to_vec();
-        let number = |p: &Value| p["port"].as_i64().unwrap_or(0);
-        let protocol = |p: &Value| p["protocol"].as_str().unwrap_or("TCP").to_string();
-        let name = |p: &Value| p["name"].as_str().unwrap_or_default().to_string();
-        if let Some(new) = svc["spec"]["ports"].as_array_mut() {
-            // node port → the port number using it in the new Service.
-            let mut used: BTreeMap<i64, i64> = new.iter().filter(|p| node_port_of(p) != 0).map(|p| (node_port_of(p), number(p))).collect();
-            let by_key = |o: &Value, n: &Value| number(o) == number(n) && protocol(o) == protocol(n);
-            let by_name = |o: &Value, n: &Value| !name(n).is_empty() && name(o) == name(n);
-            for matches in [&by_key as &dyn Fn(&Value, &Value) -> bool, &by_name] {
-                for p in new.iter_mut().filter(|p| p.is_object() && node_port_of(p) == 0) {
-                    let free = |np: i64| used.get(&np).is_none_or(|n| *n == number(p));
-                    let found = old.iter().filter(|o| matches(o, p)).map(node_port_of).find(|np| *np != 0 && free(*np));
-                    if let Some(np) = found {
-                        p["nodePort"] = json!(np);
-                        used.insert(np, number(p));
-                    }
+        let old = ports(live);
+        let protocol = |p: &ServicePort| p.protocol.clone().unwrap_or_else(|| "TCP".into());
+        let name = |p: &ServicePort| p.name.clone().unwrap_or_default();
+        let new = ports_mut(svc);
+        // node port → the port number using it in the new Service.
+        let mut used: BTreeMap<i64, i32> = new.iter().filter(|p| node_port_of(p) != 0).map(|p| (node_port_of(p), p.port)).collect();
+        let by_key = |o: &ServicePort, n: &ServicePort| o.port == n.port && protocol(o) == protocol(n);
+        let by_name = |o: &ServicePort, n: &ServicePort| !name(n).is_empty() && name(o) == name(n);
+        for matches in [&by_key as &dyn Fn(&ServicePort, &ServicePort) -> bool, &by_name] {
+            for p in new.iter_mut().filter(|p| node_port_of(p) == 0) {
+                let free = |np: i64| used.get(&np).is_none_or(|n| *n == p.port);
+                let found = old.iter().filter(|o| matches(o, p)).map(node_port_of).find(|np| *np != 0 && free(*np));
+                if let Some(np) = found {
+                    p.node_port = i32::try_from(np).ok();
+                    used.insert(np, p.port);
                 }
             }
         }
     }
     if needs_health_check(live) && needs_health_check(svc) && health_check_port(svc) == 0 && health_check_port(live) != 0 {
-        svc["spec"]["healthCheckNodePort"] = json!(health_check_port(live));
+        svc.spec.get_or_insert_default().health_check_node_port = i32::try_from(health_check_port(live)).ok();
     }
 }
 
@@ -302,8 +301,8 @@ fn next_entropy(state: &mut u64) -> u64 {
 /// `seed` makes the picks random. Returns the ports the Service holds afterwards, for
 /// [`NodePortsHeld::set_held`]; on error `svc` may be half filled and must not be written.
 pub fn allocate_node_ports(
-    svc: &mut Value,
-    live: Option<&Value>,
+    svc: &mut Service,
+    live: Option<&Service>,
     range: PortRange,
     held: &NodePortsHeld,
     seed: u64,
@@ -343,15 +342,14 @@ pub fn allocate_node_ports(
                 if node_port_of(port) != 0 {
                     continue;
                 }
-                let number = port["port"].as_i64().unwrap_or(0);
-                let same_number =
-                    ports(svc).iter().filter(|q| q["port"].as_i64().unwrap_or(0) == number).map(node_port_of).find(|np| *np != 0);
+                let number = port.port;
+                let same_number = ports(svc).iter().filter(|q| q.port == number).map(node_port_of).find(|np| *np != 0);
                 let np = match same_number.and_then(|np| u16::try_from(np).ok()) {
                     Some(np) => np,
                     None => allocate_node_port(range, |p| held.holder(p).is_some() || chosen.contains(&p), next_entropy(&mut entropy))
                         .ok_or_else(|| NodePortError::Internal(format!("failed to allocate a nodePort: {}", PortError::Full)))?,
                 };
-                svc["spec"]["ports"][i]["nodePort"] = json!(np);
+                ports_mut(svc)[i].node_port = Some(i32::from(np));
                 chosen.insert(np);
             }
         }
@@ -369,7 +367,7 @@ pub fn allocate_node_ports(
         } else {
             let p = allocate_node_port(range, |p| held.holder(p).is_some() || chosen.contains(&p), next_entropy(&mut entropy))
                 .ok_or_else(|| NodePortError::Internal(format!("failed to allocate a HealthCheck NodePort 0: {}", PortError::Full)))?;
-            svc["spec"]["healthCheckNodePort"] = json!(p);
+            svc.spec.get_or_insert_default().health_check_node_port = Some(i32::from(p));
             chosen.insert(p);
         }
     }
@@ -379,7 +377,57 @@ pub fn allocate_node_ports(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use emu_api::typed::{decode, encode};
+    use serde_json::{json, Value};
     use std::collections::HashSet;
+
+    // The functions under test on the Services' JSON, so that each case reads as the objects
+    // it stands for: decoded, called, encoded back.
+    fn typed(v: &Value) -> Service {
+        decode(v).unwrap()
+    }
+
+    fn allocate_node_ports(
+        svc: &mut Value,
+        live: Option<&Value>,
+        range: PortRange,
+        held: &NodePortsHeld,
+        seed: u64,
+    ) -> Result<BTreeSet<u16>, NodePortError> {
+        let mut t = typed(svc);
+        let r = super::allocate_node_ports(&mut t, live.map(typed).as_ref(), range, held, seed);
+        *svc = encode(&t);
+        r
+    }
+
+    fn restore_allocated(live: &Value, svc: &mut Value) {
+        let mut t = typed(svc);
+        super::restore_allocated(&typed(live), &mut t);
+        *svc = encode(&t);
+    }
+
+    fn drop_type_dependent_fields(live: &Value, svc: &mut Value) {
+        let mut t = typed(svc);
+        super::drop_type_dependent_fields(&typed(live), &mut t);
+        *svc = encode(&t);
+    }
+
+    fn held_ports(svc: &Value) -> BTreeSet<u16> {
+        super::held_ports(&typed(svc))
+    }
+
+    fn holder_of(svc: &Value) -> String {
+        super::holder_of(&typed(svc))
+    }
+
+    fn held_from<const N: usize>(services: [&Value; N]) -> NodePortsHeld {
+        let typed: Vec<Service> = services.iter().map(|s| typed(s)).collect();
+        NodePortsHeld::from_services(&typed)
+    }
+
+    fn ports(svc: &Value) -> Vec<Value> {
+        svc["spec"]["ports"].as_array().cloned().unwrap_or_default()
+    }
 
     fn svc(name: &str, ty: &str, ports: Value) -> Value {
         json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": "default"},
@@ -398,7 +446,7 @@ mod tests {
     }
 
     fn node_ports_of(v: &Value) -> Vec<i64> {
-        ports(v).iter().map(node_port_of).collect()
+        ports(v).iter().map(|p| p["nodePort"].as_i64().unwrap_or(0)).collect()
     }
 
     fn message(e: NodePortError) -> String {
@@ -492,7 +540,7 @@ mod tests {
     #[test]
     fn user_ports_are_checked_against_other_services() {
         let mut other = svc("other", "NodePort", json!([{"port": 53, "protocol": "UDP", "nodePort": 30080}]));
-        let held = NodePortsHeld::from_services([&other]);
+        let held = held_from([&other]);
         assert_eq!(held.holder(30080), Some("default/other"));
         let ask =
             |np: i64, protocol: &str| svc("web", "NodePort", json!([{"name": "a", "port": 80, "protocol": protocol, "nodePort": np}]));
@@ -523,8 +571,7 @@ mod tests {
     #[test]
     fn fresh_picks_avoid_every_held_port_and_fail_when_full() {
         let small = PortRange { first: 30000, last: 30003 };
-        let held =
-            NodePortsHeld::from_services([&svc("a", "NodePort", json!([{"port": 1, "nodePort": 30000}, {"port": 2, "nodePort": 30001}]))]);
+        let held = held_from([&svc("a", "NodePort", json!([{"port": 1, "nodePort": 30000}, {"port": 2, "nodePort": 30001}]))]);
         let mut s = svc("b", "NodePort", json!([{"name": "x", "port": 1}, {"name": "y", "port": 2}]));
         allocate_node_ports(&mut s, None, small, &held, 3).unwrap();
         let mut got = node_ports_of(&s);
@@ -554,7 +601,7 @@ mod tests {
     fn reapplying_without_node_ports_keeps_them() {
         let mut live = my_nginx("NodePort");
         allocate_node_ports(&mut live, None, NODE_PORT_RANGE, &NodePortsHeld::default(), 9).unwrap();
-        let held = NodePortsHeld::from_services([&live]);
+        let held = held_from([&live]);
         // The manifest again (lists are replaced by the merge: no node ports).
         let mut again = my_nginx("NodePort");
         restore_allocated(&live, &mut again);
@@ -611,9 +658,7 @@ mod tests {
         assert_eq!(node_ports_of(&edited), [0, 0]);
         assert!(ports(&edited).iter().all(|p| p.get("nodePort").is_none()));
         assert!(edited["spec"].get("externalTrafficPolicy").is_none());
-        assert!(allocate_node_ports(&mut edited, Some(&live), NODE_PORT_RANGE, &NodePortsHeld::from_services([&live]), 1)
-            .unwrap()
-            .is_empty());
+        assert!(allocate_node_ports(&mut edited, Some(&live), NODE_PORT_RANGE, &held_from([&live]), 1).unwrap().is_empty());
         // A node port set anew stays, for validation to reject (ERR-4).
         let mut edited = live.clone();
         edited["spec"]["type"] = json!("ClusterIP");
@@ -666,7 +711,7 @@ mod tests {
         allocate_node_ports(&mut n, None, NODE_PORT_RANGE, &NodePortsHeld::default(), 3).unwrap();
         assert!(n["spec"].get("healthCheckNodePort").is_none());
         // Kept across a re-apply that does not name it.
-        let all = NodePortsHeld::from_services([&s]);
+        let all = held_from([&s]);
         let mut again = local("LoadBalancer");
         restore_allocated(&s, &mut again);
         allocate_node_ports(&mut again, Some(&s), NODE_PORT_RANGE, &all, 4).unwrap();
@@ -704,7 +749,7 @@ mod tests {
         s["spec"]["ports"][1]["nodePort"] = json!(30002);
         s["spec"]["healthCheckNodePort"] = json!(30003);
         assert_eq!(held_ports(&s), BTreeSet::from([30001, 30002, 30003]));
-        let mut held = NodePortsHeld::from_services([&s]);
+        let mut held = held_from([&s]);
         assert_eq!(held.held_by("default/my-nginx"), BTreeSet::from([30001, 30002, 30003]));
         held.set_held("default/my-nginx", &BTreeSet::from([30002]));
         assert_eq!((held.holder(30001), held.holder(30002)), (None, Some("default/my-nginx")));

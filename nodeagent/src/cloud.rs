@@ -17,6 +17,7 @@
 use anyhow::Context;
 use clap::Parser;
 use emu_api::object;
+use emu_api::typed::{self, Service};
 use emu_dataplane::cloud::{self, BalancerModel};
 use emu_host::nft::NftRunner;
 use emu_logic::cluster::{ClusterConfig, Paths};
@@ -67,8 +68,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
     loop {
         let snap = rx.borrow_and_update().clone();
         if snap.synced {
-            let services: Vec<Arc<Value>> =
-                snap.objects.values().filter(|v| object::kind(v) == "Service" && loadbalancer::is_load_balancer(v)).cloned().collect();
+            let services: Vec<Service> =
+                typed::decode_all::<Service>(snap.objects.values().filter(|v| object::kind(v) == "Service").map(|v| &**v))
+                    .into_iter()
+                    .filter(loadbalancer::is_load_balancer)
+                    .collect();
             let nodes: Vec<Ipv4Addr> = snap.objects.values().filter(|v| object::kind(v) == "Node").filter_map(|n| external_ip(n)).collect();
             let addresses = assign_addresses(&client, &services, pool).await;
             let balancers = check_nodes(&services, &addresses, &nodes).await;
@@ -104,10 +108,10 @@ fn external_ip(node: &Value) -> Option<Ipv4Addr> {
 /// refused requests outside the pool or taken by another Service.
 async fn assign_addresses(
     client: &emu_proto::api_client::ApiClient<tonic::transport::Channel>,
-    services: &[Arc<Value>],
+    services: &[Service],
     pool: ipam::Ipv4Cidr,
 ) -> HashMap<(String, String), Ipv4Addr> {
-    let key = |s: &Value| (object::namespace(s).to_string(), object::name(s).to_string());
+    let key = |s: &Service| (typed::key(&s.metadata).0.to_string(), typed::key(&s.metadata).1.to_string());
     let mut out = HashMap::new();
     let mut used: BTreeSet<Ipv4Addr> = BTreeSet::new();
     // Addresses already held first, so that a new Service never takes one.
@@ -119,19 +123,20 @@ async fn assign_addresses(
             out.insert(key(s), ip);
         }
     }
-    let pending: Vec<&Arc<Value>> = services.iter().filter(|s| !out.contains_key(&key(s))).collect();
+    let pending: Vec<&Service> = services.iter().filter(|s| !out.contains_key(&key(s))).collect();
     for s in pending {
+        let (namespace, name) = typed::key(&s.metadata);
         let Some(ip) = loadbalancer::choose_ip(s, pool, &used) else {
-            tracing::warn!(service = %format!("{}/{}", object::namespace(s), object::name(s)), pool = %pool, "no free load balancer address");
+            tracing::warn!(service = %format!("{namespace}/{name}"), pool = %pool, "no free load balancer address");
             continue;
         };
         let status = json!({"apiVersion": "v1", "kind": "Service",
-            "metadata": {"namespace": object::namespace(s), "name": object::name(s), "uid": object::uid(s)},
+            "metadata": {"namespace": namespace, "name": name, "uid": s.metadata.uid.as_deref().unwrap_or_default()},
             "status": {"loadBalancer": {"ingress": [{"ip": ip.to_string(), "ipMode": "VIP"}]}}});
         let mut client = client.clone();
         match client.update_status(emu_proto::UpdateStatusRequest { object: Some(emu_proto::Object { json: status.to_string() }) }).await {
             Ok(_) => {
-                tracing::info!(service = %format!("{}/{}", object::namespace(s), object::name(s)), ip = %ip, "load balancer address assigned");
+                tracing::info!(service = %format!("{namespace}/{name}"), ip = %ip, "load balancer address assigned");
                 used.insert(ip);
                 out.insert(key(s), ip);
             }
@@ -144,10 +149,10 @@ async fn assign_addresses(
 /// The balancers with the nodes that pass their health check now, all checks at once: an HTTP
 /// GET of the health check node port for Local Services, a TCP connect to the first node port
 /// for the others.
-async fn check_nodes(services: &[Arc<Value>], addresses: &HashMap<(String, String), Ipv4Addr>, nodes: &[Ipv4Addr]) -> Vec<BalancerModel> {
+async fn check_nodes(services: &[Service], addresses: &HashMap<(String, String), Ipv4Addr>, nodes: &[Ipv4Addr]) -> Vec<BalancerModel> {
     let mut balancers = Vec::new();
     for s in services {
-        let (ns, name) = (object::namespace(s).to_string(), object::name(s).to_string());
+        let (ns, name) = (typed::key(&s.metadata).0.to_string(), typed::key(&s.metadata).1.to_string());
         let Some(ip) = addresses.get(&(ns.clone(), name.clone())) else { continue };
         let listeners = cloud::listeners(s);
         let Some(check_port) = listeners.iter().find(|l| l.protocol == emu_dataplane::proxy::Protocol::Tcp).map(|l| l.node_port) else {
@@ -157,8 +162,9 @@ async fn check_nodes(services: &[Arc<Value>], addresses: &HashMap<(String, Strin
         };
         // With Local, the node's proxy says on the health check node port whether it has
         // endpoints (what clouds probe); otherwise the node port itself must accept.
-        let health_port = (object::str_at(s, &["spec", "externalTrafficPolicy"]) == Some("Local"))
-            .then(|| object::at(s, &["spec", "healthCheckNodePort"]).and_then(Value::as_u64).and_then(|p| u16::try_from(p).ok()))
+        let spec = s.spec.clone().unwrap_or_default();
+        let health_port = (spec.external_traffic_policy.as_deref() == Some("Local"))
+            .then(|| spec.health_check_node_port.and_then(|p| u16::try_from(p).ok()))
             .flatten();
         let checks = nodes.iter().map(|n| {
             let addr = SocketAddr::from((*n, health_port.unwrap_or(check_port)));

@@ -1,0 +1,221 @@
+//! Typed objects: every kind emu serves decoded into k8s-openapi's structs (emu's own Fault stays
+//! JSON, read by [`crate::fault`]). Decoding is what kube-apiserver does with a request body:
+//! unknown fields are dropped, a field of the wrong type fails the whole object, a missing
+//! required field takes Go's zero value. Admission ([`crate::admission`]) decodes once; code that
+//! reads stored objects decodes them with [`decode`] (a serde decode, not field look-ups).
+//!
+//! Why k8s-openapi: its types are complete and named as Kubernetes names them, and decoding into
+//! them drops what kube-apiserver drops. Its encoding keeps what Go's `omitempty` would drop (an
+//! empty string, list or map the user wrote), which is also what emu stored before, so a round
+//! trip of every object the tests and scenarios create changes nothing but what Kubernetes
+//! changes too: `null` fields go, and a Quantity written as a number becomes a string
+//! (`cpu: 1` → `cpu: "1"`).
+
+use crate::validation::{go_value, FieldError, FieldErrorKind};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::Value;
+
+pub use k8s_openapi;
+pub use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+pub use k8s_openapi::api::core::v1::{
+    ConfigMap, Endpoints, Event, Namespace, Node, Pod, Secret, Service, ServicePort, ServiceSpec, ServiceStatus,
+};
+pub use k8s_openapi::api::discovery::v1::EndpointSlice;
+pub use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+pub use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+/// An object of a kind emu serves, decoded.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Object {
+    Pod(Box<Pod>),
+    Node(Box<Node>),
+    Namespace(Box<Namespace>),
+    Deployment(Box<Deployment>),
+    ReplicaSet(Box<ReplicaSet>),
+    Service(Box<Service>),
+    Endpoints(Box<Endpoints>),
+    EndpointSlice(Box<EndpointSlice>),
+    ConfigMap(Box<ConfigMap>),
+    Secret(Box<Secret>),
+    Event(Box<Event>),
+    /// emu's own `emu.dev/v1` Fault, whose spec [`crate::fault::parse`] reads.
+    Fault(Value),
+}
+
+/// A decode that failed: the field (dotted, as validation names fields) and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecodeError(pub FieldError);
+
+impl std::fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
+/// Decodes a stored or received object into its type (no clone of the JSON).
+pub fn decode<T: DeserializeOwned>(v: &Value) -> Result<T, DecodeError> {
+    serde_path_to_error::deserialize(v).map_err(|e| DecodeError(field_error(v, e)))
+}
+
+/// Decodes every object of `values` that decodes, in order; the others are left out (a store
+/// only holds what admission decoded, so none is).
+pub fn decode_all<'a, T: DeserializeOwned>(values: impl IntoIterator<Item = &'a Value>) -> Vec<T> {
+    values.into_iter().filter_map(|v| decode(v).ok()).collect()
+}
+
+/// The JSON of a typed object, as stored and sent.
+pub fn encode<T: Serialize>(t: &T) -> Value {
+    serde_json::to_value(t).expect("k8s-openapi's types always encode")
+}
+
+impl Object {
+    /// Decodes an object of `kind` (one of [`crate::kinds::KINDS`]).
+    pub fn decode(kind: &str, v: &Value) -> Result<Object, DecodeError> {
+        Ok(match kind {
+            "Pod" => Object::Pod(decode(v)?),
+            "Node" => Object::Node(decode(v)?),
+            "Namespace" => Object::Namespace(decode(v)?),
+            "Deployment" => Object::Deployment(decode(v)?),
+            "ReplicaSet" => Object::ReplicaSet(decode(v)?),
+            "Service" => Object::Service(decode(v)?),
+            "Endpoints" => Object::Endpoints(decode(v)?),
+            "EndpointSlice" => Object::EndpointSlice(decode(v)?),
+            "ConfigMap" => Object::ConfigMap(decode(v)?),
+            "Secret" => Object::Secret(decode(v)?),
+            "Event" => Object::Event(decode(v)?),
+            _ => Object::Fault(v.clone()),
+        })
+    }
+
+    /// The object's JSON.
+    pub fn to_json(&self) -> Value {
+        match self {
+            Object::Pod(o) => encode(o),
+            Object::Node(o) => encode(o),
+            Object::Namespace(o) => encode(o),
+            Object::Deployment(o) => encode(o),
+            Object::ReplicaSet(o) => encode(o),
+            Object::Service(o) => encode(o),
+            Object::Endpoints(o) => encode(o),
+            Object::EndpointSlice(o) => encode(o),
+            Object::ConfigMap(o) => encode(o),
+            Object::Secret(o) => encode(o),
+            Object::Event(o) => encode(o),
+            Object::Fault(v) => v.clone(),
+        }
+    }
+}
+
+/// Fields whose JSON object is a `map[string]string` (its keys are printed `field[key]`), not
+/// a struct (`field.key`).
+const STRING_MAPS: &[&str] =
+    &["labels", "annotations", "matchLabels", "nodeSelector", "data", "binaryData", "stringData", "limits", "requests"];
+
+/// A decode failure as validation words a value of the wrong type: the field in validation's
+/// notation (`metadata.labels[n]`, `spec.ports[0].port`), the value as Go prints it, and the
+/// type wanted (`must be of type string`).
+fn field_error(v: &Value, e: serde_path_to_error::Error<serde_json::Error>) -> FieldError {
+    use serde_path_to_error::Segment;
+    let mut field = String::new();
+    let mut at = Some(v);
+    let mut parent: Option<String> = None;
+    for segment in e.path().iter() {
+        match segment {
+            Segment::Seq { index } => {
+                field.push_str(&format!("[{index}]"));
+                at = at.and_then(|x| x.get(index));
+            }
+            Segment::Map { key } => {
+                let map = parent.as_deref().is_some_and(|p| STRING_MAPS.contains(&p)) || (field == "spec.selector" && is_service(v));
+                if map {
+                    field.push_str(&format!("[{key}]"));
+                } else {
+                    if !field.is_empty() {
+                        field.push('.');
+                    }
+                    field.push_str(key);
+                }
+                at = at.and_then(|x| x.get(key));
+                parent = Some(key.clone());
+                continue;
+            }
+            Segment::Enum { .. } | Segment::Unknown => {}
+        }
+        parent = None;
+    }
+    let inner = e.inner().to_string();
+    let wanted = inner.split(", expected ").nth(1).map(|w| w.split(" at line").next().unwrap_or(w));
+    let kind = |detail: String, value: String| FieldError { field: field.clone(), kind: FieldErrorKind::Invalid(value), detail };
+    match (wanted, at) {
+        (Some(w), Some(value)) => kind(format!("must be of type {}", type_name(w)), go_value(value)),
+        _ => kind(inner.clone(), at.map(go_value).unwrap_or_else(|| "null".into())),
+    }
+}
+
+fn is_service(v: &Value) -> bool {
+    v.get("kind").and_then(Value::as_str) == Some("Service")
+}
+
+/// The JSON type a serde "expected …" names.
+fn type_name(expected: &str) -> &'static str {
+    let e = expected.to_ascii_lowercase();
+    if e.contains("intorstring") {
+        "integer or string"
+    } else if e.contains("string") || e.contains("time") || e.contains("quantity") {
+        "string"
+    } else if e.contains("i32") || e.contains("i64") || e.contains("integer") || e.contains("u16") || e.contains("u32") || e.contains("f64")
+    {
+        "integer"
+    } else if e.contains("bool") {
+        "boolean"
+    } else if e.contains("sequence") || e.contains("vec") {
+        "array"
+    } else {
+        "object"
+    }
+}
+
+/// Labels of an object (empty when it has none).
+pub fn labels(meta: &ObjectMeta) -> &std::collections::BTreeMap<String, String> {
+    static EMPTY: std::collections::BTreeMap<String, String> = std::collections::BTreeMap::new();
+    meta.labels.as_ref().unwrap_or(&EMPTY)
+}
+
+/// `(namespace, name)` of an object's metadata ("" when unset).
+pub fn key(meta: &ObjectMeta) -> (&str, &str) {
+    (meta.namespace.as_deref().unwrap_or_default(), meta.name.as_deref().unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_decode_failure_names_the_field_as_validation_does() {
+        let svc = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s", "labels": {"n": 1}}, "spec": {"ports": [{"port": 80}]}});
+        let e = decode::<Service>(&svc).unwrap_err();
+        assert_eq!(e.to_string(), "metadata.labels[n]: Invalid value: 1: must be of type string");
+        let svc = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"}, "spec": {"ports": [{"port": "80"}]}});
+        assert_eq!(decode::<Service>(&svc).unwrap_err().to_string(), "spec.ports[0].port: Invalid value: \"80\": must be of type integer");
+        let svc = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"}, "spec": {"selector": {"a": true}}});
+        assert_eq!(decode::<Service>(&svc).unwrap_err().to_string(), "spec.selector[a]: Invalid value: true: must be of type string");
+        let svc = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"}, "spec": {"ports": {"port": 80}}});
+        assert_eq!(decode::<Service>(&svc).unwrap_err().to_string(), "spec.ports: Invalid value: {\"port\":80}: must be of type array");
+    }
+
+    #[test]
+    fn round_trip_keeps_what_kubernetes_keeps() {
+        let svc = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s", "labels": {}},
+            "spec": {"ports": [{"port": 80, "targetPort": "http", "name": ""}], "selector": null, "unknown": 1}, "status": {"loadBalancer": {}}});
+        let typed: Service = decode(&svc).unwrap();
+        assert_eq!(
+            encode(&typed),
+            json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s", "labels": {}},
+                "spec": {"ports": [{"port": 80, "targetPort": "http", "name": ""}]}, "status": {"loadBalancer": {}}})
+        );
+    }
+}
