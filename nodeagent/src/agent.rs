@@ -115,7 +115,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     tokio::spawn(crate::faults::run(agent.cluster.clone(), agent.node.clone(), agent.paths.socket()));
     let (node_tx, node_rx) = tokio::sync::watch::channel(Snapshot::default());
     tokio::spawn(reflector::run(agent.paths.socket(), vec!["Node".into()], String::new(), node_tx));
-    tokio::spawn(sync_routes(agent.clone(), node_rx));
+    tokio::spawn(crate::routes::sync_routes(agent.node.name.clone(), Arc::new(net::RealNet::new(&agent.node_ns)), node_rx));
     let (pod_tx, pod_rx) = tokio::sync::watch::channel(Snapshot::default());
     // Services travel in the same stream as this node's pods, so a pod always arrives after
     // every Service created before it: its containers get their variables (ENV-7).
@@ -203,50 +203,9 @@ async fn heartbeats(agent: Arc<Agent>) {
     }
 }
 
-/// The routes a node needs, from the Node objects: every other node's pod CIDR via its
-/// InternalIP on the fabric, as (network, prefix, via).
-pub fn node_routes<'a>(nodes: impl Iterator<Item = &'a Value>, me: &str) -> Vec<(Ipv4Addr, u8, Ipv4Addr)> {
-    nodes
-        .filter(|n| object::kind(n) == "Node" && object::name(n) != me)
-        .filter_map(|n| {
-            let cidr: ipam::Ipv4Cidr = object::str_at(n, &["spec", "podCIDR"])?.parse().ok()?;
-            let via = n["status"]["addresses"].as_array()?.iter().find(|a| a["type"] == "InternalIP")?["address"].as_str()?.parse().ok()?;
-            Some((cidr.addr, cidr.prefix, via))
-        })
-        .collect()
-}
-
-/// Puts back the routes the kernel dropped when the node's link went down: to the service CIDR,
-/// and to the other nodes' pods (`nodes`: the Node objects).
-pub async fn restore_routes<'a>(
-    node_ns: &std::path::Path,
-    service_cidr: &str,
-    nodes: impl Iterator<Item = &'a Value>,
-    me: &str,
-) -> anyhow::Result<()> {
-    let service: ipam::Ipv4Cidr = service_cidr.parse().map_err(|e| anyhow::anyhow!("service CIDR {service_cidr:?}: {e}"))?;
-    let routes = node_routes(nodes, me);
-    net::route_service_cidr(node_ns, service.addr, service.prefix).await?;
-    net::sync_routes(node_ns, &routes).await?;
-    Ok(())
-}
-
-/// Routes to every other node's pod CIDR via that node's fabric address.
-async fn sync_routes(agent: Arc<Agent>, mut rx: tokio::sync::watch::Receiver<Snapshot>) {
-    loop {
-        let snap = rx.borrow_and_update().clone();
-        if snap.synced {
-            let routes = node_routes(snap.objects.values().map(|n| n.as_ref()), &agent.node.name);
-            if let Err(e) = net::sync_routes(&agent.node_ns, &routes).await {
-                tracing::warn!(error = %format!("{e:#}"), "syncing routes");
-            }
-        }
-        tokio::select! {
-            r = rx.changed() => if r.is_err() { return },
-            _ = tokio::time::sleep(Duration::from_secs(10)) => {}
-        }
-    }
-}
+// The route syncer and the routes put back after the node's link was down live in
+// crate::routes; the CLI and the node service reach them here.
+pub use crate::routes::{node_routes, restore_routes};
 
 /// How long a deleted running pod keeps serving before its containers are stopped, so that the
 /// endpoints controller and every node's proxy can drop it first (300 ms was too short on a

@@ -13,6 +13,7 @@ pub mod health;
 pub mod linkemu;
 pub mod probe;
 pub mod readiness;
+pub mod routes;
 pub mod sandbox;
 pub mod service_proxy;
 pub mod trigger;
