@@ -12,6 +12,7 @@
 use crate::controllers::Changes;
 use crate::state::{now, Shared};
 use crate::store::{Change, ObjectKey, WatchEventType};
+use emu_api::typed::{self, Service};
 use emu_api::{naming, object};
 use emu_logic::endpoints;
 use serde_json::Value;
@@ -96,7 +97,7 @@ impl EndpointsController {
                     for svc in pass.services(&ns) {
                         let picks = |labels: &Option<BTreeMap<String, String>>| labels.as_ref().is_some_and(|l| endpoints::selects(svc, l));
                         if picks(&old) || picks(&new) {
-                            touched.insert((ns.clone(), object::name(svc).to_string()));
+                            touched.insert((ns.clone(), typed::key(&svc.metadata).1.to_string()));
                         }
                     }
                 }
@@ -115,7 +116,7 @@ impl EndpointsController {
         let live_endpoints = shared.store.get_shared(&key("Endpoints", ns, name));
         let this = (ns.to_string(), name.to_string());
         let ts = pass.ts.clone();
-        let Some(svc) = service else {
+        let Some(svc) = service.and_then(|s| typed::decode::<Service>(&s).ok()) else {
             // Mirrored slices of an Endpoints object whose Service is gone (or never existed) go.
             let mirrored = pass.slices(ns, name, MIRROR_CONTROLLER);
             if !mirrored.is_empty() {
@@ -168,7 +169,8 @@ struct Pass {
     shared: Shared,
     ts: String,
     pods: HashMap<String, Vec<Arc<Value>>>,
-    services: HashMap<String, Vec<Arc<Value>>>,
+    /// The namespace's Services, decoded once per pass.
+    services: HashMap<String, Vec<Service>>,
 }
 
 impl Pass {
@@ -181,9 +183,11 @@ impl Pass {
         self.pods.entry(ns.to_string()).or_insert_with(|| store.list_shared("Pod", Some(ns)).0)
     }
 
-    fn services(&mut self, ns: &str) -> &[Arc<Value>] {
+    fn services(&mut self, ns: &str) -> &[Service] {
         let store = &self.shared.store;
-        self.services.entry(ns.to_string()).or_insert_with(|| store.list_shared("Service", Some(ns)).0)
+        self.services
+            .entry(ns.to_string())
+            .or_insert_with(|| typed::decode_all(store.list_shared("Service", Some(ns)).0.iter().map(|s| &**s)))
     }
 
     /// The slices of one Service made by one controller. Both controllers name their slices

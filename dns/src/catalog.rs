@@ -12,12 +12,18 @@
 
 use crate::names;
 use emu_api::object;
+use emu_api::typed;
 use emu_logic::endpoints::LABEL_SERVICE_NAME;
 use hickory_proto::rr::Name;
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
+
+/// The decoded objects DNS reads (this module's own `Service` is what DNS keeps of one).
+mod k8s {
+    pub use emu_api::typed::{EndpointSlice, Namespace, Pod, Service, ServiceSpec};
+}
 
 /// The kubeadm Corefile's `ttl 30` (DNS-16).
 pub const DEFAULT_TTL: u32 = 30;
@@ -136,26 +142,44 @@ impl DnsObject {
     /// without a service label, an ExternalName that is not a name (DNS-6). Anything malformed
     /// inside an object is skipped: one bad object must not take the cluster's DNS down.
     pub fn from_value(v: &Value) -> Option<Self> {
-        let namespace = || Arc::<str>::from(object::namespace(v));
         match object::kind(v) {
-            "Namespace" => Some(DnsObject::Namespace { name: object::name(v).into() }),
-            "Service" => Some(DnsObject::Service(Service {
-                name: object::name(v).into(),
-                namespace: namespace(),
-                kind: service_kind(v)?,
-                ports: ports_of(object::at(v, &["spec", "ports"])).into(),
-                endpoints: Vec::new(),
-            })),
-            "EndpointSlice" => {
-                let service = object::at(v, &["metadata", "labels", LABEL_SERVICE_NAME]).and_then(Value::as_str)?;
-                if !matches!(v["addressType"].as_str(), Some("IPv4" | "IPv6")) {
-                    return None;
-                }
-                Some(DnsObject::EndpointSlice(Slice { namespace: namespace(), service: service.into(), endpoints: ready_endpoints(v) }))
+            "Namespace" => Some(DnsObject::Namespace { name: typed::key(&typed::decode::<k8s::Namespace>(v).ok()?.metadata).1.into() }),
+            "Service" => Self::from_service(&typed::decode(v).ok()?),
+            "EndpointSlice" => Self::from_slice(&typed::decode(v).ok()?),
+            "Pod" => {
+                let pod: k8s::Pod = typed::decode(v).ok()?;
+                Some(DnsObject::Pod { namespace: typed::key(&pod.metadata).0.into(), ips: pod_ips(&pod) })
             }
-            "Pod" => Some(DnsObject::Pod { namespace: namespace(), ips: pod_ips(v) }),
             _ => None,
         }
+    }
+
+    /// What DNS needs of a Service.
+    pub fn from_service(svc: &k8s::Service) -> Option<Self> {
+        let (namespace, name) = typed::key(&svc.metadata);
+        let spec = svc.spec.clone().unwrap_or_default();
+        let ports = spec.ports.iter().flatten().map(|p| (p.name.as_deref(), p.protocol.as_deref(), Some(p.port)));
+        Some(DnsObject::Service(Service {
+            name: name.into(),
+            namespace: namespace.into(),
+            kind: service_kind(&spec)?,
+            ports: ports_of(ports).into(),
+            endpoints: Vec::new(),
+        }))
+    }
+
+    /// What DNS needs of an EndpointSlice: its ready endpoints.
+    pub fn from_slice(slice: &k8s::EndpointSlice) -> Option<Self> {
+        let service = typed::labels(&slice.metadata).get(LABEL_SERVICE_NAME)?;
+        if !matches!(slice.address_type.as_str(), "IPv4" | "IPv6") {
+            return None;
+        }
+        let namespace = typed::key(&slice.metadata).0;
+        Some(DnsObject::EndpointSlice(Slice {
+            namespace: namespace.into(),
+            service: service.as_str().into(),
+            endpoints: ready_endpoints(slice),
+        }))
     }
 }
 
@@ -325,9 +349,9 @@ impl Catalog {
 
 /// `None` for a service DNS does not serve: an ExternalName that is not a valid name or looks
 /// like an IPv4 address (DNS-6: it is not answered, so the name is NXDOMAIN).
-fn service_kind(v: &Value) -> Option<ServiceKind> {
-    if object::str_at(v, &["spec", "type"]) == Some("ExternalName") {
-        let external = object::str_at(v, &["spec", "externalName"])?;
+fn service_kind(spec: &k8s::ServiceSpec) -> Option<ServiceKind> {
+    if spec.type_.as_deref() == Some("ExternalName") {
+        let external = spec.external_name.as_deref()?;
         if external.parse::<Ipv4Addr>().is_ok() {
             return None;
         }
@@ -335,8 +359,7 @@ fn service_kind(v: &Value) -> Option<ServiceKind> {
         target.set_fqdn(true);
         return Some(ServiceKind::ExternalName(target));
     }
-    let listed = object::at(v, &["spec", "clusterIPs"]).and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str);
-    let ips: Vec<&str> = listed.chain(object::str_at(v, &["spec", "clusterIP"])).collect();
+    let ips: Vec<&str> = spec.cluster_ips.iter().flatten().chain(&spec.cluster_ip).map(String::as_str).collect();
     if ips.first() == Some(&"None") {
         return Some(ServiceKind::Headless);
     }
@@ -349,15 +372,15 @@ fn service_kind(v: &Value) -> Option<ServiceKind> {
     Some(ServiceKind::ClusterIp(parsed))
 }
 
-/// Ports of a Service spec or an EndpointSlice (`null` is none). Protocol defaults to TCP.
-fn ports_of(list: Option<&Value>) -> Vec<Port> {
-    let ports = list.and_then(Value::as_array).into_iter().flatten();
+/// Ports of a Service spec or an EndpointSlice as (name, protocol, port). Protocol defaults to
+/// TCP; a slice port without a number is left out.
+fn ports_of<'a>(ports: impl Iterator<Item = (Option<&'a str>, Option<&'a str>, Option<i32>)>) -> Vec<Port> {
     ports
-        .filter_map(|p| {
+        .filter_map(|(name, protocol, port)| {
             Some(Port {
-                name: p["name"].as_str().unwrap_or("").to_ascii_lowercase(),
-                protocol: p["protocol"].as_str().unwrap_or("TCP").to_ascii_lowercase(),
-                port: u16::try_from(p["port"].as_u64()?).ok()?,
+                name: name.unwrap_or("").to_ascii_lowercase(),
+                protocol: protocol.unwrap_or("TCP").to_ascii_lowercase(),
+                port: u16::try_from(port?).ok()?,
             })
         })
         .collect()
@@ -365,13 +388,14 @@ fn ports_of(list: Option<&Value>) -> Vec<Port> {
 
 /// The ready endpoints of a slice, one per address, with the slice's ports. DNS-2: an endpoint
 /// is ready when `conditions.ready` is true or unset.
-fn ready_endpoints(slice: &Value) -> Vec<Endpoint> {
-    let ports: Arc<[Port]> = ports_of(slice.get("ports")).into();
-    let ready = slice["endpoints"].as_array().into_iter().flatten().filter(|e| e["conditions"]["ready"].as_bool().unwrap_or(true));
+fn ready_endpoints(slice: &k8s::EndpointSlice) -> Vec<Endpoint> {
+    let ports = slice.ports.iter().flatten().map(|p| (p.name.as_deref(), p.protocol.as_deref(), p.port));
+    let ports: Arc<[Port]> = ports_of(ports).into();
+    let ready = slice.endpoints.iter().filter(|e| e.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true));
     let mut endpoints = Vec::new();
     for endpoint in ready {
-        let hostname = endpoint["hostname"].as_str().filter(|h| !h.is_empty());
-        for ip in endpoint["addresses"].as_array().into_iter().flatten().filter_map(|a| a.as_str()?.parse::<IpAddr>().ok()) {
+        let hostname = endpoint.hostname.as_deref().filter(|h| !h.is_empty());
+        for ip in endpoint.addresses.iter().filter_map(|a| a.parse::<IpAddr>().ok()) {
             let label = hostname.map_or_else(|| names::dashed_ip(ip), str::to_ascii_lowercase);
             endpoints.push(Endpoint { ip, label: label.into(), ports: ports.clone() });
         }
@@ -379,9 +403,10 @@ fn ready_endpoints(slice: &Value) -> Vec<Endpoint> {
     endpoints
 }
 
-fn pod_ips(pod: &Value) -> Vec<IpAddr> {
-    let listed = object::at(pod, &["status", "podIPs"]).and_then(Value::as_array).into_iter().flatten().filter_map(|p| p["ip"].as_str());
-    let mut ips: Vec<IpAddr> = listed.chain(object::str_at(pod, &["status", "podIP"])).filter_map(|s| s.parse().ok()).collect();
+fn pod_ips(pod: &k8s::Pod) -> Vec<IpAddr> {
+    let status = pod.status.as_ref();
+    let listed = status.and_then(|s| s.pod_ips.as_ref()).into_iter().flatten().map(|p| p.ip.as_str());
+    let mut ips: Vec<IpAddr> = listed.chain(status.and_then(|s| s.pod_ip.as_deref())).filter_map(|s| s.parse().ok()).collect();
     ips.dedup();
     ips
 }

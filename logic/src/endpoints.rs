@@ -18,6 +18,7 @@
 use emu_api::naming;
 use emu_api::object;
 use emu_api::selector::Selector;
+use emu_api::typed::{self, IntOrString, Service, ServicePort};
 use serde_json::{json, Map, Value};
 use std::borrow::Borrow;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -69,34 +70,50 @@ pub fn pod_is_ready(pod: &Value) -> bool {
 /// The Service's selector, or None when it has none (an empty `selector: {}` counts as none:
 /// the API server stores it as nil) or is an ExternalName Service. Such Services get no
 /// controller-made Endpoints or slices.
-fn service_selector(svc: &Value) -> Option<Selector> {
-    if object::str_at(svc, &["spec", "type"]) == Some("ExternalName") {
+fn service_selector(svc: &Service) -> Option<Selector> {
+    let spec = svc.spec.as_ref()?;
+    if spec.type_.as_deref() == Some("ExternalName") {
         return None;
     }
-    let sel = object::string_map(object::at(svc, &["spec", "selector"]));
-    (!sel.is_empty()).then(|| Selector::from_map(&sel))
+    spec.selector.as_ref().filter(|sel| !sel.is_empty()).map(Selector::from_map)
 }
 
 /// Whether the Service's selector picks a pod with these labels: the pods whose labels change
 /// tell the controller which Services to look at again. False for Services without a selector.
-pub fn selects(svc: &Value, pod_labels: &BTreeMap<String, String>) -> bool {
+pub fn selects(svc: &Service, pod_labels: &BTreeMap<String, String>) -> bool {
     service_selector(svc).is_some_and(|sel| sel.matches(pod_labels))
 }
 
-fn cluster_ip(svc: &Value) -> &str {
-    object::str_at(svc, &["spec", "clusterIP"]).unwrap_or("")
+fn cluster_ip(svc: &Service) -> &str {
+    svc.spec.as_ref().and_then(|s| s.cluster_ip.as_deref()).unwrap_or("")
 }
 
-fn publish_not_ready(svc: &Value) -> bool {
-    object::at(svc, &["spec", "publishNotReadyAddresses"]).and_then(Value::as_bool) == Some(true)
+fn publish_not_ready(svc: &Service) -> bool {
+    svc.spec.as_ref().and_then(|s| s.publish_not_ready_addresses) == Some(true)
 }
 
-fn service_ports(svc: &Value) -> &[Value] {
-    object::at(svc, &["spec", "ports"]).and_then(Value::as_array).map_or(&[], Vec::as_slice)
+fn service_ports(svc: &Service) -> &[ServicePort] {
+    svc.spec.as_ref().and_then(|s| s.ports.as_deref()).unwrap_or_default()
 }
 
 fn protocol(port: &Value) -> &str {
     port["protocol"].as_str().filter(|p| !p.is_empty()).unwrap_or("TCP")
+}
+
+fn port_protocol(port: &ServicePort) -> &str {
+    port.protocol.as_deref().filter(|p| !p.is_empty()).unwrap_or("TCP")
+}
+
+fn svc_name(svc: &Service) -> &str {
+    typed::key(&svc.metadata).1
+}
+
+fn svc_namespace(svc: &Service) -> &str {
+    typed::key(&svc.metadata).0
+}
+
+fn svc_uid(svc: &Service) -> &str {
+    svc.metadata.uid.as_deref().unwrap_or_default()
 }
 
 /// EP-1 (and upstream's `ShouldPodBeInEndpoints`): the pods that are endpoints of the Service,
@@ -104,12 +121,12 @@ fn protocol(port: &Value) -> &str {
 /// slices, only with publishNotReadyAddresses for Endpoints). emu's pod network is IPv4-only, so
 /// a pod whose IP is not IPv4 is skipped (an IPv4 slice could not hold it).
 fn selected_pods<'a, P: Borrow<Value>>(
-    svc: &Value,
+    svc: &Service,
     selector: &Selector,
     pods: &'a [P],
     include_terminating: bool,
 ) -> Vec<(&'a Value, String)> {
-    let ns = object::namespace(svc);
+    let ns = svc_namespace(svc);
     pods.iter()
         .map(Borrow::borrow)
         .filter(|p| object::namespace(p) == ns && selector.matches(&object::labels(p)))
@@ -127,11 +144,12 @@ fn selected_pods<'a, P: Borrow<Value>>(
 /// targetPort (or none, or 0) is used as is (defaulting to `port`); a named one resolves to the
 /// first container port with that name and the Service port's protocol, regular containers first,
 /// then restartable (sidecar) init containers. None when the pod has no such port.
-pub fn resolve_target_port(pod: &Value, svc_port: &Value) -> Option<u16> {
+pub fn resolve_target_port(pod: &Value, svc_port: &ServicePort) -> Option<u16> {
     let number = |v: &Value| v.as_u64().and_then(|n| u16::try_from(n).ok()).filter(|n| *n > 0);
-    match &svc_port["targetPort"] {
-        Value::String(name) if !name.is_empty() => {
-            let proto = protocol(svc_port);
+    let positive = |n: i32| u16::try_from(n).ok().filter(|n| *n > 0);
+    match &svc_port.target_port {
+        Some(IntOrString::String(name)) if !name.is_empty() => {
+            let proto = port_protocol(svc_port);
             let spec = &pod["spec"];
             let regular = spec["containers"].as_array().into_iter().flatten();
             let sidecars = spec["initContainers"].as_array().into_iter().flatten().filter(|c| c["restartPolicy"] == "Always");
@@ -141,28 +159,28 @@ pub fn resolve_target_port(pod: &Value, svc_port: &Value) -> Option<u16> {
                 .find(|p| p["name"].as_str() == Some(name) && protocol(p) == proto)
                 .and_then(|p| number(&p["containerPort"]))
         }
-        t => number(t).or_else(|| number(&svc_port["port"])),
+        Some(IntOrString::Int(n)) => positive(*n).or_else(|| positive(svc_port.port)),
+        _ => positive(svc_port.port),
     }
 }
 
 /// EP-5: the Endpoints port of a Service port resolved to `number` (`name` omitted when empty).
-fn endpoints_port(svc_port: &Value, number: u16) -> Value {
-    let mut p = json!({"port": number, "protocol": protocol(svc_port)});
-    if let Some(name) = svc_port["name"].as_str().filter(|n| !n.is_empty()) {
+fn endpoints_port(svc_port: &ServicePort, number: u16) -> Value {
+    let mut p = json!({"port": number, "protocol": port_protocol(svc_port)});
+    if let Some(name) = svc_port.name.as_deref().filter(|n| !n.is_empty()) {
         p["name"] = json!(name);
     }
-    if let Some(app) = svc_port.get("appProtocol").filter(|a| a.is_string()) {
-        p["appProtocol"] = app.clone();
+    if let Some(app) = &svc_port.app_protocol {
+        p["appProtocol"] = json!(app);
     }
     p
 }
 
 /// DNS-3: the endpoint carries the pod's hostname when the pod sets `spec.hostname` and its
 /// `spec.subdomain` names this Service (same namespace, which selection already ensures).
-fn endpoint_hostname<'a>(svc: &Value, pod: &'a Value) -> Option<&'a str> {
+fn endpoint_hostname<'a>(svc: &Service, pod: &'a Value) -> Option<&'a str> {
     let hostname = object::str_at(pod, &["spec", "hostname"]).filter(|h| !h.is_empty())?;
-    (object::str_at(pod, &["spec", "subdomain"]) == Some(object::name(svc)) && object::namespace(pod) == object::namespace(svc))
-        .then_some(hostname)
+    (object::str_at(pod, &["spec", "subdomain"]) == Some(svc_name(svc)) && object::namespace(pod) == svc_namespace(svc)).then_some(hostname)
 }
 
 fn pod_ref(pod: &Value) -> Value {
@@ -192,7 +210,7 @@ struct PortAddresses {
 /// Service has no selector or is ExternalName (then a user's Endpoints, if any, is left alone).
 /// `now` (RFC 3339) becomes the `last-change-trigger-time` annotation. Compare with the stored
 /// object through [`endpoints_equal`] and write with [`endpoints_for_update`].
-pub fn desired_endpoints<P: Borrow<Value>>(svc: &Value, pods: &[P], now: &str) -> Option<Value> {
+pub fn desired_endpoints<P: Borrow<Value>>(svc: &Service, pods: &[P], now: &str) -> Option<Value> {
     let selector = service_selector(svc)?;
     let publish = publish_not_ready(svc);
     let ports = service_ports(svc);
@@ -258,7 +276,7 @@ pub fn desired_endpoints<P: Borrow<Value>>(svc: &Value, pods: &[P], now: &str) -
     let mut subsets: Vec<Value> = subsets.into_iter().map(|(_, s)| s).collect();
     let truncated = truncate_endpoints(&mut subsets);
 
-    let mut labels = object::labels(svc);
+    let mut labels = typed::labels(&svc.metadata).clone();
     if headless {
         labels.insert(LABEL_HEADLESS.into(), String::new());
     } else {
@@ -269,7 +287,7 @@ pub fn desired_endpoints<P: Borrow<Value>>(svc: &Value, pods: &[P], now: &str) -
     if truncated {
         annotations.insert(ANNOTATION_OVER_CAPACITY.into(), json!("truncated"));
     }
-    let mut metadata = json!({"name": object::name(svc), "namespace": object::namespace(svc), "annotations": annotations});
+    let mut metadata = json!({"name": svc_name(svc), "namespace": svc_namespace(svc), "annotations": annotations});
     if !labels.is_empty() {
         metadata["labels"] = json!(labels);
     }
@@ -371,14 +389,14 @@ pub fn endpoints_for_update(existing: &Value, desired: &Value) -> Value {
 /// EP-4 ports of one pod: every Service port the pod can serve, in spec order (`name` is `""`
 /// for an unnamed port). A pod lacking a named port gets fewer ports and so lands in another
 /// slice (SVC-12).
-fn slice_ports(svc: &Value, pod: &Value) -> Vec<Value> {
+fn slice_ports(svc: &Service, pod: &Value) -> Vec<Value> {
     service_ports(svc)
         .iter()
         .filter_map(|sp| {
             let n = resolve_target_port(pod, sp)?;
-            let mut p = json!({"name": sp["name"].as_str().unwrap_or(""), "port": n, "protocol": protocol(sp)});
-            if let Some(app) = sp.get("appProtocol").filter(|a| a.is_string()) {
-                p["appProtocol"] = app.clone();
+            let mut p = json!({"name": sp.name.as_deref().unwrap_or(""), "port": n, "protocol": port_protocol(sp)});
+            if let Some(app) = &sp.app_protocol {
+                p["appProtocol"] = json!(app);
             }
             Some(p)
         })
@@ -387,7 +405,7 @@ fn slice_ports(svc: &Value, pod: &Value) -> Vec<Value> {
 
 /// EP-2/EP-4: one pod as a slice endpoint. `ready` is forced true by publishNotReadyAddresses
 /// (SVC-19); otherwise a terminating pod is never ready, though it may still be serving.
-fn pod_endpoint(svc: &Value, pod: &Value, ip: &str) -> Value {
+fn pod_endpoint(svc: &Service, pod: &Value, ip: &str) -> Value {
     let serving = pod_is_ready(pod);
     let terminating = object::is_terminating(pod);
     let ready = publish_not_ready(svc) || (serving && !terminating);
@@ -417,13 +435,13 @@ fn pod_endpoint(svc: &Value, pod: &Value, ip: &str) -> Value {
 /// upstream does), so a steady state yields no writes and churn rarely creates names.
 /// `entropy` supplies the random suffix of new slice names.
 pub fn desired_slices<P: Borrow<Value>, S: Borrow<Value>>(
-    svc: &Value,
+    svc: &Service,
     pods: &[P],
     existing: &[S],
     now: &str,
     entropy: &mut dyn FnMut() -> [u8; 5],
 ) -> SliceChanges {
-    let svc_name = object::name(svc);
+    let svc_name = self::svc_name(svc);
     let existing: Vec<&Value> = existing
         .iter()
         .map(Borrow::borrow)
@@ -439,7 +457,7 @@ pub fn desired_slices<P: Borrow<Value>, S: Borrow<Value>>(
         groups.add("IPv4", slice_ports(svc, pod), pod_endpoint(svc, pod, &ip));
     }
 
-    let mut labels: BTreeMap<String, String> = object::labels(svc);
+    let mut labels: BTreeMap<String, String> = typed::labels(&svc.metadata).clone();
     labels.retain(|k, _| k != LABEL_SERVICE_NAME && k != LABEL_MANAGED_BY);
     if cluster_ip(svc) == "None" {
         labels.insert(LABEL_HEADLESS.into(), String::new());
@@ -448,15 +466,15 @@ pub fn desired_slices<P: Borrow<Value>, S: Borrow<Value>>(
     }
     labels.insert(LABEL_SERVICE_NAME.into(), svc_name.into());
     labels.insert(LABEL_MANAGED_BY.into(), MANAGED_BY_CONTROLLER.into());
-    let owner = json!({"apiVersion": "v1", "kind": "Service", "name": svc_name, "uid": object::uid(svc),
+    let owner = json!({"apiVersion": "v1", "kind": "Service", "name": svc_name, "uid": svc_uid(svc),
         "controller": true, "blockOwnerDeletion": true});
     let template = SliceTemplate {
-        namespace: object::namespace(svc).into(),
+        namespace: svc_namespace(svc).into(),
         generate_name: format!("{svc_name}-"),
         labels,
         annotations: BTreeMap::from([(ANNOTATION_TRIGGER_TIME.to_string(), now.to_string())]),
         owner,
-        owner_uid: object::uid(svc).into(),
+        owner_uid: svc_uid(svc).into(),
         max_per_slice: MAX_ENDPOINTS_PER_SLICE,
         placeholder: true,
     };
@@ -476,12 +494,12 @@ pub fn desired_slices<P: Borrow<Value>, S: Borrow<Value>>(
 /// The slice copies the Endpoints' labels and annotations (not the trigger time or kubectl's
 /// last-applied configuration), and is owned by the Endpoints object, as upstream does.
 pub fn mirrored_slices<S: Borrow<Value>>(
-    svc: Option<&Value>,
+    svc: Option<&Service>,
     endpoints: Option<&Value>,
     existing: &[S],
     entropy: &mut dyn FnMut() -> [u8; 5],
 ) -> SliceChanges {
-    let svc_name = svc.or(endpoints).map(object::name).unwrap_or("");
+    let svc_name = svc.map(svc_name).or(endpoints.map(object::name)).unwrap_or("");
     let existing: Vec<&Value> = existing
         .iter()
         .map(Borrow::borrow)
@@ -490,7 +508,7 @@ pub fn mirrored_slices<S: Borrow<Value>>(
         .collect();
     let mirror = match (svc, endpoints) {
         (Some(svc), Some(ep)) => {
-            let has_selector = !object::string_map(object::at(svc, &["spec", "selector"])).is_empty();
+            let has_selector = svc.spec.as_ref().and_then(|s| s.selector.as_ref()).is_some_and(|m| !m.is_empty());
             (!has_selector && object::str_at(ep, &["metadata", "labels", LABEL_SKIP_MIRROR]) != Some("true")).then_some(ep)
         }
         _ => None,
@@ -553,7 +571,7 @@ pub fn mirrored_slices<S: Borrow<Value>>(
 ///
 /// An Endpoints with several port sets or address families needs several slices; this returns
 /// only the one that reuses `existing` (or the first), so use [`mirrored_slices`] for those.
-pub fn mirrored_slice(svc: &Value, endpoints: &Value, existing: Option<&Value>, entropy: &mut dyn FnMut() -> [u8; 5]) -> Option<Value> {
+pub fn mirrored_slice(svc: &Service, endpoints: &Value, existing: Option<&Value>, entropy: &mut dyn FnMut() -> [u8; 5]) -> Option<Value> {
     let existing: Vec<Value> = existing.cloned().into_iter().collect();
     let changes = mirrored_slices(Some(svc), Some(endpoints), &existing, entropy);
     let kept = existing.into_iter().find(|e| !changes.delete.iter().any(|d| d == object::name(e)));

@@ -5,8 +5,7 @@
 //! Services existing at that instant), then [`container_env`] (or [`container_env_declared`])
 //! with the container's declared variables, then [`expand_command`] on `command` and `args`.
 
-use emu_api::object;
-use serde_json::Value;
+use emu_api::typed::{self, Service};
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
@@ -20,17 +19,17 @@ fn env_name(s: &str) -> String {
 /// `kubernetes` Service of the pod's own namespace replaces it when links are on). Services
 /// without a cluster IP (headless, ExternalName) give nothing. `services` is every Service of the
 /// cluster. Sorted by variable name: the process environment has no defined order (ENV-11).
-pub fn service_env(pod_namespace: &str, enable_service_links: bool, services: &[Value]) -> Vec<(String, String)> {
-    let mut chosen: BTreeMap<&str, &Value> = BTreeMap::new();
+pub fn service_env(pod_namespace: &str, enable_service_links: bool, services: &[Service]) -> Vec<(String, String)> {
+    let mut chosen: BTreeMap<&str, &Service> = BTreeMap::new();
     // Services sorted by (namespace, name) so that a (theoretical) variable clash between two
     // Services resolves the same way every time; upstream iterates a hash map.
-    let mut sorted: Vec<&Value> = services.iter().collect();
-    sorted.sort_by_key(|s| (object::namespace(s), object::name(s)));
+    let mut sorted: Vec<&Service> = services.iter().collect();
+    sorted.sort_by_key(|s| typed::key(&s.metadata));
     for svc in sorted {
-        if matches!(object::str_at(svc, &["spec", "clusterIP"]), None | Some("" | "None")) {
+        if matches!(cluster_ip(svc), "" | "None") {
             continue;
         }
-        let (ns, name) = (object::namespace(svc), object::name(svc));
+        let (ns, name) = typed::key(&svc.metadata);
         if ns == "default" && name == "kubernetes" {
             // The master service goes to everyone, unless the pod's namespace has its own.
             chosen.entry(name).or_insert(svc);
@@ -47,35 +46,39 @@ pub fn service_env(pod_namespace: &str, enable_service_links: bool, services: &[
     vars.into_iter().collect()
 }
 
+fn cluster_ip(svc: &Service) -> &str {
+    svc.spec.as_ref().and_then(|s| s.cluster_ip.as_deref()).unwrap_or("")
+}
+
 /// ENV-4: the variables of one Service, in kubelet's order.
-fn variables_of(svc: &Value) -> Vec<(String, String)> {
-    let prefix = env_name(object::name(svc));
-    let ip = object::str_at(svc, &["spec", "clusterIP"]).unwrap_or("");
+fn variables_of(svc: &Service) -> Vec<(String, String)> {
+    let prefix = env_name(typed::key(&svc.metadata).1);
+    let ip = cluster_ip(svc);
     // IPv6 addresses are bracketed in URLs (Go's net.JoinHostPort).
-    let host_port = |port: &Value| match ip.parse::<IpAddr>() {
+    let host_port = |port: i32| match ip.parse::<IpAddr>() {
         Ok(IpAddr::V6(_)) => format!("[{ip}]:{port}"),
         _ => format!("{ip}:{port}"),
     };
-    let ports = object::at(svc, &["spec", "ports"]).and_then(Value::as_array).map_or(&[][..], Vec::as_slice);
+    let ports = svc.spec.as_ref().and_then(|s| s.ports.as_deref()).unwrap_or_default();
     let mut out = vec![(format!("{prefix}_SERVICE_HOST"), ip.to_string())];
     // Validation requires ports on a Service with a cluster IP; without any there is nothing more.
     let Some(first) = ports.first() else { return out };
-    out.push((format!("{prefix}_SERVICE_PORT"), first["port"].to_string()));
+    out.push((format!("{prefix}_SERVICE_PORT"), first.port.to_string()));
     for p in ports {
-        if let Some(name) = p["name"].as_str().filter(|n| !n.is_empty()) {
-            out.push((format!("{prefix}_SERVICE_PORT_{}", env_name(name)), p["port"].to_string()));
+        if let Some(name) = p.name.as_deref().filter(|n| !n.is_empty()) {
+            out.push((format!("{prefix}_SERVICE_PORT_{}", env_name(name)), p.port.to_string()));
         }
     }
     for (i, p) in ports.iter().enumerate() {
-        let proto = p["protocol"].as_str().filter(|s| !s.is_empty()).unwrap_or("TCP");
+        let proto = p.protocol.as_deref().filter(|s| !s.is_empty()).unwrap_or("TCP");
         let (lower, upper) = (proto.to_lowercase(), proto.to_uppercase());
-        let url = format!("{lower}://{}", host_port(&p["port"]));
+        let url = format!("{lower}://{}", host_port(p.port));
         if i == 0 {
             out.push((format!("{prefix}_PORT"), url.clone()));
         }
-        let port_prefix = format!("{prefix}_PORT_{}_{upper}", p["port"]);
+        let port_prefix = format!("{prefix}_PORT_{}_{upper}", p.port);
         out.push((format!("{port_prefix}_PROTO"), lower));
-        out.push((format!("{port_prefix}_PORT"), p["port"].to_string()));
+        out.push((format!("{port_prefix}_PORT"), p.port.to_string()));
         out.push((format!("{port_prefix}_ADDR"), ip.to_string()));
         out.push((port_prefix, url));
     }
@@ -174,7 +177,12 @@ pub fn expand_command(argv: &[String], env: &[(String, String)]) -> Vec<String> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{json, Value};
+
+    /// [`super::service_env`] of Services written as JSON.
+    fn service_env(ns: &str, links: bool, services: &[Value]) -> Vec<(String, String)> {
+        super::service_env(ns, links, &typed::decode_all::<Service>(services))
+    }
 
     fn service(ns: &str, name: &str, ip: &str, ports: Value) -> Value {
         json!({"kind": "Service", "metadata": {"name": name, "namespace": ns}, "spec": {"clusterIP": ip, "ports": ports}})

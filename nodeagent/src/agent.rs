@@ -6,6 +6,7 @@
 use crate::sandbox;
 use anyhow::{bail, Context};
 use clap::Parser;
+use emu_api::typed::{self, Service};
 use emu_api::{naming, object};
 use emu_host::{cgroup, net};
 use emu_logic::cluster::{ClusterConfig, NodeConfig, Paths};
@@ -303,7 +304,7 @@ struct ServicesSeen {
     snapshot: Option<Arc<emu_proto::reflector::Cache>>,
     /// (namespace, name, resourceVersion) of each Service, to tell real changes apart.
     versions: Vec<(String, String, String)>,
-    services: Arc<Vec<Value>>,
+    services: Arc<Vec<Service>>,
 }
 
 impl ServicesSeen {
@@ -313,7 +314,7 @@ impl ServicesSeen {
             return false;
         }
         self.snapshot = Some(snap.objects.clone());
-        let services: Vec<Value> = snap.objects.values().filter(|v| object::kind(v) == "Service").map(|v| (**v).clone()).collect();
+        let services: Vec<&Arc<Value>> = snap.objects.values().filter(|v| object::kind(v) == "Service").collect();
         let versions: Vec<(String, String, String)> = services
             .iter()
             .map(|s| {
@@ -326,7 +327,9 @@ impl ServicesSeen {
             .collect();
         let changed = versions != self.versions;
         self.versions = versions;
-        self.services = Arc::new(services);
+        if changed {
+            self.services = Arc::new(typed::decode_all(services.into_iter().map(|s| &**s)));
+        }
         changed
     }
 }
@@ -365,7 +368,7 @@ async fn reconcile(
     agent: &Arc<Agent>,
     snap: &Snapshot,
     local: &Arc<std::sync::Mutex<Local>>,
-    services: &Arc<Vec<Value>>,
+    services: &Arc<Vec<Service>>,
     services_changed: bool,
     objects_changed: bool,
 ) {
@@ -532,12 +535,12 @@ async fn report(agent: &Agent, local: &std::sync::Mutex<Local>, pod: &Value, sta
 }
 
 /// The Service variables of a pod's containers (ENV-1..ENV-8), from the Services known now.
-fn service_env(pod: &Value, services: &[Value]) -> Vec<(String, String)> {
+fn service_env(pod: &Value, services: &[Service]) -> Vec<(String, String)> {
     let links = pod["spec"]["enableServiceLinks"].as_bool().unwrap_or(true);
     emu_logic::svcenv::service_env(object::namespace(pod), links, services)
 }
 
-async fn create_sandbox(agent: &Agent, pod: &Value, services: &[Value], objects: &reflector::Cache) -> anyhow::Result<()> {
+async fn create_sandbox(agent: &Agent, pod: &Value, services: &[Service], objects: &reflector::Cache) -> anyhow::Result<()> {
     let uid = object::uid(pod);
     let name = object::name(pod);
     let ip: Ipv4Addr =

@@ -1,11 +1,10 @@
 //! The proxy's model of one node's view of the cluster, built from Service and EndpointSlice
 //! objects, and the choice of which endpoints take traffic.
 
-use emu_api::object;
-use emu_api::syntax;
+use emu_api::typed::{self, EndpointSlice, Service};
+use emu_api::{object, syntax};
 use emu_logic::ipam::Ipv4Cidr;
 use serde_json::Value;
-use std::borrow::Borrow;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::net::Ipv4Addr;
@@ -167,32 +166,28 @@ pub fn input_from_objects(
     services: &[Value],
     slices: &[Value],
 ) -> ProxyInput {
-    let by_service = slices_by_service(slices);
+    let slices: Vec<EndpointSlice> = typed::decode_all(slices);
+    let mut by_service: BTreeMap<(&str, &str), Vec<&EndpointSlice>> = BTreeMap::new();
+    for slice in &slices {
+        if let Some(owner) = slice_owner(slice) {
+            by_service.entry(owner).or_default().push(slice);
+        }
+    }
+    for list in by_service.values_mut() {
+        list.sort_by_key(|s| s.metadata.name.as_deref());
+    }
+    let services: Vec<Service> = typed::decode_all(services);
     let models = services.iter().filter_map(|svc| {
-        let slices = by_service.get(&(object::namespace(svc), object::name(svc))).map(Vec::as_slice).unwrap_or_default();
+        let slices = by_service.get(&typed::key(&svc.metadata)).map(Vec::as_slice).unwrap_or_default();
         service_model(svc, slices)
     });
     proxy_input(node_name, cluster_pod_cidr, service_cidr, models.collect())
 }
 
-/// The IPv4 slices by (namespace, service), in name order so that merging duplicates is
-/// deterministic.
-fn slices_by_service<'a, T: Borrow<Value>>(slices: impl IntoIterator<Item = &'a T>) -> BTreeMap<(&'a str, &'a str), Vec<&'a T>> {
-    let mut by_service: BTreeMap<(&str, &str), Vec<&T>> = BTreeMap::new();
-    for slice in slices {
-        let v: &Value = slice.borrow();
-        let Some(svc) = object::str_at(v, &["metadata", "labels", LABEL_SERVICE_NAME]) else {
-            continue;
-        };
-        if !matches!(object::str_at(v, &["addressType"]), None | Some("IPv4")) {
-            continue;
-        }
-        by_service.entry((object::namespace(v), svc)).or_default().push(slice);
-    }
-    for list in by_service.values_mut() {
-        list.sort_by_key(|s| object::name((*s).borrow()));
-    }
-    by_service
+/// The (namespace, Service) an IPv4 slice belongs to (EP-4, SVC-18).
+fn slice_owner(slice: &EndpointSlice) -> Option<(&str, &str)> {
+    let service = typed::labels(&slice.metadata).get(LABEL_SERVICE_NAME)?;
+    matches!(slice.address_type.as_str(), "" | "IPv4").then(|| (typed::key(&slice.metadata).0, service.as_str()))
 }
 
 fn proxy_input(node_name: &str, cluster_pod_cidr: Ipv4Cidr, service_cidr: Ipv4Cidr, mut models: Vec<ServiceModel>) -> ProxyInput {
@@ -215,8 +210,12 @@ pub struct ModelCache {
     remodelled: usize,
 }
 
-/// A slice object and the (namespace, Service) it belongs to, if it is an IPv4 slice of one.
-type SliceOwner = (Arc<Value>, Option<(String, String)>);
+/// A slice object, decoded, and the (namespace, Service) it belongs to, if it is an IPv4 slice
+/// of one.
+type SliceOwner = (Arc<Value>, Arc<EndpointSlice>, Option<(String, String)>);
+
+/// A slice object of the snapshot and its decoding.
+type SliceRef<'a> = (&'a Arc<Value>, &'a EndpointSlice);
 
 struct CachedModel {
     service: Arc<Value>,
@@ -241,26 +240,24 @@ impl ModelCache {
         let mut owners = HashMap::with_capacity(self.slice_owners.len());
         for slice in slices {
             let owner = self.slice_owners.remove(&address(slice)).unwrap_or_else(|| {
-                let v: &Value = slice;
-                let owner = object::str_at(v, &["metadata", "labels", LABEL_SERVICE_NAME])
-                    .filter(|_| matches!(object::str_at(v, &["addressType"]), None | Some("IPv4")))
-                    .map(|svc| (object::namespace(v).to_string(), svc.to_string()));
-                (Arc::clone(slice), owner)
+                let decoded: EndpointSlice = typed::decode(slice).unwrap_or_default();
+                let owner = slice_owner(&decoded).map(|(ns, svc)| (ns.to_string(), svc.to_string()));
+                (Arc::clone(slice), Arc::new(decoded), owner)
             });
             owners.insert(address(slice), owner);
         }
         self.slice_owners = owners;
         // Slices by (namespace, Service), in name order so that merging duplicates is
         // deterministic.
-        let mut by_service: HashMap<(&str, &str), Vec<&Arc<Value>>> = HashMap::new();
-        for (slice, owner) in self.slice_owners.values() {
+        let mut by_service: HashMap<(&str, &str), Vec<SliceRef>> = HashMap::new();
+        for (slice, decoded, owner) in self.slice_owners.values() {
             if let Some((ns, svc)) = owner {
-                by_service.entry((ns, svc)).or_default().push(slice);
+                by_service.entry((ns, svc)).or_default().push((slice, decoded));
             }
         }
         for list in by_service.values_mut() {
             if list.len() > 1 {
-                list.sort_by_key(|s| object::name(s));
+                list.sort_by_key(|(_, s)| s.metadata.name.as_deref());
             }
         }
 
@@ -268,18 +265,18 @@ impl ModelCache {
         let mut models = Vec::with_capacity(self.services.len());
         self.remodelled = 0;
         for svc in services {
-            let slices: &[&Arc<Value>] =
-                by_service.get(&(object::namespace(svc), object::name(svc))).map(Vec::as_slice).unwrap_or_default();
-            let unchanged = |c: &CachedModel| c.slices.len() == slices.len() && c.slices.iter().zip(slices).all(|(a, b)| Arc::ptr_eq(a, b));
+            let slices: &[SliceRef] = by_service.get(&(object::namespace(svc), object::name(svc))).map(Vec::as_slice).unwrap_or_default();
+            let unchanged =
+                |c: &CachedModel| c.slices.len() == slices.len() && c.slices.iter().zip(slices).all(|(a, (b, _))| Arc::ptr_eq(a, b));
             let entry = match self.services.remove(&address(svc)).filter(unchanged) {
                 Some(entry) => entry,
                 None => {
                     self.remodelled += 1;
-                    let values: Vec<&Value> = slices.iter().map(|s| s.as_ref()).collect();
+                    let decoded: Vec<&EndpointSlice> = slices.iter().map(|(_, s)| *s).collect();
                     CachedModel {
-                        model: service_model(svc, &values),
+                        model: typed::decode::<Service>(svc).ok().and_then(|s| service_model(&s, &decoded)),
                         service: Arc::clone(svc),
-                        slices: slices.iter().map(|s| Arc::clone(s)).collect(),
+                        slices: slices.iter().map(|(s, _)| Arc::clone(s)).collect(),
                     }
                 }
             };
@@ -296,49 +293,48 @@ impl ModelCache {
     }
 }
 
-fn service_model(svc: &Value, slices: &[&Value]) -> Option<ServiceModel> {
-    let (namespace, name) = (object::namespace(svc), object::name(svc));
+/// The model of one admitted Service: every port it has is in the model (admission decoded and
+/// validated them; nothing here is parsed or dropped), with the endpoints of the slices of the
+/// same port name and protocol.
+fn service_model(svc: &Service, slices: &[&EndpointSlice]) -> Option<ServiceModel> {
+    let (namespace, name) = typed::key(&svc.metadata);
     // Chain names embed these (render.rs); anything else could break the nft script.
     if !syntax::dns1123_label_errors(namespace).is_empty() || !syntax::dns1123_label_errors(name).is_empty() {
         return None;
     }
-    let spec = svc.get("spec")?;
-    let service_type = object::str_at(spec, &["type"]).unwrap_or("ClusterIP");
+    let spec = svc.spec.as_ref()?;
+    let service_type = spec.type_.as_deref().unwrap_or("ClusterIP");
     if !matches!(service_type, "ClusterIP" | "NodePort" | "LoadBalancer") {
         return None;
     }
     let exposed = service_type != "ClusterIP";
     // "None" (headless), "" and IPv6 addresses all fail to parse: no VIP to program.
-    let cluster_ip: Ipv4Addr = object::str_at(spec, &["clusterIP"])?.parse().ok()?;
-    let affinity_timeout = (object::str_at(spec, &["sessionAffinity"]) == Some("ClientIP")).then(|| {
-        object::at(spec, &["sessionAffinityConfig", "clientIP", "timeoutSeconds"])
-            .and_then(Value::as_u64)
-            .and_then(|t| u32::try_from(t).ok())
-            .filter(|&t| t > 0)
-            .unwrap_or(DEFAULT_AFFINITY_TIMEOUT)
+    let cluster_ip: Ipv4Addr = spec.cluster_ip.as_deref()?.parse().ok()?;
+    let affinity_timeout = (spec.session_affinity.as_deref() == Some("ClientIP")).then(|| {
+        let config = spec.session_affinity_config.as_ref().and_then(|c| c.client_ip.as_ref());
+        config.and_then(|c| c.timeout_seconds).and_then(|t| u32::try_from(t).ok()).filter(|&t| t > 0).unwrap_or(DEFAULT_AFFINITY_TIMEOUT)
     });
-    let internal_local = object::str_at(spec, &["internalTrafficPolicy"]) == Some("Local");
+    let internal_local = spec.internal_traffic_policy.as_deref() == Some("Local");
     // Protocol and port identify a Service port (validation forbids duplicates; a duplicate
     // here would name one chain twice).
     let mut seen = std::collections::BTreeSet::new();
     let ports = spec
-        .get("ports")
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or_default()
+        .ports
         .iter()
+        .flatten()
         .filter_map(|p| {
-            let name = object::str_at(p, &["name"]).unwrap_or("").to_string();
-            let protocol = Protocol::from_k8s(object::str_at(p, &["protocol"]))?;
-            let port = p.get("port").and_then(Value::as_u64).and_then(|n| u16::try_from(n).ok())?;
+            let name = p.name.clone().unwrap_or_default();
+            let protocol = Protocol::from_k8s(p.protocol.as_deref())?;
+            let port = u16::try_from(p.port).ok()?;
             if !seen.insert((protocol, port)) {
                 return None;
             }
-            let node_port = p.get("nodePort").and_then(Value::as_u64).and_then(|n| u16::try_from(n).ok()).filter(|&n| exposed && n > 0);
+            let node_port = p.node_port.and_then(|n| u16::try_from(n).ok()).filter(|&n| exposed && n > 0);
             let endpoints = port_endpoints(slices, &name, protocol);
             Some(PortModel { name, protocol, port, node_port, endpoints })
         })
         .collect();
+    let ingress = svc.status.as_ref().and_then(|s| s.load_balancer.as_ref()).and_then(|lb| lb.ingress.as_ref());
     Some(ServiceModel {
         namespace: namespace.to_string(),
         name: name.to_string(),
@@ -346,18 +342,17 @@ fn service_model(svc: &Value, slices: &[&Value]) -> Option<ServiceModel> {
         affinity_timeout,
         internal_local,
         ports,
-        external_local: exposed && object::str_at(spec, &["externalTrafficPolicy"]) == Some("Local"),
-        health_check_node_port: object::at(spec, &["healthCheckNodePort"])
-            .and_then(Value::as_u64)
+        external_local: exposed && spec.external_traffic_policy.as_deref() == Some("Local"),
+        health_check_node_port: spec
+            .health_check_node_port
             .and_then(|n| u16::try_from(n).ok())
             .filter(|&n| n > 0 && service_type == "LoadBalancer"),
         load_balancer_ips: if service_type == "LoadBalancer" {
-            object::at(svc, &["status", "loadBalancer", "ingress"])
-                .and_then(Value::as_array)
+            ingress
                 .into_iter()
                 .flatten()
-                .filter(|i| i["ipMode"].as_str().is_none_or(|m| m == "VIP"))
-                .filter_map(|i| i["ip"].as_str()?.parse().ok())
+                .filter(|i| i.ip_mode.as_deref().is_none_or(|m| m == "VIP"))
+                .filter_map(|i| i.ip.as_deref()?.parse().ok())
                 .collect()
         } else {
             Vec::new()
@@ -366,34 +361,29 @@ fn service_model(svc: &Value, slices: &[&Value]) -> Option<ServiceModel> {
 }
 
 /// The endpoints of one Service port across its slices, one per IP:port.
-fn port_endpoints(slices: &[&Value], port_name: &str, protocol: Protocol) -> Vec<EndpointModel> {
+fn port_endpoints(slices: &[&EndpointSlice], port_name: &str, protocol: Protocol) -> Vec<EndpointModel> {
     let mut found: BTreeMap<(Ipv4Addr, u16), EndpointModel> = BTreeMap::new();
     for slice in slices {
-        let slice_ports = slice.get("ports").and_then(Value::as_array);
-        let Some(port) = slice_ports.into_iter().flatten().find_map(|p| {
-            let same = object::str_at(p, &["name"]).unwrap_or("") == port_name
-                && Protocol::from_k8s(object::str_at(p, &["protocol"])) == Some(protocol);
-            same.then(|| p.get("port")?.as_u64().and_then(|n| u16::try_from(n).ok()))?
+        let Some(port) = slice.ports.iter().flatten().find_map(|p| {
+            let same = p.name.as_deref().unwrap_or("") == port_name && Protocol::from_k8s(p.protocol.as_deref()) == Some(protocol);
+            same.then(|| p.port.and_then(|n| u16::try_from(n).ok()))?
         }) else {
             continue;
         };
-        let endpoints = slice.get("endpoints").and_then(Value::as_array);
-        for ep in endpoints.into_iter().flatten() {
+        for ep in &slice.endpoints {
             // Consumers use the first address only (the API allows exactly one today).
-            let Some(ip) =
-                object::at(ep, &["addresses"]).and_then(|a| a.get(0)).and_then(Value::as_str).and_then(|s| s.parse::<Ipv4Addr>().ok())
-            else {
+            let Some(ip) = ep.addresses.first().and_then(|s| s.parse::<Ipv4Addr>().ok()) else {
                 continue;
             };
             // EndpointConditions: nil ready/serving mean true, nil terminating means false.
-            let cond = |k: &str, absent: bool| object::at(ep, &["conditions", k]).and_then(Value::as_bool).unwrap_or(absent);
+            let cond = ep.conditions.clone().unwrap_or_default();
             let model = EndpointModel {
                 ip,
                 port,
-                node_name: object::str_at(ep, &["nodeName"]).filter(|n| !n.is_empty()).map(str::to_string),
-                ready: cond("ready", true),
-                serving: cond("serving", true),
-                terminating: cond("terminating", false),
+                node_name: ep.node_name.clone().filter(|n| !n.is_empty()),
+                ready: cond.ready.unwrap_or(true),
+                serving: cond.serving.unwrap_or(true),
+                terminating: cond.terminating.unwrap_or(false),
             };
             // The same endpoint in two slices (a slice being rewritten): keep the more usable.
             let rank = |e: &EndpointModel| (e.ready, e.serving, !e.terminating);

@@ -1,6 +1,47 @@
 use super::*;
 use serde_json::json;
 
+// The functions under test with the Service (and its ports) written as JSON, decoded on the way
+// in, so that each case reads as the objects it stands for.
+fn typed_svc(svc: &Value) -> Service {
+    typed::decode(svc).unwrap()
+}
+
+fn desired_endpoints<P: Borrow<Value>>(svc: &Value, pods: &[P], now: &str) -> Option<Value> {
+    super::desired_endpoints(&typed_svc(svc), pods, now)
+}
+
+fn desired_slices<P: Borrow<Value>, S: Borrow<Value>>(
+    svc: &Value,
+    pods: &[P],
+    existing: &[S],
+    now: &str,
+    entropy: &mut dyn FnMut() -> [u8; 5],
+) -> SliceChanges {
+    super::desired_slices(&typed_svc(svc), pods, existing, now, entropy)
+}
+
+fn mirrored_slices<S: Borrow<Value>>(
+    svc: Option<&Value>,
+    endpoints: Option<&Value>,
+    existing: &[S],
+    entropy: &mut dyn FnMut() -> [u8; 5],
+) -> SliceChanges {
+    super::mirrored_slices(svc.map(typed_svc).as_ref(), endpoints, existing, entropy)
+}
+
+fn mirrored_slice(svc: &Value, endpoints: &Value, existing: Option<&Value>, entropy: &mut dyn FnMut() -> [u8; 5]) -> Option<Value> {
+    super::mirrored_slice(&typed_svc(svc), endpoints, existing, entropy)
+}
+
+fn selects(svc: &Value, pod_labels: &BTreeMap<String, String>) -> bool {
+    super::selects(&typed_svc(svc), pod_labels)
+}
+
+fn resolve_target_port(pod: &Value, port: &Value) -> Option<u16> {
+    super::resolve_target_port(pod, &typed::decode(port).unwrap())
+}
+
 /// No pods, or no slices.
 const NONE: &[Value] = &[];
 const NOW: &str = "2026-11-22T04:00:00Z";
