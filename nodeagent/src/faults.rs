@@ -1,68 +1,101 @@
 //! The faults of one node (issue 7), applied by its agent from the Fault objects: impairments of
 //! the node's link (its `eth0`) and of its pods' links (their `eth0`, in the pods' own
 //! namespaces), each in both directions through the link emulator, the partition table, and the
-//! link going down. Level-triggered: every change (and every few seconds) compares what the faults
-//! want with what was applied; a fault deleted is reverted, and a restarted agent starts from a
-//! clean state. The agent's own traffic to the controller goes over a Unix socket, so no fault
-//! cuts it off from the API.
+//! link going down. Level-triggered: every change (and every few seconds) plans what the faults
+//! want ([`emu_dataplane::faults::fault_plan`], a pure function) and carries out what differs from
+//! what was applied; a fault deleted is reverted, a pass that failed is retried after a back-off,
+//! and a restarted agent starts from a clean state. The agent's own traffic to the controller goes
+//! over a Unix socket, so no fault cuts it off from the API.
 //!
 //! The agent reports on each Fault that concerns its node, so that `emu fault` can return once a
 //! fault is in effect (or reverted): it puts its finalizer on before applying the fault, writes
 //! its entry of `status.appliedOn` once the fault's rules are in place, and takes both off once it
 //! has reverted a fault that is deleted (which the finalizer keeps, Terminating, until then).
+//!
+//! The [`Reconciler`]'s side effects are the [`FaultHost`]'s traits: the real `nft`,
+//! `iptables-restore`, netlink and link emulator, or the recording fakes in the unit tests below.
 
-use crate::linkemu::{QueueConfig, COPY_MARK, DNAT_BIT, REPLY_BIT, SNAT_BIT, UNTRACKED_MARK};
+use crate::linkemu::QueueSetter;
+use crate::trigger::{Backoff, Trigger};
 use emu_api::fault::{self as fault_object, FaultSpec, Target};
 use emu_api::{naming, object};
-use emu_dataplane::faults as fault_rules;
+use emu_dataplane::faults::{self as fault_rules, Achieved, FaultInputs, FaultPlan, IptablesRules, LocalPod, Needs, LINK};
+use emu_host::iptables::IptablesRunner;
+use emu_host::net::{Links, Namespaces, Routes};
+use emu_host::nft::NftRunner;
 use emu_logic::cluster::{ClusterConfig, NodeConfig};
 use emu_logic::faults;
 use emu_proto::reflector::{self, Snapshot};
 use serde_json::Value;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-#[derive(Default)]
-struct Applied {
-    partition: Option<String>,
-    /// The `mangle` rules sending links' packets to the link emulator, by namespace (None: the
-    /// node's; a pod's by name).
-    queue_rules: BTreeMap<Option<String>, Vec<String>>,
-    link_down: Option<bool>,
+/// How often the faults are reconciled without a change.
+pub const PERIOD: Duration = Duration::from_secs(5);
+/// The retry after a pass that failed to apply or revert something: 0.5 s, doubling up to the
+/// period while passes keep failing.
+pub const RETRY: Backoff = Backoff::new(Duration::from_millis(500), PERIOD);
+
+/// The fault reconciler's side effects on the node.
+#[derive(Clone)]
+pub struct FaultHost {
+    /// The partition table (in the agent's namespace: its node's).
+    pub nft: Arc<dyn NftRunner>,
+    /// The queue rules, in the node's namespace and in pods'.
+    pub iptables: Arc<dyn IptablesRunner>,
+    /// The node's link.
+    pub links: Arc<dyn Links>,
+    /// The node's routes, put back when its link comes up.
+    pub routes: Arc<dyn Routes>,
+    /// Whether a pod's namespace exists yet.
+    pub namespaces: Arc<dyn Namespaces>,
+    /// The link emulator.
+    pub queues: Arc<dyn QueueSetter>,
 }
 
-/// The queues of the node's own link (out, in) and the first of its pods' links.
-const NODE_QUEUE: u16 = 100;
-const POD_QUEUES: u16 = 200;
+impl FaultHost {
+    /// The real ones for the node whose namespace is `node_ns` (the agent lives in it); starts
+    /// the link emulator's thread.
+    pub fn real(node_ns: &Path) -> FaultHost {
+        let net = Arc::new(emu_host::net::RealNet::new(node_ns));
+        FaultHost {
+            nft: Arc::new(emu_host::nft::RealNft::new()),
+            iptables: Arc::new(emu_host::iptables::RealIptables),
+            links: net.clone(),
+            routes: net,
+            namespaces: Arc::new(emu_host::net::NamedNamespaces),
+            queues: Arc::new(crate::linkemu::LinkEmulator::start()),
+        }
+    }
+}
 
 /// Runs forever in the agent.
 pub async fn run(cluster: ClusterConfig, node: NodeConfig, socket: PathBuf) {
-    let (tx, mut rx) = tokio::sync::watch::channel(Snapshot::default());
+    let (tx, rx) = tokio::sync::watch::channel(Snapshot::default());
     let kinds = ["Fault", "Node", "Pod"].map(String::from).to_vec();
     tokio::spawn(reflector::run(socket.clone(), kinds, node.name.clone(), tx));
-    let nft: Arc<dyn emu_host::nft::NftRunner> = Arc::new(emu_host::nft::RealNft::new());
-    let mut applied = Applied::default();
     let node_ns = emu_host::net::netns_path(&naming::netns_node(&cluster.name, &node.name));
-    let emulator = crate::linkemu::LinkEmulator::start();
+    let mut reconciler = Reconciler::new(&cluster.name, &node.name, &cluster.service_cidr, FaultHost::real(&node_ns));
     let mut client: Option<Client> = None;
     // When this agent applied each fault in effect (by uid), for its status entries.
     let mut since: BTreeMap<String, String> = BTreeMap::new();
+    let mut trigger = Trigger::new(rx, PERIOD, RETRY);
     loop {
-        let snap = rx.borrow_and_update().clone();
+        let snap = trigger.latest();
+        let mut ok = true;
         if snap.synced {
             if client.is_none() {
                 client =
                     emu_proto::connect_unix(&socket).await.map_err(|e| tracing::warn!(error = %e, "connecting to the controller")).ok();
             }
             if let Some(c) = client.as_mut() {
-                sync(&cluster, &node, &snap, c, &nft, &node_ns, &emulator, &mut applied, &mut since).await;
+                ok = sync(&cluster, &node, &snap, c, &mut reconciler, &mut since).await;
             }
         }
-        tokio::select! {
-            r = rx.changed() => if r.is_err() { return },
-            _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+        if !trigger.wait(ok).await {
+            return;
         }
     }
 }
@@ -71,19 +104,16 @@ pub async fn run(cluster: ClusterConfig, node: NodeConfig, socket: PathBuf) {
 pub type Client = emu_proto::api_client::ApiClient<tonic::transport::Channel>;
 
 /// One pass: hold the faults that concern the node (finalizer first), apply exactly those, then
-/// report where each stands (status entry, finalizer off once reverted).
-#[allow(clippy::too_many_arguments)]
+/// report where each stands (status entry, finalizer off once reverted). False when applying or
+/// reverting something failed (the pass is then retried after a back-off).
 async fn sync(
     cluster: &ClusterConfig,
     node: &NodeConfig,
     snap: &Snapshot,
     client: &mut Client,
-    nft: &Arc<dyn emu_host::nft::NftRunner>,
-    node_ns: &Path,
-    emulator: &crate::linkemu::LinkEmulator,
-    applied: &mut Applied,
+    reconciler: &mut Reconciler,
     since: &mut BTreeMap<String, String>,
-) {
+) -> bool {
     let node_names: Vec<String> = cluster.nodes.iter().map(|n| n.name.clone()).collect();
     // An invalid fault is applied nowhere (and let go, should this agent hold it).
     let mut list: Vec<(Value, Option<FaultSpec>)> = snap
@@ -130,7 +160,7 @@ async fn sync(
         .filter(|(f, _)| held.iter().any(|u| u == object::uid(f)))
         .filter_map(|(f, spec)| Some((object::name(f).to_string(), spec.clone()?)))
         .collect();
-    let outcome = reconcile(cluster, node, snap, &specs, nft, node_ns, emulator, applied).await;
+    let outcome = reconciler.pass(snap, &specs).await;
 
     let now = faults::micro_time(std::time::SystemTime::now());
     since.retain(|uid, _| held.contains(uid));
@@ -153,6 +183,7 @@ async fn sync(
             write_back(client, &fault, Part::Object, |f| faults::with_finalizer(f, me, false)).await;
         }
     }
+    outcome.reverted
 }
 
 /// What [`write_back`] writes of a Fault.
@@ -205,26 +236,172 @@ pub async fn write_back(client: &mut Client, fault: &Value, how: Part, edit: imp
 
 /// What a pass achieved: the faults whose rules are in place, and whether nothing failed (so
 /// that nothing a deleted fault wanted is left).
-struct Outcome {
-    in_effect: std::collections::BTreeSet<String>,
-    reverted: bool,
+pub struct Outcome {
+    pub in_effect: BTreeSet<String>,
+    pub reverted: bool,
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn reconcile(
-    cluster: &ClusterConfig,
-    node: &NodeConfig,
-    snap: &Snapshot,
-    specs: &[(String, FaultSpec)],
-    nft: &Arc<dyn emu_host::nft::NftRunner>,
-    node_ns: &Path,
-    emulator: &crate::linkemu::LinkEmulator,
-    applied: &mut Applied,
-) -> Outcome {
-    let mut outcome = Outcome { in_effect: Default::default(), reverted: true };
-    // The partition table: every node's InternalIP and pod CIDR by name.
-    let addresses: BTreeMap<String, Vec<String>> = snap
-        .objects
+/// What the reconciler has applied, to diff the next plan with.
+#[derive(Default)]
+struct Applied {
+    partition: Option<String>,
+    /// The iptables rules of each namespace (None: the node's; a pod's by name).
+    iptables: BTreeMap<Option<String>, IptablesRules>,
+    link_down: Option<bool>,
+}
+
+/// Carries out the fault plan of one node, pass after pass, remembering what it applied.
+pub struct Reconciler {
+    cluster: String,
+    node: String,
+    service_cidr: String,
+    host: FaultHost,
+    applied: Applied,
+}
+
+impl Reconciler {
+    /// For node `node` of cluster `cluster` (whose Services are in `service_cidr`), nothing
+    /// applied yet.
+    pub fn new(cluster: &str, node: &str, service_cidr: &str, host: FaultHost) -> Reconciler {
+        Reconciler { cluster: cluster.into(), node: node.into(), service_cidr: service_cidr.into(), host, applied: Applied::default() }
+    }
+
+    /// One pass: plans `faults` (those this agent holds, by name) with the Nodes and this node's
+    /// Pods of `snap`, carries out what differs from what was applied, and says which faults
+    /// are in effect.
+    pub async fn pass(&mut self, snap: &Snapshot, faults: &[(String, FaultSpec)]) -> Outcome {
+        let addresses = node_addresses(snap);
+        let pods = self.local_pods(snap, faults);
+        let plan = fault_rules::fault_plan(&FaultInputs { node: &self.node, faults, addresses: &addresses, pods: &pods });
+        let mut achieved = Achieved { partition: self.partition(&plan).await, ..Default::default() };
+        // The emulator knows a queue before packets are sent to it: the rules come once it has
+        // bound its queues (until then they would let packets pass unimpaired).
+        achieved.bound = bound_queues(self.host.queues.as_ref(), self.host.queues.set(plan.queues.clone())).await;
+        let rules_ok = self.iptables(&plan).await;
+        achieved.iptables =
+            plan.iptables.iter().filter(|(n, r)| self.applied.iptables.get(*n) == Some(r)).map(|(n, _)| n.clone()).collect();
+        achieved.link = self.link(&plan, snap).await;
+        Outcome { in_effect: fault_rules::in_effect(&plan, &achieved), reverted: achieved.partition && rules_ok && achieved.link }
+    }
+
+    /// This node's pods whose links the faults impair and whose namespaces exist (a pod whose
+    /// sandbox is not there yet gets its rules on a later pass).
+    fn local_pods(&self, snap: &Snapshot, faults: &[(String, FaultSpec)]) -> Vec<LocalPod> {
+        let targets: BTreeSet<(&str, &str)> = faults
+            .iter()
+            .filter_map(|(_, spec)| match spec {
+                FaultSpec::Netem { target: Target::Pod { namespace, name }, .. } => Some((namespace.as_str(), name.as_str())),
+                _ => None,
+            })
+            .collect();
+        snap.objects
+            .values()
+            .filter(|p| object::kind(p) == "Pod" && object::str_at(p, &["spec", "nodeName"]) == Some(self.node.as_str()))
+            .filter(|p| targets.contains(&(object::namespace(p), object::name(p))))
+            .map(|p| LocalPod {
+                namespace: object::namespace(p).into(),
+                name: object::name(p).into(),
+                netns: naming::netns_pod(&self.cluster, object::uid(p)),
+            })
+            .filter(|p| self.host.namespaces.exists(&p.netns))
+            .collect()
+    }
+
+    /// The partition table as planned; whether it is in place.
+    async fn partition(&mut self, plan: &FaultPlan) -> bool {
+        let script = &plan.partition_script;
+        if self.applied.partition.as_ref() == Some(script) {
+            return true;
+        }
+        let (nft, text) = (self.host.nft.clone(), script.clone());
+        match blocking(move || nft.apply(&text)).await {
+            Ok(()) => {
+                tracing::info!(partitions = plan.needs.values().filter(|n| **n == Needs::Partition).count(), "partition rules applied");
+                self.applied.partition = Some(script.clone());
+                true
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "applying the partition rules failed");
+                false
+            }
+        }
+    }
+
+    /// Each namespace's iptables rules as planned: namespaces that had rules and have none now
+    /// are emptied (a pod's that is gone is forgotten). Whether every restore succeeded.
+    async fn iptables(&mut self, plan: &FaultPlan) -> bool {
+        let mut wanted = plan.iptables.clone();
+        for netns in self.applied.iptables.keys() {
+            wanted.entry(netns.clone()).or_default();
+        }
+        let mut ok = true;
+        for (netns, rules) in wanted {
+            if self.applied.iptables.get(&netns) == Some(&rules) {
+                continue;
+            }
+            if netns.as_ref().is_some_and(|name| rules.is_empty() && !self.host.namespaces.exists(name)) {
+                self.applied.iptables.remove(&netns);
+                continue;
+            }
+            let (runner, name, input) = (self.host.iptables.clone(), netns.clone(), rules.restore_input());
+            match blocking(move || runner.restore(name.as_deref(), &input)).await {
+                Ok(()) => {
+                    tracing::info!(netns = ?netns, rules = ?rules.mangle, "link impairments set");
+                    if rules.is_empty() && netns.is_some() {
+                        self.applied.iptables.remove(&netns);
+                    } else {
+                        self.applied.iptables.insert(netns, rules);
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(netns = ?netns, error = %e, "setting link impairments failed");
+                    ok = false;
+                }
+            }
+        }
+        ok
+    }
+
+    /// The node's link down or up as planned; whether it is.
+    async fn link(&mut self, plan: &FaultPlan, snap: &Snapshot) -> bool {
+        let down = plan.link_down;
+        // At the agent's start (nothing applied yet) a link that is up is left alone: its routes
+        // are the route syncer's, and this snapshot may not list every node yet (putting routes
+        // back from it would delete the others'). Only a link an earlier agent left down is raised.
+        let change = match self.applied.link_down {
+            Some(prev) => prev != down,
+            None => down || !self.host.links.is_up(LINK).await.unwrap_or(true),
+        };
+        if !change {
+            self.applied.link_down = Some(down);
+        } else {
+            match self.set_link(down, snap).await {
+                Ok(()) => {
+                    tracing::info!(down, "node link set");
+                    self.applied.link_down = Some(down);
+                }
+                Err(e) => tracing::warn!(error = %format!("{e:#}"), "setting the node's link failed"),
+            }
+        }
+        self.applied.link_down == Some(down)
+    }
+
+    /// Takes the node's `eth0` down or up. The kernel drops the routes through a link that goes
+    /// down, so bringing it up puts back the node's routes to the service CIDR and to the other
+    /// nodes' pods.
+    async fn set_link(&self, down: bool, snap: &Snapshot) -> anyhow::Result<()> {
+        self.host.links.set_up(LINK, !down).await?;
+        if down {
+            return Ok(());
+        }
+        let nodes = snap.objects.values().map(|n| n.as_ref());
+        crate::routes::restore_routes_with(self.host.routes.as_ref(), &self.service_cidr, nodes, &self.node).await
+    }
+}
+
+/// Every node's InternalIP and pod CIDR by name, for the partition table.
+fn node_addresses(snap: &Snapshot) -> BTreeMap<String, Vec<String>> {
+    snap.objects
         .values()
         .filter(|v| object::kind(v) == "Node")
         .map(|n| {
@@ -238,168 +415,20 @@ async fn reconcile(
             list.extend(object::str_at(n, &["spec", "podCIDR"]).map(str::to_string));
             (object::name(n).to_string(), list)
         })
-        .collect();
-    let script = fault_rules::partition_script(specs, &addresses);
-    let mut partitioned = applied.partition.as_deref() == Some(script.as_str());
-    if !partitioned {
-        let (runner, text) = (nft.clone(), script.clone());
-        match tokio::task::spawn_blocking(move || runner.apply(&text)).await {
-            Ok(Ok(())) => {
-                tracing::info!(
-                    partitions = specs.iter().filter(|(_, s)| matches!(s, FaultSpec::Partition { .. })).count(),
-                    "partition rules applied"
-                );
-                applied.partition = Some(script);
-                partitioned = true;
-            }
-            Ok(Err(e)) => tracing::warn!(error = %e, "applying the partition rules failed"),
-            Err(e) => tracing::warn!(error = %e, "applying the partition rules failed"),
-        }
-    }
-    outcome.reverted &= partitioned;
-    for (name, spec) in specs {
-        if partitioned && matches!(spec, FaultSpec::Partition { .. }) {
-            outcome.in_effect.insert(name.clone());
-        }
-    }
+        .collect()
+}
 
-    // Link impairments: the node's link (its eth0) and its pods' links (their eth0, in the
-    // pods' namespaces), each direction to a queue of the link emulator.
-    let by_target = fault_rules::netem_by_target(specs);
-    // The namespace whose rules carry each target's impairments (None: the node's), and its
-    // first queue (out; in is the next).
-    let mut queued: Vec<(Target, Option<String>, u16)> = Vec::new();
-    let mut queues: BTreeMap<u16, QueueConfig> = BTreeMap::new();
-    // The mangle rules of each namespace: None for the node's, else a pod's namespace name.
-    let mut rules: BTreeMap<Option<String>, Vec<String>> = BTreeMap::new();
-    let mut queue_link = |netns: Option<String>, q: u16, netem: &emu_api::fault::Netem| {
-        let dev = emu_host::net::ETH0;
-        let list = rules.entry(netns.clone()).or_default();
-        // The emulator's own duplicates pass (they were queued once already).
-        let copies = format!("-m mark --mark {COPY_MARK:#x}/{COPY_MARK:#x} -j RETURN");
-        list.push(format!("-A POSTROUTING {copies}"));
-        list.push(format!("-A PREROUTING {copies}"));
-        // Leaving through `dev`, and arriving through it. What conntrack knows of a packet
-        // leaving the node tells the emulator how to copy it (see crate::linkemu); a pod
-        // translates nothing.
-        if netem.duplicate.is_some() && netns.is_none() {
-            for (matched, bit) in [("--ctstate DNAT", DNAT_BIT), ("--ctstate SNAT", SNAT_BIT), ("--ctdir REPLY", REPLY_BIT)] {
-                list.push(format!("-A POSTROUTING -o {dev} -m conntrack {matched} -j MARK --or-mark {bit:#x}"));
-            }
-        }
-        list.push(format!("-A POSTROUTING -o {dev} -j NFQUEUE --queue-num {q} --queue-bypass"));
-        list.push(format!("-A PREROUTING -i {dev} -j NFQUEUE --queue-num {} --queue-bypass", q + 1));
-        let netns = netns.map(|n| emu_host::net::netns_path(&n));
-        queues.insert(q, QueueConfig { netem: netem.clone(), leaving: true, netns: netns.clone() });
-        queues.insert(q + 1, QueueConfig { netem: netem.clone(), leaving: false, netns });
-    };
-    if let Some(n) = by_target.get(&Target::Node(node.name.clone())) {
-        queue_link(None, NODE_QUEUE, n);
-        queued.push((Target::Node(node.name.clone()), None, NODE_QUEUE));
+/// Runs a blocking side effect off the runtime's workers; its error (or panic) as text.
+async fn blocking<E: std::fmt::Display + Send + 'static>(f: impl FnOnce() -> Result<(), E> + Send + 'static) -> Result<(), String> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(result) => result.map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
     }
-    let mut next = POD_QUEUES;
-    for (target, netem) in &by_target {
-        let Target::Pod { namespace, name } = target else { continue };
-        let pod = snap.objects.values().find(|p| {
-            object::kind(p) == "Pod"
-                && object::namespace(p) == namespace
-                && object::name(p) == name
-                && object::str_at(p, &["spec", "nodeName"]) == Some(node.name.as_str())
-        });
-        let Some(pod) = pod else { continue };
-        let netns = naming::netns_pod(&cluster.name, object::uid(pod));
-        // A pod whose sandbox is not there yet gets its rules on a later pass.
-        if emu_host::net::netns_path(&netns).exists() {
-            queue_link(Some(netns.clone()), next, netem);
-            queued.push((target.clone(), Some(netns), next));
-            next += 2;
-        }
-    }
-    // The emulator knows a queue before packets are sent to it: the rules come once it has bound
-    // its queues (until then they would let packets pass unimpaired).
-    let bound = bound_queues(emulator, emulator.set(queues)).await;
-    // Namespaces that had rules and have none now are emptied (a pod's that is gone is forgotten).
-    let emptied: Vec<Option<String>> = applied.queue_rules.keys().filter(|n| !rules.contains_key(*n)).cloned().collect();
-    for netns in emptied {
-        rules.insert(netns, Vec::new());
-    }
-    let wanted_rules = rules.clone();
-    for (netns, list) in rules {
-        if applied.queue_rules.get(&netns) == Some(&list) {
-            continue;
-        }
-        if let Some(name) = &netns {
-            if list.is_empty() && !emu_host::net::netns_path(name).exists() {
-                applied.queue_rules.remove(&netns);
-                continue;
-            }
-        }
-        match mangle_rules(netns.as_deref(), &list).await {
-            Ok(()) => {
-                tracing::info!(netns = ?netns, rules = ?list, "link impairments set");
-                if list.is_empty() && netns.is_some() {
-                    applied.queue_rules.remove(&netns);
-                } else {
-                    applied.queue_rules.insert(netns, list);
-                }
-            }
-            // Without iptables there is nothing to undo either.
-            Err(e) if list.is_empty() && !applied.queue_rules.contains_key(&netns) => {
-                tracing::debug!(error = %e, "no link impairments to clear");
-                applied.queue_rules.insert(netns, list);
-            }
-            Err(e) => {
-                tracing::warn!(netns = ?netns, error = %e, "setting link impairments failed");
-                outcome.reverted = false;
-            }
-        }
-    }
-    let in_place = |netns: &Option<String>| {
-        wanted_rules.get(netns).is_none_or(|want| applied.queue_rules.get(netns).map_or(want.is_empty(), |got| got == want))
-    };
-    for (name, spec) in specs {
-        if let FaultSpec::Netem { target, .. } = spec {
-            if queued.iter().any(|(t, netns, q)| t == target && in_place(netns) && bound.contains(q) && bound.contains(&(q + 1))) {
-                outcome.in_effect.insert(name.clone());
-            }
-        }
-    }
-
-    // The node's link.
-    let down = specs.iter().any(|(_, s)| matches!(s, FaultSpec::LinkDown { node: n } if *n == node.name));
-    // At the agent's start (nothing applied yet) a link that is up is left alone: its routes
-    // are the route syncer's, and this snapshot may not list every node yet (putting routes
-    // back from it would delete the others'). Only a link an earlier agent left down is raised.
-    let change = match applied.link_down {
-        Some(prev) => prev != down,
-        None => down || !link_is_up(node_ns).await,
-    };
-    if !change {
-        applied.link_down = Some(down);
-    } else {
-        match set_link(cluster, node, snap, node_ns, down).await {
-            Ok(()) => {
-                tracing::info!(down, "node link set");
-                applied.link_down = Some(down);
-            }
-            Err(e) => tracing::warn!(error = %e, "setting the node's link failed"),
-        }
-    }
-    if applied.link_down != Some(down) {
-        outcome.reverted = false;
-    } else if down {
-        for (name, spec) in specs {
-            if matches!(spec, FaultSpec::LinkDown { .. }) {
-                outcome.in_effect.insert(name.clone());
-            }
-        }
-    }
-    outcome
 }
 
 /// The queues the link emulator has bound once it has taken up `generation` of its settings
 /// (waiting at most a second; none after that).
-async fn bound_queues(emulator: &crate::linkemu::LinkEmulator, generation: u64) -> std::collections::BTreeSet<u16> {
+async fn bound_queues(emulator: &dyn QueueSetter, generation: u64) -> BTreeSet<u16> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
     loop {
         if let Some(bound) = emulator.bound(generation) {
@@ -413,79 +442,211 @@ async fn bound_queues(emulator: &crate::linkemu::LinkEmulator, generation: u64) 
     }
 }
 
-/// Whether the node's `eth0` is up (operstate), as an earlier agent may have left it down.
-async fn link_is_up(node_ns: &Path) -> bool {
-    let ns = node_ns.to_path_buf();
-    tokio::task::spawn_blocking(move || {
-        std::process::Command::new("ip")
-            .args([
-                "-n",
-                &ns.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
-                "-o",
-                "link",
-                "show",
-                emu_host::net::ETH0,
-            ])
-            .output()
-            .map(|o| !String::from_utf8_lossy(&o.stdout).contains("state DOWN"))
-            .unwrap_or(true)
-    })
-    .await
-    .unwrap_or(true)
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::linkemu::FakeQueues;
+    use emu_api::fault::Netem;
+    use emu_host::iptables::FakeIptables;
+    use emu_host::net::{FakeNamespaces, FakeNet, NetCall, Route};
+    use emu_host::nft::FakeNft;
+    use serde_json::json;
+    use std::net::Ipv4Addr;
 
-/// Takes the node's `eth0` down or up. The kernel drops the routes through a link that goes
-/// down, so bringing it up puts back the node's routes to the service CIDR and to the other
-/// nodes' pods.
-async fn set_link(cluster: &ClusterConfig, node: &NodeConfig, snap: &Snapshot, node_ns: &Path, down: bool) -> Result<(), String> {
-    emu_host::net::set_link_up(node_ns, emu_host::net::ETH0, !down).await.map_err(|e| e.to_string())?;
-    if down {
-        return Ok(());
-    }
-    let nodes = snap.objects.values().map(|n| n.as_ref());
-    crate::agent::restore_routes(node_ns, &cluster.service_cidr, nodes, &node.name).await.map_err(|e| format!("{e:#}"))
-}
+    const POD_NETNS: &str = "emu-c-pod-uid-web";
 
-/// Makes the `mangle` table of the node (or of the pod's namespace `netns`) exactly `rules`
-/// (iptables-restore replaces the table in one transaction), and its `raw` table send the link
-/// emulator's untracked duplicates untracked while there are rules. iptables, not nft: the kernel has NFQUEUE only as an x_tables target.
-async fn mangle_rules(netns: Option<&str>, rules: &[String]) -> Result<(), String> {
-    let mut input = String::from(
-        "*mangle\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n",
-    );
-    for r in rules {
-        input.push_str(r);
-        input.push('\n');
+    struct Fakes {
+        nft: Arc<FakeNft>,
+        iptables: Arc<FakeIptables>,
+        net: Arc<FakeNet>,
+        namespaces: Arc<FakeNamespaces>,
+        queues: Arc<FakeQueues>,
     }
-    input.push_str("COMMIT\n*raw\n:PREROUTING ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n");
-    if !rules.is_empty() {
-        input.push_str(&format!("-A OUTPUT -m mark --mark {UNTRACKED_MARK:#x}/{UNTRACKED_MARK:#x} -j CT --notrack\n"));
-    }
-    input.push_str("COMMIT\n");
-    let netns = netns.map(str::to_string);
-    tokio::task::spawn_blocking(move || {
-        use std::io::Write;
-        let mut command = match &netns {
-            Some(name) => {
-                let mut c = std::process::Command::new("ip");
-                c.args(["netns", "exec", name, "iptables-restore"]);
-                c
-            }
-            None => std::process::Command::new("iptables-restore"),
+
+    /// The reconciler of node `a` of cluster `c`, against fakes.
+    fn reconciler() -> (Reconciler, Fakes) {
+        let fakes = Fakes {
+            nft: Arc::new(FakeNft::new()),
+            iptables: Arc::new(FakeIptables::new()),
+            net: Arc::new(FakeNet::new()),
+            namespaces: Arc::new(FakeNamespaces::new()),
+            queues: Arc::new(FakeQueues::new()),
         };
-        let mut child = command
-            .stdin(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .map_err(|e| format!("running iptables-restore: {e}"))?;
-        child.stdin.take().map(|mut i| i.write_all(input.as_bytes())).transpose().map_err(|e| e.to_string())?;
-        let out = child.wait_with_output().map_err(|e| e.to_string())?;
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(format!("iptables-restore: {}", String::from_utf8_lossy(&out.stderr).trim()))
-        }
-    })
-    .await
-    .map_err(|e| e.to_string())?
+        let host = FaultHost {
+            nft: fakes.nft.clone(),
+            iptables: fakes.iptables.clone(),
+            links: fakes.net.clone(),
+            routes: fakes.net.clone(),
+            namespaces: fakes.namespaces.clone(),
+            queues: fakes.queues.clone(),
+        };
+        (Reconciler::new("c", "a", "10.96.0.0/12", host), fakes)
+    }
+
+    fn node(name: &str, i: u8) -> Value {
+        json!({
+            "apiVersion": "v1", "kind": "Node", "metadata": {"name": name},
+            "spec": {"podCIDR": format!("10.244.{i}.0/24")},
+            "status": {"addresses": [{"type": "InternalIP", "address": format!("172.18.0.{}", i + 2)}]},
+        })
+    }
+
+    /// Nodes a and b, and pod default/web on a.
+    fn snapshot() -> Snapshot {
+        let pod = json!({
+            "apiVersion": "v1", "kind": "Pod", "metadata": {"namespace": "default", "name": "web", "uid": "uid-web"},
+            "spec": {"nodeName": "a"},
+        });
+        let objects = [node("a", 0), node("b", 1), pod]
+            .into_iter()
+            .map(|o| {
+                let key = (object::kind(&o).to_string(), object::namespace(&o).to_string(), object::name(&o).to_string());
+                (key, Arc::new(o))
+            })
+            .collect();
+        Snapshot { objects: Arc::new(objects), synced: true }
+    }
+
+    fn partition() -> (String, FaultSpec) {
+        ("cut".into(), FaultSpec::Partition { a: vec!["a".into()], b: vec!["b".into()], one_way: false })
+    }
+
+    fn delay(name: &str, target: Target) -> (String, FaultSpec) {
+        (name.into(), FaultSpec::Netem { target, netem: Netem { delay_ms: Some(100.0), ..Default::default() } })
+    }
+
+    fn link_down() -> (String, FaultSpec) {
+        ("down".into(), FaultSpec::LinkDown { node: "a".into() })
+    }
+
+    fn names(list: &[&str]) -> BTreeSet<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[tokio::test]
+    async fn a_new_fault_is_applied_and_reported_in_effect() {
+        let (mut r, f) = reconciler();
+        let specs = [partition(), delay("slow", Target::Node("a".into()))];
+        let outcome = r.pass(&snapshot(), &specs).await;
+        assert_eq!(outcome.in_effect, names(&["cut", "slow"]));
+        assert!(outcome.reverted);
+        let scripts = f.nft.scripts();
+        assert_eq!(scripts.len(), 1);
+        assert!(scripts[0]
+            .contains("add rule ip emu-faults in ip saddr { 172.18.0.2, 10.244.0.0/24 } ip daddr { 172.18.0.3, 10.244.1.0/24 } drop"));
+        let node_rules = f.iptables.last(None).expect("the node's rules");
+        assert!(node_rules.contains("-A POSTROUTING -o eth0 -j NFQUEUE --queue-num 100 --queue-bypass\n"), "{node_rules}");
+        assert!(node_rules.contains("-A PREROUTING -i eth0 -j NFQUEUE --queue-num 101 --queue-bypass\n"), "{node_rules}");
+        assert_eq!(f.queues.current().keys().copied().collect::<Vec<_>>(), [100, 101]);
+        assert!(f.net.calls().is_empty(), "the link is left alone");
+        // The same faults again: nothing to do.
+        let again = r.pass(&snapshot(), &specs).await;
+        assert_eq!((again.in_effect, again.reverted), (names(&["cut", "slow"]), true));
+        assert_eq!((f.nft.attempts(), f.iptables.attempts()), (1, 1));
+    }
+
+    #[tokio::test]
+    async fn a_deleted_fault_is_reverted_rules_removed_link_up_routes_back() {
+        let (mut r, f) = reconciler();
+        let specs = [partition(), delay("slow", Target::Node("a".into())), link_down()];
+        let outcome = r.pass(&snapshot(), &specs).await;
+        assert_eq!((outcome.in_effect, outcome.reverted), (names(&["cut", "down", "slow"]), true));
+        assert_eq!(f.net.take_calls(), [NetCall::SetUp { link: "eth0".into(), up: false }]);
+        // The kernel dropped the routes through the link.
+        f.net.set_routes(&[]);
+
+        let outcome = r.pass(&snapshot(), &[]).await;
+        assert!(outcome.in_effect.is_empty());
+        assert!(outcome.reverted, "nothing a deleted fault wanted is left");
+        assert_eq!(f.nft.scripts().last().map(String::as_str), Some("add table ip emu-faults\ndelete table ip emu-faults\n"));
+        assert_eq!(f.iptables.last(None), Some(IptablesRules::default().restore_input()));
+        assert!(f.queues.current().is_empty());
+        assert_eq!(
+            f.net.take_calls(),
+            [
+                NetCall::SetUp { link: "eth0".into(), up: true },
+                NetCall::ReplaceDeviceRoute { dst: Ipv4Addr::new(10, 96, 0, 0), prefix: 12, dev: "eth0".into() },
+                NetCall::ReplaceEmuRoute { dst: Ipv4Addr::new(10, 244, 1, 0), prefix: 24, via: Ipv4Addr::new(172, 18, 0, 3) },
+            ]
+        );
+        assert_eq!(f.net.link("eth0"), Some(true));
+        // Reverted once: the next pass does nothing.
+        let (nft, iptables) = (f.nft.attempts(), f.iptables.attempts());
+        assert!(r.pass(&snapshot(), &[]).await.reverted);
+        assert_eq!((f.nft.attempts(), f.iptables.attempts()), (nft, iptables));
+        assert!(f.net.take_calls().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_failed_iptables_run_is_retried_on_the_next_pass() {
+        let (mut r, f) = reconciler();
+        f.iptables.fail_next(1);
+        let specs = [delay("slow", Target::Node("a".into()))];
+        let outcome = r.pass(&snapshot(), &specs).await;
+        assert!(outcome.in_effect.is_empty(), "the queue rules are not in place");
+        assert!(!outcome.reverted, "a failure: the loop retries after a back-off");
+        assert_eq!(f.iptables.restores(), []);
+        let outcome = r.pass(&snapshot(), &specs).await;
+        assert_eq!((outcome.in_effect, outcome.reverted), (names(&["slow"]), true));
+        assert_eq!(f.iptables.attempts(), 2);
+        assert!(f.iptables.last(None).is_some_and(|rules| rules.contains("--queue-num 100")));
+    }
+
+    #[tokio::test]
+    async fn a_link_down_that_failed_is_retried_and_the_link_not_reported_down() {
+        let (mut r, f) = reconciler();
+        f.net.fail_next(1);
+        let outcome = r.pass(&snapshot(), &[link_down()]).await;
+        assert_eq!((outcome.in_effect.len(), outcome.reverted), (0, false));
+        let outcome = r.pass(&snapshot(), &[link_down()]).await;
+        assert_eq!((outcome.in_effect, outcome.reverted), (names(&["down"]), true));
+        assert_eq!(f.net.link("eth0"), Some(false));
+    }
+
+    #[tokio::test]
+    async fn a_pods_link_is_impaired_in_its_namespace_once_it_exists() {
+        let (mut r, f) = reconciler();
+        let web = Target::Pod { namespace: "default".into(), name: "web".into() };
+        let specs = [delay("web-slow", web)];
+        // No sandbox yet: nothing to do, nothing failed.
+        let outcome = r.pass(&snapshot(), &specs).await;
+        assert_eq!((outcome.in_effect.len(), outcome.reverted), (0, true));
+        assert_eq!(f.iptables.attempts(), 0);
+        f.namespaces.set(POD_NETNS, true);
+        let outcome = r.pass(&snapshot(), &specs).await;
+        assert_eq!(outcome.in_effect, names(&["web-slow"]));
+        let rules = f.iptables.last(Some(POD_NETNS)).expect("the pod's rules");
+        assert!(rules.contains("--queue-num 200 ") && rules.contains("--queue-num 201 "), "{rules}");
+        assert_eq!(f.queues.current()[&200].netns.as_deref(), Some(POD_NETNS));
+        // The fault is deleted while the pod is gone: its namespace is forgotten, not restored.
+        f.namespaces.set(POD_NETNS, false);
+        let attempts = f.iptables.attempts();
+        let outcome = r.pass(&snapshot(), &[]).await;
+        assert_eq!((outcome.in_effect.len(), outcome.reverted), (0, true));
+        assert_eq!(f.iptables.attempts(), attempts);
+    }
+
+    #[tokio::test]
+    async fn a_link_an_earlier_agent_left_down_is_raised_and_an_up_one_left_alone() {
+        let (mut r, f) = reconciler();
+        assert!(r.pass(&snapshot(), &[]).await.reverted);
+        assert!(f.net.calls().is_empty(), "up: the route syncer's");
+        let (mut r, f) = reconciler();
+        f.net.set_link("eth0", false);
+        f.net.set_routes(&[Route { dst: Ipv4Addr::new(172, 18, 0, 0), prefix: 16, via: None, emu: false }]);
+        assert!(r.pass(&snapshot(), &[]).await.reverted);
+        assert_eq!(f.net.link("eth0"), Some(true));
+        assert!(f.net.routes().contains(&Route::emu(Ipv4Addr::new(10, 244, 1, 0), 24, Ipv4Addr::new(172, 18, 0, 3))));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_impairment_is_in_effect_only_once_its_queues_are_bound() {
+        let (mut r, f) = reconciler();
+        f.queues.fail_next(1);
+        let specs = [delay("slow", Target::Node("a".into()))];
+        let outcome = r.pass(&snapshot(), &specs).await;
+        assert!(outcome.in_effect.is_empty());
+        assert!(f.iptables.last(None).is_some(), "the rules are set (packets pass until the queues are bound)");
+        assert_eq!(r.pass(&snapshot(), &specs).await.in_effect, names(&["slow"]));
+    }
 }

@@ -1,7 +1,7 @@
 //! Link impairments in user space: delay, jitter (with correlation), loss (random, or in bursts
 //! through correlation), duplication, corruption, reordering and a rate limit, for the packets
 //! that `mangle` rules (the node's, or a pod's for a pod's link) send to an NFQUEUE (one queue per
-//! link and direction, see [`crate::faults`]).
+//! link and direction, planned by `emu_dataplane::faults::fault_plan`).
 //!
 //! Why not `tc netem`: the kernels emu runs on here are built without `sch_netem` (and without
 //! `fq`/`etf`, which could hold packets until a time), so a qdisc cannot delay a packet. A queued
@@ -20,44 +20,38 @@
 //!   through conntrack (which translates it in full), one whose translation is complete is sent
 //!   untracked ([`UNTRACKED_MARK`], the node's `raw` table), and the rare packet that is
 //!   neither (a Service request the node also masquerades) is not duplicated.
+//!
+//! The fault reconciler sets the queues through the narrow [`QueueSetter`] trait: the
+//! [`LinkEmulator`], or the recording [`FakeQueues`] in unit tests.
 
 use emu_api::fault::Netem;
+use emu_dataplane::faults::{Queue, COPY_MARK, DNAT_BIT, REPLY_BIT, SNAT_BIT, UNTRACKED_MARK};
 // Emu's service rules mark the first packet of a connection the node will masquerade (it has no
 // SNAT state yet when it leaves through the hook).
 use emu_dataplane::proxy::MASQUERADE_MARK;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// The mark of every duplicate the emulator sends: the queue rules skip it.
-pub const COPY_MARK: u32 = 0x200;
-/// The mark of a duplicate that the node's `raw` table sends untracked.
-pub const UNTRACKED_MARK: u32 = 0x400;
-/// Marks the queue rules set on a packet leaving a link that is duplicated: conntrack's
-/// `--ctstate DNAT`, `--ctstate SNAT` and `--ctdir REPLY`.
-pub const DNAT_BIT: u32 = 0x800;
-pub const SNAT_BIT: u32 = 0x1000;
-pub const REPLY_BIT: u32 = 0x2000;
+/// The link emulator as the fault reconciler uses it: what each queue does, and which queues
+/// are bound (until a queue is bound, its rules let packets pass unimpaired: `--queue-bypass`).
+pub trait QueueSetter: Send + Sync {
+    /// The impairment of each queue now (by number; a queue's `netns` is the namespace whose
+    /// rules queue its packets: None for the node's, a pod's name for a pod's link); queues not
+    /// listed pass their packets at once. Returns the generation to ask [`QueueSetter::bound`]
+    /// about.
+    fn set(&self, queues: BTreeMap<u16, Queue>) -> u64;
 
-/// What one queue does to its packets.
-#[derive(Clone, Debug, PartialEq)]
-pub struct QueueConfig {
-    pub netem: Netem,
-    /// Whether the queue holds the packets leaving the link (its `POSTROUTING` hook) rather than
-    /// those arriving (`PREROUTING`).
-    pub leaving: bool,
-    /// The network namespace whose rules queue the packets: None for the node's, a pod's for a
-    /// pod's link (its `eth0`: the node's end of it is a bridge port, which the node's IP
-    /// hooks do not see, and traffic between pods of one node never leaves the bridge).
-    pub netns: Option<PathBuf>,
+    /// The queues bound once the emulator has taken up `generation` of the settings (None: not
+    /// yet).
+    fn bound(&self, generation: u64) -> Option<BTreeSet<u16>>;
 }
 
 /// The impairments per queue number, shared with the thread that applies them.
 #[derive(Clone, Default)]
 pub struct LinkEmulator {
-    config: Arc<Mutex<BTreeMap<u16, QueueConfig>>>,
+    config: Arc<Mutex<BTreeMap<u16, Queue>>>,
     /// Bumped by every [`LinkEmulator::set`], so the thread re-reads the map only after a change.
     generation: Arc<std::sync::atomic::AtomicU64>,
     /// The generation the thread has bound its queues for, and the queues bound then: until a
@@ -96,10 +90,10 @@ impl LinkEmulator {
         emu.thread = Some(handle.thread().clone());
         emu
     }
+}
 
-    /// The impairment of each queue now; queues not listed pass their packets at once. Returns
-    /// the generation to ask [`LinkEmulator::bound`] about.
-    pub fn set(&self, queues: BTreeMap<u16, QueueConfig>) -> u64 {
+impl QueueSetter for LinkEmulator {
+    fn set(&self, queues: BTreeMap<u16, Queue>) -> u64 {
         let Ok(mut c) = self.config.lock() else { return 0 };
         if *c != queues {
             *c = queues;
@@ -111,11 +105,61 @@ impl LinkEmulator {
         self.generation.load(std::sync::atomic::Ordering::Acquire)
     }
 
-    /// The queues bound once the thread has taken up `generation` of the settings (None: not
-    /// yet).
-    pub fn bound(&self, generation: u64) -> Option<BTreeSet<u16>> {
+    fn bound(&self, generation: u64) -> Option<BTreeSet<u16>> {
         let synced = self.synced.lock().ok()?;
         (synced.0 >= generation).then(|| synced.1.clone())
+    }
+}
+
+/// Records the queue settings instead of binding queues: every setting is bound at once, except
+/// the next `n` after [`FakeQueues::fail_next`], which bind nothing (as the emulator does when a
+/// namespace's sockets cannot be opened).
+#[derive(Debug, Default)]
+pub struct FakeQueues {
+    sets: emu_host::fake::Recorder<BTreeMap<u16, Queue>>,
+    state: Mutex<FakeQueuesState>,
+}
+
+#[derive(Debug, Default)]
+struct FakeQueuesState {
+    generation: u64,
+    bound: BTreeMap<u64, BTreeSet<u16>>,
+}
+
+impl FakeQueues {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The next `n` settings bind no queue (and are not recorded).
+    pub fn fail_next(&self, n: usize) {
+        self.sets.fail_next(n);
+    }
+
+    /// The settings made, oldest first.
+    pub fn sets(&self) -> Vec<BTreeMap<u16, Queue>> {
+        self.sets.calls()
+    }
+
+    /// The queues now (the last setting made, bound or not).
+    pub fn current(&self) -> BTreeMap<u16, Queue> {
+        self.sets.calls().pop().unwrap_or_default()
+    }
+}
+
+impl QueueSetter for FakeQueues {
+    fn set(&self, queues: BTreeMap<u16, Queue>) -> u64 {
+        let keys: BTreeSet<u16> = queues.keys().copied().collect();
+        let bound = self.sets.attempt(Some(queues)).map_or_else(|_| BTreeSet::new(), |()| keys);
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.generation += 1;
+        let generation = state.generation;
+        state.bound.insert(generation, bound);
+        generation
+    }
+
+    fn bound(&self, generation: u64) -> Option<BTreeSet<u16>> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).bound.get(&generation).cloned()
     }
 }
 
@@ -143,8 +187,9 @@ struct Link {
 }
 
 impl Link {
-    /// Opens the queue socket and the raw sockets in `netns` (None: the node's, this thread's).
-    fn open(netns: Option<&PathBuf>) -> std::io::Result<Link> {
+    /// Opens the queue socket and the raw sockets in the namespace named `netns` (None: the
+    /// node's, this thread's).
+    fn open(netns: Option<&String>) -> std::io::Result<Link> {
         let open = || -> std::io::Result<Link> {
             let mut queue = nfq::Queue::open()?;
             queue.set_nonblocking(true);
@@ -153,7 +198,7 @@ impl Link {
         let Some(path) = netns else { return open() };
         // A socket belongs to the namespace it was opened in: open these on a thread of their
         // own that enters the pod's (this thread keeps the node's).
-        let path = path.clone();
+        let path = emu_host::net::netns_path(path);
         std::thread::spawn(move || {
             emu_host::net::enter_netns(&path)?;
             open()
@@ -165,23 +210,23 @@ impl Link {
 
 /// A packet held until its time, with the mark of its copy if it is to be duplicated.
 struct Held {
-    netns: Option<PathBuf>,
+    netns: Option<String>,
     msg: nfq::Message,
     copy: Option<u32>,
 }
 
 fn run(
-    config: &Mutex<BTreeMap<u16, QueueConfig>>,
+    config: &Mutex<BTreeMap<u16, Queue>>,
     generation: &std::sync::atomic::AtomicU64,
     synced: &Mutex<(u64, BTreeSet<u16>)>,
 ) -> std::io::Result<()> {
-    let mut links: BTreeMap<Option<PathBuf>, Link> = BTreeMap::new();
+    let mut links: BTreeMap<Option<String>, Link> = BTreeMap::new();
     links.insert(None, Link::open(None)?);
     let mut states: HashMap<u16, QueueState> = HashMap::new();
     let mut held: HashMap<u64, Held> = HashMap::new();
     let mut due: BinaryHeap<Reverse<(Instant, u64)>> = BinaryHeap::new();
     let mut seq = 0u64;
-    let (mut wanted, mut seen): (BTreeMap<u16, QueueConfig>, _) = (BTreeMap::new(), None);
+    let (mut wanted, mut seen): (BTreeMap<u16, Queue>, _) = (BTreeMap::new(), None);
     loop {
         let current = generation.load(std::sync::atomic::Ordering::Acquire);
         if seen != Some(current) {
@@ -202,7 +247,7 @@ fn run(
                     Err(e) => return Err(e),
                 };
                 let now = Instant::now();
-                let Some(QueueConfig { netem, leaving, .. }) = wanted.get(&msg.get_queue_num()) else {
+                let Some(Queue { netem, leaving, .. }) = wanted.get(&msg.get_queue_num()) else {
                     msg.set_verdict(nfq::Verdict::Accept);
                     verdict(&mut link.queue, msg);
                     continue;
@@ -246,8 +291,8 @@ fn run(
 /// unbinds the others; the sockets of a namespace no longer impaired are closed, after letting
 /// go what they held.
 fn sync_links(
-    links: &mut BTreeMap<Option<PathBuf>, Link>,
-    wanted: &BTreeMap<u16, QueueConfig>,
+    links: &mut BTreeMap<Option<String>, Link>,
+    wanted: &BTreeMap<u16, Queue>,
     held: &mut HashMap<u64, Held>,
     states: &mut HashMap<u16, QueueState>,
 ) {
@@ -287,7 +332,7 @@ fn sync_links(
             states.remove(&q);
         }
     }
-    let unused: Vec<Option<PathBuf>> = links.iter().filter(|(n, l)| n.is_some() && l.bound.is_empty()).map(|(n, _)| n.clone()).collect();
+    let unused: Vec<Option<String>> = links.iter().filter(|(n, l)| n.is_some() && l.bound.is_empty()).map(|(n, _)| n.clone()).collect();
     for netns in unused {
         let mut link = links.remove(&netns).expect("listed above");
         for id in held.iter().filter(|(_, h)| h.netns == netns).map(|(id, _)| *id).collect::<Vec<_>>() {
