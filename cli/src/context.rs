@@ -2,8 +2,9 @@
 
 use crate::Globals;
 use anyhow::{bail, Context as _};
-use emu_logic::cluster::{Paths, RUNTIME_ROOT};
+use emu_logic::cluster::Paths;
 use emu_proto::api_client::ApiClient;
+use emu_proto::relay_client::RelayClient;
 use tonic::transport::Channel;
 
 /// Every emu command changes or reads namespaces and runtime files only root may touch.
@@ -14,16 +15,7 @@ pub fn require_root() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Clusters with a runtime directory on this machine.
-pub fn clusters() -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(RUNTIME_ROOT)
-        .map(|d| {
-            d.flatten().filter(|e| e.path().join("cluster.json").exists()).map(|e| e.file_name().to_string_lossy().into_owned()).collect()
-        })
-        .unwrap_or_default();
-    names.sort();
-    names
-}
+pub use emu_provider::clusters;
 
 /// `--cluster` (or `--context`), then `EMU_CLUSTER`, then the only running cluster.
 pub fn resolve(globals: &Globals) -> anyhow::Result<String> {
@@ -52,32 +44,52 @@ fn list_or_none(v: &[String]) -> String {
 }
 
 pub struct Ctx {
-    pub paths: Paths,
+    /// The cluster's name.
+    pub cluster: String,
+    /// Objects (service Api).
     pub client: ApiClient<Channel>,
+    /// What acts on a node's machine: exec, logs, port-forward, node power (service Relay).
+    pub relay: RelayClient<Channel>,
     pub rt: tokio::runtime::Runtime,
 }
 
 impl Ctx {
-    /// The cluster's name (its runtime directory is `/run/emu/<name>`).
-    pub fn cluster(&self) -> String {
-        self.paths.root.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
-    }
-
-    /// The cluster's configuration (`cluster.json`): its nodes, CIDRs, timings.
+    /// The cluster's shape (its nodes, CIDRs, timings), as the controller serves it (`ClusterInfo`).
     pub fn config(&self) -> anyhow::Result<emu_logic::cluster::ClusterConfig> {
-        Ok(serde_json::from_slice(&std::fs::read(self.paths.config())?)?)
+        let mut client = self.client.clone();
+        let info = self.block_on(client.cluster_info(emu_proto::ClusterInfoRequest {})).map_err(api_error)?.into_inner();
+        serde_json::from_str(&info.config_json).context("the controller sent no cluster configuration (an older emu-controller?)")
     }
 
+    /// The names of the cluster's nodes.
+    pub fn node_names(&self) -> anyhow::Result<Vec<String>> {
+        Ok(self.config()?.nodes.into_iter().map(|n| n.name).collect())
+    }
+
+    /// Connects to the cluster's controller: at `--server` (or `$EMU_SERVER`) when given, else
+    /// the socket of the cluster `--cluster` (or the only one) names on this machine.
     pub fn open(globals: &Globals) -> anyhow::Result<Ctx> {
         require_root()?;
-        let cluster = resolve(globals)?;
-        let paths = Paths::new(&cluster);
         let rt = runtime()?;
-        let socket = paths.socket();
-        let client = rt.block_on(emu_proto::connect_unix(&socket)).with_context(|| {
-            format!("cannot reach the controller of cluster {cluster:?} at {} (is it running? `emu status`)", socket.display())
-        })?;
-        Ok(Ctx { paths, client, rt })
+        let (cluster, endpoint) = match globals.server() {
+            Some(server) => (globals.cluster_name(), server),
+            None => {
+                let cluster = resolve(globals)?;
+                let endpoint = emu_proto::unix_endpoint(&Paths::new(&cluster).socket());
+                (Some(cluster), endpoint)
+            }
+        };
+        let named = cluster.as_deref().map(|c| format!("cluster {c:?}")).unwrap_or_else(|| "the cluster".into());
+        let channel = rt
+            .block_on(emu_proto::channel(&endpoint))
+            .with_context(|| format!("cannot reach the controller of {named} at {endpoint} (is it running? `emu status`)"))?;
+        let mut client = ApiClient::new(channel.clone()).max_decoding_message_size(emu_proto::MAX_MESSAGE);
+        let relay = RelayClient::new(channel).max_decoding_message_size(emu_proto::MAX_MESSAGE);
+        let cluster = match cluster {
+            Some(c) => c,
+            None => rt.block_on(client.cluster_info(emu_proto::ClusterInfoRequest {})).map_err(api_error)?.into_inner().cluster_name,
+        };
+        Ok(Ctx { cluster, client, relay, rt })
     }
 
     pub fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {

@@ -10,6 +10,7 @@
 //! start` waits for that.
 
 use crate::context::{api_error, Ctx};
+use crate::remote::relay_error;
 use crate::verbs::{list, Client};
 use crate::Globals;
 use anyhow::bail;
@@ -17,8 +18,8 @@ use clap::{Args, Subcommand};
 use emu_api::fault::{self, FaultSpec, Netem, Target};
 use emu_api::object;
 use emu_logic::faults;
-use emu_proto::{ApplyRequest, DeleteRequest, Object, ObjectRef};
-use emu_scenario::steps::{Daemon, NodeOp};
+use emu_proto::{ApplyRequest, DeleteRequest, NodeOpRequest, Object, ObjectRef};
+use emu_scenario::steps::NodeOp;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -143,8 +144,7 @@ pub enum FaultCommand {
 pub fn fault(a: FaultArgs, g: &Globals) -> anyhow::Result<i32> {
     let ctx = Ctx::open(g)?;
     let mut client = ctx.client.clone();
-    let config = ctx.config()?;
-    let nodes: Vec<String> = config.nodes.iter().map(|n| n.name.clone()).collect();
+    let nodes = ctx.node_names()?;
     let existing = ctx.block_on(list(&mut client, fault::KIND, "", ""))?;
     let wait = wait_of(a.wait, a.timeout);
     let ns = g.namespace_or_default();
@@ -381,7 +381,8 @@ pub(crate) fn clear(ctx: &Ctx, client: &mut Client, existing: &[Value], names: &
     let (stops, others): (Vec<&Value>, Vec<&Value>) = chosen.into_iter().partition(|f| f["spec"]["nodeStop"]["node"].is_string());
     let mut lines = Vec::new();
     for f in stops {
-        start_node(ctx, client, f, wait.map(|t| t.saturating_sub(started.elapsed())))?;
+        let node = f["spec"]["nodeStop"]["node"].as_str().unwrap_or_default();
+        start_node(ctx, client, node, wait.map(|t| t.saturating_sub(started.elapsed())))?;
         lines.push(format!("fault/{} cleared", object::name(f)));
     }
     let mut deleted = Vec::new();
@@ -491,128 +492,41 @@ pub fn node(a: NodeArgs, g: &Globals) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-/// `emu node stop|start|remove NODE`; returns the line that says what happened. The links go
-/// down or up (with the node's routes) before it returns; with `wait`, the node's processes are
-/// frozen (or thawed) and, after a start, its agent has caught up with the faults.
+/// `emu node stop|start|remove NODE`, done by the controller and the provider of the node's
+/// machine; returns the line that says what happened. The links go down or up (with the node's
+/// routes) before it returns; with `wait`, the node's processes are frozen (or thawed) and, after
+/// a start, its agent has caught up with the faults.
 pub(crate) fn node_op(ctx: &Ctx, client: &mut Client, node: &str, op: NodeOp, wait: Wait) -> anyhow::Result<String> {
-    let config = ctx.config()?;
-    let nodes: Vec<String> = config.nodes.iter().map(|n| n.name.clone()).collect();
-    if !nodes.iter().any(|n| n == node) {
-        bail!("node {node:?} not found in the cluster (nodes: {})", nodes.join(", "));
-    }
-    let existing = ctx.block_on(list(client, fault::KIND, "", ""))?;
-    let stopped = existing.iter().find(|f| f["spec"]["nodeStop"]["node"] == node);
-    match op {
-        NodeOp::Stop { kill } => {
-            if stopped.is_some() {
-                return Ok(format!("node/{node} is already stopped"));
-            }
-            let name = format!("node-stop-{node}");
-            let object = fault::to_object(&name, &FaultSpec::NodeStop { node: node.to_string(), kill });
-            let request = ApplyRequest { objects: vec![Object { json: object.to_string() }], create_only: true, dry_run: false };
-            ctx.block_on(client.apply(request)).map_err(api_error)?;
-            set_links(ctx, node, false)?;
-            if kill {
-                kill_processes(ctx, node)?;
-                Ok(format!("node/{node} stopped: agent and pods killed, links down"))
-            } else {
-                freeze(ctx, node, true, wait)?;
-                Ok(format!("node/{node} stopped: agent and pods frozen, links down"))
-            }
-        }
-        NodeOp::Start => {
-            let Some(fault) = stopped else {
-                return Ok(format!("node/{node} is not stopped"));
-            };
-            start_node(ctx, client, fault, wait)?;
-            Ok(format!("node/{node} started"))
-        }
-        NodeOp::Remove => remove_node(ctx, client, &config, node, &existing),
-    }
+    let mut relay = ctx.relay.clone();
+    let request = |kill| NodeOpRequest { node: node.to_string(), kill, wait_ms: wait_ms(wait) };
+    let done = match op {
+        NodeOp::Stop { kill } => ctx.block_on(relay.node_stop(request(kill))),
+        NodeOp::Start => return start_node(ctx, client, node, wait),
+        NodeOp::Remove => ctx.block_on(relay.node_remove(request(false))),
+    };
+    Ok(done.map_err(relay_error)?.into_inner().message)
 }
 
-/// Removes `node` from the cluster: processes killed, the faults that name it cleared, its
-/// Node object deleted (the controller then deletes its pods, as Kubernetes' pod garbage
-/// collector does, and their ReplicaSets replace them), its namespaces deleted, and the cluster
-/// configuration without it.
-fn remove_node(
-    ctx: &Ctx,
-    client: &mut Client,
-    config: &emu_logic::cluster::ClusterConfig,
-    node: &str,
-    existing: &[serde_json::Value],
-) -> anyhow::Result<String> {
-    if config.nodes.len() == 1 {
-        bail!("node {node:?} is the cluster's only node: remove the cluster instead (`sudo emu down`)");
-    }
-    let nodes: Vec<String> = config.nodes.iter().map(|n| n.name.clone()).collect();
-    kill_processes(ctx, node)?;
-    // Its agent is gone for good: what it held of each fault is let go for it (as Kubernetes'
-    // controllers clean up after a deleted node), so that no deletion waits for it.
-    for f in existing {
-        ctx.block_on(async {
-            let f =
-                emu_nodeagent::faults::write_back(client, f, emu_nodeagent::faults::Part::Status, |f| faults::with_applied(f, node, None))
-                    .await;
-            if let Some(f) = f {
-                emu_nodeagent::faults::write_back(client, &f, emu_nodeagent::faults::Part::Object, |f| {
-                    faults::with_finalizer(f, node, false)
-                })
-                .await;
-            }
-        });
-    }
-    for f in existing.iter().filter(|f| fault::parse(f, &nodes).is_ok_and(|spec| fault::names_node(&spec, node))) {
-        delete_fault(ctx, client, object::name(f))?;
-    }
-    let r = ObjectRef { kind: "Node".into(), namespace: String::new(), name: node.into() };
-    match ctx.block_on(client.delete(DeleteRequest { r#ref: Some(r), force: true, grace_period_seconds: -1 })) {
-        Ok(_) => {}
-        // Never registered, or removed by hand already.
-        Err(e) if e.code() == tonic::Code::NotFound => {}
-        Err(e) => return Err(api_error(e)),
-    }
-    // The pods' namespaces (their sandboxes are listed in the node's directory), then the node's:
-    // the links die with them.
-    let cluster = ctx.cluster();
-    if let Ok(entries) = std::fs::read_dir(ctx.paths.pods_dir(node)) {
-        for uid in entries.flatten().map(|e| e.file_name().to_string_lossy().into_owned()) {
-            emu_host::net::delete_named_netns(&emu_api::naming::netns_pod(&cluster, &uid))?;
-        }
-    }
-    emu_host::net::delete_named_netns(&emu_api::naming::netns_node(&cluster, node))?;
-    let mut config = config.clone();
-    config.nodes.retain(|n| n.name != node);
-    std::fs::write(ctx.paths.config(), serde_json::to_vec_pretty(&config)?)?;
-    let _ = std::fs::remove_dir_all(ctx.paths.node_dir(node));
-    Ok(format!("node/{node} removed"))
+/// A wait as the controller takes it: milliseconds, 0 for none.
+fn wait_ms(wait: Wait) -> u64 {
+    wait.map_or(0, |t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX).max(1))
 }
 
-/// Links up (with the routes the kernel dropped when they went down), then the agent and pods
-/// thawed, or, for a node whose processes were killed, its agent started (it restarts the pods
-/// still bound to the node); then the node-stop fault `stop` deleted. With `wait`, until the
-/// agent has caught up: reverted the faults cleared while it was stopped, applied those made
-/// meanwhile, and (a new agent) applied again every fault of its node.
-fn start_node(ctx: &Ctx, client: &mut Client, stop: &Value, wait: Wait) -> anyhow::Result<()> {
+/// Starts the stopped `node` (links up, routes back, its processes thawed or, after a kill, a new
+/// agent started; its node-stop fault deleted) and, with `wait`, waits until its agent has
+/// caught up: reverted the faults cleared while it was stopped, applied those made meanwhile, and
+/// (a new agent) applied again every fault of its node. Returns the line that says so.
+fn start_node(ctx: &Ctx, client: &mut Client, node: &str, wait: Wait) -> anyhow::Result<String> {
     let began = Instant::now();
-    let node = stop["spec"]["nodeStop"]["node"].as_str().unwrap_or_default();
-    set_links(ctx, node, true)?;
-    let cluster = ctx.cluster();
-    let config = ctx.config()?;
-    let node_ns = emu_host::net::netns_path(&emu_api::naming::netns_node(&cluster, node));
-    let nodes = ctx.block_on(list(client, "Node", "", ""))?;
-    ctx.block_on(emu_nodeagent::agent::restore_routes(&node_ns, &config.service_cidr, nodes.iter(), node))?;
+    let mut relay = ctx.relay.clone();
+    let started = ctx
+        .block_on(relay.node_start(NodeOpRequest { node: node.to_string(), kill: false, wait_ms: wait_ms(wait) }))
+        .map_err(relay_error)?
+        .into_inner();
+    let Some(timeout) = wait.filter(|_| started.message == format!("node/{node} started")) else { return Ok(started.message) };
     // A new agent's entries are newer than its start.
-    let mut after = None;
-    if stop["spec"]["nodeStop"]["kill"].as_bool() == Some(true) {
-        after = Some(faults::micro_time(std::time::SystemTime::now()));
-        crate::lifecycle::restart_daemon(&cluster, &Daemon::Agent(node.to_string()))?;
-    } else {
-        freeze(ctx, node, false, wait)?;
-    }
-    delete_fault(ctx, client, object::name(stop))?;
-    let Some(timeout) = wait else { return Ok(()) };
-    let names: Vec<String> = config.nodes.iter().map(|n| n.name.clone()).collect();
+    let after = Some(started.agent_started).filter(|t| !t.is_empty());
+    let names = ctx.node_names()?;
     let all = ctx.block_on(list(client, fault::KIND, "", ""))?;
     let pods = pod_nodes(ctx, client, &all.iter().filter_map(|f| fault::parse(f, &names).ok()).collect::<Vec<_>>())?;
     let pod_node = |ns: &str, n: &str| pods.get(&(ns.to_string(), n.to_string())).cloned();
@@ -627,61 +541,5 @@ fn start_node(ctx: &Ctx, client: &mut Client, stop: &Value, wait: Wait) -> anyho
             seconds(timeout)
         );
     }
-    Ok(())
-}
-
-/// SIGKILL to everything of the node: its agent, its pods' shims and containers (the node's
-/// cgroup). Their namespaces, links and rules stay, as after a power loss.
-fn kill_processes(ctx: &Ctx, node: &str) -> anyhow::Result<()> {
-    let dir = node_cgroup(ctx, node)?;
-    // A frozen process cannot die: thaw first (a node stopped, then removed).
-    if dir.join("cgroup.freeze").exists() {
-        let _ = std::fs::write(dir.join("cgroup.freeze"), "0");
-    }
-    emu_host::cgroup::kill_and_remove(&dir, std::time::Duration::from_secs(10))
-        .map_err(|e| anyhow::anyhow!("killing the processes of node {node} ({}): {e}", dir.display()))
-}
-
-/// Freezes or thaws everything of the node: its agent and its pods' shims and containers (the
-/// node's cgroup). With `wait`, until the kernel says it is done (`frozen` in `cgroup.events`:
-/// freezing a busy cgroup takes a while).
-fn freeze(ctx: &Ctx, node: &str, frozen: bool, wait: Wait) -> anyhow::Result<()> {
-    let dir = node_cgroup(ctx, node)?;
-    let doing = if frozen { "freezing" } else { "thawing" };
-    std::fs::write(dir.join("cgroup.freeze"), if frozen { "1" } else { "0" })
-        .map_err(|e| anyhow::anyhow!("{doing} the processes of node {node} ({}): {e}", dir.display()))?;
-    let Some(timeout) = wait else { return Ok(()) };
-    let deadline = Instant::now() + timeout;
-    let want = if frozen { "frozen 1" } else { "frozen 0" };
-    loop {
-        let events = std::fs::read_to_string(dir.join("cgroup.events")).unwrap_or_default();
-        if events.lines().any(|l| l == want) {
-            return Ok(());
-        }
-        if Instant::now() >= deadline {
-            bail!(
-                "{doing} the processes of node {node}: not done within {} ({}: {})",
-                seconds(timeout),
-                dir.join("cgroup.events").display(),
-                events.trim()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
-}
-
-/// The node's cgroup: its agent, shims and containers.
-fn node_cgroup(ctx: &Ctx, node: &str) -> anyhow::Result<std::path::PathBuf> {
-    Ok(emu_host::cgroup::node_dir(&emu_host::cgroup::cluster_dir(&ctx.cluster())?, node))
-}
-
-/// The node's links (eth0 to the fabric, eth1 to the outside world) down or up.
-fn set_links(ctx: &Ctx, node: &str, up: bool) -> anyhow::Result<()> {
-    let cluster = ctx.cluster();
-    let node_ns = emu_host::net::netns_path(&emu_api::naming::netns_node(&cluster, node));
-    ctx.block_on(async {
-        emu_host::net::set_link_up(&node_ns, emu_host::net::ETH0, up).await?;
-        emu_host::net::set_link_up(&node_ns, emu_host::net::ETH1, up).await
-    })?;
-    Ok(())
+    Ok(started.message)
 }

@@ -6,6 +6,7 @@
 use anyhow::{bail, Context as _};
 use clap::{Args, CommandFactory};
 use emu_logic::images;
+use emu_provider::programs::{missing_message, programs_dir};
 use std::path::{Path, PathBuf};
 
 #[derive(Args, Debug)]
@@ -14,46 +15,6 @@ pub struct InstallArgs {
     /// PREFIX/share/bash-completion, zsh and fish (completions).
     #[arg(long, default_value = "/usr/local", value_name = "PREFIX")]
     pub prefix: PathBuf,
-}
-
-/// The directory of the running `emu`: its other programs are installed beside it.
-fn programs_dir() -> anyhow::Result<PathBuf> {
-    let exe = std::env::current_exe().context("finding the emu executable")?;
-    Ok(exe.parent().context("emu has no parent directory")?.to_path_buf())
-}
-
-/// The path of emu's program `name` (a daemon, or emu-dns), beside this `emu`.
-pub fn companion(name: &str) -> anyhow::Result<PathBuf> {
-    let dir = programs_dir()?;
-    let path = dir.join(name);
-    if !path.is_file() {
-        bail!("{}", missing_message(&[name], &dir));
-    }
-    Ok(path)
-}
-
-/// Fails, naming each missing program and where it was looked for, unless every program emu
-/// runs is installed beside this `emu`: checked before a cluster is made, instead of a daemon
-/// that cannot start or a DNS pod in CrashLoopBackOff.
-pub fn require_companions() -> anyhow::Result<()> {
-    let dir = programs_dir()?;
-    let missing: Vec<&str> = images::companion_programs().into_iter().filter(|p| !dir.join(p).is_file()).collect();
-    if !missing.is_empty() {
-        bail!("{}", missing_message(&missing, &dir));
-    }
-    Ok(())
-}
-
-fn missing_message(missing: &[&str], dir: &Path) -> String {
-    let listed: Vec<String> = missing.iter().map(|p| dir.join(p).display().to_string()).collect();
-    format!(
-        "emu's program{} {} {} missing (looked for {}): emu needs {} installed beside it. From emu's source tree, `sudo ./scripts/install` builds and installs them all",
-        if missing.len() == 1 { "" } else { "s" },
-        missing.join(", "),
-        if missing.len() == 1 { "is" } else { "are" },
-        listed.join(", "),
-        images::companion_programs().join(", "),
-    )
 }
 
 /// `emu install`: copies this `emu` and its programs into PREFIX/bin, and writes the man pages

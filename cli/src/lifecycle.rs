@@ -6,13 +6,12 @@
 //! every emu process was killed.
 
 use crate::context::{self, require_root, Ctx};
-use crate::daemon::{self, Spawn};
 use crate::{verbs, Globals};
 use anyhow::{bail, Context};
-use emu_api::{naming, object};
-use emu_host::{cgroup, net};
+use emu_api::object;
 use emu_logic::cluster::{ClusterConfig, NodeConfig, Paths};
 use emu_logic::ipam;
+use emu_provider::{Daemon as ProviderDaemon, Local, Provider};
 use emu_scenario::scenario;
 use emu_scenario::steps::{self, Daemon};
 use serde_json::Value;
@@ -217,7 +216,7 @@ pub fn up(file: Option<PathBuf>, nodes: Option<usize>, retain: bool, timeout: u6
     let name = globals.cluster_name().unwrap_or_else(|| DEFAULT_CLUSTER.to_string());
     validate_cluster_name(&name)?;
     let plan = plan(file.as_deref(), nodes)?;
-    crate::install::require_companions()?;
+    emu_provider::programs::require_companions()?;
     let exists = cluster_exists(&name)?;
     if exists {
         bail!("cluster {name:?} already exists: use it, or remove it with `sudo emu down --cluster {name}`");
@@ -255,12 +254,14 @@ pub fn up(file: Option<PathBuf>, nodes: Option<usize>, retain: bool, timeout: u6
 
 /// Whether anything of cluster `name` is on this machine (its directory or a namespace).
 pub(crate) fn cluster_exists(name: &str) -> anyhow::Result<bool> {
-    Ok(Paths::new(name).root.exists() || !net::list_named_netns(&format!("emu-{name}-"))?.is_empty())
+    Local::new(name).exists()
 }
 
-/// Creates cluster `name` as `plan` says and waits until every pod runs; returns the number of
-/// pods. The caller checked that the name is free, and tears down what is left on failure.
+/// Creates cluster `name` as `plan` says (through the local provider, as kind creates a cluster
+/// through docker) and waits until every pod runs; returns the number of pods. The caller checked
+/// that the name is free, and tears down what is left on failure.
 pub(crate) fn bring_up(name: &str, plan: &Plan, timeout: u64, quiet: bool) -> anyhow::Result<usize> {
+    let provider = Local::new(name);
     let paths = &Paths::new(name);
     let rt = context::runtime()?;
     let fabric: ipam::Ipv4Cidr = FABRIC_CIDR.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -287,46 +288,23 @@ pub(crate) fn bring_up(name: &str, plan: &Plan, timeout: u64, quiet: bool) -> an
         node_grace_seconds: plan.node_failure.not_ready_after.unwrap_or(emu_logic::cluster::DEFAULT_NODE_GRACE_SECONDS),
         eviction_seconds: plan.node_failure.evict_after,
     };
-    let cgroup_dir = cgroup::cluster_dir(name).context("emu needs cgroup v2 to keep track of a cluster's processes")?;
     step(quiet, &format!("Creating {} nodes ({})", config.nodes.len(), plan.nodes.join(", ")), || {
-        std::fs::create_dir_all(&paths.root)?;
-        std::fs::set_permissions(&paths.root, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
-        std::fs::write(paths.config(), serde_json::to_vec_pretty(&config)?)?;
-        cgroup::ensure(&cgroup_dir)?;
-        let fabric_name = naming::netns_fabric(name);
-        net::create_named_netns(&fabric_name)?;
-        let fabric_ns = net::netns_path(&fabric_name);
-        rt.block_on(net::setup_fabric(&fabric_ns))?;
-        let control = naming::netns_control(name);
-        net::create_named_netns(&control)?;
-        let control_ip = ipam::control_plane_ip(fabric);
-        rt.block_on(net::connect_node(&fabric_ns, &net::netns_path(&control), naming::CONTROL_FABRIC_PORT, control_ip, fabric.prefix))?;
-        // The outside world: the external client's address, then each node's ExternalIP.
-        let outside_name = naming::netns_outside(name);
-        net::create_named_netns(&outside_name)?;
-        let outside_ns = net::netns_path(&outside_name);
-        let pool: ipam::Ipv4Cidr = LOAD_BALANCER_CIDR.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
-        rt.block_on(net::setup_outside(&outside_ns, ipam::outside_client_ip(outside), outside.prefix, (pool.network(), pool.prefix)))?;
+        provider.create_cluster(&config)?;
         for n in &config.nodes {
-            let ns_name = naming::netns_node(name, &n.name);
-            net::create_named_netns(&ns_name)?;
-            std::fs::create_dir_all(paths.node_dir(&n.name))?;
-            let (node_ns, ip, external) = (net::netns_path(&ns_name), n.internal_ip.parse()?, n.external_ip.parse()?);
-            rt.block_on(net::connect_node(&fabric_ns, &node_ns, &naming::fabric_port(n.index), ip, fabric.prefix))?;
-            rt.block_on(net::connect_outside(&outside_ns, &node_ns, &naming::outside_port(n.index), external, outside.prefix))?;
+            provider.create_node(&config, n)?;
         }
         Ok(())
     })?;
     step(quiet, "Starting the control plane (emu-controller)", || {
-        start_controller(paths, name, &cgroup_dir)?;
+        provider.start_daemon(&ProviderDaemon::Controller)?;
         wait_for_controller(&rt, paths, Duration::from_secs(10))
     })?;
     let mut client = rt.block_on(emu_proto::connect_unix(&paths.socket()))?;
     step(quiet, "Starting node agents", || {
         for n in &config.nodes {
-            start_agent(paths, name, &n.name, &cgroup_dir)?;
+            provider.start_daemon(&ProviderDaemon::Agent(n.name.clone()))?;
         }
-        start_cloud(paths, name, &cgroup_dir)?;
+        provider.start_daemon(&ProviderDaemon::Cloud)?;
         wait_until(Duration::from_secs(20), "nodes to register and become Ready", || {
             let nodes = rt.block_on(verbs::list(&mut client, "Node", "", ""))?;
             Ok(nodes.len() == config.nodes.len() && nodes.iter().all(is_node_ready))
@@ -413,47 +391,6 @@ fn wait_for_controller(rt: &tokio::runtime::Runtime, paths: &Paths, timeout: Dur
     })
 }
 
-fn start_controller(paths: &Paths, cluster: &str, cgroup_dir: &Path) -> anyhow::Result<()> {
-    let exe = crate::install::companion("emu-controller")?;
-    daemon::spawn(Spawn {
-        exe: &exe,
-        args: vec!["--cluster".into(), cluster.into()],
-        log: &paths.controller_log(),
-        cgroup: Some(&cgroup_dir.join("controller")),
-        // Its own namespace on the fabric: the API server's HTTPS port answers there, behind
-        // the `kubernetes` Service.
-        netns: Some(&net::netns_path(&naming::netns_control(cluster))),
-    })?;
-    Ok(())
-}
-
-/// The cloud load balancer, in the outside world (it forwards there, and health-checks the
-/// nodes from there).
-fn start_cloud(paths: &Paths, cluster: &str, cgroup_dir: &Path) -> anyhow::Result<()> {
-    let exe = crate::install::companion("emu-nodeagent")?;
-    daemon::spawn(Spawn {
-        exe: &exe,
-        args: vec!["cloud".into(), "--cluster".into(), cluster.into()],
-        log: &paths.root.join("cloud.log"),
-        cgroup: Some(&cgroup_dir.join("cloud")),
-        netns: Some(&net::netns_path(&naming::netns_outside(cluster))),
-    })?;
-    Ok(())
-}
-
-fn start_agent(paths: &Paths, cluster: &str, node: &str, cgroup_dir: &Path) -> anyhow::Result<()> {
-    let exe = crate::install::companion("emu-nodeagent")?;
-    std::fs::create_dir_all(paths.node_dir(node))?;
-    daemon::spawn(Spawn {
-        exe: &exe,
-        args: vec!["agent".into(), "--cluster".into(), cluster.into(), "--node".into(), node.into()],
-        log: &paths.agent_log(node),
-        cgroup: Some(&cgroup::node_dir(cgroup_dir, node).join("agent")),
-        netns: Some(&net::netns_path(&naming::netns_node(cluster, node))),
-    })?;
-    Ok(())
-}
-
 fn print_hints(cluster: &str) {
     let flag = if cluster == DEFAULT_CLUSTER { String::new() } else { format!(" --cluster {cluster}") };
     println!("Try:");
@@ -470,16 +407,8 @@ fn print_hints(cluster: &str) {
 pub fn down(all: bool, globals: &Globals) -> anyhow::Result<i32> {
     require_root()?;
     let names: Vec<String> = if all {
-        let mut n = context::clusters();
         // Also clusters whose runtime directory is gone but whose namespaces are left.
-        for ns in net::list_named_netns("emu-")? {
-            if let Some(c) = ns.strip_prefix("emu-").and_then(|r| r.split('-').next()) {
-                if !n.iter().any(|x| x == c) {
-                    n.push(c.to_string());
-                }
-            }
-        }
-        n
+        emu_provider::all_clusters()?
     } else {
         match globals.cluster_name() {
             Some(c) => {
@@ -491,7 +420,7 @@ pub fn down(all: bool, globals: &Globals) -> anyhow::Result<i32> {
     };
     for name in names {
         let start = Instant::now();
-        let existed = Paths::new(&name).root.exists() || !net::list_named_netns(&format!("emu-{name}-"))?.is_empty();
+        let existed = cluster_exists(&name)?;
         teardown(&name)?;
         if existed {
             println!("Deleted cluster {name:?} ({} ms).", start.elapsed().as_millis());
@@ -505,49 +434,7 @@ pub fn down(all: bool, globals: &Globals) -> anyhow::Result<i32> {
 /// Removes every trace of a cluster: processes (through its cgroup, else its PID files), network
 /// namespaces (links die with them), mounts under its runtime directory, the directory itself.
 pub fn teardown(name: &str) -> anyhow::Result<()> {
-    let paths = Paths::new(name);
-    match cgroup::cluster_dir(name) {
-        Ok(dir) => {
-            cgroup::kill_and_remove(&dir, Duration::from_secs(10)).with_context(|| format!("stopping the processes of cluster {name:?}"))?
-        }
-        Err(_) => kill_by_pid_files(&paths),
-    }
-    for ns in net::list_named_netns(&format!("emu-{name}-"))? {
-        net::delete_named_netns(&ns)?;
-    }
-    unmount_under(&paths.root);
-    if paths.root.exists() {
-        std::fs::remove_dir_all(&paths.root).with_context(|| format!("removing {}", paths.root.display()))?;
-    }
-    Ok(())
-}
-
-fn kill_by_pid_files(paths: &Paths) {
-    let mut pids = vec![];
-    pids.extend(daemon::read_pid(&paths.controller_pid()));
-    pids.extend(daemon::read_pid(&paths.root.join("cloud.pid")));
-    if let Ok(nodes) = std::fs::read_dir(paths.root.join("nodes")) {
-        for n in nodes.flatten() {
-            pids.extend(daemon::read_pid(&n.path().join("agent.pid")));
-            if let Ok(pods) = std::fs::read_dir(n.path().join("pods")) {
-                pids.extend(pods.flatten().filter_map(|p| daemon::read_pid(&p.path().join("shim.pid"))));
-            }
-        }
-    }
-    for pid in pids {
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
-    }
-}
-
-/// Detaches any mount left under `root` in the host's mount namespace (deepest first).
-fn unmount_under(root: &Path) {
-    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else { return };
-    let mut points: Vec<PathBuf> =
-        info.lines().filter_map(|l| l.split_whitespace().nth(4).map(PathBuf::from)).filter(|p| p.starts_with(root)).collect();
-    points.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
-    for p in points {
-        let _ = nix::mount::umount2(&p, nix::mount::MntFlags::MNT_DETACH);
-    }
+    Local::new(name).delete_cluster()
 }
 
 pub fn status() -> anyhow::Result<i32> {
@@ -559,18 +446,13 @@ pub fn status() -> anyhow::Result<i32> {
     }
     let mut rows = vec![vec!["CLUSTER".to_string(), "NODES".into(), "CONTROLLER".into(), "AGENTS".into(), "PODS".into()]];
     for name in names {
-        let paths = Paths::new(&name);
-        let config: Option<ClusterConfig> = std::fs::read(paths.config()).ok().and_then(|b| serde_json::from_slice(&b).ok());
+        let provider = Local::new(&name);
+        let config = provider.config().ok();
         let nodes = config.as_ref().map(|c| c.nodes.len()).unwrap_or(0);
-        let controller = daemon::read_pid(&paths.controller_pid()).is_some_and(|p| daemon::alive(p, "emu-controller"));
+        let controller = provider.daemon_running(&ProviderDaemon::Controller);
         let agents = config
             .as_ref()
-            .map(|c| {
-                c.nodes
-                    .iter()
-                    .filter(|n| daemon::read_pid(&paths.agent_pid(&n.name)).is_some_and(|p| daemon::alive(p, "emu-nodeagent")))
-                    .count()
-            })
+            .map(|c| c.nodes.iter().filter(|n| provider.daemon_running(&ProviderDaemon::Agent(n.name.clone()))).count())
             .unwrap_or(0);
         let pods = if controller {
             Ctx::open(&Globals::for_cluster(&name))
@@ -612,52 +494,31 @@ pub fn restart(what: &str, node: Option<&str>, globals: &Globals) -> anyhow::Res
     Ok(0)
 }
 
-/// The pid file and program name of a daemon of cluster `name`; an agent's node must exist.
-fn daemon_pid_file(name: &str, daemon: &Daemon) -> anyhow::Result<(PathBuf, &'static str)> {
-    let paths = Paths::new(name);
+/// The provider's name for a daemon a scenario names.
+fn provider_daemon(daemon: &Daemon) -> ProviderDaemon {
     match daemon {
-        Daemon::Controller => Ok((paths.controller_pid(), "emu-controller")),
-        Daemon::Agent(node) => {
-            let config: ClusterConfig = serde_json::from_slice(&std::fs::read(paths.config())?)?;
-            if config.node(node).is_none() {
-                bail!("node {node:?} is not part of cluster {name:?}");
-            }
-            Ok((paths.agent_pid(node), "emu-nodeagent"))
-        }
+        Daemon::Controller => ProviderDaemon::Controller,
+        Daemon::Agent(node) => ProviderDaemon::Agent(node.clone()),
     }
 }
 
 /// Stops a daemon (SIGTERM, SIGKILL after 5 s; nothing when it is not running) and starts it
 /// again; the controller is waited for until it answers.
 pub(crate) fn restart_daemon(name: &str, daemon: &Daemon) -> anyhow::Result<()> {
-    let paths = Paths::new(name);
-    let cgroup_dir = cgroup::cluster_dir(name)?;
-    let (pidfile, program) = daemon_pid_file(name, daemon)?;
-    if let Some(pid) = daemon::read_pid(&pidfile).filter(|p| daemon::alive(*p, program)) {
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM);
-        let _ = wait_until(Duration::from_secs(5), program, || Ok(!daemon::alive(pid, program)));
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+    let provider = Local::new(name);
+    let d = provider_daemon(daemon);
+    provider.stop_daemon(&d)?;
+    provider.start_daemon(&d)?;
+    if d == ProviderDaemon::Controller {
+        wait_for_controller(&context::runtime()?, &Paths::new(name), Duration::from_secs(10))?;
     }
-    match daemon {
-        Daemon::Controller => {
-            start_controller(&paths, name, &cgroup_dir)?;
-            wait_for_controller(&context::runtime()?, &paths, Duration::from_secs(10))
-        }
-        Daemon::Agent(node) => start_agent(&paths, name, node, &cgroup_dir),
-    }
+    Ok(())
 }
 
 /// SIGKILL of a running daemon, found by its pid file (a crash, as `kill -9` makes one); returns
 /// its pid.
 pub(crate) fn kill_daemon(name: &str, daemon: &Daemon) -> anyhow::Result<i32> {
-    let (pidfile, program) = daemon_pid_file(name, daemon)?;
-    let pid = daemon::read_pid(&pidfile)
-        .filter(|p| daemon::alive(*p, program))
-        .ok_or_else(|| anyhow::anyhow!("the {} is not running (pid file {})", daemon.describe(), pidfile.display()))?;
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL)
-        .with_context(|| format!("kill -9 {pid} ({program})"))?;
-    wait_until(Duration::from_secs(5), program, || Ok(!daemon::alive(pid, program)))?;
-    Ok(pid)
+    Local::new(name).kill_daemon(&provider_daemon(daemon))
 }
 
 #[cfg(test)]

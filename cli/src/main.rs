@@ -2,12 +2,12 @@
 //! `status`) and kubectl's verbs with kubectl's flags and output formats.
 
 mod context;
-mod daemon;
 mod edit;
 mod fault;
 mod install;
 mod lifecycle;
 mod portforward;
+mod remote;
 mod testrun;
 mod tls;
 mod verbs;
@@ -40,6 +40,11 @@ pub struct Globals {
     /// The namespace of the objects the command names (default: default).
     #[arg(short = 'n', long, global = true, value_name = "NAMESPACE")]
     pub namespace: Option<String>,
+    /// The controller's API, e.g. `unix:///run/emu/NAME/controller.sock` (default: $EMU_SERVER,
+    /// else the socket of the cluster on this machine): emu then needs nothing else of the
+    /// cluster's machine.
+    #[arg(long, global = true, value_name = "ENDPOINT")]
+    pub server: Option<String>,
 }
 
 impl Globals {
@@ -50,6 +55,11 @@ impl Globals {
         Some(given.strip_prefix("emu-").map(str::to_string).unwrap_or(given))
     }
 
+    /// `--server`, or `$EMU_SERVER`.
+    pub fn server(&self) -> Option<String> {
+        self.server.clone().or_else(|| std::env::var("EMU_SERVER").ok().filter(|s| !s.is_empty()))
+    }
+
     /// The namespace flag, or `default`.
     pub fn namespace_or_default(&self) -> String {
         self.namespace.clone().unwrap_or_else(|| "default".into())
@@ -57,7 +67,7 @@ impl Globals {
 
     /// The globals naming one cluster (for commands that act on a cluster they created).
     pub fn for_cluster(name: &str) -> Globals {
-        Globals { cluster: Some(name.to_string()), namespace: None }
+        Globals { cluster: Some(name.to_string()), namespace: None, server: None }
     }
 }
 

@@ -1,6 +1,7 @@
 //! `emu port-forward`: the host's way into the cluster, as `kubectl port-forward`. It listens on
-//! the host's loopback only and, per connection, connects to `localhost:PORT` inside the pod's
-//! network namespace (a socket made by a thread that entered it), copying bytes both ways.
+//! the host's loopback only and makes each connection a stream through the controller to the
+//! agent of the pod's node, which connects to `localhost:PORT` inside the pod's network namespace
+//! and copies bytes both ways.
 //!
 //! A forward stays on the pod it picked; when that pod goes away, the command exits with
 //! kubectl's `error: lost connection to pod` (kubectl does not pick another pod either).
@@ -10,11 +11,14 @@ use crate::verbs::find_pod;
 use anyhow::{bail, Context};
 use clap::Args;
 use emu_api::object;
+use emu_proto::relay_client::RelayClient;
+use emu_proto::{ObjectRef, PortForwardInput, PortForwardStart};
 use serde_json::Value;
 use std::io::Write;
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::net::TcpListener;
 use std::time::Duration;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::Channel;
 
 #[derive(Args, Debug)]
 pub struct PortForwardArgs {
@@ -101,7 +105,6 @@ pub fn port_forward(a: PortForwardArgs, g: &crate::Globals) -> anyhow::Result<i3
         Some("Service") => Some(ctx.block_on(crate::verbs::get_one(&mut client, "Service", &ns, name))?),
         _ => None,
     };
-    let netns = emu_host::net::netns_path(&emu_api::naming::netns_pod(&ctx.cluster(), object::uid(&pod)));
     let mut listeners = Vec::new();
     for (local, remote) in &wanted {
         let target = pod_port(service.as_ref(), &pod, remote)?;
@@ -109,56 +112,84 @@ pub fn port_forward(a: PortForwardArgs, g: &crate::Globals) -> anyhow::Result<i3
         let listener = TcpListener::bind(("127.0.0.1", local)).with_context(|| format!("unable to listen on port {local}"))?;
         let bound = listener.local_addr()?.port();
         println!("Forwarding from 127.0.0.1:{bound} -> {target}");
+        listener.set_nonblocking(true)?;
         listeners.push((listener, bound, target));
     }
     std::io::stdout().flush()?;
-    for (listener, local, target) in listeners {
-        let netns = netns.clone();
-        std::thread::spawn(move || serve(listener, local, target, &netns));
-    }
-    // The pod's network namespace goes with the pod: then the forward has nothing to reach.
-    while netns.exists() {
-        std::thread::sleep(Duration::from_millis(300));
-    }
+    let (namespace, name, uid) = (object::namespace(&pod).to_string(), object::name(&pod).to_string(), object::uid(&pod).to_string());
+    let relay = ctx.relay.clone();
+    ctx.block_on(async move {
+        for (listener, local, target) in listeners {
+            let listener = tokio::net::TcpListener::from_std(listener)?;
+            let at = PodPort { relay: relay.clone(), namespace: namespace.clone(), name: name.clone(), port: target };
+            tokio::spawn(serve(listener, local, at));
+        }
+        // The forward stays on its pod: once the pod is gone it has nothing to reach.
+        let r = ObjectRef { kind: "Pod".into(), namespace, name };
+        loop {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            match client.get(r.clone()).await {
+                Ok(p) if serde_json::from_str::<Value>(&p.get_ref().json).is_ok_and(|p| object::uid(&p) == uid) => {}
+                Ok(_) => break,
+                Err(e) if e.code() == tonic::Code::NotFound => break,
+                // The controller restarting: ask again.
+                Err(_) => {}
+            }
+        }
+        anyhow::Ok(())
+    })?;
     eprintln!("error: lost connection to pod");
     Ok(1)
 }
 
-/// Accepts connections on `listener` and pipes each to `localhost:target` in the pod.
-fn serve(listener: TcpListener, local: u16, target: u16, netns: &Path) {
-    for conn in listener.incoming() {
-        let Ok(conn) = conn else { continue };
+/// Where forwarded connections go: a port of a pod, through the controller.
+#[derive(Clone)]
+struct PodPort {
+    relay: RelayClient<Channel>,
+    namespace: String,
+    name: String,
+    port: u16,
+}
+
+/// Accepts connections on `listener` and pipes each to the pod's port.
+async fn serve(listener: tokio::net::TcpListener, local: u16, at: PodPort) {
+    loop {
+        let Ok((conn, _)) = listener.accept().await else { continue };
         println!("Handling connection for {local}");
         let _ = std::io::stdout().flush();
-        let netns = netns.to_path_buf();
-        std::thread::spawn(move || {
-            if let Err(e) = pipe(conn, target, netns) {
-                eprintln!("E0000 portforward: an error occurred forwarding {local} -> {target}: {e:#}");
+        let at = at.clone();
+        tokio::spawn(async move {
+            if let Err(e) = pipe(conn, &at).await {
+                eprintln!("E0000 portforward: an error occurred forwarding {local} -> {}: {e:#}", at.port);
             }
         });
     }
 }
 
-/// Connects to `localhost:port` inside the pod's network namespace and copies both ways until
-/// either side closes.
-fn pipe(client: TcpStream, port: u16, netns: PathBuf) -> anyhow::Result<()> {
-    // A socket keeps the namespace it was made in: make it on a thread that entered the pod's.
-    let upstream = std::thread::spawn(move || -> anyhow::Result<TcpStream> {
-        let ns = std::fs::File::open(&netns).with_context(|| format!("the pod's network namespace {}", netns.display()))?;
-        nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNET).context("entering the pod's network namespace")?;
-        TcpStream::connect(("127.0.0.1", port)).with_context(|| format!("failed to connect to localhost:{port} inside the pod"))
-    })
-    .join()
-    .map_err(|_| anyhow::anyhow!("connecting thread panicked"))??;
-    let (mut c_read, mut u_write) = (client.try_clone()?, upstream.try_clone()?);
-    let (mut u_read, mut c_write) = (upstream, client);
-    let up = std::thread::spawn(move || {
-        let _ = std::io::copy(&mut c_read, &mut u_write);
-        let _ = u_write.shutdown(std::net::Shutdown::Write);
+/// One connection: a stream to `localhost:PORT` inside the pod, copied both ways until either
+/// side closes.
+async fn pipe(conn: tokio::net::TcpStream, at: &PodPort) -> anyhow::Result<()> {
+    use emu_proto::port_forward_input::Input;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    let start = PortForwardStart { namespace: at.namespace.clone(), pod: at.name.clone(), port: at.port.into(), ..Default::default() };
+    tx.send(PortForwardInput { input: Some(Input::Start(start)) }).await?;
+    let mut relay = at.relay.clone();
+    let mut from_pod = relay.port_forward(ReceiverStream::new(rx)).await.map_err(|s| anyhow::anyhow!("{}", s.message()))?.into_inner();
+    let (mut read, mut write) = conn.into_split();
+    // Client → pod; its end (the stream's) ends the pod's side.
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 32 * 1024];
+        while let Ok(n) = read.read(&mut buf).await {
+            if n == 0 || tx.send(PortForwardInput { input: Some(Input::Data(buf[..n].to_vec())) }).await.is_err() {
+                return;
+            }
+        }
     });
-    let _ = std::io::copy(&mut u_read, &mut c_write);
-    let _ = c_write.shutdown(std::net::Shutdown::Write);
-    let _ = up.join();
+    while let Some(m) = from_pod.message().await.map_err(|s| anyhow::anyhow!("{}", s.message()))? {
+        write.write_all(&m.data).await?;
+    }
+    write.shutdown().await?;
     Ok(())
 }
 

@@ -94,7 +94,7 @@ pub fn test(a: TestArgs, globals: &Globals) -> anyhow::Result<i32> {
         lifecycle::validate_cluster_name(&name)?;
         runs.push((file, plan, name));
     }
-    crate::install::require_companions()?;
+    emu_provider::programs::require_companions()?;
     catch_signals()?;
     let started = Instant::now();
     let mut suites = Vec::new();

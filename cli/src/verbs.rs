@@ -839,7 +839,7 @@ pub fn run(a: RunArgs, g: &Globals) -> anyhow::Result<i32> {
         eprintln!("If you don't see a command prompt, try pressing enter.");
     }
     let argv = if a.args.is_empty() { vec!["sh".to_string()] } else { a.args.clone() };
-    let code = exec_in(&ctx, &pod, &a.name, &argv, a.tty)?;
+    let code = exec_in(&ctx, &pod, &a.name, &argv, a.stdin || a.tty, a.tty)?;
     if a.rm {
         let r = ObjectRef { kind: "Pod".into(), namespace: ns.clone(), name: a.name.clone() };
         let _ = ctx.block_on(client.delete(DeleteRequest { r#ref: Some(r), force: false, grace_period_seconds: 1 }));
@@ -910,28 +910,22 @@ fn pick_container(pod: &Value, wanted: Option<&str>) -> anyhow::Result<String> {
     }
 }
 
-fn pod_dir(ctx: &Ctx, pod: &Value) -> anyhow::Result<PathBuf> {
-    let node = pod["spec"]["nodeName"]
-        .as_str()
-        .filter(|n| !n.is_empty())
-        .ok_or_else(|| anyhow::anyhow!("pod {} is not scheduled to a node yet", object::name(pod)))?;
-    Ok(ctx.paths.pod_dir(node, object::uid(pod)))
-}
-
-fn exec_in(ctx: &Ctx, pod: &Value, container: &str, argv: &[String], tty: bool) -> anyhow::Result<i32> {
+/// Runs `argv` in a container of `pod` (through its node's agent) and returns its exit code:
+/// stdin passed on with `stdin`, a terminal with `tty` (kubectl's -i and -t).
+fn exec_in(ctx: &Ctx, pod: &Value, container: &str, argv: &[String], stdin: bool, tty: bool) -> anyhow::Result<i32> {
     if pod["status"]["phase"] != "Running" {
         bail!("cannot exec into a container in a completed pod; current phase is {}", pod["status"]["phase"].as_str().unwrap_or("Pending"));
     }
-    let exe = crate::install::companion("emu-nodeagent")?;
-    let dir = pod_dir(ctx, pod)?;
-    let mut cmd = std::process::Command::new(exe);
-    cmd.arg("nsexec").arg(&dir).arg(container);
-    if tty {
-        cmd.arg("--tty");
-    }
-    cmd.arg("--").args(argv);
-    let status = cmd.status().context("running emu-nodeagent nsexec")?;
-    Ok(status.code().unwrap_or(128 + std::os::unix::process::ExitStatusExt::signal(&status).unwrap_or(0)))
+    let start = emu_proto::ExecStart {
+        namespace: object::namespace(pod).to_string(),
+        pod: object::name(pod).to_string(),
+        container: container.to_string(),
+        command: argv.to_vec(),
+        stdin,
+        tty: crate::remote::use_tty(tty, stdin),
+        ..Default::default()
+    };
+    crate::remote::exec(ctx, start)
 }
 
 pub fn exec(a: ExecArgs, g: &Globals) -> anyhow::Result<i32> {
@@ -940,7 +934,7 @@ pub fn exec(a: ExecArgs, g: &Globals) -> anyhow::Result<i32> {
     let ns = g.namespace_or_default();
     let pod = find_pod(&ctx, &mut client, &a.pod, &ns)?;
     let container = pick_container(&pod, a.container.as_deref())?;
-    exec_in(&ctx, &pod, &container, &a.command, a.tty)
+    exec_in(&ctx, &pod, &container, &a.command, a.stdin, a.tty)
 }
 
 #[derive(Args, Debug)]
@@ -962,52 +956,24 @@ pub struct LogsArgs {
 }
 
 pub fn logs(a: LogsArgs, g: &Globals) -> anyhow::Result<i32> {
-    use std::io::{Seek, Write};
     let ctx = Ctx::open(g)?;
     let mut client = ctx.client.clone();
     let ns = g.namespace_or_default();
     let pod = find_pod(&ctx, &mut client, &a.pod, &ns)?;
     let container = pick_container(&pod, a.container.as_deref())?;
-    let dir = pod_dir(&ctx, &pod)?;
-    let path = if a.previous {
-        emu_nodeagent::sandbox::previous_log_path(&dir, &container)
-    } else {
-        emu_nodeagent::sandbox::log_path(&dir, &container)
-    };
-    let text = std::fs::read(&path).unwrap_or_default();
-    let text = match a.tail {
-        Some(n) => {
-            let lines: Vec<&[u8]> = text.split_inclusive(|b| *b == b'\n').collect();
-            lines[lines.len().saturating_sub(n)..].concat()
-        }
-        None => text,
-    };
-    let mut out = std::io::stdout();
-    out.write_all(&text)?;
-    out.flush()?;
-    if a.follow {
-        let mut offset = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-        loop {
-            std::thread::sleep(Duration::from_millis(100));
-            if !dir.exists() {
-                return Ok(0);
-            }
-            if let Ok(mut f) = std::fs::File::open(&path) {
-                let len = f.metadata()?.len();
-                if len < offset {
-                    offset = 0;
-                }
-                if len > offset {
-                    f.seek(std::io::SeekFrom::Start(offset))?;
-                    let mut buf = Vec::new();
-                    f.read_to_end(&mut buf)?;
-                    out.write_all(&buf)?;
-                    out.flush()?;
-                    offset += buf.len() as u64;
-                }
-            }
-        }
+    if pod["spec"]["nodeName"].as_str().is_none_or(str::is_empty) {
+        bail!("pod {} is not scheduled to a node yet", object::name(&pod));
     }
+    let request = emu_proto::LogsRequest {
+        namespace: object::namespace(&pod).to_string(),
+        pod: object::name(&pod).to_string(),
+        container,
+        follow: a.follow,
+        previous: a.previous,
+        tail_lines: a.tail.and_then(|n| i64::try_from(n).ok()).unwrap_or(-1),
+        ..Default::default()
+    };
+    crate::remote::logs(&ctx, request)?;
     Ok(0)
 }
 
@@ -1020,21 +986,15 @@ pub struct SshArgs {
     pub command: Vec<String>,
 }
 
-/// Runs a command (default: a login shell) inside the node's network namespace.
+/// Runs a command (default: a login shell) on a node, in its network namespace (through the
+/// node's agent).
 pub fn ssh(a: SshArgs, g: &Globals) -> anyhow::Result<i32> {
-    require_root()?;
-    let cluster = crate::context::resolve(g)?;
-    let paths = emu_logic::cluster::Paths::new(&cluster);
-    let config: emu_logic::cluster::ClusterConfig = serde_json::from_slice(&std::fs::read(paths.config())?)?;
-    if config.node(&a.node).is_none() {
-        bail!(
-            "node {:?} not found in cluster {cluster:?} (nodes: {})",
-            a.node,
-            config.nodes.iter().map(|n| n.name.as_str()).collect::<Vec<_>>().join(", ")
-        );
+    let ctx = Ctx::open(g)?;
+    let nodes = ctx.node_names()?;
+    if !nodes.contains(&a.node) {
+        bail!("node {:?} not found in cluster {:?} (nodes: {})", a.node, ctx.cluster, nodes.join(", "));
     }
-    let ns_path = emu_host::net::netns_path(&emu_api::naming::netns_node(&cluster, &a.node));
-    run_in_netns(&ns_path, &a.command, &[("EMU_NODE", a.node.as_str())], &format!("node {}", a.node), &a.node)
+    run_outside_a_pod(&ctx, emu_proto::ExecStart { node: a.node.clone(), command: a.command, ..Default::default() })
 }
 
 #[derive(Args, Debug)]
@@ -1047,33 +1007,18 @@ pub struct OutsideArgs {
 /// Runs a command (default: a shell) as the external client, in the outside world's network
 /// namespace: it reaches the nodes' ExternalIPs (and what they expose), nothing else.
 pub fn outside(a: OutsideArgs, g: &Globals) -> anyhow::Result<i32> {
-    require_root()?;
-    let cluster = crate::context::resolve(g)?;
-    let ns_path = emu_host::net::netns_path(&emu_api::naming::netns_outside(&cluster));
-    if !ns_path.exists() {
-        bail!("cluster {cluster:?} has no outside world (it was made by an older emu): recreate it with `sudo emu down` and `sudo emu up`");
-    }
-    run_in_netns(&ns_path, &a.command, &[], "the outside world", "outside")
+    let ctx = Ctx::open(g)?;
+    run_outside_a_pod(&ctx, emu_proto::ExecStart { outside: true, command: a.command, ..Default::default() })
 }
 
-/// Runs `command` (a shell when empty, prompting `root@<prompt_host>`) in the network namespace
-/// at `ns_path`, passing its exit code through.
-fn run_in_netns(ns_path: &Path, command: &[String], env: &[(&str, &str)], what: &str, prompt_host: &str) -> anyhow::Result<i32> {
-    use std::os::fd::AsRawFd;
-    use std::os::unix::process::CommandExt;
-    let ns = std::fs::File::open(ns_path).with_context(|| format!("opening {}", ns_path.display()))?;
-    let argv = if command.is_empty() { vec![std::env::var("SHELL").unwrap_or_else(|_| "/bin/bash".into())] } else { command.to_vec() };
-    let mut cmd = std::process::Command::new(&argv[0]);
-    cmd.args(&argv[1..]).envs(env.iter().copied());
-    if command.is_empty() {
-        cmd.env("PS1", format!("root@{prompt_host}:\\w# "));
-    }
-    let fd = ns.as_raw_fd();
-    // SAFETY: runs in the forked child before exec; setns is async-signal-safe and `fd` was opened
-    // before the fork.
-    unsafe {
-        cmd.pre_exec(move || if libc::setns(fd, libc::CLONE_NEWNET) < 0 { Err(std::io::Error::last_os_error()) } else { Ok(()) });
-    }
-    let status = cmd.status().with_context(|| format!("running {:?} in {what}", argv[0]))?;
-    Ok(status.code().unwrap_or(1))
+/// Runs `start`'s command on a node or in the outside world, as a shell there runs it: stdin
+/// passed on, a terminal when this one is (a shell when no command is given, `root@NODE`
+/// prompting), this directory and $SHELL, $TERM; the exit code passed through.
+fn run_outside_a_pod(ctx: &Ctx, mut start: emu_proto::ExecStart) -> anyhow::Result<i32> {
+    use std::io::IsTerminal;
+    start.stdin = true;
+    start.tty = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
+    start.env = ["SHELL", "TERM"].iter().filter_map(|k| Some((k.to_string(), std::env::var(k).ok()?))).collect();
+    start.working_dir = std::env::current_dir().map(|d| d.display().to_string()).unwrap_or_default();
+    crate::remote::exec(ctx, start)
 }

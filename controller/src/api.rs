@@ -524,6 +524,7 @@ impl Api for ApiService {
             service_cidr: c.service_cidr.clone(),
             resource_version: self.shared.store.resource_version(),
             version: emu_logic::cluster::KUBERNETES_VERSION.into(),
+            config_json: crate::relay::config_json(&self.shared),
         }))
     }
 

@@ -9,6 +9,7 @@ pub mod endpoints;
 pub mod https;
 pub mod nodes;
 pub mod pki;
+pub mod relay;
 pub mod services;
 pub mod state;
 pub mod store;

@@ -2,11 +2,13 @@
 
 use anyhow::Context;
 use clap::Parser;
+use emu_controller::relay::{self, RelayService};
 use emu_controller::{api::ApiService, controllers, https, pki::ClusterPki, services, state::Shared, store::Store};
 use emu_logic::cluster::{ClusterConfig, Paths, KUBERNETES_VERSION};
 use emu_logic::ipam;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::os::unix::fs::PermissionsExt;
+use std::sync::Arc;
 use tokio_stream::wrappers::UnixListenerStream;
 
 #[derive(Parser)]
@@ -75,7 +77,10 @@ async fn serve() -> anyhow::Result<()> {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let stopping = shared.clone();
     tonic::transport::Server::builder()
-        .add_service(emu_proto::api_server::ApiServer::new(ApiService { shared }).max_decoding_message_size(256 * 1024 * 1024))
+        .add_service(
+            emu_proto::api_server::ApiServer::new(ApiService { shared: shared.clone() }).max_decoding_message_size(emu_proto::MAX_MESSAGE),
+        )
+        .add_service(emu_proto::relay_server::RelayServer::new(RelayService::new(shared.clone(), Arc::new(relay::provider(&shared)))))
         .serve_with_incoming_shutdown(UnixListenerStream::new(listener), async move {
             term.recv().await;
             tracing::info!("SIGTERM: stopping");

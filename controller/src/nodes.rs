@@ -44,6 +44,12 @@ pub fn register(shared: &Shared, mut node: Value) -> Result<Value, StoreError> {
         Some(existing) => {
             let mut merged = existing;
             merged["metadata"]["labels"] = node["metadata"]["labels"].clone();
+            // The agent's own annotations (where it serves: emu_proto::AGENT_ENDPOINT_ANNOTATION).
+            if let Some(theirs) = node["metadata"]["annotations"].as_object() {
+                for (k, v) in theirs {
+                    merged["metadata"]["annotations"][k] = v.clone();
+                }
+            }
             merged["spec"] = node["spec"].clone();
             merged["status"] = node["status"].clone();
             if let Some(m) = merged["metadata"].as_object_mut() {

@@ -121,6 +121,14 @@ impl Paths {
     pub fn agent_log(&self, node: &str) -> PathBuf {
         self.node_dir(node).join("agent.log")
     }
+    /// Where the node's agent serves the controller (service Node of the gRPC API).
+    pub fn agent_socket(&self, node: &str) -> PathBuf {
+        self.node_dir(node).join("agent.sock")
+    }
+    /// Where the cloud daemon serves commands run in the outside world (`emu outside`).
+    pub fn outside_socket(&self) -> PathBuf {
+        self.root.join("outside.sock")
+    }
     pub fn pods_dir(&self, node: &str) -> PathBuf {
         self.node_dir(node).join("pods")
     }

@@ -74,8 +74,19 @@ async fn run(args: Args) -> anyhow::Result<()> {
     std::fs::write(paths.agent_pid(&node.name), std::process::id().to_string())?;
 
     let mut client = connect(&paths).await?;
+    // Exec, logs, port-forward and routes for the controller, at the endpoint the Node names.
+    let socket = paths.agent_socket(&node.name);
+    let place = crate::node_service::Place::Node {
+        name: node.name.clone(),
+        netns: net::netns_path(&naming::netns_node(&cluster.name, &node.name)),
+        service_cidr: cluster.service_cidr.clone(),
+        client: client.clone(),
+    };
+    tokio::spawn(crate::node_service::serve(crate::node_service::NodeService::new(&cluster.name, place)?, socket.clone()));
+    let mut me = node_object(&node);
+    me["metadata"]["annotations"] = json!({emu_proto::AGENT_ENDPOINT_ANNOTATION: emu_proto::unix_endpoint(&socket)});
     let registered = client
-        .register_node(emu_proto::RegisterNodeRequest { node: Some(emu_proto::Object { json: node_object(&node).to_string() }) })
+        .register_node(emu_proto::RegisterNodeRequest { node: Some(emu_proto::Object { json: me.to_string() }) })
         .await
         .context("registering the node")?
         .into_inner();

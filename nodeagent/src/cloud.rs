@@ -59,6 +59,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let pool: ipam::Ipv4Cidr = cluster.load_balancer_cidr.parse().map_err(|e| anyhow::anyhow!("load balancer pool: {e}"))?;
     std::fs::write(paths.root.join("cloud.pid"), std::process::id().to_string())?;
     let client = emu_proto::connect_unix(&paths.socket()).await.context("connecting to the controller")?;
+    // `emu outside`'s commands, relayed by the controller.
+    let outside = crate::node_service::NodeService::new(&cluster.name, crate::node_service::Place::Outside)?;
+    tokio::spawn(crate::node_service::serve(outside, paths.outside_socket()));
     let (tx, mut rx) = tokio::sync::watch::channel(Snapshot::default());
     tokio::spawn(reflector::run(paths.socket(), vec!["Service".into(), "Node".into()], String::new(), tx));
     let nft: Arc<dyn NftRunner> = Arc::new(emu_host::nft::RealNft::new());

@@ -11,6 +11,7 @@ pub mod cloud;
 pub mod faults;
 pub mod health;
 pub mod linkemu;
+pub mod node_service;
 pub mod probe;
 pub mod readiness;
 pub mod routes;

@@ -1,6 +1,5 @@
 //! Starting the cluster's daemons in the background: detached (own session), logging to files in
-//! the runtime directory, inside the cluster's cgroup, and — for node agents — inside their node's
-//! network namespace. Namespace and cgroup changes happen in the forked child before exec, using
+//! the runtime directory, inside the cluster's cgroup, and inside their network namespace. Namespace and cgroup changes happen in the forked child before exec, using
 //! only file descriptors opened beforehand (nothing may allocate between fork and exec).
 
 use anyhow::Context;
@@ -62,8 +61,12 @@ pub fn spawn(s: Spawn) -> anyhow::Result<u32> {
             Ok(())
         });
     }
-    let child = cmd.spawn().with_context(|| format!("starting {}", s.exe.display()))?;
-    Ok(child.id())
+    let mut child = cmd.spawn().with_context(|| format!("starting {}", s.exe.display()))?;
+    let pid = child.id();
+    // Reaped when it ends, should the caller (the controller restarting an agent) outlive it; a
+    // caller that exits first leaves it to init.
+    std::thread::spawn(move || child.wait());
+    Ok(pid)
 }
 
 /// True if `pid` is alive and runs the named program (guards against a recycled PID).

@@ -1,0 +1,329 @@
+//! Service Relay: what the CLI asks of a node's machine. Commands in containers and on nodes,
+//! logs and port forwarding go to the agent that owns the node (service Node, at the endpoint
+//! its Node object names), as kube-apiserver hands exec, logs and port-forward to the kubelet;
+//! the outside world's commands go to the cloud daemon. A node's power (stop, start, remove) is
+//! the provider's, since a stopped node's agent cannot start itself; the controller records it
+//! in a `node-stop` Fault and asks the node's agent to put its routes back once it runs again.
+//!
+//! Streams pass through unchanged (exit codes too) and end when the controller stops, so that
+//! they never hold up its shutdown.
+
+use crate::api::ApiService;
+use crate::state::Shared;
+use crate::store::{ObjectKey, StoreError};
+use emu_api::fault::{self, FaultSpec};
+use emu_api::object;
+use emu_logic::faults;
+use emu_proto::api_server::Api;
+use emu_proto::node_client::NodeClient;
+use emu_proto::relay_server::Relay;
+use emu_proto::{
+    exec_input, port_forward_input, ApplyRequest, DeleteRequest, ExecInput, ExecOutput, LogsChunk, LogsRequest, NodeOpRequest,
+    NodeOpResponse, Object, ObjectRef, PortForwardInput, PortForwardOutput,
+};
+use emu_provider::Provider;
+use futures::StreamExt as _;
+use serde_json::Value;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::Stream;
+use tonic::transport::Channel;
+use tonic::{Request, Response, Status, Streaming};
+
+/// How long reaching an agent may take (a frozen agent never answers).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long a node's new agent may take to answer after its start (`emu node start` of a killed
+/// node), for its routes.
+const NEW_AGENT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The provider of this controller's machines: today every node runs on the controller's own
+/// machine.
+pub fn provider(shared: &Shared) -> emu_provider::Local {
+    emu_provider::Local::new(&shared.cluster.name)
+}
+
+/// The cluster's shape as `ClusterInfo` returns it: the provider's, which no longer lists a
+/// removed node (the controller read it once at start).
+pub fn config_json(shared: &Shared) -> String {
+    let config = provider(shared).config().unwrap_or_else(|_| shared.cluster.clone());
+    serde_json::to_string(&config).unwrap_or_default()
+}
+
+type OutStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
+
+pub struct RelayService {
+    shared: Shared,
+    provider: Arc<dyn Provider>,
+}
+
+impl RelayService {
+    pub fn new(shared: Shared, provider: Arc<dyn Provider>) -> RelayService {
+        RelayService { shared, provider }
+    }
+
+    fn api(&self) -> ApiService {
+        ApiService { shared: self.shared.clone() }
+    }
+
+    /// The pod `namespace/name`, bound to a node: its uid and node.
+    fn pod_on_node(&self, namespace: &str, name: &str) -> Result<(String, String), Status> {
+        let key = ObjectKey { kind: "Pod".into(), namespace: namespace.into(), name: name.into() };
+        let pod = self.shared.store.get(&key).ok_or_else(|| Status::not_found(format!("pods \"{name}\" not found")))?;
+        let node = object::str_at(&pod, &["spec", "nodeName"]).filter(|n| !n.is_empty());
+        let node = node.ok_or_else(|| Status::failed_precondition(format!("pod {name} is not scheduled to a node yet")))?;
+        Ok((object::uid(&pod).to_string(), node.to_string()))
+    }
+
+    /// Where the agent of `node` serves: the endpoint its Node object names, else its socket on
+    /// this machine.
+    fn agent_endpoint(&self, node: &str) -> String {
+        let key = ObjectKey { kind: "Node".into(), namespace: String::new(), name: node.into() };
+        let named = self
+            .shared
+            .store
+            .get(&key)
+            .and_then(|n| object::str_at(&n, &["metadata", "annotations", emu_proto::AGENT_ENDPOINT_ANNOTATION]).map(str::to_string));
+        named.unwrap_or_else(|| emu_proto::unix_endpoint(&emu_logic::cluster::Paths::new(&self.shared.cluster.name).agent_socket(node)))
+    }
+
+    async fn agent(&self, node: &str) -> Result<NodeClient<Channel>, Status> {
+        let endpoint = self.agent_endpoint(node);
+        dial(&endpoint, &format!("the agent of node {node}")).await
+    }
+
+    async fn outside(&self) -> Result<NodeClient<Channel>, Status> {
+        let socket = emu_logic::cluster::Paths::new(&self.shared.cluster.name).outside_socket();
+        dial(&emu_proto::unix_endpoint(&socket), "the outside world's daemon (emu-nodeagent cloud)").await
+    }
+
+    /// Ends `stream` when the controller stops.
+    fn until_stopping<T: Send + 'static>(&self, stream: Streaming<T>) -> OutStream<T> {
+        let mut stopping = self.shared.stopping.subscribe();
+        Box::pin(stream.take_until(async move {
+            let _ = stopping.wait_for(|s| *s).await;
+        }))
+    }
+
+    /// The cluster's nodes, as the provider keeps them; `node` must be one.
+    fn check_node(&self, node: &str) -> Result<Vec<String>, Status> {
+        let config = self.provider.config().map_err(|e| Status::internal(format!("{e:#}")))?;
+        let nodes: Vec<String> = config.nodes.iter().map(|n| n.name.clone()).collect();
+        if !nodes.iter().any(|n| n == node) {
+            return Err(Status::not_found(format!("node {node:?} not found in the cluster (nodes: {})", nodes.join(", "))));
+        }
+        Ok(nodes)
+    }
+
+    fn faults(&self) -> Vec<Value> {
+        self.shared.store.list_shared(fault::KIND, None).0.iter().map(|f| (**f).clone()).collect()
+    }
+
+    /// Runs a provider operation on a blocking thread (they wait for the kernel).
+    async fn on_provider<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&dyn Provider) -> anyhow::Result<T> + Send + 'static,
+    ) -> Result<T, Status> {
+        let provider = self.provider.clone();
+        tokio::task::spawn_blocking(move || f(provider.as_ref()))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?
+            .map_err(|e| Status::internal(format!("{e:#}")))
+    }
+
+    async fn delete_fault(&self, name: &str) -> Result<(), Status> {
+        let r = ObjectRef { kind: fault::KIND.into(), namespace: String::new(), name: name.into() };
+        self.api().delete(Request::new(DeleteRequest { r#ref: Some(r), force: true, grace_period_seconds: -1 })).await?;
+        Ok(())
+    }
+
+    /// Asks the agent of `node` to put back the routes the kernel dropped while its links were
+    /// down; a new agent (after a kill) is waited for until it answers.
+    async fn restore_routes(&self, node: &str, new_agent: bool) -> Result<(), Status> {
+        let deadline = tokio::time::Instant::now() + if new_agent { NEW_AGENT_TIMEOUT } else { Duration::ZERO };
+        loop {
+            let answer = match self.agent(node).await {
+                Ok(mut agent) => agent.restore_routes(emu_proto::RestoreRoutesRequest {}).await.map(|_| ()),
+                Err(e) => Err(e),
+            };
+            match answer {
+                Err(e) if e.code() == tonic::Code::Unavailable && tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(e) => return Err(Status::new(e.code(), format!("node/{node}: putting back its routes: {}", e.message()))),
+                Ok(()) => return Ok(()),
+            }
+        }
+    }
+
+    /// What a removed node's agent held of each Fault (its entry of `status.appliedOn`, its
+    /// finalizer) is let go, as Kubernetes' controllers clean up after a deleted node, so that no
+    /// deletion waits for an agent that is gone for good.
+    fn let_go(&self, node: &str) {
+        for f in self.faults() {
+            let Ok(key) = ObjectKey::of(&f) else { continue };
+            for _ in 0..5 {
+                let Some(current) = self.shared.store.get(&key) else { break };
+                let mut released = current.clone();
+                if let Some(s) = faults::with_applied(&current, node, None) {
+                    released["status"] = s["status"].clone();
+                }
+                let released = faults::with_finalizer(&released, node, false).unwrap_or(released);
+                if released == current {
+                    break;
+                }
+                match self.shared.store.update(released) {
+                    Err(StoreError::Conflict { .. }) => continue,
+                    Err(e) => tracing::warn!(fault = %key.name, error = %e, "letting go of a removed node's hold"),
+                    Ok(_) => {}
+                }
+                break;
+            }
+        }
+        self.shared.changed();
+    }
+}
+
+/// A client of service Node at `endpoint`.
+async fn dial(endpoint: &str, what: &str) -> Result<NodeClient<Channel>, Status> {
+    let unreachable = |e: String| Status::unavailable(format!("cannot reach {what} at {endpoint}: {e}"));
+    let channel = tokio::time::timeout(CONNECT_TIMEOUT, emu_proto::channel(endpoint))
+        .await
+        .map_err(|_| unreachable("no answer".into()))?
+        .map_err(|e| unreachable(format!("{e:#}")))?;
+    Ok(NodeClient::new(channel).max_decoding_message_size(emu_proto::MAX_MESSAGE))
+}
+
+/// `first`, then what follows it on `inbound`, as a stream for the next hop; its end (the
+/// caller's stdin or connection ending) is passed on.
+fn forward<T: Send + 'static>(first: T, mut inbound: Streaming<T>) -> ReceiverStream<T> {
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    tokio::spawn(async move {
+        if tx.send(first).await.is_err() {
+            return;
+        }
+        while let Ok(Some(m)) = inbound.message().await {
+            if tx.send(m).await.is_err() {
+                return;
+            }
+        }
+    });
+    ReceiverStream::new(rx)
+}
+
+fn response(message: String) -> Response<NodeOpResponse> {
+    Response::new(NodeOpResponse { message, agent_started: String::new() })
+}
+
+#[tonic::async_trait]
+impl Relay for RelayService {
+    type ExecStream = OutStream<ExecOutput>;
+    type LogsStream = OutStream<LogsChunk>;
+    type PortForwardStream = OutStream<PortForwardOutput>;
+
+    async fn exec(&self, req: Request<Streaming<ExecInput>>) -> Result<Response<Self::ExecStream>, Status> {
+        let mut inbound = req.into_inner();
+        let Some(ExecInput { input: Some(exec_input::Input::Start(mut start)) }) = inbound.message().await? else {
+            return Err(Status::invalid_argument("exec: the first message must be ExecStart"));
+        };
+        let mut agent = if !start.pod.is_empty() {
+            let (uid, node) = self.pod_on_node(&start.namespace, &start.pod)?;
+            start.pod_uid = uid;
+            start.node = node.clone();
+            self.agent(&node).await?
+        } else if !start.node.is_empty() {
+            self.check_node(&start.node)?;
+            self.agent(&start.node).await?
+        } else if start.outside {
+            self.outside().await?
+        } else {
+            return Err(Status::invalid_argument("exec: name a pod, a node, or the outside world"));
+        };
+        let first = ExecInput { input: Some(exec_input::Input::Start(start)) };
+        let out = agent.exec(forward(first, inbound)).await?.into_inner();
+        Ok(Response::new(self.until_stopping(out)))
+    }
+
+    async fn logs(&self, req: Request<LogsRequest>) -> Result<Response<Self::LogsStream>, Status> {
+        let mut r = req.into_inner();
+        let (uid, node) = self.pod_on_node(&r.namespace, &r.pod)?;
+        r.pod_uid = uid;
+        let out = self.agent(&node).await?.logs(r).await?.into_inner();
+        Ok(Response::new(self.until_stopping(out)))
+    }
+
+    async fn port_forward(&self, req: Request<Streaming<PortForwardInput>>) -> Result<Response<Self::PortForwardStream>, Status> {
+        let mut inbound = req.into_inner();
+        let Some(PortForwardInput { input: Some(port_forward_input::Input::Start(mut start)) }) = inbound.message().await? else {
+            return Err(Status::invalid_argument("port-forward: the first message must be PortForwardStart"));
+        };
+        let (uid, node) = self.pod_on_node(&start.namespace, &start.pod)?;
+        start.pod_uid = uid;
+        let first = PortForwardInput { input: Some(port_forward_input::Input::Start(start)) };
+        let out = self.agent(&node).await?.port_forward(forward(first, inbound)).await?.into_inner();
+        Ok(Response::new(self.until_stopping(out)))
+    }
+
+    async fn node_stop(&self, req: Request<NodeOpRequest>) -> Result<Response<NodeOpResponse>, Status> {
+        let NodeOpRequest { node, kill, wait_ms } = req.into_inner();
+        self.check_node(&node)?;
+        if self.faults().iter().any(|f| f["spec"]["nodeStop"]["node"] == node.as_str()) {
+            return Ok(response(format!("node/{node} is already stopped")));
+        }
+        let object = fault::to_object(&format!("node-stop-{node}"), &FaultSpec::NodeStop { node: node.clone(), kill });
+        let request = ApplyRequest { objects: vec![Object { json: object.to_string() }], create_only: true, dry_run: false };
+        self.api().apply(Request::new(request)).await?;
+        let wait = (wait_ms > 0).then(|| Duration::from_millis(wait_ms));
+        let n = node.clone();
+        self.on_provider(move |p| p.stop_node(&n, kill, wait)).await?;
+        let what = if kill { "killed" } else { "frozen" };
+        Ok(response(format!("node/{node} stopped: agent and pods {what}, links down")))
+    }
+
+    async fn node_start(&self, req: Request<NodeOpRequest>) -> Result<Response<NodeOpResponse>, Status> {
+        let NodeOpRequest { node, wait_ms, .. } = req.into_inner();
+        self.check_node(&node)?;
+        let Some(stop) = self.faults().into_iter().find(|f| f["spec"]["nodeStop"]["node"] == node.as_str()) else {
+            return Ok(response(format!("node/{node} is not stopped")));
+        };
+        let killed = stop["spec"]["nodeStop"]["kill"].as_bool() == Some(true);
+        let wait = (wait_ms > 0).then(|| Duration::from_millis(wait_ms));
+        // A new agent's entries are newer than its start.
+        let agent_started = if killed { faults::micro_time(std::time::SystemTime::now()) } else { String::new() };
+        let n = node.clone();
+        self.on_provider(move |p| p.start_node(&n, killed, wait)).await?;
+        self.restore_routes(&node, killed).await?;
+        self.delete_fault(object::name(&stop)).await?;
+        Ok(Response::new(NodeOpResponse { message: format!("node/{node} started"), agent_started }))
+    }
+
+    async fn node_remove(&self, req: Request<NodeOpRequest>) -> Result<Response<NodeOpResponse>, Status> {
+        let node = req.into_inner().node;
+        let nodes = self.check_node(&node)?;
+        if nodes.len() == 1 {
+            return Err(Status::failed_precondition(format!(
+                "node {node:?} is the cluster's only node: remove the cluster instead (`sudo emu down`)"
+            )));
+        }
+        let n = node.clone();
+        self.on_provider(move |p| p.kill_node(&n)).await?;
+        // Its agent is gone for good: what it held is let go, and the faults that name it go.
+        self.let_go(&node);
+        for f in self.faults().iter().filter(|f| fault::parse(f, &nodes).is_ok_and(|spec| fault::names_node(&spec, &node))) {
+            self.delete_fault(object::name(f)).await?;
+        }
+        // The controller then deletes its pods, as Kubernetes' pod garbage collector does, and
+        // their ReplicaSets replace them.
+        let r = ObjectRef { kind: "Node".into(), namespace: String::new(), name: node.clone() };
+        match self.api().delete(Request::new(DeleteRequest { r#ref: Some(r), force: true, grace_period_seconds: -1 })).await {
+            // Never registered, or removed by hand already.
+            Err(e) if e.code() != tonic::Code::NotFound => return Err(e),
+            _ => {}
+        }
+        let n = node.clone();
+        self.on_provider(move |p| p.remove_node(&n)).await?;
+        Ok(response(format!("node/{node} removed")))
+    }
+}

@@ -1,0 +1,537 @@
+//! Service Node of the gRPC API: what the controller relays to the owner of a node (as
+//! kube-apiserver to kubelet). Every node agent serves it on `nodes/<node>/agent.sock` and
+//! registers that endpoint in its Node object ([`emu_proto::AGENT_ENDPOINT_ANNOTATION`]); the cloud daemon serves
+//! the commands of the outside world on `outside.sock`.
+//!
+//! - `Exec`: a command in a container (`emu-nodeagent nsexec`, which joins the container's
+//!   namespaces and takes its environment), or on the node itself, with its stdio streamed:
+//!   pipes, or a pseudo-terminal whose size follows the user's. The exit code passes through.
+//! - `Logs`: a container's log file; `follow` keeps sending until the pod's directory is gone.
+//! - `PortForward`: one connection to `localhost:PORT` inside the pod's network namespace.
+//! - `RestoreRoutes`: the node's routes that the kernel dropped while its links were down.
+
+use crate::sandbox;
+use emu_api::{naming, object};
+use emu_logic::cluster::Paths;
+use emu_proto::api_client::ApiClient;
+use emu_proto::exec_input::Input;
+use emu_proto::exec_output::Output;
+use emu_proto::node_server::{Node, NodeServer};
+use emu_proto::{
+    ExecInput, ExecOutput, ExecStart, LogsChunk, LogsRequest, PortForwardInput, PortForwardOutput, RestoreRoutesRequest,
+    RestoreRoutesResponse, TerminalSize,
+};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+use std::time::Duration;
+use tokio::io::unix::AsyncFd;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::Stream;
+use tonic::transport::Channel;
+use tonic::{Request, Response, Status, Streaming};
+
+/// After a command has ended, what it wrote is still forwarded until nothing more comes for this
+/// long: a process it left running in the background may hold its output open.
+const DRAIN_IDLE: Duration = Duration::from_millis(100);
+
+/// How often a followed log is read for what was added.
+const FOLLOW_EVERY: Duration = Duration::from_millis(100);
+
+type OutStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
+type Sender<T> = mpsc::Sender<Result<T, Status>>;
+
+/// Where the service runs: a node (with what `RestoreRoutes` needs), or the outside world.
+pub enum Place {
+    Node {
+        name: String,
+        /// The node's network namespace.
+        netns: PathBuf,
+        service_cidr: String,
+        /// The controller's API: the Node objects for the routes.
+        client: ApiClient<Channel>,
+    },
+    Outside,
+}
+
+pub struct NodeService {
+    paths: Paths,
+    cluster: String,
+    place: Place,
+    /// This executable, for `nsexec`.
+    exe: PathBuf,
+}
+
+impl NodeService {
+    pub fn new(cluster: &str, place: Place) -> anyhow::Result<NodeService> {
+        Ok(NodeService { paths: Paths::new(cluster), cluster: cluster.to_string(), place, exe: std::env::current_exe()? })
+    }
+
+    fn node(&self) -> Result<&str, Status> {
+        match &self.place {
+            Place::Node { name, .. } => Ok(name),
+            Place::Outside => Err(Status::failed_precondition("the outside world has no pods")),
+        }
+    }
+
+    /// The directory of one of this node's pods, by uid.
+    fn pod_dir(&self, namespace: &str, pod: &str, uid: &str) -> Result<PathBuf, Status> {
+        let node = self.node()?;
+        let dir = self.paths.pod_dir(node, uid);
+        if uid.is_empty() || uid.contains('/') || !dir.is_dir() {
+            return Err(Status::not_found(format!("pod {namespace}/{pod} has no sandbox on node {node}")));
+        }
+        Ok(dir)
+    }
+
+    /// The command an exec runs: `nsexec` into a container, or a program of the node (or of the
+    /// outside world) with the variables the caller added.
+    fn command(&self, start: &ExecStart) -> Result<(std::process::Command, Signaled), Status> {
+        if !start.pod.is_empty() {
+            let dir = self.pod_dir(&start.namespace, &start.pod, &start.pod_uid)?;
+            if start.command.is_empty() {
+                return Err(Status::invalid_argument("exec: a command is required"));
+            }
+            let mut cmd = std::process::Command::new(&self.exe);
+            cmd.arg("nsexec").arg(&dir).arg(&start.container);
+            if start.tty {
+                cmd.arg("--tty");
+            }
+            cmd.arg("--").args(&start.command);
+            return Ok((cmd, Signaled::AddTo128));
+        }
+        let here = match &self.place {
+            Place::Node { name, .. } if *name == start.node => name.clone(),
+            Place::Outside if start.outside => "outside".to_string(),
+            Place::Node { name, .. } => {
+                return Err(Status::invalid_argument(format!("this is the agent of node {name}, not {}", start.node)))
+            }
+            Place::Outside => return Err(Status::invalid_argument("this is the outside world")),
+        };
+        let shell = start.env.get("SHELL").filter(|s| Path::new(s).is_file()).cloned().unwrap_or_else(|| "/bin/bash".into());
+        let argv = if start.command.is_empty() { vec![shell] } else { start.command.clone() };
+        let mut cmd = std::process::Command::new(&argv[0]);
+        cmd.args(&argv[1..]).envs(&start.env);
+        if let Place::Node { name, .. } = &self.place {
+            cmd.env("EMU_NODE", name);
+        }
+        if start.command.is_empty() {
+            cmd.env("PS1", format!("root@{here}:\\w# "));
+        }
+        let wd = Path::new(&start.working_dir);
+        cmd.current_dir(if wd.is_absolute() && wd.is_dir() { wd } else { Path::new("/") });
+        Ok((cmd, Signaled::One))
+    }
+
+    fn routes(&self) -> Result<(&str, &Path, &str, ApiClient<Channel>), Status> {
+        match &self.place {
+            Place::Node { name, netns, service_cidr, client } => Ok((name, netns, service_cidr, client.clone())),
+            Place::Outside => Err(Status::failed_precondition("the outside world has no routes of a node")),
+        }
+    }
+}
+
+/// The exit code of a command a signal killed: 128 + its number, as a shell reports it (and
+/// `emu exec` always did); 1 for a command on a node or outside, as `emu ssh` always did.
+#[derive(Clone, Copy)]
+enum Signaled {
+    AddTo128,
+    One,
+}
+
+/// Serves `service` on the Unix socket `socket` (replacing one a previous agent left) until the
+/// process ends.
+pub async fn serve(service: NodeService, socket: PathBuf) {
+    if let Err(e) = try_serve(service, &socket).await {
+        tracing::error!(socket = %socket.display(), error = %format!("{e:#}"), "serving service Node failed");
+    }
+}
+
+async fn try_serve(service: NodeService, socket: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let _ = std::fs::remove_file(socket);
+    let listener = tokio::net::UnixListener::bind(socket)?;
+    std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o600))?;
+    tracing::info!(socket = %socket.display(), "serving exec, logs, port-forward");
+    tonic::transport::Server::builder()
+        .add_service(NodeServer::new(service))
+        .serve_with_incoming(tokio_stream::wrappers::UnixListenerStream::new(listener))
+        .await?;
+    Ok(())
+}
+
+#[tonic::async_trait]
+impl Node for NodeService {
+    type ExecStream = OutStream<ExecOutput>;
+    type LogsStream = OutStream<LogsChunk>;
+    type PortForwardStream = OutStream<PortForwardOutput>;
+
+    async fn exec(&self, req: Request<Streaming<ExecInput>>) -> Result<Response<Self::ExecStream>, Status> {
+        let mut inbound = req.into_inner();
+        let Some(ExecInput { input: Some(Input::Start(start)) }) = inbound.message().await? else {
+            return Err(Status::invalid_argument("exec: the first message must be ExecStart"));
+        };
+        let (cmd, signaled) = self.command(&start)?;
+        let what = start.command.first().cloned().unwrap_or_else(|| "a shell".into());
+        // nsexec makes its command the terminal's session leader itself, inside the container.
+        let leader = start.pod.is_empty();
+        let session = if start.tty { Session::pty(cmd, start.size, leader)? } else { Session::pipes(cmd, start.stdin)? };
+        tracing::debug!(pod = %start.pod, node = %start.node, command = %what, tty = start.tty, "exec");
+        let (tx, rx) = mpsc::channel(32);
+        tokio::spawn(session.run(inbound, tx, signaled));
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn logs(&self, req: Request<LogsRequest>) -> Result<Response<Self::LogsStream>, Status> {
+        let r = req.into_inner();
+        let dir = self.pod_dir(&r.namespace, &r.pod, &r.pod_uid)?;
+        let path = if r.previous { sandbox::previous_log_path(&dir, &r.container) } else { sandbox::log_path(&dir, &r.container) };
+        let (tx, rx) = mpsc::channel(16);
+        tokio::spawn(send_log(dir, path, r.follow, usize::try_from(r.tail_lines).ok(), tx));
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn port_forward(&self, req: Request<Streaming<PortForwardInput>>) -> Result<Response<Self::PortForwardStream>, Status> {
+        use emu_proto::port_forward_input::Input as PfInput;
+        let mut inbound = req.into_inner();
+        let Some(PortForwardInput { input: Some(PfInput::Start(start)) }) = inbound.message().await? else {
+            return Err(Status::invalid_argument("port-forward: the first message must be PortForwardStart"));
+        };
+        self.pod_dir(&start.namespace, &start.pod, &start.pod_uid)?;
+        let port = u16::try_from(start.port).map_err(|_| Status::invalid_argument(format!("port {} out of range", start.port)))?;
+        let netns = emu_host::net::netns_path(&naming::netns_pod(&self.cluster, &start.pod_uid));
+        let upstream = connect_in(netns, port).await?;
+        let (mut up_read, mut up_write) = upstream.into_split();
+        let (tx, rx) = mpsc::channel(16);
+        // Client → pod; the end of the client's side ends the pod's writing side.
+        tokio::spawn(async move {
+            while let Ok(Some(m)) = inbound.message().await {
+                if let Some(PfInput::Data(d)) = m.input {
+                    if up_write.write_all(&d).await.is_err() {
+                        break;
+                    }
+                }
+            }
+            let _ = up_write.shutdown().await;
+        });
+        // Pod → client, until the pod's side ends.
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 32 * 1024];
+            loop {
+                match up_read.read(&mut buf).await {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        if tx.send(Ok(PortForwardOutput { data: buf[..n].to_vec() })).await.is_err() {
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(Status::aborted(format!("reading from the pod: {e}")))).await;
+                        break;
+                    }
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn restore_routes(&self, _req: Request<RestoreRoutesRequest>) -> Result<Response<RestoreRoutesResponse>, Status> {
+        let (me, netns, service_cidr, mut client) = self.routes()?;
+        let nodes = client
+            .list(emu_proto::ListRequest { kind: "Node".into(), ..Default::default() })
+            .await?
+            .into_inner()
+            .items
+            .iter()
+            .filter_map(|o| serde_json::from_str(&o.json).ok())
+            .collect::<Vec<serde_json::Value>>();
+        crate::agent::restore_routes(netns, service_cidr, nodes.iter(), me)
+            .await
+            .map_err(|e| Status::internal(format!("putting back the routes of node {me}: {e:#}")))?;
+        tracing::info!(nodes = nodes.iter().filter(|n| object::name(n) != me).count(), "routes put back");
+        Ok(Response::new(RestoreRoutesResponse {}))
+    }
+}
+
+/// Connects to `127.0.0.1:port` inside the network namespace `netns`: the socket is made by a
+/// thread that entered it (a socket keeps the namespace it was made in).
+async fn connect_in(netns: PathBuf, port: u16) -> Result<tokio::net::TcpStream, Status> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let r = emu_host::net::enter_netns(&netns)
+            .map_err(|e| format!("entering the pod's network namespace: {e}"))
+            .and_then(|()| {
+                std::net::TcpStream::connect(("127.0.0.1", port))
+                    .map_err(|e| format!("failed to connect to localhost:{port} inside the pod: {e}"))
+            })
+            .and_then(|s| s.set_nonblocking(true).map(|()| s).map_err(|e| e.to_string()));
+        let _ = tx.send(r);
+    });
+    let stream = rx.await.map_err(|_| Status::internal("the connecting thread ended"))?.map_err(Status::unavailable)?;
+    tokio::net::TcpStream::from_std(stream).map_err(|e| Status::internal(e.to_string()))
+}
+
+/// Sends a log file (its last `tail` lines), then with `follow` what is added to it, until the
+/// pod's directory is gone or the caller is.
+async fn send_log(dir: PathBuf, path: PathBuf, follow: bool, tail: Option<usize>, tx: Sender<LogsChunk>) {
+    let text = tokio::fs::read(&path).await.unwrap_or_default();
+    let mut offset = text.len() as u64;
+    let text = match tail {
+        Some(n) => {
+            let lines: Vec<&[u8]> = text.split_inclusive(|b| *b == b'\n').collect();
+            lines[lines.len().saturating_sub(n)..].concat()
+        }
+        None => text,
+    };
+    if !text.is_empty() && tx.send(Ok(LogsChunk { data: text })).await.is_err() {
+        return;
+    }
+    while follow {
+        tokio::select! {
+            _ = tokio::time::sleep(FOLLOW_EVERY) => {}
+            _ = tx.closed() => return,
+        }
+        if !dir.exists() {
+            return;
+        }
+        let Ok(data) = read_from(&path, &mut offset).await else { continue };
+        if !data.is_empty() && tx.send(Ok(LogsChunk { data })).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// What `path` holds past `offset` (from the start when it shrank: a new run's log), moving
+/// `offset` to its end.
+async fn read_from(path: &Path, offset: &mut u64) -> std::io::Result<Vec<u8>> {
+    use tokio::io::AsyncSeekExt;
+    let mut f = tokio::fs::File::open(path).await?;
+    let len = f.metadata().await?.len();
+    if len < *offset {
+        *offset = 0;
+    }
+    let mut buf = Vec::new();
+    if len > *offset {
+        f.seek(std::io::SeekFrom::Start(*offset)).await?;
+        f.read_to_end(&mut buf).await?;
+        *offset += buf.len() as u64;
+    }
+    Ok(buf)
+}
+
+/// A running command and its stdio.
+struct Session {
+    child: tokio::process::Child,
+    stdin: Option<Box<dyn AsyncWrite + Send + Unpin>>,
+    stdout: Box<dyn AsyncRead + Send + Unpin>,
+    stderr: Option<Box<dyn AsyncRead + Send + Unpin>>,
+    /// The terminal's master side, for resizing.
+    pty: Option<Arc<AsyncFd<OwnedFd>>>,
+}
+
+fn spawn_error(e: std::io::Error) -> Status {
+    Status::internal(format!("starting the command: {e}"))
+}
+
+impl Session {
+    /// Stdin (or nothing), stdout and stderr as pipes.
+    fn pipes(mut cmd: std::process::Command, stdin: bool) -> Result<Session, Status> {
+        use std::process::Stdio;
+        cmd.stdin(if stdin { Stdio::piped() } else { Stdio::null() }).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = tokio::process::Command::from(cmd).kill_on_drop(true).spawn().map_err(spawn_error)?;
+        let stdin = child.stdin.take().map(|s| Box::new(s) as Box<dyn AsyncWrite + Send + Unpin>);
+        let stdout = Box::new(child.stdout.take().ok_or_else(|| Status::internal("no stdout"))?);
+        let stderr = child.stderr.take().map(|s| Box::new(s) as Box<dyn AsyncRead + Send + Unpin>);
+        Ok(Session { child, stdin, stdout, stderr, pty: None })
+    }
+
+    /// A pseudo-terminal of `size` as stdin, stdout and stderr; with `leader`, the command is its
+    /// session leader with the terminal as its controlling one (a shell's job control and Ctrl-C).
+    fn pty(mut cmd: std::process::Command, size: Option<TerminalSize>, leader: bool) -> Result<Session, Status> {
+        let pty = nix::pty::openpty(size.map(|s| winsize(&s)).as_ref(), None)
+            .map_err(|e| Status::internal(format!("allocating a terminal: {e}")))?;
+        let dup = |fd: &OwnedFd| fd.try_clone().map_err(|e| Status::internal(format!("allocating a terminal: {e}")));
+        cmd.stdin(dup(&pty.slave)?).stdout(dup(&pty.slave)?).stderr(pty.slave);
+        if leader {
+            // SAFETY: runs in the forked child before exec; setsid and ioctl are async-signal-safe.
+            unsafe {
+                cmd.pre_exec(|| {
+                    libc::setsid();
+                    libc::ioctl(0, libc::TIOCSCTTY, 0);
+                    Ok(())
+                });
+            }
+        }
+        let child = tokio::process::Command::from(cmd).kill_on_drop(true).spawn().map_err(spawn_error)?;
+        nix::fcntl::fcntl(&pty.master, nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK))
+            .map_err(|e| Status::internal(format!("the terminal: {e}")))?;
+        // SAFETY: an OwnedFd is a valid open descriptor that stays the same until it is dropped
+        // with the AsyncFd that owns it.
+        let master = unsafe { AsyncFd::register(pty.master) }.map_err(|e| Status::internal(format!("the terminal: {e}")))?;
+        let master = Arc::new(master);
+        Ok(Session {
+            child,
+            stdin: Some(Box::new(Pty(master.clone()))),
+            stdout: Box::new(Pty(master.clone())),
+            stderr: None,
+            pty: Some(master),
+        })
+    }
+
+    /// Feeds stdin from `inbound`, sends stdout and stderr, then the exit code. The command is
+    /// killed when the caller goes away.
+    async fn run(self, mut inbound: Streaming<ExecInput>, tx: Sender<ExecOutput>, signaled: Signaled) {
+        let Session { mut child, stdin, stdout, stderr, pty } = self;
+        let (exited_tx, exited) = tokio::sync::watch::channel(false);
+        let out = tokio::spawn(pump(stdout, tx.clone(), Output::Stdout, exited.clone()));
+        let err = stderr.map(|e| tokio::spawn(pump(e, tx.clone(), Output::Stderr, exited.clone())));
+        let input = tokio::spawn(async move {
+            let mut stdin = stdin;
+            while let Ok(Some(m)) = inbound.message().await {
+                match m.input {
+                    Some(Input::Stdin(data)) => {
+                        if let Some(w) = stdin.as_mut() {
+                            if w.write_all(&data).await.is_err() {
+                                stdin = None;
+                            }
+                        }
+                    }
+                    Some(Input::Resize(size)) => {
+                        if let Some(master) = &pty {
+                            resize(master, &size);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            // The end of the caller's stream: the command's stdin ends (a terminal keeps it: the
+            // user ends a terminal's input with its own keys).
+            if let Some(mut w) = stdin.filter(|_| pty.is_none()) {
+                let _ = w.shutdown().await;
+            }
+        });
+        let status = tokio::select! {
+            s = child.wait() => s,
+            // The caller went away: the command goes too (kill_on_drop; nsexec's command follows
+            // it by its parent-death signal).
+            _ = tx.closed() => {
+                input.abort();
+                return;
+            }
+        };
+        let _ = exited_tx.send(true);
+        let _ = out.await;
+        if let Some(err) = err {
+            let _ = err.await;
+        }
+        input.abort();
+        let code = match status {
+            Ok(s) => s.code().unwrap_or_else(|| match (signaled, std::os::unix::process::ExitStatusExt::signal(&s)) {
+                (Signaled::AddTo128, Some(sig)) => 128 + sig,
+                _ => 1,
+            }),
+            Err(e) => {
+                let _ = tx.send(Err(Status::internal(format!("waiting for the command: {e}")))).await;
+                return;
+            }
+        };
+        let _ = tx.send(Ok(ExecOutput { output: Some(Output::ExitCode(code)) })).await;
+    }
+}
+
+/// Sends what `r` gives as `wrap` messages until its end, or, once the command has exited, until
+/// nothing has come for [`DRAIN_IDLE`].
+async fn pump(
+    mut r: Box<dyn AsyncRead + Send + Unpin>,
+    tx: Sender<ExecOutput>,
+    wrap: fn(Vec<u8>) -> Output,
+    mut exited: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut buf = vec![0u8; 32 * 1024];
+    loop {
+        let read = if *exited.borrow() {
+            match tokio::time::timeout(DRAIN_IDLE, r.read(&mut buf)).await {
+                Ok(read) => read,
+                Err(_) => return,
+            }
+        } else {
+            tokio::select! {
+                read = r.read(&mut buf) => read,
+                changed = exited.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    continue;
+                }
+            }
+        };
+        match read {
+            Ok(0) | Err(_) => return,
+            Ok(n) => {
+                if tx.send(Ok(ExecOutput { output: Some(wrap(buf[..n].to_vec())) })).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+fn winsize(s: &TerminalSize) -> nix::pty::Winsize {
+    let clamp = |n: u32| u16::try_from(n).unwrap_or(u16::MAX);
+    nix::pty::Winsize { ws_row: clamp(s.rows), ws_col: clamp(s.cols), ws_xpixel: 0, ws_ypixel: 0 }
+}
+
+fn resize(master: &AsyncFd<OwnedFd>, size: &TerminalSize) {
+    let ws = winsize(size);
+    // SAFETY: TIOCSWINSZ reads a winsize from the pointer, which lives for the call.
+    unsafe {
+        libc::ioctl(master.get_ref().as_raw_fd(), libc::TIOCSWINSZ, &ws);
+    }
+}
+
+/// The master side of a pseudo-terminal, non-blocking. Reading it fails with EIO once the
+/// command side is closed: that is its end.
+struct Pty(Arc<AsyncFd<OwnedFd>>);
+
+impl AsyncRead for Pty {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        loop {
+            let mut guard = ready!(self.0.poll_read_ready(cx))?;
+            let unfilled = buf.initialize_unfilled();
+            match guard.try_io(|fd| nix::unistd::read(fd.get_ref(), unfilled).map_err(std::io::Error::from)) {
+                Ok(Ok(n)) => {
+                    buf.advance(n);
+                    return Poll::Ready(Ok(()));
+                }
+                Ok(Err(e)) if e.raw_os_error() == Some(libc::EIO) => return Poll::Ready(Ok(())),
+                Ok(Err(e)) => return Poll::Ready(Err(e)),
+                Err(_would_block) => continue,
+            }
+        }
+    }
+}
+
+impl AsyncWrite for Pty {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<std::io::Result<usize>> {
+        loop {
+            let mut guard = ready!(self.0.poll_write_ready(cx))?;
+            match guard.try_io(|fd| nix::unistd::write(fd.get_ref(), data).map_err(std::io::Error::from)) {
+                Ok(r) => return Poll::Ready(r),
+                Err(_would_block) => continue,
+            }
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}

@@ -1,0 +1,354 @@
+//! The local provider: every node of the cluster on this machine. A node's machine is a network
+//! namespace `emu-<cluster>-node-<name>` plugged into the fabric and the outside world by veths,
+//! a cgroup `emu-<cluster>/node-<name>` holding its agent and pods, and a directory
+//! `/run/emu/<cluster>/nodes/<name>`. Everything is named after the cluster, so
+//! [`Local::delete_cluster`] finds it all, also after every emu process was killed.
+
+use crate::daemon::{self, Spawn};
+use crate::{programs, Daemon, Provider};
+use anyhow::{bail, Context};
+use emu_api::naming;
+use emu_host::{cgroup, net};
+use emu_logic::cluster::{ClusterConfig, NodeConfig, Paths, RUNTIME_ROOT};
+use emu_logic::ipam;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// A cluster whose nodes all run on this machine.
+pub struct Local {
+    name: String,
+    paths: Paths,
+}
+
+/// Clusters with a runtime directory on this machine.
+pub fn clusters() -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(RUNTIME_ROOT)
+        .map(|d| {
+            d.flatten().filter(|e| e.path().join("cluster.json").exists()).map(|e| e.file_name().to_string_lossy().into_owned()).collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// [`clusters`], and those whose runtime directory is gone but whose namespaces are left.
+pub fn all_clusters() -> anyhow::Result<Vec<String>> {
+    let mut names = clusters();
+    for ns in net::list_named_netns("emu-")? {
+        if let Some(c) = ns.strip_prefix("emu-").and_then(|r| r.split('-').next()) {
+            if !names.iter().any(|x| x == c) {
+                names.push(c.to_string());
+            }
+        }
+    }
+    Ok(names)
+}
+
+/// Runs a netlink operation to its end on a runtime of its own (callers are synchronous: the
+/// CLI, or the controller on a blocking thread).
+fn block_on<F: std::future::Future>(f: F) -> anyhow::Result<F::Output> {
+    Ok(tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(f))
+}
+
+fn cidr(text: &str, what: &str) -> anyhow::Result<ipam::Ipv4Cidr> {
+    text.parse().map_err(|e| anyhow::anyhow!("{what} {text:?}: {e}"))
+}
+
+impl Local {
+    pub fn new(cluster: &str) -> Local {
+        Local { name: cluster.to_string(), paths: Paths::new(cluster) }
+    }
+
+    fn cgroup_dir(&self) -> anyhow::Result<PathBuf> {
+        cgroup::cluster_dir(&self.name).context("emu needs cgroup v2 to keep track of a cluster's processes")
+    }
+
+    /// The node's cgroup: its agent, shims and containers.
+    fn node_cgroup(&self, node: &str) -> anyhow::Result<PathBuf> {
+        Ok(cgroup::node_dir(&self.cgroup_dir()?, node))
+    }
+
+    fn node_netns(&self, node: &str) -> PathBuf {
+        net::netns_path(&naming::netns_node(&self.name, node))
+    }
+
+    /// The pid file and program name of a daemon; an agent's node must be in the cluster.
+    fn pid_file(&self, daemon: &Daemon) -> anyhow::Result<(PathBuf, &'static str)> {
+        match daemon {
+            Daemon::Controller => Ok((self.paths.controller_pid(), "emu-controller")),
+            Daemon::Cloud => Ok((self.paths.root.join("cloud.pid"), "emu-nodeagent")),
+            Daemon::Agent(node) => {
+                if self.config()?.node(node).is_none() {
+                    bail!("node {node:?} is not part of cluster {:?}", self.name);
+                }
+                Ok((self.paths.agent_pid(node), "emu-nodeagent"))
+            }
+        }
+    }
+
+    /// The node's links (eth0 to the fabric, eth1 to the outside world) down or up.
+    fn set_links(&self, node: &str, up: bool) -> anyhow::Result<()> {
+        let ns = self.node_netns(node);
+        block_on(async {
+            net::set_link_up(&ns, net::ETH0, up).await?;
+            net::set_link_up(&ns, net::ETH1, up).await
+        })??;
+        Ok(())
+    }
+
+    /// Freezes or thaws everything of the node: its agent and its pods' shims and containers (the
+    /// node's cgroup). With `wait`, until the kernel says it is done (`frozen` in `cgroup.events`:
+    /// freezing a busy cgroup takes a while).
+    fn freeze(&self, node: &str, frozen: bool, wait: Option<Duration>) -> anyhow::Result<()> {
+        let dir = self.node_cgroup(node)?;
+        let doing = if frozen { "freezing" } else { "thawing" };
+        std::fs::write(dir.join("cgroup.freeze"), if frozen { "1" } else { "0" })
+            .map_err(|e| anyhow::anyhow!("{doing} the processes of node {node} ({}): {e}", dir.display()))?;
+        let Some(timeout) = wait else { return Ok(()) };
+        let deadline = Instant::now() + timeout;
+        let want = if frozen { "frozen 1" } else { "frozen 0" };
+        loop {
+            let events = std::fs::read_to_string(dir.join("cgroup.events")).unwrap_or_default();
+            if events.lines().any(|l| l == want) {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                bail!(
+                    "{doing} the processes of node {node}: not done within {} ({}: {})",
+                    duration(timeout),
+                    dir.join("cgroup.events").display(),
+                    events.trim()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    /// SIGKILL to every process of the cluster found by pid files (no cgroup v2).
+    fn kill_by_pid_files(&self) {
+        let paths = &self.paths;
+        let mut pids = vec![];
+        pids.extend(daemon::read_pid(&paths.controller_pid()));
+        pids.extend(daemon::read_pid(&paths.root.join("cloud.pid")));
+        if let Ok(nodes) = std::fs::read_dir(paths.root.join("nodes")) {
+            for n in nodes.flatten() {
+                pids.extend(daemon::read_pid(&n.path().join("agent.pid")));
+                if let Ok(pods) = std::fs::read_dir(n.path().join("pods")) {
+                    pids.extend(pods.flatten().filter_map(|p| daemon::read_pid(&p.path().join("shim.pid"))));
+                }
+            }
+        }
+        for pid in pids {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+        }
+    }
+}
+
+/// Detaches any mount left under `root` in the host's mount namespace (deepest first).
+fn unmount_under(root: &Path) {
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else { return };
+    let mut points: Vec<PathBuf> =
+        info.lines().filter_map(|l| l.split_whitespace().nth(4).map(PathBuf::from)).filter(|p| p.starts_with(root)).collect();
+    points.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    for p in points {
+        let _ = nix::mount::umount2(&p, nix::mount::MntFlags::MNT_DETACH);
+    }
+}
+
+/// `30s`, `500ms`, `1.5s`, `2m`: as `--timeout` is written.
+fn duration(d: Duration) -> String {
+    match d.as_millis() {
+        ms if ms < 1000 => format!("{ms}ms"),
+        ms if ms % 60_000 == 0 => format!("{}m", ms / 60_000),
+        ms => format!("{}s", ms as f64 / 1000.0),
+    }
+}
+
+fn wait_until(timeout: Duration, what: &str, mut f: impl FnMut() -> bool) -> anyhow::Result<()> {
+    let start = Instant::now();
+    while !f() {
+        if start.elapsed() > timeout {
+            bail!("timed out after {} s waiting for {what}", timeout.as_secs());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(())
+}
+
+impl Provider for Local {
+    fn cluster(&self) -> &str {
+        &self.name
+    }
+
+    fn exists(&self) -> anyhow::Result<bool> {
+        Ok(self.paths.root.exists() || !net::list_named_netns(&format!("emu-{}-", self.name))?.is_empty())
+    }
+
+    fn config(&self) -> anyhow::Result<ClusterConfig> {
+        let path = self.paths.config();
+        let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+        serde_json::from_slice(&bytes).with_context(|| format!("parsing {}", path.display()))
+    }
+
+    fn create_cluster(&self, config: &ClusterConfig) -> anyhow::Result<()> {
+        let name = &self.name;
+        let paths = &self.paths;
+        let cgroup_dir = self.cgroup_dir()?;
+        std::fs::create_dir_all(&paths.root)?;
+        std::fs::set_permissions(&paths.root, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
+        std::fs::write(paths.config(), serde_json::to_vec_pretty(config)?)?;
+        cgroup::ensure(&cgroup_dir)?;
+        let fabric = cidr(&config.fabric_cidr, "fabric CIDR")?;
+        let fabric_name = naming::netns_fabric(name);
+        net::create_named_netns(&fabric_name)?;
+        let fabric_ns = net::netns_path(&fabric_name);
+        block_on(net::setup_fabric(&fabric_ns))??;
+        let control = naming::netns_control(name);
+        net::create_named_netns(&control)?;
+        let control_ip = ipam::control_plane_ip(fabric);
+        block_on(net::connect_node(&fabric_ns, &net::netns_path(&control), naming::CONTROL_FABRIC_PORT, control_ip, fabric.prefix))??;
+        // The outside world: the external client's address, then each node's ExternalIP.
+        let outside = cidr(&config.outside_cidr, "outside CIDR")?;
+        let pool = cidr(&config.load_balancer_cidr, "load balancer CIDR")?;
+        let outside_name = naming::netns_outside(name);
+        net::create_named_netns(&outside_name)?;
+        let outside_ns = net::netns_path(&outside_name);
+        block_on(net::setup_outside(&outside_ns, ipam::outside_client_ip(outside), outside.prefix, (pool.network(), pool.prefix)))??;
+        Ok(())
+    }
+
+    fn create_node(&self, config: &ClusterConfig, n: &NodeConfig) -> anyhow::Result<()> {
+        let fabric = cidr(&config.fabric_cidr, "fabric CIDR")?;
+        let outside = cidr(&config.outside_cidr, "outside CIDR")?;
+        let fabric_ns = net::netns_path(&naming::netns_fabric(&self.name));
+        let outside_ns = net::netns_path(&naming::netns_outside(&self.name));
+        let ns_name = naming::netns_node(&self.name, &n.name);
+        net::create_named_netns(&ns_name)?;
+        std::fs::create_dir_all(self.paths.node_dir(&n.name))?;
+        let (node_ns, ip, external) = (net::netns_path(&ns_name), n.internal_ip.parse()?, n.external_ip.parse()?);
+        block_on(net::connect_node(&fabric_ns, &node_ns, &naming::fabric_port(n.index), ip, fabric.prefix))??;
+        block_on(net::connect_outside(&outside_ns, &node_ns, &naming::outside_port(n.index), external, outside.prefix))??;
+        Ok(())
+    }
+
+    fn start_daemon(&self, d: &Daemon) -> anyhow::Result<()> {
+        let (name, paths, cgroup_dir) = (&self.name, &self.paths, self.cgroup_dir()?);
+        match d {
+            Daemon::Controller => daemon::spawn(Spawn {
+                exe: &programs::companion("emu-controller")?,
+                args: vec!["--cluster".into(), name.clone()],
+                log: &paths.controller_log(),
+                cgroup: Some(&cgroup_dir.join("controller")),
+                // Its own namespace on the fabric: the API server's HTTPS port answers there,
+                // behind the `kubernetes` Service.
+                netns: Some(&net::netns_path(&naming::netns_control(name))),
+            }),
+            // In the outside world: it forwards there, and health-checks the nodes from there.
+            Daemon::Cloud => daemon::spawn(Spawn {
+                exe: &programs::companion("emu-nodeagent")?,
+                args: vec!["cloud".into(), "--cluster".into(), name.clone()],
+                log: &paths.root.join("cloud.log"),
+                cgroup: Some(&cgroup_dir.join("cloud")),
+                netns: Some(&net::netns_path(&naming::netns_outside(name))),
+            }),
+            Daemon::Agent(node) => {
+                std::fs::create_dir_all(paths.node_dir(node))?;
+                daemon::spawn(Spawn {
+                    exe: &programs::companion("emu-nodeagent")?,
+                    args: vec!["agent".into(), "--cluster".into(), name.clone(), "--node".into(), node.clone()],
+                    log: &paths.agent_log(node),
+                    cgroup: Some(&cgroup::node_dir(&cgroup_dir, node).join("agent")),
+                    netns: Some(&self.node_netns(node)),
+                })
+            }
+        }?;
+        Ok(())
+    }
+
+    fn stop_daemon(&self, d: &Daemon) -> anyhow::Result<()> {
+        let (pidfile, program) = self.pid_file(d)?;
+        if let Some(pid) = daemon::read_pid(&pidfile).filter(|p| daemon::alive(*p, program)) {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM);
+            let _ = wait_until(Duration::from_secs(5), program, || !daemon::alive(pid, program));
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+        }
+        Ok(())
+    }
+
+    fn kill_daemon(&self, d: &Daemon) -> anyhow::Result<i32> {
+        let (pidfile, program) = self.pid_file(d)?;
+        let pid = daemon::read_pid(&pidfile)
+            .filter(|p| daemon::alive(*p, program))
+            .ok_or_else(|| anyhow::anyhow!("the {} is not running (pid file {})", d.describe(), pidfile.display()))?;
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL)
+            .with_context(|| format!("kill -9 {pid} ({program})"))?;
+        wait_until(Duration::from_secs(5), program, || !daemon::alive(pid, program))?;
+        Ok(pid)
+    }
+
+    fn daemon_running(&self, d: &Daemon) -> bool {
+        self.pid_file(d).is_ok_and(|(pidfile, program)| daemon::read_pid(&pidfile).is_some_and(|p| daemon::alive(p, program)))
+    }
+
+    fn stop_node(&self, node: &str, kill: bool, wait: Option<Duration>) -> anyhow::Result<()> {
+        self.set_links(node, false)?;
+        if kill {
+            self.kill_node(node)
+        } else {
+            self.freeze(node, true, wait)
+        }
+    }
+
+    fn start_node(&self, node: &str, killed: bool, wait: Option<Duration>) -> anyhow::Result<()> {
+        self.set_links(node, true)?;
+        if killed {
+            self.stop_daemon(&Daemon::Agent(node.to_string()))?;
+            self.start_daemon(&Daemon::Agent(node.to_string()))
+        } else {
+            self.freeze(node, false, wait)
+        }
+    }
+
+    fn kill_node(&self, node: &str) -> anyhow::Result<()> {
+        let dir = self.node_cgroup(node)?;
+        // A frozen process cannot die: thaw first (a node stopped, then removed).
+        if dir.join("cgroup.freeze").exists() {
+            let _ = std::fs::write(dir.join("cgroup.freeze"), "0");
+        }
+        cgroup::kill_and_remove(&dir, Duration::from_secs(10))
+            .map_err(|e| anyhow::anyhow!("killing the processes of node {node} ({}): {e}", dir.display()))
+    }
+
+    fn remove_node(&self, node: &str) -> anyhow::Result<()> {
+        // The pods' namespaces (their sandboxes are listed in the node's directory), then the
+        // node's: the links die with them.
+        if let Ok(entries) = std::fs::read_dir(self.paths.pods_dir(node)) {
+            for uid in entries.flatten().map(|e| e.file_name().to_string_lossy().into_owned()) {
+                net::delete_named_netns(&naming::netns_pod(&self.name, &uid))?;
+            }
+        }
+        net::delete_named_netns(&naming::netns_node(&self.name, node))?;
+        let mut config = self.config()?;
+        config.nodes.retain(|n| n.name != node);
+        std::fs::write(self.paths.config(), serde_json::to_vec_pretty(&config)?)?;
+        let _ = std::fs::remove_dir_all(self.paths.node_dir(node));
+        Ok(())
+    }
+
+    fn delete_cluster(&self) -> anyhow::Result<()> {
+        let name = &self.name;
+        match cgroup::cluster_dir(name) {
+            Ok(dir) => cgroup::kill_and_remove(&dir, Duration::from_secs(10))
+                .with_context(|| format!("stopping the processes of cluster {name:?}"))?,
+            Err(_) => self.kill_by_pid_files(),
+        }
+        for ns in net::list_named_netns(&format!("emu-{name}-"))? {
+            net::delete_named_netns(&ns)?;
+        }
+        unmount_under(&self.paths.root);
+        if self.paths.root.exists() {
+            std::fs::remove_dir_all(&self.paths.root).with_context(|| format!("removing {}", self.paths.root.display()))?;
+        }
+        Ok(())
+    }
+}
