@@ -213,6 +213,16 @@ impl ApiService {
             }
             other => {
                 let mut desired = other.to_json();
+                // The stored status as it is: an update of the main resource never changes it,
+                // and its writers keep Go's nulls (`lastProbeTime: null`) that a decode drops.
+                match existing.get("status") {
+                    Some(status) => desired["status"] = status.clone(),
+                    None => {
+                        if let Some(m) = desired.as_object_mut() {
+                            m.remove("status");
+                        }
+                    }
+                }
                 if object::kind(&desired) == "Pod" {
                     emu_logic::serviceaccount::keep_api_access(existing, &mut desired);
                 }
