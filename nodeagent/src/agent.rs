@@ -80,7 +80,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         name: node.name.clone(),
         netns: net::netns_path(&naming::netns_node(&cluster.name, &node.name)),
         service_cidr: cluster.service_cidr.clone(),
-        client: client.clone(),
+        client: Box::new(client.clone()),
     };
     tokio::spawn(crate::node_service::serve(crate::node_service::NodeService::new(&cluster.name, place)?, socket.clone()));
     let mut me = node_object(&node);

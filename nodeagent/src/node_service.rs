@@ -54,7 +54,7 @@ pub enum Place {
         netns: PathBuf,
         service_cidr: String,
         /// The controller's API: the Node objects for the routes.
-        client: ApiClient<Channel>,
+        client: Box<ApiClient<Channel>>,
     },
     Outside,
 }
@@ -70,6 +70,11 @@ pub struct NodeService {
 impl NodeService {
     pub fn new(cluster: &str, place: Place) -> anyhow::Result<NodeService> {
         Ok(NodeService { paths: Paths::new(cluster), cluster: cluster.to_string(), place, exe: std::env::current_exe()? })
+    }
+
+    /// The same, with the cluster's runtime directory at `root` (tests).
+    pub fn with_root(self, root: PathBuf) -> NodeService {
+        NodeService { paths: Paths { root }, ..self }
     }
 
     fn node(&self) -> Result<&str, Status> {
@@ -130,7 +135,7 @@ impl NodeService {
 
     fn routes(&self) -> Result<(&str, &Path, &str, ApiClient<Channel>), Status> {
         match &self.place {
-            Place::Node { name, netns, service_cidr, client } => Ok((name, netns, service_cidr, client.clone())),
+            Place::Node { name, netns, service_cidr, client } => Ok((name, netns, service_cidr, (**client).clone())),
             Place::Outside => Err(Status::failed_precondition("the outside world has no routes of a node")),
         }
     }
@@ -291,7 +296,10 @@ async fn send_log(dir: PathBuf, path: PathBuf, follow: bool, tail: Option<usize>
     if !text.is_empty() && tx.send(Ok(LogsChunk { data: text })).await.is_err() {
         return;
     }
-    while follow {
+    if !follow {
+        return;
+    }
+    loop {
         tokio::select! {
             _ = tokio::time::sleep(FOLLOW_EVERY) => {}
             _ = tx.closed() => return,
@@ -533,5 +541,116 @@ impl AsyncWrite for Pty {
 
     fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Poll::Ready(Ok(()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use emu_proto::node_client::NodeClient;
+
+    /// Serves `service` on a socket in `dir`; a client of it.
+    async fn client(service: NodeService, dir: &Path) -> NodeClient<Channel> {
+        let socket = dir.join("node.sock");
+        tokio::spawn(serve(service, socket.clone()));
+        for _ in 0..100 {
+            if let Ok(c) = emu_proto::unix_channel(&socket).await {
+                return NodeClient::new(c);
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("no server at {}", socket.display());
+    }
+
+    fn outside(dir: &Path) -> NodeService {
+        NodeService::new("t", Place::Outside).unwrap().with_root(dir.to_path_buf())
+    }
+
+    /// What a command sent: (stdout, stderr, exit code), `input` on its stdin.
+    async fn run(client: &mut NodeClient<Channel>, start: ExecStart, input: &[&str]) -> (String, String, Option<i32>) {
+        let mut messages = vec![ExecInput { input: Some(Input::Start(start)) }];
+        messages.extend(input.iter().map(|i| ExecInput { input: Some(Input::Stdin(i.as_bytes().to_vec())) }));
+        let mut out = client.exec(tokio_stream::iter(messages)).await.unwrap().into_inner();
+        let (mut stdout, mut stderr, mut code) = (String::new(), String::new(), None);
+        while let Some(m) = out.message().await.unwrap() {
+            match m.output {
+                Some(Output::Stdout(d)) => stdout.push_str(&String::from_utf8_lossy(&d)),
+                Some(Output::Stderr(d)) => stderr.push_str(&String::from_utf8_lossy(&d)),
+                Some(Output::ExitCode(c)) => code = Some(c),
+                None => {}
+            }
+        }
+        (stdout, stderr, code)
+    }
+
+    fn sh(script: &str) -> ExecStart {
+        ExecStart { outside: true, command: vec!["sh".into(), "-c".into(), script.into()], ..Default::default() }
+    }
+
+    #[tokio::test]
+    async fn a_command_streams_its_output_and_exit_code() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = client(outside(dir.path()), dir.path()).await;
+        assert_eq!(run(&mut c, sh("echo out; echo err >&2; exit 3"), &[]).await, ("out\n".into(), "err\n".into(), Some(3)));
+        // Killed by a signal: 1, as `emu ssh` has always said for a command on a node.
+        assert_eq!(run(&mut c, sh("kill -9 $$"), &[]).await.2, Some(1));
+        // Stdin only when asked for; its end is the end of the caller's stream.
+        assert_eq!(run(&mut c, sh("cat"), &["ignored"]).await.0, "");
+        let with_stdin = ExecStart { stdin: true, ..sh("cat; echo end") };
+        assert_eq!(run(&mut c, with_stdin, &["a\n", "b\n"]).await.0, "a\nb\nend\n");
+        // The caller's variables and directory (where it exists here).
+        let mut start = sh("echo $GREETING; pwd");
+        start.env.insert("GREETING".into(), "hello".into());
+        start.working_dir = dir.path().display().to_string();
+        assert_eq!(run(&mut c, start, &[]).await.0, format!("hello\n{}\n", dir.path().display()));
+        let start = ExecStart { working_dir: "/no/such/dir".into(), ..sh("pwd") };
+        assert_eq!(run(&mut c, start, &[]).await.0, "/\n");
+    }
+
+    #[tokio::test]
+    async fn a_command_that_leaves_a_process_behind_still_returns() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = client(outside(dir.path()), dir.path()).await;
+        let started = std::time::Instant::now();
+        assert_eq!(run(&mut c, sh("sleep 5 & echo started"), &[]).await, ("started\n".into(), String::new(), Some(0)));
+        assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+    }
+
+    #[tokio::test]
+    async fn a_terminal_of_the_callers_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = client(outside(dir.path()), dir.path()).await;
+        let start =
+            ExecStart { tty: true, size: Some(TerminalSize { rows: 24, cols: 100 }), ..sh("test -t 0 && echo terminal; stty size") };
+        let (out, err, code) = run(&mut c, start, &[]).await;
+        assert_eq!((out.as_str(), err.as_str(), code), ("terminal\r\n24 100\r\n", "", Some(0)));
+    }
+
+    #[tokio::test]
+    async fn logs_tail_and_follow_until_the_pod_is_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        let pod = dir.path().join("pod");
+        std::fs::create_dir_all(pod.join("logs")).unwrap();
+        let log = sandbox::log_path(&pod, "c");
+        std::fs::write(&log, "a\nb\nc\n").unwrap();
+        let (tx, mut rx) = tokio::sync::mpsc::channel(16);
+        let follow = tokio::spawn(send_log(pod.clone(), log.clone(), true, Some(2), tx));
+        assert_eq!(rx.recv().await.unwrap().unwrap().data, b"b\nc\n");
+        std::io::Write::write_all(&mut std::fs::OpenOptions::new().append(true).open(&log).unwrap(), b"d\n").unwrap();
+        assert_eq!(rx.recv().await.unwrap().unwrap().data, b"d\n");
+        std::fs::remove_dir_all(&pod).unwrap();
+        tokio::time::timeout(Duration::from_secs(2), follow).await.unwrap().unwrap();
+        assert!(rx.recv().await.is_none(), "the stream ends with the pod");
+    }
+
+    #[tokio::test]
+    async fn only_the_nodes_own_pods() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = client(outside(dir.path()), dir.path()).await;
+        let request = LogsRequest { namespace: "default".into(), pod: "web".into(), pod_uid: "u1".into(), ..Default::default() };
+        assert_eq!(c.logs(request).await.unwrap_err().code(), tonic::Code::FailedPrecondition);
+        let start = ExecStart { node: "node-1".into(), command: vec!["true".into()], ..Default::default() };
+        let e = c.exec(tokio_stream::iter(vec![ExecInput { input: Some(Input::Start(start)) }])).await.unwrap_err();
+        assert_eq!((e.code(), e.message()), (tonic::Code::InvalidArgument, "this is the outside world"));
     }
 }

@@ -1,0 +1,117 @@
+//! `emu exec`, `emu logs -f` and `emu ssh` as streams through the controller to the node's agent
+//! (issue 16, item 3): exit codes pass through, stdin only with -i (as kubectl), a terminal with
+//! -it on one (raw, sized as the caller's window), and a followed log ends with its pod.
+
+use emu_tests::{emu_path, Cluster};
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// `emu ARGS --cluster texec` with `input` on its stdin: (exit code, stdout, stderr).
+fn with_stdin(args: &[&str], input: &str) -> (i32, String, String) {
+    let mut child = Command::new(emu_path())
+        .args(["--cluster", "texec"])
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .env_remove("EMU_CLUSTER")
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+}
+
+/// Runs `command` (a shell line) on a terminal of its own (`script`), feeding it `keys` slowly,
+/// as a user types: (exit code, what the terminal showed).
+fn on_a_terminal(command: &str, keys: &[&str]) -> (i32, String) {
+    let mut child = Command::new("script")
+        .args(["-qefc", command, "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .env_remove("EMU_CLUSTER")
+        .spawn()
+        .expect("script (util-linux)");
+    let mut stdin = child.stdin.take().unwrap();
+    for k in keys {
+        std::thread::sleep(Duration::from_millis(700));
+        stdin.write_all(k.as_bytes()).unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).replace("\r\n", "\n"))
+}
+
+#[test]
+fn exec_streams_stdio_terminals_and_exit_codes_through_the_agent() {
+    let c = Cluster::up("texec", &["--nodes", "1"]);
+    c.apply(
+        "pod.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: box}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: c\n    image: busybox\n    \
+         command: [sh, -c, 'echo first; echo second; echo third; sleep 3600']\n",
+    )
+    .ok();
+    c.ready_pod("box");
+
+    // Exit codes, and nsexec's own for a command that is not there.
+    assert_eq!(c.emu(&["exec", "box", "--", "sh", "-c", "echo out; echo err >&2; exit 7"]).code, 7);
+    let r = c.emu(&["exec", "box", "--", "sh", "-c", "echo out; echo err >&2; exit 7"]);
+    assert_eq!((r.stdout.as_str(), r.stderr.as_str()), ("out\n", "err\n"));
+    let r = c.emu(&["exec", "box", "--", "no-such-program"]);
+    assert_eq!(r.code, 127);
+    assert!(r.stderr.contains("\"no-such-program\": executable file not found in $PATH"), "{}", r.stderr);
+
+    // Stdin only with -i; -t without a terminal is refused as kubectl refuses it.
+    assert_eq!(with_stdin(&["exec", "box", "--", "cat"], "hello\n"), (0, String::new(), String::new()));
+    assert_eq!(with_stdin(&["exec", "-i", "box", "--", "cat"], "hello\n").1, "hello\n");
+    let (code, out, err) = with_stdin(&["exec", "-it", "box", "--", "sh", "-c", "test -t 0 || echo no terminal"], "");
+    assert_eq!((code, out.as_str()), (0, "no terminal\n"));
+    assert_eq!(err, "Unable to use a TTY - input is not a terminal or the right kind of file\n");
+    // A large output arrives whole.
+    let r = c.emu(&["exec", "box", "--", "sh", "-c", "seq 1 200000"]).ok();
+    assert_eq!(r.stdout.lines().count(), 200000);
+    assert_eq!(r.stdout.lines().last(), Some("200000"));
+
+    // On a terminal: the command gets one of the window's size, and a shell is interactive.
+    let emu = emu_path().display().to_string();
+    let (code, shown) = on_a_terminal(
+        &format!("stty rows 30 cols 90; {emu} exec -it box --cluster texec -- sh -c 'test -t 0 && echo terminal; stty size; exit 5'"),
+        &[],
+    );
+    assert_eq!(code, 5, "{shown}");
+    assert!(shown.contains("terminal\n30 90\n"), "{shown}");
+    let (code, shown) = on_a_terminal(&format!("{emu} exec -it box --cluster texec -- sh"), &["echo hello-$((1+2))\n", "exit 3\n"]);
+    assert_eq!(code, 3, "{shown}");
+    assert!(shown.contains("hello-3\n"), "{shown}");
+    let (code, shown) = on_a_terminal(&format!("{emu} ssh node-1 --cluster texec"), &["echo on-$EMU_NODE\n", "exit 4\n"]);
+    assert_eq!(code, 4, "{shown}");
+    assert!(shown.contains("on-node-1\n"), "{shown}");
+    // Without a terminal, ssh passes stdin on.
+    assert_eq!(with_stdin(&["ssh", "node-1", "--", "cat"], "piped\n").1, "piped\n");
+
+    // Logs: the last lines, and followed until the pod is gone.
+    assert_eq!(c.emu(&["logs", "box", "--tail", "2"]).ok().stdout, "second\nthird\n");
+    let mut follow = Command::new(emu_path())
+        .args(["logs", "-f", "box", "--cluster", "texec"])
+        .stdout(Stdio::piped())
+        .env_remove("EMU_CLUSTER")
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    c.emu(&["delete", "pod", "box"]).ok();
+    let started = Instant::now();
+    let status = loop {
+        if let Some(s) = follow.try_wait().unwrap() {
+            break s;
+        }
+        if started.elapsed() > Duration::from_secs(15) {
+            let _ = follow.kill();
+            panic!("emu logs -f outlived its pod");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(status.code(), Some(0));
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut follow.stdout.take().unwrap(), &mut text).unwrap();
+    assert_eq!(text, "first\nsecond\nthird\n");
+}
