@@ -35,6 +35,9 @@ use tonic::{Request, Response, Status, Streaming};
 /// How long reaching an agent may take (a frozen agent never answers).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How long an agent may take to take up a call (a stopped node's never does).
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// How long a node's new agent may take to answer after its start (`emu node start` of a killed
 /// node), for its routes.
 const NEW_AGENT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -145,7 +148,9 @@ impl RelayService {
         let deadline = tokio::time::Instant::now() + if new_agent { NEW_AGENT_TIMEOUT } else { Duration::ZERO };
         loop {
             let answer = match self.agent(node).await {
-                Ok(mut agent) => agent.restore_routes(emu_proto::RestoreRoutesRequest {}).await.map(|_| ()),
+                Ok(mut agent) => answered(&format!("the agent of node {node}"), agent.restore_routes(emu_proto::RestoreRoutesRequest {}))
+                    .await
+                    .map(|_| ()),
                 Err(e) => Err(e),
             };
             match answer {
@@ -184,6 +189,14 @@ impl RelayService {
         }
         self.shared.changed();
     }
+}
+
+/// `call`'s answer, or Unavailable once the agent `what` has not taken it up within
+/// [`ANSWER_TIMEOUT`].
+async fn answered<T>(what: &str, call: impl std::future::Future<Output = Result<T, Status>>) -> Result<T, Status> {
+    tokio::time::timeout(ANSWER_TIMEOUT, call)
+        .await
+        .map_err(|_| Status::unavailable(format!("{what} did not answer within {} s: is the node stopped?", ANSWER_TIMEOUT.as_secs())))?
 }
 
 /// A client of service Node at `endpoint`.
@@ -241,8 +254,9 @@ impl Relay for RelayService {
         } else {
             return Err(Status::invalid_argument("exec: name a pod, a node, or the outside world"));
         };
+        let what = if start.outside { "the outside world's daemon".to_string() } else { format!("the agent of node {}", start.node) };
         let first = ExecInput { input: Some(exec_input::Input::Start(start)) };
-        let out = agent.exec(forward(first, inbound)).await?.into_inner();
+        let out = answered(&what, agent.exec(forward(first, inbound))).await?.into_inner();
         Ok(Response::new(self.until_stopping(out)))
     }
 
@@ -250,7 +264,8 @@ impl Relay for RelayService {
         let mut r = req.into_inner();
         let (uid, node) = self.pod_on_node(&r.namespace, &r.pod)?;
         r.pod_uid = uid;
-        let out = self.agent(&node).await?.logs(r).await?.into_inner();
+        let mut agent = self.agent(&node).await?;
+        let out = answered(&format!("the agent of node {node}"), agent.logs(r)).await?.into_inner();
         Ok(Response::new(self.until_stopping(out)))
     }
 
@@ -262,7 +277,8 @@ impl Relay for RelayService {
         let (uid, node) = self.pod_on_node(&start.namespace, &start.pod)?;
         start.pod_uid = uid;
         let first = PortForwardInput { input: Some(port_forward_input::Input::Start(start)) };
-        let out = self.agent(&node).await?.port_forward(forward(first, inbound)).await?.into_inner();
+        let mut agent = self.agent(&node).await?;
+        let out = answered(&format!("the agent of node {node}"), agent.port_forward(forward(first, inbound))).await?.into_inner();
         Ok(Response::new(self.until_stopping(out)))
     }
 
@@ -325,5 +341,87 @@ impl Relay for RelayService {
         let n = node.clone();
         self.on_provider(move |p| p.remove_node(&n)).await?;
         Ok(response(format!("node/{node} removed")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Store;
+    use emu_logic::cluster::ClusterConfig;
+    use emu_provider::FakeProvider;
+    use serde_json::json;
+
+    fn relay(dir: &std::path::Path, nodes: &[&str]) -> (RelayService, Arc<FakeProvider>) {
+        let store = Store::open(&dir.join("store.redb")).unwrap();
+        let nodes: Vec<Value> =
+            nodes.iter().enumerate().map(|(i, n)| json!({"name": n, "index": i, "internalIp": format!("172.18.0.{}", i + 2)})).collect();
+        let config: ClusterConfig = serde_json::from_value(
+            json!({"name": "t", "nodes": nodes, "fabricCidr": "172.18.0.0/16", "podCidr": "10.244.0.0/16", "nodePrefix": 24, "serviceCidr": "10.96.0.0/12"}),
+        )
+        .unwrap();
+        let provider = Arc::new(FakeProvider::new(config.clone()));
+        (RelayService::new(Shared::new(store, config), provider.clone()), provider)
+    }
+
+    fn op(node: &str, kill: bool) -> Request<NodeOpRequest> {
+        Request::new(NodeOpRequest { node: node.into(), kill, wait_ms: 1500 })
+    }
+
+    fn fault(relay: &RelayService, name: &str) -> Option<Value> {
+        relay.shared.store.get(&ObjectKey { kind: fault::KIND.into(), namespace: String::new(), name: name.into() })
+    }
+
+    #[tokio::test]
+    async fn a_node_is_stopped_by_its_provider_and_recorded_in_a_fault() {
+        let dir = tempfile::tempdir().unwrap();
+        let (relay, provider) = relay(dir.path(), &["node-1", "node-2"]);
+        let r = relay.node_stop(op("node-2", false)).await.unwrap().into_inner();
+        assert_eq!(r.message, "node/node-2 stopped: agent and pods frozen, links down");
+        assert_eq!(fault(&relay, "node-stop-node-2").unwrap()["spec"]["nodeStop"], json!({"node": "node-2", "kill": false}));
+        assert_eq!(provider.calls(), ["stop_node node-2 kill=false wait=Some(1.5s)"]);
+        // Once only.
+        assert_eq!(relay.node_stop(op("node-2", true)).await.unwrap().into_inner().message, "node/node-2 is already stopped");
+        assert_eq!(provider.calls().len(), 1);
+        let e = relay.node_stop(op("node-9", false)).await.unwrap_err();
+        assert_eq!((e.code(), e.message()), (tonic::Code::NotFound, "node \"node-9\" not found in the cluster (nodes: node-1, node-2)"));
+        // A node that is not stopped is not started.
+        assert_eq!(relay.node_start(op("node-1", false)).await.unwrap().into_inner().message, "node/node-1 is not stopped");
+        assert_eq!(provider.calls().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_removed_node_lets_go_of_its_faults() {
+        let dir = tempfile::tempdir().unwrap();
+        let (relay, provider) = relay(dir.path(), &["node-1", "node-2"]);
+        let held = |name: &str, spec: FaultSpec, holders: &[&str]| {
+            let spec = fault::to_object(name, &spec)["spec"].clone();
+            let finalizers: Vec<String> = holders.iter().map(|n| faults::finalizer(n)).collect();
+            let applied: Vec<Value> = holders.iter().map(|n| json!({"node": n, "since": "x", "observedGeneration": 1})).collect();
+            relay
+                .shared
+                .store
+                .create(json!({"apiVersion": fault::API_VERSION, "kind": fault::KIND, "metadata": {"name": name, "finalizers": finalizers},
+                    "spec": spec, "status": {"appliedOn": applied}}))
+                .unwrap();
+        };
+        let (one, two) = (vec!["node-1".to_string()], vec!["node-2".to_string()]);
+        held("partition-1", FaultSpec::Partition { a: one, b: two, one_way: false }, &["node-1", "node-2"]);
+        held("link-down-1", FaultSpec::LinkDown { node: "node-1".into() }, &["node-1", "node-2"]);
+        let r = relay.node_remove(op("node-2", false)).await.unwrap().into_inner();
+        assert_eq!(r.message, "node/node-2 removed");
+        assert_eq!(provider.calls(), ["kill_node node-2", "remove_node node-2"]);
+        // The fault naming it is being deleted, held by node-1's agent only; the other one is
+        // held by node-1 alone.
+        for name in ["partition-1", "link-down-1"] {
+            let f = fault(&relay, name).unwrap();
+            assert_eq!(f["metadata"]["finalizers"], json!([faults::finalizer("node-1")]), "{f}");
+            assert_eq!(f["status"]["appliedOn"].as_array().unwrap().len(), 1, "{f}");
+            assert_eq!(f["metadata"]["deletionTimestamp"].is_string(), name == "partition-1", "{f}");
+        }
+        // The last node stays.
+        let e = relay.node_remove(op("node-1", false)).await.unwrap_err();
+        assert_eq!(e.code(), tonic::Code::FailedPrecondition);
+        assert!(e.message().contains("the cluster's only node"), "{}", e.message());
     }
 }

@@ -9,10 +9,12 @@
 //! other machines; the trait is what both offer.
 
 mod daemon;
+mod fake;
 mod local;
 pub mod programs;
 
 pub use daemon::{alive, read_pid};
+pub use fake::FakeProvider;
 pub use local::{all_clusters, clusters, Local};
 
 use emu_logic::cluster::{ClusterConfig, NodeConfig};

@@ -352,3 +352,14 @@ impl Provider for Local {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeouts_read_as_they_are_written() {
+        let d = |ms| duration(Duration::from_millis(ms));
+        assert_eq!([d(500), d(1500), d(30_000), d(120_000)], ["500ms", "1.5s", "30s", "2m"]);
+    }
+}
