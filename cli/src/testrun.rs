@@ -5,9 +5,14 @@
 //!
 //! What a step's result means is decided in `emu_scenario::checks`; this module does the I/O: API
 //! calls, and `emu exec|ssh|outside` child processes for commands, `http` steps and background
-//! loads. Each child gets a process group of its own, so that a timeout or the end of a load
-//! kills everything it started (inside a pod too: `emu-nodeagent nsexec` keeps the group), and
-//! so that a Ctrl-C on the terminal reaches emu only, which then cleans up.
+//! loads. Each child gets a process group of its own, so that a timeout kills everything it
+//! started (the node's agent then ends the command), and so that a Ctrl-C on the terminal
+//! reaches emu only, which then cleans up.
+//!
+//! A background load is a process of the client's own (in the pod, on the node, in the outside
+//! world), started through `emu exec|ssh|outside` and left running there, writing its record to
+//! a file beside it that is fetched every 250 ms: the load goes on whatever happens to the
+//! control plane meanwhile (a command's stream, like `kubectl exec`'s, ends with the controller).
 
 use crate::context::{api_error, render_error, require_root, Ctx};
 use crate::lifecycle::{self, Manifests, Plan};
@@ -20,7 +25,7 @@ use emu_scenario::checks::{self, CaseReport, LoadStats, Outcome, Sample, SuiteRe
 use emu_scenario::steps;
 use emu_scenario::steps::{Action, Condition, Kill, Load, LoadExpect, Place, Step};
 use std::collections::BTreeMap;
-use std::io::{BufRead, Read, Write};
+use std::io::{Read, Write};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
@@ -352,11 +357,77 @@ fn run_bounded(mut cmd: std::process::Command, timeout: Duration) -> anyhow::Res
 /// A background load while it runs.
 struct RunningLoad {
     load: Load,
-    child: Child,
-    samples: Arc<Mutex<Vec<Sample>>>,
+    /// Where it runs: a pod by name (the one the load's target picked), a node, the outside.
+    place: Place,
+    /// Its process, as the client sees it.
+    pid: String,
+    /// Its record, beside it.
+    file: String,
+    record: Arc<Mutex<LoadRecord>>,
     started: Instant,
+    stop: Arc<AtomicBool>,
     reader: JoinHandle<()>,
-    stderr: JoinHandle<String>,
+}
+
+/// What has been fetched of a load's record.
+#[derive(Default)]
+struct LoadRecord {
+    /// When the load started, by its client's clock.
+    start: Option<f64>,
+    samples: Vec<Sample>,
+    /// Bytes of the file read so far, and the last line when it is not complete yet.
+    offset: u64,
+    partial: String,
+}
+
+/// How often a load's record is fetched.
+const LOAD_FETCH_EVERY: Duration = Duration::from_millis(250);
+
+/// `emu exec|ssh|outside --cluster C … -- ARGV`.
+fn client_command(exe: &Path, cluster: &str, place: &Place, argv: &[String]) -> std::process::Command {
+    let mut cmd = std::process::Command::new(exe);
+    match place {
+        Place::Pod { target, namespace, container } => {
+            cmd.args(["exec", "--cluster", cluster, "-n", namespace]);
+            if let Some(c) = container {
+                cmd.args(["-c", c]);
+            }
+            cmd.arg(target);
+        }
+        Place::Node(node) => {
+            cmd.args(["ssh", "--cluster", cluster, node]);
+        }
+        Place::Outside => {
+            cmd.args(["outside", "--cluster", cluster]);
+        }
+    }
+    cmd.arg("--").args(argv).env_remove("EMU_CLUSTER");
+    cmd
+}
+
+/// Runs `script` with `sh -c` where a load runs; its stdout, when the command got through.
+fn at_client(exe: &Path, cluster: &str, place: &Place, script: String) -> Option<String> {
+    let out = run_bounded(client_command(exe, cluster, place, &["sh".into(), "-c".into(), script]), Duration::from_secs(5)).ok()?;
+    (out.code == 0 && !out.timed_out).then_some(out.stdout)
+}
+
+/// Fetches what the load's record holds past what was read (complete lines only); false when
+/// the client could not be reached.
+fn fetch_load(exe: &Path, cluster: &str, place: &Place, file: &str, record: &Mutex<LoadRecord>) -> bool {
+    let offset = record.lock().map(|r| r.offset).unwrap_or(0);
+    let Some(text) = at_client(exe, cluster, place, format!("tail -c +{} {file}", offset + 1)) else { return false };
+    let Ok(mut r) = record.lock() else { return false };
+    r.offset += text.len() as u64;
+    r.partial.push_str(&text);
+    while let Some(end) = r.partial.find('\n') {
+        let line: String = r.partial.drain(..=end).collect();
+        if let Some(start) = checks::load_start(&line) {
+            r.start = Some(start);
+        } else if let Some(sample) = r.start.and_then(|start| checks::parse_load_line(&line, start)) {
+            r.samples.push(sample);
+        }
+    }
+    true
 }
 
 struct Runner {
@@ -370,9 +441,10 @@ struct Runner {
 
 impl Drop for Runner {
     fn drop(&mut self) {
-        for l in self.loads.values_mut() {
-            kill_group(&l.child);
-            let _ = l.child.wait();
+        for (_, l) in std::mem::take(&mut self.loads) {
+            l.stop.store(true, Ordering::SeqCst);
+            let _ = l.reader.join();
+            let _ = at_client(&self.exe, &self.cluster, &l.place, format!("kill {}; rm -f {}", l.pid, l.file));
         }
     }
 }
@@ -398,24 +470,7 @@ impl Runner {
 
     /// `emu exec|ssh|outside --cluster C … -- ARGV`.
     fn command(&self, place: &Place, argv: &[String]) -> std::process::Command {
-        let mut cmd = std::process::Command::new(&self.exe);
-        match place {
-            Place::Pod { target, namespace, container } => {
-                cmd.args(["exec", "--cluster", &self.cluster, "-n", namespace]);
-                if let Some(c) = container {
-                    cmd.args(["-c", c]);
-                }
-                cmd.arg(target);
-            }
-            Place::Node(node) => {
-                cmd.args(["ssh", "--cluster", &self.cluster, node]);
-            }
-            Place::Outside => {
-                cmd.args(["outside", "--cluster", &self.cluster]);
-            }
-        }
-        cmd.arg("--").args(argv).env_remove("EMU_CLUSTER");
-        cmd
+        client_command(&self.exe, &self.cluster, place, argv)
     }
 
     /// Runs step `index`: Ok with what to report, or Err with what was expected and got.
@@ -602,35 +657,46 @@ impl Runner {
 
     /// Starts the load's client and waits for its first request (or its end).
     fn start_load(&mut self, l: &Load, deadline: Instant) -> anyhow::Result<Verdict> {
-        let argv = ["sh".to_string(), "-c".into(), checks::load_script(l)];
-        let mut cmd = self.command(&l.from, &argv);
-        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0);
-        let mut child = cmd.spawn().with_context(|| format!("starting the client of load {}", l.name))?;
-        let started = Instant::now();
-        let samples = Arc::new(Mutex::new(Vec::new()));
-        let stdout = child.stdout.take();
+        let file = format!("/tmp/emu-load-{}-{}", self.cluster, l.name);
+        // Started in the background, its record to the file, nothing tied to this command.
+        let script = format!("rm -f {file}; ({}) > {file} 2>&1 < /dev/null & echo \"$! $(hostname)\"", checks::load_script(l));
+        let out =
+            run_bounded(self.command(&l.from, &["sh".into(), "-c".into(), script]), deadline.saturating_duration_since(Instant::now()))?;
+        let mut words = out.stdout.split_whitespace();
+        let (Some(pid), Some(host)) = (words.next().filter(|_| out.code == 0), words.next()) else {
+            return Ok(Verdict::fail(
+                format!("the client of load {} to run from {}", l.name, l.from),
+                format!("exit code {} ({})", out.code, checks::excerpt(&out.stderr, 200)),
+            ));
+        };
+        // A Deployment's or Service's pod: the one picked now, from now on.
+        let place = match &l.from {
+            Place::Pod { namespace, container, .. } => {
+                Place::Pod { target: host.to_string(), namespace: namespace.clone(), container: container.clone() }
+            }
+            other => other.clone(),
+        };
+        let record = Arc::new(Mutex::new(LoadRecord::default()));
+        let stop = Arc::new(AtomicBool::new(false));
         let reader = {
-            let samples = Arc::clone(&samples);
+            let (exe, cluster, place, file, record, stop) =
+                (self.exe.clone(), self.cluster.clone(), place.clone(), file.clone(), Arc::clone(&record), Arc::clone(&stop));
             std::thread::spawn(move || {
-                let Some(out) = stdout else { return };
-                for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
-                    if let Some(s) = checks::parse_load_line(&line, started.elapsed().as_millis() as u64) {
-                        samples.lock().expect("samples").push(s);
-                    }
+                while !stop.load(Ordering::SeqCst) && !interrupted() {
+                    fetch_load(&exe, &cluster, &place, &file, &record);
+                    std::thread::sleep(LOAD_FETCH_EVERY);
                 }
             })
         };
-        let stderr = drain(child.stderr.take());
-        let running = RunningLoad { load: l.clone(), child, samples, started, reader, stderr };
+        let running = RunningLoad { load: l.clone(), place, pid: pid.to_string(), file, record, started: Instant::now(), stop, reader };
         self.loads.insert(l.name.clone(), running);
         loop {
-            let load = self.loads.get_mut(&l.name).expect("inserted");
-            if let Some(first) = load.samples.lock().expect("samples").first() {
+            let load = self.loads.get(&l.name).expect("inserted");
+            if let Some(first) = load.record.lock().expect("record").samples.first() {
                 let how = if first.answer.ok() { "ok".to_string() } else { first.answer.failure() };
                 return Ok(Verdict::pass(format!("first request: {how}")));
             }
-            let ended = load.child.try_wait()?.is_some();
-            if ended || Instant::now() >= deadline || interrupted() {
+            if Instant::now() >= deadline || interrupted() {
                 let stop = self.stop_load(&l.name, &LoadExpect::default());
                 let got = if stop.ok { "no request within the step's timeout".into() } else { stop.got };
                 return Ok(Verdict::fail(format!("the client of load {} to run from {}", l.name, l.from), got));
@@ -640,29 +706,38 @@ impl Runner {
     }
 
     /// Ends a load and judges its record against its expectations (`more` over the load's own).
+    /// The client may be unreachable a while (the controller restarting): asked again for 15 s.
     fn stop_load(&mut self, name: &str, more: &LoadExpect) -> Verdict {
-        let Some(mut l) = self.loads.remove(name) else {
+        let Some(l) = self.loads.remove(name) else {
             return Verdict::fail(format!("load {name:?} running"), "no such load (its start failed?)");
         };
-        let ended_early = l.child.try_wait().ok().flatten();
-        kill_group(&l.child);
-        let _ = l.child.wait();
+        l.stop.store(true, Ordering::SeqCst);
         let _ = l.reader.join();
-        let stderr = l.stderr.join().unwrap_or_default();
-        let stats = LoadStats::of(&l.samples.lock().expect("samples"));
-        if let Some(status) = ended_early {
-            return Verdict::fail(
-                format!("the client of load {name} to run until stopped"),
-                format!(
-                    "its end within {} with exit code {} (stderr {}; {})",
-                    checks::seconds(l.started.elapsed().as_millis() as u64),
-                    exit_code(status),
-                    checks::excerpt(&stderr, 200),
-                    stats.summary()
-                ),
-            );
+        let give_up = Instant::now() + Duration::from_secs(15);
+        let ask = |script: String| loop {
+            match at_client(&self.exe, &self.cluster, &l.place, script.clone()) {
+                Some(out) => return Some(out),
+                None if Instant::now() < give_up && !interrupted() => std::thread::sleep(Duration::from_millis(200)),
+                None => return None,
+            }
+        };
+        let ran = ask(format!("kill {} 2>/dev/null && echo running || echo gone", l.pid)).map(|out| out.trim() == "running");
+        while !fetch_load(&self.exe, &self.cluster, &l.place, &l.file, &l.record) && Instant::now() < give_up && !interrupted() {
+            std::thread::sleep(Duration::from_millis(200));
         }
-        checks::check_load(&l.load.expect.merged(more), &stats)
+        let _ = ask(format!("rm -f {}", l.file));
+        let stats = LoadStats::of(&l.record.lock().expect("record").samples);
+        match ran {
+            Some(true) => checks::check_load(&l.load.expect.merged(more), &stats),
+            Some(false) => Verdict::fail(
+                format!("the client of load {name} to run until stopped"),
+                format!("its end within {} ({})", checks::seconds(l.started.elapsed().as_millis() as u64), stats.summary()),
+            ),
+            None => Verdict::fail(
+                format!("the client of load {name} to be reachable to stop it"),
+                format!("no answer from {} ({})", l.place, stats.summary()),
+            ),
+        }
     }
 }
 

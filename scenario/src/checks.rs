@@ -74,12 +74,21 @@ pub fn check_command(expect: &Expect, code: i32, stdout: &str, stderr: &str) -> 
 /// The marker that ends each request's output in the client scripts.
 const MARK: &str = "@@emu";
 
+/// A load's first line: when it started, in seconds of the client machine's uptime.
+const START_MARK: &str = "@@emu-start";
+
+/// The request, then its exit code on the marker line: `@@emu HTTP_CODE TIME_TOTAL EXIT_CODE`.
 fn curl(url: &str, timeout_ms: u64, insecure: bool, extra: &str) -> String {
+    format!("{}; echo \" $?\"", curl_request(url, timeout_ms, insecure, extra))
+}
+
+/// The request, printing `\n@@emu HTTP_CODE TIME_TOTAL` after the body.
+fn curl_request(url: &str, timeout_ms: u64, insecure: bool, extra: &str) -> String {
     let secs = timeout_ms as f64 / 1000.0;
     let k = if insecure { " -k" } else { "" };
     // The URL in double quotes: the client's shell expands $VARIABLES (a pod's
     // MY_SERVICE_HOST); the steps parser refused quotes, backslashes and backquotes in it.
-    format!("curl -s{k} -m {secs}{extra} -w '\\n{MARK} %{{http_code}} %{{time_total}}' \"{url}\"; echo \" $?\"")
+    format!("curl -s{k} -m {secs}{extra} -w '\\n{MARK} %{{http_code}} %{{time_total}}' \"{url}\"")
 }
 
 /// The shell script of an `http` step: `requests` curls one after the other, each followed by a
@@ -89,11 +98,18 @@ pub fn http_script(h: &Http) -> String {
     format!("i=0; while [ $i -lt {} ]; do i=$((i+1)); {}; done", h.requests, curl(&h.url, h.request_timeout_ms, h.insecure, &retry))
 }
 
-/// The shell script of a background load: a curl every `interval` until killed, each printing
-/// one line `@@emu HTTP_CODE TIME_TOTAL EXIT_CODE` (the body goes to /dev/null).
+/// The shell script of a background load: a line `@@emu-start UPTIME`, then a curl every
+/// `interval` until killed, each printing one line `@@emu HTTP_CODE TIME_TOTAL EXIT_CODE UPTIME`
+/// (the body goes to /dev/null), UPTIME being when the request started by the client machine's
+/// clock (`/proc/uptime`). The client's own clock: the record is read later, in pieces (the
+/// load runs on by itself, whatever happens to the control plane meanwhile).
 pub fn load_script(l: &Load) -> String {
     let pause = l.interval_ms as f64 / 1000.0;
-    format!("while :; do {}; sleep {pause}; done", curl(&l.url, l.request_timeout_ms, l.insecure, " -o /dev/null"))
+    let uptime = "$(cut -d' ' -f1 /proc/uptime)";
+    format!(
+        "echo \"{START_MARK} {uptime}\"; while :; do t={uptime}; {}; echo \" $? $t\"; sleep {pause}; done",
+        curl_request(&l.url, l.request_timeout_ms, l.insecure, " -o /dev/null")
+    )
 }
 
 /// One request as its client saw it.
@@ -213,11 +229,17 @@ pub struct Sample {
     pub answer: Answer,
 }
 
-/// A line of [`load_script`]'s output, read `read_ms` after the load started (the request
-/// started `time_total` before).
-pub fn parse_load_line(line: &str, read_ms: u64) -> Option<Sample> {
-    let (http_code, seconds, exit) = marker(line.trim())?;
-    let at_ms = read_ms.saturating_sub((seconds * 1000.0) as u64);
+/// When a load started (its first line), by the client machine's uptime in seconds.
+pub fn load_start(line: &str) -> Option<f64> {
+    line.trim().strip_prefix(START_MARK)?.trim().parse().ok()
+}
+
+/// A request of [`load_script`]'s output, of a load that started at `start` ([`load_start`]).
+pub fn parse_load_line(line: &str, start: f64) -> Option<Sample> {
+    let line = line.trim();
+    let (http_code, seconds, exit) = marker(line)?;
+    let at: f64 = line.split_whitespace().nth(4)?.parse().ok()?;
+    let at_ms = ((at - start).max(0.0) * 1000.0).round() as u64;
     Some(Sample { at_ms, answer: Answer { exit, http_code, seconds, first_line: String::new() } })
 }
 
@@ -561,17 +583,15 @@ mod tests {
         };
         assert_eq!(
             load_script(&l),
-            "while :; do curl -s -m 1 -o /dev/null -w '\\n@@emu %{http_code} %{time_total}' \"http://198.51.100.2:30080\"; echo \" $?\"; sleep 0.2; done"
+            "echo \"@@emu-start $(cut -d' ' -f1 /proc/uptime)\"; while :; do t=$(cut -d' ' -f1 /proc/uptime); \
+             curl -s -m 1 -o /dev/null -w '\\n@@emu %{http_code} %{time_total}' \"http://198.51.100.2:30080\"; echo \" $? $t\"; sleep 0.2; done"
         );
-        let lines = [
-            ("@@emu 200 0.001 0", 100),
-            ("", 150),
-            ("@@emu 000 1.000 28", 2300),
-            ("@@emu 000 1.000 28", 3500),
-            ("@@emu 200 0.002 0", 3800),
-        ];
-        let samples: Vec<Sample> = lines.iter().filter_map(|(l, t)| parse_load_line(l, *t)).collect();
-        assert_eq!(samples.iter().map(|s| s.at_ms).collect::<Vec<_>>(), [99, 1300, 2500, 3798]);
+        let start = load_start("@@emu-start 1000.10").unwrap();
+        let lines =
+            ["@@emu 200 0.001 0 1000.20", "", "@@emu 000 1.000 28 1001.40", "@@emu 000 1.000 28 1002.60", "@@emu 200 0.002 0 1003.90"];
+        let samples: Vec<Sample> = lines.iter().filter_map(|l| parse_load_line(l, start)).collect();
+        assert_eq!(samples.iter().map(|s| s.at_ms).collect::<Vec<_>>(), [100, 1300, 2500, 3800]);
+        assert_eq!(parse_load_line("@@emu 200 0.001 0", start), None, "a line without its time");
         let stats = LoadStats::of(&samples);
         assert_eq!(stats.summary(), "4 requests, 2 ok, 2 failed (2× curl exit 28 (timed out); first at 1.3 s, last at 2.5 s)");
         assert!(check_load(&LoadExpect { max_failures: Some(2), failures_stop_within_ms: Some(1200) }, &stats).ok);
