@@ -19,6 +19,8 @@ pub fn relay_error(status: tonic::Status) -> anyhow::Error {
         tonic::Code::NotFound if status.message().starts_with("pods ") => {
             ApiError(format!("Error from server (NotFound): {}", status.message())).into()
         }
+        // The connection itself failed: the controller (or the agent behind it) went away.
+        tonic::Code::Unknown | tonic::Code::Cancelled => anyhow::anyhow!("lost the connection to the cluster: {}", status.message()),
         _ => anyhow::anyhow!("{}", status.message()),
     }
 }

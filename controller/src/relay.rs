@@ -102,12 +102,18 @@ impl RelayService {
         dial(&emu_proto::unix_endpoint(&socket), "the outside world's daemon (emu-nodeagent cloud)").await
     }
 
-    /// Ends `stream` when the controller stops.
+    /// Ends `stream` when the controller stops, with an error that says so.
     fn until_stopping<T: Send + 'static>(&self, stream: Streaming<T>) -> OutStream<T> {
         let mut stopping = self.shared.stopping.subscribe();
-        Box::pin(stream.take_until(async move {
+        let stopped = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let said = stopped.clone();
+        let cut = stream.take_until(async move {
             let _ = stopping.wait_for(|s| *s).await;
-        }))
+            stopped.store(true, std::sync::atomic::Ordering::SeqCst);
+        });
+        let why = futures::stream::once(async move { said.load(std::sync::atomic::Ordering::SeqCst) })
+            .filter_map(|stopped| async move { stopped.then(|| Err(Status::unavailable("the controller is stopping"))) });
+        Box::pin(cut.chain(why))
     }
 
     /// The cluster's nodes, as the provider keeps them; `node` must be one.
