@@ -95,8 +95,11 @@ fn a_killed_node_restarts_its_pods_when_started() {
     });
     assert_eq!(emu_tests::pod_ip(&web), ip, "the pod keeps its IP");
     assert_ne!(emu_tests::container_pid(&c.name, &web, "nginx"), before);
-    let page = c.emu(&["exec", "client", "--", "wget", "-q", "-O", "-", &format!("http://{ip}")]).ok().stdout;
-    assert!(page.contains("Welcome to nginx!"), "{page}");
+    // Ready once started (it has no readiness probe), so nginx may not listen yet: a few tries.
+    c.wait_for("nginx to answer again", Duration::from_secs(5), || {
+        let page = c.emu(&["exec", "client", "--", "wget", "-q", "-O", "-", &format!("http://{ip}")]).stdout;
+        page.contains("Welcome to nginx!").then_some(())
+    });
     assert_eq!(c.emu(&["fault", "list"]).ok().stdout, "No faults in force.\n");
 }
 
