@@ -24,11 +24,9 @@ use rtnetlink::packet_route::link::{InfoData, InfoVeth, LinkAttribute, LinkMessa
 use rtnetlink::{LinkBridgePort, LinkUnspec, LinkVeth};
 
 pub use ipcmd::setup_pod_with_ip_commands;
-pub use netlink::{Netlink, EMU_ROUTE_PROTOCOL};
+pub use netlink::{Netlink, RealNet, EMU_ROUTE_PROTOCOL};
 pub use netns::{create_named_netns, delete_named_netns, enter_netns, list_named_netns, netns_path, write_sysctls};
-pub use ops::{
-    route_changes, sync_emu_routes, FakeNamespaces, FakeNet, Links, NamedNamespaces, Namespaces, NetCall, RealNet, Route, Routes,
-};
+pub use ops::{route_changes, sync_emu_routes, FakeNamespaces, FakeNet, Links, NamedNamespaces, Namespaces, NetCall, Route, Routes};
 
 /// The bridge in the fabric namespace that every node's `eth0` plugs into.
 pub const FABRIC_BRIDGE: &str = "fabric0";

@@ -2,7 +2,7 @@
 
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use futures::TryStreamExt;
 use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags};
@@ -257,5 +257,53 @@ fn to_io(e: rtnetlink::Error) -> std::io::Error {
     match e {
         rtnetlink::Error::NetlinkError(m) => m.to_io(),
         e => std::io::Error::other(e.to_string()),
+    }
+}
+
+/// Links and routes of one named namespace, by netlink: each call opens a socket in the
+/// namespace (on a short-lived thread) and makes one request.
+#[derive(Debug, Clone)]
+pub struct RealNet {
+    ns: PathBuf,
+}
+
+impl RealNet {
+    /// Acts in the namespace at `ns` (e.g. `/run/netns/NAME`).
+    pub fn new(ns: &Path) -> RealNet {
+        RealNet { ns: ns.to_path_buf() }
+    }
+
+    async fn open(&self) -> Result<Netlink> {
+        Netlink::open(Some(&self.ns)).await
+    }
+}
+
+#[async_trait::async_trait]
+impl Routes for RealNet {
+    async fn list(&self) -> Result<Vec<Route>> {
+        self.open().await?.list().await
+    }
+
+    async fn replace_emu_route(&self, dst: Ipv4Addr, prefix: u8, via: Ipv4Addr) -> Result<()> {
+        self.open().await?.replace_emu_route(dst, prefix, via).await
+    }
+
+    async fn replace_device_route(&self, dst: Ipv4Addr, prefix: u8, dev: &str) -> Result<()> {
+        Routes::replace_device_route(&self.open().await?, dst, prefix, dev).await
+    }
+
+    async fn delete(&self, route: &Route) -> Result<()> {
+        self.open().await?.delete(route).await
+    }
+}
+
+#[async_trait::async_trait]
+impl Links for RealNet {
+    async fn set_up(&self, name: &str, up: bool) -> Result<()> {
+        Links::set_up(&self.open().await?, name, up).await
+    }
+
+    async fn is_up(&self, name: &str) -> Result<bool> {
+        self.open().await?.is_up(name).await
     }
 }

@@ -1,14 +1,12 @@
 //! The link and route operations of the node agent's loops, behind narrow traits with a real
-//! implementation ([`RealNet`], netlink in one namespace) and a recording fake ([`FakeNet`]):
+//! implementation (`RealNet` in [`super::netlink`], netlink in one namespace) and a recording fake ([`FakeNet`]):
 //! the route syncer keeps the node's routes to other nodes' pod CIDRs, the fault reconciler takes
 //! the node's link down and up and puts back the routes the kernel dropped meanwhile.
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
-use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use super::netlink::Netlink;
 use super::{NetError, Result};
 use crate::fake::Recorder;
 
@@ -75,54 +73,6 @@ pub async fn sync_emu_routes(routes: &dyn Routes, want: &[(Ipv4Addr, u8, Ipv4Add
         routes.delete(r).await?;
     }
     Ok(())
-}
-
-/// Links and routes of one named namespace, by netlink: each call opens a socket in the
-/// namespace (on a short-lived thread) and makes one request.
-#[derive(Debug, Clone)]
-pub struct RealNet {
-    ns: PathBuf,
-}
-
-impl RealNet {
-    /// Acts in the namespace at `ns` (e.g. `/run/netns/NAME`).
-    pub fn new(ns: &Path) -> RealNet {
-        RealNet { ns: ns.to_path_buf() }
-    }
-
-    async fn open(&self) -> Result<Netlink> {
-        Netlink::open(Some(&self.ns)).await
-    }
-}
-
-#[async_trait::async_trait]
-impl Routes for RealNet {
-    async fn list(&self) -> Result<Vec<Route>> {
-        self.open().await?.list().await
-    }
-
-    async fn replace_emu_route(&self, dst: Ipv4Addr, prefix: u8, via: Ipv4Addr) -> Result<()> {
-        self.open().await?.replace_emu_route(dst, prefix, via).await
-    }
-
-    async fn replace_device_route(&self, dst: Ipv4Addr, prefix: u8, dev: &str) -> Result<()> {
-        Routes::replace_device_route(&self.open().await?, dst, prefix, dev).await
-    }
-
-    async fn delete(&self, route: &Route) -> Result<()> {
-        self.open().await?.delete(route).await
-    }
-}
-
-#[async_trait::async_trait]
-impl Links for RealNet {
-    async fn set_up(&self, name: &str, up: bool) -> Result<()> {
-        Links::set_up(&self.open().await?, name, up).await
-    }
-
-    async fn is_up(&self, name: &str) -> Result<bool> {
-        self.open().await?.is_up(name).await
-    }
 }
 
 /// What a [`FakeNet`] was asked to change.
