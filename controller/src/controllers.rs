@@ -7,8 +7,10 @@
 //! (named `<replicaset>-<5 random chars>`), the scheduler binds pending pods to nodes and gives them
 //! an IP from the node's pod CIDR, and the garbage collector removes what lost its owner.
 
+use crate::decoded::Decoded;
 use crate::state::{now, Shared};
 use crate::store::{Change, ObjectKey, WatchEventType};
+use emu_api::typed::Pod;
 use emu_api::{defaults, naming, object};
 use emu_logic::{ipam, scheduler};
 use serde_json::{json, Value};
@@ -21,10 +23,25 @@ use std::time::{Duration, Instant};
 struct ControllerState {
     last_ip: HashMap<String, Ipv4Addr>,
     endpoints: crate::endpoints::EndpointsController,
+    /// Stored objects decoded into their types, each once until it changes.
+    decoded: Caches,
     control_routes: crate::control_routes::ControlRoutes,
     /// The store's version up to which every change has been looked at.
     seen: u64,
     last_full_pass: Option<Instant>,
+}
+
+/// The decoded objects the controllers read, kept from pass to pass.
+#[derive(Default)]
+struct Caches {
+    pods: Decoded<Pod>,
+}
+
+impl Caches {
+    /// Forgets objects the store no longer holds.
+    fn sweep(&mut self) {
+        self.pods.sweep();
+    }
 }
 
 /// How often a pass looks at everything, not only at what changed: a safety net for what no
@@ -55,6 +72,7 @@ impl ControllerState {
         ControllerState {
             last_ip: HashMap::new(),
             endpoints: crate::endpoints::EndpointsController::default(),
+            decoded: Caches::default(),
             control_routes: crate::control_routes::ControlRoutes::new(shared),
             seen: 0,
             last_full_pass: None,
@@ -116,9 +134,10 @@ fn reconcile_all(shared: &Shared, st: &mut ControllerState) {
     sync_deployments(shared);
     sync_replicasets(shared);
     schedule_pods(shared, &mut st.last_ip);
-    st.endpoints.sync(shared, &changes);
+    st.endpoints.sync(shared, &changes, &mut st.decoded.pods);
     publish_root_ca(shared, &changes);
     st.control_routes.sync(shared);
+    st.decoded.sweep();
     if shared.store.resource_version() != before {
         shared.changed();
     }

@@ -10,9 +10,10 @@
 //! endpoint change waited for.
 
 use crate::controllers::Changes;
+use crate::decoded::{Decoded, Obj};
 use crate::state::{now, Shared};
 use crate::store::{Change, ObjectKey, WatchEventType};
-use emu_api::typed::{self, Service};
+use emu_api::typed::{self, Pod, Service};
 use emu_api::{naming, object};
 use emu_logic::endpoints;
 use serde_json::Value;
@@ -46,11 +47,12 @@ pub struct EndpointsController {
 }
 
 impl EndpointsController {
-    pub fn sync(&mut self, shared: &Shared, changes: &Changes) {
-        let mut pass = Pass::new(shared);
+    /// `pods` decodes the pods the pass reads (each once until it changes).
+    pub fn sync(&mut self, shared: &Shared, changes: &Changes, pods: &mut Decoded<Pod>) {
+        let mut pass = Pass::new(shared, pods);
         let services: BTreeSet<NamespacedName> = match changes {
             Changes::Some(events) => self.touched(events, &mut pass),
-            Changes::All => self.everything(shared),
+            Changes::All => self.everything(&mut pass),
         };
         for (ns, name) in &services {
             self.sync_service(&mut pass, ns, name);
@@ -58,14 +60,13 @@ impl EndpointsController {
     }
 
     /// Every Service, every Endpoints object and every Service this controller manages.
-    fn everything(&mut self, shared: &Shared) -> BTreeSet<NamespacedName> {
+    fn everything(&mut self, pass: &mut Pass) -> BTreeSet<NamespacedName> {
+        let shared = pass.shared.clone();
         let named = |kind: &str| -> Vec<NamespacedName> {
             let (list, _) = shared.store.list_shared(kind, None);
             list.iter().map(|v| (object::namespace(v).to_string(), object::name(v).to_string())).collect()
         };
-        let (pods, _) = shared.store.list_shared("Pod", None);
-        self.pod_labels =
-            pods.iter().map(|p| ((object::namespace(p).to_string(), object::name(p).to_string()), object::labels(p))).collect();
+        self.pod_labels = pass.all_pods().iter().map(|p| (pod_key(p), typed::labels(&p.metadata).clone())).collect();
         let mut all: BTreeSet<NamespacedName> = named("Service").into_iter().collect();
         all.extend(named("Endpoints"));
         all.extend(self.managed.iter().cloned());
@@ -91,7 +92,8 @@ impl EndpointsController {
                     let (old, new) = if *event == WatchEventType::Deleted {
                         (self.pod_labels.remove(&pod), None)
                     } else {
-                        let labels = object::labels(v);
+                        let Some(typed) = pass.decoded.get(v) else { continue };
+                        let labels = typed::labels(&typed.metadata).clone();
                         (self.pod_labels.insert(pod, labels.clone()), Some(labels))
                     };
                     for svc in pass.services(&ns) {
@@ -164,23 +166,33 @@ fn entropy() -> [u8; 5] {
     rand::random()
 }
 
+fn pod_key(pod: &Pod) -> NamespacedName {
+    let (ns, name) = typed::key(&pod.metadata);
+    (ns.to_string(), name.to_string())
+}
+
 /// What one pass reads, loaded per namespace when first needed.
-struct Pass {
+struct Pass<'a> {
     shared: Shared,
     ts: String,
-    pods: HashMap<String, Vec<Arc<Value>>>,
+    decoded: &'a mut Decoded<Pod>,
+    pods: HashMap<String, Vec<Obj<Pod>>>,
     /// The namespace's Services, decoded once per pass.
     services: HashMap<String, Vec<Service>>,
 }
 
-impl Pass {
-    fn new(shared: &Shared) -> Pass {
-        Pass { shared: shared.clone(), ts: object::rfc3339(now()), pods: HashMap::new(), services: HashMap::new() }
+impl Pass<'_> {
+    fn new<'a>(shared: &Shared, decoded: &'a mut Decoded<Pod>) -> Pass<'a> {
+        Pass { shared: shared.clone(), ts: object::rfc3339(now()), decoded, pods: HashMap::new(), services: HashMap::new() }
     }
 
-    fn pods(&mut self, ns: &str) -> &[Arc<Value>] {
-        let store = &self.shared.store;
-        self.pods.entry(ns.to_string()).or_insert_with(|| store.list_shared("Pod", Some(ns)).0)
+    fn pods(&mut self, ns: &str) -> &[Obj<Pod>] {
+        let (store, decoded) = (&self.shared.store, &mut *self.decoded);
+        self.pods.entry(ns.to_string()).or_insert_with(|| decoded.list(store, "Pod", Some(ns)))
+    }
+
+    fn all_pods(&mut self) -> Vec<Obj<Pod>> {
+        self.decoded.list(&self.shared.store, "Pod", None)
     }
 
     fn services(&mut self, ns: &str) -> &[Service] {

@@ -5,6 +5,7 @@ pub mod addons;
 pub mod api;
 pub mod control_routes;
 pub mod controllers;
+pub mod decoded;
 pub mod endpoints;
 pub mod https;
 pub mod nodes;

@@ -18,7 +18,8 @@
 use emu_api::naming;
 use emu_api::object;
 use emu_api::selector::Selector;
-use emu_api::typed::{self, IntOrString, Service, ServicePort};
+use emu_api::typed::k8s_openapi::api::core::v1::ContainerPort;
+use emu_api::typed::{self, IntOrString, Pod, Service, ServicePort};
 use serde_json::{json, Map, Value};
 use std::borrow::Borrow;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -45,6 +46,14 @@ pub const MAX_MIRRORED_PER_SUBSET: usize = 1000;
 
 /// Writes that bring a Service's EndpointSlices to the desired state. `update` entries are the
 /// stored objects (same name, uid, resourceVersion) with new content; `delete` holds names.
+///
+/// What these functions read is typed (the Service, the pods); what they write stays JSON. A
+/// slice without endpoints or ports carries `endpoints: null` / `ports: null`, as a real API
+/// server returns it (`kubectl get endpointslice -o yaml` shows them), and k8s-openapi's encoding
+/// of an `EndpointSlice` drops `None` fields, so a typed slice could not say that. The v1
+/// Endpoints and the mirrored slices are compared with and written over the stored JSON
+/// ([`endpoints_for_update`], [`slices_equal`], which keep the stored metadata as it is), so they
+/// are built in the same JSON.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SliceChanges {
     pub create: Vec<Value>,
@@ -59,12 +68,13 @@ impl SliceChanges {
 }
 
 /// The pod's `Ready` condition is `"True"`.
-pub fn pod_is_ready(pod: &Value) -> bool {
-    object::at(pod, &["status", "conditions"])
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .any(|c| c["type"] == "Ready" && c["status"] == "True")
+pub fn pod_is_ready(pod: &Pod) -> bool {
+    pod.status.as_ref().and_then(|s| s.conditions.as_deref()).unwrap_or_default().iter().any(|c| c.type_ == "Ready" && c.status == "True")
+}
+
+/// The pod has a deletion timestamp (it is being deleted).
+pub fn pod_is_terminating(pod: &Pod) -> bool {
+    pod.metadata.deletion_timestamp.is_some()
 }
 
 /// The Service's selector, or None when it has none (an empty `selector: {}` counts as none:
@@ -100,6 +110,10 @@ fn protocol(port: &Value) -> &str {
     port["protocol"].as_str().filter(|p| !p.is_empty()).unwrap_or("TCP")
 }
 
+fn container_port_protocol(port: &ContainerPort) -> &str {
+    port.protocol.as_deref().filter(|p| !p.is_empty()).unwrap_or("TCP")
+}
+
 fn port_protocol(port: &ServicePort) -> &str {
     port.protocol.as_deref().filter(|p| !p.is_empty()).unwrap_or("TCP")
 }
@@ -120,20 +134,20 @@ fn svc_uid(svc: &Service) -> &str {
 /// with their IP. Terminating pods are included only when `include_terminating` (always for
 /// slices, only with publishNotReadyAddresses for Endpoints). emu's pod network is IPv4-only, so
 /// a pod whose IP is not IPv4 is skipped (an IPv4 slice could not hold it).
-fn selected_pods<'a, P: Borrow<Value>>(
+fn selected_pods<'a, P: Borrow<Pod>>(
     svc: &Service,
     selector: &Selector,
     pods: &'a [P],
     include_terminating: bool,
-) -> Vec<(&'a Value, String)> {
+) -> Vec<(&'a Pod, String)> {
     let ns = svc_namespace(svc);
     pods.iter()
         .map(Borrow::borrow)
-        .filter(|p| object::namespace(p) == ns && selector.matches(&object::labels(p)))
-        .filter(|p| !matches!(object::str_at(p, &["status", "phase"]), Some("Succeeded" | "Failed")))
-        .filter(|p| include_terminating || !object::is_terminating(p))
+        .filter(|p| typed::key(&p.metadata).0 == ns && selector.matches(typed::labels(&p.metadata)))
+        .filter(|p| !matches!(p.status.as_ref().and_then(|s| s.phase.as_deref()), Some("Succeeded" | "Failed")))
+        .filter(|p| include_terminating || !pod_is_terminating(p))
         .filter_map(|p| {
-            let ip = object::str_at(p, &["status", "podIP"])?;
+            let ip = p.status.as_ref()?.pod_ip.as_deref()?;
             ip.parse::<std::net::Ipv4Addr>().ok()?;
             Some((p, ip.to_string()))
         })
@@ -144,20 +158,19 @@ fn selected_pods<'a, P: Borrow<Value>>(
 /// targetPort (or none, or 0) is used as is (defaulting to `port`); a named one resolves to the
 /// first container port with that name and the Service port's protocol, regular containers first,
 /// then restartable (sidecar) init containers. None when the pod has no such port.
-pub fn resolve_target_port(pod: &Value, svc_port: &ServicePort) -> Option<u16> {
-    let number = |v: &Value| v.as_u64().and_then(|n| u16::try_from(n).ok()).filter(|n| *n > 0);
+pub fn resolve_target_port(pod: &Pod, svc_port: &ServicePort) -> Option<u16> {
     let positive = |n: i32| u16::try_from(n).ok().filter(|n| *n > 0);
     match &svc_port.target_port {
         Some(IntOrString::String(name)) if !name.is_empty() => {
             let proto = port_protocol(svc_port);
-            let spec = &pod["spec"];
-            let regular = spec["containers"].as_array().into_iter().flatten();
-            let sidecars = spec["initContainers"].as_array().into_iter().flatten().filter(|c| c["restartPolicy"] == "Always");
+            let spec = pod.spec.as_ref()?;
+            let regular = spec.containers.iter();
+            let sidecars = spec.init_containers.iter().flatten().filter(|c| c.restart_policy.as_deref() == Some("Always"));
             regular
                 .chain(sidecars)
-                .flat_map(|c| c["ports"].as_array().into_iter().flatten())
-                .find(|p| p["name"].as_str() == Some(name) && protocol(p) == proto)
-                .and_then(|p| number(&p["containerPort"]))
+                .flat_map(|c| c.ports.iter().flatten())
+                .find(|p| p.name.as_deref() == Some(name) && container_port_protocol(p) == proto)
+                .and_then(|p| positive(p.container_port))
         }
         Some(IntOrString::Int(n)) => positive(*n).or_else(|| positive(svc_port.port)),
         _ => positive(svc_port.port),
@@ -178,17 +191,23 @@ fn endpoints_port(svc_port: &ServicePort, number: u16) -> Value {
 
 /// DNS-3: the endpoint carries the pod's hostname when the pod sets `spec.hostname` and its
 /// `spec.subdomain` names this Service (same namespace, which selection already ensures).
-fn endpoint_hostname<'a>(svc: &Service, pod: &'a Value) -> Option<&'a str> {
-    let hostname = object::str_at(pod, &["spec", "hostname"]).filter(|h| !h.is_empty())?;
-    (object::str_at(pod, &["spec", "subdomain"]) == Some(svc_name(svc)) && object::namespace(pod) == svc_namespace(svc)).then_some(hostname)
+fn endpoint_hostname<'a>(svc: &Service, pod: &'a Pod) -> Option<&'a str> {
+    let spec = pod.spec.as_ref()?;
+    let hostname = spec.hostname.as_deref().filter(|h| !h.is_empty())?;
+    (spec.subdomain.as_deref() == Some(svc_name(svc)) && typed::key(&pod.metadata).0 == svc_namespace(svc)).then_some(hostname)
 }
 
-fn pod_ref(pod: &Value) -> Value {
-    json!({"kind": "Pod", "name": object::name(pod), "namespace": object::namespace(pod), "uid": object::uid(pod)})
+fn pod_uid(pod: &Pod) -> &str {
+    pod.metadata.uid.as_deref().unwrap_or_default()
 }
 
-fn node_name(pod: &Value) -> Option<&str> {
-    object::str_at(pod, &["spec", "nodeName"]).filter(|n| !n.is_empty())
+fn pod_ref(pod: &Pod) -> Value {
+    let (namespace, name) = typed::key(&pod.metadata);
+    json!({"kind": "Pod", "name": name, "namespace": namespace, "uid": pod_uid(pod)})
+}
+
+fn node_name(pod: &Pod) -> Option<&str> {
+    pod.spec.as_ref()?.node_name.as_deref().filter(|n| !n.is_empty())
 }
 
 // ---- Legacy Endpoints (EP-5) --------------------------------------------------------------------
@@ -210,7 +229,7 @@ struct PortAddresses {
 /// Service has no selector or is ExternalName (then a user's Endpoints, if any, is left alone).
 /// `now` (RFC 3339) becomes the `last-change-trigger-time` annotation. Compare with the stored
 /// object through [`endpoints_equal`] and write with [`endpoints_for_update`].
-pub fn desired_endpoints<P: Borrow<Value>>(svc: &Service, pods: &[P], now: &str) -> Option<Value> {
+pub fn desired_endpoints<P: Borrow<Pod>>(svc: &Service, pods: &[P], now: &str) -> Option<Value> {
     let selector = service_selector(svc)?;
     let publish = publish_not_ready(svc);
     let ports = service_ports(svc);
@@ -227,7 +246,7 @@ pub fn desired_endpoints<P: Borrow<Value>>(svc: &Service, pods: &[P], now: &str)
             addr["hostname"] = json!(h);
         }
         let ready = publish || pod_is_ready(pod);
-        let key: AddressKey = (ip.clone(), object::uid(pod).to_string());
+        let key: AddressKey = (ip.clone(), pod_uid(pod).to_string());
         let mut add = |port: Option<Value>, order: (usize, u16)| {
             let k = port.as_ref().map_or_else(String::new, Value::to_string);
             let entry = by_port.entry(k).or_insert_with(|| PortAddresses { port, order, addresses: BTreeMap::new() });
@@ -389,7 +408,7 @@ pub fn endpoints_for_update(existing: &Value, desired: &Value) -> Value {
 /// EP-4 ports of one pod: every Service port the pod can serve, in spec order (`name` is `""`
 /// for an unnamed port). A pod lacking a named port gets fewer ports and so lands in another
 /// slice (SVC-12).
-fn slice_ports(svc: &Service, pod: &Value) -> Vec<Value> {
+fn slice_ports(svc: &Service, pod: &Pod) -> Vec<Value> {
     service_ports(svc)
         .iter()
         .filter_map(|sp| {
@@ -405,9 +424,9 @@ fn slice_ports(svc: &Service, pod: &Value) -> Vec<Value> {
 
 /// EP-2/EP-4: one pod as a slice endpoint. `ready` is forced true by publishNotReadyAddresses
 /// (SVC-19); otherwise a terminating pod is never ready, though it may still be serving.
-fn pod_endpoint(svc: &Service, pod: &Value, ip: &str) -> Value {
+fn pod_endpoint(svc: &Service, pod: &Pod, ip: &str) -> Value {
     let serving = pod_is_ready(pod);
-    let terminating = object::is_terminating(pod);
+    let terminating = pod_is_terminating(pod);
     let ready = publish_not_ready(svc) || (serving && !terminating);
     let mut ep = json!({
         "addresses": [ip],
@@ -434,7 +453,7 @@ fn pod_endpoint(svc: &Service, pod: &Value, ip: &str) -> Value {
 /// slice that would be deleted while another is created is rewritten in place instead (as
 /// upstream does), so a steady state yields no writes and churn rarely creates names.
 /// `entropy` supplies the random suffix of new slice names.
-pub fn desired_slices<P: Borrow<Value>, S: Borrow<Value>>(
+pub fn desired_slices<P: Borrow<Pod>, S: Borrow<Value>>(
     svc: &Service,
     pods: &[P],
     existing: &[S],

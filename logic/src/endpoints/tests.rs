@@ -1,14 +1,26 @@
 use super::*;
 use serde_json::json;
 
-// The functions under test with the Service (and its ports) written as JSON, decoded on the way
-// in, so that each case reads as the objects it stands for.
+// The functions under test with the Service (and its ports) and the pods written as JSON,
+// decoded on the way in, so that each case reads as the objects it stands for.
 fn typed_svc(svc: &Value) -> Service {
     typed::decode(svc).unwrap()
 }
 
+fn typed_pod(pod: &Value) -> Pod {
+    typed::decode(pod).unwrap()
+}
+
+fn typed_pods<P: Borrow<Value>>(pods: &[P]) -> Vec<Pod> {
+    pods.iter().map(|p| typed_pod(p.borrow())).collect()
+}
+
+fn pod_is_ready(pod: &Value) -> bool {
+    super::pod_is_ready(&typed_pod(pod))
+}
+
 fn desired_endpoints<P: Borrow<Value>>(svc: &Value, pods: &[P], now: &str) -> Option<Value> {
-    super::desired_endpoints(&typed_svc(svc), pods, now)
+    super::desired_endpoints(&typed_svc(svc), &typed_pods(pods), now)
 }
 
 fn desired_slices<P: Borrow<Value>, S: Borrow<Value>>(
@@ -18,7 +30,7 @@ fn desired_slices<P: Borrow<Value>, S: Borrow<Value>>(
     now: &str,
     entropy: &mut dyn FnMut() -> [u8; 5],
 ) -> SliceChanges {
-    super::desired_slices(&typed_svc(svc), pods, existing, now, entropy)
+    super::desired_slices(&typed_svc(svc), &typed_pods(pods), existing, now, entropy)
 }
 
 fn mirrored_slices<S: Borrow<Value>>(
@@ -39,7 +51,7 @@ fn selects(svc: &Value, pod_labels: &BTreeMap<String, String>) -> bool {
 }
 
 fn resolve_target_port(pod: &Value, port: &Value) -> Option<u16> {
-    super::resolve_target_port(pod, &typed::decode(port).unwrap())
+    super::resolve_target_port(&typed_pod(pod), &typed::decode(port).unwrap())
 }
 
 /// No pods, or no slices.
