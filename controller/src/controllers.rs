@@ -7,12 +7,13 @@
 //! (named `<replicaset>-<5 random chars>`), the scheduler binds pending pods to nodes and gives them
 //! an IP from the node's pod CIDR, and the garbage collector removes what lost its owner.
 
-use crate::decoded::Decoded;
+use crate::decoded::{Decoded, Meta, Obj};
 use crate::state::{now, Shared};
 use crate::store::{Change, ObjectKey, WatchEventType};
-use emu_api::typed::Pod;
+use emu_api::typed::{self, ConfigMap, Deployment, Event, Node, ObjectMeta, Pod, ReplicaSet, Service};
 use emu_api::{defaults, naming, object};
-use emu_logic::{ipam, scheduler};
+use emu_logic::scheduler::controller_uid;
+use emu_logic::{endpoints, ipam, scheduler};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::Ipv4Addr;
@@ -33,14 +34,27 @@ struct ControllerState {
 
 /// The decoded objects the controllers read, kept from pass to pass.
 #[derive(Default)]
-struct Caches {
-    pods: Decoded<Pod>,
+pub struct Caches {
+    pub pods: Decoded<Pod>,
+    nodes: Decoded<Node>,
+    deployments: Decoded<Deployment>,
+    replicasets: Decoded<ReplicaSet>,
+    services: Decoded<Service>,
+    events: Decoded<Event>,
+    /// Any kind's metadata (what the garbage collector and the root CA publisher read).
+    meta: Decoded<Meta>,
 }
 
 impl Caches {
     /// Forgets objects the store no longer holds.
     fn sweep(&mut self) {
         self.pods.sweep();
+        self.nodes.sweep();
+        self.deployments.sweep();
+        self.replicasets.sweep();
+        self.services.sweep();
+        self.events.sweep();
+        self.meta.sweep();
     }
 }
 
@@ -126,16 +140,17 @@ fn reconcile_all(shared: &Shared, st: &mut ControllerState) {
     let started = std::time::Instant::now();
     let before = shared.store.resource_version();
     let changes = st.changes(shared);
-    crate::nodes::check_liveness(shared);
-    crate::nodes::handle_unreachable_pods(shared, |pod| delete_pod(shared, pod));
+    let decoded = &mut st.decoded;
+    crate::nodes::check_liveness(shared, &mut decoded.nodes);
+    crate::nodes::handle_unreachable_pods(shared, &mut decoded.nodes, &mut decoded.pods, |pod| delete_pod(shared, pod));
     if changes.may_orphan() {
-        collect_garbage(shared);
+        collect_garbage(shared, decoded);
     }
-    sync_deployments(shared);
-    sync_replicasets(shared);
-    schedule_pods(shared, &mut st.last_ip);
+    sync_deployments(shared, decoded);
+    sync_replicasets(shared, decoded);
+    schedule_pods(shared, &mut st.last_ip, decoded);
     st.endpoints.sync(shared, &changes, &mut st.decoded.pods);
-    publish_root_ca(shared, &changes);
+    publish_root_ca(shared, &changes, &mut st.decoded.meta);
     st.control_routes.sync(shared);
     st.decoded.sweep();
     if shared.store.resource_version() != before {
@@ -149,8 +164,22 @@ fn key(kind: &str, ns: &str, name: &str) -> ObjectKey {
     ObjectKey { kind: kind.into(), namespace: ns.into(), name: name.into() }
 }
 
-fn owner_ref(owner: &Value, api_version: &str, kind: &str) -> Value {
-    json!([{ "apiVersion": api_version, "kind": kind, "name": object::name(owner), "uid": object::uid(owner),
+/// The key of a stored object from its metadata.
+fn key_of(kind: &str, meta: &ObjectMeta) -> ObjectKey {
+    let (ns, name) = typed::key(meta);
+    key(kind, ns, name)
+}
+
+fn uid(meta: &ObjectMeta) -> &str {
+    meta.uid.as_deref().unwrap_or_default()
+}
+
+fn is_terminating(meta: &ObjectMeta) -> bool {
+    meta.deletion_timestamp.is_some()
+}
+
+fn owner_ref(owner: &ObjectMeta, api_version: &str, kind: &str) -> Value {
+    json!([{ "apiVersion": api_version, "kind": kind, "name": typed::key(owner).1, "uid": uid(owner),
              "controller": true, "blockOwnerDeletion": true }])
 }
 
@@ -160,23 +189,29 @@ fn update(shared: &Shared, v: Value) {
     }
 }
 
-fn sync_deployments(shared: &Shared) {
-    let (deployments, _) = shared.store.list_shared("Deployment", None);
-    let (replicasets, _) = shared.store.list_shared("ReplicaSet", None);
-    let (pods, _) = shared.store.list_shared("Pod", None);
-    for d in deployments.iter().filter(|d| !object::is_terminating(d)) {
-        let ns = object::namespace(d);
-        let template = d["spec"]["template"].clone();
-        let hash = naming::pod_template_hash(&template, None);
-        let rs_name = format!("{}-{hash}", object::name(d));
-        let replicas = d["spec"]["replicas"].as_i64().unwrap_or(1);
-        let owned: Vec<&Value> = replicasets.iter().map(|v| &**v).filter(|rs| object::controller_uid(rs) == Some(object::uid(d))).collect();
-        let current = owned.iter().find(|rs| object::name(rs) == rs_name);
+// Deployments and ReplicaSets are read typed; what they write is built from the stored JSON: the
+// pod template is copied as stored, byte for byte (the pod-template-hash is computed over that
+// JSON, so the same template keeps its ReplicaSet's name), and statuses are compared with the
+// stored JSON they replace.
+
+fn sync_deployments(shared: &Shared, decoded: &mut Caches) {
+    let deployments = decoded.deployments.list(&shared.store, "Deployment", None);
+    let replicasets = decoded.replicasets.list(&shared.store, "ReplicaSet", None);
+    let pods = decoded.pods.list(&shared.store, "Pod", None);
+    for d in deployments.iter().filter(|d| !is_terminating(&d.metadata)) {
+        let (ns, name) = typed::key(&d.metadata);
+        let template = &d.json["spec"]["template"];
+        let hash = naming::pod_template_hash(template, None);
+        let rs_name = format!("{name}-{hash}");
+        let replicas = i64::from(d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1));
+        let owned: Vec<&Obj<ReplicaSet>> = replicasets.iter().filter(|rs| controller_uid(&rs.metadata) == Some(uid(&d.metadata))).collect();
+        let current = owned.iter().find(|rs| typed::key(&rs.metadata).1 == rs_name);
+        let rs_replicas = |rs: &ReplicaSet| rs.spec.as_ref().and_then(|s| s.replicas).map(i64::from);
         match current {
             None => {
                 let mut labels = template["metadata"]["labels"].clone();
                 labels["pod-template-hash"] = json!(hash);
-                let mut selector = d["spec"]["selector"].clone();
+                let mut selector = d.json["spec"]["selector"].clone();
                 selector["matchLabels"]["pod-template-hash"] = json!(hash);
                 let mut rs_template = template.clone();
                 rs_template["metadata"]["labels"] = labels.clone();
@@ -187,7 +222,7 @@ fn sync_deployments(shared: &Shared) {
                         "annotations": { "deployment.kubernetes.io/desired-replicas": replicas.to_string(),
                             "deployment.kubernetes.io/max-replicas": (replicas + (replicas + 3) / 4).to_string(),
                             "deployment.kubernetes.io/revision": revision.to_string() },
-                        "ownerReferences": owner_ref(d, "apps/v1", "Deployment") },
+                        "ownerReferences": owner_ref(&d.metadata, "apps/v1", "Deployment") },
                     "spec": { "replicas": replicas, "selector": selector, "template": rs_template },
                 });
                 defaults::apply_defaults(&mut rs);
@@ -195,8 +230,8 @@ fn sync_deployments(shared: &Shared) {
                     tracing::debug!(error = %e, "creating replicaset");
                 }
             }
-            Some(rs) if rs["spec"]["replicas"].as_i64() != Some(replicas) => {
-                let mut rs = (*rs).clone();
+            Some(rs) if rs_replicas(rs) != Some(replicas) => {
+                let mut rs = (*rs.json).clone();
                 rs["spec"]["replicas"] = json!(replicas);
                 object::set_annotation(&mut rs, "deployment.kubernetes.io/desired-replicas", &replicas.to_string());
                 update(shared, rs);
@@ -204,22 +239,22 @@ fn sync_deployments(shared: &Shared) {
             Some(_) => {}
         }
         // Older templates scale to zero (a plain "Recreate"-like roll; rolling updates come later).
-        for rs in owned.iter().filter(|rs| object::name(rs) != rs_name && rs["spec"]["replicas"].as_i64() != Some(0)) {
-            let mut rs = (*rs).clone();
+        for rs in owned.iter().filter(|rs| typed::key(&rs.metadata).1 != rs_name && rs_replicas(rs) != Some(0)) {
+            let mut rs = (*rs.json).clone();
             rs["spec"]["replicas"] = json!(0);
             update(shared, rs);
         }
         // Status, counted over the pods of every owned ReplicaSet.
-        let owned_uids: HashSet<&str> = owned.iter().map(|rs| object::uid(rs)).collect();
-        let mine: Vec<&Value> = pods
+        let owned_uids: HashSet<&str> = owned.iter().map(|rs| uid(&rs.metadata)).collect();
+        let mine: Vec<&Pod> = pods
             .iter()
-            .map(|v| &**v)
-            .filter(|p| object::controller_uid(p).is_some_and(|u| owned_uids.contains(u)) && !object::is_terminating(p))
+            .map(|p| &*p.typed)
+            .filter(|p| controller_uid(&p.metadata).is_some_and(|u| owned_uids.contains(u)) && !is_terminating(&p.metadata))
             .collect();
-        let ready = mine.iter().filter(|p| pod_ready(p)).count() as i64;
-        let updated = mine.iter().filter(|p| object::labels(p).get("pod-template-hash") == Some(&hash)).count() as i64;
+        let ready = mine.iter().filter(|p| endpoints::pod_is_ready(p)).count() as i64;
+        let updated = mine.iter().filter(|p| typed::labels(&p.metadata).get("pod-template-hash") == Some(&hash)).count() as i64;
         let total = mine.len() as i64;
-        let mut status = json!({ "observedGeneration": d["metadata"]["generation"], "replicas": total,
+        let mut status = json!({ "observedGeneration": d.metadata.generation, "replicas": total,
             "updatedReplicas": updated, "readyReplicas": ready, "availableReplicas": ready });
         if total - ready > 0 {
             status["unavailableReplicas"] = json!(total - ready);
@@ -230,22 +265,22 @@ fn sync_deployments(shared: &Shared) {
             }
         }
         status["conditions"] = deployment_conditions(d, ready >= replicas, &rs_name);
-        if d["status"] != status {
-            let mut d = (**d).clone();
+        if d.json["status"] != status {
+            let mut d = (*d.json).clone();
             d["status"] = status;
             update(shared, d);
         }
     }
 }
 
-fn deployment_conditions(d: &Value, available: bool, rs_name: &str) -> Value {
-    let old = d["status"]["conditions"].as_array().cloned().unwrap_or_default();
+fn deployment_conditions(d: &Deployment, available: bool, rs_name: &str) -> Value {
+    let old = d.status.as_ref().and_then(|s| s.conditions.as_deref()).unwrap_or_default();
     let ts = object::rfc3339(now());
     let cond = |t: &str, status: &str, reason: &str, message: String| {
         // Keep timestamps when nothing changed, so the status settles.
-        let prev = old.iter().find(|c| c["type"] == t && c["status"] == status && c["reason"] == reason);
+        let prev = old.iter().find(|c| c.type_ == t && c.status == status && c.reason.as_deref() == Some(reason));
         let (probe, transition) =
-            prev.map(|c| (c["lastUpdateTime"].clone(), c["lastTransitionTime"].clone())).unwrap_or((json!(ts), json!(ts)));
+            prev.map(|c| (json!(c.last_update_time), json!(c.last_transition_time))).unwrap_or((json!(ts), json!(ts)));
         json!({"type": t, "status": status, "reason": reason, "message": message, "lastUpdateTime": probe, "lastTransitionTime": transition})
     };
     json!([
@@ -258,42 +293,41 @@ fn deployment_conditions(d: &Value, available: bool, rs_name: &str) -> Value {
     ])
 }
 
-pub fn pod_ready(p: &Value) -> bool {
-    p["status"]["conditions"].as_array().is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
+fn pod_phase(p: &Pod) -> Option<&str> {
+    p.status.as_ref()?.phase.as_deref()
 }
 
-fn pod_finished(p: &Value) -> bool {
-    matches!(p["status"]["phase"].as_str(), Some("Succeeded" | "Failed"))
+fn pod_finished(p: &Pod) -> bool {
+    matches!(pod_phase(p), Some("Succeeded" | "Failed"))
 }
 
-fn sync_replicasets(shared: &Shared) {
-    let (replicasets, _) = shared.store.list_shared("ReplicaSet", None);
-    let (pods, _) = shared.store.list_shared("Pod", None);
-    for rs in replicasets.iter().filter(|rs| !object::is_terminating(rs)) {
-        let ns = object::namespace(rs);
-        let want = rs["spec"]["replicas"].as_i64().unwrap_or(1).max(0) as usize;
-        let mut active: Vec<&Value> = pods
-            .iter()
-            .map(|v| &**v)
-            .filter(|p| object::controller_uid(p) == Some(object::uid(rs)) && !object::is_terminating(p) && !pod_finished(p))
-            .collect();
+fn sync_replicasets(shared: &Shared, decoded: &mut Caches) {
+    let replicasets = decoded.replicasets.list(&shared.store, "ReplicaSet", None);
+    let pods = decoded.pods.list(&shared.store, "Pod", None);
+    for rs in replicasets.iter().filter(|rs| !is_terminating(&rs.metadata)) {
+        let (ns, name) = typed::key(&rs.metadata);
+        let want = rs.spec.as_ref().map_or(1, |s| s.replicas.unwrap_or(1)).max(0) as usize;
+        let of_rs =
+            |p: &&Obj<Pod>| controller_uid(&p.metadata) == Some(uid(&rs.metadata)) && !is_terminating(&p.metadata) && !pod_finished(p);
+        let mut active: Vec<&Obj<Pod>> = pods.iter().filter(of_rs).collect();
         if active.len() < want {
+            let template = &rs.json["spec"]["template"];
             for _ in active.len()..want {
                 let mut pod = json!({
                     "apiVersion": "v1", "kind": "Pod",
-                    "metadata": { "generateName": format!("{}-", object::name(rs)), "namespace": ns,
-                        "labels": rs["spec"]["template"]["metadata"]["labels"],
-                        "ownerReferences": owner_ref(rs, "apps/v1", "ReplicaSet") },
-                    "spec": rs["spec"]["template"]["spec"],
+                    "metadata": { "generateName": format!("{name}-"), "namespace": ns,
+                        "labels": template["metadata"]["labels"],
+                        "ownerReferences": owner_ref(&rs.metadata, "apps/v1", "ReplicaSet") },
+                    "spec": template["spec"],
                     "status": { "phase": "Pending", "qosClass": "BestEffort" },
                 });
-                if let Some(a) = rs["spec"]["template"]["metadata"].get("annotations") {
+                if let Some(a) = template["metadata"].get("annotations") {
                     pod["metadata"]["annotations"] = a.clone();
                 }
                 defaults::apply_defaults(&mut pod);
                 for _attempt in 0..5 {
                     let mut p = pod.clone();
-                    p["metadata"]["name"] = json!(naming::generate_name(&format!("{}-", object::name(rs)), rand::random()));
+                    p["metadata"]["name"] = json!(naming::generate_name(&format!("{name}-"), rand::random()));
                     emu_logic::serviceaccount::add_api_access(&mut p, &naming::name_suffix(rand::random()));
                     match shared.store.create(p) {
                         Ok(_) => break,
@@ -308,34 +342,35 @@ fn sync_replicasets(shared: &Shared) {
         } else if active.len() > want {
             // Victims first: unscheduled, pending, not ready, more restarts, newest (NAME-7).
             active.sort_by_key(|p| {
-                let scheduled = p["spec"]["nodeName"].as_str().is_some_and(|n| !n.is_empty());
-                let running = p["status"]["phase"] == "Running";
-                let restarts: i64 = p["status"]["containerStatuses"]
-                    .as_array()
-                    .map(|cs| cs.iter().filter_map(|c| c["restartCount"].as_i64()).sum())
-                    .unwrap_or(0);
-                let created = object::str_at(p, &["metadata", "creationTimestamp"]).and_then(object::parse_rfc3339).unwrap_or(0);
-                (scheduled, running, pod_ready(p), std::cmp::Reverse(restarts), std::cmp::Reverse(created), object::name(p).to_string())
+                let scheduled = scheduler::bound_node(p).is_some();
+                let running = pod_phase(p) == Some("Running");
+                let statuses = p.status.as_ref().and_then(|s| s.container_statuses.as_deref()).unwrap_or_default();
+                let restarts: i64 = statuses.iter().map(|c| i64::from(c.restart_count)).sum();
+                let created = p.metadata.creation_timestamp.as_ref().map_or(0, |t| t.0.as_second());
+                (
+                    scheduled,
+                    running,
+                    endpoints::pod_is_ready(p),
+                    std::cmp::Reverse(restarts),
+                    std::cmp::Reverse(created),
+                    typed::key(&p.metadata).1.to_string(),
+                )
             });
             for victim in &active[..active.len() - want] {
                 delete_pod(shared, victim);
             }
         }
-        let mine: Vec<&Value> = pods
-            .iter()
-            .map(|v| &**v)
-            .filter(|p| object::controller_uid(p) == Some(object::uid(rs)) && !object::is_terminating(p) && !pod_finished(p))
-            .collect();
-        let ready = mine.iter().filter(|p| pod_ready(p)).count();
+        let mine: Vec<&Obj<Pod>> = pods.iter().filter(of_rs).collect();
+        let ready = mine.iter().filter(|p| endpoints::pod_is_ready(p)).count();
         let mut status = json!({ "replicas": mine.len(), "fullyLabeledReplicas": mine.len(), "readyReplicas": ready,
-            "availableReplicas": ready, "observedGeneration": rs["metadata"]["generation"] });
+            "availableReplicas": ready, "observedGeneration": rs.metadata.generation });
         for k in ["fullyLabeledReplicas", "readyReplicas", "availableReplicas"] {
             if status[k] == json!(0) {
                 status.as_object_mut().map(|m| m.remove(k));
             }
         }
-        if rs["status"] != status {
-            let mut rs = (**rs).clone();
+        if rs.json["status"] != status {
+            let mut rs = (*rs.json).clone();
             rs["status"] = status;
             update(shared, rs);
         }
@@ -343,18 +378,17 @@ fn sync_replicasets(shared: &Shared) {
 }
 
 /// Deletes a pod the way the API does: gracefully when a node runs it, at once otherwise.
-fn delete_pod(shared: &Shared, pod: &Value) {
-    let k = key("Pod", object::namespace(pod), object::name(pod));
-    let on_node = pod["spec"]["nodeName"].as_str().is_some_and(|n| !n.is_empty());
-    if !on_node {
+fn delete_pod(shared: &Shared, pod: &Obj<Pod>) {
+    let k = key_of("Pod", &pod.metadata);
+    if scheduler::bound_node(pod).is_none() {
         let _ = shared.store.delete(&k);
         return;
     }
-    if object::is_terminating(pod) {
+    if is_terminating(&pod.metadata) {
         return;
     }
-    let mut p = pod.clone();
-    let grace = p["spec"]["terminationGracePeriodSeconds"].as_i64().unwrap_or(30);
+    let grace = pod.spec.as_ref().and_then(|s| s.termination_grace_period_seconds).unwrap_or(30);
+    let mut p = (*pod.json).clone();
     p["metadata"]["deletionTimestamp"] = json!(object::rfc3339(now()));
     p["metadata"]["deletionGracePeriodSeconds"] = json!(grace);
     update(shared, p);
@@ -369,70 +403,72 @@ const NODES_REGISTER_WITHIN: Duration = Duration::from_secs(10);
 /// they wait for the nodes to turn Ready the same way). A node that registered once counts,
 /// whatever became of it since: one stopped or removed early must not hold the replacements of
 /// its pods until the window ends.
-fn bootstrapping(shared: &Shared, nodes: &[Arc<Value>]) -> bool {
+fn bootstrapping(shared: &Shared, nodes: &[Obj<Node>]) -> bool {
     if shared.started.elapsed() >= NODES_REGISTER_WITHIN {
         return false;
     }
     let Ok(seen) = shared.heartbeats.lock() else { return false };
-    shared.cluster.nodes.iter().any(|n| !seen.contains_key(&n.name) && !nodes.iter().any(|v| object::name(v) == n.name))
+    shared.cluster.nodes.iter().any(|n| !seen.contains_key(&n.name) && !nodes.iter().any(|v| typed::key(&v.metadata).1 == n.name))
 }
 
-fn schedule_pods(shared: &Shared, last_ip: &mut HashMap<String, Ipv4Addr>) {
-    let (pods, _) = shared.store.list_shared("Pod", None);
+fn schedule_pods(shared: &Shared, last_ip: &mut HashMap<String, Ipv4Addr>, decoded: &mut Caches) {
+    let pods = decoded.pods.list(&shared.store, "Pod", None);
     // Pods without a node, and pods created with `spec.nodeName` (they skip the scheduler, as in
     // Kubernetes) that have no IP yet.
-    let pending: Vec<&Value> = pods
+    let pending: Vec<&Obj<Pod>> = pods
         .iter()
-        .map(|v| &**v)
         .filter(|p| {
-            !object::is_terminating(p)
-                && (bound_node(p).is_none()
-                    || (emu_logic::podspec::allocated_ip(p).is_none() && p["status"]["phase"].as_str().is_none_or(|ph| ph == "Pending")))
+            !is_terminating(&p.metadata)
+                && (scheduler::bound_node(p).is_none() || (scheduler::pod_ip(p).is_none() && pod_phase(p).is_none_or(|ph| ph == "Pending")))
         })
         .collect();
     if pending.is_empty() {
         return;
     }
-    let (nodes, _) = shared.store.list_shared("Node", None);
+    let nodes = decoded.nodes.list(&shared.store, "Node", None);
     if bootstrapping(shared, &nodes) {
         return;
     }
-    let (services, _) = shared.store.list_shared("Service", None);
+    let services = decoded.services.list(&shared.store, "Service", None);
     let service_selectors: Vec<(String, BTreeMap<String, String>)> = services
         .iter()
         .filter_map(|s| {
-            let sel = object::string_map(s["spec"].get("selector"));
-            (!sel.is_empty()).then(|| (object::namespace(s).to_string(), sel))
+            let sel = s.spec.as_ref()?.selector.as_ref().filter(|sel| !sel.is_empty())?;
+            Some((typed::key(&s.metadata).0.to_string(), sel.clone()))
         })
         .collect();
     let candidates: Vec<scheduler::NodeCandidate> = nodes
         .iter()
         .map(|n| scheduler::NodeCandidate {
-            name: object::name(n).to_string(),
+            name: typed::key(&n.metadata).1.to_string(),
             ready: crate::nodes::is_ready(n),
-            schedulable: n["spec"]["unschedulable"].as_bool() != Some(true),
-            labels: object::labels(n),
+            schedulable: n.spec.as_ref().and_then(|s| s.unschedulable) != Some(true),
+            labels: typed::labels(&n.metadata).clone(),
         })
         .collect();
-    let mut bound: Vec<Arc<Value>> = pods.iter().filter(|p| bound_node(p).is_some()).cloned().collect();
+    let mut bound: Vec<Obj<Pod>> = pods.iter().filter(|p| scheduler::bound_node(p).is_some()).cloned().collect();
     for pod in pending {
-        let chosen = match bound_node(pod) {
+        let chosen = match scheduler::bound_node(pod) {
             Some(node) => Some(node.to_string()),
             None => scheduler::schedule(pod, &candidates, &bound, &service_selectors),
         };
         let Some(node_name) = chosen else { continue };
-        let Some(node) = nodes.iter().find(|n| object::name(n) == node_name) else { continue };
-        let Some(cidr) = node["spec"]["podCIDR"].as_str().and_then(|c| c.parse::<ipam::Ipv4Cidr>().ok()) else { continue };
+        let Some(node) = nodes.iter().find(|n| typed::key(&n.metadata).1 == node_name) else { continue };
+        let Some(cidr) = node.spec.as_ref().and_then(|s| s.pod_cidr.as_deref()).and_then(|c| c.parse::<ipam::Ipv4Cidr>().ok()) else {
+            continue;
+        };
         let used: HashSet<Ipv4Addr> = bound
             .iter()
-            .filter(|p| p["spec"]["nodeName"] == node_name.as_str())
-            .filter_map(|p| emu_logic::podspec::allocated_ip(p)?.parse().ok())
+            .filter(|p| scheduler::bound_node(p) == Some(node_name.as_str()))
+            .filter_map(|p| scheduler::pod_ip(p)?.parse().ok())
             .collect();
         let Some(ip) = ipam::allocate_pod_ip(cidr, &used, last_ip.get(&node_name).copied()) else {
             tracing::warn!(node = %node_name, "pod CIDR {cidr} is full");
             continue;
         };
-        let mut p = pod.clone();
+        // Written as JSON: the condition's `lastProbeTime: null` is Go's, which the typed
+        // encoding drops.
+        let mut p = (*pod.json).clone();
         p["spec"]["nodeName"] = json!(node_name);
         p["status"]["podIP"] = json!(ip.to_string());
         p["status"]["podIPs"] = json!([{"ip": ip.to_string()}]);
@@ -440,71 +476,77 @@ fn schedule_pods(shared: &Shared, last_ip: &mut HashMap<String, Ipv4Addr>) {
         p["status"]["conditions"] = json!([{"type": "PodScheduled", "status": "True", "lastProbeTime": null, "lastTransitionTime": ts}]);
         match shared.store.update(p) {
             Ok(stored) => {
+                // What the next pods of this pass see of it: its node and IP (the next pass
+                // decodes the stored object).
+                let mut typed = (*pod.typed).clone();
+                typed.spec.get_or_insert_with(Default::default).node_name = Some(node_name.clone());
+                typed.status.get_or_insert_with(Default::default).pod_ip = Some(ip.to_string());
                 last_ip.insert(node_name, ip);
-                bound.push(Arc::new(stored));
+                bound.push(Obj { json: Arc::new(stored), typed: Arc::new(typed) });
             }
             Err(e) => tracing::debug!(error = %e, "binding pod"),
         }
     }
 }
 
-/// The node a pod is bound to, if any.
-fn bound_node(pod: &Value) -> Option<&str> {
-    pod["spec"]["nodeName"].as_str().filter(|n| !n.is_empty())
-}
-
 /// Removes objects whose controlling owner is gone (background cascading deletion), objects of
-/// deleted namespaces, and pods bound to nodes that no longer exist.
-fn collect_garbage(shared: &Shared) {
+/// deleted namespaces, and pods bound to nodes that no longer exist. Only metadata is read
+/// ([`Meta`]), whatever the kind.
+fn collect_garbage(shared: &Shared, decoded: &mut Caches) {
     let mut uids: HashSet<String> = HashSet::new();
-    // Pods third: their list is used again below. Endpoints own the slices mirrored from them
-    // (SVC-18), so their uids must be known here too.
+    // Endpoints own the slices mirrored from them (SVC-18), so their uids must be known here too.
     let kinds = ["Deployment", "ReplicaSet", "Pod", "Service", "EndpointSlice", "Endpoints"];
-    let lists: Vec<Vec<Arc<Value>>> = kinds.iter().map(|k| shared.store.list_shared(k, None).0).collect();
+    let lists: Vec<Vec<Obj<Meta>>> = kinds.iter().map(|k| decoded.meta.list(&shared.store, k, None)).collect();
     for list in &lists {
-        uids.extend(list.iter().map(|v| object::uid(v).to_string()));
+        uids.extend(list.iter().map(|v| uid(&v.metadata).to_string()));
     }
-    let namespaces: HashSet<String> = shared.store.list_shared("Namespace", None).0.iter().map(|n| object::name(n).to_string()).collect();
-    let nodes: HashSet<String> = shared.store.list_shared("Node", None).0.iter().map(|n| object::name(n).to_string()).collect();
+    let namespaces: HashSet<String> =
+        decoded.meta.list(&shared.store, "Namespace", None).iter().map(|n| typed::key(&n.metadata).1.to_string()).collect();
+    let nodes: HashSet<String> =
+        decoded.nodes.list(&shared.store, "Node", None).iter().map(|n| typed::key(&n.metadata).1.to_string()).collect();
     for (kind, list) in kinds.iter().zip(&lists) {
         for v in list {
-            let orphan = object::controller_uid(v).is_some_and(|u| !uids.contains(u));
-            let lost_ns = !namespaces.contains(object::namespace(v));
+            let orphan = controller_uid(&v.metadata).is_some_and(|u| !uids.contains(u));
+            let lost_ns = !namespaces.contains(typed::key(&v.metadata).0);
             if orphan || lost_ns {
                 if *kind == "Pod" {
-                    delete_pod(shared, v);
+                    if let Some(pod) = decoded.pods.get(&v.json) {
+                        delete_pod(shared, &pod);
+                    }
                 } else {
-                    let _ = shared.store.delete(&key(kind, object::namespace(v), object::name(v)));
+                    let _ = shared.store.delete(&key_of(kind, &v.metadata));
                 }
             }
         }
     }
-    for p in &lists[2] {
-        if p["spec"]["nodeName"].as_str().is_some_and(|n| !n.is_empty() && !nodes.contains(n)) {
-            let _ = shared.store.delete(&key("Pod", object::namespace(p), object::name(p)));
+    for p in lists[2].iter().filter_map(|v| decoded.pods.get(&v.json)) {
+        if scheduler::bound_node(&p).is_some_and(|n| !nodes.contains(n)) {
+            let _ = shared.store.delete(&key_of("Pod", &p.metadata));
         }
     }
     // Everything else namespaced (Secrets, ConfigMaps, Events, …) goes with its namespace.
     for rk in emu_api::kinds::KINDS.iter().filter(|rk| rk.namespaced && !kinds.contains(&rk.kind)) {
-        for v in shared.store.list_shared(rk.kind, None).0.iter().filter(|v| !namespaces.contains(object::namespace(v))) {
-            let _ = shared.store.delete(&key(rk.kind, object::namespace(v), object::name(v)));
+        for v in decoded.meta.list(&shared.store, rk.kind, None).iter().filter(|v| !namespaces.contains(typed::key(&v.metadata).0)) {
+            let _ = shared.store.delete(&key_of(rk.kind, &v.metadata));
         }
     }
-    expire_events(shared, now());
+    expire_events(shared, now(), &mut decoded.events);
 }
 
 /// How long an Event is kept after it last happened (kube-apiserver's `--event-ttl` default).
 const EVENT_TTL_SECONDS: i64 = 3600;
 
 /// Removes Events that last happened more than [`EVENT_TTL_SECONDS`] before `now`.
-fn expire_events(shared: &Shared, now: i64) {
-    for e in shared.store.list_shared("Event", None).0.iter() {
-        let last = ["lastTimestamp", "eventTime", "firstTimestamp"]
-            .iter()
-            .find_map(|f| e[*f].as_str().and_then(emu_api::time::parse_rfc3339))
-            .or_else(|| object::str_at(e, &["metadata", "creationTimestamp"]).and_then(emu_api::time::parse_rfc3339));
-        if last.is_some_and(|t| now - t > EVENT_TTL_SECONDS) {
-            let _ = shared.store.delete(&key("Event", object::namespace(e), object::name(e)));
+fn expire_events(shared: &Shared, now: i64, decoded: &mut Decoded<Event>) {
+    for e in decoded.list(&shared.store, "Event", None) {
+        let last =
+            e.last_timestamp.as_ref().map(|t| t.0).or(e.event_time.as_ref().map(|t| t.0)).or(e.first_timestamp.as_ref().map(|t| t.0)).or(e
+                .metadata
+                .creation_timestamp
+                .as_ref()
+                .map(|t| t.0));
+        if last.is_some_and(|t| now - t.as_second() > EVENT_TTL_SECONDS) {
+            let _ = shared.store.delete(&key_of("Event", &e.metadata));
         }
     }
 }
@@ -515,7 +557,7 @@ pub const ROOT_CA_CONFIGMAP: &str = "kube-root-ca.crt";
 /// Every namespace has ConfigMap `kube-root-ca.crt` with the cluster CA as `ca.crt`, as
 /// Kubernetes' root-ca-cert-publisher keeps it: made with the namespace, put back when deleted or
 /// changed.
-fn publish_root_ca(shared: &Shared, changes: &Changes) {
+fn publish_root_ca(shared: &Shared, changes: &Changes, namespaces: &mut Decoded<Meta>) {
     let Some(ca) = shared.root_ca.get() else { return };
     let touched = match changes {
         Changes::All => true,
@@ -529,9 +571,12 @@ fn publish_root_ca(shared: &Shared, changes: &Changes) {
         return;
     }
     let want = json!({"ca.crt": ca});
-    for ns in shared.store.list_shared("Namespace", None).0.iter().filter(|n| !object::is_terminating(n)) {
-        let ns = object::name(ns);
-        match shared.store.get_shared(&key("ConfigMap", ns, ROOT_CA_CONFIGMAP)) {
+    let want_data = BTreeMap::from([("ca.crt".to_string(), ca.to_string())]);
+    for ns in namespaces.list(&shared.store, "Namespace", None).iter().filter(|n| !is_terminating(&n.metadata)) {
+        let ns = typed::key(&ns.metadata).1;
+        let stored = shared.store.get_shared(&key("ConfigMap", ns, ROOT_CA_CONFIGMAP));
+        let current = stored.as_ref().map(|cm| typed::decode::<ConfigMap>(cm).ok());
+        match current {
             None => {
                 let cm = json!({"apiVersion": "v1", "kind": "ConfigMap",
                     "metadata": {"name": ROOT_CA_CONFIGMAP, "namespace": ns, "annotations": {"kubernetes.io/description":
@@ -541,7 +586,9 @@ fn publish_root_ca(shared: &Shared, changes: &Changes) {
                     tracing::debug!(error = %e, namespace = ns, "publishing the root CA");
                 }
             }
-            Some(cm) if cm["data"] != want || cm.get("binaryData").is_some() => {
+            // One that does not decode is put right too.
+            Some(cm) if cm.as_ref().is_none_or(|cm| cm.data.as_ref() != Some(&want_data) || cm.binary_data.is_some()) => {
+                let Some(cm) = stored else { continue };
                 let mut cm = (*cm).clone();
                 cm["data"] = want.clone();
                 if let Some(m) = cm.as_object_mut() {

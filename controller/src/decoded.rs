@@ -7,8 +7,9 @@
 //! longer holds (only this cache keeps their `Arc`) are dropped by [`Decoded::sweep`].
 
 use crate::store::Store;
-use emu_api::typed;
+use emu_api::typed::{self, ObjectMeta};
 use serde::de::DeserializeOwned;
+use serde::Deserialize;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -38,6 +39,13 @@ impl<T> std::borrow::Borrow<T> for Obj<T> {
     fn borrow(&self) -> &T {
         &self.typed
     }
+}
+
+/// An object of any kind, of which only its metadata is read.
+#[derive(Debug, Default, Deserialize)]
+pub struct Meta {
+    #[serde(default)]
+    pub metadata: ObjectMeta,
 }
 
 /// The decoded objects of one kind, keyed by the address of the stored `Arc<Value>` (the entry

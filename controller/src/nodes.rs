@@ -1,12 +1,16 @@
 //! Node registration, pod CIDRs and liveness.
 
+use crate::decoded::{Decoded, Obj};
 use crate::state::{now, Shared};
 use crate::store::{ObjectKey, StoreError};
 use emu_api::object;
+use emu_api::typed::{self, Node, Pod};
 use emu_logic::ipam;
 use serde_json::{json, Value};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+// Nodes and pods are read typed; what this module writes (conditions, taints) is set on the
+// stored JSON, which keeps everything else of the object as it was.
 
 /// The taint a node gets when its heartbeats stop (status Unknown), as the node lifecycle
 /// controller sets it; pods tolerate it for their `tolerationSeconds`, then are evicted.
@@ -17,11 +21,10 @@ pub const UNREACHABLE_TAINT: &str = "node.kubernetes.io/unreachable";
 pub fn register(shared: &Shared, mut node: Value) -> Result<Value, StoreError> {
     let name = object::name(&node).to_string();
     let key = ObjectKey { kind: "Node".into(), namespace: String::new(), name: name.clone() };
-    let cidr = match shared.store.get(&key) {
-        Some(existing) if object::str_at(&existing, &["spec", "podCIDR"]).is_some() => {
-            object::str_at(&existing, &["spec", "podCIDR"]).unwrap_or_default().to_string()
-        }
-        _ => {
+    let kept_cidr = shared.store.get_shared(&key).and_then(|n| typed::decode::<Node>(&n).ok()).and_then(|n| n.spec?.pod_cidr);
+    let cidr = match kept_cidr {
+        Some(cidr) => cidr,
+        None => {
             let index = shared
                 .cluster
                 .node(&name)
@@ -64,7 +67,8 @@ pub fn heartbeat(shared: &Shared, name: &str) -> Result<(), StoreError> {
     let key = ObjectKey { kind: "Node".into(), namespace: String::new(), name: name.into() };
     let node = shared.store.get(&key).ok_or_else(|| StoreError::NotFound { kind_plural_group: "nodes".into(), name: name.into() })?;
     shared.heartbeats.lock().map_err(|_| StoreError::Db("heartbeat lock poisoned".into()))?.insert(name.into(), Instant::now());
-    if !is_ready(&node) {
+    // A node that does not decode counts as not ready: the write below puts its condition back.
+    if !typed::decode::<Node>(&node).is_ok_and(|n| is_ready(&n)) {
         let mut node = node;
         set_ready(&mut node, true, "KubeletReady", "kubelet is posting ready status");
         set_unreachable_taint(&mut node, false);
@@ -75,11 +79,11 @@ pub fn heartbeat(shared: &Shared, name: &str) -> Result<(), StoreError> {
 }
 
 /// Marks nodes whose heartbeats stopped as NotReady (status Unknown, as the node controller does).
-pub fn check_liveness(shared: &Shared) {
-    let (nodes, _) = shared.store.list_shared("Node", None);
+pub fn check_liveness(shared: &Shared, decoded: &mut Decoded<Node>) {
+    let nodes = decoded.list(&shared.store, "Node", None);
     let Ok(beats) = shared.heartbeats.lock().map(|b| b.clone()) else { return };
     for node in nodes {
-        let name = object::name(&node).to_string();
+        let name = typed::key(&node.metadata).1.to_string();
         let last = beats.get(&name).copied();
         let stale = last.is_none_or(|t| t.elapsed() > Duration::from_secs(shared.cluster.node_grace_seconds));
         if stale && is_ready(&node) {
@@ -90,7 +94,7 @@ pub fn check_liveness(shared: &Shared) {
                 }
                 continue;
             }
-            let mut node = (*node).clone();
+            let mut node = (*node.json).clone();
             set_ready(&mut node, false, "NodeStatusUnknown", "Kubelet stopped posting node status.");
             set_unreachable_taint(&mut node, true);
             let _ = shared.store.update(node);
@@ -114,15 +118,15 @@ fn set_unreachable_taint(node: &mut Value, on: bool) {
 }
 
 /// When a node's pods go: the taint's time plus how long the pod tolerates it.
-fn evict_at(node: &Value, pod: &Value, override_seconds: Option<u64>) -> Option<i64> {
-    let added = node["spec"]["taints"].as_array()?.iter().find(|t| t["key"] == UNREACHABLE_TAINT)?["timeAdded"]
-        .as_str()
-        .and_then(object::parse_rfc3339)?;
+fn evict_at(node: &Node, pod: &Pod, override_seconds: Option<u64>) -> Option<i64> {
+    let taints = node.spec.as_ref()?.taints.as_deref()?;
+    let added = taints.iter().find(|t| t.key == UNREACHABLE_TAINT)?.time_added.as_ref()?.0.as_second();
     let tolerated = override_seconds.map(|s| s as i64).or_else(|| {
-        pod["spec"]["tolerations"].as_array().into_iter().flatten().find_map(|t| {
-            let matches = (t["key"] == UNREACHABLE_TAINT || t["key"].is_null()) && t["effect"].as_str().is_none_or(|e| e == "NoExecute");
+        let tolerations = pod.spec.as_ref().and_then(|s| s.tolerations.as_deref()).unwrap_or_default();
+        tolerations.iter().find_map(|t| {
+            let matches = t.key.as_deref().is_none_or(|k| k == UNREACHABLE_TAINT) && t.effect.as_deref().is_none_or(|e| e == "NoExecute");
             // A toleration without tolerationSeconds tolerates forever.
-            matches.then(|| t["tolerationSeconds"].as_i64().unwrap_or(i64::MAX / 2))
+            matches.then(|| t.toleration_seconds.unwrap_or(i64::MAX / 2))
         })
     });
     // No toleration: evicted at once.
@@ -133,18 +137,23 @@ fn evict_at(node: &Value, pod: &Value, override_seconds: Option<u64>) -> Option<
 /// turns False at once (so endpoints drop them), and once their toleration of the unreachable
 /// taint runs out they are deleted: gracefully, so they stay Terminating until the node comes
 /// back and stops them, while their ReplicaSets replace them at once.
-pub fn handle_unreachable_pods(shared: &Shared, delete: impl Fn(&Value)) {
-    let (nodes, _) = shared.store.list_shared("Node", None);
-    let unready: Vec<&Arc<Value>> = nodes.iter().filter(|n| !is_ready(n)).collect();
+pub fn handle_unreachable_pods(shared: &Shared, nodes: &mut Decoded<Node>, pods: &mut Decoded<Pod>, delete: impl Fn(&Obj<Pod>)) {
+    let nodes = nodes.list(&shared.store, "Node", None);
+    let unready: Vec<&Obj<Node>> = nodes.iter().filter(|n| !is_ready(n)).collect();
     if unready.is_empty() {
         return;
     }
-    let (pods, _) = shared.store.list_shared("Pod", None);
+    let pods = pods.list(&shared.store, "Pod", None);
     let now = now();
     for node in unready {
-        for pod in pods.iter().filter(|p| p["spec"]["nodeName"] == object::name(node) && !object::is_terminating(p)) {
+        let node_name = typed::key(&node.metadata).1;
+        let on_node = |p: &&Obj<Pod>| {
+            p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(node_name) && p.metadata.deletion_timestamp.is_none()
+        };
+        for pod in pods.iter().filter(on_node) {
             if evict_at(node, pod, shared.cluster.eviction_seconds).is_some_and(|at| now >= at) {
-                tracing::info!(pod = %format!("{}/{}", object::namespace(pod), object::name(pod)), node = %object::name(node), "evicting a pod of an unreachable node");
+                let (ns, name) = typed::key(&pod.metadata);
+                tracing::info!(pod = %format!("{ns}/{name}"), node = %node_name, "evicting a pod of an unreachable node");
                 delete(pod);
                 continue;
             }
@@ -156,13 +165,13 @@ pub fn handle_unreachable_pods(shared: &Shared, delete: impl Fn(&Value)) {
 }
 
 /// The pod with its Ready condition False, or None when it already is.
-fn mark_not_ready(pod: &Value) -> Option<Value> {
-    let conditions = pod["status"]["conditions"].as_array()?;
-    let ready = conditions.iter().find(|c| c["type"] == "Ready")?;
-    if ready["status"] != "True" {
+fn mark_not_ready(pod: &Obj<Pod>) -> Option<Value> {
+    let conditions = pod.status.as_ref()?.conditions.as_deref()?;
+    let ready = conditions.iter().find(|c| c.type_ == "Ready")?;
+    if ready.status != "True" {
         return None;
     }
-    let mut p = pod.clone();
+    let mut p = (*pod.json).clone();
     for c in p["status"]["conditions"].as_array_mut()?.iter_mut() {
         if c["type"] == "Ready" || c["type"] == "ContainersReady" {
             c["status"] = json!("False");
@@ -180,8 +189,8 @@ fn mark_not_ready(pod: &Value) -> Option<Value> {
     Some(p)
 }
 
-pub fn is_ready(node: &Value) -> bool {
-    node["status"]["conditions"].as_array().is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
+pub fn is_ready(node: &Node) -> bool {
+    node.status.as_ref().and_then(|s| s.conditions.as_deref()).unwrap_or_default().iter().any(|c| c.type_ == "Ready" && c.status == "True")
 }
 
 fn set_ready(node: &mut Value, ready: bool, reason: &str, message: &str) {

@@ -1,8 +1,8 @@
 //! Pod placement: filter the nodes a pod may run on, then spread pods like the default
 //! scheduler's spreading does (by owner, then by Service), then balance totals.
 
-use emu_api::selector::{labels_of, string_map, Selector};
-use serde_json::Value;
+use emu_api::selector::Selector;
+use emu_api::typed::{self, ObjectMeta, Pod};
 use std::borrow::Borrow;
 use std::collections::BTreeMap;
 
@@ -26,68 +26,84 @@ pub struct NodeCandidate {
 /// `bound_pods` are the pods already assigned to nodes (`spec.nodeName` set);
 /// `service_selectors` are the (namespace, selector) pairs of all Services.
 pub fn schedule(
-    pod: &Value,
+    pod: &Pod,
     nodes: &[NodeCandidate],
-    bound_pods: &[impl Borrow<Value>],
+    bound_pods: &[impl Borrow<Pod>],
     service_selectors: &[(String, BTreeMap<String, String>)],
 ) -> Option<String> {
-    if let Some(name) = pod["spec"]["nodeName"].as_str().filter(|n| !n.is_empty()) {
+    if let Some(name) = bound_node(pod) {
         return nodes.iter().find(|n| n.name == name).map(|n| n.name.clone());
     }
-    let node_selector = string_map(&pod["spec"]["nodeSelector"]);
-    let owner = controller_uid(pod);
+    let node_selector = pod.spec.as_ref().and_then(|s| s.node_selector.as_ref());
+    let owner = controller_uid(&pod.metadata);
     let namespace = namespace_of(pod);
-    let pod_labels = labels_of(pod);
+    let pod_labels = typed::labels(&pod.metadata);
     // The Services this pod would back; its siblings are the pods they also select.
     let services: Vec<Selector> = service_selectors
         .iter()
         .filter(|(ns, sel)| ns == namespace && !sel.is_empty())
         .map(|(_, sel)| Selector::from_map(sel))
-        .filter(|s| s.matches(&pod_labels))
+        .filter(|s| s.matches(pod_labels))
         .collect();
 
     nodes
         .iter()
         .filter(|n| n.ready && n.schedulable)
-        .filter(|n| node_selector.iter().all(|(k, v)| n.labels.get(k) == Some(v)))
+        .filter(|n| node_selector.into_iter().flatten().all(|(k, v)| n.labels.get(k) == Some(v)))
         .min_by_key(|n| {
-            let on_node: Vec<&Value> =
-                bound_pods.iter().map(Borrow::borrow).filter(|p| p["spec"]["nodeName"].as_str() == Some(n.name.as_str())).collect();
-            let same_owner = owner.map_or(0, |uid| on_node.iter().filter(|p| controller_uid(p) == Some(uid)).count());
+            let on_node: Vec<&Pod> = bound_pods.iter().map(Borrow::borrow).filter(|p| spec_node_name(p) == Some(n.name.as_str())).collect();
+            let same_owner = owner.map_or(0, |uid| on_node.iter().filter(|p| controller_uid(&p.metadata) == Some(uid)).count());
             let same_service = on_node
                 .iter()
                 .filter(|p| namespace_of(p) == namespace && !services.is_empty())
-                .filter(|p| {
-                    let labels = labels_of(p);
-                    services.iter().any(|s| s.matches(&labels))
-                })
+                .filter(|p| services.iter().any(|s| s.matches(typed::labels(&p.metadata))))
                 .count();
             (same_owner, same_service, on_node.len(), n.name.clone())
         })
         .map(|n| n.name.clone())
 }
 
-fn namespace_of(obj: &Value) -> &str {
-    obj["metadata"]["namespace"].as_str().unwrap_or("default")
+/// The node the pod is bound to (`spec.nodeName`, not empty), if any.
+pub fn bound_node(pod: &Pod) -> Option<&str> {
+    spec_node_name(pod).filter(|n| !n.is_empty())
 }
 
-/// The UID of the owner reference with `controller: true`.
-fn controller_uid(obj: &Value) -> Option<&str> {
-    obj["metadata"]["ownerReferences"].as_array()?.iter().find(|r| r["controller"].as_bool() == Some(true)).and_then(|r| r["uid"].as_str())
+/// The pod's IP (`status.podIP`, not empty), once it has one.
+pub fn pod_ip(pod: &Pod) -> Option<&str> {
+    pod.status.as_ref()?.pod_ip.as_deref().filter(|ip| !ip.is_empty())
+}
+
+fn spec_node_name(pod: &Pod) -> Option<&str> {
+    pod.spec.as_ref()?.node_name.as_deref()
+}
+
+fn namespace_of(pod: &Pod) -> &str {
+    pod.metadata.namespace.as_deref().unwrap_or("default")
+}
+
+/// The UID of an object's owner reference with `controller: true` (the ReplicaSet of a pod, the
+/// Deployment of a ReplicaSet).
+pub fn controller_uid(meta: &ObjectMeta) -> Option<&str> {
+    meta.owner_references.as_deref()?.iter().find(|r| r.controller == Some(true)).map(|r| r.uid.as_str())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const NO_PODS: &[Value] = &[];
-    use serde_json::json;
+    use serde_json::{json, Value};
+
+    const NO_PODS: &[Pod] = &[];
 
     fn node(name: &str) -> NodeCandidate {
         NodeCandidate { name: name.into(), ready: true, schedulable: true, labels: BTreeMap::new() }
     }
 
-    fn pod(name: &str, owner: &str, labels: Value, node: Option<&str>) -> Value {
+    fn pod(name: &str, owner: &str, labels: Value, node: Option<&str>) -> Pod {
+        typed::decode(&pod_json(name, owner, labels, node)).unwrap()
+    }
+
+    fn pod_json(name: &str, owner: &str, labels: Value, node: Option<&str>) -> Value {
         json!({"metadata": {"name": name, "namespace": "default", "labels": labels,
             "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "rs", "uid": owner, "controller": true}]},
             "spec": {"nodeName": node}})
@@ -139,11 +155,13 @@ mod tests {
         nodes[2].labels.insert("disk".into(), "ssd".into());
         let p = pod("p", "o", json!({}), None);
         assert_eq!(schedule(&p, &nodes, NO_PODS, &[]).unwrap(), "c");
-        let mut picky = p.clone();
-        picky["spec"]["nodeSelector"] = json!({"disk": "hdd"});
-        assert_eq!(schedule(&picky, &nodes, NO_PODS, &[]), None);
-        picky["spec"]["nodeSelector"] = json!({"disk": "ssd"});
-        assert_eq!(schedule(&picky, &nodes, NO_PODS, &[]).unwrap(), "c");
+        let picky = |disk: &str| {
+            let mut p = pod_json("p", "o", json!({}), None);
+            p["spec"]["nodeSelector"] = json!({"disk": disk});
+            typed::decode::<Pod>(&p).unwrap()
+        };
+        assert_eq!(schedule(&picky("hdd"), &nodes, NO_PODS, &[]), None);
+        assert_eq!(schedule(&picky("ssd"), &nodes, NO_PODS, &[]).unwrap(), "c");
         // Bound pods keep their node, even a NotReady one; unknown nodes give None.
         assert_eq!(schedule(&pod("p", "o", json!({}), Some("a")), &nodes, NO_PODS, &[]).unwrap(), "a");
         assert_eq!(schedule(&pod("p", "o", json!({}), Some("zz")), &nodes, NO_PODS, &[]), None);
