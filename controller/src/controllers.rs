@@ -41,8 +41,9 @@ pub struct Caches {
     replicasets: Decoded<ReplicaSet>,
     services: Decoded<Service>,
     events: Decoded<Event>,
-    /// Any kind's metadata (what the garbage collector and the root CA publisher read).
-    meta: Decoded<Meta>,
+    /// The metadata of other kinds, by kind (what the garbage collector and the root CA
+    /// publisher read).
+    meta: HashMap<&'static str, Decoded<Meta>>,
 }
 
 impl Caches {
@@ -54,7 +55,12 @@ impl Caches {
         self.replicasets.sweep();
         self.services.sweep();
         self.events.sweep();
-        self.meta.sweep();
+        self.meta.values_mut().for_each(Decoded::sweep);
+    }
+
+    /// The metadata of every object of `kind`.
+    fn list_meta(&mut self, store: &crate::store::Store, kind: &'static str) -> Vec<Obj<Meta>> {
+        self.meta.entry(kind).or_default().list(store, kind, None)
     }
 }
 
@@ -150,7 +156,7 @@ fn reconcile_all(shared: &Shared, st: &mut ControllerState) {
     sync_replicasets(shared, decoded);
     schedule_pods(shared, &mut st.last_ip, decoded);
     st.endpoints.sync(shared, &changes, &mut st.decoded.pods);
-    publish_root_ca(shared, &changes, &mut st.decoded.meta);
+    publish_root_ca(shared, &changes, &mut st.decoded);
     st.control_routes.sync(shared);
     st.decoded.sweep();
     if shared.store.resource_version() != before {
@@ -496,12 +502,12 @@ fn collect_garbage(shared: &Shared, decoded: &mut Caches) {
     let mut uids: HashSet<String> = HashSet::new();
     // Endpoints own the slices mirrored from them (SVC-18), so their uids must be known here too.
     let kinds = ["Deployment", "ReplicaSet", "Pod", "Service", "EndpointSlice", "Endpoints"];
-    let lists: Vec<Vec<Obj<Meta>>> = kinds.iter().map(|k| decoded.meta.list(&shared.store, k, None)).collect();
+    let lists: Vec<Vec<Obj<Meta>>> = kinds.iter().map(|k| decoded.list_meta(&shared.store, k)).collect();
     for list in &lists {
         uids.extend(list.iter().map(|v| uid(&v.metadata).to_string()));
     }
     let namespaces: HashSet<String> =
-        decoded.meta.list(&shared.store, "Namespace", None).iter().map(|n| typed::key(&n.metadata).1.to_string()).collect();
+        decoded.list_meta(&shared.store, "Namespace").iter().map(|n| typed::key(&n.metadata).1.to_string()).collect();
     let nodes: HashSet<String> =
         decoded.nodes.list(&shared.store, "Node", None).iter().map(|n| typed::key(&n.metadata).1.to_string()).collect();
     for (kind, list) in kinds.iter().zip(&lists) {
@@ -526,7 +532,7 @@ fn collect_garbage(shared: &Shared, decoded: &mut Caches) {
     }
     // Everything else namespaced (Secrets, ConfigMaps, Events, …) goes with its namespace.
     for rk in emu_api::kinds::KINDS.iter().filter(|rk| rk.namespaced && !kinds.contains(&rk.kind)) {
-        for v in decoded.meta.list(&shared.store, rk.kind, None).iter().filter(|v| !namespaces.contains(typed::key(&v.metadata).0)) {
+        for v in decoded.list_meta(&shared.store, rk.kind).iter().filter(|v| !namespaces.contains(typed::key(&v.metadata).0)) {
             let _ = shared.store.delete(&key_of(rk.kind, &v.metadata));
         }
     }
@@ -557,7 +563,7 @@ pub const ROOT_CA_CONFIGMAP: &str = "kube-root-ca.crt";
 /// Every namespace has ConfigMap `kube-root-ca.crt` with the cluster CA as `ca.crt`, as
 /// Kubernetes' root-ca-cert-publisher keeps it: made with the namespace, put back when deleted or
 /// changed.
-fn publish_root_ca(shared: &Shared, changes: &Changes, namespaces: &mut Decoded<Meta>) {
+fn publish_root_ca(shared: &Shared, changes: &Changes, decoded: &mut Caches) {
     let Some(ca) = shared.root_ca.get() else { return };
     let touched = match changes {
         Changes::All => true,
@@ -572,7 +578,7 @@ fn publish_root_ca(shared: &Shared, changes: &Changes, namespaces: &mut Decoded<
     }
     let want = json!({"ca.crt": ca});
     let want_data = BTreeMap::from([("ca.crt".to_string(), ca.to_string())]);
-    for ns in namespaces.list(&shared.store, "Namespace", None).iter().filter(|n| !is_terminating(&n.metadata)) {
+    for ns in decoded.list_meta(&shared.store, "Namespace").iter().filter(|n| !is_terminating(&n.metadata)) {
         let ns = typed::key(&ns.metadata).1;
         let stored = shared.store.get_shared(&key("ConfigMap", ns, ROOT_CA_CONFIGMAP));
         let current = stored.as_ref().map(|cm| typed::decode::<ConfigMap>(cm).ok());

@@ -3,8 +3,9 @@
 //! The controller's pass runs after every write and reads every pod, node and workload; decoding
 //! all of them each time would cost more than the pass itself. The store hands out the same
 //! `Arc<Value>` until an object is written again, so an object is decoded the first time a pass
-//! meets that `Arc` and the type is reused until the store replaces it. Entries the store no
-//! longer holds (only this cache keeps their `Arc`) are dropped by [`Decoded::sweep`].
+//! meets that `Arc` and the type is reused until the store replaces it. A [`Decoded`] holds one
+//! kind: a list of all its objects keeps only what it met (an old version goes at once, though
+//! the store's history still holds it), and [`Decoded::sweep`] drops what nobody else holds.
 
 use crate::store::Store;
 use emu_api::typed::{self, ObjectMeta};
@@ -79,10 +80,23 @@ impl<T: DeserializeOwned> Decoded<T> {
         entry.1.clone().map(|typed| Obj { json: json.clone(), typed })
     }
 
-    /// The objects of `kind` (in `namespace`, or all) in the store's order, decoded.
+    /// The objects of `kind` (in `namespace`, or all) in the store's order, decoded. A list of
+    /// all of them (the cache's only kind) forgets every entry it did not meet.
     pub fn list(&mut self, store: &Store, kind: &str, namespace: Option<&str>) -> Vec<Obj<T>> {
         let (list, _) = store.list_shared(kind, namespace);
-        list.iter().filter_map(|v| self.get(v)).collect()
+        if namespace.is_some() {
+            return list.iter().filter_map(|v| self.get(v)).collect();
+        }
+        let mut before = std::mem::replace(&mut self.by_object, HashMap::with_capacity(list.len()));
+        list.iter()
+            .filter_map(|v| {
+                let key = Arc::as_ptr(v) as usize;
+                if let Some(entry) = before.remove(&key) {
+                    self.by_object.insert(key, entry);
+                }
+                self.get(v)
+            })
+            .collect()
     }
 
     /// Drops the entries of objects the store no longer holds.
@@ -114,6 +128,7 @@ mod tests {
         let after = pods.list(&store, "Pod", None);
         assert_eq!(after[0].spec.as_ref().and_then(|s| s.node_name.as_deref()), Some("node-1"));
 
+        assert_eq!(pods.by_object.len(), 1, "a full list forgets the old version");
         let live = after[0].typed.clone();
         drop((first, again, after));
         pods.sweep();

@@ -206,3 +206,37 @@ fn set_ready(node: &mut Value, ready: bool, reason: &str, message: &str) {
     list.push(json!({"type": "Ready", "status": status, "reason": reason, "message": message,
         "lastHeartbeatTime": ts, "lastTransitionTime": ts}));
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(taints: Value) -> Node {
+        typed::decode(&json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n"}, "spec": {"taints": taints}})).unwrap()
+    }
+
+    fn pod(tolerations: Value) -> Pod {
+        typed::decode(&json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {"tolerations": tolerations}})).unwrap()
+    }
+
+    #[test]
+    fn eviction_waits_for_the_toleration_of_the_unreachable_taint() {
+        let added = "2026-12-01T10:00:00Z";
+        let at = object::parse_rfc3339(added).unwrap();
+        let tainted = node(json!([{"key": UNREACHABLE_TAINT, "effect": "NoExecute", "timeAdded": added}]));
+        let tolerating = |t: Value| evict_at(&tainted, &pod(json!([t])), None);
+        // The default toleration of every pod (300 s), one of any key, one without an end.
+        assert_eq!(
+            tolerating(json!({"key": UNREACHABLE_TAINT, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300})),
+            Some(at + 300)
+        );
+        assert_eq!(tolerating(json!({"operator": "Exists", "tolerationSeconds": 5})), Some(at + 5));
+        assert_eq!(tolerating(json!({"key": UNREACHABLE_TAINT, "operator": "Exists"})), Some(at + i64::MAX / 2));
+        // Another key or effect does not tolerate it: evicted at once.
+        assert_eq!(tolerating(json!({"key": "other", "operator": "Exists", "tolerationSeconds": 300})), Some(at));
+        assert_eq!(tolerating(json!({"key": UNREACHABLE_TAINT, "effect": "NoSchedule", "tolerationSeconds": 300})), Some(at));
+        // A scenario's evictAfter wins; an untainted node evicts nothing.
+        assert_eq!(evict_at(&tainted, &pod(json!([])), Some(7)), Some(at + 7));
+        assert_eq!(evict_at(&node(json!([])), &pod(json!([])), None), None);
+    }
+}
