@@ -4,7 +4,9 @@
 
 use base64::Engine as _;
 use emu_api::syntax;
+use emu_api::typed::k8s_openapi::api::core::v1::{ConfigMap, Container, Secret};
 use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// One `--from-literal` or `--from-file` argument.
@@ -167,18 +169,47 @@ pub enum EnvError {
     NoKey { kind: &'static str, namespace: String, name: String, key: String },
 }
 
-/// A Secret's or ConfigMap's value for `key`, as text (a Secret's base64 decoded).
-fn value_of(kind: &str, object: &Value, key: &str) -> Option<String> {
-    if kind == "Secret" {
-        let text = object["data"][key].as_str()?;
-        let bytes = base64::engine::general_purpose::STANDARD.decode(text).ok()?;
-        return Some(String::from_utf8_lossy(&bytes).into_owned());
-    }
-    object["data"][key].as_str().map(str::to_string)
+/// A Secret or ConfigMap of the pod's namespace, as a [`Lookup`] finds it.
+#[derive(Debug, Clone, Copy)]
+pub enum ConfigObject<'a> {
+    ConfigMap(&'a ConfigMap),
+    Secret(&'a Secret),
 }
 
-/// Looks up a Secret or ConfigMap of the pod's namespace by kind and name.
-pub type Lookup<'a> = &'a dyn Fn(&str, &str) -> Option<Value>;
+impl ConfigObject<'_> {
+    /// The keys of its `data` (a ConfigMap's `binaryData` is not for variables).
+    fn data_keys(&self) -> Vec<&String> {
+        match self {
+            ConfigObject::ConfigMap(c) => c.data.iter().flatten().map(|(k, _)| k).collect(),
+            ConfigObject::Secret(s) => s.data.iter().flatten().map(|(k, _)| k).collect(),
+        }
+    }
+
+    /// Its value for `key` as text (a Secret's bytes read as UTF-8, lossily).
+    fn text(&self, key: &str) -> Option<String> {
+        match self {
+            ConfigObject::ConfigMap(c) => c.data.as_ref()?.get(key).cloned(),
+            ConfigObject::Secret(s) => Some(String::from_utf8_lossy(&s.data.as_ref()?.get(key)?.0).into_owned()),
+        }
+    }
+
+    /// Every key's bytes, as a volume holds them: a Secret's `data`; a ConfigMap's `data` and
+    /// `binaryData`. (The API server decoded the base64 of both: a value that is not base64
+    /// never reaches a node.)
+    pub fn files(&self) -> BTreeMap<String, Vec<u8>> {
+        match self {
+            ConfigObject::ConfigMap(c) => {
+                let text = c.data.iter().flatten().map(|(k, v)| (k.clone(), v.as_bytes().to_vec()));
+                text.chain(c.binary_data.iter().flatten().map(|(k, v)| (k.clone(), v.0.clone()))).collect()
+            }
+            ConfigObject::Secret(s) => s.data.iter().flatten().map(|(k, v)| (k.clone(), v.0.clone())).collect(),
+        }
+    }
+}
+
+/// Looks up a Secret or ConfigMap of the pod's namespace by kind (`"Secret"`, `"ConfigMap"`)
+/// and name.
+pub type Lookup<'l, 'a> = &'l dyn Fn(&str, &str) -> Option<ConfigObject<'a>>;
 
 /// What [`env_from_objects`] resolves: the `envFrom` variables, and per `env` entry the value of
 /// its Secret or ConfigMap reference (None for other entries and missing optional ones).
@@ -188,52 +219,50 @@ pub type ObjectVars = (Vec<(String, String)>, Vec<Option<String>>);
 /// source's `prefix`; keys that are not valid variable names are skipped, as kubelet does), then
 /// of `env`'s `secretKeyRef`/`configMapKeyRef` entries by name; `None` for an entry that is not
 /// one of those. A missing object or key fails unless marked `optional`.
-pub fn env_from_objects(container: &Value, namespace: &str, lookup: Lookup) -> Result<ObjectVars, EnvError> {
+pub fn env_from_objects(container: &Container, namespace: &str, lookup: Lookup<'_, '_>) -> Result<ObjectVars, EnvError> {
     let mut from = Vec::new();
-    for source in container["envFrom"].as_array().into_iter().flatten() {
-        let (kind, reference) = match (source.get("configMapRef"), source.get("secretRef")) {
-            (Some(r), _) => ("ConfigMap", r),
-            (_, Some(r)) => ("Secret", r),
+    for source in container.env_from.iter().flatten() {
+        let (kind, name, optional) = match (&source.config_map_ref, &source.secret_ref) {
+            (Some(r), _) => ("ConfigMap", &r.name, r.optional),
+            (_, Some(r)) => ("Secret", &r.name, r.optional),
             _ => continue,
         };
-        let name = reference["name"].as_str().unwrap_or("");
         let Some(object) = lookup(kind, name) else {
-            if reference["optional"].as_bool() == Some(true) {
+            if optional == Some(true) {
                 continue;
             }
-            return Err(EnvError::NotFound { kind, name: name.into() });
+            return Err(EnvError::NotFound { kind, name: name.clone() });
         };
-        let prefix = source["prefix"].as_str().unwrap_or("");
-        let mut keys: Vec<&String> = object["data"].as_object().into_iter().flatten().map(|(k, _)| k).collect();
+        let prefix = source.prefix.as_deref().unwrap_or("");
+        let mut keys = object.data_keys();
         keys.sort();
         for key in keys {
             let var = format!("{prefix}{key}");
             if syntax::env_var_name_errors(&var).is_empty() {
-                from.extend(value_of(kind, &object, key).map(|v| (var, v)));
+                from.extend(object.text(key).map(|v| (var, v)));
             }
         }
     }
     let mut refs = Vec::new();
-    for entry in container["env"].as_array().into_iter().flatten() {
-        let value_from = &entry["valueFrom"];
-        let (kind, reference) = match (value_from.get("configMapKeyRef"), value_from.get("secretKeyRef")) {
-            (Some(r), _) => ("ConfigMap", r),
-            (_, Some(r)) => ("Secret", r),
-            _ => {
-                refs.push(None);
-                continue;
-            }
-        };
-        let (name, key) = (reference["name"].as_str().unwrap_or(""), reference["key"].as_str().unwrap_or(""));
-        let optional = reference["optional"].as_bool() == Some(true);
+    for entry in container.env.iter().flatten() {
+        let value_from = entry.value_from.as_ref();
+        let (kind, name, key, optional) =
+            match (value_from.and_then(|v| v.config_map_key_ref.as_ref()), value_from.and_then(|v| v.secret_key_ref.as_ref())) {
+                (Some(r), _) => ("ConfigMap", &r.name, &r.key, r.optional == Some(true)),
+                (_, Some(r)) => ("Secret", &r.name, &r.key, r.optional == Some(true)),
+                _ => {
+                    refs.push(None);
+                    continue;
+                }
+            };
         let value = match lookup(kind, name) {
-            Some(object) => match value_of(kind, &object, key) {
+            Some(object) => match object.text(key) {
                 Some(v) => Some(v),
                 None if optional => None,
-                None => return Err(EnvError::NoKey { kind, namespace: namespace.into(), name: name.into(), key: key.into() }),
+                None => return Err(EnvError::NoKey { kind, namespace: namespace.into(), name: name.clone(), key: key.clone() }),
             },
             None if optional => None,
-            None => return Err(EnvError::NotFound { kind, name: name.into() }),
+            None => return Err(EnvError::NotFound { kind, name: name.clone() }),
         };
         refs.push(value);
     }
@@ -243,24 +272,34 @@ pub fn env_from_objects(container: &Value, namespace: &str, lookup: Lookup) -> R
 #[cfg(test)]
 mod env_tests {
     use super::*;
+    use emu_api::typed;
 
-    fn objects(kind: &str, name: &str) -> Option<Value> {
+    fn objects(kind: &str, name: &str) -> Option<ConfigObject<'static>> {
+        static CREDS: std::sync::LazyLock<Secret> =
+            std::sync::LazyLock::new(|| typed::decode(&json!({"data": {"user": "YWRtaW4=", "pass": "czNjcj10"}})).unwrap());
+        static SETTINGS: std::sync::LazyLock<ConfigMap> =
+            std::sync::LazyLock::new(|| typed::decode(&json!({"data": {"MODE": "debug", "LEVEL": "3"}})).unwrap());
         match (kind, name) {
-            ("Secret", "creds") => Some(json!({"data": {"user": "YWRtaW4=", "pass": "czNjcj10"}})),
-            ("ConfigMap", "settings") => Some(json!({"data": {"MODE": "debug", "LEVEL": "3"}})),
+            ("Secret", "creds") => Some(ConfigObject::Secret(&CREDS)),
+            ("ConfigMap", "settings") => Some(ConfigObject::ConfigMap(&SETTINGS)),
             _ => None,
         }
     }
 
+    fn container(v: Value) -> Container {
+        typed::decode(&v).unwrap()
+    }
+
     #[test]
     fn env_from_and_key_refs_resolve() {
-        let c = json!({
+        let c = container(json!({
+            "name": "c",
             "envFrom": [{"configMapRef": {"name": "settings"}, "prefix": "APP_"}, {"secretRef": {"name": "nope", "optional": true}},
                         {"configMapRef": {"name": "settings"}, "prefix": "X="}],
             "env": [{"name": "A", "value": "1"},
                     {"name": "USER", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "user"}}},
                     {"name": "MODE", "valueFrom": {"configMapKeyRef": {"name": "settings", "key": "MODE"}}},
-                    {"name": "GONE", "valueFrom": {"configMapKeyRef": {"name": "settings", "key": "gone", "optional": true}}}]});
+                    {"name": "GONE", "valueFrom": {"configMapKeyRef": {"name": "settings", "key": "gone", "optional": true}}}]}));
         let (from, refs) = env_from_objects(&c, "default", &objects).unwrap();
         // "X=LEVEL" is not a variable name: skipped.
         assert_eq!(from, [("APP_LEVEL".to_string(), "3".to_string()), ("APP_MODE".into(), "debug".into())]);
@@ -269,14 +308,14 @@ mod env_tests {
 
     #[test]
     fn missing_objects_and_keys_are_named() {
-        let missing = json!({"env": [{"name": "X", "valueFrom": {"secretKeyRef": {"name": "late", "key": "k"}}}]});
+        let missing = container(json!({"env": [{"name": "X", "valueFrom": {"secretKeyRef": {"name": "late", "key": "k"}}}]}));
         assert_eq!(env_from_objects(&missing, "default", &objects).unwrap_err().to_string(), "secret \"late\" not found");
-        let no_key = json!({"env": [{"name": "X", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "token"}}}]});
+        let no_key = container(json!({"env": [{"name": "X", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "token"}}}]}));
         assert_eq!(
             env_from_objects(&no_key, "default", &objects).unwrap_err().to_string(),
             "couldn't find key token in Secret default/creds"
         );
-        let from = json!({"envFrom": [{"configMapRef": {"name": "absent"}}]});
+        let from = container(json!({"envFrom": [{"configMapRef": {"name": "absent"}}]}));
         assert_eq!(env_from_objects(&from, "default", &objects).unwrap_err().to_string(), "configmap \"absent\" not found");
     }
 }

@@ -1,33 +1,46 @@
 //! What a node agent derives from a pod: its `/etc/hosts`, its `/etc/resolv.conf`, and its status
 //! from what the containers are doing.
 
-use emu_api::object;
+use emu_api::typed::k8s_openapi::api::core::v1::{Pod, PodSpec};
+use emu_api::typed::{self, key};
 use serde_json::{json, Value};
 
 /// The IP the controller allocated to a pod when it bound it to a node (`status.podIP`, written
 /// with the binding so that allocation and binding are one atomic write); the node agent sets up
 /// the pod's network with it.
+pub fn pod_ip(pod: &Pod) -> Option<&str> {
+    pod.status.as_ref()?.pod_ip.as_deref().filter(|s| !s.is_empty())
+}
+
+/// [`pod_ip`] of a pod still read as JSON (the controller's scheduler).
 pub fn allocated_ip(pod: &Value) -> Option<&str> {
     pod["status"]["podIP"].as_str().filter(|s| !s.is_empty())
+}
+
+/// The pod's spec (Go's zero value when it has none).
+pub fn spec(pod: &Pod) -> &PodSpec {
+    static EMPTY: std::sync::OnceLock<PodSpec> = std::sync::OnceLock::new();
+    pod.spec.as_ref().unwrap_or_else(|| EMPTY.get_or_init(PodSpec::default))
 }
 
 pub const CLUSTER_DOMAIN: &str = "cluster.local";
 pub const CLUSTER_DNS: &str = "10.96.0.10";
 
 /// The kubelet-managed `/etc/hosts` (DNS-25).
-pub fn hosts_file(pod: &Value, pod_ip: &str) -> String {
-    let name = object::name(pod);
-    let hostname = pod["spec"]["hostname"].as_str().unwrap_or(name);
+pub fn hosts_file(pod: &Pod, pod_ip: &str) -> String {
+    let (namespace, name) = key(&pod.metadata);
+    let spec = spec(pod);
+    let hostname = spec.hostname.as_deref().unwrap_or(name);
     let mut s = String::from("# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nfe00::0\tip6-mcastprefix\nfe00::1\tip6-allnodes\nfe00::2\tip6-allrouters\n");
-    match pod["spec"]["subdomain"].as_str().filter(|s| !s.is_empty()) {
-        Some(sub) => s.push_str(&format!("{pod_ip}\t{hostname}.{sub}.{}.svc.{CLUSTER_DOMAIN}\t{hostname}\n", object::namespace(pod))),
+    match spec.subdomain.as_deref().filter(|s| !s.is_empty()) {
+        Some(sub) => s.push_str(&format!("{pod_ip}\t{hostname}.{sub}.{namespace}.svc.{CLUSTER_DOMAIN}\t{hostname}\n")),
         None => s.push_str(&format!("{pod_ip}\t{hostname}\n")),
     }
-    if let Some(aliases) = pod["spec"]["hostAliases"].as_array().filter(|a| !a.is_empty()) {
+    if let Some(aliases) = spec.host_aliases.as_deref().filter(|a| !a.is_empty()) {
         s.push_str("\n# Entries added by HostAliases.\n");
         for a in aliases {
-            let names: Vec<&str> = a["hostnames"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
-            s.push_str(&format!("{}\t{}\n", a["ip"].as_str().unwrap_or(""), names.join("\t")));
+            let names = a.hostnames.as_deref().unwrap_or_default();
+            s.push_str(&format!("{}\t{}\n", a.ip, names.join("\t")));
         }
     }
     s
@@ -60,9 +73,10 @@ pub fn parse_resolv_conf(text: &str) -> ResolverConfig {
 /// at the cluster DNS, with the node's search domains after the cluster's; `Default` is the
 /// node's own file (`node`: in emu the host's /etc/resolv.conf, whose servers no emu namespace
 /// can reach); `None` takes everything from `dnsConfig`, which is merged in every case.
-pub fn resolv_conf(pod: &Value, node: &ResolverConfig) -> String {
-    let ns = object::namespace(pod);
-    let policy = pod["spec"]["dnsPolicy"].as_str().unwrap_or("ClusterFirst");
+pub fn resolv_conf(pod: &Pod, node: &ResolverConfig) -> String {
+    let ns = key(&pod.metadata).0;
+    let spec = spec(pod);
+    let policy = spec.dns_policy.as_deref().unwrap_or("ClusterFirst");
     let (mut servers, mut searches, mut options): (Vec<String>, Vec<String>, Vec<String>) = match policy {
         "None" => (vec![], vec![], vec![]),
         "Default" => (node.nameservers.clone(), node.searches.clone(), node.options.clone()),
@@ -76,22 +90,22 @@ pub fn resolv_conf(pod: &Value, node: &ResolverConfig) -> String {
             (vec![CLUSTER_DNS.into()], searches, vec!["ndots:5".into()])
         }
     };
-    let cfg = &pod["spec"]["dnsConfig"];
-    for s in cfg["nameservers"].as_array().into_iter().flatten().filter_map(Value::as_str) {
-        if !servers.iter().any(|x| x == s) {
-            servers.push(s.into());
+    let cfg = spec.dns_config.as_ref();
+    for s in cfg.and_then(|c| c.nameservers.as_deref()).unwrap_or_default() {
+        if !servers.contains(s) {
+            servers.push(s.clone());
         }
     }
     servers.truncate(3);
-    for s in cfg["searches"].as_array().into_iter().flatten().filter_map(Value::as_str) {
-        if !searches.iter().any(|x| x == s) {
-            searches.push(s.into());
+    for s in cfg.and_then(|c| c.searches.as_deref()).unwrap_or_default() {
+        if !searches.contains(s) {
+            searches.push(s.clone());
         }
     }
-    for o in cfg["options"].as_array().into_iter().flatten() {
-        let Some(name) = o["name"].as_str() else { continue };
+    for o in cfg.and_then(|c| c.options.as_deref()).unwrap_or_default() {
+        let Some(name) = o.name.as_deref() else { continue };
         options.retain(|x| x.split(':').next() != Some(name));
-        options.push(match o["value"].as_str() {
+        options.push(match o.value.as_deref() {
             Some(v) => format!("{name}:{v}"),
             None => name.to_string(),
         });
@@ -155,9 +169,13 @@ fn terminated_json(t: &TerminatedObservation) -> Value {
 
 /// The pod's `status` as the kubelet would report it. Timestamps already in the pod's status
 /// (startTime, condition transitions) are kept so that an unchanged pod yields an unchanged status.
-pub fn pod_status(pod: &Value, input: &StatusInput) -> Value {
-    let old = &pod["status"];
-    let restart_policy = pod["spec"]["restartPolicy"].as_str().unwrap_or("Always");
+///
+/// The status is built as JSON, not as a typed `PodStatus`: kubelet's conditions carry
+/// `lastProbeTime: null` (Go's nil `metav1.Time`, which `kubectl get pod -o yaml` prints), and
+/// the typed encoding drops every `None`.
+pub fn pod_status(pod: &Pod, input: &StatusInput) -> Value {
+    let old = pod.status.as_ref();
+    let restart_policy = spec(pod).restart_policy.as_deref().unwrap_or("Always");
     let cs: Vec<Value> = input
         .containers
         .iter()
@@ -200,10 +218,9 @@ pub fn pod_status(pod: &Value, input: &StatusInput) -> Value {
         "Pending"
     };
     let now_or_old = |t: &str, status: &str| -> Value {
-        old["conditions"]
-            .as_array()
-            .and_then(|cs| cs.iter().find(|c| c["type"] == t && c["status"] == status))
-            .map(|c| c["lastTransitionTime"].clone())
+        old.and_then(|o| o.conditions.as_deref())
+            .and_then(|cs| cs.iter().find(|c| c.type_ == t && c.status == status))
+            .map(|c| c.last_transition_time.as_ref().map(typed::encode).unwrap_or(Value::Null))
             .unwrap_or_else(|| json!(emu_api::object::rfc3339(now_hint(input))))
     };
     let cond = |t: &str, ok: bool| {
@@ -223,10 +240,11 @@ pub fn pod_status(pod: &Value, input: &StatusInput) -> Value {
             cond("ContainersReady", ready), cond("PodScheduled", true)],
         "hostIP": input.host_ip, "hostIPs": [{"ip": input.host_ip}],
         "podIP": input.pod_ip, "podIPs": [{"ip": input.pod_ip}],
-        "qosClass": old["qosClass"].as_str().unwrap_or("BestEffort"),
+        "qosClass": old.and_then(|o| o.qos_class.as_deref()).unwrap_or("BestEffort"),
         "containerStatuses": cs,
     });
-    status["startTime"] = old.get("startTime").cloned().unwrap_or_else(|| json!(emu_api::object::rfc3339(now_hint(input))));
+    status["startTime"] =
+        old.and_then(|o| o.start_time.as_ref()).map(typed::encode).unwrap_or_else(|| json!(emu_api::object::rfc3339(now_hint(input))));
     status
 }
 
@@ -261,15 +279,19 @@ mod tests {
         json!({"metadata": {"name": "web-1", "namespace": "default"}, "spec": {"containers": [{"name": "c"}]}, "status": {}})
     }
 
+    fn typed(pod: &Value) -> Pod {
+        typed::decode(pod).unwrap()
+    }
+
     #[test]
     fn cluster_first_resolv_conf() {
         assert_eq!(
-            resolv_conf(&pod(), &ResolverConfig::default()),
+            resolv_conf(&typed(&pod()), &ResolverConfig::default()),
             "search default.svc.cluster.local svc.cluster.local cluster.local\nnameserver 10.96.0.10\noptions ndots:5\n"
         );
         let node = parse_resolv_conf("# host\nnameserver 192.0.2.53\nsearch corp.example cluster.local\noptions timeout:1\n");
         assert_eq!(
-            resolv_conf(&pod(), &node),
+            resolv_conf(&typed(&pod()), &node),
             "search default.svc.cluster.local svc.cluster.local cluster.local corp.example\nnameserver 10.96.0.10\noptions ndots:5\n",
             "the node's search domains follow the cluster's; its servers and options are dropped"
         );
@@ -281,7 +303,7 @@ mod tests {
         p["spec"]["dnsPolicy"] = json!("Default");
         let node = parse_resolv_conf("nameserver 192.0.2.53\nnameserver 192.0.2.54\nsearch corp.example\noptions timeout:1 attempts:2\n");
         assert_eq!(
-            resolv_conf(&p, &node),
+            resolv_conf(&typed(&p), &node),
             "search corp.example\nnameserver 192.0.2.53\nnameserver 192.0.2.54\noptions timeout:1 attempts:2\n"
         );
     }
@@ -293,32 +315,38 @@ mod tests {
         p["spec"]["dnsConfig"] = json!({"nameservers": ["192.0.2.1"], "searches": ["ns1.svc.cluster-domain.example", "my.dns.search.suffix"],
             "options": [{"name": "ndots", "value": "2"}, {"name": "edns0"}]});
         assert_eq!(
-            resolv_conf(&p, &parse_resolv_conf("nameserver 192.0.2.53\n")),
+            resolv_conf(&typed(&p), &parse_resolv_conf("nameserver 192.0.2.53\n")),
             "search ns1.svc.cluster-domain.example my.dns.search.suffix\nnameserver 192.0.2.1\noptions ndots:2 edns0\n"
         );
     }
 
     #[test]
     fn hosts_file_ends_with_pod_ip() {
-        assert!(hosts_file(&pod(), "10.244.1.5").ends_with("fe00::2\tip6-allrouters\n10.244.1.5\tweb-1\n"));
+        assert!(hosts_file(&typed(&pod()), "10.244.1.5").ends_with("fe00::2\tip6-allrouters\n10.244.1.5\tweb-1\n"));
     }
 
-    #[test]
-    fn running_pod_is_ready() {
-        let input = StatusInput {
+    /// One container `name` of nginx running since 04:00, its readiness probe passing or not, in
+    /// a pod at 10.244.1.5 on 172.18.0.2.
+    fn running(name: &str, probe_ready: bool) -> StatusInput {
+        StatusInput {
             host_ip: "172.18.0.2".into(),
             pod_ip: "10.244.1.5".into(),
             containers: vec![ContainerObservation {
-                name: "c".into(),
+                name: name.into(),
                 image: "nginx".into(),
                 restart_count: 0,
                 container_id: None,
                 state: Observed::Running { started_at: "2026-11-22T04:00:00Z".into() },
                 last_terminated: None,
-                probe_ready: true,
+                probe_ready,
             }],
-        };
-        let s = pod_status(&pod(), &input);
+        }
+    }
+
+    #[test]
+    fn running_pod_is_ready() {
+        let input = running("c", true);
+        let s = pod_status(&typed(&pod()), &input);
         assert_eq!(s["phase"], "Running");
         assert_eq!(s["podIPs"], json!([{"ip": "10.244.1.5"}]));
         assert!(s["conditions"].as_array().unwrap().iter().any(|c| c["type"] == "Ready" && c["status"] == "True"));
@@ -326,26 +354,31 @@ mod tests {
 
     #[test]
     fn running_pod_waits_for_its_readiness_probe() {
-        let input = StatusInput {
-            host_ip: "h".into(),
-            pod_ip: "p".into(),
-            containers: vec![ContainerObservation {
-                name: "web".into(),
-                image: "nginx".into(),
-                restart_count: 0,
-                container_id: None,
-                state: Observed::Running { started_at: "2026-11-22T04:00:00Z".into() },
-                last_terminated: None,
-                probe_ready: false,
-            }],
-        };
-        let s = pod_status(&pod(), &input);
+        let input = running("web", false);
+        let s = pod_status(&typed(&pod()), &input);
         assert_eq!(s["phase"], "Running");
         assert_eq!(s["containerStatuses"][0]["ready"], false);
         assert_eq!(s["containerStatuses"][0]["started"], true);
         let ready = s["conditions"].as_array().unwrap().iter().find(|c| c["type"] == "Ready").unwrap();
         assert_eq!(ready["status"], "False");
         assert_eq!(ready["message"], "containers with unready status: [web]");
+    }
+
+    #[test]
+    fn a_reported_status_keeps_its_times_and_nulls() {
+        let mut p = pod();
+        p["status"] = json!({"startTime": "2026-11-22T03:59:58Z", "qosClass": "Burstable", "conditions": [
+            {"type": "Ready", "status": "True", "lastProbeTime": null, "lastTransitionTime": "2026-11-22T03:59:59Z"},
+            {"type": "PodScheduled", "status": "True", "lastProbeTime": null, "lastTransitionTime": "2026-11-22T03:59:57Z"}]});
+        let input = running("c", true);
+        let s = pod_status(&typed(&p), &input);
+        assert_eq!((&s["startTime"], &s["qosClass"]), (&json!("2026-11-22T03:59:58Z"), &json!("Burstable")));
+        let conditions = s["conditions"].as_array().unwrap();
+        let time = |t: &str| conditions.iter().find(|c| c["type"] == t).map(|c| c["lastTransitionTime"].clone());
+        assert_eq!(time("Ready"), Some(json!("2026-11-22T03:59:59Z")));
+        assert_eq!(time("PodScheduled"), Some(json!("2026-11-22T03:59:57Z")));
+        assert_eq!(time("Initialized"), Some(json!("2026-11-22T04:00:00Z")), "a new condition: the containers' latest time");
+        assert!(conditions.iter().all(|c| c["lastProbeTime"].is_null() && c.get("lastProbeTime").is_some()));
     }
 
     #[test]
@@ -369,7 +402,7 @@ mod tests {
                 probe_ready: true,
             }],
         };
-        let s = pod_status(&pod(), &input);
+        let s = pod_status(&typed(&pod()), &input);
         assert_eq!(s["phase"], "Running");
         assert_eq!(s["containerStatuses"][0]["state"]["waiting"]["reason"], "CrashLoopBackOff");
     }

@@ -5,7 +5,8 @@
 //! Time is passed in as milliseconds on any monotonic clock, so the logic is testable without
 //! sleeping.
 
-use serde_json::Value;
+use emu_api::typed::k8s_openapi::api::core::v1::{Container, Probe};
+use emu_api::typed::IntOrString;
 
 pub const DEFAULT_PERIOD_SECONDS: u64 = 10;
 pub const DEFAULT_TIMEOUT_SECONDS: u64 = 1;
@@ -28,64 +29,57 @@ pub enum ProbeAction {
     Exec { command: Vec<String> },
 }
 
-/// The action of a probe (`readinessProbe`, or any other probe object) of `container`. A named
-/// `port` resolves to the container's `ports[]` entry of that name (any protocol, as kubelet
-/// does); a name that is not found but is all digits is taken as a number.
-pub fn probe_action(probe: &Value, container: &Value) -> Result<ProbeAction, String> {
-    let cname = container["name"].as_str().unwrap_or("");
-    let host = |handler: &Value| handler["host"].as_str().filter(|h| !h.is_empty()).map(str::to_string);
-    if let Some(h) = probe.get("httpGet").filter(|v| v.is_object()) {
-        let port = resolve_port(&h["port"], container).map_err(|e| format!("container {cname:?}: httpGet.port: {e}"))?;
-        let path = match h["path"].as_str().unwrap_or("") {
+/// The action of a probe (`readinessProbe`, or any other probe) of `container`. A named `port`
+/// resolves to the container's `ports[]` entry of that name (any protocol, as kubelet does); a
+/// name that is not found but is all digits is taken as a number.
+pub fn probe_action(probe: &Probe, container: &Container) -> Result<ProbeAction, String> {
+    let cname = &container.name;
+    let host = |host: &Option<String>| host.as_deref().filter(|h| !h.is_empty()).map(str::to_string);
+    if let Some(h) = &probe.http_get {
+        let port = resolve_port(&h.port, container).map_err(|e| format!("container {cname:?}: httpGet.port: {e}"))?;
+        let path = match h.path.as_deref().unwrap_or("") {
             "" => "/".to_string(),
             p if p.starts_with('/') => p.to_string(),
             p => format!("/{p}"),
         };
-        let scheme = h["scheme"].as_str().filter(|s| !s.is_empty()).unwrap_or("HTTP").to_uppercase();
+        let scheme = h.scheme.as_deref().filter(|s| !s.is_empty()).unwrap_or("HTTP").to_uppercase();
         if scheme != "HTTP" && scheme != "HTTPS" {
             return Err(format!(
                 "container {cname:?}: httpGet.scheme: Unsupported value: {scheme:?}: supported values: \"HTTP\", \"HTTPS\""
             ));
         }
-        let headers = h["httpHeaders"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|hd| Some((hd["name"].as_str()?.to_string(), hd["value"].as_str().unwrap_or("").to_string())))
-            .collect();
-        return Ok(ProbeAction::HttpGet { host: host(h), port, path, scheme, headers });
+        let headers = h.http_headers.iter().flatten().map(|hd| (hd.name.clone(), hd.value.clone())).collect();
+        return Ok(ProbeAction::HttpGet { host: host(&h.host), port, path, scheme, headers });
     }
-    if let Some(t) = probe.get("tcpSocket").filter(|v| v.is_object()) {
-        let port = resolve_port(&t["port"], container).map_err(|e| format!("container {cname:?}: tcpSocket.port: {e}"))?;
-        return Ok(ProbeAction::TcpSocket { host: host(t), port });
+    if let Some(t) = &probe.tcp_socket {
+        let port = resolve_port(&t.port, container).map_err(|e| format!("container {cname:?}: tcpSocket.port: {e}"))?;
+        return Ok(ProbeAction::TcpSocket { host: host(&t.host), port });
     }
-    if let Some(e) = probe.get("exec").filter(|v| v.is_object()) {
-        let command: Vec<String> = e["command"].as_array().into_iter().flatten().filter_map(|a| a.as_str().map(str::to_string)).collect();
+    if let Some(e) = &probe.exec {
+        let command = e.command.clone().unwrap_or_default();
         if command.is_empty() {
             return Err(format!("container {cname:?}: exec.command: Required value"));
         }
         return Ok(ProbeAction::Exec { command });
     }
-    if probe.get("grpc").is_some_and(Value::is_object) {
+    if probe.grpc.is_some() {
         return Err(format!("container {cname:?}: grpc probes are not supported by emu; use httpGet, tcpSocket or exec"));
     }
     Err(format!("container {cname:?}: the probe has no handler: one of httpGet, tcpSocket or exec is required"))
 }
 
 /// kubelet's `ResolveContainerPort`: a number, or the name of one of the container's ports.
-fn resolve_port(port: &Value, container: &Value) -> Result<u16, String> {
+fn resolve_port(port: &IntOrString, container: &Container) -> Result<u16, String> {
     let n = match port {
-        Value::Number(n) => n.as_i64().unwrap_or(-1),
-        Value::String(name) => {
-            let named = container["ports"].as_array().into_iter().flatten().find(|p| p["name"].as_str() == Some(name));
+        IntOrString::Int(n) => i64::from(*n),
+        IntOrString::String(name) => {
+            let named = container.ports.iter().flatten().find(|p| p.name.as_deref() == Some(name.as_str()));
             match named {
-                Some(p) => p["containerPort"].as_i64().unwrap_or(-1),
+                Some(p) => i64::from(p.container_port),
                 // "Last ditch effort - maybe it was an int stored as string?"
                 None => name.parse::<i64>().map_err(|_| format!("port {name:?} not found in the container's ports"))?,
             }
         }
-        Value::Null => return Err("Required value".into()),
-        other => return Err(format!("invalid port {other}")),
     };
     u16::try_from(n).ok().filter(|p| *p > 0).ok_or_else(|| format!("invalid port number: {n}"))
 }
@@ -130,18 +124,17 @@ pub struct ProbeTracker {
 }
 
 impl ProbeTracker {
-    /// A tracker for `probe` (a `readinessProbe` object) of a container started at
-    /// `started_at_ms`. Absent or non-positive fields take Kubernetes' defaults.
-    pub fn new(probe: &Value, started_at_ms: u64) -> ProbeTracker {
-        let field = |key: &str| probe[key].as_u64().filter(|n| *n > 0);
-        let threshold = |key: &str, default: u32| field(key).and_then(|n| u32::try_from(n).ok()).unwrap_or(default);
+    /// A tracker for `probe` (a `readinessProbe`) of a container started at `started_at_ms`.
+    /// Absent or non-positive fields take Kubernetes' defaults.
+    pub fn new(probe: &Probe, started_at_ms: u64) -> ProbeTracker {
+        let positive = |n: Option<i32>| n.and_then(|n| u32::try_from(n).ok()).filter(|n| *n > 0);
         ProbeTracker {
             has_probe: true,
-            initial_delay_ms: probe["initialDelaySeconds"].as_u64().unwrap_or(0) * 1000,
-            period_ms: field("periodSeconds").unwrap_or(DEFAULT_PERIOD_SECONDS) * 1000,
-            timeout_ms: field("timeoutSeconds").unwrap_or(DEFAULT_TIMEOUT_SECONDS) * 1000,
-            success_threshold: threshold("successThreshold", DEFAULT_SUCCESS_THRESHOLD),
-            failure_threshold: threshold("failureThreshold", DEFAULT_FAILURE_THRESHOLD),
+            initial_delay_ms: u64::from(probe.initial_delay_seconds.and_then(|n| u32::try_from(n).ok()).unwrap_or(0)) * 1000,
+            period_ms: positive(probe.period_seconds).map_or(DEFAULT_PERIOD_SECONDS, u64::from) * 1000,
+            timeout_ms: positive(probe.timeout_seconds).map_or(DEFAULT_TIMEOUT_SECONDS, u64::from) * 1000,
+            success_threshold: positive(probe.success_threshold).unwrap_or(DEFAULT_SUCCESS_THRESHOLD),
+            failure_threshold: positive(probe.failure_threshold).unwrap_or(DEFAULT_FAILURE_THRESHOLD),
             started_at_ms,
             last_probe_ms: None,
             last_result: None,
@@ -153,12 +146,12 @@ impl ProbeTracker {
 
     /// A container without a readiness probe: ready from the start, never probed.
     pub fn without_probe(started_at_ms: u64) -> ProbeTracker {
-        ProbeTracker { has_probe: false, ready: true, ..ProbeTracker::new(&Value::Null, started_at_ms) }
+        ProbeTracker { has_probe: false, ready: true, ..ProbeTracker::new(&Probe::default(), started_at_ms) }
     }
 
     /// The tracker for a container spec: its `readinessProbe` if it has one.
-    pub fn for_container(container: &Value, started_at_ms: u64) -> ProbeTracker {
-        match container.get("readinessProbe").filter(|p| p.is_object()) {
+    pub fn for_container(container: &Container, started_at_ms: u64) -> ProbeTracker {
+        match &container.readiness_probe {
             Some(probe) => ProbeTracker::new(probe, started_at_ms),
             None => ProbeTracker::without_probe(started_at_ms),
         }
@@ -225,21 +218,29 @@ impl ProbeTracker {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use emu_api::typed;
+    use serde_json::{json, Value};
 
-    fn container() -> Value {
-        json!({"name": "web", "ports": [{"name": "http", "containerPort": 8080}, {"name": "dns", "containerPort": 53, "protocol": "UDP"}]})
+    fn container() -> Container {
+        typed::decode(&json!({"name": "web",
+            "ports": [{"name": "http", "containerPort": 8080}, {"name": "dns", "containerPort": 53, "protocol": "UDP"}]}))
+        .unwrap()
+    }
+
+    /// A probe written as JSON.
+    fn probe(v: Value) -> Probe {
+        typed::decode(&v).unwrap()
     }
 
     #[test]
     fn http_get_defaults_and_named_port() {
-        let probe = json!({"httpGet": {"port": "http"}});
+        let probe = self::probe(json!({"httpGet": {"port": "http"}}));
         assert_eq!(
             probe_action(&probe, &container()),
             Ok(ProbeAction::HttpGet { host: None, port: 8080, path: "/".into(), scheme: "HTTP".into(), headers: vec![] })
         );
-        let probe = json!({"httpGet": {"port": 80, "path": "healthz?x=1", "host": "10.0.0.1", "scheme": "HTTPS",
-            "httpHeaders": [{"name": "X-Probe", "value": "1"}]}});
+        let probe = self::probe(json!({"httpGet": {"port": 80, "path": "healthz?x=1", "host": "10.0.0.1", "scheme": "HTTPS",
+            "httpHeaders": [{"name": "X-Probe", "value": "1"}]}}));
         assert_eq!(
             probe_action(&probe, &container()),
             Ok(ProbeAction::HttpGet {
@@ -255,35 +256,38 @@ mod tests {
     #[test]
     fn tcp_exec_and_errors() {
         // Named ports resolve regardless of protocol; an all-digit name is a number.
-        assert_eq!(probe_action(&json!({"tcpSocket": {"port": "dns"}}), &container()), Ok(ProbeAction::TcpSocket { host: None, port: 53 }));
         assert_eq!(
-            probe_action(&json!({"tcpSocket": {"port": "9000"}}), &container()),
+            probe_action(&probe(json!({"tcpSocket": {"port": "dns"}})), &container()),
+            Ok(ProbeAction::TcpSocket { host: None, port: 53 })
+        );
+        assert_eq!(
+            probe_action(&probe(json!({"tcpSocket": {"port": "9000"}})), &container()),
             Ok(ProbeAction::TcpSocket { host: None, port: 9000 })
         );
         assert_eq!(
-            probe_action(&json!({"exec": {"command": ["cat", "/tmp/ready"]}}), &container()),
+            probe_action(&probe(json!({"exec": {"command": ["cat", "/tmp/ready"]}})), &container()),
             Ok(ProbeAction::Exec { command: vec!["cat".into(), "/tmp/ready".into()] })
         );
-        let err = probe_action(&json!({"httpGet": {"port": "metrics"}}), &container()).unwrap_err();
+        let err = probe_action(&probe(json!({"httpGet": {"port": "metrics"}})), &container()).unwrap_err();
         assert_eq!(err, "container \"web\": httpGet.port: port \"metrics\" not found in the container's ports");
-        let err = probe_action(&json!({"tcpSocket": {"port": 70000}}), &container()).unwrap_err();
+        let err = probe_action(&probe(json!({"tcpSocket": {"port": 70000}})), &container()).unwrap_err();
         assert!(err.contains("tcpSocket.port: invalid port number: 70000"), "{err}");
-        assert!(probe_action(&json!({"exec": {"command": []}}), &container()).unwrap_err().contains("exec.command: Required value"));
-        assert!(probe_action(&json!({"grpc": {"port": 9}}), &container()).unwrap_err().contains("grpc probes are not supported"));
-        assert!(probe_action(&json!({"periodSeconds": 1}), &container()).unwrap_err().contains("no handler"));
+        assert!(probe_action(&probe(json!({"exec": {"command": []}})), &container()).unwrap_err().contains("exec.command: Required value"));
+        assert!(probe_action(&probe(json!({"grpc": {"port": 9}})), &container()).unwrap_err().contains("grpc probes are not supported"));
+        assert!(probe_action(&probe(json!({"periodSeconds": 1})), &container()).unwrap_err().contains("no handler"));
     }
 
     #[test]
     fn defaults_schedule() {
-        let t = ProbeTracker::new(&json!({"tcpSocket": {"port": 80}}), 5_000);
+        let t = ProbeTracker::new(&probe(json!({"tcpSocket": {"port": 80}})), 5_000);
         assert!(t.has_probe() && !t.ready());
         assert_eq!((t.next_due_ms(), t.timeout_ms()), (5_000, 1_000), "no initial delay, 1 s timeout");
-        let mut t = ProbeTracker::new(&json!({"initialDelaySeconds": 3, "periodSeconds": 2, "timeoutSeconds": 5}), 5_000);
+        let mut t = ProbeTracker::new(&probe(json!({"initialDelaySeconds": 3, "periodSeconds": 2, "timeoutSeconds": 5})), 5_000);
         assert_eq!((t.next_due_ms(), t.timeout_ms()), (8_000, 5_000));
         assert!(!t.due(7_999) && t.due(8_000));
         t.record(true, 8_000);
         assert_eq!(t.next_due_ms(), 10_000, "once ready, every period");
-        let mut d = ProbeTracker::new(&json!({}), 0);
+        let mut d = ProbeTracker::new(&probe(json!({})), 0);
         d.record(true, 0);
         assert_eq!(d.next_due_ms(), 10_000, "default period 10 s");
     }
@@ -291,7 +295,7 @@ mod tests {
     #[test]
     fn thresholds() {
         // Defaults: ready after 1 success; not ready after 3 failures in a row.
-        let mut t = ProbeTracker::new(&json!({}), 0);
+        let mut t = ProbeTracker::new(&probe(json!({})), 0);
         t.record(false, 0);
         assert!(!t.ready());
         t.record(true, 10_000);
@@ -306,7 +310,7 @@ mod tests {
         t.record(false, 70_000);
         assert!(!t.ready());
 
-        let mut t = ProbeTracker::new(&json!({"successThreshold": 2, "failureThreshold": 1}), 0);
+        let mut t = ProbeTracker::new(&probe(json!({"successThreshold": 2, "failureThreshold": 1})), 0);
         t.record(true, 0);
         assert!(!t.ready());
         t.record(true, 1);
@@ -317,8 +321,8 @@ mod tests {
 
     /// The probe times of a not-ready container, from its first probe at `start` on: failures
     /// until `ready_at_ms` (exclusive), successes from then on, `probes` probes in all.
-    fn schedule(probe: Value, start: u64, ready_at_ms: u64, probes: usize) -> (Vec<u64>, ProbeTracker) {
-        let mut t = ProbeTracker::new(&probe, start);
+    fn schedule(spec: Value, start: u64, ready_at_ms: u64, probes: usize) -> (Vec<u64>, ProbeTracker) {
+        let mut t = ProbeTracker::new(&probe(spec), start);
         let mut times = vec![];
         for _ in 0..probes {
             let now = t.next_due_ms();
@@ -339,7 +343,7 @@ mod tests {
         assert_eq!(&times[9..], [10_220, 20_220, 30_220], "the default period caps the gap at 10 s");
 
         // Ready: every period, and again quicker once it has turned not ready.
-        let mut t = ProbeTracker::new(&json!({"periodSeconds": 1}), 0);
+        let mut t = ProbeTracker::new(&probe(json!({"periodSeconds": 1})), 0);
         t.record(true, 0);
         assert_eq!(t.next_due_ms(), 1_000);
         t.record(false, 1_000);
@@ -372,7 +376,7 @@ mod tests {
         assert!(t.ready());
         assert!(ProbeTracker::for_container(&container(), 0).ready());
         let mut with = container();
-        with["readinessProbe"] = json!({"httpGet": {"port": "http"}});
+        with.readiness_probe = Some(probe(json!({"httpGet": {"port": "http"}})));
         assert!(!ProbeTracker::for_container(&with, 0).ready());
     }
 }

@@ -6,10 +6,13 @@
 use crate::sandbox;
 use anyhow::{bail, Context};
 use clap::Parser;
+use emu_api::typed::k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, Secret};
 use emu_api::typed::{self, Service};
 use emu_api::{naming, object};
 use emu_host::{cgroup, net};
 use emu_logic::cluster::{ClusterConfig, NodeConfig, Paths};
+use emu_logic::configdata::ConfigObject;
+use emu_logic::podspec::spec;
 use emu_logic::{configdata, ipam, volumes};
 use emu_proto::api_client::ApiClient;
 use emu_proto::reflector::{self, Snapshot};
@@ -126,14 +129,15 @@ async fn run(args: Args) -> anyhow::Result<()> {
     tokio::spawn(heartbeats(agent.clone()));
     tokio::spawn(crate::faults::run(agent.cluster.clone(), agent.node.clone(), agent.paths.socket()));
     let (node_tx, node_rx) = tokio::sync::watch::channel(Snapshot::default());
-    tokio::spawn(reflector::run(agent.paths.socket(), vec!["Node".into()], String::new(), node_tx));
+    tokio::spawn(reflector::run_projected(agent.paths.socket(), vec!["Node".into()], String::new(), node_tx, crate::routes::decode_node));
     tokio::spawn(crate::routes::sync_routes(agent.node.name.clone(), Arc::new(net::RealNet::new(&agent.node_ns)), node_rx));
     let (pod_tx, pod_rx) = tokio::sync::watch::channel(Snapshot::default());
     // Services travel in the same stream as this node's pods, so a pod always arrives after
     // every Service created before it: its containers get their variables (ENV-7).
     // Secrets and ConfigMaps too: containers' variables come from them (envFrom, valueFrom).
+    // Each object is decoded once, when it arrives.
     let pod_kinds = ["Pod", "Service", "Secret", "ConfigMap"].map(String::from).to_vec();
-    tokio::spawn(reflector::run(agent.paths.socket(), pod_kinds, agent.node.name.clone(), pod_tx));
+    tokio::spawn(reflector::run_projected(agent.paths.socket(), pod_kinds, agent.node.name.clone(), pod_tx, Watched::decode));
     // The service proxy sees every Service and EndpointSlice of the cluster.
     let (proxy_tx, proxy_rx) = tokio::sync::watch::channel(Snapshot::default());
     tokio::spawn(reflector::run(agent.paths.socket(), vec!["Service".into(), "EndpointSlice".into()], String::new(), proxy_tx));
@@ -215,10 +219,6 @@ async fn heartbeats(agent: Arc<Agent>) {
     }
 }
 
-// The route syncer and the routes put back after the node's link was down live in
-// crate::routes; the CLI and the node service reach them here.
-pub use crate::routes::{node_routes, restore_routes};
-
 /// How long a deleted running pod keeps serving before its containers are stopped, so that the
 /// endpoints controller and every node's proxy can drop it first (300 ms was too short on a
 /// loaded machine: a request then reached a closed port).
@@ -254,8 +254,8 @@ const EVENT_BACKOFF_MAX: Duration = Duration::from_secs(122);
 
 /// Records an Event about `pod` with kubelet as its source: a new one, or a repeat counted on
 /// the one recorded before.
-async fn record_event(agent: &Agent, local: &std::sync::Mutex<Local>, pod: &Value, event_type: &str, reason: &str, message: &str) {
-    let key = (object::uid(pod).to_string(), reason.to_string(), message.to_string());
+async fn record_event(agent: &Agent, local: &std::sync::Mutex<Local>, pod: &Pod, event_type: &str, reason: &str, message: &str) {
+    let key = (uid(pod).to_string(), reason.to_string(), message.to_string());
     let wall = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     let stamp = emu_api::time::rfc3339(wall.as_secs() as i64);
     let now = tokio::time::Instant::now();
@@ -268,8 +268,18 @@ async fn record_event(agent: &Agent, local: &std::sync::Mutex<Local>, pod: &Valu
                 emu_logic::events::repeat(&mut e, &stamp);
                 (e, (r.backoff * 2).min(EVENT_BACKOFF_MAX))
             }
+            // The event's reference to the pod is read from JSON (emu_logic::events).
             None => (
-                emu_logic::events::new_event(pod, event_type, reason, message, "kubelet", &agent.node.name, &stamp, wall.as_nanos()),
+                emu_logic::events::new_event(
+                    &typed::encode(pod),
+                    event_type,
+                    reason,
+                    message,
+                    "kubelet",
+                    &agent.node.name,
+                    &stamp,
+                    wall.as_nanos(),
+                ),
                 EVENT_BACKOFF_INITIAL,
             ),
         }
@@ -287,10 +297,67 @@ async fn record_event(agent: &Agent, local: &std::sync::Mutex<Local>, pod: &Valu
     }
 }
 
-async fn sync_pods(agent: Arc<Agent>, mut rx: tokio::sync::watch::Receiver<Snapshot>) -> anyhow::Result<()> {
+/// An object of the pod loop's watch, decoded once when it arrives (the reflector's projection),
+/// not at every pass.
+enum Watched {
+    Pod(Arc<LocalPod>),
+    Service(Box<Service>),
+    ConfigMap(Box<ConfigMap>),
+    Secret(Box<Secret>),
+    /// An object that does not decode: left out (admission decoded every stored object, so
+    /// none should be).
+    Undecodable,
+}
+
+/// A pod bound to this node.
+struct LocalPod {
+    pod: Pod,
+    /// The `status` as stored, in JSON: [`report`] sends a status only when it differs from
+    /// this, and the status the agent writes keeps Go's nulls (`lastProbeTime: null`) that the
+    /// typed encoding drops, so the typed status would never compare equal.
+    status: Value,
+}
+
+impl Watched {
+    fn decode(mut v: Value) -> Watched {
+        let kind = object::kind(&v).to_string();
+        let decoded = match kind.as_str() {
+            "Pod" => typed::decode::<Pod>(&v).map(|pod| Watched::Pod(Arc::new(LocalPod { pod, status: v["status"].take() }))),
+            "Service" => typed::decode(&v).map(Watched::Service),
+            "ConfigMap" => typed::decode(&v).map(Watched::ConfigMap),
+            "Secret" => typed::decode(&v).map(Watched::Secret),
+            _ => return Watched::Undecodable,
+        };
+        decoded.unwrap_or_else(|e| {
+            tracing::warn!(kind, name = %object::name(&v), error = %e, "an object of the pod watch does not decode; left out");
+            Watched::Undecodable
+        })
+    }
+}
+
+type Objects = reflector::Cache<Watched>;
+
+/// Finds the Secrets and ConfigMaps of namespace `ns` among `objects`.
+fn config_lookup<'a>(objects: &'a Objects, ns: &'a str) -> impl Fn(&str, &str) -> Option<ConfigObject<'a>> + 'a {
+    move |kind: &str, name: &str| match objects.get(&(kind.to_string(), ns.to_string(), name.to_string()))?.as_ref() {
+        Watched::ConfigMap(c) => Some(ConfigObject::ConfigMap(c)),
+        Watched::Secret(s) => Some(ConfigObject::Secret(s)),
+        _ => None,
+    }
+}
+
+fn uid(pod: &Pod) -> &str {
+    pod.metadata.uid.as_deref().unwrap_or_default()
+}
+
+fn name(pod: &Pod) -> &str {
+    typed::key(&pod.metadata).1
+}
+
+async fn sync_pods(agent: Arc<Agent>, mut rx: tokio::sync::watch::Receiver<Snapshot<Watched>>) -> anyhow::Result<()> {
     let local = Arc::new(std::sync::Mutex::new(Local::default()));
     let mut services = ServicesSeen::default();
-    let mut last_objects: Option<Arc<reflector::Cache>> = None;
+    let mut last_objects: Option<Arc<Objects>> = None;
     loop {
         let snap = rx.borrow_and_update().clone();
         if snap.synced {
@@ -312,7 +379,7 @@ async fn sync_pods(agent: Arc<Agent>, mut rx: tokio::sync::watch::Receiver<Snaps
 /// also runs on a 100 ms tick, which must stay cheap with thousands of Services).
 #[derive(Default)]
 struct ServicesSeen {
-    snapshot: Option<Arc<emu_proto::reflector::Cache>>,
+    snapshot: Option<Arc<Objects>>,
     /// (namespace, name, resourceVersion) of each Service, to tell real changes apart.
     versions: Vec<(String, String, String)>,
     services: Arc<Vec<Service>>,
@@ -320,26 +387,30 @@ struct ServicesSeen {
 
 impl ServicesSeen {
     /// Takes in `snap`; true when its Services differ from the previous snapshot's.
-    fn update(&mut self, snap: &Snapshot) -> bool {
+    fn update(&mut self, snap: &Snapshot<Watched>) -> bool {
         if self.snapshot.as_ref().is_some_and(|s| Arc::ptr_eq(s, &snap.objects)) {
             return false;
         }
         self.snapshot = Some(snap.objects.clone());
-        let services: Vec<&Arc<Value>> = snap.objects.values().filter(|v| object::kind(v) == "Service").collect();
+        let services: Vec<&Service> = snap
+            .objects
+            .values()
+            .filter_map(|v| match v.as_ref() {
+                Watched::Service(s) => Some(&**s),
+                _ => None,
+            })
+            .collect();
         let versions: Vec<(String, String, String)> = services
             .iter()
             .map(|s| {
-                (
-                    object::namespace(s).into(),
-                    object::name(s).into(),
-                    object::str_at(s, &["metadata", "resourceVersion"]).unwrap_or("").into(),
-                )
+                let (ns, name) = typed::key(&s.metadata);
+                (ns.into(), name.into(), s.metadata.resource_version.clone().unwrap_or_default())
             })
             .collect();
         let changed = versions != self.versions;
         self.versions = versions;
         if changed {
-            self.services = Arc::new(typed::decode_all(services.into_iter().map(|s| &**s)));
+            self.services = Arc::new(services.into_iter().cloned().collect());
         }
         changed
     }
@@ -349,11 +420,11 @@ impl ServicesSeen {
 /// written last is remembered, so an unchanged pod costs a comparison; after an agent restart
 /// the files themselves are compared once. An object that is gone leaves the files as they are,
 /// as in kubelet.
-async fn sync_volumes(agent: &Agent, local: &std::sync::Mutex<Local>, pod: &Value, shim_pid: i32, objects: &reflector::Cache) {
-    if !pod["spec"]["volumes"].as_array().is_some_and(|v| v.iter().any(volumes::has_files)) {
+async fn sync_volumes(agent: &Agent, local: &std::sync::Mutex<Local>, pod: &Pod, shim_pid: i32, objects: &Objects) {
+    if !spec(pod).volumes.iter().flatten().any(volumes::has_files) {
         return;
     }
-    let uid = object::uid(pod).to_string();
+    let uid = uid(pod).to_string();
     let token = pod_token(agent, pod).await;
     let Ok(payloads) = volume_payloads(pod, objects, token.as_deref()) else { return };
     if local.lock().map(|l| l.volumes.get(&uid) == Some(&payloads)).unwrap_or(true) {
@@ -364,27 +435,33 @@ async fn sync_volumes(agent: &Agent, local: &std::sync::Mutex<Local>, pod: &Valu
     match tokio::task::spawn_blocking(move || write_volumes(shim_pid, &pod_dir, &written)).await {
         Ok(Ok(changed)) => {
             if changed > 0 {
-                tracing::info!(pod = %object::name(pod), volumes = changed, "volumes updated");
+                tracing::info!(pod = %name(pod), volumes = changed, "volumes updated");
             }
             if let Ok(mut l) = local.lock() {
                 l.volumes.insert(uid, payloads);
             }
         }
-        Ok(Err(e)) => tracing::warn!(pod = %object::name(pod), error = %format!("{e:#}"), "updating volumes"),
-        Err(e) => tracing::warn!(pod = %object::name(pod), error = %e, "updating volumes"),
+        Ok(Err(e)) => tracing::warn!(pod = %name(pod), error = %format!("{e:#}"), "updating volumes"),
+        Err(e) => tracing::warn!(pod = %name(pod), error = %e, "updating volumes"),
     }
 }
 
 async fn reconcile(
     agent: &Arc<Agent>,
-    snap: &Snapshot,
+    snap: &Snapshot<Watched>,
     local: &Arc<std::sync::Mutex<Local>>,
     services: &Arc<Vec<Service>>,
     services_changed: bool,
     objects_changed: bool,
 ) {
-    let wanted: HashMap<String, Arc<Value>> =
-        snap.objects.values().filter(|v| object::kind(v) == "Pod").map(|p| (object::uid(p).to_string(), p.clone())).collect();
+    let wanted: HashMap<String, Arc<LocalPod>> = snap
+        .objects
+        .values()
+        .filter_map(|v| match v.as_ref() {
+            Watched::Pod(p) => Some((uid(&p.pod).to_string(), p.clone())),
+            _ => None,
+        })
+        .collect();
     // Sandboxes on disk that no pod wants any more (deleted while the agent was away).
     if let Ok(entries) = std::fs::read_dir(agent.paths.pods_dir(&agent.node.name)) {
         for e in entries.flatten() {
@@ -400,29 +477,28 @@ async fn reconcile(
             }
         }
     }
-    for (uid, pod) in wanted {
+    for (uid, local_pod) in wanted {
+        let pod = &local_pod.pod;
         let pod_dir = agent.paths.pod_dir(&agent.node.name, &uid);
-        if object::is_terminating(&pod) {
+        if pod.metadata.deletion_timestamp.is_some() {
             if claim(local, &uid) {
-                let (agent, local) = (agent.clone(), local.clone());
+                let (agent, local, local_pod) = (agent.clone(), local.clone(), local_pod.clone());
                 tokio::spawn(async move {
-                    let grace = pod["metadata"]["deletionGracePeriodSeconds"].as_u64().unwrap_or(30);
+                    let pod = &local_pod.pod;
+                    let grace = pod.metadata.deletion_grace_period_seconds.and_then(|g| u64::try_from(g).ok()).unwrap_or(30);
                     // Give every node's proxy a moment to drop the pod from its services before
                     // its containers stop accepting connections (what a preStop sleep does in
                     // Kubernetes): clients of a Service then never reach a closed port.
                     let drain = ENDPOINT_DRAIN.min(Duration::from_secs(grace));
-                    if !drain.is_zero() && pod["status"]["phase"] == "Running" {
+                    if !drain.is_zero() && pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running") {
                         tokio::time::sleep(drain).await;
                     }
                     if let Err(e) = remove_sandbox(&agent, &uid, Duration::from_secs(grace)).await {
-                        tracing::warn!(pod = %object::name(&pod), error = %format!("{e:#}"), "stopping pod");
+                        tracing::warn!(pod = %name(pod), error = %format!("{e:#}"), "stopping pod");
                     }
                     let mut client = agent.client.clone();
-                    let r = emu_proto::ObjectRef {
-                        kind: "Pod".into(),
-                        namespace: object::namespace(&pod).into(),
-                        name: object::name(&pod).into(),
-                    };
+                    let (namespace, name) = typed::key(&pod.metadata);
+                    let r = emu_proto::ObjectRef { kind: "Pod".into(), namespace: namespace.into(), name: name.into() };
                     let _ = client.delete(emu_proto::DeleteRequest { r#ref: Some(r), force: true, grace_period_seconds: -1 }).await;
                     if let Ok(mut l) = local.lock() {
                         l.sent.remove(&uid);
@@ -436,23 +512,25 @@ async fn reconcile(
         }
         let Some(shim_pid) = sandbox::running_shim(&pod_dir) else {
             if claim(local, &uid) {
-                let (agent, local, services, objects) = (agent.clone(), local.clone(), services.clone(), snap.objects.clone());
+                let (agent, local, services, objects, local_pod) =
+                    (agent.clone(), local.clone(), services.clone(), snap.objects.clone(), local_pod.clone());
                 tokio::spawn(async move {
-                    match create_sandbox(&agent, &pod, &services, &objects).await {
-                        Ok(()) => report_first_start(&agent, &local, &pod).await,
+                    let pod = &local_pod.pod;
+                    match create_sandbox(&agent, pod, &services, &objects).await {
+                        Ok(()) => report_first_start(&agent, &local, &local_pod).await,
                         Err(e) => {
-                            tracing::warn!(pod = %object::name(&pod), error = %format!("{e:#}"), "creating sandbox");
+                            tracing::warn!(pod = %name(pod), error = %format!("{e:#}"), "creating sandbox");
                             // A missing Secret or ConfigMap: waiting for it, as kubelet does.
                             // Kubelet says why a volume is missing in an event only.
                             let status = if let Some(mount) = e.downcast_ref::<MountError>() {
-                                record_event(&agent, &local, &pod, "Warning", "FailedMount", &mount.to_string()).await;
-                                pending_status(&pod, "ContainerCreating", "")
+                                record_event(&agent, &local, pod, "Warning", "FailedMount", &mount.to_string()).await;
+                                pending_status(&local_pod, "ContainerCreating", "")
                             } else if e.downcast_ref::<configdata::EnvError>().is_some() {
-                                pending_status(&pod, "CreateContainerConfigError", &format!("{e:#}"))
+                                pending_status(&local_pod, "CreateContainerConfigError", &format!("{e:#}"))
                             } else {
-                                pending_status(&pod, "ContainerCreating", &format!("{e:#}"))
+                                pending_status(&local_pod, "ContainerCreating", &format!("{e:#}"))
                             };
-                            report(&agent, &local, &pod, status).await;
+                            report(&agent, &local, &local_pod, status).await;
                             tokio::time::sleep(Duration::from_secs(1)).await;
                         }
                     }
@@ -464,12 +542,12 @@ async fn reconcile(
         if local.lock().map(|l| l.busy.contains(&uid)).unwrap_or(true) {
             continue;
         }
-        if crate::readiness::has_readiness_probe(&pod) && local.lock().map(|mut l| l.probing.insert(uid.clone())).unwrap_or(false) {
-            if let Some(ip) = emu_logic::podspec::allocated_ip(&pod).and_then(|ip| ip.parse().ok()) {
-                let (readiness, pod, dir, exe, local, uid) =
-                    (agent.readiness.clone(), pod.clone(), pod_dir.clone(), agent.shim_exe.clone(), local.clone(), uid.clone());
+        if crate::readiness::has_readiness_probe(pod) && local.lock().map(|mut l| l.probing.insert(uid.clone())).unwrap_or(false) {
+            if let Some(ip) = emu_logic::podspec::pod_ip(pod).and_then(|ip| ip.parse().ok()) {
+                let (readiness, local_pod, dir, exe, local, uid) =
+                    (agent.readiness.clone(), local_pod.clone(), pod_dir.clone(), agent.shim_exe.clone(), local.clone(), uid.clone());
                 tokio::spawn(async move {
-                    crate::readiness::probe_pod(readiness, pod, ip, dir, exe).await;
+                    crate::readiness::probe_pod(readiness, &local_pod.pod, ip, dir, exe).await;
                     if let Ok(mut l) = local.lock() {
                         l.probing.remove(&uid);
                     }
@@ -479,25 +557,25 @@ async fn reconcile(
         // Also until a pod's volumes are known written (a first write that failed, an agent
         // that restarted).
         if objects_changed || !local.lock().map(|l| l.volumes.contains_key(&uid)).unwrap_or(true) || token_due(agent, &uid) {
-            sync_volumes(agent, local, &pod, shim_pid, &snap.objects).await;
+            sync_volumes(agent, local, pod, shim_pid, &snap.objects).await;
         }
         if services_changed {
             // Containers that start from now on (restarts) see the Services as they are now.
-            if let Err(e) = sandbox::write_service_env(&pod_dir, &service_env(&pod, services)) {
-                tracing::warn!(pod = %object::name(&pod), error = %e, "writing service variables");
+            if let Err(e) = sandbox::write_service_env(&pod_dir, &service_env(pod, services)) {
+                tracing::warn!(pod = %name(pod), error = %e, "writing service variables");
             }
         }
         if let Ok(state) = sandbox::read_state(&pod_dir) {
-            let status = pod_status(agent, &pod, &state);
-            report(agent, local, &pod, status).await;
+            let status = pod_status(agent, pod, &state);
+            report(agent, local, &local_pod, status).await;
         }
     }
 }
 
 /// Reports a new pod as soon as its containers have started, instead of at the next periodic
 /// pass: pod start latency is what users of `emu up` and `kubectl get pods -w` see.
-async fn report_first_start(agent: &Agent, local: &std::sync::Mutex<Local>, pod: &Value) {
-    let pod_dir = agent.paths.pod_dir(&agent.node.name, object::uid(pod));
+async fn report_first_start(agent: &Agent, local: &std::sync::Mutex<Local>, local_pod: &LocalPod) {
+    let pod_dir = agent.paths.pod_dir(&agent.node.name, uid(&local_pod.pod));
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     while tokio::time::Instant::now() < deadline {
         if let Ok(state) = sandbox::read_state(&pod_dir) {
@@ -507,8 +585,8 @@ async fn report_first_start(agent: &Agent, local: &std::sync::Mutex<Local>, pod:
                     .iter()
                     .all(|c| !matches!(&c.state, sandbox::ContainerState::Waiting { reason, .. } if reason == "ContainerCreating"));
             if settled {
-                let status = pod_status(agent, pod, &state);
-                report(agent, local, pod, status).await;
+                let status = pod_status(agent, &local_pod.pod, &state);
+                report(agent, local, local_pod, status).await;
                 return;
             }
         }
@@ -526,13 +604,14 @@ fn release(local: &std::sync::Mutex<Local>, uid: &str) {
     }
 }
 
-async fn report(agent: &Agent, local: &std::sync::Mutex<Local>, pod: &Value, status: Value) {
-    let uid = object::uid(pod).to_string();
+async fn report(agent: &Agent, local: &std::sync::Mutex<Local>, local_pod: &LocalPod, status: Value) {
+    let uid = uid(&local_pod.pod).to_string();
     let unchanged = local.lock().map(|l| l.sent.get(&uid) == Some(&status)).unwrap_or(false);
-    if unchanged && pod["status"] == status {
+    if unchanged && local_pod.status == status {
         return;
     }
-    let mut v = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": object::name(pod), "namespace": object::namespace(pod), "uid": uid}});
+    let (namespace, name) = typed::key(&local_pod.pod.metadata);
+    let mut v = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": namespace, "uid": uid}});
     v["status"] = status.clone();
     let mut client = agent.client.clone();
     match client.update_status(emu_proto::UpdateStatusRequest { object: Some(emu_proto::Object { json: v.to_string() }) }).await {
@@ -546,16 +625,15 @@ async fn report(agent: &Agent, local: &std::sync::Mutex<Local>, pod: &Value, sta
 }
 
 /// The Service variables of a pod's containers (ENV-1..ENV-8), from the Services known now.
-fn service_env(pod: &Value, services: &[Service]) -> Vec<(String, String)> {
-    let links = pod["spec"]["enableServiceLinks"].as_bool().unwrap_or(true);
-    emu_logic::svcenv::service_env(object::namespace(pod), links, services)
+fn service_env(pod: &Pod, services: &[Service]) -> Vec<(String, String)> {
+    let links = spec(pod).enable_service_links.unwrap_or(true);
+    emu_logic::svcenv::service_env(typed::key(&pod.metadata).0, links, services)
 }
 
-async fn create_sandbox(agent: &Agent, pod: &Value, services: &[Service], objects: &reflector::Cache) -> anyhow::Result<()> {
-    let uid = object::uid(pod);
-    let name = object::name(pod);
-    let ip: Ipv4Addr =
-        emu_logic::podspec::allocated_ip(pod).context("pod has no IP allocated yet")?.parse().context("pod IP annotation")?;
+async fn create_sandbox(agent: &Agent, pod: &Pod, services: &[Service], objects: &Objects) -> anyhow::Result<()> {
+    let uid = uid(pod);
+    let (namespace, name) = typed::key(&pod.metadata);
+    let ip: Ipv4Addr = emu_logic::podspec::pod_ip(pod).context("pod has no IP allocated yet")?.parse().context("pod IP annotation")?;
     // First, so that a missing Secret or ConfigMap leaves nothing to clean up.
     let spec = sandbox_spec(agent, pod, ip, objects)?;
     let token = pod_token(agent, pod).await;
@@ -578,10 +656,7 @@ async fn create_sandbox(agent: &Agent, pod: &Value, services: &[Service], object
     }
     std::fs::rename(&tmp, pod_dir.join("sandbox.json"))?;
     sandbox::write_service_env(&pod_dir, &service_env(pod, services)).context("writing the service variables")?;
-    std::fs::write(
-        pod_dir.join("pod.json"),
-        serde_json::to_vec(&json!({"namespace": object::namespace(pod), "name": name, "ip": ip.to_string()}))?,
-    )?;
+    std::fs::write(pod_dir.join("pod.json"), serde_json::to_vec(&json!({"namespace": namespace, "name": name, "ip": ip.to_string()}))?)?;
     let cgroup = agent.pods_cgroup.as_ref().map(|d| d.join(uid));
     if let Some(dir) = &cgroup {
         cgroup::ensure(dir)?;
@@ -613,59 +688,47 @@ async fn remove_sandbox(agent: &Agent, uid: &str, grace: Duration) -> anyhow::Re
     Ok(())
 }
 
-fn sandbox_spec(
-    agent: &Agent,
-    pod: &Value,
-    ip: Ipv4Addr,
-    objects: &reflector::Cache,
-) -> Result<sandbox::SandboxSpec, configdata::EnvError> {
-    let ns = object::namespace(pod);
-    let name = object::name(pod);
-    let hostname = pod["spec"]["hostname"].as_str().unwrap_or(name).chars().take(63).collect::<String>();
-    let lookup = |kind: &str, name: &str| objects.get(&(kind.to_string(), ns.to_string(), name.to_string())).map(|v| (**v).clone());
-    let volumes: Vec<sandbox::VolumeSpec> = pod["spec"]["volumes"]
-        .as_array()
-        .into_iter()
+fn sandbox_spec(agent: &Agent, pod: &Pod, ip: Ipv4Addr, objects: &Objects) -> Result<sandbox::SandboxSpec, configdata::EnvError> {
+    let (ns, name) = typed::key(&pod.metadata);
+    let spec = spec(pod);
+    let hostname = spec.hostname.as_deref().unwrap_or(name).chars().take(63).collect::<String>();
+    let lookup = config_lookup(objects, ns);
+    let volumes: Vec<sandbox::VolumeSpec> = spec
+        .volumes
+        .iter()
         .flatten()
         .filter(|v| volumes::has_files(v))
-        .map(|v| {
-            // Secret and projected volumes are tmpfs to kubelet (`drwxrwxrwt`), ConfigMaps not.
-            let secret = v["projected"].is_object() || volumes::object_source(v).is_some_and(|(kind, _)| kind == "Secret");
-            sandbox::VolumeSpec { name: v["name"].as_str().unwrap_or("").into(), secret }
-        })
+        // Secret and projected volumes are tmpfs to kubelet (`drwxrwxrwt`), ConfigMaps not.
+        .map(|v| sandbox::VolumeSpec { name: v.name.clone(), secret: volumes::is_secret(v) })
         .collect();
-    let containers = pod["spec"]["containers"]
-        .as_array()
-        .map(|cs| {
-            cs.iter()
-                .map(|c| {
-                    let (env, literal_env) = container_env(c, pod, ip, &agent.node, &lookup)?;
-                    Ok(sandbox::ContainerSpec {
-                        name: c["name"].as_str().unwrap_or("").into(),
-                        image: c["image"].as_str().unwrap_or("").into(),
-                        command: strings(&c["command"]),
-                        args: strings(&c["args"]),
-                        env,
-                        literal_env,
-                        working_dir: c["workingDir"].as_str().map(str::to_string),
-                        tty: c["tty"].as_bool().unwrap_or(false),
-                        stdin: c["stdin"].as_bool().unwrap_or(false),
-                        mounts: volume_mounts(c, &volumes),
-                        restarts_before: restarts_before(pod, c["name"].as_str().unwrap_or("")),
-                    })
-                })
-                .collect::<Result<Vec<_>, _>>()
+    let containers = spec
+        .containers
+        .iter()
+        .map(|c| {
+            let (env, literal_env) = container_env(c, pod, ip, &agent.node, &lookup)?;
+            Ok(sandbox::ContainerSpec {
+                name: c.name.clone(),
+                image: c.image.clone().unwrap_or_default(),
+                command: c.command.clone().unwrap_or_default(),
+                args: c.args.clone().unwrap_or_default(),
+                env,
+                literal_env,
+                working_dir: c.working_dir.clone(),
+                tty: c.tty.unwrap_or(false),
+                stdin: c.stdin.unwrap_or(false),
+                mounts: volume_mounts(c, &volumes),
+                restarts_before: restarts_before(pod, &c.name),
+            })
         })
-        .transpose()?
-        .unwrap_or_default();
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(sandbox::SandboxSpec {
         cluster: agent.cluster.name.clone(),
         namespace: ns.into(),
         pod_name: name.into(),
-        pod_uid: object::uid(pod).into(),
+        pod_uid: uid(pod).into(),
         hostname: hostname.clone(),
-        restart_policy: pod["spec"]["restartPolicy"].as_str().unwrap_or("Always").into(),
-        termination_grace_seconds: pod["spec"]["terminationGracePeriodSeconds"].as_u64().unwrap_or(30),
+        restart_policy: spec.restart_policy.clone().unwrap_or_else(|| "Always".into()),
+        termination_grace_seconds: spec.termination_grace_period_seconds.and_then(|g| u64::try_from(g).ok()).unwrap_or(30),
         hosts_file: emu_logic::podspec::hosts_file(pod, &ip.to_string()),
         resolv_conf: emu_logic::podspec::resolv_conf(pod, &node_resolver()),
         containers,
@@ -675,16 +738,15 @@ fn sandbox_spec(
 
 /// A container's mounts of the pod's Secret and ConfigMap volumes (other kinds of volume are
 /// not emulated: their mounts are left out).
-fn volume_mounts(c: &Value, volumes: &[sandbox::VolumeSpec]) -> Vec<sandbox::MountSpec> {
-    c["volumeMounts"]
-        .as_array()
-        .into_iter()
+fn volume_mounts(c: &Container, volumes: &[sandbox::VolumeSpec]) -> Vec<sandbox::MountSpec> {
+    c.volume_mounts
+        .iter()
         .flatten()
-        .filter(|m| volumes.iter().any(|v| m["name"] == v.name.as_str()))
+        .filter(|m| volumes.iter().any(|v| m.name == v.name))
         .map(|m| sandbox::MountSpec {
-            volume: m["name"].as_str().unwrap_or("").into(),
-            path: m["mountPath"].as_str().unwrap_or("").into(),
-            sub_path: m["subPath"].as_str().filter(|s| !s.is_empty()).map(str::to_string),
+            volume: m.name.clone(),
+            path: m.mount_path.clone(),
+            sub_path: m.sub_path.clone().filter(|s| !s.is_empty()),
         })
         .collect()
 }
@@ -699,24 +761,21 @@ struct MountError {
 
 /// The files of each of the pod's Secret, ConfigMap and projected volumes, from the objects known
 /// now and the pod's token.
-fn volume_payloads(pod: &Value, objects: &reflector::Cache, token: Option<&str>) -> Result<Vec<(String, volumes::Payload)>, MountError> {
-    let ns = object::namespace(pod);
-    let lookup = |kind: &str, name: &str| objects.get(&(kind.to_string(), ns.to_string(), name.to_string())).map(|v| (**v).clone());
+fn volume_payloads(pod: &Pod, objects: &Objects, token: Option<&str>) -> Result<Vec<(String, volumes::Payload)>, MountError> {
+    let lookup = config_lookup(objects, typed::key(&pod.metadata).0);
+    let spec = spec(pod);
     let mut out = Vec::new();
-    for v in pod["spec"]["volumes"].as_array().into_iter().flatten() {
-        let name = v["name"].as_str().unwrap_or("").to_string();
+    for v in spec.volumes.iter().flatten() {
         match volumes::payload_for_pod(v, &lookup, pod, token) {
             None => {}
-            Some(Ok(payload)) => out.push((name, payload)),
-            Some(Err(error)) => return Err(MountError { volume: name, error }),
+            Some(Ok(payload)) => out.push((v.name.clone(), payload)),
+            Some(Err(error)) => return Err(MountError { volume: v.name.clone(), error }),
         }
     }
     // A subPath must stay inside its volume (the API refuses others; checked again here).
-    for c in pod["spec"]["containers"].as_array().into_iter().flatten() {
-        for m in c["volumeMounts"].as_array().into_iter().flatten() {
-            if let Some(sub) = m["subPath"].as_str().filter(|s| !s.is_empty()) {
-                volumes::check_path(sub).map_err(|error| MountError { volume: m["name"].as_str().unwrap_or("").into(), error })?;
-            }
+    for m in spec.containers.iter().flat_map(|c| c.volume_mounts.iter().flatten()) {
+        if let Some(sub) = m.sub_path.as_deref().filter(|s| !s.is_empty()) {
+            volumes::check_path(sub).map_err(|error| MountError { volume: m.name.clone(), error })?;
         }
     }
     Ok(out)
@@ -737,24 +796,27 @@ fn token_due(agent: &Agent, uid: &str) -> bool {
 /// issued for it, or a new one when there is none yet or it has lived 80% of its lifetime (as
 /// kubelet renews it). None when the pod needs none or the API server issued none (its volume
 /// then waits, as with a missing Secret).
-async fn pod_token(agent: &Agent, pod: &Value) -> Option<String> {
-    let wanted = pod["spec"]["volumes"]
-        .as_array()?
+async fn pod_token(agent: &Agent, pod: &Pod) -> Option<String> {
+    let spec = spec(pod);
+    let wanted = spec
+        .volumes
         .iter()
-        .flat_map(|v| v["projected"]["sources"].as_array().into_iter().flatten())
-        .find_map(|s| s.get("serviceAccountToken").filter(|t| t.is_object()))?;
-    let uid = object::uid(pod).to_string();
+        .flatten()
+        .flat_map(|v| v.projected.iter().flat_map(|p| p.sources.iter().flatten()))
+        .find_map(|s| s.service_account_token.as_ref())?;
+    let uid = uid(pod).to_string();
     let now = emu_api::time::now();
     let cached = agent.tokens.lock().ok().and_then(|t| t.get(&uid).cloned());
     if let Some(t) = cached.as_ref().filter(|t| !emu_logic::serviceaccount::needs_renewal(t.issued_at, t.ttl, now)) {
         return Some(t.token.clone());
     }
+    let (namespace, name) = typed::key(&pod.metadata);
     let request = emu_proto::TokenRequest {
-        namespace: object::namespace(pod).into(),
-        service_account: pod["spec"]["serviceAccountName"].as_str().unwrap_or("default").into(),
-        pod_name: object::name(pod).into(),
+        namespace: namespace.into(),
+        service_account: spec.service_account_name.clone().unwrap_or_else(|| "default".into()),
+        pod_name: name.into(),
         pod_uid: uid.clone(),
-        expiration_seconds: wanted["expirationSeconds"].as_i64().unwrap_or(emu_logic::serviceaccount::TOKEN_EXPIRATION_SECONDS),
+        expiration_seconds: wanted.expiration_seconds.unwrap_or(emu_logic::serviceaccount::TOKEN_EXPIRATION_SECONDS),
     };
     match agent.client.clone().create_token(request).await {
         Ok(r) => {
@@ -766,7 +828,7 @@ async fn pod_token(agent: &Agent, pod: &Value) -> Option<String> {
             Some(token.token)
         }
         Err(e) => {
-            tracing::warn!(pod = %object::name(pod), error = %e.message(), "requesting the pod's service-account token");
+            tracing::warn!(pod = %name, error = %e.message(), "requesting the pod's service-account token");
             // A token still valid serves until the API server answers again.
             cached.filter(|t| now < t.issued_at + t.ttl).map(|t| t.token)
         }
@@ -792,10 +854,6 @@ fn node_resolver() -> emu_logic::podspec::ResolverConfig {
     emu_logic::podspec::parse_resolv_conf(&std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default())
 }
 
-fn strings(v: &Value) -> Vec<String> {
-    v.as_array().map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect()).unwrap_or_default()
-}
-
 /// A container's variables in order, and the names among them not to `$(VAR)`-expand.
 type ContainerEnv = (Vec<(String, String)>, Vec<String>);
 
@@ -804,58 +862,60 @@ type ContainerEnv = (Vec<(String, String)>, Vec<String>);
 /// names whose values are not literal `value:`s (those are not `$(VAR)`-expanded). Service
 /// variables join in when the container starts.
 fn container_env(
-    c: &Value,
-    pod: &Value,
+    c: &Container,
+    pod: &Pod,
     ip: Ipv4Addr,
     node: &NodeConfig,
-    lookup: configdata::Lookup,
+    lookup: configdata::Lookup<'_, '_>,
 ) -> Result<ContainerEnv, configdata::EnvError> {
-    let (mut env, refs) = configdata::env_from_objects(c, object::namespace(pod), lookup)?;
+    let (namespace, name) = typed::key(&pod.metadata);
+    let (mut env, refs) = configdata::env_from_objects(c, namespace, lookup)?;
     let mut literal: Vec<String> = env.iter().map(|(name, _)| name.clone()).collect();
-    for (e, from_object) in c["env"].as_array().into_iter().flatten().zip(refs) {
-        let Some(name) = e["name"].as_str() else { continue };
+    for (e, from_object) in c.env.iter().flatten().zip(refs) {
         // The last declaration of a name decides, as its value does.
-        literal.retain(|n| n != name);
-        if e.get("value").is_none() {
-            literal.push(name.to_string());
+        literal.retain(|n| *n != e.name);
+        if e.value.is_none() {
+            literal.push(e.name.clone());
         }
+        let value_from = e.value_from.as_ref();
         let value = if from_object.is_some() {
             from_object
-        } else if e["valueFrom"]["secretKeyRef"].is_object() || e["valueFrom"]["configMapKeyRef"].is_object() {
+        } else if value_from.is_some_and(|v| v.secret_key_ref.is_some() || v.config_map_key_ref.is_some()) {
             // An optional reference to what does not exist: the variable is not set.
             None
-        } else if let Some(v) = e["value"].as_str() {
-            Some(v.to_string())
-        } else if let Some(path) = e["valueFrom"]["fieldRef"]["fieldPath"].as_str() {
-            match path {
-                "metadata.name" => Some(object::name(pod).to_string()),
-                "metadata.namespace" => Some(object::namespace(pod).to_string()),
-                "metadata.uid" => Some(object::uid(pod).to_string()),
+        } else if let Some(v) = &e.value {
+            Some(v.clone())
+        } else if let Some(field) = value_from.and_then(|v| v.field_ref.as_ref()) {
+            match field.field_path.as_str() {
+                "metadata.name" => Some(name.to_string()),
+                "metadata.namespace" => Some(namespace.to_string()),
+                "metadata.uid" => Some(uid(pod).to_string()),
                 "spec.nodeName" => Some(node.name.clone()),
                 "status.podIP" => Some(ip.to_string()),
                 "status.hostIP" => Some(node.internal_ip.clone()),
-                "spec.serviceAccountName" => Some(pod["spec"]["serviceAccountName"].as_str().unwrap_or("default").to_string()),
+                "spec.serviceAccountName" => Some(spec(pod).service_account_name.clone().unwrap_or_else(|| "default".into())),
                 _ => None,
             }
         } else {
             Some(String::new())
         };
         if let Some(v) = value {
-            env.push((name.to_string(), v));
+            env.push((e.name.clone(), v));
         }
     }
     Ok((env, literal))
 }
 
-fn pending_status(pod: &Value, reason: &str, message: &str) -> Value {
-    let mut status = pod["status"].clone();
+/// The status of a pod whose sandbox cannot be created yet: the stored status, `Pending`, each
+/// container waiting for `reason`.
+fn pending_status(local_pod: &LocalPod, reason: &str, message: &str) -> Value {
+    let mut status = local_pod.status.clone();
     status["phase"] = json!("Pending");
-    let cs: Vec<Value> = pod["spec"]["containers"]
-        .as_array()
-        .into_iter()
-        .flatten()
+    let cs: Vec<Value> = spec(&local_pod.pod)
+        .containers
+        .iter()
         .map(|c| {
-            json!({"name": c["name"], "image": c["image"], "imageID": "", "ready": false, "started": false, "restartCount": 0,
+            json!({"name": c.name, "image": c.image, "imageID": "", "ready": false, "started": false, "restartCount": 0,
             "lastState": {}, "state": {"waiting": {"reason": reason, "message": message}}})
         })
         .collect();
@@ -866,17 +926,17 @@ fn pending_status(pod: &Value, reason: &str, message: &str) -> Value {
 /// The restart count a container of a new sandbox starts from: one more than it had if it ran
 /// before on this node (its sandbox lost: the node's processes killed, a reboot), as kubelet
 /// counts a container re-created for the same pod.
-fn restarts_before(pod: &Value, container: &str) -> u32 {
-    let statuses = pod["status"]["containerStatuses"].as_array().into_iter().flatten();
+fn restarts_before(pod: &Pod, container: &str) -> u32 {
+    let statuses = pod.status.iter().flat_map(|s| s.container_statuses.iter().flatten());
     statuses
-        .filter(|s| s["name"] == container && s["containerID"].as_str().is_some_and(|id| !id.is_empty()))
-        .map(|s| s["restartCount"].as_u64().unwrap_or(0) as u32 + 1)
+        .filter(|s| s.name == container && s.container_id.as_deref().is_some_and(|id| !id.is_empty()))
+        .map(|s| u32::try_from(s.restart_count).unwrap_or(0) + 1)
         .next()
         .unwrap_or(0)
 }
 
-fn pod_status(agent: &Agent, pod: &Value, state: &sandbox::SandboxState) -> Value {
-    let ip = emu_logic::podspec::allocated_ip(pod).unwrap_or("");
+fn pod_status(agent: &Agent, pod: &Pod, state: &sandbox::SandboxState) -> Value {
+    let ip = emu_logic::podspec::pod_ip(pod).unwrap_or("");
     let input = emu_logic::podspec::StatusInput {
         host_ip: agent.node.internal_ip.clone(),
         pod_ip: ip.to_string(),
@@ -887,7 +947,7 @@ fn pod_status(agent: &Agent, pod: &Value, state: &sandbox::SandboxState) -> Valu
                 name: c.name.clone(),
                 image: c.image.clone(),
                 restart_count: c.restart_count,
-                container_id: c.pid.map(|p| format!("emu://{}-{p}", object::uid(pod))),
+                container_id: c.pid.map(|p| format!("emu://{}-{p}", uid(pod))),
                 state: match &c.state {
                     sandbox::ContainerState::Waiting { reason, message } => {
                         emu_logic::podspec::Observed::Waiting { reason: reason.clone(), message: message.clone() }

@@ -394,8 +394,8 @@ impl Reconciler {
         if down {
             return Ok(());
         }
-        let nodes = snap.objects.values().map(|n| n.as_ref());
-        crate::routes::restore_routes_with(self.host.routes.as_ref(), &self.service_cidr, nodes, &self.node).await
+        let nodes = crate::routes::nodes(snap.objects.values().map(|n| n.as_ref()));
+        crate::routes::restore_routes_with(self.host.routes.as_ref(), &self.service_cidr, nodes.iter(), &self.node).await
     }
 }
 

@@ -11,7 +11,7 @@
 //! - `RestoreRoutes`: the node's routes that the kernel dropped while its links were down.
 
 use crate::sandbox;
-use emu_api::{naming, object};
+use emu_api::naming;
 use emu_logic::cluster::Paths;
 use emu_proto::api_client::ApiClient;
 use emu_proto::exec_input::Input;
@@ -255,10 +255,11 @@ impl Node for NodeService {
             .iter()
             .filter_map(|o| serde_json::from_str(&o.json).ok())
             .collect::<Vec<serde_json::Value>>();
-        crate::agent::restore_routes(netns, service_cidr, nodes.iter(), me)
+        let nodes = crate::routes::nodes(nodes.iter());
+        crate::routes::restore_routes(netns, service_cidr, nodes.iter(), me)
             .await
             .map_err(|e| Status::internal(format!("putting back the routes of node {me}: {e:#}")))?;
-        tracing::info!(nodes = nodes.iter().filter(|n| object::name(n) != me).count(), "routes put back");
+        tracing::info!(nodes = nodes.iter().filter(|n| n.metadata.name.as_deref() != Some(me)).count(), "routes put back");
         Ok(Response::new(RestoreRoutesResponse {}))
     }
 }

@@ -6,8 +6,9 @@
 
 use crate::probe::{run_probe, ExecTarget};
 use crate::sandbox::{self, ContainerState};
+use emu_api::typed::k8s_openapi::api::core::v1::{Pod, Probe};
+use emu_logic::podspec::spec;
 use emu_logic::probe::{probe_action, ProbeTracker};
-use serde_json::Value;
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
@@ -31,12 +32,12 @@ pub struct Readiness {
 impl Readiness {
     /// Whether `container` of the pod passes its readiness probe: true without a probe, false
     /// until its first probe has passed.
-    pub fn container_ready(&self, pod: &Value, container: &str) -> bool {
+    pub fn container_ready(&self, pod: &Pod, container: &str) -> bool {
         if readiness_probe(pod, container).is_none() {
             return true;
         }
         let by_pod = self.by_pod.lock().unwrap_or_else(|e| e.into_inner());
-        by_pod.get(emu_api::object::uid(pod)).and_then(|c| c.get(container)).copied().unwrap_or(false)
+        by_pod.get(pod.metadata.uid.as_deref().unwrap_or_default()).and_then(|c| c.get(container)).copied().unwrap_or(false)
     }
 
     fn set(&self, uid: &str, container: &str, ready: bool) {
@@ -52,13 +53,13 @@ impl Readiness {
     }
 }
 
-fn readiness_probe<'a>(pod: &'a Value, container: &str) -> Option<&'a Value> {
-    pod["spec"]["containers"].as_array()?.iter().find(|c| c["name"] == container)?.get("readinessProbe").filter(|p| p.is_object())
+fn readiness_probe<'a>(pod: &'a Pod, container: &str) -> Option<&'a Probe> {
+    spec(pod).containers.iter().find(|c| c.name == container)?.readiness_probe.as_ref()
 }
 
 /// Whether any container of the pod has a readiness probe (and so needs a prober).
-pub fn has_readiness_probe(pod: &Value) -> bool {
-    pod["spec"]["containers"].as_array().into_iter().flatten().any(|c| c.get("readinessProbe").is_some_and(Value::is_object))
+pub fn has_readiness_probe(pod: &Pod) -> bool {
+    spec(pod).containers.iter().any(|c| c.readiness_probe.is_some())
 }
 
 /// One container's prober state: the run it is probing and that run's tracker.
@@ -69,8 +70,9 @@ struct Probed {
 
 /// Probes the pod's containers until its sandbox is gone. `nodeagent_exe` runs exec probes
 /// (`emu-nodeagent nsexec`, as `emu exec` does).
-pub async fn probe_pod(readiness: Arc<Readiness>, pod: Arc<Value>, pod_ip: Ipv4Addr, pod_dir: PathBuf, nodeagent_exe: PathBuf) {
-    let uid = emu_api::object::uid(&pod).to_string();
+pub async fn probe_pod(readiness: Arc<Readiness>, pod: &Pod, pod_ip: Ipv4Addr, pod_dir: PathBuf, nodeagent_exe: PathBuf) {
+    let uid = pod.metadata.uid.clone().unwrap_or_default();
+    let pod_name = pod.metadata.name.as_deref().unwrap_or_default();
     let epoch = Instant::now();
     let now_ms = || epoch.elapsed().as_millis() as u64;
     let mut probed: HashMap<String, Probed> = HashMap::new();
@@ -83,9 +85,9 @@ pub async fn probe_pod(readiness: Arc<Readiness>, pod: Arc<Value>, pod_ip: Ipv4A
             continue;
         };
         let mut next_due = u64::MAX;
-        for c in pod["spec"]["containers"].as_array().into_iter().flatten() {
-            let Some(name) = c["name"].as_str() else { continue };
-            let Some(probe) = readiness_probe(&pod, name) else { continue };
+        for c in &spec(pod).containers {
+            let name = c.name.as_str();
+            let Some(probe) = &c.readiness_probe else { continue };
             let running = state.containers.iter().find(|s| s.name == name).and_then(|s| match &s.state {
                 ContainerState::Running { started_at } => Some((s.restart_count, started_at.clone())),
                 _ => None,
@@ -113,7 +115,7 @@ pub async fn probe_pod(readiness: Arc<Readiness>, pod: Arc<Value>, pod_ip: Ipv4A
                     run_probe(&action, pod_ip, Some(target), Duration::from_millis(entry.tracker.timeout_ms())).await
                 }
                 Err(reason) => {
-                    tracing::debug!(pod = %emu_api::object::name(&pod), container = name, %reason, "readiness probe cannot run");
+                    tracing::debug!(pod = %pod_name, container = name, %reason, "readiness probe cannot run");
                     false
                 }
             };

@@ -8,7 +8,7 @@
 //! (netlink in the node's namespace, or the recording [`net::FakeNet`] in the unit tests below).
 
 use crate::trigger::{Backoff, Trigger};
-use emu_api::object;
+use emu_api::typed::{self, Node};
 use emu_host::net;
 use emu_logic::ipam;
 use emu_proto::reflector::Snapshot;
@@ -24,15 +24,30 @@ pub const RETRY: Backoff = Backoff::new(Duration::from_millis(500), PERIOD);
 
 /// The routes a node needs, from the Node objects: every other node's pod CIDR via its
 /// InternalIP on the fabric, as (network, prefix, via).
-pub fn node_routes<'a>(nodes: impl Iterator<Item = &'a Value>, me: &str) -> Vec<(Ipv4Addr, u8, Ipv4Addr)> {
+pub fn node_routes<'a>(nodes: impl Iterator<Item = &'a Node>, me: &str) -> Vec<(Ipv4Addr, u8, Ipv4Addr)> {
     nodes
-        .filter(|n| object::kind(n) == "Node" && object::name(n) != me)
+        .filter(|n| n.metadata.name.as_deref().unwrap_or_default() != me)
         .filter_map(|n| {
-            let cidr: ipam::Ipv4Cidr = object::str_at(n, &["spec", "podCIDR"])?.parse().ok()?;
-            let via = n["status"]["addresses"].as_array()?.iter().find(|a| a["type"] == "InternalIP")?["address"].as_str()?.parse().ok()?;
+            let cidr: ipam::Ipv4Cidr = n.spec.as_ref()?.pod_cidr.as_deref()?.parse().ok()?;
+            let addresses = n.status.as_ref()?.addresses.as_deref()?;
+            let via = addresses.iter().find(|a| a.type_ == "InternalIP")?.address.parse().ok()?;
             Some((cidr.addr, cidr.prefix, via))
         })
         .collect()
+}
+
+/// The Nodes among `objects` (JSON of any kinds), decoded.
+pub fn nodes<'a>(objects: impl Iterator<Item = &'a Value>) -> Vec<Node> {
+    typed::decode_all(objects.filter(|o| o["kind"] == "Node"))
+}
+
+/// A Node as the route syncer's reflector keeps it: decoded once per change (one that does not
+/// decode, which admission rules out, gives no route).
+pub fn decode_node(v: Value) -> Node {
+    typed::decode(&v).unwrap_or_else(|e| {
+        tracing::warn!(node = ?v["metadata"]["name"], error = %e, "a Node does not decode; no route to it");
+        Node::default()
+    })
 }
 
 /// Puts back the routes the kernel dropped when the node's link went down: to the service CIDR,
@@ -40,7 +55,7 @@ pub fn node_routes<'a>(nodes: impl Iterator<Item = &'a Value>, me: &str) -> Vec<
 pub async fn restore_routes<'a>(
     node_ns: &std::path::Path,
     service_cidr: &str,
-    nodes: impl Iterator<Item = &'a Value>,
+    nodes: impl Iterator<Item = &'a Node>,
     me: &str,
 ) -> anyhow::Result<()> {
     restore_routes_with(&net::RealNet::new(node_ns), service_cidr, nodes, me).await
@@ -50,7 +65,7 @@ pub async fn restore_routes<'a>(
 pub async fn restore_routes_with<'a>(
     routes: &dyn net::Routes,
     service_cidr: &str,
-    nodes: impl Iterator<Item = &'a Value>,
+    nodes: impl Iterator<Item = &'a Node>,
     me: &str,
 ) -> anyhow::Result<()> {
     let service: ipam::Ipv4Cidr = service_cidr.parse().map_err(|e| anyhow::anyhow!("service CIDR {service_cidr:?}: {e}"))?;
@@ -62,7 +77,7 @@ pub async fn restore_routes_with<'a>(
 
 /// The route syncer of node `me`: a sync per change of the Nodes (`rx`) and every [`PERIOD`],
 /// a failed one retried after [`RETRY`]. Returns when the snapshot's sender is gone.
-pub async fn sync_routes(me: String, routes: Arc<dyn net::Routes>, rx: tokio::sync::watch::Receiver<Snapshot>) {
+pub async fn sync_routes(me: String, routes: Arc<dyn net::Routes>, rx: tokio::sync::watch::Receiver<Snapshot<Node>>) {
     let mut trigger = Trigger::new(rx, PERIOD, RETRY);
     loop {
         let snap = trigger.latest();
@@ -94,16 +109,17 @@ mod tests {
     }
 
     /// Node `name` with pod CIDR 10.244.`i`.0/24 and InternalIP 172.18.0.`i+2`.
-    fn node(name: &str, i: u8) -> Value {
-        json!({
+    fn node(name: &str, i: u8) -> Node {
+        decode_node(json!({
             "apiVersion": "v1", "kind": "Node", "metadata": {"name": name},
             "spec": {"podCIDR": format!("10.244.{i}.0/24")},
             "status": {"addresses": [{"type": "InternalIP", "address": format!("172.18.0.{}", i + 2)}, {"type": "Hostname", "address": name}]},
-        })
+        }))
     }
 
-    fn snapshot(nodes: &[Value]) -> Snapshot {
-        let cache = nodes.iter().map(|n| (("Node".into(), String::new(), object::name(n).to_string()), Arc::new(n.clone()))).collect();
+    fn snapshot(nodes: &[Node]) -> Snapshot<Node> {
+        let cache =
+            nodes.iter().map(|n| (("Node".into(), String::new(), typed::key(&n.metadata).1.to_string()), Arc::new(n.clone()))).collect();
         Snapshot { objects: Arc::new(cache), synced: true }
     }
 
