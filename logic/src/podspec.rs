@@ -5,18 +5,6 @@ use emu_api::typed::k8s_openapi::api::core::v1::{Pod, PodSpec};
 use emu_api::typed::{self, key};
 use serde_json::{json, Value};
 
-/// The IP the controller allocated to a pod when it bound it to a node (`status.podIP`, written
-/// with the binding so that allocation and binding are one atomic write); the node agent sets up
-/// the pod's network with it.
-pub fn pod_ip(pod: &Pod) -> Option<&str> {
-    pod.status.as_ref()?.pod_ip.as_deref().filter(|s| !s.is_empty())
-}
-
-/// [`pod_ip`] of a pod still read as JSON (the controller's scheduler).
-pub fn allocated_ip(pod: &Value) -> Option<&str> {
-    pod["status"]["podIP"].as_str().filter(|s| !s.is_empty())
-}
-
 /// The pod's spec (Go's zero value when it has none).
 pub fn spec(pod: &Pod) -> &PodSpec {
     static EMPTY: std::sync::OnceLock<PodSpec> = std::sync::OnceLock::new();

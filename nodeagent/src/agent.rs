@@ -543,7 +543,7 @@ async fn reconcile(
             continue;
         }
         if crate::readiness::has_readiness_probe(pod) && local.lock().map(|mut l| l.probing.insert(uid.clone())).unwrap_or(false) {
-            if let Some(ip) = emu_logic::podspec::pod_ip(pod).and_then(|ip| ip.parse().ok()) {
+            if let Some(ip) = emu_logic::scheduler::pod_ip(pod).and_then(|ip| ip.parse().ok()) {
                 let (readiness, local_pod, dir, exe, local, uid) =
                     (agent.readiness.clone(), local_pod.clone(), pod_dir.clone(), agent.shim_exe.clone(), local.clone(), uid.clone());
                 tokio::spawn(async move {
@@ -633,7 +633,7 @@ fn service_env(pod: &Pod, services: &[Service]) -> Vec<(String, String)> {
 async fn create_sandbox(agent: &Agent, pod: &Pod, services: &[Service], objects: &Objects) -> anyhow::Result<()> {
     let uid = uid(pod);
     let (namespace, name) = typed::key(&pod.metadata);
-    let ip: Ipv4Addr = emu_logic::podspec::pod_ip(pod).context("pod has no IP allocated yet")?.parse().context("pod IP annotation")?;
+    let ip: Ipv4Addr = emu_logic::scheduler::pod_ip(pod).context("pod has no IP allocated yet")?.parse().context("pod IP annotation")?;
     // First, so that a missing Secret or ConfigMap leaves nothing to clean up.
     let spec = sandbox_spec(agent, pod, ip, objects)?;
     let token = pod_token(agent, pod).await;
@@ -936,7 +936,7 @@ fn restarts_before(pod: &Pod, container: &str) -> u32 {
 }
 
 fn pod_status(agent: &Agent, pod: &Pod, state: &sandbox::SandboxState) -> Value {
-    let ip = emu_logic::podspec::pod_ip(pod).unwrap_or("");
+    let ip = emu_logic::scheduler::pod_ip(pod).unwrap_or("");
     let input = emu_logic::podspec::StatusInput {
         host_ip: agent.node.internal_ip.clone(),
         pod_ip: ip.to_string(),

@@ -18,6 +18,7 @@
 use crate::linkemu::QueueSetter;
 use crate::trigger::{Backoff, Trigger};
 use emu_api::fault::{self as fault_object, FaultSpec, Target};
+use emu_api::typed::{self, Node, Pod};
 use emu_api::{naming, object};
 use emu_dataplane::faults::{self as fault_rules, Achieved, FaultInputs, FaultPlan, IptablesRules, LocalPod, Needs, LINK};
 use emu_host::iptables::IptablesRunner;
@@ -71,11 +72,63 @@ impl FaultHost {
     }
 }
 
+/// An object of the faults loop's watch, decoded once when it arrives.
+pub enum Watched {
+    /// emu's own kind, read as JSON by [`fault_object::parse`] (and written back as JSON).
+    Fault(Value),
+    Node(Box<Node>),
+    /// A pod of this node: what its link's rules need.
+    Pod(PodRef),
+    /// An object that does not decode (admission decoded every stored one, so none should).
+    Undecodable,
+}
+
+/// What the faults need of a pod: its key, uid (its network namespace) and node.
+pub struct PodRef {
+    namespace: String,
+    name: String,
+    uid: String,
+    node_name: Option<String>,
+}
+
+impl Watched {
+    pub fn decode(v: Value) -> Watched {
+        let decoded = match object::kind(&v) {
+            fault_object::KIND => return Watched::Fault(v),
+            "Node" => typed::decode(&v).map(Watched::Node),
+            "Pod" => typed::decode::<Pod>(&v).map(|p| {
+                let (namespace, name) = typed::key(&p.metadata);
+                Watched::Pod(PodRef {
+                    namespace: namespace.into(),
+                    name: name.into(),
+                    uid: p.metadata.uid.clone().unwrap_or_default(),
+                    node_name: p.spec.and_then(|s| s.node_name),
+                })
+            }),
+            _ => return Watched::Undecodable,
+        };
+        decoded.unwrap_or_else(|e| {
+            tracing::warn!(kind = object::kind(&v), name = %object::name(&v), error = %e, "an object of the faults' watch does not decode; left out");
+            Watched::Undecodable
+        })
+    }
+}
+
+type Snap = Snapshot<Watched>;
+
+/// The Nodes of `snap`.
+fn nodes(snap: &Snap) -> impl Iterator<Item = &Node> {
+    snap.objects.values().filter_map(|o| match o.as_ref() {
+        Watched::Node(n) => Some(&**n),
+        _ => None,
+    })
+}
+
 /// Runs forever in the agent.
 pub async fn run(cluster: ClusterConfig, node: NodeConfig, socket: PathBuf) {
     let (tx, rx) = tokio::sync::watch::channel(Snapshot::default());
     let kinds = ["Fault", "Node", "Pod"].map(String::from).to_vec();
-    tokio::spawn(reflector::run(socket.clone(), kinds, node.name.clone(), tx));
+    tokio::spawn(reflector::run_projected(socket.clone(), kinds, node.name.clone(), tx, Watched::decode));
     let node_ns = emu_host::net::netns_path(&naming::netns_node(&cluster.name, &node.name));
     let mut reconciler = Reconciler::new(&cluster.name, &node.name, &cluster.service_cidr, FaultHost::real(&node_ns));
     let mut client: Option<Client> = None;
@@ -109,7 +162,7 @@ pub type Client = emu_proto::api_client::ApiClient<tonic::transport::Channel>;
 async fn sync(
     cluster: &ClusterConfig,
     node: &NodeConfig,
-    snap: &Snapshot,
+    snap: &Snap,
     client: &mut Client,
     reconciler: &mut Reconciler,
     since: &mut BTreeMap<String, String>,
@@ -119,22 +172,24 @@ async fn sync(
     let mut list: Vec<(Value, Option<FaultSpec>)> = snap
         .objects
         .values()
-        .filter(|v| object::kind(v) == fault_object::KIND)
+        .filter_map(|v| match v.as_ref() {
+            Watched::Fault(f) => Some(f),
+            _ => None,
+        })
         .map(|f| match fault_object::parse(f, &node_names) {
-            Ok(spec) => (f.as_ref().clone(), Some(spec)),
+            Ok(spec) => (f.clone(), Some(spec)),
             Err(e) => {
                 tracing::warn!(fault = %object::name(f), error = %e, "ignoring an invalid fault");
-                (f.as_ref().clone(), None)
+                (f.clone(), None)
             }
         })
         .collect();
     // The snapshot holds this node's pods only.
-    let pod_node = |namespace: &str, name: &str| {
-        snap.objects
-            .get(&("Pod".to_string(), namespace.to_string(), name.to_string()))
-            .and_then(|p| object::str_at(p, &["spec", "nodeName"]))
-            .map(str::to_string)
-    };
+    let pod_node =
+        |namespace: &str, name: &str| match snap.objects.get(&("Pod".to_string(), namespace.to_string(), name.to_string()))?.as_ref() {
+            Watched::Pod(p) => p.node_name.clone(),
+            _ => None,
+        };
     let me = node.name.as_str();
     // Held: wanted here, with this agent's finalizer on (put on now where missing), so that a
     // deletion waits for the revert. Only held faults are applied.
@@ -269,7 +324,7 @@ impl Reconciler {
     /// One pass: plans `faults` (those this agent holds, by name) with the Nodes and this node's
     /// Pods of `snap`, carries out what differs from what was applied, and says which faults
     /// are in effect.
-    pub async fn pass(&mut self, snap: &Snapshot, faults: &[(String, FaultSpec)]) -> Outcome {
+    pub async fn pass(&mut self, snap: &Snap, faults: &[(String, FaultSpec)]) -> Outcome {
         let addresses = node_addresses(snap);
         let pods = self.local_pods(snap, faults);
         let plan = fault_rules::fault_plan(&FaultInputs { node: &self.node, faults, addresses: &addresses, pods: &pods });
@@ -286,7 +341,7 @@ impl Reconciler {
 
     /// This node's pods whose links the faults impair and whose namespaces exist (a pod whose
     /// sandbox is not there yet gets its rules on a later pass).
-    fn local_pods(&self, snap: &Snapshot, faults: &[(String, FaultSpec)]) -> Vec<LocalPod> {
+    fn local_pods(&self, snap: &Snap, faults: &[(String, FaultSpec)]) -> Vec<LocalPod> {
         let targets: BTreeSet<(&str, &str)> = faults
             .iter()
             .filter_map(|(_, spec)| match spec {
@@ -296,13 +351,13 @@ impl Reconciler {
             .collect();
         snap.objects
             .values()
-            .filter(|p| object::kind(p) == "Pod" && object::str_at(p, &["spec", "nodeName"]) == Some(self.node.as_str()))
-            .filter(|p| targets.contains(&(object::namespace(p), object::name(p))))
-            .map(|p| LocalPod {
-                namespace: object::namespace(p).into(),
-                name: object::name(p).into(),
-                netns: naming::netns_pod(&self.cluster, object::uid(p)),
+            .filter_map(|o| match o.as_ref() {
+                Watched::Pod(p) => Some(p),
+                _ => None,
             })
+            .filter(|p| p.node_name.as_deref() == Some(self.node.as_str()))
+            .filter(|p| targets.contains(&(p.namespace.as_str(), p.name.as_str())))
+            .map(|p| LocalPod { namespace: p.namespace.clone(), name: p.name.clone(), netns: naming::netns_pod(&self.cluster, &p.uid) })
             .filter(|p| self.host.namespaces.exists(&p.netns))
             .collect()
     }
@@ -363,7 +418,7 @@ impl Reconciler {
     }
 
     /// The node's link down or up as planned; whether it is.
-    async fn link(&mut self, plan: &FaultPlan, snap: &Snapshot) -> bool {
+    async fn link(&mut self, plan: &FaultPlan, snap: &Snap) -> bool {
         let down = plan.link_down;
         // At the agent's start (nothing applied yet) a link that is up is left alone: its routes
         // are the route syncer's, and this snapshot may not list every node yet (putting routes
@@ -389,31 +444,23 @@ impl Reconciler {
     /// Takes the node's `eth0` down or up. The kernel drops the routes through a link that goes
     /// down, so bringing it up puts back the node's routes to the service CIDR and to the other
     /// nodes' pods.
-    async fn set_link(&self, down: bool, snap: &Snapshot) -> anyhow::Result<()> {
+    async fn set_link(&self, down: bool, snap: &Snap) -> anyhow::Result<()> {
         self.host.links.set_up(LINK, !down).await?;
         if down {
             return Ok(());
         }
-        let nodes = crate::routes::nodes(snap.objects.values().map(|n| n.as_ref()));
-        crate::routes::restore_routes_with(self.host.routes.as_ref(), &self.service_cidr, nodes.iter(), &self.node).await
+        crate::routes::restore_routes_with(self.host.routes.as_ref(), &self.service_cidr, nodes(snap), &self.node).await
     }
 }
 
 /// Every node's InternalIP and pod CIDR by name, for the partition table.
-fn node_addresses(snap: &Snapshot) -> BTreeMap<String, Vec<String>> {
-    snap.objects
-        .values()
-        .filter(|v| object::kind(v) == "Node")
+fn node_addresses(snap: &Snap) -> BTreeMap<String, Vec<String>> {
+    nodes(snap)
         .map(|n| {
-            let mut list: Vec<String> = n["status"]["addresses"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter(|a| a["type"] == "InternalIP")
-                .filter_map(|a| a["address"].as_str().map(str::to_string))
-                .collect();
-            list.extend(object::str_at(n, &["spec", "podCIDR"]).map(str::to_string));
-            (object::name(n).to_string(), list)
+            let addresses = n.status.iter().flat_map(|s| s.addresses.iter().flatten());
+            let mut list: Vec<String> = addresses.filter(|a| a.type_ == "InternalIP").map(|a| a.address.clone()).collect();
+            list.extend(n.spec.as_ref().and_then(|s| s.pod_cidr.clone()));
+            (typed::key(&n.metadata).1.to_string(), list)
         })
         .collect()
 }
@@ -492,7 +539,7 @@ mod tests {
     }
 
     /// Nodes a and b, and pod default/web on a.
-    fn snapshot() -> Snapshot {
+    fn snapshot() -> Snap {
         let pod = json!({
             "apiVersion": "v1", "kind": "Pod", "metadata": {"namespace": "default", "name": "web", "uid": "uid-web"},
             "spec": {"nodeName": "a"},
@@ -501,7 +548,7 @@ mod tests {
             .into_iter()
             .map(|o| {
                 let key = (object::kind(&o).to_string(), object::namespace(&o).to_string(), object::name(&o).to_string());
-                (key, Arc::new(o))
+                (key, Arc::new(Watched::decode(o)))
             })
             .collect();
         Snapshot { objects: Arc::new(objects), synced: true }
