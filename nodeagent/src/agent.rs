@@ -6,7 +6,7 @@
 use crate::sandbox;
 use anyhow::{bail, Context};
 use clap::Parser;
-use emu_api::typed::k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, Secret};
+use emu_api::typed::k8s_openapi::api::core::v1::{ConfigMap, Container, Node, Pod, Secret};
 use emu_api::typed::{self, Service};
 use emu_api::{naming, object};
 use emu_host::{cgroup, net};
@@ -93,11 +93,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .await
         .context("registering the node")?
         .into_inner();
-    let registered: Value = serde_json::from_str(&registered.node.context("register_node returned no node")?.json)?;
-    let pod_cidr: ipam::Ipv4Cidr = object::str_at(&registered, &["spec", "podCIDR"])
-        .context("node has no podCIDR")?
-        .parse()
-        .map_err(|e| anyhow::anyhow!("podCIDR: {e}"))?;
+    let registered: Node = typed::decode(&serde_json::from_str(&registered.node.context("register_node returned no node")?.json)?)?;
+    let pod_cidr: ipam::Ipv4Cidr =
+        registered.spec.and_then(|s| s.pod_cidr).context("node has no podCIDR")?.parse().map_err(|e| anyhow::anyhow!("podCIDR: {e}"))?;
     let gateway = ipam::gateway(pod_cidr);
     let node_ns = net::netns_path(&naming::netns_node(&cluster.name, &node.name));
     net::setup_node(&node_ns, gateway, pod_cidr.prefix).await.context("setting up the node's bridge cni0")?;

@@ -17,7 +17,7 @@
 use anyhow::Context;
 use clap::Parser;
 use emu_api::object;
-use emu_api::typed::{self, Service};
+use emu_api::typed::{self, Node, Service};
 use emu_dataplane::cloud::{self, BalancerModel};
 use emu_host::nft::NftRunner;
 use emu_logic::cluster::{ClusterConfig, Paths};
@@ -63,7 +63,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let outside = crate::node_service::NodeService::new(&cluster.name, crate::node_service::Place::Outside)?;
     tokio::spawn(crate::node_service::serve(outside, paths.outside_socket()));
     let (tx, mut rx) = tokio::sync::watch::channel(Snapshot::default());
-    tokio::spawn(reflector::run(paths.socket(), vec!["Service".into(), "Node".into()], String::new(), tx));
+    tokio::spawn(reflector::run_projected(paths.socket(), vec!["Service".into(), "Node".into()], String::new(), tx, Watched::decode));
     let nft: Arc<dyn NftRunner> = Arc::new(emu_host::nft::RealNft::new());
     let mut applied: Option<String> = None;
     tracing::info!(pool = %pool, "cloud load balancer ready");
@@ -71,12 +71,22 @@ async fn run(args: Args) -> anyhow::Result<()> {
     loop {
         let snap = rx.borrow_and_update().clone();
         if snap.synced {
-            let services: Vec<Service> =
-                typed::decode_all::<Service>(snap.objects.values().filter(|v| object::kind(v) == "Service").map(|v| &**v))
-                    .into_iter()
-                    .filter(loadbalancer::is_load_balancer)
-                    .collect();
-            let nodes: Vec<Ipv4Addr> = snap.objects.values().filter(|v| object::kind(v) == "Node").filter_map(|n| external_ip(n)).collect();
+            let services: Vec<Service> = snap
+                .objects
+                .values()
+                .filter_map(|v| match v.as_ref() {
+                    Watched::Service(s) if loadbalancer::is_load_balancer(s) => Some((**s).clone()),
+                    _ => None,
+                })
+                .collect();
+            let nodes: Vec<Ipv4Addr> = snap
+                .objects
+                .values()
+                .filter_map(|v| match v.as_ref() {
+                    Watched::Node(ip) => *ip,
+                    _ => None,
+                })
+                .collect();
             let addresses = assign_addresses(&client, &services, pool).await;
             let balancers = check_nodes(&services, &addresses, &nodes).await;
             let script = cloud::render(&balancers);
@@ -102,8 +112,32 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
 }
 
-fn external_ip(node: &Value) -> Option<Ipv4Addr> {
-    node["status"]["addresses"].as_array()?.iter().find(|a| a["type"] == "ExternalIP")?["address"].as_str()?.parse().ok()
+/// An object of the cloud's watch, decoded once when it arrives (not at every health-check
+/// round).
+enum Watched {
+    Service(Box<Service>),
+    /// A Node's ExternalIP, where its balancers send traffic.
+    Node(Option<Ipv4Addr>),
+    /// An object that does not decode (admission decoded every stored one, so none should).
+    Undecodable,
+}
+
+impl Watched {
+    fn decode(v: Value) -> Watched {
+        let decoded = match object::kind(&v) {
+            "Service" => typed::decode(&v).map(Watched::Service),
+            "Node" => typed::decode::<Node>(&v).map(|n| Watched::Node(external_ip(&n))),
+            _ => return Watched::Undecodable,
+        };
+        decoded.unwrap_or_else(|e| {
+            tracing::warn!(kind = object::kind(&v), name = %object::name(&v), error = %e, "an object does not decode; left out");
+            Watched::Undecodable
+        })
+    }
+}
+
+fn external_ip(node: &Node) -> Option<Ipv4Addr> {
+    node.status.as_ref()?.addresses.as_ref()?.iter().find(|a| a.type_ == "ExternalIP")?.address.parse().ok()
 }
 
 /// Each LoadBalancer Service's balancer address: the one in its status, else a new one from the
