@@ -2,11 +2,12 @@
 //! is stored, as one pure function that the API server and the CLI's offline checks both call.
 //! The kind must be one emu serves; the namespace is filled (and must exist); a `generateName`
 //! is expanded; Secret and ConfigMap data is decoded; the object is decoded into its type
-//! ([`crate::typed`]), defaulted and validated with the API server's messages. Allocation
-//! (ClusterIPs, node ports) is the registry's, in the controller, on the admitted type.
+//! ([`crate::typed`]) once, then defaulted and validated as that type with the API server's
+//! messages. Allocation (ClusterIPs, node ports) is the registry's, in the controller, on the
+//! admitted type.
 
 use crate::kinds::{self, ResourceKind};
-use crate::typed::{self, Object};
+use crate::typed::Object;
 use crate::validation::{self, Invalid};
 use crate::{defaults, naming, object};
 use base64::Engine as _;
@@ -113,29 +114,13 @@ pub fn admit(mut v: Value, ctx: &dyn Context) -> Result<Admitted, AdmissionError
         }
     }
     decode_data(&mut v).map_err(AdmissionError::BadRequest)?;
-    let invalid = |v: &Value, e: typed::DecodeError| {
-        AdmissionError::Invalid(Invalid { kind: rk.kind.to_string(), name: object::name(v).to_string(), causes: vec![e.0] })
-    };
-    let object = match rk.kind {
-        "Service" => {
-            let mut svc: typed::Service = typed::decode(&v).map_err(|e| invalid(&v, e))?;
-            defaults::service(&mut svc);
-            let mut object = Object::Service(Box::new(svc));
-            ctx.before_validation(&mut object);
-            if let Object::Service(svc) = &object {
-                validation::validate_service(svc).map_err(AdmissionError::Invalid)?;
-            }
-            object
-        }
-        kind => {
-            // Kinds still defaulted and validated on their JSON, then decoded.
-            defaults::apply_defaults(&mut v);
-            validation::validate(&v).map_err(AdmissionError::Invalid)?;
-            let mut object = Object::decode(kind, &v).map_err(|e| invalid(&v, e))?;
-            ctx.before_validation(&mut object);
-            object
-        }
-    };
+    let undecoded = validation::Undecoded::of(&v);
+    let mut object = Object::decode(rk.kind, &v).map_err(|e| {
+        AdmissionError::Invalid(Invalid { kind: rk.kind.to_string(), name: object::name(&v).to_string(), causes: vec![e.0] })
+    })?;
+    defaults::object(&mut object);
+    ctx.before_validation(&mut object);
+    validation::validate(&object, undecoded).map_err(AdmissionError::Invalid)?;
     Ok(Admitted { kind: rk, object })
 }
 
@@ -204,7 +189,10 @@ mod tests {
         let Object::Service(s) = &a.object else { panic!("{a:?}") };
         let spec = s.spec.as_ref().unwrap();
         let port = &spec.ports.as_ref().unwrap()[0];
-        assert_eq!((port.port, port.protocol.as_deref(), port.target_port.clone()), (8080, Some("TCP"), Some(typed::IntOrString::Int(80))));
+        assert_eq!(
+            (port.port, port.protocol.as_deref(), port.target_port.clone()),
+            (8080, Some("TCP"), Some(crate::typed::IntOrString::Int(80)))
+        );
         assert_eq!(spec.external_traffic_policy.as_deref(), Some("Cluster"));
         assert_eq!(s.metadata.namespace.as_deref(), Some("default"));
         assert_eq!(a.to_json()["status"], json!({"loadBalancer": {}}));
@@ -231,6 +219,60 @@ mod tests {
         );
         let e = admit(json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}, "data": {"x": "!!"}}), &Offline).unwrap_err();
         assert!(matches!(e, AdmissionError::BadRequest(_)), "{e:?}");
+    }
+
+    #[test]
+    fn every_kind_is_decoded_then_defaulted_and_validated() {
+        let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+            "spec": {"containers": [{"name": "c", "image": "nginx", "ports": [{"containerPort": 80}]}]}});
+        let a = admit(pod.clone(), &Offline).unwrap();
+        let Object::Pod(p) = &a.object else { panic!("{a:?}") };
+        let spec = p.spec.as_ref().unwrap();
+        assert_eq!(
+            (spec.restart_policy.as_deref(), spec.containers[0].ports.as_ref().unwrap()[0].protocol.as_deref()),
+            (Some("Always"), Some("TCP"))
+        );
+        // A field of the wrong type fails the decode, worded as validation words it.
+        let mut bad = pod.clone();
+        bad["spec"]["containers"][0]["ports"][0]["containerPort"] = json!("80");
+        assert_eq!(
+            admit(bad, &Offline).unwrap_err().to_string(),
+            "The Pod \"p\" is invalid: spec.containers[0].ports[0].containerPort: Invalid value: \"80\": must be of type integer"
+        );
+        let mut bad = pod;
+        bad["spec"]["containers"][0]["ports"][0]["containerPort"] = json!(70000);
+        assert_eq!(
+            admit(bad, &Offline).unwrap_err().to_string(),
+            "The Pod \"p\" is invalid: spec.containers[0].ports[0].containerPort: Invalid value: 70000: must be between 1 and 65535, inclusive"
+        );
+        // A missing selector and an empty one decode alike; admission tells them apart.
+        let deployment = |selector: Option<Value>| {
+            let mut d = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"},
+                "spec": {"template": {"metadata": {"labels": {"a": "b"}}, "spec": {"containers": [{"name": "c", "image": "nginx"}]}}}});
+            if let Some(s) = selector {
+                d["spec"]["selector"] = s;
+            }
+            admit(d, &Offline).unwrap_err().to_string()
+        };
+        assert!(
+            deployment(None).starts_with("The Deployment \"d\" is invalid: \n* spec.selector: Required value\n"),
+            "{}",
+            deployment(None)
+        );
+        assert!(deployment(Some(json!({}))).contains("spec.selector: Invalid value: v1.LabelSelector{MatchLabels:map[string]string(nil), MatchExpressions:[]v1.LabelSelectorRequirement(nil)}: empty selector is invalid for deployment"));
+        let ns = admit(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "dev"}}), &Offline).unwrap();
+        assert_eq!(ns.to_json()["status"], json!({"phase": "Active"}));
+        let e = admit(json!({"apiVersion": "emu.dev/v1", "kind": "Fault", "metadata": {"name": "Bad"}, "spec": {}}), &Offline).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("The Fault \"Bad\" is invalid: metadata.name: Invalid value: \"Bad\": a lowercase RFC 1123 subdomain"),
+            "{e}"
+        );
+        let e = admit(json!({"apiVersion": "emu.dev/v1", "kind": "Fault", "metadata": {"name": "f", "labels": {"n": 1}}}), &Offline)
+            .unwrap_err();
+        assert_eq!(e.to_string(), "The Fault \"f\" is invalid: metadata.labels[n]: Invalid value: 1: must be of type string");
+        let e = admit(json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "Node_1"}}), &Offline).unwrap_err();
+        assert!(e.to_string().starts_with("The Node \"Node_1\" is invalid: metadata.name: "), "{e}");
     }
 
     #[test]

@@ -1,128 +1,122 @@
 //! API-server defaulting (`pkg/apis/*/v1/defaults.go` plus the admission plugins that every
-//! cluster runs), so that `-o yaml` shows what Kubernetes shows. Only absent fields are filled;
-//! applying twice changes nothing. Allocations (ClusterIPs, node ports, names) are not done here.
+//! cluster runs), so that `-o yaml` shows what Kubernetes shows. Defaults work on the decoded
+//! object ([`crate::typed`]): only absent fields are filled; applying twice changes nothing.
+//! Allocations (ClusterIPs, node ports, names) are not done here.
 
-use crate::typed::{IntOrString, Service};
-use serde_json::{json, Map, Value};
+use crate::typed::{
+    Container, Deployment, DeploymentSpec, IntOrString, Namespace, Object, Pod, PodSpec, Probe, ReplicaSet, Service, Toleration,
+};
+use serde_json::Value;
 
-pub fn apply_defaults(obj: &mut Value) {
-    let kind = obj["kind"].as_str().unwrap_or_default().to_string();
-    match kind.as_str() {
-        "Pod" => {
-            let spec = object_at(obj, "spec");
-            pod_spec(spec);
-            pod_admission(spec);
-        }
-        "Deployment" => deployment(object_at(obj, "spec")),
-        "ReplicaSet" => {
-            let spec = object_at(obj, "spec");
-            set(spec, "replicas", json!(1));
-            pod_spec(object_at(object_at(spec, "template"), "spec"));
-        }
-        "Namespace" => namespace(obj),
-        "Service" => service_json(obj),
+/// Defaults a decoded object of any kind (kinds without defaults are left as they are).
+pub fn object(object: &mut Object) {
+    match object {
+        Object::Pod(p) => pod(p),
+        Object::Deployment(d) => deployment(d),
+        Object::ReplicaSet(rs) => replica_set(rs),
+        Object::Namespace(ns) => namespace(ns),
+        Object::Service(svc) => service(svc),
         _ => {}
     }
 }
 
-/// The object at `key` in `v` (created when absent or not an object).
-fn object_at<'a>(v: &'a mut Value, key: &str) -> &'a mut Value {
-    if !v.is_object() {
-        *v = Value::Object(Map::new());
+/// [`object`] on JSON, for objects the controller builds itself as JSON: decoded, defaulted
+/// and encoded again. JSON of another kind, or that does not decode, is left as it is.
+pub fn apply_defaults(v: &mut Value) {
+    let kind = crate::object::kind(v);
+    if !matches!(kind, "Pod" | "Deployment" | "ReplicaSet" | "Namespace" | "Service") {
+        return;
     }
-    let map = v.as_object_mut().expect("made an object above");
-    let slot = map.entry(key).or_insert_with(|| json!({}));
-    if !slot.is_object() {
-        *slot = json!({});
-    }
-    slot
-}
-
-/// Sets `key` unless it is present and non-null.
-fn set(v: &mut Value, key: &str, default: Value) {
-    if let Some(map) = v.as_object_mut() {
-        let slot = map.entry(key).or_insert(Value::Null);
-        if slot.is_null() {
-            *slot = default;
-        }
+    if let Ok(mut o) = Object::decode(kind, v) {
+        object(&mut o);
+        *v = o.to_json();
     }
 }
 
-fn each_mut(v: &mut Value, key: &str, mut f: impl FnMut(&mut Value)) {
-    if let Some(items) = v.get_mut(key).and_then(Value::as_array_mut) {
-        items.iter_mut().filter(|i| i.is_object()).for_each(&mut f);
-    }
+/// A Pod: its spec's defaults and what admission adds to a Pod (not a template).
+pub fn pod(pod: &mut Pod) {
+    let spec = pod.spec.get_or_insert_default();
+    pod_spec(spec);
+    pod_admission(spec);
 }
 
 /// SetDefaults_PodSpec and the container defaults; applies to pod templates too.
-fn pod_spec(spec: &mut Value) {
-    set(spec, "dnsPolicy", json!("ClusterFirst"));
-    set(spec, "restartPolicy", json!("Always"));
-    set(spec, "terminationGracePeriodSeconds", json!(30));
-    set(spec, "securityContext", json!({}));
-    set(spec, "schedulerName", json!("default-scheduler"));
-    each_mut(spec, "containers", container);
-    each_mut(spec, "initContainers", container);
-    each_mut(spec, "volumes", |vol| {
+pub fn pod_spec(spec: &mut PodSpec) {
+    spec.dns_policy.get_or_insert_with(|| "ClusterFirst".into());
+    spec.restart_policy.get_or_insert_with(|| "Always".into());
+    spec.termination_grace_period_seconds.get_or_insert(30);
+    spec.security_context.get_or_insert_default();
+    spec.scheduler_name.get_or_insert_with(|| "default-scheduler".into());
+    spec.containers.iter_mut().for_each(container);
+    spec.init_containers.iter_mut().flatten().for_each(container);
+    for vol in spec.volumes.iter_mut().flatten() {
         // Secret, ConfigMap, downward API and projected volumes: mode 0644.
-        for source in ["secret", "configMap", "downwardAPI", "projected"] {
-            if vol.get(source).is_some_and(Value::is_object) {
-                set(object_at(vol, source), "defaultMode", json!(420));
-            }
+        let modes = [
+            vol.secret.as_mut().map(|s| &mut s.default_mode),
+            vol.config_map.as_mut().map(|s| &mut s.default_mode),
+            vol.downward_api.as_mut().map(|s| &mut s.default_mode),
+            vol.projected.as_mut().map(|s| &mut s.default_mode),
+        ];
+        for mode in modes.into_iter().flatten() {
+            mode.get_or_insert(420);
         }
-    });
+    }
 }
 
 /// What a Pod (not a template) gets from SetDefaults_Pod and admission: service account,
 /// priority, and the not-ready/unreachable tolerations of DefaultTolerationSeconds.
-fn pod_admission(spec: &mut Value) {
-    set(spec, "enableServiceLinks", json!(true));
-    set(spec, "serviceAccountName", json!("default"));
-    let sa = spec["serviceAccountName"].clone();
-    set(spec, "serviceAccount", sa);
-    set(spec, "priority", json!(0));
-    set(spec, "preemptionPolicy", json!("PreemptLowerPriority"));
-    set(spec, "tolerations", json!([]));
-    if let Some(tolerations) = spec["tolerations"].as_array_mut() {
-        for key in ["node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"] {
-            let tolerated = tolerations.iter().any(|t| {
-                let key_ok = t["key"].as_str() == Some(key)
-                    || (t["key"].as_str().unwrap_or_default().is_empty() && t["operator"].as_str() == Some("Exists"));
-                let effect = t["effect"].as_str().unwrap_or_default();
-                key_ok && (effect.is_empty() || effect == "NoExecute")
+fn pod_admission(spec: &mut PodSpec) {
+    spec.enable_service_links.get_or_insert(true);
+    let sa = spec.service_account_name.get_or_insert_with(|| "default".into()).clone();
+    spec.service_account.get_or_insert(sa);
+    spec.priority.get_or_insert(0);
+    spec.preemption_policy.get_or_insert_with(|| "PreemptLowerPriority".into());
+    let tolerations = spec.tolerations.get_or_insert_default();
+    for key in ["node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"] {
+        let tolerated = tolerations.iter().any(|t| {
+            let t_key = t.key.as_deref().unwrap_or_default();
+            let key_ok = t_key == key || (t_key.is_empty() && t.operator.as_deref() == Some("Exists"));
+            let effect = t.effect.as_deref().unwrap_or_default();
+            key_ok && (effect.is_empty() || effect == "NoExecute")
+        });
+        if !tolerated {
+            tolerations.push(Toleration {
+                effect: Some("NoExecute".into()),
+                key: Some(key.into()),
+                operator: Some("Exists".into()),
+                toleration_seconds: Some(300),
+                value: None,
             });
-            if !tolerated {
-                tolerations.push(json!({"effect": "NoExecute", "key": key, "operator": "Exists", "tolerationSeconds": 300}));
-            }
         }
     }
 }
 
-fn container(c: &mut Value) {
-    let image = c["image"].as_str().unwrap_or_default();
-    set(c, "imagePullPolicy", json!(if image_tag(image) == "latest" { "Always" } else { "IfNotPresent" }));
-    set(c, "terminationMessagePath", json!("/dev/termination-log"));
-    set(c, "terminationMessagePolicy", json!("File"));
-    set(c, "resources", json!({}));
-    each_mut(c, "ports", |p| set(p, "protocol", json!("TCP")));
-    each_mut(c, "env", |e| {
-        if let Some(field_ref) = e.get_mut("valueFrom").and_then(|v| v.get_mut("fieldRef")) {
-            set(field_ref, "apiVersion", json!("v1"));
+fn container(c: &mut Container) {
+    let image = c.image.as_deref().unwrap_or_default();
+    let pull = if image_tag(image) == "latest" { "Always" } else { "IfNotPresent" };
+    c.image_pull_policy.get_or_insert_with(|| pull.into());
+    c.termination_message_path.get_or_insert_with(|| "/dev/termination-log".into());
+    c.termination_message_policy.get_or_insert_with(|| "File".into());
+    c.resources.get_or_insert_default();
+    for p in c.ports.iter_mut().flatten() {
+        p.protocol.get_or_insert_with(|| "TCP".into());
+    }
+    for e in c.env.iter_mut().flatten() {
+        if let Some(field_ref) = e.value_from.as_mut().and_then(|v| v.field_ref.as_mut()) {
+            field_ref.api_version.get_or_insert_with(|| "v1".into());
         }
-    });
-    for probe in ["livenessProbe", "readinessProbe", "startupProbe"] {
-        if c.get(probe).is_some_and(Value::is_object) {
-            let p = object_at(c, probe);
-            set(p, "timeoutSeconds", json!(1));
-            set(p, "periodSeconds", json!(10));
-            set(p, "successThreshold", json!(1));
-            set(p, "failureThreshold", json!(3));
-            if p.get("httpGet").is_some_and(Value::is_object) {
-                let get = object_at(p, "httpGet");
-                set(get, "path", json!("/"));
-                set(get, "scheme", json!("HTTP"));
-            }
-        }
+    }
+    [&mut c.liveness_probe, &mut c.readiness_probe, &mut c.startup_probe].into_iter().flatten().for_each(probe);
+}
+
+fn probe(p: &mut Probe) {
+    p.timeout_seconds.get_or_insert(1);
+    p.period_seconds.get_or_insert(10);
+    p.success_threshold.get_or_insert(1);
+    p.failure_threshold.get_or_insert(3);
+    if let Some(get) = p.http_get.as_mut() {
+        get.path.get_or_insert_with(|| "/".into());
+        get.scheme.get_or_insert_with(|| "HTTP".into());
     }
 }
 
@@ -136,28 +130,33 @@ fn image_tag(image: &str) -> &str {
     last.split_once(':').map_or("latest", |(_, tag)| tag)
 }
 
-fn deployment(spec: &mut Value) {
-    set(spec, "replicas", json!(1));
-    let strategy = object_at(spec, "strategy");
-    set(strategy, "type", json!("RollingUpdate"));
-    if strategy["type"] == "RollingUpdate" {
-        let rolling = object_at(strategy, "rollingUpdate");
-        set(rolling, "maxUnavailable", json!("25%"));
-        set(rolling, "maxSurge", json!("25%"));
+pub fn deployment(d: &mut Deployment) {
+    let spec: &mut DeploymentSpec = d.spec.get_or_insert_default();
+    spec.replicas.get_or_insert(1);
+    let strategy = spec.strategy.get_or_insert_default();
+    if strategy.type_.get_or_insert_with(|| "RollingUpdate".into()) == "RollingUpdate" {
+        let rolling = strategy.rolling_update.get_or_insert_default();
+        rolling.max_unavailable.get_or_insert_with(|| IntOrString::String("25%".into()));
+        rolling.max_surge.get_or_insert_with(|| IntOrString::String("25%".into()));
     }
-    set(spec, "revisionHistoryLimit", json!(10));
-    set(spec, "progressDeadlineSeconds", json!(600));
-    pod_spec(object_at(object_at(spec, "template"), "spec"));
+    spec.revision_history_limit.get_or_insert(10);
+    spec.progress_deadline_seconds.get_or_insert(600);
+    pod_spec(spec.template.spec.get_or_insert_default());
 }
 
-fn namespace(obj: &mut Value) {
-    let name = obj["metadata"]["name"].clone();
-    if name.is_string() {
+pub fn replica_set(rs: &mut ReplicaSet) {
+    let spec = rs.spec.get_or_insert_default();
+    spec.replicas.get_or_insert(1);
+    pod_spec(spec.template.get_or_insert_default().spec.get_or_insert_default());
+}
+
+pub fn namespace(ns: &mut Namespace) {
+    if let Some(name) = ns.metadata.name.clone() {
         // Every namespace carries its own name as a label (1.21+).
-        set(object_at(object_at(obj, "metadata"), "labels"), "kubernetes.io/metadata.name", name);
+        ns.metadata.labels.get_or_insert_default().entry("kubernetes.io/metadata.name".into()).or_insert(name);
     }
-    set(object_at(obj, "spec"), "finalizers", json!(["kubernetes"]));
-    set(object_at(obj, "status"), "phase", json!("Active"));
+    ns.spec.get_or_insert_default().finalizers.get_or_insert_with(|| vec!["kubernetes".into()]);
+    ns.status.get_or_insert_default().phase.get_or_insert_with(|| "Active".into());
 }
 
 /// SVC-1..3 and SVC-5 (no allocation: clusterIP, ipFamilies and nodePorts are the registry's).
@@ -192,18 +191,10 @@ pub fn service(svc: &mut Service) {
     svc.status.get_or_insert_default().load_balancer.get_or_insert_default();
 }
 
-/// [`service`] on a Service's JSON (objects the controller makes itself); JSON that does not
-/// decode is left as it is.
-fn service_json(obj: &mut Value) {
-    if let Ok(mut svc) = crate::typed::decode::<Service>(obj) {
-        service(&mut svc);
-        *obj = crate::typed::encode(&svc);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn defaulted(mut v: Value) -> Value {
         apply_defaults(&mut v);
@@ -258,6 +249,43 @@ mod tests {
         assert_eq!(t[0]["tolerationSeconds"], 5);
         assert_eq!(t[1]["key"], "node.kubernetes.io/not-ready");
         assert_eq!(pod["spec"]["containers"][0]["imagePullPolicy"], "Never");
+    }
+
+    #[test]
+    fn probes_volumes_init_containers_and_field_refs() {
+        let mut p: Pod = crate::typed::decode(&json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {
+            "initContainers": [{"name": "init", "image": "busybox:1.37"}],
+            "containers": [{"name": "c", "image": "nginx:1.27",
+                "env": [{"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
+                "readinessProbe": {"httpGet": {"port": 80}},
+                "livenessProbe": {"tcpSocket": {"port": 80}, "periodSeconds": 5}}],
+            "volumes": [{"name": "c", "configMap": {"name": "c"}}, {"name": "d", "downwardAPI": {}},
+                {"name": "p", "projected": {"sources": []}}, {"name": "s", "secret": {"secretName": "s", "defaultMode": 256}},
+                {"name": "e", "emptyDir": {}}]}}))
+        .unwrap();
+        pod(&mut p);
+        let once = p.clone();
+        pod(&mut p);
+        assert_eq!(p, once, "defaulting must be idempotent");
+        let spec = p.spec.unwrap();
+        let init = &spec.init_containers.as_ref().unwrap()[0];
+        assert_eq!((init.image_pull_policy.as_deref(), init.termination_message_policy.as_deref()), (Some("IfNotPresent"), Some("File")));
+        let c = &spec.containers[0];
+        let field_ref = c.env.as_ref().unwrap()[0].value_from.as_ref().unwrap().field_ref.as_ref().unwrap();
+        assert_eq!(field_ref.api_version.as_deref(), Some("v1"));
+        let ready = c.readiness_probe.as_ref().unwrap();
+        let get = ready.http_get.as_ref().unwrap();
+        assert_eq!((get.path.as_deref(), get.scheme.as_deref()), (Some("/"), Some("HTTP")));
+        let thresholds = |p: &Probe| (p.timeout_seconds, p.period_seconds, p.success_threshold, p.failure_threshold);
+        assert_eq!(thresholds(ready), (Some(1), Some(10), Some(1), Some(3)));
+        assert_eq!(thresholds(c.liveness_probe.as_ref().unwrap()), (Some(1), Some(5), Some(1), Some(3)));
+        assert!(c.startup_probe.is_none());
+        let volumes = spec.volumes.unwrap();
+        assert_eq!(volumes[0].config_map.as_ref().unwrap().default_mode, Some(420));
+        assert_eq!(volumes[1].downward_api.as_ref().unwrap().default_mode, Some(420));
+        assert_eq!(volumes[2].projected.as_ref().unwrap().default_mode, Some(420));
+        assert_eq!(volumes[3].secret.as_ref().unwrap().default_mode, Some(256));
+        assert_eq!(crate::typed::encode(&volumes[4]), json!({"name": "e", "emptyDir": {}}));
     }
 
     #[test]

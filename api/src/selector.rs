@@ -1,6 +1,7 @@
 //! Label selectors: kubectl's `-l` grammar (CLI-19), `LabelSelector` objects, and matching.
 
 use crate::syntax::{label_value_errors, qualified_name_errors};
+use crate::typed::LabelSelector;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -240,30 +241,27 @@ impl Selector {
         Ok(Self::from_requirements(requirements))
     }
 
-    /// Converts a `LabelSelector` (`{matchLabels, matchExpressions}`). A null selector selects
-    /// nothing; an empty one selects everything.
+    /// Converts a `LabelSelector`'s JSON (`{matchLabels, matchExpressions}`), as [`Self::from_typed`]
+    /// does the decoded one. A null selector selects nothing; an empty one selects everything.
     pub fn from_label_selector(sel: &Value) -> Result<Selector, SelectorError> {
-        let obj = match sel {
-            Value::Null => return Ok(Selector { requirements: vec![], nothing: true }),
-            Value::Object(o) => o,
-            other => return Err(SelectorError(format!("a label selector must be an object, not {other}"))),
-        };
-        let mut requirements = Vec::new();
-        if let Some(labels) = obj.get("matchLabels").and_then(Value::as_object) {
-            for (k, v) in labels {
-                let v = v.as_str().ok_or_else(|| SelectorError(format!("matchLabels[{k}] must be a string")))?;
-                requirements.push(Requirement::new(k, Op::Equals, vec![v.to_string()])?);
-            }
+        if sel.is_null() {
+            return Self::from_typed(None);
         }
-        for expr in obj.get("matchExpressions").and_then(Value::as_array).into_iter().flatten() {
-            let key = expr["key"].as_str().unwrap_or_default();
-            let values: Vec<String> = expr["values"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()))
-                .collect();
-            let op = match expr["operator"].as_str().unwrap_or_default() {
+        let sel: LabelSelector = crate::typed::decode(sel).map_err(|e| SelectorError(format!("a label selector: {e}")))?;
+        Self::from_typed(Some(&sel))
+    }
+
+    /// Converts a decoded `LabelSelector`. None (a nil selector) selects nothing; an empty one
+    /// selects everything.
+    pub fn from_typed(sel: Option<&LabelSelector>) -> Result<Selector, SelectorError> {
+        let Some(sel) = sel else { return Ok(Selector { requirements: vec![], nothing: true }) };
+        let mut requirements = Vec::new();
+        for (k, v) in sel.match_labels.iter().flatten() {
+            requirements.push(Requirement::new(k, Op::Equals, vec![v.clone()])?);
+        }
+        for expr in sel.match_expressions.iter().flatten() {
+            let (key, values) = (expr.key.as_str(), expr.values.clone().unwrap_or_default());
+            let op = match expr.operator.as_str() {
                 "In" => Op::In,
                 "NotIn" => Op::NotIn,
                 "Exists" => Op::Exists,

@@ -17,12 +17,13 @@ use serde::Serialize;
 use serde_json::Value;
 
 pub use k8s_openapi;
-pub use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+pub use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, ReplicaSet, ReplicaSetSpec};
 pub use k8s_openapi::api::core::v1::{
-    ConfigMap, Endpoints, Event, Namespace, Node, Pod, Secret, Service, ServicePort, ServiceSpec, ServiceStatus,
+    ConfigMap, Container, ContainerPort, Endpoints, EnvVar, Event, Namespace, Node, Pod, PodSpec, PodTemplateSpec, Probe, Secret, Service,
+    ServicePort, ServiceSpec, ServiceStatus, Toleration, Volume, VolumeMount,
 };
 pub use k8s_openapi::api::discovery::v1::EndpointSlice;
-pub use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+pub use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement, ObjectMeta};
 pub use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 /// An object of a kind emu serves, decoded.
@@ -90,6 +91,42 @@ impl Object {
         })
     }
 
+    /// The object's kind.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Object::Pod(_) => "Pod",
+            Object::Node(_) => "Node",
+            Object::Namespace(_) => "Namespace",
+            Object::Deployment(_) => "Deployment",
+            Object::ReplicaSet(_) => "ReplicaSet",
+            Object::Service(_) => "Service",
+            Object::Endpoints(_) => "Endpoints",
+            Object::EndpointSlice(_) => "EndpointSlice",
+            Object::ConfigMap(_) => "ConfigMap",
+            Object::Secret(_) => "Secret",
+            Object::Event(_) => "Event",
+            Object::Fault(_) => "Fault",
+        }
+    }
+
+    /// The object's metadata (None for a Fault, whose metadata is [`decode_meta`]'s).
+    pub fn metadata(&self) -> Option<&ObjectMeta> {
+        Some(match self {
+            Object::Pod(o) => &o.metadata,
+            Object::Node(o) => &o.metadata,
+            Object::Namespace(o) => &o.metadata,
+            Object::Deployment(o) => &o.metadata,
+            Object::ReplicaSet(o) => &o.metadata,
+            Object::Service(o) => &o.metadata,
+            Object::Endpoints(o) => &o.metadata,
+            Object::EndpointSlice(o) => &o.metadata,
+            Object::ConfigMap(o) => &o.metadata,
+            Object::Secret(o) => &o.metadata,
+            Object::Event(o) => &o.metadata,
+            Object::Fault(_) => return None,
+        })
+    }
+
     /// The object's JSON.
     pub fn to_json(&self) -> Value {
         match self {
@@ -107,6 +144,16 @@ impl Object {
             Object::Fault(v) => v.clone(),
         }
     }
+}
+
+/// The metadata of an object that stays JSON (an emu Fault), decoded; a field of the wrong type
+/// is named from the object (`metadata.labels[n]`).
+pub fn decode_meta(v: &Value) -> Result<ObjectMeta, DecodeError> {
+    #[derive(serde::Deserialize)]
+    struct Meta {
+        metadata: Option<ObjectMeta>,
+    }
+    Ok(decode::<Meta>(v)?.metadata.unwrap_or_default())
 }
 
 /// Fields whose JSON object is a `map[string]string` (its keys are printed `field[key]`), not

@@ -1,13 +1,17 @@
-//! Object validation with the API server's own messages.
+//! Object validation with the API server's own messages, on the decoded object ([`crate::typed`]).
 //!
-//! Call after `defaults::apply_defaults`, as the API server does; fields that defaulting fills
+//! Call after [`crate::defaults::object`], as the API server does; fields that defaulting fills
 //! (protocols, policies) are treated as valid when absent. Checks follow the order of
-//! Kubernetes' `validation.go`, so multi-cause errors list causes in the same order.
+//! Kubernetes' `validation.go`, so multi-cause errors list causes in the same order. A field of
+//! the wrong type never gets here: the decode fails first ([`crate::typed::decode`]).
 
-use crate::selector::{string_map, Selector};
+use crate::selector::Selector;
 use crate::syntax::*;
-use crate::typed::{IntOrString, ObjectMeta, Service, ServiceSpec};
-use serde_json::{Map, Value};
+use crate::typed::{
+    self, ConfigMap, Container, ContainerPort, IntOrString, LabelSelector, LabelSelectorRequirement, Object, ObjectMeta, PodSpec,
+    PodTemplateSpec, Secret, Service, ServiceSpec, Volume,
+};
+use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
@@ -79,74 +83,105 @@ impl fmt::Display for Invalid {
 
 impl std::error::Error for Invalid {}
 
-/// Validates an object of a known kind (the caller checks kinds first).
-pub fn validate(obj: &Value) -> Result<(), Invalid> {
-    let kind = obj["kind"].as_str().unwrap_or_default();
+/// What validation needs that a decode loses, read from the JSON the object was decoded from:
+/// k8s-openapi's `DeploymentSpec.selector` and `ReplicaSetSpec.selector` are not optional, so a
+/// missing selector (`spec.selector: Required value`, and a nil selector matches no template)
+/// and an empty one (`empty selector is invalid`, it matches every template) decode alike.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Undecoded {
+    pub selector_given: bool,
+}
+
+impl Undecoded {
+    pub fn of(v: &Value) -> Undecoded {
+        Undecoded { selector_given: v.get("spec").and_then(|s| s.get("selector")).is_some_and(|s| !s.is_null()) }
+    }
+}
+
+/// Validates a decoded, defaulted object of a kind emu serves. An emu Fault's metadata is
+/// checked; its spec is [`crate::fault::parse`]'s.
+pub fn validate(object: &Object, undecoded: Undecoded) -> Result<(), Invalid> {
     let mut v = V::default();
-    let name_check: fn(&str) -> Vec<String> = match kind {
-        "Namespace" => dns1123_label_errors,
-        "Service" => dns1035_label_errors,
-        _ => dns1123_subdomain_errors,
-    };
-    v.object_meta(&obj["metadata"], name_check);
-    match kind {
-        "Pod" => v.pod_spec(&obj["spec"], "spec"),
-        "Deployment" => v.workload(&obj["spec"], true),
-        "ReplicaSet" => v.workload(&obj["spec"], false),
-        "Service" => {
-            return match crate::typed::decode::<Service>(obj) {
-                Ok(svc) => validate_service(&svc),
-                Err(e) => {
-                    Err(Invalid { kind: kind.into(), name: obj["metadata"]["name"].as_str().unwrap_or_default().into(), causes: vec![e.0] })
-                }
-            }
+    let fault_meta;
+    let (kind, meta) = match object {
+        Object::Service(svc) => return validate_service(svc),
+        Object::Fault(json) => {
+            fault_meta = typed::decode_meta(json).map_err(|e| Invalid {
+                kind: "Fault".into(),
+                name: crate::object::name(json).into(),
+                causes: vec![e.0],
+            })?;
+            ("Fault", &fault_meta)
         }
-        "ConfigMap" => v.config_data(obj, false),
-        "Secret" => v.config_data(obj, true),
+        other => (other.kind(), other.metadata().expect("every kind but Fault has typed metadata")),
+    };
+    let name_check: fn(&str) -> Vec<String> = if kind == "Namespace" { dns1123_label_errors } else { dns1123_subdomain_errors };
+    v.meta(meta, name_check);
+    let selector = |s| undecoded.selector_given.then_some(s);
+    match object {
+        Object::Pod(p) => v.pod_spec(&or_default(&p.spec), "spec"),
+        Object::Deployment(d) => {
+            let spec = or_default(&d.spec);
+            v.nonnegative(spec.replicas, "spec.replicas");
+            v.workload(selector(&spec.selector), &spec.template);
+            v.nonnegative(spec.min_ready_seconds, "spec.minReadySeconds");
+            v.nonnegative(spec.revision_history_limit, "spec.revisionHistoryLimit");
+            v.nonnegative(spec.progress_deadline_seconds, "spec.progressDeadlineSeconds");
+        }
+        Object::ReplicaSet(rs) => {
+            let spec = or_default(&rs.spec);
+            v.nonnegative(spec.replicas, "spec.replicas");
+            v.nonnegative(spec.min_ready_seconds, "spec.minReadySeconds");
+            v.workload(selector(&spec.selector), &or_default(&spec.template));
+        }
+        Object::ConfigMap(c) => v.config_map(c),
+        Object::Secret(s) => v.secret(s),
         _ => {}
     }
-    if v.errs.is_empty() {
-        return Ok(());
-    }
-    let name = obj["metadata"]["name"].as_str().unwrap_or_default();
-    Err(Invalid { kind: kind.to_string(), name: name.to_string(), causes: v.errs })
+    v.finish(kind, meta.name.as_deref().unwrap_or_default())
 }
 
 /// The rules of an update beyond those of the new object alone (`ValidateSecretUpdate`,
-/// `ValidateConfigMapUpdate`, `ValidateServiceUpdate`): a Secret's `type` never changes, an
-/// object marked `immutable: true` keeps its data and the mark, and a Service that keeps needing
-/// a `healthCheckNodePort` keeps its value.
-pub fn validate_update(old: &Value, new: &Value) -> Result<(), Invalid> {
-    let kind = new["kind"].as_str().unwrap_or_default();
+/// `ValidateConfigMapUpdate`; a Service's are [`validate_service_update`]): a Secret's `type`
+/// never changes, and an object marked `immutable: true` keeps its data and the mark. `old` is
+/// the stored object; only a Secret's or ConfigMap's is decoded.
+pub fn validate_update(old: &Value, new: &Object) -> Result<(), Invalid> {
+    match new {
+        // A stored object always decodes (admission stored it); one that does not has nothing to keep.
+        Object::Secret(new) => typed::decode(old).map_or(Ok(()), |old| validate_secret_update(&old, new)),
+        Object::ConfigMap(new) => typed::decode(old).map_or(Ok(()), |old| validate_config_map_update(&old, new)),
+        _ => Ok(()),
+    }
+}
+
+pub fn validate_secret_update(old: &Secret, new: &Secret) -> Result<(), Invalid> {
     let mut v = V::default();
-    let sections: &[&str] = match kind {
-        "Secret" => &["data"],
-        "ConfigMap" => &["data", "binaryData"],
-        _ => return Ok(()),
-    };
-    if kind == "Secret" {
-        // The API server defaults the type before comparing.
-        let type_of = |o: &Value| o["type"].as_str().unwrap_or("Opaque").to_string();
-        if type_of(old) != type_of(new) {
-            v.invalid("type", go_quote(&type_of(new)), "field is immutable");
-        }
+    // The API server defaults the type before comparing.
+    let type_of = |s: &Secret| s.type_.clone().unwrap_or_else(|| "Opaque".into());
+    if type_of(old) != type_of(new) {
+        v.invalid("type", go_quote(&type_of(new)), "field is immutable");
     }
-    if old["immutable"].as_bool() == Some(true) {
-        const WHY: &str = "field is immutable when `immutable` is set";
-        if new["immutable"].as_bool() != Some(true) {
-            v.push("immutable", FieldErrorKind::Forbidden, WHY);
-        }
-        for section in sections {
-            let empty = |o: &Value| o.get(*section).is_none_or(|d| d.as_object().is_some_and(|m| m.is_empty()));
-            if old.get(*section) != new.get(*section) && !(empty(old) && empty(new)) {
-                v.push(*section, FieldErrorKind::Forbidden, WHY);
-            }
-        }
-    }
-    if v.errs.is_empty() {
-        return Ok(());
-    }
-    Err(Invalid { kind: kind.to_string(), name: new["metadata"]["name"].as_str().unwrap_or_default().to_string(), causes: v.errs })
+    v.immutable(old.immutable, new.immutable, &[("data", changed(&old.data, &new.data))]);
+    v.finish("Secret", new.metadata.name.as_deref().unwrap_or_default())
+}
+
+pub fn validate_config_map_update(old: &ConfigMap, new: &ConfigMap) -> Result<(), Invalid> {
+    let mut v = V::default();
+    let sections = [("data", changed(&old.data, &new.data)), ("binaryData", changed(&old.binary_data, &new.binary_data))];
+    v.immutable(old.immutable, new.immutable, &sections);
+    v.finish("ConfigMap", new.metadata.name.as_deref().unwrap_or_default())
+}
+
+/// Whether a data section changed (absent and empty are the same).
+fn changed<T: PartialEq>(old: &Option<BTreeMap<String, T>>, new: &Option<BTreeMap<String, T>>) -> bool {
+    let empty = |m: &Option<BTreeMap<String, T>>| m.as_ref().is_none_or(BTreeMap::is_empty);
+    old != new && !(empty(old) && empty(new))
+}
+
+/// An optional part of an object, or its default (defaulting fills the parts it has, so the
+/// default is only met by objects that were not defaulted).
+fn or_default<T: Clone + Default>(part: &Option<T>) -> std::borrow::Cow<'_, T> {
+    part.as_ref().map_or_else(Default::default, std::borrow::Cow::Borrowed)
 }
 
 fn port_num_error(p: i64) -> Option<&'static str> {
@@ -187,31 +222,25 @@ pub fn go_value(v: &Value) -> String {
     }
 }
 
-fn go_label_selector(sel: &Value) -> String {
-    let labels = sel.get("matchLabels").map(string_map);
-    let exprs = match sel.get("matchExpressions").and_then(Value::as_array) {
+fn go_label_selector(sel: &LabelSelector) -> String {
+    let exprs = match &sel.match_expressions {
         None => "[]v1.LabelSelectorRequirement(nil)".to_string(),
         Some(list) => {
             let items: Vec<String> = list
                 .iter()
                 .map(|e| {
-                    let values: Vec<String> = string_list(&e["values"]);
                     format!(
                         "v1.LabelSelectorRequirement{{Key:{}, Operator:{}, Values:{}}}",
-                        go_quote(e["key"].as_str().unwrap_or_default()),
-                        go_quote(e["operator"].as_str().unwrap_or_default()),
-                        if e["values"].is_null() { "[]string(nil)".into() } else { go_string_slice(&values) }
+                        go_quote(&e.key),
+                        go_quote(&e.operator),
+                        e.values.as_deref().map_or_else(|| "[]string(nil)".into(), go_string_slice)
                     )
                 })
                 .collect();
             format!("[]v1.LabelSelectorRequirement{{{}}}", items.join(", "))
         }
     };
-    format!("v1.LabelSelector{{MatchLabels:{}, MatchExpressions:{}}}", go_string_map(labels.as_ref()), exprs)
-}
-
-fn string_list(v: &Value) -> Vec<String> {
-    v.as_array().into_iter().flatten().filter_map(|s| s.as_str().map(str::to_string)).collect()
+    format!("v1.LabelSelector{{MatchLabels:{}, MatchExpressions:{}}}", go_string_map(sel.match_labels.as_ref()), exprs)
 }
 
 // ---- The validator.
@@ -219,11 +248,6 @@ fn string_list(v: &Value) -> Vec<String> {
 #[derive(Default)]
 struct V {
     errs: Vec<FieldError>,
-}
-
-fn empty() -> &'static Map<String, Value> {
-    static EMPTY: std::sync::OnceLock<Map<String, Value>> = std::sync::OnceLock::new();
-    EMPTY.get_or_init(Map::new)
 }
 
 impl V {
@@ -252,81 +276,8 @@ impl V {
         self.push(field, kind, format!("supported values: {}", quoted.join(", ")));
     }
 
-    fn type_error(&mut self, field: &str, v: &Value, want: &str) {
-        self.invalid(field, go_value(v), format!("must be of type {want}"));
-    }
-
-    /// A string field: None when absent or null; a wrong type is reported.
-    fn str<'a>(&mut self, obj: &'a Value, key: &str, field: &str) -> Option<&'a str> {
-        match obj.get(key)? {
-            Value::Null => None,
-            Value::String(s) => Some(s),
-            other => {
-                self.type_error(field, other, "string");
-                None
-            }
-        }
-    }
-
-    fn int(&mut self, obj: &Value, key: &str, field: &str) -> Option<i64> {
-        match obj.get(key)? {
-            Value::Null => None,
-            Value::Number(n) if n.is_i64() => n.as_i64(),
-            other => {
-                self.type_error(field, other, "integer");
-                None
-            }
-        }
-    }
-
-    /// The elements of the array field `{p}.{key}`, each with its path `{p}.{key}[i]`.
-    fn items<'a>(&mut self, obj: &'a Value, key: &str, p: &str) -> impl Iterator<Item = (String, &'a Value)> + 'a {
-        let field = format!("{p}.{key}");
-        let items = self.array(obj, key, &field);
-        items.iter().enumerate().map(move |(i, v)| (format!("{field}[{i}]"), v))
-    }
-
-    fn array<'a>(&mut self, obj: &'a Value, key: &str, field: &str) -> &'a [Value] {
-        match obj.get(key) {
-            Some(Value::Array(a)) => a,
-            None | Some(Value::Null) => &[],
-            Some(other) => {
-                self.type_error(field, other, "array");
-                &[]
-            }
-        }
-    }
-
-    fn object<'a>(&mut self, obj: &'a Value, key: &str, field: &str) -> &'a Map<String, Value> {
-        match obj.get(key) {
-            Some(Value::Object(m)) => m,
-            None | Some(Value::Null) => empty(),
-            Some(other) => {
-                self.type_error(field, other, "object");
-                empty()
-            }
-        }
-    }
-
-    /// A `map[string]string` field (labels, selectors); None when absent.
-    fn string_map(&mut self, obj: &Value, key: &str, field: &str) -> Option<BTreeMap<String, String>> {
-        if obj.get(key).is_none_or(Value::is_null) {
-            return None;
-        }
-        let mut out = BTreeMap::new();
-        for (k, v) in self.object(obj, key, field) {
-            match v {
-                Value::String(s) => {
-                    out.insert(k.clone(), s.clone());
-                }
-                other => self.type_error(&format!("{field}[{k}]"), other, "string"),
-            }
-        }
-        Some(out)
-    }
-
-    fn nonnegative(&mut self, obj: &Value, key: &str, field: &str) {
-        if let Some(n) = self.int(obj, key, field).filter(|&n| n < 0) {
+    fn nonnegative(&mut self, value: Option<i32>, field: &str) {
+        if let Some(n) = value.filter(|&n| n < 0) {
             self.invalid(field, n.to_string(), "must be greater than or equal to 0");
         }
     }
@@ -338,30 +289,25 @@ impl V {
     }
 
     /// An optional string field that must be one of `supported` when set.
-    fn one_of(&mut self, obj: &Value, key: &str, field: &str, supported: &[&str]) {
-        if let Some(v) = self.str(obj, key, field) {
-            if !supported.contains(&v) {
-                self.unsupported(field, v, supported);
-            }
+    fn one_of(&mut self, value: Option<&str>, field: &str, supported: &[&str]) {
+        if let Some(v) = value.filter(|v| !supported.contains(v)) {
+            self.unsupported(field, v, supported);
         }
     }
 
-    /// A string field that must be set and non-empty; "" when it is not.
-    fn required_str<'a>(&mut self, obj: &'a Value, key: &str, field: &str) -> &'a str {
-        let v = self.str(obj, key, field).unwrap_or_default();
-        if v.is_empty() {
+    /// A string field that must be set and non-empty.
+    fn required_str(&mut self, value: &str, field: &str) {
+        if value.is_empty() {
             self.required(field, "");
         }
-        v
     }
 
-    /// A required name that must be a DNS-1123 label (volumes, containers); "" when unset.
-    fn required_label<'a>(&mut self, obj: &'a Value, key: &str, field: &str) -> &'a str {
-        let name = self.required_str(obj, key, field);
+    /// A required name that must be a DNS-1123 label (volumes, containers).
+    fn required_label(&mut self, name: &str, field: &str) {
+        self.required_str(name, field);
         if !name.is_empty() {
             self.each_msg(field, name, dns1123_label_errors(name));
         }
-        name
     }
 
     /// Reports `name` at `field` as a Duplicate when `seen` already holds it.
@@ -371,37 +317,36 @@ impl V {
         }
     }
 
-    fn object_meta(&mut self, meta: &Value, name_check: fn(&str) -> Vec<String>) {
-        let generate = self.str(meta, "generateName", "metadata.generateName").unwrap_or_default();
+    fn meta(&mut self, meta: &ObjectMeta, name_check: fn(&str) -> Vec<String>) {
+        let generate = meta.generate_name.as_deref().unwrap_or_default();
         if !generate.is_empty() {
             // The server appends a suffix, so a trailing '-' is fine in the prefix.
             let masked = generate.strip_suffix('-').map_or(generate.to_string(), |p| format!("{p}a"));
             self.each_msg("metadata.generateName", generate, name_check(&masked));
         }
-        match self.str(meta, "name", "metadata.name").unwrap_or_default() {
+        match meta.name.as_deref().unwrap_or_default() {
             // A generated name is filled in before validation.
             "" if generate.is_empty() => self.required("metadata.name", "name or generateName is required"),
             "" => {}
             name => self.each_msg("metadata.name", name, name_check(name)),
         }
-        if let Some(ns) = self.str(meta, "namespace", "metadata.namespace").filter(|s| !s.is_empty()) {
+        if let Some(ns) = meta.namespace.as_deref().filter(|s| !s.is_empty()) {
             self.each_msg("metadata.namespace", ns, dns1123_label_errors(ns));
         }
-        self.labels(meta, "labels", "metadata.labels");
-        self.annotations(meta, "metadata.annotations");
+        self.label_map(meta.labels.as_ref(), "metadata.labels");
+        self.annotations(meta.annotations.as_ref(), "metadata.annotations");
     }
 
-    fn labels(&mut self, obj: &Value, key: &str, field: &str) {
-        for (k, v) in self.string_map(obj, key, field).unwrap_or_default() {
-            self.each_msg(field, &k, qualified_name_errors(&k));
-            self.each_msg(field, &v, label_value_errors(&v));
+    fn label_map(&mut self, labels: Option<&BTreeMap<String, String>>, field: &str) {
+        for (k, v) in labels.into_iter().flatten() {
+            self.each_msg(field, k, qualified_name_errors(k));
+            self.each_msg(field, v, label_value_errors(v));
         }
     }
 
-    fn annotations(&mut self, meta: &Value, field: &str) {
-        let annotations = self.string_map(meta, "annotations", field).unwrap_or_default();
+    fn annotations(&mut self, annotations: Option<&BTreeMap<String, String>>, field: &str) {
         let mut total = 0;
-        for (k, v) in &annotations {
+        for (k, v) in annotations.into_iter().flatten() {
             self.each_msg(field, k, qualified_name_errors(&k.to_lowercase()));
             total += k.len() + v.len();
         }
@@ -411,57 +356,56 @@ impl V {
         }
     }
 
-    fn pod_spec(&mut self, spec: &Value, p: &str) {
-        let volumes = self.volumes(spec, p);
+    fn pod_spec(&mut self, spec: &PodSpec, p: &str) {
+        let volumes = self.volumes(spec.volumes.as_deref().unwrap_or_default(), p);
         let mut names = BTreeSet::new();
-        let containers = self.array(spec, "containers", &format!("{p}.containers"));
-        if containers.is_empty() {
+        if spec.containers.is_empty() {
             self.required(format!("{p}.containers"), "");
         }
-        for (i, c) in containers.iter().enumerate() {
+        for (i, c) in spec.containers.iter().enumerate() {
             self.container(c, &format!("{p}.containers[{i}]"), &volumes, &mut names);
         }
-        for (at, c) in self.items(spec, "initContainers", p) {
-            self.container(c, &at, &volumes, &mut names);
+        for (i, c) in spec.init_containers.iter().flatten().enumerate() {
+            self.container(c, &format!("{p}.initContainers[{i}]"), &volumes, &mut names);
         }
         let restart = ["Always", "OnFailure", "Never"];
-        self.one_of(spec, "restartPolicy", &format!("{p}.restartPolicy"), &restart);
+        self.one_of(spec.restart_policy.as_deref(), &format!("{p}.restartPolicy"), &restart);
         let dns = ["ClusterFirstWithHostNet", "ClusterFirst", "Default", "None"];
-        self.one_of(spec, "dnsPolicy", &format!("{p}.dnsPolicy"), &dns);
-        self.labels(spec, "nodeSelector", &format!("{p}.nodeSelector"));
-        for key in ["hostname", "subdomain"] {
-            let field = format!("{p}.{key}");
-            if let Some(h) = self.str(spec, key, &field).filter(|h| !h.is_empty()) {
-                self.each_msg(&field, h, dns1123_label_errors(h));
+        self.one_of(spec.dns_policy.as_deref(), &format!("{p}.dnsPolicy"), &dns);
+        self.label_map(spec.node_selector.as_ref(), &format!("{p}.nodeSelector"));
+        for (key, value) in [("hostname", &spec.hostname), ("subdomain", &spec.subdomain)] {
+            if let Some(h) = value.as_deref().filter(|h| !h.is_empty()) {
+                self.each_msg(&format!("{p}.{key}"), h, dns1123_label_errors(h));
             }
         }
     }
 
     /// Validates `volumes` and returns their names for the volume mount checks.
-    fn volumes(&mut self, spec: &Value, p: &str) -> BTreeSet<String> {
+    fn volumes(&mut self, volumes: &[Volume], p: &str) -> BTreeSet<String> {
         let mut names = BTreeSet::new();
-        for (at, vol) in self.items(spec, "volumes", p) {
-            if vol.get("secret").is_some_and(Value::is_object) {
-                self.required_str(&vol["secret"], "secretName", &format!("{at}.secret.secretName"));
+        for (i, vol) in volumes.iter().enumerate() {
+            let at = format!("{p}.volumes[{i}]");
+            if let Some(secret) = &vol.secret {
+                self.required_str(secret.secret_name.as_deref().unwrap_or_default(), &format!("{at}.secret.secretName"));
             }
-            if vol.get("configMap").is_some_and(Value::is_object) {
-                self.required_str(&vol["configMap"], "name", &format!("{at}.configMap.name"));
+            if let Some(config_map) = &vol.config_map {
+                self.required_str(&config_map.name, &format!("{at}.configMap.name"));
             }
-            let name = self.required_label(vol, "name", &format!("{at}.name"));
-            self.unique(format!("{at}.name"), name, &mut names);
+            self.required_label(&vol.name, &format!("{at}.name"));
+            self.unique(format!("{at}.name"), &vol.name, &mut names);
         }
         names
     }
 
-    fn container(&mut self, c: &Value, at: &str, volumes: &BTreeSet<String>, names: &mut BTreeSet<String>) {
-        let name = self.required_label(c, "name", &format!("{at}.name"));
-        self.required_str(c, "image", &format!("{at}.image"));
+    fn container(&mut self, c: &Container, at: &str, volumes: &BTreeSet<String>, names: &mut BTreeSet<String>) {
+        self.required_label(&c.name, &format!("{at}.name"));
+        self.required_str(c.image.as_deref().unwrap_or_default(), &format!("{at}.image"));
         let field = format!("{at}.terminationMessagePolicy");
-        self.one_of(c, "terminationMessagePolicy", &field, &["File", "FallbackToLogsOnError"]);
-        self.container_ports(c, at);
-        for (env_at, env) in self.items(c, "env", at) {
-            let field = format!("{env_at}.name");
-            let name = self.str(env, "name", &field).unwrap_or_default();
+        self.one_of(c.termination_message_policy.as_deref(), &field, &["File", "FallbackToLogsOnError"]);
+        self.container_ports(c.ports.as_deref().unwrap_or_default(), at);
+        for (i, env) in c.env.iter().flatten().enumerate() {
+            let field = format!("{at}.env[{i}].name");
+            let name = env.name.as_str();
             if name.is_empty() {
                 self.required(&field, "");
                 self.invalid(&field, go_quote(name), "environment variable name must be non-empty");
@@ -475,26 +419,28 @@ impl V {
             }
         }
         let mut mount_paths = BTreeSet::new();
-        for (mat, m) in self.items(c, "volumeMounts", at) {
-            let vol = self.required_str(m, "name", &format!("{mat}.name"));
-            if !volumes.contains(vol) {
-                self.push(format!("{mat}.name"), FieldErrorKind::NotFound(go_quote(vol)), "");
+        for (i, m) in c.volume_mounts.iter().flatten().enumerate() {
+            let mat = format!("{at}.volumeMounts[{i}]");
+            self.required_str(&m.name, &format!("{mat}.name"));
+            if !volumes.contains(&m.name) {
+                self.push(format!("{mat}.name"), FieldErrorKind::NotFound(go_quote(&m.name)), "");
             }
-            let path = self.required_str(m, "mountPath", &format!("{mat}.mountPath"));
-            if !mount_paths.insert(path.to_string()) {
-                self.invalid(format!("{mat}.mountPath"), go_quote(path), "must be unique");
+            self.required_str(&m.mount_path, &format!("{mat}.mountPath"));
+            if !mount_paths.insert(m.mount_path.as_str()) {
+                self.invalid(format!("{mat}.mountPath"), go_quote(&m.mount_path), "must be unique");
             }
         }
         let pull = ["Always", "IfNotPresent", "Never"];
-        self.one_of(c, "imagePullPolicy", &format!("{at}.imagePullPolicy"), &pull);
+        self.one_of(c.image_pull_policy.as_deref(), &format!("{at}.imagePullPolicy"), &pull);
         // Names are unique across containers and init containers.
-        self.unique(format!("{at}.name"), name, names);
+        self.unique(format!("{at}.name"), &c.name, names);
     }
 
-    fn container_ports(&mut self, c: &Value, at: &str) {
+    fn container_ports(&mut self, ports: &[ContainerPort], at: &str) {
         let mut names = BTreeSet::new();
-        for (pat, port) in self.items(c, "ports", at) {
-            if let Some(name) = self.str(port, "name", &format!("{pat}.name")).filter(|n| !n.is_empty()) {
+        for (i, port) in ports.iter().enumerate() {
+            let pat = format!("{at}.ports[{i}]");
+            if let Some(name) = port.name.as_deref().filter(|n| !n.is_empty()) {
                 let msgs = port_name_errors(name);
                 if !msgs.is_empty() {
                     self.each_msg(&format!("{pat}.name"), name, msgs);
@@ -502,86 +448,70 @@ impl V {
                     self.unique(format!("{pat}.name"), name, &mut names);
                 }
             }
-            match self.int(port, "containerPort", &format!("{pat}.containerPort")) {
-                None | Some(0) => self.required(format!("{pat}.containerPort"), ""),
-                Some(n) => {
-                    if let Some(msg) = port_num_error(n) {
+            match port.container_port {
+                0 => self.required(format!("{pat}.containerPort"), ""),
+                n => {
+                    if let Some(msg) = port_num_error(n.into()) {
                         self.invalid(format!("{pat}.containerPort"), n.to_string(), msg);
                     }
                 }
             }
-            if let Some(n) = self.int(port, "hostPort", &format!("{pat}.hostPort")).filter(|&n| n != 0) {
-                if let Some(msg) = port_num_error(n) {
+            if let Some(n) = port.host_port.filter(|&n| n != 0) {
+                if let Some(msg) = port_num_error(n.into()) {
                     self.invalid(format!("{pat}.hostPort"), n.to_string(), msg);
                 }
             }
-            self.protocol(port, &pat);
+            self.one_of(port.protocol.as_deref(), &format!("{pat}.protocol"), &["SCTP", "TCP", "UDP"]);
         }
     }
 
-    fn protocol(&mut self, port: &Value, at: &str) {
-        self.one_of(port, "protocol", &format!("{at}.protocol"), &["SCTP", "TCP", "UDP"]);
-    }
-
-    /// Deployment and ReplicaSet specs (apps validation).
-    fn workload(&mut self, spec: &Value, deployment: bool) {
-        self.nonnegative(spec, "replicas", "spec.replicas");
-        if !deployment {
-            self.nonnegative(spec, "minReadySeconds", "spec.minReadySeconds");
-        }
-        let selector_value = spec.get("selector").cloned().unwrap_or(Value::Null);
-        if selector_value.is_null() {
-            self.required("spec.selector", "");
-        } else {
-            self.labels(&selector_value, "matchLabels", "spec.selector.matchLabels");
-            self.label_selector_requirements(&selector_value);
-            let n = selector_value["matchLabels"].as_object().map_or(0, Map::len)
-                + selector_value["matchExpressions"].as_array().map_or(0, Vec::len);
-            if n == 0 {
-                // Kubernetes says "deployment" for ReplicaSets too.
-                self.invalid("spec.selector", go_label_selector(&selector_value), "empty selector is invalid for deployment");
+    /// The selector and template of a Deployment or ReplicaSet (apps validation); `selector` is
+    /// None when the object has none ([`Undecoded`]).
+    fn workload(&mut self, selector: Option<&LabelSelector>, template: &PodTemplateSpec) {
+        match selector {
+            None => self.required("spec.selector", ""),
+            Some(sel) => {
+                self.label_map(sel.match_labels.as_ref(), "spec.selector.matchLabels");
+                self.label_selector_requirements(sel.match_expressions.as_deref().unwrap_or_default());
+                let n = sel.match_labels.as_ref().map_or(0, BTreeMap::len) + sel.match_expressions.as_ref().map_or(0, Vec::len);
+                if n == 0 {
+                    // Kubernetes says "deployment" for ReplicaSets too.
+                    self.invalid("spec.selector", go_label_selector(sel), "empty selector is invalid for deployment");
+                }
             }
         }
-        let template = &spec["template"];
-        match Selector::from_label_selector(&selector_value) {
-            Err(_) => self.invalid("spec.selector", go_label_selector(&selector_value), "invalid label selector"),
-            Ok(selector) => {
-                // Type errors in these labels are reported once, below.
-                let labels = template["metadata"].get("labels").filter(|l| !l.is_null()).map(string_map);
-                if !selector.is_empty() && !selector.matches(&labels.clone().unwrap_or_default()) {
-                    self.invalid(
-                        "spec.template.metadata.labels",
-                        go_string_map(labels.as_ref()),
-                        "`selector` does not match template `labels`",
-                    );
+        match Selector::from_typed(selector) {
+            Err(_) => {
+                self.invalid("spec.selector", go_label_selector(selector.unwrap_or(&LabelSelector::default())), "invalid label selector")
+            }
+            Ok(sel) => {
+                let meta = or_default(&template.metadata);
+                let labels = meta.labels.as_ref();
+                if !sel.is_empty() && !sel.matches(labels.unwrap_or(&BTreeMap::new())) {
+                    self.invalid("spec.template.metadata.labels", go_string_map(labels), "`selector` does not match template `labels`");
                 }
                 // Kubernetes reports template labels at `spec.template.labels` (sic).
-                self.labels(&template["metadata"], "labels", "spec.template.labels");
-                self.annotations(&template["metadata"], "spec.template.annotations");
-                self.pod_spec(&template["spec"], "spec.template.spec");
-                let policy = template["spec"]["restartPolicy"].as_str().unwrap_or("Always");
+                self.label_map(labels, "spec.template.labels");
+                self.annotations(meta.annotations.as_ref(), "spec.template.annotations");
+                let spec = or_default(&template.spec);
+                self.pod_spec(&spec, "spec.template.spec");
+                let policy = spec.restart_policy.as_deref().unwrap_or("Always");
                 if policy != "Always" {
                     self.unsupported("spec.template.spec.restartPolicy", policy, &["Always"]);
                 }
-                if !template["spec"]["activeDeadlineSeconds"].is_null() {
+                if spec.active_deadline_seconds.is_some() {
                     let msg = "activeDeadlineSeconds in ReplicaSet is not Supported";
                     self.push("spec.template.spec.activeDeadlineSeconds", FieldErrorKind::Forbidden, msg);
                 }
             }
         }
-        if deployment {
-            self.nonnegative(spec, "minReadySeconds", "spec.minReadySeconds");
-            self.nonnegative(spec, "revisionHistoryLimit", "spec.revisionHistoryLimit");
-            self.nonnegative(spec, "progressDeadlineSeconds", "spec.progressDeadlineSeconds");
-        }
     }
 
-    fn label_selector_requirements(&mut self, selector: &Value) {
-        let exprs = self.array(selector, "matchExpressions", "spec.selector.matchExpressions");
+    fn label_selector_requirements(&mut self, exprs: &[LabelSelectorRequirement]) {
         for (i, e) in exprs.iter().enumerate() {
             let at = format!("spec.selector.matchExpressions[{i}]");
-            let values = string_list(&e["values"]);
-            match self.str(e, "operator", &format!("{at}.operator")).unwrap_or_default() {
+            let values = e.values.as_deref().unwrap_or_default();
+            match e.operator.as_str() {
                 "In" | "NotIn" if values.is_empty() => {
                     self.required(format!("{at}.values"), "must be specified when `operator` is 'In' or 'NotIn'")
                 }
@@ -593,51 +523,10 @@ impl V {
                 "In" | "NotIn" | "Exists" | "DoesNotExist" => {}
                 op => self.invalid(format!("{at}.operator"), go_quote(op), "not a valid selector operator"),
             }
-            let key = self.str(e, "key", &format!("{at}.key")).unwrap_or_default();
-            self.each_msg(&format!("{at}.key"), key, qualified_name_errors(key));
+            self.each_msg(&format!("{at}.key"), &e.key, qualified_name_errors(&e.key));
             for (j, v) in values.iter().enumerate() {
                 self.each_msg(&format!("{at}.values[{j}]"), v, label_value_errors(v));
             }
-        }
-    }
-
-    /// ObjectMeta of a decoded object: [`V::object_meta`]'s checks on the type.
-    fn typed_meta(&mut self, meta: &ObjectMeta, name_check: fn(&str) -> Vec<String>) {
-        let generate = meta.generate_name.as_deref().unwrap_or_default();
-        if !generate.is_empty() {
-            let masked = generate.strip_suffix('-').map_or(generate.to_string(), |p| format!("{p}a"));
-            self.each_msg("metadata.generateName", generate, name_check(&masked));
-        }
-        match meta.name.as_deref().unwrap_or_default() {
-            "" if generate.is_empty() => self.required("metadata.name", "name or generateName is required"),
-            "" => {}
-            name => self.each_msg("metadata.name", name, name_check(name)),
-        }
-        if let Some(ns) = meta.namespace.as_deref().filter(|s| !s.is_empty()) {
-            self.each_msg("metadata.namespace", ns, dns1123_label_errors(ns));
-        }
-        self.label_map(meta.labels.as_ref(), "metadata.labels");
-        let mut total = 0;
-        for (k, v) in meta.annotations.iter().flatten() {
-            self.each_msg("metadata.annotations", k, qualified_name_errors(&k.to_lowercase()));
-            total += k.len() + v.len();
-        }
-        const LIMIT: usize = 256 * 1024;
-        if total > LIMIT {
-            self.push("metadata.annotations", FieldErrorKind::TooLong, format!("may not be more than {LIMIT} bytes"));
-        }
-    }
-
-    fn label_map(&mut self, labels: Option<&BTreeMap<String, String>>, field: &str) {
-        for (k, v) in labels.into_iter().flatten() {
-            self.each_msg(field, k, qualified_name_errors(k));
-            self.each_msg(field, v, label_value_errors(v));
-        }
-    }
-
-    fn typed_one_of(&mut self, value: Option<&str>, field: &str, supported: &[&str]) {
-        if let Some(v) = value.filter(|v| !supported.contains(v)) {
-            self.unsupported(field, v, supported);
         }
     }
 
@@ -677,7 +566,7 @@ impl V {
             if let Some(msg) = port_num_error(i64::from(port.port)) {
                 self.invalid(format!("{at}.port"), port.port.to_string(), msg);
             }
-            self.typed_one_of(port.protocol.as_deref(), &format!("{at}.protocol"), &["SCTP", "TCP", "UDP"]);
+            self.one_of(port.protocol.as_deref(), &format!("{at}.protocol"), &["SCTP", "TCP", "UDP"]);
             match &port.target_port {
                 None => {}
                 Some(IntOrString::String(s)) => self.each_msg(&format!("{at}.targetPort"), s, port_name_errors(s)),
@@ -689,7 +578,7 @@ impl V {
             }
         }
         self.label_map(spec.selector.as_ref(), "spec.selector");
-        self.typed_one_of(spec.session_affinity.as_deref(), "spec.sessionAffinity", &["ClientIP", "None"]);
+        self.one_of(spec.session_affinity.as_deref(), "spec.sessionAffinity", &["ClientIP", "None"]);
         if !cluster_ip.is_empty() && !headless && cluster_ip.parse::<std::net::IpAddr>().is_err() {
             let msg = "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)";
             self.invalid("spec.clusterIPs[0]", go_quote(cluster_ip), msg);
@@ -737,30 +626,53 @@ impl V {
                 "may only be set when `type` is 'LoadBalancer' and `externalTrafficPolicy` is 'Local'",
             );
         }
-        self.typed_one_of(spec.internal_traffic_policy.as_deref(), "spec.internalTrafficPolicy", &["Cluster", "Local"]);
+        self.one_of(spec.internal_traffic_policy.as_deref(), "spec.internalTrafficPolicy", &["Cluster", "Local"]);
     }
 
-    /// ConfigMap/Secret keys, and the two keys a TLS Secret must have.
-    fn config_data(&mut self, obj: &Value, secret: bool) {
-        let mut seen = BTreeSet::new();
-        let sections: &[&str] = if secret { &["data", "stringData"] } else { &["data", "binaryData"] };
-        for section in sections {
-            for (k, v) in self.object(obj, section, section) {
-                let field = format!("{section}[{k}]");
-                self.each_msg(&field, k, config_key_errors(k));
-                if !v.is_string() {
-                    self.type_error(&field, v, "string");
-                }
-                if !secret && !seen.insert(k.clone()) {
-                    self.invalid(&field, go_quote(k), "duplicate of key present in `data`");
+    /// A Secret's keys, and the two keys a TLS Secret must have.
+    fn secret(&mut self, s: &Secret) {
+        let data = s.data.as_ref();
+        self.config_keys("data", data.into_iter().flatten().map(|(k, _)| k), None);
+        let strings = s.string_data.as_ref();
+        self.config_keys("stringData", strings.into_iter().flatten().map(|(k, _)| k), None);
+        if s.type_.as_deref() == Some("kubernetes.io/tls") {
+            for key in ["tls.crt", "tls.key"] {
+                if !data.is_some_and(|d| d.contains_key(key)) && !strings.is_some_and(|d| d.contains_key(key)) {
+                    self.required(format!("data[{key}]"), "");
                 }
             }
         }
-        if secret && obj["type"].as_str() == Some("kubernetes.io/tls") {
-            for key in ["tls.crt", "tls.key"] {
-                if obj["data"].get(key).is_none() && obj["stringData"].get(key).is_none() {
-                    self.required(format!("data[{key}]"), "");
-                }
+    }
+
+    /// A ConfigMap's keys, unique across `data` and `binaryData`.
+    fn config_map(&mut self, c: &ConfigMap) {
+        let mut seen = BTreeSet::new();
+        self.config_keys("data", c.data.iter().flatten().map(|(k, _)| k), Some(&mut seen));
+        self.config_keys("binaryData", c.binary_data.iter().flatten().map(|(k, _)| k), Some(&mut seen));
+    }
+
+    fn config_keys<'a>(&mut self, section: &str, keys: impl Iterator<Item = &'a String>, mut seen: Option<&mut BTreeSet<&'a str>>) {
+        for k in keys {
+            let field = format!("{section}[{k}]");
+            self.each_msg(&field, k, config_key_errors(k));
+            if seen.as_mut().is_some_and(|seen| !seen.insert(k)) {
+                self.invalid(&field, go_quote(k), "duplicate of key present in `data`");
+            }
+        }
+    }
+
+    /// An object marked `immutable: true` keeps the mark and its data `sections` (name, changed).
+    fn immutable(&mut self, old: Option<bool>, new: Option<bool>, sections: &[(&str, bool)]) {
+        if old != Some(true) {
+            return;
+        }
+        const WHY: &str = "field is immutable when `immutable` is set";
+        if new != Some(true) {
+            self.push("immutable", FieldErrorKind::Forbidden, WHY);
+        }
+        for (section, changed) in sections {
+            if *changed {
+                self.push(*section, FieldErrorKind::Forbidden, WHY);
             }
         }
     }
@@ -784,8 +696,8 @@ pub fn requested_cluster_ip(spec: &ServiceSpec) -> &str {
 /// Validates a decoded Service (after [`crate::defaults::service`]).
 pub fn validate_service(svc: &Service) -> Result<(), Invalid> {
     let mut v = V::default();
-    v.typed_meta(&svc.metadata, dns1035_label_errors);
-    v.service(&svc.spec.clone().unwrap_or_default());
+    v.meta(&svc.metadata, dns1035_label_errors);
+    v.service(&or_default(&svc.spec));
     v.finish("Service", svc.metadata.name.as_deref().unwrap_or_default())
 }
 
@@ -812,31 +724,47 @@ mod tests {
                 "spec": {"containers": [{"name": "my-nginx", "image": "nginx", "ports": [{"containerPort": 80}]}]}}}})
     }
 
+    /// Decodes `obj` and validates it (without defaults), as admission does.
+    fn check(obj: &Value) -> Result<(), Invalid> {
+        let invalid = |e: typed::DecodeError| Invalid {
+            kind: crate::object::kind(obj).into(),
+            name: crate::object::name(obj).into(),
+            causes: vec![e.0],
+        };
+        let object = Object::decode(crate::object::kind(obj), obj).map_err(invalid)?;
+        validate(&object, Undecoded::of(obj))
+    }
+
+    fn update(old: &Value, new: &Value) -> Result<(), Invalid> {
+        validate_update(old, &Object::decode(crate::object::kind(new), new).unwrap())
+    }
+
     fn message(obj: &Value) -> String {
-        validate(obj).unwrap_err().to_string()
+        check(obj).unwrap_err().to_string()
     }
 
     fn causes(obj: &Value) -> Vec<String> {
-        let err = validate(obj).unwrap_err();
+        let err = check(obj).unwrap_err();
         err.causes.iter().map(|c| c.to_string()).collect()
     }
 
     #[test]
     fn tutorial_objects_are_valid() {
-        validate(&deployment(json!({"matchLabels": {"run": "my-nginx"}}), json!({"run": "my-nginx"}))).unwrap();
+        check(&deployment(json!({"matchLabels": {"run": "my-nginx"}}), json!({"run": "my-nginx"}))).unwrap();
         let svc = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "my-nginx", "labels": {"run": "my-nginx"}},
             "spec": {"type": "NodePort", "selector": {"run": "my-nginx"}, "ports": [
                 {"port": 8080, "targetPort": 80, "protocol": "TCP", "name": "http"},
                 {"port": 443, "protocol": "TCP", "name": "https"}]}});
-        validate(&svc).unwrap();
+        check(&svc).unwrap();
     }
 
     #[test]
     fn tutorial_manifest_parses_defaults_and_validates() {
         let text = "---\n{\n  apiVersion: \"apps/v1\",\n  kind: \"Deployment\",\n  metadata: {\n    name: \"my-nginx\",\n  },\n  spec: {\n    selector: { matchLabels: { run: \"my-nginx\", }, },\n    replicas: 2,\n    template: {\n      metadata: { labels: { run: \"my-nginx\", }, },\n      spec: {\n        containers: [{\n          name: \"my-nginx\",\n          image: \"nginx\",\n          ports: [{ containerPort: 80, }],\n        }],\n      },\n    },\n  },\n}\n";
         let mut obj = crate::manifest::parse_documents(text).unwrap().remove(0).value;
-        crate::defaults::apply_defaults(&mut obj);
-        validate(&obj).unwrap();
+        let mut object = Object::decode("Deployment", &obj).unwrap();
+        crate::defaults::object(&mut object);
+        validate(&object, Undecoded::of(&obj)).unwrap();
         obj["spec"]["template"]["metadata"]["labels"]["run"] = json!("x");
         assert!(message(&obj).ends_with("map[string]string{\"run\":\"x\"}: `selector` does not match template `labels`"));
     }
@@ -916,11 +844,14 @@ mod tests {
         assert_eq!(message(&ns), "The Namespace \"a.b\" is invalid: metadata.name: Invalid value: \"a.b\": must not contain dots");
         let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {}});
         assert_eq!(message(&ns), "The Namespace \"\" is invalid: metadata.name: Required value: name or generateName is required");
-        let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"generateName": "my-nginx-5b56ccd65f-", "labels": {"a/b/c": "x", "ok": "-x", "n": 1}},
+        // A label of the wrong type fails the decode, before any other check.
+        let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"generateName": "my-nginx-5b56ccd65f-", "labels": {"a/b/c": "x", "n": 1}},
+            "spec": {"containers": [{"name": "c", "image": "i"}]}});
+        assert_eq!(causes(&pod), ["metadata.labels[n]: Invalid value: 1: must be of type string"]);
+        let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"generateName": "my-nginx-5b56ccd65f-", "labels": {"a/b/c": "x", "ok": "-x"}},
             "spec": {"containers": [{"name": "c", "image": "i"}]}});
         let causes = causes(&pod);
         assert_eq!(causes, [
-            "metadata.labels[n]: Invalid value: 1: must be of type string",
             "metadata.labels: Invalid value: \"a/b/c\": a qualified name must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]') with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')",
             "metadata.labels: Invalid value: \"-x\": a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')",
         ]);
@@ -962,8 +893,8 @@ mod tests {
             json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"}, "spec": {
                 "type": ty, "externalTrafficPolicy": policy, "healthCheckNodePort": hc, "ports": [{"port": 80}]}})
         };
-        validate(&svc("LoadBalancer", "Local", 30500)).unwrap();
-        validate(&svc("NodePort", "Cluster", 0)).unwrap();
+        check(&svc("LoadBalancer", "Local", 30500)).unwrap();
+        check(&svc("NodePort", "Cluster", 0)).unwrap();
         for (ty, policy) in [("NodePort", "Local"), ("LoadBalancer", "Cluster")] {
             assert_eq!(
                 message(&svc(ty, policy, 30500)),
@@ -993,6 +924,11 @@ mod tests {
     fn secrets_and_configmaps() {
         let s = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "nginxsecret"}, "type": "kubernetes.io/tls", "data": {"tls.crt": "YQ=="}});
         assert_eq!(message(&s), "The Secret \"nginxsecret\" is invalid: data[tls.key]: Required value");
+        let c =
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"a": "x"}, "binaryData": {"a": "eA=="}});
+        assert_eq!(message(&c), "The ConfigMap \"c\" is invalid: binaryData[a]: Invalid value: \"a\": duplicate of key present in `data`");
+        let s = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}, "type": "kubernetes.io/tls", "stringData": {"tls.key": "k"}, "data": {"tls.crt": "YQ=="}});
+        check(&s).unwrap();
         let c = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"default.conf": "x", "a b": "y"}});
         assert!(message(&c).starts_with("The ConfigMap \"c\" is invalid: data[a b]: Invalid value: \"a b\": a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+')"));
     }
@@ -1003,26 +939,24 @@ mod tests {
         let mut new = old.clone();
         new["type"] = json!("Opaque");
         assert_eq!(
-            validate_update(&old, &new).unwrap_err().to_string(),
+            update(&old, &new).unwrap_err().to_string(),
             "The Secret \"s\" is invalid: type: Invalid value: \"Opaque\": field is immutable"
         );
         let untyped = json!({"kind": "Secret", "metadata": {"name": "s"}});
-        assert!(validate_update(&untyped, &json!({"kind": "Secret", "metadata": {"name": "s"}, "type": "Opaque"})).is_ok());
+        assert!(update(&untyped, &json!({"kind": "Secret", "metadata": {"name": "s"}, "type": "Opaque"})).is_ok());
 
         let old = json!({"kind": "ConfigMap", "metadata": {"name": "c"}, "immutable": true, "data": {"a": "1"}});
-        assert!(validate_update(&old, &old).is_ok());
+        assert!(update(&old, &old).is_ok());
         let mut new = old.clone();
         new["data"]["a"] = json!("2");
         new["immutable"] = json!(false);
         assert_eq!(
-            validate_update(&old, &new).unwrap_err().to_string(),
+            update(&old, &new).unwrap_err().to_string(),
             "The ConfigMap \"c\" is invalid: \n* immutable: Forbidden: field is immutable when `immutable` is set\n* data: Forbidden: field is immutable when `immutable` is set"
         );
         // Not marked: anything but a Secret's type may change.
         let free = json!({"kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"a": "1"}});
-        assert!(
-            validate_update(&free, &json!({"kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"a": "2"}, "immutable": true})).is_ok()
-        );
+        assert!(update(&free, &json!({"kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"a": "2"}, "immutable": true})).is_ok());
     }
 
     #[test]

@@ -226,7 +226,7 @@ impl ApiService {
                 if object::kind(&desired) == "Pod" {
                     emu_logic::serviceaccount::keep_api_access(existing, &mut desired);
                 }
-                validation::validate_update(existing, &desired).map_err(invalid)?;
+                validation::validate_update(existing, &other).map_err(invalid)?;
                 Ok(desired)
             }
         }
