@@ -7,8 +7,9 @@
 //! plane's fabric address is local: a controller started anywhere else (tests, by hand, the
 //! host) must not touch that namespace's routes.
 
+use crate::decoded::Decoded;
 use crate::state::Shared;
-use emu_api::object;
+use emu_api::typed::Node;
 use std::collections::BTreeMap;
 use std::process::Command;
 
@@ -27,16 +28,17 @@ impl ControlRoutes {
         ControlRoutes { enabled, installed: BTreeMap::new() }
     }
 
-    pub fn sync(&mut self, shared: &Shared) {
+    /// `nodes` decodes the Node objects (each once until it changes).
+    pub fn sync(&mut self, shared: &Shared, nodes: &mut Decoded<Node>) {
         if !self.enabled {
             return;
         }
-        let (nodes, _) = shared.store.list_shared("Node", None);
         let want: BTreeMap<String, String> = nodes
+            .list(&shared.store, "Node", None)
             .iter()
             .filter_map(|n| {
-                let cidr = object::str_at(n, &["spec", "podCIDR"])?;
-                let ip = n["status"]["addresses"].as_array()?.iter().find(|a| a["type"] == "InternalIP")?["address"].as_str()?;
+                let cidr = n.spec.as_ref()?.pod_cidr.as_deref()?;
+                let ip = &n.status.as_ref()?.addresses.as_deref()?.iter().find(|a| a.type_ == "InternalIP")?.address;
                 Some((cidr.to_string(), ip.to_string()))
             })
             .collect();

@@ -157,7 +157,7 @@ fn reconcile_all(shared: &Shared, st: &mut ControllerState) {
     schedule_pods(shared, &mut st.last_ip, decoded);
     st.endpoints.sync(shared, &changes, &mut st.decoded.pods);
     publish_root_ca(shared, &changes, &mut st.decoded);
-    st.control_routes.sync(shared);
+    st.control_routes.sync(shared, &mut st.decoded.nodes);
     st.decoded.sweep();
     if shared.store.resource_version() != before {
         shared.changed();

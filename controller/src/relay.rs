@@ -13,6 +13,7 @@ use crate::state::Shared;
 use crate::store::{ObjectKey, StoreError};
 use emu_api::fault::{self, FaultSpec};
 use emu_api::object;
+use emu_api::typed::{self, Node, Pod};
 use emu_logic::faults;
 use emu_proto::api_server::Api;
 use emu_proto::node_client::NodeClient;
@@ -74,10 +75,11 @@ impl RelayService {
     /// The pod `namespace/name`, bound to a node: its uid and node.
     fn pod_on_node(&self, namespace: &str, name: &str) -> Result<(String, String), Status> {
         let key = ObjectKey { kind: "Pod".into(), namespace: namespace.into(), name: name.into() };
-        let pod = self.shared.store.get(&key).ok_or_else(|| Status::not_found(format!("pods \"{name}\" not found")))?;
-        let node = object::str_at(&pod, &["spec", "nodeName"]).filter(|n| !n.is_empty());
+        let pod = self.shared.store.get_shared(&key).ok_or_else(|| Status::not_found(format!("pods \"{name}\" not found")))?;
+        let pod: Pod = typed::decode(&pod).map_err(|e| Status::internal(format!("pod {name}: {e}")))?;
+        let node = emu_logic::scheduler::bound_node(&pod);
         let node = node.ok_or_else(|| Status::failed_precondition(format!("pod {name} is not scheduled to a node yet")))?;
-        Ok((object::uid(&pod).to_string(), node.to_string()))
+        Ok((pod.metadata.uid.clone().unwrap_or_default(), node.to_string()))
     }
 
     /// Where the agent of `node` serves: the endpoint its Node object names, else its socket on
@@ -87,8 +89,8 @@ impl RelayService {
         let named = self
             .shared
             .store
-            .get(&key)
-            .and_then(|n| object::str_at(&n, &["metadata", "annotations", emu_proto::AGENT_ENDPOINT_ANNOTATION]).map(str::to_string));
+            .get_shared(&key)
+            .and_then(|n| typed::decode::<Node>(&n).ok()?.metadata.annotations?.remove(emu_proto::AGENT_ENDPOINT_ANNOTATION));
         named.unwrap_or_else(|| emu_proto::unix_endpoint(&emu_logic::cluster::Paths::new(&self.shared.cluster.name).agent_socket(node)))
     }
 
