@@ -302,8 +302,10 @@ enum Watched {
     Service(Box<Service>),
     ConfigMap(Box<ConfigMap>),
     Secret(Box<Secret>),
-    /// An object that does not decode: left out (admission decoded every stored object, so
-    /// none should be).
+    /// A pod that does not decode (by its uid): left alone, its sandbox neither started nor
+    /// removed (admission decoded every stored pod, so none should be).
+    UndecodablePod(String),
+    /// Another object that does not decode: left out.
     Undecodable,
 }
 
@@ -328,7 +330,10 @@ impl Watched {
         };
         decoded.unwrap_or_else(|e| {
             tracing::warn!(kind, name = %object::name(&v), error = %e, "an object of the pod watch does not decode; left out");
-            Watched::Undecodable
+            match kind.as_str() {
+                "Pod" => Watched::UndecodablePod(object::uid(&v).to_string()),
+                _ => Watched::Undecodable,
+            }
         })
     }
 }
@@ -460,11 +465,19 @@ async fn reconcile(
             _ => None,
         })
         .collect();
+    let undecodable: HashSet<&str> = snap
+        .objects
+        .values()
+        .filter_map(|v| match v.as_ref() {
+            Watched::UndecodablePod(uid) => Some(uid.as_str()),
+            _ => None,
+        })
+        .collect();
     // Sandboxes on disk that no pod wants any more (deleted while the agent was away).
     if let Ok(entries) = std::fs::read_dir(agent.paths.pods_dir(&agent.node.name)) {
         for e in entries.flatten() {
             let uid = e.file_name().to_string_lossy().into_owned();
-            if !wanted.contains_key(&uid) && claim(local, &uid) {
+            if !wanted.contains_key(&uid) && !undecodable.contains(uid.as_str()) && claim(local, &uid) {
                 let (agent, local) = (agent.clone(), local.clone());
                 tokio::spawn(async move {
                     if let Err(e) = remove_sandbox(&agent, &uid, Duration::from_secs(2)).await {
@@ -979,5 +992,27 @@ fn limit_malloc_arenas() {
     // SAFETY: mallopt only sets an allocator parameter; called before any other thread exists.
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pod_is_decoded_once_with_its_status_as_stored() {
+        let status = json!({"phase": "Running", "conditions": [{"type": "Ready", "status": "True", "lastProbeTime": null}]});
+        let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web", "namespace": "default", "uid": "u1"},
+            "spec": {"containers": [{"name": "c", "image": "nginx"}]}, "status": status});
+        let Watched::Pod(p) = Watched::decode(pod) else { panic!("a pod") };
+        assert_eq!((uid(&p.pod), name(&p.pod), spec(&p.pod).containers[0].image.as_deref()), ("u1", "web", Some("nginx")));
+        assert_eq!(p.status, status, "the JSON status keeps lastProbeTime: null, which report compares with");
+        // A pod whose sandbox must be left alone rather than removed as an orphan.
+        let bad = json!({"kind": "Pod", "metadata": {"name": "web", "uid": "u2"}, "spec": {"containers": "nope"}});
+        assert!(matches!(Watched::decode(bad), Watched::UndecodablePod(uid) if uid == "u2"));
+        let secret = json!({"kind": "Secret", "metadata": {"name": "s"}, "data": {"k": "dg=="}});
+        let Watched::Secret(s) = Watched::decode(secret) else { panic!("a secret") };
+        assert_eq!(s.data.unwrap()["k"].0, b"v");
+        assert!(matches!(Watched::decode(json!({"kind": "Other"})), Watched::Undecodable));
     }
 }
