@@ -4,6 +4,7 @@
 pub mod admission;
 pub mod defaults;
 pub mod fault;
+pub mod field;
 pub mod json;
 pub mod kinds;
 pub mod manifest;

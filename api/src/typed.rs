@@ -11,7 +11,7 @@
 //! changes too: `null` fields go, and a Quantity written as a number becomes a string
 //! (`cpu: 1` → `cpu: "1"`).
 
-use crate::validation::{go_value, FieldError, FieldErrorKind};
+use crate::field::{go_value, FieldError, FieldErrorKind};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;

@@ -5,6 +5,7 @@
 //! Kubernetes' `validation.go`, so multi-cause errors list causes in the same order. A field of
 //! the wrong type never gets here: the decode fails first ([`crate::typed::decode`]).
 
+pub use crate::field::{go_quote, go_value, FieldError, FieldErrorKind};
 use crate::selector::Selector;
 use crate::syntax::*;
 use crate::typed::{
@@ -14,46 +15,6 @@ use crate::typed::{
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-
-/// The type of a field error, with the offending value already in Go's `%v`/`%q`/`%#v` form.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum FieldErrorKind {
-    Required,
-    NotFound(String),
-    Invalid(String),
-    Duplicate(String),
-    /// The value and the supported values (unquoted).
-    Unsupported(String, Vec<String>),
-    Forbidden,
-    TooLong,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FieldError {
-    /// Dotted path: `spec.template.spec.containers[0].image`.
-    pub field: String,
-    pub kind: FieldErrorKind,
-    pub detail: String,
-}
-
-impl fmt::Display for FieldError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: ", self.field)?;
-        match &self.kind {
-            FieldErrorKind::Required => f.write_str("Required value")?,
-            FieldErrorKind::NotFound(v) => write!(f, "Not found: {v}")?,
-            FieldErrorKind::Invalid(v) => write!(f, "Invalid value: {v}")?,
-            FieldErrorKind::Duplicate(v) => write!(f, "Duplicate value: {v}")?,
-            FieldErrorKind::Unsupported(v, _) => write!(f, "Unsupported value: {v}")?,
-            FieldErrorKind::Forbidden => f.write_str("Forbidden")?,
-            FieldErrorKind::TooLong => f.write_str("Too long")?,
-        }
-        if !self.detail.is_empty() {
-            write!(f, ": {}", self.detail)?;
-        }
-        Ok(())
-    }
-}
 
 /// A rejected object: kubectl prints it as `The Deployment "x" is invalid: ...`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -190,13 +151,6 @@ fn port_num_error(p: i64) -> Option<&'static str> {
 
 // ---- Go value formatting for messages.
 
-/// Go's `%q`.
-pub fn go_quote(s: &str) -> String {
-    let mut out = String::new();
-    crate::json::write_quoted(&mut out, s, crate::json::Quote::Go);
-    out
-}
-
 /// Go's `%#v` of a `map[string]string` (keys sorted, as fmt prints maps).
 pub fn go_string_map(m: Option<&BTreeMap<String, String>>) -> String {
     match m {
@@ -211,15 +165,6 @@ pub fn go_string_map(m: Option<&BTreeMap<String, String>>) -> String {
 fn go_string_slice(items: &[String]) -> String {
     let body: Vec<String> = items.iter().map(|s| go_quote(s)).collect();
     format!("[]string{{{}}}", body.join(", "))
-}
-
-/// A JSON value as Go would print the decoded value: strings quoted, numbers bare.
-pub fn go_value(v: &Value) -> String {
-    match v {
-        Value::String(s) => go_quote(s),
-        Value::Null => "null".into(),
-        other => other.to_string(),
-    }
 }
 
 fn go_label_selector(sel: &LabelSelector) -> String {
