@@ -1,9 +1,10 @@
 //! The gRPC API: what `emu` and the node agents call. Every write goes through the store, which
 //! assigns resource versions and feeds the watch streams; every write also wakes the controllers.
 
-use crate::state::{now, Shared};
+use crate::state::Shared;
 use crate::store::{ObjectKey, StoreError, WatchEventType, WatchStart};
 use emu_api::admission::{self, AdmissionError, Admitted};
+use emu_api::time::now;
 use emu_api::typed::{self, Service};
 use emu_api::{kinds, naming, object, validation};
 use emu_proto::watch_event::Type as EventType;
@@ -534,7 +535,7 @@ impl Api for ApiService {
             service_cidr: c.service_cidr.clone(),
             resource_version: self.shared.store.resource_version(),
             version: emu_logic::cluster::KUBERNETES_VERSION.into(),
-            config_json: crate::relay::config_json(&self.shared),
+            config_json: self.shared.config_json(),
         }))
     }
 
@@ -554,7 +555,7 @@ impl Api for ApiService {
         };
         let subject =
             emu_logic::serviceaccount::TokenSubject { namespace: r.namespace, service_account, pod_name: r.pod_name, pod_uid: r.pod_uid };
-        let now = crate::state::now();
+        let now = emu_api::time::now();
         let token = signer.issue(&subject, now, ttl).map_err(|e| Status::internal(e.to_string()))?;
         Ok(Response::new(TokenResponse { token, issued_at: now, expires_at: now + ttl }))
     }

@@ -8,8 +8,9 @@
 //! an IP from the node's pod CIDR, and the garbage collector removes what lost its owner.
 
 use crate::decoded::{Decoded, Meta, Obj};
-use crate::state::{now, Shared};
-use crate::store::{Change, ObjectKey, WatchEventType};
+use crate::state::Shared;
+use crate::store::{Changes, ObjectKey};
+use emu_api::time::now;
 use emu_api::typed::{self, ConfigMap, Deployment, Event, Node, ObjectMeta, Pod, ReplicaSet, Service};
 use emu_api::{defaults, naming, object};
 use emu_logic::scheduler::controller_uid;
@@ -67,25 +68,6 @@ impl Caches {
 /// How often a pass looks at everything, not only at what changed: a safety net for what no
 /// change announces (an object created pointing at an owner that was already gone).
 const FULL_PASS_EVERY: Duration = Duration::from_secs(10);
-
-/// What a pass looks at.
-pub enum Changes {
-    /// Everything: the first pass, a periodic one, or when the store's history no longer reaches
-    /// back to the last pass.
-    All,
-    /// The changes since the last pass, oldest first (a deleted object as it last was).
-    Some(Vec<Change>),
-}
-
-impl Changes {
-    /// Whether something may have lost its owner, namespace or node.
-    fn may_orphan(&self) -> bool {
-        match self {
-            Changes::All => true,
-            Changes::Some(events) => events.iter().any(|(t, _)| *t == WatchEventType::Deleted),
-        }
-    }
-}
 
 impl ControllerState {
     fn new(shared: &Shared) -> ControllerState {

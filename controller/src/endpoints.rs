@@ -9,10 +9,10 @@
 //! net. At 1,000 Services a pass over all of them took tens of milliseconds, all of which an
 //! endpoint change waited for.
 
-use crate::controllers::Changes;
 use crate::decoded::{Decoded, Obj};
-use crate::state::{now, Shared};
-use crate::store::{Change, ObjectKey, WatchEventType};
+use crate::state::Shared;
+use crate::store::{Change, Changes, ObjectKey, WatchEventType};
+use emu_api::time::now;
 use emu_api::typed::{self, Pod, Service};
 use emu_api::{naming, object};
 use emu_logic::endpoints;

@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 use clap::Parser;
-use emu_controller::relay::{self, RelayService};
+use emu_controller::relay::RelayService;
 use emu_controller::{api::ApiService, controllers, https, pki::ClusterPki, services, state::Shared, store::Store};
 use emu_logic::cluster::{ClusterConfig, Paths, KUBERNETES_VERSION};
 use emu_logic::ipam;
@@ -63,7 +63,7 @@ async fn serve() -> anyhow::Result<()> {
         Ok((listener, tls)) => {
             let tokens = shared.clone();
             let authn: https::Authenticator = std::sync::Arc::new(move |token: &str| {
-                let subject = tokens.tokens.get()?.check(token, emu_controller::state::now()).ok()?;
+                let subject = tokens.tokens.get()?.check(token, emu_api::time::now()).ok()?;
                 Some(subject.username())
             });
             tokio::spawn(https::serve(listener, tls, KUBERNETES_VERSION, authn, async move {
@@ -80,7 +80,7 @@ async fn serve() -> anyhow::Result<()> {
         .add_service(
             emu_proto::api_server::ApiServer::new(ApiService { shared: shared.clone() }).max_decoding_message_size(emu_proto::MAX_MESSAGE),
         )
-        .add_service(emu_proto::relay_server::RelayServer::new(RelayService::new(shared.clone(), Arc::new(relay::provider(&shared)))))
+        .add_service(emu_proto::relay_server::RelayServer::new(RelayService::new(shared.clone(), Arc::new(shared.provider()))))
         .serve_with_incoming_shutdown(UnixListenerStream::new(listener), async move {
             term.recv().await;
             tracing::info!("SIGTERM: stopping");

@@ -1,9 +1,10 @@
 //! Node registration, pod CIDRs and liveness.
 
 use crate::decoded::{Decoded, Obj};
-use crate::state::{now, Shared};
+use crate::state::Shared;
 use crate::store::{ObjectKey, StoreError};
 use emu_api::object;
+use emu_api::time::now;
 use emu_api::typed::{self, Node, Pod};
 use emu_logic::ipam;
 use serde_json::{json, Value};

@@ -43,19 +43,6 @@ const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
 /// node), for its routes.
 const NEW_AGENT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The provider of this controller's machines: today every node runs on the controller's own
-/// machine.
-pub fn provider(shared: &Shared) -> emu_provider::Local {
-    emu_provider::Local::new(&shared.cluster.name)
-}
-
-/// The cluster's shape as `ClusterInfo` returns it: the provider's, which no longer lists a
-/// removed node (the controller read it once at start).
-pub fn config_json(shared: &Shared) -> String {
-    let config = provider(shared).config().unwrap_or_else(|_| shared.cluster.clone());
-    serde_json::to_string(&config).unwrap_or_default()
-}
-
 type OutStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
 pub struct RelayService {

@@ -2,6 +2,7 @@
 
 use crate::store::Store;
 use emu_logic::cluster::ClusterConfig;
+use emu_provider::Provider;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -62,6 +63,17 @@ impl Shared {
     pub fn changed(&self) {
         self.wake.notify_one();
     }
-}
 
-pub use emu_api::time::now;
+    /// The provider of this controller's machines: today every node runs on the controller's
+    /// own machine.
+    pub fn provider(&self) -> emu_provider::Local {
+        emu_provider::Local::new(&self.cluster.name)
+    }
+
+    /// The cluster's shape as `ClusterInfo` returns it: the provider's, which no longer lists a
+    /// removed node (the controller read it once at start).
+    pub fn config_json(&self) -> String {
+        let config = self.provider().config().unwrap_or_else(|_| self.cluster.clone());
+        serde_json::to_string(&config).unwrap_or_default()
+    }
+}

@@ -126,6 +126,25 @@ pub struct WatchEvent {
 /// One change as [`Store::changes_since`] lists it.
 pub type Change = (WatchEventType, Arc<Value>);
 
+/// What a controller pass looks at.
+pub enum Changes {
+    /// Everything: the first pass, a periodic one, or when the store's history no longer reaches
+    /// back to the last pass.
+    All,
+    /// The changes since the last pass, oldest first (a deleted object as it last was).
+    Some(Vec<Change>),
+}
+
+impl Changes {
+    /// Whether something may have lost its owner, namespace or node.
+    pub fn may_orphan(&self) -> bool {
+        match self {
+            Changes::All => true,
+            Changes::Some(events) => events.iter().any(|(t, _)| *t == WatchEventType::Deleted),
+        }
+    }
+}
+
 #[derive(Debug)]
 pub enum WatchStart {
     /// The watcher must replace its whole cache with `objects` (all kinds), current as of
@@ -257,7 +276,7 @@ impl Store {
         let has_spec = obj.get("spec").is_some();
         let meta = metadata_mut(&mut obj, &key)?;
         meta.insert("uid".into(), new_uid().into());
-        meta.insert("creationTimestamp".into(), emu_api::object::rfc3339(crate::state::now()).into());
+        meta.insert("creationTimestamp".into(), emu_api::object::rfc3339(emu_api::time::now()).into());
         if has_spec {
             meta.insert("generation".into(), 1.into());
         }
