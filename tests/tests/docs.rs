@@ -2,8 +2,9 @@
 //!
 //! - No file of the repository refers to files outside it (design notes, references or paths of
 //!   the machine it was written on).
-//! - Every relative link in a Markdown file leads to a file or directory of the repository, and a
-//!   link to a heading (`file.md#heading`) to a heading that exists.
+//! - Every relative link in a Markdown file (from the file's directory, or from the repository's
+//!   root when it starts with `/`) leads to a file or directory of the repository, and a link to a
+//!   heading (`file.md#heading`) to a heading that exists.
 //! - Every repository path that docs/*.md quotes in backticks exists.
 //! - README.md links to docs/architecture.md.
 //!
@@ -236,7 +237,13 @@ fn markdown_links_lead_to_files_and_headings_of_the_repository() {
                     None => (target.as_str(), None),
                 };
                 let at = format!("{}:{line_no}: link {target:?}", md.display());
-                let resolved = if path.is_empty() { Some(md.to_path_buf()) } else { normalize(dir, path) };
+                // A link from the repository's root (`/api/src/typed.rs`), as GitHub resolves it,
+                // or from the document's directory.
+                let resolved = match path.strip_prefix('/') {
+                    _ if path.is_empty() => Some(md.to_path_buf()),
+                    Some(from_root) => normalize(Path::new(""), from_root),
+                    None => normalize(dir, path),
+                };
                 let Some(resolved) = resolved else {
                     broken.push(format!("{at} leaves the repository"));
                     continue;
