@@ -1,7 +1,6 @@
 //! emu-controller: serves the cluster's API on a Unix socket in its runtime directory.
 
 use anyhow::Context;
-use clap::Parser;
 use emu_controller::relay::RelayService;
 use emu_controller::{api::ApiService, controllers, https, pki::ClusterPki, services, state::Shared, store::Store};
 use emu_logic::cluster::{ClusterConfig, Paths, KUBERNETES_VERSION};
@@ -11,25 +10,22 @@ use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
 use tokio_stream::wrappers::UnixListenerStream;
 
-#[derive(Parser)]
-#[command(name = "emu-controller", about = "The API server of an emu cluster (started by `emu up`).")]
 struct Args {
     /// Cluster name; the runtime directory is /run/emu/<cluster>.
-    #[arg(long)]
     cluster: String,
 }
 
 fn main() -> anyhow::Result<()> {
-    limit_malloc_arenas();
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?.block_on(serve())
+    // Read before the runtime starts, so that `--help` and usage errors need no threads.
+    let about = "The API server of an emu cluster (started by `emu up`).";
+    let [cluster] = emu_proto::daemon::flags("emu-controller", about, ["cluster"], std::env::args().skip(1));
+    emu_proto::daemon::limit_malloc_arenas();
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?.block_on(serve(Args { cluster }))
 }
 
-async fn serve() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("EMU_LOG").unwrap_or_else(|_| "info".into()))
-        .with_writer(std::io::stderr)
-        .init();
-    let args = Args::parse();
+async fn serve(args: Args) -> anyhow::Result<()> {
+    emu_proto::daemon::init_logging("info");
+    emu_proto::daemon::spawn_heap_trimmer();
     let paths = Paths::new(&args.cluster);
     let config: ClusterConfig =
         serde_json::from_slice(&std::fs::read(paths.config()).with_context(|| format!("reading {}", paths.config().display()))?)
@@ -115,13 +111,4 @@ async fn https_endpoint(paths: &Paths, shared: &Shared) -> anyhow::Result<(tokio
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
     tracing::info!(%addr, sans = sans.join(","), ca = %pki_dir.join(emu_controller::pki::CA_CERT_FILE).display(), "HTTPS endpoint serving");
     Ok((listener, tls))
-}
-
-/// glibc gives every thread that allocates its own malloc arena; for a small daemon with a few
-/// tokio threads that mostly costs resident memory. One arena is plenty here.
-fn limit_malloc_arenas() {
-    // SAFETY: mallopt only sets an allocator parameter; called before any other thread exists.
-    unsafe {
-        libc::mallopt(libc::M_ARENA_MAX, 1);
-    }
 }

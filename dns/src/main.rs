@@ -47,18 +47,16 @@ fn parse_pod_records(s: &str) -> Result<PodRecords, String> {
 }
 
 fn main() -> anyhow::Result<()> {
-    limit_malloc_arenas();
+    emu_proto::daemon::limit_malloc_arenas();
     // Parsed before the runtime starts, so that `--help` and usage errors need no threads.
     let args = Args::parse_from(without_corefile_args(std::env::args()));
     tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?.block_on(serve(args))
 }
 
 async fn serve(args: Args) -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        // hickory-server logs every request at info; that belongs in metrics, not in the log.
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("EMU_LOG").unwrap_or_else(|_| "info,hickory_server=warn".into()))
-        .with_writer(std::io::stderr)
-        .init();
+    // hickory-server logs every request at info; that belongs in metrics, not in the log.
+    emu_proto::daemon::init_logging("info,hickory_server=warn");
+    emu_proto::daemon::spawn_heap_trimmer();
     let config = CatalogConfig::new(&args.cluster_domain, args.pods)?;
     let catalog = Arc::new(SharedCatalog::new(Catalog::unsynced(config.clone())));
     let options = ServerOptions {
@@ -105,15 +103,6 @@ fn without_corefile_args(args: impl Iterator<Item = String>) -> Vec<String> {
         }
     }
     kept
-}
-
-/// glibc gives every thread that allocates its own malloc arena; for a small daemon with a few
-/// tokio threads that mostly costs resident memory. One arena is plenty here.
-fn limit_malloc_arenas() {
-    // SAFETY: mallopt only sets an allocator parameter; called before any other thread exists.
-    unsafe {
-        libc::mallopt(libc::M_ARENA_MAX, 1);
-    }
 }
 
 #[cfg(test)]

@@ -5,7 +5,6 @@
 
 use crate::sandbox;
 use anyhow::{bail, Context};
-use clap::Parser;
 use emu_api::typed::k8s_openapi::api::core::v1::{ConfigMap, Container, Node, Pod, Secret};
 use emu_api::typed::{self, Service};
 use emu_api::{naming, object};
@@ -24,23 +23,19 @@ use std::sync::Arc;
 use std::time::Duration;
 use tonic::transport::Channel;
 
-#[derive(Parser, Debug)]
-#[command(name = "emu-nodeagent", about = "The node agent of one emu node (started by `emu up` inside the node's network namespace).")]
+#[derive(Debug)]
 struct Args {
-    #[arg(long)]
     cluster: String,
-    #[arg(long)]
     node: String,
 }
 
 /// Entry point of `emu-nodeagent agent ...`.
 pub fn main(args: Vec<String>) -> anyhow::Result<()> {
-    let args = Args::parse_from(std::iter::once("emu-nodeagent".to_string()).chain(args));
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("EMU_LOG").unwrap_or_else(|_| "info".into()))
-        .with_writer(std::io::stderr)
-        .init();
-    limit_malloc_arenas();
+    let about = "The node agent of one emu node (started by `emu up` inside the node's network namespace).";
+    let [cluster, node] = emu_proto::daemon::flags("emu-nodeagent agent", about, ["cluster", "node"], args);
+    let args = Args { cluster, node };
+    emu_proto::daemon::init_logging("info");
+    emu_proto::daemon::limit_malloc_arenas();
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     runtime.block_on(run(args))
 }
@@ -69,6 +64,7 @@ struct PodToken {
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
+    emu_proto::daemon::spawn_heap_trimmer();
     let paths = Paths::new(&args.cluster);
     let cluster: ClusterConfig =
         serde_json::from_slice(&std::fs::read(paths.config()).with_context(|| format!("reading {}", paths.config().display()))?)?;
@@ -983,15 +979,6 @@ fn terminated(t: &sandbox::Terminated) -> emu_logic::podspec::TerminatedObservat
         reason: t.reason.clone(),
         started_at: t.started_at.clone(),
         finished_at: t.finished_at.clone(),
-    }
-}
-
-/// glibc gives every thread that allocates its own malloc arena; for a small daemon with a few
-/// tokio threads that mostly costs resident memory. One arena is plenty here.
-fn limit_malloc_arenas() {
-    // SAFETY: mallopt only sets an allocator parameter; called before any other thread exists.
-    unsafe {
-        libc::mallopt(libc::M_ARENA_MAX, 1);
     }
 }
 

@@ -15,7 +15,6 @@
 //! the wanted table and applies it when it differs from the last one applied.
 
 use anyhow::Context;
-use clap::Parser;
 use emu_api::object;
 use emu_api::typed::{self, Node, Service};
 use emu_dataplane::cloud::{self, BalancerModel};
@@ -30,10 +29,8 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-#[derive(Parser, Debug)]
-#[command(name = "emu-nodeagent cloud", about = "The cloud load balancer of an emu cluster (started by `emu up` in the outside world).")]
+#[derive(Debug)]
 struct Args {
-    #[arg(long)]
     cluster: String,
 }
 
@@ -43,11 +40,10 @@ const CHECK_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// Entry point of `emu-nodeagent cloud --cluster NAME`.
 pub fn main(args: Vec<String>) -> anyhow::Result<()> {
-    let args = Args::parse_from(std::iter::once("emu-nodeagent cloud".to_string()).chain(args));
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("EMU_LOG").unwrap_or_else(|_| "info".into()))
-        .with_writer(std::io::stderr)
-        .init();
+    let about = "The cloud load balancer of an emu cluster (started by `emu up` in the outside world).";
+    let [cluster] = emu_proto::daemon::flags("emu-nodeagent cloud", about, ["cluster"], args);
+    let args = Args { cluster };
+    emu_proto::daemon::init_logging("info");
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
     runtime.block_on(run(args))
 }

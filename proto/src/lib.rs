@@ -1,7 +1,8 @@
 //! The gRPC API of emu: generated client and server code for `proto/emu.proto`, plus the connector
-//! every client uses (Unix sockets today), and the reconnecting watch cache ([`reflector`]) the
-//! daemons share.
+//! every client uses (Unix sockets today), and what the daemons share: the reconnecting watch
+//! cache ([`reflector`]) and how each starts ([`daemon`]: logging, the allocator).
 
+pub mod daemon;
 pub mod reflector;
 
 #[allow(clippy::all)]
