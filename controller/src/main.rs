@@ -19,11 +19,12 @@ fn main() -> anyhow::Result<()> {
     // Read before the runtime starts, so that `--help` and usage errors need no threads.
     let about = "The API server of an emu cluster (started by `emu up`).";
     let [cluster] = emu_proto::daemon::flags("emu-controller", about, ["cluster"], std::env::args().skip(1));
+    let inherited = inherited_listeners();
     emu_proto::daemon::limit_malloc_arenas();
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?.block_on(serve(Args { cluster }))
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?.block_on(serve(Args { cluster }, inherited))
 }
 
-async fn serve(args: Args) -> anyhow::Result<()> {
+async fn serve(args: Args, inherited: Vec<std::net::TcpListener>) -> anyhow::Result<()> {
     emu_proto::daemon::init_logging("info");
     emu_proto::daemon::spawn_heap_trimmer();
     let paths = Paths::new(&args.cluster);
@@ -46,7 +47,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
 
     // Stops the HTTPS endpoint with the gRPC server: on SIGTERM, or when `serve` returns and
     // drops the sender.
-    let (stop, mut stopped) = tokio::sync::watch::channel(());
+    let (stop, stopped) = tokio::sync::watch::channel(());
     let https = https_endpoint(&paths, &shared).await;
     // Service-account tokens are signed with a key kept next to the CA (VOL-8).
     match emu_controller::tokens::TokenSigner::load_or_create(&paths.root.join("pki")) {
@@ -56,18 +57,29 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         Err(e) => tracing::warn!(error = format!("{e:#}"), "no service-account tokens: pods' token files stay empty"),
     }
     match https {
-        Ok((listener, tls)) => {
+        Ok((fabric, tls)) => {
             let tokens = shared.clone();
             let authn: https::Authenticator = std::sync::Arc::new(move |token: &str| {
                 let subject = tokens.tokens.get()?.check(token, emu_api::time::now()).ok()?;
                 Some(subject.username())
             });
-            tokio::spawn(https::serve(listener, tls, KUBERNETES_VERSION, authn, async move {
-                let _ = stopped.changed().await;
-            }));
+            // The fabric's listener, and the host's (`127.0.0.1:<port>`, which `emu up` binds in
+            // the host's namespace and hands over): the same endpoint on both.
+            let host = inherited.into_iter().filter_map(|l| {
+                let addr = l.local_addr().ok()?;
+                tracing::info!(%addr, "HTTPS endpoint serving on a listener handed over");
+                tokio::net::TcpListener::from_std(l).inspect_err(|e| tracing::warn!(error = %e, "a listener handed over")).ok()
+            });
+            for listener in std::iter::once(fabric).chain(host) {
+                let mut stopped = stopped.clone();
+                tokio::spawn(https::serve(listener, tls.clone(), KUBERNETES_VERSION, authn.clone(), async move {
+                    let _ = stopped.changed().await;
+                }));
+            }
         }
         Err(e) => tracing::warn!(error = format!("{e:#}"), "HTTPS endpoint not started; the gRPC API serves without it"),
     }
+    drop(stopped);
 
     tokio::spawn(controllers::run(shared.clone()));
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
@@ -111,4 +123,34 @@ async fn https_endpoint(paths: &Paths, shared: &Shared) -> anyhow::Result<(tokio
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
     tracing::info!(%addr, sans = sans.join(","), ca = %pki_dir.join(emu_controller::pki::CA_CERT_FILE).display(), "HTTPS endpoint serving");
     Ok((listener, tls))
+}
+
+/// The listening sockets the process was started with, by systemd's convention (`LISTEN_FDS`
+/// sockets from fd 3, for the process `LISTEN_PID`): how the provider hands over a listener on
+/// the host's loopback, which the controller, in its own network namespace, cannot open. Called
+/// before any thread exists (it removes the two variables, so nothing started later inherits
+/// them); a descriptor that is not a listening TCP socket is skipped.
+fn inherited_listeners() -> Vec<std::net::TcpListener> {
+    use std::os::fd::FromRawFd;
+    let count: i32 = std::env::var("LISTEN_FDS").ok().and_then(|n| n.parse().ok()).unwrap_or(0);
+    let for_us = std::env::var("LISTEN_PID").ok().and_then(|p| p.parse::<u32>().ok()) == Some(std::process::id());
+    std::env::remove_var("LISTEN_FDS");
+    std::env::remove_var("LISTEN_PID");
+    if !for_us {
+        return Vec::new();
+    }
+    (3..3 + count)
+        .filter_map(|fd| {
+            // SAFETY: systemd's convention gives these descriptors to this process, once; nothing
+            // else in the controller owns them.
+            let listener = unsafe { std::net::TcpListener::from_raw_fd(fd) };
+            match listener.set_nonblocking(true).and_then(|()| listener.local_addr()) {
+                Ok(_) => Some(listener),
+                Err(e) => {
+                    eprintln!("emu-controller: LISTEN_FDS names fd {fd}, which is not a listening socket ({e}); skipped");
+                    None
+                }
+            }
+        })
+        .collect()
 }
