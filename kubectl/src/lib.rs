@@ -20,7 +20,7 @@ use serde_json::Value;
 pub use describe::describe;
 pub use emu_api::json::{canonical_json, to_json};
 pub use jsonpath::{custom_columns, jsonpath};
-pub use tables::{table, TableOptions};
+pub use tables::{column_definitions, row_cells, table, Cell, ColumnDefinition, TableOptions};
 pub use tabwriter::tabwrite;
 pub use time::human_duration;
 pub use yaml::to_yaml;
