@@ -1,15 +1,20 @@
-//! The API server's HTTPS endpoint: what a pod finds behind `https://kubernetes.default.svc`.
+//! The API server's HTTPS endpoint: what a pod finds behind `https://kubernetes.default.svc`,
+//! and what kubectl reaches with the kubeconfig `emu up` writes.
 //!
-//! emu's real API is gRPC on a Unix socket; this endpoint exists so that what in-cluster clients
-//! probe first works as it does against kube-apiserver for an anonymous client: the TLS handshake
-//! against the cluster CA, `/version`, the health checks, and a `403 Forbidden` Status for
-//! everything else (anonymous users may read only those paths under Kubernetes' default RBAC
-//! role `system:public-info-viewer`).
+//! It serves the Kubernetes REST API ([`crate::rest`]) as kube-apiserver does: the TLS
+//! handshake against the cluster CA, who the client is (a client certificate of that CA, a
+//! service-account bearer token, or no one: `system:anonymous`), what they may do, then
+//! `/version`, the health checks, discovery and the resources.
 //!
-//! HTTP/1.1 is hyper's, over tokio-rustls. The answer to a request is a pure function of the
-//! request, its whole body included ([`Router::route`]): a new path is a new arm there. The
+//! HTTP/1.1 is hyper's, over tokio-rustls. The answer to a request is a function of the request,
+//! its whole body included, the client's certificate and the store ([`Router::route`]). The
 //! socket side only accepts, shakes hands, reads the body and hands the request to the router.
 
+use crate::rest::authz::{self, Decision, User};
+use crate::rest::request::RequestInfo;
+use crate::rest::status::ApiError;
+use crate::rest::{self, discovery};
+use crate::state::Shared;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
@@ -20,6 +25,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::WebPkiClientVerifier;
 use serde::Serialize;
 use std::future::Future;
 use std::io;
@@ -52,13 +58,19 @@ pub enum HttpsError {
     NoCert,
     #[error("serving key: {0}")]
     Key(rustls::pki_types::pem::Error),
+    #[error("cluster CA: {0}")]
+    Ca(rustls::pki_types::pem::Error),
+    #[error("client certificate verifier: {0}")]
+    Verifier(#[from] rustls::server::VerifierBuilderError),
     #[error("TLS configuration: {0}")]
     Tls(#[from] rustls::Error),
 }
 
 /// A TLS acceptor presenting `cert_pem` (the serving certificate, optionally followed by
-/// intermediates) with `key_pem`, offering HTTP/1.1 only.
-pub fn acceptor(cert_pem: &str, key_pem: &str) -> Result<TlsAcceptor, HttpsError> {
+/// intermediates) with `key_pem`, offering HTTP/1.1 only. It asks for a client certificate and
+/// accepts only those `client_ca_pem` (the cluster CA) signed, but lets clients without one in,
+/// as kube-apiserver does: they are then authenticated by a bearer token, or anonymous.
+pub fn acceptor(cert_pem: &str, key_pem: &str, client_ca_pem: &str) -> Result<TlsAcceptor, HttpsError> {
     let chain = CertificateDer::pem_slice_iter(cert_pem.as_bytes()).collect::<Result<Vec<_>, _>>().map_err(HttpsError::Cert)?;
     if chain.is_empty() {
         return Err(HttpsError::NoCert);
@@ -66,9 +78,15 @@ pub fn acceptor(cert_pem: &str, key_pem: &str) -> Result<TlsAcceptor, HttpsError
     let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).map_err(HttpsError::Key)?;
     // The provider is named rather than taken from the process default, which would be ambiguous
     // (and panic) if another crate in the binary ever enabled aws-lc-rs too.
-    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    for ca in CertificateDer::pem_slice_iter(client_ca_pem.as_bytes()) {
+        roots.add(ca.map_err(HttpsError::Ca)?)?;
+    }
+    let clients = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone()).allow_unauthenticated().build()?;
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
-        .with_no_client_auth()
+        .with_client_cert_verifier(clients)
         .with_single_cert(chain, key)?;
     // Clients such as kubectl offer h2 first; answering with http/1.1 keeps them on the only
     // protocol served here.
@@ -76,15 +94,22 @@ pub fn acceptor(cert_pem: &str, key_pem: &str) -> Result<TlsAcceptor, HttpsError
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
-/// Who presented a bearer token: its user, or None when the token is not valid.
+/// Who presented a bearer token: its user name, or None when the token is not valid.
 pub type Authenticator = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
 
 /// Serves HTTPS on `listener` until `shutdown` completes; connections still open then are
-/// dropped. `version` is the Kubernetes version to report, e.g. `v1.33.0`. Never fails: a client
-/// that misbehaves only loses its own connection, and accept errors (such as running out of file
-/// descriptors) are logged and retried.
-pub async fn serve(listener: TcpListener, tls: TlsAcceptor, version: &'static str, authn: Authenticator, shutdown: impl Future) {
-    serve_with(listener, tls, Arc::new(Router { version, authn }), shutdown, CONNECTION_TIMEOUT).await
+/// dropped. `version` is the Kubernetes version to report, e.g. `v1.33.0`; the resources are
+/// `shared`'s store. Never fails: a client that misbehaves only loses its own connection, and
+/// accept errors (such as running out of file descriptors) are logged and retried.
+pub async fn serve(
+    listener: TcpListener,
+    tls: TlsAcceptor,
+    version: &'static str,
+    authn: Authenticator,
+    shared: Shared,
+    shutdown: impl Future,
+) {
+    serve_with(listener, tls, Arc::new(Router { version, authn, shared: Some(shared) }), shutdown, CONNECTION_TIMEOUT).await
 }
 
 async fn serve_with(listener: TcpListener, tls: TlsAcceptor, router: Arc<Router>, shutdown: impl Future, timeout: Duration) {
@@ -138,8 +163,14 @@ async fn connection(
     let stream = tokio::time::timeout(timeout, tls.accept(stream))
         .await
         .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out"))??;
+    // The handshake verified a certificate the client presented against the cluster CA: it
+    // speaks for its subject on every request of the connection.
+    let client: Option<Arc<User>> = stream.get_ref().1.peer_certificates().and_then(|chain| chain.first()).and_then(|cert| {
+        let (common_name, organizations) = subject_names(cert.as_ref())?;
+        Some(Arc::new(User::from_certificate(&common_name?, &organizations)))
+    });
     let service = service_fn(move |request: Request<Incoming>| {
-        let router = router.clone();
+        let (router, client) = (router.clone(), client.clone());
         async move {
             let (head, body) = request.into_parts();
             // The whole body first, so the router is a plain function and an unread body cannot
@@ -152,7 +183,7 @@ async fn connection(
                 Err(_) => return Err(io::Error::new(io::ErrorKind::TimedOut, "request body timed out")),
             };
             let request = Request::from_parts(head, body);
-            let response = router.route(&request);
+            let response = router.route(&request, client.as_deref());
             tracing::trace!(%peer, method = %request.method(), path = request.uri().path(), status = response.status().as_u16(), "https request");
             Ok::<_, io::Error>(response)
         }
@@ -173,35 +204,114 @@ struct Router {
     /// The Kubernetes version reported, e.g. `v1.33.0`.
     version: &'static str,
     authn: Authenticator,
+    /// The API server's state; without it (in tests of the endpoint alone) no resource is found.
+    shared: Option<Shared>,
 }
 
 impl Router {
-    /// The answer to `request`. A bearer token is checked first, as kube-apiserver authenticates
-    /// before it authorizes: one that `authn` does not accept gets 401 whatever the path; a valid
-    /// one makes the request its user's, which (with no RBAC bindings in emu) may see what
-    /// anonymous users may see. HEAD is answered as GET without the body (by hyper), but like
-    /// kube-apiserver's RBAC, its verb `head` is not one `system:public-info-viewer` grants.
-    fn route(&self, request: &Request<Bytes>) -> Response<Full<Bytes>> {
+    /// The answer to `request` from `client` (the user of the connection's client certificate,
+    /// if it presented one). As kube-apiserver: authentication first (a certificate, else a
+    /// bearer token, which gets 401 if `authn` does not accept it, else anonymous), then
+    /// authorization of the request's attributes ([`authz::authorize`]), then the answer.
+    fn route(&self, request: &Request<Bytes>, client: Option<&User>) -> Response<Full<Bytes>> {
         let pretty = pretty(request);
-        let user = match bearer(request) {
-            None => "system:anonymous".to_string(),
-            Some(token) => match (self.authn)(&token) {
-                Some(user) => user,
-                None => return json(StatusCode::UNAUTHORIZED, status_json(401, "Unauthorized", "Unauthorized".into(), false, pretty)),
+        let user = match (client, bearer(request)) {
+            (Some(user), _) => user.clone(),
+            (None, None) => User::anonymous(),
+            (None, Some(token)) => match (self.authn)(&token) {
+                Some(name) => User::from_token(&name),
+                None => return failure(&ApiError::unauthorized(), pretty),
             },
         };
-        let path = request.uri().path();
-        match (request.method(), path) {
-            // The non-resource URLs `system:public-info-viewer` lets anyone GET.
-            (&Method::GET, "/version" | "/version/") => json(StatusCode::OK, version_json(self.version)),
-            (&Method::GET, "/healthz" | "/livez" | "/readyz") => text(StatusCode::OK, "ok"),
-            (method, path) => {
-                // RBAC's verb for a non-resource request is the lower-cased HTTP method.
-                let verb = method.as_str().to_ascii_lowercase();
-                json(StatusCode::FORBIDDEN, forbidden_json(&user, &verb, path, pretty))
-            }
+        let (path, query) = (request.uri().path(), request.uri().query().unwrap_or(""));
+        let info = match RequestInfo::parse(request.method().as_str(), path, query) {
+            Ok(info) => info,
+            Err(message) => return failure(&ApiError::bad_request(message), pretty),
+        };
+        if let Decision::Deny(reason) = authz::authorize(&user, &info) {
+            let message = authz::forbidden_message(&user, &info, &reason);
+            let (group, resource) = if info.resource_request { (info.group.as_str(), info.resource.as_str()) } else { ("", "") };
+            return failure(&ApiError::forbidden(message, group, resource, &info.name), pretty);
+        }
+        if !info.resource_request {
+            return self.non_resource(request, pretty);
+        }
+        let Some(shared) = &self.shared else { return failure(&ApiError::no_such_path(), pretty) };
+        let accept = header_text(request, header::ACCEPT);
+        let Some(output) = rest::negotiate(&accept) else { return failure(&ApiError::not_acceptable(), pretty) };
+        match rest::serve(shared, &info, query, output, pretty, emu_api::time::now()) {
+            Ok(answer) => reply(status_code(answer.status), answer.content_type, answer.body),
+            Err(e) => failure(&e, pretty),
         }
     }
+
+    /// The non-resource URLs: version, health checks and discovery. HEAD is answered as GET
+    /// without the body (by hyper).
+    fn non_resource(&self, request: &Request<Bytes>, pretty: bool) -> Response<Full<Bytes>> {
+        if !matches!(*request.method(), Method::GET | Method::HEAD) {
+            let e = ApiError {
+                code: 405,
+                reason: "MethodNotAllowed",
+                message: "the server does not allow this method on the requested resource".into(),
+                details: Some(Default::default()),
+            };
+            return failure(&e, pretty);
+        }
+        let path = request.uri().path();
+        let aggregated = discovery::wants_aggregated(&header_text(request, header::ACCEPT));
+        let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+        let document = match (path, segments.as_slice()) {
+            ("/version" | "/version/", _) => return json(StatusCode::OK, version_json(self.version)),
+            ("/healthz" | "/livez" | "/readyz", _) => return text(StatusCode::OK, "ok"),
+            (_, ["api"]) if aggregated => return aggregated_discovery(request, true),
+            (_, ["apis"]) if aggregated => return aggregated_discovery(request, false),
+            (_, ["api"]) => Some(discovery::api_versions(&header_text(request, header::HOST))),
+            (_, ["apis"]) => Some(discovery::group_list()),
+            (_, ["api", version]) => discovery::resource_list("", version),
+            (_, ["apis", group]) => discovery::group(group),
+            (_, ["apis", group, version]) => discovery::resource_list(group, version),
+            _ => None,
+        };
+        match document {
+            Some(body) => json(StatusCode::OK, body),
+            None => failure(&ApiError::no_such_path(), pretty),
+        }
+    }
+}
+
+/// An aggregated discovery document, with kube-apiserver's ETag: a client that already has it
+/// (`If-None-Match`) gets 304 without the body.
+fn aggregated_discovery(request: &Request<Bytes>, core: bool) -> Response<Full<Bytes>> {
+    let body = discovery::aggregated(core);
+    let digest = ring::digest::digest(&ring::digest::SHA256, body.as_bytes());
+    let etag = format!("\"{}\"", digest.as_ref()[..16].iter().map(|b| format!("{b:02X}")).collect::<String>());
+    let fresh = header_text(request, header::IF_NONE_MATCH).split(',').any(|t| t.trim() == etag);
+    let mut response = if fresh {
+        let mut r = reply(StatusCode::NOT_MODIFIED, discovery::AGGREGATED_CONTENT_TYPE, String::new());
+        *r.body_mut() = Full::new(Bytes::new());
+        r
+    } else {
+        reply(StatusCode::OK, discovery::AGGREGATED_CONTENT_TYPE, body)
+    };
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("public"));
+    headers.insert(header::VARY, HeaderValue::from_static("Accept"));
+    headers.insert(header::ETAG, HeaderValue::from_str(&etag).expect("hex digits make a header value"));
+    response
+}
+
+/// A request header as text ("" when absent or not text).
+fn header_text(request: &Request<Bytes>, name: header::HeaderName) -> String {
+    request.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or("").to_string()
+}
+
+fn status_code(code: u16) -> StatusCode {
+    StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+}
+
+/// kube-apiserver's answer to a failed request: the Status, with its code as the HTTP status.
+fn failure(e: &ApiError, pretty: bool) -> Response<Full<Bytes>> {
+    json(status_code(e.code), e.to_json(pretty))
 }
 
 /// The token of an `Authorization: Bearer` header (scheme case-insensitive).
@@ -242,10 +352,7 @@ fn json(status: StatusCode, body: String) -> Response<Full<Bytes>> {
 
 /// kube-apiserver's answer to a body over [`MAX_BODY`].
 fn too_large() -> Response<Full<Bytes>> {
-    json(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        status_json(413, "RequestEntityTooLarge", format!("Request entity too large: limit is {MAX_BODY}"), false, false),
-    )
+    failure(&ApiError::too_large(MAX_BODY), false)
 }
 
 /// kube-apiserver's `version.Info`, in its field order.
@@ -292,48 +399,60 @@ fn go_arch(arch: &str) -> &str {
     }
 }
 
-/// `metav1.Status`, in the field order kube-apiserver writes.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Status {
-    kind: &'static str,
-    api_version: &'static str,
-    metadata: Empty,
-    status: &'static str,
-    message: String,
-    reason: &'static str,
-    /// A 403 has empty details; a 401 none.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    details: Option<Empty>,
-    code: u16,
-}
-
-#[derive(Serialize)]
-struct Empty {}
-
-/// A failure Status: compact with a trailing newline, or indented without one when `pretty`, as
-/// kube-apiserver's JSON serializer writes it.
-fn status_json(code: u16, reason: &'static str, message: String, details: bool, pretty: bool) -> String {
-    let status = Status {
-        kind: "Status",
-        api_version: "v1",
-        metadata: Empty {},
-        status: "Failure",
-        message,
-        reason,
-        details: details.then_some(Empty {}),
-        code,
-    };
-    if pretty {
-        serde_json::to_string_pretty(&status).expect("serializing plain strings cannot fail")
-    } else {
-        serde_json::to_string(&status).expect("serializing plain strings cannot fail") + "\n"
+/// The subject's common name and organizations of a DER certificate (what kube-apiserver takes
+/// as a client certificate's user and groups), or None if it does not parse. The handshake has
+/// verified the certificate already; this only reads its subject.
+fn subject_names(cert: &[u8]) -> Option<(Option<String>, Vec<String>)> {
+    const SEQUENCE: u8 = 0x30;
+    const SET: u8 = 0x31;
+    const OID: u8 = 0x06;
+    const COMMON_NAME: [u8; 3] = [0x55, 0x04, 0x03];
+    const ORGANIZATION: [u8; 3] = [0x55, 0x04, 0x0a];
+    let (SEQUENCE, certificate, _) = der(cert)? else { return None };
+    let (SEQUENCE, mut tbs, _) = der(certificate)? else { return None };
+    // An explicit version ([0]) may come first; then serial, signature algorithm, issuer and
+    // validity precede the subject.
+    if der(tbs)?.0 == 0xa0 {
+        tbs = der(tbs)?.2;
     }
+    for _ in 0..4 {
+        tbs = der(tbs)?.2;
+    }
+    let (SEQUENCE, mut names, _) = der(tbs)? else { return None };
+    let (mut common_name, mut organizations) = (None, Vec::new());
+    while !names.is_empty() {
+        let (SET, mut set, rest) = der(names)? else { return None };
+        names = rest;
+        while !set.is_empty() {
+            let (SEQUENCE, attribute, rest) = der(set)? else { return None };
+            set = rest;
+            let (OID, oid, value) = der(attribute)? else { return None };
+            // UTF8String or PrintableString, both read as UTF-8.
+            let value = String::from_utf8_lossy(der(value)?.1).into_owned();
+            if oid == COMMON_NAME {
+                common_name = Some(value);
+            } else if oid == ORGANIZATION {
+                organizations.push(value);
+            }
+        }
+    }
+    Some((common_name, organizations))
 }
 
-/// The Status kube-apiserver answers a request for a path its user may not see.
-fn forbidden_json(user: &str, verb: &str, path: &str, pretty: bool) -> String {
-    status_json(403, "Forbidden", format!("forbidden: User \"{user}\" cannot {verb} path \"{path}\""), true, pretty)
+/// One DER element at the start of `input`: (tag, contents, what follows).
+fn der(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let (&tag, rest) = input.split_first()?;
+    let (&first, rest) = rest.split_first()?;
+    let (len, rest) = if first < 0x80 {
+        (usize::from(first), rest)
+    } else {
+        let n = usize::from(first & 0x7f);
+        if n == 0 || n > 4 || rest.len() < n {
+            return None;
+        }
+        (rest[..n].iter().fold(0usize, |len, b| len << 8 | usize::from(*b)), &rest[n..])
+    };
+    (rest.len() >= len).then(|| (tag, &rest[..len], &rest[len..]))
 }
 
 #[cfg(test)]
@@ -362,17 +481,108 @@ mod tests {
         None
     }
 
+    /// The 403 an anonymous-style non-resource denial gets, compact.
+    fn forbidden_body(user: &str, verb: &str, path: &str) -> String {
+        ApiError::forbidden(format!("forbidden: User \"{user}\" cannot {verb} path \"{path}\""), "", "", "").to_json(false)
+    }
+
+    fn admin() -> User {
+        User::from_certificate("kubernetes-admin", &["system:masters".to_string()])
+    }
+
+    #[test]
+    fn client_certificates_speak_for_their_subject() {
+        let r = router(Arc::new(no_tokens));
+        let aggregated = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json";
+        // system:masters may do everything; without a store no resource is found.
+        let (status, content_type, body) = ask_as(&r, Some(&admin()), "GET", "/api", &[("Accept", aggregated)]);
+        assert_eq!((status, content_type.as_str()), (200, discovery::AGGREGATED_CONTENT_TYPE));
+        assert!(body.starts_with("{\"kind\":\"APIGroupDiscoveryList\""), "{body}");
+        let (status, _, body) = ask_as(&r, Some(&admin()), "GET", "/api/v1/namespaces/default/pods", &[]);
+        assert_eq!(status, 404, "{body}");
+        // A certificate wins over a token that would be refused, as kube-apiserver's union of
+        // authenticators stops at the first that succeeds.
+        assert_eq!(ask_as(&r, Some(&admin()), "GET", "/apis", &[("Authorization", "Bearer forged")]).0, 200);
+        // Another user of the CA: authenticated, so discovery, but nothing else.
+        let alice = User::from_certificate("alice", &["dev".to_string()]);
+        assert_eq!(ask_as(&r, Some(&alice), "GET", "/apis/apps/v1", &[]).0, 200);
+        let (status, _, body) = ask_as(&r, Some(&alice), "GET", "/apis/apps/v1/namespaces/ns/deployments/d", &[]);
+        assert_eq!(status, 403);
+        assert!(
+            body.contains("\"message\":\"deployments.apps \\\"d\\\" is forbidden: User \\\"alice\\\" cannot get resource \\\"deployments\\\" in API group \\\"apps\\\" in the namespace \\\"ns\\\"\""),
+            "{body}"
+        );
+        assert!(body.contains("\"details\":{\"name\":\"d\",\"group\":\"apps\",\"kind\":\"deployments\"}"), "{body}");
+    }
+
+    #[test]
+    fn discovery_documents_by_path_and_accept() {
+        let r = router(Arc::new(no_tokens));
+        let get = |target: &str, headers: &[(&str, &str)]| ask_as(&r, Some(&admin()), "GET", target, headers);
+        let (status, content_type, body) = get("/api", &[("Host", "127.0.0.1:6443")]);
+        assert_eq!((status, content_type.as_str()), (200, "application/json"));
+        assert!(body.contains("\"kind\":\"APIVersions\"") && body.contains("\"serverAddress\":\"127.0.0.1:6443\""), "{body}");
+        assert!(get("/apis", &[]).2.contains("\"kind\":\"APIGroupList\""));
+        assert!(get("/api/v1", &[]).2.contains("\"kind\":\"APIResourceList\""));
+        assert!(get("/apis/apps", &[]).2.contains("\"kind\":\"APIGroup\""));
+        assert!(get("/apis/discovery.k8s.io/v1", &[]).2.contains("\"groupVersion\":\"discovery.k8s.io/v1\""));
+        for missing in ["/apis/batch", "/apis/apps/v2", "/api/v2", "/metrics", "/apis/apps/v1/x/y"] {
+            let (status, _, body) = get(missing, &[]);
+            assert_eq!(status, 404, "{missing}");
+            assert!(body.contains("the server could not find the requested resource"), "{body}");
+        }
+        assert_eq!(ask_as(&r, Some(&admin()), "POST", "/api", &[]).0, 405);
+
+        // The aggregated form carries an ETag; asking again with it gets 304 and no body.
+        let accept = ("Accept", "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList");
+        let request = Request::get("/apis").header(accept.0, accept.1).body(Bytes::new()).unwrap();
+        let response = r.route(&request, Some(&admin()));
+        assert_eq!(response.status(), 200);
+        let etag = response.headers()[header::ETAG].to_str().unwrap().to_string();
+        assert_eq!(response.headers()[header::VARY], "Accept");
+        let again = Request::get("/apis").header(accept.0, accept.1).header("If-None-Match", &etag).body(Bytes::new()).unwrap();
+        let (status, _, body) = {
+            let response = r.route(&again, Some(&admin()));
+            let status = response.status().as_u16();
+            let body = futures::executor::block_on(response.into_body().collect()).unwrap().to_bytes();
+            (status, (), body)
+        };
+        assert_eq!((status, body.len()), (304, 0));
+    }
+
+    #[test]
+    fn certificate_subjects() {
+        let mut params = rcgen::CertificateParams::default();
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        // (rcgen keeps one value per attribute type: one O here.)
+        params.distinguished_name.push(rcgen::DnType::OrganizationName, "system:masters");
+        params.distinguished_name.push(rcgen::DnType::CommonName, "kubernetes-admin");
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        assert_eq!(subject_names(cert.der()), Some((Some("kubernetes-admin".to_string()), vec!["system:masters".to_string()])));
+        let mut bare = rcgen::CertificateParams::default();
+        bare.distinguished_name = rcgen::DistinguishedName::new();
+        assert_eq!(subject_names(bare.self_signed(&key).unwrap().der()), Some((None, vec![])));
+        assert_eq!(subject_names(b"\x30\x03\x02\x01"), None);
+        assert_eq!(subject_names(&[]), None);
+    }
+
     fn router(authn: Authenticator) -> Router {
-        Router { version: VERSION, authn }
+        Router { version: VERSION, authn, shared: None }
     }
 
     /// `method target` with `headers`, routed: (status, content type, body).
     fn ask(router: &Router, method: &str, target: &str, headers: &[(&str, &str)]) -> (u16, String, String) {
+        ask_as(router, None, method, target, headers)
+    }
+
+    /// [`ask`] on a connection whose client certificate is `client`'s.
+    fn ask_as(router: &Router, client: Option<&User>, method: &str, target: &str, headers: &[(&str, &str)]) -> (u16, String, String) {
         let mut request = Request::builder().method(method).uri(target);
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
-        let response = router.route(&request.body(Bytes::new()).unwrap());
+        let response = router.route(&request.body(Bytes::new()).unwrap(), client);
         let content_type = response.headers()[header::CONTENT_TYPE].to_str().unwrap().to_string();
         let status = response.status().as_u16();
         let body = futures::executor::block_on(response.into_body().collect()).unwrap().to_bytes();
@@ -406,7 +616,7 @@ mod tests {
 
     #[test]
     fn answers_carry_kube_apiservers_headers() {
-        let response = router(Arc::new(no_tokens)).route(&Request::get("/healthz").body(Bytes::new()).unwrap());
+        let response = router(Arc::new(no_tokens)).route(&Request::get("/healthz").body(Bytes::new()).unwrap(), None);
         let headers: Vec<(&str, &str)> = response.headers().iter().map(|(k, v)| (k.as_str(), v.to_str().unwrap())).collect();
         assert_eq!(
             headers,
@@ -419,10 +629,12 @@ mod tests {
         let r = router(Arc::new(|t: &str| (t == "good").then(|| "system:serviceaccount:default:default".to_string())));
         let (status, _, body) = ask(&r, "GET", "/api/v1/namespaces/default/pods", &[("Authorization", "Bearer good")]);
         assert_eq!(status, 403);
-        assert!(
-            body.contains("User \\\"system:serviceaccount:default:default\\\" cannot get path \\\"/api/v1/namespaces/default/pods\\\""),
-            "{body}"
+        assert_eq!(
+            body,
+            "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{},\"status\":\"Failure\",\"message\":\"pods is forbidden: User \\\"system:serviceaccount:default:default\\\" cannot list resource \\\"pods\\\" in API group \\\"\\\" in the namespace \\\"default\\\"\",\"reason\":\"Forbidden\",\"details\":{\"kind\":\"pods\"},\"code\":403}\n"
         );
+        // An authenticated user may read discovery (system:discovery), an anonymous one not.
+        assert_eq!(ask(&r, "GET", "/api", &[("Authorization", "Bearer good")]).0, 200);
         assert_eq!(ask(&r, "GET", "/version", &[("authorization", "bearer good")]).0, 200);
         // A token it does not accept: 401 wherever it goes, kube-apiserver's Status without details.
         for path in ["/version", "/api"] {
@@ -433,7 +645,7 @@ mod tests {
         // Bytes that are not text do not make a valid token either.
         let value = HeaderValue::from_bytes(b"Bearer go\xffod").unwrap();
         let request = Request::get("/version").header(header::AUTHORIZATION, value).body(Bytes::new()).unwrap();
-        assert_eq!(r.route(&request).status(), 401);
+        assert_eq!(r.route(&request, None).status(), 401);
     }
 
     #[test]
@@ -441,7 +653,7 @@ mod tests {
         let (_, _, body) = ask(&router(Arc::new(no_tokens)), "GET", "/api/v1/pods?pretty", &[("user-agent", "curl/7.88.1")]);
         assert_eq!(
             body,
-            "{\n  \"kind\": \"Status\",\n  \"apiVersion\": \"v1\",\n  \"metadata\": {},\n  \"status\": \"Failure\",\n  \"message\": \"forbidden: User \\\"system:anonymous\\\" cannot get path \\\"/api/v1/pods\\\"\",\n  \"reason\": \"Forbidden\",\n  \"details\": {},\n  \"code\": 403\n}"
+            "{\n  \"kind\": \"Status\",\n  \"apiVersion\": \"v1\",\n  \"metadata\": {},\n  \"status\": \"Failure\",\n  \"message\": \"pods is forbidden: User \\\"system:anonymous\\\" cannot list resource \\\"pods\\\" in API group \\\"\\\" at the cluster scope\",\n  \"reason\": \"Forbidden\",\n  \"details\": {\n    \"kind\": \"pods\"\n  },\n  \"code\": 403\n}"
         );
     }
 
@@ -458,7 +670,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let pki = ClusterPki::load_or_create(dir.path()).unwrap();
         let (cert, key) = pki.server_cert(&["10.96.0.1".into(), "172.18.0.1".into(), "127.0.0.1".into()]).unwrap();
-        let tls = acceptor(&cert, &key).unwrap();
+        let tls = acceptor(&cert, &key, pki.ca_pem()).unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -477,6 +689,72 @@ mod tests {
             .with_root_certificates(roots)
             .with_no_client_auth();
         tokio_rustls::TlsConnector::from(Arc::new(config))
+    }
+
+    /// A client certificate for CN `user` in O `group`, signed with the CA key in `dir` (as the
+    /// CA is named there: CN kubernetes), or self-signed: (certificate, key) DER.
+    fn client_cert(dir: &Path, user: &str, group: &str, by_ca: bool) -> (CertificateDer<'static>, PrivateKeyDer<'static>) {
+        let mut params = rcgen::CertificateParams::default();
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params.distinguished_name.push(rcgen::DnType::OrganizationName, group);
+        params.distinguished_name.push(rcgen::DnType::CommonName, user);
+        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = if by_ca {
+            let ca_key = rcgen::KeyPair::from_pem(&std::fs::read_to_string(dir.join(crate::pki::CA_KEY_FILE)).unwrap()).unwrap();
+            let mut ca = rcgen::CertificateParams::default();
+            ca.distinguished_name = rcgen::DistinguishedName::new();
+            ca.distinguished_name.push(rcgen::DnType::CommonName, "kubernetes");
+            params.signed_by(&key, &rcgen::Issuer::new(ca, ca_key)).unwrap()
+        } else {
+            params.self_signed(&key).unwrap()
+        };
+        (cert.der().clone(), PrivateKeyDer::try_from(key.serialize_der()).unwrap())
+    }
+
+    /// GET `path` over TLS presenting `identity`'s certificate: (status, body).
+    async fn get_with_cert(
+        port: u16,
+        ca_pem: &str,
+        identity: (CertificateDer<'static>, PrivateKeyDer<'static>),
+        path: &str,
+    ) -> io::Result<(u16, String)> {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(CertificateDer::from_pem_slice(ca_pem.as_bytes()).unwrap()).unwrap();
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_client_auth_cert(vec![identity.0], identity.1)
+            .unwrap();
+        let tcp = TcpStream::connect(("127.0.0.1", port)).await?;
+        let mut tls = tokio_rustls::TlsConnector::from(Arc::new(config)).connect(ServerName::try_from("kubernetes").unwrap(), tcp).await?;
+        tls.write_all(format!("GET {path} HTTP/1.1\r\nHost: k\r\nConnection: close\r\n\r\n").as_bytes()).await?;
+        tls.flush().await?;
+        let mut answer = String::new();
+        tls.read_to_string(&mut answer).await?;
+        let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+        Ok((head.split(' ').nth(1).unwrap().parse().unwrap(), body.to_owned()))
+    }
+
+    #[tokio::test]
+    async fn client_certificates_of_the_cluster_ca_authenticate_over_tls() {
+        let server = start(CONNECTION_TIMEOUT).await;
+        let (dir, ca) = (server.dir.path(), server.ca_pem.as_str());
+        // The admin: system:masters reads discovery and everything (no store here: 404).
+        let (status, body) =
+            get_with_cert(server.port, ca, client_cert(dir, "kubernetes-admin", "system:masters", true), "/apis").await.unwrap();
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(
+            get_with_cert(server.port, ca, client_cert(dir, "kubernetes-admin", "system:masters", true), "/api/v1/pods").await.unwrap().0,
+            404
+        );
+        // Another user of the CA is that user.
+        let (status, body) = get_with_cert(server.port, ca, client_cert(dir, "alice", "dev", true), "/api/v1/pods").await.unwrap();
+        assert_eq!(status, 403);
+        assert!(body.contains(r#"User \"alice\" cannot list resource \"pods\""#), "{body}");
+        // A certificate the cluster CA did not sign ends the handshake.
+        assert!(get_with_cert(server.port, ca, client_cert(dir, "mallory", "system:masters", false), "/apis").await.is_err());
     }
 
     /// Sends `request` as written over TLS (SNI `kubernetes.default.svc`) and reads until the
@@ -567,7 +845,7 @@ mod tests {
             .unwrap();
         assert!(
             answer.starts_with("HTTP/1.1 403 Forbidden\r\n")
-                && answer.contains(&format!("Content-Length: {}\r\n", forbidden_json("system:anonymous", "head", "/version", false).len()))
+                && answer.contains(&format!("Content-Length: {}\r\n", forbidden_body("system:anonymous", "head", "/version").len()))
                 && answer.ends_with("\r\n\r\n"),
             "{answer:?}"
         );
@@ -586,7 +864,7 @@ mod tests {
         let answer = raw(server.port, ca, requests.as_bytes()).await.unwrap();
         let statuses: Vec<&str> = answer.match_indices("HTTP/1.1 ").map(|(i, _)| &answer[i + 9..i + 12]).collect();
         assert_eq!(statuses, ["200", "403", "200"], "{answer}");
-        assert!(answer.contains("cannot post path \\\"/api/v1/namespaces\\\""), "{answer}");
+        assert!(answer.contains("cannot create resource \\\"namespaces\\\" in API group \\\"\\\" at the cluster scope"), "{answer}");
         // A body over the limit: kube-apiserver's 413.
         let head = format!("POST /api/v1/namespaces HTTP/1.1\r\nHost: k\r\nUser-Agent: x\r\nContent-Length: {}\r\n\r\n", MAX_BODY + 1);
         let tcp = TcpStream::connect(("127.0.0.1", server.port)).await.unwrap();

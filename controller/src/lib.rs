@@ -11,6 +11,7 @@ pub mod https;
 pub mod nodes;
 pub mod pki;
 pub mod relay;
+pub mod rest;
 pub mod services;
 pub mod state;
 pub mod store;
