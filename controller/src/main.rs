@@ -72,7 +72,7 @@ async fn serve(args: Args, inherited: Vec<std::net::TcpListener>) -> anyhow::Res
             });
             for listener in std::iter::once(fabric).chain(host) {
                 let mut stopped = stopped.clone();
-                tokio::spawn(https::serve(listener, tls.clone(), KUBERNETES_VERSION, authn.clone(), async move {
+                tokio::spawn(https::serve(listener, tls.clone(), KUBERNETES_VERSION, authn.clone(), shared.clone(), async move {
                     let _ = stopped.changed().await;
                 }));
             }
@@ -118,7 +118,7 @@ async fn https_endpoint(paths: &Paths, shared: &Shared) -> anyhow::Result<(tokio
         .map(|ip| ip.to_string())
         .collect();
     let (cert, key) = pki.server_cert(&sans)?;
-    let tls = https::acceptor(&cert, &key)?;
+    let tls = https::acceptor(&cert, &key, pki.ca_pem())?;
     let addr = SocketAddr::from((Ipv4Addr::UNSPECIFIED, services::API_SERVER_PORT));
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
     tracing::info!(%addr, sans = sans.join(","), ca = %pki_dir.join(emu_controller::pki::CA_CERT_FILE).display(), "HTTPS endpoint serving");
