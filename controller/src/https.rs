@@ -263,13 +263,13 @@ impl Router {
         let document = match (path, segments.as_slice()) {
             ("/version" | "/version/", _) => return json(StatusCode::OK, version_json(self.version)),
             ("/healthz" | "/livez" | "/readyz", _) => return text(StatusCode::OK, "ok"),
-            (_, ["api"]) if aggregated => return aggregated_discovery(request, true),
-            (_, ["apis"]) if aggregated => return aggregated_discovery(request, false),
-            (_, ["api"]) => Some(discovery::api_versions(&header_text(request, header::HOST))),
-            (_, ["apis"]) => Some(discovery::group_list()),
-            (_, ["api", version]) => discovery::resource_list("", version),
-            (_, ["apis", group]) => discovery::group(group),
-            (_, ["apis", group, version]) => discovery::resource_list(group, version),
+            (_, ["api"]) if aggregated => return aggregated_discovery(request, true, pretty),
+            (_, ["apis"]) if aggregated => return aggregated_discovery(request, false, pretty),
+            (_, ["api"]) => Some(discovery::api_versions(&header_text(request, header::HOST), pretty)),
+            (_, ["apis"]) => Some(discovery::group_list(pretty)),
+            (_, ["api", version]) => discovery::resource_list("", version, pretty),
+            (_, ["apis", group]) => discovery::group(group, pretty),
+            (_, ["apis", group, version]) => discovery::resource_list(group, version, pretty),
             _ => None,
         };
         match document {
@@ -281,8 +281,8 @@ impl Router {
 
 /// An aggregated discovery document, with kube-apiserver's ETag: a client that already has it
 /// (`If-None-Match`) gets 304 without the body.
-fn aggregated_discovery(request: &Request<Bytes>, core: bool) -> Response<Full<Bytes>> {
-    let body = discovery::aggregated(core);
+fn aggregated_discovery(request: &Request<Bytes>, core: bool, pretty: bool) -> Response<Full<Bytes>> {
+    let body = discovery::aggregated(core, pretty);
     let digest = ring::digest::digest(&ring::digest::SHA256, body.as_bytes());
     let etag = format!("\"{}\"", digest.as_ref()[..16].iter().map(|b| format!("{b:02X}")).collect::<String>());
     let fresh = header_text(request, header::IF_NONE_MATCH).split(',').any(|t| t.trim() == etag);

@@ -69,10 +69,14 @@ fn every_pod_gets_a_token_the_ca_and_its_namespace() {
     let bearer = format!("-H \"Authorization: Bearer $(cat {DIR}/token)\"");
     let answer = curl_api(&c, "client", "default", &bearer, "/api/v1/namespaces/default/pods");
     assert!(
-        answer.contains(r#"forbidden: User \"system:serviceaccount:default:default\" cannot get path \"/api/v1/namespaces/default/pods\""#),
+        answer.contains(
+            r#"pods is forbidden: User \"system:serviceaccount:default:default\" cannot list resource \"pods\" in API group \"\" in the namespace \"default\""#
+        ),
         "{answer}"
     );
-    assert!(curl_api(&c, "client", "team", &bearer, "/api").contains("system:serviceaccount:team:default"));
+    // Authenticated, a service account may read discovery (system:discovery), not the anonymous.
+    assert!(curl_api(&c, "client", "default", &bearer, "/api").contains("\"kind\": \"APIVersions\""));
+    assert!(curl_api(&c, "client", "team", &bearer, "/api/v1/namespaces/team/pods").contains("system:serviceaccount:team:default"));
     assert!(curl_api(&c, "client", "default", "", "/api").contains(r#"User \"system:anonymous\""#));
     let forged = format!("-H \"Authorization: Bearer $(cat {DIR}/token)x\"");
     assert!(curl_api(&c, "client", "default", &forged, "/version").contains("\"code\": 401"));

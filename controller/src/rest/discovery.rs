@@ -10,6 +10,7 @@
 //! verbs that use them. Every resource lists kube-apiserver's full verb set, writes and watch
 //! included, which emu serves through gRPC today and will through REST.
 
+use super::status::to_json;
 use emu_api::kinds::{ResourceKind, KINDS};
 use serde::Serialize;
 
@@ -197,10 +198,10 @@ fn group_discovery(group: &'static str, version: &'static str) -> GroupDiscovery
 }
 
 /// The aggregated document of `/api` (`core`) or `/apis`.
-pub fn aggregated(core: bool) -> String {
+pub fn aggregated(core: bool, pretty: bool) -> String {
     let items = if core { vec![group_discovery("", "v1")] } else { groups().into_iter().map(|(g, v)| group_discovery(g, v)).collect() };
     let list = DiscoveryList { kind: "APIGroupDiscoveryList", api_version: "apidiscovery.k8s.io/v2", metadata: Empty {}, items };
-    serde_json::to_string(&list).expect("serializing discovery cannot fail")
+    to_json(&list, pretty)
 }
 
 // ---- legacy ---------------------------------------------------------------------------------------
@@ -223,13 +224,13 @@ struct ServerAddress<'a> {
 }
 
 /// `/api`'s legacy `APIVersions`; `server` is the address clients reach the server at.
-pub fn api_versions(server: &str) -> String {
+pub fn api_versions(server: &str, pretty: bool) -> String {
     let doc = ApiVersions {
         kind: "APIVersions",
         versions: ["v1"],
         server_address_by_client_cidrs: [ServerAddress { client_cidr: "0.0.0.0/0", server_address: server }],
     };
-    serde_json::to_string(&doc).expect("serializing discovery cannot fail")
+    to_json(&doc, pretty)
 }
 
 #[derive(Serialize)]
@@ -271,15 +272,15 @@ struct ApiGroupList {
 }
 
 /// `/apis`'s legacy `APIGroupList`.
-pub fn group_list() -> String {
+pub fn group_list(pretty: bool) -> String {
     let groups = groups().into_iter().map(|(g, v)| api_group(g, v, false)).collect();
-    serde_json::to_string(&ApiGroupList { kind: "APIGroupList", api_version: "v1", groups }).expect("serializing discovery cannot fail")
+    to_json(&ApiGroupList { kind: "APIGroupList", api_version: "v1", groups }, pretty)
 }
 
 /// `/apis/<group>`'s `APIGroup`, for a served group.
-pub fn group(name: &str) -> Option<String> {
+pub fn group(name: &str, pretty: bool) -> Option<String> {
     let (g, v) = groups().into_iter().find(|(g, _)| *g == name)?;
-    Some(serde_json::to_string(&api_group(g, v, true)).expect("serializing discovery cannot fail"))
+    Some(to_json(&api_group(g, v, true), pretty))
 }
 
 #[derive(Serialize)]
@@ -312,7 +313,7 @@ struct ApiResource {
 
 /// `/api/v1`'s or `/apis/<group>/<version>`'s `APIResourceList`, subresources as `pods/status`
 /// entries, for a served group version.
-pub fn resource_list(group: &str, version: &str) -> Option<String> {
+pub fn resource_list(group: &str, version: &str, pretty: bool) -> Option<String> {
     let kinds = kinds_of(group, version);
     let first = kinds.first()?;
     let mut resources = Vec::new();
@@ -349,7 +350,7 @@ pub fn resource_list(group: &str, version: &str) -> Option<String> {
         group_version: first.api_version(),
         resources,
     };
-    Some(serde_json::to_string(&list).expect("serializing discovery cannot fail"))
+    Some(to_json(&list, pretty))
 }
 
 /// Whether an Accept header asks for the aggregated form (its `g`, `v` and `as` parameters, in
@@ -378,7 +379,7 @@ mod tests {
 
     #[test]
     fn aggregated_core_group() {
-        let doc = parse(&aggregated(true));
+        let doc = parse(&aggregated(true, false));
         assert_eq!((doc["kind"].as_str(), doc["apiVersion"].as_str()), (Some("APIGroupDiscoveryList"), Some("apidiscovery.k8s.io/v2")));
         let items = doc["items"].as_array().unwrap();
         assert_eq!(items.len(), 1);
@@ -421,7 +422,7 @@ mod tests {
 
     #[test]
     fn aggregated_groups() {
-        let doc = parse(&aggregated(false));
+        let doc = parse(&aggregated(false, false));
         let names: Vec<&str> = doc["items"].as_array().unwrap().iter().map(|g| g["metadata"]["name"].as_str().unwrap()).collect();
         assert_eq!(names, ["apps", "discovery.k8s.io", "emu.dev"]);
         let apps = &doc["items"][0]["versions"][0]["resources"];
@@ -440,19 +441,20 @@ mod tests {
     #[test]
     fn legacy_documents() {
         assert_eq!(
-            api_versions("172.18.0.1:6443"),
-            r#"{"kind":"APIVersions","versions":["v1"],"serverAddressByClientCIDRs":[{"clientCIDR":"0.0.0.0/0","serverAddress":"172.18.0.1:6443"}]}"#
+            api_versions("172.18.0.1:6443", false),
+            "{\"kind\":\"APIVersions\",\"versions\":[\"v1\"],\"serverAddressByClientCIDRs\":[{\"clientCIDR\":\"0.0.0.0/0\",\"serverAddress\":\"172.18.0.1:6443\"}]}\n"
         );
-        let list = parse(&group_list());
+        assert!(api_versions("h", true).starts_with("{\n  \"kind\": \"APIVersions\",\n"));
+        let list = parse(&group_list(false));
         assert_eq!((list["kind"].as_str(), list["apiVersion"].as_str()), (Some("APIGroupList"), Some("v1")));
         assert_eq!(
             list["groups"][0],
             json!({"name": "apps", "versions": [{"groupVersion": "apps/v1", "version": "v1"}], "preferredVersion": {"groupVersion": "apps/v1", "version": "v1"}})
         );
-        assert_eq!(parse(&group("apps").unwrap())["kind"], "APIGroup");
-        assert!(group("batch").is_none());
+        assert_eq!(parse(&group("apps", false).unwrap())["kind"], "APIGroup");
+        assert!(group("batch", false).is_none());
 
-        let core = parse(&resource_list("", "v1").unwrap());
+        let core = parse(&resource_list("", "v1", false).unwrap());
         assert_eq!((core["groupVersion"].as_str(), core.get("apiVersion")), (Some("v1"), None));
         let pods = find(&core["resources"], "name", "pods");
         assert_eq!(
@@ -463,13 +465,13 @@ mod tests {
             find(&core["resources"], "name", "pods/status"),
             &json!({"name": "pods/status", "singularName": "", "namespaced": true, "kind": "Pod", "verbs": ["get", "patch", "update"]})
         );
-        let apps = parse(&resource_list("apps", "v1").unwrap());
+        let apps = parse(&resource_list("apps", "v1", false).unwrap());
         assert_eq!((apps["groupVersion"].as_str(), apps["apiVersion"].as_str()), (Some("apps/v1"), Some("v1")));
         assert_eq!(
             find(&apps["resources"], "name", "deployments/scale"),
             &json!({"name": "deployments/scale", "singularName": "", "namespaced": true, "group": "autoscaling", "version": "v1", "kind": "Scale", "verbs": ["get", "patch", "update"]})
         );
-        assert!(resource_list("apps", "v1beta1").is_none());
+        assert!(resource_list("apps", "v1beta1", false).is_none());
     }
 
     #[test]
