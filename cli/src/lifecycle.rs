@@ -227,10 +227,20 @@ pub fn up(file: Option<PathBuf>, nodes: Option<usize>, retain: bool, timeout: u6
     match result {
         Ok(pods) => {
             println!(
-                "Cluster {name:?} is ready in {:.2} s: {} nodes, {pods} pods Running.\n",
+                "Cluster {name:?} is ready in {:.2} s: {} nodes, {pods} pods Running.",
                 started.elapsed().as_secs_f64(),
                 plan.nodes.len()
             );
+            // As kind: a kubeconfig that cannot be written fails `up`, and the cluster stays.
+            export_kubeconfig(&name).with_context(|| {
+                format!(
+                    "cluster {name:?} is up, but kubectl's context for it was not written; `emu` works with it as it is. Once fixed, `sudo emu kubeconfig --merge{}` writes it",
+                    cluster_flag(&name)
+                )
+            })?;
+            let context = crate::kubeconfig::context_name(&name);
+            println!("Set kubectl context to {context:?}");
+            println!("You can now use your cluster with:\n\nkubectl cluster-info --context {context}\n");
             if !plan.steps.is_empty() {
                 let file = file.as_deref().map(|f| f.display().to_string()).unwrap_or_default();
                 println!(
@@ -391,8 +401,31 @@ fn wait_for_controller(rt: &tokio::runtime::Runtime, paths: &Paths, timeout: Dur
     })
 }
 
+/// ` --cluster NAME`, or nothing for the default cluster: for the commands hints print.
+fn cluster_flag(cluster: &str) -> String {
+    if cluster == DEFAULT_CLUSTER {
+        String::new()
+    } else {
+        format!(" --cluster {cluster}")
+    }
+}
+
+/// What the controller gives a kubeconfig of its cluster: the host's server address, the CA and
+/// an admin client certificate.
+pub(crate) fn kubeconfig_material(ctx: &Ctx) -> anyhow::Result<emu_proto::KubeconfigResponse> {
+    let mut client = ctx.client.clone();
+    Ok(ctx.block_on(client.kubeconfig(emu_proto::KubeconfigRequest {})).map_err(context::api_error)?.into_inner())
+}
+
+/// Merges the cluster's context into the user's kubeconfig and makes it current; returns the
+/// file.
+pub(crate) fn export_kubeconfig(cluster: &str) -> anyhow::Result<PathBuf> {
+    let ctx = Ctx::open(&Globals::for_cluster(cluster))?;
+    Ok(crate::kubeconfig::export(cluster, &kubeconfig_material(&ctx)?)?)
+}
+
 fn print_hints(cluster: &str) {
-    let flag = if cluster == DEFAULT_CLUSTER { String::new() } else { format!(" --cluster {cluster}") };
+    let flag = cluster_flag(cluster);
     println!("Try:");
     println!("  emu get pods -o wide{flag}                 # pods, their IPs and nodes");
     println!("  emu exec{flag} POD -- curl -s http://POD_IP  # pod to pod, across nodes, no NAT");
@@ -418,15 +451,42 @@ pub fn down(all: bool, globals: &Globals) -> anyhow::Result<i32> {
             None => vec![context::resolve(globals)?],
         }
     };
+    let mut kubeconfig_errors = vec![];
     for name in names {
         let start = Instant::now();
         let existed = cluster_exists(&name)?;
+        // As kind: the kubeconfig first, and a failure there does not keep the cluster alive.
+        if let Err(e) = crate::kubeconfig::forget(&name) {
+            kubeconfig_errors.push(anyhow::Error::new(e).context(format!("removing the context of cluster {name:?} from the kubeconfig")));
+        }
         teardown(&name)?;
         if existed {
             println!("Deleted cluster {name:?} ({} ms).", start.elapsed().as_millis());
         } else {
             println!("Cluster {name:?} does not exist: nothing to delete.");
         }
+    }
+    match kubeconfig_errors.pop() {
+        Some(last) => {
+            for e in kubeconfig_errors {
+                eprintln!("{}", context::render_error(&e));
+            }
+            Err(last)
+        }
+        None => Ok(0),
+    }
+}
+
+/// `emu kubeconfig`: the cluster's kubeconfig on stdout (as `kind get kubeconfig`), or with
+/// `--merge` into the user's kubeconfig, made current (what `emu up` does).
+pub fn kubeconfig(merge: bool, globals: &Globals) -> anyhow::Result<i32> {
+    let ctx = Ctx::open(globals)?;
+    let material = kubeconfig_material(&ctx)?;
+    if merge {
+        let path = crate::kubeconfig::export(&ctx.cluster, &material)?;
+        println!("Set kubectl context to {:?} in {}", crate::kubeconfig::context_name(&ctx.cluster), path.display());
+    } else {
+        print!("{}", emu_kubectl::to_yaml(&crate::kubeconfig::document(&ctx.cluster, &material)));
     }
     Ok(0)
 }
@@ -507,10 +567,21 @@ fn provider_daemon(daemon: &Daemon) -> ProviderDaemon {
 pub(crate) fn restart_daemon(name: &str, daemon: &Daemon) -> anyhow::Result<()> {
     let provider = Local::new(name);
     let d = provider_daemon(daemon);
+    let port = || std::fs::read_to_string(Paths::new(name).api_port()).ok();
+    let before = port();
     provider.stop_daemon(&d)?;
     provider.start_daemon(&d)?;
     if d == ProviderDaemon::Controller {
         wait_for_controller(&context::runtime()?, &Paths::new(name), Duration::from_secs(10))?;
+        // The provider keeps the port while nobody else took it.
+        if let Some((old, new)) = before.zip(port()).filter(|(old, new)| old != new) {
+            eprintln!(
+                "warning: the API server's port 127.0.0.1:{} was taken meanwhile; it is now 127.0.0.1:{}: write the kubeconfig again with `sudo emu kubeconfig --merge{}`",
+                old.trim(),
+                new.trim(),
+                cluster_flag(name)
+            );
+        }
     }
     Ok(())
 }

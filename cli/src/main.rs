@@ -5,6 +5,7 @@ mod context;
 mod edit;
 mod fault;
 mod install;
+mod kubeconfig;
 mod lifecycle;
 mod portforward;
 mod remote;
@@ -106,6 +107,14 @@ enum Command {
     },
     /// List clusters and the health of their daemons.
     Status,
+    /// Print the cluster's kubeconfig for kubectl (server on 127.0.0.1, cluster CA, an admin
+    /// client certificate); `emu up` already merges it into your kubeconfig.
+    Kubeconfig {
+        /// Merge it into $KUBECONFIG (else ~/.kube/config of $SUDO_USER under sudo, else of
+        /// $HOME) and make its context current, as `emu up` does, instead of printing it.
+        #[arg(long)]
+        merge: bool,
+    },
     /// Run scenarios' steps, each on a fresh cluster, and report every step (✓/✗, JUnit XML);
     /// `--cluster NAME` names the cluster (NAME1, NAME2, … with several files).
     Test(testrun::TestArgs),
@@ -209,6 +218,7 @@ fn main() {
         Command::Up { file, nodes, retain, timeout } => lifecycle::up(file, nodes, retain, timeout, g),
         Command::Down { all } => lifecycle::down(all, g),
         Command::Status => lifecycle::status(),
+        Command::Kubeconfig { merge } => lifecycle::kubeconfig(merge, g),
         Command::Test(a) => testrun::test(a, g),
         Command::Restart { what, node } => lifecycle::restart(&what, node.as_deref(), g),
         Command::Apply(a) => verbs::apply(a, g, false),

@@ -559,6 +559,48 @@ impl Api for ApiService {
         let token = signer.issue(&subject, now, ttl).map_err(|e| Status::internal(e.to_string()))?;
         Ok(Response::new(TokenResponse { token, issued_at: now, expires_at: now + ttl }))
     }
+
+    /// The kubeconfig's server, CA and an admin client certificate (`emu up`, `emu kubeconfig`).
+    async fn kubeconfig(&self, _req: Request<KubeconfigRequest>) -> Result<Response<KubeconfigResponse>, Status> {
+        let paths = emu_logic::cluster::Paths::new(&self.shared.cluster.name);
+        let (pki_dir, port_file) = (paths.root.join("pki"), paths.api_port());
+        // A key generated and the CA checked: milliseconds of CPU, off the async workers.
+        let r = tokio::task::spawn_blocking(move || kubeconfig_of(&pki_dir, &port_file))
+            .await
+            .map_err(|e| Status::internal(format!("issuing the kubeconfig: {e}")))??;
+        Ok(Response::new(r))
+    }
+}
+
+/// What a kubeconfig needs (the `Kubeconfig` call): the host listener's port, recorded in
+/// `port_file` by the provider that bound it, the CA of `pki_dir`, and a fresh `kubernetes-admin`
+/// client certificate of group `system:masters` signed by it.
+pub fn kubeconfig_of(pki_dir: &std::path::Path, port_file: &std::path::Path) -> Result<KubeconfigResponse, Status> {
+    let port: u16 = match std::fs::read_to_string(port_file) {
+        Ok(text) => text.trim().parse().map_err(|_| {
+            Status::failed_precondition(format!(
+                "{} holds {:?}, not the port of the API server's listener on 127.0.0.1: restart the controller (`sudo emu restart controller`), which records it again",
+                port_file.display(),
+                text.trim()
+            ))
+        })?,
+        Err(e) => {
+            return Err(Status::failed_precondition(format!(
+                "the API server has no listener on the host's 127.0.0.1 (reading {}: {e}): restart the controller with `sudo emu restart controller`",
+                port_file.display()
+            )))
+        }
+    };
+    let pki = crate::pki::ClusterPki::load(pki_dir).map_err(|e| Status::failed_precondition(format!("the cluster CA: {e}")))?;
+    let (cert, key) = pki
+        .client_cert(crate::pki::ADMIN_USER, crate::pki::ADMIN_GROUP)
+        .map_err(|e| Status::internal(format!("issuing the kubeconfig's client certificate: {e}")))?;
+    Ok(KubeconfigResponse {
+        server: format!("https://127.0.0.1:{port}"),
+        certificate_authority: pki.ca_pem().to_string(),
+        client_certificate: cert,
+        client_key: key,
+    })
 }
 
 fn type_of(t: &WatchEventType) -> EventType {
@@ -619,6 +661,27 @@ fn field_value(v: &Value, path: &str) -> String {
 mod tests {
     use super::three_way_merge;
     use serde_json::json;
+
+    #[test]
+    fn the_kubeconfig_names_the_recorded_port_and_an_admin_of_the_cluster_ca() {
+        let dir = tempfile::tempdir().unwrap();
+        let (pki_dir, port_file) = (dir.path().join("pki"), dir.path().join("api-port"));
+        let message = |r: Result<emu_proto::KubeconfigResponse, tonic::Status>| r.unwrap_err().message().to_string();
+        let e = message(super::kubeconfig_of(&pki_dir, &port_file));
+        assert!(e.contains("no listener on the host's 127.0.0.1") && e.contains("sudo emu restart controller"), "{e}");
+        std::fs::write(&port_file, "41234\n").unwrap();
+        let e = message(super::kubeconfig_of(&pki_dir, &port_file));
+        assert!(e.starts_with("the cluster CA: reading ") && e.contains("ca.crt"), "{e}");
+        let ca = crate::pki::ClusterPki::load_or_create(&pki_dir).unwrap();
+        let k = super::kubeconfig_of(&pki_dir, &port_file).unwrap();
+        assert_eq!(k.server, "https://127.0.0.1:41234");
+        assert_eq!(k.certificate_authority, ca.ca_pem());
+        assert!(k.client_certificate.starts_with("-----BEGIN CERTIFICATE-----"), "{}", k.client_certificate);
+        assert!(k.client_key.contains("PRIVATE KEY"));
+        std::fs::write(&port_file, "x").unwrap();
+        let e = message(super::kubeconfig_of(&pki_dir, &port_file));
+        assert!(e.contains("holds \"x\""), "{e}");
+    }
 
     mod finalizers {
         use super::super::*;

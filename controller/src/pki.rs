@@ -4,7 +4,8 @@
 //! 10.96.0.1:443 → the control plane's fabric address :6443). A client checks the server against
 //! the cluster CA, as it would in a kubeadm cluster, so the CA has to outlive a controller restart:
 //! its certificate and key are kept on disk and reloaded. The serving certificate is cheap and is
-//! issued anew at every start (its key never touches the disk).
+//! issued anew at every start (its key never touches the disk). So is the admin's client
+//! certificate, for the kubeconfig `emu up` writes: issued at each request, never stored here.
 
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
@@ -30,13 +31,18 @@ pub const SERVER_CERT_FILE: &str = "apiserver.crt";
 const CA_COMMON_NAME: &str = "kubernetes";
 /// Subject CN of the serving certificate, as kubeadm names it.
 const SERVER_COMMON_NAME: &str = "kube-apiserver";
+/// Subject CN of the kubeconfig's client certificate: kubeadm's admin user.
+pub const ADMIN_USER: &str = "kubernetes-admin";
+/// Its group (subject O): members are allowed everything, before and without any RBAC binding.
+pub const ADMIN_GROUP: &str = "system:masters";
 /// DNS names the API server answers to from inside the cluster, whatever the caller adds.
 const SERVER_DNS_NAMES: [&str; 5] =
     ["kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local", "localhost"];
 
 /// kubeadm's CA lives ten years; an emu cluster's runtime directory never comes close.
 const CA_VALIDITY: Duration = Duration::from_secs(3650 * 24 * 60 * 60);
-/// kubeadm's leaf lifetime. The serving certificate is re-issued at every controller start anyway.
+/// kubeadm's leaf lifetime (serving and admin client certificates). The serving certificate is
+/// re-issued at every controller start anyway.
 const SERVER_VALIDITY: Duration = Duration::from_secs(365 * 24 * 60 * 60);
 /// Certificates start a little in the past so a client whose clock lags slightly (or that
 /// truncates to whole seconds) doesn't see them as not yet valid.
@@ -70,6 +76,14 @@ pub enum PkiError {
     #[error("the cluster CA in {} does not sign verifiable certificates ({source}); ca.crt and ca.key probably do not belong together: remove {} to make a new CA",
         dir.display(), dir.display())]
     Unusable {
+        dir: PathBuf,
+        #[source]
+        source: rustls::Error,
+    },
+    #[error("the client certificate for {user:?} does not verify against the cluster CA in {} ({source}): remove {} to make a new CA",
+        dir.display(), dir.display())]
+    ClientUnusable {
+        user: String,
         dir: PathBuf,
         #[source]
         source: rustls::Error,
@@ -128,6 +142,17 @@ impl ClusterPki {
         }
     }
 
+    /// Loads the CA kept in `dir`, which must exist (the controller made it at start): unlike
+    /// [`ClusterPki::load_or_create`], never makes a new CA that the serving certificate in use
+    /// was not signed by.
+    pub fn load(dir: &Path) -> Result<ClusterPki> {
+        let cert_path = dir.join(CA_CERT_FILE);
+        match fs::metadata(&cert_path) {
+            Ok(_) => Self::load_or_create(dir),
+            Err(source) => Err(PkiError::Io { action: "reading", path: cert_path, source }),
+        }
+    }
+
     fn create(dir: &Path) -> Result<ClusterPki> {
         let cert_path = dir.join(CA_CERT_FILE);
         let key =
@@ -161,17 +186,10 @@ impl ClusterPki {
     fn issue(&self, sans: &[String]) -> Result<(String, String)> {
         let cert_path = self.dir.join(SERVER_CERT_FILE);
         let names = server_names(sans)?;
-        let mut params = CertificateParams::default();
-        params.distinguished_name = DistinguishedName::new();
-        params.distinguished_name.push(DnType::CommonName, SERVER_COMMON_NAME);
+        let mut subject = DistinguishedName::new();
+        subject.push(DnType::CommonName, SERVER_COMMON_NAME);
+        let mut params = leaf_params(subject, ExtendedKeyUsagePurpose::ServerAuth);
         params.subject_alt_names = names.iter().map(|n| n.san.clone()).collect();
-        params.is_ca = IsCa::ExplicitNoCa;
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        params.use_authority_key_identifier_extension = true;
-        let now = SystemTime::now();
-        params.not_before = (now - BACKDATE).into();
-        params.not_after = (now + SERVER_VALIDITY).into();
         // The serial defaults to a digest of the (fresh) public key, so every issue differs.
         let key = KeyPair::generate().map_err(|source| PkiError::Cert { what: "generating a key for", path: cert_path.clone(), source })?;
         let cert = params.signed_by(&key, &self.issuer).map_err(|source| PkiError::Cert { what: "signing", path: cert_path, source })?;
@@ -182,6 +200,37 @@ impl ClusterPki {
             verifier.verify_server_cert(cert.der(), &[], &name.server_name, &[], UnixTime::now()).map_err(unusable)?;
         }
         Ok((cert.pem(), key.serialize_pem()))
+    }
+
+    /// Issues a client certificate for `user` in `group` (subject CN and O, as kube-apiserver
+    /// reads a client certificate's user name and groups), valid for a year as kubeadm's
+    /// admin.conf. Returns (certificate PEM, private key PEM); checked as the API server will
+    /// check it, against this CA.
+    pub fn client_cert(&self, user: &str, group: &str) -> Result<(String, String)> {
+        let cert_path = self.dir.join(CA_CERT_FILE);
+        let mut subject = DistinguishedName::new();
+        subject.push(DnType::OrganizationName, group);
+        subject.push(DnType::CommonName, user);
+        let params = leaf_params(subject, ExtendedKeyUsagePurpose::ClientAuth);
+        let what = "generating a client key with the CA of";
+        let key = KeyPair::generate().map_err(|source| PkiError::Cert { what, path: cert_path.clone(), source })?;
+        let cert = params.signed_by(&key, &self.issuer).map_err(|source| PkiError::Cert {
+            what: "signing a client certificate with",
+            path: cert_path,
+            source,
+        })?;
+        let unusable = |source| PkiError::ClientUnusable { user: user.to_owned(), dir: self.dir.clone(), source };
+        self.client_verifier().map_err(unusable)?.verify_client_cert(cert.der(), &[], UnixTime::now()).map_err(unusable)?;
+        Ok((cert.pem(), key.serialize_pem()))
+    }
+
+    /// A rustls verifier of client certificates trusting exactly this CA.
+    fn client_verifier(&self) -> std::result::Result<Arc<dyn rustls::server::danger::ClientCertVerifier>, rustls::Error> {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(self.ca_der.clone())?;
+        rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), Arc::new(rustls::crypto::ring::default_provider()))
+            .build()
+            .map_err(|e| rustls::Error::General(e.to_string()))
     }
 
     /// A rustls verifier trusting exactly this CA.
@@ -204,6 +253,21 @@ fn ca_params(now: SystemTime) -> CertificateParams {
     params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
     params.not_before = (now - BACKDATE).into();
     params.not_after = (now + CA_VALIDITY).into();
+    params
+}
+
+/// A leaf certificate's parameters, for a server or a client (`usage`): kubeadm's key usages and
+/// lifetime (from a little in the past).
+fn leaf_params(subject: DistinguishedName, usage: ExtendedKeyUsagePurpose) -> CertificateParams {
+    let mut params = CertificateParams::default();
+    params.distinguished_name = subject;
+    params.is_ca = IsCa::ExplicitNoCa;
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+    params.extended_key_usages = vec![usage];
+    params.use_authority_key_identifier_extension = true;
+    let now = SystemTime::now();
+    params.not_before = (now - BACKDATE).into();
+    params.not_after = (now + SERVER_VALIDITY).into();
     params
 }
 
@@ -370,6 +434,30 @@ mod tests {
         pki.server_cert(&sans()).unwrap();
     }
 
+    #[test]
+    fn the_admin_client_certificate_is_signed_by_the_ca_for_clients_only() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        assert!(ClusterPki::load(dir).unwrap_err().to_string().contains("ca.crt"));
+        assert!(!dir.join(CA_CERT_FILE).exists(), "load made a CA");
+        let pki = ClusterPki::load_or_create(dir).unwrap();
+        let (cert, key) = ClusterPki::load(dir).unwrap().client_cert(ADMIN_USER, ADMIN_GROUP).unwrap();
+        assert!(key.contains("PRIVATE KEY"), "{key}");
+        let der = CertificateDer::from_pem_slice(cert.as_bytes()).unwrap();
+        pki.client_verifier().unwrap().verify_client_cert(&der, &[], UnixTime::now()).unwrap();
+        // Not a serving certificate: no server may present it.
+        let name = ServerName::try_from("kubernetes").unwrap();
+        assert!(pki.verifier().unwrap().verify_server_cert(&der, &[], &name, &[], UnixTime::now()).is_err());
+        // Another cluster's CA does not vouch for it.
+        let other = tempfile::tempdir().unwrap();
+        let other = ClusterPki::load_or_create(other.path()).unwrap();
+        assert!(other.client_verifier().unwrap().verify_client_cert(&der, &[], UnixTime::now()).is_err());
+        // Nothing of it is kept beside the CA.
+        let mut files: Vec<String> = fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        files.sort();
+        assert_eq!(files, ["ca.crt", "ca.key"]);
+    }
+
     /// What an operator would look at: openssl's view of the files (skipped without openssl).
     #[test]
     fn openssl_agrees() {
@@ -392,6 +480,12 @@ mod tests {
         assert!(ca.contains("CA:TRUE"), "{ca}");
         let server = run(&["x509", "-in", SERVER_CERT_FILE, "-noout", "-subject", "-ext", "subjectAltName"]);
         assert!(server.contains("kube-apiserver"), "{server}");
+        let (client, _) = pki.client_cert(ADMIN_USER, ADMIN_GROUP).unwrap();
+        fs::write(tmp.path().join("admin.crt"), client).unwrap();
+        let verified = run(&["verify", "-purpose", "sslclient", "-CAfile", CA_CERT_FILE, "admin.crt"]);
+        assert!(verified.contains(": OK"), "{verified}");
+        let subject = run(&["x509", "-in", "admin.crt", "-noout", "-subject", "-nameopt", "RFC2253"]);
+        assert_eq!(subject.trim(), "subject=CN=kubernetes-admin,O=system:masters");
         for san in [
             "DNS:kubernetes,",
             "DNS:kubernetes.default,",

@@ -112,6 +112,12 @@ impl Paths {
     pub fn controller_log(&self) -> PathBuf {
         self.root.join("controller.log")
     }
+    /// The port of the API server's HTTPS listener on the host's 127.0.0.1 (decimal text),
+    /// written by the provider when it binds the listener: a restarted controller gets the same
+    /// port back, so the kubeconfig `emu up` wrote stays valid.
+    pub fn api_port(&self) -> PathBuf {
+        self.root.join("api-port")
+    }
     pub fn node_dir(&self, node: &str) -> PathBuf {
         self.root.join("nodes").join(node)
     }

@@ -144,6 +144,27 @@ impl Local {
     }
 }
 
+/// The API server's listener on the host's 127.0.0.1, bound here, in the namespace the provider
+/// runs in (the controller, in its own namespace, cannot), and handed to the controller. The port
+/// recorded in `port_file` if it is free, so that a restarted controller keeps the kubeconfig that
+/// `emu up` wrote valid; else one the kernel picks, then recorded. A listening socket on loopback
+/// is the only thing emu adds to the host's network namespace (docs/architecture.md,
+/// "Namespaces and addresses").
+fn host_listener(port_file: &Path) -> anyhow::Result<std::net::TcpListener> {
+    let recorded: Option<u16> = std::fs::read_to_string(port_file).ok().and_then(|t| t.trim().parse().ok()).filter(|p| *p != 0);
+    // A recorded port someone else took meanwhile: a new one (the CLI, which compares the
+    // recorded port before and after, tells the user their kubeconfig needs writing again).
+    let listener = match recorded.and_then(|port| std::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, port)).ok()) {
+        Some(l) => l,
+        None => {
+            std::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0)).context("binding the API server's listener on 127.0.0.1")?
+        }
+    };
+    let port = listener.local_addr()?.port();
+    std::fs::write(port_file, format!("{port}\n")).with_context(|| format!("writing {}", port_file.display()))?;
+    Ok(listener)
+}
+
 /// Detaches any mount left under `root` in the host's mount namespace (deepest first).
 fn unmount_under(root: &Path) {
     let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else { return };
@@ -234,15 +255,22 @@ impl Provider for Local {
     fn start_daemon(&self, d: &Daemon) -> anyhow::Result<()> {
         let (name, paths, cgroup_dir) = (&self.name, &self.paths, self.cgroup_dir()?);
         match d {
-            Daemon::Controller => daemon::spawn(Spawn {
-                exe: &programs::companion("emu-controller")?,
-                args: vec!["--cluster".into(), name.clone()],
-                log: &paths.controller_log(),
-                cgroup: Some(&cgroup_dir.join("controller")),
-                // Its own namespace on the fabric: the API server's HTTPS port answers there,
-                // behind the `kubernetes` Service.
-                netns: Some(&net::netns_path(&naming::netns_control(name))),
-            }),
+            Daemon::Controller => {
+                let exe = programs::companion("emu-controller")?;
+                let listener = host_listener(&paths.api_port())?;
+                daemon::spawn(Spawn {
+                    exe: &exe,
+                    args: vec!["--cluster".into(), name.clone()],
+                    log: &paths.controller_log(),
+                    cgroup: Some(&cgroup_dir.join("controller")),
+                    // Its own namespace on the fabric: the API server's HTTPS port answers there,
+                    // behind the `kubernetes` Service.
+                    netns: Some(&net::netns_path(&naming::netns_control(name))),
+                    // And on the host's loopback, for kubectl (the kubeconfig's server).
+                    listener: Some(&listener),
+                })
+                // The parent's copy of the listener closes here; the controller holds its own.
+            }
             // In the outside world: it forwards there, and health-checks the nodes from there.
             Daemon::Cloud => daemon::spawn(Spawn {
                 exe: &programs::companion("emu-nodeagent")?,
@@ -250,6 +278,7 @@ impl Provider for Local {
                 log: &paths.root.join("cloud.log"),
                 cgroup: Some(&cgroup_dir.join("cloud")),
                 netns: Some(&net::netns_path(&naming::netns_outside(name))),
+                listener: None,
             }),
             Daemon::Agent(node) => {
                 std::fs::create_dir_all(paths.node_dir(node))?;
@@ -259,6 +288,7 @@ impl Provider for Local {
                     log: &paths.agent_log(node),
                     cgroup: Some(&cgroup::node_dir(&cgroup_dir, node).join("agent")),
                     netns: Some(&self.node_netns(node)),
+                    listener: None,
                 })
             }
         }?;
@@ -361,5 +391,25 @@ mod tests {
     fn timeouts_read_as_they_are_written() {
         let d = |ms| duration(Duration::from_millis(ms));
         assert_eq!([d(500), d(1500), d(30_000), d(120_000)], ["500ms", "1.5s", "30s", "2m"]);
+    }
+
+    #[test]
+    fn the_host_listener_keeps_its_recorded_port_while_it_is_free() {
+        let tmp = std::env::temp_dir().join(format!("emu-host-listener-{}", std::process::id()));
+        std::fs::create_dir_all(&tmp).unwrap();
+        let file = tmp.join("api-port");
+        let first = host_listener(&file).unwrap();
+        let port = first.local_addr().unwrap().port();
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), format!("{port}\n"));
+        assert_eq!(first.local_addr().unwrap().ip(), std::net::Ipv4Addr::LOCALHOST);
+        // Taken (the first listener still holds it): another port, recorded.
+        let second = host_listener(&file).unwrap();
+        let other = second.local_addr().unwrap().port();
+        assert_ne!(other, port);
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), format!("{other}\n"));
+        // Free again (a controller restarted): the recorded one.
+        drop(second);
+        assert_eq!(host_listener(&file).unwrap().local_addr().unwrap().port(), other);
+        std::fs::remove_dir_all(&tmp).unwrap();
     }
 }

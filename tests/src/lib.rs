@@ -39,7 +39,7 @@ pub struct Run {
 }
 
 impl Run {
-    fn from(o: Output) -> Run {
+    pub fn from(o: Output) -> Run {
         Run {
             code: o.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&o.stdout).into(),
@@ -52,9 +52,19 @@ impl Run {
     }
 }
 
+/// The kubeconfig every `emu` of the suite writes to. `emu up` merges its cluster's context into
+/// the user's kubeconfig (`emu down` takes it out), and the suite must leave the user's alone:
+/// under `sudo ./scripts/test` that is the developer's own `~/.kube/config`. One file for the
+/// whole suite, which `emu` locks while it writes; tests/tests/kubeconfig.rs uses files of its own.
+pub fn suite_kubeconfig() -> PathBuf {
+    std::env::temp_dir().join("emu-tests-kubeconfig")
+}
+
 /// Runs `emu ARGS` (no cluster flag) and returns its exit code and output.
 pub fn emu(args: &[&str]) -> Run {
-    Run::from(Command::new(emu_path()).args(args).env_remove("EMU_CLUSTER").output().expect("running emu"))
+    Run::from(
+        Command::new(emu_path()).args(args).env_remove("EMU_CLUSTER").env("KUBECONFIG", suite_kubeconfig()).output().expect("running emu"),
+    )
 }
 
 /// A cluster for one test, removed on drop.

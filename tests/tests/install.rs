@@ -60,7 +60,8 @@ fn run_in_own_mount_namespace(script: &str, env: &[(&str, &Path)]) -> (i32, Stri
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let out = cmd.env_remove("EMU_CLUSTER").output().expect("unshare");
+    // `emu up` writes kubectl's context: into the suite's kubeconfig, not the user's.
+    let out = cmd.env_remove("EMU_CLUSTER").env("KUBECONFIG", emu_tests::suite_kubeconfig()).output().expect("unshare");
     (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
