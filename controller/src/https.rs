@@ -164,7 +164,8 @@ async fn connection(
         .await
         .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out"))??;
     // The handshake verified a certificate the client presented against the cluster CA: it
-    // speaks for its subject on every request of the connection.
+    // speaks for its subject on every request of the connection. One without a common name
+    // authenticates no one, as in kube-apiserver (a token may still, or the client is anonymous).
     let client: Option<Arc<User>> = stream.get_ref().1.peer_certificates().and_then(|chain| chain.first()).and_then(|cert| {
         let (common_name, organizations) = subject_names(cert.as_ref())?;
         Some(Arc::new(User::from_certificate(&common_name?, &organizations)))
@@ -513,6 +514,37 @@ mod tests {
             "{body}"
         );
         assert!(body.contains("\"details\":{\"name\":\"d\",\"group\":\"apps\",\"kind\":\"deployments\"}"), "{body}");
+    }
+
+    #[test]
+    fn resources_from_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::Store::open(&dir.path().join("store.redb")).unwrap();
+        let config = serde_json::from_value(serde_json::json!({"name": "t", "nodes": [], "fabricCidr": "172.18.0.0/16",
+            "podCidr": "10.244.0.0/16", "nodePrefix": 24, "serviceCidr": "10.96.0.0/12"}))
+        .unwrap();
+        let shared = Shared::new(store, config);
+        shared
+            .store
+            .create(serde_json::json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web", "namespace": "default"},
+                "spec": {"containers": [{"name": "c"}]}}))
+            .unwrap();
+        let r = Router { version: VERSION, authn: Arc::new(no_tokens), shared: Some(shared) };
+        let get = |target: &str, accept: &str| ask_as(&r, Some(&admin()), "GET", target, &[("Accept", accept)]);
+        let table = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json";
+        let (status, content_type, body) = get("/api/v1/namespaces/default/pods?limit=500", table);
+        assert_eq!((status, content_type.as_str()), (200, "application/json;as=Table;v=v1;g=meta.k8s.io"));
+        assert!(body.starts_with("{\"kind\":\"Table\",\"apiVersion\":\"meta.k8s.io/v1\""), "{body}");
+        let (status, content_type, body) = get("/api/v1/namespaces/default/pods/web", "application/json");
+        assert_eq!((status, content_type.as_str()), (200, "application/json"));
+        assert!(body.contains("\"name\":\"web\""), "{body}");
+        let (status, _, body) = get("/api/v1/namespaces/default/pods/nope", table);
+        assert_eq!(status, 404);
+        assert!(body.contains("\"message\":\"pods \\\"nope\\\" not found\""), "{body}");
+        let (status, _, body) = get("/api/v1/pods", "application/vnd.kubernetes.protobuf");
+        assert_eq!((status, body.contains("\"reason\":\"NotAcceptable\"")), (406, true), "{body}");
+        // The anonymous user is refused before anything is looked up.
+        assert_eq!(ask(&r, "GET", "/api/v1/namespaces/default/pods/nope", &[]).0, 403);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! selectable fields), `limit` and `continue` (apimachinery `ListOptions`; issue 17 facts 4.1,
 //! 11). Pure: the handler applies them to the store's snapshot.
 
-use super::status::ApiError;
+use super::status::{ApiError, FieldError};
 use base64::Engine;
 use emu_api::object;
 use serde::{Deserialize, Serialize};
@@ -156,6 +156,73 @@ impl Continue {
     }
 }
 
+/// What a list's `resourceVersion` and `resourceVersionMatch` ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResourceVersion {
+    /// Unset or "0": the most recent state (emu's store is always consistent, so both are it).
+    Any,
+    /// At least this version (`N`, or `N` with `NotOlderThan`).
+    NotOlderThan(u64),
+    /// Exactly this version.
+    Exact(u64),
+}
+
+/// Checks a list's options as kube-apiserver does (`ValidateListOptions`: 422 on
+/// `ListOptions.meta.k8s.io`), and reads the version asked for.
+pub fn list_options(
+    resource_version: Option<&str>,
+    version_match: Option<&str>,
+    continued: bool,
+    send_initial_events: bool,
+) -> Result<ResourceVersion, ApiError> {
+    let rv = resource_version.unwrap_or("");
+    let mut errors = Vec::new();
+    let forbidden =
+        |field: &'static str, detail: &str| FieldError { reason: "FieldValueForbidden", field, body: format!("Forbidden: {detail}") };
+    let version_match = version_match.unwrap_or("");
+    if !version_match.is_empty() {
+        if rv.is_empty() {
+            errors.push(forbidden("resourceVersionMatch", "resourceVersionMatch is forbidden unless resourceVersion is provided"));
+        }
+        if continued {
+            errors.push(forbidden("resourceVersionMatch", "resourceVersionMatch is forbidden when continue is provided"));
+        }
+        if !matches!(version_match, "Exact" | "NotOlderThan") {
+            errors.push(FieldError {
+                reason: "FieldValueNotSupported",
+                field: "resourceVersionMatch",
+                body: format!("Unsupported value: {version_match:?}: supported values: \"Exact\", \"NotOlderThan\", \"\""),
+            });
+        }
+        if version_match == "Exact" && rv == "0" {
+            errors.push(forbidden("resourceVersionMatch", "resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\""));
+        }
+    }
+    if send_initial_events {
+        errors.push(forbidden("sendInitialEvents", "sendInitialEvents is forbidden for list"));
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::invalid("meta.k8s.io", "ListOptions", "", &errors));
+    }
+    if matches!(rv, "" | "0") {
+        return Ok(ResourceVersion::Any);
+    }
+    let n: u64 = rv.parse().map_err(|e| ApiError::bad_request(format!("invalid resource version: {e}")))?;
+    Ok(if version_match == "Exact" { ResourceVersion::Exact(n) } else { ResourceVersion::NotOlderThan(n) })
+}
+
+/// Whether the store at `current` can answer for `wanted`: a version it has not reached is
+/// kube-apiserver's 504; an exact older one is gone (emu keeps no snapshots of the past).
+pub fn check_resource_version(wanted: ResourceVersion, current: u64) -> Result<(), ApiError> {
+    match wanted {
+        ResourceVersion::NotOlderThan(n) | ResourceVersion::Exact(n) if n > current => {
+            Err(ApiError::too_large_resource_version(n, current))
+        }
+        ResourceVersion::Exact(n) if n < current => Err(ApiError::expired("The resourceVersion for the provided list is too old.")),
+        _ => Ok(()),
+    }
+}
+
 /// `limit`: a positive page size, or none (absent, 0 or negative: everything).
 pub fn parse_limit(limit: Option<&str>) -> Result<Option<usize>, ApiError> {
     match limit {
@@ -221,6 +288,43 @@ mod tests {
             let e = Continue::decode(bad).unwrap_err();
             assert!(e.code == 400 && e.message.starts_with("continue key is not valid: "), "{bad}: {e:?}");
         }
+    }
+
+    #[test]
+    fn list_options_as_kube_apiserver_checks_them() {
+        assert_eq!(list_options(None, None, false, false).unwrap(), ResourceVersion::Any);
+        assert_eq!(list_options(Some("0"), None, false, false).unwrap(), ResourceVersion::Any);
+        assert_eq!(list_options(Some("12"), None, false, false).unwrap(), ResourceVersion::NotOlderThan(12));
+        assert_eq!(list_options(Some("12"), Some("Exact"), false, false).unwrap(), ResourceVersion::Exact(12));
+        let e = list_options(None, Some("NotOlderThan"), false, false).unwrap_err();
+        assert_eq!(
+            (e.code, e.reason, e.message.as_str()),
+            (
+                422,
+                "Invalid",
+                "ListOptions.meta.k8s.io \"\" is invalid: resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden unless resourceVersion is provided"
+            )
+        );
+        let json = e.to_json(false);
+        assert!(json.contains("\"details\":{\"group\":\"meta.k8s.io\",\"kind\":\"ListOptions\",\"causes\":[{\"reason\":\"FieldValueForbidden\",\"message\":\"Forbidden: resourceVersionMatch is forbidden unless resourceVersion is provided\",\"field\":\"resourceVersionMatch\"}]}"), "{json}");
+        let e = list_options(Some("0"), Some("Exact"), true, true).unwrap_err();
+        assert_eq!(
+            e.message,
+            "ListOptions.meta.k8s.io \"\" is invalid: [resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden when continue is provided, \
+             resourceVersionMatch: Forbidden: resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\", \
+             sendInitialEvents: Forbidden: sendInitialEvents is forbidden for list]"
+        );
+        assert!(list_options(Some("1"), Some("Newest"), false, false)
+            .unwrap_err()
+            .message
+            .contains("Unsupported value: \"Newest\": supported values: \"Exact\", \"NotOlderThan\", \"\""));
+        assert_eq!(list_options(Some("x"), None, false, false).unwrap_err().code, 400);
+
+        assert!(check_resource_version(ResourceVersion::NotOlderThan(5), 7).is_ok());
+        assert!(check_resource_version(ResourceVersion::Exact(7), 7).is_ok());
+        assert_eq!(check_resource_version(ResourceVersion::Exact(5), 7).unwrap_err().code, 410);
+        let e = check_resource_version(ResourceVersion::NotOlderThan(9), 7).unwrap_err();
+        assert_eq!((e.code, e.message.as_str()), (504, "Timeout: Too large resource version: 9, current: 7"));
     }
 
     #[test]

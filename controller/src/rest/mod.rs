@@ -129,13 +129,19 @@ fn get(call: &Call) -> Result<Reply, ApiError> {
             let include = IncludeObject::parse(query_param(query, "includeObject"))?;
             let rv = object::str_at(&obj, &["metadata", "resourceVersion"]).unwrap_or("").to_string();
             let meta = ListMeta { resource_version: rv, ..Default::default() };
-            Ok(table_reply(table::table(rk.kind, &[&obj], meta, include, api_version, now, pretty)))
+            Ok(table_reply(api_version, table::table(rk.kind, &[&obj], meta, include, api_version, now, pretty)))
         }
     }
 }
 
-fn table_reply(body: String) -> Reply {
-    Reply { status: 200, content_type: "application/json;as=Table;v=v1;g=meta.k8s.io", body }
+/// A Table, with the media type of the version the client asked for.
+fn table_reply(api_version: &str, body: String) -> Reply {
+    let content_type = if api_version.ends_with("v1beta1") {
+        "application/json;as=Table;v=v1beta1;g=meta.k8s.io"
+    } else {
+        "application/json;as=Table;v=v1;g=meta.k8s.io"
+    };
+    Reply { status: 200, content_type, body }
 }
 
 /// An `autoscaling/v1` Scale of a Deployment or ReplicaSet: its replicas wanted and seen, and
@@ -164,9 +170,16 @@ fn list(call: &Call) -> Result<Reply, ApiError> {
     let limit = list::parse_limit(query_param(query, "limit"))?;
     let start = query_param(query, "continue").filter(|c| !c.is_empty()).map(list::Continue::decode).transpose()?;
     let include = IncludeObject::parse(query_param(query, "includeObject"))?;
+    let wanted = list::list_options(
+        query_param(query, "resourceVersion"),
+        query_param(query, "resourceVersionMatch"),
+        start.is_some(),
+        query_param(query, "sendInitialEvents").is_some(),
+    )?;
 
     let namespace = (rk.namespaced && !info.namespace.is_empty()).then_some(info.namespace.as_str());
     let (objects, rv) = shared.store.list_shared(rk.kind, namespace);
+    list::check_resource_version(wanted, rv)?;
     // Later pages are read from the store as it is now, after where the last page ended, and
     // report the first page's resource version (a watch from there misses nothing).
     let rv = start.as_ref().map_or(rv, |c| c.rv);
@@ -194,7 +207,7 @@ fn list(call: &Call) -> Result<Reply, ApiError> {
         }
         Output::Table(api_version) => {
             let objects: Vec<&Value> = selected.iter().map(|o| o.as_ref()).collect();
-            Ok(table_reply(table::table(rk.kind, &objects, meta, include, api_version, now, pretty)))
+            Ok(table_reply(api_version, table::table(rk.kind, &objects, meta, include, api_version, now, pretty)))
         }
     }
 }

@@ -11,7 +11,7 @@ pub struct ApiError {
     pub reason: &'static str,
     pub message: String,
     /// `None`: no `details` key (BadRequest, Unauthorized); `Some(default)`: `"details":{}`.
-    pub details: Option<Details>,
+    pub details: Option<Box<Details>>,
 }
 
 /// `metav1.StatusDetails`; empty fields are left out, as Go's `omitempty` does.
@@ -21,9 +21,30 @@ pub struct Details {
     pub name: String,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub group: String,
-    /// The resource (`pods`) for NotFound, Forbidden, MethodNotAllowed.
+    /// The resource (`pods`) for NotFound, Forbidden, MethodNotAllowed; the Kind for Invalid.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub kind: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub causes: Vec<Cause>,
+}
+
+/// `metav1.StatusCause`: one field's error (its type is written as `reason`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Cause {
+    pub reason: &'static str,
+    pub message: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub field: String,
+}
+
+/// One field error of a request's options, as apimachinery's `field.Error` words it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    /// `FieldValueForbidden`, `FieldValueNotSupported`, …
+    pub reason: &'static str,
+    pub field: &'static str,
+    /// The error without the field: `Forbidden: …`, `Unsupported value: …`.
+    pub body: String,
 }
 
 impl ApiError {
@@ -33,7 +54,7 @@ impl ApiError {
             code: 404,
             reason: "NotFound",
             message: format!("{} {name:?} not found", qualified(group, resource)),
-            details: Some(Details { name: name.into(), group: group.into(), kind: resource.into() }),
+            details: Some(Box::new(Details { name: name.into(), group: group.into(), kind: resource.into(), ..Default::default() })),
         }
     }
 
@@ -43,7 +64,7 @@ impl ApiError {
             code: 404,
             reason: "NotFound",
             message: "the server could not find the requested resource".into(),
-            details: Some(Details::default()),
+            details: Some(Box::default()),
         }
     }
 
@@ -53,7 +74,38 @@ impl ApiError {
             code: 403,
             reason: "Forbidden",
             message,
-            details: Some(Details { name: name.into(), group: group.into(), kind: resource.into() }),
+            details: Some(Box::new(Details { name: name.into(), group: group.into(), kind: resource.into(), ..Default::default() })),
+        }
+    }
+
+    /// `apierrors.NewInvalid` of kind `kind` in `group`, named `name`: 422 with one cause per
+    /// field error, all of them in the message.
+    pub fn invalid(group: &str, kind: &str, name: &str, errors: &[FieldError]) -> ApiError {
+        let texts: Vec<String> = errors.iter().map(|e| format!("{}: {}", e.field, e.body)).collect();
+        let all = if texts.len() == 1 { texts[0].clone() } else { format!("[{}]", texts.join(", ")) };
+        let qualified_kind = if group.is_empty() { kind.to_string() } else { format!("{kind}.{group}") };
+        let causes = errors.iter().map(|e| Cause { reason: e.reason, message: e.body.clone(), field: e.field.into() }).collect();
+        ApiError {
+            code: 422,
+            reason: "Invalid",
+            message: format!("{qualified_kind} {name:?} is invalid: {all}"),
+            details: Some(Box::new(Details { name: name.into(), group: group.into(), kind: kind.into(), causes })),
+        }
+    }
+
+    /// 410 for what the server no longer has.
+    pub fn expired(message: impl Into<String>) -> ApiError {
+        ApiError { code: 410, reason: "Expired", message: message.into(), details: None }
+    }
+
+    /// kube-apiserver's 504 for a resource version it has not reached.
+    pub fn too_large_resource_version(wanted: u64, current: u64) -> ApiError {
+        let cause = Cause { reason: "ResourceVersionTooLarge", message: "Too large resource version".into(), field: String::new() };
+        ApiError {
+            code: 504,
+            reason: "Timeout",
+            message: format!("Timeout: Too large resource version: {wanted}, current: {current}"),
+            details: Some(Box::new(Details { causes: vec![cause], ..Default::default() })),
         }
     }
 
@@ -71,7 +123,7 @@ impl ApiError {
             code: 405,
             reason: "MethodNotAllowed",
             message: format!("{verb} is not supported on resources of kind {:?}", qualified(group, resource)),
-            details: Some(Details { group: group.into(), kind: resource.into(), ..Default::default() }),
+            details: Some(Box::new(Details { group: group.into(), kind: resource.into(), ..Default::default() })),
         }
     }
 
@@ -96,7 +148,7 @@ impl ApiError {
     }
 
     pub fn internal(message: impl Into<String>) -> ApiError {
-        ApiError { code: 500, reason: "InternalError", message: message.into(), details: Some(Details::default()) }
+        ApiError { code: 500, reason: "InternalError", message: message.into(), details: Some(Box::default()) }
     }
 
     /// The Status as kube-apiserver's JSON serializer writes it: compact with a trailing newline,
@@ -109,7 +161,7 @@ impl ApiError {
             status: "Failure",
             message: &self.message,
             reason: self.reason,
-            details: self.details.as_ref(),
+            details: self.details.as_deref(),
             code: self.code,
         };
         to_json(&status, pretty)
