@@ -1,9 +1,10 @@
 //! The real kubectl reads an emu cluster over the Kubernetes REST API (issue 17): discovery,
 //! GET and LIST as Tables and as objects, with a client certificate of the cluster CA in group
-//! `system:masters`. kubectl runs in the control plane's network namespace against
-//! https://127.0.0.1:6443, and what it prints must be what `emu get` prints for the same
-//! command (emu's CLI mirrors kubectl byte for byte; only ages may differ, being taken at two
-//! moments).
+//! `system:masters` signed here, and with the kubeconfig emu writes. kubectl runs in the control
+//! plane's network namespace against https://127.0.0.1:6443, and from the host against the
+//! listener `emu up` gives the controller there; what it prints must be what `emu get` prints for
+//! the same command (emu's CLI mirrors kubectl byte for byte; only ages may differ, being taken
+//! at two moments).
 
 use emu_tests::{Cluster, Run};
 use std::path::{Path, PathBuf};
@@ -68,14 +69,24 @@ fn kubectl_binary() -> String {
 /// its own (kubectl keeps one per host:port for 6 hours, and other tests' clusters use the same
 /// address).
 fn kubectl(c: &Cluster, dir: &Path, config: &Path, args: &[&str]) -> Run {
-    let out = Command::new("ip")
-        .args(["netns", "exec", &format!("emu-{}-control", c.name), &kubectl_binary()])
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", &format!("emu-{}-control", c.name), &kubectl_binary()]);
+    run_kubectl(cmd, &dir.join("cache"), config, args)
+}
+
+/// `kubectl ARGS` with `config` on the host, with a cache of its own.
+fn kubectl_on_host(dir: &Path, config: &Path, args: &[&str]) -> Run {
+    run_kubectl(Command::new(kubectl_binary()), &dir.join("host-cache"), config, args)
+}
+
+fn run_kubectl(mut cmd: Command, cache: &Path, config: &Path, args: &[&str]) -> Run {
+    let out = cmd
         .arg("--kubeconfig")
         .arg(config)
         .arg("--cache-dir")
-        .arg(dir.join("cache"))
+        .arg(cache)
         .args(args)
-        .env("KUBECACHEDIR", dir.join("cache"))
+        .env("KUBECACHEDIR", cache)
         .env_remove("KUBECONFIG")
         .output()
         .expect("running kubectl");
@@ -195,6 +206,18 @@ fn kubectl_gets_what_emu_gets() {
         (1, "Error from server (Forbidden): pods is forbidden: User \"alice\" cannot list resource \"pods\" in API group \"\" in the namespace \"default\"\n")
     );
     let resources = kubectl(&c, &dir.0, &alice, &["api-resources"]).ok().stdout;
+    // The kubeconfig emu writes (`emu kubeconfig`: its admin certificate, the API server's
+    // listener on the host's 127.0.0.1): kubectl from the host sees the same.
+    let printed = dir.0.join("emu.kubeconfig");
+    std::fs::write(&printed, c.emu(&["kubeconfig"]).ok().stdout).unwrap();
+    for args in [&["get", "pods", "-o", "wide"][..], &["get", "all", "-A"]] {
+        let theirs = kubectl_on_host(&dir.0, &printed, args).ok().stdout;
+        let ours = match args {
+            ["get", "all", "-A"] => c.emu(&["get", "pods,services,deployments,replicasets", "-A"]).ok().stdout,
+            _ => c.emu(args).ok().stdout,
+        };
+        assert_eq!(cells(&theirs), cells(&ours), "kubectl {args:?} from the host:\n{theirs}\nemu get:\n{ours}");
+    }
     assert!(resources.lines().any(|l| l.split_whitespace().eq(["pods", "po", "v1", "true", "Pod"])), "{resources}");
     assert!(resources.lines().any(|l| l.split_whitespace().eq(["deployments", "deploy", "apps/v1", "true", "Deployment"])), "{resources}");
 }
