@@ -287,13 +287,8 @@ fn aggregated_discovery(request: &Request<Bytes>, core: bool, pretty: bool) -> R
     let digest = ring::digest::digest(&ring::digest::SHA256, body.as_bytes());
     let etag = format!("\"{}\"", digest.as_ref()[..16].iter().map(|b| format!("{b:02X}")).collect::<String>());
     let fresh = header_text(request, header::IF_NONE_MATCH).split(',').any(|t| t.trim() == etag);
-    let mut response = if fresh {
-        let mut r = reply(StatusCode::NOT_MODIFIED, discovery::AGGREGATED_CONTENT_TYPE, String::new());
-        *r.body_mut() = Full::new(Bytes::new());
-        r
-    } else {
-        reply(StatusCode::OK, discovery::AGGREGATED_CONTENT_TYPE, body)
-    };
+    let (status, body) = if fresh { (StatusCode::NOT_MODIFIED, String::new()) } else { (StatusCode::OK, body) };
+    let mut response = reply(status, discovery::AGGREGATED_CONTENT_TYPE, body);
     let headers = response.headers_mut();
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("public"));
     headers.insert(header::VARY, HeaderValue::from_static("Accept"));
