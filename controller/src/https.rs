@@ -240,7 +240,9 @@ impl Router {
         let Some(shared) = &self.shared else { return failure(&ApiError::no_such_path(), pretty) };
         let accept = header_text(request, header::ACCEPT);
         let Some(output) = rest::negotiate(&accept) else { return failure(&ApiError::not_acceptable(), pretty) };
-        match rest::serve(shared, &info, query, output, pretty, emu_api::time::now()) {
+        let content_type = header_text(request, header::CONTENT_TYPE);
+        let sent = rest::Sent { body: request.body(), content_type: &content_type };
+        match rest::serve(shared, &info, query, output, pretty, emu_api::time::now(), sent) {
             Ok(answer) => reply(status_code(answer.status), answer.content_type, answer.body),
             Err(e) => failure(&e, pretty),
         }

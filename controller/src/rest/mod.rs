@@ -74,9 +74,26 @@ pub fn negotiate(accept: &str) -> Option<Output> {
     })
 }
 
+/// What a client sent with a request: its body (read whole) and the body's media type.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Sent<'a> {
+    pub body: &'a [u8],
+    /// The `Content-Type` header as sent ("" when none).
+    pub content_type: &'a str,
+}
+
 /// A resource request, once authorized: what the store holds, as `output` asks, or
-/// kube-apiserver's error. `now` is unix seconds (a Table's AGE).
-pub fn serve(shared: &Shared, info: &RequestInfo, query: &str, output: Output, pretty: bool, now: i64) -> Result<Reply, ApiError> {
+/// kube-apiserver's error. `now` is unix seconds (a Table's AGE). `sent` is what a write sends.
+pub fn serve(
+    shared: &Shared,
+    info: &RequestInfo,
+    query: &str,
+    output: Output,
+    pretty: bool,
+    now: i64,
+    sent: Sent,
+) -> Result<Reply, ApiError> {
+    let _ = sent; // read by the writes (create, update, patch), a later step
     let rk = discovery::resource(&info.group, &info.version, &info.resource).ok_or_else(ApiError::no_such_path)?;
     // `namespaces/<name>` names the namespace itself; otherwise a cluster-scoped kind has no
     // namespace in its path, and a namespaced object is only found in one.
@@ -274,7 +291,7 @@ mod tests {
     fn call(s: &Shared, target: &str, output: Output) -> Result<Value, ApiError> {
         let (path, query) = target.split_once('?').unwrap_or((target, ""));
         let info = RequestInfo::parse("GET", path, query).unwrap();
-        let reply = serve(s, &info, query, output, false, 0)?;
+        let reply = serve(s, &info, query, output, false, 0, Sent::default())?;
         assert_eq!(reply.status, 200);
         Ok(serde_json::from_str(&reply.body).unwrap())
     }
@@ -310,7 +327,7 @@ mod tests {
         assert_eq!(scale["status"], json!({"replicas": 2, "selector": "run=web"}));
         // Verbs not served yet.
         let info = RequestInfo::parse("DELETE", "/api/v1/namespaces/default/pods/a", "").unwrap();
-        let e = serve(&s, &info, "", Output::Json, false, 0).unwrap_err();
+        let e = serve(&s, &info, "", Output::Json, false, 0, Sent::default()).unwrap_err();
         assert_eq!((e.code, e.message.as_str()), (405, "delete is not supported on resources of kind \"pods\""));
     }
 
