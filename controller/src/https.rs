@@ -16,7 +16,9 @@ use crate::rest::status::ApiError;
 use crate::rest::{self, discovery};
 use crate::state::Shared;
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, Limited, StreamBody};
+use hyper::body::Frame;
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::server::conn::http1;
@@ -49,6 +51,9 @@ const MAX_CONNECTIONS: usize = 256;
 const MAX_HEAD: usize = 16 * 1024;
 /// Longest request body read, else 413: kube-apiserver's limit for a write (3 MiB).
 const MAX_BODY: usize = 3 * 1024 * 1024;
+
+/// An answer's body: whole, or streamed as it is produced (watch, logs).
+pub type Body = BoxBody<Bytes, io::Error>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum HttpsError {
@@ -196,6 +201,8 @@ async fn connection(
         // As Go writes them (`Content-Type`), for clients and people that read the raw answer.
         .title_case_headers(true)
         .serve_connection(TokioIo::new(stream), service)
+        // exec, attach and port-forward switch the connection to WebSocket.
+        .with_upgrades()
         .await?;
     Ok(())
 }
@@ -214,7 +221,7 @@ impl Router {
     /// if it presented one). As kube-apiserver: authentication first (a certificate, else a
     /// bearer token, which gets 401 if `authn` does not accept it, else anonymous), then
     /// authorization of the request's attributes ([`authz::authorize`]), then the answer.
-    fn route(&self, request: &Request<Bytes>, client: Option<&User>) -> Response<Full<Bytes>> {
+    fn route(&self, request: &Request<Bytes>, client: Option<&User>) -> Response<Body> {
         let pretty = pretty(request);
         let user = match (client, bearer(request)) {
             (Some(user), _) => user.clone(),
@@ -243,14 +250,15 @@ impl Router {
         let content_type = header_text(request, header::CONTENT_TYPE);
         let sent = rest::Sent { body: request.body(), content_type: &content_type };
         match rest::serve(shared, &info, query, output, pretty, emu_api::time::now(), sent) {
-            Ok(answer) => reply(status_code(answer.status), answer.content_type, answer.body),
+            Ok(rest::Served::Reply(answer)) => reply(status_code(answer.status), answer.content_type, answer.body),
+            Ok(rest::Served::Stream(stream)) => streamed(stream),
             Err(e) => failure(&e, pretty),
         }
     }
 
     /// The non-resource URLs: version, health checks and discovery. HEAD is answered as GET
     /// without the body (by hyper).
-    fn non_resource(&self, request: &Request<Bytes>, pretty: bool) -> Response<Full<Bytes>> {
+    fn non_resource(&self, request: &Request<Bytes>, pretty: bool) -> Response<Body> {
         if !matches!(*request.method(), Method::GET | Method::HEAD) {
             let e = ApiError {
                 code: 405,
@@ -284,7 +292,7 @@ impl Router {
 
 /// An aggregated discovery document, with kube-apiserver's ETag: a client that already has it
 /// (`If-None-Match`) gets 304 without the body.
-fn aggregated_discovery(request: &Request<Bytes>, core: bool, pretty: bool) -> Response<Full<Bytes>> {
+fn aggregated_discovery(request: &Request<Bytes>, core: bool, pretty: bool) -> Response<Body> {
     let body = discovery::aggregated(core, pretty);
     let digest = ring::digest::digest(&ring::digest::SHA256, body.as_bytes());
     let etag = format!("\"{}\"", digest.as_ref()[..16].iter().map(|b| format!("{b:02X}")).collect::<String>());
@@ -308,7 +316,7 @@ fn status_code(code: u16) -> StatusCode {
 }
 
 /// kube-apiserver's answer to a failed request: the Status, with its code as the HTTP status.
-fn failure(e: &ApiError, pretty: bool) -> Response<Full<Bytes>> {
+fn failure(e: &ApiError, pretty: bool) -> Response<Body> {
     json(status_code(e.code), e.to_json(pretty))
 }
 
@@ -330,8 +338,19 @@ fn pretty(request: &Request<Bytes>) -> bool {
 
 /// An answer with the headers kube-apiserver sends (minus its audit id); hyper adds `Date` and
 /// `Content-Length`.
-fn reply(status: StatusCode, content_type: &'static str, body: String) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from(body)));
+fn reply(status: StatusCode, content_type: &'static str, body: String) -> Response<Body> {
+    with_headers(status, content_type, Full::new(Bytes::from(body)).map_err(|never| match never {}).boxed())
+}
+
+/// A streamed answer: hyper writes the head at once and the body in chunks as they come
+/// (`Transfer-Encoding: chunked`), each flushed, until the stream ends.
+fn streamed(stream: rest::Stream) -> Response<Body> {
+    let chunks = futures::StreamExt::map(tokio_stream::wrappers::ReceiverStream::new(stream.body), |bytes| Ok(Frame::data(bytes)));
+    with_headers(status_code(stream.status), stream.content_type, StreamBody::new(chunks).boxed())
+}
+
+fn with_headers(status: StatusCode, content_type: &'static str, body: Body) -> Response<Body> {
+    let mut response = Response::new(body);
     *response.status_mut() = status;
     let headers = response.headers_mut();
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache, private"));
@@ -340,16 +359,16 @@ fn reply(status: StatusCode, content_type: &'static str, body: String) -> Respon
     response
 }
 
-fn text(status: StatusCode, body: &str) -> Response<Full<Bytes>> {
+fn text(status: StatusCode, body: &str) -> Response<Body> {
     reply(status, "text/plain; charset=utf-8", body.to_owned())
 }
 
-fn json(status: StatusCode, body: String) -> Response<Full<Bytes>> {
+fn json(status: StatusCode, body: String) -> Response<Body> {
     reply(status, "application/json", body)
 }
 
 /// kube-apiserver's answer to a body over [`MAX_BODY`].
-fn too_large() -> Response<Full<Bytes>> {
+fn too_large() -> Response<Body> {
     failure(&ApiError::too_large(MAX_BODY), false)
 }
 

@@ -277,6 +277,12 @@ impl Store {
         self.lock().rv
     }
 
+    /// The oldest version a watch can resume from: the history holds the events after it. A
+    /// watch from before it is told `too old resource version: N (oldest)` (410 Expired).
+    pub fn oldest_resumable_version(&self) -> u64 {
+        self.lock().history_base
+    }
+
     /// Stores a new object, setting its uid, creationTimestamp, resourceVersion and (for objects
     /// with a spec) generation 1.
     pub fn create(&self, mut obj: Value) -> Result<Value, StoreError> {

@@ -5,8 +5,8 @@
 //! version, namespace, resource, subresource, name), authorized on them ([`authz::authorize`]),
 //! then dispatched on its verb ([`serve`]). Served today: discovery ([`discovery`]), GET of an
 //! object (and of its `status` and `scale`), LIST with label and field selectors, `limit` and
-//! `continue`, as JSON or as a Table ([`table`]). Writes, watch and the streams are further arms
-//! of [`serve`]; until then they get kube-apiserver's 405.
+//! `continue`, as JSON or as a Table ([`table`]), and watch ([`watch`]). Writes and the streams
+//! are further arms of [`serve`]; until then they get kube-apiserver's 405.
 
 pub mod authz;
 pub mod discovery;
@@ -14,6 +14,8 @@ pub mod list;
 pub mod request;
 pub mod status;
 pub mod table;
+pub mod watch;
+pub mod write;
 
 use crate::state::Shared;
 use crate::store::ObjectKey;
@@ -39,6 +41,29 @@ pub struct Reply {
 impl Reply {
     pub fn json(body: String) -> Reply {
         Reply { status: 200, content_type: "application/json", body }
+    }
+}
+
+/// A streamed answer (a watch, logs): its head at once, then its body as `body` yields it;
+/// the stream ends when the sender is dropped, and the sender sees the client leave when
+/// its sends fail (or `Sender::closed` completes).
+#[derive(Debug)]
+pub struct Stream {
+    pub status: u16,
+    pub content_type: &'static str,
+    pub body: tokio::sync::mpsc::Receiver<bytes::Bytes>,
+}
+
+/// What [`serve`] answers: a whole body, or a stream.
+#[derive(Debug)]
+pub enum Served {
+    Reply(Reply),
+    Stream(Stream),
+}
+
+impl From<Reply> for Served {
+    fn from(reply: Reply) -> Served {
+        Served::Reply(reply)
     }
 }
 
@@ -92,8 +117,7 @@ pub fn serve(
     pretty: bool,
     now: i64,
     sent: Sent,
-) -> Result<Reply, ApiError> {
-    let _ = sent; // read by the writes (create, update, patch), a later step
+) -> Result<Served, ApiError> {
     let rk = discovery::resource(&info.group, &info.version, &info.resource).ok_or_else(ApiError::no_such_path)?;
     // `namespaces/<name>` names the namespace itself; otherwise a cluster-scoped kind has no
     // namespace in its path, and a namespaced object is only found in one.
@@ -108,8 +132,10 @@ pub fn serve(
     }
     let call = Call { shared, rk, info, output, query: request::query_pairs(query), pretty, now };
     match info.verb.as_str() {
-        "get" => get(&call),
-        "list" => list(&call),
+        "get" => get(&call).map(Into::into),
+        "list" => list(&call).map(Into::into),
+        "watch" => watch::watch(&call).map(Served::Stream),
+        "create" | "update" | "patch" | "delete" | "deletecollection" => write::serve(&call, sent).map(Into::into),
         verb => Err(ApiError::method_not_supported(&info.group, &info.resource, verb)),
     }
 }
@@ -256,12 +282,12 @@ impl Serialize for WithoutTypeMeta<'_> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::store::Store;
     use emu_logic::cluster::ClusterConfig;
 
-    fn shared(dir: &std::path::Path) -> Shared {
+    pub(super) fn shared(dir: &std::path::Path) -> Shared {
         let store = Store::open(&dir.join("store.redb")).unwrap();
         let config: ClusterConfig = serde_json::from_value(
             json!({"name": "t", "nodes": [], "fabricCidr": "172.18.0.0/16", "podCidr": "10.244.0.0/16", "nodePrefix": 24, "serviceCidr": "10.96.0.0/12"}),
@@ -291,7 +317,9 @@ mod tests {
     fn call(s: &Shared, target: &str, output: Output) -> Result<Value, ApiError> {
         let (path, query) = target.split_once('?').unwrap_or((target, ""));
         let info = RequestInfo::parse("GET", path, query).unwrap();
-        let reply = serve(s, &info, query, output, false, 0, Sent::default())?;
+        let Served::Reply(reply) = serve(s, &info, query, output, false, 0, Sent::default())? else {
+            panic!("{target}: not a whole answer")
+        };
         assert_eq!(reply.status, 200);
         Ok(serde_json::from_str(&reply.body).unwrap())
     }
@@ -325,10 +353,10 @@ mod tests {
         assert_eq!((scale["kind"].as_str(), scale["apiVersion"].as_str()), (Some("Scale"), Some("autoscaling/v1")));
         assert_eq!(scale["spec"], json!({"replicas": 2}));
         assert_eq!(scale["status"], json!({"replicas": 2, "selector": "run=web"}));
-        // Verbs not served yet.
-        let info = RequestInfo::parse("DELETE", "/api/v1/namespaces/default/pods/a", "").unwrap();
+        // A verb a subresource does not serve.
+        let info = RequestInfo::parse("PATCH", "/api/v1/namespaces/default/pods/a/log", "").unwrap();
         let e = serve(&s, &info, "", Output::Json, false, 0, Sent::default()).unwrap_err();
-        assert_eq!((e.code, e.message.as_str()), (405, "delete is not supported on resources of kind \"pods\""));
+        assert_eq!((e.code, e.message.as_str()), (405, "patch is not supported on resources of kind \"pods/log\""));
     }
 
     #[test]
