@@ -92,12 +92,48 @@ fn admission_status(e: AdmissionError) -> Status {
     }
 }
 
+/// Why a write failed: admission's own error where it has one (the REST API turns an
+/// [`AdmissionError::Invalid`] into a 422 with one cause per field), else a gRPC status whose
+/// code and message are the API server's.
+#[derive(Debug)]
+pub enum WriteError {
+    Admission(AdmissionError),
+    Status(Status),
+}
+
+impl From<AdmissionError> for WriteError {
+    fn from(e: AdmissionError) -> WriteError {
+        WriteError::Admission(e)
+    }
+}
+
+impl From<Status> for WriteError {
+    fn from(s: Status) -> WriteError {
+        WriteError::Status(s)
+    }
+}
+
+impl From<StoreError> for WriteError {
+    fn from(e: StoreError) -> WriteError {
+        WriteError::Status(status_of(e))
+    }
+}
+
+impl From<WriteError> for Status {
+    fn from(e: WriteError) -> Status {
+        match e {
+            WriteError::Admission(e) => admission_status(e),
+            WriteError::Status(s) => s,
+        }
+    }
+}
+
 /// Admits one document of a request ([`admission::admit`]); the same steps for every document
 /// before any of them is written, so a bad document changes nothing. `may_update`: an existing
 /// object of the same name is updated (else the request only creates).
-fn admit(shared: &Shared, v: Value, new_namespaces: &[String], may_update: bool) -> Result<Admitted, Status> {
+fn admit(shared: &Shared, v: Value, new_namespaces: &[String], may_update: bool) -> Result<Admitted, WriteError> {
     let update = if may_update { Registry::MayUpdate } else { Registry::Create };
-    admission::admit(v, &Server { shared, new_namespaces, update }).map_err(admission_status)
+    Ok(admission::admit(v, &Server { shared, new_namespaces, update })?)
 }
 
 /// Where `kubectl apply` keeps the configuration it applied last, for its three-way merge.
@@ -143,8 +179,8 @@ fn merge_for_apply(existing: &Value, user: &Value) -> Value {
 }
 
 /// How a write request treats objects that already exist.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum WriteMode {
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum WriteMode {
     /// `kubectl apply`: create, or three-way merge into the stored object.
     Apply,
     /// `kubectl create`: existing objects fail the request.
@@ -193,142 +229,249 @@ fn conflict(key: &ObjectKey) -> Status {
     status_of(StoreError::Conflict { kind_plural_group: plural(key), name: key.name.clone() })
 }
 
-impl ApiService {
-    /// An update's new object (`desired`: the merged or replacing object) through the API server's
-    /// update pipeline: decode, defaults, a Service's type-dependent fields and allocated values
-    /// (SVC-11), validation of the object and of the change, then node ports and the
-    /// load-balancer address against the cluster. Nothing is written here.
-    fn admit_update(&self, existing: &Value, desired: Value, node_ports: &mut crate::services::NodePortsInUse) -> Result<Value, Status> {
-        let live: Option<Service> = (object::kind(existing) == "Service").then(|| typed::decode(existing).ok()).flatten();
-        let update = live.as_ref().map_or(Registry::Create, Registry::UpdateOf);
-        let admitted =
-            admission::admit(desired, &Server { shared: &self.shared, new_namespaces: &[], update }).map_err(admission_status)?;
-        let invalid = |e: validation::Invalid| Status::invalid_argument(e.to_string());
-        match admitted.object {
-            typed::Object::Service(mut svc) => {
-                let live = live.as_ref().ok_or_else(|| Status::internal("the stored Service does not decode"))?;
-                validation::validate_service_update(live, &svc).map_err(invalid)?;
-                crate::services::assign_node_ports(&self.shared, &mut svc, Some(live), node_ports)?;
-                crate::services::check_load_balancer_ip(&self.shared, &svc)?;
-                Ok(typed::encode(&svc))
-            }
-            other => {
-                let mut desired = other.to_json();
-                // The stored status as it is: an update of the main resource never changes it,
-                // and its writers keep Go's nulls (`lastProbeTime: null`) that a decode drops.
-                match existing.get("status") {
-                    Some(status) => desired["status"] = status.clone(),
-                    None => {
-                        if let Some(m) = desired.as_object_mut() {
-                            m.remove("status");
-                        }
-                    }
-                }
-                if object::kind(&desired) == "Pod" {
-                    emu_logic::serviceaccount::keep_api_access(existing, &mut desired);
-                }
-                validation::validate_update(existing, &other).map_err(invalid)?;
-                Ok(desired)
-            }
+/// An update's new object (`desired`: the merged or replacing object) through the API server's
+/// update pipeline: decode, defaults, a Service's type-dependent fields and allocated values
+/// (SVC-11), validation of the object and of the change, then node ports and the
+/// load-balancer address against the cluster. Nothing is written here.
+fn admit_update(
+    shared: &Shared,
+    existing: &Value,
+    desired: Value,
+    node_ports: &mut crate::services::NodePortsInUse,
+) -> Result<Value, WriteError> {
+    let live: Option<Service> = (object::kind(existing) == "Service").then(|| typed::decode(existing).ok()).flatten();
+    let update = live.as_ref().map_or(Registry::Create, Registry::UpdateOf);
+    let admitted = admission::admit(desired, &Server { shared, new_namespaces: &[], update })?;
+    let invalid = |e: validation::Invalid| WriteError::Admission(AdmissionError::Invalid(e));
+    match admitted.object {
+        typed::Object::Service(mut svc) => {
+            let live = live.as_ref().ok_or_else(|| Status::internal("the stored Service does not decode"))?;
+            validation::validate_service_update(live, &svc).map_err(invalid)?;
+            crate::services::assign_node_ports(shared, &mut svc, Some(live), node_ports)?;
+            crate::services::check_load_balancer_ip(shared, &svc)?;
+            Ok(typed::encode(&svc))
         }
-    }
-
-    /// Apply, create and replace: every object is admitted, merged and checked before anything
-    /// is written, so that a bad document anywhere in the request changes nothing.
-    fn write_objects(&self, objects: &[Object], mode: WriteMode, dry_run: bool) -> Result<Vec<ApplyResult>, Status> {
-        let mut admitted = Vec::with_capacity(objects.len());
-        let mut originals = Vec::with_capacity(objects.len());
-        let parsed: Vec<Value> = objects.iter().map(parse_object).collect::<Result<_, _>>()?;
-        let new_namespaces: Vec<String> =
-            parsed.iter().filter(|v| object::kind(v) == "Namespace").map(|v| object::name(v).to_string()).collect();
-        // Held until every object is written: allocations are checked against the store.
-        let _allocation = self.shared.allocation.lock().unwrap_or_else(|e| e.into_inner());
-        let mut cluster_ips = crate::services::ClusterIpsInUse::default();
-        for original in parsed {
-            let mut a = admit(&self.shared, original.clone(), &new_namespaces, mode != WriteMode::Create)?;
-            let rk = a.kind;
-            let v = a.to_json();
-            // Read (a copy) only where needed: an apply of thousands of objects reads each once.
-            let needs_live = mode == WriteMode::Replace || (rk.kind == "Service" && mode == WriteMode::Apply);
-            let existing = ObjectKey::of(&v).ok().filter(|_| needs_live).and_then(|k| self.shared.store.get(&k));
-            if mode == WriteMode::Replace {
-                let key = ObjectKey::of(&v).map_err(status_of)?;
-                let Some(live) = &existing else { return Err(not_found(&key)) };
-                let wanted = object::str_at(&v, &["metadata", "resourceVersion"]).filter(|rv| !rv.is_empty());
-                if wanted.is_some_and(|rv| Some(rv) != object::str_at(live, &["metadata", "resourceVersion"])) {
-                    return Err(conflict(&key));
-                }
-            }
-            if let typed::Object::Service(svc) = &mut a.object {
-                let live: Option<Service> = existing.as_ref().and_then(|e| typed::decode(e).ok());
-                crate::services::assign_cluster_ip(&self.shared, svc, live.as_ref(), &mut cluster_ips).map_err(Status::invalid_argument)?;
-            }
-            admitted.push(a);
-            originals.push(original);
-        }
-        // Refuse create-only conflicts before writing anything.
-        if mode == WriteMode::Create {
-            for a in &admitted {
-                let key = ObjectKey::of(&a.to_json()).map_err(status_of)?;
-                if self.shared.store.get(&key).is_some() {
-                    return Err(Status::already_exists(format!("{} {:?} already exists", a.kind.qualified_plural(), key.name)));
-                }
-            }
-        }
-        // Node ports are allocated here, in document order, once an update's new object is known.
-        let mut node_ports = crate::services::NodePortsInUse::default();
-        let mut writes = Vec::with_capacity(admitted.len());
-        for (mut a, original) in admitted.into_iter().zip(originals) {
-            let rk = a.kind;
-            let key = ObjectKey::of(&a.to_json()).map_err(status_of)?;
-            match self.shared.store.get(&key).filter(|_| !dry_run) {
+        other => {
+            let mut desired = other.to_json();
+            // The stored status as it is: an update of the main resource never changes it,
+            // and its writers keep Go's nulls (`lastProbeTime: null`) that a decode drops.
+            match existing.get("status") {
+                Some(status) => desired["status"] = status.clone(),
                 None => {
-                    if let typed::Object::Service(svc) = &mut a.object {
-                        crate::services::assign_node_ports(&self.shared, svc, None, &mut node_ports)?;
-                        crate::services::check_load_balancer_ip(&self.shared, svc)?;
+                    if let Some(m) = desired.as_object_mut() {
+                        m.remove("status");
                     }
-                    let mut v = a.to_json();
-                    if rk.kind == "Pod" {
-                        emu_logic::serviceaccount::add_api_access(&mut v, &naming::name_suffix(rand::random()));
-                    }
-                    if mode == WriteMode::Apply {
-                        object::set_annotation(&mut v, LAST_APPLIED, &format!("{}\n", emu_api::json::canonical_json(&original)));
-                    }
-                    writes.push((key, None, v));
-                }
-                Some(existing) => {
-                    // What the user wrote, merged (apply) or whole (replace), then decoded and
-                    // defaulted as the API server does.
-                    let desired = match mode {
-                        WriteMode::Replace => replacement(&existing, &original),
-                        _ => merge_for_apply(&existing, &original),
-                    };
-                    let updated = self.admit_update(&existing, desired, &mut node_ports)?;
-                    writes.push((key, Some(existing), updated));
                 }
             }
-        }
-        let mut results = Vec::new();
-        for (key, existing, v) in writes {
-            let rref = Some(ObjectRef { kind: key.kind.clone(), namespace: key.namespace.clone(), name: key.name.clone() });
-            if dry_run {
-                results.push(ApplyResult { r#ref: rref, action: "created (dry run)".into(), object: Some(to_object(&v)) });
-                continue;
+            if object::kind(&desired) == "Pod" {
+                emu_logic::serviceaccount::keep_api_access(existing, &mut desired);
             }
-            let (action, stored) = match existing {
-                None => ("created", self.shared.store.create(v).map_err(status_of)?),
-                Some(existing) => {
-                    let before = object::str_at(&existing, &["metadata", "resourceVersion"]).map(str::to_string);
-                    let stored = self.shared.store.update(v).map_err(status_of)?;
-                    let after = object::str_at(&stored, &["metadata", "resourceVersion"]).map(str::to_string);
-                    (if before == after { "unchanged" } else { "configured" }, stored)
-                }
-            };
-            results.push(ApplyResult { r#ref: rref, action: action.into(), object: Some(to_object(&stored)) });
+            validation::validate_update(existing, &other).map_err(invalid)?;
+            Ok(desired)
         }
-        self.shared.changed();
-        Ok(results)
     }
+}
+
+/// One object written by [`write_values`]: what was done (`created`, `configured`,
+/// `unchanged`, `created (dry run)`) and the object as stored (or as it would be).
+pub struct Written {
+    pub action: &'static str,
+    pub object: Value,
+}
+
+/// Apply, create and replace (the gRPC calls and the REST API's POST, PUT and PATCH): every
+/// object is admitted, merged and checked before anything is written, so that a bad document
+/// anywhere in the request changes nothing.
+pub fn write_values(shared: &Shared, parsed: Vec<Value>, mode: WriteMode, dry_run: bool) -> Result<Vec<Written>, WriteError> {
+    let mut admitted = Vec::with_capacity(parsed.len());
+    let mut originals = Vec::with_capacity(parsed.len());
+    let new_namespaces: Vec<String> =
+        parsed.iter().filter(|v| object::kind(v) == "Namespace").map(|v| object::name(v).to_string()).collect();
+    // Held until every object is written: allocations are checked against the store.
+    let _allocation = shared.allocation.lock().unwrap_or_else(|e| e.into_inner());
+    let mut cluster_ips = crate::services::ClusterIpsInUse::default();
+    for original in parsed {
+        let mut a = admit(shared, original.clone(), &new_namespaces, mode != WriteMode::Create)?;
+        let rk = a.kind;
+        let v = a.to_json();
+        // Read (a copy) only where needed: an apply of thousands of objects reads each once.
+        let needs_live = mode == WriteMode::Replace || (rk.kind == "Service" && mode == WriteMode::Apply);
+        let existing = ObjectKey::of(&v).ok().filter(|_| needs_live).and_then(|k| shared.store.get(&k));
+        if mode == WriteMode::Replace {
+            let key = ObjectKey::of(&v)?;
+            let Some(live) = &existing else { return Err(not_found(&key).into()) };
+            let wanted = object::str_at(&v, &["metadata", "resourceVersion"]).filter(|rv| !rv.is_empty());
+            if wanted.is_some_and(|rv| Some(rv) != object::str_at(live, &["metadata", "resourceVersion"])) {
+                return Err(conflict(&key).into());
+            }
+        }
+        if let typed::Object::Service(svc) = &mut a.object {
+            let live: Option<Service> = existing.as_ref().and_then(|e| typed::decode(e).ok());
+            crate::services::assign_cluster_ip(shared, svc, live.as_ref(), &mut cluster_ips).map_err(Status::invalid_argument)?;
+        }
+        admitted.push(a);
+        originals.push(original);
+    }
+    // Refuse create-only conflicts before writing anything.
+    if mode == WriteMode::Create {
+        for a in &admitted {
+            let key = ObjectKey::of(&a.to_json())?;
+            if shared.store.get(&key).is_some() {
+                return Err(Status::already_exists(format!("{} {:?} already exists", a.kind.qualified_plural(), key.name)).into());
+            }
+        }
+    }
+    // Node ports are allocated here, in document order, once an update's new object is known.
+    let mut node_ports = crate::services::NodePortsInUse::default();
+    let mut writes = Vec::with_capacity(admitted.len());
+    for (mut a, original) in admitted.into_iter().zip(originals) {
+        let rk = a.kind;
+        let key = ObjectKey::of(&a.to_json())?;
+        match shared.store.get(&key).filter(|_| !dry_run) {
+            None => {
+                if let typed::Object::Service(svc) = &mut a.object {
+                    crate::services::assign_node_ports(shared, svc, None, &mut node_ports)?;
+                    crate::services::check_load_balancer_ip(shared, svc)?;
+                }
+                let mut v = a.to_json();
+                if rk.kind == "Pod" {
+                    emu_logic::serviceaccount::add_api_access(&mut v, &naming::name_suffix(rand::random()));
+                }
+                if mode == WriteMode::Apply {
+                    object::set_annotation(&mut v, LAST_APPLIED, &format!("{}\n", emu_api::json::canonical_json(&original)));
+                }
+                writes.push((key, None, v));
+            }
+            Some(existing) => {
+                // What the user wrote, merged (apply) or whole (replace), then decoded and
+                // defaulted as the API server does.
+                let desired = match mode {
+                    WriteMode::Replace => replacement(&existing, &original),
+                    _ => merge_for_apply(&existing, &original),
+                };
+                let updated = admit_update(shared, &existing, desired, &mut node_ports)?;
+                writes.push((key, Some(existing), updated));
+            }
+        }
+    }
+    let mut results = Vec::new();
+    for (_key, existing, v) in writes {
+        if dry_run {
+            results.push(Written { action: "created (dry run)", object: v });
+            continue;
+        }
+        let (action, stored) = match existing {
+            None => ("created", shared.store.create(v)?),
+            Some(existing) => {
+                let before = object::str_at(&existing, &["metadata", "resourceVersion"]).map(str::to_string);
+                let stored = shared.store.update(v)?;
+                let after = object::str_at(&stored, &["metadata", "resourceVersion"]).map(str::to_string);
+                (if before == after { "unchanged" } else { "configured" }, stored)
+            }
+        };
+        results.push(Written { action, object: stored });
+    }
+    shared.changed();
+    Ok(results)
+}
+
+impl ApiService {
+    fn write_objects(&self, objects: &[Object], mode: WriteMode, dry_run: bool) -> Result<Vec<ApplyResult>, Status> {
+        let parsed: Vec<Value> = objects.iter().map(parse_object).collect::<Result<_, _>>()?;
+        let written = write_values(&self.shared, parsed, mode, dry_run)?;
+        Ok(written
+            .into_iter()
+            .map(|w| {
+                let (kind, namespace, name) = (object::kind(&w.object), object::namespace(&w.object), object::name(&w.object));
+                let r#ref = Some(ObjectRef { kind: kind.into(), namespace: namespace.into(), name: name.into() });
+                ApplyResult { r#ref, action: w.action.into(), object: Some(to_object(&w.object)) }
+            })
+            .collect())
+    }
+}
+
+/// A delete as the API server does it (the gRPC `Delete` and the REST DELETE): a pod on a node
+/// is only marked (its agent stops the containers, then removes it with `force`), an object
+/// with finalizers is marked until they are taken off, anything else goes at once. Answers the
+/// object as it is after the request (marked, or as it was when removed).
+pub fn delete_object(shared: &Shared, key: &ObjectKey, force: bool, grace_period_seconds: i64) -> Result<Value, Status> {
+    let existing = shared.store.get(key).ok_or_else(|| not_found(key))?;
+    if key.kind == "Namespace" && matches!(key.name.as_str(), "default" | "kube-system" | "kube-public") {
+        return Err(Status::permission_denied(format!("namespaces {:?} is forbidden: this namespace may not be deleted", key.name)));
+    }
+    let on_node = object::str_at(&existing, &["spec", "nodeName"]).is_some_and(|n| !n.is_empty());
+    let deleted = if key.kind == "Pod" && on_node && !force {
+        // Graceful: the node agent stops the containers, then removes the pod with `force`.
+        if object::is_terminating(&existing) {
+            existing
+        } else {
+            let mut v = existing;
+            let grace = if grace_period_seconds >= 0 {
+                grace_period_seconds
+            } else {
+                object::at(&v, &["spec", "terminationGracePeriodSeconds"]).and_then(Value::as_i64).unwrap_or(30)
+            };
+            let meta = object::metadata_mut(&mut v);
+            meta.insert("deletionTimestamp".into(), json!(object::rfc3339(now())));
+            meta.insert("deletionGracePeriodSeconds".into(), json!(grace));
+            shared.store.update(v).map_err(status_of)?
+        }
+    } else if object::at(&existing, &["metadata", "finalizers"]).and_then(Value::as_array).is_some_and(|f| !f.is_empty()) {
+        // Kubernetes: an object with finalizers is only marked (Terminating); it goes when its
+        // last finalizer is taken off (see the store's update).
+        let mut v = existing;
+        let marked = object::is_terminating(&v);
+        let meta = object::metadata_mut(&mut v);
+        if !marked {
+            meta.insert("deletionTimestamp".into(), json!(object::rfc3339(now())));
+        }
+        meta.insert("deletionGracePeriodSeconds".into(), json!(0));
+        shared.store.update(v).map_err(status_of)?
+    } else {
+        shared.store.delete(key).map_err(status_of)?
+    };
+    shared.changed();
+    Ok(deleted)
+}
+
+/// The scale subresource's write: `spec.replicas` of a Deployment or ReplicaSet, optionally
+/// only if the object is still at `resource_version` (a Scale PUT's optimistic concurrency).
+pub fn scale_object(shared: &Shared, key: &ObjectKey, replicas: i64, resource_version: Option<&str>) -> Result<Value, Status> {
+    if replicas < 0 {
+        return Err(Status::invalid_argument(format!(
+            "The {} {:?} is invalid: spec.replicas: Invalid value: {}: must be greater than or equal to 0",
+            key.kind, key.name, replicas
+        )));
+    }
+    let mut v = shared.store.get(key).ok_or_else(|| not_found(key))?;
+    object::object_mut(&mut v, "spec").insert("replicas".into(), json!(replicas));
+    if let Some(rv) = resource_version.filter(|rv| !rv.is_empty()) {
+        object::metadata_mut(&mut v).insert("resourceVersion".into(), json!(rv));
+    }
+    let v = shared.store.update(v).map_err(status_of)?;
+    shared.changed();
+    Ok(v)
+}
+
+/// The status subresource's write: `v`'s status on the stored object, nothing else of `v`.
+pub fn write_status(shared: &Shared, v: &Value) -> Result<Value, Status> {
+    let key = ObjectKey::of(v).map_err(status_of)?;
+    let mut stored = shared.store.get(&key).ok_or_else(|| not_found(&key))?;
+    if let (Some(a), Some(b)) = (object::at(v, &["metadata", "uid"]), object::at(&stored, &["metadata", "uid"])) {
+        if a != b {
+            return Err(not_found(&key));
+        }
+    }
+    stored["status"] = v.get("status").cloned().unwrap_or(json!({}));
+    // A status written from what the writer read last (its resourceVersion) conflicts when
+    // the object changed since, as in Kubernetes: writers of one status (each node's agent
+    // its entry of a Fault's) then cannot undo each other's.
+    if let Some(rv) = object::str_at(v, &["metadata", "resourceVersion"]).filter(|rv| !rv.is_empty()) {
+        object::metadata_mut(&mut stored).insert("resourceVersion".into(), json!(rv));
+    }
+    let stored = shared.store.update(stored).map_err(status_of)?;
+    shared.changed();
+    Ok(stored)
 }
 
 #[tonic::async_trait]
@@ -372,80 +515,21 @@ impl Api for ApiService {
     async fn delete(&self, req: Request<DeleteRequest>) -> Result<Response<DeleteResponse>, Status> {
         let r = req.into_inner();
         let key = key_of(r.r#ref.as_ref().ok_or_else(|| Status::invalid_argument("delete: ref is required"))?)?;
-        let existing = self.shared.store.get(&key).ok_or_else(|| not_found(&key))?;
-        if key.kind == "Namespace" && matches!(key.name.as_str(), "default" | "kube-system" | "kube-public") {
-            return Err(Status::permission_denied(format!("namespaces {:?} is forbidden: this namespace may not be deleted", key.name)));
-        }
-        let on_node = object::str_at(&existing, &["spec", "nodeName"]).is_some_and(|n| !n.is_empty());
-        let deleted = if key.kind == "Pod" && on_node && !r.force {
-            // Graceful: the node agent stops the containers, then removes the pod with `force`.
-            if object::is_terminating(&existing) {
-                existing
-            } else {
-                let mut v = existing;
-                let grace = if r.grace_period_seconds >= 0 {
-                    r.grace_period_seconds
-                } else {
-                    object::at(&v, &["spec", "terminationGracePeriodSeconds"]).and_then(Value::as_i64).unwrap_or(30)
-                };
-                let meta = object::metadata_mut(&mut v);
-                meta.insert("deletionTimestamp".into(), json!(object::rfc3339(now())));
-                meta.insert("deletionGracePeriodSeconds".into(), json!(grace));
-                self.shared.store.update(v).map_err(status_of)?
-            }
-        } else if object::at(&existing, &["metadata", "finalizers"]).and_then(Value::as_array).is_some_and(|f| !f.is_empty()) {
-            // Kubernetes: an object with finalizers is only marked (Terminating); it goes when its
-            // last finalizer is taken off (see the store's update).
-            let mut v = existing;
-            let marked = object::is_terminating(&v);
-            let meta = object::metadata_mut(&mut v);
-            if !marked {
-                meta.insert("deletionTimestamp".into(), json!(object::rfc3339(now())));
-            }
-            meta.insert("deletionGracePeriodSeconds".into(), json!(0));
-            self.shared.store.update(v).map_err(status_of)?
-        } else {
-            self.shared.store.delete(&key).map_err(status_of)?
-        };
-        self.shared.changed();
+        let deleted = delete_object(&self.shared, &key, r.force, r.grace_period_seconds)?;
         Ok(Response::new(DeleteResponse { object: Some(to_object(&deleted)) }))
     }
 
     async fn scale(&self, req: Request<ScaleRequest>) -> Result<Response<Object>, Status> {
         let r = req.into_inner();
         let key = key_of(r.r#ref.as_ref().ok_or_else(|| Status::invalid_argument("scale: ref is required"))?)?;
-        if r.replicas < 0 {
-            return Err(Status::invalid_argument(format!(
-                "The {} {:?} is invalid: spec.replicas: Invalid value: {}: must be greater than or equal to 0",
-                key.kind, key.name, r.replicas
-            )));
-        }
-        let mut v = self.shared.store.get(&key).ok_or_else(|| not_found(&key))?;
-        object::object_mut(&mut v, "spec").insert("replicas".into(), json!(r.replicas));
-        let v = self.shared.store.update(v).map_err(status_of)?;
-        self.shared.changed();
+        let v = scale_object(&self.shared, &key, r.replicas.into(), None)?;
         Ok(Response::new(to_object(&v)))
     }
 
     async fn update_status(&self, req: Request<UpdateStatusRequest>) -> Result<Response<UpdateStatusResponse>, Status> {
         let r = req.into_inner();
         let v = parse_object(r.object.as_ref().ok_or_else(|| Status::invalid_argument("update_status: object is required"))?)?;
-        let key = ObjectKey::of(&v).map_err(status_of)?;
-        let mut stored = self.shared.store.get(&key).ok_or_else(|| not_found(&key))?;
-        if let (Some(a), Some(b)) = (object::at(&v, &["metadata", "uid"]), object::at(&stored, &["metadata", "uid"])) {
-            if a != b {
-                return Err(not_found(&key));
-            }
-        }
-        stored["status"] = v.get("status").cloned().unwrap_or(json!({}));
-        // A status written from what the writer read last (its resourceVersion) conflicts when
-        // the object changed since, as in Kubernetes: writers of one status (each node's agent
-        // its entry of a Fault's) then cannot undo each other's.
-        if let Some(rv) = object::str_at(&v, &["metadata", "resourceVersion"]).filter(|rv| !rv.is_empty()) {
-            object::metadata_mut(&mut stored).insert("resourceVersion".into(), json!(rv));
-        }
-        let stored = self.shared.store.update(stored).map_err(status_of)?;
-        self.shared.changed();
+        let stored = write_status(&self.shared, &v)?;
         Ok(Response::new(UpdateStatusResponse { object: Some(to_object(&stored)) }))
     }
 
