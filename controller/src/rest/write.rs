@@ -14,6 +14,8 @@
 //! merge of the applied configuration into the live object: fields the manager stops applying
 //! are not removed, and no conflicts are reported (`force` is accepted and changes nothing).
 
+mod protobuf;
+
 use super::status::{ApiError, Cause, Details, FieldError};
 use super::{key, list, request::query_param, scale, Call, Reply, Sent};
 use crate::api::{self, WriteError, WriteMode};
@@ -131,10 +133,21 @@ fn decode_body(call: &Call, sent: &Sent) -> Result<Value, ApiError> {
             summarize(sent.body)
         ))
     };
-    let mut v: Value = serde_json::from_slice(sent.body).map_err(|e| {
-        let why = if e.is_eof() { "unexpected end of JSON input".to_string() } else { e.to_string() };
-        unrecognized(format!("couldn't get version/kind; json parse error: {why}"))
-    })?;
+    let media = sent.content_type.split(';').next().unwrap_or("").trim();
+    let decoded = if media == protobuf::MEDIA_TYPE {
+        protobuf::decode(rk.kind, sent.body).map_err(|e| {
+            unsupported_media_type(format!(
+                "the body of the request was in an unknown format - accepted media types include: application/json, {} (for ConfigMap, Secret and Namespace; {e})",
+                protobuf::MEDIA_TYPE
+            ))
+        })
+    } else {
+        serde_json::from_slice(sent.body).map_err(|e| {
+            let why = if e.is_eof() { "unexpected end of JSON input".to_string() } else { e.to_string() };
+            unrecognized(format!("couldn't get version/kind; json parse error: {why}"))
+        })
+    };
+    let mut v: Value = decoded?;
     let Some(fields) = v.as_object_mut() else {
         return Err(unrecognized("couldn't get version/kind; json parse error: the body is not a JSON object".into()));
     };
@@ -455,13 +468,15 @@ fn patch_kind(content_type: &str) -> Result<PatchKind, ApiError> {
         "application/merge-patch+json" => Ok(PatchKind::Patch(PatchType::Merge)),
         "application/strategic-merge-patch+json" => Ok(PatchKind::Patch(PatchType::Strategic)),
         "application/apply-patch+yaml" | "application/apply-patch+json" => Ok(PatchKind::Apply),
-        _ => Err(ApiError {
-            code: 415,
-            reason: "UnsupportedMediaType",
-            message: "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json".into(),
-            details: Some(Box::default()),
-        }),
+        _ => Err(unsupported_media_type(
+            "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json".into(),
+        )),
     }
+}
+
+/// kube-apiserver's 415 for a body in a format it does not read.
+fn unsupported_media_type(message: String) -> ApiError {
+    ApiError { code: 415, reason: "UnsupportedMediaType", message, details: Some(Box::default()) }
 }
 
 /// kube-apiserver's 422 for a patch that does not apply or gives an object with unknown fields
