@@ -23,6 +23,7 @@ use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
+use hyper::upgrade::OnUpgrade;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use rustls::pki_types::pem::PemObject;
@@ -188,8 +189,11 @@ async fn connection(
                 Ok(Err(e)) => return Err(io::Error::other(e)),
                 Err(_) => return Err(io::Error::new(io::ErrorKind::TimedOut, "request body timed out")),
             };
-            let request = Request::from_parts(head, body);
-            let response = router.route(&request, client.as_deref());
+            let mut request = Request::from_parts(head, body);
+            // exec and attach ask to switch to WebSocket; the switch happens once the answer
+            // (101) is written.
+            let upgrade = request.headers().contains_key(header::UPGRADE).then(|| hyper::upgrade::on(&mut request));
+            let response = router.route(&request, client.as_deref(), upgrade).await;
             tracing::trace!(%peer, method = %request.method(), path = request.uri().path(), status = response.status().as_u16(), "https request");
             Ok::<_, io::Error>(response)
         }
@@ -221,7 +225,7 @@ impl Router {
     /// if it presented one). As kube-apiserver: authentication first (a certificate, else a
     /// bearer token, which gets 401 if `authn` does not accept it, else anonymous), then
     /// authorization of the request's attributes ([`authz::authorize`]), then the answer.
-    fn route(&self, request: &Request<Bytes>, client: Option<&User>) -> Response<Body> {
+    async fn route(&self, request: &Request<Bytes>, client: Option<&User>, upgrade: Option<OnUpgrade>) -> Response<Body> {
         let pretty = pretty(request);
         let user = match (client, bearer(request)) {
             (Some(user), _) => user.clone(),
@@ -250,8 +254,7 @@ impl Router {
         let content_type = header_text(request, header::CONTENT_TYPE);
         let sent = rest::Sent { body: request.body(), content_type: &content_type };
         match rest::serve(shared, &info, query, output, pretty, emu_api::time::now(), sent) {
-            Ok(rest::Served::Reply(answer)) => reply(status_code(answer.status), answer.content_type, answer.body),
-            Ok(rest::Served::Stream(stream)) => streamed(stream),
+            Ok(served) => deliver(served, pretty, upgrade).await,
             Err(e) => failure(&e, pretty),
         }
     }
@@ -286,6 +289,40 @@ impl Router {
         match document {
             Some(body) => json(StatusCode::OK, body),
             None => failure(&ApiError::no_such_path(), pretty),
+        }
+    }
+}
+
+/// The answer to a resource request: written whole, streamed, waited for (what a node's agent
+/// must say first), or the switch to another protocol, whose handler then gets the connection.
+async fn deliver(mut served: rest::Served, pretty: bool, mut upgrade: Option<OnUpgrade>) -> Response<Body> {
+    loop {
+        served = match served {
+            rest::Served::Reply(answer) => return reply(status_code(answer.status), answer.content_type, answer.body),
+            rest::Served::Stream(stream) => return streamed(stream),
+            rest::Served::Later(pending) => match pending.await {
+                Ok(next) => next,
+                Err(e) => return failure(&e, pretty),
+            },
+            rest::Served::Upgrade(switch) => {
+                let Some(on) = upgrade.take() else {
+                    return failure(&ApiError::bad_request("Upgrade request required"), pretty);
+                };
+                tokio::spawn(async move {
+                    match on.await {
+                        Ok(upgraded) => (switch.run)(TokioIo::new(upgraded)).await,
+                        Err(e) => tracing::debug!(error = %e, "protocol switch failed"),
+                    }
+                });
+                let mut response = Response::new(Full::new(Bytes::new()).map_err(|never| match never {}).boxed());
+                *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+                for (name, value) in switch.headers {
+                    if let Ok(value) = HeaderValue::from_str(&value) {
+                        response.headers_mut().insert(name, value);
+                    }
+                }
+                return response;
+            }
         }
     }
 }
@@ -584,13 +621,13 @@ mod tests {
         // The aggregated form carries an ETag; asking again with it gets 304 and no body.
         let accept = ("Accept", "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList");
         let request = Request::get("/apis").header(accept.0, accept.1).body(Bytes::new()).unwrap();
-        let response = r.route(&request, Some(&admin()));
+        let response = futures::executor::block_on(r.route(&request, Some(&admin()), None));
         assert_eq!(response.status(), 200);
         let etag = response.headers()[header::ETAG].to_str().unwrap().to_string();
         assert_eq!(response.headers()[header::VARY], "Accept");
         let again = Request::get("/apis").header(accept.0, accept.1).header("If-None-Match", &etag).body(Bytes::new()).unwrap();
         let (status, _, body) = {
-            let response = r.route(&again, Some(&admin()));
+            let response = futures::executor::block_on(r.route(&again, Some(&admin()), None));
             let status = response.status().as_u16();
             let body = futures::executor::block_on(response.into_body().collect()).unwrap().to_bytes();
             (status, (), body)
@@ -630,7 +667,7 @@ mod tests {
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
-        let response = router.route(&request.body(Bytes::new()).unwrap(), client);
+        let response = futures::executor::block_on(router.route(&request.body(Bytes::new()).unwrap(), client, None));
         let content_type = response.headers()[header::CONTENT_TYPE].to_str().unwrap().to_string();
         let status = response.status().as_u16();
         let body = futures::executor::block_on(response.into_body().collect()).unwrap().to_bytes();
@@ -664,7 +701,11 @@ mod tests {
 
     #[test]
     fn answers_carry_kube_apiservers_headers() {
-        let response = router(Arc::new(no_tokens)).route(&Request::get("/healthz").body(Bytes::new()).unwrap(), None);
+        let response = futures::executor::block_on(router(Arc::new(no_tokens)).route(
+            &Request::get("/healthz").body(Bytes::new()).unwrap(),
+            None,
+            None,
+        ));
         let headers: Vec<(&str, &str)> = response.headers().iter().map(|(k, v)| (k.as_str(), v.to_str().unwrap())).collect();
         assert_eq!(
             headers,
@@ -693,7 +734,7 @@ mod tests {
         // Bytes that are not text do not make a valid token either.
         let value = HeaderValue::from_bytes(b"Bearer go\xffod").unwrap();
         let request = Request::get("/version").header(header::AUTHORIZATION, value).body(Bytes::new()).unwrap();
-        assert_eq!(r.route(&request, None).status(), 401);
+        assert_eq!(futures::executor::block_on(r.route(&request, None, None)).status(), 401);
     }
 
     #[test]

@@ -59,31 +59,12 @@ impl RelayService {
         ApiService { shared: self.shared.clone() }
     }
 
-    /// The pod `namespace/name`, bound to a node: its uid and node.
     fn pod_on_node(&self, namespace: &str, name: &str) -> Result<(String, String), Status> {
-        let key = ObjectKey { kind: "Pod".into(), namespace: namespace.into(), name: name.into() };
-        let pod = self.shared.store.get_shared(&key).ok_or_else(|| Status::not_found(format!("pods \"{name}\" not found")))?;
-        let pod: Pod = typed::decode(&pod).map_err(|e| Status::internal(format!("pod {name}: {e}")))?;
-        let node = emu_logic::scheduler::bound_node(&pod);
-        let node = node.ok_or_else(|| Status::failed_precondition(format!("pod {name} is not scheduled to a node yet")))?;
-        Ok((pod.metadata.uid.clone().unwrap_or_default(), node.to_string()))
-    }
-
-    /// Where the agent of `node` serves: the endpoint its Node object names, else its socket on
-    /// this machine.
-    fn agent_endpoint(&self, node: &str) -> String {
-        let key = ObjectKey { kind: "Node".into(), namespace: String::new(), name: node.into() };
-        let named = self
-            .shared
-            .store
-            .get_shared(&key)
-            .and_then(|n| typed::decode::<Node>(&n).ok()?.metadata.annotations?.remove(emu_proto::AGENT_ENDPOINT_ANNOTATION));
-        named.unwrap_or_else(|| emu_proto::unix_endpoint(&emu_logic::cluster::Paths::new(&self.shared.cluster.name).agent_socket(node)))
+        pod_on_node(&self.shared, namespace, name)
     }
 
     async fn agent(&self, node: &str) -> Result<NodeClient<Channel>, Status> {
-        let endpoint = self.agent_endpoint(node);
-        dial(&endpoint, &format!("the agent of node {node}")).await
+        agent(&self.shared, node).await
     }
 
     async fn outside(&self) -> Result<NodeClient<Channel>, Status> {
@@ -184,6 +165,58 @@ impl RelayService {
         }
         self.shared.changed();
     }
+}
+
+/// The pod `namespace/name`, bound to a node: its uid and node.
+fn pod_on_node(shared: &Shared, namespace: &str, name: &str) -> Result<(String, String), Status> {
+    let key = ObjectKey { kind: "Pod".into(), namespace: namespace.into(), name: name.into() };
+    let pod = shared.store.get_shared(&key).ok_or_else(|| Status::not_found(format!("pods \"{name}\" not found")))?;
+    let pod: Pod = typed::decode(&pod).map_err(|e| Status::internal(format!("pod {name}: {e}")))?;
+    let node = emu_logic::scheduler::bound_node(&pod);
+    let node = node.ok_or_else(|| Status::failed_precondition(format!("pod {name} is not scheduled to a node yet")))?;
+    Ok((pod.metadata.uid.clone().unwrap_or_default(), node.to_string()))
+}
+
+/// Where the agent of `node` serves: the endpoint its Node object names, else its socket on
+/// this machine.
+fn agent_endpoint(shared: &Shared, node: &str) -> String {
+    let key = ObjectKey { kind: "Node".into(), namespace: String::new(), name: node.into() };
+    let named = shared
+        .store
+        .get_shared(&key)
+        .and_then(|n| typed::decode::<Node>(&n).ok()?.metadata.annotations?.remove(emu_proto::AGENT_ENDPOINT_ANNOTATION));
+    named.unwrap_or_else(|| emu_proto::unix_endpoint(&emu_logic::cluster::Paths::new(&shared.cluster.name).agent_socket(node)))
+}
+
+async fn agent(shared: &Shared, node: &str) -> Result<NodeClient<Channel>, Status> {
+    let endpoint = agent_endpoint(shared, node);
+    dial(&endpoint, &format!("the agent of node {node}")).await
+}
+
+/// A pod's log from the agent of its node, for the REST API (`pods/log`) as for `emu logs`.
+pub async fn pod_logs(shared: &Shared, mut r: LogsRequest) -> Result<Streaming<LogsChunk>, Status> {
+    let (uid, node) = pod_on_node(shared, &r.namespace, &r.pod)?;
+    r.pod_uid = uid;
+    let mut agent = agent(shared, &node).await?;
+    Ok(answered(&format!("the agent of node {node}"), agent.logs(r)).await?.into_inner())
+}
+
+/// A command in a pod's container through the agent of its node, for the REST API
+/// (`pods/exec`, `pods/attach`) as for `emu exec`: `input` starts with the ExecStart.
+pub async fn pod_exec(
+    shared: &Shared,
+    namespace: &str,
+    pod: &str,
+    input: impl tonic::IntoStreamingRequest<Message = ExecInput>,
+) -> Result<Streaming<ExecOutput>, Status> {
+    let (_, node) = pod_on_node(shared, namespace, pod)?;
+    let mut agent = agent(shared, &node).await?;
+    Ok(answered(&format!("the agent of node {node}"), agent.exec(input)).await?.into_inner())
+}
+
+/// The uid and node of pod `namespace/name`, which an ExecStart names.
+pub fn pod_placement(shared: &Shared, namespace: &str, name: &str) -> Result<(String, String), Status> {
+    pod_on_node(shared, namespace, name)
 }
 
 /// `call`'s answer, or Unavailable once the agent `what` has not taken it up within

@@ -6,89 +6,10 @@
 //! kubectl runs on the host with the kubeconfig `emu kubeconfig` prints, a discovery cache of
 //! its own, and always under a deadline: a stream that never ends cannot hang the suite.
 
-use emu_tests::{Cluster, Run};
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+mod kubectl_support;
 
-/// A directory for the test's files, removed on drop, also when the test fails.
-struct Scratch(PathBuf);
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn kubectl_cmd(dir: &Path, args: &[&str]) -> Command {
-    let mut cmd = Command::new("kubectl");
-    cmd.arg("--kubeconfig")
-        .arg(dir.join("kubeconfig"))
-        .arg("--cache-dir")
-        .arg(dir.join("cache"))
-        .args(args)
-        .env_remove("KUBECONFIG")
-        .env("KUBECACHEDIR", dir.join("cache"));
-    cmd
-}
-
-/// `kubectl ARGS` to its end, killed after `limit`.
-fn kubectl(dir: &Path, limit: Duration, args: &[&str]) -> Run {
-    let mut cmd = Command::new("timeout");
-    cmd.args(["-s", "KILL", &limit.as_secs().to_string()]);
-    let inner = kubectl_cmd(dir, args);
-    cmd.arg(inner.get_program()).args(inner.get_args()).env_remove("KUBECONFIG").env("KUBECACHEDIR", dir.join("cache"));
-    Run::from(cmd.output().expect("running kubectl"))
-}
-
-/// A kubectl left running (a watch): its output lines as they come; killed on drop.
-struct Streaming {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    seen: Vec<String>,
-}
-
-impl Streaming {
-    fn start(dir: &Path, args: &[&str]) -> Streaming {
-        let mut child = kubectl_cmd(dir, args).stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().expect("starting kubectl");
-        let out = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
-        Streaming { child, lines, seen: Vec::new() }
-    }
-
-    /// Waits up to `limit` for a line `f` accepts; panics with what came otherwise.
-    fn expect(&mut self, what: &str, limit: Duration, f: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + limit;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    self.seen.push(line.clone());
-                    if f(&line) {
-                        return line;
-                    }
-                }
-                Err(_) => panic!("no line with {what} within {limit:?}; kubectl printed:\n{}", self.seen.join("\n")),
-            }
-        }
-    }
-}
-
-impl Drop for Streaming {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use kubectl_support::{kubectl, Streaming};
+use std::time::Duration;
 
 fn pod_yaml(name: &str) -> String {
     format!(
@@ -98,10 +19,7 @@ fn pod_yaml(name: &str) -> String {
 
 #[test]
 fn kubectl_watches_pods() {
-    let dir = Scratch(std::env::temp_dir().join(format!("emu-tkwatch-{}", std::process::id())));
-    std::fs::create_dir_all(&dir.0).unwrap();
-    let c = Cluster::up("tkwatch", &[]);
-    std::fs::write(dir.0.join("kubeconfig"), c.emu(&["kubeconfig"]).ok().stdout).unwrap();
+    let (c, dir) = kubectl_support::cluster("tkwatch");
     let d = dir.0.as_path();
     let short = Duration::from_secs(30);
 

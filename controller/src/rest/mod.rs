@@ -13,6 +13,7 @@ pub mod discovery;
 pub mod list;
 pub mod request;
 pub mod status;
+pub mod stream;
 pub mod table;
 pub mod watch;
 pub mod write;
@@ -54,11 +55,40 @@ pub struct Stream {
     pub body: tokio::sync::mpsc::Receiver<bytes::Bytes>,
 }
 
-/// What [`serve`] answers: a whole body, or a stream.
-#[derive(Debug)]
+/// An answer that needs a node's agent first (logs): what it will be once the agent answered.
+pub type Pending = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Served, ApiError>> + Send>>;
+
+/// The connection, once switched to another protocol (WebSocket), as a byte stream.
+pub type Upgraded = hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>;
+
+/// What serves a switched connection until it is done.
+pub type Session = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+/// A switch of protocols (exec, attach): `101 Switching Protocols` with `headers`, then `run`
+/// serves the connection until it is done.
+pub struct Upgrade {
+    pub headers: Vec<(&'static str, String)>,
+    pub run: Box<dyn FnOnce(Upgraded) -> Session + Send>,
+}
+
+/// What [`serve`] answers: a whole body, a stream, an answer to wait for, or a switch of
+/// protocols.
 pub enum Served {
     Reply(Reply),
     Stream(Stream),
+    Later(Pending),
+    Upgrade(Upgrade),
+}
+
+impl std::fmt::Debug for Served {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Served::Reply(r) => f.debug_tuple("Reply").field(r).finish(),
+            Served::Stream(s) => f.debug_tuple("Stream").field(s).finish(),
+            Served::Later(_) => f.write_str("Later(..)"),
+            Served::Upgrade(u) => f.debug_struct("Upgrade").field("headers", &u.headers).finish_non_exhaustive(),
+        }
+    }
 }
 
 impl From<Reply> for Served {
@@ -132,6 +162,8 @@ pub fn serve(
     }
     let call = Call { shared, rk, info, output, query: request::query_pairs(query), pretty, now };
     match info.verb.as_str() {
+        "get" if info.subresource == "log" => stream::logs(&call),
+        "get" | "create" if matches!(info.subresource.as_str(), "exec" | "attach") => stream::exec(&call),
         "get" => get(&call).map(Into::into),
         "list" => list(&call).map(Into::into),
         "watch" => watch::watch(&call).map(Served::Stream),

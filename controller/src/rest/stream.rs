@@ -1,0 +1,241 @@
+//! The pod streams of the REST API that a node's agent serves (kube-apiserver hands them to the
+//! kubelet): `pods/log` (facts 9.1), and `pods/exec` and `pods/attach` over WebSocket (facts 7,
+//! [`super::channel`]). They go through [`crate::relay`], as `emu logs` and `emu exec` do.
+
+use super::status::{ApiError, FieldError};
+use super::{request::query_param, Call, Served, Stream};
+use crate::relay;
+use crate::store::ObjectKey;
+use bytes::Bytes;
+use emu_api::object;
+use emu_proto::LogsRequest;
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+/// `PodLogOptions` as kubectl and client libraries send them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogOptions {
+    pub container: String,
+    pub follow: bool,
+    pub previous: bool,
+    pub tail_lines: Option<i64>,
+    pub limit_bytes: Option<i64>,
+    pub since_seconds: Option<i64>,
+    pub since_time: Option<String>,
+    pub timestamps: bool,
+}
+
+impl LogOptions {
+    /// Reads and checks the options as kube-apiserver does (`ValidatePodLogOptions`: 422 on
+    /// kind PodLogOptions named after the pod; a value that is not a number is a 400).
+    pub fn parse(query: &[(String, String)], pod: &str) -> Result<LogOptions, ApiError> {
+        let int = |name: &str| -> Result<Option<i64>, ApiError> {
+            match query_param(query, name) {
+                None | Some("") => Ok(None),
+                Some(text) => text.parse().map(Some).map_err(|_| {
+                    ApiError::bad_request(format!("invalid value {text:?} for {name}: strconv.ParseInt: parsing {text:?}: invalid syntax"))
+                }),
+            }
+        };
+        let flag = |name: &str| matches!(query_param(query, name), Some("true" | "1" | "t" | "True" | "TRUE"));
+        let options = LogOptions {
+            container: query_param(query, "container").unwrap_or("").to_string(),
+            follow: flag("follow"),
+            previous: flag("previous"),
+            tail_lines: int("tailLines")?,
+            limit_bytes: int("limitBytes")?,
+            since_seconds: int("sinceSeconds")?,
+            since_time: query_param(query, "sinceTime").filter(|t| !t.is_empty()).map(str::to_string),
+            timestamps: flag("timestamps"),
+        };
+        let invalid = |field: &'static str, value: i64, why: &str| FieldError {
+            reason: "FieldValueInvalid",
+            field,
+            body: format!("Invalid value: {value}: {why}"),
+        };
+        let mut errors = Vec::new();
+        if let Some(n) = options.tail_lines.filter(|n| *n < 0) {
+            errors.push(invalid("tailLines", n, "must be greater than or equal to 0"));
+        }
+        if let Some(n) = options.limit_bytes.filter(|n| *n < 1) {
+            errors.push(invalid("limitBytes", n, "must be greater than 0"));
+        }
+        if let Some(n) = options.since_seconds.filter(|n| *n < 1) {
+            errors.push(invalid("sinceSeconds", n, "must be greater than 0"));
+        }
+        if options.since_seconds.is_some() && options.since_time.is_some() {
+            errors.push(FieldError {
+                reason: "FieldValueForbidden",
+                field: "",
+                body: "Forbidden: at most one of `sinceTime` or `sinceSeconds` may be specified".into(),
+            });
+        }
+        if !errors.is_empty() {
+            return Err(ApiError::invalid("", "PodLogOptions", pod, &errors));
+        }
+        Ok(options)
+    }
+}
+
+/// The container a log or a command is about: the one named, or the pod's only one; else
+/// kube-apiserver's 400s.
+pub fn container_of(pod: &Value, asked: &str) -> Result<String, ApiError> {
+    let name = object::name(pod);
+    let names = |field: &str| -> Vec<String> {
+        object::at(pod, &["spec", field])
+            .and_then(Value::as_array)
+            .map(|cs| cs.iter().filter_map(|c| c["name"].as_str().map(str::to_string)).collect())
+            .unwrap_or_default()
+    };
+    let (containers, init) = (names("containers"), names("initContainers"));
+    if asked.is_empty() {
+        return match containers.as_slice() {
+            [only] => Ok(only.clone()),
+            _ => {
+                let mut message = format!("a container name must be specified for pod {name}, choose one of: [{}]", containers.join(" "));
+                if !init.is_empty() {
+                    message.push_str(&format!(" or one of the init containers: [{}]", init.join(" ")));
+                }
+                Err(ApiError::bad_request(message))
+            }
+        };
+    }
+    if containers.iter().chain(&init).any(|c| c == asked) {
+        Ok(asked.to_string())
+    } else {
+        Err(ApiError::bad_request(format!("container {asked} is not valid for pod {name}")))
+    }
+}
+
+/// Cuts what a log sends at `limitBytes`: how much of `chunk` may still go, and what is left.
+pub fn within_limit(left: &mut Option<u64>, chunk: &[u8]) -> usize {
+    match left {
+        None => chunk.len(),
+        Some(n) => {
+            let take = chunk.len().min(usize::try_from(*n).unwrap_or(usize::MAX));
+            *n -= take as u64;
+            take
+        }
+    }
+}
+
+/// The pod of the request, or kube-apiserver's 404.
+fn pod(call: &Call) -> Result<std::sync::Arc<Value>, ApiError> {
+    let key = ObjectKey { kind: "Pod".into(), namespace: call.info.namespace.clone(), name: call.info.name.clone() };
+    call.shared.store.get_shared(&key).ok_or_else(|| ApiError::not_found("", "pods", &call.info.name))
+}
+
+/// `GET pods/NAME/log`: the container's log as text, streamed as the agent sends it.
+///
+/// The agent keeps a container's output as it was written, without the time of each line, so
+/// `timestamps`, `sinceSeconds` and `sinceTime` are checked but cannot select or prefix lines.
+pub(super) fn logs(call: &Call) -> Result<Served, ApiError> {
+    let pod = pod(call)?;
+    let options = LogOptions::parse(&call.query, &call.info.name)?;
+    let container = container_of(&pod, &options.container)?;
+    if object::str_at(&pod, &["spec", "nodeName"]).unwrap_or("").is_empty() {
+        return Err(ApiError::bad_request(format!("pod {} does not have a host assigned", call.info.name)));
+    }
+    let request = LogsRequest {
+        namespace: call.info.namespace.clone(),
+        pod: call.info.name.clone(),
+        container: container.clone(),
+        pod_uid: String::new(),
+        follow: options.follow,
+        previous: options.previous,
+        tail_lines: options.tail_lines.unwrap_or(-1),
+    };
+    let shared = call.shared.clone();
+    let pod_name = call.info.name.clone();
+    let mut left = options.limit_bytes.map(|n| n as u64);
+    Ok(Served::Later(Box::pin(async move {
+        let mut chunks = relay::pod_logs(&shared, request).await.map_err(|e| match e.code() {
+            tonic::Code::NotFound if options.previous => {
+                ApiError::bad_request(format!("previous terminated container {container:?} in pod {pod_name:?} not found"))
+            }
+            tonic::Code::NotFound => {
+                ApiError::bad_request(format!("container {container:?} in pod {pod_name:?} is waiting to start: ContainerCreating"))
+            }
+            _ => ApiError::internal(e.message().to_string()),
+        })?;
+        let (tx, body) = mpsc::channel(16);
+        tokio::spawn(async move {
+            loop {
+                let chunk = tokio::select! {
+                    _ = tx.closed() => return,
+                    chunk = chunks.message() => chunk,
+                };
+                let Ok(Some(chunk)) = chunk else { return };
+                let take = within_limit(&mut left, &chunk.data);
+                if take > 0 && tx.send(Bytes::copy_from_slice(&chunk.data[..take])).await.is_err() {
+                    return;
+                }
+                if left == Some(0) {
+                    return;
+                }
+            }
+        });
+        Ok(Served::Stream(Stream { status: 200, content_type: "text/plain", body }))
+    })))
+}
+
+/// `pods/NAME/exec` and `pods/NAME/attach`: see [`super::channel`].
+pub(super) fn exec(call: &Call) -> Result<Served, ApiError> {
+    Err(ApiError::method_not_supported(&call.info.group, &format!("{}/{}", call.info.resource, call.info.subresource), &call.info.verb))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn log_options() {
+        let q = |s: &str| super::super::request::query_pairs(s);
+        let o = LogOptions::parse(&q("container=a&follow=true&tailLines=10&limitBytes=5&timestamps=true"), "p").unwrap();
+        assert_eq!(
+            o,
+            LogOptions {
+                container: "a".into(),
+                follow: true,
+                tail_lines: Some(10),
+                limit_bytes: Some(5),
+                timestamps: true,
+                ..Default::default()
+            }
+        );
+        let e = LogOptions::parse(&q("tailLines=-1&limitBytes=0"), "p").unwrap_err();
+        assert_eq!((e.code, e.reason), (422, "Invalid"));
+        assert_eq!(
+            e.message,
+            "PodLogOptions \"p\" is invalid: [tailLines: Invalid value: -1: must be greater than or equal to 0, limitBytes: Invalid value: 0: must be greater than 0]"
+        );
+        assert_eq!(LogOptions::parse(&q("tailLines=x"), "p").unwrap_err().code, 400);
+    }
+
+    #[test]
+    fn containers() {
+        let pod =
+            json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "a"}, {"name": "b"}], "initContainers": [{"name": "i"}]}});
+        assert_eq!(
+            container_of(&pod, "").unwrap_err().message,
+            "a container name must be specified for pod p, choose one of: [a b] or one of the init containers: [i]"
+        );
+        assert_eq!(container_of(&pod, "b").unwrap(), "b");
+        assert_eq!(container_of(&pod, "i").unwrap(), "i");
+        let e = container_of(&pod, "z").unwrap_err();
+        assert_eq!((e.code, e.message.as_str()), (400, "container z is not valid for pod p"));
+        let one = json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "only"}]}});
+        assert_eq!(container_of(&one, "").unwrap(), "only");
+    }
+
+    #[test]
+    fn limit_bytes() {
+        let mut left = Some(5);
+        assert_eq!(within_limit(&mut left, b"abc"), 3);
+        assert_eq!(within_limit(&mut left, b"defg"), 2);
+        assert_eq!(left, Some(0));
+        let mut none = None;
+        assert_eq!(within_limit(&mut none, b"abc"), 3);
+    }
+}

@@ -1,0 +1,64 @@
+//! The real kubectl reads pods' logs and runs commands in them over the REST API (issue 17):
+//! `pods/log` relayed by the controller from the agent of the pod's node, with kube-apiserver's
+//! options and errors, and `pods/exec` over WebSocket (`v5.channel.k8s.io`). What kubectl prints
+//! must be what `emu logs` and `emu exec` print.
+
+mod kubectl_support;
+
+use kubectl_support::{kubectl, Streaming};
+use std::time::Duration;
+
+/// A pod of two containers, each writing a numbered line every 200 ms.
+const TWO: &str = concat!(
+    "apiVersion: v1\nkind: Pod\nmetadata:\n  name: two\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n",
+    "  - name: a\n    image: busybox\n",
+    "    command: [\"sh\", \"-c\", \"i=0; while true; do echo a $i; i=$((i+1)); sleep 0.2; done\"]\n",
+    "  - name: b\n    image: busybox\n",
+    "    command: [\"sh\", \"-c\", \"i=0; while true; do echo b $i; i=$((i+1)); sleep 0.2; done\"]\n",
+);
+
+/// The number of a container's line `a 12`.
+fn number(line: &str) -> u64 {
+    line.split_whitespace().nth(1).and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("not a numbered line: {line:?}"))
+}
+
+#[test]
+fn kubectl_reads_logs_and_runs_commands() {
+    let (c, dir) = kubectl_support::cluster("tkstream");
+    let d = dir.0.as_path();
+    let limit = Duration::from_secs(30);
+    c.apply("two.yaml", TWO).ok();
+    c.ready_pod("two");
+    std::thread::sleep(Duration::from_secs(1));
+
+    // -c, --tail: the container's last lines, as emu logs prints them.
+    let tail = kubectl(d, limit, &["logs", "two", "-c", "b", "--tail=3"]).ok();
+    let lines: Vec<&str> = tail.stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{}", tail.stdout);
+    assert!(lines.iter().all(|l| l.starts_with("b ")), "{}", tail.stdout);
+    let all = kubectl(d, limit, &["logs", "two", "-c", "a"]).ok();
+    let emu = c.emu(&["logs", "two", "-c", "a"]).ok();
+    let (k, e): (Vec<&str>, Vec<&str>) = (all.stdout.lines().collect(), emu.stdout.lines().collect());
+    assert!(k.len() >= 3 && e.starts_with(&k[..k.len() - 1]), "kubectl:\n{}\nemu:\n{}", all.stdout, emu.stdout);
+    // --limit-bytes cuts the answer.
+    assert_eq!(kubectl(d, limit, &["logs", "two", "-c", "a", "--limit-bytes=5"]).ok().stdout, "a 0\na");
+    // No container named in a pod of two: kube-apiserver's 400 (kubectl itself picks the first).
+    let raw = kubectl(d, limit, &["get", "--raw", "/api/v1/namespaces/default/pods/two/log"]);
+    assert_ne!(raw.code, 0);
+    assert!(raw.stderr.contains("a container name must be specified for pod two, choose one of: [a b]"), "{}", raw.stderr);
+    let defaulted = kubectl(d, limit, &["logs", "two", "--tail=1"]).ok();
+    assert!(
+        defaulted.stdout.starts_with("a ") && defaulted.stderr.contains("Defaulted container \"a\" out of: a, b"),
+        "{}{}",
+        defaulted.stdout,
+        defaulted.stderr
+    );
+    let missing = kubectl(d, limit, &["logs", "nope"]);
+    assert!(missing.code != 0 && missing.stderr.contains("pods \"nope\" not found"), "{}", missing.stderr);
+
+    // -f: lines written after it started come too, until it is stopped.
+    let mut follow = Streaming::start(d, &["logs", "-f", "two", "-c", "a", "--tail=1"]);
+    let first = number(&follow.expect("a line", limit, |l| l.starts_with("a ")));
+    follow.expect("a later line", limit, |l| l.starts_with("a ") && number(l) >= first + 5);
+    drop(follow);
+}
