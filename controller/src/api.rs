@@ -327,7 +327,7 @@ pub fn write_values(shared: &Shared, parsed: Vec<Value>, mode: WriteMode, dry_ru
     for (mut a, original) in admitted.into_iter().zip(originals) {
         let rk = a.kind;
         let key = ObjectKey::of(&a.to_json())?;
-        match shared.store.get(&key).filter(|_| !dry_run) {
+        match shared.store.get(&key) {
             None => {
                 if let typed::Object::Service(svc) = &mut a.object {
                     crate::services::assign_node_ports(shared, svc, None, &mut node_ports)?;
@@ -356,8 +356,10 @@ pub fn write_values(shared: &Shared, parsed: Vec<Value>, mode: WriteMode, dry_ru
     }
     let mut results = Vec::new();
     for (_key, existing, v) in writes {
+        // A dry run went through every step an update or a create takes, but the store's.
         if dry_run {
-            results.push(Written { action: "created (dry run)", object: v });
+            let action = if existing.is_some() { "configured (dry run)" } else { "created (dry run)" };
+            results.push(Written { action, object: v });
             continue;
         }
         let (action, stored) = match existing {
@@ -741,6 +743,18 @@ fn field_value(v: &Value, path: &str) -> String {
     object::str_at(v, &parts).unwrap_or("").to_string()
 }
 
+/// The state of a cluster without nodes, its store in `dir`: what tests of the API (gRPC and
+/// REST) exercise it on.
+#[cfg(test)]
+pub(crate) fn test_shared(dir: &std::path::Path) -> Shared {
+    let store = crate::store::Store::open(&dir.join("store.redb")).unwrap();
+    let config: emu_logic::cluster::ClusterConfig = serde_json::from_value(
+        json!({"name": "t", "nodes": [], "fabricCidr": "172.18.0.0/16", "podCidr": "10.244.0.0/16", "nodePrefix": 24, "serviceCidr": "10.96.0.0/12"}),
+    )
+    .unwrap();
+    Shared::new(store, config)
+}
+
 #[cfg(test)]
 mod tests {
     use super::three_way_merge;
@@ -769,17 +783,9 @@ mod tests {
 
     mod finalizers {
         use super::super::*;
-        use crate::store::Store;
-        use emu_logic::cluster::ClusterConfig;
 
         fn api(dir: &std::path::Path) -> ApiService {
-            let store = Store::open(&dir.join("store.redb")).unwrap();
-            // Only the API is exercised: a cluster without nodes, with the fields it needs.
-            let config: ClusterConfig = serde_json::from_value(
-                json!({"name": "t", "nodes": [], "fabricCidr": "172.18.0.0/16", "podCidr": "10.244.0.0/16", "nodePrefix": 24, "serviceCidr": "10.96.0.0/12"}),
-            )
-            .unwrap();
-            ApiService { shared: crate::state::Shared::new(store, config) }
+            ApiService { shared: crate::api::test_shared(dir) }
         }
 
         fn fault_ref() -> ObjectRef {

@@ -843,4 +843,148 @@ mod tests {
         let d = e.details.unwrap();
         assert_eq!((d.causes[0].field.as_str(), d.causes[0].reason), ("patch", "FieldValueInvalid"));
     }
+
+    /// The router on a store of its own, with the namespaces `default` and `kube-system`.
+    mod router {
+        use super::super::super::{serve as route, Output, Sent, Served};
+        use crate::rest::request::RequestInfo;
+        use crate::state::Shared;
+        use serde_json::{json, Value};
+
+        fn cluster() -> (tempfile::TempDir, Shared) {
+            let dir = tempfile::tempdir().unwrap();
+            let s = crate::api::test_shared(dir.path());
+            for ns in ["default", "kube-system"] {
+                s.store.create(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})).unwrap();
+            }
+            (dir, s)
+        }
+
+        /// `method target` with `body` as `content_type`: the status and the JSON answered.
+        fn send(s: &Shared, method: &str, target: &str, content_type: &str, body: &Value) -> (u16, Value) {
+            let (path, query) = target.split_once('?').unwrap_or((target, ""));
+            let info = RequestInfo::parse(method, path, query).unwrap();
+            let bytes = if body.is_null() { Vec::new() } else { body.to_string().into_bytes() };
+            let sent = Sent { body: &bytes, content_type };
+            match route(s, &info, query, Output::Json, false, 0, sent) {
+                Ok(Served::Reply(r)) => (r.status, serde_json::from_str(&r.body).unwrap()),
+                Ok(_) => panic!("{method} {target}: not a whole answer"),
+                Err(e) => (e.code, serde_json::from_str(&e.to_json(false)).unwrap()),
+            }
+        }
+
+        fn configmap(name: &str, data: Value) -> Value {
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "labels": {"app": "x"}}, "data": data})
+        }
+
+        const CMS: &str = "/api/v1/namespaces/default/configmaps";
+        const JSON: &str = "application/json";
+
+        #[test]
+        fn create_and_its_errors() {
+            let (_dir, s) = cluster();
+            let (code, cm) = send(&s, "POST", CMS, JSON, &configmap("a", json!({"k": "v"})));
+            assert_eq!((code, cm["metadata"]["namespace"].as_str()), (201, Some("default")));
+            assert!(cm["metadata"]["uid"].is_string() && cm["metadata"]["resourceVersion"].is_string(), "{cm}");
+            let (code, e) = send(&s, "POST", CMS, JSON, &configmap("a", json!({})));
+            assert_eq!(
+                (code, e["reason"].as_str(), e["message"].as_str()),
+                (409, Some("AlreadyExists"), Some("configmaps \"a\" already exists"))
+            );
+            let (code, e) = send(&s, "POST", "/api/v1/namespaces/nope/configmaps", JSON, &configmap("b", json!({})));
+            assert_eq!((code, e["message"].as_str()), (404, Some("namespaces \"nope\" not found")));
+            let mut elsewhere = configmap("b", json!({}));
+            elsewhere["metadata"]["namespace"] = json!("kube-system");
+            let (code, e) = send(&s, "POST", CMS, JSON, &elsewhere);
+            assert_eq!(
+                (code, e["message"].as_str()),
+                (400, Some("the namespace of the provided object does not match the namespace sent on the request"))
+            );
+            let svc = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "bad"}, "spec": {"ports": [{"port": 0, "targetPort": 80}]}});
+            let (code, e) = send(&s, "POST", "/api/v1/namespaces/default/services", JSON, &svc);
+            assert_eq!((code, e["reason"].as_str()), (422, Some("Invalid")), "{e}");
+            assert_eq!(
+                e["message"],
+                "Service \"bad\" is invalid: spec.ports[0].port: Invalid value: 0: must be between 1 and 65535, inclusive"
+            );
+            assert_eq!(
+                e["details"],
+                json!({"name": "bad", "kind": "Service", "causes": [{"reason": "FieldValueInvalid",
+                    "message": "Invalid value: 0: must be between 1 and 65535, inclusive", "field": "spec.ports[0].port"}]})
+            );
+            let odd = configmap("c", json!({}));
+            let mut odd_with = odd.clone();
+            odd_with["spec"] = json!({"foo": 1});
+            let (code, e) = send(&s, "POST", &format!("{CMS}?fieldValidation=Strict"), JSON, &odd_with);
+            assert_eq!(
+                (code, e["message"].as_str()),
+                (400, Some("ConfigMap in version \"v1\" cannot be handled as a ConfigMap: strict decoding error: unknown field \"spec\""))
+            );
+            assert_eq!(send(&s, "POST", &format!("{CMS}?fieldValidation=Ignore"), JSON, &odd_with).0, 201);
+            let (code, e) = send(&s, "POST", &format!("{CMS}?fieldValidation=Loud"), JSON, &odd);
+            assert_eq!((code, e["details"]["kind"].as_str()), (422, Some("CreateOptions")));
+            // Malformed JSON, and a dry run that stores nothing.
+            let info = RequestInfo::parse("POST", CMS, "").unwrap();
+            let e = route(&s, &info, "", Output::Json, false, 0, Sent { body: b"{\"kind\":", content_type: JSON }).unwrap_err();
+            assert_eq!(
+                e.message,
+                "the object provided is unrecognized (must be of type ConfigMap): couldn't get version/kind; json parse error: unexpected end of JSON input ({\"kind\":)"
+            );
+            let (code, _) = send(&s, "POST", &format!("{CMS}?dryRun=All"), JSON, &configmap("d", json!({})));
+            assert_eq!(code, 201);
+            assert_eq!(send(&s, "GET", &format!("{CMS}/d"), "", &Value::Null).0, 404);
+        }
+
+        #[test]
+        fn update_patch_and_delete() {
+            let (_dir, s) = cluster();
+            let (_, cm) = send(&s, "POST", CMS, JSON, &configmap("a", json!({"k": "v"})));
+            let mut stale = cm.clone();
+            stale["data"]["k"] = json!("w");
+            let (code, updated) = send(&s, "PUT", &format!("{CMS}/a"), JSON, &stale);
+            assert_eq!((code, &updated["data"]["k"]), (200, &json!("w")));
+            let (code, e) = send(&s, "PUT", &format!("{CMS}/a"), JSON, &stale);
+            assert_eq!((code, e["reason"].as_str()), (409, Some("Conflict")));
+            assert_eq!(
+                e["message"],
+                "Operation cannot be fulfilled on configmaps \"a\": the object has been modified; please apply your changes to the latest version and try again"
+            );
+            let (code, e) = send(&s, "PUT", &format!("{CMS}/b"), JSON, &configmap("b", json!({})));
+            assert_eq!((code, e["message"].as_str()), (404, Some("configmaps \"b\" not found")));
+            let (code, e) = send(&s, "PUT", &format!("{CMS}/a"), JSON, &configmap("other", json!({})));
+            assert_eq!((code, e["message"].as_str()), (400, Some("the name of the object (other) does not match the name on the URL (a)")));
+
+            let merge = json!({"data": {"k": null, "n": "1"}});
+            let (code, p) = send(&s, "PATCH", &format!("{CMS}/a"), "application/merge-patch+json", &merge);
+            assert_eq!((code, &p["data"]), (200, &json!({"n": "1"})));
+            let ops = json!([{"op": "replace", "path": "/data/n", "value": "2"}]);
+            let (code, p) = send(&s, "PATCH", &format!("{CMS}/a"), "application/json-patch+json", &ops);
+            assert_eq!((code, &p["data"]), (200, &json!({"n": "2"})));
+            let (code, e) = send(&s, "PATCH", &format!("{CMS}/a"), "text/plain", &merge);
+            assert_eq!((code, e["reason"].as_str()), (415, Some("UnsupportedMediaType")));
+            let (code, e) = send(&s, "PATCH", &format!("{CMS}/nope"), "application/merge-patch+json", &merge);
+            assert_eq!((code, e["message"].as_str()), (404, Some("configmaps \"nope\" not found")));
+            let (code, e) = send(&s, "PATCH", &format!("{CMS}/new"), "application/apply-patch+yaml", &configmap("new", json!({})));
+            assert_eq!((code, e["details"]["causes"][0]["field"].as_str()), (422, Some("fieldManager")));
+            let (code, _) =
+                send(&s, "PATCH", &format!("{CMS}/new?fieldManager=kubectl"), "application/apply-patch+yaml", &configmap("new", json!({})));
+            assert_eq!(code, 201);
+
+            // A ConfigMap's delete answers a Status; the collection's, the objects deleted.
+            let (code, st) = send(&s, "DELETE", &format!("{CMS}/a"), JSON, &json!({"preconditions": {"uid": "other"}}));
+            assert_eq!((code, st["reason"].as_str()), (409, Some("Conflict")));
+            let (code, st) = send(&s, "DELETE", &format!("{CMS}/a"), JSON, &json!({"propagationPolicy": "Background"}));
+            assert_eq!(code, 200);
+            assert_eq!(
+                st,
+                json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+                       "details": {"name": "a", "kind": "configmaps", "uid": cm["metadata"]["uid"]}})
+            );
+            assert_eq!(send(&s, "DELETE", &format!("{CMS}/a"), JSON, &Value::Null).0, 404);
+            send(&s, "POST", CMS, JSON, &configmap("b", json!({})));
+            let (code, list) = send(&s, "DELETE", &format!("{CMS}?labelSelector=app%3Dx"), JSON, &Value::Null);
+            assert_eq!((code, list["kind"].as_str(), list["items"].as_array().map(Vec::len)), (200, Some("ConfigMapList"), Some(2)));
+            assert_eq!(send(&s, "GET", CMS, "", &Value::Null).1["items"], json!([]));
+        }
+    }
 }
