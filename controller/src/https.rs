@@ -254,7 +254,7 @@ impl Router {
         let content_type = header_text(request, header::CONTENT_TYPE);
         let sent = rest::Sent { body: request.body(), content_type: &content_type };
         match rest::serve(shared, &info, query, output, pretty, emu_api::time::now(), sent) {
-            Ok(served) => deliver(served, pretty, upgrade).await,
+            Ok(served) => deliver(served, pretty, upgrade, request.headers()).await,
             Err(e) => failure(&e, pretty),
         }
     }
@@ -295,7 +295,7 @@ impl Router {
 
 /// The answer to a resource request: written whole, streamed, waited for (what a node's agent
 /// must say first), or the switch to another protocol, whose handler then gets the connection.
-async fn deliver(mut served: rest::Served, pretty: bool, mut upgrade: Option<OnUpgrade>) -> Response<Body> {
+async fn deliver(mut served: rest::Served, pretty: bool, mut upgrade: Option<OnUpgrade>, headers: &header::HeaderMap) -> Response<Body> {
     loop {
         served = match served {
             rest::Served::Reply(answer) => return reply(status_code(answer.status), answer.content_type, answer.body),
@@ -305,26 +305,47 @@ async fn deliver(mut served: rest::Served, pretty: bool, mut upgrade: Option<OnU
                 Err(e) => return failure(&e, pretty),
             },
             rest::Served::Upgrade(switch) => {
-                let Some(on) = upgrade.take() else {
+                let text = |name| headers.get(name).and_then(|v: &HeaderValue| v.to_str().ok()).unwrap_or("");
+                let websocket = text(header::UPGRADE).eq_ignore_ascii_case("websocket");
+                let (Some(on), true, key) = (upgrade.take(), websocket, text(header::SEC_WEBSOCKET_KEY)) else {
                     return failure(&ApiError::bad_request("Upgrade request required"), pretty);
                 };
+                let offered: Vec<&str> = text(header::SEC_WEBSOCKET_PROTOCOL).split(',').map(str::trim).collect();
+                // A 101 without a subprotocol the client offered makes kubectl fall back to
+                // SPDY, which emu does not serve: better an error it shows.
+                let Some(protocol) = switch.protocols.iter().copied().find(|p| offered.contains(p)) else {
+                    let message = format!(
+                        "unable to upgrade: none of the offered WebSocket subprotocols is served (served: {})",
+                        switch.protocols.join(", ")
+                    );
+                    return failure(&ApiError::bad_request(message), pretty);
+                };
+                let accept = websocket_accept(key);
                 tokio::spawn(async move {
                     match on.await {
-                        Ok(upgraded) => (switch.run)(TokioIo::new(upgraded)).await,
-                        Err(e) => tracing::debug!(error = %e, "protocol switch failed"),
+                        Ok(upgraded) => (switch.run)(TokioIo::new(upgraded), protocol).await,
+                        Err(e) => tracing::debug!(error = %e, "switch to WebSocket failed"),
                     }
                 });
                 let mut response = Response::new(Full::new(Bytes::new()).map_err(|never| match never {}).boxed());
                 *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-                for (name, value) in switch.headers {
-                    if let Ok(value) = HeaderValue::from_str(&value) {
-                        response.headers_mut().insert(name, value);
-                    }
-                }
+                let h = response.headers_mut();
+                h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+                h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+                h.insert(header::SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static(protocol));
+                h.insert(header::SEC_WEBSOCKET_ACCEPT, HeaderValue::from_str(&accept).expect("base64 is a header value"));
                 return response;
             }
         }
     }
+}
+
+/// `Sec-WebSocket-Accept` for a client's `Sec-WebSocket-Key` (RFC 6455 section 4.2.2).
+fn websocket_accept(key: &str) -> String {
+    use base64::Engine;
+    const GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+    let digest = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, format!("{}{GUID}", key.trim()).as_bytes());
+    base64::engine::general_purpose::STANDARD.encode(digest.as_ref())
 }
 
 /// An aggregated discovery document, with kube-apiserver's ETag: a client that already has it
@@ -650,6 +671,12 @@ mod tests {
         assert_eq!(subject_names(bare.self_signed(&key).unwrap().der()), Some((None, vec![])));
         assert_eq!(subject_names(b"\x30\x03\x02\x01"), None);
         assert_eq!(subject_names(&[]), None);
+    }
+
+    #[test]
+    fn websocket_accept_key() {
+        // RFC 6455's example.
+        assert_eq!(websocket_accept("dGhlIHNhbXBsZSBub25jZQ=="), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
     }
 
     fn router(authn: Authenticator) -> Router {

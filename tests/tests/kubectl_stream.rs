@@ -61,4 +61,22 @@ fn kubectl_reads_logs_and_runs_commands() {
     let first = number(&follow.expect("a line", limit, |l| l.starts_with("a ")));
     follow.expect("a later line", limit, |l| l.starts_with("a ") && number(l) >= first + 5);
     drop(follow);
+
+    // exec over WebSocket: what emu exec prints, exit codes, stdin.
+    let k = kubectl(d, limit, &["exec", "two", "-c", "a", "--", "printenv"]).ok();
+    let e = c.emu(&["exec", "two", "-c", "a", "--", "printenv"]).ok();
+    let sorted = |t: &str| {
+        let mut lines: Vec<String> = t.lines().map(str::to_string).collect();
+        lines.sort();
+        lines
+    };
+    assert_eq!(sorted(&k.stdout), sorted(&e.stdout));
+    assert!(k.stdout.contains("HOSTNAME=two"), "{}", k.stdout);
+    let three = kubectl(d, limit, &["exec", "two", "-c", "b", "--", "sh", "-c", "echo out; echo err >&2; exit 3"]);
+    assert_eq!((three.code, three.stdout.as_str()), (3, "out\n"), "{}", three.stderr);
+    assert!(three.stderr.contains("err\n") && three.stderr.contains("command terminated with exit code 3"), "{}", three.stderr);
+    let cat = kubectl_support::kubectl_with_input(d, limit, &["exec", "-i", "two", "-c", "a", "--", "cat"], b"hi\nthere\n");
+    assert_eq!((cat.code, cat.stdout.as_str()), (0, "hi\nthere\n"), "{}", cat.stderr);
+    let none = kubectl(d, limit, &["exec", "two", "-c", "nope", "--", "true"]);
+    assert!(none.code != 0 && none.stderr.contains("container nope is not valid for pod two"), "{}", none.stderr);
 }

@@ -9,6 +9,7 @@
 //! are further arms of [`serve`]; until then they get kube-apiserver's 405.
 
 pub mod authz;
+pub mod channel;
 pub mod discovery;
 pub mod list;
 pub mod request;
@@ -64,11 +65,11 @@ pub type Upgraded = hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>;
 /// What serves a switched connection until it is done.
 pub type Session = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
 
-/// A switch of protocols (exec, attach): `101 Switching Protocols` with `headers`, then `run`
-/// serves the connection until it is done.
+/// A switch to WebSocket (exec): the HTTP endpoint answers `101 Switching Protocols` with the
+/// first of `protocols` the client offered, then `run` serves the connection with it.
 pub struct Upgrade {
-    pub headers: Vec<(&'static str, String)>,
-    pub run: Box<dyn FnOnce(Upgraded) -> Session + Send>,
+    pub protocols: &'static [&'static str],
+    pub run: Box<dyn FnOnce(Upgraded, &'static str) -> Session + Send>,
 }
 
 /// What [`serve`] answers: a whole body, a stream, an answer to wait for, or a switch of
@@ -86,7 +87,7 @@ impl std::fmt::Debug for Served {
             Served::Reply(r) => f.debug_tuple("Reply").field(r).finish(),
             Served::Stream(s) => f.debug_tuple("Stream").field(s).finish(),
             Served::Later(_) => f.write_str("Later(..)"),
-            Served::Upgrade(u) => f.debug_struct("Upgrade").field("headers", &u.headers).finish_non_exhaustive(),
+            Served::Upgrade(u) => f.debug_struct("Upgrade").field("protocols", &u.protocols).finish_non_exhaustive(),
         }
     }
 }

@@ -2,15 +2,22 @@
 //! kubelet): `pods/log` (facts 9.1), and `pods/exec` and `pods/attach` over WebSocket (facts 7,
 //! [`super::channel`]). They go through [`crate::relay`], as `emu logs` and `emu exec` do.
 
+use super::channel::{self, ExecOptions, FromClient};
 use super::status::{ApiError, FieldError};
-use super::{request::query_param, Call, Served, Stream};
+use super::{request::query_param, Call, Served, Stream, Upgrade, Upgraded};
 use crate::relay;
 use crate::store::ObjectKey;
 use bytes::Bytes;
 use emu_api::object;
-use emu_proto::LogsRequest;
+use emu_proto::{exec_input, exec_output, ExecInput, ExecOutput, ExecStart, LogsRequest, TerminalSize};
+use futures::{SinkExt, StreamExt};
 use serde_json::Value;
 use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
 
 /// `PodLogOptions` as kubectl and client libraries send them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -37,16 +44,16 @@ impl LogOptions {
                 }),
             }
         };
-        let flag = |name: &str| matches!(query_param(query, name), Some("true" | "1" | "t" | "True" | "TRUE"));
+        let flag = |name: &str| super::watch::parse_bool(query, name).map(Option::unwrap_or_default);
         let options = LogOptions {
             container: query_param(query, "container").unwrap_or("").to_string(),
-            follow: flag("follow"),
-            previous: flag("previous"),
+            follow: flag("follow")?,
+            previous: flag("previous")?,
             tail_lines: int("tailLines")?,
             limit_bytes: int("limitBytes")?,
             since_seconds: int("sinceSeconds")?,
             since_time: query_param(query, "sinceTime").filter(|t| !t.is_empty()).map(str::to_string),
-            timestamps: flag("timestamps"),
+            timestamps: flag("timestamps")?,
         };
         let invalid = |field: &'static str, value: i64, why: &str| FieldError {
             reason: "FieldValueInvalid",
@@ -179,9 +186,114 @@ pub(super) fn logs(call: &Call) -> Result<Served, ApiError> {
     })))
 }
 
-/// `pods/NAME/exec` and `pods/NAME/attach`: see [`super::channel`].
+/// `pods/NAME/exec` over WebSocket ([`super::channel`]): the pod and the options are checked
+/// before the switch (their errors are plain answers), then the command runs through the agent
+/// of the pod's node as `emu exec` runs it. `attach` is not served: the agent runs new commands
+/// only, it cannot join a container's main process.
 pub(super) fn exec(call: &Call) -> Result<Served, ApiError> {
-    Err(ApiError::method_not_supported(&call.info.group, &format!("{}/{}", call.info.resource, call.info.subresource), &call.info.verb))
+    if call.info.subresource == "attach" {
+        return Err(ApiError::method_not_supported(&call.info.group, "pods/attach", &call.info.verb));
+    }
+    let pod = pod(call)?;
+    let options = ExecOptions::parse(&call.query)?;
+    let container = container_of(&pod, &options.container)?;
+    if options.command.is_empty() {
+        return Err(ApiError::bad_request("you must specify at least one command for the container"));
+    }
+    let (uid, node) = relay::pod_placement(call.shared, &call.info.namespace, &call.info.name).map_err(|e| match e.code() {
+        tonic::Code::NotFound => ApiError::not_found("", "pods", &call.info.name),
+        _ => ApiError::bad_request(e.message().to_string()),
+    })?;
+    let start = ExecStart {
+        namespace: call.info.namespace.clone(),
+        pod: call.info.name.clone(),
+        container,
+        pod_uid: uid,
+        node,
+        command: options.command.clone(),
+        stdin: options.stdin,
+        tty: options.tty,
+        ..Default::default()
+    };
+    let shared = call.shared.clone();
+    Ok(Served::Upgrade(Upgrade {
+        protocols: channel::PROTOCOLS,
+        run: Box::new(move |io, protocol| Box::pin(exec_session(shared, start, options, io, protocol))),
+    }))
+}
+
+/// One exec over WebSocket: the client's messages become the command's input, its output and
+/// then its exit status the client's messages, and the socket is closed.
+async fn exec_session(shared: crate::state::Shared, start: ExecStart, options: ExecOptions, io: Upgraded, protocol: &'static str) {
+    let ws = WebSocketStream::from_raw_socket(io, Role::Server, None).await;
+    let (mut to_client, mut from_client) = ws.split();
+    let v5 = protocol.starts_with("v5.");
+    let send = |channel: u8, data: &[u8]| Message::Binary(Bytes::from(channel::to_client(channel, data)));
+    if to_client.send(send(options.first_channel(), b"")).await.is_err() {
+        return;
+    }
+    let (namespace, pod) = (start.namespace.clone(), start.pod.clone());
+    let (input, inputs) = mpsc::channel(16);
+    let _ = input.send(ExecInput { input: Some(exec_input::Input::Start(start)) }).await;
+    // The client's side: stdin until its close (v5) or the socket's end, and resizes. Dropping
+    // the sender ends the command's stdin.
+    let reader = tokio::spawn(async move {
+        let mut stdin = Some(input);
+        while let Some(Ok(message)) = from_client.next().await {
+            let data: Bytes = match message {
+                Message::Binary(b) => b,
+                Message::Text(t) => Bytes::copy_from_slice(t.as_bytes()),
+                Message::Close(_) => break,
+                _ => continue,
+            };
+            let Some(tx) = &stdin else { continue };
+            let sent = match channel::from_client(&data, v5) {
+                FromClient::Stdin(bytes) => tx.send(ExecInput { input: Some(exec_input::Input::Stdin(bytes)) }).await,
+                FromClient::Resize(sizes) => {
+                    let mut r = Ok(());
+                    for (cols, rows) in sizes {
+                        r = r.and(tx.send(ExecInput { input: Some(exec_input::Input::Resize(TerminalSize { rows, cols })) }).await);
+                    }
+                    r
+                }
+                FromClient::CloseStdin => {
+                    stdin = None;
+                    Ok(())
+                }
+                FromClient::Nothing => Ok(()),
+            };
+            if sent.is_err() {
+                break;
+            }
+        }
+    });
+    let status = match relay::pod_exec(&shared, &namespace, &pod, ReceiverStream::new(inputs)).await {
+        Err(e) => channel::failure_status(e.message()),
+        Ok(mut outputs) => loop {
+            match outputs.message().await {
+                Ok(Some(ExecOutput { output: Some(exec_output::Output::Stdout(data)) })) => {
+                    if to_client.send(send(channel::STDOUT, &data)).await.is_err() {
+                        break String::new();
+                    }
+                }
+                Ok(Some(ExecOutput { output: Some(exec_output::Output::Stderr(data)) })) => {
+                    if to_client.send(send(channel::STDERR, &data)).await.is_err() {
+                        break String::new();
+                    }
+                }
+                Ok(Some(ExecOutput { output: Some(exec_output::Output::ExitCode(code)) })) => break channel::exit_status(code),
+                Ok(Some(_)) => {}
+                Ok(None) => break channel::failure_status("the command's stream ended without its exit code"),
+                Err(e) => break channel::failure_status(e.message()),
+            }
+        },
+    };
+    reader.abort();
+    if !status.is_empty() {
+        let _ = to_client.send(send(channel::ERROR, status.as_bytes())).await;
+    }
+    let close = CloseFrame { code: CloseCode::Normal, reason: "".into() };
+    let _ = to_client.send(Message::Close(Some(close))).await;
 }
 
 #[cfg(test)]

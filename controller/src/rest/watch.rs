@@ -105,8 +105,8 @@ impl WatchOptions {
     }
 }
 
-/// A boolean query parameter as Go's `strconv.ParseBool` reads it.
-fn parse_bool(query: &[(String, String)], name: &str) -> Result<Option<bool>, ApiError> {
+/// A boolean query parameter as Go's `strconv.ParseBool` reads it (None when absent or empty).
+pub(super) fn parse_bool(query: &[(String, String)], name: &str) -> Result<Option<bool>, ApiError> {
     match query_param(query, name) {
         None | Some("") => Ok(None),
         Some("1" | "t" | "T" | "true" | "TRUE" | "True") => Ok(Some(true)),
