@@ -1,7 +1,8 @@
 //! The real kubectl changes an emu cluster over the Kubernetes REST API (issue 17): the
 //! tutorial's apply, expose and scale, create of a ConfigMap and a TLS Secret (sent as protobuf
 //! by kubectl's generators), label, annotate, the three patch types, edit, delete, server-side
-//! apply and server-side dry run, and kube-apiserver's errors for an invalid Service, a name that
+//! apply and server-side dry run, replace, set image, drain (evictions) and delete with kubectl's
+//! wait, and kube-apiserver's errors for an invalid Service, a name that
 //! exists and an unknown field, each leaving the store as it was. kubectl runs as nobody on the
 //! host with the kubeconfig `emu kubeconfig` prints; what it changed is read back with `emu get`.
 //!
@@ -206,11 +207,40 @@ fn kubectl_writes_what_emu_then_holds() {
     );
     assert!(held(&c, "service", "odd").is_none());
 
-    // delete: the pod goes (graceful: its agent stops it), so does the ConfigMap.
+    // delete: the pod goes (graceful: its agent stops it), so does the ConfigMap. The pod is one
+    // of the patched template's, once the rollout the patches started is over.
+    let rolled = c.wait_for("the rollout of the patched template", std::time::Duration::from_secs(30), || {
+        let pods = c.pods("run=my-nginx");
+        let done = pods.len() == 2 && pods.iter().all(|p| emu_tests::is_ready(p) && p["spec"]["containers"][0]["env"][0]["name"] == "X");
+        done.then_some(pods)
+    });
+    let pod = rolled[0]["metadata"]["name"].as_str().unwrap().to_string();
     assert_eq!(home.ok(&["delete", "pod", &pod, "--wait=false"]), format!("pod \"{pod}\" deleted\n"));
     c.wait_for("the deleted pod gone", std::time::Duration::from_secs(20), || held(&c, "pod", &pod).is_none().then_some(()));
     assert_eq!(home.ok(&["delete", "configmap", "cm1", "--wait=false"]), "configmap \"cm1\" deleted\n");
     assert!(held(&c, "configmap", "cm1").is_none());
     let e = home.fails(&["delete", "configmap", "cm1", "--wait=false"]);
     assert_eq!(e, "Error from server (NotFound): configmaps \"cm1\" not found\n");
+
+    // replace (PUT of what get printed), set image (a strategic patch), create namespace (protobuf).
+    let mut live = home.ok(&["get", "deployment", "my-nginx", "-o", "yaml"]);
+    live = live.replace("replicas: 2", "replicas: 1");
+    let replaced = home.write("replaced.yaml", &live);
+    assert_eq!(home.ok(&["replace", "--validate=false", "-f", &replaced]), "deployment.apps/my-nginx replaced\n");
+    assert_eq!(replicas(&c), 1);
+    assert_eq!(home.ok(&["set", "image", "deployment/my-nginx", "my-nginx=nginx:1.25"]), "deployment.apps/my-nginx image updated\n");
+    assert_eq!(held(&c, "deployment", "my-nginx").unwrap()["spec"]["template"]["spec"]["containers"][0]["image"], "nginx:1.25");
+    assert_eq!(home.ok(&["create", "namespace", "dev"]), "namespace/dev created\n");
+    assert!(held(&c, "namespace", "dev").is_some());
+
+    // A node drained (its pods evicted through pods/eviction), then the deployment deleted with
+    // kubectl's default wait (a watch until the object is gone): its ReplicaSets and pods follow.
+    let node = c.ready_pods("run=my-nginx", 1)[0]["spec"]["nodeName"].as_str().unwrap().to_string();
+    let drain = home.kubectl(&["drain", &node, "--ignore-daemonsets", "--delete-emptydir-data", "--timeout=20s"]);
+    assert_eq!(drain.code, 0, "{}\n{}", drain.stdout, drain.stderr);
+    assert!(drain.stdout.contains(&format!("node/{node} drained")), "{}", drain.stdout);
+    assert_eq!(held(&c, "node", &node).unwrap()["spec"]["unschedulable"], true);
+    assert_eq!(home.ok(&["uncordon", &node]), format!("node/{node} uncordoned\n"));
+    assert_eq!(home.ok(&["delete", "deployment", "my-nginx"]), "deployment.apps \"my-nginx\" deleted\n");
+    c.wait_for("the deployment's pods gone", std::time::Duration::from_secs(20), || c.pods("run=my-nginx").is_empty().then_some(()));
 }
