@@ -77,6 +77,17 @@ fn kubectl_reads_logs_and_runs_commands() {
     assert!(three.stderr.contains("err\n") && three.stderr.contains("command terminated with exit code 3"), "{}", three.stderr);
     let cat = kubectl_support::kubectl_with_input(d, limit, &["exec", "-i", "two", "-c", "a", "--", "cat"], b"hi\nthere\n");
     assert_eq!((cat.code, cat.stdout.as_str()), (0, "hi\nthere\n"), "{}", cat.stderr);
+    // -it in a terminal (script gives kubectl one): a shell, its answers, its exit code.
+    let inner = kubectl_support::kubectl_cmd(d, &["exec", "-it", "two", "-c", "a", "--", "sh"]);
+    let line: Vec<String> =
+        std::iter::once(inner.get_program()).chain(inner.get_args()).map(|a| a.to_string_lossy().into_owned()).collect();
+    let shell = format!("timeout -s KILL 30 {}", line.join(" "));
+    let mut script = std::process::Command::new("script");
+    script.args(["-q", "-e", "-c", &shell, "/dev/null"]).env_remove("KUBECONFIG");
+    let session = kubectl_support::run_with_input(script, b"echo $((6*7)) $TERM\nexit 5\n");
+    assert_eq!(session.code, 5, "{}{}", session.stdout, session.stderr);
+    // The shell's answer, after the echo of the line typed.
+    assert!(session.stdout.contains("\r\n42 xterm\r\n"), "{:?}", session.stdout);
     let none = kubectl(d, limit, &["exec", "two", "-c", "nope", "--", "true"]);
     assert!(none.code != 0 && none.stderr.contains("container nope is not valid for pod two"), "{}", none.stderr);
 }

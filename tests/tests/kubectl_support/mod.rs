@@ -54,14 +54,19 @@ pub fn kubectl(dir: &Path, limit: Duration, args: &[&str]) -> Run {
 
 /// `kubectl ARGS` with `input` on its stdin, killed after `limit`.
 pub fn kubectl_with_input(dir: &Path, limit: Duration, args: &[&str], input: &[u8]) -> Run {
-    use std::io::Write;
     let inner = kubectl_cmd(dir, args);
     let mut cmd = Command::new("timeout");
     cmd.args(["-s", "KILL", &limit.as_secs().to_string()]).arg(inner.get_program()).args(inner.get_args());
     cmd.env_remove("KUBECONFIG").env("KUBECACHEDIR", dir.join("cache"));
-    let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("running kubectl");
-    child.stdin.take().unwrap().write_all(input).expect("writing kubectl's stdin");
-    Run::from(child.wait_with_output().expect("kubectl's output"))
+    run_with_input(cmd, input)
+}
+
+/// `cmd` with `input` on its stdin (closed after it), to its end.
+pub fn run_with_input(mut cmd: Command, input: &[u8]) -> Run {
+    use std::io::Write;
+    let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("running a command");
+    child.stdin.take().unwrap().write_all(input).expect("writing the command's stdin");
+    Run::from(child.wait_with_output().expect("the command's output"))
 }
 
 /// A kubectl left running (a watch): its output lines as they come; killed on drop.
