@@ -573,9 +573,14 @@ fn patch(call: &Call, sent: Sent) -> Result<Reply, ApiError> {
     Err(ApiError::internal(format!("the patch of {} {:?} kept conflicting with other writes", info.resource, info.name)))
 }
 
-/// Whether the patch carries its own resourceVersion (then a conflict is the client's).
+/// Whether the patch carries its own resourceVersion (then a conflict is the client's, not
+/// retried): a merge patch's `metadata.resourceVersion`, a JSON patch operation on it.
 fn patch_sets_resource_version(sent: &Sent) -> bool {
-    String::from_utf8_lossy(sent.body).contains("resourceVersion")
+    match serde_json::from_slice::<Value>(sent.body) {
+        Ok(Value::Array(ops)) => ops.iter().any(|op| op["path"] == "/metadata/resourceVersion"),
+        Ok(doc) => object::at(&doc, &["metadata", "resourceVersion"]).is_some(),
+        Err(_) => false,
+    }
 }
 
 /// The patched object written as a PUT would be.
@@ -985,6 +990,38 @@ mod tests {
             let (code, list) = send(&s, "DELETE", &format!("{CMS}?labelSelector=app%3Dx"), JSON, &Value::Null);
             assert_eq!((code, list["kind"].as_str(), list["items"].as_array().map(Vec::len)), (200, Some("ConfigMapList"), Some(2)));
             assert_eq!(send(&s, "GET", CMS, "", &Value::Null).1["items"], json!([]));
+        }
+
+        #[test]
+        fn scale_and_status() {
+            let (_dir, s) = cluster();
+            let deployment = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+                "spec": {"replicas": 2, "selector": {"matchLabels": {"run": "web"}},
+                         "template": {"metadata": {"labels": {"run": "web"}}, "spec": {"containers": [{"name": "c", "image": "nginx"}]}}}});
+            let deployments = "/apis/apps/v1/namespaces/default/deployments";
+            assert_eq!(send(&s, "POST", deployments, JSON, &deployment).0, 201);
+            let scale_path = format!("{deployments}/web/scale");
+            let merge = "application/merge-patch+json";
+            let (code, scale) = send(&s, "PATCH", &scale_path, merge, &json!({"spec": {"replicas": 0}}));
+            assert_eq!((code, scale["kind"].as_str(), &scale["spec"]["replicas"]), (200, Some("Scale"), &json!(0)));
+            let (code, e) = send(&s, "PATCH", &scale_path, merge, &json!({"spec": {"replicas": -1}}));
+            assert_eq!((code, e["details"]["causes"][0]["field"].as_str()), (422, Some("spec.replicas")));
+            // kubectl scale --current-replicas: GET, then PUT of the Scale at its resourceVersion.
+            let (_, mut scale) = send(&s, "GET", &scale_path, "", &Value::Null);
+            scale["spec"]["replicas"] = json!(3);
+            let (code, put) = send(&s, "PUT", &scale_path, JSON, &scale);
+            assert_eq!((code, &put["spec"]["replicas"]), (200, &json!(3)));
+            let (code, e) = send(&s, "PUT", &scale_path, JSON, &scale);
+            assert_eq!((code, e["reason"].as_str()), (409, Some("Conflict")));
+            // The status subresource changes the status only.
+            let (_, mut d) = send(&s, "GET", &format!("{deployments}/web"), "", &Value::Null);
+            d["status"] = json!({"replicas": 3});
+            d["spec"]["replicas"] = json!(7);
+            let (code, d) = send(&s, "PUT", &format!("{deployments}/web/status"), JSON, &d);
+            assert_eq!((code, &d["status"]["replicas"], &d["spec"]["replicas"]), (200, &json!(3), &json!(3)));
+            // A Deployment's delete answers a Status naming its group.
+            let (_, st) = send(&s, "DELETE", &format!("{deployments}/web"), JSON, &Value::Null);
+            assert_eq!((st["details"]["group"].as_str(), st["details"]["kind"].as_str()), (Some("apps"), Some("deployments")));
         }
     }
 }
