@@ -86,6 +86,8 @@ fn object_meta(b: &[u8]) -> Result<Value, String> {
     let mut meta = Map::new();
     for (n, f) in fields(b)? {
         match (n, f) {
+            // Go writes every string field, set or not; JSON leaves the empty ones out.
+            (_, Field::Bytes([])) => {}
             (1, Field::Bytes(v)) => _ = meta.insert("name".into(), json!(text(v)?)),
             (2, Field::Bytes(v)) => _ = meta.insert("generateName".into(), json!(text(v)?)),
             (3, Field::Bytes(v)) => _ = meta.insert("namespace".into(), json!(text(v)?)),
@@ -134,7 +136,7 @@ pub fn decode(kind: &str, body: &[u8]) -> Result<Value, String> {
             ("ConfigMap", 3, Field::Bytes(v)) => insert_entry(&mut obj, "binaryData", v, true)?,
             ("ConfigMap", 4, Field::Varint(v)) | ("Secret", 5, Field::Varint(v)) => _ = obj.insert("immutable".into(), json!(v != 0)),
             ("Secret", 2, Field::Bytes(v)) => insert_entry(&mut obj, "data", v, true)?,
-            ("Secret", 3, Field::Bytes(v)) => _ = obj.insert("type".into(), json!(text(v)?)),
+            ("Secret", 3, Field::Bytes(v)) if !v.is_empty() => _ = obj.insert("type".into(), json!(text(v)?)),
             ("Secret", 4, Field::Bytes(v)) => insert_entry(&mut obj, "stringData", v, false)?,
             // A Namespace's spec and status hold nothing a create sets.
             ("ConfigMap" | "Secret" | "Namespace", _, _) => {}
@@ -164,7 +166,7 @@ mod tests {
     /// `kubectl create secret tls x` as the clientset encodes it (field by field).
     #[test]
     fn a_secret_from_the_clientset() {
-        let meta = [field(1, b"x"), field(3, b"default"), field(11, &entry("app", b"web"))].concat();
+        let meta = [field(1, b"x"), field(2, b""), field(3, b"default"), field(11, &entry("app", b"web"))].concat();
         let secret = [field(1, &meta), field(2, &entry("tls.crt", b"\x00\x01")), field(3, b"kubernetes.io/tls")].concat();
         let type_meta = [field(1, b"v1"), field(2, b"Secret")].concat();
         let body = [b"k8s\0".to_vec(), field(1, &type_meta), field(2, &secret)].concat();
