@@ -6,9 +6,12 @@
 //! service-account bearer token, or no one: `system:anonymous`), what they may do, then
 //! `/version`, the health checks, discovery and the resources.
 //!
-//! HTTP/1.1 is hyper's, over tokio-rustls. The answer to a request is a function of the request,
-//! its whole body included, the client's certificate and the store ([`Router::route`]). The
-//! socket side only accepts, shakes hands, reads the body and hands the request to the router.
+//! HTTP/1.1 is hyper's, over tokio-rustls. The answer to a request is decided from the request,
+//! its whole body included, the client's certificate and the store ([`Router::route`]): a body
+//! written whole, a body streamed as it is produced (watch, logs: chunked, each chunk flushed),
+//! an answer that waits for a node's agent, or the switch to WebSocket (exec: the 101 is written
+//! here, the session then runs on hyper's upgraded connection). The socket side only accepts,
+//! shakes hands, reads the body and hands the request to the router.
 
 use crate::rest::authz::{self, Decision, User};
 use crate::rest::request::RequestInfo;

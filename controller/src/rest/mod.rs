@@ -5,8 +5,12 @@
 //! version, namespace, resource, subresource, name), authorized on them ([`authz::authorize`]),
 //! then dispatched on its verb ([`serve`]). Served today: discovery ([`discovery`]), GET of an
 //! object (and of its `status` and `scale`), LIST with label and field selectors, `limit` and
-//! `continue`, as JSON or as a Table ([`table`]), and watch ([`watch`]). Writes and the streams
-//! are further arms of [`serve`]; until then they get kube-apiserver's 405.
+//! `continue`, as JSON or as a Table ([`table`]), the writes ([`write`]), watch ([`watch`]), and
+//! the pod streams the node agents serve ([`stream`]: `pods/log`, `pods/exec` over WebSocket,
+//! [`channel`]). What is not served (attach, port-forward) gets kube-apiserver's 405.
+//!
+//! An answer ([`Served`]) is whole ([`Reply`]), a stream written as it comes (watch, logs), one
+//! to wait for (what an agent must say first), or a switch to WebSocket ([`Upgrade`]).
 
 pub mod authz;
 pub mod channel;

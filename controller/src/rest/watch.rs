@@ -4,7 +4,7 @@
 //! client stays, `timeoutSeconds` runs, or the server's own limit (30 to 60 minutes) passes.
 //!
 //! What to send is decided by pure functions ([`WatchOptions::parse`], [`Filter::judge`],
-//! [`Encoder`]); [`watch`] only feeds them the store's events on a task of its own.
+//! [`Encoder`]); `watch` only feeds them the store's events on a task of its own.
 
 use super::list::{self, FieldTerm};
 use super::status::{ApiError, FieldError};
