@@ -1,7 +1,7 @@
 //! The real kubectl changes an emu cluster over the Kubernetes REST API (issue 17): the
 //! tutorial's apply, expose and scale, create of a ConfigMap and a TLS Secret (sent as protobuf
 //! by kubectl's generators), label, annotate, the three patch types, edit, delete, server-side
-//! apply and server-side dry run, replace, set image, drain (evictions) and delete with kubectl's
+//! apply and server-side dry run, replace, set image, create deployment and create service (protobuf too), drain (evictions) and delete with kubectl's
 //! wait, and kube-apiserver's errors for an invalid Service, a name that
 //! exists and an unknown field, each leaving the store as it was. kubectl runs as nobody on the
 //! host with the kubeconfig `emu kubeconfig` prints; what it changed is read back with `emu get`.
@@ -232,6 +232,15 @@ fn kubectl_writes_what_emu_then_holds() {
     assert_eq!(held(&c, "deployment", "my-nginx").unwrap()["spec"]["template"]["spec"]["containers"][0]["image"], "nginx:1.25");
     assert_eq!(home.ok(&["create", "namespace", "dev"]), "namespace/dev created\n");
     assert!(held(&c, "namespace", "dev").is_some());
+    assert_eq!(home.ok(&["create", "deployment", "web", "--image=nginx", "--port=80", "--replicas=2"]), "deployment.apps/web created\n");
+    assert_eq!(home.ok(&["create", "service", "clusterip", "web", "--tcp=80:80"]), "service/web created\n");
+    c.ready_pods("app=web", 2);
+    let svc = held(&c, "service", "web").unwrap();
+    assert_eq!((&svc["spec"]["selector"]["app"], &svc["spec"]["ports"][0]["targetPort"]), (&Value::from("web"), &Value::from(80)), "{svc}");
+    c.wait_for("the web service's endpoints", std::time::Duration::from_secs(20), || {
+        let ep = held(&c, "endpoints", "web")?;
+        (ep["subsets"][0]["addresses"].as_array()?.len() == 2).then_some(())
+    });
 
     // A node drained (its pods evicted through pods/eviction), then the deployment deleted with
     // kubectl's default wait (a watch until the object is gone): its ReplicaSets and pods follow.

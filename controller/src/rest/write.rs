@@ -137,7 +137,7 @@ fn decode_body(call: &Call, sent: &Sent) -> Result<Value, ApiError> {
     let decoded = if media == protobuf::MEDIA_TYPE {
         protobuf::decode(rk.kind, sent.body).map_err(|e| {
             unsupported_media_type(format!(
-                "the body of the request was in an unknown format - accepted media types include: application/json, {} (for ConfigMap, Secret and Namespace; {e})",
+                "the body of the request was in an unknown format - accepted media types include: application/json, {} (for ConfigMap, Secret, Namespace, Deployment and Service: {e})",
                 protobuf::MEDIA_TYPE
             ))
         })

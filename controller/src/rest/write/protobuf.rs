@@ -1,12 +1,14 @@
 //! Request bodies in Kubernetes' protobuf encoding, for the kinds kubectl sends that way: its
-//! generators (`kubectl create configmap`, `create secret`, `create namespace`) write through the
-//! typed clientset, which sends `application/vnd.kubernetes.protobuf` and no JSON fallback.
+//! generators (`kubectl create configmap`, `create secret`, `create namespace`, `create
+//! deployment`, `create service`) write through the typed clientset, which sends
+//! `application/vnd.kubernetes.protobuf` and has no JSON fallback.
 //!
 //! The envelope is apimachinery's: the magic `k8s\0`, then a `runtime.Unknown` message (1: type
-//! meta, 2: the object's bytes). The object's fields are read by their numbers in
-//! `k8s.io/api/core/v1/generated.proto` and written as the JSON the same object has, so that
-//! admission sees what a JSON client would have sent. Fields of ObjectMeta a create does not
-//! carry (uid, resourceVersion, timestamps, managedFields) are not read.
+//! meta, 2: the object's bytes). The object's fields are read by their numbers in k8s.io/api's
+//! `generated.proto` files (a table per message, [`Message`]) and written as the JSON the same
+//! object has, so that admission sees what a JSON client would have sent. What the server sets
+//! (uid, resourceVersion, timestamps, status) is dropped; any other field not in the tables
+//! fails the request (415) rather than being lost.
 
 use base64::Engine;
 use serde_json::{json, Map, Value};
@@ -61,50 +63,350 @@ fn text(b: &[u8]) -> Result<String, String> {
     String::from_utf8(b.to_vec()).map_err(|e| e.to_string())
 }
 
-/// A `map<string, string>` (or `map<string, bytes>` as base64, JSON's form of bytes) entry.
-fn entry(b: &[u8], bytes: bool) -> Result<(String, Value), String> {
-    let (mut key, mut value) = (String::new(), Value::String(String::new()));
+/// How a field is read, and when Go's encoding of an unset value (Go writes every field that
+/// is not a pointer) is left out as JSON leaves it out.
+#[derive(Clone, Copy)]
+enum Ty {
+    /// A string; empty is unset.
+    Str,
+    /// An integer that is a pointer in Go (written only when set) or always meaningful.
+    Int,
+    /// An integer that is not a pointer in Go: 0 is unset.
+    IntZ,
+    /// A bool that is not a pointer in Go: false is unset.
+    Bool,
+    /// A `*bool`: written only when set.
+    BoolPtr,
+    /// `map<string, string>`.
+    StrMap,
+    /// `map<string, bytes>`, base64 in JSON.
+    BytesMap,
+    /// `map<string, Quantity>` (a Quantity is a message holding its string).
+    QuantityMap,
+    /// `intstr.IntOrString`.
+    IntOrString,
+    Msg(&'static Message),
+    /// Read and dropped: what the server sets (uid, timestamps, status, managedFields).
+    Skip,
+}
+
+/// A field of a message: its number, JSON name and type, and whether it is repeated.
+struct F(u64, &'static str, Ty, bool);
+
+/// A message's fields by number. A field not listed fails the request rather than being lost.
+struct Message {
+    name: &'static str,
+    fields: &'static [F],
+}
+
+const OBJECT_META: Message = Message {
+    name: "ObjectMeta",
+    fields: &[
+        F(1, "name", Ty::Str, false),
+        F(2, "generateName", Ty::Str, false),
+        F(3, "namespace", Ty::Str, false),
+        F(4, "selfLink", Ty::Skip, false),
+        F(5, "uid", Ty::Skip, false),
+        F(6, "resourceVersion", Ty::Skip, false),
+        F(7, "generation", Ty::Skip, false),
+        F(8, "creationTimestamp", Ty::Skip, false),
+        F(9, "deletionTimestamp", Ty::Skip, false),
+        F(10, "deletionGracePeriodSeconds", Ty::Skip, false),
+        F(11, "labels", Ty::StrMap, false),
+        F(12, "annotations", Ty::StrMap, false),
+        F(14, "finalizers", Ty::Str, true),
+        F(17, "managedFields", Ty::Skip, true),
+    ],
+};
+
+const CONFIG_MAP: Message = Message {
+    name: "ConfigMap",
+    fields: &[
+        F(1, "metadata", Ty::Msg(&OBJECT_META), false),
+        F(2, "data", Ty::StrMap, false),
+        F(3, "binaryData", Ty::BytesMap, false),
+        F(4, "immutable", Ty::BoolPtr, false),
+    ],
+};
+
+const SECRET: Message = Message {
+    name: "Secret",
+    fields: &[
+        F(1, "metadata", Ty::Msg(&OBJECT_META), false),
+        F(2, "data", Ty::BytesMap, false),
+        F(3, "type", Ty::Str, false),
+        F(4, "stringData", Ty::StrMap, false),
+        F(5, "immutable", Ty::BoolPtr, false),
+    ],
+};
+
+const NAMESPACE: Message = Message {
+    name: "Namespace",
+    // Its spec (finalizers) and status are the server's.
+    fields: &[F(1, "metadata", Ty::Msg(&OBJECT_META), false), F(2, "spec", Ty::Skip, false), F(3, "status", Ty::Skip, false)],
+};
+
+const REQUIREMENT: Message = Message {
+    name: "LabelSelectorRequirement",
+    fields: &[F(1, "key", Ty::Str, false), F(2, "operator", Ty::Str, false), F(3, "values", Ty::Str, true)],
+};
+
+const LABEL_SELECTOR: Message = Message {
+    name: "LabelSelector",
+    fields: &[F(1, "matchLabels", Ty::StrMap, false), F(2, "matchExpressions", Ty::Msg(&REQUIREMENT), true)],
+};
+
+const CONTAINER_PORT: Message = Message {
+    name: "ContainerPort",
+    fields: &[
+        F(1, "name", Ty::Str, false),
+        F(2, "hostPort", Ty::IntZ, false),
+        F(3, "containerPort", Ty::Int, false),
+        F(4, "protocol", Ty::Str, false),
+        F(5, "hostIP", Ty::Str, false),
+    ],
+};
+
+const ENV_VAR: Message = Message { name: "EnvVar", fields: &[F(1, "name", Ty::Str, false), F(2, "value", Ty::Str, false)] };
+
+const RESOURCES: Message =
+    Message { name: "ResourceRequirements", fields: &[F(1, "limits", Ty::QuantityMap, false), F(2, "requests", Ty::QuantityMap, false)] };
+
+const CONTAINER: Message = Message {
+    name: "Container",
+    fields: &[
+        F(1, "name", Ty::Str, false),
+        F(2, "image", Ty::Str, false),
+        F(3, "command", Ty::Str, true),
+        F(4, "args", Ty::Str, true),
+        F(5, "workingDir", Ty::Str, false),
+        F(6, "ports", Ty::Msg(&CONTAINER_PORT), true),
+        F(7, "env", Ty::Msg(&ENV_VAR), true),
+        F(8, "resources", Ty::Msg(&RESOURCES), false),
+        F(13, "terminationMessagePath", Ty::Str, false),
+        F(14, "imagePullPolicy", Ty::Str, false),
+        F(16, "stdin", Ty::Bool, false),
+        F(17, "stdinOnce", Ty::Bool, false),
+        F(18, "tty", Ty::Bool, false),
+        F(20, "terminationMessagePolicy", Ty::Str, false),
+    ],
+};
+
+const POD_SPEC: Message = Message {
+    name: "PodSpec",
+    fields: &[
+        F(2, "containers", Ty::Msg(&CONTAINER), true),
+        F(3, "restartPolicy", Ty::Str, false),
+        F(4, "terminationGracePeriodSeconds", Ty::Int, false),
+        F(5, "activeDeadlineSeconds", Ty::Int, false),
+        F(6, "dnsPolicy", Ty::Str, false),
+        F(7, "nodeSelector", Ty::StrMap, false),
+        F(8, "serviceAccountName", Ty::Str, false),
+        F(9, "serviceAccount", Ty::Str, false),
+        F(10, "nodeName", Ty::Str, false),
+        F(11, "hostNetwork", Ty::Bool, false),
+        F(12, "hostPID", Ty::Bool, false),
+        F(13, "hostIPC", Ty::Bool, false),
+        F(16, "hostname", Ty::Str, false),
+        F(17, "subdomain", Ty::Str, false),
+        F(19, "schedulerName", Ty::Str, false),
+        F(21, "automountServiceAccountToken", Ty::BoolPtr, false),
+        F(24, "priorityClassName", Ty::Str, false),
+        F(30, "enableServiceLinks", Ty::BoolPtr, false),
+    ],
+};
+
+const POD_TEMPLATE: Message =
+    Message { name: "PodTemplateSpec", fields: &[F(1, "metadata", Ty::Msg(&OBJECT_META), false), F(2, "spec", Ty::Msg(&POD_SPEC), false)] };
+
+const STRATEGY: Message = Message { name: "DeploymentStrategy", fields: &[F(1, "type", Ty::Str, false)] };
+
+const DEPLOYMENT_SPEC: Message = Message {
+    name: "DeploymentSpec",
+    fields: &[
+        F(1, "replicas", Ty::Int, false),
+        F(2, "selector", Ty::Msg(&LABEL_SELECTOR), false),
+        F(3, "template", Ty::Msg(&POD_TEMPLATE), false),
+        F(4, "strategy", Ty::Msg(&STRATEGY), false),
+        F(5, "minReadySeconds", Ty::IntZ, false),
+        F(6, "revisionHistoryLimit", Ty::Int, false),
+        F(7, "paused", Ty::Bool, false),
+        F(9, "progressDeadlineSeconds", Ty::Int, false),
+    ],
+};
+
+const DEPLOYMENT: Message = Message {
+    name: "Deployment",
+    fields: &[
+        F(1, "metadata", Ty::Msg(&OBJECT_META), false),
+        F(2, "spec", Ty::Msg(&DEPLOYMENT_SPEC), false),
+        F(3, "status", Ty::Skip, false),
+    ],
+};
+
+const SERVICE_PORT: Message = Message {
+    name: "ServicePort",
+    fields: &[
+        F(1, "name", Ty::Str, false),
+        F(2, "protocol", Ty::Str, false),
+        F(3, "port", Ty::Int, false),
+        F(4, "targetPort", Ty::IntOrString, false),
+        F(5, "nodePort", Ty::IntZ, false),
+        F(6, "appProtocol", Ty::Str, false),
+    ],
+};
+
+const SERVICE_SPEC: Message = Message {
+    name: "ServiceSpec",
+    fields: &[
+        F(1, "ports", Ty::Msg(&SERVICE_PORT), true),
+        F(2, "selector", Ty::StrMap, false),
+        F(3, "clusterIP", Ty::Str, false),
+        F(4, "type", Ty::Str, false),
+        F(5, "externalIPs", Ty::Str, true),
+        F(7, "sessionAffinity", Ty::Str, false),
+        F(8, "loadBalancerIP", Ty::Str, false),
+        F(10, "externalName", Ty::Str, false),
+        F(11, "externalTrafficPolicy", Ty::Str, false),
+        F(12, "healthCheckNodePort", Ty::IntZ, false),
+        F(13, "publishNotReadyAddresses", Ty::Bool, false),
+        F(17, "ipFamilyPolicy", Ty::Str, false),
+        F(18, "clusterIPs", Ty::Str, true),
+        F(19, "ipFamilies", Ty::Str, true),
+        F(20, "allocateLoadBalancerNodePorts", Ty::BoolPtr, false),
+        F(22, "internalTrafficPolicy", Ty::Str, false),
+    ],
+};
+
+const SERVICE: Message = Message {
+    name: "Service",
+    fields: &[F(1, "metadata", Ty::Msg(&OBJECT_META), false), F(2, "spec", Ty::Msg(&SERVICE_SPEC), false), F(3, "status", Ty::Skip, false)],
+};
+
+/// The kinds read from protobuf: those kubectl's generators create.
+fn message_of(kind: &str) -> Option<&'static Message> {
+    match kind {
+        "ConfigMap" => Some(&CONFIG_MAP),
+        "Secret" => Some(&SECRET),
+        "Namespace" => Some(&NAMESPACE),
+        "Deployment" => Some(&DEPLOYMENT),
+        "Service" => Some(&SERVICE),
+        _ => None,
+    }
+}
+
+/// A `map<string, V>` entry: its key and its value's bytes.
+fn entry(b: &[u8]) -> Result<(String, &[u8]), String> {
+    let (mut key, mut value) = (String::new(), &[][..]);
     for (n, f) in fields(b)? {
         match (n, f) {
             (1, Field::Bytes(k)) => key = text(k)?,
-            (2, Field::Bytes(v)) if bytes => value = json!(base64::engine::general_purpose::STANDARD.encode(v)),
-            (2, Field::Bytes(v)) => value = json!(text(v)?),
+            (2, Field::Bytes(v)) => value = v,
             _ => {}
         }
     }
     Ok((key, value))
 }
 
-fn insert_entry(map: &mut Map<String, Value>, field: &str, b: &[u8], bytes: bool) -> Result<(), String> {
-    let (k, v) = entry(b, bytes)?;
-    let m = map.entry(field).or_insert_with(|| json!({}));
-    m[k] = v;
+fn wrong_type(message: &Message, name: &str) -> String {
+    format!("{}.{name} has the wrong wire type", message.name)
+}
+
+fn bytes_of<'a>(message: &Message, name: &str, f: Field<'a>) -> Result<&'a [u8], String> {
+    match f {
+        Field::Bytes(b) => Ok(b),
+        Field::Varint(_) => Err(wrong_type(message, name)),
+    }
+}
+
+fn varint_of(message: &Message, name: &str, f: Field<'_>) -> Result<u64, String> {
+    match f {
+        Field::Varint(v) => Ok(v),
+        Field::Bytes(_) => Err(wrong_type(message, name)),
+    }
+}
+
+/// A map entry's value as `read` reads it, added to the map `name` of `out` (protobuf sends a
+/// map one entry per field).
+fn map_entry(out: &mut Map<String, Value>, name: &str, b: &[u8], read: impl Fn(&[u8]) -> Result<Value, String>) -> Result<(), String> {
+    let (k, v) = entry(b)?;
+    let map = out.entry(name).or_insert_with(|| json!({}));
+    map[k] = read(v)?;
     Ok(())
 }
 
-fn object_meta(b: &[u8]) -> Result<Value, String> {
-    let mut meta = Map::new();
+fn quantity(b: &[u8]) -> Result<Value, String> {
+    let mut q = String::new();
+    for (n, f) in fields(b)? {
+        if let (1, Field::Bytes(s)) = (n, f) {
+            q = text(s)?;
+        }
+    }
+    Ok(json!(q))
+}
+
+fn int_or_string(b: &[u8]) -> Result<Value, String> {
+    let (mut is_string, mut int, mut string) = (false, 0i64, String::new());
     for (n, f) in fields(b)? {
         match (n, f) {
-            // Go writes every string field, set or not; JSON leaves the empty ones out.
-            (_, Field::Bytes([])) => {}
-            (1, Field::Bytes(v)) => _ = meta.insert("name".into(), json!(text(v)?)),
-            (2, Field::Bytes(v)) => _ = meta.insert("generateName".into(), json!(text(v)?)),
-            (3, Field::Bytes(v)) => _ = meta.insert("namespace".into(), json!(text(v)?)),
-            (11, Field::Bytes(v)) => insert_entry(&mut meta, "labels", v, false)?,
-            (12, Field::Bytes(v)) => insert_entry(&mut meta, "annotations", v, false)?,
-            (14, Field::Bytes(v)) => {
-                let list = meta.entry("finalizers").or_insert_with(|| json!([]));
-                list.as_array_mut().into_iter().for_each(|l| l.push(json!(String::from_utf8_lossy(v))));
-            }
+            (1, Field::Varint(t)) => is_string = t == 1,
+            (2, Field::Varint(i)) => int = i as i64,
+            (3, Field::Bytes(s)) => string = text(s)?,
             _ => {}
         }
     }
-    Ok(Value::Object(meta))
+    Ok(if is_string { json!(string) } else { json!(int) })
+}
+
+/// One field's value, or None when it is Go's encoding of an unset value (or a map entry, added
+/// to `out` directly).
+fn value(message: &Message, name: &str, ty: Ty, f: Field<'_>, out: &mut Map<String, Value>) -> Result<Option<Value>, String> {
+    Ok(match ty {
+        Ty::Skip => None,
+        Ty::Str => Some(json!(text(bytes_of(message, name, f)?)?)),
+        // Varints carry int32 and int64 alike; a negative one is sign-extended to 64 bits.
+        Ty::Int => Some(json!(varint_of(message, name, f)? as i64)),
+        Ty::IntZ => Some(json!(varint_of(message, name, f)? as i64)).filter(|v| v != &json!(0)),
+        Ty::Bool => Some(json!(varint_of(message, name, f)? != 0)).filter(|v| v == &json!(true)),
+        Ty::BoolPtr => Some(json!(varint_of(message, name, f)? != 0)),
+        Ty::StrMap => {
+            map_entry(out, name, bytes_of(message, name, f)?, |v| Ok(json!(text(v)?)))?;
+            None
+        }
+        Ty::BytesMap => {
+            map_entry(out, name, bytes_of(message, name, f)?, |v| Ok(json!(base64::engine::general_purpose::STANDARD.encode(v))))?;
+            None
+        }
+        Ty::QuantityMap => {
+            map_entry(out, name, bytes_of(message, name, f)?, quantity)?;
+            None
+        }
+        Ty::IntOrString => Some(int_or_string(bytes_of(message, name, f)?)?),
+        Ty::Msg(inner) => Some(decode_message(inner, bytes_of(message, name, f)?)?),
+    })
+}
+
+fn decode_message(message: &Message, b: &[u8]) -> Result<Value, String> {
+    let mut out = Map::new();
+    for (n, f) in fields(b)? {
+        let F(_, name, ty, repeated) = message
+            .fields
+            .iter()
+            .find(|field| field.0 == n)
+            .ok_or_else(|| format!("field {n} of {} is not read from protobuf: send it as JSON (kubectl create -f)", message.name))?;
+        let Some(v) = value(message, name, *ty, f, &mut out)? else { continue };
+        if *repeated {
+            let list = out.entry(*name).or_insert_with(|| json!([]));
+            list.as_array_mut().into_iter().for_each(|l| l.push(v.clone()));
+        } else if !(matches!(ty, Ty::Str) && v == "") {
+            out.insert(name.to_string(), v);
+        }
+    }
+    Ok(Value::Object(out))
 }
 
 /// The JSON of a protobuf request body of kind `kind`; `Err` says why it cannot be read (an
-/// unknown envelope, or a kind whose fields are not read here).
+/// unknown envelope, a kind or a field not read here).
 pub fn decode(kind: &str, body: &[u8]) -> Result<Value, String> {
     let unknown = body.strip_prefix(b"k8s\0").ok_or("the body does not start with the protobuf magic number")?;
     let (mut api_version, mut sent_kind, mut raw) = (String::new(), String::new(), &[][..]);
@@ -126,25 +428,12 @@ pub fn decode(kind: &str, body: &[u8]) -> Result<Value, String> {
     if sent_kind != kind {
         return Err(format!("a {sent_kind} sent to the endpoint of {kind}"));
     }
+    let message = message_of(kind).ok_or_else(|| format!("{kind} is not read from protobuf"))?;
     let mut obj = Map::new();
     obj.insert("apiVersion".into(), json!(api_version));
     obj.insert("kind".into(), json!(kind));
-    for (n, f) in fields(raw)? {
-        match (kind, n, f) {
-            (_, 1, Field::Bytes(v)) => _ = obj.insert("metadata".into(), object_meta(v)?),
-            ("ConfigMap", 2, Field::Bytes(v)) => insert_entry(&mut obj, "data", v, false)?,
-            ("ConfigMap", 3, Field::Bytes(v)) => insert_entry(&mut obj, "binaryData", v, true)?,
-            ("ConfigMap", 4, Field::Varint(v)) | ("Secret", 5, Field::Varint(v)) => _ = obj.insert("immutable".into(), json!(v != 0)),
-            ("Secret", 2, Field::Bytes(v)) => insert_entry(&mut obj, "data", v, true)?,
-            ("Secret", 3, Field::Bytes(v)) if !v.is_empty() => _ = obj.insert("type".into(), json!(text(v)?)),
-            ("Secret", 4, Field::Bytes(v)) => insert_entry(&mut obj, "stringData", v, false)?,
-            // A Namespace's spec and status hold nothing a create sets.
-            ("ConfigMap" | "Secret" | "Namespace", _, _) => {}
-            _ => return Err(format!("{kind} is not read from protobuf")),
-        }
-    }
-    if !matches!(kind, "ConfigMap" | "Secret" | "Namespace") {
-        return Err(format!("{kind} is not read from protobuf"));
+    if let Value::Object(fields) = decode_message(message, raw)? {
+        obj.extend(fields);
     }
     Ok(Value::Object(obj))
 }
@@ -178,7 +467,43 @@ mod tests {
         );
         assert!(decode("ConfigMap", &body).unwrap_err().contains("a Secret sent to the endpoint of ConfigMap"));
         assert!(decode("Secret", b"{}").is_err());
+        // A field the tables do not hold fails the request rather than being lost.
+        let odd = [b"k8s\0".to_vec(), field(1, &[field(1, b"v1"), field(2, b"Secret")].concat()), field(2, &field(9, b"x"))].concat();
+        assert_eq!(decode("Secret", &odd).unwrap_err(), "field 9 of Secret is not read from protobuf: send it as JSON (kubectl create -f)");
         let pod = [b"k8s\0".to_vec(), field(1, &[field(1, b"v1"), field(2, b"Pod")].concat())].concat();
         assert_eq!(decode("Pod", &pod).unwrap_err(), "Pod is not read from protobuf");
+    }
+
+    fn varint_field(n: u64, v: u8) -> Vec<u8> {
+        vec![(n << 3) as u8, v]
+    }
+
+    /// `kubectl create deployment web --image=nginx --port=80 --replicas=0`: Go's unset values
+    /// (an empty generateName, minReadySeconds 0, paused false, an empty status) left out, the
+    /// pointer replicas kept at 0.
+    #[test]
+    fn a_deployment_from_the_clientset() {
+        let port = [varint_field(2, 0), varint_field(3, 80), field(4, b"")].concat();
+        let container = [field(1, b"nginx"), field(2, b"nginx"), field(6, &port), field(8, b"")].concat();
+        let template = [field(1, &field(11, &entry("app", b"web"))), field(2, &field(2, &container))].concat();
+        let spec = [
+            varint_field(1, 0),
+            field(2, &field(1, &entry("app", b"web"))),
+            field(3, &template),
+            field(4, b""),
+            varint_field(5, 0),
+            varint_field(7, 0),
+        ]
+        .concat();
+        let deployment = [field(1, &[field(1, b"web"), field(2, b"")].concat()), field(2, &spec), field(3, b"")].concat();
+        let type_meta = [field(1, b"apps/v1"), field(2, b"Deployment")].concat();
+        let body = [b"k8s\0".to_vec(), field(1, &type_meta), field(2, &deployment)].concat();
+        assert_eq!(
+            decode("Deployment", &body).unwrap(),
+            json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+                   "spec": {"replicas": 0, "selector": {"matchLabels": {"app": "web"}}, "strategy": {},
+                            "template": {"metadata": {"labels": {"app": "web"}},
+                                         "spec": {"containers": [{"name": "nginx", "image": "nginx", "ports": [{"containerPort": 80}], "resources": {}}]}}}})
+        );
     }
 }
