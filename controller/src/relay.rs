@@ -214,6 +214,25 @@ pub async fn pod_exec(
     Ok(answered(&format!("the agent of node {node}"), agent.exec(input)).await?.into_inner())
 }
 
+/// One forwarded connection to a port of pod `namespace/name` through the agent of its node,
+/// for the REST API (`pods/portforward`) as for `emu port-forward`: `data` is what the client
+/// sends (its end ends the client's side).
+pub async fn pod_port_forward(
+    shared: &Shared,
+    namespace: &str,
+    pod: &str,
+    port: u32,
+    data: impl Stream<Item = Vec<u8>> + Send + 'static,
+) -> Result<Streaming<PortForwardOutput>, Status> {
+    let (uid, node) = pod_on_node(shared, namespace, pod)?;
+    let start = emu_proto::PortForwardStart { namespace: namespace.into(), pod: pod.into(), pod_uid: uid, port };
+    let first = PortForwardInput { input: Some(port_forward_input::Input::Start(start)) };
+    let rest = data.map(|d| PortForwardInput { input: Some(port_forward_input::Input::Data(d)) });
+    let mut agent = agent(shared, &node).await?;
+    let input = futures::stream::once(async move { first }).chain(rest);
+    Ok(answered(&format!("the agent of node {node}"), agent.port_forward(input)).await?.into_inner())
+}
+
 /// The uid and node of pod `namespace/name`, which an ExecStart names.
 pub fn pod_placement(shared: &Shared, namespace: &str, name: &str) -> Result<(String, String), Status> {
     pod_on_node(shared, namespace, name)

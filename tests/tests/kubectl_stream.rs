@@ -17,6 +17,21 @@ const TWO: &str = concat!(
     "    command: [\"sh\", \"-c\", \"i=0; while true; do echo b $i; i=$((i+1)); sleep 0.2; done\"]\n",
 );
 
+/// A pod serving nginx's welcome page on port 80.
+const WEB: &str = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\nspec:\n  containers:\n  - name: nginx\n    image: nginx\n    ports:\n    - containerPort: 80\n";
+
+/// `GET /` on 127.0.0.1:`port`: the whole answer, or what came before an error.
+fn http_get(port: u16) -> String {
+    use std::io::{Read, Write};
+    let mut answer = String::new();
+    if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let _ = s.write_all(b"GET / HTTP/1.0\r\nHost: web\r\n\r\n");
+        let _ = s.read_to_string(&mut answer);
+    }
+    answer
+}
+
 /// The number of a container's line `a 12`.
 fn number(line: &str) -> u64 {
     line.split_whitespace().nth(1).and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("not a numbered line: {line:?}"))
@@ -88,6 +103,25 @@ fn kubectl_reads_logs_and_runs_commands() {
     assert_eq!(session.code, 5, "{}{}", session.stdout, session.stderr);
     // The shell's answer, after the echo of the line typed.
     assert!(session.stdout.contains("\r\n42 xterm\r\n"), "{:?}", session.stdout);
+    // port-forward (SPDY inside WebSocket): a local port to nginx in a pod, twice; a port
+    // nothing listens on is kubectl's error line.
+    c.apply("web.yaml", WEB).ok();
+    c.ready_pod("web");
+    let mut forward = Streaming::start(d, &["port-forward", "pod/web", ":80"]);
+    let line = forward.expect("the local port", limit, |l| l.starts_with("Forwarding from 127.0.0.1:"));
+    let port: u16 = line["Forwarding from 127.0.0.1:".len()..].split(' ').next().unwrap().parse().unwrap();
+    for _ in 0..2 {
+        let page = http_get(port);
+        assert!(page.starts_with("HTTP/1.1 200 OK") && page.contains("Welcome to nginx!"), "{page}");
+    }
+    drop(forward);
+    let mut refused = Streaming::start_with_stderr(d, &["port-forward", "pod/web", ":81"]);
+    let line = refused.expect("the local port", limit, |l| l.starts_with("Forwarding from 127.0.0.1:"));
+    let port: u16 = line["Forwarding from 127.0.0.1:".len()..].split(' ').next().unwrap().parse().unwrap();
+    let _ = http_get(port);
+    refused.expect("the error", limit, |l| l.contains("an error occurred forwarding") && l.contains("Connection refused"));
+    drop(refused);
+
     let none = kubectl(d, limit, &["exec", "two", "-c", "nope", "--", "true"]);
     assert!(none.code != 0 && none.stderr.contains("container nope is not valid for pod two"), "{}", none.stderr);
 }

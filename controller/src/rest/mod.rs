@@ -7,7 +7,8 @@
 //! object (and of its `status` and `scale`), LIST with label and field selectors, `limit` and
 //! `continue`, as JSON or as a Table ([`table`]), the writes ([`write`]), watch ([`watch`]), and
 //! the pod streams the node agents serve ([`stream`]: `pods/log`, `pods/exec` over WebSocket,
-//! [`channel`]). What is not served (attach, port-forward) gets kube-apiserver's 405.
+//! [`channel`], `pods/portforward` as SPDY inside WebSocket, [`spdy`]). `pods/attach` gets
+//! kube-apiserver's 405.
 //!
 //! An answer ([`Served`]) is whole ([`Reply`]), a stream written as it comes (watch, logs), one
 //! to wait for (what an agent must say first), or a switch to WebSocket ([`Upgrade`]).
@@ -17,6 +18,7 @@ pub mod channel;
 pub mod discovery;
 pub mod list;
 pub mod request;
+pub mod spdy;
 pub mod status;
 pub mod stream;
 pub mod table;
@@ -169,6 +171,7 @@ pub fn serve(
     match info.verb.as_str() {
         "get" if info.subresource == "log" => stream::logs(&call),
         "get" | "create" if matches!(info.subresource.as_str(), "exec" | "attach") => stream::exec(&call),
+        "get" | "create" if info.subresource == "portforward" => stream::port_forward(&call),
         "get" => get(&call).map(Into::into),
         "list" => list(&call).map(Into::into),
         "watch" => watch::watch(&call).map(Served::Stream),

@@ -1,8 +1,11 @@
 //! The pod streams of the REST API that a node's agent serves (kube-apiserver hands them to the
-//! kubelet): `pods/log` (facts 9.1), and `pods/exec` and `pods/attach` over WebSocket (facts 7,
-//! [`super::channel`]). They go through [`crate::relay`], as `emu logs` and `emu exec` do.
+//! kubelet): `pods/log` (facts 9.1), `pods/exec` over WebSocket (facts 7.2,
+//! [`super::channel`]) and `pods/portforward` as kubectl 1.32 speaks it, SPDY/3.1 inside
+//! WebSocket (facts 7.3, [`super::spdy`]). They go through [`crate::relay`], as `emu logs`,
+//! `emu exec` and `emu port-forward` do.
 
 use super::channel::{self, ExecOptions, FromClient};
+use super::spdy;
 use super::status::{ApiError, FieldError};
 use super::{request::query_param, Call, Served, Stream, Upgrade, Upgraded};
 use crate::relay;
@@ -12,6 +15,7 @@ use emu_api::object;
 use emu_proto::{exec_input, exec_output, ExecInput, ExecOutput, ExecStart, LogsRequest, TerminalSize};
 use futures::{SinkExt, StreamExt};
 use serde_json::Value;
+use std::collections::HashMap;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -294,6 +298,154 @@ async fn exec_session(shared: crate::state::Shared, start: ExecStart, options: E
     }
     let close = CloseFrame { code: CloseCode::Normal, reason: "".into() };
     let _ = to_client.send(Message::Close(Some(close))).await;
+}
+
+/// kubectl's port-forward subprotocol: SPDY/3.1 inside WebSocket binary messages.
+const PORT_FORWARD_PROTOCOLS: &[&str] = &["SPDY/3.1+portforward.k8s.io"];
+
+/// `pods/NAME/portforward` for kubectl (SPDY/3.1 inside WebSocket, [`super::spdy`]): each
+/// connection kubectl accepts opens an error stream and a data stream naming the port; the data
+/// stream is relayed to that port in the pod through the agent of its node, as `emu
+/// port-forward` does; a failure is written on the error stream, which ends with the data.
+pub(super) fn port_forward(call: &Call) -> Result<Served, ApiError> {
+    let pod = pod(call)?;
+    if object::str_at(&pod, &["spec", "nodeName"]).unwrap_or("").is_empty() {
+        return Err(ApiError::bad_request(format!("pod {} does not have a host assigned", call.info.name)));
+    }
+    let (shared, namespace, name) = (call.shared.clone(), call.info.namespace.clone(), call.info.name.clone());
+    Ok(Served::Upgrade(Upgrade {
+        protocols: PORT_FORWARD_PROTOCOLS,
+        run: Box::new(move |io, _| Box::pin(port_forward_session(shared, namespace, name, io))),
+    }))
+}
+
+async fn port_forward_session(shared: crate::state::Shared, namespace: String, pod: String, io: Upgraded) {
+    let ws = WebSocketStream::from_raw_socket(io, Role::Server, None).await;
+    let (mut sink, mut source) = ws.split();
+    // One writer owns the socket; every stream's task sends it whole frames.
+    let (out, mut frames) = mpsc::channel::<Vec<u8>>(64);
+    let writer = tokio::spawn(async move {
+        while let Some(frame) = frames.recv().await {
+            if sink.send(Message::Binary(Bytes::from(frame))).await.is_err() {
+                return;
+            }
+        }
+        let _ = sink.send(Message::Close(Some(CloseFrame { code: CloseCode::Normal, reason: "".into() }))).await;
+    });
+    let (mut buf, mut headers_out, mut headers_in) = (Vec::new(), spdy::HeaderWriter::default(), spdy::HeaderReader::default());
+    // The client's side of each data stream, and the error stream of each request.
+    let mut inputs: HashMap<u32, mpsc::Sender<Vec<u8>>> = HashMap::new();
+    let mut error_streams: HashMap<String, u32> = HashMap::new();
+    let mut tasks = Vec::new();
+    'session: while let Some(Ok(message)) = source.next().await {
+        match message {
+            Message::Binary(bytes) => buf.extend_from_slice(&bytes),
+            Message::Close(_) => break,
+            _ => continue,
+        }
+        loop {
+            let frame = match spdy::next_frame(&mut buf) {
+                Ok(Some(frame)) => frame,
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::debug!(error = %e, "port-forward: bad SPDY frame");
+                    break 'session;
+                }
+            };
+            let reply = match frame {
+                spdy::Frame::Control { kind: spdy::SYN_STREAM, payload, .. } => {
+                    let Ok((stream, headers)) = headers_in.syn_stream(&payload) else { break 'session };
+                    let header =
+                        |name: &str| headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone()).unwrap_or_default();
+                    if out.send(headers_out.syn_reply(stream, &[])).await.is_err() {
+                        break 'session;
+                    }
+                    match (header("streamtype").as_str(), header("port").parse::<u16>()) {
+                        ("error", _) => {
+                            error_streams.insert(header("requestid"), stream);
+                            None
+                        }
+                        ("data", Ok(port)) => {
+                            let (tx, rx) = mpsc::channel(16);
+                            inputs.insert(stream, tx);
+                            let error_stream = error_streams.remove(&header("requestid"));
+                            let (shared, namespace, pod, out) = (shared.clone(), namespace.clone(), pod.clone(), out.clone());
+                            tasks.push(tokio::spawn(async move {
+                                forward(&shared, &namespace, &pod, port, rx, (stream, error_stream), &out).await
+                            }));
+                            None
+                        }
+                        _ => Some(spdy::rst_stream(stream, 1)),
+                    }
+                }
+                spdy::Frame::Control { kind: spdy::PING, payload, .. } => spdy::first_word(&payload).map(spdy::ping),
+                spdy::Frame::Control { kind: spdy::RST_STREAM, payload, .. } => {
+                    if let Some(stream) = spdy::first_word(&payload) {
+                        inputs.remove(&stream);
+                    }
+                    None
+                }
+                spdy::Frame::Control { kind: spdy::GOAWAY, .. } => break 'session,
+                // SETTINGS, WINDOW_UPDATE (spdystream keeps no flow-control windows), HEADERS.
+                spdy::Frame::Control { .. } => None,
+                spdy::Frame::Data { stream, flags, data } => {
+                    if let Some(tx) = inputs.get(&stream).filter(|_| !data.is_empty()) {
+                        let _ = tx.send(data).await;
+                    }
+                    if flags & spdy::FIN != 0 {
+                        // The client's side ended: so does the pod's connection's writing side.
+                        inputs.remove(&stream);
+                    }
+                    None
+                }
+            };
+            if let Some(reply) = reply {
+                if out.send(reply).await.is_err() {
+                    break 'session;
+                }
+            }
+        }
+    }
+    for task in tasks {
+        task.abort();
+    }
+    drop(out);
+    let _ = writer.await;
+}
+
+/// One forwarded connection: the client's bytes to `port` in the pod, the pod's back on the
+/// data stream, then the end of the data stream and of its error stream (with the failure, if
+/// any: kubectl prints it and stops forwarding).
+async fn forward(
+    shared: &crate::state::Shared,
+    namespace: &str,
+    pod: &str,
+    port: u16,
+    from_client: mpsc::Receiver<Vec<u8>>,
+    (stream, error_stream): (u32, Option<u32>),
+    out: &mpsc::Sender<Vec<u8>>,
+) {
+    let failure = match relay::pod_port_forward(shared, namespace, pod, u32::from(port), ReceiverStream::new(from_client)).await {
+        Err(e) => Some(e.message().to_string()),
+        Ok(mut from_pod) => loop {
+            match from_pod.message().await {
+                Ok(Some(o)) => {
+                    for chunk in o.data.chunks(32 * 1024) {
+                        if out.send(spdy::data(stream, 0, chunk)).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+                Ok(None) => break None,
+                Err(e) => break Some(e.message().to_string()),
+            }
+        },
+    };
+    let _ = out.send(spdy::data(stream, spdy::FIN, b"")).await;
+    if let Some(error_stream) = error_stream {
+        let text = failure.map(|e| format!("error forwarding port {port} to pod {pod}: {e}")).unwrap_or_default();
+        let _ = out.send(spdy::data(error_stream, spdy::FIN, text.as_bytes())).await;
+    }
 }
 
 #[cfg(test)]

@@ -79,15 +79,17 @@ pub struct Streaming {
 impl Streaming {
     pub fn start(dir: &Path, args: &[&str]) -> Streaming {
         let mut child = kubectl_cmd(dir, args).stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().expect("starting kubectl");
-        let out = child.stdout.take().unwrap();
         let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
+        read_lines(child.stdout.take().unwrap(), tx);
+        Streaming { child, lines, seen: Vec::new() }
+    }
+
+    /// As [`Streaming::start`], its stderr's lines read too.
+    pub fn start_with_stderr(dir: &Path, args: &[&str]) -> Streaming {
+        let mut child = kubectl_cmd(dir, args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("starting kubectl");
+        let (tx, lines) = mpsc::channel();
+        read_lines(child.stdout.take().unwrap(), tx.clone());
+        read_lines(child.stderr.take().unwrap(), tx);
         Streaming { child, lines, seen: Vec::new() }
     }
 
@@ -114,4 +116,15 @@ impl Drop for Streaming {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Sends `from`'s lines to `to` from a thread of its own, until either ends.
+fn read_lines(from: impl std::io::Read + Send + 'static, to: mpsc::Sender<String>) {
+    std::thread::spawn(move || {
+        for line in BufReader::new(from).lines().map_while(Result::ok) {
+            if to.send(line).is_err() {
+                return;
+            }
+        }
+    });
 }
