@@ -287,6 +287,8 @@ impl Router {
             (_, ["api", version]) => discovery::resource_list("", version, pretty),
             (_, ["apis", group]) => discovery::group(group, pretty),
             (_, ["apis", group, version]) => discovery::resource_list(group, version, pretty),
+            (_, ["openapi", "v3"]) => Some(rest::openapi::root()),
+            (_, ["openapi", "v3", ..]) => return openapi_document(request, pretty),
             _ => None,
         };
         match document {
@@ -294,6 +296,33 @@ impl Router {
             None => failure(&ApiError::no_such_path(), pretty),
         }
     }
+}
+
+/// A group version's OpenAPI v3 document (`/openapi/v3/api/v1?hash=H`), as kube-apiserver serves
+/// it: with the current hash it may be cached for good (`immutable`), with another one the client
+/// is sent to the current URL (301).
+fn openapi_document(request: &Request<Bytes>, pretty: bool) -> Response<Body> {
+    let path = request.uri().path().trim_start_matches("/openapi/v3/").trim_end_matches('/');
+    let Some((body, hash)) = rest::openapi::document(path) else { return failure(&ApiError::no_such_path(), pretty) };
+    let asked = request.uri().query().unwrap_or("").split('&').find_map(|p| p.strip_prefix("hash="));
+    let mut response = match asked {
+        Some(h) if h != hash => {
+            let mut moved = reply(StatusCode::MOVED_PERMANENTLY, "application/json", String::new());
+            let location = format!("/openapi/v3/{path}?hash={hash}");
+            moved.headers_mut().insert(header::LOCATION, HeaderValue::from_str(&location).expect("a path and hex digits"));
+            return moved;
+        }
+        Some(_) => {
+            let mut fresh = json(StatusCode::OK, body);
+            fresh.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, immutable"));
+            fresh
+        }
+        None => json(StatusCode::OK, body),
+    };
+    let headers = response.headers_mut();
+    headers.insert(header::VARY, HeaderValue::from_static("Accept"));
+    headers.insert(header::ETAG, HeaderValue::from_str(&format!("\"{hash}\"")).expect("hex digits make a header value"));
+    response
 }
 
 /// The answer to a resource request: written whole, streamed, waited for (what a node's agent

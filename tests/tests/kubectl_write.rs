@@ -7,9 +7,9 @@
 //! host with the kubeconfig `emu kubeconfig` prints; what it changed is read back with `emu get`.
 //!
 //! kubectl's default `--validate=strict` first asks `/openapi/v3` whether the server validates
-//! fields itself, and fails without it; until the API server serves OpenAPI, the writes here pass
-//! `--validate=false` (kubectl then sends `fieldValidation=Ignore`), and Strict is asked for
-//! with `create --raw`.
+//! fields itself (it fails without it): the writes here use that default, so kubectl sends
+//! `fieldValidation=Strict` and an unknown field is the server's strict decoding error; one
+//! apply with `--validate=false` (kubectl then sends `fieldValidation=Ignore`) has it dropped.
 
 use emu_tests::{Cluster, Run};
 use serde_json::Value;
@@ -117,13 +117,13 @@ fn kubectl_writes_what_emu_then_holds() {
     let three = home.write("three.yaml", &scenario("run-my-nginx.yaml").replace("replicas: 2", "replicas: 3"));
 
     // The tutorial: apply, apply a change, apply it again (nothing to send), expose, scale.
-    assert_eq!(home.ok(&["apply", "--validate=false", "-f", &nginx]), "deployment.apps/my-nginx created\n");
+    assert_eq!(home.ok(&["apply", "-f", &nginx]), "deployment.apps/my-nginx created\n");
     let d = held(&c, "deployment", "my-nginx").unwrap();
     assert!(d["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"].is_string(), "{d}");
     c.ready_pods("run=my-nginx", 2);
-    assert_eq!(home.ok(&["apply", "--validate=false", "-f", &three]), "deployment.apps/my-nginx configured\n");
+    assert_eq!(home.ok(&["apply", "-f", &three]), "deployment.apps/my-nginx configured\n");
     assert_eq!(replicas(&c), 3);
-    assert_eq!(home.ok(&["apply", "--validate=false", "-f", &three]), "deployment.apps/my-nginx unchanged\n");
+    assert_eq!(home.ok(&["apply", "-f", &three]), "deployment.apps/my-nginx unchanged\n");
     assert_eq!(home.ok(&["expose", "deployment", "my-nginx"]), "service/my-nginx exposed\n");
     let svc = held(&c, "service", "my-nginx").unwrap();
     assert_eq!((svc["spec"]["ports"][0]["port"].as_i64(), &svc["spec"]["selector"]["run"]), (Some(80), &Value::from("my-nginx")));
@@ -169,43 +169,50 @@ fn kubectl_writes_what_emu_then_holds() {
     assert!(held(&c, "deployment", "my-nginx").unwrap()["metadata"]["labels"].get("z").is_none());
 
     // edit: the editor is a script.
-    let edit = home.kubectl_env(&[("KUBE_EDITOR", "sed -i s/a:\\ b/a:\\ edited/")], &["edit", "--validate=false", "configmap", "cm1"]);
+    let edit = home.kubectl_env(&[("KUBE_EDITOR", "sed -i s/a:\\ b/a:\\ edited/")], &["edit", "configmap", "cm1"]);
     assert_eq!((edit.code, edit.stdout.as_str()), (0, "configmap/cm1 edited\n"), "{}", edit.stderr);
     assert_eq!(held(&c, "configmap", "cm1").unwrap()["data"]["a"], "edited");
 
     // Server-side apply: a create, then a change merged in; server-side dry run stores nothing.
     let cm = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm2\ndata:\n  k: first\n";
     let cm_file = home.write("cm2.yaml", cm);
-    assert_eq!(home.ok(&["apply", "--server-side", "--validate=false", "-f", &cm_file]), "configmap/cm2 serverside-applied\n");
+    assert_eq!(home.ok(&["apply", "--server-side", "-f", &cm_file]), "configmap/cm2 serverside-applied\n");
     home.write("cm2.yaml", &cm.replace("first", "second"));
-    assert_eq!(home.ok(&["apply", "--server-side", "--validate=false", "-f", &cm_file]), "configmap/cm2 serverside-applied\n");
+    assert_eq!(home.ok(&["apply", "--server-side", "-f", &cm_file]), "configmap/cm2 serverside-applied\n");
     assert_eq!(held(&c, "configmap", "cm2").unwrap()["data"]["k"], "second");
     let five = home.write("five.yaml", &scenario("run-my-nginx.yaml").replace("replicas: 2", "replicas: 5"));
-    assert_eq!(
-        home.ok(&["apply", "--dry-run=server", "--validate=false", "-f", &five]),
-        "deployment.apps/my-nginx configured (server dry run)\n"
-    );
+    assert_eq!(home.ok(&["apply", "--dry-run=server", "-f", &five]), "deployment.apps/my-nginx configured (server dry run)\n");
     assert_eq!(replicas(&c), 2);
 
     // Bad input, each refused with kube-apiserver's error and nothing stored.
     let bad =
         home.write("bad.yaml", "apiVersion: v1\nkind: Service\nmetadata:\n  name: bad\nspec:\n  ports:\n  - port: 0\n    targetPort: 80\n");
-    let e = home.fails(&["apply", "--validate=false", "-f", &bad]);
+    let e = home.fails(&["apply", "-f", &bad]);
     assert_eq!(e, "The Service \"bad\" is invalid: spec.ports[0].port: Invalid value: 0: must be between 1 and 65535, inclusive\n");
     assert!(held(&c, "service", "bad").is_none());
-    let e = home.fails(&["create", "--validate=false", "-f", &nginx]);
+    let e = home.fails(&["create", "-f", &nginx]);
     assert_eq!(
         e,
         format!("Error from server (AlreadyExists): error when creating {nginx:?}: deployments.apps \"my-nginx\" already exists\n")
     );
     let unknown = home
         .write("unknown.json", r#"{"apiVersion":"v1","kind":"Service","metadata":{"name":"odd"},"spec":{"foo":1,"ports":[{"port":80}]}}"#);
+    // kubectl's default validation: Strict, checked by the server (it found fieldValidation in
+    // the OpenAPI document of core/v1).
+    let e = home.fails(&["apply", "-f", &unknown]);
+    assert!(
+        e.contains("Service in version \"v1\" cannot be handled as a Service: strict decoding error: unknown field \"spec.foo\""),
+        "{e}"
+    );
+    assert!(held(&c, "service", "odd").is_none());
     let e = home.fails(&["create", "--raw", "/api/v1/namespaces/default/services?fieldValidation=Strict", "-f", &unknown]);
     assert!(
         e.contains("Service in version \"v1\" cannot be handled as a Service: strict decoding error: unknown field \"spec.foo\""),
         "{e}"
     );
     assert!(held(&c, "service", "odd").is_none());
+    assert_eq!(home.ok(&["apply", "--validate=false", "-f", &unknown]), "service/odd created\n");
+    assert!(held(&c, "service", "odd").expect("created")["spec"].get("foo").is_none(), "Ignore drops the unknown field");
 
     // delete: the pod goes (graceful: its agent stops it), so does the ConfigMap. The pod is one
     // of the patched template's, once the rollout the patches started is over.
@@ -226,7 +233,7 @@ fn kubectl_writes_what_emu_then_holds() {
     let mut live = home.ok(&["get", "deployment", "my-nginx", "-o", "yaml"]);
     live = live.replace("replicas: 2", "replicas: 1");
     let replaced = home.write("replaced.yaml", &live);
-    assert_eq!(home.ok(&["replace", "--validate=false", "-f", &replaced]), "deployment.apps/my-nginx replaced\n");
+    assert_eq!(home.ok(&["replace", "-f", &replaced]), "deployment.apps/my-nginx replaced\n");
     assert_eq!(replicas(&c), 1);
     assert_eq!(home.ok(&["set", "image", "deployment/my-nginx", "my-nginx=nginx:1.25"]), "deployment.apps/my-nginx image updated\n");
     assert_eq!(held(&c, "deployment", "my-nginx").unwrap()["spec"]["template"]["spec"]["containers"][0]["image"], "nginx:1.25");

@@ -17,6 +17,7 @@ pub mod authz;
 pub mod channel;
 pub mod discovery;
 pub mod list;
+pub mod openapi;
 pub mod request;
 pub mod spdy;
 pub mod status;

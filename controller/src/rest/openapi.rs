@@ -1,0 +1,178 @@
+//! OpenAPI v3, as far as kubectl reads it today: `GET /openapi/v3` lists one document per group
+//! version, and each document has, for every kind emu serves, its paths with the operations
+//! kubectl probes. kubectl's default `--validate=strict` asks whether the server checks fields
+//! itself: it finds the first path whose `patch` operation carries the kind's
+//! `x-kubernetes-group-version-kind` and looks for a `fieldValidation` query parameter; found, it
+//! sends `?fieldValidation=Strict` and leaves the checking to the server (emu's admission, which
+//! names unknown fields as kube-apiserver does). Without any OpenAPI, kubectl refuses every
+//! `apply` and `create -f` with `failed to download openapi`.
+//!
+//! Not yet: the fields' schemas (`kubectl explain`). The component schemas here name their kind
+//! and nothing else, so the patch operations do not offer `application/strategic-merge-patch+json`:
+//! kubectl would otherwise compute `apply`'s strategic merge from these empty schemas (lists
+//! replaced, not merged by key); without it kubectl uses its compiled-in types for built-in kinds.
+
+use super::discovery;
+use emu_api::kinds::{ResourceKind, KINDS};
+use serde_json::{json, Map, Value};
+
+/// The path of the document of group version `(group, version)`: `api/v1`, `apis/apps/v1`.
+fn document_path(group: &str, version: &str) -> String {
+    if group.is_empty() {
+        format!("api/{version}")
+    } else {
+        format!("apis/{group}/{version}")
+    }
+}
+
+/// Every group version served, core first.
+fn group_versions() -> Vec<(&'static str, &'static str)> {
+    let mut gvs = vec![("", "v1")];
+    gvs.extend(discovery::groups());
+    gvs
+}
+
+/// `GET /openapi/v3`: where each group version's document is, with the hash of its content (a
+/// client caches a document by that URL for good, so the hash changes whenever it does).
+pub fn root() -> String {
+    let paths: Map<String, Value> = group_versions()
+        .into_iter()
+        .filter_map(|(group, version)| {
+            let path = document_path(group, version);
+            let (_, hash) = document(&path)?;
+            Some((path.clone(), json!({"serverRelativeURL": format!("/openapi/v3/{path}?hash={hash}")})))
+        })
+        .collect();
+    json!({"paths": paths}).to_string()
+}
+
+/// The document at `path` (`api/v1`, `apis/apps/v1`) and its hash (upper-case hex SHA-512, as
+/// kube-apiserver's); None for a group version emu does not serve.
+pub fn document(path: &str) -> Option<(String, String)> {
+    let (group, version) = group_versions().into_iter().find(|(g, v)| document_path(g, v) == path)?;
+    let kinds: Vec<&ResourceKind> = KINDS.iter().filter(|k| k.group == group && k.version == version).collect();
+    let mut paths = Map::new();
+    let mut schemas = Map::new();
+    for rk in kinds {
+        let gvk = json!({"group": rk.group, "version": rk.version, "kind": rk.kind});
+        let schema = schema_name(rk);
+        let object = json!({"$ref": format!("#/components/schemas/{schema}")});
+        let prefix = format!("/{}", document_path(group, version));
+        let collection =
+            if rk.namespaced { format!("{prefix}/namespaces/{{namespace}}/{}", rk.plural) } else { format!("{prefix}/{}", rk.plural) };
+        let op = |action: &str, extra: Value| {
+            let mut op = json!({
+                "operationId": format!("{action}{}", rk.kind),
+                "x-kubernetes-action": action,
+                "x-kubernetes-group-version-kind": gvk,
+                "responses": {"200": {"description": "OK", "content": {"application/json": {"schema": object}}}},
+            });
+            if let (Value::Object(op), Value::Object(extra)) = (&mut op, extra) {
+                op.extend(extra);
+            }
+            op
+        };
+        let write_parameters = json!([query_parameter("dryRun"), query_parameter("fieldManager"), query_parameter("fieldValidation"),]);
+        let body = |types: &[&str]| {
+            let content: Map<String, Value> = types.iter().map(|t| (t.to_string(), json!({"schema": object}))).collect();
+            json!({"content": content, "required": true})
+        };
+        paths.insert(
+            collection.clone(),
+            json!({
+                "get": op("list", json!({})),
+                "post": op("post", json!({"parameters": write_parameters, "requestBody": body(&["*/*"])})),
+            }),
+        );
+        let mut patch_parameters = write_parameters.clone();
+        if let Value::Array(p) = &mut patch_parameters {
+            p.push(query_parameter("force"));
+        }
+        let patch_types = ["application/apply-patch+yaml", "application/json-patch+json", "application/merge-patch+json"];
+        paths.insert(
+            format!("{collection}/{{name}}"),
+            json!({
+                "get": op("get", json!({})),
+                "put": op("put", json!({"parameters": write_parameters, "requestBody": body(&["*/*"])})),
+                "patch": op("patch", json!({"parameters": patch_parameters, "requestBody": body(&patch_types)})),
+                "delete": op("delete", json!({})),
+            }),
+        );
+        schemas.insert(
+            schema,
+            json!({
+                "description": format!("{} (emu serves this kind; its fields' schemas are not published yet).", rk.kind),
+                "type": "object",
+                "x-kubernetes-group-version-kind": [gvk],
+            }),
+        );
+    }
+    let doc = json!({
+        "openapi": "3.0.0",
+        "info": {"title": "Kubernetes", "version": emu_logic::cluster::KUBERNETES_VERSION},
+        "paths": paths,
+        "components": {"schemas": schemas},
+    })
+    .to_string();
+    let digest = ring::digest::digest(&ring::digest::SHA512, doc.as_bytes());
+    let hash = digest.as_ref().iter().map(|b| format!("{b:02X}")).collect();
+    Some((doc, hash))
+}
+
+/// A query parameter as kube-apiserver's documents write them.
+fn query_parameter(name: &str) -> Value {
+    json!({"name": name, "in": "query", "schema": {"type": "string", "uniqueItems": true}})
+}
+
+/// The component schema's name of a kind, Go-package style as kube-apiserver's:
+/// `io.k8s.api.core.v1.Pod`, `io.k8s.api.apps.v1.Deployment`, `io.k8s.api.discovery.v1.EndpointSlice`.
+fn schema_name(rk: &ResourceKind) -> String {
+    let package = match rk.group {
+        "" => "core".to_string(),
+        group => group.trim_end_matches(".k8s.io").to_string(),
+    };
+    if rk.group.ends_with(".k8s.io") || rk.group.is_empty() || !rk.group.contains('.') {
+        format!("io.k8s.api.{package}.{}.{}", rk.version, rk.kind)
+    } else {
+        // A group of emu's own (`emu.dev`): reversed, as custom resources' schemas are named.
+        let reversed: Vec<&str> = rk.group.rsplit('.').collect();
+        format!("{}.{}.{}", reversed.join("."), rk.version, rk.kind)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_root_lists_every_group_version_by_its_hash() {
+        let root: Value = serde_json::from_str(&root()).unwrap();
+        let paths = root["paths"].as_object().unwrap();
+        let keys: Vec<&str> = paths.keys().map(String::as_str).collect();
+        assert!(keys.contains(&"api/v1") && keys.contains(&"apis/apps/v1") && keys.contains(&"apis/discovery.k8s.io/v1"), "{keys:?}");
+        let (_, hash) = document("api/v1").unwrap();
+        assert_eq!(paths["api/v1"]["serverRelativeURL"], format!("/openapi/v3/api/v1?hash={hash}"));
+        assert_eq!(hash.len(), 128);
+        assert!(document("apis/nope/v1").is_none());
+    }
+
+    #[test]
+    fn a_kinds_patch_operation_offers_field_validation_as_kubectl_probes_it() {
+        let (doc, _) = document("api/v1").unwrap();
+        let doc: Value = serde_json::from_str(&doc).unwrap();
+        let patch = &doc["paths"]["/api/v1/namespaces/{namespace}/services/{name}"]["patch"];
+        assert_eq!(patch["x-kubernetes-group-version-kind"], json!({"group": "", "version": "v1", "kind": "Service"}));
+        assert!(patch["parameters"].as_array().unwrap().iter().any(|p| p["name"] == "fieldValidation" && p["in"] == "query"));
+        assert!(patch["requestBody"]["content"].get("application/strategic-merge-patch+json").is_none());
+        let schema = &doc["components"]["schemas"]["io.k8s.api.core.v1.Service"];
+        assert_eq!(schema["x-kubernetes-group-version-kind"], json!([{"group": "", "version": "v1", "kind": "Service"}]));
+        // Cluster-scoped kinds have no namespace in their paths.
+        assert!(doc["paths"]["/api/v1/nodes/{name}"]["patch"].is_object());
+        let (apps, _) = document("apis/apps/v1").unwrap();
+        let apps: Value = serde_json::from_str(&apps).unwrap();
+        assert!(apps["components"]["schemas"]["io.k8s.api.apps.v1.Deployment"].is_object());
+        let (discovery, _) = document("apis/discovery.k8s.io/v1").unwrap();
+        assert!(serde_json::from_str::<Value>(&discovery).unwrap()["components"]["schemas"]["io.k8s.api.discovery.v1.EndpointSlice"]
+            .is_object());
+    }
+}
