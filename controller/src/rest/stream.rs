@@ -300,8 +300,9 @@ async fn exec_session(shared: crate::state::Shared, start: ExecStart, options: E
     let _ = to_client.send(Message::Close(Some(close))).await;
 }
 
-/// kubectl's port-forward subprotocol: SPDY/3.1 inside WebSocket binary messages.
-const PORT_FORWARD_PROTOCOLS: &[&str] = &["SPDY/3.1+portforward.k8s.io"];
+/// kubectl's port-forward subprotocol (SPDY/3.1 inside WebSocket binary messages), then the
+/// Python client's (channels, as the kubelet's WebSocket port-forward serves them).
+const PORT_FORWARD_PROTOCOLS: &[&str] = &["SPDY/3.1+portforward.k8s.io", "v4.channel.k8s.io"];
 
 /// `pods/NAME/portforward` for kubectl (SPDY/3.1 inside WebSocket, [`super::spdy`]): each
 /// connection kubectl accepts opens an error stream and a data stream naming the port; the data
@@ -312,26 +313,89 @@ pub(super) fn port_forward(call: &Call) -> Result<Served, ApiError> {
     if object::str_at(&pod, &["spec", "nodeName"]).unwrap_or("").is_empty() {
         return Err(ApiError::bad_request(format!("pod {} does not have a host assigned", call.info.name)));
     }
+    let ports = forwarded_ports(&call.query)?;
     let (shared, namespace, name) = (call.shared.clone(), call.info.namespace.clone(), call.info.name.clone());
     Ok(Served::Upgrade(Upgrade {
         protocols: PORT_FORWARD_PROTOCOLS,
-        run: Box::new(move |io, _| Box::pin(port_forward_session(shared, namespace, name, io))),
+        run: Box::new(move |io, protocol| match protocol.starts_with("SPDY/") {
+            true => Box::pin(port_forward_session(shared, namespace, name, io)),
+            false => Box::pin(port_forward_channels(shared, namespace, name, ports, io)),
+        }),
     }))
 }
 
-async fn port_forward_session(shared: crate::state::Shared, namespace: String, pod: String, io: Upgraded) {
-    let ws = WebSocketStream::from_raw_socket(io, Role::Server, None).await;
-    let (mut sink, mut source) = ws.split();
-    // One writer owns the socket; every stream's task sends it whole frames.
-    let (out, mut frames) = mpsc::channel::<Vec<u8>>(64);
-    let writer = tokio::spawn(async move {
-        while let Some(frame) = frames.recv().await {
-            if sink.send(Message::Binary(Bytes::from(frame))).await.is_err() {
-                return;
+/// The `ports` of a channel port-forward (`ports=80,443` or repeated): the kubelet's 400 for
+/// one that is not a port. kubectl's SPDY port-forward names its ports in its streams instead.
+pub fn forwarded_ports(query: &[(String, String)]) -> Result<Vec<u16>, ApiError> {
+    let texts = query.iter().filter(|(k, _)| k == "ports").flat_map(|(_, v)| v.split(',')).map(str::trim).filter(|p| !p.is_empty());
+    texts
+        .map(|p| match p.parse::<u16>() {
+            Ok(port) if port > 0 => Ok(port),
+            _ => Err(ApiError::bad_request(format!("invalid port {p:?}: must be between 1 and 65535"))),
+        })
+        .collect()
+}
+
+/// The Python client's port-forward (`v4.channel.k8s.io`): for the i-th port, data on channel
+/// 2i and errors on 2i+1, each first carrying the port (2 bytes, little-endian); one connection
+/// to each port, and the socket closed once they are all done.
+async fn port_forward_channels(shared: crate::state::Shared, namespace: String, pod: String, ports: Vec<u16>, io: Upgraded) {
+    let (out, writer, mut source) = websocket(io).await;
+    let mut inputs = Vec::new();
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, port) in ports.iter().copied().enumerate() {
+        let (data, error) = ((2 * i) as u8, (2 * i + 1) as u8);
+        for ch in [data, error] {
+            let _ = out.send(channel::to_client(ch, &port.to_le_bytes())).await;
+        }
+        let (tx, rx) = mpsc::channel(16);
+        inputs.push(tx);
+        let (shared, namespace, pod, out) = (shared.clone(), namespace.clone(), pod.clone(), out.clone());
+        tasks.spawn(async move {
+            let failure = match relay::pod_port_forward(&shared, &namespace, &pod, u32::from(port), ReceiverStream::new(rx)).await {
+                Err(e) => Some(e.message().to_string()),
+                Ok(mut from_pod) => loop {
+                    match from_pod.message().await {
+                        Ok(Some(o)) => {
+                            if out.send(channel::to_client(data, &o.data)).await.is_err() {
+                                return;
+                            }
+                        }
+                        Ok(None) => break None,
+                        Err(e) => break Some(e.message().to_string()),
+                    }
+                },
+            };
+            if let Some(e) = failure {
+                let _ = out.send(channel::to_client(error, format!("error forwarding port {port} to pod {pod}: {e}").as_bytes())).await;
+            }
+        });
+    }
+    while !tasks.is_empty() {
+        tokio::select! {
+            _ = tasks.join_next() => {}
+            message = source.next() => {
+                let bytes = match message {
+                    Some(Ok(Message::Binary(b))) => b,
+                    Some(Ok(Message::Text(t))) => Bytes::copy_from_slice(t.as_bytes()),
+                    Some(Ok(_)) => continue,
+                    _ => break,
+                };
+                if let Some((&ch, payload)) = bytes.split_first() {
+                    if let Some(tx) = inputs.get(usize::from(ch) / 2).filter(|_| ch % 2 == 0 && !payload.is_empty()) {
+                        let _ = tx.send(payload.to_vec()).await;
+                    }
+                }
             }
         }
-        let _ = sink.send(Message::Close(Some(CloseFrame { code: CloseCode::Normal, reason: "".into() }))).await;
-    });
+    }
+    tasks.abort_all();
+    drop(out);
+    let _ = writer.await;
+}
+
+async fn port_forward_session(shared: crate::state::Shared, namespace: String, pod: String, io: Upgraded) {
+    let (out, writer, mut source) = websocket(io).await;
     let (mut buf, mut headers_out, mut headers_in) = (Vec::new(), spdy::HeaderWriter::default(), spdy::HeaderReader::default());
     // The client's side of each data stream, and the error stream of each request.
     let mut inputs: HashMap<u32, mpsc::Sender<Vec<u8>>> = HashMap::new();
@@ -413,6 +477,25 @@ async fn port_forward_session(shared: crate::state::Shared, namespace: String, p
     let _ = writer.await;
 }
 
+/// The server's side of a WebSocket on `io`: a sender of binary messages (one task owns the
+/// socket's writing side, so every stream's task can send whole messages), that task (it sends
+/// the close once every sender is gone), and the messages from the client.
+async fn websocket(
+    io: Upgraded,
+) -> (mpsc::Sender<Vec<u8>>, tokio::task::JoinHandle<()>, futures::stream::SplitStream<WebSocketStream<Upgraded>>) {
+    let (mut sink, source) = WebSocketStream::from_raw_socket(io, Role::Server, None).await.split();
+    let (out, mut messages) = mpsc::channel::<Vec<u8>>(64);
+    let writer = tokio::spawn(async move {
+        while let Some(message) = messages.recv().await {
+            if sink.send(Message::Binary(Bytes::from(message))).await.is_err() {
+                return;
+            }
+        }
+        let _ = sink.send(Message::Close(Some(CloseFrame { code: CloseCode::Normal, reason: "".into() }))).await;
+    });
+    (out, writer, source)
+}
+
 /// One forwarded connection: the client's bytes to `port` in the pod, the pod's back on the
 /// data stream, then the end of the data stream and of its error stream (with the failure, if
 /// any: kubectl prints it and stops forwarding).
@@ -491,6 +574,15 @@ mod tests {
         assert_eq!((e.code, e.message.as_str()), (400, "container z is not valid for pod p"));
         let one = json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "only"}]}});
         assert_eq!(container_of(&one, "").unwrap(), "only");
+    }
+
+    #[test]
+    fn ports_of_a_channel_port_forward() {
+        let q = |s: &str| super::super::request::query_pairs(s);
+        assert_eq!(forwarded_ports(&q("ports=80,443&ports=8080")).unwrap(), [80, 443, 8080]);
+        assert_eq!(forwarded_ports(&q("")).unwrap(), Vec::<u16>::new());
+        assert_eq!(forwarded_ports(&q("ports=0")).unwrap_err().code, 400);
+        assert_eq!(forwarded_ports(&q("ports=http")).unwrap_err().code, 400);
     }
 
     #[test]
