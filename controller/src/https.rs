@@ -251,11 +251,18 @@ impl Router {
         if !info.resource_request {
             return self.non_resource(request, pretty);
         }
+        let content_type = header_text(request, header::CONTENT_TYPE);
+        let sent = rest::Sent { body: request.body(), content_type: &content_type };
+        // The reviews a client asks about itself need who it is, which only the router knows.
+        if let Some(answer) = rest::review::answer(&user, &info, sent, pretty) {
+            return match answer {
+                Ok(answer) => reply(status_code(answer.status), answer.content_type, answer.body),
+                Err(e) => failure(&e, pretty),
+            };
+        }
         let Some(shared) = &self.shared else { return failure(&ApiError::no_such_path(), pretty) };
         let accept = header_text(request, header::ACCEPT);
         let Some(output) = rest::negotiate(&accept) else { return failure(&ApiError::not_acceptable(), pretty) };
-        let content_type = header_text(request, header::CONTENT_TYPE);
-        let sent = rest::Sent { body: request.body(), content_type: &content_type };
         match rest::serve(shared, &info, query, output, pretty, emu_api::time::now(), sent) {
             Ok(served) => deliver(served, pretty, upgrade, request.headers()).await,
             Err(e) => failure(&e, pretty),

@@ -206,6 +206,12 @@ fn kubectl_gets_what_emu_gets() {
         (1, "Error from server (Forbidden): pods is forbidden: User \"alice\" cannot list resource \"pods\" in API group \"\" in the namespace \"default\"\n")
     );
     let resources = kubectl(&c, &dir.0, &alice, &["api-resources"]).ok().stdout;
+    // `auth can-i` asks the authorizer every request meets (a SelfSubjectAccessReview); `auth
+    // whoami` is a SelfSubjectReview.
+    let can = kubectl(&c, &dir.0, &alice, &["auth", "can-i", "list", "pods"]);
+    assert_eq!((can.code, can.stdout.as_str()), (1, "no\n"), "{}", can.stderr);
+    let whoami = kubectl(&c, &dir.0, &alice, &["auth", "whoami"]).ok().stdout;
+    assert!(whoami.lines().any(|l| l.split_whitespace().eq(["Username", "alice"])), "{whoami}");
     // The kubeconfig emu writes (`emu kubeconfig`: its admin certificate, the API server's
     // listener on the host's 127.0.0.1): kubectl from the host sees the same.
     let printed = dir.0.join("emu.kubeconfig");
@@ -218,6 +224,7 @@ fn kubectl_gets_what_emu_gets() {
         };
         assert_eq!(cells(&theirs), cells(&ours), "kubectl {args:?} from the host:\n{theirs}\nemu get:\n{ours}");
     }
+    assert_eq!(kubectl_on_host(&dir.0, &printed, &["auth", "can-i", "list", "pods"]).ok().stdout, "yes\n");
     assert!(resources.lines().any(|l| l.split_whitespace().eq(["pods", "po", "v1", "true", "Pod"])), "{resources}");
     assert!(resources.lines().any(|l| l.split_whitespace().eq(["deployments", "deploy", "apps/v1", "true", "Deployment"])), "{resources}");
 }

@@ -19,6 +19,7 @@ pub mod discovery;
 pub mod list;
 pub mod openapi;
 pub mod request;
+pub mod review;
 pub mod spdy;
 pub mod status;
 pub mod stream;

@@ -14,7 +14,7 @@
 //! merge of the applied configuration into the live object: fields the manager stops applying
 //! are not removed, and no conflicts are reported (`force` is accepted and changes nothing).
 
-mod protobuf;
+pub(crate) mod protobuf;
 
 use super::status::{ApiError, Cause, Details, FieldError};
 use super::{key, list, request::query_param, scale, Call, Reply, Sent};

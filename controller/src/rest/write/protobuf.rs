@@ -283,9 +283,52 @@ const SERVICE: Message = Message {
     fields: &[F(1, "metadata", Ty::Msg(&OBJECT_META), false), F(2, "spec", Ty::Msg(&SERVICE_SPEC), false), F(3, "status", Ty::Skip, false)],
 };
 
-/// The kinds read from protobuf: those kubectl's generators create.
+const RESOURCE_ATTRIBUTES: Message = Message {
+    name: "ResourceAttributes",
+    fields: &[
+        F(1, "namespace", Ty::Str, false),
+        F(2, "verb", Ty::Str, false),
+        F(3, "group", Ty::Str, false),
+        F(4, "version", Ty::Str, false),
+        F(5, "resource", Ty::Str, false),
+        F(6, "subresource", Ty::Str, false),
+        F(7, "name", Ty::Str, false),
+        F(8, "fieldSelector", Ty::Skip, false),
+        F(9, "labelSelector", Ty::Skip, false),
+    ],
+};
+
+const NON_RESOURCE_ATTRIBUTES: Message =
+    Message { name: "NonResourceAttributes", fields: &[F(1, "path", Ty::Str, false), F(2, "verb", Ty::Str, false)] };
+
+/// `kubectl auth can-i`'s question (authorization.k8s.io/v1).
+const SELF_SUBJECT_ACCESS_REVIEW: Message = Message {
+    name: "SelfSubjectAccessReview",
+    fields: &[
+        F(1, "metadata", Ty::Msg(&OBJECT_META), false),
+        F(2, "spec", Ty::Msg(&SELF_SUBJECT_ACCESS_REVIEW_SPEC), false),
+        F(3, "status", Ty::Skip, false),
+    ],
+};
+
+const SELF_SUBJECT_ACCESS_REVIEW_SPEC: Message = Message {
+    name: "SelfSubjectAccessReviewSpec",
+    fields: &[
+        F(1, "resourceAttributes", Ty::Msg(&RESOURCE_ATTRIBUTES), false),
+        F(2, "nonResourceAttributes", Ty::Msg(&NON_RESOURCE_ATTRIBUTES), false),
+    ],
+};
+
+/// `kubectl auth whoami`'s question (authentication.k8s.io/v1): nothing but itself.
+const SELF_SUBJECT_REVIEW: Message =
+    Message { name: "SelfSubjectReview", fields: &[F(1, "metadata", Ty::Msg(&OBJECT_META), false), F(2, "status", Ty::Skip, false)] };
+
+/// The kinds read from protobuf: those kubectl's generators create, and the reviews of `kubectl
+/// auth` (its typed clients send protobuf too).
 fn message_of(kind: &str) -> Option<&'static Message> {
     match kind {
+        "SelfSubjectAccessReview" => Some(&SELF_SUBJECT_ACCESS_REVIEW),
+        "SelfSubjectReview" => Some(&SELF_SUBJECT_REVIEW),
         "ConfigMap" => Some(&CONFIG_MAP),
         "Secret" => Some(&SECRET),
         "Namespace" => Some(&NAMESPACE),

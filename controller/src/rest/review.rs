@@ -1,0 +1,120 @@
+//! The reviews a client asks about itself: `SelfSubjectAccessReview` (`kubectl auth can-i`: may I
+//! do this?) answered by the same [`authz::authorize`] every request goes through, and
+//! `SelfSubjectReview` (`kubectl auth whoami`: who am I?). Neither is stored: the answer is the
+//! request with its `status` filled in, `201 Created` as kube-apiserver answers.
+
+use super::authz::{self, Decision, User};
+use super::request::RequestInfo;
+use super::status::{to_json, ApiError, FieldError};
+use super::write::protobuf;
+use super::{Reply, Sent};
+use serde_json::{json, Value};
+
+/// How a review is answered: the request, as sent, with its status.
+type Review = fn(&User, Value) -> Result<Value, ApiError>;
+
+/// The answer to a create of a review (None for any other request).
+pub fn answer(user: &User, info: &RequestInfo, sent: Sent, pretty: bool) -> Option<Result<Reply, ApiError>> {
+    if !info.resource_request || info.verb != "create" || !info.name.is_empty() {
+        return None;
+    }
+    let (kind, review): (&str, Review) = match (info.group.as_str(), info.resource.as_str()) {
+        ("authorization.k8s.io", "selfsubjectaccessreviews") => ("SelfSubjectAccessReview", access_review),
+        ("authentication.k8s.io", "selfsubjectreviews") => ("SelfSubjectReview", |user, _| Ok(self_review(user))),
+        _ => return None,
+    };
+    // kubectl's typed clients send these as protobuf.
+    let media = sent.content_type.split(';').next().unwrap_or("").trim();
+    let request = if media == protobuf::MEDIA_TYPE {
+        protobuf::decode(kind, sent.body)
+    } else {
+        serde_json::from_slice(sent.body).map_err(|e| e.to_string())
+    };
+    let answer = request
+        .map_err(|e| ApiError::bad_request(format!("the body of the request was in an unknown format: {e}")))
+        .and_then(|request: Value| review(user, request))
+        .map(|reviewed| Reply { status: 201, content_type: "application/json", body: to_json(&reviewed, pretty) });
+    Some(answer)
+}
+
+/// `spec.resourceAttributes` (or `spec.nonResourceAttributes`) decided for `user`.
+fn access_review(user: &User, mut review: Value) -> Result<Value, ApiError> {
+    let spec = &review["spec"];
+    let text = |v: &Value, k: &str| v[k].as_str().unwrap_or("").to_string();
+    let asked = if let Some(r) = spec.get("resourceAttributes").filter(|r| r.is_object()) {
+        RequestInfo {
+            resource_request: true,
+            verb: text(r, "verb"),
+            group: text(r, "group"),
+            version: text(r, "version"),
+            namespace: text(r, "namespace"),
+            resource: text(r, "resource"),
+            subresource: text(r, "subresource"),
+            name: text(r, "name"),
+            ..RequestInfo::default()
+        }
+    } else if let Some(n) = spec.get("nonResourceAttributes").filter(|n| n.is_object()) {
+        RequestInfo { resource_request: false, verb: text(n, "verb"), path: text(n, "path"), ..RequestInfo::default() }
+    } else {
+        let error = FieldError {
+            reason: "FieldValueInvalid",
+            field: "spec.resourceAttributes",
+            body: "Invalid value: \"null\": exactly one of nonResourceAttributes or resourceAttributes must be specified".into(),
+        };
+        return Err(ApiError::invalid("authorization.k8s.io", "SelfSubjectAccessReview", "", &[error]));
+    };
+    // A plain denial has no reason, as RBAC's (kubectl prints `no - <reason>` when there is one).
+    let allowed = matches!(authz::authorize(user, &asked), Decision::Allow);
+    review["status"] = json!({"allowed": allowed});
+    review["metadata"] = json!({"creationTimestamp": null});
+    Ok(review)
+}
+
+/// Who `user` is, as kube-apiserver tells it.
+fn self_review(user: &User) -> Value {
+    json!({
+        "kind": "SelfSubjectReview",
+        "apiVersion": "authentication.k8s.io/v1",
+        "metadata": {"creationTimestamp": null},
+        "status": {"userInfo": {"username": user.name, "groups": user.groups}},
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn review(user: &User, body: Value) -> Value {
+        let info = RequestInfo::parse("POST", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", "").unwrap();
+        let body = body.to_string();
+        let reply = answer(user, &info, Sent { body: body.as_bytes(), content_type: "application/json" }, false).unwrap().unwrap();
+        assert_eq!(reply.status, 201);
+        serde_json::from_str(&reply.body).unwrap()
+    }
+
+    #[test]
+    fn can_i_is_answered_by_the_authorizer_every_request_meets() {
+        let list_pods = json!({"kind": "SelfSubjectAccessReview", "apiVersion": "authorization.k8s.io/v1", "metadata": {},
+            "spec": {"resourceAttributes": {"namespace": "default", "verb": "list", "resource": "pods"}}});
+        let admin = User::from_certificate("kubernetes-admin", &["system:masters".into()]);
+        let alice = User::from_certificate("alice", &["dev".into()]);
+        assert_eq!(review(&admin, list_pods.clone())["status"], json!({"allowed": true}));
+        assert_eq!(review(&alice, list_pods)["status"], json!({"allowed": false}));
+        let discovery = json!({"spec": {"nonResourceAttributes": {"path": "/apis", "verb": "get"}}});
+        assert_eq!(review(&alice, discovery)["status"], json!({"allowed": true}));
+        let info = RequestInfo::parse("POST", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", "").unwrap();
+        let e = answer(&alice, &info, Sent { body: b"{\"spec\":{}}", content_type: "" }, false).unwrap().unwrap_err();
+        assert_eq!(e.code, 422);
+    }
+
+    #[test]
+    fn whoami_names_the_user_and_groups() {
+        let info = RequestInfo::parse("POST", "/apis/authentication.k8s.io/v1/selfsubjectreviews", "").unwrap();
+        let alice = User::from_certificate("alice", &["dev".into()]);
+        let reply = answer(&alice, &info, Sent { body: b"{}", content_type: "" }, false).unwrap().unwrap();
+        let v: Value = serde_json::from_str(&reply.body).unwrap();
+        assert_eq!(v["status"]["userInfo"], json!({"username": "alice", "groups": ["dev", "system:authenticated"]}));
+        let pods = RequestInfo::parse("POST", "/api/v1/namespaces/default/pods", "").unwrap();
+        assert!(answer(&alice, &pods, Sent { body: b"{}", content_type: "" }, false).is_none());
+    }
+}
