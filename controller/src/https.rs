@@ -846,24 +846,21 @@ mod tests {
         tokio_rustls::TlsConnector::from(Arc::new(config))
     }
 
-    /// A client certificate for CN `user` in O `group`, signed with the CA key in `dir` (as the
-    /// CA is named there: CN kubernetes), or self-signed: (certificate, key) DER.
+    /// A client certificate for CN `user` in O `group`, issued by the cluster CA in `dir` as the
+    /// kubeconfig's is ([`crate::pki::ClusterPki::client_cert`]), or self-signed: (certificate,
+    /// key) DER.
     fn client_cert(dir: &Path, user: &str, group: &str, by_ca: bool) -> (CertificateDer<'static>, PrivateKeyDer<'static>) {
+        if by_ca {
+            let (cert, key) = crate::pki::ClusterPki::load(dir).unwrap().client_cert(user, group).unwrap();
+            return (CertificateDer::from_pem_slice(cert.as_bytes()).unwrap(), PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap());
+        }
         let mut params = rcgen::CertificateParams::default();
         params.distinguished_name = rcgen::DistinguishedName::new();
         params.distinguished_name.push(rcgen::DnType::OrganizationName, group);
         params.distinguished_name.push(rcgen::DnType::CommonName, user);
         params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
         let key = rcgen::KeyPair::generate().unwrap();
-        let cert = if by_ca {
-            let ca_key = rcgen::KeyPair::from_pem(&std::fs::read_to_string(dir.join(crate::pki::CA_KEY_FILE)).unwrap()).unwrap();
-            let mut ca = rcgen::CertificateParams::default();
-            ca.distinguished_name = rcgen::DistinguishedName::new();
-            ca.distinguished_name.push(rcgen::DnType::CommonName, "kubernetes");
-            params.signed_by(&key, &rcgen::Issuer::new(ca, ca_key)).unwrap()
-        } else {
-            params.self_signed(&key).unwrap()
-        };
+        let cert = params.self_signed(&key).unwrap();
         (cert.der().clone(), PrivateKeyDer::try_from(key.serialize_der()).unwrap())
     }
 

@@ -330,3 +330,18 @@ pub mod bench {
         }
     }
 }
+
+/// A directory for a test's files (kubeconfigs, keys, manifests), removed on drop, also when
+/// the test fails.
+pub struct Scratch(pub std::path::PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The path of the repository's `scenarios/FILE`.
+pub fn scenario_path(file: &str) -> String {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scenarios").join(file).to_str().unwrap().to_string()
+}

@@ -2,21 +2,8 @@
 //! Secret mounted at /etc/nginx/ssl, reached with `-k` from a node and with the certificate from
 //! the curl pod, where the Service's name matters and its ClusterIP does not match.
 
+use emu_tests::Scratch;
 use emu_tests::{emu, Cluster};
-use std::path::PathBuf;
-
-fn scenario(file: &str) -> String {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scenarios").join(file).to_str().unwrap().to_string()
-}
-
-/// A directory for the test's files, removed on drop (also when the test fails).
-struct Scratch(PathBuf);
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// The section's checks once nginx and the curl pod run; `cert` is the certificate's file name
 /// in the Secret volume.
@@ -74,7 +61,7 @@ fn tutorial_steps_with_a_tls_secret_and_a_configmap() {
     std::fs::create_dir_all(&dir.0).unwrap();
     let path = |f: &str| dir.0.join(f).to_str().unwrap().to_string();
     // Where the section starts: the tutorial's nodes, my-nginx and its Service.
-    let c = Cluster::up("thttps", &[&scenario("nginx-with-service.yaml")]);
+    let c = Cluster::up("thttps", &[&emu_tests::scenario_path("nginx-with-service.yaml")]);
     c.emu(&["delete", "deployments,svc", "my-nginx"]).ok();
     emu(&["gen", "cert", "--cn", "my-nginx", "--key", &path("nginx.key"), "--cert", &path("nginx.crt")]).ok();
     let made = c.emu(&["create", "secret", "tls", "nginxsecret", "--key", &path("nginx.key"), "--cert", &path("nginx.crt")]).ok();
@@ -86,9 +73,9 @@ fn tutorial_steps_with_a_tls_secret_and_a_configmap() {
     std::fs::write(path("default.conf"), default_conf).unwrap();
     let made = c.emu(&["create", "configmap", "nginxconfigmap", &format!("--from-file={}", path("default.conf"))]).ok();
     assert_eq!(made.stdout, "configmap/nginxconfigmap created\n");
-    let made = c.emu(&["create", "-f", &scenario("nginx-secure-app.yaml")]).ok();
+    let made = c.emu(&["create", "-f", &emu_tests::scenario_path("nginx-secure-app.yaml")]).ok();
     assert_eq!(made.stdout, "service/my-nginx created\ndeployment.apps/my-nginx created\n");
-    c.emu(&["apply", "-f", &scenario("curlpod.yaml")]).ok();
+    c.emu(&["apply", "-f", &emu_tests::scenario_path("curlpod.yaml")]).ok();
     check_https(&c, "tls.crt");
     // The ConfigMap's default.conf is what nginx runs with, hiding the image's.
     let conf = c.emu(&["exec", "deploy/my-nginx", "--", "cat", "/etc/nginx/conf.d/default.conf"]).ok().stdout;
@@ -97,7 +84,7 @@ fn tutorial_steps_with_a_tls_secret_and_a_configmap() {
 
 #[test]
 fn scenario_nginx_secure() {
-    let c = Cluster::up("thttpss", &[&scenario("nginx-secure.yaml")]);
+    let c = Cluster::up("thttpss", &[&emu_tests::scenario_path("nginx-secure.yaml")]);
     check_https(&c, "tls.crt");
     let secrets = c.emu(&["get", "secrets"]).ok().stdout;
     assert!(secrets.lines().any(|l| l.split_whitespace().take(3).eq(["nginxsecret", "kubernetes.io/tls", "2"])), "{secrets}");
@@ -107,7 +94,7 @@ fn scenario_nginx_secure() {
 /// default.conf.
 #[test]
 fn scenario_nginx_secure_opaque() {
-    let c = Cluster::up("thttpso", &[&scenario("nginx-secure-opaque.yaml")]);
+    let c = Cluster::up("thttpso", &[&emu_tests::scenario_path("nginx-secure-opaque.yaml")]);
     check_https(&c, "nginx.crt");
     let listing = c.emu(&["exec", "deploy/my-nginx", "--", "ls", "/etc/nginx/ssl"]).ok().stdout;
     assert_eq!(listing, "nginx.crt\nnginx.key\n");

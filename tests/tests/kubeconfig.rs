@@ -3,22 +3,14 @@
 //! others' entries stay; `emu kubeconfig` prints the same cluster; the port survives a controller
 //! restart; `emu down` takes the entries out again.
 
+use emu_tests::Scratch;
 use emu_tests::{emu, emu_path, require_root, Cluster, Run};
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 /// The unprivileged user kubectl runs as (nobody).
 const NOBODY: u32 = 65534;
-
-/// A directory for the test's files, removed on drop (also when the test fails).
-struct Scratch(PathBuf);
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// `emu ARGS` with `KUBECONFIG=kubeconfig`.
 fn emu_with(kubeconfig: &Path, args: &[&str]) -> Run {

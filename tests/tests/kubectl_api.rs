@@ -6,23 +6,10 @@
 //! the same command (emu's CLI mirrors kubectl byte for byte; only ages may differ, being taken
 //! at two moments).
 
+use emu_tests::Scratch;
 use emu_tests::{Cluster, Run};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-fn scenario(file: &str) -> String {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scenarios").join(file).to_str().unwrap().to_string()
-}
-
-/// A directory for the test's files (kubeconfigs, keys, kubectl's caches), removed on drop, also
-/// when the test fails.
-struct Scratch(PathBuf);
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// A client certificate and key (PEM) for CN `user` in O `group`, signed with the cluster's CA
 /// key in `pki` (the CA's subject is CN kubernetes, as kubeadm names it).
@@ -123,7 +110,7 @@ fn cells(table: &str) -> Vec<Vec<String>> {
 fn kubectl_gets_what_emu_gets() {
     let dir = Scratch(std::env::temp_dir().join(format!("emu-tkapi-{}", std::process::id())));
     std::fs::create_dir_all(&dir.0).unwrap();
-    let c = Cluster::up("tkapi", &[&scenario("nginx-with-service.yaml")]);
+    let c = Cluster::up("tkapi", &[&emu_tests::scenario_path("nginx-with-service.yaml")]);
     let pods = c.ready_pods("run=my-nginx", 2);
     let pod = pods[0]["metadata"]["name"].as_str().unwrap().to_string();
     // The DNS pods too, so that no pod changes between kubectl's and emu's look.

@@ -11,6 +11,7 @@
 //! `fieldValidation=Strict` and an unknown field is the server's strict decoding error; one
 //! apply with `--validate=false` (kubectl then sends `fieldValidation=Ignore`) has it dropped.
 
+use emu_tests::Scratch;
 use emu_tests::{Cluster, Run};
 use serde_json::Value;
 use std::os::unix::fs::PermissionsExt;
@@ -19,15 +20,6 @@ use std::process::Command;
 
 /// The unprivileged user kubectl runs as (nobody).
 const NOBODY: u32 = 65534;
-
-/// A directory for the test's files, removed on drop (also when the test fails).
-struct Scratch(PathBuf);
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// kubectl's home: the kubeconfig, kubectl's caches and the manifests, owned by nobody.
 struct Home {

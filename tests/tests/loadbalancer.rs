@@ -6,10 +6,6 @@ use serde_json::Value;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-fn scenario(file: &str) -> String {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scenarios").join(file).to_str().unwrap().to_string()
-}
-
 fn service(c: &Cluster) -> Value {
     serde_json::from_str(&c.emu(&["get", "svc", "my-nginx", "-o", "json"]).ok().stdout).unwrap()
 }
@@ -23,7 +19,7 @@ fn edit(c: &Cluster, change: impl FnOnce(&mut Value)) {
 
 #[test]
 fn the_tutorials_load_balancer() {
-    let c = Cluster::up("tlb", &[&scenario("nginx-secure.yaml")]);
+    let c = Cluster::up("tlb", &[&emu_tests::scenario_path("nginx-secure.yaml")]);
     let ports_before = c.emu(&["get", "svc", "my-nginx"]).ok().stdout;
     let node_ports: Vec<String> =
         ports_before.lines().nth(1).unwrap().split_whitespace().nth(4).unwrap().split(',').map(str::to_string).collect();

@@ -1,17 +1,9 @@
 //! Secrets (issue 5, first part): `emu gen cert` in place of the tutorial's `make keys`, and
 //! `emu create secret tls` with kubectl's checks.
 
+use emu_tests::Scratch;
 use emu_tests::{emu, Cluster};
-use std::path::{Path, PathBuf};
-
-/// A directory for the test's files, removed on drop (also when the test fails).
-struct Scratch(PathBuf);
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use std::path::Path;
 
 /// The tutorial's steps: keys, then `create secret tls nginxsecret`; bad input creates nothing.
 #[test]

@@ -5,19 +5,12 @@
 
 use emu_tests::{Cluster, Run};
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-/// A directory for the test's files, removed on drop, also when the test fails.
-pub struct Scratch(pub PathBuf);
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+pub use emu_tests::Scratch;
 
 /// A cluster of its own for a test (no scenario), and a scratch directory holding the
 /// kubeconfig `emu kubeconfig` prints for it.
