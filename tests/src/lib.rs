@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+pub mod terminal;
+
 /// The workspace's target directory holding `emu` and the programs it runs
 /// (`emu_logic::images::companion_programs`; test binaries live in `target/<profile>/deps`).
 pub fn bin_dir() -> PathBuf {

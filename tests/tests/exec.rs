@@ -2,6 +2,7 @@
 //! (issue 16, item 3): exit codes pass through, stdin only with -i (as kubectl), a terminal with
 //! -it on one (raw, sized as the caller's window), and a followed log ends with its pod.
 
+use emu_tests::terminal::Terminal;
 use emu_tests::{emu_path, Cluster};
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -21,25 +22,6 @@ fn with_stdin(args: &[&str], input: &str) -> (i32, String, String) {
     child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
     let out = child.wait_with_output().unwrap();
     (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
-}
-
-/// Runs `command` (a shell line) on a terminal of its own (`script`), feeding it `keys` slowly,
-/// as a user types: (exit code, what the terminal showed).
-fn on_a_terminal(command: &str, keys: &[&str]) -> (i32, String) {
-    let mut child = Command::new("script")
-        .args(["-qefc", command, "/dev/null"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .env_remove("EMU_CLUSTER")
-        .spawn()
-        .expect("script (util-linux)");
-    let mut stdin = child.stdin.take().unwrap();
-    for k in keys {
-        std::thread::sleep(Duration::from_millis(700));
-        stdin.write_all(k.as_bytes()).unwrap();
-    }
-    let out = child.wait_with_output().unwrap();
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).replace("\r\n", "\n"))
 }
 
 #[test]
@@ -73,19 +55,27 @@ fn exec_streams_stdio_terminals_and_exit_codes_through_the_agent() {
     assert_eq!(r.stdout.lines().last(), Some("200000"));
 
     // On a terminal: the command gets one of the window's size, and a shell is interactive.
-    let emu = emu_path().display().to_string();
-    let (code, shown) = on_a_terminal(
-        &format!("stty rows 30 cols 90; {emu} exec -it box --cluster texec -- sh -c 'test -t 0 && echo terminal; stty size; exit 5'"),
-        &[],
-    );
-    assert_eq!(code, 5, "{shown}");
-    assert!(shown.contains("terminal\n30 90\n"), "{shown}");
-    let (code, shown) = on_a_terminal(&format!("{emu} exec -it box --cluster texec -- sh"), &["echo hello-$((1+2))\n", "exit 3\n"]);
-    assert_eq!(code, 3, "{shown}");
-    assert!(shown.contains("hello-3\n"), "{shown}");
-    let (code, shown) = on_a_terminal(&format!("{emu} ssh node-1 --cluster texec"), &["echo on-$EMU_NODE\n", "exit 4\n"]);
-    assert_eq!(code, 4, "{shown}");
-    assert!(shown.contains("on-node-1\n"), "{shown}");
+    let limit = Duration::from_secs(20);
+    let emu = |args: &[&str]| {
+        let mut cmd = Command::new(emu_path());
+        cmd.args(["--cluster", "texec"]).args(args).env_remove("EMU_CLUSTER");
+        cmd
+    };
+    let mut term = Terminal::start(emu(&["exec", "-it", "box", "--", "sh", "-c", "test -t 0 && echo terminal; stty size; exit 5"]), 30, 90);
+    assert_eq!(term.wait(limit), 5, "{}", term.shown());
+    assert!(term.shown().contains("terminal\r\n30 90\r\n"), "{}", term.shown());
+    let mut term = Terminal::start(emu(&["exec", "-it", "box", "--", "sh"]), 24, 80);
+    term.expect("# ", limit);
+    term.type_keys("echo hello-$((1+2))\r");
+    term.expect("\r\nhello-3\r\n", limit);
+    term.type_keys("exit 3\r");
+    assert_eq!(term.wait(limit), 3, "{}", term.shown());
+    let mut term = Terminal::start(emu(&["ssh", "node-1"]), 24, 80);
+    term.expect("# ", limit);
+    term.type_keys("echo on-$EMU_NODE\r");
+    term.expect("on-node-1\r\n", limit);
+    term.type_keys("exit 4\r");
+    assert_eq!(term.wait(limit), 4, "{}", term.shown());
     // Without a terminal, ssh passes stdin on.
     assert_eq!(with_stdin(&["ssh", "node-1", "--", "cat"], "piped\n").1, "piped\n");
 

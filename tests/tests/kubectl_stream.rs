@@ -5,6 +5,7 @@
 
 mod kubectl_support;
 
+use emu_tests::terminal::Terminal;
 use kubectl_support::{kubectl, Streaming};
 use std::time::Duration;
 
@@ -92,17 +93,14 @@ fn kubectl_reads_logs_and_runs_commands() {
     assert!(three.stderr.contains("err\n") && three.stderr.contains("command terminated with exit code 3"), "{}", three.stderr);
     let cat = kubectl_support::kubectl_with_input(d, limit, &["exec", "-i", "two", "-c", "a", "--", "cat"], b"hi\nthere\n");
     assert_eq!((cat.code, cat.stdout.as_str()), (0, "hi\nthere\n"), "{}", cat.stderr);
-    // -it in a terminal (script gives kubectl one): a shell, its answers, its exit code.
-    let inner = kubectl_support::kubectl_cmd(d, &["exec", "-it", "two", "-c", "a", "--", "sh"]);
-    let line: Vec<String> =
-        std::iter::once(inner.get_program()).chain(inner.get_args()).map(|a| a.to_string_lossy().into_owned()).collect();
-    let shell = format!("timeout -s KILL 30 {}", line.join(" "));
-    let mut script = std::process::Command::new("script");
-    script.args(["-q", "-e", "-c", &shell, "/dev/null"]).env_remove("KUBECONFIG");
-    let session = kubectl_support::run_with_input(script, b"echo $((6*7)) $TERM\nexit 5\n");
-    assert_eq!(session.code, 5, "{}{}", session.stdout, session.stderr);
-    // The shell's answer, after the echo of the line typed.
-    assert!(session.stdout.contains("\r\n42 xterm\r\n"), "{:?}", session.stdout);
+    // -it on a terminal of the test's own: a shell's prompt, its answer to a line typed (after
+    // the terminal's echo of it), its exit code.
+    let mut term = Terminal::start(kubectl_support::kubectl_cmd(d, &["exec", "-it", "two", "-c", "a", "--", "sh"]), 24, 80);
+    term.expect("# ", limit);
+    term.type_keys("echo $((6*7)) $TERM\r");
+    term.expect("\r\n42 xterm\r\n", limit);
+    term.type_keys("exit 5\r");
+    assert_eq!(term.wait(limit), 5, "{}", term.shown());
     // port-forward (SPDY inside WebSocket): a local port to nginx in a pod, twice; a port
     // nothing listens on is kubectl's error line.
     c.apply("web.yaml", WEB).ok();
