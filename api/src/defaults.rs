@@ -4,7 +4,8 @@
 //! Allocations (ClusterIPs, node ports, names) are not done here.
 
 use crate::typed::{
-    Container, Deployment, DeploymentSpec, IntOrString, Namespace, Object, Pod, PodSpec, Probe, ReplicaSet, Service, Toleration,
+    Container, Deployment, DeploymentSpec, IntOrString, Namespace, Object, Pod, PodSpec, Probe, ReplicaSet, RoleRef, Service, Subject,
+    Toleration,
 };
 use serde_json::Value;
 
@@ -16,7 +17,28 @@ pub fn object(object: &mut Object) {
         Object::ReplicaSet(rs) => replica_set(rs),
         Object::Namespace(ns) => namespace(ns),
         Object::Service(svc) => service(svc),
+        Object::RoleBinding(b) => binding(&mut b.role_ref, b.subjects.iter_mut().flatten()),
+        Object::ClusterRoleBinding(b) => binding(&mut b.role_ref, b.subjects.iter_mut().flatten()),
         _ => {}
+    }
+}
+
+/// The API group of RBAC's own kinds.
+pub const RBAC_GROUP: &str = "rbac.authorization.k8s.io";
+
+/// A RoleBinding's or ClusterRoleBinding's defaults (rbac/v1 `SetDefaults_RoleBinding`,
+/// `SetDefaults_Subject`): the roleRef's group is RBAC's; a User's or Group's subject group too.
+/// A ServiceAccount's is the core group, `""`, which Go's encoding leaves out: it stays unset.
+pub fn binding<'a>(role_ref: &mut RoleRef, subjects: impl Iterator<Item = &'a mut Subject>) {
+    if role_ref.api_group.is_empty() {
+        role_ref.api_group = RBAC_GROUP.into();
+    }
+    for s in subjects {
+        if s.api_group.as_deref().unwrap_or_default().is_empty() {
+            if matches!(s.kind.as_str(), "User" | "Group") {
+                s.api_group = Some(RBAC_GROUP.into());
+            }
+        }
     }
 }
 
@@ -24,7 +46,7 @@ pub fn object(object: &mut Object) {
 /// and encoded again. JSON of another kind, or that does not decode, is left as it is.
 pub fn apply_defaults(v: &mut Value) {
     let kind = crate::object::kind(v);
-    if !matches!(kind, "Pod" | "Deployment" | "ReplicaSet" | "Namespace" | "Service") {
+    if !matches!(kind, "Pod" | "Deployment" | "ReplicaSet" | "Namespace" | "Service" | "RoleBinding" | "ClusterRoleBinding") {
         return;
     }
     if let Ok(mut o) = Object::decode(kind, v) {
@@ -297,6 +319,21 @@ mod tests {
         assert_eq!(image_tag("nginx@sha256:abc"), "");
         let pod = defaulted(json!({"kind": "Pod", "spec": {"containers": [{"name": "c", "image": "radial/busyboxplus:curl"}]}}));
         assert_eq!(pod["spec"]["containers"][0]["imagePullPolicy"], "IfNotPresent");
+    }
+
+    #[test]
+    fn bindings_name_rbacs_group() {
+        let b = defaulted(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": {"name": "b"},
+            "roleRef": {"kind": "ClusterRole", "name": "view"},
+            "subjects": [{"kind": "User", "name": "alice"}, {"kind": "ServiceAccount", "name": "default", "namespace": "default"},
+                {"kind": "Group", "name": "dev", "apiGroup": "rbac.authorization.k8s.io"}]}));
+        assert_eq!(b["roleRef"], json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"}));
+        assert_eq!(
+            b["subjects"],
+            json!([{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "alice"},
+                {"kind": "ServiceAccount", "name": "default", "namespace": "default"},
+                {"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "dev"}])
+        );
     }
 
     #[test]

@@ -74,6 +74,10 @@ pub const KINDS: &[ResourceKind] = &[
     v1("", "ConfigMap", "configmaps", "configmap", &["cm"], true),
     v1("", "Secret", "secrets", "secret", &[], true),
     v1("", "Event", "events", "event", &["ev"], true),
+    v1("rbac.authorization.k8s.io", "ClusterRole", "clusterroles", "clusterrole", &[], false),
+    v1("rbac.authorization.k8s.io", "ClusterRoleBinding", "clusterrolebindings", "clusterrolebinding", &[], false),
+    v1("rbac.authorization.k8s.io", "Role", "roles", "role", &[], true),
+    v1("rbac.authorization.k8s.io", "RoleBinding", "rolebindings", "rolebinding", &[], true),
     // emu's own: a network fault in force (`emu fault`), applied by the node agents.
     v1("emu.dev", "Fault", "faults", "fault", &[], false),
 ];
@@ -122,6 +126,10 @@ mod tests {
             ("cm", "ConfigMap"),
             ("secret", "Secret"),
             ("ev", "Event"),
+            ("clusterroles", "ClusterRole"),
+            ("role", "Role"),
+            ("rolebindings.rbac.authorization.k8s.io", "RoleBinding"),
+            ("ClusterRoleBinding", "ClusterRoleBinding"),
         ] {
             assert_eq!(lookup(arg).map(|k| k.kind), Some(kind), "{arg}");
         }
@@ -140,5 +148,11 @@ mod tests {
         assert_eq!(by_kind("EndpointSlice").unwrap().qualified(), "endpointslice.discovery.k8s.io");
         assert!(by_kind("deployment").is_none());
         assert!(!by_kind("Node").unwrap().namespaced);
+        let rb = by_kind("RoleBinding").unwrap();
+        assert_eq!(
+            (rb.api_version().as_str(), rb.qualified_plural().as_str()),
+            ("rbac.authorization.k8s.io/v1", "rolebindings.rbac.authorization.k8s.io")
+        );
+        assert!(!by_kind("ClusterRole").unwrap().namespaced);
     }
 }

@@ -90,6 +90,15 @@ pub fn dns1123_subdomain_errors(s: &str) -> Vec<String> {
     errs
 }
 
+/// A name that is one segment of a URL path (apimachinery `path.IsValidPathSegmentName`), what
+/// RBAC's kinds are named with (`system:discovery`): not `.` or `..`, without `/` or `%`.
+pub fn path_segment_errors(s: &str) -> Vec<String> {
+    if s == "." || s == ".." {
+        return vec![format!("may not be '{s}'")];
+    }
+    ["/", "%"].iter().filter(|c| s.contains(**c)).map(|c| format!("may not contain '{c}'")).collect()
+}
+
 /// Label and annotation keys: an optional DNS subdomain prefix and `/`, then a name.
 pub fn qualified_name_errors(s: &str) -> Vec<String> {
     let name_err = || regex_error(QUALIFIED_NAME_MSG, QUALIFIED_NAME_FMT, &["MyName", "my.name", "123-abc"]);

@@ -23,6 +23,7 @@ pub use k8s_openapi::api::core::v1::{
     ServicePort, ServiceSpec, ServiceStatus, Toleration, Volume, VolumeMount,
 };
 pub use k8s_openapi::api::discovery::v1::EndpointSlice;
+pub use k8s_openapi::api::rbac::v1::{AggregationRule, ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef, Subject};
 pub use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement, ObjectMeta};
 pub use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
@@ -40,6 +41,10 @@ pub enum Object {
     ConfigMap(Box<ConfigMap>),
     Secret(Box<Secret>),
     Event(Box<Event>),
+    Role(Box<Role>),
+    ClusterRole(Box<ClusterRole>),
+    RoleBinding(Box<RoleBinding>),
+    ClusterRoleBinding(Box<ClusterRoleBinding>),
     /// emu's own `emu.dev/v1` Fault, whose spec [`crate::fault::parse`] reads.
     Fault(Value),
 }
@@ -172,6 +177,10 @@ impl Object {
             "ConfigMap" => Object::ConfigMap(decode(v)?),
             "Secret" => Object::Secret(decode(v)?),
             "Event" => Object::Event(decode(v)?),
+            "Role" => Object::Role(decode(v)?),
+            "ClusterRole" => Object::ClusterRole(decode(v)?),
+            "RoleBinding" => Object::RoleBinding(decode(v)?),
+            "ClusterRoleBinding" => Object::ClusterRoleBinding(decode(v)?),
             _ => Object::Fault(v.clone()),
         })
     }
@@ -190,6 +199,10 @@ impl Object {
             Object::ConfigMap(_) => "ConfigMap",
             Object::Secret(_) => "Secret",
             Object::Event(_) => "Event",
+            Object::Role(_) => "Role",
+            Object::ClusterRole(_) => "ClusterRole",
+            Object::RoleBinding(_) => "RoleBinding",
+            Object::ClusterRoleBinding(_) => "ClusterRoleBinding",
             Object::Fault(_) => "Fault",
         }
     }
@@ -208,6 +221,10 @@ impl Object {
             Object::ConfigMap(o) => &o.metadata,
             Object::Secret(o) => &o.metadata,
             Object::Event(o) => &o.metadata,
+            Object::Role(o) => &o.metadata,
+            Object::ClusterRole(o) => &o.metadata,
+            Object::RoleBinding(o) => &o.metadata,
+            Object::ClusterRoleBinding(o) => &o.metadata,
             Object::Fault(_) => return None,
         })
     }
@@ -226,6 +243,10 @@ impl Object {
             Object::ConfigMap(o) => encode(o),
             Object::Secret(o) => encode(o),
             Object::Event(o) => encode(o),
+            Object::Role(o) => encode(o),
+            Object::ClusterRole(o) => encode(o),
+            Object::RoleBinding(o) => encode(o),
+            Object::ClusterRoleBinding(o) => encode(o),
             Object::Fault(v) => v.clone(),
         }
     }

@@ -10,7 +10,7 @@ use crate::selector::Selector;
 use crate::syntax::*;
 use crate::typed::{
     self, ConfigMap, Container, ContainerPort, IntOrString, LabelSelector, LabelSelectorRequirement, Object, ObjectMeta, PodSpec,
-    PodTemplateSpec, Secret, Service, ServiceSpec, Volume,
+    PodTemplateSpec, PolicyRule, RoleRef, Secret, Service, ServiceSpec, Subject, Volume,
 };
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -76,7 +76,11 @@ pub fn validate(object: &Object, undecoded: Undecoded) -> Result<(), Invalid> {
         }
         other => (other.kind(), other.metadata().expect("every kind but Fault has typed metadata")),
     };
-    let name_check: fn(&str) -> Vec<String> = if kind == "Namespace" { dns1123_label_errors } else { dns1123_subdomain_errors };
+    let name_check: fn(&str) -> Vec<String> = match kind {
+        "Namespace" => dns1123_label_errors,
+        "Role" | "ClusterRole" | "RoleBinding" | "ClusterRoleBinding" => path_segment_errors,
+        _ => dns1123_subdomain_errors,
+    };
     v.meta(meta, name_check);
     let selector = |s| undecoded.selector_given.then_some(s);
     match object {
@@ -97,6 +101,24 @@ pub fn validate(object: &Object, undecoded: Undecoded) -> Result<(), Invalid> {
         }
         Object::ConfigMap(c) => v.config_map(c),
         Object::Secret(s) => v.secret(s),
+        Object::Role(r) => v.policy_rules(r.rules.as_deref().unwrap_or_default(), true),
+        Object::ClusterRole(r) => {
+            v.policy_rules(r.rules.as_deref().unwrap_or_default(), false);
+            if let Some(aggregation) = &r.aggregation_rule {
+                let selectors = aggregation.cluster_role_selectors.as_deref().unwrap_or_default();
+                if selectors.is_empty() {
+                    v.required(
+                        "aggregationRule.clusterRoleSelectors",
+                        "at least one clusterRoleSelector required if aggregationRule is non-nil",
+                    );
+                }
+                for (i, s) in selectors.iter().enumerate() {
+                    v.label_map(s.match_labels.as_ref(), &format!("aggregationRule.clusterRoleSelectors[{i}].matchLabels"));
+                }
+            }
+        }
+        Object::RoleBinding(b) => v.binding(&b.role_ref, b.subjects.as_deref().unwrap_or_default(), true),
+        Object::ClusterRoleBinding(b) => v.binding(&b.role_ref, b.subjects.as_deref().unwrap_or_default(), false),
         _ => {}
     }
     v.finish(kind, meta.name.as_deref().unwrap_or_default())
@@ -111,8 +133,25 @@ pub fn validate_update(old: &Value, new: &Object) -> Result<(), Invalid> {
         // A stored object always decodes (admission stored it); one that does not has nothing to keep.
         Object::Secret(new) => typed::decode(old).map_or(Ok(()), |old| validate_secret_update(&old, new)),
         Object::ConfigMap(new) => typed::decode(old).map_or(Ok(()), |old| validate_config_map_update(&old, new)),
+        Object::RoleBinding(new) => typed::decode::<typed::RoleBinding>(old)
+            .map_or(Ok(()), |old| validate_role_ref_update("RoleBinding", &new.metadata, &old.role_ref, &new.role_ref)),
+        Object::ClusterRoleBinding(new) => typed::decode::<typed::ClusterRoleBinding>(old)
+            .map_or(Ok(()), |old| validate_role_ref_update("ClusterRoleBinding", &new.metadata, &old.role_ref, &new.role_ref)),
         _ => Ok(()),
     }
+}
+
+/// A binding's `roleRef` never changes (`ValidateRoleBindingUpdate`): a binding to another role
+/// is another binding, to be deleted and created, so that whoever may update its subjects cannot
+/// grant another role. The value named is the new roleRef, as Go prints the internal type.
+pub fn validate_role_ref_update(kind: &str, meta: &ObjectMeta, old: &RoleRef, new: &RoleRef) -> Result<(), Invalid> {
+    let mut v = V::default();
+    if old != new {
+        let value =
+            format!("rbac.RoleRef{{APIGroup:{}, Kind:{}, Name:{}}}", go_quote(&new.api_group), go_quote(&new.kind), go_quote(&new.name));
+        v.invalid("roleRef", value, "cannot change roleRef");
+    }
+    v.finish(kind, meta.name.as_deref().unwrap_or_default())
 }
 
 pub fn validate_secret_update(old: &Secret, new: &Secret) -> Result<(), Invalid> {
@@ -259,6 +298,85 @@ impl V {
     fn unique(&mut self, field: String, name: &str, seen: &mut BTreeSet<String>) {
         if !seen.insert(name.to_string()) {
             self.push(field, FieldErrorKind::Duplicate(go_quote(name)), "");
+        }
+    }
+
+    /// A Role's or ClusterRole's rules (`ValidatePolicyRule`): verbs always; either non-resource
+    /// URLs (only in a ClusterRole, and alone) or API groups and resources.
+    fn policy_rules(&mut self, rules: &[PolicyRule], namespaced: bool) {
+        for (i, rule) in rules.iter().enumerate() {
+            let at = format!("rules[{i}]");
+            if rule.verbs.is_empty() {
+                self.required(format!("{at}.verbs"), "verbs must contain at least one value");
+            }
+            let urls = rule.non_resource_urls.as_deref().unwrap_or_default();
+            let groups = rule.api_groups.as_deref().unwrap_or_default();
+            let resources = rule.resources.as_deref().unwrap_or_default();
+            if !urls.is_empty() {
+                let value = go_string_slice(urls);
+                if namespaced {
+                    self.invalid(format!("{at}.nonResourceURLs"), value.clone(), "namespaced rules cannot apply to non-resource URLs");
+                }
+                if !groups.is_empty() || !resources.is_empty() || !rule.resource_names.as_deref().unwrap_or_default().is_empty() {
+                    self.invalid(
+                        format!("{at}.nonResourceURLs"),
+                        value,
+                        "rules cannot apply to both regular resources and non-resource URLs",
+                    );
+                }
+                continue;
+            }
+            if groups.is_empty() {
+                self.required(format!("{at}.apiGroups"), "resource rules must supply at least one api group");
+            }
+            if resources.is_empty() {
+                self.required(format!("{at}.resources"), "resource rules must supply at least one resource");
+            }
+        }
+    }
+
+    /// A RoleBinding's or ClusterRoleBinding's role and subjects (`ValidateRoleBinding`,
+    /// `ValidateRoleBindingSubject`); a ClusterRoleBinding may only name a ClusterRole, and its
+    /// service accounts need a namespace.
+    fn binding(&mut self, role_ref: &RoleRef, subjects: &[Subject], namespaced: bool) {
+        const RBAC: &str = crate::defaults::RBAC_GROUP;
+        if role_ref.api_group != RBAC {
+            self.unsupported("roleRef.apiGroup", &role_ref.api_group, &[RBAC]);
+        }
+        let kinds: &[&str] = if namespaced { &["Role", "ClusterRole"] } else { &["ClusterRole"] };
+        if !kinds.contains(&role_ref.kind.as_str()) {
+            self.unsupported("roleRef.kind", &role_ref.kind, kinds);
+        }
+        if role_ref.name.is_empty() {
+            self.required("roleRef.name", "");
+        } else {
+            self.each_msg("roleRef.name", &role_ref.name, path_segment_errors(&role_ref.name));
+        }
+        for (i, s) in subjects.iter().enumerate() {
+            let at = format!("subjects[{i}]");
+            if s.name.is_empty() {
+                self.required(format!("{at}.name"), "");
+            }
+            let group = s.api_group.as_deref().unwrap_or_default();
+            match s.kind.as_str() {
+                "ServiceAccount" => {
+                    if !s.name.is_empty() {
+                        self.each_msg(&format!("{at}.name"), &s.name, dns1123_subdomain_errors(&s.name));
+                    }
+                    if !group.is_empty() {
+                        self.unsupported(format!("{at}.apiGroup"), group, &[""]);
+                    }
+                    if !namespaced && s.namespace.as_deref().unwrap_or_default().is_empty() {
+                        self.required(format!("{at}.namespace"), "");
+                    }
+                }
+                "User" | "Group" => {
+                    if group != RBAC {
+                        self.unsupported(format!("{at}.apiGroup"), group, &[RBAC]);
+                    }
+                }
+                other => self.unsupported(format!("{at}.kind"), other, &["ServiceAccount", "User", "Group"]),
+            }
         }
     }
 
@@ -863,6 +981,63 @@ mod tests {
         let causes = causes(&rs);
         assert_eq!(causes[0], "spec.selector.matchExpressions[0].operator: Invalid value: \"Is\": not a valid selector operator");
         assert!(causes[1].starts_with("spec.selector: Invalid value: v1.LabelSelector{MatchLabels:map[string]string(nil), MatchExpressions:[]v1.LabelSelectorRequirement{v1.LabelSelectorRequirement{Key:\"run\", Operator:\"Is\", Values:[]string{\"x\"}}}}: invalid label selector"), "{}", causes[1]);
+    }
+
+    #[test]
+    fn rbac_objects() {
+        let role = |rules: Value| json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": {"name": "r", "namespace": "d"}, "rules": rules});
+        check(&role(json!([{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}]))).unwrap();
+        assert_eq!(
+            causes(&role(json!([{"verbs": []}, {"nonResourceURLs": ["/x"], "resources": ["pods"], "verbs": ["get"]}]))),
+            [
+                "rules[0].verbs: Required value: verbs must contain at least one value",
+                "rules[0].apiGroups: Required value: resource rules must supply at least one api group",
+                "rules[0].resources: Required value: resource rules must supply at least one resource",
+                "rules[1].nonResourceURLs: Invalid value: []string{\"/x\"}: namespaced rules cannot apply to non-resource URLs",
+                "rules[1].nonResourceURLs: Invalid value: []string{\"/x\"}: rules cannot apply to both regular resources and non-resource URLs",
+            ]
+        );
+        let cr = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "system:discovery"},
+            "rules": [{"nonResourceURLs": ["/api", "/api/*"], "verbs": ["get"]}]});
+        check(&cr).unwrap();
+        let bad = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "a/b"}, "aggregationRule": {}});
+        assert_eq!(
+            causes(&bad),
+            [
+                "metadata.name: Invalid value: \"a/b\": may not contain '/'",
+                "aggregationRule.clusterRoleSelectors: Required value: at least one clusterRoleSelector required if aggregationRule is non-nil",
+            ]
+        );
+        let binding = |kind: &str, role_ref: Value, subjects: Value| {
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": kind, "metadata": {"name": "b", "namespace": "d"},
+                "roleRef": role_ref, "subjects": subjects})
+        };
+        let view = json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"});
+        let alice = json!([{"kind": "User", "name": "alice", "apiGroup": "rbac.authorization.k8s.io"}]);
+        check(&binding("RoleBinding", view.clone(), alice.clone())).unwrap();
+        assert_eq!(
+            causes(&binding(
+                "ClusterRoleBinding",
+                json!({"apiGroup": "x", "kind": "Role", "name": ""}),
+                json!([{"kind": "ServiceAccount", "name": "default"}, {"kind": "Robot", "name": "r"}, {"kind": "User", "name": "u"}])
+            )),
+            [
+                "roleRef.apiGroup: Unsupported value: \"x\": supported values: \"rbac.authorization.k8s.io\"",
+                "roleRef.kind: Unsupported value: \"Role\": supported values: \"ClusterRole\"",
+                "roleRef.name: Required value",
+                "subjects[0].namespace: Required value",
+                "subjects[1].kind: Unsupported value: \"Robot\": supported values: \"ServiceAccount\", \"User\", \"Group\"",
+                "subjects[2].apiGroup: Unsupported value: \"\": supported values: \"rbac.authorization.k8s.io\"",
+            ]
+        );
+        // The role a binding grants never changes; its subjects may.
+        let edit = json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "edit"});
+        assert_eq!(
+            update(&binding("RoleBinding", view.clone(), alice.clone()), &binding("RoleBinding", edit, alice)).unwrap_err().to_string(),
+            "The RoleBinding \"b\" is invalid: roleRef: Invalid value: rbac.RoleRef{APIGroup:\"rbac.authorization.k8s.io\", Kind:\"ClusterRole\", Name:\"edit\"}: cannot change roleRef"
+        );
+        update(&binding("RoleBinding", view.clone(), json!([])), &binding("RoleBinding", view, json!([{"kind": "Group", "name": "g"}])))
+            .unwrap();
     }
 
     #[test]

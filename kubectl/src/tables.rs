@@ -71,7 +71,8 @@ pub fn table(kind: &str, objects: &[Value], opts: &TableOptions, now: i64) -> St
     tabwrite(&rows, 6, 3)
 }
 
-const CLUSTER_SCOPED: [&str; 5] = ["Node", "Namespace", "IngressClass", "PersistentVolume", "StorageClass"];
+const CLUSTER_SCOPED: [&str; 7] =
+    ["Node", "Namespace", "IngressClass", "PersistentVolume", "StorageClass", "ClusterRole", "ClusterRoleBinding"];
 
 /// A cell holding a newline is cut there and marked with `...` (CLI-1).
 fn cut_at_newline(cell: String) -> String {
@@ -183,6 +184,7 @@ type RowFn = fn(&Value, bool, i64) -> Vec<Cell>;
 // What kube-apiserver's column descriptions quote from the API's documentation.
 const NAME_DOC: &str = "Name must be unique within a namespace. Is required when creating resources, although some resources may allow a client to request the generation of an appropriate name automatically. Name is primarily intended for creation idempotence and configuration definition. Cannot be updated. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/names#names";
 const AGE_DOC: &str = "CreationTimestamp is a timestamp representing the server time when this object was created. It is not guaranteed to be set in happens-before order across separate operations. Clients may not set this value. It is represented in RFC3339 form and is in UTC.\n\nPopulated by the system. Read-only. Null for lists. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata";
+const ROLE_REF_DOC: &str = "RoleRef can reference a Role in the current namespace or a ClusterRole in the global namespace. If the RoleRef cannot be resolved, the Authorizer must return an error. This field is immutable.";
 const CONTAINERS_DOC: &str = "Names of each container in the template.";
 const IMAGES_DOC: &str = "Images referenced by each container in the template.";
 
@@ -342,6 +344,27 @@ fn printer(kind: &str) -> Printer {
             ],
             ingressclass_row,
         ),
+        // kube-apiserver has no printer for roles: its default Table (`rest.DefaultTableConvertor`)
+        // has the name and the creation time as RFC 3339, which kubectl prints as it is.
+        "Role" | "ClusterRole" => (vec![NAME, col("Created At", "date", AGE_DOC, 0)], role_row),
+        "RoleBinding" | "ClusterRoleBinding" => {
+            let (users, groups, sas) = if kind == "RoleBinding" {
+                ("Users in the roleBinding", "Groups in the roleBinding", "ServiceAccounts in the roleBinding")
+            } else {
+                ("Users in the clusterRoleBinding", "Groups in the clusterRoleBinding", "ServiceAccounts in the clusterRoleBinding")
+            };
+            (
+                vec![
+                    NAME,
+                    col("Role", "string", ROLE_REF_DOC, 0),
+                    AGE,
+                    col("Users", "string", users, 1),
+                    col("Groups", "string", groups, 1),
+                    col("ServiceAccounts", "string", sas, 1),
+                ],
+                role_binding_row,
+            )
+        }
         // Kinds without a printer of their own (emu's Fault): what kube-apiserver serves for a
         // custom resource without printer columns, whose Age is a date kubectl shows as an age.
         _ => (vec![NAME, col("Age", "date", AGE_DOC, 0)], default_row),
@@ -827,6 +850,34 @@ fn serviceaccount_row(sa: &Value, _wide: bool, now: i64) -> Vec<Cell> {
     vec![name(sa).into(), list_at(sa, &["secrets"]).len().into(), age(sa, now).into()]
 }
 
+// ---- RBAC -------------------------------------------------------------------------------------
+
+/// A Role or ClusterRole: its name and creation time (`Time.UTC().Format(time.RFC3339)`; Go's
+/// zero time when there is none).
+fn role_row(role: &Value, _wide: bool, _now: i64) -> Vec<Cell> {
+    let created = str_at(role, &["metadata", "creationTimestamp"]);
+    let created = if created.is_empty() { "0001-01-01T00:00:00Z" } else { created };
+    vec![name(role).into(), created.into()]
+}
+
+/// A RoleBinding or ClusterRoleBinding (`printRoleBinding`): ROLE is `Kind/name`, then the
+/// subjects by kind (`rbac.SubjectsStrings`: a service account as `namespace/name`), joined by
+/// ", ".
+fn role_binding_row(b: &Value, _wide: bool, now: i64) -> Vec<Cell> {
+    let role = format!("{}/{}", str_at(b, &["roleRef", "kind"]), str_at(b, &["roleRef", "name"]));
+    let (mut users, mut groups, mut sas) = (Vec::new(), Vec::new(), Vec::new());
+    for s in list_at(b, &["subjects"]) {
+        let subject_name = str_at(s, &["name"]).to_string();
+        match str_at(s, &["kind"]) {
+            "User" => users.push(subject_name),
+            "Group" => groups.push(subject_name),
+            "ServiceAccount" => sas.push(format!("{}/{subject_name}", str_at(s, &["namespace"]))),
+            _ => {}
+        }
+    }
+    [name(b), role, age(b, now), users.join(", "), groups.join(", "), sas.join(", ")].map(Cell::from).into()
+}
+
 // ---- Ingress, IngressClass (CLI-15) --------------------------------------------------------------
 
 fn ingress_row(ing: &Value, wide: bool, now: i64) -> Vec<Cell> {
@@ -1181,6 +1232,26 @@ mod tests {
         );
         let bare = json!({"kind": "Event", "metadata": {"name": "y"}, "involvedObject": {"kind": "Pod", "name": "p"}});
         assert_eq!(event_row(&bare, true, NOW), ["<unknown>", "", "", "pod/p", "", "", "", "<unknown>", "1", "y"]);
+    }
+
+    #[test]
+    fn roles_and_bindings() {
+        let role = json!({"kind": "ClusterRole", "metadata": {"name": "view", "creationTimestamp": "2024-05-01T10:00:00Z"}});
+        let out = table("ClusterRole", &[role], &TableOptions { all_namespaces: true, ..Default::default() }, NOW);
+        assert_eq!(out, "NAME   CREATED AT\nview   2024-05-01T10:00:00Z\n");
+        let b = json!({"kind": "RoleBinding", "metadata": {"name": "alice-view", "namespace": "default", "creationTimestamp": "2024-05-01T10:00:00Z"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"},
+            "subjects": [{"kind": "User", "name": "alice"}, {"kind": "User", "name": "bob"}, {"kind": "Group", "name": "dev"},
+                {"kind": "ServiceAccount", "name": "default", "namespace": "default"}]});
+        assert_eq!(
+            table("RoleBinding", &[b.clone()], &TableOptions::default(), NOW),
+            "NAME         ROLE               AGE\nalice-view   ClusterRole/view   13s\n"
+        );
+        assert_eq!(
+            table("RoleBinding", &[b], &TableOptions { wide: true, ..Default::default() }, NOW),
+            "NAME         ROLE               AGE   USERS        GROUPS   SERVICEACCOUNTS\nalice-view   ClusterRole/view   13s   alice, bob   dev      default/default\n"
+        );
+        assert_eq!(column_definitions("ClusterRoleBinding")[3].description, "Users in the clusterRoleBinding");
     }
 
     #[test]
