@@ -34,10 +34,8 @@ pub fn binding<'a>(role_ref: &mut RoleRef, subjects: impl Iterator<Item = &'a mu
         role_ref.api_group = RBAC_GROUP.into();
     }
     for s in subjects {
-        if s.api_group.as_deref().unwrap_or_default().is_empty() {
-            if matches!(s.kind.as_str(), "User" | "Group") {
-                s.api_group = Some(RBAC_GROUP.into());
-            }
+        if s.api_group.as_deref().unwrap_or_default().is_empty() && matches!(s.kind.as_str(), "User" | "Group") {
+            s.api_group = Some(RBAC_GROUP.into());
         }
     }
 }

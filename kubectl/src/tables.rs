@@ -1244,7 +1244,7 @@ mod tests {
             "subjects": [{"kind": "User", "name": "alice"}, {"kind": "User", "name": "bob"}, {"kind": "Group", "name": "dev"},
                 {"kind": "ServiceAccount", "name": "default", "namespace": "default"}]});
         assert_eq!(
-            table("RoleBinding", &[b.clone()], &TableOptions::default(), NOW),
+            table("RoleBinding", std::slice::from_ref(&b), &TableOptions::default(), NOW),
             "NAME         ROLE               AGE\nalice-view   ClusterRole/view   13s\n"
         );
         assert_eq!(
