@@ -243,7 +243,20 @@ impl Router {
             Ok(info) => info,
             Err(message) => return failure(&ApiError::bad_request(message), pretty),
         };
-        if let Decision::Deny(reason) = authz::authorize(&user, &info) {
+        // RBAC over the store's roles and bindings; without a store, the default policy.
+        let defaults;
+        let stored;
+        let policy: &dyn crate::rbac::Policy = match &self.shared {
+            Some(shared) => {
+                stored = authz::Stored(&shared.store);
+                &stored
+            }
+            None => {
+                defaults = crate::rbac_defaults::Defaults::new();
+                &defaults
+            }
+        };
+        if let Decision::Deny(reason) = authz::authorize(&user, &info, policy) {
             let message = authz::forbidden_message(&user, &info, &reason);
             let (group, resource) = if info.resource_request { (info.group.as_str(), info.resource.as_str()) } else { ("", "") };
             return failure(&ApiError::forbidden(message, group, resource, &info.name), pretty);
@@ -254,7 +267,7 @@ impl Router {
         let content_type = header_text(request, header::CONTENT_TYPE);
         let sent = rest::Sent { body: request.body(), content_type: &content_type };
         // The reviews a client asks about itself need who it is, which only the router knows.
-        if let Some(answer) = rest::review::answer(&user, &info, sent, pretty) {
+        if let Some(answer) = rest::review::answer(&user, &info, sent, pretty, policy) {
             return match answer {
                 Ok(answer) => reply(status_code(answer.status), answer.content_type, answer.body),
                 Err(e) => failure(&e, pretty),

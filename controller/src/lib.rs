@@ -10,6 +10,8 @@ pub mod endpoints;
 pub mod https;
 pub mod nodes;
 pub mod pki;
+pub mod rbac;
+pub mod rbac_defaults;
 pub mod relay;
 pub mod rest;
 pub mod services;

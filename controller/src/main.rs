@@ -36,6 +36,7 @@ async fn serve(args: Args, inherited: Vec<std::net::TcpListener>) -> anyhow::Res
     controllers::ensure_builtin_namespaces(&shared);
     emu_controller::services::ensure_kubernetes_service(&shared);
     emu_controller::addons::ensure_cluster_dns(&shared);
+    emu_controller::rbac_defaults::ensure(&shared);
 
     let socket = paths.socket();
     // A socket file left by a killed controller would make bind fail.

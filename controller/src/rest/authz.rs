@@ -1,9 +1,15 @@
 //! Who a request speaks for (kube-apiserver's conventions, issue 17 facts 8.1) and what they may
-//! do. Authorization is one function of the user and the request's attributes, [`authorize`]:
-//! today a fixed policy (the default bindings of `cluster-admin`, `system:discovery` and
-//! `system:public-info-viewer`); RBAC over Role and RoleBinding objects replaces its body.
+//! do. Authorization is one function of the user, the request's attributes and the policy,
+//! [`authorize`]: members of `system:masters` may do everything (kube-apiserver allows them before
+//! any authorizer), everyone else what RBAC grants ([`crate::rbac`]) over the Roles,
+//! ClusterRoles and bindings in the store, which start as kube-apiserver's default policy
+//! ([`crate::rbac_defaults`]). `kubectl auth can-i` asks the same function
+//! ([`super::review`]).
 
 use super::request::RequestInfo;
+use crate::rbac::{self, Attributes, Policy, UserInfo, Verdict};
+use crate::store::{ObjectKey, Store};
+use emu_api::typed::{self, ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 
 /// An authenticated (or anonymous) user.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,43 +54,62 @@ impl User {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
-    Allow,
+    /// Allowed, with the authorizer's reason (RBAC's `allowed by ...`; none for `system:masters`).
+    Allow(String),
     /// Denied, with the authorizer's reason (RBAC gives none for a plain denial).
     Deny(String),
 }
 
-/// `system:public-info-viewer`: what everyone, anonymous included, may GET.
-const PUBLIC_PATHS: [&str; 5] = ["/healthz", "/livez", "/readyz", "/version", "/version/"];
-/// `system:discovery`: what every authenticated user may GET (exact paths, or prefixes with `*`).
-const DISCOVERY_PATHS: [&str; 11] =
-    ["/api", "/api/*", "/apis", "/apis/*", "/healthz", "/livez", "/openapi", "/openapi/*", "/readyz", "/version", "/version/"];
-
-/// Whether `user` may do what `request` asks. Members of `system:masters` may do everything (as
-/// kube-apiserver allows them before any authorizer); authenticated users may read discovery;
-/// everyone may read the version and health checks. Nothing else is granted yet.
-pub fn authorize(user: &User, request: &RequestInfo) -> Decision {
+/// Whether `user` may do what `request` asks under `policy`: `system:masters` always, anyone
+/// else as RBAC decides.
+pub fn authorize(user: &User, request: &RequestInfo, policy: &dyn Policy) -> Decision {
     if user.in_group(MASTERS) {
-        return Decision::Allow;
+        return Decision::Allow(String::new());
     }
-    // system:basic-user: every authenticated user may ask what it may do and who it is.
-    let self_review = matches!(
-        (request.group.as_str(), request.resource.as_str()),
-        ("authorization.k8s.io", "selfsubjectaccessreviews" | "selfsubjectrulesreviews") | ("authentication.k8s.io", "selfsubjectreviews")
-    );
-    if request.resource_request && request.verb == "create" && self_review && user.in_group(AUTHENTICATED) {
-        return Decision::Allow;
+    let attributes = Attributes {
+        verb: &request.verb,
+        resource_request: request.resource_request,
+        group: &request.group,
+        resource: &request.resource,
+        subresource: &request.subresource,
+        name: &request.name,
+        namespace: &request.namespace,
+        path: &request.path,
+    };
+    match rbac::authorize(policy, UserInfo { name: &user.name, groups: &user.groups }, &attributes) {
+        Verdict::Allowed(reason) => Decision::Allow(reason),
+        Verdict::Denied(reason) => Decision::Deny(reason),
     }
-    if !request.resource_request && request.verb == "get" {
-        let path = request.path.as_str();
-        let matches = |rule: &&str| match rule.strip_suffix('*') {
-            Some(prefix) => path.starts_with(prefix),
-            None => path == *rule,
-        };
-        if PUBLIC_PATHS.iter().any(matches) || (user.in_group(AUTHENTICATED) && DISCOVERY_PATHS.iter().any(matches)) {
-            return Decision::Allow;
-        }
+}
+
+/// The store's roles and bindings, as RBAC reads them: decoded when asked (a handful of
+/// bindings per request, and the roles they name).
+pub struct Stored<'a>(pub &'a Store);
+
+impl Stored<'_> {
+    fn list<T: serde::de::DeserializeOwned>(&self, kind: &str, namespace: Option<&str>) -> Vec<T> {
+        typed::decode_all(self.0.list_shared(kind, namespace).0.iter().map(|v| &**v))
     }
-    Decision::Deny(String::new())
+
+    fn get<T: serde::de::DeserializeOwned>(&self, kind: &str, namespace: &str, name: &str) -> Option<T> {
+        let key = ObjectKey { kind: kind.into(), namespace: namespace.into(), name: name.into() };
+        typed::decode(&*self.0.get_shared(&key)?).ok()
+    }
+}
+
+impl Policy for Stored<'_> {
+    fn cluster_role_bindings(&self) -> Vec<ClusterRoleBinding> {
+        self.list("ClusterRoleBinding", None)
+    }
+    fn role_bindings(&self, namespace: &str) -> Vec<RoleBinding> {
+        self.list("RoleBinding", Some(namespace))
+    }
+    fn cluster_role(&self, name: &str) -> Option<ClusterRole> {
+        self.get("ClusterRole", "", name)
+    }
+    fn role(&self, namespace: &str, name: &str) -> Option<Role> {
+        self.get("Role", namespace, name)
+    }
 }
 
 /// kube-apiserver's message for a denied request (`responsewriters.forbiddenMessage` wrapped by
@@ -138,6 +163,10 @@ mod tests {
         User::from_token("system:serviceaccount:default:default")
     }
 
+    fn decide(user: &User, request: &RequestInfo) -> Decision {
+        authorize(user, request, &crate::rbac_defaults::Defaults::new())
+    }
+
     #[test]
     fn identities() {
         assert_eq!(sa().groups, ["system:serviceaccounts", "system:serviceaccounts:default", "system:authenticated"]);
@@ -151,31 +180,40 @@ mod tests {
     }
 
     #[test]
-    fn decisions() {
+    fn decisions_under_the_default_policy() {
         let admin = User::from_certificate("kubernetes-admin", &["system:masters".into()]);
         let anonymous = User::anonymous();
+        let allowed = |d: Decision| matches!(d, Decision::Allow(_));
         for (method, target) in [
             ("GET", "/api/v1/pods"),
             ("DELETE", "/api/v1/namespaces/x"),
             ("GET", "/metrics"),
             ("POST", "/apis/apps/v1/namespaces/d/deployments"),
         ] {
-            assert_eq!(authorize(&admin, &info(method, target)), Decision::Allow, "{target}");
-            assert_ne!(authorize(&sa(), &info(method, target)), Decision::Allow, "{target}");
+            assert_eq!(decide(&admin, &info(method, target)), Decision::Allow(String::new()), "{target}");
+            assert!(!allowed(decide(&sa(), &info(method, target))), "{target}");
         }
         for target in ["/api", "/api/v1", "/apis", "/apis/apps/v1", "/openapi/v3", "/version"] {
-            assert_eq!(authorize(&sa(), &info("GET", target)), Decision::Allow, "{target}");
+            assert!(allowed(decide(&sa(), &info("GET", target))), "{target}");
         }
+        assert_eq!(
+            decide(&sa(), &info("GET", "/apis")),
+            Decision::Allow(r#"RBAC: allowed by ClusterRoleBinding "system:discovery" of ClusterRole "system:discovery" to Group "system:authenticated""#.into())
+        );
         for target in ["/version", "/version/", "/healthz", "/livez", "/readyz"] {
-            assert_eq!(authorize(&anonymous, &info("GET", target)), Decision::Allow, "{target}");
+            assert!(allowed(decide(&anonymous, &info("GET", target))), "{target}");
         }
         for (method, target) in
             [("GET", "/api"), ("GET", "/apis/apps/v1"), ("HEAD", "/version"), ("GET", "/readyz/ping"), ("POST", "/version")]
         {
-            assert_eq!(authorize(&anonymous, &info(method, target)), Decision::Deny(String::new()), "{method} {target}");
+            assert_eq!(decide(&anonymous, &info(method, target)), Decision::Deny(String::new()), "{method} {target}");
         }
+        // Every authenticated user may ask what it may do and who it is (system:basic-user).
+        let review = info("POST", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews");
+        assert!(allowed(decide(&sa(), &review)));
+        assert!(!allowed(decide(&anonymous, &review)));
         // Discovery is not a way in: the authenticated may not read what it lists.
-        assert_eq!(authorize(&sa(), &info("GET", "/api/v1/namespaces/default/pods")), Decision::Deny(String::new()));
+        assert_eq!(decide(&sa(), &info("GET", "/api/v1/namespaces/default/pods")), Decision::Deny(String::new()));
     }
 
     #[test]

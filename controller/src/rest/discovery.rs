@@ -86,7 +86,7 @@ fn verbs(rk: &ResourceKind) -> &'static [&'static str] {
 /// The API groups under `/apis`, in kube-apiserver's order (by its group priorities, then
 /// emu's own, as custom resources come last), each with its one version.
 pub fn groups() -> Vec<(&'static str, &'static str)> {
-    const PRIORITY: [&str; 2] = ["apps", "discovery.k8s.io"];
+    const PRIORITY: [&str; 3] = ["apps", "rbac.authorization.k8s.io", "discovery.k8s.io"];
     let mut groups: Vec<(&str, &str)> = Vec::new();
     for k in KINDS.iter().filter(|k| !k.group.is_empty()) {
         if !groups.contains(&(k.group, k.version)) {
@@ -424,7 +424,7 @@ mod tests {
     fn aggregated_groups() {
         let doc = parse(&aggregated(false, false));
         let names: Vec<&str> = doc["items"].as_array().unwrap().iter().map(|g| g["metadata"]["name"].as_str().unwrap()).collect();
-        assert_eq!(names, ["apps", "discovery.k8s.io", "emu.dev"]);
+        assert_eq!(names, ["apps", "rbac.authorization.k8s.io", "discovery.k8s.io", "emu.dev"]);
         let apps = &doc["items"][0]["versions"][0]["resources"];
         let deployments = find(apps, "resource", "deployments");
         assert_eq!(deployments["categories"], json!(["all"]));
@@ -434,8 +434,18 @@ mod tests {
             &json!({"subresource": "scale", "responseKind": {"group": "autoscaling", "version": "v1", "kind": "Scale"}, "verbs": ["get", "patch", "update"]})
         );
         assert_eq!(find(apps, "resource", "replicasets")["shortNames"], json!(["rs"]));
-        let faults = find(&doc["items"][2]["versions"][0]["resources"], "resource", "faults");
+        let faults = find(&doc["items"][3]["versions"][0]["resources"], "resource", "faults");
         assert_eq!(faults["scope"], "Cluster");
+        // RBAC's kinds: no short names, no subresources, every verb.
+        let rbac = &doc["items"][1]["versions"][0]["resources"];
+        let names: Vec<&str> = rbac.as_array().unwrap().iter().map(|r| r["resource"].as_str().unwrap()).collect();
+        assert_eq!(names, ["clusterrolebindings", "clusterroles", "rolebindings", "roles"]);
+        assert_eq!(
+            find(rbac, "resource", "rolebindings"),
+            &json!({"resource": "rolebindings", "responseKind": {"group": "", "version": "", "kind": "RoleBinding"}, "scope": "Namespaced",
+                "singularResource": "rolebinding", "verbs": VERBS})
+        );
+        assert_eq!(find(rbac, "resource", "clusterroles")["scope"], "Cluster");
     }
 
     #[test]

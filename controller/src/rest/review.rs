@@ -1,5 +1,6 @@
 //! The reviews a client asks about itself: `SelfSubjectAccessReview` (`kubectl auth can-i`: may I
-//! do this?) answered by the same [`authz::authorize`] every request goes through, and
+//! do this?) answered by the same [`authz::authorize`] under the same policy every request goes
+//! through, and
 //! `SelfSubjectReview` (`kubectl auth whoami`: who am I?). Neither is stored: the answer is the
 //! request with its `status` filled in, `201 Created` as kube-apiserver answers.
 
@@ -8,19 +9,20 @@ use super::request::RequestInfo;
 use super::status::{to_json, ApiError, FieldError};
 use super::write::protobuf;
 use super::{Reply, Sent};
+use crate::rbac::Policy;
 use serde_json::{json, Value};
 
-/// How a review is answered: the request, as sent, with its status.
-type Review = fn(&User, Value) -> Result<Value, ApiError>;
-
-/// The answer to a create of a review (None for any other request).
-pub fn answer(user: &User, info: &RequestInfo, sent: Sent, pretty: bool) -> Option<Result<Reply, ApiError>> {
+/// The answer to a create of a review (None for any other request); an access review is
+/// decided under `policy`, as the requests themselves are.
+pub fn answer(user: &User, info: &RequestInfo, sent: Sent, pretty: bool, policy: &dyn Policy) -> Option<Result<Reply, ApiError>> {
     if !info.resource_request || info.verb != "create" || !info.name.is_empty() {
         return None;
     }
-    let (kind, review): (&str, Review) = match (info.group.as_str(), info.resource.as_str()) {
-        ("authorization.k8s.io", "selfsubjectaccessreviews") => ("SelfSubjectAccessReview", access_review),
-        ("authentication.k8s.io", "selfsubjectreviews") => ("SelfSubjectReview", |user, _| Ok(self_review(user))),
+    let access = |request: Value| access_review(user, request, policy);
+    let whoami = |_: Value| Ok(self_review(user));
+    let (kind, review): (&str, &dyn Fn(Value) -> Result<Value, ApiError>) = match (info.group.as_str(), info.resource.as_str()) {
+        ("authorization.k8s.io", "selfsubjectaccessreviews") => ("SelfSubjectAccessReview", &access),
+        ("authentication.k8s.io", "selfsubjectreviews") => ("SelfSubjectReview", &whoami),
         _ => return None,
     };
     // kubectl's typed clients send these as protobuf.
@@ -32,13 +34,13 @@ pub fn answer(user: &User, info: &RequestInfo, sent: Sent, pretty: bool) -> Opti
     };
     let answer = request
         .map_err(|e| ApiError::bad_request(format!("the body of the request was in an unknown format: {e}")))
-        .and_then(|request: Value| review(user, request))
+        .and_then(review)
         .map(|reviewed| Reply { status: 201, content_type: "application/json", body: to_json(&reviewed, pretty) });
     Some(answer)
 }
 
 /// `spec.resourceAttributes` (or `spec.nonResourceAttributes`) decided for `user`.
-fn access_review(user: &User, mut review: Value) -> Result<Value, ApiError> {
+fn access_review(user: &User, mut review: Value, policy: &dyn Policy) -> Result<Value, ApiError> {
     let spec = &review["spec"];
     let text = |v: &Value, k: &str| v[k].as_str().unwrap_or("").to_string();
     let asked = if let Some(r) = spec.get("resourceAttributes").filter(|r| r.is_object()) {
@@ -63,9 +65,16 @@ fn access_review(user: &User, mut review: Value) -> Result<Value, ApiError> {
         };
         return Err(ApiError::invalid("authorization.k8s.io", "SelfSubjectAccessReview", "", &[error]));
     };
-    // A plain denial has no reason, as RBAC's (kubectl prints `no - <reason>` when there is one).
-    let allowed = matches!(authz::authorize(user, &asked), Decision::Allow);
+    // A plain denial has no reason, as RBAC's (kubectl prints `no - <reason>` when there is one);
+    // an allowance by RBAC names the binding.
+    let (allowed, reason) = match authz::authorize(user, &asked, policy) {
+        Decision::Allow(reason) => (true, reason),
+        Decision::Deny(reason) => (false, reason),
+    };
     review["status"] = json!({"allowed": allowed});
+    if !reason.is_empty() {
+        review["status"]["reason"] = json!(reason);
+    }
     review["metadata"] = json!({"creationTimestamp": null});
     Ok(review)
 }
@@ -84,10 +93,15 @@ fn self_review(user: &User) -> Value {
 mod tests {
     use super::*;
 
+    fn defaults() -> crate::rbac_defaults::Defaults {
+        crate::rbac_defaults::Defaults::new()
+    }
+
     fn review(user: &User, body: Value) -> Value {
         let info = RequestInfo::parse("POST", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", "").unwrap();
         let body = body.to_string();
-        let reply = answer(user, &info, Sent { body: body.as_bytes(), content_type: "application/json" }, false).unwrap().unwrap();
+        let sent = Sent { body: body.as_bytes(), content_type: "application/json" };
+        let reply = answer(user, &info, sent, false, &defaults()).unwrap().unwrap();
         assert_eq!(reply.status, 201);
         serde_json::from_str(&reply.body).unwrap()
     }
@@ -101,9 +115,12 @@ mod tests {
         assert_eq!(review(&admin, list_pods.clone())["status"], json!({"allowed": true}));
         assert_eq!(review(&alice, list_pods)["status"], json!({"allowed": false}));
         let discovery = json!({"spec": {"nonResourceAttributes": {"path": "/apis", "verb": "get"}}});
-        assert_eq!(review(&alice, discovery)["status"], json!({"allowed": true}));
+        assert_eq!(
+            review(&alice, discovery)["status"],
+            json!({"allowed": true, "reason": "RBAC: allowed by ClusterRoleBinding \"system:discovery\" of ClusterRole \"system:discovery\" to Group \"system:authenticated\""})
+        );
         let info = RequestInfo::parse("POST", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", "").unwrap();
-        let e = answer(&alice, &info, Sent { body: b"{\"spec\":{}}", content_type: "" }, false).unwrap().unwrap_err();
+        let e = answer(&alice, &info, Sent { body: b"{\"spec\":{}}", content_type: "" }, false, &defaults()).unwrap().unwrap_err();
         assert_eq!(e.code, 422);
     }
 
@@ -111,10 +128,10 @@ mod tests {
     fn whoami_names_the_user_and_groups() {
         let info = RequestInfo::parse("POST", "/apis/authentication.k8s.io/v1/selfsubjectreviews", "").unwrap();
         let alice = User::from_certificate("alice", &["dev".into()]);
-        let reply = answer(&alice, &info, Sent { body: b"{}", content_type: "" }, false).unwrap().unwrap();
+        let reply = answer(&alice, &info, Sent { body: b"{}", content_type: "" }, false, &defaults()).unwrap().unwrap();
         let v: Value = serde_json::from_str(&reply.body).unwrap();
         assert_eq!(v["status"]["userInfo"], json!({"username": "alice", "groups": ["dev", "system:authenticated"]}));
         let pods = RequestInfo::parse("POST", "/api/v1/namespaces/default/pods", "").unwrap();
-        assert!(answer(&alice, &pods, Sent { body: b"{}", content_type: "" }, false).is_none());
+        assert!(answer(&alice, &pods, Sent { body: b"{}", content_type: "" }, false, &defaults()).is_none());
     }
 }

@@ -323,6 +323,57 @@ const SELF_SUBJECT_ACCESS_REVIEW_SPEC: Message = Message {
 const SELF_SUBJECT_REVIEW: Message =
     Message { name: "SelfSubjectReview", fields: &[F(1, "metadata", Ty::Msg(&OBJECT_META), false), F(2, "status", Ty::Skip, false)] };
 
+/// RBAC's kinds (k8s.io/api `rbac/v1/generated.proto`), which `kubectl create role`,
+/// `clusterrole`, `rolebinding` and `clusterrolebinding` send.
+const POLICY_RULE: Message = Message {
+    name: "PolicyRule",
+    fields: &[
+        F(1, "verbs", Ty::Str, true),
+        F(2, "apiGroups", Ty::Str, true),
+        F(3, "resources", Ty::Str, true),
+        F(4, "resourceNames", Ty::Str, true),
+        F(5, "nonResourceURLs", Ty::Str, true),
+    ],
+};
+
+const AGGREGATION_RULE: Message =
+    Message { name: "AggregationRule", fields: &[F(1, "clusterRoleSelectors", Ty::Msg(&LABEL_SELECTOR), true)] };
+
+const ROLE: Message =
+    Message { name: "Role", fields: &[F(1, "metadata", Ty::Msg(&OBJECT_META), false), F(2, "rules", Ty::Msg(&POLICY_RULE), true)] };
+
+const CLUSTER_ROLE: Message = Message {
+    name: "ClusterRole",
+    fields: &[
+        F(1, "metadata", Ty::Msg(&OBJECT_META), false),
+        F(2, "rules", Ty::Msg(&POLICY_RULE), true),
+        F(3, "aggregationRule", Ty::Msg(&AGGREGATION_RULE), false),
+    ],
+};
+
+const SUBJECT: Message = Message {
+    name: "Subject",
+    fields: &[
+        F(1, "kind", Ty::Str, false),
+        F(2, "apiGroup", Ty::Str, false),
+        F(3, "name", Ty::Str, false),
+        F(4, "namespace", Ty::Str, false),
+    ],
+};
+
+const ROLE_REF: Message =
+    Message { name: "RoleRef", fields: &[F(1, "apiGroup", Ty::Str, false), F(2, "kind", Ty::Str, false), F(3, "name", Ty::Str, false)] };
+
+/// A RoleBinding and a ClusterRoleBinding are the same message.
+const ROLE_BINDING: Message = Message {
+    name: "RoleBinding",
+    fields: &[
+        F(1, "metadata", Ty::Msg(&OBJECT_META), false),
+        F(2, "subjects", Ty::Msg(&SUBJECT), true),
+        F(3, "roleRef", Ty::Msg(&ROLE_REF), false),
+    ],
+};
+
 /// The kinds read from protobuf: those kubectl's generators create, and the reviews of `kubectl
 /// auth` (its typed clients send protobuf too).
 fn message_of(kind: &str) -> Option<&'static Message> {
@@ -334,6 +385,9 @@ fn message_of(kind: &str) -> Option<&'static Message> {
         "Namespace" => Some(&NAMESPACE),
         "Deployment" => Some(&DEPLOYMENT),
         "Service" => Some(&SERVICE),
+        "Role" => Some(&ROLE),
+        "ClusterRole" => Some(&CLUSTER_ROLE),
+        "RoleBinding" | "ClusterRoleBinding" => Some(&ROLE_BINDING),
         _ => None,
     }
 }
@@ -547,6 +601,33 @@ mod tests {
                    "spec": {"replicas": 0, "selector": {"matchLabels": {"app": "web"}}, "strategy": {},
                             "template": {"metadata": {"labels": {"app": "web"}},
                                          "spec": {"containers": [{"name": "nginx", "image": "nginx", "ports": [{"containerPort": 80}], "resources": {}}]}}}})
+        );
+    }
+
+    /// `kubectl create rolebinding alice-view --clusterrole=view --user=alice` and `kubectl
+    /// create role pod-reader --verb=get --resource=pods`: Go writes every string, empty ones
+    /// too; a repeated empty string (the core group) is kept.
+    #[test]
+    fn rbac_objects_from_the_clientset() {
+        let subject = [field(1, b"User"), field(2, b"rbac.authorization.k8s.io"), field(3, b"alice"), field(4, b"")].concat();
+        let role_ref = [field(1, b"rbac.authorization.k8s.io"), field(2, b"ClusterRole"), field(3, b"view")].concat();
+        let binding = [field(1, &[field(1, b"alice-view"), field(2, b"")].concat()), field(2, &subject), field(3, &role_ref)].concat();
+        let type_meta = [field(1, b"rbac.authorization.k8s.io/v1"), field(2, b"RoleBinding")].concat();
+        let body = [b"k8s\0".to_vec(), field(1, &type_meta), field(2, &binding)].concat();
+        assert_eq!(
+            decode("RoleBinding", &body).unwrap(),
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": {"name": "alice-view"},
+                   "subjects": [{"kind": "User", "apiGroup": "rbac.authorization.k8s.io", "name": "alice"}],
+                   "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"}})
+        );
+        let rule = [field(1, b"get"), field(2, b""), field(3, b"pods")].concat();
+        let role = [field(1, &field(1, b"pod-reader")), field(2, &rule)].concat();
+        let type_meta = [field(1, b"rbac.authorization.k8s.io/v1"), field(2, b"Role")].concat();
+        let body = [b"k8s\0".to_vec(), field(1, &type_meta), field(2, &role)].concat();
+        assert_eq!(
+            decode("Role", &body).unwrap(),
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": {"name": "pod-reader"},
+                   "rules": [{"verbs": ["get"], "apiGroups": [""], "resources": ["pods"]}]})
         );
     }
 }

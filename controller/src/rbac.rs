@@ -1,0 +1,348 @@
+//! RBAC, as kube-apiserver's authorizer evaluates it (`plugin/pkg/auth/authorizer/rbac`): a
+//! request is allowed when any rule of any role bound to the user matches it; there are no deny
+//! rules. Pure: the roles and bindings come from a [`Policy`] the caller passes in (the store's,
+//! or the default policy of [`crate::rbac_defaults`]), and nothing here does I/O.
+//!
+//! Bindings are read in kube-apiserver's order: every ClusterRoleBinding, then the RoleBindings of
+//! the request's namespace (a RoleBinding grants only there, even when it names a ClusterRole).
+//! A subject applies to a user by name (User), by one of its groups (Group), or as the service
+//! account's user name `system:serviceaccount:NS:NAME` (ServiceAccount; a RoleBinding's subject
+//! without a namespace is of the binding's). A binding whose role is missing grants nothing and
+//! says why in the denial's reason, as RBAC does (`RBAC: clusterrole.rbac.authorization.k8s.io
+//! "x" not found`).
+
+use emu_api::selector::Selector;
+use emu_api::typed::{ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef, Subject};
+
+/// What a request asks, as RBAC reads it (apiserver's `authorizer.Attributes`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Attributes<'a> {
+    pub verb: &'a str,
+    /// A request for an API resource; otherwise for a non-resource URL (`path`).
+    pub resource_request: bool,
+    pub group: &'a str,
+    pub resource: &'a str,
+    pub subresource: &'a str,
+    pub name: &'a str,
+    /// "" at the cluster scope.
+    pub namespace: &'a str,
+    pub path: &'a str,
+}
+
+/// Who asks: a user name and its groups.
+#[derive(Debug, Clone, Copy)]
+pub struct UserInfo<'a> {
+    pub name: &'a str,
+    pub groups: &'a [String],
+}
+
+/// Where the roles and bindings are read from.
+pub trait Policy {
+    fn cluster_role_bindings(&self) -> Vec<ClusterRoleBinding>;
+    /// The RoleBindings of `namespace`.
+    fn role_bindings(&self, namespace: &str) -> Vec<RoleBinding>;
+    fn cluster_role(&self, name: &str) -> Option<ClusterRole>;
+    fn role(&self, namespace: &str, name: &str) -> Option<Role>;
+}
+
+/// RBAC's answer: allowed, with the binding that allowed it (`RBAC: allowed by ...`), or not,
+/// with the errors met on the way ("" when there were none, as for a plain denial).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Allowed(String),
+    Denied(String),
+}
+
+/// Whether `user` may do what `attrs` asks under `policy`.
+pub fn authorize(policy: &dyn Policy, user: UserInfo<'_>, attrs: &Attributes<'_>) -> Verdict {
+    let mut errors = Vec::new();
+    for binding in policy.cluster_role_bindings() {
+        let Some(subject) = applies(user, binding.subjects.as_deref().unwrap_or_default(), "") else { continue };
+        match rules_of(policy, &binding.role_ref, "") {
+            Ok(rules) if rules.iter().any(|r| rule_allows(r, attrs)) => {
+                let name = binding.metadata.name.as_deref().unwrap_or_default();
+                return Verdict::Allowed(allowed_by("ClusterRoleBinding", name, &binding.role_ref, subject, ""));
+            }
+            Ok(_) => {}
+            Err(e) => errors.push(e),
+        }
+    }
+    if !attrs.namespace.is_empty() {
+        for binding in policy.role_bindings(attrs.namespace) {
+            let Some(subject) = applies(user, binding.subjects.as_deref().unwrap_or_default(), attrs.namespace) else { continue };
+            match rules_of(policy, &binding.role_ref, attrs.namespace) {
+                Ok(rules) if rules.iter().any(|r| rule_allows(r, attrs)) => {
+                    let name = format!("{}/{}", binding.metadata.name.as_deref().unwrap_or_default(), attrs.namespace);
+                    return Verdict::Allowed(allowed_by("RoleBinding", &name, &binding.role_ref, subject, attrs.namespace));
+                }
+                Ok(_) => {}
+                Err(e) => errors.push(e),
+            }
+        }
+    }
+    // `utilerrors.NewAggregate`: one error as it is, several in brackets.
+    Verdict::Denied(match errors.as_slice() {
+        [] => String::new(),
+        [one] => format!("RBAC: {one}"),
+        many => format!("RBAC: [{}]", many.join(", ")),
+    })
+}
+
+/// `RBAC: allowed by ClusterRoleBinding "cluster-admin" of ClusterRole "cluster-admin" to Group
+/// "system:masters"` (the binding describers of kube-apiserver's RBAC authorizer).
+fn allowed_by(kind: &str, name: &str, role_ref: &RoleRef, subject: &Subject, namespace: &str) -> String {
+    let who = match subject.kind.as_str() {
+        "ServiceAccount" => {
+            let ns = subject.namespace.as_deref().filter(|n| !n.is_empty()).unwrap_or(namespace);
+            format!("{}/{ns}", subject.name)
+        }
+        _ => subject.name.clone(),
+    };
+    format!("RBAC: allowed by {kind} {name:?} of {} {:?} to {} {who:?}", role_ref.kind, role_ref.name, subject.kind)
+}
+
+/// The first subject that is `user` (`appliesTo`); `namespace` is the binding's ("" for a
+/// ClusterRoleBinding), which a ServiceAccount subject without one is taken to be in.
+pub fn applies<'s>(user: UserInfo<'_>, subjects: &'s [Subject], namespace: &str) -> Option<&'s Subject> {
+    subjects.iter().find(|s| match s.kind.as_str() {
+        "User" => s.name == user.name,
+        "Group" => user.groups.contains(&s.name),
+        "ServiceAccount" => {
+            let ns = s.namespace.as_deref().filter(|n| !n.is_empty()).unwrap_or(namespace);
+            !ns.is_empty() && user.name == format!("system:serviceaccount:{ns}:{}", s.name)
+        }
+        _ => false,
+    })
+}
+
+/// The rules of the role a binding names (`GetRoleReferenceRules`): a ClusterRole, or a Role of
+/// the binding's namespace. A missing role is an error, named as the listers name it.
+fn rules_of(policy: &dyn Policy, role_ref: &RoleRef, namespace: &str) -> Result<Vec<PolicyRule>, String> {
+    match role_ref.kind.as_str() {
+        "ClusterRole" => policy
+            .cluster_role(&role_ref.name)
+            .map(|r| r.rules.unwrap_or_default())
+            .ok_or_else(|| format!("clusterrole.rbac.authorization.k8s.io {:?} not found", role_ref.name)),
+        "Role" => policy
+            .role(namespace, &role_ref.name)
+            .map(|r| r.rules.unwrap_or_default())
+            .ok_or_else(|| format!("role.rbac.authorization.k8s.io {:?} not found", role_ref.name)),
+        other => Err(format!("unsupported role reference kind: {other:?}")),
+    }
+}
+
+/// Whether one rule allows the request (`RuleAllows`): verb, API group, `resource` or
+/// `resource/subresource` (or `*/subresource`), and the name when the rule lists names; for a
+/// non-resource URL, the verb and the path (exact, or a prefix ending in `*`).
+pub fn rule_allows(rule: &PolicyRule, attrs: &Attributes<'_>) -> bool {
+    if !has(&rule.verbs, attrs.verb) {
+        return false;
+    }
+    if !attrs.resource_request {
+        return rule.non_resource_urls.iter().flatten().any(|url| {
+            url == "*" || url == attrs.path || url.strip_suffix('*').is_some_and(|_| attrs.path.starts_with(url.trim_end_matches('*')))
+        });
+    }
+    let combined =
+        if attrs.subresource.is_empty() { attrs.resource.to_string() } else { format!("{}/{}", attrs.resource, attrs.subresource) };
+    let resource_matches = rule.resources.iter().flatten().any(|r| {
+        r == "*" || *r == combined || (!attrs.subresource.is_empty() && r.strip_prefix("*/").is_some_and(|sub| sub == attrs.subresource))
+    });
+    let names = rule.resource_names.as_deref().unwrap_or_default();
+    has(rule.api_groups.as_deref().unwrap_or_default(), attrs.group)
+        && resource_matches
+        && (names.is_empty() || names.iter().any(|n| n == attrs.name))
+}
+
+/// A list that holds `value` or `*`.
+fn has(list: &[String], value: &str) -> bool {
+    list.iter().any(|v| v == "*" || v == value)
+}
+
+/// The rules of an aggregated ClusterRole (kube-controller-manager's ClusterRole aggregation):
+/// every rule of every other ClusterRole its selectors match, by role name, each once. None when
+/// the role aggregates nothing.
+pub fn aggregated_rules(role: &ClusterRole, all: &[ClusterRole]) -> Option<Vec<PolicyRule>> {
+    let selectors = role.aggregation_rule.as_ref()?.cluster_role_selectors.as_deref().unwrap_or_default();
+    let mut sorted: Vec<&ClusterRole> = all.iter().collect();
+    sorted.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+    let mut rules: Vec<PolicyRule> = Vec::new();
+    for selector in selectors {
+        // A selector that does not parse selects nothing.
+        let Ok(selector) = Selector::from_typed(Some(selector)) else { continue };
+        for other in sorted.iter().filter(|o| o.metadata.name != role.metadata.name) {
+            if !selector.matches(emu_api::typed::labels(&other.metadata)) {
+                continue;
+            }
+            for rule in other.rules.iter().flatten() {
+                if !rules.contains(rule) {
+                    rules.push(rule.clone());
+                }
+            }
+        }
+    }
+    Some(rules)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use emu_api::typed;
+    use serde_json::{json, Value};
+
+    fn rule(v: Value) -> PolicyRule {
+        typed::decode(&v).unwrap()
+    }
+
+    fn resource<'a>(verb: &'a str, group: &'a str, resource: &'a str, namespace: &'a str) -> Attributes<'a> {
+        Attributes { verb, resource_request: true, group, resource, namespace, ..Attributes::default() }
+    }
+
+    fn path<'a>(verb: &'a str, path: &'a str) -> Attributes<'a> {
+        Attributes { verb, path, ..Attributes::default() }
+    }
+
+    #[test]
+    fn a_rule_matches_verb_group_resource_and_name() {
+        let r = rule(json!({"apiGroups": [""], "resources": ["pods", "pods/log"], "verbs": ["get", "list"]}));
+        assert!(rule_allows(&r, &resource("list", "", "pods", "default")));
+        assert!(!rule_allows(&r, &resource("delete", "", "pods", "default")));
+        assert!(!rule_allows(&r, &resource("list", "apps", "pods", "default")));
+        assert!(!rule_allows(&r, &resource("list", "", "secrets", "default")));
+        // A subresource is matched as `resource/subresource`, never by its resource alone.
+        let log = Attributes { subresource: "log", name: "web", ..resource("get", "", "pods", "default") };
+        assert!(rule_allows(&r, &log));
+        let exec = Attributes { subresource: "exec", ..log };
+        assert!(!rule_allows(&r, &exec));
+        let any_status = rule(json!({"apiGroups": ["*"], "resources": ["*/status"], "verbs": ["*"]}));
+        assert!(rule_allows(&any_status, &Attributes { subresource: "status", ..resource("patch", "apps", "deployments", "d") }));
+        assert!(!rule_allows(&any_status, &resource("patch", "apps", "deployments", "d")));
+        // Names: a rule that lists them matches only those (so no list, which has none).
+        let named = rule(json!({"apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["settings"], "verbs": ["get", "list"]}));
+        assert!(rule_allows(&named, &Attributes { name: "settings", ..resource("get", "", "configmaps", "d") }));
+        assert!(!rule_allows(&named, &Attributes { name: "other", ..resource("get", "", "configmaps", "d") }));
+        assert!(!rule_allows(&named, &resource("list", "", "configmaps", "d")));
+        // A resource rule never matches a URL, nor a URL rule a resource.
+        assert!(!rule_allows(&r, &path("get", "/api")));
+        let urls = rule(json!({"nonResourceURLs": ["/api", "/apis/*", "/healthz"], "verbs": ["get"]}));
+        assert!(!rule_allows(&urls, &resource("get", "", "pods", "")));
+    }
+
+    #[test]
+    fn non_resource_urls_match_exactly_or_by_a_trailing_star() {
+        let r = rule(json!({"nonResourceURLs": ["/api", "/apis/*", "/version"], "verbs": ["get"]}));
+        for (verb, p, allowed) in [
+            ("get", "/api", true),
+            ("get", "/api/v1", false),
+            ("get", "/apis/", true),
+            ("get", "/apis/apps/v1", true),
+            ("get", "/apis", false),
+            ("get", "/version/", false),
+            ("post", "/api", false),
+        ] {
+            assert_eq!(rule_allows(&r, &path(verb, p)), allowed, "{verb} {p}");
+        }
+        let all = rule(json!({"nonResourceURLs": ["*"], "verbs": ["*"]}));
+        assert!(rule_allows(&all, &path("delete", "/metrics")));
+    }
+
+    /// A policy of JSON objects, for tests.
+    #[derive(Default)]
+    struct Objects(Vec<Value>);
+
+    impl Objects {
+        fn of<T: serde::de::DeserializeOwned>(&self, kind: &str) -> Vec<T> {
+            self.0.iter().filter(|o| o["kind"] == kind).map(|o| typed::decode(o).unwrap()).collect()
+        }
+    }
+
+    impl Policy for Objects {
+        fn cluster_role_bindings(&self) -> Vec<ClusterRoleBinding> {
+            self.of("ClusterRoleBinding")
+        }
+        fn role_bindings(&self, namespace: &str) -> Vec<RoleBinding> {
+            self.of::<RoleBinding>("RoleBinding").into_iter().filter(|b| b.metadata.namespace.as_deref() == Some(namespace)).collect()
+        }
+        fn cluster_role(&self, name: &str) -> Option<ClusterRole> {
+            self.of::<ClusterRole>("ClusterRole").into_iter().find(|r| r.metadata.name.as_deref() == Some(name))
+        }
+        fn role(&self, namespace: &str, name: &str) -> Option<Role> {
+            self.of::<Role>("Role")
+                .into_iter()
+                .find(|r| r.metadata.name.as_deref() == Some(name) && r.metadata.namespace.as_deref() == Some(namespace))
+        }
+    }
+
+    fn binding(kind: &str, name: &str, namespace: &str, role: (&str, &str), subjects: Value) -> Value {
+        json!({"kind": kind, "metadata": {"name": name, "namespace": namespace},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": role.0, "name": role.1}, "subjects": subjects})
+    }
+
+    fn policy() -> Objects {
+        Objects(vec![
+            json!({"kind": "ClusterRole", "metadata": {"name": "view"}, "rules": [
+                {"apiGroups": [""], "resources": ["pods", "services", "endpoints", "configmaps"], "verbs": ["get", "list", "watch"]}]}),
+            json!({"kind": "ClusterRole", "metadata": {"name": "nodes-reader"}, "rules": [{"apiGroups": [""], "resources": ["nodes"], "verbs": ["get"]}]}),
+            json!({"kind": "Role", "metadata": {"name": "secrets", "namespace": "team"}, "rules": [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}]}),
+            binding("RoleBinding", "alice-view", "default", ("ClusterRole", "view"), json!([{"kind": "User", "name": "alice"}])),
+            binding("RoleBinding", "sa-secrets", "team", ("Role", "secrets"), json!([{"kind": "ServiceAccount", "name": "default"}])),
+            binding("ClusterRoleBinding", "ops-nodes", "", ("ClusterRole", "nodes-reader"), json!([{"kind": "Group", "name": "ops"}])),
+            binding("ClusterRoleBinding", "dangling", "", ("ClusterRole", "gone"), json!([{"kind": "User", "name": "carol"}])),
+        ])
+    }
+
+    fn user<'a>(name: &'a str, groups: &'a [String]) -> UserInfo<'a> {
+        UserInfo { name, groups }
+    }
+
+    #[test]
+    fn bindings_grant_their_roles_to_their_subjects_where_they_are() {
+        let p = policy();
+        let none: Vec<String> = vec![];
+        let alice = user("alice", &none);
+        assert_eq!(
+            authorize(&p, alice, &resource("list", "", "pods", "default")),
+            Verdict::Allowed(r#"RBAC: allowed by RoleBinding "alice-view/default" of ClusterRole "view" to User "alice""#.into())
+        );
+        // A RoleBinding grants in its namespace only, even a ClusterRole; never secrets by view.
+        assert_eq!(authorize(&p, alice, &resource("list", "", "pods", "kube-system")), Verdict::Denied(String::new()));
+        assert_eq!(authorize(&p, alice, &resource("list", "", "pods", "")), Verdict::Denied(String::new()));
+        assert_eq!(authorize(&p, alice, &resource("get", "", "secrets", "default")), Verdict::Denied(String::new()));
+        // A service account by its user name; a subject without namespace is the binding's.
+        let sa_groups = vec!["system:serviceaccounts".to_string()];
+        let sa = user("system:serviceaccount:team:default", &sa_groups);
+        assert!(matches!(authorize(&p, sa, &resource("get", "", "secrets", "team")), Verdict::Allowed(_)));
+        let other = user("system:serviceaccount:default:default", &sa_groups);
+        assert_eq!(authorize(&p, other, &resource("get", "", "secrets", "team")), Verdict::Denied(String::new()));
+        // A group, cluster-wide.
+        let ops = vec!["ops".to_string()];
+        assert_eq!(
+            authorize(&p, user("bob", &ops), &Attributes { name: "node-1", ..resource("get", "", "nodes", "") }),
+            Verdict::Allowed(r#"RBAC: allowed by ClusterRoleBinding "ops-nodes" of ClusterRole "nodes-reader" to Group "ops""#.into())
+        );
+        // A binding to a missing role grants nothing and says so.
+        assert_eq!(
+            authorize(&p, user("carol", &none), &resource("list", "", "pods", "default")),
+            Verdict::Denied(r#"RBAC: clusterrole.rbac.authorization.k8s.io "gone" not found"#.into())
+        );
+    }
+
+    #[test]
+    fn aggregation_takes_each_rule_once_from_the_roles_selected() {
+        let role = |name: &str, labels: Value, rules: Value| -> ClusterRole {
+            typed::decode(&json!({"kind": "ClusterRole", "metadata": {"name": name, "labels": labels}, "rules": rules})).unwrap()
+        };
+        let get_pods = json!({"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]});
+        let get_svcs = json!({"apiGroups": [""], "resources": ["services"], "verbs": ["get"]});
+        let mut view = role("view", json!({}), json!([]));
+        view.aggregation_rule = typed::decode(&json!({"clusterRoleSelectors": [{"matchLabels": {"agg": "view"}}]})).unwrap();
+        let all = vec![
+            role("b-extra", json!({"agg": "view"}), json!([get_svcs, get_pods])),
+            role("a-base", json!({"agg": "view"}), json!([get_pods])),
+            role("unrelated", json!({}), json!([{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}])),
+            view.clone(),
+        ];
+        assert_eq!(aggregated_rules(&view, &all).unwrap(), [rule(get_pods), rule(get_svcs)]);
+        assert!(aggregated_rules(&all[0], &all).is_none());
+    }
+}
