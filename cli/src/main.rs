@@ -147,6 +147,8 @@ enum Command {
     Run(verbs::RunArgs),
     /// Run a command in a container.
     Exec(verbs::ExecArgs),
+    /// Attach to a container's own process (its output; its stdin with -i; its terminal with -t).
+    Attach(verbs::AttachArgs),
     /// Print the logs of a container.
     Logs(verbs::LogsArgs),
     /// A shell or a command on a node (in the node's network namespace).
@@ -232,6 +234,7 @@ fn main() {
         Command::Expose(a) => verbs::expose(a, g),
         Command::Run(a) => verbs::run(a, g),
         Command::Exec(a) => verbs::exec(a, g),
+        Command::Attach(a) => verbs::attach(a, g),
         Command::Logs(a) => verbs::logs(a, g),
         Command::Ssh(a) => verbs::ssh(a, g),
         Command::Outside(a) => verbs::outside(a, g),

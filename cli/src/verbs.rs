@@ -822,8 +822,8 @@ pub fn run(a: RunArgs, g: &Globals) -> anyhow::Result<i32> {
         println!("pod/{} created", a.name);
         return Ok(0);
     }
-    // Attached: wait for the container, then run a session in it. emu cannot attach to the
-    // container's own stdin, so the session is a fresh process of the same command.
+    // Attached, as kubectl run -i: wait for the container, then attach to its own process (its
+    // console: stdin and, with -t, its terminal).
     let deadline = Instant::now() + Duration::from_secs(60);
     let pod = loop {
         let p = ctx.block_on(get_one(&mut client, "Pod", &ns, &a.name))?;
@@ -835,11 +835,39 @@ pub fn run(a: RunArgs, g: &Globals) -> anyhow::Result<i32> {
         }
         std::thread::sleep(Duration::from_millis(50));
     };
+    if pod["status"]["phase"] != "Running" {
+        bail!("pod {} is not running; current phase is {}", a.name, pod["status"]["phase"].as_str().unwrap_or("Pending"));
+    }
     if a.tty {
         eprintln!("If you don't see a command prompt, try pressing enter.");
     }
-    let argv = if a.args.is_empty() { vec!["sh".to_string()] } else { a.args.clone() };
-    let code = exec_in(&ctx, &pod, &a.name, &argv, a.stdin || a.tty, a.tty)?;
+    let start = emu_proto::ExecStart {
+        namespace: ns.clone(),
+        pod: a.name.clone(),
+        container: a.name.clone(),
+        stdin: a.stdin,
+        tty: crate::remote::use_tty(a.tty, a.stdin),
+        attach: true,
+        ..Default::default()
+    };
+    crate::remote::exec(&ctx, start)?;
+    // The session ends with the container's run; with a policy that does not restart it, its
+    // exit code is the command's (as kubectl run's).
+    let mut code = 0;
+    if a.restart != "Always" {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            let p = ctx.block_on(get_one(&mut client, "Pod", &ns, &a.name))?;
+            let terminated = &p["status"]["containerStatuses"][0]["state"]["terminated"];
+            if let Some(exit) = terminated["exitCode"].as_i64() {
+                code = exit as i32;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    } else if !a.rm {
+        eprintln!("Session ended, resume using 'emu attach {} -c {} -i -t' command when the pod is running", a.name, a.name);
+    }
     if a.rm {
         let r = ObjectRef { kind: "Pod".into(), namespace: ns.clone(), name: a.name.clone() };
         let _ = ctx.block_on(client.delete(DeleteRequest { r#ref: Some(r), force: false, grace_period_seconds: 1 }));
@@ -935,6 +963,55 @@ pub fn exec(a: ExecArgs, g: &Globals) -> anyhow::Result<i32> {
     let pod = find_pod(&ctx, &mut client, &a.pod, &ns)?;
     let container = pick_container(&pod, a.container.as_deref())?;
     exec_in(&ctx, &pod, &container, &a.command, a.stdin, a.tty)
+}
+
+#[derive(Args, Debug)]
+pub struct AttachArgs {
+    /// The pod (`NAME` or `pod/NAME`), or `deployment/NAME`, `service/NAME`, … for one of its pods.
+    pub pod: String,
+    /// The container (default: the pod's only or first container).
+    #[arg(short = 'c', long = "container")]
+    pub container: Option<String>,
+    /// Pass this terminal's stdin to the container (it must have `stdin: true`).
+    #[arg(short = 'i', long)]
+    pub stdin: bool,
+    /// The container's terminal is this one (it must have `tty: true`).
+    #[arg(short = 't', long)]
+    pub tty: bool,
+}
+
+/// As kubectl attach: the session lasts until the container's run ends (or Ctrl-C without -i).
+pub fn attach(a: AttachArgs, g: &Globals) -> anyhow::Result<i32> {
+    let ctx = Ctx::open(g)?;
+    let mut client = ctx.client.clone();
+    let ns = g.namespace_or_default();
+    let pod = find_pod(&ctx, &mut client, &a.pod, &ns)?;
+    let container = pick_container(&pod, a.container.as_deref())?;
+    if pod["status"]["phase"] != "Running" {
+        bail!("cannot attach to a container in a completed pod; current phase is {}", pod["status"]["phase"].as_str().unwrap_or("Pending"));
+    }
+    let spec = pod["spec"]["containers"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["name"] == container.as_str()))
+        .cloned()
+        .unwrap_or_default();
+    let tty = a.tty && spec["tty"] == true;
+    if a.tty && !tty {
+        eprintln!("Unable to use a TTY - container {container} did not allocate one");
+    }
+    if tty {
+        eprintln!("If you don't see a command prompt, try pressing enter.");
+    }
+    let start = emu_proto::ExecStart {
+        namespace: ns,
+        pod: object::name(&pod).to_string(),
+        container,
+        stdin: a.stdin,
+        tty: crate::remote::use_tty(tty, a.stdin),
+        attach: true,
+        ..Default::default()
+    };
+    crate::remote::exec(&ctx, start)
 }
 
 #[derive(Args, Debug)]

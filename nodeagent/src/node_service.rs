@@ -133,6 +133,75 @@ impl NodeService {
         Ok((cmd, Signaled::One))
     }
 
+    /// Attaches to a container's own process: its console ([`sandbox::console`]) takes the
+    /// caller's input and window sizes; the output is the terminal's, or for other containers
+    /// what their log gets from now on. The attach ends with the container's current run (the
+    /// relay closes the connection), or with the caller. A container without a console (neither
+    /// `stdin` nor `tty`) can only be watched, until the caller goes.
+    async fn attach(&self, start: ExecStart, mut inbound: Streaming<ExecInput>) -> Result<Response<OutStream<ExecOutput>>, Status> {
+        use sandbox::console;
+        let dir = self.pod_dir(&start.namespace, &start.pod, &start.pod_uid)?;
+        let socket = dir.join(console::socket_name(&start.container));
+        let console = match connect_console(&dir, &start.container).await {
+            Ok(c) => Some(c),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound || e.kind() == std::io::ErrorKind::ConnectionRefused => None,
+            Err(e) => return Err(Status::internal(format!("attaching to {}: {e}", socket.display()))),
+        };
+        let terminal = start.tty && console.is_some();
+        let (tx, rx) = mpsc::channel(32);
+        let (mut from_console, mut to_console) = match console {
+            Some(c) => {
+                let (r, w) = c.into_split();
+                (Some(r), Some(w))
+            }
+            None => (None, None),
+        };
+        if let Some(size) = start.size.filter(|_| terminal) {
+            if let Some(w) = to_console.as_mut() {
+                let _ = w.write_all(&console::frames(console::FRAME_RESIZE, &resize_payload(&size))).await;
+            }
+        }
+        // The caller's input and window sizes, to the console.
+        tokio::spawn(async move {
+            while let Ok(Some(m)) = inbound.message().await {
+                let Some(w) = to_console.as_mut() else { continue };
+                let frames = match m.input {
+                    Some(Input::Stdin(data)) => console::frames(console::FRAME_INPUT, &data),
+                    Some(Input::Resize(size)) if terminal => console::frames(console::FRAME_RESIZE, &resize_payload(&size)),
+                    _ => continue,
+                };
+                if w.write_all(&frames).await.is_err() {
+                    return;
+                }
+            }
+        });
+        let log = sandbox::log_path(&dir, &start.container);
+        tokio::spawn(async move {
+            let ended = match from_console.as_mut() {
+                // A terminal's output comes on the connection, which closes with the run.
+                Some(r) if terminal => {
+                    let mut buf = vec![0u8; 32 * 1024];
+                    loop {
+                        match r.read(&mut buf).await {
+                            Ok(0) | Err(_) => break true,
+                            Ok(n) => {
+                                if tx.send(Ok(ExecOutput { output: Some(Output::Stdout(buf[..n].to_vec())) })).await.is_err() {
+                                    break false;
+                                }
+                            }
+                        }
+                    }
+                }
+                // Other output is the log's; the connection's end is the run's.
+                console => follow_log_until(&dir, &log, console, &tx).await,
+            };
+            if ended {
+                let _ = tx.send(Ok(ExecOutput { output: Some(Output::ExitCode(0)) })).await;
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
     fn routes(&self) -> Result<(&str, &Path, &str, ApiClient<Channel>), Status> {
         match &self.place {
             Place::Node { name, netns, service_cidr, client } => Ok((name, netns, service_cidr, (**client).clone())),
@@ -181,6 +250,9 @@ impl Node for NodeService {
         let Some(ExecInput { input: Some(Input::Start(start)) }) = inbound.message().await? else {
             return Err(Status::invalid_argument("exec: the first message must be ExecStart"));
         };
+        if start.attach {
+            return self.attach(start, inbound).await;
+        }
         let (cmd, signaled) = self.command(&start)?;
         let what = start.command.first().cloned().unwrap_or_else(|| "a shell".into());
         // nsexec makes its command the terminal's session leader itself, inside the container.
@@ -331,6 +403,59 @@ async fn read_from(path: &Path, offset: &mut u64) -> std::io::Result<Vec<u8>> {
         *offset += buf.len() as u64;
     }
     Ok(buf)
+}
+
+/// Connects to the console of container `name` in the pod's directory `dir`, through the
+/// directory's descriptor: its path may be longer than a socket's path may be.
+async fn connect_console(dir: &Path, name: &str) -> std::io::Result<tokio::net::UnixStream> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_PATH | libc::O_DIRECTORY).open(dir)?;
+    let path = format!("/proc/self/fd/{}/{}", dir.as_raw_fd(), sandbox::console::socket_name(name));
+    tokio::net::UnixStream::connect(path).await
+}
+
+fn resize_payload(size: &TerminalSize) -> [u8; 4] {
+    let ws = winsize(size);
+    let (r, c) = (ws.ws_row.to_be_bytes(), ws.ws_col.to_be_bytes());
+    [r[0], r[1], c[0], c[1]]
+}
+
+/// What `log` gets from now on, sent as stdout, until `console`'s connection closes (the run
+/// ended: true), or without one until the pod or the caller is gone (false).
+async fn follow_log_until(
+    dir: &Path,
+    log: &Path,
+    mut console: Option<&mut tokio::net::unix::OwnedReadHalf>,
+    tx: &Sender<ExecOutput>,
+) -> bool {
+    let mut offset = tokio::fs::metadata(log).await.map(|m| m.len()).unwrap_or(0);
+    let mut byte = [0u8; 1];
+    loop {
+        let closed = async {
+            match console.as_mut() {
+                Some(c) => {
+                    let _ = c.read(&mut byte).await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        let ended = tokio::select! {
+            _ = tokio::time::sleep(FOLLOW_EVERY) => false,
+            _ = closed => true,
+            _ = tx.closed() => return false,
+        };
+        if !dir.exists() {
+            return false;
+        }
+        if let Ok(data) = read_from(log, &mut offset).await {
+            if !data.is_empty() && tx.send(Ok(ExecOutput { output: Some(Output::Stdout(data)) })).await.is_err() {
+                return false;
+            }
+        }
+        if ended {
+            return true;
+        }
+    }
 }
 
 /// A running command and its stdio.

@@ -76,6 +76,34 @@ fn exec_streams_stdio_terminals_and_exit_codes_through_the_agent() {
     term.expect("on-node-1\r\n", limit);
     term.type_keys("exit 4\r");
     assert_eq!(term.wait(limit), 4, "{}", term.shown());
+    // emu run -it attaches to the container's own shell (pid 1), as kubectl run does; after
+    // the session ended the container restarted, and emu attach reaches its new shell.
+    let mut term = Terminal::start(emu(&["run", "shell", "--image=busybox", "-i", "-t"]), 24, 80);
+    term.expect("If you don't see a command prompt, try pressing enter.", limit);
+    term.type_keys("\r");
+    term.expect("# ", limit);
+    term.type_keys("echo pid $$\r");
+    term.expect("pid 1\r\n", limit);
+    term.type_keys("exit\r");
+    term.expect("Session ended, resume using 'emu attach shell -c shell -i -t' command when the pod is running", limit);
+    assert_eq!(term.wait(limit), 0, "{}", term.shown());
+    c.wait_for("the shell's restart", limit, || {
+        let p: serde_json::Value = serde_json::from_str(&c.emu(&["get", "pod", "shell", "-o", "json"]).ok().stdout).unwrap();
+        (p["status"]["containerStatuses"][0]["restartCount"] == 1 && p["status"]["phase"] == "Running").then_some(())
+    });
+    let mut term = Terminal::start(emu(&["attach", "shell", "-i", "-t"]), 24, 80);
+    term.expect("If you don't see a command prompt, try pressing enter.", limit);
+    term.type_keys("\r");
+    term.expect("# ", limit);
+    term.type_keys("exit\r");
+    assert_eq!(term.wait(limit), 0, "{}", term.shown());
+    // Without a terminal: stdin to the container's process, its output from its log, and with
+    // a policy that does not restart it, its exit code.
+    let (code, out, _) = with_stdin(
+        &["run", "reader", "--image=busybox", "-i", "--restart=Never", "--command", "--", "sh", "-c", "read x; echo got $x; exit 4"],
+        "hi\n",
+    );
+    assert_eq!((code, out.as_str()), (4, "got hi\n"));
     // Without a terminal, ssh passes stdin on.
     assert_eq!(with_stdin(&["ssh", "node-1", "--", "cat"], "piped\n").1, "piped\n");
 

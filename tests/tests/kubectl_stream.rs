@@ -123,3 +123,45 @@ fn kubectl_reads_logs_and_runs_commands() {
     let none = kubectl(d, limit, &["exec", "two", "-c", "nope", "--", "true"]);
     assert!(none.code != 0 && none.stderr.contains("container nope is not valid for pod two"), "{}", none.stderr);
 }
+
+/// `kubectl run -i --tty` as the tutorial types it: a pod whose shell has a terminal, kubectl
+/// attached to that shell (the container's own process, not a second one), and `kubectl attach`
+/// back to it after the session ended and the container restarted.
+#[test]
+fn kubectl_run_attaches_a_terminal_to_the_containers_shell() {
+    let (_c, dir) = kubectl_support::cluster("kattach");
+    let (d, limit) = (&dir.0, Duration::from_secs(30));
+    let mut term =
+        Terminal::start(kubectl_support::kubectl_cmd(d, &["run", "curl", "--image=radial/busyboxplus:curl", "-i", "--tty"]), 24, 80);
+    term.expect("If you don't see a command prompt, try pressing enter.", limit);
+    term.type_keys("\r");
+    term.expect("# ", limit);
+    // The shell is the container's pid 1, on a terminal of the attached window's size.
+    term.type_keys("echo pid $$; stty size\r");
+    term.expect("pid 1\r\n24 80\r\n", limit);
+    term.type_keys("exit\r");
+    term.expect("Session ended, resume using 'kubectl attach curl -c curl -i -t' command when the pod is running", limit);
+    assert_eq!(term.wait(limit), 0, "{}", term.shown());
+
+    // Its exit was the container's: restarted (restartPolicy Always), and attachable again.
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        let restarts = kubectl(d, limit, &["get", "pod", "curl", "-o", "jsonpath={.status.containerStatuses[0].restartCount}"]).ok();
+        let running = kubectl(d, limit, &["get", "pod", "curl", "-o", "jsonpath={.status.phase}"]).ok();
+        if restarts.stdout == "1" && running.stdout == "Running" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "restartCount {:?}, phase {:?}", restarts.stdout, running.stdout);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let mut term = Terminal::start(kubectl_support::kubectl_cmd(d, &["attach", "curl", "-c", "curl", "-i", "-t"]), 30, 100);
+    term.expect("If you don't see a command prompt, try pressing enter.", limit);
+    term.type_keys("\r");
+    term.expect("# ", limit);
+    term.type_keys("stty size; exit 3\r");
+    term.expect("30 100\r\n", limit);
+    assert_eq!(term.wait(limit), 0, "{}", term.shown());
+    // What the terminal showed is the container's log, as the kubelet keeps it.
+    let logs = kubectl(d, limit, &["logs", "curl"]).ok();
+    assert!(logs.stdout.contains("30 100\r\n"), "{:?}", logs.stdout);
+}

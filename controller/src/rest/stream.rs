@@ -190,18 +190,16 @@ pub(super) fn logs(call: &Call) -> Result<Served, ApiError> {
     })))
 }
 
-/// `pods/NAME/exec` over WebSocket ([`super::channel`]): the pod and the options are checked
-/// before the switch (their errors are plain answers), then the command runs through the agent
-/// of the pod's node as `emu exec` runs it. `attach` is not served: the agent runs new commands
-/// only, it cannot join a container's main process.
+/// `pods/NAME/exec` and `pods/NAME/attach` over WebSocket ([`super::channel`]): the pod and the
+/// options are checked before the switch (their errors are plain answers), then the agent of the
+/// pod's node runs the command as `emu exec` runs it, or attaches to the container's own process
+/// (its console, when it has `stdin` or `tty`; an attach ends with the container's run).
 pub(super) fn exec(call: &Call) -> Result<Served, ApiError> {
-    if call.info.subresource == "attach" {
-        return Err(ApiError::method_not_supported(&call.info.group, "pods/attach", &call.info.verb));
-    }
+    let attach = call.info.subresource == "attach";
     let pod = pod(call)?;
     let options = ExecOptions::parse(&call.query)?;
     let container = container_of(&pod, &options.container)?;
-    if options.command.is_empty() {
+    if options.command.is_empty() && !attach {
         return Err(ApiError::bad_request("you must specify at least one command for the container"));
     }
     let (uid, node) = relay::pod_placement(call.shared, &call.info.namespace, &call.info.name).map_err(|e| match e.code() {
@@ -217,6 +215,7 @@ pub(super) fn exec(call: &Call) -> Result<Served, ApiError> {
         command: options.command.clone(),
         stdin: options.stdin,
         tty: options.tty,
+        attach,
         ..Default::default()
     };
     let shared = call.shared.clone();

@@ -39,22 +39,30 @@ pub(super) struct Plan<'a> {
     pub volume_binds: Vec<(PathBuf, String)>,
 }
 
-/// Sets up the container and execs it; returns only the reason it could not.
-pub(super) fn run(plan: &Plan, log: RawFd, devnull: RawFd) -> String {
-    match setup(plan, log, devnull) {
+/// Sets up the container and execs it; returns only the reason it could not. Its stdin is
+/// `stdin`, its stdout and stderr `log`; on a `terminal`, all three are `stdin`, its controlling
+/// terminal.
+pub(super) fn run(plan: &Plan, log: RawFd, stdin: RawFd, terminal: bool) -> String {
+    let output = if terminal { stdin } else { log };
+    match setup(plan, output, stdin, terminal) {
         Ok(program) => exec(&program, &plan.argv, &plan.env),
         Err(e) => e,
     }
 }
 
-fn setup(plan: &Plan, log: RawFd, devnull: RawFd) -> Result<PathBuf, String> {
-    // SAFETY: prctl, setsid and dup2 only change this process's attributes and descriptors.
+fn setup(plan: &Plan, output: RawFd, stdin: RawFd, terminal: bool) -> Result<PathBuf, String> {
+    // SAFETY: prctl, setsid, dup2 and TIOCSCTTY only change this process's attributes and
+    // descriptors.
     unsafe {
         // A container must not outlive its supervisor (e.g. a SIGKILLed shim).
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
         libc::setsid();
-        if libc::dup2(devnull, 0) < 0 || libc::dup2(log, 1) < 0 || libc::dup2(log, 2) < 0 {
+        if libc::dup2(stdin, 0) < 0 || libc::dup2(output, 1) < 0 || libc::dup2(output, 2) < 0 {
             return Err(format!("redirecting stdio: {}", std::io::Error::last_os_error()));
+        }
+        // A shell on a terminal wants it as its controlling terminal (job control, ^C).
+        if terminal && libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+            return Err(format!("making the terminal the controlling one: {}", std::io::Error::last_os_error()));
         }
     }
     reset_signals();

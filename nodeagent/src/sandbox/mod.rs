@@ -18,6 +18,7 @@
 //!   container's own mount namespace, so they vanish with the container and the host never
 //!   sees them.
 
+pub mod console;
 mod container;
 mod nsexec;
 mod shim;

@@ -18,6 +18,7 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use tracing::{error, info, warn};
 
+use super::console::Console;
 use super::container::{self, Plan};
 use super::*;
 
@@ -230,9 +231,9 @@ struct Container {
     /// be installed meanwhile (kubelet retries a failed pull with the same back-off).
     pull_at: Option<Instant>,
     pull_backoff: Option<Duration>,
-    /// For `stdin: true` containers: the write end of the pipe that is their stdin, held open so
-    /// that a shell waits for input (as it would attached to kubectl) instead of reading EOF.
-    stdin_holder: Option<OwnedFd>,
+    /// For `stdin: true` or `tty: true` containers: their console, which every run gets and
+    /// `kubectl attach` reaches (a shell on it waits for input instead of reading EOF).
+    console: Option<Console>,
 }
 
 struct Pod {
@@ -273,7 +274,7 @@ impl Pod {
                     restart_at: None,
                     pull_at: missing_program.then(|| Instant::now() + BACKOFF_INITIAL),
                     pull_backoff: missing_program.then_some(BACKOFF_INITIAL),
-                    stdin_holder: None,
+                    console: None,
                 }
             })
             .collect();
@@ -354,11 +355,17 @@ impl Pod {
             volume_binds: volume_binds(&self.dir, &c.spec.mounts),
         };
         let started_at = rfc3339(SystemTime::now());
-        let result = spawn_container(&plan, &log, self.containers[i].spec.stdin);
+        let c = &mut self.containers[i];
+        if c.console.is_none() && (c.spec.stdin || c.spec.tty) {
+            match Console::open(&self.dir, &name, log.clone(), c.spec.tty) {
+                Ok(console) => c.console = Some(console),
+                Err(e) => warn!(container = %name, "opening the container's console: {e}; it cannot be attached to"),
+            }
+        }
+        let result = spawn_container(&plan, &log, c.console.as_ref());
         let c = &mut self.containers[i];
         match result {
-            Ok((pid, None, holder)) => {
-                c.stdin_holder = holder;
+            Ok((pid, None)) => {
                 // The program only: expanded arguments may hold values from Secrets.
                 info!(container = %name, pid, program = %plan.argv.first().map_or("", String::as_str), "container started");
                 c.status.state = ContainerState::Running { started_at: started_at.clone() };
@@ -366,7 +373,7 @@ impl Pod {
                 c.status.env = env;
                 c.started = Some((Instant::now(), started_at));
             }
-            Ok((pid, Some(msg), _)) => {
+            Ok((pid, Some(msg))) => {
                 warn!(container = %name, "container failed to start: {msg}");
                 // The child exits right after reporting; collect it here so that the exit is
                 // recorded as a start error rather than as the entrypoint's exit.
@@ -409,6 +416,9 @@ impl Pod {
         let (ran_for, started_at) = c.started.take().map_or((Duration::ZERO, String::new()), |(t, s)| (t.elapsed(), s));
         let term = Terminated { exit_code, signal, reason: reason.to_string(), started_at, finished_at: rfc3339(SystemTime::now()) };
         c.status.pid = None;
+        if let Some(console) = &c.console {
+            console.run_ended();
+        }
         let (action, backoff) =
             if self.stopping { (AfterExit::Stay, c.backoff) } else { after_exit(&policy, exit_code, ran_for, c.backoff) };
         c.backoff = backoff;
@@ -474,15 +484,14 @@ impl Pod {
 }
 
 /// Clones the container's pid 1 into new PID and mount namespaces and waits until it has exec'd
-/// (Ok((pid, None, _))) or reported why it could not (Ok((pid, Some(reason), _))). With
-/// `keep_stdin_open`, the container's stdin is a pipe whose write end is returned.
-fn spawn_container(plan: &Plan, log_file: &Path, keep_stdin_open: bool) -> io::Result<(i32, Option<String>, Option<OwnedFd>)> {
+/// (Ok((pid, None))) or reported why it could not (Ok((pid, Some(reason)))). With a console,
+/// the container's stdin is its console (and its stdout and stderr too, for a terminal).
+fn spawn_container(plan: &Plan, log_file: &Path, console: Option<&Console>) -> io::Result<(i32, Option<String>)> {
     let log = OpenOptions::new().create(true).append(true).open(log_file)?;
-    let (stdin, holder): (OwnedFd, Option<OwnedFd>) = if keep_stdin_open {
-        let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(io::Error::from)?;
-        (r, Some(w))
-    } else {
-        (File::open("/dev/null")?.into(), None)
+    let devnull: OwnedFd = File::open("/dev/null")?.into();
+    let (stdin, terminal) = match console {
+        Some(c) => (c.inside(), c.terminal()),
+        None => (devnull.as_raw_fd(), false),
     };
     fs::create_dir_all(&plan.rootfs)?;
     let (rd, wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(io::Error::from)?;
@@ -504,8 +513,7 @@ fn spawn_container(plan: &Plan, log_file: &Path, keep_stdin_open: bool) -> io::R
     }
     if pid == 0 {
         drop(rd);
-        drop(holder);
-        let msg = container::run(plan, log.as_raw_fd(), stdin.as_raw_fd());
+        let msg = container::run(plan, log.as_raw_fd(), stdin, terminal);
         let line = format!("emu: starting container: {msg}\n");
         // SAFETY: plain writes to descriptors we own, then _exit without running the parent's
         // atexit handlers or flushing its buffers.
@@ -518,7 +526,7 @@ fn spawn_container(plan: &Plan, log_file: &Path, keep_stdin_open: bool) -> io::R
     drop(wr);
     let mut msg = String::new();
     File::from(rd).read_to_string(&mut msg)?;
-    Ok((pid as i32, (!msg.is_empty()).then_some(msg), holder))
+    Ok((pid as i32, (!msg.is_empty()).then_some(msg)))
 }
 
 /// Why an image cannot be used on this machine.
