@@ -1,0 +1,190 @@
+//! RBAC with the real kubectl (issue 17): a user outside `system:masters` (alice, a client
+//! certificate of the cluster CA) and a pod's service account (`system:serviceaccount:default:
+//! default`, with the token emu gives the pod) get kube-apiserver's 403 until the admin binds
+//! them to the default ClusterRole `view` (`kubectl create rolebinding`, sent as protobuf), then
+//! read what `view` grants and nothing more; `kubectl auth can-i` agrees; the default roles and
+//! the bindings print as kubectl prints them; a binding's role never changes.
+
+mod kubectl_support;
+
+use emu_tests::Run;
+use kubectl_support::{cluster, kubectl};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+const LIMIT: Duration = Duration::from_secs(60);
+const TOKEN: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
+
+/// A client certificate and key (PEM) for CN `user` in O `group`, signed with the cluster's CA
+/// key in `pki` (the CA's subject is CN kubernetes, as kubeadm names it).
+fn client_cert(pki: &Path, user: &str, group: &str) -> (String, String) {
+    let ca_key = rcgen::KeyPair::from_pem(&std::fs::read_to_string(pki.join("ca.key")).expect("the cluster CA's key")).unwrap();
+    let mut ca = rcgen::CertificateParams::default();
+    ca.distinguished_name = rcgen::DistinguishedName::new();
+    ca.distinguished_name.push(rcgen::DnType::CommonName, "kubernetes");
+    let mut params = rcgen::CertificateParams::default();
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params.distinguished_name.push(rcgen::DnType::OrganizationName, group);
+    params.distinguished_name.push(rcgen::DnType::CommonName, user);
+    params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = params.signed_by(&key, &rcgen::Issuer::new(ca, ca_key)).unwrap();
+    (cert.pem(), key.serialize_pem())
+}
+
+/// A kubeconfig for the server of the admin's (the host's API port), trusting the cluster CA,
+/// as user `name` with `credentials` (kubeconfig `user:` lines; none for a token given on the
+/// command line).
+fn kubeconfig(dir: &Path, name: &str, credentials: &str) -> PathBuf {
+    let admin = std::fs::read_to_string(dir.join("kubeconfig")).unwrap();
+    let field =
+        |key: &str| admin.lines().find_map(|l| l.trim().strip_prefix(key)).unwrap_or_else(|| panic!("{key} in {admin}")).trim().to_string();
+    let (server, ca) = (field("server:"), field("certificate-authority-data:"));
+    let user = if credentials.is_empty() { "  user: {}\n".to_string() } else { format!("  user:\n{credentials}") };
+    let text = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: emu\n  cluster:\n    server: {server}\n    certificate-authority-data: {ca}\n\
+         users:\n- name: {name}\n{user}contexts:\n- name: emu\n  context:\n    cluster: emu\n    user: {name}\n    namespace: default\n\
+         current-context: emu\n"
+    );
+    let path = dir.join(format!("{name}.kubeconfig"));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// `kubectl ARGS` with `config`, a discovery cache of the user's own, killed after [`LIMIT`].
+fn kubectl_as(dir: &Path, config: &Path, args: &[&str]) -> Run {
+    let cache = dir.join(format!("cache-{}", config.file_stem().unwrap().to_string_lossy()));
+    let mut cmd = Command::new("timeout");
+    cmd.args(["-s", "KILL", &LIMIT.as_secs().to_string(), "kubectl", "--kubeconfig"])
+        .arg(config)
+        .arg("--cache-dir")
+        .arg(&cache)
+        .args(args)
+        .env_remove("KUBECONFIG")
+        .env("KUBECACHEDIR", &cache);
+    Run::from(cmd.output().expect("running kubectl"))
+}
+
+/// kube-apiserver's 403 for listing `resource` in namespace default, as kubectl prints it.
+fn forbidden(user: &str, resource: &str) -> String {
+    format!(
+        "Error from server (Forbidden): {resource} is forbidden: User \"{user}\" cannot list resource \"{resource}\" in API group \"\" in the namespace \"default\"\n"
+    )
+}
+
+/// A table's cells line by line, the AGE column (index `age`) left out: two runs a moment
+/// apart may differ there.
+fn cells(table: &str, age: usize) -> Vec<Vec<String>> {
+    table.lines().map(|l| l.split_whitespace().enumerate().filter(|(i, _)| *i != age).map(|(_, c)| c.to_string()).collect()).collect()
+}
+
+#[test]
+fn rbac_grants_what_the_bound_role_allows() {
+    let (c, dir) = cluster("rbac");
+    let admin = |args: &[&str]| kubectl(&dir.0, LIMIT, args);
+    c.apply(
+        "client.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: client}\nspec:\n  containers: [{name: c, image: busybox, command: [sleep, '3600']}]\n",
+    )
+    .ok();
+    c.ready_pod("client");
+
+    // The default policy, as kube-apiserver creates it, listed as kubectl lists it.
+    let roles = admin(&["get", "clusterroles"]).ok().stdout;
+    assert_eq!(roles.lines().next().map(|h| h.split_whitespace().collect::<Vec<_>>()), Some(vec!["NAME", "CREATED", "AT"]), "{roles}");
+    let names: Vec<&str> = roles.lines().skip(1).filter_map(|l| l.split_whitespace().next()).collect();
+    for role in ["admin", "cluster-admin", "edit", "view", "system:discovery", "system:basic-user", "system:public-info-viewer"] {
+        assert!(names.contains(&role), "{role} in {roles}");
+    }
+    assert_eq!(roles, c.emu(&["get", "clusterroles"]).ok().stdout, "kubectl and emu print the same roles");
+    let masters = admin(&["get", "clusterrolebinding", "cluster-admin", "-o", "wide"]).ok().stdout;
+    let row: Vec<&str> = masters.lines().nth(1).unwrap_or_default().split_whitespace().collect();
+    assert_eq!((row[0], row[1], row.get(3).copied()), ("cluster-admin", "ClusterRole/cluster-admin", Some("system:masters")), "{masters}");
+    let view = admin(&["get", "clusterrole", "view", "-o", "json"]).ok().stdout;
+    let view: serde_json::Value = serde_json::from_str(&view).unwrap();
+    assert_eq!(view["metadata"]["labels"]["kubernetes.io/bootstrapping"], "rbac-defaults");
+    assert_eq!(view["aggregationRule"]["clusterRoleSelectors"][0]["matchLabels"]["rbac.authorization.k8s.io/aggregate-to-view"], "true");
+
+    // alice: authenticated, bound to nothing.
+    let pki = PathBuf::from("/run/emu").join(&c.name).join("pki");
+    let (crt, key) = client_cert(&pki, "alice", "dev");
+    std::fs::write(dir.0.join("alice.crt"), crt).unwrap();
+    std::fs::write(dir.0.join("alice.key"), key).unwrap();
+    let credentials =
+        format!("    client-certificate: {}\n    client-key: {}\n", dir.0.join("alice.crt").display(), dir.0.join("alice.key").display());
+    let alice = kubeconfig(&dir.0, "alice", &credentials);
+    let refused = kubectl_as(&dir.0, &alice, &["get", "pods"]);
+    assert_eq!((refused.code, refused.stderr.as_str()), (1, forbidden("alice", "pods").as_str()));
+    let can = kubectl_as(&dir.0, &alice, &["auth", "can-i", "list", "pods"]);
+    assert_eq!((can.code, can.stdout.as_str()), (1, "no\n"), "{}", can.stderr);
+
+    // The admin binds her to view in default (kubectl's typed client: protobuf).
+    let created = admin(&["create", "rolebinding", "alice-view", "--clusterrole=view", "--user=alice"]);
+    assert_eq!(created.ok().stdout, "rolebinding.rbac.authorization.k8s.io/alice-view created\n");
+    let pods = kubectl_as(&dir.0, &alice, &["get", "pods"]).ok().stdout;
+    assert!(pods.lines().any(|l| l.starts_with("client ")), "{pods}");
+    let can = kubectl_as(&dir.0, &alice, &["auth", "can-i", "list", "pods"]);
+    assert_eq!((can.code, can.stdout.as_str()), (0, "yes\n"), "{}", can.stderr);
+    // view reads no secrets, and grants nothing outside its binding's namespace.
+    let secrets = kubectl_as(&dir.0, &alice, &["get", "secrets"]);
+    assert_eq!((secrets.code, secrets.stderr.as_str()), (1, forbidden("alice", "secrets").as_str()));
+    let can = kubectl_as(&dir.0, &alice, &["auth", "can-i", "get", "secrets"]);
+    assert_eq!((can.code, can.stdout.as_str()), (1, "no\n"), "{}", can.stderr);
+    let elsewhere = kubectl_as(&dir.0, &alice, &["get", "pods", "-n", "kube-system"]);
+    assert_eq!(
+        (elsewhere.code, elsewhere.stderr.as_str()),
+        (1, "Error from server (Forbidden): pods is forbidden: User \"alice\" cannot list resource \"pods\" in API group \"\" in the namespace \"kube-system\"\n")
+    );
+    assert_eq!(kubectl_as(&dir.0, &alice, &["auth", "can-i", "delete", "pods"]).stdout, "no\n");
+
+    // A pod's service account, with the token emu gives the pod, against the host's API port.
+    let token = c.emu(&["exec", "client", "--", "cat", TOKEN]).ok().stdout;
+    let sa = kubeconfig(&dir.0, "sa", "");
+    let as_sa = |args: &[&str]| {
+        let mut all = vec!["--token", token.trim()];
+        all.extend_from_slice(args);
+        kubectl_as(&dir.0, &sa, &all)
+    };
+    let refused = as_sa(&["get", "pods"]);
+    assert_eq!((refused.code, refused.stderr.as_str()), (1, forbidden("system:serviceaccount:default:default", "pods").as_str()));
+    let created = admin(&["create", "rolebinding", "default-view", "--clusterrole=view", "--serviceaccount=default:default"]);
+    assert_eq!(created.ok().stdout, "rolebinding.rbac.authorization.k8s.io/default-view created\n");
+    let pods = as_sa(&["get", "pods"]).ok().stdout;
+    assert!(pods.lines().any(|l| l.starts_with("client ")), "{pods}");
+    let whoami = as_sa(&["auth", "whoami"]).ok().stdout;
+    assert!(whoami.lines().any(|l| l.split_whitespace().eq(["Username", "system:serviceaccount:default:default"])), "{whoami}");
+
+    // The bindings, as kubectl prints them (wide: the subjects by kind), as emu prints them.
+    let wide = admin(&["get", "rolebinding", "-o", "wide"]).ok().stdout;
+    assert_eq!(
+        cells(&wide, 2),
+        [
+            vec!["NAME", "ROLE", "USERS", "GROUPS", "SERVICEACCOUNTS"],
+            vec!["alice-view", "ClusterRole/view", "alice"],
+            vec!["default-view", "ClusterRole/view", "default/default"],
+        ],
+        "{wide}"
+    );
+    assert_eq!(cells(&wide, 2), cells(&c.emu(&["get", "rolebinding", "-o", "wide"]).ok().stdout, 2));
+    let short = admin(&["get", "rolebindings"]).ok().stdout;
+    assert_eq!(short.lines().next().map(|h| h.split_whitespace().collect::<Vec<_>>()), Some(vec!["NAME", "ROLE", "AGE"]), "{short}");
+
+    // A Role of the namespace, from kubectl's generator, grants through a RoleBinding; a
+    // binding's role never changes.
+    let role = admin(&["create", "role", "secret-reader", "--verb=get,list", "--resource=secrets"]).ok().stdout;
+    assert_eq!(role, "role.rbac.authorization.k8s.io/secret-reader created\n");
+    admin(&["create", "rolebinding", "alice-secrets", "--role=secret-reader", "--user=alice"]).ok();
+    assert_eq!(kubectl_as(&dir.0, &alice, &["auth", "can-i", "list", "secrets"]).stdout, "yes\n");
+    let changed = admin(&["patch", "rolebinding", "alice-view", "--type=merge", "-p", r#"{"roleRef":{"name":"edit"}}"#]);
+    assert_eq!(
+        (changed.code, changed.stderr.as_str()),
+        (1, "The RoleBinding \"alice-view\" is invalid: roleRef: Invalid value: rbac.RoleRef{APIGroup:\"rbac.authorization.k8s.io\", Kind:\"ClusterRole\", Name:\"edit\"}: cannot change roleRef\n")
+    );
+    let cluster_role = admin(&["create", "clusterrole", "node-reader", "--verb=get,list", "--resource=nodes"]).ok().stdout;
+    assert_eq!(cluster_role, "clusterrole.rbac.authorization.k8s.io/node-reader created\n");
+    let binding = admin(&["create", "clusterrolebinding", "dev-nodes", "--clusterrole=node-reader", "--group=dev"]).ok().stdout;
+    assert_eq!(binding, "clusterrolebinding.rbac.authorization.k8s.io/dev-nodes created\n");
+    let nodes = kubectl_as(&dir.0, &alice, &["get", "nodes"]).ok().stdout;
+    assert!(nodes.starts_with("NAME "), "{nodes}");
+}
