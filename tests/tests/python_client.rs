@@ -37,6 +37,7 @@ fn lines(r: Run, script: &str) -> Vec<String> {
 
 #[test]
 fn python_client_lists_watches_creates_and_execs() {
+    test_tools::python(); // installed before a cluster is made for it
     let (c, dir) = kubectl_support::cluster("pyclient");
     let kubeconfig = dir.0.join("kubeconfig");
     let kubeconfig = kubeconfig.to_str().unwrap();
@@ -96,6 +97,7 @@ fn python_client_lists_watches_creates_and_execs() {
 
 /// A cluster with the pod `pyclient` holding the venv's packages under /tmp/site.
 fn cluster_with_client_pod(name: &str) -> (Cluster, emu_tests::Scratch) {
+    let site = test_tools::site_packages(); // installed before a cluster is made for it
     let (c, dir) = kubectl_support::cluster(name);
     c.apply("pyclient.yaml", PYCLIENT).ok();
     c.ready_pod("pyclient");
@@ -103,7 +105,7 @@ fn cluster_with_client_pod(name: &str) -> (Cluster, emu_tests::Scratch) {
     // compiled bytecode included, so the pod's python3 need not compile them again.
     let mut tar = Command::new("tar")
         .args(["-c", "-z", "-C"])
-        .arg(test_tools::site_packages())
+        .arg(&site)
         .args(["--exclude=./kubernetes/aio", "--exclude=./aiohttp", "--exclude=./pip", "--exclude=./setuptools"])
         .args(["--exclude=./pkg_resources", "--exclude=./_distutils_hack", "."])
         .stdout(Stdio::piped())
@@ -116,7 +118,7 @@ fn cluster_with_client_pod(name: &str) -> (Cluster, emu_tests::Scratch) {
         .stdin(Stdio::from(tar.stdout.take().unwrap()))
         .output()
         .expect("running emu exec");
-    assert!(tar.wait().unwrap().success(), "tar of {} failed", test_tools::site_packages().display());
+    assert!(tar.wait().unwrap().success(), "tar of {} failed", site.display());
     Run::from(copy).ok();
     (c, dir)
 }

@@ -21,7 +21,7 @@ pub fn venv() -> PathBuf {
 fn installed() -> &'static Path {
     static VENV: OnceLock<PathBuf> = OnceLock::new();
     VENV.get_or_init(|| {
-        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/test-tools");
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().join("scripts/test-tools");
         let out = Command::new(&script).output().unwrap_or_else(|e| panic!("running {}: {e}", script.display()));
         let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
         eprint!("{stdout}");
