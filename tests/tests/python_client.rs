@@ -7,8 +7,10 @@
 //!   `v5.channel.k8s.io` with its close of stdin and over `v4.channel.k8s.io`), port-forward;
 //! - inside a pod with `config.load_incluster_config()`: the API server from the pod's
 //!   `KUBERNETES_SERVICE_*` variables, the service account's token and CA from its projected
-//!   volume. Pods run the host's /usr, so its python3 is the venv's interpreter; the venv's
-//!   packages are copied into the pod (`emu exec -i … tar`).
+//!   volume; RBAC's 403 for the default service account, and the pods once `kubectl create
+//!   rolebinding … --clusterrole=view --serviceaccount=default:default` granted it. Pods run the
+//!   host's /usr, so its python3 is the venv's interpreter; the venv's packages are copied into
+//!   the pod (`emu exec -i … tar`).
 
 mod kubectl_support;
 mod test_tools;
@@ -134,27 +136,18 @@ fn in_pod(c: &Cluster) -> Vec<String> {
     lines(kubectl_support::run_with_input(cmd, &script), "incluster.py in the pod")
 }
 
-/// The default service account may not list pods until a binding grants it.
+/// What the default service account gets from a list of pods before a binding grants it.
 const FORBIDDEN: [&str; 3] = [
     "server: https://10.96.0.1:443",
     "error: 403 Forbidden",
     "message: pods is forbidden: User \"system:serviceaccount:default:default\" cannot list resource \"pods\" in API group \"\" in the namespace \"default\"",
 ];
 
+/// The client in a pod is the pod's service account: RBAC's 403 until a RoleBinding grants it
+/// the ClusterRole `view` in its namespace, then the list.
 #[test]
 fn python_client_in_a_pod_is_its_service_account() {
-    let (c, _dir) = cluster_with_client_pod("pyincl");
-    assert_eq!(in_pod(&c), FORBIDDEN);
-}
-
-/// After `kubectl create rolebinding … --clusterrole=view --serviceaccount=default:default`
-/// the same client lists the pods. Needs RBAC's authorizer (Role/RoleBinding objects deciding
-/// requests, the default ClusterRole `view`), which another change of issue 17 brings: run with
-/// `--ignored` until then, and drop the `ignore` once it is in.
-#[test]
-#[ignore = "needs RBAC's authorizer (issue 17): RoleBindings do not yet grant anything"]
-fn python_client_in_a_pod_lists_pods_once_bound_to_view() {
-    let (c, dir) = cluster_with_client_pod("pyrbac");
+    let (c, dir) = cluster_with_client_pod("pyincl");
     assert_eq!(in_pod(&c), FORBIDDEN);
     let bind = ["create", "rolebinding", "default-view", "--clusterrole=view", "--serviceaccount=default:default"];
     let r = kubectl_support::kubectl(&dir.0, LIMIT, &bind).ok();
