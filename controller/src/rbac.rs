@@ -53,39 +53,84 @@ pub enum Verdict {
     Denied(String),
 }
 
+/// A binding that applies to the user, as [`visit`] meets it: its kind, its name as the
+/// describers print it (a RoleBinding's `name/namespace`), its role, the subject that is the
+/// user, and its role's rules (or why there are none).
+struct Met<'a> {
+    kind: &'static str,
+    name: String,
+    role_ref: &'a RoleRef,
+    subject: &'a Subject,
+    namespace: &'a str,
+    rules: Result<Vec<PolicyRule>, String>,
+}
+
+/// Calls `f` on every binding that applies to `user` in `namespace` ("" at the cluster scope),
+/// in kube-apiserver's order (`VisitRulesFor`), until it returns false.
+fn visit(policy: &dyn Policy, user: UserInfo<'_>, namespace: &str, f: &mut dyn FnMut(Met<'_>) -> bool) {
+    for binding in policy.cluster_role_bindings() {
+        let Some(subject) = applies(user, binding.subjects.as_deref().unwrap_or_default(), "") else { continue };
+        let name = binding.metadata.name.clone().unwrap_or_default();
+        let rules = rules_of(policy, &binding.role_ref, "");
+        if !f(Met { kind: "ClusterRoleBinding", name, role_ref: &binding.role_ref, subject, namespace: "", rules }) {
+            return;
+        }
+    }
+    if namespace.is_empty() {
+        return;
+    }
+    for binding in policy.role_bindings(namespace) {
+        let Some(subject) = applies(user, binding.subjects.as_deref().unwrap_or_default(), namespace) else { continue };
+        let name = format!("{}/{namespace}", binding.metadata.name.as_deref().unwrap_or_default());
+        let rules = rules_of(policy, &binding.role_ref, namespace);
+        if !f(Met { kind: "RoleBinding", name, role_ref: &binding.role_ref, subject, namespace, rules }) {
+            return;
+        }
+    }
+}
+
+/// `utilerrors.NewAggregate`'s text: one error as it is, several in brackets.
+fn aggregate(errors: &[String]) -> String {
+    match errors {
+        [one] => one.clone(),
+        many => format!("[{}]", many.join(", ")),
+    }
+}
+
 /// Whether `user` may do what `attrs` asks under `policy`.
 pub fn authorize(policy: &dyn Policy, user: UserInfo<'_>, attrs: &Attributes<'_>) -> Verdict {
     let mut errors = Vec::new();
-    for binding in policy.cluster_role_bindings() {
-        let Some(subject) = applies(user, binding.subjects.as_deref().unwrap_or_default(), "") else { continue };
-        match rules_of(policy, &binding.role_ref, "") {
-            Ok(rules) if rules.iter().any(|r| rule_allows(r, attrs)) => {
-                let name = binding.metadata.name.as_deref().unwrap_or_default();
-                return Verdict::Allowed(allowed_by("ClusterRoleBinding", name, &binding.role_ref, subject, ""));
-            }
-            Ok(_) => {}
+    let mut allowed = None;
+    visit(policy, user, attrs.namespace, &mut |met| match &met.rules {
+        Ok(rules) if rules.iter().any(|r| rule_allows(r, attrs)) => {
+            allowed = Some(allowed_by(met.kind, &met.name, met.role_ref, met.subject, met.namespace));
+            false
+        }
+        Ok(_) => true,
+        Err(e) => {
+            errors.push(e.clone());
+            true
+        }
+    });
+    match allowed {
+        Some(reason) => Verdict::Allowed(reason),
+        None if errors.is_empty() => Verdict::Denied(String::new()),
+        None => Verdict::Denied(format!("RBAC: {}", aggregate(&errors))),
+    }
+}
+
+/// Every rule `user` holds in `namespace` (`RulesFor`, what `kubectl auth can-i --list` shows),
+/// in the order of the bindings, and the errors met (a binding to a missing role), as one text.
+pub fn rules_for(policy: &dyn Policy, user: UserInfo<'_>, namespace: &str) -> (Vec<PolicyRule>, Option<String>) {
+    let (mut all, mut errors) = (Vec::new(), Vec::new());
+    visit(policy, user, namespace, &mut |met| {
+        match met.rules {
+            Ok(rules) => all.extend(rules),
             Err(e) => errors.push(e),
         }
-    }
-    if !attrs.namespace.is_empty() {
-        for binding in policy.role_bindings(attrs.namespace) {
-            let Some(subject) = applies(user, binding.subjects.as_deref().unwrap_or_default(), attrs.namespace) else { continue };
-            match rules_of(policy, &binding.role_ref, attrs.namespace) {
-                Ok(rules) if rules.iter().any(|r| rule_allows(r, attrs)) => {
-                    let name = format!("{}/{}", binding.metadata.name.as_deref().unwrap_or_default(), attrs.namespace);
-                    return Verdict::Allowed(allowed_by("RoleBinding", &name, &binding.role_ref, subject, attrs.namespace));
-                }
-                Ok(_) => {}
-                Err(e) => errors.push(e),
-            }
-        }
-    }
-    // `utilerrors.NewAggregate`: one error as it is, several in brackets.
-    Verdict::Denied(match errors.as_slice() {
-        [] => String::new(),
-        [one] => format!("RBAC: {one}"),
-        many => format!("RBAC: [{}]", many.join(", ")),
-    })
+        true
+    });
+    (all, (!errors.is_empty()).then(|| aggregate(&errors)))
 }
 
 /// `RBAC: allowed by ClusterRoleBinding "cluster-admin" of ClusterRole "cluster-admin" to Group
@@ -325,6 +370,19 @@ mod tests {
             authorize(&p, user("carol", &none), &resource("list", "", "pods", "default")),
             Verdict::Denied(r#"RBAC: clusterrole.rbac.authorization.k8s.io "gone" not found"#.into())
         );
+    }
+
+    #[test]
+    fn the_rules_a_user_holds_are_those_of_every_binding_that_applies() {
+        let p = policy();
+        let ops = vec!["ops".to_string()];
+        let (rules, errors) = rules_for(&p, user("alice", &ops), "default");
+        let resources: Vec<&str> = rules.iter().flat_map(|r| r.resources.iter().flatten()).map(String::as_str).collect();
+        assert_eq!(resources, ["nodes", "pods", "services", "endpoints", "configmaps"]);
+        assert_eq!(errors, None);
+        let (rules, errors) = rules_for(&p, user("carol", &[]), "default");
+        assert!(rules.is_empty());
+        assert_eq!(errors.as_deref(), Some(r#"clusterrole.rbac.authorization.k8s.io "gone" not found"#));
     }
 
     #[test]

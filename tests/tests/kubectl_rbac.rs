@@ -126,6 +126,13 @@ fn rbac_grants_what_the_bound_role_allows() {
     assert!(pods.lines().any(|l| l.starts_with("client ")), "{pods}");
     let can = kubectl_as(&dir.0, &alice, &["auth", "can-i", "list", "pods"]);
     assert_eq!((can.code, can.stdout.as_str()), (0, "yes\n"), "{}", can.stderr);
+    // What she may do here, rule by rule (a SelfSubjectRulesReview).
+    let list = kubectl_as(&dir.0, &alice, &["auth", "can-i", "--list"]).ok().stdout;
+    let rows: Vec<Vec<&str>> = list.lines().map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(rows.first().map(Vec::as_slice), Some(&["Resources", "Non-Resource", "URLs", "Resource", "Names", "Verbs"][..]), "{list}");
+    assert!(rows.contains(&vec!["pods", "[]", "[]", "[get", "list", "watch]"]), "{list}");
+    assert!(rows.contains(&vec!["[/api/*]", "[]", "[get]"]), "{list}");
+    assert!(!rows.iter().any(|r| r[0] == "secrets"), "{list}");
     // view reads no secrets, and grants nothing outside its binding's namespace.
     let secrets = kubectl_as(&dir.0, &alice, &["get", "secrets"]);
     assert_eq!((secrets.code, secrets.stderr.as_str()), (1, forbidden("alice", "secrets").as_str()));

@@ -1,15 +1,15 @@
 //! The reviews a client asks about itself: `SelfSubjectAccessReview` (`kubectl auth can-i`: may I
 //! do this?) answered by the same [`authz::authorize`] under the same policy every request goes
-//! through, and
-//! `SelfSubjectReview` (`kubectl auth whoami`: who am I?). Neither is stored: the answer is the
-//! request with its `status` filled in, `201 Created` as kube-apiserver answers.
+//! through, `SelfSubjectRulesReview` (`kubectl auth can-i --list`: what may I do here?) from the
+//! same bindings, and `SelfSubjectReview` (`kubectl auth whoami`: who am I?). None is stored: the
+//! answer is the request with its `status` filled in, `201 Created` as kube-apiserver answers.
 
 use super::authz::{self, Decision, User};
 use super::request::RequestInfo;
 use super::status::{to_json, ApiError, FieldError};
 use super::write::protobuf;
 use super::{Reply, Sent};
-use crate::rbac::Policy;
+use crate::rbac::{self, Policy, UserInfo};
 use serde_json::{json, Value};
 
 /// The answer to a create of a review (None for any other request); an access review is
@@ -20,8 +20,10 @@ pub fn answer(user: &User, info: &RequestInfo, sent: Sent, pretty: bool, policy:
     }
     let access = |request: Value| access_review(user, request, policy);
     let whoami = |_: Value| Ok(self_review(user));
+    let rules = |request: Value| rules_review(user, &request, policy);
     let (kind, review): (&str, &dyn Fn(Value) -> Result<Value, ApiError>) = match (info.group.as_str(), info.resource.as_str()) {
         ("authorization.k8s.io", "selfsubjectaccessreviews") => ("SelfSubjectAccessReview", &access),
+        ("authorization.k8s.io", "selfsubjectrulesreviews") => ("SelfSubjectRulesReview", &rules),
         ("authentication.k8s.io", "selfsubjectreviews") => ("SelfSubjectReview", &whoami),
         _ => return None,
     };
@@ -79,6 +81,47 @@ fn access_review(user: &User, mut review: Value, policy: &dyn Policy) -> Result<
     Ok(review)
 }
 
+/// What `user` may do in `spec.namespace` (`kubectl auth can-i --list`): the rules of every
+/// binding that applies, resource rules and non-resource rules apart (a rule with both is in
+/// both), as kube-apiserver answers: a new review with only its status. A binding to a missing
+/// role is named in `evaluationError`.
+fn rules_review(user: &User, review: &Value, policy: &dyn Policy) -> Result<Value, ApiError> {
+    let namespace = review["spec"]["namespace"].as_str().unwrap_or_default();
+    if namespace.is_empty() {
+        return Err(ApiError::bad_request("no namespace on request"));
+    }
+    let (rules, error) = rbac::rules_for(policy, UserInfo { name: &user.name, groups: &user.groups }, namespace);
+    let non_empty = |list: &Option<Vec<String>>| list.as_ref().filter(|l| !l.is_empty()).cloned();
+    let resource_rules: Vec<Value> = rules
+        .iter()
+        .filter(|r| r.resources.as_ref().is_some_and(|l| !l.is_empty()))
+        .map(|r| {
+            let mut rule = json!({"verbs": r.verbs});
+            for (key, list) in [("apiGroups", &r.api_groups), ("resources", &r.resources), ("resourceNames", &r.resource_names)] {
+                if let Some(list) = non_empty(list) {
+                    rule[key] = json!(list);
+                }
+            }
+            rule
+        })
+        .collect();
+    let non_resource_rules: Vec<Value> = rules
+        .iter()
+        .filter_map(|r| non_empty(&r.non_resource_urls).map(|urls| json!({"verbs": r.verbs, "nonResourceURLs": urls})))
+        .collect();
+    let mut status = json!({"resourceRules": resource_rules, "nonResourceRules": non_resource_rules, "incomplete": false});
+    if let Some(error) = error {
+        status["evaluationError"] = json!(error);
+    }
+    Ok(json!({
+        "kind": "SelfSubjectRulesReview",
+        "apiVersion": "authorization.k8s.io/v1",
+        "metadata": {"creationTimestamp": null},
+        "spec": {},
+        "status": status,
+    }))
+}
+
 /// Who `user` is, as kube-apiserver tells it.
 fn self_review(user: &User) -> Value {
     json!({
@@ -122,6 +165,34 @@ mod tests {
         let info = RequestInfo::parse("POST", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", "").unwrap();
         let e = answer(&alice, &info, Sent { body: b"{\"spec\":{}}", content_type: "" }, false, &defaults()).unwrap().unwrap_err();
         assert_eq!(e.code, 422);
+    }
+
+    #[test]
+    fn can_i_list_shows_the_rules_of_the_bindings() {
+        let info = RequestInfo::parse("POST", "/apis/authorization.k8s.io/v1/selfsubjectrulesreviews", "").unwrap();
+        let alice = User::from_certificate("alice", &["dev".into()]);
+        let body = br#"{"kind":"SelfSubjectRulesReview","apiVersion":"authorization.k8s.io/v1","spec":{"namespace":"default"}}"#;
+        let reply = answer(&alice, &info, Sent { body, content_type: "" }, false, &defaults()).unwrap().unwrap();
+        assert_eq!(reply.status, 201);
+        let v: Value = serde_json::from_str(&reply.body).unwrap();
+        assert_eq!(
+            (v["kind"].as_str(), &v["spec"], &v["status"]["incomplete"]),
+            (Some("SelfSubjectRulesReview"), &json!({}), &json!(false))
+        );
+        assert_eq!(
+            v["status"]["resourceRules"][0],
+            json!({"verbs": ["create"], "apiGroups": ["authorization.k8s.io"], "resources": ["selfsubjectaccessreviews", "selfsubjectrulesreviews"]})
+        );
+        let urls: Vec<&str> = v["status"]["nonResourceRules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|r| r["nonResourceURLs"].as_array().unwrap())
+            .filter_map(Value::as_str)
+            .collect();
+        assert!(urls.contains(&"/apis/*") && urls.contains(&"/version"), "{urls:?}");
+        let e = answer(&alice, &info, Sent { body: b"{}", content_type: "" }, false, &defaults()).unwrap().unwrap_err();
+        assert_eq!((e.code, e.message.as_str()), (400, "no namespace on request"));
     }
 
     #[test]

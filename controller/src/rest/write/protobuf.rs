@@ -319,6 +319,19 @@ const SELF_SUBJECT_ACCESS_REVIEW_SPEC: Message = Message {
     ],
 };
 
+/// `kubectl auth can-i --list`'s question (authorization.k8s.io/v1): the namespace.
+const SELF_SUBJECT_RULES_REVIEW: Message = Message {
+    name: "SelfSubjectRulesReview",
+    fields: &[
+        F(1, "metadata", Ty::Msg(&OBJECT_META), false),
+        F(2, "spec", Ty::Msg(&SELF_SUBJECT_RULES_REVIEW_SPEC), false),
+        F(3, "status", Ty::Skip, false),
+    ],
+};
+
+const SELF_SUBJECT_RULES_REVIEW_SPEC: Message =
+    Message { name: "SelfSubjectRulesReviewSpec", fields: &[F(1, "namespace", Ty::Str, false)] };
+
 /// `kubectl auth whoami`'s question (authentication.k8s.io/v1): nothing but itself.
 const SELF_SUBJECT_REVIEW: Message =
     Message { name: "SelfSubjectReview", fields: &[F(1, "metadata", Ty::Msg(&OBJECT_META), false), F(2, "status", Ty::Skip, false)] };
@@ -380,6 +393,7 @@ fn message_of(kind: &str) -> Option<&'static Message> {
     match kind {
         "SelfSubjectAccessReview" => Some(&SELF_SUBJECT_ACCESS_REVIEW),
         "SelfSubjectReview" => Some(&SELF_SUBJECT_REVIEW),
+        "SelfSubjectRulesReview" => Some(&SELF_SUBJECT_RULES_REVIEW),
         "ConfigMap" => Some(&CONFIG_MAP),
         "Secret" => Some(&SECRET),
         "Namespace" => Some(&NAMESPACE),
