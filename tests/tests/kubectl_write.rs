@@ -1,7 +1,7 @@
 //! The real kubectl changes an emu cluster over the Kubernetes REST API (issue 17): the
 //! tutorial's apply, expose and scale, create of a ConfigMap and a TLS Secret (sent as protobuf
 //! by kubectl's generators), label, annotate, the three patch types, edit, delete, server-side
-//! apply and server-side dry run, replace, set image, create deployment and create service (protobuf too), drain (evictions) and delete with kubectl's
+//! apply and server-side dry run, explain, replace, set image, create deployment and create service (protobuf too), drain (evictions) and delete with kubectl's
 //! wait, and kube-apiserver's errors for an invalid Service, a name that
 //! exists and an unknown field, each leaving the store as it was. kubectl runs as nobody on the
 //! host with the kubeconfig `emu kubeconfig` prints; what it changed is read back with `emu get`.
@@ -164,6 +164,14 @@ fn kubectl_writes_what_emu_then_holds() {
     let edit = home.kubectl_env(&[("KUBE_EDITOR", "sed -i s/a:\\ b/a:\\ edited/")], &["edit", "configmap", "cm1"]);
     assert_eq!((edit.code, edit.stdout.as_str()), (0, "configmap/cm1 edited\n"), "{}", edit.stderr);
     assert_eq!(held(&c, "configmap", "cm1").unwrap()["data"]["a"], "edited");
+
+    // explain: the fields' schemas, from the published OpenAPI v3 (the Kubernetes types').
+    let ports = home.ok(&["explain", "service.spec.ports"]);
+    assert!(ports.starts_with("KIND:       Service\nVERSION:    v1\n\nFIELD: ports <[]ServicePort>\n"), "{ports}");
+    assert!(ports.contains("The list of ports that are exposed by this service."), "{ports}");
+    assert!(ports.contains("  targetPort\t<IntOrString>\n") && ports.contains("  port\t<integer> -required-\n"), "{ports}");
+    let tty = home.ok(&["explain", "deployment.spec.template.spec.containers.tty"]);
+    assert!(tty.starts_with("GROUP:      apps\nKIND:       Deployment\nVERSION:    v1\n\nFIELD: tty <boolean>\n"), "{tty}");
 
     // Server-side apply: a create, then a change merged in; server-side dry run stores nothing.
     let cm = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm2\ndata:\n  k: first\n";

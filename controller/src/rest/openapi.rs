@@ -7,10 +7,15 @@
 //! names unknown fields as kube-apiserver does). Without any OpenAPI, kubectl refuses every
 //! `apply` and `create -f` with `failed to download openapi`.
 //!
-//! Not yet: the fields' schemas (`kubectl explain`). The component schemas here name their kind
-//! and nothing else, so the patch operations do not offer `application/strategic-merge-patch+json`:
-//! kubectl would otherwise compute `apply`'s strategic merge from these empty schemas (lists
-//! replaced, not merged by key); without it kubectl uses its compiled-in types for built-in kinds.
+//! The fields' schemas (for `kubectl explain`) come from the Kubernetes types themselves
+//! (k8s-openapi's `schemars` implementations, generated from kube-apiserver's OpenAPI): every
+//! field with its description and type, in OpenAPI 3.0's form (`allOf` around a `$ref` that has a
+//! description beside it), without kube-apiserver's `x-kubernetes-*` list and patch extensions
+//! and `enum` lists. The patch operations still do not offer
+//! `application/strategic-merge-patch+json`: kubectl would then compute `apply`'s strategic merge
+//! from these schemas, which lack the merge keys (lists would be replaced, not merged by key);
+//! without it kubectl uses its compiled-in types for built-in kinds. A document is generated for
+//! each request rather than kept: explain is rare, memory is not free.
 
 use super::discovery;
 use emu_api::kinds::{ResourceKind, KINDS};
@@ -53,6 +58,8 @@ pub fn document(path: &str) -> Option<(String, String)> {
     let kinds: Vec<&ResourceKind> = KINDS.iter().filter(|k| k.group == group && k.version == version).collect();
     let mut paths = Map::new();
     let mut schemas = Map::new();
+    let mut generator = schemars::generate::SchemaSettings::openapi3().into_generator();
+    let mut kinds_defined = Vec::new();
     for rk in kinds {
         let gvk = json!({"group": rk.group, "version": rk.version, "kind": rk.kind});
         let schema = schema_name(rk);
@@ -98,15 +105,32 @@ pub fn document(path: &str) -> Option<(String, String)> {
                 "delete": op("delete", json!({})),
             }),
         );
-        schemas.insert(
-            schema,
-            json!({
-                "description": format!("{} (emu serves this kind; its fields' schemas are not published yet).", rk.kind),
-                "type": "object",
-                "x-kubernetes-group-version-kind": [gvk],
-            }),
-        );
+        match kind_schema(&mut generator, rk) {
+            Some(defined) => kinds_defined.push((defined, gvk)),
+            None => {
+                let own = json!({
+                    "description": format!("{} (emu's own kind; its fields' schemas are not published).", rk.kind),
+                    "type": "object",
+                    "x-kubernetes-group-version-kind": [gvk],
+                });
+                schemas.insert(schema, own);
+            }
+        }
     }
+    // The kinds' schemas and those their fields refer to (ObjectMeta, ServiceSpec, …); a kind's
+    // names its group, version and kind, by which kubectl explain finds it.
+    schemas.extend(generator.take_definitions(true));
+    for (name, gvk) in kinds_defined {
+        if let Some(Value::Object(o)) = schemas.get_mut(&name) {
+            o.insert("x-kubernetes-group-version-kind".into(), json!([gvk]));
+        }
+    }
+    // Ordered by name, as kube-apiserver's (and for a hash that does not depend on the kinds' order).
+    let schemas: Map<String, Value> = {
+        let mut sorted: Vec<(String, Value)> = schemas.into_iter().collect();
+        sorted.sort_by(|a, b| a.0.cmp(&b.0));
+        sorted.into_iter().collect()
+    };
     let doc = json!({
         "openapi": "3.0.0",
         "info": {"title": "Kubernetes", "version": emu_logic::cluster::KUBERNETES_VERSION},
@@ -117,6 +141,37 @@ pub fn document(path: &str) -> Option<(String, String)> {
     let digest = ring::digest::digest(&ring::digest::SHA512, doc.as_bytes());
     let hash = digest.as_ref().iter().map(|b| format!("{b:02X}")).collect();
     Some((doc, hash))
+}
+
+/// Adds the schema of a Kubernetes kind to `generator`'s definitions, with those of its fields'
+/// types, from the Kubernetes types (k8s-openapi's, generated from kube-apiserver's own OpenAPI):
+/// the fields and their descriptions. The definition's name; None for emu's own kinds.
+fn kind_schema(generator: &mut schemars::SchemaGenerator, rk: &ResourceKind) -> Option<String> {
+    use k8s_openapi::api::{apps, core, discovery, rbac};
+    fn define<T: schemars::JsonSchema>(generator: &mut schemars::SchemaGenerator) -> String {
+        generator.subschema_for::<T>();
+        T::schema_name().into_owned()
+    }
+    let schema: fn(&mut schemars::SchemaGenerator) -> String = match (rk.group, rk.kind) {
+        ("", "Pod") => define::<core::v1::Pod>,
+        ("", "Node") => define::<core::v1::Node>,
+        ("", "Namespace") => define::<core::v1::Namespace>,
+        ("", "Service") => define::<core::v1::Service>,
+        ("", "Endpoints") => define::<core::v1::Endpoints>,
+        ("", "ConfigMap") => define::<core::v1::ConfigMap>,
+        ("", "Secret") => define::<core::v1::Secret>,
+        ("", "Event") => define::<core::v1::Event>,
+        ("", "ServiceAccount") => define::<core::v1::ServiceAccount>,
+        ("apps", "Deployment") => define::<apps::v1::Deployment>,
+        ("apps", "ReplicaSet") => define::<apps::v1::ReplicaSet>,
+        ("discovery.k8s.io", "EndpointSlice") => define::<discovery::v1::EndpointSlice>,
+        ("rbac.authorization.k8s.io", "Role") => define::<rbac::v1::Role>,
+        ("rbac.authorization.k8s.io", "ClusterRole") => define::<rbac::v1::ClusterRole>,
+        ("rbac.authorization.k8s.io", "RoleBinding") => define::<rbac::v1::RoleBinding>,
+        ("rbac.authorization.k8s.io", "ClusterRoleBinding") => define::<rbac::v1::ClusterRoleBinding>,
+        _ => return None,
+    };
+    Some(schema(generator))
 }
 
 /// A query parameter as kube-apiserver's documents write them.
@@ -164,8 +219,18 @@ mod tests {
         assert_eq!(patch["x-kubernetes-group-version-kind"], json!({"group": "", "version": "v1", "kind": "Service"}));
         assert!(patch["parameters"].as_array().unwrap().iter().any(|p| p["name"] == "fieldValidation" && p["in"] == "query"));
         assert!(patch["requestBody"]["content"].get("application/strategic-merge-patch+json").is_none());
-        let schema = &doc["components"]["schemas"]["io.k8s.api.core.v1.Service"];
+        let schemas = &doc["components"]["schemas"];
+        let schema = &schemas["io.k8s.api.core.v1.Service"];
         assert_eq!(schema["x-kubernetes-group-version-kind"], json!([{"group": "", "version": "v1", "kind": "Service"}]));
+        // The fields, as kubectl explain walks them: spec → ServiceSpec → ports → ServicePort.
+        assert_eq!(schema["properties"]["spec"]["allOf"][0]["$ref"], "#/components/schemas/io.k8s.api.core.v1.ServiceSpec");
+        let ports = &schemas["io.k8s.api.core.v1.ServiceSpec"]["properties"]["ports"];
+        assert_eq!(
+            (&ports["type"], &ports["items"]["$ref"]),
+            (&json!("array"), &json!("#/components/schemas/io.k8s.api.core.v1.ServicePort"))
+        );
+        assert_eq!(schemas["io.k8s.api.core.v1.ServicePort"]["required"], json!(["port"]));
+        assert!(schemas["io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"]["properties"]["labels"]["description"].is_string());
         // Cluster-scoped kinds have no namespace in their paths.
         assert!(doc["paths"]["/api/v1/nodes/{name}"]["patch"].is_object());
         let (apps, _) = document("apis/apps/v1").unwrap();
