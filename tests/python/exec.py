@@ -16,7 +16,10 @@ config.load_kube_config(config_file=sys.argv[1])
 v1 = client.CoreV1Api()
 exec_ = v1.connect_get_namespaced_pod_exec
 
-out = stream(exec_, "early", "default", command=["sh", "-c", "echo hello from $(hostname)"], stdout=True, stderr=True, stdin=False, tty=False)
+out = stream(
+    exec_, "early", "default", command=["sh", "-c", "echo hello from $(hostname)"],
+    stdout=True, stderr=True, stdin=False, tty=False,
+)
 print("stdout:", repr(out))
 
 resp = stream(
@@ -28,7 +31,10 @@ resp.write_stdin("python\n")
 resp.run_forever(timeout=20)
 print("read:", repr(resp.read_stdout()), repr(resp.read_stderr()), "exit:", resp.returncode)
 
-resp = stream(exec_, "early", "default", command=["cat"], stdin=True, stdout=True, stderr=True, tty=False, _preload_content=False)
+resp = stream(
+    exec_, "early", "default", command=["cat"],
+    stdin=True, stdout=True, stderr=True, tty=False, _preload_content=False,
+)
 resp.write_stdin("one\n")
 resp.write_stdin("two\n")
 resp.close_channel(0)

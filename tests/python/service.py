@@ -16,17 +16,22 @@ v1 = client.CoreV1Api()
 
 web = client.V1Service(
     metadata=client.V1ObjectMeta(name="web", labels={"app": "web"}),
-    spec=client.V1ServiceSpec(selector={"app": "web"}, ports=[client.V1ServicePort(name="http", port=80, target_port=80)]),
+    spec=client.V1ServiceSpec(
+        selector={"app": "web"},
+        ports=[client.V1ServicePort(name="http", port=80, target_port=80)],
+    ),
 )
 created = v1.create_namespaced_service("default", web)
 print("created:", created.metadata.name, "uid:", bool(created.metadata.uid))
 read = v1.read_namespaced_service("web", "default")
 port = read.spec.ports[0]
-print("read:", read.metadata.name, read.spec.type, read.spec.cluster_ip, port.name, port.protocol, port.port, port.target_port)
+print("read:", read.metadata.name, read.spec.type, read.spec.cluster_ip,
+      port.name, port.protocol, port.port, port.target_port)
 names = [s.metadata.name for s in v1.list_namespaced_service("default").items]
 print("services:", " ".join(sorted(names)))
 
-bad = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "bad"}, "spec": {"ports": [{"port": 0}]}}
+bad = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "bad"},
+       "spec": {"ports": [{"port": 0}]}}
 try:
     v1.create_namespaced_service("default", bad)
     print("bad: created")
