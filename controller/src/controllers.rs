@@ -139,6 +139,7 @@ fn reconcile_all(shared: &Shared, st: &mut ControllerState) {
     schedule_pods(shared, &mut st.last_ip, decoded);
     st.endpoints.sync(shared, &changes, &mut st.decoded.pods);
     publish_root_ca(shared, &changes, &mut st.decoded);
+    crate::rbac_aggregation::sync(shared, &changes);
     st.control_routes.sync(shared, &mut st.decoded.nodes);
     st.decoded.sweep();
     if shared.store.resource_version() != before {

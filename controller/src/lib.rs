@@ -11,6 +11,7 @@ pub mod https;
 pub mod nodes;
 pub mod pki;
 pub mod rbac;
+pub mod rbac_aggregation;
 pub mod rbac_defaults;
 pub mod relay;
 pub mod rest;

@@ -11,9 +11,9 @@
 //!   `system:serviceaccounts`;
 //! - the user-facing roles `admin`, `edit` and `view`, bound to nobody, each an aggregation of
 //!   the roles labelled `rbac.authorization.k8s.io/aggregate-to-<role>` (`system:aggregate-to-*`,
-//!   and `view` into `edit` into `admin`). kube-controller-manager fills their rules; emu has none,
-//!   so they are computed here when created ([`crate::rbac::aggregated_rules`]), and not
-//!   recomputed when a user's ClusterRole joins an aggregation later.
+//!   and `view` into `edit` into `admin`). kube-controller-manager fills their rules; here they
+//!   are computed when created ([`crate::rbac::aggregated_rules`]), so that they grant from the
+//!   first request, and kept up to date by [`crate::rbac_aggregation`].
 //!
 //! Created when missing at the controller's start, not reconciled: a user who changes one keeps
 //! the change (kube-apiserver would add back missing rules to a role marked autoupdate).

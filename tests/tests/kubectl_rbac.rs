@@ -8,7 +8,7 @@
 mod kubectl_support;
 
 use emu_tests::Run;
-use kubectl_support::{cluster, kubectl};
+use kubectl_support::{cluster, kubectl, kubectl_with_input};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -176,6 +176,18 @@ fn rbac_grants_what_the_bound_role_allows() {
     assert_eq!(cells(&wide, 2), cells(&c.emu(&["get", "rolebinding", "-o", "wide"]).ok().stdout, 2));
     let short = admin(&["get", "rolebindings"]).ok().stdout;
     assert_eq!(short.lines().next().map(|h| h.split_whitespace().collect::<Vec<_>>()), Some(vec!["NAME", "ROLE", "AGE"]), "{short}");
+
+    // A ClusterRole labelled to aggregate into view extends view, and so what alice may do.
+    let manifest = "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:\n  name: view-secrets\n  labels: {rbac.authorization.k8s.io/aggregate-to-view: \"true\"}\nrules:\n- {apiGroups: [\"\"], resources: [secrets], verbs: [get, list]}\n";
+    let applied = kubectl_with_input(&dir.0, LIMIT, &["apply", "-f", "-"], manifest.as_bytes()).ok().stdout;
+    assert_eq!(applied, "clusterrole.rbac.authorization.k8s.io/view-secrets created\n");
+    c.wait_for("view to aggregate view-secrets", Duration::from_secs(10), || {
+        (kubectl_as(&dir.0, &alice, &["auth", "can-i", "list", "secrets"]).stdout == "yes\n").then_some(())
+    });
+    admin(&["delete", "clusterrole", "view-secrets"]).ok();
+    c.wait_for("view to drop view-secrets", Duration::from_secs(10), || {
+        (kubectl_as(&dir.0, &alice, &["auth", "can-i", "list", "secrets"]).stdout == "no\n").then_some(())
+    });
 
     // A Role of the namespace, from kubectl's generator, grants through a RoleBinding; a
     // binding's role never changes.
