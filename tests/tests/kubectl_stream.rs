@@ -120,6 +120,18 @@ fn kubectl_reads_logs_and_runs_commands() {
     refused.expect("the error", limit, |l| l.contains("an error occurred forwarding") && l.contains("Connection refused"));
     drop(refused);
 
+    // cp (tar through exec): a file into the container and back out.
+    let local = d.join("greeting.txt");
+    std::fs::write(&local, "hello from the host\n").unwrap();
+    let into = kubectl(d, limit, &["cp", local.to_str().unwrap(), "two:/tmp/greeting.txt", "-c", "a"]);
+    assert_eq!(into.code, 0, "{}", into.stderr);
+    let inside = kubectl(d, limit, &["exec", "two", "-c", "a", "--", "cat", "/tmp/greeting.txt"]).ok();
+    assert_eq!(inside.stdout, "hello from the host\n");
+    let back = d.join("back.txt");
+    let out = kubectl(d, limit, &["cp", "two:/tmp/greeting.txt", back.to_str().unwrap(), "-c", "a"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(std::fs::read_to_string(&back).unwrap(), "hello from the host\n");
+
     let none = kubectl(d, limit, &["exec", "two", "-c", "nope", "--", "true"]);
     assert!(none.code != 0 && none.stderr.contains("container nope is not valid for pod two"), "{}", none.stderr);
 }

@@ -20,6 +20,7 @@ use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tracing::warn;
@@ -28,6 +29,9 @@ use tracing::warn;
 pub const FRAME_INPUT: u8 = 0;
 /// A frame with the client's window size (terminals).
 pub const FRAME_RESIZE: u8 = 1;
+
+/// After a run ended, how long its terminal must stay quiet before its clients are let go.
+const DRAIN_IDLE_MS: i32 = 50;
 
 /// The socket of container `name`'s console in the pod's directory.
 pub fn socket_name(container: &str) -> String {
@@ -119,9 +123,12 @@ fn relay(listener: UnixListener, outside: OwnedFd, keep: Option<OwnedFd>, run_en
     let _keep = keep;
     let outside = Arc::new(std::fs::File::from(outside));
     let clients: Arc<Mutex<Vec<UnixStream>>> = Arc::default();
+    // Runs ended so far; a terminal's clients are let go by the output's thread, once it has
+    // sent them what the run wrote last.
+    let ends = Arc::new(AtomicUsize::new(0));
     if terminal {
-        let (from, clients) = (outside.clone(), clients.clone());
-        std::thread::spawn(move || send_output(&from, &log, &clients));
+        let (from, clients, ends) = (outside.clone(), clients.clone(), ends.clone());
+        std::thread::spawn(move || send_output(&from, &log, &clients, &ends));
     }
     {
         let clients = clients.clone();
@@ -130,8 +137,10 @@ fn relay(listener: UnixListener, outside: OwnedFd, keep: Option<OwnedFd>, run_en
             let mut byte = [0u8; 1];
             // EOF: the shim is gone, and so is the pod.
             while matches!(ended.read(&mut byte), Ok(1)) {
-                for c in clients.lock().unwrap().drain(..) {
-                    let _ = c.shutdown(std::net::Shutdown::Both);
+                ends.fetch_add(1, Ordering::SeqCst);
+                if !terminal {
+                    // Their output is the log's, which the container wrote before it exited.
+                    let_go(&clients);
                 }
             }
             // SAFETY: ending the relay process from one of its threads.
@@ -175,11 +184,32 @@ fn take_input(mut from: UnixStream, to: &std::fs::File, terminal: bool) {
     }
 }
 
+/// Closes every client's connection: the end of their attach.
+fn let_go(clients: &Mutex<Vec<UnixStream>>) {
+    for c in clients.lock().unwrap().drain(..) {
+        let _ = c.shutdown(std::net::Shutdown::Both);
+    }
+}
+
 /// A terminal's output: appended to the container's log (opened for each piece: the shim moves
-/// the log aside when a run starts) and sent to every client.
-fn send_output(from: &std::fs::File, log: &Path, clients: &Mutex<Vec<UnixStream>>) {
+/// the log aside when a run starts) and sent to every client. After a run ended (`ends` grew),
+/// the clients are let go once nothing more has come for [`DRAIN_IDLE_MS`]: what the run wrote
+/// last may still be on its way through the terminal when its end is known.
+fn send_output(from: &std::fs::File, log: &Path, clients: &Mutex<Vec<UnixStream>>, ends: &AtomicUsize) {
     let mut buf = [0u8; 16 * 1024];
+    let mut ends_seen = 0;
     loop {
+        let ended = ends.load(Ordering::SeqCst);
+        let mut ready = libc::pollfd { fd: from.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        // SAFETY: poll reads and writes the one pollfd given.
+        let polled = unsafe { libc::poll(&mut ready, 1, if ended > ends_seen { DRAIN_IDLE_MS } else { 100 }) };
+        if polled == 0 {
+            if ended > ends_seen {
+                ends_seen = ended;
+                let_go(clients);
+            }
+            continue;
+        }
         let n = match (&*from).read(&mut buf) {
             Ok(0) => return,
             Ok(n) => n,
@@ -206,4 +236,21 @@ pub fn frames(kind: u8, payload: &[u8]) -> Vec<u8> {
         out.extend_from_slice(chunk);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn input_longer_than_a_frame_is_split_and_sizes_are_one_frame() {
+        let long = vec![7u8; u16::MAX as usize + 10];
+        let framed = frames(FRAME_INPUT, &long);
+        assert_eq!(framed.len(), long.len() + 6);
+        assert_eq!(&framed[..3], &[FRAME_INPUT, 0xff, 0xff]);
+        let second = 3 + u16::MAX as usize;
+        assert_eq!(&framed[second..second + 3], &[FRAME_INPUT, 0, 10]);
+        assert_eq!(frames(FRAME_RESIZE, &[0, 24, 0, 80]), vec![FRAME_RESIZE, 0, 4, 0, 24, 0, 80]);
+        assert!(frames(FRAME_INPUT, b"").is_empty());
+    }
 }
