@@ -266,6 +266,10 @@ impl Router {
         }
         let content_type = header_text(request, header::CONTENT_TYPE);
         let sent = rest::Sent { body: request.body(), content_type: &content_type };
+        // A role or binding may grant only what its author holds (RBAC's escalation check).
+        if let Err(e) = authz::confirm_no_escalation(&user, &info, sent, policy) {
+            return failure(&e, pretty);
+        }
         // The reviews a client asks about itself need who it is, which only the router knows.
         if let Some(answer) = rest::review::answer(&user, &info, sent, pretty, policy) {
             return match answer {

@@ -204,6 +204,107 @@ fn has(list: &[String], value: &str) -> bool {
     list.iter().any(|v| v == "*" || v == value)
 }
 
+/// What a grant needs that its granter lacks (`ConfirmNoEscalation`'s `validation.Covers`): the
+/// `requested` rules broken down to one verb, group, resource and name (or one verb and URL) each,
+/// those no rule of `owner` covers, compacted (`CompactRules`: the verbs of one group's resource
+/// together). Empty when `owner` covers them all.
+pub fn uncovered(owner: &[PolicyRule], requested: &[PolicyRule]) -> Vec<PolicyRule> {
+    let missing: Vec<PolicyRule> = requested.iter().flat_map(breakdown).filter(|sub| !owner.iter().any(|o| rule_covers(o, sub))).collect();
+    let mut compacted: Vec<PolicyRule> = Vec::new();
+    let mut simple: Vec<PolicyRule> = Vec::new();
+    for rule in missing {
+        let is_simple = rule.non_resource_urls.is_none() && rule.resource_names.as_ref().is_none_or(|n| n.len() <= 1);
+        match simple.iter_mut().find(|s| {
+            is_simple && s.api_groups == rule.api_groups && s.resources == rule.resources && s.resource_names == rule.resource_names
+        }) {
+            Some(s) => s.verbs.extend(rule.verbs),
+            None if is_simple => simple.push(rule),
+            None => compacted.push(rule),
+        }
+    }
+    compacted.extend(simple);
+    compacted
+}
+
+/// One rule as single grants (`BreakdownRule`).
+fn breakdown(rule: &PolicyRule) -> Vec<PolicyRule> {
+    let one = |v: &String| Some(vec![v.clone()]);
+    let mut out = Vec::new();
+    for group in rule.api_groups.iter().flatten() {
+        for resource in rule.resources.iter().flatten() {
+            for verb in &rule.verbs {
+                let sub = PolicyRule { api_groups: one(group), resources: one(resource), verbs: vec![verb.clone()], ..Default::default() };
+                match rule.resource_names.as_deref().unwrap_or_default() {
+                    [] => out.push(sub),
+                    names => out.extend(names.iter().map(|n| PolicyRule { resource_names: one(n), ..sub.clone() })),
+                }
+            }
+        }
+    }
+    for url in rule.non_resource_urls.iter().flatten() {
+        for verb in &rule.verbs {
+            out.push(PolicyRule { non_resource_urls: one(url), verbs: vec![verb.clone()], ..Default::default() });
+        }
+    }
+    out
+}
+
+/// Whether `owner` grants all of `sub` (`ruleCovers`).
+fn rule_covers(owner: &PolicyRule, sub: &PolicyRule) -> bool {
+    let list = |l: &Option<Vec<String>>| l.as_deref().unwrap_or_default().to_vec();
+    let has_all = |set: &[String], items: &[String]| items.iter().all(|i| set.contains(i));
+    let star = |set: &[String]| set.iter().any(|s| s == "*");
+    let (owner_verbs, owner_groups, owner_resources) = (&owner.verbs, list(&owner.api_groups), list(&owner.resources));
+    let verbs = star(owner_verbs) || has_all(owner_verbs, &sub.verbs);
+    let groups = star(&owner_groups) || has_all(&owner_groups, &list(&sub.api_groups));
+    let resources = star(&owner_resources)
+        || list(&sub.resources).iter().all(|path| {
+            owner_resources.contains(path)
+                || path.split_once('/').is_some_and(|(_, subresource)| owner_resources.contains(&format!("*/{subresource}")))
+        });
+    let owner_urls = list(&owner.non_resource_urls);
+    let urls = list(&sub.non_resource_urls)
+        .iter()
+        .all(|url| owner_urls.iter().any(|o| o == url || (o.ends_with('*') && url.starts_with(o.trim_end_matches('*')))));
+    let (owner_names, sub_names) = (list(&owner.resource_names), list(&sub.resource_names));
+    let names = owner_names.is_empty() || (!sub_names.is_empty() && has_all(&owner_names, &sub_names));
+    verbs && groups && resources && urls && names
+}
+
+/// A rule as an escalation error names it (`CompactString`): `{APIGroups:[""], Resources:["secrets"],
+/// Verbs:["get" "list"]}`, the lists as Go's `%q` prints them.
+pub fn compact_string(rule: &PolicyRule) -> String {
+    let quoted = |l: &[String]| format!("[{}]", l.iter().map(|s| format!("{s:?}")).collect::<Vec<_>>().join(" "));
+    let mut parts = Vec::new();
+    for (name, list) in [
+        ("APIGroups", rule.api_groups.as_deref().unwrap_or_default()),
+        ("Resources", rule.resources.as_deref().unwrap_or_default()),
+        ("NonResourceURLs", rule.non_resource_urls.as_deref().unwrap_or_default()),
+        ("ResourceNames", rule.resource_names.as_deref().unwrap_or_default()),
+        ("Verbs", &rule.verbs),
+    ] {
+        if !list.is_empty() {
+            parts.push(format!("{name}:{}", quoted(list)));
+        }
+    }
+    format!("{{{}}}", parts.join(", "))
+}
+
+/// The error of a grant beyond the granter's own rights (`ConfirmNoEscalation`): the missing
+/// rules, one a line, sorted.
+pub fn escalation_error(user: UserInfo<'_>, missing: &[PolicyRule], resolution_error: Option<&str>) -> String {
+    let mut lines: Vec<String> = missing.iter().map(compact_string).collect();
+    lines.sort();
+    lines.dedup();
+    let groups = format!("[{}]", user.groups.iter().map(|g| format!("{g:?}")).collect::<Vec<_>>().join(" "));
+    let mut message =
+        format!("user {:?} (groups={groups}) is attempting to grant RBAC permissions not currently held:\n{}", user.name, lines.join("\n"));
+    if let Some(e) = resolution_error {
+        message.push_str(&format!("; resolution errors: [{e}]"));
+    }
+    message
+}
+
 /// The rules of an aggregated ClusterRole (kube-controller-manager's ClusterRole aggregation):
 /// every rule of every other ClusterRole its selectors match, by role name, each once. None when
 /// the role aggregates nothing.
@@ -383,6 +484,39 @@ mod tests {
         let (rules, errors) = rules_for(&p, user("carol", &[]), "default");
         assert!(rules.is_empty());
         assert_eq!(errors.as_deref(), Some(r#"clusterrole.rbac.authorization.k8s.io "gone" not found"#));
+    }
+
+    #[test]
+    fn a_grant_must_be_covered_by_the_granters_own_rules() {
+        let owner = [
+            rule(json!({"apiGroups": [""], "resources": ["pods", "configmaps", "*/status"], "verbs": ["get", "list"]})),
+            rule(json!({"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["one"], "verbs": ["get"]})),
+            rule(json!({"nonResourceURLs": ["/apis/*"], "verbs": ["get"]})),
+        ];
+        let covered = [
+            rule(json!({"apiGroups": [""], "resources": ["pods", "pods/status"], "verbs": ["list"]})),
+            rule(json!({"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["one"], "verbs": ["get"]})),
+            rule(json!({"nonResourceURLs": ["/apis/apps"], "verbs": ["get"]})),
+        ];
+        assert!(uncovered(&owner, &covered).is_empty());
+        let asked = [
+            rule(json!({"apiGroups": [""], "resources": ["pods", "secrets"], "verbs": ["get", "watch", "delete"]})),
+            rule(json!({"nonResourceURLs": ["*"], "verbs": ["*"]})),
+        ];
+        let missing: Vec<String> = uncovered(&owner, &asked).iter().map(compact_string).collect();
+        assert_eq!(
+            missing,
+            [
+                r#"{NonResourceURLs:["*"], Verbs:["*"]}"#,
+                r#"{APIGroups:[""], Resources:["pods"], Verbs:["watch" "delete"]}"#,
+                r#"{APIGroups:[""], Resources:["secrets"], Verbs:["get" "watch" "delete"]}"#,
+            ]
+        );
+        let groups = vec!["dev".to_string(), "system:authenticated".to_string()];
+        assert_eq!(
+            escalation_error(user("alice", &groups), &uncovered(&owner, &asked[1..]), None),
+            "user \"alice\" (groups=[\"dev\" \"system:authenticated\"]) is attempting to grant RBAC permissions not currently held:\n{NonResourceURLs:[\"*\"], Verbs:[\"*\"]}"
+        );
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! default`, with the token emu gives the pod) get kube-apiserver's 403 until the admin binds
 //! them to the default ClusterRole `view` (`kubectl create rolebinding`, sent as protobuf), then
 //! read what `view` grants and nothing more; `kubectl auth can-i` agrees; the default roles and
-//! the bindings print as kubectl prints them; a binding's role never changes.
+//! the bindings print as kubectl prints them; a binding's role never changes; a ClusterRole
+//! labelled for it extends `view`; who administers a namespace grants there only what they hold.
 
 mod kubectl_support;
 
@@ -200,6 +201,26 @@ fn rbac_grants_what_the_bound_role_allows() {
         (changed.code, changed.stderr.as_str()),
         (1, "The RoleBinding \"alice-view\" is invalid: roleRef: Invalid value: rbac.RoleRef{APIGroup:\"rbac.authorization.k8s.io\", Kind:\"ClusterRole\", Name:\"edit\"}: cannot change roleRef\n")
     );
+    // Who administers a namespace may grant there what they hold, and nothing more.
+    admin(&["create", "namespace", "team"]).ok();
+    admin(&["create", "rolebinding", "alice-admin", "--clusterrole=admin", "--user=alice", "-n", "team"]).ok();
+    let granted = kubectl_as(&dir.0, &alice, &["create", "rolebinding", "bob-view", "--clusterrole=view", "--user=bob", "-n", "team"]);
+    assert_eq!(granted.ok().stdout, "rolebinding.rbac.authorization.k8s.io/bob-view created\n");
+    let escalated =
+        kubectl_as(&dir.0, &alice, &["create", "rolebinding", "bob-root", "--clusterrole=cluster-admin", "--user=bob", "-n", "team"]);
+    let not_held = "is forbidden: user \"alice\" (groups=[\"dev\" \"system:authenticated\"]) is attempting to grant RBAC permissions not currently held:";
+    assert_eq!(
+        (escalated.code, escalated.stderr),
+        (1, format!("error: failed to create rolebinding: rolebindings.rbac.authorization.k8s.io \"bob-root\" {not_held}\n{{APIGroups:[\"*\"], Resources:[\"*\"], Verbs:[\"*\"]}}\n{{NonResourceURLs:[\"*\"], Verbs:[\"*\"]}}\n"))
+    );
+    let role = kubectl_as(&dir.0, &alice, &["create", "role", "nodes", "--verb=get", "--resource=nodes", "-n", "team"]);
+    assert_eq!(
+        (role.code, role.stderr),
+        (1, format!("Error from server (Forbidden): roles.rbac.authorization.k8s.io \"nodes\" {not_held}\n{{APIGroups:[\"\"], Resources:[\"nodes\"], Verbs:[\"get\"]}}\n"))
+    );
+    let role = kubectl_as(&dir.0, &alice, &["create", "role", "pods", "--verb=get,delete", "--resource=pods", "-n", "team"]);
+    assert_eq!(role.ok().stdout, "role.rbac.authorization.k8s.io/pods created\n");
+
     let cluster_role = admin(&["create", "clusterrole", "node-reader", "--verb=get,list", "--resource=nodes"]).ok().stdout;
     assert_eq!(cluster_role, "clusterrole.rbac.authorization.k8s.io/node-reader created\n");
     let binding = admin(&["create", "clusterrolebinding", "dev-nodes", "--clusterrole=node-reader", "--group=dev"]).ok().stdout;
