@@ -260,3 +260,88 @@ fn kubectl_writes_what_emu_then_holds() {
     assert_eq!(home.ok(&["delete", "deployment", "my-nginx"]), "deployment.apps \"my-nginx\" deleted\n");
     c.wait_for("the deployment's pods gone", std::time::Duration::from_secs(20), || c.pods("run=my-nginx").is_empty().then_some(()));
 }
+
+/// The kubeconfig's `key: value` line (the first of that key).
+fn kubeconfig_field(kubeconfig: &str, key: &str) -> String {
+    let prefix = format!("{key}: ");
+    kubeconfig
+        .lines()
+        .map(str::trim)
+        .find_map(|l| l.strip_prefix(&prefix))
+        .unwrap_or_else(|| panic!("no {key} in the kubeconfig"))
+        .to_string()
+}
+
+/// A client that sends what kubectl never would (curl with the kubeconfig's admin certificate)
+/// gets kube-apiserver's status codes, reasons and messages, and the store stays as it was.
+#[test]
+fn raw_requests_get_kube_apiservers_errors_and_change_nothing() {
+    use base64::Engine;
+    let root = Scratch(std::env::temp_dir().join(format!("emu-tkraw-{}", std::process::id())));
+    std::fs::create_dir_all(&root.0).unwrap();
+    let c = Cluster::up("tkraw", &[]);
+    let kubeconfig = c.emu(&["kubeconfig"]).ok().stdout;
+    let file = |name: &str, key: &str| {
+        let path = root.0.join(name);
+        std::fs::write(&path, base64::engine::general_purpose::STANDARD.decode(kubeconfig_field(&kubeconfig, key)).unwrap()).unwrap();
+        path.to_str().unwrap().to_string()
+    };
+    let (ca, cert, key) =
+        (file("ca.crt", "certificate-authority-data"), file("admin.crt", "client-certificate-data"), file("admin.key", "client-key-data"));
+    let server = kubeconfig_field(&kubeconfig, "server");
+    // (status code, the Status object) of METHOD PATH with BODY of CONTENT_TYPE.
+    let send = |method: &str, path: &str, content_type: &str, body: &str| -> (u16, Value) {
+        let out = Command::new("curl")
+            .args(["-s", "-o", "-", "-w", "\n%{http_code}", "--cacert", &ca, "--cert", &cert, "--key", &key, "-X", method])
+            .args(["-H", &format!("Content-Type: {content_type}"), "--data-binary", body])
+            .arg(format!("{server}{path}"))
+            .output()
+            .expect("curl");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, code) = text.rsplit_once('\n').unwrap();
+        (code.parse().unwrap(), serde_json::from_str(body).unwrap_or(Value::Null))
+    };
+    const CMS: &str = "/api/v1/namespaces/default/configmaps";
+    let cm = |name: &str, rv: &str| {
+        format!(r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"{name}","resourceVersion":"{rv}"}},"data":{{"k":"v"}}}}"#)
+    };
+    let (code, created) = send("POST", CMS, "application/json", &cm("kept", ""));
+    assert_eq!(code, 201, "{created}");
+    let before = c.emu(&["get", "configmaps", "-o", "json"]).ok().stdout;
+
+    // Malformed JSON: 400, the body's start quoted.
+    let (code, e) = send("POST", CMS, "application/json", r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"#);
+    assert_eq!((code, e["reason"].as_str()), (400, Some("BadRequest")), "{e}");
+    let message = e["message"].as_str().unwrap();
+    assert!(
+        message
+            .starts_with("the object provided is unrecognized (must be of type ConfigMap): couldn't get version/kind; json parse error: "),
+        "{message}"
+    );
+    // A patch type the server does not read: 415.
+    let (code, e) = send("PATCH", &format!("{CMS}/kept"), "text/plain", "k=w");
+    assert_eq!((code, e["reason"].as_str()), (415, Some("UnsupportedMediaType")), "{e}");
+    // Invalid: 422 naming the field.
+    let (code, e) = send("POST", CMS, "application/json", &cm("Not_A_Name", ""));
+    assert_eq!(
+        (code, e["reason"].as_str(), e["details"]["causes"][0]["field"].as_str()),
+        (422, Some("Invalid"), Some("metadata.name")),
+        "{e}"
+    );
+    // Existing name, stale resourceVersion: 409.
+    let (code, e) = send("POST", CMS, "application/json", &cm("kept", ""));
+    assert_eq!(
+        (code, e["reason"].as_str(), e["message"].as_str()),
+        (409, Some("AlreadyExists"), Some("configmaps \"kept\" already exists"))
+    );
+    let (code, e) = send("PUT", &format!("{CMS}/kept"), "application/json", &cm("kept", "1"));
+    assert_eq!((code, e["reason"].as_str()), (409, Some("Conflict")), "{e}");
+    assert_eq!(
+        e["message"],
+        "Operation cannot be fulfilled on configmaps \"kept\": the object has been modified; please apply your changes to the latest version and try again"
+    );
+    // Missing: 404.
+    let (code, e) = send("DELETE", &format!("{CMS}/nope"), "application/json", "");
+    assert_eq!((code, e["message"].as_str()), (404, Some("configmaps \"nope\" not found")));
+    assert_eq!(c.emu(&["get", "configmaps", "-o", "json"]).ok().stdout, before, "a refused request changed the store");
+}
