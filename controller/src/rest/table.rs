@@ -165,6 +165,31 @@ mod tests {
     }
 
     #[test]
+    fn rbac_tables_are_kube_apiservers() {
+        let b = json!({"metadata": {"name": "alice-view", "namespace": "default", "creationTimestamp": "2024-05-01T10:00:00Z"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"},
+            "subjects": [{"kind": "User", "name": "alice"}, {"kind": "ServiceAccount", "name": "default", "namespace": "default"}]});
+        let t: Value =
+            serde_json::from_str(&table("RoleBinding", &[&b], ListMeta::default(), IncludeObject::None, "meta.k8s.io/v1", NOW, false))
+                .unwrap();
+        let columns: Vec<(&str, i64)> = t["columnDefinitions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| (c["name"].as_str().unwrap(), c["priority"].as_i64().unwrap()))
+            .collect();
+        assert_eq!(columns, [("Name", 0), ("Role", 0), ("Age", 0), ("Users", 1), ("Groups", 1), ("ServiceAccounts", 1)]);
+        assert_eq!(t["rows"][0]["cells"], json!(["alice-view", "ClusterRole/view", "13s", "alice", "", "default/default"]));
+        let role = json!({"metadata": {"name": "view", "creationTimestamp": "2024-05-01T10:00:00Z"}});
+        let t: Value =
+            serde_json::from_str(&table("ClusterRole", &[&role], ListMeta::default(), IncludeObject::None, "meta.k8s.io/v1", NOW, false))
+                .unwrap();
+        assert_eq!(t["columnDefinitions"][1]["name"], "Created At");
+        assert_eq!(t["columnDefinitions"][1]["type"], "date");
+        assert_eq!(t["rows"][0]["cells"], json!(["view", "2024-05-01T10:00:00Z"]));
+    }
+
+    #[test]
     fn include_object_values() {
         assert_eq!(IncludeObject::parse(None).unwrap(), IncludeObject::Metadata);
         assert_eq!(IncludeObject::parse(Some("Object")).unwrap(), IncludeObject::Object);
