@@ -246,7 +246,7 @@ impl Router {
         // RBAC over the store's roles and bindings; without a store, the default policy.
         let defaults;
         let stored;
-        let policy: &dyn crate::rbac::Policy = match &self.shared {
+        let policy: &dyn emu_logic::rbac::Policy = match &self.shared {
             Some(shared) => {
                 stored = authz::Stored(&shared.store);
                 &stored

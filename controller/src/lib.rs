@@ -10,7 +10,6 @@ pub mod endpoints;
 pub mod https;
 pub mod nodes;
 pub mod pki;
-pub mod rbac;
 pub mod rbac_aggregation;
 pub mod rbac_defaults;
 pub mod relay;

@@ -1,5 +1,5 @@
 //! kube-controller-manager's ClusterRole aggregation: a ClusterRole with an `aggregationRule`
-//! gets the rules of every other ClusterRole its selectors match ([`crate::rbac::aggregated_rules`]),
+//! gets the rules of every other ClusterRole its selectors match ([`emu_logic::rbac::aggregated_rules`]),
 //! so that a user's ClusterRole labelled `rbac.authorization.k8s.io/aggregate-to-view: "true"`
 //! extends `view` (and, through `view`'s own label, `edit` and `admin`). Level-triggered: run on
 //! a controller pass in which a ClusterRole changed (and on every full pass); a chain of
@@ -24,7 +24,7 @@ pub fn sync(shared: &Shared, changes: &Changes) {
     let decoded: Vec<(&serde_json::Value, ClusterRole)> = stored.iter().filter_map(|v| Some((&**v, typed::decode(v).ok()?))).collect();
     let roles: Vec<ClusterRole> = decoded.iter().map(|(_, r)| r.clone()).collect();
     for (json, role) in decoded.iter().map(|(j, r)| (*j, r)) {
-        let Some(rules) = crate::rbac::aggregated_rules(role, &roles) else { continue };
+        let Some(rules) = emu_logic::rbac::aggregated_rules(role, &roles) else { continue };
         if role.rules.as_deref().unwrap_or_default() == rules.as_slice() {
             continue;
         }

@@ -12,16 +12,16 @@
 //! - the user-facing roles `admin`, `edit` and `view`, bound to nobody, each an aggregation of
 //!   the roles labelled `rbac.authorization.k8s.io/aggregate-to-<role>` (`system:aggregate-to-*`,
 //!   and `view` into `edit` into `admin`). kube-controller-manager fills their rules; here they
-//!   are computed when created ([`crate::rbac::aggregated_rules`]), so that they grant from the
+//!   are computed when created ([`emu_logic::rbac::aggregated_rules`]), so that they grant from the
 //!   first request, and kept up to date by [`crate::rbac_aggregation`].
 //!
 //! Created when missing at the controller's start, not reconciled: a user who changes one keeps
 //! the change (kube-apiserver would add back missing rules to a role marked autoupdate).
 
-use crate::rbac::{self, Policy};
 use crate::state::Shared;
 use crate::store::ObjectKey;
 use emu_api::typed::{self, ClusterRole, ClusterRoleBinding, Role, RoleBinding};
+use emu_logic::rbac::{self, Policy};
 use serde_json::{json, Value};
 
 const API_VERSION: &str = "rbac.authorization.k8s.io/v1";
@@ -326,8 +326,8 @@ impl Policy for Defaults {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rbac::{Attributes, UserInfo, Verdict};
     use emu_api::validation::{validate, Undecoded};
+    use emu_logic::rbac::{Attributes, UserInfo, Verdict};
 
     #[test]
     fn the_defaults_are_valid_objects() {

@@ -11,6 +11,7 @@ pub mod loadbalancer;
 pub mod nodeports;
 pub mod podspec;
 pub mod probe;
+pub mod rbac;
 pub mod scheduler;
 pub mod serviceaccount;
 pub mod svcenv;

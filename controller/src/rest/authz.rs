@@ -1,7 +1,7 @@
 //! Who a request speaks for (kube-apiserver's conventions, issue 17 facts 8.1) and what they may
 //! do. Authorization is one function of the user, the request's attributes and the policy,
 //! [`authorize`]: members of `system:masters` may do everything (kube-apiserver allows them before
-//! any authorizer), everyone else what RBAC grants ([`crate::rbac`]) over the Roles,
+//! any authorizer), everyone else what RBAC grants ([`emu_logic::rbac`]) over the Roles,
 //! ClusterRoles and bindings in the store, which start as kube-apiserver's default policy
 //! ([`crate::rbac_defaults`]). `kubectl auth can-i` asks the same function
 //! ([`super::review`]).
@@ -10,9 +10,9 @@ use super::request::RequestInfo;
 use super::status::ApiError;
 use super::write::protobuf;
 use super::Sent;
-use crate::rbac::{self, Attributes, Policy, UserInfo, Verdict};
 use crate::store::{ObjectKey, Store};
 use emu_api::typed::{self, ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef};
+use emu_logic::rbac::{self, Attributes, Policy, UserInfo, Verdict};
 use serde_json::Value;
 
 /// An authenticated (or anonymous) user.

@@ -9,7 +9,7 @@ use super::request::RequestInfo;
 use super::status::{to_json, ApiError, FieldError};
 use super::write::protobuf;
 use super::{Reply, Sent};
-use crate::rbac::{self, Policy, UserInfo};
+use emu_logic::rbac::{self, Policy, UserInfo};
 use serde_json::{json, Value};
 
 /// The answer to a create of a review (None for any other request); an access review is

@@ -1,7 +1,8 @@
 //! RBAC, as kube-apiserver's authorizer evaluates it (`plugin/pkg/auth/authorizer/rbac`): a
 //! request is allowed when any rule of any role bound to the user matches it; there are no deny
 //! rules. Pure: the roles and bindings come from a [`Policy`] the caller passes in (the store's,
-//! or the default policy of [`crate::rbac_defaults`]), and nothing here does I/O.
+//! or the controller's default policy), and nothing here does I/O. kubectl's describers use the
+//! same rule breakdown and compaction ([`breakdown`], [`compact`]).
 //!
 //! Bindings are read in kube-apiserver's order: every ClusterRoleBinding, then the RoleBindings of
 //! the request's namespace (a RoleBinding grants only there, even when it names a ClusterRole).
@@ -209,25 +210,38 @@ fn has(list: &[String], value: &str) -> bool {
 /// those no rule of `owner` covers, compacted (`CompactRules`: the verbs of one group's resource
 /// together). Empty when `owner` covers them all.
 pub fn uncovered(owner: &[PolicyRule], requested: &[PolicyRule]) -> Vec<PolicyRule> {
-    let missing: Vec<PolicyRule> = requested.iter().flat_map(breakdown).filter(|sub| !owner.iter().any(|o| rule_covers(o, sub))).collect();
+    compact(requested.iter().flat_map(breakdown).filter(|sub| !owner.iter().any(|o| rule_covers(o, sub))).collect())
+}
+
+/// Rules with the verbs of one group's resource (and name) together (`CompactRules`): a rule of
+/// one group, one resource, at most one name and no URL is merged with the others of the same
+/// group, resource and name; every other rule is kept as it is, before the merged ones.
+pub fn compact(rules: Vec<PolicyRule>) -> Vec<PolicyRule> {
     let mut compacted: Vec<PolicyRule> = Vec::new();
     let mut simple: Vec<PolicyRule> = Vec::new();
-    for rule in missing {
-        let is_simple = rule.non_resource_urls.is_none() && rule.resource_names.as_ref().is_none_or(|n| n.len() <= 1);
-        match simple.iter_mut().find(|s| {
-            is_simple && s.api_groups == rule.api_groups && s.resources == rule.resources && s.resource_names == rule.resource_names
-        }) {
+    for rule in rules {
+        let one = |l: &Option<Vec<String>>| l.as_ref().is_some_and(|l| l.len() == 1);
+        let is_simple = one(&rule.api_groups)
+            && one(&rule.resources)
+            && rule.resource_names.as_ref().is_none_or(|n| n.len() <= 1)
+            && rule.non_resource_urls.as_ref().is_none_or(Vec::is_empty);
+        if !is_simple {
+            compacted.push(rule);
+            continue;
+        }
+        let names = |r: &PolicyRule| r.resource_names.clone().unwrap_or_default();
+        match simple.iter_mut().find(|s| s.api_groups == rule.api_groups && s.resources == rule.resources && names(s) == names(&rule)) {
             Some(s) => s.verbs.extend(rule.verbs),
-            None if is_simple => simple.push(rule),
-            None => compacted.push(rule),
+            None => simple.push(rule),
         }
     }
     compacted.extend(simple);
     compacted
 }
 
-/// One rule as single grants (`BreakdownRule`).
-fn breakdown(rule: &PolicyRule) -> Vec<PolicyRule> {
+/// One rule as single grants (`BreakdownRule`): one verb, group, resource and name, or one
+/// verb and URL, each.
+pub fn breakdown(rule: &PolicyRule) -> Vec<PolicyRule> {
     let one = |v: &String| Some(vec![v.clone()]);
     let mut out = Vec::new();
     for group in rule.api_groups.iter().flatten() {
