@@ -1,4 +1,5 @@
-//! `kubectl describe` for Pod, Node, Deployment and Service (CLI-16/17), following kubectl's
+//! `kubectl describe` for Pod, Node, Deployment, Service, Secret, ConfigMap and RBAC's kinds
+//! (CLI-16/17), following kubectl's
 //! describers line by line. Lines are written with `\t` after each label and laid out by the
 //! tabwriter with padding 2, so alignment falls out exactly as in kubectl: every run of lines
 //! with tabs forms one aligned block, and a line without a tab (a section title) ends it.
@@ -27,6 +28,9 @@ pub fn describe(kind: &str, obj: &Value, related: &[Value], now: i64) -> String 
         // kubectl shows no events for a Secret.
         "Secret" => return tabwrite_text(&secret(obj), 0, 2),
         "ConfigMap" => config_map(&mut w, obj),
+        // kubectl's RBAC describers show no events.
+        "Role" | "ClusterRole" => return tabwrite_text(&role(obj), 0, 2),
+        "RoleBinding" | "ClusterRoleBinding" => return tabwrite_text(&role_binding(obj), 0, 2),
         _ => generic(&mut w, obj),
     }
     describe_events(&mut w, &events, now);
@@ -98,6 +102,75 @@ fn config_map(w: &mut String, obj: &Value) {
         line!(w, 0, "{key}: {} bytes\n", base64_decoded_len(value.as_str().unwrap_or("")));
     }
     line!(w, 0, "\n");
+}
+
+/// `RoleDescriber` (and ClusterRole's): the rules broken down and compacted (the verbs of one
+/// resource together), sorted as kubectl sorts them (by the generated `PolicyRule.String()`),
+/// one a line.
+fn role(obj: &Value) -> String {
+    use emu_api::typed::PolicyRule;
+    let mut w = String::new();
+    line!(w, 0, "Name:\t{}\n", meta(obj, "name"));
+    labels_multiline(&mut w, "Labels", at(obj, &["metadata", "labels"]));
+    annotations_multiline(&mut w, "Annotations", at(obj, &["metadata", "annotations"]));
+    let rules: Vec<PolicyRule> = obj.get("rules").and_then(|r| emu_api::typed::decode(r).ok()).unwrap_or_default();
+    let mut rules = emu_logic::rbac::compact(rules.iter().flat_map(emu_logic::rbac::breakdown).collect());
+    let list = |l: &Option<Vec<String>>| format!("[{}]", l.as_deref().unwrap_or_default().join(" "));
+    let key = |r: &PolicyRule| {
+        format!(
+            "&PolicyRule{{Verbs:[{}],APIGroups:{},Resources:{},ResourceNames:{},NonResourceURLs:{},}}",
+            r.verbs.join(" "),
+            list(&r.api_groups),
+            list(&r.resources),
+            list(&r.resource_names),
+            list(&r.non_resource_urls)
+        )
+    };
+    rules.sort_by_key(key);
+    line!(w, 0, "PolicyRule:\n");
+    line!(w, 1, "Resources\tNon-Resource URLs\tResource Names\tVerbs\n");
+    line!(w, 1, "---------\t-----------------\t--------------\t-----\n");
+    for r in &rules {
+        let resource = combine_resource_group(r.resources.as_deref().unwrap_or_default(), r.api_groups.as_deref().unwrap_or_default());
+        let verbs = format!("[{}]", r.verbs.join(" "));
+        line!(w, 1, "{resource}\t{}\t{}\t{verbs}\n", list(&r.non_resource_urls), list(&r.resource_names));
+    }
+    w
+}
+
+/// `CombineResourceGroup`: the first resource with the first group, `deployments.apps/scale`.
+fn combine_resource_group(resources: &[String], groups: &[String]) -> String {
+    let Some(first) = resources.first() else { return String::new() };
+    let (resource, subresource) = match first.split_once('/') {
+        Some((r, s)) => (r, Some(s)),
+        None => (first.as_str(), None),
+    };
+    let mut out = resource.to_string();
+    if let Some(group) = groups.first().filter(|g| !g.is_empty()) {
+        out = format!("{out}.{group}");
+    }
+    if let Some(subresource) = subresource {
+        out = format!("{out}/{subresource}");
+    }
+    out
+}
+
+/// `RoleBindingDescriber` (and ClusterRoleBinding's): the role, then the subjects.
+fn role_binding(obj: &Value) -> String {
+    let mut w = String::new();
+    line!(w, 0, "Name:\t{}\n", meta(obj, "name"));
+    labels_multiline(&mut w, "Labels", at(obj, &["metadata", "labels"]));
+    annotations_multiline(&mut w, "Annotations", at(obj, &["metadata", "annotations"]));
+    line!(w, 0, "Role:\n");
+    line!(w, 1, "Kind:\t{}\n", str_at(obj, &["roleRef", "kind"]));
+    line!(w, 1, "Name:\t{}\n", str_at(obj, &["roleRef", "name"]));
+    line!(w, 0, "Subjects:\n");
+    line!(w, 1, "Kind\tName\tNamespace\n");
+    line!(w, 1, "----\t----\t---------\n");
+    for s in list_at(obj, &["subjects"]) {
+        line!(w, 1, "{}\t{}\t{}\n", str_at(s, &["kind"]), str_at(s, &["name"]), str_at(s, &["namespace"]));
+    }
+    w
 }
 
 /// How many bytes a (padded, standard) base64 text decodes to.

@@ -201,6 +201,19 @@ fn rbac_grants_what_the_bound_role_allows() {
         (changed.code, changed.stderr.as_str()),
         (1, "The RoleBinding \"alice-view\" is invalid: roleRef: Invalid value: rbac.RoleRef{APIGroup:\"rbac.authorization.k8s.io\", Kind:\"ClusterRole\", Name:\"edit\"}: cannot change roleRef\n")
     );
+    // kubectl's describers (the rules broken down, compacted and sorted), as emu describes.
+    for args in [
+        &["describe", "clusterrole", "view"][..],
+        &["describe", "clusterrole", "admin"],
+        &["describe", "clusterrole", "system:discovery"],
+        &["describe", "role", "secret-reader"],
+        &["describe", "rolebinding", "alice-view"],
+        &["describe", "clusterrolebinding", "system:public-info-viewer"],
+    ] {
+        let theirs = admin(args).ok().stdout;
+        assert_eq!(theirs, c.emu(args).ok().stdout, "kubectl {args:?}:\n{theirs}");
+    }
+
     // Who administers a namespace may grant there what they hold, and nothing more.
     admin(&["create", "namespace", "team"]).ok();
     admin(&["create", "rolebinding", "alice-admin", "--clusterrole=admin", "--user=alice", "-n", "team"]).ok();

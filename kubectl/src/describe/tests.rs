@@ -490,3 +490,31 @@ fn node_events_by_uid_or_by_name() {
     assert!(out.contains("  Normal  RegisteredNode"), "{out}");
     assert!(!out.contains("Stale"), "{out}");
 }
+
+/// kubectl sorts a role's rules by the generated `PolicyRule.String()`, verbs first: `[get list
+/// watch]` before `[get list]` before `[get]`.
+#[test]
+fn roles_and_bindings_like_kubectl() {
+    let role = json!({"kind": "Role", "metadata": {"name": "r", "namespace": "default"}, "rules": [
+        {"apiGroups": ["apps"], "resources": ["deployments", "deployments/scale"], "verbs": ["get", "list"]},
+        {"apiGroups": [""], "resources": ["pods"], "resourceNames": ["web"], "verbs": ["get"]},
+        {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["watch"]}]});
+    assert_eq!(
+        describe("Role", &role, &[], NOW),
+        "Name:         r\nLabels:       <none>\nAnnotations:  <none>\nPolicyRule:\n\
+         \x20 Resources               Non-Resource URLs  Resource Names  Verbs\n\
+         \x20 ---------               -----------------  --------------  -----\n\
+         \x20 deployments.apps        []                 []              [get list watch]\n\
+         \x20 deployments.apps/scale  []                 []              [get list]\n\
+         \x20 pods                    []                 [web]           [get]\n"
+    );
+    let binding = json!({"kind": "RoleBinding", "metadata": {"name": "b", "namespace": "default"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"},
+        "subjects": [{"kind": "User", "name": "alice"}, {"kind": "ServiceAccount", "name": "default", "namespace": "default"}]});
+    assert_eq!(
+        describe("RoleBinding", &binding, &[], NOW),
+        "Name:         b\nLabels:       <none>\nAnnotations:  <none>\nRole:\n  Kind:  ClusterRole\n  Name:  view\nSubjects:\n\
+         \x20 Kind            Name     Namespace\n  ----            ----     ---------\n\
+         \x20 User            alice    \n  ServiceAccount  default  default\n"
+    );
+}
