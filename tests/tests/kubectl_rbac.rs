@@ -234,6 +234,15 @@ fn rbac_grants_what_the_bound_role_allows() {
     let role = kubectl_as(&dir.0, &alice, &["create", "role", "pods", "--verb=get,delete", "--resource=pods", "-n", "team"]);
     assert_eq!(role.ok().stdout, "role.rbac.authorization.k8s.io/pods created\n");
 
+    // emu's own apply admits RBAC's kinds as the API server does.
+    let applied = c.apply(
+        "binding.yaml",
+        "apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata: {name: carol-edit, namespace: team}\nroleRef: {kind: ClusterRole, name: edit}\nsubjects: [{kind: User, name: carol}]\n",
+    );
+    assert_eq!(applied.ok().stdout, "rolebinding.rbac.authorization.k8s.io/carol-edit created\n");
+    let stored = admin(&["get", "rolebinding", "carol-edit", "-n", "team", "-o", "jsonpath={.roleRef.apiGroup} {.subjects[0].apiGroup}"]);
+    assert_eq!(stored.ok().stdout, "rbac.authorization.k8s.io rbac.authorization.k8s.io");
+
     let cluster_role = admin(&["create", "clusterrole", "node-reader", "--verb=get,list", "--resource=nodes"]).ok().stdout;
     assert_eq!(cluster_role, "clusterrole.rbac.authorization.k8s.io/node-reader created\n");
     let binding = admin(&["create", "clusterrolebinding", "dev-nodes", "--clusterrole=node-reader", "--group=dev"]).ok().stdout;
