@@ -1030,6 +1030,34 @@ pub struct LogsArgs {
     /// Only the last N lines.
     #[arg(long)]
     pub tail: Option<usize>,
+    /// Each line prefixed with the time it was written (RFC 3339, nanoseconds).
+    #[arg(long)]
+    pub timestamps: bool,
+    /// Only lines newer than a duration, e.g. 10s, 5m, 1h30m.
+    #[arg(long, value_parser = since_duration, conflicts_with = "since_time")]
+    pub since: Option<Duration>,
+    /// Only lines written at or after a time (RFC 3339, e.g. 2026-12-07T05:00:00Z).
+    #[arg(long = "since-time")]
+    pub since_time: Option<String>,
+}
+
+/// kubectl's `--since`: Go's duration syntax, units h, m, s, ms (`1h30m`, `90s`).
+fn since_duration(text: &str) -> Result<Duration, String> {
+    let bad = || format!("invalid duration {text:?}: use e.g. 10s, 5m or 1h30m");
+    let (mut total, mut rest) = (0f64, text);
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).ok_or_else(bad)?;
+        let value: f64 = rest[..digits].parse().map_err(|_| bad())?;
+        rest = &rest[digits..];
+        let (unit, seconds) =
+            [("ms", 0.001), ("h", 3600.0), ("m", 60.0), ("s", 1.0)].into_iter().find(|(u, _)| rest.starts_with(u)).ok_or_else(bad)?;
+        total += value * seconds;
+        rest = &rest[unit.len()..];
+    }
+    if text.is_empty() || total <= 0.0 {
+        return Err(bad());
+    }
+    Ok(Duration::from_secs_f64(total))
 }
 
 pub fn logs(a: LogsArgs, g: &Globals) -> anyhow::Result<i32> {
@@ -1048,10 +1076,25 @@ pub fn logs(a: LogsArgs, g: &Globals) -> anyhow::Result<i32> {
         follow: a.follow,
         previous: a.previous,
         tail_lines: a.tail.and_then(|n| i64::try_from(n).ok()).unwrap_or(-1),
+        timestamps: a.timestamps,
+        since_unix_nanos: since_unix_nanos(a.since, a.since_time.as_deref())?,
         ..Default::default()
     };
     crate::remote::logs(&ctx, request)?;
     Ok(0)
+}
+
+/// `--since` (before now) or `--since-time` as Unix nanoseconds; 0 for neither.
+fn since_unix_nanos(since: Option<Duration>, since_time: Option<&str>) -> anyhow::Result<i64> {
+    if let Some(text) = since_time {
+        let (seconds, nanos) = emu_api::time::parse_rfc3339_nanos(text)
+            .ok_or_else(|| anyhow::anyhow!("--since-time must be an RFC 3339 time, e.g. 2026-12-07T05:00:00Z"))?;
+        return Ok(seconds * 1_000_000_000 + i64::from(nanos));
+    }
+    Ok(since.map_or(0, |d| {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        now.saturating_sub(d).as_nanos() as i64
+    }))
 }
 
 #[derive(Args, Debug)]

@@ -11,6 +11,7 @@
 //! - `RestoreRoutes`: the node's routes that the kernel dropped while its links were down.
 
 use crate::sandbox;
+use crate::sandbox::logfile;
 use emu_api::naming;
 use emu_logic::cluster::Paths;
 use emu_proto::api_client::ApiClient;
@@ -269,7 +270,7 @@ impl Node for NodeService {
         let dir = self.pod_dir(&r.namespace, &r.pod, &r.pod_uid)?;
         let path = if r.previous { sandbox::previous_log_path(&dir, &r.container) } else { sandbox::log_path(&dir, &r.container) };
         let (tx, rx) = mpsc::channel(16);
-        tokio::spawn(send_log(dir, path, r.follow, usize::try_from(r.tail_lines).ok(), tx));
+        tokio::spawn(send_log(dir, path, r, tx));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 
@@ -355,21 +356,25 @@ async fn connect_in(netns: PathBuf, port: u16) -> Result<tokio::net::TcpStream, 
 }
 
 /// Sends a log file (its last `tail` lines), then with `follow` what is added to it, until the
-/// pod's directory is gone or the caller is.
-async fn send_log(dir: PathBuf, path: PathBuf, follow: bool, tail: Option<usize>, tx: Sender<LogsChunk>) {
-    let text = tokio::fs::read(&path).await.unwrap_or_default();
-    let mut offset = text.len() as u64;
-    let text = match tail {
-        Some(n) => {
-            let lines: Vec<&[u8]> = text.split_inclusive(|b| *b == b'\n').collect();
-            lines[lines.len().saturating_sub(n)..].concat()
-        }
-        None => text,
-    };
-    if !text.is_empty() && tx.send(Ok(LogsChunk { data: text })).await.is_err() {
+/// pod's directory is gone or the caller is; with the request's `timestamps` and `since`, lines
+/// are stamped or left out by the times the log keeps beside it ([`sandbox::logfile`]).
+async fn send_log(dir: PathBuf, path: PathBuf, r: LogsRequest, tx: Sender<LogsChunk>) {
+    let since = (r.since_unix_nanos != 0).then_some(r.since_unix_nanos);
+    let written = tokio::fs::metadata(&path).await.ok().and_then(|m| m.modified().ok());
+    let fallback = written.and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos() as i64);
+    let mut lines = logfile::Lines::new(r.timestamps, since, fallback);
+    let times = logfile::times_path(&path);
+    let (mut times_offset, mut offset) = (0u64, 0u64);
+    if lines.needs_times() {
+        lines.add_times(&logfile::parse_times(&read_from(&times, &mut times_offset).await.unwrap_or_default()));
+    }
+    let text = read_from(&path, &mut offset).await.unwrap_or_default();
+    let start = usize::try_from(r.tail_lines).map_or(0, |n| logfile::tail_start(&text, n));
+    let data = lines.feed(start as u64, &text[start..]);
+    if !data.is_empty() && tx.send(Ok(LogsChunk { data })).await.is_err() {
         return;
     }
-    if !follow {
+    if !r.follow {
         return;
     }
     loop {
@@ -380,7 +385,19 @@ async fn send_log(dir: PathBuf, path: PathBuf, follow: bool, tail: Option<usize>
         if !dir.exists() {
             return;
         }
+        // A shorter log is a new run's: its lines and times start over.
+        if tokio::fs::metadata(&path).await.is_ok_and(|m| m.len() < offset) {
+            lines.restart();
+            (offset, times_offset) = (0, 0);
+        }
         let Ok(data) = read_from(&path, &mut offset).await else { continue };
+        if data.is_empty() {
+            continue;
+        }
+        if lines.needs_times() {
+            lines.add_times(&logfile::parse_times(&read_from(&times, &mut times_offset).await.unwrap_or_default()));
+        }
+        let data = lines.feed(offset - data.len() as u64, &data);
         if !data.is_empty() && tx.send(Ok(LogsChunk { data })).await.is_err() {
             return;
         }
@@ -388,7 +405,8 @@ async fn send_log(dir: PathBuf, path: PathBuf, follow: bool, tail: Option<usize>
 }
 
 /// What `path` holds past `offset` (from the start when it shrank: a new run's log), moving
-/// `offset` to its end.
+/// `offset` to its end. Whole records only for a times file: what a reader takes is a multiple
+/// of 16 bytes past a multiple of 16.
 async fn read_from(path: &Path, offset: &mut u64) -> std::io::Result<Vec<u8>> {
     use tokio::io::AsyncSeekExt;
     let mut f = tokio::fs::File::open(path).await?;
@@ -400,6 +418,9 @@ async fn read_from(path: &Path, offset: &mut u64) -> std::io::Result<Vec<u8>> {
     if len > *offset {
         f.seek(std::io::SeekFrom::Start(*offset)).await?;
         f.read_to_end(&mut buf).await?;
+        if path.extension().is_some_and(|e| e == "times") {
+            buf.truncate(buf.len() / 16 * 16);
+        }
         *offset += buf.len() as u64;
     }
     Ok(buf)
@@ -760,13 +781,43 @@ mod tests {
         let log = sandbox::log_path(&pod, "c");
         std::fs::write(&log, "a\nb\nc\n").unwrap();
         let (tx, mut rx) = tokio::sync::mpsc::channel(16);
-        let follow = tokio::spawn(send_log(pod.clone(), log.clone(), true, Some(2), tx));
+        let request = LogsRequest { follow: true, tail_lines: 2, ..Default::default() };
+        let follow = tokio::spawn(send_log(pod.clone(), log.clone(), request, tx));
         assert_eq!(rx.recv().await.unwrap().unwrap().data, b"b\nc\n");
         std::io::Write::write_all(&mut std::fs::OpenOptions::new().append(true).open(&log).unwrap(), b"d\n").unwrap();
         assert_eq!(rx.recv().await.unwrap().unwrap().data, b"d\n");
         std::fs::remove_dir_all(&pod).unwrap();
         tokio::time::timeout(Duration::from_secs(2), follow).await.unwrap().unwrap();
         assert!(rx.recv().await.is_none(), "the stream ends with the pod");
+    }
+
+    #[tokio::test]
+    async fn logs_with_timestamps_and_since_from_the_times_beside_the_log() {
+        const SECOND: i64 = 1_000_000_000;
+        let dir = tempfile::tempdir().unwrap();
+        let pod = dir.path().join("pod");
+        std::fs::create_dir_all(pod.join("logs")).unwrap();
+        let log = sandbox::log_path(&pod, "c");
+        logfile::append(&log, b"early\n", 1_700_000_000 * SECOND).unwrap();
+        logfile::append(&log, b"late\nlater\n", 1_700_000_060 * SECOND + 5).unwrap();
+        let all = |request: LogsRequest| {
+            let (pod, log) = (pod.clone(), log.clone());
+            async move {
+                let (tx, mut rx) = tokio::sync::mpsc::channel(16);
+                send_log(pod, log, request, tx).await;
+                let mut out = Vec::new();
+                while let Some(Ok(chunk)) = rx.recv().await {
+                    out.extend(chunk.data);
+                }
+                String::from_utf8(out).unwrap()
+            }
+        };
+        let stamped = all(LogsRequest { timestamps: true, tail_lines: -1, ..Default::default() }).await;
+        assert_eq!(stamped, "2023-11-14T22:13:20Z early\n2023-11-14T22:14:20.000000005Z late\n2023-11-14T22:14:20.000000005Z later\n");
+        let since = LogsRequest { since_unix_nanos: 1_700_000_030 * SECOND, tail_lines: -1, ..Default::default() };
+        assert_eq!(all(since).await, "late\nlater\n");
+        let tail = LogsRequest { timestamps: true, tail_lines: 1, ..Default::default() };
+        assert_eq!(all(tail).await, "2023-11-14T22:14:20.000000005Z later\n");
     }
 
     #[tokio::test]

@@ -72,6 +72,30 @@ fn kubectl_reads_logs_and_runs_commands() {
     let missing = kubectl(d, limit, &["logs", "nope"]);
     assert!(missing.code != 0 && missing.stderr.contains("pods \"nope\" not found"), "{}", missing.stderr);
 
+    // --timestamps: each line with the time it was written (RFC 3339, nanoseconds, UTC);
+    // --since and --since-time: only the newer lines. emu logs prints the same way.
+    std::thread::sleep(Duration::from_secs(2));
+    let now = emu_api::time::now();
+    let stamped = kubectl(d, limit, &["logs", "two", "-c", "a", "--timestamps", "--tail=3"]).ok();
+    let mut last = 0i64;
+    for line in stamped.stdout.lines() {
+        let (time, text) = line.split_once(' ').unwrap();
+        let (seconds, _) = emu_api::time::parse_rfc3339_nanos(time).unwrap_or_else(|| panic!("{line}"));
+        assert!(time.ends_with('Z') && (now - 5..=now + 1).contains(&seconds) && seconds >= last, "{line}");
+        assert!(text.starts_with("a "), "{line}");
+        last = seconds;
+    }
+    assert_eq!(stamped.stdout.lines().count(), 3, "{}", stamped.stdout);
+    let all = kubectl(d, limit, &["logs", "two", "-c", "a"]).ok().stdout;
+    let recent = kubectl(d, limit, &["logs", "two", "-c", "a", "--since=1s"]).ok().stdout;
+    let (all_n, recent_n) = (all.lines().count(), recent.lines().count());
+    assert!((2..=10).contains(&recent_n) && recent_n < all_n, "{recent_n} of {all_n} lines in the last second:\n{recent}");
+    assert!(number(recent.lines().next().unwrap()) > number(all.lines().next().unwrap()));
+    let future = kubectl(d, limit, &["logs", "two", "-c", "a", "--since-time=2099-01-01T00:00:00Z"]).ok();
+    assert_eq!(future.stdout, "");
+    let emu_stamped = c.emu(&["logs", "two", "-c", "a", "--timestamps", "--tail", "1"]).ok().stdout;
+    assert!(emu_api::time::parse_rfc3339_nanos(emu_stamped.split(' ').next().unwrap()).is_some(), "{emu_stamped}");
+
     // -f: lines written after it started come too, until it is stopped.
     let mut follow = Streaming::start(d, &["logs", "-f", "two", "-c", "a", "--tail=1"]);
     let first = number(&follow.expect("a line", limit, |l| l.starts_with("a ")));

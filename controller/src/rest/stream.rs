@@ -147,6 +147,16 @@ pub(super) fn logs(call: &Call) -> Result<Served, ApiError> {
     if object::str_at(&pod, &["spec", "nodeName"]).unwrap_or("").is_empty() {
         return Err(ApiError::bad_request(format!("pod {} does not have a host assigned", call.info.name)));
     }
+    let since_unix_nanos = match (&options.since_time, options.since_seconds) {
+        (Some(time), _) => {
+            let (seconds, nanos) = emu_api::time::parse_rfc3339_nanos(time).ok_or_else(|| {
+                ApiError::bad_request(format!("parsing time {time:?} as \"2006-01-02T15:04:05Z07:00\": cannot parse {time:?} as \"2006\""))
+            })?;
+            seconds * 1_000_000_000 + i64::from(nanos)
+        }
+        (None, Some(seconds)) => (call.now - seconds) * 1_000_000_000,
+        (None, None) => 0,
+    };
     let request = LogsRequest {
         namespace: call.info.namespace.clone(),
         pod: call.info.name.clone(),
@@ -155,6 +165,8 @@ pub(super) fn logs(call: &Call) -> Result<Served, ApiError> {
         follow: options.follow,
         previous: options.previous,
         tail_lines: options.tail_lines.unwrap_or(-1),
+        timestamps: options.timestamps,
+        since_unix_nanos,
     };
     let shared = call.shared.clone();
     let pod_name = call.info.name.clone();

@@ -15,7 +15,6 @@
 //! When a run of the container ends the shim says so on a pipe, and the relay closes every
 //! client's connection: an attach ends with the run it attached to.
 
-use std::fs::OpenOptions;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -191,10 +190,10 @@ fn let_go(clients: &Mutex<Vec<UnixStream>>) {
     }
 }
 
-/// A terminal's output: appended to the container's log (opened for each piece: the shim moves
-/// the log aside when a run starts) and sent to every client. After a run ended (`ends` grew),
-/// the clients are let go once nothing more has come for [`DRAIN_IDLE_MS`]: what the run wrote
-/// last may still be on its way through the terminal when its end is known.
+/// A terminal's output: appended to the container's log with its time ([`super::logfile`]) and
+/// sent to every client. After a run ended (`ends` grew), the clients are let go once nothing
+/// more has come for [`DRAIN_IDLE_MS`]: what the run wrote last may still be on its way through
+/// the terminal when its end is known.
 fn send_output(from: &std::fs::File, log: &Path, clients: &Mutex<Vec<UnixStream>>, ends: &AtomicUsize) {
     let mut buf = [0u8; 16 * 1024];
     let mut ends_seen = 0;
@@ -220,7 +219,7 @@ fn send_output(from: &std::fs::File, log: &Path, clients: &Mutex<Vec<UnixStream>
             }
         };
         let data = &buf[..n];
-        if let Err(e) = OpenOptions::new().create(true).append(true).open(log).and_then(|mut f| f.write_all(data)) {
+        if let Err(e) = super::logfile::append(log, data, super::logfile::now_nanos()) {
             warn!(log = %log.display(), "writing the container's log: {e}");
         }
         clients.lock().unwrap().retain_mut(|c| c.write_all(data).is_ok());

@@ -13,13 +13,17 @@
 //! - `sandbox.json`, `service-env.json` (agent), `state.json`, `shim.pid`, `shim.log` (shim), `stop` (grace seconds
 //!   written by [`stop_shim`] just before SIGTERM)
 //! - `etc/{hosts,resolv.conf,hostname}`: bind-mounted into every container, as kubelet does
-//! - `logs/<c>.log`, `logs/<c>.previous.log`: container stdout+stderr ([`log_path`])
+//! - `logs/<c>.log`, `logs/<c>.previous.log`: container stdout+stderr ([`log_path`]), copied by
+//!   the shim from the container's output pipe; `logs/<c>.times`, `logs/<c>.previous.times`:
+//!   when each piece arrived ([`logfile`])
+//! - `<c>.attach`: the console of a container with `stdin` or `tty` ([`console`])
 //! - `containers/<c>/rootfs`: mount point of a container's root; its mounts exist only in the
 //!   container's own mount namespace, so they vanish with the container and the host never
 //!   sees them.
 
 pub mod console;
 mod container;
+pub mod logfile;
 mod nsexec;
 mod shim;
 pub mod volumes;

@@ -5,7 +5,7 @@
 //! back-off expired. Being single-threaded is what makes forking containers with `clone` and
 //! entering namespaces safe.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Read};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -14,12 +14,14 @@ use std::time::{Duration, Instant, SystemTime};
 use emu_logic::images::{self, ImageProfile};
 use emu_logic::svcenv;
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use tracing::{error, info, warn};
 
 use super::console::Console;
 use super::container::{self, Plan};
+use super::logfile;
 use super::*;
 
 /// Kubelet's container restart back-off: 10 s doubling to 5 min, forgotten after 10 min of running.
@@ -92,13 +94,15 @@ fn run(pod_dir: &Path, mask: &SigSet) -> io::Result<()> {
     fs::create_dir_all(pod_dir.join("logs"))?;
     mount_volumes(pod_dir, &spec.volumes)?;
 
-    let mut pod = Pod::new(pod_dir, spec);
+    let signals = SignalFd::with_flags(mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
+        .map_err(|e| io::Error::other(format!("signalfd: {e}")))?;
+    let mut pod = Pod::new(pod_dir, spec, signals);
     pod.write_state();
     // Containers start with their volumes' files in place, as kubelet mounts before it starts
     // anything; the agent writes them as soon as the directories exist.
     let mut stopped = false;
     while !volumes_filled(pod_dir, &pod.spec.volumes) {
-        if matches!(wait_signal(mask, Some(Duration::from_millis(5))), Some(libc::SIGTERM) | Some(libc::SIGINT)) {
+        if matches!(pod.wait(Some(Duration::from_millis(5))), Some(libc::SIGTERM) | Some(libc::SIGINT)) {
             stopped = true;
             break;
         }
@@ -114,7 +118,7 @@ fn run(pod_dir: &Path, mask: &SigSet) -> io::Result<()> {
         let now = Instant::now();
         let timeout =
             pod.containers.iter().flat_map(|c| [c.restart_at, c.pull_at]).flatten().min().map(|t| t.saturating_duration_since(now));
-        if matches!(wait_signal(mask, timeout), Some(libc::SIGTERM) | Some(libc::SIGINT)) {
+        if matches!(pod.wait(timeout), Some(libc::SIGTERM) | Some(libc::SIGINT)) {
             stopped = true;
             continue;
         }
@@ -134,7 +138,8 @@ fn run(pod_dir: &Path, mask: &SigSet) -> io::Result<()> {
     }
     let grace = read_pid(&pod_dir.join(STOP_FILE))
         .map_or(Duration::from_secs(pod.spec.termination_grace_seconds), |s| Duration::from_secs(s.max(0) as u64));
-    pod.stop(mask, grace);
+    pod.stop(grace);
+    pod.drain_outputs();
     pod.write_state();
     // The rootfs mounts lived in the containers' mount namespaces and died with them.
     match fs::remove_dir_all(pod_dir.join(CONTAINERS_DIR)) {
@@ -172,15 +177,6 @@ fn mount_volumes(pod_dir: &Path, specs: &[VolumeSpec]) -> io::Result<()> {
 /// Every volume has its first version (`..data`).
 fn volumes_filled(pod_dir: &Path, specs: &[VolumeSpec]) -> bool {
     specs.iter().all(|v| volumes::volume_dir(pod_dir, &v.name).join(emu_logic::volumes::DATA_DIR_LINK).exists())
-}
-
-/// Waits for one of `mask`'s signals, at most `timeout` (forever if None); None on timeout.
-fn wait_signal(mask: &SigSet, timeout: Option<Duration>) -> Option<i32> {
-    let ts = timeout.map(|t| libc::timespec { tv_sec: t.as_secs() as libc::time_t, tv_nsec: t.subsec_nanos() as _ });
-    let ts_ptr = ts.as_ref().map_or(std::ptr::null(), |t| t as *const libc::timespec);
-    // SAFETY: the sigset and timespec outlive the call; a null siginfo pointer is allowed.
-    let sig = unsafe { libc::sigtimedwait(mask.as_ref(), std::ptr::null_mut(), ts_ptr) };
-    (sig > 0).then_some(sig)
 }
 
 /// What to do after a container exited.
@@ -243,10 +239,20 @@ struct Pod {
     /// Busybox's applet names, for images whose /bin is busybox.
     applets: Vec<String>,
     stopping: bool,
+    /// The shim's signals (blocked, so they wait here), read with the containers' output.
+    signals: SignalFd,
+    /// The read ends of the containers' output pipes, copied to their logs with their times.
+    outputs: Vec<OutputPipe>,
+}
+
+/// A container run's stdout and stderr (one pipe, so their order is kept), and its log.
+struct OutputPipe {
+    pipe: File,
+    log: PathBuf,
 }
 
 impl Pod {
-    fn new(dir: &Path, spec: SandboxSpec) -> Pod {
+    fn new(dir: &Path, spec: SandboxSpec, signals: SignalFd) -> Pod {
         let containers: Vec<Container> = spec
             .containers
             .iter()
@@ -278,7 +284,7 @@ impl Pod {
                 }
             })
             .collect();
-        let mut pod = Pod { dir: dir.to_path_buf(), spec, containers, applets: Vec::new(), stopping: false };
+        let mut pod = Pod { dir: dir.to_path_buf(), spec, containers, applets: Vec::new(), stopping: false, signals, outputs: Vec::new() };
         pod.list_applets_if_needed();
         pod
     }
@@ -322,9 +328,15 @@ impl Pod {
         let Some(profile) = c.profile else { return };
         let name = c.spec.name.clone();
         let log = log_path(&self.dir, &name);
-        // The previous run's log stays readable for `logs --previous`.
+        // The previous run's log stays readable for `logs --previous`, with its times.
         if log.exists() {
-            if let Err(e) = fs::rename(&log, previous_log_path(&self.dir, &name)) {
+            let previous = previous_log_path(&self.dir, &name);
+            let moved =
+                fs::rename(&log, &previous).and_then(|()| match fs::rename(logfile::times_path(&log), logfile::times_path(&previous)) {
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+                    other => other,
+                });
+            if let Err(e) = moved {
                 warn!(container = %name, "rotating log: {e}");
             }
         }
@@ -362,7 +374,12 @@ impl Pod {
                 Err(e) => warn!(container = %name, "opening the container's console: {e}; it cannot be attached to"),
             }
         }
-        let result = spawn_container(&plan, &log, c.console.as_ref());
+        let result = spawn_container(&plan, c.console.as_ref()).map(|(pid, failed, output)| {
+            if let Some(pipe) = output {
+                self.outputs.push(OutputPipe { pipe, log: log.clone() });
+            }
+            (pid, failed)
+        });
         let c = &mut self.containers[i];
         match result {
             Ok((pid, None)) => {
@@ -383,15 +400,86 @@ impl Pod {
             }
             Err(e) => {
                 warn!(container = %name, "container failed to start: {e}");
-                let _ = fs::write(&log, format!("emu: starting container {name:?}: {e}\n"));
+                let _ = logfile::append(&log, format!("emu: starting container {name:?}: {e}\n").as_bytes(), logfile::now_nanos());
                 c.started = Some((Instant::now(), started_at));
                 self.exited(i, 128, None, "StartError");
             }
         }
     }
 
+    /// Waits for a signal, at most `timeout` (forever if None), copying the containers' output
+    /// to their logs meanwhile: the signal's number, or None on timeout.
+    fn wait(&mut self, timeout: Option<Duration>) -> Option<i32> {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        loop {
+            let mut fds: Vec<libc::pollfd> = std::iter::once(self.signals.as_raw_fd())
+                .chain(self.outputs.iter().map(|o| o.pipe.as_raw_fd()))
+                .map(|fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 })
+                .collect();
+            let wait_ms = deadline.map_or(-1, |d| {
+                let left = d.saturating_duration_since(Instant::now());
+                // Rounded up: a deadline is never polled for 0 ms before it passed.
+                i32::try_from(left.as_micros().div_ceil(1000)).unwrap_or(i32::MAX)
+            });
+            // SAFETY: poll reads and writes the pollfds of the vector, which outlives the call.
+            let ready = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, wait_ms) };
+            if ready < 0 && io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+                error!("poll: {}", io::Error::last_os_error());
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            if ready > 0 {
+                let readable: Vec<usize> = fds[1..].iter().enumerate().filter(|(_, p)| p.revents != 0).map(|(i, _)| i).collect();
+                self.copy_output(&readable);
+                if fds[0].revents != 0 {
+                    if let Ok(Some(info)) = self.signals.read_signal() {
+                        return Some(info.ssi_signo as i32);
+                    }
+                }
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return None;
+            }
+        }
+    }
+
+    /// Copies what the output pipes `which` hold to their logs; a pipe at its end (every
+    /// process of the run that held it is gone) is closed.
+    fn copy_output(&mut self, which: &[usize]) {
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut ended = Vec::new();
+        for &i in which {
+            let out = &mut self.outputs[i];
+            loop {
+                match out.pipe.read(&mut buf) {
+                    Ok(0) => {
+                        ended.push(i);
+                        break;
+                    }
+                    Ok(n) => {
+                        if let Err(e) = logfile::append(&out.log, &buf[..n], logfile::now_nanos()) {
+                            warn!(log = %out.log.display(), "writing the container's log: {e}");
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(_) => break,
+                }
+            }
+        }
+        for i in ended.into_iter().rev() {
+            self.outputs.swap_remove(i);
+        }
+    }
+
+    /// Copies whatever every output pipe holds now.
+    fn drain_outputs(&mut self) {
+        let all: Vec<usize> = (0..self.outputs.len()).collect();
+        self.copy_output(&all);
+    }
+
     /// Collects every exited child without blocking.
     fn reap(&mut self) {
+        // What a run wrote before it exited goes to its log before a restart moves the log aside.
+        self.drain_outputs();
         loop {
             let (pid, code, sig) = match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
                 Ok(WaitStatus::Exited(pid, code)) => (pid, code, None),
@@ -442,7 +530,7 @@ impl Pod {
 
     /// Stops every container: SIGTERM, then SIGKILL after `grace` (a pid 1 ignores signals it
     /// has no handler for, so `sleep` only goes with SIGKILL, as in Kubernetes).
-    fn stop(&mut self, mask: &SigSet, grace: Duration) {
+    fn stop(&mut self, grace: Duration) {
         self.stopping = true;
         info!(grace_s = grace.as_secs(), "stopping containers");
         for c in &mut self.containers {
@@ -457,7 +545,7 @@ impl Pod {
             if now >= deadline {
                 break;
             }
-            wait_signal(mask, Some(deadline - now));
+            self.wait(Some(deadline - now));
             self.reap();
         }
         for c in &self.containers {
@@ -467,7 +555,7 @@ impl Pod {
             }
         }
         while self.containers.iter().any(|c| c.status.pid.is_some()) {
-            wait_signal(mask, Some(Duration::from_secs(1)));
+            self.wait(Some(Duration::from_secs(1)));
             self.reap();
         }
     }
@@ -484,10 +572,14 @@ impl Pod {
 }
 
 /// Clones the container's pid 1 into new PID and mount namespaces and waits until it has exec'd
-/// (Ok((pid, None))) or reported why it could not (Ok((pid, Some(reason)))). With a console,
-/// the container's stdin is its console (and its stdout and stderr too, for a terminal).
-fn spawn_container(plan: &Plan, log_file: &Path, console: Option<&Console>) -> io::Result<(i32, Option<String>)> {
-    let log = OpenOptions::new().create(true).append(true).open(log_file)?;
+/// (Ok((pid, None, _))) or reported why it could not (Ok((pid, Some(reason), _))). With a
+/// console, the container's stdin is its console (and its stdout and stderr too, for a
+/// terminal, whose relay logs them); otherwise its stdout and stderr are one pipe, whose read
+/// end (non-blocking) is returned for the shim to copy to the log.
+fn spawn_container(plan: &Plan, console: Option<&Console>) -> io::Result<(i32, Option<String>, Option<File>)> {
+    let (output, log) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(io::Error::from)?;
+    // Non-blocking for the shim's reads only: the container's writes block when the pipe is full.
+    nix::fcntl::fcntl(&output, nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK)).map_err(io::Error::from)?;
     let devnull: OwnedFd = File::open("/dev/null")?.into();
     let (stdin, terminal) = match console {
         Some(c) => (c.inside(), c.terminal()),
@@ -526,7 +618,8 @@ fn spawn_container(plan: &Plan, log_file: &Path, console: Option<&Console>) -> i
     drop(wr);
     let mut msg = String::new();
     File::from(rd).read_to_string(&mut msg)?;
-    Ok((pid as i32, (!msg.is_empty()).then_some(msg)))
+    let terminal = console.is_some_and(Console::terminal);
+    Ok((pid as i32, (!msg.is_empty()).then_some(msg), (!terminal).then(|| File::from(output))))
 }
 
 /// Why an image cannot be used on this machine.
