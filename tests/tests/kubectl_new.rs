@@ -2,7 +2,7 @@
 //! emu (issue 17), as the other kubectl tests do with the kubectl on PATH (1.32): apply of
 //! run-my-nginx.yaml (and of a change to it), get pods -o wide, expose, get svc, describe svc,
 //! get ep, exec printenv (the Service's variables after scale to 0 and back), rollout status,
-//! logs, port-forward, delete. What 1.37 does that 1.32 did not: its informers watch with
+//! logs, port-forward, run -i --tty (on a terminal), explain, delete. What 1.37 does that 1.32 did not: its informers watch with
 //! watch-list (`sendInitialEvents`, ended by the `k8s.io/initial-events-end` bookmark; rollout
 //! status here), and delete says "deleted from default namespace". Tables must be what `emu get`
 //! prints, ages aside.
@@ -114,6 +114,27 @@ fn kubectl_137_runs_the_tutorial() {
     drop(forward);
     let logs = ok(d, &["logs", &pod]);
     assert!(logs.lines().any(|l| l.starts_with("127.0.0.1 - - [") && l.contains("\"GET / HTTP/1.0\" 200 ")), "{logs}");
+
+    // The tutorial's interactive client: run -i --tty attached to the pod's shell, on a terminal
+    // of the test's own; then kubectl explain from the published schemas.
+    let mut term = emu_tests::terminal::Terminal::start(
+        test_tools::kubectl_cmd(d, &["run", "curl", "--image=radial/busyboxplus:curl", "-i", "--tty"]),
+        24,
+        80,
+    );
+    term.expect("If you don't see a command prompt, try pressing enter.", LIMIT);
+    term.type_keys("\r");
+    term.expect("# ", LIMIT);
+    term.type_keys("nslookup my-nginx\r");
+    term.expect(&format!("Name:\tmy-nginx.default.svc.cluster.local\r\nAddress: {ip}\r\n"), LIMIT);
+    term.type_keys("exit\r");
+    term.expect("Session ended, resume using 'kubectl attach curl -c curl -n default -i -t' command", LIMIT);
+    assert_eq!(term.wait(LIMIT), 0, "{}", term.shown());
+    // The session ended with the shell's run: the restarted shell's greeting is not part of it.
+    let shown = term.shown();
+    assert!(!shown[shown.rfind("exit").unwrap()..].contains("BusyBox"), "{shown}");
+    let explained = ok(d, &["explain", "service.spec.ports"]);
+    assert!(explained.contains("FIELD: ports <[]ServicePort>") && explained.contains("  targetPort\t<IntOrString>"), "{explained}");
 
     // delete, with kubectl's wait for the objects to be gone.
     assert_eq!(ok(d, &["delete", "svc", "my-nginx"]), "service \"my-nginx\" deleted from default namespace\n");

@@ -19,7 +19,6 @@ use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tracing::warn;
@@ -29,8 +28,25 @@ pub const FRAME_INPUT: u8 = 0;
 /// A frame with the client's window size (terminals).
 pub const FRAME_RESIZE: u8 = 1;
 
-/// After a run ended, how long its terminal must stay quiet before its clients are let go.
-const DRAIN_IDLE_MS: i32 = 50;
+/// After a run ended, how long its terminal must stay quiet before its clients are let go: what
+/// the run wrote last is passed from the terminal's slave side to its master side by a kernel
+/// work queue, so it may still be on its way when the shim learns of the exit.
+const DRAIN_IDLE_MS: i32 = 10;
+/// How long the shim waits for the relay to have let a run's clients go.
+const ACK_WAIT_MS: i32 = 200;
+
+/// The relay's ends of the pipes on which the shim says a run ended and the relay answers.
+struct Ends {
+    ended: OwnedFd,
+    acks: OwnedFd,
+}
+
+impl Ends {
+    fn ack(&self) {
+        // SAFETY: a one-byte write to a pipe we own.
+        unsafe { libc::write(self.acks.as_raw_fd(), [1u8].as_ptr().cast(), 1) };
+    }
+}
 
 /// The socket of container `name`'s console in the pod's directory.
 pub fn socket_name(container: &str) -> String {
@@ -44,6 +60,8 @@ pub struct Console {
     terminal: bool,
     /// The shim's end of the pipe on which it tells the relay that a run ended.
     run_ended: OwnedFd,
+    /// Where the relay answers that it let the run's clients go.
+    acks: OwnedFd,
 }
 
 impl Console {
@@ -62,6 +80,7 @@ impl Console {
             (w, r)
         };
         let (ended_r, ended_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(io::Error::from)?;
+        let (acks_r, acks_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(io::Error::from)?;
         let socket = pod_dir.join(socket_name(name));
         let _ = std::fs::remove_file(&socket);
         // Bound before the fork: a client may connect as soon as the container runs.
@@ -70,15 +89,15 @@ impl Console {
         // which ends in `_exit`.
         match unsafe { nix::unistd::fork() }.map_err(io::Error::from)? {
             nix::unistd::ForkResult::Child => {
-                drop(ended_w);
+                drop((ended_w, acks_r));
                 // The relay keeps the slave open too: between two runs, reading the master
                 // must wait for output, not fail.
                 let keep = terminal.then_some(inside);
-                relay(listener, outside, keep, ended_r, log, terminal);
+                relay(listener, outside, keep, Ends { ended: ended_r, acks: acks_w }, log, terminal);
                 // SAFETY: leaving the forked child without running the shim's exit handlers.
                 unsafe { libc::_exit(0) }
             }
-            nix::unistd::ForkResult::Parent { .. } => Ok(Console { inside, terminal, run_ended: ended_w }),
+            nix::unistd::ForkResult::Parent { .. } => Ok(Console { inside, terminal, run_ended: ended_w, acks: acks_r }),
         }
     }
 
@@ -91,10 +110,20 @@ impl Console {
         self.terminal
     }
 
-    /// A run of the container ended: the clients attached to it are let go.
+    /// A run of the container ended: the clients attached to it are let go, after what it
+    /// wrote last. Waits (at most [`ACK_WAIT_MS`]) for the relay to have done so, so that
+    /// nothing of the next run reaches them.
     pub fn run_ended(&self) {
-        // SAFETY: a one-byte write to a pipe we own.
-        unsafe { libc::write(self.run_ended.as_raw_fd(), [1u8].as_ptr().cast(), 1) };
+        let mut answer = libc::pollfd { fd: self.acks.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        let mut byte = [0u8; 1];
+        // SAFETY: one-byte writes and reads of pipes we own; poll reads and writes the one
+        // pollfd given.
+        unsafe {
+            libc::write(self.run_ended.as_raw_fd(), byte.as_ptr().cast(), 1);
+            if libc::poll(&mut answer, 1, ACK_WAIT_MS) == 1 {
+                libc::read(self.acks.as_raw_fd(), byte.as_mut_ptr().cast(), 1);
+            }
+        }
     }
 }
 
@@ -110,7 +139,7 @@ fn bind_in(dir: &Path, name: &str) -> io::Result<UnixListener> {
 
 /// The relay's life: accept clients, pass their input on, send them (and the log) a terminal's
 /// output, close them when a run ends. Returns when the shim is gone.
-fn relay(listener: UnixListener, outside: OwnedFd, keep: Option<OwnedFd>, run_ended: OwnedFd, log: PathBuf, terminal: bool) {
+fn relay(listener: UnixListener, outside: OwnedFd, keep: Option<OwnedFd>, ends: Ends, log: PathBuf, terminal: bool) {
     // SAFETY: prctl and sigprocmask change only this process.
     unsafe {
         // The relay goes with its shim, even a SIGKILLed one.
@@ -122,28 +151,18 @@ fn relay(listener: UnixListener, outside: OwnedFd, keep: Option<OwnedFd>, run_en
     let _keep = keep;
     let outside = Arc::new(std::fs::File::from(outside));
     let clients: Arc<Mutex<Vec<UnixStream>>> = Arc::default();
-    // Runs ended so far; a terminal's clients are let go by the output's thread, once it has
-    // sent them what the run wrote last.
-    let ends = Arc::new(AtomicUsize::new(0));
-    if terminal {
-        let (from, clients, ends) = (outside.clone(), clients.clone(), ends.clone());
-        std::thread::spawn(move || send_output(&from, &log, &clients, &ends));
-    }
     {
-        let clients = clients.clone();
-        std::thread::spawn(move || {
-            let mut ended = std::fs::File::from(run_ended);
-            let mut byte = [0u8; 1];
-            // EOF: the shim is gone, and so is the pod.
-            while matches!(ended.read(&mut byte), Ok(1)) {
-                ends.fetch_add(1, Ordering::SeqCst);
-                if !terminal {
-                    // Their output is the log's, which the container wrote before it exited.
+        let (from, clients) = (outside.clone(), clients.clone());
+        std::thread::spawn(move || match terminal {
+            // A terminal's clients are let go by its output's thread, after the run's last output.
+            true => send_output(&from, &log, &clients, &ends),
+            // Other output is the log's, which the container wrote before it exited.
+            false => {
+                while next_end(&ends) {
                     let_go(&clients);
+                    ends.ack();
                 }
             }
-            // SAFETY: ending the relay process from one of its threads.
-            unsafe { libc::_exit(0) }
         });
     }
     for stream in listener.incoming() {
@@ -153,6 +172,17 @@ fn relay(listener: UnixListener, outside: OwnedFd, keep: Option<OwnedFd>, run_en
         }
         let to = outside.clone();
         std::thread::spawn(move || take_input(stream, &to, terminal));
+    }
+}
+
+/// Reads the shim's next "a run ended"; false (and the relay's end) when the shim is gone.
+fn next_end(ends: &Ends) -> bool {
+    let mut byte = [0u8; 1];
+    // SAFETY: a one-byte read into a buffer we own.
+    match unsafe { libc::read(ends.ended.as_raw_fd(), byte.as_mut_ptr().cast(), 1) } {
+        1 => true,
+        // SAFETY: the shim is gone, and so is the pod: the relay ends.
+        _ => unsafe { libc::_exit(0) },
     }
 }
 
@@ -191,22 +221,31 @@ fn let_go(clients: &Mutex<Vec<UnixStream>>) {
 }
 
 /// A terminal's output: appended to the container's log with its time ([`super::logfile`]) and
-/// sent to every client. After a run ended (`ends` grew), the clients are let go once nothing
-/// more has come for [`DRAIN_IDLE_MS`]: what the run wrote last may still be on its way through
-/// the terminal when its end is known.
-fn send_output(from: &std::fs::File, log: &Path, clients: &Mutex<Vec<UnixStream>>, ends: &AtomicUsize) {
+/// sent to every client. When a run ended, the clients are let go once the terminal has been
+/// quiet for [`DRAIN_IDLE_MS`] (the run's last output first), and the shim is told.
+fn send_output(from: &std::fs::File, log: &Path, clients: &Mutex<Vec<UnixStream>>, ends: &Ends) {
     let mut buf = [0u8; 16 * 1024];
-    let mut ends_seen = 0;
+    let mut draining = false;
     loop {
-        let ended = ends.load(Ordering::SeqCst);
-        let mut ready = libc::pollfd { fd: from.as_raw_fd(), events: libc::POLLIN, revents: 0 };
-        // SAFETY: poll reads and writes the one pollfd given.
-        let polled = unsafe { libc::poll(&mut ready, 1, if ended > ends_seen { DRAIN_IDLE_MS } else { 100 }) };
+        let mut ready = [
+            libc::pollfd { fd: from.as_raw_fd(), events: libc::POLLIN, revents: 0 },
+            libc::pollfd { fd: ends.ended.as_raw_fd(), events: libc::POLLIN, revents: 0 },
+        ];
+        // While draining, the end is not read again before this one is answered.
+        let watched = if draining { 1 } else { 2 };
+        // SAFETY: poll reads and writes the pollfds given.
+        let polled = unsafe { libc::poll(ready.as_mut_ptr(), watched, if draining { DRAIN_IDLE_MS } else { -1 }) };
         if polled == 0 {
-            if ended > ends_seen {
-                ends_seen = ended;
-                let_go(clients);
-            }
+            draining = false;
+            let_go(clients);
+            ends.ack();
+            continue;
+        }
+        if watched == 2 && ready[1].revents != 0 {
+            draining = next_end(ends);
+            continue;
+        }
+        if ready[0].revents == 0 {
             continue;
         }
         let n = match (&*from).read(&mut buf) {
