@@ -204,6 +204,12 @@ fn replacement(existing: &Value, user: &Value) -> Value {
             None => object::metadata_mut(&mut v).remove(field),
         };
     }
+    // kube-apiserver keeps the live managedFields when a replacement carries none.
+    if let Some(m) =
+        object::at(existing, &["metadata", "managedFields"]).filter(|_| object::at(&v, &["metadata", "managedFields"]).is_none())
+    {
+        object::metadata_mut(&mut v).insert("managedFields".into(), m.clone());
+    }
     match existing.get("status") {
         Some(status) => v["status"] = status.clone(),
         None => {
@@ -279,10 +285,25 @@ pub struct Written {
     pub object: Value,
 }
 
+/// What a writer does last to each object it stores, given the live one (`None` for a create):
+/// the REST API records its field manager in `metadata.managedFields`.
+pub type Stamp<'a> = &'a dyn Fn(Option<&Value>, &mut Value);
+
 /// Apply, create and replace (the gRPC calls and the REST API's POST, PUT and PATCH): every
 /// object is admitted, merged and checked before anything is written, so that a bad document
 /// anywhere in the request changes nothing.
 pub fn write_values(shared: &Shared, parsed: Vec<Value>, mode: WriteMode, dry_run: bool) -> Result<Vec<Written>, WriteError> {
+    write_values_stamped(shared, parsed, mode, dry_run, &|_, _| {})
+}
+
+/// [`write_values`], each admitted object `stamp`ed before it is stored (or answered, in a dry run).
+pub fn write_values_stamped(
+    shared: &Shared,
+    parsed: Vec<Value>,
+    mode: WriteMode,
+    dry_run: bool,
+    stamp: Stamp,
+) -> Result<Vec<Written>, WriteError> {
     let mut admitted = Vec::with_capacity(parsed.len());
     let mut originals = Vec::with_capacity(parsed.len());
     let new_namespaces: Vec<String> =
@@ -340,6 +361,7 @@ pub fn write_values(shared: &Shared, parsed: Vec<Value>, mode: WriteMode, dry_ru
                 if mode == WriteMode::Apply {
                     object::set_annotation(&mut v, LAST_APPLIED, &format!("{}\n", emu_api::json::canonical_json(&original)));
                 }
+                stamp(None, &mut v);
                 writes.push((key, None, v));
             }
             Some(existing) => {
@@ -349,7 +371,8 @@ pub fn write_values(shared: &Shared, parsed: Vec<Value>, mode: WriteMode, dry_ru
                     WriteMode::Replace => replacement(&existing, &original),
                     _ => merge_for_apply(&existing, &original),
                 };
-                let updated = admit_update(shared, &existing, desired, &mut node_ports)?;
+                let mut updated = admit_update(shared, &existing, desired, &mut node_ports)?;
+                stamp(Some(&existing), &mut updated);
                 writes.push((key, Some(existing), updated));
             }
         }
@@ -439,17 +462,30 @@ pub fn delete_object(shared: &Shared, key: &ObjectKey, force: bool, grace_period
 /// The scale subresource's write: `spec.replicas` of a Deployment or ReplicaSet, optionally
 /// only if the object is still at `resource_version` (a Scale PUT's optimistic concurrency).
 pub fn scale_object(shared: &Shared, key: &ObjectKey, replicas: i64, resource_version: Option<&str>) -> Result<Value, Status> {
+    scale_object_stamped(shared, key, replicas, resource_version, &|_, _| {})
+}
+
+/// [`scale_object`], the object `stamp`ed before it is stored.
+pub fn scale_object_stamped(
+    shared: &Shared,
+    key: &ObjectKey,
+    replicas: i64,
+    resource_version: Option<&str>,
+    stamp: Stamp,
+) -> Result<Value, Status> {
     if replicas < 0 {
         return Err(Status::invalid_argument(format!(
             "The {} {:?} is invalid: spec.replicas: Invalid value: {}: must be greater than or equal to 0",
             key.kind, key.name, replicas
         )));
     }
-    let mut v = shared.store.get(key).ok_or_else(|| not_found(key))?;
+    let live = shared.store.get(key).ok_or_else(|| not_found(key))?;
+    let mut v = live.clone();
     object::object_mut(&mut v, "spec").insert("replicas".into(), json!(replicas));
     if let Some(rv) = resource_version.filter(|rv| !rv.is_empty()) {
         object::metadata_mut(&mut v).insert("resourceVersion".into(), json!(rv));
     }
+    stamp(Some(&live), &mut v);
     let v = shared.store.update(v).map_err(status_of)?;
     shared.changed();
     Ok(v)

@@ -239,10 +239,11 @@ impl Router {
             },
         };
         let (path, query) = (request.uri().path(), request.uri().query().unwrap_or(""));
-        let info = match RequestInfo::parse(request.method().as_str(), path, query) {
+        let mut info = match RequestInfo::parse(request.method().as_str(), path, query) {
             Ok(info) => info,
             Err(message) => return failure(&ApiError::bad_request(message), pretty),
         };
+        info.user_agent = header_text(request, header::USER_AGENT);
         // RBAC over the store's roles and bindings; without a store, the default policy.
         let defaults;
         let stored;

@@ -8,6 +8,7 @@ pub mod controllers;
 pub mod decoded;
 pub mod endpoints;
 pub mod https;
+pub mod managed_fields;
 pub mod nodes;
 pub mod pki;
 pub mod rbac_aggregation;

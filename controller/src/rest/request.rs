@@ -28,6 +28,8 @@ pub struct RequestInfo {
     pub name: String,
     /// The path's segments from the resource on (`pods`, `x`, `log`).
     pub parts: Vec<String>,
+    /// The `User-Agent` header: a write's field manager when it names none.
+    pub user_agent: String,
 }
 
 /// A namespace's own subresources: `/api/v1/namespaces/x/status` is about namespace x.

@@ -9,16 +9,20 @@
 //! reads the request (body, options, patch) and words the answer and the errors as
 //! kube-apiserver does.
 //!
-//! Field managers: `fieldManager` is checked where kube-apiserver requires it (an apply patch)
-//! but no `managedFields` are kept. Server-side apply is therefore a create, or a strategic
-//! merge of the applied configuration into the live object: fields the manager stops applying
-//! are not removed, and no conflicts are reported (`force` is accepted and changes nothing).
+//! Field managers: every write records its manager in `metadata.managedFields` as
+//! kube-apiserver does ([`crate::managed_fields`] decides, this module reads the request): the
+//! `fieldManager` parameter, else the program name of the User-Agent (`kubectl`). A create,
+//! PUT, non-apply PATCH and a scale are Updates, which take the fields they change; an apply
+//! patch (server-side apply) is merged by the structured-merge rules, answers 409 with the
+//! fields another manager owns and it would change unless `force=true`, and removes the
+//! fields its manager no longer applies. Status writes record nothing yet.
 
 pub(crate) mod protobuf;
 
 use super::status::{ApiError, Cause, Details, FieldError};
 use super::{key, list, request::query_param, scale, Call, Reply, Sent};
 use crate::api::{self, WriteError, WriteMode};
+use crate::managed_fields::{self, Writer};
 use crate::store::ObjectKey;
 use emu_api::admission::AdmissionError;
 use emu_api::field::FieldErrorKind;
@@ -62,6 +66,42 @@ struct WriteOptions {
     validation: FieldValidation,
     field_manager: String,
     force: bool,
+}
+
+impl WriteOptions {
+    /// The manager a write records: `fieldManager`, else kube-apiserver's default, the
+    /// User-Agent's program name (`kubectl/v1.32.0 (linux/amd64) …` → `kubectl`).
+    fn manager(&self, call: &Call) -> String {
+        if self.field_manager.is_empty() {
+            managed_fields::manager_from_user_agent(&call.info.user_agent)
+        } else {
+            self.field_manager.clone()
+        }
+    }
+}
+
+/// Who a write is by, for `metadata.managedFields`: its manager, the endpoint's version, the
+/// subresource written and the request's time.
+struct Recorder {
+    manager: String,
+    api_version: String,
+    subresource: &'static str,
+    now: String,
+}
+
+impl Recorder {
+    fn new(call: &Call, options: &WriteOptions, subresource: &'static str) -> Recorder {
+        Recorder { manager: options.manager(call), api_version: call.rk.api_version(), subresource, now: emu_api::time::rfc3339(call.now) }
+    }
+
+    fn writer(&self) -> Writer<'_> {
+        Writer { manager: &self.manager, api_version: &self.api_version, subresource: self.subresource, now: &self.now }
+    }
+
+    /// An Update's stamp: the fields it changes move to its manager.
+    fn update(&self, live: Option<&Value>, new: &mut Value) {
+        managed_fields::update(live, new, self.writer());
+    }
 }
 
 fn write_options(call: &Call, options_kind: &str) -> Result<WriteOptions, ApiError> {
@@ -361,7 +401,9 @@ fn create(call: &Call, sent: Sent) -> Result<Reply, ApiError> {
     place(call, &mut v, false)?;
     check_fields(call, &v, options.validation)?;
     let name = object::name(&v).to_string();
-    let w = api::write_values(call.shared, vec![v], WriteMode::Create, options.dry_run).map_err(|e| write_error(call, &name, e))?;
+    let by = Recorder::new(call, &options, "");
+    let w = api::write_values_stamped(call.shared, vec![v], WriteMode::Create, options.dry_run, &|l, n| by.update(l, n))
+        .map_err(|e| write_error(call, &name, e))?;
     Ok(object_reply(201, &written(w)?.object, call.pretty))
 }
 
@@ -385,7 +427,9 @@ fn update(call: &Call, sent: Sent) -> Result<Reply, ApiError> {
         (false, true) => (WriteMode::Create, 201),
         (false, false) => return Err(ApiError::not_found(&call.info.group, &call.info.resource, &name)),
     };
-    let w = api::write_values(call.shared, vec![v], mode, options.dry_run).map_err(|e| write_error(call, &name, e))?;
+    let by = Recorder::new(call, &options, "");
+    let w = api::write_values_stamped(call.shared, vec![v], mode, options.dry_run, &|l, n| by.update(l, n))
+        .map_err(|e| write_error(call, &name, e))?;
     Ok(object_reply(code, &written(w)?.object, call.pretty))
 }
 
@@ -419,10 +463,10 @@ fn update_scale(call: &Call, sent: Sent) -> Result<Reply, ApiError> {
             summarize(sent.body)
         ))
     })?;
-    write_scale(call, &v, options.dry_run)
+    write_scale(call, &v, &options)
 }
 
-fn write_scale(call: &Call, v: &Value, dry_run: bool) -> Result<Reply, ApiError> {
+fn write_scale(call: &Call, v: &Value, options: &WriteOptions) -> Result<Reply, ApiError> {
     let info = call.info;
     let k = key(call.rk, info);
     let live = call.shared.store.get(&k).ok_or_else(|| ApiError::not_found(&info.group, &info.resource, &info.name))?;
@@ -442,13 +486,17 @@ fn write_scale(call: &Call, v: &Value, dry_run: bool) -> Result<Reply, ApiError>
         };
         return Err(invalid_with_causes("autoscaling", "Scale", &info.name, vec![cause]));
     }
-    if dry_run {
+    if options.dry_run {
         let mut out = live;
         out["spec"]["replicas"] = json!(replicas);
         return Ok(object_reply(200, &scale(&out), call.pretty));
     }
     let rv = object::str_at(v, &["metadata", "resourceVersion"]);
-    let stored = api::scale_object(call.shared, &k, replicas, rv).map_err(|s| status_error(call, &info.name, &s))?;
+    // Recorded on the object in its own version, as kube-apiserver's scale handler does.
+    let by =
+        Recorder { api_version: object::str_at(&live, &["apiVersion"]).unwrap_or("").to_string(), ..Recorder::new(call, options, "scale") };
+    let stored = api::scale_object_stamped(call.shared, &k, replicas, rv, &|l, n| by.update(l, n))
+        .map_err(|s| status_error(call, &info.name, &s))?;
     Ok(object_reply(200, &scale(&stored), call.pretty))
 }
 
@@ -535,7 +583,7 @@ fn patch(call: &Call, sent: Sent) -> Result<Reply, ApiError> {
         let result = match (kind, info.subresource.as_str()) {
             (PatchKind::Patch(ty), "scale") => {
                 let new = patched(ty, &scale(&live), sent.body)?;
-                write_scale(call, &new, options.dry_run)
+                write_scale(call, &new, &options)
             }
             (PatchKind::Patch(ty), "status") => {
                 let new = patched(ty, &live, sent.body)?;
@@ -543,7 +591,8 @@ fn patch(call: &Call, sent: Sent) -> Result<Reply, ApiError> {
             }
             (PatchKind::Patch(ty), _) => {
                 let new = patched(ty, &live, sent.body)?;
-                patch_write(call, &new, options.validation, options.dry_run)
+                let by = Recorder::new(call, &options, "");
+                patch_write(call, &new, options.validation, options.dry_run, &|l, n| by.update(l, n))
             }
             (PatchKind::Apply, "") => {
                 let applied = apply_body(call, &sent)?;
@@ -553,24 +602,33 @@ fn patch(call: &Call, sent: Sent) -> Result<Reply, ApiError> {
                         return Err(ApiError::bad_request(format!("error strict decoding YAML: {}", strict_decoding(&unknown))));
                     }
                 }
-                // The applied configuration merged into the live object as apply merges
-                // (lists by their keys); emu's own kinds, without patch tags, merge as JSON.
-                let ty = if object::str_at(&live, &["apiVersion"]).unwrap_or("").starts_with("emu.dev/") {
-                    PatchType::Merge
-                } else {
-                    PatchType::Strategic
-                };
-                let new = patch::apply(ty, &live, &applied).map_err(|e| ApiError::bad_request(e.to_string()))?;
-                patch_write(call, &new, FieldValidation::Ignore, options.dry_run)
+                // The applied configuration merged into the live object by the structured-merge
+                // rules, managedFields included; the write records nothing more.
+                let by = Recorder::new(call, &options, "");
+                let writer = Writer { api_version: object::str_at(&applied, &["apiVersion"]).unwrap_or(&by.api_version), ..by.writer() };
+                let new = managed_fields::apply(&live, &applied, writer, options.force).map_err(|c| apply_conflict(&c))?;
+                patch_write(call, &new, FieldValidation::Ignore, options.dry_run, &|_, _| {})
             }
             (PatchKind::Apply, sub) => Err(ApiError::method_not_supported(&info.group, &format!("{}/{sub}", info.resource), "apply")),
         };
         match result {
-            Err(e) if e.code == 409 && e.reason == "Conflict" && !patch_sets_resource_version(&sent) => continue,
+            // A stale write is retried; an apply's conflict with other managers (its causes) is not.
+            Err(e) if e.code == 409 && e.reason == "Conflict" && !has_causes(&e) && !patch_sets_resource_version(&sent) => continue,
             other => return other,
         }
     }
     Err(ApiError::internal(format!("the patch of {} {:?} kept conflicting with other writes", info.resource, info.name)))
+}
+
+fn has_causes(e: &ApiError) -> bool {
+    e.details.as_ref().is_some_and(|d| !d.causes.is_empty())
+}
+
+/// kube-apiserver's 409 for an apply that would change fields other managers own: details
+/// with only the causes, one per field (`FieldManagerConflict`).
+fn apply_conflict(c: &managed_fields::Conflicts) -> ApiError {
+    let causes = c.causes().into_iter().map(|(message, field)| Cause { reason: "FieldManagerConflict", message, field }).collect();
+    ApiError { code: 409, reason: "Conflict", message: c.message(), details: Some(Box::new(Details { causes, ..Default::default() })) }
 }
 
 /// Whether the patch carries its own resourceVersion (then a conflict is the client's, not
@@ -584,7 +642,7 @@ fn patch_sets_resource_version(sent: &Sent) -> bool {
 }
 
 /// The patched object written as a PUT would be.
-fn patch_write(call: &Call, new: &Value, validation: FieldValidation, dry_run: bool) -> Result<Reply, ApiError> {
+fn patch_write(call: &Call, new: &Value, validation: FieldValidation, dry_run: bool, stamp: api::Stamp) -> Result<Reply, ApiError> {
     let name = &call.info.name;
     if validation == FieldValidation::Strict {
         let unknown = unknown_fields(new);
@@ -598,7 +656,8 @@ fn patch_write(call: &Call, new: &Value, validation: FieldValidation, dry_run: b
             object::name(new)
         )));
     }
-    let w = api::write_values(call.shared, vec![new.clone()], WriteMode::Replace, dry_run).map_err(|e| write_error(call, name, e))?;
+    let w = api::write_values_stamped(call.shared, vec![new.clone()], WriteMode::Replace, dry_run, stamp)
+        .map_err(|e| write_error(call, name, e))?;
     Ok(object_reply(200, &written(w)?.object, call.pretty))
 }
 
@@ -623,6 +682,9 @@ fn apply_create(call: &Call, sent: &Sent, options: &WriteOptions) -> Result<Repl
         }
     }
     let name = call.info.name.clone();
+    let by = Recorder::new(call, options, "");
+    let writer = Writer { api_version: object::str_at(&v, &["apiVersion"]).unwrap_or(&by.api_version), ..by.writer() };
+    let v = managed_fields::apply(&json!({}), &v, writer, options.force).map_err(|c| apply_conflict(&c))?;
     let w = api::write_values(call.shared, vec![v], WriteMode::Create, options.dry_run).map_err(|e| write_error(call, &name, e))?;
     Ok(object_reply(201, &written(w)?.object, call.pretty))
 }
@@ -990,6 +1052,35 @@ mod tests {
             let (code, list) = send(&s, "DELETE", &format!("{CMS}?labelSelector=app%3Dx"), JSON, &Value::Null);
             assert_eq!((code, list["kind"].as_str(), list["items"].as_array().map(Vec::len)), (200, Some("ConfigMapList"), Some(2)));
             assert_eq!(send(&s, "GET", CMS, "", &Value::Null).1["items"], json!([]));
+        }
+
+        #[test]
+        fn server_side_apply_records_managers_and_answers_conflicts() {
+            let (_dir, shared) = cluster();
+            let (s, apply) = (&shared, "application/apply-patch+yaml");
+            let cm = |v: &str| json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}, "data": {"k": v}});
+            assert_eq!(send(s, "PATCH", &format!("{CMS}/a?fieldManager=one"), apply, &cm("v")).0, 201);
+            let (code, other) =
+                send(s, "PATCH", &format!("{CMS}/a?fieldManager=two"), "application/merge-patch+json", &json!({"data": {"k": "w"}}));
+            assert_eq!(code, 200);
+            let managers: Vec<&str> =
+                other["metadata"]["managedFields"].as_array().unwrap().iter().map(|e| e["manager"].as_str().unwrap()).collect();
+            assert_eq!(managers, ["two"], "one's only field moved to two: {other}");
+            assert_eq!(other["metadata"]["managedFields"][0]["fieldsV1"], json!({"f:data": {"f:k": {}}}));
+            let (code, e) = send(s, "PATCH", &format!("{CMS}/a?fieldManager=one"), apply, &cm("v"));
+            assert_eq!((code, e["reason"].as_str()), (409, Some("Conflict")));
+            assert_eq!(e["message"], "Apply failed with 1 conflict: conflict with \"two\" using v1: .data.k");
+            assert_eq!(
+                e["details"],
+                json!({"causes": [{"reason": "FieldManagerConflict", "message": "conflict with \"two\" using v1", "field": ".data.k"}]})
+            );
+            let (code, dry) = send(s, "PATCH", &format!("{CMS}/a?fieldManager=one&force=true&dryRun=All"), apply, &cm("v"));
+            assert_eq!((code, &dry["data"]["k"]), (200, &json!("v")));
+            assert_eq!(send(s, "GET", &format!("{CMS}/a"), "", &Value::Null).1["data"]["k"], "w");
+            let (code, forced) = send(s, "PATCH", &format!("{CMS}/a?fieldManager=one&force=true"), apply, &cm("v"));
+            assert_eq!((code, &forced["data"]["k"]), (200, &json!("v")));
+            assert_eq!(forced["metadata"]["managedFields"].as_array().map(Vec::len), Some(1));
+            assert_eq!(forced["metadata"]["managedFields"][0]["operation"], "Apply");
         }
 
         #[test]
