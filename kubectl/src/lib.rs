@@ -18,12 +18,40 @@ mod yaml;
 use serde_json::Value;
 
 pub use describe::describe;
-pub use emu_api::json::{canonical_json, to_json};
+pub use emu_api::json::canonical_json;
 pub use jsonpath::{custom_columns, jsonpath};
 pub use tables::{column_definitions, row_cells, table, Cell, ColumnDefinition, TableOptions};
 pub use tabwriter::tabwrite;
 pub use time::human_duration;
 pub use yaml::to_yaml;
+
+/// `value` as kubectl's `-o json` prints it: without `metadata.managedFields` (see
+/// [`omit_managed_fields`]).
+pub fn to_json(value: &Value) -> String {
+    emu_api::json::to_json(&omit_managed_fields(value))
+}
+
+/// kubectl's `OmitManagedFieldsPrinter`, which its `-o yaml` and `-o json` go through unless
+/// `--show-managed-fields`: an object's `metadata.managedFields` (a list's items' too) left
+/// out. Borrowed when there are none.
+pub fn omit_managed_fields(value: &Value) -> std::borrow::Cow<'_, Value> {
+    let shown = |o: &Value| o.get("metadata").and_then(|m| m.get("managedFields")).is_some();
+    let items = value.get("items").and_then(Value::as_array);
+    if !shown(value) && !items.is_some_and(|i| i.iter().any(shown)) {
+        return std::borrow::Cow::Borrowed(value);
+    }
+    let omit = |v: &mut Value| {
+        if let Some(meta) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+            meta.remove("managedFields");
+        }
+    };
+    let mut v = value.clone();
+    omit(&mut v);
+    if let Some(items) = v.get_mut("items").and_then(Value::as_array_mut) {
+        items.iter_mut().for_each(omit);
+    }
+    std::borrow::Cow::Owned(v)
+}
 
 /// Errors of the template printers, worded like kubectl's (the CLI prefixes `error: `).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

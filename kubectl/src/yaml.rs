@@ -9,7 +9,13 @@ use serde_json::{Map, Value};
 /// go-yaml's default line width: scalars are folded at the first space past this column.
 const BEST_WIDTH: usize = 80;
 
+/// `value` as kubectl's `-o yaml` prints it: without `metadata.managedFields` (see
+/// [`crate::omit_managed_fields`]).
 pub fn to_yaml(value: &Value) -> String {
+    emit(&crate::omit_managed_fields(value))
+}
+
+fn emit(value: &Value) -> String {
     let mut e = Emitter { out: String::new(), column: 0, whitespace: true, indention: true };
     match value {
         Value::Object(m) if !m.is_empty() => e.mapping(m, 0),
@@ -689,6 +695,16 @@ mod tests {
              nodePort: 31704\n    port: 8080\n    protocol: TCP\n    targetPort: 80\n  selector:\n    run: my-nginx\n  \
              type: NodePort\nstatus:\n  loadBalancer: {}\n"
         );
+    }
+
+    #[test]
+    fn managed_fields_are_left_out_as_kubectl_leaves_them_out() {
+        let managed = json!([{"manager": "kubectl", "operation": "Apply", "fieldsV1": {"f:data": {}}}]);
+        let cm = json!({"kind": "ConfigMap", "metadata": {"name": "a", "managedFields": managed}, "data": {"k": "v"}});
+        assert_eq!(to_yaml(&cm), "data:\n  k: v\nkind: ConfigMap\nmetadata:\n  name: a\n");
+        let list = json!({"kind": "List", "items": [cm]});
+        assert!(!to_yaml(&list).contains("managedFields"));
+        assert!(!crate::to_json(&list).contains("managedFields"));
     }
 
     #[test]
