@@ -20,7 +20,7 @@ pub use k8s_openapi;
 pub use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, ReplicaSet, ReplicaSetSpec};
 pub use k8s_openapi::api::core::v1::{
     ConfigMap, Container, ContainerPort, Endpoints, EnvVar, Event, Namespace, Node, Pod, PodSpec, PodTemplateSpec, Probe, Secret, Service,
-    ServicePort, ServiceSpec, ServiceStatus, Toleration, Volume, VolumeMount,
+    ServiceAccount, ServicePort, ServiceSpec, ServiceStatus, Toleration, Volume, VolumeMount,
 };
 pub use k8s_openapi::api::discovery::v1::EndpointSlice;
 pub use k8s_openapi::api::rbac::v1::{AggregationRule, ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef, Subject};
@@ -41,6 +41,7 @@ pub enum Object {
     ConfigMap(Box<ConfigMap>),
     Secret(Box<Secret>),
     Event(Box<Event>),
+    ServiceAccount(Box<ServiceAccount>),
     Role(Box<Role>),
     ClusterRole(Box<ClusterRole>),
     RoleBinding(Box<RoleBinding>),
@@ -177,6 +178,7 @@ impl Object {
             "ConfigMap" => Object::ConfigMap(decode(v)?),
             "Secret" => Object::Secret(decode(v)?),
             "Event" => Object::Event(decode(v)?),
+            "ServiceAccount" => Object::ServiceAccount(decode(v)?),
             "Role" => Object::Role(decode(v)?),
             "ClusterRole" => Object::ClusterRole(decode(v)?),
             "RoleBinding" => Object::RoleBinding(decode(v)?),
@@ -199,6 +201,7 @@ impl Object {
             Object::ConfigMap(_) => "ConfigMap",
             Object::Secret(_) => "Secret",
             Object::Event(_) => "Event",
+            Object::ServiceAccount(_) => "ServiceAccount",
             Object::Role(_) => "Role",
             Object::ClusterRole(_) => "ClusterRole",
             Object::RoleBinding(_) => "RoleBinding",
@@ -221,6 +224,7 @@ impl Object {
             Object::ConfigMap(o) => &o.metadata,
             Object::Secret(o) => &o.metadata,
             Object::Event(o) => &o.metadata,
+            Object::ServiceAccount(o) => &o.metadata,
             Object::Role(o) => &o.metadata,
             Object::ClusterRole(o) => &o.metadata,
             Object::RoleBinding(o) => &o.metadata,
@@ -243,6 +247,7 @@ impl Object {
             Object::ConfigMap(o) => encode(o),
             Object::Secret(o) => encode(o),
             Object::Event(o) => encode(o),
+            Object::ServiceAccount(o) => encode(o),
             Object::Role(o) => encode(o),
             Object::ClusterRole(o) => encode(o),
             Object::RoleBinding(o) => encode(o),

@@ -1040,6 +1040,21 @@ mod tests {
             .unwrap();
     }
 
+    /// A ServiceAccount's name is a DNS-1123 subdomain (`ValidateServiceAccountName`); nothing
+    /// else of it is checked.
+    #[test]
+    fn service_accounts() {
+        let sa = |name: &str| {
+            json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": name, "namespace": "default"},
+            "secrets": [{"name": "s"}], "imagePullSecrets": [{"name": "p"}], "automountServiceAccountToken": false})
+        };
+        check(&sa("build-robot.v2")).unwrap();
+        assert_eq!(
+            message(&sa("Robot")),
+            "The ServiceAccount \"Robot\" is invalid: metadata.name: Invalid value: \"Robot\": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"
+        );
+    }
+
     #[test]
     fn secrets_and_configmaps() {
         let s = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "nginxsecret"}, "type": "kubernetes.io/tls", "data": {"tls.crt": "YQ=="}});

@@ -28,6 +28,7 @@ pub fn describe(kind: &str, obj: &Value, related: &[Value], now: i64) -> String 
         // kubectl shows no events for a Secret.
         "Secret" => return tabwrite_text(&secret(obj), 0, 2),
         "ConfigMap" => config_map(&mut w, obj),
+        "ServiceAccount" => service_account(&mut w, obj, related),
         // kubectl's RBAC describers show no events.
         "Role" | "ClusterRole" => return tabwrite_text(&role(obj), 0, 2),
         "RoleBinding" | "ClusterRoleBinding" => return tabwrite_text(&role_binding(obj), 0, 2),
@@ -102,6 +103,41 @@ fn config_map(w: &mut String, obj: &Value) {
         line!(w, 0, "{key}: {} bytes\n", base64_decoded_len(value.as_str().unwrap_or("")));
     }
     line!(w, 0, "\n");
+}
+
+/// `describeServiceAccount`: its image pull secrets, the secrets it may mount (`(not found)`
+/// when the namespace has no such Secret) and its legacy token Secrets (of type
+/// `kubernetes.io/service-account-token`, annotated with its name and uid), each list one name
+/// a line under a header padded to the longest, `<none>` when empty.
+fn service_account(w: &mut String, obj: &Value, related: &[Value]) {
+    generic(w, obj);
+    let secrets: Vec<&Value> = related.iter().filter(|s| str_at(s, &["kind"]) == "Secret").collect();
+    let annotation = |s: &Value, key: &str| str_at(s, &["metadata", "annotations", key]).to_string();
+    let tokens: Vec<String> = secrets
+        .iter()
+        .filter(|s| {
+            str_at(s, &["type"]) == "kubernetes.io/service-account-token"
+                && annotation(s, "kubernetes.io/service-account.name") == meta(obj, "name")
+                && annotation(s, "kubernetes.io/service-account.uid") == meta(obj, "uid")
+        })
+        .map(|s| meta(s, "name").to_string())
+        .collect();
+    let names = |field: &str| -> Vec<String> { list_at(obj, &[field]).iter().map(|r| str_at(r, &["name"]).to_string()).collect() };
+    let mountable: Vec<String> = names("secrets")
+        .into_iter()
+        .map(|n| if secrets.iter().any(|s| meta(s, "name") == n) { n } else { format!("{n} (not found)") })
+        .collect();
+    for (header, names) in
+        [("Image pull secrets:", names("imagePullSecrets")), ("Mountable secrets: ", mountable), ("Tokens:            ", tokens)]
+    {
+        if names.is_empty() {
+            line!(w, 0, "{header}\t<none>\n");
+        }
+        for (i, name) in names.iter().enumerate() {
+            let header = if i == 0 { header } else { "                   " };
+            line!(w, 0, "{header}\t{name}\n");
+        }
+    }
 }
 
 /// `RoleDescriber` (and ClusterRole's): the rules broken down and compacted (the verbs of one

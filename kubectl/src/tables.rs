@@ -1265,4 +1265,19 @@ mod tests {
         let cm = json!({"metadata": {"name": "kube-root-ca.crt"}, "data": {"ca.crt": "x"}});
         assert_eq!(configmap_row(&cm, false, NOW), ["kube-root-ca.crt", "1", "<unknown>"]);
     }
+
+    /// `kubectl get sa`: SECRETS counts the `secrets` entries (none since 1.24's token requests).
+    #[test]
+    fn service_accounts() {
+        let sa = |name: &str, secrets: Value| json!({"metadata": {"name": name, "creationTimestamp": "2024-05-01T09:59:13Z"}, "secrets": secrets});
+        assert_eq!(
+            table(
+                "ServiceAccount",
+                &[sa("default", json!(null)), sa("build-robot", json!([{"name": "a"}, {"name": "b"}]))],
+                &TableOptions::default(),
+                NOW
+            ),
+            "NAME          SECRETS   AGE\ndefault       0         60s\nbuild-robot   2         60s\n"
+        );
+    }
 }

@@ -518,3 +518,24 @@ fn roles_and_bindings_like_kubectl() {
          \x20 User            alice    \n  ServiceAccount  default  default\n"
     );
 }
+
+#[test]
+fn service_account_like_kubectl() {
+    let sa = json!({"kind": "ServiceAccount", "metadata": {"name": "default", "namespace": "default", "uid": "u1"}});
+    assert_eq!(
+        describe("ServiceAccount", &sa, &[], NOW),
+        "Name:                default\nNamespace:           default\nLabels:              <none>\nAnnotations:         <none>\n\
+         Image pull secrets:  <none>\nMountable secrets:   <none>\nTokens:              <none>\nEvents:              <none>\n"
+    );
+    let robot = json!({"kind": "ServiceAccount", "metadata": {"name": "robot", "namespace": "default", "uid": "u2"},
+        "imagePullSecrets": [{"name": "regcred"}], "secrets": [{"name": "robot-token"}, {"name": "gone"}]});
+    let token = json!({"kind": "Secret", "metadata": {"name": "robot-token", "namespace": "default",
+        "annotations": {"kubernetes.io/service-account.name": "robot", "kubernetes.io/service-account.uid": "u2"}},
+        "type": "kubernetes.io/service-account-token"});
+    assert_eq!(
+        describe("ServiceAccount", &robot, &[token], NOW),
+        "Name:                robot\nNamespace:           default\nLabels:              <none>\nAnnotations:         <none>\n\
+         Image pull secrets:  regcred\nMountable secrets:   robot-token\n                     gone (not found)\n\
+         Tokens:              robot-token\nEvents:              <none>\n"
+    );
+}
