@@ -493,8 +493,15 @@ pub fn scale_object_stamped(
 
 /// The status subresource's write: `v`'s status on the stored object, nothing else of `v`.
 pub fn write_status(shared: &Shared, v: &Value) -> Result<Value, Status> {
+    write_status_stamped(shared, v, None)
+}
+
+/// [`write_status`], the object `stamp`ed before it is stored (a copy of the live object is
+/// taken only then: the agents write statuses often).
+pub fn write_status_stamped(shared: &Shared, v: &Value, stamp: Option<Stamp>) -> Result<Value, Status> {
     let key = ObjectKey::of(v).map_err(status_of)?;
     let mut stored = shared.store.get(&key).ok_or_else(|| not_found(&key))?;
+    let live = stamp.map(|_| stored.clone());
     if let (Some(a), Some(b)) = (object::at(v, &["metadata", "uid"]), object::at(&stored, &["metadata", "uid"])) {
         if a != b {
             return Err(not_found(&key));
@@ -506,6 +513,9 @@ pub fn write_status(shared: &Shared, v: &Value) -> Result<Value, Status> {
     // its entry of a Fault's) then cannot undo each other's.
     if let Some(rv) = object::str_at(v, &["metadata", "resourceVersion"]).filter(|rv| !rv.is_empty()) {
         object::metadata_mut(&mut stored).insert("resourceVersion".into(), json!(rv));
+    }
+    if let (Some(stamp), Some(live)) = (stamp, &live) {
+        stamp(Some(live), &mut stored);
     }
     let stored = shared.store.update(stored).map_err(status_of)?;
     shared.changed();
@@ -675,8 +685,13 @@ impl Api for ApiService {
         } else {
             r.service_account
         };
-        let subject =
-            emu_logic::serviceaccount::TokenSubject { namespace: r.namespace, service_account, pod_name: r.pod_name, pod_uid: r.pod_uid };
+let subject = emu_logic::serviceaccount::TokenSubject {
+            namespace: r.namespace,
+            service_account,
+            pod_name: r.pod_name,
+            pod_uid: r.pod_uid,
+            ..Default::default()
+        };
         let now = emu_api::time::now();
         let token = signer.issue(&subject, now, ttl).map_err(|e| Status::internal(e.to_string()))?;
         Ok(Response::new(TokenResponse { token, issued_at: now, expires_at: now + ttl }))

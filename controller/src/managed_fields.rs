@@ -286,10 +286,15 @@ fn set_key(item: &Value) -> String {
     format!("v:{item}")
 }
 
-/// Go structs that a typed object always has (non-pointer fields): a new one of these is not
-/// a member itself, only its fields are, as a Go object's empty skeleton already holds them.
+/// Fields a Go object always encodes (non-pointer structs, and `containers`, which has no
+/// `omitempty`): when one appears it is not added itself, only what is in it, as it was
+/// already in the empty object kube-apiserver compares a create with. Maps and lists that
+/// appear are (`f:labels: {".": {}, …}`).
 fn always_present(element: &str) -> bool {
-    matches!(element, "f:metadata" | "f:spec" | "f:status" | "f:template" | "f:strategy" | "f:updateStrategy" | "f:jobTemplate")
+    matches!(
+        element,
+        "f:metadata" | "f:spec" | "f:status" | "f:template" | "f:strategy" | "f:updateStrategy" | "f:jobTemplate" | "f:containers"
+    )
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -704,11 +709,18 @@ fn without_managed(v: &Value) -> Value {
 /// An Update by `writer` of `live` (None: a create) into `new`: `new`'s managedFields become
 /// the live object's (or those `new` carries, which a client may set itself) with the changed
 /// fields moved to the writer. A write that changes nothing keeps them as they were.
-pub fn update(live: Option<&Value>, new: &mut Value, writer: Writer) -> bool {
+///
+/// `requested`: the fields a create's request itself set. Of the fields the server allocates
+/// afterwards (a Service's cluster IPs and node ports, see [`allocated`]) the creator owns only
+/// these, as kube-apiserver's registry allocates them after its field manager has run.
+pub fn update(live: Option<&Value>, new: &mut Value, writer: Writer, requested: Option<&FieldSet>) -> bool {
     let sent = entries(new);
     // A client may set managedFields itself through the main resource.
     let before = if !sent.is_empty() && writer.subresource.is_empty() { sent } else { live.map(entries).unwrap_or_default() };
-    let c = compare(live, new, writer.subresource);
+    let mut c = compare(live, new, writer.subresource);
+    if let (None, Some(requested)) = (live, requested) {
+        c.changed = c.changed.difference(&allocated(new).difference(requested));
+    }
     let mut after: Vec<Entry> = before
         .iter()
         .filter(|e| !e.is(writer.manager, Operation::Update, writer.api_version, writer.subresource))
@@ -730,6 +742,26 @@ pub fn update(live: Option<&Value>, new: &mut Value, writer: Writer) -> bool {
     });
     after.retain(|e| !e.fields.is_empty());
     settle(live, new, before, after)
+}
+
+/// What kube-apiserver's Service registry allocates when a Service is created: its cluster IPs,
+/// IP families and policy, node ports and health check node port.
+fn allocated(new: &Value) -> FieldSet {
+    let mut set = FieldSet::default();
+    if new.get("kind").and_then(Value::as_str) != Some("Service") {
+        return set;
+    }
+    let spec = |f: &str| vec!["f:spec".to_string(), format!("f:{f}")];
+    for f in ["clusterIP", "clusterIPs", "ipFamilies", "ipFamilyPolicy", "healthCheckNodePort"] {
+        set.insert(&spec(f));
+    }
+    let (Relation::ListMap(keys), _) = field(Schema::ServiceSpec, "ports") else { return set };
+    for port in new.pointer("/spec/ports").and_then(Value::as_array).into_iter().flatten() {
+        let mut at = spec("ports");
+        at.extend([item_key(port, keys), "f:nodePort".to_string()]);
+        set.insert(&at);
+    }
+    set
 }
 
 /// `after` on `new`, unless only timestamps would change (kube-apiserver keeps the old
@@ -932,16 +964,25 @@ mod tests {
     #[test]
     fn updates_move_the_fields_they_change_to_their_manager() {
         let mut created = deployment(2, "nginx");
-        assert!(update(None, &mut created, writer("kubectl-create", "", NOW)));
+        assert!(update(None, &mut created, writer("kubectl-create", "", NOW), None));
         let e = entries(&created);
         assert_eq!((e.len(), e[0].manager.as_str(), e[0].operation), (1, "kubectl-create", Operation::Update));
         // A new map is owned itself; the structs every object has are not.
         assert_eq!(fields(&created, 0)["f:metadata"], json!({"f:labels": {".": {}, "f:app": {}}}));
         assert!(fields(&created, 0)["f:spec"].get(".").is_none());
+        // A Service's allocated cluster IP and node port are the creator's only if it set them.
+        let mut svc = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"},
+            "spec": {"type": "NodePort", "clusterIP": "10.96.0.9", "ports": [{"port": 80, "protocol": "TCP", "nodePort": 30080}]}});
+        let requested = fields_of(&json!({"kind": "Service", "spec": {"type": "NodePort", "ports": [{"port": 80}]}}), "");
+        update(None, &mut svc, Writer { manager: "kubectl-create", api_version: "v1", subresource: "", now: NOW }, Some(&requested));
+        assert_eq!(
+            fields(&svc, 0)["f:spec"],
+            json!({"f:ports": {".": {}, "k:{\"port\":80,\"protocol\":\"TCP\"}": {".": {}, "f:port": {}, "f:protocol": {}}}, "f:type": {}})
+        );
         // The scale subresource's update takes replicas.
         let mut scaled = created.clone();
         scaled["spec"]["replicas"] = json!(5);
-        update(Some(&created), &mut scaled, writer("kubectl", "scale", LATER));
+        update(Some(&created), &mut scaled, writer("kubectl", "scale", LATER), None);
         let e = entries(&scaled);
         assert_eq!(e.len(), 2);
         assert!(fields(&scaled, 0)["f:spec"].get("f:replicas").is_none());
@@ -949,12 +990,12 @@ mod tests {
         assert_eq!(fields(&scaled, 1), &json!({"f:spec": {"f:replicas": {}}}));
         // A write that changes nothing keeps the entries and their times.
         let mut same = scaled.clone();
-        assert!(!update(Some(&scaled), &mut same, writer("other", "", LATER)));
+        assert!(!update(Some(&scaled), &mut same, writer("other", "", LATER), None));
         assert_eq!(same, scaled);
         // A removed field leaves every set.
         let mut fewer = scaled.clone();
         fewer["metadata"].as_object_mut().unwrap().remove("labels");
-        update(Some(&scaled), &mut fewer, writer("kubectl-edit", "", LATER));
+        update(Some(&scaled), &mut fewer, writer("kubectl-edit", "", LATER), None);
         assert!(entries(&fewer).iter().all(|e| e.fields.node(&["f:metadata".into(), "f:labels".into()]).is_none()));
     }
 
@@ -965,7 +1006,7 @@ mod tests {
         assert_eq!(live["metadata"]["managedFields"][0]["operation"], "Apply");
         let mut scaled = live.clone();
         scaled["spec"]["replicas"] = json!(5);
-        update(Some(&live), &mut scaled, writer("kubectl", "scale", NOW));
+        update(Some(&live), &mut scaled, writer("kubectl", "scale", NOW), None);
         // Applying the same replicas again conflicts with nobody: the value does not change.
         let again = apply(&scaled, &deployment(5, "nginx"), w, false).unwrap();
         assert_eq!(again["spec"]["replicas"], 5);
@@ -983,7 +1024,7 @@ mod tests {
         let mut edited = forced.clone();
         edited["spec"]["template"]["spec"]["containers"][0]["image"] = json!("httpd");
         edited["spec"]["replicas"] = json!(1);
-        update(Some(&forced), &mut edited, Writer { manager: "kubectl-edit", api_version: "apps/v1", subresource: "", now: LATER });
+        update(Some(&forced), &mut edited, Writer { manager: "kubectl-edit", api_version: "apps/v1", subresource: "", now: LATER }, None);
         let e = apply(&edited, &deployment(3, "nginx:1.27"), w, false).unwrap_err();
         assert_eq!(
             e.message(),
@@ -1000,7 +1041,7 @@ mod tests {
         let live = apply(&json!({}), &config, w, false).unwrap();
         let mut labelled = live.clone();
         labelled["metadata"]["annotations"]["other"] = json!("y");
-        update(Some(&live), &mut labelled, writer("kubectl-annotate", "", NOW));
+        update(Some(&live), &mut labelled, writer("kubectl-annotate", "", NOW), None);
         // The annotation `note` and the label `tier` go; the other manager's annotation stays.
         let next = apply(&labelled, &deployment(2, "nginx"), w, false).unwrap();
         assert_eq!(next["metadata"]["labels"], json!({"app": "web"}));
@@ -1016,7 +1057,7 @@ mod tests {
         // merge with the applier's by key.
         let mut live_with_env = back.clone();
         live_with_env["spec"]["template"]["spec"]["containers"][0]["env"] = json!([{"name": "A", "value": "1"}]);
-        update(Some(&back), &mut live_with_env, writer("kubectl-set", "", NOW));
+        update(Some(&back), &mut live_with_env, writer("kubectl-set", "", NOW), None);
         let kept = apply(&live_with_env, &deployment(2, "nginx"), w, false).unwrap();
         // A map owned itself (an update's, moved to the applier) stays while fields in it do.
         let mut owns_labels = kept.clone();
@@ -1035,7 +1076,7 @@ mod tests {
         let mut live = cm("2");
         live["metadata"]["annotations"] = json!({"kubectl.kubernetes.io/last-applied-configuration": cm("2").to_string()});
         let w = Writer { manager: "kubectl-client-side-apply", api_version: "v1", subresource: "", now: NOW };
-        update(None, &mut live, w);
+        update(None, &mut live, w, None);
         let kubectl = Writer { manager: "kubectl", ..w };
         let applied = apply(&live, &cm("1"), kubectl, false).unwrap();
         assert_eq!(applied["data"]["a"], "1");

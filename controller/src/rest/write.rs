@@ -12,10 +12,11 @@
 //! Field managers: every write records its manager in `metadata.managedFields` as
 //! kube-apiserver does ([`crate::managed_fields`] decides, this module reads the request): the
 //! `fieldManager` parameter, else the program name of the User-Agent (`kubectl`). A create,
-//! PUT, non-apply PATCH and a scale are Updates, which take the fields they change; an apply
-//! patch (server-side apply) is merged by the structured-merge rules, answers 409 with the
-//! fields another manager owns and it would change unless `force=true`, and removes the
-//! fields its manager no longer applies. Status writes record nothing yet.
+//! PUT, non-apply PATCH, a scale and a status write are Updates, which take the fields they
+//! change; an apply patch (server-side apply) is merged by the structured-merge rules, answers
+//! 409 with the fields another manager owns and it would change unless `force=true`, and
+//! removes the fields its manager no longer applies. (The controllers and agents write the
+//! store directly and record nothing.)
 
 pub(crate) mod protobuf;
 
@@ -87,11 +88,19 @@ struct Recorder {
     api_version: String,
     subresource: &'static str,
     now: String,
+    /// A create's own fields (see [`managed_fields::update`]).
+    requested: Option<managed_fields::FieldSet>,
 }
 
 impl Recorder {
     fn new(call: &Call, options: &WriteOptions, subresource: &'static str) -> Recorder {
-        Recorder { manager: options.manager(call), api_version: call.rk.api_version(), subresource, now: emu_api::time::rfc3339(call.now) }
+        Recorder {
+            manager: options.manager(call),
+            api_version: call.rk.api_version(),
+            subresource,
+            now: emu_api::time::rfc3339(call.now),
+            requested: None,
+        }
     }
 
     fn writer(&self) -> Writer<'_> {
@@ -100,7 +109,7 @@ impl Recorder {
 
     /// An Update's stamp: the fields it changes move to its manager.
     fn update(&self, live: Option<&Value>, new: &mut Value) {
-        managed_fields::update(live, new, self.writer());
+        managed_fields::update(live, new, self.writer(), self.requested.as_ref());
     }
 }
 
@@ -401,7 +410,8 @@ fn create(call: &Call, sent: Sent) -> Result<Reply, ApiError> {
     place(call, &mut v, false)?;
     check_fields(call, &v, options.validation)?;
     let name = object::name(&v).to_string();
-    let by = Recorder::new(call, &options, "");
+    let requested = Some(managed_fields::fields_of(&v, ""));
+    let by = Recorder { requested, ..Recorder::new(call, &options, "") };
     let w = api::write_values_stamped(call.shared, vec![v], WriteMode::Create, options.dry_run, &|l, n| by.update(l, n))
         .map_err(|e| write_error(call, &name, e))?;
     Ok(object_reply(201, &written(w)?.object, call.pretty))
@@ -438,19 +448,20 @@ fn update_status(call: &Call, sent: Sent) -> Result<Reply, ApiError> {
     let options = write_options(call, "UpdateOptions")?;
     let mut v = decode_body(call, &sent)?;
     place(call, &mut v, true)?;
-    write_status(call, &v, options.dry_run)
+    write_status(call, &v, &options)
 }
 
-fn write_status(call: &Call, v: &Value, dry_run: bool) -> Result<Reply, ApiError> {
+fn write_status(call: &Call, v: &Value, options: &WriteOptions) -> Result<Reply, ApiError> {
     let name = &call.info.name;
     let live =
         call.shared.store.get(&key(call.rk, call.info)).ok_or_else(|| ApiError::not_found(&call.info.group, &call.info.resource, name))?;
-    if dry_run {
+    if options.dry_run {
         let mut out = live;
         out["status"] = v.get("status").cloned().unwrap_or(json!({}));
         return Ok(object_reply(200, &out, call.pretty));
     }
-    let stored = api::write_status(call.shared, v).map_err(|s| status_error(call, name, &s))?;
+    let by = Recorder::new(call, options, "status");
+    let stored = api::write_status_stamped(call.shared, v, Some(&|l, n| by.update(l, n))).map_err(|s| status_error(call, name, &s))?;
     Ok(object_reply(200, &stored, call.pretty))
 }
 
@@ -587,7 +598,7 @@ fn patch(call: &Call, sent: Sent) -> Result<Reply, ApiError> {
             }
             (PatchKind::Patch(ty), "status") => {
                 let new = patched(ty, &live, sent.body)?;
-                write_status(call, &new, options.dry_run)
+                write_status(call, &new, &options)
             }
             (PatchKind::Patch(ty), _) => {
                 let new = patched(ty, &live, sent.body)?;
@@ -1110,6 +1121,11 @@ mod tests {
             d["spec"]["replicas"] = json!(7);
             let (code, d) = send(&s, "PUT", &format!("{deployments}/web/status"), JSON, &d);
             assert_eq!((code, &d["status"]["replicas"], &d["spec"]["replicas"]), (200, &json!(3), &json!(3)));
+            // Recorded as kube-apiserver records it: the status write's fields, on its subresource.
+            let status = json!({"status": {"replicas": 4}});
+            let (_, d) = send(&s, "PATCH", &format!("{deployments}/web/status?fieldManager=ctl"), merge, &status);
+            let entry = d["metadata"]["managedFields"].as_array().unwrap().iter().find(|e| e["manager"] == "ctl").cloned().unwrap();
+            assert_eq!((&entry["subresource"], &entry["fieldsV1"]), (&json!("status"), &json!({"f:status": {"f:replicas": {}}})));
             // A Deployment's delete answers a Status naming its group.
             let (_, st) = send(&s, "DELETE", &format!("{deployments}/web"), JSON, &Value::Null);
             assert_eq!((st["details"]["group"].as_str(), st["details"]["kind"].as_str()), (Some("apps"), Some("deployments")));
