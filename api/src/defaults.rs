@@ -17,6 +17,10 @@ pub fn object(object: &mut Object) {
         Object::ReplicaSet(rs) => replica_set(rs),
         Object::Namespace(ns) => namespace(ns),
         Object::Service(svc) => service(svc),
+        // SetDefaults_Secret.
+        Object::Secret(secret) => {
+            secret.type_.get_or_insert_with(|| "Opaque".into());
+        }
         Object::RoleBinding(b) => binding(&mut b.role_ref, b.subjects.iter_mut().flatten()),
         Object::ClusterRoleBinding(b) => binding(&mut b.role_ref, b.subjects.iter_mut().flatten()),
         _ => {}
@@ -44,7 +48,7 @@ pub fn binding<'a>(role_ref: &mut RoleRef, subjects: impl Iterator<Item = &'a mu
 /// and encoded again. JSON of another kind, or that does not decode, is left as it is.
 pub fn apply_defaults(v: &mut Value) {
     let kind = crate::object::kind(v);
-    if !matches!(kind, "Pod" | "Deployment" | "ReplicaSet" | "Namespace" | "Service" | "RoleBinding" | "ClusterRoleBinding") {
+    if !matches!(kind, "Pod" | "Deployment" | "ReplicaSet" | "Namespace" | "Service" | "Secret" | "RoleBinding" | "ClusterRoleBinding") {
         return;
     }
     if let Ok(mut o) = Object::decode(kind, v) {
@@ -256,6 +260,14 @@ mod tests {
             "imagePullPolicy": "Always", "terminationMessagePath": "/dev/termination-log", "terminationMessagePolicy": "File", "resources": {}})
         );
         assert_eq!(spec["volumes"][0]["secret"], json!({"secretName": "nginxsecret", "defaultMode": 420}));
+    }
+
+    #[test]
+    fn a_secret_without_a_type_is_opaque() {
+        let s = defaulted(json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}, "data": {"a": "Yg=="}}));
+        assert_eq!(s["type"], "Opaque");
+        let tls = defaulted(json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "t"}, "type": "kubernetes.io/tls"}));
+        assert_eq!(tls["type"], "kubernetes.io/tls");
     }
 
     #[test]
