@@ -508,6 +508,8 @@ async fn related_objects(client: &mut Client, kind: &str, o: &Value) -> anyhow::
             r
         }
         "ReplicaSet" => list(client, "Pod", ns, "").await?,
+        // Its mountable secrets that exist, and its legacy token Secrets.
+        "ServiceAccount" => list(client, "Secret", ns, "").await.unwrap_or_default(),
         "Node" => list(client, "Pod", "", "").await?.into_iter().filter(|p| p["spec"]["nodeName"] == object::name(o)).collect(),
         "Service" => {
             let mut r = list(client, "EndpointSlice", ns, "").await.unwrap_or_default();

@@ -685,7 +685,7 @@ impl Api for ApiService {
         } else {
             r.service_account
         };
-let subject = emu_logic::serviceaccount::TokenSubject {
+        let subject = emu_logic::serviceaccount::TokenSubject {
             namespace: r.namespace,
             service_account,
             pod_name: r.pod_name,

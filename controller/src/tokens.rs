@@ -47,7 +47,13 @@ impl TokenSigner {
 
     /// A token for `subject`, valid from `now` (seconds) for `ttl` seconds.
     pub fn issue(&self, subject: &TokenSubject, now: i64, ttl: i64) -> anyhow::Result<String> {
-        let input = serviceaccount::signing_input("ES256", &self.kid, subject, now, ttl);
+        self.issue_for(subject, &[serviceaccount::ISSUER.to_string()], now, ttl)
+    }
+
+    /// A token for `subject` with the given audiences (a TokenRequest's), valid from `now`
+    /// (seconds) for `ttl` seconds.
+    pub fn issue_for(&self, subject: &TokenSubject, audiences: &[String], now: i64, ttl: i64) -> anyhow::Result<String> {
+        let input = serviceaccount::signing_input_for("ES256", &self.kid, subject, audiences, now, ttl);
         let signature = self.key.sign(&self.rng, input.as_bytes()).map_err(|_| anyhow::anyhow!("signing a token"))?;
         Ok(serviceaccount::token(&input, signature.as_ref()))
     }
@@ -59,6 +65,26 @@ impl TokenSigner {
     }
 }
 
+/// The user a bearer token authenticates as, at `now`: one this cluster's key signed, still
+/// valid, for the API server's audience, and, when it names its service account's uid (a
+/// TokenRequest's), while that very account exists, as kube-apiserver checks (a deleted
+/// account's tokens stop working; so do those of an older account of the same name).
+pub fn authenticate(shared: &crate::state::Shared, token: &str, now: i64) -> Option<String> {
+    let subject = shared.tokens.get()?.check(token, now).ok()?;
+    if !subject.service_account_uid.is_empty() {
+        let key = crate::store::ObjectKey {
+            kind: "ServiceAccount".into(),
+            namespace: subject.namespace.clone(),
+            name: subject.service_account.clone(),
+        };
+        let account = shared.store.get_shared(&key)?;
+        if emu_api::object::uid(&account) != subject.service_account_uid {
+            return None;
+        }
+    }
+    Some(subject.username())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -67,8 +93,13 @@ mod tests {
     fn tokens_are_checked_by_the_key_that_signed_them() {
         let dir = tempfile::tempdir().unwrap();
         let signer = TokenSigner::load_or_create(dir.path()).unwrap();
-        let subject =
-            TokenSubject { namespace: "default".into(), service_account: "default".into(), pod_name: "web".into(), pod_uid: "u".into() };
+        let subject = TokenSubject {
+            namespace: "default".into(),
+            service_account: "default".into(),
+            pod_name: "web".into(),
+            pod_uid: "u".into(),
+            ..Default::default()
+        };
         let token = signer.issue(&subject, 1_000, 3607).unwrap();
         assert_eq!(signer.check(&token, 1_001), Ok(subject.clone()));
         assert_eq!(signer.check(&token, 4_607), Err(TokenError::Expired));

@@ -73,10 +73,16 @@ pub fn keep_api_access(live: &Value, desired: &mut Value) {
 }
 
 /// Who a bound token speaks for.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TokenSubject {
     pub namespace: String,
     pub service_account: String,
+    /// The ServiceAccount's uid: a token that names one is valid only while that very account
+    /// exists, as kube-apiserver checks. Empty in the tokens of pods' volumes, which are
+    /// bound to the pod instead.
+    pub service_account_uid: String,
+    /// The pod a token is bound to; empty for a token bound only to its service account
+    /// (`kubectl create token`).
     pub pod_name: String,
     pub pod_uid: String,
 }
@@ -95,15 +101,25 @@ fn b64url(bytes: &[u8]) -> String {
 /// The token's signing input (`header.claims`, base64url) for `alg` and key id `kid`, issued
 /// at `now` (seconds) for `ttl` seconds, with kube-apiserver's claims for a pod-bound token.
 pub fn signing_input(alg: &str, kid: &str, subject: &TokenSubject, now: i64, ttl: i64) -> String {
+    signing_input_for(alg, kid, subject, &[ISSUER.to_string()], now, ttl)
+}
+
+/// [`signing_input`] for the given audiences (a TokenRequest's `spec.audiences`). The
+/// `kubernetes.io` claim names the pod only when the token is bound to one.
+pub fn signing_input_for(alg: &str, kid: &str, subject: &TokenSubject, audiences: &[String], now: i64, ttl: i64) -> String {
     let header = json!({"alg": alg, "kid": kid});
+    let mut bound = json!({
+        "namespace": subject.namespace,
+        "serviceaccount": {"name": subject.service_account, "uid": subject.service_account_uid},
+    });
+    if !subject.pod_name.is_empty() {
+        bound["pod"] = json!({"name": subject.pod_name, "uid": subject.pod_uid});
+    }
+    let seed = format!("{}/{}/{}/{now}", subject.pod_uid, subject.pod_name, subject.service_account_uid);
     let claims = json!({
-        "aud": [ISSUER], "exp": now + ttl, "iat": now, "iss": ISSUER, "nbf": now,
-        "jti": format!("{:x}", emu_api::naming::fnv64a(format!("{}/{}/{now}", subject.pod_uid, subject.pod_name).as_bytes())),
-        "kubernetes.io": {
-            "namespace": subject.namespace,
-            "pod": {"name": subject.pod_name, "uid": subject.pod_uid},
-            "serviceaccount": {"name": subject.service_account, "uid": ""},
-        },
+        "aud": audiences, "exp": now + ttl, "iat": now, "iss": ISSUER, "nbf": now,
+        "jti": format!("{:x}", emu_api::naming::fnv64a(seed.as_bytes())),
+        "kubernetes.io": bound,
         "sub": format!("system:serviceaccount:{}:{}", subject.namespace, subject.service_account),
     });
     format!("{}.{}", b64url(header.to_string().as_bytes()), b64url(claims.to_string().as_bytes()))
@@ -123,6 +139,10 @@ pub enum TokenError {
     Signature,
     #[error("expired")]
     Expired,
+    /// Issued for someone else (`kubectl create token --audience vault`): kube-apiserver
+    /// accepts only tokens whose audiences include its own.
+    #[error("token audiences {0:?} is invalid for the target audiences [\"{ISSUER}\"]")]
+    Audience(Vec<String>),
 }
 
 /// Reads a token: checks the signature with `verify(signing_input, signature)` and the time
@@ -141,11 +161,19 @@ pub fn check(token: &str, now: i64, verify: impl FnOnce(&[u8], &[u8]) -> bool) -
     if now < nbf || now >= exp {
         return Err(TokenError::Expired);
     }
+    let audiences: Vec<String> = match &claims["aud"] {
+        Value::String(one) => vec![one.clone()],
+        list => list.as_array().into_iter().flatten().filter_map(|a| a.as_str().map(String::from)).collect(),
+    };
+    if !audiences.iter().any(|a| a == ISSUER) {
+        return Err(TokenError::Audience(audiences));
+    }
     let k = &claims["kubernetes.io"];
     let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
     Ok(TokenSubject {
         namespace: text(&k["namespace"]),
         service_account: text(&k["serviceaccount"]["name"]),
+        service_account_uid: text(&k["serviceaccount"]["uid"]),
         pod_name: text(&k["pod"]["name"]),
         pod_uid: text(&k["pod"]["uid"]),
     })
@@ -205,8 +233,13 @@ mod tests {
 
     #[test]
     fn tokens_carry_the_pod_and_are_checked() {
-        let subject =
-            TokenSubject { namespace: "default".into(), service_account: "default".into(), pod_name: "web".into(), pod_uid: "u-1".into() };
+        let subject = TokenSubject {
+            namespace: "default".into(),
+            service_account: "default".into(),
+            pod_name: "web".into(),
+            pod_uid: "u-1".into(),
+            ..Default::default()
+        };
         let input = signing_input("ES256", "k1", &subject, 1_000, 3607);
         let t = token(&input, b"sig");
         let claims: Value =
@@ -219,5 +252,33 @@ mod tests {
         assert_eq!(check(&t, 4_607, |_, _| true), Err(TokenError::Expired));
         assert_eq!(check("nonsense", 2_000, |_, _| true), Err(TokenError::Malformed));
         assert!(!needs_renewal(1_000, 3607, 3_800) && needs_renewal(1_000, 3607, 3_900));
+    }
+
+    fn claims_of(input: &str) -> Value {
+        serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(input.split('.').nth(1).unwrap()).unwrap()).unwrap()
+    }
+
+    /// `kubectl create token robot`: bound to the account alone (its uid, no pod); one for
+    /// another audience is refused as kube-apiserver refuses it.
+    #[test]
+    fn tokens_of_an_account_and_their_audiences() {
+        let subject = TokenSubject {
+            namespace: "default".into(),
+            service_account: "robot".into(),
+            service_account_uid: "sa-1".into(),
+            ..Default::default()
+        };
+        let input = signing_input_for("ES256", "k1", &subject, &[ISSUER.to_string()], 1_000, 600);
+        let claims = claims_of(&input);
+        assert_eq!(claims["kubernetes.io"], json!({"namespace": "default", "serviceaccount": {"name": "robot", "uid": "sa-1"}}));
+        assert_eq!((claims["aud"].clone(), claims["exp"].as_i64()), (json!([ISSUER]), Some(1_600)));
+        assert_eq!(check(&token(&input, b"s"), 1_001, |_, _| true), Ok(subject.clone()));
+        let vault = signing_input_for("ES256", "k1", &subject, &["vault".to_string()], 1_000, 600);
+        let refused = check(&token(&vault, b"s"), 1_001, |_, _| true).unwrap_err();
+        assert_eq!(refused, TokenError::Audience(vec!["vault".into()]));
+        assert_eq!(
+            refused.to_string(),
+            "token audiences [\"vault\"] is invalid for the target audiences [\"https://kubernetes.default.svc.cluster.local\"]"
+        );
     }
 }

@@ -4,7 +4,8 @@
 //! for clients that do not ask for the aggregated form. Pure functions of the kinds.
 //!
 //! Subresources listed: `pods/status`, `pods/log`, `pods/exec`, `pods/attach`,
-//! `pods/portforward`, `pods/eviction`, `deployments/scale`, `replicasets/scale`, and `status`
+//! `pods/portforward`, `pods/eviction`, `deployments/scale`, `replicasets/scale`,
+//! `serviceaccounts/token`, and `status`
 //! of deployments, replicasets, services, nodes, namespaces and faults. Of those, the GET of
 //! `status` and `scale` is served today; the streams, eviction and the writes come with the
 //! verbs that use them. Every resource lists kube-apiserver's full verb set, writes and watch
@@ -61,6 +62,12 @@ fn subresources(rk: &ResourceKind) -> Vec<Subresource> {
             status,
         ],
         "Deployment" | "ReplicaSet" => vec![scale, status],
+        // TokenRequest (`kubectl create token`), [`super::token`].
+        "ServiceAccount" => vec![Subresource {
+            name: "token",
+            kind: GroupVersionKind { group: "authentication.k8s.io", version: "v1", kind: "TokenRequest" },
+            verbs: &["create"],
+        }],
         "Service" | "Node" | "Namespace" | "Fault" => vec![status],
         _ => vec![],
     }
@@ -388,7 +395,7 @@ mod tests {
         assert_eq!((v1["version"].as_str(), v1["freshness"].as_str()), (Some("v1"), Some("Current")));
         let resources = &v1["resources"];
         let names: Vec<&str> = resources.as_array().unwrap().iter().map(|r| r["resource"].as_str().unwrap()).collect();
-        assert_eq!(names, ["configmaps", "endpoints", "events", "namespaces", "nodes", "pods", "secrets", "services"]);
+        assert_eq!(names, ["configmaps", "endpoints", "events", "namespaces", "nodes", "pods", "secrets", "serviceaccounts", "services"]);
         let pods = find(resources, "resource", "pods");
         assert_eq!(
             pods.as_object().unwrap().keys().collect::<Vec<_>>(),
@@ -418,6 +425,13 @@ mod tests {
         assert!(!ns["verbs"].as_array().unwrap().contains(&json!("deletecollection")));
         assert_eq!(find(resources, "resource", "secrets").get("shortNames"), None);
         assert_eq!(find(resources, "resource", "services")["categories"], json!(["all"]));
+        // kube-apiserver's TokenRequest subresource, of another group.
+        let sa = find(resources, "resource", "serviceaccounts");
+        assert_eq!((sa["shortNames"].clone(), sa["singularResource"].as_str()), (json!(["sa"]), Some("serviceaccount")));
+        assert_eq!(
+            sa["subresources"],
+            json!([{"subresource": "token", "responseKind": {"group": "authentication.k8s.io", "version": "v1", "kind": "TokenRequest"}, "verbs": ["create"]}])
+        );
     }
 
     #[test]

@@ -24,6 +24,7 @@ pub mod spdy;
 pub mod status;
 pub mod stream;
 pub mod table;
+pub mod token;
 pub mod watch;
 pub mod write;
 
@@ -174,6 +175,7 @@ pub fn serve(
         "get" if info.subresource == "log" => stream::logs(&call),
         "get" | "create" if matches!(info.subresource.as_str(), "exec" | "attach") => stream::exec(&call),
         "get" | "create" if info.subresource == "portforward" => stream::port_forward(&call),
+        "create" if info.subresource == "token" => token::create(&call, sent).map(Into::into),
         "get" => get(&call).map(Into::into),
         "list" => list(&call).map(Into::into),
         "watch" => watch::watch(&call).map(Served::Stream),

@@ -387,6 +387,56 @@ const ROLE_BINDING: Message = Message {
     ],
 };
 
+/// `kubectl create serviceaccount` (core/v1 `generated.proto`).
+const SERVICE_ACCOUNT: Message = Message {
+    name: "ServiceAccount",
+    fields: &[
+        F(1, "metadata", Ty::Msg(&OBJECT_META), false),
+        F(2, "secrets", Ty::Msg(&OBJECT_REFERENCE), true),
+        F(3, "imagePullSecrets", Ty::Msg(&LOCAL_OBJECT_REFERENCE), true),
+        F(4, "automountServiceAccountToken", Ty::BoolPtr, false),
+    ],
+};
+
+const OBJECT_REFERENCE: Message = Message {
+    name: "ObjectReference",
+    fields: &[
+        F(1, "kind", Ty::Str, false),
+        F(2, "namespace", Ty::Str, false),
+        F(3, "name", Ty::Str, false),
+        F(4, "uid", Ty::Str, false),
+        F(5, "apiVersion", Ty::Str, false),
+        F(6, "resourceVersion", Ty::Str, false),
+        F(7, "fieldPath", Ty::Str, false),
+    ],
+};
+
+const LOCAL_OBJECT_REFERENCE: Message = Message { name: "LocalObjectReference", fields: &[F(1, "name", Ty::Str, false)] };
+
+/// `kubectl create token`'s request (authentication.k8s.io/v1 `generated.proto`).
+const TOKEN_REQUEST: Message = Message {
+    name: "TokenRequest",
+    fields: &[
+        F(1, "metadata", Ty::Msg(&OBJECT_META), false),
+        F(2, "spec", Ty::Msg(&TOKEN_REQUEST_SPEC), false),
+        F(3, "status", Ty::Skip, false),
+    ],
+};
+
+const TOKEN_REQUEST_SPEC: Message = Message {
+    name: "TokenRequestSpec",
+    fields: &[
+        F(1, "audiences", Ty::Str, true),
+        F(3, "boundObjectRef", Ty::Msg(&BOUND_OBJECT_REFERENCE), false),
+        F(4, "expirationSeconds", Ty::Int, false),
+    ],
+};
+
+const BOUND_OBJECT_REFERENCE: Message = Message {
+    name: "BoundObjectReference",
+    fields: &[F(1, "kind", Ty::Str, false), F(2, "apiVersion", Ty::Str, false), F(3, "name", Ty::Str, false), F(4, "uid", Ty::Str, false)],
+};
+
 /// The kinds read from protobuf: those kubectl's generators create, and the reviews of `kubectl
 /// auth` (its typed clients send protobuf too).
 fn message_of(kind: &str) -> Option<&'static Message> {
@@ -402,6 +452,8 @@ fn message_of(kind: &str) -> Option<&'static Message> {
         "Role" => Some(&ROLE),
         "ClusterRole" => Some(&CLUSTER_ROLE),
         "RoleBinding" | "ClusterRoleBinding" => Some(&ROLE_BINDING),
+        "ServiceAccount" => Some(&SERVICE_ACCOUNT),
+        "TokenRequest" => Some(&TOKEN_REQUEST),
         _ => None,
     }
 }
@@ -615,6 +667,29 @@ mod tests {
                    "spec": {"replicas": 0, "selector": {"matchLabels": {"app": "web"}}, "strategy": {},
                             "template": {"metadata": {"labels": {"app": "web"}},
                                          "spec": {"containers": [{"name": "nginx", "image": "nginx", "ports": [{"containerPort": 80}], "resources": {}}]}}}})
+        );
+    }
+
+    /// `kubectl create serviceaccount robot` and `kubectl create token robot --duration 10m
+    /// --audience vault`: the pointer expirationSeconds kept, the unset boundObjectRef absent.
+    #[test]
+    fn service_accounts_and_token_requests_from_the_clientset() {
+        let sa = field(1, &[field(1, b"robot"), field(2, b""), field(3, b"default")].concat());
+        let type_meta = [field(1, b"v1"), field(2, b"ServiceAccount")].concat();
+        let body = [b"k8s\0".to_vec(), field(1, &type_meta), field(2, &sa)].concat();
+        assert_eq!(
+            decode("ServiceAccount", &body).unwrap(),
+            json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "robot", "namespace": "default"}})
+        );
+        // Field 4, a varint: 600 is 0xd8 0x04.
+        let spec = [field(1, b"vault"), vec![4 << 3, 0xd8, 0x04]].concat();
+        let request = [field(1, &field(1, b"robot")), field(2, &spec), field(3, b"")].concat();
+        let type_meta = [field(1, b"authentication.k8s.io/v1"), field(2, b"TokenRequest")].concat();
+        let body = [b"k8s\0".to_vec(), field(1, &type_meta), field(2, &request)].concat();
+        assert_eq!(
+            decode("TokenRequest", &body).unwrap(),
+            json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "metadata": {"name": "robot"},
+                   "spec": {"audiences": ["vault"], "expirationSeconds": 600}})
         );
     }
 
