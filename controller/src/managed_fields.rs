@@ -815,6 +815,9 @@ impl Conflicts {
     }
 }
 
+/// The manager of what an object held before its first apply.
+pub const BEFORE_FIRST_APPLY: &str = "before-first-apply";
+
 /// A server-side apply of `config` by `writer` to `live`: the object to write (managedFields
 /// included), or the conflicts with other managers when not `force`d.
 pub fn apply(live: &Value, config: &Value, writer: Writer, force: bool) -> Result<Value, Conflicts> {
@@ -827,7 +830,21 @@ pub fn apply(live: &Value, config: &Value, writer: Writer, force: bool) -> Resul
             None => meta.remove("managedFields"),
         };
     }
-    let before = entries(live);
+    let mut before = entries(live);
+    // An object no manager was recorded for (written through emu's own API, or by its
+    // controllers) is first given whole to `before-first-apply`, as kube-apiserver does.
+    if before.is_empty() && live.as_object().is_some_and(|m| !m.is_empty()) {
+        let c = compare(None, live, writer.subresource);
+        before.push(Entry {
+            manager: BEFORE_FIRST_APPLY.into(),
+            operation: Operation::Update,
+            api_version: writer.api_version.to_string(),
+            time: writer.now.to_string(),
+            subresource: String::new(),
+            fields: c.changed,
+        });
+        before.retain(|e| !e.fields.is_empty());
+    }
     let c = compare(Some(live), &merged, writer.subresource);
     let mine = |e: &Entry| e.is(writer.manager, Operation::Apply, writer.api_version, writer.subresource);
     let mut conflicts: Vec<(Entry, FieldSet)> = Vec::new();
@@ -1086,6 +1103,17 @@ mod tests {
         changed["data"]["b"] = json!("y");
         let e = apply(&changed, &json!({"apiVersion": "v1", "kind": "ConfigMap", "data": {"b": "z"}}), kubectl, false).unwrap_err();
         assert_eq!(e.message(), "Apply failed with 1 conflict: conflict with \"kubectl-client-side-apply\" using v1: .data.b");
+    }
+
+    #[test]
+    fn an_object_without_managers_is_owned_before_its_first_apply() {
+        let w = writer("kubectl", "", NOW);
+        let unmanaged = deployment(2, "nginx");
+        let e = apply(&unmanaged, &deployment(3, "nginx"), w, false).unwrap_err();
+        assert_eq!(e.message(), "Apply failed with 1 conflict: conflict with \"before-first-apply\" using apps/v1: .spec.replicas");
+        let same = apply(&unmanaged, &deployment(2, "nginx"), w, false).unwrap();
+        let managers: Vec<String> = entries(&same).into_iter().map(|e| e.manager).collect();
+        assert_eq!(managers, ["kubectl", "before-first-apply"]);
     }
 
     #[test]
