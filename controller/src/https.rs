@@ -229,6 +229,15 @@ impl Router {
     /// bearer token, which gets 401 if `authn` does not accept it, else anonymous), then
     /// authorization of the request's attributes ([`authz::authorize`]), then the answer.
     async fn route(&self, request: &Request<Bytes>, client: Option<&User>, upgrade: Option<OnUpgrade>) -> Response<Body> {
+        let mut response = self.answer(request, client, upgrade).await;
+        let refused = matches!(response.status(), StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN);
+        if let Some(warning) = deprecation_warning(request).filter(|_| !refused) {
+            response.headers_mut().append(header::WARNING, HeaderValue::from_static(warning));
+        }
+        response
+    }
+
+    async fn answer(&self, request: &Request<Bytes>, client: Option<&User>, upgrade: Option<OnUpgrade>) -> Response<Body> {
         let pretty = pretty(request);
         let user = match (client, bearer(request)) {
             (Some(user), _) => user.clone(),
@@ -449,6 +458,15 @@ fn pretty(request: &Request<Bytes>) -> bool {
     let user_agent = request.headers().get(header::USER_AGENT).map(HeaderValue::as_bytes).unwrap_or_default();
     query.split('&').any(|p| matches!(p, "pretty=true" | "pretty=1" | "pretty"))
         || [&b"curl"[..], b"Wget", b"Mozilla/"].iter().any(|p| user_agent.starts_with(p))
+}
+
+/// kube-apiserver's `Warning` header for a request to a deprecated API, which its handler adds to
+/// every answer past authorization (kubectl prints it as `Warning: …`): core v1 Endpoints since
+/// Kubernetes 1.33, the version emu reports.
+fn deprecation_warning(request: &Request<Bytes>) -> Option<&'static str> {
+    let info = RequestInfo::parse(request.method().as_str(), request.uri().path(), request.uri().query().unwrap_or("")).ok()?;
+    (info.resource_request && info.group.is_empty() && info.version == "v1" && info.resource == "endpoints")
+        .then_some("299 - \"v1 Endpoints is deprecated in v1.33+; use discovery.k8s.io/v1 EndpointSlice\"")
 }
 
 /// An answer with the headers kube-apiserver sends (minus its audit id); hyper adds `Date` and

@@ -126,7 +126,9 @@ fn walkthrough(cluster: &str, kubectl: &Path, version: &str, deleted: &str) {
     });
     let described = home.sh("kubectl describe svc my-nginx");
     assert!(described.lines().any(|l| l.starts_with("Endpoints:") && ips.iter().all(|ip| l.contains(&format!("{ip}:80")))), "{described}");
-    let ep = home.sh("kubectl get ep my-nginx");
+    // Endpoints are deprecated since 1.33: kube-apiserver's warning, as kubectl prints it.
+    let ep = home.sh("kubectl get ep my-nginx 2>&1");
+    assert!(ep.starts_with("Warning: v1 Endpoints is deprecated in v1.33+; use discovery.k8s.io/v1 EndpointSlice\n"), "{ep}");
     assert!(ips.iter().all(|ip| ep.contains(&format!("{ip}:80"))), "{ep}");
 
     // Accessing the Service: environment variables, before and after the pods are replaced.
