@@ -741,7 +741,52 @@ pub fn update(live: Option<&Value>, new: &mut Value, writer: Writer, requested: 
         fields,
     });
     after.retain(|e| !e.fields.is_empty());
+    cap_updaters(&mut after);
     settle(live, new, before, after)
+}
+
+/// At most this many Update entries are kept (apimachinery's `DefaultMaxUpdateManagers`).
+const MAX_UPDATERS: usize = 10;
+
+/// The manager the oldest Update entries are merged into beyond [`MAX_UPDATERS`].
+pub const ANCIENT_CHANGES: &str = "ancient-changes";
+
+/// apimachinery's `capManagersManager`: beyond [`MAX_UPDATERS`] Update entries, the oldest are
+/// merged, per version, into one `ancient-changes` entry (taking the merged entry's time), so
+/// that an object written by many managers keeps a bounded managedFields.
+fn cap_updaters(entries: &mut Vec<Entry>) {
+    let mut updaters: Vec<usize> = (0..entries.len()).filter(|&i| entries[i].operation == Operation::Update).collect();
+    if updaters.len() <= MAX_UPDATERS {
+        return;
+    }
+    updaters.sort_by(|&a, &b| (&entries[a].time, &entries[a].manager).cmp(&(&entries[b].time, &entries[b].manager)));
+    let mut count = updaters.len();
+    let mut first_of: BTreeMap<String, usize> = BTreeMap::new();
+    let mut merged = vec![false; entries.len()];
+    for &i in &updaters {
+        if count <= MAX_UPDATERS {
+            break;
+        }
+        let version = entries[i].api_version.clone();
+        match first_of.get(&version) {
+            Some(&bucket) => {
+                let fields = entries[bucket].fields.union(&entries[i].fields);
+                let time = entries[i].time.clone();
+                let b = &mut entries[bucket];
+                (b.manager, b.subresource, b.fields, b.time) = (ANCIENT_CHANGES.into(), String::new(), fields, time);
+                merged[i] = true;
+                count -= 1;
+            }
+            None => {
+                first_of.insert(version, i);
+            }
+        }
+    }
+    let mut i = 0;
+    entries.retain(|_| {
+        i += 1;
+        !merged[i - 1]
+    });
 }
 
 /// What kube-apiserver's Service registry allocates when a Service is created: its cluster IPs,
@@ -1114,6 +1159,23 @@ mod tests {
         let same = apply(&unmanaged, &deployment(2, "nginx"), w, false).unwrap();
         let managers: Vec<String> = entries(&same).into_iter().map(|e| e.manager).collect();
         assert_eq!(managers, ["kubectl", "before-first-apply"]);
+    }
+
+    #[test]
+    fn the_oldest_of_many_updaters_merge_into_ancient_changes() {
+        let mut v = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {}});
+        for i in 0..12 {
+            let mut next = v.clone();
+            next["data"][format!("k{i}")] = json!("v");
+            let (manager, now) = (format!("m{i:02}"), format!("2026-12-07T05:{i:02}:00Z"));
+            update(Some(&v), &mut next, Writer { manager: &manager, api_version: "v1", subresource: "", now: &now }, None);
+            v = next;
+        }
+        let e = entries(&v);
+        assert_eq!(e.len(), 10);
+        assert_eq!((e[0].manager.as_str(), e[0].time.as_str()), ("ancient-changes", "2026-12-07T05:02:00Z"));
+        assert_eq!(e[0].fields.paths().len(), 3, "{:?}", e[0].fields);
+        assert_eq!(e[9].manager, "m11");
     }
 
     #[test]
