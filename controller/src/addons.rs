@@ -1,7 +1,8 @@
 //! The cluster add-ons every Kubernetes cluster starts with, created by the controller when
 //! missing (as kubeadm installs them): cluster DNS, i.e. Deployment `kube-system/coredns` (two
 //! replicas of the CoreDNS image, which runs emu's own DNS server) behind Service
-//! `kube-system/kube-dns` at the tenth address of the service range (10.96.0.10).
+//! `kube-system/kube-dns` at the tenth address of the service range (10.96.0.10), and the
+//! pods' ServiceAccount `kube-system/coredns` (admission refuses pods naming one that is missing).
 //!
 //! Created once; a user who deletes or scales them keeps the result until the next start of
 //! the controller (kubeadm's add-ons are not reconciled either).
@@ -15,9 +16,10 @@ use serde_json::{json, Value};
 /// The image of the DNS pods: the CoreDNS release kubeadm installs with Kubernetes 1.33.
 pub const COREDNS_IMAGE: &str = "registry.k8s.io/coredns/coredns:v1.12.0";
 
-/// `kube-system/kube-dns` and `kube-system/coredns`, as kubeadm writes them, except: no Corefile
-/// ConfigMap (emu's server has its configuration built in) and a readiness probe every second
-/// rather than every 10 s, so that a DNS pod takes traffic as soon as it answers.
+/// `kube-system/kube-dns` and `kube-system/coredns` (a ServiceAccount and a Deployment), as
+/// kubeadm writes them, except: no Corefile ConfigMap (emu's server has its configuration built
+/// in) and a readiness probe every second rather than every 10 s, so that a DNS pod takes
+/// traffic as soon as it answers.
 pub fn cluster_dns_objects(dns_ip: &str) -> Vec<Value> {
     let labels = json!({"k8s-app": "kube-dns"});
     let service = json!({"apiVersion": "v1", "kind": "Service",
@@ -43,7 +45,8 @@ pub fn cluster_dns_objects(dns_ip: &str) -> Vec<Value> {
                             {"containerPort": 53, "name": "dns-tcp", "protocol": "TCP"},
                             {"containerPort": 9153, "name": "metrics", "protocol": "TCP"}],
                         "readinessProbe": {"httpGet": {"path": "/ready", "port": 8181, "scheme": "HTTP"}, "periodSeconds": 1}}]}}}});
-    vec![service, deployment]
+    let account = json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "coredns", "namespace": "kube-system"}});
+    vec![service, account, deployment]
 }
 
 /// Creates the cluster DNS objects that do not exist yet.

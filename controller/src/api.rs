@@ -308,6 +308,7 @@ pub fn write_values_stamped(
     let mut originals = Vec::with_capacity(parsed.len());
     let new_namespaces: Vec<String> =
         parsed.iter().filter(|v| object::kind(v) == "Namespace").map(|v| object::name(v).to_string()).collect();
+    let new_accounts = crate::serviceaccounts::in_request(&parsed);
     // Held until every object is written: allocations are checked against the store.
     let _allocation = shared.allocation.lock().unwrap_or_else(|e| e.into_inner());
     let mut cluster_ips = crate::services::ClusterIpsInUse::default();
@@ -356,6 +357,10 @@ pub fn write_values_stamped(
                 }
                 let mut v = a.to_json();
                 if rk.kind == "Pod" {
+                    // ServiceAccount admission, for a new pod only; named as the user named it.
+                    let mut named = v.clone();
+                    named["metadata"]["name"] = original["metadata"]["name"].clone();
+                    crate::serviceaccounts::admit_pod(shared, &named, &new_accounts).map_err(Status::permission_denied)?;
                     emu_logic::serviceaccount::add_api_access(&mut v, &naming::name_suffix(rand::random()));
                 }
                 if mode == WriteMode::Apply {

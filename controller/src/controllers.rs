@@ -140,6 +140,7 @@ fn reconcile_all(shared: &Shared, st: &mut ControllerState) {
     st.endpoints.sync(shared, &changes, &mut st.decoded.pods);
     publish_root_ca(shared, &changes, &mut st.decoded);
     crate::rbac_aggregation::sync(shared, &changes);
+    crate::serviceaccounts::sync(shared, &changes);
     st.control_routes.sync(shared, &mut st.decoded.nodes);
     st.decoded.sweep();
     if shared.store.resource_version() != before {
@@ -254,6 +255,12 @@ fn sync_deployments(shared: &Shared, decoded: &mut Caches) {
             }
         }
         status["conditions"] = deployment_conditions(d, ready >= replicas, &rs_name);
+        // The deployment controller shows a ReplicaSet's failure to create pods (GetReplicaFailures).
+        if let (Some(failed), Some(list)) =
+            (owned.iter().find_map(|rs| crate::serviceaccounts::deployment_failure(&rs.json)), status["conditions"].as_array_mut())
+        {
+            list.push(failed);
+        }
         if d.json["status"] != status {
             let mut d = (*d.json).clone();
             d["status"] = status;
@@ -299,6 +306,8 @@ fn sync_replicasets(shared: &Shared, decoded: &mut Caches) {
         let of_rs =
             |p: &&Obj<Pod>| controller_uid(&p.metadata) == Some(uid(&rs.metadata)) && !is_terminating(&p.metadata) && !pod_finished(p);
         let mut active: Vec<&Obj<Pod>> = pods.iter().filter(of_rs).collect();
+        // Why this pass could not create the pods it wanted (kube-apiserver's admission refused them).
+        let mut failure = None;
         if active.len() < want {
             let template = &rs.json["spec"]["template"];
             for _ in active.len()..want {
@@ -314,6 +323,10 @@ fn sync_replicasets(shared: &Shared, decoded: &mut Caches) {
                     pod["metadata"]["annotations"] = a.clone();
                 }
                 defaults::apply_defaults(&mut pod);
+                if let Err(refused) = crate::serviceaccounts::admit_pod(shared, &pod, &[]) {
+                    failure = Some(refused);
+                    break;
+                }
                 for _attempt in 0..5 {
                     let mut p = pod.clone();
                     p["metadata"]["name"] = json!(naming::generate_name(&format!("{name}-"), rand::random()));
@@ -357,6 +370,15 @@ fn sync_replicasets(shared: &Shared, decoded: &mut Caches) {
             if status[k] == json!(0) {
                 status.as_object_mut().map(|m| m.remove(k));
             }
+        }
+        let live_status = &rs.json["status"];
+        if let Some(conditions) =
+            crate::serviceaccounts::replica_failure_conditions(live_status, failure.as_deref(), &object::rfc3339(now()))
+        {
+            if live_status["conditions"] != conditions {
+                crate::serviceaccounts::record_failed_create(shared, &rs.json, failure.as_deref().unwrap_or_default());
+            }
+            status["conditions"] = conditions;
         }
         if rs.json["status"] != status {
             let mut rs = (*rs.json).clone();

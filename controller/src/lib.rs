@@ -15,6 +15,7 @@ pub mod rbac_aggregation;
 pub mod rbac_defaults;
 pub mod relay;
 pub mod rest;
+pub mod serviceaccounts;
 pub mod services;
 pub mod state;
 pub mod store;

@@ -72,6 +72,28 @@ pub fn keep_api_access(live: &Value, desired: &mut Value) {
     }
 }
 
+/// The service account every namespace has, which kube-controller-manager creates.
+pub const DEFAULT_ACCOUNT: &str = "default";
+
+/// The service account kube-apiserver's ServiceAccount admission looks up for a new pod
+/// (`spec.serviceAccountName`, once defaulted), if it must exist: any but `default`. The
+/// plugin checks `default` too, but kube-controller-manager makes it a moment after its
+/// namespace, and a pod created in that moment (a namespace and its pods applied together)
+/// would be refused for a race the user cannot see; emu lets it through.
+pub fn account_to_look_up(pod: &Value) -> Option<&str> {
+    let name = pod["spec"]["serviceAccountName"].as_str().filter(|n| !n.is_empty())?;
+    (name != DEFAULT_ACCOUNT).then_some(name)
+}
+
+/// The admission's refusal of a pod whose account does not exist (a 403, `admission.NewForbidden`):
+/// the pod is named as the request names it, by its generateName before a name is generated.
+pub fn account_not_found(pod: &Value, account: &str) -> String {
+    let meta = &pod["metadata"];
+    let name = [&meta["name"], &meta["generateName"]].into_iter().filter_map(Value::as_str).find(|n| !n.is_empty()).unwrap_or("Unknown");
+    let namespace = meta["namespace"].as_str().unwrap_or("default");
+    format!("pods {name:?} is forbidden: error looking up service account {namespace}/{account}: serviceaccount {account:?} not found")
+}
+
 /// Who a bound token speaks for.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TokenSubject {
@@ -252,6 +274,25 @@ mod tests {
         assert_eq!(check(&t, 4_607, |_, _| true), Err(TokenError::Expired));
         assert_eq!(check("nonsense", 2_000, |_, _| true), Err(TokenError::Malformed));
         assert!(!needs_renewal(1_000, 3607, 3_800) && needs_renewal(1_000, 3607, 3_900));
+    }
+
+    #[test]
+    fn admission_looks_up_every_account_but_default() {
+        let pod = |meta: Value, sa: Value| json!({"metadata": meta, "spec": {"serviceAccountName": sa}});
+        assert_eq!(account_to_look_up(&pod(json!({}), json!("default"))), None);
+        assert_eq!(account_to_look_up(&pod(json!({}), json!(null))), None);
+        let robot = pod(json!({"name": "x", "namespace": "team"}), json!("robot"));
+        assert_eq!(account_to_look_up(&robot), Some("robot"));
+        assert_eq!(
+            account_not_found(&robot, "robot"),
+            "pods \"x\" is forbidden: error looking up service account team/robot: serviceaccount \"robot\" not found"
+        );
+        // A ReplicaSet's pod, before its name is generated.
+        let generated = pod(json!({"generateName": "web-5d4f8-", "namespace": "default"}), json!("foo"));
+        assert_eq!(
+            account_not_found(&generated, "foo"),
+            "pods \"web-5d4f8-\" is forbidden: error looking up service account default/foo: serviceaccount \"foo\" not found"
+        );
     }
 
     fn claims_of(input: &str) -> Value {
