@@ -185,6 +185,45 @@ mod tests {
         assert_eq!((node.code, node.message.as_str()), (400, "cannot bind token to object of type v1, Kind=Node"));
     }
 
+    /// A JSON client's request (the Python client's) through the router: 404 for a missing
+    /// account, else 201 with a token the API server authenticates as the account.
+    #[test]
+    fn served_over_the_rest_api() {
+        use super::super::{request::RequestInfo, serve, Output, Served};
+        let dir = tempfile::tempdir().unwrap();
+        let shared = crate::api::test_shared(dir.path());
+        let _ = shared.tokens.set(std::sync::Arc::new(crate::tokens::TokenSigner::load_or_create(&dir.path().join("pki")).unwrap()));
+        let post = |name: &str, body: &str| {
+            let info = RequestInfo::parse("POST", &format!("/api/v1/namespaces/default/serviceaccounts/{name}/token"), "").unwrap();
+            let sent = Sent { body: body.as_bytes(), content_type: "application/json" };
+            serve(&shared, &info, "", Output::Json, false, emu_api::time::now(), sent)
+        };
+        let body =
+            r#"{"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {"audiences": [], "expirationSeconds": 900}}"#;
+        let missing = post("robot", body).unwrap_err();
+        assert_eq!((missing.code, missing.message.as_str()), (404, "serviceaccounts \"robot\" not found"));
+        shared
+            .store
+            .create(json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "robot", "namespace": "default"}}))
+            .unwrap();
+        let Ok(Served::Reply(reply)) = post("robot", body) else { panic!("no answer") };
+        assert_eq!(reply.status, 201);
+        let answer: Value = serde_json::from_str(&reply.body).unwrap();
+        assert_eq!(answer["spec"]["expirationSeconds"], 900);
+        let token = answer["status"]["token"].as_str().unwrap();
+        assert_eq!(
+            crate::tokens::authenticate(&shared, token, emu_api::time::now()).as_deref(),
+            Some("system:serviceaccount:default:robot")
+        );
+        // Gone with its account, and not back with another of the same name.
+        shared.store.delete(&ObjectKey { kind: "ServiceAccount".into(), namespace: "default".into(), name: "robot".into() }).unwrap();
+        shared
+            .store
+            .create(json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "robot", "namespace": "default"}}))
+            .unwrap();
+        assert_eq!(crate::tokens::authenticate(&shared, token, emu_api::time::now()), None);
+    }
+
     #[test]
     fn the_answer_carries_the_token_and_its_expiry() {
         let asked = Asked { audiences: vec![ISSUER.into()], expiration_seconds: 600, pod: None };
