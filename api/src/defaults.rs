@@ -91,7 +91,10 @@ pub fn pod_spec(spec: &mut PodSpec) {
 /// priority, and the not-ready/unreachable tolerations of DefaultTolerationSeconds.
 fn pod_admission(spec: &mut PodSpec) {
     spec.enable_service_links.get_or_insert(true);
-    let sa = spec.service_account_name.get_or_insert_with(|| "default".into()).clone();
+    // The deprecated `serviceAccount` names the account when `serviceAccountName` does not (the
+    // v1 conversion); the ServiceAccount admission then fills in `default` and mirrors it back.
+    let deprecated = spec.service_account.clone().filter(|n| !n.is_empty());
+    let sa = spec.service_account_name.get_or_insert_with(|| deprecated.unwrap_or_else(|| "default".into())).clone();
     spec.service_account.get_or_insert(sa);
     spec.priority.get_or_insert(0);
     spec.preemption_policy.get_or_insert_with(|| "PreemptLowerPriority".into());
@@ -268,6 +271,12 @@ mod tests {
         assert_eq!(s["type"], "Opaque");
         let tls = defaulted(json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "t"}, "type": "kubernetes.io/tls"}));
         assert_eq!(tls["type"], "kubernetes.io/tls");
+    }
+
+    #[test]
+    fn the_deprecated_service_account_names_the_account() {
+        let pod = defaulted(json!({"kind": "Pod", "spec": {"serviceAccount": "robot", "containers": [{"name": "c", "image": "busybox"}]}}));
+        assert_eq!((pod["spec"]["serviceAccountName"].as_str(), pod["spec"]["serviceAccount"].as_str()), (Some("robot"), Some("robot")));
     }
 
     #[test]
