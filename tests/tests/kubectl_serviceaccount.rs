@@ -6,6 +6,7 @@
 //! same, which its ReplicaSet reports as kube-controller-manager does.
 
 mod kubectl_support;
+mod test_tools;
 
 use base64::Engine as _;
 use emu_tests::Run;
@@ -173,6 +174,18 @@ fn service_accounts_and_their_tokens() {
     admin(&["delete", "sa", "default"]).ok();
     let new = c.wait_for("default/default back", Duration::from_secs(10), || uid_of("default", "default").filter(|u| *u != old));
     assert_ne!(new, old);
+
+    // The Python client: list and create (JSON), a token (a JSON TokenRequest) that
+    // authenticates as its account, a missing account's 404.
+    let script = test_tools::run_python("serviceaccounts.py", &[dir.0.join("kubeconfig").to_str().unwrap()], LIMIT);
+    assert_eq!(script.code, 0, "serviceaccounts.py\n{}\n{}", script.stdout, script.stderr);
+    let out: Vec<&str> = script.stdout.lines().collect();
+    assert_eq!(
+        out[..4],
+        ["listed: default foo robot", "created: pyrobot uid: True", &format!("token: ['{ISSUER}'] 900 900"), "missing: 404 Not Found"]
+    );
+    let whoami = kubectl_with_token(&dir.0, out[4], &["auth", "whoami"]).ok().stdout;
+    assert!(whoami.lines().any(|l| l.split_whitespace().eq(["Username", "system:serviceaccount:default:pyrobot"])), "{whoami}");
 
     // A token of an account that is gone no longer authenticates, even once the name is back.
     admin(&["delete", "sa", "robot"]).ok();
