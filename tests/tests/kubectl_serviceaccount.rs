@@ -3,7 +3,8 @@
 //! create token` (protobuf) give an account and a token that authenticates as it, refused by
 //! RBAC until a binding grants; a pod of that account gets a token that speaks for it; a pod
 //! naming an account that does not exist is refused by admission, and a Deployment's pods the
-//! same, which its ReplicaSet reports as kube-controller-manager does.
+//! same, which its ReplicaSet reports as kube-controller-manager does. The Python client lists,
+//! creates and requests tokens as JSON (tests/python/serviceaccounts.py).
 
 mod kubectl_support;
 mod test_tools;
