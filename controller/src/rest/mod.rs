@@ -273,7 +273,8 @@ fn list(call: &Call) -> Result<Reply, ApiError> {
     let mut selected: Vec<&Arc<Value>> = objects
         .iter()
         .filter(|o| start.as_ref().is_none_or(|c| c.admits(object::namespace(o), object::name(o))))
-        .filter(|o| selector.matches(&object::labels(o)) && list::fields_match(&fields, o))
+        // An empty selector selects all: no labels to gather for it.
+        .filter(|o| (selector.is_empty() || selector.matches(&object::labels(o))) && list::fields_match(&fields, o))
         .collect();
     let mut meta = ListMeta { resource_version: rv.to_string(), ..Default::default() };
     if let Some(limit) = limit.filter(|l| selected.len() > *l) {
