@@ -232,7 +232,7 @@ fn completion_and_man_pages_are_installed() {
     assert_eq!(complete("emu get po"), ["pods"]);
     assert_eq!(complete("emu describe endpoints"), ["endpoints", "endpointslices"]);
     assert!(complete("emu get pods --sh").contains(&"--show-labels".to_string()));
-    assert_eq!(complete("emu -n kube-system get se"), ["services", "secrets"]);
+    assert_eq!(complete("emu -n kube-system get se"), ["services", "secrets", "serviceaccounts"]);
     assert!(complete("emu completion ").contains(&"zsh".to_string()));
 
     let man = prefix.0.join("share/man/man1");

@@ -114,6 +114,9 @@ fn walkthrough(cluster: &str, kubectl: &Path, version: &str, deleted: &str) {
     assert!(ips.iter().all(|ip| wide.contains(&format!(" {ip} "))) && wide.matches(" Running ").count() == 2, "{wide}");
     let grep = home.sh("kubectl get pods -l run=my-nginx -o yaml | grep podIP");
     assert!(ips.iter().all(|ip| grep.contains(&format!("podIP: {ip}\n"))), "{grep}");
+    // The tutorial's own way to show the pods' IPs.
+    let columns = home.sh("kubectl get pods -l run=my-nginx -o custom-columns=POD_IP:.status.podIPs");
+    assert!(columns.starts_with("POD_IP\n") && ips.iter().all(|ip| columns.contains(&format!("[map[ip:{ip}]]\n"))), "{columns}");
 
     // Creating a Service.
     assert_eq!(home.sh("kubectl expose deployment/my-nginx"), "service/my-nginx exposed\n");
