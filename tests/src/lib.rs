@@ -318,6 +318,16 @@ pub mod bench {
         Ok(())
     }
 
+    /// A process's memory in MB from one of its /proc files: `field` (kB) of `file`
+    /// (`status` `VmRSS:`, `smaps_rollup` `Pss:`); 0 when it cannot be read.
+    pub fn proc_mb(pid: i32, file: &str, field: &str) -> f64 {
+        std::fs::read_to_string(format!("/proc/{pid}/{file}"))
+            .ok()
+            .and_then(|s| s.lines().find(|l| l.starts_with(field)).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok()))
+            .unwrap_or(0.0)
+            / 1024.0
+    }
+
     /// Polls `f` every `every` until it returns Some, or fails naming `what`.
     pub fn poll<T>(what: &str, timeout: Duration, every: Duration, mut f: impl FnMut() -> Option<T>) -> anyhow::Result<T> {
         let start = Instant::now();

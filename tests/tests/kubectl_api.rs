@@ -6,27 +6,13 @@
 //! the same command (emu's CLI mirrors kubectl byte for byte; only ages may differ, being taken
 //! at two moments).
 
+mod kubectl_support;
+
 use emu_tests::Scratch;
 use emu_tests::{Cluster, Run};
+use kubectl_support::client_cert;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-/// A client certificate and key (PEM) for CN `user` in O `group`, signed with the cluster's CA
-/// key in `pki` (the CA's subject is CN kubernetes, as kubeadm names it).
-fn client_cert(pki: &Path, user: &str, group: &str) -> (String, String) {
-    let ca_key = rcgen::KeyPair::from_pem(&std::fs::read_to_string(pki.join("ca.key")).expect("the cluster CA's key")).unwrap();
-    let mut ca = rcgen::CertificateParams::default();
-    ca.distinguished_name = rcgen::DistinguishedName::new();
-    ca.distinguished_name.push(rcgen::DnType::CommonName, "kubernetes");
-    let mut params = rcgen::CertificateParams::default();
-    params.distinguished_name = rcgen::DistinguishedName::new();
-    params.distinguished_name.push(rcgen::DnType::OrganizationName, group);
-    params.distinguished_name.push(rcgen::DnType::CommonName, user);
-    params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
-    let key = rcgen::KeyPair::generate().unwrap();
-    let cert = params.signed_by(&key, &rcgen::Issuer::new(ca, ca_key)).unwrap();
-    (cert.pem(), key.serialize_pem())
-}
 
 /// A kubeconfig for https://127.0.0.1:6443 trusting the cluster CA, with the user's client
 /// certificate files, or none: then only a user name, which kubectl sends as basic

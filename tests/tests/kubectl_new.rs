@@ -32,18 +32,6 @@ fn same_table(c: &Cluster, dir: &Path, args: &[&str]) -> String {
     k
 }
 
-/// `GET /` on 127.0.0.1:`port`: the whole answer, or what came before an error.
-fn http_get(port: u16) -> String {
-    use std::io::{Read, Write};
-    let mut answer = String::new();
-    if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        let _ = s.write_all(b"GET / HTTP/1.0\r\nHost: my-nginx\r\n\r\n");
-        let _ = s.read_to_string(&mut answer);
-    }
-    answer
-}
-
 #[test]
 fn kubectl_137_runs_the_tutorial() {
     test_tools::kubectl(); // installed before a cluster is made for it
@@ -109,7 +97,7 @@ fn kubectl_137_runs_the_tutorial() {
     let mut forward = test_tools::Running::start(test_tools::kubectl_cmd(d, &["port-forward", &pod, ":80"]));
     let line = forward.expect("the local port", LIMIT, |l| l.starts_with("Forwarding from 127.0.0.1:"));
     let port: u16 = line["Forwarding from 127.0.0.1:".len()..].split(' ').next().unwrap().parse().unwrap();
-    let page = http_get(port);
+    let page = kubectl_support::http_get(port, "my-nginx");
     assert!(page.starts_with("HTTP/1.1 200 OK") && page.contains("Welcome to nginx!"), "{page}");
     drop(forward);
     let logs = ok(d, &["logs", &pod]);

@@ -9,30 +9,13 @@
 mod kubectl_support;
 
 use emu_tests::Run;
-use kubectl_support::{cluster, kubectl, kubectl_with_input};
+use kubectl_support::{client_cert, cluster, kubectl, kubectl_with_input};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
 const LIMIT: Duration = Duration::from_secs(60);
 const TOKEN: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
-
-/// A client certificate and key (PEM) for CN `user` in O `group`, signed with the cluster's CA
-/// key in `pki` (the CA's subject is CN kubernetes, as kubeadm names it).
-fn client_cert(pki: &Path, user: &str, group: &str) -> (String, String) {
-    let ca_key = rcgen::KeyPair::from_pem(&std::fs::read_to_string(pki.join("ca.key")).expect("the cluster CA's key")).unwrap();
-    let mut ca = rcgen::CertificateParams::default();
-    ca.distinguished_name = rcgen::DistinguishedName::new();
-    ca.distinguished_name.push(rcgen::DnType::CommonName, "kubernetes");
-    let mut params = rcgen::CertificateParams::default();
-    params.distinguished_name = rcgen::DistinguishedName::new();
-    params.distinguished_name.push(rcgen::DnType::OrganizationName, group);
-    params.distinguished_name.push(rcgen::DnType::CommonName, user);
-    params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
-    let key = rcgen::KeyPair::generate().unwrap();
-    let cert = params.signed_by(&key, &rcgen::Issuer::new(ca, ca_key)).unwrap();
-    (cert.pem(), key.serialize_pem())
-}
 
 /// A kubeconfig for the server of the admin's (the host's API port), trusting the cluster CA,
 /// as user `name` with `credentials` (kubeconfig `user:` lines; none for a token given on the

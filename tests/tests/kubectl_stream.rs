@@ -21,18 +21,6 @@ const TWO: &str = concat!(
 /// A pod serving nginx's welcome page on port 80.
 const WEB: &str = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\nspec:\n  containers:\n  - name: nginx\n    image: nginx\n    ports:\n    - containerPort: 80\n";
 
-/// `GET /` on 127.0.0.1:`port`: the whole answer, or what came before an error.
-fn http_get(port: u16) -> String {
-    use std::io::{Read, Write};
-    let mut answer = String::new();
-    if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        let _ = s.write_all(b"GET / HTTP/1.0\r\nHost: web\r\n\r\n");
-        let _ = s.read_to_string(&mut answer);
-    }
-    answer
-}
-
 /// The number of a container's line `a 12`.
 fn number(line: &str) -> u64 {
     line.split_whitespace().nth(1).and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("not a numbered line: {line:?}"))
@@ -133,14 +121,14 @@ fn kubectl_reads_logs_and_runs_commands() {
     let line = forward.expect("the local port", limit, |l| l.starts_with("Forwarding from 127.0.0.1:"));
     let port: u16 = line["Forwarding from 127.0.0.1:".len()..].split(' ').next().unwrap().parse().unwrap();
     for _ in 0..2 {
-        let page = http_get(port);
+        let page = kubectl_support::http_get(port, "web");
         assert!(page.starts_with("HTTP/1.1 200 OK") && page.contains("Welcome to nginx!"), "{page}");
     }
     drop(forward);
     let mut refused = Streaming::start_with_stderr(d, &["port-forward", "pod/web", ":81"]);
     let line = refused.expect("the local port", limit, |l| l.starts_with("Forwarding from 127.0.0.1:"));
     let port: u16 = line["Forwarding from 127.0.0.1:".len()..].split(' ').next().unwrap().parse().unwrap();
-    let _ = http_get(port);
+    let _ = kubectl_support::http_get(port, "web");
     refused.expect("the error", limit, |l| l.contains("an error occurred forwarding") && l.contains("Connection refused"));
     drop(refused);
 

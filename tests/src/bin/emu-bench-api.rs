@@ -531,14 +531,5 @@ fn settle(pid: i32, limit: Duration) -> (f64, f64) {
 
 /// The controller's RSS and PSS (MB), from /proc/PID/status and /proc/PID/smaps_rollup.
 fn memory(pid: i32) -> (f64, f64) {
-    (proc_mb(pid, "status", "VmRSS:"), proc_mb(pid, "smaps_rollup", "Pss:"))
-}
-
-/// A process's memory in MB from one of its /proc files: `field` (kB) of `file`.
-fn proc_mb(pid: i32, file: &str, field: &str) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/{file}"))
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with(field)).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok()))
-        .unwrap_or(0.0)
-        / 1024.0
+    (emu_tests::bench::proc_mb(pid, "status", "VmRSS:"), emu_tests::bench::proc_mb(pid, "smaps_rollup", "Pss:"))
 }

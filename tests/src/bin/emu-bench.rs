@@ -126,15 +126,6 @@ fn main() {
     }
 }
 
-/// A process's memory in MB from one of its /proc files: `field` (kB) of `file`.
-fn proc_mb(pid: i32, file: &str, field: &str) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/{file}"))
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with(field)).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok()))
-        .unwrap_or(0.0)
-        / 1024.0
-}
-
 fn pod_json(i: usize) -> emu_proto::Object {
     emu_proto::Object {
         json: serde_json::json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": format!("bench-{i}"), "namespace": "default", "labels": {"app": "bench"}},
@@ -200,8 +191,8 @@ async fn hundred_pods(cluster: &str, burst: bool) -> Vec<f64> {
 fn daemons_rss(cluster: &str, nodes: usize) -> (f64, f64) {
     let mut pids = vec![emu_tests::daemon_pid(cluster, "controller.pid")];
     pids.extend((1..=nodes).map(|i| emu_tests::daemon_pid(cluster, &format!("nodes/node-{i}/agent.pid"))));
-    let rss = pids.iter().map(|p| proc_mb(*p, "status", "VmRSS:")).sum();
-    let pss = pids.iter().map(|p| proc_mb(*p, "smaps_rollup", "Pss:")).sum();
+    let rss = pids.iter().map(|p| emu_tests::bench::proc_mb(*p, "status", "VmRSS:")).sum();
+    let pss = pids.iter().map(|p| emu_tests::bench::proc_mb(*p, "smaps_rollup", "Pss:")).sum();
     (rss, pss)
 }
 

@@ -121,3 +121,33 @@ fn read_lines(from: impl std::io::Read + Send + 'static, to: mpsc::Sender<String
         }
     });
 }
+
+/// `GET /` on 127.0.0.1:`port` (a port kubectl forwards), as `host`: the whole answer, or what
+/// came before an error.
+pub fn http_get(port: u16, host: &str) -> String {
+    use std::io::{Read, Write};
+    let mut answer = String::new();
+    if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let _ = s.write_all(format!("GET / HTTP/1.0\r\nHost: {host}\r\n\r\n").as_bytes());
+        let _ = s.read_to_string(&mut answer);
+    }
+    answer
+}
+
+/// A client certificate and key (PEM) for CN `user` in O `group`, signed with the cluster's CA
+/// key in `pki` (the CA's subject is CN kubernetes, as kubeadm names it).
+pub fn client_cert(pki: &Path, user: &str, group: &str) -> (String, String) {
+    let ca_key = rcgen::KeyPair::from_pem(&std::fs::read_to_string(pki.join("ca.key")).expect("the cluster CA's key")).unwrap();
+    let mut ca = rcgen::CertificateParams::default();
+    ca.distinguished_name = rcgen::DistinguishedName::new();
+    ca.distinguished_name.push(rcgen::DnType::CommonName, "kubernetes");
+    let mut params = rcgen::CertificateParams::default();
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params.distinguished_name.push(rcgen::DnType::OrganizationName, group);
+    params.distinguished_name.push(rcgen::DnType::CommonName, user);
+    params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = params.signed_by(&key, &rcgen::Issuer::new(ca, ca_key)).unwrap();
+    (cert.pem(), key.serialize_pem())
+}
