@@ -366,6 +366,7 @@ async fn deliver(mut served: rest::Served, pretty: bool, mut upgrade: Option<OnU
         served = match served {
             rest::Served::Reply(answer) => return reply(status_code(answer.status), answer.content_type, answer.body),
             rest::Served::Stream(stream) => return streamed(stream),
+            rest::Served::Proxied(answer) => return proxied(answer),
             rest::Served::Later(pending) => match pending.await {
                 Ok(next) => next,
                 Err(e) => return failure(&e, pretty),
@@ -473,6 +474,20 @@ fn deprecation_warning(request: &Request<Bytes>) -> Option<&'static str> {
 /// `Content-Length`.
 fn reply(status: StatusCode, content_type: &'static str, body: String) -> Response<Body> {
     with_headers(status, content_type, Full::new(Bytes::from(body)).map_err(|never| match never {}).boxed())
+}
+
+/// What a pod answered through the proxy subresource, with its own headers (hyper sets the
+/// length).
+fn proxied(answer: rest::Proxied) -> Response<Body> {
+    let mut response = Response::new(Full::new(answer.body).map_err(|never| match never {}).boxed());
+    *response.status_mut() = status_code(answer.status);
+    let headers = response.headers_mut();
+    for (name, value) in &answer.headers {
+        if let (Ok(name), Ok(value)) = (header::HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value)) {
+            headers.append(name, value);
+        }
+    }
+    response
 }
 
 /// A streamed answer: hyper writes the head at once and the body in chunks as they come

@@ -144,6 +144,24 @@ fn kubectl_reads_logs_and_runs_commands() {
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(std::fs::read_to_string(&back).unwrap(), "hello from the host\n");
 
+    // The proxy subresources: the pod's page, and the same through a Service, with get --raw
+    // and through kubectl proxy on a local port.
+    let page = kubectl(d, limit, &["get", "--raw", "/api/v1/namespaces/default/pods/web/proxy/"]).ok().stdout;
+    assert!(page.contains("Welcome to nginx!"), "{page}");
+    kubectl(d, limit, &["label", "pod", "web", "app=web"]).ok();
+    kubectl(d, limit, &["expose", "pod", "web", "--port=8080", "--target-port=80"]).ok();
+    c.wait_for("the Service's endpoint", limit, || c.emu(&["get", "ep", "web"]).ok().stdout.contains(":80").then_some(()));
+    let page = kubectl(d, limit, &["get", "--raw", "/api/v1/namespaces/default/services/web:8080/proxy/"]).ok().stdout;
+    assert!(page.contains("Welcome to nginx!"), "{page}");
+    let missing = kubectl(d, limit, &["get", "--raw", "/api/v1/namespaces/default/services/nope/proxy/"]);
+    assert!(missing.code != 0 && missing.stderr.contains("services \"nope\" not found"), "{}", missing.stderr);
+    let mut proxy = Streaming::start(d, &["proxy", "--port=0"]);
+    let line = proxy.expect("the local port", limit, |l| l.starts_with("Starting to serve on 127.0.0.1:"));
+    let port: u16 = line["Starting to serve on 127.0.0.1:".len()..].trim().parse().unwrap();
+    let page = kubectl_support::http_get_path(port, "/api/v1/namespaces/default/services/web/proxy/");
+    assert!(page.starts_with("HTTP/1.0 200 OK") && page.contains("Welcome to nginx!"), "{page}");
+    drop(proxy);
+
     let none = kubectl(d, limit, &["exec", "two", "-c", "nope", "--", "true"]);
     assert!(none.code != 0 && none.stderr.contains("container nope is not valid for pod two"), "{}", none.stderr);
 }

@@ -44,6 +44,9 @@ const fn own(kind: &'static str) -> GroupVersionKind {
     GroupVersionKind { group: "", version: "", kind }
 }
 
+/// The verbs of a proxy subresource, as kube-apiserver lists them.
+const PROXY_VERBS: [&str; 5] = ["create", "delete", "get", "patch", "update"];
+
 fn subresources(rk: &ResourceKind) -> Vec<Subresource> {
     let status = Subresource { name: "status", kind: own(rk.kind), verbs: &STATUS_VERBS };
     let scale =
@@ -59,6 +62,7 @@ fn subresources(rk: &ResourceKind) -> Vec<Subresource> {
             Subresource { name: "exec", kind: own("PodExecOptions"), verbs: &["create", "get"] },
             Subresource { name: "log", kind: own("Pod"), verbs: &["get"] },
             Subresource { name: "portforward", kind: own("PodPortForwardOptions"), verbs: &["create", "get"] },
+            Subresource { name: "proxy", kind: own("PodProxyOptions"), verbs: &PROXY_VERBS },
             status,
         ],
         "Deployment" | "ReplicaSet" => vec![scale, status],
@@ -68,7 +72,8 @@ fn subresources(rk: &ResourceKind) -> Vec<Subresource> {
             kind: GroupVersionKind { group: "authentication.k8s.io", version: "v1", kind: "TokenRequest" },
             verbs: &["create"],
         }],
-        "Service" | "Node" | "Namespace" | "Fault" => vec![status],
+        "Service" => vec![Subresource { name: "proxy", kind: own("ServiceProxyOptions"), verbs: &PROXY_VERBS }, status],
+        "Node" | "Namespace" | "Fault" => vec![status],
         _ => vec![],
     }
 }
@@ -407,7 +412,7 @@ mod tests {
         assert_eq!(pods["categories"], json!(["all"]));
         assert_eq!(pods["verbs"], json!(VERBS));
         let subs: Vec<&str> = pods["subresources"].as_array().unwrap().iter().map(|s| s["subresource"].as_str().unwrap()).collect();
-        assert_eq!(subs, ["attach", "eviction", "exec", "log", "portforward", "status"]);
+        assert_eq!(subs, ["attach", "eviction", "exec", "log", "portforward", "proxy", "status"]);
         assert_eq!(
             find(&pods["subresources"], "subresource", "eviction")["responseKind"],
             json!({"group": "policy", "version": "v1", "kind": "Eviction"})

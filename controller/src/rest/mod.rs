@@ -18,6 +18,7 @@ pub mod channel;
 pub mod discovery;
 pub mod list;
 pub mod openapi;
+pub mod proxy;
 pub mod request;
 pub mod review;
 pub mod spdy;
@@ -88,6 +89,16 @@ pub enum Served {
     Stream(Stream),
     Later(Pending),
     Upgrade(Upgrade),
+    /// What a pod answered through the proxy subresource, its headers passed on.
+    Proxied(Proxied),
+}
+
+/// A proxied answer: the target's status, headers (minus hop-by-hop ones) and body.
+#[derive(Debug)]
+pub struct Proxied {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: bytes::Bytes,
 }
 
 impl std::fmt::Debug for Served {
@@ -97,6 +108,7 @@ impl std::fmt::Debug for Served {
             Served::Stream(s) => f.debug_tuple("Stream").field(s).finish(),
             Served::Later(_) => f.write_str("Later(..)"),
             Served::Upgrade(u) => f.debug_struct("Upgrade").field("protocols", &u.protocols).finish_non_exhaustive(),
+            Served::Proxied(p) => f.debug_tuple("Proxied").field(&p.status).finish(),
         }
     }
 }
@@ -159,6 +171,14 @@ pub fn serve(
     sent: Sent,
 ) -> Result<Served, ApiError> {
     let rk = discovery::resource(&info.group, &info.version, &info.resource).ok_or_else(ApiError::no_such_path)?;
+    // `pods/NAME/proxy/PATH…`, `services/NAME/proxy/PATH…`: the path goes on past the subresource.
+    if info.subresource == "proxy" && info.group.is_empty() && matches!(info.resource.as_str(), "pods" | "services") {
+        if info.namespace.is_empty() {
+            return Err(ApiError::no_such_path());
+        }
+        let call = Call { shared, rk, info, output, query: request::query_pairs(query), pretty, now };
+        return proxy::serve(&call, query, sent);
+    }
     // `namespaces/<name>` names the namespace itself; otherwise a cluster-scoped kind has no
     // namespace in its path, and a namespaced object is only found in one.
     let object_path = info.parts.len() >= 2;

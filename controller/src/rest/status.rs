@@ -147,6 +147,11 @@ impl ApiError {
         }
     }
 
+    /// 503: what the request needs is not there yet (a Service without endpoints).
+    pub fn service_unavailable(message: impl Into<String>) -> ApiError {
+        ApiError { code: 503, reason: "ServiceUnavailable", message: message.into(), details: Some(Box::default()) }
+    }
+
     pub fn internal(message: impl Into<String>) -> ApiError {
         ApiError { code: 500, reason: "InternalError", message: message.into(), details: Some(Box::default()) }
     }

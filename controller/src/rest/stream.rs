@@ -136,10 +136,9 @@ fn pod(call: &Call) -> Result<std::sync::Arc<Value>, ApiError> {
     call.shared.store.get_shared(&key).ok_or_else(|| ApiError::not_found("", "pods", &call.info.name))
 }
 
-/// `GET pods/NAME/log`: the container's log as text, streamed as the agent sends it.
-///
-/// The agent keeps a container's output as it was written, without the time of each line, so
-/// `timestamps`, `sinceSeconds` and `sinceTime` are checked but cannot select or prefix lines.
+/// `GET pods/NAME/log`: the container's log as text, streamed as the agent sends it; with
+/// `timestamps`, `sinceSeconds` or `sinceTime` the agent stamps or selects lines by the times it
+/// keeps beside the log.
 pub(super) fn logs(call: &Call) -> Result<Served, ApiError> {
     let pod = pod(call)?;
     let options = LogOptions::parse(&call.query, &call.info.name)?;

@@ -125,11 +125,21 @@ fn read_lines(from: impl std::io::Read + Send + 'static, to: mpsc::Sender<String
 /// `GET /` on 127.0.0.1:`port` (a port kubectl forwards), as `host`: the whole answer, or what
 /// came before an error.
 pub fn http_get(port: u16, host: &str) -> String {
+    http_request(port, host, "/")
+}
+
+/// `GET path` on 127.0.0.1:`port` (kubectl proxy's): the whole answer, or what came before an
+/// error.
+pub fn http_get_path(port: u16, path: &str) -> String {
+    http_request(port, "127.0.0.1", path)
+}
+
+fn http_request(port: u16, host: &str, path: &str) -> String {
     use std::io::{Read, Write};
     let mut answer = String::new();
     if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        let _ = s.write_all(format!("GET / HTTP/1.0\r\nHost: {host}\r\n\r\n").as_bytes());
+        let _ = s.write_all(format!("GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").as_bytes());
         let _ = s.read_to_string(&mut answer);
     }
     answer
