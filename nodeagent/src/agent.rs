@@ -723,6 +723,7 @@ fn sandbox_spec(agent: &Agent, pod: &Pod, ip: Ipv4Addr, objects: &Objects) -> Re
                 working_dir: c.working_dir.clone(),
                 tty: c.tty.unwrap_or(false),
                 stdin: c.stdin.unwrap_or(false),
+                stdin_once: c.stdin_once.unwrap_or(false),
                 mounts: volume_mounts(c, &volumes),
                 restarts_before: restarts_before(pod, &c.name),
             })

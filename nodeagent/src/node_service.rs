@@ -162,7 +162,11 @@ impl NodeService {
                 let _ = w.write_all(&console::frames(console::FRAME_RESIZE, &resize_payload(&size))).await;
             }
         }
+        // Where the log ends now: the output of the input about to be passed on comes after it.
+        let log = sandbox::log_path(&dir, &start.container);
+        let log_end = std::fs::metadata(&log).map_or(0, |m| m.len());
         // The caller's input and window sizes, to the console.
+        let with_stdin = start.stdin;
         tokio::spawn(async move {
             while let Ok(Some(m)) = inbound.message().await {
                 let Some(w) = to_console.as_mut() else { continue };
@@ -175,8 +179,11 @@ impl NodeService {
                     return;
                 }
             }
+            // The caller's input ended (kubectl's stdin closed): a stdinOnce container's ends too.
+            if let Some(w) = to_console.as_mut().filter(|_| with_stdin) {
+                let _ = w.write_all(&[console::FRAME_INPUT_END, 0, 0]).await;
+            }
         });
-        let log = sandbox::log_path(&dir, &start.container);
         tokio::spawn(async move {
             let ended = match from_console.as_mut() {
                 // A terminal's output comes on the connection, which closes with the run.
@@ -194,7 +201,7 @@ impl NodeService {
                     }
                 }
                 // Other output is the log's; the connection's end is the run's.
-                console => follow_log_until(&dir, &log, console, &tx).await,
+                console => follow_log_until(&dir, &log, log_end, console, &tx).await,
             };
             if ended {
                 let _ = tx.send(Ok(ExecOutput { output: Some(Output::ExitCode(0)) })).await;
@@ -441,15 +448,15 @@ fn resize_payload(size: &TerminalSize) -> [u8; 4] {
     [r[0], r[1], c[0], c[1]]
 }
 
-/// What `log` gets from now on, sent as stdout, until `console`'s connection closes (the run
+/// What `log` gets past `offset`, sent as stdout, until `console`'s connection closes (the run
 /// ended: true), or without one until the pod or the caller is gone (false).
 async fn follow_log_until(
     dir: &Path,
     log: &Path,
+    mut offset: u64,
     mut console: Option<&mut tokio::net::unix::OwnedReadHalf>,
     tx: &Sender<ExecOutput>,
 ) -> bool {
-    let mut offset = tokio::fs::metadata(log).await.map(|m| m.len()).unwrap_or(0);
     let mut byte = [0u8; 1];
     loop {
         let closed = async {

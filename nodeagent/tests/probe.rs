@@ -259,6 +259,7 @@ fn busybox_pod(netns: &Netns) -> Pod {
             working_dir: None,
             tty: false,
             stdin: false,
+            stdin_once: false,
             mounts: vec![],
             restarts_before: 0,
         }],

@@ -136,6 +136,7 @@ fn container(name: &str, image: &str, command: &[&str]) -> ContainerSpec {
         working_dir: None,
         tty: false,
         stdin: false,
+        stdin_once: false,
         mounts: vec![],
         restarts_before: 0,
     }

@@ -8,9 +8,12 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// `emu ARGS --cluster texec` with `input` on its stdin: (exit code, stdout, stderr).
+/// `emu ARGS --cluster texec` with `input` on its stdin, killed after a minute: (exit code,
+/// stdout, stderr).
 fn with_stdin(args: &[&str], input: &str) -> (i32, String, String) {
-    let mut child = Command::new(emu_path())
+    let mut child = Command::new("timeout")
+        .args(["-s", "KILL", "60"])
+        .arg(emu_path())
         .args(["--cluster", "texec"])
         .args(args)
         .stdin(Stdio::piped())
@@ -104,6 +107,11 @@ fn exec_streams_stdio_terminals_and_exit_codes_through_the_agent() {
         "hi\n",
     );
     assert_eq!((code, out.as_str()), (4, "got hi\n"));
+    // stdinOnce (emu run -i sets it, as kubectl run -i): the end of the caller's input is the end
+    // of the container's, so cat ends.
+    let (code, out, err) =
+        with_stdin(&["run", "catter", "--image=busybox", "-i", "--restart=Never", "--command", "--", "cat"], "one\ntwo\n");
+    assert_eq!((code, out.as_str()), (0, "one\ntwo\n"), "{err}");
     // Without a terminal, ssh passes stdin on.
     assert_eq!(with_stdin(&["ssh", "node-1", "--", "cat"], "piped\n").1, "piped\n");
 

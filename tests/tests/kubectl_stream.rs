@@ -162,6 +162,17 @@ fn kubectl_reads_logs_and_runs_commands() {
     assert!(page.starts_with("HTTP/1.0 200 OK") && page.contains("Welcome to nginx!"), "{page}");
     drop(proxy);
 
+    // run -i with stdin from a pipe (stdinOnce): cat gets the input and its end, the pod is
+    // deleted after, as kubectl run -i --rm does it.
+    let piped = kubectl_support::kubectl_with_input(
+        d,
+        limit,
+        &["run", "catter", "-i", "--rm", "--restart=Never", "--image=busybox", "--", "cat"],
+        b"piped\n",
+    );
+    assert_eq!(piped.code, 0, "{}{}", piped.stdout, piped.stderr);
+    assert!(piped.stdout.starts_with("piped\n") && piped.stdout.contains("pod \"catter\" deleted"), "{}", piped.stdout);
+
     let none = kubectl(d, limit, &["exec", "two", "-c", "nope", "--", "true"]);
     assert!(none.code != 0 && none.stderr.contains("container nope is not valid for pod two"), "{}", none.stderr);
 }

@@ -27,6 +27,8 @@ use tracing::warn;
 pub const FRAME_INPUT: u8 = 0;
 /// A frame with the client's window size (terminals).
 pub const FRAME_RESIZE: u8 = 1;
+/// The client's input ended (no payload): with `stdinOnce`, the container's stdin closes.
+pub const FRAME_INPUT_END: u8 = 2;
 
 /// After a run ended, how long its terminal must stay quiet before its clients are let go: what
 /// the run wrote last is passed from the terminal's slave side to its master side by a kernel
@@ -67,7 +69,7 @@ pub struct Console {
 impl Console {
     /// Opens a console for container `name` of the pod in `pod_dir` (a terminal or a stdin
     /// pipe) and forks its relay. Must be called while the process is single-threaded.
-    pub fn open(pod_dir: &Path, name: &str, log: PathBuf, terminal: bool) -> io::Result<Console> {
+    pub fn open(pod_dir: &Path, name: &str, log: PathBuf, terminal: bool, stdin_once: bool) -> io::Result<Console> {
         let (outside, inside) = if terminal {
             let pty = nix::pty::openpty(None, None).map_err(io::Error::from)?;
             // Only the container's stdio is the slave: it must not leak into other programs.
@@ -93,7 +95,7 @@ impl Console {
                 // The relay keeps the slave open too: between two runs, reading the master
                 // must wait for output, not fail.
                 let keep = terminal.then_some(inside);
-                relay(listener, outside, keep, Ends { ended: ended_r, acks: acks_w }, log, terminal);
+                relay(listener, outside, keep, Ends { ended: ended_r, acks: acks_w }, log, terminal, stdin_once && !terminal);
                 // SAFETY: leaving the forked child without running the shim's exit handlers.
                 unsafe { libc::_exit(0) }
             }
@@ -139,7 +141,8 @@ fn bind_in(dir: &Path, name: &str) -> io::Result<UnixListener> {
 
 /// The relay's life: accept clients, pass their input on, send them (and the log) a terminal's
 /// output, close them when a run ends. Returns when the shim is gone.
-fn relay(listener: UnixListener, outside: OwnedFd, keep: Option<OwnedFd>, ends: Ends, log: PathBuf, terminal: bool) {
+/// With `stdin_once` (a stdin pipe only), the end of a client's input closes the pipe for good.
+fn relay(listener: UnixListener, outside: OwnedFd, keep: Option<OwnedFd>, ends: Ends, log: PathBuf, terminal: bool, stdin_once: bool) {
     // SAFETY: prctl and sigprocmask change only this process.
     unsafe {
         // The relay goes with its shim, even a SIGKILLed one.
@@ -149,15 +152,21 @@ fn relay(listener: UnixListener, outside: OwnedFd, keep: Option<OwnedFd>, ends: 
         libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
     }
     let _keep = keep;
-    let outside = Arc::new(std::fs::File::from(outside));
+    let outside = std::fs::File::from(outside);
+    // Only a terminal's output is read here; a stdin pipe's writing side must have no other
+    // holder, or closing it would not end the container's input.
+    let from = terminal.then(|| outside.try_clone());
+    // The console's writing side; None once a stdinOnce container's input ended.
+    let input: Arc<Mutex<Option<std::fs::File>>> = Arc::new(Mutex::new(Some(outside)));
     let clients: Arc<Mutex<Vec<UnixStream>>> = Arc::default();
     {
-        let (from, clients) = (outside.clone(), clients.clone());
-        std::thread::spawn(move || match terminal {
+        let clients = clients.clone();
+        std::thread::spawn(move || match from {
             // A terminal's clients are let go by its output's thread, after the run's last output.
-            true => send_output(&from, &log, &clients, &ends),
+            Some(Ok(from)) => send_output(&from, &log, &clients, &ends),
+            Some(Err(e)) => warn!("the terminal's output cannot be read: {e}"),
             // Other output is the log's, which the container wrote before it exited.
-            false => {
+            None => {
                 while next_end(&ends) {
                     let_go(&clients);
                     ends.ack();
@@ -170,8 +179,8 @@ fn relay(listener: UnixListener, outside: OwnedFd, keep: Option<OwnedFd>, ends: 
         if let Ok(copy) = stream.try_clone() {
             clients.lock().unwrap().push(copy);
         }
-        let to = outside.clone();
-        std::thread::spawn(move || take_input(stream, &to, terminal));
+        let to = input.clone();
+        std::thread::spawn(move || take_input(stream, &to, terminal, stdin_once));
     }
 }
 
@@ -187,7 +196,7 @@ fn next_end(ends: &Ends) -> bool {
 }
 
 /// A client's frames: input written to the console, window sizes set on the terminal.
-fn take_input(mut from: UnixStream, to: &std::fs::File, terminal: bool) {
+fn take_input(mut from: UnixStream, to: &Mutex<Option<std::fs::File>>, terminal: bool, stdin_once: bool) {
     let mut header = [0u8; 3];
     let mut payload = vec![0u8; u16::MAX as usize];
     while from.read_exact(&mut header).is_ok() {
@@ -195,9 +204,15 @@ fn take_input(mut from: UnixStream, to: &std::fs::File, terminal: bool) {
         if from.read_exact(&mut payload[..len]).is_err() {
             return;
         }
+        // Not held across a write that may block: a full pipe must not stop other clients' resizes.
+        let Some(console) = to.lock().unwrap().as_ref().and_then(|f| f.try_clone().ok()) else { return };
         match header[0] {
-            FRAME_INPUT if (&*to).write_all(&payload[..len]).is_err() => return,
+            FRAME_INPUT if (&console).write_all(&payload[..len]).is_err() => return,
             FRAME_INPUT => {}
+            FRAME_INPUT_END if stdin_once => {
+                to.lock().unwrap().take();
+                return;
+            }
             FRAME_RESIZE if terminal && len == 4 => {
                 let size = libc::winsize {
                     ws_row: u16::from_be_bytes([payload[0], payload[1]]),
@@ -206,7 +221,7 @@ fn take_input(mut from: UnixStream, to: &std::fs::File, terminal: bool) {
                     ws_ypixel: 0,
                 };
                 // SAFETY: TIOCSWINSZ reads a winsize from the pointer given.
-                unsafe { libc::ioctl(to.as_raw_fd(), libc::TIOCSWINSZ, &size) };
+                unsafe { libc::ioctl(console.as_raw_fd(), libc::TIOCSWINSZ, &size) };
             }
             _ => {}
         }

@@ -102,6 +102,10 @@ pub struct ContainerSpec {
     pub working_dir: Option<String>,
     pub tty: bool,
     pub stdin: bool,
+    /// The container's stdin closes when the first attached client's input ends (kubelet's
+    /// `stdinOnce`; kubectl run -i sets it): a program reading it then sees its end.
+    #[serde(default)]
+    pub stdin_once: bool,
     /// The container's volume mounts, in manifest order.
     #[serde(default)]
     pub mounts: Vec<MountSpec>,

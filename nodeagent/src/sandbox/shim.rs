@@ -369,7 +369,7 @@ impl Pod {
         let started_at = rfc3339(SystemTime::now());
         let c = &mut self.containers[i];
         if c.console.is_none() && (c.spec.stdin || c.spec.tty) {
-            match Console::open(&self.dir, &name, log.clone(), c.spec.tty) {
+            match Console::open(&self.dir, &name, log.clone(), c.spec.tty, c.spec.stdin_once) {
                 Ok(console) => c.console = Some(console),
                 Err(e) => warn!(container = %name, "opening the container's console: {e}; it cannot be attached to"),
             }
