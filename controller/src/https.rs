@@ -277,7 +277,16 @@ impl Router {
         let content_type = header_text(request, header::CONTENT_TYPE);
         let sent = rest::Sent { body: request.body(), content_type: &content_type };
         // A role or binding may grant only what its author holds (RBAC's escalation check).
-        if let Err(e) = authz::confirm_no_escalation(&user, &info, sent, policy) {
+        // A PATCH is checked on what it would make of the stored object.
+        let live = (info.verb == "patch")
+            .then(|| {
+                let rk = emu_api::kinds::KINDS.iter().find(|k| k.group == info.group && k.plural == info.resource)?;
+                let namespace = if rk.namespaced { info.namespace.clone() } else { String::new() };
+                let key = crate::store::ObjectKey { kind: rk.kind.to_string(), namespace, name: info.name.clone() };
+                self.shared.as_ref()?.store.get_shared(&key)
+            })
+            .flatten();
+        if let Err(e) = authz::confirm_no_escalation(&user, &info, sent, policy, live.as_deref()) {
             return failure(&e, pretty);
         }
         // The reviews a client asks about itself need who it is, which only the router knows.

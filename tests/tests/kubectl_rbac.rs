@@ -216,6 +216,15 @@ fn rbac_grants_what_the_bound_role_allows() {
     );
     let role = kubectl_as(&dir.0, &alice, &["create", "role", "pods", "--verb=get,delete", "--resource=pods", "-n", "team"]);
     assert_eq!(role.ok().stdout, "role.rbac.authorization.k8s.io/pods created\n");
+    // Nor by a patch: what the patch would make is what is checked.
+    let add_nodes = r#"[{"op":"add","path":"/rules/-","value":{"apiGroups":[""],"resources":["nodes"],"verbs":["get"]}}]"#;
+    let patched = kubectl_as(&dir.0, &alice, &["patch", "role", "pods", "-n", "team", "--type=json", "-p", add_nodes]);
+    assert_eq!(
+        (patched.code, patched.stderr),
+        (1, format!("Error from server (Forbidden): roles.rbac.authorization.k8s.io \"pods\" {not_held}\n{{APIGroups:[\"\"], Resources:[\"nodes\"], Verbs:[\"get\"]}}\n"))
+    );
+    let labelled = kubectl_as(&dir.0, &alice, &["label", "role", "pods", "-n", "team", "tier=web"]);
+    assert_eq!(labelled.ok().stdout, "role.rbac.authorization.k8s.io/pods labeled\n");
 
     // emu's own apply admits RBAC's kinds as the API server does.
     let applied = c.apply(

@@ -121,9 +121,15 @@ impl Policy for Stored<'_> {
 /// may hold only rules its author holds, unless the author may `escalate` it; a binding may grant
 /// only a role whose rules its author holds where the binding applies, unless the author may
 /// `bind` that role. The object is read from the body as the write will read it (JSON or
-/// protobuf); one that does not decode is left to the write to refuse. Not checked: a PATCH,
-/// whose result is only known inside the write.
-pub fn confirm_no_escalation(user: &User, info: &RequestInfo, sent: Sent, policy: &dyn Policy) -> Result<(), ApiError> {
+/// protobuf), or for a PATCH made from the stored object `live` and the patch; one that does not
+/// decode or apply is left to the write to refuse.
+pub fn confirm_no_escalation(
+    user: &User,
+    info: &RequestInfo,
+    sent: Sent,
+    policy: &dyn Policy,
+    live: Option<&Value>,
+) -> Result<(), ApiError> {
     const GROUP: &str = "rbac.authorization.k8s.io";
     let kind = match info.resource.as_str() {
         "roles" => "Role",
@@ -132,15 +138,25 @@ pub fn confirm_no_escalation(user: &User, info: &RequestInfo, sent: Sent, policy
         "clusterrolebindings" => "ClusterRoleBinding",
         _ => return Ok(()),
     };
-    if !info.resource_request || info.group != GROUP || !info.subresource.is_empty() || !matches!(info.verb.as_str(), "create" | "update") {
+    if !info.resource_request
+        || info.group != GROUP
+        || !info.subresource.is_empty()
+        || !matches!(info.verb.as_str(), "create" | "update" | "patch")
+    {
         return Ok(());
     }
     if user.in_group(MASTERS) {
         return Ok(());
     }
     let media = sent.content_type.split(';').next().unwrap_or("").trim();
-    let body: Option<Value> =
-        if media == protobuf::MEDIA_TYPE { protobuf::decode(kind, sent.body).ok() } else { serde_json::from_slice(sent.body).ok() };
+    let body: Option<Value> = if info.verb == "patch" {
+        // What the object would be once patched: what is checked is what would be stored.
+        patched(media, sent.body, live)
+    } else if media == protobuf::MEDIA_TYPE {
+        protobuf::decode(kind, sent.body).ok()
+    } else {
+        serde_json::from_slice(sent.body).ok()
+    };
     let Some(body) = body else { return Ok(()) };
     let name = body.pointer("/metadata/name").and_then(Value::as_str).unwrap_or(&info.name).to_string();
     let ask = |verb: &'static str, resource: &'static str, name: &str| {
@@ -203,6 +219,30 @@ pub fn confirm_no_escalation(user: &User, info: &RequestInfo, sent: Sent, policy
         return Ok(());
     }
     Err(forbidden(info, &name, &rbac::escalation_error(who, &missing, resolution_error.as_deref())))
+}
+
+/// A role or binding as `live` would become with the patch `body` of media type `media` (an
+/// apply's configuration merged in, or the object itself when there is none yet); None when the
+/// patch cannot apply (the write answers that).
+fn patched(media: &str, body: &[u8], live: Option<&Value>) -> Option<Value> {
+    use emu_api::patch::{self, PatchType};
+    let text = std::str::from_utf8(body).ok()?;
+    let ty = match media {
+        "application/json-patch+json" => PatchType::Json,
+        "application/merge-patch+json" => PatchType::Merge,
+        "application/strategic-merge-patch+json" => PatchType::Strategic,
+        // Server-side apply: a role's rules and a binding's subjects are atomic lists, which a
+        // merge replaces as an apply does.
+        "application/apply-patch+yaml" | "application/apply-patch+json" => {
+            let applied = patch::parse(text).ok()?;
+            return Some(match live {
+                Some(live) => patch::merge_patch(live, &applied).ok()?,
+                None => applied,
+            });
+        }
+        _ => return None,
+    };
+    patch::apply(ty, live?, &patch::parse(text).ok()?).ok()
 }
 
 /// `apierrors.NewForbidden` of the object `name` the request writes, for `why`.
@@ -323,10 +363,10 @@ mod tests {
         let sent = Sent { body, content_type: "application/json" };
         let policy = crate::rbac_defaults::Defaults::new();
         // Every authenticated user holds system:discovery's rules; nobody but masters holds view's.
-        confirm_no_escalation(&sa(), &post, sent, &policy).unwrap();
+        confirm_no_escalation(&sa(), &post, sent, &policy, None).unwrap();
         let view = String::from_utf8_lossy(body).replace("system:discovery", "view");
         let sent = Sent { body: view.as_bytes(), content_type: "application/json" };
-        let e = confirm_no_escalation(&sa(), &post, sent, &policy).unwrap_err();
+        let e = confirm_no_escalation(&sa(), &post, sent, &policy, None).unwrap_err();
         assert_eq!(e.code, 403);
         assert!(
             e.message.starts_with("clusterrolebindings.rbac.authorization.k8s.io \"b\" is forbidden: user \"system:serviceaccount:default:default\" (groups=[\"system:serviceaccounts\" \"system:serviceaccounts:default\" \"system:authenticated\"]) is attempting to grant RBAC permissions not currently held:\n{APIGroups:[\"\"], Resources:[\"bindings\"], Verbs:[\"get\" \"list\" \"watch\"]}\n"),
@@ -334,10 +374,20 @@ mod tests {
             e.message
         );
         let admin = User::from_certificate("kubernetes-admin", &["system:masters".into()]);
-        confirm_no_escalation(&admin, &post, sent, &policy).unwrap();
-        // A PATCH is not checked here; nor is anything but RBAC's kinds.
-        confirm_no_escalation(&sa(), &info("PATCH", "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/b"), sent, &policy).unwrap();
-        confirm_no_escalation(&sa(), &info("POST", "/api/v1/namespaces/default/configmaps"), sent, &policy).unwrap();
+        confirm_no_escalation(&admin, &post, sent, &policy, None).unwrap();
+        // A PATCH is checked on the object it would make: turning a harmless binding into one of
+        // view is refused, a label is not.
+        let live: Value = serde_json::from_slice(body).unwrap();
+        let patch = info("PATCH", "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/b");
+        let to_view = Sent { body: br#"{"roleRef":{"name":"view"}}"#, content_type: "application/merge-patch+json" };
+        assert_eq!(confirm_no_escalation(&sa(), &patch, to_view, &policy, Some(&live)).unwrap_err().code, 403);
+        let json_patch =
+            Sent { body: br#"[{"op":"replace","path":"/roleRef/name","value":"view"}]"#, content_type: "application/json-patch+json" };
+        assert_eq!(confirm_no_escalation(&sa(), &patch, json_patch, &policy, Some(&live)).unwrap_err().code, 403);
+        let label = Sent { body: br#"{"metadata":{"labels":{"a":"b"}}}"#, content_type: "application/merge-patch+json" };
+        confirm_no_escalation(&sa(), &patch, label, &policy, Some(&live)).unwrap();
+        // Nothing but RBAC's kinds is checked.
+        confirm_no_escalation(&sa(), &info("POST", "/api/v1/namespaces/default/configmaps"), sent, &policy, None).unwrap();
     }
 
     #[test]
