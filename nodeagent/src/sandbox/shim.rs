@@ -1,9 +1,10 @@
 //! The shim: one single-threaded supervisor per pod.
 //!
-//! It waits for signals with `sigtimedwait` (all of them blocked, so nothing is lost between
-//! waits): SIGCHLD means a container exited, SIGTERM/SIGINT mean stop the pod, a timeout means a
-//! back-off expired. Being single-threaded is what makes forking containers with `clone` and
-//! entering namespaces safe.
+//! It waits with `poll` on a signalfd (every signal it handles is blocked, so nothing is lost
+//! between waits) and on the containers' output pipes, which it copies to their logs with the
+//! time each piece came ([`super::logfile`]): SIGCHLD means a container exited, SIGTERM/SIGINT
+//! mean stop the pod, a timeout means a back-off expired. Being single-threaded is what makes
+//! forking containers with `clone` and entering namespaces safe.
 
 use std::fs::{self, File};
 use std::io::{self, Read};
