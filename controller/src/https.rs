@@ -278,7 +278,7 @@ impl Router {
         let sent = rest::Sent { body: request.body(), content_type: &content_type };
         // A role or binding may grant only what its author holds (RBAC's escalation check).
         // A PATCH is checked on what it would make of the stored object.
-        let live = (info.verb == "patch")
+        let live = (info.verb == "patch" && info.group == emu_api::defaults::RBAC_GROUP)
             .then(|| {
                 let rk = emu_api::kinds::KINDS.iter().find(|k| k.group == info.group && k.plural == info.resource)?;
                 let namespace = if rk.namespaced { info.namespace.clone() } else { String::new() };
@@ -474,6 +474,10 @@ fn pretty(request: &Request<Bytes>) -> bool {
 /// every answer past authorization (kubectl prints it as `Warning: …`): core v1 Endpoints since
 /// Kubernetes 1.33, the version emu reports.
 fn deprecation_warning(request: &Request<Bytes>) -> Option<&'static str> {
+    // The request was parsed once already; only one naming endpoints is worth parsing again.
+    if !request.uri().path().split('/').any(|segment| segment == "endpoints") {
+        return None;
+    }
     let info = RequestInfo::parse(request.method().as_str(), request.uri().path(), request.uri().query().unwrap_or("")).ok()?;
     (info.resource_request && info.group.is_empty() && info.version == "v1" && info.resource == "endpoints")
         .then_some("299 - \"v1 Endpoints is deprecated in v1.33+; use discovery.k8s.io/v1 EndpointSlice\"")

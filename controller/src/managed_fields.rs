@@ -418,16 +418,7 @@ fn compare_values(l: Option<&Value>, r: Option<&Value>, relation: Relation, sche
                 leaf_container(l, r, at, c);
             }
             let empty = Map::new();
-            let (lm, rm) = (lm.unwrap_or(&empty), rm.unwrap_or(&empty));
-            let mut names: Vec<&String> = lm.keys().chain(rm.keys()).collect();
-            names.sort();
-            names.dedup();
-            for name in names {
-                let (relation, child) = field(schema, name);
-                at.push(format!("f:{name}"));
-                compare_values(lm.get(name), rm.get(name), relation, child, at, c);
-                at.pop();
-            }
+            compare_fields(lm.unwrap_or(&empty), rm.unwrap_or(&empty), schema, at, c);
         }
         Relation::ListMap(keys) if is(l, Value::is_array) || is(r, Value::is_array) => {
             let (la, ra) = (l.and_then(Value::as_array), r.and_then(Value::as_array));
@@ -490,7 +481,11 @@ fn leaf_container(l: Option<&Value>, r: Option<&Value>, at: &[String], c: &mut C
 
 fn compare_maps(l: &Value, r: &Value, schema: Schema, at: &mut Vec<String>, c: &mut Comparison) {
     let empty = Map::new();
-    let (lm, rm) = (l.as_object().unwrap_or(&empty), r.as_object().unwrap_or(&empty));
+    compare_fields(l.as_object().unwrap_or(&empty), r.as_object().unwrap_or(&empty), schema, at, c);
+}
+
+/// Every field of either map, compared by its relation in `schema`.
+fn compare_fields(lm: &Map<String, Value>, rm: &Map<String, Value>, schema: Schema, at: &mut Vec<String>, c: &mut Comparison) {
     let mut names: Vec<&String> = lm.keys().chain(rm.keys()).collect();
     names.sort();
     names.dedup();

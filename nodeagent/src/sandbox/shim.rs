@@ -244,6 +244,8 @@ struct Pod {
     signals: SignalFd,
     /// The read ends of the containers' output pipes, copied to their logs with their times.
     outputs: Vec<OutputPipe>,
+    /// What a pipe's output is read into, kept: output is copied on every wake-up.
+    output_buf: Vec<u8>,
 }
 
 /// A container run's stdout and stderr (one pipe, so their order is kept), and its log.
@@ -285,7 +287,16 @@ impl Pod {
                 }
             })
             .collect();
-        let mut pod = Pod { dir: dir.to_path_buf(), spec, containers, applets: Vec::new(), stopping: false, signals, outputs: Vec::new() };
+        let mut pod = Pod {
+            dir: dir.to_path_buf(),
+            spec,
+            containers,
+            applets: Vec::new(),
+            stopping: false,
+            signals,
+            outputs: Vec::new(),
+            output_buf: vec![0; 64 * 1024],
+        };
         pod.list_applets_if_needed();
         pod
     }
@@ -446,12 +457,12 @@ impl Pod {
     /// Copies what the output pipes `which` hold to their logs; a pipe at its end (every
     /// process of the run that held it is gone) is closed.
     fn copy_output(&mut self, which: &[usize]) {
-        let mut buf = vec![0u8; 64 * 1024];
+        let buf = &mut self.output_buf;
         let mut ended = Vec::new();
         for &i in which {
             let out = &mut self.outputs[i];
             loop {
-                match out.pipe.read(&mut buf) {
+                match out.pipe.read(buf) {
                     Ok(0) => {
                         ended.push(i);
                         break;
