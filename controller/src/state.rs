@@ -31,6 +31,8 @@ pub struct Inner {
     pub root_ca: std::sync::OnceLock<String>,
     /// The service-account token signer, once loaded.
     pub tokens: std::sync::OnceLock<Arc<crate::tokens::TokenSigner>>,
+    /// Rows of the Tables the REST API has answered with, kept for the next one.
+    pub table_rows: Mutex<crate::rest::table::RowCache>,
 }
 
 impl std::ops::Deref for Shared {
@@ -52,6 +54,7 @@ impl Shared {
             stopping: tokio::sync::watch::channel(false).0,
             root_ca: std::sync::OnceLock::new(),
             tokens: std::sync::OnceLock::new(),
+            table_rows: Mutex::new(Default::default()),
         }))
     }
 

@@ -172,8 +172,8 @@ fn int_or_string(v: Option<&Value>) -> String {
     }
 }
 
-/// `translateTimestampSince(metadata.creationTimestamp)`.
-fn age(obj: &Value, now: i64) -> String {
+/// `translateTimestampSince(metadata.creationTimestamp)`: the AGE column.
+pub fn age(obj: &Value, now: i64) -> String {
     time::since(at(obj, &["metadata", "creationTimestamp"]).and_then(Value::as_str), now)
 }
 

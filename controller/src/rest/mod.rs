@@ -18,6 +18,7 @@ pub mod channel;
 pub mod discovery;
 pub mod list;
 pub mod openapi;
+pub mod openapi_v2;
 pub mod proxy;
 pub mod request;
 pub mod review;
@@ -314,8 +315,8 @@ fn list(call: &Call) -> Result<Reply, ApiError> {
             Ok(Reply::json(status::to_json(&list, pretty)))
         }
         Output::Table(api_version) => {
-            let objects: Vec<&Value> = selected.iter().map(|o| o.as_ref()).collect();
-            Ok(table_reply(api_version, table::table(rk.kind, &objects, meta, include, api_version, now, pretty)))
+            let mut rows = shared.table_rows.lock().unwrap_or_else(|e| e.into_inner());
+            Ok(table_reply(api_version, table::table_cached(&mut rows, rk.kind, &selected, meta, include, api_version, now, pretty)))
         }
     }
 }

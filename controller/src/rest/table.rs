@@ -5,6 +5,8 @@
 
 use serde::Serialize;
 use serde_json::{Map, Value};
+use std::collections::HashMap;
+use std::sync::Arc;
 
 use super::status::ApiError;
 
@@ -110,6 +112,140 @@ pub fn table(kind: &str, objects: &[&Value], meta: ListMeta, include: IncludeObj
     super::status::to_json(&table, pretty)
 }
 
+/// Rows already rendered, kept for the stored objects they were rendered from: a list as a
+/// Table (every human-readable `kubectl get`) costs a lookup per object and a copy of its bytes,
+/// not the walk of its JSON for each cell and the serializing of its metadata.
+///
+/// Keyed like the controllers' decoded objects (`crate::decoded`): by the address of the stored
+/// `Arc<Value>`, which the store replaces whenever the object is written, and which the entry
+/// holds so that the address is not reused while it is cached. A row is only kept for objects the
+/// store still holds (or its watch history does): each Table drops the rest.
+#[derive(Default)]
+pub struct RowCache {
+    rows: HashMap<usize, CachedRow>,
+}
+
+struct CachedRow {
+    object: Arc<Value>,
+    /// The cells as JSON, the AGE column's excepted: it is the only cell that changes with time
+    /// for most kinds, and is rendered for each Table. None when another cell does too (a pod's
+    /// RESTARTS with the time of its last restart, an event's LAST SEEN): rendered each time.
+    cells: Option<Vec<String>>,
+    /// The `metadata` of the object, as JSON (`includeObject=Metadata`).
+    metadata: String,
+}
+
+/// Seconds to a time far enough ahead that every time-dependent cell differs from now's: how a
+/// row's cells that depend on the time are found (see [`CachedRow::cells`]).
+const FAR_AHEAD: i64 = 10 * 365 * 24 * 3600;
+
+impl RowCache {
+    /// The cached row of `obj`, made now if it has none.
+    fn row(&mut self, kind: &str, obj: &Arc<Value>, age_column: Option<usize>, now: i64) -> &CachedRow {
+        let entry = self.rows.entry(Arc::as_ptr(obj) as usize).or_insert_with(|| {
+            let at_now = emu_kubectl::row_cells(kind, obj, true, now);
+            let ahead = emu_kubectl::row_cells(kind, obj, true, now + FAR_AHEAD);
+            let age_only = at_now.len() == ahead.len()
+                && at_now.iter().zip(&ahead).enumerate().all(|(i, (a, b))| {
+                    if Some(i) == age_column {
+                        *a == emu_kubectl::Cell::Text(emu_kubectl::age(obj, now))
+                            && *b == emu_kubectl::Cell::Text(emu_kubectl::age(obj, now + FAR_AHEAD))
+                    } else {
+                        a == b
+                    }
+                });
+            let cells = age_only.then(|| at_now.into_iter().map(cell_json).collect());
+            let empty = Value::Object(Map::new());
+            let metadata = json(obj.get("metadata").unwrap_or(&empty));
+            CachedRow { object: obj.clone(), cells, metadata }
+        });
+        entry
+    }
+
+    /// Forgets the rows of objects nobody else holds any more (replaced or deleted, and gone
+    /// from the store's history).
+    fn sweep(&mut self) {
+        self.rows.retain(|_, row| Arc::strong_count(&row.object) > 1);
+    }
+}
+
+fn cell_json(cell: emu_kubectl::Cell) -> String {
+    json(&Value::from(cell))
+}
+
+/// [`table`], from rows cached in `cache` where it can: byte for byte the same Table, written
+/// without `pretty` (which, like `includeObject=Object`, goes the uncached way).
+#[allow(clippy::too_many_arguments)]
+pub fn table_cached(
+    cache: &mut RowCache,
+    kind: &str,
+    objects: &[&Arc<Value>],
+    meta: ListMeta,
+    include: IncludeObject,
+    api_version: &str,
+    now: i64,
+    pretty: bool,
+) -> String {
+    if pretty || include == IncludeObject::Object {
+        let objects: Vec<&Value> = objects.iter().map(|o| o.as_ref()).collect();
+        return table(kind, &objects, meta, include, api_version, now, pretty);
+    }
+    let definitions = emu_kubectl::column_definitions(kind);
+    let age_column = definitions.iter().position(|c| c.name == "Age");
+    let columns: Vec<Column> = definitions
+        .into_iter()
+        .map(|c| Column { name: c.name, type_: c.type_, format: c.format, description: c.description, priority: c.priority })
+        .collect();
+    let mut out = String::with_capacity(256 + objects.len() * 1024);
+    out.push_str(r#"{"kind":"Table","apiVersion":"#);
+    out.push_str(&json(&api_version));
+    out.push_str(r#","metadata":"#);
+    out.push_str(&json(&meta));
+    out.push_str(r#","columnDefinitions":"#);
+    out.push_str(&json(&columns));
+    out.push_str(r#","rows":["#);
+    for (n, obj) in objects.iter().enumerate() {
+        if n > 0 {
+            out.push(',');
+        }
+        let row = cache.row(kind, obj, age_column, now);
+        out.push_str(r#"{"cells":["#);
+        match &row.cells {
+            Some(cells) => {
+                for (i, cell) in cells.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    if Some(i) == age_column {
+                        out.push_str(&json(&emu_kubectl::age(obj, now)));
+                    } else {
+                        out.push_str(cell);
+                    }
+                }
+            }
+            None => {
+                let cells: Vec<String> = emu_kubectl::row_cells(kind, obj, true, now).into_iter().map(cell_json).collect();
+                out.push_str(&cells.join(","));
+            }
+        }
+        out.push(']');
+        if include == IncludeObject::Metadata {
+            out.push_str(r#","object":{"kind":"PartialObjectMetadata","apiVersion":"meta.k8s.io/v1","metadata":"#);
+            out.push_str(&row.metadata);
+            out.push('}');
+        }
+        out.push('}');
+    }
+    out.push_str("]}\n");
+    cache.sweep();
+    out
+}
+
+/// `value` as compact JSON.
+fn json<T: Serialize + ?Sized>(value: &T) -> String {
+    serde_json::to_string(value).expect("serializing JSON values cannot fail")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -187,6 +323,64 @@ mod tests {
         assert_eq!(t["columnDefinitions"][1]["name"], "Created At");
         assert_eq!(t["columnDefinitions"][1]["type"], "date");
         assert_eq!(t["rows"][0]["cells"], json!(["view", "2024-05-01T10:00:00Z"]));
+    }
+
+    /// The cached Table of `objects` at `now`, checked byte for byte against the uncached one.
+    fn cached_as_uncached(cache: &mut RowCache, kind: &str, objects: &[&Arc<Value>], include: IncludeObject, now: i64) -> String {
+        let meta = || ListMeta { resource_version: "7".into(), continue_: "abc".into(), remaining_item_count: Some(3) };
+        let cached = table_cached(cache, kind, objects, meta(), include, "meta.k8s.io/v1", now, false);
+        let values: Vec<&Value> = objects.iter().map(|o| o.as_ref()).collect();
+        assert_eq!(cached, table(kind, &values, meta(), include, "meta.k8s.io/v1", now, false), "{kind} at {now}");
+        cached
+    }
+
+    #[test]
+    fn cached_rows_are_the_same_table() {
+        let mut cache = RowCache::default();
+        let running = Arc::new(pod());
+        // A restarted container's RESTARTS says how long ago: that row is rendered every time.
+        let mut restarted = pod();
+        restarted["metadata"]["name"] = json!("restarted");
+        restarted["status"]["containerStatuses"][0]["restartCount"] = json!(2);
+        restarted["status"]["containerStatuses"][0]["lastState"] =
+            json!({"terminated": {"exitCode": 1, "finishedAt": "2024-05-01T10:00:05Z"}});
+        let restarted = Arc::new(restarted);
+        let pods = [&running, &restarted];
+        for include in [IncludeObject::Metadata, IncludeObject::None] {
+            for now in [NOW, NOW + 1, NOW + 200, NOW + 5000] {
+                cached_as_uncached(&mut cache, "Pod", &pods, include, now);
+            }
+        }
+        let table: Value = serde_json::from_str(&cached_as_uncached(&mut cache, "Pod", &pods, IncludeObject::Metadata, NOW + 60)).unwrap();
+        assert_eq!(table["rows"][0]["cells"][4], "73s", "AGE is of the time asked");
+        assert_eq!(table["rows"][1]["cells"][3], "2 (68s ago)");
+        assert!(cache.rows[&(Arc::as_ptr(&running) as usize)].cells.is_some(), "only AGE changes with time");
+        assert!(cache.rows[&(Arc::as_ptr(&restarted) as usize)].cells.is_none(), "RESTARTS changes with time too");
+
+        // Other kinds, an event's several times among them; an object without a creation time.
+        let cm = Arc::new(
+            json!({"metadata": {"name": "cm", "namespace": "default", "creationTimestamp": "2024-05-01T09:00:00Z"}, "data": {"a": "1"}}),
+        );
+        let bare = Arc::new(json!({"metadata": {"name": "bare", "namespace": "default"}}));
+        cached_as_uncached(&mut cache, "ConfigMap", &[&cm, &bare], IncludeObject::Metadata, NOW);
+        let event = Arc::new(json!({"metadata": {"name": "e", "namespace": "default", "creationTimestamp": "2024-05-01T09:00:00Z"},
+            "type": "Normal", "reason": "Pulled", "message": "m", "count": 3, "involvedObject": {"kind": "Pod", "name": "web"},
+            "firstTimestamp": "2024-05-01T09:00:00Z", "lastTimestamp": "2024-05-01T09:59:00Z"}));
+        for now in [NOW, NOW + 90] {
+            cached_as_uncached(&mut cache, "Event", &[&event], IncludeObject::Metadata, now);
+        }
+
+        // A written object is a new `Arc`: its row is made again, and the old one goes once
+        // nothing else holds the old object.
+        let mut relabelled = (*running).clone();
+        relabelled["metadata"]["labels"]["run"] = json!("other");
+        let relabelled = Arc::new(relabelled);
+        let old = Arc::as_ptr(&running) as usize;
+        drop(running);
+        let table: Value =
+            serde_json::from_str(&cached_as_uncached(&mut cache, "Pod", &[&relabelled], IncludeObject::Metadata, NOW)).unwrap();
+        assert_eq!(table["rows"][0]["object"]["metadata"]["labels"]["run"], "other");
+        assert!(!cache.rows.contains_key(&old), "the replaced object's row is forgotten");
     }
 
     #[test]
