@@ -1,6 +1,7 @@
 //! The gRPC API of emu: generated client and server code for `proto/emu.proto`, plus the connector
 //! every client uses (Unix sockets today), and what the daemons share: the reconnecting watch
-//! cache ([`reflector`]) and how each starts ([`daemon`]: logging, the allocator).
+//! cache ([`reflector`]) and how each starts ([`daemon`]: logging, the allocator). Also the
+//! protobuf messages of OpenAPI v2 the API server writes ([`openapi_v2`]).
 
 pub mod daemon;
 pub mod reflector;
@@ -11,6 +12,13 @@ pub mod v1 {
 }
 
 pub use v1::*;
+
+/// gnostic's `openapi.v2` messages, as far as the API server writes them (`GET /openapi/v2` as
+/// protobuf, which kubectl decodes with gnostic): see `proto/openapiv2.proto`.
+#[allow(clippy::all)]
+pub mod openapi_v2 {
+    tonic::include_proto!("openapi.v2");
+}
 
 use std::path::{Path, PathBuf};
 use tonic::transport::{Channel, Endpoint};
