@@ -4,7 +4,7 @@
 //! It serves the Kubernetes REST API ([`crate::rest`]) as kube-apiserver does: the TLS
 //! handshake against the cluster CA, who the client is (a client certificate of that CA, a
 //! service-account bearer token, or no one: `system:anonymous`), what they may do, then
-//! `/version`, the health checks, discovery and the resources.
+//! `/version`, the health checks, discovery, OpenAPI (v2 and v3) and the resources.
 //!
 //! HTTP/1.1 is hyper's, over tokio-rustls. The answer to a request is decided from the request,
 //! its whole body included, the client's certificate and the store ([`Router::route`]): a body
@@ -196,8 +196,10 @@ async fn connection(
             // exec and attach ask to switch to WebSocket; the switch happens once the answer
             // (101) is written.
             let upgrade = request.headers().contains_key(header::UPGRADE).then(|| hyper::upgrade::on(&mut request));
+            let started = std::time::Instant::now();
             let response = router.route(&request, client.as_deref(), upgrade).await;
-            tracing::trace!(%peer, method = %request.method(), path = request.uri().path(), status = response.status().as_u16(), "https request");
+            tracing::trace!(%peer, method = %request.method(), path = request.uri().path(), status = response.status().as_u16(),
+                elapsed_us = started.elapsed().as_micros() as u64, "https request");
             Ok::<_, io::Error>(response)
         }
     });
@@ -330,6 +332,7 @@ impl Router {
             (_, ["api", version]) => discovery::resource_list("", version, pretty),
             (_, ["apis", group]) => discovery::group(group, pretty),
             (_, ["apis", group, version]) => discovery::resource_list(group, version, pretty),
+            (_, ["openapi", "v2"]) => return openapi_v2(request),
             (_, ["openapi", "v3"]) => Some(rest::openapi::root()),
             (_, ["openapi", "v3", ..]) => return openapi_document(request, pretty),
             _ => None,
@@ -339,6 +342,27 @@ impl Router {
             None => failure(&ApiError::no_such_path(), pretty),
         }
     }
+}
+
+/// `GET /openapi/v2`: the whole API in OpenAPI v2, as JSON or as the protobuf client-go's
+/// discovery asks for, as kube-openapi's handler serves it: one ETag for both forms (`Vary:
+/// Accept`), 304 when the client has it, 406 (no body) for a form it does not write.
+fn openapi_v2(request: &Request<Bytes>) -> Response<Body> {
+    use rest::openapi_v2::{negotiate, serve};
+    let Some(format) = negotiate(&header_text(request, header::ACCEPT)) else {
+        return reply(StatusCode::NOT_ACCEPTABLE, "text/plain; charset=utf-8", Bytes::new());
+    };
+    let (body, etag) = serve(format);
+    let etag = format!("\"{etag}\"");
+    let mut response = if header_text(request, header::IF_NONE_MATCH) == etag {
+        reply(StatusCode::NOT_MODIFIED, format.content_type(), Bytes::new())
+    } else {
+        reply(StatusCode::OK, format.content_type(), body)
+    };
+    let headers = response.headers_mut();
+    headers.insert(header::VARY, HeaderValue::from_static("Accept"));
+    headers.insert(header::ETAG, HeaderValue::from_str(&etag).expect("hex digits make a header value"));
+    response
 }
 
 /// A group version's OpenAPI v3 document (`/openapi/v3/api/v1?hash=H`), as kube-apiserver serves
@@ -485,8 +509,8 @@ fn deprecation_warning(request: &Request<Bytes>) -> Option<&'static str> {
 
 /// An answer with the headers kube-apiserver sends (minus its audit id); hyper adds `Date` and
 /// `Content-Length`.
-fn reply(status: StatusCode, content_type: &'static str, body: String) -> Response<Body> {
-    with_headers(status, content_type, Full::new(Bytes::from(body)).map_err(|never| match never {}).boxed())
+fn reply(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Response<Body> {
+    with_headers(status, content_type, Full::new(body.into()).map_err(|never| match never {}).boxed())
 }
 
 /// What a pod answered through the proxy subresource, with its own headers (hyper sets the
@@ -757,6 +781,34 @@ mod tests {
             (status, (), body)
         };
         assert_eq!((status, body.len()), (304, 0));
+    }
+
+    #[test]
+    fn openapi_v2_as_json_or_protobuf() {
+        let r = router(Arc::new(no_tokens));
+        let get = |headers: &[(&str, &str)]| {
+            let mut request = Request::get("/openapi/v2");
+            for (name, value) in headers {
+                request = request.header(*name, *value);
+            }
+            let response = futures::executor::block_on(r.route(&request.body(Bytes::new()).unwrap(), Some(&admin()), None));
+            let text = |name| response.headers().get(name).map(|v: &HeaderValue| v.to_str().unwrap().to_string()).unwrap_or_default();
+            let (status, content_type, etag) = (response.status().as_u16(), text(header::CONTENT_TYPE), text(header::ETAG));
+            let body = futures::executor::block_on(response.into_body().collect()).unwrap().to_bytes();
+            (status, content_type, etag, body)
+        };
+        let (status, content_type, etag, body) = get(&[]);
+        assert_eq!((status, content_type.as_str()), (200, "application/json"));
+        assert_eq!(serde_json::from_slice::<serde_json::Value>(&body).unwrap()["swagger"], "2.0");
+        assert!(etag.starts_with('"') && etag.len() == 130, "{etag}");
+        // What client-go's discovery asks for: gnostic's protobuf, under kube-apiserver's media type.
+        let (status, content_type, pb_etag, body) = get(&[("Accept", "application/com.github.proto-openapi.spec.v2@v1.0+protobuf")]);
+        assert_eq!((status, content_type.as_str(), &pb_etag), (200, rest::openapi_v2::PROTOBUF, &etag));
+        let doc = <emu_proto::openapi_v2::Document as prost::Message>::decode(body).unwrap();
+        assert_eq!(doc.swagger, "2.0");
+        let (status, _, _, body) = get(&[("Accept", "application/json"), ("If-None-Match", &etag)]);
+        assert_eq!((status, body.len()), (304, 0));
+        assert_eq!(get(&[("Accept", "text/html")]).0, 406);
     }
 
     #[test]

@@ -3,12 +3,12 @@
 //!
 //! A request is parsed once into its attributes ([`request::RequestInfo`]: verb, group,
 //! version, namespace, resource, subresource, name), authorized on them ([`authz::authorize`]),
-//! then dispatched on its verb ([`serve`]). Served today: discovery ([`discovery`]), GET of an
-//! object (and of its `status` and `scale`), LIST with label and field selectors, `limit` and
-//! `continue`, as JSON or as a Table ([`table`]), the writes ([`write`]), watch ([`watch`]), and
-//! the pod streams the node agents serve ([`stream`]: `pods/log`, `pods/exec` over WebSocket,
-//! [`channel`], `pods/portforward` as SPDY inside WebSocket, [`spdy`]). `pods/attach` gets
-//! kube-apiserver's 405.
+//! then dispatched on its verb ([`serve`]). Served today: discovery ([`discovery`]), OpenAPI v3
+//! and v2 ([`openapi`], [`openapi_v2`]), GET of an object (and of its `status` and `scale`), LIST
+//! with label and field selectors, `limit` and `continue`, as JSON or as a Table ([`table`]), the
+//! writes ([`write`]), watch ([`watch`]), and the pod streams the node agents serve ([`stream`]:
+//! `pods/log`, `pods/exec` over WebSocket, [`channel`], `pods/portforward` as SPDY inside
+//! WebSocket, [`spdy`]). `pods/attach` gets kube-apiserver's 405.
 //!
 //! An answer ([`Served`]) is whole ([`Reply`]), a stream written as it comes (watch, logs), one
 //! to wait for (what an agent must say first), or a switch to WebSocket ([`Upgrade`]).

@@ -11,18 +11,20 @@
 //! (k8s-openapi's `schemars` implementations, generated from kube-apiserver's OpenAPI): every
 //! field with its description and type, in OpenAPI 3.0's form (`allOf` around a `$ref` that has a
 //! description beside it), without kube-apiserver's `x-kubernetes-*` list and patch extensions
-//! and `enum` lists. The patch operations still do not offer
-//! `application/strategic-merge-patch+json`: kubectl would then compute `apply`'s strategic merge
-//! from these schemas, which lack the merge keys (lists would be replaced, not merged by key);
-//! without it kubectl uses its compiled-in types for built-in kinds. A document is generated for
-//! each request rather than kept: explain is rare, memory is not free.
+//! and `enum` lists. The patch operations do not offer `application/strategic-merge-patch+json`
+//! (`PATCH_TYPES`). A document is generated for each request rather than kept: explain is rare,
+//! memory is not free.
+//!
+//! OpenAPI v2 (`GET /openapi/v2`, one Swagger 2.0 document for the whole API, as JSON or gnostic's
+//! protobuf) is [`super::openapi_v2`]: the same operations and schemas in v2's form, built with
+//! what this module shares (the kinds' schemas and names: `kind_schema`, `schema_name`).
 
 use super::discovery;
 use emu_api::kinds::{ResourceKind, KINDS};
 use serde_json::{json, Map, Value};
 
 /// The path of the document of group version `(group, version)`: `api/v1`, `apis/apps/v1`.
-fn document_path(group: &str, version: &str) -> String {
+pub(super) fn document_path(group: &str, version: &str) -> String {
     if group.is_empty() {
         format!("api/{version}")
     } else {
@@ -31,7 +33,7 @@ fn document_path(group: &str, version: &str) -> String {
 }
 
 /// Every group version served, core first.
-fn group_versions() -> Vec<(&'static str, &'static str)> {
+pub(super) fn group_versions() -> Vec<(&'static str, &'static str)> {
     let mut gvs = vec![("", "v1")];
     gvs.extend(discovery::groups());
     gvs
@@ -61,7 +63,7 @@ pub fn document(path: &str) -> Option<(String, String)> {
     let mut generator = schemars::generate::SchemaSettings::openapi3().into_generator();
     let mut kinds_defined = Vec::new();
     for rk in kinds {
-        let gvk = json!({"group": rk.group, "version": rk.version, "kind": rk.kind});
+        let gvk = gvk(rk);
         let schema = schema_name(rk);
         let object = json!({"$ref": format!("#/components/schemas/{schema}")});
         let prefix = format!("/{}", document_path(group, version));
@@ -95,25 +97,19 @@ pub fn document(path: &str) -> Option<(String, String)> {
         if let Value::Array(p) = &mut patch_parameters {
             p.push(query_parameter("force"));
         }
-        let patch_types = ["application/apply-patch+yaml", "application/json-patch+json", "application/merge-patch+json"];
         paths.insert(
             format!("{collection}/{{name}}"),
             json!({
                 "get": op("get", json!({})),
                 "put": op("put", json!({"parameters": write_parameters, "requestBody": body(&["*/*"])})),
-                "patch": op("patch", json!({"parameters": patch_parameters, "requestBody": body(&patch_types)})),
+                "patch": op("patch", json!({"parameters": patch_parameters, "requestBody": body(PATCH_TYPES)})),
                 "delete": op("delete", json!({})),
             }),
         );
         match kind_schema(&mut generator, rk) {
             Some(defined) => kinds_defined.push((defined, gvk)),
             None => {
-                let own = json!({
-                    "description": format!("{} (emu's own kind; its fields' schemas are not published).", rk.kind),
-                    "type": "object",
-                    "x-kubernetes-group-version-kind": [gvk],
-                });
-                schemas.insert(schema, own);
+                schemas.insert(schema, own_kind_schema(rk));
             }
         }
     }
@@ -143,10 +139,32 @@ pub fn document(path: &str) -> Option<(String, String)> {
     Some((doc, hash))
 }
 
+/// The media types a kind's patch operation accepts: not `application/strategic-merge-patch+json`,
+/// whose presence makes kubectl's client-side `apply` compute the strategic merge from the
+/// published schemas, which lack the merge keys (lists would be replaced, not merged by key);
+/// without it kubectl uses its compiled-in types for built-in kinds (in OpenAPI v3 and v2 alike).
+pub(super) const PATCH_TYPES: &[&str] = &["application/apply-patch+yaml", "application/json-patch+json", "application/merge-patch+json"];
+
+/// The `x-kubernetes-group-version-kind` of a kind's operations (its definition's is a list of
+/// these).
+pub(super) fn gvk(rk: &ResourceKind) -> Value {
+    json!({"group": rk.group, "version": rk.version, "kind": rk.kind})
+}
+
+/// The definition of one of emu's own kinds, whose fields are not published: an object, found by
+/// its group, version and kind.
+pub(super) fn own_kind_schema(rk: &ResourceKind) -> Value {
+    json!({
+        "description": format!("{} (emu's own kind; its fields' schemas are not published).", rk.kind),
+        "type": "object",
+        "x-kubernetes-group-version-kind": [gvk(rk)],
+    })
+}
+
 /// Adds the schema of a Kubernetes kind to `generator`'s definitions, with those of its fields'
 /// types, from the Kubernetes types (k8s-openapi's, generated from kube-apiserver's own OpenAPI):
 /// the fields and their descriptions. The definition's name; None for emu's own kinds.
-fn kind_schema(generator: &mut schemars::SchemaGenerator, rk: &ResourceKind) -> Option<String> {
+pub(super) fn kind_schema(generator: &mut schemars::SchemaGenerator, rk: &ResourceKind) -> Option<String> {
     use k8s_openapi::api::{apps, core, discovery, rbac};
     fn define<T: schemars::JsonSchema>(generator: &mut schemars::SchemaGenerator) -> String {
         generator.subschema_for::<T>();
@@ -180,11 +198,13 @@ fn query_parameter(name: &str) -> Value {
 }
 
 /// The component schema's name of a kind, Go-package style as kube-apiserver's:
-/// `io.k8s.api.core.v1.Pod`, `io.k8s.api.apps.v1.Deployment`, `io.k8s.api.discovery.v1.EndpointSlice`.
-fn schema_name(rk: &ResourceKind) -> String {
+/// `io.k8s.api.core.v1.Pod`, `io.k8s.api.apps.v1.Deployment`, `io.k8s.api.discovery.v1.EndpointSlice`,
+/// `io.k8s.api.rbac.v1.Role`.
+pub(super) fn schema_name(rk: &ResourceKind) -> String {
+    // The Go package: the group's first label (`rbac.authorization.k8s.io` is package `rbac`).
     let package = match rk.group {
-        "" => "core".to_string(),
-        group => group.trim_end_matches(".k8s.io").to_string(),
+        "" => "core",
+        group => group.split('.').next().unwrap_or(group),
     };
     if rk.group.ends_with(".k8s.io") || rk.group.is_empty() || !rk.group.contains('.') {
         format!("io.k8s.api.{package}.{}.{}", rk.version, rk.kind)
@@ -239,5 +259,14 @@ mod tests {
         let (discovery, _) = document("apis/discovery.k8s.io/v1").unwrap();
         assert!(serde_json::from_str::<Value>(&discovery).unwrap()["components"]["schemas"]["io.k8s.api.discovery.v1.EndpointSlice"]
             .is_object());
+        // The operations name the kind's schema by its Go package (`rbac`, not the group).
+        let (rbac, _) = document("apis/rbac.authorization.k8s.io/v1").unwrap();
+        let rbac: Value = serde_json::from_str(&rbac).unwrap();
+        let get = &rbac["paths"]["/apis/rbac.authorization.k8s.io/v1/namespaces/{namespace}/roles/{name}"]["get"];
+        assert_eq!(
+            get["responses"]["200"]["content"]["application/json"]["schema"]["$ref"],
+            "#/components/schemas/io.k8s.api.rbac.v1.Role"
+        );
+        assert!(rbac["components"]["schemas"]["io.k8s.api.rbac.v1.Role"]["x-kubernetes-group-version-kind"].is_array());
     }
 }
