@@ -81,6 +81,20 @@ impl ControllerState {
         }
     }
 
+    /// Whether the writes since the last pass are all of objects no controller reads; if so they
+    /// are marked seen. A pass reads every pod and workload (milliseconds at 1,000 pods), so a
+    /// stream of ConfigMap or Secret writes would otherwise start one after each write, competing
+    /// with the writes themselves for the CPU and the allocator.
+    fn only_unread_changes(&mut self, shared: &Shared) -> bool {
+        match shared.store.changes_since(self.seen) {
+            Some((events, rv)) if !events.is_empty() && events.iter().all(|(_, v)| !read_by_controllers(v)) => {
+                self.seen = rv;
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// The changes since the last pass (and marks them seen).
     fn changes(&mut self, shared: &Shared) -> Changes {
         let full_due = self.last_full_pass.is_none_or(|t| t.elapsed() >= FULL_PASS_EVERY);
@@ -97,15 +111,36 @@ impl ControllerState {
     }
 }
 
+/// Whether a controller reads objects like `obj`, so that its change must start a pass. The
+/// kinds left out are those no controller lists (the garbage collector only looks after
+/// workloads, pods and the Services' endpoints); unknown kinds count as read.
+fn read_by_controllers(obj: &Value) -> bool {
+    match object::kind(obj) {
+        "ConfigMap" => object::name(obj) == ROOT_CA_CONFIGMAP,
+        "Secret" | "Event" | "Lease" | "Role" | "RoleBinding" | "ClusterRoleBinding" => false,
+        _ => true,
+    }
+}
+
+/// How often a pass runs at least, written to or not: what depends on time (a node's missed
+/// heartbeats, an event's age, a retry) is seen within this.
+const PASS_AT_LEAST_EVERY: Duration = Duration::from_secs(1);
+
 pub async fn run(shared: Shared) {
     let mut state = Some(ControllerState::new(&shared));
+    let mut last_pass: Option<Instant> = None;
     loop {
         tokio::select! {
             _ = shared.wake.notified() => {}
-            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = tokio::time::sleep(PASS_AT_LEAST_EVERY) => {}
         }
         // Let a burst of writes land before recomputing.
         tokio::time::sleep(Duration::from_millis(2)).await;
+        let recent = last_pass.is_some_and(|t| t.elapsed() < PASS_AT_LEAST_EVERY);
+        if recent && state.as_mut().is_some_and(|st| st.only_unread_changes(&shared)) {
+            continue;
+        }
+        last_pass = Some(Instant::now());
         // A pass reads the whole store: off the async workers, so API calls and watch streams
         // are served while it runs.
         let (s, mut st) = (shared.clone(), state.take().expect("state is returned by every pass"));
@@ -623,6 +658,25 @@ pub fn ensure_builtin_namespaces(shared: &Shared) {
             if let Err(e) = shared.store.create(v) {
                 tracing::warn!(error = %e, namespace = ns, "creating built-in namespace");
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_that_start_a_pass() {
+        let obj = |kind: &str, name: &str| json!({"kind": kind, "metadata": {"name": name, "namespace": "default"}});
+        for (kind, name) in [("ConfigMap", "settings"), ("Secret", "tls"), ("Event", "e.1"), ("RoleBinding", "b")] {
+            assert!(!read_by_controllers(&obj(kind, name)), "{kind}");
+        }
+        // The root CA's ConfigMap is put back by a pass; workloads, pods, nodes and kinds this
+        // list does not know are read.
+        for (kind, name) in [("ConfigMap", ROOT_CA_CONFIGMAP), ("Pod", "p"), ("Node", "n"), ("ServiceAccount", "default"), ("Widget", "w")]
+        {
+            assert!(read_by_controllers(&obj(kind, name)), "{kind}");
         }
     }
 }

@@ -382,6 +382,7 @@ async fn watch_latency(api: &Api, controller: i32) -> anyhow::Result<()> {
     });
 
     let cpu = cpu_time(controller);
+    let agents_cpu = agents_cpu_time();
     let (mut seen, mut writes) = (Vec::with_capacity(WRITES), Vec::with_capacity(WRITES));
     let one = format!("{CMS}/bench-watch");
     for i in 0..WRITES {
@@ -403,10 +404,12 @@ async fn watch_latency(api: &Api, controller: i32) -> anyhow::Result<()> {
         seen.push(ms(at.duration_since(start)));
     }
     let cpu = cpu_each(controller, cpu, WRITES);
+    let agents = (agents_cpu_time().saturating_sub(agents_cpu)).as_secs_f64() * 1000.0 / WRITES as f64;
     reader.abort();
     println!("  2. watch on {CMS}, {WRITES} updates (PUT) of one ConfigMap, one at a time");
     row("write sent → its event at the watcher", format!("{}   (goal p99 ≤ 5 ms)", spread(&mut seen)));
     row("write sent → its answer", format!("{}   {cpu} (write and event)", spread(&mut writes)));
+    row("the node agents' CPU", format!("{agents:.2} ms per write, all {NODES} together"));
     Ok(())
 }
 
@@ -513,6 +516,16 @@ fn cpu_time(pid: i32) -> Duration {
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
     Duration::from_millis(ticks * 1000 / hz)
+}
+
+/// CPU time the cluster's node agents have used together.
+fn agents_cpu_time() -> Duration {
+    let nodes = std::fs::read_dir(Path::new("/run/emu").join(CLUSTER).join("nodes")).into_iter().flatten().flatten();
+    nodes
+        .filter_map(|n| std::fs::read_to_string(n.path().join("agent.pid")).ok())
+        .filter_map(|pid| pid.trim().parse().ok())
+        .map(cpu_time)
+        .sum()
 }
 
 /// Waits until `pid` uses under 5% of a core over a second, or `limit` passes: how long it
