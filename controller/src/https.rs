@@ -147,6 +147,12 @@ async fn serve_with(listener: TcpListener, tls: TlsAcceptor, router: Arc<Router>
                 }
             },
         };
+        // An answer leaves in several writes (TLS records, chunks of a long body): with Nagle's
+        // algorithm the last small one waits for the client's delayed ACK, 40 ms on Linux. kube-apiserver's
+        // (Go's) sockets have TCP_NODELAY too.
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(%peer, error = %e, "setting TCP_NODELAY");
+        }
         let (tls, router) = (tls.clone(), router.clone());
         connections.spawn(async move {
             let _slot = slot;
