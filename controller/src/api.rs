@@ -6,7 +6,7 @@ use crate::store::{ObjectKey, StoreError, WatchEventType, WatchStart};
 use emu_api::admission::{self, AdmissionError, Admitted};
 use emu_api::time::now;
 use emu_api::typed::{self, Service};
-use emu_api::{kinds, naming, object, validation};
+use emu_api::{kinds, object, validation};
 use emu_proto::watch_event::Type as EventType;
 use emu_proto::{api_server::Api, *};
 use serde_json::{json, Value};
@@ -360,8 +360,9 @@ pub fn write_values_stamped(
                     // ServiceAccount admission, for a new pod only; named as the user named it.
                     let mut named = v.clone();
                     named["metadata"]["name"] = original["metadata"]["name"].clone();
-                    crate::serviceaccounts::admit_pod(shared, &named, &new_accounts).map_err(Status::permission_denied)?;
-                    emu_logic::serviceaccount::add_api_access(&mut v, &naming::name_suffix(rand::random()));
+                    crate::serviceaccounts::admit_pod(shared, &named, &new_accounts)
+                        .map_err(Status::permission_denied)?
+                        .add_api_access(&mut v);
                 }
                 if mode == WriteMode::Apply {
                     object::set_annotation(&mut v, LAST_APPLIED, &format!("{}\n", emu_api::json::canonical_json(&original)));

@@ -358,14 +358,17 @@ fn sync_replicasets(shared: &Shared, decoded: &mut Caches) {
                     pod["metadata"]["annotations"] = a.clone();
                 }
                 defaults::apply_defaults(&mut pod);
-                if let Err(refused) = crate::serviceaccounts::admit_pod(shared, &pod, &[]) {
-                    failure = Some(refused);
-                    break;
-                }
+                let admitted = match crate::serviceaccounts::admit_pod(shared, &pod, &[]) {
+                    Ok(admitted) => admitted,
+                    Err(refused) => {
+                        failure = Some(refused);
+                        break;
+                    }
+                };
                 for _attempt in 0..5 {
                     let mut p = pod.clone();
                     p["metadata"]["name"] = json!(naming::generate_name(&format!("{name}-"), rand::random()));
-                    emu_logic::serviceaccount::add_api_access(&mut p, &naming::name_suffix(rand::random()));
+                    admitted.add_api_access(&mut p);
                     match shared.store.create(p) {
                         Ok(_) => break,
                         Err(crate::store::StoreError::AlreadyExists { .. }) => continue,

@@ -9,6 +9,7 @@ use crate::store::{Changes, ObjectKey};
 use emu_api::object;
 use emu_logic::serviceaccount::{self, DEFAULT_ACCOUNT};
 use serde_json::{json, Value};
+use std::sync::Arc;
 
 fn account_key(namespace: &str, name: &str) -> ObjectKey {
     ObjectKey { kind: "ServiceAccount".into(), namespace: namespace.into(), name: name.into() }
@@ -44,35 +45,64 @@ pub fn sync(shared: &Shared, changes: &Changes) {
     }
 }
 
-/// The service accounts a request creates itself (namespace, name; a namespaced object without
-/// a namespace is in `default`), which its pods may name.
-pub fn in_request(objects: &[Value]) -> Vec<(String, String)> {
+/// A service account a request creates itself, which its pods may name.
+#[derive(Debug, PartialEq)]
+pub struct NewAccount {
+    /// A namespaced object without a namespace is in `default`.
+    pub namespace: String,
+    pub name: String,
+    pub account: Arc<Value>,
+}
+
+/// The service accounts a request creates itself.
+pub fn in_request(objects: &[Value]) -> Vec<NewAccount> {
     objects
         .iter()
         .filter(|v| object::kind(v) == "ServiceAccount")
         .map(|v| {
-            let ns = match object::namespace(v) {
+            let namespace = match object::namespace(v) {
                 "" => "default",
                 ns => ns,
             };
-            (ns.to_string(), object::name(v).to_string())
+            NewAccount { namespace: namespace.to_string(), name: object::name(v).to_string(), account: Arc::new(v.clone()) }
         })
         .collect()
 }
 
 /// kube-apiserver's ServiceAccount admission for a new (defaulted) pod: the account it names
 /// must exist, or be created by the same request (`also_created`); else the 403's message.
-pub fn admit_pod(shared: &Shared, pod: &Value, also_created: &[(String, String)]) -> Result<(), String> {
-    let Some(account) = serviceaccount::account_to_look_up(pod) else { return Ok(()) };
+pub fn admit_pod(shared: &Shared, pod: &Value, also_created: &[NewAccount]) -> Result<Admitted, String> {
     let namespace = match object::namespace(pod) {
         "" => "default",
         ns => ns,
     };
-    let created = also_created.iter().any(|(ns, name)| ns == namespace && name == account);
-    if created || shared.store.get_shared(&account_key(namespace, account)).is_some() {
-        return Ok(());
+    let name = pod["spec"]["serviceAccountName"].as_str().filter(|n| !n.is_empty()).unwrap_or(DEFAULT_ACCOUNT);
+    // The request's own account is the one the pod will have (an apply replaces a stored one).
+    let account = also_created
+        .iter()
+        .find(|a| a.namespace == namespace && a.name == name)
+        .map(|a| a.account.clone())
+        .or_else(|| shared.store.get_shared(&account_key(namespace, name)));
+    match serviceaccount::account_to_look_up(pod) {
+        Some(looked_up) if account.is_none() => Err(serviceaccount::account_not_found(pod, looked_up)),
+        _ => Ok(Admitted { account }),
     }
-    Err(serviceaccount::account_not_found(pod, account))
+}
+
+/// A pod the ServiceAccount admission let in, with what it found.
+#[derive(Debug)]
+pub struct Admitted {
+    /// The pod's ServiceAccount (its `default` one may not exist yet).
+    account: Option<Arc<Value>>,
+}
+
+impl Admitted {
+    /// Gives `pod` its API-access volume unless it or its account opts out.
+    pub fn add_api_access(&self, pod: &mut Value) {
+        if serviceaccount::automounts(pod, self.account.as_deref()) {
+            serviceaccount::add_api_access(pod, &emu_api::naming::name_suffix(rand::random()));
+        }
+    }
 }
 
 /// A ReplicaSet's `status.conditions` after a pass that failed to create its pods with
@@ -146,19 +176,19 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let shared = crate::api::test_shared(dir.path());
         let pod = |sa: &str| json!({"metadata": {"name": "p", "namespace": "team"}, "spec": {"serviceAccountName": sa}});
-        assert_eq!(admit_pod(&shared, &pod("default"), &[]), Ok(()));
+        assert_eq!(admit_pod(&shared, &pod("default"), &[]).map(|_| ()), Ok(()));
         assert_eq!(
             admit_pod(&shared, &pod("robot"), &[]).unwrap_err(),
             "pods \"p\" is forbidden: error looking up service account team/robot: serviceaccount \"robot\" not found"
         );
         let request = [json!({"kind": "ServiceAccount", "metadata": {"name": "robot", "namespace": "team"}}), json!({"kind": "Pod"})];
-        assert_eq!(in_request(&request), [("team".to_string(), "robot".to_string())]);
-        assert_eq!(admit_pod(&shared, &pod("robot"), &in_request(&request)), Ok(()));
+        assert_eq!(in_request(&request).iter().map(|a| (a.namespace.as_str(), a.name.as_str())).collect::<Vec<_>>(), [("team", "robot")]);
+        assert_eq!(admit_pod(&shared, &pod("robot"), &in_request(&request)).map(|_| ()), Ok(()));
         shared
             .store
             .create(json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "robot", "namespace": "team"}}))
             .unwrap();
-        assert_eq!(admit_pod(&shared, &pod("robot"), &[]), Ok(()));
+        assert_eq!(admit_pod(&shared, &pod("robot"), &[]).map(|_| ()), Ok(()));
     }
 
     #[test]

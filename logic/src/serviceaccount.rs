@@ -21,6 +21,16 @@ pub fn api_access_volume(pod: &Value) -> Option<&str> {
     pod["spec"]["volumes"].as_array()?.iter().filter_map(|v| v["name"].as_str()).find(|n| n.starts_with(VOLUME_PREFIX))
 }
 
+/// Whether the ServiceAccount admission plugin gives `pod` API access: as its own
+/// `automountServiceAccountToken` says, else as its account's (`account`, the ServiceAccount
+/// object when there is one), else yes. The pod's setting wins over the account's.
+pub fn automounts(pod: &Value, account: Option<&Value>) -> bool {
+    pod["spec"]["automountServiceAccountToken"]
+        .as_bool()
+        .or_else(|| account.and_then(|a| a["automountServiceAccountToken"].as_bool()))
+        .unwrap_or(true)
+}
+
 /// What the ServiceAccount admission plugin adds to a new pod: the projected volume named
 /// `kube-api-access-<suffix>` and a read-only mount of it in every container and init
 /// container that has nothing mounted at [`MOUNT_PATH`]. Nothing when the pod opts out
@@ -219,6 +229,21 @@ mod tests {
             {"name": "web", "image": "nginx", "volumeMounts": [{"name": "conf", "mountPath": "/etc/nginx/conf.d"}]},
             {"name": "own", "image": "busybox", "volumeMounts": [{"name": "conf", "mountPath": MOUNT_PATH}]},
         ]}})
+    }
+
+    #[test]
+    fn the_pods_setting_wins_over_its_accounts() {
+        let pod = |automount: Option<bool>| match automount {
+            Some(b) => json!({"spec": {"automountServiceAccountToken": b}}),
+            None => json!({"spec": {}}),
+        };
+        let quiet = json!({"kind": "ServiceAccount", "automountServiceAccountToken": false});
+        let plain = json!({"kind": "ServiceAccount"});
+        assert!(automounts(&pod(None), None));
+        assert!(automounts(&pod(None), Some(&plain)));
+        assert!(!automounts(&pod(None), Some(&quiet)));
+        assert!(automounts(&pod(Some(true)), Some(&quiet)));
+        assert!(!automounts(&pod(Some(false)), Some(&plain)));
     }
 
     #[test]

@@ -24,8 +24,23 @@ fn every_pod_gets_a_token_the_ca_and_its_namespace() {
         "apiVersion: v1\nkind: Pod\nmetadata: {name: quiet}\nspec:\n  automountServiceAccountToken: false\n  containers: [{name: c, image: busybox, command: [sleep, '3600']}]\n",
     )
     .ok();
+    // An account can opt its pods out too; a pod's own setting wins over its account's. The
+    // ReplicaSet controller's pods are admitted the same way.
+    c.apply(
+        "robot.yaml",
+        "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: robot}\nautomountServiceAccountToken: false\n---\n\
+         apiVersion: v1\nkind: Pod\nmetadata: {name: robot-quiet}\nspec:\n  serviceAccountName: robot\n  containers: [{name: c, image: busybox, command: [sleep, '3600']}]\n---\n\
+         apiVersion: v1\nkind: Pod\nmetadata: {name: robot-opted-in}\nspec:\n  serviceAccountName: robot\n  automountServiceAccountToken: true\n  containers: [{name: c, image: busybox, command: [sleep, '3600']}]\n---\n\
+         apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: robots}\nspec:\n  replicas: 1\n  selector: {matchLabels: {app: robots}}\n  template:\n    metadata: {labels: {app: robots}}\n    spec:\n      serviceAccountName: robot\n      containers: [{name: c, image: busybox, command: [sleep, '3600']}]\n",
+    )
+    .ok();
     let client = c.ready_pod("client");
     c.ready_pod("quiet");
+    let volumes = |pod: &serde_json::Value| pod["spec"]["volumes"].as_array().map_or(0, Vec::len);
+    assert_eq!(volumes(&c.ready_pod("robot-quiet")), 0, "the account's automountServiceAccountToken: false");
+    assert_eq!(volumes(&c.ready_pod("robot-opted-in")), 1, "the pod's automountServiceAccountToken: true wins");
+    let robots = c.ready_pods("app=robots", 1);
+    assert_eq!(volumes(&robots[0]), 0, "a ReplicaSet's pod of the account");
 
     // The admission's volume and mount, as `-o yaml` and describe show them.
     let volume = client["spec"]["volumes"][0].clone();
