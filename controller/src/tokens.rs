@@ -66,21 +66,21 @@ impl TokenSigner {
 }
 
 /// The user a bearer token authenticates as, at `now`: one this cluster's key signed, still
-/// valid, for the API server's audience, and, when it names its service account's uid (a
-/// TokenRequest's), while that very account exists, as kube-apiserver checks (a deleted
-/// account's tokens stop working; so do those of an older account of the same name).
+/// valid, for the API server's audience, and, as kube-apiserver checks, while what it is bound
+/// to exists: its service account when it names the account's uid (a TokenRequest's), the very
+/// pod it was issued for when it names one (a pod's volume's). A deleted account's or pod's
+/// tokens stop working; so do those of an older account or pod of the same name.
 pub fn authenticate(shared: &crate::state::Shared, token: &str, now: i64) -> Option<String> {
     let subject = shared.tokens.get()?.check(token, now).ok()?;
-    if !subject.service_account_uid.is_empty() {
-        let key = crate::store::ObjectKey {
-            kind: "ServiceAccount".into(),
-            namespace: subject.namespace.clone(),
-            name: subject.service_account.clone(),
-        };
-        let account = shared.store.get_shared(&key)?;
-        if emu_api::object::uid(&account) != subject.service_account_uid {
-            return None;
-        }
+    let bound_to = |kind: &str, name: &str, uid: &str| {
+        let key = crate::store::ObjectKey { kind: kind.into(), namespace: subject.namespace.clone(), name: name.into() };
+        shared.store.get_shared(&key).is_some_and(|o| emu_api::object::uid(&o) == uid)
+    };
+    if !subject.service_account_uid.is_empty() && !bound_to("ServiceAccount", &subject.service_account, &subject.service_account_uid) {
+        return None;
+    }
+    if !subject.pod_uid.is_empty() && !bound_to("Pod", &subject.pod_name, &subject.pod_uid) {
+        return None;
     }
     Some(subject.username())
 }
@@ -116,5 +116,34 @@ mod tests {
                 .unwrap(),
             0o600
         );
+    }
+
+    #[test]
+    fn a_pods_token_works_while_that_pod_exists() {
+        let dir = tempfile::tempdir().unwrap();
+        let shared = crate::api::test_shared(dir.path());
+        let signer = std::sync::Arc::new(TokenSigner::load_or_create(dir.path()).unwrap());
+        let _ = shared.tokens.set(signer.clone());
+        let pod = || {
+            serde_json::json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web", "namespace": "default"},
+            "spec": {"containers": [{"name": "c", "image": "nginx"}]}})
+        };
+        let stored = shared.store.create(pod()).unwrap();
+        let uid = emu_api::object::uid(&stored).to_string();
+        let subject = TokenSubject {
+            namespace: "default".into(),
+            service_account: "default".into(),
+            pod_name: "web".into(),
+            pod_uid: uid,
+            ..Default::default()
+        };
+        let now = emu_api::time::now();
+        let token = signer.issue(&subject, now, 3607).unwrap();
+        assert_eq!(authenticate(&shared, &token, now).as_deref(), Some("system:serviceaccount:default:default"));
+        let key = crate::store::ObjectKey { kind: "Pod".into(), namespace: "default".into(), name: "web".into() };
+        shared.store.delete(&key).unwrap();
+        assert_eq!(authenticate(&shared, &token, now), None, "the pod is gone");
+        shared.store.create(pod()).unwrap();
+        assert_eq!(authenticate(&shared, &token, now), None, "another pod of the same name");
     }
 }
