@@ -255,12 +255,6 @@ impl Router {
                 None => return failure(&ApiError::unauthorized(), pretty),
             },
         };
-        let (path, query) = (request.uri().path(), request.uri().query().unwrap_or(""));
-        let mut info = match RequestInfo::parse(request.method().as_str(), path, query) {
-            Ok(info) => info,
-            Err(message) => return failure(&ApiError::bad_request(message), pretty),
-        };
-        info.user_agent = header_text(request, header::USER_AGENT);
         // RBAC over the store's roles and bindings; without a store, the default policy.
         let defaults;
         let stored;
@@ -274,6 +268,18 @@ impl Router {
                 &defaults
             }
         };
+        // `kubectl --as`, `--as-group`: the request acts as someone else if its user may.
+        let headers = request.headers().iter().filter_map(|(name, value)| Some((name.as_str(), value.to_str().ok()?)));
+        let user = match authz::impersonate(&user, &authz::Impersonation::from_headers(headers), policy) {
+            Ok(user) => user,
+            Err(e) => return failure(&e, pretty),
+        };
+        let (path, query) = (request.uri().path(), request.uri().query().unwrap_or(""));
+        let mut info = match RequestInfo::parse(request.method().as_str(), path, query) {
+            Ok(info) => info,
+            Err(message) => return failure(&ApiError::bad_request(message), pretty),
+        };
+        info.user_agent = header_text(request, header::USER_AGENT);
         if let Decision::Deny(reason) = authz::authorize(&user, &info, policy) {
             let message = authz::forbidden_message(&user, &info, &reason);
             let (group, resource) = if info.resource_request { (info.group.as_str(), info.resource.as_str()) } else { ("", "") };

@@ -4,7 +4,8 @@
 //! them to the default ClusterRole `view` (`kubectl create rolebinding`, sent as protobuf), then
 //! read what `view` grants and nothing more; `kubectl auth can-i` agrees; the default roles and
 //! the bindings print as kubectl prints them; a binding's role never changes; a ClusterRole
-//! labelled for it extends `view`; who administers a namespace grants there only what they hold.
+//! labelled for it extends `view`; who administers a namespace grants there only what they hold;
+//! `--as` impersonates for whoever may (the admin), and is refused to alice.
 
 mod kubectl_support;
 
@@ -128,6 +129,22 @@ fn rbac_grants_what_the_bound_role_allows() {
         (1, "Error from server (Forbidden): pods is forbidden: User \"alice\" cannot list resource \"pods\" in API group \"\" in the namespace \"kube-system\"\n")
     );
     assert_eq!(kubectl_as(&dir.0, &alice, &["auth", "can-i", "delete", "pods"]).stdout, "no\n");
+
+    // Impersonation (`--as`, `--as-group`): the admin checks what others may do; alice, who may
+    // not impersonate, gets kube-apiserver's 403.
+    assert_eq!(admin(&["auth", "can-i", "list", "pods", "--as=alice"]).stdout, "yes\n");
+    assert_eq!(admin(&["auth", "can-i", "list", "secrets", "--as=alice"]).stdout, "no\n");
+    assert_eq!(admin(&["auth", "can-i", "list", "pods", "--as=system:serviceaccount:default:default"]).stdout, "no\n");
+    let as_alice = admin(&["get", "secrets", "--as=alice"]);
+    assert_eq!((as_alice.code, as_alice.stderr.as_str()), (1, forbidden("alice", "secrets").as_str()));
+    let whoami = admin(&["auth", "whoami", "--as=bob", "--as-group=devs", "-o", "jsonpath={.status.userInfo}"]).ok().stdout;
+    let whoami: serde_json::Value = serde_json::from_str(&whoami).unwrap();
+    assert_eq!((&whoami["username"], &whoami["groups"]), (&serde_json::json!("bob"), &serde_json::json!(["devs", "system:authenticated"])));
+    let refused = kubectl_as(&dir.0, &alice, &["get", "pods", "--as=bob"]);
+    assert_eq!(
+        (refused.code, refused.stderr.as_str()),
+        (1, "Error from server (Forbidden): users \"bob\" is forbidden: User \"alice\" cannot impersonate resource \"users\" in API group \"\" at the cluster scope\n")
+    );
 
     // A pod's service account, with the token emu gives the pod, against the host's API port.
     let token = c.emu(&["exec", "client", "--", "cat", TOKEN]).ok().stdout;
