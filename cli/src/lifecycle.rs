@@ -413,8 +413,14 @@ fn cluster_flag(cluster: &str) -> String {
 /// What the controller gives a kubeconfig of its cluster: the host's server address, the CA and
 /// an admin client certificate.
 pub(crate) fn kubeconfig_material(ctx: &Ctx) -> anyhow::Result<emu_proto::KubeconfigResponse> {
+    node_kubeconfig_material(ctx, "")
+}
+
+/// The same with `node`'s identity instead of the admin's (none: the admin's).
+fn node_kubeconfig_material(ctx: &Ctx, node: &str) -> anyhow::Result<emu_proto::KubeconfigResponse> {
     let mut client = ctx.client.clone();
-    Ok(ctx.block_on(client.kubeconfig(emu_proto::KubeconfigRequest {})).map_err(context::api_error)?.into_inner())
+    let request = emu_proto::KubeconfigRequest { node: node.to_string() };
+    Ok(ctx.block_on(client.kubeconfig(request)).map_err(context::api_error)?.into_inner())
 }
 
 /// Merges the cluster's context into the user's kubeconfig and makes it current; returns the
@@ -479,8 +485,14 @@ pub fn down(all: bool, globals: &Globals) -> anyhow::Result<i32> {
 
 /// `emu kubeconfig`: the cluster's kubeconfig on stdout (as `kind get kubeconfig`), or with
 /// `--merge` into the user's kubeconfig, made current (what `emu up` does).
-pub fn kubeconfig(merge: bool, globals: &Globals) -> anyhow::Result<i32> {
+pub fn kubeconfig(merge: bool, node: Option<&str>, globals: &Globals) -> anyhow::Result<i32> {
     let ctx = Ctx::open(globals)?;
+    if let Some(node) = node {
+        // Named apart from the admin's context, so both can live in one kubeconfig.
+        let material = node_kubeconfig_material(&ctx, node)?;
+        print!("{}", emu_kubectl::to_yaml(&crate::kubeconfig::document(&format!("{}-{node}", ctx.cluster), &material)));
+        return Ok(0);
+    }
     let material = kubeconfig_material(&ctx)?;
     if merge {
         let path = crate::kubeconfig::export(&ctx.cluster, &material)?;

@@ -114,6 +114,10 @@ enum Command {
         /// $HOME) and make its context current, as `emu up` does, instead of printing it.
         #[arg(long)]
         merge: bool,
+        /// Print a node's kubeconfig instead (kubelet's: user `system:node:NODE` in group
+        /// `system:nodes`, which may do what the Node authorizer lets a node do).
+        #[arg(long, value_name = "NODE", conflicts_with = "merge")]
+        node: Option<String>,
     },
     /// Run scenarios' steps, each on a fresh cluster, and report every step (✓/✗, JUnit XML);
     /// `--cluster NAME` names the cluster (NAME1, NAME2, … with several files).
@@ -220,7 +224,7 @@ fn main() {
         Command::Up { file, nodes, retain, timeout } => lifecycle::up(file, nodes, retain, timeout, g),
         Command::Down { all } => lifecycle::down(all, g),
         Command::Status => lifecycle::status(),
-        Command::Kubeconfig { merge } => lifecycle::kubeconfig(merge, g),
+        Command::Kubeconfig { merge, node } => lifecycle::kubeconfig(merge, node.as_deref(), g),
         Command::Test(a) => testrun::test(a, g),
         Command::Restart { what, node } => lifecycle::restart(&what, node.as_deref(), g),
         Command::Apply(a) => verbs::apply(a, g, false),

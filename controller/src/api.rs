@@ -704,11 +704,21 @@ impl Api for ApiService {
     }
 
     /// The kubeconfig's server, CA and an admin client certificate (`emu up`, `emu kubeconfig`).
-    async fn kubeconfig(&self, _req: Request<KubeconfigRequest>) -> Result<Response<KubeconfigResponse>, Status> {
+    async fn kubeconfig(&self, req: Request<KubeconfigRequest>) -> Result<Response<KubeconfigResponse>, Status> {
         let paths = emu_logic::cluster::Paths::new(&self.shared.cluster.name);
         let (pki_dir, port_file) = (paths.root.join("pki"), paths.api_port());
+        let node = req.into_inner().node;
+        let identity = if node.is_empty() {
+            (crate::pki::ADMIN_USER.to_string(), crate::pki::ADMIN_GROUP)
+        } else {
+            let known = self.shared.store.get_shared(&ObjectKey { kind: "Node".into(), namespace: String::new(), name: node.clone() });
+            if known.is_none() {
+                return Err(Status::not_found(format!("node {node:?} not found: `emu get nodes` lists the cluster's nodes")));
+            }
+            (format!("{}{node}", crate::rest::node_authz::NODE_USER_PREFIX), crate::rest::node_authz::NODES_GROUP)
+        };
         // A key generated and the CA checked: milliseconds of CPU, off the async workers.
-        let r = tokio::task::spawn_blocking(move || kubeconfig_of(&pki_dir, &port_file))
+        let r = tokio::task::spawn_blocking(move || kubeconfig_of(&pki_dir, &port_file, &identity.0, identity.1))
             .await
             .map_err(|e| Status::internal(format!("issuing the kubeconfig: {e}")))??;
         Ok(Response::new(r))
@@ -716,9 +726,14 @@ impl Api for ApiService {
 }
 
 /// What a kubeconfig needs (the `Kubeconfig` call): the host listener's port, recorded in
-/// `port_file` by the provider that bound it, the CA of `pki_dir`, and a fresh `kubernetes-admin`
-/// client certificate of group `system:masters` signed by it.
-pub fn kubeconfig_of(pki_dir: &std::path::Path, port_file: &std::path::Path) -> Result<KubeconfigResponse, Status> {
+/// `port_file` by the provider that bound it, the CA of `pki_dir`, and a fresh client certificate
+/// of `user` in `group` signed by it (`kubernetes-admin` of `system:masters`, or a node's).
+pub fn kubeconfig_of(
+    pki_dir: &std::path::Path,
+    port_file: &std::path::Path,
+    user: &str,
+    group: &str,
+) -> Result<KubeconfigResponse, Status> {
     let port: u16 = match std::fs::read_to_string(port_file) {
         Ok(text) => text.trim().parse().map_err(|_| {
             Status::failed_precondition(format!(
@@ -735,9 +750,8 @@ pub fn kubeconfig_of(pki_dir: &std::path::Path, port_file: &std::path::Path) -> 
         }
     };
     let pki = crate::pki::ClusterPki::load(pki_dir).map_err(|e| Status::failed_precondition(format!("the cluster CA: {e}")))?;
-    let (cert, key) = pki
-        .client_cert(crate::pki::ADMIN_USER, crate::pki::ADMIN_GROUP)
-        .map_err(|e| Status::internal(format!("issuing the kubeconfig's client certificate: {e}")))?;
+    let (cert, key) =
+        pki.client_cert(user, group).map_err(|e| Status::internal(format!("issuing the kubeconfig's client certificate: {e}")))?;
     Ok(KubeconfigResponse {
         server: format!("https://127.0.0.1:{port}"),
         certificate_authority: pki.ca_pem().to_string(),
@@ -822,19 +836,19 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (pki_dir, port_file) = (dir.path().join("pki"), dir.path().join("api-port"));
         let message = |r: Result<emu_proto::KubeconfigResponse, tonic::Status>| r.unwrap_err().message().to_string();
-        let e = message(super::kubeconfig_of(&pki_dir, &port_file));
+        let e = message(super::kubeconfig_of(&pki_dir, &port_file, crate::pki::ADMIN_USER, crate::pki::ADMIN_GROUP));
         assert!(e.contains("no listener on the host's 127.0.0.1") && e.contains("sudo emu restart controller"), "{e}");
         std::fs::write(&port_file, "41234\n").unwrap();
-        let e = message(super::kubeconfig_of(&pki_dir, &port_file));
+        let e = message(super::kubeconfig_of(&pki_dir, &port_file, crate::pki::ADMIN_USER, crate::pki::ADMIN_GROUP));
         assert!(e.starts_with("the cluster CA: reading ") && e.contains("ca.crt"), "{e}");
         let ca = crate::pki::ClusterPki::load_or_create(&pki_dir).unwrap();
-        let k = super::kubeconfig_of(&pki_dir, &port_file).unwrap();
+        let k = super::kubeconfig_of(&pki_dir, &port_file, crate::pki::ADMIN_USER, crate::pki::ADMIN_GROUP).unwrap();
         assert_eq!(k.server, "https://127.0.0.1:41234");
         assert_eq!(k.certificate_authority, ca.ca_pem());
         assert!(k.client_certificate.starts_with("-----BEGIN CERTIFICATE-----"), "{}", k.client_certificate);
         assert!(k.client_key.contains("PRIVATE KEY"));
         std::fs::write(&port_file, "x").unwrap();
-        let e = message(super::kubeconfig_of(&pki_dir, &port_file));
+        let e = message(super::kubeconfig_of(&pki_dir, &port_file, crate::pki::ADMIN_USER, crate::pki::ADMIN_GROUP));
         assert!(e.contains("holds \"x\""), "{e}");
     }
 

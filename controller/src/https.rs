@@ -280,7 +280,19 @@ impl Router {
             Err(message) => return failure(&ApiError::bad_request(message), pretty),
         };
         info.user_agent = header_text(request, header::USER_AGENT);
-        if let Decision::Deny(reason) = authz::authorize(&user, &info, policy) {
+        // A node's requests: the Node authorizer first, then RBAC for what it has no opinion on.
+        let node_decision = match (&self.shared, rest::node_authz::node_of(&user)) {
+            (Some(shared), Some(node)) => rest::node_authz::authorize(node, &user, &info, &shared.store),
+            _ => rest::node_authz::NodeDecision::NoOpinion,
+        };
+        if let rest::node_authz::NodeDecision::Deny(e) = node_decision {
+            return failure(&e, pretty);
+        }
+        let decision = match node_decision {
+            rest::node_authz::NodeDecision::Allow => Decision::Allow(String::new()),
+            _ => authz::authorize(&user, &info, policy),
+        };
+        if let Decision::Deny(reason) = decision {
             let message = authz::forbidden_message(&user, &info, &reason);
             let (group, resource) = if info.resource_request { (info.group.as_str(), info.resource.as_str()) } else { ("", "") };
             return failure(&ApiError::forbidden(message, group, resource, &info.name), pretty);

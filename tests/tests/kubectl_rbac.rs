@@ -5,7 +5,8 @@
 //! read what `view` grants and nothing more; `kubectl auth can-i` agrees; the default roles and
 //! the bindings print as kubectl prints them; a binding's role never changes; a ClusterRole
 //! labelled for it extends `view`; who administers a namespace grants there only what they hold;
-//! `--as` impersonates for whoever may (the admin), and is refused to alice.
+//! `--as` impersonates for whoever may (the admin), and is refused to alice; a node's identity
+//! does what the Node authorizer and NodeRestriction let a node do.
 
 mod kubectl_support;
 
@@ -73,7 +74,7 @@ fn rbac_grants_what_the_bound_role_allows() {
         "apiVersion: v1\nkind: Pod\nmetadata: {name: client}\nspec:\n  containers: [{name: c, image: busybox, command: [sleep, '3600']}]\n",
     )
     .ok();
-    c.ready_pod("client");
+    let client = c.ready_pod("client");
 
     // The default policy, as kube-apiserver creates it, listed as kubectl lists it.
     let roles = admin(&["get", "clusterroles"]).ok().stdout;
@@ -145,6 +146,38 @@ fn rbac_grants_what_the_bound_role_allows() {
         (refused.code, refused.stderr.as_str()),
         (1, "Error from server (Forbidden): users \"bob\" is forbidden: User \"alice\" cannot impersonate resource \"users\" in API group \"\" at the cluster scope\n")
     );
+
+    // A node's identity (`emu kubeconfig --node`, kubelet's kubeconfig): the Node authorizer's
+    // reads and own writes, NodeRestriction's refusals, RBAC's 403 for the rest.
+    let node = client["spec"]["nodeName"].as_str().unwrap().to_string();
+    let node_config = dir.0.join("node.kubeconfig");
+    std::fs::write(&node_config, c.emu(&["kubeconfig", "--node", &node]).ok().stdout).unwrap();
+    let as_node = |args: &[&str]| kubectl_as(&dir.0, &node_config, args);
+    let whoami = as_node(&["auth", "whoami", "-o", "jsonpath={.status.userInfo}"]).ok().stdout;
+    let whoami: serde_json::Value = serde_json::from_str(&whoami).unwrap();
+    assert_eq!(whoami["username"], format!("system:node:{node}"));
+    assert_eq!(whoami["groups"], serde_json::json!(["system:nodes", "system:authenticated"]));
+    assert!(as_node(&["get", "pods", "-A"]).ok().stdout.contains("client"));
+    assert_eq!(as_node(&["label", "node", &node, "lab=yes"]).ok().stdout, format!("node/{node} labeled\n"));
+    let nodes = admin(&["get", "nodes", "-o", "name"]).ok().stdout;
+    let other = nodes.lines().filter_map(|l| l.strip_prefix("node/")).find(|n| *n != node).expect("a cluster of two nodes");
+    let refused = as_node(&["label", "node", other, "lab=yes"]);
+    assert_eq!(
+        refused.stderr,
+        format!("Error from server (Forbidden): nodes \"{other}\" is forbidden: node \"{node}\" is not allowed to modify node \"{other}\"\n")
+    );
+    let secrets = as_node(&["get", "secrets", "some-secret"]);
+    assert_eq!(
+        secrets.stderr,
+        format!("Error from server (Forbidden): secrets \"some-secret\" is forbidden: User \"system:node:{node}\" cannot get resource \"secrets\" in API group \"\" in the namespace \"default\": no relationship found between node '{node}' and this object\n")
+    );
+    let deployments = as_node(&["get", "deployments"]);
+    assert_eq!(
+        deployments.stderr,
+        format!("Error from server (Forbidden): deployments.apps is forbidden: User \"system:node:{node}\" cannot list resource \"deployments\" in API group \"apps\" in the namespace \"default\"\n")
+    );
+    let unknown = c.emu(&["kubeconfig", "--node", "nosuch"]);
+    assert!(unknown.code != 0 && unknown.stderr.contains("node \"nosuch\" not found"), "{}", unknown.stderr);
 
     // A pod's service account, with the token emu gives the pod, against the host's API port.
     let token = c.emu(&["exec", "client", "--", "cat", TOKEN]).ok().stdout;

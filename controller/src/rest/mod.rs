@@ -17,6 +17,7 @@ pub mod authz;
 pub mod channel;
 pub mod discovery;
 pub mod list;
+pub mod node_authz;
 pub mod openapi;
 pub mod openapi_v2;
 pub mod proxy;

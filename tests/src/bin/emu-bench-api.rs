@@ -80,7 +80,7 @@ fn main() -> anyhow::Result<()> {
         bail!("emu kubeconfig --cluster {CLUSTER}: {}", kubeconfig.stderr);
     }
     std::fs::write(dir.0.join("kubeconfig"), kubeconfig.stdout)?;
-    let k = rt.block_on(grpc.kubeconfig(emu_proto::KubeconfigRequest {})).context("the controller's Kubeconfig call")?.into_inner();
+    let k = rt.block_on(grpc.kubeconfig(emu_proto::KubeconfigRequest::default())).context("the controller's Kubeconfig call")?.into_inner();
     let api = Api::new(&k)?;
 
     // The pods: a Deployment, as a user would make 1,000 of them.
