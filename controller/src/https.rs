@@ -316,7 +316,7 @@ impl Router {
             return failure(&e, pretty);
         }
         // The reviews a client asks about itself need who it is, which only the router knows.
-        if let Some(answer) = rest::review::answer(&user, &info, sent, pretty, policy) {
+        if let Some(answer) = rest::review::answer(&user, &info, sent, pretty, policy, self.shared.as_ref().map(|s| &s.store)) {
             return match answer {
                 Ok(answer) => reply(status_code(answer.status), answer.content_type, answer.body),
                 Err(e) => failure(&e, pretty),

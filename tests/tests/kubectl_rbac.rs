@@ -158,13 +158,17 @@ fn rbac_grants_what_the_bound_role_allows() {
     assert_eq!(whoami["username"], format!("system:node:{node}"));
     assert_eq!(whoami["groups"], serde_json::json!(["system:nodes", "system:authenticated"]));
     assert!(as_node(&["get", "pods", "-A"]).ok().stdout.contains("client"));
+    assert_eq!(as_node(&["auth", "can-i", "list", "pods", "-A"]).stdout, "yes\n", "auth can-i asks the Node authorizer too");
+    assert_eq!(as_node(&["auth", "can-i", "get", "secrets/some-secret"]).stdout, "no\n");
     assert_eq!(as_node(&["label", "node", &node, "lab=yes"]).ok().stdout, format!("node/{node} labeled\n"));
     let nodes = admin(&["get", "nodes", "-o", "name"]).ok().stdout;
     let other = nodes.lines().filter_map(|l| l.strip_prefix("node/")).find(|n| *n != node).expect("a cluster of two nodes");
     let refused = as_node(&["label", "node", other, "lab=yes"]);
     assert_eq!(
         refused.stderr,
-        format!("Error from server (Forbidden): nodes \"{other}\" is forbidden: node \"{node}\" is not allowed to modify node \"{other}\"\n")
+        format!(
+            "Error from server (Forbidden): nodes \"{other}\" is forbidden: node \"{node}\" is not allowed to modify node \"{other}\"\n"
+        )
     );
     let secrets = as_node(&["get", "secrets", "some-secret"]);
     assert_eq!(

@@ -14,11 +14,20 @@ use serde_json::{json, Value};
 
 /// The answer to a create of a review (None for any other request); an access review is
 /// decided under `policy`, as the requests themselves are.
-pub fn answer(user: &User, info: &RequestInfo, sent: Sent, pretty: bool, policy: &dyn Policy) -> Option<Result<Reply, ApiError>> {
+/// A node's access reviews (`store` given) are decided by the Node authorizer first, as its
+/// requests are.
+pub fn answer(
+    user: &User,
+    info: &RequestInfo,
+    sent: Sent,
+    pretty: bool,
+    policy: &dyn Policy,
+    store: Option<&crate::store::Store>,
+) -> Option<Result<Reply, ApiError>> {
     if !info.resource_request || info.verb != "create" || !info.name.is_empty() {
         return None;
     }
-    let access = |request: Value| access_review(user, request, policy);
+    let access = |request: Value| access_review(user, request, policy, store);
     let whoami = |_: Value| Ok(self_review(user));
     let rules = |request: Value| rules_review(user, &request, policy);
     let (kind, review): (&str, &dyn Fn(Value) -> Result<Value, ApiError>) = match (info.group.as_str(), info.resource.as_str()) {
@@ -42,7 +51,7 @@ pub fn answer(user: &User, info: &RequestInfo, sent: Sent, pretty: bool, policy:
 }
 
 /// `spec.resourceAttributes` (or `spec.nonResourceAttributes`) decided for `user`.
-fn access_review(user: &User, mut review: Value, policy: &dyn Policy) -> Result<Value, ApiError> {
+fn access_review(user: &User, mut review: Value, policy: &dyn Policy, store: Option<&crate::store::Store>) -> Result<Value, ApiError> {
     let spec = &review["spec"];
     let text = |v: &Value, k: &str| v[k].as_str().unwrap_or("").to_string();
     let asked = if let Some(r) = spec.get("resourceAttributes").filter(|r| r.is_object()) {
@@ -69,9 +78,18 @@ fn access_review(user: &User, mut review: Value, policy: &dyn Policy) -> Result<
     };
     // A plain denial has no reason, as RBAC's (kubectl prints `no - <reason>` when there is one);
     // an allowance by RBAC names the binding.
-    let (allowed, reason) = match authz::authorize(user, &asked, policy) {
-        Decision::Allow(reason) => (true, reason),
-        Decision::Deny(reason) => (false, reason),
+    use super::node_authz::{self, NodeDecision};
+    let by_node_authorizer = match (store, node_authz::node_of(user)) {
+        (Some(store), Some(node)) => node_authz::authorize(node, user, &asked, store),
+        _ => NodeDecision::NoOpinion,
+    };
+    let (allowed, reason) = match by_node_authorizer {
+        NodeDecision::Allow => (true, String::new()),
+        NodeDecision::Deny(_) => (false, String::new()),
+        NodeDecision::NoOpinion => match authz::authorize(user, &asked, policy) {
+            Decision::Allow(reason) => (true, reason),
+            Decision::Deny(reason) => (false, reason),
+        },
     };
     review["status"] = json!({"allowed": allowed});
     if !reason.is_empty() {
@@ -144,7 +162,7 @@ mod tests {
         let info = RequestInfo::parse("POST", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", "").unwrap();
         let body = body.to_string();
         let sent = Sent { body: body.as_bytes(), content_type: "application/json" };
-        let reply = answer(user, &info, sent, false, &defaults()).unwrap().unwrap();
+        let reply = answer(user, &info, sent, false, &defaults(), None).unwrap().unwrap();
         assert_eq!(reply.status, 201);
         serde_json::from_str(&reply.body).unwrap()
     }
@@ -163,7 +181,7 @@ mod tests {
             json!({"allowed": true, "reason": "RBAC: allowed by ClusterRoleBinding \"system:discovery\" of ClusterRole \"system:discovery\" to Group \"system:authenticated\""})
         );
         let info = RequestInfo::parse("POST", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", "").unwrap();
-        let e = answer(&alice, &info, Sent { body: b"{\"spec\":{}}", content_type: "" }, false, &defaults()).unwrap().unwrap_err();
+        let e = answer(&alice, &info, Sent { body: b"{\"spec\":{}}", content_type: "" }, false, &defaults(), None).unwrap().unwrap_err();
         assert_eq!(e.code, 422);
     }
 
@@ -172,7 +190,7 @@ mod tests {
         let info = RequestInfo::parse("POST", "/apis/authorization.k8s.io/v1/selfsubjectrulesreviews", "").unwrap();
         let alice = User::from_certificate("alice", &["dev".into()]);
         let body = br#"{"kind":"SelfSubjectRulesReview","apiVersion":"authorization.k8s.io/v1","spec":{"namespace":"default"}}"#;
-        let reply = answer(&alice, &info, Sent { body, content_type: "" }, false, &defaults()).unwrap().unwrap();
+        let reply = answer(&alice, &info, Sent { body, content_type: "" }, false, &defaults(), None).unwrap().unwrap();
         assert_eq!(reply.status, 201);
         let v: Value = serde_json::from_str(&reply.body).unwrap();
         assert_eq!(
@@ -191,7 +209,7 @@ mod tests {
             .filter_map(Value::as_str)
             .collect();
         assert!(urls.contains(&"/apis/*") && urls.contains(&"/version"), "{urls:?}");
-        let e = answer(&alice, &info, Sent { body: b"{}", content_type: "" }, false, &defaults()).unwrap().unwrap_err();
+        let e = answer(&alice, &info, Sent { body: b"{}", content_type: "" }, false, &defaults(), None).unwrap().unwrap_err();
         assert_eq!((e.code, e.message.as_str()), (400, "no namespace on request"));
     }
 
@@ -199,10 +217,10 @@ mod tests {
     fn whoami_names_the_user_and_groups() {
         let info = RequestInfo::parse("POST", "/apis/authentication.k8s.io/v1/selfsubjectreviews", "").unwrap();
         let alice = User::from_certificate("alice", &["dev".into()]);
-        let reply = answer(&alice, &info, Sent { body: b"{}", content_type: "" }, false, &defaults()).unwrap().unwrap();
+        let reply = answer(&alice, &info, Sent { body: b"{}", content_type: "" }, false, &defaults(), None).unwrap().unwrap();
         let v: Value = serde_json::from_str(&reply.body).unwrap();
         assert_eq!(v["status"]["userInfo"], json!({"username": "alice", "groups": ["dev", "system:authenticated"]}));
         let pods = RequestInfo::parse("POST", "/api/v1/namespaces/default/pods", "").unwrap();
-        assert!(answer(&alice, &pods, Sent { body: b"{}", content_type: "" }, false, &defaults()).is_none());
+        assert!(answer(&alice, &pods, Sent { body: b"{}", content_type: "" }, false, &defaults(), None).is_none());
     }
 }
