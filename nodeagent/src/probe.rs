@@ -9,7 +9,6 @@ use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -17,14 +16,10 @@ use emu_logic::probe::{ProbeAction, USER_AGENT};
 use http_body_util::Empty;
 use hyper::{header, Request, StatusCode};
 use hyper_util::rt::TokioIo;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, SignatureScheme};
+use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::task::JoinSet;
-use tokio_rustls::TlsConnector;
 
 /// Where an exec probe runs: `<exe> nsexec <pod_dir> <container> -- <command>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,7 +98,10 @@ async fn http_get(
         // Sent as SNI when it is a host name (rustls sends none for an IP); the certificate is not
         // checked against it.
         let name = ServerName::try_from(target.clone()).map_err(|e| format!("GET {path}: probe host {target:?}: {e}"))?;
-        let tls = insecure_tls().connect(name, stream).await.map_err(|e| format!("GET {path}: TLS handshake with {target}:{port}: {e}"))?;
+        let tls = emu_proto::insecure_tls::connector()
+            .connect(name, stream)
+            .await
+            .map_err(|e| format!("GET {path}: TLS handshake with {target}:{port}: {e}"))?;
         get(tls, request).await
     } else {
         get(stream, request).await
@@ -152,62 +150,6 @@ where
     driver.spawn(connection);
     sender.ready().await?;
     Ok(sender.send_request(request).await?.status())
-}
-
-/// A TLS client that accepts any certificate, as kubelet's probes do: a probe checks that the
-/// container answers, not who it is. The handshake's signatures are still checked.
-fn insecure_tls() -> TlsConnector {
-    static CONNECTOR: LazyLock<TlsConnector> = LazyLock::new(|| {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ClientConfig::builder_with_provider(provider.clone())
-            .with_safe_default_protocol_versions()
-            .expect("ring supports the default protocol versions")
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
-            .with_no_client_auth();
-        TlsConnector::from(Arc::new(config))
-    });
-    CONNECTOR.clone()
-}
-
-/// Accepts whatever certificate the server presents (Go's `InsecureSkipVerify`), but verifies
-/// that the server holds its key, with the provider's algorithms.
-#[derive(Debug)]
-struct AnyCertificate(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for AnyCertificate {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
 }
 
 /// Runs the command in the container; success is exit status 0 within `timeout`. On timeout

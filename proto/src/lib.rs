@@ -4,6 +4,7 @@
 //! protobuf messages of OpenAPI v2 the API server writes ([`openapi_v2`]).
 
 pub mod daemon;
+pub mod insecure_tls;
 pub mod reflector;
 
 #[allow(clippy::all)]

@@ -179,6 +179,9 @@ fn walkthrough(cluster: &str, kubectl: &Path, version: &str, deleted: &str) {
     let page =
         home.sh(&format!("kubectl exec {} -- curl -s https://my-nginx --cacert /etc/nginx/ssl/nginx.crt", emu_tests::name(&curlpod[0])));
     assert!(page.contains("Welcome to nginx!"), "{page}");
+    // The same page through the API server's proxy, which speaks TLS to the pod (`https:`).
+    let proxied = home.sh("kubectl get --raw /api/v1/namespaces/default/services/https:my-nginx:443/proxy/");
+    assert!(proxied.contains("Welcome to nginx!"), "{proxied}");
 
     // Exposing the Service: its node port, the nodes' external addresses, then a load balancer.
     let node_port = home.sh("kubectl get svc my-nginx -o yaml | grep nodePort -C 5");

@@ -2,8 +2,9 @@
 //! `kubectl get --raw` reach): an HTTP request passed to the pod, or to a ready endpoint of the
 //! Service, and its answer passed back. kube-apiserver dials the pod's IP; emu goes through the
 //! pod's node agent, as port-forward does ([`crate::relay::pod_port_forward`]), so the proxy needs
-//! no route from the control plane to the pods. Plain HTTP only (`https:` names get a 400), and
-//! HTML is passed as it is (kube-apiserver rewrites its links to stay under the proxy path).
+//! no route from the control plane to the pods. `https:` names speak TLS to the pod without
+//! checking its certificate, as kube-apiserver does. HTML is passed as it is (kube-apiserver
+//! rewrites its links to stay under the proxy path).
 
 use super::status::ApiError;
 use super::{Call, Proxied, Served};
@@ -109,9 +110,12 @@ pub fn target_path(path: &str, query: &str) -> String {
 /// now; the exchange with the target comes later.
 pub(super) fn serve(call: &Call, raw_query: &str, sent: super::Sent) -> Result<Served, ApiError> {
     let (scheme, name, port) = split_name(&call.info.name)?;
-    if scheme == "https" {
-        return Err(ApiError::bad_request("emu's proxy speaks plain HTTP to pods: https targets are not served"));
-    }
+    // `https:NAME:PORT`: TLS to the pod, whatever its certificate (kube-apiserver's proxy does
+    // not verify it either).
+    let tls_name = (scheme == "https")
+        .then(|| rustls::pki_types::ServerName::try_from(name.to_string()))
+        .transpose()
+        .map_err(|e| ApiError::bad_request(format!("{name:?} is not a name TLS can be asked for: {e}")))?;
     let namespace = call.info.namespace.clone();
     let get = |kind: &str, name: &str| {
         call.shared.store.get_shared(&ObjectKey { kind: kind.into(), namespace: namespace.clone(), name: name.into() })
@@ -144,7 +148,7 @@ pub(super) fn serve(call: &Call, raw_query: &str, sent: super::Sent) -> Result<S
     };
     let request = request.body(Full::new(Bytes::copy_from_slice(sent.body))).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let shared = call.shared.clone();
-    Ok(Served::Later(Box::pin(async move { exchange(&shared, &namespace, target, request).await.map(Served::Proxied) })))
+    Ok(Served::Later(Box::pin(async move { exchange(&shared, &namespace, target, tls_name, request).await.map(Served::Proxied) })))
 }
 
 /// Sends `request` to the target through its node's agent and reads the whole answer.
@@ -152,6 +156,7 @@ async fn exchange(
     shared: &crate::state::Shared,
     namespace: &str,
     target: Target,
+    tls_name: Option<rustls::pki_types::ServerName<'static>>,
     request: hyper::Request<Full<Bytes>>,
 ) -> Result<Proxied, ApiError> {
     let failed = |e: String| ApiError::service_unavailable(format!("error trying to reach service: {e}"));
@@ -178,9 +183,14 @@ async fn exchange(
         }
         let _ = to_hyper.shutdown().await;
     });
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(ours)).await.map_err(|e| failed(e.to_string()))?;
-    tokio::spawn(connection);
-    let answer = sender.send_request(request).await.map_err(|e| failed(e.to_string()));
+    let answer = match tls_name {
+        None => send(ours, request).await,
+        Some(name) => match emu_proto::insecure_tls::connector().connect(name, ours).await {
+            Ok(tls) => send(tls, request).await,
+            Err(e) => Err(format!("TLS handshake with the pod: {e}")),
+        },
+    }
+    .map_err(failed);
     let result = match answer {
         Ok(response) => {
             let (parts, body) = response.into_parts();
@@ -198,6 +208,16 @@ async fn exchange(
     outbound.abort();
     inbound.abort();
     result
+}
+
+/// `request` sent as HTTP/1.1 over `io`: its answer.
+async fn send<IO>(io: IO, request: hyper::Request<Full<Bytes>>) -> Result<hyper::Response<hyper::body::Incoming>, String>
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(io)).await.map_err(|e| e.to_string())?;
+    tokio::spawn(connection);
+    sender.send_request(request).await.map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
