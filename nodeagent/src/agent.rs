@@ -232,6 +232,59 @@ struct Local {
     /// The last event recorded per (pod uid, reason, message), to count repeats as kubelet's
     /// event recorder does instead of making a new Event each time.
     events: HashMap<(String, String, String), Recorded>,
+    /// Each pod's shim, once its identity was checked, and when.
+    shims: HashMap<String, (i32, std::time::Instant)>,
+    /// What each pod's last status reported (or found unchanged) was made from.
+    reported: HashMap<String, StatusInputs>,
+}
+
+/// What a pod's status is computed from, cheaply compared: the pod as stored, its sandbox's state
+/// file (replaced whole on every change) and its containers' readiness verdicts. The same inputs
+/// make the same status, so the 100 ms pass skips reading and computing it: at 200 pods per
+/// node each agent spent about 13 % of a core on that, with nothing changing.
+#[derive(Debug, PartialEq)]
+struct StatusInputs {
+    resource_version: String,
+    /// (device, inode, modification time in ns, size) of `state.json`.
+    state_file: Option<(u64, u64, i128, u64)>,
+    ready: Vec<bool>,
+}
+
+impl StatusInputs {
+    fn of(agent: &Agent, pod: &Pod, pod_dir: &std::path::Path) -> StatusInputs {
+        use std::os::unix::fs::MetadataExt;
+        let state_file = std::fs::metadata(sandbox::state_path(pod_dir))
+            .ok()
+            .map(|m| (m.dev(), m.ino(), i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec()), m.size()));
+        StatusInputs {
+            resource_version: pod.metadata.resource_version.clone().unwrap_or_default(),
+            state_file,
+            ready: spec(pod).containers.iter().map(|c| agent.readiness.container_ready(pod, &c.name)).collect(),
+        }
+    }
+}
+
+/// How long a shim's identity, once checked (its pid file and command line), is trusted while its
+/// process lives: a pass then reads one file of /proc per pod rather than three files.
+const SHIM_RECHECK: Duration = Duration::from_secs(5);
+
+/// The pod's running shim, as [`sandbox::running_shim`] finds it, remembered for
+/// [`SHIM_RECHECK`].
+fn running_shim(local: &std::sync::Mutex<Local>, uid: &str, pod_dir: &std::path::Path) -> Option<i32> {
+    let known = local.lock().ok().and_then(|l| l.shims.get(uid).copied());
+    if let Some((pid, checked)) = known {
+        if checked.elapsed() < SHIM_RECHECK && sandbox::process_alive(pid) {
+            return Some(pid);
+        }
+    }
+    let pid = sandbox::running_shim(pod_dir);
+    if let Ok(mut l) = local.lock() {
+        match pid {
+            Some(pid) => l.shims.insert(uid.to_string(), (pid, std::time::Instant::now())),
+            None => l.shims.remove(uid),
+        };
+    }
+    pid
 }
 
 /// An Event the agent wrote, and when it may be counted again.
@@ -510,6 +563,8 @@ async fn reconcile(
                     if let Ok(mut l) = local.lock() {
                         l.sent.remove(&uid);
                         l.volumes.remove(&uid);
+                        l.shims.remove(&uid);
+                        l.reported.remove(&uid);
                         l.events.retain(|(u, _, _), _| *u != uid);
                     }
                     release(&local, &uid);
@@ -517,7 +572,7 @@ async fn reconcile(
             }
             continue;
         }
-        let Some(shim_pid) = sandbox::running_shim(&pod_dir) else {
+        let Some(shim_pid) = running_shim(local, &uid, &pod_dir) else {
             if claim(local, &uid) {
                 let (agent, local, services, objects, local_pod) =
                     (agent.clone(), local.clone(), services.clone(), snap.objects.clone(), local_pod.clone());
@@ -572,9 +627,18 @@ async fn reconcile(
                 tracing::warn!(pod = %name(pod), error = %e, "writing service variables");
             }
         }
+        // The inputs before the state is read: a state written in between is seen again next time.
+        let inputs = StatusInputs::of(agent, pod, &pod_dir);
+        if local.lock().map(|l| l.reported.get(&uid) == Some(&inputs)).unwrap_or(false) {
+            continue;
+        }
         if let Ok(state) = sandbox::read_state(&pod_dir) {
             let status = pod_status(agent, pod, &state);
-            report(agent, local, &local_pod, status).await;
+            if report(agent, local, &local_pod, status).await {
+                if let Ok(mut l) = local.lock() {
+                    l.reported.insert(uid, inputs);
+                }
+            }
         }
     }
 }
@@ -611,11 +675,12 @@ fn release(local: &std::sync::Mutex<Local>, uid: &str) {
     }
 }
 
-async fn report(agent: &Agent, local: &std::sync::Mutex<Local>, local_pod: &LocalPod, status: Value) {
+/// Whether the store has `status` now (it had it already, or it was sent).
+async fn report(agent: &Agent, local: &std::sync::Mutex<Local>, local_pod: &LocalPod, status: Value) -> bool {
     let uid = uid(&local_pod.pod).to_string();
     let unchanged = local.lock().map(|l| l.sent.get(&uid) == Some(&status)).unwrap_or(false);
     if unchanged && local_pod.status == status {
-        return;
+        return true;
     }
     let (namespace, name) = typed::key(&local_pod.pod.metadata);
     let mut v = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": namespace, "uid": uid}});
@@ -626,8 +691,12 @@ async fn report(agent: &Agent, local: &std::sync::Mutex<Local>, local_pod: &Loca
             if let Ok(mut l) = local.lock() {
                 l.sent.insert(uid, status);
             }
+            true
         }
-        Err(e) => tracing::debug!(error = %e, "status update failed"),
+        Err(e) => {
+            tracing::debug!(error = %e, "status update failed");
+            false
+        }
     }
 }
 

@@ -230,9 +230,14 @@ pub fn running_shim(pod_dir: &Path) -> Option<i32> {
     (ours && process_alive(pid)).then_some(pid)
 }
 
+/// Where the shim keeps the sandbox's state (replaced whole on every change).
+pub fn state_path(pod_dir: &Path) -> PathBuf {
+    pod_dir.join(STATE_JSON)
+}
+
 /// Reads `<pod_dir>/state.json`.
 pub fn read_state(pod_dir: &Path) -> io::Result<SandboxState> {
-    let path = pod_dir.join(STATE_JSON);
+    let path = state_path(pod_dir);
     let text = fs::read(&path)?;
     serde_json::from_slice(&text).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", path.display())))
 }
@@ -313,7 +318,8 @@ fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
 }
 
 /// Alive and not a zombie: a dead shim may stay a zombie until init reaps it.
-fn process_alive(pid: i32) -> bool {
+/// Whether process `pid` lives (exists and is not a zombie).
+pub fn process_alive(pid: i32) -> bool {
     match fs::read_to_string(format!("/proc/{pid}/stat")) {
         // The state follows the parenthesised command name, which may itself contain ") ".
         Ok(stat) => stat.rsplit_once(") ").is_some_and(|(_, rest)| !rest.starts_with(['Z', 'X'])),
