@@ -6,7 +6,7 @@
 use serde::Serialize;
 use serde_json::{Map, Value};
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use super::status::ApiError;
 
@@ -116,17 +116,17 @@ pub fn table(kind: &str, objects: &[&Value], meta: ListMeta, include: IncludeObj
 /// Table (every human-readable `kubectl get`) costs a lookup per object and a copy of its bytes,
 /// not the walk of its JSON for each cell and the serializing of its metadata.
 ///
-/// Keyed like the controllers' decoded objects (`crate::decoded`): by the address of the stored
-/// `Arc<Value>`, which the store replaces whenever the object is written, and which the entry
-/// holds so that the address is not reused while it is cached. A row is only kept for objects the
-/// store still holds (or its watch history does): each Table drops the rest.
+/// Keyed by the address of the stored `Arc<Value>`, which the store replaces whenever the
+/// object is written. The entry holds a `Weak` of it: the address cannot be reused while the entry
+/// lives (a `Weak` keeps the allocation), yet an object the store has let go is freed at once,
+/// not kept for the cache. Each Table drops the rows of objects gone.
 #[derive(Default)]
 pub struct RowCache {
     rows: HashMap<usize, CachedRow>,
 }
 
 struct CachedRow {
-    object: Arc<Value>,
+    object: Weak<Value>,
     /// The cells as JSON, the AGE column's excepted: it is the only cell that changes with time
     /// for most kinds, and is rendered for each Table. None when another cell does too (a pod's
     /// RESTARTS with the time of its last restart, an event's LAST SEEN): rendered each time.
@@ -157,15 +157,15 @@ impl RowCache {
             let cells = age_only.then(|| at_now.into_iter().map(cell_json).collect());
             let empty = Value::Object(Map::new());
             let metadata = json(obj.get("metadata").unwrap_or(&empty));
-            CachedRow { object: obj.clone(), cells, metadata }
+            CachedRow { object: Arc::downgrade(obj), cells, metadata }
         });
         entry
     }
 
-    /// Forgets the rows of objects nobody else holds any more (replaced or deleted, and gone
-    /// from the store's history).
+    /// Forgets the rows of objects nobody holds any more (replaced or deleted, and gone from
+    /// the store's history).
     fn sweep(&mut self) {
-        self.rows.retain(|_, row| Arc::strong_count(&row.object) > 1);
+        self.rows.retain(|_, row| row.object.strong_count() > 0);
     }
 }
 
