@@ -409,22 +409,112 @@ fn name(pod: &Pod) -> &str {
 async fn sync_pods(agent: Arc<Agent>, mut rx: tokio::sync::watch::Receiver<Snapshot<Watched>>) -> anyhow::Result<()> {
     let local = Arc::new(std::sync::Mutex::new(Local::default()));
     let mut services = ServicesSeen::default();
-    let mut last_objects: Option<Arc<Objects>> = None;
+    let mut last_inputs: Option<u64> = None;
+    let mut woken_by_change = false;
     loop {
         let snap = rx.borrow_and_update().clone();
         if snap.synced {
-            let objects_changed = !last_objects.as_ref().is_some_and(|o| Arc::ptr_eq(o, &snap.objects));
-            last_objects = Some(snap.objects.clone());
+            let inputs = pod_pass_inputs(&snap.objects);
+            let objects_changed = last_inputs != Some(inputs);
+            last_inputs = Some(inputs);
             let changed = services.update(&snap);
-            reconcile(&agent, &snap, &local, &services.services, changed, objects_changed).await;
+            // A change of objects no pod here uses (another node's pods' ConfigMaps, a Secret
+            // nobody mounts) leaves the pass nothing to do: the next tick runs it anyway.
+            if objects_changed || changed || !woken_by_change {
+                reconcile(&agent, &snap, &local, &services.services, changed, objects_changed).await;
+            }
         }
+        woken_by_change = false;
         tokio::select! {
-            r = rx.changed() => if r.is_err() { bail!("pod watch ended") },
+            r = rx.changed() => {
+                if r.is_err() { bail!("pod watch ended") }
+                woken_by_change = true;
+            }
             // A readiness probe's verdict changed: report it now, not at the next tick.
             _ = agent.readiness.changed.notified() => {}
             _ = tokio::time::sleep(Duration::from_millis(100)) => {}
         }
     }
+}
+
+/// A digest of what the pod pass reads of the snapshot besides the Services: this node's pods
+/// and the Secrets and ConfigMaps they name (in volumes and variables), each by its key and
+/// resourceVersion. Every ConfigMap and Secret of the cluster reaches every agent; most
+/// concern no pod here, and their changes need no pass over the pods.
+fn pod_pass_inputs(objects: &Objects) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut digest = std::collections::hash_map::DefaultHasher::new();
+    let mut referenced: Vec<(&str, &str, &str)> = Vec::new();
+    for (key, watched) in objects {
+        match watched.as_ref() {
+            Watched::Pod(p) => {
+                key.hash(&mut digest);
+                p.pod.metadata.resource_version.hash(&mut digest);
+                let namespace = typed::key(&p.pod.metadata).0;
+                referenced.extend(pod_references(&p.pod).into_iter().map(|(kind, name)| (kind, namespace, name)));
+            }
+            Watched::UndecodablePod(uid) => {
+                key.hash(&mut digest);
+                uid.hash(&mut digest);
+            }
+            _ => {}
+        }
+    }
+    referenced.sort_unstable();
+    referenced.dedup();
+    for (kind, namespace, name) in referenced {
+        let key = (kind.to_string(), namespace.to_string(), name.to_string());
+        let version = objects.get(&key).map(|w| match w.as_ref() {
+            Watched::ConfigMap(c) => c.metadata.resource_version.as_deref(),
+            Watched::Secret(s) => s.metadata.resource_version.as_deref(),
+            _ => None,
+        });
+        (key, version).hash(&mut digest);
+    }
+    digest.finish()
+}
+
+/// The ConfigMaps and Secrets (kind, name) a pod names: in its volumes (projected ones too) and
+/// its containers' variables.
+fn pod_references(pod: &Pod) -> Vec<(&'static str, &str)> {
+    let spec = spec(pod);
+    let mut refs = Vec::new();
+    for volume in spec.volumes.iter().flatten() {
+        if let Some(name) = volume.secret.as_ref().and_then(|s| s.secret_name.as_deref()) {
+            refs.push(("Secret", name));
+        }
+        if let Some(c) = &volume.config_map {
+            refs.push(("ConfigMap", c.name.as_str()));
+        }
+        for source in volume.projected.iter().flat_map(|p| p.sources.iter().flatten()) {
+            if let Some(s) = &source.secret {
+                refs.push(("Secret", s.name.as_str()));
+            }
+            if let Some(c) = &source.config_map {
+                refs.push(("ConfigMap", c.name.as_str()));
+            }
+        }
+    }
+    for container in spec.containers.iter().chain(spec.init_containers.iter().flatten()) {
+        for var in container.env.iter().flatten() {
+            let from = var.value_from.as_ref();
+            if let Some(s) = from.and_then(|f| f.secret_key_ref.as_ref()) {
+                refs.push(("Secret", s.name.as_str()));
+            }
+            if let Some(c) = from.and_then(|f| f.config_map_key_ref.as_ref()) {
+                refs.push(("ConfigMap", c.name.as_str()));
+            }
+        }
+        for from in container.env_from.iter().flatten() {
+            if let Some(s) = &from.secret_ref {
+                refs.push(("Secret", s.name.as_str()));
+            }
+            if let Some(c) = &from.config_map_ref {
+                refs.push(("ConfigMap", c.name.as_str()));
+            }
+        }
+    }
+    refs
 }
 
 /// The Services of the latest snapshot, recomputed only when the snapshot changes (the pod loop
@@ -1055,6 +1145,43 @@ fn terminated(t: &sandbox::Terminated) -> emu_logic::podspec::TerminatedObservat
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_changes_of_what_the_pods_use_start_the_pod_pass() {
+        let object = |v: Value| {
+            let key = (v["kind"].as_str().unwrap().to_string(), v["metadata"]["namespace"].as_str().unwrap_or("").to_string(), name_of(&v));
+            (key, Arc::new(Watched::decode(v)))
+        };
+        fn name_of(v: &Value) -> String {
+            v["metadata"]["name"].as_str().unwrap().to_string()
+        }
+        let pod = |rv: &str| {
+            json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web", "namespace": "default", "uid": "u1", "resourceVersion": rv},
+                "spec": {"containers": [{"name": "c", "image": "nginx", "envFrom": [{"secretRef": {"name": "db"}}]}],
+                    "volumes": [{"name": "conf", "configMap": {"name": "nginx-conf"}}]}})
+        };
+        let config_map = |name: &str, rv: &str| json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": "default", "resourceVersion": rv}});
+        let secret = |rv: &str| json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db", "namespace": "default", "resourceVersion": rv}});
+        let objects = |items: Vec<Value>| -> Objects { items.into_iter().map(object).collect() };
+        let base = pod_pass_inputs(&objects(vec![pod("1"), config_map("nginx-conf", "2"), config_map("other", "3"), secret("4")]));
+        // Another ConfigMap, new or changed: nothing for the pods here.
+        assert_eq!(base, pod_pass_inputs(&objects(vec![pod("1"), config_map("nginx-conf", "2"), config_map("other", "9"), secret("4")])));
+        assert_eq!(
+            base,
+            pod_pass_inputs(&objects(vec![
+                pod("1"),
+                config_map("nginx-conf", "2"),
+                config_map("other", "3"),
+                config_map("new", "10"),
+                secret("4")
+            ]))
+        );
+        // The pod, its volume's ConfigMap or its variables' Secret changed, or one of them gone.
+        assert_ne!(base, pod_pass_inputs(&objects(vec![pod("5"), config_map("nginx-conf", "2"), config_map("other", "3"), secret("4")])));
+        assert_ne!(base, pod_pass_inputs(&objects(vec![pod("1"), config_map("nginx-conf", "6"), config_map("other", "3"), secret("4")])));
+        assert_ne!(base, pod_pass_inputs(&objects(vec![pod("1"), config_map("nginx-conf", "2"), config_map("other", "3"), secret("7")])));
+        assert_ne!(base, pod_pass_inputs(&objects(vec![pod("1"), config_map("other", "3"), secret("4")])));
+    }
 
     #[test]
     fn a_pod_is_decoded_once_with_its_status_as_stored() {
