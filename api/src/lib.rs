@@ -5,6 +5,7 @@ pub mod admission;
 pub mod defaults;
 pub mod fault;
 pub mod field;
+pub mod field_tags;
 pub mod json;
 pub mod kinds;
 pub mod manifest;

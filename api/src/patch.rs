@@ -12,7 +12,7 @@
 //!   '/spec/foo': Unable to remove nonexistent key: foo: missing value`. The patch applies as a
 //!   whole or not at all.
 //! * `strategic` (kubectl's default): apimachinery's `StrategicMergePatch` over the patch tags of
-//!   the Go types ([`Schema`]): a list tagged `patchStrategy:"merge"` merges item by item on its
+//!   the Go types ([`crate::field_tags`]): a list tagged `patchStrategy:"merge"` merges item by item on its
 //!   `patchMergeKey` (a Service's `ports` by `port`, `containers` by `name`, a container's `env`
 //!   by `name`, …) or as a set of scalars (`finalizers`); every other list is replaced. The
 //!   directives `$patch: replace|delete` (in a map or a list item), `$retainKeys`,
@@ -25,6 +25,7 @@
 //! `-p`, how it rewords a JSON patch's missing key, and its check that the result is still an
 //! object with a kind.
 
+use crate::field_tags::{PatchStrategy as Strategy, Schema};
 use crate::json::canonical_json;
 use serde_json::Value;
 use std::str::FromStr;
@@ -541,114 +542,11 @@ const RETAIN_KEYS: &str = "$retainKeys";
 const SET_ELEMENT_ORDER: &str = "$setElementOrder";
 const DELETE_FROM_PRIMITIVE_LIST: &str = "$deleteFromPrimitiveList";
 
-/// The Go types of Kubernetes' API whose fields carry strategic merge tags, as far as they lead
-/// to such fields; everything else is [`Schema::Other`], whose lists are replaced.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Schema {
-    Other,
-    /// A top-level object of a kind.
-    Object(Kind),
-    ObjectMeta,
-    PodTemplateSpec,
-    JobTemplateSpec,
-    PodSpec,
-    Container,
-    /// The spec of a workload that has a pod `template`.
-    WorkloadSpec,
-    CronJobSpec,
-    ServiceSpec,
-    NodeSpec,
-    /// A status whose only tagged list is `conditions` (by `type`).
-    ConditionsStatus,
-    PodStatus,
-    NodeStatus,
-}
-
-/// The kinds whose spec or status has tagged fields.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Pod,
-    Workload,
-    CronJob,
-    Service,
-    Node,
-    Namespace,
-    PodTemplate,
-    Plain,
-}
-
-impl Kind {
-    fn of(kind: &str) -> Kind {
-        match kind {
-            "Pod" => Kind::Pod,
-            "Deployment" | "ReplicaSet" | "StatefulSet" | "DaemonSet" | "Job" | "ReplicationController" => Kind::Workload,
-            "CronJob" => Kind::CronJob,
-            "Service" => Kind::Service,
-            "Node" => Kind::Node,
-            "Namespace" => Kind::Namespace,
-            "PodTemplate" => Kind::PodTemplate,
-            _ => Kind::Plain,
-        }
-    }
-}
-
-/// A field's `patchStrategy`, as far as it matters when a patch is applied.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Strategy {
-    /// No tag: a list is replaced, a map merged.
-    Replace,
-    /// `merge` on a list of scalars: a set.
-    MergeScalars,
-    /// `merge` with `patchMergeKey`.
-    MergeBy(&'static str),
-}
-
-impl Strategy {
-    fn key(self) -> Option<&'static str> {
-        match self {
-            Strategy::MergeBy(key) => Some(key),
-            _ => None,
-        }
-    }
-}
-
 /// The strategy of the field `name` of a `schema` value, and the schema of its value (of its
-/// items, for a list). Transcribed from the `patchStrategy`/`patchMergeKey` tags of
-/// k8s.io/api 1.32.
+/// items, for a list), from the tags' table.
 fn field(schema: Schema, name: &str) -> (Strategy, Schema) {
-    use Schema as S;
-    use Strategy::*;
-    let next = |schema| (Replace, schema);
-    match (schema, name) {
-        (S::Object(_) | S::PodTemplateSpec | S::JobTemplateSpec, "metadata") => next(S::ObjectMeta),
-        (S::Object(Kind::Pod) | S::PodTemplateSpec, "spec") => next(S::PodSpec),
-        (S::Object(Kind::Workload) | S::JobTemplateSpec, "spec") => next(S::WorkloadSpec),
-        (S::Object(Kind::CronJob), "spec") => next(S::CronJobSpec),
-        (S::Object(Kind::Service), "spec") => next(S::ServiceSpec),
-        (S::Object(Kind::Node), "spec") => next(S::NodeSpec),
-        (S::Object(Kind::PodTemplate) | S::WorkloadSpec, "template") => next(S::PodTemplateSpec),
-        (S::CronJobSpec, "jobTemplate") => next(S::JobTemplateSpec),
-        (S::Object(Kind::Pod), "status") => next(S::PodStatus),
-        (S::Object(Kind::Node), "status") => next(S::NodeStatus),
-        (S::Object(Kind::Workload | Kind::Service | Kind::Namespace), "status") => next(S::ConditionsStatus),
-        (S::ObjectMeta, "finalizers") => (MergeScalars, S::Other),
-        (S::ObjectMeta, "ownerReferences") => (MergeBy("uid"), S::Other),
-        (S::PodSpec, "containers" | "initContainers" | "ephemeralContainers") => (MergeBy("name"), S::Container),
-        (S::PodSpec, "volumes" | "imagePullSecrets" | "schedulingGates" | "resourceClaims") => (MergeBy("name"), S::Other),
-        (S::PodSpec, "hostAliases") => (MergeBy("ip"), S::Other),
-        (S::PodSpec, "topologySpreadConstraints") => (MergeBy("topologyKey"), S::Other),
-        (S::Container, "ports") => (MergeBy("containerPort"), S::Other),
-        (S::Container, "env") => (MergeBy("name"), S::Other),
-        (S::Container, "volumeMounts") => (MergeBy("mountPath"), S::Other),
-        (S::Container, "volumeDevices") => (MergeBy("devicePath"), S::Other),
-        (S::ServiceSpec, "ports") => (MergeBy("port"), S::Other),
-        (S::NodeSpec, "podCIDRs") => (MergeScalars, S::Other),
-        (S::ConditionsStatus | S::PodStatus | S::NodeStatus, "conditions") => (MergeBy("type"), S::Other),
-        (S::PodStatus, "podIPs" | "hostIPs") => (MergeBy("ip"), S::Other),
-        (S::PodStatus, "resourceClaimStatuses") => (MergeBy("name"), S::Other),
-        (S::NodeStatus, "addresses") => (MergeBy("type"), S::Other),
-        _ => next(S::Other),
-    }
+    let tags = crate::field_tags::field(schema, name);
+    (tags.patch, tags.schema)
 }
 
 /// `target` with the strategic merge patch `patch` applied, by the tags of `target`'s kind.
@@ -661,7 +559,7 @@ pub fn strategic_merge_patch(target: &Value, patch: &Value) -> Result<Value, Pat
         _ => return Err(PatchError::InvalidDocument),
     };
     let Value::Object(original) = target else { return Err(PatchError::InvalidDocument) };
-    let schema = Schema::Object(Kind::of(target["kind"].as_str().unwrap_or("")));
+    let schema = Schema::of_kind(target["kind"].as_str().unwrap_or(""));
     Ok(Value::Object(merge_map(original.clone(), patch, schema)?))
 }
 

@@ -16,9 +16,10 @@
 //!
 //! Lists are atomic unless k8s.io/api 1.32 marks them (`+listType=map` with its
 //! `+listMapKey`s, `+listType=set`, or a `patchMergeKey` that the OpenAPI converter turns into a
-//! list map); [`field`] holds that table. `metadata`'s server-set fields and, for the main
+//! list map); `emu_api::field_tags` holds that table, beside the patch tags. `metadata`'s server-set fields and, for the main
 //! resource, `status` are never owned (kube-apiserver's `StripMeta` and reset fields).
 
+use emu_api::field_tags::{ListType, Schema};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 
@@ -168,100 +169,11 @@ pub fn path_string(path: &[String]) -> String {
 // ---------------------------------------------------------------------------------------------
 // The schema: which maps and lists are atomic, which lists are keyed, and by what.
 
-/// How a field's value is merged and owned.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Relation {
-    /// A struct or a map: owned field by field. A list here is atomic.
-    Granular,
-    /// Owned and replaced whole (`+listType=atomic`, `+mapType=atomic`, `+structType=atomic`).
-    Atomic,
-    /// `+listType=map` with these `+listMapKey`s.
-    ListMap(&'static [&'static str]),
-    /// `+listType=set`.
-    ListSet,
-}
-
-/// Where a value sits in a kind, as far as its fields' relations differ from the defaults.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Schema {
-    Other,
-    Root(Kind),
-    ObjectMeta,
-    PodTemplateSpec,
-    JobTemplateSpec,
-    PodSpec,
-    Container,
-    WorkloadSpec,
-    CronJobSpec,
-    ServiceSpec,
-    NodeSpec,
-    ConditionsStatus,
-    PodStatus,
-    NodeStatus,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Pod,
-    Workload,
-    CronJob,
-    Service,
-    Node,
-    PodTemplate,
-    Plain,
-}
-
-fn kind_of(kind: &str) -> Kind {
-    match kind {
-        "Pod" => Kind::Pod,
-        "Deployment" | "ReplicaSet" | "StatefulSet" | "DaemonSet" | "Job" | "ReplicationController" => Kind::Workload,
-        "CronJob" => Kind::CronJob,
-        "Service" => Kind::Service,
-        "Node" => Kind::Node,
-        "PodTemplate" => Kind::PodTemplate,
-        _ => Kind::Plain,
-    }
-}
-
-const NAME: &[&str] = &["name"];
-
-/// The relation of field `name` of a `schema` value and the schema of its value (of its items,
-/// for a list), transcribed from the list and map markers of k8s.io/api 1.32.
-fn field(schema: Schema, name: &str) -> (Relation, Schema) {
-    use Relation::*;
-    use Schema as S;
-    let next = |schema| (Granular, schema);
-    match (schema, name) {
-        (S::Root(_) | S::PodTemplateSpec | S::JobTemplateSpec, "metadata") => next(S::ObjectMeta),
-        (S::Root(Kind::Pod) | S::PodTemplateSpec, "spec") => next(S::PodSpec),
-        (S::Root(Kind::Workload) | S::JobTemplateSpec, "spec") => next(S::WorkloadSpec),
-        (S::Root(Kind::CronJob), "spec") => next(S::CronJobSpec),
-        (S::Root(Kind::Service), "spec") => next(S::ServiceSpec),
-        (S::Root(Kind::Node), "spec") => next(S::NodeSpec),
-        (S::Root(Kind::PodTemplate) | S::WorkloadSpec, "template") => next(S::PodTemplateSpec),
-        (S::CronJobSpec, "jobTemplate") => next(S::JobTemplateSpec),
-        (S::Root(Kind::Pod), "status") => next(S::PodStatus),
-        (S::Root(Kind::Node), "status") => next(S::NodeStatus),
-        (S::Root(Kind::Workload | Kind::Service), "status") => next(S::ConditionsStatus),
-        (S::ObjectMeta, "finalizers") => (ListSet, S::Other),
-        (S::ObjectMeta, "ownerReferences") => (ListMap(&["uid"]), S::Other),
-        // metav1.LabelSelector is `+structType=atomic`; these selectors are `+mapType=atomic`.
-        (S::WorkloadSpec, "selector") | (S::ServiceSpec, "selector") | (S::PodSpec, "nodeSelector") => (Atomic, S::Other),
-        (S::PodSpec, "containers" | "initContainers" | "ephemeralContainers") => (ListMap(NAME), S::Container),
-        (S::PodSpec, "volumes" | "imagePullSecrets" | "schedulingGates" | "resourceClaims") => (ListMap(NAME), S::Other),
-        (S::PodSpec, "hostAliases") => (ListMap(&["ip"]), S::Other),
-        (S::PodSpec, "topologySpreadConstraints") => (ListMap(&["topologyKey", "whenUnsatisfiable"]), S::Other),
-        (S::Container, "ports") => (ListMap(&["containerPort", "protocol"]), S::Other),
-        (S::Container, "env") => (ListMap(NAME), S::Other),
-        (S::Container, "volumeMounts") => (ListMap(&["mountPath"]), S::Other),
-        (S::Container, "volumeDevices") => (ListMap(&["devicePath"]), S::Other),
-        (S::ServiceSpec, "ports") => (ListMap(&["port", "protocol"]), S::Other),
-        (S::NodeSpec, "podCIDRs") => (ListSet, S::Other),
-        (S::ConditionsStatus | S::PodStatus | S::NodeStatus, "conditions") => (ListMap(&["type"]), S::Other),
-        (S::PodStatus, "podIPs" | "hostIPs") => (ListMap(&["ip"]), S::Other),
-        (S::NodeStatus, "addresses") => (ListMap(&["type"]), S::Other),
-        _ => next(S::Other),
-    }
+/// How the field `name` of a `schema` value is merged and owned, and the schema of its value
+/// (of its items, for a list), from the tags' table.
+fn field(schema: Schema, name: &str) -> (ListType, Schema) {
+    let tags = emu_api::field_tags::field(schema, name);
+    (tags.list, tags.schema)
 }
 
 /// The key element of a list-map item: `k:{"containerPort":80,"protocol":"TCP"}`. A missing
@@ -300,25 +212,21 @@ fn always_present(element: &str) -> bool {
 // ---------------------------------------------------------------------------------------------
 // Field sets of values, comparison and merge.
 
-fn root(kind: &str) -> Schema {
-    Schema::Root(kind_of(kind))
-}
-
 /// The fields a value sets (structured-merge-diff's `ToFieldSet`), as owned by its manager:
 /// stripped of the server's fields.
 pub fn fields_of(v: &Value, subresource: &str) -> FieldSet {
     let kind = v.get("kind").and_then(Value::as_str).unwrap_or("");
     let mut set = FieldSet::default();
     if let Some(m) = v.as_object() {
-        map_fields(m, root(kind), &mut Vec::new(), &mut set);
+        map_fields(m, Schema::of_kind(kind), &mut Vec::new(), &mut set);
     }
     strip(&set, subresource)
 }
 
-fn value_fields(v: &Value, relation: Relation, schema: Schema, at: &mut Vec<String>, set: &mut FieldSet) {
+fn value_fields(v: &Value, relation: ListType, schema: Schema, at: &mut Vec<String>, set: &mut FieldSet) {
     match (relation, v) {
-        (Relation::Granular, Value::Object(m)) if !m.is_empty() => map_fields(m, schema, at, set),
-        (Relation::ListMap(keys), Value::Array(items)) => {
+        (ListType::Granular, Value::Object(m)) if !m.is_empty() => map_fields(m, schema, at, set),
+        (ListType::Map(keys), Value::Array(items)) => {
             for item in items {
                 at.push(item_key(item, keys));
                 set.insert(at);
@@ -328,7 +236,7 @@ fn value_fields(v: &Value, relation: Relation, schema: Schema, at: &mut Vec<Stri
                 at.pop();
             }
         }
-        (Relation::ListSet, Value::Array(items)) => {
+        (ListType::Set, Value::Array(items)) => {
             for item in items {
                 at.push(set_key(item));
                 set.insert(at);
@@ -395,7 +303,7 @@ pub fn compare(live: Option<&Value>, new: &Value, subresource: &str) -> Comparis
     let kind = new.get("kind").and_then(Value::as_str).unwrap_or("");
     let mut c = Comparison::default();
     let empty = json!({});
-    compare_maps(live.unwrap_or(&empty), new, root(kind), &mut Vec::new(), &mut c);
+    compare_maps(live.unwrap_or(&empty), new, Schema::of_kind(kind), &mut Vec::new(), &mut c);
     Comparison { changed: strip(&c.changed, subresource), removed: strip(&c.removed, subresource) }
 }
 
@@ -403,7 +311,7 @@ fn empty_map(v: Option<&Value>) -> bool {
     v.is_none_or(|v| v.as_object().is_some_and(Map::is_empty))
 }
 
-fn compare_values(l: Option<&Value>, r: Option<&Value>, relation: Relation, schema: Schema, at: &mut Vec<String>, c: &mut Comparison) {
+fn compare_values(l: Option<&Value>, r: Option<&Value>, relation: ListType, schema: Schema, at: &mut Vec<String>, c: &mut Comparison) {
     let leaf = |c: &mut Comparison, at: &[String]| match (l, r) {
         (None, Some(_)) => c.changed.insert(at),
         (Some(_), None) => c.removed.insert(at),
@@ -412,7 +320,7 @@ fn compare_values(l: Option<&Value>, r: Option<&Value>, relation: Relation, sche
     };
     let is = |v: Option<&Value>, f: fn(&Value) -> bool| v.is_some_and(f);
     match relation {
-        Relation::Granular if (is(l, Value::is_object) || is(r, Value::is_object)) && !(empty_map(l) && empty_map(r)) => {
+        ListType::Granular if (is(l, Value::is_object) || is(r, Value::is_object)) && !(empty_map(l) && empty_map(r)) => {
             let (lm, rm) = (l.and_then(Value::as_object), r.and_then(Value::as_object));
             if lm.is_none() || rm.is_none() {
                 leaf_container(l, r, at, c);
@@ -420,7 +328,7 @@ fn compare_values(l: Option<&Value>, r: Option<&Value>, relation: Relation, sche
             let empty = Map::new();
             compare_fields(lm.unwrap_or(&empty), rm.unwrap_or(&empty), schema, at, c);
         }
-        Relation::ListMap(keys) if is(l, Value::is_array) || is(r, Value::is_array) => {
+        ListType::Map(keys) if is(l, Value::is_array) || is(r, Value::is_array) => {
             let (la, ra) = (l.and_then(Value::as_array), r.and_then(Value::as_array));
             if la.is_none() || ra.is_none() {
                 leaf_container(l, r, at, c);
@@ -436,11 +344,11 @@ fn compare_values(l: Option<&Value>, r: Option<&Value>, relation: Relation, sche
                     (Some(_), None) => c.removed.insert(at),
                     _ => {}
                 }
-                compare_values(lk.get(k).copied(), rk.get(k).copied(), Relation::Granular, schema, at, c);
+                compare_values(lk.get(k).copied(), rk.get(k).copied(), ListType::Granular, schema, at, c);
                 at.pop();
             }
         }
-        Relation::ListSet if is(l, Value::is_array) || is(r, Value::is_array) => {
+        ListType::Set if is(l, Value::is_array) || is(r, Value::is_array) => {
             let (la, ra) = (l.and_then(Value::as_array), r.and_then(Value::as_array));
             if la.is_none() || ra.is_none() {
                 leaf_container(l, r, at, c);
@@ -501,12 +409,12 @@ fn compare_fields(lm: &Map<String, Value>, rm: &Map<String, Value>, schema: Sche
 /// (new items after the live ones), sets by value, anything else replaced; `null` removes.
 pub fn merge(live: &Value, config: &Value) -> Value {
     let kind = config.get("kind").and_then(Value::as_str).unwrap_or("");
-    merge_value(live, config, Relation::Granular, root(kind))
+    merge_value(live, config, ListType::Granular, Schema::of_kind(kind))
 }
 
-fn merge_value(live: &Value, config: &Value, relation: Relation, schema: Schema) -> Value {
+fn merge_value(live: &Value, config: &Value, relation: ListType, schema: Schema) -> Value {
     match (relation, live, config) {
-        (Relation::Granular, Value::Object(l), Value::Object(c)) => {
+        (ListType::Granular, Value::Object(l), Value::Object(c)) => {
             let mut out = l.clone();
             for (name, cv) in c {
                 if cv.is_null() {
@@ -522,18 +430,18 @@ fn merge_value(live: &Value, config: &Value, relation: Relation, schema: Schema)
             }
             Value::Object(out)
         }
-        (Relation::ListMap(keys), Value::Array(l), Value::Array(c)) => {
+        (ListType::Map(keys), Value::Array(l), Value::Array(c)) => {
             let mut out = l.clone();
             for ci in c {
                 let k = item_key(ci, keys);
                 match out.iter_mut().find(|li| item_key(li, keys) == k) {
-                    Some(li) => *li = merge_value(li, ci, Relation::Granular, schema),
+                    Some(li) => *li = merge_value(li, ci, ListType::Granular, schema),
                     None => out.push(ci.clone()),
                 }
             }
             Value::Array(out)
         }
-        (Relation::ListSet, Value::Array(l), Value::Array(c)) => {
+        (ListType::Set, Value::Array(l), Value::Array(c)) => {
             let mut out = l.clone();
             out.extend(c.iter().filter(|ci| !l.contains(ci)).cloned());
             Value::Array(out)
@@ -543,9 +451,9 @@ fn merge_value(live: &Value, config: &Value, relation: Relation, schema: Schema)
 }
 
 /// `v` without the fields at the member paths of `set` (a list-map or set item goes whole).
-fn remove_fields(v: &mut Value, set: &FieldSet, schema: Schema, relation: Relation) {
+fn remove_fields(v: &mut Value, set: &FieldSet, schema: Schema, relation: ListType) {
     match (relation, v) {
-        (Relation::Granular, Value::Object(m)) => {
+        (ListType::Granular, Value::Object(m)) => {
             for (element, sub) in &set.children {
                 let Some(name) = element.strip_prefix("f:") else { continue };
                 if sub.member {
@@ -556,15 +464,15 @@ fn remove_fields(v: &mut Value, set: &FieldSet, schema: Schema, relation: Relati
                 }
             }
         }
-        (Relation::ListMap(keys), Value::Array(items)) => {
+        (ListType::Map(keys), Value::Array(items)) => {
             items.retain(|i| !set.children.get(&item_key(i, keys)).is_some_and(|s| s.member));
             for item in items.iter_mut() {
                 if let Some(sub) = set.children.get(&item_key(item, keys)) {
-                    remove_fields(item, sub, schema, Relation::Granular);
+                    remove_fields(item, sub, schema, ListType::Granular);
                 }
             }
         }
-        (Relation::ListSet, Value::Array(items)) => {
+        (ListType::Set, Value::Array(items)) => {
             items.retain(|i| !set.children.get(&set_key(i)).is_some_and(|s| s.member));
         }
         _ => {}
@@ -795,7 +703,7 @@ fn allocated(new: &Value) -> FieldSet {
     for f in ["clusterIP", "clusterIPs", "ipFamilies", "ipFamilyPolicy", "healthCheckNodePort"] {
         set.insert(&spec(f));
     }
-    let (Relation::ListMap(keys), _) = field(Schema::ServiceSpec, "ports") else { return set };
+    let (ListType::Map(keys), _) = field(Schema::ServiceSpec, "ports") else { return set };
     for port in new.pointer("/spec/ports").and_then(Value::as_array).into_iter().flatten() {
         let mut at = spec("ports");
         at.extend([item_key(port, keys), "f:nodePort".to_string()]);
@@ -935,7 +843,7 @@ pub fn apply(live: &Value, config: &Value, writer: Writer, force: bool) -> Resul
         }
     }
     let kind = config.get("kind").and_then(Value::as_str).unwrap_or("");
-    remove_fields(&mut merged, &disowned, root(kind), Relation::Granular);
+    remove_fields(&mut merged, &disowned, Schema::of_kind(kind), ListType::Granular);
     after.push(Entry {
         manager: writer.manager.to_string(),
         operation: Operation::Apply,

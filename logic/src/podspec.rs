@@ -14,6 +14,53 @@ pub fn spec(pod: &Pod) -> &PodSpec {
 pub const CLUSTER_DOMAIN: &str = "cluster.local";
 pub const CLUSTER_DNS: &str = "10.96.0.10";
 
+/// The ConfigMaps and Secrets (kind, name) a pod names, in its namespace: in its volumes
+/// (projected ones too), its containers' variables and its image pulls. What the node agent
+/// watches for the pod, and what the Node authorizer lets the pod's node read.
+pub fn referenced_objects(pod: &Pod) -> Vec<(&'static str, &str)> {
+    let spec = spec(pod);
+    let mut refs = Vec::new();
+    for volume in spec.volumes.iter().flatten() {
+        if let Some(name) = volume.secret.as_ref().and_then(|s| s.secret_name.as_deref()) {
+            refs.push(("Secret", name));
+        }
+        if let Some(c) = &volume.config_map {
+            refs.push(("ConfigMap", c.name.as_str()));
+        }
+        for source in volume.projected.iter().flat_map(|p| p.sources.iter().flatten()) {
+            if let Some(s) = &source.secret {
+                refs.push(("Secret", s.name.as_str()));
+            }
+            if let Some(c) = &source.config_map {
+                refs.push(("ConfigMap", c.name.as_str()));
+            }
+        }
+    }
+    for container in spec.containers.iter().chain(spec.init_containers.iter().flatten()) {
+        for var in container.env.iter().flatten() {
+            let from = var.value_from.as_ref();
+            if let Some(s) = from.and_then(|f| f.secret_key_ref.as_ref()) {
+                refs.push(("Secret", s.name.as_str()));
+            }
+            if let Some(c) = from.and_then(|f| f.config_map_key_ref.as_ref()) {
+                refs.push(("ConfigMap", c.name.as_str()));
+            }
+        }
+        for from in container.env_from.iter().flatten() {
+            if let Some(s) = &from.secret_ref {
+                refs.push(("Secret", s.name.as_str()));
+            }
+            if let Some(c) = &from.config_map_ref {
+                refs.push(("ConfigMap", c.name.as_str()));
+            }
+        }
+    }
+    for secret in spec.image_pull_secrets.iter().flatten() {
+        refs.push(("Secret", secret.name.as_str()));
+    }
+    refs
+}
+
 /// The kubelet-managed `/etc/hosts` (DNS-25).
 pub fn hosts_file(pod: &Pod, pod_ip: &str) -> String {
     let (namespace, name) = key(&pod.metadata);

@@ -438,7 +438,7 @@ async fn sync_pods(agent: Arc<Agent>, mut rx: tokio::sync::watch::Receiver<Snaps
 }
 
 /// A digest of what the pod pass reads of the snapshot besides the Services: this node's pods
-/// and the Secrets and ConfigMaps they name (in volumes and variables), each by its key and
+/// and the Secrets and ConfigMaps they name (volumes, variables, image pulls), each by its key and
 /// resourceVersion. Every ConfigMap and Secret of the cluster reaches every agent; most
 /// concern no pod here, and their changes need no pass over the pods.
 fn pod_pass_inputs(objects: &Objects) -> u64 {
@@ -451,7 +451,7 @@ fn pod_pass_inputs(objects: &Objects) -> u64 {
                 key.hash(&mut digest);
                 p.pod.metadata.resource_version.hash(&mut digest);
                 let namespace = typed::key(&p.pod.metadata).0;
-                referenced.extend(pod_references(&p.pod).into_iter().map(|(kind, name)| (kind, namespace, name)));
+                referenced.extend(emu_logic::podspec::referenced_objects(&p.pod).into_iter().map(|(kind, name)| (kind, namespace, name)));
             }
             Watched::UndecodablePod(uid) => {
                 key.hash(&mut digest);
@@ -472,49 +472,6 @@ fn pod_pass_inputs(objects: &Objects) -> u64 {
         (key, version).hash(&mut digest);
     }
     digest.finish()
-}
-
-/// The ConfigMaps and Secrets (kind, name) a pod names: in its volumes (projected ones too) and
-/// its containers' variables.
-fn pod_references(pod: &Pod) -> Vec<(&'static str, &str)> {
-    let spec = spec(pod);
-    let mut refs = Vec::new();
-    for volume in spec.volumes.iter().flatten() {
-        if let Some(name) = volume.secret.as_ref().and_then(|s| s.secret_name.as_deref()) {
-            refs.push(("Secret", name));
-        }
-        if let Some(c) = &volume.config_map {
-            refs.push(("ConfigMap", c.name.as_str()));
-        }
-        for source in volume.projected.iter().flat_map(|p| p.sources.iter().flatten()) {
-            if let Some(s) = &source.secret {
-                refs.push(("Secret", s.name.as_str()));
-            }
-            if let Some(c) = &source.config_map {
-                refs.push(("ConfigMap", c.name.as_str()));
-            }
-        }
-    }
-    for container in spec.containers.iter().chain(spec.init_containers.iter().flatten()) {
-        for var in container.env.iter().flatten() {
-            let from = var.value_from.as_ref();
-            if let Some(s) = from.and_then(|f| f.secret_key_ref.as_ref()) {
-                refs.push(("Secret", s.name.as_str()));
-            }
-            if let Some(c) = from.and_then(|f| f.config_map_key_ref.as_ref()) {
-                refs.push(("ConfigMap", c.name.as_str()));
-            }
-        }
-        for from in container.env_from.iter().flatten() {
-            if let Some(s) = &from.secret_ref {
-                refs.push(("Secret", s.name.as_str()));
-            }
-            if let Some(c) = &from.config_map_ref {
-                refs.push(("ConfigMap", c.name.as_str()));
-            }
-        }
-    }
-    refs
 }
 
 /// The Services of the latest snapshot, recomputed only when the snapshot changes (the pod loop

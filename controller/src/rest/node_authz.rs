@@ -11,7 +11,7 @@ use super::request::RequestInfo;
 use super::status::{qualified, ApiError};
 use crate::store::Store;
 use emu_api::object;
-use serde_json::Value;
+use emu_api::typed::k8s_openapi::api::core::v1::Pod;
 
 /// The user name of a node's identity before the node's name.
 pub const NODE_USER_PREFIX: &str = "system:node:";
@@ -127,48 +127,21 @@ fn pod_bound_to(store: &Store, namespace: &str, name: &str, node: &str) -> bool 
 }
 
 /// Whether a pod bound to `node` in `namespace` uses the `resource` (`secrets`, `configmaps`,
-/// `serviceaccounts`) named `name`: the Node authorizer's graph, walked when asked.
+/// `serviceaccounts`) named `name`: the Node authorizer's graph, walked when asked (a node asks
+/// for one object at a time, when it starts a pod).
 fn used_by_pods_of(store: &Store, node: &str, namespace: &str, resource: &str, name: &str) -> bool {
     let (pods, _) = store.list_shared("Pod", Some(namespace));
-    pods.iter().filter(|p| object::str_at(p, &["spec", "nodeName"]) == Some(node)).any(|pod| references(pod, resource).contains(&name))
-}
-
-/// The names of the `resource` objects `pod` uses: its account; the Secrets and ConfigMaps of
-/// its volumes (projected ones too), of its containers' variables and of its image pulls.
-fn references<'a>(pod: &'a Value, resource: &str) -> Vec<&'a str> {
-    let spec = &pod["spec"];
-    let mut names = Vec::new();
-    let str_of = |v: &'a Value| v.as_str().filter(|s| !s.is_empty());
-    let list = |v: &'a Value| v.as_array().map(Vec::as_slice).unwrap_or_default();
-    match resource {
-        "serviceaccounts" => names.push(str_of(&spec["serviceAccountName"]).unwrap_or("default")),
-        "secrets" | "configmaps" => {
-            let (volume_key, volume_name, key_ref, env_ref) = if resource == "secrets" {
-                ("secret", "secretName", "secretKeyRef", "secretRef")
-            } else {
-                ("configMap", "name", "configMapKeyRef", "configMapRef")
-            };
-            for volume in list(&spec["volumes"]) {
-                names.extend(str_of(&volume[volume_key][volume_name]));
-                for source in list(&volume["projected"]["sources"]) {
-                    names.extend(str_of(&source[volume_key]["name"]));
-                }
+    pods.iter()
+        .filter(|p| object::str_at(p, &["spec", "nodeName"]) == Some(node))
+        .filter_map(|p| emu_api::typed::decode::<Pod>(p).ok())
+        .any(|pod| match resource {
+            "serviceaccounts" => {
+                emu_logic::podspec::spec(&pod).service_account_name.as_deref().filter(|n| !n.is_empty()).unwrap_or("default") == name
             }
-            for container in list(&spec["containers"]).iter().chain(list(&spec["initContainers"])) {
-                for var in list(&container["env"]) {
-                    names.extend(str_of(&var["valueFrom"][key_ref]["name"]));
-                }
-                for from in list(&container["envFrom"]) {
-                    names.extend(str_of(&from[env_ref]["name"]));
-                }
-            }
-            if resource == "secrets" {
-                names.extend(list(&spec["imagePullSecrets"]).iter().filter_map(|s| str_of(&s["name"])));
-            }
-        }
-        _ => {}
-    }
-    names
+            "secrets" => emu_logic::podspec::referenced_objects(&pod).contains(&("Secret", name)),
+            "configmaps" => emu_logic::podspec::referenced_objects(&pod).contains(&("ConfigMap", name)),
+            _ => false,
+        })
 }
 
 #[cfg(test)]
