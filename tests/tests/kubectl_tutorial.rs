@@ -1,8 +1,10 @@
 //! The tutorial "Connecting Applications with Services" typed as the seeds type it, every
 //! command, with the real kubectl 1.32, the one on PATH (1.33 here) and 1.37
 //! (scripts/test-tools), as an unprivileged user (nobody) in a shell, pipes and all (`kubectl get
-//! … -o yaml | grep podIP`), with `kubectl run curl -i --tty` on a terminal of the test's own
-//! (issue 17's acceptance).
+//! … -o yaml | grep podIP`), with `kubectl run curl -i --tty` on a terminal of the test's own;
+//! then the other commands issue 17's acceptance lists, with each kubectl too: create secret tls,
+//! create configmap, patch, apply --server-side, auth can-i, logs -f, port-forward, cp, get pods
+//! -w seeing a new pod, delete --wait.
 //!
 //! The seed makes its certificate with openssl and writes `nginxsecrets.yaml` by hand (an Opaque
 //! Secret with `nginx.crt` and `nginx.key`); here rcgen makes the certificate and the file is
@@ -59,6 +61,10 @@ impl Home {
                 b64(key.serialize_pem())
             ),
         );
+        // The same pair as files, for `kubectl create secret tls`.
+        home.write("tls.crt", &cert.pem());
+        home.write("tls.key", &key.serialize_pem());
+        home.write("ssa.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: tut-ssa\ndata:\n  mode: server-side\n");
         home.write("edit-to-loadbalancer", "#!/bin/sh\nsed -i 's/type: NodePort/type: LoadBalancer/' \"$1\"\n");
         std::fs::set_permissions(home.dir.join("edit-to-loadbalancer"), std::fs::Permissions::from_mode(0o755)).unwrap();
         let chown = Command::new("chown").args(["-R", &format!("{NOBODY}:{NOBODY}")]).arg(&home.dir).status().unwrap();
@@ -196,6 +202,30 @@ fn walkthrough(cluster: &str, kubectl: &Path, version: &str, deleted: &str) {
     assert!(balanced.contains(" 8080:3") && balanced.contains(",443:3"), "{balanced}");
     let described = home.sh("kubectl describe service my-nginx");
     assert!(described.lines().any(|l| l.starts_with("LoadBalancer Ingress:")), "{described}");
+
+    // The other commands a user of the tutorial types, with this kubectl too.
+    assert_eq!(home.sh("kubectl create secret tls tut-tls --cert=tls.crt --key=tls.key"), "secret/tut-tls created\n");
+    assert_eq!(home.sh("kubectl create configmap tut-cm --from-literal=a=b"), "configmap/tut-cm created\n");
+    assert_eq!(home.sh("kubectl patch configmap tut-cm -p '{\"data\":{\"a\":\"c\"}}'"), "configmap/tut-cm patched\n");
+    assert_eq!(home.sh("kubectl get configmap tut-cm -o jsonpath='{.data.a}'"), "c");
+    assert_eq!(home.sh("kubectl apply --server-side -f ssa.yaml"), "configmap/tut-ssa serverside-applied\n");
+    assert_eq!(home.sh("kubectl auth can-i list pods"), "yes\n");
+    let secure_pod = emu_tests::name(&secure[0]);
+    let logs = home.sh(&format!("timeout 3 kubectl logs -f {secure_pod}; true"));
+    assert!(logs.contains("\"GET / HTTP/1.1\" 200"), "{logs}");
+    let forwarded = home.sh(&format!(
+        "kubectl port-forward pod/{secure_pod} :443 > forward.out & sleep 2; \
+         port=$(sed -n 's/^Forwarding from 127.0.0.1:\\([0-9]*\\).*/\\1/p' forward.out); \
+         curl -sk https://127.0.0.1:$port/; kill $!"
+    ));
+    assert!(forwarded.contains("Welcome to nginx!"), "{forwarded}");
+    let curl_pod = emu_tests::name(&curlpod[0]);
+    home.sh(&format!("echo hello > greeting.txt && kubectl cp greeting.txt {curl_pod}:/tmp/greeting.txt && kubectl cp {curl_pod}:/tmp/greeting.txt back.txt"));
+    assert_eq!(home.sh("cat back.txt"), "hello\n");
+    let watched = home.sh("(sleep 1; kubectl run tut-w --image=busybox -- sleep 3600 > /dev/null) & timeout 5 kubectl get pods -w; true");
+    assert!(watched.lines().any(|l| l.starts_with("tut-w ")), "get pods -w sees the new pod\n{watched}");
+    // (`sleep` as pid 1 ignores SIGTERM: the grace period would be waited out whole.)
+    assert_eq!(home.sh("kubectl delete pod tut-w --wait --grace-period=1"), format!("pod \"tut-w\" {deleted}\n"));
 }
 
 /// kubectl 1.32: Google Cloud SDK's (this machine's kubectl is the SDK's newest, 1.33, which
