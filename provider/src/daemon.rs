@@ -223,6 +223,7 @@ mod tests {
     /// the rest of the environment inherited.
     #[test]
     fn a_listener_is_handed_over_as_fd_3_with_the_childs_pid() {
+        let _forking = crate::FORKING.lock().unwrap_or_else(|e| e.into_inner());
         let tmp = std::env::temp_dir().join(format!("emu-handover-{}", std::process::id()));
         std::fs::create_dir_all(&tmp).unwrap();
         let log = tmp.join("child.log");

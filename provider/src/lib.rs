@@ -96,3 +96,9 @@ pub trait Provider: Send + Sync {
     /// Every trace of the cluster: processes, namespaces, mounts, files. Also after a crash.
     fn delete_cluster(&self) -> anyhow::Result<()>;
 }
+
+/// Held by the tests that fork (`daemon`) and by those that need a port to be free once they
+/// close it (`local`): between fork and exec a child holds a copy of every descriptor of the
+/// test process, a listener just dropped by another test included, which then stays bound.
+#[cfg(test)]
+pub(crate) static FORKING: std::sync::Mutex<()> = std::sync::Mutex::new(());

@@ -395,6 +395,7 @@ mod tests {
 
     #[test]
     fn the_host_listener_keeps_its_recorded_port_while_it_is_free() {
+        let _forking = crate::FORKING.lock().unwrap_or_else(|e| e.into_inner());
         let tmp = std::env::temp_dir().join(format!("emu-host-listener-{}", std::process::id()));
         std::fs::create_dir_all(&tmp).unwrap();
         let file = tmp.join("api-port");
