@@ -674,6 +674,8 @@ impl Api for ApiService {
             resource_version: self.shared.store.resource_version(),
             version: emu_logic::cluster::KUBERNETES_VERSION.into(),
             config_json: self.shared.config_json(),
+            join_endpoint: self.shared.join_endpoint.get().cloned().unwrap_or_default(),
+            ca_certificate: self.shared.root_ca.get().cloned().unwrap_or_default(),
         }))
     }
 

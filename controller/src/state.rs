@@ -29,6 +29,9 @@ pub struct Inner {
     /// The cluster CA's certificate (PEM), once loaded: published in every namespace as
     /// ConfigMap `kube-root-ca.crt`.
     pub root_ca: std::sync::OnceLock<String>,
+    /// `ADDRESS:PORT` of the join listener (machines join and their agents connect there), once
+    /// it serves.
+    pub join_endpoint: std::sync::OnceLock<String>,
     /// The service-account token signer, once loaded.
     pub tokens: std::sync::OnceLock<Arc<crate::tokens::TokenSigner>>,
     /// Rows of the Tables the REST API has answered with, kept for the next one.
@@ -53,6 +56,7 @@ impl Shared {
             started: Instant::now(),
             stopping: tokio::sync::watch::channel(false).0,
             root_ca: std::sync::OnceLock::new(),
+            join_endpoint: std::sync::OnceLock::new(),
             tokens: std::sync::OnceLock::new(),
             table_rows: Mutex::new(Default::default()),
         }))
