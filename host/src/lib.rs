@@ -13,3 +13,4 @@ pub mod fake;
 pub mod iptables;
 pub mod net;
 pub mod nft;
+pub mod overlay;

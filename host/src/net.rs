@@ -18,10 +18,10 @@ mod ops;
 
 use std::net::Ipv4Addr;
 use std::os::fd::AsRawFd;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use rtnetlink::packet_route::link::{InfoData, InfoVeth, LinkAttribute, LinkMessage};
-use rtnetlink::{LinkBridgePort, LinkUnspec, LinkVeth};
+use rtnetlink::{LinkBridgePort, LinkMessageBuilder, LinkUnspec, LinkVeth};
 
 pub use ipcmd::setup_pod_with_ip_commands;
 pub use netlink::{Netlink, RealNet, EMU_ROUTE_PROTOCOL};
@@ -38,6 +38,8 @@ pub const ETH0: &str = "eth0";
 pub const OUTSIDE_BRIDGE: &str = "ext0";
 /// A node's interface to the outside world, holding its ExternalIP.
 pub const ETH1: &str = "eth1";
+/// The bridge of an emulated LAN that every emulated host's `eth0` plugs into.
+pub const LAN_BRIDGE: &str = "lan0";
 
 /// What failed, in which namespace, and why. The cause is part of the message (not a `source`)
 /// so that a single `%err` in a log line says everything.
@@ -72,19 +74,58 @@ pub type Result<T, E = NetError> = std::result::Result<T, E>;
 
 /// Brings up `lo` and the bridge `fabric0` in the fabric namespace. Idempotent.
 pub async fn setup_fabric(fabric_ns: &Path) -> Result<()> {
-    let nl = Netlink::open(Some(fabric_ns)).await?;
+    setup_switch(fabric_ns, FABRIC_BRIDGE).await
+}
+
+/// Brings up `lo` and the bridge `lan0` (no address) in the namespace of an emulated LAN, the
+/// underlay that emulated hosts ([`connect_host`]) share. Idempotent.
+pub async fn setup_lan(lan_ns: &Path) -> Result<()> {
+    setup_switch(lan_ns, LAN_BRIDGE).await
+}
+
+/// `lo` and an address-less bridge `bridge`, both up: a namespace that is only a switch.
+async fn setup_switch(ns: &Path, bridge: &str) -> Result<()> {
+    let nl = Netlink::open(Some(ns)).await?;
     nl.set_up("lo", true).await?;
-    nl.ensure_bridge(FABRIC_BRIDGE, None).await?;
+    nl.ensure_bridge(bridge, None).await?;
     Ok(())
 }
 
 /// Plugs a node into the fabric: veth `port` (in the fabric, a port of `fabric0`) <-> `eth0`
 /// (created directly in the node), both up, `node_ip/prefix` on `eth0`, `lo` up. Idempotent.
 pub async fn connect_node(fabric_ns: &Path, node_ns: &Path, port: &str, node_ip: Ipv4Addr, prefix: u8) -> Result<()> {
-    let [fabric, node] = open_pair(fabric_ns, node_ns).await?;
-    let bridge = (FABRIC_BRIDGE, "setup_fabric");
-    tokio::try_join!(plug_veth(&fabric, port, bridge, &node, node_ns, ETH0), node.set_up("lo", true))?;
-    configure_link(&node, ETH0, node_ip, prefix, None).await
+    connect_node_mtu(fabric_ns, node_ns, port, node_ip, prefix, None).await
+}
+
+/// [`connect_node`] with both ends of the veth at `mtu` (`None`: the kernel's default, 1500,
+/// for a new pair; an existing pair's MTU is left alone). Across hosts the fabric is a VXLAN
+/// overlay and `mtu` must be its MTU ([`crate::overlay::overlay_mtu`]).
+pub async fn connect_node_mtu(fabric_ns: &Path, node_ns: &Path, port: &str, node_ip: Ipv4Addr, prefix: u8, mtu: Option<u32>) -> Result<()> {
+    plug_and_address(fabric_ns, (FABRIC_BRIDGE, "setup_fabric"), port, node_ns, ETH0, (node_ip, prefix), mtu).await
+}
+
+/// Plugs an emulated host into its LAN: veth `port` (in the LAN, a port of `lan0`) <-> `eth0`
+/// (created directly in the host) with `ip/prefix`, both up, `lo` up. The host's `eth0` is
+/// then the underlay of its VXLAN overlays ([`crate::overlay::create_vxlan`]). Idempotent.
+pub async fn connect_host(lan_ns: &Path, host_ns: &Path, port: &str, ip: Ipv4Addr, prefix: u8) -> Result<()> {
+    plug_and_address(lan_ns, (LAN_BRIDGE, "setup_lan"), port, host_ns, ETH0, (ip, prefix), None).await
+}
+
+/// Veth `port` (a port of `bridge.0` in `outer_ns`) <-> `inner` (in `inner_ns`) with
+/// `ip/prefix` on `inner`, everything up, `lo` of `inner_ns` up.
+async fn plug_and_address(
+    outer_ns: &Path,
+    bridge: (&str, &str),
+    port: &str,
+    inner_ns: &Path,
+    inner: &str,
+    (ip, prefix): (Ipv4Addr, u8),
+    mtu: Option<u32>,
+) -> Result<()> {
+    let [outer, inner_nl] = open_pair(outer_ns, inner_ns).await?;
+    let plug = plug_veth(&outer, port, bridge, &inner_nl, inner_ns, inner, mtu);
+    tokio::try_join!(plug, inner_nl.set_up("lo", true))?;
+    configure_link(&inner_nl, inner, ip, prefix, None).await
 }
 
 /// Brings up the outside world (the cluster's "internet"): `lo` and bridge `ext0` holding
@@ -103,9 +144,19 @@ pub async fn setup_outside(outside_ns: &Path, client_ip: Ipv4Addr, prefix: u8, (
 /// Gives a node its ExternalIP: veth `port` (in the outside world, a port of `ext0`) <-> `eth1`
 /// (created directly in the node) with `external_ip/prefix`, both up. Idempotent.
 pub async fn connect_outside(outside_ns: &Path, node_ns: &Path, port: &str, external_ip: Ipv4Addr, prefix: u8) -> Result<()> {
-    let [outside, node] = open_pair(outside_ns, node_ns).await?;
-    plug_veth(&outside, port, (OUTSIDE_BRIDGE, "setup_outside"), &node, node_ns, ETH1).await?;
-    configure_link(&node, ETH1, external_ip, prefix, None).await
+    connect_outside_mtu(outside_ns, node_ns, port, external_ip, prefix, None).await
+}
+
+/// [`connect_outside`] with both ends of the veth at `mtu` (as [`connect_node_mtu`]).
+pub async fn connect_outside_mtu(
+    outside_ns: &Path,
+    node_ns: &Path,
+    port: &str,
+    external_ip: Ipv4Addr,
+    prefix: u8,
+    mtu: Option<u32>,
+) -> Result<()> {
+    plug_and_address(outside_ns, (OUTSIDE_BRIDGE, "setup_outside"), port, node_ns, ETH1, (external_ip, prefix), mtu).await
 }
 
 /// Prepares a node for pods: bridge `cni0` up with `cni_gateway/pod_prefix` (the first address
@@ -135,9 +186,22 @@ pub async fn sync_routes(node_ns: &Path, routes: &[(Ipv4Addr, u8, Ipv4Addr)]) ->
 /// <-> `eth0` (created directly in the pod namespace) with `pod_ip/prefix`, `lo` up and a default
 /// route via `gateway`. Idempotent: an existing pair is completed, a half pair is rebuilt.
 pub async fn setup_pod(node_ns: &Path, pod_ns: &Path, host_veth: &str, pod_ip: Ipv4Addr, prefix: u8, gateway: Ipv4Addr) -> Result<()> {
+    setup_pod_mtu(node_ns, pod_ns, host_veth, (pod_ip, prefix), gateway, None).await
+}
+
+/// [`setup_pod`] with both ends of the veth at `mtu` (as [`connect_node_mtu`]): a pod's `eth0`
+/// must not be larger than the node's, or its full-size packets to other hosts are dropped.
+pub async fn setup_pod_mtu(
+    node_ns: &Path,
+    pod_ns: &Path,
+    host_veth: &str,
+    (pod_ip, prefix): (Ipv4Addr, u8),
+    gateway: Ipv4Addr,
+    mtu: Option<u32>,
+) -> Result<()> {
     let [node, pod] = open_pair(node_ns, pod_ns).await?;
     let bridge = (CNI_BRIDGE, "setup_node");
-    tokio::try_join!(plug_veth(&node, host_veth, bridge, &pod, pod_ns, ETH0), pod.set_up("lo", true))?;
+    tokio::try_join!(plug_veth(&node, host_veth, bridge, &pod, pod_ns, ETH0, mtu), pod.set_up("lo", true))?;
     // Hairpin lets a pod reach itself through its service (the packet leaves and re-enters the
     // same bridge port after DNAT).
     let hairpin = LinkBridgePort::new(0).name(host_veth).hairpin(true).build();
@@ -191,6 +255,66 @@ pub async fn set_link_up(ns: &Path, name: &str, up: bool) -> Result<()> {
     Netlink::open(Some(ns)).await?.set_up(name, up).await
 }
 
+/// Sets the MTU of link `name` in namespace `ns`.
+pub async fn set_mtu(ns: &Path, name: &str, mtu: u32) -> Result<()> {
+    let nl = Netlink::open(Some(ns)).await?;
+    let req = nl.handle().link().change(LinkUnspec::new_with_name(name).mtu(mtu).build()).execute();
+    nl.run(format!("set mtu {mtu} on {name}"), req).await
+}
+
+/// The MTU of link `name` in namespace `ns` (e.g. of the underlay, to size an overlay with
+/// [`crate::overlay::overlay_mtu`]).
+pub async fn link_mtu(ns: &Path, name: &str) -> Result<u32> {
+    let nl = Netlink::open(Some(ns)).await?;
+    let link = nl.link(name).await?;
+    let link = link.ok_or_else(|| NetError::Missing { ns: nl.ns().to_string(), what: format!("link {name} does not exist") })?;
+    mtu_of(&link).ok_or_else(|| NetError::Missing { ns: nl.ns().to_string(), what: format!("link {name} reports no MTU") })
+}
+
+fn mtu_of(link: &LinkMessage) -> Option<u32> {
+    link.attributes.iter().find_map(|a| match a {
+        LinkAttribute::Mtu(m) => Some(*m),
+        _ => None,
+    })
+}
+
+/// Named network namespaces `<prefix><tag>` that are deleted when this value is dropped (also
+/// when a panic unwinds): the scratch topologies of tests and benchmarks. Name them so that
+/// nothing else can collide (`emu-<test><pid>-…`).
+pub struct NamespaceGuard {
+    prefix: String,
+    names: Vec<String>,
+}
+
+impl NamespaceGuard {
+    pub fn new(prefix: impl Into<String>) -> NamespaceGuard {
+        NamespaceGuard { prefix: prefix.into(), names: Vec::new() }
+    }
+
+    /// The prefix of every name, for [`list_named_netns`].
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// Creates namespace `<prefix><tag>` (or finds it) and returns its path.
+    pub fn add(&mut self, tag: &str) -> Result<PathBuf> {
+        let name = format!("{}{tag}", self.prefix);
+        create_named_netns(&name)?;
+        self.names.push(name.clone());
+        Ok(netns_path(&name))
+    }
+}
+
+impl Drop for NamespaceGuard {
+    fn drop(&mut self) {
+        for name in &self.names {
+            if let Err(e) = delete_named_netns(name) {
+                tracing::warn!(%e, "namespace left behind");
+            }
+        }
+    }
+}
+
 async fn open_pair(a: &Path, b: &Path) -> Result<[Netlink; 2]> {
     let mut v = Netlink::open_all(&[a, b]).await?;
     let second = v.pop();
@@ -203,7 +327,8 @@ async fn open_pair(a: &Path, b: &Path) -> Result<[Netlink; 2]> {
 /// Ensures veth `outer` (in `outer_nl`'s namespace, a port of bridge `bridge.0`, up) paired with
 /// `eth0` in `inner_ns`. A pair whose ends point at each other is kept; otherwise the ends are
 /// deleted and the pair created anew, with `eth0` born in `inner_ns`. `bridge.1` names the step
-/// that creates the bridge, for the error when it is missing.
+/// that creates the bridge, for the error when it is missing. With `mtu`, both ends get it (a
+/// kept pair too).
 async fn plug_veth(
     outer_nl: &Netlink,
     outer: &str,
@@ -211,6 +336,7 @@ async fn plug_veth(
     inner_nl: &Netlink,
     inner_ns: &Path,
     inner: &str,
+    mtu: Option<u32>,
 ) -> Result<()> {
     let (br, o, i) = tokio::try_join!(outer_nl.link(bridge), outer_nl.link(outer), inner_nl.link(inner))?;
     let bridge = br.map(|b| b.header.index).ok_or_else(|| NetError::Missing {
@@ -219,9 +345,19 @@ async fn plug_veth(
     })?;
     if let (Some(o), Some(i)) = (&o, &i) {
         if veth_peer(o) == Some(i.header.index) && veth_peer(i) == Some(o.header.index) {
-            let msg = LinkUnspec::new_with_index(o.header.index).controller(bridge).up().build();
+            let msg = with_mtu(LinkUnspec::new_with_index(o.header.index).controller(bridge).up(), mtu).build();
             let req = outer_nl.handle().link().change(msg).execute();
-            return outer_nl.run(format!("attach {outer} to bridge and set up"), req).await;
+            let attach = outer_nl.run(format!("attach {outer} to bridge and set up"), req);
+            let inner_mtu = async {
+                match mtu.filter(|m| mtu_of(i) != Some(*m)) {
+                    None => Ok(()),
+                    Some(m) => {
+                        let req = inner_nl.handle().link().change(LinkUnspec::new_with_index(i.header.index).mtu(m).build()).execute();
+                        inner_nl.run(format!("set mtu {m} on {inner}"), req).await
+                    }
+                }
+            };
+            return tokio::try_join!(attach, inner_mtu).map(drop);
         }
     }
     if let Some(o) = o {
@@ -234,12 +370,20 @@ async fn plug_veth(
         std::fs::File::open(inner_ns).map_err(|cause| NetError::Netns { ns: inner_ns.display().to_string(), op: "open".into(), cause })?;
     // The peer cannot be created up: a veth refuses to open before its pair is linked
     // (ENOTCONN), so callers bring `eth0` up in its namespace.
-    let peer = LinkUnspec::new_with_name(inner).setns_by_fd(inner_fd.as_raw_fd()).build();
-    let msg = LinkVeth::new(outer, inner).set_info_data(InfoData::Veth(InfoVeth::Peer(peer))).controller(bridge).up().build();
+    let peer = with_mtu(LinkUnspec::new_with_name(inner).setns_by_fd(inner_fd.as_raw_fd()), mtu).build();
+    let msg = LinkVeth::new(outer, inner).set_info_data(InfoData::Veth(InfoVeth::Peer(peer))).controller(bridge).up();
+    let msg = with_mtu(msg, mtu).build();
     let op = format!("create veth {outer} <-> {inner} in {}", inner_ns.display());
     let res = outer_nl.run(op, outer_nl.handle().link().add(msg).execute()).await;
     drop(inner_fd); // the kernel resolved the fd while handling the request
     res
+}
+
+fn with_mtu<T>(msg: LinkMessageBuilder<T>, mtu: Option<u32>) -> LinkMessageBuilder<T> {
+    match mtu {
+        Some(m) => msg.mtu(m),
+        None => msg,
+    }
 }
 
 /// The ifindex (in the peer's namespace) of a veth's other end.
