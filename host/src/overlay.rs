@@ -19,6 +19,9 @@
 //! a joined segment (the VXLAN device, the node's `eth0`, the pods' `eth0`) must be at most
 //! [`overlay_mtu`]`(underlay)`. A larger inner packet is dropped by the bridge at the VXLAN
 //! port, silently: a black hole for full-size packets while small ones (ping, handshakes) pass.
+//! The other way round is reported: when the underlay path is narrower than the overlay was
+//! sized for, the VXLAN device (a bridge port) answers the sender with "fragmentation needed"
+//! (RFC 4459), and the node learns the smaller path MTU (tests/tests/overlay.rs checks both).
 
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;

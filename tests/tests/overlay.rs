@@ -216,33 +216,90 @@ fn ifindex(ns: &Path, link: &str) -> String {
     exec(ns, &["ip", "-o", "link", "show", link]).split(':').next().unwrap().to_string()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_hosts_share_one_fabric_over_vxlan() {
-    isolated("two", |mut g| async move {
-        let mut add = |tag| g.add(tag).expect("create netns");
-        let lan = add("lan");
-        let (h1, h2) = (add("h1"), add("h2"));
-        let (f1, f2) = (add("f1"), add("f2"));
-        let (n1, n2) = (add("n1"), add("n2"));
+/// The namespaces of the module's picture, and the overlay MTU.
+struct TwoHosts {
+    lan: PathBuf,
+    h1: PathBuf,
+    f1: PathBuf,
+    n1: PathBuf,
+    n2: PathBuf,
+    mtu: u32,
+}
 
-        // The LAN and the hosts on it (the underlay).
+/// Builds the module's picture in `g`, each step `times` times.
+async fn two_hosts(g: &mut NamespaceGuard, times: usize) -> TwoHosts {
+    let mut add = |tag| g.add(tag).expect("create netns");
+    let lan = add("lan");
+    let (h1, h2) = (add("h1"), add("h2"));
+    let (f1, f2) = (add("f1"), add("f2"));
+    let (n1, n2) = (add("n1"), add("n2"));
+    let mut mtu = 0;
+    for _ in 0..times {
+        // The LAN and the hosts on it (the underlay), then the overlay at its MTU.
         net::setup_lan(&lan).await.unwrap();
         net::connect_host(&lan, &h1, "veth-h1", H1, 24).await.unwrap();
         net::connect_host(&lan, &h2, "veth-h2", H2, 24).await.unwrap();
-        let underlay_mtu = net::link_mtu(&h1, "eth0").await.unwrap();
-        let mtu = overlay::overlay_mtu(underlay_mtu);
-        assert_eq!((underlay_mtu, mtu), (1500, 1450));
-
-        // Each step twice: each is idempotent.
-        for _ in 0..2 {
-            for (host, fabric, node, local, port, ip) in [(&h1, &f1, &n1, H1, "veth-n0", N1), (&h2, &f2, &n2, H2, "veth-n1", N2)] {
-                net::setup_fabric(fabric).await.unwrap();
-                net::connect_node_mtu(fabric, node, port, ip, 16, Some(mtu)).await.unwrap();
-                overlay::create_vxlan(host, fabric, VX, VNI, local, VXLAN_PORT, net::FABRIC_BRIDGE, mtu).await.unwrap();
-            }
-            overlay::sync_vxlan_peers(&f1, VX, &[H2]).await.unwrap();
-            overlay::sync_vxlan_peers(&f2, VX, &[H1]).await.unwrap();
+        mtu = overlay::overlay_mtu(net::link_mtu(&h1, "eth0").await.unwrap());
+        for (host, fabric, node, local, port, ip) in [(&h1, &f1, &n1, H1, "veth-n0", N1), (&h2, &f2, &n2, H2, "veth-n1", N2)] {
+            net::setup_fabric(fabric).await.unwrap();
+            net::connect_node_mtu(fabric, node, port, ip, 16, Some(mtu)).await.unwrap();
+            overlay::create_vxlan(host, fabric, VX, VNI, local, VXLAN_PORT, net::FABRIC_BRIDGE, mtu).await.unwrap();
         }
+        overlay::sync_vxlan_peers(&f1, VX, &[H2]).await.unwrap();
+        overlay::sync_vxlan_peers(&f2, VX, &[H1]).await.unwrap();
+    }
+    TwoHosts { lan, h1, f1, n1, n2, mtu }
+}
+
+/// iperf3 for `secs` seconds from `from` to `to_ip` (a server in `to`); bits per second.
+fn iperf3(from: &Path, to: &Path, to_ip: Ipv4Addr, secs: u32) -> f64 {
+    let mut server = Command::new("ip")
+        .args(["netns", "exec", ns_name(to), "iperf3", "-s", "-1", "-B", &to_ip.to_string()])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("iperf3 server");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !exec(to, &["ss", "-tln"]).contains(&format!("{to_ip}:5201 ")) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = exec_run(from, &["iperf3", "-c", &to_ip.to_string(), "-t", &secs.to_string(), "-J"]);
+    let _ = server.kill(); // ours; it exits by itself after one test (-1)
+    let _ = server.wait();
+    let json: serde_json::Value = serde_json::from_str(&out.ok().stdout).expect("iperf3 -J");
+    json["end"]["sum_received"]["bits_per_second"].as_f64().expect("bits_per_second")
+}
+
+/// The benchmark: iperf3 node to node across the two hosts against node to node on
+/// one host (a third node on host 1's fabric, at the default MTU).
+/// `cargo test -p emu-tests --test overlay -- --ignored --nocapture`
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn bench_iperf3_across_hosts_vs_one_host() {
+    isolated("bench", |mut g| async move {
+        let n3 = g.add("n3").expect("create netns");
+        let t = two_hosts(&mut g, 1).await;
+        let n3_ip = Ipv4Addr::new(172, 18, 0, 4);
+        net::connect_node(&t.f1, &n3, "veth-n2", n3_ip, 16).await.unwrap();
+        assert!(ping(&t.n1, N2) && ping(&t.n1, n3_ip));
+        let across = iperf3(&t.n1, &t.n2, N2, 3);
+        let one_host = iperf3(&t.n1, &n3, n3_ip, 3);
+        eprintln!(
+            "iperf3 node to node: across hosts (VXLAN, MTU {}) {:.2} Gbit/s, on one host {:.2} Gbit/s, ratio {:.2}",
+            t.mtu,
+            across / 1e9,
+            one_host / 1e9,
+            across / one_host
+        );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hosts_share_one_fabric_over_vxlan() {
+    isolated("two", |mut g| async move {
+        // Each step twice: each is idempotent.
+        let TwoHosts { lan, h1, f1, n1, n2, mtu } = two_hosts(&mut g, 2).await;
+        assert_eq!(mtu, 1450, "the overlay MTU on a LAN of 1500");
         for (ns, link) in [(&n1, "eth0"), (&f1, "veth-n0"), (&f1, VX), (&f1, net::FABRIC_BRIDGE)] {
             assert_eq!(net::link_mtu(ns, link).await.unwrap(), 1450, "{link} in {}", ns_name(ns));
         }
@@ -278,6 +335,22 @@ async fn two_hosts_share_one_fabric_over_vxlan() {
         net::connect_node_mtu(&f1, &n1, "veth-n0", N1, 16, Some(mtu)).await.unwrap();
         assert_eq!((net::link_mtu(&n1, "eth0").await.unwrap(), net::link_mtu(&f1, "veth-n0").await.unwrap()), (mtu, mtu));
         assert_eq!(df_ping(&n1, N2, 1422, 3), DfPing::Reply);
+        // A LAN narrower than the overlay was sized for (1400 on host 1's side): the full-size
+        // DF ping fails, and the kernel's VXLAN device, a bridge port, answers the sender with
+        // "fragmentation needed" (RFC 4459), so the node learns the path MTU (1400 - 50).
+        let lan_side = [(&h1, "eth0"), (&lan, "veth-h1")];
+        for (ns, link) in lan_side {
+            net::set_mtu(ns, link, 1400).await.unwrap();
+        }
+        assert_ne!(df_ping(&n1, N2, 1422, 2), DfPing::Reply, "full size on a narrower LAN");
+        let route = exec(&n1, &["ip", "route", "get", &N2.to_string()]);
+        assert!(route.contains("mtu 1350"), "the node learned the path MTU: {route}");
+        assert_eq!(df_ping(&n1, N2, 1322, 3), DfPing::Reply, "the path MTU crosses");
+        for (ns, link) in lan_side {
+            net::set_mtu(ns, link, 1500).await.unwrap();
+        }
+        exec(&n1, &["ip", "route", "flush", "cache"]);
+        assert_eq!(df_ping(&n1, N2, 1422, 3), DfPing::Reply, "full size again");
 
         // The replication list: exactly the peers given, learned entries left alone.
         let (zeros, learned) = fdb(&f1);
