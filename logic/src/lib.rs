@@ -1,5 +1,6 @@
 //! Pure decisions above the API, shared by the controller and the node agents: every decision is
 //! a function of its inputs, with no I/O.
+pub mod bootstrap;
 pub mod cluster;
 pub mod configdata;
 pub mod endpoints;

@@ -3,6 +3,7 @@
 //! cache ([`reflector`]) and how each starts ([`daemon`]: logging, the allocator). Also the
 //! protobuf messages of OpenAPI v2 the API server writes ([`openapi_v2`]).
 
+pub mod cahash;
 pub mod daemon;
 pub mod insecure_tls;
 pub mod reflector;
