@@ -176,6 +176,7 @@ fn reconcile_all(shared: &Shared, st: &mut ControllerState) {
     publish_root_ca(shared, &changes, &mut st.decoded);
     crate::rbac_aggregation::sync(shared, &changes);
     crate::serviceaccounts::sync(shared, &changes);
+    crate::bootstrap::delete_expired(shared, emu_api::time::now());
     st.control_routes.sync(shared, &mut st.decoded.nodes);
     st.decoded.sweep();
     if shared.store.resource_version() != before {

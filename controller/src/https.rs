@@ -3,7 +3,7 @@
 //!
 //! It serves the Kubernetes REST API ([`crate::rest`]) as kube-apiserver does: the TLS
 //! handshake against the cluster CA, who the client is (a client certificate of that CA, a
-//! service-account bearer token, or no one: `system:anonymous`), what they may do, then
+//! service-account or bootstrap bearer token, or no one: `system:anonymous`), what they may do, then
 //! `/version`, the health checks, discovery, OpenAPI (v2 and v3) and the resources.
 //!
 //! HTTP/1.1 is hyper's, over tokio-rustls. The answer to a request is decided from the request,
@@ -103,8 +103,9 @@ pub fn acceptor(cert_pem: &str, key_pem: &str, client_ca_pem: &str) -> Result<Tl
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
-/// Who presented a bearer token: its user name, or None when the token is not valid.
-pub type Authenticator = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+/// Who presented a bearer token: its user and groups (`system:authenticated` among them), or None
+/// when the token is not valid.
+pub type Authenticator = Arc<dyn Fn(&str) -> Option<User> + Send + Sync>;
 
 /// Serves HTTPS on `listener` until `shutdown` completes; connections still open then are
 /// dropped. `version` is the Kubernetes version to report, e.g. `v1.33.0`; the resources are
@@ -251,7 +252,7 @@ impl Router {
             (Some(user), _) => user.clone(),
             (None, None) => User::anonymous(),
             (None, Some(token)) => match (self.authn)(&token) {
-                Some(name) => User::from_token(&name),
+                Some(user) => user,
                 None => return failure(&ApiError::unauthorized(), pretty),
             },
         };
@@ -703,7 +704,7 @@ mod tests {
     }
 
     /// An authenticator that accepts no token.
-    fn no_tokens(_: &str) -> Option<String> {
+    fn no_tokens(_: &str) -> Option<User> {
         None
     }
 
@@ -921,7 +922,7 @@ mod tests {
 
     #[test]
     fn bearer_tokens_are_authenticated_before_anything_is_authorized() {
-        let r = router(Arc::new(|t: &str| (t == "good").then(|| "system:serviceaccount:default:default".to_string())));
+        let r = router(Arc::new(|t: &str| (t == "good").then(|| User::from_token("system:serviceaccount:default:default"))));
         let (status, _, body) = ask(&r, "GET", "/api/v1/namespaces/default/pods", &[("Authorization", "Bearer good")]);
         assert_eq!(status, 403);
         assert_eq!(

@@ -3,6 +3,7 @@
 
 pub mod addons;
 pub mod api;
+pub mod bootstrap;
 pub mod control_routes;
 pub mod controllers;
 pub mod decoded;

@@ -60,8 +60,9 @@ async fn serve(args: Args, inherited: Vec<std::net::TcpListener>) -> anyhow::Res
     match https {
         Ok((fabric, tls)) => {
             let tokens = shared.clone();
+            // Bootstrap tokens (by their Secret) and service-account tokens (by the signing key).
             let authn: https::Authenticator =
-                std::sync::Arc::new(move |token: &str| emu_controller::tokens::authenticate(&tokens, token, emu_api::time::now()));
+                std::sync::Arc::new(move |token: &str| emu_controller::tokens::authenticate_bearer(&tokens, token, emu_api::time::now()));
             // The fabric's listener, and the host's (`127.0.0.1:<port>`, which `emu up` binds in
             // the host's namespace and hands over): the same endpoint on both.
             let host = inherited.into_iter().filter_map(|l| {

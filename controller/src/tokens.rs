@@ -85,6 +85,21 @@ pub fn authenticate(shared: &crate::state::Shared, token: &str, now: i64) -> Opt
     Some(subject.username())
 }
 
+/// Who a bearer token presented to the HTTPS endpoint speaks for at `now`, as kube-apiserver's
+/// union of token authenticators decides: a token of the bootstrap shape (`[a-z0-9]{6}.[a-z0-9]{16}`,
+/// which no service-account token has) by its Secret ([`crate::bootstrap::authenticate`]), any
+/// other as a service-account token ([`authenticate`]). Every such user is in
+/// `system:authenticated`.
+pub fn authenticate_bearer(shared: &crate::state::Shared, token: &str, now: i64) -> Option<crate::rest::authz::User> {
+    if emu_logic::bootstrap::Token::parse(token).is_ok() {
+        let user = crate::bootstrap::authenticate(shared, token, now)?;
+        let mut groups = user.groups;
+        groups.push(crate::rest::authz::AUTHENTICATED.to_string());
+        return Some(crate::rest::authz::User { name: user.user, groups });
+    }
+    authenticate(shared, token, now).map(|name| crate::rest::authz::User::from_token(&name))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -116,6 +131,28 @@ mod tests {
                 .unwrap(),
             0o600
         );
+    }
+
+    #[test]
+    fn bearer_tokens_are_bootstrap_tokens_or_service_account_tokens() {
+        let dir = tempfile::tempdir().unwrap();
+        let shared = crate::api::test_shared(dir.path());
+        let signer = std::sync::Arc::new(TokenSigner::load_or_create(dir.path()).unwrap());
+        let _ = shared.tokens.set(signer.clone());
+        let now = emu_api::time::now();
+        let token = emu_logic::bootstrap::Token::parse("abcdef.0123456789abcdef").unwrap();
+        assert_eq!(authenticate_bearer(&shared, &token.reveal(), now), None);
+        shared.store.create(emu_logic::bootstrap::secret(&token, Some(now + 60), "")).unwrap();
+        let user = authenticate_bearer(&shared, &token.reveal(), now).unwrap();
+        assert_eq!(user.name, "system:bootstrap:abcdef");
+        assert_eq!(user.groups, ["system:bootstrappers", "system:bootstrappers:kubeadm:default-node-token", "system:authenticated"]);
+        assert_eq!(authenticate_bearer(&shared, "abcdef.0123456789abcdee", now), None);
+        // A service account's token (one not bound to a pod) still authenticates.
+        let subject = TokenSubject { namespace: "default".into(), service_account: "default".into(), ..Default::default() };
+        let sa = signer.issue(&subject, now, 3600).unwrap();
+        let user = authenticate_bearer(&shared, &sa, now).unwrap();
+        assert_eq!(user, crate::rest::authz::User::from_token("system:serviceaccount:default:default"));
+        assert_eq!(authenticate_bearer(&shared, "forged", now), None);
     }
 
     #[test]
