@@ -11,6 +11,7 @@ mod portforward;
 mod remote;
 mod testrun;
 mod tls;
+mod token;
 mod verbs;
 
 use clap::{Args, Parser, Subcommand};
@@ -175,6 +176,9 @@ enum Command {
         /// The shell: bash, zsh, fish, elvish or powershell.
         shell: clap_complete::Shell,
     },
+    /// Bootstrap tokens, with which another machine joins the cluster (kubeadm's `token create`,
+    /// `list`, `delete`): `emu token create --print-join-command`.
+    Token(token::TokenArgs),
     /// Generate files (no cluster needed).
     Gen {
         #[command(subcommand)]
@@ -245,6 +249,7 @@ fn main() {
         Command::PortForward(a) => portforward::port_forward(a, g),
         Command::Fault(a) => fault::fault(a, g),
         Command::Node(a) => fault::node(a, g),
+        Command::Token(a) => token::token(a, g),
         Command::Gen { what: Generate::Cert { cn, san, key, cert } } => gen_cert(&cn, &san, &key, &cert),
         Command::Install(a) => install::install(a),
         Command::Completion { shell } => install::completion(shell),
