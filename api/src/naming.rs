@@ -97,6 +97,21 @@ pub fn netns_node(cluster: &str, node: &str) -> String {
     format!("emu-{cluster}-node-{node}")
 }
 
+/// The LAN of a cluster's emulated hosts (`emu up --hosts`): a switch their `eth0`s plug into.
+pub fn netns_lan(cluster: &str) -> String {
+    format!("emu-{cluster}-lan")
+}
+
+/// An emulated host's network namespace: the underlay of the machine `host` emulates.
+pub fn netns_host(cluster: &str, host: &str) -> String {
+    format!("emu-{cluster}-{host}")
+}
+
+/// The LAN-side end of emulated host `host_index`'s `eth0`.
+pub fn lan_port(host_index: usize) -> String {
+    format!("veth-h{host_index}")
+}
+
 /// A pod's network namespace, by pod UID (names can be reused, UIDs cannot).
 pub fn netns_pod(cluster: &str, pod_uid: &str) -> String {
     format!("emu-{cluster}-pod-{pod_uid}")

@@ -65,6 +65,8 @@ pub(crate) struct Plan {
     /// The scenario's steps, each with the documents an `apply` step applies.
     pub steps: Vec<(steps::Step, Manifests)>,
     pub seed: Option<u64>,
+    /// Emulated hosts the nodes are spread over (1: every node on this machine as before).
+    pub hosts: usize,
 }
 
 /// The documents of a `manifests:` entry or an `apply:` step (`field` names it in errors).
@@ -112,6 +114,7 @@ pub(crate) fn plan(file: Option<&Path>, nodes: Option<usize>) -> anyhow::Result<
             manifests: vec![],
             steps: vec![],
             seed: None,
+            hosts: 1,
         });
     };
     let text = std::fs::read_to_string(file).with_context(|| format!("reading scenario {}", file.display()))?;
@@ -139,7 +142,7 @@ pub(crate) fn plan(file: Option<&Path>, nodes: Option<usize>) -> anyhow::Result<
         check_manifests(&docs)?;
         planned.push((s, docs));
     }
-    Ok(Plan { name: sc.name, nodes: node_names, node_failure: sc.node_failure, manifests, steps: planned, seed: sc.seed })
+    Ok(Plan { name: sc.name, nodes: node_names, node_failure: sc.node_failure, manifests, steps: planned, seed: sc.seed, hosts: 1 })
 }
 
 /// The scenario's `certificates:` as Secrets, one `(label, [Secret])` each: a fresh self-signed
@@ -211,11 +214,15 @@ pub fn validate_cluster_name(name: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn up(file: Option<PathBuf>, nodes: Option<usize>, retain: bool, timeout: u64, globals: &Globals) -> anyhow::Result<i32> {
+pub fn up(file: Option<PathBuf>, nodes: Option<usize>, hosts: usize, retain: bool, timeout: u64, globals: &Globals) -> anyhow::Result<i32> {
     require_root()?;
     let name = globals.cluster_name().unwrap_or_else(|| DEFAULT_CLUSTER.to_string());
     validate_cluster_name(&name)?;
-    let plan = plan(file.as_deref(), nodes)?;
+    let mut plan = plan(file.as_deref(), nodes)?;
+    if hosts == 0 || hosts > 250 || hosts > plan.nodes.len() {
+        bail!("--hosts {hosts}: give between 1 and the number of nodes ({}), at most 250", plan.nodes.len());
+    }
+    plan.hosts = hosts;
     emu_provider::programs::require_companions()?;
     let exists = cluster_exists(&name)?;
     if exists {
@@ -276,10 +283,13 @@ pub(crate) fn bring_up(name: &str, plan: &Plan, timeout: u64, quiet: bool) -> an
     let rt = context::runtime()?;
     let fabric: ipam::Ipv4Cidr = FABRIC_CIDR.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
     let outside: ipam::Ipv4Cidr = OUTSIDE_CIDR.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
+    // With emulated hosts the control plane's machine (the first) makes its own nodes; the
+    // others join with `emu join`.
+    let spread = emu_provider::hosts::spread(&plan.nodes, plan.hosts);
+    let multi = plan.hosts > 1;
     let config = ClusterConfig {
         name: name.to_string(),
-        nodes: plan
-            .nodes
+        nodes: spread[0]
             .iter()
             .enumerate()
             .map(|(i, n)| NodeConfig {
@@ -297,14 +307,33 @@ pub(crate) fn bring_up(name: &str, plan: &Plan, timeout: u64, quiet: bool) -> an
         load_balancer_cidr: LOAD_BALANCER_CIDR.into(),
         node_grace_seconds: plan.node_failure.not_ready_after.unwrap_or(emu_logic::cluster::DEFAULT_NODE_GRACE_SECONDS),
         eviction_seconds: plan.node_failure.evict_after,
+        host: if multi { emu_provider::hosts::host_name(0) } else { String::new() },
+        advertise_address: if multi { emu_provider::hosts::host_ip(0).to_string() } else { String::new() },
+        control_plane: String::new(),
+        // The emulated LAN's links are 1500 bytes.
+        mtu: if multi { emu_provider::hosts::lan_overlay_mtu() } else { 0 },
     };
-    step(quiet, &format!("Creating {} nodes ({})", config.nodes.len(), plan.nodes.join(", ")), || {
-        provider.create_cluster(&config)?;
-        for n in &config.nodes {
-            provider.create_node(&config, n)?;
-        }
-        Ok(())
-    })?;
+    if multi {
+        step(quiet, &format!("Creating {} emulated hosts on LAN 192.0.2.0/24", plan.hosts), || {
+            emu_provider::hosts::create_lan(name, plan.hosts)
+        })?;
+    }
+    step(
+        quiet,
+        &format!("Creating {} nodes ({})", config.nodes.len(), config.nodes.iter().map(|n| n.name.as_str()).collect::<Vec<_>>().join(", ")),
+        || {
+            provider.create_cluster(&config)?;
+            if multi {
+                provider.pin_underlay(&emu_provider::hosts::host_netns(name, 0))?;
+                let peers: Vec<std::net::Ipv4Addr> = (1..plan.hosts).map(emu_provider::hosts::host_ip).collect();
+                provider.stretch(&config, &peers)?;
+            }
+            for n in &config.nodes {
+                provider.create_node(&config, n)?;
+            }
+            Ok(())
+        },
+    )?;
     step(quiet, "Starting the control plane (emu-controller)", || {
         provider.start_daemon(&ProviderDaemon::Controller)?;
         wait_for_controller(&rt, paths, Duration::from_secs(10))
@@ -320,6 +349,13 @@ pub(crate) fn bring_up(name: &str, plan: &Plan, timeout: u64, quiet: bool) -> an
             Ok(nodes.len() == config.nodes.len() && nodes.iter().all(is_node_ready))
         })
     })?;
+    if multi {
+        step(
+            quiet,
+            &format!("Joining hosts {}", (1..plan.hosts).map(emu_provider::hosts::host_name).collect::<Vec<_>>().join(", ")),
+            || join_emulated_hosts(&rt, &mut client, name, &spread),
+        )?;
+    }
     for (label, docs) in &plan.manifests {
         if docs.is_empty() {
             continue;
@@ -354,6 +390,39 @@ pub(crate) fn bring_up(name: &str, plan: &Plan, timeout: u64, quiet: bool) -> an
         })
     })?;
     Ok(count)
+}
+
+/// Makes a bootstrap token (valid for an hour) and has every emulated host but the first join
+/// with it, one after the other, each as a real machine would: `emu join` on the host.
+fn join_emulated_hosts(
+    rt: &tokio::runtime::Runtime,
+    client: &mut emu_proto::api_client::ApiClient<tonic::transport::Channel>,
+    name: &str,
+    spread: &[Vec<String>],
+) -> anyhow::Result<()> {
+    let info = rt.block_on(client.cluster_info(emu_proto::ClusterInfoRequest {}))?.into_inner();
+    if info.join_endpoint.is_empty() {
+        bail!("the controller has no join listener (see {})", Paths::new(name).controller_log().display());
+    }
+    let hash = emu_proto::cahash::ca_cert_hash_pem(&info.ca_certificate)?;
+    let mut random = [0u8; 64];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut random)
+        .map_err(|_| anyhow::anyhow!("no random bytes for a token"))?;
+    let token = emu_logic::bootstrap::Token::generate(&random)?;
+    let secret = emu_logic::bootstrap::secret(&token, Some(emu_api::time::now() + 3600), "emu up --hosts: the emulated hosts' joins");
+    rt.block_on(verbs::apply_docs(client, vec![secret], false))?;
+    for (index, nodes) in spread.iter().enumerate().skip(1) {
+        emu_provider::hosts::join(
+            &std::env::current_exe()?,
+            name,
+            index,
+            &info.join_endpoint,
+            (crate::join::TOKEN_ENV, &token.reveal()),
+            &hash,
+            nodes,
+        )?;
+    }
+    Ok(())
 }
 
 fn pod_ready(p: &Value) -> bool {

@@ -5,6 +5,7 @@ mod context;
 mod edit;
 mod fault;
 mod install;
+mod join;
 mod kubeconfig;
 mod lifecycle;
 mod portforward;
@@ -98,6 +99,20 @@ enum Command {
         retain: bool,
         /// Seconds to wait for pods to be Running.
         #[arg(long, default_value_t = 120)]
+        timeout: u64,
+        /// Emulated hosts (machines as namespaces on a LAN of their own, 192.0.2.0/24): the first
+        /// runs the control plane, the others join it with `emu join`; the nodes are spread over them.
+        #[arg(long, default_value_t = 1)]
+        hosts: usize,
+    },
+    /// Join this machine's nodes to a cluster whose control plane runs on another machine
+    /// (the command `emu token create --print-join-command` prints there).
+    Join(join::JoinArgs),
+    /// Leave the cluster this machine joined: its nodes are drained (their pods replaced on
+    /// other nodes) and removed, and everything `emu join` made here goes.
+    Leave {
+        /// Seconds to wait for the nodes' pods to stop.
+        #[arg(long, default_value_t = 60)]
         timeout: u64,
     },
     /// Delete a cluster: every namespace, link, process and file it created.
@@ -225,7 +240,9 @@ fn main() {
     let cli = Cli::parse();
     let g = &cli.globals;
     let result = match cli.command {
-        Command::Up { file, nodes, retain, timeout } => lifecycle::up(file, nodes, retain, timeout, g),
+        Command::Up { file, nodes, retain, timeout, hosts } => lifecycle::up(file, nodes, hosts, retain, timeout, g),
+        Command::Join(a) => join::join(a),
+        Command::Leave { timeout } => join::leave(g.cluster_name(), timeout),
         Command::Down { all } => lifecycle::down(all, g),
         Command::Status => lifecycle::status(),
         Command::Kubeconfig { merge, node } => lifecycle::kubeconfig(merge, node.as_deref(), g),

@@ -9,6 +9,7 @@ pub mod controllers;
 pub mod decoded;
 pub mod endpoints;
 pub mod https;
+pub mod join;
 pub mod managed_fields;
 pub mod nodes;
 pub mod pki;

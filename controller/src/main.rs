@@ -7,6 +7,7 @@ use emu_logic::cluster::{ClusterConfig, Paths, KUBERNETES_VERSION};
 use emu_logic::ipam;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
 use std::sync::Arc;
 use tokio_stream::wrappers::UnixListenerStream;
 
@@ -50,6 +51,7 @@ async fn serve(args: Args, inherited: Vec<std::net::TcpListener>) -> anyhow::Res
     // drops the sender.
     let (stop, stopped) = tokio::sync::watch::channel(());
     let https = https_endpoint(&paths, &shared).await;
+    let stopped_join = stopped.clone();
     // Service-account tokens are signed with a key kept next to the CA (VOL-8).
     match emu_controller::tokens::TokenSigner::load_or_create(&paths.root.join("pki")) {
         Ok(signer) => {
@@ -58,7 +60,10 @@ async fn serve(args: Args, inherited: Vec<std::net::TcpListener>) -> anyhow::Res
         Err(e) => tracing::warn!(error = format!("{e:#}"), "no service-account tokens: pods' token files stay empty"),
     }
     match https {
-        Ok((fabric, tls)) => {
+        Ok((fabric, tls, join)) => {
+            if let Err(e) = join_listener(&paths, &shared, join, stopped_join).await {
+                tracing::error!(error = format!("{e:#}"), "no join listener: other machines cannot join");
+            }
             let tokens = shared.clone();
             // Bootstrap tokens (by their Secret) and service-account tokens (by the signing key).
             let authn: https::Authenticator =
@@ -104,7 +109,9 @@ async fn serve(args: Args, inherited: Vec<std::net::TcpListener>) -> anyhow::Res
 /// for every address a client may use, and the listener. `emu up` runs the controller in a
 /// namespace that owns the control plane's fabric address, so the wildcard bind lands there.
 /// Optional: everything in emu talks gRPC, so a failure here is only a warning.
-async fn https_endpoint(paths: &Paths, shared: &Shared) -> anyhow::Result<(tokio::net::TcpListener, tokio_rustls::TlsAcceptor)> {
+/// Also what the join listener serves with: the CA and the same serving certificate and key
+/// (which name the machine's advertise address too).
+async fn https_endpoint(paths: &Paths, shared: &Shared) -> anyhow::Result<(tokio::net::TcpListener, tokio_rustls::TlsAcceptor, JoinTls)> {
     let pki_dir = paths.root.join("pki");
     let pki = ClusterPki::load_or_create(&pki_dir)?;
     let _ = shared.root_ca.set(pki.ca_pem().to_string());
@@ -112,17 +119,45 @@ async fn https_endpoint(paths: &Paths, shared: &Shared) -> anyhow::Result<(tokio
         shared.cluster.service_cidr.parse().map_err(|e| anyhow::anyhow!("service CIDR {:?}: {e}", shared.cluster.service_cidr))?;
     // The `kubernetes` Service's ClusterIP (the first address of the range), the control plane's
     // fabric address (its Endpoints) and loopback, for a client inside the controller's namespace.
-    let sans: Vec<String> = [service_cidr.nth(1), services::api_server_ip(shared), Some(Ipv4Addr::LOCALHOST)]
+    // And the machine's advertise address, where other machines join.
+    let advertise = shared.cluster.advertise_address.parse::<Ipv4Addr>().ok();
+    let sans: Vec<String> = [service_cidr.nth(1), services::api_server_ip(shared), Some(Ipv4Addr::LOCALHOST), advertise]
         .into_iter()
         .flatten()
         .map(|ip| ip.to_string())
         .collect();
     let (cert, key) = pki.server_cert(&sans)?;
     let tls = https::acceptor(&cert, &key, pki.ca_pem())?;
+    let join = emu_proto::transport::server_config(&cert, &key, pki.ca_pem(), false)?;
     let addr = SocketAddr::from((Ipv4Addr::UNSPECIFIED, services::API_SERVER_PORT));
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
     tracing::info!(%addr, sans = sans.join(","), ca = %pki_dir.join(emu_controller::pki::CA_CERT_FILE).display(), "HTTPS endpoint serving");
-    Ok((listener, tls))
+    Ok((listener, tls, (Arc::new(pki), join)))
+}
+
+/// The cluster CA and the join listener's TLS configuration.
+type JoinTls = (Arc<ClusterPki>, Arc<rustls::ServerConfig>);
+
+/// The join listener on the machine's advertise address (made in the machine's underlay
+/// namespace, pinned by the provider, as the controller's own has no route there), when the
+/// cluster has one: other machines join there, and their agents use the API there.
+async fn join_listener(paths: &Paths, shared: &Shared, tls: JoinTls, stopped: tokio::sync::watch::Receiver<()>) -> anyhow::Result<()> {
+    let Ok(advertise) = shared.cluster.advertise_address.parse::<Ipv4Addr>() else { return Ok(()) };
+    let addr = SocketAddr::from((advertise, emu_controller::join::JOIN_PORT));
+    let underlay = paths.underlay_netns();
+    let netns = underlay.exists().then_some(underlay.as_path());
+    let listener = emu_proto::transport::bind_tcp(addr, netns).await.with_context(|| format!("binding the join listener on {addr}"))?;
+    let _ = shared.join_endpoint.set(addr.to_string());
+    tracing::info!(%addr, "join listener serving");
+    let (pki, tls) = tls;
+    let (cert, key) = pki.kubelet_client_cert()?;
+    let agents = emu_proto::transport::client_config(pki.ca_pem(), Some((&cert, &key)))?;
+    let _ = emu_controller::relay::AGENT_TLS.set((agents, netns.map(Path::to_path_buf)));
+    let mut stopped = stopped;
+    tokio::spawn(emu_controller::join::serve(shared.clone(), pki, listener, tls, async move {
+        let _ = stopped.changed().await;
+    }));
+    Ok(())
 }
 
 /// The listening sockets the process was started with, by systemd's convention (`LISTEN_FDS`

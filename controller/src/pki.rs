@@ -35,6 +35,31 @@ const SERVER_COMMON_NAME: &str = "kube-apiserver";
 pub const ADMIN_USER: &str = "kubernetes-admin";
 /// Its group (subject O): members are allowed everything, before and without any RBAC binding.
 pub const ADMIN_GROUP: &str = "system:masters";
+/// The user name of a node's identity before the node's name, and the group of every node.
+pub const NODE_USER_PREFIX: &str = "system:node:";
+pub const NODES_GROUP: &str = "system:nodes";
+/// The controller's identity towards the agents (kubeadm's `apiserver-kubelet-client`): the only
+/// client an agent's endpoint on another machine serves.
+pub const KUBELET_CLIENT_USER: &str = emu_proto::transport::CONTROLLER_CLIENT_USER;
+pub const KUBELET_CLIENT_GROUP: &str = "kubeadm:cluster-admins";
+
+/// An agent's public key as it sent it: an uncompressed P-256 point.
+struct RawP256(Vec<u8>);
+
+impl rcgen::PublicKeyData for RawP256 {
+    fn der_bytes(&self) -> &[u8] {
+        &self.0
+    }
+    fn algorithm(&self) -> &'static rcgen::SignatureAlgorithm {
+        &rcgen::PKCS_ECDSA_P256_SHA256
+    }
+}
+
+/// Whether `key` is an uncompressed P-256 point, as [`ClusterPki::node_cert`] takes it.
+pub fn is_p256_point(key: &[u8]) -> bool {
+    key.len() == 65 && key[0] == 4
+}
+
 /// DNS names the API server answers to from inside the cluster, whatever the caller adds.
 const SERVER_DNS_NAMES: [&str; 5] =
     ["kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local", "localhost"];
@@ -222,6 +247,33 @@ impl ClusterPki {
         let unusable = |source| PkiError::ClientUnusable { user: user.to_owned(), dir: self.dir.clone(), source };
         self.client_verifier().map_err(unusable)?.verify_client_cert(cert.der(), &[], UnixTime::now()).map_err(unusable)?;
         Ok((cert.pem(), key.serialize_pem()))
+    }
+
+    /// Issues the certificate of a node's agent on another machine: `system:node:NAME` in
+    /// `system:nodes` (kubelet's client identity) for `public_key`, the agent's uncompressed P-256
+    /// point (its private key never leaves its machine), usable also for serving at `serving_ip`
+    /// (kubelet's serving certificate: where the controller reaches the agent). Returns the PEM.
+    pub fn node_cert(&self, node: &str, public_key: &[u8], serving_ip: IpAddr) -> Result<String> {
+        let cert_path = self.dir.join(CA_CERT_FILE);
+        let mut subject = DistinguishedName::new();
+        subject.push(DnType::OrganizationName, NODES_GROUP);
+        subject.push(DnType::CommonName, format!("{NODE_USER_PREFIX}{node}"));
+        let mut params = leaf_params(subject, ExtendedKeyUsagePurpose::ClientAuth);
+        params.extended_key_usages.push(ExtendedKeyUsagePurpose::ServerAuth);
+        params.subject_alt_names = vec![SanType::IpAddress(serving_ip)];
+        let key = RawP256(public_key.to_vec());
+        let cert = params.signed_by(&key, &self.issuer).map_err(|source| PkiError::Cert {
+            what: "signing a node certificate with",
+            path: cert_path,
+            source,
+        })?;
+        Ok(cert.pem())
+    }
+
+    /// The controller's client certificate for the agents' endpoints on other machines
+    /// (kubeadm's `apiserver-kubelet-client`); with its key, PEM.
+    pub fn kubelet_client_cert(&self) -> Result<(String, String)> {
+        self.client_cert(KUBELET_CLIENT_USER, KUBELET_CLIENT_GROUP)
     }
 
     /// A rustls verifier of client certificates trusting exactly this CA.
@@ -459,6 +511,30 @@ mod tests {
     }
 
     /// What an operator would look at: openssl's view of the files (skipped without openssl).
+    #[test]
+    fn a_node_certificate_is_for_the_key_sent_and_verifies_as_client_and_server() {
+        let dir = std::env::temp_dir().join(format!("emu-pki-node-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let pki = ClusterPki::load_or_create(&dir).unwrap();
+        let agent_key = KeyPair::generate().unwrap();
+        assert!(is_p256_point(agent_key.public_key_raw()));
+        let ip: IpAddr = "192.0.2.2".parse().unwrap();
+        let pem = pki.node_cert("node-3", agent_key.public_key_raw(), ip).unwrap();
+        let der = CertificateDer::from_pem_slice(pem.as_bytes()).unwrap();
+        pki.client_verifier().unwrap().verify_client_cert(&der, &[], UnixTime::now()).unwrap();
+        let name = ServerName::IpAddress(ip.into());
+        pki.verifier().unwrap().verify_server_cert(&der, &[], &name, &[], UnixTime::now()).unwrap();
+        let other = ServerName::IpAddress("192.0.2.3".parse::<IpAddr>().unwrap().into());
+        assert!(pki.verifier().unwrap().verify_server_cert(&der, &[], &other, &[], UnixTime::now()).is_err());
+        // The subject kube-apiserver reads: CN system:node:node-3, O system:nodes.
+        let text = String::from_utf8_lossy(&der);
+        assert!(text.contains("system:node:node-3") && text.contains("system:nodes"), "{pem}");
+        // The certificate holds the agent's key, usable by a TLS client with the agent's private key.
+        let client = emu_proto::transport::client_config(pki.ca_pem(), Some((&pem, &agent_key.serialize_pem())));
+        assert!(client.is_ok(), "{:?}", client.err());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
     #[test]
     fn openssl_agrees() {
         let Ok(out) = std::process::Command::new("openssl").arg("version").output() else { return };

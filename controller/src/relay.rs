@@ -246,10 +246,24 @@ async fn answered<T>(what: &str, call: impl std::future::Future<Output = Result<
         .map_err(|_| Status::unavailable(format!("{what} did not answer within {} s: is the node stopped?", ANSWER_TIMEOUT.as_secs())))?
 }
 
+/// How the controller reaches the agents of other machines (`https://ADDRESS:PORT` endpoints):
+/// the cluster CA, its client certificate as `kube-apiserver-kubelet-client`, and the machine's
+/// underlay namespace. Set once at start when the cluster has a join listener.
+pub static AGENT_TLS: std::sync::OnceLock<(std::sync::Arc<rustls::ClientConfig>, Option<std::path::PathBuf>)> = std::sync::OnceLock::new();
+
+/// A channel to `endpoint`: a Unix socket on this machine, or an agent's TLS endpoint on another.
+async fn agent_channel(endpoint: &str) -> anyhow::Result<Channel> {
+    let Some(addr) = endpoint.strip_prefix("https://") else { return emu_proto::channel(endpoint).await };
+    let (config, netns) =
+        AGENT_TLS.get().ok_or_else(|| anyhow::anyhow!("this control plane has no client identity for other machines' agents"))?;
+    let target = emu_proto::transport::TlsTarget { addr: addr.parse()?, config: config.clone(), netns: netns.clone() };
+    Ok(emu_proto::transport::tls_channel(target).await?)
+}
+
 /// A client of service Node at `endpoint`.
 async fn dial(endpoint: &str, what: &str) -> Result<NodeClient<Channel>, Status> {
     let unreachable = |e: String| Status::unavailable(format!("cannot reach {what} at {endpoint}: {e}"));
-    let channel = tokio::time::timeout(CONNECT_TIMEOUT, emu_proto::channel(endpoint))
+    let channel = tokio::time::timeout(CONNECT_TIMEOUT, agent_channel(endpoint))
         .await
         .map_err(|_| unreachable("no answer".into()))?
         .map_err(|e| unreachable(format!("{e:#}")))?;

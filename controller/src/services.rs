@@ -251,6 +251,10 @@ mod tests {
             load_balancer_cidr: "203.0.113.0/24".into(),
             node_grace_seconds: emu_logic::cluster::DEFAULT_NODE_GRACE_SECONDS,
             eviction_seconds: None,
+            host: String::new(),
+            advertise_address: String::new(),
+            control_plane: String::new(),
+            mtu: 0,
         };
         let shared = Shared::new(store, config);
         shared.store.create(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default"}})).unwrap();

@@ -83,6 +83,13 @@ pub async fn setup_lan(lan_ns: &Path) -> Result<()> {
     setup_switch(lan_ns, LAN_BRIDGE).await
 }
 
+/// The outside world of a machine that joined a cluster: `lo` and bridge `ext0` without an
+/// address (the external client and the balancer's pool live on the control plane's machine,
+/// whose outside world this one's is stretched to). Idempotent.
+pub async fn setup_outside_switch(outside_ns: &Path) -> Result<()> {
+    setup_switch(outside_ns, OUTSIDE_BRIDGE).await
+}
+
 /// `lo` and an address-less bridge `bridge`, both up: a namespace that is only a switch.
 async fn setup_switch(ns: &Path, bridge: &str) -> Result<()> {
     let nl = Netlink::open(Some(ns)).await?;

@@ -215,6 +215,17 @@ async fn nsid(nl: &Netlink, ns_file: &std::fs::File) -> Result<i32> {
     nl.run("get the id of the underlay namespace", ask).await
 }
 
+/// Deletes the VXLAN device `name` of `target_ns`, if there is one, at once: the kernel frees a
+/// deleted namespace's devices later, and until then their VNI and port stay taken in the
+/// underlay (a machine joining again right after it left would find them in use).
+pub async fn delete_vxlan(target_ns: &Path, name: &str) -> Result<()> {
+    let nl = Netlink::open(Some(target_ns)).await?;
+    match nl.link_index(name).await? {
+        Some(index) => nl.delete_link(name, index).await,
+        None => Ok(()),
+    }
+}
+
 /// Makes the head-end replication list of VXLAN device `name` in `target_ns` exactly `peers`
 /// (their underlay addresses): one all-zeros FDB entry per peer, adding the missing ones and
 /// deleting the ones no longer listed. Entries the device learned (real MACs) are left alone.

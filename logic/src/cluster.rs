@@ -41,6 +41,57 @@ pub struct ClusterConfig {
     /// (300 s unless the pod says otherwise, as in Kubernetes).
     #[serde(default)]
     pub eviction_seconds: Option<u64>,
+    /// This machine's name among the machines of the cluster (label [`HOST_LABEL`] of its
+    /// nodes). Empty when the cluster has a single machine.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub host: String,
+    /// This machine's underlay address: where the other machines' VXLAN reaches its fabric and
+    /// the controller its agents. Empty when no other machine may join.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub advertise_address: String,
+    /// On a machine that joined: the control plane's join endpoint (`ADDRESS:PORT`), where its
+    /// agents reach the API with their certificates. Empty on the control plane's machine.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub control_plane: String,
+    /// The MTU of the node and pod links; 0 for the kernel's default. Machines joined by VXLAN
+    /// leave room for the encapsulation.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub mtu: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// The label of a node naming the machine (host) it runs on.
+pub const HOST_LABEL: &str = "emu.dev/host";
+/// The annotation of a node with its machine's underlay address (the VXLAN peers of the other
+/// machines).
+pub const UNDERLAY_ANNOTATION: &str = "emu.dev/underlay-address";
+/// The annotation of a node that joined from another machine with its index in the cluster
+/// (its fabric and outside addresses and pod CIDR follow from it).
+pub const NODE_INDEX_ANNOTATION: &str = "emu.dev/node-index";
+/// The VXLAN network identifiers of the stretched networks: the fabric and the outside world.
+pub const FABRIC_VNI: u32 = 1;
+pub const OUTSIDE_VNI: u32 = 2;
+/// The VXLAN devices that stretch the fabric and the outside world over the machines' underlay
+/// (in the fabric's and the outside world's namespaces).
+pub const FABRIC_VXLAN: &str = "vx-fabric";
+pub const OUTSIDE_VXLAN: &str = "vx-ext";
+
+impl ClusterConfig {
+    /// The other machines' underlay addresses, the VXLAN peers of this one: the control plane's
+    /// (on a machine that joined) and each machine some node names (`underlay`: the nodes'
+    /// [`UNDERLAY_ANNOTATION`]s), without this machine's own; sorted.
+    pub fn vxlan_peers<'a>(&self, underlay: impl IntoIterator<Item = &'a str>) -> Vec<std::net::Ipv4Addr> {
+        let control = self.control_plane.rsplit_once(':').and_then(|(a, _)| a.parse().ok());
+        let own = self.advertise_address.parse().ok();
+        let mut peers: Vec<std::net::Ipv4Addr> =
+            underlay.into_iter().filter_map(|a| a.parse().ok()).chain(control).filter(|a| Some(*a) != own).collect();
+        peers.sort();
+        peers.dedup();
+        peers
+    }
 }
 
 /// emu's default for [`ClusterConfig::node_grace_seconds`].
@@ -141,6 +192,23 @@ impl Paths {
     pub fn pod_dir(&self, node: &str, pod_uid: &str) -> PathBuf {
         self.pods_dir(node).join(pod_uid)
     }
+    /// The cluster CA's certificate (on a joined machine, the one it pinned when it joined).
+    pub fn ca_cert(&self) -> PathBuf {
+        self.root.join("pki").join("ca.crt")
+    }
+    /// A joined node's agent certificate and key (mode 0600).
+    pub fn agent_cert(&self, node: &str) -> PathBuf {
+        self.node_dir(node).join("agent.crt")
+    }
+    pub fn agent_key(&self, node: &str) -> PathBuf {
+        self.node_dir(node).join("agent.key")
+    }
+    /// The machine's underlay network namespace, pinned (bind-mounted) when the cluster spans
+    /// machines: the daemons, in namespaces of their own, make their sockets to other machines
+    /// there.
+    pub fn underlay_netns(&self) -> PathBuf {
+        self.root.join("underlay.netns")
+    }
 }
 
 #[cfg(test)]
@@ -155,6 +223,28 @@ mod tests {
         assert!(script.contains("iifname \"eth1\" ip daddr != 198.51.100.2 counter drop"), "{script}");
         n.external_ip.clear();
         assert_eq!(n.edge_script(), "");
+    }
+
+    #[test]
+    fn a_machines_vxlan_peers_are_the_others() {
+        let c = ClusterConfig {
+            name: "c".into(),
+            nodes: vec![],
+            fabric_cidr: String::new(),
+            pod_cidr: String::new(),
+            node_prefix: 24,
+            service_cidr: String::new(),
+            outside_cidr: String::new(),
+            load_balancer_cidr: String::new(),
+            node_grace_seconds: 10,
+            eviction_seconds: None,
+            host: "host-2".into(),
+            advertise_address: "192.0.2.2".into(),
+            control_plane: "192.0.2.1:6444".into(),
+            mtu: 1450,
+        };
+        let peers = c.vxlan_peers(["192.0.2.3", "192.0.2.2", "192.0.2.3", "not an address"]);
+        assert_eq!(peers, ["192.0.2.1", "192.0.2.3"].map(|a| a.parse::<std::net::Ipv4Addr>().unwrap()));
     }
 
     #[test]

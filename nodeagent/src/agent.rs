@@ -9,12 +9,13 @@ use emu_api::typed::k8s_openapi::api::core::v1::{ConfigMap, Container, Node, Pod
 use emu_api::typed::{self, Service};
 use emu_api::{naming, object};
 use emu_host::{cgroup, net};
-use emu_logic::cluster::{ClusterConfig, NodeConfig, Paths};
+use emu_logic::cluster::{ClusterConfig, NodeConfig, Paths, HOST_LABEL, UNDERLAY_ANNOTATION};
 use emu_logic::configdata::ConfigObject;
 use emu_logic::podspec::spec;
 use emu_logic::{configdata, ipam, volumes};
 use emu_proto::api_client::ApiClient;
 use emu_proto::reflector::{self, Snapshot};
+use emu_proto::transport::{TlsTarget, Upstream};
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
 use std::net::Ipv4Addr;
@@ -50,6 +51,9 @@ struct Agent {
     shim_exe: PathBuf,
     pods_cgroup: Option<PathBuf>,
     client: ApiClient<Channel>,
+    /// Where the controller's API is: its Unix socket, or on a joined machine the control
+    /// plane's join listener (mutual TLS with the node's certificate).
+    upstream: Upstream,
     readiness: Arc<crate::readiness::Readiness>,
     /// Service-account tokens per pod uid (VOL-8), renewed at 80% of their lifetime.
     tokens: std::sync::Mutex<HashMap<String, PodToken>>,
@@ -72,7 +76,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
     std::fs::create_dir_all(paths.pods_dir(&node.name))?;
     std::fs::write(paths.agent_pid(&node.name), std::process::id().to_string())?;
 
-    let mut client = connect(&paths).await?;
+    let upstream = upstream(&cluster, &paths, &node.name)?;
+    let mut client = connect(&upstream).await?;
     // Exec, logs, port-forward and routes for the controller, at the endpoint the Node names.
     let socket = paths.agent_socket(&node.name);
     let place = crate::node_service::Place::Node {
@@ -81,9 +86,38 @@ async fn run(args: Args) -> anyhow::Result<()> {
         service_cidr: cluster.service_cidr.clone(),
         client: Box::new(client.clone()),
     };
-    tokio::spawn(crate::node_service::serve(crate::node_service::NodeService::new(&cluster.name, place)?, socket.clone()));
+    let service = crate::node_service::NodeService::new(&cluster.name, place)?;
+    let endpoint = match &upstream {
+        Upstream::Unix(_) => {
+            tokio::spawn(crate::node_service::serve(service, socket.clone()));
+            emu_proto::unix_endpoint(&socket)
+        }
+        // On a machine that joined, the controller comes over the underlay, with TLS.
+        Upstream::Tls(target) => {
+            let ip: Ipv4Addr =
+                cluster.advertise_address.parse().with_context(|| format!("advertise address {:?}", cluster.advertise_address))?;
+            let listener =
+                emu_proto::transport::bind_tcp((ip, 0).into(), target.netns.as_deref()).await.context("the agent's TLS endpoint")?;
+            let port = listener.local_addr()?.port();
+            let read = |p: PathBuf| std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()));
+            let tls = emu_proto::transport::server_config(
+                &read(paths.agent_cert(&node.name))?,
+                &read(paths.agent_key(&node.name))?,
+                &read(paths.ca_cert())?,
+                true,
+            )?;
+            tokio::spawn(crate::node_service::serve_tls(service, listener, tls));
+            format!("https://{ip}:{port}")
+        }
+    };
     let mut me = node_object(&node);
-    me["metadata"]["annotations"] = json!({emu_proto::AGENT_ENDPOINT_ANNOTATION: emu_proto::unix_endpoint(&socket)});
+    me["metadata"]["annotations"] = json!({emu_proto::AGENT_ENDPOINT_ANNOTATION: endpoint});
+    if !cluster.host.is_empty() {
+        me["metadata"]["labels"][HOST_LABEL] = json!(cluster.host);
+    }
+    if !cluster.advertise_address.is_empty() {
+        me["metadata"]["annotations"][UNDERLAY_ANNOTATION] = json!(cluster.advertise_address);
+    }
     let registered = client
         .register_node(emu_proto::RegisterNodeRequest { node: Some(emu_proto::Object { json: me.to_string() }) })
         .await
@@ -115,15 +149,17 @@ async fn run(args: Args) -> anyhow::Result<()> {
         gateway,
         pods_cgroup,
         client,
+        upstream,
         readiness: Arc::default(),
         tokens: std::sync::Mutex::default(),
     });
     tracing::info!(node = %agent.node.name, pod_cidr = %agent.pod_cidr, "node agent ready");
 
     tokio::spawn(heartbeats(agent.clone()));
-    tokio::spawn(crate::faults::run(agent.cluster.clone(), agent.node.clone(), agent.paths.socket()));
+    tokio::spawn(crate::faults::run(agent.cluster.clone(), agent.node.clone(), agent.upstream.clone()));
     let (node_tx, node_rx) = tokio::sync::watch::channel(Snapshot::default());
-    tokio::spawn(reflector::run_projected(agent.paths.socket(), vec!["Node".into()], String::new(), node_tx, crate::routes::decode_node));
+    tokio::spawn(reflector::run_projected(agent.upstream.clone(), vec!["Node".into()], String::new(), node_tx, crate::routes::decode_node));
+    tokio::spawn(crate::overlay::sync_peers(agent.cluster.clone(), node_rx.clone()));
     tokio::spawn(crate::routes::sync_routes(agent.node.name.clone(), Arc::new(net::RealNet::new(&agent.node_ns)), node_rx));
     let (pod_tx, pod_rx) = tokio::sync::watch::channel(Snapshot::default());
     // Services travel in the same stream as this node's pods, so a pod always arrives after
@@ -131,10 +167,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
     // Secrets and ConfigMaps too: containers' variables come from them (envFrom, valueFrom).
     // Each object is decoded once, when it arrives.
     let pod_kinds = ["Pod", "Service", "Secret", "ConfigMap"].map(String::from).to_vec();
-    tokio::spawn(reflector::run_projected(agent.paths.socket(), pod_kinds, agent.node.name.clone(), pod_tx, Watched::decode));
+    tokio::spawn(reflector::run_projected(agent.upstream.clone(), pod_kinds, agent.node.name.clone(), pod_tx, Watched::decode));
     // The service proxy sees every Service and EndpointSlice of the cluster.
     let (proxy_tx, proxy_rx) = tokio::sync::watch::channel(Snapshot::default());
-    tokio::spawn(reflector::run(agent.paths.socket(), vec!["Service".into(), "EndpointSlice".into()], String::new(), proxy_tx));
+    tokio::spawn(reflector::run(agent.upstream.clone(), vec!["Service".into(), "EndpointSlice".into()], String::new(), proxy_tx));
     let proxy_cfg = crate::service_proxy::ProxyConfig {
         node_name: agent.node.name.clone(),
         cluster_pod_cidr: agent.cluster.pod_cidr.parse().map_err(|e| anyhow::anyhow!("pod CIDR: {e}"))?,
@@ -154,16 +190,31 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
 }
 
-async fn connect(paths: &Paths) -> anyhow::Result<ApiClient<Channel>> {
+async fn connect(upstream: &Upstream) -> anyhow::Result<ApiClient<Channel>> {
     let mut last = None;
     for _ in 0..300 {
-        match emu_proto::connect_unix(&paths.socket()).await {
+        match upstream.api().await {
             Ok(c) => return Ok(c),
             Err(e) => last = Some(e),
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    bail!("cannot reach the controller at {}: {:?}", paths.socket().display(), last)
+    bail!("cannot reach the controller at {}: {:?}", upstream.describe(), last)
+}
+
+/// Where this node's agent finds the API: the controller's Unix socket, or, on a machine that
+/// joined, the control plane's join listener with the node's certificate and key (from `emu
+/// join`), dialled from the machine's underlay namespace.
+fn upstream(cluster: &ClusterConfig, paths: &Paths, node: &str) -> anyhow::Result<Upstream> {
+    if cluster.control_plane.is_empty() {
+        return Ok(Upstream::Unix(paths.socket()));
+    }
+    let addr = cluster.control_plane.parse().with_context(|| format!("control plane address {:?}", cluster.control_plane))?;
+    let read = |p: PathBuf| std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()));
+    let (ca, cert, key) = (read(paths.ca_cert())?, read(paths.agent_cert(node))?, read(paths.agent_key(node))?);
+    let config = emu_proto::transport::client_config(&ca, Some((&cert, &key)))?;
+    let underlay = paths.underlay_netns();
+    Ok(Upstream::Tls(TlsTarget { addr, config, netns: underlay.exists().then_some(underlay) }))
 }
 
 fn node_object(node: &NodeConfig) -> Value {
@@ -766,7 +817,9 @@ async fn create_sandbox(agent: &Agent, pod: &Pod, services: &[Service], objects:
     let netns_name = naming::netns_pod(&agent.cluster.name, uid);
     net::create_named_netns(&netns_name).with_context(|| format!("creating network namespace {netns_name}"))?;
     let pod_ns = net::netns_path(&netns_name);
-    net::setup_pod(&agent.node_ns, &pod_ns, &naming::pod_host_veth(uid), ip, agent.pod_cidr.prefix, agent.gateway)
+    // Across machines the pods' packets cross a VXLAN overlay: their links leave it room.
+    let mtu = (agent.cluster.mtu > 0).then_some(agent.cluster.mtu);
+    net::setup_pod_mtu(&agent.node_ns, &pod_ns, &naming::pod_host_veth(uid), (ip, agent.pod_cidr.prefix), agent.gateway, mtu)
         .await
         .with_context(|| format!("setting up the network of pod {name}"))?;
     let tmp = pod_dir.join("sandbox.json.tmp");

@@ -29,7 +29,7 @@ use emu_logic::faults;
 use emu_proto::reflector::{self, Snapshot};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -125,10 +125,10 @@ fn nodes(snap: &Snap) -> impl Iterator<Item = &Node> {
 }
 
 /// Runs forever in the agent.
-pub async fn run(cluster: ClusterConfig, node: NodeConfig, socket: PathBuf) {
+pub async fn run(cluster: ClusterConfig, node: NodeConfig, upstream: emu_proto::transport::Upstream) {
     let (tx, rx) = tokio::sync::watch::channel(Snapshot::default());
     let kinds = ["Fault", "Node", "Pod"].map(String::from).to_vec();
-    tokio::spawn(reflector::run_projected(socket.clone(), kinds, node.name.clone(), tx, Watched::decode));
+    tokio::spawn(reflector::run_projected(upstream.clone(), kinds, node.name.clone(), tx, Watched::decode));
     let node_ns = emu_host::net::netns_path(&naming::netns_node(&cluster.name, &node.name));
     let mut reconciler = Reconciler::new(&cluster.name, &node.name, &cluster.service_cidr, FaultHost::real(&node_ns));
     let mut client: Option<Client> = None;
@@ -140,8 +140,7 @@ pub async fn run(cluster: ClusterConfig, node: NodeConfig, socket: PathBuf) {
         let mut ok = true;
         if snap.synced {
             if client.is_none() {
-                client =
-                    emu_proto::connect_unix(&socket).await.map_err(|e| tracing::warn!(error = %e, "connecting to the controller")).ok();
+                client = upstream.api().await.map_err(|e| tracing::warn!(error = %e, "connecting to the controller")).ok();
             }
             if let Some(c) = client.as_mut() {
                 ok = sync(&cluster, &node, &snap, c, &mut reconciler, &mut since).await;

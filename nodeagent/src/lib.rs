@@ -12,6 +12,7 @@ pub mod faults;
 pub mod health;
 pub mod linkemu;
 pub mod node_service;
+pub mod overlay;
 pub mod probe;
 pub mod readiness;
 pub mod routes;

@@ -247,6 +247,32 @@ async fn try_serve(service: NodeService, socket: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Serves service Node on a machine that joined a cluster: over TLS on `listener` (in the
+/// machine's underlay), to the controller only (its client certificate of the cluster CA, user
+/// `kube-apiserver-kubelet-client`), as kubelet's port 10250 serves kube-apiserver.
+pub async fn serve_tls(service: NodeService, listener: tokio::net::TcpListener, tls: std::sync::Arc<rustls::ServerConfig>) {
+    let incoming = emu_proto::transport::incoming(listener, tokio_rustls::TlsAcceptor::from(tls));
+    let served = tonic::transport::Server::builder()
+        .add_service(NodeServer::with_interceptor(service, only_the_controller))
+        .serve_with_incoming(incoming)
+        .await;
+    if let Err(e) = served {
+        tracing::error!(error = %e, "serving service Node over TLS failed");
+    }
+}
+
+/// Lets through only the controller's requests.
+fn only_the_controller(req: Request<()>) -> Result<Request<()>, Status> {
+    let peer = req.extensions().get::<emu_proto::transport::TlsPeer>();
+    let user = peer.and_then(|p| p.certificate.as_ref()).and_then(|c| emu_proto::x509::subject_names(c)).and_then(|(cn, _)| cn);
+    if user.as_deref() == Some(emu_proto::transport::CONTROLLER_CLIENT_USER) {
+        return Ok(req);
+    }
+    let addr = peer.and_then(|p| p.addr).map(|a| a.to_string()).unwrap_or_default();
+    tracing::warn!(peer = %addr, user = user.as_deref().unwrap_or("(no certificate)"), "service Node refused: only the controller may use it");
+    Err(Status::permission_denied("only the cluster's controller may use a node's agent"))
+}
+
 #[tonic::async_trait]
 impl Node for NodeService {
     type ExecStream = OutStream<ExecOutput>;

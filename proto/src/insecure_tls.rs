@@ -27,7 +27,7 @@ pub fn connector() -> TlsConnector {
 /// Accepts whatever certificate the server presents (Go's `InsecureSkipVerify`), but verifies
 /// that the server holds its key, with the provider's algorithms.
 #[derive(Debug)]
-struct AnyCertificate(Arc<CryptoProvider>);
+pub(crate) struct AnyCertificate(pub(crate) Arc<CryptoProvider>);
 
 impl ServerCertVerifier for AnyCertificate {
     fn verify_server_cert(

@@ -7,6 +7,8 @@ pub mod cahash;
 pub mod daemon;
 pub mod insecure_tls;
 pub mod reflector;
+pub mod transport;
+pub mod x509;
 
 #[allow(clippy::all)]
 pub mod v1 {

@@ -10,7 +10,6 @@ use crate::WatchRequest;
 use futures::FutureExt;
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_stream::StreamExt;
@@ -45,24 +44,30 @@ fn key_of(v: &Value) -> (String, String, String) {
 }
 
 /// Runs forever; spawn it. `kinds` and `node_name` filter as in `WatchRequest`.
-pub async fn run(socket: PathBuf, kinds: Vec<String>, node_name: String, tx: tokio::sync::watch::Sender<Snapshot>) {
-    run_projected(socket, kinds, node_name, tx, |v| v).await
+pub async fn run(
+    upstream: impl Into<crate::transport::Upstream>,
+    kinds: Vec<String>,
+    node_name: String,
+    tx: tokio::sync::watch::Sender<Snapshot>,
+) {
+    run_projected(upstream, kinds, node_name, tx, |v| v).await
 }
 
 /// [`run`], caching `project(object)` instead of each object: a watcher that needs a few facts
 /// of many objects (the cluster DNS) keeps those rather than whole objects in memory. The cache
 /// key is taken before projecting.
 pub async fn run_projected<T: Send + Sync + 'static>(
-    socket: PathBuf,
+    upstream: impl Into<crate::transport::Upstream>,
     kinds: Vec<String>,
     node_name: String,
     tx: tokio::sync::watch::Sender<Snapshot<T>>,
     project: fn(Value) -> T,
 ) {
+    let upstream = upstream.into();
     let mut mirror = Mirror { cache: Cache::new(), fresh: None, rv: 0, synced: false, project };
     loop {
         let result: anyhow::Result<()> = async {
-            let mut client = crate::connect_unix(&socket).await?;
+            let mut client = upstream.api().await?;
             let request = WatchRequest { kinds: kinds.clone(), node_name: node_name.clone(), resource_version: mirror.rv };
             let mut stream = client.watch(request).await?.into_inner();
             // A watch that went quiet for good (a stalled connection) must not leave the cache

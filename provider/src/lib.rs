@@ -10,6 +10,7 @@
 
 mod daemon;
 mod fake;
+pub mod hosts;
 mod local;
 pub mod programs;
 

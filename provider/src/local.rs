@@ -46,7 +46,7 @@ pub fn all_clusters() -> anyhow::Result<Vec<String>> {
 
 /// Runs a netlink operation to its end on a runtime of its own (callers are synchronous: the
 /// CLI, or the controller on a blocking thread).
-fn block_on<F: std::future::Future>(f: F) -> anyhow::Result<F::Output> {
+pub(crate) fn block_on<F: std::future::Future>(f: F) -> anyhow::Result<F::Output> {
     Ok(tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(f))
 }
 
@@ -141,6 +141,117 @@ impl Local {
         for pid in pids {
             let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
         }
+    }
+}
+
+impl Local {
+    /// Pins the network namespace `underlay` (a namespace file: `/proc/self/ns/net`, an emulated
+    /// host's) as the cluster's underlay on this machine (`Paths::underlay_netns`): the daemons
+    /// make their sockets to other machines there, and the VXLAN devices theirs.
+    pub fn pin_underlay(&self, underlay: &Path) -> anyhow::Result<()> {
+        let pin = self.paths.underlay_netns();
+        std::fs::create_dir_all(&self.paths.root)?;
+        if !pin.exists() {
+            std::fs::File::create(&pin).with_context(|| format!("creating {}", pin.display()))?;
+            nix::mount::mount(Some(underlay), &pin, None::<&str>, nix::mount::MsFlags::MS_BIND, None::<&str>)
+                .with_context(|| format!("pinning the underlay namespace {} at {}", underlay.display(), pin.display()))?;
+        }
+        Ok(())
+    }
+
+    /// Joins this machine's fabric and outside world to the other machines' by VXLAN over the
+    /// underlay (pinned first, [`Local::pin_underlay`]), from the machine's advertise address, with
+    /// `peers` (the other machines' addresses) as the first head-end replication list; the node
+    /// agents keep it up to date as machines join and leave.
+    pub fn stretch(&self, config: &ClusterConfig, peers: &[std::net::Ipv4Addr]) -> anyhow::Result<()> {
+        let local: std::net::Ipv4Addr =
+            config.advertise_address.parse().with_context(|| format!("advertise address {:?}", config.advertise_address))?;
+        let underlay = self.paths.underlay_netns();
+        let mtu = config.mtu;
+        for (ns, device, vni, bridge) in [
+            (naming::netns_fabric(&self.name), emu_logic::cluster::FABRIC_VXLAN, emu_logic::cluster::FABRIC_VNI, net::FABRIC_BRIDGE),
+            (naming::netns_outside(&self.name), emu_logic::cluster::OUTSIDE_VXLAN, emu_logic::cluster::OUTSIDE_VNI, net::OUTSIDE_BRIDGE),
+        ] {
+            let ns = net::netns_path(&ns);
+            block_on(emu_host::overlay::create_vxlan(&underlay, &ns, device, vni, local, emu_host::overlay::VXLAN_PORT, bridge, mtu))?
+                .with_context(|| format!("the VXLAN device {device} of {}", ns.display()))?;
+            block_on(emu_host::overlay::sync_vxlan_peers(&ns, device, peers))??;
+        }
+        Ok(())
+    }
+
+    /// The machine of a cluster this machine joins (`emu join`): the runtime directory with the
+    /// machine's view of the cluster (`cluster.json`: ranges, its own nodes, where the control
+    /// plane is), the cluster CA it pinned, its cgroup, and its own fabric and outside world
+    /// (switches without addresses: the control plane and the external client live on the
+    /// control plane's machine), stretched to the others over the underlay `underlay`.
+    pub fn create_joined_machine(
+        &self,
+        config: &ClusterConfig,
+        ca_pem: &str,
+        underlay: &Path,
+        peers: &[std::net::Ipv4Addr],
+    ) -> anyhow::Result<()> {
+        let paths = &self.paths;
+        std::fs::create_dir_all(paths.root.join("pki"))?;
+        std::fs::set_permissions(&paths.root, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
+        std::fs::write(paths.config(), serde_json::to_vec_pretty(config)?)?;
+        std::fs::write(paths.ca_cert(), ca_pem)?;
+        cgroup::ensure(&self.cgroup_dir()?)?;
+        for ns in [naming::netns_fabric(&self.name), naming::netns_outside(&self.name)] {
+            net::create_named_netns(&ns)?;
+        }
+        block_on(net::setup_fabric(&net::netns_path(&naming::netns_fabric(&self.name))))??;
+        block_on(net::setup_outside_switch(&net::netns_path(&naming::netns_outside(&self.name))))??;
+        self.pin_underlay(underlay)?;
+        self.stretch(config, peers)
+    }
+
+    /// This machine leaves the cluster it joined: its nodes' processes (their cgroups only: on
+    /// emulated hosts the cluster's cgroup holds the other hosts' too), its nodes, its fabric and
+    /// outside world (the VXLAN devices with them), the underlay's pin and its runtime directory.
+    pub fn remove_joined_machine(&self) -> anyhow::Result<()> {
+        let config = self.config()?;
+        if config.control_plane.is_empty() {
+            bail!("cluster {:?} runs its control plane on this machine: `emu down` removes it", self.name);
+        }
+        for n in &config.nodes {
+            self.kill_node(&n.name)?;
+            self.remove_node(&n.name)?;
+        }
+        for (ns, device) in [
+            (naming::netns_fabric(&self.name), emu_logic::cluster::FABRIC_VXLAN),
+            (naming::netns_outside(&self.name), emu_logic::cluster::OUTSIDE_VXLAN),
+        ] {
+            block_on(emu_host::overlay::delete_vxlan(&net::netns_path(&ns), device))??;
+            net::delete_named_netns(&ns)?;
+        }
+        unmount_under(&self.paths.root);
+        std::fs::remove_dir_all(&self.paths.root).with_context(|| format!("removing {}", self.paths.root.display()))?;
+        // The cluster's cgroup, if no other machine of it runs here.
+        if let Ok(dir) = self.cgroup_dir() {
+            let _ = std::fs::remove_dir(dir);
+        }
+        Ok(())
+    }
+
+    /// A joined node's certificate (from the control plane) and private key (made here, mode
+    /// 0600), where its agent reads them.
+    pub fn write_node_identity(&self, node: &str, cert_pem: &str, key_pem: &str) -> anyhow::Result<()> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::create_dir_all(self.paths.node_dir(node))?;
+        std::fs::write(self.paths.agent_cert(node), cert_pem)?;
+        let key = self.paths.agent_key(node);
+        let _ = std::fs::remove_file(&key);
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&key)
+            .with_context(|| format!("creating {}", key.display()))?;
+        f.write_all(key_pem.as_bytes())?;
+        Ok(())
     }
 }
 
@@ -247,8 +358,11 @@ impl Provider for Local {
         net::create_named_netns(&ns_name)?;
         std::fs::create_dir_all(self.paths.node_dir(&n.name))?;
         let (node_ns, ip, external) = (net::netns_path(&ns_name), n.internal_ip.parse()?, n.external_ip.parse()?);
-        block_on(net::connect_node(&fabric_ns, &node_ns, &naming::fabric_port(n.index), ip, fabric.prefix))??;
-        block_on(net::connect_outside(&outside_ns, &node_ns, &naming::outside_port(n.index), external, outside.prefix))??;
+        // Across machines the fabric and the outside world are VXLAN overlays: the links leave
+        // room for the encapsulation.
+        let mtu = (config.mtu > 0).then_some(config.mtu);
+        block_on(net::connect_node_mtu(&fabric_ns, &node_ns, &naming::fabric_port(n.index), ip, fabric.prefix, mtu))??;
+        block_on(net::connect_outside_mtu(&outside_ns, &node_ns, &naming::outside_port(n.index), external, outside.prefix, mtu))??;
         Ok(())
     }
 
