@@ -67,6 +67,8 @@ pub(crate) struct Plan {
     pub seed: Option<u64>,
     /// Emulated hosts the nodes are spread over (1: every node on this machine as before).
     pub hosts: usize,
+    /// This machine's underlay address, where other machines join (`emu up --advertise-address`).
+    pub advertise: Option<std::net::Ipv4Addr>,
 }
 
 /// The documents of a `manifests:` entry or an `apply:` step (`field` names it in errors).
@@ -115,6 +117,7 @@ pub(crate) fn plan(file: Option<&Path>, nodes: Option<usize>) -> anyhow::Result<
             steps: vec![],
             seed: None,
             hosts: 1,
+            advertise: None,
         });
     };
     let text = std::fs::read_to_string(file).with_context(|| format!("reading scenario {}", file.display()))?;
@@ -142,7 +145,16 @@ pub(crate) fn plan(file: Option<&Path>, nodes: Option<usize>) -> anyhow::Result<
         check_manifests(&docs)?;
         planned.push((s, docs));
     }
-    Ok(Plan { name: sc.name, nodes: node_names, node_failure: sc.node_failure, manifests, steps: planned, seed: sc.seed, hosts: 1 })
+    Ok(Plan {
+        name: sc.name,
+        nodes: node_names,
+        node_failure: sc.node_failure,
+        manifests,
+        steps: planned,
+        seed: sc.seed,
+        hosts: 1,
+        advertise: None,
+    })
 }
 
 /// The scenario's `certificates:` as Secrets, one `(label, [Secret])` each: a fresh self-signed
@@ -214,7 +226,14 @@ pub fn validate_cluster_name(name: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn up(file: Option<PathBuf>, nodes: Option<usize>, hosts: usize, retain: bool, timeout: u64, globals: &Globals) -> anyhow::Result<i32> {
+pub fn up(
+    file: Option<PathBuf>,
+    nodes: Option<usize>,
+    (hosts, advertise): (usize, Option<std::net::Ipv4Addr>),
+    retain: bool,
+    timeout: u64,
+    globals: &Globals,
+) -> anyhow::Result<i32> {
     require_root()?;
     let name = globals.cluster_name().unwrap_or_else(|| DEFAULT_CLUSTER.to_string());
     validate_cluster_name(&name)?;
@@ -222,7 +241,11 @@ pub fn up(file: Option<PathBuf>, nodes: Option<usize>, hosts: usize, retain: boo
     if hosts == 0 || hosts > 250 || hosts > plan.nodes.len() {
         bail!("--hosts {hosts}: give between 1 and the number of nodes ({}), at most 250", plan.nodes.len());
     }
+    if hosts > 1 && advertise.is_some() {
+        bail!("--advertise-address is this machine's own address, for real machines to join; emulated hosts (--hosts) have theirs on their LAN: give one or the other");
+    }
     plan.hosts = hosts;
+    plan.advertise = advertise;
     emu_provider::programs::require_companions()?;
     let exists = cluster_exists(&name)?;
     if exists {
@@ -307,12 +330,23 @@ pub(crate) fn bring_up(name: &str, plan: &Plan, timeout: u64, quiet: bool) -> an
         load_balancer_cidr: LOAD_BALANCER_CIDR.into(),
         node_grace_seconds: plan.node_failure.not_ready_after.unwrap_or(emu_logic::cluster::DEFAULT_NODE_GRACE_SECONDS),
         eviction_seconds: plan.node_failure.evict_after,
-        host: if multi { emu_provider::hosts::host_name(0) } else { String::new() },
-        advertise_address: if multi { emu_provider::hosts::host_ip(0).to_string() } else { String::new() },
+        host: String::new(),
+        advertise_address: String::new(),
         control_plane: String::new(),
-        // The emulated LAN's links are 1500 bytes.
-        mtu: if multi { emu_provider::hosts::lan_overlay_mtu() } else { 0 },
+        mtu: 0,
     };
+    let mut config = config;
+    if multi {
+        config.host = emu_provider::hosts::host_name(0);
+        config.advertise_address = emu_provider::hosts::host_ip(0).to_string();
+        // The emulated LAN's links are 1500 bytes.
+        config.mtu = emu_provider::hosts::lan_overlay_mtu();
+    } else if let Some(addr) = plan.advertise {
+        // A real machine others join: its host name, its own address and its interface's MTU.
+        config.host = nix::unistd::gethostname()?.to_string_lossy().to_ascii_lowercase();
+        config.advertise_address = addr.to_string();
+        config.mtu = emu_provider::hosts::underlay_mtu(addr)?.saturating_sub(emu_provider::hosts::VXLAN_OVERHEAD);
+    }
     if multi {
         step(quiet, &format!("Creating {} emulated hosts on LAN 192.0.2.0/24", plan.hosts), || {
             emu_provider::hosts::create_lan(name, plan.hosts)
@@ -327,6 +361,11 @@ pub(crate) fn bring_up(name: &str, plan: &Plan, timeout: u64, quiet: bool) -> an
                 provider.pin_underlay(&emu_provider::hosts::host_netns(name, 0))?;
                 let peers: Vec<std::net::Ipv4Addr> = (1..plan.hosts).map(emu_provider::hosts::host_ip).collect();
                 provider.stretch(&config, &peers)?;
+            } else if plan.advertise.is_some() {
+                // The machine's own namespace is the underlay: the VXLAN sockets and the join
+                // listener are the one thing emu adds there (docs/architecture.md, containment).
+                provider.pin_underlay(std::path::Path::new("/proc/self/ns/net"))?;
+                provider.stretch(&config, &[])?;
             }
             for n in &config.nodes {
                 provider.create_node(&config, n)?;

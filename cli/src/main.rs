@@ -104,6 +104,11 @@ enum Command {
         /// runs the control plane, the others join it with `emu join`; the nodes are spread over them.
         #[arg(long, default_value_t = 1)]
         hosts: usize,
+        /// This machine's address where other machines join (`emu token create
+        /// --print-join-command` prints it): the control plane listens there, and the fabric
+        /// is stretched to the machines that join by VXLAN from there.
+        #[arg(long = "advertise-address")]
+        advertise_address: Option<std::net::Ipv4Addr>,
     },
     /// Join this machine's nodes to a cluster whose control plane runs on another machine
     /// (the command `emu token create --print-join-command` prints there).
@@ -240,7 +245,9 @@ fn main() {
     let cli = Cli::parse();
     let g = &cli.globals;
     let result = match cli.command {
-        Command::Up { file, nodes, retain, timeout, hosts } => lifecycle::up(file, nodes, hosts, retain, timeout, g),
+        Command::Up { file, nodes, retain, timeout, hosts, advertise_address } => {
+            lifecycle::up(file, nodes, (hosts, advertise_address), retain, timeout, g)
+        }
         Command::Join(a) => join::join(a),
         Command::Leave { timeout } => join::leave(g.cluster_name(), timeout),
         Command::Down { all } => lifecycle::down(all, g),

@@ -69,6 +69,9 @@ pub fn host_netns(cluster: &str, index: usize) -> PathBuf {
     net::netns_path(&naming::netns_host(cluster, &host_name(index)))
 }
 
+/// The bytes VXLAN takes of the underlay's MTU.
+pub use emu_host::overlay::VXLAN_OVERHEAD;
+
 /// The MTU of the overlay's links over the emulated LAN (1500 bytes).
 pub fn lan_overlay_mtu() -> u32 {
     emu_host::overlay::overlay_mtu(1500)
@@ -137,6 +140,18 @@ pub fn join(
         bail!("host {host}: `emu join` failed: {}", String::from_utf8_lossy(&out.stderr).trim());
     }
     Ok(())
+}
+
+/// The MTU of this machine's interface that holds `addr` (a real machine's underlay), read from
+/// `/sys/class/net/<interface>/mtu`.
+pub fn underlay_mtu(addr: Ipv4Addr) -> anyhow::Result<u32> {
+    let interface = nix::ifaddrs::getifaddrs()?
+        .find(|i| i.address.as_ref().and_then(|a| a.as_sockaddr_in()).is_some_and(|a| a.ip() == addr))
+        .map(|i| i.interface_name)
+        .with_context(|| format!("no interface of this machine has the address {addr}: give one of its own as --advertise-address"))?;
+    let path = format!("/sys/class/net/{interface}/mtu");
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+    text.trim().parse().with_context(|| format!("{path}: {text:?}"))
 }
 
 /// Where emulated host `host`'s mount namespace is pinned.
