@@ -267,12 +267,20 @@ pub struct NodeApi {
 
 impl NodeApi {
     /// Whether `node` (as `user`) may do `info`: the Node authorizer, then (for what it has no
-    /// opinion on) emu's own rule for Faults, whose node-side work the agents do, then RBAC.
+    /// opinion on) emu's own rules (Faults, whose node-side work the agents do; reading
+    /// namespaces, for the cluster DNS behind the node's pods' API socket), then RBAC.
     fn authorize(&self, node: &str, user: &User, info: &RequestInfo) -> Result<(), Status> {
         let decision = match node_authz::authorize(node, user, info, &self.inner.shared.store) {
             NodeDecision::Allow => Ok(()),
             NodeDecision::Deny(e) => Err(e.message),
             NodeDecision::NoOpinion if info.group == "emu.dev" && matches!(info.verb.as_str(), "get" | "list" | "watch" | "update") => {
+                Ok(())
+            }
+            // The cluster DNS of a joined machine's CoreDNS pods reads through its node
+            // (api_proxy in the agent), and needs the namespaces (kubelet does not).
+            NodeDecision::NoOpinion
+                if info.group.is_empty() && info.resource == "namespaces" && matches!(info.verb.as_str(), "get" | "list" | "watch") =>
+            {
                 Ok(())
             }
             NodeDecision::NoOpinion => match authz::authorize(user, info, &authz::Stored(&self.inner.shared.store)) {

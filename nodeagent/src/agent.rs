@@ -54,6 +54,8 @@ struct Agent {
     /// Where the controller's API is: its Unix socket, or on a joined machine the control
     /// plane's join listener (mutual TLS with the node's certificate).
     upstream: Upstream,
+    /// The API socket pods' programs get ([`crate::api_proxy`] on a joined machine).
+    api_socket: PathBuf,
     readiness: Arc<crate::readiness::Readiness>,
     /// Service-account tokens per pod uid (VOL-8), renewed at 80% of their lifetime.
     tokens: std::sync::Mutex<HashMap<String, PodToken>>,
@@ -110,6 +112,21 @@ async fn run(args: Args) -> anyhow::Result<()> {
             format!("https://{ip}:{port}")
         }
     };
+    // What pods' programs reach the API through: the controller's socket, or on a joined
+    // machine this node's read-only proxy.
+    let api_socket = match &upstream {
+        Upstream::Unix(socket) => socket.clone(),
+        Upstream::Tls(_) => {
+            let socket = paths.node_dir(&node.name).join("api.sock");
+            let (client, at) = (client.clone(), socket.clone());
+            tokio::spawn(async move {
+                if let Err(e) = crate::api_proxy::serve(client, &at).await {
+                    tracing::error!(socket = %at.display(), error = %format!("{e:#}"), "serving the pods' API socket failed");
+                }
+            });
+            socket
+        }
+    };
     let mut me = node_object(&node);
     me["metadata"]["annotations"] = json!({emu_proto::AGENT_ENDPOINT_ANNOTATION: endpoint});
     if !cluster.host.is_empty() {
@@ -150,6 +167,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         pods_cgroup,
         client,
         upstream,
+        api_socket,
         readiness: Arc::default(),
         tokens: std::sync::Mutex::default(),
     });
@@ -910,6 +928,7 @@ fn sandbox_spec(agent: &Agent, pod: &Pod, ip: Ipv4Addr, objects: &Objects) -> Re
         resolv_conf: emu_logic::podspec::resolv_conf(pod, &node_resolver()),
         containers,
         volumes,
+        api_socket: Some(agent.api_socket.clone()),
     })
 }
 

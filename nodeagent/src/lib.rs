@@ -7,6 +7,7 @@
 //! `nsexec` (joins a container's namespaces and runs a command: `emu exec`).
 
 pub mod agent;
+pub mod api_proxy;
 pub mod cloud;
 pub mod faults;
 pub mod health;

@@ -155,6 +155,7 @@ fn spec(pod: &str, restart_policy: &str, containers: Vec<ContainerSpec>) -> Sand
         resolv_conf: "search default.svc.cluster.local svc.cluster.local cluster.local\nnameserver 10.96.0.10\noptions ndots:5\n".into(),
         containers,
         volumes: vec![],
+        api_socket: None,
     }
 }
 

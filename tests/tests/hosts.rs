@@ -152,6 +152,25 @@ fn three_emulated_hosts_make_one_cluster() {
         assert_eq!(got.stdout, "200", "{target}");
     }
 
+    // The cluster DNS served from another host: with host-1's nodes cordoned, the CoreDNS pods
+    // are replaced on joined hosts, where they read the API through their node's socket.
+    for n in ["node-1", "node-2"] {
+        c.emu(&["patch", "node", n, "-p", r#"{"spec":{"unschedulable":true}}"#]).ok();
+    }
+    c.emu(&["delete", "pod", "-n", "kube-system", "-l", "k8s-app=kube-dns"]).ok();
+    let dns = c.wait_for("CoreDNS ready on joined hosts", Duration::from_secs(20), || {
+        let v: Value =
+            serde_json::from_str(&c.emu(&["get", "pods", "-n", "kube-system", "-l", "k8s-app=kube-dns", "-o", "json"]).ok().stdout).ok()?;
+        let pods = v["items"].as_array()?.clone();
+        (pods.len() == 2 && pods.iter().all(emu_tests::is_ready)).then_some(pods)
+    });
+    assert!(dns.iter().all(|p| pod_host(p) != "host-1"), "CoreDNS off host-1");
+    for n in ["node-1", "node-2"] {
+        c.emu(&["patch", "node", n, "-p", r#"{"spec":{"unschedulable":false}}"#]).ok();
+    }
+    let got = c.emu(&["exec", &name(&a), "--", "curl", "-s", "-m", "5", "-o", "/dev/null", "-w", "%{http_code}", "http://web/"]).ok();
+    assert_eq!(got.stdout, "200", "a name resolved by CoreDNS on a joined host");
+
     // NodePort on a node of each host, and the LoadBalancer, from the outside world.
     for host in ["host-1", "host-2", "host-3"] {
         let node = nodes.iter().find(|n| host_of(n) == host).unwrap();

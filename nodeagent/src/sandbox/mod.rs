@@ -63,6 +63,11 @@ pub struct SandboxSpec {
     /// the agent ([`volumes`]); containers start once each has its files.
     #[serde(default)]
     pub volumes: Vec<VolumeSpec>,
+    /// The API socket the image's programs get (the cluster DNS server's): the controller's
+    /// on its machine, the node's read-only proxy on a machine that joined. None: the
+    /// controller's (sandboxes written before it existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_socket: Option<PathBuf>,
 }
 
 /// A Secret or ConfigMap volume of a [`SandboxSpec`].

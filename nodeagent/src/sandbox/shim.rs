@@ -375,7 +375,7 @@ impl Pod {
             argv: profile.argv(&command, &args),
             env: profile.process_env(&self.spec.hostname, &env, c.spec.tty),
             working_dir: c.spec.working_dir.clone().unwrap_or_else(|| profile.working_dir.to_string()),
-            emu_binds: emu_binds(profile, &self.spec.cluster),
+            emu_binds: emu_binds(profile, &self.spec),
             volume_binds: volume_binds(&self.dir, &c.spec.mounts),
         };
         let started_at = rfc3339(SystemTime::now());
@@ -672,15 +672,18 @@ fn busybox_applets() -> io::Result<Vec<String>> {
 }
 
 /// The host side of a profile's emu mounts: emu programs are installed next to this one (the
-/// shim is emu-nodeagent), the API socket is the cluster's.
-fn emu_binds(profile: &ImageProfile, cluster: &str) -> Vec<(PathBuf, String)> {
+/// shim is emu-nodeagent), the API socket is the one the agent names (the cluster's by default).
+fn emu_binds(profile: &ImageProfile, spec: &SandboxSpec) -> Vec<(PathBuf, String)> {
     let exe = std::env::current_exe().unwrap_or_default();
     profile
         .emu_mounts
         .iter()
         .map(|m| match *m {
             images::EmuMount::Program { program, path } => (exe.with_file_name(program), path.to_string()),
-            images::EmuMount::ApiSocket { path } => (emu_logic::cluster::Paths::new(cluster).socket(), path.to_string()),
+            images::EmuMount::ApiSocket { path } => {
+                let socket = spec.api_socket.clone().unwrap_or_else(|| emu_logic::cluster::Paths::new(&spec.cluster).socket());
+                (socket, path.to_string())
+            }
         })
         .collect()
 }
