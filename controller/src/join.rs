@@ -17,6 +17,7 @@ use crate::rest::authz::{self, Decision, User};
 use crate::rest::node_authz::{self, NodeDecision};
 use crate::rest::request::RequestInfo;
 use crate::state::Shared;
+use crate::store::ObjectKey;
 use emu_api::object;
 use emu_logic::cluster::{ClusterConfig, NodeConfig, HOST_LABEL, NODE_INDEX_ANNOTATION, UNDERLAY_ANNOTATION};
 use emu_logic::ipam;
@@ -367,14 +368,15 @@ impl Api for NodeApi {
         for kind in &r.kinds {
             // The pods of other nodes are not sent to a node that names itself.
             let own_pods = kind == "Pod" && r.node_name == node;
-            // Secrets and ConfigMaps: the agent watches them to start its pods' containers
-            // (issue 22 narrows this to those its pods use, as the Node authorizer's graph does).
-            let config = matches!(kind.as_str(), "Secret" | "ConfigMap");
+            // Secrets and ConfigMaps: only those the node's pods use are sent (below), as the
+            // Node authorizer lets a kubelet read only those.
+            let config = matches!(kind.as_str(), "Secret" | "ConfigMap") && r.node_name == node;
             if !own_pods && !config {
                 self.authorize(&node, &user, &attributes("watch", kind, "", "", "")?)?;
             }
         }
-        self.inner.watch(req).await
+        let events = self.inner.watch(req).await?.into_inner();
+        Ok(Response::new(Box::pin(used_config_only(self.inner.shared.clone(), node, events))))
     }
 
     async fn register_node(&self, req: Request<RegisterNodeRequest>) -> Result<Response<RegisterNodeResponse>, Status> {
@@ -406,6 +408,90 @@ impl Api for NodeApi {
     async fn kubeconfig(&self, _req: Request<KubeconfigRequest>) -> Result<Response<KubeconfigResponse>, Status> {
         Err(not_for_nodes("a kubeconfig"))
     }
+}
+
+/// A node's watch with only the Secrets and ConfigMaps its pods use: one is sent when a pod of
+/// the node uses it (also when the pod comes after it: it is sent just before that pod), its
+/// changes while it is sent, its deletion if it was sent.
+fn used_config_only(
+    shared: Shared,
+    node: String,
+    mut events: <ApiService as Api>::WatchStream,
+) -> impl tokio_stream::Stream<Item = Result<WatchEvent, Status>> + Send + 'static {
+    use tokio_stream::StreamExt;
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    tokio::spawn(async move {
+        let mut sent: BTreeSet<ConfigKey> = BTreeSet::new();
+        while let Some(event) = events.next().await {
+            let before = match &event {
+                Ok(e) => match before_sending(&shared, &node, &mut sent, e) {
+                    Some(before) => before,
+                    None => continue,
+                },
+                Err(_) => Vec::new(),
+            };
+            for e in before.into_iter().map(Ok).chain(std::iter::once(event)) {
+                if tx.send(e).await.is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    tokio_stream::wrappers::ReceiverStream::new(rx)
+}
+
+/// A Secret's or ConfigMap's kind, namespace and name.
+type ConfigKey = (String, String, String);
+
+/// For a node's watch: None when `e` is not for the node (a Secret or ConfigMap none of its
+/// pods uses, or the deletion of one it was never sent); else what goes just before it (the
+/// Secrets and ConfigMaps a pod of the node uses that it has not been sent yet). `sent` keeps
+/// what the node has.
+fn before_sending(shared: &Shared, node: &str, sent: &mut BTreeSet<ConfigKey>, e: &WatchEvent) -> Option<Vec<WatchEvent>> {
+    use emu_proto::watch_event::Type;
+    let object: Value = e.object.as_ref().and_then(|o| serde_json::from_str(&o.json).ok()).unwrap_or_default();
+    let key: ConfigKey =
+        (object["kind"].as_str().unwrap_or_default().into(), object::namespace(&object).into(), object::name(&object).into());
+    let mut before = Vec::new();
+    match (Type::try_from(e.r#type), key.0.as_str()) {
+        (Ok(Type::Reset), _) => sent.clear(),
+        (Ok(Type::Deleted), "Secret" | "ConfigMap") if !sent.remove(&key) => return None,
+        (Ok(Type::Deleted), _) => {}
+        (_, "Secret" | "ConfigMap") if !used_by_pods_of(shared, node, &key) => return None,
+        (_, "Secret" | "ConfigMap") => {
+            sent.insert(key);
+        }
+        (Ok(Type::Added | Type::Modified), "Pod") => {
+            let pod: Option<emu_api::typed::Pod> = emu_api::typed::decode(&object).ok();
+            for (kind, name) in pod.as_ref().map(emu_logic::podspec::referenced_objects).unwrap_or_default() {
+                let used: ConfigKey = (kind.into(), key.1.clone(), name.into());
+                let stored = ObjectKey { kind: used.0.clone(), namespace: used.1.clone(), name: used.2.clone() };
+                if sent.contains(&used) {
+                    continue;
+                }
+                if let Some(v) = shared.store.get(&stored) {
+                    let rv = v["metadata"]["resourceVersion"].as_str().and_then(|r| r.parse().ok()).unwrap_or(0);
+                    before.push(WatchEvent {
+                        r#type: Type::Added as i32,
+                        object: Some(Object { json: v.to_string() }),
+                        resource_version: rv,
+                    });
+                    sent.insert(used);
+                }
+            }
+        }
+        _ => {}
+    }
+    Some(before)
+}
+
+/// Whether a pod bound to `node` uses the Secret or ConfigMap `key` (kind, namespace, name).
+fn used_by_pods_of(shared: &Shared, node: &str, (kind, namespace, name): &ConfigKey) -> bool {
+    let (pods, _) = shared.store.list("Pod", Some(namespace));
+    pods.iter().filter(|p| p["spec"]["nodeName"].as_str() == Some(node)).any(|p| {
+        emu_api::typed::decode::<emu_api::typed::Pod>(p)
+            .is_ok_and(|pod| emu_logic::podspec::referenced_objects(&pod).iter().any(|(k, n)| k == kind && n == name))
+    })
 }
 
 /// Serves the join listener: service Join to anyone (its `Join` needs a token), service Api to
@@ -452,6 +538,39 @@ mod tests {
         assert!(e(request("h2", "192.0.2.2", &[])).contains("at least one node"));
         assert!(e(request("h2", "192.0.2.2", &[("n3", key.clone()), ("n3", key.clone())])).contains("named twice"));
         assert!(e(request("h2", "192.0.2.2", &[("n3", vec![4; 10])])).contains("P-256"));
+    }
+
+    #[test]
+    fn a_node_is_sent_only_the_secrets_and_config_maps_its_pods_use() {
+        use emu_proto::watch_event::Type;
+        let dir = tempfile::tempdir().unwrap();
+        let shared = crate::api::test_shared(dir.path());
+        shared.store.create(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default"}})).unwrap();
+        let secret = |name: &str| json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": "default"}});
+        for name in ["used", "later", "unused"] {
+            shared.store.create(secret(name)).unwrap();
+        }
+        let pod = |name: &str, node: &str, secret: &str| {
+            json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": "default"},
+                "spec": {"nodeName": node, "containers": [{"name": "c", "image": "nginx"}],
+                         "volumes": [{"name": "v", "secret": {"secretName": secret}}]}})
+        };
+        shared.store.create(pod("mine", "node-5", "used")).unwrap();
+        shared.store.create(pod("theirs", "node-3", "unused")).unwrap();
+        let event = |t: Type, v: &Value| WatchEvent { r#type: t as i32, object: Some(Object { json: v.to_string() }), resource_version: 0 };
+        let mut sent = BTreeSet::new();
+        let mut decide = |e: WatchEvent| before_sending(&shared, "node-5", &mut sent, &e);
+        assert_eq!(decide(event(Type::Added, &secret("used"))), Some(vec![]));
+        assert_eq!(decide(event(Type::Added, &secret("unused"))), None, "another node's pod uses it");
+        assert_eq!(decide(event(Type::Modified, &secret("later"))), None);
+        // A new pod of the node that uses `later`: sent just before it.
+        let newer = pod("newer", "node-5", "later");
+        shared.store.create(newer.clone()).unwrap();
+        let before = decide(event(Type::Added, &newer)).unwrap();
+        assert_eq!(before.len(), 1);
+        assert!(before[0].object.as_ref().unwrap().json.contains("\"later\""));
+        assert_eq!(decide(event(Type::Deleted, &secret("unused"))), None, "never sent");
+        assert_eq!(decide(event(Type::Deleted, &secret("later"))), Some(vec![]));
     }
 
     #[test]

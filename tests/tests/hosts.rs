@@ -310,6 +310,27 @@ fn joining_is_guarded(c: &Cluster) {
         let secret = emu_proto::ObjectRef { kind: "Secret".into(), namespace: "kube-system".into(), name: "bootstrap-token-exp123".into() };
         let e = node5.get(secret).await.unwrap_err();
         assert_eq!(e.code(), tonic::Code::PermissionDenied, "{e:?}");
+        // Watching Secrets: only for its own pods, and then only those they use.
+        let all = emu_proto::WatchRequest { kinds: vec!["Secret".into()], node_name: String::new(), resource_version: 0 };
+        assert_eq!(node5.watch(all).await.unwrap_err().code(), tonic::Code::PermissionDenied);
+        let own = emu_proto::WatchRequest {
+            kinds: vec!["Secret".into(), "ConfigMap".into(), "Pod".into()],
+            node_name: "node-5".into(),
+            resource_version: 0,
+        };
+        let mut events = node5.watch(own).await.unwrap().into_inner();
+        let mut seen = Vec::new();
+        while let Some(e) = tokio_stream::StreamExt::next(&mut events).await {
+            let e = e.unwrap();
+            if e.r#type == emu_proto::watch_event::Type::Synced as i32 {
+                break;
+            }
+            let v: Value = e.object.map(|o| serde_json::from_str(&o.json).unwrap()).unwrap_or_default();
+            seen.push(format!("{}/{}", v["kind"].as_str().unwrap_or_default(), v["metadata"]["name"].as_str().unwrap_or_default()));
+        }
+        assert!(seen.iter().any(|k| k.starts_with("Pod/")), "{seen:?}");
+        assert!(seen.contains(&"ConfigMap/big".to_string()), "the web pods' volume: {seen:?}");
+        assert!(!seen.iter().any(|k| k.starts_with("Secret/bootstrap-token")), "a Secret no pod of node-5 uses: {seen:?}");
     });
     let log = std::fs::read_to_string(format!("/run/emu/{CLUSTER}/controller.log")).unwrap();
     assert!(log.contains("refused"), "refusals are logged");
