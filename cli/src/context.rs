@@ -61,9 +61,19 @@ impl Ctx {
         serde_json::from_str(&info.config_json).context("the controller sent no cluster configuration (an older emu-controller?)")
     }
 
-    /// The names of the cluster's nodes.
+    /// The names of the cluster's nodes: those of the control plane's machine, then those of the
+    /// machines that joined (their Nodes).
     pub fn node_names(&self) -> anyhow::Result<Vec<String>> {
-        Ok(self.config()?.nodes.into_iter().map(|n| n.name).collect())
+        let mut names: Vec<String> = self.config()?.nodes.into_iter().map(|n| n.name).collect();
+        let mut client = self.client.clone();
+        let request = emu_proto::ListRequest { kind: "Node".into(), ..Default::default() };
+        for node in self.block_on(client.list(request)).map_err(api_error)?.into_inner().items {
+            let v: serde_json::Value = serde_json::from_str(&node.json)?;
+            if let Some(name) = v["metadata"]["name"].as_str().filter(|n| !names.iter().any(|x| x == n)) {
+                names.push(name.to_string());
+            }
+        }
+        Ok(names)
     }
 
     /// Connects to the cluster's controller: at `--server` (or `$EMU_SERVER`) when given, else

@@ -89,9 +89,36 @@ impl RelayService {
     /// The cluster's nodes, as the provider keeps them; `node` must be one.
     fn check_node(&self, node: &str) -> Result<Vec<String>, Status> {
         let config = self.provider.config().map_err(|e| Status::internal(format!("{e:#}")))?;
-        let nodes: Vec<String> = config.nodes.iter().map(|n| n.name.clone()).collect();
+        let mut nodes: Vec<String> = config.nodes.iter().map(|n| n.name.clone()).collect();
+        // And the nodes of machines that joined.
+        for n in self.shared.store.list_shared("Node", None).0 {
+            let name = object::name(&n);
+            if !nodes.iter().any(|x| x == name) {
+                nodes.push(name.to_string());
+            }
+        }
         if !nodes.iter().any(|n| n == node) {
             return Err(Status::not_found(format!("node {node:?} not found in the cluster (nodes: {})", nodes.join(", "))));
+        }
+        Ok(nodes)
+    }
+
+    /// [`check_node`](Self::check_node), for a node whose machine is this provider's: the power
+    /// of another machine's node is that machine's.
+    fn check_own_node(&self, node: &str) -> Result<Vec<String>, Status> {
+        let nodes = self.check_node(node)?;
+        let config = self.provider.config().map_err(|e| Status::internal(format!("{e:#}")))?;
+        if config.node(node).is_none() {
+            let key = crate::store::ObjectKey { kind: "Node".into(), namespace: String::new(), name: node.into() };
+            let host = self
+                .shared
+                .store
+                .get(&key)
+                .and_then(|n| n["metadata"]["labels"][emu_logic::cluster::HOST_LABEL].as_str().map(String::from));
+            let host = host.unwrap_or_else(|| "another machine".into());
+            return Err(Status::failed_precondition(format!(
+                "node {node:?} runs on {host}, a machine that joined the cluster: its power is that machine's (`emu leave` there removes its nodes; emulated hosts: `emu host stop {host}`)"
+            )));
         }
         Ok(nodes)
     }
@@ -345,7 +372,7 @@ impl Relay for RelayService {
 
     async fn node_stop(&self, req: Request<NodeOpRequest>) -> Result<Response<NodeOpResponse>, Status> {
         let NodeOpRequest { node, kill, wait_ms } = req.into_inner();
-        self.check_node(&node)?;
+        self.check_own_node(&node)?;
         if self.faults().iter().any(|f| f["spec"]["nodeStop"]["node"] == node.as_str()) {
             return Ok(response(format!("node/{node} is already stopped")));
         }
@@ -361,7 +388,7 @@ impl Relay for RelayService {
 
     async fn node_start(&self, req: Request<NodeOpRequest>) -> Result<Response<NodeOpResponse>, Status> {
         let NodeOpRequest { node, wait_ms, .. } = req.into_inner();
-        self.check_node(&node)?;
+        self.check_own_node(&node)?;
         let Some(stop) = self.faults().into_iter().find(|f| f["spec"]["nodeStop"]["node"] == node.as_str()) else {
             return Ok(response(format!("node/{node} is not stopped")));
         };
@@ -378,7 +405,7 @@ impl Relay for RelayService {
 
     async fn node_remove(&self, req: Request<NodeOpRequest>) -> Result<Response<NodeOpResponse>, Status> {
         let node = req.into_inner().node;
-        let nodes = self.check_node(&node)?;
+        let nodes = self.check_own_node(&node)?;
         if nodes.len() == 1 {
             return Err(Status::failed_precondition(format!(
                 "node {node:?} is the cluster's only node: remove the cluster instead (`sudo emu down`)"

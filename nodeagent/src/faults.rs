@@ -166,7 +166,13 @@ async fn sync(
     reconciler: &mut Reconciler,
     since: &mut BTreeMap<String, String>,
 ) -> bool {
-    let node_names: Vec<String> = cluster.nodes.iter().map(|n| n.name.clone()).collect();
+    // The cluster's nodes: this machine's, and every Node (machines that joined included).
+    let mut node_names: Vec<String> = cluster.nodes.iter().map(|n| n.name.clone()).collect();
+    for n in nodes(snap) {
+        if let Some(name) = n.metadata.name.as_ref().filter(|name| !node_names.contains(name)) {
+            node_names.push(name.clone());
+        }
+    }
     // An invalid fault is applied nowhere (and let go, should this agent hold it).
     let mut list: Vec<(Value, Option<FaultSpec>)> = snap
         .objects
