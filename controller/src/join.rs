@@ -506,6 +506,9 @@ pub async fn serve(
     let incoming = emu_proto::transport::incoming(listener, tokio_rustls::TlsAcceptor::from(tls));
     let api = NodeApi { inner: ApiService { shared: shared.clone() } };
     let result = tonic::transport::Server::builder()
+        // A machine cut off: its agents' watch streams end instead of waiting for TCP to give up.
+        .http2_keepalive_interval(Some(emu_proto::transport::KEEP_ALIVE_INTERVAL))
+        .http2_keepalive_timeout(Some(emu_proto::transport::KEEP_ALIVE_TIMEOUT))
         .add_service(emu_proto::join_server::JoinServer::new(JoinService { shared, pki }))
         .add_service(emu_proto::api_server::ApiServer::new(api).max_decoding_message_size(emu_proto::MAX_MESSAGE))
         .serve_with_incoming_shutdown(incoming, stopped)

@@ -253,6 +253,8 @@ async fn try_serve(service: NodeService, socket: &Path) -> anyhow::Result<()> {
 pub async fn serve_tls(service: NodeService, listener: tokio::net::TcpListener, tls: std::sync::Arc<rustls::ServerConfig>) {
     let incoming = emu_proto::transport::incoming(listener, tokio_rustls::TlsAcceptor::from(tls));
     let served = tonic::transport::Server::builder()
+        .http2_keepalive_interval(Some(emu_proto::transport::KEEP_ALIVE_INTERVAL))
+        .http2_keepalive_timeout(Some(emu_proto::transport::KEEP_ALIVE_TIMEOUT))
         .add_service(NodeServer::with_interceptor(service, only_the_controller))
         .serve_with_incoming(incoming)
         .await;

@@ -26,6 +26,11 @@ use tonic::transport::{Channel, Endpoint};
 /// `apiserver-kubelet-client`): the only client those endpoints serve.
 pub const CONTROLLER_CLIENT_USER: &str = "kube-apiserver-kubelet-client";
 
+/// How often a connection between machines is pinged, and how long an answer may take before
+/// the connection counts as dead (both ends: the agents' channels, the servers).
+pub const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(2);
+pub const KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(4);
+
 /// How long a TCP connect or a TLS handshake may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -89,6 +94,11 @@ impl Upstream {
 pub async fn tls_channel(target: TlsTarget) -> Result<Channel, tonic::transport::Error> {
     Endpoint::from_shared(format!("http://{}", target.addr))?
         .connect_timeout(CONNECT_TIMEOUT)
+        // Between machines a connection can die silently (a partition drops packets, a host
+        // stops): HTTP/2 pings find it out, the channel reconnects, and a watch resumes.
+        .http2_keep_alive_interval(KEEP_ALIVE_INTERVAL)
+        .keep_alive_timeout(KEEP_ALIVE_TIMEOUT)
+        .keep_alive_while_idle(true)
         .connect_with_connector(tower::service_fn(move |_| {
             let target = target.clone();
             async move {
