@@ -53,13 +53,13 @@ fn vagrantfile_defines_the_multi_vm_lab() {
 }
 
 /// A fake `emu` that records its arguments and EMU_JOIN_TOKEN, for running scripts/lab without a
-/// cluster: `emu status` fails (no cluster yet), `emu token create` prints a join command.
+/// cluster: `emu get` fails (no cluster yet), `emu token create` prints a join command.
 fn fake_emu(dir: &std::path::Path) {
     let script = r#"#!/bin/sh
 echo "argv: $*" >>"$FAKE_EMU_LOG"
 echo "token: ${EMU_JOIN_TOKEN:-}" >>"$FAKE_EMU_LOG"
 case "$1" in
-  status) exit 1 ;;
+  get) exit 1 ;;
   token) echo "emu join 192.0.2.1:6444 --token abcdef.0123456789abcdef --discovery-token-ca-cert-hash sha256:$(printf '%064d' 7)" ;;
 esac
 exit 0
