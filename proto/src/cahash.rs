@@ -43,24 +43,14 @@ struct Tlv {
     content: std::ops::Range<usize>,
 }
 
-/// The element starting at `at` in `der` (only definite lengths, as DER has).
+/// The element starting at `at` in `der` (only definite lengths, as DER has), read by
+/// [`crate::x509::der`].
 fn tlv(der: &[u8], at: usize) -> Result<Tlv, CaHashError> {
-    let err = |what| CaHashError::Der { what, at };
-    let tag = *der.get(at).ok_or(err("truncated before a tag"))?;
-    let first = *der.get(at + 1).ok_or(err("truncated before a length"))?;
-    let (len, header) = if first < 0x80 {
-        (first as usize, 2)
-    } else {
-        let n = (first & 0x7f) as usize;
-        if n == 0 || n > 4 {
-            return Err(err("a length of an unsupported form"));
-        }
-        let bytes = der.get(at + 2..at + 2 + n).ok_or(err("truncated length"))?;
-        (bytes.iter().fold(0usize, |acc, &b| acc << 8 | b as usize), 2 + n)
-    };
-    let start = at + header;
-    let end = start.checked_add(len).filter(|&e| e <= der.len()).ok_or(err("an element longer than the certificate"))?;
-    Ok(Tlv { tag, content: start..end })
+    let (tag, content, _) =
+        der.get(at..).and_then(crate::x509::der).ok_or(CaHashError::Der { what: "a truncated or malformed element", at })?;
+    // `content` lies inside `der`: its offset there.
+    let start = content.as_ptr() as usize - der.as_ptr() as usize;
+    Ok(Tlv { tag, content: start..start + content.len() })
 }
 
 const SEQUENCE: u8 = 0x30;
