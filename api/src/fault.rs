@@ -21,6 +21,56 @@ pub enum FaultSpec {
     NodeStop { node: String, kill: bool },
     /// The node's link is down.
     LinkDown { node: String },
+    /// Emulated hosts' underlay traffic between the hosts of `a` and of `b` (their addresses on
+    /// the hosts' LAN) is dropped in the LAN; only from `a` to `b` when `one_way`. The controller
+    /// applies it (a LAN is no node's); agents ignore it.
+    HostPartition { a: Vec<String>, b: Vec<String>, one_way: bool },
+    /// An emulated host is stopped (`emu host stop`): its LAN link down and every one of its
+    /// `nodes` (as they were when it stopped) frozen. The controller applies it through the
+    /// provider; agents ignore it.
+    HostStop { host: String, kill: bool, nodes: Vec<String> },
+}
+
+/// The prefix of a host target: `host/host-2`.
+pub const HOST_PREFIX: &str = "host/";
+
+/// `host/NAME` → NAME; None for a target that is not a host.
+pub fn host_target(t: &str) -> Option<&str> {
+    t.strip_prefix(HOST_PREFIX).or_else(|| t.strip_prefix("hosts/"))
+}
+
+impl FaultSpec {
+    /// Whether the fault acts on emulated hosts (the controller's to apply, not the agents').
+    pub fn is_host_fault(&self) -> bool {
+        matches!(self, FaultSpec::HostPartition { .. } | FaultSpec::HostStop { .. })
+    }
+}
+
+/// Checks the hosts a host fault names against the cluster's emulated `hosts` (none: the cluster
+/// has no emulated hosts), and that the control plane's host (`control`) is not stopped. The
+/// message names the field and the fix. Other faults pass.
+pub fn check_hosts(spec: &FaultSpec, hosts: &[String], control: &str) -> Result<(), String> {
+    let (field, named): (&str, Vec<&String>) = match spec {
+        FaultSpec::HostPartition { a, b, .. } => ("spec.hostPartition", a.iter().chain(b).collect()),
+        FaultSpec::HostStop { host, .. } => ("spec.hostStop.host", vec![host]),
+        _ => return Ok(()),
+    };
+    if hosts.is_empty() {
+        return Err(format!(
+            "{field}: this cluster has no emulated hosts: host faults act on the hosts' LAN, which `emu up --hosts N` (or `hosts: N` in a scenario) makes; target nodes instead"
+        ));
+    }
+    if let Some(unknown) = named.iter().find(|h| !hosts.contains(h)) {
+        return Err(format!("{field}: host {unknown:?} is not in the cluster (hosts: {})", hosts.join(", ")));
+    }
+    if let FaultSpec::HostStop { host, .. } = spec {
+        if host == control {
+            return Err(format!(
+                "{field}: host {host:?} runs the control plane, which `emu host start` needs: stop another host, partition it (`emu fault partition host/{host} …`), or stop its nodes (`emu node stop`)"
+            ));
+        }
+    }
+    Ok(())
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -179,6 +229,8 @@ pub fn to_object(name: &str, spec: &FaultSpec) -> Value {
         FaultSpec::Partition { a, b, one_way } => json!({"partition": {"a": a, "b": b, "oneWay": one_way}}),
         FaultSpec::LinkDown { node } => json!({"linkDown": {"node": node}}),
         FaultSpec::NodeStop { node, kill } => json!({"nodeStop": {"node": node, "kill": kill}}),
+        FaultSpec::HostPartition { a, b, one_way } => json!({"hostPartition": {"a": a, "b": b, "oneWay": one_way}}),
+        FaultSpec::HostStop { host, kill, nodes } => json!({"hostStop": {"host": host, "kill": kill, "nodes": nodes}}),
         FaultSpec::Netem { target, netem } => {
             let mut n = netem.to_json();
             match target {
@@ -189,6 +241,16 @@ pub fn to_object(name: &str, spec: &FaultSpec) -> Value {
         }
     };
     json!({"apiVersion": API_VERSION, "kind": KIND, "metadata": {"name": name}, "spec": spec})
+}
+
+/// A host's name as a fault names it: a DNS label (`host-2`). Whether the cluster has it is
+/// [`check_hosts`]'s.
+fn host_name(field: &str, h: &Value) -> Result<String, String> {
+    let name = h.as_str().unwrap_or("");
+    if name.is_empty() || !crate::syntax::dns1123_label_errors(name).is_empty() {
+        return Err(format!("{field}: {name:?} is not a host name: give a host's name, e.g. host-2 (`emu get nodes -L emu.dev/host`)"));
+    }
+    Ok(name.to_string())
 }
 
 /// The spec of a Fault object, checked; `nodes` are the cluster's node names. The message names
@@ -217,6 +279,29 @@ pub fn parse(obj: &Value, nodes: &[String]) -> Result<FaultSpec, String> {
         }
         return Ok(FaultSpec::Partition { a, b, one_way: spec["partition"]["oneWay"].as_bool() == Some(true) });
     }
+    if spec["hostPartition"].is_object() {
+        let hosts = |field: &str| -> Result<Vec<String>, String> {
+            let list = spec["hostPartition"][field]
+                .as_array()
+                .filter(|l| !l.is_empty())
+                .ok_or_else(|| format!("spec.hostPartition.{field}: give one or more host names"))?;
+            list.iter().map(|h| host_name(&format!("spec.hostPartition.{field}"), h)).collect()
+        };
+        let (a, b) = (hosts("a")?, hosts("b")?);
+        if let Some(both) = a.iter().find(|h| b.contains(h)) {
+            return Err(format!("spec.hostPartition: host {both:?} is on both sides: put each host on one side only"));
+        }
+        return Ok(FaultSpec::HostPartition { a, b, one_way: spec["hostPartition"]["oneWay"].as_bool() == Some(true) });
+    }
+    if spec["hostStop"].is_object() {
+        let h = &spec["hostStop"];
+        let nodes = h["nodes"].as_array().into_iter().flatten().filter_map(Value::as_str).map(str::to_string).collect();
+        return Ok(FaultSpec::HostStop {
+            host: host_name("spec.hostStop.host", &h["host"])?,
+            kill: h["kill"].as_bool() == Some(true),
+            nodes,
+        });
+    }
     if spec["nodeStop"].is_object() {
         let kill = spec["nodeStop"]["kill"].as_bool() == Some(true);
         return Ok(FaultSpec::NodeStop { node: node("spec.nodeStop.node", &spec["nodeStop"]["node"])?, kill });
@@ -226,7 +311,7 @@ pub fn parse(obj: &Value, nodes: &[String]) -> Result<FaultSpec, String> {
     }
     let n = &spec["netem"];
     if !n.is_object() {
-        return Err("spec: give one of partition, linkDown, nodeStop or netem".into());
+        return Err("spec: give one of partition, linkDown, nodeStop, netem, hostPartition or hostStop".into());
     }
     let target = match (n.get("node"), n["pod"].as_str()) {
         (Some(name), None) => Target::Node(node("spec.netem.node", name)?),
@@ -266,19 +351,23 @@ pub fn names_node(spec: &FaultSpec, node: &str) -> bool {
         FaultSpec::NodeStop { node: n, .. } | FaultSpec::LinkDown { node: n } => n == node,
         FaultSpec::Netem { target: Target::Node(n), .. } => n == node,
         FaultSpec::Netem { target: Target::Pod { .. }, .. } => false,
+        // A host's faults are the host's: removing one of its nodes leaves them.
+        FaultSpec::HostPartition { .. } | FaultSpec::HostStop { .. } => false,
     }
 }
 
 /// The nodes whose agents apply `spec`: both sides of a partition (a node outside it carries no
 /// traffic between them), the node of a link fault, the node a pod target is bound to
 /// (`pod_node(namespace, name)`; none while it is not bound); none for a node stop, which the CLI
-/// applies itself (the node's agent is what it stops).
+/// applies itself (the node's agent is what it stops), nor for host faults (the controller's).
 pub fn nodes_affected(spec: &FaultSpec, pod_node: impl Fn(&str, &str) -> Option<String>) -> Vec<String> {
     let mut nodes: Vec<String> = match spec {
         FaultSpec::Partition { a, b, .. } => a.iter().chain(b).cloned().collect(),
         FaultSpec::LinkDown { node } | FaultSpec::Netem { target: Target::Node(node), .. } => vec![node.clone()],
         FaultSpec::Netem { target: Target::Pod { namespace, name }, .. } => pod_node(namespace, name).into_iter().collect(),
         FaultSpec::NodeStop { .. } => Vec::new(),
+        // The controller applies host faults (in the LAN, through the provider): no agent does.
+        FaultSpec::HostPartition { .. } | FaultSpec::HostStop { .. } => Vec::new(),
     };
     nodes.sort();
     nodes.dedup();
@@ -309,6 +398,9 @@ mod tests {
             FaultSpec::LinkDown { node: "node-2".into() },
             FaultSpec::NodeStop { node: "node-3".into(), kill: false },
             FaultSpec::NodeStop { node: "node-2".into(), kill: true },
+            FaultSpec::HostPartition { a: vec!["host-2".into()], b: vec!["host-1".into(), "host-3".into()], one_way: false },
+            FaultSpec::HostPartition { a: vec!["host-1".into()], b: vec!["host-3".into()], one_way: true },
+            FaultSpec::HostStop { host: "host-2".into(), kill: false, nodes: vec!["node-3".into(), "node-4".into()] },
             FaultSpec::Netem {
                 target: Target::Node("node-1".into()),
                 netem: Netem { delay_ms: Some(100.0), jitter_ms: Some(10.0), ..Default::default() },
@@ -376,5 +468,42 @@ mod tests {
         assert!(parse(&obj(json!({})), &nodes()).is_err());
         assert_eq!(parse_rate("fast"), Err("invalid rate \"fast\": use e.g. 1mbit, 500kbit".into()));
         assert_eq!(parse_duration_ms("1.5s"), Ok(1500.0));
+    }
+
+    #[test]
+    fn host_faults_are_checked_against_the_emulated_hosts_and_applied_by_no_agent() {
+        let hosts: Vec<String> = vec!["host-1".into(), "host-2".into(), "host-3".into()];
+        let cut = FaultSpec::HostPartition { a: vec!["host-2".into()], b: vec!["host-1".into(), "host-3".into()], one_way: false };
+        assert_eq!(check_hosts(&cut, &hosts, "host-1"), Ok(()));
+        assert!(cut.is_host_fault());
+        assert!(nodes_affected(&cut, |_, _| None).is_empty(), "the controller applies it");
+        let stop = FaultSpec::HostStop { host: "host-2".into(), kill: false, nodes: vec!["node-3".into()] };
+        assert!(nodes_affected(&stop, |_, _| None).is_empty());
+        assert!(!names_node(&stop, "node-3"), "removing a node leaves its host's faults");
+        let far = FaultSpec::HostPartition { a: vec!["host-9".into()], b: vec!["host-1".into()], one_way: false };
+        assert_eq!(
+            check_hosts(&far, &hosts, "host-1"),
+            Err("spec.hostPartition: host \"host-9\" is not in the cluster (hosts: host-1, host-2, host-3)".into())
+        );
+        let e = check_hosts(&cut, &[], "").unwrap_err();
+        assert!(e.starts_with("spec.hostPartition: this cluster has no emulated hosts") && e.contains("emu up --hosts N"), "{e}");
+        let control = FaultSpec::HostStop { host: "host-1".into(), kill: false, nodes: vec![] };
+        let e = check_hosts(&control, &hosts, "host-1").unwrap_err();
+        assert!(e.starts_with("spec.hostStop.host: host \"host-1\" runs the control plane"), "{e}");
+        assert_eq!(check_hosts(&FaultSpec::LinkDown { node: "node-1".into() }, &[], ""), Ok(()), "not a host fault");
+        let obj = |spec: Value| json!({"spec": spec});
+        assert_eq!(
+            parse(&obj(json!({"hostPartition": {"a": ["host-2"], "b": ["host-2", "host-3"]}})), &nodes()),
+            Err("spec.hostPartition: host \"host-2\" is on both sides: put each host on one side only".into())
+        );
+        assert_eq!(
+            parse(&obj(json!({"hostPartition": {"a": [], "b": ["host-3"]}})), &nodes()),
+            Err("spec.hostPartition.a: give one or more host names".into())
+        );
+        assert!(parse(&obj(json!({"hostStop": {"host": "Host 2"}})), &nodes())
+            .unwrap_err()
+            .starts_with("spec.hostStop.host: \"Host 2\" is not a host name"));
+        assert_eq!(host_target("host/host-2"), Some("host-2"));
+        assert_eq!(host_target("node-2"), None);
     }
 }

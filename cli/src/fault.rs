@@ -8,6 +8,12 @@
 //! (after a create), or taken its finalizer off (after a delete). A stopped node's agent is
 //! frozen or dead: nothing waits for it; it catches up when the node is started, and `emu node
 //! start` waits for that.
+//!
+//! Emulated hosts (`emu up --hosts N`) take `host/NAME` targets: a host partition is applied by
+//! the controller in the hosts' LAN (the command waits for its entry instead of agents'), and
+//! `emu host stop|start` is `emu node stop|start` for every node of a host at once, done by the
+//! controller and its provider. Nothing waits for the agents of a stopped host, nor for those a
+//! host partition cuts off from the control plane.
 
 use crate::context::{api_error, Ctx};
 use crate::remote::relay_error;
@@ -18,7 +24,7 @@ use clap::{Args, Subcommand};
 use emu_api::fault::{self, FaultSpec, Netem, Target};
 use emu_api::object;
 use emu_logic::faults;
-use emu_proto::{ApplyRequest, DeleteRequest, NodeOpRequest, Object, ObjectRef};
+use emu_proto::{ApplyRequest, DeleteRequest, HostOpRequest, HostsRequest, NodeOpRequest, Object, ObjectRef};
 use emu_scenario::steps::NodeOp;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -60,9 +66,11 @@ pub struct FaultArgs {
 /// TARGET is a node name or `pod/NAME`.
 #[derive(Subcommand, Debug)]
 pub enum FaultCommand {
-    /// Drop traffic between two groups of nodes (comma-separated names) and their pods.
+    /// Drop traffic between two groups of nodes (comma-separated names) and their pods, or
+    /// between emulated hosts (`host/host-2 host/host-1,host/host-3`: their LAN traffic, the
+    /// agents' connections to the control plane included).
     Partition {
-        /// One side: node names, comma-separated (`node-1,node-2`).
+        /// One side: node names, comma-separated (`node-1,node-2`), or hosts (`host/host-2`).
         a: String,
         /// The other side, likewise.
         b: String,
@@ -157,13 +165,17 @@ pub fn fault(a: FaultArgs, g: &Globals) -> anyhow::Result<i32> {
     let pct = |s: &str| fault::parse_percent(s).map_err(anyhow::Error::msg);
     let ms = |s: &str| fault::parse_duration_ms(s).map_err(anyhow::Error::msg);
     let netem = |t: &str, netem: Netem| FaultSpec::Netem { target: target(t), netem };
+    if let Some(host) = netem_target(&a.command).and_then(fault::host_target) {
+        bail!(
+            "target host/{host}: delay, loss and the other impairments of a host's LAN link are not supported yet: \
+             impair its nodes' links (`emu fault delay NODE 50ms`, see `emu get nodes -L emu.dev/host`), \
+             partition the host (`emu fault partition host/{host} …`) or stop it (`emu host stop {host}`)"
+        );
+    }
     let (kind, spec) = match &a.command {
         FaultCommand::List => return list_faults(&ctx, &mut client, &existing, &nodes),
         FaultCommand::Clear { names } => return print_lines(clear(&ctx, &mut client, &existing, names, wait)),
-        FaultCommand::Partition { a, b, one_way } => {
-            let split = |s: &str| s.split(',').filter(|n| !n.is_empty()).map(str::to_string).collect();
-            ("partition", FaultSpec::Partition { a: split(a), b: split(b), one_way: *one_way })
-        }
+        FaultCommand::Partition { a, b, one_way } => ("partition", partition_spec(a, b, *one_way)?),
         FaultCommand::Delay { target: t, delay, jitter, correlation } => {
             let n = Netem {
                 delay_ms: Some(ms(delay)?),
@@ -210,13 +222,80 @@ pub fn fault(a: FaultArgs, g: &Globals) -> anyhow::Result<i32> {
     Ok(0)
 }
 
+/// The target of an impairment (or link) command.
+fn netem_target(c: &FaultCommand) -> Option<&str> {
+    match c {
+        FaultCommand::Delay { target, .. }
+        | FaultCommand::Loss { target, .. }
+        | FaultCommand::Duplicate { target, .. }
+        | FaultCommand::Corrupt { target, .. }
+        | FaultCommand::Reorder { target, .. }
+        | FaultCommand::Rate { target, .. }
+        | FaultCommand::Link { node: target, .. } => Some(target),
+        _ => None,
+    }
+}
+
+/// A partition between two comma-separated groups: of nodes, or of `host/NAME`s (a host
+/// partition); not a mix.
+fn partition_spec(a: &str, b: &str, one_way: bool) -> anyhow::Result<FaultSpec> {
+    let split = |s: &str| -> Vec<String> { s.split(',').filter(|n| !n.is_empty()).map(str::to_string).collect() };
+    let (a, b) = (split(a), split(b));
+    let hosts = |l: &[String]| l.iter().filter(|t| fault::host_target(t).is_some()).count();
+    match (hosts(&a) + hosts(&b), a.len() + b.len()) {
+        (0, _) => Ok(FaultSpec::Partition { a, b, one_way }),
+        (h, n) if h == n => {
+            let names = |l: &[String]| l.iter().filter_map(|t| fault::host_target(t)).map(str::to_string).collect();
+            Ok(FaultSpec::HostPartition { a: names(&a), b: names(&b), one_way })
+        }
+        _ => bail!("partition: give nodes on both sides, or hosts (`host/NAME`) on both sides, not a mix"),
+    }
+}
+
+/// What the commands know of the cluster's emulated hosts: their names, each node's host, and the
+/// control plane's host (through the controller: `Relay.Hosts`).
+pub(crate) struct Hosts {
+    pub names: Vec<String>,
+    pub node_hosts: BTreeMap<String, String>,
+    pub control: String,
+}
+
+pub(crate) fn hosts(ctx: &Ctx) -> anyhow::Result<Hosts> {
+    let mut relay = ctx.relay.clone();
+    let r = ctx.block_on(relay.hosts(HostsRequest {})).map_err(relay_error)?.into_inner();
+    let node_hosts = r.hosts.iter().flat_map(|h| h.nodes.iter().map(|n| (n.clone(), h.name.clone()))).collect();
+    Ok(Hosts { names: r.hosts.into_iter().map(|h| h.name).collect(), node_hosts, control: r.control_plane })
+}
+
+impl Hosts {
+    /// The nodes nothing waits for under `faults`: stopped, or cut off by a host partition.
+    fn unreachable(&self, faults: &[Value]) -> Vec<String> {
+        faults::unreachable_nodes(faults, &self.node_hosts, &self.control)
+    }
+}
+
+/// Where a fault stands: a host partition waits for the controller's LAN reconciler, the other
+/// faults for the agents of `affected` (but not those of `unreachable` nodes).
+fn progress_of(f: &Value, affected: &[String], unreachable: &[String]) -> faults::Progress {
+    if f["spec"]["hostPartition"].is_object() {
+        faults::lan_progress(f)
+    } else {
+        faults::progress(f, affected, unreachable)
+    }
+}
+
 /// Records the fault `name` (which must be new) and, with `wait`, waits until every affected
 /// node's agent has applied it; returns the line that says so.
 pub(crate) fn record(ctx: &Ctx, client: &mut Client, nodes: &[String], name: &str, spec: &FaultSpec, wait: Wait) -> anyhow::Result<String> {
     let started = Instant::now();
+    if let FaultSpec::HostStop { host, kill, .. } = spec {
+        return host_op(ctx, client, host, NodeOp::Stop { kill: *kill }, wait);
+    }
     let object = fault::to_object(name, spec);
     // The same checks the agents make, so that a bad fault is refused here with its reason.
     fault::parse(&object, nodes).map_err(|e| anyhow::anyhow!("fault {name}: {e}"))?;
+    let hosts = hosts(ctx)?;
+    fault::check_hosts(spec, &hosts.names, &hosts.control).map_err(|e| anyhow::anyhow!("fault {name}: {e}"))?;
     let request = ApplyRequest { objects: vec![Object { json: object.to_string() }], create_only: true, dry_run: false };
     let created = ctx.block_on(client.apply(request)).map_err(api_error)?.into_inner();
     let uid = created
@@ -232,13 +311,20 @@ pub(crate) fn record(ctx: &Ctx, client: &mut Client, nodes: &[String], name: &st
     let affected = fault::nodes_affected(spec, |ns, n| pods.get(&(ns.to_string(), n.to_string())).cloned());
     let mut stopped = Vec::new();
     let pending = follow(ctx, client, timeout.saturating_sub(started.elapsed()), |all| {
-        stopped = faults::stopped_nodes(&all.values().cloned().collect::<Vec<_>>());
+        stopped = hosts.unreachable(&all.values().cloned().collect::<Vec<_>>());
         match all.get(name).filter(|f| uid.as_deref().is_none_or(|u| u == object::uid(f))) {
-            Some(f) => faults::progress(f, &affected, &stopped).waiting_for,
+            Some(f) => progress_of(f, &affected, &stopped).waiting_for,
             // Cleared meanwhile: nothing to wait for.
             None => Vec::new(),
         }
     })?;
+    if spec.is_host_fault() && !pending.is_empty() {
+        bail!(
+            "fault/{name} created, but the controller has not set it in the hosts' LAN within {} (see the controller's log). \
+             The fault stays recorded until `emu fault clear {name}`",
+            seconds(timeout)
+        );
+    }
     if !pending.is_empty() {
         bail!(
             "fault/{name} created, but the agent of {} has not applied it within {}: is it running (`emu get nodes`)? \
@@ -332,7 +418,7 @@ fn list_faults(ctx: &Ctx, client: &mut Client, existing: &[Value], nodes: &[Stri
     let now = emu_api::time::now();
     let specs: Vec<Result<FaultSpec, String>> = existing.iter().map(|f| fault::parse(f, nodes)).collect();
     let pods = pod_nodes(ctx, client, &specs.iter().flatten().cloned().collect::<Vec<_>>())?;
-    let stopped = faults::stopped_nodes(existing);
+    let stopped = hosts(ctx)?.unreachable(existing);
     let mut rows = vec![["NAME", "TYPE", "TARGET", "DETAILS", "STATUS", "IN EFFECT ON", "AGE"].map(String::from).to_vec()];
     for (f, spec) in existing.iter().zip(&specs) {
         let (kind, target, details) = match spec {
@@ -342,9 +428,11 @@ fn list_faults(ctx: &Ctx, client: &mut Client, existing: &[Value], nodes: &[Stri
         let (status, on) = match spec {
             // Applied by `emu node stop` itself.
             Ok(FaultSpec::NodeStop { node, .. }) => ("Applied", vec![node.clone()]),
+            // Applied by `emu host stop` itself.
+            Ok(FaultSpec::HostStop { host, .. }) => ("Applied", vec![format!("host/{host}")]),
             Ok(spec) => {
                 let affected = fault::nodes_affected(spec, |ns, n| pods.get(&(ns.to_string(), n.to_string())).cloned());
-                let p = faults::progress(f, &affected, &stopped);
+                let p = progress_of(f, &affected, &stopped);
                 (faults::status_word(&p), p.in_effect)
             }
             Err(_) => ("Invalid", Vec::new()),
@@ -378,8 +466,14 @@ pub(crate) fn clear(ctx: &Ctx, client: &mut Client, existing: &[Value], names: &
     let started = Instant::now();
     // Stopped nodes are started first (each waiting for its agent to catch up), so that their
     // agents revert the other faults too.
+    let (host_stops, chosen): (Vec<&Value>, Vec<&Value>) = chosen.into_iter().partition(|f| f["spec"]["hostStop"]["host"].is_string());
     let (stops, others): (Vec<&Value>, Vec<&Value>) = chosen.into_iter().partition(|f| f["spec"]["nodeStop"]["node"].is_string());
     let mut lines = Vec::new();
+    for f in host_stops {
+        let host = f["spec"]["hostStop"]["host"].as_str().unwrap_or_default();
+        host_op(ctx, client, host, NodeOp::Start, wait.map(|t| t.saturating_sub(started.elapsed())))?;
+        lines.push(format!("fault/{} cleared", object::name(f)));
+    }
     for f in stops {
         let node = f["spec"]["nodeStop"]["node"].as_str().unwrap_or_default();
         start_node(ctx, client, node, wait.map(|t| t.saturating_sub(started.elapsed())))?;
@@ -393,29 +487,31 @@ pub(crate) fn clear(ctx: &Ctx, client: &mut Client, existing: &[Value], names: &
         lines.extend(deleted.iter().map(|(name, _)| format!("fault/{name} cleared")));
         return Ok(lines);
     };
+    let hosts = hosts(ctx)?;
     let mut stopped = Vec::new();
     let mut left: BTreeMap<String, Value> = BTreeMap::new();
     let pending = follow(ctx, client, timeout.saturating_sub(started.elapsed()), |all| {
-        stopped = faults::stopped_nodes(&all.values().cloned().collect::<Vec<_>>());
+        stopped = hosts.unreachable(&all.values().cloned().collect::<Vec<_>>());
         // The faults deleted here that are still there (not one made again under the same name).
         left = deleted
             .iter()
             .filter_map(|(name, uid)| Some((name.clone(), all.get(name).filter(|f| object::uid(f) == uid)?.clone())))
             .collect();
-        let mut nodes: Vec<String> = left.values().flat_map(|f| faults::progress(f, &[], &stopped).waiting_for).collect();
+        let mut nodes: Vec<String> = left.values().flat_map(|f| progress_of(f, &[], &stopped).waiting_for).collect();
         nodes.sort();
         nodes.dedup();
         nodes
     })?;
     if !pending.is_empty() {
-        let waiting: Vec<String> = left
-            .iter()
-            .filter(|(_, f)| !faults::progress(f, &[], &stopped).waiting_for.is_empty())
-            .map(|(n, _)| format!("fault/{n}"))
-            .collect();
+        let waiting: Vec<String> =
+            left.iter().filter(|(_, f)| !progress_of(f, &[], &stopped).waiting_for.is_empty()).map(|(n, _)| format!("fault/{n}")).collect();
+        let who = if pending.iter().all(|n| n == faults::LAN_APPLIER) {
+            "the controller (in the hosts' LAN)".to_string()
+        } else {
+            format!("the agent of {}", nodes_phrase(&pending))
+        };
         bail!(
-            "the agent of {} has not reverted {} within {}: is it running (`emu get nodes`)? The fault stays (Terminating) until it has",
-            nodes_phrase(&pending),
+            "{who} has not reverted {} within {}: is it running (`emu get nodes`)? The fault stays (Terminating) until it has",
             waiting.join(", "),
             seconds(timeout)
         );
@@ -497,6 +593,10 @@ pub fn node(a: NodeArgs, g: &Globals) -> anyhow::Result<i32> {
 /// routes) before it returns; with `wait`, the node's processes are frozen (or thawed) and, after
 /// a start, its agent has caught up with the faults.
 pub(crate) fn node_op(ctx: &Ctx, client: &mut Client, node: &str, op: NodeOp, wait: Wait) -> anyhow::Result<String> {
+    // A scenario's `host: {stop: NAME}` step.
+    if let Some(host) = fault::host_target(node) {
+        return host_op(ctx, client, host, op, wait);
+    }
     let mut relay = ctx.relay.clone();
     let request = |kill| NodeOpRequest { node: node.to_string(), kill, wait_ms: wait_ms(wait) };
     let done = match op {
@@ -542,4 +642,106 @@ fn start_node(ctx: &Ctx, client: &mut Client, node: &str, wait: Wait) -> anyhow:
         );
     }
     Ok(started.message)
+}
+
+#[derive(Args, Debug)]
+pub struct HostArgs {
+    #[command(subcommand)]
+    pub command: HostCommand,
+    /// Return once the host is stopped (its nodes frozen) or started (its nodes' agents caught up
+    /// with the faults that changed meanwhile); --wait=false returns at once.
+    #[arg(long = "wait", global = true, default_value_t = true, num_args = 0..=1, require_equals = true, default_missing_value = "true", action = clap::ArgAction::Set)]
+    pub wait: bool,
+    /// How long to wait (with --wait), e.g. 30s, 2m.
+    #[arg(long, global = true, default_value = "30s", value_parser = timeout_arg)]
+    pub timeout: Duration,
+}
+
+/// `emu host stop|start`: `emu node stop|start` for every node of an emulated host at once.
+#[derive(Subcommand, Debug)]
+pub enum HostCommand {
+    /// Stop an emulated host: its LAN link down and every node of it frozen (agents and pods), as
+    /// its peers see a machine that lost power. Its nodes turn NotReady, then their pods are
+    /// evicted.
+    Stop {
+        /// The host's name (`emu get nodes -L emu.dev/host`), e.g. host-2.
+        host: String,
+        /// Not supported for hosts (their agents would have to be started again inside the host).
+        #[arg(long)]
+        kill: bool,
+    },
+    /// Start a stopped host again: its nodes thawed, its LAN link up.
+    Start {
+        /// The host's name.
+        host: String,
+    },
+}
+
+pub fn host(a: HostArgs, g: &Globals) -> anyhow::Result<i32> {
+    let ctx = Ctx::open(g)?;
+    let mut client = ctx.client.clone();
+    let (host, op) = match a.command {
+        HostCommand::Stop { host, kill } => (host, NodeOp::Stop { kill }),
+        HostCommand::Start { host } => (host, NodeOp::Start),
+    };
+    let host = fault::host_target(&host).unwrap_or(&host).to_string();
+    println!("{}", host_op(&ctx, &mut client, &host, op, wait_of(a.wait, a.timeout))?);
+    Ok(0)
+}
+
+/// `emu host stop|start HOST`, done by the controller and its provider (as for a node); a start
+/// then waits, with `wait`, until every agent of the host has caught up with the faults.
+pub(crate) fn host_op(ctx: &Ctx, client: &mut Client, host: &str, op: NodeOp, wait: Wait) -> anyhow::Result<String> {
+    let began = Instant::now();
+    let mut relay = ctx.relay.clone();
+    let request = |kill| HostOpRequest { host: host.to_string(), kill, wait_ms: wait_ms(wait) };
+    let done = match op {
+        NodeOp::Stop { kill } => ctx.block_on(relay.host_stop(request(kill))),
+        NodeOp::Start => ctx.block_on(relay.host_start(request(false))),
+        NodeOp::Remove => bail!("host/{host}: a host is not removed; its machine leaves with `emu leave` run there"),
+    };
+    let message = done.map_err(relay_error)?.into_inner().message;
+    let Some(timeout) = wait.filter(|_| op == NodeOp::Start && message == format!("host/{host} started")) else { return Ok(message) };
+    let hosts = hosts(ctx)?;
+    let nodes: Vec<String> = hosts.node_hosts.iter().filter(|(_, h)| h.as_str() == host).map(|(n, _)| n.clone()).collect();
+    let names = ctx.node_names()?;
+    let all = ctx.block_on(list(client, fault::KIND, "", ""))?;
+    let pods = pod_nodes(ctx, client, &all.iter().filter_map(|f| fault::parse(f, &names).ok()).collect::<Vec<_>>())?;
+    let pod_node = |ns: &str, n: &str| pods.get(&(ns.to_string(), n.to_string())).cloned();
+    let pending = follow(ctx, client, timeout.saturating_sub(began.elapsed()), |all| {
+        // A node the host's other faults cut off catches up once they are cleared.
+        let away = hosts.unreachable(&all.values().cloned().collect::<Vec<_>>());
+        let behind = |f: &Value| {
+            fault::parse(f, &names)
+                .is_ok_and(|spec| nodes.iter().any(|n| !away.contains(n) && !faults::caught_up(f, &spec, n, pod_node, None)))
+        };
+        all.values().filter(|f| behind(f)).map(|f| object::name(f).to_string()).collect()
+    })?;
+    if !pending.is_empty() {
+        bail!(
+            "host/{host} started, but its agents have not caught up with {} within {} (see `emu fault list`, and the agents' logs)",
+            pending.iter().map(|n| format!("fault/{n}")).collect::<Vec<_>>().join(", "),
+            seconds(timeout)
+        );
+    }
+    Ok(message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_partition_is_of_nodes_or_of_hosts() {
+        assert_eq!(
+            partition_spec("host/host-2", "host/host-1,host/host-3", false).unwrap(),
+            FaultSpec::HostPartition { a: vec!["host-2".into()], b: vec!["host-1".into(), "host-3".into()], one_way: false }
+        );
+        assert_eq!(
+            partition_spec("node-1", "node-2,node-3", true).unwrap(),
+            FaultSpec::Partition { a: vec!["node-1".into()], b: vec!["node-2".into(), "node-3".into()], one_way: true }
+        );
+        let e = partition_spec("host/host-2", "node-1", false).unwrap_err().to_string();
+        assert_eq!(e, "partition: give nodes on both sides, or hosts (`host/NAME`) on both sides, not a mix");
+    }
 }

@@ -145,6 +145,7 @@ pub(crate) fn plan(file: Option<&Path>, nodes: Option<usize>) -> anyhow::Result<
         check_manifests(&docs)?;
         planned.push((s, docs));
     }
+    let hosts = sc.hosts.min(node_names.len()).max(1);
     Ok(Plan {
         name: sc.name,
         nodes: node_names,
@@ -152,7 +153,8 @@ pub(crate) fn plan(file: Option<&Path>, nodes: Option<usize>) -> anyhow::Result<
         manifests,
         steps: planned,
         seed: sc.seed,
-        hosts: 1,
+        // `hosts:` (checked against the nodes); `--nodes` may have changed their number since.
+        hosts,
         advertise: None,
     })
 }
@@ -238,6 +240,8 @@ pub fn up(
     let name = globals.cluster_name().unwrap_or_else(|| DEFAULT_CLUSTER.to_string());
     validate_cluster_name(&name)?;
     let mut plan = plan(file.as_deref(), nodes)?;
+    // `--hosts` (above its default of 1) over the scenario's `hosts:`.
+    let hosts = if hosts > 1 { hosts } else { plan.hosts };
     if hosts == 0 || hosts > 250 || hosts > plan.nodes.len() {
         bail!("--hosts {hosts}: give between 1 and the number of nodes ({}), at most 250", plan.nodes.len());
     }

@@ -185,6 +185,8 @@ enum Command {
     Fault(fault::FaultArgs),
     /// Stop or start a node (`emu node stop NODE`: its agent and pods frozen, links down).
     Node(fault::NodeArgs),
+    /// Stop or start an emulated host (`emu host stop host-2`: its LAN link down, its nodes frozen).
+    Host(fault::HostArgs),
     /// Forward local ports (on 127.0.0.1) to a pod, or to a pod of a Service or Deployment.
     PortForward(portforward::PortForwardArgs),
     /// Install this emu and every program it runs into PREFIX/bin, with its man pages and shell
@@ -273,6 +275,7 @@ fn main() {
         Command::PortForward(a) => portforward::port_forward(a, g),
         Command::Fault(a) => fault::fault(a, g),
         Command::Node(a) => fault::node(a, g),
+        Command::Host(a) => fault::host(a, g),
         Command::Token(a) => token::token(a, g),
         Command::Gen { what: Generate::Cert { cn, san, key, cert } } => gen_cert(&cn, &san, &key, &cert),
         Command::Install(a) => install::install(a),

@@ -178,6 +178,7 @@ fn reconcile_all(shared: &Shared, st: &mut ControllerState) {
     crate::serviceaccounts::sync(shared, &changes);
     crate::bootstrap::delete_expired(shared, emu_api::time::now());
     st.control_routes.sync(shared, &mut st.decoded.nodes);
+    crate::host_faults::sync(shared);
     st.decoded.sweep();
     if shared.store.resource_version() != before {
         shared.changed();

@@ -8,6 +8,7 @@ pub mod control_routes;
 pub mod controllers;
 pub mod decoded;
 pub mod endpoints;
+pub mod host_faults;
 pub mod https;
 pub mod join;
 pub mod managed_fields;

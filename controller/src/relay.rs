@@ -19,8 +19,8 @@ use emu_proto::api_server::Api;
 use emu_proto::node_client::NodeClient;
 use emu_proto::relay_server::Relay;
 use emu_proto::{
-    exec_input, port_forward_input, ApplyRequest, DeleteRequest, ExecInput, ExecOutput, LogsChunk, LogsRequest, NodeOpRequest,
-    NodeOpResponse, Object, ObjectRef, PortForwardInput, PortForwardOutput,
+    exec_input, port_forward_input, ApplyRequest, DeleteRequest, EmulatedHost, ExecInput, ExecOutput, HostOpRequest, HostsRequest,
+    HostsResponse, LogsChunk, LogsRequest, NodeOpRequest, NodeOpResponse, Object, ObjectRef, PortForwardInput, PortForwardOutput,
 };
 use emu_provider::Provider;
 use futures::StreamExt as _;
@@ -110,11 +110,7 @@ impl RelayService {
         let config = self.provider.config().map_err(|e| Status::internal(format!("{e:#}")))?;
         if config.node(node).is_none() {
             let key = crate::store::ObjectKey { kind: "Node".into(), namespace: String::new(), name: node.into() };
-            let host = self
-                .shared
-                .store
-                .get(&key)
-                .and_then(|n| n["metadata"]["labels"][emu_logic::cluster::HOST_LABEL].as_str().map(String::from));
+            let host = self.shared.store.get(&key).and_then(|n| n["metadata"]["labels"][emu_logic::cluster::HOST_LABEL].as_str().map(String::from));
             let host = host.unwrap_or_else(|| "another machine".into());
             return Err(Status::failed_precondition(format!(
                 "node {node:?} runs on {host}, a machine that joined the cluster: its power is that machine's (`emu leave` there removes its nodes; emulated hosts: `emu host stop {host}`)"
@@ -191,6 +187,30 @@ impl RelayService {
             }
         }
         self.shared.changed();
+    }
+}
+
+impl RelayService {
+    /// The emulated host `host` (its index and nodes), checked as a host fault is: the cluster
+    /// must have emulated hosts, know this one, and (to stop it) it must not be the control
+    /// plane's.
+    fn check_host(&self, host: &str, stopping: bool) -> Result<(usize, Vec<String>), Status> {
+        let hosts = crate::host_faults::emulated_hosts(&self.shared);
+        let names: Vec<String> = hosts.keys().cloned().collect();
+        let spec = FaultSpec::HostStop { host: host.into(), kill: false, nodes: vec![] };
+        let control = if stopping { self.shared.cluster.host.as_str() } else { "" };
+        fault::check_hosts(&spec, &names, control).map_err(|e| {
+            let e = e.trim_start_matches("spec.hostStop.host: ").to_string();
+            if names.is_empty() || !names.iter().any(|n| n == host) {
+                Status::not_found(e)
+            } else {
+                Status::failed_precondition(e)
+            }
+        })?;
+        let index = emu_provider::hosts::host_index(host).ok_or_else(|| {
+            Status::failed_precondition(format!("host {host:?} is not an emulated host of this machine (host-1, host-2, …)"))
+        })?;
+        Ok((index, hosts[host].nodes.clone()))
     }
 }
 
@@ -403,6 +423,69 @@ impl Relay for RelayService {
         Ok(Response::new(NodeOpResponse { message: format!("node/{node} started"), agent_started }))
     }
 
+    async fn hosts(&self, _req: Request<HostsRequest>) -> Result<Response<HostsResponse>, Status> {
+        let hosts = crate::host_faults::emulated_hosts(&self.shared)
+            .into_iter()
+            .map(|(name, h)| EmulatedHost { name, address: h.address, nodes: h.nodes })
+            .collect();
+        Ok(Response::new(HostsResponse { hosts, control_plane: self.shared.cluster.host.clone() }))
+    }
+
+    /// As a node stop, for every node of an emulated host at once: a host-stop Fault records it
+    /// (with the nodes it froze), then the provider takes the host's LAN link down and freezes
+    /// its nodes. Its agents are frozen: they catch up when it starts.
+    async fn host_stop(&self, req: Request<HostOpRequest>) -> Result<Response<NodeOpResponse>, Status> {
+        let HostOpRequest { host, kill, wait_ms } = req.into_inner();
+        if kill {
+            return Err(Status::unimplemented(format!(
+                "host/{host}: --kill is not supported for hosts (their agents would have to be started again inside the host): stop it without --kill (its nodes frozen)"
+            )));
+        }
+        let (index, nodes) = self.check_host(&host, true)?;
+        if crate::host_faults::host_stop(&self.shared, &host).is_some() {
+            return Ok(response(format!("host/{host} is already stopped")));
+        }
+        let spec = FaultSpec::HostStop { host: host.clone(), kill, nodes: nodes.clone() };
+        let object = fault::to_object(&format!("host-stop-{host}"), &spec);
+        let request = ApplyRequest { objects: vec![Object { json: object.to_string() }], create_only: true, dry_run: false };
+        self.api().apply(Request::new(request)).await?;
+        let wait = (wait_ms > 0).then(|| Duration::from_millis(wait_ms));
+        let (cluster, frozen) = (self.shared.cluster.name.clone(), nodes.clone());
+        let stopped = tokio::task::spawn_blocking(move || emu_provider::hosts::stop_host(&cluster, index, &frozen, wait))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?;
+        if let Err(e) = stopped {
+            // Nothing half-stopped stays recorded as stopped: start what was done, then drop the record.
+            let (cluster, thawed) = (self.shared.cluster.name.clone(), nodes.clone());
+            let _ = tokio::task::spawn_blocking(move || emu_provider::hosts::start_host(&cluster, index, &thawed, None)).await;
+            self.delete_fault(&format!("host-stop-{host}")).await?;
+            return Err(Status::internal(format!("stopping host/{host}: {e:#}")));
+        }
+        let what = if nodes.is_empty() { "no nodes".to_string() } else { format!("nodes {}", nodes.join(", ")) };
+        Ok(response(format!("host/{host} stopped: LAN link down, {what} frozen")))
+    }
+
+    async fn host_start(&self, req: Request<HostOpRequest>) -> Result<Response<NodeOpResponse>, Status> {
+        let HostOpRequest { host, wait_ms, .. } = req.into_inner();
+        let (index, _) = self.check_host(&host, false)?;
+        let Some(stop) = crate::host_faults::host_stop(&self.shared, &host) else {
+            return Ok(response(format!("host/{host} is not stopped")));
+        };
+        // The nodes it froze (one that joined meanwhile was never frozen).
+        let nodes = match fault::parse(&stop, &[]) {
+            Ok(FaultSpec::HostStop { nodes, .. }) => nodes,
+            _ => Vec::new(),
+        };
+        let wait = (wait_ms > 0).then(|| Duration::from_millis(wait_ms));
+        let (cluster, thawed) = (self.shared.cluster.name.clone(), nodes.clone());
+        tokio::task::spawn_blocking(move || emu_provider::hosts::start_host(&cluster, index, &thawed, wait))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?
+            .map_err(|e| Status::internal(format!("starting host/{host}: {e:#}")))?;
+        self.delete_fault(object::name(&stop)).await?;
+        Ok(response(format!("host/{host} started")))
+    }
+
     async fn node_remove(&self, req: Request<NodeOpRequest>) -> Result<Response<NodeOpResponse>, Status> {
         let node = req.into_inner().node;
         let nodes = self.check_own_node(&node)?;
@@ -511,5 +594,21 @@ mod tests {
         let e = relay.node_remove(op("node-1", false)).await.unwrap_err();
         assert_eq!(e.code(), tonic::Code::FailedPrecondition);
         assert!(e.message().contains("the cluster's only node"), "{}", e.message());
+    }
+
+    #[tokio::test]
+    async fn host_operations_need_emulated_hosts() {
+        let dir = tempfile::tempdir().unwrap();
+        let (relay, provider) = relay(dir.path(), &["node-1", "node-2"]);
+        let op = |host: &str, kill: bool| Request::new(HostOpRequest { host: host.into(), kill, wait_ms: 0 });
+        let e = relay.host_stop(op("host-2", false)).await.unwrap_err();
+        assert_eq!(e.code(), tonic::Code::NotFound);
+        assert!(e.message().starts_with("this cluster has no emulated hosts"), "{}", e.message());
+        let e = relay.host_stop(op("host-2", true)).await.unwrap_err();
+        assert!(e.message().contains("--kill is not supported for hosts"), "{}", e.message());
+        assert!(relay.host_start(op("host-2", false)).await.is_err());
+        assert!(relay.hosts(Request::new(HostsRequest {})).await.unwrap().into_inner().hosts.is_empty());
+        assert!(provider.calls().is_empty());
+        assert!(fault(&relay, "host-stop-host-2").is_none(), "nothing recorded");
     }
 }

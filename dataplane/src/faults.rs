@@ -159,7 +159,11 @@ pub fn fault_plan(inputs: &FaultInputs) -> FaultPlan {
                 plan.link_down = true;
                 Needs::LinkDown
             }
-            FaultSpec::LinkDown { .. } | FaultSpec::NodeStop { .. } => Needs::Unreachable,
+            // Host faults are the controller's (the LAN table is `emu_logic::faults::lan`'s); agents
+            // never hold them.
+            FaultSpec::LinkDown { .. } | FaultSpec::NodeStop { .. } | FaultSpec::HostPartition { .. } | FaultSpec::HostStop { .. } => {
+                Needs::Unreachable
+            }
         };
         plan.needs.insert(name.clone(), needs);
     }

@@ -201,6 +201,8 @@ async fn sync(
     let mut held = Vec::new();
     for (fault, spec) in &mut list {
         let Some(spec) = spec else { continue };
+        // Host faults (a partition in the hosts' LAN, a host stopped) are the controller's: no
+        // agent applies, holds or reports them (`nodes_affected` names none).
         let wanted = !object::is_terminating(fault) && fault_object::nodes_affected(spec, pod_node).iter().any(|n| n == me);
         if !wanted {
             continue;
@@ -700,5 +702,19 @@ mod tests {
         assert!(outcome.in_effect.is_empty());
         assert!(f.iptables.last(None).is_some(), "the rules are set (packets pass until the queues are bound)");
         assert_eq!(r.pass(&snapshot(), &specs).await.in_effect, names(&["slow"]));
+    }
+
+    #[tokio::test]
+    async fn host_faults_are_left_to_the_controller() {
+        let (mut r, f) = reconciler();
+        let host = [
+            ("partition-1".to_string(), FaultSpec::HostPartition { a: vec!["host-2".into()], b: vec!["host-1".into()], one_way: false }),
+            ("host-stop-host-2".to_string(), FaultSpec::HostStop { host: "host-2".into(), kill: false, nodes: vec!["a".into()] }),
+        ];
+        assert!(host.iter().all(|(_, spec)| fault_object::nodes_affected(spec, |_, _| None).is_empty()), "no agent holds them");
+        let outcome = r.pass(&snapshot(), &host).await;
+        assert!(outcome.in_effect.is_empty() && outcome.reverted);
+        assert_eq!(f.nft.scripts(), ["add table ip emu-faults\ndelete table ip emu-faults\n"], "no partition of the node's");
+        assert!(f.net.calls().is_empty() && f.queues.current().is_empty());
     }
 }

@@ -159,6 +159,77 @@ pub fn pin_path(cluster: &str, host: &str) -> PathBuf {
     Paths::new(cluster).root.join("hosts").join(format!("{host}.mnt"))
 }
 
+/// The index of emulated host `name` (`host-2` → 1), as [`host_name`] names them.
+pub fn host_index(name: &str) -> Option<usize> {
+    let n: usize = name.strip_prefix("host-")?.parse().ok()?;
+    (n >= 1 && host_name(n - 1) == name).then(|| n - 1)
+}
+
+/// Whether cluster `cluster` has emulated hosts on this machine: its LAN's namespace exists.
+pub fn has_lan(cluster: &str) -> bool {
+    net::netns_path(&naming::netns_lan(cluster)).exists()
+}
+
+pub use emu_host::nft::{FakeNft, NftRunner};
+
+/// `nft` in the LAN's namespace (the controller's LAN reconciler applies the host partitions'
+/// table with it): `nsenter --net=… nft`, so that the caller's own namespace stays as it is.
+pub fn lan_nft(cluster: &str) -> emu_host::nft::RealNft {
+    let net = format!("--net={}", net::netns_path(&naming::netns_lan(cluster)).display());
+    emu_host::nft::RealNft::with_command(&["nsenter", &net, "nft"])
+}
+
+/// Emulated host `index` loses power, as its peers see it: its LAN link goes down (the LAN's
+/// side of it, `veth-h<index>`), then every process of its `nodes` (agents, pods) is frozen,
+/// with `wait` until the kernel says so. Its namespaces, links inside and files stay.
+pub fn stop_host(cluster: &str, index: usize, nodes: &[String], wait: Option<std::time::Duration>) -> anyhow::Result<()> {
+    set_lan_link(cluster, index, false)?;
+    for n in nodes {
+        freeze_node(cluster, n, true, wait)?;
+    }
+    Ok(())
+}
+
+/// Power back: the nodes' processes thawed (with `wait`, until they are), then the LAN link up.
+/// Nothing inside the host went down, so its routes and neighbours are as they were.
+pub fn start_host(cluster: &str, index: usize, nodes: &[String], wait: Option<std::time::Duration>) -> anyhow::Result<()> {
+    for n in nodes {
+        freeze_node(cluster, n, false, wait)?;
+    }
+    set_lan_link(cluster, index, true)
+}
+
+/// The LAN's side of emulated host `index`'s link up or down.
+fn set_lan_link(cluster: &str, index: usize, up: bool) -> anyhow::Result<()> {
+    let lan = net::netns_path(&naming::netns_lan(cluster));
+    let port = naming::lan_port(index);
+    crate::local::block_on(net::set_link_up(&lan, &port, up))?
+        .with_context(|| format!("setting {port} {} in {}", if up { "up" } else { "down" }, lan.display()))?;
+    Ok(())
+}
+
+/// Freezes or thaws node `node`'s cgroup (its agent and pods; node cgroups are the machine's,
+/// shared by the emulated hosts) and, with `wait`, waits until `cgroup.events` says it is done.
+fn freeze_node(cluster: &str, node: &str, frozen: bool, wait: Option<std::time::Duration>) -> anyhow::Result<()> {
+    let dir = emu_host::cgroup::node_dir(&emu_host::cgroup::cluster_dir(cluster)?, node);
+    let doing = if frozen { "freezing" } else { "thawing" };
+    std::fs::write(dir.join("cgroup.freeze"), if frozen { "1" } else { "0" })
+        .with_context(|| format!("{doing} the processes of node {node} ({})", dir.display()))?;
+    let Some(timeout) = wait else { return Ok(()) };
+    let deadline = std::time::Instant::now() + timeout;
+    let want = if frozen { "frozen 1" } else { "frozen 0" };
+    loop {
+        let events = std::fs::read_to_string(dir.join("cgroup.events")).unwrap_or_default();
+        if events.lines().any(|l| l == want) {
+            return Ok(());
+        }
+        if std::time::Instant::now() >= deadline {
+            bail!("{doing} the processes of node {node}: not done within {timeout:?} ({}: {})", dir.display(), events.trim());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+}
+
 fn c(s: &str) -> CString {
     CString::new(s).expect("no NUL")
 }
@@ -175,5 +246,9 @@ mod tests {
         assert_eq!(spread[1], ["node-4", "node-5"]);
         assert_eq!(host_name(1), "host-2");
         assert_eq!(host_ip(1), Ipv4Addr::new(192, 0, 2, 2));
+        assert_eq!(host_index("host-2"), Some(1));
+        for bad in ["host-0", "host-02", "node-1", "host-"] {
+            assert_eq!(host_index(bad), None, "{bad}");
+        }
     }
 }

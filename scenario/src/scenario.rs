@@ -12,6 +12,7 @@
 //!     certKey: tls.crt               # optional key names in the Secret (Opaque only may
 //!     keyKey: tls.key                #   change them, e.g. nginx.crt / nginx.key)
 //!     sans: [my-nginx.default.svc]   # optional further DNS names or IP addresses
+//! hosts: 3                          # optional: emulated hosts the nodes are spread over (`emu up --hosts`)
 //! manifests:
 //!   - run-my-nginx.yaml          # a path, relative to the scenario file
 //!   - |                          # or inline YAML text (one or more documents)
@@ -45,6 +46,18 @@ pub struct Scenario {
     pub steps: Vec<steps::Step>,
     /// `seed:` for the steps' random choices (None: a fresh one per run, shown in the report).
     pub seed: Option<u64>,
+    /// `hosts:` emulated hosts the nodes are spread over (`emu up --hosts N`); 1: every node on
+    /// the machine itself.
+    pub hosts: usize,
+}
+
+/// The names of `count` emulated hosts (`host-1`, …; the first runs the control plane), as
+/// `emu up --hosts` names them.
+pub fn host_names(count: usize) -> Vec<String> {
+    if count < 2 {
+        return Vec::new();
+    }
+    (1..=count).map(|i| format!("host-{i}")).collect()
 }
 
 /// `nodeFailure: {notReadyAfter: 4s, evictAfter: 6s}` (whole seconds).
@@ -103,6 +116,8 @@ pub enum ScenarioError {
     Nodes(String),
     #[error("scenario field `certificates[{index}].{field}`: {message}")]
     Certificate { index: usize, field: &'static str, message: String },
+    #[error("scenario field `hosts`: {0}")]
+    Hosts(String),
     #[error("scenario field `nodeFailure.{field}`: {message}")]
     NodeFailure { field: &'static str, message: String },
     #[error(transparent)]
@@ -140,6 +155,8 @@ struct RawScenario {
     steps: Vec<Value>,
     #[serde(default)]
     seed: Option<u64>,
+    #[serde(default)]
+    hosts: Option<u32>,
 }
 
 #[derive(Deserialize)]
@@ -230,8 +247,15 @@ pub fn parse(text: &str) -> Result<Scenario, ScenarioError> {
             evict_after: f.evict_after.as_deref().map(|t| seconds("evictAfter", t)).transpose()?,
         },
     };
-    let steps = steps::parse(&raw.steps, &nodes)?;
-    Ok(Scenario { name: raw.name, nodes, manifests, certificates, node_failure, steps, seed: raw.seed })
+    let hosts = raw.hosts.unwrap_or(1) as usize;
+    if hosts == 0 || hosts > nodes.len() || hosts > MAX_NODES {
+        return Err(ScenarioError::Hosts(format!(
+            "{hosts}: give between 1 and the number of nodes ({}); each host runs at least one node",
+            nodes.len()
+        )));
+    }
+    let steps = steps::parse_with_hosts(&raw.steps, &nodes, &host_names(hosts))?;
+    Ok(Scenario { name: raw.name, nodes, manifests, certificates, node_failure, steps, seed: raw.seed, hosts })
 }
 
 /// One `certificates:` entry, checked field by field.
@@ -428,6 +452,16 @@ mod tests {
 #[cfg(test)]
 mod node_failure_tests {
     use super::*;
+
+    #[test]
+    fn hosts_spread_the_nodes_and_name_what_steps_may_target() {
+        let sc = parse("nodes: 6\nhosts: 3\nsteps:\n- host: {stop: host-3}\n").unwrap();
+        assert_eq!((sc.hosts, host_names(sc.hosts)), (3, vec!["host-1".to_string(), "host-2".into(), "host-3".into()]));
+        assert_eq!(parse("nodes: 2\n").unwrap().hosts, 1);
+        let e = parse("nodes: 2\nhosts: 3\n").unwrap_err().to_string();
+        assert_eq!(e, "scenario field `hosts`: 3: give between 1 and the number of nodes (2); each host runs at least one node");
+        assert!(parse("nodes: 2\nhosts: 0\n").is_err());
+    }
 
     #[test]
     fn node_failure_timings() {

@@ -19,6 +19,8 @@
 //!   - fault: {delay: {target: node-1, delay: 100ms, jitter: 10ms}}
 //!   - clear: all
 //!   - node: {stop: node-2}                  # kill: true (killed, not frozen); {start: …}; {remove: …}
+//!   - fault: {partition: {a: [host/host-2], b: [host/host-1, host/host-3]}}   # with `hosts: N`
+//!   - host: {stop: host-2}                   # its LAN link down, its nodes frozen; {start: host-2}
 //!   - kill: {selector: app=web}              # or {pod: NAME}, controller, {agent: NODE}
 //!   - restart: controller                    # or {agent: NODE}
 //!   - sleep: 2s
@@ -69,6 +71,8 @@ pub enum Action {
     },
     /// Faults to revert; None: all (a stopped node is started again).
     Clear(Option<Vec<String>>),
+    /// `node` is a node's name, or `host/NAME` for an emulated host (`host:` steps): its LAN
+    /// link and every node of it (`Stop` and `Start` only).
     Node {
         node: String,
         op: NodeOp,
@@ -262,7 +266,7 @@ pub struct StepError {
 }
 
 /// What a step can do: one of these keys per step, besides `name` and `timeout`.
-const KINDS: [&str; 16] = [
+const KINDS: [&str; 17] = [
     "apply",
     "delete",
     "scale",
@@ -274,6 +278,7 @@ const KINDS: [&str; 16] = [
     "fault",
     "clear",
     "node",
+    "host",
     "restart",
     "kill",
     "sleep",
@@ -616,6 +621,12 @@ fn netem_duration(at: At) -> R<f64> {
 /// `node-1` or `pod/NAME` (in `namespace`, default `default`).
 fn target(at: At, nodes: &[String]) -> R<Target> {
     let t = req(at, "target", "a node name or pod/NAME", string)?;
+    if let Some(host) = fault::host_target(&t) {
+        return err(
+            &format!("{}.target", at.path),
+            format!("host/{host}: impairments of a host's LAN link are not supported yet: impair its nodes' links, or use `partition: {{a: [host/{host}], b: […]}}` or `host: {{stop: {host}}}`"),
+        );
+    }
     match t.strip_prefix("pod/") {
         Some(pod) => Ok(Target::Pod { namespace: namespace(at)?, name: pod.to_string() }),
         None => {
@@ -626,7 +637,7 @@ fn target(at: At, nodes: &[String]) -> R<Target> {
 }
 
 /// `fault: {<kind>: {…}, name: NAME}` → (kind for the default name, spec).
-fn fault(at: At, nodes: &[String]) -> R<(Option<String>, &'static str, FaultSpec)> {
+fn fault(at: At, nodes: &[String], hosts: &[String]) -> R<(Option<String>, &'static str, FaultSpec)> {
     const FAULTS: [&str; 8] = ["partition", "delay", "loss", "duplicate", "corrupt", "reorder", "rate", "linkDown"];
     let m = at.map(
         &["partition", "delay", "loss", "duplicate", "corrupt", "reorder", "rate", "linkDown", "name"],
@@ -649,6 +660,9 @@ fn fault(at: At, nodes: &[String]) -> R<(Option<String>, &'static str, FaultSpec
     let spec = req(at, kind, "", |f| match kind {
         "partition" => {
             f.map(&["a", "b", "oneWay"], "partition: {a: [node-1], b: [node-2, node-3]}")?;
+            if let Some(spec) = host_partition(f, hosts)? {
+                return Ok(spec);
+            }
             let side = |key: &str| {
                 req(f, key, "a list of node names", |s| match s.v {
                     Value::Array(list) if !list.is_empty() => items(s, list, |n| node_name(n, nodes)),
@@ -712,6 +726,61 @@ fn fault(at: At, nodes: &[String]) -> R<(Option<String>, &'static str, FaultSpec
     Ok((name, default_kind, spec))
 }
 
+/// A partition whose sides are emulated hosts (`[host/host-2]`); None when neither side names a
+/// host. A mix of nodes and hosts is refused.
+fn host_partition(f: At, hosts: &[String]) -> R<Option<FaultSpec>> {
+    let names = |key: &str| -> Vec<String> {
+        f.v.get(key).and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).map(str::to_string).collect()
+    };
+    let named = |l: &[String]| l.iter().filter(|t| fault::host_target(t).is_some()).count();
+    let (a, b) = (names("a"), names("b"));
+    match (named(&a) + named(&b), a.len() + b.len()) {
+        (0, _) => return Ok(None),
+        (h, n) if h == n => {}
+        _ => return err(f.path, "give node names on both sides, or hosts (`host/NAME`) on both sides, not a mix"),
+    }
+    let side = |key: &str, list: &[String]| -> R<Vec<String>> {
+        if list.is_empty() {
+            return err(&format!("{}.{key}", f.path), "give a list of hosts, e.g. [host/host-2]");
+        }
+        let out: Vec<String> = list.iter().filter_map(|t| fault::host_target(t)).map(str::to_string).collect();
+        if let Some(unknown) = out.iter().find(|h| !hosts.contains(h)) {
+            let known = if hosts.is_empty() { "none: set `hosts: N` (emulated hosts)".to_string() } else { hosts.join(", ") };
+            return err(&format!("{}.{key}", f.path), format!("host {unknown:?} is not in the scenario (hosts: {known})"));
+        }
+        Ok(out)
+    };
+    let (a, b) = (side("a", &a)?, side("b", &b)?);
+    if let Some(both) = a.iter().find(|h| b.contains(h)) {
+        return err(f.path, format!("host {both:?} is on both sides: put each host on one side only"));
+    }
+    let mut path = String::new();
+    let one_way = f.field("oneWay", &mut path).map(boolean).transpose()?.unwrap_or(false);
+    Ok(Some(FaultSpec::HostPartition { a, b, one_way }))
+}
+
+/// `host: {stop: host-2}` or `{start: host-2}`: the host, checked against the scenario's.
+fn host_step(a: At, hosts: &[String]) -> R<(String, NodeOp)> {
+    let m = a.map(&["stop", "start", "kill"], "host: {stop: host-2}")?;
+    let verbs: Vec<&str> = ["stop", "start"].into_iter().filter(|k| m.contains_key(*k)).collect();
+    let [verb] = verbs[..] else {
+        return err(a.path, "give `stop: HOST` (its LAN link down, its nodes frozen) or `start: HOST`");
+    };
+    if m.contains_key("kill") {
+        return err(&format!("{}.kill", a.path), "not supported for hosts: a host's nodes are frozen (leave `kill` out)");
+    }
+    let host = req(a, verb, "", string)?;
+    let host = fault::host_target(&host).unwrap_or(&host).to_string();
+    let mut path = String::new();
+    let at = a.field(verb, &mut path).expect("the verb is there");
+    let control = if verb == "stop" { hosts.first().map(String::as_str).unwrap_or_default() } else { "" };
+    fault::check_hosts(&FaultSpec::HostStop { host: host.clone(), kill: false, nodes: vec![] }, hosts, control).map_err(|e| StepError {
+        field: at.path.to_string(),
+        message: e.trim_start_matches("spec.hostStop.host: ").replace("`emu up --hosts N` (or `hosts: N` in a scenario)", "`hosts: N`"),
+    })?;
+    Ok((host, if verb == "stop" { NodeOp::Stop { kill: false } } else { NodeOp::Start }))
+}
+
 fn daemon(at: At, nodes: &[String], example: &str) -> R<Daemon> {
     if at.v.as_str() == Some("controller") {
         return Ok(Daemon::Controller);
@@ -750,11 +819,16 @@ struct Track {
 
 /// Parses and checks `steps:`; `nodes` are the scenario's nodes.
 pub fn parse(steps: &[Value], nodes: &[String]) -> Result<Vec<Step>, StepError> {
-    let mut track = Track::default();
-    steps.iter().enumerate().map(|(i, v)| step(&format!("steps[{i}]"), v, nodes, &mut track)).collect()
+    parse_with_hosts(steps, nodes, &[])
 }
 
-fn step(path: &str, v: &Value, nodes: &[String], track: &mut Track) -> R<Step> {
+/// [`parse`], in a scenario with emulated `hosts` (`hosts: N`; the first runs the control plane).
+pub fn parse_with_hosts(steps: &[Value], nodes: &[String], hosts: &[String]) -> Result<Vec<Step>, StepError> {
+    let mut track = Track::default();
+    steps.iter().enumerate().map(|(i, v)| step(&format!("steps[{i}]"), v, nodes, hosts, &mut track)).collect()
+}
+
+fn step(path: &str, v: &Value, nodes: &[String], hosts: &[String], track: &mut Track) -> R<Step> {
     let at = At { v, path };
     let example = "- wait: {pods: {selector: app=web, ready: 2}}";
     let mut allowed: Vec<&str> = KINDS.to_vec();
@@ -787,7 +861,7 @@ fn step(path: &str, v: &Value, nodes: &[String], track: &mut Track) -> R<Step> {
             "exec" | "ssh" | "outside" => Action::Run(command(kind, a, nodes)?),
             "http" => Action::Http(http(a, nodes)?),
             "fault" => {
-                let (name, kind, spec) = fault(a, nodes)?;
+                let (name, kind, spec) = fault(a, nodes, hosts)?;
                 let name = match name {
                     Some(n) if track.faults.contains(&n) => {
                         return err(
@@ -849,6 +923,16 @@ fn step(path: &str, v: &Value, nodes: &[String], track: &mut Track) -> R<Step> {
                     }
                 };
                 Action::Node { node, op }
+            }
+            "host" => {
+                let (host, op) = host_step(a, hosts)?;
+                let fault = format!("host-stop-{host}");
+                if op == NodeOp::Start {
+                    track.faults.remove(&fault);
+                } else {
+                    track.faults.insert(fault);
+                }
+                Action::Node { node: format!("{}{host}", fault::HOST_PREFIX), op }
             }
             "restart" => Action::Restart(daemon(a, nodes, "restart: {agent: node-1}")?),
             "kill" => {
@@ -961,6 +1045,10 @@ impl Action {
             }
             Action::Clear(None) => "clear all faults".into(),
             Action::Clear(Some(names)) => format!("clear {}", names.join(", ")),
+            Action::Node { node, op } if fault::host_target(node).is_some() => {
+                let host = fault::host_target(node).unwrap_or_default();
+                format!("{} host {host}", if *op == NodeOp::Start { "start" } else { "stop" })
+            }
             Action::Node { node, op: NodeOp::Stop { kill: false } } => format!("stop node {node}"),
             Action::Node { node, op: NodeOp::Stop { kill: true } } => format!("stop node {node} (killed)"),
             Action::Node { node, op: NodeOp::Start } => format!("start node {node}"),
@@ -1176,5 +1264,63 @@ mod tests {
         assert_eq!(parse_duration_ms("2m"), Ok(120_000));
         assert!(parse_duration_ms("2h").is_err());
         assert_eq!([200, 2000, 1500, 120_000].map(format_duration_ms), ["200ms", "2s", "1.5s", "2m"]);
+    }
+
+    fn on_hosts(v: Value) -> Result<Step, String> {
+        let hosts: Vec<String> = vec!["host-1".into(), "host-2".into(), "host-3".into()];
+        parse_with_hosts(&[v], &nodes(), &hosts).map(|mut s| s.remove(0)).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn host_faults_name_the_scenarios_hosts() {
+        let s = on_hosts(json!({"fault": {"partition": {"a": ["host/host-2"], "b": ["host/host-1", "host/host-3"]}}})).unwrap();
+        assert_eq!(
+            s.action,
+            Action::Fault {
+                name: "partition-1".into(),
+                spec: FaultSpec::HostPartition { a: vec!["host-2".into()], b: vec!["host-1".into(), "host-3".into()], one_way: false }
+            }
+        );
+        assert_eq!(s.name, "fault partition-1: host/host-2 <-> host/host-1,host/host-3 both ways, in the LAN");
+        let stop = on_hosts(json!({"host": {"stop": "host-2"}})).unwrap();
+        assert_eq!(stop.action, Action::Node { node: "host/host-2".into(), op: NodeOp::Stop { kill: false } });
+        assert_eq!(stop.name, "stop host host-2");
+        assert_eq!(on_hosts(json!({"host": {"start": "host/host-2"}})).unwrap().name, "start host host-2");
+        // A host stop is a fault to clear by name.
+        let hosts: Vec<String> = vec!["host-1".into(), "host-2".into()];
+        let steps = [json!({"host": {"stop": "host-2"}}), json!({"clear": "host-stop-host-2"})];
+        assert!(parse_with_hosts(&steps, &nodes(), &hosts).is_ok());
+
+        assert_eq!(
+            on_hosts(json!({"fault": {"partition": {"a": ["host/host-9"], "b": ["host/host-1"]}}})).unwrap_err(),
+            "scenario field `steps[0].fault.partition.a`: host \"host-9\" is not in the scenario (hosts: host-1, host-2, host-3)"
+        );
+        assert_eq!(
+            one(json!({"fault": {"partition": {"a": ["host/host-2"], "b": ["host/host-1"]}}})).unwrap_err(),
+            "scenario field `steps[0].fault.partition.a`: host \"host-2\" is not in the scenario (hosts: none: set `hosts: N` (emulated hosts))"
+        );
+        assert_eq!(
+            on_hosts(json!({"fault": {"partition": {"a": ["host/host-2"], "b": ["node-1"]}}})).unwrap_err(),
+            "scenario field `steps[0].fault.partition`: give node names on both sides, or hosts (`host/NAME`) on both sides, not a mix"
+        );
+        assert_eq!(
+            on_hosts(json!({"fault": {"partition": {"a": ["host/host-2"], "b": ["host/host-2"]}}})).unwrap_err(),
+            "scenario field `steps[0].fault.partition`: host \"host-2\" is on both sides: put each host on one side only"
+        );
+        let e = on_hosts(json!({"host": {"stop": "host-1"}})).unwrap_err();
+        assert!(e.starts_with("scenario field `steps[0].host.stop`: host \"host-1\" runs the control plane"), "{e}");
+        let e = one(json!({"host": {"stop": "host-2"}})).unwrap_err();
+        assert!(
+            e.starts_with("scenario field `steps[0].host.stop`: this cluster has no emulated hosts") && e.contains("`hosts: N`"),
+            "{e}"
+        );
+        let e = on_hosts(json!({"fault": {"delay": {"target": "host/host-2", "delay": "50ms"}}})).unwrap_err();
+        assert!(
+            e.starts_with(
+                "scenario field `steps[0].fault.delay.target`: host/host-2: impairments of a host's LAN link are not supported yet"
+            ),
+            "{e}"
+        );
+        assert!(on_hosts(json!({"host": {"stop": "host-2", "kill": true}})).unwrap_err().contains("not supported for hosts"));
     }
 }

@@ -1,0 +1,290 @@
+//! Faults of emulated hosts (`emu up --hosts N`, issue 18 item 3): the cluster's hosts as its Node
+//! objects name them, and the LAN reconciler that applies host partitions.
+//!
+//! A host partition is no node's: it drops the hosts' underlay traffic in their LAN (the
+//! namespace `emu-<cluster>-lan`, table `bridge emu-faults`, rendered by
+//! `emu_logic::faults::lan`), where no agent can reach and which a partitioned agent could not
+//! reach anyway. So the controller applies it, level-triggered, from every pass
+//! (`controllers.rs`): it puts its finalizer ([`faults::LAN_FINALIZER`]) on a host partition,
+//! renders the table of the partitions it holds, pipes it to one `nft -f -` in the LAN's
+//! namespace when it differs from what it applied (a failure is retried after a back-off, 0.5 s
+//! doubling to 5 s), then writes its entry ([`faults::LAN_APPLIER`]) of `status.appliedOn`, and
+//! takes entry and finalizer off a deleted partition once the table no longer has it. A
+//! restarted controller applies the table anew on its first pass, so partitions survive it, and
+//! one cleared while it was down is reverted then.
+//!
+//! Host stops follow node stops (`relay.rs`, `HostStop`/`HostStart`): the CLI asks the
+//! controller, which records the Fault and has the provider take the host's LAN link down and
+//! freeze its nodes.
+
+use crate::state::Shared;
+use crate::store::{ObjectKey, Store, StoreError};
+use emu_api::fault::{self, FaultSpec};
+use emu_api::object;
+use emu_logic::cluster::{HOST_LABEL, UNDERLAY_ANNOTATION};
+use emu_logic::faults::{self, lan, AppliedOn};
+use emu_provider::hosts::NftRunner;
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// One emulated host, as its nodes' objects name it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Host {
+    /// Its underlay address on the LAN (the nodes' [`UNDERLAY_ANNOTATION`]).
+    pub address: String,
+    /// Its nodes, by name.
+    pub nodes: Vec<String>,
+}
+
+/// The hosts of `nodes` (Node objects) by name: each node's [`HOST_LABEL`] and underlay address.
+/// Nodes without a host (a cluster on one machine) are left out.
+pub fn hosts_of<'a>(nodes: impl IntoIterator<Item = &'a Value>) -> BTreeMap<String, Host> {
+    let mut out: BTreeMap<String, Host> = BTreeMap::new();
+    for n in nodes {
+        let Some(host) = n["metadata"]["labels"][HOST_LABEL].as_str().filter(|h| !h.is_empty()) else { continue };
+        let entry = out.entry(host.to_string()).or_default();
+        if let Some(a) = n["metadata"]["annotations"][UNDERLAY_ANNOTATION].as_str().filter(|a| !a.is_empty()) {
+            entry.address = a.to_string();
+        }
+        entry.nodes.push(object::name(n).to_string());
+    }
+    out.values_mut().for_each(|h| h.nodes.sort());
+    out
+}
+
+/// The cluster's emulated hosts: none unless its LAN exists on this (the control plane's)
+/// machine; real machines that joined are not emulated (there is no LAN of emu's to cut them in).
+pub fn emulated_hosts(shared: &Shared) -> BTreeMap<String, Host> {
+    if !emu_provider::hosts::has_lan(&shared.cluster.name) {
+        return BTreeMap::new();
+    }
+    let (nodes, _) = shared.store.list_shared("Node", None);
+    hosts_of(nodes.iter().map(|n| &**n))
+}
+
+/// The back-off after a failed apply: 0.5 s, doubling up to 5 s.
+const RETRY_FIRST: Duration = Duration::from_millis(500);
+const RETRY_MAX: Duration = Duration::from_secs(5);
+
+/// The LAN's table, pass after pass.
+pub struct LanReconciler {
+    nft: Arc<dyn NftRunner>,
+    /// The script last applied successfully (None: nothing yet, so the first pass applies).
+    applied: Option<String>,
+    /// No apply before this after a failure, and the next back-off.
+    retry_at: Option<Instant>,
+    backoff: Duration,
+    /// When each partition in effect (by uid) took effect, for its status entry.
+    since: BTreeMap<String, String>,
+}
+
+impl LanReconciler {
+    pub fn new(nft: Arc<dyn NftRunner>) -> LanReconciler {
+        LanReconciler { nft, applied: None, retry_at: None, backoff: RETRY_FIRST, since: BTreeMap::new() }
+    }
+
+    /// One pass over the store's Faults, with each host's address on the LAN (`addresses`).
+    /// Returns whether the table is as the faults want it.
+    pub fn pass(&mut self, store: &Store, addresses: &BTreeMap<String, String>) -> bool {
+        let (all, _) = store.list_shared(fault::KIND, None);
+        let mut partitions: Vec<(Value, FaultSpec)> = all
+            .iter()
+            .filter(|f| f["spec"]["hostPartition"].is_object())
+            .filter_map(|f| match fault::parse(f, &[]) {
+                Ok(spec) => Some(((**f).clone(), spec)),
+                Err(e) => {
+                    tracing::warn!(fault = %object::name(f), error = %e, "ignoring an invalid host partition");
+                    None
+                }
+            })
+            .collect();
+        if partitions.is_empty() && self.applied.is_some() && self.since.is_empty() {
+            // Nothing held, nothing to revert: the usual pass of a cluster without host faults.
+            if self.applied.as_deref() == Some(lan::lan_script(&[], addresses).as_str()) {
+                return true;
+            }
+        }
+        // Held before applied, so that a deletion waits for the revert.
+        for (f, _) in partitions.iter_mut() {
+            if !object::is_terminating(f) {
+                if let Some(held) = faults::with_lan_finalizer(f, true) {
+                    match store.update(held) {
+                        Ok(stored) => *f = stored,
+                        Err(e) => tracing::debug!(fault = %object::name(f), error = %e, "holding a host partition (again next pass)"),
+                    }
+                }
+            }
+        }
+        let wanted = |f: &Value| !object::is_terminating(f) && faults::lan_holds(f);
+        let specs: Vec<(String, FaultSpec)> =
+            partitions.iter().filter(|(f, _)| wanted(f)).map(|(f, s)| (object::name(f).to_string(), s.clone())).collect();
+        let script = lan::lan_script(&specs, addresses);
+        if self.applied.as_ref() != Some(&script) && self.retry_at.is_none_or(|t| Instant::now() >= t) {
+            match self.nft.apply(&script) {
+                Ok(()) => {
+                    tracing::info!(partitions = specs.len(), "host partitions set in the LAN");
+                    tracing::trace!(%script, "LAN table");
+                    self.applied = Some(script.clone());
+                    (self.retry_at, self.backoff) = (None, RETRY_FIRST);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, retry_in = ?self.backoff, "applying the host partitions in the LAN failed");
+                    self.retry_at = Some(Instant::now() + self.backoff);
+                    self.backoff = (self.backoff * 2).min(RETRY_MAX);
+                }
+            }
+        }
+        let done = self.applied.as_ref() == Some(&script);
+        let now = faults::micro_time(std::time::SystemTime::now());
+        let mut seen = BTreeSet::new();
+        for (f, spec) in &partitions {
+            let uid = object::uid(f).to_string();
+            let in_effect = done && wanted(f) && lan::unknown_hosts(spec, addresses).is_empty();
+            if in_effect {
+                seen.insert(uid.clone());
+            }
+            let entry = in_effect.then(|| AppliedOn {
+                node: faults::LAN_APPLIER.into(),
+                since: self.since.entry(uid.clone()).or_insert_with(|| now.clone()).clone(),
+                observed_generation: f["metadata"]["generation"].as_i64().unwrap_or(1),
+            });
+            let mut next = f.clone();
+            if let Some(status) = faults::with_applied(f, faults::LAN_APPLIER, entry.as_ref()) {
+                next["status"] = status["status"].clone();
+            }
+            // Let go of a deleted partition once the table no longer has it.
+            if done && !wanted(f) {
+                next = faults::with_lan_finalizer(&next, false).unwrap_or(next);
+            }
+            if next != *f {
+                match store.update(next) {
+                    Ok(_) | Err(StoreError::NotFound { .. }) => {}
+                    Err(e) => tracing::debug!(fault = %object::name(f), error = %e, "recording a host partition (again next pass)"),
+                }
+            }
+        }
+        self.since.retain(|uid, _| seen.contains(uid));
+        done
+    }
+}
+
+/// The controller's LAN reconciler (the pass keeps no other state of it); None on a cluster
+/// without emulated hosts, whose LAN never appears later.
+static LAN: OnceLock<Option<Mutex<LanReconciler>>> = OnceLock::new();
+
+/// A pass of the LAN reconciler, from the controller's pass.
+pub fn sync(shared: &Shared) {
+    let lan = LAN.get_or_init(|| {
+        let cluster = &shared.cluster.name;
+        emu_provider::hosts::has_lan(cluster).then(|| Mutex::new(LanReconciler::new(Arc::new(emu_provider::hosts::lan_nft(cluster)))))
+    });
+    let Some(lan) = lan else { return };
+    let (nodes, _) = shared.store.list_shared("Node", None);
+    let addresses: BTreeMap<String, String> = hosts_of(nodes.iter().map(|n| &**n))
+        .into_iter()
+        .filter(|(_, h)| !h.address.is_empty())
+        .map(|(name, h)| (name, h.address))
+        .collect();
+    lan.lock().unwrap_or_else(|e| e.into_inner()).pass(&shared.store, &addresses);
+}
+
+/// The Fault of `host`'s stop, if it is stopped.
+pub fn host_stop(shared: &Shared, host: &str) -> Option<Value> {
+    let (all, _) = shared.store.list_shared(fault::KIND, None);
+    all.iter().find(|f| f["spec"]["hostStop"]["host"] == host).map(|f| (**f).clone())
+}
+
+/// The key of Fault `name`.
+pub fn fault_key(name: &str) -> ObjectKey {
+    ObjectKey { kind: fault::KIND.into(), namespace: String::new(), name: name.into() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use emu_provider::hosts::FakeNft;
+    use serde_json::json;
+
+    fn node(name: &str, host: &str, address: &str) -> Value {
+        json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": name,
+            "labels": {HOST_LABEL: host}, "annotations": {UNDERLAY_ANNOTATION: address}}})
+    }
+
+    fn addresses() -> BTreeMap<String, String> {
+        (1..=3).map(|i| (format!("host-{i}"), format!("192.0.2.{i}"))).collect()
+    }
+
+    fn partition(store: &Store, name: &str) {
+        let spec = FaultSpec::HostPartition { a: vec!["host-2".into()], b: vec!["host-1".into(), "host-3".into()], one_way: false };
+        store.create(fault::to_object(name, &spec)).unwrap();
+    }
+
+    fn get(store: &Store, name: &str) -> Option<Value> {
+        store.get(&fault_key(name))
+    }
+
+    #[test]
+    fn hosts_are_read_from_their_nodes() {
+        let nodes = [node("node-3", "host-2", "192.0.2.2"), node("node-1", "host-1", "192.0.2.1"), node("node-4", "host-2", "192.0.2.2")];
+        let mut alone = node("solo", "", "");
+        alone["metadata"]["labels"][HOST_LABEL] = json!("");
+        let hosts = hosts_of(nodes.iter().chain([&alone]));
+        assert_eq!(hosts.keys().collect::<Vec<_>>(), ["host-1", "host-2"]);
+        assert_eq!(hosts["host-2"], Host { address: "192.0.2.2".into(), nodes: vec!["node-3".into(), "node-4".into()] });
+    }
+
+    #[test]
+    fn a_host_partition_is_held_applied_in_the_lan_reported_and_reverted_once_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("store.redb")).unwrap();
+        let nft = Arc::new(FakeNft::new());
+        let mut lan = LanReconciler::new(nft.clone());
+        // The first pass converges the table even without faults (a restarted controller).
+        assert!(lan.pass(&store, &addresses()));
+        assert_eq!(nft.scripts(), [lan::lan_script(&[], &addresses())]);
+        assert!(lan.pass(&store, &addresses()));
+        assert_eq!(nft.scripts().len(), 1, "nothing changed: no nft");
+
+        partition(&store, "partition-1");
+        assert!(lan.pass(&store, &addresses()));
+        let script = nft.scripts().last().unwrap().clone();
+        assert!(lan::drops(&script, "192.0.2.2", "192.0.2.1").unwrap() && !lan::drops(&script, "192.0.2.1", "192.0.2.3").unwrap());
+        let f = get(&store, "partition-1").unwrap();
+        assert!(faults::lan_holds(&f), "{f}");
+        let p = faults::lan_progress(&f);
+        assert_eq!((faults::status_word(&p), p.in_effect), ("Applied", vec![faults::LAN_APPLIER.to_string()]));
+        // Agents never hold it.
+        assert!(faults::holders(&f).is_empty());
+
+        // Deleted: Terminating (the finalizer) until the table no longer has it, then gone.
+        store
+            .update({
+                let mut d = f.clone();
+                d["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");
+                d
+            })
+            .unwrap();
+        nft.fail_next(1);
+        assert!(!lan.pass(&store, &addresses()), "the revert failed");
+        assert!(get(&store, "partition-1").is_some(), "still held");
+        lan.retry_at = None;
+        assert!(lan.pass(&store, &addresses()));
+        assert_eq!(nft.scripts().last().unwrap(), &lan::lan_script(&[], &addresses()));
+        assert!(get(&store, "partition-1").is_none(), "let go: the deletion completed");
+    }
+
+    #[test]
+    fn a_partition_naming_a_host_without_address_is_held_but_not_in_effect() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("store.redb")).unwrap();
+        let mut lan = LanReconciler::new(Arc::new(FakeNft::new()));
+        partition(&store, "partition-1");
+        let mut known = addresses();
+        known.remove("host-2");
+        assert!(lan.pass(&store, &known));
+        let f = get(&store, "partition-1").unwrap();
+        assert!(faults::lan_holds(&f) && faults::lan_progress(&f).in_effect.is_empty(), "{f}");
+    }
+}
