@@ -131,7 +131,7 @@ fn host_partitions_and_stops_on_emulated_hosts() {
     println!("host partition → host-2's nodes NotReady: {:?}", cut_at.elapsed());
     c.wait_for("host-2's replicas replaced on host-1 and host-3", Duration::from_secs(20), || {
         let by_host = live_web_pods_by_host(&c);
-        (by_host.get("host-2").is_none() && by_host.values().sum::<usize>() == 6).then_some(())
+        (!by_host.contains_key("host-2") && by_host.values().sum::<usize>() == 6).then_some(())
     });
     println!("host partition → its 2 replicas replaced on the other hosts (6 Ready there): {:?}", cut_at.elapsed());
 
