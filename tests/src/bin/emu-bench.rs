@@ -10,6 +10,15 @@
 //!
 //! `emu-bench [up] [pods] [netsetup]` runs only those sections: `up` is 1 and 5, `pods` 2 and 4,
 //! `netsetup` 3.
+//!
+//! `emu-bench hosts` (not part of the default run; `scripts/bench` runs it next) measures many
+//! machines, one cluster, with emulated hosts: iperf3 and new connections per second through a
+//! ClusterIP across hosts against one host, `emu join` time, `emu up --hosts 3` against one host
+//! (see [hosts]).
+
+// A module file beside this binary's (a file directly in src/bin/ would be a binary of its own).
+#[path = "emu-bench/hosts.rs"]
+mod hosts;
 
 use emu_tests::{emu, require_root};
 use serde_json::Value;
@@ -56,11 +65,12 @@ fn spread(v: &mut [f64]) -> String {
 fn main() {
     require_root();
     let args: Vec<String> = std::env::args().skip(1).collect();
-    if let Some(bad) = args.iter().find(|a| !["up", "pods", "netsetup"].contains(&a.as_str())) {
-        eprintln!("error: unknown section {bad:?}; usage: emu-bench [up] [pods] [netsetup]");
+    if let Some(bad) = args.iter().find(|a| !["up", "pods", "netsetup", "hosts"].contains(&a.as_str())) {
+        eprintln!("error: unknown section {bad:?}; usage: emu-bench [up] [pods] [netsetup] [hosts]");
         std::process::exit(2);
     }
-    let run = |section: &str| args.is_empty() || args.iter().any(|a| a == section);
+    // `hosts` runs only when named: scripts/bench runs it on a line of its own.
+    let run = |section: &str| (args.is_empty() && section != "hosts") || args.iter().any(|a| a == section);
     let scenario = concat!(env!("CARGO_MANIFEST_DIR"), "/../scenarios/nginx.yaml");
     emu(&["down", "--cluster", CLUSTER]);
     println!("emu benchmark ({} cores)", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
@@ -123,6 +133,14 @@ fn main() {
             ipcmd,
             ipcmd / netlink
         );
+    }
+
+    // Many machines, one cluster: emulated hosts (issue 18).
+    if run("hosts") {
+        if let Err(e) = hosts::run(&rt) {
+            eprintln!("emu-bench hosts failed: {e:#}");
+            std::process::exit(1);
+        }
     }
 }
 
