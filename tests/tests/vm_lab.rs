@@ -547,6 +547,8 @@ fn three_vms_make_one_cluster() {
         assert_eq!(got, BIG.to_string(), "{} → {}", emu_tests::name(client), emu_tests::name(server));
     }
 
+    println!("checked: pod to pod across VMs (emu-1 → emu-2 → emu-3 → emu-1) with the client's IP in nginx's log, {BIG} bytes across the overlay");
+
     // A ClusterIP and the Service's DNS name, from the pod on emu-3.
     let cluster_ip = vms[0].emu("get svc web -o jsonpath={.spec.clusterIP}");
     for target in [cluster_ip.as_str(), "web", "web.default.svc.cluster.local"] {
@@ -572,6 +574,8 @@ fn three_vms_make_one_cluster() {
         let out = vms[0].run(&format!("emu outside -- {curl} http://{lb}/"), Duration::from_secs(60));
         (out.stdout == "200").then_some(())
     });
+
+    println!("checked: ClusterIP {cluster_ip}, web and web.default.svc.cluster.local from a pod on emu-3; NodePort 30080 on emu-2's and emu-3's nodes and LoadBalancer {lb} from the outside world");
 
     // emu-3 leaves: its node goes, its pod is replaced on the others.
     let left = Instant::now();
