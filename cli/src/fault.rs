@@ -666,7 +666,8 @@ pub enum HostCommand {
     Stop {
         /// The host's name (`emu get nodes -L emu.dev/host`), e.g. host-2.
         host: String,
-        /// Not supported for hosts (their agents would have to be started again inside the host).
+        /// Kill its nodes' agents and pods instead of freezing them (a power loss): `start` then
+        /// boots them afresh (the agents restart the pods not evicted meanwhile).
         #[arg(long)]
         kill: bool,
     },
@@ -700,8 +701,11 @@ pub(crate) fn host_op(ctx: &Ctx, client: &mut Client, host: &str, op: NodeOp, wa
         NodeOp::Start => ctx.block_on(relay.host_start(request(false))),
         NodeOp::Remove => bail!("host/{host}: a host is not removed; its machine leaves with `emu leave` run there"),
     };
-    let message = done.map_err(relay_error)?.into_inner().message;
+    let done = done.map_err(relay_error)?.into_inner();
+    let message = done.message;
     let Some(timeout) = wait.filter(|_| op == NodeOp::Start && message == format!("host/{host} started")) else { return Ok(message) };
+    // New agents (after a kill): only their entries after their start count.
+    let after = Some(done.agent_started).filter(|t| !t.is_empty());
     let hosts = hosts(ctx)?;
     let nodes: Vec<String> = hosts.node_hosts.iter().filter(|(_, h)| h.as_str() == host).map(|(n, _)| n.clone()).collect();
     let names = ctx.node_names()?;
@@ -713,7 +717,7 @@ pub(crate) fn host_op(ctx: &Ctx, client: &mut Client, host: &str, op: NodeOp, wa
         let away = hosts.unreachable(&all.values().cloned().collect::<Vec<_>>());
         let behind = |f: &Value| {
             fault::parse(f, &names)
-                .is_ok_and(|spec| nodes.iter().any(|n| !away.contains(n) && !faults::caught_up(f, &spec, n, pod_node, None)))
+                .is_ok_and(|spec| nodes.iter().any(|n| !away.contains(n) && !faults::caught_up(f, &spec, n, pod_node, after.as_deref())))
         };
         all.values().filter(|f| behind(f)).map(|f| object::name(f).to_string()).collect()
     })?;

@@ -85,6 +85,12 @@ impl LanReconciler {
         LanReconciler { nft, applied: None, retry_at: None, backoff: RETRY_FIRST, since: BTreeMap::new() }
     }
 
+    /// Whether the table holds no partition and none is in effect: with no host partition in the
+    /// store, a pass has nothing to do (the usual pass of a cluster without host faults).
+    fn idle(&self) -> bool {
+        self.since.is_empty() && self.applied.as_deref().is_some_and(|s| !s.contains(" drop"))
+    }
+
     /// One pass over the store's Faults, with each host's address on the LAN (`addresses`).
     /// Returns whether the table is as the faults want it.
     pub fn pass(&mut self, store: &Store, addresses: &BTreeMap<String, String>) -> bool {
@@ -100,11 +106,8 @@ impl LanReconciler {
                 }
             })
             .collect();
-        if partitions.is_empty() && self.applied.is_some() && self.since.is_empty() {
-            // Nothing held, nothing to revert: the usual pass of a cluster without host faults.
-            if self.applied.as_deref() == Some(lan::lan_script(&[], addresses).as_str()) {
-                return true;
-            }
+        if partitions.is_empty() && self.idle() {
+            return true;
         }
         // Held before applied, so that a deletion waits for the revert.
         for (f, _) in partitions.iter_mut() {
@@ -181,13 +184,18 @@ pub fn sync(shared: &Shared) {
         emu_provider::hosts::has_lan(cluster).then(|| Mutex::new(LanReconciler::new(Arc::new(emu_provider::hosts::lan_nft(cluster)))))
     });
     let Some(lan) = lan else { return };
+    let mut lan = lan.lock().unwrap_or_else(|e| e.into_inner());
+    let (all, _) = shared.store.list_shared(fault::KIND, None);
+    if lan.idle() && !all.iter().any(|f| f["spec"]["hostPartition"].is_object()) {
+        return;
+    }
     let (nodes, _) = shared.store.list_shared("Node", None);
     let addresses: BTreeMap<String, String> = hosts_of(nodes.iter().map(|n| &**n))
         .into_iter()
         .filter(|(_, h)| !h.address.is_empty())
         .map(|(name, h)| (name, h.address))
         .collect();
-    lan.lock().unwrap_or_else(|e| e.into_inner()).pass(&shared.store, &addresses);
+    lan.pass(&shared.store, &addresses);
 }
 
 /// The Fault of `host`'s stop, if it is stopped.

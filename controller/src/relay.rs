@@ -110,7 +110,11 @@ impl RelayService {
         let config = self.provider.config().map_err(|e| Status::internal(format!("{e:#}")))?;
         if config.node(node).is_none() {
             let key = crate::store::ObjectKey { kind: "Node".into(), namespace: String::new(), name: node.into() };
-            let host = self.shared.store.get(&key).and_then(|n| n["metadata"]["labels"][emu_logic::cluster::HOST_LABEL].as_str().map(String::from));
+            let host = self
+                .shared
+                .store
+                .get(&key)
+                .and_then(|n| n["metadata"]["labels"][emu_logic::cluster::HOST_LABEL].as_str().map(String::from));
             let host = host.unwrap_or_else(|| "another machine".into());
             return Err(Status::failed_precondition(format!(
                 "node {node:?} runs on {host}, a machine that joined the cluster: its power is that machine's (`emu leave` there removes its nodes; emulated hosts: `emu host stop {host}`)"
@@ -436,11 +440,6 @@ impl Relay for RelayService {
     /// its nodes. Its agents are frozen: they catch up when it starts.
     async fn host_stop(&self, req: Request<HostOpRequest>) -> Result<Response<NodeOpResponse>, Status> {
         let HostOpRequest { host, kill, wait_ms } = req.into_inner();
-        if kill {
-            return Err(Status::unimplemented(format!(
-                "host/{host}: --kill is not supported for hosts (their agents would have to be started again inside the host): stop it without --kill (its nodes frozen)"
-            )));
-        }
         let (index, nodes) = self.check_host(&host, true)?;
         if crate::host_faults::host_stop(&self.shared, &host).is_some() {
             return Ok(response(format!("host/{host} is already stopped")));
@@ -451,18 +450,18 @@ impl Relay for RelayService {
         self.api().apply(Request::new(request)).await?;
         let wait = (wait_ms > 0).then(|| Duration::from_millis(wait_ms));
         let (cluster, frozen) = (self.shared.cluster.name.clone(), nodes.clone());
-        let stopped = tokio::task::spawn_blocking(move || emu_provider::hosts::stop_host(&cluster, index, &frozen, wait))
+        let stopped = tokio::task::spawn_blocking(move || emu_provider::hosts::stop_host(&cluster, index, &frozen, kill, wait))
             .await
             .map_err(|e| Status::internal(e.to_string()))?;
         if let Err(e) = stopped {
             // Nothing half-stopped stays recorded as stopped: start what was done, then drop the record.
             let (cluster, thawed) = (self.shared.cluster.name.clone(), nodes.clone());
-            let _ = tokio::task::spawn_blocking(move || emu_provider::hosts::start_host(&cluster, index, &thawed, None)).await;
+            let _ = tokio::task::spawn_blocking(move || emu_provider::hosts::start_host(&cluster, index, &thawed, kill, None)).await;
             self.delete_fault(&format!("host-stop-{host}")).await?;
             return Err(Status::internal(format!("stopping host/{host}: {e:#}")));
         }
         let what = if nodes.is_empty() { "no nodes".to_string() } else { format!("nodes {}", nodes.join(", ")) };
-        Ok(response(format!("host/{host} stopped: LAN link down, {what} frozen")))
+        Ok(response(format!("host/{host} stopped: LAN link down, {what} {}", if kill { "killed" } else { "frozen" })))
     }
 
     async fn host_start(&self, req: Request<HostOpRequest>) -> Result<Response<NodeOpResponse>, Status> {
@@ -471,19 +470,21 @@ impl Relay for RelayService {
         let Some(stop) = crate::host_faults::host_stop(&self.shared, &host) else {
             return Ok(response(format!("host/{host} is not stopped")));
         };
-        // The nodes it froze (one that joined meanwhile was never frozen).
-        let nodes = match fault::parse(&stop, &[]) {
-            Ok(FaultSpec::HostStop { nodes, .. }) => nodes,
-            _ => Vec::new(),
+        // The nodes it stopped (one that joined meanwhile never was).
+        let (nodes, killed) = match fault::parse(&stop, &[]) {
+            Ok(FaultSpec::HostStop { nodes, kill, .. }) => (nodes, kill),
+            _ => (Vec::new(), false),
         };
         let wait = (wait_ms > 0).then(|| Duration::from_millis(wait_ms));
+        // New agents' entries are newer than their start.
+        let agent_started = if killed { faults::micro_time(std::time::SystemTime::now()) } else { String::new() };
         let (cluster, thawed) = (self.shared.cluster.name.clone(), nodes.clone());
-        tokio::task::spawn_blocking(move || emu_provider::hosts::start_host(&cluster, index, &thawed, wait))
+        tokio::task::spawn_blocking(move || emu_provider::hosts::start_host(&cluster, index, &thawed, killed, wait))
             .await
             .map_err(|e| Status::internal(e.to_string()))?
             .map_err(|e| Status::internal(format!("starting host/{host}: {e:#}")))?;
         self.delete_fault(object::name(&stop)).await?;
-        Ok(response(format!("host/{host} started")))
+        Ok(Response::new(NodeOpResponse { message: format!("host/{host} started"), agent_started }))
     }
 
     async fn node_remove(&self, req: Request<NodeOpRequest>) -> Result<Response<NodeOpResponse>, Status> {
@@ -604,8 +605,7 @@ mod tests {
         let e = relay.host_stop(op("host-2", false)).await.unwrap_err();
         assert_eq!(e.code(), tonic::Code::NotFound);
         assert!(e.message().starts_with("this cluster has no emulated hosts"), "{}", e.message());
-        let e = relay.host_stop(op("host-2", true)).await.unwrap_err();
-        assert!(e.message().contains("--kill is not supported for hosts"), "{}", e.message());
+        assert_eq!(relay.host_stop(op("host-2", true)).await.unwrap_err().code(), tonic::Code::NotFound);
         assert!(relay.host_start(op("host-2", false)).await.is_err());
         assert!(relay.hosts(Request::new(HostsRequest {})).await.unwrap().into_inner().hosts.is_empty());
         assert!(provider.calls().is_empty());

@@ -294,9 +294,10 @@ pub fn describe(spec: &FaultSpec) -> (String, String, String) {
             let how = if *one_way { "one way, in the LAN" } else { "both ways, in the LAN" };
             ("partition".into(), format!("{} {arrow} {}", hosts(a), hosts(b)), how.into())
         }
-        FaultSpec::HostStop { host, nodes, .. } => {
-            let frozen = if nodes.is_empty() { "no nodes".to_string() } else { format!("nodes {}", nodes.join(",")) };
-            ("host-stop".into(), format!("host/{host}"), format!("LAN link down, {frozen} frozen"))
+        FaultSpec::HostStop { host, nodes, kill } => {
+            let which = if nodes.is_empty() { "no nodes".to_string() } else { format!("nodes {}", nodes.join(",")) };
+            let how = if *kill { "killed" } else { "frozen" };
+            ("host-stop".into(), format!("host/{host}"), format!("LAN link down, {which} {how}"))
         }
     }
 }

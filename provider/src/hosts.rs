@@ -181,22 +181,71 @@ pub fn lan_nft(cluster: &str) -> emu_host::nft::RealNft {
 
 /// Emulated host `index` loses power, as its peers see it: its LAN link goes down (the LAN's
 /// side of it, `veth-h<index>`), then every process of its `nodes` (agents, pods) is frozen,
-/// with `wait` until the kernel says so. Its namespaces, links inside and files stay.
-pub fn stop_host(cluster: &str, index: usize, nodes: &[String], wait: Option<std::time::Duration>) -> anyhow::Result<()> {
+/// with `wait` until the kernel says so, or, with `kill`, killed. Its namespaces, links inside
+/// and files stay.
+pub fn stop_host(cluster: &str, index: usize, nodes: &[String], kill: bool, wait: Option<std::time::Duration>) -> anyhow::Result<()> {
     set_lan_link(cluster, index, false)?;
     for n in nodes {
-        freeze_node(cluster, n, true, wait)?;
+        if kill {
+            kill_node(cluster, n)?;
+        } else {
+            freeze_node(cluster, n, true, wait)?;
+        }
     }
     Ok(())
 }
 
-/// Power back: the nodes' processes thawed (with `wait`, until they are), then the LAN link up.
-/// Nothing inside the host went down, so its routes and neighbours are as they were.
-pub fn start_host(cluster: &str, index: usize, nodes: &[String], wait: Option<std::time::Duration>) -> anyhow::Result<()> {
+/// Power back: the LAN link up, then the nodes' processes thawed (with `wait`, until they are)
+/// or, after a kill, each node's agent started again on the host as its own machine starts it
+/// (`emu restart agent NODE` in the host's mount and network namespaces); the agents restart the
+/// pods still bound to their nodes. Nothing inside the host went down, so its routes and
+/// neighbours are as they were.
+pub fn start_host(cluster: &str, index: usize, nodes: &[String], killed: bool, wait: Option<std::time::Duration>) -> anyhow::Result<()> {
+    set_lan_link(cluster, index, true)?;
     for n in nodes {
-        freeze_node(cluster, n, false, wait)?;
+        if killed {
+            start_agent_on_host(cluster, index, n)?;
+        } else {
+            freeze_node(cluster, n, false, wait)?;
+        }
     }
-    set_lan_link(cluster, index, true)
+    Ok(())
+}
+
+/// Kills every process of node `node` (agent, shims, containers), also frozen ones.
+fn kill_node(cluster: &str, node: &str) -> anyhow::Result<()> {
+    let dir = emu_host::cgroup::node_dir(&emu_host::cgroup::cluster_dir(cluster)?, node);
+    // A frozen process cannot die: thaw first.
+    if dir.join("cgroup.freeze").exists() {
+        let _ = std::fs::write(dir.join("cgroup.freeze"), "0");
+    }
+    emu_host::cgroup::kill_and_remove(&dir, std::time::Duration::from_secs(10))
+        .with_context(|| format!("killing the processes of node {node} ({})", dir.display()))
+}
+
+/// Starts the agent of `node` on emulated host `index` as the host itself would: `emu restart
+/// agent NODE` run in the host's mount namespace (its own `/run/emu` and `/run/netns`, pinned)
+/// and network namespace.
+fn start_agent_on_host(cluster: &str, index: usize, node: &str) -> anyhow::Result<()> {
+    let host = host_name(index);
+    let emu = crate::programs::companion("emu")?;
+    let mount = format!("--mount={}", pin_path(cluster, &host).display());
+    let net = format!("--net={}", host_netns(cluster, index).display());
+    let out = Command::new("nsenter")
+        .args([&mount, &net])
+        .arg(&emu)
+        .args(["restart", "agent", node, "--cluster", cluster])
+        .env_remove("EMU_CLUSTER")
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("running nsenter {mount} {net} {} restart agent {node}", emu.display()))?;
+    if !out.status.success() {
+        bail!(
+            "host {host}: starting the agent of node {node} (`emu restart agent {node}` there) failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
 }
 
 /// The LAN's side of emulated host `index`'s link up or down.

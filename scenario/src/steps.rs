@@ -20,7 +20,7 @@
 //!   - clear: all
 //!   - node: {stop: node-2}                  # kill: true (killed, not frozen); {start: …}; {remove: …}
 //!   - fault: {partition: {a: [host/host-2], b: [host/host-1, host/host-3]}}   # with `hosts: N`
-//!   - host: {stop: host-2}                   # its LAN link down, its nodes frozen; {start: host-2}
+//!   - host: {stop: host-2}                   # its LAN link down, its nodes frozen (kill: true: killed); {start: …}
 //!   - kill: {selector: app=web}              # or {pod: NAME}, controller, {agent: NODE}
 //!   - restart: controller                    # or {agent: NODE}
 //!   - sleep: 2s
@@ -764,10 +764,11 @@ fn host_step(a: At, hosts: &[String]) -> R<(String, NodeOp)> {
     let m = a.map(&["stop", "start", "kill"], "host: {stop: host-2}")?;
     let verbs: Vec<&str> = ["stop", "start"].into_iter().filter(|k| m.contains_key(*k)).collect();
     let [verb] = verbs[..] else {
-        return err(a.path, "give `stop: HOST` (its LAN link down, its nodes frozen) or `start: HOST`");
+        return err(a.path, "give `stop: HOST` (its LAN link down, its nodes frozen; `kill: true` kills them) or `start: HOST`");
     };
-    if m.contains_key("kill") {
-        return err(&format!("{}.kill", a.path), "not supported for hosts: a host's nodes are frozen (leave `kill` out)");
+    let kill = opt(a, "kill", boolean)?;
+    if kill.is_some() && verb != "stop" {
+        return err(a.path, "`kill` goes with `stop`");
     }
     let host = req(a, verb, "", string)?;
     let host = fault::host_target(&host).unwrap_or(&host).to_string();
@@ -778,7 +779,7 @@ fn host_step(a: At, hosts: &[String]) -> R<(String, NodeOp)> {
         field: at.path.to_string(),
         message: e.trim_start_matches("spec.hostStop.host: ").replace("`emu up --hosts N` (or `hosts: N` in a scenario)", "`hosts: N`"),
     })?;
-    Ok((host, if verb == "stop" { NodeOp::Stop { kill: false } } else { NodeOp::Start }))
+    Ok((host, if verb == "stop" { NodeOp::Stop { kill: kill.unwrap_or(false) } } else { NodeOp::Start }))
 }
 
 fn daemon(at: At, nodes: &[String], example: &str) -> R<Daemon> {
@@ -1047,7 +1048,11 @@ impl Action {
             Action::Clear(Some(names)) => format!("clear {}", names.join(", ")),
             Action::Node { node, op } if fault::host_target(node).is_some() => {
                 let host = fault::host_target(node).unwrap_or_default();
-                format!("{} host {host}", if *op == NodeOp::Start { "start" } else { "stop" })
+                match op {
+                    NodeOp::Start => format!("start host {host}"),
+                    NodeOp::Stop { kill: true } => format!("stop host {host} (killed)"),
+                    _ => format!("stop host {host}"),
+                }
             }
             Action::Node { node, op: NodeOp::Stop { kill: false } } => format!("stop node {node}"),
             Action::Node { node, op: NodeOp::Stop { kill: true } } => format!("stop node {node} (killed)"),
@@ -1321,6 +1326,11 @@ mod tests {
             ),
             "{e}"
         );
-        assert!(on_hosts(json!({"host": {"stop": "host-2", "kill": true}})).unwrap_err().contains("not supported for hosts"));
+        let killed = on_hosts(json!({"host": {"stop": "host-2", "kill": true}})).unwrap();
+        assert_eq!(
+            (killed.action, killed.name.as_str()),
+            (Action::Node { node: "host/host-2".into(), op: NodeOp::Stop { kill: true } }, "stop host host-2 (killed)")
+        );
+        assert!(on_hosts(json!({"host": {"start": "host-2", "kill": true}})).unwrap_err().contains("`kill` goes with `stop`"));
     }
 }
