@@ -82,13 +82,18 @@ struct Leftovers {
 impl Leftovers {
     fn clean(&mut self) {
         for pid in self.pids.drain(..) {
-            // SAFETY: kill has no memory preconditions; the PID is a QEMU this test started
-            // (and has not reaped, so it cannot have been reused), as the leader of its own group.
+            // SAFETY: waitpid on our own child; a null status pointer is allowed. Nonzero: it
+            // has ended and is reaped now, or was reaped already (its PID may be reused): no kill.
+            if unsafe { libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG) } != 0 {
+                continue;
+            }
+            // SAFETY: kill has no memory preconditions; the PID is a QEMU this test started and
+            // has not reaped (so it cannot have been reused), the leader of its own group.
             unsafe {
                 libc::kill(-pid, libc::SIGKILL);
                 libc::kill(pid, libc::SIGKILL);
             }
-            // SAFETY: waitpid on our own child; a null status pointer is allowed.
+            // SAFETY: as above.
             unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
         }
         if let Some(ns) = self.netns.take() {
