@@ -272,6 +272,11 @@ impl Hosts {
     fn unreachable(&self, faults: &[Value]) -> Vec<String> {
         faults::unreachable_nodes(faults, &self.node_hosts, &self.control)
     }
+
+    /// The nodes a host partition of `faults` cuts off from the control plane.
+    fn cut_off(&self, faults: &[Value]) -> Vec<String> {
+        faults::cut_off_nodes(faults, &self.node_hosts, &self.control)
+    }
 }
 
 /// Where a fault stands: a host partition waits for the controller's LAN reconciler, the other
@@ -309,11 +314,12 @@ pub(crate) fn record(ctx: &Ctx, client: &mut Client, nodes: &[String], name: &st
     let Some(timeout) = wait else { return Ok(line) };
     let pods = pod_nodes(ctx, client, std::slice::from_ref(spec))?;
     let affected = fault::nodes_affected(spec, |ns, n| pods.get(&(ns.to_string(), n.to_string())).cloned());
-    let mut stopped = Vec::new();
+    let (mut stopped, mut cut_off) = (Vec::new(), Vec::new());
     let pending = follow(ctx, client, timeout.saturating_sub(started.elapsed()), |all| {
-        stopped = hosts.unreachable(&all.values().cloned().collect::<Vec<_>>());
+        let snapshot: Vec<Value> = all.values().cloned().collect();
+        (stopped, cut_off) = (faults::stopped_nodes(&snapshot), hosts.cut_off(&snapshot));
         match all.get(name).filter(|f| uid.as_deref().is_none_or(|u| u == object::uid(f))) {
-            Some(f) => progress_of(f, &affected, &stopped).waiting_for,
+            Some(f) => progress_of(f, &affected, &hosts.unreachable(&snapshot)).waiting_for,
             // Cleared meanwhile: nothing to wait for.
             None => Vec::new(),
         }
@@ -333,18 +339,30 @@ pub(crate) fn record(ctx: &Ctx, client: &mut Client, nodes: &[String], name: &st
             seconds(timeout)
         );
     }
-    Ok(line + &stopped_note(&affected, &stopped, "applies"))
+    Ok(line + &stopped_note(&affected, &stopped, &cut_off, "applies"))
 }
 
 /// ` (node-2 is stopped: it applies the fault when started)` for the nodes of `nodes` that are
-/// stopped; empty when none is.
-fn stopped_note(nodes: &[String], stopped: &[String], verb: &str) -> String {
+/// stopped, and ` (node-3 is cut off …: it applies the fault once healed)` for those a host
+/// partition cuts off from the control plane (`cut_off`); empty when none is.
+fn stopped_note(nodes: &[String], stopped: &[String], cut_off: &[String], verb: &str) -> String {
     let skipped: Vec<String> = nodes.iter().filter(|n| stopped.contains(n)).cloned().collect();
-    match skipped.len() {
+    let mut out = match skipped.len() {
         0 => String::new(),
         1 => format!(" ({} is stopped: it {verb} the fault when started)", skipped[0]),
         _ => format!(" ({} are stopped: they {} the fault when started)", skipped.join(", "), verb.trim_end_matches('s')),
-    }
+    };
+    let cut: Vec<String> = nodes.iter().filter(|n| cut_off.contains(n) && !stopped.contains(n)).cloned().collect();
+    out += &match cut.len() {
+        0 => String::new(),
+        1 => format!(" ({} is cut off from the control plane by a host partition: it {verb} the fault once healed)", cut[0]),
+        _ => format!(
+            " ({} are cut off from the control plane by a host partition: they {} the fault once healed)",
+            cut.join(", "),
+            verb.trim_end_matches('s')
+        ),
+    };
+    out
 }
 
 /// `node node-2`, `nodes node-2, node-3`.
@@ -488,23 +506,24 @@ pub(crate) fn clear(ctx: &Ctx, client: &mut Client, existing: &[Value], names: &
         return Ok(lines);
     };
     let hosts = hosts(ctx)?;
-    let mut stopped = Vec::new();
+    let (mut stopped, mut cut_off, mut away) = (Vec::new(), Vec::new(), Vec::new());
     let mut left: BTreeMap<String, Value> = BTreeMap::new();
     let pending = follow(ctx, client, timeout.saturating_sub(started.elapsed()), |all| {
-        stopped = hosts.unreachable(&all.values().cloned().collect::<Vec<_>>());
+        let snapshot: Vec<Value> = all.values().cloned().collect();
+        (stopped, cut_off, away) = (faults::stopped_nodes(&snapshot), hosts.cut_off(&snapshot), hosts.unreachable(&snapshot));
         // The faults deleted here that are still there (not one made again under the same name).
         left = deleted
             .iter()
             .filter_map(|(name, uid)| Some((name.clone(), all.get(name).filter(|f| object::uid(f) == uid)?.clone())))
             .collect();
-        let mut nodes: Vec<String> = left.values().flat_map(|f| progress_of(f, &[], &stopped).waiting_for).collect();
+        let mut nodes: Vec<String> = left.values().flat_map(|f| progress_of(f, &[], &away).waiting_for).collect();
         nodes.sort();
         nodes.dedup();
         nodes
     })?;
     if !pending.is_empty() {
         let waiting: Vec<String> =
-            left.iter().filter(|(_, f)| !progress_of(f, &[], &stopped).waiting_for.is_empty()).map(|(n, _)| format!("fault/{n}")).collect();
+            left.iter().filter(|(_, f)| !progress_of(f, &[], &away).waiting_for.is_empty()).map(|(n, _)| format!("fault/{n}")).collect();
         let who = if pending.iter().all(|n| n == faults::LAN_APPLIER) {
             "the controller (in the hosts' LAN)".to_string()
         } else {
@@ -519,7 +538,7 @@ pub(crate) fn clear(ctx: &Ctx, client: &mut Client, existing: &[Value], names: &
     for (name, _) in &deleted {
         // Still held by stopped nodes' agents: each reverts it when its node is started.
         let holders = left.get(name).map(faults::holders).unwrap_or_default();
-        lines.push(format!("fault/{name} cleared{}", stopped_note(&holders, &stopped, "reverts")));
+        lines.push(format!("fault/{name} cleared{}", stopped_note(&holders, &stopped, &cut_off, "reverts")));
     }
     Ok(lines)
 }
@@ -746,6 +765,16 @@ mod tests {
             FaultSpec::Partition { a: vec!["node-1".into()], b: vec!["node-2".into(), "node-3".into()], one_way: true }
         );
         let e = partition_spec("host/host-2", "node-1", false).unwrap_err().to_string();
-        assert_eq!(e, "partition: give nodes on both sides, or hosts (`host/NAME`) on both sides, not a mix");
+        let n = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            stopped_note(&n(&["node-1", "node-3", "node-5"]), &n(&["node-3"]), &n(&["node-5"]), "applies"),
+            " (node-3 is stopped: it applies the fault when started) \
+             (node-5 is cut off from the control plane by a host partition: it applies the fault once healed)"
+        );
+        assert_eq!(
+            stopped_note(&n(&["node-3", "node-4"]), &[], &n(&["node-3", "node-4"]), "reverts"),
+            " (node-3, node-4 are cut off from the control plane by a host partition: they revert the fault once healed)"
+        );
+        assert_eq!(stopped_note(&n(&["node-1"]), &n(&["node-3"]), &n(&["node-3"]), "applies"), "");
     }
 }
