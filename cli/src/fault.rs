@@ -765,6 +765,7 @@ mod tests {
             FaultSpec::Partition { a: vec!["node-1".into()], b: vec!["node-2".into(), "node-3".into()], one_way: true }
         );
         let e = partition_spec("host/host-2", "node-1", false).unwrap_err().to_string();
+        assert_eq!(e, "partition: give nodes on both sides, or hosts (`host/NAME`) on both sides, not a mix");
         let n = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         assert_eq!(
             stopped_note(&n(&["node-1", "node-3", "node-5"]), &n(&["node-3"]), &n(&["node-5"]), "applies"),
