@@ -741,6 +741,15 @@ mod tests {
         dir
     }
 
+    /// `hosts:` of a scenario is the plan's (what `emu up --hosts` sets), within the nodes.
+    #[test]
+    fn a_scenarios_hosts_are_planned() {
+        let file = PathBuf::from(SCENARIOS).join("hosts.yaml");
+        assert_eq!(plan(Some(&file), None).unwrap().hosts, 3);
+        assert_eq!(plan(Some(&file), Some(2)).unwrap().hosts, 2, "--nodes 2: one node per host");
+        assert_eq!(plan(Some(&PathBuf::from(SCENARIOS).join("nginx.yaml")), None).unwrap().hosts, 1);
+    }
+
     /// Every scenario in scenarios/ plans offline (files read, certificates made, every document
     /// checked), and every other file there is a manifest some scenario applies.
     #[test]
