@@ -264,6 +264,7 @@ fn busybox_pod(netns: &Netns) -> Pod {
             restarts_before: 0,
         }],
         volumes: vec![],
+        api_socket: None,
     };
     std::fs::write(dir.path().join("sandbox.json"), serde_json::to_vec(&spec).expect("json")).expect("sandbox.json");
     let shim = spawn_shim(Path::new(BIN), dir.path(), &Path::new("/run/netns").join(&netns.0), None).expect("spawn_shim");

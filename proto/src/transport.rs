@@ -31,8 +31,10 @@ pub const CONTROLLER_CLIENT_USER: &str = "kube-apiserver-kubelet-client";
 pub const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(2);
 pub const KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(4);
 
-/// How long a TCP connect or a TLS handshake may take.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a TCP connect or a TLS handshake may take. Short: between machines of one LAN a
+/// connect takes milliseconds, and a reconnect begun during a partition (its SYNs lost) must
+/// not hold the agent off the API for long after the heal.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// A server over TCP with TLS.
 #[derive(Clone)]
