@@ -1,8 +1,9 @@
 //! `emu-bench hosts`: many machines, one cluster (issue 18), with emulated hosts. Prints figures,
 //! asserts nothing; every ratio is against a baseline measured in the same run.
 //!
-//! 1. `emu up --hosts 3 --nodes 6` against `emu up --nodes 6` (one host), interleaved, and their
-//!    `emu down`: medians and max.
+//! 1. `emu up --hosts 3 --nodes 6` against `emu up --nodes 6` (one host), interleaved, with the
+//!    steps that differ (`Joining hosts`, `Waiting for pods to be Running`), and their `emu down`:
+//!    medians and max.
 //! 2. In a cluster of 3 hosts × 2 nodes (`bnchhosts`: node-1, node-2 on host-1; node-3, node-4 on
 //!    host-2), from a client pod on node-1 (host-1):
 //!    - iperf3 to a server pod on node-3 (another host: through the VXLAN overlay, MTU 1450)
@@ -38,13 +39,13 @@ const HOSTS_CLUSTER: &str = "bnchhosts";
 const ONE_HOST_CLUSTER: &str = "bnchhost1";
 
 /// `emu up` of each shape, interleaved.
-const UP_RUNS: usize = 5;
+const UP_RUNS: usize = 7;
 /// iperf3 runs of `IPERF_SECONDS` per place, interleaved.
 const IPERF_RUNS: usize = 5;
 const IPERF_SECONDS: u32 = 3;
 /// Connection rounds per place, interleaved.
-const CONN_RUNS: usize = 5;
-const CONN_LENGTH: Duration = Duration::from_secs(3);
+const CONN_RUNS: usize = 9;
+const CONN_LENGTH: Duration = Duration::from_secs(2);
 /// `emu leave` + join of host-2.
 const JOIN_RUNS: usize = 20;
 
@@ -61,8 +62,8 @@ struct Owned {
 }
 
 impl Owned {
-    /// `emu up --cluster NAME ARGS`, and how long it took.
-    fn up(name: &str, args: &[&str]) -> anyhow::Result<(Owned, Duration)> {
+    /// `emu up --cluster NAME ARGS`, how long it took, and what it printed.
+    fn up(name: &str, args: &[&str]) -> anyhow::Result<(Owned, Duration, String)> {
         // A crashed earlier run may have left the same name behind.
         emu(&["down", "--cluster", name]);
         let c = Owned { name: name.to_string(), removed: false };
@@ -72,7 +73,7 @@ impl Owned {
         if r.code != 0 {
             bail!("emu up --cluster {name} {} failed:\n{}{}", args.join(" "), r.stdout, r.stderr);
         }
-        Ok((c, took))
+        Ok((c, took, r.stdout))
     }
 
     /// `emu ARGS --cluster NAME`.
@@ -180,7 +181,7 @@ fn load() -> String {
 pub fn run(rt: &tokio::runtime::Runtime) -> anyhow::Result<()> {
     println!("  many machines, one cluster (emulated hosts on a LAN, VXLAN between them); load average {}", load());
     up_times()?;
-    let (cluster, _) = Owned::up(HOSTS_CLUSTER, &["--hosts", "3", "--nodes", "6"])?;
+    let (cluster, _, _) = Owned::up(HOSTS_CLUSTER, &["--hosts", "3", "--nodes", "6"])?;
     let result = data_path(rt, &cluster).and_then(|()| join_times(&cluster));
     if result.is_err() {
         eprintln!("{}", logs(&cluster.name));
@@ -195,17 +196,27 @@ pub fn run(rt: &tokio::runtime::Runtime) -> anyhow::Result<()> {
 /// Section 1: `emu up` with 3 hosts against one host, same nodes, interleaved.
 fn up_times() -> anyhow::Result<()> {
     let (mut one, mut three, mut one_down, mut three_down) = (vec![], vec![], vec![], vec![]);
+    let (mut one_wait, mut three_wait, mut joining) = (vec![], vec![], vec![]);
     for _ in 0..UP_RUNS {
-        let (c, took) = Owned::up(ONE_HOST_CLUSTER, &["--nodes", "6"])?;
+        let (c, took, out) = Owned::up(ONE_HOST_CLUSTER, &["--nodes", "6"])?;
         one.push(ms(took));
+        one_wait.extend(super::step_ms(&out, "Waiting for pods to be Running"));
         one_down.push(ms(c.down()?));
-        let (c, took) = Owned::up(HOSTS_CLUSTER, &["--hosts", "3", "--nodes", "6"])?;
+        let (c, took, out) = Owned::up(HOSTS_CLUSTER, &["--hosts", "3", "--nodes", "6"])?;
         three.push(ms(took));
+        three_wait.extend(super::step_ms(&out, "Waiting for pods to be Running"));
+        joining.extend(super::step_ms(&out, "Joining hosts"));
         three_down.push(ms(c.down()?));
     }
     let spread = |v: &[f64]| format!("p50: {:7.1} ms   max: {:7.1} ms", median(v), max(v));
     row("emu up --nodes 6 (one host)", format!("{}   ({UP_RUNS} runs)", spread(&one)));
     row("emu up --hosts 3 --nodes 6", format!("{}   ratio {} (3 hosts / 1 host)", spread(&three), ratio(&three, &one)));
+    // Where the time goes: with hosts, the DNS pods start on host-1 while the others join.
+    if joining.len() == UP_RUNS && one_wait.len() == UP_RUNS && three_wait.len() == UP_RUNS {
+        row("  its step \"Joining hosts host-2, host-3\"", spread(&joining));
+        row("  step \"Waiting for pods to be Running\", one host", spread(&one_wait));
+        row("  step \"Waiting for pods to be Running\", 3 hosts", spread(&three_wait));
+    }
     row("emu down, one host", spread(&one_down));
     row("emu down, 3 hosts", spread(&three_down));
     Ok(())
@@ -236,7 +247,9 @@ fn running(v: &Value) -> bool {
 
 /// The network namespace of a pod: its name under /run/netns where the pod's node shares this
 /// mount namespace (host-1), else that of a process in the pod's cgroup (a pod of a joined host,
-/// whose /run/netns is private to the host's mount namespace).
+/// whose /run/netns is private to the host's mount namespace). The cgroup is found from the
+/// processes' side (`/proc/PID/cgroup`), which names it the same whatever this machine mounts
+/// at /sys/fs/cgroup.
 fn pod_netns(cluster: &str, pod: &Value) -> anyhow::Result<PathBuf> {
     let uid = pod["metadata"]["uid"].as_str().unwrap_or_default();
     let named = PathBuf::from("/run/netns").join(naming::netns_pod(cluster, uid));
@@ -244,10 +257,14 @@ fn pod_netns(cluster: &str, pod: &Value) -> anyhow::Result<PathBuf> {
         return Ok(named);
     }
     let node = pod["spec"]["nodeName"].as_str().unwrap_or_default();
-    let cgroup = PathBuf::from("/sys/fs/cgroup").join(naming::cgroup_name(cluster)).join(format!("node-{node}")).join("pods").join(uid);
-    let procs = std::fs::read_to_string(cgroup.join("cgroup.procs")).with_context(|| format!("pod {uid}: no {}", named.display()))?;
-    let pid = procs.lines().next().ok_or_else(|| anyhow!("no process in {}", cgroup.display()))?;
-    Ok(PathBuf::from(format!("/proc/{pid}/ns/net")))
+    let cgroup = format!("/{}/node-{node}/pods/{uid}", naming::cgroup_name(cluster));
+    for entry in std::fs::read_dir("/proc")?.flatten() {
+        let Ok(text) = std::fs::read_to_string(entry.path().join("cgroup")) else { continue };
+        if text.lines().any(|l| l.strip_prefix("0::").is_some_and(|path| path.ends_with(&cgroup))) {
+            return Ok(entry.path().join("ns/net"));
+        }
+    }
+    bail!("pod {uid} on {node}: no {} and no process in cgroup {cgroup}", named.display())
 }
 
 /// One iperf3 run of `IPERF_SECONDS` from network namespace `netns` to `ip:5201`, in Gbit/s as
@@ -387,6 +404,12 @@ fn data_path(rt: &tokio::runtime::Runtime, cluster: &Owned) -> anyhow::Result<()
         pod(name)?["status"]["podIP"].as_str().and_then(|s| s.parse().ok()).ok_or_else(|| anyhow!("pod {name} has no IPv4 podIP"))
     };
     let client_ns = pod_netns(&cluster.name, pod("bench-client")?)?;
+    // The traffic must be the pods' own: the namespace found holds the client pod's address.
+    let client_ip = pod_ip("bench-client")?;
+    let addrs = Command::new("nsenter").arg(format!("--net={}", client_ns.display())).args(["ip", "-4", "-o", "addr"]).output()?;
+    if !String::from_utf8_lossy(&addrs.stdout).contains(&format!("inet {client_ip}/")) {
+        bail!("{} does not hold the client pod's address {client_ip}", client_ns.display());
+    }
     let cluster_ip = |svc: &str| -> anyhow::Result<Ipv4Addr> {
         let r = cluster.emu(&["get", "service", svc, "-o", "jsonpath={.spec.clusterIP}"]);
         r.stdout.trim().parse().map_err(|_| anyhow!("service {svc} has no clusterIP: {}{}", r.stdout, r.stderr))
