@@ -296,6 +296,26 @@ pub mod bench {
         Ok(c)
     }
 
+    /// One new connection from source port `port`: connect, `GET /` over HTTP/1.0, read the
+    /// response until the server closes, close (the connection benchmarks' unit of work).
+    pub fn one_get(addr: std::net::SocketAddrV4, port: u16, buf: &mut [u8]) -> std::io::Result<()> {
+        use socket2::{Domain, Socket, Type};
+        use std::io::{Read, Write};
+        let socket = Socket::new(Domain::IPV4, Type::STREAM, Some(socket2::Protocol::TCP))?;
+        socket.set_reuse_address(true)?;
+        socket.bind(&std::net::SocketAddrV4::new(std::net::Ipv4Addr::UNSPECIFIED, port).into())?;
+        socket.connect_timeout(&addr.into(), Duration::from_secs(1))?;
+        let mut s: std::net::TcpStream = socket.into();
+        s.set_read_timeout(Some(Duration::from_secs(1)))?;
+        s.write_all(b"GET / HTTP/1.0\r\nHost: bench\r\n\r\n")?;
+        let n = s.read(buf)?;
+        if !buf[..n].starts_with(b"HTTP/1.1 200") {
+            return Err(std::io::Error::other("not a 200 response"));
+        }
+        while s.read(buf)? > 0 {}
+        Ok(())
+    }
+
     /// The controller's gRPC client.
     pub type ApiClient = emu_proto::api_client::ApiClient<tonic::transport::Channel>;
 

@@ -29,14 +29,15 @@ use emu_api::naming;
 use emu_dataplane::proxy::{render_full, render_update, EndpointModel, PortModel, Protocol, ProxyInput, ServiceModel};
 use emu_host::nft::{NftRunner, RealNft};
 use emu_logic::ipam::Ipv4Cidr;
+use emu_tests::bench::one_get;
 use emu_tests::{
     bench::{apply, cluster_with_client, poll},
     require_root,
 };
 use serde_json::{json, Value};
 use std::fmt::Write as _;
-use std::io::{BufRead as _, Read as _, Write as _};
-use std::net::{Ipv4Addr, SocketAddrV4, TcpStream};
+use std::io::BufRead as _;
+use std::net::{Ipv4Addr, SocketAddrV4};
 use std::os::fd::AsRawFd;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -594,25 +595,6 @@ fn iperf3(netns: &str, ip: Ipv4Addr, reverse: bool) -> anyhow::Result<f64> {
 /// Both lie below the ephemeral range (32768–60999), where iperf3's sockets may still linger.
 const PORTS_BY_POD: std::ops::Range<u16> = 12_000..22_000;
 const PORTS_BY_SVC: std::ops::Range<u16> = 22_000..32_000;
-
-/// One new connection from source port `port`: connect, `GET /` over HTTP/1.0, read the
-/// response until the server closes, close.
-fn one_get(addr: SocketAddrV4, port: u16, buf: &mut [u8]) -> std::io::Result<()> {
-    use socket2::{Domain, Socket, Type};
-    let socket = Socket::new(Domain::IPV4, Type::STREAM, Some(socket2::Protocol::TCP))?;
-    socket.set_reuse_address(true)?;
-    socket.bind(&SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port).into())?;
-    socket.connect_timeout(&addr.into(), Duration::from_secs(1))?;
-    let mut s: TcpStream = socket.into();
-    s.set_read_timeout(Some(Duration::from_secs(1)))?;
-    s.write_all(b"GET / HTTP/1.0\r\nHost: bench\r\n\r\n")?;
-    let n = s.read(buf)?;
-    if !buf[..n].starts_with(b"HTTP/1.1 200") {
-        return Err(std::io::Error::other("not a 200 response"));
-    }
-    while s.read(buf)? > 0 {}
-    Ok(())
-}
 
 /// New connections per second from inside `netns` to `addr` during `length`, one at a time,
 /// and the number that failed; source ports from `ports`, starting after `*next`, which is

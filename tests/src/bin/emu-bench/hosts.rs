@@ -25,10 +25,10 @@
 
 use anyhow::{anyhow, bail, Context as _};
 use emu_api::naming;
+use emu_tests::bench::one_get;
 use emu_tests::{bench::poll, emu, emu_path, Run};
 use serde_json::{json, Value};
-use std::io::{Read as _, Write as _};
-use std::net::{Ipv4Addr, SocketAddrV4, TcpStream};
+use std::net::{Ipv4Addr, SocketAddrV4};
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::process::Command;
@@ -299,25 +299,6 @@ fn iperf3(netns: &std::path::Path, ip: Ipv4Addr) -> anyhow::Result<f64> {
 fn port_range(place: usize) -> std::ops::Range<u16> {
     let start = 11_000 + 7_000 * place as u16;
     start..start + 7_000
-}
-
-/// One new connection from source port `port`: connect, `GET /` over HTTP/1.0, read the
-/// response until the server closes, close.
-fn one_get(addr: SocketAddrV4, port: u16, buf: &mut [u8]) -> std::io::Result<()> {
-    use socket2::{Domain, Socket, Type};
-    let socket = Socket::new(Domain::IPV4, Type::STREAM, Some(socket2::Protocol::TCP))?;
-    socket.set_reuse_address(true)?;
-    socket.bind(&SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port).into())?;
-    socket.connect_timeout(&addr.into(), Duration::from_secs(1))?;
-    let mut s: TcpStream = socket.into();
-    s.set_read_timeout(Some(Duration::from_secs(1)))?;
-    s.write_all(b"GET / HTTP/1.0\r\nHost: bench\r\n\r\n")?;
-    let n = s.read(buf)?;
-    if !buf[..n].starts_with(b"HTTP/1.1 200") {
-        return Err(std::io::Error::other("not a 200 response"));
-    }
-    while s.read(buf)? > 0 {}
-    Ok(())
 }
 
 /// One round of the connection loop.
