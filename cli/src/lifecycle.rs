@@ -435,8 +435,9 @@ pub(crate) fn bring_up(name: &str, plan: &Plan, timeout: u64, quiet: bool) -> an
     Ok(count)
 }
 
-/// Makes a bootstrap token (valid for an hour) and has every emulated host but the first join
-/// with it, one after the other, each as a real machine would: `emu join` on the host.
+/// Makes a bootstrap token (valid for an hour, deleted once used) and has every emulated host
+/// but the first join with it, one after the other, each as a real machine would: `emu join` on
+/// the host.
 fn join_emulated_hosts(
     rt: &tokio::runtime::Runtime,
     client: &mut emu_proto::api_client::ApiClient<tonic::transport::Channel>,
@@ -465,6 +466,10 @@ fn join_emulated_hosts(
             nodes,
         )?;
     }
+    // Its work is done: no one else may join with it.
+    let secret =
+        emu_proto::ObjectRef { kind: "Secret".into(), namespace: emu_logic::bootstrap::NAMESPACE.into(), name: token.secret_name() };
+    rt.block_on(client.delete(emu_proto::DeleteRequest { r#ref: Some(secret), force: false, grace_period_seconds: -1 }))?;
     Ok(())
 }
 
