@@ -232,14 +232,24 @@ fn leaving_and_joining_again(c: &Cluster) {
     let command = c.emu(&["token", "create", "--print-join-command"]).ok().stdout;
     let mut args: Vec<&str> = command.split_whitespace().skip(1).collect();
     args.extend(["--host", "host-2", "--node", "node-3", "--node", "node-4"]);
-    let started = Instant::now();
-    let r = emu_inside_host("host-2", &args);
-    let took = started.elapsed();
-    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
-    println!("emu join of host-2 (2 nodes), command start to nodes Ready: {took:?}");
-    assert!(took < Duration::from_secs(1), "join took {took:?}");
-    let ready: Vec<String> = nodes(c).iter().filter(|n| host_of(n) == "host-2").map(name).collect();
-    assert_eq!(ready, ["node-3", "node-4"]);
+    // Three joins (leaving in between), judged by their median: one slow run on a busy machine
+    // says little, the goal is about the usual join.
+    let mut times = Vec::new();
+    for round in 0..3 {
+        if round > 0 {
+            let r = emu_inside_host("host-2", &["leave"]);
+            assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+        }
+        let started = Instant::now();
+        let r = emu_inside_host("host-2", &args);
+        times.push(started.elapsed());
+        assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+        let ready: Vec<String> = nodes(c).iter().filter(|n| host_of(n) == "host-2").map(name).collect();
+        assert_eq!(ready, ["node-3", "node-4"]);
+    }
+    println!("emu join of host-2 (2 nodes), command start to nodes Ready: {times:?}");
+    times.sort();
+    assert!(times[1] < Duration::from_secs(1), "joins took {times:?}");
 }
 
 /// A wrong CA hash is refused before anything is sent; wrong, deleted and expired tokens are
