@@ -643,25 +643,29 @@ pub fn status() -> anyhow::Result<i32> {
             .as_ref()
             .map(|c| c.nodes.iter().filter(|n| provider.daemon_running(&ProviderDaemon::Agent(n.name.clone()))).count())
             .unwrap_or(0);
-        let pods = if controller {
+        // With machines that joined, the cluster's nodes are more than this machine's (its
+        // agents are counted against its own nodes).
+        let (all_nodes, pods) = if controller {
             Ctx::open(&Globals::for_cluster(&name))
                 .and_then(|mut ctx| {
                     let mut client = ctx.client.clone();
                     let pods = ctx.block_on(verbs::list(&mut client, "Pod", "", ""))?;
+                    let all = ctx.block_on(verbs::list(&mut client, "Node", "", ""))?;
                     ctx.client = client;
-                    Ok(pods.len().to_string())
+                    Ok((all.len().max(nodes), pods.len().to_string()))
                 })
-                .unwrap_or_else(|_| "?".into())
+                .unwrap_or_else(|_| (nodes, "?".into()))
         } else {
-            "?".into()
+            (nodes, "?".into())
         };
-        rows.push(vec![
-            name,
-            nodes.to_string(),
-            if controller { "running".into() } else { "stopped".into() },
-            format!("{agents}/{nodes}"),
-            pods,
-        ]);
+        let control_plane = config.as_ref().map(|c| c.control_plane.clone()).unwrap_or_default();
+        let controller = match (controller, control_plane.is_empty()) {
+            (true, _) => "running".to_string(),
+            // A machine that joined: the controller runs on the control plane's machine.
+            (false, false) => format!("at {control_plane}"),
+            (false, true) => "stopped".into(),
+        };
+        rows.push(vec![name, all_nodes.to_string(), controller, format!("{agents}/{nodes}"), pods]);
     }
     print!("{}", emu_kubectl::tabwrite(&rows, 6, 3));
     Ok(0)
