@@ -154,6 +154,10 @@ pub fn validate_role_ref_update(kind: &str, meta: &ObjectMeta, old: &RoleRef, ne
     v.finish(kind, meta.name.as_deref().unwrap_or_default())
 }
 
+/// The most a Secret's or a ConfigMap's data may hold (Kubernetes' `MaxSecretSize`, 1 MiB): an
+/// object is stored whole and sent to every watcher.
+pub const MAX_CONFIG_SIZE: usize = 1024 * 1024;
+
 pub fn validate_secret_update(old: &Secret, new: &Secret) -> Result<(), Invalid> {
     let mut v = V::default();
     // The API server defaults the type before comparing.
@@ -692,12 +696,18 @@ impl V {
         self.one_of(spec.internal_traffic_policy.as_deref(), "spec.internalTrafficPolicy", &["Cluster", "Local"]);
     }
 
-    /// A Secret's keys, and the two keys a TLS Secret must have.
+    /// A Secret's keys, its size, and the two keys a TLS Secret must have.
     fn secret(&mut self, s: &Secret) {
         let data = s.data.as_ref();
         self.config_keys("data", data.into_iter().flatten().map(|(k, _)| k), None);
         let strings = s.string_data.as_ref();
         self.config_keys("stringData", strings.into_iter().flatten().map(|(k, _)| k), None);
+        // kube-apiserver merges stringData into data before it counts.
+        let size = data.into_iter().flatten().map(|(_, v)| v.0.len()).sum::<usize>()
+            + strings.into_iter().flatten().map(|(_, v)| v.len()).sum::<usize>();
+        if size > MAX_CONFIG_SIZE {
+            self.push("data", FieldErrorKind::TooLong, format!("may not be more than {MAX_CONFIG_SIZE} bytes"));
+        }
         if s.type_.as_deref() == Some("kubernetes.io/tls") {
             for key in ["tls.crt", "tls.key"] {
                 if !data.is_some_and(|d| d.contains_key(key)) && !strings.is_some_and(|d| d.contains_key(key)) {
@@ -707,11 +717,17 @@ impl V {
         }
     }
 
-    /// A ConfigMap's keys, unique across `data` and `binaryData`.
+    /// A ConfigMap's keys, unique across `data` and `binaryData`, and its size.
     fn config_map(&mut self, c: &ConfigMap) {
         let mut seen = BTreeSet::new();
         self.config_keys("data", c.data.iter().flatten().map(|(k, _)| k), Some(&mut seen));
         self.config_keys("binaryData", c.binary_data.iter().flatten().map(|(k, _)| k), Some(&mut seen));
+        let size = c.data.iter().flatten().map(|(_, v)| v.len()).sum::<usize>()
+            + c.binary_data.iter().flatten().map(|(_, v)| v.0.len()).sum::<usize>();
+        if size > MAX_CONFIG_SIZE {
+            // kube-apiserver's field path for the whole object.
+            self.push("[]", FieldErrorKind::TooLong, format!("may not be more than {MAX_CONFIG_SIZE} bytes"));
+        }
     }
 
     fn config_keys<'a>(&mut self, section: &str, keys: impl Iterator<Item = &'a String>, mut seen: Option<&mut BTreeSet<&'a str>>) {
@@ -1066,6 +1082,23 @@ mod tests {
         check(&s).unwrap();
         let c = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"default.conf": "x", "a b": "y"}});
         assert!(message(&c).starts_with("The ConfigMap \"c\" is invalid: data[a b]: Invalid value: \"a b\": a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+')"));
+    }
+
+    #[test]
+    fn secrets_and_configmaps_hold_at_most_a_mebibyte() {
+        let config_map =
+            |n: usize| json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "huge1"}, "data": {"k": "A".repeat(n)}});
+        check(&config_map(MAX_CONFIG_SIZE)).unwrap();
+        assert_eq!(
+            message(&config_map(MAX_CONFIG_SIZE + 1)),
+            "The ConfigMap \"huge1\" is invalid: []: Too long: may not be more than 1048576 bytes"
+        );
+        let secret = |n: usize| json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}, "stringData": {"a": "A".repeat(n / 2), "b": "B".repeat(n - n / 2)}});
+        check(&secret(MAX_CONFIG_SIZE)).unwrap();
+        assert_eq!(
+            message(&secret(MAX_CONFIG_SIZE + 1)),
+            "The Secret \"s\" is invalid: data: Too long: may not be more than 1048576 bytes"
+        );
     }
 
     #[test]

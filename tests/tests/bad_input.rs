@@ -84,6 +84,21 @@ fn bad_manifests_against_a_running_cluster() {
     let ns = c.emu(&["get", "namespaces"]).ok().stdout;
     assert!(!ns.contains("half"), "nothing applied: {ns}");
 
+    // A ConfigMap over 1 MiB (as JSON, which has no byte budget of its own) and a Secret: refused
+    // with kube-apiserver's messages, nothing stored, listings still work (issue 19).
+    let huge =
+        serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "huge1"}, "data": {"k": "A".repeat(20 << 20)}});
+    let p = write("huge1.json", &huge.to_string());
+    let r = c.emu(&["apply", "-f", p.to_str().unwrap()]);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("The ConfigMap \"huge1\" is invalid: []: Too long: may not be more than 1048576 bytes"), "{}", r.stderr);
+    let secret = serde_json::json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "huge2"}, "stringData": {"k": "A".repeat((1 << 20) + 1)}});
+    let p = write("huge2.json", &secret.to_string());
+    let r = c.emu(&["apply", "-f", p.to_str().unwrap()]);
+    assert!(r.stderr.contains("The Secret \"huge2\" is invalid: data: Too long: may not be more than 1048576 bytes"), "{}", r.stderr);
+    let listed = c.emu(&["get", "cm,secrets", "-A"]).ok().stdout;
+    assert!(!listed.contains("huge1") && !listed.contains("huge2"), "{listed}");
+
     // An unknown image: the pod shows ErrImagePull, and the message lists the catalog.
     let r = c.emu(&["run", "ghost", "--image=example.com/no-such-image:1"]).ok();
     assert_eq!(r.stdout.trim(), "pod/ghost created");
