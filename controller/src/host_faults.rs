@@ -26,7 +26,7 @@ use emu_logic::faults::{self, lan, AppliedOn};
 use emu_provider::hosts::NftRunner;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// One emulated host, as its nodes' objects name it.
@@ -173,13 +173,10 @@ impl LanReconciler {
     }
 }
 
-/// The controller's LAN reconciler (the pass keeps no other state of it); None on a cluster
-/// without emulated hosts, whose LAN never appears later.
-static LAN: OnceLock<Option<Mutex<LanReconciler>>> = OnceLock::new();
-
-/// A pass of the LAN reconciler, from the controller's pass.
+/// A pass of the LAN reconciler (kept in `shared.lan`; None on a cluster without emulated
+/// hosts, whose LAN never appears later), from the controller's pass.
 pub fn sync(shared: &Shared) {
-    let lan = LAN.get_or_init(|| {
+    let lan = shared.lan.get_or_init(|| {
         let cluster = &shared.cluster.name;
         emu_provider::hosts::has_lan(cluster).then(|| Mutex::new(LanReconciler::new(Arc::new(emu_provider::hosts::lan_nft(cluster)))))
     });

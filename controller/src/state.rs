@@ -34,6 +34,9 @@ pub struct Inner {
     pub join_endpoint: std::sync::OnceLock<String>,
     /// The service-account token signer, once loaded.
     pub tokens: std::sync::OnceLock<Arc<crate::tokens::TokenSigner>>,
+    /// The LAN reconciler of a cluster with emulated hosts (host partitions), made on the first
+    /// pass; None without emulated hosts.
+    pub lan: std::sync::OnceLock<Option<Mutex<crate::host_faults::LanReconciler>>>,
     /// Rows of the Tables the REST API has answered with, kept for the next one.
     pub table_rows: Mutex<crate::rest::table::RowCache>,
 }
@@ -58,6 +61,7 @@ impl Shared {
             root_ca: std::sync::OnceLock::new(),
             join_endpoint: std::sync::OnceLock::new(),
             tokens: std::sync::OnceLock::new(),
+            lan: std::sync::OnceLock::new(),
             table_rows: Mutex::new(Default::default()),
         }))
     }
