@@ -316,6 +316,53 @@ pub mod bench {
         Ok(())
     }
 
+    /// A pod of a benchmark placed on `node` (through the scheduler, which also allocates its
+    /// IP), labelled `app: NAME`.
+    pub fn bench_pod(name: &str, node: &str, image: &str, command: &[&str]) -> serde_json::Value {
+        let mut container = serde_json::json!({"name": "main", "image": image});
+        if !command.is_empty() {
+            container["command"] = serde_json::json!(command);
+        }
+        serde_json::json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": "default", "labels": {"app": name}},
+            "spec": {"nodeSelector": {"kubernetes.io/hostname": node}, "containers": [container]}})
+    }
+
+    /// A Service in front of [`bench_pod`] `name`, on `port`.
+    pub fn bench_service(name: &str, port: u16) -> serde_json::Value {
+        serde_json::json!({"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": name, "namespace": "default"},
+            "spec": {"selector": {"app": name}, "ports": [{"protocol": "TCP", "port": port, "targetPort": port}]}})
+    }
+
+    /// Whether a pod runs, has its IP and is Ready.
+    pub fn running(v: &serde_json::Value) -> bool {
+        v["status"]["phase"] == "Running"
+            && v["status"]["podIP"].is_string()
+            && v["status"]["conditions"].as_array().is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
+    }
+
+    /// The receiver's Gbit/s of an `iperf3 -c … -J` that `command` makes (run inside a pod's
+    /// namespace), retried while the server is still starting or busy; `what` names the run in
+    /// errors.
+    pub fn iperf3_gbps(mut command: impl FnMut() -> std::process::Command, what: &str) -> anyhow::Result<f64> {
+        use anyhow::Context as _;
+        let mut last_error = String::new();
+        for _ in 0..10 {
+            let out = command().output().context("running iperf3 (apt-get install iperf3)")?;
+            let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+            if out.status.success() {
+                return v["end"]["sum_received"]["bits_per_second"]
+                    .as_f64()
+                    .map(|b| b / 1e9)
+                    .ok_or_else(|| anyhow::anyhow!("{what}: no end.sum_received in its JSON"));
+            }
+            last_error = v["error"].as_str().map(str::to_string).unwrap_or_else(|| String::from_utf8_lossy(&out.stderr).into_owned());
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        bail!("`{what}` failed: {last_error}")
+    }
+
     /// The controller's gRPC client.
     pub type ApiClient = emu_proto::api_client::ApiClient<tonic::transport::Channel>;
 

@@ -29,7 +29,7 @@ use emu_api::naming;
 use emu_dataplane::proxy::{render_full, render_update, EndpointModel, PortModel, Protocol, ProxyInput, ServiceModel};
 use emu_host::nft::{NftRunner, RealNft};
 use emu_logic::ipam::Ipv4Cidr;
-use emu_tests::bench::one_get;
+use emu_tests::bench::{bench_pod, bench_service, one_get, running};
 use emu_tests::{
     bench::{apply, cluster_with_client, poll},
     require_root,
@@ -537,29 +537,6 @@ fn compare(by_pod: &[f64], by_svc: &[f64]) -> (f64, f64, String) {
     (p, s, format!("{:.2} (pairs {lo:.2}–{hi:.2})", s / p))
 }
 
-fn running(v: &Value) -> bool {
-    v["status"]["phase"] == "Running"
-        && v["status"]["podIP"].is_string()
-        && v["status"]["conditions"].as_array().is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
-}
-
-/// A pod placed on `node` (through the scheduler, which also allocates its IP).
-fn bench_pod(name: &str, node: &str, image: &str, command: &[&str]) -> Value {
-    let mut container = json!({"name": "main", "image": image});
-    if !command.is_empty() {
-        container["command"] = json!(command);
-    }
-    json!({"apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": name, "namespace": "default", "labels": {"app": name}},
-        "spec": {"nodeSelector": {"kubernetes.io/hostname": node}, "containers": [container]}})
-}
-
-fn bench_service(name: &str, port: u16) -> Value {
-    json!({"apiVersion": "v1", "kind": "Service",
-        "metadata": {"name": name, "namespace": "default"},
-        "spec": {"selector": {"app": name}, "ports": [{"protocol": "TCP", "port": port, "targetPort": port}]}})
-}
-
 /// One iperf3 run of 3 s from `netns` to `ip:5201` (`reverse`: the server sends), in Gbit/s as
 /// the receiver counted. Retries while the server is still starting or busy.
 fn iperf3(netns: &str, ip: Ipv4Addr, reverse: bool) -> anyhow::Result<f64> {
@@ -568,21 +545,15 @@ fn iperf3(netns: &str, ip: Ipv4Addr, reverse: bool) -> anyhow::Result<f64> {
     if reverse {
         args.push("-R");
     }
-    let mut last_error = String::new();
-    for _ in 0..10 {
-        let out =
-            Command::new("ip").args(["netns", "exec", netns]).args(&args).output().context("running iperf3 (apt-get install iperf3)")?;
-        let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-        if out.status.success() {
-            return v["end"]["sum_received"]["bits_per_second"]
-                .as_f64()
-                .map(|b| b / 1e9)
-                .ok_or_else(|| anyhow!("iperf3 -c {ip}: no end.sum_received in its JSON"));
-        }
-        last_error = v["error"].as_str().map(str::to_string).unwrap_or_else(|| String::from_utf8_lossy(&out.stderr).into_owned());
-        std::thread::sleep(Duration::from_millis(300));
-    }
-    bail!("`ip netns exec {netns} {}` failed: {last_error}", args.join(" "))
+    let what = format!("ip netns exec {netns} {}", args.join(" "));
+    emu_tests::bench::iperf3_gbps(
+        || {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", netns]).args(&args);
+            c
+        },
+        &what,
+    )
 }
 
 /// Source ports of the connection loop, one range per target, used in turn. The server and the

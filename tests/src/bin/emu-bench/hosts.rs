@@ -25,9 +25,9 @@
 
 use anyhow::{anyhow, bail, Context as _};
 use emu_api::naming;
-use emu_tests::bench::one_get;
+use emu_tests::bench::{bench_pod, bench_service, one_get, running};
 use emu_tests::{bench::poll, emu, emu_path, Run};
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
@@ -222,29 +222,6 @@ fn up_times() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A pod placed on `node` (through the scheduler, which also allocates its IP).
-fn bench_pod(name: &str, node: &str, image: &str, command: &[&str]) -> Value {
-    let mut container = json!({"name": "main", "image": image});
-    if !command.is_empty() {
-        container["command"] = json!(command);
-    }
-    json!({"apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": name, "namespace": "default", "labels": {"app": name}},
-        "spec": {"nodeSelector": {"kubernetes.io/hostname": node}, "containers": [container]}})
-}
-
-fn bench_service(name: &str, port: u16) -> Value {
-    json!({"apiVersion": "v1", "kind": "Service",
-        "metadata": {"name": name, "namespace": "default"},
-        "spec": {"selector": {"app": name}, "ports": [{"protocol": "TCP", "port": port, "targetPort": port}]}})
-}
-
-fn running(v: &Value) -> bool {
-    v["status"]["phase"] == "Running"
-        && v["status"]["podIP"].is_string()
-        && v["status"]["conditions"].as_array().is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
-}
-
 /// The network namespace of a pod: its name under /run/netns where the pod's node shares this
 /// mount namespace (host-1), else that of a process in the pod's cgroup (a pod of a joined host,
 /// whose /run/netns is private to the host's mount namespace). The cgroup is found from the
@@ -272,24 +249,15 @@ fn pod_netns(cluster: &str, pod: &Value) -> anyhow::Result<PathBuf> {
 fn iperf3(netns: &std::path::Path, ip: Ipv4Addr) -> anyhow::Result<f64> {
     let (ip, secs) = (ip.to_string(), IPERF_SECONDS.to_string());
     let args = ["iperf3", "-c", &ip, "-p", "5201", "-t", &secs, "-J"];
-    let mut last_error = String::new();
-    for _ in 0..10 {
-        let out = Command::new("nsenter")
-            .arg(format!("--net={}", netns.display()))
-            .args(args)
-            .output()
-            .context("running iperf3 (apt-get install iperf3)")?;
-        let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-        if out.status.success() {
-            return v["end"]["sum_received"]["bits_per_second"]
-                .as_f64()
-                .map(|b| b / 1e9)
-                .ok_or_else(|| anyhow!("iperf3 -c {ip}: no end.sum_received in its JSON"));
-        }
-        last_error = v["error"].as_str().map(str::to_string).unwrap_or_else(|| String::from_utf8_lossy(&out.stderr).into_owned());
-        std::thread::sleep(Duration::from_millis(300));
-    }
-    bail!("`nsenter --net={} {}` failed: {last_error}", netns.display(), args.join(" "))
+    let what = format!("nsenter --net={} {}", netns.display(), args.join(" "));
+    emu_tests::bench::iperf3_gbps(
+        || {
+            let mut c = Command::new("nsenter");
+            c.arg(format!("--net={}", netns.display())).args(args);
+            c
+        },
+        &what,
+    )
 }
 
 /// Source ports of the connection loop, one range per target, used in turn (as in
