@@ -151,8 +151,12 @@ pub fn join(a: JoinArgs) -> anyhow::Result<i32> {
             let mut all = true;
             for n in &config.nodes {
                 let r = emu_proto::ObjectRef { kind: "Node".into(), namespace: String::new(), name: n.name.clone() };
-                all &=
-                    client.get(r).await.ok().and_then(|o| serde_json::from_str(&o.into_inner().json).ok()).is_some_and(|v| node_ready(&v));
+                all &= client
+                    .get(r)
+                    .await
+                    .ok()
+                    .and_then(|o| serde_json::from_str(&o.into_inner().json).ok())
+                    .is_some_and(|v| crate::lifecycle::is_node_ready(&v));
             }
             if all {
                 return Ok::<bool, anyhow::Error>(true);
@@ -259,10 +263,6 @@ async fn drain(
     }
     client.delete(emu_proto::DeleteRequest { r#ref: Some(node_ref()), force: false, grace_period_seconds: -1 }).await?;
     Ok(())
-}
-
-fn node_ready(n: &serde_json::Value) -> bool {
-    n["status"]["conditions"].as_array().is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
 }
 
 /// The address this machine would send from to reach `control_plane`: the kernel's choice by

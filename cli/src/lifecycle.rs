@@ -449,10 +449,7 @@ fn join_emulated_hosts(
         bail!("the controller has no join listener (see {})", Paths::new(name).controller_log().display());
     }
     let hash = emu_proto::cahash::ca_cert_hash_pem(&info.ca_certificate)?;
-    let mut random = [0u8; 64];
-    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut random)
-        .map_err(|_| anyhow::anyhow!("no random bytes for a token"))?;
-    let token = emu_logic::bootstrap::Token::generate(&random)?;
+    let token = crate::token::random_token()?;
     let secret = emu_logic::bootstrap::secret(&token, Some(emu_api::time::now() + 3600), "emu up --hosts: the emulated hosts' joins");
     rt.block_on(verbs::apply_docs(client, vec![secret], false))?;
     for (index, nodes) in spread.iter().enumerate().skip(1) {
@@ -477,7 +474,7 @@ fn pod_ready(p: &Value) -> bool {
     p["status"]["conditions"].as_array().is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
 }
 
-fn is_node_ready(n: &Value) -> bool {
+pub(crate) fn is_node_ready(n: &Value) -> bool {
     n["status"]["conditions"].as_array().is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
 }
 

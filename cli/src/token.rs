@@ -55,7 +55,7 @@ pub fn token(a: TokenArgs, g: &Globals) -> anyhow::Result<i32> {
 }
 
 /// A random token, from the system's cryptographic source.
-fn random_token() -> anyhow::Result<Token> {
+pub(crate) fn random_token() -> anyhow::Result<Token> {
     use ring::rand::SecureRandom as _;
     let rng = ring::rand::SystemRandom::new();
     loop {

@@ -185,11 +185,13 @@ pub fn lan_nft(cluster: &str) -> emu_host::nft::RealNft {
 /// and files stay.
 pub fn stop_host(cluster: &str, index: usize, nodes: &[String], kill: bool, wait: Option<std::time::Duration>) -> anyhow::Result<()> {
     set_lan_link(cluster, index, false)?;
+    // Node cgroups are the machine's, shared by the emulated hosts: the local provider's.
+    let local = crate::Local::new(cluster);
     for n in nodes {
         if kill {
-            kill_node(cluster, n)?;
+            crate::Provider::kill_node(&local, n)?;
         } else {
-            freeze_node(cluster, n, true, wait)?;
+            local.freeze(n, true, wait)?;
         }
     }
     Ok(())
@@ -202,25 +204,15 @@ pub fn stop_host(cluster: &str, index: usize, nodes: &[String], kill: bool, wait
 /// neighbours are as they were.
 pub fn start_host(cluster: &str, index: usize, nodes: &[String], killed: bool, wait: Option<std::time::Duration>) -> anyhow::Result<()> {
     set_lan_link(cluster, index, true)?;
+    let local = crate::Local::new(cluster);
     for n in nodes {
         if killed {
             start_agent_on_host(cluster, index, n)?;
         } else {
-            freeze_node(cluster, n, false, wait)?;
+            local.freeze(n, false, wait)?;
         }
     }
     Ok(())
-}
-
-/// Kills every process of node `node` (agent, shims, containers), also frozen ones.
-fn kill_node(cluster: &str, node: &str) -> anyhow::Result<()> {
-    let dir = emu_host::cgroup::node_dir(&emu_host::cgroup::cluster_dir(cluster)?, node);
-    // A frozen process cannot die: thaw first.
-    if dir.join("cgroup.freeze").exists() {
-        let _ = std::fs::write(dir.join("cgroup.freeze"), "0");
-    }
-    emu_host::cgroup::kill_and_remove(&dir, std::time::Duration::from_secs(10))
-        .with_context(|| format!("killing the processes of node {node} ({})", dir.display()))
 }
 
 /// Starts the agent of `node` on emulated host `index` as the host itself would: `emu restart
@@ -255,28 +247,6 @@ fn set_lan_link(cluster: &str, index: usize, up: bool) -> anyhow::Result<()> {
     crate::local::block_on(net::set_link_up(&lan, &port, up))?
         .with_context(|| format!("setting {port} {} in {}", if up { "up" } else { "down" }, lan.display()))?;
     Ok(())
-}
-
-/// Freezes or thaws node `node`'s cgroup (its agent and pods; node cgroups are the machine's,
-/// shared by the emulated hosts) and, with `wait`, waits until `cgroup.events` says it is done.
-fn freeze_node(cluster: &str, node: &str, frozen: bool, wait: Option<std::time::Duration>) -> anyhow::Result<()> {
-    let dir = emu_host::cgroup::node_dir(&emu_host::cgroup::cluster_dir(cluster)?, node);
-    let doing = if frozen { "freezing" } else { "thawing" };
-    std::fs::write(dir.join("cgroup.freeze"), if frozen { "1" } else { "0" })
-        .with_context(|| format!("{doing} the processes of node {node} ({})", dir.display()))?;
-    let Some(timeout) = wait else { return Ok(()) };
-    let deadline = std::time::Instant::now() + timeout;
-    let want = if frozen { "frozen 1" } else { "frozen 0" };
-    loop {
-        let events = std::fs::read_to_string(dir.join("cgroup.events")).unwrap_or_default();
-        if events.lines().any(|l| l == want) {
-            return Ok(());
-        }
-        if std::time::Instant::now() >= deadline {
-            bail!("{doing} the processes of node {node}: not done within {timeout:?} ({}: {})", dir.display(), events.trim());
-        }
-        std::thread::sleep(std::time::Duration::from_millis(2));
-    }
 }
 
 fn c(s: &str) -> CString {

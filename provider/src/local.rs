@@ -99,7 +99,7 @@ impl Local {
     /// Freezes or thaws everything of the node: its agent and its pods' shims and containers (the
     /// node's cgroup). With `wait`, until the kernel says it is done (`frozen` in `cgroup.events`:
     /// freezing a busy cgroup takes a while).
-    fn freeze(&self, node: &str, frozen: bool, wait: Option<Duration>) -> anyhow::Result<()> {
+    pub(crate) fn freeze(&self, node: &str, frozen: bool, wait: Option<Duration>) -> anyhow::Result<()> {
         let dir = self.node_cgroup(node)?;
         let doing = if frozen { "freezing" } else { "thawing" };
         std::fs::write(dir.join("cgroup.freeze"), if frozen { "1" } else { "0" })
