@@ -1,6 +1,7 @@
 //! `kubectl get` tables (CLI-1..CLI-15): the server-side table printers' columns and cell rules,
 //! decorated the way kubectl's table printer does (NAMESPACE column, kind prefix, label columns).
 
+use emu_logic::cluster::HOST_LABEL;
 use serde_json::Value;
 
 use super::{age, at, bool_at, format_labels, int_at, list_at, resource_name, selector_string, str_at, string_pairs, tabwrite, time};
@@ -30,7 +31,7 @@ pub fn table(kind: &str, objects: &[Value], opts: &TableOptions, now: i64) -> St
     if objects.is_empty() {
         return String::new();
     }
-    let columns = column_definitions(kind);
+    let columns = column_definitions(kind, objects);
     let shown: Vec<bool> = columns.iter().map(|c| opts.wide || c.priority == 0).collect();
     let with_namespace = opts.all_namespaces && !CLUSTER_SCOPED.contains(&kind);
     // kubectl prefixes the column of format "name" with the kind; an Event table shows that
@@ -54,7 +55,7 @@ pub fn table(kind: &str, objects: &[Value], opts: &TableOptions, now: i64) -> St
         if with_namespace {
             row.push(str_at(obj, &["metadata", "namespace"]).to_string());
         }
-        let mut cells: Vec<String> = row_cells(kind, obj, opts.wide, now).into_iter().map(|c| c.to_string()).collect();
+        let mut cells: Vec<String> = row_cells(kind, obj, opts.wide, now).into_iter().take(columns.len()).map(|c| c.to_string()).collect();
         if let Some(i) = name_column.filter(|_| opts.kind_prefix) {
             cells[i] = resource_name(kind, &cells[i]);
         }
@@ -157,17 +158,34 @@ impl From<Cell> for Value {
     }
 }
 
-/// The columns of `kind`'s table, wide ones included (priority 1), in kube-apiserver's order.
-pub fn column_definitions(kind: &str) -> Vec<ColumnDefinition> {
-    printer(kind).columns
+/// The columns of the table of `objects` (all of `kind`), wide ones included (priority 1):
+/// kube-apiserver's, in its order, then emu's label column of the kind if one of `objects`
+/// carries its label, not empty (see [`LabelColumn`]). The same objects give the same columns, whether
+/// emu prints them or its API server sends them to kubectl as a Table.
+pub fn column_definitions<'a>(kind: &str, objects: impl IntoIterator<Item = &'a Value>) -> Vec<ColumnDefinition> {
+    let printer = printer(kind);
+    let mut columns = printer.columns;
+    if let Some(extra) = printer.label_column {
+        if objects.into_iter().any(|o| !str_at(o, &["metadata", "labels", extra.label]).is_empty()) {
+            columns.push(extra.column);
+        }
+    }
+    columns
 }
 
-/// The cells of `obj`'s row, one per column of [`column_definitions`], wide ones included.
+/// The cells of `obj`'s row, wide ones included: one per column of kube-apiserver's, then one
+/// for emu's label column of the kind, if it has one. A table takes the first as many as
+/// [`column_definitions`] gives it columns (emu's column is the last, and not always there).
 /// `wide` is kube-apiserver's `GenerateOptions.Wide`: only a LoadBalancer's EXTERNAL-IP reads it
 /// (cut to 16 characters without it, CLI-8); kube-apiserver builds its Tables with `true`, and
 /// kubectl printing a Table does not cut again. `now` is unix seconds (for AGE).
 pub fn row_cells(kind: &str, obj: &Value, wide: bool, now: i64) -> Vec<Cell> {
-    (printer(kind).row)(obj, wide, now)
+    let printer = printer(kind);
+    let mut cells = (printer.row)(obj, wide, now);
+    if let Some(extra) = printer.label_column {
+        cells.push(or_none(str_at(obj, &["metadata", "labels", extra.label])).into());
+    }
+    cells
 }
 
 struct Printer {
@@ -176,7 +194,25 @@ struct Printer {
     columns: Vec<ColumnDefinition>,
     /// All cells of one object, the wide ones included, in column order.
     row: RowFn,
+    /// emu's own column after kube-apiserver's, if the kind has one.
+    label_column: Option<LabelColumn>,
 }
+
+/// A column emu adds to kube-apiserver's: the value of a label (`<none>` on an object without
+/// it), in a table only when one of its objects carries the label. A table of objects without
+/// it is then kube-apiserver's byte for byte (a single machine's nodes have no host), and one
+/// that needs it shows it without `-L` (kubectl prints a Table's columns, whoever defines them).
+#[derive(Debug, Clone, Copy)]
+struct LabelColumn {
+    column: ColumnDefinition,
+    label: &'static str,
+}
+
+/// A node's machine in a cluster over several (issue 18), shown with `-o wide`.
+const NODE_HOST: LabelColumn = LabelColumn {
+    column: col("Host", "string", "The machine the node runs on, its label emu.dev/host (emu's, over several machines).", 1),
+    label: HOST_LABEL,
+};
 
 /// `(object, wide, now) -> cells`
 type RowFn = fn(&Value, bool, i64) -> Vec<Cell>;
@@ -369,7 +405,11 @@ fn printer(kind: &str) -> Printer {
         // custom resource without printer columns, whose Age is a date kubectl shows as an age.
         _ => (vec![NAME, col("Age", "date", AGE_DOC, 0)], default_row),
     };
-    Printer { columns, row }
+    let label_column = match kind {
+        "Node" => Some(NODE_HOST),
+        _ => None,
+    };
+    Printer { columns, row, label_column }
 }
 
 fn name(obj: &Value) -> String {
@@ -1058,6 +1098,49 @@ mod tests {
         assert_eq!(node_row(&cordoned, false, NOW)[1], "NotReady,SchedulingDisabled");
     }
 
+    /// emu's HOST column (issue 18): a node's `emu.dev/host`, last and with `-o wide` only, in a
+    /// table where a node has a host; `<none>` for a node without one among them.
+    #[test]
+    fn nodes_wide_host_column_over_several_machines() {
+        let node = |name: &str, ip: &str, host: &str| {
+            let mut n = json!({"metadata": {"name": name, "creationTimestamp": "2024-04-26T10:00:00Z", "labels": {}},
+                "status": {"conditions": [{"type": "Ready", "status": "True"}],
+                           "addresses": [{"type": "InternalIP", "address": ip}],
+                           "nodeInfo": {"kubeletVersion": "v1.31.0", "osImage": "emu", "kernelVersion": "6.8.0", "containerRuntimeVersion": "emu://0.1"}}});
+            if !host.is_empty() {
+                n["metadata"]["labels"][HOST_LABEL] = json!(host);
+            }
+            n
+        };
+        let nodes = [node("node-1", "10.0.0.1", "host-1"), node("node-3", "10.0.0.3", "host-2"), node("solo", "10.0.0.9", "")];
+        let wide = TableOptions { wide: true, ..Default::default() };
+        assert_eq!(
+            table("Node", &nodes, &wide, NOW),
+            "NAME     STATUS   ROLES    AGE   VERSION   INTERNAL-IP   EXTERNAL-IP   OS-IMAGE   KERNEL-VERSION   CONTAINER-RUNTIME   HOST\n\
+             node-1   Ready    <none>   5d    v1.31.0   10.0.0.1      <none>        emu        6.8.0            emu://0.1           host-1\n\
+             node-3   Ready    <none>   5d    v1.31.0   10.0.0.3      <none>        emu        6.8.0            emu://0.1           host-2\n\
+             solo     Ready    <none>   5d    v1.31.0   10.0.0.9      <none>        emu        6.8.0            emu://0.1           <none>\n"
+        );
+        // Never without -o wide.
+        assert_eq!(
+            table("Node", &nodes, &TableOptions::default(), NOW),
+            "NAME     STATUS   ROLES    AGE   VERSION\nnode-1   Ready    <none>   5d    v1.31.0\nnode-3   Ready    <none>   5d    v1.31.0\nsolo     Ready    <none>   5d    v1.31.0\n"
+        );
+        // No node with a host (an empty label is none): kube-apiserver's columns alone, and a
+        // row's extra cell is left out.
+        let mut empty = node("node-2", "10.0.0.2", "");
+        empty["metadata"]["labels"][HOST_LABEL] = json!("");
+        let alone = [nodes[2].clone(), empty];
+        assert_eq!(column_definitions("Node", &alone).len(), 10);
+        assert!(!table("Node", &alone, &wide, NOW).contains("HOST"));
+        assert!(table("Node", &alone, &wide, NOW).lines().all(|l| l.ends_with("emu://0.1") || l.ends_with("CONTAINER-RUNTIME")));
+        // The Table's column: a wide one, as kubectl hides it without -o wide.
+        let host = *column_definitions("Node", &nodes).last().unwrap();
+        assert_eq!((host.name, host.type_, host.format, host.priority), ("Host", "string", "", 1));
+        assert_eq!(row_cells("Node", &nodes[0], true, NOW).last().unwrap(), &"host-1");
+        assert_eq!(row_cells("Pod", &pod("p", "10.244.1.2", "node-1"), true, NOW).len(), column_definitions("Pod", &[]).len());
+    }
+
     #[test]
     fn deployments_and_replicasets_cli14() {
         let d = json!({"metadata": {"name": "my-nginx", "creationTimestamp": "2024-05-01T10:00:00Z"},
@@ -1087,7 +1170,7 @@ mod tests {
 
     #[test]
     fn column_definitions_as_kube_apiserver_names_them() {
-        let pods: Vec<(&str, i32)> = column_definitions("Pod").iter().map(|c| (c.name, c.priority)).collect();
+        let pods: Vec<(&str, i32)> = column_definitions("Pod", &[]).iter().map(|c| (c.name, c.priority)).collect();
         assert_eq!(
             pods,
             [
@@ -1104,14 +1187,14 @@ mod tests {
         );
         // The name column is the one of format "name", wherever it is; every kind has one.
         for kind in emu_api::kinds::KINDS {
-            let columns = column_definitions(kind.kind);
+            let columns = column_definitions(kind.kind, &[]);
             assert_eq!(columns.iter().filter(|c| c.format == "name").count(), 1, "{}", kind.kind);
             assert!(columns.iter().all(|c| !c.description.is_empty() && matches!(c.type_, "string" | "integer" | "date")), "{}", kind.kind);
         }
-        let event = column_definitions("Event");
+        let event = column_definitions("Event", &[]);
         assert_eq!((event[9].name, event[9].format, event[9].priority), ("Name", "name", 1));
         assert_eq!(
-            column_definitions("Fault").iter().map(|c| (c.name, c.type_)).collect::<Vec<_>>(),
+            column_definitions("Fault", &[]).iter().map(|c| (c.name, c.type_)).collect::<Vec<_>>(),
             [("Name", "string"), ("Age", "date")]
         );
         // Every row has a cell per column, wide ones included.
@@ -1251,7 +1334,7 @@ mod tests {
             table("RoleBinding", &[b], &TableOptions { wide: true, ..Default::default() }, NOW),
             "NAME         ROLE               AGE   USERS        GROUPS   SERVICEACCOUNTS\nalice-view   ClusterRole/view   13s   alice, bob   dev      default/default\n"
         );
-        assert_eq!(column_definitions("ClusterRoleBinding")[3].description, "Users in the clusterRoleBinding");
+        assert_eq!(column_definitions("ClusterRoleBinding", &[])[3].description, "Users in the clusterRoleBinding");
     }
 
     #[test]

@@ -5,7 +5,10 @@
 //! nginx's log, full-size segments across the VXLAN overlay, ClusterIP, DNS, NodePort on a node
 //! of each host from the outside world, a LoadBalancer; exec and logs of pods on other hosts; the
 //! security of joining (CA hash, tokens, node certificates); the host's own network namespace
-//! untouched; nothing left after `emu down`.
+//! untouched; nothing left after `emu down`. Each node's host shows in `get nodes -o wide`, emu's
+//! and the real kubectl's alike.
+
+mod kubectl_support;
 
 use base64::Engine;
 use emu_tests::{name, pod_ip, Cluster, HostState};
@@ -58,6 +61,17 @@ fn host_of(node: &Value) -> String {
     node["metadata"]["labels"]["emu.dev/host"].as_str().unwrap_or_default().to_string()
 }
 
+/// Each node's cell of the last column of a `get nodes -o wide` table, which must be HOST, after
+/// kubectl's columns.
+fn host_column(table: &str) -> BTreeMap<String, String> {
+    let mut lines = table.lines();
+    let header = lines.next().unwrap_or_default();
+    assert!(header.ends_with("   CONTAINER-RUNTIME   HOST"), "HOST, last:\n{table}");
+    // Left-aligned columns: a row's last cell starts where its header does.
+    let at = header.rfind("HOST").unwrap();
+    lines.map(|l| (l.split_whitespace().next().unwrap().to_string(), l.get(at..).unwrap_or_default().trim().to_string())).collect()
+}
+
 fn external_ip(node: &Value) -> String {
     node["status"]["addresses"].as_array().unwrap().iter().find(|a| a["type"] == "ExternalIP").unwrap()["address"].as_str().unwrap().into()
 }
@@ -96,15 +110,26 @@ fn three_emulated_hosts_make_one_cluster() {
     }
     assert_eq!(per_host.keys().cloned().collect::<Vec<_>>(), ["host-1", "host-2", "host-3"]);
     assert!(per_host.values().all(|v| v.len() == 2), "{per_host:?}");
-    let wide = c.emu(&["get", "nodes", "-L", "emu.dev/host"]).ok().stdout;
-    assert!(wide.contains("host-3"), "{wide}");
+    let labelled = c.emu(&["get", "nodes", "-L", "emu.dev/host"]).ok().stdout;
+    assert!(labelled.contains("host-3"), "{labelled}");
+
+    // `get nodes -o wide` shows each node's host, emu's and the real kubectl's (which prints the
+    // API server's Table).
+    let node_host: BTreeMap<String, String> = nodes.iter().map(|n| (name(n), host_of(n))).collect();
+    let wide = c.emu(&["get", "nodes", "-o", "wide"]).ok().stdout;
+    println!("emu get nodes -o wide:\n{wide}");
+    assert_eq!(host_column(&wide), node_host, "{wide}");
+    let dir = emu_tests::Scratch(std::env::temp_dir().join(format!("emu-{CLUSTER}-kubectl-{}", std::process::id())));
+    std::fs::create_dir_all(&dir.0).unwrap();
+    std::fs::write(dir.0.join("kubeconfig"), c.emu(&["kubeconfig"]).ok().stdout).unwrap();
+    let wide = kubectl_support::kubectl(&dir.0, Duration::from_secs(30), &["get", "nodes", "-o", "wide"]).ok().stdout;
+    assert_eq!(host_column(&wide), node_host, "kubectl get nodes -o wide:\n{wide}");
 
     // A Deployment spread over every host.
     let big = "x".repeat(BIG);
     let web = WEB.replace("data: {}", &format!("data: {{index.html: hello, big: {big}}}"));
     c.apply("web.yaml", &web).ok();
     let pods = c.ready_pods("app=web", 6);
-    let node_host: BTreeMap<String, String> = nodes.iter().map(|n| (name(n), host_of(n))).collect();
     let pod_host = |p: &Value| node_host[p["spec"]["nodeName"].as_str().unwrap()].clone();
     let hosts: BTreeSet<String> = pods.iter().map(pod_host).collect();
     assert_eq!(hosts.len(), 3, "pods on every host");

@@ -86,17 +86,17 @@ struct PartialObjectMetadata<'a> {
 
 /// The Table of `objects` (all of `kind`), as `api_version` (`meta.k8s.io/v1` or `v1beta1`,
 /// whichever the client asked for), as JSON. kube-apiserver builds the cells as for `-o wide`
-/// (every column is there; kubectl hides the priority ones). `now` is unix seconds (for AGE).
+/// (every column is there; kubectl hides the priority ones). The columns are those of these
+/// objects: emu's HOST of nodes only where one has a host, as `emu get` prints them. `now` is
+/// unix seconds (for AGE).
 pub fn table(kind: &str, objects: &[&Value], meta: ListMeta, include: IncludeObject, api_version: &str, now: i64, pretty: bool) -> String {
     let empty = Value::Object(Map::new());
-    let column_definitions = emu_kubectl::column_definitions(kind)
-        .into_iter()
-        .map(|c| Column { name: c.name, type_: c.type_, format: c.format, description: c.description, priority: c.priority })
-        .collect();
+    let column_definitions = columns(kind, objects.iter().copied());
+    let count = column_definitions.len();
     let rows = objects
         .iter()
         .map(|obj| Row {
-            cells: emu_kubectl::row_cells(kind, obj, true, now).into_iter().map(Value::from).collect(),
+            cells: emu_kubectl::row_cells(kind, obj, true, now).into_iter().take(count).map(Value::from).collect(),
             object: match include {
                 IncludeObject::Metadata => Some(RowObject::Partial(PartialObjectMetadata {
                     kind: "PartialObjectMetadata",
@@ -190,12 +190,8 @@ pub fn table_cached(
         let objects: Vec<&Value> = objects.iter().map(|o| o.as_ref()).collect();
         return table(kind, &objects, meta, include, api_version, now, pretty);
     }
-    let definitions = emu_kubectl::column_definitions(kind);
-    let age_column = definitions.iter().position(|c| c.name == "Age");
-    let columns: Vec<Column> = definitions
-        .into_iter()
-        .map(|c| Column { name: c.name, type_: c.type_, format: c.format, description: c.description, priority: c.priority })
-        .collect();
+    let columns = columns(kind, objects.iter().map(|o| o.as_ref()));
+    let age_column = columns.iter().position(|c| c.name == "Age");
     let mut out = String::with_capacity(256 + objects.len() * 1024);
     out.push_str(r#"{"kind":"Table","apiVersion":"#);
     out.push_str(&json(&api_version));
@@ -212,7 +208,7 @@ pub fn table_cached(
         out.push_str(r#"{"cells":["#);
         match &row.cells {
             Some(cells) => {
-                for (i, cell) in cells.iter().enumerate() {
+                for (i, cell) in cells.iter().take(columns.len()).enumerate() {
                     if i > 0 {
                         out.push(',');
                     }
@@ -224,7 +220,8 @@ pub fn table_cached(
                 }
             }
             None => {
-                let cells: Vec<String> = emu_kubectl::row_cells(kind, obj, true, now).into_iter().map(cell_json).collect();
+                let cells: Vec<String> =
+                    emu_kubectl::row_cells(kind, obj, true, now).into_iter().take(columns.len()).map(cell_json).collect();
                 out.push_str(&cells.join(","));
             }
         }
@@ -239,6 +236,16 @@ pub fn table_cached(
     out.push_str("]}\n");
     cache.sweep();
     out
+}
+
+/// The Table's columns for `objects` ([`emu_kubectl::column_definitions`]). A row takes the
+/// first as many cells of [`emu_kubectl::row_cells`]: the rest are of a column these objects
+/// leave out.
+fn columns<'a>(kind: &str, objects: impl IntoIterator<Item = &'a Value>) -> Vec<Column> {
+    emu_kubectl::column_definitions(kind, objects)
+        .into_iter()
+        .map(|c| Column { name: c.name, type_: c.type_, format: c.format, description: c.description, priority: c.priority })
+        .collect()
 }
 
 /// `value` as compact JSON.
@@ -381,6 +388,37 @@ mod tests {
             serde_json::from_str(&cached_as_uncached(&mut cache, "Pod", &[&relabelled], IncludeObject::Metadata, NOW)).unwrap();
         assert_eq!(table["rows"][0]["object"]["metadata"]["labels"]["run"], "other");
         assert!(!cache.rows.contains_key(&old), "the replaced object's row is forgotten");
+    }
+
+    /// emu's HOST column of nodes (issue 18), in the Table kubectl prints: only when a node of the
+    /// Table has a host (a single object's GET too), a wide column, cached as uncached.
+    #[test]
+    fn nodes_have_a_host_column_over_several_machines() {
+        let node = |name: &str, host: Option<&str>| {
+            let mut n = json!({"metadata": {"name": name, "creationTimestamp": "2024-05-01T10:00:00Z", "labels": {}},
+                "status": {"conditions": [{"type": "Ready", "status": "True"}]}});
+            if let Some(h) = host {
+                n["metadata"]["labels"]["emu.dev/host"] = json!(h);
+            }
+            Arc::new(n)
+        };
+        let (hosted, solo) = (node("node-3", Some("host-2")), node("solo", None));
+        let mut cache = RowCache::default();
+        let t: Value = serde_json::from_str(&cached_as_uncached(&mut cache, "Node", &[&hosted, &solo], IncludeObject::None, NOW)).unwrap();
+        let last = t["columnDefinitions"].as_array().unwrap().last().unwrap().clone();
+        assert_eq!((last["name"].as_str(), last["priority"].as_i64()), (Some("Host"), Some(1)));
+        assert_eq!(t["columnDefinitions"].as_array().unwrap().len(), 11);
+        assert_eq!((t["rows"][0]["cells"][10].as_str(), t["rows"][1]["cells"][10].as_str()), (Some("host-2"), Some("<none>")));
+        // A single machine's nodes, and a single node without a host: kube-apiserver's columns.
+        for objects in [&[&solo][..], &[&solo, &solo][..]] {
+            let t: Value = serde_json::from_str(&cached_as_uncached(&mut cache, "Node", objects, IncludeObject::None, NOW)).unwrap();
+            assert_eq!(t["columnDefinitions"].as_array().unwrap().len(), 10);
+            assert!(t["rows"].as_array().unwrap().iter().all(|r| r["cells"].as_array().unwrap().len() == 10), "{t}");
+        }
+        let t: Value =
+            serde_json::from_str(&table("Node", &[&hosted], ListMeta::default(), IncludeObject::None, "meta.k8s.io/v1", NOW, false))
+                .unwrap();
+        assert_eq!(t["rows"][0]["cells"][10], "host-2");
     }
 
     #[test]
