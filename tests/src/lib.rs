@@ -131,11 +131,16 @@ impl Cluster {
 
     /// Writes `yaml` to a file of this test's own and applies it.
     pub fn apply(&self, file: &str, yaml: &str) -> Run {
-        let dir = std::env::temp_dir().join(format!("emu-{}-{}", self.name, std::process::id()));
+        let dir = self.scratch_dir();
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join(file);
         std::fs::write(&path, yaml).unwrap();
         self.emu(&["apply", "-f", path.to_str().unwrap()])
+    }
+
+    /// A directory of this test's own for the files it writes; removed with the cluster.
+    pub fn scratch_dir(&self) -> PathBuf {
+        std::env::temp_dir().join(format!("emu-{}-{}", self.name, std::process::id()))
     }
 
     /// A Service's ClusterIP.
@@ -176,6 +181,7 @@ impl Cluster {
 impl Drop for Cluster {
     fn drop(&mut self) {
         let r = emu(&["down", "--cluster", &self.name]);
+        let _ = std::fs::remove_dir_all(self.scratch_dir());
         if r.code != 0 && !std::thread::panicking() {
             panic!("emu down failed: {}{}", r.stdout, r.stderr);
         }

@@ -4,8 +4,17 @@ use emu_tests::{emu, emu_path, Cluster};
 use std::path::PathBuf;
 use std::time::Duration;
 
+thread_local! {
+    /// The calling test's own directory, removed when its thread (the test) ends.
+    static SCRATCH: emu_tests::Scratch = {
+        let test = std::thread::current().name().unwrap_or("main").replace("::", "-");
+        emu_tests::Scratch(std::env::temp_dir().join(format!("emu-bad-{}-{test}", std::process::id())))
+    };
+}
+
+/// Writes `text` to the file `name` in the calling test's own directory.
 fn write(name: &str, text: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("emu-bad-{}", std::process::id()));
+    let dir = SCRATCH.with(|s| s.0.clone());
     std::fs::create_dir_all(&dir).unwrap();
     let p = dir.join(name);
     std::fs::write(&p, text).unwrap();

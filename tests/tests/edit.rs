@@ -175,7 +175,7 @@ fn an_invalid_edit_reopens_the_editor_with_the_error() {
     let before = service(&c);
 
     // The editor writes the first node port out of range the first time, then saves unchanged.
-    let dir = std::env::temp_dir().join(format!("emu-{}-{}", c.name, std::process::id()));
+    let dir = c.scratch_dir();
     std::fs::create_dir_all(&dir).unwrap();
     let script = dir.join("editor.sh");
     std::fs::write(

@@ -42,7 +42,7 @@ fn in_dynamic_band(p: u64) -> bool {
 
 /// Runs `verb -f` on `yaml` and returns (exit code, stdout, stderr without the final newline).
 fn run(c: &Cluster, verb: &str, file: &str, yaml: &str) -> (i32, String, String) {
-    let dir = std::env::temp_dir().join(format!("emu-{}-{}", c.name, std::process::id()));
+    let dir = c.scratch_dir();
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join(file);
     std::fs::write(&path, yaml).unwrap();

@@ -4,7 +4,7 @@
 //! and merge patches (null pruning). No cluster and no root; skipped, saying so, where kubectl
 //! is not on PATH.
 
-use emu_tests::emu_path;
+use emu_tests::{emu_path, Scratch};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -202,7 +202,7 @@ fn kubectl_present() -> bool {
 }
 
 /// The fixtures in a directory of this test's own.
-fn fixtures() -> PathBuf {
+fn fixtures() -> Scratch {
     let dir = std::env::temp_dir().join(format!("emu-patch-kubectl-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     for (name, text) in [
@@ -215,7 +215,7 @@ fn fixtures() -> PathBuf {
     ] {
         std::fs::write(dir.join(name), text).unwrap();
     }
-    dir
+    Scratch(dir)
 }
 
 /// Exit code, stdout and stderr of `PROGRAM patch --local -f FILE --type T -p PATCH [-o O]`.
@@ -240,7 +240,8 @@ fn emu_patch_local_prints_what_kubectl_prints() {
         eprintln!("skipped: kubectl is not on PATH, so there is nothing to compare emu patch --local with");
         return;
     }
-    let dir = fixtures();
+    let scratch = fixtures();
+    let dir = scratch.0.clone();
     let (emu, kubectl) = (emu_path(), PathBuf::from("kubectl"));
     // Two workers: kubectl takes a quarter of a second to start.
     let results: Vec<_> = std::thread::scope(|s| {

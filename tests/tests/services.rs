@@ -244,9 +244,7 @@ fn ready_column(c: &Cluster, pod: &str) -> String {
 #[test]
 fn readiness_probes_gate_ready_and_endpoints() {
     let c = Cluster::up("tsvcprobe", &[]);
-    let manifest = std::env::temp_dir().join("emu-test-tsvcprobe.yaml");
-    std::fs::write(&manifest, PROBED_PODS).unwrap();
-    c.emu(&["apply", "-f", manifest.to_str().unwrap()]).ok();
+    c.apply("probed.yaml", PROBED_PODS).ok();
     let pod_ip = |name: &str| {
         c.wait_for(&format!("{name} has an IP"), Duration::from_secs(20), || {
             let p: Value = serde_json::from_str(&c.emu(&["get", "pod", name, "-o", "json"]).ok().stdout).ok()?;
@@ -279,7 +277,6 @@ fn readiness_probes_gate_ready_and_endpoints() {
     c.emu(&["exec", "by-exec", "--", "rm", "/tmp/ready"]).ok();
     c.wait_for("by-exec unready", Duration::from_secs(6), || (ready_column(&c, "by-exec") == "0/1").then_some(()));
     c.wait_for("by-exec out of the endpoints", Duration::from_secs(2), || (!ready_endpoints().contains(&exec_ip)).then_some(()));
-    let _ = std::fs::remove_file(manifest);
 }
 
 #[test]

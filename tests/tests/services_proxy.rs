@@ -401,7 +401,7 @@ fn bad_services_are_rejected_with_kubernetes_messages() {
     ];
     for (i, (yaml, want)) in cases.iter().enumerate() {
         for verb in ["apply", "create"] {
-            let dir = std::env::temp_dir().join(format!("emu-{}-{}", c.name, std::process::id()));
+            let dir = c.scratch_dir();
             let path = dir.join(format!("bad-{i}.yaml"));
             std::fs::write(&path, yaml).unwrap();
             let r = c.emu(&[verb, "-f", path.to_str().unwrap()]);

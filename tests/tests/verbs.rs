@@ -82,7 +82,8 @@ fn apply_from_stdin_run_logs_and_delete() {
         (r.code == 0 && r.stdout == "hello from talker\n").then_some(())
     });
     // Re-applying the same manifest changes nothing, and keeps the pod on its node.
-    let path = std::env::temp_dir().join(format!("emu-verbs-{}.yaml", std::process::id()));
+    std::fs::create_dir_all(c.scratch_dir()).unwrap();
+    let path = c.scratch_dir().join("talker.yaml");
     std::fs::write(&path, manifest).unwrap();
     let node = c.emu(&["get", "pod", "talker", "-n", "lab", "-o", "jsonpath={.spec.nodeName}"]).ok().stdout;
     let r = c.emu(&["apply", "-f", path.to_str().unwrap()]).ok();
