@@ -14,7 +14,8 @@ pub enum FaultSpec {
     /// Traffic between the nodes (and their pods) of `a` and of `b` is dropped; only from `a`
     /// to `b` when `one_way`.
     Partition { a: Vec<String>, b: Vec<String>, one_way: bool },
-    /// Impairments of a node's link (`eth0`) or a pod's, in both directions.
+    /// Impairments of a node's link (`eth0`), a pod's, or an emulated host's LAN link, in both
+    /// directions.
     Netem { target: Target, netem: Netem },
     /// The node is stopped (`emu node stop`): its agent and pods frozen (or killed, as a power
     /// loss does), its links down. The CLI applies it (a stopped agent cannot); agents ignore it.
@@ -42,7 +43,7 @@ pub fn host_target(t: &str) -> Option<&str> {
 impl FaultSpec {
     /// Whether the fault acts on emulated hosts (the controller's to apply, not the agents').
     pub fn is_host_fault(&self) -> bool {
-        matches!(self, FaultSpec::HostPartition { .. } | FaultSpec::HostStop { .. })
+        matches!(self, FaultSpec::HostPartition { .. } | FaultSpec::HostStop { .. } | FaultSpec::Netem { target: Target::Host(_), .. })
     }
 }
 
@@ -53,6 +54,7 @@ pub fn check_hosts(spec: &FaultSpec, hosts: &[String], control: &str) -> Result<
     let (field, named): (&str, Vec<&String>) = match spec {
         FaultSpec::HostPartition { a, b, .. } => ("spec.hostPartition", a.iter().chain(b).collect()),
         FaultSpec::HostStop { host, .. } => ("spec.hostStop.host", vec![host]),
+        FaultSpec::Netem { target: Target::Host(host), .. } => ("spec.netem.host", vec![host]),
         _ => return Ok(()),
     };
     if hosts.is_empty() {
@@ -76,7 +78,12 @@ pub fn check_hosts(spec: &FaultSpec, hosts: &[String], control: &str) -> Result<
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Target {
     Node(String),
-    Pod { namespace: String, name: String },
+    Pod {
+        namespace: String,
+        name: String,
+    },
+    /// An emulated host's link to the hosts' LAN (its `eth0`, in the host's namespace).
+    Host(String),
 }
 
 impl std::fmt::Display for Target {
@@ -84,6 +91,7 @@ impl std::fmt::Display for Target {
         match self {
             Target::Node(n) => write!(f, "node/{n}"),
             Target::Pod { namespace, name } => write!(f, "pod/{namespace}/{name}"),
+            Target::Host(h) => write!(f, "{HOST_PREFIX}{h}"),
         }
     }
 }
@@ -236,6 +244,7 @@ pub fn to_object(name: &str, spec: &FaultSpec) -> Value {
             match target {
                 Target::Node(node) => n["node"] = json!(node),
                 Target::Pod { namespace, name } => n["pod"] = json!(format!("{namespace}/{name}")),
+                Target::Host(host) => n["host"] = json!(host),
             }
             json!({"netem": n})
         }
@@ -313,13 +322,14 @@ pub fn parse(obj: &Value, nodes: &[String]) -> Result<FaultSpec, String> {
     if !n.is_object() {
         return Err("spec: give one of partition, linkDown, nodeStop, netem, hostPartition or hostStop".into());
     }
-    let target = match (n.get("node"), n["pod"].as_str()) {
-        (Some(name), None) => Target::Node(node("spec.netem.node", name)?),
-        (None, Some(pod)) => {
+    let target = match (n.get("node"), n["pod"].as_str(), n.get("host")) {
+        (Some(name), None, None) => Target::Node(node("spec.netem.node", name)?),
+        (None, Some(pod), None) => {
             let (namespace, name) = pod.split_once('/').unwrap_or(("default", pod));
             Target::Pod { namespace: namespace.into(), name: name.into() }
         }
-        _ => return Err("spec.netem: give either node or pod (NAMESPACE/NAME)".into()),
+        (None, None, Some(host)) => Target::Host(host_name("spec.netem.host", host)?),
+        _ => return Err("spec.netem: give one of node, pod (NAMESPACE/NAME) or host".into()),
     };
     let field = |k: &str, parse: fn(&str) -> Result<f64, String>| -> Result<Option<f64>, String> {
         n.get(k).and_then(Value::as_str).map(|s| parse(s).map_err(|e| format!("spec.netem.{k}: {e}"))).transpose()
@@ -352,7 +362,7 @@ pub fn names_node(spec: &FaultSpec, node: &str) -> bool {
         FaultSpec::Netem { target: Target::Node(n), .. } => n == node,
         FaultSpec::Netem { target: Target::Pod { .. }, .. } => false,
         // A host's faults are the host's: removing one of its nodes leaves them.
-        FaultSpec::HostPartition { .. } | FaultSpec::HostStop { .. } => false,
+        FaultSpec::HostPartition { .. } | FaultSpec::HostStop { .. } | FaultSpec::Netem { target: Target::Host(_), .. } => false,
     }
 }
 
@@ -366,8 +376,9 @@ pub fn nodes_affected(spec: &FaultSpec, pod_node: impl Fn(&str, &str) -> Option<
         FaultSpec::LinkDown { node } | FaultSpec::Netem { target: Target::Node(node), .. } => vec![node.clone()],
         FaultSpec::Netem { target: Target::Pod { namespace, name }, .. } => pod_node(namespace, name).into_iter().collect(),
         FaultSpec::NodeStop { .. } => Vec::new(),
-        // The controller applies host faults (in the LAN, through the provider): no agent does.
-        FaultSpec::HostPartition { .. } | FaultSpec::HostStop { .. } => Vec::new(),
+        // The controller applies host faults (in the LAN and the hosts' namespaces, through the
+        // provider): no agent does.
+        FaultSpec::HostPartition { .. } | FaultSpec::HostStop { .. } | FaultSpec::Netem { target: Target::Host(_), .. } => Vec::new(),
     };
     nodes.sort();
     nodes.dedup();
@@ -505,5 +516,21 @@ mod tests {
             .starts_with("spec.hostStop.host: \"Host 2\" is not a host name"));
         assert_eq!(host_target("host/host-2"), Some("host-2"));
         assert_eq!(host_target("node-2"), None);
+        // A host's LAN link impaired: the controller's too, checked against the hosts.
+        let slow = FaultSpec::Netem { target: Target::Host("host-2".into()), netem: Netem { delay_ms: Some(50.0), ..Default::default() } };
+        assert!(slow.is_host_fault() && nodes_affected(&slow, |_, _| None).is_empty());
+        assert_eq!(parse(&to_object("delay-1", &slow), &[]), Ok(slow.clone()), "no node list needed");
+        assert_eq!(to_object("delay-1", &slow)["spec"]["netem"]["host"], "host-2");
+        assert!(check_hosts(&slow, &[], "").unwrap_err().starts_with("spec.netem.host: this cluster has no emulated hosts"));
+        let far = FaultSpec::Netem { target: Target::Host("host-9".into()), netem: Netem { loss: Some(5.0), ..Default::default() } };
+        assert_eq!(
+            check_hosts(&far, &hosts, "host-1"),
+            Err("spec.netem.host: host \"host-9\" is not in the cluster (hosts: host-1, host-2, host-3)".into())
+        );
+        assert_eq!(
+            parse(&obj(json!({"netem": {"host": "host-2", "node": "node-1", "delay": "5ms"}})), &nodes()),
+            Err("spec.netem: give one of node, pod (NAMESPACE/NAME) or host".into())
+        );
+        assert_eq!(Target::Host("host-2".into()).to_string(), "host/host-2");
     }
 }

@@ -63,7 +63,7 @@ pub struct FaultArgs {
     pub timeout: Duration,
 }
 
-/// TARGET is a node name or `pod/NAME`.
+/// TARGET is a node name, `pod/NAME` or `host/NAME`.
 #[derive(Subcommand, Debug)]
 pub enum FaultCommand {
     /// Drop traffic between two groups of nodes (comma-separated names) and their pods, or
@@ -81,7 +81,8 @@ pub enum FaultCommand {
     /// Delay every packet crossing the target's link, both ways (a round trip through it takes
     /// twice as long more).
     Delay {
-        /// A node's name, or `pod/NAME` for one pod's link (namespace: -n).
+        /// A node's name, `pod/NAME` for one pod's link (namespace: -n), or `host/NAME` for an
+        /// emulated host's LAN link.
         target: String,
         /// The delay added each way, e.g. `100ms`.
         delay: String,
@@ -94,7 +95,8 @@ pub enum FaultCommand {
     },
     /// Lose this share of the packets crossing the target's link, each way.
     Loss {
-        /// A node's name, or `pod/NAME` for one pod's link (namespace: -n).
+        /// A node's name, `pod/NAME` for one pod's link (namespace: -n), or `host/NAME` for an
+        /// emulated host's LAN link.
         target: String,
         /// The share of packets lost, e.g. `10%`.
         percent: String,
@@ -104,21 +106,24 @@ pub enum FaultCommand {
     },
     /// Send this share of the packets crossing the target's link twice, each way.
     Duplicate {
-        /// A node's name, or `pod/NAME` for one pod's link (namespace: -n).
+        /// A node's name, `pod/NAME` for one pod's link (namespace: -n), or `host/NAME` for an
+        /// emulated host's LAN link.
         target: String,
         /// The share of packets sent twice, e.g. `5%`.
         percent: String,
     },
     /// Corrupt a bit in this share of the packets.
     Corrupt {
-        /// A node's name, or `pod/NAME` for one pod's link (namespace: -n).
+        /// A node's name, `pod/NAME` for one pod's link (namespace: -n), or `host/NAME` for an
+        /// emulated host's LAN link.
         target: String,
         /// The share of packets corrupted, e.g. `1%`.
         percent: String,
     },
     /// Send this share of the packets at once while the others wait `--delay` (reordering).
     Reorder {
-        /// A node's name, or `pod/NAME` for one pod's link (namespace: -n).
+        /// A node's name, `pod/NAME` for one pod's link (namespace: -n), or `host/NAME` for an
+        /// emulated host's LAN link.
         target: String,
         /// The share of packets sent at once, ahead of the delayed others, e.g. `25%`.
         percent: String,
@@ -128,7 +133,8 @@ pub enum FaultCommand {
     },
     /// Limit the link's rate, e.g. 1mbit.
     Rate {
-        /// A node's name, or `pod/NAME` for one pod's link (namespace: -n).
+        /// A node's name, `pod/NAME` for one pod's link (namespace: -n), or `host/NAME` for an
+        /// emulated host's LAN link.
         target: String,
         /// The rate, e.g. `1mbit`, `500kbit`.
         rate: String,
@@ -157,6 +163,9 @@ pub fn fault(a: FaultArgs, g: &Globals) -> anyhow::Result<i32> {
     let wait = wait_of(a.wait, a.timeout);
     let ns = g.namespace_or_default();
     let target = |t: &str| -> Target {
+        if let Some(host) = fault::host_target(t) {
+            return Target::Host(host.to_string());
+        }
         match t.strip_prefix("pod/").or_else(|| t.strip_prefix("pods/")).or_else(|| t.strip_prefix("po/")) {
             Some(pod) => Target::Pod { namespace: ns.clone(), name: pod.to_string() },
             None => Target::Node(t.to_string()),
@@ -165,12 +174,13 @@ pub fn fault(a: FaultArgs, g: &Globals) -> anyhow::Result<i32> {
     let pct = |s: &str| fault::parse_percent(s).map_err(anyhow::Error::msg);
     let ms = |s: &str| fault::parse_duration_ms(s).map_err(anyhow::Error::msg);
     let netem = |t: &str, netem: Netem| FaultSpec::Netem { target: target(t), netem };
-    if let Some(host) = netem_target(&a.command).and_then(fault::host_target) {
-        bail!(
-            "target host/{host}: delay, loss and the other impairments of a host's LAN link are not supported yet: \
-             impair its nodes' links (`emu fault delay NODE 50ms`, see `emu get nodes -L emu.dev/host`), \
-             partition the host (`emu fault partition host/{host} …`) or stop it (`emu host stop {host}`)"
-        );
+    if let FaultCommand::Link { node, .. } = &a.command {
+        if let Some(host) = fault::host_target(node) {
+            bail!(
+                "target host/{host}: `emu fault link` takes a node; to take host {host}'s LAN link down, stop the host \
+                 (`emu host stop {host}`) or partition it (`emu fault partition host/{host} …`)"
+            );
+        }
     }
     let (kind, spec) = match &a.command {
         FaultCommand::List => return list_faults(&ctx, &mut client, &existing, &nodes),
@@ -222,20 +232,6 @@ pub fn fault(a: FaultArgs, g: &Globals) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-/// The target of an impairment (or link) command.
-fn netem_target(c: &FaultCommand) -> Option<&str> {
-    match c {
-        FaultCommand::Delay { target, .. }
-        | FaultCommand::Loss { target, .. }
-        | FaultCommand::Duplicate { target, .. }
-        | FaultCommand::Corrupt { target, .. }
-        | FaultCommand::Reorder { target, .. }
-        | FaultCommand::Rate { target, .. }
-        | FaultCommand::Link { node: target, .. } => Some(target),
-        _ => None,
-    }
-}
-
 /// A partition between two comma-separated groups: of nodes, or of `host/NAME`s (a host
 /// partition); not a mix.
 fn partition_spec(a: &str, b: &str, one_way: bool) -> anyhow::Result<FaultSpec> {
@@ -282,7 +278,7 @@ impl Hosts {
 /// Where a fault stands: a host partition waits for the controller's LAN reconciler, the other
 /// faults for the agents of `affected` (but not those of `unreachable` nodes).
 fn progress_of(f: &Value, affected: &[String], unreachable: &[String]) -> faults::Progress {
-    if f["spec"]["hostPartition"].is_object() {
+    if faults::applied_in_lan(f) {
         faults::lan_progress(f)
     } else {
         faults::progress(f, affected, unreachable)

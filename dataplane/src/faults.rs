@@ -23,6 +23,8 @@ pub const LINK: &str = "eth0";
 /// The queues of the node's own link (out; in is the next) and the first of its pods' links.
 pub const NODE_QUEUE: u16 = 100;
 pub const POD_QUEUES: u16 = 200;
+/// The first queue of emulated hosts' LAN links (the controller's link emulator; [`host_link_plan`]).
+pub const HOST_QUEUES: u16 = 300;
 
 /// The mark of every duplicate the link emulator sends: the queue rules skip it.
 pub const COPY_MARK: u32 = 0x200;
@@ -30,7 +32,7 @@ pub const COPY_MARK: u32 = 0x200;
 pub const UNTRACKED_MARK: u32 = 0x400;
 /// Marks the queue rules set on a packet leaving a link that is duplicated: conntrack's
 /// `--ctstate DNAT`, `--ctstate SNAT` and `--ctdir REPLY` (how the emulator copies it, see
-/// `nodeagent/src/linkemu.rs`).
+/// `host/src/linkemu.rs`).
 pub const DNAT_BIT: u32 = 0x800;
 pub const SNAT_BIT: u32 = 0x1000;
 pub const REPLY_BIT: u32 = 0x2000;
@@ -66,7 +68,7 @@ pub struct Queue {
     /// those arriving (`PREROUTING`).
     pub leaving: bool,
     /// The network namespace whose rules queue the packets: None for the node's, a pod's name
-    /// for a pod's link.
+    /// for a pod's link, a host's for an emulated host's LAN link.
     pub netns: Option<String>,
 }
 
@@ -166,6 +168,37 @@ pub fn fault_plan(inputs: &FaultInputs) -> FaultPlan {
             }
         };
         plan.needs.insert(name.clone(), needs);
+    }
+    plan
+}
+
+/// The plan of emulated hosts' LAN links (`emu fault delay host/host-2 50ms`), which the
+/// controller carries out: each impaired host's `eth0` (its link to the LAN, in its namespace,
+/// `host_netns` by host name) queued both ways as a pod's link is (the host's own traffic, the
+/// overlay's and the control plane's, is translated by nobody on the way). A host without a
+/// namespace here is [`Needs::Unreachable`]. The plan has no partition script and no link down:
+/// those are the LAN table's and the provider's.
+pub fn host_link_plan(faults: &[(String, FaultSpec)], host_netns: &BTreeMap<String, String>) -> FaultPlan {
+    let mut plan = FaultPlan {
+        partition_script: String::new(),
+        queues: BTreeMap::new(),
+        iptables: BTreeMap::new(),
+        link_down: false,
+        needs: BTreeMap::new(),
+    };
+    let mut links: BTreeMap<Target, Needs> = BTreeMap::new();
+    let mut next = HOST_QUEUES;
+    for (target, netem) in netem_by_target(faults) {
+        let Target::Host(host) = &target else { continue };
+        let Some(netns) = host_netns.get(host) else { continue };
+        plan.queue_link(Some(netns.clone()), next, &netem);
+        links.insert(target.clone(), Needs::Link { netns: Some(netns.clone()), queues: [next, next + 1] });
+        next += 2;
+    }
+    for (name, spec) in faults {
+        if let FaultSpec::Netem { target: target @ Target::Host(_), .. } = spec {
+            plan.needs.insert(name.clone(), links.get(target).cloned().unwrap_or(Needs::Unreachable));
+        }
     }
     plan
 }
@@ -435,5 +468,52 @@ mod tests {
         assert!(!in_effect(&plan, &achieved).contains("slow"));
         achieved.bound.insert(101);
         assert_eq!(in_effect(&plan, &achieved).len(), 3);
+    }
+    #[test]
+    fn hosts_lan_links_are_queued_in_the_hosts_namespaces_and_no_agent_plans_them() {
+        let delay = netem(|n| n.delay_ms = Some(50.0));
+        let loss = netem(|n| n.loss = Some(10.0));
+        let host = |h: &str| Target::Host(h.into());
+        let faults = [
+            ("delay-1".to_string(), FaultSpec::Netem { target: host("host-2"), netem: delay.clone() }),
+            ("loss-1".to_string(), FaultSpec::Netem { target: host("host-3"), netem: loss.clone() }),
+            ("loss-2".to_string(), FaultSpec::Netem { target: host("host-2"), netem: loss.clone() }),
+            ("far".to_string(), FaultSpec::Netem { target: host("host-9"), netem: loss.clone() }),
+            ("node".to_string(), FaultSpec::Netem { target: Target::Node("node-1".into()), netem: delay.clone() }),
+        ];
+        let netns =
+            BTreeMap::from([("host-2".to_string(), "emu-c-host-2".to_string()), ("host-3".to_string(), "emu-c-host-3".to_string())]);
+        let plan = host_link_plan(&faults, &netns);
+        let both = delay.merged(&loss);
+        assert_eq!(
+            plan.queues,
+            BTreeMap::from([
+                (300, Queue { netem: both.clone(), leaving: true, netns: Some("emu-c-host-2".into()) }),
+                (301, Queue { netem: both, leaving: false, netns: Some("emu-c-host-2".into()) }),
+                (302, Queue { netem: loss.clone(), leaving: true, netns: Some("emu-c-host-3".into()) }),
+                (303, Queue { netem: loss, leaving: false, netns: Some("emu-c-host-3".into()) }),
+            ])
+        );
+        let rules = &plan.iptables[&Some("emu-c-host-2".to_string())].mangle;
+        assert!(rules.contains(&"-A POSTROUTING -o eth0 -j NFQUEUE --queue-num 300 --queue-bypass".to_string()), "{rules:?}");
+        assert!(rules.contains(&"-A PREROUTING -i eth0 -j NFQUEUE --queue-num 301 --queue-bypass".to_string()), "{rules:?}");
+        assert_eq!(plan.iptables.len(), 2);
+        let link = |ns: &str, q: u16| Needs::Link { netns: Some(ns.into()), queues: [q, q + 1] };
+        assert_eq!(
+            plan.needs,
+            BTreeMap::from([
+                ("delay-1".to_string(), link("emu-c-host-2", 300)),
+                ("loss-1".to_string(), link("emu-c-host-3", 302)),
+                ("loss-2".to_string(), link("emu-c-host-2", 300)),
+                ("far".to_string(), Needs::Unreachable),
+            ]),
+            "a node's fault is the agents'"
+        );
+        assert!(plan.partition_script.is_empty() && !plan.link_down);
+        // An agent's plan leaves the hosts' links alone.
+        let addresses = addresses();
+        let node = fault_plan(&FaultInputs { node: "node-1", faults: &faults, addresses: &addresses, pods: &[] });
+        assert_eq!(node.queues.keys().collect::<Vec<_>>(), [&100, &101]);
+        assert_eq!(node.needs["delay-1"], Needs::Unreachable);
     }
 }

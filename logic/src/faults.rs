@@ -170,12 +170,20 @@ pub fn unreachable_nodes(faults: &[Value], node_hosts: &BTreeMap<String, String>
 }
 
 /// The finalizer of the controller's LAN reconciler, which applies host partitions in the
-/// emulated hosts' LAN: on before it applies one, off once it has reverted it, as an agent's.
+/// emulated hosts' LAN and impairments of their LAN links: on before it applies one, off once it
+/// has reverted it, as an agent's.
 pub const LAN_FINALIZER: &str = "emu.dev/lan";
 
 /// The name under which the LAN reconciler writes its entry of `status.appliedOn` (not a node's
 /// name: those are lower case).
 pub const LAN_APPLIER: &str = "LAN";
+
+/// Whether the controller's LAN reconciler applies `fault` (a Fault object) rather than agents:
+/// a host partition, or impairments of an emulated host's LAN link. Its progress is
+/// [`lan_progress`].
+pub fn applied_in_lan(fault: &Value) -> bool {
+    fault["spec"]["hostPartition"].is_object() || fault["spec"]["netem"]["host"].is_string()
+}
 
 /// Whether the LAN reconciler holds the fault.
 pub fn lan_holds(fault: &Value) -> bool {
@@ -196,7 +204,7 @@ pub fn with_lan_finalizer(fault: &Value, held: bool) -> Option<Value> {
     Some(out)
 }
 
-/// Where a host partition stands: in effect once the LAN reconciler's entry is there for the
+/// Where a fault the LAN reconciler applies stands: in effect once the LAN reconciler's entry is there for the
 /// current spec; waiting for it ([`LAN_APPLIER`]) until then, or, once deleted, until it let go.
 pub fn lan_progress(fault: &Value) -> Progress {
     let terminating = object::is_terminating(fault);

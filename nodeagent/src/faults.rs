@@ -15,13 +15,13 @@
 //! The [`Reconciler`]'s side effects are the [`FaultHost`]'s traits: the real `nft`,
 //! `iptables-restore`, netlink and link emulator, or the recording fakes in the unit tests below.
 
-use crate::linkemu::QueueSetter;
 use crate::trigger::{Backoff, Trigger};
 use emu_api::fault::{self as fault_object, FaultSpec, Target};
 use emu_api::typed::{self, Node, Pod};
 use emu_api::{naming, object};
 use emu_dataplane::faults::{self as fault_rules, Achieved, FaultInputs, FaultPlan, IptablesRules, LocalPod, Needs, LINK};
 use emu_host::iptables::IptablesRunner;
+use emu_host::linkemu::QueueSetter;
 use emu_host::net::{Links, Namespaces, Routes};
 use emu_host::nft::NftRunner;
 use emu_logic::cluster::{ClusterConfig, NodeConfig};
@@ -67,7 +67,7 @@ impl FaultHost {
             links: net.clone(),
             routes: net,
             namespaces: Arc::new(emu_host::net::NamedNamespaces),
-            queues: Arc::new(crate::linkemu::LinkEmulator::start()),
+            queues: Arc::new(emu_host::linkemu::LinkEmulator::start()),
         }
     }
 }
@@ -499,9 +499,9 @@ async fn bound_queues(emulator: &dyn QueueSetter, generation: u64) -> BTreeSet<u
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::linkemu::FakeQueues;
     use emu_api::fault::Netem;
     use emu_host::iptables::FakeIptables;
+    use emu_host::linkemu::FakeQueues;
     use emu_host::net::{FakeNamespaces, FakeNet, NetCall, Route};
     use emu_host::nft::FakeNft;
     use serde_json::json;

@@ -11,7 +11,6 @@ pub mod api_proxy;
 pub mod cloud;
 pub mod faults;
 pub mod health;
-pub mod linkemu;
 pub mod node_service;
 pub mod overlay;
 pub mod probe;

@@ -20,6 +20,7 @@
 //!   - clear: all
 //!   - node: {stop: node-2}                  # kill: true (killed, not frozen); {start: …}; {remove: …}
 //!   - fault: {partition: {a: [host/host-2], b: [host/host-1, host/host-3]}}   # with `hosts: N`
+//!   - fault: {delay: {target: host/host-2, delay: 20ms}}             # a host's LAN link, both ways
 //!   - host: {stop: host-2}                   # its LAN link down, its nodes frozen (kill: true: killed); {start: …}
 //!   - kill: {selector: app=web}              # or {pod: NAME}, controller, {agent: NODE}
 //!   - restart: controller                    # or {agent: NODE}
@@ -618,14 +619,17 @@ fn netem_duration(at: At) -> R<f64> {
     fault::parse_duration_ms(&string(at)?).map_or_else(|e| err(at.path, e), Ok)
 }
 
-/// `node-1` or `pod/NAME` (in `namespace`, default `default`).
-fn target(at: At, nodes: &[String]) -> R<Target> {
-    let t = req(at, "target", "a node name or pod/NAME", string)?;
+/// `node-1`, `pod/NAME` (in `namespace`, default `default`) or `host/NAME` (an emulated host's
+/// LAN link, checked against the scenario's `hosts`).
+fn target(at: At, nodes: &[String], hosts: &[String]) -> R<Target> {
+    let t = req(at, "target", "a node name, pod/NAME or host/NAME", string)?;
     if let Some(host) = fault::host_target(&t) {
-        return err(
-            &format!("{}.target", at.path),
-            format!("host/{host}: impairments of a host's LAN link are not supported yet: impair its nodes' links, or use `partition: {{a: [host/{host}], b: […]}}` or `host: {{stop: {host}}}`"),
-        );
+        let spec = FaultSpec::Netem { target: Target::Host(host.to_string()), netem: Netem::default() };
+        fault::check_hosts(&spec, hosts, "").map_err(|e| StepError {
+            field: format!("{}.target", at.path),
+            message: e.trim_start_matches("spec.netem.host: ").replace("`emu up --hosts N` (or `hosts: N` in a scenario)", "`hosts: N`"),
+        })?;
+        return Ok(Target::Host(host.to_string()));
     }
     match t.strip_prefix("pod/") {
         Some(pod) => Ok(Target::Pod { namespace: namespace(at)?, name: pod.to_string() }),
@@ -656,7 +660,7 @@ fn fault(at: At, nodes: &[String], hosts: &[String]) -> R<(Option<String>, &'sta
             err(a.path, format!("invalid fault name {n:?}: {}", e.join("; ")))
         }
     })?;
-    let netem = |f: At, n: Netem| -> R<FaultSpec> { Ok(FaultSpec::Netem { target: target(f, nodes)?, netem: n }) };
+    let netem = |f: At, n: Netem| -> R<FaultSpec> { Ok(FaultSpec::Netem { target: target(f, nodes, hosts)?, netem: n }) };
     let spec = req(at, kind, "", |f| match kind {
         "partition" => {
             f.map(&["a", "b", "oneWay"], "partition: {a: [node-1], b: [node-2, node-3]}")?;
@@ -1319,11 +1323,15 @@ mod tests {
             e.starts_with("scenario field `steps[0].host.stop`: this cluster has no emulated hosts") && e.contains("`hosts: N`"),
             "{e}"
         );
-        let e = on_hosts(json!({"fault": {"delay": {"target": "host/host-2", "delay": "50ms"}}})).unwrap_err();
+        let slow = on_hosts(json!({"fault": {"delay": {"target": "host/host-2", "delay": "50ms"}}})).unwrap();
+        assert_eq!(slow.name, "fault delay-1: host/host-2 delay 50ms");
+        assert_eq!(
+            on_hosts(json!({"fault": {"loss": {"target": "host/host-9", "percent": "5%"}}})).unwrap_err(),
+            "scenario field `steps[0].fault.loss.target`: host \"host-9\" is not in the cluster (hosts: host-1, host-2, host-3)"
+        );
+        let e = one(json!({"fault": {"delay": {"target": "host/host-2", "delay": "50ms"}}})).unwrap_err();
         assert!(
-            e.starts_with(
-                "scenario field `steps[0].fault.delay.target`: host/host-2: impairments of a host's LAN link are not supported yet"
-            ),
+            e.starts_with("scenario field `steps[0].fault.delay.target`: this cluster has no emulated hosts") && e.contains("`hosts: N`"),
             "{e}"
         );
         let killed = on_hosts(json!({"host": {"stop": "host-2", "kill": true}})).unwrap();

@@ -5,7 +5,7 @@
 //! bad host faults refused with nothing changed, `emu test scenarios/hosts.yaml`, and nothing
 //! left after `emu down`. Measured times are printed (`cargo test … -- --nocapture`).
 
-use emu_tests::{name, Cluster, HostState};
+use emu_tests::{name, Cluster, HostState, Scratch};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::process::Command;
@@ -21,12 +21,13 @@ static SERIAL: Mutex<()> = Mutex::new(());
 /// Heartbeats missed for 2 s: NotReady; evicted 2 s later.
 const SCENARIO: &str = "nodes: 6\nhosts: 3\nnodeFailure: {notReadyAfter: 2s, evictAfter: 2s}\n";
 
-fn scenario_file(test: &str, text: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("emu-host-faults-{test}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(format!("{test}.yaml"));
+/// The scenario `text` in a directory of the test's own (removed when the returned guard drops).
+fn scenario_file(test: &str, text: &str) -> (Scratch, std::path::PathBuf) {
+    let dir = Scratch(std::env::temp_dir().join(format!("emu-host-faults-{test}-{}", std::process::id())));
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let path = dir.0.join(format!("{test}.yaml"));
     std::fs::write(&path, text).unwrap();
-    path
+    (dir, path)
 }
 
 fn nodes(c: &Cluster) -> Vec<Value> {
@@ -103,7 +104,7 @@ fn host_partitions_and_stops_on_emulated_hosts() {
     emu_tests::require_root();
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let host_before = HostState::capture();
-    let file = scenario_file("hosts", SCENARIO);
+    let (_scratch, file) = scenario_file("hosts", SCENARIO);
     // `hosts:` of the scenario makes the hosts, as `--hosts 3` does.
     let c = Cluster::up(CLUSTER, &[file.to_str().unwrap()]);
     let hosts = node_hosts(&c);
@@ -143,6 +144,8 @@ fn host_partitions_and_stops_on_emulated_hosts() {
     wait_nodes(&c, "host-2", true, Duration::from_secs(30));
     println!("heal → host-2's nodes Ready: {:?}", healed_at.elapsed());
     c.wait_for("the evicted replicas to go", Duration::from_secs(20), || (c.pods("app=web").len() == 6).then_some(()));
+
+    lan_link_delayed_and_lossy(&c);
 
     // host-3 stopped under load: requests through the Service keep succeeding after the
     // detection time.
@@ -210,15 +213,83 @@ fn host_partitions_and_stops_on_emulated_hosts() {
     assert!(emu_tests::emu_mounts(CLUSTER).is_empty(), "{:?}", emu_tests::emu_mounts(CLUSTER));
 }
 
+/// Round trips from the client (host-1) to a web pod of host-3, by ping: (ms of each reply,
+/// replies received of `count`).
+fn ping_host_3(c: &Cluster, count: usize, interval: &str) -> (Vec<f64>, usize) {
+    let hosts = node_hosts(c);
+    let target = c
+        .pods("app=web")
+        .into_iter()
+        .find(|p| p["spec"]["nodeName"].as_str().and_then(|n| hosts.get(n)).is_some_and(|h| h == "host-3") && emu_tests::is_ready(p))
+        .expect("a web pod on host-3");
+    let ip = target["status"]["podIP"].as_str().unwrap().to_string();
+    let r = c.emu(&["exec", "client", "--", "ping", "-c", &count.to_string(), "-i", interval, "-W", "2", &ip]);
+    let times: Vec<f64> = r.stdout.lines().filter_map(|l| l.split("time=").nth(1)?.split_whitespace().next()?.parse().ok()).collect();
+    let received = times.len();
+    (times, received)
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// The queue rules in host-3's namespace (its LAN link's), as iptables lists them.
+fn host_3_rules() -> String {
+    let ns = format!("emu-{CLUSTER}-host-3");
+    let out = Command::new("ip").args(["netns", "exec", &ns, "iptables-save", "-t", "mangle"]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// host-3's LAN link delayed, then also lossy: every packet it sends or receives over the LAN
+/// (here, a client's pings from host-1 to a pod of host-3, through the overlay) is held 50 ms
+/// each way, a share of them lost; cleared, the link is as before and its rules are gone.
+fn lan_link_delayed_and_lossy(c: &Cluster) {
+    let (times, _) = ping_host_3(c, 5, "0.2");
+    let before = median(&times);
+    let r = c.emu(&["fault", "delay", "host/host-3", "50ms"]).ok();
+    assert_eq!(r.stdout.trim(), "fault/delay-1 created: host/host-3 delay 50ms");
+    let list = c.emu(&["fault", "list"]).ok().stdout;
+    assert!(list.lines().any(|l| l.starts_with("delay-1 ") && l.contains(" Applied ") && l.contains(" LAN ")), "{list}");
+    let rules = host_3_rules();
+    assert!(rules.contains("-A POSTROUTING -o eth0 -j NFQUEUE --queue-num 300 --queue-bypass"), "{rules}");
+    let (times, received) = ping_host_3(c, 5, "0.2");
+    assert_eq!(received, 5, "a delay loses nothing");
+    let slowed = median(&times);
+    println!("host-3's LAN link delayed 50 ms: ping host-1 → host-3 {before:.2} ms → {slowed:.2} ms");
+    assert!(slowed >= before + 95.0 && slowed < before + 300.0, "{before} → {slowed}");
+
+    // 20 % lost each way: a ping and its reply both cross, so about 36 % of the pings go.
+    let r = c.emu(&["fault", "loss", "host/host-3", "20%"]).ok();
+    assert_eq!(r.stdout.trim(), "fault/loss-1 created: host/host-3 loss 20%");
+    let (times, received) = ping_host_3(c, 60, "0.05");
+    println!("host-3's LAN link also losing 20 %: {received} of 60 pings answered");
+    assert!((15..=55).contains(&received), "{received} of 60");
+    assert!(median(&times) >= before + 95.0, "still delayed");
+
+    let r = c.emu(&["fault", "clear", "delay-1", "loss-1"]).ok();
+    assert_eq!(r.stdout.trim(), "fault/delay-1 cleared\nfault/loss-1 cleared");
+    assert!(!host_3_rules().contains("NFQUEUE"), "{}", host_3_rules());
+    let (times, received) = ping_host_3(c, 5, "0.2");
+    assert_eq!(received, 5);
+    assert!(median(&times) < before + 30.0, "{before} → {times:?}");
+    wait_nodes(c, "host-3", true, Duration::from_secs(20));
+    c.wait_for("six web replicas Ready", Duration::from_secs(20), || {
+        (live_web_pods_by_host(c).values().sum::<usize>() == 6 && c.pods("app=web").len() == 6).then_some(())
+    });
+}
+
 /// Bad host faults: each refused with the field and the fix, and no fault recorded.
 fn refused_with_nothing_changed(c: &Cluster) {
-    let cases: [(&[&str], &str); 6] = [
+    let cases: [(&[&str], &str); 7] = [
         (&["fault", "partition", "host/host-9", "host/host-1"], "host \"host-9\" is not in the cluster (hosts: host-1, host-2, host-3)"),
         (&["fault", "partition", "host/host-2", "host/host-2,host/host-3"], "host \"host-2\" is on both sides"),
         (&["fault", "partition", "host/host-2", "node-1"], "give nodes on both sides, or hosts (`host/NAME`) on both sides"),
         (&["host", "stop", "host-1"], "host \"host-1\" runs the control plane"),
         (&["host", "stop", "host-7"], "host \"host-7\" is not in the cluster"),
-        (&["fault", "delay", "host/host-2", "50ms"], "impairments of a host's LAN link are not supported yet"),
+        (&["fault", "delay", "host/host-9", "50ms"], "spec.netem.host: host \"host-9\" is not in the cluster"),
+        (&["fault", "link", "host/host-2", "down"], "`emu fault link` takes a node; to take host host-2's LAN link down, stop the host"),
     ];
     for (args, message) in cases {
         let r = c.emu(args);

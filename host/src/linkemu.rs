@@ -116,7 +116,7 @@ impl QueueSetter for LinkEmulator {
 /// namespace's sockets cannot be opened).
 #[derive(Debug, Default)]
 pub struct FakeQueues {
-    sets: emu_host::fake::Recorder<BTreeMap<u16, Queue>>,
+    sets: crate::fake::Recorder<BTreeMap<u16, Queue>>,
     state: Mutex<FakeQueuesState>,
 }
 
@@ -198,9 +198,9 @@ impl Link {
         let Some(path) = netns else { return open() };
         // A socket belongs to the namespace it was opened in: open these on a thread of their
         // own that enters the pod's (this thread keeps the node's).
-        let path = emu_host::net::netns_path(path);
+        let path = crate::net::netns_path(path);
         std::thread::spawn(move || {
-            emu_host::net::enter_netns(&path)?;
+            crate::net::enter_netns(&path)?;
             open()
         })
         .join()
