@@ -218,6 +218,7 @@ fn three_emulated_hosts_make_one_cluster() {
     assert!(endpoint.as_str().unwrap().starts_with("https://192.0.2.3:"), "{endpoint}");
     assert_eq!(c.emu(&["exec", &name(&b), "--", "cat", "/etc/hostname"]).ok().stdout.trim(), name(&b));
 
+    node_faults_across_hosts(&c, &a, &b);
     leaving_and_joining_again(&c);
     joining_is_guarded(&c);
 
@@ -231,6 +232,32 @@ fn three_emulated_hosts_make_one_cluster() {
     let listed = Command::new("ip").args(["netns", "list"]).output().unwrap();
     assert!(!String::from_utf8_lossy(&listed.stdout).contains(&format!("emu-{CLUSTER}-")));
     assert!(emu_tests::emu_processes(CLUSTER).is_empty());
+}
+
+/// Node faults between machines: each agent applies its side over the joined cluster. A partition
+/// of `a`'s node (host-1) from `b`'s (host-3) cuts pod to pod; a delay of `b`'s node link slows
+/// it; both cleared, it is as before.
+fn node_faults_across_hosts(c: &Cluster, a: &Value, b: &Value) {
+    let (node_a, node_b) = (a["spec"]["nodeName"].as_str().unwrap(), b["spec"]["nodeName"].as_str().unwrap());
+    let connect = |timeout: &str| {
+        let url = format!("http://{}/", pod_ip(b));
+        c.emu(&["exec", &name(a), "--", "curl", "-s", "-m", timeout, "-o", "/dev/null", "-w", "%{http_code} %{time_connect}", &url])
+    };
+    let r = c.emu(&["fault", "partition", node_a, node_b]).ok();
+    assert!(r.stdout.starts_with("fault/partition-1 created"), "{}", r.stdout);
+    let cut = connect("1");
+    assert_ne!(cut.code, 0, "partitioned: {}", cut.stdout);
+    assert_eq!(c.emu(&["fault", "clear", "partition-1"]).ok().stdout.trim(), "fault/partition-1 cleared");
+    assert!(connect("5").ok().stdout.starts_with("200 "));
+
+    c.emu(&["fault", "delay", node_b, "50ms"]).ok();
+    let slowed = connect("5").ok().stdout;
+    let seconds: f64 = slowed.split_whitespace().nth(1).unwrap().parse().unwrap();
+    println!("{node_b}'s link delayed 50 ms: connect from {node_a} took {seconds:.3} s");
+    assert!(seconds >= 0.095, "{slowed}");
+    assert_eq!(c.emu(&["fault", "clear", "delay-1"]).ok().stdout.trim(), "fault/delay-1 cleared");
+    let after: f64 = connect("5").ok().stdout.split_whitespace().nth(1).unwrap().parse().unwrap();
+    assert!(after < 0.05, "{after}");
 }
 
 /// `emu run` on emulated host `host` of the running cluster, in its own mount namespace (pinned
