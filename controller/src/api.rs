@@ -2,7 +2,7 @@
 //! assigns resource versions and feeds the watch streams; every write also wakes the controllers.
 
 use crate::state::Shared;
-use crate::store::{ObjectKey, StoreError, WatchEventType, WatchStart};
+use crate::store::{ObjectKey, StoreError, WatchEventType, WatchStart, Write};
 use emu_api::admission::{self, AdmissionError, Admitted};
 use emu_api::time::now;
 use emu_api::typed::{self, Service};
@@ -383,25 +383,35 @@ pub fn write_values_stamped(
             }
         }
     }
-    let mut results = Vec::new();
-    for (_key, existing, v) in writes {
-        // A dry run went through every step an update or a create takes, but the store's.
-        if dry_run {
-            let action = if existing.is_some() { "configured (dry run)" } else { "created (dry run)" };
-            results.push(Written { action, object: v });
-            continue;
-        }
-        let (action, stored) = match existing {
-            None => ("created", shared.store.create(v)?),
-            Some(existing) => {
-                let before = object::str_at(&existing, &["metadata", "resourceVersion"]).map(str::to_string);
-                let stored = shared.store.update(v)?;
-                let after = object::str_at(&stored, &["metadata", "resourceVersion"]).map(str::to_string);
-                (if before == after { "unchanged" } else { "configured" }, stored)
-            }
-        };
-        results.push(Written { action, object: stored });
+    // A dry run went through every step an update or a create takes, but the store's.
+    if dry_run {
+        return Ok(writes
+            .into_iter()
+            .map(|(_, existing, v)| Written {
+                action: if existing.is_some() { "configured (dry run)" } else { "created (dry run)" },
+                object: v,
+            })
+            .collect());
     }
+    // Every object in one store transaction: a crash mid-apply leaves all of them or none.
+    let before: Vec<Option<String>> = writes
+        .iter()
+        .map(|(_, existing, _)| existing.as_ref().and_then(|e| object::str_at(e, &["metadata", "resourceVersion"])).map(str::to_string))
+        .collect();
+    let batch = writes.into_iter().map(|(_, existing, v)| if existing.is_some() { Write::Update(v) } else { Write::Create(v) }).collect();
+    let stored = shared.store.write_all(batch)?;
+    let results = stored
+        .into_iter()
+        .zip(before)
+        .map(|(object, before)| {
+            let action = match before {
+                None => "created",
+                Some(rv) if object::str_at(&object, &["metadata", "resourceVersion"]) == Some(rv.as_str()) => "unchanged",
+                Some(_) => "configured",
+            };
+            Written { action, object }
+        })
+        .collect();
     shared.changed();
     Ok(results)
 }

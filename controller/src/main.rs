@@ -25,6 +25,26 @@ fn main() -> anyhow::Result<()> {
     tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?.block_on(serve(Args { cluster }, inherited))
 }
 
+/// How often the store's file is checked for space to give back ([`Store::compact_if_wasteful`]).
+const COMPACT_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Gives the store's free space back to the file system, at start and then every
+/// [`COMPACT_EVERY`] (after large objects are deleted the file would otherwise keep their size).
+async fn compact_store(shared: Shared) {
+    let mut tick = tokio::time::interval(COMPACT_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let store = shared.clone();
+        match tokio::task::spawn_blocking(move || store.store.compact_if_wasteful()).await {
+            Ok(Ok(Some((before, after)))) => tracing::info!(before, after, "the store's file compacted"),
+            Ok(Ok(None)) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "compacting the store failed"),
+            Err(e) => tracing::warn!(error = %e, "the store's compaction panicked"),
+        }
+    }
+}
+
 async fn serve(args: Args, inherited: Vec<std::net::TcpListener>) -> anyhow::Result<()> {
     emu_proto::daemon::init_logging("info");
     emu_proto::daemon::spawn_heap_trimmer();
@@ -87,6 +107,7 @@ async fn serve(args: Args, inherited: Vec<std::net::TcpListener>) -> anyhow::Res
     drop(stopped);
 
     tokio::spawn(controllers::run(shared.clone()));
+    tokio::spawn(compact_store(shared.clone()));
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let stopping = shared.clone();
     tonic::transport::Server::builder()
