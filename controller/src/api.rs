@@ -416,8 +416,16 @@ pub fn write_values_stamped(
     Ok(results)
 }
 
+/// The largest object a write takes: kube-apiserver's request body limit (3 MiB), which the
+/// REST API applies to its bodies (`https.rs`).
+pub const MAX_OBJECT_BYTES: usize = 3 * 1024 * 1024;
+
 impl ApiService {
     fn write_objects(&self, objects: &[Object], mode: WriteMode, dry_run: bool) -> Result<Vec<ApplyResult>, Status> {
+        // Each object is a request of its own to kube-apiserver, which takes at most 3 MiB.
+        if objects.iter().any(|o| o.json.len() > MAX_OBJECT_BYTES) {
+            return Err(Status::resource_exhausted(format!("Request entity too large: limit is {MAX_OBJECT_BYTES}")));
+        }
         let parsed: Vec<Value> = objects.iter().map(parse_object).collect::<Result<_, _>>()?;
         let written = write_values(&self.shared, parsed, mode, dry_run)?;
         Ok(written
@@ -881,6 +889,22 @@ mod tests {
 
         async fn replace(api: &ApiService, v: &Value) -> Result<(), Status> {
             api.replace(Request::new(ReplaceRequest { objects: vec![Object { json: v.to_string() }] })).await.map(|_| ())
+        }
+
+        #[tokio::test]
+        async fn an_object_over_3_mib_is_refused_and_nothing_of_its_apply_is_stored() {
+            let dir = tempfile::tempdir().unwrap();
+            let api = api(dir.path());
+            let cm = |name: &str, bytes: usize| {
+                let v = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": "default",
+                    "annotations": {"a": "x".repeat(bytes)}}});
+                Object { json: v.to_string() }
+            };
+            let objects = vec![cm("small", 10), cm("huge", MAX_OBJECT_BYTES)];
+            let e = api.apply(Request::new(ApplyRequest { objects, create_only: false, dry_run: false })).await.unwrap_err();
+            assert_eq!((e.code(), e.message()), (tonic::Code::ResourceExhausted, "Request entity too large: limit is 3145728"));
+            let r = ObjectRef { kind: "ConfigMap".into(), namespace: "default".into(), name: "small".into() };
+            assert!(api.get(Request::new(r)).await.is_err(), "nothing of the apply stored");
         }
 
         #[tokio::test]

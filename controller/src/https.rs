@@ -53,8 +53,9 @@ const MAX_CONNECTIONS: usize = 256;
 /// Longest request head accepted, else 431 (Go's net/http, behind kube-apiserver, allows 1 MiB;
 /// nothing a client sends to these paths comes close to this).
 const MAX_HEAD: usize = 16 * 1024;
-/// Longest request body read, else 413: kube-apiserver's limit for a write (3 MiB).
-const MAX_BODY: usize = 3 * 1024 * 1024;
+/// Longest request body read, else 413: kube-apiserver's limit for a write (3 MiB), as for the
+/// objects of a gRPC apply.
+const MAX_BODY: usize = crate::api::MAX_OBJECT_BYTES;
 
 /// An answer's body: whole, or streamed as it is produced (watch, logs).
 pub type Body = BoxBody<Bytes, io::Error>;
