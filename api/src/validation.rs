@@ -8,6 +8,7 @@
 pub use crate::field::{go_quote, go_value, FieldError, FieldErrorKind};
 use crate::selector::Selector;
 use crate::syntax::*;
+use crate::typed::k8s_openapi::api::core::v1::{DownwardAPIVolumeFile, KeyToPath, VolumeProjection};
 use crate::typed::{
     self, ConfigMap, Container, ContainerPort, IntOrString, LabelSelector, LabelSelectorRequirement, Object, ObjectMeta, PodSpec,
     PodTemplateSpec, PolicyRule, RoleRef, Secret, Service, ServiceSpec, Subject, Volume,
@@ -157,6 +158,26 @@ pub fn validate_role_ref_update(kind: &str, meta: &ObjectMeta, old: &RoleRef, ne
 /// The most a Secret's or a ConfigMap's data may hold (Kubernetes' `MaxSecretSize`, 1 MiB): an
 /// object is stored whole and sent to every watcher.
 pub const MAX_CONFIG_SIZE: usize = 1024 * 1024;
+
+/// The capabilities a container keeps, as a container runtime's default set (the node agent's
+/// `KEPT_CAPS` holds the same). `capabilities.add` may name these, which the container has anyway;
+/// any other is refused, as emu never grants more.
+pub const DEFAULT_CAPABILITIES: [&str; 14] = [
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "FSETID",
+    "FOWNER",
+    "MKNOD",
+    "NET_RAW",
+    "SETGID",
+    "SETUID",
+    "SETFCAP",
+    "SETPCAP",
+    "NET_BIND_SERVICE",
+    "SYS_CHROOT",
+    "KILL",
+    "AUDIT_WRITE",
+];
 
 pub fn validate_secret_update(old: &Secret, new: &Secret) -> Result<(), Invalid> {
     let mut v = V::default();
@@ -440,6 +461,17 @@ impl V {
         let dns = ["ClusterFirstWithHostNet", "ClusterFirst", "Default", "None"];
         self.one_of(spec.dns_policy.as_deref(), &format!("{p}.dnsPolicy"), &dns);
         self.label_map(spec.node_selector.as_ref(), &format!("{p}.nodeSelector"));
+        // Kubernetes keeps these three in the pod's security context, validated here in its order.
+        let host_namespaces = [
+            ("hostNetwork", spec.host_network, "host networking: each pod has a network namespace of its own; remove hostNetwork (or set it to false) and reach the pod through a Service"),
+            ("hostPID", spec.host_pid, "sharing the host's process namespace: remove hostPID (or set it to false)"),
+            ("hostIPC", spec.host_ipc, "sharing the host's IPC namespace: remove hostIPC (or set it to false)"),
+        ];
+        for (key, on, what) in host_namespaces {
+            if on == Some(true) {
+                self.not_in_emu(format!("{p}.{key}"), what);
+            }
+        }
         for (key, value) in [("hostname", &spec.hostname), ("subdomain", &spec.subdomain)] {
             if let Some(h) = value.as_deref().filter(|h| !h.is_empty()) {
                 self.each_msg(&format!("{p}.{key}"), h, dns1123_label_errors(h));
@@ -447,21 +479,133 @@ impl V {
         }
     }
 
-    /// Validates `volumes` and returns their names for the volume mount checks.
+    /// Validates `volumes` and returns their names for the volume mount checks. Sources are
+    /// checked in `validateVolumeSource`'s order (hostPath, secret, downwardAPI, configMap,
+    /// projected), each before the volume's name.
     fn volumes(&mut self, volumes: &[Volume], p: &str) -> BTreeSet<String> {
         let mut names = BTreeSet::new();
         for (i, vol) in volumes.iter().enumerate() {
             let at = format!("{p}.volumes[{i}]");
+            if vol.host_path.is_some() {
+                let what = "hostPath volumes: put the files in a ConfigMap or Secret and mount that instead";
+                self.not_in_emu(format!("{at}.hostPath"), what);
+            }
             if let Some(secret) = &vol.secret {
                 self.required_str(secret.secret_name.as_deref().unwrap_or_default(), &format!("{at}.secret.secretName"));
+                self.file_mode(secret.default_mode, &format!("{at}.secret.defaultMode"));
+                self.key_to_paths(secret.items.as_deref().unwrap_or_default(), &format!("{at}.secret.items"));
+            }
+            if let Some(downward) = &vol.downward_api {
+                self.file_mode(downward.default_mode, &format!("{at}.downwardAPI.defaultMode"));
+                for file in downward.items.iter().flatten() {
+                    self.downward_api_file(file, &format!("{at}.downwardAPI"));
+                }
             }
             if let Some(config_map) = &vol.config_map {
                 self.required_str(&config_map.name, &format!("{at}.configMap.name"));
+                self.file_mode(config_map.default_mode, &format!("{at}.configMap.defaultMode"));
+                self.key_to_paths(config_map.items.as_deref().unwrap_or_default(), &format!("{at}.configMap.items"));
+            }
+            if let Some(projected) = &vol.projected {
+                self.file_mode(projected.default_mode, &format!("{at}.projected.defaultMode"));
+                self.projection_sources(projected.sources.as_deref().unwrap_or_default(), &format!("{at}.projected"));
             }
             self.required_label(&vol.name, &format!("{at}.name"));
             self.unique(format!("{at}.name"), &vol.name, &mut names);
         }
         names
+    }
+
+    /// A projected volume's sources (`validateProjectionSources`); `at` is the volume's
+    /// `projected` field, where Kubernetes reports duplicate paths and the token's path.
+    fn projection_sources(&mut self, sources: &[VolumeProjection], at: &str) {
+        let mut paths = BTreeSet::new();
+        for (i, source) in sources.iter().enumerate() {
+            let src = format!("{at}.sources[{i}]");
+            let objects = [
+                ("secret", source.secret.as_ref().map(|s| (&s.name, &s.items))),
+                ("configMap", source.config_map.as_ref().map(|c| (&c.name, &c.items))),
+            ];
+            for (kind, (name, items)) in objects.into_iter().filter_map(|(kind, o)| Some((kind, o?))) {
+                self.required_str(name, &format!("{src}.{kind}.name"));
+                for (j, item) in items.iter().flatten().enumerate() {
+                    self.key_to_path(item, &format!("{src}.{kind}.items[{j}]"));
+                    if !item.path.is_empty() && !paths.insert(item.path.as_str()) {
+                        self.invalid(at, go_quote(name), "conflicting duplicate paths");
+                    }
+                }
+            }
+            for file in source.downward_api.iter().flat_map(|d| d.items.iter().flatten()) {
+                self.downward_api_file(file, &format!("{src}.downwardAPI"));
+                if !file.path.is_empty() && !paths.insert(file.path.as_str()) {
+                    self.invalid(at, go_quote(&file.path), "conflicting duplicate paths");
+                }
+            }
+            if let Some(token) = &source.service_account_token {
+                // Kubernetes reports the token's path at the volume's `projected.path` (sic).
+                if token.path.is_empty() {
+                    self.required(format!("{at}.path"), "");
+                } else {
+                    self.non_reserved_path(&token.path, &format!("{at}.path"));
+                }
+            }
+        }
+    }
+
+    /// The `items` of a Secret or ConfigMap volume.
+    fn key_to_paths(&mut self, items: &[KeyToPath], at: &str) {
+        for (i, item) in items.iter().enumerate() {
+            self.key_to_path(item, &format!("{at}[{i}]"));
+        }
+    }
+
+    /// One item of a Secret or ConfigMap volume or projection (`validateKeyToPath`).
+    fn key_to_path(&mut self, item: &KeyToPath, at: &str) {
+        self.required_str(&item.key, &format!("{at}.key"));
+        self.required_str(&item.path, &format!("{at}.path"));
+        self.non_reserved_path(&item.path, &format!("{at}.path"));
+        self.file_mode(item.mode, &format!("{at}.mode"));
+    }
+
+    /// One file of a downward API volume or projection (`validateDownwardAPIVolumeFile`); `at` is
+    /// the `downwardAPI` field itself: Kubernetes leaves out the item's index (sic).
+    fn downward_api_file(&mut self, file: &DownwardAPIVolumeFile, at: &str) {
+        self.required_str(&file.path, &format!("{at}.path"));
+        self.non_reserved_path(&file.path, &format!("{at}.path"));
+        self.file_mode(file.mode, &format!("{at}.mode"));
+    }
+
+    /// A file's mode: 0 to 0777, printed in decimal as Kubernetes does.
+    fn file_mode(&mut self, mode: Option<i32>, field: &str) {
+        if let Some(m) = mode.filter(|m| !(0..=0o777).contains(m)) {
+            self.invalid(field, m.to_string(), "must be a number between 0 and 0777 (octal), both inclusive");
+        }
+    }
+
+    /// `validateLocalDescendingPath`: a path inside a volume is relative and never steps up (one
+    /// error however many `..` it has).
+    fn descending_path(&mut self, path: &str, field: &str) {
+        if path.starts_with('/') {
+            self.invalid(field, go_quote(path), "must be a relative path");
+        }
+        if path.split('/').any(|part| part == "..") {
+            self.invalid(field, go_quote(path), "must not contain '..'");
+        }
+    }
+
+    /// `ValidateLocalNonReservedPath`: a descending path that also keeps clear of the names
+    /// kubelet's atomic writer reserves (`..data`, `..2026_…`).
+    fn non_reserved_path(&mut self, path: &str, field: &str) {
+        self.descending_path(path, field);
+        if path.starts_with("..") && !path.starts_with("../") {
+            self.invalid(field, go_quote(path), "must not start with '..'");
+        }
+    }
+
+    /// A field emu cannot honour, refused rather than ignored: `what` says what emu does not
+    /// support and what to do instead.
+    fn not_in_emu(&mut self, field: String, what: &str) {
+        self.push(field, FieldErrorKind::Forbidden, format!("emu does not support {what}"));
     }
 
     fn container(&mut self, c: &Container, at: &str, volumes: &BTreeSet<String>, names: &mut BTreeSet<String>) {
@@ -496,9 +640,36 @@ impl V {
             if !mount_paths.insert(m.mount_path.as_str()) {
                 self.invalid(format!("{mat}.mountPath"), go_quote(&m.mount_path), "must be unique");
             }
+            // Kubernetes reports a bad subPath at the list, `volumeMounts.subPath` (sic).
+            let sub_path = m.sub_path.as_deref().unwrap_or_default();
+            if !sub_path.is_empty() {
+                self.descending_path(sub_path, &format!("{at}.volumeMounts.subPath"));
+            }
+            if let Some(expr) = m.sub_path_expr.as_deref().filter(|e| !e.is_empty()) {
+                if !sub_path.is_empty() {
+                    self.invalid(format!("{mat}.subPathExpr"), go_quote(expr), "subPathExpr and subPath are mutually exclusive");
+                }
+                self.descending_path(expr, &format!("{at}.volumeMounts.subPathExpr"));
+            }
         }
         let pull = ["Always", "IfNotPresent", "Never"];
         self.one_of(c.image_pull_policy.as_deref(), &format!("{at}.imagePullPolicy"), &pull);
+        if let Some(security) = &c.security_context {
+            if security.privileged == Some(true) {
+                let what = "privileged containers: remove privileged (or set it to false)";
+                self.not_in_emu(format!("{at}.securityContext.privileged"), what);
+            }
+            let added = security.capabilities.iter().flat_map(|caps| caps.add.iter().flatten());
+            let extra: Vec<String> =
+                added.filter(|cap| !DEFAULT_CAPABILITIES.contains(&cap.to_ascii_uppercase().as_str())).map(|cap| go_quote(cap)).collect();
+            if !extra.is_empty() {
+                let what = format!(
+                    "adding capabilities beyond the container runtime's default set ({}): remove them from capabilities.add",
+                    extra.join(", ")
+                );
+                self.not_in_emu(format!("{at}.securityContext.capabilities.add"), &what);
+            }
+        }
         // Names are unique across containers and init containers.
         self.unique(format!("{at}.name"), &c.name, names);
     }
@@ -524,8 +695,10 @@ impl V {
                 }
             }
             if let Some(n) = port.host_port.filter(|&n| n != 0) {
-                if let Some(msg) = port_num_error(n.into()) {
-                    self.invalid(format!("{pat}.hostPort"), n.to_string(), msg);
+                match port_num_error(n.into()) {
+                    Some(msg) => self.invalid(format!("{pat}.hostPort"), n.to_string(), msg),
+                    None => self
+                        .not_in_emu(format!("{pat}.hostPort"), "hostPort: remove it and reach the port through a NodePort Service instead"),
                 }
             }
             self.one_of(port.protocol.as_deref(), &format!("{pat}.protocol"), &["SCTP", "TCP", "UDP"]);
@@ -913,6 +1086,129 @@ mod tests {
         ]);
         let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {"containers": [{"image": "nginx"}]}});
         assert_eq!(message(&pod), "The Pod \"p\" is invalid: spec.containers[0].name: Required value");
+    }
+
+    fn pod(spec: Value) -> Value {
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": spec})
+    }
+
+    /// Item paths, subPath and subPathExpr stay inside their volume (`validateKeyToPath`,
+    /// `validateDownwardAPIVolumeFile`, `validateProjectionSources`, `ValidateVolumeMounts`), with
+    /// kube-apiserver's field paths, its `(sic)` ones included.
+    #[test]
+    fn volume_paths_stay_inside_the_volume() {
+        let bad = pod(json!({
+            "volumes": [
+                {"name": "cm", "configMap": {"name": "c", "items": [
+                    {"key": "a", "path": "../../../../tmp/x"}, {"key": "b", "path": "/etc/passwd"},
+                    {"key": "c", "path": "..data"}, {"key": "", "path": "", "mode": 512}]}},
+                {"name": "sec", "secret": {"secretName": "s", "defaultMode": -1, "items": [{"key": "k", "path": ".."}]}},
+                {"name": "down", "downwardAPI": {"items": [{"path": "x/../../y", "fieldRef": {"fieldPath": "metadata.name"}}]}},
+                {"name": "proj", "projected": {"sources": [
+                    {"configMap": {"name": "c", "items": [{"key": "a", "path": "same"}]}},
+                    {"secret": {"name": "s", "items": [{"key": "a", "path": "same"}, {"key": "b", "path": "/abs"}]}},
+                    {"downwardAPI": {"items": [{"path": "..2026_01", "fieldRef": {"fieldPath": "metadata.name"}}]}},
+                    {"serviceAccountToken": {"path": "../token"}}]}}],
+            "containers": [{"name": "web", "image": "nginx", "volumeMounts": [
+                {"name": "cm", "mountPath": "/a", "subPath": "../../etc"},
+                {"name": "cm", "mountPath": "/b", "subPath": "/etc"},
+                {"name": "cm", "mountPath": "/c", "subPath": "x", "subPathExpr": "$(POD)/../.."}]}]}));
+        assert_eq!(
+            causes(&bad),
+            [
+                "spec.volumes[0].configMap.items[0].path: Invalid value: \"../../../../tmp/x\": must not contain '..'",
+                "spec.volumes[0].configMap.items[1].path: Invalid value: \"/etc/passwd\": must be a relative path",
+                "spec.volumes[0].configMap.items[2].path: Invalid value: \"..data\": must not start with '..'",
+                "spec.volumes[0].configMap.items[3].key: Required value",
+                "spec.volumes[0].configMap.items[3].path: Required value",
+                "spec.volumes[0].configMap.items[3].mode: Invalid value: 512: must be a number between 0 and 0777 (octal), both inclusive",
+                "spec.volumes[1].secret.defaultMode: Invalid value: -1: must be a number between 0 and 0777 (octal), both inclusive",
+                "spec.volumes[1].secret.items[0].path: Invalid value: \"..\": must not contain '..'",
+                "spec.volumes[1].secret.items[0].path: Invalid value: \"..\": must not start with '..'",
+                "spec.volumes[2].downwardAPI.path: Invalid value: \"x/../../y\": must not contain '..'",
+                "spec.volumes[3].projected: Invalid value: \"s\": conflicting duplicate paths",
+                "spec.volumes[3].projected.sources[1].secret.items[1].path: Invalid value: \"/abs\": must be a relative path",
+                "spec.volumes[3].projected.sources[2].downwardAPI.path: Invalid value: \"..2026_01\": must not start with '..'",
+                "spec.volumes[3].projected.path: Invalid value: \"../token\": must not contain '..'",
+                "spec.containers[0].volumeMounts.subPath: Invalid value: \"../../etc\": must not contain '..'",
+                "spec.containers[0].volumeMounts.subPath: Invalid value: \"/etc\": must be a relative path",
+                "spec.containers[0].volumeMounts[2].subPathExpr: Invalid value: \"$(POD)/../..\": subPathExpr and subPath are mutually exclusive",
+                "spec.containers[0].volumeMounts.subPathExpr: Invalid value: \"$(POD)/../..\": must not contain '..'",
+            ]
+        );
+        assert_eq!(
+            message(&pod(json!({"volumes": [{"name": "cm", "configMap": {"name": "c"}}],
+                "containers": [{"name": "web", "image": "nginx", "volumeMounts": [{"name": "cm", "mountPath": "/etc/x", "subPath": "../../etc"}]}]}))),
+            "The Pod \"p\" is invalid: spec.containers[0].volumeMounts.subPath: Invalid value: \"../../etc\": must not contain '..'"
+        );
+        // Dots inside a name are fine; a subPath may even start with `..` (only items may not).
+        check(&pod(json!({
+            "volumes": [
+                {"name": "cm", "configMap": {"name": "c", "defaultMode": 0o777, "items": [
+                    {"key": "a", "path": "a/b.conf", "mode": 0}, {"key": "b", "path": "x/..y"}, {"key": "c", "path": "a..b"}]}},
+                {"name": "proj", "projected": {"sources": [
+                    {"configMap": {"name": "c", "items": [{"key": "a", "path": "one"}]}},
+                    {"secret": {"name": "s", "items": [{"key": "a", "path": "two"}]}},
+                    {"serviceAccountToken": {"path": "token"}}]}}],
+            "containers": [{"name": "web", "image": "nginx", "volumeMounts": [
+                {"name": "cm", "mountPath": "/a", "subPath": "a/b.conf"},
+                {"name": "cm", "mountPath": "/b", "subPath": "..data"},
+                {"name": "cm", "mountPath": "/c", "subPathExpr": "$(POD_NAME)"},
+                {"name": "cm", "mountPath": "/d", "subPath": ""}]}]})))
+        .unwrap();
+    }
+
+    /// What emu cannot honour is refused, Forbidden at the field, never ignored; the same
+    /// fields set to false, 0 or empty, and capabilities the container has anyway, are fine.
+    #[test]
+    fn fields_emu_cannot_honour_are_forbidden() {
+        let bad = pod(json!({
+            "hostNetwork": true, "hostPID": true, "hostIPC": true,
+            "volumes": [{"name": "host", "hostPath": {"path": "/etc"}}],
+            "containers": [{"name": "web", "image": "nginx",
+                "ports": [{"containerPort": 80, "hostPort": 8080}, {"containerPort": 81, "hostPort": 70000}],
+                "securityContext": {"privileged": true, "capabilities": {"add": ["NET_BIND_SERVICE", "NET_ADMIN", "sys_admin"]}}}]}));
+        assert_eq!(
+            causes(&bad),
+            [
+                "spec.volumes[0].hostPath: Forbidden: emu does not support hostPath volumes: put the files in a ConfigMap or Secret and mount that instead",
+                "spec.containers[0].ports[0].hostPort: Forbidden: emu does not support hostPort: remove it and reach the port through a NodePort Service instead",
+                "spec.containers[0].ports[1].hostPort: Invalid value: 70000: must be between 1 and 65535, inclusive",
+                "spec.containers[0].securityContext.privileged: Forbidden: emu does not support privileged containers: remove privileged (or set it to false)",
+                "spec.containers[0].securityContext.capabilities.add: Forbidden: emu does not support adding capabilities beyond the container runtime's default set (\"NET_ADMIN\", \"sys_admin\"): remove them from capabilities.add",
+                "spec.hostNetwork: Forbidden: emu does not support host networking: each pod has a network namespace of its own; remove hostNetwork (or set it to false) and reach the pod through a Service",
+                "spec.hostPID: Forbidden: emu does not support sharing the host's process namespace: remove hostPID (or set it to false)",
+                "spec.hostIPC: Forbidden: emu does not support sharing the host's IPC namespace: remove hostIPC (or set it to false)",
+            ]
+        );
+        assert_eq!(
+            message(&pod(json!({"hostNetwork": true, "containers": [{"name": "web", "image": "nginx"}]}))),
+            "The Pod \"p\" is invalid: spec.hostNetwork: Forbidden: emu does not support host networking: each pod has a network namespace of its own; remove hostNetwork (or set it to false) and reach the pod through a Service"
+        );
+        check(&pod(json!({
+            "hostNetwork": false, "hostPID": false, "hostIPC": false,
+            "containers": [{"name": "web", "image": "nginx", "ports": [{"containerPort": 80, "hostPort": 0}],
+                "securityContext": {"privileged": false, "allowPrivilegeEscalation": false,
+                    "capabilities": {"add": ["NET_BIND_SERVICE", "chown"], "drop": ["ALL"]}}},
+                {"name": "side", "image": "busybox", "securityContext": {"capabilities": {"add": []}}}]})))
+        .unwrap();
+    }
+
+    #[test]
+    fn pod_template_fields_are_checked_as_a_pods() {
+        let mut d = deployment(json!({"matchLabels": {"run": "x"}}), json!({"run": "x"}));
+        d["spec"]["template"]["spec"] = json!({"hostPID": true, "volumes": [{"name": "cm", "configMap": {"name": "c", "items": [{"key": "k", "path": "/k"}]}}],
+            "containers": [{"name": "web", "image": "nginx", "volumeMounts": [{"name": "cm", "mountPath": "/x", "subPath": "../.."}]}]});
+        assert_eq!(
+            causes(&d),
+            [
+                "spec.template.spec.volumes[0].configMap.items[0].path: Invalid value: \"/k\": must be a relative path",
+                "spec.template.spec.containers[0].volumeMounts.subPath: Invalid value: \"../..\": must not contain '..'",
+                "spec.template.spec.hostPID: Forbidden: emu does not support sharing the host's process namespace: remove hostPID (or set it to false)",
+            ]
+        );
+        d["kind"] = json!("ReplicaSet");
+        assert_eq!(causes(&d).len(), 3);
     }
 
     #[test]

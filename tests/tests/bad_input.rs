@@ -120,6 +120,88 @@ fn bad_manifests_against_a_running_cluster() {
     assert!(table.contains("ErrImagePull"), "{table}");
 }
 
+/// Paths that would leave a volume, and fields emu cannot honour, are refused at admission with
+/// kube-apiserver's messages (emu's own, Forbidden, for what Kubernetes allows but emu does not
+/// do), for a Pod and a Deployment's template alike, and nothing is created (issue 19).
+#[test]
+fn unsupported_and_escaping_pod_fields_are_refused() {
+    let c = Cluster::up("tbadpod", &["--nodes", "1"]);
+    let pod = |name: &str, spec: &str| format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n{spec}");
+    let web = "  containers:\n  - name: web\n    image: nginx\n";
+    let cm = "  volumes:\n  - name: cm\n    configMap:\n      name: c\n";
+    let cases = [
+        (
+            "items",
+            format!("{web}  volumes:\n  - name: cm\n    configMap:\n      name: c\n      items: [{{key: k, path: ../../../../tmp/x}}]\n"),
+            "spec.volumes[0].configMap.items[0].path: Invalid value: \"../../../../tmp/x\": must not contain '..'",
+        ),
+        (
+            "subpath",
+            format!("{web}    volumeMounts: [{{name: cm, mountPath: /etc/x, subPath: ../../etc}}]\n{cm}"),
+            "spec.containers[0].volumeMounts.subPath: Invalid value: \"../../etc\": must not contain '..'",
+        ),
+        (
+            "hostnetwork",
+            format!("  hostNetwork: true\n{web}"),
+            "spec.hostNetwork: Forbidden: emu does not support host networking: each pod has a network namespace of its own; remove hostNetwork (or set it to false) and reach the pod through a Service",
+        ),
+        (
+            "hostpid",
+            format!("  hostPID: true\n{web}"),
+            "spec.hostPID: Forbidden: emu does not support sharing the host's process namespace: remove hostPID (or set it to false)",
+        ),
+        (
+            "hostipc",
+            format!("  hostIPC: true\n{web}"),
+            "spec.hostIPC: Forbidden: emu does not support sharing the host's IPC namespace: remove hostIPC (or set it to false)",
+        ),
+        (
+            "hostpath",
+            format!("{web}    volumeMounts: [{{name: host, mountPath: /host}}]\n  volumes:\n  - name: host\n    hostPath: {{path: /}}\n"),
+            "spec.volumes[0].hostPath: Forbidden: emu does not support hostPath volumes: put the files in a ConfigMap or Secret and mount that instead",
+        ),
+        (
+            "privileged",
+            format!("{web}    securityContext: {{privileged: true}}\n"),
+            "spec.containers[0].securityContext.privileged: Forbidden: emu does not support privileged containers: remove privileged (or set it to false)",
+        ),
+        (
+            "capabilities",
+            format!("{web}    securityContext: {{capabilities: {{add: [NET_ADMIN]}}}}\n"),
+            "spec.containers[0].securityContext.capabilities.add: Forbidden: emu does not support adding capabilities beyond the container runtime's default set (\"NET_ADMIN\"): remove them from capabilities.add",
+        ),
+        (
+            "hostport",
+            format!("{web}    ports: [{{containerPort: 80, hostPort: 8080}}]\n"),
+            "spec.containers[0].ports[0].hostPort: Forbidden: emu does not support hostPort: remove it and reach the port through a NodePort Service instead",
+        ),
+    ];
+    for (name, spec, cause) in &cases {
+        let r = c.apply(&format!("{name}.yaml"), &pod(name, spec));
+        assert_eq!(r.code, 1, "{name}: {}", r.stderr);
+        assert_eq!(r.stderr, format!("The Pod {name:?} is invalid: {cause}\n"));
+    }
+    // A Deployment's template is a pod's spec: refused the same way, at its own path.
+    let deployment = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n    spec:\n      hostNetwork: true\n      containers: [{name: web, image: nginx, ports: [{containerPort: 80, hostPort: 80}]}]\n";
+    let r = c.apply("deployment.yaml", deployment);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert_eq!(
+        r.stderr,
+        "The Deployment \"web\" is invalid: \n\
+         * spec.template.spec.containers[0].ports[0].hostPort: Forbidden: emu does not support hostPort: remove it and reach the port through a NodePort Service instead\n\
+         * spec.template.spec.hostNetwork: Forbidden: emu does not support host networking: each pod has a network namespace of its own; remove hostNetwork (or set it to false) and reach the pod through a Service\n"
+    );
+    let listed = c.emu(&["get", "pods,deployments,replicasets", "-o", "name"]).ok();
+    assert_eq!(listed.stdout, "", "nothing created");
+
+    // The same fields switched off, and capabilities a container has anyway, are accepted.
+    let off = pod(
+        "off",
+        "  hostNetwork: false\n  hostPID: false\n  hostIPC: false\n  containers:\n  - name: web\n    image: nginx\n    ports: [{containerPort: 80, hostPort: 0}]\n    securityContext:\n      privileged: false\n      capabilities: {add: [NET_BIND_SERVICE], drop: [ALL]}\n",
+    );
+    assert_eq!(c.apply("off.yaml", &off).ok().stdout, "pod/off created\n");
+}
+
 #[test]
 fn not_root_gets_one_line() {
     let out = std::process::Command::new("setpriv")
