@@ -3,7 +3,8 @@
 //! `up` is a list of named steps, each printed with ✓ or ✗ (docs/architecture.md, "Conventions"). Everything it creates is
 //! named after the cluster — network namespaces `emu-<cluster>-…`, the runtime directory
 //! /run/emu/<cluster>, the cgroup emu-<cluster> — so `down` finds and removes all of it, also after
-//! every emu process was killed.
+//! every emu process was killed. `up` holds the cluster's name while it creates it; a `down`
+//! meanwhile stops it, and `up` says so (the provider's `Local::claim` says how).
 
 use crate::context::{self, require_root, Ctx};
 use crate::{verbs, Globals};
@@ -29,9 +30,15 @@ const OUTSIDE_CIDR: &str = "198.51.100.0/24";
 const LOAD_BALANCER_CIDR: &str = "203.0.113.0/24";
 
 /// One named step of `up`: prints `✓ name (time)` or `✗ name: error`; when `quiet` (`emu test`
-/// reports the bring-up as one line), nothing, and an error names the step.
-fn step<T>(quiet: bool, name: &str, f: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<T> {
+/// reports the bring-up as one line), nothing, and an error names the step. A step that ends
+/// after the cluster was deleted (`emu down` during `up`) fails with that, whatever it did.
+fn step<T>(quiet: bool, provider: &Local, name: &str, f: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<T> {
     use std::io::IsTerminal;
+    let f = || {
+        let r = f();
+        still_wanted(provider)?;
+        r
+    };
     if quiet {
         return f().map_err(|e| e.context(name.to_string()));
     }
@@ -251,22 +258,30 @@ pub fn up(
     plan.hosts = hosts;
     plan.advertise = advertise;
     emu_provider::programs::require_companions()?;
-    let exists = cluster_exists(&name)?;
-    if exists {
-        bail!("cluster {name:?} already exists: use it, or remove it with `sudo emu down --cluster {name}`");
+    if cluster_exists(&name)? {
+        return Err(already_exists(&name));
     }
+    let mut provider = claim(&name)?;
     println!("Creating cluster {name:?} …");
     let started = Instant::now();
-    let result = bring_up(&name, &plan, timeout, false);
+    // The context is written while the name is still claimed: a `down` that began meanwhile
+    // removes it once `up` has stopped.
+    let result = bring_up(&provider, &plan, timeout, false).and_then(|pods| {
+        let exported = export_kubeconfig(&name);
+        still_wanted(&provider)?;
+        Ok((pods, exported))
+    });
     match result {
-        Ok(pods) => {
+        Ok((pods, exported)) => {
+            // Made: a `down` from now on deletes it as any other.
+            provider.release_claim();
             println!(
                 "Cluster {name:?} is ready in {:.2} s: {} nodes, {pods} pods Running.",
                 started.elapsed().as_secs_f64(),
                 plan.nodes.len()
             );
             // As kind: a kubeconfig that cannot be written fails `up`, and the cluster stays.
-            export_kubeconfig(&name).with_context(|| {
+            exported.with_context(|| {
                 format!(
                     "cluster {name:?} is up, but kubectl's context for it was not written; `emu` works with it as it is. Once fixed, `sudo emu kubeconfig --merge{}` writes it",
                     cluster_flag(&name)
@@ -286,14 +301,19 @@ pub fn up(
             Ok(0)
         }
         Err(e) => {
-            if retain {
+            if retain && !provider.claim_lost() {
                 eprintln!("Keeping what was created (--retain); remove it with `sudo emu down --cluster {name}`.");
             } else {
-                let _ = teardown(&name);
+                // Still holding the name: a `down` that began meanwhile waits for this.
+                let _ = provider.delete_cluster();
             }
             Err(e)
         }
     }
+}
+
+fn already_exists(name: &str) -> anyhow::Error {
+    anyhow::anyhow!("cluster {name:?} already exists: use it, or remove it with `sudo emu down --cluster {name}`")
 }
 
 /// Whether anything of cluster `name` is on this machine (its directory or a namespace).
@@ -301,11 +321,35 @@ pub(crate) fn cluster_exists(name: &str) -> anyhow::Result<bool> {
     Local::new(name).exists()
 }
 
-/// Creates cluster `name` as `plan` says (through the local provider, as kind creates a cluster
-/// through docker) and waits until every pod runs; returns the number of pods. The caller checked
-/// that the name is free, and tears down what is left on failure.
-pub(crate) fn bring_up(name: &str, plan: &Plan, timeout: u64, quiet: bool) -> anyhow::Result<usize> {
-    let provider = Local::new(name);
+/// The provider's handle on cluster `name` for creating it, holding the name until the cluster
+/// is made ([`Local::claim`]): `emu down` meanwhile stops the creation rather than racing it.
+pub(crate) fn claim(name: &str) -> anyhow::Result<Local> {
+    Local::claim(name).map_err(|e| match e.kind() {
+        std::io::ErrorKind::AlreadyExists => already_exists(name),
+        std::io::ErrorKind::NotFound => deleted(name),
+        _ => anyhow::Error::new(e).context(format!("claiming the name of cluster {name:?}")),
+    })
+}
+
+fn deleted(name: &str) -> anyhow::Error {
+    anyhow::anyhow!("cluster {name:?} was deleted while it was being created")
+}
+
+/// Err once the cluster being created was deleted (`emu down` during `up`); always Ok for a
+/// handle that is not creating one.
+fn still_wanted(provider: &Local) -> anyhow::Result<()> {
+    match provider.claim_lost() {
+        true => Err(deleted(provider.cluster())),
+        false => Ok(()),
+    }
+}
+
+/// Creates the cluster `provider` claimed ([`claim`]) as `plan` says (through the local
+/// provider, as kind creates a cluster through docker) and waits until every pod runs; returns
+/// the number of pods. Each step, and each wait, stops once the cluster was deleted. The caller
+/// tears down what is left on failure.
+pub(crate) fn bring_up(provider: &Local, plan: &Plan, timeout: u64, quiet: bool) -> anyhow::Result<usize> {
+    let name = provider.cluster();
     let paths = &Paths::new(name);
     let rt = context::runtime()?;
     let fabric: ipam::Ipv4Cidr = FABRIC_CIDR.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -352,12 +396,13 @@ pub(crate) fn bring_up(name: &str, plan: &Plan, timeout: u64, quiet: bool) -> an
         config.mtu = emu_provider::hosts::underlay_mtu(addr)?.saturating_sub(emu_provider::hosts::VXLAN_OVERHEAD);
     }
     if multi {
-        step(quiet, &format!("Creating {} emulated hosts on LAN 192.0.2.0/24", plan.hosts), || {
+        step(quiet, provider, &format!("Creating {} emulated hosts on LAN 192.0.2.0/24", plan.hosts), || {
             emu_provider::hosts::create_lan(name, plan.hosts)
         })?;
     }
     step(
         quiet,
+        provider,
         &format!("Creating {} nodes ({})", config.nodes.len(), config.nodes.iter().map(|n| n.name.as_str()).collect::<Vec<_>>().join(", ")),
         || {
             provider.create_cluster(&config)?;
@@ -377,17 +422,17 @@ pub(crate) fn bring_up(name: &str, plan: &Plan, timeout: u64, quiet: bool) -> an
             Ok(())
         },
     )?;
-    step(quiet, "Starting the control plane (emu-controller)", || {
+    let mut client = step(quiet, provider, "Starting the control plane (emu-controller)", || {
         provider.start_daemon(&ProviderDaemon::Controller)?;
-        wait_for_controller(&rt, paths, Duration::from_secs(10))
+        wait_for_controller(&rt, provider, Duration::from_secs(10))?;
+        Ok(rt.block_on(emu_proto::connect_unix(&paths.socket()))?)
     })?;
-    let mut client = rt.block_on(emu_proto::connect_unix(&paths.socket()))?;
-    step(quiet, "Starting node agents", || {
+    step(quiet, provider, "Starting node agents", || {
         for n in &config.nodes {
             provider.start_daemon(&ProviderDaemon::Agent(n.name.clone()))?;
         }
         provider.start_daemon(&ProviderDaemon::Cloud)?;
-        wait_until(Duration::from_secs(20), "nodes to register and become Ready", || {
+        wait_until(provider, Duration::from_secs(20), "nodes to register and become Ready", || {
             let nodes = rt.block_on(verbs::list(&mut client, "Node", "", ""))?;
             Ok(nodes.len() == config.nodes.len() && nodes.iter().all(is_node_ready))
         })
@@ -395,6 +440,7 @@ pub(crate) fn bring_up(name: &str, plan: &Plan, timeout: u64, quiet: bool) -> an
     if multi {
         step(
             quiet,
+            provider,
             &format!("Joining hosts {}", (1..plan.hosts).map(emu_provider::hosts::host_name).collect::<Vec<_>>().join(", ")),
             || join_emulated_hosts(&rt, &mut client, name, &spread),
         )?;
@@ -403,14 +449,15 @@ pub(crate) fn bring_up(name: &str, plan: &Plan, timeout: u64, quiet: bool) -> an
         if docs.is_empty() {
             continue;
         }
-        let lines = step(quiet, &format!("Applying {label}"), || rt.block_on(verbs::apply_docs(&mut client, docs.clone(), false)))?;
+        let lines =
+            step(quiet, provider, &format!("Applying {label}"), || rt.block_on(verbs::apply_docs(&mut client, docs.clone(), false)))?;
         for l in lines.iter().filter(|_| !quiet) {
             println!("     {l}");
         }
     }
     let mut count = 0;
-    step(quiet, "Waiting for pods to be Running", || {
-        wait_until(Duration::from_secs(timeout), "pods to be Running", || {
+    step(quiet, provider, "Waiting for pods to be Running", || {
+        wait_until(provider, Duration::from_secs(timeout), "pods to be Running", || {
             let pods = rt.block_on(verbs::list(&mut client, "Pod", "", ""))?;
             for p in &pods {
                 if let Some(reason) = stuck_reason(p) {
@@ -491,9 +538,11 @@ fn stuck_reason(p: &Value) -> Option<String> {
     })
 }
 
-fn wait_until(timeout: Duration, what: &str, mut f: impl FnMut() -> anyhow::Result<bool>) -> anyhow::Result<()> {
+/// Polls `f` until it says yes; stops at once if the cluster `provider` creates was deleted.
+fn wait_until(provider: &Local, timeout: Duration, what: &str, mut f: impl FnMut() -> anyhow::Result<bool>) -> anyhow::Result<()> {
     let start = Instant::now();
     loop {
+        still_wanted(provider)?;
         if f()? {
             return Ok(());
         }
@@ -504,8 +553,9 @@ fn wait_until(timeout: Duration, what: &str, mut f: impl FnMut() -> anyhow::Resu
     }
 }
 
-fn wait_for_controller(rt: &tokio::runtime::Runtime, paths: &Paths, timeout: Duration) -> anyhow::Result<()> {
-    wait_until(timeout, "the controller to answer", || {
+fn wait_for_controller(rt: &tokio::runtime::Runtime, provider: &Local, timeout: Duration) -> anyhow::Result<()> {
+    let paths = &Paths::new(provider.cluster());
+    wait_until(provider, timeout, "the controller to answer", || {
         Ok(rt.block_on(async {
             match emu_proto::connect_unix(&paths.socket()).await {
                 Ok(mut c) => c.cluster_info(emu_proto::ClusterInfoRequest {}).await.is_ok(),
@@ -575,6 +625,9 @@ pub fn down(all: bool, globals: &Globals) -> anyhow::Result<i32> {
     for name in names {
         let start = Instant::now();
         let existed = cluster_exists(&name)?;
+        // An `emu up` of it in progress (begun since, maybe) stops first and removes what it
+        // made; then the context it may have written goes too.
+        let existed = Local::new(&name).stop_creation()? || existed;
         // As kind: the kubeconfig first, and a failure there does not keep the cluster alive.
         if let Err(e) = crate::kubeconfig::forget(&name) {
             kubeconfig_errors.push(anyhow::Error::new(e).context(format!("removing the context of cluster {name:?} from the kubeconfig")));
@@ -702,7 +755,7 @@ pub(crate) fn restart_daemon(name: &str, daemon: &Daemon) -> anyhow::Result<()> 
     provider.stop_daemon(&d)?;
     provider.start_daemon(&d)?;
     if d == ProviderDaemon::Controller {
-        wait_for_controller(&context::runtime()?, &Paths::new(name), Duration::from_secs(10))?;
+        wait_for_controller(&context::runtime()?, &provider, Duration::from_secs(10))?;
         // The provider keeps the port while nobody else took it.
         if let Some((old, new)) = before.zip(port()).filter(|(old, new)| old != new) {
             eprintln!(

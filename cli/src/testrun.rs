@@ -184,7 +184,9 @@ impl Driver for Live<'_> {
     }
 
     fn bring_up(&mut self) -> anyhow::Result<usize> {
-        lifecycle::bring_up(&self.cluster, self.plan, self.timeout, true)
+        // The name is held while the cluster is made; on failure `run_script` tears it down.
+        let provider = lifecycle::claim(&self.cluster)?;
+        lifecycle::bring_up(&provider, self.plan, self.timeout, true)
     }
 
     fn run(&mut self, index: usize, step: &Step, docs: &Manifests) -> Result<String, String> {

@@ -194,6 +194,10 @@ fn load_all(files: &[PathBuf], namespace: Option<&str>) -> anyhow::Result<Vec<Va
 pub fn apply(a: FileArgs, g: &Globals, create_only: bool) -> anyhow::Result<i32> {
     require_root()?;
     let docs = load_all(&a.files, g.namespace.as_deref())?;
+    if docs.is_empty() {
+        // An empty file, `---` alone, /dev/null, a closed stdin: kubectl refuses them.
+        bail!("no objects passed to {}", if create_only { "create" } else { "apply" });
+    }
     for d in &docs {
         check_offline(d)?;
     }
@@ -598,6 +602,12 @@ pub fn delete(a: DeleteArgs, g: &Globals) -> anyhow::Result<i32> {
                 }
             }
         }
+    }
+    if refs.is_empty() {
+        // As kubectl: nothing to delete (an empty manifest, a selector that matches nothing) is
+        // said on stdout, and is no error.
+        println!("No resources found");
+        return Ok(0);
     }
     let mut exit = 0;
     let mut waiting = Vec::new();

@@ -11,6 +11,7 @@ use emu_api::naming;
 use emu_host::{cgroup, net};
 use emu_logic::cluster::{ClusterConfig, NodeConfig, Paths, RUNTIME_ROOT};
 use emu_logic::ipam;
+use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -18,6 +19,8 @@ use std::time::{Duration, Instant};
 pub struct Local {
     name: String,
     paths: Paths,
+    /// Held while `emu up` creates the cluster through this handle ([`Local::claim`]).
+    claim: Option<nix::fcntl::Flock<std::fs::File>>,
 }
 
 /// Clusters with a runtime directory on this machine.
@@ -56,7 +59,7 @@ fn cidr(text: &str, what: &str) -> anyhow::Result<ipam::Ipv4Cidr> {
 
 impl Local {
     pub fn new(cluster: &str) -> Local {
-        Local { name: cluster.to_string(), paths: Paths::new(cluster) }
+        Local { name: cluster.to_string(), paths: Paths::new(cluster), claim: None }
     }
 
     fn cgroup_dir(&self) -> anyhow::Result<PathBuf> {
@@ -307,6 +310,122 @@ fn wait_until(timeout: Duration, what: &str, mut f: impl FnMut() -> bool) -> any
     Ok(())
 }
 
+// `emu down` during `emu up` (or during `emu test`'s bring-up), without a race:
+//
+// - The creator claims the name: `mkdir /run/emu/<cluster>` (which fails if it exists, so two
+//   creators never share a name), then creates `creation.lock` in it, flock()s it and keeps it
+//   open until the cluster is made; then it removes the file and lets go.
+// - A deletion first unlinks `creation.lock`: that instant is when the cluster counts as deleted.
+//   Then it waits for the lock, that is for the creator to let go, before it removes anything.
+// - The creator checks between its steps and while it waits that its file is still linked
+//   (`st_nlink` of the open file). Once it is not, it stops, removes what it made (still holding
+//   the lock) and says the cluster was deleted while it was being created: whatever step failed
+//   meanwhile failed because of that.
+//
+// So a creator and a deletion never make and remove things at the same time, what the creator
+// made after the deletion began is removed by the creator, and a creator that was killed holds
+// no lock (the kernel drops it with the process).
+
+/// The file in a cluster's runtime directory its creator holds locked (see above).
+const CREATION_LOCK: &str = "creation.lock";
+
+/// How long a deletion waits for the creator to stop. `up` looks between its steps and while it
+/// waits, so it stops within a step; one stuck in a step is not waited for longer (the deletion
+/// then goes ahead, and the creator stops at its next look).
+const CREATOR_STOP_WAIT: Duration = Duration::from_secs(30);
+
+impl Local {
+    /// The handle `emu up` creates cluster `cluster` through: it holds the name (see above) until
+    /// [`Local::release_claim`] or until it is dropped. Fails with `AlreadyExists` when the
+    /// cluster's runtime directory exists, with `NotFound` when a deletion came in between.
+    pub fn claim(cluster: &str) -> io::Result<Local> {
+        Local::new(cluster).claim_name()
+    }
+
+    fn claim_name(mut self) -> io::Result<Local> {
+        use nix::fcntl::{Flock, FlockArg};
+        use std::io::Write;
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+        let root = &self.paths.root;
+        fn with_path(path: &Path) -> impl Fn(io::Error) -> io::Error + '_ {
+            move |e| io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+        }
+        if let Some(parent) = root.parent() {
+            std::fs::create_dir_all(parent).map_err(with_path(parent))?;
+        }
+        std::fs::DirBuilder::new().mode(0o700).create(root).map_err(with_path(root))?;
+        let path = root.join(CREATION_LOCK);
+        let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path).map_err(with_path(&path))?;
+        let _ = writeln!(file, "emu up (pid {}) is creating cluster {:?}", std::process::id(), self.name);
+        let deleted = || io::Error::new(io::ErrorKind::NotFound, format!("{}: the cluster was deleted meanwhile", path.display()));
+        // Only a deletion, which opened the file since, can hold the lock already.
+        self.claim = Some(Flock::lock(file, FlockArg::LockExclusiveNonblock).map_err(|(_, e)| match e {
+            nix::errno::Errno::EWOULDBLOCK => deleted(),
+            e => with_path(&path)(e.into()),
+        })?);
+        if self.claim_lost() {
+            return Err(deleted());
+        }
+        Ok(self)
+    }
+
+    /// Whether this handle's claim on the cluster was lost: a deletion of the cluster began, and
+    /// waits for the creator to stop. False for a handle that claimed nothing.
+    pub fn claim_lost(&self) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        self.claim.as_ref().is_some_and(|f| f.metadata().map_or(true, |m| m.nlink() == 0))
+    }
+
+    /// The cluster is made: from now on a deletion removes it without waiting for this handle.
+    /// (The file goes first, then the lock: a deletion that opened the file meanwhile waits for
+    /// the lock, then deletes the cluster as made.)
+    pub fn release_claim(&mut self) {
+        if self.claim.take().is_some() {
+            let _ = std::fs::remove_file(self.paths.root.join(CREATION_LOCK));
+        }
+    }
+
+    /// Stops the creation of the cluster if one is in progress, the first thing a deletion does
+    /// (`emu down` before it removes the kubeconfig's context, which the creator may have
+    /// written): the cluster counts as deleted, and this returns once the creator has let go of
+    /// it (and removed what it made), or after [`CREATOR_STOP_WAIT`]. Nothing to do for the
+    /// creator's own handle. True if a creation was in progress or had just ended (the creator
+    /// may have removed everything since), or one was given up (`emu up --retain`).
+    pub fn stop_creation(&self) -> anyhow::Result<bool> {
+        self.stop_creation_within(CREATOR_STOP_WAIT)
+    }
+
+    fn stop_creation_within(&self, timeout: Duration) -> anyhow::Result<bool> {
+        use nix::fcntl::{Flock, FlockArg};
+        if self.claim.is_some() {
+            return Ok(false);
+        }
+        let path = self.paths.root.join(CREATION_LOCK);
+        let mut file = match std::fs::File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(e).with_context(|| format!("opening {}", path.display())),
+        };
+        // Gone meanwhile: another deletion stopped the creation (wait with it all the same), or
+        // the creator finished (its lock goes next).
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e).with_context(|| format!("removing {}", path.display())),
+            _ => {}
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            // Got: the creator let go, or had already (the lock goes again with the file).
+            match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+                Ok(_) => return Ok(true),
+                Err((_, nix::errno::Errno::EWOULDBLOCK)) if Instant::now() >= deadline => return Ok(true),
+                Err((f, nix::errno::Errno::EWOULDBLOCK)) => file = f,
+                Err((_, e)) => return Err(e).with_context(|| format!("waiting for the lock on {}", path.display())),
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
 impl Provider for Local {
     fn cluster(&self) -> &str {
         &self.name
@@ -480,6 +599,7 @@ impl Provider for Local {
     }
 
     fn delete_cluster(&self) -> anyhow::Result<()> {
+        self.stop_creation()?;
         let name = &self.name;
         match cgroup::cluster_dir(name) {
             Ok(dir) => cgroup::kill_and_remove(&dir, Duration::from_secs(10))
@@ -490,10 +610,11 @@ impl Provider for Local {
             net::delete_named_netns(&ns)?;
         }
         unmount_under(&self.paths.root);
-        if self.paths.root.exists() {
-            std::fs::remove_dir_all(&self.paths.root).with_context(|| format!("removing {}", self.paths.root.display()))?;
+        // Another deletion may be removing it too (two `emu down` at once).
+        match std::fs::remove_dir_all(&self.paths.root) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e).with_context(|| format!("removing {}", self.paths.root.display())),
+            _ => Ok(()),
         }
-        Ok(())
     }
 }
 
@@ -505,6 +626,82 @@ mod tests {
     fn timeouts_read_as_they_are_written() {
         let d = |ms| duration(Duration::from_millis(ms));
         assert_eq!([d(500), d(1500), d(30_000), d(120_000)], ["500ms", "1.5s", "30s", "2m"]);
+    }
+
+    /// A handle on cluster "demo" whose runtime directory is `root`.
+    fn at(root: &Path) -> Local {
+        Local { name: "demo".into(), paths: Paths { root: root.to_path_buf() }, claim: None }
+    }
+
+    fn scratch(test: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("emu-claim-{test}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    #[test]
+    fn a_name_is_claimed_once() {
+        let tmp = scratch("once");
+        let root = tmp.join("demo");
+        let creator = at(&root).claim_name().unwrap();
+        assert!(root.join(CREATION_LOCK).exists());
+        assert!(!creator.claim_lost());
+        assert_eq!(at(&root).claim_name().err().map(|e| e.kind()), Some(io::ErrorKind::AlreadyExists));
+        // The creator's own handle does not wait for itself, and keeps its claim.
+        creator.stop_creation_within(Duration::from_secs(5)).unwrap();
+        assert!(!creator.claim_lost());
+        // A handle that claimed nothing lost nothing.
+        assert!(!at(&root).claim_lost());
+        std::fs::remove_dir_all(&tmp).unwrap();
+    }
+
+    #[test]
+    fn a_deletion_takes_the_claim_then_waits_for_the_creator_to_let_go() {
+        let tmp = scratch("wait");
+        let root = tmp.join("demo");
+        let creator = at(&root).claim_name().unwrap();
+        let deleting = root.clone();
+        let deletion = std::thread::spawn(move || {
+            let start = Instant::now();
+            at(&deleting).stop_creation_within(Duration::from_secs(20)).unwrap();
+            start.elapsed()
+        });
+        let start = Instant::now();
+        while !creator.claim_lost() {
+            assert!(start.elapsed() < Duration::from_secs(5), "the creator never saw the deletion");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert!(!root.join(CREATION_LOCK).exists());
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(!deletion.is_finished(), "the deletion goes ahead while the creator holds on");
+        drop(creator);
+        let waited = deletion.join().unwrap();
+        assert!(waited >= Duration::from_millis(100) && waited < Duration::from_secs(10), "{waited:?}");
+        std::fs::remove_dir_all(&tmp).unwrap();
+    }
+
+    #[test]
+    fn a_deletion_waits_for_no_creator_that_is_done_and_not_long_for_one_that_is_stuck() {
+        let tmp = scratch("done");
+        let quick = |root: &Path| {
+            let start = Instant::now();
+            at(root).stop_creation_within(Duration::from_secs(20)).unwrap();
+            start.elapsed()
+        };
+        // Nothing was ever claimed.
+        assert!(quick(&tmp.join("none")) < Duration::from_secs(1));
+        // The creation finished.
+        let mut creator = at(&tmp.join("done")).claim_name().unwrap();
+        creator.release_claim();
+        assert!(!tmp.join("done").join(CREATION_LOCK).exists());
+        assert!(quick(&tmp.join("done")) < Duration::from_secs(1));
+        // A creator that does not let go: the deletion goes ahead after its wait.
+        let stuck = at(&tmp.join("stuck")).claim_name().unwrap();
+        let start = Instant::now();
+        at(&tmp.join("stuck")).stop_creation_within(Duration::from_millis(200)).unwrap();
+        assert!(start.elapsed() >= Duration::from_millis(200) && start.elapsed() < Duration::from_secs(5));
+        assert!(stuck.claim_lost());
+        std::fs::remove_dir_all(&tmp).unwrap();
     }
 
     #[test]
