@@ -1,9 +1,11 @@
 //! What a Secret or ConfigMap volume holds (VOL-1..VOL-3, kubelet's `MakePayload`) and the
 //! names of its atomic layout (VOL-4, kubelet's `AtomicWriter`). Writing the files is the node
-//! agent's; this module decides which files, with which bytes and modes.
+//! agent's; this module decides which files, with which bytes and modes, and how large the
+//! tmpfs that holds them is ([`memory_volume_size`]).
 
 use crate::configdata::Lookup;
-use emu_api::typed::k8s_openapi::api::core::v1::{KeyToPath, Pod, ProjectedVolumeSource, Volume};
+use emu_api::typed::k8s_openapi::api::core::v1::{Container, KeyToPath, Pod, ProjectedVolumeSource, Volume};
+use emu_api::typed::k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use emu_api::typed::ObjectMeta;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -239,6 +241,132 @@ pub fn is_layout_entry(name: &str) -> bool {
     name.starts_with("..")
 }
 
+/// What bounds the tmpfs of a pod's memory-backed volumes (see [`memory_volume_size`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SizeSource {
+    /// The sum of its containers' `limits.memory`.
+    PodLimit,
+    /// The node's `status.allocatable.memory`: all the pods of the node may not use more.
+    NodeAllocatable,
+    /// An emptyDir's own `sizeLimit`.
+    SizeLimit,
+}
+
+/// The size of a memory-backed volume and where it comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VolumeSize {
+    pub bytes: u64,
+    pub source: SizeSource,
+}
+
+impl std::fmt::Display for VolumeSize {
+    /// `4Mi, the pod's memory limit`: what a FailedMount message says about a full volume.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let source = match self.source {
+            SizeSource::PodLimit => "the pod's memory limit",
+            SizeSource::NodeAllocatable => "the node's allocatable memory",
+            SizeSource::SizeLimit => "the volume's sizeLimit",
+        };
+        write!(f, "{}, {source}", format_bytes(self.bytes))
+    }
+}
+
+/// The size of a memory-backed volume, kubelet's `calculateEmptyDirMemorySize` (KEP-1967):
+/// the node's allocatable memory, lowered to the pod's memory limit when it has one, lowered to
+/// `size_limit` (an emptyDir's `sizeLimit`) when that is smaller still. A pod cannot use more
+/// memory than that anyway, and tmpfs pages are memory: a fixed small size fails
+/// pods whose Secrets and ConfigMaps are merely large, the kernel's default (half of the host's
+/// RAM) lets one pod hold more than the node offers. Secret, projected and downward API volumes
+/// are such tmpfs volumes in kubelet (emu keeps ConfigMaps' files on the same tmpfs); they have
+/// no `sizeLimit`.
+pub fn memory_volume_size(pod: &Pod, node_allocatable: u64, size_limit: Option<&Quantity>) -> VolumeSize {
+    let mut size = VolumeSize { bytes: node_allocatable, source: SizeSource::NodeAllocatable };
+    // Each bound counts only when above zero and not above the bound before it.
+    let mut lower = |bytes: Option<u64>, source| {
+        if let Some(bytes) = bytes.filter(|b| (1..=size.bytes).contains(b)) {
+            size = VolumeSize { bytes, source };
+        }
+    };
+    lower(pod_memory_limit(pod), SizeSource::PodLimit);
+    lower(size_limit.and_then(|q| quantity_bytes(&q.0)), SizeSource::SizeLimit);
+    size
+}
+
+/// The pod's memory limit as kubelet sets its cgroup (`ResourceConfigForPod`): only when every
+/// container has a `limits.memory`; then their sum, or an init container's limit (plus the
+/// sidecars started before it) when that is larger, plus the pod's `overhead`.
+pub fn pod_memory_limit(pod: &Pod) -> Option<u64> {
+    let spec = pod.spec.as_ref()?;
+    let memory = |c: &Container| c.resources.as_ref()?.limits.as_ref()?.get("memory").and_then(|q| quantity_bytes(&q.0));
+    let limits: Vec<u64> = spec.containers.iter().map(memory).collect::<Option<_>>()?;
+    if limits.contains(&0) {
+        return None;
+    }
+    // `AggregateContainerLimits`: sidecars (init containers that always restart) run beside the
+    // containers and every later init container.
+    // Saturating: absurd limits (exabytes) must not overflow.
+    let mut total = limits.iter().fold(0u64, |sum, l| sum.saturating_add(*l));
+    let (mut sidecars, mut init_peak) = (0u64, 0u64);
+    for c in spec.init_containers.iter().flatten() {
+        let limit = memory(c).unwrap_or(0);
+        if c.restart_policy.as_deref() == Some("Always") {
+            total = total.saturating_add(limit);
+            sidecars = sidecars.saturating_add(limit);
+            init_peak = init_peak.max(sidecars);
+        } else {
+            init_peak = init_peak.max(limit.saturating_add(sidecars));
+        }
+    }
+    let overhead = spec.overhead.as_ref().and_then(|o| o.get("memory")).and_then(|q| quantity_bytes(&q.0)).unwrap_or(0);
+    Some(total.max(init_peak).saturating_add(overhead))
+}
+
+/// A quantity in whole units, rounded up (apimachinery's `Quantity.Value()`): `64Mi`, `1G`,
+/// `1.5Gi`, `128974848`, `129e6`. None when malformed or negative.
+pub fn quantity_bytes(q: &str) -> Option<u64> {
+    let q = q.trim();
+    let q = q.strip_prefix('+').unwrap_or(q);
+    let split = q.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(q.len());
+    let (number, suffix) = q.split_at(split);
+    let (int, frac) = number.split_once('.').unwrap_or((number, ""));
+    if int.is_empty() && frac.is_empty() {
+        return None;
+    }
+    // number = digits / 10^frac.len(); value = number * multiplier / divisor, rounded up.
+    let digits: u128 = format!("{int}{frac}").parse().ok()?;
+    let mut divisor = 10u128.checked_pow(frac.len() as u32)?;
+    let mut multiplier = 1u128;
+    let binary = ["Ki", "Mi", "Gi", "Ti", "Pi", "Ei"].iter().position(|s| *s == suffix);
+    let decimal = ["k", "M", "G", "T", "P", "E"].iter().position(|s| *s == suffix);
+    match (binary, decimal, suffix) {
+        (Some(p), _, _) => multiplier = 1u128 << (10 * (p + 1)),
+        (_, Some(p), _) => multiplier = 1000u128.pow(p as u32 + 1),
+        (_, _, "") => {}
+        (_, _, "m") => divisor = divisor.checked_mul(1000)?,
+        (_, _, "u") => divisor = divisor.checked_mul(1_000_000)?,
+        (_, _, "n") => divisor = divisor.checked_mul(1_000_000_000)?,
+        (_, _, e) if e.starts_with(['e', 'E']) => {
+            let exp: i32 = e[1..].parse().ok()?;
+            let scale = 10u128.checked_pow(exp.unsigned_abs())?;
+            if exp >= 0 {
+                multiplier = scale;
+            } else {
+                divisor = divisor.checked_mul(scale)?;
+            }
+        }
+        _ => return None,
+    }
+    u64::try_from(digits.checked_mul(multiplier)?.div_ceil(divisor)).ok()
+}
+
+/// Bytes as a quantity a user reads: `4Mi`, `2Gi`, `1500`.
+pub fn format_bytes(bytes: u64) -> String {
+    // The largest power of 1024 that divides it.
+    let power = if bytes == 0 { 0 } else { (bytes.trailing_zeros() / 10).min(6) };
+    let suffix = ["", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei"][power as usize];
+    format!("{}{suffix}", bytes >> (10 * power))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -347,6 +475,104 @@ mod tests {
         for good in ["tls.crt", "a/b/c", "a..b", ".hidden"] {
             assert_eq!(check_path(good), Ok(()), "{good}");
         }
+    }
+
+    /// A pod whose containers have these `limits.memory` (None: no limit), and init containers
+    /// (limit, whether a sidecar).
+    fn pod_with_limits(limits: &[Option<&str>], init: &[(&str, bool)], overhead: Option<&str>) -> Pod {
+        let resources = |l: &Option<&str>| l.map_or(json!({}), |l| json!({"limits": {"memory": l, "cpu": "1"}}));
+        let containers: Vec<Value> = limits
+            .iter()
+            .enumerate()
+            .map(|(i, l)| json!({"name": format!("c{i}"), "image": "busybox", "resources": resources(l)}))
+            .collect();
+        let init: Vec<Value> = init
+            .iter()
+            .enumerate()
+            .map(|(i, (l, sidecar))| {
+                let mut c = json!({"name": format!("i{i}"), "image": "busybox", "resources": {"limits": {"memory": l}}});
+                if *sidecar {
+                    c["restartPolicy"] = json!("Always");
+                }
+                c
+            })
+            .collect();
+        let mut spec = json!({"containers": containers, "initContainers": init});
+        if let Some(o) = overhead {
+            spec["overhead"] = json!({"memory": o});
+        }
+        typed::decode(&json!({"kind": "Pod", "metadata": {"name": "p"}, "spec": spec})).unwrap()
+    }
+
+    const MI: u64 = 1024 * 1024;
+    const GI: u64 = 1024 * MI;
+
+    #[test]
+    fn memory_volumes_are_as_large_as_the_pod_may_use() {
+        let size = |pod: &Pod, limit: Option<&str>| memory_volume_size(pod, 2 * GI, limit.map(|l| Quantity(l.into())).as_ref());
+        // No limit: the node's allocatable memory (what emu's nodes report: 2Gi).
+        let free = pod_with_limits(&[None], &[], None);
+        assert_eq!(size(&free, None), VolumeSize { bytes: 2 * GI, source: SizeSource::NodeAllocatable });
+        assert_eq!(size(&free, None).to_string(), "2Gi, the node's allocatable memory");
+        // The containers' limits summed.
+        let limited = pod_with_limits(&[Some("32Mi"), Some("16Mi")], &[], None);
+        assert_eq!(size(&limited, None), VolumeSize { bytes: 48 * MI, source: SizeSource::PodLimit });
+        assert_eq!(size(&limited, None).to_string(), "48Mi, the pod's memory limit");
+        // One container without a limit: the pod has none (its cgroup is not limited either).
+        assert_eq!(size(&pod_with_limits(&[Some("32Mi"), None], &[], None), None).source, SizeSource::NodeAllocatable);
+        assert_eq!(size(&pod_with_limits(&[Some("0")], &[], None), None).source, SizeSource::NodeAllocatable);
+        // A limit above what the node offers does not raise it.
+        assert_eq!(
+            size(&pod_with_limits(&[Some("8Gi")], &[], None), None),
+            VolumeSize { bytes: 2 * GI, source: SizeSource::NodeAllocatable }
+        );
+        // An emptyDir's sizeLimit lowers it further, never raises it; zero is no limit.
+        assert_eq!(size(&limited, Some("10M")), VolumeSize { bytes: 10_000_000, source: SizeSource::SizeLimit });
+        assert_eq!(size(&limited, Some("1Gi")).source, SizeSource::PodLimit);
+        assert_eq!(size(&limited, Some("0")).source, SizeSource::PodLimit);
+        assert_eq!(size(&free, Some("64Mi")), VolumeSize { bytes: 64 * MI, source: SizeSource::SizeLimit });
+    }
+
+    #[test]
+    fn the_pod_limit_counts_init_containers_sidecars_and_overhead() {
+        // A larger init container wins; it runs alone.
+        assert_eq!(pod_memory_limit(&pod_with_limits(&[Some("10Mi"), Some("10Mi")], &[("64Mi", false)], None)), Some(64 * MI));
+        assert_eq!(pod_memory_limit(&pod_with_limits(&[Some("10Mi"), Some("10Mi")], &[("8Mi", false)], None)), Some(20 * MI));
+        // A sidecar runs beside the containers and the init containers after it.
+        let pod = pod_with_limits(&[Some("10Mi")], &[("5Mi", true), ("12Mi", false)], None);
+        assert_eq!(pod_memory_limit(&pod), Some(17 * MI));
+        let pod = pod_with_limits(&[Some("10Mi")], &[("5Mi", true), ("1Mi", false)], None);
+        assert_eq!(pod_memory_limit(&pod), Some(15 * MI));
+        // The runtime's overhead is added.
+        assert_eq!(pod_memory_limit(&pod_with_limits(&[Some("10Mi")], &[], Some("1Mi"))), Some(11 * MI));
+        assert_eq!(pod_memory_limit(&pod_with_limits(&[None], &[], Some("1Mi"))), None);
+        // Absurd limits saturate instead of overflowing.
+        assert_eq!(pod_memory_limit(&pod_with_limits(&[Some("10E"), Some("10E")], &[], None)), Some(u64::MAX));
+    }
+
+    #[test]
+    fn quantities_are_read_as_bytes_rounded_up() {
+        for (q, bytes) in [
+            ("64Mi", 64 * MI),
+            ("2Gi", 2 * GI),
+            ("1G", 1_000_000_000),
+            ("1.5Gi", 3 * GI / 2),
+            ("128974848", 128_974_848),
+            ("129e6", 129_000_000),
+            ("+1k", 1000),
+            ("1500m", 2),
+            ("0.1", 1),
+            ("0", 0),
+        ] {
+            assert_eq!(quantity_bytes(q), Some(bytes), "{q}");
+        }
+        for bad in ["", "-1Mi", "Mi", "1.2.3", "12MB", "1e"] {
+            assert_eq!(quantity_bytes(bad), None, "{bad}");
+        }
+        assert_eq!(
+            (format_bytes(4 * MI), format_bytes(2 * GI), format_bytes(1500), format_bytes(0)),
+            ("4Mi".into(), "2Gi".into(), "1500".into(), "0".into())
+        );
     }
 
     #[test]

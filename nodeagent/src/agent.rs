@@ -4,6 +4,7 @@
 //! re-adopts the running shims (their `shim.pid` files) without restarting anything.
 
 use crate::sandbox;
+use crate::trigger::Backoff;
 use anyhow::{bail, Context};
 use emu_api::typed::k8s_openapi::api::core::v1::{ConfigMap, Container, Node, Pod, Secret};
 use emu_api::typed::{self, Service};
@@ -59,6 +60,9 @@ struct Agent {
     readiness: Arc<crate::readiness::Readiness>,
     /// Service-account tokens per pod uid (VOL-8), renewed at 80% of their lifetime.
     tokens: std::sync::Mutex<HashMap<String, PodToken>>,
+    /// The node's `status.allocatable.memory` in bytes, which bounds the pods' memory-backed
+    /// volumes (None: the Node reports none; the kernel's default size then applies).
+    allocatable_memory: Option<u64>,
 }
 
 /// A pod's service-account token and when the API server issued it.
@@ -141,6 +145,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .context("registering the node")?
         .into_inner();
     let registered: Node = typed::decode(&serde_json::from_str(&registered.node.context("register_node returned no node")?.json)?)?;
+    let allocatable_memory = registered
+        .status
+        .as_ref()
+        .and_then(|s| s.allocatable.as_ref()?.get("memory"))
+        .and_then(|q| volumes::quantity_bytes(&q.0))
+        .filter(|b| *b > 0);
     let pod_cidr: ipam::Ipv4Cidr =
         registered.spec.and_then(|s| s.pod_cidr).context("node has no podCIDR")?.parse().map_err(|e| anyhow::anyhow!("podCIDR: {e}"))?;
     let gateway = ipam::gateway(pod_cidr);
@@ -170,6 +180,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         api_socket,
         readiness: Arc::default(),
         tokens: std::sync::Mutex::default(),
+        allocatable_memory,
     });
     tracing::info!(node = %agent.node.name, pod_cidr = %agent.pod_cidr, "node agent ready");
 
@@ -305,7 +316,21 @@ struct Local {
     shims: HashMap<String, (i32, std::time::Instant)>,
     /// What each pod's last status reported (or found unchanged) was made from.
     reported: HashMap<String, StatusInputs>,
+    /// Pods whose volumes could not be written, and when to try again.
+    mount_retries: HashMap<String, MountRetry>,
 }
+
+/// A failed write of a pod's volumes: what was to be written (a digest) and when to try again.
+/// Kubelet's volume manager backs a failed mount off from 500 ms, doubling, to 2 min 2 s;
+/// writing megabytes into a full tmpfs every pass (100 ms) only fills the log. Other contents
+/// (the ConfigMap shrank) are tried at once.
+struct MountRetry {
+    digest: u64,
+    at: tokio::time::Instant,
+    backoff: Backoff,
+}
+
+const MOUNT_RETRY: Backoff = Backoff::new(Duration::from_millis(500), EVENT_BACKOFF_MAX);
 
 /// What a pod's status is computed from, cheaply compared: the pod as stored, its sandbox's state
 /// file (replaced whole on every change) and its containers' readiness verdicts. The same inputs
@@ -369,16 +394,17 @@ const EVENT_BACKOFF_INITIAL: Duration = Duration::from_secs(1);
 const EVENT_BACKOFF_MAX: Duration = Duration::from_secs(122);
 
 /// Records an Event about `pod` with kubelet as its source: a new one, or a repeat counted on
-/// the one recorded before.
-async fn record_event(agent: &Agent, local: &std::sync::Mutex<Local>, pod: &Pod, event_type: &str, reason: &str, message: &str) {
+/// the one recorded before. Returns false when the repeat came too soon to be counted (callers
+/// log a failure only when its Event was due, which rate-limits the log as the Event is).
+async fn record_event(agent: &Agent, local: &std::sync::Mutex<Local>, pod: &Pod, event_type: &str, reason: &str, message: &str) -> bool {
     let key = (uid(pod).to_string(), reason.to_string(), message.to_string());
     let wall = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     let stamp = emu_api::time::rfc3339(wall.as_secs() as i64);
     let now = tokio::time::Instant::now();
     let (event, backoff) = {
-        let Ok(l) = local.lock() else { return };
+        let Ok(l) = local.lock() else { return false };
         match l.events.get(&key) {
-            Some(r) if now < r.next => return,
+            Some(r) if now < r.next => return false,
             Some(r) => {
                 let mut e = r.event.clone();
                 emu_logic::events::repeat(&mut e, &stamp);
@@ -411,6 +437,7 @@ async fn record_event(agent: &Agent, local: &std::sync::Mutex<Local>, pod: &Pod,
         }
         Err(e) => tracing::debug!(error = %e, reason, "recording an event failed"),
     }
+    true
 }
 
 /// An object of the pod loop's watch, decoded once when it arrives (the reflector's projection),
@@ -592,26 +619,93 @@ async fn sync_volumes(agent: &Agent, local: &std::sync::Mutex<Local>, pod: &Pod,
     if !spec(pod).volumes.iter().flatten().any(volumes::has_files) {
         return;
     }
-    let uid = uid(pod).to_string();
     let token = pod_token(agent, pod).await;
     let Ok(payloads) = volume_payloads(pod, objects, token.as_deref()) else { return };
-    if local.lock().map(|l| l.volumes.get(&uid) == Some(&payloads)).unwrap_or(true) {
-        return;
+    if let Ok(mut l) = local.lock() {
+        if l.volumes.get(uid(pod)) == Some(&payloads) {
+            // What failed to replace it is no longer wanted (the object changed back).
+            l.mount_retries.remove(uid(pod));
+            return;
+        }
+    }
+    fill_volumes(agent, local, pod, shim_pid, payloads).await;
+}
+
+/// Writes the pod's volumes (the shim starts the containers once each has its files); returns
+/// whether they now hold `payloads`. A failure is a `FailedMount` Warning Event on the pod, as
+/// kubelet reports it, and a log line when the Event is due; the same contents are tried again
+/// after a back-off ([`MountRetry`]).
+async fn fill_volumes(
+    agent: &Agent,
+    local: &std::sync::Mutex<Local>,
+    pod: &Pod,
+    shim_pid: i32,
+    payloads: Vec<(String, volumes::Payload)>,
+) -> bool {
+    let uid = uid(pod).to_string();
+    let digest = {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        payloads.hash(&mut h);
+        h.finish()
+    };
+    let now = tokio::time::Instant::now();
+    // The back-off of the same contents' failures; other contents start a new one.
+    let failed_before =
+        local.lock().ok().and_then(|l| l.mount_retries.get(&uid).filter(|r| r.digest == digest).map(|r| (r.at, r.backoff.clone())));
+    if failed_before.as_ref().is_some_and(|(at, _)| now < *at) {
+        return false;
     }
     let pod_dir = agent.paths.pod_dir(&agent.node.name, &uid);
-    let written = payloads.clone();
-    match tokio::task::spawn_blocking(move || write_volumes(shim_pid, &pod_dir, &written)).await {
-        Ok(Ok(changed)) => {
+    let size = volume_size(agent, pod);
+    let written = tokio::task::spawn_blocking(move || {
+        let result = write_volumes(shim_pid, &pod_dir, &payloads, size);
+        (result, payloads)
+    })
+    .await;
+    let (result, payloads) = match written {
+        Ok(w) => w,
+        Err(e) => {
+            tracing::warn!(pod = %name(pod), error = %e, "writing volumes");
+            return false;
+        }
+    };
+    match result {
+        Ok(changed) => {
             if changed > 0 {
                 tracing::info!(pod = %name(pod), volumes = changed, "volumes updated");
             }
             if let Ok(mut l) = local.lock() {
-                l.volumes.insert(uid, payloads);
+                l.volumes.insert(uid.clone(), payloads);
+                l.mount_retries.remove(&uid);
             }
+            true
         }
-        Ok(Err(e)) => tracing::warn!(pod = %name(pod), error = %format!("{e:#}"), "updating volumes"),
-        Err(e) => tracing::warn!(pod = %name(pod), error = %e, "updating volumes"),
+        Err(e) => {
+            let mut backoff = failed_before.map_or(MOUNT_RETRY, |(_, b)| b);
+            let delay = backoff.next_delay();
+            if let Ok(mut l) = local.lock() {
+                l.mount_retries.insert(uid.clone(), MountRetry { digest, at: now + delay, backoff });
+            }
+            let message = e.to_string();
+            if record_event(agent, local, pod, "Warning", "FailedMount", &message).await {
+                tracing::warn!(pod = %name(pod), retry_in = ?delay, error = %message, "setting up volumes");
+            }
+            false
+        }
     }
+}
+
+/// Whether the pod's volumes failed to be written and their retry is not due yet.
+fn mount_retry_pending(local: &std::sync::Mutex<Local>, uid: &str) -> bool {
+    let now = tokio::time::Instant::now();
+    local.lock().map(|l| l.mount_retries.get(uid).is_some_and(|r| now < r.at)).unwrap_or(false)
+}
+
+/// The size of the pod's volume tmpfs: kubelet's rule for memory-backed volumes, from the pod's
+/// memory limit or the node's allocatable memory. None when the node reports no memory.
+fn volume_size(agent: &Agent, pod: &Pod) -> Option<volumes::VolumeSize> {
+    agent.allocatable_memory.map(|node| volumes::memory_volume_size(pod, node, None))
 }
 
 async fn reconcile(
@@ -681,6 +775,7 @@ async fn reconcile(
                         l.volumes.remove(&uid);
                         l.shims.remove(&uid);
                         l.reported.remove(&uid);
+                        l.mount_retries.remove(&uid);
                         l.events.retain(|(u, _, _), _| *u != uid);
                     }
                     release(&local, &uid);
@@ -694,18 +789,24 @@ async fn reconcile(
                     (agent.clone(), local.clone(), services.clone(), snap.objects.clone(), local_pod.clone());
                 tokio::spawn(async move {
                     let pod = &local_pod.pod;
-                    match create_sandbox(&agent, pod, &services, &objects).await {
-                        Ok(()) => report_first_start(&agent, &local, &local_pod).await,
+                    match create_sandbox(&agent, &local, pod, &services, &objects).await {
+                        Ok(true) => report_first_start(&agent, &local, &local_pod).await,
+                        // Its volumes could not be written: the shim waits, the passes retry.
+                        Ok(false) => {}
                         Err(e) => {
-                            tracing::warn!(pod = %name(pod), error = %format!("{e:#}"), "creating sandbox");
                             // A missing Secret or ConfigMap: waiting for it, as kubelet does.
-                            // Kubelet says why a volume is missing in an event only.
+                            // Kubelet says why a volume is missing in an event only; the log
+                            // says it as often as the event is counted.
                             let status = if let Some(mount) = e.downcast_ref::<MountError>() {
-                                record_event(&agent, &local, pod, "Warning", "FailedMount", &mount.to_string()).await;
+                                if record_event(&agent, &local, pod, "Warning", "FailedMount", &mount.to_string()).await {
+                                    tracing::warn!(pod = %name(pod), error = %format!("{e:#}"), "creating sandbox");
+                                }
                                 pending_status(&local_pod, "ContainerCreating", "")
                             } else if e.downcast_ref::<configdata::EnvError>().is_some() {
+                                tracing::warn!(pod = %name(pod), error = %format!("{e:#}"), "creating sandbox");
                                 pending_status(&local_pod, "CreateContainerConfigError", &format!("{e:#}"))
                             } else {
+                                tracing::warn!(pod = %name(pod), error = %format!("{e:#}"), "creating sandbox");
                                 pending_status(&local_pod, "ContainerCreating", &format!("{e:#}"))
                             };
                             report(&agent, &local, &local_pod, status).await;
@@ -732,9 +833,10 @@ async fn reconcile(
                 });
             }
         }
-        // Also until a pod's volumes are known written (a first write that failed, an agent
-        // that restarted).
-        if objects_changed || !local.lock().map(|l| l.volumes.contains_key(&uid)).unwrap_or(true) || token_due(agent, &uid) {
+        // Also until a pod's volumes are known written (a first write or an update that failed,
+        // an agent that restarted), once a failed write's back-off has passed.
+        let unwritten = local.lock().map(|l| !l.volumes.contains_key(&uid) || l.mount_retries.contains_key(&uid)).unwrap_or(true);
+        if objects_changed || (unwritten && !mount_retry_pending(local, &uid)) || token_due(agent, &uid) {
             sync_volumes(agent, local, pod, shim_pid, &snap.objects).await;
         }
         if services_changed {
@@ -822,7 +924,15 @@ fn service_env(pod: &Pod, services: &[Service]) -> Vec<(String, String)> {
     emu_logic::svcenv::service_env(typed::key(&pod.metadata).0, links, services)
 }
 
-async fn create_sandbox(agent: &Agent, pod: &Pod, services: &[Service], objects: &Objects) -> anyhow::Result<()> {
+/// Creates the pod's sandbox; returns whether its volumes were written too (when not, its shim
+/// waits and the passes write them).
+async fn create_sandbox(
+    agent: &Agent,
+    local: &std::sync::Mutex<Local>,
+    pod: &Pod,
+    services: &[Service],
+    objects: &Objects,
+) -> anyhow::Result<bool> {
     let uid = uid(pod);
     let (namespace, name) = typed::key(&pod.metadata);
     let ip: Ipv4Addr = emu_logic::scheduler::pod_ip(pod).context("pod has no IP allocated yet")?.parse().context("pod IP annotation")?;
@@ -851,6 +961,9 @@ async fn create_sandbox(agent: &Agent, pod: &Pod, services: &[Service], objects:
     std::fs::rename(&tmp, pod_dir.join("sandbox.json"))?;
     sandbox::write_service_env(&pod_dir, &service_env(pod, services)).context("writing the service variables")?;
     std::fs::write(pod_dir.join("pod.json"), serde_json::to_vec(&json!({"namespace": namespace, "name": name, "ip": ip.to_string()}))?)?;
+    if let Some(size) = volume_size(agent, pod) {
+        sandbox::volumes::write_size(&pod_dir, size.bytes)?;
+    }
     let cgroup = agent.pods_cgroup.as_ref().map(|d| d.join(uid));
     if let Some(dir) = &cgroup {
         cgroup::ensure(dir)?;
@@ -859,11 +972,8 @@ async fn create_sandbox(agent: &Agent, pod: &Pod, services: &[Service], objects:
     let pid = tokio::task::spawn_blocking(move || sandbox::spawn_shim(&exe, &dir, &pod_ns, cgroup.as_deref()))
         .await?
         .context("starting the pod's shim")?;
-    if !payloads.is_empty() {
-        tokio::task::spawn_blocking(move || write_volumes(pid, &pod_dir, &payloads)).await?.context("filling the pod's volumes")?;
-    }
     tracing::info!(pod = %name, ip = %ip, shim_pid = pid, "sandbox started");
-    Ok(())
+    Ok(payloads.is_empty() || fill_volumes(agent, local, pod, pid, payloads).await)
 }
 
 async fn remove_sandbox(agent: &Agent, uid: &str, grace: Duration) -> anyhow::Result<()> {
@@ -952,7 +1062,23 @@ fn volume_mounts(c: &Container, volumes: &[sandbox::VolumeSpec]) -> Vec<sandbox:
 #[error("MountVolume.SetUp failed for volume {volume:?} : {error}")]
 struct MountError {
     volume: String,
-    error: volumes::VolumeError,
+    error: SetUpError,
+}
+
+/// Why a volume cannot be set up.
+#[derive(Debug, thiserror::Error)]
+enum SetUpError {
+    /// What it should hold: a missing object or key, a bad path.
+    #[error(transparent)]
+    Content(#[from] volumes::VolumeError),
+    /// Writing its files (`write conf/big: no space left on device`); when the tmpfs is full,
+    /// its size and where that comes from, which is what to change.
+    #[error("{error}{}", full_hint(*.full))]
+    Write { error: std::io::Error, full: Option<volumes::VolumeSize> },
+}
+
+fn full_hint(size: Option<volumes::VolumeSize>) -> String {
+    size.map(|s| format!(" (the pod's volumes hold at most {s})")).unwrap_or_default()
 }
 
 /// The files of each of the pod's Secret, ConfigMap and projected volumes, from the objects known
@@ -965,13 +1091,13 @@ fn volume_payloads(pod: &Pod, objects: &Objects, token: Option<&str>) -> Result<
         match volumes::payload_for_pod(v, &lookup, pod, token) {
             None => {}
             Some(Ok(payload)) => out.push((v.name.clone(), payload)),
-            Some(Err(error)) => return Err(MountError { volume: v.name.clone(), error }),
+            Some(Err(error)) => return Err(MountError { volume: v.name.clone(), error: error.into() }),
         }
     }
     // A subPath must stay inside its volume (the API refuses others; checked again here).
     for m in spec.containers.iter().flat_map(|c| c.volume_mounts.iter().flatten()) {
         if let Some(sub) = m.sub_path.as_deref().filter(|s| !s.is_empty()) {
-            volumes::check_path(sub).map_err(|error| MountError { volume: m.name.clone(), error })?;
+            volumes::check_path(sub).map_err(|error| MountError { volume: m.name.clone(), error: error.into() })?;
         }
     }
     Ok(out)
@@ -1032,12 +1158,22 @@ async fn pod_token(agent: &Agent, pod: &Pod) -> Option<String> {
 }
 
 /// Writes each volume's files into the running shim's tmpfs (waiting for the shim to have
-/// mounted it); returns how many volumes changed. Blocks (call from a blocking context).
-fn write_volumes(shim_pid: i32, pod_dir: &std::path::Path, payloads: &[(String, volumes::Payload)]) -> anyhow::Result<usize> {
+/// mounted it); returns how many volumes changed. `size` is the tmpfs's, named in the error when
+/// it is full. Blocks (call from a blocking context).
+fn write_volumes(
+    shim_pid: i32,
+    pod_dir: &std::path::Path,
+    payloads: &[(String, volumes::Payload)],
+    size: Option<volumes::VolumeSize>,
+) -> Result<usize, MountError> {
     let mut changed = 0;
     for (name, payload) in payloads {
-        let dir = sandbox::volumes::wait_mounted(shim_pid, pod_dir, name, Duration::from_secs(10))?;
-        if sandbox::volumes::write_payload(&dir, payload).with_context(|| format!("writing volume {name:?}"))? {
+        let failed = |error: std::io::Error| {
+            let full = size.filter(|_| error.kind() == std::io::ErrorKind::StorageFull);
+            MountError { volume: name.clone(), error: SetUpError::Write { error, full } }
+        };
+        let dir = sandbox::volumes::wait_mounted(shim_pid, pod_dir, name, Duration::from_secs(10)).map_err(failed)?;
+        if sandbox::volumes::write_payload(&dir, payload).map_err(failed)? {
             changed += 1;
         }
     }

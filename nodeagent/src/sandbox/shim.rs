@@ -161,12 +161,17 @@ fn mount_volumes(pod_dir: &Path, specs: &[VolumeSpec]) -> io::Result<()> {
     }
     let root = pod_dir.join(volumes::VOLUMES_DIR);
     fs::create_dir_all(&root)?;
-    // A version of every volume at once, plus room for one being replaced: Secrets and
-    // ConfigMaps are at most 1 MiB each.
-    let size_mib = 2 * specs.len() + 1;
+    // As large as the pod may use memory (its memory limit, or the node's allocatable memory),
+    // as kubelet sizes its memory-backed volumes: the agent decided it. A size from the number
+    // of volumes failed pods whose Secrets and ConfigMaps were merely large. tmpfs takes only
+    // the pages written, so a large size costs nothing until used.
+    let options = match volumes::read_size(pod_dir)? {
+        Some(bytes) => format!("mode=0755,size={bytes}"),
+        None => "mode=0755".to_string(),
+    };
     let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-    nix::mount::mount(Some("tmpfs"), &root, Some("tmpfs"), flags, Some(format!("mode=0755,size={size_mib}m").as_str()))
-        .map_err(err(format!("mounting a tmpfs on {}", root.display())))?;
+    nix::mount::mount(Some("tmpfs"), &root, Some("tmpfs"), flags, Some(options.as_str()))
+        .map_err(err(format!("mounting a tmpfs ({options}) on {}", root.display())))?;
     for v in specs {
         let dir = volumes::volume_dir(pod_dir, &v.name);
         fs::create_dir(&dir)?;
