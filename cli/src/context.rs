@@ -125,6 +125,7 @@ pub fn api_error(status: tonic::Status) -> anyhow::Error {
         tonic::Code::AlreadyExists => format!("Error from server (AlreadyExists): {msg}"),
         tonic::Code::Aborted => format!("Error from server (Conflict): {msg}"),
         tonic::Code::PermissionDenied => format!("Error from server (Forbidden): {msg}"),
+        tonic::Code::ResourceExhausted => format!("Error from server (RequestEntityTooLarge): {msg}"),
         tonic::Code::InvalidArgument => format!("Error from server (BadRequest): {msg}"),
         tonic::Code::Unavailable => format!("error: the controller is not answering ({msg}); is the cluster running? (`emu status`)"),
         _ => format!("Error from server: {msg}"),

@@ -73,7 +73,7 @@ pub fn check_offline(doc: &Value) -> anyhow::Result<()> {
 
 pub async fn apply_docs(client: &mut Client, docs: Vec<Value>, create_only: bool) -> anyhow::Result<Vec<String>> {
     let objects = docs.iter().map(|d| Object { json: d.to_string() }).collect();
-    let resp = client.apply(ApplyRequest { objects, create_only, dry_run: false }).await.map_err(api_error)?.into_inner();
+    let resp = client.apply(ApplyRequest { objects, create_only, dry_run: false }).await.map_err(broken_apply)?.into_inner();
     Ok(resp
         .results
         .iter()
@@ -83,6 +83,20 @@ pub async fn apply_docs(client: &mut Client, docs: Vec<Value>, create_only: bool
             format!("{q}/{} {}", rr.name, r.action)
         })
         .collect())
+}
+
+/// An apply's error; when the connection broke (the controller died or restarted), what that
+/// means: the controller stores an apply's objects in one transaction, so all or none are stored.
+fn broken_apply(status: tonic::Status) -> anyhow::Error {
+    match status.code() {
+        tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Cancelled => crate::context::ApiError(format!(
+            "error: the connection to the controller broke during the apply ({}): it stores all of them or none, \
+             so either every object was applied or none was; `emu get` shows which",
+            status.message()
+        ))
+        .into(),
+        _ => api_error(status),
+    }
 }
 
 pub async fn list(client: &mut Client, kind: &str, namespace: &str, selector: &str) -> anyhow::Result<Vec<Value>> {
