@@ -381,6 +381,9 @@ fn running_shim(local: &std::sync::Mutex<Local>, uid: &str, pod_dir: &std::path:
     pid
 }
 
+/// Kubelet's message when it makes a pod's sandbox again (its `SandboxChanged` event).
+const SANDBOX_CHANGED: &str = "Pod sandbox changed, it will be killed and re-created.";
+
 /// An Event the agent wrote, and when it may be counted again.
 struct Recorded {
     event: Value,
@@ -785,10 +788,16 @@ async fn reconcile(
         }
         let Some(shim_pid) = running_shim(local, &uid, &pod_dir) else {
             if claim(local, &uid) {
+                // A shim ran here (it wrote its state) and died: killed, or with all of its node's
+                // processes. The sandbox is made again, and kubelet says so in an event.
+                let restarted = sandbox::state_path(&pod_dir).exists();
                 let (agent, local, services, objects, local_pod) =
                     (agent.clone(), local.clone(), services.clone(), snap.objects.clone(), local_pod.clone());
                 tokio::spawn(async move {
                     let pod = &local_pod.pod;
+                    if restarted {
+                        record_event(&agent, &local, pod, "Normal", "SandboxChanged", SANDBOX_CHANGED).await;
+                    }
                     match create_sandbox(&agent, &local, pod, &services, &objects).await {
                         Ok(true) => report_first_start(&agent, &local, &local_pod).await,
                         // Its volumes could not be written: the shim waits, the passes retry.

@@ -107,3 +107,40 @@ fn down_during_up_gives_up_one_message_and_leaves_nothing() {
     // Right after `up` started, `down` lands in the middle of it.
     assert!(outcomes.contains(&"deleted while created"), "{outcomes:?}");
 }
+
+#[test]
+fn a_pod_whose_shim_died_is_restarted_with_kubelets_event() {
+    let c = Cluster::up("tedgeshim", &["--nodes", "1"]);
+    c.apply(
+        "box.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: box}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - {name: c, image: busybox, command: [sleep, '3600']}\n",
+    )
+    .ok();
+    let pod = c.ready_pod("box");
+    let shim_pid = || {
+        let file = Path::new("/run/emu")
+            .join(&c.name)
+            .join("nodes")
+            .join(pod["spec"]["nodeName"].as_str().expect("scheduled"))
+            .join("pods")
+            .join(pod["metadata"]["uid"].as_str().expect("uid"))
+            .join("shim.pid");
+        std::fs::read_to_string(file).ok().and_then(|t| t.trim().parse::<i32>().ok())
+    };
+    let killed = shim_pid().expect("the pod's shim");
+    emu_tests::sigkill(killed);
+    // The agent makes the sandbox again, and says so as kubelet does.
+    c.wait_for("a new shim", Duration::from_secs(20), || shim_pid().filter(|p| *p != killed && Path::new(&format!("/proc/{p}")).exists()));
+    c.ready_pod("box");
+    let message = "Pod sandbox changed, it will be killed and re-created.";
+    let events = c.wait_for("a SandboxChanged event", Duration::from_secs(10), || {
+        let out = c.emu(&["get", "events"]).stdout;
+        out.contains("SandboxChanged").then_some(out)
+    });
+    assert!(
+        events.lines().any(|l| l.contains("Normal") && l.contains("SandboxChanged") && l.contains("pod/box") && l.contains(message)),
+        "{events}"
+    );
+    let described = c.emu(&["describe", "pod", "box"]).ok().stdout;
+    assert!(described.lines().any(|l| l.contains("SandboxChanged") && l.contains("kubelet") && l.contains(message)), "{described}");
+}
