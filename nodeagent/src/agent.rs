@@ -1032,6 +1032,7 @@ fn sandbox_spec(agent: &Agent, pod: &Pod, ip: Ipv4Addr, objects: &Objects) -> Re
                 stdin_once: c.stdin_once.unwrap_or(false),
                 mounts: volume_mounts(c, &volumes),
                 restarts_before: restarts_before(pod, &c.name),
+                confinement: sandbox::seccomp::decide(spec.security_context.as_ref(), c.security_context.as_ref()),
             })
         })
         .collect::<Result<Vec<_>, _>>()?;

@@ -262,6 +262,7 @@ fn busybox_pod(netns: &Netns) -> Pod {
             stdin_once: false,
             mounts: vec![],
             restarts_before: 0,
+            confinement: Default::default(),
         }],
         volumes: vec![],
         api_socket: None,

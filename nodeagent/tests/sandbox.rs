@@ -139,6 +139,7 @@ fn container(name: &str, image: &str, command: &[&str]) -> ContainerSpec {
         stdin_once: false,
         mounts: vec![],
         restarts_before: 0,
+        confinement: Default::default(),
     }
 }
 

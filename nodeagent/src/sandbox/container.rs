@@ -1,5 +1,6 @@
 //! A container's pid 1 between clone and exec: it builds its root filesystem, enters it, drops
-//! its capabilities and execs the entrypoint.
+//! its capabilities and execs the entrypoint, confined by its seccomp profile and
+//! `no_new_privs` ([`seccomp`]).
 //!
 //! Runs as pid 1 of a fresh PID namespace in a fresh mount namespace, inside the pod's network,
 //! UTS and IPC namespaces. Every mount made here lives only in this mount namespace: when the
@@ -19,6 +20,7 @@ use std::path::{Path, PathBuf};
 use emu_logic::images::{FileSource, ImageProfile};
 use nix::mount::{MntFlags, MsFlags};
 
+use super::seccomp::{self, Confinement};
 use super::{drop_capabilities, exec, find_executable, reset_signals};
 
 /// Everything the child needs, prepared by the shim before cloning.
@@ -37,6 +39,8 @@ pub(super) struct Plan<'a> {
     /// The pod's volumes (or one file or directory of one) bind-mounted read-only at container
     /// paths, parents first; they hide what the image has there (VOL-3).
     pub volume_binds: Vec<(PathBuf, String)>,
+    /// Its seccomp profile and `no_new_privs`.
+    pub confinement: Confinement,
 }
 
 /// Sets up the container and execs it; returns only the reason it could not. Its stdin is
@@ -51,6 +55,12 @@ pub(super) fn run(plan: &Plan, log: RawFd, stdin: RawFd, terminal: bool) -> Stri
 }
 
 fn setup(plan: &Plan, output: RawFd, stdin: RawFd, terminal: bool) -> Result<PathBuf, String> {
+    // Said while stderr is still the shim's log.
+    if let Some(warning) = &plan.confinement.warning {
+        // `<pod_dir>/containers/<c>/rootfs`
+        let container = plan.rootfs.parent().and_then(Path::file_name).unwrap_or_default().to_string_lossy();
+        tracing::warn!(%container, "{warning}");
+    }
     // SAFETY: prctl, setsid, dup2 and TIOCSCTTY only change this process's attributes and
     // descriptors.
     unsafe {
@@ -72,6 +82,8 @@ fn setup(plan: &Plan, output: RawFd, stdin: RawFd, terminal: bool) -> Result<Pat
     // Runtimes create a missing working directory, as Docker's WORKDIR would have.
     let _ = fs::create_dir_all(wd);
     nix::unistd::chdir(wd).map_err(|e| format!("workingDir {wd:?}: {e}"))?;
+    // Last, after every mount of the root and before capabilities go (see `confine`).
+    seccomp::confine(&plan.confinement)?;
     drop_capabilities()?;
     let program = plan.argv.first().ok_or("no command specified: the image has no ENTRYPOINT/CMD and the container no command/args")?;
     find_executable(program, &plan.env)

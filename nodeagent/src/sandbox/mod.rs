@@ -25,6 +25,7 @@ pub mod console;
 mod container;
 pub mod logfile;
 mod nsexec;
+pub mod seccomp;
 mod shim;
 pub mod volumes;
 
@@ -118,6 +119,11 @@ pub struct ContainerSpec {
     /// was lost).
     #[serde(default)]
     pub restarts_before: u32,
+    /// Its seccomp profile and `no_new_privs`, for its own processes and every exec into it,
+    /// decided by the agent from the pod's and the container's securityContext
+    /// ([`seccomp::decide`]); the most confined for a spec written before it existed.
+    #[serde(default)]
+    pub confinement: seccomp::Confinement,
 }
 
 /// What the shim reports: `<pod_dir>/state.json`.
@@ -361,6 +367,7 @@ fn rfc3339(t: SystemTime) -> String {
 
 /// The capabilities a container keeps: the container runtimes' default set. Without NET_ADMIN
 /// and SYS_ADMIN a container cannot change its network or mounts; NET_RAW keeps ping working.
+/// The seccomp profile ([`seccomp`]) is containerd's for this set.
 const KEPT_CAPS: [caps::Capability; 14] = {
     use caps::Capability::*;
     [

@@ -1,6 +1,7 @@
 //! `emu-nodeagent nsexec <pod_dir> <container> [--tty] -- CMD ARGS...`: runs a command inside a
 //! running container, as `kubectl exec` does: same namespaces (network, UTS, IPC, PID, mount),
-//! same environment and working directory, same reduced capabilities.
+//! same environment and working directory, same reduced capabilities, same seccomp profile and
+//! `no_new_privs` (as runc gives an exec the container's).
 //!
 //! Exit status: the command's (128 + signal when killed), 126 when the container cannot be
 //! entered or the command cannot be executed, 127 when the command is not found.
@@ -82,7 +83,7 @@ fn enter(args: &[String]) -> Result<i32, (i32, String)> {
     // SAFETY: nsexec is single-threaded.
     match unsafe { nix::unistd::fork() }.map_err(|e| fail(format!("fork: {e}")))? {
         nix::unistd::ForkResult::Child => {
-            let (code, msg) = run_command(argv, &env, &wd, tty);
+            let (code, msg) = run_command(argv, &env, &wd, tty, &cspec.confinement);
             eprintln!("emu-nodeagent nsexec: {msg}");
             // SAFETY: leave without running the parent's exit handlers.
             unsafe { libc::_exit(code) }
@@ -101,7 +102,7 @@ fn enter(args: &[String]) -> Result<i32, (i32, String)> {
 
 /// In the forked child (inside the container's PID namespace): execs the command; returns only
 /// the exit code and reason of a failure.
-fn run_command(argv: &[String], env: &[(String, String)], wd: &str, tty: bool) -> (i32, String) {
+fn run_command(argv: &[String], env: &[(String, String)], wd: &str, tty: bool, confinement: &seccomp::Confinement) -> (i32, String) {
     // SAFETY: prctl/setsid/ioctl change only this process; stdin is whatever the caller gave us.
     unsafe {
         // If the caller (emu exec) goes away, so does the command.
@@ -114,6 +115,9 @@ fn run_command(argv: &[String], env: &[(String, String)], wd: &str, tty: bool) -
     reset_signals();
     if let Err(e) = nix::unistd::chdir(wd) {
         return (126, format!("workingDir {wd:?}: {e}"));
+    }
+    if let Err(e) = seccomp::confine(confinement) {
+        return (126, e);
     }
     if let Err(e) = drop_capabilities() {
         return (126, e);

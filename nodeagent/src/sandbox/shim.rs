@@ -382,6 +382,7 @@ impl Pod {
             working_dir: c.spec.working_dir.clone().unwrap_or_else(|| profile.working_dir.to_string()),
             emu_binds: emu_binds(profile, &self.spec),
             volume_binds: volume_binds(&self.dir, &c.spec.mounts),
+            confinement: c.spec.confinement.clone(),
         };
         let started_at = rfc3339(SystemTime::now());
         let c = &mut self.containers[i];
