@@ -160,7 +160,7 @@ pub fn validate_role_ref_update(kind: &str, meta: &ObjectMeta, old: &RoleRef, ne
 pub const MAX_CONFIG_SIZE: usize = 1024 * 1024;
 
 /// The capabilities a container keeps, as a container runtime's default set (the node agent's
-/// `KEPT_CAPS` holds the same). `capabilities.add` may name these, which the container has anyway;
+/// `KEPT_CAPS` holds the same, checked by its unit test). `capabilities.add` may name these, which the container has anyway;
 /// any other is refused, as emu never grants more.
 pub const DEFAULT_CAPABILITIES: [&str; 14] = [
     "CHOWN",

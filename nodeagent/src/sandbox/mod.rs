@@ -365,7 +365,9 @@ fn rfc3339(t: SystemTime) -> String {
     emu_api::object::rfc3339(t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64))
 }
 
-/// The capabilities a container keeps: the container runtimes' default set. Without NET_ADMIN
+/// The capabilities a container keeps: the container runtimes' default set, the one admission lets
+/// `capabilities.add` name (`emu_api::validation::DEFAULT_CAPABILITIES`, checked equal by a unit
+/// test). Without NET_ADMIN
 /// and SYS_ADMIN a container cannot change its network or mounts; NET_RAW keeps ping working.
 /// The seccomp profile ([`seccomp`]) is containerd's for this set.
 const KEPT_CAPS: [caps::Capability; 14] = {
@@ -451,6 +453,14 @@ fn reset_signals() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_kept_capabilities_are_those_admission_allows_to_add() {
+        // Two lists (admission cannot depend on the agent, and this one is used between clone and
+        // exec, where nothing should allocate): the same capabilities, in the same order.
+        let kept: Vec<String> = KEPT_CAPS.iter().map(|c| c.to_string().trim_start_matches("CAP_").to_string()).collect();
+        assert_eq!(kept, emu_api::validation::DEFAULT_CAPABILITIES);
+    }
 
     #[test]
     fn rfc3339_formats_utc_seconds() {
