@@ -8,11 +8,11 @@ use std::fmt::Write;
 
 use serde_json::Value;
 
-use super::quantity::{canonical, Quantity};
 use super::tables::node_roles;
 use super::tabwriter::tabwrite_text;
 use super::time::{rfc1123z, since};
 use super::{at, bool_at, format_labels, int_at, int_or_string, list_at, selector_string, str_at, string_pairs};
+use emu_api::quantity::{canonical, Quantity};
 
 /// `kubectl describe <kind> <name>`. `related` holds the other objects a describer needs, taken by
 /// kind: Events (all kinds), Pods (Node), ReplicaSets (Deployment), EndpointSlices (Service), a
@@ -849,7 +849,7 @@ fn pod_resources(pod: &Value) -> [std::collections::BTreeMap<String, Quantity>; 
         for c in list_at(spec, &["containers"]).iter().chain(sidecars) {
             for (name, q) in string_pairs(at(c, &["resources", field])) {
                 let entry = total.entry(name.to_string()).or_default();
-                *entry = entry.add(Quantity::of(Some(q)));
+                *entry = *entry + Quantity::of(Some(q));
             }
         }
         // An init container runs alone, so it only raises the total if it asks for more.
@@ -864,7 +864,7 @@ fn pod_resources(pod: &Value) -> [std::collections::BTreeMap<String, Quantity>; 
         }
         for (name, q) in string_pairs(at(spec, &["overhead"])) {
             let entry = total.entry(name.to_string()).or_default();
-            *entry = entry.add(Quantity::of(Some(q)));
+            *entry = *entry + Quantity::of(Some(q));
         }
         total
     };
@@ -892,7 +892,7 @@ fn qos_class(pod: &Value) -> String {
     for c in &all {
         for (name, q) in compute(c, "requests") {
             let e = requests.entry(name).or_default();
-            *e = e.add(q);
+            *e = *e + q;
         }
         let container_limits = compute(c, "limits");
         if container_limits.len() < 2 {
@@ -900,7 +900,7 @@ fn qos_class(pod: &Value) -> String {
         }
         for (name, q) in container_limits {
             let e = limits.entry(name).or_default();
-            *e = e.add(q);
+            *e = *e + q;
         }
     }
     if requests.is_empty() && limits.is_empty() {
@@ -1047,7 +1047,7 @@ fn node_resources(w: &mut String, status: &Value, pods: &[&Value], now: i64) {
         for (totals, amounts) in [(&mut total_req, req), (&mut total_lim, lim)] {
             for (k, q) in amounts {
                 let e = totals.entry(k).or_default();
-                *e = e.add(q);
+                *e = *e + q;
             }
         }
     }

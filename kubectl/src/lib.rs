@@ -9,7 +9,6 @@ mod describe;
 pub mod expose;
 mod gofmt;
 mod jsonpath;
-mod quantity;
 mod tables;
 mod tabwriter;
 mod time;

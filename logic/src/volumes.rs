@@ -324,39 +324,7 @@ pub fn pod_memory_limit(pod: &Pod) -> Option<u64> {
 /// A quantity in whole units, rounded up (apimachinery's `Quantity.Value()`): `64Mi`, `1G`,
 /// `1.5Gi`, `128974848`, `129e6`. None when malformed or negative.
 pub fn quantity_bytes(q: &str) -> Option<u64> {
-    let q = q.trim();
-    let q = q.strip_prefix('+').unwrap_or(q);
-    let split = q.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(q.len());
-    let (number, suffix) = q.split_at(split);
-    let (int, frac) = number.split_once('.').unwrap_or((number, ""));
-    if int.is_empty() && frac.is_empty() {
-        return None;
-    }
-    // number = digits / 10^frac.len(); value = number * multiplier / divisor, rounded up.
-    let digits: u128 = format!("{int}{frac}").parse().ok()?;
-    let mut divisor = 10u128.checked_pow(frac.len() as u32)?;
-    let mut multiplier = 1u128;
-    let binary = ["Ki", "Mi", "Gi", "Ti", "Pi", "Ei"].iter().position(|s| *s == suffix);
-    let decimal = ["k", "M", "G", "T", "P", "E"].iter().position(|s| *s == suffix);
-    match (binary, decimal, suffix) {
-        (Some(p), _, _) => multiplier = 1u128 << (10 * (p + 1)),
-        (_, Some(p), _) => multiplier = 1000u128.pow(p as u32 + 1),
-        (_, _, "") => {}
-        (_, _, "m") => divisor = divisor.checked_mul(1000)?,
-        (_, _, "u") => divisor = divisor.checked_mul(1_000_000)?,
-        (_, _, "n") => divisor = divisor.checked_mul(1_000_000_000)?,
-        (_, _, e) if e.starts_with(['e', 'E']) => {
-            let exp: i32 = e[1..].parse().ok()?;
-            let scale = 10u128.checked_pow(exp.unsigned_abs())?;
-            if exp >= 0 {
-                multiplier = scale;
-            } else {
-                divisor = divisor.checked_mul(scale)?;
-            }
-        }
-        _ => return None,
-    }
-    u64::try_from(digits.checked_mul(multiplier)?.div_ceil(divisor)).ok()
+    emu_api::quantity::Quantity::parse(q)?.value_u64()
 }
 
 /// Bytes as a quantity a user reads: `4Mi`, `2Gi`, `1500`.

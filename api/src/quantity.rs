@@ -1,8 +1,9 @@
-//! Just enough of apimachinery's `resource.Quantity` for describe: parse, add, and print in
-//! canonical form (`500m`, `128Mi`, `2k`, `1536`), at milli precision.
+//! Just enough of apimachinery's `resource.Quantity` for describe and for sizing volumes: parse,
+//! add, whole units, and print in canonical form (`500m`, `128Mi`, `2k`, `1536`), at milli
+//! precision.
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct Quantity {
+pub struct Quantity {
     /// The amount in thousandths, rounded up like `MilliValue()`.
     milli: i128,
     /// Written with a binary suffix (`Ki`, `Mi`, ...), which decides how it prints.
@@ -10,7 +11,7 @@ pub(crate) struct Quantity {
 }
 
 impl Quantity {
-    pub(crate) fn parse(s: &str) -> Option<Quantity> {
+    pub fn parse(s: &str) -> Option<Quantity> {
         let s = s.trim();
         let (negative, body) = match s.as_bytes().first()? {
             b'-' => (true, &s[1..]),
@@ -62,25 +63,34 @@ impl Quantity {
     }
 
     /// Parses, or zero for a missing or malformed quantity (what a missing map key reads as).
-    pub(crate) fn of(s: Option<&str>) -> Quantity {
+    pub fn of(s: Option<&str>) -> Quantity {
         s.and_then(Quantity::parse).unwrap_or_default()
     }
 
-    pub(crate) fn milli(&self) -> i128 {
+    pub fn milli(&self) -> i128 {
         self.milli
     }
 
     /// `Value()`: whole units, rounded up.
-    pub(crate) fn value(&self) -> i128 {
+    pub fn value(&self) -> i128 {
         (self.milli + 999).div_euclid(1000)
     }
 
-    pub(crate) fn is_zero(&self) -> bool {
-        self.milli == 0
+    /// Whole units, rounded up, of a quantity that is not negative and fits (bytes of memory).
+    pub fn value_u64(&self) -> Option<u64> {
+        u64::try_from(self.value()).ok().filter(|_| self.milli >= 0)
     }
 
+    pub fn is_zero(&self) -> bool {
+        self.milli == 0
+    }
+}
+
+impl std::ops::Add for Quantity {
+    type Output = Quantity;
+
     /// `Add`: a zero receiver takes the other operand's format, as in apimachinery.
-    pub(crate) fn add(self, other: Quantity) -> Quantity {
+    fn add(self, other: Quantity) -> Quantity {
         let binary = if self.is_zero() { other.binary } else { self.binary };
         Quantity { milli: self.milli + other.milli, binary }
     }
@@ -125,7 +135,7 @@ impl std::fmt::Display for Quantity {
 }
 
 /// A quantity string in canonical form; unparseable input is shown as given.
-pub(crate) fn canonical(s: &str) -> String {
+pub fn canonical(s: &str) -> String {
     Quantity::parse(s).map_or_else(|| s.to_string(), |q| q.to_string())
 }
 
@@ -151,9 +161,9 @@ mod tests {
         ] {
             assert_eq!(canonical(input), want, "{input}");
         }
-        let sum = Quantity::of(Some("128Mi")).add(Quantity::of(Some("64Mi")));
+        let sum = Quantity::of(Some("128Mi")) + Quantity::of(Some("64Mi"));
         assert_eq!(sum.to_string(), "192Mi");
-        let mixed = Quantity::default().add(Quantity::of(Some("100m"))).add(Quantity::of(Some("1")));
+        let mixed = Quantity::default() + Quantity::of(Some("100m")) + Quantity::of(Some("1"));
         assert_eq!(mixed.to_string(), "1100m");
         assert_eq!(Quantity::of(Some("1Ki")).value(), 1024);
     }
