@@ -12,6 +12,7 @@ pub mod manifest;
 pub mod naming;
 pub mod object;
 pub mod patch;
+pub mod pod_security;
 pub mod quantity;
 pub mod selector;
 pub mod syntax;

@@ -122,6 +122,11 @@ pub fn validate(object: &Object, undecoded: Undecoded) -> Result<(), Invalid> {
         Object::ClusterRoleBinding(b) => v.binding(&b.role_ref, b.subjects.as_deref().unwrap_or_default(), false),
         _ => {}
     }
+    // PodSecurity admission's refusal of a Namespace's policy labels: an admission plugin,
+    // so only once the object itself is valid.
+    if let (Object::Namespace(ns), true) = (object, v.errs.is_empty()) {
+        v.errs = crate::pod_security::label_errors(ns.metadata.labels.as_ref());
+    }
     v.finish(kind, meta.name.as_deref().unwrap_or_default())
 }
 
@@ -1233,6 +1238,26 @@ mod tests {
         assert!(qualified_name_errors("kubernetes.io/service-name").is_empty());
         assert!(label_value_errors("").is_empty());
         assert_eq!(dns1123_label_errors(&"a".repeat(64)), ["must be no more than 63 characters"]);
+    }
+
+    /// PodSecurity's policy labels are refused as its plugin refuses them, and only once the
+    /// Namespace is otherwise valid (admission runs after validation).
+    #[test]
+    fn pod_security_labels_of_a_namespace() {
+        let ns = |name: &str, labels: Value| json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}});
+        check(&ns(
+            "locked",
+            json!({"pod-security.kubernetes.io/enforce": "restricted", "pod-security.kubernetes.io/enforce-version": "v1.33"}),
+        ))
+        .unwrap();
+        assert_eq!(
+            message(&ns("locked", json!({"pod-security.kubernetes.io/enforce": "strict"}))),
+            "The Namespace \"locked\" is invalid: metadata.labels[pod-security.kubernetes.io/enforce]: Invalid value: \"strict\": must be one of privileged, baseline, restricted"
+        );
+        assert_eq!(
+            causes(&ns("A", json!({"pod-security.kubernetes.io/enforce": "strict"}))),
+            ["metadata.name: Invalid value: \"A\": a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')"]
+        );
     }
 
     #[test]

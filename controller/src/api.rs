@@ -343,6 +343,14 @@ pub fn write_values_stamped(
             }
         }
     }
+    // The labels of the Namespaces this request writes: Pod Security admission reads them.
+    let request_namespaces: Vec<(String, Option<Labels>)> = admitted
+        .iter()
+        .filter_map(|a| match &a.object {
+            typed::Object::Namespace(ns) => Some((typed::key(&ns.metadata).1.to_string(), ns.metadata.labels.clone())),
+            _ => None,
+        })
+        .collect();
     // Node ports are allocated here, in document order, once an update's new object is known.
     let mut node_ports = crate::services::NodePortsInUse::default();
     let mut writes = Vec::with_capacity(admitted.len());
@@ -363,6 +371,9 @@ pub fn write_values_stamped(
                     crate::serviceaccounts::admit_pod(shared, &named, &new_accounts)
                         .map_err(Status::permission_denied)?
                         .add_api_access(&mut v);
+                    if let typed::Object::Pod(pod) = &a.object {
+                        pod_security(shared, pod, &request_namespaces)?;
+                    }
                 }
                 if mode == WriteMode::Apply {
                     object::set_annotation(&mut v, LAST_APPLIED, &format!("{}\n", emu_api::json::canonical_json(&original)));
@@ -414,6 +425,26 @@ pub fn write_values_stamped(
         .collect();
     shared.changed();
     Ok(results)
+}
+
+type Labels = std::collections::BTreeMap<String, String>;
+
+/// Pod Security admission of a new pod ([`emu_api::pod_security`]): the enforce level of its
+/// namespace, as this request writes the namespace or as it is stored. A validating admission
+/// plugin, so after validation and ServiceAccount admission, as in kube-apiserver.
+fn pod_security(shared: &Shared, pod: &typed::Pod, request_namespaces: &[(String, Option<Labels>)]) -> Result<(), Status> {
+    let (namespace, _) = typed::key(&pod.metadata);
+    let labels = match request_namespaces.iter().find(|(name, _)| name == namespace) {
+        Some((_, labels)) => labels.clone(),
+        None => {
+            let key = ObjectKey { kind: "Namespace".into(), namespace: String::new(), name: namespace.to_string() };
+            shared.store.get(&key).and_then(|v| typed::decode::<typed::Namespace>(&v).ok()).and_then(|ns| ns.metadata.labels)
+        }
+    };
+    match emu_api::pod_security::refusal(pod, labels.as_ref()) {
+        Some(refused) => Err(Status::permission_denied(refused)),
+        None => Ok(()),
+    }
 }
 
 /// The largest object a write takes: kube-apiserver's request body limit (3 MiB), which the
@@ -850,6 +881,41 @@ pub(crate) fn test_shared(dir: &std::path::Path) -> Shared {
 mod tests {
     use super::three_way_merge;
     use serde_json::json;
+
+    /// Pod Security admission on the write path: the namespace's level as stored or as the
+    /// same request writes it, after validation, and only on a pod's create.
+    #[test]
+    fn new_pods_meet_their_namespaces_pod_security_level() {
+        use super::{write_values, WriteMode};
+        let dir = tempfile::tempdir().unwrap();
+        let shared = super::test_shared(dir.path());
+        let ns = |name: &str, level: &str| json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": {"pod-security.kubernetes.io/enforce": level}}});
+        let pod = |ns: &str, container: serde_json::Value| json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": ns}, "spec": {"containers": [container]}});
+        let plain = json!({"name": "c", "image": "busybox"});
+        let write =
+            |docs: Vec<serde_json::Value>| write_values(&shared, docs, WriteMode::Apply, false).map(|_| ()).map_err(tonic::Status::from);
+        let refused = write(vec![ns("locked", "restricted"), pod("locked", plain.clone())]).unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::PermissionDenied);
+        assert!(
+            refused
+                .message()
+                .starts_with("pods \"p\" is forbidden: violates PodSecurity \"restricted:latest\": allowPrivilegeEscalation != false"),
+            "{refused:?}"
+        );
+        // Nothing of the request was written; then the namespace alone, and a pod of it later.
+        write(vec![ns("locked", "restricted")]).unwrap();
+        assert_eq!(write(vec![pod("locked", plain.clone())]).unwrap_err().code(), tonic::Code::PermissionDenied);
+        let confined = json!({"name": "c", "image": "busybox", "securityContext": {"allowPrivilegeEscalation": false,
+            "capabilities": {"drop": ["ALL"]}, "runAsNonRoot": true, "seccompProfile": {"type": "RuntimeDefault"}}});
+        write(vec![pod("locked", confined)]).unwrap();
+        // Validation's own refusal comes first.
+        let privileged = json!({"name": "c", "image": "busybox", "securityContext": {"privileged": true}});
+        let invalid = write(vec![ns("base", "baseline"), pod("base", privileged)]).unwrap_err();
+        assert!(invalid
+            .message()
+            .starts_with("The Pod \"p\" is invalid: spec.containers[0].securityContext.privileged: Forbidden: emu does not support"));
+        write(vec![ns("base", "baseline"), pod("base", plain)]).unwrap();
+    }
 
     #[test]
     fn the_kubeconfig_names_the_recorded_port_and_an_admin_of_the_cluster_ca() {

@@ -1,0 +1,121 @@
+//! Pod Security admission (issue 19): a Namespace's `pod-security.kubernetes.io/enforce` label
+//! (privileged, baseline, restricted) refuses the pods that break its level, with
+//! kube-apiserver's message, through `emu apply` and through kubectl; a pod that meets the level
+//! is created and runs; an unknown level is refused on the Namespace itself; and a field emu
+//! does not support is refused by validation first, as kube-apiserver validates before its
+//! admission plugins.
+
+mod kubectl_support;
+
+use emu_tests::is_ready;
+use kubectl_support::kubectl_with_input;
+use std::time::Duration;
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+const NAMESPACES: &str = r#"
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: locked
+  labels:
+    pod-security.kubernetes.io/enforce: restricted
+    pod-security.kubernetes.io/enforce-version: latest
+---
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: base
+  labels: {pod-security.kubernetes.io/enforce: baseline}
+"#;
+
+/// A pod of one busybox container `c` in `namespace`, with `extra` lines of its spec (indented
+/// two spaces) and the container's `securityContext` (or none).
+fn pod(name: &str, namespace: &str, extra: &str, security: &str) -> String {
+    let security = if security.is_empty() { String::new() } else { format!("\n    securityContext: {security}") };
+    format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, namespace: {namespace}}}\nspec:\n  terminationGracePeriodSeconds: 1\n{extra}  containers:\n  - name: c\n    image: busybox\n    command: [sleep, \"3600\"]{security}\n"
+    )
+}
+
+const RESTRICTED_REFUSAL: &str = "pods \"plain\" is forbidden: violates PodSecurity \"restricted:latest\": allowPrivilegeEscalation != false (container \"c\" must set securityContext.allowPrivilegeEscalation=false), unrestricted capabilities (container \"c\" must set securityContext.capabilities.drop=[\"ALL\"]), runAsNonRoot != true (pod or container \"c\" must set securityContext.runAsNonRoot=true), seccompProfile (pod or container \"c\" must set securityContext.seccompProfile.type to \"RuntimeDefault\" or \"Localhost\")";
+
+#[test]
+fn namespaces_enforce_their_pod_security_level() {
+    let (c, dir) = kubectl_support::cluster("tpodsec");
+    c.apply("namespaces.yaml", NAMESPACES).ok();
+    let refused = |file: &str, yaml: &str| {
+        let r = c.apply(file, yaml);
+        assert_eq!(r.code, 1, "{file} was admitted: {}{}", r.stdout, r.stderr);
+        r.stderr
+    };
+
+    // restricted: a plain pod, with every check it fails in kube-apiserver's order.
+    let plain = pod("plain", "locked", "", "");
+    assert_eq!(refused("plain.yaml", &plain), format!("Error from server (Forbidden): {RESTRICTED_REFUSAL}\n"));
+    // Explicit settings are named for what they set; a field emu does not support gets
+    // validation's message, before Pod Security's; baseline refuses what is more than the
+    // container runtime's defaults.
+    let cases = [
+        (
+            pod(
+                "root",
+                "locked",
+                "  securityContext: {runAsUser: 0, seccompProfile: {type: RuntimeDefault}}\n",
+                "{allowPrivilegeEscalation: false, runAsNonRoot: false, capabilities: {drop: [ALL], add: [NET_BIND_SERVICE, CHOWN]}}",
+            ),
+            "Error from server (Forbidden): pods \"root\" is forbidden: violates PodSecurity \"restricted:latest\": unrestricted capabilities (container \"c\" must not include \"CHOWN\" in securityContext.capabilities.add), runAsNonRoot != true (container \"c\" must not set securityContext.runAsNonRoot=false), runAsUser=0 (pod must not set runAsUser=0)\n",
+        ),
+        (
+            pod("host", "locked", "  hostNetwork: true\n", ""),
+            "The Pod \"host\" is invalid: spec.hostNetwork: Forbidden: emu does not support host networking: each pod has a network namespace of its own; remove hostNetwork (or set it to false) and reach the pod through a Service\n",
+        ),
+        (
+            pod("raw", "base", "", "{capabilities: {add: [NET_RAW]}}"),
+            "Error from server (Forbidden): pods \"raw\" is forbidden: violates PodSecurity \"baseline:latest\": non-default capabilities (container \"c\" must not include \"NET_RAW\" in securityContext.capabilities.add)\n",
+        ),
+        (
+            pod("unconfined", "base", "  securityContext: {seccompProfile: {type: Unconfined}}\n", ""),
+            "Error from server (Forbidden): pods \"unconfined\" is forbidden: violates PodSecurity \"baseline:latest\": seccompProfile (pod must not set securityContext.seccompProfile.type to \"Unconfined\")\n",
+        ),
+    ];
+    for (i, (yaml, expected)) in cases.iter().enumerate() {
+        assert_eq!(refused(&format!("refused-{i}.yaml"), yaml), *expected);
+    }
+    assert_eq!(c.apply("base-plain.yaml", &pod("plain", "base", "", "")).ok().stdout, "pod/plain created\n");
+
+    // A pod that meets restricted is created in the restricted namespace and runs.
+    let compliant = pod(
+        "compliant",
+        "locked",
+        "  securityContext: {runAsNonRoot: true, runAsUser: 1000, seccompProfile: {type: RuntimeDefault}}\n",
+        "{allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}",
+    );
+    assert_eq!(c.apply("compliant.yaml", &compliant).ok().stdout, "pod/compliant created\n");
+    for (namespace, name) in [("locked", "compliant"), ("base", "plain")] {
+        c.wait_for(&format!("pod {namespace}/{name} ready"), Duration::from_secs(30), || {
+            let r = c.emu(&["get", "pod", name, "-n", namespace, "-o", "json"]).ok();
+            let p: serde_json::Value = serde_json::from_str(&r.stdout).expect("get pod -o json");
+            is_ready(&p).then_some(())
+        });
+    }
+
+    // An unknown level is refused on the Namespace, with PodSecurity's message.
+    let wrong = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: wrong\n  labels: {pod-security.kubernetes.io/enforce: strict}\n";
+    let invalid_label = "The Namespace \"wrong\" is invalid: metadata.labels[pod-security.kubernetes.io/enforce]: Invalid value: \"strict\": must be one of privileged, baseline, restricted\n";
+    assert_eq!(refused("wrong.yaml", wrong), invalid_label);
+
+    // kubectl, through the REST API, prints the same refusals (naming its input, as it does).
+    let k = kubectl_with_input(&dir.0, LIMIT, &["apply", "-f", "-"], plain.as_bytes());
+    assert_eq!(
+        (k.code, k.stderr.as_str()),
+        (1, format!("Error from server (Forbidden): error when creating \"STDIN\": {RESTRICTED_REFUSAL}\n").as_str())
+    );
+    let k = kubectl_with_input(&dir.0, LIMIT, &["create", "-f", "-"], wrong.as_bytes());
+    assert_eq!((k.code, k.stderr.as_str()), (1, invalid_label));
+    // None of the refused pods exists.
+    let listed = c.emu(&["get", "pods", "-A", "-o", "name"]).ok().stdout;
+    for gone in ["root", "host", "raw", "unconfined"] {
+        assert!(!listed.lines().any(|l| l == format!("pod/{gone}")), "{listed}");
+    }
+}
