@@ -447,6 +447,16 @@ fn pod_security(shared: &Shared, pod: &typed::Pod, request_namespaces: &[(String
     }
 }
 
+/// [`pod_security`] of a pod the controllers create (a ReplicaSet's): the refusal's message, the
+/// pod named by its `generateName` when it has no name yet.
+pub fn pod_security_refusal(shared: &Shared, pod: &Value) -> Option<String> {
+    let mut pod: typed::Pod = typed::decode(pod).ok()?;
+    if pod.metadata.name.is_none() {
+        pod.metadata.name = pod.metadata.generate_name.clone();
+    }
+    pod_security(shared, &pod, &[]).err().map(|s| s.message().to_string())
+}
+
 /// The largest object a write takes: kube-apiserver's request body limit (3 MiB), which the
 /// REST API applies to its bodies (`https.rs`).
 pub const MAX_OBJECT_BYTES: usize = 3 * 1024 * 1024;

@@ -367,6 +367,12 @@ fn sync_replicasets(shared: &Shared, decoded: &mut Caches) {
                         break;
                     }
                 };
+                // Pod Security admission, as for any pod created through the API: the refusal
+                // names the pod by its generateName, as kube-apiserver does.
+                if let Some(refused) = crate::api::pod_security_refusal(shared, &pod) {
+                    failure = Some(refused);
+                    break;
+                }
                 for _attempt in 0..5 {
                     let mut p = pod.clone();
                     p["metadata"]["name"] = json!(naming::generate_name(&format!("{name}-"), rand::random()));

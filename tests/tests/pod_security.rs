@@ -113,6 +113,23 @@ fn namespaces_enforce_their_pod_security_level() {
     );
     let k = kubectl_with_input(&dir.0, LIMIT, &["create", "-f", "-"], wrong.as_bytes());
     assert_eq!((k.code, k.stderr.as_str()), (1, invalid_label));
+    // A Deployment's pods are admitted alike: its ReplicaSet cannot create them and says why, in a
+    // FailedCreate event naming the pods by their generateName, as the ReplicaSet controller does.
+    let deployment = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, namespace: locked}\nspec:\n  replicas: 2\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n    spec: {containers: [{name: c, image: busybox, command: [sleep, \"3600\"]}]}\n";
+    assert_eq!(c.apply("deployment.yaml", deployment).ok().stdout, "deployment.apps/web created\n");
+    let event = c.wait_for("the ReplicaSet's FailedCreate event", Duration::from_secs(20), || {
+        let events = c.emu(&["get", "events", "-n", "locked", "-o", "json"]).ok().stdout;
+        let v: serde_json::Value = serde_json::from_str(&events).ok()?;
+        v["items"].as_array()?.iter().find(|e| e["reason"] == "FailedCreate").map(|e| e["message"].as_str().unwrap_or_default().to_string())
+    });
+    assert!(
+        event.starts_with("Error creating: pods \"web-")
+            && event.contains("-\" is forbidden: violates PodSecurity \"restricted:latest\": allowPrivilegeEscalation != false"),
+        "{event}"
+    );
+    println!("{event}");
+    assert_eq!(c.emu(&["get", "pods", "-n", "locked", "-l", "app=web", "-o", "name"]).ok().stdout, "", "no pod of the Deployment");
+
     // None of the refused pods exists.
     let listed = c.emu(&["get", "pods", "-A", "-o", "name"]).ok().stdout;
     for gone in ["root", "host", "raw", "unconfined"] {
