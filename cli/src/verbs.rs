@@ -189,9 +189,14 @@ pub struct TlsSecretArgs {
 }
 
 fn load_all(files: &[PathBuf], namespace: Option<&str>) -> anyhow::Result<Vec<Value>> {
+    Ok(load_all_labelled(files, namespace)?.into_iter().map(|(_, d)| d).collect())
+}
+
+/// [`load_all`], each document with the name of its file (`STDIN` for `-`), as kubectl names it.
+fn load_all_labelled(files: &[PathBuf], namespace: Option<&str>) -> anyhow::Result<Vec<(String, Value)>> {
     let mut docs = Vec::new();
     for f in files {
-        for (_, mut d) in read_manifests(f)? {
+        for (label, mut d) in read_manifests(f)? {
             if let Some(ns) = namespace {
                 for doc in &mut d {
                     if object::namespace(doc).is_empty() {
@@ -199,25 +204,43 @@ fn load_all(files: &[PathBuf], namespace: Option<&str>) -> anyhow::Result<Vec<Va
                     }
                 }
             }
-            docs.extend(d);
+            docs.extend(d.into_iter().map(|doc| (label.clone(), doc)));
         }
     }
     Ok(docs)
 }
 
+/// A server's error about one object of `-f` input, as kubectl prints it: after the reason, the
+/// file the object came from (`Error from server (AlreadyExists): error when creating "svc.yaml":
+/// services "my-nginx" already exists`). The object is the one whose name the message quotes, or
+/// the only one; Invalid errors (`The Pod "x" is invalid: …`) and the client's own stay as they are.
+fn naming_the_file(e: anyhow::Error, sources: &[(String, Value)]) -> anyhow::Error {
+    let Some(text) = e.downcast_ref::<crate::context::ApiError>().map(|a| a.0.clone()) else { return e };
+    let Some((reason, message)) = text.strip_prefix("Error from server (").and_then(|rest| rest.split_once("): ")) else { return e };
+    let source = match sources {
+        [(label, _)] => Some(label),
+        _ => sources.iter().find(|(_, d)| message.contains(&format!("{:?}", object::name(d)))).map(|(label, _)| label),
+    };
+    match source {
+        Some(label) => crate::context::ApiError(format!("Error from server ({reason}): error when creating {label:?}: {message}")).into(),
+        None => e,
+    }
+}
+
 pub fn apply(a: FileArgs, g: &Globals, create_only: bool) -> anyhow::Result<i32> {
     require_root()?;
-    let docs = load_all(&a.files, g.namespace.as_deref())?;
-    if docs.is_empty() {
+    let sources = load_all_labelled(&a.files, g.namespace.as_deref())?;
+    if sources.is_empty() {
         // An empty file, `---` alone, /dev/null, a closed stdin: kubectl refuses them.
         bail!("no objects passed to {}", if create_only { "create" } else { "apply" });
     }
-    for d in &docs {
+    for (_, d) in &sources {
         check_offline(d)?;
     }
     let mut ctx = Ctx::open(g)?;
     let mut client = ctx.client.clone();
-    let lines = ctx.block_on(apply_docs(&mut client, docs, create_only))?;
+    let docs = sources.iter().map(|(_, d)| d.clone()).collect();
+    let lines = ctx.block_on(apply_docs(&mut client, docs, create_only)).map_err(|e| naming_the_file(e, &sources))?;
     ctx.client = client;
     for l in lines {
         println!("{l}");
@@ -1167,4 +1190,34 @@ fn run_outside_a_pod(ctx: &Ctx, mut start: emu_proto::ExecStart) -> anyhow::Resu
     start.env = ["SHELL", "TERM"].iter().filter_map(|k| Some((k.to_string(), std::env::var(k).ok()?))).collect();
     start.working_dir = std::env::current_dir().map(|d| d.display().to_string()).unwrap_or_default();
     crate::remote::exec(ctx, start)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::context::{render_error, ApiError};
+
+    #[test]
+    fn a_server_error_about_an_object_names_its_file_as_kubectl_does() {
+        let doc = |name: &str| json!({"kind": "Service", "metadata": {"name": name}});
+        let sources = vec![("a.yaml".to_string(), doc("web")), ("b.yaml".to_string(), doc("my-nginx"))];
+        let error = |text: &str| -> anyhow::Error { ApiError(text.into()).into() };
+        let named = |e: anyhow::Error, sources: &[(String, Value)]| render_error(&naming_the_file(e, sources));
+        assert_eq!(
+            named(error("Error from server (AlreadyExists): services \"my-nginx\" already exists"), &sources),
+            "Error from server (AlreadyExists): error when creating \"b.yaml\": services \"my-nginx\" already exists"
+        );
+        // The only object: named whatever the message quotes (a missing namespace).
+        assert_eq!(
+            named(error("Error from server (NotFound): namespaces \"lab\" not found"), &sources[..1]),
+            "Error from server (NotFound): error when creating \"a.yaml\": namespaces \"lab\" not found"
+        );
+        // Invalid errors, unknown objects and the client's own errors stay as they are.
+        for text in
+            ["The Service \"web\" is invalid: spec.ports: Required value", "Error from server (NotFound): namespaces \"lab\" not found"]
+        {
+            assert_eq!(named(error(text), &sources), text);
+        }
+        assert_eq!(named(anyhow::anyhow!("cannot reach the controller"), &sources), "error: cannot reach the controller");
+    }
 }

@@ -44,15 +44,20 @@ const RESTRICTED_REFUSAL: &str = "pods \"plain\" is forbidden: violates PodSecur
 fn namespaces_enforce_their_pod_security_level() {
     let (c, dir) = kubectl_support::cluster("tpodsec");
     c.apply("namespaces.yaml", NAMESPACES).ok();
+    // The stderr of `emu apply -f FILE`, the file named as given (kubectl names the file of a
+    // refused object: `error when creating "FILE": `).
     let refused = |file: &str, yaml: &str| {
         let r = c.apply(file, yaml);
         assert_eq!(r.code, 1, "{file} was admitted: {}{}", r.stdout, r.stderr);
-        r.stderr
+        r.stderr.replace(&format!("{}/", c.scratch_dir().display()), "")
     };
 
     // restricted: a plain pod, with every check it fails in kube-apiserver's order.
     let plain = pod("plain", "locked", "", "");
-    assert_eq!(refused("plain.yaml", &plain), format!("Error from server (Forbidden): {RESTRICTED_REFUSAL}\n"));
+    assert_eq!(
+        refused("plain.yaml", &plain),
+        format!("Error from server (Forbidden): error when creating \"plain.yaml\": {RESTRICTED_REFUSAL}\n")
+    );
     // Explicit settings are named for what they set; a field emu does not support gets
     // validation's message, before Pod Security's; baseline refuses what is more than the
     // container runtime's defaults.
@@ -64,7 +69,7 @@ fn namespaces_enforce_their_pod_security_level() {
                 "  securityContext: {runAsUser: 0, seccompProfile: {type: RuntimeDefault}}\n",
                 "{allowPrivilegeEscalation: false, runAsNonRoot: false, capabilities: {drop: [ALL], add: [NET_BIND_SERVICE, CHOWN]}}",
             ),
-            "Error from server (Forbidden): pods \"root\" is forbidden: violates PodSecurity \"restricted:latest\": unrestricted capabilities (container \"c\" must not include \"CHOWN\" in securityContext.capabilities.add), runAsNonRoot != true (container \"c\" must not set securityContext.runAsNonRoot=false), runAsUser=0 (pod must not set runAsUser=0)\n",
+            "Error from server (Forbidden): error when creating \"FILE\": pods \"root\" is forbidden: violates PodSecurity \"restricted:latest\": unrestricted capabilities (container \"c\" must not include \"CHOWN\" in securityContext.capabilities.add), runAsNonRoot != true (container \"c\" must not set securityContext.runAsNonRoot=false), runAsUser=0 (pod must not set runAsUser=0)\n",
         ),
         (
             pod("host", "locked", "  hostNetwork: true\n", ""),
@@ -72,15 +77,16 @@ fn namespaces_enforce_their_pod_security_level() {
         ),
         (
             pod("raw", "base", "", "{capabilities: {add: [NET_RAW]}}"),
-            "Error from server (Forbidden): pods \"raw\" is forbidden: violates PodSecurity \"baseline:latest\": non-default capabilities (container \"c\" must not include \"NET_RAW\" in securityContext.capabilities.add)\n",
+            "Error from server (Forbidden): error when creating \"FILE\": pods \"raw\" is forbidden: violates PodSecurity \"baseline:latest\": non-default capabilities (container \"c\" must not include \"NET_RAW\" in securityContext.capabilities.add)\n",
         ),
         (
             pod("unconfined", "base", "  securityContext: {seccompProfile: {type: Unconfined}}\n", ""),
-            "Error from server (Forbidden): pods \"unconfined\" is forbidden: violates PodSecurity \"baseline:latest\": seccompProfile (pod must not set securityContext.seccompProfile.type to \"Unconfined\")\n",
+            "Error from server (Forbidden): error when creating \"FILE\": pods \"unconfined\" is forbidden: violates PodSecurity \"baseline:latest\": seccompProfile (pod must not set securityContext.seccompProfile.type to \"Unconfined\")\n",
         ),
     ];
     for (i, (yaml, expected)) in cases.iter().enumerate() {
-        assert_eq!(refused(&format!("refused-{i}.yaml"), yaml), *expected);
+        let file = format!("refused-{i}.yaml");
+        assert_eq!(refused(&file, yaml), expected.replace("FILE", &file));
     }
     assert_eq!(c.apply("base-plain.yaml", &pod("plain", "base", "", "")).ok().stdout, "pod/plain created\n");
 
