@@ -96,9 +96,7 @@ spec:
     image: radial/busyboxplus:curl
     command: ["sh", "-c", "sleep 3600"]
 "#;
-    let path = std::env::temp_dir().join("emu-test-two.yaml");
-    std::fs::write(&path, manifest).unwrap();
-    let r = c.emu(&["apply", "-f", path.to_str().unwrap()]).ok();
+    let r = c.apply("two.yaml", manifest).ok();
     assert_eq!(r.stdout.trim(), "pod/two created");
     c.wait_for("pod two Running", Duration::from_secs(20), || {
         let p = c.pods("app=two");
