@@ -329,7 +329,8 @@ impl Store {
             let step = match step {
                 Staged::Put { key, mut obj, kind } => {
                     rv += 1;
-                    set_resource_version(&mut obj, rv);
+                    // Not shared yet: set in place.
+                    set_resource_version(Arc::make_mut(&mut obj), rv);
                     Staged::Put { key, obj, kind }
                 }
                 Staged::Remove { key, mut last } => {
@@ -340,7 +341,7 @@ impl Store {
                 unchanged => unchanged,
             };
             match &step {
-                Staged::Put { key, obj, .. } => overlay.insert(key.clone(), Some(Arc::new(obj.clone()))),
+                Staged::Put { key, obj, .. } => overlay.insert(key.clone(), Some(obj.clone())),
                 Staged::Remove { key, .. } => overlay.insert(key.clone(), None),
                 Staged::Unchanged(_) => None,
             };
@@ -354,7 +355,6 @@ impl Store {
                 Staged::Unchanged(stored) => out.push((*stored).clone()),
                 Staged::Put { key, obj, kind } => {
                     next += 1;
-                    let obj = Arc::new(obj);
                     inner.objects.insert(key, obj.clone());
                     self.publish(&mut inner, kind, obj.clone(), json.unwrap_or_default(), next);
                     out.push((*obj).clone());
@@ -515,7 +515,8 @@ pub enum Write {
 enum Staged {
     Put {
         key: ObjectKey,
-        obj: Value,
+        /// Shared by the batch's later writes (which see it) and, once committed, the cache.
+        obj: Arc<Value>,
         kind: WatchEventType,
     },
     Remove {
@@ -539,7 +540,7 @@ fn stage_create(mut obj: Value, current: &dyn Fn(&ObjectKey) -> Option<Arc<Value
     if current(&key).is_some() {
         return Err(StoreError::already_exists(&key));
     }
-    Ok(Staged::Put { key, obj, kind: WatchEventType::Added })
+    Ok(Staged::Put { key, obj: Arc::new(obj), kind: WatchEventType::Added })
 }
 
 /// An update checked against `current`: see [`Store::update`].
@@ -577,7 +578,7 @@ fn stage_update(mut obj: Value, current: &dyn Fn(&ObjectKey) -> Option<Arc<Value
     if completes_deletion(&stored, &obj) {
         return Ok(Staged::Remove { key, last: obj });
     }
-    Ok(Staged::Put { key, obj, kind: WatchEventType::Modified })
+    Ok(Staged::Put { key, obj: Arc::new(obj), kind: WatchEventType::Modified })
 }
 
 fn load(db: &Database) -> Result<(BTreeMap<ObjectKey, Arc<Value>>, u64), redb::Error> {
