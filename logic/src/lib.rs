@@ -6,6 +6,7 @@ pub mod configdata;
 pub mod endpoints;
 pub mod events;
 pub mod faults;
+pub mod identity;
 pub mod images;
 pub mod ipam;
 pub mod loadbalancer;
