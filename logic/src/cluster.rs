@@ -192,6 +192,12 @@ impl Paths {
     pub fn pod_dir(&self, node: &str, pod_uid: &str) -> PathBuf {
         self.pods_dir(node).join(pod_uid)
     }
+    /// The images' files: one directory per image, built by the first pod on this machine that
+    /// uses the image (the "pull") and shared by every node's containers, which see it through
+    /// their writable layers; gone with the cluster.
+    pub fn images_dir(&self) -> PathBuf {
+        self.root.join("images")
+    }
     /// The cluster CA's certificate (on a joined machine, the one it pinned when it joined).
     pub fn ca_cert(&self) -> PathBuf {
         self.root.join("pki").join("ca.crt")
@@ -252,5 +258,6 @@ mod tests {
         let p = Paths::new("demo");
         assert_eq!(p.socket(), PathBuf::from("/run/emu/demo/controller.sock"));
         assert_eq!(p.pod_dir("n1", "u"), PathBuf::from("/run/emu/demo/nodes/n1/pods/u"));
+        assert_eq!(p.images_dir(), PathBuf::from("/run/emu/demo/images"));
     }
 }

@@ -1,10 +1,16 @@
 //! The image catalog: what an image name means when no registry is reachable.
 //!
-//! A profile says which host programs an image runs (from Debian's packages, visible in every
-//! container under a read-only `/usr`), its default ENTRYPOINT/CMD/ENV/WORKDIR, and the files the
-//! real image has at the same paths, so that the tutorial's volume mounts land where they would.
+//! A profile says which host programs an image runs (from Debian's packages), what else of the
+//! host's files the image has (the programs of its base system, the data its programs read), its
+//! default ENTRYPOINT/CMD/ENV/WORKDIR, and the files the real image has at the same paths, so
+//! that the tutorial's volume mounts land where they would. A container sees only these files
+//! (and the libraries they load), never the rest of the host's `/usr`: the node builds each
+//! image's files once, when a pod first "pulls" it (`nodeagent/src/sandbox/image_view.rs`).
 //! This module is pure data plus lookup and the Kubernetes rules that combine a profile with a
-//! container spec (command/args, environment, /etc/passwd); the shim does the file work.
+//! container spec (command/args, environment, /etc/passwd, the writable layer's size); the shim
+//! does the file work.
+
+use emu_api::typed::k8s_openapi::api::core::v1::Container;
 
 /// One image of the catalog.
 #[derive(Debug)]
@@ -20,7 +26,7 @@ pub struct ImageProfile {
     pub env: &'static [(&'static str, &'static str)],
     /// WORKDIR (`/` when the image sets none).
     pub working_dir: &'static str,
-    /// Files of the image's own layers (outside the host's `/usr`).
+    /// Files of the image's own layers that emu writes (its configuration, entrypoint scripts).
     pub files: &'static [ImageFile],
     /// `(path, target)` symlinks of the image, e.g. nginx's log files pointing at /dev/stdout.
     pub symlinks: &'static [(&'static str, &'static str)],
@@ -39,10 +45,20 @@ pub struct ImageProfile {
     /// The host's programs the image cannot do without: on a machine that lacks one, the image
     /// cannot be "pulled" (ErrImagePull, naming the package to install).
     pub host_programs: &'static [HostProgram],
+    /// Debian packages whose programs the image has besides `host_programs` (what each installs
+    /// into /bin, /sbin, /usr/bin and /usr/sbin, by dpkg's file list), as far as this machine
+    /// has them installed: the base system a Debian- or Ubuntu-based image is built on.
+    pub packages: &'static [&'static [&'static str]],
+    /// More of the host's files that the image has, in groups: files or directories (with
+    /// everything beneath them), where `*` matches within one path component; skipped where
+    /// this machine lacks them. Programs the image has beside its main ones, and the data its
+    /// programs read at run time (nginx's pages, CA certificates, terminal descriptions, perl's
+    /// and python's libraries). Symlinks are kept, and what they point at comes along.
+    pub host_files: &'static [&'static [&'static str]],
 }
 
-/// A program of the host's (from a Debian package) that an image runs; containers see it under
-/// the read-only `/usr`.
+/// A program of the host's (from a Debian package) that an image runs; it is at the same path
+/// in the container, with the libraries it loads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HostProgram {
     pub path: &'static str,
@@ -55,6 +71,48 @@ const BUSYBOX_PROGRAM: HostProgram = HostProgram { path: "/usr/bin/busybox", pac
 const CURL_PROGRAM: HostProgram = HostProgram { path: "/usr/bin/curl", package: "curl" };
 const DIG_PROGRAM: HostProgram = HostProgram { path: "/usr/bin/dig", package: "dnsutils" };
 const NSLOOKUP_PROGRAM: HostProgram = HostProgram { path: "/usr/bin/nslookup", package: "dnsutils" };
+const PERL_PROGRAM: HostProgram = HostProgram { path: "/usr/bin/perl", package: "perl" };
+const PYTHON_PROGRAM: HostProgram = HostProgram { path: "/usr/bin/python3", package: "python3" };
+const IPERF3_PROGRAM: HostProgram = HostProgram { path: "/usr/bin/iperf3", package: "iperf3" };
+
+/// The programs of debian:bookworm-slim that a shell's user types (its essential packages): the
+/// base of the Debian-based official images (nginx, perl, python), and close to Ubuntu's.
+const DEBIAN_BASE: &[&str] = &[
+    "bash",
+    "dash",
+    "coreutils",
+    "grep",
+    "sed",
+    "findutils",
+    "gzip",
+    "tar",
+    "hostname",
+    "mawk",
+    "debianutils",
+    "diffutils",
+    "libc-bin",
+    "ncurses-bin",
+];
+/// ncurses-base's terminal descriptions: a shell on `emu exec -it` (TERM=xterm) and `clear`
+/// look them up.
+const TERMINFO: &[&str] = &["/usr/lib/terminfo", "/usr/share/terminfo"];
+/// ca-certificates: the bundle and hashed links curl and OpenSSL read (their targets, in
+/// /usr/share/ca-certificates, come along).
+const CA_CERTIFICATES: &[&str] = &["/etc/ssl/certs"];
+/// perl-base's modules: perl-base is essential, so every Debian and Ubuntu image has it.
+const PERL_BASE_FILES: &[&str] = &["/usr/lib/*/perl-base"];
+/// The official perl image's: all of perl's modules.
+const PERL_FILES: &[&str] = &["/usr/lib/*/perl/5.*", "/usr/share/perl/5.*", "/usr/lib/*/perl5/5.*", "/usr/share/perl5", "/etc/perl"];
+/// The official python image's: the standard library (its compiled modules load their own
+/// libraries, which come along).
+const PYTHON_FILES: &[&str] = &["/usr/lib/python3.*", "/etc/python3.*"];
+/// nginx's default pages; the official image's curl and envsubst. Also procps' ps and
+/// iproute2's ip, which the official image lacks: emu's README shows a pod's isolation with them
+/// (`ps` sees the pod's processes only, `ip link add` is refused).
+const NGINX_FILES: &[&str] = &["/usr/share/nginx/html", "/usr/bin/curl", "/usr/bin/envsubst", "/usr/bin/ps", "/usr/sbin/ip"];
+/// What a shell user finds in tutum/dnsutils (Ubuntu 14.04 with dnsutils) beside the base:
+/// ps, the BIND tools and Ubuntu's essential perl.
+const DNSUTILS_PACKAGES: &[&str] = &["procps", "bind9-dnsutils", "bind9-host", "perl-base"];
 
 /// Why an image of the catalog cannot start on this machine: a program it runs is missing. The
 /// message names the program, where it was looked for, and the command that installs it.
@@ -242,6 +300,8 @@ const fn busybox_shell(name: &'static str) -> ImageProfile {
         exposed_ports: &[],
         emu_mounts: &[],
         host_programs: &[BUSYBOX_PROGRAM],
+        packages: &[],
+        host_files: &[],
     }
 }
 
@@ -278,6 +338,8 @@ const NGINX: ImageProfile = ImageProfile {
     exposed_ports: &[80],
     emu_mounts: &[],
     host_programs: &[NGINX_PROGRAM],
+    packages: &[DEBIAN_BASE],
+    host_files: &[NGINX_FILES, CA_CERTIFICATES, TERMINFO],
 };
 
 /// The default server of kubernetes/examples' staging/https-nginx, which its Dockerfile copies
@@ -317,7 +379,11 @@ static CATALOG: &[ImageProfile] = &[
         ..NGINX
     },
     busybox_shell("busybox"),
-    ImageProfile { host_programs: &[BUSYBOX_PROGRAM, CURL_PROGRAM], ..busybox_shell("radial/busyboxplus:curl") },
+    ImageProfile {
+        host_programs: &[BUSYBOX_PROGRAM, CURL_PROGRAM],
+        host_files: &[CA_CERTIFICATES],
+        ..busybox_shell("radial/busyboxplus:curl")
+    },
     ImageProfile {
         entrypoint: &["/entrypoint.sh"],
         cmd: &["curl"],
@@ -325,6 +391,7 @@ static CATALOG: &[ImageProfile] = &[
         files: &[ImageFile { path: "/entrypoint.sh", mode: 0o755, source: FileSource::Inline(CURL_ENTRYPOINT) }],
         dirs: &["/home/curl_user"],
         host_programs: &[BUSYBOX_PROGRAM, CURL_PROGRAM],
+        host_files: &[CA_CERTIFICATES],
         ..busybox_shell("curlimages/curl")
     },
     coredns("registry.k8s.io/coredns/coredns"),
@@ -344,6 +411,63 @@ static CATALOG: &[ImageProfile] = &[
         exposed_ports: &[],
         emu_mounts: &[],
         host_programs: &[DIG_PROGRAM, NSLOOKUP_PROGRAM],
+        packages: &[DEBIAN_BASE, DNSUTILS_PACKAGES],
+        host_files: &[PERL_BASE_FILES, TERMINFO],
+    },
+    // The official perl image (Debian with all of perl); CMD is its debugger's shell.
+    ImageProfile {
+        name: "perl",
+        entrypoint: &[],
+        cmd: &["perl", "-de0"],
+        env: &[("PATH", STD_PATH)],
+        working_dir: "/",
+        files: &[],
+        symlinks: &[],
+        dirs: &[],
+        users: &[],
+        busybox_bin: false,
+        exposed_ports: &[],
+        emu_mounts: &[],
+        host_programs: &[PERL_PROGRAM],
+        packages: &[DEBIAN_BASE, &["perl-base", "perl"]],
+        host_files: &[PERL_BASE_FILES, PERL_FILES, CA_CERTIFICATES, TERMINFO],
+    },
+    // The official python image (Debian with python3; `python` names it too).
+    ImageProfile {
+        name: "python",
+        entrypoint: &[],
+        cmd: &["python3"],
+        env: &[("PATH", STD_PATH)],
+        working_dir: "/",
+        files: &[],
+        symlinks: &[("/usr/local/bin/python", "/usr/bin/python3")],
+        dirs: &[],
+        users: &[],
+        busybox_bin: false,
+        exposed_ports: &[],
+        emu_mounts: &[],
+        host_programs: &[PYTHON_PROGRAM],
+        packages: &[DEBIAN_BASE],
+        host_files: &[PYTHON_FILES, CA_CERTIFICATES, TERMINFO],
+    },
+    // networkstatic/iperf3 (Debian with iperf3 as ENTRYPOINT: `args: [-s]` serves): the
+    // benchmark's throughput server.
+    ImageProfile {
+        name: "networkstatic/iperf3",
+        entrypoint: &["iperf3"],
+        cmd: &[],
+        env: &[("PATH", STD_PATH)],
+        working_dir: "/",
+        files: &[],
+        symlinks: &[],
+        dirs: &[],
+        users: &[],
+        busybox_bin: false,
+        exposed_ports: &[5201],
+        emu_mounts: &[],
+        host_programs: &[IPERF3_PROGRAM],
+        packages: &[DEBIAN_BASE],
+        host_files: &[],
     },
 ];
 
@@ -365,6 +489,8 @@ const fn coredns(name: &'static str) -> ImageProfile {
         exposed_ports: &[53, 9153],
         emu_mounts: &[EmuMount::Program { program: "emu-dns", path: "/coredns" }, EmuMount::ApiSocket { path: API_SOCKET_IN_CONTAINER }],
         host_programs: &[],
+        packages: &[],
+        host_files: &[],
     }
 }
 
@@ -480,6 +606,82 @@ impl ImageProfile {
             s += &format!("{}:x:{}:\n", u.name, u.gid);
         }
         s + "nogroup:x:65534:\n"
+    }
+}
+
+/// The size of a container's writable layer when it sets no `resources.limits.ephemeral-storage`:
+/// 256 MiB. The layer is a tmpfs, so it is the node's memory: the kernel's default size (half
+/// of the machine's RAM, for each container) would let one runaway writer take the memory of
+/// every node on the machine, while 256 MiB is far more than the catalog's programs write (their
+/// logs go to the container's output) and than the tests copy into a pod (the Python client's
+/// packages, about 40 MiB). A pod that needs more says so with its limit, as it would to be
+/// given the disk space in Kubernetes.
+pub const DEFAULT_WRITABLE_LAYER_BYTES: u64 = 256 << 20;
+
+/// The size of the container's writable layer: its `resources.limits.ephemeral-storage`, else
+/// [`DEFAULT_WRITABLE_LAYER_BYTES`]. At least a page: a tmpfs of size 0 would have no limit at
+/// all, where a limit of 0 means nothing may be written.
+pub fn writable_layer_bytes(container: &Container) -> u64 {
+    let limit = container.resources.as_ref().and_then(|r| r.limits.as_ref()).and_then(|l| l.get("ephemeral-storage"));
+    match limit.and_then(|q| crate::volumes::quantity_bytes(&q.0)) {
+        Some(bytes) => bytes.max(4096),
+        None => DEFAULT_WRITABLE_LAYER_BYTES,
+    }
+}
+
+impl ImageProfile {
+    /// The name of the directory that holds the image's files once pulled: its name made a
+    /// file name, and a hash of the whole profile and of `layout` (the version of the
+    /// builder's layout), so that an emu with another profile or layout never uses an older copy.
+    pub fn view_name(&self, layout: u32) -> String {
+        let name: String = self.name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' }).collect();
+        // FNV-1a: stable across builds and platforms, unlike std's hasher.
+        let hash =
+            format!("{layout}\n{self:?}").bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+        format!("{name}-{hash:016x}")
+    }
+
+    /// The host paths the image's files start from, in order: its programs, then its other
+    /// files' patterns (see [`ImageProfile::host_files`]).
+    pub fn host_paths(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.host_programs.iter().map(|p| p.path).chain(self.host_files.iter().flat_map(|group| group.iter().copied()))
+    }
+
+    /// The Debian packages whose programs the image has, each once, in order.
+    pub fn package_names(&self) -> Vec<&'static str> {
+        let mut names: Vec<&'static str> = Vec::new();
+        for name in self.packages.iter().flat_map(|group| group.iter().copied()) {
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+        names
+    }
+}
+
+/// The directories whose entries are a package's programs.
+const PROGRAM_DIRS: [&str; 4] = ["/bin", "/sbin", "/usr/bin", "/usr/sbin"];
+
+/// The programs in a Debian package's file list (dpkg's `/var/lib/dpkg/info/<package>.list`, one
+/// path a line): its entries directly in /bin, /sbin, /usr/bin or /usr/sbin, as dpkg names
+/// them (on a merged-/usr system /bin/cat is /usr/bin/cat reached through the /bin link).
+pub fn package_programs(list: &str) -> Vec<&str> {
+    list.lines()
+        .map(str::trim_end)
+        .filter(|line| line.rsplit_once('/').is_some_and(|(dir, name)| !name.is_empty() && PROGRAM_DIRS.contains(&dir)))
+        .collect()
+}
+
+/// Whether the file name `name` matches `pattern`, one component of a host-file pattern, in
+/// which `*` stands for any run of characters (also none) and everything else for itself.
+pub fn matches_component(pattern: &str, name: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == name,
+        Some((prefix, rest)) => {
+            let Some(tail) = name.strip_prefix(prefix) else { return false };
+            // The star takes 0..=len characters; the rest must match what remains.
+            (0..=tail.len()).filter(|i| tail.is_char_boundary(*i)).any(|i| matches_component(rest, &tail[i..]))
+        }
     }
 }
 
@@ -619,5 +821,87 @@ mod tests {
         assert!(passwd.contains("\nnginx:x:101:101:"));
         assert!(passwd.ends_with("nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"));
         assert!(nginx.group().contains("\nnginx:x:101:\n"));
+    }
+
+    #[test]
+    fn an_image_names_its_programs_and_the_host_files_it_has() {
+        let paths = |image: &str| resolve(image).expect(image).host_paths().collect::<Vec<_>>();
+        assert_eq!(paths("busybox"), ["/usr/bin/busybox"]);
+        assert_eq!(paths("radial/busyboxplus:curl"), ["/usr/bin/busybox", "/usr/bin/curl", "/etc/ssl/certs"]);
+        let nginx = paths("nginx");
+        assert_eq!(nginx[..2], ["/usr/sbin/nginx", "/usr/share/nginx/html"]);
+        assert!(nginx.contains(&"/usr/lib/terminfo") && nginx.contains(&"/etc/ssl/certs"), "{nginx:?}");
+        assert_eq!(paths("registry.k8s.io/coredns/coredns:v1.12.0"), Vec::<&str>::new());
+        // The Debian-based images have Debian's base system, busybox images only busybox.
+        let packages = |image: &str| resolve(image).expect(image).package_names();
+        for image in ["nginx", "bprashanth/nginxhttps:1.0", "perl", "python:3.11", "networkstatic/iperf3", "tutum/dnsutils"] {
+            let names = packages(image);
+            assert!(["bash", "dash", "coreutils", "grep", "tar"].iter().all(|p| names.contains(p)), "{image}: {names:?}");
+        }
+        assert_eq!(packages("tutum/dnsutils")[DEBIAN_BASE.len()..], ["procps", "bind9-dnsutils", "bind9-host", "perl-base"]);
+        assert_eq!(packages("perl").iter().filter(|p| **p == "perl-base").count(), 1, "each package once");
+        for image in ["busybox", "radial/busyboxplus:curl", "curlimages/curl", "coredns/coredns"] {
+            assert!(packages(image).is_empty(), "{image}");
+        }
+        // Nothing of a package manager or an interpreter the image does not have.
+        for p in catalog() {
+            for path in p.host_paths() {
+                assert!(!path.contains("apt") && !path.contains("dpkg"), "{}: {path}", p.name);
+            }
+            assert!(!p.package_names().iter().any(|n| n.starts_with("apt") || *n == "dpkg"), "{}", p.name);
+        }
+    }
+
+    #[test]
+    fn view_names_are_file_names_unique_per_profile_and_layout() {
+        let mut names: Vec<String> = catalog().iter().map(|p| p.view_name(1)).collect();
+        for name in &names {
+            assert!(name.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)), "{name}");
+        }
+        assert!(names[2].starts_with("busybox-") && names[3].starts_with("radial_busyboxplus_curl-"), "{names:?}");
+        let nginx = resolve("nginx").expect("nginx");
+        assert_eq!(nginx.view_name(1), nginx.view_name(1), "stable");
+        assert_ne!(nginx.view_name(1), nginx.view_name(2), "a new layout is a new copy");
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), catalog().len());
+    }
+
+    #[test]
+    fn a_packages_programs_are_its_entries_in_the_program_directories() {
+        let list = "/.\n/bin\n/bin/cat\n/usr\n/usr/bin\n/usr/bin/[\n/usr/bin/env\n/usr/sbin/chroot\n/sbin/x\n\
+                    /usr/share/man/man1/cat.1.gz\n/usr/lib/x86_64-linux-gnu/coreutils/libstdbuf.so\n/usr/bin/sub/dir\n/usr/local/bin/y\n";
+        assert_eq!(package_programs(list), ["/bin/cat", "/usr/bin/[", "/usr/bin/env", "/usr/sbin/chroot", "/sbin/x"]);
+        assert!(package_programs("").is_empty());
+    }
+
+    #[test]
+    fn a_star_matches_any_run_within_a_component() {
+        assert!(matches_component("perl-base", "perl-base"));
+        assert!(!matches_component("perl-base", "perl-base2"));
+        assert!(matches_component("*", "x86_64-linux-gnu"));
+        assert!(matches_component("5.*", "5.36"));
+        assert!(matches_component("5.*", "5."));
+        assert!(!matches_component("5.*", "55"));
+        assert!(matches_component("python3.*", "python3.11"));
+        assert!(!matches_component("python3.*", "python3"));
+        assert!(matches_component("lib*.so*", "libc.so.6"));
+        assert!(!matches_component("lib*.so*", "ld.so.cache"));
+        assert!(matches_component("*-gnu", "x86_64-linux-gnu"));
+        assert!(!matches_component("*-gnu", "x86_64-linux-gnux32"));
+    }
+
+    #[test]
+    fn the_writable_layer_is_the_ephemeral_storage_limit_or_256_mebibytes() {
+        let container = |limits: &str| -> Container {
+            serde_json::from_str(&format!(r#"{{"name": "c", "resources": {{"limits": {{{limits}}}}}}}"#)).expect("container")
+        };
+        assert_eq!(writable_layer_bytes(&container("")), 256 << 20);
+        assert_eq!(writable_layer_bytes(&container(r#""memory": "64Mi""#)), DEFAULT_WRITABLE_LAYER_BYTES);
+        assert_eq!(writable_layer_bytes(&container(r#""ephemeral-storage": "4Mi""#)), 4 << 20);
+        assert_eq!(writable_layer_bytes(&container(r#""ephemeral-storage": "2G""#)), 2_000_000_000);
+        // 0 is "nothing may be written", not tmpfs's "no limit".
+        assert_eq!(writable_layer_bytes(&container(r#""ephemeral-storage": "0""#)), 4096);
+        assert_eq!(writable_layer_bytes(&serde_json::from_str(r#"{"name": "c"}"#).expect("container")), DEFAULT_WRITABLE_LAYER_BYTES);
     }
 }
