@@ -1033,6 +1033,7 @@ fn sandbox_spec(agent: &Agent, pod: &Pod, ip: Ipv4Addr, objects: &Objects) -> Re
                 mounts: volume_mounts(c, &volumes),
                 restarts_before: restarts_before(pod, &c.name),
                 confinement: sandbox::seccomp::decide(spec.security_context.as_ref(), c.security_context.as_ref()),
+                writable_layer_bytes: Some(emu_logic::images::writable_layer_bytes(c)),
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
@@ -1049,6 +1050,7 @@ fn sandbox_spec(agent: &Agent, pod: &Pod, ip: Ipv4Addr, objects: &Objects) -> Re
         containers,
         volumes,
         api_socket: Some(agent.api_socket.clone()),
+        images_dir: Some(agent.paths.images_dir()),
     })
 }
 

@@ -263,9 +263,12 @@ fn busybox_pod(netns: &Netns) -> Pod {
             mounts: vec![],
             restarts_before: 0,
             confinement: Default::default(),
+            writable_layer_bytes: None,
         }],
         volumes: vec![],
         api_socket: None,
+        // The image's files in the pod's temporary directory, which goes with the test.
+        images_dir: Some(dir.path().join("images")),
     };
     std::fs::write(dir.path().join("sandbox.json"), serde_json::to_vec(&spec).expect("json")).expect("sandbox.json");
     let shim = spawn_shim(Path::new(BIN), dir.path(), &Path::new("/run/netns").join(&netns.0), None).expect("spawn_shim");

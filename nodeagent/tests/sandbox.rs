@@ -54,7 +54,10 @@ impl Pod {
     fn start(netns: &Netns, spec: &SandboxSpec) -> Pod {
         become_subreaper();
         let dir = tempfile::Builder::new().prefix("emu-sbtest").tempdir().expect("pod dir");
-        fs::write(dir.path().join("sandbox.json"), serde_json::to_vec(spec).expect("spec json")).expect("sandbox.json");
+        // The image's files in the pod's temporary directory, which goes with the test (not in
+        // a cluster's runtime directory, which only `emu down` removes).
+        let spec = SandboxSpec { images_dir: Some(dir.path().join("images")), ..spec.clone() };
+        fs::write(dir.path().join("sandbox.json"), serde_json::to_vec(&spec).expect("spec json")).expect("sandbox.json");
         let shim = spawn_shim(Path::new(BIN), dir.path(), &netns.path(), None).expect("spawn_shim");
         Pod { dir, shim }
     }
@@ -140,6 +143,7 @@ fn container(name: &str, image: &str, command: &[&str]) -> ContainerSpec {
         mounts: vec![],
         restarts_before: 0,
         confinement: Default::default(),
+        writable_layer_bytes: None,
     }
 }
 
@@ -157,6 +161,7 @@ fn spec(pod: &str, restart_policy: &str, containers: Vec<ContainerSpec>) -> Sand
         containers,
         volumes: vec![],
         api_socket: None,
+        images_dir: None,
     }
 }
 
@@ -206,7 +211,8 @@ fn nginx_and_busybox_pod() {
             "Always",
             vec![
                 container("nginx", "nginx:1.25", &[]),
-                container("shell", "busybox", &["sleep", "3600"]),
+                // busybox with curl: a busybox image has no curl of its own.
+                container("shell", "radial/busyboxplus:curl", &["sleep", "3600"]),
                 container("bad", "example.com/no-such-image:1", &[]),
             ],
         ),
@@ -369,7 +375,10 @@ fn shim_joins_its_cgroup_and_takes_its_containers_along_when_killed() {
     let cgroup = Cgroup::new();
     become_subreaper();
     let dir = tempfile::Builder::new().prefix("emu-sbtest").tempdir().expect("pod dir");
-    let spec = spec("doomed", "Always", vec![container("shell", "busybox", &["sleep", "3600"])]);
+    let spec = SandboxSpec {
+        images_dir: Some(dir.path().join("images")),
+        ..spec("doomed", "Always", vec![container("shell", "busybox", &["sleep", "3600"])])
+    };
     fs::write(dir.path().join("sandbox.json"), serde_json::to_vec(&spec).expect("json")).expect("sandbox.json");
     let shim = spawn_shim(Path::new(BIN), dir.path(), &netns.path(), Some(&cgroup.0)).expect("spawn_shim");
     let pod = Pod { dir, shim };

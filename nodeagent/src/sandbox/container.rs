@@ -7,34 +7,40 @@
 //! container's last process exits the kernel drops them all, so neither the host nor the shim
 //! ever has a container mount to clean up.
 //!
-//! The root is a tmpfs (the private writable layer, fresh for every run, like a container's
-//! upper layer) holding: the host's /usr read-only (Debian is merged-usr, so /bin, /lib, /lib64
-//! and /sbin are symlinks into it), a small /etc of its own, the image's files, and fresh /proc,
-//! /sys (read-only) and /dev.
+//! The root is an overlay, as a container runtime's: the image's files ([`super::image_view`],
+//! built once per cluster at the pull, read-only and shared by every container of the image)
+//! under a writable layer of the container's own, a tmpfs as large as its ephemeral storage may
+//! be (fresh for every run, gone with it; a write beyond its size fails with ENOSPC). Over it:
+//! the pod's hosts, resolv.conf and hostname, emu's programs, the pod's volumes, and fresh
+//! /proc, /sys (read-only) and /dev.
 
 use std::fs;
 use std::os::fd::RawFd;
 use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use emu_logic::images::{FileSource, ImageProfile};
 use nix::mount::{MntFlags, MsFlags};
 
 use super::seccomp::{self, Confinement};
 use super::{drop_capabilities, exec, find_executable, reset_signals};
 
 /// Everything the child needs, prepared by the shim before cloning.
-pub(super) struct Plan<'a> {
-    pub profile: &'static ImageProfile,
+pub(super) struct Plan {
     /// `<pod_dir>/containers/<c>/rootfs`: the mount point of the new root.
     pub rootfs: PathBuf,
+    /// `<pod_dir>/containers/<c>/layer`: the mount point of its writable layer.
+    pub layer: PathBuf,
+    /// The writable layer's size in bytes.
+    pub layer_bytes: u64,
+    /// The image's files: the overlay's read-only lower layer.
+    pub view: PathBuf,
     /// `<pod_dir>/etc`: the pod's hosts, resolv.conf and hostname, shared by its containers.
     pub etc_dir: PathBuf,
-    pub applets: &'a [String],
     pub argv: Vec<String>,
     pub env: Vec<(String, String)>,
     pub working_dir: String,
-    /// Host paths bind-mounted read-only at container paths (the profile's emu mounts).
+    /// Host paths bind-mounted read-only at container paths (the profile's emu mounts, whose
+    /// mount points the image's files have).
     pub emu_binds: Vec<(PathBuf, String)>,
     /// The pod's volumes (or one file or directory of one) bind-mounted read-only at container
     /// paths, parents first; they hide what the image has there (VOL-3).
@@ -94,72 +100,21 @@ fn build_rootfs(plan: &Plan) -> Result<(), String> {
     let at = |p: &str| r.join(p.trim_start_matches('/'));
     // Nothing we mount may propagate back to the host.
     mount(None, Path::new("/"), None, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None)?;
-    mount(Some("tmpfs"), r, Some("tmpfs"), MsFlags::MS_NOSUID, Some("mode=755"))?;
-    for (dir, mode) in [
-        ("etc", 0o755),
-        ("var/log", 0o755),
-        ("var/lib", 0o755),
-        ("var/cache", 0o755),
-        ("var/tmp", 0o1777),
-        ("tmp", 0o1777),
-        ("run/lock", 0o755),
-        ("root", 0o700),
-        ("home", 0o755),
-        ("mnt", 0o755),
-        ("opt", 0o755),
-        ("srv", 0o755),
-        ("proc", 0o555),
-        ("sys", 0o555),
-        ("dev", 0o755),
-        ("usr", 0o755),
-    ] {
-        make_dir(&at(dir), mode)?;
-    }
-    link("/run", &at("var/run"))?;
-    link("/run/lock", &at("var/lock"))?;
-    bind(Path::new("/usr"), &at("usr"), true)?;
+    // The writable layer, then the root: the image's files under it.
+    let layer = plan.layer.as_path();
+    let size = format!("mode=0755,size={}", plan.layer_bytes);
+    mount(Some("tmpfs"), layer, Some("tmpfs"), MsFlags::MS_NOSUID, Some(&size))?;
+    let (upper, work) = (layer.join("upper"), layer.join("work"));
+    make_dir(&upper, 0o755)?;
+    make_dir(&work, 0o755)?;
+    mount(Some("overlay"), r, Some("overlay"), MsFlags::MS_NOSUID, Some(&overlay_options(&plan.view, &upper, &work)?))?;
 
-    if plan.profile.busybox_bin {
-        make_dir(&at("bin"), 0o755)?;
-        link("/usr/bin/busybox", &at("bin/busybox"))?;
-        for applet in plan.applets.iter().filter(|a| !a.contains('/')) {
-            link("busybox", &at(&format!("bin/{applet}")))?;
-        }
-    }
-    // Merged /usr: mirror the host's top-level symlinks (/bin -> usr/bin, /lib64 -> usr/lib64...).
-    for name in ["bin", "sbin", "lib", "lib32", "lib64", "libx32"] {
-        if let (Ok(target), false) = (fs::read_link(Path::new("/").join(name)), at(name).exists()) {
-            link(&target.to_string_lossy(), &at(name))?;
-        }
-    }
-
-    build_etc(plan, r)?;
-    for dir in plan.profile.dirs {
-        make_dir(&at(dir), 0o755)?;
-    }
-    for file in plan.profile.files {
-        let dst = at(file.path);
-        let content = match &file.source {
-            FileSource::Inline(text) => text.as_bytes().to_vec(),
-            FileSource::Host(host) => match fs::read(host) {
-                Ok(bytes) => bytes,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(format!("image {}: reading host file {host}: {e}", plan.profile.name)),
-            },
-        };
-        write_file(&dst, &content, file.mode)?;
-    }
-    for (path, target) in plan.profile.symlinks {
-        link(target, &at(path))?;
+    // Kubelet bind-mounts these from the pod's directory, so all containers share them.
+    for name in ["hosts", "resolv.conf", "hostname"] {
+        bind(&plan.etc_dir.join(name), &at(&format!("/etc/{name}")), false)?;
     }
     for (host, path) in &plan.emu_binds {
-        let dst = at(path);
-        // Before entering the new root, a symlink in the path (/var/run -> /run) would lead out
-        // of it into the host's tree.
-        make_dirs_in_root(r, Path::new(path).parent().unwrap_or(Path::new("/")))?;
-        // A bind mount needs a file to cover.
-        write_file(&dst, b"", 0o644)?;
-        bind(host, &dst, true)?;
+        bind(host, &at(path), true)?;
     }
 
     for (source, path) in &plan.volume_binds {
@@ -188,33 +143,17 @@ fn build_rootfs(plan: &Plan) -> Result<(), String> {
     build_dev(&at("dev"))
 }
 
-fn build_etc(plan: &Plan, r: &Path) -> Result<(), String> {
-    let etc = r.join("etc");
-    write_file(&etc.join("passwd"), plan.profile.passwd().as_bytes(), 0o644)?;
-    write_file(&etc.join("group"), plan.profile.group().as_bytes(), 0o644)?;
-    let nsswitch = "passwd: files\ngroup: files\nshadow: files\nhosts: files dns\nnetworks: files\n\
-                    protocols: files\nservices: files\nethers: files\nrpc: files\n";
-    write_file(&etc.join("nsswitch.conf"), nsswitch.as_bytes(), 0o644)?;
-    link("/proc/self/mounts", &etc.join("mtab"))?;
-    // The dynamic linker's cache and the name databases of the host's glibc, which runs everything.
-    for name in ["ld.so.cache", "services", "protocols"] {
-        match fs::read(Path::new("/etc").join(name)) {
-            Ok(bytes) => write_file(&etc.join(name), &bytes, 0o644)?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(format!("reading /etc/{name}: {e}")),
+/// The overlay's options: the image's files as its lower layer, the writable layer's `upper`
+/// and `work` directories. Its option syntax has no escape for `,` and `:` in a path.
+fn overlay_options(lower: &Path, upper: &Path, work: &Path) -> Result<String, String> {
+    let mut options = Vec::new();
+    for (key, path) in [("lowerdir", lower), ("upperdir", upper), ("workdir", work)] {
+        match path.to_str() {
+            Some(text) if !text.contains([',', ':', '\\']) => options.push(format!("{key}={text}")),
+            _ => return Err(format!("{key} {}: overlayfs takes no path with ',', ':' or '\\'", path.display())),
         }
     }
-    let certs = Path::new("/etc/ssl/certs");
-    if certs.is_dir() {
-        make_dir(&etc.join("ssl/certs"), 0o755)?;
-        bind(certs, &etc.join("ssl/certs"), true)?;
-    }
-    // Kubelet bind-mounts these from the pod's directory, so all containers share them.
-    for name in ["hosts", "resolv.conf", "hostname"] {
-        write_file(&etc.join(name), b"", 0o644)?;
-        bind(&plan.etc_dir.join(name), &etc.join(name), false)?;
-    }
-    Ok(())
+    Ok(options.join(","))
 }
 
 /// A minimal /dev: the usual character devices bound from the host, a private devpts, /dev/shm.
@@ -317,21 +256,6 @@ fn resolve_in_root(root: &Path, path: &str) -> Result<PathBuf, String> {
     Ok(root.join(at.iter().collect::<PathBuf>()))
 }
 
-/// Creates `dir` (absolute, as the container sees it) under `root`, refusing to pass through a
-/// symlink.
-fn make_dirs_in_root(root: &Path, dir: &Path) -> Result<(), String> {
-    let mut at = root.to_path_buf();
-    for part in dir.components().filter(|c| matches!(c, std::path::Component::Normal(_))) {
-        at.push(part);
-        match fs::symlink_metadata(&at) {
-            Ok(m) if m.file_type().is_symlink() => return Err(format!("{} is a symlink in the container's root", dir.display())),
-            Ok(_) => {}
-            Err(_) => make_dir(&at, 0o755)?,
-        }
-    }
-    Ok(())
-}
-
 fn make_dir(path: &Path, mode: u32) -> Result<(), String> {
     fs::create_dir_all(path)
         .and_then(|()| fs::set_permissions(path, fs::Permissions::from_mode(mode)))
@@ -379,5 +303,15 @@ mod tests {
         assert_eq!(resolve_in_root(r, "/etc/x/../nginx").unwrap(), r.join("etc/nginx"));
         symlink("loop", r.join("loop")).unwrap();
         assert!(resolve_in_root(r, "/loop/x").is_err());
+    }
+
+    #[test]
+    fn the_overlay_takes_the_images_files_under_the_writable_layer() {
+        let p = Path::new;
+        let options = overlay_options(p("/run/emu/c/images/nginx-0123"), p("/l/upper"), p("/l/work"));
+        assert_eq!(options.as_deref(), Ok("lowerdir=/run/emu/c/images/nginx-0123,upperdir=/l/upper,workdir=/l/work"));
+        let err = overlay_options(p("/run/emu/a,b/images/x"), p("/l/upper"), p("/l/work")).unwrap_err();
+        assert_eq!(err, "lowerdir /run/emu/a,b/images/x: overlayfs takes no path with ',', ':' or '\\'");
+        assert!(overlay_options(p("/x"), p("/pods/a:b/upper"), p("/l/work")).is_err());
     }
 }

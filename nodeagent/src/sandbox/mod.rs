@@ -5,9 +5,10 @@
 //! (a [`SandboxSpec`]) and calls [`spawn_shim`]. The shim is a daemon of its own (reparented to
 //! init, so it outlives the agent): it holds the pod's UTS and IPC namespaces, starts each
 //! container as pid 1 of a fresh PID and mount namespace on a root filesystem built from the image
-//! catalog, restarts containers per the restart policy, reaps them, and publishes
-//! `<pod_dir>/state.json` ([`SandboxState`], replaced atomically). A restarted agent finds it again
-//! with [`running_shim`] and stops it with [`stop_shim`].
+//! catalog (the image's files, built once per cluster at the pull by [`image_view`], under a
+//! writable layer of the container's own), restarts containers per the restart policy, reaps
+//! them, and publishes `<pod_dir>/state.json` ([`SandboxState`], replaced atomically). A
+//! restarted agent finds it again with [`running_shim`] and stops it with [`stop_shim`].
 //!
 //! Files in `<pod_dir>`:
 //! - `sandbox.json`, `service-env.json` (agent), `state.json`, `shim.pid`, `shim.log` (shim), `stop` (grace seconds
@@ -17,12 +18,13 @@
 //!   the shim from the container's output pipe; `logs/<c>.times`, `logs/<c>.previous.times`:
 //!   when each piece arrived ([`logfile`])
 //! - `<c>.attach`: the console of a container with `stdin` or `tty` ([`console`])
-//! - `containers/<c>/rootfs`: mount point of a container's root; its mounts exist only in the
-//!   container's own mount namespace, so they vanish with the container and the host never
-//!   sees them.
+//! - `containers/<c>/rootfs`: mount point of a container's root, and `containers/<c>/layer`: of
+//!   its writable layer (a tmpfs); their mounts exist only in the container's own mount
+//!   namespace, so they vanish with the container and the host never sees them.
 
 pub mod console;
 mod container;
+mod image_view;
 pub mod logfile;
 mod nsexec;
 pub mod seccomp;
@@ -69,6 +71,11 @@ pub struct SandboxSpec {
     /// controller's (sandboxes written before it existed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_socket: Option<PathBuf>,
+    /// Where the images' files are kept once pulled, shared by the pods of the cluster on this
+    /// machine (the cluster's `images/`). None: the cluster's (sandboxes written before it
+    /// existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub images_dir: Option<PathBuf>,
 }
 
 /// A Secret or ConfigMap volume of a [`SandboxSpec`].
@@ -124,6 +131,11 @@ pub struct ContainerSpec {
     /// ([`seccomp::decide`]); the most confined for a spec written before it existed.
     #[serde(default)]
     pub confinement: seccomp::Confinement,
+    /// The size of its writable layer in bytes (a tmpfs): `resources.limits.ephemeral-storage`,
+    /// else emu's default (`emu_logic::images::writable_layer_bytes`); None in a spec written
+    /// before it existed (the default then).
+    #[serde(default)]
+    pub writable_layer_bytes: Option<u64>,
 }
 
 /// What the shim reports: `<pod_dir>/state.json`.

@@ -22,6 +22,7 @@ use tracing::{error, info, warn};
 
 use super::console::Console;
 use super::container::{self, Plan};
+use super::image_view;
 use super::logfile;
 use super::*;
 
@@ -223,14 +224,16 @@ fn go_duration(d: Duration) -> String {
 
 struct Container {
     spec: ContainerSpec,
-    profile: Option<&'static ImageProfile>,
+    /// The image, once pulled: its profile and its files.
+    image: Option<(&'static ImageProfile, PathBuf)>,
     status: ContainerStatus,
     /// When the current run started: monotonic (for the back-off reset) and as shown.
     started: Option<(Instant, String)>,
     backoff: Option<Duration>,
     restart_at: Option<Instant>,
     /// When to "pull" the image again: a program it runs was missing from this machine, and may
-    /// be installed meanwhile (kubelet retries a failed pull with the same back-off).
+    /// be installed meanwhile, or its files could not be built (kubelet retries a failed pull
+    /// with the same back-off).
     pull_at: Option<Instant>,
     pull_backoff: Option<Duration>,
     /// For `stdin: true` or `tty: true` containers: their console, which every run gets and
@@ -242,8 +245,6 @@ struct Pod {
     dir: PathBuf,
     spec: SandboxSpec,
     containers: Vec<Container>,
-    /// Busybox's applet names, for images whose /bin is busybox.
-    applets: Vec<String>,
     stopping: bool,
     /// The shim's signals (blocked, so they wait here), read with the containers' output.
     signals: SignalFd,
@@ -265,15 +266,15 @@ impl Pod {
             .containers
             .iter()
             .map(|c| {
-                let profile = pull(&c.image);
-                let state = match &profile {
+                let image = pull(&c.image, &spec);
+                let state = match &image {
                     Ok(_) => ContainerState::Waiting { reason: "ContainerCreating".into(), message: String::new() },
                     Err(e) => ContainerState::Waiting { reason: "ErrImagePull".into(), message: e.to_string() },
                 };
-                let missing_program = matches!(profile, Err(PullError::MissingProgram(_)));
+                let retry = image.as_ref().is_err_and(PullError::may_pass);
                 Container {
                     spec: c.clone(),
-                    profile: profile.ok(),
+                    image: image.ok(),
                     status: ContainerStatus {
                         name: c.name.clone(),
                         image: c.image.clone(),
@@ -286,46 +287,24 @@ impl Pod {
                     started: None,
                     backoff: None,
                     restart_at: None,
-                    pull_at: missing_program.then(|| Instant::now() + BACKOFF_INITIAL),
-                    pull_backoff: missing_program.then_some(BACKOFF_INITIAL),
+                    pull_at: retry.then(|| Instant::now() + BACKOFF_INITIAL),
+                    pull_backoff: retry.then_some(BACKOFF_INITIAL),
                     console: None,
                 }
             })
             .collect();
-        let mut pod = Pod {
-            dir: dir.to_path_buf(),
-            spec,
-            containers,
-            applets: Vec::new(),
-            stopping: false,
-            signals,
-            outputs: Vec::new(),
-            output_buf: vec![0; 64 * 1024],
-        };
-        pod.list_applets_if_needed();
-        pod
-    }
-
-    /// Busybox's applets, once a container runs a busybox image.
-    fn list_applets_if_needed(&mut self) {
-        if self.applets.is_empty() && self.containers.iter().any(|c| c.profile.is_some_and(|p| p.busybox_bin)) {
-            self.applets = busybox_applets().unwrap_or_else(|e| {
-                warn!("listing busybox applets: {e}; busybox images get only /bin/busybox");
-                Vec::new()
-            });
-        }
+        Pod { dir: dir.to_path_buf(), spec, containers, stopping: false, signals, outputs: Vec::new(), output_buf: vec![0; 64 * 1024] }
     }
 
     /// Pulls container `i`'s image again (its back-off expired); true once it can start.
     fn pull(&mut self, i: usize) -> bool {
         let c = &mut self.containers[i];
         c.pull_at = None;
-        match pull(&c.spec.image) {
-            Ok(profile) => {
-                info!(container = %c.spec.name, image = %c.spec.image, "the image's programs are installed now");
-                c.profile = Some(profile);
+        match pull(&c.spec.image, &self.spec) {
+            Ok(image) => {
+                info!(container = %c.spec.name, image = %c.spec.image, "the image is pulled now");
+                c.image = Some(image);
                 c.pull_backoff = None;
-                self.list_applets_if_needed();
                 true
             }
             Err(e) => {
@@ -342,7 +321,8 @@ impl Pod {
     /// ends as `StartError`, with the reason in its log.
     fn start(&mut self, i: usize) {
         let c = &self.containers[i];
-        let Some(profile) = c.profile else { return };
+        let Some((profile, view)) = &c.image else { return };
+        let (profile, view): (&'static ImageProfile, PathBuf) = (profile, view.clone());
         let name = c.spec.name.clone();
         let log = log_path(&self.dir, &name);
         // The previous run's log stays readable for `logs --previous`, with its times.
@@ -372,11 +352,13 @@ impl Pod {
         let env = svcenv::container_env_declared(&declared, &read_service_env(&self.dir));
         let command = svcenv::expand_command(&c.spec.command, &env);
         let args = svcenv::expand_command(&c.spec.args, &env);
+        let container_dir = self.dir.join(CONTAINERS_DIR).join(&name);
         let plan = Plan {
-            profile,
-            rootfs: self.dir.join(CONTAINERS_DIR).join(&name).join("rootfs"),
+            rootfs: container_dir.join("rootfs"),
+            layer: container_dir.join("layer"),
+            layer_bytes: c.spec.writable_layer_bytes.unwrap_or(images::DEFAULT_WRITABLE_LAYER_BYTES),
+            view,
             etc_dir: self.dir.join(ETC_DIR),
-            applets: &self.applets,
             argv: profile.argv(&command, &args),
             env: profile.process_env(&self.spec.hostname, &env, c.spec.tty),
             working_dir: c.spec.working_dir.clone().unwrap_or_else(|| profile.working_dir.to_string()),
@@ -604,6 +586,7 @@ fn spawn_container(plan: &Plan, console: Option<&Console>) -> io::Result<(i32, O
         None => (devnull.as_raw_fd(), false),
     };
     fs::create_dir_all(&plan.rootfs)?;
+    fs::create_dir_all(&plan.layer)?;
     let (rd, wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(io::Error::from)?;
     // SAFETY: a raw clone without a new stack behaves like fork(2); the shim is single-threaded,
     // so the child's copy of the heap and of every lock is consistent. The child only runs
@@ -649,32 +632,39 @@ enum PullError {
     /// A program it runs is not installed (yet).
     #[error(transparent)]
     MissingProgram(#[from] images::MissingProgram),
+    /// Its files could not be gathered or written.
+    #[error("failed to pull image \"{image}\": building its files on this machine: {error}")]
+    Files { image: String, error: String },
+}
+
+impl PullError {
+    /// Whether a later pull may succeed (a program installed, the files built), so kubelet's
+    /// back-off retries it.
+    fn may_pass(&self) -> bool {
+        !matches!(self, PullError::Unknown(_))
+    }
 }
 
 /// What pulling an image means without a registry: the catalog's profile, provided this machine
-/// has every program it runs (the host's, and emu's own beside this executable).
-fn pull(image: &str) -> Result<&'static ImageProfile, PullError> {
+/// has every program it runs (the host's, and emu's own beside this executable), and the
+/// image's files (built now by the first pod of the cluster on this machine that pulls it).
+fn pull(image: &str, spec: &SandboxSpec) -> Result<(&'static ImageProfile, PathBuf), PullError> {
     let profile = images::resolve(image)?;
     let exe = std::env::current_exe().unwrap_or_default();
     let emu_dir = exe.parent().unwrap_or(Path::new("/"));
-    match profile.missing_program(image, emu_dir, is_executable_file) {
-        Some(missing) => Err(missing.into()),
-        None => Ok(profile),
+    if let Some(missing) = profile.missing_program(image, emu_dir, is_executable_file) {
+        return Err(missing.into());
     }
+    let images_dir = spec.images_dir.clone().unwrap_or_else(|| emu_logic::cluster::Paths::new(&spec.cluster).images_dir());
+    let emu_programs: Vec<PathBuf> = profile.emu_programs().map(|program| exe.with_file_name(program)).collect();
+    let view = image_view::ensure(profile, &images_dir, &image_view::RealHost, &emu_programs)
+        .map_err(|error| PullError::Files { image: image.to_string(), error })?;
+    Ok((profile, view))
 }
 
 /// A regular file that root may execute (a file without any execute bit is no program).
 fn is_executable_file(path: &Path) -> bool {
     path.is_file() && nix::unistd::access(path, nix::unistd::AccessFlags::X_OK).is_ok()
-}
-
-/// `busybox --list`: the applets to link into a busybox image's /bin.
-fn busybox_applets() -> io::Result<Vec<String>> {
-    let out = std::process::Command::new("/usr/bin/busybox").arg("--list").output()?;
-    if !out.status.success() {
-        return Err(io::Error::other(format!("/usr/bin/busybox --list: {}", out.status)));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).split_whitespace().map(str::to_string).collect())
 }
 
 /// The host side of a profile's emu mounts: emu programs are installed next to this one (the
