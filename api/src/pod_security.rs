@@ -1,20 +1,31 @@
 //! Pod Security admission as kube-apiserver's built-in `PodSecurity` plugin does it
 //! (k8s.io/pod-security-admission), as pure functions: a Namespace's
-//! `pod-security.kubernetes.io/*` labels name a level (privileged, baseline, restricted), and a
-//! new Pod in it is refused with `pods "x" is forbidden: violates PodSecurity "restricted:latest":
-//! …` when it breaks a check of that level.
+//! `pod-security.kubernetes.io/*` labels name a level (privileged, baseline, restricted) for each
+//! of three modes, and a Pod in it is checked against them:
+//! - `enforce`: a new Pod that breaks a check is refused with `pods "x" is forbidden: violates
+//!   PodSecurity "restricted:latest": …` ([`admit_pod`]);
+//! - `warn`: a Pod, or a workload's pod template (Deployment, ReplicaSet: the template kinds emu
+//!   serves), that breaks it is written, and the client is told `would violate PodSecurity
+//!   "restricted:latest": …` ([`admit_pod`], [`template_warnings`]); not on a request enforce
+//!   already refuses;
+//! - `audit`: validated, and has no effect: the plugin's only output for it is the
+//!   `pod-security.kubernetes.io/audit-violations` annotation of the request's audit event, and
+//!   emu keeps no audit log (kube-apiserver without an audit policy records nothing either).
+//!
+//! A Namespace whose enforce level gets stricter warns about the pods already in it that break
+//! the new level, as the plugin does ([`enforce_tightened`], [`existing_pods_warnings`]).
 //!
 //! What emu does of it, and why:
-//! - Only `enforce` (and its `enforce-version`) is acted on, on a Pod's create. `warn` and
-//!   `audit` (a Deployment's template is only ever warned about) are validated but not acted on:
-//!   emu's API has no warnings channel and no audit log. A pod's update is not checked: the only
-//!   pod updates validation lets through (image changes) are ones Kubernetes skips too
-//!   (`isSignificantPodUpdate`).
-//! - Every version is evaluated with the latest checks; the message names the level and version
+//! - A pod's update is checked (enforce and warn) only when it changes what the checks read
+//!   and the API lets change, as the plugin's `isSignificantPodUpdate` decides
+//!   ([`significant_update`]): an image, a seccomp annotation, the number of containers.
+//! - Every version is evaluated with the latest checks; the messages name the level and version
 //!   the namespace set (`restricted:v1.30`), as Kubernetes prints them.
 //! - It runs after validation, as the plugin (a validating admission plugin) runs after object
 //!   validation: a field emu refuses outright (privileged, hostNetwork, hostPath, …) is refused
 //!   with validation's message first.
+//! - kube-apiserver's default configuration: no exemptions, every mode `privileged:latest`
+//!   unless a label says otherwise.
 //!
 //! The checks and their order are the library's: every check of a level is run, in the order of
 //! their IDs (baseline's first, then restricted's, each sorted), and the failures are joined
@@ -23,13 +34,17 @@
 
 use crate::field::{go_quote, FieldError, FieldErrorKind};
 use crate::typed::k8s_openapi::api::core::v1::{ContainerPort, Lifecycle, Probe, SELinuxOptions, SecurityContext};
-use crate::typed::{ObjectMeta, Pod, PodSpec};
-use std::collections::{BTreeMap, BTreeSet};
+use crate::typed::{ObjectMeta, Pod, PodSpec, PodTemplateSpec};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
 
 const LABEL_PREFIX: &str = "pod-security.kubernetes.io/";
 pub const ENFORCE_LABEL: &str = "pod-security.kubernetes.io/enforce";
 pub const ENFORCE_VERSION_LABEL: &str = "pod-security.kubernetes.io/enforce-version";
+pub const AUDIT_LABEL: &str = "pod-security.kubernetes.io/audit";
+pub const AUDIT_VERSION_LABEL: &str = "pod-security.kubernetes.io/audit-version";
+pub const WARN_LABEL: &str = "pod-security.kubernetes.io/warn";
+pub const WARN_VERSION_LABEL: &str = "pod-security.kubernetes.io/warn-version";
 
 /// A Pod Security Standards level, least to most restrictive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -89,16 +104,36 @@ fn parse_version(s: &str) -> Result<Option<u64>, ()> {
     minor.parse::<i64>().map(|m| Some(m as u64)).map_err(|_| ())
 }
 
-/// The policy a namespace's labels enforce (`PolicyToEvaluate`, its enforce part): none set is
-/// `privileged:latest` (kube-apiserver's default configuration); a level that does not parse
-/// fails closed to restricted and a version that does not parse is `latest`, as the plugin
+/// The policy of each mode a namespace's labels set (`PolicyToEvaluate`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policies {
+    pub enforce: Policy,
+    pub audit: Policy,
+    pub warn: Policy,
+}
+
+/// The policies a namespace's labels set (`PolicyToEvaluate` over kube-apiserver's default
+/// configuration, `privileged:latest` for every mode): a mode without its label keeps the
+/// default; a level that does not parse fails closed to restricted for enforce and open to
+/// privileged for audit and warn, and a version that does not parse is `latest`, as the plugin
 /// does (admission refuses such labels, so only an object stored before could carry them).
-pub fn enforce_policy(labels: Option<&BTreeMap<String, String>>) -> Policy {
+/// The modes are independent: warn does not follow enforce.
+pub fn policies(labels: Option<&BTreeMap<String, String>>) -> Policies {
     let get = |key: &str| labels.and_then(|l| l.get(key));
-    Policy {
-        level: get(ENFORCE_LABEL).map_or(Level::Privileged, |l| Level::parse(l).unwrap_or(Level::Restricted)),
-        version: get(ENFORCE_VERSION_LABEL).and_then(|v| parse_version(v).ok()).flatten(),
+    let policy = |level_label: &str, version_label: &str, unparsed: Level| Policy {
+        level: get(level_label).map_or(Level::Privileged, |l| Level::parse(l).unwrap_or(unparsed)),
+        version: get(version_label).and_then(|v| parse_version(v).ok()).flatten(),
+    };
+    Policies {
+        enforce: policy(ENFORCE_LABEL, ENFORCE_VERSION_LABEL, Level::Restricted),
+        audit: policy(AUDIT_LABEL, AUDIT_VERSION_LABEL, Level::Privileged),
+        warn: policy(WARN_LABEL, WARN_VERSION_LABEL, Level::Privileged),
     }
+}
+
+/// The policy a namespace's labels enforce ([`policies`]' enforce).
+pub fn enforce_policy(labels: Option<&BTreeMap<String, String>>) -> Policy {
+    policies(labels).enforce
 }
 
 /// The plugin's refusal of a Namespace's policy labels, on create and update
@@ -136,14 +171,163 @@ pub struct Violation {
 /// The refusal of a new Pod in a namespace labelled `namespace_labels`, worded as
 /// kube-apiserver words it (`pods "x" is forbidden: violates PodSecurity …`); `None` admits it.
 pub fn refusal(pod: &Pod, namespace_labels: Option<&BTreeMap<String, String>>) -> Option<String> {
-    let policy = enforce_policy(namespace_labels);
+    admit_pod(pod, namespace_labels).err()
+}
+
+/// The plugin's answer to a Pod's create, or to an update that changes what it checks
+/// ([`significant_update`]), in a namespace labelled `namespace_labels` (`EvaluatePod`):
+/// refused when it breaks the enforce level, with kube-apiserver's message (`pods "x" is
+/// forbidden: violates PodSecurity "restricted:latest": …`); else admitted, with the warning
+/// of the warn level it breaks (`would violate PodSecurity "restricted:latest": …`). A request
+/// enforce refuses gets no warning.
+pub fn admit_pod(pod: &Pod, namespace_labels: Option<&BTreeMap<String, String>>) -> Result<Vec<String>, String> {
+    let policies = policies(namespace_labels);
     let spec = pod.spec.clone().unwrap_or_default();
-    let violations = evaluate(policy.level, &pod.metadata, &spec);
-    if violations.is_empty() {
-        return None;
+    let enforced = evaluate(policies.enforce.level, &pod.metadata, &spec);
+    if !enforced.is_empty() {
+        let name = pod.metadata.name.as_deref().unwrap_or_default();
+        return Err(format!("pods {name:?} is forbidden: violates PodSecurity \"{}\": {}", policies.enforce, describe(&enforced)));
     }
-    let name = pod.metadata.name.as_deref().unwrap_or_default();
-    Some(format!("pods {name:?} is forbidden: violates PodSecurity \"{policy}\": {}", describe(&violations)))
+    Ok(would_violate(policies.warn, &pod.metadata, &spec).into_iter().collect())
+}
+
+/// The warnings of a write of a workload with a pod `template` (a Deployment's, a ReplicaSet's)
+/// in a namespace labelled `namespace_labels`, on its create and on every update of the object
+/// itself (`ValidatePodController`): the warn level it breaks. Enforce does not apply: its pods
+/// are checked when they are created.
+pub fn template_warnings(template: &PodTemplateSpec, namespace_labels: Option<&BTreeMap<String, String>>) -> Vec<String> {
+    let warn = policies(namespace_labels).warn;
+    let meta = template.metadata.clone().unwrap_or_default();
+    let spec = template.spec.clone().unwrap_or_default();
+    would_violate(warn, &meta, &spec).into_iter().collect()
+}
+
+/// `would violate PodSecurity "restricted:latest": …`, when a pod or template breaks `policy`.
+fn would_violate(policy: Policy, meta: &ObjectMeta, spec: &PodSpec) -> Option<String> {
+    let violations = evaluate(policy.level, meta, spec);
+    (!violations.is_empty()).then(|| format!("would violate PodSecurity \"{policy}\": {}", describe(&violations)))
+}
+
+const SECCOMP_POD_ANNOTATION: &str = "seccomp.security.alpha.kubernetes.io/pod";
+const SECCOMP_CONTAINER_ANNOTATION_PREFIX: &str = "container.seccomp.security.alpha.kubernetes.io/";
+
+/// Whether a Pod's update from `old` to `new` is checked (`isSignificantPodUpdate`): it changes
+/// the pod's seccomp annotation, the number of containers or init containers, a container's
+/// image or seccomp annotation, or adds or changes an ephemeral container. Nothing else of a
+/// pod the checks read may change in Kubernetes, so the plugin looks no further.
+pub fn significant_update(new: &Pod, old: &Pod) -> bool {
+    let annotation =
+        |pod: &Pod, key: &str| -> String { pod.metadata.annotations.as_ref().and_then(|a| a.get(key)).cloned().unwrap_or_default() };
+    // A container (by name) whose image or seccomp annotation changed.
+    let changed = |name: &str, image: &Option<String>, old_image: &Option<String>| {
+        let key = format!("{SECCOMP_CONTAINER_ANNOTATION_PREFIX}{name}");
+        image.as_deref().unwrap_or_default() != old_image.as_deref().unwrap_or_default() || annotation(new, &key) != annotation(old, &key)
+    };
+    if annotation(new, SECCOMP_POD_ANNOTATION) != annotation(old, SECCOMP_POD_ANNOTATION) {
+        return true;
+    }
+    let (spec, old_spec) = (new.spec.clone().unwrap_or_default(), old.spec.clone().unwrap_or_default());
+    let (init, old_init) = (spec.init_containers.unwrap_or_default(), old_spec.init_containers.unwrap_or_default());
+    if spec.containers.len() != old_spec.containers.len() || init.len() != old_init.len() {
+        return true;
+    }
+    let pairs = spec.containers.iter().zip(&old_spec.containers).chain(init.iter().zip(&old_init));
+    if pairs.into_iter().any(|(c, o)| changed(&c.name, &c.image, &o.image)) {
+        return true;
+    }
+    let old_ephemeral = old_spec.ephemeral_containers.unwrap_or_default();
+    spec.ephemeral_containers.unwrap_or_default().iter().any(|c| match old_ephemeral.iter().find(|o| o.name == c.name) {
+        None => true,
+        Some(o) => changed(&c.name, &c.image, &o.image),
+    })
+}
+
+/// The enforce policy a Namespace's update from `old_labels` to `new_labels` makes its existing
+/// pods answer to (`ValidateNamespace`), or `None` when the plugin does not check them: the
+/// policy is unchanged, the new one is privileged, or it keeps its version and is no stricter.
+pub fn enforce_tightened(old_labels: Option<&BTreeMap<String, String>>, new_labels: Option<&BTreeMap<String, String>>) -> Option<Policy> {
+    let (old, new) = (enforce_policy(old_labels), enforce_policy(new_labels));
+    let relaxed_or_same = new.version == old.version && new.level <= old.level;
+    (new != old && new.level != Level::Privileged && !relaxed_or_same).then_some(new)
+}
+
+/// The UID of a pod's controller (`GetControllerOf`).
+fn controller_uid(pod: &Pod) -> Option<&str> {
+    let refs = pod.metadata.owner_references.as_deref().unwrap_or_default();
+    refs.iter().find(|r| r.controller == Some(true)).map(|r| r.uid.as_str())
+}
+
+/// How many existing pods the plugin checks against a namespace's new enforce level
+/// (`defaultNamespaceMaxPodsToCheck`).
+pub const MAX_PODS_TO_CHECK: usize = 3000;
+
+/// The warnings about a namespace's existing `pods` under its new enforce `policy`
+/// (`EvaluatePodsInNamespace`): at most `max_pods` are checked, one pod of each controller first
+/// (its other pods last) so that one large ReplicaSet does not hide the rest; pods failing the
+/// same checks are one warning, named by the first of their names in byte order with how many
+/// others there are, listing only the checks' reasons. Then, in order: how many of the pods were
+/// checked (when not all), `existing pods in namespace "x" violate the new PodSecurity enforce
+/// level "restricted:latest"`, and the pods' warnings sorted. (The plugin also stops after one
+/// second; emu's checks of a few thousand pods take far less.)
+pub fn existing_pods_warnings(namespace: &str, policy: Policy, pods: &[Pod], max_pods: usize) -> Vec<String> {
+    let mut first = Vec::new();
+    let mut replicated = Vec::new();
+    let mut controllers = HashSet::new();
+    for pod in pods {
+        match controller_uid(pod) {
+            Some(uid) if !controllers.insert(uid) => replicated.push(pod),
+            _ => first.push(pod),
+        }
+    }
+    first.extend(replicated);
+    let total = first.len();
+    first.truncate(max_pods);
+    let checked = first.len();
+    // Each distinct reasons list, in the order first seen, with its first name and count.
+    let mut reasons_seen: Vec<String> = Vec::new();
+    let mut named: HashMap<String, (String, usize)> = HashMap::new();
+    for pod in first {
+        let spec = pod.spec.clone().unwrap_or_default();
+        let violations = evaluate(policy.level, &pod.metadata, &spec);
+        if violations.is_empty() {
+            continue;
+        }
+        let reasons = violations.iter().map(|v| v.reason.as_str()).collect::<Vec<_>>().join(", ");
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        match named.get_mut(&reasons) {
+            Some((first_name, count)) => {
+                if name < *first_name {
+                    *first_name = name;
+                }
+                *count += 1;
+            }
+            None => {
+                named.insert(reasons.clone(), (name, 1));
+                reasons_seen.push(reasons);
+            }
+        }
+    }
+    let mut warnings = Vec::new();
+    if checked < total {
+        warnings.push(format!("new PodSecurity enforce level only checked against the first {checked} of {total} existing pods"));
+    }
+    if !reasons_seen.is_empty() {
+        warnings.push(format!("existing pods in namespace {} violate the new PodSecurity enforce level \"{policy}\"", go_quote(namespace)));
+    }
+    let mut pod_warnings: Vec<String> = reasons_seen
+        .into_iter()
+        .map(|reasons| {
+            let (name, count) = &named[&reasons];
+            match count {
+                1 => format!("{name}: {reasons}"),
+                2 => format!("{name} (and 1 other pod): {reasons}"),
+                n => format!("{name} (and {} other pods): {reasons}", n - 1),
+            }
+        })
+        .collect();
+    pod_warnings.sort();
+    warnings.extend(pod_warnings);
+    warnings
 }
 
 /// `AggregateCheckResult.ForbiddenDetail`: `reason (detail), reason (detail)`.
@@ -943,6 +1127,164 @@ mod tests {
         // Any version is checked as the latest; the message names the one set.
         let old = refusal(&pod(json!({})), Some(&labels(&[(ENFORCE_LABEL, "restricted"), (ENFORCE_VERSION_LABEL, "v1.22")])));
         assert!(old.unwrap().contains("violates PodSecurity \"restricted:v1.22\": allowPrivilegeEscalation != false"));
+    }
+
+    /// What kube-apiserver says of the plain pod `x` (one container `c`) at restricted.
+    const PLAIN_RESTRICTED: &str = "allowPrivilegeEscalation != false (container \"c\" must set securityContext.allowPrivilegeEscalation=false), unrestricted capabilities (container \"c\" must set securityContext.capabilities.drop=[\"ALL\"]), runAsNonRoot != true (pod or container \"c\" must set securityContext.runAsNonRoot=true), seccompProfile (pod or container \"c\" must set securityContext.seccompProfile.type to \"RuntimeDefault\" or \"Localhost\")";
+
+    #[test]
+    fn warn_admits_the_pod_and_words_the_warning_as_kube_apiserver_does() {
+        let plain = pod(json!({}));
+        assert_eq!(
+            admit_pod(&plain, Some(&labels(&[(WARN_LABEL, "restricted")]))),
+            Ok(vec![format!("would violate PodSecurity \"restricted:latest\": {PLAIN_RESTRICTED}")])
+        );
+        // The version named is the one set; baseline lets the plain pod be.
+        let versioned = labels(&[(WARN_LABEL, "restricted"), (WARN_VERSION_LABEL, "v1.30")]);
+        assert!(admit_pod(&plain, Some(&versioned)).unwrap()[0]
+            .starts_with("would violate PodSecurity \"restricted:v1.30\": allowPrivilegeEscalation"));
+        assert_eq!(admit_pod(&plain, Some(&labels(&[(WARN_LABEL, "baseline")]))), Ok(vec![]));
+        assert_eq!(admit_pod(&plain, None), Ok(vec![]));
+        // A pod that meets restricted gets no warning.
+        let confined = pod(json!({"securityContext": {"runAsNonRoot": true, "seccompProfile": {"type": "RuntimeDefault"}},
+            "containers": [{"name": "c", "image": "busybox", "securityContext": {"allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]}}}]}));
+        assert_eq!(admit_pod(&confined, Some(&labels(&[(WARN_LABEL, "restricted")]))), Ok(vec![]));
+        // A warn level that does not parse fails open (admission refuses it on the Namespace).
+        assert_eq!(admit_pod(&plain, Some(&labels(&[(WARN_LABEL, "strict")]))), Ok(vec![]));
+    }
+
+    #[test]
+    fn enforce_refuses_without_a_warning_and_warn_does_not_follow_enforce() {
+        let plain = pod(json!({}));
+        let both = labels(&[(ENFORCE_LABEL, "restricted"), (WARN_LABEL, "restricted")]);
+        assert_eq!(
+            admit_pod(&plain, Some(&both)),
+            Err(format!("pods \"x\" is forbidden: violates PodSecurity \"restricted:latest\": {PLAIN_RESTRICTED}"))
+        );
+        // Enforce baseline admits it; warn restricted still warns.
+        let split = labels(&[(ENFORCE_LABEL, "baseline"), (WARN_LABEL, "restricted")]);
+        assert_eq!(admit_pod(&plain, Some(&split)).unwrap().len(), 1);
+        // Enforce alone sets no warn level: a template in such a namespace gets no warning.
+        let template: PodTemplateSpec =
+            serde_json::from_value(json!({"spec": {"containers": [{"name": "c", "image": "busybox"}]}})).unwrap();
+        assert_eq!(template_warnings(&template, Some(&labels(&[(ENFORCE_LABEL, "restricted")]))), Vec::<String>::new());
+        assert_eq!(
+            policies(Some(&labels(&[(ENFORCE_LABEL, "restricted"), (AUDIT_LABEL, "baseline")]))),
+            Policies {
+                enforce: Policy { level: Level::Restricted, version: None },
+                audit: Policy { level: Level::Baseline, version: None },
+                warn: Policy { level: Level::Privileged, version: None },
+            }
+        );
+    }
+
+    #[test]
+    fn a_templates_warning_reads_its_metadata_and_spec() {
+        let template: PodTemplateSpec = serde_json::from_value(json!({
+            "metadata": {"labels": {"app": "web"}, "annotations": {"container.apparmor.security.beta.kubernetes.io/c": "unconfined"}},
+            "spec": {"containers": [{"name": "c", "image": "busybox", "ports": [{"containerPort": 80, "hostPort": 8080}]}]},
+        }))
+        .unwrap();
+        assert_eq!(
+            template_warnings(&template, Some(&labels(&[(WARN_LABEL, "baseline"), (WARN_VERSION_LABEL, "v1.31")]))),
+            ["would violate PodSecurity \"baseline:v1.31\": forbidden AppArmor profile (annotation must not set AppArmor profile type to \"container.apparmor.security.beta.kubernetes.io/c=\"unconfined\"\"), hostPort (container \"c\" uses hostPort 8080)"]
+        );
+        assert!(template_warnings(&PodTemplateSpec::default(), Some(&labels(&[(WARN_LABEL, "restricted")]))).is_empty());
+    }
+
+    #[test]
+    fn updates_are_checked_when_they_change_what_the_plugin_looks_at() {
+        let old = pod(json!({}));
+        let with = |f: &dyn Fn(&mut Value)| {
+            let mut v = serde_json::to_value(&old).unwrap();
+            f(&mut v);
+            crate::typed::decode::<Pod>(&v).unwrap()
+        };
+        assert!(!significant_update(&old, &old));
+        assert!(!significant_update(&with(&|v| v["metadata"]["labels"] = json!({"a": "b"})), &old));
+        assert!(significant_update(&with(&|v| v["spec"]["containers"][0]["image"] = json!("busybox:2")), &old));
+        assert!(significant_update(&with(&|v| v["metadata"]["annotations"] = json!({SECCOMP_POD_ANNOTATION: "unconfined"})), &old));
+        let container_annotation = format!("{SECCOMP_CONTAINER_ANNOTATION_PREFIX}c");
+        assert!(significant_update(&with(&|v| v["metadata"]["annotations"] = json!({&container_annotation: "unconfined"})), &old));
+        assert!(!significant_update(&with(&|v| v["metadata"]["annotations"] = json!({"other": "x"})), &old));
+        let two = with(&|v| v["spec"]["containers"] = json!([{"name": "c", "image": "busybox"}, {"name": "d", "image": "busybox"}]));
+        assert!(significant_update(&two, &old));
+        // Other changes to the spec (which Kubernetes' validation refuses) are not looked at.
+        assert!(!significant_update(&with(&|v| v["spec"]["containers"][0]["securityContext"] = json!({"runAsUser": 0})), &old));
+        let debug = with(&|v| v["spec"]["ephemeralContainers"] = json!([{"name": "debug", "image": "busybox"}]));
+        assert!(significant_update(&debug, &old));
+        assert!(!significant_update(&debug, &debug));
+    }
+
+    #[test]
+    fn only_a_stricter_enforce_policy_checks_the_existing_pods() {
+        let tightened =
+            |old: &[(&str, &str)], new: &[(&str, &str)]| enforce_tightened(Some(&labels(old)), Some(&labels(new))).map(|p| p.to_string());
+        assert_eq!(tightened(&[], &[(ENFORCE_LABEL, "restricted")]).as_deref(), Some("restricted:latest"));
+        assert_eq!(tightened(&[(ENFORCE_LABEL, "baseline")], &[(ENFORCE_LABEL, "restricted")]).as_deref(), Some("restricted:latest"));
+        assert_eq!(tightened(&[(ENFORCE_LABEL, "restricted")], &[(ENFORCE_LABEL, "restricted")]), None);
+        assert_eq!(tightened(&[(ENFORCE_LABEL, "restricted")], &[(ENFORCE_LABEL, "baseline")]), None);
+        assert_eq!(tightened(&[(ENFORCE_LABEL, "baseline")], &[(ENFORCE_LABEL, "privileged")]), None);
+        assert_eq!(tightened(&[], &[(WARN_LABEL, "restricted")]), None);
+        // Another version is checked even when the level is relaxed.
+        let relaxed = tightened(&[(ENFORCE_LABEL, "restricted")], &[(ENFORCE_LABEL, "baseline"), (ENFORCE_VERSION_LABEL, "v1.30")]);
+        assert_eq!(relaxed.as_deref(), Some("baseline:v1.30"));
+    }
+
+    fn named_pod(name: &str, spec: Value, controller: Option<&str>) -> Pod {
+        let mut p = pod(spec);
+        p.metadata.name = Some(name.into());
+        if let Some(uid) = controller {
+            p.metadata.owner_references = Some(vec![serde_json::from_value(
+                json!({"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "rs", "uid": uid, "controller": true}),
+            )
+            .unwrap()]);
+        }
+        p
+    }
+
+    #[test]
+    fn existing_pods_are_warned_about_by_their_reasons_grouped_and_sorted() {
+        let restricted = Policy { level: Level::Restricted, version: None };
+        let confined = json!({"securityContext": {"runAsNonRoot": true, "seccompProfile": {"type": "RuntimeDefault"}},
+            "containers": [{"name": "c", "image": "busybox", "securityContext": {"allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]}}}]});
+        let mut escalating = confined.clone();
+        escalating["containers"][0]["securityContext"]["allowPrivilegeEscalation"] = json!(true);
+        let pods = [
+            named_pod("web-b", json!({}), Some("u1")),
+            named_pod("web-a", json!({}), Some("u1")),
+            named_pod("ok", confined, None),
+            named_pod("esc", escalating, None),
+            named_pod("alone", json!({"hostUsers": false}), None),
+            named_pod("web-c", json!({}), Some("u1")),
+        ];
+        assert_eq!(
+            existing_pods_warnings("apps", restricted, &pods, MAX_PODS_TO_CHECK),
+            [
+                "existing pods in namespace \"apps\" violate the new PodSecurity enforce level \"restricted:latest\"",
+                "alone: allowPrivilegeEscalation != false, unrestricted capabilities, seccompProfile",
+                "esc: allowPrivilegeEscalation != false",
+                "web-a (and 2 other pods): allowPrivilegeEscalation != false, unrestricted capabilities, runAsNonRoot != true, seccompProfile",
+            ]
+        );
+        // Two pods of one group; none in violation says nothing.
+        let two = [named_pod("b", json!({}), None), named_pod("a", json!({}), None)];
+        assert_eq!(
+            existing_pods_warnings("x", restricted, &two, MAX_PODS_TO_CHECK)[1],
+            "a (and 1 other pod): allowPrivilegeEscalation != false, unrestricted capabilities, runAsNonRoot != true, seccompProfile"
+        );
+        assert!(existing_pods_warnings("x", Policy { level: Level::Baseline, version: None }, &two, MAX_PODS_TO_CHECK).is_empty());
+        // Past the limit: one pod of each controller first, then the others, and the count said.
+        let limited = existing_pods_warnings("apps", restricted, &pods, 3);
+        assert_eq!(limited[0], "new PodSecurity enforce level only checked against the first 3 of 6 existing pods");
+        // web-b, ok and esc: web-a and web-c, of web-b's ReplicaSet, come after alone.
+        assert_eq!(
+            limited[2..],
+            [
+                "esc: allowPrivilegeEscalation != false",
+                "web-b: allowPrivilegeEscalation != false, unrestricted capabilities, runAsNonRoot != true, seccompProfile"
+            ]
+        );
     }
 
     #[test]
