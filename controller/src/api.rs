@@ -10,6 +10,7 @@ use emu_api::{kinds, object, validation};
 use emu_proto::watch_event::Type as EventType;
 use emu_proto::{api_server::Api, *};
 use serde_json::{json, Value};
+use std::collections::HashMap;
 use std::pin::Pin;
 use tokio_stream::{wrappers::ReceiverStream, Stream};
 use tonic::{Request, Response, Status};
@@ -279,10 +280,13 @@ fn admit_update(
 }
 
 /// One object written by [`write_values`]: what was done (`created`, `configured`,
-/// `unchanged`, `created (dry run)`) and the object as stored (or as it would be).
+/// `unchanged`, `created (dry run)`), the object as stored (or as it would be), and the API
+/// server's warnings about its write (Pod Security's `would violate PodSecurity …`), which the
+/// REST API sends as `Warning` headers and the gRPC API in its result.
 pub struct Written {
     pub action: &'static str,
     pub object: Value,
+    pub warnings: Vec<String>,
 }
 
 /// What a writer does last to each object it stores, given the live one (`None` for a create):
@@ -343,14 +347,6 @@ pub fn write_values_stamped(
             }
         }
     }
-    // The labels of the Namespaces this request writes: Pod Security admission reads them.
-    let request_namespaces: Vec<(String, Option<Labels>)> = admitted
-        .iter()
-        .filter_map(|a| match &a.object {
-            typed::Object::Namespace(ns) => Some((typed::key(&ns.metadata).1.to_string(), ns.metadata.labels.clone())),
-            _ => None,
-        })
-        .collect();
     // Node ports are allocated here, in document order, once an update's new object is known.
     let mut node_ports = crate::services::NodePortsInUse::default();
     let mut writes = Vec::with_capacity(admitted.len());
@@ -371,9 +367,6 @@ pub fn write_values_stamped(
                     crate::serviceaccounts::admit_pod(shared, &named, &new_accounts)
                         .map_err(Status::permission_denied)?
                         .add_api_access(&mut v);
-                    if let typed::Object::Pod(pod) = &a.object {
-                        pod_security(shared, pod, &request_namespaces)?;
-                    }
                 }
                 if mode == WriteMode::Apply {
                     object::set_annotation(&mut v, LAST_APPLIED, &format!("{}\n", emu_api::json::canonical_json(&original)));
@@ -394,13 +387,26 @@ pub fn write_values_stamped(
             }
         }
     }
+    // Pod Security admission, a validating plugin: after every mutation, of the objects as
+    // they will be stored, each Namespace of the request as it writes it.
+    let written_namespaces: HashMap<&str, Option<Labels>> = writes
+        .iter()
+        .filter(|(key, _, _)| key.kind == "Namespace")
+        .map(|(key, _, v)| (key.name.as_str(), typed::decode::<typed::Namespace>(v).ok().and_then(|ns| ns.metadata.labels)))
+        .collect();
+    let mut warnings = Vec::with_capacity(writes.len());
+    for (key, existing, v) in &writes {
+        warnings.push(pod_security(shared, key, existing.as_ref(), v, &written_namespaces)?);
+    }
     // A dry run went through every step an update or a create takes, but the store's.
     if dry_run {
         return Ok(writes
             .into_iter()
-            .map(|(_, existing, v)| Written {
+            .zip(warnings)
+            .map(|((_, existing, v), warnings)| Written {
                 action: if existing.is_some() { "configured (dry run)" } else { "created (dry run)" },
                 object: v,
+                warnings,
             })
             .collect());
     }
@@ -414,13 +420,14 @@ pub fn write_values_stamped(
     let results = stored
         .into_iter()
         .zip(before)
-        .map(|(object, before)| {
+        .zip(warnings)
+        .map(|((object, before), warnings)| {
             let action = match before {
                 None => "created",
                 Some(rv) if object::str_at(&object, &["metadata", "resourceVersion"]) == Some(rv.as_str()) => "unchanged",
                 Some(_) => "configured",
             };
-            Written { action, object }
+            Written { action, object, warnings }
         })
         .collect();
     shared.changed();
@@ -429,32 +436,77 @@ pub fn write_values_stamped(
 
 type Labels = std::collections::BTreeMap<String, String>;
 
-/// Pod Security admission of a new pod ([`emu_api::pod_security`]): the enforce level of its
-/// namespace, as this request writes the namespace or as it is stored. A validating admission
-/// plugin, so after validation and ServiceAccount admission, as in kube-apiserver.
-fn pod_security(shared: &Shared, pod: &typed::Pod, request_namespaces: &[(String, Option<Labels>)]) -> Result<(), Status> {
-    let (namespace, _) = typed::key(&pod.metadata);
-    let labels = match request_namespaces.iter().find(|(name, _)| name == namespace) {
-        Some((_, labels)) => labels.clone(),
-        None => {
-            let key = ObjectKey { kind: "Namespace".into(), namespace: String::new(), name: namespace.to_string() };
-            shared.store.get(&key).and_then(|v| typed::decode::<typed::Namespace>(&v).ok()).and_then(|ns| ns.metadata.labels)
+/// Pod Security admission of one object a request writes ([`emu_api::pod_security`], the
+/// plugin's `Validate`): a Pod's create, or its update when it changes what the checks read,
+/// is refused by its namespace's enforce level or warned about by its warn level; a
+/// Deployment's or ReplicaSet's template, on every create and update, is warned about; a
+/// Namespace whose enforce level gets stricter warns about the pods already in it (as stored:
+/// the request's own pods are not there yet). A namespace's labels are the ones this request
+/// writes (`written_namespaces`), else the stored ones. Answers the warnings, or the refusal.
+fn pod_security(
+    shared: &Shared,
+    key: &ObjectKey,
+    existing: Option<&Value>,
+    new: &Value,
+    written_namespaces: &HashMap<&str, Option<Labels>>,
+) -> Result<Vec<String>, Status> {
+    use emu_api::pod_security as ps;
+    fn decoded<T: serde::de::DeserializeOwned>(v: &Value) -> Result<T, Status> {
+        typed::decode(v).map_err(|e| Status::internal(format!("a written object does not decode: {e}")))
+    }
+    let labels = || namespace_labels(shared, &key.namespace, written_namespaces);
+    match key.kind.as_str() {
+        "Pod" => {
+            let pod: typed::Pod = decoded(new)?;
+            if let Some(old) = existing {
+                if !ps::significant_update(&pod, &decoded(old)?) {
+                    return Ok(Vec::new());
+                }
+            }
+            ps::admit_pod(&pod, labels().as_ref()).map_err(Status::permission_denied)
         }
-    };
-    match emu_api::pod_security::refusal(pod, labels.as_ref()) {
-        Some(refused) => Err(Status::permission_denied(refused)),
-        None => Ok(()),
+        "Deployment" => {
+            let d: typed::Deployment = decoded(new)?;
+            Ok(d.spec.map(|s| ps::template_warnings(&s.template, labels().as_ref())).unwrap_or_default())
+        }
+        "ReplicaSet" => {
+            let rs: typed::ReplicaSet = decoded(new)?;
+            Ok(rs.spec.and_then(|s| s.template).map(|t| ps::template_warnings(&t, labels().as_ref())).unwrap_or_default())
+        }
+        "Namespace" => {
+            let Some(old) = existing else { return Ok(Vec::new()) };
+            let (old, new): (typed::Namespace, typed::Namespace) = (decoded(old)?, decoded(new)?);
+            let Some(policy) = ps::enforce_tightened(old.metadata.labels.as_ref(), new.metadata.labels.as_ref()) else {
+                return Ok(Vec::new());
+            };
+            let (stored, _) = shared.store.list_shared("Pod", Some(&key.name));
+            let pods: Vec<typed::Pod> = stored.iter().filter_map(|p| typed::decode(p).ok()).collect();
+            Ok(ps::existing_pods_warnings(&key.name, policy, &pods, ps::MAX_PODS_TO_CHECK))
+        }
+        _ => Ok(Vec::new()),
     }
 }
 
-/// [`pod_security`] of a pod the controllers create (a ReplicaSet's): the refusal's message, the
-/// pod named by its `generateName` when it has no name yet.
+/// The labels of `namespace` as the request leaves it: as the request writes it
+/// (`written_namespaces`), else as stored.
+fn namespace_labels(shared: &Shared, namespace: &str, written_namespaces: &HashMap<&str, Option<Labels>>) -> Option<Labels> {
+    if let Some(labels) = written_namespaces.get(namespace) {
+        return labels.clone();
+    }
+    let key = ObjectKey { kind: "Namespace".into(), namespace: String::new(), name: namespace.to_string() };
+    typed::decode::<typed::Namespace>(&*shared.store.get_shared(&key)?).ok()?.metadata.labels
+}
+
+/// The enforce refusal of a pod the controllers create (a ReplicaSet's,
+/// [`emu_api::pod_security::refusal`]), the pod named by its `generateName` when it has no name
+/// yet. (Its warnings would go to the controller, which has no use for them.)
 pub fn pod_security_refusal(shared: &Shared, pod: &Value) -> Option<String> {
     let mut pod: typed::Pod = typed::decode(pod).ok()?;
     if pod.metadata.name.is_none() {
         pod.metadata.name = pod.metadata.generate_name.clone();
     }
-    pod_security(shared, &pod, &[]).err().map(|s| s.message().to_string())
+    let labels = namespace_labels(shared, typed::key(&pod.metadata).0, &HashMap::new());
+    emu_api::pod_security::refusal(&pod, labels.as_ref())
 }
 
 /// The largest object a write takes: kube-apiserver's request body limit (3 MiB), which the
@@ -474,7 +526,7 @@ impl ApiService {
             .map(|w| {
                 let (kind, namespace, name) = (object::kind(&w.object), object::namespace(&w.object), object::name(&w.object));
                 let r#ref = Some(ObjectRef { kind: kind.into(), namespace: namespace.into(), name: name.into() });
-                ApplyResult { r#ref, action: w.action.into(), object: Some(to_object(&w.object)) }
+                ApplyResult { r#ref, action: w.action.into(), object: Some(to_object(&w.object)), warnings: w.warnings }
             })
             .collect())
     }
@@ -893,7 +945,7 @@ mod tests {
     use serde_json::json;
 
     /// Pod Security admission on the write path: the namespace's level as stored or as the
-    /// same request writes it, after validation, and only on a pod's create.
+    /// same request writes it, after validation, on a pod's create and its significant update.
     #[test]
     fn new_pods_meet_their_namespaces_pod_security_level() {
         use super::{write_values, WriteMode};
@@ -925,6 +977,55 @@ mod tests {
             .message()
             .starts_with("The Pod \"p\" is invalid: spec.containers[0].securityContext.privileged: Forbidden: emu does not support"));
         write(vec![ns("base", "baseline"), pod("base", plain)]).unwrap();
+    }
+
+    /// The warnings of a write, per object: a pod and a template under the warn level, pods
+    /// already in a namespace whose enforce level gets stricter; a pod's image update under
+    /// enforce is checked, a label's is not.
+    #[test]
+    fn writes_answer_pod_securitys_warnings() {
+        use super::{write_values, WriteMode};
+        let dir = tempfile::tempdir().unwrap();
+        let shared = super::test_shared(dir.path());
+        let ns =
+            |labels: serde_json::Value| json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "apps", "labels": labels}});
+        let pod = |name: &str, image: &str| json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": "apps"}, "spec": {"containers": [{"name": "c", "image": image}]}});
+        let deployment = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "apps"},
+            "spec": {"selector": {"matchLabels": {"app": "web"}}, "template": {"metadata": {"labels": {"app": "web"}},
+            "spec": {"containers": [{"name": "c", "image": "busybox"}]}}}});
+        let config = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "apps"}});
+        let write = |docs: Vec<serde_json::Value>, mode| -> Result<Vec<Vec<String>>, tonic::Status> {
+            Ok(write_values(&shared, docs, mode, false).map_err(tonic::Status::from)?.into_iter().map(|w| w.warnings).collect())
+        };
+        let warned = write(
+            vec![ns(json!({"pod-security.kubernetes.io/warn": "restricted"})), pod("a", "busybox"), deployment, config],
+            WriteMode::Apply,
+        )
+        .unwrap();
+        let would = "would violate PodSecurity \"restricted:latest\": allowPrivilegeEscalation != false (container \"c\" must set securityContext.allowPrivilegeEscalation=false), unrestricted capabilities (container \"c\" must set securityContext.capabilities.drop=[\"ALL\"]), runAsNonRoot != true (pod or container \"c\" must set securityContext.runAsNonRoot=true), seccompProfile (pod or container \"c\" must set securityContext.seccompProfile.type to \"RuntimeDefault\" or \"Localhost\")";
+        assert_eq!(warned, [vec![], vec![would.to_string()], vec![would.to_string()], vec![]]);
+        // A second pod, then the namespace enforces restricted: both pods are named, grouped.
+        write(vec![pod("b", "busybox")], WriteMode::Create).unwrap();
+        let relabelled = write(vec![ns(json!({"pod-security.kubernetes.io/enforce": "restricted"}))], WriteMode::Replace).unwrap();
+        assert_eq!(
+            relabelled,
+            [vec![
+                "existing pods in namespace \"apps\" violate the new PodSecurity enforce level \"restricted:latest\"".to_string(),
+                "a (and 1 other pod): allowPrivilegeEscalation != false, unrestricted capabilities, runAsNonRoot != true, seccompProfile"
+                    .into(),
+            ]]
+        );
+        // The same labels again, or a laxer level: nothing to say.
+        assert_eq!(
+            write(vec![ns(json!({"pod-security.kubernetes.io/enforce": "restricted"}))], WriteMode::Replace).unwrap(),
+            [Vec::<String>::new()]
+        );
+        // Enforce now refuses an image change of the pods (no warning level is left), not a label's.
+        let mut labelled = pod("a", "busybox");
+        labelled["metadata"]["labels"] = json!({"x": "y"});
+        assert_eq!(write(vec![labelled], WriteMode::Apply).unwrap(), [Vec::<String>::new()]);
+        let refused = write(vec![pod("a", "busybox:2")], WriteMode::Apply).unwrap_err();
+        assert!(refused.message().starts_with("pods \"a\" is forbidden: violates PodSecurity \"restricted:latest\""), "{refused:?}");
     }
 
     #[test]

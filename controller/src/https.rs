@@ -423,7 +423,17 @@ fn openapi_document(request: &Request<Bytes>, pretty: bool) -> Response<Body> {
 async fn deliver(mut served: rest::Served, pretty: bool, mut upgrade: Option<OnUpgrade>, headers: &header::HeaderMap) -> Response<Body> {
     loop {
         served = match served {
-            rest::Served::Reply(answer) => return reply(status_code(answer.status), answer.content_type, answer.body),
+            rest::Served::Reply(answer) => {
+                let warnings = rest::warning::headers(&answer.warnings);
+                let mut response = reply(status_code(answer.status), answer.content_type, answer.body);
+                for warning in warnings {
+                    // A header takes any text the recorder lets through (no control characters).
+                    if let Ok(value) = HeaderValue::from_bytes(warning.as_bytes()) {
+                        response.headers_mut().append(header::WARNING, value);
+                    }
+                }
+                return response;
+            }
             rest::Served::Stream(stream) => return streamed(stream),
             rest::Served::Proxied(answer) => return proxied(answer),
             rest::Served::Later(pending) => match pending.await {

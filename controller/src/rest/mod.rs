@@ -28,6 +28,7 @@ pub mod status;
 pub mod stream;
 pub mod table;
 pub mod token;
+pub mod warning;
 pub mod watch;
 pub mod write;
 
@@ -44,17 +45,24 @@ use status::ApiError;
 use std::sync::Arc;
 use table::{IncludeObject, ListMeta};
 
-/// An answer: HTTP status, Content-Type and body.
+/// An answer: HTTP status, Content-Type and body, and the API server's warnings about the
+/// request (sent as `Warning` headers, [`warning::headers`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reply {
     pub status: u16,
     pub content_type: &'static str,
     pub body: String,
+    pub warnings: Vec<String>,
 }
 
 impl Reply {
     pub fn json(body: String) -> Reply {
-        Reply { status: 200, content_type: "application/json", body }
+        Reply::new(200, "application/json", body)
+    }
+
+    /// An answer without warnings.
+    pub fn new(status: u16, content_type: &'static str, body: String) -> Reply {
+        Reply { status, content_type, body, warnings: Vec::new() }
     }
 }
 
@@ -250,7 +258,7 @@ fn table_reply(api_version: &str, body: String) -> Reply {
     } else {
         "application/json;as=Table;v=v1;g=meta.k8s.io"
     };
-    Reply { status: 200, content_type, body }
+    Reply::new(200, content_type, body)
 }
 
 /// An `autoscaling/v1` Scale of a Deployment or ReplicaSet: its replicas wanted and seen, and

@@ -46,7 +46,7 @@ pub fn answer(
     let answer = request
         .map_err(|e| ApiError::bad_request(format!("the body of the request was in an unknown format: {e}")))
         .and_then(review)
-        .map(|reviewed| Reply { status: 201, content_type: "application/json", body: to_json(&reviewed, pretty) });
+        .map(|reviewed| Reply::new(201, "application/json", to_json(&reviewed, pretty)));
     Some(answer)
 }
 

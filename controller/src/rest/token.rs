@@ -141,7 +141,7 @@ pub(super) fn create(call: &Call, sent: Sent) -> Result<Reply, ApiError> {
         .issue_for(&subject, &asked.audiences, call.now, asked.expiration_seconds)
         .map_err(|e| ApiError::internal(format!("{e:#}")))?;
     let answer = answer(namespace, name, &asked, &token, call.now);
-    Ok(Reply { status: 201, content_type: "application/json", body: to_json(&answer, call.pretty) })
+    Ok(Reply::new(201, "application/json", to_json(&answer, call.pretty)))
 }
 
 #[cfg(test)]

@@ -55,8 +55,8 @@ pub(super) fn serve(call: &Call, sent: Sent) -> Result<Reply, ApiError> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum FieldValidation {
     Ignore,
-    /// kube-apiserver's default: accepted, with a warning per field (emu's answers carry no
-    /// warning headers yet, so Warn is Ignore here).
+    /// kube-apiserver's default: accepted, with a warning per field (emu does not make those
+    /// warnings yet, so Warn is Ignore here).
     Warn,
     Strict,
 }
@@ -395,12 +395,13 @@ fn named(call: &Call, name: &str, code: u16, reason: &'static str, message: Stri
 }
 
 fn object_reply(code: u16, v: &Value, pretty: bool) -> Reply {
-    Reply { status: code, content_type: "application/json", body: super::status::to_json(v, pretty) }
+    Reply::new(code, "application/json", super::status::to_json(v, pretty))
 }
 
-/// The one object a write of one object answers.
-fn written(mut w: Vec<api::Written>) -> Result<api::Written, ApiError> {
-    w.pop().ok_or_else(|| ApiError::internal("the write answered no object"))
+/// The answer to a write of one object: the object as written, with the write's warnings.
+fn written_reply(code: u16, mut w: Vec<api::Written>, pretty: bool) -> Result<Reply, ApiError> {
+    let w = w.pop().ok_or_else(|| ApiError::internal("the write answered no object"))?;
+    Ok(Reply { warnings: w.warnings, ..object_reply(code, &w.object, pretty) })
 }
 
 /// POST of a collection: a new object.
@@ -414,7 +415,7 @@ fn create(call: &Call, sent: Sent) -> Result<Reply, ApiError> {
     let by = Recorder { requested, ..Recorder::new(call, &options, "") };
     let w = api::write_values_stamped(call.shared, vec![v], WriteMode::Create, options.dry_run, &|l, n| by.update(l, n))
         .map_err(|e| write_error(call, &name, e))?;
-    Ok(object_reply(201, &written(w)?.object, call.pretty))
+    written_reply(201, w, call.pretty)
 }
 
 /// Kinds whose PUT of a missing object creates it (their registry strategy's
@@ -440,7 +441,7 @@ fn update(call: &Call, sent: Sent) -> Result<Reply, ApiError> {
     let by = Recorder::new(call, &options, "");
     let w = api::write_values_stamped(call.shared, vec![v], mode, options.dry_run, &|l, n| by.update(l, n))
         .map_err(|e| write_error(call, &name, e))?;
-    Ok(object_reply(code, &written(w)?.object, call.pretty))
+    written_reply(code, w, call.pretty)
 }
 
 /// PUT of `status`: the sent object's status on the stored object.
@@ -669,7 +670,7 @@ fn patch_write(call: &Call, new: &Value, validation: FieldValidation, dry_run: b
     }
     let w = api::write_values_stamped(call.shared, vec![new.clone()], WriteMode::Replace, dry_run, stamp)
         .map_err(|e| write_error(call, name, e))?;
-    Ok(object_reply(200, &written(w)?.object, call.pretty))
+    written_reply(200, w, call.pretty)
 }
 
 /// An apply patch's body: the configuration as JSON (what kubectl sends; YAML bodies are not
@@ -697,7 +698,7 @@ fn apply_create(call: &Call, sent: &Sent, options: &WriteOptions) -> Result<Repl
     let writer = Writer { api_version: object::str_at(&v, &["apiVersion"]).unwrap_or(&by.api_version), ..by.writer() };
     let v = managed_fields::apply(&json!({}), &v, writer, options.force).map_err(|c| apply_conflict(&c))?;
     let w = api::write_values(call.shared, vec![v], WriteMode::Create, options.dry_run).map_err(|e| write_error(call, &name, e))?;
-    Ok(object_reply(201, &written(w)?.object, call.pretty))
+    written_reply(201, w, call.pretty)
 }
 
 /// `DeleteOptions`, from the body (kubectl's) or the query.
