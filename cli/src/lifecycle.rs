@@ -449,9 +449,10 @@ pub(crate) fn bring_up(provider: &Local, plan: &Plan, timeout: u64, quiet: bool)
         if docs.is_empty() {
             continue;
         }
-        let lines =
+        let applied =
             step(quiet, provider, &format!("Applying {label}"), || rt.block_on(verbs::apply_docs(&mut client, docs.clone(), false)))?;
-        for l in lines.iter().filter(|_| !quiet) {
+        verbs::Applied::print_warnings(&applied);
+        for l in verbs::Applied::lines(applied).iter().filter(|_| !quiet) {
             println!("     {l}");
         }
     }

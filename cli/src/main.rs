@@ -14,6 +14,7 @@ mod testrun;
 mod tls;
 mod token;
 mod verbs;
+mod warnings;
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;

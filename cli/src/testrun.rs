@@ -492,7 +492,7 @@ impl Runner {
                 let mut client = ctx.client.clone();
                 let mut lines = Vec::new();
                 for (_, d) in docs {
-                    lines.extend(ctx.block_on(verbs::apply_docs(&mut client, d.clone(), false))?);
+                    lines.extend(verbs::Applied::lines(ctx.block_on(verbs::apply_docs(&mut client, d.clone(), false))?));
                 }
                 Ok(Verdict::pass(lines.join(", ")))
             }

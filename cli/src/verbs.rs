@@ -71,16 +71,47 @@ pub fn check_offline(doc: &Value) -> anyhow::Result<()> {
     }
 }
 
-pub async fn apply_docs(client: &mut Client, docs: Vec<Value>, create_only: bool) -> anyhow::Result<Vec<String>> {
+/// One object of an apply as the controller answered it: kubectl's line for it
+/// (`pod/x created`) and the API server's warnings about its write.
+pub struct Applied {
+    pub line: String,
+    pub warnings: Vec<String>,
+}
+
+impl Applied {
+    /// The objects' lines, each after its warnings (on stderr, each once), as kubectl prints
+    /// an apply of several objects.
+    pub fn print_all(applied: &[Applied]) {
+        let mut warnings = crate::warnings::WarningWriter::stderr();
+        for a in applied {
+            warnings.print(&a.warnings);
+            println!("{}", a.line);
+        }
+    }
+
+    /// Only the warnings, for a command that prints its own line.
+    pub fn print_warnings(applied: &[Applied]) {
+        let mut warnings = crate::warnings::WarningWriter::stderr();
+        for a in applied {
+            warnings.print(&a.warnings);
+        }
+    }
+
+    pub fn lines(applied: Vec<Applied>) -> Vec<String> {
+        applied.into_iter().map(|a| a.line).collect()
+    }
+}
+
+pub async fn apply_docs(client: &mut Client, docs: Vec<Value>, create_only: bool) -> anyhow::Result<Vec<Applied>> {
     let objects = docs.iter().map(|d| Object { json: d.to_string() }).collect();
     let resp = client.apply(ApplyRequest { objects, create_only, dry_run: false }).await.map_err(broken_apply)?.into_inner();
     Ok(resp
         .results
-        .iter()
+        .into_iter()
         .map(|r| {
-            let rr = r.r#ref.clone().unwrap_or_default();
+            let rr = r.r#ref.unwrap_or_default();
             let q = kinds::by_kind(&rr.kind).map(|k| k.qualified()).unwrap_or_else(|| rr.kind.to_lowercase());
-            format!("{q}/{} {}", rr.name, r.action)
+            Applied { line: format!("{q}/{} {}", rr.name, r.action), warnings: r.warnings }
         })
         .collect())
 }
@@ -240,11 +271,9 @@ pub fn apply(a: FileArgs, g: &Globals, create_only: bool) -> anyhow::Result<i32>
     let mut ctx = Ctx::open(g)?;
     let mut client = ctx.client.clone();
     let docs = sources.iter().map(|(_, d)| d.clone()).collect();
-    let lines = ctx.block_on(apply_docs(&mut client, docs, create_only)).map_err(|e| naming_the_file(e, &sources))?;
+    let applied = ctx.block_on(apply_docs(&mut client, docs, create_only)).map_err(|e| naming_the_file(e, &sources))?;
     ctx.client = client;
-    for l in lines {
-        println!("{l}");
-    }
+    Applied::print_all(&applied);
     Ok(0)
 }
 
@@ -309,9 +338,7 @@ fn create_one(mut object: Value, g: &Globals) -> anyhow::Result<i32> {
     }
     let ctx = Ctx::open(g)?;
     let mut client = ctx.client.clone();
-    for line in ctx.block_on(apply_docs(&mut client, vec![object], true))? {
-        println!("{line}");
-    }
+    Applied::print_all(&ctx.block_on(apply_docs(&mut client, vec![object], true))?);
     Ok(0)
 }
 
@@ -779,7 +806,7 @@ pub fn expose(a: ExposeArgs, g: &Globals) -> anyhow::Result<i32> {
     };
     let svc = emu_kubectl::expose::service_for(&target, &opts).map_err(|e| anyhow::anyhow!(e))?;
     let svc_name = object::name(&svc).to_string();
-    ctx.block_on(apply_docs(&mut client, vec![svc], true))?;
+    Applied::print_warnings(&ctx.block_on(apply_docs(&mut client, vec![svc], true))?);
     println!("service/{svc_name} exposed");
     ctx.client = client;
     Ok(0)
@@ -866,7 +893,7 @@ pub fn run(a: RunArgs, g: &Globals) -> anyhow::Result<i32> {
         "metadata": {"name": a.name, "namespace": ns, "labels": labels},
         "spec": {"containers": [container], "restartPolicy": a.restart}});
     check_offline(&pod)?;
-    ctx.block_on(apply_docs(&mut client, vec![pod], true))?;
+    Applied::print_warnings(&ctx.block_on(apply_docs(&mut client, vec![pod], true))?);
     if !(a.stdin || a.tty) {
         println!("pod/{} created", a.name);
         return Ok(0);
