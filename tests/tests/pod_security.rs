@@ -4,6 +4,11 @@
 //! is created and runs; an unknown level is refused on the Namespace itself; and a field emu
 //! does not support is refused by validation first, as kube-apiserver validates before its
 //! admission plugins.
+//!
+//! Its `warn` label lets the pods and workload templates that break its level be written, with
+//! kube-apiserver's warning, which `emu` and kubectl print as `Warning: …` on stderr; a
+//! Namespace whose enforce level gets stricter warns about the pods already in it that break
+//! it; and a request enforce refuses gets no warning.
 
 mod kubectl_support;
 
@@ -141,4 +146,77 @@ fn namespaces_enforce_their_pod_security_level() {
     for gone in ["root", "host", "raw", "unconfined"] {
         assert!(!listed.lines().any(|l| l == format!("pod/{gone}")), "{listed}");
     }
+}
+
+/// What kube-apiserver tells of a plain pod's (or template's) container `c` at restricted.
+const RESTRICTED_DETAIL: &str = "allowPrivilegeEscalation != false (container \"c\" must set securityContext.allowPrivilegeEscalation=false), unrestricted capabilities (container \"c\" must set securityContext.capabilities.drop=[\"ALL\"]), runAsNonRoot != true (pod or container \"c\" must set securityContext.runAsNonRoot=true), seccompProfile (pod or container \"c\" must set securityContext.seccompProfile.type to \"RuntimeDefault\" or \"Localhost\")";
+
+/// A Deployment `name` of no replicas (its template alone is what is warned about; no pod of it
+/// joins the namespace's pods) with a plain container `c`.
+fn deployment(name: &str, namespace: &str) -> String {
+    format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: {name}, namespace: {namespace}}}\nspec:\n  replicas: 0\n  selector: {{matchLabels: {{app: {name}}}}}\n  template:\n    metadata: {{labels: {{app: {name}}}}}\n    spec: {{containers: [{{name: c, image: busybox, command: [sleep, \"3600\"]}}]}}\n"
+    )
+}
+
+#[test]
+fn warn_lets_writes_through_with_kube_apiservers_warnings() {
+    let (c, dir) = kubectl_support::cluster("tpswarn");
+    let watched = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: watched\n  labels: {pod-security.kubernetes.io/warn: restricted}\n";
+    let r = c.apply("watched.yaml", watched).ok();
+    assert_eq!((r.stdout.as_str(), r.stderr.as_str()), ("namespace/watched created\n", ""));
+    let warning = format!("Warning: would violate PodSecurity \"restricted:latest\": {RESTRICTED_DETAIL}\n");
+
+    // emu apply: the pod is created, the warning on stderr, kubectl's words.
+    let r = c.apply("plain.yaml", &pod("plain", "watched", "", "")).ok();
+    assert_eq!((r.stdout.as_str(), r.stderr.as_str()), ("pod/plain created\n", warning.as_str()));
+    // The real kubectl gets it as a `Warning: 299 - "…"` header and prints it the same.
+    let k = kubectl_with_input(&dir.0, LIMIT, &["apply", "-f", "-"], pod("plain2", "watched", "", "").as_bytes());
+    assert_eq!((k.code, k.stdout.as_str(), k.stderr.as_str()), (0, "pod/plain2 created\n", warning.as_str()));
+    // A Deployment's pod template, through either.
+    let r = c.apply("web.yaml", &deployment("web", "watched")).ok();
+    assert_eq!((r.stdout.as_str(), r.stderr.as_str()), ("deployment.apps/web created\n", warning.as_str()));
+    let k = kubectl_with_input(&dir.0, LIMIT, &["apply", "-f", "-"], deployment("web2", "watched").as_bytes());
+    assert_eq!((k.code, k.stdout.as_str(), k.stderr.as_str()), (0, "deployment.apps/web2 created\n", warning.as_str()));
+    // Several objects of one apply: each line after its own warnings, a warning said once.
+    let two = format!("{}---\n{}", pod("plain3", "watched", "", ""), pod("plain4", "watched", "", ""));
+    let r = c.apply("two.yaml", &two).ok();
+    assert_eq!((r.stdout.as_str(), r.stderr.as_str()), ("pod/plain3 created\npod/plain4 created\n", warning.as_str()));
+    let listed = c.emu(&["get", "pods", "-n", "watched", "-o", "name"]).ok().stdout;
+    assert_eq!(listed, "pod/plain\npod/plain2\npod/plain3\npod/plain4\n");
+
+    // Enforcing restricted over them: the namespace is changed, with a warning naming the pods
+    // that break the new level, grouped by what they break.
+    let enforced = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: watched\n  labels: {pod-security.kubernetes.io/warn: restricted, pod-security.kubernetes.io/enforce: restricted}\n";
+    let existing = "Warning: existing pods in namespace \"watched\" violate the new PodSecurity enforce level \"restricted:latest\"\nWarning: plain (and 3 other pods): allowPrivilegeEscalation != false, unrestricted capabilities, runAsNonRoot != true, seccompProfile\n";
+    let r = c.apply("enforced.yaml", enforced).ok();
+    assert_eq!((r.stdout.as_str(), r.stderr.as_str()), ("namespace/watched configured\n", existing));
+    // Now enforce refuses a plain pod, and its refusal comes without the warn level's warning.
+    let r = c.apply("late.yaml", &pod("late", "watched", "", ""));
+    let refused = RESTRICTED_REFUSAL.replace("\"plain\"", "\"late\"");
+    let late = c.scratch_dir().join("late.yaml");
+    let expected = format!("Error from server (Forbidden): error when creating {:?}: {refused}\n", late.display().to_string());
+    assert_eq!((r.code, r.stderr.as_str()), (1, expected.as_str()));
+    let k = kubectl_with_input(&dir.0, LIMIT, &["create", "-f", "-"], pod("late", "watched", "", "").as_bytes());
+    assert_eq!(
+        (k.code, k.stderr.as_str()),
+        (1, format!("Error from server (Forbidden): error when creating \"STDIN\": {refused}\n").as_str())
+    );
+
+    // kubectl label of a namespace whose pod breaks the new level: the same warnings, one pod.
+    let mut alone = "apiVersion: v1\nkind: Namespace\nmetadata: {name: unlabelled}\n---\n".to_string();
+    alone.push_str(&pod("solo", "unlabelled", "", ""));
+    let r = c.apply("unlabelled.yaml", &alone).ok();
+    assert_eq!((r.stdout.as_str(), r.stderr.as_str()), ("namespace/unlabelled created\npod/solo created\n", ""));
+    let k = kubectl_support::kubectl(&dir.0, LIMIT, &["label", "ns", "unlabelled", "pod-security.kubernetes.io/enforce=baseline"]);
+    assert_eq!((k.code, k.stdout.as_str(), k.stderr.as_str()), (0, "namespace/unlabelled labeled\n", ""), "baseline: nothing to say");
+    let k = kubectl_support::kubectl(
+        &dir.0,
+        LIMIT,
+        &["label", "--overwrite", "ns", "unlabelled", "pod-security.kubernetes.io/enforce=restricted"],
+    );
+    let expected = "Warning: existing pods in namespace \"unlabelled\" violate the new PodSecurity enforce level \"restricted:latest\"\nWarning: solo: allowPrivilegeEscalation != false, unrestricted capabilities, runAsNonRoot != true, seccompProfile\n";
+    assert_eq!((k.code, k.stdout.as_str(), k.stderr.as_str()), (0, "namespace/unlabelled labeled\n", expected));
+    // The pods stay: a new enforce level admits or refuses only what comes next.
+    assert_eq!(c.emu(&["get", "pod", "solo", "-n", "unlabelled", "-o", "name"]).ok().stdout, "pod/solo\n");
 }
