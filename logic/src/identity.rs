@@ -10,6 +10,7 @@
 //! `Merge` policy adding none here: an image's `/etc/group` lists no members).
 
 use emu_api::typed::k8s_openapi::api::core::v1::{Container, Pod, PodSecurityContext, SecurityContext};
+use emu_api::validation::DEFAULT_CAPABILITIES;
 
 use crate::images::ImageUser;
 
@@ -25,13 +26,33 @@ pub struct Identity {
 
 impl Identity {
     pub const ROOT: Identity = Identity { uid: 0, gid: 0, groups: Vec::new() };
+
+    pub fn is_root(&self) -> bool {
+        *self == Self::ROOT
+    }
 }
+
+/// Root, for a sandbox written before containers had an identity.
+impl Default for Identity {
+    fn default() -> Self {
+        Self::ROOT
+    }
+}
+
+/// Why kubelet will not create a container as asked: its `CreateContainerConfigError` message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
 
 /// The identity `container` of `pod` runs as, or kubelet's `CreateContainerConfigError` message
 /// when `runAsNonRoot` forbids it. `image_user` is the image's `USER` (`""` for none, a name, a
 /// number, either with `:group`); `image_users` the users of the image's `/etc/passwd` besides
 /// root.
-pub fn container_identity(pod: &Pod, container: &Container, image_user: &str, image_users: &[ImageUser]) -> Result<Identity, String> {
+pub fn container_identity(pod: &Pod, container: &Container, image_user: &str, image_users: &[ImageUser]) -> Result<Identity, ConfigError> {
+    container_identity_inner(pod, container, image_user, image_users).map_err(ConfigError)
+}
+
+fn container_identity_inner(pod: &Pod, container: &Container, image_user: &str, image_users: &[ImageUser]) -> Result<Identity, String> {
     let spec = pod.spec.as_ref();
     let pod_sc = spec.and_then(|s| s.security_context.as_ref());
     let sc = container.security_context.as_ref();
@@ -94,6 +115,18 @@ pub fn container_identity(pod: &Pod, container: &Container, image_user: &str, im
     Ok(Identity { uid, gid, groups })
 }
 
+/// The capabilities a container keeps, as containerd computes them from `capabilities`: the
+/// runtime's default set ([`DEFAULT_CAPABILITIES`]), none when `drop` names `ALL`; then `add`'s
+/// (admission lets it name only defaults); then less `drop`'s. Names as Kubernetes writes them
+/// (`NET_RAW`), in the default set's order.
+pub fn kept_capabilities(container: &Container) -> Vec<&'static str> {
+    let caps = container.security_context.as_ref().and_then(|s| s.capabilities.as_ref());
+    let names = |list: Option<&Vec<String>>| list.into_iter().flatten().map(|c| c.to_ascii_uppercase()).collect::<Vec<_>>();
+    let (add, drop) = (names(caps.and_then(|c| c.add.as_ref())), names(caps.and_then(|c| c.drop.as_ref())));
+    let base = !drop.iter().any(|c| c == "ALL");
+    DEFAULT_CAPABILITIES.into_iter().filter(|cap| (base || add.iter().any(|a| a == cap)) && !drop.iter().any(|d| d == cap)).collect()
+}
+
 /// kubelet's `format.Pod`: `name_namespace(uid)`.
 fn pod_label(pod: &Pod) -> String {
     let m = &pod.metadata;
@@ -119,7 +152,7 @@ mod tests {
 
     fn identity(pod_sc: serde_json::Value, container_sc: serde_json::Value, image_user: &str) -> Result<Identity, String> {
         let (pod, c) = pod(pod_sc, container_sc);
-        container_identity(&pod, &c, image_user, &[NGINX_USER])
+        container_identity(&pod, &c, image_user, &[NGINX_USER]).map_err(|e| e.0)
     }
 
     #[test]
@@ -160,6 +193,17 @@ mod tests {
         assert_eq!(identity(non_root, json!({}), "1000"), Ok(Identity { uid: 1000, gid: 0, groups: vec![] }));
         // The container's false lifts the pod's true.
         assert_eq!(identity(json!({"runAsNonRoot": true}), json!({"runAsNonRoot": false}), ""), Ok(Identity::ROOT));
+    }
+
+    #[test]
+    fn capabilities_are_the_defaults_plus_add_less_drop() {
+        let kept = |sc: serde_json::Value| kept_capabilities(&pod(json!({}), sc).1);
+        assert_eq!(kept(json!({})), DEFAULT_CAPABILITIES);
+        assert_eq!(kept(json!({"capabilities": {"drop": ["ALL"]}})), Vec::<&str>::new());
+        assert_eq!(kept(json!({"capabilities": {"drop": ["ALL"], "add": ["net_bind_service"]}})), ["NET_BIND_SERVICE"]);
+        let without_raw = kept(json!({"capabilities": {"drop": ["NET_RAW", "CHOWN"]}}));
+        assert_eq!(without_raw.len(), DEFAULT_CAPABILITIES.len() - 2);
+        assert!(!without_raw.contains(&"NET_RAW") && !without_raw.contains(&"CHOWN"));
     }
 
     #[test]

@@ -34,6 +34,9 @@ pub struct ImageProfile {
     pub dirs: &'static [&'static str],
     /// Users of the image besides `root` and `nobody`, each with a group of the same name and id.
     pub users: &'static [ImageUser],
+    /// USER: who its containers run as without `runAsUser` (`""`: root; a name of `users`, a
+    /// number, either with `:group`), as [`crate::identity::container_identity`] reads it.
+    pub user: &'static str,
     /// `/bin` is a directory of busybox applet links (busybox-based images) instead of Debian's
     /// merged-usr symlink to `/usr/bin`; PATH then starts with `/bin`.
     pub busybox_bin: bool,
@@ -296,6 +299,7 @@ const fn busybox_shell(name: &'static str) -> ImageProfile {
         symlinks: &[],
         dirs: &[],
         users: &[],
+        user: "",
         busybox_bin: true,
         exposed_ports: &[],
         emu_mounts: &[],
@@ -334,6 +338,7 @@ const NGINX: ImageProfile = ImageProfile {
     // /var/lib/nginx: temp dirs of Debian's build; /var/cache/nginx: the official image's.
     dirs: &["/etc/nginx/conf.d", "/var/log/nginx", "/var/cache/nginx", "/var/lib/nginx", "/docker-entrypoint.d"],
     users: &[ImageUser { name: "nginx", uid: 101, gid: 101, home: "/nonexistent", shell: "/bin/false" }],
+    user: "",
     busybox_bin: false,
     exposed_ports: &[80],
     emu_mounts: &[],
@@ -392,6 +397,9 @@ static CATALOG: &[ImageProfile] = &[
         dirs: &["/home/curl_user"],
         host_programs: &[BUSYBOX_PROGRAM, CURL_PROGRAM],
         host_files: &[CA_CERTIFICATES],
+        // The image's Dockerfile: `adduser -S curl_user -G curl_group`, `USER curl_user`.
+        users: &[ImageUser { name: "curl_user", uid: 100, gid: 101, home: "/home/curl_user", shell: "/sbin/nologin" }],
+        user: "curl_user",
         ..busybox_shell("curlimages/curl")
     },
     coredns("registry.k8s.io/coredns/coredns"),
@@ -407,6 +415,7 @@ static CATALOG: &[ImageProfile] = &[
         symlinks: &[],
         dirs: &[],
         users: &[],
+        user: "",
         busybox_bin: false,
         exposed_ports: &[],
         emu_mounts: &[],
@@ -425,6 +434,7 @@ static CATALOG: &[ImageProfile] = &[
         symlinks: &[],
         dirs: &[],
         users: &[],
+        user: "",
         busybox_bin: false,
         exposed_ports: &[],
         emu_mounts: &[],
@@ -443,6 +453,7 @@ static CATALOG: &[ImageProfile] = &[
         symlinks: &[("/usr/local/bin/python", "/usr/bin/python3")],
         dirs: &[],
         users: &[],
+        user: "",
         busybox_bin: false,
         exposed_ports: &[],
         emu_mounts: &[],
@@ -462,6 +473,7 @@ static CATALOG: &[ImageProfile] = &[
         symlinks: &[],
         dirs: &[],
         users: &[],
+        user: "",
         busybox_bin: false,
         exposed_ports: &[5201],
         emu_mounts: &[],
@@ -485,6 +497,7 @@ const fn coredns(name: &'static str) -> ImageProfile {
         symlinks: &[],
         dirs: &["/etc/coredns"],
         users: &[],
+        user: "",
         busybox_bin: false,
         exposed_ports: &[53, 9153],
         emu_mounts: &[EmuMount::Program { program: "emu-dns", path: "/coredns" }, EmuMount::ApiSocket { path: API_SOCKET_IN_CONTAINER }],
@@ -566,7 +579,7 @@ impl ImageProfile {
     /// The process environment in the order a container runtime builds it: the image's PATH,
     /// HOSTNAME, the rest of the image's ENV, then the container's env (a container value replaces
     /// an image value in place), TERM for a tty, HOME last when nobody set it.
-    pub fn process_env(&self, hostname: &str, env: &[(String, String)], tty: bool) -> Vec<(String, String)> {
+    pub fn process_env(&self, hostname: &str, env: &[(String, String)], tty: bool, uid: u32) -> Vec<(String, String)> {
         let mut out: Vec<(String, String)> = Vec::new();
         let set = |out: &mut Vec<(String, String)>, k: &str, v: &str| match out.iter_mut().find(|(key, _)| key == k) {
             Some(slot) => slot.1 = v.to_string(),
@@ -585,9 +598,18 @@ impl ImageProfile {
             set(&mut out, "TERM", "xterm");
         }
         if !out.iter().any(|(k, _)| k == "HOME") {
-            set(&mut out, "HOME", "/root");
+            set(&mut out, "HOME", self.home_of(uid));
         }
         out
+    }
+
+    /// The home directory of user `uid` in the image's /etc/passwd; `/` for a user it lacks,
+    /// as containerd sets HOME.
+    pub fn home_of(&self, uid: u32) -> &'static str {
+        match uid {
+            0 => "/root",
+            _ => self.users.iter().find(|u| u.uid == uid).map_or("/", |u| u.home),
+        }
     }
 
     /// /etc/passwd: root, the image's users, nobody.
@@ -775,12 +797,12 @@ mod tests {
     #[test]
     fn env_order_and_overrides() {
         let bb = resolve("busybox").expect("busybox");
-        let env = bb.process_env("pod-a", &[("A".into(), "1".into()), ("PATH".into(), "/x".into())], true);
+        let env = bb.process_env("pod-a", &[("A".into(), "1".into()), ("PATH".into(), "/x".into())], true, 0);
         let keys: Vec<&str> = env.iter().map(|(k, _)| k.as_str()).collect();
         assert_eq!(keys, ["PATH", "HOSTNAME", "A", "TERM", "HOME"]);
         assert_eq!(env[0].1, "/x");
         assert_eq!(env[1].1, "pod-a");
-        assert!(bb.process_env("p", &[], false)[0].1.starts_with("/bin:"));
+        assert!(bb.process_env("p", &[], false, 0)[0].1.starts_with("/bin:"));
     }
 
     #[test]

@@ -13,7 +13,7 @@ use emu_host::{cgroup, net};
 use emu_logic::cluster::{ClusterConfig, NodeConfig, Paths, HOST_LABEL, UNDERLAY_ANNOTATION};
 use emu_logic::configdata::ConfigObject;
 use emu_logic::podspec::spec;
-use emu_logic::{configdata, ipam, volumes};
+use emu_logic::{configdata, identity, ipam, volumes};
 use emu_proto::api_client::ApiClient;
 use emu_proto::reflector::{self, Snapshot};
 use emu_proto::transport::{TlsTarget, Upstream};
@@ -811,8 +811,13 @@ async fn reconcile(
                                     tracing::warn!(pod = %name(pod), error = %format!("{e:#}"), "creating sandbox");
                                 }
                                 pending_status(&local_pod, "ContainerCreating", "")
-                            } else if e.downcast_ref::<configdata::EnvError>().is_some() {
-                                tracing::warn!(pod = %name(pod), error = %format!("{e:#}"), "creating sandbox");
+                            } else if e.downcast_ref::<configdata::EnvError>().is_some()
+                                || e.downcast_ref::<identity::ConfigError>().is_some()
+                            {
+                                // Kubelet's event for a container it cannot create as asked.
+                                if record_event(&agent, &local, pod, "Warning", "Failed", &format!("Error: {e:#}")).await {
+                                    tracing::warn!(pod = %name(pod), error = %format!("{e:#}"), "creating sandbox");
+                                }
                                 pending_status(&local_pod, "CreateContainerConfigError", &format!("{e:#}"))
                             } else {
                                 tracing::warn!(pod = %name(pod), error = %format!("{e:#}"), "creating sandbox");
@@ -1001,7 +1006,9 @@ async fn remove_sandbox(agent: &Agent, uid: &str, grace: Duration) -> anyhow::Re
     Ok(())
 }
 
-fn sandbox_spec(agent: &Agent, pod: &Pod, ip: Ipv4Addr, objects: &Objects) -> Result<sandbox::SandboxSpec, configdata::EnvError> {
+/// The sandbox of `pod`, or why a container cannot be created as asked: a missing Secret or
+/// ConfigMap ([`configdata::EnvError`]) or a user `runAsNonRoot` forbids ([`identity::ConfigError`]).
+fn sandbox_spec(agent: &Agent, pod: &Pod, ip: Ipv4Addr, objects: &Objects) -> anyhow::Result<sandbox::SandboxSpec> {
     let (ns, name) = typed::key(&pod.metadata);
     let spec = spec(pod);
     let hostname = spec.hostname.as_deref().unwrap_or(name).chars().take(63).collect::<String>();
@@ -1019,7 +1026,13 @@ fn sandbox_spec(agent: &Agent, pod: &Pod, ip: Ipv4Addr, objects: &Objects) -> Re
         .iter()
         .map(|c| {
             let (env, literal_env) = container_env(c, pod, ip, &agent.node, &lookup)?;
-            Ok(sandbox::ContainerSpec {
+            // An image the catalog lacks fails at its pull (ErrImagePull), before it would run.
+            let identity = match emu_logic::images::resolve(c.image.as_deref().unwrap_or_default()) {
+                Ok(profile) => identity::container_identity(pod, c, profile.user, profile.users)?,
+                Err(_) => identity::Identity::ROOT,
+            };
+            let capabilities = identity::kept_capabilities(c).into_iter().map(String::from).collect();
+            anyhow::Ok(sandbox::ContainerSpec {
                 name: c.name.clone(),
                 image: c.image.clone().unwrap_or_default(),
                 command: c.command.clone().unwrap_or_default(),
@@ -1034,9 +1047,11 @@ fn sandbox_spec(agent: &Agent, pod: &Pod, ip: Ipv4Addr, objects: &Objects) -> Re
                 restarts_before: restarts_before(pod, &c.name),
                 confinement: sandbox::seccomp::decide(spec.security_context.as_ref(), c.security_context.as_ref()),
                 writable_layer_bytes: Some(emu_logic::images::writable_layer_bytes(c)),
+                identity,
+                capabilities: Some(capabilities),
             })
         })
-        .collect::<Result<Vec<_>, _>>()?;
+        .collect::<anyhow::Result<Vec<_>>>()?;
     Ok(sandbox::SandboxSpec {
         cluster: agent.cluster.name.clone(),
         namespace: ns.into(),

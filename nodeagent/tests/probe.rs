@@ -264,6 +264,8 @@ fn busybox_pod(netns: &Netns) -> Pod {
             restarts_before: 0,
             confinement: Default::default(),
             writable_layer_bytes: None,
+            identity: Default::default(),
+            capabilities: None,
         }],
         volumes: vec![],
         api_socket: None,

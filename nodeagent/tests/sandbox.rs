@@ -144,6 +144,8 @@ fn container(name: &str, image: &str, command: &[&str]) -> ContainerSpec {
         restarts_before: 0,
         confinement: Default::default(),
         writable_layer_bytes: None,
+        identity: Default::default(),
+        capabilities: None,
     }
 }
 

@@ -19,10 +19,11 @@ use std::os::fd::RawFd;
 use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use emu_logic::identity::Identity;
 use nix::mount::{MntFlags, MsFlags};
 
 use super::seccomp::{self, Confinement};
-use super::{drop_capabilities, exec, find_executable, reset_signals};
+use super::{become_container_user, exec, find_executable, reset_signals};
 
 /// Everything the child needs, prepared by the shim before cloning.
 pub(super) struct Plan {
@@ -47,6 +48,9 @@ pub(super) struct Plan {
     pub volume_binds: Vec<(PathBuf, String)>,
     /// Its seccomp profile and `no_new_privs`.
     pub confinement: Confinement,
+    /// Who it runs as, and the capabilities it keeps (None: the runtime's default set).
+    pub identity: Identity,
+    pub capabilities: Option<Vec<String>>,
 }
 
 /// Sets up the container and execs it; returns only the reason it could not. Its stdin is
@@ -90,7 +94,7 @@ fn setup(plan: &Plan, output: RawFd, stdin: RawFd, terminal: bool) -> Result<Pat
     nix::unistd::chdir(wd).map_err(|e| format!("workingDir {wd:?}: {e}"))?;
     // Last, after every mount of the root and before capabilities go (see `confine`).
     seccomp::confine(&plan.confinement)?;
-    drop_capabilities()?;
+    become_container_user(&plan.identity, plan.capabilities.as_deref())?;
     let program = plan.argv.first().ok_or("no command specified: the image has no ENTRYPOINT/CMD and the container no command/args")?;
     find_executable(program, &plan.env)
 }

@@ -40,6 +40,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use emu_logic::identity::Identity;
 use serde::{Deserialize, Serialize};
 
 pub use nsexec::nsexec_main;
@@ -136,6 +137,14 @@ pub struct ContainerSpec {
     /// before it existed (the default then).
     #[serde(default)]
     pub writable_layer_bytes: Option<u64>,
+    /// Who its processes run as, and every exec into it ([`emu_logic::identity`]); root in a
+    /// spec written before it existed.
+    #[serde(default)]
+    pub identity: Identity,
+    /// The capabilities it keeps (`NET_RAW`…: [`emu_logic::identity::kept_capabilities`]);
+    /// None in a spec written before it existed: the runtime's default set.
+    #[serde(default)]
+    pub capabilities: Option<Vec<String>>,
 }
 
 /// What the shim reports: `<pod_dir>/state.json`.
@@ -402,17 +411,42 @@ const KEPT_CAPS: [caps::Capability; 14] = {
     ]
 };
 
-/// Drops every capability outside [`KEPT_CAPS`] from all sets of the calling (single-threaded)
-/// process, bounding set first so that exec cannot regain them.
-fn drop_capabilities() -> Result<(), String> {
+/// Makes the calling (single-threaded) process the container's user with the capabilities it
+/// keeps (`kept`, Kubernetes' names; None: [`KEPT_CAPS`]), as runc does before exec: the
+/// bounding set cut while still root (cutting needs CAP_SETPCAP), then groups and user (the
+/// permitted set kept across setuid), then the other sets. A non-root user's exec then starts
+/// without capabilities, as under containerd; root's with `kept`, and no exec can regain more.
+fn become_container_user(identity: &Identity, kept: Option<&[String]>) -> Result<(), String> {
     use caps::CapSet;
-    let keep: caps::CapsHashSet = KEPT_CAPS.into_iter().collect();
+    let keep: caps::CapsHashSet = match kept {
+        None => KEPT_CAPS.into_iter().collect(),
+        Some(names) => names
+            .iter()
+            .map(|name| format!("CAP_{name}").parse::<caps::Capability>().map_err(|e| format!("capability {name}: {e}")))
+            .collect::<Result<_, _>>()?,
+    };
     for cap in caps::runtime::thread_all_supported() {
         if !keep.contains(&cap) {
             caps::drop(None, CapSet::Bounding, cap).map_err(|e| format!("dropping {cap} from the bounding set: {e}"))?;
         }
     }
     caps::clear(None, CapSet::Ambient).map_err(|e| format!("clearing ambient capabilities: {e}"))?;
+    if !identity.is_root() {
+        use nix::unistd::{setgroups, setresgid, setresuid, Gid, Uid};
+        // SAFETY: prctl changes only this process's attributes.
+        if unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) } < 0 {
+            return Err(format!("keeping capabilities across setuid: {}", std::io::Error::last_os_error()));
+        }
+        let groups: Vec<Gid> = identity.groups.iter().map(|g| Gid::from_raw(*g)).collect();
+        setgroups(&groups).map_err(|e| format!("setting supplementary groups {:?}: {e}", identity.groups))?;
+        let (uid, gid) = (Uid::from_raw(identity.uid), Gid::from_raw(identity.gid));
+        setresgid(gid, gid, gid).map_err(|e| format!("setting group {gid}: {e}"))?;
+        setresuid(uid, uid, uid).map_err(|e| format!("setting user {uid}: {e}"))?;
+        // Changing credentials cleared the parent-death signal: a container still must not
+        // outlive its supervisor.
+        // SAFETY: as above.
+        unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
+    }
     for set in [CapSet::Inheritable, CapSet::Effective, CapSet::Permitted] {
         caps::set(None, set, &keep).map_err(|e| format!("setting {set:?} capabilities: {e}"))?;
     }

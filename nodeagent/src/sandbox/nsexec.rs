@@ -59,7 +59,7 @@ fn enter(args: &[String]) -> Result<i32, (i32, String)> {
     let profile = images::resolve(&cspec.image).map_err(|e| fail(e.to_string()))?;
     // The environment the container's run started with (older shims did not record it).
     let started_with = if status.env.is_empty() { &cspec.env } else { &status.env };
-    let env = profile.process_env(&spec.hostname, started_with, tty);
+    let env = profile.process_env(&spec.hostname, started_with, tty, cspec.identity.uid);
     let wd = cspec.working_dir.clone().unwrap_or_else(|| profile.working_dir.to_string());
 
     // Open every namespace first: after entering the mount namespace, /proc is the container's.
@@ -83,7 +83,7 @@ fn enter(args: &[String]) -> Result<i32, (i32, String)> {
     // SAFETY: nsexec is single-threaded.
     match unsafe { nix::unistd::fork() }.map_err(|e| fail(format!("fork: {e}")))? {
         nix::unistd::ForkResult::Child => {
-            let (code, msg) = run_command(argv, &env, &wd, tty, &cspec.confinement);
+            let (code, msg) = run_command(argv, &env, &wd, tty, cspec);
             eprintln!("emu-nodeagent nsexec: {msg}");
             // SAFETY: leave without running the parent's exit handlers.
             unsafe { libc::_exit(code) }
@@ -102,7 +102,7 @@ fn enter(args: &[String]) -> Result<i32, (i32, String)> {
 
 /// In the forked child (inside the container's PID namespace): execs the command; returns only
 /// the exit code and reason of a failure.
-fn run_command(argv: &[String], env: &[(String, String)], wd: &str, tty: bool, confinement: &seccomp::Confinement) -> (i32, String) {
+fn run_command(argv: &[String], env: &[(String, String)], wd: &str, tty: bool, container: &ContainerSpec) -> (i32, String) {
     // SAFETY: prctl/setsid/ioctl change only this process; stdin is whatever the caller gave us.
     unsafe {
         // If the caller (emu exec) goes away, so does the command.
@@ -116,10 +116,11 @@ fn run_command(argv: &[String], env: &[(String, String)], wd: &str, tty: bool, c
     if let Err(e) = nix::unistd::chdir(wd) {
         return (126, format!("workingDir {wd:?}: {e}"));
     }
-    if let Err(e) = seccomp::confine(confinement) {
+    if let Err(e) = seccomp::confine(&container.confinement) {
         return (126, e);
     }
-    if let Err(e) = drop_capabilities() {
+    // As the container's processes run (kubectl exec runs as the container's user).
+    if let Err(e) = become_container_user(&container.identity, container.capabilities.as_deref()) {
         return (126, e);
     }
     match find_executable(&argv[0], env) {

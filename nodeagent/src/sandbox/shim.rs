@@ -360,11 +360,13 @@ impl Pod {
             view,
             etc_dir: self.dir.join(ETC_DIR),
             argv: profile.argv(&command, &args),
-            env: profile.process_env(&self.spec.hostname, &env, c.spec.tty),
+            env: profile.process_env(&self.spec.hostname, &env, c.spec.tty, c.spec.identity.uid),
             working_dir: c.spec.working_dir.clone().unwrap_or_else(|| profile.working_dir.to_string()),
             emu_binds: emu_binds(profile, &self.spec),
             volume_binds: volume_binds(&self.dir, &c.spec.mounts),
             confinement: c.spec.confinement.clone(),
+            identity: c.spec.identity.clone(),
+            capabilities: c.spec.capabilities.clone(),
         };
         let started_at = rfc3339(SystemTime::now());
         let c = &mut self.containers[i];
