@@ -48,9 +48,10 @@ pub struct ImageProfile {
     /// The host's programs the image cannot do without: on a machine that lacks one, the image
     /// cannot be "pulled" (ErrImagePull, naming the package to install).
     pub host_programs: &'static [HostProgram],
-    /// Debian packages whose programs the image has besides `host_programs` (what each installs
-    /// into /bin, /sbin, /usr/bin and /usr/sbin, by dpkg's file list), as far as this machine
-    /// has them installed: the base system a Debian- or Ubuntu-based image is built on.
+    /// Debian packages whose programs and shared libraries the image has besides
+    /// `host_programs` (what each installs into /bin, /sbin, /usr/bin and /usr/sbin, and its
+    /// `lib*.so*` in the library directories, by dpkg's file list), as far as this machine has
+    /// them installed: the base system a Debian- or Ubuntu-based image is built on.
     pub packages: &'static [&'static [&'static str]],
     /// More of the host's files that the image has, in groups: files or directories (with
     /// everything beneath them), where `*` matches within one path component; skipped where
@@ -77,10 +78,16 @@ const NSLOOKUP_PROGRAM: HostProgram = HostProgram { path: "/usr/bin/nslookup", p
 const PERL_PROGRAM: HostProgram = HostProgram { path: "/usr/bin/perl", package: "perl" };
 const PYTHON_PROGRAM: HostProgram = HostProgram { path: "/usr/bin/python3", package: "python3" };
 const IPERF3_PROGRAM: HostProgram = HostProgram { path: "/usr/bin/iperf3", package: "iperf3" };
+const DNSMASQ_PROGRAM: HostProgram = HostProgram { path: "/usr/sbin/dnsmasq", package: "dnsmasq-base" };
 
-/// The programs of debian:bookworm-slim that a shell's user types (its essential packages): the
-/// base of the Debian-based official images (nginx, perl, python), and close to Ubuntu's.
+/// What debian:bookworm-slim has of its essential packages: the programs a shell's user types,
+/// and the C and C++ runtime libraries that programs built elsewhere (a Python wheel's
+/// extension) expect of every Debian. The base of the Debian-based official images (nginx, perl,
+/// python), and close to Ubuntu's.
 const DEBIAN_BASE: &[&str] = &[
+    "libc6",
+    "libgcc-s1",
+    "libstdc++6",
     "bash",
     "dash",
     "coreutils",
@@ -287,6 +294,10 @@ fi
 exec "$@"
 "#;
 
+/// The official busybox image's printenv applet, which Debian's build of busybox lacks:
+/// coreutils' stands in (`kubectl exec POD -- printenv` is how one sees a pod's variables).
+const BUSYBOX_STANDINS: &[&str] = &["/usr/bin/printenv"];
+
 /// A busybox-based image that starts a shell; busybox's applets stand in for its tools.
 const fn busybox_shell(name: &'static str) -> ImageProfile {
     ImageProfile {
@@ -305,7 +316,7 @@ const fn busybox_shell(name: &'static str) -> ImageProfile {
         emu_mounts: &[],
         host_programs: &[BUSYBOX_PROGRAM],
         packages: &[],
-        host_files: &[],
+        host_files: &[BUSYBOX_STANDINS],
     }
 }
 
@@ -386,7 +397,7 @@ static CATALOG: &[ImageProfile] = &[
     busybox_shell("busybox"),
     ImageProfile {
         host_programs: &[BUSYBOX_PROGRAM, CURL_PROGRAM],
-        host_files: &[CA_CERTIFICATES],
+        host_files: &[BUSYBOX_STANDINS, CA_CERTIFICATES],
         ..busybox_shell("radial/busyboxplus:curl")
     },
     ImageProfile {
@@ -396,7 +407,7 @@ static CATALOG: &[ImageProfile] = &[
         files: &[ImageFile { path: "/entrypoint.sh", mode: 0o755, source: FileSource::Inline(CURL_ENTRYPOINT) }],
         dirs: &["/home/curl_user"],
         host_programs: &[BUSYBOX_PROGRAM, CURL_PROGRAM],
-        host_files: &[CA_CERTIFICATES],
+        host_files: &[BUSYBOX_STANDINS, CA_CERTIFICATES],
         // The image's Dockerfile: `adduser -S curl_user -G curl_group`, `USER curl_user`.
         users: &[ImageUser { name: "curl_user", uid: 100, gid: 101, home: "/home/curl_user", shell: "/sbin/nologin" }],
         user: "curl_user",
@@ -480,6 +491,14 @@ static CATALOG: &[ImageProfile] = &[
         host_programs: &[IPERF3_PROGRAM],
         packages: &[DEBIAN_BASE],
         host_files: &[],
+    },
+    // 4km3/dnsmasq (Alpine with dnsmasq, ENTRYPOINT `dnsmasq -k`): the DNS benchmark's baseline.
+    ImageProfile {
+        entrypoint: &["dnsmasq", "-k"],
+        cmd: &[],
+        exposed_ports: &[53],
+        host_programs: &[BUSYBOX_PROGRAM, DNSMASQ_PROGRAM],
+        ..busybox_shell("4km3/dnsmasq")
     },
 ];
 
@@ -683,14 +702,28 @@ impl ImageProfile {
 
 /// The directories whose entries are a package's programs.
 const PROGRAM_DIRS: [&str; 4] = ["/bin", "/sbin", "/usr/bin", "/usr/sbin"];
+/// The directories of shared libraries, besides their multiarch subdirectories
+/// (/usr/lib/x86_64-linux-gnu).
+const LIBRARY_DIRS: [&str; 4] = ["/lib", "/lib64", "/usr/lib", "/usr/lib64"];
 
-/// The programs in a Debian package's file list (dpkg's `/var/lib/dpkg/info/<package>.list`, one
-/// path a line): its entries directly in /bin, /sbin, /usr/bin or /usr/sbin, as dpkg names
-/// them (on a merged-/usr system /bin/cat is /usr/bin/cat reached through the /bin link).
-pub fn package_programs(list: &str) -> Vec<&str> {
+/// The programs and shared libraries in a Debian package's file list (dpkg's
+/// `/var/lib/dpkg/info/<package>.list`, one path a line), as dpkg names them (on a merged-/usr
+/// system /bin/cat is /usr/bin/cat reached through the /bin link): its entries directly in
+/// /bin, /sbin, /usr/bin or /usr/sbin, and its `lib*.so*` directly in a library directory or
+/// its multiarch subdirectory (not a program's modules deeper down).
+pub fn package_files(list: &str) -> Vec<&str> {
+    let is_library_dir = |dir: &str| {
+        LIBRARY_DIRS.contains(&dir)
+            || dir.rsplit_once('/').is_some_and(|(parent, sub)| !sub.is_empty() && ["/lib", "/usr/lib"].contains(&parent))
+    };
     list.lines()
         .map(str::trim_end)
-        .filter(|line| line.rsplit_once('/').is_some_and(|(dir, name)| !name.is_empty() && PROGRAM_DIRS.contains(&dir)))
+        .filter(|line| {
+            line.rsplit_once('/').is_some_and(|(dir, name)| {
+                !name.is_empty()
+                    && (PROGRAM_DIRS.contains(&dir) || (name.starts_with("lib") && name.contains(".so") && is_library_dir(dir)))
+            })
+        })
         .collect()
 }
 
@@ -848,8 +881,8 @@ mod tests {
     #[test]
     fn an_image_names_its_programs_and_the_host_files_it_has() {
         let paths = |image: &str| resolve(image).expect(image).host_paths().collect::<Vec<_>>();
-        assert_eq!(paths("busybox"), ["/usr/bin/busybox"]);
-        assert_eq!(paths("radial/busyboxplus:curl"), ["/usr/bin/busybox", "/usr/bin/curl", "/etc/ssl/certs"]);
+        assert_eq!(paths("busybox"), ["/usr/bin/busybox", "/usr/bin/printenv"]);
+        assert_eq!(paths("radial/busyboxplus:curl"), ["/usr/bin/busybox", "/usr/bin/curl", "/usr/bin/printenv", "/etc/ssl/certs"]);
         let nginx = paths("nginx");
         assert_eq!(nginx[..2], ["/usr/sbin/nginx", "/usr/share/nginx/html"]);
         assert!(nginx.contains(&"/usr/lib/terminfo") && nginx.contains(&"/etc/ssl/certs"), "{nginx:?}");
@@ -890,11 +923,19 @@ mod tests {
     }
 
     #[test]
-    fn a_packages_programs_are_its_entries_in_the_program_directories() {
+    fn a_packages_files_are_its_programs_and_shared_libraries() {
         let list = "/.\n/bin\n/bin/cat\n/usr\n/usr/bin\n/usr/bin/[\n/usr/bin/env\n/usr/sbin/chroot\n/sbin/x\n\
                     /usr/share/man/man1/cat.1.gz\n/usr/lib/x86_64-linux-gnu/coreutils/libstdbuf.so\n/usr/bin/sub/dir\n/usr/local/bin/y\n";
-        assert_eq!(package_programs(list), ["/bin/cat", "/usr/bin/[", "/usr/bin/env", "/usr/sbin/chroot", "/sbin/x"]);
-        assert!(package_programs("").is_empty());
+        assert_eq!(package_files(list), ["/bin/cat", "/usr/bin/[", "/usr/bin/env", "/usr/sbin/chroot", "/sbin/x"]);
+        assert!(package_files("").is_empty());
+        // libc6's and libstdc++6's: libraries, not gconv's modules or gdb's scripts.
+        let list = "/lib/x86_64-linux-gnu/libc.so.6\n/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2\n/usr/lib/x86_64-linux-gnu/gconv/IBM1047.so\n\
+                    /usr/lib/x86_64-linux-gnu/libstdc++.so.6\n/usr/share/gdb/auto-load/usr/lib/x86_64-linux-gnu/libstdc++.so.6.0.30-gdb.py\n\
+                    /lib64/ld-linux-x86-64.so.2\n/usr/lib/libfoo.so.1\n/usr/lib/x86_64-linux-gnu/perl-base/auto/POSIX/libPOSIX.so\n/usr/lib/locale/C.utf8/LC_CTYPE\n";
+        assert_eq!(
+            package_files(list),
+            ["/lib/x86_64-linux-gnu/libc.so.6", "/usr/lib/x86_64-linux-gnu/libstdc++.so.6", "/usr/lib/libfoo.so.1"]
+        );
     }
 
     #[test]

@@ -3,17 +3,17 @@
 //! read-only (an overlay's lower layer), by every container of the image on every node.
 //!
 //! A view holds what the image profile names ([`ImageProfile`]) and nothing else of the host:
-//! the image's programs, the programs of the Debian packages it names, its other host files,
-//! and what those need at run time: the interpreter of a script, and the dynamic loader and
-//! shared libraries of a program, found by running the host's loader with `--list` on each
-//! program and shared object (what `ldd` does). The loader resolves libraries exactly as it will
-//! when the program runs (its cache, RUNPATH, hwcaps directories, the transitive closure), which
-//! parsing `DT_NEEDED` here would have to re-implement; it runs once per file and cluster, at
-//! the pull, never at a container's start. Symlinks on the way (merged /usr's /lib -> usr/lib,
-//! /etc/alternatives) are kept, with what they point at. Then the image's own layout: the
-//! directories every root has, its /etc (users, name service configuration, and the mount
-//! points of the pod's hosts, resolv.conf and hostname), busybox's applet links, the profile's
-//! files, and the mount points of emu's programs.
+//! the image's programs, the programs and libraries of the Debian packages it names, its other
+//! host files, and what those need at run time: the interpreter of a script, and the dynamic
+//! loader and shared libraries of a program, found by running the host's loader with `--list`
+//! on each program and shared object (what `ldd` does). The loader resolves libraries exactly
+//! as it will when the program runs (its cache, RUNPATH, hwcaps directories, the transitive
+//! closure), which parsing `DT_NEEDED` here would have to re-implement; it runs once per file
+//! and cluster, at the pull, never at a container's start. Symlinks on the way (merged /usr's
+//! /lib -> usr/lib, /etc/alternatives) are kept, with what they point at. Then the image's own
+//! layout: the directories every root has, its /etc (users, name service configuration, and the
+//! mount points of the pod's hosts, resolv.conf and hostname), busybox's applet links, the
+//! profile's files, and the mount points of emu's programs.
 //!
 //! Host files are hard links into the view when the cluster's runtime directory is on the
 //! host's file system; on a tmpfs `/run` (EXDEV) each is copied once into `images/.files/`
@@ -195,8 +195,8 @@ pub(super) fn plan(
     }
     for package in profile.package_names() {
         if let Some(list) = host.package_list(package) {
-            for program in images::package_programs(&list) {
-                w.add(Path::new(program), true)?;
+            for file in images::package_files(&list) {
+                w.add(Path::new(file), true)?;
             }
         }
     }
