@@ -8,9 +8,9 @@
 //! - inside a pod with `config.load_incluster_config()`: the API server from the pod's
 //!   `KUBERNETES_SERVICE_*` variables, the service account's token and CA from its projected
 //!   volume; RBAC's 403 for the default service account, and the pods once `kubectl create
-//!   rolebinding … --clusterrole=view --serviceaccount=default:default` granted it. Pods run the
-//!   host's /usr, so its python3 is the venv's interpreter; the venv's packages are copied into
-//!   the pod (`emu exec -i … tar`).
+//!   rolebinding … --clusterrole=view --serviceaccount=default:default` granted it. The pod is
+//!   of the python image, whose python3 is the host's, the venv's interpreter; the venv's
+//!   packages are copied into the pod (`emu exec -i … tar`).
 
 mod kubectl_support;
 mod test_tools;
@@ -25,9 +25,9 @@ const EARLY: &str = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: early\n  labe
 /// nginx on port 80, labelled app=web (the Service `web` the client creates selects it).
 const WEB: &str = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\n  labels:\n    app: web\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: nginx\n    image: nginx\n    ports:\n    - containerPort: 80\n";
 
-/// The pod the client runs in: busybox sleeping, with Python's module path where the venv's
+/// The pod the client runs in: python sleeping, with Python's module path where the venv's
 /// packages are copied.
-const PYCLIENT: &str = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: pyclient\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: main\n    image: busybox\n    command: [\"sleep\", \"3600\"]\n    env:\n    - name: PYTHONPATH\n      value: /tmp/site\n";
+const PYCLIENT: &str = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: pyclient\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: main\n    image: python\n    command: [\"sleep\", \"3600\"]\n    env:\n    - name: PYTHONPATH\n      value: /tmp/site\n";
 
 const LIMIT: Duration = Duration::from_secs(60);
 
@@ -125,7 +125,7 @@ fn cluster_with_client_pod(name: &str) -> (Cluster, emu_tests::Scratch) {
     (c, dir)
 }
 
-/// tests/python/incluster.py run by the pod's python3 (the host's, under the pod's /usr).
+/// tests/python/incluster.py run by the pod's python3 (the host's, which the python image has).
 fn in_pod(c: &Cluster) -> Vec<String> {
     let mut cmd = Command::new("timeout");
     cmd.args(["-s", "KILL", &LIMIT.as_secs().to_string()]).arg(emu_tests::emu_path());

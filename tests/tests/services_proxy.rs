@@ -13,9 +13,15 @@ use std::time::{Duration, Instant};
 const SCENARIO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../scenarios/nginx.yaml");
 const CLIENT_IMAGE: &str = "--image=radial/busyboxplus:curl";
 
-/// Starts a client pod that only sleeps (curl, ping and perl are there).
+/// Starts a client pod that only sleeps (curl and ping are there).
 fn client(c: &Cluster, pod: &str) -> Value {
     c.emu(&["run", pod, CLIENT_IMAGE, "--", "sleep", "3600"]).ok();
+    c.ready_pod(pod)
+}
+
+/// Starts a pod of the perl image that only sleeps: a client that speaks UDP.
+fn perl_client(c: &Cluster, pod: &str) -> Value {
+    c.emu(&["run", pod, "--image=perl", "--", "sleep", "3600"]).ok();
     c.ready_pod(pod)
 }
 
@@ -48,10 +54,11 @@ fn service_names(c: &Cluster) -> Vec<String> {
     v["items"].as_array().unwrap().iter().map(name).collect()
 }
 
-/// A busybox pod serving its own name over HTTP on `port`, which is named `web`.
+/// A busybox pod serving its own name over HTTP on `port`, which is named `web` (with curl, so
+/// that it can be a client too).
 fn httpd_pod(pod: &str, label: &str, port: u16) -> String {
     format!(
-        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {pod}, labels: {{app: {label}}}}}\nspec:\n  containers:\n  - name: httpd\n    image: busybox\n    \
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {pod}, labels: {{app: {label}}}}}\nspec:\n  containers:\n  - name: httpd\n    image: radial/busyboxplus:curl\n    \
          command: [sh, -c, 'mkdir -p /www && echo $HOSTNAME > /www/index.html && exec httpd -f -p {port} -h /www']\n    \
          ports: [{{name: web, containerPort: {port}}}]\n"
     )
@@ -156,7 +163,7 @@ fn named_target_port_resolves_per_pod() {
 #[test]
 fn udp_service_answers_through_the_cluster_ip() {
     let c = Cluster::up("tspudp", &[]);
-    // A UDP echo server (perl from the host's /usr, which every container sees).
+    // A UDP echo server in perl.
     c.apply("echo.yaml",
         r#"apiVersion: v1
 kind: Pod
@@ -164,7 +171,7 @@ metadata: {name: echo, labels: {app: echo}}
 spec:
   containers:
   - name: echo
-    image: busybox
+    image: perl
     command: [perl, -MIO::Socket::INET, -e, '$s = IO::Socket::INET->new(LocalPort => 5353, Proto => "udp") or die "bind: $!"; while ($s->recv($m, 1500)) { $s->send("echo:$m") }']
     ports: [{containerPort: 5353, protocol: UDP}]
 ---
@@ -182,7 +189,7 @@ spec:
     assert_eq!(table.lines().nth(1).unwrap().split_whitespace().nth(4), Some("53/UDP"), "{table}");
     wait_endpoints(&c, "echo", &[format!("{}:5353", ip(&echo))]);
     let vip = c.cluster_ip("echo");
-    client(&c, "client");
+    perl_client(&c, "client");
     // A connected UDP socket takes replies only from VIP:53, so a reply proves the reverse NAT too.
     // Each attempt is a new socket (a new 5-tuple), so an early miss leaves no stale flow behind.
     let script = format!(
@@ -205,7 +212,7 @@ fn udp_flow_moves_to_another_endpoint_when_its_endpoint_goes() {
     // Two echo pods that answer with their own name.
     let echo = |pod: &str| {
         format!(
-            "apiVersion: v1\nkind: Pod\nmetadata: {{name: {pod}, labels: {{app: echo}}}}\nspec:\n  containers:\n  - name: echo\n    image: busybox\n    \
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: {pod}, labels: {{app: echo}}}}\nspec:\n  containers:\n  - name: echo\n    image: perl\n    \
              command: [perl, -MIO::Socket::INET, -e, '$s = IO::Socket::INET->new(LocalPort => 5353, Proto => \"udp\") or die; while ($s->recv($m, 1500)) {{ $s->send($ENV{{HOSTNAME}}) }}']\n---\n"
         )
     };
@@ -224,7 +231,7 @@ fn udp_flow_moves_to_another_endpoint_when_its_endpoint_goes() {
         r#"use IO::Select; $s = IO::Socket::INET->new(PeerAddr => "{vip}:53", Proto => "udp") or die; $| = 1;
 while (1) {{ $s->send("q"); $r = ""; if (IO::Select->new($s)->can_read(0.2)) {{ $s->recv($r, 1500) }} print(($r eq "" ? "miss" : $r), "\n"); select(undef, undef, undef, 0.1) }}"#
     );
-    c.emu(&["run", "asker", "--image=busybox", "--", "perl", "-MIO::Socket::INET", "-e", &script]).ok();
+    c.emu(&["run", "asker", "--image=perl", "--", "perl", "-MIO::Socket::INET", "-e", &script]).ok();
     let answering = c.wait_for("the asker getting answers", Duration::from_secs(10), || {
         let log = c.emu(&["logs", "asker"]).stdout;
         log.lines().rev().find(|l| l.starts_with("echo-")).map(str::to_string)

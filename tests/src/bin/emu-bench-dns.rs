@@ -147,12 +147,12 @@ fn pod_netns(p: &Value) -> String {
     naming::netns_pod(CLUSTER, p["metadata"]["uid"].as_str().unwrap_or(""))
 }
 
-/// A busybox pod on `node`; the profile runs the host's programs (its /usr is the host's).
-fn busybox_pod(name: &str, node: &str, command: &[&str]) -> Value {
+/// A pod of `image` on `node` running `command`.
+fn pod(name: &str, node: &str, image: &str, command: &[&str]) -> Value {
     json!({"apiVersion": "v1", "kind": "Pod",
         "metadata": {"name": name, "namespace": "default"},
         "spec": {"nodeSelector": {"kubernetes.io/hostname": node},
-                 "containers": [{"name": "main", "image": "busybox", "command": command}]}})
+                 "containers": [{"name": "main", "image": image, "command": command}]}})
 }
 
 fn service_name(i: usize) -> String {
@@ -374,7 +374,7 @@ fn dns_bench(rt: &tokio::runtime::Runtime, scratch: &Scratch) -> anyhow::Result<
         --no-resolv --no-hosts --addn-hosts=/tmp/hosts --local-ttl=30";
     rt.block_on(apply(
         &mut client,
-        &[busybox_pod("bench-client", node, &["sleep", "100000"]), busybox_pod("bench-dnsmasq", node, &["sh", "-c", dnsmasq])],
+        &[pod("bench-client", node, "busybox", &["sleep", "100000"]), pod("bench-dnsmasq", node, "4km3/dnsmasq", &["sh", "-c", dnsmasq])],
     ))?;
     let bench_pods = poll("pods bench-client and bench-dnsmasq Running", Duration::from_secs(60), Duration::from_millis(100), || {
         let p = pods(&cluster, "default");

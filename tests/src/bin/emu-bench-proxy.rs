@@ -611,12 +611,12 @@ fn connections_per_sec(
 fn data_path(rt: &tokio::runtime::Runtime) -> anyhow::Result<()> {
     println!("  data path in a 2-node cluster ({DP_CLUSTER}): client pod → server pod by pod IP and by ClusterIP (one endpoint)");
     let (cluster, mut client) = cluster_with_client(rt, DP_CLUSTER, 2)?;
-    // The iperf3 server is a real pod: the busybox profile runs the host's /usr/bin/iperf3.
+    // The iperf3 server is a real pod: networkstatic/iperf3 runs the host's /usr/bin/iperf3.
     // The clients are pods that sleep; the benchmark runs iperf3 and its connection loop in
     // their network namespaces with `ip netns exec`/setns, which is all the data path sees of
     // a pod (this measures the network path, not `emu exec`).
     let objects = vec![
-        bench_pod("bench-iperf", "node-2", "busybox", &["iperf3", "-s"]),
+        bench_pod("bench-iperf", "node-2", "networkstatic/iperf3", &["iperf3", "-s"]),
         bench_pod("bench-web", "node-2", "nginx", &[]),
         bench_pod("bench-far", "node-1", "busybox", &["sleep", "100000"]),
         bench_pod("bench-near", "node-2", "busybox", &["sleep", "100000"]),

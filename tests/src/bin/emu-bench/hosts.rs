@@ -13,8 +13,8 @@
 //!      node-2, on node-1 (one nginx pod each), one HTTP/1.0 GET per connection, and the p50/p99
 //!      of one connection (connect, request, whole response, close).
 //!
-//!    The servers are real pods (nginx; busybox running the host's iperf3, as the image catalog
-//!    lets it). The client pod only sleeps: the benchmark runs iperf3 and its connection loop in
+//!    The servers are real pods (nginx; networkstatic/iperf3, whose iperf3 is the host's, as the
+//!    image catalog has it). The client pod only sleeps: the benchmark runs iperf3 and its connection loop in
 //!    that pod's network namespace (`nsenter --net`, `setns` on a dedicated thread), which is
 //!    all the data path sees of a pod, so `emu exec` is not measured.
 //! 3. `emu leave` and the join command `emu token create --print-join-command` prints, for host-2
@@ -334,7 +334,7 @@ fn data_path(rt: &tokio::runtime::Runtime, cluster: &Owned) -> anyhow::Result<()
     );
     let mut objects = vec![bench_pod("bench-client", CLIENT_NODE, "busybox", &["sleep", "100000"])];
     for (_, node) in PLACES {
-        objects.push(bench_pod(&format!("iperf-{node}"), node, "busybox", &["iperf3", "-s"]));
+        objects.push(bench_pod(&format!("iperf-{node}"), node, "networkstatic/iperf3", &["iperf3", "-s"]));
         objects.push(bench_pod(&format!("web-{node}"), node, "nginx", &[]));
         objects.push(bench_service(&format!("web-{node}"), 80));
     }
