@@ -215,3 +215,33 @@ fn not_root_gets_one_line() {
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert!(err.contains("must run as root") && err.contains("sudo"), "{err}");
 }
+
+/// What the probe of issue 19 found refused stays refused, with an error and nothing stored: a
+/// YAML alias bomb (a billion laughs), nesting 10,000 deep in YAML and 100,000 deep in JSON. The
+/// CLI ends with an error, not a crash, and the cluster keeps answering.
+#[test]
+fn bombs_and_deep_nesting_are_refused_and_change_nothing() {
+    let c = Cluster::up("tbadbomb", &["--nodes", "1"]);
+    let mut bomb = String::from(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: bomb}\nlaughs:\n  l0: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n",
+    );
+    for i in 1..10 {
+        let prev = format!("*l{}", i - 1);
+        bomb += &format!("  l{i}: &l{i} [{}]\n", vec![prev.as_str(); 10].join(", "));
+    }
+    let deep_yaml = format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: deep}}\nx: {}{}\n", "[".repeat(10_000), "]".repeat(10_000));
+    let deep_json = format!(
+        "{{\"apiVersion\": \"v1\", \"kind\": \"ConfigMap\", \"metadata\": {{\"name\": \"deepj\"}}, \"x\": {}{}}}",
+        "[".repeat(100_000),
+        "]".repeat(100_000)
+    );
+    for (file, text) in [("bomb.yaml", bomb), ("deep.yaml", deep_yaml), ("deep.json", deep_json)] {
+        let p = write(file, &text);
+        let r = c.emu(&["apply", "-f", p.to_str().unwrap()]);
+        // An exit code of 1 (an error said), not a signal's (-1) or a stack overflow's abort.
+        assert_eq!(r.code, 1, "{file}: stdout {} stderr {}", r.stdout, r.stderr);
+        assert!(r.stderr.starts_with("error:"), "{file}: {}", r.stderr);
+    }
+    let listed = c.emu(&["get", "configmaps"]).ok().stdout;
+    assert!(!listed.contains("bomb") && !listed.contains("deep"), "{listed}");
+}
