@@ -93,6 +93,11 @@ pub fn validate(object: &Object, undecoded: Undecoded) -> Result<(), Invalid> {
             v.nonnegative(spec.min_ready_seconds, "spec.minReadySeconds");
             v.nonnegative(spec.revision_history_limit, "spec.revisionHistoryLimit");
             v.nonnegative(spec.progress_deadline_seconds, "spec.progressDeadlineSeconds");
+            if let Some(rolling) = spec.strategy.as_ref().and_then(|s| s.rolling_update.as_ref()) {
+                for (field, value, message) in validate_rolling_update(rolling.max_surge.as_ref(), rolling.max_unavailable.as_ref()) {
+                    v.invalid(field, value, message);
+                }
+            }
         }
         Object::ReplicaSet(rs) => {
             let spec = or_default(&rs.spec);
@@ -969,10 +974,77 @@ pub fn validate_service_update(old: &Service, new: &Service) -> Result<(), Inval
     v.finish("Service", new.metadata.name.as_deref().unwrap_or_default())
 }
 
+/// How Go prints an `intstr.IntOrString` value in a field error (`%#v`).
+fn go_int_or_string(v: &IntOrString) -> String {
+    match v {
+        IntOrString::Int(i) => format!("intstr.IntOrString{{Type:0, IntVal:{i}, StrVal:\"\"}}"),
+        IntOrString::String(s) => format!("intstr.IntOrString{{Type:1, IntVal:0, StrVal:{s:?}}}"),
+    }
+}
+
+/// apps validation's `ValidateRollingUpdateDeployment` (the int-or-percents as stored; defaults
+/// fill both before validation): (field, invalid value, message) per error.
+fn validate_rolling_update(surge: Option<&IntOrString>, unavailable: Option<&IntOrString>) -> Vec<(String, String, String)> {
+    let base = "spec.strategy.rollingUpdate";
+    let zero = IntOrString::Int(0);
+    let (surge, unavailable) = (surge.unwrap_or(&zero), unavailable.unwrap_or(&zero));
+    let mut errors = Vec::new();
+    let mut percent = |v: &IntOrString, field: &str| -> Option<i64> {
+        let path = format!("{base}.{field}");
+        match v {
+            IntOrString::Int(i) if *i < 0 => {
+                errors.push((path, i.to_string(), "must be greater than or equal to 0".into()));
+                Some(i64::from(*i))
+            }
+            IntOrString::Int(i) => Some(i64::from(*i)),
+            IntOrString::String(s) => match s.strip_suffix('%').and_then(|n| n.parse::<i64>().ok()).filter(|_| !s.starts_with('-')) {
+                Some(n) => Some(n),
+                None => {
+                    errors.push((path, go_int_or_string(v), "a valid percent string must be a numeric string followed by an ending '%' (e.g. '1%',  or '93%', regex used for validation is '[0-9]+%')".into()));
+                    None
+                }
+            },
+        }
+    };
+    let u = percent(unavailable, "maxUnavailable");
+    let s = percent(surge, "maxSurge");
+    if u == Some(0) && s == Some(0) {
+        errors.push((format!("{base}.maxUnavailable"), go_int_or_string(unavailable), "may not be 0 when `maxSurge` is 0".into()));
+    }
+    if let (IntOrString::String(_), Some(n)) = (unavailable, u) {
+        if n > 100 {
+            errors.push((format!("{base}.maxUnavailable"), go_int_or_string(unavailable), "must not be greater than 100%".into()));
+        }
+    }
+    errors
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn rolling_update_fenceposts_speak_kubernetes() {
+        let zero = IntOrString::Int(0);
+        let e = validate_rolling_update(Some(&zero), Some(&zero));
+        assert_eq!(
+            e,
+            vec![(
+                "spec.strategy.rollingUpdate.maxUnavailable".to_string(),
+                "intstr.IntOrString{Type:0, IntVal:0, StrVal:\"\"}".to_string(),
+                "may not be 0 when `maxSurge` is 0".to_string()
+            )]
+        );
+        assert_eq!(validate_rolling_update(Some(&IntOrString::String("0%".into())), Some(&IntOrString::String("0%".into()))).len(), 1);
+        assert!(validate_rolling_update(Some(&zero), Some(&IntOrString::Int(1))).is_empty());
+        let e = validate_rolling_update(Some(&IntOrString::String("1".into())), Some(&IntOrString::String("120%".into())));
+        assert_eq!(e[0].0, "spec.strategy.rollingUpdate.maxSurge");
+        assert_eq!(e[1].2, "must not be greater than 100%");
+        let mut d = deployment(json!({"matchLabels": {"run": "x"}}), json!({"run": "x"}));
+        d["spec"]["strategy"] = json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": "0%"}});
+        assert_eq!(message(&d), "The Deployment \"my-nginx\" is invalid: spec.strategy.rollingUpdate.maxUnavailable: Invalid value: intstr.IntOrString{Type:1, IntVal:0, StrVal:\"0%\"}: may not be 0 when `maxSurge` is 0");
+    }
 
     fn deployment(selector: Value, template_labels: Value) -> Value {
         json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "my-nginx"},
