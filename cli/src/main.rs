@@ -4,6 +4,7 @@
 mod context;
 mod edit;
 mod fault;
+mod info;
 mod install;
 mod join;
 mod kubeconfig;
@@ -202,6 +203,10 @@ enum Command {
     /// Bootstrap tokens, with which another machine joins the cluster (kubeadm's `token create`,
     /// `list`, `delete`): `emu token create --print-join-command`.
     Token(token::TokenArgs),
+    /// Print the client's and the server's Kubernetes version.
+    Version(info::VersionArgs),
+    /// Print the resource types the API server serves.
+    ApiResources(info::ApiResourcesArgs),
     /// Generate files (no cluster needed).
     Gen {
         #[command(subcommand)]
@@ -279,6 +284,8 @@ fn main() {
         Command::Host(a) => fault::host(a, g),
         Command::Token(a) => token::token(a, g),
         Command::Gen { what: Generate::Cert { cn, san, key, cert } } => gen_cert(&cn, &san, &key, &cert),
+        Command::Version(a) => info::version(a, g),
+        Command::ApiResources(a) => info::api_resources(a, g),
         Command::Install(a) => install::install(a),
         Command::Completion { shell } => install::completion(shell),
     };

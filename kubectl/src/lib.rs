@@ -8,6 +8,7 @@
 mod describe;
 pub mod expose;
 mod gofmt;
+pub mod info;
 mod jsonpath;
 mod tables;
 mod tabwriter;
