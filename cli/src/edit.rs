@@ -85,7 +85,7 @@ fn same_identity(live: &Value, new: &Value) -> bool {
 
 /// Sends `obj` whole with the Replace call; the action the API took ("configured" or
 /// "unchanged"), its warnings printed first as kubectl prints them.
-async fn replace_one(client: &mut ApiClient<Channel>, obj: &Value) -> Result<String, tonic::Status> {
+pub(crate) async fn replace_one(client: &mut ApiClient<Channel>, obj: &Value) -> Result<String, tonic::Status> {
     let resp = client.replace(ReplaceRequest { objects: vec![Object { json: obj.to_string() }] }).await?.into_inner();
     let Some(result) = resp.results.into_iter().next() else { return Ok(String::new()) };
     crate::warnings::WarningWriter::stderr().print(&result.warnings);

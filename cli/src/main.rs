@@ -8,6 +8,7 @@ mod info;
 mod install;
 mod join;
 mod kubeconfig;
+mod labels;
 mod lifecycle;
 mod portforward;
 mod remote;
@@ -203,6 +204,10 @@ enum Command {
     /// Bootstrap tokens, with which another machine joins the cluster (kubeadm's `token create`,
     /// `list`, `delete`): `emu token create --print-join-command`.
     Token(token::TokenArgs),
+    /// Update the labels of objects: `KEY=VALUE` to set, `KEY-` to remove.
+    Label(labels::LabelArgs),
+    /// Update the annotations of objects: `KEY=VALUE` to set, `KEY-` to remove.
+    Annotate(labels::LabelArgs),
     /// Print the client's and the server's Kubernetes version.
     Version(info::VersionArgs),
     /// Print the resource types the API server serves.
@@ -284,6 +289,8 @@ fn main() {
         Command::Host(a) => fault::host(a, g),
         Command::Token(a) => token::token(a, g),
         Command::Gen { what: Generate::Cert { cn, san, key, cert } } => gen_cert(&cn, &san, &key, &cert),
+        Command::Label(a) => labels::label(a, labels::Field::Labels, g),
+        Command::Annotate(a) => labels::label(a, labels::Field::Annotations, g),
         Command::Version(a) => info::version(a, g),
         Command::ApiResources(a) => info::api_resources(a, g),
         Command::Install(a) => install::install(a),

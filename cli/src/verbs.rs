@@ -413,7 +413,7 @@ impl clap::builder::TypedValueParser for ResourceArg {
 }
 
 /// `TYPE NAME...`, `TYPE1,TYPE2`, or `TYPE/NAME ...` into (kind, names) groups.
-fn parse_targets(targets: &[String]) -> anyhow::Result<Vec<(&'static ResourceKind, Vec<String>)>> {
+pub(crate) fn parse_targets(targets: &[String]) -> anyhow::Result<Vec<(&'static ResourceKind, Vec<String>)>> {
     let lookup = |t: &str| kinds::lookup(t).ok_or_else(|| anyhow::anyhow!("the server doesn't have a resource type {t:?}"));
     if targets.iter().any(|t| t.contains('/')) {
         let mut out: Vec<(&'static ResourceKind, Vec<String>)> = Vec::new();

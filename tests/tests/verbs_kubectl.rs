@@ -41,3 +41,57 @@ fn version_and_api_resources() {
         assert_eq!(c.emu(args).ok().stdout, theirs, "kubectl {args:?}");
     }
 }
+
+/// Two pods alike, `k` changed by kubectl and `e` by emu with the same commands: each command
+/// prints the same (the pod's name aside), fails alike, and leaves the same labels.
+fn pod_pair(c: &emu_tests::Cluster, dir: &std::path::Path) {
+    for name in ["k", "e"] {
+        let r = kubectl(dir, LIMIT, &["run", name, "--image=busybox", "--labels=app=web", "--", "sleep", "3600"]);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+    }
+    c.ready_pod("k");
+    c.ready_pod("e");
+}
+
+#[test]
+fn label_and_annotate() {
+    let (c, dir) = cluster("tvklabel");
+    pod_pair(&c, &dir.0);
+    for cmd in [
+        "label pod/NAME tier=front",
+        "label pod NAME app=db",
+        "label pod NAME app=web",
+        "label pod NAME app=db --overwrite",
+        "label pod NAME app-",
+        "label pod NAME app-",
+        "label pod NAME e=5 e-",
+        "label pod NAME a==1",
+        "label pod NAME",
+        "label pod NAME x=1 -o name",
+        "annotate pod NAME note=hi",
+        "annotate pod NAME note=ho",
+        "annotate pod NAME note=ho --overwrite",
+        "annotate pod NAME note-",
+        "annotate pod NAME",
+    ] {
+        let theirs = kubectl(&dir.0, LIMIT, &cmd.replace("NAME", "k").split(' ').collect::<Vec<_>>());
+        let ours = c.emu(&cmd.replace("NAME", "e").split(' ').collect::<Vec<_>>());
+        assert_eq!(
+            (ours.code, ours.stdout.replace("pod/e", "pod/NAME"), ours.stderr.as_str()),
+            (theirs.code, theirs.stdout.replace("pod/k", "pod/NAME"), theirs.stderr.as_str()),
+            "{cmd}"
+        );
+    }
+    let labels = |p: &str| c.emu(&["get", "pod", p, "-o", "jsonpath={.metadata.labels}"]).ok().stdout.replace(&format!("\"{p}\""), "P");
+    assert_eq!(labels("e"), labels("k"));
+    assert_eq!(c.emu(&["label", "pod", "e", "--list"]).ok().stdout, "tier=front\nx=1\n");
+    // Selection by label and --all, in kubectl's words.
+    let r = c.emu(&["label", "pods", "-l", "tier=front", "sel=yes"]).ok().stdout;
+    assert_eq!(r, "pod/e labeled\npod/k labeled\n");
+    let r = c.emu(&["annotate", "pods", "--all", "every=1"]).ok().stdout;
+    assert_eq!(r, "pod/e annotated\npod/k annotated\n");
+    let r = c.emu(&["label", "pods", "x=2"]);
+    assert_eq!((r.code, r.stderr.as_str()), (1, "error: resource(s) were provided, but no name was specified\n"));
+    let r = c.emu(&["label", "pod", "nope", "x=2"]);
+    assert_eq!((r.code, r.stderr.as_str()), (1, "Error from server (NotFound): pods \"nope\" not found\n"));
+}
