@@ -14,7 +14,7 @@ use emu_api::time::now;
 use emu_api::typed::{self, ConfigMap, Deployment, Event, Node, ObjectMeta, Pod, ReplicaSet, Service};
 use emu_api::{defaults, naming, object};
 use emu_logic::scheduler::controller_uid;
-use emu_logic::{endpoints, ipam, scheduler};
+use emu_logic::{deployment, endpoints, ipam, scheduler};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::Ipv4Addr;
@@ -221,20 +221,114 @@ fn update(shared: &Shared, v: Value) {
 // JSON, so the same template keeps its ReplicaSet's name), and statuses are compared with the
 // stored JSON they replace.
 
+/// The Ready condition's lastTransitionTime of a ready pod (what minReadySeconds counts from).
+fn ready_since(p: &Pod) -> Option<i64> {
+    let conditions = p.status.as_ref()?.conditions.as_deref()?;
+    conditions.iter().find(|c| c.type_ == "Ready" && c.status == "True")?.last_transition_time.as_ref().map(|t| t.0.as_second())
+}
+
+/// A pod counts as available once Ready for `min_ready` seconds.
+fn pod_available(p: &Pod, min_ready: i32, now: i64) -> bool {
+    deployment::pod_available(endpoints::pod_is_ready(p), ready_since(p), min_ready, now)
+}
+
+/// The Deployment's annotations a ReplicaSet carries (`copyDeploymentAnnotationsToReplicaSet`):
+/// all but the controller's own and kubectl's last-applied configuration. Answers whether any
+/// changed.
+fn copy_annotations(d: &Value, rs: &mut Value) -> bool {
+    const SKIP: [&str; 6] = [
+        "kubectl.kubernetes.io/last-applied-configuration",
+        deployment::REVISION,
+        "deployment.kubernetes.io/revision-history",
+        "deployment.kubernetes.io/desired-replicas",
+        "deployment.kubernetes.io/max-replicas",
+        "deprecated.deployment.rollback.to",
+    ];
+    let mut changed = false;
+    for (k, v) in d["metadata"]["annotations"].as_object().into_iter().flatten() {
+        if SKIP.contains(&k.as_str()) || object::annotation(rs, k) == v.as_str() {
+            continue;
+        }
+        if let Some(v) = v.as_str() {
+            object::set_annotation(rs, k, v);
+            changed = true;
+        }
+    }
+    changed
+}
+
+/// The stored conditions with this sync's decisions applied, timestamps as
+/// `SetDeploymentCondition` keeps them (a changed status moves lastTransitionTime; a changed
+/// reason or any progress, lastUpdateTime).
+fn merge_condition(old: &[Value], c: &deployment::Condition, touch: bool, ts: &str) -> Value {
+    let prev = old.iter().find(|p| p["type"] == c.type_);
+    let same_status = prev.is_some_and(|p| p["status"] == c.status);
+    let same_reason = same_status && prev.is_some_and(|p| p["reason"] == c.reason);
+    let keep = |k: &str, cond: bool| prev.filter(|_| cond).map_or(json!(ts), |p| p[k].clone());
+    json!({"type": c.type_, "status": c.status, "lastUpdateTime": keep("lastUpdateTime", same_reason && !touch),
+        "lastTransitionTime": keep("lastTransitionTime", same_status), "reason": c.reason,
+        "message": if same_reason && !touch { prev.map_or(json!(c.message), |p| p["message"].clone()) } else { json!(c.message) }})
+}
+
 fn sync_deployments(shared: &Shared, decoded: &mut Caches) {
     let deployments = decoded.deployments.list(&shared.store, "Deployment", None);
     let replicasets = decoded.replicasets.list(&shared.store, "ReplicaSet", None);
     let pods = decoded.pods.list(&shared.store, "Pod", None);
+    let now = now();
     for d in deployments.iter().filter(|d| !is_terminating(&d.metadata)) {
         let (ns, name) = typed::key(&d.metadata);
+        let spec = d.spec.clone().unwrap_or_default();
         let template = &d.json["spec"]["template"];
         let hash = naming::pod_template_hash(template, None);
         let rs_name = format!("{name}-{hash}");
-        let replicas = i64::from(d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1));
-        let owned: Vec<&Obj<ReplicaSet>> = replicasets.iter().filter(|rs| controller_uid(&rs.metadata) == Some(uid(&d.metadata))).collect();
-        let current = owned.iter().find(|rs| typed::key(&rs.metadata).1 == rs_name);
-        let rs_replicas = |rs: &ReplicaSet| rs.spec.as_ref().and_then(|s| s.replicas).map(i64::from);
-        match current {
+        let replicas = spec.replicas.unwrap_or(1);
+        let paused = spec.paused.unwrap_or(false);
+        let min_ready = spec.min_ready_seconds.unwrap_or(0);
+        let rolling = spec.strategy.as_ref().and_then(|s| s.rolling_update.as_ref());
+        let strategy = deployment::Strategy::resolve(
+            spec.strategy.as_ref().and_then(|s| s.type_.as_deref()),
+            rolling.and_then(|r| r.max_surge.as_ref()),
+            rolling.and_then(|r| r.max_unavailable.as_ref()),
+            replicas,
+        );
+        let owned: Vec<&Obj<ReplicaSet>> = replicasets
+            .iter()
+            .filter(|rs| controller_uid(&rs.metadata) == Some(uid(&d.metadata)) && !is_terminating(&rs.metadata))
+            .collect();
+        // Each ReplicaSet as the planner sees it, counted from its pods.
+        let mut views: Vec<deployment::ReplicaSetView> = owned
+            .iter()
+            .map(|rs| {
+                let of_rs: Vec<&Pod> = pods
+                    .iter()
+                    .map(|p| &*p.typed)
+                    .filter(|p| controller_uid(&p.metadata) == Some(uid(&rs.metadata)) && !pod_finished(p))
+                    .collect();
+                let active: Vec<&&Pod> = of_rs.iter().filter(|p| !is_terminating(&p.metadata)).collect();
+                deployment::ReplicaSetView {
+                    name: typed::key(&rs.metadata).1.to_string(),
+                    replicas: rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1),
+                    pods: active.len() as i32,
+                    ready: active.iter().filter(|p| endpoints::pod_is_ready(p)).count() as i32,
+                    available: active.iter().filter(|p| pod_available(p, min_ready, now)).count() as i32,
+                    running: of_rs.len() as i32,
+                    revision: object::annotation(&rs.json, deployment::REVISION).and_then(|r| r.parse().ok()).unwrap_or(0),
+                    created: rs.metadata.creation_timestamp.as_ref().map_or(0, |t| t.0.as_second()),
+                }
+            })
+            .collect();
+        let mut new = views.iter().position(|v| v.name == rs_name);
+        let revision = deployment::next_revision(&views, new);
+        let max_replicas = (replicas
+            + match strategy {
+                deployment::Strategy::RollingUpdate { max_surge, .. } => max_surge,
+                deployment::Strategy::Recreate => 0,
+            })
+        .to_string();
+        let mut created_new = false;
+        match new {
+            // A paused Deployment starts no rollout (getNewReplicaSet without creating).
+            None if paused => {}
             None => {
                 let mut labels = template["metadata"]["labels"].clone();
                 labels["pod-template-hash"] = json!(hash);
@@ -242,88 +336,135 @@ fn sync_deployments(shared: &Shared, decoded: &mut Caches) {
                 selector["matchLabels"]["pod-template-hash"] = json!(hash);
                 let mut rs_template = template.clone();
                 rs_template["metadata"]["labels"] = labels.clone();
-                let revision = owned.len() + 1;
+                // Created with no pods: the next pass scales it as the strategy allows.
                 let mut rs = json!({
                     "apiVersion": "apps/v1", "kind": "ReplicaSet",
                     "metadata": { "name": rs_name, "namespace": ns, "labels": labels,
                         "annotations": { "deployment.kubernetes.io/desired-replicas": replicas.to_string(),
-                            "deployment.kubernetes.io/max-replicas": (replicas + (replicas + 3) / 4).to_string(),
-                            "deployment.kubernetes.io/revision": revision.to_string() },
+                            "deployment.kubernetes.io/max-replicas": max_replicas,
+                            deployment::REVISION: revision.to_string() },
                         "ownerReferences": owner_ref(&d.metadata, "apps/v1", "Deployment") },
-                    "spec": { "replicas": replicas, "selector": selector, "template": rs_template },
+                    "spec": { "replicas": 0, "minReadySeconds": min_ready, "selector": selector, "template": rs_template },
                 });
+                copy_annotations(&d.json, &mut rs);
                 defaults::apply_defaults(&mut rs);
-                if let Err(e) = shared.store.create(rs) {
-                    tracing::debug!(error = %e, "creating replicaset");
+                match shared.store.create(rs) {
+                    Ok(_) => {
+                        created_new = true;
+                        views.push(deployment::ReplicaSetView { name: rs_name.clone(), revision, created: now, ..Default::default() });
+                        new = Some(views.len() - 1);
+                    }
+                    Err(e) => tracing::debug!(error = %e, "creating replicaset"),
                 }
             }
-            Some(rs) if rs_replicas(rs) != Some(replicas) => {
-                let mut rs = (*rs.json).clone();
-                rs["spec"]["replicas"] = json!(replicas);
-                object::set_annotation(&mut rs, "deployment.kubernetes.io/desired-replicas", &replicas.to_string());
-                update(shared, rs);
+            Some(i) => {
+                // An old template back (rollout undo) takes the next revision; annotations follow
+                // the Deployment's.
+                let rs = owned[i];
+                let mut json = (*rs.json).clone();
+                let mut changed = copy_annotations(&d.json, &mut json);
+                for (k, v) in [
+                    (deployment::REVISION, revision.to_string()),
+                    ("deployment.kubernetes.io/desired-replicas", replicas.to_string()),
+                    ("deployment.kubernetes.io/max-replicas", max_replicas),
+                ] {
+                    if object::annotation(&json, k) != Some(v.as_str()) {
+                        object::set_annotation(&mut json, k, &v);
+                        changed = true;
+                    }
+                }
+                if json["spec"]["minReadySeconds"] != json!(min_ready) {
+                    json["spec"]["minReadySeconds"] = json!(min_ready);
+                    changed = true;
+                }
+                if changed {
+                    views[i].revision = revision;
+                    update(shared, json);
+                }
             }
-            Some(_) => {}
         }
-        // Older templates scale to zero (a plain "Recreate"-like roll; rolling updates come later).
-        for rs in owned.iter().filter(|rs| typed::key(&rs.metadata).1 != rs_name && rs_replicas(rs) != Some(0)) {
-            let mut rs = (*rs.json).clone();
-            rs["spec"]["replicas"] = json!(0);
-            update(shared, rs);
+        // One step of the strategy (nothing in the pass that created the new ReplicaSet: the
+        // create wakes the next pass).
+        if let (Some(i), false) = (new, created_new) {
+            let plan = deployment::plan(replicas, strategy, paused, &views, i);
+            for (rs_name, to) in &plan.scale {
+                if let Some(rs) = owned.iter().find(|rs| typed::key(&rs.metadata).1 == rs_name) {
+                    let mut rs = (*rs.json).clone();
+                    rs["spec"]["replicas"] = json!(to);
+                    update(shared, rs);
+                }
+                if let Some(v) = views.iter_mut().find(|v| &v.name == rs_name) {
+                    v.replicas = *to;
+                }
+            }
+            let counts = deployment::counts(&views, new);
+            if !paused && plan.scale.is_empty() && deployment::complete(replicas, &counts) {
+                let limit = spec.revision_history_limit.unwrap_or(10);
+                for gone in deployment::history_to_delete(&views, i, limit) {
+                    let _ = shared.store.delete(&key("ReplicaSet", ns, &gone));
+                }
+            }
         }
-        // Status, counted over the pods of every owned ReplicaSet.
-        let owned_uids: HashSet<&str> = owned.iter().map(|rs| uid(&rs.metadata)).collect();
-        let mine: Vec<&Pod> = pods
-            .iter()
-            .map(|p| &*p.typed)
-            .filter(|p| controller_uid(&p.metadata).is_some_and(|u| owned_uids.contains(u)) && !is_terminating(&p.metadata))
-            .collect();
-        let ready = mine.iter().filter(|p| endpoints::pod_is_ready(p)).count() as i64;
-        let updated = mine.iter().filter(|p| typed::labels(&p.metadata).get("pod-template-hash") == Some(&hash)).count() as i64;
-        let total = mine.len() as i64;
-        let mut status = json!({ "observedGeneration": d.metadata.generation, "replicas": total,
-            "updatedReplicas": updated, "readyReplicas": ready, "availableReplicas": ready });
-        if total - ready > 0 {
-            status["unavailableReplicas"] = json!(total - ready);
+        // Status (calculateStatus) and conditions (syncRolloutStatus).
+        let counts = deployment::counts(&views, new);
+        let old_status = d.status.clone().unwrap_or_default();
+        let old_counts = deployment::Counts {
+            replicas: old_status.replicas.unwrap_or(0),
+            updated: old_status.updated_replicas.unwrap_or(0),
+            ready: old_status.ready_replicas.unwrap_or(0),
+            available: old_status.available_replicas.unwrap_or(0),
+            unavailable: old_status.unavailable_replicas.unwrap_or(0),
+        };
+        let old_conditions: Vec<Value> = d.json["status"]["conditions"].as_array().cloned().unwrap_or_default();
+        let progressing = old_conditions.iter().find(|c| c["type"] == "Progressing").map(|c| deployment::Previous {
+            status: c["status"].as_str().unwrap_or_default().into(),
+            reason: c["reason"].as_str().unwrap_or_default().into(),
+            last_update: c["lastUpdateTime"].as_str().and_then(emu_api::time::parse_rfc3339).unwrap_or(now),
+        });
+        let new_name = new.map_or(rs_name.clone(), |i| views[i].name.clone());
+        let inputs = deployment::Inputs {
+            name,
+            desired: replicas,
+            strategy,
+            paused,
+            progress_deadline_seconds: spec.progress_deadline_seconds,
+            new_rs: &new_name,
+            created_new,
+            old: old_counts,
+            new: counts,
+            progressing,
+            now,
+        };
+        let ts = object::rfc3339(now);
+        let mut conditions = vec![merge_condition(&old_conditions, &deployment::available_condition(&inputs), false, &ts)];
+        match deployment::progressing_condition(&inputs) {
+            Some(p) => conditions.push(merge_condition(&old_conditions, &p.condition, p.touch, &ts)),
+            None => conditions.extend(old_conditions.iter().find(|c| c["type"] == "Progressing").cloned()),
+        }
+        let mut status = json!({ "observedGeneration": d.metadata.generation, "replicas": counts.replicas,
+            "updatedReplicas": counts.updated, "readyReplicas": counts.ready, "availableReplicas": counts.available });
+        if counts.unavailable > 0 {
+            status["unavailableReplicas"] = json!(counts.unavailable);
         }
         for k in ["replicas", "updatedReplicas", "readyReplicas", "availableReplicas"] {
             if status[k] == json!(0) {
                 status.as_object_mut().map(|m| m.remove(k));
             }
         }
-        status["conditions"] = deployment_conditions(d, ready >= replicas, &rs_name);
         // The deployment controller shows a ReplicaSet's failure to create pods (GetReplicaFailures).
-        if let (Some(failed), Some(list)) =
-            (owned.iter().find_map(|rs| crate::serviceaccounts::deployment_failure(&rs.json)), status["conditions"].as_array_mut())
-        {
-            list.push(failed);
-        }
-        if d.json["status"] != status {
+        conditions.extend(owned.iter().find_map(|rs| crate::serviceaccounts::deployment_failure(&rs.json)));
+        status["conditions"] = json!(conditions);
+        let revision_now = new.map(|i| views[i].revision.to_string());
+        let annotation_stale = revision_now.as_deref().is_some_and(|r| object::annotation(&d.json, deployment::REVISION) != Some(r));
+        if d.json["status"] != status || annotation_stale {
             let mut d = (*d.json).clone();
             d["status"] = status;
+            if let (true, Some(r)) = (annotation_stale, revision_now) {
+                object::set_annotation(&mut d, deployment::REVISION, &r);
+            }
             update(shared, d);
         }
     }
-}
-
-fn deployment_conditions(d: &Deployment, available: bool, rs_name: &str) -> Value {
-    let old = d.status.as_ref().and_then(|s| s.conditions.as_deref()).unwrap_or_default();
-    let ts = object::rfc3339(now());
-    let cond = |t: &str, status: &str, reason: &str, message: String| {
-        // Keep timestamps when nothing changed, so the status settles.
-        let prev = old.iter().find(|c| c.type_ == t && c.status == status && c.reason.as_deref() == Some(reason));
-        let (probe, transition) =
-            prev.map(|c| (json!(c.last_update_time), json!(c.last_transition_time))).unwrap_or((json!(ts), json!(ts)));
-        json!({"type": t, "status": status, "reason": reason, "message": message, "lastUpdateTime": probe, "lastTransitionTime": transition})
-    };
-    json!([
-        if available {
-            cond("Available", "True", "MinimumReplicasAvailable", "Deployment has minimum availability.".into())
-        } else {
-            cond("Available", "False", "MinimumReplicasUnavailable", "Deployment does not have minimum availability.".into())
-        },
-        cond("Progressing", "True", "NewReplicaSetAvailable", format!("ReplicaSet \"{rs_name}\" has successfully progressed.")),
-    ])
 }
 
 fn pod_phase(p: &Pod) -> Option<&str> {
@@ -410,8 +551,10 @@ fn sync_replicasets(shared: &Shared, decoded: &mut Caches) {
         }
         let mine: Vec<&Obj<Pod>> = pods.iter().filter(of_rs).collect();
         let ready = mine.iter().filter(|p| endpoints::pod_is_ready(p)).count();
+        let min_ready = rs.spec.as_ref().and_then(|s| s.min_ready_seconds).unwrap_or(0);
+        let available = mine.iter().filter(|p| pod_available(p, min_ready, now())).count();
         let mut status = json!({ "replicas": mine.len(), "fullyLabeledReplicas": mine.len(), "readyReplicas": ready,
-            "availableReplicas": ready, "observedGeneration": rs.metadata.generation });
+            "availableReplicas": available, "observedGeneration": rs.metadata.generation });
         for k in ["fullyLabeledReplicas", "readyReplicas", "availableReplicas"] {
             if status[k] == json!(0) {
                 status.as_object_mut().map(|m| m.remove(k));
