@@ -12,6 +12,7 @@ mod labels;
 mod lifecycle;
 mod portforward;
 mod remote;
+mod rollout;
 mod testrun;
 mod tls;
 mod token;
@@ -169,6 +170,8 @@ enum Command {
     Patch(edit::PatchArgs),
     /// Set a new size for a Deployment or ReplicaSet.
     Scale(verbs::ScaleArgs),
+    /// Manage a Deployment's rollout: status, history, undo, restart, pause, resume.
+    Rollout(rollout::RolloutArgs),
     /// Expose a deployment, replicaset, pod or service as a new Service.
     Expose(verbs::ExposeArgs),
     /// Run a pod with one container.
@@ -276,6 +279,7 @@ fn main() {
         Command::Edit(a) => edit::edit(a, g),
         Command::Patch(a) => edit::patch(a, g),
         Command::Scale(a) => verbs::scale(a, g),
+        Command::Rollout(a) => rollout::rollout(a, g),
         Command::Expose(a) => verbs::expose(a, g),
         Command::Run(a) => verbs::run(a, g),
         Command::Exec(a) => verbs::exec(a, g),

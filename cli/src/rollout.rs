@@ -1,0 +1,304 @@
+//! `emu rollout status|history|undo|restart|pause|resume deployment/NAME`, as kubectl's
+//! `rollout` commands do them: status reads the fields the Deployment controller writes
+//! (kubectl's `DeploymentStatusViewer`), history lists the Deployment's ReplicaSets by their
+//! `deployment.kubernetes.io/revision`, and the others change the Deployment's spec client-side
+//! (undo copies a revision's pod template back, restart stamps the template with
+//! `kubectl.kubernetes.io/restartedAt`, pause/resume set `spec.paused`).
+
+use crate::context::{api_error, Ctx};
+use crate::Globals;
+use anyhow::bail;
+use clap::{Args, Subcommand};
+use emu_proto::{Object, ReplaceRequest};
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+const REVISION: &str = "deployment.kubernetes.io/revision";
+
+#[derive(Args, Debug)]
+pub struct RolloutArgs {
+    #[command(subcommand)]
+    pub command: Rollout,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Rollout {
+    /// Wait for the rollout to finish, printing its progress.
+    Status {
+        /// `deployment/NAME` or `deployment NAME`.
+        #[arg(required = true, num_args = 1..=2)]
+        target: Vec<String>,
+        /// Keep watching until the rollout ends (`--watch=false`: print the state once).
+        #[arg(short = 'w', long, default_value_t = true, action = clap::ArgAction::Set)]
+        watch: bool,
+        /// Give up after this long (`30s`, `5m`; 0: wait for ever).
+        #[arg(long, default_value = "0s")]
+        timeout: String,
+    },
+    /// The Deployment's revisions, with their change-cause.
+    History {
+        #[arg(required = true, num_args = 1..=2)]
+        target: Vec<String>,
+    },
+    /// Go back to the previous revision (or `--to-revision`).
+    Undo {
+        #[arg(required = true, num_args = 1..=2)]
+        target: Vec<String>,
+        #[arg(long = "to-revision", default_value_t = 0)]
+        to_revision: i64,
+    },
+    /// Replace every pod, by stamping the pod template with the time.
+    Restart {
+        #[arg(required = true, num_args = 1..=2)]
+        target: Vec<String>,
+    },
+    /// Stop rolling out template changes.
+    Pause {
+        #[arg(required = true, num_args = 1..=2)]
+        target: Vec<String>,
+    },
+    /// Roll out again after a pause.
+    Resume {
+        #[arg(required = true, num_args = 1..=2)]
+        target: Vec<String>,
+    },
+}
+
+/// The Deployment a `rollout` target names.
+fn deployment_name(target: &[String]) -> anyhow::Result<String> {
+    let (kind, name) = match target {
+        [one] => match one.split_once('/') {
+            Some((k, n)) => (k.to_string(), n.to_string()),
+            None => bail!("you must provide one or more resources by argument or filename"),
+        },
+        [k, n] => (k.clone(), n.clone()),
+        _ => bail!("rollout takes one resource: TYPE NAME or TYPE/NAME"),
+    };
+    if !matches!(kind.as_str(), "deployment" | "deployments" | "deploy" | "deployment.apps" | "deployments.apps") {
+        bail!("no status viewer has been implemented for {kind}: emu rolls out deployments only");
+    }
+    Ok(name)
+}
+
+/// kubectl's `DeploymentStatusViewer.Status`: the line to print, and whether the rollout is done.
+pub fn status_line(d: &Value) -> Result<(String, bool), String> {
+    let name = d["metadata"]["name"].as_str().unwrap_or_default();
+    let int = |v: &Value| v.as_i64().unwrap_or(0);
+    let status = &d["status"];
+    if int(&d["metadata"]["generation"]) > int(&status["observedGeneration"]) {
+        return Ok(("Waiting for deployment spec update to be observed...".into(), false));
+    }
+    let progressing = status["conditions"].as_array().into_iter().flatten().find(|c| c["type"] == "Progressing");
+    if progressing.is_some_and(|c| c["reason"] == "ProgressDeadlineExceeded") {
+        return Err(format!("deployment {name:?} exceeded its progress deadline"));
+    }
+    let (replicas, updated, available) = (int(&status["replicas"]), int(&status["updatedReplicas"]), int(&status["availableReplicas"]));
+    if let Some(want) = d["spec"]["replicas"].as_i64() {
+        if updated < want {
+            return Ok((
+                format!("Waiting for deployment {name:?} rollout to finish: {updated} out of {want} new replicas have been updated..."),
+                false,
+            ));
+        }
+    }
+    if replicas > updated {
+        return Ok((
+            format!("Waiting for deployment {name:?} rollout to finish: {} old replicas are pending termination...", replicas - updated),
+            false,
+        ));
+    }
+    if available < updated {
+        return Ok((
+            format!("Waiting for deployment {name:?} rollout to finish: {available} of {updated} updated replicas are available..."),
+            false,
+        ));
+    }
+    Ok((format!("deployment {name:?} successfully rolled out"), true))
+}
+
+/// kubectl's duration flags: `30s`, `5m`, `1h`, or a bare number of seconds.
+fn parse_timeout(s: &str) -> anyhow::Result<Duration> {
+    let (n, unit) = s.find(|c: char| !c.is_ascii_digit()).map_or((s, "s"), |i| s.split_at(i));
+    let n: u64 = n.parse().map_err(|_| anyhow::anyhow!("invalid argument {s:?} for \"--timeout\" flag"))?;
+    Ok(Duration::from_secs(match unit {
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        _ => bail!("invalid argument {s:?} for \"--timeout\" flag"),
+    }))
+}
+
+/// The Deployment's ReplicaSets by revision.
+fn revisions(ctx: &Ctx, ns: &str, d: &Value) -> anyhow::Result<Vec<(i64, Value)>> {
+    let mut client = ctx.client.clone();
+    let uid = d["metadata"]["uid"].clone();
+    let all = ctx.block_on(crate::verbs::list(&mut client, "ReplicaSet", ns, ""))?;
+    let mut owned: Vec<(i64, Value)> = all
+        .into_iter()
+        .filter(|rs| rs["metadata"]["ownerReferences"].as_array().into_iter().flatten().any(|o| o["uid"] == uid && o["controller"] == true))
+        .filter_map(|rs| Some((emu_api::object::annotation(&rs, REVISION)?.parse().ok()?, rs)))
+        .collect();
+    owned.sort_by_key(|(r, _)| *r);
+    Ok(owned)
+}
+
+/// Sends the changed Deployment back (the API refuses it if it changed since it was read).
+fn replace(ctx: &Ctx, d: &Value) -> anyhow::Result<()> {
+    let mut client = ctx.client.clone();
+    ctx.block_on(client.replace(ReplaceRequest { objects: vec![Object { json: d.to_string() }] })).map_err(api_error)?;
+    Ok(())
+}
+
+pub fn rollout(a: RolloutArgs, g: &Globals) -> anyhow::Result<i32> {
+    let ctx = Ctx::open(g)?;
+    let ns = g.namespace_or_default();
+    let get = |name: &str| {
+        let mut client = ctx.client.clone();
+        ctx.block_on(crate::verbs::get_one(&mut client, "Deployment", &ns, name))
+    };
+    match a.command {
+        Rollout::Status { target, watch, timeout } => {
+            let name = deployment_name(&target)?;
+            let timeout = parse_timeout(&timeout)?;
+            let started = Instant::now();
+            let mut last = String::new();
+            loop {
+                let (line, done) = status_line(&get(&name)?).map_err(anyhow::Error::msg)?;
+                if line != last {
+                    println!("{line}");
+                    last = line;
+                }
+                if done || !watch {
+                    return Ok(0);
+                }
+                if !timeout.is_zero() && started.elapsed() >= timeout {
+                    bail!("timed out waiting for the condition");
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
+        Rollout::History { target } => {
+            let name = deployment_name(&target)?;
+            let d = get(&name)?;
+            let revs = revisions(&ctx, &ns, &d)?;
+            // kubectl's tabwriter: columns two spaces apart.
+            let rows: Vec<(String, String)> = revs
+                .iter()
+                .map(|(r, rs)| {
+                    (r.to_string(), emu_api::object::annotation(rs, "kubernetes.io/change-cause").unwrap_or("<none>").to_string())
+                })
+                .collect();
+            let width = rows.iter().map(|(r, _)| r.len()).max().unwrap_or(0).max("REVISION".len()) + 2;
+            println!("deployment.apps/{name} ");
+            println!("{:width$}CHANGE-CAUSE", "REVISION");
+            for (r, cause) in rows {
+                println!("{r:width$}{cause}");
+            }
+            println!();
+            Ok(0)
+        }
+        Rollout::Undo { target, to_revision } => {
+            let name = deployment_name(&target)?;
+            let mut d = get(&name)?;
+            if d["spec"]["paused"] == true {
+                bail!("you cannot rollback a paused deployment; resume it first with 'kubectl rollout resume' and try again");
+            }
+            let revs = revisions(&ctx, &ns, &d)?;
+            let chosen = if to_revision == 0 {
+                // The previous revision: the highest but the current one.
+                match revs.len() {
+                    0 | 1 => bail!("no rollout history found for deployment {name:?}"),
+                    n => &revs[n - 2],
+                }
+            } else {
+                match revs.iter().find(|(r, _)| *r == to_revision) {
+                    Some(r) => r,
+                    None => bail!("unable to find specified revision {to_revision} in history"),
+                }
+            };
+            let mut template = chosen.1["spec"]["template"].clone();
+            if let Some(labels) = template["metadata"]["labels"].as_object_mut() {
+                labels.remove("pod-template-hash");
+            }
+            if d["spec"]["template"] == template {
+                println!("deployment.apps/{name} skipped rollback (current template already matches revision {})", chosen.0);
+                return Ok(0);
+            }
+            d["spec"]["template"] = template;
+            replace(&ctx, &d)?;
+            println!("deployment.apps/{name} rolled back");
+            Ok(0)
+        }
+        Rollout::Restart { target } => {
+            let name = deployment_name(&target)?;
+            let mut d = get(&name)?;
+            if d["spec"]["paused"] == true {
+                bail!("deployments.apps {name:?} can't restart paused deployment (run rollout resume first)");
+            }
+            let annotations = &mut d["spec"]["template"]["metadata"]["annotations"];
+            if !annotations.is_object() {
+                *annotations = json!({});
+            }
+            annotations["kubectl.kubernetes.io/restartedAt"] = json!(emu_api::time::rfc3339(emu_api::time::now()));
+            replace(&ctx, &d)?;
+            println!("deployment.apps/{name} restarted");
+            Ok(0)
+        }
+        Rollout::Pause { target } => set_paused(&ctx, &deployment_name(&target)?, true, get),
+        Rollout::Resume { target } => set_paused(&ctx, &deployment_name(&target)?, false, get),
+    }
+}
+
+fn set_paused(ctx: &Ctx, name: &str, paused: bool, get: impl Fn(&str) -> anyhow::Result<Value>) -> anyhow::Result<i32> {
+    let mut d = get(name)?;
+    let now = d["spec"]["paused"] == true;
+    match (paused, now) {
+        (true, true) => bail!("deployments.apps {name:?} is already paused"),
+        (false, false) => bail!("deployments.apps {name:?} is not paused"),
+        _ => {}
+    }
+    if paused {
+        d["spec"]["paused"] = json!(true);
+    } else if let Some(spec) = d["spec"].as_object_mut() {
+        spec.remove("paused");
+    }
+    replace(ctx, &d)?;
+    println!("deployment.apps/{name} {}", if paused { "paused" } else { "resumed" });
+    Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(generation: i64, status: Value) -> Value {
+        json!({"metadata": {"name": "my-nginx", "generation": generation}, "spec": {"replicas": 4}, "status": status})
+    }
+
+    #[test]
+    fn status_lines_are_kubectls() {
+        let s = |v: Value| status_line(&v).unwrap().0;
+        assert_eq!(s(d(2, json!({"observedGeneration": 1}))), "Waiting for deployment spec update to be observed...");
+        assert_eq!(
+            s(d(2, json!({"observedGeneration": 2, "replicas": 5, "updatedReplicas": 1}))),
+            "Waiting for deployment \"my-nginx\" rollout to finish: 1 out of 4 new replicas have been updated..."
+        );
+        assert_eq!(
+            s(d(2, json!({"observedGeneration": 2, "replicas": 5, "updatedReplicas": 4}))),
+            "Waiting for deployment \"my-nginx\" rollout to finish: 1 old replicas are pending termination..."
+        );
+        assert_eq!(
+            s(d(2, json!({"observedGeneration": 2, "replicas": 4, "updatedReplicas": 4, "availableReplicas": 3}))),
+            "Waiting for deployment \"my-nginx\" rollout to finish: 3 of 4 updated replicas are available..."
+        );
+        let done =
+            status_line(&d(2, json!({"observedGeneration": 2, "replicas": 4, "updatedReplicas": 4, "availableReplicas": 4}))).unwrap();
+        assert_eq!(done, ("deployment \"my-nginx\" successfully rolled out".to_string(), true));
+        let late = d(2, json!({"observedGeneration": 2, "conditions": [{"type": "Progressing", "reason": "ProgressDeadlineExceeded"}]}));
+        assert_eq!(status_line(&late).unwrap_err(), "deployment \"my-nginx\" exceeded its progress deadline");
+        assert_eq!(deployment_name(&["deployment/web".into()]).unwrap(), "web");
+        assert_eq!(deployment_name(&["deploy".into(), "web".into()]).unwrap(), "web");
+        assert!(deployment_name(&["pod/web".into()]).is_err());
+        assert_eq!(parse_timeout("2m").unwrap(), Duration::from_secs(120));
+    }
+}
