@@ -37,28 +37,34 @@ pub enum Rollout {
     },
     /// The Deployment's revisions, with their change-cause.
     History {
+        /// `deployment/NAME` or `deployment NAME`.
         #[arg(required = true, num_args = 1..=2)]
         target: Vec<String>,
     },
     /// Go back to the previous revision (or `--to-revision`).
     Undo {
+        /// `deployment/NAME` or `deployment NAME`.
         #[arg(required = true, num_args = 1..=2)]
         target: Vec<String>,
+        /// The revision to go back to (0: the one before the current).
         #[arg(long = "to-revision", default_value_t = 0)]
         to_revision: i64,
     },
     /// Replace every pod, by stamping the pod template with the time.
     Restart {
+        /// `deployment/NAME` or `deployment NAME`.
         #[arg(required = true, num_args = 1..=2)]
         target: Vec<String>,
     },
     /// Stop rolling out template changes.
     Pause {
+        /// `deployment/NAME` or `deployment NAME`.
         #[arg(required = true, num_args = 1..=2)]
         target: Vec<String>,
     },
     /// Roll out again after a pause.
     Resume {
+        /// `deployment/NAME` or `deployment NAME`.
         #[arg(required = true, num_args = 1..=2)]
         target: Vec<String>,
     },
