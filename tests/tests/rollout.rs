@@ -146,6 +146,26 @@ fn rolling_update_serves_every_request_and_undo_goes_back() {
     c.emu(&["rollout", "status", "deployment/web", "--timeout", "120s"]).ok();
     let after: Vec<String> = live_pods(&c, "web").iter().map(emu_tests::name).collect();
     assert!(after.len() == 4 && after.iter().all(|p| !before.contains(p)), "{before:?} {after:?}");
+
+    // The real kubectl's rollout verbs, over the REST API: restart, then status watching it.
+    let k = kubectl_support::kubectl(&dir.0, Duration::from_secs(30), &["rollout", "restart", "deployment/web"]);
+    assert_eq!((k.code, k.stdout.as_str()), (0, "deployment.apps/web restarted\n"), "{}", k.stderr);
+    let k = kubectl_support::kubectl(&dir.0, Duration::from_secs(120), &["rollout", "status", "deployment/web"]);
+    assert_eq!(k.code, 0, "{}{}", k.stdout, k.stderr);
+    let lines: Vec<&str> = k.stdout.lines().collect();
+    assert_eq!(lines.last(), Some(&"deployment \"web\" successfully rolled out"), "{}", k.stdout);
+    assert!(lines.len() > 1 && lines[..lines.len() - 1].iter().all(|l| l.starts_with("Waiting for deployment")), "{}", k.stdout);
+    // Revisions now: 3 (1.25, undone to), 4 (1.27, resumed), 5 and 6 (the restarts).
+    let k = kubectl_support::kubectl(&dir.0, Duration::from_secs(30), &["rollout", "history", "deployment/web"]);
+    assert_eq!(
+        k.stdout,
+        "deployment.apps/web \nREVISION  CHANGE-CAUSE\n3         <none>\n4         <none>\n5         <none>\n6         <none>\n\n"
+    );
+    assert_eq!(k.stdout, c.emu(&["rollout", "history", "deployment/web"]).ok().stdout);
+    let k = kubectl_support::kubectl(&dir.0, Duration::from_secs(30), &["rollout", "undo", "deployment/web", "--to-revision=3"]);
+    assert_eq!((k.code, k.stdout.as_str()), (0, "deployment.apps/web rolled back\n"), "{}", k.stderr);
+    c.emu(&["rollout", "status", "deployment/web", "--timeout", "120s"]).ok();
+    assert_eq!(image_of(&c, "web"), "nginx:1.25");
 }
 
 #[test]
