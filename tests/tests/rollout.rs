@@ -195,6 +195,31 @@ fn no_surge_and_a_rollout_that_never_turns_ready() {
         r.stderr
     );
 
+    // Recreate: no new pod while an old one is there (terminating ones too); with
+    // revisionHistoryLimit 1, one old ReplicaSet is kept.
+    let recreate = "  revisionHistoryLimit: 1\n  strategy:\n    type: Recreate\n";
+    c.apply("redo.yaml", &web("redo", 2, "nginx:1.25", recreate, "")).ok();
+    c.emu(&["rollout", "status", "deployment/redo", "--timeout", "60s"]).ok();
+    for image in ["nginx:1.26", "nginx:1.27"] {
+        c.apply("redo.yaml", &web("redo", 2, image, recreate, "")).ok();
+        let mut mixed = false;
+        c.wait_for("redo recreated", Duration::from_secs(60), || {
+            let pods = c.pods("app=redo");
+            let images: std::collections::BTreeSet<&str> =
+                pods.iter().filter_map(|p| p["spec"]["containers"][0]["image"].as_str()).collect();
+            mixed |= images.len() > 1;
+            let d = deployment(&c, "redo");
+            let s = &d["status"];
+            (pods.len() == 2 && images.len() == 1 && images.contains(image) && s["availableReplicas"] == 2 && s["updatedReplicas"] == 2)
+                .then_some(())
+        });
+        assert!(!mixed, "old and new pods of a Recreate Deployment at once");
+    }
+    let rs = c.emu(&["get", "rs", "-l", "app=redo", "-o", "name"]).ok().stdout;
+    assert_eq!(rs.lines().count(), 2, "{rs}");
+    let history = c.emu(&["rollout", "history", "deployment/redo"]).ok().stdout;
+    assert_eq!(history, "deployment.apps/redo \nREVISION  CHANGE-CAUSE\n2         <none>\n3         <none>\n\n");
+
     // A template whose pods never turn ready: the rollout stops at the surge (2 of 25 % → 1 more
     // pod, none unavailable) and the deadline is reported.
     c.apply("stuck.yaml", &web("stuck", 2, "nginx:1.25", "", "").replace("600", "6")).ok();
