@@ -18,10 +18,10 @@ emu_need_packages() {
   if [ "${EMU_WITH_VAGRANT:-0}" = 1 ]; then
     command -v vagrant >/dev/null || missing+=(vagrant)
   fi
-  # The benchmark's data path throughput; a pod runs the host's iperf3 (core/src/images.rs).
-  # The DNS benchmark's load generator (dnsperf) and its baseline server (dnsmasq, run by a
-  # pod from the host's /usr): dnsmasq-base is the program alone, without the dnsmasq
-  # package's service, so nothing starts listening on the host.
+  # The benchmark's data path throughput: pods of the networkstatic/iperf3 image run the host's
+  # iperf3 (logic/src/images.rs). The DNS benchmark's load generator (dnsperf) and its baseline
+  # server (dnsmasq, run by a pod of the 4km3/dnsmasq image): dnsmasq-base is the program alone,
+  # without the dnsmasq package's service, so nothing starts listening on the host.
   if [ "${EMU_WITH_BENCH:-0}" = 1 ]; then
     command -v iperf3 >/dev/null || missing+=(iperf3)
     command -v dnsperf >/dev/null || missing+=(dnsperf)
