@@ -227,7 +227,7 @@ fn bombs_and_deep_nesting_are_refused_and_change_nothing() {
     );
     for i in 1..10 {
         let prev = format!("*l{}", i - 1);
-        bomb += &format!("  l{i}: &l{i} [{}]\n", vec![prev.as_str(); 10].join(", "));
+        bomb += &format!("  l{i}: &l{i} [{}]\n", [prev.as_str(); 10].join(", "));
     }
     let deep_yaml = format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: deep}}\nx: {}{}\n", "[".repeat(10_000), "]".repeat(10_000));
     let deep_json = format!(

@@ -134,6 +134,9 @@ fn containers_run_as_their_security_context_says_and_run_as_non_root_is_checked(
     assert_eq!(c.emu(&["exec", "curl", "--", "id", "-u"]).ok().stdout, "100\n");
     let env = c.emu(&["exec", "curl", "--", "env"]).ok().stdout;
     assert!(env.lines().any(|l| l == "HOME=/home/curl_user"), "{env}");
+    // Its home is its own, as the image's adduser made it.
+    let wrote = c.emu(&["exec", "curl", "--", "sh", "-c", "echo mine > ~/note && cat ~/note && stat -c %u:%g ~"]).ok().stdout;
+    assert_eq!(wrote, "mine\n100:101\n");
 
     // runAsNonRoot: kubelet's three refusals, as the container's waiting state and a Failed event.
     let (reason, message, uid) = waiting(&c, "rootimage");

@@ -32,12 +32,13 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Instant;
 
+use super::elf_deps;
 use emu_logic::images::{self, FileSource, ImageProfile};
 use tracing::{info, warn};
 
 /// The version of the layout [`plan`] makes: part of each view's name, so that a changed
 /// builder never uses a view an older one wrote.
-const LAYOUT: u32 = 1;
+const LAYOUT: u32 = 2;
 
 /// Where the copies of host files live when they cannot be linked (under the images' directory).
 const STORE_DIR: &str = ".files";
@@ -106,6 +107,9 @@ pub(super) struct View {
     entries: BTreeMap<PathBuf, Entry>,
     /// The size of the host files it holds.
     host_bytes: u64,
+    /// Directories of the image owned by one of its users (uid, gid), not root: their homes,
+    /// which the image's Dockerfile made with `adduser`.
+    owners: BTreeMap<PathBuf, (u32, u32)>,
 }
 
 impl View {
@@ -492,6 +496,12 @@ fn image_layer(view: &mut View, profile: &ImageProfile, host: &dyn HostFiles) ->
     for dir in profile.dirs {
         view.put(path(dir), Entry::Dir { mode: 0o755 })?;
     }
+    // A user's home that the image has is the user's (curlimages/curl's /home/curl_user).
+    for user in profile.users {
+        if matches!(view.entries.get(path(user.home)), Some(Entry::Dir { .. })) {
+            view.owners.insert(path(user.home).to_path_buf(), (user.uid, user.gid));
+        }
+    }
     for f in profile.files {
         let entry = match &f.source {
             FileSource::Inline(text) => Entry::File { content: text.as_bytes().to_vec(), mode: f.mode },
@@ -555,6 +565,9 @@ fn write(view: &View, dir: &Path, store: &Path) -> Result<(), String> {
             Entry::Symlink(target) => symlink(target, &dst),
         };
         done.map_err(|e| format!("writing {}: {e}", dst.display()))?;
+        if let Some((uid, gid)) = view.owners.get(path) {
+            std::os::unix::fs::lchown(&dst, Some(*uid), Some(*gid)).map_err(|e| format!("giving {} to {uid}:{gid}: {e}", dst.display()))?;
+        }
     }
     Ok(())
 }
@@ -679,7 +692,17 @@ fn parse_ld_list(out: &str) -> (Vec<PathBuf>, Vec<String>) {
 const DPKG_INFO: &str = "/var/lib/dpkg/info";
 
 /// The host as it is.
-pub(super) struct RealHost;
+pub(super) struct RealHost {
+    /// Libraries found by reading the objects' headers ([`elf_deps`]); None where only the
+    /// loader itself gives its answers, which `list_libraries` then asks.
+    resolver: std::cell::RefCell<Option<elf_deps::Resolver>>,
+}
+
+impl RealHost {
+    pub(super) fn new() -> RealHost {
+        RealHost { resolver: std::cell::RefCell::new(elf_deps::Resolver::new()) }
+    }
+}
 
 impl HostFiles for RealHost {
     fn kind(&self, path: &Path) -> Option<Kind> {
@@ -707,6 +730,9 @@ impl HostFiles for RealHost {
     }
 
     fn list_libraries(&self, loader: &Path, object: &Path) -> Result<String, String> {
+        if let Some(resolver) = self.resolver.borrow_mut().as_mut() {
+            return resolver.list(object);
+        }
         let argv = format!("{} --list {}", loader.display(), object.display());
         // No LD_LIBRARY_PATH or LD_PRELOAD of ours may change what it finds.
         let out = Command::new(loader)

@@ -24,6 +24,7 @@
 
 pub mod console;
 mod container;
+mod elf_deps;
 mod image_view;
 pub mod logfile;
 mod nsexec;

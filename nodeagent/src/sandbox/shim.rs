@@ -659,7 +659,7 @@ fn pull(image: &str, spec: &SandboxSpec) -> Result<(&'static ImageProfile, PathB
     }
     let images_dir = spec.images_dir.clone().unwrap_or_else(|| emu_logic::cluster::Paths::new(&spec.cluster).images_dir());
     let emu_programs: Vec<PathBuf> = profile.emu_programs().map(|program| exe.with_file_name(program)).collect();
-    let view = image_view::ensure(profile, &images_dir, &image_view::RealHost, &emu_programs)
+    let view = image_view::ensure(profile, &images_dir, &image_view::RealHost::new(), &emu_programs)
         .map_err(|error| PullError::Files { image: image.to_string(), error })?;
     Ok((profile, view))
 }
