@@ -221,6 +221,9 @@ fn update(shared: &Shared, v: Value) {
 // JSON, so the same template keeps its ReplicaSet's name), and statuses are compared with the
 // stored JSON they replace.
 
+const DESIRED: &str = "deployment.kubernetes.io/desired-replicas";
+const MAX: &str = "deployment.kubernetes.io/max-replicas";
+
 /// The Ready condition's lastTransitionTime of a ready pod (what minReadySeconds counts from).
 fn ready_since(p: &Pod) -> Option<i64> {
     let conditions = p.status.as_ref()?.conditions.as_deref()?;
@@ -240,8 +243,8 @@ fn copy_annotations(d: &Value, rs: &mut Value) -> bool {
         "kubectl.kubernetes.io/last-applied-configuration",
         deployment::REVISION,
         "deployment.kubernetes.io/revision-history",
-        "deployment.kubernetes.io/desired-replicas",
-        "deployment.kubernetes.io/max-replicas",
+        DESIRED,
+        MAX,
         "deprecated.deployment.rollback.to",
     ];
     let mut changed = false;
@@ -314,6 +317,8 @@ fn sync_deployments(shared: &Shared, decoded: &mut Caches) {
                     running: of_rs.len() as i32,
                     revision: object::annotation(&rs.json, deployment::REVISION).and_then(|r| r.parse().ok()).unwrap_or(0),
                     created: rs.metadata.creation_timestamp.as_ref().map_or(0, |t| t.0.as_second()),
+                    desired_annotation: object::annotation(&rs.json, DESIRED).and_then(|r| r.parse().ok()),
+                    max_annotation: object::annotation(&rs.json, MAX).and_then(|r| r.parse().ok()),
                 }
             })
             .collect();
@@ -340,8 +345,7 @@ fn sync_deployments(shared: &Shared, decoded: &mut Caches) {
                 let mut rs = json!({
                     "apiVersion": "apps/v1", "kind": "ReplicaSet",
                     "metadata": { "name": rs_name, "namespace": ns, "labels": labels,
-                        "annotations": { "deployment.kubernetes.io/desired-replicas": replicas.to_string(),
-                            "deployment.kubernetes.io/max-replicas": max_replicas,
+                        "annotations": { DESIRED: replicas.to_string(), MAX: max_replicas,
                             deployment::REVISION: revision.to_string() },
                         "ownerReferences": owner_ref(&d.metadata, "apps/v1", "Deployment") },
                     "spec": { "replicas": 0, "minReadySeconds": min_ready, "selector": selector, "template": rs_template },
@@ -363,15 +367,9 @@ fn sync_deployments(shared: &Shared, decoded: &mut Caches) {
                 let rs = owned[i];
                 let mut json = (*rs.json).clone();
                 let mut changed = copy_annotations(&d.json, &mut json);
-                for (k, v) in [
-                    (deployment::REVISION, revision.to_string()),
-                    ("deployment.kubernetes.io/desired-replicas", replicas.to_string()),
-                    ("deployment.kubernetes.io/max-replicas", max_replicas),
-                ] {
-                    if object::annotation(&json, k) != Some(v.as_str()) {
-                        object::set_annotation(&mut json, k, &v);
-                        changed = true;
-                    }
+                if object::annotation(&json, deployment::REVISION) != Some(revision.to_string().as_str()) {
+                    object::set_annotation(&mut json, deployment::REVISION, &revision.to_string());
+                    changed = true;
                 }
                 if json["spec"]["minReadySeconds"] != json!(min_ready) {
                     json["spec"]["minReadySeconds"] = json!(min_ready);
@@ -385,20 +383,28 @@ fn sync_deployments(shared: &Shared, decoded: &mut Caches) {
         }
         // One step of the strategy (nothing in the pass that created the new ReplicaSet: the
         // create wakes the next pass).
-        if let (Some(i), false) = (new, created_new) {
-            let plan = deployment::plan(replicas, strategy, paused, &views, i);
+        if !created_new {
+            let plan = match new {
+                Some(i) => deployment::plan(replicas, strategy, paused, &views, i),
+                None => deployment::scale(replicas, strategy, &views, None),
+            };
+            // scaleReplicaSet: the size, and the Deployment's size it was scaled for.
             for (rs_name, to) in &plan.scale {
                 if let Some(rs) = owned.iter().find(|rs| typed::key(&rs.metadata).1 == rs_name) {
                     let mut rs = (*rs.json).clone();
                     rs["spec"]["replicas"] = json!(to);
-                    update(shared, rs);
+                    object::set_annotation(&mut rs, DESIRED, &replicas.to_string());
+                    object::set_annotation(&mut rs, MAX, &max_replicas);
+                    if rs != *owned.iter().find(|o| typed::key(&o.metadata).1 == rs_name).map_or(&Value::Null, |o| &*o.json) {
+                        update(shared, rs);
+                    }
                 }
                 if let Some(v) = views.iter_mut().find(|v| &v.name == rs_name) {
                     v.replicas = *to;
                 }
             }
             let counts = deployment::counts(&views, new);
-            if !paused && plan.scale.is_empty() && deployment::complete(replicas, &counts) {
+            if let (Some(i), false, true) = (new, paused, plan.scale.is_empty() && deployment::complete(replicas, &counts)) {
                 let limit = spec.revision_history_limit.unwrap_or(10);
                 for gone in deployment::history_to_delete(&views, i, limit) {
                     let _ = shared.store.delete(&key("ReplicaSet", ns, &gone));

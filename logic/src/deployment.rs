@@ -81,6 +81,10 @@ pub struct ReplicaSetView {
     pub revision: i64,
     /// Creation time (Unix seconds), then name: the order kube scales old ReplicaSets down in.
     pub created: i64,
+    /// Its `deployment.kubernetes.io/desired-replicas` and `max-replicas` annotations: the
+    /// Deployment's size (and that plus maxSurge) when the controller last scaled it.
+    pub desired_annotation: Option<i32>,
+    pub max_annotation: Option<i32>,
 }
 
 /// What one sync changes: new `spec.replicas` by ReplicaSet name, and ReplicaSets to delete.
@@ -96,19 +100,89 @@ pub fn pod_available(ready: bool, ready_since: Option<i64>, min_ready_seconds: i
     ready && (min_ready_seconds <= 0 || ready_since.is_some_and(|t| t + i64::from(min_ready_seconds) <= now))
 }
 
+/// `isScalingEvent`: an active ReplicaSet was last scaled for another Deployment size.
+pub fn is_scaling_event(desired: i32, all: &[ReplicaSetView]) -> bool {
+    all.iter().any(|rs| rs.replicas > 0 && rs.desired_annotation.is_some_and(|d| d != desired))
+}
+
+/// `DeploymentController.scale`: a Deployment resized (or paused) keeps its ReplicaSets'
+/// proportions. Every ReplicaSet it returns is scaled (its annotations updated), changed or not.
+/// `new` is None when the new template has no ReplicaSet yet (a paused Deployment).
+pub fn scale(desired: i32, strategy: Strategy, all: &[ReplicaSetView], new: Option<usize>) -> Plan {
+    let mut plan = Plan::default();
+    let active: Vec<usize> = (0..all.len()).filter(|&i| all[i].replicas > 0).collect();
+    // FindActiveOrLatest: the one active ReplicaSet, or the new (else the newest) when none is.
+    let lone = match active.as_slice() {
+        [i] => Some(*i),
+        [] => new.or_else(|| (0..all.len()).max_by_key(|&i| (all[i].created, &all[i].name))),
+        _ => None,
+    };
+    if let Some(i) = lone {
+        if all[i].replicas != desired {
+            plan.scale.push((all[i].name.clone(), desired));
+        }
+        return plan;
+    }
+    // IsSaturated: the new ReplicaSet holds every pod, all available; the old go to 0.
+    if let Some(n) = new.map(|n| &all[n]) {
+        if n.replicas == desired && n.desired_annotation == Some(desired) && n.available == desired {
+            plan.scale.extend(active.iter().filter(|&&i| Some(i) != new).map(|&i| (all[i].name.clone(), 0)));
+            return plan;
+        }
+    }
+    let Strategy::RollingUpdate { max_surge, .. } = strategy else { return plan };
+    let total: i32 = active.iter().map(|&i| all[i].replicas).sum();
+    let allowed = if desired > 0 { desired + max_surge } else { 0 };
+    let to_add = allowed - total;
+    let mut order = active.clone();
+    // ReplicaSetsBySizeNewer when growing, BySizeOlder when shrinking: largest first.
+    order.sort_by(|&a, &b| {
+        let (a, b) = (&all[a], &all[b]);
+        let by_age =
+            if to_add > 0 { (b.created, &b.name).cmp(&(a.created, &a.name)) } else { (a.created, &a.name).cmp(&(b.created, &b.name)) };
+        b.replicas.cmp(&a.replicas).then(by_age)
+    });
+    let mut added = 0;
+    let mut sizes: Vec<i32> = Vec::new();
+    for &i in &order {
+        let rs = &all[i];
+        let proportion = if to_add == 0 || to_add == added {
+            0
+        } else {
+            // getReplicaSetFraction, rounded half away from zero as Go's math.Round.
+            let fraction = if desired == 0 {
+                -rs.replicas
+            } else {
+                let annotated = rs.max_annotation.filter(|&m| m > 0).unwrap_or(total.max(1));
+                (f64::from(rs.replicas * allowed) / f64::from(annotated)).round() as i32 - rs.replicas
+            };
+            let left = to_add - added;
+            if to_add > 0 {
+                fraction.min(left)
+            } else {
+                fraction.max(left)
+            }
+        };
+        added += proportion;
+        sizes.push(rs.replicas + proportion);
+    }
+    if let Some(first) = sizes.first_mut() {
+        *first = (*first + to_add - added).max(0);
+    }
+    plan.scale = order.iter().zip(sizes).map(|(&i, size)| (all[i].name.clone(), size)).collect();
+    plan
+}
+
 /// One sync of a Deployment whose new ReplicaSet is `new` (an index into `all`): the scaling the
-/// strategy does now. A paused Deployment only scales a lone ReplicaSet to `spec.replicas`.
+/// strategy does now. A paused or resized Deployment only keeps its proportions ([`scale`]).
 pub fn plan(desired: i32, strategy: Strategy, paused: bool, all: &[ReplicaSetView], new: usize) -> Plan {
+    if paused || is_scaling_event(desired, all) {
+        return scale(desired, strategy, all, Some(new));
+    }
     let mut plan = Plan::default();
     let newrs = &all[new];
     let mut old: Vec<&ReplicaSetView> = all.iter().enumerate().filter(|(i, _)| *i != new).map(|(_, rs)| rs).collect();
     old.sort_by(|a, b| (a.created, &a.name).cmp(&(b.created, &b.name)));
-    if paused {
-        if old.iter().all(|rs| rs.replicas == 0) && newrs.replicas != desired {
-            plan.scale.push((newrs.name.clone(), desired));
-        }
-        return plan;
-    }
     match strategy {
         Strategy::Recreate => {
             // recreate.go: old ReplicaSets to 0, wait until none of their pods runs, then the new one.
@@ -378,6 +452,8 @@ mod tests {
             running: replicas,
             revision: created,
             created,
+            desired_annotation: Some(4),
+            max_annotation: Some(5),
         }
     }
     fn pct(s: &str) -> IntOrString {
@@ -456,6 +532,27 @@ mod tests {
         let all = [rs("old", 4, 4, 1), rs("new", 0, 0, 2)];
         assert_eq!(plan(4, s, true, &all, 1), Plan::default());
         assert_eq!(plan(6, s, true, &[rs("old", 0, 0, 1), rs("new", 4, 4, 2)], 1).scale, vec![("new".to_string(), 6)]);
+    }
+
+    #[test]
+    fn a_deployment_resized_mid_rollout_keeps_proportions() {
+        // 3 old + 2 new of 4 (max-replicas 5) resized to 8 (+2 surge): 10 allowed, 5 to add,
+        // each by its fraction (old 3*10/5 = 6, new 2*10/5 = 4), the larger first.
+        let s8 = Strategy::resolve(None, None, None, 8);
+        let all = [rs("old", 3, 3, 1), rs("new", 2, 0, 2)];
+        assert!(is_scaling_event(8, &all));
+        let p = plan(8, s8, false, &all, 1);
+        assert_eq!(p.scale, vec![("old".to_string(), 6), ("new".to_string(), 4)]);
+        // Shrunk to 2 (+1 surge): 5 - 3 = 2 to remove, older larger first.
+        let s2 = Strategy::resolve(None, None, None, 2);
+        let p = plan(2, s2, false, &all, 1);
+        assert_eq!(p.scale.iter().map(|(_, r)| r).sum::<i32>(), 3);
+        // A lone ReplicaSet just takes the size; a saturated new one drains the old.
+        assert_eq!(scale(6, s8, &[rs("old", 0, 0, 1), rs("new", 4, 4, 2)], Some(1)).scale, vec![("new".to_string(), 6)]);
+        let saturated = [rs("old", 1, 1, 1), rs("new", 4, 4, 2)];
+        assert_eq!(scale(4, s8, &saturated, Some(1)).scale, vec![("old".to_string(), 0)]);
+        // Not a scaling event when the annotations match.
+        assert!(!is_scaling_event(4, &saturated));
     }
 
     #[test]

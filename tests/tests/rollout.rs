@@ -243,4 +243,24 @@ fn no_surge_and_a_rollout_that_never_turns_ready() {
     let pods = live_pods(&c, "stuck");
     assert_eq!(pods.len(), 3, "{pods:?}");
     assert_eq!(pods.iter().filter(|p| is_ready(p)).count(), 2);
+
+    // Resized in the middle of the rollout, the ReplicaSets keep their proportions (kube's
+    // DeploymentController.scale): 4 + 1 surge = 5 allowed, old 2*5/3 → 3, new 1*5/3 → 2.
+    assert_eq!(c.emu(&["scale", "deployment", "stuck", "--replicas=4"]).ok().stdout, "deployment.apps/stuck scaled\n");
+    c.wait_for("stuck's ReplicaSets at 3 and 2", Duration::from_secs(30), || {
+        let list: Value = serde_json::from_str(&c.emu(&["get", "rs", "-l", "app=stuck", "-o", "json"]).ok().stdout).unwrap();
+        let mut sizes: Vec<(String, i64)> = list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|rs| {
+                (
+                    rs["spec"]["template"]["spec"]["containers"][0]["image"].as_str().unwrap().to_string(),
+                    rs["spec"]["replicas"].as_i64().unwrap(),
+                )
+            })
+            .collect();
+        sizes.sort();
+        (sizes == [("nginx:1.25".to_string(), 3), ("nginx:1.27".to_string(), 2)]).then_some(())
+    });
 }
