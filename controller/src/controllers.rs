@@ -260,6 +260,25 @@ fn copy_annotations(d: &Value, rs: &mut Value) -> bool {
     changed
 }
 
+/// The Deployment's `ScalingReplicaSet` event, as `scaleReplicaSet` records it.
+fn record_scaling(shared: &Shared, d: &Value, rs_name: &str, from: i32, to: i32) {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let direction = if to > from { "up" } else { "down" };
+    let event = emu_logic::events::new_event(
+        d,
+        emu_logic::events::NORMAL,
+        "ScalingReplicaSet",
+        &format!("Scaled {direction} replica set {rs_name} from {from} to {to}"),
+        "deployment-controller",
+        "",
+        &object::rfc3339(now.as_secs() as i64),
+        now.as_nanos(),
+    );
+    if let Err(e) = shared.store.create(event) {
+        tracing::debug!(error = %e, "recording ScalingReplicaSet");
+    }
+}
+
 /// The stored conditions with this sync's decisions applied, timestamps as
 /// `SetDeploymentCondition` keeps them (a changed status moves lastTransitionTime; a changed
 /// reason or any progress, lastUpdateTime).
@@ -396,7 +415,10 @@ fn sync_deployments(shared: &Shared, decoded: &mut Caches) {
                     object::set_annotation(&mut rs, DESIRED, &replicas.to_string());
                     object::set_annotation(&mut rs, MAX, &max_replicas);
                     if rs != *owned.iter().find(|o| typed::key(&o.metadata).1 == rs_name).map_or(&Value::Null, |o| &*o.json) {
-                        update(shared, rs);
+                        let from = views.iter().find(|v| &v.name == rs_name).map_or(0, |v| v.replicas);
+                        if shared.store.update(rs).is_ok() && from != *to {
+                            record_scaling(shared, &d.json, rs_name, from, *to);
+                        }
                     }
                 }
                 if let Some(v) = views.iter_mut().find(|v| &v.name == rs_name) {

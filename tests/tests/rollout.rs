@@ -185,6 +185,17 @@ fn no_surge_and_a_rollout_that_never_turns_ready() {
     });
     eprintln!("maxSurge 0: at most {most} pods");
     assert!(most <= 4, "{most} pods at once");
+    // The deployment controller's events, as kube words them.
+    let events: Value = serde_json::from_str(&c.emu(&["get", "events", "-o", "json"]).ok().stdout).unwrap();
+    let scaling: Vec<&str> = events["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["reason"] == "ScalingReplicaSet" && e["involvedObject"]["name"] == "calm")
+        .filter_map(|e| e["message"].as_str())
+        .collect();
+    assert!(scaling.iter().any(|m| m.starts_with("Scaled down replica set calm-") && m.ends_with(" from 4 to 3")), "{scaling:?}");
+    assert!(scaling.iter().any(|m| m.starts_with("Scaled up replica set calm-") && m.ends_with(" from 0 to 1")), "{scaling:?}");
     // Both fenceposts 0: refused with Kubernetes' message.
     let zero = "  strategy:\n    rollingUpdate: {maxSurge: 0, maxUnavailable: 0}\n";
     let r = c.apply("zero.yaml", &web("zero", 1, "nginx", zero, ""));
