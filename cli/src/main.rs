@@ -18,6 +18,7 @@ mod tls;
 mod token;
 mod verbs;
 mod warnings;
+mod watch;
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;

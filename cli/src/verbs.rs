@@ -393,6 +393,15 @@ pub struct GetArgs {
     /// Label keys to show as columns.
     #[arg(short = 'L', long = "label-columns", value_delimiter = ',')]
     pub label_columns: Vec<String>,
+    /// After the table, print a line for every change of the objects (until Ctrl-C).
+    #[arg(short = 'w', long)]
+    pub watch: bool,
+    /// Print only the changes, not the table first.
+    #[arg(long = "watch-only")]
+    pub watch_only: bool,
+    /// With --watch: begin each line with the change, ADDED, MODIFIED or DELETED.
+    #[arg(long = "output-watch-events")]
+    pub output_watch_events: bool,
 }
 
 /// A `TYPE`, `TYPE/NAME` or `NAME` argument: any text parses (it is checked against the kinds
@@ -427,7 +436,14 @@ pub(crate) fn parse_targets(targets: &[String]) -> anyhow::Result<Vec<(&'static 
         }
         return Ok(out);
     }
-    let kinds: Vec<&'static ResourceKind> = targets[0].split(',').map(lookup).collect::<anyhow::Result<_>>()?;
+    // `all` is the kinds of category "all" that the API serves, as kubectl expands it.
+    let mut kinds: Vec<&'static ResourceKind> = Vec::new();
+    for t in targets[0].split(',') {
+        match t {
+            "all" => kinds.extend(printers::info::category_all()),
+            _ => kinds.push(lookup(t)?),
+        }
+    }
     let names = targets[1..].to_vec();
     Ok(kinds.into_iter().map(|k| (k, names.clone())).collect())
 }
@@ -460,6 +476,9 @@ fn warn_if_endpoints(groups: &[(&'static ResourceKind, Vec<String>)]) {
 }
 
 pub fn get(a: GetArgs, g: &Globals) -> anyhow::Result<i32> {
+    if a.watch || a.watch_only {
+        return crate::watch::watch(&a, g);
+    }
     let groups = parse_targets(&a.targets)?;
     warn_if_endpoints(&groups);
     let mut ctx = Ctx::open(g)?;

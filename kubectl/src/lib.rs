@@ -20,8 +20,8 @@ use serde_json::Value;
 pub use describe::describe;
 pub use emu_api::json::canonical_json;
 pub use jsonpath::{custom_columns, jsonpath};
-pub use tables::{column_definitions, row_cells, table, Cell, ColumnDefinition, TableOptions};
-pub use tabwriter::tabwrite;
+pub use tables::{column_definitions, row_cells, table, table_rows, Cell, ColumnDefinition, TableOptions};
+pub use tabwriter::{tabwrite, WatchWriter};
 pub use time::human_duration;
 pub use yaml::to_yaml;
 

@@ -31,6 +31,12 @@ pub fn table(kind: &str, objects: &[Value], opts: &TableOptions, now: i64) -> St
     if objects.is_empty() {
         return String::new();
     }
+    tabwrite(&table_rows(kind, objects, opts, now), 6, 3)
+}
+
+/// The cells of [`table`], its header first unless `opts.no_headers`: what `get --watch` lays
+/// out line by line with a [`crate::WatchWriter`].
+pub fn table_rows(kind: &str, objects: &[Value], opts: &TableOptions, now: i64) -> Vec<Vec<String>> {
     let columns = column_definitions(kind, objects);
     let shown: Vec<bool> = columns.iter().map(|c| opts.wide || c.priority == 0).collect();
     let with_namespace = opts.all_namespaces && !CLUSTER_SCOPED.contains(&kind);
@@ -69,7 +75,7 @@ pub fn table(kind: &str, objects: &[Value], opts: &TableOptions, now: i64) -> St
         }
         rows.push(row);
     }
-    tabwrite(&rows, 6, 3)
+    rows
 }
 
 const CLUSTER_SCOPED: [&str; 7] =

@@ -11,6 +11,58 @@ pub fn tabwrite(rows: &[Vec<String>], min_width: usize, padding: usize) -> Strin
     Layout::new(&lines, min_width, padding).run()
 }
 
+/// kubectl's table writer under `get --watch` (its tabwriter's `RememberWidths`): each batch of
+/// rows is laid out when it comes, every column as wide as the widest cell it has had so far
+/// (plus padding, at least `min_width`), so that later lines line up with earlier ones as far
+/// as they can, and a wider cell widens the column from then on.
+#[derive(Debug, Clone)]
+pub struct WatchWriter {
+    min_width: usize,
+    padding: usize,
+    widths: Vec<usize>,
+}
+
+impl WatchWriter {
+    pub fn new(min_width: usize, padding: usize) -> WatchWriter {
+        WatchWriter { min_width, padding, widths: Vec::new() }
+    }
+
+    /// Starts column `index` at least `width` wide (kubectl's EVENT column is as wide as
+    /// `MODIFIED` from the start).
+    pub fn at_least(mut self, index: usize, width: usize) -> WatchWriter {
+        if index >= self.widths.len() {
+            self.widths.resize(index + 1, 0);
+        }
+        self.widths[index] = self.widths[index].max(width);
+        self
+    }
+
+    /// Lays out `rows` (each row's last cell is the unpadded tail), remembering the widths.
+    pub fn rows(&mut self, rows: &[Vec<String>]) -> String {
+        for row in rows {
+            for (i, cell) in row.iter().enumerate().take(row.len().saturating_sub(1)) {
+                let w = (cell.chars().count() + self.padding).max(self.min_width);
+                if i >= self.widths.len() {
+                    self.widths.resize(i + 1, 0);
+                }
+                self.widths[i] = self.widths[i].max(w);
+            }
+        }
+        let mut out = String::new();
+        for row in rows {
+            for (i, cell) in row.iter().enumerate() {
+                if i + 1 < row.len() {
+                    out.push_str(&format!("{cell:<width$}", width = self.widths[i]));
+                } else {
+                    out.push_str(cell);
+                }
+            }
+            out.push('\n');
+        }
+        out
+    }
+}
+
 /// Lays out text with `\t` between cells and `\n` between lines (what describe writes).
 pub(crate) fn tabwrite_text(text: &str, min_width: usize, padding: usize) -> String {
     let body = text.strip_suffix('\n').unwrap_or(text);
@@ -86,6 +138,21 @@ impl<'a> Layout<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What kubectl 1.33 printed for `get pods -w` as a pod came and went.
+    #[test]
+    fn watch_lines_keep_the_widths_seen() {
+        let row = |cells: &[&str]| cells.iter().map(|c| c.to_string()).collect::<Vec<_>>();
+        let mut w = WatchWriter::new(6, 3);
+        let table = w.rows(&[row(&["NAME", "READY", "STATUS", "RESTARTS", "AGE"]), row(&["x", "1/1", "Running", "0", "2m45s"])]);
+        assert_eq!(table, "NAME   READY   STATUS    RESTARTS   AGE\nx      1/1     Running   0          2m45s\n");
+        assert_eq!(w.rows(&[row(&["longername-pod", "0/1", "", "0", "1s"])]), "longername-pod   0/1               0          1s\n");
+        assert_eq!(
+            w.rows(&[row(&["longername-pod", "1/1", "Terminating", "0", "5s"])]),
+            "longername-pod   1/1     Terminating   0          5s\n"
+        );
+        assert_eq!(w.rows(&[row(&["x", "1/1", "Running", "0", "5s"])]), "x                1/1     Running       0          5s\n");
+    }
 
     /// Rows from text with `\t` between cells and `\n` between rows.
     fn rows(text: &str) -> Vec<Vec<String>> {
