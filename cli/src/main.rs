@@ -17,6 +17,7 @@ mod testrun;
 mod tls;
 mod token;
 mod verbs;
+mod wait;
 mod warnings;
 mod watch;
 
@@ -212,6 +213,9 @@ enum Command {
     Label(labels::LabelArgs),
     /// Update the annotations of objects: `KEY=VALUE` to set, `KEY-` to remove.
     Annotate(labels::LabelArgs),
+    /// Wait until objects meet a condition: `--for=condition=Ready`, `--for=delete`,
+    /// `--for=jsonpath={.status.phase}=Running`.
+    Wait(wait::WaitArgs),
     /// Print the client's and the server's Kubernetes version.
     Version(info::VersionArgs),
     /// Print the resource types the API server serves.
@@ -296,6 +300,7 @@ fn main() {
         Command::Gen { what: Generate::Cert { cn, san, key, cert } } => gen_cert(&cn, &san, &key, &cert),
         Command::Label(a) => labels::label(a, labels::Field::Labels, g),
         Command::Annotate(a) => labels::label(a, labels::Field::Annotations, g),
+        Command::Wait(a) => wait::wait(a, g),
         Command::Version(a) => info::version(a, g),
         Command::ApiResources(a) => info::api_resources(a, g),
         Command::Install(a) => install::install(a),

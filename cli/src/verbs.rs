@@ -1137,7 +1137,7 @@ pub struct LogsArgs {
 }
 
 /// kubectl's `--since`: Go's duration syntax, units h, m, s, ms (`1h30m`, `90s`).
-fn since_duration(text: &str) -> Result<Duration, String> {
+pub(crate) fn since_duration(text: &str) -> Result<Duration, String> {
     let bad = || format!("invalid duration {text:?}: use e.g. 10s, 5m or 1h30m");
     let (mut total, mut rest) = (0f64, text);
     while !rest.is_empty() {

@@ -163,3 +163,48 @@ fn get_all_and_watch() {
     let r = c.emu(&["get", "pods,svc", "-w"]);
     assert_eq!((r.code, r.stderr.as_str()), (1, "error: you may only specify a single resource type\n"));
 }
+
+/// `emu wait` meets, times out and fails as kubectl does, on the same objects.
+#[test]
+fn wait_for_conditions() {
+    let (c, dir) = cluster("tvkwait");
+    c.emu(&["run", "w", "--image=busybox", "--labels=app=w", "--", "sleep", "3600"]).ok();
+    // Waiting from before the pod is ready.
+    let r = c.emu(&["wait", "--for=condition=Ready", "pod/w", "--timeout=30s"]).ok();
+    assert_eq!(r.stdout, "pod/w condition met\n");
+    for cmd in [
+        "wait --for=condition=Ready pod/w",
+        "wait --for=condition=ready pod w",
+        "wait --for=condition=Ready pods -l app=w",
+        "wait --for=condition=Ready pods --all",
+        "wait --for=jsonpath={.status.phase}=Running pod/w",
+        "wait --for=jsonpath={.status.phase} pod/w",
+        "wait --for=condition=Ready=False pod/w --timeout=1s",
+        "wait --for=jsonpath={.status.phase}=Pending pod/w --timeout=1s",
+        "wait --for=condition=Ready pods -l app=nothing --timeout=1s",
+        "wait --for=condition=Ready pod/nope --timeout=1s",
+        "wait --for=delete pod/nope --timeout=1s",
+        "wait --for=bogus pod/w",
+        "wait pod/w",
+    ] {
+        let args: Vec<&str> = cmd.split(' ').collect();
+        let theirs = kubectl(&dir.0, LIMIT, &args);
+        let ours = c.emu(&args);
+        assert_eq!(
+            (ours.code, ours.stdout.as_str(), ours.stderr.as_str()),
+            (theirs.code, theirs.stdout.as_str(), theirs.stderr.as_str()),
+            "{cmd}"
+        );
+    }
+    // --for=delete: met when the pod is gone.
+    let waiter = Command::new(emu_tests::emu_path())
+        .args(["wait", "--for=delete", "pod/w", "--timeout=30s", "--cluster", &c.name])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    c.emu(&["delete", "pod", "w", "--grace-period=1", "--wait=false"]).ok();
+    let out = waiter.wait_with_output().unwrap();
+    assert_eq!((out.status.code(), String::from_utf8_lossy(&out.stdout).as_ref()), (Some(0), "pod/w condition met\n"));
+    assert!(c.pods("app=w").is_empty());
+}
