@@ -2,6 +2,7 @@
 //! `status`) and kubectl's verbs with kubectl's flags and output formats.
 
 mod context;
+mod create;
 mod edit;
 mod fault;
 mod info;

@@ -176,6 +176,15 @@ pub enum CreateWhat {
     /// Create a ConfigMap from files, directories and literal values.
     #[command(visible_alias = "cm")]
     Configmap(DataArgs),
+    /// Create a Deployment of the given image(s), labelled app=NAME.
+    #[command(visible_alias = "deploy")]
+    Deployment(crate::create::DeploymentArgs),
+    /// Create a Service (clusterip, nodeport or loadbalancer) selecting app=NAME.
+    #[command(visible_alias = "svc")]
+    Service {
+        #[command(subcommand)]
+        kind: crate::create::ServiceKind,
+    },
     /// Create a Namespace.
     #[command(visible_alias = "ns")]
     Namespace {
@@ -283,6 +292,8 @@ pub fn create(a: CreateArgs, g: &Globals) -> anyhow::Result<i32> {
         Some(CreateWhat::Secret { kind: SecretKind::Tls(t) }) => create_tls_secret(t, g),
         Some(CreateWhat::Secret { kind: SecretKind::Generic(d) }) => create_from_data(configdata::Target::Secret, d, g),
         Some(CreateWhat::Configmap(d)) => create_from_data(configdata::Target::ConfigMap, d, g),
+        Some(CreateWhat::Deployment(d)) => crate::create::deployment(d, g),
+        Some(CreateWhat::Service { kind }) => crate::create::service(kind, g),
         Some(CreateWhat::Namespace { name }) => {
             require_root()?;
             let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
@@ -332,6 +343,13 @@ fn read_file_source(key: Option<String>, path: &Path) -> anyhow::Result<Vec<(Str
 }
 
 /// Creates `object` (in the `-n` namespace, or the default) and prints kubectl's `kind/name created`.
+/// Creates one object a generator made (`create deployment`, `create service`), checked as a
+/// manifest's would be first.
+pub(crate) fn create_object(object: Value, g: &Globals) -> anyhow::Result<i32> {
+    check_offline(&object)?;
+    create_one(object, g)
+}
+
 fn create_one(mut object: Value, g: &Globals) -> anyhow::Result<i32> {
     if let Some(ns) = &g.namespace {
         object::metadata_mut(&mut object).insert("namespace".into(), json!(ns));

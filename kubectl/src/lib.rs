@@ -7,6 +7,7 @@
 
 mod describe;
 pub mod expose;
+pub mod generate;
 mod gofmt;
 pub mod info;
 mod jsonpath;

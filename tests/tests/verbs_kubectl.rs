@@ -208,3 +208,51 @@ fn wait_for_conditions() {
     assert_eq!((out.status.code(), String::from_utf8_lossy(&out.stdout).as_ref()), (Some(0), "pod/w condition met\n"));
     assert!(c.pods("app=w").is_empty());
 }
+
+/// The stored object without what the server fills in per object (ids, times, allocations).
+fn comparable(c: &emu_tests::Cluster, what: &str, name: &str) -> serde_json::Value {
+    let mut v: serde_json::Value = serde_json::from_str(&c.emu(&["get", what, name, "-o", "json"]).ok().stdout).unwrap();
+    let text = v.to_string().replace(&format!("\"{name}\""), "\"NAME\"");
+    v = serde_json::from_str(&text).unwrap();
+    for key in ["uid", "resourceVersion", "creationTimestamp", "managedFields", "generation", "annotations"] {
+        v["metadata"].as_object_mut().unwrap().remove(key);
+    }
+    v.as_object_mut().unwrap().remove("status");
+    for key in ["clusterIP", "clusterIPs"] {
+        v["spec"].as_object_mut().unwrap().remove(key);
+    }
+    if let Some(ports) = v["spec"]["ports"].as_array_mut() {
+        ports.iter_mut().for_each(|p| drop(p.as_object_mut().unwrap().remove("nodePort")));
+    }
+    v
+}
+
+/// `emu create deployment` and `emu create service TYPE` make the objects kubectl's generators
+/// make, with its lines and errors.
+#[test]
+fn create_deployment_and_services() {
+    let (c, dir) = cluster("tvkcreate");
+    for (i, (what, cmd)) in [
+        ("deployment", "create deployment NAME --image=nginx --replicas=2 --port=80"),
+        ("deployment", "create deployment NAME --image=busybox:1.37 --image=nginx"),
+        ("service", "create service clusterip NAME --tcp=5678:8080"),
+        ("service", "create service clusterip NAME --clusterip=None"),
+        ("service", "create service nodeport NAME --tcp=80,443:8443"),
+        ("service", "create service loadbalancer NAME --tcp=80"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let (k, e) = (format!("k{i}"), format!("e{i}"));
+        let theirs = kubectl(&dir.0, LIMIT, &cmd.replace("NAME", &k).split(' ').collect::<Vec<_>>()).ok().stdout;
+        let ours = c.emu(&cmd.replace("NAME", &e).split(' ').collect::<Vec<_>>()).ok().stdout;
+        assert_eq!(ours.replace(&e, "NAME"), theirs.replace(&k, "NAME"), "{cmd}");
+        assert_eq!(comparable(&c, what, &e), comparable(&c, what, &k), "{cmd}");
+    }
+    for cmd in ["create service clusterip x", "create service nodeport x --tcp=abc"] {
+        let args: Vec<&str> = cmd.split(' ').collect();
+        let theirs = kubectl(&dir.0, LIMIT, &args);
+        let ours = c.emu(&args);
+        assert_eq!((ours.code, ours.stderr.as_str()), (theirs.code, theirs.stderr.as_str()), "{cmd}");
+    }
+}
