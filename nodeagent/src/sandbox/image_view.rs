@@ -156,6 +156,22 @@ pub(super) fn ensure(profile: &ImageProfile, images_dir: &Path, host: &dyn HostF
     if dir.is_dir() {
         return Ok(dir);
     }
+    // One pull of an image at a time on this machine: the pods that want it meanwhile (on every
+    // node) wait for it rather than each writing a view of its own, which on ext4 costs the
+    // inodes of its directories and symlinks, and their CPU, several times over.
+    fs::create_dir_all(images_dir).map_err(|e| format!("creating {}: {e}", images_dir.display()))?;
+    let lock_path = images_dir.join(format!(".{}.lock", dir.file_name().unwrap_or_default().to_string_lossy()));
+    let lock_file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| format!("opening {}: {e}", lock_path.display()))?;
+    let _pulling = nix::fcntl::Flock::lock(lock_file, nix::fcntl::FlockArg::LockExclusive)
+        .map_err(|(_, e)| format!("locking {}: {e}", lock_path.display()))?;
+    if dir.is_dir() {
+        return Ok(dir);
+    }
     let started = Instant::now();
     // Shared objects name no loader: theirs is this program's own (the host's).
     let default_loader = std::env::current_exe().ok().and_then(|exe| loader_of(host, &exe));
