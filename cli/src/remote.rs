@@ -111,6 +111,20 @@ pub fn logs(ctx: &Ctx, request: LogsRequest) -> anyhow::Result<()> {
     })
 }
 
+/// A container's log to its end (not followed), gathered: what `logs -l --prefix` prefixes line
+/// by line.
+pub fn logs_gathered(ctx: &Ctx, request: LogsRequest) -> anyhow::Result<Vec<u8>> {
+    let mut relay = ctx.relay.clone();
+    ctx.block_on(async move {
+        let mut chunks = relay.logs(request).await.map_err(relay_error)?.into_inner();
+        let mut out = Vec::new();
+        while let Some(chunk) = chunks.message().await.map_err(relay_error)? {
+            out.extend_from_slice(&chunk.data);
+        }
+        Ok(out)
+    })
+}
+
 /// Sends the window's size whenever it changes (SIGWINCH), for as long as the command runs.
 async fn follow_window_size(tx: tokio::sync::mpsc::Sender<ExecInput>) {
     let Ok(mut changes) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change()) else { return };

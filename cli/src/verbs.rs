@@ -1129,8 +1129,17 @@ pub fn attach(a: AttachArgs, g: &Globals) -> anyhow::Result<i32> {
 
 #[derive(Args, Debug)]
 pub struct LogsArgs {
-    /// The pod (`NAME` or `pod/NAME`), or `deployment/NAME`, `service/NAME`, … for one of its pods.
-    pub pod: String,
+    /// The pod (`NAME` or `pod/NAME`), or `deployment/NAME`, `service/NAME`, … for one of its
+    /// pods; or none, with -l.
+    #[arg(required_unless_present = "selector")]
+    pub pod: Option<String>,
+    /// The logs of every pod matching this label selector (the last 10 lines of each unless
+    /// --tail says otherwise), one pod after the other.
+    #[arg(short = 'l', long = "selector", conflicts_with = "pod")]
+    pub selector: Option<String>,
+    /// Begin each line with `[pod/NAME/CONTAINER] `.
+    #[arg(long)]
+    pub prefix: bool,
     /// The container (default: the pod's only or first container).
     #[arg(short = 'c', long = "container")]
     pub container: Option<String>,
@@ -1177,7 +1186,11 @@ pub fn logs(a: LogsArgs, g: &Globals) -> anyhow::Result<i32> {
     let ctx = Ctx::open(g)?;
     let mut client = ctx.client.clone();
     let ns = g.namespace_or_default();
-    let pod = find_pod(&ctx, &mut client, &a.pod, &ns)?;
+    if a.prefix && a.follow {
+        bail!("emu logs --prefix prints a log to its end: leave out -f");
+    }
+    let Some(pod_arg) = a.pod.as_deref() else { return logs_by_selector(&ctx, &mut client, &a, &ns) };
+    let pod = find_pod(&ctx, &mut client, pod_arg, &ns)?;
     let container = pick_container(&pod, a.container.as_deref())?;
     if pod["spec"]["nodeName"].as_str().is_none_or(str::is_empty) {
         bail!("pod {} is not scheduled to a node yet", object::name(&pod));
@@ -1193,7 +1206,57 @@ pub fn logs(a: LogsArgs, g: &Globals) -> anyhow::Result<i32> {
         since_unix_nanos: since_unix_nanos(a.since, a.since_time.as_deref())?,
         ..Default::default()
     };
+    if a.prefix {
+        print_prefixed(&crate::remote::logs_gathered(&ctx, request.clone())?, &request);
+        return Ok(0);
+    }
     crate::remote::logs(&ctx, request)?;
+    Ok(0)
+}
+
+/// The lines of a container's log, each begun with `[pod/NAME/CONTAINER] ` as kubectl's
+/// `--prefix` does.
+fn print_prefixed(log: &[u8], request: &emu_proto::LogsRequest) {
+    let text = String::from_utf8_lossy(log);
+    for line in text.lines() {
+        println!("[pod/{}/{}] {line}", request.pod, request.container);
+    }
+}
+
+/// `emu logs -l SELECTOR`: each matching pod's log in turn (kubectl's default of the last 10
+/// lines of each); following is for one pod only, as emu follows one stream at a time.
+fn logs_by_selector(ctx: &Ctx, client: &mut Client, a: &LogsArgs, ns: &str) -> anyhow::Result<i32> {
+    let selector = a.selector.as_deref().unwrap_or_default();
+    let pods = ctx.block_on(list(client, "Pod", ns, selector))?;
+    if pods.is_empty() {
+        eprintln!("No resources found in {ns} namespace.");
+        return Ok(0);
+    }
+    if a.follow && pods.len() > 1 {
+        bail!("emu logs -f follows one pod; {} pods match {selector:?}: name one, or narrow the selector", pods.len());
+    }
+    for pod in &pods {
+        let container = pick_container(pod, a.container.as_deref())?;
+        if pod["spec"]["nodeName"].as_str().is_none_or(str::is_empty) {
+            continue;
+        }
+        let request = emu_proto::LogsRequest {
+            namespace: object::namespace(pod).to_string(),
+            pod: object::name(pod).to_string(),
+            container,
+            follow: a.follow,
+            previous: a.previous,
+            tail_lines: a.tail.and_then(|n| i64::try_from(n).ok()).unwrap_or(10),
+            timestamps: a.timestamps,
+            since_unix_nanos: since_unix_nanos(a.since, a.since_time.as_deref())?,
+            ..Default::default()
+        };
+        if a.prefix {
+            print_prefixed(&crate::remote::logs_gathered(ctx, request.clone())?, &request);
+        } else {
+            crate::remote::logs(ctx, request)?;
+        }
+    }
     Ok(0)
 }
 

@@ -256,3 +256,44 @@ fn create_deployment_and_services() {
         assert_eq!((ours.code, ours.stderr.as_str()), (theirs.code, theirs.stderr.as_str()), "{cmd}");
     }
 }
+
+/// `emu logs -l` prints every matching pod's log (the last 10 lines of each, as kubectl), and
+/// `--prefix` names each line's pod and container.
+#[test]
+fn logs_by_selector() {
+    let (c, dir) = cluster("tvklogs");
+    c.emu(&[
+        "run",
+        "l1",
+        "--image=busybox",
+        "--labels=grp=l",
+        "--",
+        "sh",
+        "-c",
+        "for i in $(seq 1 15); do echo l1 line $i; done; sleep 3600",
+    ])
+    .ok();
+    c.emu(&["run", "l2", "--image=busybox", "--labels=grp=l", "--", "sh", "-c", "echo l2 only; sleep 3600"]).ok();
+    c.ready_pods("grp=l", 2);
+    c.wait_for("both logs", Duration::from_secs(20), || {
+        let r = c.emu(&["logs", "-l", "grp=l"]);
+        (r.code == 0 && r.stdout.contains("l1 line 15") && r.stdout.contains("l2 only")).then_some(())
+    });
+    let sorted = |t: &str| {
+        let mut l: Vec<String> = t.lines().map(str::to_string).collect();
+        l.sort();
+        l
+    };
+    for cmd in ["logs -l grp=l", "logs -l grp=l --tail=2", "logs -l grp=l --prefix", "logs l1 --prefix --tail=1", "logs -l grp=nothing"] {
+        let args: Vec<&str> = cmd.split(' ').collect();
+        let theirs = kubectl(&dir.0, LIMIT, &args);
+        let ours = c.emu(&args);
+        // kubectl reads the pods' logs at once when it prefixes them: their order is not fixed.
+        assert_eq!(
+            (ours.code, sorted(&ours.stdout), ours.stderr.as_str()),
+            (theirs.code, sorted(&theirs.stdout), theirs.stderr.as_str()),
+            "{cmd}"
+        );
+    }
+    assert_eq!(c.emu(&["logs", "-l", "grp=l"]).ok().stdout.lines().count(), 11);
+}
