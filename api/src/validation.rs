@@ -90,20 +90,17 @@ pub fn validate(object: &Object, undecoded: Undecoded) -> Result<(), Invalid> {
             let spec = or_default(&d.spec);
             v.nonnegative(spec.replicas, "spec.replicas");
             v.workload(selector(&spec.selector), &spec.template);
-            // ValidateDeploymentStrategy, in ValidateDeploymentSpec's order.
+            // ValidateDeploymentStrategy, in ValidateDeploymentSpec's order. Its refusal of a
+            // rollingUpdate beside `type: Recreate` is left out: kubectl apply clears the stale
+            // rollingUpdate with strategic merge's retainKeys, which emu's merge does not do yet,
+            // so switching a Deployment to Recreate by apply would be refused.
             let strategy = spec.strategy.as_ref();
-            match (strategy.and_then(|s| s.type_.as_deref()), strategy.and_then(|s| s.rolling_update.as_ref())) {
-                (Some("Recreate"), Some(_)) => v.push(
-                    "spec.strategy.rollingUpdate",
-                    FieldErrorKind::Forbidden,
-                    "may not be specified when strategy `type` is 'Recreate'",
-                ),
-                (_, Some(rolling)) => {
-                    for (field, value, message) in validate_rolling_update(rolling.max_surge.as_ref(), rolling.max_unavailable.as_ref()) {
-                        v.invalid(field, value, message);
-                    }
+            if let (false, Some(rolling)) =
+                (strategy.and_then(|s| s.type_.as_deref()) == Some("Recreate"), strategy.and_then(|s| s.rolling_update.as_ref()))
+            {
+                for (field, value, message) in validate_rolling_update(rolling.max_surge.as_ref(), rolling.max_unavailable.as_ref()) {
+                    v.invalid(field, value, message);
                 }
-                _ => {}
             }
             v.nonnegative(spec.min_ready_seconds, "spec.minReadySeconds");
             v.nonnegative(spec.revision_history_limit, "spec.revisionHistoryLimit");
@@ -1057,8 +1054,6 @@ mod tests {
         let mut d = deployment(json!({"matchLabels": {"run": "x"}}), json!({"run": "x"}));
         d["spec"]["strategy"] = json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": "0%"}});
         assert_eq!(message(&d), "The Deployment \"my-nginx\" is invalid: spec.strategy.rollingUpdate.maxUnavailable: Invalid value: intstr.IntOrString{Type:1, IntVal:0, StrVal:\"0%\"}: may not be 0 when `maxSurge` is 0");
-        d["spec"]["strategy"] = json!({"type": "Recreate", "rollingUpdate": {"maxSurge": 1}});
-        assert_eq!(message(&d), "The Deployment \"my-nginx\" is invalid: spec.strategy.rollingUpdate: Forbidden: may not be specified when strategy `type` is 'Recreate'");
         d["spec"]["strategy"] = json!({"type": "Recreate"});
         d["spec"]["minReadySeconds"] = json!(10);
         d["spec"]["progressDeadlineSeconds"] = json!(10);

@@ -209,7 +209,8 @@ fn no_surge_and_a_rollout_that_never_turns_ready() {
     // Recreate: no new pod while an old one is there (terminating ones too); with
     // revisionHistoryLimit 1, one old ReplicaSet is kept.
     let recreate = "  revisionHistoryLimit: 1\n  strategy:\n    type: Recreate\n";
-    c.apply("redo.yaml", &web("redo", 2, "nginx:1.25", recreate, "")).ok();
+    // Created with the default RollingUpdate and switched by apply, as one would.
+    c.apply("redo.yaml", &web("redo", 2, "nginx:1.25", "", "")).ok();
     c.emu(&["rollout", "status", "deployment/redo", "--timeout", "60s"]).ok();
     for image in ["nginx:1.26", "nginx:1.27"] {
         c.apply("redo.yaml", &web("redo", 2, image, recreate, "")).ok();
