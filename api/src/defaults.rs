@@ -165,6 +165,10 @@ pub fn deployment(d: &mut Deployment) {
         let rolling = strategy.rolling_update.get_or_insert_default();
         rolling.max_unavailable.get_or_insert_with(|| IntOrString::String("25%".into()));
         rolling.max_surge.get_or_insert_with(|| IntOrString::String("25%".into()));
+    } else if strategy.type_.as_deref() == Some("Recreate") {
+        // What strategic merge's retainKeys leaves when apply switches a Deployment to Recreate
+        // (emu's merge keeps the old, defaulted rollingUpdate; kube-apiserver would refuse it).
+        strategy.rolling_update = None;
     }
     spec.revision_history_limit.get_or_insert(10);
     spec.progress_deadline_seconds.get_or_insert(600);
@@ -373,6 +377,9 @@ mod tests {
 
         let recreate = defaulted(json!({"kind": "Deployment", "spec": {"replicas": 0, "strategy": {"type": "Recreate"}}}));
         assert_eq!(recreate["spec"]["strategy"], json!({"type": "Recreate"}));
+        let switched =
+            defaulted(json!({"kind": "Deployment", "spec": {"strategy": {"type": "Recreate", "rollingUpdate": {"maxSurge": "25%"}}}}));
+        assert_eq!(switched["spec"]["strategy"], json!({"type": "Recreate"}));
         assert_eq!(recreate["spec"]["replicas"], 0);
         let rs = defaulted(json!({"kind": "ReplicaSet", "spec": {"template": {"spec": {"containers": []}}}}));
         assert_eq!(rs["spec"]["replicas"], 1);

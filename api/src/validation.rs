@@ -93,7 +93,7 @@ pub fn validate(object: &Object, undecoded: Undecoded) -> Result<(), Invalid> {
             // ValidateDeploymentStrategy, in ValidateDeploymentSpec's order. Its refusal of a
             // rollingUpdate beside `type: Recreate` is left out: kubectl apply clears the stale
             // rollingUpdate with strategic merge's retainKeys, which emu's merge does not do yet,
-            // so switching a Deployment to Recreate by apply would be refused.
+            // so switching a Deployment to Recreate by apply would be refused (defaults drop it).
             let strategy = spec.strategy.as_ref();
             if let (false, Some(rolling)) =
                 (strategy.and_then(|s| s.type_.as_deref()) == Some("Recreate"), strategy.and_then(|s| s.rolling_update.as_ref()))

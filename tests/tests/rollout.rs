@@ -227,6 +227,7 @@ fn no_surge_and_a_rollout_that_never_turns_ready() {
         });
         assert!(!mixed, "old and new pods of a Recreate Deployment at once");
     }
+    assert_eq!(deployment(&c, "redo")["spec"]["strategy"], serde_json::json!({"type": "Recreate"}));
     let rs = c.emu(&["get", "rs", "-l", "app=redo", "-o", "name"]).ok().stdout;
     assert_eq!(rs.lines().count(), 2, "{rs}");
     let history = c.emu(&["rollout", "history", "deployment/redo"]).ok().stdout;
