@@ -1,5 +1,5 @@
-//! `emu get --watch` / `--watch-only`: the table, then one line per change of the objects, as
-//! kubectl prints them (each line laid out as it comes, the columns as wide as the widest cell
+//! `emu get --watch` / `--watch-only`: the table, then one line per change of the objects (or
+//! the object again under -o json|yaml|jsonpath=…), as kubectl prints them (each line laid out as it comes, the columns as wide as the widest cell
 //! seen so far), until Ctrl-C or until the reader goes away (a closed pipe ends it quietly).
 
 use crate::context::{api_error, Ctx};
@@ -42,8 +42,12 @@ pub fn watch(a: &GetArgs, g: &Globals) -> anyhow::Result<i32> {
         bail!("you may only specify a single resource type");
     };
     let output = a.output.clone().unwrap_or_default();
-    if !matches!(output.as_str(), "" | "wide" | "name") {
-        bail!("emu get --watch prints tables (-o wide) and names (-o name); {output:?} is not supported with --watch");
+    let template = output.strip_prefix("jsonpath=").map(str::to_string);
+    if !matches!(output.as_str(), "" | "wide" | "name" | "json" | "yaml") && template.is_none() {
+        bail!("emu get --watch prints tables (-o wide), names, json, yaml and jsonpath; {output:?} is not supported with --watch");
+    }
+    if a.output_watch_events && (matches!(output.as_str(), "json" | "yaml") || template.is_some()) {
+        bail!("emu get --watch --output-watch-events prints tables and names; -o {output} is not supported with it");
     }
     let selector = Selector::parse(a.scope.selector.as_deref().unwrap_or("")).map_err(|e| anyhow::anyhow!("{e}"))?;
     let namespace = if !rk.namespaced || a.scope.all_namespaces { String::new() } else { g.namespace_or_default() };
@@ -66,9 +70,31 @@ pub fn watch(a: &GetArgs, g: &Globals) -> anyhow::Result<i32> {
     }
     let mut header_due = !a.no_headers;
     // Lines for objects, with the header the first time and the EVENT column when asked for.
-    let mut lines = |event: Type, objs: &[Value]| -> String {
-        if output == "name" {
-            return objs.iter().map(|o| format!("{}\n", printers::resource_name(rk.kind, object::name(o)))).collect();
+    // Objects printed whole so far: kubectl's -o yaml puts `---` between them.
+    let mut documents = 0;
+    let mut lines = |event: Type, objs: &[Value]| -> anyhow::Result<String> {
+        match output.as_str() {
+            "name" => return Ok(objs.iter().map(|o| format!("{}\n", printers::resource_name(rk.kind, object::name(o)))).collect()),
+            "json" => return Ok(objs.iter().map(printers::to_json).collect()),
+            "yaml" => {
+                let mut out = String::new();
+                for o in objs {
+                    if documents > 0 {
+                        out.push_str("---\n");
+                    }
+                    documents += 1;
+                    out.push_str(&printers::to_yaml(&printers::omit_managed_fields(o)));
+                }
+                return Ok(out);
+            }
+            _ => {}
+        }
+        if let Some(t) = &template {
+            let mut out = String::new();
+            for o in objs {
+                out.push_str(&printers::jsonpath(t, o).map_err(|e| anyhow::anyhow!("{e}"))?);
+            }
+            return Ok(out);
         }
         let header_opts = printers::TableOptions { no_headers: !header_due, ..opts.clone() };
         let mut rows = printers::table_rows(rk.kind, objs, &header_opts, now());
@@ -79,7 +105,7 @@ pub fn watch(a: &GetArgs, g: &Globals) -> anyhow::Result<i32> {
             }
         }
         header_due = false;
-        writer.rows(&rows)
+        Ok(writer.rows(&rows))
     };
 
     let ctx = Ctx::open(g)?;
@@ -105,7 +131,7 @@ pub fn watch(a: &GetArgs, g: &Globals) -> anyhow::Result<i32> {
         );
         initial.push(o);
     }
-    if !a.watch_only && !initial.is_empty() && !emit(&lines(Type::Added, &initial))? {
+    if !a.watch_only && !initial.is_empty() && !emit(&lines(Type::Added, &initial)?)? {
         return Ok(0);
     }
     ctx.block_on(async {
@@ -126,7 +152,7 @@ pub fn watch(a: &GetArgs, g: &Globals) -> anyhow::Result<i32> {
                 } else if seen.insert(key, rv.clone()).as_deref() == Some(rv.as_str()) {
                     continue;
                 }
-                if !emit(&lines(t, &[o]))? {
+                if !emit(&lines(t, &[o])?)? {
                     return Ok(0);
                 }
             }

@@ -160,6 +160,20 @@ fn get_all_and_watch() {
     // Column widths too: each line as wide as kubectl's.
     let widths = |t: &str| t.lines().map(|l| l.split_whitespace().next().map(|_| l.find("comer").unwrap_or(0))).collect::<Vec<_>>();
     assert_eq!(widths(&ours), widths(&theirs), "kubectl:\n{theirs}\nemu:\n{ours}");
+    // -o yaml|json|jsonpath under --watch: each object whole, yaml's separated by `---`.
+    for output in ["yaml", "json", "jsonpath={.metadata.name}"] {
+        let args = ["get", "pods", "-l", "app=web", "-w", "-o", output];
+        let theirs = kubectl(&dir.0, Duration::from_secs(3), &args).stdout;
+        let ours = Command::new("timeout")
+            .args(["-s", "KILL", "3"])
+            .arg(emu_tests::emu_path())
+            .args(args)
+            .args(["--cluster", &c.name])
+            .output()
+            .unwrap();
+        assert!(!theirs.is_empty(), "{output}");
+        assert_eq!(String::from_utf8_lossy(&ours.stdout), theirs, "{output}");
+    }
     let r = c.emu(&["get", "pods,svc", "-w"]);
     assert_eq!((r.code, r.stderr.as_str()), (1, "error: you may only specify a single resource type\n"));
 }
