@@ -1,5 +1,5 @@
 //! `emu wait`: until objects meet a condition (`--for=condition=Ready`, `--for=delete`,
-//! `--for=jsonpath={.status.phase}=Running`), as kubectl waits, with its lines and errors. The
+//! `--for=create`, `--for=jsonpath={.status.phase}=Running`), as kubectl waits, with its lines and errors. The
 //! objects are read again every few hundred milliseconds and judged by a pure function, so a
 //! controller restart or a lost stream changes nothing.
 
@@ -20,8 +20,8 @@ pub struct WaitArgs {
     /// The objects: `TYPE NAME...`, `TYPE/NAME...`, or `TYPE` with -l or --all.
     #[arg(value_name = "TYPE/NAME")]
     pub targets: Vec<String>,
-    /// What to wait for: `condition=NAME[=VALUE]` (VALUE defaults to True), `delete`, or
-    /// `jsonpath={PATH}[=VALUE]`.
+    /// What to wait for: `condition=NAME[=VALUE]` (VALUE defaults to True), `delete`,
+    /// `create`, or `jsonpath={PATH}[=VALUE]`.
     #[arg(long = "for", value_name = "CONDITION")]
     pub for_: Option<String>,
     /// How long to wait for each object, e.g. 30s, 2m, 0s (look once).
@@ -47,6 +47,8 @@ pub enum Wanted {
         value: String,
     },
     Delete,
+    /// That the object exists (kubectl ≥ 1.31).
+    Create,
     /// A JSONPath template's result, equal to the value when one is given, else any.
     JsonPath {
         template: String,
@@ -58,6 +60,9 @@ pub enum Wanted {
 pub fn parse_for(text: &str) -> anyhow::Result<Wanted> {
     if text.eq_ignore_ascii_case("delete") {
         return Ok(Wanted::Delete);
+    }
+    if text.eq_ignore_ascii_case("create") {
+        return Ok(Wanted::Create);
     }
     if let Some(rest) = text.strip_prefix("condition=") {
         let (name, value) = rest.split_once('=').unwrap_or((rest, "True"));
@@ -86,6 +91,7 @@ pub fn parse_for(text: &str) -> anyhow::Result<Wanted> {
 pub fn met(wanted: &Wanted, object: Option<&Value>) -> bool {
     match (wanted, object) {
         (Wanted::Delete, o) => o.is_none(),
+        (Wanted::Create, o) => o.is_some(),
         (_, None) => false,
         (Wanted::Condition { name, value }, Some(o)) => o["status"]["conditions"].as_array().into_iter().flatten().any(|c| {
             c["type"].as_str().is_some_and(|t| t.eq_ignore_ascii_case(name))
@@ -127,7 +133,17 @@ pub fn wait(a: WaitArgs, g: &Globals) -> anyhow::Result<i32> {
                 bail!("resource(s) were provided, but no name was specified");
             }
             let list_ns = if a.all_namespaces { String::new() } else { ns.clone() };
-            let found = ctx.block_on(crate::verbs::list(&mut client, rk.kind, &list_ns, a.selector.as_deref().unwrap_or("")))?;
+            let selector = a.selector.as_deref().unwrap_or("");
+            let mut found = ctx.block_on(crate::verbs::list(&mut client, rk.kind, &list_ns, selector))?;
+            // --for=create waits for something to match.
+            let deadline = Instant::now() + limit;
+            while wanted == Wanted::Create && found.is_empty() {
+                if Instant::now() >= deadline {
+                    bail!("timed out waiting for the condition");
+                }
+                std::thread::sleep(POLL);
+                found = ctx.block_on(crate::verbs::list(&mut client, rk.kind, &list_ns, selector))?;
+            }
             targets.extend(found.iter().map(|o| (*rk, object::namespace(o).to_string(), object::name(o).to_string())));
         } else {
             targets.extend(names.iter().map(|n| (*rk, ns.clone(), n.clone())));
@@ -147,6 +163,13 @@ pub fn wait(a: WaitArgs, g: &Globals) -> anyhow::Result<i32> {
                         // Gone before the wait began: nothing to wait for (kubectl prints nothing);
                         // gone since: met. A condition on an object that does not exist is
                         // kubectl's NotFound.
+                        if wanted == Wanted::Create {
+                            if Instant::now() >= deadline {
+                                bail!("timed out waiting for the condition");
+                            }
+                            std::thread::sleep(POLL);
+                            continue;
+                        }
                         if wanted == Wanted::Delete {
                             if !first {
                                 println!("{} condition met", emu_kubectl::resource_name(rk.kind, &name));
@@ -201,6 +224,7 @@ mod tests {
         assert!(!met(&parse_for("condition=Ready=False").unwrap(), Some(&pod)));
         assert!(!met(&ready, None));
         assert!(met(&Wanted::Delete, None) && !met(&Wanted::Delete, Some(&pod)));
+        assert!(met(&parse_for("create").unwrap(), Some(&pod)) && !met(&Wanted::Create, None));
         assert!(met(&parse_for("jsonpath={.status.phase}=Running").unwrap(), Some(&pod)));
         assert!(!met(&parse_for("jsonpath={.status.phase}=Pending").unwrap(), Some(&pod)));
         assert!(met(&parse_for("jsonpath={.status.phase}").unwrap(), Some(&pod)));

@@ -198,6 +198,9 @@ fn wait_for_conditions() {
         "wait --for=condition=Ready pods -l app=nothing --timeout=1s",
         "wait --for=condition=Ready pod/nope --timeout=1s",
         "wait --for=delete pod/nope --timeout=1s",
+        "wait --for=create pod/w",
+        "wait --for=create pod/later --timeout=1s",
+        "wait --for=create pods -l app=nothing --timeout=1s",
         "wait --for=bogus pod/w",
         "wait pod/w",
     ] {
@@ -221,6 +224,16 @@ fn wait_for_conditions() {
     let out = waiter.wait_with_output().unwrap();
     assert_eq!((out.status.code(), String::from_utf8_lossy(&out.stdout).as_ref()), (Some(0), "pod/w condition met\n"));
     assert!(c.pods("app=w").is_empty());
+    // --for=create: met when the pod appears.
+    let waiter = Command::new(emu_tests::emu_path())
+        .args(["wait", "--for=create", "pod/later", "--timeout=30s", "--cluster", &c.name])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    c.emu(&["run", "later", "--image=busybox", "--", "sleep", "3600"]).ok();
+    let out = waiter.wait_with_output().unwrap();
+    assert_eq!((out.status.code(), String::from_utf8_lossy(&out.stdout).as_ref()), (Some(0), "pod/later condition met\n"));
 }
 
 /// The stored object without what the server fills in per object (ids, times, allocations).
