@@ -430,3 +430,25 @@ impl Drop for Scratch {
 pub fn scenario_path(file: &str) -> String {
     std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scenarios").join(file).to_str().unwrap().to_string()
 }
+
+/// Whether a table cell reads as an age (`0s`, `21s`, `2m30s`, `5d`, `3h5m`).
+pub fn is_age(cell: &str) -> bool {
+    let mut rest = cell;
+    let mut parts = 0;
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        let unit = rest[digits..].chars().next();
+        if digits == 0 || !matches!(unit, Some('s' | 'm' | 'h' | 'd' | 'y')) {
+            return false;
+        }
+        rest = &rest[digits + 1..];
+        parts += 1;
+    }
+    (1..=2).contains(&parts)
+}
+
+/// A table's cells line by line with every age replaced by `AGE`: what two runs a moment apart
+/// print alike (an age, and with it a column's width, may tick between them).
+pub fn table_cells(table: &str) -> Vec<Vec<String>> {
+    table.lines().map(|l| l.split_whitespace().map(|c| if is_age(c) { "AGE".to_string() } else { c.to_string() }).collect()).collect()
+}

@@ -70,28 +70,6 @@ fn run_kubectl(mut cmd: Command, cache: &Path, config: &Path, args: &[&str]) -> 
     }
 }
 
-/// Whether a cell reads as an age (`0s`, `21s`, `2m30s`, `5d`, `3h5m`).
-fn is_age(cell: &str) -> bool {
-    let mut rest = cell;
-    let mut parts = 0;
-    while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
-        let unit = rest[digits..].chars().next();
-        if digits == 0 || !matches!(unit, Some('s' | 'm' | 'h' | 'd' | 'y')) {
-            return false;
-        }
-        rest = &rest[digits + 1..];
-        parts += 1;
-    }
-    (1..=2).contains(&parts)
-}
-
-/// A table's cells line by line with every age replaced by `AGE`: what two runs a moment apart
-/// print alike (an age, and with it a column's width, may tick between them).
-fn cells(table: &str) -> Vec<Vec<String>> {
-    table.lines().map(|l| l.split_whitespace().map(|c| if is_age(c) { "AGE".to_string() } else { c.to_string() }).collect()).collect()
-}
-
 #[test]
 fn kubectl_gets_what_emu_gets() {
     let dir = Scratch(std::env::temp_dir().join(format!("emu-tkapi-{}", std::process::id())));
@@ -134,13 +112,13 @@ fn kubectl_gets_what_emu_gets() {
         let theirs = kubectl(&c, &dir.0, &admin, args).ok().stdout;
         let ours = c.emu(args).ok().stdout;
         assert!(!theirs.is_empty(), "kubectl {args:?} printed nothing");
-        assert_eq!(cells(&theirs), cells(&ours), "kubectl {args:?}:\n{theirs}\nemu get:\n{ours}");
+        assert_eq!(emu_tests::table_cells(&theirs), emu_tests::table_cells(&ours), "kubectl {args:?}:\n{theirs}\nemu get:\n{ours}");
     }
 
     // `get all`: every kind of category "all" emu serves, one table each, names prefixed.
     let all = kubectl(&c, &dir.0, &admin, &["get", "all"]).ok().stdout;
-    let ours = c.emu(&["get", "pods,services,deployments,replicasets"]).ok().stdout;
-    assert_eq!(cells(&all), cells(&ours), "kubectl get all:\n{all}\nemu get pods,services,deployments,replicasets:\n{ours}");
+    let ours = c.emu(&["get", "all"]).ok().stdout;
+    assert_eq!(emu_tests::table_cells(&all), emu_tests::table_cells(&ours), "kubectl get all:\n{all}\nemu get all:\n{ours}");
     assert!(all.contains(&format!("pod/{pod} ")) && all.contains("deployment.apps/my-nginx "), "{all}");
 
     // An object as YAML is the stored object, as emu prints it.
@@ -195,7 +173,11 @@ fn kubectl_gets_what_emu_gets() {
             ["get", "all", "-A"] => c.emu(&["get", "pods,services,deployments,replicasets", "-A"]).ok().stdout,
             _ => c.emu(args).ok().stdout,
         };
-        assert_eq!(cells(&theirs), cells(&ours), "kubectl {args:?} from the host:\n{theirs}\nemu get:\n{ours}");
+        assert_eq!(
+            emu_tests::table_cells(&theirs),
+            emu_tests::table_cells(&ours),
+            "kubectl {args:?} from the host:\n{theirs}\nemu get:\n{ours}"
+        );
     }
     assert_eq!(kubectl_on_host(&dir.0, &printed, &["auth", "can-i", "list", "pods"]).ok().stdout, "yes\n");
     assert!(resources.lines().any(|l| l.split_whitespace().eq(["pods", "po", "v1", "true", "Pod"])), "{resources}");

@@ -97,27 +97,6 @@ fn label_and_annotate() {
     assert_eq!((r.code, r.stderr.as_str()), (1, "Error from server (NotFound): pods \"nope\" not found\n"));
 }
 
-/// Whether a cell reads as an age (`0s`, `21s`, `2m30s`, `5d`).
-fn is_age(cell: &str) -> bool {
-    let mut rest = cell;
-    let mut parts = 0;
-    while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
-        let unit = rest[digits..].chars().next();
-        if digits == 0 || !matches!(unit, Some('s' | 'm' | 'h' | 'd' | 'y')) {
-            return false;
-        }
-        rest = &rest[digits + 1..];
-        parts += 1;
-    }
-    (1..=2).contains(&parts)
-}
-
-/// A table's cells line by line, ages as `AGE` (they tick between two looks).
-fn cells(table: &str) -> Vec<Vec<String>> {
-    table.lines().map(|l| l.split_whitespace().map(|c| if is_age(c) { "AGE".to_string() } else { c.to_string() }).collect()).collect()
-}
-
 /// `emu get all` is kubectl's: the kinds of category "all" emu serves, a table each with
 /// `kind/name` names; `emu get -w` prints the table, then a line per change laid out as kubectl
 /// lays them out.
@@ -130,7 +109,7 @@ fn get_all_and_watch() {
     for args in [&["get", "all"][..], &["get", "all", "-o", "wide"], &["get", "all", "-A"], &["get", "all", "-o", "name"]] {
         let theirs = kubectl(&dir.0, LIMIT, args).ok().stdout;
         let ours = c.emu(args).ok().stdout;
-        assert_eq!(cells(&ours), cells(&theirs), "{args:?}\nkubectl:\n{theirs}\nemu:\n{ours}");
+        assert_eq!(emu_tests::table_cells(&ours), emu_tests::table_cells(&theirs), "{args:?}\nkubectl:\n{theirs}\nemu:\n{ours}");
     }
     let none = c.emu(&["get", "all", "-n", "kube-public"]).ok();
     assert_eq!((none.stdout.as_str(), none.stderr.as_str()), ("", "No resources found in kube-public namespace.\n"));
@@ -156,7 +135,7 @@ fn get_all_and_watch() {
     let theirs = std::fs::read_to_string(dir.0.join("theirs.txt")).unwrap();
     let ours = std::fs::read_to_string(dir.0.join("ours.txt")).unwrap();
     assert!(theirs.lines().any(|l| l.starts_with("DELETED    comer-and-goer ")), "{theirs}");
-    assert_eq!(cells(&ours), cells(&theirs), "kubectl:\n{theirs}\nemu:\n{ours}");
+    assert_eq!(emu_tests::table_cells(&ours), emu_tests::table_cells(&theirs), "kubectl:\n{theirs}\nemu:\n{ours}");
     // Column widths too: each line as wide as kubectl's.
     let widths = |t: &str| t.lines().map(|l| l.split_whitespace().next().map(|_| l.find("comer").unwrap_or(0))).collect::<Vec<_>>();
     assert_eq!(widths(&ours), widths(&theirs), "kubectl:\n{theirs}\nemu:\n{ours}");
