@@ -7,8 +7,6 @@ use crate::context::{api_error, Ctx};
 use crate::Globals;
 use anyhow::bail;
 use clap::Args;
-use emu_api::kinds::ResourceKind;
-use emu_api::object;
 use serde_json::Value;
 use std::collections::BTreeMap;
 
@@ -174,20 +172,8 @@ pub fn label(a: LabelArgs, field: Field, g: &Globals) -> anyhow::Result<i32> {
     let ctx = Ctx::open(g)?;
     let mut client = ctx.client.clone();
     // Every object first, so that a selection error changes nothing.
-    let mut targets: Vec<(&'static ResourceKind, String, String)> = Vec::new();
-    for (rk, names) in &groups {
-        let ns = if rk.namespaced { g.namespace_or_default() } else { String::new() };
-        if names.is_empty() {
-            if a.selector.is_none() && !a.all {
-                bail!("resource(s) were provided, but no name was specified");
-            }
-            let list_ns = if a.all_namespaces { String::new() } else { ns.clone() };
-            let found = ctx.block_on(crate::verbs::list(&mut client, rk.kind, &list_ns, a.selector.as_deref().unwrap_or("")))?;
-            targets.extend(found.iter().map(|o| (*rk, object::namespace(o).to_string(), object::name(o).to_string())));
-        } else {
-            targets.extend(names.iter().map(|n| (*rk, ns.clone(), n.clone())));
-        }
-    }
+    let how = crate::verbs::Selection { selector: a.selector.as_deref(), all: a.all, all_namespaces: a.all_namespaces, until_found: None };
+    let targets = crate::verbs::select_targets(&ctx, &mut client, &groups, g, &how)?;
     for (rk, ns, name) in targets {
         let mut attempt = 0;
         loop {

@@ -439,6 +439,49 @@ impl clap::builder::TypedValueParser for ResourceArg {
     }
 }
 
+/// How a verb picks the objects of a kind given without names: `-l SELECTOR`, `--all`, `-A`.
+pub(crate) struct Selection<'a> {
+    pub selector: Option<&'a str>,
+    pub all: bool,
+    pub all_namespaces: bool,
+    /// Until when to list again while nothing matches (`wait --for=create`); None: once.
+    pub until_found: Option<std::time::Instant>,
+}
+
+/// The objects a verb acts on, as kubectl's resource builder finds them: each named one in the
+/// namespace, and for a kind given without names the ones the selection picks.
+pub(crate) fn select_targets(
+    ctx: &Ctx,
+    client: &mut Client,
+    groups: &[(&'static ResourceKind, Vec<String>)],
+    g: &Globals,
+    how: &Selection,
+) -> anyhow::Result<Vec<(&'static ResourceKind, String, String)>> {
+    let mut targets = Vec::new();
+    for (rk, names) in groups {
+        let ns = if rk.namespaced { g.namespace_or_default() } else { String::new() };
+        if !names.is_empty() {
+            targets.extend(names.iter().map(|n| (*rk, ns.clone(), n.clone())));
+            continue;
+        }
+        if how.selector.is_none() && !how.all {
+            bail!("resource(s) were provided, but no name was specified");
+        }
+        let list_ns = if how.all_namespaces { String::new() } else { ns };
+        let selector = how.selector.unwrap_or("");
+        let mut found = ctx.block_on(list(client, rk.kind, &list_ns, selector))?;
+        while let (true, Some(deadline)) = (found.is_empty(), how.until_found) {
+            if std::time::Instant::now() >= deadline {
+                bail!("timed out waiting for the condition");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            found = ctx.block_on(list(client, rk.kind, &list_ns, selector))?;
+        }
+        targets.extend(found.iter().map(|o| (*rk, object::namespace(o).to_string(), object::name(o).to_string())));
+    }
+    Ok(targets)
+}
+
 /// `TYPE NAME...`, `TYPE1,TYPE2`, or `TYPE/NAME ...` into (kind, names) groups.
 pub(crate) fn parse_targets(targets: &[String]) -> anyhow::Result<Vec<(&'static ResourceKind, Vec<String>)>> {
     let lookup = |t: &str| kinds::lookup(t).ok_or_else(|| anyhow::anyhow!("the server doesn't have a resource type {t:?}"));

@@ -7,8 +7,6 @@ use crate::context::Ctx;
 use crate::Globals;
 use anyhow::bail;
 use clap::Args;
-use emu_api::kinds::ResourceKind;
-use emu_api::object;
 use serde_json::Value;
 use std::time::{Duration, Instant};
 
@@ -125,30 +123,14 @@ pub fn wait(a: WaitArgs, g: &Globals) -> anyhow::Result<i32> {
     let groups = crate::verbs::parse_targets(&a.targets)?;
     let ctx = Ctx::open(g)?;
     let mut client = ctx.client.clone();
-    let mut targets: Vec<(&'static ResourceKind, String, String)> = Vec::new();
-    for (rk, names) in &groups {
-        let ns = if rk.namespaced { g.namespace_or_default() } else { String::new() };
-        if names.is_empty() {
-            if a.selector.is_none() && !a.all {
-                bail!("resource(s) were provided, but no name was specified");
-            }
-            let list_ns = if a.all_namespaces { String::new() } else { ns.clone() };
-            let selector = a.selector.as_deref().unwrap_or("");
-            let mut found = ctx.block_on(crate::verbs::list(&mut client, rk.kind, &list_ns, selector))?;
-            // --for=create waits for something to match.
-            let deadline = Instant::now() + limit;
-            while wanted == Wanted::Create && found.is_empty() {
-                if Instant::now() >= deadline {
-                    bail!("timed out waiting for the condition");
-                }
-                std::thread::sleep(POLL);
-                found = ctx.block_on(crate::verbs::list(&mut client, rk.kind, &list_ns, selector))?;
-            }
-            targets.extend(found.iter().map(|o| (*rk, object::namespace(o).to_string(), object::name(o).to_string())));
-        } else {
-            targets.extend(names.iter().map(|n| (*rk, ns.clone(), n.clone())));
-        }
-    }
+    // --for=create waits for something to match.
+    let how = crate::verbs::Selection {
+        selector: a.selector.as_deref(),
+        all: a.all,
+        all_namespaces: a.all_namespaces,
+        until_found: (wanted == Wanted::Create).then(|| Instant::now() + limit),
+    };
+    let targets = crate::verbs::select_targets(&ctx, &mut client, &groups, g, &how)?;
     if targets.is_empty() {
         bail!("no matching resources found");
     }
