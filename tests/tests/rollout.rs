@@ -213,7 +213,9 @@ fn no_surge_and_a_rollout_that_never_turns_ready() {
     c.apply("redo.yaml", &web("redo", 2, "nginx:1.25", "", "")).ok();
     c.emu(&["rollout", "status", "deployment/redo", "--timeout", "60s"]).ok();
     for image in ["nginx:1.26", "nginx:1.27"] {
-        c.apply("redo.yaml", &web("redo", 2, image, recreate, "")).ok();
+        // The change-cause the Deployment carries goes to its new ReplicaSet, and into history.
+        let cause = format!("name: redo\n  annotations: {{kubernetes.io/change-cause: \"to {image}\"}}\n");
+        c.apply("redo.yaml", &web("redo", 2, image, recreate, "").replacen("name: redo\n", &cause, 1)).ok();
         let mut mixed = false;
         c.wait_for("redo recreated", Duration::from_secs(60), || {
             let pods = c.pods("app=redo");
@@ -231,7 +233,7 @@ fn no_surge_and_a_rollout_that_never_turns_ready() {
     let rs = c.emu(&["get", "rs", "-l", "app=redo", "-o", "name"]).ok().stdout;
     assert_eq!(rs.lines().count(), 2, "{rs}");
     let history = c.emu(&["rollout", "history", "deployment/redo"]).ok().stdout;
-    assert_eq!(history, "deployment.apps/redo \nREVISION  CHANGE-CAUSE\n2         <none>\n3         <none>\n\n");
+    assert_eq!(history, "deployment.apps/redo \nREVISION  CHANGE-CAUSE\n2         to nginx:1.26\n3         to nginx:1.27\n\n");
 
     // A template whose pods never turn ready: the rollout stops at the surge (2 of 25 % → 1 more
     // pod, none unavailable) and the deadline is reported.
