@@ -22,15 +22,8 @@ pub struct LabelArgs {
     /// Change a key that already has another value (without it, that is an error).
     #[arg(long)]
     pub overwrite: bool,
-    /// Every object of the type matching this label selector.
-    #[arg(short = 'l', long = "selector")]
-    pub selector: Option<String>,
-    /// Every object of the type in the namespace.
-    #[arg(long)]
-    pub all: bool,
-    /// With --all or -l: in every namespace.
-    #[arg(short = 'A', long = "all-namespaces")]
-    pub all_namespaces: bool,
+    #[command(flatten)]
+    pub select: crate::verbs::SelectArgs,
     /// Print each object's labels (annotations) as KEY=VALUE lines, after the changes if any.
     #[arg(long)]
     pub list: bool,
@@ -172,7 +165,7 @@ pub fn label(a: LabelArgs, field: Field, g: &Globals) -> anyhow::Result<i32> {
     let ctx = Ctx::open(g)?;
     let mut client = ctx.client.clone();
     // Every object first, so that a selection error changes nothing.
-    let how = crate::verbs::Selection { selector: a.selector.as_deref(), all: a.all, all_namespaces: a.all_namespaces, until_found: None };
+    let how = a.select.selection(None);
     let targets = crate::verbs::select_targets(&ctx, &mut client, &groups, g, &how)?;
     for (rk, ns, name) in targets {
         let mut attempt = 0;

@@ -439,6 +439,27 @@ impl clap::builder::TypedValueParser for ResourceArg {
     }
 }
 
+/// kubectl's flags for the objects of a kind given without names (label, annotate, wait).
+#[derive(Args, Debug)]
+pub struct SelectArgs {
+    /// Every object of the type matching this label selector.
+    #[arg(short = 'l', long = "selector")]
+    pub selector: Option<String>,
+    /// Every object of the type in the namespace.
+    #[arg(long)]
+    pub all: bool,
+    /// With -l or --all: in every namespace.
+    #[arg(short = 'A', long = "all-namespaces")]
+    pub all_namespaces: bool,
+}
+
+impl SelectArgs {
+    /// The selection these flags make; `until_found` as in [`Selection`].
+    pub(crate) fn selection(&self, until_found: Option<std::time::Instant>) -> Selection<'_> {
+        Selection { selector: self.selector.as_deref(), all: self.all, all_namespaces: self.all_namespaces, until_found }
+    }
+}
+
 /// How a verb picks the objects of a kind given without names: `-l SELECTOR`, `--all`, `-A`.
 pub(crate) struct Selection<'a> {
     pub selector: Option<&'a str>,

@@ -25,15 +25,8 @@ pub struct WaitArgs {
     /// How long to wait for each object, e.g. 30s, 2m, 0s (look once).
     #[arg(long, default_value = "30s")]
     pub timeout: String,
-    /// Every object of the type matching this label selector.
-    #[arg(short = 'l', long = "selector")]
-    pub selector: Option<String>,
-    /// Every object of the type in the namespace.
-    #[arg(long)]
-    pub all: bool,
-    /// With -l or --all: in every namespace.
-    #[arg(short = 'A', long = "all-namespaces")]
-    pub all_namespaces: bool,
+    #[command(flatten)]
+    pub select: crate::verbs::SelectArgs,
 }
 
 /// A `--for` parsed.
@@ -124,12 +117,7 @@ pub fn wait(a: WaitArgs, g: &Globals) -> anyhow::Result<i32> {
     let ctx = Ctx::open(g)?;
     let mut client = ctx.client.clone();
     // --for=create waits for something to match.
-    let how = crate::verbs::Selection {
-        selector: a.selector.as_deref(),
-        all: a.all,
-        all_namespaces: a.all_namespaces,
-        until_found: (wanted == Wanted::Create).then(|| Instant::now() + limit),
-    };
+    let how = a.select.selection((wanted == Wanted::Create).then(|| Instant::now() + limit));
     let targets = crate::verbs::select_targets(&ctx, &mut client, &groups, g, &how)?;
     if targets.is_empty() {
         bail!("no matching resources found");
