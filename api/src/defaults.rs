@@ -9,12 +9,20 @@ use crate::typed::{
 };
 use serde_json::Value;
 
+mod daemonset;
+mod job;
+mod statefulset;
+
 /// Defaults a decoded object of any kind (kinds without defaults are left as they are).
 pub fn object(object: &mut Object) {
     match object {
         Object::Pod(p) => pod(p),
         Object::Deployment(d) => deployment(d),
         Object::ReplicaSet(rs) => replica_set(rs),
+        Object::DaemonSet(ds) => daemonset::daemon_set(ds),
+        Object::StatefulSet(sts) => statefulset::stateful_set(sts),
+        Object::Job(job) => job::job(job),
+        Object::CronJob(cj) => job::cron_job(cj),
         Object::Namespace(ns) => namespace(ns),
         Object::Service(svc) => service(svc),
         // SetDefaults_Secret.
@@ -48,7 +56,21 @@ pub fn binding<'a>(role_ref: &mut RoleRef, subjects: impl Iterator<Item = &'a mu
 /// and encoded again. JSON of another kind, or that does not decode, is left as it is.
 pub fn apply_defaults(v: &mut Value) {
     let kind = crate::object::kind(v);
-    if !matches!(kind, "Pod" | "Deployment" | "ReplicaSet" | "Namespace" | "Service" | "Secret" | "RoleBinding" | "ClusterRoleBinding") {
+    if !matches!(
+        kind,
+        "Pod"
+            | "Deployment"
+            | "ReplicaSet"
+            | "DaemonSet"
+            | "StatefulSet"
+            | "Job"
+            | "CronJob"
+            | "Namespace"
+            | "Service"
+            | "Secret"
+            | "RoleBinding"
+            | "ClusterRoleBinding"
+    ) {
         return;
     }
     if let Ok(mut o) = Object::decode(kind, v) {

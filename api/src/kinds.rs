@@ -68,6 +68,12 @@ pub const KINDS: &[ResourceKind] = &[
     v1("", "Namespace", "namespaces", "namespace", &["ns"], false),
     v1("apps", "Deployment", "deployments", "deployment", &["deploy"], true),
     v1("apps", "ReplicaSet", "replicasets", "replicaset", &["rs"], true),
+    v1("apps", "DaemonSet", "daemonsets", "daemonset", &["ds"], true),
+    v1("apps", "StatefulSet", "statefulsets", "statefulset", &["sts"], true),
+    // The revisions of DaemonSets' and StatefulSets' pod templates (`rollout history`/`undo`).
+    v1("apps", "ControllerRevision", "controllerrevisions", "controllerrevision", &[], true),
+    v1("batch", "Job", "jobs", "job", &[], true),
+    v1("batch", "CronJob", "cronjobs", "cronjob", &["cj"], true),
     v1("", "Service", "services", "service", &["svc"], true),
     v1("", "Endpoints", "endpoints", "endpoints", &["ep"], true),
     v1("discovery.k8s.io", "EndpointSlice", "endpointslices", "endpointslice", &[], true),

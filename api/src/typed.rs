@@ -17,7 +17,10 @@ use serde::Serialize;
 use serde_json::Value;
 
 pub use k8s_openapi;
-pub use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, ReplicaSet, ReplicaSetSpec};
+pub use k8s_openapi::api::apps::v1::{
+    ControllerRevision, DaemonSet, DaemonSetSpec, Deployment, DeploymentSpec, ReplicaSet, ReplicaSetSpec, StatefulSet, StatefulSetSpec,
+};
+pub use k8s_openapi::api::batch::v1::{CronJob, CronJobSpec, Job, JobSpec};
 pub use k8s_openapi::api::core::v1::{
     ConfigMap, Container, ContainerPort, Endpoints, EnvVar, Event, Namespace, Node, Pod, PodSpec, PodTemplateSpec, Probe, Secret, Service,
     ServiceAccount, ServicePort, ServiceSpec, ServiceStatus, Toleration, Volume, VolumeMount,
@@ -35,6 +38,11 @@ pub enum Object {
     Namespace(Box<Namespace>),
     Deployment(Box<Deployment>),
     ReplicaSet(Box<ReplicaSet>),
+    DaemonSet(Box<DaemonSet>),
+    StatefulSet(Box<StatefulSet>),
+    ControllerRevision(Box<ControllerRevision>),
+    Job(Box<Job>),
+    CronJob(Box<CronJob>),
     Service(Box<Service>),
     Endpoints(Box<Endpoints>),
     EndpointSlice(Box<EndpointSlice>),
@@ -172,6 +180,11 @@ impl Object {
             "Namespace" => Object::Namespace(decode(v)?),
             "Deployment" => Object::Deployment(decode(v)?),
             "ReplicaSet" => Object::ReplicaSet(decode(v)?),
+            "DaemonSet" => Object::DaemonSet(decode(v)?),
+            "StatefulSet" => Object::StatefulSet(decode(v)?),
+            "ControllerRevision" => Object::ControllerRevision(decode(v)?),
+            "Job" => Object::Job(decode(v)?),
+            "CronJob" => Object::CronJob(decode(v)?),
             "Service" => Object::Service(decode(v)?),
             "Endpoints" => Object::Endpoints(decode(v)?),
             "EndpointSlice" => Object::EndpointSlice(decode(v)?),
@@ -195,6 +208,11 @@ impl Object {
             Object::Namespace(_) => "Namespace",
             Object::Deployment(_) => "Deployment",
             Object::ReplicaSet(_) => "ReplicaSet",
+            Object::DaemonSet(_) => "DaemonSet",
+            Object::StatefulSet(_) => "StatefulSet",
+            Object::ControllerRevision(_) => "ControllerRevision",
+            Object::Job(_) => "Job",
+            Object::CronJob(_) => "CronJob",
             Object::Service(_) => "Service",
             Object::Endpoints(_) => "Endpoints",
             Object::EndpointSlice(_) => "EndpointSlice",
@@ -218,6 +236,11 @@ impl Object {
             Object::Namespace(o) => &o.metadata,
             Object::Deployment(o) => &o.metadata,
             Object::ReplicaSet(o) => &o.metadata,
+            Object::DaemonSet(o) => &o.metadata,
+            Object::StatefulSet(o) => &o.metadata,
+            Object::ControllerRevision(o) => &o.metadata,
+            Object::Job(o) => &o.metadata,
+            Object::CronJob(o) => &o.metadata,
             Object::Service(o) => &o.metadata,
             Object::Endpoints(o) => &o.metadata,
             Object::EndpointSlice(o) => &o.metadata,
@@ -241,6 +264,11 @@ impl Object {
             Object::Namespace(o) => encode(o),
             Object::Deployment(o) => encode(o),
             Object::ReplicaSet(o) => encode(o),
+            Object::DaemonSet(o) => encode(o),
+            Object::StatefulSet(o) => encode(o),
+            Object::ControllerRevision(o) => encode(o),
+            Object::Job(o) => encode(o),
+            Object::CronJob(o) => encode(o),
             Object::Service(o) => encode(o),
             Object::Endpoints(o) => encode(o),
             Object::EndpointSlice(o) => encode(o),

@@ -17,6 +17,10 @@ use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
+mod daemonset;
+mod job;
+mod statefulset;
+
 /// A rejected object: kubectl prints it as `The Deployment "x" is invalid: ...`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Invalid {
@@ -115,6 +119,10 @@ pub fn validate(object: &Object, undecoded: Undecoded) -> Result<(), Invalid> {
             v.nonnegative(spec.min_ready_seconds, "spec.minReadySeconds");
             v.workload(selector(&spec.selector), &or_default(&spec.template));
         }
+        Object::DaemonSet(ds) => daemonset::daemon_set(&mut v, ds, selector(&or_default(&ds.spec).selector)),
+        Object::StatefulSet(sts) => statefulset::stateful_set(&mut v, sts, selector(&or_default(&sts.spec).selector)),
+        Object::Job(job) => job::job(&mut v, job),
+        Object::CronJob(cj) => job::cron_job(&mut v, cj),
         Object::ConfigMap(c) => v.config_map(c),
         Object::Secret(s) => v.secret(s),
         Object::Role(r) => v.policy_rules(r.rules.as_deref().unwrap_or_default(), true),

@@ -676,7 +676,8 @@ async fn related_objects(client: &mut Client, kind: &str, o: &Value) -> anyhow::
             r.extend(list(client, "Pod", ns, "").await?);
             r
         }
-        "ReplicaSet" => list(client, "Pod", ns, "").await?,
+        "ReplicaSet" | "DaemonSet" | "StatefulSet" | "Job" => list(client, "Pod", ns, "").await?,
+        "CronJob" => list(client, "Job", ns, "").await?,
         // Its mountable secrets that exist, and its legacy token Secrets.
         "ServiceAccount" => list(client, "Secret", ns, "").await.unwrap_or_default(),
         "Node" => list(client, "Pod", "", "").await?.into_iter().filter(|p| p["spec"]["nodeName"] == object::name(o)).collect(),

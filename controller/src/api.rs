@@ -473,6 +473,23 @@ fn pod_security(
             let rs: typed::ReplicaSet = decoded(new)?;
             Ok(rs.spec.and_then(|s| s.template).map(|t| ps::template_warnings(&t, labels().as_ref())).unwrap_or_default())
         }
+        "DaemonSet" => {
+            let ds: typed::DaemonSet = decoded(new)?;
+            Ok(ds.spec.map(|s| ps::template_warnings(&s.template, labels().as_ref())).unwrap_or_default())
+        }
+        "StatefulSet" => {
+            let sts: typed::StatefulSet = decoded(new)?;
+            Ok(sts.spec.map(|s| ps::template_warnings(&s.template, labels().as_ref())).unwrap_or_default())
+        }
+        "Job" => {
+            let job: typed::Job = decoded(new)?;
+            Ok(job.spec.map(|s| ps::template_warnings(&s.template, labels().as_ref())).unwrap_or_default())
+        }
+        "CronJob" => {
+            let cj: typed::CronJob = decoded(new)?;
+            let template = cj.spec.and_then(|s| s.job_template.spec).map(|s| s.template);
+            Ok(template.map(|t| ps::template_warnings(&t, labels().as_ref())).unwrap_or_default())
+        }
         "Namespace" => {
             let Some(old) = existing else { return Ok(Vec::new()) };
             let (old, new): (typed::Namespace, typed::Namespace) = (decoded(old)?, decoded(new)?);
@@ -667,11 +684,12 @@ impl Api for ApiService {
         let rk = kinds::by_kind(&r.kind).ok_or_else(|| Status::invalid_argument(format!("unknown kind {:?}", r.kind)))?;
         let ns = (rk.namespaced && !r.namespace.is_empty()).then_some(r.namespace.as_str());
         let selector = emu_api::selector::Selector::parse(&r.label_selector).map_err(|e| Status::invalid_argument(e.to_string()))?;
-        let field = parse_field_selector(&r.field_selector)?;
+        // The REST API's parser: the same fields, `!=`, and kube-apiserver's refusals.
+        let field = crate::rest::list::parse_field_selector(rk.kind, &r.field_selector).map_err(|e| Status::invalid_argument(e.message))?;
         let (items, rv) = self.shared.store.list(rk.kind, ns);
         let items = items
             .iter()
-            .filter(|v| selector.matches(&object::labels(v)) && field.iter().all(|(path, want)| field_value(v, path) == *want))
+            .filter(|v| selector.matches(&object::labels(v)) && crate::rest::list::fields_match(&field, v))
             .map(to_object)
             .collect();
         Ok(Response::new(ListResponse { items, resource_version: rv }))
@@ -902,29 +920,6 @@ fn plural(key: &ObjectKey) -> String {
 
 fn not_found(key: &ObjectKey) -> Status {
     Status::not_found(format!("{} {:?} not found", plural(key), key.name))
-}
-
-fn parse_field_selector(s: &str) -> Result<Vec<(String, String)>, Status> {
-    s.split(',')
-        .filter(|p| !p.trim().is_empty())
-        .map(|p| {
-            let (k, v) = p
-                .split_once("==")
-                .or_else(|| p.split_once('='))
-                .ok_or_else(|| Status::invalid_argument(format!("invalid field selector {p:?}")))?;
-            match k.trim() {
-                "spec.nodeName" | "metadata.name" | "metadata.namespace" | "status.phase" => {
-                    Ok((k.trim().to_string(), v.trim().to_string()))
-                }
-                other => Err(Status::invalid_argument(format!("field label not supported: {other}"))),
-            }
-        })
-        .collect()
-}
-
-fn field_value(v: &Value, path: &str) -> String {
-    let parts: Vec<&str> = path.split('.').collect();
-    object::str_at(v, &parts).unwrap_or("").to_string()
 }
 
 /// The state of a cluster without nodes, its store in `dir`: what tests of the API (gRPC and

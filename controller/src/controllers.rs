@@ -11,7 +11,9 @@ use crate::decoded::{Decoded, Meta, Obj};
 use crate::state::Shared;
 use crate::store::{Changes, ObjectKey};
 use emu_api::time::now;
-use emu_api::typed::{self, ConfigMap, Deployment, Event, Node, ObjectMeta, Pod, ReplicaSet, Service};
+use emu_api::typed::{
+    self, ConfigMap, CronJob, DaemonSet, Deployment, Event, Job, Node, ObjectMeta, Pod, ReplicaSet, Service, StatefulSet,
+};
 use emu_api::{defaults, naming, object};
 use emu_logic::scheduler::controller_uid;
 use emu_logic::{deployment, endpoints, ipam, scheduler};
@@ -37,10 +39,14 @@ struct ControllerState {
 #[derive(Default)]
 pub struct Caches {
     pub pods: Decoded<Pod>,
-    nodes: Decoded<Node>,
+    pub(crate) nodes: Decoded<Node>,
     deployments: Decoded<Deployment>,
     replicasets: Decoded<ReplicaSet>,
-    services: Decoded<Service>,
+    pub(crate) daemonsets: Decoded<DaemonSet>,
+    pub(crate) statefulsets: Decoded<StatefulSet>,
+    pub(crate) jobs: Decoded<Job>,
+    pub(crate) cronjobs: Decoded<CronJob>,
+    pub(crate) services: Decoded<Service>,
     events: Decoded<Event>,
     /// The metadata of other kinds, by kind (what the garbage collector and the root CA
     /// publisher read).
@@ -54,6 +60,10 @@ impl Caches {
         self.nodes.sweep();
         self.deployments.sweep();
         self.replicasets.sweep();
+        self.daemonsets.sweep();
+        self.statefulsets.sweep();
+        self.jobs.sweep();
+        self.cronjobs.sweep();
         self.services.sweep();
         self.events.sweep();
         self.meta.values_mut().for_each(Decoded::sweep);
@@ -171,6 +181,9 @@ fn reconcile_all(shared: &Shared, st: &mut ControllerState) {
     }
     sync_deployments(shared, decoded);
     sync_replicasets(shared, decoded);
+    crate::daemonsets::sync(shared, decoded);
+    crate::statefulsets::sync(shared, decoded);
+    crate::jobs::sync(shared, decoded);
     schedule_pods(shared, &mut st.last_ip, decoded);
     st.endpoints.sync(shared, &changes, &mut st.decoded.pods);
     publish_root_ca(shared, &changes, &mut st.decoded);
@@ -187,30 +200,30 @@ fn reconcile_all(shared: &Shared, st: &mut ControllerState) {
     tracing::debug!(elapsed_us = started.elapsed().as_micros() as u64, "controller pass");
 }
 
-fn key(kind: &str, ns: &str, name: &str) -> ObjectKey {
+pub(crate) fn key(kind: &str, ns: &str, name: &str) -> ObjectKey {
     ObjectKey { kind: kind.into(), namespace: ns.into(), name: name.into() }
 }
 
 /// The key of a stored object from its metadata.
-fn key_of(kind: &str, meta: &ObjectMeta) -> ObjectKey {
+pub(crate) fn key_of(kind: &str, meta: &ObjectMeta) -> ObjectKey {
     let (ns, name) = typed::key(meta);
     key(kind, ns, name)
 }
 
-fn uid(meta: &ObjectMeta) -> &str {
+pub(crate) fn uid(meta: &ObjectMeta) -> &str {
     meta.uid.as_deref().unwrap_or_default()
 }
 
-fn is_terminating(meta: &ObjectMeta) -> bool {
+pub(crate) fn is_terminating(meta: &ObjectMeta) -> bool {
     meta.deletion_timestamp.is_some()
 }
 
-fn owner_ref(owner: &ObjectMeta, api_version: &str, kind: &str) -> Value {
+pub(crate) fn owner_ref(owner: &ObjectMeta, api_version: &str, kind: &str) -> Value {
     json!([{ "apiVersion": api_version, "kind": kind, "name": typed::key(owner).1, "uid": uid(owner),
              "controller": true, "blockOwnerDeletion": true }])
 }
 
-fn update(shared: &Shared, v: Value) {
+pub(crate) fn update(shared: &Shared, v: Value) {
     if let Err(e) = shared.store.update(v) {
         tracing::debug!(error = %e, "controller update lost a race; next pass retries");
     }
@@ -225,13 +238,13 @@ const DESIRED: &str = "deployment.kubernetes.io/desired-replicas";
 const MAX: &str = "deployment.kubernetes.io/max-replicas";
 
 /// The Ready condition's lastTransitionTime of a ready pod (what minReadySeconds counts from).
-fn ready_since(p: &Pod) -> Option<i64> {
+pub(crate) fn ready_since(p: &Pod) -> Option<i64> {
     let conditions = p.status.as_ref()?.conditions.as_deref()?;
     conditions.iter().find(|c| c.type_ == "Ready" && c.status == "True")?.last_transition_time.as_ref().map(|t| t.0.as_second())
 }
 
 /// A pod counts as available once Ready for `min_ready` seconds.
-fn pod_available(p: &Pod, min_ready: i32, now: i64) -> bool {
+pub(crate) fn pod_available(p: &Pod, min_ready: i32, now: i64) -> bool {
     deployment::pod_available(endpoints::pod_is_ready(p), ready_since(p), min_ready, now)
 }
 
@@ -495,11 +508,11 @@ fn sync_deployments(shared: &Shared, decoded: &mut Caches) {
     }
 }
 
-fn pod_phase(p: &Pod) -> Option<&str> {
+pub(crate) fn pod_phase(p: &Pod) -> Option<&str> {
     p.status.as_ref()?.phase.as_deref()
 }
 
-fn pod_finished(p: &Pod) -> bool {
+pub(crate) fn pod_finished(p: &Pod) -> bool {
     matches!(pod_phase(p), Some("Succeeded" | "Failed"))
 }
 
@@ -606,7 +619,7 @@ fn sync_replicasets(shared: &Shared, decoded: &mut Caches) {
 }
 
 /// Deletes a pod the way the API does: gracefully when a node runs it, at once otherwise.
-fn delete_pod(shared: &Shared, pod: &Obj<Pod>) {
+pub(crate) fn delete_pod(shared: &Shared, pod: &Obj<Pod>) {
     let k = key_of("Pod", &pod.metadata);
     if scheduler::bound_node(pod).is_none() {
         let _ = shared.store.delete(&k);
@@ -723,7 +736,19 @@ fn schedule_pods(shared: &Shared, last_ip: &mut HashMap<String, Ipv4Addr>, decod
 fn collect_garbage(shared: &Shared, decoded: &mut Caches) {
     let mut uids: HashSet<String> = HashSet::new();
     // Endpoints own the slices mirrored from them (SVC-18), so their uids must be known here too.
-    let kinds = ["Deployment", "ReplicaSet", "Pod", "Service", "EndpointSlice", "Endpoints"];
+    let kinds = [
+        "Deployment",
+        "ReplicaSet",
+        "Pod",
+        "Service",
+        "EndpointSlice",
+        "Endpoints",
+        "DaemonSet",
+        "StatefulSet",
+        "ControllerRevision",
+        "Job",
+        "CronJob",
+    ];
     let lists: Vec<Vec<Obj<Meta>>> = kinds.iter().map(|k| decoded.list_meta(&shared.store, k)).collect();
     for list in &lists {
         uids.extend(list.iter().map(|v| uid(&v.metadata).to_string()));

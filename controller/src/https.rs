@@ -741,7 +741,7 @@ mod tests {
         assert!(get("/api/v1", &[]).2.contains("\"kind\":\"APIResourceList\""));
         assert!(get("/apis/apps", &[]).2.contains("\"kind\":\"APIGroup\""));
         assert!(get("/apis/discovery.k8s.io/v1", &[]).2.contains("\"groupVersion\":\"discovery.k8s.io/v1\""));
-        for missing in ["/apis/batch", "/apis/apps/v2", "/api/v2", "/metrics", "/apis/apps/v1/x/y"] {
+        for missing in ["/apis/policy", "/apis/apps/v2", "/api/v2", "/metrics", "/apis/apps/v1/x/y"] {
             let (status, _, body) = get(missing, &[]);
             assert_eq!(status, 404, "{missing}");
             assert!(body.contains("the server could not find the requested resource"), "{body}");

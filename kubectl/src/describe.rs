@@ -24,6 +24,10 @@ pub fn describe(kind: &str, obj: &Value, related: &[Value], now: i64) -> String 
         "Pod" => pod(&mut w, obj, now),
         "Node" => node(&mut w, obj, related, now),
         "Deployment" => deployment(&mut w, obj, related),
+        "DaemonSet" => daemonset::daemon_set(&mut w, obj, related, now),
+        "StatefulSet" => statefulset::stateful_set(&mut w, obj, related, now),
+        "Job" => job::job(&mut w, obj, related, now),
+        "CronJob" => job::cron_job(&mut w, obj, related, now),
         "Service" => service(&mut w, obj, related),
         // kubectl shows no events for a Secret.
         "Secret" => return tabwrite_text(&secret(obj), 0, 2),
@@ -1313,6 +1317,10 @@ fn slice_endpoints(slices: &[&Value], port_name: &str) -> String {
         shown
     }
 }
+
+mod daemonset;
+mod job;
+mod statefulset;
 
 #[cfg(test)]
 mod tests;

@@ -75,11 +75,12 @@ pub fn verbs(rk: &ResourceKind) -> &'static [&'static str] {
     }
 }
 
-/// The categories discovery lists for a kind: Kubernetes puts pods, services, deployments and
-/// replicasets (of the kinds emu serves) in `all`, which `kubectl get all` lists.
+/// The categories discovery lists for a kind: of the kinds emu serves, Kubernetes puts pods,
+/// services and the workloads (not their ControllerRevisions) in `all`, which `kubectl get all`
+/// lists.
 pub fn categories(rk: &ResourceKind) -> &'static [&'static str] {
     match rk.kind {
-        "Pod" | "Service" | "Deployment" | "ReplicaSet" => &["all"],
+        "Pod" | "Service" | "Deployment" | "ReplicaSet" | "DaemonSet" | "StatefulSet" | "Job" | "CronJob" => &["all"],
         _ => &[],
     }
 }

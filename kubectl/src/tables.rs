@@ -228,6 +228,8 @@ const NAME_DOC: &str = "Name must be unique within a namespace. Is required when
 const AGE_DOC: &str = "CreationTimestamp is a timestamp representing the server time when this object was created. It is not guaranteed to be set in happens-before order across separate operations. Clients may not set this value. It is represented in RFC3339 form and is in UTC.\n\nPopulated by the system. Read-only. Null for lists. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata";
 const ROLE_REF_DOC: &str = "RoleRef can reference a Role in the current namespace or a ClusterRole in the global namespace. If the RoleRef cannot be resolved, the Authorizer must return an error. This field is immutable.";
 const CONTAINERS_DOC: &str = "Names of each container in the template.";
+const JOB_SELECTOR_DOC: &str = "A label query over pods that should match the pod count. Normally, the system sets this field for you. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/labels/#label-selectors";
+const CRONJOB_TIMEZONE_DOC: &str = "The time zone name for the given schedule, see https://en.wikipedia.org/wiki/List_of_tz_database_time_zones. If not specified, this will default to the time zone of the kube-controller-manager process. The set of valid time zone names and the time zone offset is loaded from the system-wide time zone database by the API server during CronJob validation and the controller manager during execution. If no system-wide time zone database can be found a bundled version of the database is used instead. If the time zone name becomes invalid during the lifetime of the CronJob or due to a change in host configuration, the controller will stop creating new new Jobs and will create a system event with the reason UnknownTimeZone. More info: https://kubernetes.io/docs/concepts/workloads/controllers/cron-jobs/#time-zones";
 const IMAGES_DOC: &str = "Images referenced by each container in the template.";
 
 /// A column: (name, type, description, priority). The name column and Age are [`NAME`] and
@@ -309,6 +311,69 @@ fn printer(kind: &str) -> Printer {
                 col("Selector", "string", "Selector is a label query over pods that should match the replica count. Label keys and values that must match in order to be controlled by this replica set. It must match the pod template's labels. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/labels/#label-selectors", 1),
             ],
             replicaset_row,
+        ),
+        "DaemonSet" => (
+            vec![
+                NAME,
+                col("Desired", "integer", "The total number of nodes that should be running the daemon pod (including nodes correctly running the daemon pod). More info: https://kubernetes.io/docs/concepts/workloads/controllers/daemonset/", 0),
+                col("Current", "integer", "The number of nodes that are running at least 1 daemon pod and are supposed to run the daemon pod. More info: https://kubernetes.io/docs/concepts/workloads/controllers/daemonset/", 0),
+                col("Ready", "integer", "numberReady is the number of nodes that should be running the daemon pod and have one or more of the daemon pod running with a Ready Condition.", 0),
+                col("Up-to-date", "integer", "The total number of nodes that are running updated daemon pod", 0),
+                col("Available", "integer", "The number of nodes that should be running the daemon pod and have one or more of the daemon pod running and available (ready for at least spec.minReadySeconds)", 0),
+                col("Node Selector", "string", "NodeSelector is a selector which must be true for the pod to fit on a node. Selector which must match a node's labels for the pod to be scheduled on that node. More info: https://kubernetes.io/docs/concepts/configuration/assign-pod-node/", 0),
+                AGE,
+                col("Containers", "string", CONTAINERS_DOC, 1),
+                col("Images", "string", IMAGES_DOC, 1),
+                col("Selector", "string", "A label query over pods that are managed by the daemon set. Must match in order to be controlled. It must match the pod template's labels. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/labels/#label-selectors", 1),
+            ],
+            daemonset_row,
+        ),
+        "StatefulSet" => (
+            vec![
+                NAME,
+                col("Ready", "string", "Number of the pod with ready state", 0),
+                AGE,
+                col("Containers", "string", CONTAINERS_DOC, 1),
+                col("Images", "string", IMAGES_DOC, 1),
+            ],
+            statefulset_row,
+        ),
+        "ControllerRevision" => (
+            vec![
+                NAME,
+                col("Controller", "string", "Controller of the object", 0),
+                col("Revision", "string", "Revision indicates the revision of the state represented by Data.", 0),
+                AGE,
+            ],
+            controllerrevision_row,
+        ),
+        "Job" => (
+            vec![
+                NAME,
+                col("Status", "string", "Status of the job.", 0),
+                col("Completions", "string", "The completion status of the job.", 0),
+                col("Duration", "string", "Time required to complete the job.", 0),
+                AGE,
+                col("Containers", "string", CONTAINERS_DOC, 1),
+                col("Images", "string", IMAGES_DOC, 1),
+                col("Selector", "string", JOB_SELECTOR_DOC, 1),
+            ],
+            job_row,
+        ),
+        "CronJob" => (
+            vec![
+                NAME,
+                col("Schedule", "string", "The schedule in Cron format, see https://en.wikipedia.org/wiki/Cron.", 0),
+                col("Timezone", "string", CRONJOB_TIMEZONE_DOC, 0),
+                col("Suspend", "boolean", "This flag tells the controller to suspend subsequent executions, it does not apply to already started executions.  Defaults to false.", 0),
+                col("Active", "integer", "A list of pointers to currently running jobs.", 0),
+                col("Last Schedule", "string", "Information when was the last time the job was successfully scheduled.", 0),
+                AGE,
+                col("Containers", "string", CONTAINERS_DOC, 1),
+                col("Images", "string", IMAGES_DOC, 1),
+                col("Selector", "string", JOB_SELECTOR_DOC, 1),
+            ],
+            cronjob_row,
         ),
         "Namespace" => (vec![NAME, col("Status", "string", "The status of the namespace", 0), AGE], namespace_row),
         "Service" => (
@@ -705,6 +770,118 @@ fn replicaset_row(rs: &Value, _wide: bool, now: i64) -> Vec<Cell> {
         names.into(),
         images.into(),
         or_none(&selector_string(at(rs, &["spec", "selector"]))).into(),
+    ]
+}
+
+// ---- DaemonSet, StatefulSet, ControllerRevision, Job, CronJob ------------------------------------
+
+fn daemonset_row(ds: &Value, _wide: bool, now: i64) -> Vec<Cell> {
+    let status = |f: &str| Cell::from(int_at(ds, &["status", f]));
+    let [names, images] = container_cells(ds);
+    vec![
+        name(ds).into(),
+        status("desiredNumberScheduled"),
+        status("currentNumberScheduled"),
+        status("numberReady"),
+        status("updatedNumberScheduled"),
+        status("numberAvailable"),
+        or_none(&format_labels(at(ds, &["spec", "template", "spec", "nodeSelector"]))).into(),
+        age(ds, now).into(),
+        names.into(),
+        images.into(),
+        or_none(&selector_string(at(ds, &["spec", "selector"]))).into(),
+    ]
+}
+
+fn statefulset_row(sts: &Value, _wide: bool, now: i64) -> Vec<Cell> {
+    let [names, images] = container_cells(sts);
+    vec![
+        name(sts).into(),
+        format!("{}/{}", int_at(sts, &["status", "readyReplicas"]), desired_replicas(sts)).into(),
+        age(sts, now).into(),
+        names.into(),
+        images.into(),
+    ]
+}
+
+/// The controller column: `<none>`, or the controlling owner as `kind.group/name`.
+fn controllerrevision_row(cr: &Value, _wide: bool, now: i64) -> Vec<Cell> {
+    let owner = list_at(cr, &["metadata", "ownerReferences"]).iter().find(|r| bool_at(r, &["controller"]));
+    let controller = owner.map_or_else(|| "<none>".to_string(), |r| resource_name(str_at(r, &["kind"]), str_at(r, &["name"])));
+    vec![name(cr).into(), controller.into(), int_at(cr, &["revision"]).into(), age(cr, now).into()]
+}
+
+fn has_true_condition(obj: &Value, kind: &str) -> bool {
+    list_at(obj, &["status", "conditions"]).iter().any(|c| str_at(c, &["type"]) == kind && str_at(c, &["status"]) == "True")
+}
+
+/// The Job's status as kube-apiserver's printer words it: its terminal conditions first.
+fn job_status(job: &Value) -> &'static str {
+    if has_true_condition(job, "Complete") {
+        "Complete"
+    } else if has_true_condition(job, "Failed") {
+        "Failed"
+    } else if at(job, &["metadata", "deletionTimestamp"]).is_some() {
+        "Terminating"
+    } else if has_true_condition(job, "FailureTarget") {
+        "FailureTarget"
+    } else if has_true_condition(job, "Suspended") {
+        "Suspended"
+    } else if has_true_condition(job, "SuccessCriteriaMet") {
+        "SuccessCriteriaMet"
+    } else {
+        "Running"
+    }
+}
+
+fn job_row(job: &Value, _wide: bool, now: i64) -> Vec<Cell> {
+    let succeeded = int_at(job, &["status", "succeeded"]);
+    let completions = match at(job, &["spec", "completions"]).and_then(Value::as_i64) {
+        Some(n) => format!("{succeeded}/{n}"),
+        None => match at(job, &["spec", "parallelism"]).and_then(Value::as_i64).unwrap_or(0) {
+            p if p > 1 => format!("{succeeded}/1 of {p}"),
+            _ => format!("{succeeded}/1"),
+        },
+    };
+    let time = |f: &str| at(job, &["status", f]).and_then(Value::as_str).and_then(emu_api::time::parse_rfc3339);
+    let duration = match (time("startTime"), time("completionTime")) {
+        (None, _) => String::new(),
+        (Some(start), None) => crate::human_duration(now - start),
+        (Some(start), Some(end)) => crate::human_duration(end - start),
+    };
+    let [names, images] = container_cells(job);
+    vec![
+        name(job).into(),
+        job_status(job).into(),
+        completions.into(),
+        duration.into(),
+        age(job, now).into(),
+        names.into(),
+        images.into(),
+        or_none(&selector_string(at(job, &["spec", "selector"]))).into(),
+    ]
+}
+
+fn cronjob_row(cj: &Value, _wide: bool, now: i64) -> Vec<Cell> {
+    let job_spec = at(cj, &["spec", "jobTemplate"]).cloned().unwrap_or(Value::Null);
+    let [names, images] = container_cells(&job_spec);
+    let suspend = match at(cj, &["spec", "suspend"]).and_then(Value::as_bool) {
+        Some(true) => "True",
+        Some(false) => "False",
+        None => "<unset>",
+    };
+    let last = at(cj, &["status", "lastScheduleTime"]).and_then(Value::as_str);
+    vec![
+        name(cj).into(),
+        str_at(cj, &["spec", "schedule"]).into(),
+        or_none(str_at(cj, &["spec", "timeZone"])).into(),
+        suspend.into(),
+        list_at(cj, &["status", "active"]).len().into(),
+        last.map_or_else(|| "<none>".to_string(), |t| crate::time::since(Some(t), now)).into(),
+        age(cj, now).into(),
+        names.into(),
+        images.into(),
+        or_none(&selector_string(at(&job_spec, &["spec", "selector"]))).into(),
     ]
 }
 

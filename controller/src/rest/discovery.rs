@@ -65,7 +65,8 @@ fn subresources(rk: &ResourceKind) -> Vec<Subresource> {
             Subresource { name: "proxy", kind: own("PodProxyOptions"), verbs: &PROXY_VERBS },
             status,
         ],
-        "Deployment" | "ReplicaSet" => vec![scale, status],
+        "Deployment" | "ReplicaSet" | "StatefulSet" => vec![scale, status],
+        "DaemonSet" | "Job" | "CronJob" => vec![status],
         // TokenRequest (`kubectl create token`), [`super::token`].
         "ServiceAccount" => vec![Subresource {
             name: "token",
@@ -78,13 +79,9 @@ fn subresources(rk: &ResourceKind) -> Vec<Subresource> {
     }
 }
 
-/// `kubectl get all` lists the resources in category `all`; of emu's kinds, Kubernetes puts
-/// pods, services, deployments and replicasets there.
+/// `kubectl get all` lists the resources in category `all` (kubectl's own list of them).
 fn categories(rk: &ResourceKind) -> &'static [&'static str] {
-    match rk.kind {
-        "Pod" | "Service" | "Deployment" | "ReplicaSet" => &["all"],
-        _ => &[],
-    }
+    emu_kubectl::info::categories(rk)
 }
 
 fn verbs(rk: &ResourceKind) -> &'static [&'static str] {
@@ -98,7 +95,7 @@ fn verbs(rk: &ResourceKind) -> &'static [&'static str] {
 /// The API groups under `/apis`, in kube-apiserver's order (by its group priorities, then
 /// emu's own, as custom resources come last), each with its one version.
 pub fn groups() -> Vec<(&'static str, &'static str)> {
-    const PRIORITY: [&str; 3] = ["apps", "rbac.authorization.k8s.io", "discovery.k8s.io"];
+    const PRIORITY: [&str; 4] = ["apps", "batch", "rbac.authorization.k8s.io", "discovery.k8s.io"];
     let mut groups: Vec<(&str, &str)> = Vec::new();
     for k in KINDS.iter().filter(|k| !k.group.is_empty()) {
         if !groups.contains(&(k.group, k.version)) {
@@ -443,7 +440,7 @@ mod tests {
     fn aggregated_groups() {
         let doc = parse(&aggregated(false, false));
         let names: Vec<&str> = doc["items"].as_array().unwrap().iter().map(|g| g["metadata"]["name"].as_str().unwrap()).collect();
-        assert_eq!(names, ["apps", "rbac.authorization.k8s.io", "discovery.k8s.io", "emu.dev"]);
+        assert_eq!(names, ["apps", "batch", "rbac.authorization.k8s.io", "discovery.k8s.io", "emu.dev"]);
         let apps = &doc["items"][0]["versions"][0]["resources"];
         let deployments = find(apps, "resource", "deployments");
         assert_eq!(deployments["categories"], json!(["all"]));
@@ -453,10 +450,10 @@ mod tests {
             &json!({"subresource": "scale", "responseKind": {"group": "autoscaling", "version": "v1", "kind": "Scale"}, "verbs": ["get", "patch", "update"]})
         );
         assert_eq!(find(apps, "resource", "replicasets")["shortNames"], json!(["rs"]));
-        let faults = find(&doc["items"][3]["versions"][0]["resources"], "resource", "faults");
+        let faults = find(&doc["items"][4]["versions"][0]["resources"], "resource", "faults");
         assert_eq!(faults["scope"], "Cluster");
         // RBAC's kinds: no short names, no subresources, every verb.
-        let rbac = &doc["items"][1]["versions"][0]["resources"];
+        let rbac = &doc["items"][2]["versions"][0]["resources"];
         let names: Vec<&str> = rbac.as_array().unwrap().iter().map(|r| r["resource"].as_str().unwrap()).collect();
         assert_eq!(names, ["clusterrolebindings", "clusterroles", "rolebindings", "roles"]);
         assert_eq!(
@@ -481,7 +478,7 @@ mod tests {
             json!({"name": "apps", "versions": [{"groupVersion": "apps/v1", "version": "v1"}], "preferredVersion": {"groupVersion": "apps/v1", "version": "v1"}})
         );
         assert_eq!(parse(&group("apps", false).unwrap())["kind"], "APIGroup");
-        assert!(group("batch", false).is_none());
+        assert!(group("policy", false).is_none());
 
         let core = parse(&resource_list("", "v1", false).unwrap());
         assert_eq!((core["groupVersion"].as_str(), core.get("apiVersion")), (Some("v1"), None));

@@ -165,7 +165,7 @@ pub(super) fn own_kind_schema(rk: &ResourceKind) -> Value {
 /// types, from the Kubernetes types (k8s-openapi's, generated from kube-apiserver's own OpenAPI):
 /// the fields and their descriptions. The definition's name; None for emu's own kinds.
 pub(super) fn kind_schema(generator: &mut schemars::SchemaGenerator, rk: &ResourceKind) -> Option<String> {
-    use k8s_openapi::api::{apps, core, discovery, rbac};
+    use k8s_openapi::api::{apps, batch, core, discovery, rbac};
     fn define<T: schemars::JsonSchema>(generator: &mut schemars::SchemaGenerator) -> String {
         generator.subschema_for::<T>();
         T::schema_name().into_owned()
@@ -182,6 +182,11 @@ pub(super) fn kind_schema(generator: &mut schemars::SchemaGenerator, rk: &Resour
         ("", "ServiceAccount") => define::<core::v1::ServiceAccount>,
         ("apps", "Deployment") => define::<apps::v1::Deployment>,
         ("apps", "ReplicaSet") => define::<apps::v1::ReplicaSet>,
+        ("apps", "DaemonSet") => define::<apps::v1::DaemonSet>,
+        ("apps", "StatefulSet") => define::<apps::v1::StatefulSet>,
+        ("apps", "ControllerRevision") => define::<apps::v1::ControllerRevision>,
+        ("batch", "Job") => define::<batch::v1::Job>,
+        ("batch", "CronJob") => define::<batch::v1::CronJob>,
         ("discovery.k8s.io", "EndpointSlice") => define::<discovery::v1::EndpointSlice>,
         ("rbac.authorization.k8s.io", "Role") => define::<rbac::v1::Role>,
         ("rbac.authorization.k8s.io", "ClusterRole") => define::<rbac::v1::ClusterRole>,

@@ -801,7 +801,9 @@ fn delete_one(call: &Call, k: &ObjectKey, live: &Value, options: &DeleteOptions)
 fn orphan_dependents(call: &Call, owner: &Value) -> Result<(), ApiError> {
     let uid = object::uid(owner);
     let namespace = object::namespace(owner);
-    for kind in ["ReplicaSet", "Pod"] {
+    // The kinds a workload owns: a Deployment its ReplicaSets, a CronJob its Jobs, the rest Pods
+    // and (DaemonSet, StatefulSet) ControllerRevisions.
+    for kind in ["ReplicaSet", "Job", "ControllerRevision", "Pod"] {
         let (objects, _) = call.shared.store.list(kind, Some(namespace));
         for mut o in objects {
             let Some(refs) = object::at(&o, &["metadata", "ownerReferences"]).and_then(Value::as_array) else { continue };
