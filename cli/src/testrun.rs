@@ -634,6 +634,20 @@ impl Runner {
                     let out = run_bounded(self.command(&cmd.place, &cmd.argv), deadline.saturating_duration_since(Instant::now()))?;
                     checks::check_command(&cmd.expect, out.code, &out.stdout, &out.stderr)
                 }
+                Condition::Rollout { namespace, kind, name } => {
+                    let expected = format!("{} {name:?} successfully rolled out", kind.to_lowercase());
+                    let got = self.ctx().and_then(|ctx| {
+                        let mut client = ctx.client.clone();
+                        ctx.block_on(verbs::get_one(&mut client, kind, namespace, name))
+                    });
+                    match got.map(|d| crate::rollout::status_line(&d)) {
+                        Ok(Ok((_, true))) => Verdict::pass(expected),
+                        Ok(Ok((line, false))) => Verdict::fail(expected, line),
+                        // A rollout past its deadline does not finish by waiting longer.
+                        Ok(Err(stuck)) => return Ok(Verdict::fail(expected, stuck)),
+                        Err(e) => Verdict::fail(expected, format!("no answer from the API ({})", render_error(&e))),
+                    }
+                }
             };
             if v.ok {
                 return Ok(v);

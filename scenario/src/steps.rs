@@ -181,8 +181,20 @@ impl Default for Expect {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Condition {
     Pods(PodsCondition),
-    Endpoints { namespace: String, service: String, count: usize },
+    Endpoints {
+        namespace: String,
+        service: String,
+        count: usize,
+    },
     Command(Command),
+    /// `wait: {rollout: {deployment: web}}`: holds when `kubectl rollout status` would return
+    /// (every replica updated and available, no old one left); fails at once when the rollout
+    /// exceeded its progress deadline.
+    Rollout {
+        namespace: String,
+        kind: String,
+        name: String,
+    },
 }
 
 /// `wait: {pods: …}`: holds when the pods matching the selector (on `node`, if given) count at
@@ -560,12 +572,23 @@ fn load_expect(at: At) -> R<LoadExpect> {
 }
 
 fn wait(at: At, nodes: &[String]) -> R<Condition> {
-    let m = at.map(&["pods", "endpoints", "command"], "wait: {pods: {selector: app=web, ready: 2}}")?;
+    let m = at.map(&["pods", "endpoints", "command", "rollout"], "wait: {pods: {selector: app=web, ready: 2}}")?;
     if m.len() != 1 {
         return err(
             at.path,
-            "give one condition: `pods: {selector, ready}`, `endpoints: {service, count}` or `command: {exec|ssh|outside: …}`",
+            "give one condition: `pods: {selector, ready}`, `endpoints: {service, count}`, `rollout: {deployment: NAME}` or \
+             `command: {exec|ssh|outside: …}`",
         );
+    }
+    if let Some(r) = opt(at, "rollout", |r| {
+        r.map(&["deployment", "namespace"], "rollout: {deployment: web}")?;
+        Ok(Condition::Rollout {
+            namespace: namespace(r)?,
+            kind: "Deployment".into(),
+            name: req(r, "deployment", "the Deployment whose rollout to wait for", string)?,
+        })
+    })? {
+        return Ok(r);
     }
     if let Some(p) = opt(at, "pods", |p| {
         p.map(&["selector", "namespace", "ready", "total", "nodes", "node"], "pods: {selector: app=web, ready: 2}")?;
@@ -1042,6 +1065,7 @@ impl Action {
             }
             Action::Wait(Condition::Endpoints { service, count, .. }) => format!("wait for {count} endpoints of service {service}"),
             Action::Wait(Condition::Command(c)) => format!("wait until `{}` succeeds ({})", shell_words(&c.argv), c.place),
+            Action::Wait(Condition::Rollout { kind, name, .. }) => format!("wait for the rollout of {}/{name}", kind.to_lowercase()),
             Action::Run(c) => format!("{}: {}", c.place, shell_words(&c.argv)),
             Action::Http(h) => format!("{} requests to {} from {}", h.requests, h.url, h.from),
             Action::Fault { name, spec } => {
@@ -1098,6 +1122,20 @@ mod tests {
     }
 
     #[test]
+    fn a_rollout_wait_names_its_deployment() {
+        let step = one(json!({"wait": {"rollout": {"deployment": "web"}}})).unwrap();
+        assert_eq!(
+            step.action,
+            Action::Wait(Condition::Rollout { namespace: "default".into(), kind: "Deployment".into(), name: "web".into() })
+        );
+        assert_eq!(step.action.describe(), "wait for the rollout of deployment/web");
+        let e = one(json!({"wait": {"rollout": {"daemonset": "web"}}})).unwrap_err();
+        assert!(e.contains("daemonset"), "{e}");
+        let e = one(json!({"wait": {"rollout": {}}})).unwrap_err();
+        assert!(e.contains("the Deployment whose rollout to wait for"), "{e}");
+    }
+
+    #[test]
     fn every_kind_parses() {
         let steps = [
             json!({"apply": "web.yaml"}),
@@ -1127,6 +1165,7 @@ mod tests {
             json!({"fault": {"duplicate": {"target": "node-3", "percent": "5%"}}}),
             json!({"node": {"stop": "node-3", "kill": true}}),
             json!({"node": {"remove": "node-3"}}),
+            json!({"wait": {"rollout": {"deployment": "web", "namespace": "prod"}}}),
         ];
         let parsed = parse(&steps, &nodes()).unwrap();
         let names: Vec<&str> = parsed.iter().map(|s| s.name.as_str()).collect();
@@ -1160,6 +1199,7 @@ mod tests {
                 "fault duplicate-1: node/node-3 duplicate 5%",
                 "stop node node-3 (killed)",
                 "remove node node-3",
+                "wait for the rollout of deployment/web",
             ]
         );
         assert_eq!(parsed[4].timeout_ms, 10_000);
