@@ -82,7 +82,8 @@ pub fn validate(object: &Object, undecoded: Undecoded) -> Result<(), Invalid> {
         other => (other.kind(), other.metadata().expect("every kind but Fault has typed metadata")),
     };
     let name_check: fn(&str) -> Vec<String> = match kind {
-        "Namespace" => dns1123_label_errors,
+        // A StatefulSet's name is each pod's hostname: a label since Kubernetes 1.26.
+        "Namespace" | "StatefulSet" => dns1123_label_errors,
         "Role" | "ClusterRole" | "RoleBinding" | "ClusterRoleBinding" => path_segment_errors,
         _ => dns1123_subdomain_errors,
     };
@@ -166,6 +167,9 @@ pub fn validate_update(old: &Value, new: &Object) -> Result<(), Invalid> {
             .map_or(Ok(()), |old| validate_role_ref_update("RoleBinding", &new.metadata, &old.role_ref, &new.role_ref)),
         Object::ClusterRoleBinding(new) => typed::decode::<typed::ClusterRoleBinding>(old)
             .map_or(Ok(()), |old| validate_role_ref_update("ClusterRoleBinding", &new.metadata, &old.role_ref, &new.role_ref)),
+        Object::StatefulSet(new) => {
+            typed::decode::<typed::StatefulSet>(old).map_or(Ok(()), |old| statefulset::stateful_set_update(&old, new))
+        }
         _ => Ok(()),
     }
 }

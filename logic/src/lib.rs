@@ -17,5 +17,6 @@ pub mod probe;
 pub mod rbac;
 pub mod scheduler;
 pub mod serviceaccount;
+pub mod statefulset;
 pub mod svcenv;
 pub mod volumes;
