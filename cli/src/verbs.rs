@@ -144,6 +144,34 @@ pub async fn list(client: &mut Client, kind: &str, namespace: &str, selector: &s
     resp.items.iter().map(|o| Ok(serde_json::from_str(&o.json)?)).collect()
 }
 
+/// The objects of a kind matching a label and a field selector, as `kubectl get -l L
+/// --field-selector F` lists them; a selector the server refuses is reported as kubectl's
+/// resource builder words it (`Unable to find "/v1, Resource=pods" that match label selector
+/// "", field selector "foo=bar": field label not supported: foo`).
+pub async fn list_selected(
+    client: &mut Client,
+    rk: &ResourceKind,
+    namespace: &str,
+    labels: &str,
+    fields: &str,
+) -> anyhow::Result<Vec<Value>> {
+    let request =
+        ListRequest { kind: rk.kind.into(), namespace: namespace.into(), label_selector: labels.into(), field_selector: fields.into() };
+    let resp = client.list(request).await.map_err(|status| {
+        if status.code() != tonic::Code::InvalidArgument {
+            return api_error(status);
+        }
+        let resource = format!("{}/{}, Resource={}", rk.group, rk.version, rk.plural);
+        let what = if labels.is_empty() && fields.is_empty() {
+            format!("Unable to list {resource:?}")
+        } else {
+            format!("Unable to find {resource:?} that match label selector {labels:?}, field selector {fields:?}")
+        };
+        ApiError(format!("Error from server (BadRequest): {what}: {}", status.message())).into()
+    })?;
+    resp.into_inner().items.iter().map(|o| Ok(serde_json::from_str(&o.json)?)).collect()
+}
+
 pub async fn get_one(client: &mut Client, kind: &str, namespace: &str, name: &str) -> anyhow::Result<Value> {
     let o =
         client.get(ObjectRef { kind: kind.into(), namespace: namespace.into(), name: name.into() }).await.map_err(api_error)?.into_inner();
@@ -420,6 +448,15 @@ pub struct GetArgs {
     /// With --watch: begin each line with the change, ADDED, MODIFIED or DELETED.
     #[arg(long = "output-watch-events")]
     pub output_watch_events: bool,
+    /// Sort by this field, a JSONPath (`.metadata.name`, `{.metadata.creationTimestamp}`,
+    /// `.status.podIP`): numbers by value, strings in natural order, missing ones first.
+    #[arg(long = "sort-by", value_name = "FIELD")]
+    pub sort_by: Option<String>,
+    /// Only the objects whose fields match, e.g. `status.phase=Running,spec.nodeName!=node-1`
+    /// (every kind has metadata.name and metadata.namespace; pods, events, secrets, namespaces
+    /// and nodes a few more, as in Kubernetes).
+    #[arg(long = "field-selector", value_name = "SELECTOR")]
+    pub field_selector: Option<String>,
 }
 
 /// A `TYPE`, `TYPE/NAME` or `NAME` argument: any text parses (it is checked against the kinds
@@ -538,10 +575,17 @@ fn scope_namespace(scope: &Scope, rk: &ResourceKind, g: &Globals) -> String {
     }
 }
 
-async fn fetch(client: &mut Client, rk: &ResourceKind, names: &[String], scope: &Scope, g: &Globals) -> anyhow::Result<Vec<Value>> {
+async fn fetch(
+    client: &mut Client,
+    rk: &ResourceKind,
+    names: &[String],
+    scope: &Scope,
+    fields: &str,
+    g: &Globals,
+) -> anyhow::Result<Vec<Value>> {
     let ns = scope_namespace(scope, rk, g);
     if names.is_empty() {
-        return list(client, rk.kind, &ns, scope.selector.as_deref().unwrap_or("")).await;
+        return list_selected(client, rk, &ns, scope.selector.as_deref().unwrap_or(""), fields).await;
     }
     let mut out = Vec::new();
     for n in names {
@@ -559,6 +603,9 @@ fn warn_if_endpoints(groups: &[(&'static ResourceKind, Vec<String>)]) {
 
 pub fn get(a: GetArgs, g: &Globals) -> anyhow::Result<i32> {
     if a.watch || a.watch_only {
+        if a.field_selector.is_some() || a.sort_by.is_some() {
+            bail!("emu get -w takes neither --field-selector nor --sort-by yet: use -l, or leave out -w");
+        }
         return crate::watch::watch(&a, g);
     }
     let groups = parse_targets(&a.targets)?;
@@ -570,8 +617,17 @@ pub fn get(a: GetArgs, g: &Globals) -> anyhow::Result<i32> {
     let mut all = Vec::new();
     let mut printed_any = false;
     let mut exit = 0;
+    let sort_by = a.sort_by.as_deref().filter(|s| !s.is_empty());
+    let table = matches!(output.as_str(), "" | "wide");
+    if let (Some(field), true, true) = (sort_by, table, many_kinds) {
+        // kubectl sorts the tables of several kinds as objects, before it reads their rows,
+        // and so finds the field in none of them.
+        let field = printers::sort::relaxed_field(field).map_err(|e| anyhow::anyhow!("{e}"))?;
+        bail!("{}", printers::sort::SortError::NotFound(field));
+    }
+    let fields = a.field_selector.as_deref().unwrap_or("");
     for (rk, names) in &groups {
-        let objs = match ctx.block_on(fetch(&mut client, rk, names, &a.scope, g)) {
+        let mut objs = match ctx.block_on(fetch(&mut client, rk, names, &a.scope, fields, g)) {
             Ok(o) => o,
             Err(e) => {
                 eprintln!("{}", crate::context::render_error(&e));
@@ -581,6 +637,15 @@ pub fn get(a: GetArgs, g: &Globals) -> anyhow::Result<i32> {
         };
         match output.as_str() {
             "" | "wide" => {
+                if let Some(field) = sort_by {
+                    match printers::sort::sort_table(&mut objs, field) {
+                        Ok(()) => {}
+                        Err(e @ printers::sort::SortError::Unsortable { .. }) => return Err(fatal_sort_error(&e, 375)),
+                        // kubectl's table printer fails, and kubectl does not look at why: the
+                        // table is left out.
+                        Err(_) => continue,
+                    }
+                }
                 if objs.is_empty() {
                     continue;
                 }
@@ -598,7 +663,7 @@ pub fn get(a: GetArgs, g: &Globals) -> anyhow::Result<i32> {
                 print!("{}", printers::table(rk.kind, &objs, &opts, now()));
                 printed_any = true;
             }
-            "name" => {
+            "name" if sort_by.is_none() => {
                 for o in &objs {
                     println!("{}", printers::resource_name(rk.kind, object::name(o)));
                 }
@@ -609,6 +674,19 @@ pub fn get(a: GetArgs, g: &Globals) -> anyhow::Result<i32> {
     }
     ctx.client = client;
     let single = groups.len() == 1 && groups[0].1.len() == 1;
+    if let (Some(field), false) = (sort_by, single && all.len() == 1) {
+        match printers::sort::sort_objects(&mut all, field) {
+            Ok(()) => {}
+            Err(e @ printers::sort::SortError::Unsortable { .. }) => return Err(fatal_sort_error(&e, 329)),
+            Err(e) => bail!("{e}"),
+        }
+    }
+    if output == "name" && sort_by.is_some() {
+        for o in &all {
+            println!("{}", printers::resource_name(object::kind(o), object::name(o)));
+        }
+        printed_any |= !all.is_empty();
+    }
     let doc = if single && all.len() == 1 { all[0].clone() } else { printers::list_object(all.clone()) };
     match output.as_str() {
         "" | "wide" | "name" => {
@@ -635,6 +713,17 @@ pub fn get(a: GetArgs, g: &Globals) -> anyhow::Result<i32> {
     Ok(exit)
 }
 
+/// A sort kubectl gives up on with a fatal log line (`klog.Exitf` at sorter.go:LINE), as it
+/// prints it.
+fn fatal_sort_error(e: &printers::sort::SortError, line: u32) -> anyhow::Error {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let stamp = emu_api::time::rfc3339(now.as_secs() as i64);
+    // 2026-12-07T19:15:36Z → 1207 19:15:36.micro
+    let (date, time) = stamp.trim_end_matches('Z').split_once('T').unwrap_or(("", ""));
+    let header = format!("F{}{} {time}.{:06} {:>7} sorter.go:{line}]", &date[5..7], &date[8..10], now.subsec_micros(), std::process::id());
+    ApiError(format!("{header} {e}")).into()
+}
+
 #[derive(Args, Debug)]
 pub struct DescribeArgs {
     /// Resource type and names (`pod NAME`, `pod/NAME`, `deployment my-nginx`).
@@ -651,7 +740,7 @@ pub fn describe(a: DescribeArgs, g: &Globals) -> anyhow::Result<i32> {
     let mut client = ctx.client.clone();
     let mut first = true;
     for (rk, names) in &groups {
-        let objs = ctx.block_on(fetch(&mut client, rk, names, &a.scope, g))?;
+        let objs = ctx.block_on(fetch(&mut client, rk, names, &a.scope, "", g))?;
         for o in &objs {
             let related = ctx.block_on(related_objects(&mut client, rk.kind, o))?;
             if !first {

@@ -24,6 +24,23 @@ pub fn jsonpath(template: &str, root: &Value) -> Result<String, PrintError> {
     Ok(out)
 }
 
+/// A parsed template, evaluated on many objects (kubectl's sorter parses its field once).
+pub(crate) struct Template(Vec<Node>);
+
+impl Template {
+    /// Parses `template`; the error is client-go's parser's reason.
+    pub(crate) fn parse(template: &str) -> Result<Template, String> {
+        parse(template).map(Template)
+    }
+
+    /// The values of the first expression for `root`, as the first list of client-go's
+    /// `FindResults` with missing keys allowed: empty when the field is missing.
+    pub(crate) fn first_values(&self, root: &Value) -> Result<Vec<Value>, String> {
+        let results = find_results(&self.0, root)?;
+        Ok(results.into_iter().next().unwrap_or_default().into_iter().map(Cow::into_owned).collect())
+    }
+}
+
 /// A custom-columns table: `spec` is `HEADER:path,HEADER:path`; one row per object.
 pub fn custom_columns(spec: &str, objects: &[Value]) -> Result<String, PrintError> {
     if spec.is_empty() {

@@ -11,6 +11,7 @@ pub mod generate;
 mod gofmt;
 pub mod info;
 mod jsonpath;
+pub mod sort;
 mod tables;
 mod tabwriter;
 mod time;

@@ -303,3 +303,73 @@ fn logs_by_selector() {
     }
     assert_eq!(c.emu(&["logs", "-l", "grp=l"]).ok().stdout.lines().count(), 11);
 }
+
+/// `emu` and `kubectl` with the same arguments: the same exit code, output and errors. A fatal
+/// log line's header (`F1207 19:15:36.474098   14804 `) differs in time and process: only its
+/// message is compared.
+fn same_as_kubectl(c: &emu_tests::Cluster, dir: &std::path::Path, args: &[&str]) {
+    let theirs = kubectl(dir, LIMIT, args);
+    let ours = c.emu(args);
+    let klog = |t: &str| {
+        t.lines().map(|l| if l.starts_with('F') { l.split_once("] ").map_or(l, |x| x.1) } else { l }).collect::<Vec<_>>().join("\n")
+    };
+    assert_eq!(
+        (ours.code, emu_tests::table_cells(&ours.stdout), klog(&ours.stderr)),
+        (theirs.code, emu_tests::table_cells(&theirs.stdout), klog(&theirs.stderr)),
+        "{args:?}\nkubectl:\n{}{}\nemu:\n{}{}",
+        theirs.stdout,
+        theirs.stderr,
+        ours.stdout,
+        ours.stderr
+    );
+}
+
+/// `emu get --sort-by` orders as kubectl does (natural order of names, times, addresses), and
+/// refuses as it does; `--field-selector` selects what kube-apiserver selects, with kubectl's
+/// errors.
+#[test]
+fn sort_by_and_field_selector() {
+    let (c, dir) = cluster("tvksort");
+    // Created in an order that is neither the names' nor the addresses', a second apart so
+    // that their creation times differ.
+    for name in ["p-10", "p-2", "p-1"] {
+        c.emu(&["run", name, "--image=busybox", "--labels=app=s", "--", "sleep", "3600"]).ok();
+        std::thread::sleep(Duration::from_millis(1100));
+    }
+    c.ready_pods("app=s", 3);
+    kubectl(&dir.0, LIMIT, &["create", "deployment", "web", "--image=nginx"]).ok();
+    for cmd in [
+        "get pods --sort-by=.metadata.name",
+        "get pods --sort-by=metadata.name",
+        "get pods --sort-by={.metadata.creationTimestamp}",
+        "get pods --sort-by=.status.podIP -o wide",
+        "get pods --sort-by=.metadata.name -o name",
+        "get pods --sort-by={.metadata.creationTimestamp} -o name",
+        "get pods --sort-by=.metadata.name -o jsonpath={.items[*].metadata.name}",
+        "get pods --sort-by=.spec.containers[0].name -o name",
+        "get pods,deployments --sort-by=.metadata.name -o name",
+        "get pods -A --sort-by=.metadata.namespace -o name",
+        // What kubectl refuses, or leaves out.
+        "get pods --sort-by=.foo.bar",
+        "get pods --sort-by=.foo.bar -o name",
+        "get pods --sort-by={.metadata.name -o name",
+        "get pods --sort-by={.metadata.name",
+        "get pods --sort-by=.metadata -o name",
+        "get pods --sort-by=.metadata.labels",
+        "get pods,deployments --sort-by=.metadata.name",
+        "get pod p-2 --sort-by=.foo -o name",
+        // Field selectors.
+        "get pods --field-selector=metadata.name=p-2",
+        "get pods --field-selector=metadata.name!=p-2 -o name --sort-by=.metadata.name",
+        "get pods --field-selector=status.phase=Running,spec.restartPolicy=Always -o name --sort-by=.metadata.name",
+        "get pods -A --field-selector=metadata.namespace=kube-system,status.phase=Running -o name --sort-by=.metadata.name",
+        "get pods --field-selector=status.phase=Failed",
+        "get pods --field-selector=foo=bar",
+        "get deployments --field-selector=spec.replicas=1",
+        "get pods --field-selector=nonsense",
+        "get deployments --field-selector=metadata.name=web -o name",
+        "get pods -l app=s --field-selector=metadata.name=p-1 -o name",
+    ] {
+        same_as_kubectl(&c, &dir.0, &cmd.split(' ').collect::<Vec<_>>());
+    }
+}
