@@ -68,6 +68,12 @@ pub struct ApiResourcesArgs {
     /// Leave out the header line.
     #[arg(long = "no-headers")]
     pub no_headers: bool,
+    /// Only the resources that support all these verbs (`--verbs=list,watch`).
+    #[arg(long, value_delimiter = ',', value_name = "VERBS")]
+    pub verbs: Vec<String>,
+    /// Sort by `name` or `kind` (default: by group, then name).
+    #[arg(long = "sort-by", value_name = "FIELD")]
+    pub sort_by: Option<String>,
 }
 
 pub fn api_resources(a: ApiResourcesArgs, g: &Globals) -> anyhow::Result<i32> {
@@ -75,10 +81,49 @@ pub fn api_resources(a: ApiResourcesArgs, g: &Globals) -> anyhow::Result<i32> {
     if !matches!(output, "" | "wide" | "name") {
         anyhow::bail!("--output {output} is not available");
     }
+    if !matches!(a.sort_by.as_deref(), None | Some("name" | "kind")) {
+        anyhow::bail!("--sort-by accepts only name or kind");
+    }
     // The list is what the API server's discovery serves (both come from the same kinds); ask
     // the server anyway, so that a cluster that does not answer is an error here as in kubectl.
     server_version(g)?;
     let filter = info::ResourceFilter { namespaced: a.namespaced, api_group: a.api_group };
-    print!("{}", info::api_resources(&filter, output, !a.no_headers));
+    let kinds = choose(info::served(&filter), &a.verbs, a.sort_by.as_deref());
+    print!("{}", info::api_resources_of(&kinds, output, !a.no_headers));
     Ok(0)
+}
+
+/// The kinds `--verbs` keeps (those that support every verb named), in `--sort-by`'s order: a
+/// stable sort of kubectl's default order by name or by kind.
+fn choose(
+    mut kinds: Vec<&'static emu_api::kinds::ResourceKind>,
+    verbs: &[String],
+    sort_by: Option<&str>,
+) -> Vec<&'static emu_api::kinds::ResourceKind> {
+    kinds.retain(|k| verbs.iter().all(|v| info::verbs(k).contains(&v.as_str())));
+    match sort_by {
+        Some("name") => kinds.sort_by_key(|k| k.plural),
+        Some("kind") => kinds.sort_by_key(|k| k.kind),
+        _ => {}
+    }
+    kinds
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verbs_keep_and_sort_by_orders_the_kinds() {
+        let all = info::served(&info::ResourceFilter::default());
+        let names = |kinds: &[&emu_api::kinds::ResourceKind]| kinds.iter().map(|k| k.plural).collect::<Vec<_>>();
+        let by_name = names(&choose(all.clone(), &[], Some("name")));
+        assert!(by_name.windows(2).all(|w| w[0] <= w[1]), "{by_name:?}");
+        let by_kind = choose(all.clone(), &[], Some("kind"));
+        assert!(by_kind.windows(2).all(|w| w[0].kind <= w[1].kind));
+        // Namespaces cannot be deleted as a collection.
+        let collections = names(&choose(all.clone(), &["deletecollection".into(), "list".into()], None));
+        assert!(!collections.contains(&"namespaces") && collections.contains(&"pods"));
+        assert!(choose(all, &["bogus".into()], None).is_empty());
+    }
 }

@@ -14,6 +14,7 @@ mod lifecycle;
 mod portforward;
 mod remote;
 mod rollout;
+mod set;
 mod testrun;
 mod tls;
 mod token;
@@ -175,6 +176,8 @@ enum Command {
     Scale(verbs::ScaleArgs),
     /// Manage a Deployment's rollout: status, history, undo, restart, pause, resume.
     Rollout(rollout::RolloutArgs),
+    /// Change a field of objects: `emu set image deployment/web web=nginx:1.27`.
+    Set(set::SetArgs),
     /// Expose a deployment, replicaset, pod or service as a new Service.
     Expose(verbs::ExposeArgs),
     /// Run a pod with one container.
@@ -286,6 +289,7 @@ fn main() {
         Command::Patch(a) => edit::patch(a, g),
         Command::Scale(a) => verbs::scale(a, g),
         Command::Rollout(a) => rollout::rollout(a, g),
+        Command::Set(a) => set::set(a, g),
         Command::Expose(a) => verbs::expose(a, g),
         Command::Run(a) => verbs::run(a, g),
         Command::Exec(a) => verbs::exec(a, g),

@@ -40,6 +40,9 @@ pub enum Rollout {
         /// `deployment/NAME` or `deployment NAME`.
         #[arg(required = true, num_args = 1..=2)]
         target: Vec<String>,
+        /// Print the pod template of this revision instead of the list.
+        #[arg(long, default_value_t = 0)]
+        revision: i64,
     },
     /// Go back to the previous revision (or `--to-revision`).
     Undo {
@@ -148,6 +151,19 @@ fn revisions(ctx: &Ctx, ns: &str, d: &Value) -> anyhow::Result<Vec<(i64, Value)>
     Ok(owned)
 }
 
+/// A revision's pod template as `rollout history --revision=N` prints it: the ReplicaSet's
+/// template, the ReplicaSet's change-cause among its annotations.
+fn revision_template(rs: &Value) -> String {
+    let mut template = rs["spec"]["template"].clone();
+    if let Some(cause) = emu_api::object::annotation(rs, "kubernetes.io/change-cause").filter(|c| !c.is_empty()) {
+        if !template["metadata"]["annotations"].is_object() {
+            template["metadata"]["annotations"] = json!({});
+        }
+        template["metadata"]["annotations"]["kubernetes.io/change-cause"] = json!(cause);
+    }
+    emu_kubectl::pod_template_text(&template)
+}
+
 /// Sends the changed Deployment back (the API refuses it if it changed since it was read).
 fn replace(ctx: &Ctx, d: &Value) -> anyhow::Result<()> {
     let mut client = ctx.client.clone();
@@ -183,10 +199,16 @@ pub fn rollout(a: RolloutArgs, g: &Globals) -> anyhow::Result<i32> {
                 std::thread::sleep(Duration::from_millis(200));
             }
         }
-        Rollout::History { target } => {
+        Rollout::History { target, revision } => {
             let name = deployment_name(&target)?;
             let d = get(&name)?;
             let revs = revisions(&ctx, &ns, &d)?;
+            if revision > 0 {
+                let (_, rs) =
+                    revs.iter().find(|(r, _)| *r == revision).ok_or_else(|| anyhow::anyhow!("unable to find the specified revision"))?;
+                print!("deployment.apps/{name} with revision #{revision}\n{}\n", revision_template(rs));
+                return Ok(0);
+            }
             // kubectl's tabwriter: columns two spaces apart.
             let rows: Vec<(String, String)> = revs
                 .iter()
@@ -306,5 +328,15 @@ mod tests {
         assert_eq!(deployment_name(&["deploy".into(), "web".into()]).unwrap(), "web");
         assert!(deployment_name(&["pod/web".into()]).is_err());
         assert_eq!(parse_timeout("2m").unwrap(), Duration::from_secs(120));
+    }
+
+    #[test]
+    fn a_revision_prints_its_template_with_its_change_cause() {
+        let rs = json!({"metadata": {"annotations": {"kubernetes.io/change-cause": "set image"}},
+            "spec": {"template": {"metadata": {"labels": {"app": "web", "pod-template-hash": "6885666c99"}},
+                "spec": {"containers": [{"name": "nginx", "image": "nginx:1.26"}]}}}});
+        let text = revision_template(&rs);
+        assert!(text.starts_with("Pod Template:\n  Labels:\tapp=web\n\tpod-template-hash=6885666c99\n  Annotations:\tkubernetes.io/change-cause: set image\n"), "{text}");
+        assert!(text.contains("   nginx:\n    Image:\tnginx:1.26\n"), "{text}");
     }
 }

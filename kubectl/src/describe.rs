@@ -1135,6 +1135,14 @@ fn deployment(w: &mut String, d: &Value, related: &[Value]) {
     line!(w, 0, "NewReplicaSet:\t{}\n", summary(&new.into_iter().collect::<Vec<_>>()));
 }
 
+/// `rollout history --revision=N`'s body: the revision's pod template as `DescribePodTemplate`
+/// writes it, its tabs left in (kubectl prints it without a tabwriter).
+pub fn pod_template_text(template: &Value) -> String {
+    let mut w = String::new();
+    pod_template(&mut w, template);
+    w
+}
+
 /// `DescribePodTemplate` (deployment describe's "Pod Template:" section).
 fn pod_template(w: &mut String, template: &Value) {
     line!(w, 0, "Pod Template:\n");

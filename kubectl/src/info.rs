@@ -103,7 +103,11 @@ pub fn served(filter: &ResourceFilter) -> Vec<&'static ResourceKind> {
 
 /// `kubectl api-resources` with output `""`, `wide` or `name`, with or without its header line.
 pub fn api_resources(filter: &ResourceFilter, output: &str, headers: bool) -> String {
-    let kinds = served(filter);
+    api_resources_of(&served(filter), output, headers)
+}
+
+/// [`api_resources`] of the given kinds, in their order (`--verbs` and `--sort-by` choose them).
+pub fn api_resources_of(kinds: &[&'static ResourceKind], output: &str, headers: bool) -> String {
     if output == "name" {
         return kinds
             .iter()
@@ -116,7 +120,7 @@ pub fn api_resources(filter: &ResourceFilter, output: &str, headers: bool) -> St
         header.extend(["VERBS".to_string(), "CATEGORIES".to_string()]);
     }
     let mut rows = if headers { vec![header] } else { Vec::new() };
-    for k in kinds {
+    for k in kinds.iter().copied() {
         let mut row = vec![k.plural.to_string(), k.short_names.join(","), k.api_version(), k.namespaced.to_string(), k.kind.to_string()];
         if wide {
             row.extend([verbs(k).join(","), categories(k).join(",")]);

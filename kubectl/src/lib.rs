@@ -19,7 +19,7 @@ mod yaml;
 
 use serde_json::Value;
 
-pub use describe::describe;
+pub use describe::{describe, pod_template_text};
 pub use emu_api::json::canonical_json;
 pub use jsonpath::{custom_columns, jsonpath};
 pub use tables::{column_definitions, row_cells, table, table_rows, Cell, ColumnDefinition, TableOptions};

@@ -37,10 +37,15 @@ fn version_and_api_resources() {
         &["api-resources", "--api-group=apps"],
         &["api-resources", "--api-group="],
         &["api-resources", "--no-headers"],
+        &["api-resources", "--verbs=list", "--sort-by=name"],
+        &["api-resources", "--verbs=list,watch", "--sort-by=kind", "-o", "wide"],
+        &["api-resources", "--verbs=deletecollection", "--namespaced=false", "-o", "name"],
+        &["api-resources", "--verbs=bogus"],
     ] {
         let theirs = kubectl(&dir.0, LIMIT, args).ok().stdout;
         assert_eq!(c.emu(args).ok().stdout, theirs, "kubectl {args:?}");
     }
+    same_as_kubectl(&c, &dir.0, &["api-resources", "--sort-by=foo"]);
 }
 
 /// Two pods alike, `k` changed by kubectl and `e` by emu with the same commands: each command
@@ -372,4 +377,68 @@ fn sort_by_and_field_selector() {
     ] {
         same_as_kubectl(&c, &dir.0, &cmd.split(' ').collect::<Vec<_>>());
     }
+}
+
+/// `emu set image` updates what kubectl updates, with its lines and errors, and starts the same
+/// rolling update; `emu rollout history --revision=N` prints that revision's pod template as
+/// kubectl does.
+#[test]
+fn set_image_and_revision_history() {
+    let (c, dir) = cluster("tvkset");
+    for name in ["k", "e"] {
+        kubectl(&dir.0, LIMIT, &["create", "deployment", name, "--image=nginx"]).ok();
+    }
+    c.ready_pods("app=k", 1);
+    c.ready_pods("app=e", 1);
+    // Each deployment's own name and pod-template-hash read as NAME and HASH.
+    let masked = |text: &str, name: &str| -> String {
+        let text = text.replace(&format!("/{name} "), "/NAME ").replace(&format!("/{name}\n"), "/NAME\n");
+        let text = text.replace(&format!("app={name}"), "app=NAME");
+        text.lines()
+            .map(|l| match l.split_once("pod-template-hash=") {
+                Some((before, _)) => format!("{before}pod-template-hash=HASH"),
+                None => l.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let rolled = |name: &str| {
+        let r = c.emu(&["rollout", "status", &format!("deployment/{name}"), "--timeout=60s"]);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+    };
+    for cmd in [
+        "set image deployment/NAME nginx=nginx:1.27",
+        "set image deployment/NAME nginx=nginx:1.27",
+        "set image deployment NAME x=nginx:1.27",
+        "set image deployment/NAME nginx=nginx:1.26 x=busybox",
+        "set image deployment/NAME *=nginx:1.25 -o name",
+        "set image deployment/NAME",
+        "set image deployment/NAME *=a x=b",
+        "set image deployment/NAME nginx=nginx w2",
+        "set image --all -l app=x deployments x=y",
+        "set image svc/kubernetes x=a",
+        "set image x=a",
+        "set image deployment/nope x=a",
+        "rollout history deployment/NAME",
+        "rollout history deployment/NAME --revision=2",
+        "rollout history deployment/NAME --revision=9",
+    ] {
+        if cmd.starts_with("rollout") {
+            rolled("k");
+            rolled("e");
+        }
+        let theirs = kubectl(&dir.0, LIMIT, &cmd.replace("NAME", "k").split(' ').collect::<Vec<_>>());
+        let ours = c.emu(&cmd.replace("NAME", "e").split(' ').collect::<Vec<_>>());
+        assert_eq!(
+            (ours.code, masked(&ours.stdout, "e"), masked(&ours.stderr, "e")),
+            (theirs.code, masked(&theirs.stdout, "k"), masked(&theirs.stderr, "k")),
+            "{cmd}"
+        );
+    }
+    // The update rolled out: the new pod runs the image set last.
+    let image = "jsonpath={.items[*].spec.containers[0].image}";
+    assert_eq!(c.emu(&["get", "pods", "-l", "app=e", "-o", image]).ok().stdout, "nginx:1.25");
+    // -l selects what to update.
+    let r = c.emu(&["set", "image", "deployments", "-l", "app=e", "nginx=nginx:1.27"]).ok();
+    assert_eq!(r.stdout, "deployment.apps/e image updated\n");
 }
