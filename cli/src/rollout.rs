@@ -89,6 +89,54 @@ fn deployment_name(target: &[String]) -> anyhow::Result<String> {
     Ok(name)
 }
 
+/// The StatefulSet a `rollout` target names, if it names one.
+fn statefulset_name(target: &[String]) -> Option<String> {
+    let (kind, name) = match target {
+        [one] => one.split_once('/')?,
+        [k, n] => (k.as_str(), n.as_str()),
+        _ => return None,
+    };
+    matches!(kind, "statefulset" | "statefulsets" | "sts" | "statefulset.apps" | "statefulsets.apps").then(|| name.to_string())
+}
+
+/// kubectl's `StatefulSetStatusViewer.Status`: the line to print, and whether the rollout is
+/// done. With the defaulted `rollingUpdate` (partition 0) kubectl reports a "partitioned roll
+/// out" whatever the partition: so does this.
+pub fn statefulset_status_line(s: &Value) -> Result<(String, bool), String> {
+    let int = |v: &Value| v.as_i64().unwrap_or(0);
+    let (spec, status) = (&s["spec"], &s["status"]);
+    if spec["updateStrategy"]["type"] != "RollingUpdate" {
+        return Err("rollout status is only available for RollingUpdate strategy type".into());
+    }
+    if int(&status["observedGeneration"]) == 0 || int(&s["metadata"]["generation"]) > int(&status["observedGeneration"]) {
+        return Ok(("Waiting for statefulset spec update to be observed...".into(), false));
+    }
+    let replicas = spec["replicas"].as_i64();
+    let (ready, updated) = (int(&status["readyReplicas"]), int(&status["updatedReplicas"]));
+    if let Some(want) = replicas.filter(|&r| ready < r) {
+        return Ok((format!("Waiting for {} pods to be ready...", want - ready), false));
+    }
+    if let Some(rolling) = spec["updateStrategy"]["rollingUpdate"].as_object() {
+        if let (Some(want), Some(partition)) = (replicas, rolling.get("partition").and_then(Value::as_i64)) {
+            if updated < want - partition {
+                return Ok((
+                    format!(
+                        "Waiting for partitioned roll out to finish: {updated} out of {} new pods have been updated...",
+                        want - partition
+                    ),
+                    false,
+                ));
+            }
+        }
+        return Ok((format!("partitioned roll out complete: {updated} new pods have been updated..."), true));
+    }
+    let (current, update) = (status["currentRevision"].as_str().unwrap_or_default(), status["updateRevision"].as_str().unwrap_or_default());
+    if update != current {
+        return Ok((format!("waiting for statefulset rolling update to complete {updated} pods at revision {update}..."), false));
+    }
+    Ok((format!("statefulset rolling update complete {} pods at revision {current}...", int(&status["currentReplicas"])), true))
+}
+
 /// kubectl's `DeploymentStatusViewer.Status`: the line to print, and whether the rollout is done.
 pub fn status_line(d: &Value) -> Result<(String, bool), String> {
     let name = d["metadata"]["name"].as_str().unwrap_or_default();
@@ -180,12 +228,23 @@ pub fn rollout(a: RolloutArgs, g: &Globals) -> anyhow::Result<i32> {
     };
     match a.command {
         Rollout::Status { target, watch, timeout } => {
-            let name = deployment_name(&target)?;
+            let statefulset = statefulset_name(&target);
+            let name = match &statefulset {
+                Some(name) => name.clone(),
+                None => deployment_name(&target)?,
+            };
             let timeout = parse_timeout(&timeout)?;
             let started = Instant::now();
             let mut last = String::new();
             loop {
-                let (line, done) = status_line(&get(&name)?).map_err(anyhow::Error::msg)?;
+                let (line, done) = match &statefulset {
+                    Some(_) => {
+                        let mut client = ctx.client.clone();
+                        statefulset_status_line(&ctx.block_on(crate::verbs::get_one(&mut client, "StatefulSet", &ns, &name))?)
+                    }
+                    None => status_line(&get(&name)?),
+                }
+                .map_err(anyhow::Error::msg)?;
                 if line != last {
                     println!("{line}");
                     last = line;
@@ -301,6 +360,43 @@ mod tests {
 
     fn d(generation: i64, status: Value) -> Value {
         json!({"metadata": {"name": "my-nginx", "generation": generation}, "spec": {"replicas": 4}, "status": status})
+    }
+
+    #[test]
+    fn statefulset_status_lines_are_kubectls() {
+        let sts = |generation: i64, strategy: Value, status: Value| json!({"metadata": {"name": "web", "generation": generation}, "spec": {"replicas": 3, "updateStrategy": strategy}, "status": status});
+        let partitioned = json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 1}});
+        let s = |v: Value| statefulset_status_line(&v).unwrap();
+        assert_eq!(
+            s(sts(2, partitioned.clone(), json!({"observedGeneration": 1}))).0,
+            "Waiting for statefulset spec update to be observed..."
+        );
+        assert_eq!(
+            s(sts(1, partitioned.clone(), json!({"observedGeneration": 1, "readyReplicas": 1}))).0,
+            "Waiting for 2 pods to be ready..."
+        );
+        assert_eq!(
+            s(sts(1, partitioned.clone(), json!({"observedGeneration": 1, "readyReplicas": 3, "updatedReplicas": 1}))).0,
+            "Waiting for partitioned roll out to finish: 1 out of 2 new pods have been updated..."
+        );
+        assert_eq!(
+            s(sts(1, partitioned, json!({"observedGeneration": 1, "readyReplicas": 3, "updatedReplicas": 2}))),
+            ("partitioned roll out complete: 2 new pods have been updated...".to_string(), true)
+        );
+        let plain = json!({"type": "RollingUpdate"});
+        let rolling = json!({"observedGeneration": 1, "readyReplicas": 3, "updatedReplicas": 1, "currentReplicas": 2,
+            "currentRevision": "web-a", "updateRevision": "web-b"});
+        assert_eq!(s(sts(1, plain.clone(), rolling)).0, "waiting for statefulset rolling update to complete 1 pods at revision web-b...");
+        let done = json!({"observedGeneration": 1, "readyReplicas": 3, "updatedReplicas": 3, "currentReplicas": 3,
+            "currentRevision": "web-b", "updateRevision": "web-b"});
+        assert_eq!(s(sts(1, plain, done)), ("statefulset rolling update complete 3 pods at revision web-b...".to_string(), true));
+        assert_eq!(
+            statefulset_status_line(&sts(1, json!({"type": "OnDelete"}), json!({}))).unwrap_err(),
+            "rollout status is only available for RollingUpdate strategy type"
+        );
+        assert_eq!(statefulset_name(&["statefulset/web".into()]).as_deref(), Some("web"));
+        assert_eq!(statefulset_name(&["sts".into(), "web".into()]).as_deref(), Some("web"));
+        assert_eq!(statefulset_name(&["deployment/web".into()]), None);
     }
 
     #[test]

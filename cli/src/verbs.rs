@@ -919,8 +919,8 @@ pub fn scale(a: ScaleArgs, g: &Globals) -> anyhow::Result<i32> {
     let mut client = ctx.client.clone();
     let ns = g.namespace_or_default();
     for (rk, names) in parse_targets(&a.targets)? {
-        if !matches!(rk.kind, "Deployment" | "ReplicaSet") {
-            bail!("cannot scale {}: only deployments and replicasets can be scaled", rk.plural);
+        if !matches!(rk.kind, "Deployment" | "ReplicaSet" | "StatefulSet") {
+            bail!("cannot scale {}: only deployments, replicasets and statefulsets can be scaled", rk.plural);
         }
         for n in names {
             let r = ObjectRef { kind: rk.kind.into(), namespace: ns.clone(), name: n.clone() };
