@@ -30,6 +30,68 @@ pub struct LabelArgs {
     /// Output format: name (`pod/x`), instead of `pod/x labeled`.
     #[arg(short = 'o', long = "output")]
     pub output: Option<String>,
+    #[command(flatten)]
+    pub dry_run: DryRunArg,
+}
+
+/// kubectl's `--dry-run=none|client|server`.
+#[derive(Args, Debug, Clone, Default)]
+pub struct DryRunArg {
+    /// `client`: print what would change, change nothing; `server`: the API server checks the
+    /// change too, and stores nothing.
+    #[arg(long = "dry-run", num_args = 0..=1, require_equals = true, default_missing_value = "unchanged", value_name = "STRATEGY")]
+    pub dry_run: Option<String>,
+}
+
+/// Whether and where a change is only tried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DryRun {
+    #[default]
+    None,
+    Client,
+    Server,
+}
+
+impl DryRunArg {
+    /// The strategy, with kubectl's error for another; a bare `--dry-run` is `client`, with
+    /// kubectl's deprecation warning.
+    pub fn strategy(&self) -> anyhow::Result<DryRun> {
+        match self.dry_run.as_deref() {
+            None | Some("none") => Ok(DryRun::None),
+            Some("client") => Ok(DryRun::Client),
+            Some("server") => Ok(DryRun::Server),
+            Some("unchanged") => {
+                let header = crate::verbs::klog_header('W', "helpers.go:703");
+                eprintln!("{header} --dry-run is deprecated and can be replaced with --dry-run=client.");
+                Ok(DryRun::Client)
+            }
+            Some(other) => bail!("Invalid dry-run value ({other}). Must be \"none\", \"server\", or \"client\"."),
+        }
+    }
+}
+
+impl DryRun {
+    /// What kubectl adds to a result line.
+    pub fn suffix(self) -> &'static str {
+        match self {
+            DryRun::None => "",
+            DryRun::Client => " (dry run)",
+            DryRun::Server => " (server dry run)",
+        }
+    }
+
+    /// Writes `object` back whole unless this is a dry run: not at all for `client`; for
+    /// `server`, checked by the API server and not stored.
+    pub fn replace(self, ctx: &Ctx, client: &mut crate::verbs::Client, object: &Value) -> Result<(), tonic::Status> {
+        match self {
+            DryRun::None => ctx.block_on(crate::edit::replace_one(client, object)).map(|_| ()),
+            DryRun::Client => Ok(()),
+            DryRun::Server => {
+                let objects = vec![emu_proto::Object { json: object.to_string() }];
+                ctx.block_on(client.apply(emu_proto::ApplyRequest { objects, create_only: false, dry_run: true })).map(|_| ())
+            }
+        }
+    }
 }
 
 /// What is changed: labels (`emu label`) or annotations (`emu annotate`).
@@ -157,6 +219,7 @@ pub fn label(a: LabelArgs, field: Field, g: &Globals) -> anyhow::Result<i32> {
         bail!("at least one {} update is required", field.noun());
     }
     let changes = parse_changes(field, &specs)?;
+    let dry_run = a.dry_run.strategy()?;
     let output = a.output.as_deref().unwrap_or("");
     if !matches!(output, "" | "name") {
         bail!("unable to match a printer suitable for the output format {output:?}, allowed formats are: name");
@@ -180,7 +243,7 @@ pub fn label(a: LabelArgs, field: Field, g: &Globals) -> anyhow::Result<i32> {
             }
             if outcome.changed {
                 live["metadata"][field.key()] = serde_json::to_value(&outcome.map)?;
-                match ctx.block_on(crate::edit::replace_one(&mut client, &live)) {
+                match dry_run.replace(&ctx, &mut client, &live) {
                     Ok(_) => {}
                     Err(s) if s.code() == tonic::Code::Aborted && attempt < ATTEMPTS => continue,
                     Err(s) => return Err(api_error(s)),
@@ -193,7 +256,8 @@ pub fn label(a: LabelArgs, field: Field, g: &Globals) -> anyhow::Result<i32> {
             } else if output == "name" {
                 println!("{}", emu_kubectl::resource_name(rk.kind, &name));
             } else {
-                println!("{} {}", emu_kubectl::resource_name(rk.kind, &name), result_word(field, &changes, outcome.changed));
+                let word = result_word(field, &changes, outcome.changed);
+                println!("{} {word}{}", emu_kubectl::resource_name(rk.kind, &name), dry_run.suffix());
             }
             break;
         }

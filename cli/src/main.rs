@@ -4,6 +4,7 @@
 mod context;
 mod create;
 mod edit;
+mod explain;
 mod fault;
 mod info;
 mod install;
@@ -166,6 +167,9 @@ enum Command {
     Get(verbs::GetArgs),
     /// Show details of a resource.
     Describe(verbs::DescribeArgs),
+    /// Describe the fields of a resource type, from the API server's OpenAPI schemas:
+    /// `emu explain deployment.spec.strategy`, `emu explain pods --recursive`.
+    Explain(explain::ExplainArgs),
     /// Delete resources by file, by name or by label.
     Delete(verbs::DeleteArgs),
     /// Edit a resource in $KUBE_EDITOR, $EDITOR or vi, and save it back whole.
@@ -284,6 +288,7 @@ fn main() {
         Command::Create(a) => verbs::create(a, g),
         Command::Get(a) => verbs::get(a, g),
         Command::Describe(a) => verbs::describe(a, g),
+        Command::Explain(a) => explain::explain(a, g),
         Command::Delete(a) => verbs::delete(a, g),
         Command::Edit(a) => edit::edit(a, g),
         Command::Patch(a) => edit::patch(a, g),

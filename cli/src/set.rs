@@ -46,6 +46,8 @@ pub struct ImageArgs {
     /// Output format: name (`deployment.apps/x`), instead of `deployment.apps/x image updated`.
     #[arg(short = 'o', long = "output")]
     pub output: Option<String>,
+    #[command(flatten)]
+    pub dry_run: crate::labels::DryRunArg,
 }
 
 /// `CONTAINER=IMAGE` pairs, in the order given.
@@ -154,6 +156,7 @@ pub fn set(a: SetArgs, g: &Globals) -> anyhow::Result<i32> {
 fn image(a: ImageArgs, g: &Globals) -> anyhow::Result<i32> {
     let (resources, images) = split_args(&a.args)?;
     validate(&resources, a.files.len(), &images, a.all, a.selector.is_some())?;
+    let dry_run = a.dry_run.strategy()?;
     let output = a.output.as_deref().unwrap_or("");
     if !matches!(output, "" | "name") {
         bail!("unable to match a printer suitable for the output format {output:?}, allowed formats are: name");
@@ -196,7 +199,7 @@ fn image(a: ImageArgs, g: &Globals) -> anyhow::Result<i32> {
             if !updated.changed {
                 break;
             }
-            match ctx.block_on(crate::edit::replace_one(&mut client, &live)) {
+            match dry_run.replace(&ctx, &mut client, &live) {
                 Ok(_) => {}
                 Err(s) if s.code() == tonic::Code::Aborted && attempt < ATTEMPTS => continue,
                 Err(s) => {
@@ -207,7 +210,7 @@ fn image(a: ImageArgs, g: &Globals) -> anyhow::Result<i32> {
             }
             match output {
                 "name" => println!("{}", emu_kubectl::resource_name(rk.kind, &name)),
-                _ => println!("{} image updated", emu_kubectl::resource_name(rk.kind, &name)),
+                _ => println!("{} image updated{}", emu_kubectl::resource_name(rk.kind, &name), dry_run.suffix()),
             }
             break;
         }

@@ -716,12 +716,18 @@ pub fn get(a: GetArgs, g: &Globals) -> anyhow::Result<i32> {
 /// A sort kubectl gives up on with a fatal log line (`klog.Exitf` at sorter.go:LINE), as it
 /// prints it.
 fn fatal_sort_error(e: &printers::sort::SortError, line: u32) -> anyhow::Error {
+    ApiError(format!("{} {e}", klog_header('F', &format!("sorter.go:{line}")))).into()
+}
+
+/// The header of a line kubectl logs with klog: `F1207 19:15:36.474098   14804 sorter.go:329]`
+/// (level, date, time, process, source).
+pub(crate) fn klog_header(level: char, source: &str) -> String {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     let stamp = emu_api::time::rfc3339(now.as_secs() as i64);
     // 2026-12-07T19:15:36Z → 1207 19:15:36.micro
     let (date, time) = stamp.trim_end_matches('Z').split_once('T').unwrap_or(("", ""));
-    let header = format!("F{}{} {time}.{:06} {:>7} sorter.go:{line}]", &date[5..7], &date[8..10], now.subsec_micros(), std::process::id());
-    ApiError(format!("{header} {e}")).into()
+    let (month, day) = (date.get(5..7).unwrap_or("00"), date.get(8..10).unwrap_or("00"));
+    format!("{level}{month}{day} {time}.{:06} {:>7} {source}]", now.subsec_micros(), std::process::id())
 }
 
 #[derive(Args, Debug)]

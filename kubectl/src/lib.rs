@@ -6,6 +6,7 @@
 //! printers byte for byte (tabwriter widths, AGE bands, quoting).
 
 mod describe;
+pub mod explain;
 pub mod expose;
 pub mod generate;
 mod gofmt;

@@ -65,6 +65,12 @@ fn label_and_annotate() {
     pod_pair(&c, &dir.0);
     for cmd in [
         "label pod/NAME tier=front",
+        // Dry runs change nothing, and say so.
+        "label pod NAME dry=1 --dry-run=client",
+        "label pod NAME dry=1 --dry-run=server",
+        "label pod NAME dry=1 --dry-run=bogus",
+        "label pod NAME app=db --dry-run=server",
+        "annotate pod NAME note=x --dry-run=server",
         "label pod NAME app=db",
         "label pod NAME app=web",
         "label pod NAME app=db --overwrite",
@@ -412,6 +418,8 @@ fn set_image_and_revision_history() {
         "set image deployment NAME x=nginx:1.27",
         "set image deployment/NAME nginx=nginx:1.26 x=busybox",
         "set image deployment/NAME *=nginx:1.25 -o name",
+        "set image deployment/NAME nginx=nginx:1.24 --dry-run=client",
+        "set image deployment/NAME nginx=nginx:1.24 --dry-run=server",
         "set image deployment/NAME",
         "set image deployment/NAME *=a x=b",
         "set image deployment/NAME nginx=nginx w2",
@@ -441,4 +449,35 @@ fn set_image_and_revision_history() {
     // -l selects what to update.
     let r = c.emu(&["set", "image", "deployments", "-l", "app=e", "nginx=nginx:1.27"]).ok();
     assert_eq!(r.stdout, "deployment.apps/e image updated\n");
+}
+
+/// `emu explain` prints what kubectl explain prints from the same server's OpenAPI schemas:
+/// kinds, fields down a path (through lists and maps), the whole tree with --recursive, and
+/// kubectl's errors.
+#[test]
+fn explain_fields() {
+    let (c, dir) = cluster("tvkexpl");
+    for cmd in [
+        "explain pods",
+        "explain deployment.spec.strategy",
+        "explain pods.spec.containers.ports",
+        "explain svc.spec.selector",
+        "explain rs.spec.template.spec.containers.resources",
+        "explain nodes.status",
+        "explain endpointslices.endpoints",
+        "explain roles.rules",
+        "explain deployments --recursive",
+        "explain pods --recursive",
+        "explain deployment.spec.foo",
+        "explain foo",
+    ] {
+        let args: Vec<&str> = cmd.split(' ').collect();
+        let theirs = kubectl(&dir.0, LIMIT, &args);
+        let ours = c.emu(&args);
+        assert_eq!(
+            (ours.code, ours.stdout.as_str(), ours.stderr.as_str()),
+            (theirs.code, theirs.stdout.as_str(), theirs.stderr.as_str()),
+            "{cmd}"
+        );
+    }
 }

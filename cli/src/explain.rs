@@ -1,0 +1,89 @@
+//! `emu explain RESOURCE[.FIELD…] [--recursive]`: kubectl's explanation of a kind's fields. As
+//! kubectl does, it reads the group version's OpenAPI v3 document from the API server
+//! (`GET /openapi/v3/apis/apps/v1`, over HTTPS with the cluster's admin certificate), so the text
+//! comes from the schemas the server publishes; `emu_kubectl::explain` renders it.
+
+use crate::context::{ApiError, Ctx};
+use crate::Globals;
+use anyhow::Context as _;
+use clap::Args;
+use emu_kubectl::explain::{ExplainError, Request};
+use serde_json::Value;
+
+#[derive(Args, Debug)]
+pub struct ExplainArgs {
+    /// `RESOURCE` or `RESOURCE.FIELD.FIELD…`: `pods`, `deployment.spec.strategy`.
+    pub target: String,
+    /// The fields of fields, all the way down (names and types, without descriptions).
+    #[arg(long)]
+    pub recursive: bool,
+}
+
+pub fn explain(a: ExplainArgs, g: &Globals) -> anyhow::Result<i32> {
+    let mut parts = a.target.split('.');
+    let resource = parts.next().unwrap_or_default();
+    let field_path: Vec<String> = parts.map(str::to_string).collect();
+    let Some(rk) = emu_api::kinds::lookup(resource) else {
+        return Err(ApiError(format!("the server doesn't have a resource type {resource:?}")).into());
+    };
+    let ctx = Ctx::open(g)?;
+    let material = crate::lifecycle::kubeconfig_material(&ctx)?;
+    let path = if rk.group.is_empty() {
+        format!("/openapi/v3/api/{}", rk.version)
+    } else {
+        format!("/openapi/v3/apis/{}/{}", rk.group, rk.version)
+    };
+    let document = ctx.block_on(get_json(&material, &path))?;
+    let request = Request { group: rk.group, version: rk.version, resource: rk.plural, field_path: &field_path, recursive: a.recursive };
+    match emu_kubectl::explain::explain(&document, &request) {
+        Ok(text) => {
+            print!("{text}");
+            Ok(0)
+        }
+        // kubectl has printed the header when it finds the field missing.
+        Err(ExplainError::NoField { printed, field }) => {
+            print!("{printed}");
+            anyhow::bail!("field {field:?} does not exist")
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `GET path` of the cluster's API server as the kubeconfig reaches it (`https://127.0.0.1:PORT`,
+/// the cluster CA, the admin certificate), as JSON.
+async fn get_json(k: &emu_proto::KubeconfigResponse, path: &str) -> anyhow::Result<Value> {
+    use http_body_util::BodyExt as _;
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+    use std::sync::Arc;
+    let address = k.server.strip_prefix("https://").with_context(|| format!("the API server {:?} is not https://HOST:PORT", k.server))?;
+    let host = address.rsplit_once(':').map_or(address, |(h, _)| h).trim_matches(['[', ']']).to_string();
+    let mut roots = rustls::RootCertStore::empty();
+    for ca in CertificateDer::pem_slice_iter(k.certificate_authority.as_bytes()) {
+        roots.add(ca.map_err(|e| anyhow::anyhow!("the cluster CA: {e:?}"))?)?;
+    }
+    let chain = CertificateDer::pem_slice_iter(k.client_certificate.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| anyhow::anyhow!("the client certificate: {e:?}"))?;
+    let key = PrivateKeyDer::from_pem_slice(k.client_key.as_bytes()).map_err(|e| anyhow::anyhow!("the client key: {e:?}"))?;
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_client_auth_cert(chain, key)?;
+    let tcp = tokio::net::TcpStream::connect(address).await.with_context(|| format!("connecting to the API server at {address}"))?;
+    let name = ServerName::try_from(host.clone()).with_context(|| format!("the API server's name {host:?}"))?;
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(config)).connect(name, tcp).await.context("TLS handshake with the API server")?;
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls)).await?;
+    tokio::spawn(connection);
+    let request = hyper::Request::get(path)
+        .header("host", address)
+        .header("accept", "application/json")
+        .body(http_body_util::Empty::<bytes::Bytes>::new())?;
+    let answer = sender.send_request(request).await.with_context(|| format!("GET {path}"))?;
+    let status = answer.status();
+    let body = answer.into_body().collect().await.with_context(|| format!("GET {path}"))?.to_bytes();
+    if !status.is_success() {
+        anyhow::bail!("GET {path}: {status}: {}", String::from_utf8_lossy(&body));
+    }
+    serde_json::from_slice(&body).with_context(|| format!("GET {path}: not JSON"))
+}
