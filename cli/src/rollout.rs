@@ -137,6 +137,44 @@ pub fn statefulset_status_line(s: &Value) -> Result<(String, bool), String> {
     Ok((format!("statefulset rolling update complete {} pods at revision {current}...", int(&status["currentReplicas"])), true))
 }
 
+/// `rollout history statefulset/NAME`: the set's ControllerRevisions by number with their
+/// change-cause (a revision carries the set's annotations as they were when it was made), or one
+/// revision's pod template (`--revision`), as kubectl's `StatefulSetHistoryViewer` prints them.
+fn statefulset_history(ctx: &Ctx, ns: &str, name: &str, revision: i64) -> anyhow::Result<i32> {
+    let mut client = ctx.client.clone();
+    let sts = ctx.block_on(crate::verbs::get_one(&mut client, "StatefulSet", ns, name))?;
+    let uid = &sts["metadata"]["uid"];
+    let mut revs: Vec<(i64, Value)> = ctx
+        .block_on(crate::verbs::list(&mut client, "ControllerRevision", ns, ""))?
+        .into_iter()
+        .filter(|r| r["metadata"]["ownerReferences"].as_array().into_iter().flatten().any(|o| &o["uid"] == uid && o["controller"] == true))
+        .map(|r| (r["revision"].as_i64().unwrap_or(0), r))
+        .collect();
+    revs.sort_by_key(|(r, _)| *r);
+    if revision > 0 {
+        let (_, r) = revs.iter().find(|(r, _)| *r == revision).ok_or_else(|| anyhow::anyhow!("unable to find the specified revision"))?;
+        let template = emu_logic::statefulset::template_of(&r["data"]);
+        print!("statefulset.apps/{name} with revision #{revision}\n{}\n", emu_kubectl::pod_template_text(&template));
+        return Ok(0);
+    }
+    if revs.is_empty() {
+        println!("statefulset.apps/{name} \nNo rollout history found.");
+        return Ok(0);
+    }
+    let rows: Vec<(String, &str)> = revs
+        .iter()
+        .map(|(r, cr)| (r.to_string(), emu_api::object::annotation(cr, "kubernetes.io/change-cause").unwrap_or("<none>")))
+        .collect();
+    let width = rows.iter().map(|(r, _)| r.len()).max().unwrap_or(0).max("REVISION".len()) + 2;
+    println!("statefulset.apps/{name} ");
+    println!("{:width$}CHANGE-CAUSE", "REVISION");
+    for (r, cause) in rows {
+        println!("{r:width$}{cause}");
+    }
+    println!();
+    Ok(0)
+}
+
 /// kubectl's `DeploymentStatusViewer.Status`: the line to print, and whether the rollout is done.
 pub fn status_line(d: &Value) -> Result<(String, bool), String> {
     let name = d["metadata"]["name"].as_str().unwrap_or_default();
@@ -257,6 +295,9 @@ pub fn rollout(a: RolloutArgs, g: &Globals) -> anyhow::Result<i32> {
                 }
                 std::thread::sleep(Duration::from_millis(200));
             }
+        }
+        Rollout::History { target, revision } if statefulset_name(&target).is_some() => {
+            statefulset_history(&ctx, &ns, &statefulset_name(&target).unwrap_or_default(), revision)
         }
         Rollout::History { target, revision } => {
             let name = deployment_name(&target)?;

@@ -292,19 +292,19 @@ fn record_warning(shared: &Shared, set: &Value, reason: &str, message: &str) {
     event(shared, set, emu_logic::events::WARNING, reason, message);
 }
 
-/// The statefulset controller's Events (`recordPodEvent`).
+/// The statefulset controller's Events (`recordPodEvent`), a repeat counted on the Event it
+/// repeats as the recorder's correlator does (`describe` shows `(x2 over 10s)`).
 fn event(shared: &Shared, set: &Value, event_type: &str, reason: &str, message: &str) {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    let e = emu_logic::events::new_event(
-        set,
-        event_type,
-        reason,
-        message,
-        COMPONENT,
-        "",
-        &object::rfc3339(now.as_secs() as i64),
-        now.as_nanos(),
-    );
+    let ts = object::rfc3339(now.as_secs() as i64);
+    let e = emu_logic::events::new_event(set, event_type, reason, message, COMPONENT, "", &ts, now.as_nanos());
+    let earlier = shared.store.list_shared_prefixed("Event", object::namespace(set), &format!("{}.", object::name(set)));
+    if let Some(same) = earlier.iter().find(|old| emu_logic::events::is_same_event(old, &e)) {
+        let mut again = (**same).clone();
+        emu_logic::events::repeat(&mut again, &ts);
+        update(shared, again);
+        return;
+    }
     if let Err(err) = shared.store.create(e) {
         tracing::debug!(error = %err, "recording a statefulset event");
     }

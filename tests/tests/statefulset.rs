@@ -74,9 +74,10 @@ fn all_ready(pods: &BTreeMap<String, Value>, names: &[&str]) -> bool {
 fn statefulset_ordered_stable_names_dns_scaling_and_rolling_update() {
     let (c, dir) = kubectl_support::cluster("tsts1");
     // Readiness a second after start, so that the order shows.
-    let slow = manifest("nginx:1.25", "")
-        .replace("          periodSeconds: 1\n", "          periodSeconds: 1\n          initialDelaySeconds: 1\n");
-    c.apply("web.yaml", &slow).ok();
+    let slow = |image: &str, extra: &str| {
+        manifest(image, extra).replace("          periodSeconds: 1\n", "          periodSeconds: 1\n          initialDelaySeconds: 1\n")
+    };
+    c.apply("web.yaml", &slow("nginx:1.25", "")).ok();
 
     // web-1 is created only once web-0 is Ready, web-2 once web-1 is.
     watch(
@@ -203,7 +204,7 @@ fn statefulset_ordered_stable_names_dns_scaling_and_rolling_update() {
     });
 
     // A partition: only ordinals at or above it are updated.
-    c.apply("web.yaml", &manifest("nginx:1.25", "  updateStrategy:\n    rollingUpdate: {partition: 2}\n")).ok();
+    c.apply("web.yaml", &slow("nginx:1.25", "  updateStrategy:\n    rollingUpdate: {partition: 2}\n")).ok();
     watch(
         &c,
         "web-2 updated",
@@ -216,9 +217,14 @@ fn statefulset_ordered_stable_names_dns_scaling_and_rolling_update() {
     let out = c.emu(&["rollout", "status", "statefulset/web", "--timeout", "30s"]).ok().stdout;
     assert!(out.ends_with("partitioned roll out complete: 1 new pods have been updated...\n"), "{out}");
     same_as_kubectl(&c, &dir.0, &["describe", "statefulset", "web"]);
+    // Back to the first template: its revision (1) renumbered 3, after 1.27's (2).
+    let history = c.emu(&["rollout", "history", "statefulset/web"]).ok().stdout;
+    assert_eq!(history, "statefulset.apps/web \nREVISION  CHANGE-CAUSE\n2         <none>\n3         <none>\n\n");
+    same_as_kubectl(&c, &dir.0, &["rollout", "history", "statefulset/web"]);
+    same_as_kubectl(&c, &dir.0, &["rollout", "history", "statefulset/web", "--revision=2"]);
 
     // The spec beyond the fields Kubernetes lets change is refused with its words.
-    let other = manifest("nginx:1.25", "  podManagementPolicy: Parallel\n  updateStrategy:\n    rollingUpdate: {partition: 2}\n");
+    let other = slow("nginx:1.25", "  podManagementPolicy: Parallel\n  updateStrategy:\n    rollingUpdate: {partition: 2}\n");
     let refused = c.apply("web.yaml", &other);
     assert_ne!(refused.code, 0);
     assert!(
