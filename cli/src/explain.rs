@@ -20,12 +20,7 @@ pub struct ExplainArgs {
 }
 
 pub fn explain(a: ExplainArgs, g: &Globals) -> anyhow::Result<i32> {
-    let mut parts = a.target.split('.');
-    let resource = parts.next().unwrap_or_default();
-    let field_path: Vec<String> = parts.map(str::to_string).collect();
-    let Some(rk) = emu_api::kinds::lookup(resource) else {
-        return Err(ApiError(format!("the server doesn't have a resource type {resource:?}")).into());
-    };
+    let (rk, field_path) = resource_and_fields(&a.target)?;
     let ctx = Ctx::open(g)?;
     let material = crate::lifecycle::kubeconfig_material(&ctx)?;
     let path = if rk.group.is_empty() {
@@ -46,6 +41,41 @@ pub fn explain(a: ExplainArgs, g: &Globals) -> anyhow::Result<i32> {
             anyhow::bail!("field {field:?} does not exist")
         }
         Err(e) => Err(e.into()),
+    }
+}
+
+/// kubectl's `SplitAndParseResourceRequestWithMatchingPrefix`: the resource is the first part;
+/// when the text begins with its `plural.group` (`deployments.apps.spec`), the fields are what
+/// follows that, else what follows the first part.
+fn resource_and_fields(target: &str) -> anyhow::Result<(&'static emu_api::kinds::ResourceKind, Vec<String>)> {
+    let target = target.strip_suffix('.').unwrap_or(target);
+    let mut parts = target.split('.');
+    let resource = parts.next().unwrap_or_default();
+    let Some(rk) = emu_api::kinds::lookup(resource) else {
+        return Err(ApiError(format!("the server doesn't have a resource type {resource:?}")).into());
+    };
+    let group_resource = if rk.group.is_empty() { rk.plural.to_string() } else { format!("{}.{}", rk.plural, rk.group) };
+    let fields = match target.strip_prefix(&group_resource) {
+        Some("") => Vec::new(),
+        Some(rest) => rest[1..].split('.').map(str::to_string).collect(),
+        None => parts.map(str::to_string).collect(),
+    };
+    Ok((rk, fields))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_resource_and_its_fields_split_as_kubectl_splits_them() {
+        let split = |t: &str| resource_and_fields(t).map(|(rk, f)| (rk.kind, f)).unwrap();
+        assert_eq!(split("deployment.spec.strategy"), ("Deployment", vec!["spec".to_string(), "strategy".to_string()]));
+        assert_eq!(split("deployments.apps"), ("Deployment", vec![]));
+        assert_eq!(split("deployments.apps.spec"), ("Deployment", vec!["spec".to_string()]));
+        assert_eq!(split("deployment.apps"), ("Deployment", vec!["apps".to_string()]));
+        assert_eq!(split("pods."), ("Pod", vec![]));
+        assert!(resource_and_fields("nope.spec").is_err());
     }
 }
 

@@ -468,6 +468,7 @@ fn explain_fields() {
         "explain roles.rules",
         "explain deployments --recursive",
         "explain pods --recursive",
+        "explain deployments.apps.spec.replicas",
         "explain deployment.spec.foo",
         "explain foo",
     ] {
