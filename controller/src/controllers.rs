@@ -685,6 +685,7 @@ fn schedule_pods(shared: &Shared, last_ip: &mut HashMap<String, Ipv4Addr>, decod
             ready: crate::nodes::is_ready(n),
             schedulable: n.spec.as_ref().and_then(|s| s.unschedulable) != Some(true),
             labels: typed::labels(&n.metadata).clone(),
+            taints: n.spec.as_ref().and_then(|s| s.taints.clone()).unwrap_or_default(),
         })
         .collect();
     let mut bound: Vec<Obj<Pod>> = pods.iter().filter(|p| scheduler::bound_node(p).is_some()).cloned().collect();
