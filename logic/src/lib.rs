@@ -3,6 +3,7 @@
 pub mod bootstrap;
 pub mod cluster;
 pub mod configdata;
+pub mod daemonset;
 pub mod deployment;
 pub mod endpoints;
 pub mod events;
