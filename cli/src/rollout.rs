@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 
 const REVISION: &str = "deployment.kubernetes.io/revision";
 
+mod daemonset;
+
 #[derive(Args, Debug)]
 pub struct RolloutArgs {
     #[command(subcommand)]
@@ -260,6 +262,9 @@ fn replace(ctx: &Ctx, d: &Value) -> anyhow::Result<()> {
 pub fn rollout(a: RolloutArgs, g: &Globals) -> anyhow::Result<i32> {
     let ctx = Ctx::open(g)?;
     let ns = g.namespace_or_default();
+    if let Some(code) = daemonset::rollout(&ctx, &ns, &a.command)? {
+        return Ok(code);
+    }
     let get = |name: &str| {
         let mut client = ctx.client.clone();
         ctx.block_on(crate::verbs::get_one(&mut client, "Deployment", &ns, name))
