@@ -229,8 +229,8 @@ pub fn leave(cluster: Option<String>, timeout: u64) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-/// Cordons node `node`, deletes its pods and waits until they are gone (its agent stops them),
-/// then deletes its Node.
+/// Cordons node `node`, deletes its pods (but a DaemonSet's) and waits until they are gone (its
+/// agent stops them), then deletes its Node.
 async fn drain(
     client: &mut emu_proto::api_client::ApiClient<tonic::transport::Channel>,
     node: &str,
@@ -243,7 +243,18 @@ async fn drain(
     let pods = |client: &mut emu_proto::api_client::ApiClient<tonic::transport::Channel>| {
         let mut client = client.clone();
         let request = emu_proto::ListRequest { kind: "Pod".into(), field_selector: format!("spec.nodeName={node}"), ..Default::default() };
-        async move { anyhow::Ok(client.list(request).await?.into_inner().items) }
+        // As `kubectl drain --ignore-daemonsets`: a DaemonSet's pods stay (its controller would
+        // put them back on the cordoned node at once); they go with the Node.
+        let of_daemon_set = |p: &emu_proto::Object| {
+            serde_json::from_str::<serde_json::Value>(&p.json).is_ok_and(|v| {
+                v["metadata"]["ownerReferences"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|o| o["controller"] == true && o["kind"] == "DaemonSet")
+            })
+        };
+        async move { anyhow::Ok(client.list(request).await?.into_inner().items.into_iter().filter(|p| !of_daemon_set(p)).collect::<Vec<_>>()) }
     };
     for p in pods(client).await? {
         let v: serde_json::Value = serde_json::from_str(&p.json)?;
