@@ -10,7 +10,7 @@ use crate::typed::{
 use serde_json::Value;
 
 mod daemonset;
-mod job;
+pub mod job;
 mod statefulset;
 
 /// Defaults a decoded object of any kind (kinds without defaults are left as they are).

@@ -2,6 +2,7 @@
 //! admission steps (defaulting, validation with Kubernetes' messages), label selectors, patches,
 //! generated names, Go's JSON encoding and Kubernetes' timestamps. No printing, no I/O.
 pub mod admission;
+pub mod cron;
 pub mod defaults;
 pub mod fault;
 pub mod field;

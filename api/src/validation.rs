@@ -167,6 +167,7 @@ pub fn validate_update(old: &Value, new: &Object) -> Result<(), Invalid> {
             .map_or(Ok(()), |old| validate_role_ref_update("RoleBinding", &new.metadata, &old.role_ref, &new.role_ref)),
         Object::ClusterRoleBinding(new) => typed::decode::<typed::ClusterRoleBinding>(old)
             .map_or(Ok(()), |old| validate_role_ref_update("ClusterRoleBinding", &new.metadata, &old.role_ref, &new.role_ref)),
+        Object::Job(new) => typed::decode::<typed::Job>(old).map_or(Ok(()), |old| job::job_update(&old, new)),
         Object::DaemonSet(new) => typed::decode::<typed::DaemonSet>(old).map_or(Ok(()), |old| daemonset::daemon_set_update(&old, new)),
         Object::StatefulSet(new) => {
             typed::decode::<typed::StatefulSet>(old).map_or(Ok(()), |old| statefulset::stateful_set_update(&old, new))

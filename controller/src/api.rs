@@ -71,6 +71,9 @@ impl admission::Context for Server<'_> {
     }
 
     fn before_validation(&self, object: &mut typed::Object) {
+        if let typed::Object::Job(job) = object {
+            return crate::jobs::prepare_for_create(self.shared, job);
+        }
         let typed::Object::Service(svc) = object else { return };
         match self.update {
             Registry::Create => {}
@@ -415,7 +418,15 @@ pub fn write_values_stamped(
         .iter()
         .map(|(_, existing, _)| existing.as_ref().and_then(|e| object::str_at(e, &["metadata", "resourceVersion"])).map(str::to_string))
         .collect();
-    let batch = writes.into_iter().map(|(_, existing, v)| if existing.is_some() { Write::Update(v) } else { Write::Create(v) }).collect();
+    let batch = writes
+        .into_iter()
+        .map(|(key, existing, v)| match existing {
+            Some(_) => Write::Update(v),
+            // A Job's uid is its selector's (crate::jobs::prepare_for_create).
+            None if key.kind == "Job" => Write::CreateWithUid(v),
+            None => Write::Create(v),
+        })
+        .collect();
     let stored = shared.store.write_all(batch)?;
     let results = stored
         .into_iter()

@@ -319,7 +319,8 @@ impl Store {
         for write in writes {
             let current = |key: &ObjectKey| overlay.get(key).cloned().unwrap_or_else(|| inner.objects.get(key).cloned());
             let step = match write {
-                Write::Create(obj) => stage_create(obj, &current)?,
+                Write::Create(obj) => stage_create(obj, &current, false)?,
+                Write::CreateWithUid(obj) => stage_create(obj, &current, true)?,
                 Write::Update(obj) => stage_update(obj, &current)?,
                 Write::Delete(key) => {
                     let stored = current(&key).ok_or_else(|| StoreError::not_found(&key))?;
@@ -505,6 +506,9 @@ impl Store {
 pub enum Write {
     /// A new object ([`Store::create`]).
     Create(Value),
+    /// A new object whose uid the API server assigned before admission (a Job's generated
+    /// selector names it, as kube-apiserver fills the uid before the Job strategy runs).
+    CreateWithUid(Value),
     /// A stored object replaced ([`Store::update`]).
     Update(Value),
     /// A stored object removed ([`Store::delete`]).
@@ -528,11 +532,13 @@ enum Staged {
 }
 
 /// A create checked against `current` (the store as the earlier writes leave it).
-fn stage_create(mut obj: Value, current: &dyn Fn(&ObjectKey) -> Option<Arc<Value>>) -> Result<Staged, StoreError> {
+fn stage_create(mut obj: Value, current: &dyn Fn(&ObjectKey) -> Option<Arc<Value>>, keep_uid: bool) -> Result<Staged, StoreError> {
     let key = ObjectKey::of(&obj)?;
     let has_spec = obj.get("spec").is_some();
     let meta = metadata_mut(&mut obj, &key)?;
-    meta.insert("uid".into(), new_uid().into());
+    if !(keep_uid && meta.get("uid").and_then(Value::as_str).is_some_and(|u| !u.is_empty())) {
+        meta.insert("uid".into(), new_uid().into());
+    }
     meta.insert("creationTimestamp".into(), emu_api::object::rfc3339(emu_api::time::now()).into());
     if has_spec {
         meta.insert("generation".into(), 1.into());
@@ -623,7 +629,7 @@ fn set_resource_version(obj: &mut Value, rv: u64) {
 }
 
 /// A random (version 4) UUID in its usual text form.
-fn new_uid() -> String {
+pub(crate) fn new_uid() -> String {
     let mut b: [u8; 16] = rand::random();
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;

@@ -3,6 +3,7 @@
 pub mod bootstrap;
 pub mod cluster;
 pub mod configdata;
+pub mod cron;
 pub mod daemonset;
 pub mod deployment;
 pub mod endpoints;
@@ -11,6 +12,7 @@ pub mod faults;
 pub mod identity;
 pub mod images;
 pub mod ipam;
+pub mod job;
 pub mod loadbalancer;
 pub mod nodeports;
 pub mod podspec;

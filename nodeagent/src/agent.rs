@@ -1253,7 +1253,15 @@ fn container_env(
                 "status.podIP" => Some(ip.to_string()),
                 "status.hostIP" => Some(node.internal_ip.clone()),
                 "spec.serviceAccountName" => Some(spec(pod).service_account_name.clone().unwrap_or_else(|| "default".into())),
-                _ => None,
+                // One label or annotation (an Indexed Job's JOB_COMPLETION_INDEX).
+                path => {
+                    let keyed = |prefix: &str| path.strip_prefix(prefix)?.strip_suffix("']");
+                    match (keyed("metadata.labels['"), keyed("metadata.annotations['")) {
+                        (Some(k), _) => Some(pod.metadata.labels.as_ref().and_then(|m| m.get(k)).cloned().unwrap_or_default()),
+                        (_, Some(k)) => Some(pod.metadata.annotations.as_ref().and_then(|m| m.get(k)).cloned().unwrap_or_default()),
+                        _ => None,
+                    }
+                }
             }
         } else {
             Some(String::new())
