@@ -219,6 +219,11 @@ pub enum CreateWhat {
         /// The namespace's name (a DNS label: lower case letters, digits and '-').
         name: String,
     },
+    /// Create a Job of an image (`-- COMMAND...`), or from a CronJob (`--from=cronjob/NAME`).
+    Job(crate::create::JobArgs),
+    /// Create a CronJob of an image on a schedule.
+    #[command(visible_alias = "cj")]
+    Cronjob(crate::create::CronJobArgs),
 }
 
 #[derive(clap::Subcommand, Debug)]
@@ -322,6 +327,8 @@ pub fn create(a: CreateArgs, g: &Globals) -> anyhow::Result<i32> {
         Some(CreateWhat::Configmap(d)) => create_from_data(configdata::Target::ConfigMap, d, g),
         Some(CreateWhat::Deployment(d)) => crate::create::deployment(d, g),
         Some(CreateWhat::Service { kind }) => crate::create::service(kind, g),
+        Some(CreateWhat::Job(j)) => crate::create::job(j, g),
+        Some(CreateWhat::Cronjob(c)) => crate::create::cronjob(c, g),
         Some(CreateWhat::Namespace { name }) => {
             require_root()?;
             let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});

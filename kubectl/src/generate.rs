@@ -1,4 +1,4 @@
-//! The objects `kubectl create deployment` and `kubectl create service TYPE` make (their
+//! The objects `kubectl create deployment`, `service TYPE`, `job` and `cronjob` make (their
 //! generators), as pure functions: what kubectl sends, before the API server defaults it.
 
 use serde_json::{json, Value};
@@ -84,6 +84,64 @@ pub fn service(ty: ServiceType, name: &str, tcp: &[String], node_port: Option<i6
     Ok(json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "labels": {"app": name}}, "spec": spec}))
 }
 
+/// `kubectl create job NAME --image=IMAGE [-- COMMAND...]`: one container named after the Job,
+/// restartPolicy Never, the command as the container's `command`.
+pub fn job(name: &str, image: &str, command: &[String]) -> Value {
+    let mut container = json!({"name": name, "image": image, "resources": {}});
+    if !command.is_empty() {
+        container["command"] = json!(command);
+    }
+    json!({
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": name},
+        "spec": {"template": {"metadata": {}, "spec": {"containers": [container], "restartPolicy": "Never"}}},
+    })
+}
+
+/// `kubectl create job NAME --from=cronjob/CJ`: the CronJob's job template, its labels and
+/// annotations, marked `cronjob.kubernetes.io/instantiate: manual`, owned (not blocking
+/// deletion) by the CronJob.
+pub fn job_from_cronjob(name: &str, cronjob: &Value) -> Value {
+    let template = &cronjob["spec"]["jobTemplate"];
+    let mut annotations = template["metadata"]["annotations"].clone();
+    if !annotations.is_object() {
+        annotations = json!({});
+    }
+    annotations["cronjob.kubernetes.io/instantiate"] = json!("manual");
+    let mut meta = json!({
+        "name": name,
+        "annotations": annotations,
+        "ownerReferences": [{"apiVersion": "batch/v1", "kind": "CronJob", "name": cronjob["metadata"]["name"],
+            "uid": cronjob["metadata"]["uid"], "controller": true}],
+    });
+    if let Some(labels) = template["metadata"].get("labels").filter(|l| l.is_object()) {
+        meta["labels"] = labels.clone();
+    }
+    json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": meta, "spec": template["spec"]})
+}
+
+/// `kubectl create cronjob NAME --image=IMAGE --schedule=S [--restart=R] [-- COMMAND...]`: the
+/// job template named after the CronJob, restartPolicy OnFailure unless `--restart` says (as
+/// kubectl, any value is sent: the API server refuses what a Job cannot have).
+pub fn cronjob(name: &str, image: &str, schedule: &str, restart: Option<&str>, command: &[String]) -> Value {
+    let restart = restart.unwrap_or("OnFailure");
+    let mut container = json!({"name": name, "image": image, "resources": {}});
+    if !command.is_empty() {
+        container["command"] = json!(command);
+    }
+    json!({
+        "apiVersion": "batch/v1",
+        "kind": "CronJob",
+        "metadata": {"name": name},
+        "spec": {
+            "jobTemplate": {"metadata": {"name": name}, "spec": {"template": {"metadata": {},
+                "spec": {"containers": [container], "restartPolicy": restart}}}},
+            "schedule": schedule,
+        },
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -118,5 +176,25 @@ mod tests {
         let h = service(ServiceType::ClusterIp, "h", &[], None, Some("None")).unwrap();
         assert_eq!((h["spec"]["clusterIP"].as_str(), h["spec"].get("ports")), (Some("None"), None));
         assert!(service(ServiceType::ClusterIp, "x", &[], None, None).is_err());
+    }
+
+    #[test]
+    fn jobs_and_cronjobs_as_kubectl_makes_them() {
+        let j = job("x", "busybox", &["echo".into(), "hi".into()]);
+        assert_eq!(
+            j["spec"]["template"]["spec"],
+            json!({"containers": [{"name": "x", "image": "busybox", "resources": {}, "command": ["echo", "hi"]}], "restartPolicy": "Never"})
+        );
+        let cj = cronjob("c", "busybox", "*/1 * * * *", None, &[]);
+        assert_eq!(cj["spec"]["jobTemplate"]["metadata"]["name"], "c");
+        assert_eq!(cj["spec"]["jobTemplate"]["spec"]["template"]["spec"]["restartPolicy"], "OnFailure");
+        let cj = json!({"metadata": {"name": "c", "uid": "u"}, "spec": {"jobTemplate": {"metadata": {"labels": {"a": "b"}}, "spec": {"backoffLimit": 2}}}});
+        let from = job_from_cronjob("now", &cj);
+        assert_eq!(from["metadata"]["annotations"], json!({"cronjob.kubernetes.io/instantiate": "manual"}));
+        assert_eq!(
+            from["metadata"]["ownerReferences"][0],
+            json!({"apiVersion": "batch/v1", "kind": "CronJob", "name": "c", "uid": "u", "controller": true})
+        );
+        assert_eq!((&from["metadata"]["labels"]["a"], &from["spec"]["backoffLimit"]), (&json!("b"), &json!(2)));
     }
 }

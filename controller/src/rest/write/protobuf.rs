@@ -192,6 +192,18 @@ const CONTAINER: Message = Message {
     ],
 };
 
+/// What a defaulted template holds (`securityContext: {}`), sent back by `kubectl create job
+/// --from=cronjob/NAME`, and its common user and group fields.
+const POD_SECURITY_CONTEXT: Message = Message {
+    name: "PodSecurityContext",
+    fields: &[
+        F(2, "runAsUser", Ty::Int, false),
+        F(3, "runAsNonRoot", Ty::BoolPtr, false),
+        F(5, "fsGroup", Ty::Int, false),
+        F(6, "runAsGroup", Ty::Int, false),
+    ],
+};
+
 const POD_SPEC: Message = Message {
     name: "PodSpec",
     fields: &[
@@ -207,6 +219,7 @@ const POD_SPEC: Message = Message {
         F(11, "hostNetwork", Ty::Bool, false),
         F(12, "hostPID", Ty::Bool, false),
         F(13, "hostIPC", Ty::Bool, false),
+        F(14, "securityContext", Ty::Msg(&POD_SECURITY_CONTEXT), false),
         F(16, "hostname", Ty::Str, false),
         F(17, "subdomain", Ty::Str, false),
         F(19, "schedulerName", Ty::Str, false),
@@ -437,10 +450,97 @@ const BOUND_OBJECT_REFERENCE: Message = Message {
     fields: &[F(1, "kind", Ty::Str, false), F(2, "apiVersion", Ty::Str, false), F(3, "name", Ty::Str, false), F(4, "uid", Ty::Str, false)],
 };
 
+// `kubectl create job` (also `--from=cronjob/NAME`, which adds an owner reference) and
+// `kubectl create cronjob` (k8s.io/api/batch/v1/generated.proto).
+
+const OWNER_REFERENCE: Message = Message {
+    name: "OwnerReference",
+    fields: &[
+        F(1, "kind", Ty::Str, false),
+        F(3, "name", Ty::Str, false),
+        F(4, "uid", Ty::Str, false),
+        F(5, "apiVersion", Ty::Str, false),
+        F(6, "controller", Ty::BoolPtr, false),
+        F(7, "blockOwnerDeletion", Ty::BoolPtr, false),
+    ],
+};
+
+/// ObjectMeta with its owner references (what a Job made from a CronJob carries).
+const OWNED_OBJECT_META: Message = Message {
+    name: "ObjectMeta",
+    fields: &[
+        F(1, "name", Ty::Str, false),
+        F(2, "generateName", Ty::Str, false),
+        F(3, "namespace", Ty::Str, false),
+        F(4, "selfLink", Ty::Skip, false),
+        F(5, "uid", Ty::Skip, false),
+        F(6, "resourceVersion", Ty::Skip, false),
+        F(7, "generation", Ty::Skip, false),
+        F(8, "creationTimestamp", Ty::Skip, false),
+        F(9, "deletionTimestamp", Ty::Skip, false),
+        F(10, "deletionGracePeriodSeconds", Ty::Skip, false),
+        F(11, "labels", Ty::StrMap, false),
+        F(12, "annotations", Ty::StrMap, false),
+        F(13, "ownerReferences", Ty::Msg(&OWNER_REFERENCE), true),
+        F(14, "finalizers", Ty::Str, true),
+        F(17, "managedFields", Ty::Skip, true),
+    ],
+};
+
+const JOB_SPEC: Message = Message {
+    name: "JobSpec",
+    fields: &[
+        F(1, "parallelism", Ty::Int, false),
+        F(2, "completions", Ty::Int, false),
+        F(3, "activeDeadlineSeconds", Ty::Int, false),
+        F(4, "selector", Ty::Msg(&LABEL_SELECTOR), false),
+        F(5, "manualSelector", Ty::BoolPtr, false),
+        F(6, "template", Ty::Msg(&POD_TEMPLATE), false),
+        F(7, "backoffLimit", Ty::Int, false),
+        F(8, "ttlSecondsAfterFinished", Ty::Int, false),
+        F(9, "completionMode", Ty::Str, false),
+        F(10, "suspend", Ty::BoolPtr, false),
+        F(14, "podReplacementPolicy", Ty::Str, false),
+    ],
+};
+
+const JOB: Message = Message {
+    name: "Job",
+    fields: &[
+        F(1, "metadata", Ty::Msg(&OWNED_OBJECT_META), false),
+        F(2, "spec", Ty::Msg(&JOB_SPEC), false),
+        F(3, "status", Ty::Skip, false),
+    ],
+};
+
+const JOB_TEMPLATE: Message =
+    Message { name: "JobTemplateSpec", fields: &[F(1, "metadata", Ty::Msg(&OBJECT_META), false), F(2, "spec", Ty::Msg(&JOB_SPEC), false)] };
+
+const CRONJOB_SPEC: Message = Message {
+    name: "CronJobSpec",
+    fields: &[
+        F(1, "schedule", Ty::Str, false),
+        F(2, "startingDeadlineSeconds", Ty::Int, false),
+        F(3, "concurrencyPolicy", Ty::Str, false),
+        F(4, "suspend", Ty::BoolPtr, false),
+        F(5, "jobTemplate", Ty::Msg(&JOB_TEMPLATE), false),
+        F(6, "successfulJobsHistoryLimit", Ty::Int, false),
+        F(7, "failedJobsHistoryLimit", Ty::Int, false),
+        F(8, "timeZone", Ty::Str, false),
+    ],
+};
+
+const CRONJOB: Message = Message {
+    name: "CronJob",
+    fields: &[F(1, "metadata", Ty::Msg(&OBJECT_META), false), F(2, "spec", Ty::Msg(&CRONJOB_SPEC), false), F(3, "status", Ty::Skip, false)],
+};
+
 /// The kinds read from protobuf: those kubectl's generators create, and the reviews of `kubectl
 /// auth` (its typed clients send protobuf too).
 fn message_of(kind: &str) -> Option<&'static Message> {
     match kind {
+        "Job" => Some(&JOB),
+        "CronJob" => Some(&CRONJOB),
         "SelfSubjectAccessReview" => Some(&SELF_SUBJECT_ACCESS_REVIEW),
         "SelfSubjectReview" => Some(&SELF_SUBJECT_REVIEW),
         "SelfSubjectRulesReview" => Some(&SELF_SUBJECT_RULES_REVIEW),
