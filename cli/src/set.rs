@@ -43,9 +43,13 @@ pub struct ImageArgs {
     /// Every object of the type in the namespace.
     #[arg(long)]
     pub all: bool,
-    /// Output format: name (`deployment.apps/x`), instead of `deployment.apps/x image updated`.
+    /// Output format: name (`deployment.apps/x`), yaml or json (the updated object), instead of
+    /// `deployment.apps/x image updated`.
     #[arg(short = 'o', long = "output")]
     pub output: Option<String>,
+    /// Update the objects of the -f files here and print them, without a cluster.
+    #[arg(long)]
+    pub local: bool,
     #[command(flatten)]
     pub dry_run: crate::labels::DryRunArg,
 }
@@ -158,8 +162,12 @@ fn image(a: ImageArgs, g: &Globals) -> anyhow::Result<i32> {
     validate(&resources, a.files.len(), &images, a.all, a.selector.is_some())?;
     let dry_run = a.dry_run.strategy()?;
     let output = a.output.as_deref().unwrap_or("");
-    if !matches!(output, "" | "name") {
-        bail!("unable to match a printer suitable for the output format {output:?}, allowed formats are: name");
+    if !matches!(output, "" | "name" | "yaml" | "json") {
+        bail!("unable to match a printer suitable for the output format {output:?}, allowed formats are: json,name,yaml");
+    }
+    let mut printer = Printer { output, suffix: dry_run.suffix(), printed: 0 };
+    if a.local {
+        return local(&a.files, &images, &mut printer);
     }
     let ctx = Ctx::open(g)?;
     let mut client = ctx.client.clone();
@@ -208,11 +216,64 @@ fn image(a: ImageArgs, g: &Globals) -> anyhow::Result<i32> {
                     break;
                 }
             }
-            match output {
-                "name" => println!("{}", emu_kubectl::resource_name(rk.kind, &name)),
-                _ => println!("{} image updated{}", emu_kubectl::resource_name(rk.kind, &name), dry_run.suffix()),
+            // The object as stored (its new resourceVersion), as the API server answers a patch.
+            if matches!(output, "yaml" | "json") && dry_run == crate::labels::DryRun::None {
+                live = ctx.block_on(crate::verbs::get_one(&mut client, rk.kind, &ns, &name))?;
             }
+            printer.print(&live);
             break;
+        }
+    }
+    for f in &failures {
+        eprintln!("{f}");
+    }
+    Ok(if failures.is_empty() { 0 } else { 1 })
+}
+
+/// How each updated object is told: its result line, its name, or the object itself (YAML
+/// documents separated by `---`, as kubectl's YAML printer separates them).
+struct Printer<'a> {
+    output: &'a str,
+    suffix: &'static str,
+    printed: usize,
+}
+
+impl Printer<'_> {
+    fn print(&mut self, object: &Value) {
+        let name = emu_kubectl::resource_name(object::kind(object), object::name(object));
+        match self.output {
+            "name" => println!("{name}"),
+            "yaml" => print!("{}{}", if self.printed > 0 { "---\n" } else { "" }, emu_kubectl::to_yaml(object)),
+            "json" => print!("{}", emu_kubectl::to_json(object)),
+            _ => println!("{name} image updated{}", self.suffix),
+        }
+        self.printed += 1;
+    }
+}
+
+/// `set image --local -f FILE`: the files' objects updated here and printed, none sent.
+fn local(files: &[PathBuf], images: &[(String, String)], printer: &mut Printer) -> anyhow::Result<i32> {
+    if files.is_empty() {
+        bail!("you must specify resources by --filename when --local is set.\nExample resource specifications include:\n   '-f rsrc.yaml'\n   '--filename=rsrc.json'");
+    }
+    let mut failures = Vec::new();
+    for file in files {
+        for (_, docs) in crate::verbs::read_manifests(file)? {
+            for mut d in docs {
+                let kind = object::kind(&d).to_string();
+                match set_images(&mut d, &kind, images) {
+                    Err(why) => {
+                        let plural = kinds::by_kind(&kind).map_or_else(|| kind.to_lowercase(), |rk| rk.qualified_plural());
+                        failures.push(format!("error: {plural}/{} {why}", object::name(&d)));
+                    }
+                    Ok(updated) => {
+                        failures.extend(updated.missing.iter().map(|m| format!("error: {m}")));
+                        if updated.changed {
+                            printer.print(&d);
+                        }
+                    }
+                }
+            }
         }
     }
     for f in &failures {

@@ -449,6 +449,23 @@ fn set_image_and_revision_history() {
     // -l selects what to update.
     let r = c.emu(&["set", "image", "deployments", "-l", "app=e", "nginx=nginx:1.27"]).ok();
     assert_eq!(r.stdout, "deployment.apps/e image updated\n");
+    // --local updates a file's objects without the cluster.
+    let file = dir.0.join("web.yaml");
+    let manifest = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  selector:\n    matchLabels: {app: web}\n  \
+                    template:\n    metadata:\n      labels: {app: web}\n    spec:\n      containers:\n      - {name: nginx, image: nginx}\n";
+    std::fs::write(&file, manifest).unwrap();
+    let file = file.display().to_string();
+    for cmd in [
+        "set image -f FILE nginx=nginx:1.21 --local",
+        "set image -f FILE nginx=nginx --local",
+        "set image -f FILE nginx=nginx:1.21 x=y --local -o name",
+        "set image deployment/web nginx=nginx:1.21 --local",
+    ] {
+        same_as_kubectl(&c, &dir.0, &cmd.replace("FILE", &file).split(' ').collect::<Vec<_>>());
+    }
+    let r = c.emu(&["set", "image", "-f", &file, "nginx=nginx:1.21", "--local", "-o", "json"]).ok().stdout;
+    let updated: serde_json::Value = serde_json::from_str(&r).unwrap();
+    assert_eq!(updated.pointer("/spec/template/spec/containers/0/image"), Some(&serde_json::json!("nginx:1.21")));
 }
 
 /// `emu explain` prints what kubectl explain prints from the same server's OpenAPI schemas:
