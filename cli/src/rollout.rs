@@ -139,10 +139,8 @@ pub fn statefulset_status_line(s: &Value) -> Result<(String, bool), String> {
     Ok((format!("statefulset rolling update complete {} pods at revision {current}...", int(&status["currentReplicas"])), true))
 }
 
-/// `rollout history statefulset/NAME`: the set's ControllerRevisions by number with their
-/// change-cause (a revision carries the set's annotations as they were when it was made), or one
-/// revision's pod template (`--revision`), as kubectl's `StatefulSetHistoryViewer` prints them.
-fn statefulset_history(ctx: &Ctx, ns: &str, name: &str, revision: i64) -> anyhow::Result<i32> {
+/// The StatefulSet and its ControllerRevisions by number.
+fn statefulset_revisions(ctx: &Ctx, ns: &str, name: &str) -> anyhow::Result<(Value, Vec<(i64, Value)>)> {
     let mut client = ctx.client.clone();
     let sts = ctx.block_on(crate::verbs::get_one(&mut client, "StatefulSet", ns, name))?;
     let uid = &sts["metadata"]["uid"];
@@ -153,6 +151,36 @@ fn statefulset_history(ctx: &Ctx, ns: &str, name: &str, revision: i64) -> anyhow
         .map(|r| (r["revision"].as_i64().unwrap_or(0), r))
         .collect();
     revs.sort_by_key(|(r, _)| *r);
+    Ok((sts, revs))
+}
+
+/// `rollout undo statefulset/NAME [--to-revision=N]` (kubectl's `StatefulSetRollbacker`): the
+/// revision's template put back (0: the one before the newest); the controller then rolls it
+/// out as any template change.
+fn statefulset_undo(ctx: &Ctx, ns: &str, name: &str, to_revision: i64) -> anyhow::Result<i32> {
+    let (mut sts, revs) = statefulset_revisions(ctx, ns, name)?;
+    let chosen = match to_revision {
+        0 if revs.len() > 1 => Some(&revs[revs.len() - 2]),
+        0 => None,
+        n => revs.iter().find(|(r, _)| *r == n),
+    };
+    let Some((number, revision)) = chosen else { bail!("unable to find specified revision {to_revision} in history") };
+    let template = emu_logic::statefulset::template_of(&revision["data"]);
+    if sts["spec"]["template"] == template {
+        println!("statefulset.apps/{name} skipped rollback (current template already matches revision {number})");
+        return Ok(0);
+    }
+    sts["spec"]["template"] = template;
+    replace(ctx, &sts)?;
+    println!("statefulset.apps/{name} rolled back");
+    Ok(0)
+}
+
+/// `rollout history statefulset/NAME`: the set's ControllerRevisions by number with their
+/// change-cause (a revision carries the set's annotations as they were when it was made), or one
+/// revision's pod template (`--revision`), as kubectl's `StatefulSetHistoryViewer` prints them.
+fn statefulset_history(ctx: &Ctx, ns: &str, name: &str, revision: i64) -> anyhow::Result<i32> {
+    let (_, revs) = statefulset_revisions(ctx, ns, name)?;
     if revision > 0 {
         let (_, r) = revs.iter().find(|(r, _)| *r == revision).ok_or_else(|| anyhow::anyhow!("unable to find the specified revision"))?;
         let template = emu_logic::statefulset::template_of(&r["data"]);
@@ -330,6 +358,9 @@ pub fn rollout(a: RolloutArgs, g: &Globals) -> anyhow::Result<i32> {
             println!();
             Ok(0)
         }
+        Rollout::Undo { target, to_revision } if statefulset_name(&target).is_some() => {
+            statefulset_undo(&ctx, &ns, &statefulset_name(&target).unwrap_or_default(), to_revision)
+        }
         Rollout::Undo { target, to_revision } => {
             let name = deployment_name(&target)?;
             let mut d = get(&name)?;
@@ -360,6 +391,19 @@ pub fn rollout(a: RolloutArgs, g: &Globals) -> anyhow::Result<i32> {
             d["spec"]["template"] = template;
             replace(&ctx, &d)?;
             println!("deployment.apps/{name} rolled back");
+            Ok(0)
+        }
+        Rollout::Restart { target } if statefulset_name(&target).is_some() => {
+            let name = statefulset_name(&target).unwrap_or_default();
+            let mut client = ctx.client.clone();
+            let mut sts = ctx.block_on(crate::verbs::get_one(&mut client, "StatefulSet", &ns, &name))?;
+            let annotations = &mut sts["spec"]["template"]["metadata"]["annotations"];
+            if !annotations.is_object() {
+                *annotations = json!({});
+            }
+            annotations["kubectl.kubernetes.io/restartedAt"] = json!(emu_api::time::rfc3339(emu_api::time::now()));
+            replace(&ctx, &sts)?;
+            println!("statefulset.apps/{name} restarted");
             Ok(0)
         }
         Rollout::Restart { target } => {

@@ -223,6 +223,23 @@ fn statefulset_ordered_stable_names_dns_scaling_and_rolling_update() {
     same_as_kubectl(&c, &dir.0, &["rollout", "history", "statefulset/web"]);
     same_as_kubectl(&c, &dir.0, &["rollout", "history", "statefulset/web", "--revision=2"]);
 
+    // Undo: revision 2's template back (renumbered 4); restart: a new template, a new revision.
+    assert_eq!(c.emu(&["rollout", "undo", "statefulset/web"]).ok().stdout, "statefulset.apps/web rolled back\n");
+    assert_eq!(sts(&c)["spec"]["template"]["spec"]["containers"][0]["image"], "nginx:1.27");
+    let mut history = String::new();
+    let start = Instant::now();
+    while !history.ends_with("REVISION  CHANGE-CAUSE\n3         <none>\n4         <none>\n\n") {
+        assert!(start.elapsed() < Duration::from_secs(10), "revision 2 renumbered 4: {history}");
+        std::thread::sleep(Duration::from_millis(100));
+        history = c.emu(&["rollout", "history", "sts/web"]).ok().stdout;
+    }
+    let skipped = c.emu(&["rollout", "undo", "sts/web", "--to-revision=4"]).ok().stdout;
+    assert_eq!(skipped, "statefulset.apps/web skipped rollback (current template already matches revision 4)\n");
+    let missing = c.emu(&["rollout", "undo", "sts/web", "--to-revision=9"]);
+    assert!(missing.code != 0 && missing.stderr.contains("unable to find specified revision 9 in history"), "{}", missing.stderr);
+    assert_eq!(c.emu(&["rollout", "restart", "statefulset/web"]).ok().stdout, "statefulset.apps/web restarted\n");
+    assert!(sts(&c)["spec"]["template"]["metadata"]["annotations"]["kubectl.kubernetes.io/restartedAt"].is_string());
+
     // The spec beyond the fields Kubernetes lets change is refused with its words.
     let other = slow("nginx:1.25", "  podManagementPolicy: Parallel\n  updateStrategy:\n    rollingUpdate: {partition: 2}\n");
     let refused = c.apply("web.yaml", &other);
