@@ -500,15 +500,25 @@ impl Runner {
                 let ctx = self.ctx()?;
                 let mut client = ctx.client.clone();
                 let mut lines = Vec::new();
+                let mut uids = Vec::new();
                 for o in objects {
                     let r = ObjectRef { kind: o.kind.clone(), namespace: o.namespace.clone(), name: o.name.clone() };
-                    ctx.block_on(client.delete(DeleteRequest { r#ref: Some(r), force: false, grace_period_seconds: -1 }))
+                    let deleted = ctx
+                        .block_on(client.delete(DeleteRequest { r#ref: Some(r), force: false, grace_period_seconds: -1 }))
                         .map_err(api_error)?;
+                    let deleted: serde_json::Value =
+                        deleted.into_inner().object.and_then(|o| serde_json::from_str(&o.json).ok()).unwrap_or_default();
+                    uids.push(deleted["metadata"]["uid"].clone());
                     lines.push(format!("{}/{} deleted", o.kind.to_lowercase(), o.name));
                 }
-                // As kubectl, until they are gone (pods: their containers stopped).
-                for o in objects {
-                    while ctx.block_on(verbs::get_one(&mut client, &o.kind, &o.namespace, &o.name)).is_ok() {
+                // As kubectl, until they are gone (pods: their containers stopped): the objects
+                // deleted, by uid, not a namesake made since (a StatefulSet's pod comes back
+                // under its name at once).
+                for (o, uid) in objects.iter().zip(&uids) {
+                    while ctx
+                        .block_on(verbs::get_one(&mut client, &o.kind, &o.namespace, &o.name))
+                        .is_ok_and(|now| uid.is_null() || &now["metadata"]["uid"] == uid)
+                    {
                         if left().is_zero() || interrupted() {
                             return Ok(Verdict::fail(format!("{}/{} to be gone", o.kind.to_lowercase(), o.name), "still there"));
                         }
