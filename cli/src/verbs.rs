@@ -146,8 +146,7 @@ pub async fn list(client: &mut Client, kind: &str, namespace: &str, selector: &s
 
 /// The objects of a kind matching a label and a field selector, as `kubectl get -l L
 /// --field-selector F` lists them; a selector the server refuses is reported as kubectl's
-/// resource builder words it (`Unable to find "/v1, Resource=pods" that match label selector
-/// "", field selector "foo=bar": field label not supported: foo`).
+/// resource builder words it ([`selection_error`]).
 pub async fn list_selected(
     client: &mut Client,
     rk: &ResourceKind,
@@ -157,19 +156,24 @@ pub async fn list_selected(
 ) -> anyhow::Result<Vec<Value>> {
     let request =
         ListRequest { kind: rk.kind.into(), namespace: namespace.into(), label_selector: labels.into(), field_selector: fields.into() };
-    let resp = client.list(request).await.map_err(|status| {
-        if status.code() != tonic::Code::InvalidArgument {
-            return api_error(status);
-        }
-        let resource = format!("{}/{}, Resource={}", rk.group, rk.version, rk.plural);
-        let what = if labels.is_empty() && fields.is_empty() {
-            format!("Unable to list {resource:?}")
-        } else {
-            format!("Unable to find {resource:?} that match label selector {labels:?}, field selector {fields:?}")
-        };
-        ApiError(format!("Error from server (BadRequest): {what}: {}", status.message())).into()
-    })?;
+    let resp = client.list(request).await.map_err(|status| selection_error(rk, labels, fields, status))?;
     resp.into_inner().items.iter().map(|o| Ok(serde_json::from_str(&o.json)?)).collect()
+}
+
+/// A list's error as kubectl's resource builder words a refused one: `Error from server
+/// (BadRequest): Unable to find "/v1, Resource=pods" that match label selector "", field
+/// selector "foo=bar": field label not supported: foo`.
+pub(crate) fn selection_error(rk: &ResourceKind, labels: &str, fields: &str, status: tonic::Status) -> anyhow::Error {
+    if status.code() != tonic::Code::InvalidArgument {
+        return api_error(status);
+    }
+    let resource = format!("{}/{}, Resource={}", rk.group, rk.version, rk.plural);
+    let what = if labels.is_empty() && fields.is_empty() {
+        format!("Unable to list {resource:?}")
+    } else {
+        format!("Unable to find {resource:?} that match label selector {labels:?}, field selector {fields:?}")
+    };
+    ApiError(format!("Error from server (BadRequest): {what}: {}", status.message())).into()
 }
 
 pub async fn get_one(client: &mut Client, kind: &str, namespace: &str, name: &str) -> anyhow::Result<Value> {
@@ -610,9 +614,6 @@ fn warn_if_endpoints(groups: &[(&'static ResourceKind, Vec<String>)]) {
 
 pub fn get(a: GetArgs, g: &Globals) -> anyhow::Result<i32> {
     if a.watch || a.watch_only {
-        if a.field_selector.is_some() || a.sort_by.is_some() {
-            bail!("emu get -w takes neither --field-selector nor --sort-by yet: use -l, or leave out -w");
-        }
         return crate::watch::watch(&a, g);
     }
     let groups = parse_targets(&a.targets)?;
@@ -722,7 +723,7 @@ pub fn get(a: GetArgs, g: &Globals) -> anyhow::Result<i32> {
 
 /// A sort kubectl gives up on with a fatal log line (`klog.Exitf` at sorter.go:LINE), as it
 /// prints it.
-fn fatal_sort_error(e: &printers::sort::SortError, line: u32) -> anyhow::Error {
+pub(crate) fn fatal_sort_error(e: &printers::sort::SortError, line: u32) -> anyhow::Error {
     ApiError(format!("{} {e}", klog_header('F', &format!("sorter.go:{line}")))).into()
 }
 

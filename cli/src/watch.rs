@@ -108,16 +108,22 @@ pub fn watch(a: &GetArgs, g: &Globals) -> anyhow::Result<i32> {
         Ok(writer.rows(&rows))
     };
 
+    let sort_by = a.sort_by.as_deref().filter(|s| !s.is_empty());
+    if sort_by.is_some() {
+        eprintln!("warning: --watch requested, --sort-by will be ignored for watch events received");
+    }
+    let labels = a.scope.selector.clone().unwrap_or_default();
+    let fields = a.field_selector.clone().unwrap_or_default();
     let ctx = Ctx::open(g)?;
     let mut client = ctx.client.clone();
     let listed = ctx
         .block_on(client.list(emu_proto::ListRequest {
             kind: rk.kind.into(),
             namespace: namespace.clone(),
-            label_selector: a.scope.selector.clone().unwrap_or_default(),
-            field_selector: String::new(),
+            label_selector: labels.clone(),
+            field_selector: fields.clone(),
         }))
-        .map_err(api_error)?
+        .map_err(|status| crate::verbs::selection_error(rk, &labels, &fields, status))?
         .into_inner();
     let mut from = listed.resource_version;
     // What each object's last printed version is: after a watch that could not resume, the full
@@ -131,7 +137,14 @@ pub fn watch(a: &GetArgs, g: &Globals) -> anyhow::Result<i32> {
         );
         initial.push(o);
     }
-    if !a.watch_only && !initial.is_empty() && !emit(&lines(Type::Added, &initial)?)? {
+    // The first list is sorted as kubectl's sorting printer sorts a table (it leaves out a
+    // table it cannot sort); the changes come as they come.
+    let sorted = match sort_by.map(|field| printers::sort::sort_table(&mut initial, field)) {
+        Some(Err(e @ printers::sort::SortError::Unsortable { .. })) => return Err(crate::verbs::fatal_sort_error(&e, 375)),
+        Some(Err(_)) => false,
+        _ => true,
+    };
+    if !a.watch_only && sorted && !initial.is_empty() && !emit(&lines(Type::Added, &initial)?)? {
         return Ok(0);
     }
     ctx.block_on(async {
@@ -146,6 +159,31 @@ pub fn watch(a: &GetArgs, g: &Globals) -> anyhow::Result<i32> {
                     continue;
                 }
                 let key = (object::namespace(&o).to_string(), object::name(&o).to_string());
+                // With a field selector, the server says whether the object matches now (the
+                // selectable fields and their values are its to define). As kube-apiserver's
+                // filtered watch, an object that starts matching is ADDED, one that stops is
+                // DELETED, and one that never matched is not told.
+                let t = if fields.is_empty() || t == Type::Deleted {
+                    t
+                } else {
+                    let this = format!("{fields},metadata.name={}", key.1);
+                    let request = emu_proto::ListRequest {
+                        kind: rk.kind.into(),
+                        namespace: key.0.clone(),
+                        label_selector: String::new(),
+                        field_selector: this,
+                    };
+                    let matches = !client.list(request).await.map_err(api_error)?.into_inner().items.is_empty();
+                    match (matches, seen.contains_key(&key)) {
+                        (true, false) => Type::Added,
+                        (true, true) => t,
+                        (false, true) => Type::Deleted,
+                        (false, false) => continue,
+                    }
+                };
+                if t == Type::Deleted && !fields.is_empty() && !seen.contains_key(&key) {
+                    continue;
+                }
                 let rv = o["metadata"]["resourceVersion"].as_str().unwrap_or_default().to_string();
                 if t == Type::Deleted {
                     seen.remove(&key);

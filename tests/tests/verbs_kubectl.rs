@@ -499,3 +499,49 @@ fn explain_fields() {
         );
     }
 }
+
+/// `emu get -w --field-selector` tells what kube-apiserver's filtered watch tells (a pod is
+/// ADDED when it starts matching), and `-w --sort-by` sorts the first table with kubectl's
+/// warning.
+#[test]
+fn watch_with_field_selector_and_sort() {
+    let (c, dir) = cluster("tvkwfs");
+    for name in ["b", "a"] {
+        c.emu(&["run", name, "--image=busybox", "--", "sleep", "3600"]).ok();
+        std::thread::sleep(Duration::from_millis(1100));
+    }
+    c.ready_pod("a");
+    let sorted = ["get", "pods", "-w", "--sort-by=.metadata.creationTimestamp"];
+    let theirs = kubectl(&dir.0, Duration::from_secs(3), &sorted);
+    let ours = Command::new("timeout")
+        .args(["-s", "KILL", "3"])
+        .arg(emu_tests::emu_path())
+        .args(sorted)
+        .args(["--cluster", &c.name])
+        .output()
+        .unwrap();
+    assert_eq!(emu_tests::table_cells(&String::from_utf8_lossy(&ours.stdout)), emu_tests::table_cells(&theirs.stdout));
+    assert_eq!(String::from_utf8_lossy(&ours.stderr), theirs.stderr);
+
+    let watch = ["get", "pods", "-w", "--output-watch-events", "--field-selector=status.phase=Running,metadata.name!=a"];
+    let spawn = |mut cmd: Command, file: &str| {
+        let out = std::fs::File::create(dir.0.join(file)).unwrap();
+        cmd.stdout(out).stderr(Stdio::null()).spawn().unwrap()
+    };
+    let mut emu_cmd = Command::new(emu_tests::emu_path());
+    emu_cmd.args(watch).args(["--cluster", &c.name]);
+    let mut children = [spawn(kubectl_support::kubectl_cmd(&dir.0, &watch), "theirs.txt"), spawn(emu_cmd, "ours.txt")];
+    std::thread::sleep(Duration::from_secs(2));
+    c.emu(&["run", "c", "--image=busybox", "--", "sleep", "3600"]).ok();
+    c.ready_pod("c");
+    c.emu(&["delete", "pod", "c", "--grace-period=1"]).ok();
+    std::thread::sleep(Duration::from_secs(2));
+    for child in &mut children {
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+    let theirs = std::fs::read_to_string(dir.0.join("theirs.txt")).unwrap();
+    let ours = std::fs::read_to_string(dir.0.join("ours.txt")).unwrap();
+    assert!(theirs.lines().any(|l| l.starts_with("DELETED    c ")), "{theirs}");
+    assert_eq!(emu_tests::table_cells(&ours), emu_tests::table_cells(&theirs), "kubectl:\n{theirs}\nemu:\n{ours}");
+}
