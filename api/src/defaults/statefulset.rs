@@ -8,7 +8,13 @@ use crate::typed::StatefulSet;
 /// `maxUnavailable` is left unset: its feature gate (MaxUnavailableStatefulSet) is off by default.
 pub fn stateful_set(sts: &mut StatefulSet) {
     let spec = sts.spec.get_or_insert_default();
-    spec.pod_management_policy.get_or_insert_with(|| "OrderedReady".into());
+    // `len(x) == 0` in Go: an empty string is defaulted as an absent one.
+    fn or_default(field: &mut Option<String>, value: &str) {
+        if field.as_deref().unwrap_or_default().is_empty() {
+            *field = Some(value.into());
+        }
+    }
+    or_default(&mut spec.pod_management_policy, "OrderedReady");
     let strategy = spec.update_strategy.get_or_insert_default();
     if strategy.type_.as_deref().unwrap_or_default().is_empty() {
         strategy.type_ = Some("RollingUpdate".into());
@@ -20,8 +26,8 @@ pub fn stateful_set(sts: &mut StatefulSet) {
         }
     }
     let retention = spec.persistent_volume_claim_retention_policy.get_or_insert_default();
-    retention.when_deleted.get_or_insert_with(|| "Retain".into());
-    retention.when_scaled.get_or_insert_with(|| "Retain".into());
+    or_default(&mut retention.when_deleted, "Retain");
+    or_default(&mut retention.when_scaled, "Retain");
     spec.replicas.get_or_insert(1);
     spec.revision_history_limit.get_or_insert(10);
     super::pod_spec(spec.template.spec.get_or_insert_default());
@@ -52,6 +58,8 @@ mod tests {
 
         let explicit = defaulted(json!({"kind": "StatefulSet", "spec": {"updateStrategy": {"type": "RollingUpdate"}}}));
         assert_eq!(explicit["spec"]["updateStrategy"], json!({"type": "RollingUpdate"}));
+        let empty = defaulted(json!({"kind": "StatefulSet", "spec": {"podManagementPolicy": ""}}));
+        assert_eq!(empty["spec"]["podManagementPolicy"], "OrderedReady");
         let on_delete = defaulted(json!({"kind": "StatefulSet", "spec": {"updateStrategy": {"type": "OnDelete"}}}));
         assert_eq!(on_delete["spec"]["updateStrategy"], json!({"type": "OnDelete"}));
         let partitioned =
