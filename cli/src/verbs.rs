@@ -617,6 +617,9 @@ pub fn get(a: GetArgs, g: &Globals) -> anyhow::Result<i32> {
         return crate::watch::watch(&a, g);
     }
     let groups = parse_targets(&a.targets)?;
+    if (a.scope.selector.is_some() || a.field_selector.is_some()) && groups.iter().any(|(_, names)| !names.is_empty()) {
+        bail!("name cannot be provided when a selector is specified");
+    }
     warn_if_endpoints(&groups);
     let mut ctx = Ctx::open(g)?;
     let mut client = ctx.client.clone();

@@ -380,6 +380,7 @@ fn sort_by_and_field_selector() {
         "get pods --field-selector=nonsense",
         "get deployments --field-selector=metadata.name=web -o name",
         "get pods -l app=s --field-selector=metadata.name=p-1 -o name",
+        "get pod p-1 --field-selector=metadata.name=p-1",
     ] {
         same_as_kubectl(&c, &dir.0, &cmd.split(' ').collect::<Vec<_>>());
     }
