@@ -258,118 +258,92 @@ fn finished(job: &Job) -> Option<&str> {
 }
 
 fn sync_cronjob(shared: &Shared, cj: &Obj<CronJob>, jobs: &[&Obj<Job>], now: i64) {
-    let (ns, cj_name) = typed::key(&cj.metadata);
+    let ns = typed::key(&cj.metadata).0;
     let spec = cj.spec.clone().unwrap_or_default();
     let mut status = cj.json["status"].clone();
     if !status.is_object() {
         status = json!({});
     }
-    let was_active: Vec<String> =
-        status["active"].as_array().into_iter().flatten().filter_map(|r| r["name"].as_str().map(str::to_string)).collect();
-    // Jobs that finished since: seen once, the last success remembered.
-    for j in jobs {
-        let name = typed::key(&j.metadata).1;
-        if let (Some(done), true) = (finished(j), was_active.iter().any(|a| a == name)) {
-            record(
-                shared,
-                &cj.json,
-                CRONJOB_COMPONENT,
-                "Normal",
-                "SawCompletedJob",
-                &format!("Saw completed job: {name}, condition: {done}"),
-            );
-        }
-        if finished(j) == Some("Complete") {
-            if let Some(t) = j.status.as_ref().and_then(|s| s.completion_time.as_ref()) {
-                let t = t.0.as_second();
-                let last = status["lastSuccessfulTime"].as_str().and_then(emu_api::time::parse_rfc3339);
-                if last.is_none_or(|l| t > l) {
-                    status["lastSuccessfulTime"] = json!(object::rfc3339(t));
-                }
-            }
-        }
-    }
-    // History limits: the oldest finished Jobs beyond them go.
-    let mut deleted: Vec<String> = Vec::new();
-    for (kind, limit) in
-        [("Complete", spec.successful_jobs_history_limit.unwrap_or(3)), ("Failed", spec.failed_jobs_history_limit.unwrap_or(1))]
-    {
-        let mut done: Vec<&&Obj<Job>> = jobs.iter().filter(|j| finished(j) == Some(kind)).collect();
-        done.sort_by_key(|j| {
+    let time_at = |k: &str| status[k].as_str().and_then(emu_api::time::parse_rfc3339);
+    let schedule = emu_api::cron::parse(&spec.schedule).ok();
+    let offset = emu_api::cron::time_zone_offset(spec.time_zone.as_deref()).ok();
+    let view = emu_logic::cron::CronJobView {
+        name: typed::key(&cj.metadata).1,
+        schedule: schedule.as_ref().zip(offset),
+        suspend: spec.suspend.unwrap_or(false),
+        concurrency_policy: spec.concurrency_policy.as_deref().unwrap_or("Allow"),
+        starting_deadline_seconds: spec.starting_deadline_seconds,
+        successful_jobs_history_limit: spec.successful_jobs_history_limit.unwrap_or(3),
+        failed_jobs_history_limit: spec.failed_jobs_history_limit.unwrap_or(1),
+        created: time_of(cj.metadata.creation_timestamp.as_ref()).unwrap_or(now),
+        last_schedule_time: time_at("lastScheduleTime"),
+        last_successful_time: time_at("lastSuccessfulTime"),
+        active: status["active"].as_array().into_iter().flatten().filter_map(|r| r["name"].as_str().map(str::to_string)).collect(),
+    };
+    let views: Vec<emu_logic::cron::JobView> = jobs
+        .iter()
+        .map(|j| {
             let s = j.status.as_ref();
-            (
-                time_of(s.and_then(|s| s.start_time.as_ref())).or(time_of(j.metadata.creation_timestamp.as_ref())),
-                typed::key(&j.metadata).1.to_string(),
-            )
-        });
-        let excess = done.len().saturating_sub(limit.max(0) as usize);
-        for j in &done[..excess] {
-            let name = typed::key(&j.metadata).1.to_string();
-            if shared.store.delete(&key_of("Job", &j.metadata)).is_ok() {
-                record(shared, &cj.json, CRONJOB_COMPONENT, "Normal", "SuccessfulDelete", &format!("Deleted job {name}"));
+            emu_logic::cron::JobView {
+                name: typed::key(&j.metadata).1.to_string(),
+                started: time_of(s.and_then(|s| s.start_time.as_ref())).or(time_of(j.metadata.creation_timestamp.as_ref())).unwrap_or(0),
+                outcome: match finished(j) {
+                    Some("Complete") => Some(emu_logic::cron::Outcome::Complete(time_of(s.and_then(|s| s.completion_time.as_ref())))),
+                    Some(_) => Some(emu_logic::cron::Outcome::Failed),
+                    None => None,
+                },
+                terminating: is_terminating(&j.metadata),
             }
-            deleted.push(name);
-        }
-    }
-    let mut active: Vec<&&Obj<Job>> = jobs
-        .iter()
-        .filter(|j| finished(j).is_none() && !is_terminating(&j.metadata) && !deleted.contains(&typed::key(&j.metadata).1.to_string()))
+        })
         .collect();
-
-    let schedule = emu_api::cron::parse(&spec.schedule);
-    let offset = emu_api::cron::time_zone_offset(spec.time_zone.as_deref());
-    if let (false, Ok(schedule), Ok(offset)) = (spec.suspend.unwrap_or(false), schedule, offset) {
-        let created = time_of(cj.metadata.creation_timestamp.as_ref()).unwrap_or(now);
-        let mut earliest = status["lastScheduleTime"].as_str().and_then(emu_api::time::parse_rfc3339).unwrap_or(created);
-        if let Some(deadline) = spec.starting_deadline_seconds {
-            earliest = earliest.max(now - deadline);
+    let step = emu_logic::cron::step(&view, &views, now);
+    for (name, condition) in &step.saw_completed {
+        record(
+            shared,
+            &cj.json,
+            CRONJOB_COMPONENT,
+            "Normal",
+            "SawCompletedJob",
+            &format!("Saw completed job: {name}, condition: {condition}"),
+        );
+    }
+    for name in &step.delete {
+        if shared.store.delete(&key("Job", ns, name)).is_ok() {
+            record(shared, &cj.json, CRONJOB_COMPONENT, "Normal", "SuccessfulDelete", &format!("Deleted job {name}"));
         }
-        if let Some(recent) = emu_logic::cron::most_recent(&schedule, earliest, now, offset) {
-            if recent.missed > 100 {
-                let msg = "too many missed start times. Set or decrease .spec.startingDeadlineSeconds or check clock skew";
-                record(shared, &cj.json, CRONJOB_COMPONENT, "Warning", "TooManyMissedTimes", msg);
-            }
-            let job_name = emu_logic::cron::job_name(cj_name, recent.time);
-            let policy = spec.concurrency_policy.as_deref().unwrap_or("Allow");
-            if jobs.iter().any(|j| typed::key(&j.metadata).1 == job_name) {
-                // Started already (the status write was lost).
-                status["lastScheduleTime"] = json!(object::rfc3339(recent.time));
-            } else if policy == "Forbid" && !active.is_empty() {
-                // Tried again each pass until the running Job finishes or the next time comes.
-            } else {
-                if policy == "Replace" {
-                    for j in active.drain(..) {
-                        let name = typed::key(&j.metadata).1;
-                        if shared.store.delete(&key_of("Job", &j.metadata)).is_ok() {
-                            record(shared, &cj.json, CRONJOB_COMPONENT, "Normal", "SuccessfulDelete", &format!("Deleted job {name}"));
-                        }
-                    }
-                }
-                match create_job(shared, cj, &job_name, recent.time, offset) {
-                    Ok(()) => {
-                        record(shared, &cj.json, CRONJOB_COMPONENT, "Normal", "SuccessfulCreate", &format!("Created job {job_name}"));
-                        status["lastScheduleTime"] = json!(object::rfc3339(recent.time));
-                    }
-                    Err(e) => record(shared, &cj.json, CRONJOB_COMPONENT, "Warning", "FailedCreate", &format!("Error creating job: {e}")),
-                }
+    }
+    if step.too_many_missed {
+        let msg = "too many missed start times. Set or decrease .spec.startingDeadlineSeconds or check clock skew";
+        record(shared, &cj.json, CRONJOB_COMPONENT, "Warning", "TooManyMissedTimes", msg);
+    }
+    let mut last_schedule = step.last_schedule_time;
+    if let Some((name, scheduled)) = &step.create {
+        match create_job(shared, cj, name, *scheduled, offset.unwrap_or(0)) {
+            Ok(()) => record(shared, &cj.json, CRONJOB_COMPONENT, "Normal", "SuccessfulCreate", &format!("Created job {name}")),
+            Err(e) => {
+                last_schedule = view.last_schedule_time;
+                record(shared, &cj.json, CRONJOB_COMPONENT, "Warning", "FailedCreate", &format!("Error creating job: {e}"));
             }
         }
     }
-    // `status.active`: references to the running Jobs (one created now shows on the next pass).
-    let refs: Vec<Value> = active
+    // `status.active`: references to the running Jobs.
+    let refs: Vec<Value> = step
+        .active
         .iter()
+        .filter_map(|name| jobs.iter().find(|j| typed::key(&j.metadata).1 == name))
         .map(|j| {
             json!({"apiVersion": "batch/v1", "kind": "Job", "name": typed::key(&j.metadata).1, "namespace": ns,
                 "resourceVersion": j.metadata.resource_version, "uid": uid(&j.metadata)})
         })
         .collect();
-    if let Some(m) = status.as_object_mut() {
-        if refs.is_empty() {
-            m.remove("active");
-        } else {
-            m.insert("active".into(), json!(refs));
-        }
-    }
+    let m = status.as_object_mut().expect("status is an object");
+    let mut set = |k: &str, v: Option<Value>| match v {
+        Some(v) => m.insert(k.into(), v),
+        None => m.remove(k),
+    };
+    set("active", (!refs.is_empty()).then(|| json!(refs)));
+    set("lastScheduleTime", last_schedule.map(|t| json!(object::rfc3339(t))));
+    set("lastSuccessfulTime", step.last_successful_time.map(|t| json!(object::rfc3339(t))));
     if cj.json["status"] != status && !(status == json!({}) && cj.json.get("status").is_none()) {
         let mut c = (*cj.json).clone();
         c["status"] = status;
