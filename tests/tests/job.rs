@@ -189,6 +189,22 @@ fn spec_of(yaml_json: &str) -> Value {
     v["spec"].clone()
 }
 
+/// emu's and the real kubectl's output of the same command, equal (retried a few times: an age
+/// may cross a second between the two).
+fn assert_same(c: &Cluster, dir: &std::path::Path, args: &[&str]) {
+    let mut last = (String::new(), String::new());
+    for _ in 0..5 {
+        let ours = c.emu(args).ok().stdout;
+        let theirs = kubectl(dir, Duration::from_secs(30), args).ok().stdout;
+        if ours == theirs {
+            return;
+        }
+        last = (ours, theirs);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(last.0, last.1, "emu {args:?} vs kubectl");
+}
+
 #[test]
 fn kubectl_agrees_on_jobs_and_cronjobs() {
     let (c, dir) = kubectl_support::cluster("tjob2");
@@ -247,12 +263,8 @@ fn kubectl_agrees_on_jobs_and_cronjobs() {
     for name in ["hello", "kj", "now", "know"] {
         c.emu(&["wait", "--for=condition=complete", &format!("job/{name}"), "--timeout=30s"]).ok();
     }
-    let ours = c.emu(&["get", "jobs", "-o", "wide"]).ok().stdout;
-    let theirs = kubectl(&dir.0, limit, &["get", "jobs", "-o", "wide"]).ok().stdout;
-    assert_eq!(ours, theirs);
-    let ours = c.emu(&["describe", "job", "hello"]).ok().stdout;
-    let theirs = kubectl(&dir.0, limit, &["describe", "job", "hello"]).ok().stdout;
-    assert_eq!(ours, theirs);
+    assert_same(&c, &dir.0, &["get", "jobs", "-o", "wide"]);
+    assert_same(&c, &dir.0, &["describe", "job", "hello"]);
 
     // The CronJob starts a Job at the next minute, named after the scheduled minute.
     let job = c.wait_for("the CronJob's Job", Duration::from_secs(75), || {
@@ -273,10 +285,6 @@ fn kubectl_agrees_on_jobs_and_cronjobs() {
         get(&c, "cronjob", "tick").filter(|cj| cj["status"]["lastSuccessfulTime"].is_string())
     });
     assert_eq!(cj["status"]["lastScheduleTime"], scheduled);
-    let ours = c.emu(&["describe", "cronjob", "tick"]).ok().stdout;
-    let theirs = kubectl(&dir.0, limit, &["describe", "cronjob", "tick"]).ok().stdout;
-    assert_eq!(ours, theirs);
-    let ours = c.emu(&["get", "cronjobs", "-o", "wide"]).ok().stdout;
-    let theirs = kubectl(&dir.0, limit, &["get", "cronjobs", "-o", "wide"]).ok().stdout;
-    assert_eq!(ours, theirs);
+    assert_same(&c, &dir.0, &["describe", "cronjob", "tick"]);
+    assert_same(&c, &dir.0, &["get", "cronjobs", "-o", "wide"]);
 }
