@@ -168,6 +168,22 @@ fn sync_one(shared: &Shared, set: &Obj<StatefulSet>, pods: &[Obj<Pod>], revision
             }
             Action::Delete { name: pod_name } => match owned.iter().find(|p| typed::key(&p.metadata).1 == pod_name) {
                 Some(p) => {
+                    // A pod that stopped for good is replaced, saying so first (processReplica).
+                    match pod_phase(p) {
+                        Some("Failed") => record_warning(
+                            shared,
+                            &set.json,
+                            "RecreatingFailedPod",
+                            &format!("StatefulSet {ns}/{name} is recreating failed Pod {pod_name}"),
+                        ),
+                        Some("Succeeded") => record_warning(
+                            shared,
+                            &set.json,
+                            "RecreatingTerminatedPod",
+                            &format!("StatefulSet {ns}/{name} is recreating terminated Pod {pod_name}"),
+                        ),
+                        _ => {}
+                    }
                     delete_pod(shared, p);
                     record(shared, &set.json, "SuccessfulDelete", &format!("delete Pod {pod_name} in StatefulSet {name} successful"));
                     true

@@ -172,7 +172,8 @@ fn statefulset_ordered_stable_names_dns_scaling_and_rolling_update() {
         },
         |pods| all_ready(pods, &["web-0"]),
     );
-    c.emu(&["scale", "statefulset", "web", "--replicas=3"]).ok();
+    // The real kubectl scales through the scale subresource.
+    assert_eq!(kubectl(&dir.0, LIMIT, &["scale", "statefulset", "web", "--replicas=3"]).ok().stdout, "statefulset.apps/web scaled\n");
     watch(&c, "scale up to 3", |_| {}, |pods| all_ready(pods, &["web-0", "web-1", "web-2"]));
 
     // A new image: pods replaced from web-2 down to web-0, one at a time.
