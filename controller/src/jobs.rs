@@ -208,6 +208,8 @@ fn create_pod(shared: &Shared, job: &Obj<Job>, index: Option<i32>) -> Result<Str
                     "fieldPath": format!("metadata.annotations['{}']", planner::COMPLETION_INDEX)}}}));
                 c["env"] = json!(list);
             }
+            // The pod's hostname is `<job>-<index>` (with a subdomain, its DNS name).
+            spec["hostname"] = json!(format!("{name}-{i}"));
             format!("{name}-{i}-")
         }
         None => format!("{name}-"),

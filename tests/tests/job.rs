@@ -158,6 +158,7 @@ fn jobs_complete_fail_expire_and_count_as_kubernetes_does() {
             let name = p["metadata"]["name"].as_str().unwrap();
             let index = p["metadata"]["annotations"]["batch.kubernetes.io/job-completion-index"].as_str().unwrap();
             assert!(name.starts_with(&format!("idx-{index}-")), "{name}");
+            assert_eq!(p["spec"]["hostname"], format!("idx-{index}"));
             c.emu(&["logs", name]).ok().stdout.trim().to_string()
         })
         .collect();
@@ -265,6 +266,8 @@ fn kubectl_agrees_on_jobs_and_cronjobs() {
     }
     assert_same(&c, &dir.0, &["get", "jobs", "-o", "wide"]);
     assert_same(&c, &dir.0, &["describe", "job", "hello"]);
+    // One a CronJob controls says so (`Controlled By:  CronJob/tick`).
+    assert_same(&c, &dir.0, &["describe", "job", "know"]);
 
     // The CronJob starts a Job at the next minute, named after the scheduled minute.
     let job = c.wait_for("the CronJob's Job", Duration::from_secs(75), || {
