@@ -118,7 +118,22 @@ fn sync_one(shared: &Shared, ds: &Obj<DaemonSet>, nodes: &[NodeView], pods: &[Ob
         }
     }
     if let Some(message) = &failure {
-        record(shared, &ds.json, "Warning", "FailedCreate", message);
+        // Once per DaemonSet and message (named by both): the create is retried every pass, and
+        // kube's event correlator folds the repeats too.
+        let at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let mut event = emu_logic::events::new_event(
+            &ds.json,
+            emu_logic::events::WARNING,
+            "FailedCreate",
+            message,
+            COMPONENT,
+            "",
+            &object::rfc3339(at.as_secs() as i64),
+            at.as_nanos(),
+        );
+        let tag = naming::pod_template_hash(&json!([uid(&ds.metadata), message]), None);
+        event["metadata"]["name"] = json!(format!("{name}.failedcreate-{tag}"));
+        let _ = shared.store.create(event);
     }
     // The history no pod uses beyond revisionHistoryLimit, once the rollout is steady.
     if plan.is_empty() {
