@@ -205,6 +205,16 @@ fn a_daemon_set_runs_one_pod_on_every_node() {
     assert_eq!(history, kubectl(&["rollout", "history", "ds/agent"]).ok().stdout);
     assert!(history.contains("\n1         <none>\n2         <none>\n"), "{history}");
 
+    // Undo: revision 1's template back (as revision 3), its pods labelled with its hash again.
+    assert_eq!(c.emu(&["rollout", "undo", "ds/agent"]).ok().stdout, "daemonset.apps/agent rolled back\n");
+    c.wait_for("revision 1's pods back", Duration::from_secs(60), || {
+        let live = live_pods(&c);
+        (live.len() == 3 && live.iter().all(|p| is_ready(p) && p["metadata"]["labels"]["controller-revision-hash"] == hash.as_str()))
+            .then_some(())
+    });
+    let history = c.emu(&["rollout", "history", "ds/agent"]).ok().stdout;
+    assert!(history.contains("\n2         <none>\n3         <none>\n"), "{history}");
+
     // A node removed loses its pod.
     c.emu(&["node", "remove", "node-2"]).ok();
     one_ready_pod_on(&c, &["node-1", "node-3"]);
@@ -219,5 +229,8 @@ fn a_daemon_set_runs_one_pod_on_every_node() {
     let r = emu_inside_host("host-2", &args);
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     let pods = one_ready_pod_on(&c, &["node-1", "node-3", "node-4"]);
-    assert!(pods.iter().all(|p| p["metadata"]["labels"]["pod-template-generation"] == "2"), "new nodes get the current template");
+    assert!(
+        pods.iter().all(|p| p["metadata"]["labels"]["controller-revision-hash"] == hash.as_str()),
+        "new nodes get the current template"
+    );
 }
