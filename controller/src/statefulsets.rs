@@ -8,6 +8,7 @@
 use crate::controllers::{delete_pod, is_terminating, key, owner_ref, pod_available, pod_phase, uid, update, Caches};
 use crate::decoded::Obj;
 use crate::state::Shared;
+use emu_api::selector::Selector;
 use emu_api::time::now;
 use emu_api::typed::{self, Pod, StatefulSet};
 use emu_api::{defaults, object};
@@ -30,17 +31,43 @@ pub fn sync(shared: &Shared, decoded: &mut Caches) {
     }
 }
 
-/// The set's ControllerRevisions, oldest first.
-fn owned_revisions(set: &Obj<StatefulSet>, revisions: &[Value]) -> Vec<RevisionView> {
+/// The uid of the object's controller, from its JSON.
+fn controller_of(v: &Value) -> Option<&str> {
+    v["metadata"]["ownerReferences"].as_array()?.iter().find(|o| o["controller"] == true)?["uid"].as_str()
+}
+
+/// An object's labels, from its JSON.
+fn labels_of(v: &Value) -> std::collections::BTreeMap<String, String> {
+    v["metadata"]["labels"].as_object().into_iter().flatten().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))).collect()
+}
+
+/// The set's selector; None when it selects nothing or everything (such a set adopts nothing).
+fn selector(set: &Obj<StatefulSet>) -> Option<Selector> {
+    let spec = set.spec.as_ref()?;
+    Selector::from_typed(Some(&spec.selector)).ok().filter(|s| !s.is_empty())
+}
+
+/// `obj` with the set added to its owners as their controller (`AdoptOrphanRevisions`,
+/// `ClaimPods`: what lost its owner to `delete --cascade=orphan` and matches the selector of a
+/// set made again is taken back, not made anew). Answers whether the store took it.
+fn adopt(shared: &Shared, set: &Obj<StatefulSet>, obj: &Value) -> bool {
+    let mut v = obj.clone();
+    let mut owners = v["metadata"]["ownerReferences"].as_array().cloned().unwrap_or_default();
+    owners.extend(owner_ref(&set.metadata, "apps/v1", "StatefulSet").as_array().cloned().unwrap_or_default());
+    v["metadata"]["ownerReferences"] = json!(owners);
+    shared.store.update(v).is_ok()
+}
+
+/// The set's ControllerRevisions, oldest first, orphans matching its selector adopted.
+fn owned_revisions(shared: &Shared, set: &Obj<StatefulSet>, revisions: &[Value], adopting: bool) -> Vec<RevisionView> {
+    let ns = typed::key(&set.metadata).0;
+    let selector = selector(set).filter(|_| adopting);
     let mut owned: Vec<RevisionView> = revisions
         .iter()
-        .filter(|r| {
-            object::namespace(r) == typed::key(&set.metadata).0
-                && r["metadata"]["ownerReferences"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .any(|o| o["controller"] == true && o["uid"].as_str() == Some(uid(&set.metadata)))
+        .filter(|r| object::namespace(r) == ns)
+        .filter(|r| match controller_of(r) {
+            Some(owner) => owner == uid(&set.metadata),
+            None => selector.as_ref().is_some_and(|s| s.matches(&labels_of(r))) && adopt(shared, set, r),
         })
         .map(|r| RevisionView { name: object::name(r).to_string(), revision: r["revision"].as_i64().unwrap_or(0), data: r["data"].clone() })
         .collect();
@@ -95,8 +122,8 @@ fn sync_one(shared: &Shared, set: &Obj<StatefulSet>, pods: &[Obj<Pod>], revision
     let spec = set.spec.clone().unwrap_or_default();
     let now = now();
     let min_ready = spec.min_ready_seconds.unwrap_or(0);
-    let mut revisions = owned_revisions(set, revisions);
     let deleting = is_terminating(&set.metadata);
+    let mut revisions = owned_revisions(shared, set, revisions, !deleting);
     // A set being deleted makes no new revision: it only reports.
     let (update_rev, collision) = if deleting {
         match revisions.last() {
@@ -116,7 +143,19 @@ fn sync_one(shared: &Shared, set: &Obj<StatefulSet>, pods: &[Obj<Pod>], revision
         .filter(|c| revisions.iter().any(|r| r.name == *c))
         .map_or(update_rev.clone(), str::to_string);
 
-    let owned: Vec<&Obj<Pod>> = pods.iter().filter(|p| controller_uid(&p.metadata) == Some(uid(&set.metadata))).collect();
+    let selector = selector(set).filter(|_| !deleting);
+    let owned: Vec<&Obj<Pod>> = pods
+        .iter()
+        .filter(|p| typed::key(&p.metadata).0 == ns)
+        .filter(|p| match controller_uid(&p.metadata) {
+            Some(owner) => owner == uid(&set.metadata),
+            None => {
+                !is_terminating(&p.metadata)
+                    && selector.as_ref().is_some_and(|s| s.matches(typed::labels(&p.metadata)))
+                    && adopt(shared, set, &p.json)
+            }
+        })
+        .collect();
     let service_name = spec.service_name.clone().unwrap_or_default();
     let views: Vec<PodView> = owned
         .iter()

@@ -260,7 +260,7 @@ fn statefulset_ordered_stable_names_dns_scaling_and_rolling_update() {
 /// are refused, naming the field and what to do.
 #[test]
 fn statefulset_parallel_and_claims_refused() {
-    let c = Cluster::up("tsts2", &[]);
+    let (c, dir) = kubectl_support::cluster("tsts2");
     let parallel = manifest("nginx", "  podManagementPolicy: Parallel\n")
         .replace("          periodSeconds: 1\n", "          periodSeconds: 1\n          initialDelaySeconds: 2\n");
     c.apply("web.yaml", &parallel).ok();
@@ -271,6 +271,24 @@ fn statefulset_parallel_and_claims_refused() {
     });
     assert!(set_pods(&c).values().filter(|p| is_ready(p)).count() < 3, "created at once, not one after another");
     c.ready_pods("app=nginx", 3);
+
+    // Deleted leaving its pods (and revisions), the set made again takes them back: the same
+    // pods, the same revision, nothing restarted.
+    let before: BTreeMap<String, String> = set_pods(&c).iter().map(|(n, p)| (n.clone(), uid(p))).collect();
+    let revision = sts(&c)["status"]["updateRevision"].clone();
+    kubectl(&dir.0, LIMIT, &["delete", "statefulset", "web", "--cascade=orphan"]).ok();
+    assert_eq!(set_pods(&c).len(), 3, "the pods stay");
+    c.apply("web.yaml", &parallel).ok();
+    let new_uid = sts(&c)["metadata"]["uid"].clone();
+    c.wait_for("the pods adopted", Duration::from_secs(10), || {
+        let s = sts(&c);
+        let pods = set_pods(&c);
+        let adopted = pods.values().all(|p| p["metadata"]["ownerReferences"][0]["uid"] == new_uid);
+        (adopted && s["status"]["readyReplicas"] == 3).then_some(())
+    });
+    let after: BTreeMap<String, String> = set_pods(&c).iter().map(|(n, p)| (n.clone(), uid(p))).collect();
+    assert_eq!(after, before);
+    assert_eq!(sts(&c)["status"]["updateRevision"], revision);
     let claims = manifest("nginx", "").replace("web", "db").replace("app: nginx", "app: db")
         + "  volumeClaimTemplates:\n  - metadata: {name: www}\n    spec:\n      accessModes: [ReadWriteOnce]\n      resources: {requests: {storage: 1Gi}}\n";
     let refused = c.apply("db.yaml", &claims);
