@@ -5,7 +5,6 @@ use crate::typed::StatefulSet;
 /// `podManagementPolicy: OrderedReady`; an unset update strategy becomes `RollingUpdate` with
 /// `partition: 0` (a `type: RollingUpdate` given without `rollingUpdate` stays without, as in
 /// Kubernetes); both PVC retention policies `Retain`; `replicas: 1`; `revisionHistoryLimit: 10`.
-/// `maxUnavailable` is left unset: its feature gate (MaxUnavailableStatefulSet) is off by default.
 pub fn stateful_set(sts: &mut StatefulSet) {
     let spec = sts.spec.get_or_insert_default();
     // `len(x) == 0` in Go: an empty string is defaulted as an absent one.
@@ -24,6 +23,11 @@ pub fn stateful_set(sts: &mut StatefulSet) {
         if let Some(rolling) = strategy.rolling_update.as_mut() {
             rolling.partition.get_or_insert(0);
         }
+    }
+    // kube-apiserver drops `maxUnavailable` while its gate (alpha in 1.33) is off
+    // (`dropStatefulSetDisabledFields`); emu, serving 1.33, does the same here.
+    if let Some(rolling) = strategy.rolling_update.as_mut() {
+        rolling.max_unavailable = None;
     }
     let retention = spec.persistent_volume_claim_retention_policy.get_or_insert_default();
     or_default(&mut retention.when_deleted, "Retain");
@@ -65,5 +69,7 @@ mod tests {
         let partitioned =
             defaulted(json!({"kind": "StatefulSet", "spec": {"updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {}}}}));
         assert_eq!(partitioned["spec"]["updateStrategy"]["rollingUpdate"], json!({"partition": 0}));
+        let max = defaulted(json!({"kind": "StatefulSet", "spec": {"updateStrategy": {"rollingUpdate": {"maxUnavailable": 2}}}}));
+        assert_eq!(max["spec"]["updateStrategy"], json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}));
     }
 }
