@@ -74,6 +74,9 @@ impl admission::Context for Server<'_> {
         if let typed::Object::Job(job) = object {
             return crate::jobs::prepare_for_create(self.shared, job);
         }
+        if let typed::Object::DaemonSet(ds) = object {
+            return crate::daemonsets::prepare_for_write(self.shared, ds);
+        }
         let typed::Object::Service(svc) = object else { return };
         match self.update {
             Registry::Create => {}

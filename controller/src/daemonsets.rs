@@ -45,10 +45,8 @@ pub fn sync(shared: &Shared, decoded: &mut Caches) {
     }
 }
 
-/// The template's generation: kube-apiserver's annotation when set, else the generation
-/// (emu's API server does not keep the template generation apart: a change of the update
-/// strategy alone bumps this one too, which only makes pods of the same hash count as updated by
-/// either test).
+/// The template's generation, as the API server keeps it ([`prepare_for_write`]); the
+/// generation for a DaemonSet stored before it did.
 fn template_generation(ds: &Obj<DaemonSet>) -> Option<i64> {
     object::annotation(&ds.json, planner::TEMPLATE_GENERATION_ANNOTATION).and_then(|g| g.parse().ok()).or(ds.metadata.generation)
 }
@@ -291,4 +289,28 @@ fn record(shared: &Shared, ds: &Value, type_: &str, reason: &str, message: &str)
     if let Err(e) = shared.store.create(event) {
         tracing::debug!(error = %e, "recording {reason}");
     }
+}
+
+/// kube-apiserver's DaemonSet strategy (`PrepareForCreate`, `PrepareForUpdate`): the template
+/// generation, kept in annotation `deprecated.daemonset.template.generation` (apps/v1 has no
+/// field for it), is 1 at creation and counts each change of the template; whatever the client
+/// sent is replaced.
+pub fn prepare_for_write(shared: &Shared, ds: &mut DaemonSet) {
+    let (ns, name) = typed::key(&ds.metadata);
+    let live = shared.store.get_shared(&key("DaemonSet", ns, name)).and_then(|v| typed::decode::<DaemonSet>(&v).ok());
+    let generation = match live {
+        None => 1,
+        Some(old) => {
+            let was = old
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(planner::TEMPLATE_GENERATION_ANNOTATION))
+                .and_then(|g| g.parse::<i64>().ok())
+                .unwrap_or(1);
+            let template = |d: &DaemonSet| d.spec.as_ref().map(|s| s.template.clone());
+            was + i64::from(template(&old) != template(ds))
+        }
+    };
+    ds.metadata.annotations.get_or_insert_default().insert(planner::TEMPLATE_GENERATION_ANNOTATION.into(), generation.to_string());
 }
