@@ -169,6 +169,34 @@ fn a_daemon_set_runs_one_pod_on_every_node() {
     assert_eq!(without_event_ages(&ours), without_event_ages(&theirs), "kubectl:\n{theirs}");
     assert!(ours.contains("Desired Number of Nodes Scheduled: 3\n") && ours.contains("Created pod: agent-"), "{ours}");
 
+    // Refused as kube-apiserver refuses them: a restartPolicy other than Always, a selector
+    // changed; the kubectl apply of the same gets the same words.
+    let never = agent("1")
+        .replace("      terminationGracePeriodSeconds: 2\n", "      terminationGracePeriodSeconds: 2\n      restartPolicy: Never\n");
+    let r = c.apply("never.yaml", &never);
+    assert_ne!(r.code, 0);
+    assert!(
+        r.stderr.contains(r#"spec.template.spec.restartPolicy: Unsupported value: "Never": supported values: "Always""#),
+        "{}",
+        r.stderr
+    );
+    let moved = agent("1")
+        .replace("    matchLabels: {app: agent}", "    matchLabels: {app: agent, tier: node}")
+        .replace("    metadata:\n      labels: {app: agent}", "    metadata:\n      labels: {app: agent, tier: node}");
+    let r = c.apply("moved.yaml", &moved);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("The DaemonSet \"agent\" is invalid: spec.selector: Invalid value: v1.LabelSelector{MatchLabels:map[string]string{\"app\":\"agent\", \"tier\":\"node\"}"), "{}", r.stderr);
+    assert!(r.stderr.contains(": field is immutable"), "{}", r.stderr);
+    let path = c.scratch_dir().join("moved.yaml");
+    let theirs = kubectl(&["apply", "-f", path.to_str().unwrap()]);
+    assert!(
+        theirs
+            .stderr
+            .contains("spec.selector: Invalid value: v1.LabelSelector{MatchLabels:map[string]string{\"app\":\"agent\", \"tier\":\"node\"}"),
+        "{}",
+        theirs.stderr
+    );
+
     // A rolling update: one node at a time without a ready pod (maxUnavailable 1), while
     // `emu rollout status` follows it.
     c.apply("agent.yaml", &agent("2")).ok();
