@@ -222,6 +222,7 @@ fn statefulset_ordered_stable_names_dns_scaling_and_rolling_update() {
     let history = c.emu(&["rollout", "history", "statefulset/web"]).ok().stdout;
     assert_eq!(history, "statefulset.apps/web \nREVISION  CHANGE-CAUSE\n2         <none>\n3         <none>\n\n");
     same_as_kubectl(&c, &dir.0, &["rollout", "history", "statefulset/web"]);
+    same_as_kubectl(&c, &dir.0, &["get", "controllerrevisions"]);
     same_as_kubectl(&c, &dir.0, &["rollout", "history", "statefulset/web", "--revision=2"]);
 
     // Undo: revision 2's template back (renumbered 4); restart: a new template, a new revision.
