@@ -164,8 +164,8 @@ pub(super) fn rollout(ctx: &Ctx, ns: &str, command: &Rollout) -> anyhow::Result<
             Ok(Some(0))
         }
         // kubectl's objectpauser and objectresumer know Deployments only.
-        Rollout::Pause { .. } => bail!("pausing is not supported"),
-        Rollout::Resume { .. } => bail!("resuming is not supported"),
+        Rollout::Pause { .. } => bail!("daemonsets.apps {name:?} pausing is not supported"),
+        Rollout::Resume { .. } => bail!("daemonsets.apps {name:?} resuming is not supported"),
     }
 }
 
