@@ -301,6 +301,11 @@ pub fn step(job: &JobView, pods: &[PodView], prev: &Previous, now: i64) -> Step 
     };
     if let Some((success, (reason, message))) = decided {
         out.delete.extend(active.iter().map(|p| p.name.clone()));
+        // The pods a failing Job stops count as failed (kube's `isPodFailed` once the Job has
+        // its finished condition).
+        if !success {
+            out.counts.failed += active.len() as i32;
+        }
         out.counts.terminating += active.len() as i32;
         out.counts.active = 0;
         out.counts.ready = 0;
@@ -456,9 +461,11 @@ mod tests {
         let s = step(&j, &pods, &prev, 105);
         assert_eq!(s.delete, ["a"]);
         assert_eq!(types(&s), [("FailureTarget", "True")]);
+        assert_eq!((s.counts.failed, s.counts.terminating), (1, 1));
         // The pod gone: Failed with the same reason.
-        let prev = Previous { conditions: s.conditions.clone(), ..prev };
+        let prev = Previous { conditions: s.conditions.clone(), failed: 1, ..prev };
         let s = step(&j, &[], &prev, 107);
+        assert_eq!(s.counts.failed, 1);
         assert_eq!(types(&s), [("FailureTarget", "True"), ("Failed", "True")]);
         assert_eq!(s.conditions[1].reason, "DeadlineExceeded");
         assert_eq!(s.events[0].message, "Job was active longer than specified deadline");

@@ -141,6 +141,8 @@ fn jobs_complete_fail_expire_and_count_as_kubernetes_does() {
         (f["reason"].as_str(), f["message"].as_str()),
         (Some("DeadlineExceeded"), Some("Job was active longer than specified deadline"))
     );
+    // The pod it stopped counts as failed.
+    assert_eq!(slow["status"]["failed"], 1, "{slow}");
 
     // ttlSecondsAfterFinished: the Job and its pods go.
     c.wait_for("brief and its pods to be deleted", Duration::from_secs(30), || {
