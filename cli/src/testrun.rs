@@ -645,12 +645,19 @@ impl Runner {
                     checks::check_command(&cmd.expect, out.code, &out.stdout, &out.stderr)
                 }
                 Condition::Rollout { namespace, kind, name } => {
-                    let expected = format!("{} {name:?} successfully rolled out", kind.to_lowercase());
+                    let expected = match kind.as_str() {
+                        "StatefulSet" => format!("statefulset {name:?}: every pod updated and ready"),
+                        _ => format!("{} {name:?} successfully rolled out", kind.to_lowercase()),
+                    };
                     let got = self.ctx().and_then(|ctx| {
                         let mut client = ctx.client.clone();
                         ctx.block_on(verbs::get_one(&mut client, kind, namespace, name))
                     });
-                    match got.map(|d| crate::rollout::status_line(&d)) {
+                    let status = |d: &serde_json::Value| match kind.as_str() {
+                        "StatefulSet" => crate::rollout::statefulset_status_line(d),
+                        _ => crate::rollout::status_line(d),
+                    };
+                    match got.map(|d| status(&d)) {
                         Ok(Ok((_, true))) => Verdict::pass(expected),
                         Ok(Ok((line, false))) => Verdict::fail(expected, line),
                         // A rollout past its deadline does not finish by waiting longer.

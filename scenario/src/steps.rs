@@ -187,9 +187,9 @@ pub enum Condition {
         count: usize,
     },
     Command(Command),
-    /// `wait: {rollout: {deployment: web}}`: holds when `kubectl rollout status` would return
-    /// (every replica updated and available, no old one left); fails at once when the rollout
-    /// exceeded its progress deadline.
+    /// `wait: {rollout: {deployment: web}}` (or `{statefulset: web}`): holds when `kubectl
+    /// rollout status` would return (every replica updated and available, no old one left);
+    /// fails at once when the rollout exceeded its progress deadline.
     Rollout {
         namespace: String,
         kind: String,
@@ -581,12 +581,13 @@ fn wait(at: At, nodes: &[String]) -> R<Condition> {
         );
     }
     if let Some(r) = opt(at, "rollout", |r| {
-        r.map(&["deployment", "namespace"], "rollout: {deployment: web}")?;
-        Ok(Condition::Rollout {
-            namespace: namespace(r)?,
-            kind: "Deployment".into(),
-            name: req(r, "deployment", "the Deployment whose rollout to wait for", string)?,
-        })
+        r.map(&["deployment", "statefulset", "namespace"], "rollout: {deployment: web}")?;
+        let (kind, name) = match (opt(r, "deployment", string)?, opt(r, "statefulset", string)?) {
+            (Some(d), None) => ("Deployment", d),
+            (None, Some(s)) => ("StatefulSet", s),
+            _ => return err(r.path, "give the workload whose rollout to wait for: `deployment: NAME` or `statefulset: NAME`"),
+        };
+        Ok(Condition::Rollout { namespace: namespace(r)?, kind: kind.into(), name })
     })? {
         return Ok(r);
     }
@@ -1129,10 +1130,15 @@ mod tests {
             Action::Wait(Condition::Rollout { namespace: "default".into(), kind: "Deployment".into(), name: "web".into() })
         );
         assert_eq!(step.action.describe(), "wait for the rollout of deployment/web");
+        let step = one(json!({"wait": {"rollout": {"statefulset": "web"}}})).unwrap();
+        assert_eq!(
+            step.action,
+            Action::Wait(Condition::Rollout { namespace: "default".into(), kind: "StatefulSet".into(), name: "web".into() })
+        );
         let e = one(json!({"wait": {"rollout": {"daemonset": "web"}}})).unwrap_err();
         assert!(e.contains("daemonset"), "{e}");
         let e = one(json!({"wait": {"rollout": {}}})).unwrap_err();
-        assert!(e.contains("the Deployment whose rollout to wait for"), "{e}");
+        assert!(e.contains("`deployment: NAME` or `statefulset: NAME`"), "{e}");
     }
 
     #[test]
