@@ -290,6 +290,30 @@ fn statefulset_parallel_and_claims_refused() {
     let after: BTreeMap<String, String> = set_pods(&c).iter().map(|(n, p)| (n.clone(), uid(p))).collect();
     assert_eq!(after, before);
     assert_eq!(sts(&c)["status"]["updateRevision"], revision);
+
+    // OnDelete: a new template replaces nothing until a pod is deleted; that one comes back new.
+    // (The defaulted rollingUpdate is cleared by hand: a StatefulSet's updateStrategy has no
+    // retainKeys, so apply keeps it and validation refuses it beside OnDelete, as in Kubernetes.)
+    let on_delete = parallel.replace(
+        "  podManagementPolicy: Parallel\n",
+        "  podManagementPolicy: Parallel\n  updateStrategy: {type: OnDelete, rollingUpdate: null}\n",
+    );
+    c.apply("web.yaml", &on_delete.replace("image: nginx\n", "image: nginx:1.27\n")).ok();
+    c.wait_for("the new revision seen", Duration::from_secs(10), || {
+        let s = sts(&c);
+        (s["status"]["observedGeneration"] == s["metadata"]["generation"] && s["status"]["updateRevision"] != revision).then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    let after: BTreeMap<String, String> = set_pods(&c).iter().map(|(n, p)| (n.clone(), uid(p))).collect();
+    assert_eq!(after, before, "OnDelete replaces nothing by itself");
+    c.emu(&["delete", "pod", "web-0"]).ok();
+    let web0 = c.wait_for("web-0 back", Duration::from_secs(30), || {
+        set_pods(&c).remove("web-0").filter(|p| uid(p) != before["web-0"] && is_ready(p) && live(p))
+    });
+    assert_eq!(web0["spec"]["containers"][0]["image"], "nginx:1.27");
+    assert_eq!(set_pods(&c)["web-1"]["spec"]["containers"][0]["image"], "nginx");
+    let s = sts(&c);
+    assert_eq!((&s["status"]["currentReplicas"], &s["status"]["updatedReplicas"]), (&2.into(), &1.into()), "{s}");
     let claims = manifest("nginx", "").replace("web", "db").replace("app: nginx", "app: db")
         + "  volumeClaimTemplates:\n  - metadata: {name: www}\n    spec:\n      accessModes: [ReadWriteOnce]\n      resources: {requests: {storage: 1Gi}}\n";
     let refused = c.apply("db.yaml", &claims);
