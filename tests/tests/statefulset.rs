@@ -314,6 +314,13 @@ fn statefulset_parallel_and_claims_refused() {
     assert_eq!(set_pods(&c)["web-1"]["spec"]["containers"][0]["image"], "nginx");
     let s = sts(&c);
     assert_eq!((&s["status"]["currentReplicas"], &s["status"]["updatedReplicas"]), (&2.into(), &1.into()), "{s}");
+
+    // Deleted, the set takes its pods and revisions with it (the garbage collector).
+    c.emu(&["delete", "statefulset", "web"]).ok();
+    c.wait_for("the pods and revisions gone", Duration::from_secs(30), || {
+        let revisions = c.emu(&["get", "controllerrevisions", "-o", "name"]).ok().stdout;
+        (set_pods(&c).is_empty() && revisions.trim().is_empty()).then_some(())
+    });
     let claims = manifest("nginx", "").replace("web", "db").replace("app: nginx", "app: db")
         + "  volumeClaimTemplates:\n  - metadata: {name: www}\n    spec:\n      accessModes: [ReadWriteOnce]\n      resources: {requests: {storage: 1Gi}}\n";
     let refused = c.apply("db.yaml", &claims);
