@@ -156,17 +156,24 @@ mod tests {
         let apps = ResourceFilter { namespaced: None, api_group: Some("apps".into()) };
         assert_eq!(
             api_resources(&apps, "", true),
-            "NAME          SHORTNAMES   APIVERSION   NAMESPACED   KIND\n\
-             deployments   deploy       apps/v1      true         Deployment\n\
-             replicasets   rs           apps/v1      true         ReplicaSet\n"
+            "NAME                  SHORTNAMES   APIVERSION   NAMESPACED   KIND\n\
+             controllerrevisions                apps/v1      true         ControllerRevision\n\
+             daemonsets            ds           apps/v1      true         DaemonSet\n\
+             deployments           deploy       apps/v1      true         Deployment\n\
+             replicasets           rs           apps/v1      true         ReplicaSet\n\
+             statefulsets          sts          apps/v1      true         StatefulSet\n"
         );
-        assert_eq!(api_resources(&apps, "name", true), "deployments.apps\nreplicasets.apps\n");
+        assert_eq!(
+            api_resources(&apps, "name", true),
+            "controllerrevisions.apps\ndaemonsets.apps\ndeployments.apps\nreplicasets.apps\nstatefulsets.apps\n"
+        );
         let none = ResourceFilter { namespaced: None, api_group: Some("nope".into()) };
         assert_eq!(api_resources(&none, "", true), "NAME   SHORTNAMES   APIVERSION   NAMESPACED   KIND\n");
         let wide = api_resources(&ResourceFilter { namespaced: Some(false), api_group: Some(String::new()) }, "wide", true);
         assert!(wide.lines().any(|l| l.starts_with("namespaces ") && l.contains(" create,delete,get,list,patch,update,watch ")), "{wide}");
-        assert!(api_resources(&apps, "", false).starts_with("deployments   deploy   apps/v1"));
+        assert!(api_resources(&apps, "", false).starts_with("controllerrevisions            apps/v1   true   ControllerRevision\n"));
         let kinds: Vec<&str> = category_all().iter().map(|k| k.plural).collect();
-        assert_eq!(kinds, ["pods", "services", "deployments", "replicasets"]);
+        // kubectl get all's order: the core group, then apps, then batch.
+        assert_eq!(kinds, ["pods", "services", "daemonsets", "deployments", "replicasets", "statefulsets", "cronjobs", "jobs"]);
     }
 }

@@ -1372,7 +1372,11 @@ mod tests {
         for kind in emu_api::kinds::KINDS {
             let columns = column_definitions(kind.kind, &[]);
             assert_eq!(columns.iter().filter(|c| c.format == "name").count(), 1, "{}", kind.kind);
-            assert!(columns.iter().all(|c| !c.description.is_empty() && matches!(c.type_, "string" | "integer" | "date" | "boolean")), "{}", kind.kind);
+            assert!(
+                columns.iter().all(|c| !c.description.is_empty() && matches!(c.type_, "string" | "integer" | "date" | "boolean")),
+                "{}",
+                kind.kind
+            );
         }
         let event = column_definitions("Event", &[]);
         assert_eq!((event[9].name, event[9].format, event[9].priority), ("Name", "name", 1));
