@@ -107,9 +107,20 @@ fn update_revision(shared: &Shared, set: &Obj<StatefulSet>, revisions: &mut Vec<
             if let Some(annotations) = set.json["metadata"].get("annotations").filter(|a| a.is_object()) {
                 cr["metadata"]["annotations"] = annotations.clone();
             }
-            if let Err(e) = shared.store.create(cr) {
-                tracing::debug!(error = %e, statefulset = name, "creating controllerrevision");
-                return None;
+            match shared.store.create(cr) {
+                Ok(_) => {}
+                // The name is another's (CreateControllerRevision): the collision count moves on,
+                // kept in the status, and the next pass hashes with it.
+                Err(crate::store::StoreError::AlreadyExists { .. }) => {
+                    let mut v = (*set.json).clone();
+                    v["status"]["collisionCount"] = json!(collision_count + 1);
+                    update(shared, v);
+                    return None;
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, statefulset = name, "creating controllerrevision");
+                    return None;
+                }
             }
             revisions.push(RevisionView { name: rev_name.clone(), revision, data });
             Some((rev_name, collision_count))
