@@ -63,22 +63,6 @@ fn resource_and_fields(target: &str) -> anyhow::Result<(&'static emu_api::kinds:
     Ok((rk, fields))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_resource_and_its_fields_split_as_kubectl_splits_them() {
-        let split = |t: &str| resource_and_fields(t).map(|(rk, f)| (rk.kind, f)).unwrap();
-        assert_eq!(split("deployment.spec.strategy"), ("Deployment", vec!["spec".to_string(), "strategy".to_string()]));
-        assert_eq!(split("deployments.apps"), ("Deployment", vec![]));
-        assert_eq!(split("deployments.apps.spec"), ("Deployment", vec!["spec".to_string()]));
-        assert_eq!(split("deployment.apps"), ("Deployment", vec!["apps".to_string()]));
-        assert_eq!(split("pods."), ("Pod", vec![]));
-        assert!(resource_and_fields("nope.spec").is_err());
-    }
-}
-
 /// `GET path` of the cluster's API server as the kubeconfig reaches it (`https://127.0.0.1:PORT`,
 /// the cluster CA, the admin certificate), as JSON.
 async fn get_json(k: &emu_proto::KubeconfigResponse, path: &str) -> anyhow::Result<Value> {
@@ -116,4 +100,20 @@ async fn get_json(k: &emu_proto::KubeconfigResponse, path: &str) -> anyhow::Resu
         anyhow::bail!("GET {path}: {status}: {}", String::from_utf8_lossy(&body));
     }
     serde_json::from_slice(&body).with_context(|| format!("GET {path}: not JSON"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_resource_and_its_fields_split_as_kubectl_splits_them() {
+        let split = |t: &str| resource_and_fields(t).map(|(rk, f)| (rk.kind, f)).unwrap();
+        assert_eq!(split("deployment.spec.strategy"), ("Deployment", vec!["spec".to_string(), "strategy".to_string()]));
+        assert_eq!(split("deployments.apps"), ("Deployment", vec![]));
+        assert_eq!(split("deployments.apps.spec"), ("Deployment", vec!["spec".to_string()]));
+        assert_eq!(split("deployment.apps"), ("Deployment", vec!["apps".to_string()]));
+        assert_eq!(split("pods."), ("Pod", vec![]));
+        assert!(resource_and_fields("nope.spec").is_err());
+    }
 }
