@@ -188,7 +188,7 @@ impl Schedule {
             if self.month & (1 << m) == 0 {
                 // The first day of the next month.
                 let (ny, nm) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
-                t = days_from_civil(ny, nm, 1) * DAY;
+                t = crate::time::days_from_civil(ny, nm, 1) * DAY;
                 continue;
             }
             if !self.day_matches(days) {
@@ -209,15 +209,6 @@ impl Schedule {
         }
         None
     }
-}
-
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let mp = if m > 2 { m - 3 } else { m + 9 };
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468
 }
 
 #[cfg(test)]

@@ -84,7 +84,7 @@ pub fn civil_from_days(z: i64) -> (i64, i64, i64) {
 }
 
 /// Days since 1970-01-01 of a date.
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+pub fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };
     let era = y.div_euclid(400);
     let yoe = y.rem_euclid(400);

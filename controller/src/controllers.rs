@@ -541,32 +541,13 @@ fn sync_replicasets(shared: &Shared, decoded: &mut Caches) {
                 if let Some(a) = template["metadata"].get("annotations") {
                     pod["metadata"]["annotations"] = a.clone();
                 }
-                defaults::apply_defaults(&mut pod);
-                let admitted = match crate::serviceaccounts::admit_pod(shared, &pod, &[]) {
-                    Ok(admitted) => admitted,
-                    Err(refused) => {
+                match create_admitted_pod(shared, pod, &format!("{name}-")) {
+                    Ok(_) => {}
+                    Err(PodCreateError::Refused(refused)) => {
                         failure = Some(refused);
                         break;
                     }
-                };
-                // Pod Security admission, as for any pod created through the API: the refusal
-                // names the pod by its generateName, as kube-apiserver does.
-                if let Some(refused) = crate::api::pod_security_refusal(shared, &pod) {
-                    failure = Some(refused);
-                    break;
-                }
-                for _attempt in 0..5 {
-                    let mut p = pod.clone();
-                    p["metadata"]["name"] = json!(naming::generate_name(&format!("{name}-"), rand::random()));
-                    admitted.add_api_access(&mut p);
-                    match shared.store.create(p) {
-                        Ok(_) => break,
-                        Err(crate::store::StoreError::AlreadyExists { .. }) => continue,
-                        Err(e) => {
-                            tracing::warn!(error = %e, "creating pod");
-                            break;
-                        }
-                    }
+                    Err(PodCreateError::Store(e)) => tracing::warn!(error = %e, "creating pod"),
                 }
             }
         } else if active.len() > want {
@@ -619,6 +600,38 @@ fn sync_replicasets(shared: &Shared, decoded: &mut Caches) {
 }
 
 /// Deletes a pod the way the API does: gracefully when a node runs it, at once otherwise.
+/// Why a controller's pod was not created.
+pub(crate) enum PodCreateError {
+    /// Admission refused it (a missing service account, the namespace's Pod Security level).
+    Refused(String),
+    /// The store did not take it (or no generated name was free).
+    Store(String),
+}
+
+/// Creates a pod a controller made (`pod`, with `metadata.generateName` = `base`) as the API
+/// server admits one: defaulted, its service account admitted and its token volume added, Pod
+/// Security enforced (the refusal names the pod by its generateName, as kube-apiserver does),
+/// under a name generated from `base`, drawn again when it is taken. Answers the pod's name.
+pub(crate) fn create_admitted_pod(shared: &Shared, mut pod: Value, base: &str) -> Result<String, PodCreateError> {
+    defaults::apply_defaults(&mut pod);
+    let admitted = crate::serviceaccounts::admit_pod(shared, &pod, &[]).map_err(PodCreateError::Refused)?;
+    if let Some(refused) = crate::api::pod_security_refusal(shared, &pod) {
+        return Err(PodCreateError::Refused(refused));
+    }
+    for _attempt in 0..5 {
+        let mut p = pod.clone();
+        let name = naming::generate_name(base, rand::random());
+        p["metadata"]["name"] = json!(name);
+        admitted.add_api_access(&mut p);
+        match shared.store.create(p) {
+            Ok(_) => return Ok(name),
+            Err(crate::store::StoreError::AlreadyExists { .. }) => continue,
+            Err(e) => return Err(PodCreateError::Store(e.to_string())),
+        }
+    }
+    Err(PodCreateError::Store(format!("no free name generated from {base:?}")))
+}
+
 pub(crate) fn delete_pod(shared: &Shared, pod: &Obj<Pod>) {
     let k = key_of("Pod", &pod.metadata);
     if scheduler::bound_node(pod).is_none() {

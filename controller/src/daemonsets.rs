@@ -8,12 +8,14 @@
 //! (`matchFields metadata.name In [node]`) and the daemon tolerations; the scheduler
 //! (`schedule_pods`, later in the same pass) binds it there, as kube ≥ 1.12 does.
 
-use crate::controllers::{delete_pod, is_terminating, key, key_of, owner_ref, pod_available, pod_phase, uid, update, Caches};
+use crate::controllers::{
+    create_admitted_pod, delete_pod, is_terminating, key, key_of, owner_ref, pod_available, pod_phase, uid, update, Caches, PodCreateError,
+};
 use crate::decoded::Obj;
 use crate::state::Shared;
 use emu_api::time::now;
 use emu_api::typed::{self, DaemonSet, Pod};
-use emu_api::{defaults, naming, object};
+use emu_api::{naming, object};
 use emu_logic::daemonset::{self as planner, NodeView, Phase, PodView, Strategy};
 use emu_logic::endpoints;
 use emu_logic::scheduler::controller_uid;
@@ -259,26 +261,14 @@ fn create_pod(
     if let Some(a) = template["metadata"].get("annotations") {
         pod["metadata"]["annotations"] = a.clone();
     }
-    defaults::apply_defaults(&mut pod);
-    let admitted = crate::serviceaccounts::admit_pod(shared, &pod, &[])?;
-    if let Some(refused) = crate::api::pod_security_refusal(shared, &pod) {
-        return Err(refused);
-    }
-    for _attempt in 0..5 {
-        let mut p = pod.clone();
-        let pod_name = naming::generate_name(&format!("{name}-"), rand::random());
-        p["metadata"]["name"] = json!(pod_name);
-        admitted.add_api_access(&mut p);
-        match shared.store.create(p) {
-            Ok(_) => {
-                record(shared, &ds.json, "Normal", "SuccessfulCreate", &format!("Created pod: {pod_name}"));
-                return Ok(());
-            }
-            Err(crate::store::StoreError::AlreadyExists { .. }) => continue,
-            Err(e) => return Err(format!("Error creating: {e}")),
+    match create_admitted_pod(shared, pod, &format!("{name}-")) {
+        Ok(pod_name) => {
+            record(shared, &ds.json, "Normal", "SuccessfulCreate", &format!("Created pod: {pod_name}"));
+            Ok(())
         }
+        Err(PodCreateError::Refused(refused)) => Err(refused),
+        Err(PodCreateError::Store(e)) => Err(format!("Error creating: {e}")),
     }
-    Ok(())
 }
 
 /// An Event of the DaemonSet, as the daemon controller's recorder writes it.

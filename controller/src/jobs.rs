@@ -5,14 +5,16 @@
 //! decides what to create, delete and write, and this module does it; every CronJob's schedule
 //! is checked against the time ([`emu_logic::cron`]) and its Jobs against its policies.
 
-use crate::controllers::{delete_pod, is_terminating, key, key_of, owner_ref, pod_phase, uid, update, Caches};
+use crate::controllers::{
+    create_admitted_pod, delete_pod, is_terminating, key, key_of, owner_ref, pod_phase, uid, update, Caches, PodCreateError,
+};
 use crate::decoded::Obj;
 use crate::state::Shared;
 use crate::store::Write;
 use emu_api::defaults::job::generate_selector;
 use emu_api::time::now;
 use emu_api::typed::{self, CronJob, Job, Pod};
-use emu_api::{defaults, naming, object};
+use emu_api::{defaults, object};
 use emu_logic::job::{self as planner, PodPhase};
 use emu_logic::scheduler::controller_uid;
 use serde_json::{json, Value};
@@ -224,23 +226,9 @@ fn create_pod(shared: &Shared, job: &Obj<Job>, index: Option<i32>) -> Result<Str
     if annotations.as_object().is_some_and(|a| !a.is_empty()) {
         pod["metadata"]["annotations"] = annotations;
     }
-    defaults::apply_defaults(&mut pod);
-    let admitted = crate::serviceaccounts::admit_pod(shared, &pod, &[])?;
-    if let Some(refused) = crate::api::pod_security_refusal(shared, &pod) {
-        return Err(refused);
-    }
-    for _attempt in 0..5 {
-        let mut p = pod.clone();
-        let pod_name = naming::generate_name(&base, rand::random());
-        p["metadata"]["name"] = json!(pod_name);
-        admitted.add_api_access(&mut p);
-        match shared.store.create(p) {
-            Ok(_) => return Ok(pod_name),
-            Err(crate::store::StoreError::AlreadyExists { .. }) => continue,
-            Err(e) => return Err(e.to_string()),
-        }
-    }
-    Err("no free generated name".into())
+    create_admitted_pod(shared, pod, &base).map_err(|e| match e {
+        PodCreateError::Refused(e) | PodCreateError::Store(e) => e,
+    })
 }
 
 /// An Event of a Job or CronJob, as the controllers' recorders write it.

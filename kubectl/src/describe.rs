@@ -1326,6 +1326,28 @@ fn slice_endpoints(slices: &[&Value], port_name: &str) -> String {
     }
 }
 
+/// `Pods Status:` of a DaemonSet's or StatefulSet's describe (`getPodStatusForController`): the
+/// pods of `related` in its namespace that it controls, by phase.
+fn controlled_pods_status(w: &mut String, obj: &Value, related: &[Value]) {
+    let uid = meta(obj, "uid");
+    let mut phases = [0; 4];
+    for p in related.iter().filter(|p| {
+        str_at(p, &["metadata", "namespace"]) == meta(obj, "namespace")
+            && at(p, &["metadata", "ownerReferences"])
+                .and_then(Value::as_array)
+                .is_some_and(|o| o.iter().any(|r| r["uid"] == uid && r["controller"] == true))
+    }) {
+        match str_at(p, &["status", "phase"]) {
+            "Running" => phases[0] += 1,
+            "Pending" => phases[1] += 1,
+            "Succeeded" => phases[2] += 1,
+            "Failed" => phases[3] += 1,
+            _ => {}
+        }
+    }
+    line!(w, 0, "Pods Status:\t{} Running / {} Waiting / {} Succeeded / {} Failed\n", phases[0], phases[1], phases[2], phases[3]);
+}
+
 mod daemonset;
 mod job;
 mod statefulset;

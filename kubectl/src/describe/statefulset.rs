@@ -24,24 +24,7 @@ pub(super) fn stateful_set(w: &mut String, obj: &Value, related: &[Value], _now:
             line!(w, 1, "MaxUnavailable:\t{}\n", int_or_string(Some(max)));
         }
     }
-    // getPodStatusForController: the pods it controls, by phase.
-    let uid = meta(obj, "uid");
-    let mut phases = [0; 4];
-    for p in related.iter().filter(|p| {
-        str_at(p, &["kind"]) != "Event"
-            && at(p, &["metadata", "ownerReferences"])
-                .and_then(Value::as_array)
-                .is_some_and(|o| o.iter().any(|r| r["uid"] == uid && r["controller"] == true))
-    }) {
-        match str_at(p, &["status", "phase"]) {
-            "Running" => phases[0] += 1,
-            "Pending" => phases[1] += 1,
-            "Succeeded" => phases[2] += 1,
-            "Failed" => phases[3] += 1,
-            _ => {}
-        }
-    }
-    line!(w, 0, "Pods Status:\t{} Running / {} Waiting / {} Succeeded / {} Failed\n", phases[0], phases[1], phases[2], phases[3]);
+    super::controlled_pods_status(w, obj, related);
     pod_template(w, &spec["template"]);
     // describeVolumeClaimTemplates: emu refuses claim templates, so there are none to list.
     line!(w, 0, "Volume Claims:\t<none>\n");
@@ -61,7 +44,7 @@ mod tests {
                     "spec": {"containers": [{"name": "nginx", "image": "nginx", "ports": [{"name": "web", "containerPort": 80}]}]}}},
             "status": {"replicas": 3}});
         let pod = |phase: &str| {
-            json!({"kind": "Pod", "metadata": {"ownerReferences": [{"uid": "u1", "controller": true}]},
+            json!({"kind": "Pod", "metadata": {"namespace": "default", "ownerReferences": [{"uid": "u1", "controller": true}]},
             "status": {"phase": phase}})
         };
         let text = crate::describe::describe("StatefulSet", &sts, &[pod("Running"), pod("Running"), pod("Pending")], 0);
