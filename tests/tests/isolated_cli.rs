@@ -106,8 +106,14 @@ fn the_cli_works_with_only_the_controllers_socket() {
 #[test]
 fn the_cli_links_no_node_agent_code() {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    // The graph of this machine's platform: what `emu` links here. Without the filter cargo
+    // resolves every platform's dependencies and needs, offline, crates a build never fetched
+    // (Windows' anstyle-wincon): on a fresh machine the test failed for want of them.
+    let host = Command::new("rustc").arg("-vV").output().expect("rustc -vV");
+    let host =
+        String::from_utf8_lossy(&host.stdout).lines().find_map(|l| l.strip_prefix("host: ").map(str::to_string)).expect("rustc's host");
     let out = Command::new(cargo)
-        .args(["metadata", "--format-version", "1", "--offline", "--manifest-path"])
+        .args(["metadata", "--format-version", "1", "--offline", "--filter-platform", &host, "--manifest-path"])
         .arg(PathBuf::from(REPO).join("Cargo.toml"))
         .output()
         .expect("cargo metadata");
