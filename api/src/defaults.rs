@@ -10,6 +10,7 @@ use crate::typed::{
 use serde_json::Value;
 
 mod daemonset;
+pub mod ingress;
 pub mod job;
 mod statefulset;
 
@@ -23,6 +24,7 @@ pub fn object(object: &mut Object) {
         Object::StatefulSet(sts) => statefulset::stateful_set(sts),
         Object::Job(job) => job::job(job),
         Object::CronJob(cj) => job::cron_job(cj),
+        Object::IngressClass(ic) => ingress::ingress_class(ic),
         Object::Namespace(ns) => namespace(ns),
         Object::Service(svc) => service(svc),
         // SetDefaults_Secret.
@@ -65,6 +67,7 @@ pub fn apply_defaults(v: &mut Value) {
             | "StatefulSet"
             | "Job"
             | "CronJob"
+            | "IngressClass"
             | "Namespace"
             | "Service"
             | "Secret"

@@ -77,6 +77,8 @@ pub const KINDS: &[ResourceKind] = &[
     v1("", "Service", "services", "service", &["svc"], true),
     v1("", "Endpoints", "endpoints", "endpoints", &["ep"], true),
     v1("discovery.k8s.io", "EndpointSlice", "endpointslices", "endpointslice", &[], true),
+    v1("networking.k8s.io", "Ingress", "ingresses", "ingress", &["ing"], true),
+    v1("networking.k8s.io", "IngressClass", "ingressclasses", "ingressclass", &[], false),
     v1("", "ConfigMap", "configmaps", "configmap", &["cm"], true),
     v1("", "Secret", "secrets", "secret", &[], true),
     v1("", "Event", "events", "event", &["ev"], true),
@@ -139,6 +141,9 @@ mod tests {
             ("role", "Role"),
             ("rolebindings.rbac.authorization.k8s.io", "RoleBinding"),
             ("ClusterRoleBinding", "ClusterRoleBinding"),
+            ("ing", "Ingress"),
+            ("ingresses.networking.k8s.io", "Ingress"),
+            ("ingressclass", "IngressClass"),
         ] {
             assert_eq!(lookup(arg).map(|k| k.kind), Some(kind), "{arg}");
         }

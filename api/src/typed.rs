@@ -26,6 +26,9 @@ pub use k8s_openapi::api::core::v1::{
     ServiceAccount, ServicePort, ServiceSpec, ServiceStatus, Toleration, Volume, VolumeMount,
 };
 pub use k8s_openapi::api::discovery::v1::EndpointSlice;
+pub use k8s_openapi::api::networking::v1::{
+    HTTPIngressPath, Ingress, IngressBackend, IngressClass, IngressClassSpec, IngressRule, IngressServiceBackend, IngressSpec, IngressTLS,
+};
 pub use k8s_openapi::api::rbac::v1::{AggregationRule, ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef, Subject};
 pub use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement, ObjectMeta};
 pub use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -46,6 +49,8 @@ pub enum Object {
     Service(Box<Service>),
     Endpoints(Box<Endpoints>),
     EndpointSlice(Box<EndpointSlice>),
+    Ingress(Box<Ingress>),
+    IngressClass(Box<IngressClass>),
     ConfigMap(Box<ConfigMap>),
     Secret(Box<Secret>),
     Event(Box<Event>),
@@ -188,6 +193,8 @@ impl Object {
             "Service" => Object::Service(decode(v)?),
             "Endpoints" => Object::Endpoints(decode(v)?),
             "EndpointSlice" => Object::EndpointSlice(decode(v)?),
+            "Ingress" => Object::Ingress(decode(v)?),
+            "IngressClass" => Object::IngressClass(decode(v)?),
             "ConfigMap" => Object::ConfigMap(decode(v)?),
             "Secret" => Object::Secret(decode(v)?),
             "Event" => Object::Event(decode(v)?),
@@ -216,6 +223,8 @@ impl Object {
             Object::Service(_) => "Service",
             Object::Endpoints(_) => "Endpoints",
             Object::EndpointSlice(_) => "EndpointSlice",
+            Object::Ingress(_) => "Ingress",
+            Object::IngressClass(_) => "IngressClass",
             Object::ConfigMap(_) => "ConfigMap",
             Object::Secret(_) => "Secret",
             Object::Event(_) => "Event",
@@ -244,6 +253,8 @@ impl Object {
             Object::Service(o) => &o.metadata,
             Object::Endpoints(o) => &o.metadata,
             Object::EndpointSlice(o) => &o.metadata,
+            Object::Ingress(o) => &o.metadata,
+            Object::IngressClass(o) => &o.metadata,
             Object::ConfigMap(o) => &o.metadata,
             Object::Secret(o) => &o.metadata,
             Object::Event(o) => &o.metadata,
@@ -272,6 +283,8 @@ impl Object {
             Object::Service(o) => encode(o),
             Object::Endpoints(o) => encode(o),
             Object::EndpointSlice(o) => encode(o),
+            Object::Ingress(o) => encode(o),
+            Object::IngressClass(o) => encode(o),
             Object::ConfigMap(o) => encode(o),
             Object::Secret(o) => encode(o),
             Object::Event(o) => encode(o),

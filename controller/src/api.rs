@@ -77,6 +77,9 @@ impl admission::Context for Server<'_> {
         if let typed::Object::DaemonSet(ds) = object {
             return crate::daemonsets::prepare_for_write(self.shared, ds);
         }
+        if let typed::Object::Ingress(ing) = object {
+            return default_ingress_class(self.shared, ing);
+        }
         let typed::Object::Service(svc) = object else { return };
         match self.update {
             Registry::Create => {}
@@ -90,6 +93,19 @@ impl admission::Context for Server<'_> {
             Registry::UpdateOf(live) => crate::services::prepare_update(live, svc),
         }
     }
+}
+
+/// The DefaultIngressClass admission plugin: an Ingress being created without a class gets the
+/// default IngressClass's name (an update keeps what the stored Ingress has).
+fn default_ingress_class(shared: &Shared, ing: &mut typed::Ingress) {
+    let (namespace, name) = typed::key(&ing.metadata);
+    let key = ObjectKey { kind: "Ingress".into(), namespace: namespace.into(), name: name.into() };
+    if shared.store.get(&key).is_some() {
+        return;
+    }
+    let (classes, _) = shared.store.list("IngressClass", None);
+    let classes: Vec<typed::IngressClass> = classes.iter().filter_map(|v| typed::decode(v).ok()).collect();
+    emu_api::defaults::ingress::admit_default_class(ing, &classes);
 }
 
 fn admission_status(e: AdmissionError) -> Status {

@@ -66,7 +66,7 @@ fn subresources(rk: &ResourceKind) -> Vec<Subresource> {
             status,
         ],
         "Deployment" | "ReplicaSet" | "StatefulSet" => vec![scale, status],
-        "DaemonSet" | "Job" | "CronJob" => vec![status],
+        "DaemonSet" | "Job" | "CronJob" | "Ingress" => vec![status],
         // TokenRequest (`kubectl create token`), [`super::token`].
         "ServiceAccount" => vec![Subresource {
             name: "token",
@@ -95,7 +95,7 @@ fn verbs(rk: &ResourceKind) -> &'static [&'static str] {
 /// The API groups under `/apis`, in kube-apiserver's order (by its group priorities, then
 /// emu's own, as custom resources come last), each with its one version.
 pub fn groups() -> Vec<(&'static str, &'static str)> {
-    const PRIORITY: [&str; 4] = ["apps", "batch", "rbac.authorization.k8s.io", "discovery.k8s.io"];
+    const PRIORITY: [&str; 5] = ["apps", "batch", "networking.k8s.io", "rbac.authorization.k8s.io", "discovery.k8s.io"];
     let mut groups: Vec<(&str, &str)> = Vec::new();
     for k in KINDS.iter().filter(|k| !k.group.is_empty()) {
         if !groups.contains(&(k.group, k.version)) {
@@ -440,7 +440,7 @@ mod tests {
     fn aggregated_groups() {
         let doc = parse(&aggregated(false, false));
         let names: Vec<&str> = doc["items"].as_array().unwrap().iter().map(|g| g["metadata"]["name"].as_str().unwrap()).collect();
-        assert_eq!(names, ["apps", "batch", "rbac.authorization.k8s.io", "discovery.k8s.io", "emu.dev"]);
+        assert_eq!(names, ["apps", "batch", "networking.k8s.io", "rbac.authorization.k8s.io", "discovery.k8s.io", "emu.dev"]);
         let apps = &doc["items"][0]["versions"][0]["resources"];
         let deployments = find(apps, "resource", "deployments");
         assert_eq!(deployments["categories"], json!(["all"]));
@@ -450,10 +450,10 @@ mod tests {
             &json!({"subresource": "scale", "responseKind": {"group": "autoscaling", "version": "v1", "kind": "Scale"}, "verbs": ["get", "patch", "update"]})
         );
         assert_eq!(find(apps, "resource", "replicasets")["shortNames"], json!(["rs"]));
-        let faults = find(&doc["items"][4]["versions"][0]["resources"], "resource", "faults");
+        let faults = find(&doc["items"][5]["versions"][0]["resources"], "resource", "faults");
         assert_eq!(faults["scope"], "Cluster");
         // RBAC's kinds: no short names, no subresources, every verb.
-        let rbac = &doc["items"][2]["versions"][0]["resources"];
+        let rbac = &doc["items"][3]["versions"][0]["resources"];
         let names: Vec<&str> = rbac.as_array().unwrap().iter().map(|r| r["resource"].as_str().unwrap()).collect();
         assert_eq!(names, ["clusterrolebindings", "clusterroles", "rolebindings", "roles"]);
         assert_eq!(

@@ -165,7 +165,7 @@ pub(super) fn own_kind_schema(rk: &ResourceKind) -> Value {
 /// types, from the Kubernetes types (k8s-openapi's, generated from kube-apiserver's own OpenAPI):
 /// the fields and their descriptions. The definition's name; None for emu's own kinds.
 pub(super) fn kind_schema(generator: &mut schemars::SchemaGenerator, rk: &ResourceKind) -> Option<String> {
-    use k8s_openapi::api::{apps, batch, core, discovery, rbac};
+    use k8s_openapi::api::{apps, batch, core, discovery, networking, rbac};
     fn define<T: schemars::JsonSchema>(generator: &mut schemars::SchemaGenerator) -> String {
         generator.subschema_for::<T>();
         T::schema_name().into_owned()
@@ -187,6 +187,8 @@ pub(super) fn kind_schema(generator: &mut schemars::SchemaGenerator, rk: &Resour
         ("apps", "ControllerRevision") => define::<apps::v1::ControllerRevision>,
         ("batch", "Job") => define::<batch::v1::Job>,
         ("batch", "CronJob") => define::<batch::v1::CronJob>,
+        ("networking.k8s.io", "Ingress") => define::<networking::v1::Ingress>,
+        ("networking.k8s.io", "IngressClass") => define::<networking::v1::IngressClass>,
         ("discovery.k8s.io", "EndpointSlice") => define::<discovery::v1::EndpointSlice>,
         ("rbac.authorization.k8s.io", "Role") => define::<rbac::v1::Role>,
         ("rbac.authorization.k8s.io", "ClusterRole") => define::<rbac::v1::ClusterRole>,

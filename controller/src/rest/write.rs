@@ -186,7 +186,7 @@ fn decode_body(call: &Call, sent: &Sent) -> Result<Value, ApiError> {
     let decoded = if media == protobuf::MEDIA_TYPE {
         protobuf::decode(rk.kind, sent.body).map_err(|e| {
             unsupported_media_type(format!(
-                "the body of the request was in an unknown format - accepted media types include: application/json, {} (for ConfigMap, Secret, Namespace, Deployment, Service, Job and CronJob: {e})",
+                "the body of the request was in an unknown format - accepted media types include: application/json, {} (for ConfigMap, Secret, Namespace, Deployment, Service, Job, CronJob and Ingress: {e})",
                 protobuf::MEDIA_TYPE
             ))
         })

@@ -535,12 +535,72 @@ const CRONJOB: Message = Message {
     fields: &[F(1, "metadata", Ty::Msg(&OBJECT_META), false), F(2, "spec", Ty::Msg(&CRONJOB_SPEC), false), F(3, "status", Ty::Skip, false)],
 };
 
+// `kubectl create ingress` (k8s.io/api/networking/v1/generated.proto). A rule's `http` sits in an
+// embedded `IngressRuleValue` message (inlined in JSON), moved up by [`inline_rule_values`].
+
+const SERVICE_BACKEND_PORT: Message =
+    Message { name: "ServiceBackendPort", fields: &[F(1, "name", Ty::Str, false), F(2, "number", Ty::IntZ, false)] };
+
+const INGRESS_SERVICE_BACKEND: Message =
+    Message { name: "IngressServiceBackend", fields: &[F(1, "name", Ty::Str, false), F(2, "port", Ty::Msg(&SERVICE_BACKEND_PORT), false)] };
+
+const TYPED_LOCAL_OBJECT_REFERENCE: Message = Message {
+    name: "TypedLocalObjectReference",
+    fields: &[F(1, "apiGroup", Ty::Str, false), F(2, "kind", Ty::Str, false), F(3, "name", Ty::Str, false)],
+};
+
+const INGRESS_BACKEND: Message = Message {
+    name: "IngressBackend",
+    fields: &[F(3, "resource", Ty::Msg(&TYPED_LOCAL_OBJECT_REFERENCE), false), F(4, "service", Ty::Msg(&INGRESS_SERVICE_BACKEND), false)],
+};
+
+const HTTP_INGRESS_PATH: Message = Message {
+    name: "HTTPIngressPath",
+    fields: &[F(1, "path", Ty::Str, false), F(2, "backend", Ty::Msg(&INGRESS_BACKEND), false), F(3, "pathType", Ty::Str, false)],
+};
+
+const HTTP_INGRESS_RULE_VALUE: Message =
+    Message { name: "HTTPIngressRuleValue", fields: &[F(1, "paths", Ty::Msg(&HTTP_INGRESS_PATH), true)] };
+
+const INGRESS_RULE_VALUE: Message = Message { name: "IngressRuleValue", fields: &[F(1, "http", Ty::Msg(&HTTP_INGRESS_RULE_VALUE), false)] };
+
+const INGRESS_RULE: Message =
+    Message { name: "IngressRule", fields: &[F(1, "host", Ty::Str, false), F(2, "ingressRuleValue", Ty::Msg(&INGRESS_RULE_VALUE), false)] };
+
+const INGRESS_TLS: Message = Message { name: "IngressTLS", fields: &[F(1, "hosts", Ty::Str, true), F(2, "secretName", Ty::Str, false)] };
+
+const INGRESS_SPEC: Message = Message {
+    name: "IngressSpec",
+    fields: &[
+        F(1, "defaultBackend", Ty::Msg(&INGRESS_BACKEND), false),
+        F(2, "tls", Ty::Msg(&INGRESS_TLS), true),
+        F(3, "rules", Ty::Msg(&INGRESS_RULE), true),
+        F(4, "ingressClassName", Ty::Str, false),
+    ],
+};
+
+const INGRESS: Message = Message {
+    name: "Ingress",
+    fields: &[F(1, "metadata", Ty::Msg(&OBJECT_META), false), F(2, "spec", Ty::Msg(&INGRESS_SPEC), false), F(3, "status", Ty::Skip, false)],
+};
+
+/// Go inlines a rule's `IngressRuleValue` into the rule's JSON: `rules[].http`.
+fn inline_rule_values(obj: &mut Map<String, Value>) {
+    let rules = obj.get_mut("spec").and_then(|s| s.get_mut("rules")).and_then(Value::as_array_mut);
+    for rule in rules.into_iter().flatten().filter_map(Value::as_object_mut) {
+        if let Some(Value::Object(inner)) = rule.remove("ingressRuleValue") {
+            rule.extend(inner);
+        }
+    }
+}
+
 /// The kinds read from protobuf: those kubectl's generators create, and the reviews of `kubectl
 /// auth` (its typed clients send protobuf too).
 fn message_of(kind: &str) -> Option<&'static Message> {
     match kind {
         "Job" => Some(&JOB),
         "CronJob" => Some(&CRONJOB),
+        "Ingress" => Some(&INGRESS),
         "SelfSubjectAccessReview" => Some(&SELF_SUBJECT_ACCESS_REVIEW),
         "SelfSubjectReview" => Some(&SELF_SUBJECT_REVIEW),
         "SelfSubjectRulesReview" => Some(&SELF_SUBJECT_RULES_REVIEW),
@@ -698,6 +758,9 @@ pub fn decode(kind: &str, body: &[u8]) -> Result<Value, String> {
     if let Value::Object(fields) = decode_message(message, raw)? {
         obj.extend(fields);
     }
+    if kind == "Ingress" {
+        inline_rule_values(&mut obj);
+    }
     Ok(Value::Object(obj))
 }
 
@@ -767,6 +830,27 @@ mod tests {
                    "spec": {"replicas": 0, "selector": {"matchLabels": {"app": "web"}}, "strategy": {},
                             "template": {"metadata": {"labels": {"app": "web"}},
                                          "spec": {"containers": [{"name": "nginx", "image": "nginx", "ports": [{"containerPort": 80}], "resources": {}}]}}}})
+        );
+    }
+
+    /// `kubectl create ingress simple --rule=foo.com/bar*=svc1:8080,tls=my-cert --class=nginx`:
+    /// the rule's embedded value inlined, the backend's empty port name left out.
+    #[test]
+    fn an_ingress_from_the_clientset() {
+        let backend = field(4, &[field(1, b"svc1"), field(2, &[field(1, b""), vec![16, 0x90, 0x3f]].concat())].concat());
+        let path = [field(1, b"/bar"), field(2, &backend), field(3, b"Prefix")].concat();
+        let rule = [field(1, b"foo.com"), field(2, &field(1, &field(1, &path)))].concat();
+        let tls = [field(1, b"foo.com"), field(2, b"my-cert")].concat();
+        let spec = [field(2, &tls), field(3, &rule), field(4, b"nginx")].concat();
+        let ingress = [field(1, &field(1, b"simple")), field(2, &spec), field(3, b"")].concat();
+        let type_meta = [field(1, b"networking.k8s.io/v1"), field(2, b"Ingress")].concat();
+        let body = [b"k8s\0".to_vec(), field(1, &type_meta), field(2, &ingress)].concat();
+        assert_eq!(
+            decode("Ingress", &body).unwrap(),
+            json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "simple"},
+                   "spec": {"ingressClassName": "nginx", "tls": [{"hosts": ["foo.com"], "secretName": "my-cert"}],
+                            "rules": [{"host": "foo.com", "http": {"paths": [{"path": "/bar", "pathType": "Prefix",
+                                "backend": {"service": {"name": "svc1", "port": {"number": 8080}}}}]}}]}})
         );
     }
 
