@@ -228,6 +228,9 @@ pub enum CreateWhat {
     /// Create a CronJob of an image on a schedule.
     #[command(visible_alias = "cj")]
     Cronjob(crate::create::CronJobArgs),
+    /// Create an Ingress from `--rule=host/path=service:port[,tls[=secret]]` rules.
+    #[command(visible_alias = "ing")]
+    Ingress(crate::create::IngressArgs),
 }
 
 #[derive(clap::Subcommand, Debug)]
@@ -333,6 +336,7 @@ pub fn create(a: CreateArgs, g: &Globals) -> anyhow::Result<i32> {
         Some(CreateWhat::Service { kind }) => crate::create::service(kind, g),
         Some(CreateWhat::Job(j)) => crate::create::job(j, g),
         Some(CreateWhat::Cronjob(c)) => crate::create::cronjob(c, g),
+        Some(CreateWhat::Ingress(i)) => crate::create::ingress(i, g),
         Some(CreateWhat::Namespace { name }) => {
             require_root()?;
             let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
@@ -790,6 +794,12 @@ async fn related_objects(client: &mut Client, kind: &str, o: &Value) -> anyhow::
         "Service" => {
             let mut r = list(client, "EndpointSlice", ns, "").await.unwrap_or_default();
             r.extend(list(client, "Endpoints", ns, "").await.unwrap_or_default());
+            r
+        }
+        // Its backends' Services and their endpoints.
+        "Ingress" => {
+            let mut r = list(client, "Service", ns, "").await.unwrap_or_default();
+            r.extend(list(client, "EndpointSlice", ns, "").await.unwrap_or_default());
             r
         }
         _ => vec![],

@@ -29,6 +29,8 @@ pub fn describe(kind: &str, obj: &Value, related: &[Value], now: i64) -> String 
         "Job" => job::job(&mut w, obj, related, now),
         "CronJob" => job::cron_job(&mut w, obj, related, now),
         "Service" => service(&mut w, obj, related),
+        "Ingress" => ingress::ingress(&mut w, obj, related),
+        "IngressClass" => ingress::ingress_class(&mut w, obj),
         // kubectl shows no events for a Secret.
         "Secret" => return tabwrite_text(&secret(obj), 0, 2),
         "ConfigMap" => config_map(&mut w, obj),
@@ -1349,6 +1351,7 @@ fn controlled_pods_status(w: &mut String, obj: &Value, related: &[Value]) {
 }
 
 mod daemonset;
+mod ingress;
 mod job;
 mod statefulset;
 

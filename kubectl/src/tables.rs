@@ -892,7 +892,7 @@ fn namespace_row(ns: &Value, _wide: bool, now: i64) -> Vec<Cell> {
 // ---- Service (CLI-8), Endpoints (CLI-9, EP-7), EndpointSlice (CLI-10) ---------------------------
 
 /// Load-balancer ingress IPs/hostnames, sorted and de-duplicated; cut to 16 chars unless wide.
-fn load_balancer_addresses(status: &Value, wide: bool) -> String {
+pub(crate) fn load_balancer_addresses(status: &Value, wide: bool) -> String {
     let mut list: Vec<&str> = list_at(status, &["loadBalancer", "ingress"])
         .iter()
         .map(|i| match str_at(i, &["ip"]) {
@@ -1105,11 +1105,19 @@ fn role_binding_row(b: &Value, _wide: bool, now: i64) -> Vec<Cell> {
 
 fn ingress_row(ing: &Value, wide: bool, now: i64) -> Vec<Cell> {
     let class = or_none(str_at(ing, &["spec", "ingressClassName"]));
+    // kubectl's formatHosts: the first three hosts (rules without one skipped), and once three
+    // are listed, any further rule counts as "more" (by the number of rules, not of hosts).
     let rules = list_at(ing, &["spec", "rules"]);
-    let hosts: Vec<String> = rules.iter().take(3).map(|r| str_at(r, &["host"])).filter(|h| !h.is_empty()).map(String::from).collect();
+    let (mut hosts, mut more) = (Vec::new(), false);
+    for rule in rules {
+        more |= hosts.len() == 3;
+        if !more && !str_at(rule, &["host"]).is_empty() {
+            hosts.push(str_at(rule, &["host"]));
+        }
+    }
     let hosts = if hosts.is_empty() {
         "*".to_string()
-    } else if rules.len() > 3 {
+    } else if more {
         format!("{} + {} more...", hosts.join(","), rules.len() - 3)
     } else {
         hosts.join(",")
@@ -1120,13 +1128,11 @@ fn ingress_row(ing: &Value, wide: bool, now: i64) -> Vec<Cell> {
 
 fn ingressclass_row(ic: &Value, _wide: bool, now: i64) -> Vec<Cell> {
     let params = match at(ic, &["spec", "parameters"]) {
-        Some(p) if p.is_object() => {
-            let kind = match str_at(p, &["apiGroup"]) {
-                "" => str_at(p, &["kind"]).to_string(),
-                group => format!("{}.{group}", str_at(p, &["kind"])),
-            };
-            format!("{kind}/{}", str_at(p, &["name"]))
-        }
+        // kubectl appends the group whenever it is set, even empty.
+        Some(p) if p.is_object() => match p.get("apiGroup").and_then(Value::as_str) {
+            Some(group) => format!("{}.{group}/{}", str_at(p, &["kind"]), str_at(p, &["name"])),
+            None => format!("{}/{}", str_at(p, &["kind"]), str_at(p, &["name"])),
+        },
         _ => "<none>".to_string(),
     };
     [name(ic), str_at(ic, &["spec", "controller"]).to_string(), params, age(ic, now)].map(Cell::from).into()
@@ -1235,6 +1241,37 @@ mod tests {
         assert_eq!(service_row(&lb, true, NOW)[3], "203.0.113.10,203.0.113.2");
         let headless = svc("h", "ClusterIP", "None", json!([]));
         assert_eq!(service_row(&headless, true, NOW)[2..5], ["None", "<none>", "<none>"]);
+    }
+
+    #[test]
+    fn ingresses_and_classes_cli15() {
+        let rule = |host: &str| json!({"host": host, "http": {"paths": []}});
+        let kubia = json!({"metadata": {"name": "kubia", "creationTimestamp": "2024-05-01T09:58:13Z"},
+            "spec": {"ingressClassName": "nginx", "rules": [rule("kubia.example.com")], "tls": [{"hosts": ["kubia.example.com"]}]},
+            "status": {"loadBalancer": {"ingress": [{"ip": "203.0.113.10"}]}}});
+        let any = json!({"metadata": {"name": "any", "creationTimestamp": "2024-05-01T09:58:13Z"},
+            "spec": {"defaultBackend": {"service": {"name": "web", "port": {"number": 80}}}}});
+        assert_eq!(
+            table("Ingress", &[kubia, any], &TableOptions::default(), NOW),
+            "NAME    CLASS    HOSTS               ADDRESS        PORTS     AGE\n\
+             kubia   nginx    kubia.example.com   203.0.113.10   80, 443   2m\n\
+             any     <none>   *                                  80        2m\n"
+        );
+        // Rules without a host are skipped, and once three hosts are listed the rest are counted.
+        let many = json!({"spec": {"rules": [rule("a"), rule(""), rule("b"), rule("c"), rule("d")]}});
+        assert_eq!(ingress_row(&many, false, NOW)[2], "a,b,c + 2 more...");
+        let few = json!({"spec": {"rules": [rule("a"), rule(""), rule("b"), rule("c")]}});
+        assert_eq!(ingress_row(&few, false, NOW)[2], "a,b,c");
+        let class = json!({"metadata": {"name": "nginx", "creationTimestamp": "2024-05-01T09:58:13Z"},
+            "spec": {"controller": "k8s.io/ingress-nginx"}});
+        let with_params = json!({"metadata": {"name": "ext", "creationTimestamp": "2024-05-01T09:58:13Z"},
+            "spec": {"controller": "example.com/lb", "parameters": {"apiGroup": "k8s.example.com", "kind": "IngressParameters", "name": "external-lb"}}});
+        assert_eq!(
+            table("IngressClass", &[class, with_params], &TableOptions::default(), NOW),
+            "NAME    CONTROLLER             PARAMETERS                                      AGE\n\
+             nginx   k8s.io/ingress-nginx   <none>                                          2m\n\
+             ext     example.com/lb         IngressParameters.k8s.example.com/external-lb   2m\n"
+        );
     }
 
     #[test]
