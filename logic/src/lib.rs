@@ -11,6 +11,7 @@ pub mod events;
 pub mod faults;
 pub mod identity;
 pub mod images;
+pub mod ingress;
 pub mod ipam;
 pub mod job;
 pub mod loadbalancer;
