@@ -124,6 +124,16 @@ const NGINX_FILES: &[&str] = &["/usr/share/nginx/html", "/usr/bin/curl", "/usr/b
 /// ps, the BIND tools and Ubuntu's essential perl.
 const DNSUTILS_PACKAGES: &[&str] = &["procps", "bind9-dnsutils", "bind9-host", "perl-base"];
 
+/// Alpine's busybox-based images with agnhost's extra packages (bash, curl, iproute2's ip,
+/// bind-tools' dig): what e2e tests and users run in an agnhost pod besides agnhost itself.
+const AGNHOST_FILES: &[&str] = &["/usr/bin/bash", "/usr/bin/curl", "/usr/sbin/ip", "/usr/bin/dig"];
+/// node:7's (buildpack-deps, a full Debian) programs a shell user of the kubia pods reaches for:
+/// curl, as the book runs `curl` in a pod, and ps.
+const KUBIA_FILES: &[&str] = &["/usr/bin/curl", "/usr/bin/ps"];
+/// emu's server program for the test and book images ([agnhost/](/agnhost), like Kubernetes'
+/// agnhost): what it serves depends on the name it runs under.
+const AGNHOST: &str = "emu-agnhost";
+
 /// Why an image of the catalog cannot start on this machine: a program it runs is missing. The
 /// message names the program, where it was looked for, and the command that installs it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -381,6 +391,126 @@ const NGINXHTTPS_DEFAULT_CONF: &str = r#"server {
 }
 "#;
 
+/// The book's kubia app ("Kubernetes in Action", chapter 2), the `luksa/kubia` image's /app.js.
+/// emu's `node` (emu-agnhost under that name) serves the app it recognizes in the script.
+const KUBIA_APP_JS: &str = r#"const http = require('http');
+const os = require('os');
+
+console.log("Kubia server starting...");
+
+var handler = function(request, response) {
+  console.log("Received request from " + request.connection.remoteAddress);
+  response.writeHead(200);
+  response.end("You've hit " + os.hostname() + "\n");
+};
+
+var www = http.createServer(handler);
+www.listen(8080);
+"#;
+
+/// `luksa/kubia-unhealthy`'s /app.js (chapter 4's liveness probe example): from the sixth
+/// request on, 500.
+const KUBIA_UNHEALTHY_APP_JS: &str = r#"const http = require('http');
+const os = require('os');
+
+console.log("Kubia server starting...");
+
+var requestCount = 0;
+
+var handler = function(request, response) {
+  console.log("Received request from " + request.connection.remoteAddress);
+  requestCount++;
+  if (requestCount > 5) {
+    response.writeHead(500);
+    response.end("I'm not well. Please restart me!");
+    return;
+  }
+  response.writeHead(200);
+  response.end("You've hit " + os.hostname() + "\n");
+};
+
+var www = http.createServer(handler);
+www.listen(8080);
+"#;
+
+const KUBIA_FILES_JS: &[ImageFile] = &[ImageFile { path: "/app.js", mode: 0o644, source: FileSource::Inline(KUBIA_APP_JS) }];
+const KUBIA_UNHEALTHY_FILES_JS: &[ImageFile] =
+    &[ImageFile { path: "/app.js", mode: 0o644, source: FileSource::Inline(KUBIA_UNHEALTHY_APP_JS) }];
+
+/// The book's images: `FROM node:7` (a full Debian), `ADD app.js /app.js`,
+/// `ENTRYPOINT ["node", "app.js"]`; emu-agnhost is `node`, where the node image has it.
+const fn kubia(name: &'static str, files: &'static [ImageFile]) -> ImageProfile {
+    ImageProfile {
+        name,
+        entrypoint: &["node", "app.js"],
+        cmd: &[],
+        env: &[("PATH", STD_PATH), ("NPM_CONFIG_LOGLEVEL", "info"), ("NODE_VERSION", "7.10.1")],
+        working_dir: "/",
+        files,
+        symlinks: &[],
+        dirs: &["/home/node"],
+        users: &[ImageUser { name: "node", uid: 1000, gid: 1000, home: "/home/node", shell: "/bin/bash" }],
+        user: "",
+        busybox_bin: false,
+        exposed_ports: &[],
+        emu_mounts: &[EmuMount::Program { program: AGNHOST, path: "/usr/local/bin/node" }],
+        host_programs: &[],
+        packages: &[DEBIAN_BASE],
+        host_files: &[KUBIA_FILES, CA_CERTIFICATES, TERMINFO],
+    }
+}
+
+/// Kubernetes' agnhost test image (Alpine with bash, curl, iproute2 and bind-tools;
+/// `ENTRYPOINT ["/agnhost"]`, `CMD ["pause"]`): emu-agnhost is `/agnhost` (and `/agnhost-2`, the
+/// link entrypoint tests use), with agnhost's `netexec`, `serve-hostname` and `pause`.
+const fn agnhost(name: &'static str) -> ImageProfile {
+    ImageProfile {
+        entrypoint: &["/agnhost"],
+        cmd: &["pause"],
+        symlinks: &[("/agnhost-2", "agnhost")],
+        dirs: &["/uploads"],
+        exposed_ports: &[80, 8080, 8081, 9376],
+        emu_mounts: &[EmuMount::Program { program: AGNHOST, path: "/agnhost" }],
+        host_files: &[BUSYBOX_STANDINS, AGNHOST_FILES, CA_CERTIFICATES],
+        ..busybox_shell(name)
+    }
+}
+
+/// The pause image (`FROM scratch`, `/pause`, `USER 65535:65535`): emu-agnhost as `/pause`
+/// sleeps until SIGTERM or SIGINT, as pause.c does.
+const fn pause(name: &'static str) -> ImageProfile {
+    ImageProfile {
+        name,
+        entrypoint: &["/pause"],
+        cmd: &[],
+        env: &[("PATH", STD_PATH)],
+        working_dir: "/",
+        files: &[],
+        symlinks: &[],
+        dirs: &[],
+        users: &[],
+        user: "65535:65535",
+        busybox_bin: false,
+        exposed_ports: &[],
+        emu_mounts: &[EmuMount::Program { program: AGNHOST, path: "/pause" }],
+        host_programs: &[],
+        packages: &[],
+        host_files: &[],
+    }
+}
+
+/// The serve_hostname image that agnhost's `serve-hostname` replaced (busybox with
+/// `ENTRYPOINT ["/serve_hostname"]`, HTTP on 9376; Go's `-udp`, `-tcp`, `-http`, `-port` flags).
+const fn serve_hostname(name: &'static str) -> ImageProfile {
+    ImageProfile {
+        entrypoint: &["/serve_hostname"],
+        cmd: &[],
+        exposed_ports: &[9376],
+        emu_mounts: &[EmuMount::Program { program: AGNHOST, path: "/serve_hostname" }],
+        ..busybox_shell(name)
+    }
+}
+
 static CATALOG: &[ImageProfile] = &[
     NGINX,
     // The tutorial's HTTPS server ("Securing the Service"): nginx of its time (before the
@@ -500,6 +630,15 @@ static CATALOG: &[ImageProfile] = &[
         host_programs: &[BUSYBOX_PROGRAM, DNSMASQ_PROGRAM],
         ..busybox_shell("4km3/dnsmasq")
     },
+    // The book's and Kubernetes' test images, served by emu-agnhost.
+    kubia("luksa/kubia", KUBIA_FILES_JS),
+    kubia("luksa/kubia-unhealthy", KUBIA_UNHEALTHY_FILES_JS),
+    agnhost("registry.k8s.io/e2e-test-images/agnhost"),
+    agnhost("k8s.gcr.io/e2e-test-images/agnhost"),
+    pause("registry.k8s.io/pause"),
+    pause("k8s.gcr.io/pause"),
+    serve_hostname("registry.k8s.io/serve_hostname"),
+    serve_hostname("k8s.gcr.io/serve_hostname"),
 ];
 
 /// The CoreDNS image (distroless: just `/coredns`), with emu's DNS server as `/coredns`; it
@@ -828,6 +967,76 @@ mod tests {
     }
 
     #[test]
+    fn the_book_and_test_images_resolve_with_any_tag() {
+        let name = |image: &str| resolve(image).map(|p| p.name).unwrap_or_else(|e| panic!("{e}"));
+        for image in ["luksa/kubia", "luksa/kubia:latest", "docker.io/luksa/kubia:v1"] {
+            assert_eq!(name(image), "luksa/kubia", "{image}");
+        }
+        assert_eq!(name("luksa/kubia-unhealthy"), "luksa/kubia-unhealthy");
+        for image in ["registry.k8s.io/e2e-test-images/agnhost:2.39", "registry.k8s.io/e2e-test-images/agnhost:2.53"] {
+            assert_eq!(name(image), "registry.k8s.io/e2e-test-images/agnhost", "{image}");
+        }
+        assert_eq!(name("k8s.gcr.io/e2e-test-images/agnhost:2.21"), "k8s.gcr.io/e2e-test-images/agnhost");
+        assert_eq!(name("registry.k8s.io/pause:3.10"), "registry.k8s.io/pause");
+        assert_eq!(name("k8s.gcr.io/pause:3.2"), "k8s.gcr.io/pause");
+        assert_eq!(name("registry.k8s.io/serve_hostname:v1.4"), "registry.k8s.io/serve_hostname");
+        assert_eq!(name("k8s.gcr.io/serve_hostname"), "k8s.gcr.io/serve_hostname");
+        assert!(resolve("agnhost").is_err() && resolve("kubia").is_err() && resolve("pause").is_err());
+    }
+
+    #[test]
+    fn the_book_and_test_images_run_emu_agnhost_under_their_programs_names() {
+        let image = |name: &str| resolve(name).expect(name);
+        let mount = |p: &ImageProfile| match p.emu_mounts {
+            [EmuMount::Program { program, path }] => (*program, *path),
+            other => panic!("{}: {other:?}", p.name),
+        };
+        // luksa/kubia: `ENTRYPOINT ["node", "app.js"]` in node:7's Debian, with bash and curl.
+        let kubia = image("luksa/kubia");
+        assert_eq!(kubia.argv(&[], &[]), s(&["node", "app.js"]));
+        assert_eq!(kubia.argv(&s(&["bash"]), &[]), s(&["bash"]));
+        assert_eq!(mount(kubia), ("emu-agnhost", "/usr/local/bin/node"));
+        assert!(kubia.package_names().contains(&"bash"));
+        assert!(kubia.host_paths().any(|p| p == "/usr/bin/curl"));
+        let app_js = |p: &ImageProfile| match p.files {
+            [ImageFile { path: "/app.js", source: FileSource::Inline(text), .. }] => text.to_string(),
+            other => panic!("{}: {other:?}", p.name),
+        };
+        assert!(app_js(kubia).contains("response.end(\"You've hit \" + os.hostname() + \"\\n\");"), "{}", app_js(kubia));
+        assert!(!app_js(kubia).contains("I'm not well"));
+        let unhealthy = image("luksa/kubia-unhealthy");
+        assert!(app_js(unhealthy).contains("if (requestCount > 5) {"));
+        assert!(app_js(unhealthy).contains("response.end(\"I'm not well. Please restart me!\");"));
+        assert_eq!(unhealthy.argv(&[], &[]), s(&["node", "app.js"]));
+
+        // agnhost: `ENTRYPOINT ["/agnhost"]`, `CMD ["pause"]`; args replace CMD, command ENTRYPOINT.
+        let agnhost = image("registry.k8s.io/e2e-test-images/agnhost:2.53");
+        assert_eq!(agnhost.argv(&[], &[]), s(&["/agnhost", "pause"]));
+        assert_eq!(
+            agnhost.argv(&[], &s(&["netexec", "--http-port=8080", "--udp-port=8081"])),
+            s(&["/agnhost", "netexec", "--http-port=8080", "--udp-port=8081"])
+        );
+        assert_eq!(agnhost.argv(&s(&["/agnhost"]), &[]), s(&["/agnhost"]), "no command: agnhost prints its usage");
+        assert_eq!(
+            agnhost.argv(&s(&["/agnhost", "serve-hostname"]), &s(&["--port", "9377"])),
+            s(&["/agnhost", "serve-hostname", "--port", "9377"])
+        );
+        assert_eq!(mount(agnhost), ("emu-agnhost", "/agnhost"));
+        assert_eq!(agnhost.exposed_ports, &[80, 8080, 8081, 9376]);
+        assert!(agnhost.busybox_bin && agnhost.host_paths().any(|p| p == "/usr/bin/bash"));
+
+        // pause: `/pause` as 65535:65535, nothing else in the image.
+        let pause = image("registry.k8s.io/pause:3.10");
+        assert_eq!(pause.argv(&[], &[]), s(&["/pause"]));
+        assert_eq!((mount(pause), pause.user), (("emu-agnhost", "/pause"), "65535:65535"));
+        assert_eq!(pause.host_paths().count() + pause.package_names().len(), 0);
+
+        let serve = image("registry.k8s.io/serve_hostname:v1.4");
+        assert_eq!(serve.argv(&[], &s(&["-udp", "-http=false"])), s(&["/serve_hostname", "-udp", "-http=false"]));
+        assert_eq!((mount(serve), serve.exposed_ports), (("emu-agnhost", "/serve_hostname"), &[9376][..]));
+    }
+
+    #[test]
     fn env_order_and_overrides() {
         let bb = resolve("busybox").expect("busybox");
         let env = bb.process_env("pod-a", &[("A".into(), "1".into()), ("PATH".into(), "/x".into())], true, 0);
@@ -840,7 +1049,7 @@ mod tests {
 
     #[test]
     fn emu_needs_its_daemons_and_the_dns_server_beside_it() {
-        assert_eq!(companion_programs(), ["emu-controller", "emu-nodeagent", "emu-dns"]);
+        assert_eq!(companion_programs(), ["emu-controller", "emu-nodeagent", "emu-dns", "emu-agnhost"]);
     }
 
     #[test]
