@@ -57,9 +57,51 @@ fn readiness_probe<'a>(pod: &'a Pod, container: &str) -> Option<&'a Probe> {
     spec(pod).containers.iter().find(|c| c.name == container)?.readiness_probe.as_ref()
 }
 
-/// Whether any container of the pod has a readiness probe (and so needs a prober).
+/// Whether any container of the pod has a readiness or liveness probe (and so needs a prober).
 pub fn has_readiness_probe(pod: &Pod) -> bool {
-    spec(pod).containers.iter().any(|c| c.readiness_probe.is_some())
+    spec(pod).containers.iter().any(|c| c.readiness_probe.is_some() || c.liveness_probe.is_some())
+}
+
+/// One container's liveness prober state (kubelet's liveness worker): a probe every period
+/// after the initial delay, and the failures in a row; at `failureThreshold` the container is
+/// killed, and the shim restarts it as its restart policy says.
+struct Live {
+    run: (u32, String),
+    next_ms: u64,
+    period_ms: u64,
+    failures: u32,
+    failure_threshold: u32,
+    killed: bool,
+}
+
+impl Live {
+    fn new(probe: &Probe, run: (u32, String), now_ms: u64) -> Live {
+        let positive = |n: Option<i32>, default: u32| n.and_then(|n| u32::try_from(n).ok()).filter(|n| *n > 0).unwrap_or(default);
+        let delay_ms = u64::from(probe.initial_delay_seconds.and_then(|n| u32::try_from(n).ok()).unwrap_or(0)) * 1000;
+        Live {
+            run,
+            next_ms: now_ms + delay_ms,
+            period_ms: u64::from(positive(probe.period_seconds, 10)) * 1000,
+            failures: 0,
+            failure_threshold: positive(probe.failure_threshold, 3),
+            killed: false,
+        }
+    }
+}
+
+/// Kills a container whose liveness probe failed as kubelet does: SIGTERM, then SIGKILL after
+/// the grace period (the probe's `terminationGracePeriodSeconds`, else the pod's, else 30 s).
+fn kill_container(pid: i32, grace: Duration) {
+    use nix::sys::signal::{kill, Signal};
+    use nix::unistd::Pid;
+    let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
+    tokio::spawn(async move {
+        tokio::time::sleep(grace).await;
+        // Still there (the shim reaps it when it exits, so the pid is not someone else's yet).
+        if std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+    });
 }
 
 /// One container's prober state: the run it is probing and that run's tracker.
@@ -76,6 +118,7 @@ pub async fn probe_pod(readiness: Arc<Readiness>, pod: &Pod, pod_ip: Ipv4Addr, p
     let epoch = Instant::now();
     let now_ms = || epoch.elapsed().as_millis() as u64;
     let mut probed: HashMap<String, Probed> = HashMap::new();
+    let mut alive: HashMap<String, Live> = HashMap::new();
     loop {
         let Ok(state) = sandbox::read_state(&pod_dir) else {
             if !pod_dir.exists() {
@@ -87,6 +130,55 @@ pub async fn probe_pod(readiness: Arc<Readiness>, pod: &Pod, pod_ip: Ipv4Addr, p
         let mut next_due = u64::MAX;
         for c in &spec(pod).containers {
             let name = c.name.as_str();
+            if let Some(probe) = &c.liveness_probe {
+                let running = state.containers.iter().find(|s| s.name == name).and_then(|s| match (&s.state, s.pid) {
+                    (ContainerState::Running { started_at }, Some(pid)) => Some(((s.restart_count, started_at.clone()), pid)),
+                    _ => None,
+                });
+                match running {
+                    None => {
+                        alive.remove(name);
+                    }
+                    Some((run, pid)) => {
+                        let live = alive.entry(name.to_string()).or_insert_with(|| Live::new(probe, run.clone(), now_ms()));
+                        if live.run != run {
+                            *live = Live::new(probe, run, now_ms());
+                        }
+                        let started = now_ms();
+                        if !live.killed && started >= live.next_ms {
+                            let timeout = Duration::from_secs(
+                                probe.timeout_seconds.and_then(|n| u64::try_from(n).ok()).filter(|n| *n > 0).unwrap_or(1),
+                            );
+                            let success = match probe_action(probe, c) {
+                                Ok(action) => {
+                                    let target = ExecTarget {
+                                        nodeagent_exe: nodeagent_exe.clone(),
+                                        pod_dir: pod_dir.clone(),
+                                        container: name.to_string(),
+                                    };
+                                    run_probe(&action, pod_ip, Some(target), timeout).await
+                                }
+                                Err(_) => false,
+                            };
+                            live.next_ms = started + live.period_ms;
+                            live.failures = if success { 0 } else { live.failures + 1 };
+                            if live.failures >= live.failure_threshold {
+                                live.killed = true;
+                                let grace = probe
+                                    .termination_grace_period_seconds
+                                    .or(spec(pod).termination_grace_period_seconds)
+                                    .and_then(|n| u64::try_from(n).ok())
+                                    .unwrap_or(30);
+                                tracing::info!(pod = %pod_name, container = name, failures = live.failures, "liveness probe failed: killing the container");
+                                kill_container(pid, Duration::from_secs(grace));
+                            }
+                        }
+                        if !live.killed {
+                            next_due = next_due.min(live.next_ms);
+                        }
+                    }
+                }
+            }
             let Some(probe) = &c.readiness_probe else { continue };
             let running = state.containers.iter().find(|s| s.name == name).and_then(|s| match &s.state {
                 ContainerState::Running { started_at } => Some((s.restart_count, started_at.clone())),
