@@ -87,6 +87,19 @@ impl Live {
             killed: false,
         }
     }
+
+    /// Whether a probe is due at `now_ms` (none once the container has been killed).
+    fn due(&self, now_ms: u64) -> bool {
+        !self.killed && now_ms >= self.next_ms
+    }
+
+    /// Records the probe that started at `started_ms`; true when the container must be killed now.
+    fn record(&mut self, success: bool, started_ms: u64) -> bool {
+        self.next_ms = started_ms + self.period_ms;
+        self.failures = if success { 0 } else { self.failures + 1 };
+        self.killed = self.failures >= self.failure_threshold;
+        self.killed
+    }
 }
 
 /// Kills a container whose liveness probe failed as kubelet does: SIGTERM, then SIGKILL after
@@ -145,7 +158,7 @@ pub async fn probe_pod(readiness: Arc<Readiness>, pod: &Pod, pod_ip: Ipv4Addr, p
                             *live = Live::new(probe, run, now_ms());
                         }
                         let started = now_ms();
-                        if !live.killed && started >= live.next_ms {
+                        if live.due(started) {
                             let timeout = Duration::from_secs(
                                 probe.timeout_seconds.and_then(|n| u64::try_from(n).ok()).filter(|n| *n > 0).unwrap_or(1),
                             );
@@ -160,10 +173,7 @@ pub async fn probe_pod(readiness: Arc<Readiness>, pod: &Pod, pod_ip: Ipv4Addr, p
                                 }
                                 Err(_) => false,
                             };
-                            live.next_ms = started + live.period_ms;
-                            live.failures = if success { 0 } else { live.failures + 1 };
-                            if live.failures >= live.failure_threshold {
-                                live.killed = true;
+                            if live.record(success, started) {
                                 let grace = probe
                                     .termination_grace_period_seconds
                                     .or(spec(pod).termination_grace_period_seconds)
@@ -221,4 +231,33 @@ pub async fn probe_pod(readiness: Arc<Readiness>, pod: &Pod, pod_ip: Ipv4Addr, p
         tokio::time::sleep(TICK.min(until_due)).await;
     }
     readiness.forget(&uid);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn liveness_kills_after_failure_threshold_failures_in_a_row() {
+        let probe: Probe =
+            serde_json::from_value(serde_json::json!({"httpGet": {"port": 8080}, "periodSeconds": 1, "initialDelaySeconds": 2}))
+                .expect("probe");
+        let mut live = Live::new(&probe, (0, "t".into()), 1_000);
+        assert!(!live.due(2_999) && live.due(3_000), "after the initial delay");
+        // The book's kubia-unhealthy: five good answers, then 500s; killed at the third.
+        let mut now = 3_000;
+        for _ in 0..5 {
+            assert!(!live.record(true, now));
+            now += 1_000;
+        }
+        assert!(!live.due(now - 1) && live.due(now), "every period");
+        assert!(!live.record(false, now) && !live.record(false, now + 1_000));
+        assert!(!live.record(true, now + 2_000), "a success starts the count again");
+        assert!(!live.record(false, now + 3_000) && !live.record(false, now + 4_000));
+        assert!(live.record(false, now + 5_000), "third failure in a row");
+        assert!(!live.due(u64::MAX), "killed: no more probes of this run");
+        // Kubernetes' defaults: every 10 s, three failures.
+        let default = Live::new(&Probe::default(), (0, "t".into()), 0);
+        assert_eq!((default.period_ms, default.failure_threshold, default.next_ms), (10_000, 3, 0));
+    }
 }
