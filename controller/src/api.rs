@@ -46,6 +46,8 @@ struct Server<'a> {
     shared: &'a Shared,
     /// Namespaces created by the same request (they may hold its other objects).
     new_namespaces: &'a [String],
+    /// IngressClasses created by the same request (the newest: a default among them wins).
+    new_ingress_classes: &'a [typed::IngressClass],
     update: Registry<'a>,
 }
 
@@ -78,7 +80,7 @@ impl admission::Context for Server<'_> {
             return crate::daemonsets::prepare_for_write(self.shared, ds);
         }
         if let typed::Object::Ingress(ing) = object {
-            return default_ingress_class(self.shared, ing);
+            return default_ingress_class(self.shared, self.new_ingress_classes, ing);
         }
         let typed::Object::Service(svc) = object else { return };
         match self.update {
@@ -97,11 +99,16 @@ impl admission::Context for Server<'_> {
 
 /// The DefaultIngressClass admission plugin: an Ingress being created without a class gets the
 /// default IngressClass's name (an update keeps what the stored Ingress has).
-fn default_ingress_class(shared: &Shared, ing: &mut typed::Ingress) {
+/// kubectl sends a file's documents one by one, so a class earlier in the same request is there
+/// by then, and is the newest.
+fn default_ingress_class(shared: &Shared, in_request: &[typed::IngressClass], ing: &mut typed::Ingress) {
     let (namespace, name) = typed::key(&ing.metadata);
     let key = ObjectKey { kind: "Ingress".into(), namespace: namespace.into(), name: name.into() };
     if shared.store.get(&key).is_some() {
         return;
+    }
+    if emu_api::defaults::ingress::default_class(in_request).is_some() {
+        return emu_api::defaults::ingress::admit_default_class(ing, in_request);
     }
     let (classes, _) = shared.store.list("IngressClass", None);
     let classes: Vec<typed::IngressClass> = classes.iter().filter_map(|v| typed::decode(v).ok()).collect();
@@ -154,9 +161,15 @@ impl From<WriteError> for Status {
 /// Admits one document of a request ([`admission::admit`]); the same steps for every document
 /// before any of them is written, so a bad document changes nothing. `may_update`: an existing
 /// object of the same name is updated (else the request only creates).
-fn admit(shared: &Shared, v: Value, new_namespaces: &[String], may_update: bool) -> Result<Admitted, WriteError> {
+fn admit(
+    shared: &Shared,
+    v: Value,
+    new_namespaces: &[String],
+    new_ingress_classes: &[typed::IngressClass],
+    may_update: bool,
+) -> Result<Admitted, WriteError> {
     let update = if may_update { Registry::MayUpdate } else { Registry::Create };
-    Ok(admission::admit(v, &Server { shared, new_namespaces, update })?)
+    Ok(admission::admit(v, &Server { shared, new_namespaces, new_ingress_classes, update })?)
 }
 
 /// Where `kubectl apply` keeps the configuration it applied last, for its three-way merge.
@@ -270,7 +283,7 @@ fn admit_update(
 ) -> Result<Value, WriteError> {
     let live: Option<Service> = (object::kind(existing) == "Service").then(|| typed::decode(existing).ok()).flatten();
     let update = live.as_ref().map_or(Registry::Create, Registry::UpdateOf);
-    let admitted = admission::admit(desired, &Server { shared, new_namespaces: &[], update })?;
+    let admitted = admission::admit(desired, &Server { shared, new_namespaces: &[], new_ingress_classes: &[], update })?;
     let invalid = |e: validation::Invalid| WriteError::Admission(AdmissionError::Invalid(e));
     match admitted.object {
         typed::Object::Service(mut svc) => {
@@ -334,12 +347,14 @@ pub fn write_values_stamped(
     let mut originals = Vec::with_capacity(parsed.len());
     let new_namespaces: Vec<String> =
         parsed.iter().filter(|v| object::kind(v) == "Namespace").map(|v| object::name(v).to_string()).collect();
+    let new_ingress_classes: Vec<typed::IngressClass> =
+        parsed.iter().filter(|v| object::kind(v) == "IngressClass").filter_map(|v| typed::decode(v).ok()).collect();
     let new_accounts = crate::serviceaccounts::in_request(&parsed);
     // Held until every object is written: allocations are checked against the store.
     let _allocation = shared.allocation.lock().unwrap_or_else(|e| e.into_inner());
     let mut cluster_ips = crate::services::ClusterIpsInUse::default();
     for original in parsed {
-        let mut a = admit(shared, original.clone(), &new_namespaces, mode != WriteMode::Create)?;
+        let mut a = admit(shared, original.clone(), &new_namespaces, &new_ingress_classes, mode != WriteMode::Create)?;
         let rk = a.kind;
         let v = a.to_json();
         // Read (a copy) only where needed: an apply of thousands of objects reads each once.

@@ -100,10 +100,9 @@ fn same(c: &emu_tests::Cluster, dir: &std::path::Path, args: &[&str]) -> String 
 #[test]
 fn ingress_api_as_kubectl_sees_it() {
     let (c, dir) = cluster("ting1");
-    // The class first: `emu apply` admits a file's documents together, before writing any, so a
-    // class in the same file is not yet there for the Ingress (kubectl sends them one by one).
-    c.apply("class.yaml", CLASS).ok();
-    c.apply("kubia.yaml", MANIFESTS).ok();
+    // One file, the class first: `emu apply` admits its documents together, and a default class
+    // among them is the newest (kubectl sends them one by one, so it exists by the Ingress's turn).
+    c.apply("kubia.yaml", &format!("{CLASS}---\n{MANIFESTS}")).ok();
     // DefaultIngressClass admission: the class-less Ingress gets the default class.
     let class = c.emu(&["get", "ingress", "kubia", "-o", "jsonpath={.spec.ingressClassName}"]).ok().stdout;
     assert_eq!(class, "nginx");
