@@ -115,6 +115,14 @@ fn ingress_api_as_kubectl_sees_it() {
     let described = same(&c, &dir.0, &["describe", "ingress", "kubia"]);
     assert!(described.contains("/foo   missing:http (<error: services \"missing\" not found>)"), "{described}");
     same(&c, &dir.0, &["describe", "ingressclass", "nginx"]);
+    // With pods behind the Service: the backend lists their endpoints as kubectl does.
+    c.emu(&["create", "deployment", "kubia", "--image=nginx", "--replicas=2"]).ok();
+    c.ready_pods("app=kubia", 2);
+    let described = c.wait_for("the Ingress's backend with two endpoints", Duration::from_secs(20), || {
+        let d = same(&c, &dir.0, &["describe", "ingress", "kubia"]);
+        (d.matches(":8080").count() == 2).then_some(d)
+    });
+    assert!(described.contains("kubia:80 (10."), "{described}");
 
     // Refused alike, with Kubernetes' message.
     let path = c.scratch_dir().join("bad.yaml");
