@@ -115,6 +115,7 @@ fn ingress_api_as_kubectl_sees_it() {
     let described = same(&c, &dir.0, &["describe", "ingress", "kubia"]);
     assert!(described.contains("/foo   missing:http (<error: services \"missing\" not found>)"), "{described}");
     same(&c, &dir.0, &["describe", "ingressclass", "nginx"]);
+    same(&c, &dir.0, &["explain", "ingress.spec.rules.http.paths"]);
     // With pods behind the Service: the backend lists their endpoints as kubectl does.
     c.emu(&["create", "deployment", "kubia", "--image=nginx", "--replicas=2"]).ok();
     c.ready_pods("app=kubia", 2);
