@@ -1188,9 +1188,24 @@ pub struct ExecArgs {
     /// Give the command a terminal (TTY), e.g. for a shell: `-it POD -- sh`.
     #[arg(short = 't', long)]
     pub tty: bool,
+    /// A command given without `--` (`exec POD bash`, as "Kubernetes in Action" types it): refused
+    /// with kubectl's words.
+    #[arg(hide = true)]
+    pub command_without_dashes: Vec<String>,
     /// After `--`: the command and its arguments.
-    #[arg(last = true, required = true)]
+    #[arg(last = true)]
     pub command: Vec<String>,
+}
+
+/// kubectl's refusals of an exec's command line (`exec POD bash`, or no command at all).
+fn check_exec_command(a: &ExecArgs) -> anyhow::Result<()> {
+    if !a.command_without_dashes.is_empty() {
+        bail!("exec [POD] [COMMAND] is not supported anymore. Use exec [POD] -- [COMMAND] instead");
+    }
+    if a.command.is_empty() {
+        bail!("you must specify at least one command for the container");
+    }
+    Ok(())
 }
 
 /// The pod `TYPE/NAME` (or `NAME`, a pod) stands for: the pod itself, or a running pod of a
@@ -1251,6 +1266,7 @@ fn exec_in(ctx: &Ctx, pod: &Value, container: &str, argv: &[String], stdin: bool
 }
 
 pub fn exec(a: ExecArgs, g: &Globals) -> anyhow::Result<i32> {
+    check_exec_command(&a)?;
     let ctx = Ctx::open(g)?;
     let mut client = ctx.client.clone();
     let ns = g.namespace_or_default();
@@ -1504,6 +1520,24 @@ fn run_outside_a_pod(ctx: &Ctx, mut start: emu_proto::ExecStart) -> anyhow::Resu
 mod tests {
     use super::*;
     use crate::context::{render_error, ApiError};
+
+    #[test]
+    fn an_exec_command_needs_its_dashes_as_kubectl_says() {
+        #[derive(clap::Parser)]
+        struct Exec {
+            #[command(flatten)]
+            args: ExecArgs,
+        }
+        let parse = |argv: &[&str]| <Exec as clap::Parser>::try_parse_from(argv).unwrap().args;
+        let refusal = |argv: &[&str]| check_exec_command(&parse(argv)).map_err(|e| e.to_string()).err();
+        assert_eq!(
+            refusal(&["exec", "-it", "kubia-3inly", "bash"]).as_deref(),
+            Some("exec [POD] [COMMAND] is not supported anymore. Use exec [POD] -- [COMMAND] instead")
+        );
+        assert_eq!(refusal(&["exec", "kubia-3inly"]).as_deref(), Some("you must specify at least one command for the container"));
+        assert_eq!(refusal(&["exec", "-it", "kubia-3inly", "--", "bash"]), None);
+        assert_eq!(parse(&["exec", "p", "--", "sh", "-c", "echo hi"]).command, ["sh", "-c", "echo hi"]);
+    }
 
     #[test]
     fn a_server_error_about_an_object_names_its_file_as_kubectl_does() {
