@@ -48,7 +48,10 @@ pub fn listeners(svc: &Service) -> Vec<ListenerModel> {
 
 /// The whole balancer table as one transaction (it is small: one chain per listener), replacing
 /// what was there. Established connections keep their translation (conntrack), so a change of
-/// healthy nodes affects new connections only. A listener without healthy nodes rejects.
+/// healthy nodes affects new connections only. A listener without healthy nodes rejects (the
+/// client sees "connection refused"): in filter chains, as `reject` does nothing in a nat chain
+/// (a client's SYN went out untranslated to an address no one holds, and its retries followed
+/// the untranslated conntrack entry: a timeout).
 pub fn render(balancers: &[BalancerModel]) -> String {
     let mut out = String::new();
     let w = &mut out;
@@ -56,15 +59,17 @@ pub fn render(balancers: &[BalancerModel]) -> String {
     for hook in ["prerouting", "output"] {
         let _ = writeln!(w, "add chain {TABLE} {hook} {{ type nat hook {hook} priority -100 ; policy accept ; }}");
     }
-    let _ = writeln!(w, "add chain {TABLE} reject-chain");
-    let _ = writeln!(w, "add rule {TABLE} reject-chain reject");
+    for hook in ["forward", "output"] {
+        let _ = writeln!(w, "add chain {TABLE} {hook}-filter {{ type filter hook {hook} priority 0 ; policy accept ; }}");
+    }
     let _ = writeln!(w, "add map {TABLE} balancers {{ type ipv4_addr . inet_proto . inet_service : verdict ; }}");
-    let mut elements = Vec::new();
+    let _ = writeln!(w, "add set {TABLE} unserved {{ type ipv4_addr . inet_proto . inet_service ; }}");
+    let (mut elements, mut unserved) = (Vec::new(), Vec::new());
     for lb in balancers {
         for l in &lb.listeners {
             let key = format!("{} . {} . {}", lb.ip, l.protocol, l.port);
             if lb.healthy_nodes.is_empty() {
-                elements.push(format!("{key} : goto reject-chain"));
+                unserved.push(key);
                 continue;
             }
             let chain = format!("lb-{}/{}/{}/{}", lb.namespace, lb.name, l.protocol, l.port);
@@ -80,8 +85,14 @@ pub fn render(balancers: &[BalancerModel]) -> String {
     for hook in ["prerouting", "output"] {
         let _ = writeln!(w, "add rule {TABLE} {hook} ip daddr . meta l4proto . th dport vmap @balancers");
     }
+    for hook in ["forward", "output"] {
+        let _ = writeln!(w, "add rule {TABLE} {hook}-filter ip daddr . meta l4proto . th dport @unserved reject");
+    }
     if !elements.is_empty() {
         let _ = writeln!(w, "add element {TABLE} balancers {{ {} }}", elements.join(", "));
+    }
+    if !unserved.is_empty() {
+        let _ = writeln!(w, "add element {TABLE} unserved {{ {} }}", unserved.join(", "));
     }
     out
 }
@@ -129,7 +140,9 @@ mod tests {
             "{script}"
         );
         let script = render(&[model(vec![])]);
-        assert!(script.contains("203.0.113.1 . tcp . 443 : goto reject-chain"), "{script}");
+        assert!(script.contains("add element ip emu-cloud unserved { 203.0.113.1 . tcp . 443 }"), "{script}");
+        assert!(script.contains("add rule ip emu-cloud output-filter ip daddr . meta l4proto . th dport @unserved reject\n"), "{script}");
+        assert!(!script.contains("add element ip emu-cloud balancers"), "{script}");
         assert!(!script.contains("chain ip emu-cloud lb-"), "{script}");
         assert!(!render(&[]).contains("add element"));
     }

@@ -3,7 +3,8 @@
 //! for LoadBalancer Services (NET-7, "instance" mode):
 //!
 //! - gives each one an address from the pool (or its `loadBalancerIP`) in
-//!   `status.loadBalancer.ingress`, as soon as the Service is seen;
+//!   `status.loadBalancer.ingress`, once the balancer forwards (a cloud controller publishes the
+//!   address when the balancer is made);
 //! - health-checks every node: with `externalTrafficPolicy: Local` an HTTP GET of the Service's
 //!   `healthCheckNodePort`, where the node's proxy answers 200 only with a local endpoint (as
 //!   clouds probe it), so traffic goes only to nodes with endpoints; otherwise a TCP connect to
@@ -37,6 +38,11 @@ struct Args {
 /// How often the nodes are checked, and how long a check may take.
 const CHECK_EVERY: Duration = Duration::from_secs(1);
 const CHECK_TIMEOUT: Duration = Duration::from_millis(500);
+/// How often the nodes are checked while a new balancer waits for its first healthy node.
+const CHECK_NEW_EVERY: Duration = Duration::from_millis(100);
+/// How long a new balancer's address waits for a healthy node before it is published anyway
+/// (a Service without endpoints anywhere still shows its EXTERNAL-IP, as in a cloud).
+const PUBLISH_WITHOUT_HEALTHY_NODES_AFTER: Duration = Duration::from_secs(3);
 
 /// Entry point of `emu-nodeagent cloud --cluster NAME`.
 pub fn main(args: Vec<String>) -> anyhow::Result<()> {
@@ -62,6 +68,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
     tokio::spawn(reflector::run_projected(paths.socket(), vec!["Service".into(), "Node".into()], String::new(), tx, Watched::decode));
     let nft: Arc<dyn NftRunner> = Arc::new(emu_host::nft::RealNft::new());
     let mut applied: Option<String> = None;
+    // New balancers whose address is not published yet, since when.
+    let mut waiting: HashMap<(String, String), std::time::Instant> = HashMap::new();
     tracing::info!(pool = %pool, "cloud load balancer ready");
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     loop {
@@ -83,7 +91,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
                     _ => None,
                 })
                 .collect();
-            let addresses = assign_addresses(&client, &services, pool).await;
+            let (addresses, new) = choose_addresses(&services, pool);
             let balancers = check_nodes(&services, &addresses, &nodes).await;
             let script = cloud::render(&balancers);
             if applied.as_deref() != Some(script.as_str()) {
@@ -93,16 +101,35 @@ async fn run(args: Args) -> anyhow::Result<()> {
                         let healthy: Vec<String> =
                             balancers.iter().map(|b| format!("{}/{}={}:{:?}", b.namespace, b.name, b.ip, b.healthy_nodes)).collect();
                         tracing::info!(balancers = ?healthy, "balancers programmed");
-                        applied = Some(script);
+                        applied = Some(script.clone());
                     }
                     Ok(Err(e)) => tracing::warn!(error = %e, "programming the balancers failed"),
                     Err(e) => tracing::warn!(error = %e, "programming the balancers failed"),
                 }
             }
+            // A new balancer's address is published once it forwards to a node, as a cloud
+            // controller writes `status.loadBalancer` once EnsureLoadBalancer has made the
+            // balancer: a client that reads EXTERNAL-IP does not meet an address that answers
+            // nothing yet (the Service's node ports may be programmed a moment after it is seen).
+            let now = std::time::Instant::now();
+            waiting.retain(|k, _| new.iter().any(|a| (&a.namespace, &a.name) == (&k.0, &k.1)));
+            let ready: Vec<&NewAddress> = new
+                .iter()
+                .filter(|a| {
+                    let since = *waiting.entry((a.namespace.clone(), a.name.clone())).or_insert(now);
+                    let forwards =
+                        balancers.iter().any(|b| (&b.namespace, &b.name) == (&a.namespace, &a.name) && !b.healthy_nodes.is_empty());
+                    forwards || now.duration_since(since) >= PUBLISH_WITHOUT_HEALTHY_NODES_AFTER
+                })
+                .collect();
+            if applied.as_deref() == Some(script.as_str()) {
+                publish_addresses(&client, &ready).await;
+            }
         }
+        let every = if waiting.is_empty() { CHECK_EVERY } else { CHECK_NEW_EVERY };
         tokio::select! {
             r = rx.changed() => if r.is_err() { return Ok(()) },
-            _ = tokio::time::sleep(CHECK_EVERY) => {}
+            _ = tokio::time::sleep(every) => {}
             _ = term.recv() => return Ok(()),
         }
     }
@@ -136,14 +163,20 @@ fn external_ip(node: &Node) -> Option<Ipv4Addr> {
     node.status.as_ref()?.addresses.as_ref()?.iter().find(|a| a.type_ == "ExternalIP")?.address.parse().ok()
 }
 
+/// A balancer address chosen for a Service that has none in its status yet.
+struct NewAddress {
+    namespace: String,
+    name: String,
+    uid: String,
+    ip: Ipv4Addr,
+}
+
 /// Each LoadBalancer Service's balancer address: the one in its status, else a new one from the
-/// pool (its `loadBalancerIP` when given), written to `status.loadBalancer.ingress`. The API server
-/// refused requests outside the pool or taken by another Service.
-async fn assign_addresses(
-    client: &emu_proto::api_client::ApiClient<tonic::transport::Channel>,
-    services: &[Service],
-    pool: ipam::Ipv4Cidr,
-) -> HashMap<(String, String), Ipv4Addr> {
+/// pool (its `loadBalancerIP` when given), to be written to `status.loadBalancer.ingress` once the
+/// balancer forwards ([`publish_addresses`]); the new ones are answered apart. The API server
+/// refused requests outside the pool or taken by another Service. Until its address is
+/// published a new Service gets the same one again (the lowest free, or the one it asks for).
+fn choose_addresses(services: &[Service], pool: ipam::Ipv4Cidr) -> (HashMap<(String, String), Ipv4Addr>, Vec<NewAddress>) {
     let key = |s: &Service| (typed::key(&s.metadata).0.to_string(), typed::key(&s.metadata).1.to_string());
     let mut out = HashMap::new();
     let mut used: BTreeSet<Ipv4Addr> = BTreeSet::new();
@@ -157,26 +190,33 @@ async fn assign_addresses(
         }
     }
     let pending: Vec<&Service> = services.iter().filter(|s| !out.contains_key(&key(s))).collect();
+    let mut new = Vec::new();
     for s in pending {
         let (namespace, name) = typed::key(&s.metadata);
         let Some(ip) = loadbalancer::choose_ip(s, pool, &used) else {
             tracing::warn!(service = %format!("{namespace}/{name}"), pool = %pool, "no free load balancer address");
             continue;
         };
+        used.insert(ip);
+        out.insert(key(s), ip);
+        let uid = s.metadata.uid.clone().unwrap_or_default();
+        new.push(NewAddress { namespace: namespace.to_string(), name: name.to_string(), uid, ip });
+    }
+    (out, new)
+}
+
+/// Writes each new balancer's address to its Service's `status.loadBalancer.ingress`.
+async fn publish_addresses(client: &emu_proto::api_client::ApiClient<tonic::transport::Channel>, new: &[&NewAddress]) {
+    for a in new {
         let status = json!({"apiVersion": "v1", "kind": "Service",
-            "metadata": {"namespace": namespace, "name": name, "uid": s.metadata.uid.as_deref().unwrap_or_default()},
-            "status": {"loadBalancer": {"ingress": [{"ip": ip.to_string(), "ipMode": "VIP"}]}}});
+            "metadata": {"namespace": a.namespace, "name": a.name, "uid": a.uid},
+            "status": {"loadBalancer": {"ingress": [{"ip": a.ip.to_string(), "ipMode": "VIP"}]}}});
         let mut client = client.clone();
         match client.update_status(emu_proto::UpdateStatusRequest { object: Some(emu_proto::Object { json: status.to_string() }) }).await {
-            Ok(_) => {
-                tracing::info!(service = %format!("{namespace}/{name}"), ip = %ip, "load balancer address assigned");
-                used.insert(ip);
-                out.insert(key(s), ip);
-            }
+            Ok(_) => tracing::info!(service = %format!("{}/{}", a.namespace, a.name), ip = %a.ip, "load balancer address assigned"),
             Err(e) => tracing::warn!(error = %e, "writing a load balancer status failed"),
         }
     }
-    out
 }
 
 /// The balancers with the nodes that pass their health check now, all checks at once: an HTTP
