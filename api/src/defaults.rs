@@ -10,6 +10,7 @@ use crate::typed::{
 use serde_json::Value;
 
 mod daemonset;
+mod gateway;
 pub mod ingress;
 pub mod job;
 mod statefulset;
@@ -25,6 +26,8 @@ pub fn object(object: &mut Object) {
         Object::Job(job) => job::job(job),
         Object::CronJob(cj) => job::cron_job(cj),
         Object::IngressClass(ic) => ingress::ingress_class(ic),
+        Object::Gateway(gw) => gateway::gateway(gw),
+        Object::HTTPRoute(route) => gateway::http_route(route),
         Object::Namespace(ns) => namespace(ns),
         Object::Service(svc) => service(svc),
         // SetDefaults_Secret.
@@ -68,6 +71,8 @@ pub fn apply_defaults(v: &mut Value) {
             | "Job"
             | "CronJob"
             | "IngressClass"
+            | "Gateway"
+            | "HTTPRoute"
             | "Namespace"
             | "Service"
             | "Secret"

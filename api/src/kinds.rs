@@ -83,6 +83,10 @@ pub const KINDS: &[ResourceKind] = &[
     v1("", "Secret", "secrets", "secret", &[], true),
     v1("", "Event", "events", "event", &["ev"], true),
     v1("", "ServiceAccount", "serviceaccounts", "serviceaccount", &["sa"], true),
+    // The Gateway API (served built in; Kubernetes serves them from the CRDs users install).
+    v1("gateway.networking.k8s.io", "GatewayClass", "gatewayclasses", "gatewayclass", &["gc"], false),
+    v1("gateway.networking.k8s.io", "Gateway", "gateways", "gateway", &["gtw"], true),
+    v1("gateway.networking.k8s.io", "HTTPRoute", "httproutes", "httproute", &[], true),
     v1("rbac.authorization.k8s.io", "ClusterRole", "clusterroles", "clusterrole", &[], false),
     v1("rbac.authorization.k8s.io", "ClusterRoleBinding", "clusterrolebindings", "clusterrolebinding", &[], false),
     v1("rbac.authorization.k8s.io", "Role", "roles", "role", &[], true),
@@ -144,6 +148,10 @@ mod tests {
             ("ing", "Ingress"),
             ("ingresses.networking.k8s.io", "Ingress"),
             ("ingressclass", "IngressClass"),
+            ("gtw", "Gateway"),
+            ("gateways.gateway.networking.k8s.io", "Gateway"),
+            ("gc", "GatewayClass"),
+            ("httproute", "HTTPRoute"),
         ] {
             assert_eq!(lookup(arg).map(|k| k.kind), Some(kind), "{arg}");
         }

@@ -5,6 +5,7 @@ pub mod admission;
 pub mod cron;
 pub mod defaults;
 pub mod fault;
+pub mod gateway;
 pub mod field;
 pub mod field_tags;
 pub mod json;

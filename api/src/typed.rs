@@ -16,6 +16,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
 
+pub use crate::gateway::{Gateway, GatewayClass, HTTPRoute};
 pub use k8s_openapi;
 pub use k8s_openapi::api::apps::v1::{
     ControllerRevision, DaemonSet, DaemonSetSpec, Deployment, DeploymentSpec, ReplicaSet, ReplicaSetSpec, StatefulSet, StatefulSetSpec,
@@ -51,6 +52,9 @@ pub enum Object {
     EndpointSlice(Box<EndpointSlice>),
     Ingress(Box<Ingress>),
     IngressClass(Box<IngressClass>),
+    GatewayClass(Box<GatewayClass>),
+    Gateway(Box<Gateway>),
+    HTTPRoute(Box<HTTPRoute>),
     ConfigMap(Box<ConfigMap>),
     Secret(Box<Secret>),
     Event(Box<Event>),
@@ -195,6 +199,9 @@ impl Object {
             "EndpointSlice" => Object::EndpointSlice(decode(v)?),
             "Ingress" => Object::Ingress(decode(v)?),
             "IngressClass" => Object::IngressClass(decode(v)?),
+            "GatewayClass" => Object::GatewayClass(decode(v)?),
+            "Gateway" => Object::Gateway(decode(v)?),
+            "HTTPRoute" => Object::HTTPRoute(decode(v)?),
             "ConfigMap" => Object::ConfigMap(decode(v)?),
             "Secret" => Object::Secret(decode(v)?),
             "Event" => Object::Event(decode(v)?),
@@ -225,6 +232,9 @@ impl Object {
             Object::EndpointSlice(_) => "EndpointSlice",
             Object::Ingress(_) => "Ingress",
             Object::IngressClass(_) => "IngressClass",
+            Object::GatewayClass(_) => "GatewayClass",
+            Object::Gateway(_) => "Gateway",
+            Object::HTTPRoute(_) => "HTTPRoute",
             Object::ConfigMap(_) => "ConfigMap",
             Object::Secret(_) => "Secret",
             Object::Event(_) => "Event",
@@ -255,6 +265,9 @@ impl Object {
             Object::EndpointSlice(o) => &o.metadata,
             Object::Ingress(o) => &o.metadata,
             Object::IngressClass(o) => &o.metadata,
+            Object::GatewayClass(o) => &o.metadata,
+            Object::Gateway(o) => &o.metadata,
+            Object::HTTPRoute(o) => &o.metadata,
             Object::ConfigMap(o) => &o.metadata,
             Object::Secret(o) => &o.metadata,
             Object::Event(o) => &o.metadata,
@@ -285,6 +298,9 @@ impl Object {
             Object::EndpointSlice(o) => encode(o),
             Object::Ingress(o) => encode(o),
             Object::IngressClass(o) => encode(o),
+            Object::GatewayClass(o) => encode(o),
+            Object::Gateway(o) => encode(o),
+            Object::HTTPRoute(o) => encode(o),
             Object::ConfigMap(o) => encode(o),
             Object::Secret(o) => encode(o),
             Object::Event(o) => encode(o),

@@ -18,6 +18,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 mod daemonset;
+mod gateway;
 mod ingress;
 mod job;
 mod statefulset;
@@ -127,6 +128,9 @@ pub fn validate(object: &Object, undecoded: Undecoded) -> Result<(), Invalid> {
         Object::CronJob(cj) => job::cron_job(&mut v, cj),
         Object::Ingress(ing) => ingress::ingress(&mut v, ing),
         Object::IngressClass(ic) => ingress::ingress_class(&mut v, ic),
+        Object::GatewayClass(gc) => gateway::gateway_class(&mut v, gc),
+        Object::Gateway(gw) => gateway::gateway(&mut v, gw),
+        Object::HTTPRoute(route) => gateway::http_route(&mut v, route),
         Object::ConfigMap(c) => v.config_map(c),
         Object::Secret(s) => v.secret(s),
         Object::Role(r) => v.policy_rules(r.rules.as_deref().unwrap_or_default(), true),
@@ -172,6 +176,9 @@ pub fn validate_update(old: &Value, new: &Object) -> Result<(), Invalid> {
             .map_or(Ok(()), |old| validate_role_ref_update("ClusterRoleBinding", &new.metadata, &old.role_ref, &new.role_ref)),
         Object::IngressClass(new) => {
             typed::decode::<typed::IngressClass>(old).map_or(Ok(()), |old| ingress::ingress_class_update(&old, new))
+        }
+        Object::GatewayClass(new) => {
+            typed::decode::<typed::GatewayClass>(old).map_or(Ok(()), |old| gateway::gateway_class_update(&old, new))
         }
         Object::Job(new) => typed::decode::<typed::Job>(old).map_or(Ok(()), |old| job::job_update(&old, new)),
         Object::DaemonSet(new) => typed::decode::<typed::DaemonSet>(old).map_or(Ok(()), |old| daemonset::daemon_set_update(&old, new)),

@@ -81,6 +81,8 @@ pub fn verbs(rk: &ResourceKind) -> &'static [&'static str] {
 pub fn categories(rk: &ResourceKind) -> &'static [&'static str] {
     match rk.kind {
         "Pod" | "Service" | "Deployment" | "ReplicaSet" | "DaemonSet" | "StatefulSet" | "Job" | "CronJob" => &["all"],
+        // The Gateway API CRDs' category.
+        "GatewayClass" | "Gateway" | "HTTPRoute" => &["gateway-api"],
         _ => &[],
     }
 }

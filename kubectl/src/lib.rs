@@ -93,6 +93,7 @@ fn kind_and_group(kind: &str) -> String {
         "EndpointSlice" => "discovery.k8s.io",
         "Ingress" | "IngressClass" | "NetworkPolicy" => "networking.k8s.io",
         "Job" | "CronJob" => "batch",
+        "GatewayClass" | "Gateway" | "HTTPRoute" => "gateway.networking.k8s.io",
         "Lease" => "coordination.k8s.io",
         _ => "",
     };

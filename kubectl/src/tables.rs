@@ -78,8 +78,8 @@ pub fn table_rows(kind: &str, objects: &[Value], opts: &TableOptions, now: i64) 
     rows
 }
 
-const CLUSTER_SCOPED: [&str; 7] =
-    ["Node", "Namespace", "IngressClass", "PersistentVolume", "StorageClass", "ClusterRole", "ClusterRoleBinding"];
+const CLUSTER_SCOPED: [&str; 8] =
+    ["Node", "Namespace", "IngressClass", "GatewayClass", "PersistentVolume", "StorageClass", "ClusterRole", "ClusterRoleBinding"];
 
 /// A cell holding a newline is cut there and marked with `...` (CLI-1).
 fn cut_at_newline(cell: String) -> String {
@@ -472,6 +472,32 @@ fn printer(kind: &str) -> Printer {
                 role_binding_row,
             )
         }
+        // The Gateway API's kinds: their CRDs' additionalPrinterColumns, as kube-apiserver's
+        // table convertor for custom resources serves them (a date column as an age).
+        "GatewayClass" => (
+            vec![
+                NAME,
+                col("Controller", "string", "Custom resource definition column (in JSONPath format): .spec.controllerName", 0),
+                col("Accepted", "string", "Custom resource definition column (in JSONPath format): .status.conditions[?(@.type==\"Accepted\")].status", 0),
+                CRD_AGE,
+                col("Description", "string", "Custom resource definition column (in JSONPath format): .spec.description", 1),
+            ],
+            gatewayclass_row,
+        ),
+        "Gateway" => (
+            vec![
+                NAME,
+                col("Class", "string", "Custom resource definition column (in JSONPath format): .spec.gatewayClassName", 0),
+                col("Address", "string", "Custom resource definition column (in JSONPath format): .status.addresses[*].value", 0),
+                col("Programmed", "string", "Custom resource definition column (in JSONPath format): .status.conditions[?(@.type==\"Programmed\")].status", 0),
+                CRD_AGE,
+            ],
+            gateway_row,
+        ),
+        "HTTPRoute" => (
+            vec![NAME, col("Hostnames", "string", "Custom resource definition column (in JSONPath format): .spec.hostnames", 0), CRD_AGE],
+            httproute_row,
+        ),
         // Kinds without a printer of their own (emu's Fault): what kube-apiserver serves for a
         // custom resource without printer columns, whose Age is a date kubectl shows as an age.
         _ => (vec![NAME, col("Age", "date", AGE_DOC, 0)], default_row),
@@ -514,6 +540,47 @@ fn join_host_port(host: &str, port: &str) -> String {
     } else {
         format!("{host}:{port}")
     }
+}
+
+// ---- Gateway API (custom resources' printer columns) -------------------------------------------
+
+/// A custom resource's Age column: its CRD's columns are described by their JSONPath when the
+/// CRD gives no description (the Gateway API's give none).
+const CRD_AGE: ColumnDefinition =
+    col("Age", "date", "Custom resource definition column (in JSONPath format): .metadata.creationTimestamp", 0);
+
+/// A simple JSONPath's first result as the custom resource table convertor prints it: a string
+/// as it is, a list or object as JSON, nothing as an empty cell.
+fn jsonpath_cell(v: Option<&Value>) -> String {
+    match v {
+        None | Some(Value::Null) => String::new(),
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+    }
+}
+
+/// `.status.conditions[?(@.type=="<kind>")].status`.
+fn condition_status(obj: &Value, kind: &str) -> String {
+    let found = list_at(obj, &["status", "conditions"]).iter().find(|c| str_at(c, &["type"]) == kind);
+    jsonpath_cell(found.and_then(|c| c.get("status")))
+}
+
+fn gatewayclass_row(gc: &Value, _wide: bool, now: i64) -> Vec<Cell> {
+    let description = jsonpath_cell(at(gc, &["spec", "description"]));
+    [name(gc), str_at(gc, &["spec", "controllerName"]).to_string(), condition_status(gc, "Accepted"), age(gc, now), description]
+        .map(Cell::from)
+        .into()
+}
+
+fn gateway_row(gw: &Value, _wide: bool, now: i64) -> Vec<Cell> {
+    let address = jsonpath_cell(list_at(gw, &["status", "addresses"]).first().and_then(|a| a.get("value")));
+    [name(gw), str_at(gw, &["spec", "gatewayClassName"]).to_string(), address, condition_status(gw, "Programmed"), age(gw, now)]
+        .map(Cell::from)
+        .into()
+}
+
+fn httproute_row(route: &Value, _wide: bool, now: i64) -> Vec<Cell> {
+    vec![name(route).into(), jsonpath_cell(at(route, &["spec", "hostnames"])).into(), age(route, now).into()]
 }
 
 fn default_row(obj: &Value, _wide: bool, now: i64) -> Vec<Cell> {
@@ -1585,6 +1652,31 @@ mod tests {
                 NOW
             ),
             "NAME          SECRETS   AGE\ndefault       0         60s\nbuild-robot   2         60s\n"
+        );
+    }
+
+    /// The Gateway API's kinds as kubectl prints them from their CRDs' printer columns.
+    #[test]
+    fn gateway_api_printer_columns() {
+        let meta = |name: &str| json!({"name": name, "namespace": "default", "creationTimestamp": "2024-05-01T10:00:00Z"});
+        let class = json!({"kind": "GatewayClass", "metadata": meta("emu"), "spec": {"controllerName": "emu.dev/gateway-controller", "description": "emu's"},
+                           "status": {"conditions": [{"type": "Accepted", "status": "True"}]}});
+        assert_eq!(
+            table("GatewayClass", std::slice::from_ref(&class), &TableOptions::default(), NOW),
+            "NAME   CONTROLLER                   ACCEPTED   AGE\nemu    emu.dev/gateway-controller   True       13s\n"
+        );
+        assert!(table("GatewayClass", &[class], &TableOptions { wide: true, ..Default::default() }, NOW).contains("DESCRIPTION\n"));
+        let gw = json!({"kind": "Gateway", "metadata": meta("web"), "spec": {"gatewayClassName": "emu"},
+                        "status": {"conditions": [{"type": "Accepted", "status": "True"}, {"type": "Programmed", "status": "False"}]}});
+        assert_eq!(
+            table("Gateway", &[gw], &TableOptions::default(), NOW),
+            "NAME   CLASS   ADDRESS   PROGRAMMED   AGE\nweb    emu               False        13s\n"
+        );
+        let route = json!({"kind": "HTTPRoute", "metadata": meta("kubia"), "spec": {"hostnames": ["kubia.example.com", "a.example.com"]}});
+        let bare = json!({"kind": "HTTPRoute", "metadata": meta("any"), "spec": {}});
+        assert_eq!(
+            table("HTTPRoute", &[route, bare], &TableOptions::default(), NOW),
+            "NAME    HOSTNAMES                               AGE\nkubia   [\"kubia.example.com\",\"a.example.com\"]   13s\nany                                             13s\n"
         );
     }
 }

@@ -66,7 +66,7 @@ fn subresources(rk: &ResourceKind) -> Vec<Subresource> {
             status,
         ],
         "Deployment" | "ReplicaSet" | "StatefulSet" => vec![scale, status],
-        "DaemonSet" | "Job" | "CronJob" | "Ingress" => vec![status],
+        "DaemonSet" | "Job" | "CronJob" | "Ingress" | "GatewayClass" | "Gateway" | "HTTPRoute" => vec![status],
         // TokenRequest (`kubectl create token`), [`super::token`].
         "ServiceAccount" => vec![Subresource {
             name: "token",
@@ -93,7 +93,8 @@ fn verbs(rk: &ResourceKind) -> &'static [&'static str] {
 }
 
 /// The API groups under `/apis`, in kube-apiserver's order (by its group priorities, then
-/// emu's own, as custom resources come last), each with its one version.
+/// the groups kube-apiserver serves from CRDs, emu's own and the Gateway API's, by name, as
+/// custom resources come last), each with its one version.
 pub fn groups() -> Vec<(&'static str, &'static str)> {
     const PRIORITY: [&str; 5] = ["apps", "batch", "networking.k8s.io", "rbac.authorization.k8s.io", "discovery.k8s.io"];
     let mut groups: Vec<(&str, &str)> = Vec::new();
@@ -440,7 +441,10 @@ mod tests {
     fn aggregated_groups() {
         let doc = parse(&aggregated(false, false));
         let names: Vec<&str> = doc["items"].as_array().unwrap().iter().map(|g| g["metadata"]["name"].as_str().unwrap()).collect();
-        assert_eq!(names, ["apps", "batch", "networking.k8s.io", "rbac.authorization.k8s.io", "discovery.k8s.io", "emu.dev"]);
+        assert_eq!(
+            names,
+            ["apps", "batch", "networking.k8s.io", "rbac.authorization.k8s.io", "discovery.k8s.io", "emu.dev", "gateway.networking.k8s.io"]
+        );
         let apps = &doc["items"][0]["versions"][0]["resources"];
         let deployments = find(apps, "resource", "deployments");
         assert_eq!(deployments["categories"], json!(["all"]));
@@ -452,6 +456,10 @@ mod tests {
         assert_eq!(find(apps, "resource", "replicasets")["shortNames"], json!(["rs"]));
         let faults = find(&doc["items"][5]["versions"][0]["resources"], "resource", "faults");
         assert_eq!(faults["scope"], "Cluster");
+        let gateway = &doc["items"][6]["versions"][0]["resources"];
+        assert_eq!(find(gateway, "resource", "gateways")["shortNames"], json!(["gtw"]));
+        assert_eq!(find(gateway, "resource", "gatewayclasses")["scope"], "Cluster");
+        assert_eq!(find(gateway, "resource", "httproutes")["subresources"][0]["subresource"], "status");
         // RBAC's kinds: no short names, no subresources, every verb.
         let rbac = &doc["items"][3]["versions"][0]["resources"];
         let names: Vec<&str> = rbac.as_array().unwrap().iter().map(|r| r["resource"].as_str().unwrap()).collect();

@@ -155,7 +155,11 @@ pub(super) fn gvk(rk: &ResourceKind) -> Value {
 /// its group, version and kind.
 pub(super) fn own_kind_schema(rk: &ResourceKind) -> Value {
     json!({
-        "description": format!("{} (emu's own kind; its fields' schemas are not published).", rk.kind),
+        "description": if rk.group == emu_api::gateway::GROUP {
+            format!("{} of the Gateway API (served built in; its fields' schemas are not published yet).", rk.kind)
+        } else {
+            format!("{} (emu's own kind; its fields' schemas are not published).", rk.kind)
+        },
         "type": "object",
         "x-kubernetes-group-version-kind": [gvk(rk)],
     })
@@ -213,10 +217,13 @@ pub(super) fn schema_name(rk: &ResourceKind) -> String {
         "" => "core",
         group => group.split('.').next().unwrap_or(group),
     };
-    if rk.group.ends_with(".k8s.io") || rk.group.is_empty() || !rk.group.contains('.') {
+    // The Gateway API's group ends in `.k8s.io` but is served from CRDs: named as theirs.
+    let custom = rk.group == emu_api::gateway::GROUP;
+    if !custom && (rk.group.ends_with(".k8s.io") || rk.group.is_empty() || !rk.group.contains('.')) {
         format!("io.k8s.api.{package}.{}.{}", rk.version, rk.kind)
     } else {
-        // A group of emu's own (`emu.dev`): reversed, as custom resources' schemas are named.
+        // A group of emu's own (`emu.dev`) or the Gateway API's: reversed, as custom resources'
+        // schemas are named (`io.k8s.networking.gateway.v1.Gateway`).
         let reversed: Vec<&str> = rk.group.rsplit('.').collect();
         format!("{}.{}.{}", reversed.join("."), rk.version, rk.kind)
     }
