@@ -91,7 +91,7 @@ mod tests {
         let msg = missing_message(&["emu-dns"], Path::new("/opt/emu/bin"));
         assert_eq!(
             msg,
-            "emu's program emu-dns is missing (looked for /opt/emu/bin/emu-dns): emu needs emu-controller, emu-nodeagent, emu-dns, emu-agnhost installed beside it. From emu's source tree, `sudo ./scripts/install` builds and installs them all"
+            "emu's program emu-dns is missing (looked for /opt/emu/bin/emu-dns): emu needs emu-controller, emu-nodeagent, emu-dns, emu-ingress, emu-agnhost installed beside it. From emu's source tree, `sudo ./scripts/install` builds and installs them all"
         );
         let msg = missing_message(&["emu-controller", "emu-dns"], Path::new("/x"));
         assert!(msg.starts_with("emu's programs emu-controller, emu-dns are missing (looked for /x/emu-controller, /x/emu-dns)"), "{msg}");

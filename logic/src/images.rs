@@ -545,6 +545,7 @@ static CATALOG: &[ImageProfile] = &[
     },
     coredns("registry.k8s.io/coredns/coredns"),
     coredns("coredns/coredns"),
+    ingress_nginx("registry.k8s.io/ingress-nginx/controller"),
     // tutum/dnsutils: Ubuntu with dig and nslookup (README.md's DNS section runs `sleep infinity` in it).
     ImageProfile {
         name: "tutum/dnsutils",
@@ -665,6 +666,34 @@ const fn coredns(name: &'static str) -> ImageProfile {
     }
 }
 
+/// The ingress-nginx controller image: its program (`/nginx-ingress-controller`, here emu's
+/// emu-ingress) and nginx (Debian's nginx-light, at /usr/sbin/nginx), which the program runs as
+/// its child; it reads the cluster's objects through the API socket, as ingress-nginx does
+/// through the API server.
+const fn ingress_nginx(name: &'static str) -> ImageProfile {
+    ImageProfile {
+        name,
+        entrypoint: &[],
+        cmd: &["/nginx-ingress-controller"],
+        env: &[("PATH", STD_PATH)],
+        working_dir: "/etc/nginx",
+        files: &[],
+        symlinks: &[],
+        dirs: &["/etc/nginx", "/etc/ingress-controller/ssl", "/tmp/nginx"],
+        users: &[],
+        user: "",
+        busybox_bin: false,
+        exposed_ports: &[80, 443],
+        emu_mounts: &[
+            EmuMount::Program { program: "emu-ingress", path: "/nginx-ingress-controller" },
+            EmuMount::ApiSocket { path: API_SOCKET_IN_CONTAINER },
+        ],
+        host_programs: &[NGINX_PROGRAM],
+        packages: &[DEBIAN_BASE],
+        host_files: &[],
+    }
+}
+
 /// Every profile, in catalog order.
 pub fn catalog() -> &'static [ImageProfile] {
     CATALOG
@@ -675,8 +704,8 @@ pub fn catalog() -> &'static [ImageProfile] {
 pub const DAEMON_PROGRAMS: &[&str] = &["emu-controller", "emu-nodeagent"];
 
 /// Every program of emu's besides `emu` itself, which must be installed beside it: the daemons and
-/// the programs image profiles run (emu-dns as CoreDNS). The one list the installer
-/// (`emu install`), `emu up`'s check and the tests use.
+/// the programs image profiles run (emu-dns as CoreDNS, emu-ingress as ingress-nginx's
+/// controller). The one list the installer (`emu install`), `emu up`'s check and the tests use.
 pub fn companion_programs() -> Vec<&'static str> {
     let mut programs: Vec<&'static str> = DAEMON_PROGRAMS.to_vec();
     for program in CATALOG.iter().flat_map(ImageProfile::emu_programs) {
@@ -1049,7 +1078,7 @@ mod tests {
 
     #[test]
     fn emu_needs_its_daemons_and_the_dns_server_beside_it() {
-        assert_eq!(companion_programs(), ["emu-controller", "emu-nodeagent", "emu-dns", "emu-agnhost"]);
+        assert_eq!(companion_programs(), ["emu-controller", "emu-nodeagent", "emu-dns", "emu-ingress", "emu-agnhost"]);
     }
 
     #[test]

@@ -708,5 +708,66 @@ fn regex_escape(s: &str) -> String {
     })
 }
 
+/// The ingress-nginx controller image (the release whose manifest [`addon_objects`] follows).
+pub const CONTROLLER_IMAGE: &str = "registry.k8s.io/ingress-nginx/controller:v1.12.0";
+/// The add-on's namespace; deleting it (with [`ADDON_CLUSTER_OBJECTS`]) disables the add-on.
+pub const ADDON_NAMESPACE: &str = "ingress-nginx";
+/// The add-on's cluster-scoped objects, (kind, name).
+pub const ADDON_CLUSTER_OBJECTS: [(&str, &str); 3] =
+    [("IngressClass", "nginx"), ("ClusterRoleBinding", "ingress-nginx"), ("ClusterRole", "ingress-nginx")];
+
+/// The ingress add-on as ingress-nginx's cloud manifest (deploy/static/provider/cloud) installs
+/// it: namespace `ingress-nginx`, ServiceAccount, ClusterRole and binding, Deployment and
+/// Service `ingress-nginx-controller` (LoadBalancer, `externalTrafficPolicy: Local` so that the
+/// client's address reaches nginx and the pods' `X-Forwarded-For`), and IngressClass `nginx`
+/// marked default (as minikube's add-on marks it). Left out: the admission webhook (its Job,
+/// Service and ValidatingWebhookConfiguration: emu serves no webhooks), the leader election
+/// Role (one replica) and the ConfigMap (the renderer has its configuration built in).
+pub fn addon_objects() -> Vec<serde_json::Value> {
+    use serde_json::json;
+    let labels = json!({"app.kubernetes.io/name": "ingress-nginx", "app.kubernetes.io/instance": "ingress-nginx",
+        "app.kubernetes.io/part-of": "ingress-nginx", "app.kubernetes.io/component": "controller"});
+    let selector = json!({"app.kubernetes.io/name": "ingress-nginx", "app.kubernetes.io/instance": "ingress-nginx",
+        "app.kubernetes.io/component": "controller"});
+    let ns = ADDON_NAMESPACE;
+    vec![
+        json!({"apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": ns, "labels": {"app.kubernetes.io/name": "ingress-nginx", "app.kubernetes.io/instance": "ingress-nginx"}}}),
+        json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "ingress-nginx", "namespace": ns, "labels": labels}}),
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "ingress-nginx", "labels": labels},
+            "rules": [
+                {"apiGroups": [""], "resources": ["configmaps", "endpoints", "nodes", "pods", "secrets", "namespaces", "services"], "verbs": ["list", "watch", "get"]},
+                {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"], "verbs": ["list", "watch", "get"]},
+                {"apiGroups": ["networking.k8s.io"], "resources": ["ingresses", "ingressclasses"], "verbs": ["get", "list", "watch"]},
+                {"apiGroups": ["networking.k8s.io"], "resources": ["ingresses/status"], "verbs": ["update"]},
+                {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]}]}),
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": "ingress-nginx", "labels": labels},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "ingress-nginx"},
+            "subjects": [{"kind": "ServiceAccount", "name": "ingress-nginx", "namespace": ns}]}),
+        json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "ingress-nginx-controller", "namespace": ns, "labels": labels},
+            "spec": {"type": "LoadBalancer", "externalTrafficPolicy": "Local", "ipFamilyPolicy": "SingleStack", "ipFamilies": ["IPv4"],
+                "selector": selector,
+                "ports": [
+                    {"name": "http", "port": 80, "protocol": "TCP", "targetPort": "http", "appProtocol": "http"},
+                    {"name": "https", "port": 443, "protocol": "TCP", "targetPort": "https", "appProtocol": "https"}]}}),
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "ingress-nginx-controller", "namespace": ns, "labels": labels},
+            "spec": {"replicas": 1, "revisionHistoryLimit": 10, "minReadySeconds": 0, "selector": {"matchLabels": selector},
+                "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1}},
+                "template": {"metadata": {"labels": labels},
+                    "spec": {"serviceAccountName": "ingress-nginx", "terminationGracePeriodSeconds": 300, "dnsPolicy": "ClusterFirst",
+                        "nodeSelector": {"kubernetes.io/os": "linux"},
+                        "containers": [{"name": "controller", "image": CONTROLLER_IMAGE, "imagePullPolicy": "IfNotPresent",
+                            "args": ["/nginx-ingress-controller", "--publish-service=ingress-nginx/ingress-nginx-controller",
+                                "--election-id=ingress-nginx-leader", "--controller-class=k8s.io/ingress-nginx", "--ingress-class=nginx"],
+                            "ports": [
+                                {"name": "http", "containerPort": 80, "protocol": "TCP"},
+                                {"name": "https", "containerPort": 443, "protocol": "TCP"}],
+                            "resources": {"requests": {"cpu": "100m", "memory": "90Mi"}}}]}}}}),
+        json!({"apiVersion": "networking.k8s.io/v1", "kind": "IngressClass",
+            "metadata": {"name": "nginx", "labels": labels, "annotations": {"ingressclass.kubernetes.io/is-default-class": "true"}},
+            "spec": {"controller": "k8s.io/ingress-nginx"}}),
+    ]
+}
+
 #[cfg(test)]
 mod tests;

@@ -264,3 +264,20 @@ fn an_endpoint_change_touches_only_the_upstreams_file() {
     assert_eq!(empty.upstreams[0].endpoints, Vec::<String>::new());
     assert!(render_upstreams(&empty).contains(&format!("    server {NO_ENDPOINTS};\n")));
 }
+
+/// The add-on as ingress-nginx names it: its Deployment and LoadBalancer Service in
+/// `ingress-nginx`, and IngressClass `nginx` of `k8s.io/ingress-nginx`, the default class.
+#[test]
+fn addon_objects_are_ingress_nginx_s() {
+    let objects = addon_objects();
+    let find = |kind: &str| objects.iter().find(|o| o["kind"] == kind).unwrap_or_else(|| panic!("{kind}"));
+    assert_eq!(find("Deployment")["metadata"]["name"], "ingress-nginx-controller");
+    assert_eq!(find("Deployment")["spec"]["template"]["spec"]["containers"][0]["image"], CONTROLLER_IMAGE);
+    assert_eq!(find("Service")["spec"]["type"], "LoadBalancer");
+    assert_eq!(find("Service")["metadata"]["namespace"], ADDON_NAMESPACE);
+    let class: IngressClass = serde_json::from_value(find("IngressClass").clone()).unwrap();
+    assert!(is_default_class(&class));
+    for (kind, name) in ADDON_CLUSTER_OBJECTS {
+        assert_eq!(find(kind)["metadata"]["name"], name);
+    }
+}
