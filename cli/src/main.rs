@@ -1,6 +1,7 @@
 //! emu: Kubernetes service networking on one Linux machine. Cluster lifecycle (`up`, `down`,
 //! `status`) and kubectl's verbs with kubectl's flags and output formats.
 
+mod addons;
 mod context;
 mod create;
 mod edit;
@@ -228,6 +229,8 @@ enum Command {
     Version(info::VersionArgs),
     /// Print the resource types the API server serves.
     ApiResources(info::ApiResourcesArgs),
+    /// The cluster's optional add-ons, as minikube's command: `emu addons enable ingress`.
+    Addons(addons::AddonsArgs),
     /// Generate files (no cluster needed).
     Gen {
         #[command(subcommand)]
@@ -289,6 +292,7 @@ fn main() {
         Command::Get(a) => verbs::get(a, g),
         Command::Describe(a) => verbs::describe(a, g),
         Command::Explain(a) => explain::explain(a, g),
+        Command::Addons(a) => addons::addons(a, g),
         Command::Delete(a) => verbs::delete(a, g),
         Command::Edit(a) => edit::edit(a, g),
         Command::Patch(a) => edit::patch(a, g),

@@ -6,6 +6,11 @@
 //!
 //! Created once; a user who deletes or scales them keeps the result until the next start of
 //! the controller (kubeadm's add-ons are not reconciled either).
+//!
+//! The ingress add-on is not among them: as in minikube, a cluster starts without it and
+//! `emu addons enable ingress` applies `emu_logic::ingress::addon_objects` through the API. It
+//! costs a pod, an nginx and a balancer address per cluster, which most clusters (and tests)
+//! never use; kubeadm installs no ingress controller either.
 
 use crate::state::Shared;
 use crate::store::ObjectKey;

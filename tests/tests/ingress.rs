@@ -1,0 +1,192 @@
+//! The ingress add-on (issue 21, item 2's runtime): `emu addons enable ingress` installs
+//! ingress-nginx's controller, whose pod runs emu-ingress and the real nginx; the book's kubia
+//! Ingress is then reached from the outside world through the controller Service's balancer
+//! address, as "Kubernetes in Action" 5.4 does with `curl http://kubia.example.com`.
+
+use emu_tests::{name, Cluster};
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+const APPS: &str = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: kubia}
+spec:
+  replicas: 3
+  selector: {matchLabels: {app: kubia}}
+  template:
+    metadata: {labels: {app: kubia}}
+    spec:
+      containers: [{name: kubia, image: luksa/kubia, ports: [{containerPort: 8080}]}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: kubia}
+spec:
+  selector: {app: kubia}
+  ports: [{port: 80, targetPort: 8080}]
+---
+# A server that answers with the request's headers (python's http.server): the second Service,
+# and where X-Forwarded-For is read.
+apiVersion: v1
+kind: Pod
+metadata: {name: headers, labels: {app: headers}}
+spec:
+  containers:
+  - name: headers
+    image: python
+    command:
+    - python3
+    - -c
+    - |
+      import http.server
+      class H(http.server.BaseHTTPRequestHandler):
+          def do_GET(self):
+              body = (self.path + "\n" + str(self.headers)).encode()
+              self.send_response(200)
+              self.send_header("Content-Length", str(len(body)))
+              self.end_headers()
+              self.wfile.write(body)
+      http.server.HTTPServer(("", 8080), H).serve_forever()
+---
+apiVersion: v1
+kind: Service
+metadata: {name: headers}
+spec:
+  selector: {app: headers}
+  ports: [{port: 80, targetPort: 8080}]
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: kubia}
+spec:
+  rules:
+  - host: kubia.example.com
+    http:
+      paths:
+      - {path: /, pathType: Prefix, backend: {service: {name: kubia, port: {number: 80}}}}
+  - host: headers.example.com
+    http:
+      paths:
+      - {path: /show, pathType: Prefix, backend: {service: {name: headers, port: {number: 80}}}}
+"#;
+
+/// `curl -s URL` from the outside world with `--resolve HOST:PORT:ADDRESS`; (status, body).
+fn curl(c: &Cluster, host: &str, port: u16, address: &str, url: &str, extra: &[&str]) -> (String, String) {
+    let resolve = format!("{host}:{port}:{address}");
+    let mut args = vec!["outside", "--", "curl", "-s", "-m", "5", "--resolve", &resolve, "-w", "\n%{http_code}"];
+    args.extend_from_slice(extra);
+    args.push(url);
+    let out = c.emu(&args).stdout;
+    let (body, code) = out.rsplit_once('\n').unwrap_or(("", &out));
+    (code.to_string(), body.to_string())
+}
+
+#[test]
+fn ingress_addon_serves_the_kubia_ingress() {
+    let c = Cluster::up("tingr1", &["--nodes", "2"]);
+    assert!(c.emu(&["addons", "list"]).ok().stdout.contains("ingress      disabled"));
+    let enabled = c.emu(&["addons", "enable", "ingress"]).ok().stdout;
+    assert!(enabled.contains("The 'ingress' addon is enabled"), "{enabled}");
+    assert!(c.emu(&["addons", "list"]).ok().stdout.contains("ingress      enabled"));
+    // ingress-nginx's objects, as its manifest names them.
+    c.emu(&["get", "deployment", "ingress-nginx-controller", "-n", "ingress-nginx"]).ok();
+    let classes = c.emu(&["get", "ingressclass", "nginx", "-o", "jsonpath={.spec.controller}"]).ok().stdout;
+    assert_eq!(classes, "k8s.io/ingress-nginx");
+    let address = c.wait_for("the controller Service's EXTERNAL-IP", Duration::from_secs(20), || {
+        let ip = c
+            .emu(&["get", "svc", "ingress-nginx-controller", "-n", "ingress-nginx", "-o", "jsonpath={.status.loadBalancer.ingress[0].ip}"])
+            .stdout;
+        ip.starts_with("203.0.113.").then_some(ip)
+    });
+
+    c.apply("apps.yaml", APPS).ok();
+    let kubias = c.ready_pods("app=kubia", 3);
+    c.ready_pod("headers");
+    let names: BTreeSet<String> = kubias.iter().map(name).collect();
+
+    // The Ingress's ADDRESS is the controller's balancer address.
+    let row = c.wait_for("the Ingress's ADDRESS", Duration::from_secs(20), || {
+        let table = c.emu(&["get", "ingress", "kubia"]).ok().stdout;
+        table.contains(&address).then_some(table)
+    });
+    assert!(
+        row.lines().nth(1).is_some_and(|l| l.starts_with("kubia   nginx   kubia.example.com,headers.example.com   203.0.113.")),
+        "{row}"
+    );
+
+    // `curl http://kubia.example.com` from the outside world: spread over the three pods.
+    let mut seen = BTreeSet::new();
+    for _ in 0..60 {
+        let (code, body) = curl(&c, "kubia.example.com", 80, &address, "http://kubia.example.com/", &[]);
+        if code != "200" {
+            // nginx may still be taking the new endpoints in (a reload).
+            std::thread::sleep(Duration::from_millis(200));
+            continue;
+        }
+        let pod = body.strip_prefix("You've hit ").and_then(|r| r.strip_suffix('\n')).unwrap_or_else(|| panic!("{body:?}"));
+        assert!(names.contains(pod), "{pod} is not one of {names:?}");
+        seen.insert(pod.to_string());
+        if seen.len() == 3 {
+            break;
+        }
+    }
+    assert_eq!(seen, names, "the Ingress spreads requests over the three pods");
+
+    // An unknown host: the controller's default backend, 404.
+    let (code, body) = curl(&c, "nobody.example.com", 80, &address, "http://nobody.example.com/", &[]);
+    assert_eq!(code, "404", "{body}");
+    assert!(body.contains("404 Not Found"), "{body}");
+
+    // The second host and path route to the other Service, with the client's address in
+    // X-Forwarded-For (externalTrafficPolicy Local keeps it) and the headers ingress-nginx sets.
+    let (code, body) = curl(&c, "headers.example.com", 80, &address, "http://headers.example.com/show/me", &[]);
+    assert_eq!(code, "200", "{body}");
+    assert!(body.starts_with("/show/me\n"), "{body}");
+    assert!(body.contains("X-Forwarded-For: 198.51.100.1\n"), "{body}");
+    assert!(body.contains("X-Real-IP: 198.51.100.1\n"), "{body}");
+    assert!(body.contains("X-Forwarded-Proto: http\n"), "{body}");
+    assert!(body.contains("Host: headers.example.com\n"), "{body}");
+    // A path of no rule of that host: 404.
+    let (code, _) = curl(&c, "headers.example.com", 80, &address, "http://headers.example.com/other", &[]);
+    assert_eq!(code, "404");
+
+    // TLS (the book's 5.4.4): a `kubernetes.io/tls` Secret, the 308 of HTTP to HTTPS, and the
+    // certificate served by SNI (checked with --cacert); the pods see plain HTTP.
+    let dir = c.scratch_dir();
+    let (key, cert) = (dir.join("tls.key"), dir.join("tls.cert"));
+    let (key, cert) = (key.to_str().unwrap(), cert.to_str().unwrap());
+    c.emu(&["gen", "cert", "--cn", "kubia.example.com", "--key", key, "--cert", cert]).ok();
+    c.emu(&["create", "secret", "tls", "tls-secret", "--cert", cert, "--key", key]).ok();
+    c.apply(
+        "tls.yaml",
+        r#"
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: kubia-tls}
+spec:
+  tls:
+  - hosts: [kubia-tls.example.com]
+    secretName: tls-secret
+  rules:
+  - host: kubia-tls.example.com
+    http:
+      paths:
+      - {path: /, pathType: Prefix, backend: {service: {name: kubia, port: {number: 80}}}}
+"#,
+    )
+    .ok();
+    let body = c.wait_for("HTTPS through the Ingress", Duration::from_secs(20), || {
+        let (code, body) = curl(&c, "kubia-tls.example.com", 443, &address, "https://kubia-tls.example.com/", &["-k"]);
+        (code == "200").then_some(body)
+    });
+    assert!(body.starts_with("You've hit kubia-"), "{body}");
+    let (code, _) = curl(&c, "kubia-tls.example.com", 80, &address, "http://kubia-tls.example.com/", &[]);
+    assert_eq!(code, "308", "HTTP to a TLS host is redirected");
+
+    // Disabled: the controller's objects go.
+    let disabled = c.emu(&["addons", "disable", "ingress"]).ok().stdout;
+    assert!(disabled.contains("The 'ingress' addon is disabled"), "{disabled}");
+    assert!(c.emu(&["addons", "list"]).ok().stdout.contains("ingress      disabled"));
+    assert_ne!(c.emu(&["get", "ingressclass", "nginx"]).code, 0);
+}
