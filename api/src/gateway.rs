@@ -5,11 +5,29 @@
 //! drops unknown fields, as a CRD's structural schema prunes them; `None` fields are not encoded.
 
 use crate::typed::{LabelSelector, ObjectMeta};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use serde::{Deserialize, Serialize};
 
 /// The API group of the Gateway API.
 pub const GROUP: &str = "gateway.networking.k8s.io";
+
+/// A `metav1.Condition` (k8s-openapi's holds its time as a jiff Timestamp, which the status
+/// logic would have to build; here it is the RFC 3339 text that is stored).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Condition {
+    #[serde(default, rename = "type")]
+    pub type_: String,
+    #[serde(default)]
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    #[serde(default)]
+    pub last_transition_time: String,
+    #[serde(default)]
+    pub reason: String,
+    #[serde(default)]
+    pub message: String,
+}
 
 macro_rules! object {
     ($name:ident, $spec:ty, $status:ty) => {

@@ -189,6 +189,7 @@ fn reconcile_all(shared: &Shared, st: &mut ControllerState) {
     publish_root_ca(shared, &changes, &mut st.decoded);
     crate::rbac_aggregation::sync(shared, &changes);
     crate::serviceaccounts::sync(shared, &changes);
+    crate::gateway::sync(shared, &changes);
     crate::bootstrap::delete_expired(shared, emu_api::time::now());
     st.control_routes.sync(shared, &mut st.decoded.nodes);
     crate::host_faults::sync(shared);

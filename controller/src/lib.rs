@@ -9,6 +9,7 @@ pub mod controllers;
 pub mod daemonsets;
 pub mod decoded;
 pub mod endpoints;
+pub mod gateway;
 pub mod host_faults;
 pub mod https;
 pub mod jobs;

@@ -9,6 +9,7 @@ pub mod deployment;
 pub mod endpoints;
 pub mod events;
 pub mod faults;
+pub mod gateway;
 pub mod identity;
 pub mod images;
 pub mod ingress;
