@@ -31,6 +31,8 @@ pub fn describe(kind: &str, obj: &Value, related: &[Value], now: i64) -> String 
         "Service" => service(&mut w, obj, related),
         "Ingress" => ingress::ingress(&mut w, obj, related),
         "IngressClass" => ingress::ingress_class(&mut w, obj),
+        // Served from CRDs in Kubernetes: kubectl describes them generically.
+        "GatewayClass" | "Gateway" | "HTTPRoute" => custom::custom_resource(&mut w, obj),
         // kubectl shows no events for a Secret.
         "Secret" => return tabwrite_text(&secret(obj), 0, 2),
         "ConfigMap" => config_map(&mut w, obj),
@@ -1350,6 +1352,7 @@ fn controlled_pods_status(w: &mut String, obj: &Value, related: &[Value]) {
     line!(w, 0, "Pods Status:\t{} Running / {} Waiting / {} Succeeded / {} Failed\n", phases[0], phases[1], phases[2], phases[3]);
 }
 
+mod custom;
 mod daemonset;
 mod ingress;
 mod job;

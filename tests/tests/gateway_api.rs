@@ -136,6 +136,13 @@ fn gateway_api_as_kubectl_sees_it() {
     let gtw = kubectl(&dir.0, LIMIT, &["get", "gtw", "-o", "name"]);
     assert_eq!(gtw.stdout, "gateway.gateway.networking.k8s.io/web\n");
 
+    // kubectl's generic describe of a custom resource.
+    for (kind, name) in [("gateway", "web"), ("httproute", "kubia"), ("gatewayclass", "emu")] {
+        let theirs = kubectl(&dir.0, LIMIT, &["describe", kind, name]);
+        assert_eq!(theirs.code, 0, "{}", theirs.stderr);
+        assert_eq!(c.emu(&["describe", kind, name]).ok().stdout, theirs.stdout, "describe {kind}");
+    }
+
     // A missing backend: ResolvedRefs False, BackendNotFound.
     c.emu(&["delete", "service", "kubia-b"]).ok();
     c.wait_for("BackendNotFound", Duration::from_secs(20), || {
