@@ -151,6 +151,14 @@ fn ingress_addon_serves_the_kubia_ingress() {
     let (code, _) = curl(&c, "headers.example.com", 80, &address, "http://headers.example.com/other", &[]);
     assert_eq!(code, "404");
 
+    // A backend Service that does not exist: a Warning Event on the Ingress (and 503).
+    c.emu(&["create", "ingress", "broken", "--rule=broken.example.com/=nosuch:80"]).ok();
+    let events = c.wait_for("the MissingService Event", Duration::from_secs(10), || {
+        let d = c.emu(&["describe", "ingress", "broken"]).ok().stdout;
+        d.contains("Warning  MissingService").then_some(d)
+    });
+    assert!(events.contains("nginx-ingress-controller  service \"default/nosuch\" not found"), "{events}");
+
     // TLS (the book's 5.4.4): a `kubernetes.io/tls` Secret, the 308 of HTTP to HTTPS, and the
     // certificate served by SNI (checked with --cacert); the pods see plain HTTP.
     let dir = c.scratch_dir();
@@ -183,6 +191,25 @@ spec:
     assert!(body.starts_with("You've hit kubia-"), "{body}");
     let (code, _) = curl(&c, "kubia-tls.example.com", 80, &address, "http://kubia-tls.example.com/", &[]);
     assert_eq!(code, "308", "HTTP to a TLS host is redirected");
+
+    // A rolling restart of the backend pods under 20 requests/s through the Ingress: nginx
+    // takes the new endpoints with graceful reloads, and no request fails.
+    let load = std::process::Command::new(emu_tests::emu_path())
+        .args(["outside", "--cluster", "tingr1", "--", "bash", "-c"])
+        .arg(format!(
+            "fail=0; for i in $(seq 1 200); do c=$(curl -s -m 5 -o /dev/null -w '%{{http_code}}' --resolve \
+             kubia.example.com:80:{address} http://kubia.example.com/); [ \"$c\" = 200 ] || fail=$((fail+1)); sleep 0.05; done; echo fail=$fail"
+        ))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(1));
+    c.emu(&["rollout", "restart", "deployment", "kubia"]).ok();
+    c.emu(&["rollout", "status", "deployment", "kubia", "--timeout", "60s"]).ok();
+    let out = load.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "fail=0\n");
+    let now: BTreeSet<String> = c.ready_pods("app=kubia", 3).iter().map(name).collect();
+    assert!(now.is_disjoint(&names), "the pods were replaced: {now:?} {names:?}");
 
     // Disabled: the controller's objects go.
     let disabled = c.emu(&["addons", "disable", "ingress"]).ok().stdout;
