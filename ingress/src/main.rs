@@ -66,6 +66,9 @@ struct Args {
     http_port: u16,
     #[arg(long, default_value_t = 443)]
     https_port: u16,
+    /// `/healthz` for the pod's probes (ingress-nginx's `--healthz-port`), served by nginx.
+    #[arg(long, default_value_t = 10254)]
+    healthz_port: u16,
 }
 
 /// The kinds the configuration is built from.
@@ -197,7 +200,7 @@ impl Controller {
             secrets: &secrets,
         };
         let model = ingress::build(&inputs, &self.layout);
-        let conf = ingress::render_conf(&model, &self.layout);
+        let conf = with_health_server(ingress::render_conf(&model, &self.layout), self.args.healthz_port);
         let upstreams = ingress::render_upstreams(&model);
         let changed = conf != self.conf || upstreams != self.upstreams || model.certificates != self.certificates;
         if changed {
@@ -337,6 +340,30 @@ impl Controller {
     }
 }
 
+/// The rendered configuration with a server answering `/healthz` (200) on `port`, as
+/// ingress-nginx's controller does on 10254: served by nginx itself, so that the pod is ready
+/// once nginx runs with a configuration (a probe of this program would be ready before nginx
+/// listens). The server goes inside the http block, which the renderer's text closes last.
+fn with_health_server(conf: String, port: u16) -> String {
+    let Some(body) = conf.strip_suffix("}\n") else { return conf };
+    format!(
+        "{body}
+    # The pod's probes (ingress-nginx's --healthz-port).
+    server {{
+        listen {port};
+        access_log off;
+        location = /healthz {{
+            return 200 \"ok\\n\";
+        }}
+        location / {{
+            return 404;
+        }}
+    }}
+}}
+"
+    )
+}
+
 /// ingress-nginx's "Kubernetes Ingress Controller Fake Certificate": served for hosts without a
 /// usable TLS Secret (and for HTTPS requests without SNI).
 fn write_default_certificate(path: &std::path::Path) -> anyhow::Result<()> {
@@ -362,5 +389,13 @@ mod tests {
         assert_eq!(a.ingress_class, "nginx");
         assert_eq!(a.publish_service, "ingress-nginx/ingress-nginx-controller");
         assert_eq!(a.nginx, PathBuf::from("/usr/sbin/nginx"));
+        assert_eq!(a.healthz_port, 10254);
+    }
+
+    #[test]
+    fn the_health_server_goes_inside_the_http_block() {
+        let conf = with_health_server("http {\n    server {\n    }\n}\n".to_string(), 10254);
+        assert!(conf.starts_with("http {\n    server {\n    }\n\n    # The pod's probes"), "{conf}");
+        assert!(conf.contains("        listen 10254;\n") && conf.ends_with("    }\n}\n"), "{conf}");
     }
 }
