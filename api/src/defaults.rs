@@ -26,6 +26,7 @@ pub fn object(object: &mut Object) {
         Object::Job(job) => job::job(job),
         Object::CronJob(cj) => job::cron_job(cj),
         Object::IngressClass(ic) => ingress::ingress_class(ic),
+        Object::GatewayClass(gc) => gateway::gateway_class(gc),
         Object::Gateway(gw) => gateway::gateway(gw),
         Object::HTTPRoute(route) => gateway::http_route(route),
         Object::Namespace(ns) => namespace(ns),
@@ -71,6 +72,7 @@ pub fn apply_defaults(v: &mut Value) {
             | "Job"
             | "CronJob"
             | "IngressClass"
+            | "GatewayClass"
             | "Gateway"
             | "HTTPRoute"
             | "Namespace"

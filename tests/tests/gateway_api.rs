@@ -112,8 +112,10 @@ fn gateway_api_as_kubectl_sees_it() {
     let parent = &route["status"]["parents"][0];
     assert_eq!(parent["controllerName"], "emu.dev/gateway-controller");
     assert_eq!(conditions(&parent["conditions"]), ["Accepted: True Accepted", "ResolvedRefs: True ResolvedRefs"]);
-    let gw = get("gateway", "web");
-    assert_eq!(conditions(&gw["status"]["conditions"]), ["Accepted: True Accepted", "Programmed: False Pending"]);
+    let gw = c.wait_for("the Gateway's status", Duration::from_secs(20), || {
+        let gw = get("gateway", "web");
+        (conditions(&gw["status"]["conditions"]) == ["Accepted: True Accepted", "Programmed: False Pending"]).then_some(gw)
+    });
     assert_eq!(gw["status"]["listeners"][0]["attachedRoutes"], 1);
 
     // The real kubectl sees them as emu prints them.
@@ -123,13 +125,22 @@ fn gateway_api_as_kubectl_sees_it() {
     assert_eq!(ours.stdout, theirs.stdout);
     assert!(theirs.stdout.contains("gateway.gateway.networking.k8s.io/web   emu               False        "), "{}", theirs.stdout);
     assert!(theirs.stdout.contains("httproute.gateway.networking.k8s.io/kubia   [\"kubia.example.com\"]"), "{}", theirs.stdout);
+    // A class of another controller keeps the CRD's default status.
+    let other = MANIFESTS
+        .split("---\n")
+        .next()
+        .unwrap()
+        .replace("name: emu", "name: other")
+        .replace("emu.dev/gateway-controller", "example.com/gateway");
+    c.apply("other.yaml", &other).ok();
     let theirs = kubectl(&dir.0, LIMIT, &["get", "gatewayclass"]);
     assert_eq!(theirs.stdout, c.emu(&["get", "gatewayclass"]).ok().stdout);
     assert!(
-        theirs.stdout.starts_with("NAME   CONTROLLER                   ACCEPTED   AGE\nemu    emu.dev/gateway-controller   True       "),
+        theirs.stdout.starts_with("NAME    CONTROLLER                   ACCEPTED   AGE\nemu     emu.dev/gateway-controller   True       "),
         "{}",
         theirs.stdout
     );
+    assert!(theirs.stdout.contains("\nother   example.com/gateway          Unknown    "), "{}", theirs.stdout);
     let yaml = kubectl(&dir.0, LIMIT, &["get", "gatewayclass", "emu", "-o", "yaml"]);
     assert!(yaml.stdout.contains("apiVersion: gateway.networking.k8s.io/v1\nkind: GatewayClass\n"), "{}", yaml.stdout);
     assert!(yaml.stdout.contains("    reason: Accepted\n    status: \"True\"\n    type: Accepted\n"), "{}", yaml.stdout);

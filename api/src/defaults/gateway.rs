@@ -3,9 +3,30 @@
 //! Gateway, a route without rules or matches matches every path (`PathPrefix /`), a header or
 //! query match is Exact, a backendRef is a Service of weight 1.
 
-use crate::gateway::{self, Gateway, HTTPPathMatch, HTTPRoute, HTTPRouteMatch, HTTPRouteRule, RouteNamespaces};
+use crate::gateway::{
+    self, Condition, Gateway, GatewayClass, GatewayClassStatus, GatewayStatus, HTTPPathMatch, HTTPRoute, HTTPRouteMatch, HTTPRouteRule,
+    RouteNamespaces,
+};
+
+/// The CRDs' default status conditions: Unknown, until a controller takes the object up.
+fn waiting(type_: &str) -> Condition {
+    Condition {
+        type_: type_.into(),
+        status: "Unknown".into(),
+        observed_generation: None,
+        last_transition_time: "1970-01-01T00:00:00Z".into(),
+        reason: "Pending".into(),
+        message: "Waiting for controller".into(),
+    }
+}
+
+pub fn gateway_class(gc: &mut GatewayClass) {
+    gc.status.get_or_insert_with(|| GatewayClassStatus { conditions: Some(vec![waiting("Accepted")]) });
+}
 
 pub fn gateway(gw: &mut Gateway) {
+    gw.status
+        .get_or_insert_with(|| GatewayStatus { conditions: Some(vec![waiting("Accepted"), waiting("Programmed")]), ..Default::default() });
     for l in &mut gw.spec.listeners {
         let routes = l.allowed_routes.get_or_insert_with(Default::default);
         let namespaces = routes.namespaces.get_or_insert_with(RouteNamespaces::default);
@@ -73,5 +94,9 @@ mod tests {
             "spec": {"gatewayClassName": "emu", "listeners": [{"name": "http", "port": 80, "protocol": "HTTP"}]},
         }));
         assert_eq!(gw["spec"]["listeners"][0]["allowedRoutes"], json!({"namespaces": {"from": "Same"}}));
+        assert_eq!(
+            gw["status"]["conditions"][1],
+            json!({"type": "Programmed", "status": "Unknown", "lastTransitionTime": "1970-01-01T00:00:00Z", "reason": "Pending", "message": "Waiting for controller"})
+        );
     }
 }
