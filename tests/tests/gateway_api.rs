@@ -161,6 +161,16 @@ fn gateway_api_as_kubectl_sees_it() {
         conditions(&r["status"]["parents"][0]["conditions"]).contains(&"ResolvedRefs: False BackendNotFound".to_string()).then_some(())
     });
 
+    // kubectl apply of a change (a merge patch: kubectl has no compiled-in type for these kinds).
+    let path = c.scratch_dir().join("split.yaml");
+    std::fs::write(&path, MANIFESTS.replace("weight: 80", "weight: 50").replace("weight: 20", "weight: 50")).unwrap();
+    let applied = kubectl(&dir.0, LIMIT, &["apply", "-f", path.to_str().unwrap()]);
+    assert_eq!(applied.code, 0, "{}", applied.stderr);
+    assert!(applied.stdout.contains("httproute.gateway.networking.k8s.io/kubia configured"), "{}", applied.stdout);
+    let route = get("httproute", "kubia");
+    assert_eq!(route["spec"]["rules"][0]["backendRefs"][1]["weight"], 50);
+    assert_eq!(route["metadata"]["generation"], 2);
+
     // Refused alike, with the CRD's message.
     let path = c.scratch_dir().join("bad.yaml");
     std::fs::write(&path, BAD).unwrap();
