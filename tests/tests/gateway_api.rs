@@ -154,6 +154,14 @@ fn gateway_api_as_kubectl_sees_it() {
         assert_eq!(c.emu(&["describe", kind, name]).ok().stdout, theirs.stdout, "describe {kind}");
     }
 
+    // kubectl explain reads the published schemas; emu explain prints the same.
+    for field in ["gateway.spec.listeners", "httproute.spec.rules.backendRefs"] {
+        let theirs = kubectl(&dir.0, LIMIT, &["explain", field]);
+        assert_eq!(theirs.code, 0, "{}", theirs.stderr);
+        assert!(theirs.stdout.contains("FIELDS:"), "{}", theirs.stdout);
+        assert_eq!(c.emu(&["explain", field]).ok().stdout, theirs.stdout, "explain {field}");
+    }
+
     // A missing backend: ResolvedRefs False, BackendNotFound.
     c.emu(&["delete", "service", "kubia-b"]).ok();
     c.wait_for("BackendNotFound", Duration::from_secs(20), || {

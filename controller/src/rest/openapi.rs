@@ -23,6 +23,8 @@ use super::discovery;
 use emu_api::kinds::{ResourceKind, KINDS};
 use serde_json::{json, Map, Value};
 
+mod gateway;
+
 /// The path of the document of group version `(group, version)`: `api/v1`, `apis/apps/v1`.
 pub(super) fn document_path(group: &str, version: &str) -> String {
     if group.is_empty() {
@@ -108,6 +110,11 @@ pub fn document(path: &str) -> Option<(String, String)> {
         );
         match kind_schema(&mut generator, rk) {
             Some(defined) => kinds_defined.push((defined, gvk)),
+            None if rk.group == emu_api::gateway::GROUP => {
+                // Its metadata refers to ObjectMeta's definition.
+                generator.subschema_for::<k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta>();
+                schemas.insert(schema, gateway::schema(rk.kind, &gateway_description(rk.kind), gvk.clone()));
+            }
             None => {
                 schemas.insert(schema, own_kind_schema(rk));
             }
@@ -151,15 +158,20 @@ pub(super) fn gvk(rk: &ResourceKind) -> Value {
     json!({"group": rk.group, "version": rk.version, "kind": rk.kind})
 }
 
+/// The Gateway API kinds' descriptions, as their CRDs'.
+fn gateway_description(kind: &str) -> String {
+    match kind {
+        "GatewayClass" => "GatewayClass describes a class of Gateways available to the user for creating Gateway resources.".into(),
+        "Gateway" => "Gateway represents an instance of a service-traffic handling infrastructure by binding Listeners to a set of IP addresses.".into(),
+        _ => "HTTPRoute provides a way to route HTTP requests. This includes the capability to match requests by hostname, path, header, or query param. Filters can be used to specify additional processing steps. Backends specify where matching requests should be routed.".into(),
+    }
+}
+
 /// The definition of one of emu's own kinds, whose fields are not published: an object, found by
 /// its group, version and kind.
 pub(super) fn own_kind_schema(rk: &ResourceKind) -> Value {
     json!({
-        "description": if rk.group == emu_api::gateway::GROUP {
-            format!("{} of the Gateway API (served built in; its fields' schemas are not published yet).", rk.kind)
-        } else {
-            format!("{} (emu's own kind; its fields' schemas are not published).", rk.kind)
-        },
+        "description": format!("{} (emu's own kind; its fields' schemas are not published).", rk.kind),
         "type": "object",
         "x-kubernetes-group-version-kind": [gvk(rk)],
     })
