@@ -257,6 +257,19 @@ mod tests {
         assert!(document("apis/nope/v1").is_none());
     }
 
+    /// The Gateway API's kinds are named as CRDs' schemas are, with their fields and ObjectMeta.
+    #[test]
+    fn gateway_api_schemas_as_the_crds_name_them() {
+        let (doc, _) = document("apis/gateway.networking.k8s.io/v1").unwrap();
+        let doc: Value = serde_json::from_str(&doc).unwrap();
+        let schemas = &doc["components"]["schemas"];
+        let gw = &schemas["io.k8s.networking.gateway.v1.Gateway"];
+        assert_eq!(gw["x-kubernetes-group-version-kind"][0]["kind"], "Gateway");
+        assert_eq!(gw["properties"]["spec"]["properties"]["listeners"]["items"]["properties"]["port"]["type"], "integer");
+        assert!(schemas["io.k8s.networking.gateway.v1.HTTPRoute"]["properties"]["spec"]["properties"]["rules"].is_object());
+        assert!(schemas["io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"].is_object());
+    }
+
     #[test]
     fn a_kinds_patch_operation_offers_field_validation_as_kubectl_probes_it() {
         let (doc, _) = document("api/v1").unwrap();
