@@ -127,8 +127,13 @@ pub(super) fn gateway(v: &mut V, gw: &Gateway) {
             let simple = l.protocol.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
             v.pattern(&format!("{at}.protocol"), &l.protocol, pattern, simple);
         }
-        if let Some(mode) = l.tls.as_ref().and_then(|t| t.mode.as_deref()) {
+        if let Some(tls) = &l.tls {
+            let mode = tls.mode.as_deref().unwrap_or("Terminate");
             v.enumerated(&format!("{at}.tls.mode"), mode, &["Terminate", "Passthrough"]);
+            // The CEL rule on GatewayTLSConfig (emu decodes no `options`, so certificateRefs alone).
+            if mode == "Terminate" && tls.certificate_refs.as_deref().unwrap_or_default().is_empty() {
+                v.rule(&format!("{at}.tls"), "object", "certificateRefs or options must be specified when mode is Terminate");
+            }
         }
         if let Some(from) = l.allowed_routes.as_ref().and_then(|r| r.namespaces.as_ref()).and_then(|n| n.from.as_deref()) {
             v.enumerated(&format!("{at}.allowedRoutes.namespaces.from"), from, &["All", "Selector", "Same"]);
@@ -281,6 +286,12 @@ mod tests {
             "The Gateway \"gw\" is invalid: spec.listeners: Invalid value: \"array\": tls mode must be set for protocol HTTPS"
         );
         assert!(check(gateway(json!([]))).unwrap_err().ends_with("spec.listeners: Required value"));
+        assert_eq!(
+            check(gateway(json!([{"name": "https", "port": 443, "protocol": "HTTPS", "tls": {}}]))).unwrap_err(),
+            "The Gateway \"gw\" is invalid: spec.listeners[0].tls: Invalid value: \"object\": certificateRefs or options must be specified when mode is Terminate"
+        );
+        let tls = json!([{"name": "https", "port": 443, "protocol": "HTTPS", "tls": {"certificateRefs": [{"name": "tls-secret"}]}}]);
+        assert_eq!(check(gateway(tls)), Ok(()));
     }
 
     #[test]
