@@ -214,6 +214,22 @@ pub(super) fn http_route(v: &mut V, route: &HTTPRoute) {
         let filters = rule.filters.as_deref().unwrap_or_default();
         for (j, f) in filters.iter().enumerate() {
             v.enumerated(&format!("{at}.filters[{j}].type"), &f.type_, &FILTER_TYPES);
+            // The CEL rules on HTTPRouteFilter: each type's field set for that type alone.
+            for (field, type_, set) in [
+                ("requestHeaderModifier", "RequestHeaderModifier", f.request_header_modifier.is_some()),
+                ("responseHeaderModifier", "ResponseHeaderModifier", f.response_header_modifier.is_some()),
+                ("requestMirror", "RequestMirror", f.request_mirror.is_some()),
+                ("requestRedirect", "RequestRedirect", f.request_redirect.is_some()),
+                ("urlRewrite", "URLRewrite", f.url_rewrite.is_some()),
+            ] {
+                let at = format!("{at}.filters[{j}]");
+                if set && f.type_ != type_ {
+                    v.rule(&at, "object", &format!("filter.{field} must be nil if the filter.type is not {type_}"));
+                }
+                if !set && f.type_ == type_ {
+                    v.rule(&at, "object", &format!("filter.{field} must be specified for {type_} filter.type"));
+                }
+            }
         }
         if filters.iter().any(|f| f.type_ == "RequestRedirect") && filters.iter().any(|f| f.type_ == "URLRewrite") {
             v.rule(
@@ -223,6 +239,9 @@ pub(super) fn http_route(v: &mut V, route: &HTTPRoute) {
             );
         }
         let backends = rule.backend_refs.as_deref().unwrap_or_default();
+        if !backends.is_empty() && filters.iter().any(|f| f.request_redirect.is_some()) {
+            v.rule(&at, "object", "RequestRedirect filter must not be used together with backendRefs");
+        }
         for (j, b) in backends.iter().enumerate() {
             let at = format!("{at}.backendRefs[{j}]");
             required_name(v, &format!("{at}.name"), &b.backend.name, None);
@@ -314,6 +333,20 @@ mod tests {
         assert!(check(route(json!({"rules": [{"matches": [{"path": {"type": "Glob", "value": "/"}}]}]})))
             .unwrap_err()
             .contains("spec.rules[0].matches[0].path.type: Unsupported value: \"Glob\": supported values: \"Exact\", \"PathPrefix\", \"RegularExpression\""));
+    }
+
+    #[test]
+    fn route_filters_follow_the_crds_rules() {
+        let redirect = json!({"type": "RequestRedirect", "requestRedirect": {"scheme": "https", "statusCode": 301}});
+        assert_eq!(check(route(json!({"rules": [{"filters": [redirect]}]}))), Ok(()));
+        assert_eq!(
+            check(route(json!({"rules": [{"filters": [{"type": "URLRewrite"}]}]}))).unwrap_err(),
+            "The HTTPRoute \"r\" is invalid: spec.rules[0].filters[0]: Invalid value: \"object\": filter.urlRewrite must be specified for URLRewrite filter.type"
+        );
+        assert_eq!(
+            check(route(json!({"rules": [{"filters": [redirect], "backendRefs": [{"name": "a", "port": 80}]}]}))).unwrap_err(),
+            "The HTTPRoute \"r\" is invalid: spec.rules[0]: Invalid value: \"object\": RequestRedirect filter must not be used together with backendRefs"
+        );
     }
 
     #[test]
