@@ -17,7 +17,7 @@
 
 use anyhow::Context;
 use emu_api::object;
-use emu_api::typed::{self, Node, Service};
+use emu_api::typed::{self, EndpointSlice, Node, Service};
 use emu_dataplane::cloud::{self, BalancerModel};
 use emu_host::nft::NftRunner;
 use emu_logic::cluster::{ClusterConfig, Paths};
@@ -38,7 +38,9 @@ struct Args {
 /// How often the nodes are checked, and how long a check may take.
 const CHECK_EVERY: Duration = Duration::from_secs(1);
 const CHECK_TIMEOUT: Duration = Duration::from_millis(500);
-/// How often the nodes are checked while a new balancer waits for its first healthy node.
+/// How often the nodes are checked while a new balancer waits for its first healthy node, or a
+/// balancer of a Service with ready endpoints has none (a cloud's checks are slower; emu's are
+/// local connects, and a lab should not wait for them).
 const CHECK_NEW_EVERY: Duration = Duration::from_millis(100);
 /// How long a new balancer's address waits for a healthy node before it is published anyway
 /// (a Service without endpoints anywhere still shows its EXTERNAL-IP, as in a cloud).
@@ -65,11 +67,20 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let outside = crate::node_service::NodeService::new(&cluster.name, crate::node_service::Place::Outside)?;
     tokio::spawn(crate::node_service::serve(outside, paths.outside_socket()));
     let (tx, mut rx) = tokio::sync::watch::channel(Snapshot::default());
-    tokio::spawn(reflector::run_projected(paths.socket(), vec!["Service".into(), "Node".into()], String::new(), tx, Watched::decode));
+    tokio::spawn(reflector::run_projected(
+        paths.socket(),
+        vec!["Service".into(), "Node".into(), "EndpointSlice".into()],
+        String::new(),
+        tx,
+        Watched::decode,
+    ));
     let nft: Arc<dyn NftRunner> = Arc::new(emu_host::nft::RealNft::new());
     let mut applied: Option<String> = None;
     // New balancers whose address is not published yet, since when.
     let mut waiting: HashMap<(String, String), std::time::Instant> = HashMap::new();
+    // Whether a balancer of a Service with ready endpoints has no healthy node yet (its node
+    // ports are being programmed, or its pods just turned ready): checked again soon.
+    let mut catching_up = false;
     tracing::info!(pool = %pool, "cloud load balancer ready");
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     loop {
@@ -88,6 +99,16 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 .values()
                 .filter_map(|v| match v.as_ref() {
                     Watched::Node(ip) => *ip,
+                    _ => None,
+                })
+                .collect();
+            // The Services with a ready endpoint somewhere: only their balancers can wait for
+            // a healthy node.
+            let served: BTreeSet<(String, String)> = snap
+                .objects
+                .values()
+                .filter_map(|v| match v.as_ref() {
+                    Watched::ReadySlice(service) => service.clone(),
                     _ => None,
                 })
                 .collect();
@@ -111,6 +132,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
             // controller writes `status.loadBalancer` once EnsureLoadBalancer has made the
             // balancer: a client that reads EXTERNAL-IP does not meet an address that answers
             // nothing yet (the Service's node ports may be programmed a moment after it is seen).
+            // A Service without a ready endpoint has nothing to wait for: published at once, as
+            // in a cloud (its balancer refuses until a pod is ready).
             let now = std::time::Instant::now();
             waiting.retain(|k, _| new.iter().any(|a| (&a.namespace, &a.name) == (&k.0, &k.1)));
             let ready: Vec<&NewAddress> = new
@@ -119,14 +142,16 @@ async fn run(args: Args) -> anyhow::Result<()> {
                     let since = *waiting.entry((a.namespace.clone(), a.name.clone())).or_insert(now);
                     let forwards =
                         balancers.iter().any(|b| (&b.namespace, &b.name) == (&a.namespace, &a.name) && !b.healthy_nodes.is_empty());
-                    forwards || now.duration_since(since) >= PUBLISH_WITHOUT_HEALTHY_NODES_AFTER
+                    let nothing_to_wait_for = !served.contains(&(a.namespace.clone(), a.name.clone()));
+                    forwards || nothing_to_wait_for || now.duration_since(since) >= PUBLISH_WITHOUT_HEALTHY_NODES_AFTER
                 })
                 .collect();
             if applied.as_deref() == Some(script.as_str()) {
                 publish_addresses(&client, &ready).await;
             }
+            catching_up = balancers.iter().any(|b| b.healthy_nodes.is_empty() && served.contains(&(b.namespace.clone(), b.name.clone())));
         }
-        let every = if waiting.is_empty() { CHECK_EVERY } else { CHECK_NEW_EVERY };
+        let every = if waiting.is_empty() && !catching_up { CHECK_EVERY } else { CHECK_NEW_EVERY };
         tokio::select! {
             r = rx.changed() => if r.is_err() { return Ok(()) },
             _ = tokio::time::sleep(every) => {}
@@ -141,6 +166,8 @@ enum Watched {
     Service(Box<Service>),
     /// A Node's ExternalIP, where its balancers send traffic.
     Node(Option<Ipv4Addr>),
+    /// An EndpointSlice: its Service (namespace, name) when it has a ready endpoint.
+    ReadySlice(Option<(String, String)>),
     /// An object that does not decode (admission decoded every stored one, so none should).
     Undecodable,
 }
@@ -150,6 +177,7 @@ impl Watched {
         let decoded = match object::kind(&v) {
             "Service" => typed::decode(&v).map(Watched::Service),
             "Node" => typed::decode::<Node>(&v).map(|n| Watched::Node(external_ip(&n))),
+            "EndpointSlice" => typed::decode::<EndpointSlice>(&v).map(|s| Watched::ReadySlice(ready_service(&s))),
             _ => return Watched::Undecodable,
         };
         decoded.unwrap_or_else(|e| {
@@ -157,6 +185,13 @@ impl Watched {
             Watched::Undecodable
         })
     }
+}
+
+/// The Service of an EndpointSlice with a ready endpoint (None without one).
+fn ready_service(slice: &EndpointSlice) -> Option<(String, String)> {
+    let ready = slice.endpoints.iter().any(|e| e.conditions.as_ref().and_then(|c| c.ready) != Some(false));
+    let service = typed::labels(&slice.metadata).get(emu_logic::endpoints::LABEL_SERVICE_NAME)?;
+    ready.then(|| (typed::key(&slice.metadata).0.to_string(), service.clone()))
 }
 
 fn external_ip(node: &Node) -> Option<Ipv4Addr> {
