@@ -67,23 +67,15 @@ fn resource_and_fields(target: &str) -> anyhow::Result<(&'static emu_api::kinds:
 /// the cluster CA, the admin certificate), as JSON.
 async fn get_json(k: &emu_proto::KubeconfigResponse, path: &str) -> anyhow::Result<Value> {
     use http_body_util::BodyExt as _;
-    use rustls::pki_types::pem::PemObject as _;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+    use rustls::pki_types::ServerName;
     use std::sync::Arc;
     let address = k.server.strip_prefix("https://").with_context(|| format!("the API server {:?} is not https://HOST:PORT", k.server))?;
     let host = address.rsplit_once(':').map_or(address, |(h, _)| h).trim_matches(['[', ']']).to_string();
-    let mut roots = rustls::RootCertStore::empty();
-    for ca in CertificateDer::pem_slice_iter(k.certificate_authority.as_bytes()) {
-        roots.add(ca.map_err(|e| anyhow::anyhow!("the cluster CA: {e:?}"))?)?;
-    }
-    let chain = CertificateDer::pem_slice_iter(k.client_certificate.as_bytes())
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| anyhow::anyhow!("the client certificate: {e:?}"))?;
-    let key = PrivateKeyDer::from_pem_slice(k.client_key.as_bytes()).map_err(|e| anyhow::anyhow!("the client key: {e:?}"))?;
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()?
-        .with_root_certificates(roots)
-        .with_client_auth_cert(chain, key)?;
+    // The cluster CA and the admin certificate, as every emu client of the API trusts and
+    // presents them; HTTP/1.1 here, so without the shared configuration's h2 offer.
+    let mut config =
+        (*emu_proto::transport::client_config(&k.certificate_authority, Some((&k.client_certificate, &k.client_key)))?).clone();
+    config.alpn_protocols.clear();
     let tcp = tokio::net::TcpStream::connect(address).await.with_context(|| format!("connecting to the API server at {address}"))?;
     let name = ServerName::try_from(host.clone()).with_context(|| format!("the API server's name {host:?}"))?;
     let tls = tokio_rustls::TlsConnector::from(Arc::new(config)).connect(name, tcp).await.context("TLS handshake with the API server")?;
