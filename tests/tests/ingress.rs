@@ -140,7 +140,11 @@ fn ingress_addon_serves_the_kubia_ingress() {
 
     // The second host and path route to the other Service, with the client's address in
     // X-Forwarded-For (externalTrafficPolicy Local keeps it) and the headers ingress-nginx sets.
-    let (code, body) = curl(&c, "headers.example.com", 80, &address, "http://headers.example.com/show/me", &[]);
+    // Its pod turns ready (and reaches nginx's upstreams) on its own time: 503 until then.
+    let (code, body) = c.wait_for("the second Service's endpoints in nginx", Duration::from_secs(20), || {
+        let (code, body) = curl(&c, "headers.example.com", 80, &address, "http://headers.example.com/show/me", &[]);
+        (code != "503").then_some((code, body))
+    });
     assert_eq!(code, "200", "{body}");
     assert!(body.starts_with("/show/me\n"), "{body}");
     assert!(body.contains("X-Forwarded-For: 198.51.100.1\n"), "{body}");
