@@ -82,9 +82,9 @@ fn curl(c: &Cluster, host: &str, port: u16, address: &str, url: &str, extra: &[&
     (code.to_string(), body.to_string())
 }
 
-#[test]
-fn ingress_addon_serves_the_kubia_ingress() {
-    let c = Cluster::up("tingr1", &["--nodes", "2"]);
+/// `emu addons enable ingress`, checked as minikube's output and list show it; the controller
+/// Service's balancer address once it has one.
+fn enable_ingress(c: &Cluster) -> String {
     assert!(c.emu(&["addons", "list"]).ok().stdout.contains("ingress      disabled"));
     let enabled = c.emu(&["addons", "enable", "ingress"]).ok().stdout;
     assert!(enabled.contains("The 'ingress' addon is enabled"), "{enabled}");
@@ -93,12 +93,18 @@ fn ingress_addon_serves_the_kubia_ingress() {
     c.emu(&["get", "deployment", "ingress-nginx-controller", "-n", "ingress-nginx"]).ok();
     let classes = c.emu(&["get", "ingressclass", "nginx", "-o", "jsonpath={.spec.controller}"]).ok().stdout;
     assert_eq!(classes, "k8s.io/ingress-nginx");
-    let address = c.wait_for("the controller Service's EXTERNAL-IP", Duration::from_secs(20), || {
+    c.wait_for("the controller Service's EXTERNAL-IP", Duration::from_secs(20), || {
         let ip = c
             .emu(&["get", "svc", "ingress-nginx-controller", "-n", "ingress-nginx", "-o", "jsonpath={.status.loadBalancer.ingress[0].ip}"])
             .stdout;
         ip.starts_with("203.0.113.").then_some(ip)
-    });
+    })
+}
+
+#[test]
+fn ingress_addon_serves_the_kubia_ingress() {
+    let c = Cluster::up("tingr1", &["--nodes", "2"]);
+    let address = enable_ingress(&c);
 
     c.apply("apps.yaml", APPS).ok();
     let kubias = c.ready_pods("app=kubia", 3);
@@ -220,4 +226,128 @@ spec:
     assert!(disabled.contains("The 'ingress' addon is disabled"), "{disabled}");
     assert!(c.emu(&["addons", "list"]).ok().stdout.contains("ingress      disabled"));
     assert_ne!(c.emu(&["get", "ingressclass", "nginx"]).code, 0);
+}
+
+/// The rules of routing the issue lists, each checked from the outside world: Exact beats Prefix,
+/// Prefix matches by path element (`/foo` is not a prefix of `/foobar`), `rewrite-target` with
+/// capture groups rewrites what the pod sees, cookie affinity keeps a client on one pod, and a TLS
+/// Secret that does not exist gets a Warning Event and the default certificate.
+#[test]
+fn ingress_paths_rewrite_affinity_and_missing_secret() {
+    let c = Cluster::up("tingr2", &["--nodes", "2"]);
+    let address = enable_ingress(&c);
+    c.apply("apps.yaml", APPS).ok();
+    let names: BTreeSet<String> = c.ready_pods("app=kubia", 3).iter().map(name).collect();
+    c.ready_pod("headers");
+    c.apply(
+        "rules.yaml",
+        r#"
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: paths}
+spec:
+  rules:
+  - host: paths.example.com
+    http:
+      paths:
+      - {path: /foo, pathType: Exact, backend: {service: {name: kubia, port: {number: 80}}}}
+      - {path: /foo, pathType: Prefix, backend: {service: {name: headers, port: {number: 80}}}}
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: rewrite
+  annotations:
+    nginx.ingress.kubernetes.io/use-regex: "true"
+    nginx.ingress.kubernetes.io/rewrite-target: /$2
+spec:
+  ingressClassName: nginx
+  rules:
+  - host: rewrite.example.com
+    http:
+      paths:
+      - {path: /something(/|$)(.*), pathType: ImplementationSpecific, backend: {service: {name: headers, port: {number: 80}}}}
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: sticky
+  annotations:
+    nginx.ingress.kubernetes.io/affinity: cookie
+    nginx.ingress.kubernetes.io/session-cookie-name: route
+spec:
+  rules:
+  - host: sticky.example.com
+    http:
+      paths:
+      - {path: /, pathType: Prefix, backend: {service: {name: kubia, port: {number: 80}}}}
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: nosecret}
+spec:
+  tls:
+  - hosts: [secure.example.com]
+    secretName: no-such-secret
+  rules:
+  - host: secure.example.com
+    http:
+      paths:
+      - {path: /, pathType: Prefix, backend: {service: {name: kubia, port: {number: 80}}}}
+"#,
+    )
+    .ok();
+    let get = |host: &str, path: &str| curl(&c, host, 80, &address, &format!("http://{host}{path}"), &[]);
+    // Both Services' endpoints in nginx (503 until then).
+    c.wait_for("the Ingresses in nginx", Duration::from_secs(20), || {
+        (get("paths.example.com", "/foo").0 == "200" && get("paths.example.com", "/foo/x").0 == "200").then_some(())
+    });
+
+    // Exact /foo beats Prefix /foo; Prefix /foo takes /foo/bar; /foobar is nobody's: 404.
+    let (_, body) = get("paths.example.com", "/foo");
+    assert!(body.starts_with("You've hit kubia-"), "Exact /foo goes to kubia: {body}");
+    let (code, body) = get("paths.example.com", "/foo/bar");
+    assert_eq!(code, "200");
+    assert!(body.starts_with("/foo/bar\n"), "Prefix /foo takes /foo/bar: {body}");
+    let (code, body) = get("paths.example.com", "/foobar");
+    assert_eq!(code, "404", "/foo is not a path-element prefix of /foobar: {body}");
+
+    // rewrite-target /$2 with the capture groups of the regex path.
+    let (code, body) = get("rewrite.example.com", "/something/new/path?q=1");
+    assert_eq!(code, "200", "{body}");
+    assert!(body.starts_with("/new/path?q=1\n"), "the pod sees the rewritten path: {body}");
+    let (_, body) = get("rewrite.example.com", "/something");
+    assert!(body.starts_with("/\n"), "{body}");
+
+    // Cookie affinity: the first answer sets the cookie; a client sending it back stays on one
+    // pod for 20 requests, while clients without it are spread.
+    let jar = c.scratch_dir().join("cookies.txt");
+    let script = format!(
+        "for i in $(seq 1 20); do curl -s -m 5 -c {jar} -b {jar} --resolve sticky.example.com:80:{address} http://sticky.example.com/; done",
+        jar = jar.display()
+    );
+    let out = c.emu(&["outside", "--", "bash", "-c", &script]).ok().stdout;
+    let hits: Vec<&str> = out.lines().collect();
+    assert_eq!(hits.len(), 20, "{out}");
+    let pods: BTreeSet<&str> = hits.iter().map(|l| l.strip_prefix("You've hit ").unwrap_or_else(|| panic!("{l}"))).collect();
+    assert_eq!(pods.len(), 1, "one pod for the client with the cookie: {pods:?}");
+    assert!(names.contains(*pods.first().unwrap()));
+    assert!(std::fs::read_to_string(&jar).unwrap().contains("\troute\t"), "the cookie is named by session-cookie-name");
+    let mut spread = BTreeSet::new();
+    for _ in 0..30 {
+        spread.insert(get("sticky.example.com", "/").1);
+    }
+    assert!(spread.len() > 1, "clients without the cookie are spread: {spread:?}");
+
+    // A TLS Secret that does not exist: a Warning Event, and HTTPS with the controller's default
+    // ("fake") certificate, as ingress-nginx does.
+    let events = c.wait_for("the MissingSecret Event", Duration::from_secs(10), || {
+        let d = c.emu(&["describe", "ingress", "nosecret"]).ok().stdout;
+        d.contains("Warning  MissingSecret").then_some(d)
+    });
+    assert!(events.contains("secret \"default/no-such-secret\" not found"), "{events}");
+    let resolve = format!("secure.example.com:443:{address}");
+    let out = c.emu(&["outside", "--", "curl", "-sk", "-v", "-m", "5", "--resolve", &resolve, "https://secure.example.com/"]);
+    assert!(out.stdout.starts_with("You've hit kubia-"), "{}", out.stdout);
+    assert!(out.stderr.contains("subject: O=Acme Co; CN=Kubernetes Ingress Controller Fake Certificate"), "{}", out.stderr);
 }
