@@ -7,6 +7,14 @@
 //! old ones finish their connections) when the text changes. It publishes the controller
 //! Service's balancer address in `status.loadBalancer.ingress` of the Ingresses it serves (as
 //! ingress-nginx's `--publish-service`) and records the renderer's problems as Warning Events.
+//!
+//! With `--gateway NS/NAME` it is instead one Gateway's data path (the pod emu's Gateway
+//! controller provisions for each Gateway of an emu GatewayClass): it watches that Gateway, the
+//! HTTPRoutes, Services, EndpointSlices, Secrets and Namespaces, renders with
+//! `emu_logic::gateway_nginx`, and nginx listens on the Gateway's listener ports; Ingresses are
+//! not served in this mode.
+
+mod gateway;
 
 use anyhow::Context;
 use clap::Parser;
@@ -39,6 +47,10 @@ struct Args {
     /// status (ingress-nginx's `--publish-service`).
     #[arg(long, default_value = "ingress-nginx/ingress-nginx-controller")]
     publish_service: String,
+    /// `namespace/name` of the one Gateway to serve instead of Ingresses (the data path emu's
+    /// Gateway controller provisions per Gateway).
+    #[arg(long)]
+    gateway: Option<String>,
     /// ingress-nginx's other flags of its manifest, accepted and ignored.
     #[arg(long)]
     election_id: Option<String>,
@@ -122,8 +134,14 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }
     };
     let (tx, mut rx) = tokio::sync::watch::channel(Snapshot::default());
-    tokio::spawn(reflector::run(upstream, KINDS.iter().map(|k| k.to_string()).collect(), String::new(), tx));
-    tracing::info!(class = %args.ingress_class, controller = %args.controller_class, publish = %args.publish_service, "ingress controller watching");
+    let kinds: &[&str] = if args.gateway.is_some() { &gateway::KINDS } else { &KINDS };
+    tokio::spawn(reflector::run(upstream, kinds.iter().map(|k| k.to_string()).collect(), String::new(), tx));
+    match &args.gateway {
+        Some(gw) => tracing::info!(gateway = %gw, "gateway data path watching"),
+        None => {
+            tracing::info!(class = %args.ingress_class, controller = %args.controller_class, publish = %args.publish_service, "ingress controller watching")
+        }
+    }
     let conf_file = args.conf_dir.join("nginx.conf");
     let mut c = Controller {
         args,
@@ -186,6 +204,13 @@ fn decoded<T: serde::de::DeserializeOwned>(snapshot: &Snapshot, kind: &str) -> V
 
 impl Controller {
     async fn sync(&mut self, snapshot: &Snapshot) -> anyhow::Result<()> {
+        match self.args.gateway.clone() {
+            Some(gw) => self.sync_gateway(snapshot, &gw).await,
+            None => self.sync_ingresses(snapshot).await,
+        }
+    }
+
+    async fn sync_ingresses(&mut self, snapshot: &Snapshot) -> anyhow::Result<()> {
         let classes: Vec<IngressClass> = decoded(snapshot, "IngressClass");
         let ingresses: Vec<Ingress> = decoded(snapshot, "Ingress");
         let services: Vec<Service> = decoded(snapshot, "Service");
@@ -202,9 +227,17 @@ impl Controller {
         let model = ingress::build(&inputs, &self.layout);
         let conf = with_health_server(ingress::render_conf(&model, &self.layout), self.args.healthz_port);
         let upstreams = ingress::render_upstreams(&model);
-        let changed = conf != self.conf || upstreams != self.upstreams || model.certificates != self.certificates;
+        self.apply(conf, upstreams, &model.certificates, model.servers.len()).await?;
+        self.report(&model.problems, &ingresses).await;
+        self.publish_status(snapshot, &classes, &ingresses).await;
+        Ok(())
+    }
+
+    /// Writes the files that changed and starts or reloads nginx (`servers` for the log line).
+    async fn apply(&mut self, conf: String, upstreams: String, certificates: &[ingress::CertFile], servers: usize) -> anyhow::Result<()> {
+        let changed = conf != self.conf || upstreams != self.upstreams || certificates != self.certificates;
         if changed {
-            for cert in &model.certificates {
+            for cert in certificates {
                 std::fs::write(&cert.path, &cert.pem).with_context(|| format!("writing {}", cert.path))?;
             }
             std::fs::write(&self.layout.upstreams_file, &upstreams).with_context(|| format!("writing {}", self.layout.upstreams_file))?;
@@ -212,18 +245,11 @@ impl Controller {
         }
         self.ensure_nginx(changed).await?;
         if changed {
-            tracing::info!(
-                servers = model.servers.len(),
-                upstreams = model.upstreams.len(),
-                conf_changed = conf != self.conf,
-                "configuration applied"
-            );
+            tracing::info!(servers, conf_changed = conf != self.conf, "configuration applied");
             self.conf = conf;
             self.upstreams = upstreams;
-            self.certificates = model.certificates.clone();
+            self.certificates = certificates.to_vec();
         }
-        self.report(&model.problems, &ingresses).await;
-        self.publish_status(snapshot, &classes, &ingresses).await;
         Ok(())
     }
 
@@ -389,6 +415,14 @@ mod tests {
         assert_eq!(a.ingress_class, "nginx");
         assert_eq!(a.publish_service, "ingress-nginx/ingress-nginx-controller");
         assert_eq!(a.nginx, PathBuf::from("/usr/sbin/nginx"));
+        assert_eq!(a.healthz_port, 10254);
+    }
+
+    /// The Gateway data path's Deployment (emu's Gateway controller) runs it with `--gateway`.
+    #[test]
+    fn the_gateway_argument_parses() {
+        let a = Args::try_parse_from(["/nginx-ingress-controller", "--gateway=default/web"]).unwrap();
+        assert_eq!(a.gateway.as_deref(), Some("default/web"));
         assert_eq!(a.healthz_port, 10254);
     }
 

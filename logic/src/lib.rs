@@ -10,6 +10,7 @@ pub mod endpoints;
 pub mod events;
 pub mod faults;
 pub mod gateway;
+pub mod gateway_nginx;
 pub mod identity;
 pub mod images;
 pub mod ingress;
