@@ -9,6 +9,8 @@ use anyhow::bail;
 use clap::{Args, Subcommand};
 use emu_logic::ingress;
 use emu_proto::{ApplyRequest, DeleteRequest, Object, ObjectRef};
+use emu_scenario::scenario::{addon_names, ADDONS};
+use serde_json::Value;
 
 #[derive(Args, Debug)]
 pub struct AddonsArgs {
@@ -32,14 +34,17 @@ enum AddonsCommand {
     },
 }
 
-/// The add-ons: (name, what it is).
-const ADDONS: [(&str, &str); 1] = [("ingress", "ingress-nginx's controller (nginx) serving Ingresses, IngressClass nginx")];
-
 fn known(name: &str) -> anyhow::Result<()> {
     if !ADDONS.iter().any(|(n, _)| *n == name) {
-        bail!("Exiting due to MK_ADDON_ENABLE: run callbacks: {name} is not a valid addon (known: ingress)");
+        bail!("Exiting due to MK_ADDON_ENABLE: run callbacks: {name} is not a valid addon (known: {})", addon_names());
     }
     Ok(())
+}
+
+/// The objects `emu addons enable NAME` applies (also a scenario's `addons:` at `emu up`).
+pub(crate) fn objects(name: &str) -> anyhow::Result<Vec<Value>> {
+    known(name)?;
+    Ok(ingress::addon_objects())
 }
 
 fn enabled(ctx: &Ctx) -> anyhow::Result<bool> {
@@ -64,8 +69,7 @@ pub fn addons(a: AddonsArgs, g: &Globals) -> anyhow::Result<i32> {
             }
         }
         AddonsCommand::Enable { name } => {
-            known(&name)?;
-            let objects = ingress::addon_objects().iter().map(|v| Object { json: v.to_string() }).collect();
+            let objects = objects(&name)?.iter().map(|v| Object { json: v.to_string() }).collect();
             ctx.block_on(client.apply(ApplyRequest { objects, create_only: false, dry_run: false })).map_err(api_error)?;
             println!("🌟  The '{name}' addon is enabled");
         }

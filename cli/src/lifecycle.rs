@@ -135,7 +135,12 @@ pub(crate) fn plan(file: Option<&Path>, nodes: Option<usize>) -> anyhow::Result<
             node_names = scenario::default_node_names(n);
         }
     }
+    // `addons:` first, as `emu addons enable` before `kubectl apply`: the controller runs when
+    // the manifests' Ingresses come, and a certificate may go into an add-on's namespace.
     let mut manifests = Vec::new();
+    for (i, a) in sc.addons.iter().enumerate() {
+        manifests.push((format!("add-on {a} ({} addons[{i}])", file.display()), crate::addons::objects(a)?));
+    }
     for (i, m) in sc.manifests.iter().enumerate() {
         manifests.extend(read_source(file, &format!("manifests[{i}]"), m)?);
     }
@@ -833,7 +838,12 @@ mod tests {
                         assert!(!sc.steps.is_empty(), "{} has no steps", f.display());
                         assert!(std::fs::read_to_string(f).unwrap().starts_with("# "), "{} has no header comment", f.display());
                     }
-                    for m in sc.manifests {
+                    // Also what an `apply` step applies (kubia-ingress-tls.yaml, as the book applies it later).
+                    let applied_by_steps = sc.steps.into_iter().filter_map(|s| match s.action {
+                        steps::Action::Apply(m) => Some(m),
+                        _ => None,
+                    });
+                    for m in sc.manifests.into_iter().chain(applied_by_steps) {
                         if let scenario::ManifestSource::Path(p) = m {
                             applied.insert(std::fs::canonicalize(f.parent().unwrap().join(p)).unwrap());
                         }

@@ -439,6 +439,8 @@ struct Runner {
     /// This very `emu`, for `emu exec|ssh|outside`.
     exe: PathBuf,
     loads: BTreeMap<String, RunningLoad>,
+    /// What `get` steps read, for the `${NAME}`s of later steps.
+    vars: BTreeMap<String, String>,
 }
 
 impl Drop for Runner {
@@ -462,7 +464,7 @@ fn verdict(v: Verdict) -> Result<String, String> {
 impl Runner {
     fn new(cluster: &str, seed: u64, nodes: &[String]) -> Runner {
         let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("emu"));
-        Runner { cluster: cluster.into(), seed, nodes: nodes.to_vec(), exe, loads: BTreeMap::new() }
+        Runner { cluster: cluster.into(), seed, nodes: nodes.to_vec(), exe, loads: BTreeMap::new(), vars: BTreeMap::new() }
     }
 
     /// A connection to the controller, fresh for each step (it may have been restarted).
@@ -478,7 +480,7 @@ impl Runner {
     /// Runs step `index`: Ok with what to report, or Err with what was expected and got.
     fn run(&mut self, index: usize, step: &Step, docs: &Manifests) -> Result<String, String> {
         let deadline = Instant::now() + Duration::from_millis(step.timeout_ms);
-        match self.act(index, step, docs, deadline) {
+        match self.act(index, &step.with_variables(&self.vars), docs, deadline) {
             Ok(v) => verdict(v),
             Err(e) => Err(render_error(&e).trim_start_matches("error: ").to_string()),
         }
@@ -526,6 +528,29 @@ impl Runner {
                     }
                 }
                 Ok(Verdict::pass(lines.join(", ")))
+            }
+            Action::Get { object, jsonpath, var } => {
+                let what = format!("{}/{} {jsonpath} to have a value", object.kind.to_lowercase(), object.name);
+                loop {
+                    let ctx = self.ctx()?;
+                    let mut client = ctx.client.clone();
+                    // Not there yet, or no value yet (a status the controller has not written).
+                    let seen = match ctx.block_on(verbs::get_one(&mut client, &object.kind, &object.namespace, &object.name)) {
+                        Ok(o) => match emu_kubectl::jsonpath(jsonpath, &o)? {
+                            value if value.is_empty() => "no value".to_string(),
+                            value => {
+                                let shown = format!("${{{var}}} = {}", checks::excerpt(&value, 60));
+                                self.vars.insert(var.clone(), value);
+                                return Ok(Verdict::pass(shown));
+                            }
+                        },
+                        Err(e) => render_error(&e).trim_start_matches("error: ").to_string(),
+                    };
+                    if left().is_zero() || interrupted() {
+                        return Ok(Verdict::fail(what, seen));
+                    }
+                    std::thread::sleep(Duration::from_millis(100).min(left()));
+                }
             }
             Action::Scale { namespace, deployment, replicas } => {
                 let ctx = self.ctx()?;

@@ -94,8 +94,29 @@ fn curl_request(url: &str, timeout_ms: u64, insecure: bool, extra: &str) -> Stri
 /// The shell script of an `http` step: `requests` curls one after the other, each followed by a
 /// line `@@emu HTTP_CODE TIME_TOTAL EXIT_CODE`.
 pub fn http_script(h: &Http) -> String {
-    let retry = if h.retries > 0 { format!(" --retry {}", h.retries) } else { String::new() };
-    format!("i=0; while [ $i -lt {} ]; do i=$((i+1)); {}; done", h.requests, curl(&h.url, h.request_timeout_ms, h.insecure, &retry))
+    let mut extra = if h.retries > 0 { format!(" --retry {}", h.retries) } else { String::new() };
+    if let Some(address) = &h.resolve {
+        let (host, port) = url_host_port(&h.url);
+        extra.push_str(&format!(" --resolve \"{host}:{port}:{address}\""));
+    }
+    format!("i=0; while [ $i -lt {} ]; do i=$((i+1)); {}; done", h.requests, curl(&h.url, h.request_timeout_ms, h.insecure, &extra))
+}
+
+/// The host and port of an http:// or https:// URL (80 or 443 when it names none), as curl's
+/// `--resolve` wants them.
+fn url_host_port(url: &str) -> (&str, u16) {
+    let (https, rest) = match url.strip_prefix("https://") {
+        Some(rest) => (true, rest),
+        None => (false, url.strip_prefix("http://").unwrap_or(url)),
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
+    let authority = authority.rsplit_once('@').map_or(authority, |(_, a)| a);
+    let default = if https { 443 } else { 80 };
+    // `[::1]:8080` has its port after the last ':'; `[::1]` has none.
+    match authority.rsplit_once(':').and_then(|(host, port)| Some((host, port.parse::<u16>().ok()?))) {
+        Some((host, port)) => (host, port),
+        None => (authority, default),
+    }
 }
 
 /// The shell script of a background load: a line `@@emu-start UPTIME`, then a curl every
@@ -534,8 +555,19 @@ mod tests {
             request_timeout_ms: 2000,
             retries: 2,
             insecure: true,
+            resolve: None,
             expect: HttpExpect { success_rate: rate, answered_by },
         }
+    }
+
+    #[test]
+    fn resolve_sends_the_urls_host_and_port_to_the_address() {
+        let with = |url: &str| Http { url: url.into(), resolve: Some("203.0.113.1".into()), retries: 0, ..http(1, 1.0, None) };
+        let script = http_script(&with("https://kubia.example.com/"));
+        assert!(script.contains(" --resolve \"kubia.example.com:443:203.0.113.1\" "), "{script}");
+        assert!(http_script(&with("http://kubia.example.com")).contains(" --resolve \"kubia.example.com:80:203.0.113.1\" "));
+        assert!(http_script(&with("http://u@kubia.example.com:8080/a:b?c")).contains(" --resolve \"kubia.example.com:8080:203.0.113.1\" "));
+        assert!(!http_script(&http(1, 1.0, None)).contains("--resolve"));
     }
 
     #[test]

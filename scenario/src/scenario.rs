@@ -13,6 +13,7 @@
 //!     keyKey: tls.key                #   change them, e.g. nginx.crt / nginx.key)
 //!     sans: [my-nginx.default.svc]   # optional further DNS names or IP addresses
 //! hosts: 3                          # optional: emulated hosts the nodes are spread over (`emu up --hosts`)
+//! addons: [ingress]                  # optional: add-ons enabled before the manifests (`emu addons enable`)
 //! manifests:
 //!   - run-my-nginx.yaml          # a path, relative to the scenario file
 //!   - |                          # or inline YAML text (one or more documents)
@@ -49,6 +50,16 @@ pub struct Scenario {
     /// `hosts:` emulated hosts the nodes are spread over (`emu up --hosts N`); 1: every node on
     /// the machine itself.
     pub hosts: usize,
+    /// `addons:` names from [`ADDONS`], enabled at `emu up` before the manifests are applied.
+    pub addons: Vec<String>,
+}
+
+/// The add-ons `emu addons` and a scenario's `addons:` know: (name, what it is).
+pub const ADDONS: [(&str, &str); 1] = [("ingress", "ingress-nginx's controller (nginx) serving Ingresses, IngressClass nginx")];
+
+/// The names of [`ADDONS`], for messages: `ingress, …`.
+pub fn addon_names() -> String {
+    ADDONS.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
 }
 
 /// The names of `count` emulated hosts (`host-1`, …; the first runs the control plane), as
@@ -118,6 +129,8 @@ pub enum ScenarioError {
     Certificate { index: usize, field: &'static str, message: String },
     #[error("scenario field `hosts`: {0}")]
     Hosts(String),
+    #[error("scenario field `addons[{index}]`: {message}")]
+    Addons { index: usize, message: String },
     #[error("scenario field `nodeFailure.{field}`: {message}")]
     NodeFailure { field: &'static str, message: String },
     #[error(transparent)]
@@ -157,6 +170,8 @@ struct RawScenario {
     seed: Option<u64>,
     #[serde(default)]
     hosts: Option<u32>,
+    #[serde(default)]
+    addons: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -255,7 +270,24 @@ pub fn parse(text: &str) -> Result<Scenario, ScenarioError> {
         )));
     }
     let steps = steps::parse_with_hosts(&raw.steps, &nodes, &host_names(hosts))?;
-    Ok(Scenario { name: raw.name, nodes, manifests, certificates, node_failure, steps, seed: raw.seed, hosts })
+    let addons = addons(raw.addons)?;
+    Ok(Scenario { name: raw.name, nodes, manifests, certificates, node_failure, steps, seed: raw.seed, hosts, addons })
+}
+
+/// `addons:` each one of [`ADDONS`], once.
+fn addons(names: Vec<String>) -> Result<Vec<String>, ScenarioError> {
+    for (index, name) in names.iter().enumerate() {
+        if !ADDONS.iter().any(|(n, _)| n == name) {
+            return Err(ScenarioError::Addons {
+                index,
+                message: format!("unknown add-on {name:?}: use one of {} (`emu addons list` lists them)", addon_names()),
+            });
+        }
+        if names[..index].contains(name) {
+            return Err(ScenarioError::Addons { index, message: format!("add-on {name:?} is listed twice") });
+        }
+    }
+    Ok(names)
 }
 
 /// One `certificates:` entry, checked field by field.
@@ -471,6 +503,22 @@ mod node_failure_tests {
         let e = parse("nodes: 2\nnodeFailure: {notReadyAfter: soon}\n").unwrap_err().to_string();
         assert_eq!(e, "scenario field `nodeFailure.notReadyAfter`: \"soon\": give whole seconds or minutes, e.g. 5s or 1m");
         assert!(parse("nodes: 2\nnodeFailure: {after: 4s}\n").is_err());
+    }
+}
+
+#[cfg(test)]
+mod addons_tests {
+    use super::*;
+
+    #[test]
+    fn addons_are_known_ones_listed_once() {
+        assert_eq!(parse("nodes: 2\naddons: [ingress]\n").unwrap().addons, ["ingress"]);
+        assert!(parse("nodes: 2\n").unwrap().addons.is_empty());
+        let e = parse("nodes: 2\naddons: [ingress, ingres]\n").unwrap_err().to_string();
+        assert_eq!(e, "scenario field `addons[1]`: unknown add-on \"ingres\": use one of ingress (`emu addons list` lists them)");
+        let e = parse("nodes: 2\naddons: [ingress, ingress]\n").unwrap_err().to_string();
+        assert_eq!(e, "scenario field `addons[1]`: add-on \"ingress\" is listed twice");
+        assert!(matches!(parse("addons: ingress\n"), Err(ScenarioError::Yaml(_))), "addons is a list");
     }
 }
 

@@ -16,6 +16,8 @@
 //!   - outside: {command: "curl -s http://198.51.100.2:30080"}
 //!   - http: {from: {pod: client}, url: "http://web", requests: 20,
 //!            expect: {successRate: 0.95, answeredBy: 2}}
+//!   - get: {object: ingress/kubia, jsonpath: "{.status.loadBalancer.ingress[0].ip}", as: ADDRESS}
+//!   - http: {from: outside, url: "http://kubia.example.com", resolve: "${ADDRESS}"}
 //!   - fault: {delay: {target: node-1, delay: 100ms, jitter: 10ms}}
 //!   - clear: all
 //!   - node: {stop: node-2}                  # kill: true (killed, not frozen); {start: …}; {remove: …}
@@ -29,12 +31,18 @@
 //!                  expect: {maxFailures: 0}}
 //!   - stop: load
 //! ```
+//!
+//! `get` waits (up to its timeout) until the object's field, in kubectl's `-o jsonpath` dialect,
+//! has a value, and keeps it as a variable: a later step's `${NAME}` in a command, a URL or
+//! `resolve` is replaced by it before the step runs (as text, before any shell sees it; a `${X}`
+//! no `get` set is left to the shell). `resolve: ADDRESS` sends an `http` step's requests for the
+//! URL's host to that address (curl's `--resolve`), as the book's /etc/hosts line does.
 
 use crate::source::{manifest_source, ManifestSource};
 use emu_api::fault::{self, FaultSpec, Netem, Target};
 use emu_logic::faults;
 use serde_json::Value;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// How long a step may take unless it says otherwise.
 pub const DEFAULT_TIMEOUT_MS: u64 = 30_000;
@@ -57,6 +65,12 @@ pub struct Step {
 pub enum Action {
     Apply(ManifestSource),
     Delete(Vec<ObjectName>),
+    /// `get`: the object's `jsonpath` field, once it has a value, into variable `var`.
+    Get {
+        object: ObjectName,
+        jsonpath: String,
+        var: String,
+    },
     Scale {
         namespace: String,
         deployment: String,
@@ -220,6 +234,8 @@ pub struct Http {
     pub retries: u32,
     /// curl's `-k`.
     pub insecure: bool,
+    /// The address the URL's host resolves to (curl's `--resolve HOST:PORT:ADDRESS`).
+    pub resolve: Option<String>,
     pub expect: HttpExpect,
 }
 
@@ -279,9 +295,10 @@ pub struct StepError {
 }
 
 /// What a step can do: one of these keys per step, besides `name` and `timeout`.
-const KINDS: [&str; 17] = [
+const KINDS: [&str; 18] = [
     "apply",
     "delete",
+    "get",
     "scale",
     "wait",
     "exec",
@@ -532,7 +549,7 @@ fn url(at: At) -> R<String> {
 
 fn http(at: At, nodes: &[String]) -> R<Http> {
     at.map(
-        &["from", "url", "requests", "requestTimeout", "retries", "insecure", "expect"],
+        &["from", "url", "requests", "requestTimeout", "retries", "insecure", "resolve", "expect"],
         "http: {from: {pod: client}, url: \"http://web\", requests: 10}",
     )?;
     let from = req(at, "from", "where the client runs: `{pod: NAME}`, `{node: NAME}` or `outside`", |a| place(a, nodes))?;
@@ -562,8 +579,82 @@ fn http(at: At, nodes: &[String]) -> R<Http> {
         request_timeout_ms: opt(at, "requestTimeout", duration)?.unwrap_or(DEFAULT_REQUEST_TIMEOUT_MS),
         retries: opt(at, "retries", count)?.unwrap_or(0) as u32,
         insecure: opt(at, "insecure", boolean)?.unwrap_or(false),
+        resolve: opt(at, "resolve", address)?,
         expect,
     })
+}
+
+/// `resolve:` an IP address, or a `${VARIABLE}` a `get` step sets.
+fn address(at: At) -> R<String> {
+    let a = string(at)?;
+    if a.parse::<std::net::IpAddr>().is_err() && !is_variable_reference(&a) {
+        return err(
+            at.path,
+            format!("{a:?}: give an IP address (e.g. 203.0.113.1) or a variable a `get` step sets (e.g. \"${{ADDRESS}}\")"),
+        );
+    }
+    Ok(a)
+}
+
+/// `${NAME}` and nothing else.
+fn is_variable_reference(text: &str) -> bool {
+    text.strip_prefix("${").and_then(|t| t.strip_suffix('}')).is_some_and(is_variable_name)
+}
+
+/// A variable's name, as a shell's: a letter or `_`, then letters, digits and `_`.
+fn is_variable_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_') && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// `get: {object: KIND/NAME, jsonpath: "{…}", as: NAME}`.
+fn get(at: At) -> R<Action> {
+    at.map(&["object", "jsonpath", "as"], "get: {object: ingress/kubia, jsonpath: \"{.status.loadBalancer.ingress[0].ip}\", as: ADDRESS}")?;
+    let mut object = req(at, "object", "the object to read: KIND/NAME or NAMESPACE/KIND/NAME, e.g. ingress/kubia", object_names)?;
+    if object.len() != 1 {
+        return err(&format!("{}.object", at.path), "give one object");
+    }
+    let jsonpath =
+        req(at, "jsonpath", "the field, as kubectl's -o jsonpath takes it, e.g. \"{.status.loadBalancer.ingress[0].ip}\"", |a| {
+            let t = string(a)?;
+            emu_kubectl::jsonpath(&t, &Value::Null)
+                .map_err(|e| StepError { field: a.path.into(), message: format!("invalid jsonpath {t:?}: {e}") })?;
+            Ok(t)
+        })?;
+    let var = req(at, "as", "the variable's name, used as ${NAME} by later steps", |a| {
+        let n = string(a)?;
+        if !is_variable_name(&n) {
+            return err(a.path, format!("{n:?}: a variable's name is letters, digits and '_', not starting with a digit (e.g. ADDRESS)"));
+        }
+        Ok(n)
+    })?;
+    Ok(Action::Get { object: object.remove(0), jsonpath, var })
+}
+
+/// `text` with each `${NAME}` of `vars` replaced by its value; other text as it is.
+pub fn substitute(text: &str, vars: &BTreeMap<String, String>) -> String {
+    let mut out = text.to_string();
+    for (name, value) in vars {
+        out = out.replace(&format!("${{{name}}}"), value);
+    }
+    out
+}
+
+impl Step {
+    /// The step with the variables set by earlier `get` steps in its commands, URLs and
+    /// `resolve`.
+    pub fn with_variables(&self, vars: &BTreeMap<String, String>) -> Step {
+        let sub = |t: &String| substitute(t, vars);
+        let command = |c: &Command| Command { argv: c.argv.iter().map(sub).collect(), ..c.clone() };
+        let action = match &self.action {
+            Action::Run(c) => Action::Run(command(c)),
+            Action::Wait(Condition::Command(c)) => Action::Wait(Condition::Command(command(c))),
+            Action::Http(h) => Action::Http(Http { url: sub(&h.url), resolve: h.resolve.as_ref().map(sub), ..h.clone() }),
+            Action::Background(l) => Action::Background(Load { url: sub(&l.url), ..l.clone() }),
+            other => other.clone(),
+        };
+        Step { action, ..self.clone() }
+    }
 }
 
 fn load_expect(at: At) -> R<LoadExpect> {
@@ -876,6 +967,7 @@ fn step(path: &str, v: &Value, nodes: &[String], hosts: &[String], track: &mut T
         Ok(match kind {
             "apply" => Action::Apply(manifest_source(&string(a)?)),
             "delete" => Action::Delete(object_names(a)?),
+            "get" => get(a)?,
             "scale" => {
                 a.map(&["deployment", "namespace", "replicas"], "scale: {deployment: web, replicas: 3}")?;
                 let replicas = req(a, "replicas", "the new number of replicas", count)?;
@@ -1049,6 +1141,7 @@ impl Action {
             Action::Delete(objects) => {
                 format!("delete {}", objects.iter().map(|o| format!("{}/{}", o.kind.to_lowercase(), o.name)).collect::<Vec<_>>().join(", "))
             }
+            Action::Get { object, jsonpath, var } => format!("get {}/{} {jsonpath} as ${{{var}}}", object.kind.to_lowercase(), object.name),
             Action::Scale { deployment, replicas, .. } => format!("scale deployment/{deployment} to {replicas}"),
             Action::Wait(Condition::Pods(p)) => {
                 let mut what = Vec::new();
@@ -1068,7 +1161,10 @@ impl Action {
             Action::Wait(Condition::Command(c)) => format!("wait until `{}` succeeds ({})", shell_words(&c.argv), c.place),
             Action::Wait(Condition::Rollout { kind, name, .. }) => format!("wait for the rollout of {}/{name}", kind.to_lowercase()),
             Action::Run(c) => format!("{}: {}", c.place, shell_words(&c.argv)),
-            Action::Http(h) => format!("{} requests to {} from {}", h.requests, h.url, h.from),
+            Action::Http(h) => {
+                let at = h.resolve.as_ref().map(|a| format!(" at {a}")).unwrap_or_default();
+                format!("{} requests to {}{at} from {}", h.requests, h.url, h.from)
+            }
             Action::Fault { name, spec } => {
                 let (_, target, details) = faults::describe(spec);
                 format!("fault {name}: {target} {details}")
@@ -1120,6 +1216,40 @@ mod tests {
 
     fn one(v: Value) -> Result<Step, String> {
         parse(&[v], &nodes()).map(|mut s| s.remove(0)).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn get_keeps_a_field_for_later_steps() {
+        let get = json!({"get": {"object": "ingress/kubia", "jsonpath": "{.status.loadBalancer.ingress[0].ip}", "as": "ADDRESS"}});
+        let step = one(get).unwrap();
+        let object = ObjectName { namespace: "default".into(), kind: "Ingress".into(), name: "kubia".into() };
+        assert_eq!(step.action, Action::Get { object, jsonpath: "{.status.loadBalancer.ingress[0].ip}".into(), var: "ADDRESS".into() });
+        assert_eq!(step.name, "get ingress/kubia {.status.loadBalancer.ingress[0].ip} as ${ADDRESS}");
+        let e = one(json!({"get": {"object": "ingress/kubia", "jsonpath": "{.status", "as": "A"}})).unwrap_err();
+        assert!(e.starts_with("scenario field `steps[0].get.jsonpath`: invalid jsonpath \"{.status\": "), "{e}");
+        let e = one(json!({"get": {"object": "ingress/kubia", "jsonpath": "{.a}", "as": "1A"}})).unwrap_err();
+        assert!(e.starts_with("scenario field `steps[0].get.as`: \"1A\": a variable's name"), "{e}");
+        let e = one(json!({"get": {"object": "ingress", "jsonpath": "{.a}", "as": "A"}})).unwrap_err();
+        assert!(e.starts_with("scenario field `steps[0].get.object`: \"ingress\": give KIND/NAME"), "{e}");
+        let e = one(json!({"get": {"object": ["svc/a", "svc/b"], "jsonpath": "{.a}", "as": "A"}})).unwrap_err();
+        assert_eq!(e, "scenario field `steps[0].get.object`: give one object");
+    }
+
+    #[test]
+    fn variables_go_into_commands_urls_and_resolve() {
+        let http = one(json!({"http": {"from": "outside", "url": "https://${HOST}/", "resolve": "${ADDRESS}", "insecure": true}})).unwrap();
+        assert_eq!(http.name, "10 requests to https://${HOST}/ at ${ADDRESS} from outside");
+        let vars: BTreeMap<String, String> = [("ADDRESS".into(), "203.0.113.1".into()), ("HOST".into(), "kubia.example.com".into())].into();
+        let Action::Http(h) = http.with_variables(&vars).action else { panic!() };
+        assert_eq!((h.url.as_str(), h.resolve.as_deref()), ("https://kubia.example.com/", Some("203.0.113.1")));
+        let run = one(json!({"outside": {"command": "curl -H 'Host: x' http://${ADDRESS}/ $HOME ${OTHER}"}})).unwrap();
+        let Action::Run(c) = run.with_variables(&vars).action else { panic!() };
+        // A variable no `get` set is the shell's.
+        assert_eq!(c.argv[2], "curl -H 'Host: x' http://203.0.113.1/ $HOME ${OTHER}");
+        assert_eq!(run.with_variables(&vars).name, run.name, "the report shows the step as written");
+        let e = one(json!({"http": {"from": "outside", "url": "http://a", "resolve": "kubia"}})).unwrap_err();
+        assert!(e.starts_with("scenario field `steps[0].http.resolve`: \"kubia\": give an IP address"), "{e}");
+        assert!(one(json!({"http": {"from": "outside", "url": "http://a", "resolve": "203.0.113.9"}})).is_ok());
     }
 
     #[test]
