@@ -768,6 +768,8 @@ fn collect_garbage(shared: &Shared, decoded: &mut Caches) {
     for list in &lists {
         uids.extend(list.iter().map(|v| uid(&v.metadata).to_string()));
     }
+    // A Gateway owns its data path (crate::gateway): an owner, not collected here.
+    uids.extend(decoded.list_meta(&shared.store, "Gateway").iter().map(|v| uid(&v.metadata).to_string()));
     let namespaces: HashSet<String> =
         decoded.list_meta(&shared.store, "Namespace").iter().map(|n| typed::key(&n.metadata).1.to_string()).collect();
     let nodes: HashSet<String> =

@@ -5,14 +5,24 @@
 //! Gateways and the HTTPRoutes attached to them get the conditions the Gateway API defines
 //! (Accepted, Programmed, ResolvedRefs, per listener and per route parent) with its reasons.
 //! Objects of other controllers are left alone, as each controller owns its own entries.
-//! Programmed stays False (reason Pending) until a data path serves Gateways.
+//!
+//! Each accepted Gateway of emu's gets its own data path, as Istio and cloud-provider-kind
+//! provision one proxy per Gateway: a Deployment running ingress-nginx's controller image (emu's
+//! emu-ingress, which serves that one Gateway's listeners and HTTPRoutes with nginx) and a
+//! LoadBalancer Service in front of it, both named `<gateway>-<gatewayClassName>` (Istio's naming)
+//! and owned by the Gateway ([`data_path_objects`], kept in shape by [`reconcile`]). The Gateway
+//! is Programmed once that Service has a balancer address (its `status.addresses`) and the
+//! Deployment a ready replica ([`DataPath`]).
 
+use emu_api::gateway::GatewayAddress;
 use emu_api::gateway::{
     Condition, Gateway, GatewayClass, GatewayClassStatus, GatewayStatus, HTTPRoute, Listener, ListenerStatus, ParentReference,
     RouteGroupKind, RouteParentStatus, RouteStatus, GROUP,
 };
 use emu_api::selector::Selector;
-use emu_api::typed::{key, Namespace};
+use emu_api::syntax;
+use emu_api::typed::{key, Deployment, Namespace, ObjectMeta, Service};
+use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// The controller name a GatewayClass gives to have emu serve its Gateways. emu's own name, not
@@ -21,10 +31,58 @@ use std::collections::{BTreeMap, BTreeSet};
 /// controller installed in the cluster) stays that controller's.
 pub const CONTROLLER_NAME: &str = "emu.dev/gateway-controller";
 
-/// Why Programmed is False: said in every Programmed condition until the data path exists.
-pub const NOT_PROGRAMMED: &str = "emu does not program Gateways yet: the ingress data path that will serve them is being built";
+/// The standard label naming the Gateway a provisioned object serves (GEP-1762): on the
+/// Deployment, its pods (the Service's selector) and the Service.
+pub const GATEWAY_NAME_LABEL: &str = "gateway.networking.k8s.io/gateway-name";
 
-/// What the statuses are computed from. `services` and `secrets` are `namespace/name` keys.
+/// Marks the objects emu's controller provisioned (as Istio's `gateway.istio.io/managed`), so that
+/// it removes those no Gateway wants any more and never those of another Gateway controller,
+/// which owns its own objects by the same ownerReference.
+pub const MANAGED_LABEL: &str = "gateway.emu.dev/managed";
+const MANAGED_VALUE: &str = "emu.dev-gateway-controller";
+
+/// The port where the data path's nginx answers its readiness probe (ingress-nginx's health
+/// port, as the ingress add-on's pod is probed).
+const HEALTH_PORT: i32 = 10254;
+
+/// What the controller found of a Gateway's data path (see [`DataPath::of`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DataPath {
+    /// The balancer addresses of the provisioned Service (`status.loadBalancer.ingress`).
+    pub addresses: Vec<String>,
+    /// Whether the provisioned Deployment has a ready replica.
+    pub ready: bool,
+    /// Same-named objects the Gateway does not own (`Deployment default/web-emu`): left alone.
+    pub taken: Vec<String>,
+}
+
+impl DataPath {
+    /// The data path of the Gateway with uid `owner`, from the stored Deployment and Service of
+    /// its data path's name; only what the Gateway owns counts.
+    pub fn of(owner: &str, deployment: Option<&Deployment>, service: Option<&Service>) -> DataPath {
+        let mut path = DataPath::default();
+        let mut check = |kind: &str, meta: &ObjectMeta| {
+            let owned = meta.owner_references.iter().flatten().any(|r| r.controller == Some(true) && r.uid == owner);
+            if !owned {
+                let (ns, name) = key(meta);
+                path.taken.push(format!("{kind} {ns}/{name}"));
+            }
+            owned
+        };
+        if let Some(d) = deployment.filter(|d| check("Deployment", &d.metadata)) {
+            path.ready = d.status.as_ref().and_then(|s| s.ready_replicas).unwrap_or(0) > 0;
+        }
+        if let Some(s) = service.filter(|s| check("Service", &s.metadata)) {
+            let ingress = s.status.as_ref().and_then(|s| s.load_balancer.as_ref()).and_then(|lb| lb.ingress.as_ref());
+            path.addresses = ingress.into_iter().flatten().filter_map(|i| i.ip.clone()).collect();
+        }
+        path
+    }
+}
+
+/// What the statuses are computed from. `services` and `secrets` are `namespace/name` keys;
+/// `data_paths` is keyed by the Gateway's `(namespace, name)` (a Gateway without an entry has
+/// no data path yet).
 pub struct Inputs<'a> {
     pub classes: &'a [GatewayClass],
     pub gateways: &'a [Gateway],
@@ -32,17 +90,20 @@ pub struct Inputs<'a> {
     pub namespaces: &'a [Namespace],
     pub services: &'a BTreeSet<String>,
     pub secrets: &'a BTreeSet<String>,
+    pub data_paths: &'a BTreeMap<(String, String), DataPath>,
     /// Unix seconds, the lastTransitionTime of a condition whose status changes.
     pub now: i64,
 }
 
 /// The statuses emu's controller owns, keyed by `(namespace, name)` ("" for a GatewayClass):
-/// only those of emu's classes, their Gateways and the routes attached to them.
+/// only those of emu's classes, their Gateways and the routes attached to them; and the data
+/// path (Deployment and Service) each accepted Gateway of emu's should have, by the Gateway's key.
 #[derive(Debug, Default, PartialEq)]
 pub struct Statuses {
     pub classes: BTreeMap<String, GatewayClassStatus>,
     pub gateways: BTreeMap<(String, String), GatewayStatus>,
     pub routes: BTreeMap<(String, String), RouteStatus>,
+    pub data_paths: BTreeMap<(String, String), [Value; 2]>,
 }
 
 /// A condition, keeping the old lastTransitionTime when its status has not changed (as
@@ -123,15 +184,38 @@ pub fn statuses(inputs: &Inputs) -> Statuses {
         let (ns, name) = key(&gw.metadata);
         let old = gw.status.as_ref();
         let generation = gw.metadata.generation;
+        let valid: Vec<&Listener> = gw.spec.listeners.iter().filter(|l| supported(l)).collect();
+        let total = gw.spec.listeners.len();
+        let (accepted, reason, message) = if valid.len() == total {
+            (true, "Accepted", "Gateway is accepted".to_string())
+        } else {
+            (!valid.is_empty(), "ListenersNotValid", format!("{} of {total} listeners are not valid", total - valid.len()))
+        };
+        // An accepted Gateway gets its data path; it is programmed once that path serves.
+        let served = if accepted { data_path_objects(gw, &valid) } else { Err("The Gateway is not accepted".into()) };
+        let path = inputs.data_paths.get(&(ns.to_string(), name.to_string())).cloned().unwrap_or_default();
+        let (programmed, programmed_reason, programmed_message) = match served {
+            Ok(objects) => {
+                out.data_paths.insert((ns.into(), name.into()), objects);
+                programmed_condition(&path, ns, &data_path_name(gw))
+            }
+            Err(why) => (false, "Invalid", why),
+        };
         let mut listeners = Vec::new();
         for l in &gw.spec.listeners {
             let old = old.and_then(|s| s.listeners.as_ref()).and_then(|ls| ls.iter().find(|o| o.name == l.name));
             let old = old.map(|o| o.conditions.as_slice()).unwrap_or_default();
-            let supported = matches!(l.protocol.as_str(), "HTTP" | "HTTPS");
-            let (accepted, reason, message) = if supported {
+            let (accepted, reason, message) = if supported(l) {
                 (true, "Accepted", "Listener is accepted".to_string())
             } else {
                 (false, "UnsupportedProtocol", format!("emu serves HTTP and HTTPS listeners, not {}", l.protocol))
+            };
+            // The listener's reasons are Programmed, Invalid and Pending: what the Gateway
+            // waits for, the listener waits for too.
+            let (programmed, programmed_reason, programmed_message) = match (accepted, programmed) {
+                (false, _) => (false, "Invalid", "Listener is not accepted".to_string()),
+                (true, true) => (true, "Programmed", "Listener is programmed".to_string()),
+                (true, false) => (false, "Pending", programmed_message.clone()),
             };
             let missing: Vec<String> = l
                 .tls
@@ -145,33 +229,30 @@ pub fn statuses(inputs: &Inputs) -> Statuses {
             } else {
                 (false, "InvalidCertificateRef", format!("Secret {} not found", missing.join(", ")))
             };
-            let kinds = if supported { vec![RouteGroupKind { group: Some(GROUP.into()), kind: "HTTPRoute".into() }] } else { vec![] };
+            let kinds = if accepted { vec![RouteGroupKind { group: Some(GROUP.into()), kind: "HTTPRoute".into() }] } else { vec![] };
             listeners.push(ListenerStatus {
                 name: l.name.clone(),
                 supported_kinds: kinds,
                 attached_routes: attached.get(&(ns.into(), name.into(), l.name.clone())).copied().unwrap_or(0),
                 conditions: vec![
                     condition(old, "Accepted", accepted, reason, &message, generation, inputs.now),
-                    condition(old, "Programmed", false, "Pending", NOT_PROGRAMMED, generation, inputs.now),
+                    condition(old, "Programmed", programmed, programmed_reason, &programmed_message, generation, inputs.now),
                     condition(old, "ResolvedRefs", resolved, ref_reason, &ref_message, generation, inputs.now),
                     condition(old, "Conflicted", false, "NoConflicts", "No conflicts", generation, inputs.now),
                 ],
             });
         }
-        let valid = listeners.iter().filter(|l| l.conditions[0].status == "True").count();
-        let (accepted, reason, message) = if valid == listeners.len() {
-            (true, "Accepted", "Gateway is accepted".to_string())
-        } else {
-            (valid > 0, "ListenersNotValid", format!("{} of {} listeners are not valid", listeners.len() - valid, listeners.len()))
-        };
+        let addresses = out.data_paths.contains_key(&(ns.into(), name.into())).then(|| {
+            path.addresses.iter().map(|ip| GatewayAddress { type_: Some("IPAddress".into()), value: ip.clone() }).collect::<Vec<_>>()
+        });
         let old = old.and_then(|s| s.conditions.as_deref()).unwrap_or_default();
         out.gateways.insert(
             (ns.into(), name.into()),
             GatewayStatus {
-                addresses: None,
+                addresses: addresses.filter(|a| !a.is_empty()),
                 conditions: Some(vec![
                     condition(old, "Accepted", accepted, reason, &message, generation, inputs.now),
-                    condition(old, "Programmed", false, "Pending", NOT_PROGRAMMED, generation, inputs.now),
+                    condition(old, "Programmed", programmed, programmed_reason, &programmed_message, generation, inputs.now),
                 ]),
                 listeners: Some(listeners),
             },
@@ -180,9 +261,154 @@ pub fn statuses(inputs: &Inputs) -> Statuses {
     out
 }
 
+/// Whether emu serves a listener's protocol.
+fn supported(l: &Listener) -> bool {
+    matches!(l.protocol.as_str(), "HTTP" | "HTTPS")
+}
+
+/// The Gateway's Programmed condition, given what its data path (`<ns>/<name>`) has: an
+/// object of that name it does not own stops it (NoResources: the name is not free); then it
+/// waits for the balancer's address (AddressNotAssigned) and for a ready replica (Pending).
+fn programmed_condition(path: &DataPath, ns: &str, name: &str) -> (bool, &'static str, String) {
+    if !path.taken.is_empty() {
+        let taken = path.taken.join(" and ");
+        return (
+            false,
+            "NoResources",
+            format!("{taken}: not owned by this Gateway, so emu leaves it as it is (delete it, or rename the Gateway)"),
+        );
+    }
+    let mut awaited = Vec::new();
+    if path.addresses.is_empty() {
+        awaited.push(format!("an address from the cloud balancer for Service {ns}/{name}"));
+    }
+    if !path.ready {
+        awaited.push(format!("a ready replica of Deployment {ns}/{name}"));
+    }
+    match (awaited.is_empty(), path.addresses.is_empty()) {
+        (true, _) => (true, "Programmed", format!("Served by Deployment {ns}/{name} behind Service {ns}/{name}")),
+        (false, true) => (false, "AddressNotAssigned", format!("Waiting for {}", awaited.join(" and "))),
+        (false, false) => (false, "Pending", format!("Waiting for {}", awaited.join(" and "))),
+    }
+}
+
+/// The name of a Gateway's Deployment and Service: `<gateway>-<gatewayClassName>`, as Istio
+/// names them.
+pub fn data_path_name(gw: &Gateway) -> String {
+    format!("{}-{}", key(&gw.metadata).1, gw.spec.gateway_class_name)
+}
+
+/// The Deployment and Service serving `gw`'s `listeners` (those emu accepted), or why there
+/// can be none. The Deployment runs one pod of ingress-nginx's controller image (emu's
+/// emu-ingress) in its `--gateway` mode, probed as the ingress add-on's; the Service is a
+/// LoadBalancer with `externalTrafficPolicy: Local` (the balancer sends traffic only to the node
+/// of the pod, and nginx sees the client's address), one port per distinct listener port, named
+/// after the first listener of that port. Both are owned by the Gateway (the garbage collector
+/// removes them with it) and labelled with its name.
+pub fn data_path_objects(gw: &Gateway, listeners: &[&Listener]) -> Result<[Value; 2], String> {
+    let (ns, gw_name) = key(&gw.metadata);
+    let name = data_path_name(gw);
+    let errors = syntax::dns1035_label_errors(&name);
+    if !errors.is_empty() {
+        return Err(format!("The data path's name {name:?} is not a valid Service name: {}", errors.join("; ")));
+    }
+    let errors = syntax::label_value_errors(gw_name);
+    if !errors.is_empty() {
+        return Err(format!("The Gateway's name is not a valid value of label {GATEWAY_NAME_LABEL}: {}", errors.join("; ")));
+    }
+    let mut ports: Vec<&Listener> = Vec::new();
+    for l in listeners {
+        if !ports.iter().any(|p| p.port == l.port) {
+            ports.push(l);
+        }
+    }
+    if ports.is_empty() {
+        return Err("The Gateway has no listener to serve".into());
+    }
+    let port_name = |l: &Listener| {
+        if syntax::dns1123_label_errors(&l.name).is_empty() {
+            l.name.clone()
+        } else {
+            format!("{}-{}", l.protocol.to_lowercase(), l.port)
+        }
+    };
+    let selector = json!({ GATEWAY_NAME_LABEL: gw_name });
+    let metadata = json!({"name": name, "namespace": ns, "labels": { GATEWAY_NAME_LABEL: gw_name, MANAGED_LABEL: MANAGED_VALUE },
+        "ownerReferences": [{"apiVersion": format!("{GROUP}/v1"), "kind": "Gateway", "name": gw_name,
+            "uid": gw.metadata.uid.as_deref().unwrap_or_default(), "controller": true, "blockOwnerDeletion": true}]});
+    let deployment = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": metadata,
+        "spec": {"replicas": 1, "selector": {"matchLabels": selector},
+            "template": {"metadata": {"labels": selector},
+                "spec": {"containers": [{"name": "gateway", "image": crate::ingress::CONTROLLER_IMAGE,
+                    "args": ["/nginx-ingress-controller", format!("--gateway={ns}/{gw_name}")],
+                    "ports": ports.iter().map(|l| json!({"containerPort": l.port, "protocol": "TCP"})).collect::<Vec<_>>(),
+                    "readinessProbe": {"httpGet": {"path": "/healthz", "port": HEALTH_PORT, "scheme": "HTTP"}, "periodSeconds": 1}}]}}}});
+    let service = json!({"apiVersion": "v1", "kind": "Service", "metadata": metadata,
+        "spec": {"type": "LoadBalancer", "externalTrafficPolicy": "Local", "selector": selector,
+            "ports": ports.iter().map(|l| json!({"name": port_name(l), "port": l.port, "protocol": "TCP", "targetPort": l.port}))
+                .collect::<Vec<_>>()}});
+    Ok([deployment, service])
+}
+
+/// Whether emu's Gateway controller provisioned the object with these labels.
+pub fn is_provisioned(labels: &BTreeMap<String, String>) -> bool {
+    labels.get(MANAGED_LABEL).is_some_and(|v| v == MANAGED_VALUE)
+}
+
+/// What to do to bring a stored object (`live`) to what a Gateway wants (`desired`, from
+/// [`data_path_objects`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Step {
+    Create(Value),
+    /// The stored object with the wanted fields merged in, to be written as a replacement (its
+    /// resourceVersion guards against a concurrent writer).
+    Update(Value),
+    Keep,
+    /// An object of that name is not the Gateway's: never overwritten.
+    Taken,
+}
+
+/// The step that brings `live` to `desired`. The wanted fields are merged into the stored
+/// object as a strategic merge patch, so that what the API server defaulted and allocated (the
+/// node ports, the probe's thresholds) stays and an object already in shape is left alone;
+/// ports no listener has any more are deleted from the lists explicitly, as `kubectl apply`
+/// deletes what its last configuration had.
+pub fn reconcile(desired: &Value, live: Option<&Value>) -> Result<Step, emu_api::patch::PatchError> {
+    let Some(live) = live else { return Ok(Step::Create(desired.clone())) };
+    let controller = emu_api::object::controller_uid;
+    if controller(live).is_none() || controller(live) != controller(desired) {
+        return Ok(Step::Taken);
+    }
+    let mut patch = desired.clone();
+    // (Looked up without indexing, which would add the fields it does not find to the patch.)
+    if let Some(ports) = patch.pointer_mut("/spec/ports") {
+        delete_stale(ports, &live["spec"]["ports"], "port");
+    }
+    if let Some(containers) = patch.pointer_mut("/spec/template/spec/containers").and_then(Value::as_array_mut) {
+        let stored = live["spec"]["template"]["spec"]["containers"].as_array().map(Vec::as_slice).unwrap_or_default();
+        for c in containers {
+            if let Some(old) = stored.iter().find(|o| o["name"] == c["name"]) {
+                delete_stale(&mut c["ports"], &old["ports"], "containerPort");
+            }
+        }
+    }
+    let merged = emu_api::patch::strategic_merge_patch(live, &patch)?;
+    Ok(if &merged == live { Step::Keep } else { Step::Update(merged) })
+}
+
+/// Adds to a patch's list a `$patch: delete` item for each stored item whose `key` the patch's
+/// list lacks.
+fn delete_stale(patch: &mut Value, stored: &Value, key: &str) {
+    let Some(items) = patch.as_array_mut() else { return };
+    let wanted: Vec<Value> = items.iter().map(|i| i[key].clone()).collect();
+    for old in stored.as_array().into_iter().flatten().filter(|o| !wanted.contains(&o[key])) {
+        items.push(json!({ key: old[key], "$patch": "delete" }));
+    }
+}
+
 /// The names of the listeners of `gw` that accept `route` through `parent`, or the reason none
 /// does (the Gateway API's reasons for Accepted=False).
-fn accepting_listeners(
+pub fn accepting_listeners(
     gw: &Gateway,
     parent: &ParentReference,
     route: &HTTPRoute,
@@ -195,7 +421,7 @@ fn accepting_listeners(
         .listeners
         .iter()
         .filter(|l| parent.section_name.as_ref().is_none_or(|s| *s == l.name) && parent.port.is_none_or(|p| p == l.port))
-        .filter(|l| matches!(l.protocol.as_str(), "HTTP" | "HTTPS"))
+        .filter(|l| supported(l))
         .collect();
     if named.is_empty() {
         return Err(("NoMatchingParent", "No listener matches the parentRef's sectionName and port".into()));
