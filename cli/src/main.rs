@@ -8,6 +8,7 @@ mod edit;
 mod explain;
 mod fault;
 mod info;
+mod ingress_explain;
 mod install;
 mod join;
 mod kubeconfig;
@@ -231,6 +232,8 @@ enum Command {
     ApiResources(info::ApiResourcesArgs),
     /// The cluster's optional add-ons, as minikube's command: `emu addons enable ingress`.
     Addons(addons::AddonsArgs),
+    /// What the ingress controller does with a request: `emu ingress explain http://kubia.example.com/foo`.
+    Ingress(ingress_explain::IngressArgs),
     /// Generate files (no cluster needed).
     Gen {
         #[command(subcommand)]
@@ -293,6 +296,7 @@ fn main() {
         Command::Describe(a) => verbs::describe(a, g),
         Command::Explain(a) => explain::explain(a, g),
         Command::Addons(a) => addons::addons(a, g),
+        Command::Ingress(a) => ingress_explain::ingress(a, g),
         Command::Delete(a) => verbs::delete(a, g),
         Command::Edit(a) => edit::edit(a, g),
         Command::Patch(a) => edit::patch(a, g),

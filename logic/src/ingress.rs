@@ -124,6 +124,17 @@ pub struct Location {
     pub affinity_cookie: Option<String>,
     /// `whitelist-source-range` entries (empty: all clients).
     pub allow: Vec<String>,
+    /// The backend's Service (in the Ingress's namespace) and port, as the Ingress names them
+    /// (None for the controller's default backend and resource backends); not rendered: for
+    /// explaining a request ([`explain`]).
+    pub service: Option<ServicePort>,
+}
+
+/// A Service and its port (name, or number as text) as an Ingress backend names them.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ServicePort {
+    pub name: String,
+    pub port: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -237,6 +248,7 @@ fn default_location(ingress: &str, target: Target) -> Location {
         ssl_redirect: false,
         affinity_cookie: None,
         allow: vec![],
+        service: None,
     }
 }
 
@@ -304,6 +316,11 @@ impl Builder<'_> {
                 affinity_cookie: (annotation(ing, "affinity") == Some("cookie"))
                     .then(|| annotation(ing, "session-cookie-name").unwrap_or(DEFAULT_COOKIE).to_string()),
                 allow,
+                service: backend.service.as_ref().map(|s| {
+                    let port = s.port.clone().unwrap_or_default();
+                    let port = port.name.filter(|n| !n.is_empty()).unwrap_or_else(|| port.number.unwrap_or(0).to_string());
+                    ServicePort { name: s.name.clone(), port }
+                }),
             }
         };
         let mut hosts_of_ingress = BTreeSet::new();
@@ -634,10 +651,23 @@ fn render_server(w: &mut String, s: &Server, layout: &Layout) {
         layout.https_port,
         cert = s.certificate.as_deref().unwrap_or(&layout.default_cert),
     );
-    let mut rendered = BTreeSet::new();
-    if catch_all && rendered.insert("= /healthz".to_string()) {
+    if catch_all {
         w.push_str("\n        location = /healthz {\n            access_log off;\n            return 200;\n        }\n");
     }
+    for (m, l) in location_matchers(s) {
+        render_location(w, &m, l, s.regex, s.certificate.is_some());
+    }
+    w.push_str("    }\n");
+}
+
+/// The `location` matchers of a server's Ingress locations, in the order nginx.conf has them,
+/// each with the location it serves (the catch-all's own `= /healthz` comes before them).
+pub(crate) fn location_matchers(s: &Server) -> Vec<(String, &Location)> {
+    let mut rendered = BTreeSet::new();
+    if s.host == "_" {
+        rendered.insert("= /healthz".to_string());
+    }
+    let mut out = Vec::new();
     for l in &s.locations {
         let mut matchers = Vec::new();
         if s.regex {
@@ -657,11 +687,20 @@ fn render_server(w: &mut String, s: &Server, layout: &Layout) {
         // with the first, which the order above makes the Exact one.
         for m in matchers {
             if rendered.insert(m.clone()) {
-                render_location(w, &m, l, s.regex, s.certificate.is_some());
+                out.push((m, l));
             }
         }
     }
-    w.push_str("    }\n");
+    out
+}
+
+/// The regex of a location's `rewrite` (case-insensitive, as ingress-nginx writes it).
+pub(crate) fn rewrite_pattern(path: &str, regex: bool) -> String {
+    if regex {
+        format!("(?i){path}")
+    } else {
+        format!("(?i){}", regex_escape(path))
+    }
 }
 
 /// `hsts`: the server has its own certificate (a TLS host).
@@ -684,7 +723,7 @@ fn render_location(w: &mut String, matcher: &str, l: &Location, regex: bool, hst
         Target::Unavailable => w.push_str("            return 503;\n"),
         Target::Upstream(name) => {
             if let Some(target) = &l.rewrite_target {
-                let pattern = if regex { format!("(?i){}", l.path) } else { format!("(?i){}", regex_escape(&l.path)) };
+                let pattern = rewrite_pattern(&l.path, regex);
                 let _ = writeln!(w, "            rewrite {} {} break;", quoted(&pattern), target);
             }
             // A location's add_header hides the server's: each location says all of its own.
@@ -791,6 +830,8 @@ pub fn addon_objects() -> Vec<serde_json::Value> {
             "spec": {"controller": "k8s.io/ingress-nginx"}}),
     ]
 }
+
+pub mod explain;
 
 #[cfg(test)]
 mod tests;

@@ -4,11 +4,11 @@
 use super::*;
 use serde_json::{json, Value};
 
-fn decode<T: serde::de::DeserializeOwned>(v: Value) -> T {
+pub(super) fn decode<T: serde::de::DeserializeOwned>(v: Value) -> T {
     serde_json::from_value(v).unwrap()
 }
 
-fn layout() -> Layout {
+pub(super) fn layout() -> Layout {
     Layout {
         run_dir: "/run/ingress".into(),
         cert_dir: "/etc/ingress/ssl".into(),
@@ -19,63 +19,66 @@ fn layout() -> Layout {
     }
 }
 
-fn class(default: bool) -> IngressClass {
+pub(super) fn class(default: bool) -> IngressClass {
     let annotations = if default { json!({"ingressclass.kubernetes.io/is-default-class": "true"}) } else { json!({}) };
     decode(json!({"metadata": {"name": "nginx", "annotations": annotations}, "spec": {"controller": "k8s.io/ingress-nginx"}}))
 }
 
-fn path(path: &str, path_type: &str, svc: &str, port: Value) -> Value {
+pub(super) fn path(path: &str, path_type: &str, svc: &str, port: Value) -> Value {
     json!({"path": path, "pathType": path_type, "backend": {"service": {"name": svc, "port": port}}})
 }
 
-fn ingress(name: &str, created: &str, annotations: Value, spec: Value) -> Ingress {
+pub(super) fn ingress(name: &str, created: &str, annotations: Value, spec: Value) -> Ingress {
     decode(
         json!({"metadata": {"name": name, "namespace": "default", "creationTimestamp": created, "annotations": annotations}, "spec": spec}),
     )
 }
 
-fn service(name: &str, ports: Value) -> Service {
+pub(super) fn service(name: &str, ports: Value) -> Service {
     decode(
         json!({"metadata": {"name": name, "namespace": "default"}, "spec": {"type": "ClusterIP", "clusterIP": "10.96.0.50", "ports": ports}}),
     )
 }
 
-fn slice(service: &str, ports: Value, endpoints: Value) -> EndpointSlice {
+pub(super) fn slice(service: &str, ports: Value, endpoints: Value) -> EndpointSlice {
     decode(json!({"metadata": {"name": format!("{service}-abcde"), "namespace": "default",
                                "labels": {"kubernetes.io/service-name": service}},
                   "addressType": "IPv4", "ports": ports, "endpoints": endpoints}))
 }
 
-fn tls_secret() -> Secret {
+pub(super) fn tls_secret() -> Secret {
     decode(json!({"metadata": {"name": "tls-secret", "namespace": "default"}, "type": "kubernetes.io/tls",
                   "data": {"tls.crt": "Q0VSVA==", "tls.key": "S0VZCg=="}}))
 }
 
-struct World {
-    classes: Vec<IngressClass>,
-    ingresses: Vec<Ingress>,
-    services: Vec<Service>,
-    slices: Vec<EndpointSlice>,
-    secrets: Vec<Secret>,
+pub(super) struct World {
+    pub(super) classes: Vec<IngressClass>,
+    pub(super) ingresses: Vec<Ingress>,
+    pub(super) services: Vec<Service>,
+    pub(super) slices: Vec<EndpointSlice>,
+    pub(super) secrets: Vec<Secret>,
 }
 
 impl World {
-    fn model(&self) -> Model {
-        let inputs = Inputs {
+    pub(super) fn inputs(&self) -> Inputs<'_> {
+        Inputs {
             class: "nginx",
             classes: &self.classes,
             ingresses: &self.ingresses,
             services: &self.services,
             slices: &self.slices,
             secrets: &self.secrets,
-        };
-        build(&inputs, &layout())
+        }
+    }
+
+    pub(super) fn model(&self) -> Model {
+        build(&self.inputs(), &layout())
     }
 }
 
 /// The book's kubia: a Service on 80 to the pods' named port `http` (8080), three pods (one not
 /// ready), an Ingress for kubia.example.com with TLS.
-fn kubia() -> World {
+pub(super) fn kubia() -> World {
     let ep = |ip: &str, ready: bool| json!({"addresses": [ip], "conditions": {"ready": ready}});
     World {
         classes: vec![class(true)],
