@@ -542,7 +542,7 @@ fn url(at: At) -> R<String> {
     }
     // It is put in double quotes in the client's shell ($VARS of a pod expand; nothing else may).
     if let Some(c) = u.chars().find(|c| matches!(c, '"' | '`' | '\\') || c.is_whitespace()) {
-        return err(at.path, format!("{u:?}: {c:?} cannot be in the URL (only $VARIABLES of the client's shell are expanded)"));
+        return err(at.path, format!("{u:?}: {c:?} cannot be in the URL (only variables are expanded: `${{NAME}}` of a `get` step, and the client shell's $VARIABLES)"));
     }
     Ok(u)
 }

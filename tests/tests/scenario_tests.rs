@@ -68,6 +68,19 @@ fn every_shipped_scenario_passes() {
     assert!(!r.stdout.contains('✗'), "{}", r.stdout);
     // The report shows the loads' counts, as the issue asks of node loss.
     assert!(r.stdout.contains("✓ the load's failures stopped within the detection time ("), "{}", r.stdout);
+    // test-kubia-ingress.yaml read the Ingress's ADDRESS, a balancer address, and reached the
+    // pods through it, with the Secret's certificate.
+    assert!(
+        r.stdout.contains("✓ emu get ingresses shows the controller's balancer address as the Ingress's ADDRESS (")
+            && r.stdout.contains(" — ${ADDRESS} = \"203.0.113."),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("✓ nginx serves tls-secret's certificate for kubia.example.com once reloaded (curl --cacert"),
+        "{}",
+        r.stdout
+    );
     let xml = std::fs::read_to_string(&junit).unwrap();
     assert!(xml.starts_with("<?xml") && xml.contains(" failures=\"0\" "), "{xml}");
     assert_eq!(xml.matches("<testsuite ").count(), files.len());
@@ -190,5 +203,74 @@ fn ctrl_c_removes_the_cluster() {
     assert!(stdout.contains(" - sleep 1s (not run)") && stdout.contains(" ✓ cluster down ("), "{stdout}");
     assert!(started.elapsed() < Duration::from_secs(30), "stopped at once, not after the sleep");
     assert_gone("tintr");
+    let _ = std::fs::remove_dir_all(file.parent().unwrap());
+}
+
+/// `emu up scenarios/kubia.yaml`: the ingress add-on is enabled before the manifests, so the
+/// book's kubia Ingress is served; its header's commands work as they are written.
+#[test]
+fn kubia_comes_up_with_its_ingress_served() {
+    let c = Cluster::up("tkubiaingr", &[&format!("{SCENARIOS}/kubia.yaml")]);
+    assert!(c.emu(&["addons", "list"]).ok().stdout.contains("ingress      enabled"));
+    // The Ingress's ADDRESS, once the controller has published it.
+    let address = c.wait_for("the Ingress's ADDRESS", Duration::from_secs(20), || {
+        let ip = c.emu(&["get", "ingress", "kubia", "-o", "jsonpath={.status.loadBalancer.ingress[0].ip}"]).ok().stdout;
+        ip.starts_with("203.0.113.").then_some(ip)
+    });
+    let table = c.emu(&["get", "ingresses"]).ok().stdout;
+    assert!(
+        table.lines().nth(1).is_some_and(|l| l.starts_with(&format!("kubia   nginx   kubia.example.com   {address}   80 "))),
+        "{table}"
+    );
+    let curl = |scheme: &str, port: u16, extra: &[&str]| {
+        let resolve = format!("kubia.example.com:{port}:{address}");
+        let url = format!("{scheme}://kubia.example.com");
+        let mut args = vec!["outside", "--", "curl", "-s", "-m", "2", "--resolve", &resolve];
+        args.extend_from_slice(extra);
+        args.push(&url);
+        c.emu(&args)
+    };
+    // nginx may still be taking the endpoints in.
+    c.wait_for("kubia through the Ingress", Duration::from_secs(20), || {
+        curl("http", 80, &[]).stdout.starts_with("You've hit kubia-").then_some(())
+    });
+    // 5.4.4: the TLS Ingress applied over it, with the Secret `up` made for kubia.example.com.
+    let applied = c.emu(&["apply", "-f", &format!("{SCENARIOS}/kubia-ingress-tls.yaml")]).ok().stdout;
+    assert_eq!(applied, "ingress.networking.k8s.io/kubia configured\n");
+    let cert = c.scratch_dir().join("tls.cert");
+    std::fs::create_dir_all(c.scratch_dir()).unwrap();
+    let pem = c.emu(&["get", "secret", "tls-secret", "-o", "jsonpath={.data.tls\\.crt}"]).ok().stdout;
+    std::fs::write(&cert, base64_decode(&pem)).unwrap();
+    let cacert = cert.to_str().unwrap();
+    c.wait_for("the Secret's certificate served", Duration::from_secs(20), || {
+        curl("https", 443, &["--cacert", cacert]).stdout.starts_with("You've hit kubia-").then_some(())
+    });
+    let run = curl("https", 443, &["-k"]).ok();
+    assert!(run.stdout.starts_with("You've hit kubia-"), "{}", run.stdout);
+}
+
+/// `base64 -d`, as the README's command decodes the Secret's certificate.
+fn base64_decode(text: &str) -> Vec<u8> {
+    let mut child = Command::new("base64").arg("-d").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    out.stdout
+}
+
+#[test]
+fn an_unknown_addon_is_refused_before_any_cluster_exists() {
+    emu_tests::require_root();
+    let file = scenario("badaddon", "nodes: 1\naddons: [ingress, ingres]\nsteps:\n  - sleep: 1s\n");
+    let want = "scenario field `addons[1]`: unknown add-on \"ingres\": use one of ingress (`emu addons list` lists them)";
+    for verb in ["up", "test"] {
+        emu(&["down", "--cluster", "tbadaddon"]);
+        let r = emu(&[verb, "--cluster", "tbadaddon", file.to_str().unwrap()]);
+        assert_eq!(r.code, 1, "emu {verb}: {}{}", r.stdout, r.stderr);
+        assert!(r.stderr.contains(want), "emu {verb}: {}", r.stderr);
+        assert_eq!(r.stdout, "", "emu {verb} started nothing");
+        assert_gone("tbadaddon");
+    }
     let _ = std::fs::remove_dir_all(file.parent().unwrap());
 }
