@@ -4,8 +4,9 @@
 
 use crate::{decoded, with_health_server, Controller};
 use emu_api::typed::{self, EndpointSlice, Gateway, HTTPRoute, Namespace, Secret, Service};
-use emu_logic::gateway_nginx::{self, Inputs};
+use emu_logic::gateway_nginx::{self, Inputs, Problem};
 use emu_proto::reflector::Snapshot;
+use std::collections::BTreeSet;
 
 /// The kinds a Gateway's configuration is built from.
 pub const KINDS: [&str; 6] = ["Gateway", "HTTPRoute", "Service", "EndpointSlice", "Secret", "Namespace"];
@@ -32,11 +33,19 @@ impl Controller {
             upstreams_file: self.layout.upstreams_file.clone(),
         };
         let model = gateway_nginx::build(&inputs, &layout);
+        tracing::debug!(
+            servers = model.servers.len(),
+            matches = model.matches.len(),
+            upstreams = model.upstreams.len(),
+            "gateway rendered"
+        );
         let conf = with_health_server(gateway_nginx::render_conf(&model, &layout, gateway), self.args.healthz_port);
         let upstreams = emu_logic::ingress::render_upstreams_of(&model.upstreams);
-        for p in &model.problems {
+        let now: BTreeSet<Problem> = model.problems.iter().cloned().collect();
+        for p in now.difference(&self.gateway_reported) {
             tracing::warn!(object = %format!("{} {}/{}", p.kind, p.namespace, p.name), reason = p.reason, message = %p.message, "problem");
         }
+        self.gateway_reported = now;
         self.apply(conf, upstreams, &model.certificates, model.servers.len()).await
     }
 }

@@ -105,6 +105,8 @@ struct Controller {
     upstreams: String,
     certificates: Vec<ingress::CertFile>,
     reported: BTreeSet<Problem>,
+    /// The Gateway renderer's problems already logged.
+    gateway_reported: BTreeSet<emu_logic::gateway_nginx::Problem>,
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
@@ -153,6 +155,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         upstreams: String::new(),
         certificates: Vec::new(),
         reported: BTreeSet::new(),
+        gateway_reported: BTreeSet::new(),
     };
 
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).context("installing the SIGTERM handler")?;

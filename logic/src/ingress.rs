@@ -733,9 +733,19 @@ fn render_location(w: &mut String, matcher: &str, l: &Location, regex: bool, hst
             if let Some(cookie) = &l.affinity_cookie {
                 let _ = writeln!(w, "            add_header Set-Cookie $emu_set_cookie_{};", cookie_var(cookie));
             }
-            w.push_str(
-                "            proxy_set_header Host $host;
-            proxy_set_header X-Request-ID $request_id;
+            w.push_str("            proxy_set_header Host $host;\n");
+            w.push_str(FORWARDED_HEADERS);
+            let scheme = if l.https_backend { "https" } else { "http" };
+            let _ = writeln!(w, "            proxy_pass {scheme}://{name};");
+        }
+    }
+    w.push_str("        }\n");
+}
+
+/// The headers a proxied request gets besides `Host` (at a location's indentation): the client's
+/// address, the host and port it asked for, the scheme, a request id; and no `Connection: close`,
+/// so that upstream connections are kept alive.
+pub(crate) const FORWARDED_HEADERS: &str = "            proxy_set_header X-Request-ID $request_id;
             proxy_set_header X-Real-IP $remote_addr;
             proxy_set_header X-Forwarded-For $remote_addr;
             proxy_set_header X-Forwarded-Host $host;
@@ -744,14 +754,7 @@ fn render_location(w: &mut String, matcher: &str, l: &Location, regex: bool, hst
             proxy_set_header X-Forwarded-Scheme $scheme;
             proxy_set_header X-Scheme $scheme;
             proxy_set_header Connection \"\";
-",
-            );
-            let scheme = if l.https_backend { "https" } else { "http" };
-            let _ = writeln!(w, "            proxy_pass {scheme}://{name};");
-        }
-    }
-    w.push_str("        }\n");
-}
+";
 
 /// `s` as a PCRE literal.
 pub(crate) fn regex_escape(s: &str) -> String {
