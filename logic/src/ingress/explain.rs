@@ -351,9 +351,19 @@ pub fn explain(inputs: &Inputs, model: &Model, req: &Request) -> Decision {
         }
         Found::Location(matcher, l, why) => {
             let answer = answer(inputs, model, server, l, req, &uri, &mut notes);
+            let unavailable = matches!(answer, Answer::Status { code: 503, .. });
+            for p in ingress_problems(model, &l.ingress).filter(|p| !(unavailable && unavailable_because(l, p))) {
+                notes.push(format!("ingress {} has a Warning {}: {}", l.ingress, p.reason, p.message));
+            }
             (Some(choice(l, &matcher, why)), answer)
         }
     };
+    if req.scheme == Scheme::Https && server.certificate.is_none() {
+        notes.push(format!(
+            "server {} has no certificate of its own: nginx presents the controller's default (self-signed) certificate",
+            server.host
+        ));
+    }
     if req.port != 80 && req.port != 443 {
         notes.push(format!(
             "the controller's Service ingress-nginx-controller listens on 80 and 443: port {} reaches it only through a port-forward or a proxy of yours",
@@ -626,11 +636,8 @@ fn answer(inputs: &Inputs, model: &Model, server: &Server, l: &Location, req: &R
             }
         }
         Target::Unavailable => {
-            let (ns, ing) = l.ingress.split_once('/').unwrap_or_default();
-            let problems: Vec<String> = model
-                .problems
-                .iter()
-                .filter(|p| p.namespace == ns && p.ingress == ing)
+            let problems: Vec<String> = ingress_problems(model, &l.ingress)
+                .filter(|p| unavailable_because(l, p))
                 .map(|p| format!("{}: {}", p.reason, p.message))
                 .collect();
             let reason = format!(
@@ -734,6 +741,22 @@ fn answer(inputs: &Inputs, model: &Model, server: &Server, l: &Location, req: &R
         allowed_from,
         headers: headers.into_iter().map(|(n, v)| (n.to_string(), v)).collect(),
     }))
+}
+
+fn ingress_problems<'m>(model: &'m Model, ingress: &str) -> impl Iterator<Item = &'m super::Problem> {
+    let (ns, name) = ingress.split_once('/').unwrap_or_default();
+    let (ns, name) = (ns.to_string(), name.to_string());
+    model.problems.iter().filter(move |p| p.namespace == ns && p.ingress == name)
+}
+
+/// Whether the renderer's problem is why location `l` answers 503: its Service (missing, of
+/// type ExternalName, without the port), its resource backend, or its invalid source range.
+fn unavailable_because(l: &Location, p: &super::Problem) -> bool {
+    let backend = match &l.service {
+        Some(s) => p.message.starts_with(&format!("service \"{}/{}\"", p.namespace, s.name)),
+        None => p.reason == "UnsupportedBackend",
+    };
+    backend || (!l.allow.is_empty() && p.message.contains("whitelist-source-range"))
 }
 
 fn with_args(path: &str, args: Option<&str>) -> String {

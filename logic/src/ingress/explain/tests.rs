@@ -277,7 +277,8 @@ fn default_backends_missing_services_and_no_endpoints() {
             "broken",
             "2026-01-01T00:00:01Z",
             json!({}),
-            rules("broken.example.com", vec![path("/", "Prefix", "nosuch", json!({"number": 80}))]),
+            json!({"tls": [{"hosts": ["broken.example.com"], "secretName": "gone"}],
+                   "rules": [{"host": "broken.example.com", "http": {"paths": [path("/", "Prefix", "nosuch", json!({"number": 80}))]}}]}),
         ),
         ingress(
             "idle",
@@ -291,10 +292,18 @@ fn default_backends_missing_services_and_no_endpoints() {
     assert_eq!(d.server.how, "catch-all");
     assert_eq!(matched(&d), ("default/fallback".into(), "/".into(), "Prefix".into()));
     assert_eq!(pods(&d), ["default/headers"]);
-    let d = ask(&w, "http://broken.example.com/", &[], None);
+    // The 503's reason is the Service; the Ingress's other Warning is a note.
+    let d = ask(&w, "https://broken.example.com/", &[], None);
     assert_eq!(
         d.answer,
         Answer::Status { code: 503, reason: "the backend cannot be served (MissingService: service \"default/nosuch\" not found)".into() }
+    );
+    assert_eq!(
+        d.notes,
+        [
+            "ingress default/broken has a Warning MissingSecret: secret \"default/gone\" not found: serving the default certificate",
+            "server broken.example.com has no certificate of its own: nginx presents the controller's default (self-signed) certificate",
+        ]
     );
     let d = ask(&w, "http://idle.example.com/", &[], None);
     assert!(
