@@ -274,3 +274,23 @@ fn an_unknown_addon_is_refused_before_any_cluster_exists() {
     }
     let _ = std::fs::remove_dir_all(file.parent().unwrap());
 }
+
+/// scenarios/gateway.yaml: a GatewayClass of emu's, a Gateway with an HTTP listener and an
+/// HTTPRoute sending /v2 to kubia-v2 and splitting the rest 80/20, checked by its own steps
+/// through the Gateway's address.
+#[test]
+fn the_gateway_scenario_passes() {
+    emu_tests::require_root();
+    emu(&["down", "--cluster", "tgwscen"]);
+    let r = emu(&["test", "--cluster", "tgwscen", &format!("{SCENARIOS}/gateway.yaml")]);
+    println!("{}{}", r.stdout, r.stderr);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains(" — ${ADDRESS} = \"203.0.113."), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("✓ every other path is split 80/20 between kubia-v1 and kubia-v2 (of 200 requests, 20 to 60 to v2) ("),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("1 scenario: 1 passed, 0 failed in "), "{}", r.stdout);
+    assert_gone("tgwscen");
+}
