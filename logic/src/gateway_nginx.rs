@@ -49,7 +49,7 @@
 //! ResponseHeaderModifier, RequestMirror and ExtensionRef filters are reported and ignored.
 
 use crate::gateway::accepting_listeners;
-use crate::ingress::{endpoints, quoted, regex_escape, CertFile, Upstream};
+use crate::ingress::{endpoints, quoted, regex_escape, tls_certificate, CertFile, SecretUnusable, Upstream};
 use emu_api::gateway::{Gateway, HTTPPathModifier, HTTPRouteFilter, Listener, GROUP};
 use emu_api::typed::{key, EndpointSlice, HTTPRoute, Namespace, Secret, Service};
 use std::collections::{BTreeMap, BTreeSet};
@@ -576,26 +576,21 @@ fn certificate(inputs: &Inputs, layout: &Layout, model: &mut Model, l: &emu_api:
     let mut problem = |reason, message| {
         model.problems.push(Problem { kind: "Gateway", namespace: ns.into(), name: name.into(), reason, message });
     };
-    let found = inputs.secrets.iter().find(|s| key(&s.metadata) == (secret_ns, r.name.as_str()));
-    let Some(s) = found else {
-        problem("InvalidCertificateRef", format!("listener {}: secret \"{secret_ns}/{}\" not found", l.name, r.name));
-        return None;
-    };
-    let data = s.data.clone().unwrap_or_default();
-    let (Some(crt), Some(k), Some("kubernetes.io/tls")) = (data.get("tls.crt"), data.get("tls.key"), s.type_.as_deref()) else {
-        let msg =
-            format!("listener {}: secret \"{secret_ns}/{}\" is not of type kubernetes.io/tls with tls.crt and tls.key", l.name, r.name);
-        problem("InvalidCertificateRef", msg);
-        return None;
-    };
-    let path = format!("{}/{secret_ns}-{}.pem", layout.cert_dir, r.name);
-    let mut pem = crt.0.clone();
-    if !pem.ends_with(b"\n") {
-        pem.push(b'\n');
+    match tls_certificate(inputs.secrets, &layout.cert_dir, secret_ns, &r.name) {
+        Ok(file) => {
+            let path = file.path.clone();
+            model.certificates.push(file);
+            Some(path)
+        }
+        Err(why) => {
+            let what = match why {
+                SecretUnusable::Missing => "not found",
+                SecretUnusable::NotTls => "is not of type kubernetes.io/tls with tls.crt and tls.key",
+            };
+            problem("InvalidCertificateRef", format!("listener {}: secret \"{secret_ns}/{}\" {what}", l.name, r.name));
+            None
+        }
     }
-    pem.extend_from_slice(&k.0);
-    model.certificates.push(CertFile { path: path.clone(), pem });
-    Some(path)
 }
 
 /// The `split_clients` percentages of weighted backends, in hundredths of a percent: each

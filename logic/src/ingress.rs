@@ -382,32 +382,24 @@ impl Builder<'_> {
             return None;
         }
         let (ns, _) = ingress_key(ing);
-        let found = self
-            .inputs
-            .secrets
-            .iter()
-            .find(|s| s.metadata.namespace.as_deref() == Some(ns.as_str()) && s.metadata.name.as_deref() == Some(secret));
-        let Some(s) = found else {
-            self.problem(ing, "MissingSecret", format!("secret \"{ns}/{secret}\" not found: serving the default certificate"));
-            return None;
-        };
-        let data = s.data.clone().unwrap_or_default();
-        let (crt, key) = (data.get("tls.crt"), data.get("tls.key"));
-        let (Some(crt), Some(key), Some("kubernetes.io/tls")) = (crt, key, s.type_.as_deref()) else {
-            let msg = format!(
-                "secret \"{ns}/{secret}\" is not of type kubernetes.io/tls with tls.crt and tls.key: serving the default certificate"
-            );
-            self.problem(ing, "InvalidSecret", msg);
-            return None;
-        };
-        let path = format!("{}/{ns}-{secret}.pem", self.layout.cert_dir);
-        let mut pem = crt.0.clone();
-        if !pem.ends_with(b"\n") {
-            pem.push(b'\n');
+        match tls_certificate(self.inputs.secrets, &self.layout.cert_dir, &ns, secret) {
+            Ok(file) => {
+                let path = file.path.clone();
+                self.model.certificates.push(file);
+                Some(path)
+            }
+            Err(SecretUnusable::Missing) => {
+                self.problem(ing, "MissingSecret", format!("secret \"{ns}/{secret}\" not found: serving the default certificate"));
+                None
+            }
+            Err(SecretUnusable::NotTls) => {
+                let msg = format!(
+                    "secret \"{ns}/{secret}\" is not of type kubernetes.io/tls with tls.crt and tls.key: serving the default certificate"
+                );
+                self.problem(ing, "InvalidSecret", msg);
+                None
+            }
         }
-        pem.extend_from_slice(&key.0);
-        self.model.certificates.push(CertFile { path: path.clone(), pem });
-        Some(path)
     }
 
     /// The upstream of a backend (made on first use), or why it cannot be served.
@@ -456,6 +448,34 @@ impl Builder<'_> {
         }
         Target::Upstream(name)
     }
+}
+
+/// Why a TLS Secret cannot be served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SecretUnusable {
+    Missing,
+    /// Not of type `kubernetes.io/tls`, or without `tls.crt` and `tls.key`.
+    NotTls,
+}
+
+/// The certificate file of Secret `namespace/name`: its `tls.crt` then its `tls.key`, at
+/// `<cert_dir>/<namespace>-<name>.pem` as ingress-nginx writes it; or why it cannot be used.
+pub(crate) fn tls_certificate(secrets: &[Secret], cert_dir: &str, ns: &str, name: &str) -> Result<CertFile, SecretUnusable> {
+    let s = secrets
+        .iter()
+        .find(|s| s.metadata.namespace.as_deref() == Some(ns) && s.metadata.name.as_deref() == Some(name))
+        .ok_or(SecretUnusable::Missing)?;
+    let data = s.data.as_ref();
+    let (crt, key) = (data.and_then(|d| d.get("tls.crt")), data.and_then(|d| d.get("tls.key")));
+    let (Some(crt), Some(key), Some("kubernetes.io/tls")) = (crt, key, s.type_.as_deref()) else {
+        return Err(SecretUnusable::NotTls);
+    };
+    let mut pem = crt.0.clone();
+    if !pem.ends_with(b"\n") {
+        pem.push(b'\n');
+    }
+    pem.extend_from_slice(&key.0);
+    Ok(CertFile { path: format!("{cert_dir}/{ns}-{name}.pem"), pem })
 }
 
 /// The ready endpoints of a Service port, `ip:port` (the port of the slice's port of the same
