@@ -8,6 +8,9 @@ use emu_logic::gateway_nginx::{self, Inputs, Problem};
 use emu_proto::reflector::Snapshot;
 use std::collections::BTreeSet;
 
+/// The source component of the Warning Events of the renderer's problems.
+const EVENT_SOURCE: &str = "emu-gateway";
+
 /// The kinds a Gateway's configuration is built from.
 pub const KINDS: [&str; 6] = ["Gateway", "HTTPRoute", "Service", "EndpointSlice", "Secret", "Namespace"];
 
@@ -44,6 +47,9 @@ impl Controller {
         let now: BTreeSet<Problem> = model.problems.iter().cloned().collect();
         for p in now.difference(&self.gateway_reported) {
             tracing::warn!(object = %format!("{} {}/{}", p.kind, p.namespace, p.name), reason = p.reason, message = %p.message, "problem");
+            if let Some(object) = snapshot.objects.get(&(p.kind.to_string(), p.namespace.clone(), p.name.clone())) {
+                self.warning_event(object, p.reason, &p.message, EVENT_SOURCE).await;
+            }
         }
         self.gateway_reported = now;
         self.apply(conf, upstreams, &model.certificates, model.servers.len()).await

@@ -3,7 +3,8 @@
 //! a LoadBalancer Service, and its HTTPRoutes are reached from the outside world through the
 //! Gateway's address: an 80/20 weighted split over 1,000 requests, a header match, PathPrefix by
 //! path element, a RequestRedirect, a URLRewrite the pod sees, TLS with the listener's
-//! certificate, and 404 when nothing matches.
+//! certificate, 404 when nothing matches, and 500 with a Warning Event for a backendRef that does
+//! not resolve.
 
 use emu_tests::Cluster;
 use std::time::Duration;
@@ -92,6 +93,15 @@ spec:
   - matches: [{path: {type: PathPrefix, value: /api}}]
     filters: [{type: URLRewrite, urlRewrite: {path: {type: ReplacePrefixMatch, replacePrefixMatch: /v2}}}]
     backendRefs: [{name: echo-b, port: 80}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: broken}
+spec:
+  parentRefs: [{name: web}]
+  hostnames: [broken.example.com]
+  rules:
+  - backendRefs: [{name: no-such-service, port: 80}]
 "#;
 
 /// `curl` from the outside world with `--resolve HOST:PORT:ADDRESS`; (status, Location, body).
@@ -166,6 +176,16 @@ fn gateway_serves_httproutes_from_the_outside_world() {
     let (code, _, body) = curl(&c, &address, "https://shop.example.com/foo", &["--cacert", cert]);
     assert_eq!((code.as_str(), first_line(&body)), ("200", "echo-a /foo"), "{body}");
     assert!(body.contains("X-Forwarded-Proto: https"), "{body}");
+
+    // A backendRef that does not resolve answers 500, as the Gateway API specifies, and is
+    // reported as a Warning Event on its route.
+    let (code, _, _) = curl(&c, &address, "http://broken.example.com/", &[]);
+    assert_eq!(code, "500");
+    let events = c.wait_for("the BackendNotFound Event", Duration::from_secs(10), || {
+        let d = c.emu(&["describe", "httproute", "broken"]).ok().stdout;
+        d.contains("Warning  BackendNotFound").then_some(d)
+    });
+    assert!(events.contains("emu-gateway  Service default/no-such-service not found: its share of requests answers 500"), "{events}");
 
     // Weights 80/20 over 1,000 requests, within ±5 % (of the requests: 750 to 850 on echo-a).
     let resolve = format!("split.example.com:80:{address}");
