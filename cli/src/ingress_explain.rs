@@ -4,15 +4,18 @@
 //! it (`emu_logic::ingress::build`, its default layout); the decision is
 //! `emu_logic::ingress::explain`, pure and unit-tested.
 //!
-//! Gateways and HTTPRoutes are not consulted yet: their data path (logic::gateway_nginx) has
-//! no request router to ask. When it has one, this is where a Gateway whose listener takes the
-//! URL's host and port (or `--gateway NS/NAME`) is asked before the Ingresses.
+//! Gateways come first: when `--gateway NS/NAME` names one, or a Gateway of emu's class has
+//! the URL's address or a listener on its port whose hostname takes the Host header, that
+//! Gateway's data path is explained instead (`emu_logic::ingress::explain::gateway`, on the
+//! model `emu-ingress --gateway` renders).
 
 use crate::context::{api_error, Ctx};
 use crate::Globals;
 use anyhow::bail;
 use clap::{Args, Subcommand};
-use emu_api::typed::{decode_all, EndpointSlice, Ingress, IngressClass, Secret, Service};
+use emu_api::gateway::{Gateway, GatewayClass, HTTPRoute};
+use emu_api::typed::{decode_all, EndpointSlice, Ingress, IngressClass, Namespace, Secret, Service};
+use emu_logic::gateway_nginx;
 use emu_logic::ingress::{self, explain, Inputs, Layout};
 use emu_proto::{ListRequest, ObjectRef};
 use serde_json::Value;
@@ -44,6 +47,14 @@ pub struct ExplainArgs {
     /// explain says which addresses are allowed).
     #[arg(long, value_name = "IP")]
     client_ip: Option<String>,
+    /// The request's method, as curl's -X (HTTPRoute method matches; Ingresses route by host
+    /// and path alone).
+    #[arg(short = 'X', long = "request", value_name = "METHOD", default_value = "GET")]
+    method: String,
+    /// Explain the request through this Gateway's data path (`NAME` or `NAMESPACE/NAME`), even
+    /// when its address and listener hostnames do not say so.
+    #[arg(long, value_name = "[NAMESPACE/]NAME")]
+    gateway: Option<String>,
     /// Output format: `json` for the decision as JSON (default: text).
     #[arg(short = 'o', long, value_name = "FORMAT")]
     output: Option<String>,
@@ -85,6 +96,40 @@ fn explain_url(a: ExplainArgs, g: &Globals) -> anyhow::Result<i32> {
     };
     let request = explain::parse_request(&a.url, &a.headers, a.client_ip.as_deref()).map_err(anyhow::Error::msg)?;
     let ctx = Ctx::open(g)?;
+    let list = |kind: &str| -> anyhow::Result<Vec<Value>> {
+        let mut client = ctx.client.clone();
+        let request = ListRequest { kind: kind.into(), ..Default::default() };
+        let items = ctx.block_on(client.list(request)).map_err(api_error)?.into_inner().items;
+        items.iter().map(|o| Ok(serde_json::from_str(&o.json)?)).collect()
+    };
+    let services: Vec<Service> = decode_all(&list("Service")?);
+    let slices: Vec<EndpointSlice> = decode_all(&list("EndpointSlice")?);
+    let secrets: Vec<Secret> = decode_all(&list("Secret")?);
+    let gateways: Vec<Gateway> = decode_all(&list("Gateway")?);
+    let named = a.gateway.as_ref().map(|n| if n.contains('/') { n.clone() } else { format!("{}/{n}", g.namespace_or_default()) });
+    let gateway_classes: Vec<GatewayClass> = decode_all(&list("GatewayClass")?);
+    if let Some((gw, why)) = explain::gateway::pick(&gateways, &gateway_classes, named.as_deref(), &request).map_err(anyhow::Error::msg)? {
+        let routes: Vec<HTTPRoute> = decode_all(&list("HTTPRoute")?);
+        let namespaces: Vec<Namespace> = decode_all(&list("Namespace")?);
+        let inputs = gateway_nginx::Inputs {
+            gateway: gw,
+            routes: &routes,
+            namespaces: &namespaces,
+            services: &services,
+            slices: &slices,
+            secrets: &secrets,
+        };
+        let layout = controller_layout(80, 443);
+        let layout = gateway_nginx::Layout {
+            run_dir: layout.run_dir,
+            cert_dir: layout.cert_dir,
+            default_cert: layout.default_cert,
+            upstreams_file: layout.upstreams_file,
+        };
+        let model = gateway_nginx::build(&inputs, &layout);
+        let decision = explain::gateway::explain(gw, why, &model, &slices, &request, &a.method);
+        return show(&decision, decision.text(), json);
+    }
     let mut client = ctx.client.clone();
     let controller =
         ObjectRef { kind: "Deployment".into(), namespace: ingress::ADDON_NAMESPACE.into(), name: "ingress-nginx-controller".into() };
@@ -96,25 +141,21 @@ fn explain_url(a: ExplainArgs, g: &Globals) -> anyhow::Result<i32> {
         Err(s) => return Err(api_error(s)),
     };
     let (class, http_port, https_port) = controller_flags(&deployment);
-    let list = |kind: &str| -> anyhow::Result<Vec<Value>> {
-        let mut client = ctx.client.clone();
-        let request = ListRequest { kind: kind.into(), ..Default::default() };
-        let items = ctx.block_on(client.list(request)).map_err(api_error)?.into_inner().items;
-        items.iter().map(|o| Ok(serde_json::from_str(&o.json)?)).collect()
-    };
     let classes: Vec<IngressClass> = decode_all(&list("IngressClass")?);
     let ingresses: Vec<Ingress> = decode_all(&list("Ingress")?);
-    let services: Vec<Service> = decode_all(&list("Service")?);
-    let slices: Vec<EndpointSlice> = decode_all(&list("EndpointSlice")?);
-    let secrets: Vec<Secret> = decode_all(&list("Secret")?);
     let inputs =
         Inputs { class: &class, classes: &classes, ingresses: &ingresses, services: &services, slices: &slices, secrets: &secrets };
     let model = ingress::build(&inputs, &controller_layout(http_port, https_port));
     let decision = explain::explain(&inputs, &model, &request);
+    show(&decision, decision.text(), json)
+}
+
+/// Prints a decision as text or, with `-o json`, as JSON.
+fn show<T: serde::Serialize>(decision: &T, text: String, json: bool) -> anyhow::Result<i32> {
     if json {
-        println!("{}", serde_json::to_string_pretty(&decision)?);
+        println!("{}", serde_json::to_string_pretty(decision)?);
     } else {
-        print!("{}", decision.text());
+        print!("{text}");
     }
     Ok(0)
 }

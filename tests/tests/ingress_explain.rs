@@ -265,3 +265,69 @@ fn explain_predicts_what_the_ingress_answers() {
         }
     }
 }
+
+const GATEWAY: &str = r#"
+apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {name: emu}
+spec: {controllerName: emu.dev/gateway-controller}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: web}
+spec:
+  gatewayClassName: emu
+  listeners: [{name: http, port: 80, protocol: HTTP}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: api}
+spec:
+  parentRefs: [{name: web}]
+  hostnames: [gw.example.com]
+  rules:
+  - matches: [{path: {type: PathPrefix, value: /api}}]
+    filters: [{type: URLRewrite, urlRewrite: {path: {type: ReplacePrefixMatch, replacePrefixMatch: /v2}}}]
+    backendRefs: [{name: echo, port: 8000}]
+  - matches: [{path: {type: Exact, value: /old}}]
+    filters: [{type: RequestRedirect, requestRedirect: {path: {type: ReplaceFullPath, replaceFullPath: /new}, statusCode: 301}}]
+"#;
+
+/// A URL whose address is a Gateway's is explained through that Gateway's data path (the
+/// HTTPRoute rule, its rewrite or redirect, the pods), and curl through it agrees.
+#[test]
+fn explain_follows_a_gateway_s_httproutes() {
+    let c = Cluster::up("tiexgw", &["--nodes", "2"]);
+    let echo: String = OBJECTS.split("---").filter(|d| d.contains("name: echo")).collect::<Vec<_>>().join("---");
+    c.apply("echo.yaml", &echo).ok();
+    c.apply("gateway.yaml", GATEWAY).ok();
+    c.ready_pod("echo");
+    let address = c.wait_for("the Gateway's address", Duration::from_secs(90), || {
+        let ip = c.emu(&["get", "gateway", "web", "-o", "jsonpath={.status.addresses[0].value}"]).stdout;
+        (!ip.is_empty()).then_some(ip)
+    });
+    let host = "Host: gw.example.com";
+    let url = |path: &str| format!("http://{address}{path}");
+    c.wait_for("the route in the Gateway's nginx", Duration::from_secs(30), || {
+        (curl(&c, &address, &url("/api/x"), &["-H", host]).code == "200").then_some(())
+    });
+
+    let d = explain(&c, &url("/api/users?id=1"), &["-H", host]);
+    assert_eq!(d["gateway"], "default/web", "{d:#}");
+    assert_eq!(d["why"], format!("the URL's address {address} is Gateway default/web's (status.addresses)"));
+    assert_eq!((d["route"].as_str(), d["rule"].as_u64(), d["path"].as_str()), (Some("default/api"), Some(0), Some("PathPrefix /api")));
+    assert_eq!(d["answer"]["uri"], "/v2/users?id=1");
+    assert_eq!(d["answer"]["backends"][0]["endpoints"][0]["pod"], "default/echo");
+    assert_eq!(curl(&c, &address, &url("/api/users?id=1"), &["-H", host]).body, "/v2/users?id=1");
+
+    let d = explain(&c, &url("/old"), &["-H", host]);
+    assert_eq!(d["answer"]["type"], "redirect", "{d:#}");
+    let got = curl(&c, &address, &url("/old"), &["-H", host]);
+    assert_eq!((got.code.as_str(), got.redirect.as_str()), ("301", d["answer"]["location"].as_str().unwrap()));
+
+    let d = explain(&c, &url("/nothing"), &["-H", host]);
+    assert_eq!(d["answer"]["code"], 404, "{d:#}");
+    assert_eq!(curl(&c, &address, &url("/nothing"), &["-H", host]).code, "404");
+    let text = c.emu(&["ingress", "explain", &url("/api/users"), "-H", host]).ok().stdout;
+    assert!(text.contains("Matched:       httproute/default/api rule 0 match 0 (PathPrefix /api)"), "{text}");
+}

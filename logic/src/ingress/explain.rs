@@ -29,8 +29,11 @@
 //! reported rather than guessed.
 
 use super::{location_matchers, rewrite_pattern, Inputs, Location, Model, PathKind, Server, ServicePort, Target, ANNOTATION_PREFIX};
+use emu_api::typed::EndpointSlice;
 use serde::Serialize;
 use std::net::IpAddr;
+
+pub mod gateway;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -716,7 +719,7 @@ fn answer(inputs: &Inputs, model: &Model, server: &Server, l: &Location, req: &R
         Some(v) => vec![chash_pick(&addresses, v).to_string()],
         None => addresses,
     };
-    let endpoints = endpoints.into_iter().map(|address| Endpoint { pod: pod_of(inputs, &address), address }).collect();
+    let endpoints = endpoints.into_iter().map(|address| Endpoint { pod: pod_of(inputs.slices, &address), address }).collect();
     let client = req.client.map_or("(the client's address)".to_string(), |c| c.to_string());
     let port = if req.scheme == Scheme::Http { "80" } else { "443" };
     let headers = [
@@ -863,9 +866,9 @@ fn cidr_contains(cidr: &str, ip: IpAddr) -> bool {
 }
 
 /// The pod behind an endpoint `ip:port`, from the EndpointSlices' targetRef.
-fn pod_of(inputs: &Inputs, address: &str) -> Option<String> {
+fn pod_of(slices: &[EndpointSlice], address: &str) -> Option<String> {
     let ip = address.rsplit_once(':').map_or(address, |(ip, _)| ip).trim_start_matches('[').trim_end_matches(']');
-    inputs.slices.iter().flat_map(|s| s.endpoints.iter()).find(|e| e.addresses.iter().any(|a| a == ip)).and_then(|e| {
+    slices.iter().flat_map(|s| s.endpoints.iter()).find(|e| e.addresses.iter().any(|a| a == ip)).and_then(|e| {
         let t = e.target_ref.as_ref()?;
         Some(format!("{}/{}", t.namespace.as_deref().unwrap_or_default(), t.name.as_deref().unwrap_or_default()))
     })
