@@ -414,10 +414,13 @@ fn precedence(host: Option<&str>, m: &Match) -> impl Ord {
     )
 }
 
-/// Whether a header or query name can be an nginx variable's suffix, and a value an nginx
-/// string (no `$`, which would read a variable).
-fn servable(name: &str, value: &str) -> bool {
-    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') && !value.contains('$')
+/// Whether nginx can match a header (`header`) or query parameter by this name and value: a
+/// header name of letters, digits and `-` (nginx drops request headers with `_` by default; `-`
+/// becomes `_` in `$http_`), a query name of letters, digits and `_` (the `$arg_` suffix), and a
+/// value without `$` (an nginx string would read a variable).
+fn servable(name: &str, value: &str, header: bool) -> bool {
+    let extra = if header { '-' } else { '_' };
+    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == extra) && !value.contains('$')
 }
 
 /// The matches of a route's rules, pushed onto `model.matches` (their indices returned).
@@ -445,15 +448,15 @@ fn route_matches_of(inputs: &Inputs, route: &HTTPRoute, model: &mut Model, upstr
                     continue;
                 }
             };
-            let mut pairs = |list: &Option<Vec<emu_api::gateway::HTTPHeaderMatch>>, what: &str, lower: bool| {
+            let mut pairs = |list: &Option<Vec<emu_api::gateway::HTTPHeaderMatch>>, what: &str, header: bool| {
                 let mut out = Vec::new();
                 for h in list.iter().flatten() {
                     let type_ = h.type_.as_deref().unwrap_or("Exact");
-                    if type_ != "Exact" || !servable(&h.name, &h.value) {
+                    if type_ != "Exact" || !servable(&h.name, &h.value, header) {
                         unservable(format!("{what} match {:?} ({type_}, {:?})", h.name, h.value));
                         return None;
                     }
-                    out.push((if lower { h.name.to_ascii_lowercase() } else { h.name.clone() }, h.value.clone()));
+                    out.push((if header { h.name.to_ascii_lowercase() } else { h.name.clone() }, h.value.clone()));
                 }
                 Some(out)
             };
@@ -513,11 +516,11 @@ fn action(
             }
             ("RequestHeaderModifier", _, Some(h)) => {
                 let pairs = |l: &Option<Vec<emu_api::gateway::HTTPHeader>>| -> Vec<(String, String)> {
-                    l.iter().flatten().filter(|h| servable(&h.name, &h.value)).map(|h| (h.name.clone(), h.value.clone())).collect()
+                    l.iter().flatten().filter(|h| servable(&h.name, &h.value, true)).map(|h| (h.name.clone(), h.value.clone())).collect()
                 };
                 forward.set_headers.extend(pairs(&h.set));
                 forward.add_headers.extend(pairs(&h.add));
-                forward.remove_headers.extend(h.remove.iter().flatten().filter(|n| servable(n, "")).cloned());
+                forward.remove_headers.extend(h.remove.iter().flatten().filter(|n| servable(n, "", true)).cloned());
             }
             (other, _, _) => {
                 let msg = format!("filter {other} is not served by emu; it is ignored");
@@ -712,7 +715,7 @@ fn render_server(w: &mut String, model: &Model, s: &Server, layout: &Layout) {
                 unless(format!("$http_{}", name.replace('-', "_")), value);
             }
             for (name, value) in &m.query {
-                unless(format!("$arg_{}", name.replace('-', "_")), value);
+                unless(format!("$arg_{name}"), value);
             }
             let _ = writeln!(w, "            if ($emu_ok) {{\n                set $emu_rule {n};\n            }}");
         }

@@ -323,6 +323,27 @@ fn unservable_matches_are_left_out_and_reported() {
     assert_eq!(served(&m, &get("x", "/ok")), "default/a:80");
     assert_eq!(m.problems[0].reason, "UnsupportedValue");
     assert!(m.problems[0].message.contains("RegularExpression"), "{:?}", m.problems);
+    // Names nginx cannot match: a header with `_` (dropped by nginx), a query name with `-`
+    // (not an `$arg_` suffix), a value with `$`.
+    let r = route_obj(
+        "r",
+        "2026-01-01T00:00:00Z",
+        json!([]),
+        json!([
+            rule(json!([{"path": {"value": "/h"}, "headers": [{"name": "x_under", "value": "1"}]}]), "a"),
+            rule(json!([{"path": {"value": "/q"}, "queryParams": [{"name": "a-b", "value": "1"}]}]), "a"),
+            rule(json!([{"path": {"value": "/v"}, "headers": [{"name": "x-v", "value": "$host"}]}]), "a"),
+            rule(
+                json!([{"path": {"value": "/ok"}, "headers": [{"name": "x-ok", "value": "1"}], "queryParams": [{"name": "a_b", "value": "1"}]}]),
+                "a"
+            ),
+        ]),
+    );
+    let m = model_of(&http_gateway(), &[r]);
+    assert_eq!(m.matches.iter().map(|m| m.rule).collect::<Vec<_>>(), vec![3]);
+    assert_eq!(m.problems.len(), 3, "{:?}", m.problems);
+    let conf = render_conf(&m, &layout(), "default/gw");
+    assert!(conf.contains("if ($http_x_ok != \"1\")") && conf.contains("if ($arg_a_b != \"1\")"), "{conf}");
 }
 
 #[test]
