@@ -522,17 +522,25 @@ fn find_location<'s>(server: &'s Server, uri: &str, notes: &mut Vec<String>) -> 
         };
         return Found::Location(m.clone(), l, why);
     }
-    let longest = matchers.iter().filter(|(m, _)| !m.starts_with("= ") && uri.starts_with(m.as_str())).max_by_key(|(m, _)| m.len());
-    if let Some((m, l)) = longest {
-        let why = match l.kind {
-            PathKind::Prefix => format!("{uri} is under Prefix {} (by path element); the longest matching prefix wins", l.path),
-            _ => format!("{uri} starts with {} (ImplementationSpecific: nginx's string prefix); the longest matching prefix wins", l.path),
-        };
-        return Found::Location(m.clone(), l, why);
-    }
+    // nginx meets the location `uri/` on its way down the prefix tree, below any shorter prefix
+    // of the URI, and answers 301 from there (checked with nginx 1.22: `/docs` with locations
+    // `/` and `/docs/` gets the 301).
     let slashed = format!("{uri}/");
-    match matchers.iter().find(|(m, l)| *m == slashed && matches!(l.target, Target::Upstream(_))) {
-        Some((m, l)) => Found::AutoRedirect(m.clone(), l),
+    if let Some((m, l)) = matchers.iter().find(|(m, l)| *m == slashed && matches!(l.target, Target::Upstream(_))) {
+        return Found::AutoRedirect(m.clone(), l);
+    }
+    let longest = matchers.iter().filter(|(m, _)| !m.starts_with("= ") && uri.starts_with(m.as_str())).max_by_key(|(m, _)| m.len());
+    match longest {
+        Some((m, l)) => {
+            let why = match l.kind {
+                PathKind::Prefix => format!("{uri} is under Prefix {} (by path element); the longest matching prefix wins", l.path),
+                _ => format!(
+                    "{uri} starts with {} (ImplementationSpecific: nginx's string prefix); the longest matching prefix wins",
+                    l.path
+                ),
+            };
+            Found::Location(m.clone(), l, why)
+        }
         None => Found::None,
     }
 }
