@@ -21,11 +21,13 @@ emu_need_packages() {
   # The benchmark's data path throughput: pods of the networkstatic/iperf3 image run the host's
   # iperf3 (logic/src/images.rs). The DNS benchmark's load generator (dnsperf) and its baseline
   # server (dnsmasq, run by a pod of the 4km3/dnsmasq image): dnsmasq-base is the program alone,
-  # without the dnsmasq package's service, so nothing starts listening on the host.
+  # without the dnsmasq package's service, so nothing starts listening on the host. The ingress
+  # benchmark's load generator (wrk, run in the outside world; --latency gives its percentiles).
   if [ "${EMU_WITH_BENCH:-0}" = 1 ]; then
     command -v iperf3 >/dev/null || missing+=(iperf3)
     command -v dnsperf >/dev/null || missing+=(dnsperf)
     [ -x /usr/sbin/dnsmasq ] || missing+=(dnsmasq-base)
+    command -v wrk >/dev/null || missing+=(wrk)
   fi
   if [ ${#missing[@]} -gt 0 ]; then
     echo "==> Installing missing system packages: ${missing[*]}"
