@@ -1,7 +1,8 @@
 //! `emu ingress explain URL` (issue 21, item 4) against the real thing: for a matching path, a
-//! path that is no path element's, the default backend, the 308 of a TLS host, a rewrite,
-//! a missing Service and cookie affinity, explain's prediction (status code, pod set, the URI
-//! the pod sees, the redirect's location) is what curl through the ingress controller gets.
+//! path that is no path element's, the default backend, the 308 of a TLS host, a rewrite, a
+//! missing Service, a source range and cookie affinity, explain's prediction (status code, pod
+//! set, the URI the pod sees, the redirect's location) is what curl through the ingress
+//! controller gets; likewise through a Gateway's data path for its HTTPRoutes.
 
 use emu_tests::{name, Cluster};
 use serde_json::Value;
@@ -91,6 +92,19 @@ spec:
     http:
       paths:
       - {path: /something(/|$)(.*), pathType: ImplementationSpecific, backend: {service: {name: echo, port: {number: 8000}}}}
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: internal
+  annotations:
+    nginx.ingress.kubernetes.io/whitelist-source-range: 10.0.0.0/8
+spec:
+  rules:
+  - host: internal.example.com
+    http:
+      paths:
+      - {path: /, pathType: Prefix, backend: {service: {name: kubia, port: {number: 80}}}}
 ---
 apiVersion: networking.k8s.io/v1
 kind: Ingress
@@ -250,6 +264,14 @@ fn explain_predicts_what_the_ingress_answers() {
     assert_eq!(d["answer"]["code"], 503);
     assert!(d["answer"]["reason"].as_str().unwrap().contains("MissingService: service \"default/nosuch\" not found"), "{d:#}");
     assert_eq!(curl(&c, &address, "http://broken.example.com/", &[]).code, "503");
+
+    // whitelist-source-range: the outside world's client (198.51.100.1, kept by the controller
+    // Service's externalTrafficPolicy Local) is not in 10.0.0.0/8: 403.
+    let d = explain(&c, "http://internal.example.com/", &["--client-ip", "198.51.100.1"]);
+    assert_eq!(d["answer"]["code"], 403, "{d:#}");
+    assert_eq!(curl(&c, &address, "http://internal.example.com/", &[]).code, "403");
+    let d = explain(&c, "http://internal.example.com/", &[]);
+    assert_eq!(d["answer"]["allowed_from"], serde_json::json!(["10.0.0.0/8"]), "{d:#}");
 
     // Cookie affinity: the cookie's value picks one pod by nginx's consistent hash; curl with
     // that cookie lands there every time.
