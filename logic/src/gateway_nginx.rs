@@ -402,7 +402,7 @@ fn precedence(host: Option<&str>, m: &Match) -> impl Ord {
     let (plain, chars) = host_rank(host);
     let path = match &m.path {
         PathMatch::Exact(v) => (0, std::cmp::Reverse(v.len())),
-        PathMatch::Prefix(p) => (1, std::cmp::Reverse(if p == "/" { 0 } else { p.len() })),
+        PathMatch::Prefix(p) => (1, std::cmp::Reverse(p.len())),
     };
     (
         std::cmp::Reverse(plain),

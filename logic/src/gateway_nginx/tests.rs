@@ -274,6 +274,42 @@ fn redirects_as_the_gateway_api_builds_the_location() {
     assert_eq!(at("/old/x", "a=b"), redirect(302, "http://shop.example.com:8080/home?a=b"));
 }
 
+/// On an HTTPS listener a redirect without a scheme keeps https and the listener's port; each
+/// host gets its listener's certificate, and a host no listener takes the catch-all's 404.
+#[test]
+fn https_listeners_serve_their_hosts_with_their_certificates() {
+    let gw = gateway(json!([
+        {"name": "a", "port": 8443, "protocol": "HTTPS", "hostname": "a.example.com", "tls": {"certificateRefs": [{"name": "a-tls"}]}},
+        {"name": "wild", "port": 8443, "protocol": "HTTPS", "hostname": "*.example.com", "tls": {"certificateRefs": [{"name": "wild-tls"}]}}
+    ]));
+    let r = route_obj(
+        "r",
+        "2026-01-01T00:00:00Z",
+        json!([]),
+        json!([{"matches": [prefix("/go")], "filters": [{"type": "RequestRedirect", "requestRedirect": {"hostname": "b.example.com"}}]},
+            rule(json!([prefix("/")]), "a")]),
+    );
+    let secrets = [tls_secret("a-tls"), tls_secret("wild-tls")];
+    let services: Vec<Service> = SERVICES.iter().map(|s| service(s)).collect();
+    let routes = [r];
+    let inputs = Inputs { gateway: &gw, routes: &routes, namespaces: &[], services: &services, slices: &[], secrets: &secrets };
+    let m = build(&inputs, &layout());
+    let certs: Vec<(Option<&str>, Option<&str>)> = m.servers.iter().map(|s| (s.hostname.as_deref(), s.certificate.as_deref())).collect();
+    assert_eq!(
+        certs,
+        vec![
+            (None, None),
+            (Some("*.example.com"), Some("/etc/gw/ssl/default-wild-tls.pem")),
+            (Some("a.example.com"), Some("/etc/gw/ssl/default-a-tls.pem"))
+        ]
+    );
+    let at = |host, path| route(&m, &Request { port: 8443, ..get(host, path) });
+    assert_eq!(at("a.example.com", "/go").outcome, Outcome::Redirect { status: 302, location: "https://b.example.com:8443/go".into() });
+    let Outcome::Forward { backends, .. } = at("x.y.example.com", "/").outcome else { panic!() };
+    assert_eq!(backends[0].status, Some(503), "no ready endpoint");
+    assert_eq!(at("other.org", "/").outcome, Outcome::NotFound("no listener on port 8443 takes host other.org".into()));
+}
+
 #[test]
 fn url_rewrites_replace_the_prefix_or_the_full_path_and_the_host() {
     let rewrite = |filter: Value, p: &str| json!({"matches": [prefix(p)], "filters": [{"type": "URLRewrite", "urlRewrite": filter}], "backendRefs": to("a")});
