@@ -199,8 +199,11 @@ spec:
         (code == "200").then_some(body)
     });
     assert!(body.starts_with("You've hit kubia-"), "{body}");
-    let (code, _) = curl(&c, "kubia-tls.example.com", 80, &address, "http://kubia-tls.example.com/", &[]);
-    assert_eq!(code, "308", "HTTP to a TLS host is redirected");
+    // HTTP to the TLS host is redirected; during the reload that brought HTTPS, old workers may
+    // still answer 404 for the new host, so wait for the redirect as for HTTPS.
+    c.wait_for("the 308 of HTTP to HTTPS", Duration::from_secs(10), || {
+        (curl(&c, "kubia-tls.example.com", 80, &address, "http://kubia-tls.example.com/", &[]).0 == "308").then_some(())
+    });
 
     // A rolling restart of the backend pods under 20 requests/s through the Ingress: nginx
     // takes the new endpoints with graceful reloads, and no request fails.
