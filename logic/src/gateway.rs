@@ -210,13 +210,6 @@ pub fn statuses(inputs: &Inputs) -> Statuses {
             } else {
                 (false, "UnsupportedProtocol", format!("emu serves HTTP and HTTPS listeners, not {}", l.protocol))
             };
-            // The listener's reasons are Programmed, Invalid and Pending: what the Gateway
-            // waits for, the listener waits for too.
-            let (programmed, programmed_reason, programmed_message) = match (accepted, programmed) {
-                (false, _) => (false, "Invalid", "Listener is not accepted".to_string()),
-                (true, true) => (true, "Programmed", "Listener is programmed".to_string()),
-                (true, false) => (false, "Pending", programmed_message.clone()),
-            };
             let missing: Vec<String> = l
                 .tls
                 .iter()
@@ -228,6 +221,14 @@ pub fn statuses(inputs: &Inputs) -> Statuses {
                 (true, "ResolvedRefs", "References are resolved".to_string())
             } else {
                 (false, "InvalidCertificateRef", format!("Secret {} not found", missing.join(", ")))
+            };
+            // The listener's reasons are Programmed, Invalid and Pending: one not accepted or
+            // whose certificate is missing cannot be served as written;
+            // what the Gateway waits for, the listener waits for too.
+            let (programmed, programmed_reason, programmed_message) = match (accepted && resolved, programmed) {
+                (false, _) => (false, "Invalid", "Listener is invalid, see its other conditions".to_string()),
+                (true, true) => (true, "Programmed", "Listener is programmed".to_string()),
+                (true, false) => (false, "Pending", programmed_message.clone()),
             };
             let kinds = if accepted { vec![RouteGroupKind { group: Some(GROUP.into()), kind: "HTTPRoute".into() }] } else { vec![] };
             listeners.push(ListenerStatus {

@@ -218,6 +218,25 @@ fn programmed_once_the_service_has_an_address_and_a_replica_is_ready() {
 }
 
 #[test]
+fn a_listener_whose_certificate_is_missing_is_not_programmed() {
+    let classes = [class("emu", CONTROLLER_NAME)];
+    let listeners = json!([{"name": "http", "port": 80, "protocol": "HTTP"},
+        {"name": "https", "port": 443, "protocol": "HTTPS", "tls": {"certificateRefs": [{"name": "cert"}]}}]);
+    let gateways = [gateway("web", "emu", listeners)];
+    let path = DataPath { addresses: vec!["172.18.255.1".into()], ready: true, taken: vec![] };
+    let s = run_with(&classes, &gateways, &[], &[], &BTreeMap::from([(("default".to_string(), "web".to_string()), path)]));
+    let gw = gateway_status(&s, "web");
+    assert_eq!(conditions(gw.conditions.as_deref().unwrap())[1], ("Programmed", "True", "Programmed"), "the other listener serves");
+    let listeners = gw.listeners.as_ref().unwrap();
+    assert_eq!(conditions(&listeners[0].conditions)[1], ("Programmed", "True", "Programmed"));
+    assert_eq!(
+        conditions(&listeners[1].conditions)[1..3],
+        [("Programmed", "False", "Invalid"), ("ResolvedRefs", "False", "InvalidCertificateRef")]
+    );
+    assert_eq!(listeners[1].conditions[2].message, "Secret default/cert not found");
+}
+
+#[test]
 fn a_gateway_not_accepted_gets_no_data_path() {
     let classes = [class("emu", CONTROLLER_NAME)];
     let gateways = [gateway("tcp", "emu", json!([{"name": "tcp", "port": 9000, "protocol": "TCP"}]))];
