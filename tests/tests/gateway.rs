@@ -120,6 +120,18 @@ fn curl(c: &Cluster, address: &str, url: &str, extra: &[&str]) -> (String, Strin
     (code.to_string(), location.to_string(), body.to_string())
 }
 
+/// Waits until 10 requests in a row to `url` get `first` as their first line. nginx applies a
+/// change with a graceful reload: new workers take new connections while the old ones finish, so
+/// right after a change a connection may still be served by the old configuration.
+fn settled(c: &Cluster, address: &str, url: &str, first: &str) {
+    let host = url.split("://").nth(1).and_then(|r| r.split('/').next()).unwrap_or_default();
+    let script = format!("for i in $(seq 10); do curl -s -m 5 --resolve {host}:80:{address} {url} | head -n 1; done");
+    c.wait_for(&format!("{url} answered by {first}"), Duration::from_secs(30), || {
+        let out = c.emu(&["outside", "--", "sh", "-c", &script]).stdout;
+        (out.lines().count() == 10 && out.lines().all(|l| l == first)).then_some(())
+    });
+}
+
 /// The first line of an echo pod's answer: `<pod> <path it received>`.
 fn first_line(body: &str) -> &str {
     body.lines().next().unwrap_or_default()
@@ -144,11 +156,8 @@ fn gateway_serves_httproutes_from_the_outside_world() {
         (programmed == "True" && address.starts_with("203.0.113.")).then_some(address)
     });
     // nginx has both Services' endpoints (a reload after the pods became ready).
-    c.wait_for("both backends served", Duration::from_secs(30), || {
-        let a = curl(&c, &address, "http://shop.example.com/foo", &[]);
-        let b = curl(&c, &address, "http://shop.example.com/api", &[]);
-        (a.0 == "200" && b.0 == "200").then_some(())
-    });
+    settled(&c, &address, "http://shop.example.com/foo", "echo-a /foo");
+    settled(&c, &address, "http://shop.example.com/api", "echo-b /v2");
 
     // PathPrefix by path element; the header match takes precedence over the plain match.
     let (code, _, body) = curl(&c, &address, "http://shop.example.com/foo/bar", &[]);
@@ -196,4 +205,100 @@ fn gateway_serves_httproutes_from_the_outside_world() {
     eprintln!("80/20 split over 1000 requests: echo-a {a}, echo-b {b}");
     assert_eq!(a + b, 1000, "every request answered by a backend:\n{out}");
     assert!((750..=850).contains(&a), "echo-a got {a} of 1000 requests, echo-b {b}");
+}
+
+const KUBIA: &str = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: kubia}
+spec:
+  replicas: 3
+  selector: {matchLabels: {app: kubia}}
+  template:
+    metadata: {labels: {app: kubia}}
+    spec:
+      containers: [{name: kubia, image: luksa/kubia, ports: [{containerPort: 8080}]}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: kubia}
+spec:
+  selector: {app: kubia}
+  ports: [{port: 80, targetPort: 8080}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {name: emu}
+spec: {controllerName: emu.dev/gateway-controller}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: web}
+spec:
+  gatewayClassName: emu
+  listeners: [{name: http, port: 80, protocol: HTTP}]
+"#;
+
+/// The kubia route; `weights` of Services kubia and echo.
+fn kubia_route(weights: (u32, u32)) -> String {
+    format!(
+        "apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: kubia}}
+spec:
+  parentRefs: [{{name: web}}]
+  hostnames: [kubia.example.com]
+  rules:
+  - backendRefs:
+    - {{name: kubia, port: 80, weight: {}}}
+    - {{name: echo, port: 80, weight: {}}}
+",
+        weights.0, weights.1
+    )
+}
+
+/// Endpoint and route changes reach the Gateway's nginx with graceful reloads: a rolling restart
+/// of the backend pods under 20 requests/s through the Gateway fails no request, and a route
+/// changed to weights 0/100 sends every request to the other Service (weight 0 takes none).
+#[test]
+fn gateway_takes_endpoint_and_route_changes_without_failing_requests() {
+    let c = Cluster::up("tgwdp2", &[]);
+    c.apply("kubia.yaml", &format!("{KUBIA}\n---\n{}\n---\n{}", echo_app("echo"), kubia_route((100, 0)))).ok();
+    let before: std::collections::BTreeSet<String> = c.ready_pods("app=kubia", 3).iter().map(emu_tests::name).collect();
+    c.ready_pod("echo");
+    let address = c.wait_for("the Gateway's address, Programmed", SERVED_WITHIN, || {
+        let programmed = c.emu(&["get", "gateway", "web", "-o", "jsonpath={.status.conditions[?(@.type==\"Programmed\")].status}"]).stdout;
+        let address = c.emu(&["get", "gateway", "web", "-o", "jsonpath={.status.addresses[0].value}"]).stdout;
+        (programmed == "True" && address.starts_with("203.0.113.")).then_some(address)
+    });
+    c.wait_for("kubia served through the Gateway", Duration::from_secs(30), || {
+        let (code, _, body) = curl(&c, &address, "http://kubia.example.com/", &[]);
+        (code == "200" && body.starts_with("You've hit kubia-")).then_some(())
+    });
+
+    let load = std::process::Command::new(emu_tests::emu_path())
+        .args(["outside", "--cluster", "tgwdp2", "--", "bash", "-c"])
+        .arg(format!(
+            "fail=0; for i in $(seq 1 200); do c=$(curl -s -m 5 -o /dev/null -w '%{{http_code}}' --resolve \
+             kubia.example.com:80:{address} http://kubia.example.com/); [ \"$c\" = 200 ] || fail=$((fail+1)); sleep 0.05; done; echo fail=$fail"
+        ))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(1));
+    c.emu(&["rollout", "restart", "deployment", "kubia"]).ok();
+    c.emu(&["rollout", "status", "deployment", "kubia", "--timeout", "60s"]).ok();
+    let out = load.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "fail=0\n");
+    let after: std::collections::BTreeSet<String> = c.ready_pods("app=kubia", 3).iter().map(emu_tests::name).collect();
+    assert!(after.is_disjoint(&before), "the pods were replaced: {after:?} {before:?}");
+
+    // Weights 0/100: every request to echo once nginx has the new route.
+    c.apply("route.yaml", &kubia_route((0, 100))).ok();
+    settled(&c, &address, "http://kubia.example.com/after", "echo /after");
+    let script = format!(
+        "for i in $(seq 100); do curl -s -m 5 --resolve kubia.example.com:80:{address} http://kubia.example.com/z | head -n 1; done"
+    );
+    let out = c.emu(&["outside", "--", "sh", "-c", &script]).ok().stdout;
+    assert_eq!(out.lines().filter(|l| *l == "echo /z").count(), 100, "{out}");
 }
