@@ -45,12 +45,10 @@ fn echo_app(name: &str) -> String {
     .join("\n---\n")
 }
 
+/// emu's GatewayClass.
+const CLASS: &str = "{apiVersion: gateway.networking.k8s.io/v1, kind: GatewayClass, metadata: {name: emu}, spec: {controllerName: emu.dev/gateway-controller}}";
+
 const GATEWAY: &str = r#"
-apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata: {name: emu}
-spec: {controllerName: emu.dev/gateway-controller}
----
 apiVersion: gateway.networking.k8s.io/v1
 kind: Gateway
 metadata: {name: web}
@@ -120,6 +118,16 @@ fn curl(c: &Cluster, address: &str, url: &str, extra: &[&str]) -> (String, Strin
     (code.to_string(), location.to_string(), body.to_string())
 }
 
+/// The address of Gateway `web` once it is Programmed (its data path's pod ready behind the
+/// balancer).
+fn programmed_address(c: &Cluster) -> String {
+    c.wait_for("the Gateway's address, Programmed", SERVED_WITHIN, || {
+        let programmed = c.emu(&["get", "gateway", "web", "-o", "jsonpath={.status.conditions[?(@.type==\"Programmed\")].status}"]).stdout;
+        let address = c.emu(&["get", "gateway", "web", "-o", "jsonpath={.status.addresses[0].value}"]).stdout;
+        (programmed == "True" && address.starts_with("203.0.113.")).then_some(address)
+    })
+}
+
 /// Waits until 10 requests in a row to `url` get `first` as their first line. nginx applies a
 /// change with a graceful reload: new workers take new connections while the old ones finish, so
 /// right after a change a connection may still be served by the old configuration.
@@ -147,14 +155,10 @@ fn gateway_serves_httproutes_from_the_outside_world() {
     c.emu(&["gen", "cert", "--cn", "shop.example.com", "--key", key, "--cert", cert]).ok();
     c.emu(&["create", "secret", "tls", "shop-tls", "--cert", cert, "--key", key]).ok();
     c.apply("apps.yaml", &format!("{}\n---\n{}", echo_app("echo-a"), echo_app("echo-b"))).ok();
-    c.apply("gateway.yaml", GATEWAY).ok();
+    c.apply("gateway.yaml", &format!("{CLASS}\n---\n{GATEWAY}")).ok();
     c.ready_pod("echo-a");
     c.ready_pod("echo-b");
-    let address = c.wait_for("the Gateway's address, Programmed", SERVED_WITHIN, || {
-        let programmed = c.emu(&["get", "gateway", "web", "-o", "jsonpath={.status.conditions[?(@.type==\"Programmed\")].status}"]).stdout;
-        let address = c.emu(&["get", "gateway", "web", "-o", "jsonpath={.status.addresses[0].value}"]).stdout;
-        (programmed == "True" && address.starts_with("203.0.113.")).then_some(address)
-    });
+    let address = programmed_address(&c);
     // nginx has both Services' endpoints (a reload after the pods became ready).
     settled(&c, &address, "http://shop.example.com/foo", "echo-a /foo");
     settled(&c, &address, "http://shop.example.com/api", "echo-b /v2");
@@ -227,11 +231,6 @@ spec:
   ports: [{port: 80, targetPort: 8080}]
 ---
 apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata: {name: emu}
-spec: {controllerName: emu.dev/gateway-controller}
----
-apiVersion: gateway.networking.k8s.io/v1
 kind: Gateway
 metadata: {name: web}
 spec:
@@ -263,14 +262,10 @@ spec:
 #[test]
 fn gateway_takes_endpoint_and_route_changes_without_failing_requests() {
     let c = Cluster::up("tgwdp2", &[]);
-    c.apply("kubia.yaml", &format!("{KUBIA}\n---\n{}\n---\n{}", echo_app("echo"), kubia_route((100, 0)))).ok();
+    c.apply("kubia.yaml", &format!("{CLASS}\n---\n{KUBIA}\n---\n{}\n---\n{}", echo_app("echo"), kubia_route((100, 0)))).ok();
     let before: std::collections::BTreeSet<String> = c.ready_pods("app=kubia", 3).iter().map(emu_tests::name).collect();
     c.ready_pod("echo");
-    let address = c.wait_for("the Gateway's address, Programmed", SERVED_WITHIN, || {
-        let programmed = c.emu(&["get", "gateway", "web", "-o", "jsonpath={.status.conditions[?(@.type==\"Programmed\")].status}"]).stdout;
-        let address = c.emu(&["get", "gateway", "web", "-o", "jsonpath={.status.addresses[0].value}"]).stdout;
-        (programmed == "True" && address.starts_with("203.0.113.")).then_some(address)
-    });
+    let address = programmed_address(&c);
     c.wait_for("kubia served through the Gateway", Duration::from_secs(30), || {
         let (code, _, body) = curl(&c, &address, "http://kubia.example.com/", &[]);
         (code == "200" && body.starts_with("You've hit kubia-")).then_some(())
