@@ -43,8 +43,11 @@
 //!   own), URLRewrite (hostname, path), RequestHeaderModifier (set, add, remove). Headers to the
 //!   pods as the Ingress renderer sends them (`X-Forwarded-For` etc.).
 //!
-//! Departures: RegularExpression path, header and query matches are not served (the match is
-//! dropped and reported); query parameter names match without regard to case (nginx's `$arg_`);
+//! Header and query RegularExpression matches take the whole value (`^(?:re)$`, PCRE in nginx,
+//! the regex crate in [`route`]; a pattern the regex crate refuses is not served).
+//!
+//! Departures: RegularExpression path matches are not served (the match is dropped and
+//! reported); query parameter names match without regard to case (nginx's `$arg_`);
 //! header and query values containing `$` are not served (nginx would read a variable);
 //! ResponseHeaderModifier, RequestMirror and ExtensionRef filters are reported and ignored.
 
@@ -135,11 +138,35 @@ pub struct Match {
     pub index: usize,
     pub path: PathMatch,
     pub method: Option<String>,
-    /// Header name (lowercase) and exact value.
-    pub headers: Vec<(String, String)>,
-    /// Query parameter name and exact value.
-    pub query: Vec<(String, String)>,
+    /// Header name (lowercase) and value.
+    pub headers: Vec<(String, ValueMatch)>,
+    /// Query parameter name and value.
+    pub query: Vec<(String, ValueMatch)>,
     pub action: Action,
+}
+
+/// A header or query parameter value match.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ValueMatch {
+    Exact(String),
+    /// The whole value matches (`^(?:re)$`); the patterns both PCRE (nginx) and the regex crate
+    /// ([`route`]) read alike, those the regex crate accepts.
+    RegularExpression(String),
+}
+
+impl ValueMatch {
+    /// Whether `value` matches, as nginx's `if` tests it.
+    pub fn holds(&self, value: &str) -> bool {
+        match self {
+            ValueMatch::Exact(v) => v == value,
+            ValueMatch::RegularExpression(re) => regex::Regex::new(&anchored(re)).is_ok_and(|r| r.is_match(value)),
+        }
+    }
+}
+
+/// A Gateway API regular expression as a whole-value match.
+fn anchored(re: &str) -> String {
+    format!("^(?:{re})$")
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -452,11 +479,20 @@ fn route_matches_of(inputs: &Inputs, route: &HTTPRoute, model: &mut Model, upstr
                 let mut out = Vec::new();
                 for h in list.iter().flatten() {
                     let type_ = h.type_.as_deref().unwrap_or("Exact");
-                    if type_ != "Exact" || !servable(&h.name, &h.value, header) {
+                    // A regex is not interpolated by nginx (`$` is an anchor there), but must
+                    // read the same to the regex crate.
+                    let value = match type_ {
+                        "Exact" if servable(&h.name, &h.value, header) => Some(ValueMatch::Exact(h.value.clone())),
+                        "RegularExpression" if servable(&h.name, "", header) && regex::Regex::new(&anchored(&h.value)).is_ok() => {
+                            Some(ValueMatch::RegularExpression(h.value.clone()))
+                        }
+                        _ => None,
+                    };
+                    let Some(value) = value else {
                         unservable(format!("{what} match {:?} ({type_}, {:?})", h.name, h.value));
                         return None;
-                    }
-                    out.push((if header { h.name.to_ascii_lowercase() } else { h.name.clone() }, h.value.clone()));
+                    };
+                    out.push((if header { h.name.to_ascii_lowercase() } else { h.name.clone() }, value));
                 }
                 Some(out)
             };
@@ -705,11 +741,15 @@ fn render_server(w: &mut String, model: &Model, s: &Server, layout: &Layout) {
                 continue;
             }
             w.push_str("            set $emu_ok 1;\n");
-            let mut unless = |var: String, value: &str| {
-                let _ = writeln!(w, "            if ({var} != {}) {{\n                set $emu_ok \"\";\n            }}", quoted(value));
+            let mut unless = |var: String, value: &ValueMatch| {
+                let (op, value) = match value {
+                    ValueMatch::Exact(v) => ("!=", v.clone()),
+                    ValueMatch::RegularExpression(re) => ("!~", anchored(re)),
+                };
+                let _ = writeln!(w, "            if ({var} {op} {}) {{\n                set $emu_ok \"\";\n            }}", quoted(&value));
             };
             if let Some(method) = &m.method {
-                unless("$request_method".into(), method);
+                unless("$request_method".into(), &ValueMatch::Exact(method.clone()));
             }
             for (name, value) in &m.headers {
                 unless(format!("$http_{}", name.replace('-', "_")), value);
@@ -956,8 +996,8 @@ pub fn route(model: &Model, req: &Request) -> Decision {
     };
     let holds = |m: &Match| {
         m.method.as_deref().is_none_or(|x| x == req.method)
-            && m.headers.iter().all(|(n, v)| header(req, n) == v)
-            && m.query.iter().all(|(n, v)| arg(req, n) == v)
+            && m.headers.iter().all(|(n, v)| v.holds(header(req, n)))
+            && m.query.iter().all(|(n, v)| v.holds(arg(req, n)))
     };
     let Some(&n) = location.candidates.iter().find(|&&n| holds(&model.matches[n])) else {
         return decision(None, Outcome::NotFound(format!("no match's method, headers and query parameters hold for {}", req.path)));

@@ -140,6 +140,35 @@ fn method_beats_headers_which_beat_fewer_headers_which_beat_query() {
 }
 
 #[test]
+fn regular_expression_headers_and_query_parameters_take_the_whole_value() {
+    let r = route_obj(
+        "r",
+        "2026-01-01T00:00:00Z",
+        json!([]),
+        json!([
+            rule(
+                json!([{"path": {"value": "/re"}, "headers": [{"type": "RegularExpression", "name": "X-Version", "value": "v[0-9]+"}]}]),
+                "a"
+            ),
+            rule(
+                json!([{"path": {"value": "/re"}, "queryParams": [{"type": "RegularExpression", "name": "id", "value": "[0-9]{2}$"}]}]),
+                "b"
+            ),
+            rule(json!([{"path": {"value": "/re"}, "headers": [{"type": "RegularExpression", "name": "X-Bad", "value": "(?<=x)y"}]}]), "c"),
+        ]),
+    );
+    let m = model_of(&http_gateway(), &[r]);
+    let with = |headers, query| served(&m, &Request { headers, query, ..get("x", "/re") });
+    assert_eq!(with(&[("x-version", "v12")], ""), "default/a:80");
+    assert_eq!(with(&[("x-version", "v12-beta")], "id=42"), "default/b:80", "the whole value, not a part");
+    assert_eq!(with(&[], "id=420"), "404");
+    assert_eq!(m.problems.len(), 1, "a look-behind the regex crate does not read: {:?}", m.problems);
+    let conf = render_conf(&m, &layout(), "default/gw");
+    assert!(conf.contains("if ($http_x_version !~ \"^(?:v[0-9]+)$\")"), "{conf}");
+    assert!(conf.contains("if ($arg_id !~ \"^(?:[0-9]{2}$)$\")"), "{conf}");
+}
+
+#[test]
 fn ties_go_to_the_oldest_route_then_by_name_then_rule_order() {
     let older = route_obj("zeta", "2026-01-01T00:00:00Z", json!([]), json!([rule(json!([prefix("/t")]), "a")]));
     let newer = route_obj("alpha", "2026-02-01T00:00:00Z", json!([]), json!([rule(json!([prefix("/t")]), "b")]));
@@ -410,6 +439,7 @@ fn golden_conf_of_a_representative_gateway() {
         json!([
             {"matches": [prefix("/")], "backendRefs": [{"name": "a", "port": 80, "weight": 80}, {"name": "b", "port": 80, "weight": 20}]},
             {"matches": [{"path": {"type": "PathPrefix", "value": "/foo"}, "headers": [{"name": "X-Canary", "value": "yes"}]}], "backendRefs": to("c")},
+            {"matches": [{"path": {"type": "PathPrefix", "value": "/foo"}, "headers": [{"type": "RegularExpression", "name": "X-Version", "value": "v[0-9]+"}]}], "backendRefs": to("b")},
             {"matches": [exact("/old")], "filters": [{"type": "RequestRedirect", "requestRedirect": {"scheme": "https", "statusCode": 301}}]},
             {"matches": [prefix("/api")], "filters": [{"type": "URLRewrite", "urlRewrite": {"path": {"type": "ReplacePrefixMatch", "replacePrefixMatch": "/v2"}}},
                 {"type": "RequestHeaderModifier", "requestHeaderModifier": {"set": [{"name": "X-Gateway", "value": "emu"}], "add": [{"name": "X-Via", "value": "gw"}], "remove": ["X-Debug"]}}],
