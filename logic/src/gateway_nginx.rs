@@ -40,8 +40,9 @@
 //!   as the Gateway API specifies. A Service without ready endpoints answers 503.
 //! - Filters: RequestRedirect (scheme, hostname, port, path ReplaceFullPath or
 //!   ReplacePrefixMatch, statusCode, default 302; the port is left out when it is the scheme's
-//!   own), URLRewrite (hostname, path), RequestHeaderModifier (set, add, remove). Headers to the
-//!   pods as the Ingress renderer sends them (`X-Forwarded-For` etc.).
+//!   own), URLRewrite (hostname, path), RequestHeaderModifier and ResponseHeaderModifier (set,
+//!   add, remove), RequestMirror (nginx's `mirror`: a copy of each request, its answer dropped).
+//!   Headers to the pods as the Ingress renderer sends them (`X-Forwarded-For` etc.).
 //!
 //! Header and query RegularExpression matches take the whole value (`^(?:re)$`, PCRE in nginx,
 //! the regex crate in [`route`]; a pattern the regex crate refuses is not served).
@@ -49,7 +50,7 @@
 //! Departures: RegularExpression path matches are not served (the match is dropped and
 //! reported); query parameter names match without regard to case (nginx's `$arg_`);
 //! header and query values containing `$` are not served (nginx would read a variable);
-//! ResponseHeaderModifier, RequestMirror and ExtensionRef filters are reported and ignored.
+//! ExtensionRef filters are reported and ignored.
 
 use crate::gateway::accepting_listeners;
 use crate::ingress::{endpoints, quoted, regex_escape, tls_certificate, CertFile, SecretUnusable, Upstream};
@@ -188,10 +189,21 @@ pub struct Forward {
     /// URLRewrite's hostname.
     pub hostname: Option<String>,
     pub path: Option<PathModifier>,
-    /// RequestHeaderModifier's set, add (name, value) and remove (names).
-    pub set_headers: Vec<(String, String)>,
-    pub add_headers: Vec<(String, String)>,
-    pub remove_headers: Vec<String>,
+    /// RequestHeaderModifier.
+    pub request_headers: HeaderChanges,
+    /// ResponseHeaderModifier.
+    pub response_headers: HeaderChanges,
+    /// RequestMirror: where a copy of each request goes (its answer is dropped); None: the
+    /// reference does not resolve (no copy).
+    pub mirrors: Vec<Option<String>>,
+}
+
+/// A header modifier filter's set and add (name, value) and remove (names).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct HeaderChanges {
+    pub set: Vec<(String, String)>,
+    pub add: Vec<(String, String)>,
+    pub remove: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -545,20 +557,33 @@ fn action(
     }
     let mut forward = Forward::default();
     for f in filters {
-        match (f.type_.as_str(), &f.url_rewrite, &f.request_header_modifier) {
-            ("URLRewrite", Some(u), _) => {
+        let changes = |h: &emu_api::gateway::HTTPHeaderFilter| {
+            let pairs = |l: &Option<Vec<emu_api::gateway::HTTPHeader>>| -> Vec<(String, String)> {
+                l.iter().flatten().filter(|h| servable(&h.name, &h.value, true)).map(|h| (h.name.clone(), h.value.clone())).collect()
+            };
+            let remove = h.remove.iter().flatten().filter(|n| servable(n, "", true)).cloned().collect();
+            HeaderChanges { set: pairs(&h.set), add: pairs(&h.add), remove }
+        };
+        match f.type_.as_str() {
+            "URLRewrite" if f.url_rewrite.is_some() => {
+                let u = f.url_rewrite.as_ref().expect("checked");
                 forward.hostname = u.hostname.clone();
                 forward.path = path_modifier(&u.path);
             }
-            ("RequestHeaderModifier", _, Some(h)) => {
-                let pairs = |l: &Option<Vec<emu_api::gateway::HTTPHeader>>| -> Vec<(String, String)> {
-                    l.iter().flatten().filter(|h| servable(&h.name, &h.value, true)).map(|h| (h.name.clone(), h.value.clone())).collect()
-                };
-                forward.set_headers.extend(pairs(&h.set));
-                forward.add_headers.extend(pairs(&h.add));
-                forward.remove_headers.extend(h.remove.iter().flatten().filter(|n| servable(n, "", true)).cloned());
+            "RequestHeaderModifier" if f.request_header_modifier.is_some() => {
+                forward.request_headers = changes(f.request_header_modifier.as_ref().expect("checked"));
             }
-            (other, _, _) => {
+            "ResponseHeaderModifier" if f.response_header_modifier.is_some() => {
+                forward.response_headers = changes(f.response_header_modifier.as_ref().expect("checked"));
+            }
+            "RequestMirror" if f.request_mirror.is_some() => {
+                let r = &f.request_mirror.as_ref().expect("checked").backend_ref;
+                let mirror = resolve(inputs, ns, r, upstreams).map_err(|(reason, msg)| {
+                    model.problems.push(problem("HTTPRoute", ns, name, reason, format!("{msg}: requests are not mirrored")));
+                });
+                forward.mirrors.push(mirror.ok());
+            }
+            other => {
                 let msg = format!("filter {other} is not served by emu; it is ignored");
                 model.problems.push(problem("HTTPRoute", ns, name, "UnsupportedValue", msg));
             }
@@ -570,32 +595,8 @@ fn action(
             continue;
         }
         let r = &b.backend;
-        let b_ns = r.namespace.as_deref().unwrap_or(ns);
-        let port = r.port.unwrap_or(0);
-        let label = format!("{b_ns}/{}:{port}", r.name);
-        let upstream = (|| {
-            let kind = r.kind.as_deref().unwrap_or("Service");
-            if !r.group.as_deref().unwrap_or_default().is_empty() || kind != "Service" {
-                return Err(("InvalidKind", format!("backendRef {}: kind {kind} is not supported", r.name)));
-            }
-            if b_ns != ns {
-                return Err(("RefNotPermitted", format!("backendRef {label}: a reference to another namespace needs a ReferenceGrant")));
-            }
-            let svc = inputs.services.iter().find(|s| key(&s.metadata) == (b_ns, r.name.as_str()));
-            let Some(svc) = svc else { return Err(("BackendNotFound", format!("Service {b_ns}/{} not found", r.name))) };
-            let ports = svc.spec.as_ref().and_then(|s| s.ports.clone()).unwrap_or_default();
-            let Some(p) = ports.iter().find(|p| p.port == port) else {
-                return Err(("BackendNotFound", format!("Service {b_ns}/{} has no port {port}", r.name)));
-            };
-            let upstream = format!("{b_ns}-{}-{port}", r.name);
-            upstreams.entry(upstream.clone()).or_insert_with(|| Upstream {
-                name: upstream.clone(),
-                endpoints: endpoints(inputs.slices, b_ns, &r.name, p.name.as_deref().unwrap_or_default()),
-                affinity_cookie: None,
-            });
-            Ok(upstream)
-        })();
-        let upstream = match upstream {
+        let label = format!("{}/{}:{}", r.namespace.as_deref().unwrap_or(ns), r.name, r.port.unwrap_or(0));
+        let upstream = match resolve(inputs, ns, r, upstreams) {
             Ok(u) => Some(u),
             Err((reason, msg)) => {
                 model.problems.push(problem("HTTPRoute", ns, name, reason, format!("{msg}: its share of requests answers 500")));
@@ -606,6 +607,38 @@ fn action(
     }
     Action::Forward(forward)
 }
+/// The upstream of a backendRef of a route of namespace `ns` (made on first use), or why the
+/// reference does not resolve (the Gateway API's ResolvedRefs reasons).
+fn resolve(
+    inputs: &Inputs,
+    ns: &str,
+    r: &emu_api::gateway::BackendObjectReference,
+    upstreams: &mut BTreeMap<String, Upstream>,
+) -> Result<String, (&'static str, String)> {
+    let b_ns = r.namespace.as_deref().unwrap_or(ns);
+    let port = r.port.unwrap_or(0);
+    let kind = r.kind.as_deref().unwrap_or("Service");
+    if !r.group.as_deref().unwrap_or_default().is_empty() || kind != "Service" {
+        return Err(("InvalidKind", format!("backendRef {}: kind {kind} is not supported", r.name)));
+    }
+    if b_ns != ns {
+        return Err(("RefNotPermitted", format!("backendRef {b_ns}/{}: a reference to another namespace needs a ReferenceGrant", r.name)));
+    }
+    let svc = inputs.services.iter().find(|s| key(&s.metadata) == (b_ns, r.name.as_str()));
+    let Some(svc) = svc else { return Err(("BackendNotFound", format!("Service {b_ns}/{} not found", r.name))) };
+    let ports = svc.spec.as_ref().and_then(|s| s.ports.clone()).unwrap_or_default();
+    let Some(p) = ports.iter().find(|p| p.port == port) else {
+        return Err(("BackendNotFound", format!("Service {b_ns}/{} has no port {port}", r.name)));
+    };
+    let upstream = format!("{b_ns}-{}-{port}", r.name);
+    upstreams.entry(upstream.clone()).or_insert_with(|| Upstream {
+        name: upstream.clone(),
+        endpoints: endpoints(inputs.slices, b_ns, &r.name, p.name.as_deref().unwrap_or_default()),
+        affinity_cookie: None,
+    });
+    Ok(upstream)
+}
+
 /// The certificate file of an HTTPS listener's first certificateRef, or None (the default
 /// certificate) with a problem.
 fn certificate(inputs: &Inputs, layout: &Layout, model: &mut Model, l: &emu_api::gateway::Listener) -> Option<String> {
@@ -834,7 +867,7 @@ fn render_rule(w: &mut String, s: &Server, n: usize, m: &Match) {
                 return;
             }
             // Before any `rewrite ... break`, which ends the rewrite module's directives.
-            for (i, (name, _)) in f.add_headers.iter().enumerate() {
+            for (i, (name, _)) in f.request_headers.add.iter().enumerate() {
                 // Appended to the client's value, comma-separated, as a repeated header reads.
                 let var = format!("$emu_add_{i}");
                 let header = name.to_ascii_lowercase().replace('-', "_");
@@ -859,21 +892,42 @@ fn render_rule(w: &mut String, s: &Server, n: usize, m: &Match) {
             }
             let _ = writeln!(w, "            proxy_set_header Host {};", f.hostname.as_deref().map_or("$host".to_string(), quoted));
             w.push_str(crate::ingress::FORWARDED_HEADERS);
-            for (name, value) in &f.set_headers {
+            for (name, value) in &f.request_headers.set {
                 let _ = writeln!(w, "            proxy_set_header {name} {};", quoted(value));
             }
-            for (i, (name, value)) in f.add_headers.iter().enumerate() {
+            for (i, (name, value)) in f.request_headers.add.iter().enumerate() {
                 let value = value.replace('\\', "\\\\").replace('"', "\\\"");
                 let _ = writeln!(w, "            proxy_set_header {name} \"${{emu_add_{i}}}{value}\";");
             }
-            for name in &f.remove_headers {
+            for name in &f.request_headers.remove {
                 let _ = writeln!(w, "            proxy_set_header {name} \"\";");
+            }
+            // The response's headers: nginx's add_header adds a line; set hides the pod's first.
+            let response = &f.response_headers;
+            for name in response.set.iter().map(|(n, _)| n).chain(&response.remove) {
+                let _ = writeln!(w, "            proxy_hide_header {name};");
+            }
+            for (name, value) in response.set.iter().chain(&response.add) {
+                let _ = writeln!(w, "            add_header {name} {} always;", quoted(value));
+            }
+            for (i, _) in f.mirrors.iter().enumerate().filter(|(_, m)| m.is_some()) {
+                let _ = writeln!(w, "            mirror /@emu-m{n}-{i};");
             }
             let target = if f.backends.len() == 1 { upstream_name(&f.backends[0]).to_string() } else { format!("$emu_split_{n}") };
             // The client's own request URI when the path is not rewritten (nginx would send
             // the normalized one after the internal redirect).
             let uri = if f.path.is_none() { "$request_uri" } else { "" };
             let _ = writeln!(w, "            proxy_pass http://{target}{uri};");
+            w.push_str("        }\n");
+            // The mirrors' copies: the client's request URI to the mirror's upstream.
+            for (i, upstream) in f.mirrors.iter().enumerate() {
+                let Some(upstream) = upstream else { continue };
+                let _ =
+                    write!(w, "\n        location = /@emu-m{n}-{i} {{\n            internal;\n            proxy_set_header Host $host;\n");
+                w.push_str(crate::ingress::FORWARDED_HEADERS);
+                let _ = writeln!(w, "            proxy_pass http://{upstream}$request_uri;\n        }}");
+            }
+            return;
         }
     }
     w.push_str("        }\n");

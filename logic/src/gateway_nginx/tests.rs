@@ -442,7 +442,9 @@ fn golden_conf_of_a_representative_gateway() {
             {"matches": [{"path": {"type": "PathPrefix", "value": "/foo"}, "headers": [{"type": "RegularExpression", "name": "X-Version", "value": "v[0-9]+"}]}], "backendRefs": to("b")},
             {"matches": [exact("/old")], "filters": [{"type": "RequestRedirect", "requestRedirect": {"scheme": "https", "statusCode": 301}}]},
             {"matches": [prefix("/api")], "filters": [{"type": "URLRewrite", "urlRewrite": {"path": {"type": "ReplacePrefixMatch", "replacePrefixMatch": "/v2"}}},
-                {"type": "RequestHeaderModifier", "requestHeaderModifier": {"set": [{"name": "X-Gateway", "value": "emu"}], "add": [{"name": "X-Via", "value": "gw"}], "remove": ["X-Debug"]}}],
+                {"type": "RequestHeaderModifier", "requestHeaderModifier": {"set": [{"name": "X-Gateway", "value": "emu"}], "add": [{"name": "X-Via", "value": "gw"}], "remove": ["X-Debug"]}},
+                {"type": "ResponseHeaderModifier", "responseHeaderModifier": {"set": [{"name": "Cache-Control", "value": "no-store"}], "add": [{"name": "X-Served-By", "value": "emu"}], "remove": ["X-Internal"]}},
+                {"type": "RequestMirror", "requestMirror": {"backendRef": {"name": "c", "port": 80}}}],
              "backendRefs": to("a")},
         ]),
     );
