@@ -48,9 +48,11 @@
 //! the regex crate in [`route`]; a pattern the regex crate refuses is not served).
 //!
 //! Departures: RegularExpression path matches are not served (the match is dropped and
-//! reported); query parameter names match without regard to case (nginx's `$arg_`);
-//! header and query values containing `$` are not served (nginx would read a variable);
-//! ExtensionRef filters are reported and ignored.
+//! reported), nor header names with `_` (nginx drops such request headers), query names with
+//! `-`, or Exact values containing `$` (nginx would read a variable); query parameter names match
+//! without regard to case (nginx's `$arg_`); ExtensionRef filters are reported and ignored, and
+//! a rule's `timeouts` are not applied. Right after a change, a connection accepted before
+//! nginx's graceful reload is still served by the old configuration.
 
 use crate::gateway::accepting_listeners;
 use crate::ingress::{endpoints, quoted, regex_escape, tls_certificate, CertFile, SecretUnusable, Upstream};
