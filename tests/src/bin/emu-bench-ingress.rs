@@ -335,14 +335,14 @@ impl<'a> Bench<'a> {
         for (i, (what, _, _)) in targets.iter().enumerate() {
             let (rps, p50, p99) = medians[i];
             let non_2xx: usize = results[i].iter().map(|w| w.non_2xx).sum();
-            let socket: usize = results[i].iter().map(|w| w.socket_errors).sum();
-            row(
-                what,
-                format!(
-                    "{rps:8.0} req/s   p50 {p50:6.2} ms   p99 {p99:6.2} ms{}",
-                    if non_2xx + socket > 0 { format!("   ({non_2xx} non-2xx, {socket} socket errors)") } else { String::new() }
-                ),
-            );
+            let socket = results[i].iter().fold([0; 4], |sum, w| std::array::from_fn(|k| sum[k] + w.socket_errors[k]));
+            let errors = if non_2xx + socket.iter().sum::<usize>() > 0 {
+                let [connect, read, write, timeout] = socket;
+                format!("   ({non_2xx} non-2xx; socket errors: connect {connect}, read {read}, write {write}, timeout {timeout})")
+            } else {
+                String::new()
+            };
+            row(what, format!("{rps:8.0} req/s   p50 {p50:6.2} ms   p99 {p99:6.2} ms{errors}"));
         }
         let ((ing_rps, ing_p50, ing_p99), (dir_rps, dir_p50, dir_p99)) = (medians[0], medians[1]);
         row(
@@ -529,9 +529,9 @@ struct Wrk {
     rps: f64,
     p50_ms: f64,
     p99_ms: f64,
-    /// Non-2xx/3xx responses, and socket errors (connect, read, write, timeout).
+    /// Non-2xx/3xx responses, and socket errors: connect, read, write, timeout.
     non_2xx: usize,
-    socket_errors: usize,
+    socket_errors: [usize; 4],
 }
 
 impl Wrk {
@@ -543,10 +543,13 @@ impl Wrk {
         let p99_ms = parse_duration_ms(field("99%")?).ok()?;
         let non_2xx: usize = field("Non-2xx or 3xx responses:").and_then(|n| n.parse().ok()).unwrap_or(0);
         // "Socket errors: connect 0, read 0, write 0, timeout 0"
-        let socket: usize = field("Socket errors:")
-            .map(|s| s.split(',').filter_map(|p| p.split_whitespace().nth(1)?.parse::<usize>().ok()).sum())
-            .unwrap_or(0);
-        Some(Wrk { rps, p50_ms, p99_ms, non_2xx, socket_errors: socket })
+        let mut socket_errors = [0; 4];
+        if let Some(line) = field("Socket errors:") {
+            for (n, part) in socket_errors.iter_mut().zip(line.split(',')) {
+                *n = part.split_whitespace().nth(1)?.parse().ok()?;
+            }
+        }
+        Some(Wrk { rps, p50_ms, p99_ms, non_2xx, socket_errors })
     }
 }
 
