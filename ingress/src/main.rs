@@ -204,6 +204,49 @@ fn signal(child: &tokio::process::Child, sig: libc::c_int) {
     }
 }
 
+/// The processes whose parent is `pid` (nginx's workers, of its master), from /proc: the pod's
+/// own, as the container has its pid namespace.
+fn children(pid: u32) -> BTreeSet<u32> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .map(|list| list.split_whitespace().filter_map(|p| p.parse().ok()).collect())
+        .unwrap_or_default()
+}
+
+/// Whether a worker has begun its graceful exit (nginx retitles it so) or has exited (a zombie
+/// has no command line; gone, no file).
+fn shutting_down(pid: u32) -> bool {
+    std::fs::read(format!("/proc/{pid}/cmdline")).map_or(true, |c| c.is_empty() || c.windows(13).any(|w| w == b"shutting down"))
+}
+
+/// After a reload, nginx's master starts the new workers and then sleeps 100 ms before it tells
+/// the old ones to stop accepting and quit (`ngx_msleep(100)`, "allow new processes to start");
+/// meanwhile both accept connections, so an endpoint that left was still reached ~120 ms after its
+/// EndpointSlice changed (emu-bench-ingress; the goal is 100 ms). Once a new worker exists, the old
+/// ones are told to quit gracefully (SIGQUIT: stop accepting, finish their requests), as the master
+/// would tell them 100 ms later. Safe by nginx's master loop: it keeps its signals blocked from the
+/// reload to the moment it signals the old workers itself, so an old worker that exits early is
+/// reaped only after the master has marked it as exiting, and is not respawned. Nothing is done
+/// when no new worker appears (a refused configuration keeps the old workers).
+async fn hasten_handover(master: u32, old_workers: BTreeSet<u32>) {
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(300);
+    while tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        let now = children(master);
+        if now.is_empty() {
+            return; // nginx has gone, or /proc has no children list: nothing to hasten
+        }
+        if now.is_subset(&old_workers) {
+            continue; // no new worker yet
+        }
+        for worker in old_workers.iter().filter(|w| now.contains(w) && !shutting_down(**w)) {
+            // SAFETY: kill(2) of a worker of our own nginx (a child of our child), which the
+            // master has not reaped (it is in the master's children list).
+            unsafe { libc::kill(*worker as libc::pid_t, libc::SIGQUIT) };
+        }
+        return;
+    }
+}
+
 fn decoded<T: serde::de::DeserializeOwned>(snapshot: &Snapshot, kind: &str) -> Vec<T> {
     typed::decode_all(snapshot.objects.iter().filter(|((k, _, _), _)| k == kind).map(|(_, v)| v.as_ref()))
 }
@@ -267,7 +310,11 @@ impl Controller {
                     if changed {
                         // A graceful reload: nginx checks the new configuration first and
                         // keeps the old one when it is refused (logged in its error log).
-                        signal(child, libc::SIGHUP);
+                        if let Some(master) = child.id() {
+                            let old_workers = children(master);
+                            signal(child, libc::SIGHUP);
+                            tokio::spawn(hasten_handover(master, old_workers));
+                        }
                     }
                     return Ok(());
                 }

@@ -223,6 +223,13 @@ spec:
     assert_eq!(String::from_utf8_lossy(&out.stdout), "fail=0\n");
     let now: BTreeSet<String> = c.ready_pods("app=kubia", 3).iter().map(name).collect();
     assert!(now.is_disjoint(&names), "the pods were replaced: {now:?} {names:?}");
+    // After those reloads (whose old workers emu-ingress tells to quit early), nginx is back to
+    // its one worker: none was respawned behind the master's back.
+    let workers = "cat /proc/[0-9]*/cmdline | tr '\\0' '\\n' | grep -c '^nginx: worker process$'";
+    c.wait_for("nginx's one worker", Duration::from_secs(10), || {
+        let out = c.emu(&["exec", "-n", "ingress-nginx", "deploy/ingress-nginx-controller", "--", "sh", "-c", workers]).stdout;
+        (out.trim() == "1").then_some(())
+    });
 
     // Disabled: the controller's objects go.
     let disabled = c.emu(&["addons", "disable", "ingress"]).ok().stdout;

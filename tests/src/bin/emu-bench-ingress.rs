@@ -34,8 +34,10 @@
 //!    in /proc by its network namespace) until its new worker process exists, and until the old
 //!    worker is gone, 20 times. Until then the old worker still accepts connections with the old
 //!    configuration: nginx's master tells it to quit only 100 ms after starting the new one
-//!    (`ngx_msleep(100)`, "allow new processes to start", in ngx_master_process_cycle), which is
-//!    why a leaving endpoint stays reachable longer than a new one takes to be reached.
+//!    (`ngx_msleep(100)`, "allow new processes to start", in ngx_master_process_cycle). A bare
+//!    SIGHUP shows that delay; emu-ingress's own reloads tell the old workers to quit as soon as a
+//!    new one exists (`hasten_handover`), so a leaving endpoint (section 3) is not reached for
+//!    those 100 ms.
 //!
 //! The cluster is deleted at the end, also when a section fails.
 
@@ -462,7 +464,7 @@ impl<'a> Bench<'a> {
         }
         row("EndpointSlice lists the pod → first answer", spread(&join) + "   goal p99 ≤ 100 ms");
         row("EndpointSlice drops the pod → last answer", spread(&leave) + "   goal p99 ≤ 100 ms");
-        println!("      (a change reaches nginx after emu-ingress's RENDER_DELAY and a reload; the old worker keeps accepting for 100 ms more: see the reload figures)");
+        println!("      (a change reaches nginx after emu-ingress's RENDER_DELAY and a reload, whose old workers emu-ingress tells to quit once a new one exists)");
         println!(
             "      before that: `emu label` started → slice changed: join median {:.1} ms, leave median {:.1} ms{}",
             percentile(&join_label, 50.0),
