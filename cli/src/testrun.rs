@@ -22,7 +22,7 @@ use clap::Args;
 use emu_api::object;
 use emu_proto::{DeleteRequest, ObjectRef, ScaleRequest};
 use emu_scenario::checks::{self, CaseReport, LoadStats, Outcome, Sample, SuiteReport, Verdict};
-use emu_scenario::steps;
+use emu_scenario::steps::{self, shell_safe};
 use emu_scenario::steps::{Action, Condition, Kill, Load, LoadExpect, Place, Step};
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -538,6 +538,17 @@ impl Runner {
                     let seen = match ctx.block_on(verbs::get_one(&mut client, &object.kind, &object.namespace, &object.name)) {
                         Ok(o) => match emu_kubectl::jsonpath(jsonpath, &o)? {
                             value if value.is_empty() => "no value".to_string(),
+                            value if !shell_safe(&value) => {
+                                let why = format!(
+                                    "{:?}, which has characters a shell would interpret: a get step's value goes into later \
+                                     commands as text, so read a field with a plain value (an address, a name, a number)",
+                                    checks::excerpt(&value, 60)
+                                );
+                                return Ok(Verdict::fail(
+                                    format!("{}/{} {jsonpath} to have a plain value", object.kind.to_lowercase(), object.name),
+                                    why,
+                                ));
+                            }
                             value => {
                                 let shown = format!("${{{var}}} = {}", checks::excerpt(&value, 60));
                                 self.vars.insert(var.clone(), value);

@@ -35,7 +35,8 @@
 //! `get` waits (up to its timeout) until the object's field, in kubectl's `-o jsonpath` dialect,
 //! has a value, and keeps it as a variable: a later step's `${NAME}` in a command, a URL or
 //! `resolve` is replaced by it before the step runs (as text, before any shell sees it; a `${X}`
-//! no `get` set is left to the shell). `resolve: ADDRESS` sends an `http` step's requests for the
+//! no `get` set is left to the shell; a value with characters a shell would interpret fails the
+//! `get` step, see [`shell_safe`]). `resolve: ADDRESS` sends an `http` step's requests for the
 //! URL's host to that address (curl's `--resolve`), as the book's /etc/hosts line does.
 
 use crate::source::{manifest_source, ManifestSource};
@@ -629,6 +630,13 @@ fn get(at: At) -> R<Action> {
         Ok(n)
     })?;
     Ok(Action::Get { object: object.remove(0), jsonpath, var })
+}
+
+/// Whether a value a `get` step read may be put into commands as text: nothing a shell would
+/// interpret (quotes, spaces, `$`, `;`, globs…), so an object's field cannot run anything in the
+/// client. Addresses, names, numbers and base64 pass.
+pub fn shell_safe(value: &str) -> bool {
+    value.chars().all(|c| c.is_ascii_alphanumeric() || "._-:/@+=,%".contains(c))
 }
 
 /// `text` with each `${NAME}` of `vars` replaced by its value; other text as it is.
@@ -1242,6 +1250,8 @@ mod tests {
         let vars: BTreeMap<String, String> = [("ADDRESS".into(), "203.0.113.1".into()), ("HOST".into(), "kubia.example.com".into())].into();
         let Action::Http(h) = http.with_variables(&vars).action else { panic!() };
         assert_eq!((h.url.as_str(), h.resolve.as_deref()), ("https://kubia.example.com/", Some("203.0.113.1")));
+        assert!(shell_safe("203.0.113.1") && shell_safe("fe80::1") && shell_safe("dG9rZW4+Lz0=") && shell_safe("kubia-589dbffc54-pmmfg"));
+        assert!(!shell_safe("a b") && !shell_safe("$(reboot)") && !shell_safe("x;y") && !shell_safe("'q'") && !shell_safe("*"));
         let run = one(json!({"outside": {"command": "curl -H 'Host: x' http://${ADDRESS}/ $HOME ${OTHER}"}})).unwrap();
         let Action::Run(c) = run.with_variables(&vars).action else { panic!() };
         // A variable no `get` set is the shell's.
