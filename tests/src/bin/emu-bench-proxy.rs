@@ -16,7 +16,8 @@
 //!    Services × 3 endpoints (Endpoints objects, mirrored into EndpointSlices by the controller):
 //!    from the write of one Endpoints object (the API call `emu apply` makes) until every node has
 //!    committed the nft transaction that holds the new endpoint, as `nft monitor` in each node's
-//!    namespace reports it; p50/p99 over 100 changes (goal: p99 ≤ 50 ms).
+//!    namespace reports it; p50/p99 over 100 changes (goal: p99 ≤ 50 ms). `endpoint --services N
+//!    --nodes N` changes the size (emu-bench-scale: 10,000 Services on 10 nodes).
 //! 3. The data path through a ClusterIP against the pod IP directly, in a cluster of 2 nodes
 //!    (`bnchdp`), from a client pod on the other node and on the same node: iperf3 throughput each
 //!    way (goal: ratio ≥ 0.95) and new connections per second, one HTTP/1.0 GET to nginx each
@@ -237,9 +238,10 @@ fn median_f64(mut v: Vec<f64>) -> f64 {
 /// `emu-bench-proxy [nft] [endpoint] [datapath]`: the sections to run (default: all).
 fn main() {
     require_root();
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let (ep_services, ep_nodes) = (take_count(&mut args, "--services", EP_SERVICES), take_count(&mut args, "--nodes", EP_NODES));
     if let Some(bad) = args.iter().find(|a| !["nft", "endpoint", "datapath"].contains(&a.as_str())) {
-        eprintln!("error: unknown section {bad:?}; usage: emu-bench-proxy [nft] [endpoint] [datapath]");
+        eprintln!("error: unknown section {bad:?}; usage: emu-bench-proxy [nft] [endpoint [--services N] [--nodes N]] [datapath]");
         std::process::exit(2);
     }
     let run = |section: &str| args.is_empty() || args.iter().any(|a| a == section);
@@ -250,13 +252,28 @@ fn main() {
     }
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
     if run("endpoint") {
-        if let Err(e) = endpoint_change_in_cluster(&rt) {
+        if let Err(e) = endpoint_change_in_cluster(&rt, ep_services, ep_nodes) {
             println!("    failed: {e:#}");
         }
     }
     if run("datapath") {
         if let Err(e) = data_path(&rt) {
             println!("    failed: {e:#}");
+        }
+    }
+}
+
+/// Removes `flag N` from `args` and returns N, or `default` without the flag.
+fn take_count(args: &mut Vec<String>, flag: &str, default: usize) -> usize {
+    let Some(i) = args.iter().position(|a| a == flag) else { return default };
+    match args.get(i + 1).and_then(|n| n.parse().ok()).filter(|n: &usize| *n > 0) {
+        Some(n) => {
+            args.drain(i..=i + 1);
+            n
+        }
+        None => {
+            eprintln!("error: {flag} needs a positive number");
+            std::process::exit(2);
         }
     }
 }
@@ -343,6 +360,8 @@ fn in_netns(netns: &str, args: &[&str]) -> anyhow::Result<String> {
 }
 
 const EP_CLUSTER: &str = "bnchep";
+/// The endpoint section's size unless `--services N` and `--nodes N` say otherwise
+/// (emu-bench-scale runs it with 10,000 Services on 10 nodes).
 const EP_NODES: usize = 3;
 const EP_SERVICES: usize = 1000;
 const EP_CHANGES: usize = 100;
@@ -407,27 +426,27 @@ impl Drop for Monitor {
 }
 
 /// Section 2: one endpoint change, measured until the rules of every node have it.
-fn endpoint_change_in_cluster(rt: &tokio::runtime::Runtime) -> anyhow::Result<()> {
+fn endpoint_change_in_cluster(rt: &tokio::runtime::Runtime, ep_services: usize, ep_nodes: usize) -> anyhow::Result<()> {
     println!(
-        "  one endpoint change in a {EP_NODES}-node cluster ({EP_CLUSTER}) with {EP_SERVICES} selectorless services × {EP_NODES} endpoints"
+        "  one endpoint change in a {ep_nodes}-node cluster ({EP_CLUSTER}) with {ep_services} selectorless services × {ep_nodes} endpoints"
     );
-    let (cluster, mut client) = cluster_with_client(rt, EP_CLUSTER, EP_NODES)?;
-    let nodes: Vec<String> = (1..=EP_NODES).map(|i| naming::netns_node(EP_CLUSTER, &format!("node-{i}"))).collect();
+    let (cluster, mut client) = cluster_with_client(rt, EP_CLUSTER, ep_nodes)?;
+    let nodes: Vec<String> = (1..=ep_nodes).map(|i| naming::netns_node(EP_CLUSTER, &format!("node-{i}"))).collect();
 
     // Endpoint IPs outside the pod and service ranges, as for external backends.
     let base = Ipv4Addr::new(10, 250, 0, 0);
-    let mut ips: Vec<Vec<Ipv4Addr>> = (0..EP_SERVICES).map(|i| (0..EP_NODES).map(|k| nth(base, EP_NODES * i + k)).collect()).collect();
-    let mut objects: Vec<Value> = (0..EP_SERVICES).map(ep_service).collect();
-    objects.extend((0..EP_SERVICES).map(|i| ep_endpoints(i, &ips[i])));
+    let mut ips: Vec<Vec<Ipv4Addr>> = (0..ep_services).map(|i| (0..ep_nodes).map(|k| nth(base, ep_nodes * i + k)).collect()).collect();
+    let mut objects: Vec<Value> = (0..ep_services).map(ep_service).collect();
+    objects.extend((0..ep_services).map(|i| ep_endpoints(i, &ips[i])));
     let t = Instant::now();
     rt.block_on(apply(&mut client, &objects))?;
     let applied = t.elapsed();
     // Every node has a service chain per Service with endpoints.
     let prefix = "chain svc-default/bench-";
-    poll("the rules of 1000 services on every node", Duration::from_secs(300), Duration::from_millis(100), || {
+    poll(&format!("the rules of {ep_services} services on every node"), Duration::from_secs(300), Duration::from_millis(100), || {
         nodes
             .iter()
-            .all(|ns| in_netns(ns, &["nft", "list", "chains", "ip"]).is_ok_and(|out| out.matches(prefix).count() == EP_SERVICES))
+            .all(|ns| in_netns(ns, &["nft", "list", "chains", "ip"]).is_ok_and(|out| out.matches(prefix).count() == ep_services))
             .then_some(())
     })
     .map_err(|e| anyhow!("{e}\n{}", cluster.logs()))?;
@@ -443,9 +462,10 @@ fn endpoint_change_in_cluster(rt: &tokio::runtime::Runtime) -> anyhow::Result<()
     let mut missed = 0;
     let mut last = None;
     for change in 0..EP_CHANGES {
-        let s = (change * 389) % EP_SERVICES;
-        let k = change % EP_NODES;
-        let new_ip = nth(Ipv4Addr::new(10, 251, 0, 1), change);
+        let s = (change * 389) % ep_services;
+        let k = change % ep_nodes;
+        // Past the initial endpoints, so that each change's address is new to the rules.
+        let new_ip = nth(base, ep_services * ep_nodes + 1 + change);
         ips[s][k] = new_ip;
         // Unique in the rules: `dnat to IP:PORT` (or `ip:port` in an endpoint chain's DNAT).
         let needle = format!("{new_ip}:{EP_TARGET_PORT}");
@@ -455,8 +475,8 @@ fn endpoint_change_in_cluster(rt: &tokio::runtime::Runtime) -> anyhow::Result<()
         acked.push(t0.elapsed());
         // Per node: the new endpoint seen, then the end of its transaction (the kernel announces
         // a new generation once the batch is committed).
-        let mut seen = [false; EP_NODES];
-        let mut done: Vec<Option<Duration>> = vec![None; EP_NODES];
+        let mut seen = vec![false; ep_nodes];
+        let mut done: Vec<Option<Duration>> = vec![None; ep_nodes];
         let deadline = t0 + Duration::from_secs(10);
         while done.iter().any(Option::is_none) {
             let Some(left) = deadline.checked_duration_since(Instant::now()) else {
@@ -493,10 +513,10 @@ fn endpoint_change_in_cluster(rt: &tokio::runtime::Runtime) -> anyhow::Result<()
         })
         .count();
     if all_nodes.is_empty() {
-        bail!("no change reached all {EP_NODES} nodes within 10 s\n{}", cluster.logs());
+        bail!("no change reached all {ep_nodes} nodes within 10 s\n{}", cluster.logs());
     }
     row(
-        &format!("Endpoints write → rules on all {EP_NODES} nodes"),
+        &format!("Endpoints write → rules on all {ep_nodes} nodes"),
         format!(
             "p50: {:6.1} ms   p99: {:6.1} ms   ({} changes{}; goal p99 ≤ 50 ms)",
             ms(percentile(&all_nodes, 50.0)),
@@ -511,9 +531,9 @@ fn endpoint_change_in_cluster(rt: &tokio::runtime::Runtime) -> anyhow::Result<()
         ms(percentile(&acked, 50.0)),
         ms(percentile(&acked, 99.0)),
     );
-    println!("      (commits seen with `nft monitor` in each node's netns; the last change also in `nft list chain` on {listed} of {EP_NODES} nodes)");
+    println!("      (commits seen with `nft monitor` in each node's netns; the last change also in `nft list chain` on {listed} of {ep_nodes} nodes)");
     println!(
-        "      initial load: {EP_SERVICES} services + Endpoints in one apply ({:.2} s) → rules on all nodes {:.2} s (polled every 0.1 s)",
+        "      initial load: {ep_services} services + Endpoints in one apply ({:.2} s) → rules on all nodes {:.2} s (polled every 0.1 s)",
         secs(applied),
         secs(loaded)
     );
