@@ -23,11 +23,15 @@ emu_need_packages() {
   # server (dnsmasq, run by a pod of the 4km3/dnsmasq image): dnsmasq-base is the program alone,
   # without the dnsmasq package's service, so nothing starts listening on the host. The ingress
   # benchmark's load generator (wrk, run in the outside world; --latency gives its percentiles).
+  # The scale benchmark's baseline, Mininet with Linux bridges (brctl): without its recommended
+  # openvswitch-switch (a service), nothing it installs starts a daemon or touches the network.
   if [ "${EMU_WITH_BENCH:-0}" = 1 ]; then
     command -v iperf3 >/dev/null || missing+=(iperf3)
     command -v dnsperf >/dev/null || missing+=(dnsperf)
     [ -x /usr/sbin/dnsmasq ] || missing+=(dnsmasq-base)
     command -v wrk >/dev/null || missing+=(wrk)
+    command -v mn >/dev/null || missing+=(mininet)
+    command -v brctl >/dev/null || [ -x /usr/sbin/brctl ] || missing+=(bridge-utils)
   fi
   if [ ${#missing[@]} -gt 0 ]; then
     echo "==> Installing missing system packages: ${missing[*]}"
