@@ -105,12 +105,16 @@ fn main() {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     if run("pods") {
         check(emu(&["up", "--cluster", CLUSTER, "--nodes", "4"]), "emu up --nodes 4");
-        let mut latencies = rt.block_on(hundred_pods(CLUSTER, false));
+        let mut latencies: Vec<f64> = rt.block_on(hundred_pods(CLUSTER, false)).into_values().filter_map(|s| s.running).collect();
         let (rss, pss) = daemons_rss(CLUSTER, 4);
         check(emu(&["down", "--cluster", CLUSTER]), "emu down");
         check(emu(&["up", "--cluster", CLUSTER, "--nodes", "4"]), "emu up --nodes 4");
-        let mut burst = rt.block_on(hundred_pods(CLUSTER, true));
+        let cpu_before = cpu_usage(CLUSTER);
+        let burst_seen = rt.block_on(hundred_pods(CLUSTER, true));
+        let cpu = cpu_usage(CLUSTER).since(&cpu_before);
+        let starts = agent_starts(CLUSTER);
         check(emu(&["down", "--cluster", CLUSTER]), "emu down");
+        let mut burst: Vec<f64> = burst_seen.values().filter_map(|s| s.running).collect();
         println!(
             "  pod start, apply → Running, 100 pods / 4 nodes   p50: {:7.1} ms   p99: {:7.1} ms   (one at a time; goal p99 ≤ 100 ms)",
             percentile(&mut latencies, 50.0),
@@ -121,6 +125,7 @@ fn main() {
             percentile(&mut burst, 50.0),
             percentile(&mut burst, 99.0)
         );
+        print_breakdown(&burst_seen, &starts, &cpu);
         println!("  RSS of controller + 4 agents at 100 pods         {:7.1} MB   (goal ≤ 50 MB; PSS {:.1} MB)", rss, pss);
     }
 
@@ -157,9 +162,18 @@ fn running(v: &Value) -> bool {
         && v["status"]["conditions"].as_array().is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
 }
 
-/// Applies 100 pods and returns, per pod, the time from its apply to Running (ms). `burst`: all
-/// in one request; otherwise one after another, each once the previous one runs.
-async fn hundred_pods(cluster: &str, burst: bool) -> Vec<f64> {
+/// What the client's watch saw of a pod, in ms after its apply (and when that was).
+#[derive(Clone, Copy)]
+struct Seen {
+    applied: std::time::SystemTime,
+    /// Bound to a node (the scheduler's write).
+    bound: Option<f64>,
+    running: Option<f64>,
+}
+
+/// Applies 100 pods and returns, per pod name, when it was bound and Running. `burst`: all in
+/// one request; otherwise one after another, each once the previous one runs.
+async fn hundred_pods(cluster: &str, burst: bool) -> HashMap<String, Seen> {
     let socket = emu_logic::cluster::Paths::new(cluster).socket();
     let mut client = emu_proto::connect_unix(&socket).await.expect("controller");
     let mut watch = client
@@ -173,34 +187,184 @@ async fn hundred_pods(cluster: &str, burst: bool) -> Vec<f64> {
         }
     }
     let mut started: HashMap<String, Instant> = HashMap::new();
-    let mut done: HashMap<String, f64> = HashMap::new();
+    let mut seen: HashMap<String, Seen> = HashMap::new();
     let batches: Vec<Vec<usize>> = if burst { vec![(0..100).collect()] } else { (0..100).map(|i| vec![i]).collect() };
     for batch in batches {
-        let t = Instant::now();
+        let (t, applied) = (Instant::now(), std::time::SystemTime::now());
         for i in &batch {
             started.insert(format!("bench-{i}"), t);
+            seen.insert(format!("bench-{i}"), Seen { applied, bound: None, running: None });
         }
         client
             .apply(emu_proto::ApplyRequest { objects: batch.iter().map(|i| pod_json(*i)).collect(), create_only: true, dry_run: false })
             .await
             .expect("apply");
         let deadline = Instant::now() + Duration::from_secs(120);
-        while batch.iter().any(|i| !done.contains_key(&format!("bench-{i}"))) && Instant::now() < deadline {
+        let is_running = |seen: &HashMap<String, Seen>, i: &usize| seen.get(&format!("bench-{i}")).is_some_and(|s| s.running.is_some());
+        while !batch.iter().all(|i| is_running(&seen, i)) && Instant::now() < deadline {
             let Ok(Some(Ok(ev))) = tokio::time::timeout(Duration::from_secs(5), watch.next()).await else { break };
             let Some(o) = ev.object else { continue };
             let v: Value = serde_json::from_str(&o.json).unwrap_or_default();
-            let name = v["metadata"]["name"].as_str().unwrap_or("").to_string();
-            if running(&v) {
-                if let Some(t0) = started.get(&name) {
-                    done.entry(name).or_insert_with(|| ms(t0.elapsed()));
-                }
+            let name = v["metadata"]["name"].as_str().unwrap_or("");
+            let (Some(t0), Some(s)) = (started.get(name), seen.get_mut(name)) else { continue };
+            if s.bound.is_none() && v["spec"]["nodeName"].as_str().is_some_and(|n| !n.is_empty()) {
+                s.bound = Some(ms(t0.elapsed()));
+            }
+            if s.running.is_none() && running(&v) {
+                s.running = Some(ms(t0.elapsed()));
             }
         }
     }
-    if done.len() < 100 {
-        eprintln!("only {} of 100 pods became Running", done.len());
+    let done = seen.values().filter(|s| s.running.is_some()).count();
+    if done < 100 {
+        eprintln!("only {done} of 100 pods became Running");
     }
-    done.into_values().collect()
+    seen
+}
+
+/// CPU time (µs) used so far by the cluster's processes, per part, from its cgroups (which
+/// count processes that have exited too: shims' start-up parents, helpers).
+#[derive(Default)]
+struct CpuUsage {
+    controller: u64,
+    agents: u64,
+    /// Shims and containers.
+    pods: u64,
+    all: u64,
+}
+
+impl CpuUsage {
+    fn since(&self, before: &CpuUsage) -> CpuUsage {
+        CpuUsage {
+            controller: self.controller.saturating_sub(before.controller),
+            agents: self.agents.saturating_sub(before.agents),
+            pods: self.pods.saturating_sub(before.pods),
+            all: self.all.saturating_sub(before.all),
+        }
+    }
+}
+
+fn cpu_usage(cluster: &str) -> CpuUsage {
+    let usage = |dir: &std::path::Path| -> u64 {
+        std::fs::read_to_string(dir.join("cpu.stat"))
+            .ok()
+            .and_then(|s| s.lines().find_map(|l| l.strip_prefix("usage_usec ")?.trim().parse().ok()))
+            .unwrap_or(0)
+    };
+    let Ok(root) = emu_host::cgroup::cluster_dir(cluster) else { return CpuUsage::default() };
+    let nodes: Vec<std::path::PathBuf> = std::fs::read_dir(&root)
+        .map(|d| {
+            d.flatten().map(|e| e.path()).filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("node-"))).collect()
+        })
+        .unwrap_or_default();
+    CpuUsage {
+        controller: usage(&root.join("controller")),
+        agents: nodes.iter().map(|n| usage(&n.join("agent"))).sum(),
+        pods: nodes.iter().map(|n| usage(&n.join("pods"))).sum(),
+        all: usage(&root),
+    }
+}
+
+/// One `pod started` line of an agent's log: when it was written and the steps before it.
+struct AgentStart {
+    at: std::time::SystemTime,
+    /// (step, ms), in order.
+    laps: Vec<(String, f64)>,
+}
+
+/// The agents' `pod started` lines, by pod name.
+fn agent_starts(cluster: &str) -> HashMap<String, AgentStart> {
+    let nodes = emu_logic::cluster::Paths::new(cluster).root.join("nodes");
+    let mut out = HashMap::new();
+    for node in std::fs::read_dir(nodes).into_iter().flatten().flatten() {
+        let text = std::fs::read_to_string(node.path().join("agent.log")).unwrap_or_default();
+        for line in text.lines().map(strip_ansi).filter(|l| l.contains(" pod started ")) {
+            let Some(at) = line.split_whitespace().next().and_then(parse_rfc3339) else { continue };
+            let Some(pod) = line.split_once(" pod=").and_then(|(_, r)| r.split_whitespace().next()) else { continue };
+            let Some((_, stages)) = line.split_once(" stages=") else { continue };
+            let laps = stages
+                .split_whitespace()
+                .filter_map(|s| s.split_once(':'))
+                .filter_map(|(k, v)| Some((k.to_string(), v.parse().ok()?)))
+                .collect();
+            out.insert(pod.to_string(), AgentStart { at, laps });
+        }
+    }
+    out
+}
+
+fn strip_ansi(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // CSI: ESC [ … a final letter.
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// `2026-12-07T23:41:09.062411Z` (tracing's timestamps, UTC) as a time.
+fn parse_rfc3339(s: &str) -> Option<std::time::SystemTime> {
+    let s = s.strip_suffix('Z')?;
+    let (date, time) = s.split_once('T')?;
+    let mut d = date.split('-').map(|p| p.parse::<i64>());
+    let (y, m, day) = (d.next()?.ok()?, d.next()?.ok()?, d.next()?.ok()?);
+    let (hms, frac) = time.split_once('.').unwrap_or((time, "0"));
+    let mut t = hms.split(':').map(|p| p.parse::<i64>());
+    let (h, mi, sec) = (t.next()?.ok()?, t.next()?.ok()?, t.next()?.ok()?);
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86_400 + h * 3600 + mi * 60 + sec;
+    let nanos: u32 = format!("{frac:0<9}")[..9].parse().ok()?;
+    Some(std::time::UNIX_EPOCH + Duration::new(u64::try_from(secs).ok()?, nanos))
+}
+
+/// Where the burst's pods' start time went: each step's p50 and p99 over the pods (the client's
+/// watch for apply → bound and the agent's report → Running, the agents' `pod started` lines for
+/// the steps between), and the CPU time each part of the cluster used per pod.
+fn print_breakdown(seen: &HashMap<String, Seen>, starts: &HashMap<String, AgentStart>, cpu: &CpuUsage) {
+    let mut steps: Vec<(String, Vec<f64>)> = Vec::new();
+    let mut add = |name: &str, v: f64| match steps.iter_mut().find(|(n, _)| n == name) {
+        Some((_, vs)) => vs.push(v),
+        None => steps.push((name.to_string(), vec![v])),
+    };
+    for (pod, s) in seen {
+        let (Some(bound), Some(running), Some(start)) = (s.bound, s.running, starts.get(pod)) else { continue };
+        let reported = start.at.duration_since(s.applied).map(ms).unwrap_or(0.0);
+        let claimed = reported - start.laps.iter().map(|(_, v)| v).sum::<f64>();
+        add("apply → bound (controller: admission, store, scheduler)", bound);
+        add("bound → the agent starts it (watch, pass)", claimed - bound);
+        for (step, v) in &start.laps {
+            add(&format!("  agent: {step}"), *v);
+        }
+        add("agent's report → Running seen (store, watch)", running - reported);
+        add("apply → Running", running);
+    }
+    println!("    where the burst's time went ({} pods; ms, p50 / p99):", steps.first().map_or(0, |(_, v)| v.len()));
+    for (name, mut v) in steps {
+        println!("      {name:<56} {:7.1} / {:7.1}", percentile(&mut v, 50.0), percentile(&mut v, 99.0));
+    }
+    let per_pod = |us: u64| us as f64 / 1000.0 / 100.0;
+    println!(
+        "    CPU per pod during the burst: controller {:.1} ms, agents {:.1} ms, shims and containers {:.1} ms; the cluster {:.1} ms",
+        per_pod(cpu.controller),
+        per_pod(cpu.agents),
+        per_pod(cpu.pods),
+        per_pod(cpu.all)
+    );
 }
 
 /// RSS and PSS (MB) of the controller and the agents, summed. RSS counts the code pages of the
