@@ -157,6 +157,17 @@ fn mount_volumes(pod_dir: &Path, specs: &[VolumeSpec]) -> io::Result<()> {
     let err = |what: String| move |e: nix::Error| io::Error::other(format!("{what}: {e}"));
     nix::mount::mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>)
         .map_err(err("making the shim's mounts private".into()))?;
+    // The host's named network namespaces, one bind mount per pod of every node under
+    // /run/netns, are nothing the pod uses: detached here, so that each container's mount
+    // namespace, a copy of this one, does not copy them again. Copying them, making them private
+    // and detaching the host's root at each container start walk every mount, which made a
+    // pod's start cost grow with the number of pods on the machine.
+    let netns_dir = emu_host::net::netns_path("");
+    match nix::mount::umount2(&netns_dir, nix::mount::MntFlags::MNT_DETACH) {
+        // EINVAL: not a mount point here (no namespace was ever named); ENOENT: no directory.
+        Ok(()) | Err(nix::errno::Errno::EINVAL) | Err(nix::errno::Errno::ENOENT) => {}
+        Err(e) => warn!("detaching {} from the pod's mounts: {e}", netns_dir.display()),
+    }
     if specs.is_empty() {
         return Ok(());
     }
