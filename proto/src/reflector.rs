@@ -14,8 +14,20 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_stream::StreamExt;
 
+/// (kind, namespace, name): where an object sits in a [`Cache`].
+pub type Key = (String, String, String);
+
 /// (kind, namespace, name) → object (or what a projection keeps of it, see [`run_projected`]).
-pub type Cache<T = Value> = BTreeMap<(String, String, String), Arc<T>>;
+pub type Cache<T = Value> = BTreeMap<Key, Arc<T>>;
+
+/// What [`run_changes`] sends: the watched objects as changes rather than snapshots.
+pub enum Change<T = Value> {
+    /// The complete set of objects: the first list, and every new list after a watch that could
+    /// not resume (a reset). It replaces everything before it, so that nothing stale survives.
+    Listed(Cache<T>),
+    /// One object added or modified (`Some`) or deleted (`None`), after a `Listed`.
+    Object(Key, Option<Arc<T>>),
+}
 
 pub struct Snapshot<T = Value> {
     pub objects: Arc<Cache<T>>,
@@ -63,8 +75,47 @@ pub async fn run_projected<T: Send + Sync + 'static>(
     tx: tokio::sync::watch::Sender<Snapshot<T>>,
     project: fn(Value) -> T,
 ) {
-    let upstream = upstream.into();
-    let mut mirror = Mirror { cache: Cache::new(), fresh: None, rv: 0, synced: false, project };
+    let mirror = Mirror { cache: Cache::new(), fresh: None, rv: 0, synced: false, project, log: None };
+    let emit = |mirror: &mut Mirror<T>, due: bool| {
+        if due {
+            publish(&tx, &mirror.cache, mirror.synced);
+        }
+        true
+    };
+    follow(upstream.into(), kinds, node_name, mirror, emit, || tx.is_closed()).await
+}
+
+/// [`run_projected`], sending the changes instead of publishing snapshots: a watcher that keeps
+/// an index of many objects (the cluster DNS) applies each change to what it touches, where a
+/// snapshot would cost a copy of the whole cache per batch of events and a walk over all of it.
+/// Each message holds the changes of one batch of events, in order.
+pub async fn run_changes<T: Send + Sync + 'static>(
+    upstream: impl Into<crate::transport::Upstream>,
+    kinds: Vec<String>,
+    node_name: String,
+    tx: tokio::sync::mpsc::UnboundedSender<Vec<Change<T>>>,
+    project: fn(Value) -> T,
+) {
+    let mirror = Mirror { cache: Cache::new(), fresh: None, rv: 0, synced: false, project, log: Some(Vec::new()) };
+    let emit = |mirror: &mut Mirror<T>, _: bool| {
+        let changes = std::mem::take(mirror.log.as_mut().expect("a change log"));
+        changes.is_empty() || tx.send(changes).is_ok()
+    };
+    follow(upstream.into(), kinds, node_name, mirror, emit, || tx.is_closed()).await
+}
+
+/// The watch loop of [`run_projected`] and [`run_changes`]: `emit` is called after each batch of
+/// events with whether the cache changed in a way to publish, and returns false when it could
+/// not deliver; the loop ends then, or when `closed` says so after the stream ended.
+async fn follow<T>(
+    upstream: crate::transport::Upstream,
+    kinds: Vec<String>,
+    node_name: String,
+    mut mirror: Mirror<T>,
+    mut emit: impl FnMut(&mut Mirror<T>, bool) -> bool,
+    closed: impl Fn() -> bool,
+) {
+    let mut listening = true;
     loop {
         let result: anyhow::Result<()> = async {
             let mut client = upstream.api().await?;
@@ -86,8 +137,9 @@ pub async fn run_projected<T: Send + Sync + 'static>(
                         _ => break,
                     }
                 }
-                if due {
-                    publish(&tx, &mirror.cache, mirror.synced);
+                listening = emit(&mut mirror, due);
+                if !listening {
+                    break;
                 }
             }
             Ok(())
@@ -97,7 +149,7 @@ pub async fn run_projected<T: Send + Sync + 'static>(
             Ok(()) => tracing::debug!(rv = mirror.rv, "watch ended or renewed; resuming"),
             Err(e) => tracing::debug!(error = %e, "watch interrupted; resuming"),
         }
-        if tx.is_closed() {
+        if !listening || closed() {
             return;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -119,6 +171,9 @@ struct Mirror<T> {
     /// True once the first full list has arrived.
     synced: bool,
     project: fn(Value) -> T,
+    /// The changes applied since the last batch, for [`run_changes`]; `None` for snapshots. With
+    /// changes, `cache` holds only a list being received (the first, without a RESET).
+    log: Option<Vec<Change<T>>>,
 }
 
 impl<T> Mirror<T> {
@@ -131,24 +186,39 @@ impl<T> Mirror<T> {
                 Ok(false)
             }
             EventType::Synced => {
+                let listed = self.fresh.is_some() || !self.synced;
                 if let Some(fresh) = self.fresh.take() {
                     self.cache = fresh;
                 }
                 self.synced = true;
+                if let (true, Some(log)) = (listed, &mut self.log) {
+                    // Changes logged before it are superseded. The list is handed over rather
+                    // than copied: with changes sent, nothing reads the cache after this.
+                    log.clear();
+                    log.push(Change::Listed(std::mem::take(&mut self.cache)));
+                }
                 self.rv = self.rv.max(event.resource_version);
                 Ok(true)
             }
             kind => {
                 let Some(object) = object else { return Ok(false) };
+                let live = self.fresh.is_none() && self.synced;
                 let target = self.fresh.as_mut().unwrap_or(&mut self.cache);
                 let key = key_of(&object);
-                if kind == EventType::Deleted {
-                    target.remove(&key);
-                } else {
-                    target.insert(key, Arc::new((self.project)(object)));
+                let object = (kind != EventType::Deleted).then(|| Arc::new((self.project)(object)));
+                match (live, &mut self.log) {
+                    // Sent as a change, and kept by whoever applies it: no copy here.
+                    (true, Some(log)) => log.push(Change::Object(key, object)),
+                    (_, _) => {
+                        if let Some(object) = object {
+                            target.insert(key, object);
+                        } else {
+                            target.remove(&key);
+                        }
+                    }
                 }
                 self.rv = self.rv.max(event.resource_version);
-                Ok(self.fresh.is_none() && self.synced)
+                Ok(live)
             }
         }
     }
@@ -177,7 +247,7 @@ mod tests {
 
     #[test]
     fn a_reset_replaces_the_cache_at_synced_and_changes_after_it_publish() {
-        let mut m = Mirror { cache: Cache::new(), fresh: None, rv: 0, synced: false, project: |v: Value| v };
+        let mut m = Mirror { cache: Cache::new(), fresh: None, rv: 0, synced: false, project: |v: Value| v, log: None };
         m.cache.insert(("Service".into(), "default".into(), "stale".into()), Arc::new(Value::Null));
         assert!(!m.apply(event(EventType::Reset, Some("{}"), 5)).unwrap());
         assert!(!m.apply(event(EventType::Added, Some(&service("a")), 5)).unwrap(), "nothing to publish before SYNCED");
@@ -197,9 +267,42 @@ mod tests {
             rv: 0,
             synced: true,
             project: |v: Value| v["spec"]["clusterIP"].as_str().map(str::to_string),
+            log: None,
         };
         m.apply(event(EventType::Added, Some(&service("a")), 1)).unwrap();
         let cached = m.cache.get(&("Service".into(), "default".into(), "a".into())).unwrap();
         assert_eq!(cached.as_deref(), Some("10.96.0.9"));
+    }
+
+    /// What the log holds, as (kind of change, object names).
+    fn logged(m: &mut Mirror<Value>) -> Vec<(&'static str, Vec<String>)> {
+        let log = std::mem::take(m.log.as_mut().unwrap());
+        log.into_iter()
+            .map(|change| match change {
+                Change::Listed(cache) => ("listed", names(&cache).into_iter().map(str::to_string).collect()),
+                Change::Object(key, Some(_)) => ("set", vec![key.2]),
+                Change::Object(key, None) => ("deleted", vec![key.2]),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn changes_are_a_list_then_each_object_and_a_reset_lists_again() {
+        let mut m = Mirror { cache: Cache::new(), fresh: None, rv: 0, synced: false, project: |v: Value| v, log: Some(Vec::new()) };
+        m.apply(event(EventType::Added, Some(&service("a")), 1)).unwrap();
+        assert!(logged(&mut m).is_empty(), "nothing before the first list is complete");
+        m.apply(event(EventType::Synced, Some("{}"), 1)).unwrap();
+        assert_eq!(logged(&mut m), [("listed", vec!["a".to_string()])]);
+        m.apply(event(EventType::Added, Some(&service("b")), 2)).unwrap();
+        m.apply(event(EventType::Deleted, Some(&service("a")), 3)).unwrap();
+        assert_eq!(logged(&mut m), [("set", vec!["b".to_string()]), ("deleted", vec!["a".to_string()])]);
+        // A watch that resumed and said so changes nothing.
+        m.apply(event(EventType::Synced, Some("{}"), 3)).unwrap();
+        assert!(logged(&mut m).is_empty());
+        m.apply(event(EventType::Reset, Some("{}"), 9)).unwrap();
+        m.apply(event(EventType::Added, Some(&service("c")), 9)).unwrap();
+        assert!(logged(&mut m).is_empty(), "the new list is sent whole once complete");
+        m.apply(event(EventType::Synced, Some("{}"), 9)).unwrap();
+        assert_eq!(logged(&mut m), [("listed", vec!["c".to_string()])], "b is gone with the old list");
     }
 }
