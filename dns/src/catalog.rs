@@ -1,6 +1,7 @@
 //! The catalog: what the DNS server knows, built from Kubernetes objects (Services,
 //! EndpointSlices of `discovery.k8s.io/v1`, Namespaces and, for `pods verified`, Pods) as the
-//! controller serves them. Pure: no I/O; the server rebuilds it on every change and swaps it in.
+//! controller serves them. Pure: no I/O; the feed applies each change to it through a
+//! [`CatalogWriter`] and hands the server a copy that shares all but the changed shards.
 //!
 //! Two steps: each object is first reduced to a [`DnsObject`], the few facts DNS needs (the feed
 //! caches these instead of whole objects: a Service is about 1 KB of JSON and several KB as a
@@ -8,7 +9,7 @@
 //! them, indexed for the lookups a query makes: namespace → service → ready endpoints, and
 //! IP → names for PTR. Not-ready endpoints are dropped on the way, since no DNS answer ever
 //! includes them (DNS-2, DNS-3). Names are `Arc<str>`, shared between the cached objects and
-//! every catalog built from them, so that a rebuild allocates little.
+//! the catalog's indexes.
 
 use crate::names;
 use emu_api::object;
@@ -16,7 +17,9 @@ use emu_api::typed;
 use emu_logic::endpoints::LABEL_SERVICE_NAME;
 use hickory_proto::rr::Name;
 use serde_json::Value;
-use std::collections::{HashMap, HashSet};
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::hash::{Hash, Hasher};
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
@@ -42,7 +45,7 @@ pub enum PodRecords {
 }
 
 /// What the cluster's DNS is configured with (the parts of a Corefile that matter here).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CatalogConfig {
     /// The cluster domain, fully qualified and lower case (`cluster.local.`).
     pub zone: Name,
@@ -109,7 +112,7 @@ pub struct Endpoint {
 }
 
 /// A Service as DNS sees it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Service {
     pub name: Arc<str>,
     pub namespace: Arc<str>,
@@ -197,19 +200,66 @@ pub struct ReverseEntry {
     pub namespace: Arc<str>,
 }
 
-#[derive(Debug, Clone)]
+/// The catalog: what queries are answered from. Cheap to clone: its indexes are split into
+/// [`SHARDS`] shards, each behind an `Arc`, so that a copy shares every shard with the original
+/// and a change copies only the shards it touches (copy on write, [`Arc::make_mut`]). The feed
+/// keeps one catalog up to date through a [`CatalogWriter`] and hands the server a clone after
+/// each batch of changes: a Service added among 10,000 copies a shard of ~40 services, not the
+/// catalog, and the server's copy is never written to.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Catalog {
-    config: CatalogConfig,
+    config: Arc<CatalogConfig>,
     synced: bool,
     serial: u32,
-    /// Every namespace that exists, with its services (DNS-11, DNS-12 need empty ones too).
-    namespaces: HashMap<Arc<str>, HashMap<Arc<str>, Service>>,
-    /// ClusterIP → its service(s); answered before endpoint names (DNS-5).
-    reverse_services: HashMap<IpAddr, Vec<ReverseEntry>>,
+    /// Every namespace that exists (DNS-11, DNS-12 need empty ones too): those with a Namespace
+    /// object or a service.
+    namespaces: Arc<HashSet<Arc<str>>>,
+    /// namespace → service name → service, sharded by (namespace, name).
+    services: Shards<ServicesByNamespace>,
+    /// ClusterIP → its service(s); answered before endpoint names (DNS-5). Sharded by IP.
+    reverse_services: Shards<HashMap<IpAddr, Vec<ReverseEntry>>>,
     /// Ready endpoint IP → its endpoint name(s) under every service that lists it.
-    reverse_endpoints: HashMap<IpAddr, Vec<ReverseEntry>>,
-    /// Pod IPs by namespace; filled only for `PodRecords::Verified`.
-    pod_ips: HashMap<Arc<str>, HashSet<IpAddr>>,
+    reverse_endpoints: Shards<HashMap<IpAddr, Vec<ReverseEntry>>>,
+    /// Pod IP → the namespaces of pods with it; filled only for `PodRecords::Verified`.
+    pod_ips: Shards<HashMap<IpAddr, HashSet<Arc<str>>>>,
+    /// (services, ready endpoint addresses), kept as services come and go.
+    counts: (usize, usize),
+}
+
+/// namespace → service name → service.
+type ServicesByNamespace = HashMap<Arc<str>, HashMap<Arc<str>, Service>>;
+
+/// Shards of each index: at 10,000 services, a change copies a shard of ~40 of them.
+const SHARDS: usize = 256;
+
+/// An index split by a hash of its keys; each shard copied on its first write after a clone.
+#[derive(Debug, Clone, PartialEq)]
+struct Shards<T>(Vec<Arc<T>>);
+
+impl<T: Clone + Default> Shards<T> {
+    fn new() -> Self {
+        Self((0..SHARDS).map(|_| Arc::default()).collect())
+    }
+
+    fn get(&self, key: impl Hash) -> &T {
+        &self.0[shard_of(key)]
+    }
+
+    fn get_mut(&mut self, key: impl Hash) -> &mut T {
+        Arc::make_mut(&mut self.0[shard_of(key)])
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &T> {
+        self.0.iter().map(|shard| &**shard)
+    }
+}
+
+/// The shard of a key. A fixed hasher: the same key must land in the same shard in every
+/// catalog, and `&str` hashes as the `Arc<str>` it is looked up for.
+fn shard_of(key: impl Hash) -> usize {
+    let mut hasher = std::hash::DefaultHasher::new();
+    key.hash(&mut hasher);
+    (hasher.finish() % SHARDS as u64) as usize
 }
 
 impl Catalog {
@@ -217,13 +267,15 @@ impl Catalog {
     /// SERVFAIL (DNS-15).
     pub fn unsynced(config: CatalogConfig) -> Self {
         Self {
-            config,
+            config: Arc::new(config),
             synced: false,
             serial: 0,
-            namespaces: HashMap::new(),
-            reverse_services: HashMap::new(),
-            reverse_endpoints: HashMap::new(),
-            pod_ips: HashMap::new(),
+            namespaces: Arc::default(),
+            services: Shards::new(),
+            reverse_services: Shards::new(),
+            reverse_endpoints: Shards::new(),
+            pod_ips: Shards::new(),
+            counts: (0, 0),
         }
     }
 
@@ -234,69 +286,23 @@ impl Catalog {
         Self::from_objects(&parsed, config, serial)
     }
 
-    /// [`Catalog::build`] from objects already reduced by [`DnsObject::from_value`].
+    /// [`Catalog::build`] from objects already reduced by [`DnsObject::from_value`]. Slices of
+    /// one service are merged in the order given.
     pub fn from_objects<'a>(objects: impl IntoIterator<Item = &'a DnsObject>, config: CatalogConfig, serial: u32) -> Self {
-        let mut catalog = Self { synced: true, serial, ..Self::unsynced(config) };
-        let mut slices = Vec::new();
-        for object in objects {
-            match object {
-                DnsObject::Namespace { name } => {
-                    catalog.namespaces.entry(name.clone()).or_default();
-                }
-                DnsObject::Service(service) => catalog.add_service(service),
-                DnsObject::EndpointSlice(slice) => slices.push(slice),
-                DnsObject::Pod { namespace, ips } if catalog.config.pod_records == PodRecords::Verified => {
-                    catalog.pod_ips.entry(namespace.clone()).or_default().extend(ips);
-                }
-                DnsObject::Pod { .. } => {}
-            }
-        }
-        // Slices after services, whatever order the objects came in.
-        for slice in slices {
-            catalog.add_slice(slice);
-        }
-        catalog.index_reverse();
-        catalog
-    }
-
-    fn add_service(&mut self, service: &Service) {
-        // A service's namespace exists even if its Namespace object has not arrived yet.
-        self.namespaces.entry(service.namespace.clone()).or_default().insert(service.name.clone(), service.clone());
-    }
-
-    fn add_slice(&mut self, slice: &Slice) {
-        let Some(service) = self.namespaces.get_mut(&slice.namespace).and_then(|s| s.get_mut(&slice.service)) else { return };
-        for endpoint in &slice.endpoints {
-            merge_endpoint(&mut service.endpoints, endpoint);
-        }
-    }
-
-    fn index_reverse(&mut self) {
-        for service in self.namespaces.values().flat_map(HashMap::values) {
-            let entry = |endpoint: Option<&Arc<str>>| ReverseEntry {
-                endpoint: endpoint.cloned(),
-                service: service.name.clone(),
-                namespace: service.namespace.clone(),
+        let mut writer = CatalogWriter::new(config);
+        for (i, object) in objects.into_iter().enumerate() {
+            // Keyed as the feed keys them where the key names the object a later one replaces;
+            // slices and pods by position, so that none replaces another.
+            let key = match object {
+                DnsObject::Namespace { name } => ("Namespace".into(), String::new(), name.to_string()),
+                DnsObject::Service(s) => ("Service".into(), s.namespace.to_string(), s.name.to_string()),
+                DnsObject::EndpointSlice(s) => ("EndpointSlice".into(), s.namespace.to_string(), format!("{i:020}")),
+                DnsObject::Pod { namespace, .. } => ("Pod".into(), namespace.to_string(), format!("{i:020}")),
             };
-            match &service.kind {
-                ServiceKind::ExternalName(_) => continue,
-                ServiceKind::ClusterIp(ips) => {
-                    for ip in ips {
-                        self.reverse_services.entry(*ip).or_default().push(entry(None));
-                    }
-                }
-                ServiceKind::Headless => {}
-            }
-            for endpoint in &service.endpoints {
-                self.reverse_endpoints.entry(endpoint.ip).or_default().push(entry(Some(&endpoint.label)));
-            }
+            writer.apply(key, Some(Arc::new(Some(object.clone()))));
         }
-        // Services come out of a hash map; answers should not change order between rebuilds.
-        for entries in self.reverse_services.values_mut().chain(self.reverse_endpoints.values_mut()) {
-            if entries.len() > 1 {
-                entries.sort();
-            }
-        }
+        writer.catalog.serial = serial;
+        writer.catalog
     }
 
     pub fn config(&self) -> &CatalogConfig {
@@ -313,22 +319,23 @@ impl Catalog {
     }
 
     pub fn namespace_exists(&self, namespace: &str) -> bool {
-        self.namespaces.contains_key(namespace)
+        self.namespaces.contains(namespace)
     }
 
     pub fn service(&self, namespace: &str, name: &str) -> Option<&Service> {
-        self.namespaces.get(namespace)?.get(name)
+        self.services.get((namespace, name)).get(namespace)?.get(name)
     }
 
     /// Names for a PTR query of `ip`: its service(s) if it is a ClusterIP, else its endpoint
     /// names (DNS-5). Empty when the IP is unknown.
     pub fn reverse(&self, ip: IpAddr) -> &[ReverseEntry] {
-        self.reverse_services.get(&ip).or_else(|| self.reverse_endpoints.get(&ip)).map_or(&[], Vec::as_slice)
+        let services = self.reverse_services.get(ip).get(&ip);
+        services.or_else(|| self.reverse_endpoints.get(ip).get(&ip)).map_or(&[], Vec::as_slice)
     }
 
     /// Whether a pod with `ip` runs in `namespace` (only known with `PodRecords::Verified`).
     pub fn pod_exists(&self, namespace: &str, ip: IpAddr) -> bool {
-        self.pod_ips.get(namespace).is_some_and(|ips| ips.contains(&ip))
+        self.pod_ips.get(ip).get(&ip).is_some_and(|namespaces| namespaces.contains(namespace))
     }
 
     /// The ClusterIPs of `kube-system/kube-dns`: what `ns.dns.<zone>` resolves to, as CoreDNS
@@ -342,8 +349,237 @@ impl Catalog {
 
     /// (services, ready endpoint addresses), for the log line of a sync and the metrics.
     pub fn counts(&self) -> (usize, usize) {
-        let services = self.namespaces.values().flat_map(HashMap::values);
-        services.fold((0, 0), |(s, e), service| (s + 1, e + service.endpoints.len()))
+        self.counts
+    }
+
+    /// Every service, in no particular order.
+    pub fn services(&self) -> impl Iterator<Item = &Service> {
+        self.services.iter().flat_map(HashMap::values).flat_map(HashMap::values)
+    }
+
+    /// Puts `new` in the place of service `namespace/name`, with its reverse entries.
+    fn replace_service(&mut self, namespace: &Arc<str>, name: &Arc<str>, new: Option<Service>) {
+        if self.service(namespace, name) == new.as_ref() {
+            return;
+        }
+        let shard = self.services.get_mut((&**namespace, &**name));
+        let old = match new.clone() {
+            Some(service) => shard.entry(namespace.clone()).or_default().insert(name.clone(), service),
+            None => {
+                let mut services = shard.get_mut(namespace);
+                let old = services.as_mut().and_then(|s| s.remove(name));
+                if services.is_some_and(|s| s.is_empty()) {
+                    shard.remove(namespace);
+                }
+                old
+            }
+        };
+        if let Some(old) = old {
+            self.counts = (self.counts.0 - 1, self.counts.1 - old.endpoints.len());
+            self.index_reverse(&old, false);
+        }
+        if let Some(new) = new {
+            self.counts = (self.counts.0 + 1, self.counts.1 + new.endpoints.len());
+            self.index_reverse(&new, true);
+        }
+    }
+
+    /// Adds (or removes) a service's PTR entries: its ClusterIPs and its endpoints'.
+    fn index_reverse(&mut self, service: &Service, add: bool) {
+        let entry = |endpoint: Option<&Arc<str>>| ReverseEntry {
+            endpoint: endpoint.cloned(),
+            service: service.name.clone(),
+            namespace: service.namespace.clone(),
+        };
+        let cluster_ips = match &service.kind {
+            ServiceKind::ExternalName(_) => return,
+            ServiceKind::ClusterIp(ips) => ips.as_slice(),
+            ServiceKind::Headless => &[],
+        };
+        for ip in cluster_ips {
+            update_reverse(self.reverse_services.get_mut(ip).entry(*ip), entry(None), add);
+        }
+        for endpoint in &service.endpoints {
+            update_reverse(self.reverse_endpoints.get_mut(endpoint.ip).entry(endpoint.ip), entry(Some(&endpoint.label)), add);
+        }
+    }
+}
+
+/// Adds or removes one PTR entry of an IP. Entries stay sorted, so that the answer does not
+/// depend on the order services came in; an IP without entries leaves the index.
+fn update_reverse(slot: Entry<'_, IpAddr, Vec<ReverseEntry>>, entry: ReverseEntry, add: bool) {
+    match (slot, add) {
+        (Entry::Occupied(mut o), true) => {
+            let at = o.get().binary_search(&entry).unwrap_or_else(|at| at);
+            o.get_mut().insert(at, entry);
+        }
+        (Entry::Vacant(v), true) => {
+            v.insert(vec![entry]);
+        }
+        (Entry::Occupied(mut o), false) => {
+            if let Some(at) = o.get().iter().position(|e| *e == entry) {
+                o.get_mut().remove(at);
+            }
+            if o.get().is_empty() {
+                o.remove();
+            }
+        }
+        (Entry::Vacant(_), false) => {}
+    }
+}
+
+/// Keeps a [`Catalog`] in step with the objects, one change at a time: each change recomputes
+/// only what it touches (a Service and its slices, one namespace, one pod IP), and the result is
+/// the catalog a rebuild from all objects gives (the tests check it over random changes).
+#[derive(Debug, Clone)]
+pub struct CatalogWriter {
+    catalog: Catalog,
+    /// Every object, keyed as the feed's reflector keys them: (kind, namespace, name).
+    objects: HashMap<ObjectKey, Arc<Option<DnsObject>>>,
+    /// (namespace, service) → the names of its slices, in the order a rebuild merges them.
+    slices: HashMap<(Arc<str>, Arc<str>), BTreeSet<String>>,
+    /// namespace → why it exists: its Namespace object and each of its services.
+    namespace_refs: HashMap<Arc<str>, usize>,
+    /// (namespace, pod IP) → pods with it (two only for a moment, when an IP is reused).
+    pod_refs: HashMap<(Arc<str>, IpAddr), usize>,
+}
+
+/// Where an object is kept: (kind, namespace, name).
+pub type ObjectKey = (String, String, String);
+
+impl CatalogWriter {
+    /// A synced, empty catalog.
+    pub fn new(config: CatalogConfig) -> Self {
+        Self {
+            catalog: Catalog { synced: true, ..Catalog::unsynced(config) },
+            objects: HashMap::new(),
+            slices: HashMap::new(),
+            namespace_refs: HashMap::new(),
+            pod_refs: HashMap::new(),
+        }
+    }
+
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    pub fn set_serial(&mut self, serial: u32) {
+        self.catalog.serial = serial;
+    }
+
+    /// Sets the object at `key` (its projection; `None` inside for an object DNS does not serve),
+    /// or removes it (`None`).
+    pub fn apply(&mut self, key: ObjectKey, object: Option<Arc<Option<DnsObject>>>) {
+        let new = object.filter(|o| o.is_some());
+        let old = match &new {
+            Some(object) => self.objects.insert(key.clone(), object.clone()),
+            None => self.objects.remove(&key),
+        };
+        // Undo what the old version brought, add what the new one brings, then recompute the
+        // services whose own object or slices changed.
+        let mut touched = Vec::new();
+        for (object, add) in [(old, false), (new, true)] {
+            let Some(object) = object.as_deref().and_then(Option::as_ref) else { continue };
+            match object {
+                DnsObject::Namespace { name } => self.count_namespace(name, add),
+                DnsObject::Service(service) => {
+                    self.count_namespace(&service.namespace, add);
+                    touched.push((service.namespace.clone(), service.name.clone()));
+                }
+                DnsObject::EndpointSlice(slice) => {
+                    let owner = (slice.namespace.clone(), slice.service.clone());
+                    let names = self.slices.entry(owner.clone()).or_default();
+                    if add {
+                        names.insert(key.2.clone());
+                    } else {
+                        names.remove(&key.2);
+                        if names.is_empty() {
+                            self.slices.remove(&owner);
+                        }
+                    }
+                    touched.push(owner);
+                }
+                DnsObject::Pod { namespace, ips } if self.catalog.config.pod_records == PodRecords::Verified => {
+                    let unique: HashSet<&IpAddr> = ips.iter().collect();
+                    for ip in unique {
+                        self.count_pod_ip(namespace, *ip, add);
+                    }
+                }
+                DnsObject::Pod { .. } => {}
+            }
+        }
+        touched.dedup();
+        for (namespace, name) in touched {
+            self.refresh_service(&namespace, &name);
+        }
+    }
+
+    /// Service `namespace/name` as its object and slices make it now.
+    fn refresh_service(&mut self, namespace: &Arc<str>, name: &Arc<str>) {
+        let object = |kind: &str, name: &str| self.objects.get(&(kind.to_string(), namespace.to_string(), name.to_string()));
+        let service = match object("Service", name).and_then(|o| (**o).as_ref()) {
+            Some(DnsObject::Service(service)) => {
+                let mut service = service.clone();
+                let slice_names = self.slices.get(&(namespace.clone(), name.clone())).into_iter().flatten();
+                for slice_name in slice_names {
+                    if let Some(Some(DnsObject::EndpointSlice(slice))) = object("EndpointSlice", slice_name).map(|o| &**o) {
+                        for endpoint in &slice.endpoints {
+                            merge_endpoint(&mut service.endpoints, endpoint);
+                        }
+                    }
+                }
+                Some(service)
+            }
+            _ => None,
+        };
+        self.catalog.replace_service(namespace, name, service);
+    }
+
+    fn count_namespace(&mut self, namespace: &Arc<str>, add: bool) {
+        if count(&mut self.namespace_refs, namespace.clone(), add) {
+            let namespaces = Arc::make_mut(&mut self.catalog.namespaces);
+            if add {
+                namespaces.insert(namespace.clone());
+            } else {
+                namespaces.remove(namespace);
+            }
+        }
+    }
+
+    fn count_pod_ip(&mut self, namespace: &Arc<str>, ip: IpAddr, add: bool) {
+        if count(&mut self.pod_refs, (namespace.clone(), ip), add) {
+            let shard = self.catalog.pod_ips.get_mut(ip);
+            let namespaces = shard.entry(ip).or_default();
+            if add {
+                namespaces.insert(namespace.clone());
+            } else {
+                namespaces.remove(namespace);
+                if namespaces.is_empty() {
+                    shard.remove(&ip);
+                }
+            }
+        }
+    }
+}
+
+/// Counts one more (or one less) reference to `key`; true when it appeared or disappeared.
+fn count<K: Hash + Eq>(refs: &mut HashMap<K, usize>, key: K, add: bool) -> bool {
+    if add {
+        let n = refs.entry(key).or_default();
+        *n += 1;
+        *n == 1
+    } else {
+        match refs.entry(key) {
+            Entry::Occupied(mut o) if *o.get() > 1 => {
+                *o.get_mut() -= 1;
+                false
+            }
+            Entry::Occupied(o) => {
+                o.remove();
+                true
+            }
+            Entry::Vacant(_) => false,
+        }
     }
 }
 
@@ -423,3 +659,6 @@ fn merge_endpoint(endpoints: &mut Vec<Endpoint>, endpoint: &Endpoint) {
         existing.ports = existing.ports.iter().chain(missing).cloned().collect();
     }
 }
+
+#[cfg(test)]
+mod tests;
